@@ -1,0 +1,150 @@
+# knytt -- plain Makefile.  Honours PREFIX, DESTDIR, LIBDIR, INCLUDEDIR,
+# MANDIR, BINDIR; CC, CFLAGS, LDFLAGS.
+#
+#   make            libknytt.a, libknytt.so, the examples
+#   make test       Check suites + meta checks
+#   make sanitize   the same suites under ASan + UBSan
+#   make bench      every benchmark (make bench-deps first)
+#   make deps       Debian packages the build and tests need
+#   make install    PREFIX=/usr/local DESTDIR=
+
+VERSION_MAJOR := 0
+VERSION := 0.1.0
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(abspath $(CURDIR)/../shared/data)
+
+CC ?= cc
+ARCH := $(shell uname -m)
+PKGS := sqlite3 libpq libcjson libcurl libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wno-unused-parameter
+OPT ?= -O2 -g
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden \
+	-Iinclude $(WARN) $(OPT) $(BLAS_CFLAGS) $(PKG_CFLAGS)
+LIBS := $(PKG_LIBS) $(BLAS_LIBS) -llapacke -lm -lpthread
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer
+
+# Only ISA files get ISA flags; the rest builds for the baseline CPU.
+ISA_SRCS := lib/vec/vec_avx2.c lib/vec/vec_avx512.c
+LIB_SRCS := $(filter-out $(ISA_SRCS),$(wildcard lib/*/*.c))
+ifeq ($(ARCH),x86_64)
+LIB_SRCS += $(ISA_SRCS)
+endif
+TEST_SRCS := $(wildcard tests/check_*.c)
+SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
+EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
+
+# $(1) = build dir, $(2) = extra flags
+define build_rules
+$(1)/obj/%.o: %.c $$(wildcard include/*.h lib/*.h lib/*/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -c $$< -o $$@
+
+$(1)/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c lib/vec/vec.h
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -c $$< -o $$@
+
+$(1)/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c lib/vec/vec.h
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -mavx512f \
+		-mavx512bw -mavx512vl -c $$< -o $$@
+
+$(1)/libknytt.a: $$(patsubst %.c,$(1)/obj/%.o,$$(LIB_SRCS))
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+$(1)/suites.inc: $$(TEST_SRCS)
+	@mkdir -p $(1)
+	@printf '%s\n' $$(foreach s,$$(SUITES),'KNYTT_SUITE($$(s))') > $$@.tmp
+	@cmp -s $$@.tmp $$@ || mv $$@.tmp $$@; rm -f $$@.tmp
+
+$(1)/check_knytt: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a
+	$$(CC) $$(BASE_CFLAGS) $(2) $$(LDFLAGS) -o $$@ \
+		$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a \
+		$$(CHECK_LIBS) $$(LIBS)
+
+$(1)/obj/tests/check_main.o: $(1)/suites.inc
+endef
+
+all: build/libknytt.a build/libknytt.so examples
+
+$(eval $(call build_rules,build,))
+$(eval $(call build_rules,build-san,$(SAN_FLAGS)))
+build/obj/tests/%.o: BASE_CFLAGS += -Ibuild
+build-san/obj/tests/%.o: BASE_CFLAGS += -Ibuild-san
+
+build/libknytt.so: $(patsubst %.c,build/obj/%.o,$(LIB_SRCS)) lib/knytt.vers
+	$(CC) -shared -Wl,-soname,libknytt.so.$(VERSION_MAJOR) \
+		-Wl,--version-script=lib/knytt.vers -Wl,--no-undefined \
+		$(LDFLAGS) -o build/libknytt.so.$(VERSION) \
+		$(patsubst %.c,build/obj/%.o,$(LIB_SRCS)) $(LIBS)
+	ln -sf libknytt.so.$(VERSION) build/libknytt.so.$(VERSION_MAJOR)
+	ln -sf libknytt.so.$(VERSION) build/libknytt.so
+
+examples: $(patsubst %,build/bin/%,$(EXAMPLES))
+
+build/bin/%: examples/%.c build/libknytt.a include/knytt.h
+	@mkdir -p build/bin
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< build/libknytt.a $(LIBS)
+
+# CK_DEFAULT_TIMEOUT: generous, because sanitizer builds run 5-10x slower.
+test: build/check_knytt build/libknytt.so examples
+	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 ./build/check_knytt
+	sh tests/meta.sh build
+
+sanitize: build-san/check_knytt
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1 KNYTT_DATA_DIR=$(DATADIR) \
+	KNYTT_SANITIZE=1 CK_DEFAULT_TIMEOUT=1200 ./build-san/check_knytt
+
+bench: all
+	benchmarks/ann/run --csv build/bench-ann.csv
+
+bench-deps:
+	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev \
+	libsqlite3-dev libpq-dev postgresql libcjson-dev \
+	libcurl4-openssl-dev libssl-dev check libsubunit-dev \
+	libmicrohttpd-dev gnuplot-nox
+deps:
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
+
+knytt.pc: knytt.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    $< > $@
+
+install: build/libknytt.a build/libknytt.so knytt.pc
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 644 include/knytt.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 build/libknytt.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 build/libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libknytt.so.$(VERSION_MAJOR)
+	ln -sf libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libknytt.so
+	install -m 644 knytt.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	for f in man/*.[1-9]; do \
+		s=$${f##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
+		install -m 644 $$f $(DESTDIR)$(MANDIR)/man$$s/; done
+
+clean:
+	rm -rf build build-san knytt.pc
+
+.PHONY: all test sanitize bench bench-deps deps install clean examples
+.SECONDARY:

@@ -1,0 +1,76 @@
+/*
+ * error.c -- status codes, their names and the thread-local message.
+ */
+#include "../internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 512 bytes holds a message naming a field, a line and a path; longer
+ * messages are truncated, never overflowed. */
+static _Thread_local char errmsg_buf[512];
+
+const char *knytt_errstr(int code)
+{
+	switch (code) {
+#define X(name, value, desc)                                                \
+	case value:                                                         \
+		return desc;
+		KNYTT_ERROR_MAP(X)
+#undef X
+	}
+	return "unknown error";
+}
+
+const char *knytt_errname(int code)
+{
+	switch (code) {
+#define X(name, value, desc)                                                \
+	case value:                                                         \
+		return "KNYTT_" #name;
+		KNYTT_ERROR_MAP(X)
+#undef X
+	}
+	return "KNYTT_UNKNOWN";
+}
+
+const char *knytt_errmsg(void)
+{
+	return errmsg_buf;
+}
+
+int knytt__err(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int knytt__err_errno(int code, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof errmsg_buf)
+		snprintf(errmsg_buf + n, sizeof errmsg_buf - (size_t)n, ": %s",
+			 strerror(errnum));
+	return code;
+}
+
+int knytt__err_keep(int code)
+{
+	if (errmsg_buf[0] == '\0')
+		snprintf(errmsg_buf, sizeof errmsg_buf, "%s",
+			 knytt_errstr(code));
+	return code;
+}
+
+void knytt_free(void *p)
+{
+	free(p);
+}

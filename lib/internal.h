@@ -1,0 +1,100 @@
+/*
+ * internal.h -- helpers shared by every part of libknytt.  Not API.
+ *
+ * Names that cross files start with knytt__ (two underscores); everything
+ * else is static.  Nothing here is exported from libknytt.so: the build
+ * uses -fvisibility=hidden and a version script that exports knytt_*.
+ */
+#ifndef KNYTT_INTERNAL_H
+#define KNYTT_INTERNAL_H
+
+#include "knytt.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define KNYTT__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define KNYTT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define KNYTT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define KNYTT__PRINTF(f, a)
+#define KNYTT__LIKELY(x) (x)
+#define KNYTT__UNLIKELY(x) (x)
+#endif
+
+/*
+ * Records @p code and a printf-style message as the calling thread's last
+ * error and returns @p code, so failures read
+ *     return knytt__err(KNYTT_EINVAL, "k must be at least 1");
+ */
+int knytt__err(int code, const char *fmt, ...) KNYTT__PRINTF(2, 3);
+
+/* Same, appending ": <strerror(errnum)>". */
+int knytt__err_errno(int code, int errnum, const char *fmt, ...)
+	KNYTT__PRINTF(3, 4);
+
+/* Copies an already formatted message (used to forward a nested error). */
+int knytt__err_keep(int code);
+
+/* CRC-32C (Castagnoli) of @p n bytes, continuing from @p crc (0 to start).
+ * Uses the SSE4.2 crc32 instruction where the CPU has it. */
+uint32_t knytt__crc32c(uint32_t crc, const void *data, size_t n);
+
+/* Number of online CPUs, at least 1. */
+unsigned knytt__ncpu(void);
+
+/* 64-byte aligned allocation, zero-filled; free with knytt__afree. */
+void *knytt__aalloc(size_t n);
+void knytt__afree(void *p);
+
+/* splitmix64: a small, fast, seedable generator (state advanced in place). */
+static inline uint64_t knytt__rand64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Uniform double in [0, 1). */
+static inline double knytt__randu(uint64_t *s)
+{
+	return (double)(knytt__rand64(s) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Little-endian stores and loads, for file formats. */
+static inline void knytt__put_u32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+static inline void knytt__put_u64(unsigned char *p, uint64_t v)
+{
+	knytt__put_u32(p, (uint32_t)v);
+	knytt__put_u32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint32_t knytt__get_u32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+static inline uint64_t knytt__get_u64(const unsigned char *p)
+{
+	return (uint64_t)knytt__get_u32(p) |
+	       (uint64_t)knytt__get_u32(p + 4) << 32;
+}
+
+/* True when the host stores integers little-endian: the in-memory layout
+ * of saved arrays then equals the file layout and can be mapped as is. */
+static inline bool knytt__host_le(void)
+{
+	const uint16_t one = 1;
+	return *(const unsigned char *)&one == 1;
+}
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * vec.h -- the kernel table of lib/vec.  Not API.
+ *
+ * Every tier implements the same five kernels; vec_scalar.c is the
+ * reference that tests compare the others with on every dimension 1..300.
+ */
+#ifndef KNYTT_VEC_H
+#define KNYTT_VEC_H
+
+#include "../internal.h"
+
+typedef struct knytt__vec_ops {
+	const char *name;
+	/* sum (a_i - b_i)^2 */
+	float (*l2sq)(const float *a, const float *b, size_t d);
+	/* sum a_i b_i */
+	float (*dot)(const float *a, const float *b, size_t d);
+	/* 1 - a.b / (|a| |b|); 1 when either vector is zero */
+	float (*cosd)(const float *a, const float *b, size_t d);
+	/* int8 codes in [-127, 127]: sum (a_i - b_i)^2 (fits uint32 for
+	 * d <= 65536) and sum a_i b_i (fits int32) */
+	uint32_t (*l2sq_i8)(const int8_t *a, const int8_t *b, size_t d);
+	int32_t (*dot_i8)(const int8_t *a, const int8_t *b, size_t d);
+} knytt__vec_ops;
+
+extern const knytt__vec_ops knytt__vec_scalar;
+#if defined(__x86_64__)
+extern const knytt__vec_ops knytt__vec_avx2;
+extern const knytt__vec_ops knytt__vec_avx512;
+#endif
+#if defined(__aarch64__)
+extern const knytt__vec_ops knytt__vec_neon;
+#endif
+
+/* The table chosen for this CPU (probed once, KNYTT_SIMD honoured). */
+const knytt__vec_ops *knytt__vec(void);
+
+/* Every tier this CPU can run, scalar first; returns how many (<= 4). */
+int knytt__vec_tiers(const knytt__vec_ops **out, int cap);
+
+/* Scales @p v (d floats) to unit length in place; a zero vector stays
+ * zero.  Returns the original norm. */
+float knytt__normalize(float *v, size_t d);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * vec_avx2.c -- AVX2 + FMA kernels (built with -mavx2 -mfma; only called
+ * after the CPU probe in dispatch.c says both are there).
+ *
+ * f32: four independent 8-lane FMA accumulators (32 floats per step) hide
+ * the 4-cycle FMA latency; the last < 8 floats come in through a masked
+ * load (vmaskmovps), so no scalar tail and no read past the end.
+ * int8: 16 codes per step are sign-extended to 16-bit (vpmovsxbw), the
+ * difference or product pairs summed into 32-bit lanes by vpmaddwd; the
+ * tail is scalar.  Loads are unaligned throughout.
+ */
+#include "vec.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+static inline float hsum8(__m256 v)
+{
+	__m128 lo = _mm256_castps256_ps128(v);
+	__m128 hi = _mm256_extractf128_ps(v, 1);
+	lo = _mm_add_ps(lo, hi);
+	lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+	lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+	return _mm_cvtss_f32(lo);
+}
+
+static inline __m256i tail_mask(size_t r)
+{
+	/* lanes 0..r-1 all ones */
+	const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), idx);
+}
+
+static float l2sq(const float *a, const float *b, size_t d)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		__m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i),
+					  _mm256_loadu_ps(b + i));
+		__m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8),
+					  _mm256_loadu_ps(b + i + 8));
+		__m256 t2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16),
+					  _mm256_loadu_ps(b + i + 16));
+		__m256 t3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24),
+					  _mm256_loadu_ps(b + i + 24));
+		s0 = _mm256_fmadd_ps(t0, t0, s0);
+		s1 = _mm256_fmadd_ps(t1, t1, s1);
+		s2 = _mm256_fmadd_ps(t2, t2, s2);
+		s3 = _mm256_fmadd_ps(t3, t3, s3);
+	}
+	for (; i + 8 <= d; i += 8) {
+		__m256 t = _mm256_sub_ps(_mm256_loadu_ps(a + i),
+					 _mm256_loadu_ps(b + i));
+		s0 = _mm256_fmadd_ps(t, t, s0);
+	}
+	if (i < d) {
+		__m256i m = tail_mask(d - i);
+		__m256 t = _mm256_sub_ps(_mm256_maskload_ps(a + i, m),
+					 _mm256_maskload_ps(b + i, m));
+		s1 = _mm256_fmadd_ps(t, t, s1);
+	}
+	return hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1),
+				   _mm256_add_ps(s2, s3)));
+}
+
+static float dot(const float *a, const float *b, size_t d)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
+				     _mm256_loadu_ps(b + i), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
+				     _mm256_loadu_ps(b + i + 8), s1);
+		s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16),
+				     _mm256_loadu_ps(b + i + 16), s2);
+		s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24),
+				     _mm256_loadu_ps(b + i + 24), s3);
+	}
+	for (; i + 8 <= d; i += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
+				     _mm256_loadu_ps(b + i), s0);
+	if (i < d) {
+		__m256i m = tail_mask(d - i);
+		s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m),
+				     _mm256_maskload_ps(b + i, m), s1);
+	}
+	return hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1),
+				   _mm256_add_ps(s2, s3)));
+}
+
+static float cosd(const float *a, const float *b, size_t d)
+{
+	__m256 ab = _mm256_setzero_ps(), aa = ab, bb = ab;
+	size_t i = 0;
+	for (; i + 8 <= d; i += 8) {
+		__m256 x = _mm256_loadu_ps(a + i), y = _mm256_loadu_ps(b + i);
+		ab = _mm256_fmadd_ps(x, y, ab);
+		aa = _mm256_fmadd_ps(x, x, aa);
+		bb = _mm256_fmadd_ps(y, y, bb);
+	}
+	if (i < d) {
+		__m256i m = tail_mask(d - i);
+		__m256 x = _mm256_maskload_ps(a + i, m);
+		__m256 y = _mm256_maskload_ps(b + i, m);
+		ab = _mm256_fmadd_ps(x, y, ab);
+		aa = _mm256_fmadd_ps(x, x, aa);
+		bb = _mm256_fmadd_ps(y, y, bb);
+	}
+	float sab = hsum8(ab), saa = hsum8(aa), sbb = hsum8(bb);
+	if (saa == 0 || sbb == 0)
+		return 1.0f;
+	return 1.0f - sab / sqrtf(saa * sbb);
+}
+
+static inline int32_t hsum8i(__m256i v)
+{
+	__m128i x = _mm_add_epi32(_mm256_castsi256_si128(v),
+				  _mm256_extracti128_si256(v, 1));
+	x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4e));
+	x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0xb1));
+	return _mm_cvtsi128_si32(x);
+}
+
+static uint32_t l2sq_i8(const int8_t *a, const int8_t *b, size_t d)
+{
+	/* Per-lane sums stay below 2^31: a lane sees d/16 pairs of at most
+	 * 2 * 254^2 each, 2.1e9 only past d = 262144. */
+	__m256i s = _mm256_setzero_si256();
+	size_t i = 0;
+	for (; i + 16 <= d; i += 16) {
+		__m256i x = _mm256_cvtepi8_epi16(
+			_mm_loadu_si128((const __m128i *)(a + i)));
+		__m256i y = _mm256_cvtepi8_epi16(
+			_mm_loadu_si128((const __m128i *)(b + i)));
+		__m256i t = _mm256_sub_epi16(x, y);
+		s = _mm256_add_epi32(s, _mm256_madd_epi16(t, t));
+	}
+	uint32_t r = (uint32_t)hsum8i(s);
+	for (; i < d; i++) {
+		int t = a[i] - b[i];
+		r += (uint32_t)(t * t);
+	}
+	return r;
+}
+
+static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
+{
+	__m256i s = _mm256_setzero_si256();
+	size_t i = 0;
+	for (; i + 16 <= d; i += 16) {
+		__m256i x = _mm256_cvtepi8_epi16(
+			_mm_loadu_si128((const __m128i *)(a + i)));
+		__m256i y = _mm256_cvtepi8_epi16(
+			_mm_loadu_si128((const __m128i *)(b + i)));
+		s = _mm256_add_epi32(s, _mm256_madd_epi16(x, y));
+	}
+	int32_t r = hsum8i(s);
+	for (; i < d; i++)
+		r += a[i] * b[i];
+	return r;
+}
+
+const knytt__vec_ops knytt__vec_avx2 = {
+	"avx2", l2sq, dot, cosd, l2sq_i8, dot_i8,
+};

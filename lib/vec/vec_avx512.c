@@ -1,0 +1,119 @@
+/*
+ * vec_avx512.c -- AVX-512 F/BW/VL kernels (built with -mavx512f
+ * -mavx512bw -mavx512vl; only called after the CPU probe).
+ *
+ * f32: two 16-lane FMA accumulators (32 floats per step); the tail is a
+ * masked load (k-register), so there is no scalar loop at all.
+ * int8: 32 codes per step are sign-extended to 16-bit (vpmovsxbw zmm) and
+ * summed in pairs into 32-bit lanes by vpmaddwd; the tail uses a masked
+ * byte load whose zeroed lanes add nothing.
+ */
+#include "vec.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+static inline __mmask16 m16(size_t r)
+{
+	return (__mmask16)((1u << r) - 1u);
+}
+
+static float l2sq(const float *a, const float *b, size_t d)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		__m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + i),
+					  _mm512_loadu_ps(b + i));
+		__m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16),
+					  _mm512_loadu_ps(b + i + 16));
+		s0 = _mm512_fmadd_ps(t0, t0, s0);
+		s1 = _mm512_fmadd_ps(t1, t1, s1);
+	}
+	for (; i + 16 <= d; i += 16) {
+		__m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i),
+					 _mm512_loadu_ps(b + i));
+		s0 = _mm512_fmadd_ps(t, t, s0);
+	}
+	if (i < d) {
+		__mmask16 m = m16(d - i);
+		__m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i),
+					 _mm512_maskz_loadu_ps(m, b + i));
+		s1 = _mm512_fmadd_ps(t, t, s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static float dot(const float *a, const float *b, size_t d)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i),
+				     _mm512_loadu_ps(b + i), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16),
+				     _mm512_loadu_ps(b + i + 16), s1);
+	}
+	for (; i + 16 <= d; i += 16)
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i),
+				     _mm512_loadu_ps(b + i), s0);
+	if (i < d) {
+		__mmask16 m = m16(d - i);
+		s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i),
+				     _mm512_maskz_loadu_ps(m, b + i), s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static float cosd(const float *a, const float *b, size_t d)
+{
+	__m512 ab = _mm512_setzero_ps(), aa = ab, bb = ab;
+	for (size_t i = 0; i < d; i += 16) {
+		__mmask16 m = d - i >= 16 ? (__mmask16)0xffff : m16(d - i);
+		__m512 x = _mm512_maskz_loadu_ps(m, a + i);
+		__m512 y = _mm512_maskz_loadu_ps(m, b + i);
+		ab = _mm512_fmadd_ps(x, y, ab);
+		aa = _mm512_fmadd_ps(x, x, aa);
+		bb = _mm512_fmadd_ps(y, y, bb);
+	}
+	float sab = _mm512_reduce_add_ps(ab), saa = _mm512_reduce_add_ps(aa),
+	      sbb = _mm512_reduce_add_ps(bb);
+	if (saa == 0 || sbb == 0)
+		return 1.0f;
+	return 1.0f - sab / sqrtf(saa * sbb);
+}
+
+static uint32_t l2sq_i8(const int8_t *a, const int8_t *b, size_t d)
+{
+	__m512i s = _mm512_setzero_si512();
+	for (size_t i = 0; i < d; i += 32) {
+		__mmask32 m = d - i >= 32 ? (__mmask32)0xffffffffu
+					  : (__mmask32)((1u << (d - i)) - 1u);
+		__m512i x = _mm512_cvtepi8_epi16(
+			_mm256_maskz_loadu_epi8(m, a + i));
+		__m512i y = _mm512_cvtepi8_epi16(
+			_mm256_maskz_loadu_epi8(m, b + i));
+		__m512i t = _mm512_sub_epi16(x, y);
+		s = _mm512_add_epi32(s, _mm512_madd_epi16(t, t));
+	}
+	return (uint32_t)_mm512_reduce_add_epi32(s);
+}
+
+static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
+{
+	__m512i s = _mm512_setzero_si512();
+	for (size_t i = 0; i < d; i += 32) {
+		__mmask32 m = d - i >= 32 ? (__mmask32)0xffffffffu
+					  : (__mmask32)((1u << (d - i)) - 1u);
+		__m512i x = _mm512_cvtepi8_epi16(
+			_mm256_maskz_loadu_epi8(m, a + i));
+		__m512i y = _mm512_cvtepi8_epi16(
+			_mm256_maskz_loadu_epi8(m, b + i));
+		s = _mm512_add_epi32(s, _mm512_madd_epi16(x, y));
+	}
+	return _mm512_reduce_add_epi32(s);
+}
+
+const knytt__vec_ops knytt__vec_avx512 = {
+	"avx512", l2sq, dot, cosd, l2sq_i8, dot_i8,
+};

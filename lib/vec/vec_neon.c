@@ -1,0 +1,119 @@
+/*
+ * vec_neon.c -- NEON kernels for arm64 (NEON is part of the AArch64 base
+ * ISA, so no probe is needed; this file is built only on aarch64).
+ *
+ * f32: four 4-lane FMA accumulators (16 floats per step), scalar tail.
+ * int8: 8 codes per step widened to 16-bit; differences are squared into
+ * 32-bit lanes (vmlal_s16), products (at most 127^2, fit int16) summed
+ * pairwise into 32-bit lanes (vpadalq_s16); scalar tail.
+ */
+#include "vec.h"
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include <math.h>
+
+static float l2sq(const float *a, const float *b, size_t d)
+{
+	float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 16 <= d; i += 16) {
+		float32x4_t t0 = vsubq_f32(vld1q_f32(a + i), vld1q_f32(b + i));
+		float32x4_t t1 =
+			vsubq_f32(vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+		float32x4_t t2 =
+			vsubq_f32(vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+		float32x4_t t3 = vsubq_f32(vld1q_f32(a + i + 12),
+					   vld1q_f32(b + i + 12));
+		s0 = vfmaq_f32(s0, t0, t0);
+		s1 = vfmaq_f32(s1, t1, t1);
+		s2 = vfmaq_f32(s2, t2, t2);
+		s3 = vfmaq_f32(s3, t3, t3);
+	}
+	for (; i + 4 <= d; i += 4) {
+		float32x4_t t = vsubq_f32(vld1q_f32(a + i), vld1q_f32(b + i));
+		s0 = vfmaq_f32(s0, t, t);
+	}
+	float r = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+	for (; i < d; i++) {
+		float t = a[i] - b[i];
+		r += t * t;
+	}
+	return r;
+}
+
+static float dot(const float *a, const float *b, size_t d)
+{
+	float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 16 <= d; i += 16) {
+		s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+		s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+		s2 = vfmaq_f32(s2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+		s3 = vfmaq_f32(s3, vld1q_f32(a + i + 12),
+			       vld1q_f32(b + i + 12));
+	}
+	for (; i + 4 <= d; i += 4)
+		s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+	float r = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+	for (; i < d; i++)
+		r += a[i] * b[i];
+	return r;
+}
+
+static float cosd(const float *a, const float *b, size_t d)
+{
+	float32x4_t ab = vdupq_n_f32(0), aa = ab, bb = ab;
+	size_t i = 0;
+	for (; i + 4 <= d; i += 4) {
+		float32x4_t x = vld1q_f32(a + i), y = vld1q_f32(b + i);
+		ab = vfmaq_f32(ab, x, y);
+		aa = vfmaq_f32(aa, x, x);
+		bb = vfmaq_f32(bb, y, y);
+	}
+	float sab = vaddvq_f32(ab), saa = vaddvq_f32(aa), sbb = vaddvq_f32(bb);
+	for (; i < d; i++) {
+		sab += a[i] * b[i];
+		saa += a[i] * a[i];
+		sbb += b[i] * b[i];
+	}
+	if (saa == 0 || sbb == 0)
+		return 1.0f;
+	return 1.0f - sab / sqrtf(saa * sbb);
+}
+
+static uint32_t l2sq_i8(const int8_t *a, const int8_t *b, size_t d)
+{
+	int32x4_t s = vdupq_n_s32(0);
+	size_t i = 0;
+	for (; i + 8 <= d; i += 8) {
+		int16x8_t t = vsubl_s8(vld1_s8(a + i), vld1_s8(b + i));
+		/* a difference reaches 254, its square overflows int16:
+		 * widen before multiplying */
+		s = vmlal_s16(s, vget_low_s16(t), vget_low_s16(t));
+		s = vmlal_high_s16(s, t, t);
+	}
+	uint32_t r = (uint32_t)vaddvq_s32(s);
+	for (; i < d; i++) {
+		int t = a[i] - b[i];
+		r += (uint32_t)(t * t);
+	}
+	return r;
+}
+
+static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
+{
+	int32x4_t s = vdupq_n_s32(0);
+	size_t i = 0;
+	for (; i + 8 <= d; i += 8)
+		s = vpadalq_s16(s, vmull_s8(vld1_s8(a + i), vld1_s8(b + i)));
+	int32_t r = vaddvq_s32(s);
+	for (; i < d; i++)
+		r += a[i] * b[i];
+	return r;
+}
+
+const knytt__vec_ops knytt__vec_neon = {
+	"neon", l2sq, dot, cosd, l2sq_i8, dot_i8,
+};
+#endif

@@ -1,0 +1,61 @@
+/*
+ * vec_scalar.c -- the reference kernels: plain loops, float accumulators
+ * (int64 for the int8 kernels).  The SIMD tiers must agree with these to
+ * within rounding of their different summation order.
+ */
+#include "vec.h"
+
+#include <math.h>
+
+static float l2sq(const float *a, const float *b, size_t d)
+{
+	float s = 0;
+	for (size_t i = 0; i < d; i++) {
+		float t = a[i] - b[i];
+		s += t * t;
+	}
+	return s;
+}
+
+static float dot(const float *a, const float *b, size_t d)
+{
+	float s = 0;
+	for (size_t i = 0; i < d; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+static float cosd(const float *a, const float *b, size_t d)
+{
+	float ab = 0, aa = 0, bb = 0;
+	for (size_t i = 0; i < d; i++) {
+		ab += a[i] * b[i];
+		aa += a[i] * a[i];
+		bb += b[i] * b[i];
+	}
+	if (aa == 0 || bb == 0)
+		return 1.0f;
+	return 1.0f - ab / sqrtf(aa * bb);
+}
+
+static uint32_t l2sq_i8(const int8_t *a, const int8_t *b, size_t d)
+{
+	int64_t s = 0;
+	for (size_t i = 0; i < d; i++) {
+		int t = a[i] - b[i];
+		s += t * t;
+	}
+	return (uint32_t)s;
+}
+
+static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
+{
+	int64_t s = 0;
+	for (size_t i = 0; i < d; i++)
+		s += a[i] * b[i];
+	return (int32_t)s;
+}
+
+const knytt__vec_ops knytt__vec_scalar = {
+	"scalar", l2sq, dot, cosd, l2sq_i8, dot_i8,
+};

@@ -1,0 +1,240 @@
+/*
+ * check_vec.c -- every SIMD tier against the scalar reference on every
+ * dimension 1..300 with unaligned pointers; exact k-NN against a naive
+ * double-precision scan.
+ */
+#include "../lib/vec/vec.h"
+#include "testutil.h"
+
+#include <math.h>
+
+#define MAXD 300
+
+/* Relative tolerance for float sums taken in another order. */
+static void near(double got, double want, double scale, const char *what,
+		 const char *tier, int d)
+{
+	double tol = 1e-5 * (scale + 1.0);
+	ck_assert_msg(fabs(got - want) <= tol,
+		      "%s/%s d=%d: got %.9g want %.9g", tier, what, d, got,
+		      want);
+}
+
+START_TEST(f32_kernels_match_scalar)
+{
+	int d = _i; /* loop test: dimension */
+	const knytt__vec_ops *t[4];
+	int nt = knytt__vec_tiers(t, 4);
+	uint64_t seed = 1000 + (uint64_t)d;
+	/* +3: start at offsets 1 and 3 floats, so loads are unaligned */
+	float *a = malloc((MAXD + 4) * sizeof *a);
+	float *b = malloc((MAXD + 4) * sizeof *b);
+	for (int i = 0; i < MAXD + 4; i++) {
+		a[i] = tu_randf(&seed) * 3;
+		b[i] = tu_randf(&seed) * 3;
+	}
+	const float *pa = a + 1, *pb = b + 3;
+	double l2 = 0, dt = 0, aa = 0, bb = 0, sabs = 0;
+	for (int i = 0; i < d; i++) {
+		l2 += (double)(pa[i] - pb[i]) * (pa[i] - pb[i]);
+		dt += (double)pa[i] * pb[i];
+		aa += (double)pa[i] * pa[i];
+		bb += (double)pb[i] * pb[i];
+		sabs += fabs((double)pa[i] * pb[i]);
+	}
+	double cosd = 1.0 - dt / sqrt(aa * bb);
+	for (int k = 0; k < nt; k++) {
+		near(t[k]->l2sq(pa, pb, (size_t)d), l2, l2, "l2sq", t[k]->name,
+		     d);
+		near(t[k]->dot(pa, pb, (size_t)d), dt, sabs, "dot",
+		     t[k]->name, d);
+		near(t[k]->cosd(pa, pb, (size_t)d), cosd,
+		     sabs / sqrt(aa * bb) * 10, "cosd", t[k]->name, d);
+		/* and agree with the scalar tier itself */
+		near(t[k]->l2sq(pa, pb, (size_t)d),
+		     knytt__vec_scalar.l2sq(pa, pb, (size_t)d), l2, "l2/ref",
+		     t[k]->name, d);
+	}
+	free(a);
+	free(b);
+}
+END_TEST
+
+START_TEST(i8_kernels_match_scalar_exactly)
+{
+	int d = _i;
+	const knytt__vec_ops *t[4];
+	int nt = knytt__vec_tiers(t, 4);
+	uint64_t seed = 77 + (uint64_t)d;
+	int8_t *a = malloc(MAXD + 8), *b = malloc(MAXD + 8);
+	for (int i = 0; i < MAXD + 8; i++) {
+		/* include the extremes -127 and 127 */
+		a[i] = (int8_t)((int)(tu_rand(&seed) % 255) - 127);
+		b[i] = (int8_t)((int)(tu_rand(&seed) % 255) - 127);
+	}
+	a[1] = 127;
+	b[5] = -127;
+	const int8_t *pa = a + 1, *pb = b + 5;
+	int64_t l2 = 0, dt = 0;
+	for (int i = 0; i < d; i++) {
+		l2 += (pa[i] - pb[i]) * (pa[i] - pb[i]);
+		dt += pa[i] * pb[i];
+	}
+	for (int k = 0; k < nt; k++) {
+		ck_assert_msg(t[k]->l2sq_i8(pa, pb, (size_t)d) == (uint32_t)l2,
+			      "%s l2sq_i8 d=%d", t[k]->name, d);
+		ck_assert_msg(t[k]->dot_i8(pa, pb, (size_t)d) == (int32_t)dt,
+			      "%s dot_i8 d=%d", t[k]->name, d);
+	}
+	free(a);
+	free(b);
+}
+END_TEST
+
+START_TEST(i8_extremes_do_not_overflow)
+{
+	enum { D = 4096 };
+	int8_t *a = malloc(D), *b = malloc(D);
+	memset(a, 127, D);
+	memset(b, -127, D);
+	const knytt__vec_ops *t[4];
+	int nt = knytt__vec_tiers(t, 4);
+	for (int k = 0; k < nt; k++) {
+		ck_assert_uint_eq(t[k]->l2sq_i8(a, b, D), 254u * 254u * D);
+		ck_assert_int_eq(t[k]->dot_i8(a, b, D), -127 * 127 * D);
+	}
+	free(a);
+	free(b);
+}
+END_TEST
+
+START_TEST(dispatch_reports_a_tier)
+{
+	const char *n = knytt_simd_name();
+	ck_assert(strcmp(n, "scalar") == 0 || strcmp(n, "avx2") == 0 ||
+		  strcmp(n, "avx512") == 0 || strcmp(n, "neon") == 0);
+	float a[3] = { 1, 2, 3 }, b[3] = { 1, 0, 0 }, z[3] = { 0 };
+	ck_assert_float_eq_tol(knytt_distance(KNYTT_METRIC_L2, a, b, 3),
+			       13.0f, 1e-5);
+	ck_assert_float_eq_tol(knytt_distance(KNYTT_METRIC_IP, a, b, 3),
+			       -1.0f, 1e-5);
+	ck_assert_float_eq_tol(knytt_distance(KNYTT_METRIC_COSINE, a, a, 3),
+			       0.0f, 1e-5);
+	ck_assert_float_eq(knytt_distance(KNYTT_METRIC_COSINE, a, z, 3), 1.0f);
+	ck_assert(isnan(knytt_distance((knytt_metric)9, a, b, 3)));
+	ck_assert(isnan(knytt_distance(KNYTT_METRIC_L2, NULL, b, 3)));
+	float v[2] = { 3, 4 };
+	ck_assert_float_eq_tol(knytt__normalize(v, 2), 5.0f, 1e-6);
+	ck_assert_float_eq_tol(v[0], 0.6f, 1e-6);
+}
+END_TEST
+
+static void naive_knn(knytt_metric m, size_t d, const float *x, size_t nb,
+		      const float *q, size_t k, uint64_t *ids, double *dd)
+{
+	for (size_t r = 0; r < k; r++)
+		dd[r] = INFINITY, ids[r] = UINT64_MAX;
+	for (size_t i = 0; i < nb; i++) {
+		double s = 0, aa = 0, bb = 0, ab = 0;
+		for (size_t j = 0; j < d; j++) {
+			double t = (double)q[j] - x[i * d + j];
+			s += t * t;
+			ab += (double)q[j] * x[i * d + j];
+			aa += (double)q[j] * q[j];
+			bb += (double)x[i * d + j] * x[i * d + j];
+		}
+		double dist = m == KNYTT_METRIC_L2   ? s
+			      : m == KNYTT_METRIC_IP ? -ab
+						     : 1 - ab / sqrt(aa * bb);
+		/* insertion into the sorted top-k */
+		size_t p = k;
+		while (p > 0 && dd[p - 1] > dist)
+			p--;
+		if (p >= k)
+			continue;
+		memmove(dd + p + 1, dd + p, (k - p - 1) * sizeof *dd);
+		memmove(ids + p + 1, ids + p, (k - p - 1) * sizeof *ids);
+		dd[p] = dist;
+		ids[p] = i;
+	}
+}
+
+START_TEST(exact_knn_matches_naive)
+{
+	static const knytt_metric ms[3] = { KNYTT_METRIC_L2, KNYTT_METRIC_IP,
+					    KNYTT_METRIC_COSINE };
+	knytt_metric m = ms[_i];
+	/* 5000 base rows cross the 4096-row block; 300 queries cross 256 */
+	size_t nb = 5000, nq = 300, d = 37, k = 10;
+	float *x = tu_clustered(nb, d, 20, 5, NULL);
+	float *q = tu_clustered(nq, d, 20, 6, NULL);
+	uint64_t *ids = malloc(nq * k * sizeof *ids), want[10];
+	float *dist = malloc(nq * k * sizeof *dist);
+	double wd[10];
+	ck_assert_int_eq(knytt_exact_knn(m, d, x, nb, q, nq, k, ids, dist),
+			 KNYTT_OK);
+	size_t agree = 0;
+	for (size_t i = 0; i < nq; i++) {
+		naive_knn(m, d, x, nb, q + i * d, k, want, wd);
+		for (size_t r = 0; r < k; r++) {
+			agree += ids[i * k + r] == want[r];
+			ck_assert_msg(fabs(dist[i * k + r] - wd[r]) <=
+					      1e-3 * (fabs(wd[r]) + 1),
+				      "q%zu r%zu: %g vs %g", i, r,
+				      dist[i * k + r], wd[r]);
+		}
+	}
+	/* float vs double may swap near-ties: demand 99.5% identical ids */
+	ck_assert_msg(agree >= nq * k * 995 / 1000, "agree %zu", agree);
+	free(x);
+	free(q);
+	free(ids);
+	free(dist);
+}
+END_TEST
+
+START_TEST(exact_knn_fewer_rows_than_k_and_errors)
+{
+	float x[6] = { 0, 0, 1, 1, 5, 5 }, q[2] = { 0.9f, 1.2f };
+	uint64_t ids[5];
+	float d[5];
+	ck_assert_int_eq(knytt_exact_knn(KNYTT_METRIC_L2, 2, x, 3, q, 1, 5,
+					 ids, d),
+			 KNYTT_OK);
+	ck_assert_uint_eq(ids[0], 1);
+	ck_assert_uint_eq(ids[1], 0);
+	ck_assert_uint_eq(ids[2], 2);
+	ck_assert_uint_eq(ids[3], UINT64_MAX);
+	ck_assert(isinf(d[4]));
+	ck_assert_int_eq(knytt_exact_knn(KNYTT_METRIC_L2, 0, x, 3, q, 1, 5,
+					 ids, d),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "dim"));
+	ck_assert_int_eq(knytt_exact_knn(KNYTT_METRIC_L2, 2, x, 3, q, 1, 0,
+					 ids, d),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_exact_knn(KNYTT_METRIC_L2, 2, x, 3, NULL, 1,
+					 1, ids, d),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "queries"));
+	ck_assert_int_eq(knytt_exact_knn((knytt_metric)0, 2, x, 3, q, 1, 1,
+					 ids, d),
+			 KNYTT_EINVAL);
+}
+END_TEST
+
+Suite *vec_suite(void)
+{
+	Suite *s = suite_create("vec");
+	TCase *tc = tcase_create("kernels");
+	tcase_add_loop_test(tc, f32_kernels_match_scalar, 1, MAXD + 1);
+	tcase_add_loop_test(tc, i8_kernels_match_scalar_exactly, 1, MAXD + 1);
+	tcase_add_test(tc, i8_extremes_do_not_overflow);
+	tcase_add_test(tc, dispatch_reports_a_tier);
+	suite_add_tcase(s, tc);
+	TCase *te = tcase_create("exact");
+	tcase_add_loop_test(te, exact_knn_matches_naive, 0, 3);
+	tcase_add_test(te, exact_knn_fewer_rows_than_k_and_errors);
+	suite_add_tcase(s, te);
+	return s;
+}
