@@ -354,6 +354,9 @@ KNYTT_API int knytt_index_load(knytt_index *idx, const char *path);
 /* ===== part: model (lib/model) ===== */
 /* ===== end part: model ===== */
 
+/* ===== part: twotower (lib/model) ===== */
+/* ===== end part: twotower ===== */
+
 /* ===== part: engine (lib/engine, lib/taste) ===== */
 /* ===== end part: engine ===== */
 
