@@ -154,6 +154,10 @@ KNYTT_API int knytt_exact_knn(knytt_metric metric, size_t dim,
  * knytt_index_open() (a new, empty index) or knytt_index_load() (from a
  * file) -> add / search / ... -> knytt_index_close().
  *
+ * Every call that takes a vector also takes its length @p dim, which must
+ * equal the index's dimension: a mismatch fails with KNYTT_EINVAL and a
+ * message such as "query has 96 dimensions, index has 128".
+ *
  * THREAD SAFETY.  After open or load, any number of threads may call the
  * read functions (search*, get, contains, count, memory, save) at once,
  * alongside one or more threads calling the write functions (add, upsert,
@@ -199,7 +203,7 @@ KNYTT_API int knytt_index_set_kind(knytt_index *idx, knytt_index_kind kind);
 /** Metric (default KNYTT_METRIC_L2).  Before open.  KNYTT_EINVAL/ESTATE. */
 KNYTT_API int knytt_index_set_metric(knytt_index *idx, knytt_metric metric);
 /** HNSW links per node on upper layers, 2*M on layer 0.  0 = default 16;
- *  valid 2..128.  Before open.  KNYTT_EINVAL/ESTATE. */
+ *  valid 2..64.  Before open.  KNYTT_EINVAL/ESTATE. */
 KNYTT_API int knytt_index_set_m(knytt_index *idx, unsigned m);
 /** HNSW candidate list size while building.  0 = default 200; valid
  *  1..100000.  Before open.  KNYTT_EINVAL/ESTATE. */
@@ -234,7 +238,7 @@ KNYTT_API void knytt_index_close(knytt_index *idx);
  *         not quantized).
  */
 KNYTT_API int knytt_index_train_quant(knytt_index *idx, size_t n,
-				      const float *vectors);
+				      const float *vectors, uint32_t dim);
 
 /**
  * Adds one vector (dim floats, copied) under @p label.
@@ -243,11 +247,11 @@ KNYTT_API int knytt_index_train_quant(knytt_index *idx, size_t n,
  *         KNYTT_ENOMEM.
  */
 KNYTT_API int knytt_index_add(knytt_index *idx, uint64_t label,
-			      const float *vector);
+			      const float *vector, uint32_t dim);
 
 /** Adds @p label, or replaces its vector if present.  Errors as add. */
 KNYTT_API int knytt_index_upsert(knytt_index *idx, uint64_t label,
-				 const float *vector);
+				 const float *vector, uint32_t dim);
 
 /**
  * Adds @p n vectors (row-major) under @p labels using @p nthreads threads
@@ -257,7 +261,8 @@ KNYTT_API int knytt_index_upsert(knytt_index *idx, uint64_t label,
  */
 KNYTT_API int knytt_index_add_batch(knytt_index *idx, size_t n,
 				    const uint64_t *labels,
-				    const float *vectors, unsigned nthreads);
+				    const float *vectors, uint32_t dim,
+				    unsigned nthreads);
 
 /**
  * Removes @p label.  Its slot is reused by later adds; the links of its
@@ -270,7 +275,7 @@ KNYTT_API int knytt_index_remove(knytt_index *idx, uint64_t label);
 /** Copies the stored vector of @p label into @p out (dim floats).  For
  *  COSINE the stored vector is the normalized one.  KNYTT_ENOTFOUND. */
 KNYTT_API int knytt_index_get(const knytt_index *idx, uint64_t label,
-			      float *out);
+			      float *out, uint32_t dim);
 /** 1 if @p label is present, 0 if not (or idx NULL). */
 KNYTT_API int knytt_index_contains(const knytt_index *idx, uint64_t label);
 /** Number of live vectors (0 if idx NULL). */
@@ -288,11 +293,14 @@ KNYTT_API size_t knytt_index_vector_memory(const knytt_index *idx);
  *                 smaller; 0 = the index's default).  Ignored by flat.
  * @param[out] labels  k labels, nearest first.
  * @param[out] dists   k distances (may be NULL).
- * @return the number of results (min(k, count)), or KNYTT_EINVAL (NULL
- *         pointer, k 0, non-finite query), KNYTT_ESTATE (not open).
+ * @return the number of results written, or KNYTT_EINVAL (NULL pointer,
+ *         k 0, wrong dim, non-finite query), KNYTT_ESTATE (not open).
+ *         k larger than the count is not an error: the call returns
+ *         count results and sets the remaining k - count labels to
+ *         UINT64_MAX and distances to INFINITY.
  */
 KNYTT_API int knytt_index_search(const knytt_index *idx, const float *query,
-				 size_t k, unsigned ef, uint64_t *labels,
+				 uint32_t dim, size_t k, unsigned ef, uint64_t *labels,
 				 float *dists);
 
 /**
@@ -303,7 +311,8 @@ KNYTT_API int knytt_index_search(const knytt_index *idx, const float *query,
  * several threads search with it.
  */
 KNYTT_API int knytt_index_search_filter(const knytt_index *idx,
-					const float *query, size_t k,
+					const float *query, uint32_t dim,
+					size_t k,
 					unsigned ef, knytt_filter_fn fn,
 					void *ctx, uint64_t *labels,
 					float *dists);
@@ -314,7 +323,8 @@ KNYTT_API int knytt_index_search_filter(const knytt_index *idx,
  * is counted exactly, so the exact-scan switch needs no sampling.
  */
 KNYTT_API int knytt_index_search_bitset(const knytt_index *idx,
-					const float *query, size_t k,
+					const float *query, uint32_t dim,
+					size_t k,
 					unsigned ef, const uint64_t *bits,
 					size_t nbits, uint64_t *labels,
 					float *dists);
@@ -326,7 +336,8 @@ KNYTT_API int knytt_index_search_bitset(const knytt_index *idx,
  * @return KNYTT_OK or the first error of a single search.
  */
 KNYTT_API int knytt_index_search_batch(const knytt_index *idx, size_t nq,
-				       const float *queries, size_t k,
+				       const float *queries, uint32_t dim,
+				       size_t k,
 				       unsigned ef, unsigned nthreads,
 				       uint64_t *labels, float *dists);
 
