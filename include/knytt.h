@@ -842,7 +842,9 @@ typedef void (*knytt_reject_fn)(size_t line, const char *field,
  * and users are upserted by external id, interactions deduplicated by
  * event id (interactions without one are appended again; MovieLens
  * ratings get the event id "ml:USER:ITEM").  On PostgreSQL, interactions
- * go in through COPY.
+ * go in through COPY and their ids are resolved a batch at a time, so a
+ * row rejected for an unknown item is reported when its batch is written
+ * (after rows rejected later in the file for other reasons).
  *
  * CSV columns (header row; any order; unknown columns reject the file):
  *   items: id, title, description, category, price, currency, in_stock,

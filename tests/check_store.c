@@ -1262,7 +1262,11 @@ START_TEST(import_jsonl)
 	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
 					    KNYTT_FORMAT_JSONL, on_reject, &r),
 			 2);
-	ck_assert_str_eq(r.s, "3:item;4:weight;");
+	/* PostgreSQL resolves items per batch, so the unknown item of line 3
+	 * is reported when the batch is written, after line 4's reject */
+	ck_assert_int_eq(r.n, 2);
+	ck_assert_ptr_nonnull(strstr(r.s, "3:item;"));
+	ck_assert_ptr_nonnull(strstr(r.s, "4:weight;"));
 	ck_assert_int_eq(knytt_store_interaction_count(st), 2);
 	ixlog l;
 	memset(&l, 0, sizeof l);
@@ -1296,7 +1300,9 @@ START_TEST(import_interactions_csv)
 	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
 					    KNYTT_FORMAT_CSV, on_reject, &r),
 			 5);
-	ck_assert_str_eq(r.s, "5:item;6:type;7:ts_ms;");
+	ck_assert_int_eq(r.n, 3);
+	ck_assert_ptr_nonnull(strstr(r.s, "5:item;"));
+	ck_assert_ptr_nonnull(strstr(r.s, "6:type;7:ts_ms;"));
 	ck_assert_int_eq(knytt_store_interaction_count(st), 4);
 	ck_assert_int_eq(knytt_store_user_count(st), 3);
 	/* again: converges */

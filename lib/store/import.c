@@ -146,12 +146,25 @@ static void reject_msg(imp *im)
 	reject(im, field, m);
 }
 
+static void unknown_item(const knytt__ixrow *r, void *ctx)
+{
+	imp *im = ctx;
+	char msg[320];
+	snprintf(msg, sizeof msg, "field item: no item '%.256s'", r->item);
+	size_t line = im->line;
+	im->line = r->line;
+	reject(im, "item", msg);
+	im->line = line;
+	im->accepted--; /* counted when buffered */
+}
+
 static int flush_ix(imp *im)
 {
 	if (!im->nix)
 		return 0;
 	int rc = im->st->ops->insert_interactions(im->st->db, im->st->tenant,
-						  im->ix, im->nix);
+						  im->ix, im->nix,
+						  unknown_item, im);
 	im->nix = 0;
 	return rc < 0 ? rc : 0;
 }
@@ -221,6 +234,11 @@ static int put_ix(imp *im, const knytt_interaction *x)
 		reject_msg(im);
 		return 0;
 	}
+	r->line = im->line;
+	snprintf(r->user, sizeof r->user, "%s", x->user);
+	snprintf(r->item, sizeof r->item, "%s", x->item);
+	if (im->st->ops->dialect == KNYTT__PG)
+		goto buffered; /* resolved in SQL, a batch at a time */
 	if (!cache_get(&im->items, x->item, &r->item_id)) {
 		rc = knytt__item_id(im->st, x->item, &r->item_id);
 		if (rc == KNYTT_ENOTFOUND) {
@@ -239,6 +257,7 @@ static int put_ix(imp *im, const knytt_interaction *x)
 			return rc;
 		cache_put(&im->users, x->user, r->user_id);
 	}
+buffered:
 	if (++im->nix == IXBUF && (rc = flush_ix(im)))
 		return rc;
 	return accepted(im);
@@ -817,6 +836,12 @@ int knytt_store_import(knytt_store *st, const char *path,
 		fclose(f);
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	}
+	/* SQLite: checkpoint the WAL once at the end rather than every
+	 * 1000 pages; each checkpoint ends in an fsync, which costs more
+	 * than the rows of a batch on a slow disk. */
+	int sq = st->ops->dialect == KNYTT__SQLITE;
+	if (sq)
+		st->ops->exec(st->db, "PRAGMA wal_autocheckpoint=0");
 	int rc = knytt__st_begin(st);
 	if (rc == 0) {
 		if (format == KNYTT_FORMAT_CSV)
@@ -831,6 +856,13 @@ int knytt_store_import(knytt_store *st, const char *path,
 			rc = batch_end(&im, 1);
 		else if (st->in_txn)
 			knytt__st_rollback(st);
+	}
+	if (sq) {
+		char saved[512];
+		snprintf(saved, sizeof saved, "%s", knytt_errmsg());
+		st->ops->exec(st->db, "PRAGMA wal_autocheckpoint=1000");
+		st->ops->exec(st->db, "PRAGMA wal_checkpoint(PASSIVE)");
+		knytt__err(0, "%s", saved);
 	}
 	fclose(f);
 	free(im.ix);

@@ -153,8 +153,12 @@ static int64_t sq_changes(knytt__stmt *s)
  * several hundred thousand rows a second, so a multi-row statement
  * would buy little. */
 static int sq_insert_ix(knytt__db *db, uint64_t tenant,
-			const knytt__ixrow *rows, size_t n)
+			const knytt__ixrow *rows, size_t n,
+			void (*unknown)(const knytt__ixrow *r, void *ctx),
+			void *ctx)
 {
+	(void)unknown; /* ids were resolved by the caller */
+	(void)ctx;
 	knytt__stmt *q = knytt__st_q(db->st, Q_IX_INS);
 	if (!q)
 		return knytt__err_keep(KNYTT_EDB);
@@ -223,7 +227,7 @@ int knytt__sqlite_open(const char *path, knytt__db **out)
 	sqlite3_extended_result_codes(d->h, 1);
 	rc = sq_exec(&d->base, "PRAGMA journal_mode=WAL;"
 			       "PRAGMA synchronous=NORMAL;"
-			       "PRAGMA foreign_keys=ON;");
+			       "PRAGMA cache_size=-65536;");
 	if (rc) {
 		sq_close(&d->base);
 		return rc;

@@ -20,9 +20,13 @@ enum { KNYTT__SQLITE = 0, KNYTT__PG = 1 };
 typedef struct knytt__stmt knytt__stmt; /* backend-specific */
 typedef struct knytt__db knytt__db;
 
-/* One interaction row resolved to internal ids, for batch inserts. */
+/* One validated interaction row, for batch inserts.  The SQLite path
+ * fills user_id/item_id before the insert; the PostgreSQL path resolves
+ * the external ids in SQL (user/item) for a whole batch at once. */
 typedef struct knytt__ixrow {
 	uint64_t user_id, item_id;
+	size_t line; /* input line, for reports */
+	char user[KNYTT_STORE_MAX_ID + 1], item[KNYTT_STORE_MAX_ID + 1];
 	double weight, value;
 	int has_value;
 	int64_t ts;
@@ -55,10 +59,15 @@ typedef struct knytt__dbops {
 	const void *(*col_blob)(knytt__stmt *s, int c, size_t *n);
 	/* Rows changed by the last completed step. */
 	int64_t (*changes)(knytt__stmt *s);
-	/* Inserts n resolved interactions (duplicates by event id ignored)
-	 * inside the caller's transaction; returns the number stored. */
+	/* Inserts n interactions (duplicates by event id ignored) inside
+	 * the caller's transaction; returns the number stored.  Rows whose
+	 * item does not exist are passed to @p unknown (PostgreSQL path,
+	 * where ids are resolved in SQL) and not stored. */
 	int (*insert_interactions)(knytt__db *db, uint64_t tenant,
-				   const knytt__ixrow *rows, size_t n);
+				   const knytt__ixrow *rows, size_t n,
+				   void (*unknown)(const knytt__ixrow *r,
+						   void *ctx),
+				   void *ctx);
 	void (*close)(knytt__db *db);
 } knytt__dbops;
 
