@@ -837,11 +837,14 @@ int knytt_store_import(knytt_store *st, const char *path,
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	}
 	/* SQLite: checkpoint the WAL once at the end rather than every
-	 * 1000 pages; each checkpoint ends in an fsync, which costs more
-	 * than the rows of a batch on a slow disk. */
+	 * 1000 pages (each checkpoint ends in an fsync), and give the page
+	 * cache room for the interaction indexes, whose inserts land at
+	 * random places: at 2M rows they outgrow the usual 64 MiB and every
+	 * insert starts reading pages back. */
 	int sq = st->ops->dialect == KNYTT__SQLITE;
 	if (sq)
-		st->ops->exec(st->db, "PRAGMA wal_autocheckpoint=0");
+		st->ops->exec(st->db, "PRAGMA wal_autocheckpoint=0;"
+				      "PRAGMA cache_size=-524288");
 	int rc = knytt__st_begin(st);
 	if (rc == 0) {
 		if (format == KNYTT_FORMAT_CSV)
@@ -860,7 +863,8 @@ int knytt_store_import(knytt_store *st, const char *path,
 	if (sq) {
 		char saved[512];
 		snprintf(saved, sizeof saved, "%s", knytt_errmsg());
-		st->ops->exec(st->db, "PRAGMA wal_autocheckpoint=1000");
+		st->ops->exec(st->db, "PRAGMA wal_autocheckpoint=1000;"
+				      "PRAGMA cache_size=-65536");
 		st->ops->exec(st->db, "PRAGMA wal_checkpoint(PASSIVE)");
 		knytt__err(0, "%s", saved);
 	}

@@ -42,6 +42,7 @@ struct knytt__stmt {
 	int *lens, *fmts;
 	PGresult *res;
 	int row, nrows; /* row = index of the current row */
+	char *oneshot;  /* SQL run unprepared each time (custom plans) */
 	int64_t changes;
 };
 
@@ -115,6 +116,10 @@ static int pg_prepare(knytt__db *db, const char *sql, knytt__stmt **out)
 	}
 	s->np = rewrite(sql, text);
 	s->db = d;
+	if (strncmp(sql, "/* oneshot */", 13) == 0) {
+		s->oneshot = text;
+		text = NULL;
+	}
 	snprintf(s->name, sizeof s->name, "k%u", ++d->nstmt);
 	if (s->np) {
 		s->vals = calloc((size_t)s->np, sizeof *s->vals);
@@ -122,12 +127,17 @@ static int pg_prepare(knytt__db *db, const char *sql, knytt__stmt **out)
 		s->fmts = calloc((size_t)s->np, sizeof *s->fmts);
 		if (!s->vals || !s->lens || !s->fmts) {
 			free(text);
+			free(s->oneshot);
 			free(s->vals);
 			free(s->lens);
 			free(s->fmts);
 			free(s);
 			return knytt__err(KNYTT_ENOMEM, "out of memory");
 		}
+	}
+	if (s->oneshot) {
+		*out = s;
+		return 0;
 	}
 	PGresult *r = PQprepare(d->c, s->name, text, 0, NULL);
 	free(text);
@@ -168,6 +178,7 @@ static void pg_finalize(knytt__stmt *s)
 	if (!s)
 		return;
 	pg_reset(s);
+	free(s->oneshot);
 	free(s->vals);
 	free(s->lens);
 	free(s->fmts);
@@ -223,9 +234,14 @@ static int pg_bind_blob(knytt__stmt *s, int i, const void *v, size_t n)
 static int pg_step(knytt__stmt *s)
 {
 	if (!s->res) {
-		s->res = PQexecPrepared(s->db->c, s->name, s->np,
-					(const char *const *)s->vals, s->lens,
-					s->fmts, 1);
+		if (s->oneshot)
+			s->res = PQexecParams(s->db->c, s->oneshot, s->np, NULL,
+					      (const char *const *)s->vals,
+					      s->lens, s->fmts, 1);
+		else
+			s->res = PQexecPrepared(s->db->c, s->name, s->np,
+						(const char *const *)s->vals,
+						s->lens, s->fmts, 1);
 		ExecStatusType t = PQresultStatus(s->res);
 		if (t == PGRES_COMMAND_OK) {
 			const char *ct = PQcmdTuples(s->res);

@@ -149,9 +149,13 @@ static const char sql_search_sqlite[] =
 	"OR substr(i.category, 1, length(?3) + 1) = ?3 || '/') AND (?4 IS NULL"
 	" OR i.price >= ?4) AND (?5 IS NULL OR i.price <= ?5) AND (?6 = 0 OR "
 	"i.in_stock = 1) ORDER BY s DESC, i.id LIMIT ?7";
-/* ts_rank with weights D 0.1, C 0.2, B 0.4 (category), A 1.0 (title). */
+/* ts_rank with weights D 0.1, C 0.2, B 0.4 (category), A 1.0 (title).
+ * The leading comment makes pg.c run it unprepared: a prepared statement
+ * switches to a generic plan after five runs, and the generic plan of
+ * this query ANDs the GIN bitmap with every row of the tenant (25 ms at
+ * 100k items instead of 0.5 ms). */
 static const char sql_search_pg[] =
-	"SELECT i.id, ts_rank(i.tsv, q) AS s FROM items i, "
+	"/* oneshot */ SELECT i.id, ts_rank(i.tsv, q) AS s FROM items i, "
 	"plainto_tsquery('simple', CAST(?1 AS TEXT)) q WHERE i.tsv @@ q AND "
 	"i.tenant = ?2 AND i.deleted = 0 AND (CAST(?3 AS TEXT) IS NULL OR "
 	"i.category = CAST(?3 AS TEXT) OR substr(i.category, 1, "
