@@ -868,6 +868,24 @@ int knytt_store_import(knytt_store *st, const char *path,
 		st->ops->exec(st->db, "PRAGMA wal_checkpoint(PASSIVE)");
 		knytt__err(0, "%s", saved);
 	}
+	if (rc == 0 && !sq) {
+		/* PostgreSQL: fresh statistics, or the planner guesses on a
+		 * table it thinks is empty until autovacuum comes by (search
+		 * p50 6 ms instead of 0.5 ms measured); and merge the GIN
+		 * pending list now rather than let searches scan it.  Failing
+		 * (e.g. no privilege) only costs speed. */
+		char saved[512];
+		snprintf(saved, sizeof saved, "%s", knytt_errmsg());
+		if (kind == KNYTT_RECORD_ITEMS)
+			st->ops->exec(st->db,
+				      "ANALYZE items; SELECT "
+				      "gin_clean_pending_list('items_tsv')");
+		else if (kind == KNYTT_RECORD_USERS)
+			st->ops->exec(st->db, "ANALYZE users");
+		else
+			st->ops->exec(st->db, "ANALYZE users, interactions");
+		knytt__err(0, "%s", saved);
+	}
 	fclose(f);
 	free(im.ix);
 	cache_clear(&im.users);

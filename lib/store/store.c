@@ -369,7 +369,7 @@ int knytt_store_open(const char *uri, knytt_store **out)
 	}
 	st->db->st = st;
 	st->ops = st->db->ops;
-	st->batch_rows = 10000;
+	st->batch_rows = 50000;
 	rc = knytt__migrate(st);
 	if (rc) {
 		knytt_store_close(st);
@@ -409,7 +409,7 @@ int knytt_store_set_batch_size(knytt_store *st, size_t rows)
 	if (rows > 10000000)
 		return knytt__err(KNYTT_EINVAL,
 				  "batch size %zu is over 10000000", rows);
-	st->batch_rows = rows ? rows : 10000;
+	st->batch_rows = rows ? rows : 50000;
 	return 0;
 }
 
