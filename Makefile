@@ -148,3 +148,8 @@ clean:
 
 .PHONY: all test sanitize bench bench-deps deps install clean examples
 .SECONDARY:
+
+# The main job for now: build an index over generated vectors and query it.
+demo: build/bin/index_demo
+	./build/bin/index_demo
+.PHONY: demo
