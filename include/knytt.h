@@ -360,6 +360,505 @@ KNYTT_API int knytt_index_save(const knytt_index *idx, const char *path);
 KNYTT_API int knytt_index_load(knytt_index *idx, const char *path);
 
 /* ===== part: store (lib/store) ===== */
+/* ------------------------------------------------------------------------
+ * Store (lib/store): catalog, users, interactions, favorites, search log,
+ * embeddings, models, tenants and API keys in SQLite or PostgreSQL.
+ *
+ * Life cycle: knytt_store_open() -> knytt_store_use_tenant() -> calls ->
+ * knytt_store_close().  Every row belongs to a tenant; a handle works for
+ * the one tenant selected with knytt_store_use_tenant() and no call made
+ * through it reads or changes another tenant's rows (tenant creation and
+ * API-key lookup, which must work before a tenant is known, are the only
+ * calls that take no tenant).  Calls that need a tenant fail with
+ * KNYTT_ESTATE while none is selected.
+ *
+ * TIMES are int64 Unix milliseconds (UTC) everywhere.  A time argument of
+ * 0 on input means "now".
+ *
+ * IDS.  Items and users have the caller's external id (a UTF-8 string,
+ * unique per tenant, 1..256 bytes) and a stable internal id (uint64,
+ * never reused, unique across tenants) that the vector index uses as its
+ * label.
+ *
+ * RECORDS.  Items and interactions have many fields, so they travel in
+ * versioned structs: the first member, struct_size, is set by the caller
+ * to sizeof(the struct) as compiled against its header.  A later version
+ * may append members, never reorder or remove them; the library reads
+ * only the members that lie within struct_size and treats the others as
+ * unset (the same pattern as Win32's cbSize), so old binaries keep
+ * working without a rebuild.  Records the library hands out (item get,
+ * callbacks) always have the library's full size.  Strings in records are
+ * NUL-terminated UTF-8; invalid UTF-8 is rejected with KNYTT_EINVAL.
+ *
+ * BORROWED RECORDS.  Records passed to callbacks, and their strings, are
+ * valid only during the callback.  A callback returns 0 to continue or
+ * non-zero to stop; the iterating call then returns KNYTT_ECANCELED.
+ * Callbacks may call other functions on the same store handle.
+ *
+ * BACKENDS.  "sqlite:PATH" (one file in WAL mode with a 5 s busy timeout;
+ * "sqlite::memory:" for a private in-memory database) and
+ * "postgres://..." / "postgresql://..." (any libpq connection URI).
+ * Schema migrations are numbered, run on open inside one transaction and
+ * recorded in the table knytt_schema; a database whose schema is newer
+ * than this library fails to open with KNYTT_EVERSION.
+ *
+ * THREAD SAFETY.  A knytt_store handle is one database connection: use it
+ * from one thread at a time (distinct handles, even on one database, may
+ * be used from distinct threads and processes at once; SQLite serializes
+ * writers, PostgreSQL runs them concurrently).
+ * ---------------------------------------------------------------------- */
+typedef struct knytt_store knytt_store;
+
+/** Largest external id, in bytes. */
+#define KNYTT_STORE_MAX_ID 256
+/** Length of an API key string (without the terminating NUL). */
+#define KNYTT_STORE_KEY_LEN 70
+
+/**
+ * Opens (creating if needed) the store at @p uri and brings its schema up
+ * to date.
+ * @param uri       "sqlite:PATH", "sqlite::memory:", "postgres://..." or
+ *                  "postgresql://...".
+ * @param[out] out  the handle; free with knytt_store_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL argument, unknown scheme),
+ *         KNYTT_EIO / KNYTT_EDB (cannot open or connect; the message has
+ *         the database's own words), KNYTT_EVERSION (schema newer than the
+ *         library), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_store_open(const char *uri, knytt_store **out);
+
+/** Closes the connection and frees the handle.  NULL is a no-op. */
+KNYTT_API void knytt_store_close(knytt_store *st);
+
+/** "sqlite" or "postgres" ("" if st is NULL). */
+KNYTT_API const char *knytt_store_backend(const knytt_store *st);
+
+/** The schema version of the open database (a positive number), or
+ *  KNYTT_EINVAL. */
+KNYTT_API int knytt_store_schema_version(const knytt_store *st);
+
+/**
+ * Number of rows per transaction used by knytt_store_import (default
+ * 10000; 0 = default; at most 10000000).  KNYTT_EINVAL.
+ */
+KNYTT_API int knytt_store_set_batch_size(knytt_store *st, size_t rows);
+
+/* ---- tenants and API keys -------------------------------------------- */
+
+/** API key scopes: a secret key may ingest, train and administer; a
+ *  public key may only search, recommend and send feedback. */
+typedef enum knytt_key_scope {
+	KNYTT_KEY_SECRET = 1,
+	KNYTT_KEY_PUBLIC = 2
+} knytt_key_scope;
+
+/**
+ * Creates tenant @p name (1..256 bytes UTF-8, unique).
+ * @param[out] id  its id (may be NULL).
+ * @return KNYTT_OK, KNYTT_EEXIST, KNYTT_EINVAL, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_tenant_create(knytt_store *st, const char *name,
+					uint64_t *id);
+
+/** Looks tenant @p name up.  KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_EINVAL. */
+KNYTT_API int knytt_store_tenant_find(knytt_store *st, const char *name,
+				      uint64_t *id);
+
+/**
+ * Selects the tenant that every following call works for.
+ * @return KNYTT_OK, KNYTT_ENOTFOUND (no such tenant), KNYTT_EINVAL.
+ */
+KNYTT_API int knytt_store_use_tenant(knytt_store *st, uint64_t tenant);
+
+/** The selected tenant's id, or 0 when none is selected. */
+KNYTT_API uint64_t knytt_store_tenant(const knytt_store *st);
+
+/**
+ * Creates an API key for the selected tenant.  The key ("kn_sk_" or
+ * "kn_pk_" and 64 hex digits from RAND_bytes) is written to @p key and
+ * shown this once: only its SHA-256 is stored.
+ * @param[out] key  KNYTT_STORE_KEY_LEN + 1 bytes.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE (no tenant), KNYTT_EIO
+ *         (no randomness), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_key_create(knytt_store *st, knytt_key_scope scope,
+				     char *key);
+
+/**
+ * Finds the tenant and scope of @p key (works without a selected tenant).
+ * The lookup goes by the key's SHA-256 through a unique index, so its
+ * time does not depend on how much of a wrong key matches; the hash read
+ * back is compared with CRYPTO_memcmp.
+ * @return KNYTT_OK, KNYTT_EAUTH (unknown, malformed or revoked key),
+ *         KNYTT_EINVAL (NULL), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_key_lookup(knytt_store *st, const char *key,
+				     uint64_t *tenant,
+				     knytt_key_scope *scope);
+
+/** Revokes @p key of the selected tenant (a key of another tenant is
+ *  KNYTT_ENOTFOUND).  KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_ESTATE. */
+KNYTT_API int knytt_store_key_revoke(knytt_store *st, const char *key);
+
+/* ---- items ----------------------------------------------------------- */
+
+/**
+ * A catalog item (versioned struct, see RECORDS above).  On upsert, NULL
+ * strings are stored as NULL (absent); ext_id is required.
+ */
+typedef struct knytt_item {
+	size_t struct_size;      /* sizeof(knytt_item), set by the caller */
+	uint64_t id;             /* internal id; output only */
+	const char *ext_id;      /* required, 1..256 bytes */
+	const char *title;       /* <= 1024 bytes */
+	const char *description; /* <= 65536 bytes */
+	const char *category;    /* path "shoes/running", <= 512 bytes,
+				    no empty segment */
+	double price;            /* >= 0, finite */
+	const char *currency;    /* 3 upper-case letters (ISO 4217) or NULL */
+	int in_stock;            /* 0 or 1 */
+	double quality;          /* quality score, finite (any scale) */
+	const char *image_url;   /* <= 2048 bytes */
+	const char *attributes;  /* a JSON object, <= 65536 bytes, or NULL */
+	int64_t created_ms;      /* output only */
+	int64_t updated_ms;      /* output only: time of the last change */
+	int deleted;             /* output only: 1 after knytt_store_item_delete */
+} knytt_item;
+
+/**
+ * Inserts the item, or updates the item with the same ext_id (and
+ * undeletes it).  An update that changes nothing keeps updated_ms, so
+ * unchanged items do not show up in knytt_store_items_changed.
+ * @param[out] id  the internal id (may be NULL).
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, bad field: the message names it),
+ *         KNYTT_ESTATE (no tenant), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_item_upsert(knytt_store *st, const knytt_item *item,
+				      uint64_t *id);
+
+/**
+ * Reads an item by external id (deleted items too; see ->deleted).
+ * @param[out] out  one allocation holding the record and its strings;
+ *                  release it with knytt_free().
+ * @return KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_item_get(knytt_store *st, const char *ext_id,
+				   knytt_item **out);
+
+/** Same, by internal id (an id of another tenant is KNYTT_ENOTFOUND). */
+KNYTT_API int knytt_store_item_get_id(knytt_store *st, uint64_t id,
+				      knytt_item **out);
+
+/**
+ * Soft-deletes an item: it stays readable with deleted = 1, leaves keyword
+ * search and shows up in knytt_store_items_changed so indexes drop it.
+ * @return KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_EINVAL, KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_store_item_delete(knytt_store *st, const char *ext_id);
+
+/** Callback over items; see BORROWED RECORDS. */
+typedef int (*knytt_item_fn)(const knytt_item *item, void *ctx);
+
+/**
+ * Calls @p fn for every item (deleted ones included) whose updated_ms is
+ * >= @p since_ms, in (updated_ms, id) order: the incremental feed of an
+ * index.  Pages through the table, so memory stays constant.
+ * @return the number of items visited, KNYTT_ECANCELED (fn stopped),
+ *         KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_items_changed(knytt_store *st, int64_t since_ms,
+					knytt_item_fn fn, void *ctx);
+
+/** Number of items of the tenant (deleted ones excluded), or an error. */
+KNYTT_API int64_t knytt_store_item_count(knytt_store *st);
+
+/* ---- keyword search -------------------------------------------------- */
+
+/**
+ * Keyword search over title, description and category with the
+ * database's own engine: FTS5 ranked by bm25() with column weights
+ * title 3, description 1, category 2 (SQLite), or a weighted tsvector with
+ * a GIN index ranked by ts_rank (PostgreSQL).  Both use the 'simple'
+ * tokenization: lower-cased words, no stemming.  Every word of @p query
+ * must match (AND); punctuation separates words and operators have no
+ * meaning, so any text is safe.  Deleted items never match.
+ *
+ * @param category_prefix  NULL, or a category path: an item matches when
+ *                         its category equals it or starts with it and "/".
+ * @param price_min, price_max  inclusive bounds; NAN = unbounded.
+ * @param in_stock_only    non-zero: only items with in_stock = 1.
+ * @param[out] ids     up to @p cap internal item ids, best first.
+ * @param[out] scores  their scores, higher is better (may be NULL).  The
+ *                     scales of the two backends differ.
+ * @return the number of results, KNYTT_EINVAL (NULL, query without a
+ *         word), KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_search(knytt_store *st, const char *query,
+				 const char *category_prefix,
+				 double price_min, double price_max,
+				 int in_stock_only, uint64_t *ids,
+				 double *scores, size_t cap);
+
+/* ---- users ----------------------------------------------------------- */
+
+/**
+ * Inserts or updates user @p ext_id with @p attributes (a JSON object or
+ * NULL).
+ * @param[out] id  internal id (may be NULL).
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_user_upsert(knytt_store *st, const char *ext_id,
+				      const char *attributes, uint64_t *id);
+
+/**
+ * Reads user @p ext_id.
+ * @param[out] id          internal id (may be NULL).
+ * @param[out] attributes  a copy of the JSON text, or NULL when none;
+ *                         free with knytt_free().  May be NULL.
+ * @param[out] created_ms  creation time (may be NULL).
+ * @return KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_EINVAL, KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_store_user_get(knytt_store *st, const char *ext_id,
+				   uint64_t *id, char **attributes,
+				   int64_t *created_ms);
+
+/** Number of users of the tenant, or an error. */
+KNYTT_API int64_t knytt_store_user_count(knytt_store *st);
+
+/* ---- interactions ---------------------------------------------------- */
+
+/**
+ * One interaction (versioned struct).  Types: "view", "click",
+ * "add_to_cart", "purchase", "favorite", "rating", or a custom name
+ * ([a-z0-9_], 1..32 bytes).  Default weights (weight 0 on input): view 1,
+ * click 2, add_to_cart 4, favorite 4, purchase 8, rating 1, custom 1.
+ */
+typedef struct knytt_interaction {
+	size_t struct_size;   /* sizeof(knytt_interaction), set by caller */
+	uint64_t id;          /* output only: append order */
+	const char *user;     /* user external id; created if unknown */
+	const char *item;     /* item external id; must exist */
+	uint64_t user_id;     /* output only */
+	uint64_t item_id;     /* output only */
+	const char *type;     /* see above */
+	double weight;        /* > 0, or 0 for the type's default */
+	int has_value;        /* 1 if value holds a value (a rating) */
+	double value;         /* finite */
+	int64_t ts_ms;        /* event time; 0 = now */
+	const char *event_id; /* client event id or NULL; a repeated one is
+				 ignored (idempotent retries) */
+} knytt_interaction;
+
+/**
+ * Appends one interaction.  Interactions are never changed or removed.
+ * @return 1 (stored), 0 (a duplicate event_id, ignored), KNYTT_EINVAL
+ *         (bad field), KNYTT_ENOTFOUND (unknown item), KNYTT_ESTATE,
+ *         KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_interaction_add(knytt_store *st,
+					  const knytt_interaction *ix);
+
+/** Callback over interactions; see BORROWED RECORDS. */
+typedef int (*knytt_interaction_fn)(const knytt_interaction *ix, void *ctx);
+
+/**
+ * The @p n most recent interactions of user @p user, newest first.
+ * @return the number visited, KNYTT_ENOTFOUND (unknown user),
+ *         KNYTT_ECANCELED, KNYTT_EINVAL, KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_store_user_recent(knytt_store *st, const char *user,
+				      size_t n, knytt_interaction_fn fn,
+				      void *ctx);
+
+/** The @p n most recent interactions with item @p item, newest first.
+ *  Errors as knytt_store_user_recent. */
+KNYTT_API int knytt_store_item_recent(knytt_store *st, const char *item,
+				      size_t n, knytt_interaction_fn fn,
+				      void *ctx);
+
+/**
+ * Streams every interaction with ts_ms >= @p since_ms in (ts_ms, id)
+ * order, a page of rows at a time (constant memory for any count: a
+ * training run reads millions this way).
+ * @return the number visited (saturating at INT_MAX), KNYTT_ECANCELED,
+ *         KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_interactions_since(knytt_store *st,
+					     int64_t since_ms,
+					     knytt_interaction_fn fn,
+					     void *ctx);
+
+/** Number of interactions of the tenant, or an error. */
+KNYTT_API int64_t knytt_store_interaction_count(knytt_store *st);
+
+/**
+ * Counts interactions per item with from_ms <= ts_ms < to_ms (for
+ * trending), optionally of one @p type (NULL = all), most counted first
+ * (ties by item id).
+ * @param[out] item_ids, counts  up to @p cap entries.
+ * @return the number of entries, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_item_counts(knytt_store *st, int64_t from_ms,
+				      int64_t to_ms, const char *type,
+				      uint64_t *item_ids, uint64_t *counts,
+				      size_t cap);
+
+/* ---- favorites and search log ------------------------------------------ */
+
+/** Marks @p item a favorite of @p user (user created if unknown).
+ *  Idempotent.  KNYTT_OK, KNYTT_ENOTFOUND (item), KNYTT_EINVAL. */
+KNYTT_API int knytt_store_favorite_set(knytt_store *st, const char *user,
+				       const char *item);
+/** Removes the mark.  KNYTT_OK (also when it was not set),
+ *  KNYTT_ENOTFOUND (unknown user or item), KNYTT_EINVAL. */
+KNYTT_API int knytt_store_favorite_unset(knytt_store *st, const char *user,
+					 const char *item);
+/** Internal ids of @p user's favorites, newest first, up to @p cap.
+ *  Returns the count (0 for an unknown user) or an error. */
+KNYTT_API int knytt_store_favorite_list(knytt_store *st, const char *user,
+					uint64_t *item_ids, size_t cap);
+
+/**
+ * Logs a search: @p query (<= 1024 bytes), @p user (NULL = anonymous),
+ * the number of results and the time (0 = now).
+ * @param[out] log_id  the entry's id, for knytt_store_search_click.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_search_log(knytt_store *st, const char *query,
+				     const char *user, int result_count,
+				     int64_t ts_ms, uint64_t *log_id);
+/** Records that @p item was clicked after search @p log_id.
+ *  KNYTT_OK, KNYTT_ENOTFOUND (log entry or item), KNYTT_EINVAL. */
+KNYTT_API int knytt_store_search_click(knytt_store *st, uint64_t log_id,
+				       const char *item);
+/**
+ * Reads a search log entry.
+ * @param[out] query         a copy, free with knytt_free() (may be NULL).
+ * @param[out] result_count  (may be NULL).
+ * @param[out] clicked_item  internal id, 0 when nothing was clicked.
+ * @return KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_EINVAL, KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_store_search_log_get(knytt_store *st, uint64_t log_id,
+					 char **query, int *result_count,
+					 uint64_t *clicked_item);
+
+/* ---- embeddings and models --------------------------------------------- */
+
+/** What an embedding belongs to. */
+typedef enum knytt_owner {
+	KNYTT_OWNER_ITEM = 1,
+	KNYTT_OWNER_USER = 2
+} knytt_owner;
+
+/**
+ * Stores (replacing) the embedding of item or user @p id for model
+ * version @p version (1..256 bytes): @p dim floats, kept as a
+ * little-endian float blob.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, dim 0 or > 65536, non-finite
+ *         value), KNYTT_ENOTFOUND (no such item/user), KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_store_embedding_put(knytt_store *st, knytt_owner owner,
+					uint64_t id, const char *version,
+					const float *vec, uint32_t dim);
+
+/**
+ * Reads an embedding into @p out (room for @p cap floats).
+ * @return its dimension (> cap means nothing was copied),
+ *         KNYTT_ENOTFOUND, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_ECORRUPT.
+ */
+KNYTT_API int knytt_store_embedding_get(knytt_store *st, knytt_owner owner,
+					uint64_t id, const char *version,
+					float *out, uint32_t cap);
+
+/** Callback over embeddings: @p vec (dim floats) is borrowed. */
+typedef int (*knytt_embedding_fn)(uint64_t id, const float *vec,
+				  uint32_t dim, void *ctx);
+
+/** Calls @p fn for every embedding of @p owner kind and @p version, by
+ *  ascending id.  Returns the count, KNYTT_ECANCELED or an error. */
+KNYTT_API int knytt_store_embeddings_each(knytt_store *st, knytt_owner owner,
+					  const char *version,
+					  knytt_embedding_fn fn, void *ctx);
+
+/**
+ * Stores model @p name (1..256 bytes) as a new version: 1 + the highest
+ * stored version of that name.
+ * @param blob, size   the model bytes (size may be 0).
+ * @param metadata     a JSON object (metrics, training time...) or NULL.
+ * @param[out] version the version assigned (may be NULL).
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_model_put(knytt_store *st, const char *name,
+				    const void *blob, size_t size,
+				    const char *metadata, int64_t *version);
+
+/**
+ * Reads version @p version (0 = the latest) of model @p name.
+ * @param[out] blob      a copy, free with knytt_free() (may be NULL).
+ * @param[out] size      its size (may be NULL).
+ * @param[out] metadata  a copy of the JSON or NULL; knytt_free().
+ * @param[out] version_out  the version read (may be NULL).
+ * @param[out] created_ms   when it was stored (may be NULL).
+ * @return KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_EINVAL, KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_store_model_get(knytt_store *st, const char *name,
+				    int64_t version, void **blob,
+				    size_t *size, char **metadata,
+				    int64_t *version_out,
+				    int64_t *created_ms);
+
+/* ---- bulk import ------------------------------------------------------- */
+
+/** What a file holds. */
+typedef enum knytt_record_kind {
+	KNYTT_RECORD_ITEMS = 1,
+	KNYTT_RECORD_USERS = 2,
+	KNYTT_RECORD_INTERACTIONS = 3
+} knytt_record_kind;
+
+/** File formats.  See knytt_store(3) for the columns of each. */
+typedef enum knytt_format {
+	/* RFC 4180 CSV, UTF-8, header row naming the columns */
+	KNYTT_FORMAT_CSV = 1,
+	/* one JSON object per line */
+	KNYTT_FORMAT_JSONL = 2,
+	/* MovieLens: u.item / movies.dat (items), u.user / users.dat
+	 * (users), u.data (interactions); ISO-8859-1 text converted */
+	KNYTT_FORMAT_MOVIELENS = 3
+} knytt_format;
+
+/** Called for each rejected row: @p line (1-based), @p field (the column,
+ *  or "" for the whole row) and @p reason; strings borrowed. */
+typedef void (*knytt_reject_fn)(size_t line, const char *field,
+				const char *reason, void *ctx);
+
+/**
+ * Imports @p path, streaming: memory stays constant in the file size
+ * (apart from a bounded cache of id look-ups).  Every row is validated;
+ * a rejected row is reported through @p on_reject (may be NULL) and does
+ * not stop the others.  Accepted rows commit in transactions of
+ * knytt_store_set_batch_size rows, so a crash keeps every committed batch
+ * and running the same import again converges to the same state: items
+ * and users are upserted by external id, interactions deduplicated by
+ * event id (interactions without one are appended again; MovieLens
+ * ratings get the event id "ml:USER:ITEM").  On PostgreSQL, interactions
+ * go in through COPY.
+ *
+ * CSV columns (header row; any order; unknown columns reject the file):
+ *   items: id, title, description, category, price, currency, in_stock,
+ *          quality, image_url, attributes;
+ *   users: id, attributes;
+ *   interactions: user, item, type, weight, value, ts_ms, event_id.
+ * JSON Lines use the same names as keys (attributes as an object).
+ *
+ * @return the number of rows accepted, or KNYTT_EINVAL (arguments,
+ *         unknown column, file not valid as a whole: the message names
+ *         line and field), KNYTT_EIO (cannot read), KNYTT_ESTATE,
+ *         KNYTT_EDB (the database failed: batches committed before stay).
+ */
+KNYTT_API int knytt_store_import(knytt_store *st, const char *path,
+				 knytt_record_kind kind, knytt_format format,
+				 knytt_reject_fn on_reject, void *ctx);
 /* ===== end part: store ===== */
 
 /* ===== part: model (lib/model) ===== */

@@ -1,0 +1,842 @@
+/*
+ * import.c -- bulk import of items, users and interactions from CSV,
+ * JSON Lines and the MovieLens files.
+ *
+ * Each input row becomes a record, is validated exactly as the single-row
+ * calls validate, and is written inside the current batch transaction; a
+ * rejected row is reported and skipped.  Every batch_rows accepted rows
+ * the transaction commits, so a crash (even kill -9) keeps whole batches
+ * only, and because items and users are upserts and interactions carry
+ * event ids, re-running the import converges to the state a clean run
+ * gives.
+ *
+ * Interactions are buffered (at most IXBUF rows) and written through the
+ * backend's bulk path (prepared INSERTs in SQLite, COPY in PostgreSQL).
+ * User and item ids are resolved through a small cache, since the same
+ * users and items recur on most lines.
+ */
+#include "csv.h"
+#include "store_int.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IXBUF 4096
+#define CACHE_MAX (1u << 20) /* entries per cache before it is emptied */
+
+/* ---- an ext id -> internal id cache (open addressing) ------------------ */
+
+typedef struct idcache {
+	char **keys;
+	uint64_t *vals;
+	size_t cap, n;
+} idcache;
+
+static uint64_t fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static void cache_clear(idcache *c)
+{
+	for (size_t i = 0; i < c->cap; i++)
+		free(c->keys[i]);
+	free(c->keys);
+	free(c->vals);
+	memset(c, 0, sizeof *c);
+}
+
+static int cache_get(const idcache *c, const char *k, uint64_t *v)
+{
+	if (!c->cap)
+		return 0;
+	for (size_t i = fnv(k) & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+		if (!c->keys[i])
+			return 0;
+		if (strcmp(c->keys[i], k) == 0) {
+			*v = c->vals[i];
+			return 1;
+		}
+	}
+}
+
+static void cache_put(idcache *c, const char *k, uint64_t v)
+{
+	if (c->n >= CACHE_MAX)
+		cache_clear(c);
+	if (2 * (c->n + 1) > c->cap) {
+		size_t nc = c->cap ? 2 * c->cap : 1024;
+		char **nk = calloc(nc, sizeof *nk);
+		uint64_t *nv = calloc(nc, sizeof *nv);
+		if (!nk || !nv) {
+			free(nk);
+			free(nv);
+			return; /* a cache miss later is harmless */
+		}
+		for (size_t i = 0; i < c->cap; i++) {
+			if (!c->keys[i])
+				continue;
+			size_t j = fnv(c->keys[i]) & (nc - 1);
+			while (nk[j])
+				j = (j + 1) & (nc - 1);
+			nk[j] = c->keys[i];
+			nv[j] = c->vals[i];
+		}
+		free(c->keys);
+		free(c->vals);
+		c->keys = nk;
+		c->vals = nv;
+		c->cap = nc;
+	}
+	size_t i = fnv(k) & (c->cap - 1);
+	while (c->keys[i]) {
+		if (strcmp(c->keys[i], k) == 0) {
+			c->vals[i] = v;
+			return;
+		}
+		i = (i + 1) & (c->cap - 1);
+	}
+	size_t n = strlen(k) + 1;
+	if (!(c->keys[i] = malloc(n)))
+		return;
+	memcpy(c->keys[i], k, n);
+	c->vals[i] = v;
+	c->n++;
+}
+
+/* ---- the import state ---------------------------------------------------- */
+
+typedef struct imp {
+	knytt_store *st;
+	knytt_record_kind kind;
+	knytt_reject_fn on_reject;
+	void *ctx;
+	size_t line;
+	long long accepted, in_batch;
+	knytt__ixrow *ix;
+	size_t nix;
+	idcache users, items;
+} imp;
+
+static void reject(imp *im, const char *field, const char *reason)
+{
+	if (im->on_reject)
+		im->on_reject(im->line, field, reason, im->ctx);
+}
+
+/* Validation messages read "field NAME ..." : report NAME as the field. */
+static void reject_msg(imp *im)
+{
+	const char *m = knytt_errmsg();
+	char field[64] = "";
+	if (strncmp(m, "field ", 6) == 0) {
+		size_t n = strcspn(m + 6, " ");
+		if (n < sizeof field) {
+			memcpy(field, m + 6, n);
+			field[n] = '\0';
+		}
+	}
+	reject(im, field, m);
+}
+
+static int flush_ix(imp *im)
+{
+	if (!im->nix)
+		return 0;
+	int rc = im->st->ops->insert_interactions(im->st->db, im->st->tenant,
+						  im->ix, im->nix);
+	im->nix = 0;
+	return rc < 0 ? rc : 0;
+}
+
+static int batch_end(imp *im, int last)
+{
+	int rc = flush_ix(im);
+	if (rc) {
+		knytt__st_rollback(im->st);
+		return rc;
+	}
+	if ((rc = knytt__st_commit(im->st)))
+		return rc;
+	im->in_batch = 0;
+	if (!last && (rc = knytt__st_begin(im->st)))
+		return rc;
+	return 0;
+}
+
+/* After a row was accepted: commit when the batch is full. */
+static int accepted(imp *im)
+{
+	im->accepted++;
+	if (++im->in_batch >= (long long)im->st->batch_rows)
+		return batch_end(im, 0);
+	return 0;
+}
+
+/* Database failures end the import; validation failures reject the row. */
+static int is_row_error(int rc)
+{
+	return rc == KNYTT_EINVAL || rc == KNYTT_ENOTFOUND ||
+	       rc == KNYTT_ERANGE;
+}
+
+static int put_item(imp *im, const knytt_item *it)
+{
+	int rc = knytt__item_upsert_checked(im->st, it, NULL);
+	if (rc == 0)
+		return accepted(im);
+	if (is_row_error(rc)) {
+		reject_msg(im);
+		return 0;
+	}
+	return rc;
+}
+
+static int put_user(imp *im, const char *id, const char *attrs)
+{
+	int rc = knytt_store_user_upsert(im->st, id, attrs, NULL);
+	if (rc == 0)
+		return accepted(im);
+	if (is_row_error(rc)) {
+		reject_msg(im);
+		return 0;
+	}
+	return rc;
+}
+
+static int put_ix(imp *im, const knytt_interaction *x)
+{
+	knytt__ixrow *r = &im->ix[im->nix];
+	int rc = knytt__ix_prepare(im->st, x, r, 0);
+	if (rc) {
+		if (!is_row_error(rc))
+			return rc;
+		reject_msg(im);
+		return 0;
+	}
+	if (!cache_get(&im->items, x->item, &r->item_id)) {
+		rc = knytt__item_id(im->st, x->item, &r->item_id);
+		if (rc == KNYTT_ENOTFOUND) {
+			char msg[320];
+			snprintf(msg, sizeof msg, "field item: no item '%.256s'",
+				 x->item);
+			reject(im, "item", msg);
+			return 0;
+		}
+		if (rc)
+			return rc;
+		cache_put(&im->items, x->item, r->item_id);
+	}
+	if (!cache_get(&im->users, x->user, &r->user_id)) {
+		if ((rc = knytt__user_ensure(im->st, x->user, &r->user_id)))
+			return rc;
+		cache_put(&im->users, x->user, r->user_id);
+	}
+	if (++im->nix == IXBUF && (rc = flush_ix(im)))
+		return rc;
+	return accepted(im);
+}
+
+/* ---- field parsing ------------------------------------------------------- */
+
+static int parse_f64(imp *im, const char *field, const char *s, double *v)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(s, &end);
+	if (end == s || *end || errno == ERANGE || !isfinite(d)) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "field %s: '%.40s' is not a number",
+			 field, s);
+		reject(im, field, msg);
+		return -1;
+	}
+	*v = d;
+	return 0;
+}
+
+static int parse_i64(imp *im, const char *field, const char *s, int64_t *v)
+{
+	char *end;
+	errno = 0;
+	long long d = strtoll(s, &end, 10);
+	if (end == s || *end || errno == ERANGE) {
+		char msg[160];
+		snprintf(msg, sizeof msg,
+			 "field %s: '%.40s' is not an integer", field, s);
+		reject(im, field, msg);
+		return -1;
+	}
+	*v = d;
+	return 0;
+}
+
+static int parse_bool(imp *im, const char *field, const char *s, int *v)
+{
+	if (!strcmp(s, "1") || !strcmp(s, "true")) {
+		*v = 1;
+		return 0;
+	}
+	if (!strcmp(s, "0") || !strcmp(s, "false")) {
+		*v = 0;
+		return 0;
+	}
+	char msg[160];
+	snprintf(msg, sizeof msg, "field %s: '%.40s' is not 0/1/true/false",
+		 field, s);
+	reject(im, field, msg);
+	return -1;
+}
+
+/* Column names per kind, in a fixed order (the column's index is its
+ * meaning). */
+static const char *const item_cols[] = {
+	"id",	   "title",   "description", "category",  "price",
+	"currency", "in_stock", "quality",    "image_url", "attributes"};
+static const char *const user_cols[] = {"id", "attributes"};
+static const char *const ix_cols[] = {"user",	"item", "type",	   "weight",
+				      "value", "ts_ms", "event_id"};
+
+static void cols_of(knytt_record_kind k, const char *const **names,
+		    size_t *n)
+{
+	if (k == KNYTT_RECORD_ITEMS) {
+		*names = item_cols;
+		*n = sizeof item_cols / sizeof *item_cols;
+	} else if (k == KNYTT_RECORD_USERS) {
+		*names = user_cols;
+		*n = sizeof user_cols / sizeof *user_cols;
+	} else {
+		*names = ix_cols;
+		*n = sizeof ix_cols / sizeof *ix_cols;
+	}
+}
+
+/* Builds and writes a record from up to 10 values indexed by column
+ * meaning (NULL = absent).  Returns 0, or a fatal error. */
+static int put_values(imp *im, const char *const *v)
+{
+	if (im->kind == KNYTT_RECORD_ITEMS) {
+		knytt_item it;
+		memset(&it, 0, sizeof it);
+		it.struct_size = sizeof it;
+		it.ext_id = v[0];
+		it.title = v[1];
+		it.description = v[2];
+		it.category = v[3];
+		it.currency = v[5];
+		it.image_url = v[8];
+		it.attributes = v[9];
+		it.in_stock = 1;
+		if ((v[4] && parse_f64(im, "price", v[4], &it.price)) ||
+		    (v[6] && parse_bool(im, "in_stock", v[6], &it.in_stock)) ||
+		    (v[7] && parse_f64(im, "quality", v[7], &it.quality)))
+			return 0;
+		return put_item(im, &it);
+	}
+	if (im->kind == KNYTT_RECORD_USERS) {
+		if (!v[0]) {
+			reject(im, "id", "field id is required");
+			return 0;
+		}
+		return put_user(im, v[0], v[1]);
+	}
+	knytt_interaction x;
+	memset(&x, 0, sizeof x);
+	x.struct_size = sizeof x;
+	x.user = v[0];
+	x.item = v[1];
+	x.type = v[2];
+	x.event_id = v[6];
+	if ((v[3] && parse_f64(im, "weight", v[3], &x.weight)) ||
+	    (v[5] && parse_i64(im, "ts_ms", v[5], &x.ts_ms)))
+		return 0;
+	if (v[4]) {
+		if (parse_f64(im, "value", v[4], &x.value))
+			return 0;
+		x.has_value = 1;
+	}
+	return put_ix(im, &x);
+}
+
+/* ---- CSV ---------------------------------------------------------------- */
+
+static int import_csv(imp *im, FILE *f)
+{
+	knytt__csv c;
+	if (knytt__csv_init(&c, f, ','))
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	const char *const *names;
+	size_t ncols;
+	cols_of(im->kind, &names, &ncols);
+	int map[64]; /* file column -> meaning */
+	int rc = 0;
+	if (knytt__csv_next(&c) != 1 || c.bad) {
+		knytt__csv_free(&c);
+		return knytt__err(KNYTT_EINVAL, "line 1: no CSV header row%s%s",
+				  c.bad ? ": " : "", c.bad ? c.bad : "");
+	}
+	size_t nf = c.nf;
+	if (nf > 64) {
+		knytt__csv_free(&c);
+		return knytt__err(KNYTT_EINVAL,
+				  "line 1: %zu columns, at most 64", nf);
+	}
+	int seen[16] = {0}, have_req = 0;
+	for (size_t i = 0; i < nf; i++) {
+		const char *h = knytt__csv_field(&c, i);
+		map[i] = -1;
+		for (size_t k = 0; k < ncols; k++)
+			if (strcmp(h, names[k]) == 0)
+				map[i] = (int)k;
+		if (map[i] < 0 || seen[map[i]]++) {
+			rc = knytt__err(KNYTT_EINVAL,
+					"line 1, field %.64s: %s column", h,
+					map[i] < 0 ? "unknown" : "duplicate");
+			knytt__csv_free(&c);
+			return rc;
+		}
+		if (map[i] == 0)
+			have_req = 1;
+	}
+	if (!have_req) {
+		knytt__csv_free(&c);
+		return knytt__err(KNYTT_EINVAL,
+				  "line 1, field %s: required column missing",
+				  names[0]);
+	}
+	while ((rc = knytt__csv_next(&c)) == 1) {
+		im->line = c.rec_line;
+		if (c.bad) {
+			reject(im, "", c.bad);
+			continue;
+		}
+		if (c.nf != nf) {
+			char msg[96];
+			snprintf(msg, sizeof msg,
+				 "row has %zu fields, the header has %zu", c.nf,
+				 nf);
+			reject(im, "", msg);
+			continue;
+		}
+		const char *v[16] = {0};
+		for (size_t i = 0; i < nf; i++) {
+			const char *s = knytt__csv_field(&c, i);
+			v[map[i]] = *s ? s : NULL; /* empty = absent */
+		}
+		if ((rc = put_values(im, v)))
+			break;
+	}
+	knytt__csv_free(&c);
+	return rc < 0 ? rc : 0;
+}
+
+/* ---- JSON Lines ---------------------------------------------------------- */
+
+static int import_jsonl(imp *im, FILE *f)
+{
+	const char *const *names;
+	size_t ncols;
+	cols_of(im->kind, &names, &ncols);
+	char *line = NULL;
+	size_t lcap = 0;
+	ssize_t n;
+	int rc = 0;
+	im->line = 0;
+	while ((n = getline(&line, &lcap, f)) >= 0) {
+		im->line++;
+		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (strspn(line, " \t") == (size_t)n)
+			continue;
+		if ((size_t)n > KNYTT__CSV_MAX) {
+			reject(im, "", "line is longer than 1 MiB");
+			continue;
+		}
+		cJSON *j = cJSON_ParseWithLength(line, (size_t)n);
+		if (!j || !cJSON_IsObject(j)) {
+			reject(im, "", j ? "line is not a JSON object"
+					 : "malformed JSON");
+			cJSON_Delete(j);
+			continue;
+		}
+		const char *v[16] = {0};
+		char *owned = NULL;
+		char num[16][40];
+		int bad = 0;
+		for (cJSON *e = j->child; e && !bad; e = e->next) {
+			int k = -1;
+			for (size_t i = 0; i < ncols; i++)
+				if (e->string && !strcmp(e->string, names[i]))
+					k = (int)i;
+			char msg[160];
+			if (k < 0) {
+				snprintf(msg, sizeof msg,
+					 "field %.64s: unknown field",
+					 e->string ? e->string : "");
+				reject(im, e->string ? e->string : "", msg);
+				bad = 1;
+				break;
+			}
+			const char *nm = names[k];
+			int is_attr = !strcmp(nm, "attributes");
+			int is_num = !strcmp(nm, "price") ||
+				     !strcmp(nm, "quality") ||
+				     !strcmp(nm, "weight") ||
+				     !strcmp(nm, "value") ||
+				     !strcmp(nm, "ts_ms");
+			int is_bool = !strcmp(nm, "in_stock");
+			if (cJSON_IsNull(e))
+				continue;
+			if (is_attr) {
+				if (!cJSON_IsObject(e)) {
+					snprintf(msg, sizeof msg,
+						 "field %s: expected an object",
+						 nm);
+					reject(im, nm, msg);
+					bad = 1;
+				} else if (!owned) {
+					owned = cJSON_PrintUnformatted(e);
+					v[k] = owned;
+				}
+			} else if (is_num || is_bool) {
+				if (is_bool && cJSON_IsBool(e)) {
+					v[k] = cJSON_IsTrue(e) ? "1" : "0";
+				} else if (cJSON_IsNumber(e)) {
+					if (!strcmp(nm, "ts_ms"))
+						snprintf(num[k], sizeof num[k],
+							 "%.0f",
+							 e->valuedouble);
+					else
+						snprintf(num[k], sizeof num[k],
+							 "%.17g",
+							 e->valuedouble);
+					v[k] = num[k];
+				} else {
+					snprintf(msg, sizeof msg,
+						 "field %s: expected a %s", nm,
+						 is_bool ? "boolean" : "number");
+					reject(im, nm, msg);
+					bad = 1;
+				}
+			} else if (cJSON_IsString(e)) {
+				v[k] = e->valuestring;
+			} else if (cJSON_IsNumber(e) && k == 0) {
+				/* numeric ids are common: accept 42 as "42" */
+				snprintf(num[k], sizeof num[k], "%.17g",
+					 e->valuedouble);
+				v[k] = num[k];
+			} else {
+				snprintf(msg, sizeof msg,
+					 "field %s: expected a string", nm);
+				reject(im, nm, msg);
+				bad = 1;
+			}
+		}
+		if (!bad)
+			rc = put_values(im, v);
+		free(owned);
+		cJSON_Delete(j);
+		if (rc)
+			break;
+	}
+	free(line);
+	return rc;
+}
+
+/* ---- MovieLens ----------------------------------------------------------- */
+
+static const char *const ml_genres[19] = {
+	"unknown", "Action",  "Adventure", "Animation", "Children's",
+	"Comedy",  "Crime",   "Documentary", "Drama",  "Fantasy",
+	"Film-Noir", "Horror", "Musical",  "Mystery",  "Romance",
+	"Sci-Fi",  "Thriller", "War",      "Western"};
+
+/* ISO-8859-1 -> UTF-8 (every byte is a code point). */
+static void latin1(const char *in, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)in;
+	     *p && o + 3 < cap; p++) {
+		if (*p < 0x80) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = (char)(0xC0 | (*p >> 6));
+			out[o++] = (char)(0x80 | (*p & 0x3F));
+		}
+	}
+	out[o] = '\0';
+}
+
+/* Splits @p s in place on @p sep ("|", "\t" or "::"). */
+static size_t split(char *s, const char *sep, char **f, size_t max)
+{
+	size_t n = 0, sl = strlen(sep);
+	while (n < max) {
+		f[n++] = s;
+		char *e = strstr(s, sep);
+		if (!e)
+			break;
+		*e = '\0';
+		s = e + sl;
+	}
+	return n;
+}
+
+/* JSON string escaping for the small values of the mapping. */
+static size_t jstr(char *o, size_t cap, const char *s)
+{
+	size_t n = 0;
+	o[n++] = '"';
+	for (; *s && n + 8 < cap; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\') {
+			o[n++] = '\\';
+			o[n++] = (char)ch;
+		} else if (ch < 0x20) {
+			n += (size_t)snprintf(o + n, cap - n, "\\u%04x", ch);
+		} else {
+			o[n++] = (char)ch;
+		}
+	}
+	o[n++] = '"';
+	o[n] = '\0';
+	return n;
+}
+
+static int ml_item(imp *im, char **f, size_t nf, int dat)
+{
+	char title[2048], genres[512] = "", attrs[1536], desc[600];
+	const char *g[19];
+	size_t ng = 0;
+	if (dat) { /* movies.dat: id::title::G1|G2 */
+		if (nf != 3) {
+			reject(im, "", "expected MovieID::Title::Genres");
+			return 0;
+		}
+		snprintf(genres, sizeof genres, "%s", f[2]);
+		char *p = genres;
+		while (ng < 19) {
+			g[ng++] = p;
+			char *e = strchr(p, '|');
+			if (!e)
+				break;
+			*e = '\0';
+			p = e + 1;
+		}
+	} else { /* u.item: id|title|date|video date|url|19 flags */
+		if (nf != 24) {
+			reject(im, "", "expected 24 '|'-separated fields");
+			return 0;
+		}
+		for (int i = 0; i < 19; i++) {
+			if (strcmp(f[5 + i], "1") == 0)
+				g[ng++] = ml_genres[i];
+			else if (strcmp(f[5 + i], "0") != 0) {
+				reject(im, ml_genres[i],
+				       "genre flag is not 0 or 1");
+				return 0;
+			}
+		}
+	}
+	latin1(f[1], title, sizeof title);
+	/* attributes: {"genres":[...], "release_date":..., "imdb_url":...} */
+	size_t o = (size_t)snprintf(attrs, sizeof attrs, "{\"genres\":[");
+	size_t d = 0;
+	desc[0] = '\0';
+	for (size_t i = 0; i < ng; i++) {
+		if (i)
+			attrs[o++] = ',';
+		o += jstr(attrs + o, sizeof attrs - o, g[i]);
+		d += (size_t)snprintf(desc + d, sizeof desc - d, "%s%s",
+				      i ? ", " : "", g[i]);
+		if (d >= sizeof desc)
+			d = sizeof desc - 1;
+	}
+	o += (size_t)snprintf(attrs + o, sizeof attrs - o, "]");
+	if (!dat) {
+		char tmp[600];
+		o += (size_t)snprintf(attrs + o, sizeof attrs - o,
+				      ",\"release_date\":");
+		latin1(f[2], tmp, 200);
+		o += jstr(attrs + o, sizeof attrs - o, tmp);
+		o += (size_t)snprintf(attrs + o, sizeof attrs - o,
+				      ",\"imdb_url\":");
+		latin1(f[4], tmp, sizeof tmp);
+		o += jstr(attrs + o, sizeof attrs - o, tmp);
+	}
+	snprintf(attrs + o, sizeof attrs - o, "}");
+	knytt_item it;
+	memset(&it, 0, sizeof it);
+	it.struct_size = sizeof it;
+	it.ext_id = f[0];
+	it.title = title;
+	it.category = ng ? g[0] : NULL;
+	it.description = ng ? desc : NULL;
+	it.in_stock = 1;
+	it.attributes = attrs;
+	return put_item(im, &it);
+}
+
+static int ml_user(imp *im, char **f, size_t nf, int dat)
+{
+	if (nf != 5) {
+		reject(im, "", dat ? "expected UserID::Gender::Age::"
+				     "Occupation::Zip-code"
+				   : "expected id|age|gender|occupation|zip");
+		return 0;
+	}
+	const char *age = dat ? f[2] : f[1], *gender = dat ? f[1] : f[2];
+	int64_t a;
+	if (parse_i64(im, "age", age, &a))
+		return 0;
+	char attrs[2048], occ[300], zip[300], gs[40];
+	latin1(f[3], occ, 200);
+	latin1(f[4], zip, 200);
+	char o1[420], o2[420];
+	jstr(o1, sizeof o1, occ);
+	jstr(o2, sizeof o2, zip);
+	latin1(gender, occ, 16);
+	jstr(gs, sizeof gs, occ);
+	/* users.dat codes occupations as numbers 0..20: kept as numbers */
+	int64_t oc = 0;
+	if (dat && parse_i64(im, "occupation", f[3], &oc))
+		return 0;
+	if (dat)
+		snprintf(attrs, sizeof attrs,
+			 "{\"age\":%lld,\"gender\":%s,\"occupation\":%lld,"
+			 "\"zip\":%s}",
+			 (long long)a, gs, (long long)oc, o2);
+	else
+		snprintf(attrs, sizeof attrs,
+			 "{\"age\":%lld,\"gender\":%s,\"occupation\":%s,"
+			 "\"zip\":%s}",
+			 (long long)a, gs, o1, o2);
+	return put_user(im, f[0], attrs);
+}
+
+static int ml_rating(imp *im, char **f, size_t nf)
+{
+	if (nf != 4) {
+		reject(im, "", "expected user, item, rating, timestamp");
+		return 0;
+	}
+	knytt_interaction x;
+	memset(&x, 0, sizeof x);
+	x.struct_size = sizeof x;
+	x.user = f[0];
+	x.item = f[1];
+	x.type = "rating";
+	x.has_value = 1;
+	int64_t ts;
+	if (parse_f64(im, "rating", f[2], &x.value) ||
+	    parse_i64(im, "timestamp", f[3], &ts))
+		return 0;
+	if (ts <= 0) {
+		reject(im, "timestamp", "field timestamp must be > 0");
+		return 0;
+	}
+	x.ts_ms = ts * 1000;
+	char ev[600];
+	snprintf(ev, sizeof ev, "ml:%.250s:%.250s", f[0], f[1]);
+	x.event_id = ev;
+	return put_ix(im, &x);
+}
+
+static int import_movielens(imp *im, FILE *f)
+{
+	char *line = NULL;
+	size_t lcap = 0;
+	ssize_t n;
+	int rc = 0;
+	im->line = 0;
+	while ((n = getline(&line, &lcap, f)) >= 0) {
+		im->line++;
+		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (n == 0)
+			continue;
+		int dat = strstr(line, "::") != NULL;
+		char *fl[32];
+		size_t nf;
+		if (dat)
+			nf = split(line, "::", fl, 32);
+		else if (im->kind == KNYTT_RECORD_INTERACTIONS)
+			nf = split(line, "\t", fl, 32);
+		else
+			nf = split(line, "|", fl, 32);
+		if (im->kind == KNYTT_RECORD_ITEMS)
+			rc = ml_item(im, fl, nf, dat);
+		else if (im->kind == KNYTT_RECORD_USERS)
+			rc = ml_user(im, fl, nf, dat);
+		else
+			rc = ml_rating(im, fl, nf);
+		if (rc)
+			break;
+	}
+	free(line);
+	return rc;
+}
+
+/* ---- entry point ---------------------------------------------------------- */
+
+int knytt_store_import(knytt_store *st, const char *path,
+		       knytt_record_kind kind, knytt_format format,
+		       knytt_reject_fn on_reject, void *ctx)
+{
+	if (!st || !path)
+		return knytt__err(KNYTT_EINVAL, "store or path is NULL");
+	if (!st->tenant)
+		return knytt__err(KNYTT_ESTATE, "no tenant selected: call "
+						"knytt_store_use_tenant first");
+	if (kind < KNYTT_RECORD_ITEMS || kind > KNYTT_RECORD_INTERACTIONS)
+		return knytt__err(KNYTT_EINVAL, "kind %d is not a record kind",
+				  (int)kind);
+	if (format < KNYTT_FORMAT_CSV || format > KNYTT_FORMAT_MOVIELENS)
+		return knytt__err(KNYTT_EINVAL, "format %d is not a format",
+				  (int)format);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return knytt__err_errno(KNYTT_EIO, errno, "cannot open '%s'",
+					path);
+	imp im;
+	memset(&im, 0, sizeof im);
+	im.st = st;
+	im.kind = kind;
+	im.on_reject = on_reject;
+	im.ctx = ctx;
+	if (kind == KNYTT_RECORD_INTERACTIONS &&
+	    !(im.ix = malloc(IXBUF * sizeof *im.ix))) {
+		fclose(f);
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	}
+	int rc = knytt__st_begin(st);
+	if (rc == 0) {
+		if (format == KNYTT_FORMAT_CSV)
+			rc = import_csv(&im, f);
+		else if (format == KNYTT_FORMAT_JSONL)
+			rc = import_jsonl(&im, f);
+		else
+			rc = import_movielens(&im, f);
+		if (rc == 0 && ferror(f))
+			rc = knytt__err(KNYTT_EIO, "read error in '%s'", path);
+		if (rc == 0)
+			rc = batch_end(&im, 1);
+		else if (st->in_txn)
+			knytt__st_rollback(st);
+	}
+	fclose(f);
+	free(im.ix);
+	cache_clear(&im.users);
+	cache_clear(&im.items);
+	if (rc)
+		return rc;
+	return im.accepted > INT32_MAX ? INT32_MAX : (int)im.accepted;
+}

@@ -1,0 +1,495 @@
+/*
+ * pg.c -- the PostgreSQL backend over libpq.
+ *
+ * Statements are prepared once per connection with PQprepare (the SQL's
+ * ?N parameters rewritten to $N) and run with PQexecPrepared.  Parameters
+ * go as text, except blobs (binary); results come back in binary format
+ * and are decoded by column type (int2/4/8, float4/8, bool, text, bytea),
+ * which avoids parsing numbers from text.  A step runs the statement on
+ * its first call and walks the rows of the result on the next ones; the
+ * store pages large scans with keyset queries, so no result is huge.
+ *
+ * Bulk interactions go through COPY into a temporary staging table and
+ * one INSERT ... SELECT ... ON CONFLICT DO NOTHING, which keeps the
+ * event-id deduplication of the normal path at COPY speed.
+ */
+#include "store_int.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OID_BOOL 16
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_INT2 21
+#define OID_INT4 23
+#define OID_FLOAT4 700
+#define OID_FLOAT8 701
+
+typedef struct pg_db {
+	knytt__db base;
+	PGconn *c;
+	unsigned nstmt; /* names k1, k2, ... */
+} pg_db;
+
+struct knytt__stmt {
+	pg_db *db;
+	char name[16];
+	int np;        /* number of parameters */
+	char **vals;   /* np owned buffers (NULL = SQL NULL) */
+	int *lens, *fmts;
+	PGresult *res;
+	int row, nrows; /* row = index of the current row */
+	int64_t changes;
+};
+
+static int pg_err(pg_db *d, const PGresult *r, const char *what)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(d->c);
+	char buf[400];
+	snprintf(buf, sizeof buf, "%s", msg ? msg : "");
+	size_t n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	int code = KNYTT_EDB;
+	if (state && strcmp(state, "23505") == 0)
+		code = KNYTT_EEXIST;
+	else if (state && (strcmp(state, "40001") == 0 ||
+			   strcmp(state, "40P01") == 0))
+		code = KNYTT_EBUSY;
+	return knytt__err(code, "postgres: %s: %s", what, buf);
+}
+
+static void pg_quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+static int pg_exec(knytt__db *db, const char *sql)
+{
+	pg_db *d = (pg_db *)db;
+	PGresult *r = PQexec(d->c, sql);
+	ExecStatusType s = PQresultStatus(r);
+	int rc = 0;
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+		rc = pg_err(d, r, "exec");
+	PQclear(r);
+	return rc;
+}
+
+/* ?N -> $N; returns the highest N. */
+static int rewrite(const char *sql, char *out)
+{
+	int maxp = 0;
+	for (const char *p = sql; *p; p++) {
+		if (*p == '?' && p[1] >= '0' && p[1] <= '9') {
+			*out++ = '$';
+			int v = 0;
+			while (p[1] >= '0' && p[1] <= '9') {
+				v = v * 10 + (p[1] - '0');
+				*out++ = *++p;
+			}
+			if (v > maxp)
+				maxp = v;
+		} else {
+			*out++ = *p;
+		}
+	}
+	*out = '\0';
+	return maxp;
+}
+
+static int pg_prepare(knytt__db *db, const char *sql, knytt__stmt **out)
+{
+	pg_db *d = (pg_db *)db;
+	knytt__stmt *s = calloc(1, sizeof *s);
+	char *text = malloc(strlen(sql) + 1);
+	if (!s || !text) {
+		free(s);
+		free(text);
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	}
+	s->np = rewrite(sql, text);
+	s->db = d;
+	snprintf(s->name, sizeof s->name, "k%u", ++d->nstmt);
+	if (s->np) {
+		s->vals = calloc((size_t)s->np, sizeof *s->vals);
+		s->lens = calloc((size_t)s->np, sizeof *s->lens);
+		s->fmts = calloc((size_t)s->np, sizeof *s->fmts);
+		if (!s->vals || !s->lens || !s->fmts) {
+			free(text);
+			free(s->vals);
+			free(s->lens);
+			free(s->fmts);
+			free(s);
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+		}
+	}
+	PGresult *r = PQprepare(d->c, s->name, text, 0, NULL);
+	free(text);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		int rc = pg_err(d, r, "prepare");
+		PQclear(r);
+		free(s->vals);
+		free(s->lens);
+		free(s->fmts);
+		free(s);
+		return rc;
+	}
+	PQclear(r);
+	*out = s;
+	return 0;
+}
+
+static void clear_params(knytt__stmt *s)
+{
+	for (int i = 0; i < s->np; i++) {
+		free(s->vals[i]);
+		s->vals[i] = NULL;
+		s->lens[i] = 0;
+		s->fmts[i] = 0;
+	}
+}
+
+static void pg_reset(knytt__stmt *s)
+{
+	PQclear(s->res);
+	s->res = NULL;
+	s->row = s->nrows = 0;
+	clear_params(s);
+}
+
+static void pg_finalize(knytt__stmt *s)
+{
+	if (!s)
+		return;
+	pg_reset(s);
+	free(s->vals);
+	free(s->lens);
+	free(s->fmts);
+	free(s);
+}
+
+static int set_param(knytt__stmt *s, int i, const void *v, size_t n,
+		     int fmt)
+{
+	if (i < 1 || i > s->np)
+		return knytt__err(KNYTT_EINVAL, "postgres: parameter %d of %d",
+				  i, s->np);
+	free(s->vals[i - 1]);
+	s->vals[i - 1] = NULL;
+	if (!v)
+		return 0;
+	char *b = malloc(n + 1);
+	if (!b)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	memcpy(b, v, n);
+	b[n] = '\0';
+	s->vals[i - 1] = b;
+	s->lens[i - 1] = (int)n;
+	s->fmts[i - 1] = fmt;
+	return 0;
+}
+
+static int pg_bind_null(knytt__stmt *s, int i)
+{
+	return set_param(s, i, NULL, 0, 0);
+}
+static int pg_bind_i64(knytt__stmt *s, int i, int64_t v)
+{
+	char b[32];
+	int n = snprintf(b, sizeof b, "%lld", (long long)v);
+	return set_param(s, i, b, (size_t)n, 0);
+}
+static int pg_bind_f64(knytt__stmt *s, int i, double v)
+{
+	char b[40];
+	int n = snprintf(b, sizeof b, "%.17g", v);
+	return set_param(s, i, b, (size_t)n, 0);
+}
+static int pg_bind_text(knytt__stmt *s, int i, const char *v)
+{
+	return set_param(s, i, v, v ? strlen(v) : 0, 0);
+}
+static int pg_bind_blob(knytt__stmt *s, int i, const void *v, size_t n)
+{
+	return set_param(s, i, v ? v : "", n, 1);
+}
+
+static int pg_step(knytt__stmt *s)
+{
+	if (!s->res) {
+		s->res = PQexecPrepared(s->db->c, s->name, s->np,
+					(const char *const *)s->vals, s->lens,
+					s->fmts, 1);
+		ExecStatusType t = PQresultStatus(s->res);
+		if (t == PGRES_COMMAND_OK) {
+			const char *ct = PQcmdTuples(s->res);
+			s->changes = ct && *ct ? atoll(ct) : 0;
+			s->nrows = 0;
+		} else if (t == PGRES_TUPLES_OK) {
+			s->nrows = PQntuples(s->res);
+			const char *ct = PQcmdTuples(s->res);
+			s->changes = ct && *ct ? atoll(ct) : 0;
+		} else {
+			int rc = pg_err(s->db, s->res, "query");
+			PQclear(s->res);
+			s->res = NULL;
+			return rc;
+		}
+		s->row = -1;
+	}
+	if (s->row + 1 < s->nrows) {
+		s->row++;
+		return 1;
+	}
+	s->row = s->nrows;
+	return 0;
+}
+
+static uint64_t be(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int pg_col_null(knytt__stmt *s, int c)
+{
+	return PQgetisnull(s->res, s->row, c);
+}
+
+static int64_t pg_col_i64(knytt__stmt *s, int c)
+{
+	if (PQgetisnull(s->res, s->row, c))
+		return 0;
+	const unsigned char *p =
+		(const unsigned char *)PQgetvalue(s->res, s->row, c);
+	switch (PQftype(s->res, c)) {
+	case OID_INT8:
+		return (int64_t)be(p, 8);
+	case OID_INT4:
+		return (int32_t)(uint32_t)be(p, 4);
+	case OID_INT2:
+		return (int16_t)(uint16_t)be(p, 2);
+	case OID_BOOL:
+		return p[0] != 0;
+	case OID_FLOAT8:
+	case OID_FLOAT4: {
+		double d;
+		if (PQftype(s->res, c) == OID_FLOAT8) {
+			uint64_t u = be(p, 8);
+			memcpy(&d, &u, 8);
+		} else {
+			uint32_t u = (uint32_t)be(p, 4);
+			float f;
+			memcpy(&f, &u, 4);
+			d = f;
+		}
+		return (int64_t)d;
+	}
+	default:
+		return atoll((const char *)p);
+	}
+}
+
+static double pg_col_f64(knytt__stmt *s, int c)
+{
+	if (PQgetisnull(s->res, s->row, c))
+		return 0;
+	const unsigned char *p =
+		(const unsigned char *)PQgetvalue(s->res, s->row, c);
+	Oid t = PQftype(s->res, c);
+	if (t == OID_FLOAT8) {
+		uint64_t u = be(p, 8);
+		double d;
+		memcpy(&d, &u, 8);
+		return d;
+	}
+	if (t == OID_FLOAT4) {
+		uint32_t u = (uint32_t)be(p, 4);
+		float f;
+		memcpy(&f, &u, 4);
+		return f;
+	}
+	if (t == OID_INT8 || t == OID_INT4 || t == OID_INT2 || t == OID_BOOL)
+		return (double)pg_col_i64(s, c);
+	return atof((const char *)p);
+}
+
+static const char *pg_col_text(knytt__stmt *s, int c)
+{
+	if (PQgetisnull(s->res, s->row, c))
+		return NULL;
+	return PQgetvalue(s->res, s->row, c);
+}
+
+static const void *pg_col_blob(knytt__stmt *s, int c, size_t *n)
+{
+	if (PQgetisnull(s->res, s->row, c)) {
+		*n = 0;
+		return NULL;
+	}
+	*n = (size_t)PQgetlength(s->res, s->row, c);
+	return PQgetvalue(s->res, s->row, c);
+}
+
+static int64_t pg_changes(knytt__stmt *s)
+{
+	return s->changes;
+}
+
+/* COPY text format: backslash, tab, newline and carriage return escaped. */
+static size_t copy_esc(char *o, const char *v)
+{
+	size_t n = 0;
+	for (; *v; v++) {
+		switch (*v) {
+		case '\\': o[n++] = '\\'; o[n++] = '\\'; break;
+		case '\t': o[n++] = '\\'; o[n++] = 't'; break;
+		case '\n': o[n++] = '\\'; o[n++] = 'n'; break;
+		case '\r': o[n++] = '\\'; o[n++] = 'r'; break;
+		default: o[n++] = *v;
+		}
+	}
+	return n;
+}
+
+static int pg_insert_ix(knytt__db *db, uint64_t tenant,
+			const knytt__ixrow *rows, size_t n)
+{
+	pg_db *d = (pg_db *)db;
+	int rc = pg_exec(db, "CREATE TEMP TABLE IF NOT EXISTS knytt_ix_stage ("
+			     "ord BIGINT, user_id BIGINT, item_id BIGINT, "
+			     "type TEXT, weight FLOAT8, value FLOAT8, "
+			     "ts BIGINT, event_id TEXT)");
+	if (rc)
+		return rc;
+	PGresult *r = PQexec(d->c, "COPY knytt_ix_stage FROM STDIN");
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		rc = pg_err(d, r, "COPY");
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
+	/* Rows are sent in chunks of up to 64 KiB. */
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap + 1024);
+	if (!buf) {
+		PQputCopyEnd(d->c, "out of memory");
+		while ((r = PQgetResult(d->c)))
+			PQclear(r);
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	}
+	int bad = 0;
+	for (size_t i = 0; i < n && !bad; i++) {
+		const knytt__ixrow *x = &rows[i];
+		len += (size_t)snprintf(buf + len, 200,
+					"%zu\t%llu\t%llu\t", i,
+					(unsigned long long)x->user_id,
+					(unsigned long long)x->item_id);
+		len += copy_esc(buf + len, x->type);
+		if (x->has_value)
+			len += (size_t)snprintf(buf + len, 100,
+						"\t%.17g\t%.17g\t%lld\t",
+						x->weight, x->value,
+						(long long)x->ts);
+		else
+			len += (size_t)snprintf(buf + len, 100,
+						"\t%.17g\t\\N\t%lld\t",
+						x->weight, (long long)x->ts);
+		if (x->event_id[0]) {
+			/* worst case doubles the id */
+			if (len + 2 * strlen(x->event_id) + 2 > cap + 1024) {
+				bad = 1;
+				break;
+			}
+			len += copy_esc(buf + len, x->event_id);
+		} else {
+			buf[len++] = '\\';
+			buf[len++] = 'N';
+		}
+		buf[len++] = '\n';
+		if (len >= cap || i + 1 == n) {
+			if (PQputCopyData(d->c, buf, (int)len) != 1)
+				bad = 1;
+			len = 0;
+		}
+	}
+	free(buf);
+	if (PQputCopyEnd(d->c, bad ? "aborted" : NULL) != 1)
+		bad = 1;
+	rc = 0;
+	while ((r = PQgetResult(d->c))) {
+		if (!rc && PQresultStatus(r) != PGRES_COMMAND_OK)
+			rc = pg_err(d, r, "COPY");
+		PQclear(r);
+	}
+	if (rc || bad)
+		return rc ? rc : knytt__err(KNYTT_EDB, "postgres: COPY failed");
+	char sql[512];
+	snprintf(sql, sizeof sql,
+		 "INSERT INTO interactions (tenant, user_id, item_id, type, "
+		 "weight, value, ts, event_id) SELECT %llu, user_id, item_id, "
+		 "type, weight, value, ts, event_id FROM knytt_ix_stage "
+		 "ORDER BY ord ON CONFLICT DO NOTHING",
+		 (unsigned long long)tenant);
+	r = PQexec(d->c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		rc = pg_err(d, r, "insert");
+		PQclear(r);
+		return rc;
+	}
+	int stored = atoi(PQcmdTuples(r));
+	PQclear(r);
+	rc = pg_exec(db, "TRUNCATE knytt_ix_stage");
+	return rc ? rc : stored;
+}
+
+static void pg_close(knytt__db *db)
+{
+	pg_db *d = (pg_db *)db;
+	PQfinish(d->c);
+	free(d);
+}
+
+static const knytt__dbops pg_ops = {
+	"postgres",   KNYTT__PG,    pg_exec,     pg_prepare,  pg_finalize,
+	pg_bind_null, pg_bind_i64,  pg_bind_f64, pg_bind_text, pg_bind_blob,
+	pg_step,      pg_reset,     pg_col_null, pg_col_i64,  pg_col_f64,
+	pg_col_text,  pg_col_blob,  pg_changes,  pg_insert_ix, pg_close,
+};
+
+int knytt__pg_open(const char *conninfo, knytt__db **out)
+{
+	pg_db *d = calloc(1, sizeof *d);
+	if (!d)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	d->base.ops = &pg_ops;
+	d->c = PQconnectdb(conninfo);
+	if (!d->c || PQstatus(d->c) != CONNECTION_OK) {
+		char buf[300];
+		snprintf(buf, sizeof buf, "%s",
+			 d->c ? PQerrorMessage(d->c) : "out of memory");
+		size_t n = strlen(buf);
+		while (n && buf[n - 1] == '\n')
+			buf[--n] = '\0';
+		PQfinish(d->c);
+		free(d);
+		return knytt__err(KNYTT_EIO, "postgres: cannot connect: %s",
+				  buf);
+	}
+	PQsetNoticeProcessor(d->c, pg_quiet, NULL);
+	if (PQsetClientEncoding(d->c, "UTF8") != 0) {
+		pg_close(&d->base);
+		return knytt__err(KNYTT_EDB,
+				  "postgres: cannot set client encoding UTF8");
+	}
+	*out = &d->base;
+	return 0;
+}

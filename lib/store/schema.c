@@ -1,0 +1,226 @@
+/*
+ * schema.c -- numbered schema migrations, one SQL script per dialect.
+ *
+ * Migration N brings the schema from version N-1 to N.  On open, all
+ * missing migrations run inside one transaction (with the writer lock
+ * taken first: BEGIN IMMEDIATE in SQLite, an advisory lock in
+ * PostgreSQL, so two processes opening a new database at once do not
+ * both migrate) and each is recorded in knytt_schema.  A database whose
+ * recorded version is above the last migration known here was written by
+ * a newer libknytt: it is refused rather than misread.
+ *
+ * Rules for new migrations: never edit a released one; append.
+ */
+#include "store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct migration {
+	int version;
+	const char *sqlite;
+	const char *pg;
+} migration;
+
+/*
+ * Version 1.  Notes on the choices:
+ *  - ids are AUTOINCREMENT / identity columns, global across tenants and
+ *    never reused, so they can label vectors in an index for good;
+ *  - items_fts is an external-content FTS5 table kept in step by
+ *    triggers; the unicode61 tokenizer splits "shoes/running" into two
+ *    words.  PostgreSQL gets the same effect by mapping '/' to ' ' before
+ *    to_tsvector('simple', ...), whose parser would otherwise keep a path
+ *    as one token;
+ *  - interactions are indexed by (tenant, ts, id) for streaming and time
+ *    windows, by user and by item for the recent-N queries, and by a
+ *    partial unique index on the client event id for deduplication.
+ */
+static const migration migrations[] = {
+	{1,
+	 "CREATE TABLE tenants(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " name TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);"
+	 "CREATE TABLE api_keys(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " tenant INTEGER NOT NULL, hash BLOB NOT NULL UNIQUE,"
+	 " scope INTEGER NOT NULL, created INTEGER NOT NULL,"
+	 " revoked INTEGER);"
+	 "CREATE TABLE items(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " tenant INTEGER NOT NULL, ext_id TEXT NOT NULL, title TEXT,"
+	 " description TEXT, category TEXT, price REAL NOT NULL DEFAULT 0,"
+	 " currency TEXT, in_stock INTEGER NOT NULL DEFAULT 1,"
+	 " quality REAL NOT NULL DEFAULT 0, image_url TEXT, attributes TEXT,"
+	 " created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+	 " deleted INTEGER NOT NULL DEFAULT 0, UNIQUE(tenant, ext_id));"
+	 "CREATE INDEX items_updated ON items(tenant, updated, id);"
+	 "CREATE VIRTUAL TABLE items_fts USING fts5(title, description,"
+	 " category, content='items', content_rowid='id',"
+	 " tokenize='unicode61 remove_diacritics 2');"
+	 "CREATE TRIGGER items_fts_ai AFTER INSERT ON items BEGIN"
+	 " INSERT INTO items_fts(rowid, title, description, category)"
+	 " VALUES (new.id, new.title, new.description, new.category); END;"
+	 "CREATE TRIGGER items_fts_ad AFTER DELETE ON items BEGIN"
+	 " INSERT INTO items_fts(items_fts, rowid, title, description,"
+	 " category) VALUES ('delete', old.id, old.title, old.description,"
+	 " old.category); END;"
+	 "CREATE TRIGGER items_fts_au AFTER UPDATE OF title, description,"
+	 " category ON items BEGIN"
+	 " INSERT INTO items_fts(items_fts, rowid, title, description,"
+	 " category) VALUES ('delete', old.id, old.title, old.description,"
+	 " old.category);"
+	 " INSERT INTO items_fts(rowid, title, description, category)"
+	 " VALUES (new.id, new.title, new.description, new.category); END;"
+	 "CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " tenant INTEGER NOT NULL, ext_id TEXT NOT NULL, attributes TEXT,"
+	 " created INTEGER NOT NULL, UNIQUE(tenant, ext_id));"
+	 "CREATE TABLE interactions(id INTEGER PRIMARY KEY,"
+	 " tenant INTEGER NOT NULL, user_id INTEGER NOT NULL,"
+	 " item_id INTEGER NOT NULL, type TEXT NOT NULL,"
+	 " weight REAL NOT NULL, value REAL, ts INTEGER NOT NULL,"
+	 " event_id TEXT);"
+	 "CREATE INDEX interactions_ts ON interactions(tenant, ts, id);"
+	 "CREATE INDEX interactions_user ON interactions(user_id, ts);"
+	 "CREATE INDEX interactions_item ON interactions(item_id, ts);"
+	 "CREATE UNIQUE INDEX interactions_event ON interactions(tenant,"
+	 " event_id) WHERE event_id IS NOT NULL;"
+	 "CREATE TABLE favorites(tenant INTEGER NOT NULL,"
+	 " user_id INTEGER NOT NULL, item_id INTEGER NOT NULL,"
+	 " created INTEGER NOT NULL, PRIMARY KEY(tenant, user_id, item_id))"
+	 " WITHOUT ROWID;"
+	 "CREATE TABLE search_log(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " tenant INTEGER NOT NULL, query TEXT NOT NULL, user_id INTEGER,"
+	 " result_count INTEGER NOT NULL, ts INTEGER NOT NULL,"
+	 " clicked_item INTEGER);"
+	 "CREATE TABLE embeddings(tenant INTEGER NOT NULL,"
+	 " owner INTEGER NOT NULL, version TEXT NOT NULL,"
+	 " owner_id INTEGER NOT NULL, dim INTEGER NOT NULL,"
+	 " vec BLOB NOT NULL, PRIMARY KEY(tenant, owner, version, owner_id))"
+	 " WITHOUT ROWID;"
+	 "CREATE TABLE models(tenant INTEGER NOT NULL, name TEXT NOT NULL,"
+	 " version INTEGER NOT NULL, blob BLOB NOT NULL, meta TEXT,"
+	 " created INTEGER NOT NULL, PRIMARY KEY(tenant, name, version));",
+
+	 "CREATE TABLE tenants(id BIGINT GENERATED BY DEFAULT AS IDENTITY"
+	 " PRIMARY KEY, name TEXT NOT NULL UNIQUE, created BIGINT NOT NULL);"
+	 "CREATE TABLE api_keys(id BIGINT GENERATED BY DEFAULT AS IDENTITY"
+	 " PRIMARY KEY, tenant BIGINT NOT NULL, hash BYTEA NOT NULL UNIQUE,"
+	 " scope INTEGER NOT NULL, created BIGINT NOT NULL, revoked BIGINT);"
+	 "CREATE TABLE items(id BIGINT GENERATED BY DEFAULT AS IDENTITY"
+	 " PRIMARY KEY, tenant BIGINT NOT NULL, ext_id TEXT NOT NULL,"
+	 " title TEXT, description TEXT, category TEXT,"
+	 " price DOUBLE PRECISION NOT NULL DEFAULT 0, currency TEXT,"
+	 " in_stock INTEGER NOT NULL DEFAULT 1,"
+	 " quality DOUBLE PRECISION NOT NULL DEFAULT 0, image_url TEXT,"
+	 " attributes TEXT, created BIGINT NOT NULL, updated BIGINT NOT NULL,"
+	 " deleted INTEGER NOT NULL DEFAULT 0,"
+	 " tsv tsvector GENERATED ALWAYS AS ("
+	 "setweight(to_tsvector('simple', translate(coalesce(title, ''),"
+	 " '/', ' ')), 'A') || "
+	 "setweight(to_tsvector('simple', translate(coalesce(category, ''),"
+	 " '/', ' ')), 'B') || "
+	 "setweight(to_tsvector('simple', translate(coalesce(description,"
+	 " ''), '/', ' ')), 'D')) STORED,"
+	 " UNIQUE(tenant, ext_id));"
+	 "CREATE INDEX items_updated ON items(tenant, updated, id);"
+	 "CREATE INDEX items_tsv ON items USING GIN (tsv);"
+	 "CREATE TABLE users(id BIGINT GENERATED BY DEFAULT AS IDENTITY"
+	 " PRIMARY KEY, tenant BIGINT NOT NULL, ext_id TEXT NOT NULL,"
+	 " attributes TEXT, created BIGINT NOT NULL, UNIQUE(tenant, ext_id));"
+	 "CREATE TABLE interactions(id BIGINT GENERATED BY DEFAULT AS"
+	 " IDENTITY PRIMARY KEY, tenant BIGINT NOT NULL,"
+	 " user_id BIGINT NOT NULL, item_id BIGINT NOT NULL,"
+	 " type TEXT NOT NULL, weight DOUBLE PRECISION NOT NULL,"
+	 " value DOUBLE PRECISION, ts BIGINT NOT NULL, event_id TEXT);"
+	 "CREATE INDEX interactions_ts ON interactions(tenant, ts, id);"
+	 "CREATE INDEX interactions_user ON interactions(user_id, ts);"
+	 "CREATE INDEX interactions_item ON interactions(item_id, ts);"
+	 "CREATE UNIQUE INDEX interactions_event ON interactions(tenant,"
+	 " event_id) WHERE event_id IS NOT NULL;"
+	 "CREATE TABLE favorites(tenant BIGINT NOT NULL,"
+	 " user_id BIGINT NOT NULL, item_id BIGINT NOT NULL,"
+	 " created BIGINT NOT NULL, PRIMARY KEY(tenant, user_id, item_id));"
+	 "CREATE TABLE search_log(id BIGINT GENERATED BY DEFAULT AS IDENTITY"
+	 " PRIMARY KEY, tenant BIGINT NOT NULL, query TEXT NOT NULL,"
+	 " user_id BIGINT, result_count INTEGER NOT NULL, ts BIGINT NOT NULL,"
+	 " clicked_item BIGINT);"
+	 "CREATE TABLE embeddings(tenant BIGINT NOT NULL,"
+	 " owner INTEGER NOT NULL, version TEXT NOT NULL,"
+	 " owner_id BIGINT NOT NULL, dim INTEGER NOT NULL,"
+	 " vec BYTEA NOT NULL, PRIMARY KEY(tenant, owner, version, owner_id));"
+	 "CREATE TABLE models(tenant BIGINT NOT NULL, name TEXT NOT NULL,"
+	 " version BIGINT NOT NULL, blob BYTEA NOT NULL, meta TEXT,"
+	 " created BIGINT NOT NULL, PRIMARY KEY(tenant, name, version));"},
+};
+
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int64_t knytt__now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int knytt__migrate(knytt_store *st)
+{
+	const knytt__dbops *o = st->ops;
+	knytt__db *db = st->db;
+	int pg = o->dialect == KNYTT__PG;
+	int rc = o->exec(db, "CREATE TABLE IF NOT EXISTS knytt_schema("
+			     "version INTEGER PRIMARY KEY, applied BIGINT NOT "
+			     "NULL)");
+	if (rc)
+		return rc;
+	rc = o->exec(db, pg ? "BEGIN; SELECT pg_advisory_xact_lock(7746011)"
+			    : "BEGIN IMMEDIATE");
+	if (rc)
+		return rc;
+	knytt__stmt *q;
+	rc = o->prepare(db, "SELECT MAX(version) FROM knytt_schema", &q);
+	if (rc)
+		goto fail;
+	int cur = 0;
+	rc = o->step(q);
+	if (rc == 1)
+		cur = (int)o->col_i64(q, 0);
+	o->finalize(q);
+	if (rc < 0)
+		goto fail;
+	if (cur > migrations[NMIGRATIONS - 1].version) {
+		rc = knytt__err(KNYTT_EVERSION,
+				"the database schema is version %d, newer "
+				"than this libknytt %s knows (%d): upgrade "
+				"libknytt",
+				cur, KNYTT_VERSION_STRING,
+				migrations[NMIGRATIONS - 1].version);
+		goto fail;
+	}
+	for (int i = 0; i < NMIGRATIONS; i++) {
+		const migration *m = &migrations[i];
+		if (m->version <= cur)
+			continue;
+		rc = o->exec(db, pg ? m->pg : m->sqlite);
+		if (rc)
+			goto fail;
+		char sql[128];
+		snprintf(sql, sizeof sql,
+			 "INSERT INTO knytt_schema(version, applied) "
+			 "VALUES (%d, %lld)",
+			 m->version, (long long)knytt__now_ms());
+		rc = o->exec(db, sql);
+		if (rc)
+			goto fail;
+		cur = m->version;
+	}
+	rc = o->exec(db, "COMMIT");
+	if (rc)
+		goto fail;
+	st->schema_version = cur;
+	return 0;
+fail: {
+	/* keep the first failure's message over ROLLBACK's */
+	char saved[512];
+	snprintf(saved, sizeof saved, "%s", knytt_errmsg());
+	o->exec(db, "ROLLBACK");
+	return knytt__err(rc, "%s", saved);
+}
+}

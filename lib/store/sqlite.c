@@ -1,0 +1,233 @@
+/*
+ * sqlite.c -- the SQLite backend: a thin layer over sqlite3_stmt.
+ *
+ * The database runs in WAL mode (readers never block the one writer, and
+ * a crash loses at most the transaction in flight) with synchronous =
+ * NORMAL (WAL makes that crash-safe; only the last commits before a power
+ * loss may be lost, never consistency) and a 5 s busy timeout so that
+ * concurrent writers wait instead of failing.
+ */
+#include "store_int.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sq_db {
+	knytt__db base;
+	sqlite3 *h;
+} sq_db;
+
+struct knytt__stmt {
+	sqlite3_stmt *s;
+	sq_db *db;
+	int64_t changes;
+};
+
+static int sq_err(sq_db *d, const char *what)
+{
+	return knytt__err(KNYTT_EDB, "sqlite: %s: %s", what,
+			  sqlite3_errmsg(d->h));
+}
+
+static int sq_exec(knytt__db *db, const char *sql)
+{
+	sq_db *d = (sq_db *)db;
+	char *msg = NULL;
+	if (sqlite3_exec(d->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int rc = knytt__err(KNYTT_EDB, "sqlite: %s",
+				    msg ? msg : sqlite3_errmsg(d->h));
+		sqlite3_free(msg);
+		return rc;
+	}
+	return 0;
+}
+
+static int sq_prepare(knytt__db *db, const char *sql, knytt__stmt **out)
+{
+	sq_db *d = (sq_db *)db;
+	knytt__stmt *s = calloc(1, sizeof *s);
+	if (!s)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	if (sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
+			       &s->s, NULL) != SQLITE_OK) {
+		free(s);
+		return sq_err(d, "prepare");
+	}
+	s->db = d;
+	*out = s;
+	return 0;
+}
+
+static void sq_finalize(knytt__stmt *s)
+{
+	if (!s)
+		return;
+	sqlite3_finalize(s->s);
+	free(s);
+}
+
+static int sq_bind_rc(knytt__stmt *s, int rc)
+{
+	return rc == SQLITE_OK ? 0 : sq_err(s->db, "bind");
+}
+static int sq_bind_null(knytt__stmt *s, int i)
+{
+	return sq_bind_rc(s, sqlite3_bind_null(s->s, i));
+}
+static int sq_bind_i64(knytt__stmt *s, int i, int64_t v)
+{
+	return sq_bind_rc(s, sqlite3_bind_int64(s->s, i, v));
+}
+static int sq_bind_f64(knytt__stmt *s, int i, double v)
+{
+	return sq_bind_rc(s, sqlite3_bind_double(s->s, i, v));
+}
+static int sq_bind_text(knytt__stmt *s, int i, const char *v)
+{
+	if (!v)
+		return sq_bind_null(s, i);
+	return sq_bind_rc(s, sqlite3_bind_text(s->s, i, v, -1,
+					       SQLITE_TRANSIENT));
+}
+static int sq_bind_blob(knytt__stmt *s, int i, const void *v, size_t n)
+{
+	return sq_bind_rc(s, sqlite3_bind_blob64(s->s, i, n ? v : "", n,
+						 SQLITE_TRANSIENT));
+}
+
+static int sq_step(knytt__stmt *s)
+{
+	int rc = sqlite3_step(s->s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE) {
+		s->changes = sqlite3_changes64(s->db->h);
+		return 0;
+	}
+	int ext = sqlite3_extended_errcode(s->db->h);
+	if (ext == SQLITE_CONSTRAINT_UNIQUE ||
+	    ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return knytt__err(KNYTT_EEXIST, "sqlite: %s",
+				  sqlite3_errmsg(s->db->h));
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		return knytt__err(KNYTT_EBUSY, "sqlite: %s",
+				  sqlite3_errmsg(s->db->h));
+	return sq_err(s->db, "step");
+}
+
+static void sq_reset(knytt__stmt *s)
+{
+	sqlite3_reset(s->s);
+	sqlite3_clear_bindings(s->s);
+}
+
+static int sq_col_null(knytt__stmt *s, int c)
+{
+	return sqlite3_column_type(s->s, c) == SQLITE_NULL;
+}
+static int64_t sq_col_i64(knytt__stmt *s, int c)
+{
+	return sqlite3_column_int64(s->s, c);
+}
+static double sq_col_f64(knytt__stmt *s, int c)
+{
+	return sqlite3_column_double(s->s, c);
+}
+static const char *sq_col_text(knytt__stmt *s, int c)
+{
+	return (const char *)sqlite3_column_text(s->s, c);
+}
+static const void *sq_col_blob(knytt__stmt *s, int c, size_t *n)
+{
+	const void *p = sqlite3_column_blob(s->s, c);
+	*n = (size_t)sqlite3_column_bytes(s->s, c);
+	return p;
+}
+static int64_t sq_changes(knytt__stmt *s)
+{
+	return s->changes;
+}
+
+/* One prepared INSERT per row: inside one transaction SQLite appends
+ * several hundred thousand rows a second, so a multi-row statement
+ * would buy little. */
+static int sq_insert_ix(knytt__db *db, uint64_t tenant,
+			const knytt__ixrow *rows, size_t n)
+{
+	knytt__stmt *q = knytt__st_q(db->st, Q_IX_INS);
+	if (!q)
+		return knytt__err_keep(KNYTT_EDB);
+	int stored = 0;
+	for (size_t i = 0; i < n; i++) {
+		const knytt__ixrow *r = &rows[i];
+		sqlite3_stmt *s = q->s;
+		sqlite3_bind_int64(s, 1, (int64_t)tenant);
+		sqlite3_bind_int64(s, 2, (int64_t)r->user_id);
+		sqlite3_bind_int64(s, 3, (int64_t)r->item_id);
+		sqlite3_bind_text(s, 4, r->type, -1, SQLITE_STATIC);
+		sqlite3_bind_double(s, 5, r->weight);
+		if (r->has_value)
+			sqlite3_bind_double(s, 6, r->value);
+		else
+			sqlite3_bind_null(s, 6);
+		sqlite3_bind_int64(s, 7, r->ts);
+		if (r->event_id[0])
+			sqlite3_bind_text(s, 8, r->event_id, -1,
+					  SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 8);
+		int rc = sq_step(q);
+		sqlite3_reset(s);
+		if (rc < 0)
+			return rc;
+		stored += (int)q->changes;
+	}
+	sqlite3_clear_bindings(q->s);
+	return stored;
+}
+
+static void sq_close(knytt__db *db)
+{
+	sq_db *d = (sq_db *)db;
+	sqlite3_close_v2(d->h);
+	free(d);
+}
+
+static const knytt__dbops sq_ops = {
+	"sqlite",     KNYTT__SQLITE, sq_exec,     sq_prepare,  sq_finalize,
+	sq_bind_null, sq_bind_i64,   sq_bind_f64, sq_bind_text, sq_bind_blob,
+	sq_step,      sq_reset,      sq_col_null, sq_col_i64,  sq_col_f64,
+	sq_col_text,  sq_col_blob,   sq_changes,  sq_insert_ix, sq_close,
+};
+
+int knytt__sqlite_open(const char *path, knytt__db **out)
+{
+	sq_db *d = calloc(1, sizeof *d);
+	if (!d)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	d->base.ops = &sq_ops;
+	int rc = sqlite3_open_v2(path, &d->h,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+					 SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	if (rc != SQLITE_OK) {
+		rc = knytt__err(KNYTT_EIO, "sqlite: cannot open '%s': %s",
+				path, d->h ? sqlite3_errmsg(d->h)
+					   : "out of memory");
+		sqlite3_close_v2(d->h);
+		free(d);
+		return rc;
+	}
+	sqlite3_busy_timeout(d->h, 5000);
+	sqlite3_extended_result_codes(d->h, 1);
+	rc = sq_exec(&d->base, "PRAGMA journal_mode=WAL;"
+			       "PRAGMA synchronous=NORMAL;"
+			       "PRAGMA foreign_keys=ON;");
+	if (rc) {
+		sq_close(&d->base);
+		return rc;
+	}
+	*out = &d->base;
+	return 0;
+}

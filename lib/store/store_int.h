@@ -1,0 +1,127 @@
+/*
+ * store_int.h -- the store's internals: the backend vtable and the handle.
+ *
+ * The two backends (sqlite.c, pg.c) are siblings behind one small vtable
+ * of SQL primitives: prepare, bind, step, read a column, reset.  Every
+ * query of the store is written once in SQL that both databases accept
+ * (numbered parameters ?N, which pg.c rewrites to $N; CAST where
+ * PostgreSQL could not infer a parameter's type); only the schema, the
+ * keyword search and the bulk interaction path differ per dialect.
+ * Statements are prepared once per connection, on first use, and kept in
+ * st->stmt[] until close: bind -> step -> reset.
+ */
+#ifndef KNYTT_STORE_INT_H
+#define KNYTT_STORE_INT_H
+
+#include "../internal.h"
+
+enum { KNYTT__SQLITE = 0, KNYTT__PG = 1 };
+
+typedef struct knytt__stmt knytt__stmt; /* backend-specific */
+typedef struct knytt__db knytt__db;
+
+/* One interaction row resolved to internal ids, for batch inserts. */
+typedef struct knytt__ixrow {
+	uint64_t user_id, item_id;
+	double weight, value;
+	int has_value;
+	int64_t ts;
+	char type[33];
+	char event_id[KNYTT_STORE_MAX_ID + 1]; /* "" = none */
+} knytt__ixrow;
+
+typedef struct knytt__dbops {
+	const char *name;
+	int dialect;
+	/* Runs SQL without parameters or results (may hold several
+	 * statements). */
+	int (*exec)(knytt__db *db, const char *sql);
+	int (*prepare)(knytt__db *db, const char *sql, knytt__stmt **out);
+	void (*finalize)(knytt__stmt *s);
+	/* Parameters are 1-based, as in the SQL text. */
+	int (*bind_null)(knytt__stmt *s, int i);
+	int (*bind_i64)(knytt__stmt *s, int i, int64_t v);
+	int (*bind_f64)(knytt__stmt *s, int i, double v);
+	int (*bind_text)(knytt__stmt *s, int i, const char *v); /* NULL ok */
+	int (*bind_blob)(knytt__stmt *s, int i, const void *v, size_t n);
+	/* 1 = a row is ready, 0 = done, < 0 = error (message set). */
+	int (*step)(knytt__stmt *s);
+	void (*reset)(knytt__stmt *s);
+	/* Columns are 0-based. */
+	int (*col_null)(knytt__stmt *s, int c);
+	int64_t (*col_i64)(knytt__stmt *s, int c);
+	double (*col_f64)(knytt__stmt *s, int c);
+	const char *(*col_text)(knytt__stmt *s, int c); /* NULL if NULL */
+	const void *(*col_blob)(knytt__stmt *s, int c, size_t *n);
+	/* Rows changed by the last completed step. */
+	int64_t (*changes)(knytt__stmt *s);
+	/* Inserts n resolved interactions (duplicates by event id ignored)
+	 * inside the caller's transaction; returns the number stored. */
+	int (*insert_interactions)(knytt__db *db, uint64_t tenant,
+				   const knytt__ixrow *rows, size_t n);
+	void (*close)(knytt__db *db);
+} knytt__dbops;
+
+struct knytt__db {
+	const knytt__dbops *ops;
+	knytt_store *st; /* back pointer, for the statement cache */
+};
+
+int knytt__sqlite_open(const char *path, knytt__db **out);
+int knytt__pg_open(const char *conninfo, knytt__db **out);
+
+/* Statement ids of the cache (store.c owns the SQL). */
+enum knytt__sid {
+	Q_TENANT_INS, Q_TENANT_FIND, Q_TENANT_GET,
+	Q_KEY_INS, Q_KEY_FIND, Q_KEY_REVOKE,
+	Q_ITEM_UPSERT, Q_ITEM_ID, Q_ITEM_GET, Q_ITEM_GET_ID, Q_ITEM_DEL,
+	Q_ITEM_CHANGED, Q_ITEM_COUNT, Q_SEARCH,
+	Q_USER_UPSERT, Q_USER_ID, Q_USER_GET, Q_USER_ENSURE, Q_USER_COUNT,
+	Q_IX_INS, Q_IX_USER, Q_IX_ITEM, Q_IX_SINCE, Q_IX_COUNT, Q_IX_COUNTS,
+	Q_IX_COUNTS_T,
+	Q_FAV_SET, Q_FAV_UNSET, Q_FAV_LIST,
+	Q_SLOG_INS, Q_SLOG_CLICK, Q_SLOG_GET,
+	Q_EMB_PUT, Q_EMB_GET, Q_EMB_EACH, Q_EMB_OWNER_ITEM, Q_EMB_OWNER_USER,
+	Q_MODEL_MAX, Q_MODEL_INS, Q_MODEL_GET, Q_MODEL_LATEST,
+	Q__COUNT
+};
+
+struct knytt_store {
+	knytt__db *db;
+	const knytt__dbops *ops;
+	knytt__stmt *stmt[Q__COUNT];
+	uint64_t tenant; /* 0 = none selected */
+	int schema_version;
+	size_t batch_rows;
+	int in_txn; /* an explicit transaction is open */
+};
+
+/* The cached statement @p id, prepared on first use and reset. */
+knytt__stmt *knytt__st_q(knytt_store *st, int id);
+int knytt__st_begin(knytt_store *st);
+int knytt__st_commit(knytt_store *st);
+void knytt__st_rollback(knytt_store *st);
+int knytt__migrate(knytt_store *st);
+int64_t knytt__now_ms(void);
+
+/* Validation helpers (import.c uses them too).  Each returns 0 or
+ * KNYTT_EINVAL with a message naming @p field. */
+int knytt__check_text(const char *field, const char *s, size_t maxlen,
+		      int required);
+int knytt__check_json_obj(const char *field, const char *s);
+int knytt__utf8_valid(const char *s, size_t n);
+
+/* Resolves ids of the selected tenant: 0 / KNYTT_ENOTFOUND / error. */
+int knytt__item_id(knytt_store *st, const char *ext, uint64_t *id);
+int knytt__user_ensure(knytt_store *st, const char *ext, uint64_t *id);
+/* Validates one interaction into @p row (no insert); with @p resolve,
+ * also looks the item up and creates the user if needed. */
+int knytt__ix_prepare(knytt_store *st, const knytt_interaction *ix,
+		      knytt__ixrow *row, int resolve);
+/* Validates and upserts an item (no tenant check). */
+int knytt__item_upsert_checked(knytt_store *st, const knytt_item *in,
+			       uint64_t *id);
+/* Default weight of a type name (1 for custom types). */
+double knytt__type_weight(const char *type);
+
+#endif

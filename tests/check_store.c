@@ -1,0 +1,1620 @@
+/*
+ * check_store.c -- lib/store: every case runs twice, in the TCase
+ * "sqlite" and in the TCase "postgres" (tagged "postgres", so
+ * CK_EXCLUDE_TAGS=postgres skips it).
+ *
+ * The PostgreSQL server is a throwaway: initdb + pg_ctl (run as the
+ * postgres user when the tests run as root) in a temporary directory,
+ * listening only on a Unix socket there, started once in the parent
+ * process when the suite is built and stopped and removed at exit.  Each
+ * test gets its own schema (search_path in the connection URI), each
+ * SQLite test its own file.
+ */
+#include "knytt.h"
+#include "testutil.h"
+
+#include <libpq-fe.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PGBIN "/usr/lib/postgresql/15/bin"
+
+static int su_pg;               /* backend of the running case */
+static char pg_dir[256];        /* server directory ("" = none) */
+static char pg_fail[512];       /* why the server is not running */
+static pid_t pg_owner;          /* the process that started it */
+static char t_dir[256];         /* this test's temporary directory */
+static char t_uri[1024];        /* this test's database */
+
+/* ---- the throwaway PostgreSQL server ------------------------------------- */
+
+static int run(const char *cmd)
+{
+	int rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void pg_stop(void)
+{
+	if (!pg_dir[0] || getpid() != pg_owner)
+		return;
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd,
+		 "%s %s/pg_ctl -D %s/data -m immediate -w stop "
+		 ">/dev/null 2>&1; rm -rf %s",
+		 geteuid() == 0 ? "runuser -u postgres --" : "", PGBIN, pg_dir,
+		 pg_dir);
+	run(cmd);
+	pg_dir[0] = '\0';
+}
+
+static void su_pg_start(void)
+{
+	const char *ex = getenv("CK_EXCLUDE_TAGS");
+	const char *only = getenv("CK_RUN_SUITE");
+	if ((ex && strstr(ex, "postgres")) || (only && strcmp(only, "store")))
+		return;
+	if (access(PGBIN "/initdb", X_OK) != 0 ||
+	    access(PGBIN "/pg_ctl", X_OK) != 0) {
+		snprintf(pg_fail, sizeof pg_fail,
+			 "PostgreSQL server binaries missing in " PGBIN
+			 " (run `make deps`)");
+		return;
+	}
+	snprintf(pg_dir, sizeof pg_dir, "/tmp/knytt-pg-XXXXXX");
+	if (!mkdtemp(pg_dir)) {
+		snprintf(pg_fail, sizeof pg_fail, "mkdtemp failed");
+		pg_dir[0] = '\0';
+		return;
+	}
+	pg_owner = getpid();
+	atexit(pg_stop);
+	const char *as = "";
+	if (geteuid() == 0) {
+		char cmd[512];
+		snprintf(cmd, sizeof cmd, "chown postgres %s", pg_dir);
+		run(cmd);
+		as = "runuser -u postgres --";
+	}
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "%s %s/initdb -D %s/data -A trust -U postgres -E UTF8 "
+		 "--locale=C --no-sync >%s/initdb.log 2>&1",
+		 as, PGBIN, pg_dir, pg_dir);
+	if (run(cmd) != 0) {
+		snprintf(pg_fail, sizeof pg_fail, "initdb failed, see %s",
+			 pg_dir);
+		return;
+	}
+	snprintf(cmd, sizeof cmd,
+		 "%s %s/pg_ctl -D %s/data -l %s/server.log -w -t 60 -o "
+		 "\"-k %s -c listen_addresses='' -F -c "
+		 "max_connections=50 -c shared_buffers=64MB\" start "
+		 ">/dev/null 2>&1",
+		 as, PGBIN, pg_dir, pg_dir, pg_dir);
+	if (run(cmd) != 0) {
+		snprintf(pg_fail, sizeof pg_fail,
+			 "pg_ctl start failed, see %s/server.log", pg_dir);
+		return;
+	}
+}
+
+static void admin_exec(const char *sql)
+{
+	char uri[512];
+	snprintf(uri, sizeof uri,
+		 "postgresql://postgres@/postgres?host=%s", pg_dir);
+	PGconn *c = PQconnectdb(uri);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "admin connect: %s",
+		      PQerrorMessage(c));
+	PGresult *r = PQexec(c, sql);
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK ||
+			      PQresultStatus(r) == PGRES_TUPLES_OK,
+		      "%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+static void mk_tdir(void)
+{
+	snprintf(t_dir, sizeof t_dir, "/tmp/knytt-st-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(t_dir));
+}
+
+static void su_setup_sqlite(void)
+{
+	su_pg = 0;
+	mk_tdir();
+	snprintf(t_uri, sizeof t_uri, "sqlite:%s/store.db", t_dir);
+}
+
+static void su_setup_pg(void)
+{
+	su_pg = 1;
+	ck_assert_msg(pg_dir[0] && !pg_fail[0],
+		      "postgres cases need a server: %s",
+		      pg_fail[0] ? pg_fail : "not started");
+	mk_tdir();
+	static unsigned n;
+	char schema[64], sql[128];
+	snprintf(schema, sizeof schema, "t%ld_%u", (long)getpid(), n++);
+	snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
+	admin_exec(sql);
+	snprintf(t_uri, sizeof t_uri,
+		 "postgresql://postgres@/postgres?host=%s&options="
+		 "-csearch_path%%3D%s",
+		 pg_dir, schema);
+}
+
+static void su_teardown(void)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", t_dir);
+	run(cmd);
+}
+
+static knytt_store *su_open(const char *name, uint64_t *tenant)
+{
+	knytt_store *st = NULL;
+	int rc = knytt_store_open(t_uri, &st);
+	ck_assert_msg(rc == 0, "open %s: %s", t_uri, knytt_errmsg());
+	uint64_t t = 0;
+	if (knytt_store_tenant_find(st, name, &t) != 0)
+		ck_assert_int_eq(knytt_store_tenant_create(st, name, &t), 0);
+	ck_assert_int_eq(knytt_store_use_tenant(st, t), 0);
+	if (tenant)
+		*tenant = t;
+	return st;
+}
+
+static void su_exec(const char *sql)
+{
+	if (su_pg) {
+		PGconn *c = PQconnectdb(t_uri);
+		ck_assert(PQstatus(c) == CONNECTION_OK);
+		PGresult *r = PQexec(c, sql);
+		ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s",
+			      sql, PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+	} else {
+		sqlite3 *db;
+		ck_assert_int_eq(sqlite3_open(t_uri + 7, &db), SQLITE_OK);
+		ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, NULL) ==
+				      SQLITE_OK,
+			      "%s: %s", sql, sqlite3_errmsg(db));
+		sqlite3_close(db);
+	}
+}
+
+static const char *su_path(const char *name, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/%s", t_dir, name);
+	return buf;
+}
+
+static const char *su_file(const char *name, const char *text, char *buf,
+			   size_t cap)
+{
+	su_path(name, buf, cap);
+	FILE *f = fopen(buf, "wb");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	return buf;
+}
+
+static knytt_item mkitem(const char *id, const char *title,
+			 const char *desc, const char *cat, double price,
+			 int stock)
+{
+	knytt_item it;
+	memset(&it, 0, sizeof it);
+	it.struct_size = sizeof it;
+	it.ext_id = id;
+	it.title = title;
+	it.description = desc;
+	it.category = cat;
+	it.price = price;
+	it.in_stock = stock;
+	return it;
+}
+
+static uint64_t put_item(knytt_store *st, const char *id, const char *title,
+			 const char *desc, const char *cat, double price,
+			 int stock)
+{
+	knytt_item it = mkitem(id, title, desc, cat, price, stock);
+	uint64_t iid = 0;
+	int rc = knytt_store_item_upsert(st, &it, &iid);
+	ck_assert_msg(rc == 0, "upsert %s: %s", id, knytt_errmsg());
+	ck_assert_uint_gt(iid, 0);
+	return iid;
+}
+
+static int add_ix(knytt_store *st, const char *user, const char *item,
+		  const char *type, int64_t ts, const char *event)
+{
+	knytt_interaction x;
+	memset(&x, 0, sizeof x);
+	x.struct_size = sizeof x;
+	x.user = user;
+	x.item = item;
+	x.type = type;
+	x.ts_ms = ts;
+	x.event_id = event;
+	return knytt_store_interaction_add(st, &x);
+}
+
+/* ---- open, schema, tenants, keys ----------------------------------------- */
+
+START_TEST(open_and_migrations)
+{
+	knytt_store *st = NULL;
+	ck_assert_int_eq(knytt_store_open(NULL, &st), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_open(t_uri, NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_open("mysql://x", &st), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_open("sqlite:", &st), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_open("sqlite:/nonexistent/dir/x.db", &st),
+			 KNYTT_EIO);
+	ck_assert_ptr_null(st);
+	knytt_store_close(NULL);
+
+	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
+	ck_assert_str_eq(knytt_store_backend(st), su_pg ? "postgres"
+							: "sqlite");
+	ck_assert_int_eq(knytt_store_schema_version(st), 1);
+	ck_assert_int_eq(knytt_store_schema_version(NULL), KNYTT_EINVAL);
+	knytt_store_close(st);
+	/* reopening runs nothing again and keeps the version */
+	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
+	ck_assert_int_eq(knytt_store_schema_version(st), 1);
+	knytt_store_close(st);
+	/* a schema written by a newer library is refused */
+	su_exec("INSERT INTO knytt_schema(version, applied) VALUES (99, 0)");
+	ck_assert_int_eq(knytt_store_open(t_uri, &st), KNYTT_EVERSION);
+	ck_assert_ptr_null(st);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "version 99"));
+
+	/* the in-memory database works too */
+	if (!su_pg) {
+		ck_assert_int_eq(knytt_store_open("sqlite::memory:", &st), 0);
+		ck_assert_int_eq(knytt_store_schema_version(st), 1);
+		knytt_store_close(st);
+	}
+}
+END_TEST
+
+START_TEST(tenants_and_keys)
+{
+	knytt_store *st = NULL;
+	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
+	uint64_t a = 0, b = 0, f = 0;
+	/* nothing works before a tenant is chosen */
+	ck_assert_uint_eq(knytt_store_tenant(st), 0);
+	ck_assert_int_eq(knytt_store_item_count(st), KNYTT_ESTATE);
+	char key[KNYTT_STORE_KEY_LEN + 1];
+	ck_assert_int_eq(knytt_store_key_create(st, KNYTT_KEY_SECRET, key),
+			 KNYTT_ESTATE);
+	ck_assert_int_eq(knytt_store_tenant_create(st, "acme", &a), 0);
+	ck_assert_int_eq(knytt_store_tenant_create(st, "acme", &b),
+			 KNYTT_EEXIST);
+	ck_assert_int_eq(knytt_store_tenant_create(st, "", &b), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_tenant_create(st, NULL, &b),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_tenant_create(st, "globex", &b), 0);
+	ck_assert_uint_ne(a, b);
+	ck_assert_int_eq(knytt_store_tenant_find(st, "acme", &f), 0);
+	ck_assert_uint_eq(f, a);
+	ck_assert_int_eq(knytt_store_tenant_find(st, "nobody", &f),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_use_tenant(st, a + b + 100),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_use_tenant(st, a), 0);
+	ck_assert_uint_eq(knytt_store_tenant(st), a);
+
+	char sk[KNYTT_STORE_KEY_LEN + 1], pk[KNYTT_STORE_KEY_LEN + 1];
+	ck_assert_int_eq(knytt_store_key_create(st, KNYTT_KEY_SECRET, sk), 0);
+	ck_assert_int_eq(knytt_store_key_create(st, KNYTT_KEY_PUBLIC, pk), 0);
+	ck_assert_int_eq(knytt_store_key_create(st, (knytt_key_scope)7, pk),
+			 KNYTT_EINVAL);
+	ck_assert_uint_eq(strlen(sk), KNYTT_STORE_KEY_LEN);
+	ck_assert_int_eq(strncmp(sk, "kn_sk_", 6), 0);
+	ck_assert_int_eq(strncmp(pk, "kn_pk_", 6), 0);
+	ck_assert_str_ne(sk, pk);
+	uint64_t t = 0;
+	knytt_key_scope sc = 0;
+	ck_assert_int_eq(knytt_store_key_lookup(st, sk, &t, &sc), 0);
+	ck_assert_uint_eq(t, a);
+	ck_assert_int_eq(sc, KNYTT_KEY_SECRET);
+	ck_assert_int_eq(knytt_store_key_lookup(st, pk, &t, &sc), 0);
+	ck_assert_int_eq(sc, KNYTT_KEY_PUBLIC);
+	/* one changed digit, a truncated key, garbage */
+	char bad[KNYTT_STORE_KEY_LEN + 1];
+	memcpy(bad, sk, sizeof bad);
+	bad[40] = bad[40] == '0' ? '1' : '0';
+	ck_assert_int_eq(knytt_store_key_lookup(st, bad, &t, &sc),
+			 KNYTT_EAUTH);
+	bad[40] = '\0';
+	ck_assert_int_eq(knytt_store_key_lookup(st, bad, &t, &sc),
+			 KNYTT_EAUTH);
+	ck_assert_int_eq(knytt_store_key_lookup(st, "", &t, &sc), KNYTT_EAUTH);
+	ck_assert_int_eq(knytt_store_key_lookup(st, NULL, &t, &sc),
+			 KNYTT_EINVAL);
+	/* only the SHA-256 is stored: the key's text is nowhere */
+	unsigned char md[32];
+	unsigned int mdn = 32;
+	EVP_Digest(sk, strlen(sk), md, &mdn, EVP_sha256(), NULL);
+	char sql[400], hex[65];
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	snprintf(sql, sizeof sql,
+		 su_pg ? "DELETE FROM api_keys WHERE hash = '\\x%s' AND "
+			 "length(hash) = 32"
+		       : "DELETE FROM api_keys WHERE hash = x'%s' AND "
+			 "length(hash) = 32",
+		 hex);
+	/* deleting the row by the hash we computed must disable the key */
+	su_exec(sql);
+	ck_assert_int_eq(knytt_store_key_lookup(st, sk, &t, &sc), KNYTT_EAUTH);
+	/* revocation */
+	ck_assert_int_eq(knytt_store_key_revoke(st, pk), 0);
+	ck_assert_int_eq(knytt_store_key_lookup(st, pk, &t, &sc), KNYTT_EAUTH);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "revoked"));
+	ck_assert_int_eq(knytt_store_key_revoke(st, "kn_sk_zz"),
+			 KNYTT_ENOTFOUND);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* ---- items ---------------------------------------------------------------- */
+
+static int collect_items(const knytt_item *it, void *ctx)
+{
+	char *s = ctx;
+	ck_assert_uint_eq(it->struct_size, sizeof(knytt_item));
+	strcat(s, it->ext_id);
+	strcat(s, it->deleted ? "-," : ",");
+	return 0;
+}
+
+static int stop_first(const knytt_item *it, void *ctx)
+{
+	(void)it;
+	++*(int *)ctx;
+	return 1;
+}
+
+START_TEST(items_crud)
+{
+	knytt_store *st = su_open("shop", NULL);
+	knytt_item in = mkitem("sku-1", "Trail Runner 2", "Light shoe",
+			       "shoes/running", 89.5, 1);
+	in.currency = "EUR";
+	in.quality = 0.75;
+	in.image_url = "https://img.example/1.jpg";
+	in.attributes = "{\"color\":\"blue\",\"sizes\":[42,43]}";
+	uint64_t id1 = 0, id2 = 0;
+	ck_assert_int_eq(knytt_store_item_upsert(st, &in, &id1), 0);
+	ck_assert_uint_gt(id1, 0);
+	knytt_item *g = NULL;
+	ck_assert_int_eq(knytt_store_item_get(st, "sku-1", &g), 0);
+	ck_assert_uint_eq(g->id, id1);
+	ck_assert_str_eq(g->ext_id, "sku-1");
+	ck_assert_str_eq(g->title, "Trail Runner 2");
+	ck_assert_str_eq(g->description, "Light shoe");
+	ck_assert_str_eq(g->category, "shoes/running");
+	ck_assert_double_eq(g->price, 89.5);
+	ck_assert_str_eq(g->currency, "EUR");
+	ck_assert_int_eq(g->in_stock, 1);
+	ck_assert_double_eq(g->quality, 0.75);
+	ck_assert_str_eq(g->image_url, "https://img.example/1.jpg");
+	ck_assert_str_eq(g->attributes, "{\"color\":\"blue\",\"sizes\":[42,43]}");
+	ck_assert_int_eq(g->deleted, 0);
+	ck_assert_int_ge(g->updated_ms, g->created_ms);
+	int64_t upd = g->updated_ms;
+	knytt_free(g);
+
+	/* unchanged upsert: same id, updated_ms kept */
+	usleep(3000);
+	ck_assert_int_eq(knytt_store_item_upsert(st, &in, &id2), 0);
+	ck_assert_uint_eq(id2, id1);
+	ck_assert_int_eq(knytt_store_item_get_id(st, id1, &g), 0);
+	ck_assert_int_eq(g->updated_ms, upd);
+	knytt_free(g);
+	/* a change bumps it */
+	in.price = 79.0;
+	ck_assert_int_eq(knytt_store_item_upsert(st, &in, &id2), 0);
+	ck_assert_uint_eq(id2, id1);
+	ck_assert_int_eq(knytt_store_item_get(st, "sku-1", &g), 0);
+	ck_assert_double_eq(g->price, 79.0);
+	ck_assert_int_gt(g->updated_ms, upd);
+	upd = g->updated_ms;
+	knytt_free(g);
+	usleep(3000);
+
+	/* an older caller's smaller struct: later members take defaults */
+	knytt_item old = mkitem("sku-old", "Old", "x", "a/b", 5, 0);
+	old.currency = "USD";
+	old.struct_size = offsetof(knytt_item, price);
+	ck_assert_int_eq(knytt_store_item_upsert(st, &old, NULL), 0);
+	ck_assert_int_eq(knytt_store_item_get(st, "sku-old", &g), 0);
+	ck_assert_str_eq(g->category, "a/b");
+	ck_assert_double_eq(g->price, 0);
+	ck_assert_ptr_null(g->currency);
+	ck_assert_int_eq(g->in_stock, 1);
+	knytt_free(g);
+
+	put_item(st, "sku-3", "Third", NULL, NULL, 1, 1);
+	ck_assert_int_eq(knytt_store_item_count(st), 3);
+	ck_assert_int_eq(knytt_store_item_delete(st, "sku-3"), 0);
+	ck_assert_int_eq(knytt_store_item_delete(st, "nope"), KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_item_count(st), 2);
+	ck_assert_int_eq(knytt_store_item_get(st, "sku-3", &g), 0);
+	ck_assert_int_eq(g->deleted, 1);
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_get(st, "nope", &g), KNYTT_ENOTFOUND);
+	ck_assert_ptr_null(g);
+	ck_assert_int_eq(knytt_store_item_get_id(st, 987654321, &g),
+			 KNYTT_ENOTFOUND);
+
+	/* changed feed: (updated, id) order, deleted included */
+	char seen[256] = "";
+	ck_assert_int_eq(knytt_store_items_changed(st, 0, collect_items, seen),
+			 3);
+	ck_assert_str_eq(seen, "sku-1,sku-old,sku-3-,");
+	seen[0] = '\0';
+	ck_assert_int_eq(knytt_store_items_changed(st, upd + 1, collect_items,
+						   seen),
+			 2);
+	ck_assert_str_eq(seen, "sku-old,sku-3-,");
+	int calls = 0;
+	ck_assert_int_eq(knytt_store_items_changed(st, 0, stop_first, &calls),
+			 KNYTT_ECANCELED);
+	ck_assert_int_eq(calls, 1);
+	/* an undelete by upsert */
+	put_item(st, "sku-3", "Third", NULL, NULL, 1, 1);
+	ck_assert_int_eq(knytt_store_item_count(st), 3);
+	knytt_store_close(st);
+}
+END_TEST
+
+START_TEST(items_paging)
+{
+	/* more than one page (512) of changed items */
+	knytt_store *st = su_open("shop", NULL);
+	int n = 1100;
+	for (int i = 0; i < n; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "p%04d", i);
+		put_item(st, id, "t", NULL, NULL, 1, 1);
+	}
+	char *seen = calloc(1, 8 * 1200);
+	ck_assert_int_eq(knytt_store_items_changed(st, 0, collect_items, seen),
+			 n);
+	/* each exactly once */
+	for (int i = 0; i < n; i += 97) {
+		char id[16];
+		snprintf(id, sizeof id, "p%04d,", i);
+		char *p = strstr(seen, id);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_ptr_null(strstr(p + 1, id));
+	}
+	free(seen);
+	knytt_store_close(st);
+}
+END_TEST
+
+START_TEST(items_bad_input)
+{
+	knytt_store *st = su_open("shop", NULL);
+	put_item(st, "keep", "Kept", NULL, NULL, 1, 1);
+	knytt_item it;
+	char longid[400];
+	memset(longid, 'x', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+	struct {
+		const char *field;
+		int what;
+	} cases[] = {{"id", 0},	      {"price", 1},	 {"price", 2},
+		     {"currency", 3}, {"category", 4},	 {"title", 5},
+		     {"id", 6},	      {"attributes", 7}, {"in_stock", 8},
+		     {"quality", 9},  {"id", 10}};
+	for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+		it = mkitem("new", "ok", NULL, NULL, 1, 1);
+		switch (cases[c].what) {
+		case 0: it.ext_id = NULL; break;
+		case 1: it.price = -1; break;
+		case 2: it.price = NAN; break;
+		case 3: it.currency = "usd"; break;
+		case 4: it.category = "a//b"; break;
+		case 5: it.title = "bad \xC3\x28 utf8"; break;
+		case 6: it.ext_id = longid; break;
+		case 7: it.attributes = "[1,2]"; break;
+		case 8: it.in_stock = 2; break;
+		case 9: it.quality = INFINITY; break;
+		case 10: it.ext_id = "tab\there"; break;
+		}
+		ck_assert_int_eq(knytt_store_item_upsert(st, &it, NULL),
+				 KNYTT_EINVAL);
+		ck_assert_msg(strstr(knytt_errmsg(), cases[c].field),
+			      "case %zu: '%s' lacks '%s'", c, knytt_errmsg(),
+			      cases[c].field);
+	}
+	it = mkitem("new", "ok", NULL, NULL, 1, 1);
+	it.struct_size = 0;
+	ck_assert_int_eq(knytt_store_item_upsert(st, &it, NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_item_upsert(st, NULL, NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_item_upsert(NULL, &it, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_item_get(st, NULL, NULL), KNYTT_EINVAL);
+	knytt_item *g;
+	ck_assert_int_eq(knytt_store_item_get(st, "\xff", &g), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_items_changed(st, 0, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_item_delete(st, NULL), KNYTT_EINVAL);
+	/* nothing was written */
+	ck_assert_int_eq(knytt_store_item_count(st), 1);
+	ck_assert_int_eq(knytt_store_item_get(st, "new", &g), KNYTT_ENOTFOUND);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* ---- keyword search -------------------------------------------------------- */
+
+static int has(const uint64_t *ids, int n, uint64_t id)
+{
+	for (int i = 0; i < n; i++)
+		if (ids[i] == id)
+			return 1;
+	return 0;
+}
+
+START_TEST(keyword_search)
+{
+	knytt_store *st = su_open("shop", NULL);
+	uint64_t a = put_item(st, "a", "Trail running shoe", "grippy sole",
+			      "shoes/running", 120, 1);
+	uint64_t b = put_item(st, "b", "City sneaker", "a running classic",
+			      "shoes/casual", 60, 1);
+	uint64_t c = put_item(st, "c", "Running shorts", "light fabric",
+			      "apparel/shorts", 25, 0);
+	uint64_t d = put_item(st, "d", "Running socks", "wool",
+			      "shoestring/socks", 9, 1);
+	uint64_t e = put_item(st, "e", "Rain jacket", "waterproof shell",
+			      "apparel/jackets", 150, 1);
+	uint64_t x = put_item(st, "x", "Running cap", "gone", "apparel", 5, 1);
+	ck_assert_int_eq(knytt_store_item_delete(st, "x"), 0);
+	uint64_t ids[16];
+	double sc[16];
+	int n = knytt_store_search(st, "running", NULL, NAN, NAN, 0, ids, sc,
+				   16);
+	ck_assert_int_eq(n, 4);
+	ck_assert(has(ids, n, a) && has(ids, n, b) && has(ids, n, c) &&
+		  has(ids, n, d));
+	ck_assert(!has(ids, n, e) && !has(ids, n, x));
+	for (int i = 1; i < n; i++)
+		ck_assert(sc[i - 1] >= sc[i]);
+	/* title and category match beats a description-only match */
+	ck_assert_uint_eq(ids[0], a);
+	ck_assert_uint_eq(ids[n - 1], b);
+	/* AND of words, case-insensitive, punctuation ignored */
+	n = knytt_store_search(st, "RUNNING, shoe!", NULL, NAN, NAN, 0, ids,
+			       sc, 16);
+	ck_assert_int_eq(n, 1);
+	ck_assert_uint_eq(ids[0], a);
+	/* category prefix: "shoes" is shoes/... but not shoestring/... */
+	n = knytt_store_search(st, "running", "shoes", NAN, NAN, 0, ids, NULL,
+			       16);
+	ck_assert_int_eq(n, 2);
+	ck_assert(has(ids, n, a) && has(ids, n, b));
+	n = knytt_store_search(st, "running", "shoes/running", NAN, NAN, 0,
+			       ids, NULL, 16);
+	ck_assert_int_eq(n, 1);
+	/* price range and stock */
+	n = knytt_store_search(st, "running", NULL, 10, 100, 0, ids, NULL, 16);
+	ck_assert_int_eq(n, 2);
+	ck_assert(has(ids, n, b) && has(ids, n, c));
+	n = knytt_store_search(st, "running", NULL, NAN, 100, 1, ids, NULL,
+			       16);
+	ck_assert_int_eq(n, 2);
+	ck_assert(has(ids, n, b) && has(ids, n, d));
+	/* capacity */
+	n = knytt_store_search(st, "running", NULL, NAN, NAN, 0, ids, NULL, 2);
+	ck_assert_int_eq(n, 2);
+	ck_assert_uint_eq(ids[0], a);
+	/* operator characters are plain text, no injection */
+	n = knytt_store_search(st, "\"running\" OR NEAR(x* ^ -", NULL, NAN,
+			       NAN, 0, ids, NULL, 16);
+	ck_assert_int_ge(n, 0);
+	ck_assert_int_eq(knytt_store_search(st, "!!!", NULL, NAN, NAN, 0, ids,
+					    NULL, 16),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_search(st, NULL, NULL, NAN, NAN, 0, ids,
+					    NULL, 16),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_search(st, "nothingmatches", NULL, NAN,
+					    NAN, 0, ids, NULL, 16),
+			 0);
+	/* an update re-indexes the text */
+	put_item(st, "e", "Running jacket", "shell", "apparel/jackets", 150,
+		 1);
+	n = knytt_store_search(st, "jacket running", NULL, NAN, NAN, 0, ids,
+			       NULL, 16);
+	ck_assert_int_eq(n, 1);
+	ck_assert_uint_eq(ids[0], e);
+	n = knytt_store_search(st, "waterproof", NULL, NAN, NAN, 0, ids, NULL,
+			       16);
+	ck_assert_int_eq(n, 0);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* ---- users and interactions ----------------------------------------------- */
+
+START_TEST(users)
+{
+	knytt_store *st = su_open("shop", NULL);
+	uint64_t id = 0, id2 = 0;
+	ck_assert_int_eq(knytt_store_user_upsert(st, "u1", "{\"age\":30}", &id),
+			 0);
+	ck_assert_uint_gt(id, 0);
+	char *attrs = NULL;
+	int64_t created = 0;
+	ck_assert_int_eq(knytt_store_user_get(st, "u1", &id2, &attrs,
+					      &created),
+			 0);
+	ck_assert_uint_eq(id, id2);
+	ck_assert_str_eq(attrs, "{\"age\":30}");
+	ck_assert_int_gt(created, 0);
+	knytt_free(attrs);
+	ck_assert_int_eq(knytt_store_user_upsert(st, "u1", "{\"age\":31}",
+						 &id2),
+			 0);
+	ck_assert_uint_eq(id, id2);
+	ck_assert_int_eq(knytt_store_user_get(st, "u1", NULL, &attrs, NULL),
+			 0);
+	ck_assert_str_eq(attrs, "{\"age\":31}");
+	knytt_free(attrs);
+	ck_assert_int_eq(knytt_store_user_upsert(st, "u2", NULL, NULL), 0);
+	ck_assert_int_eq(knytt_store_user_get(st, "u2", NULL, &attrs, NULL),
+			 0);
+	ck_assert_ptr_null(attrs);
+	ck_assert_int_eq(knytt_store_user_upsert(st, "u3", "{bad", NULL),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "attributes"));
+	ck_assert_int_eq(knytt_store_user_upsert(st, NULL, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_user_get(st, "u3", NULL, NULL, NULL),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_user_count(st), 2);
+	knytt_store_close(st);
+}
+END_TEST
+
+typedef struct ixlog {
+	int n;
+	char s[4096];
+	int64_t last_ts;
+	uint64_t last_id;
+	int ordered;
+} ixlog;
+
+static int log_ix(const knytt_interaction *x, void *ctx)
+{
+	ixlog *l = ctx;
+	char b[300];
+	snprintf(b, sizeof b, "%s>%s:%s:%g%s;", x->user, x->item, x->type,
+		 x->weight, x->has_value ? "v" : "");
+	if (strlen(l->s) + strlen(b) < sizeof l->s)
+		strcat(l->s, b);
+	if (l->n && (x->ts_ms < l->last_ts ||
+		     (x->ts_ms == l->last_ts && x->id <= l->last_id)))
+		l->ordered = 0;
+	l->last_ts = x->ts_ms;
+	l->last_id = x->id;
+	l->n++;
+	return 0;
+}
+
+START_TEST(interactions)
+{
+	knytt_store *st = su_open("shop", NULL);
+	put_item(st, "i1", "one", NULL, NULL, 1, 1);
+	put_item(st, "i2", "two", NULL, NULL, 1, 1);
+	ck_assert_int_eq(add_ix(st, "u1", "i1", "view", 1000, "e1"), 1);
+	ck_assert_int_eq(add_ix(st, "u1", "i1", "view", 1000, "e1"), 0);
+	ck_assert_int_eq(add_ix(st, "u1", "i2", "purchase", 3000, "e2"), 1);
+	ck_assert_int_eq(add_ix(st, "u2", "i1", "click", 2000, NULL), 1);
+	ck_assert_int_eq(add_ix(st, "u2", "i1", "click", 2000, NULL), 1);
+	ck_assert_int_eq(add_ix(st, "u2", "i2", "wishlist_2", 2500, "e3"), 1);
+	knytt_interaction r;
+	memset(&r, 0, sizeof r);
+	r.struct_size = sizeof r;
+	r.user = "u1";
+	r.item = "i2";
+	r.type = "rating";
+	r.has_value = 1;
+	r.value = 4.5;
+	r.weight = 2.5;
+	r.ts_ms = 4000;
+	ck_assert_int_eq(knytt_store_interaction_add(st, &r), 1);
+	/* bad input: nothing stored */
+	ck_assert_int_eq(add_ix(st, "u1", "nope", "view", 1, NULL),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(add_ix(st, "u1", "i1", "Bad Type", 1, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "type"));
+	ck_assert_int_eq(add_ix(st, NULL, "i1", "view", 1, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(add_ix(st, "u9", "i1", "view", -5, NULL),
+			 KNYTT_EINVAL);
+	r.value = NAN;
+	ck_assert_int_eq(knytt_store_interaction_add(st, &r), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interaction_add(st, NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 6);
+	/* users were created on first use, u9 never */
+	ck_assert_int_eq(knytt_store_user_count(st), 2);
+	ck_assert_int_eq(knytt_store_user_get(st, "u9", NULL, NULL, NULL),
+			 KNYTT_ENOTFOUND);
+
+	ixlog l;
+	memset(&l, 0, sizeof l);
+	ck_assert_int_eq(knytt_store_user_recent(st, "u1", 10, log_ix, &l), 3);
+	ck_assert_str_eq(l.s, "u1>i2:rating:2.5v;u1>i2:purchase:8;"
+			      "u1>i1:view:1;");
+	memset(&l, 0, sizeof l);
+	ck_assert_int_eq(knytt_store_user_recent(st, "u1", 1, log_ix, &l), 1);
+	memset(&l, 0, sizeof l);
+	ck_assert_int_eq(knytt_store_item_recent(st, "i1", 10, log_ix, &l), 3);
+	ck_assert_str_eq(l.s, "u2>i1:click:2;u2>i1:click:2;u1>i1:view:1;");
+	ck_assert_int_eq(knytt_store_user_recent(st, "zz", 10, log_ix, &l),
+			 KNYTT_ENOTFOUND);
+	memset(&l, 0, sizeof l);
+	l.ordered = 1;
+	ck_assert_int_eq(knytt_store_interactions_since(st, 2000, log_ix, &l),
+			 5);
+	ck_assert(l.ordered);
+	ck_assert_str_eq(l.s, "u2>i1:click:2;u2>i1:click:2;u2>i2:wishlist_2:1;"
+			      "u1>i2:purchase:8;u1>i2:rating:2.5v;");
+
+	uint64_t ids[4], cnt[4];
+	knytt_item *i1, *i2;
+	ck_assert_int_eq(knytt_store_item_get(st, "i1", &i1), 0);
+	ck_assert_int_eq(knytt_store_item_get(st, "i2", &i2), 0);
+	ck_assert_int_eq(knytt_store_item_counts(st, 0, 10000, NULL, ids, cnt,
+						 4),
+			 2);
+	ck_assert_uint_eq(ids[0], i1->id); /* 3 vs 3: tie broken by id */
+	ck_assert_uint_eq(cnt[0], 3);
+	ck_assert_uint_eq(cnt[1], 3);
+	ck_assert_int_eq(knytt_store_item_counts(st, 2000, 3000, NULL, ids,
+						 cnt, 4),
+			 2);
+	ck_assert_uint_eq(ids[0], i1->id);
+	ck_assert_uint_eq(cnt[0], 2);
+	ck_assert_uint_eq(ids[1], i2->id);
+	ck_assert_uint_eq(cnt[1], 1);
+	ck_assert_int_eq(knytt_store_item_counts(st, 0, 10000, "purchase", ids,
+						 cnt, 4),
+			 1);
+	ck_assert_uint_eq(ids[0], i2->id);
+	knytt_free(i1);
+	knytt_free(i2);
+	knytt_store_close(st);
+}
+END_TEST
+
+static int count_cb(const knytt_interaction *x, void *ctx)
+{
+	ixlog *l = ctx;
+	if (l->n && (x->ts_ms < l->last_ts ||
+		     (x->ts_ms == l->last_ts && x->id <= l->last_id)))
+		l->ordered = 0;
+	l->last_ts = x->ts_ms;
+	l->last_id = x->id;
+	l->n++;
+	return l->n == 1000000; /* never */
+}
+
+START_TEST(interactions_stream_pages)
+{
+	knytt_store *st = su_open("shop", NULL);
+	put_item(st, "i1", "one", NULL, NULL, 1, 1);
+	/* 1500 rows over 3 pages, many sharing a timestamp */
+	for (int i = 0; i < 1500; i++)
+		ck_assert_int_eq(add_ix(st, "u", "i1", "view",
+					1 + (i * 7919) % 300, NULL),
+				 1);
+	ixlog l;
+	memset(&l, 0, sizeof l);
+	l.ordered = 1;
+	ck_assert_int_eq(knytt_store_interactions_since(st, 0, count_cb, &l),
+			 1500);
+	ck_assert_int_eq(l.n, 1500);
+	ck_assert(l.ordered);
+	knytt_store_close(st);
+}
+END_TEST
+
+START_TEST(favorites_and_search_log)
+{
+	knytt_store *st = su_open("shop", NULL);
+	uint64_t a = put_item(st, "a", "A", NULL, NULL, 1, 1);
+	uint64_t b = put_item(st, "b", "B", NULL, NULL, 1, 1);
+	uint64_t ids[8];
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u", ids, 8), 0);
+	ck_assert_int_eq(knytt_store_favorite_set(st, "u", "a"), 0);
+	usleep(2000);
+	ck_assert_int_eq(knytt_store_favorite_set(st, "u", "b"), 0);
+	ck_assert_int_eq(knytt_store_favorite_set(st, "u", "b"), 0);
+	ck_assert_int_eq(knytt_store_favorite_set(st, "u", "zz"),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u", ids, 8), 2);
+	ck_assert_uint_eq(ids[0], b);
+	ck_assert_uint_eq(ids[1], a);
+	ck_assert_int_eq(knytt_store_favorite_unset(st, "u", "b"), 0);
+	ck_assert_int_eq(knytt_store_favorite_unset(st, "u", "b"), 0);
+	ck_assert_int_eq(knytt_store_favorite_unset(st, "nobody", "b"),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u", ids, 8), 1);
+	ck_assert_uint_eq(ids[0], a);
+	ck_assert_int_eq(knytt_store_favorite_list(st, NULL, ids, 8),
+			 KNYTT_EINVAL);
+
+	uint64_t lid = 0, clicked = 9;
+	ck_assert_int_eq(knytt_store_search_log(st, "red shoes", "u", 12, 0,
+						&lid),
+			 0);
+	char *q = NULL;
+	int rc_count = 0;
+	ck_assert_int_eq(knytt_store_search_log_get(st, lid, &q, &rc_count,
+						    &clicked),
+			 0);
+	ck_assert_str_eq(q, "red shoes");
+	ck_assert_int_eq(rc_count, 12);
+	ck_assert_uint_eq(clicked, 0);
+	knytt_free(q);
+	ck_assert_int_eq(knytt_store_search_click(st, lid, "b"), 0);
+	ck_assert_int_eq(knytt_store_search_log_get(st, lid, NULL, NULL,
+						    &clicked),
+			 0);
+	ck_assert_uint_eq(clicked, b);
+	ck_assert_int_eq(knytt_store_search_click(st, lid + 100, "b"),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_search_log(st, "anon", NULL, 0, 5, &lid),
+			 0);
+	ck_assert_int_eq(knytt_store_search_log(st, NULL, NULL, 0, 5, &lid),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_search_log(st, "x", NULL, -1, 5, &lid),
+			 KNYTT_EINVAL);
+	knytt_store_close(st);
+}
+END_TEST
+
+static int emb_cb(uint64_t id, const float *v, uint32_t dim, void *ctx)
+{
+	double *sum = ctx;
+	for (uint32_t i = 0; i < dim; i++)
+		*sum += v[i] * (double)id;
+	return 0;
+}
+
+START_TEST(embeddings_and_models)
+{
+	knytt_store *st = su_open("shop", NULL);
+	uint64_t a = put_item(st, "a", "A", NULL, NULL, 1, 1);
+	uint64_t b = put_item(st, "b", "B", NULL, NULL, 1, 1);
+	uint64_t u = 0;
+	ck_assert_int_eq(knytt_store_user_upsert(st, "u", NULL, &u), 0);
+	float va[3] = {1, 2, 3}, vb[3] = {-1, 0.5f, 4}, out[8];
+	ck_assert_int_eq(knytt_store_embedding_put(st, KNYTT_OWNER_ITEM, a,
+						   "als-1", va, 3),
+			 0);
+	ck_assert_int_eq(knytt_store_embedding_put(st, KNYTT_OWNER_ITEM, b,
+						   "als-1", vb, 3),
+			 0);
+	ck_assert_int_eq(knytt_store_embedding_put(st, KNYTT_OWNER_ITEM, a,
+						   "als-2", vb, 2),
+			 0);
+	ck_assert_int_eq(knytt_store_embedding_put(st, KNYTT_OWNER_USER, u,
+						   "als-1", va, 3),
+			 0);
+	ck_assert_int_eq(knytt_store_embedding_get(st, KNYTT_OWNER_ITEM, a,
+						   "als-1", out, 8),
+			 3);
+	ck_assert(out[0] == 1 && out[1] == 2 && out[2] == 3);
+	ck_assert_int_eq(knytt_store_embedding_get(st, KNYTT_OWNER_ITEM, a,
+						   "als-2", out, 8),
+			 2);
+	ck_assert(out[0] == -1 && out[1] == 0.5f);
+	ck_assert_int_eq(knytt_store_embedding_get(st, KNYTT_OWNER_ITEM, a,
+						   "als-1", out, 2),
+			 3); /* too small: dimension returned, nothing copied */
+	ck_assert_int_eq(knytt_store_embedding_get(st, KNYTT_OWNER_USER, a,
+						   "als-9", out, 8),
+			 KNYTT_ENOTFOUND);
+	/* replacing */
+	ck_assert_int_eq(knytt_store_embedding_put(st, KNYTT_OWNER_ITEM, a,
+						   "als-1", vb, 3),
+			 0);
+	double sum = 0;
+	ck_assert_int_eq(knytt_store_embeddings_each(st, KNYTT_OWNER_ITEM,
+						     "als-1", emb_cb, &sum),
+			 2);
+	ck_assert_double_eq_tol(sum, 3.5 * (double)a + 3.5 * (double)b, 1e-6);
+	float bad[2] = {1, NAN};
+	ck_assert_int_eq(knytt_store_embedding_put(st, KNYTT_OWNER_ITEM, a,
+						   "v", bad, 2),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_embedding_put(st, KNYTT_OWNER_ITEM,
+						   a + b + 1000, "v", va, 3),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_embedding_put(st, KNYTT_OWNER_ITEM, a,
+						   "v", va, 0),
+			 KNYTT_EINVAL);
+
+	int64_t v1 = 0, v2 = 0, vr = 0, cr = 0;
+	unsigned char blob[1000];
+	for (int i = 0; i < 1000; i++)
+		blob[i] = (unsigned char)(i * 7);
+	ck_assert_int_eq(knytt_store_model_put(st, "als", blob, 1000,
+					       "{\"ndcg\":0.41}", &v1),
+			 0);
+	ck_assert_int_eq(knytt_store_model_put(st, "als", blob, 10, NULL, &v2),
+			 0);
+	ck_assert_int_eq(v1, 1);
+	ck_assert_int_eq(v2, 2);
+	void *got = NULL;
+	size_t sz = 0;
+	char *meta = NULL;
+	ck_assert_int_eq(knytt_store_model_get(st, "als", 0, &got, &sz, &meta,
+					       &vr, &cr),
+			 0);
+	ck_assert_int_eq(vr, 2);
+	ck_assert_uint_eq(sz, 10);
+	ck_assert_ptr_null(meta);
+	ck_assert_int_gt(cr, 0);
+	knytt_free(got);
+	ck_assert_int_eq(knytt_store_model_get(st, "als", 1, &got, &sz, &meta,
+					       &vr, NULL),
+			 0);
+	ck_assert_uint_eq(sz, 1000);
+	ck_assert_int_eq(memcmp(got, blob, 1000), 0);
+	ck_assert_str_eq(meta, "{\"ndcg\":0.41}");
+	knytt_free(got);
+	knytt_free(meta);
+	ck_assert_int_eq(knytt_store_model_get(st, "als", 3, &got, &sz, NULL,
+					       NULL, NULL),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_model_get(st, "none", 0, &got, &sz, NULL,
+					       NULL, NULL),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_model_put(st, "m", NULL, 5, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_model_put(st, "m", blob, 0, "[]", NULL),
+			 KNYTT_EINVAL);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* ---- tenant isolation ------------------------------------------------------ */
+
+START_TEST(tenant_isolation)
+{
+	uint64_t ta = 0, tb = 0;
+	knytt_store *A = su_open("tenant-a", &ta);
+	knytt_store *B = su_open("tenant-b", &tb);
+	/* A's data, with ext ids B will also use */
+	uint64_t a1 = put_item(A, "same", "Alpha secret widget", NULL, "w", 1,
+			       1);
+	put_item(A, "only-a", "Alpha gadget", NULL, NULL, 1, 1);
+	ck_assert_int_eq(add_ix(A, "u", "same", "purchase", 100, "ev1"), 1);
+	ck_assert_int_eq(knytt_store_favorite_set(A, "u", "same"), 0);
+	char keya[KNYTT_STORE_KEY_LEN + 1];
+	ck_assert_int_eq(knytt_store_key_create(A, KNYTT_KEY_SECRET, keya), 0);
+	float v[2] = {1, 2};
+	ck_assert_int_eq(knytt_store_embedding_put(A, KNYTT_OWNER_ITEM, a1,
+						   "m", v, 2),
+			 0);
+	ck_assert_int_eq(knytt_store_model_put(A, "m", v, 8, NULL, NULL), 0);
+	uint64_t lid = 0;
+	ck_assert_int_eq(knytt_store_search_log(A, "q", NULL, 1, 0, &lid), 0);
+
+	/* B reads nothing of A */
+	knytt_item *g = NULL;
+	ck_assert_int_eq(knytt_store_item_count(B), 0);
+	ck_assert_int_eq(knytt_store_item_get(B, "same", &g), KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_item_get_id(B, a1, &g), KNYTT_ENOTFOUND);
+	uint64_t ids[8];
+	ck_assert_int_eq(knytt_store_search(B, "alpha", NULL, NAN, NAN, 0, ids,
+					    NULL, 8),
+			 0);
+	ixlog l;
+	memset(&l, 0, sizeof l);
+	ck_assert_int_eq(knytt_store_interactions_since(B, 0, log_ix, &l), 0);
+	ck_assert_int_eq(knytt_store_user_recent(B, "u", 5, log_ix, &l),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_item_recent(B, "same", 5, log_ix, &l),
+			 KNYTT_ENOTFOUND);
+	uint64_t cnt[8];
+	ck_assert_int_eq(knytt_store_item_counts(B, 0, 1000, NULL, ids, cnt, 8),
+			 0);
+	ck_assert_int_eq(knytt_store_favorite_list(B, "u", ids, 8), 0);
+	ck_assert_int_eq(knytt_store_interaction_count(B), 0);
+	ck_assert_int_eq(knytt_store_user_count(B), 0);
+	float out[4];
+	ck_assert_int_eq(knytt_store_embedding_get(B, KNYTT_OWNER_ITEM, a1, "m",
+						   out, 4),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_model_get(B, "m", 0, NULL, NULL, NULL,
+					       NULL, NULL),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_search_log_get(B, lid, NULL, NULL, NULL),
+			 KNYTT_ENOTFOUND);
+	char seen[64] = "";
+	ck_assert_int_eq(knytt_store_items_changed(B, 0, collect_items, seen),
+			 0);
+
+	/* B changes nothing of A */
+	ck_assert_int_eq(knytt_store_item_delete(B, "same"), KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_key_revoke(B, keya), KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_embedding_put(B, KNYTT_OWNER_ITEM, a1, "m",
+						   v, 2),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_search_click(B, lid, "same"),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(add_ix(B, "u", "same", "view", 5, "ev1"),
+			 KNYTT_ENOTFOUND);
+	/* B's own item with A's ext id and A's event id is a separate row */
+	uint64_t b1 = put_item(B, "same", "Beta widget", NULL, "w", 2, 1);
+	ck_assert_uint_ne(a1, b1);
+	ck_assert_int_eq(add_ix(B, "u", "same", "view", 5, "ev1"), 1);
+	ck_assert_int_eq(knytt_store_favorite_set(B, "u", "same"), 0);
+	ck_assert_int_eq(knytt_store_favorite_unset(B, "u", "same"), 0);
+
+	/* A is exactly as it was */
+	ck_assert_int_eq(knytt_store_item_get(A, "same", &g), 0);
+	ck_assert_str_eq(g->title, "Alpha secret widget");
+	ck_assert_int_eq(g->deleted, 0);
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_interaction_count(A), 1);
+	ck_assert_int_eq(knytt_store_favorite_list(A, "u", ids, 8), 1);
+	ck_assert_uint_eq(ids[0], a1);
+	uint64_t t = 0;
+	ck_assert_int_eq(knytt_store_key_lookup(B, keya, &t, NULL), 0);
+	ck_assert_uint_eq(t, ta); /* lookup names the key's own tenant */
+	ck_assert_int_eq(knytt_store_search(A, "alpha", NULL, NAN, NAN, 0, ids,
+					    NULL, 8),
+			 2);
+	ck_assert_int_eq(knytt_store_search(B, "widget", NULL, NAN, NAN, 0,
+					    ids, NULL, 8),
+			 1);
+	ck_assert_uint_eq(ids[0], b1);
+	knytt_store_close(A);
+	knytt_store_close(B);
+}
+END_TEST
+
+/* ---- import ----------------------------------------------------------------- */
+
+typedef struct rejects {
+	int n;
+	char s[4096];
+} rejects;
+
+static void on_reject(size_t line, const char *field, const char *reason,
+		      void *ctx)
+{
+	rejects *r = ctx;
+	char b[200];
+	snprintf(b, sizeof b, "%zu:%s;", line, field);
+	if (strlen(r->s) + strlen(b) < sizeof r->s)
+		strcat(r->s, b);
+	r->n++;
+	ck_assert_ptr_nonnull(reason);
+	ck_assert(reason[0] != '\0');
+}
+
+START_TEST(import_items_csv)
+{
+	knytt_store *st = su_open("shop", NULL);
+	char p[512];
+	/* line numbers: a quoted field spans lines 3-4 */
+	su_file("items.csv",
+		"id,title,description,price,category,in_stock,attributes,"
+		"currency\r\n"
+		"a,Alpha,\"plain, with comma\",10.5,x/y,1,,EUR\r\n"
+		"b,\"Be \"\"quoted\"\"\",\"two\nlines\",3,x,0,\"{\"\"k\"\": 1}\","
+		"\r\n"
+		"c,Gamma,,abc,x,1,,\n"
+		"d,Delta,,-2,x,1,,\n"
+		"e,\xC3\x28" "bad,,1,x,1,,\n"
+		"f,Too,few\n"
+		"g,Bad\"quote,,1,x,1,,\n"
+		"h,Eta,,1,x,maybe,,\n"
+		"i,Iota,,1,x//z,1,,\n"
+		"j,Jota,,1,x,1,[1],\n"
+		"k,Kappa,,1,x,1,,eur\n"
+		",NoId,,1,x,1,,\n"
+		"\n"
+		"l,Lambda,,0,,1,,\n",
+		p, sizeof p);
+	rejects r;
+	memset(&r, 0, sizeof r);
+	int n = knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+				   KNYTT_FORMAT_CSV, on_reject, &r);
+	ck_assert_msg(n == 3, "accepted %d: %s", n, knytt_errmsg());
+	ck_assert_str_eq(r.s, "5:price;6:price;7:title;8:;9:;10:in_stock;"
+			      "11:category;12:attributes;13:currency;14:id;");
+	knytt_item *g;
+	ck_assert_int_eq(knytt_store_item_get(st, "b", &g), 0);
+	ck_assert_str_eq(g->title, "Be \"quoted\"");
+	ck_assert_str_eq(g->description, "two\nlines");
+	ck_assert_str_eq(g->attributes, "{\"k\": 1}");
+	ck_assert_int_eq(g->in_stock, 0);
+	ck_assert_ptr_null(g->currency);
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_get(st, "a", &g), 0);
+	ck_assert_str_eq(g->description, "plain, with comma");
+	ck_assert_double_eq(g->price, 10.5);
+	ck_assert_str_eq(g->currency, "EUR");
+	knytt_free(g);
+	/* re-import converges: same rows, nothing duplicated */
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, on_reject, &r),
+			 3);
+	ck_assert_int_eq(knytt_store_item_count(st), 3);
+
+	/* whole-file errors: nothing written */
+	su_file("bad.csv", "id,title,colour\nz,Zed,red\n", p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "line 1, field colour"));
+	su_file("bad2.csv", "title\nZed\n", p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 KNYTT_EINVAL);
+	su_file("bad3.csv", "id,\"open\n", p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_item_count(st), 3);
+	ck_assert_int_eq(knytt_store_import(st, "/nonexistent/x.csv",
+					    KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 KNYTT_EIO);
+	ck_assert_int_eq(knytt_store_import(st, NULL, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_import(st, p, (knytt_record_kind)9,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_set_batch_size(st, 20000000),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_set_batch_size(NULL, 5), KNYTT_EINVAL);
+	knytt_store_close(st);
+}
+END_TEST
+
+START_TEST(import_jsonl)
+{
+	knytt_store *st = su_open("shop", NULL);
+	char p[512];
+	su_file("items.jsonl",
+		"{\"id\":\"a\",\"title\":\"Alpha\",\"price\":2.5,"
+		"\"in_stock\":true,\"attributes\":{\"c\":[1,2]}}\n"
+		"{\"id\":7,\"title\":\"Seven\",\"in_stock\":0}\n"
+		"{\"id\":\"b\",\"price\":\"cheap\"}\n"
+		"{\"id\":\"c\",\"colour\":\"red\"}\n"
+		"{\"id\":\"d\",\"title\":\n"
+		"[1,2,3]\n"
+		"\n"
+		"{\"id\":\"e\",\"attributes\":\"{}\"}\n"
+		"{\"id\":\"f\",\"title\":\"\xff\"}\n"
+		"{\"id\":\"g\",\"title\":null,\"category\":\"a/b\"}\n",
+		p, sizeof p);
+	rejects r;
+	memset(&r, 0, sizeof r);
+	int n = knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+				   KNYTT_FORMAT_JSONL, on_reject, &r);
+	ck_assert_msg(n == 3, "accepted %d: %s", n, knytt_errmsg());
+	ck_assert_str_eq(r.s, "3:price;4:colour;5:;6:;8:attributes;9:title;");
+	knytt_item *g;
+	ck_assert_int_eq(knytt_store_item_get(st, "a", &g), 0);
+	ck_assert_str_eq(g->attributes, "{\"c\":[1,2]}");
+	ck_assert_double_eq(g->price, 2.5);
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_get(st, "7", &g), 0);
+	ck_assert_int_eq(g->in_stock, 0);
+	knytt_free(g);
+
+	su_file("users.jsonl",
+		"{\"id\":\"u1\",\"attributes\":{\"age\":3}}\n"
+		"{\"id\":\"u2\"}\n{\"attributes\":{}}\n",
+		p, sizeof p);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_USERS,
+					    KNYTT_FORMAT_JSONL, on_reject, &r),
+			 2);
+	ck_assert_str_eq(r.s, "3:id;");
+	su_file("ix.jsonl",
+		"{\"user\":\"u1\",\"item\":\"a\",\"type\":\"purchase\","
+		"\"ts_ms\":1000,\"event_id\":\"x1\"}\n"
+		"{\"user\":\"u1\",\"item\":\"a\",\"type\":\"rating\","
+		"\"value\":4,\"ts_ms\":2000,\"event_id\":\"x2\"}\n"
+		"{\"user\":\"u1\",\"item\":\"zz\",\"type\":\"view\"}\n"
+		"{\"user\":\"u1\",\"item\":\"a\",\"type\":\"view\","
+		"\"weight\":\"heavy\"}\n",
+		p, sizeof p);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_JSONL, on_reject, &r),
+			 2);
+	ck_assert_str_eq(r.s, "3:item;4:weight;");
+	ck_assert_int_eq(knytt_store_interaction_count(st), 2);
+	ixlog l;
+	memset(&l, 0, sizeof l);
+	ck_assert_int_eq(knytt_store_user_recent(st, "u1", 5, log_ix, &l), 2);
+	ck_assert_str_eq(l.s, "u1>a:rating:1v;u1>a:purchase:8;");
+	knytt_store_close(st);
+}
+END_TEST
+
+START_TEST(import_interactions_csv)
+{
+	knytt_store *st = su_open("shop", NULL);
+	put_item(st, "i1", "one", NULL, NULL, 1, 1);
+	put_item(st, "i2", "two", NULL, NULL, 1, 1);
+	ck_assert_int_eq(knytt_store_set_batch_size(st, 2), 0);
+	char p[512];
+	su_file("ix.csv",
+		"event_id,user,item,type,ts_ms,value\n"
+		"e1,u1,i1,view,100,\n"
+		"e2,u1,i2,click,200,\n"
+		"e3,u2,i1,rating,300,5\n"
+		"e4,u2,i9,view,400,\n"
+		"e5,u2,i2,VIEW,500,\n"
+		"e6,u2,i2,view,soon,\n"
+		"e1,u1,i1,view,100,\n"
+		"e7,u3,i2,\"add_to_cart\",700,\n",
+		p, sizeof p);
+	rejects r;
+	memset(&r, 0, sizeof r);
+	/* the duplicate e1 is accepted (valid) but stored once */
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, on_reject, &r),
+			 5);
+	ck_assert_str_eq(r.s, "5:item;6:type;7:ts_ms;");
+	ck_assert_int_eq(knytt_store_interaction_count(st), 4);
+	ck_assert_int_eq(knytt_store_user_count(st), 3);
+	/* again: converges */
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 5);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 4);
+	su_file("u.csv", "id,attributes\nu9,\"{\"\"a\"\":1}\"\nu8,nope\n", p,
+		sizeof p);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_USERS,
+					    KNYTT_FORMAT_CSV, on_reject, &r),
+			 1);
+	ck_assert_str_eq(r.s, "3:attributes;");
+	knytt_store_close(st);
+}
+END_TEST
+
+START_TEST(import_movielens)
+{
+	char pi[512], pu[512], pd[512], pm[512];
+	if (!tu_data_file("ml-100k/u.item", pi, sizeof pi) ||
+	    !tu_data_file("ml-100k/u.user", pu, sizeof pu) ||
+	    !tu_data_file("ml-100k/u.data", pd, sizeof pd))
+		return;
+	knytt_store *st = su_open("movielens", NULL);
+	rejects r;
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, pi, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_MOVIELENS, on_reject,
+					    &r),
+			 1682);
+	ck_assert_int_eq(knytt_store_import(st, pu, KNYTT_RECORD_USERS,
+					    KNYTT_FORMAT_MOVIELENS, on_reject,
+					    &r),
+			 943);
+	ck_assert_int_eq(knytt_store_import(st, pd, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_MOVIELENS, on_reject,
+					    &r),
+			 100000);
+	ck_assert_int_eq(r.n, 0);
+	ck_assert_int_eq(knytt_store_item_count(st), 1682);
+	ck_assert_int_eq(knytt_store_user_count(st), 943);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 100000);
+	knytt_item *g;
+	/* ISO-8859-1 e-acute became UTF-8 */
+	ck_assert_int_eq(knytt_store_item_get(st, "543", &g), 0);
+	ck_assert_str_eq(g->title, "Mis\xC3\xA9rables, Les (1995)");
+	ck_assert_str_eq(g->category, "Drama");
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_get(st, "1", &g), 0);
+	ck_assert_str_eq(g->title, "Toy Story (1995)");
+	ck_assert_str_eq(g->category, "Animation");
+	ck_assert_str_eq(g->description, "Animation, Children's, Comedy");
+	ck_assert_ptr_nonnull(strstr(g->attributes,
+				     "\"genres\":[\"Animation\",\"Children's\","
+				     "\"Comedy\"]"));
+	knytt_free(g);
+	char *attrs;
+	ck_assert_int_eq(knytt_store_user_get(st, "1", NULL, &attrs, NULL), 0);
+	ck_assert_str_eq(attrs, "{\"age\":24,\"gender\":\"M\","
+				"\"occupation\":\"technician\",\"zip\":"
+				"\"85711\"}");
+	knytt_free(attrs);
+	/* the first line of u.data: 196 242 3 881250949 */
+	ixlog l;
+	memset(&l, 0, sizeof l);
+	ck_assert_int_ge(knytt_store_item_recent(st, "242", 200, log_ix, &l),
+			 1);
+	ck_assert_ptr_nonnull(strstr(l.s, "196>242:rating:1v;"));
+	uint64_t ids[3], cnt[3];
+	/* the most rated movie of ML-100k is 50 (Star Wars), 583 ratings */
+	ck_assert_int_eq(knytt_store_item_counts(st, 0, INT64_MAX, "rating",
+						 ids, cnt, 3),
+			 3);
+	ck_assert_int_eq(knytt_store_item_get_id(st, ids[0], &g), 0);
+	ck_assert_str_eq(g->ext_id, "50");
+	ck_assert_uint_eq(cnt[0], 583);
+	knytt_free(g);
+	uint64_t hits[5];
+	ck_assert_int_ge(knytt_store_search(st, "star wars", NULL, NAN, NAN, 0,
+					    hits, NULL, 5),
+			 1);
+	/* re-import: the event ids "ml:USER:ITEM" make it idempotent */
+	ck_assert_int_eq(knytt_store_import(st, pd, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_MOVIELENS, NULL, NULL),
+			 100000);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 100000);
+	knytt_store_close(st);
+
+	if (!tu_data_file("ml-1m/movies.dat", pm, sizeof pm))
+		return;
+	st = su_open("ml1m", NULL);
+	ck_assert_int_eq(knytt_store_import(st, pm, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_MOVIELENS, on_reject,
+					    &r),
+			 3883);
+	ck_assert_int_eq(r.n, 0);
+	ck_assert_int_eq(knytt_store_item_get(st, "2", &g), 0);
+	ck_assert_str_eq(g->title, "Jumanji (1995)");
+	ck_assert_str_eq(g->category, "Adventure");
+	knytt_free(g);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* ---- kill -9 in the middle of an import -------------------------------------- */
+
+/* n interactions of 50 users x 100 items, each with a unique event id and
+ * a unique timestamp. */
+static void gen_ix(const char *path, int n)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "user,item,type,ts_ms,event_id\n");
+	uint64_t s = 99;
+	for (int i = 0; i < n; i++)
+		fprintf(f, "u%d,i%d,%s,%d,ev%d\n", (int)(tu_rand(&s) % 50),
+			(int)(tu_rand(&s) % 100),
+			(tu_rand(&s) % 5) ? "view" : "purchase", 1000 + i, i);
+	fclose(f);
+}
+
+typedef struct digest {
+	uint64_t h;
+	int n;
+} digest;
+
+static int digest_cb(const knytt_interaction *x, void *ctx)
+{
+	digest *d = ctx;
+	char b[400];
+	snprintf(b, sizeof b, "%s|%s|%s|%g|%lld|%s", x->user, x->item, x->type,
+		 x->weight, (long long)x->ts_ms, x->event_id);
+	for (const char *p = b; *p; p++)
+		d->h = (d->h ^ (unsigned char)*p) * 1099511628211ULL;
+	d->n++;
+	return 0;
+}
+
+START_TEST(import_killed_converges)
+{
+	int n = tu_sanitize() ? 40000 : 150000, batch = 2000;
+	char p[512];
+	su_path("big.csv", p, sizeof p);
+	gen_ix(p, n);
+	knytt_store *st = su_open("shop", NULL);
+	for (int i = 0; i < 100; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "i%d", i);
+		put_item(st, id, "x", NULL, NULL, 1, 1);
+	}
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		knytt_store *c = NULL;
+		uint64_t t;
+		if (knytt_store_open(t_uri, &c) ||
+		    knytt_store_tenant_find(c, "shop", &t) ||
+		    knytt_store_use_tenant(c, t) ||
+		    knytt_store_set_batch_size(c, (size_t)batch))
+			_exit(3);
+		knytt_store_import(c, p, KNYTT_RECORD_INTERACTIONS,
+				   KNYTT_FORMAT_CSV, NULL, NULL);
+		_exit(0);
+	}
+	/* wait until a few batches are in, then kill -9 */
+	int64_t seen = 0;
+	for (int i = 0; i < 60000 && seen < 3 * batch; i++) {
+		usleep(1000);
+		seen = knytt_store_interaction_count(st);
+		ck_assert_int_ge(seen, 0);
+	}
+	kill(pid, SIGKILL);
+	int status;
+	waitpid(pid, &status, 0);
+	ck_assert(WIFSIGNALED(status));
+	int64_t after = knytt_store_interaction_count(st);
+	ck_assert_msg(after >= 3 * batch && after < n,
+		      "killed at %lld of %d rows", (long long)after, n);
+	/* whole batches only */
+	ck_assert_msg(after % batch == 0, "%lld rows is not whole batches",
+		      (long long)after);
+	if (!su_pg) {
+		sqlite3 *db;
+		ck_assert_int_eq(sqlite3_open(t_uri + 7, &db), SQLITE_OK);
+		sqlite3_stmt *q;
+		sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL);
+		ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+		ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "ok");
+		sqlite3_finalize(q);
+		sqlite3_close(db);
+	}
+	/* re-run: converges to the state of one clean import */
+	knytt_store_set_batch_size(st, (size_t)batch);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 n);
+	ck_assert_int_eq(knytt_store_interaction_count(st), n);
+	digest d1 = {1469598103934665603ULL, 0};
+	ck_assert_int_eq(knytt_store_interactions_since(st, 0, digest_cb, &d1),
+			 n);
+	knytt_store *clean = su_open("clean", NULL);
+	for (int i = 0; i < 100; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "i%d", i);
+		put_item(clean, id, "x", NULL, NULL, 1, 1);
+	}
+	ck_assert_int_eq(knytt_store_import(clean, p,
+					    KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 n);
+	digest d2 = {1469598103934665603ULL, 0};
+	ck_assert_int_eq(knytt_store_interactions_since(clean, 0, digest_cb,
+							&d2),
+			 n);
+	ck_assert_uint_eq(d1.h, d2.h);
+	ck_assert_int_eq(knytt_store_user_count(st),
+			 knytt_store_user_count(clean));
+	knytt_store_close(clean);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* ---- NULL pointers everywhere ------------------------------------------------- */
+
+START_TEST(null_arguments)
+{
+	knytt_store *st = su_open("shop", NULL);
+	uint64_t u64;
+	ck_assert_int_eq(knytt_store_tenant_create(NULL, "x", &u64),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_tenant_find(NULL, "x", &u64),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_use_tenant(NULL, 1), KNYTT_EINVAL);
+	ck_assert_uint_eq(knytt_store_tenant(NULL), 0);
+	ck_assert_str_eq(knytt_store_backend(NULL), "");
+	ck_assert_int_eq(knytt_store_key_create(st, KNYTT_KEY_SECRET, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_key_revoke(st, NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_item_get_id(NULL, 1, NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_item_count(NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_user_count(NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interaction_count(NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_user_recent(st, "u", 5, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_item_recent(st, NULL, 5, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interactions_since(st, 0, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_item_counts(st, 0, 1, NULL, NULL, NULL,
+						 1),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_favorite_set(st, NULL, "x"),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_favorite_unset(st, "u", NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_search_click(st, 1, NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_search_log_get(NULL, 1, NULL, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_embedding_put(st, KNYTT_OWNER_ITEM, 1,
+						   "v", NULL, 3),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_embedding_get(st, KNYTT_OWNER_ITEM, 1,
+						   NULL, NULL, 0),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_embeddings_each(st, KNYTT_OWNER_ITEM, "v",
+						     NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_model_put(st, NULL, "x", 1, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_model_get(st, NULL, 0, NULL, NULL, NULL,
+					       NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_user_get(st, NULL, NULL, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_import(NULL, "x", KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 KNYTT_EINVAL);
+	knytt_store_close(st);
+}
+END_TEST
+
+static void add_cases(TCase *tc)
+{
+	tcase_add_test(tc, open_and_migrations);
+	tcase_add_test(tc, tenants_and_keys);
+	tcase_add_test(tc, items_crud);
+	tcase_add_test(tc, items_paging);
+	tcase_add_test(tc, items_bad_input);
+	tcase_add_test(tc, keyword_search);
+	tcase_add_test(tc, users);
+	tcase_add_test(tc, interactions);
+	tcase_add_test(tc, interactions_stream_pages);
+	tcase_add_test(tc, favorites_and_search_log);
+	tcase_add_test(tc, embeddings_and_models);
+	tcase_add_test(tc, tenant_isolation);
+	tcase_add_test(tc, import_items_csv);
+	tcase_add_test(tc, import_jsonl);
+	tcase_add_test(tc, import_interactions_csv);
+	tcase_add_test(tc, import_movielens);
+	tcase_add_test(tc, import_killed_converges);
+	tcase_add_test(tc, null_arguments);
+}
+
+Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *sq = tcase_create("sqlite");
+	tcase_add_checked_fixture(sq, su_setup_sqlite, su_teardown);
+	add_cases(sq);
+	suite_add_tcase(s, sq);
+
+	su_pg_start();
+	TCase *pg = tcase_create("postgres");
+	tcase_set_tags(pg, "postgres");
+	tcase_add_checked_fixture(pg, su_setup_pg, su_teardown);
+	add_cases(pg);
+	suite_add_tcase(s, pg);
+	return s;
+}
