@@ -537,6 +537,16 @@ KNYTT_API int knytt_als_set_reg(knytt_als *als, float reg);
 KNYTT_API int knytt_als_set_alpha(knytt_als *als, float alpha);
 /** Epochs, 1..10000 (default 15).  KNYTT_EINVAL / KNYTT_ESTATE. */
 KNYTT_API int knytt_als_set_iterations(knytt_als *als, unsigned iterations);
+/**
+ * Frequency-scaled regularization (Rendle, Krichene, Zhang & Koren,
+ * RecSys 2022): a row with n entries is regularized by
+ * reg * (n + nother / (1 + alpha))^nu, where nother is the number of rows
+ * of the other side (items for a user).  0 (the default) keeps the plain
+ * reg of Hu et al.; 1 is the paper's choice; valid 0..2.  With nu > 0,
+ * reg values are much smaller (the base is in the thousands).
+ * KNYTT_EINVAL / KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_als_set_reg_exponent(knytt_als *als, float nu);
 /** Seed of the initial factors (default 42).  KNYTT_ESTATE. */
 KNYTT_API int knytt_als_set_seed(knytt_als *als, uint64_t seed);
 /** Worker threads (0 = every core; at most 256).  KNYTT_EINVAL /

@@ -398,8 +398,11 @@ END_TEST
 
 START_TEST(als_fold_in_equals_sweep_cholesky)
 {
+	/* _i = 0: plain reg; 1: frequency-scaled reg */
 	planted p = make_planted(11);
-	knytt_als *a = make_als(12, 0.5f, 3.0f, 4, KNYTT_ALS_CHOLESKY, 2);
+	knytt_als *a = make_als(12, _i ? 0.002f : 0.5f, 3.0f, 4,
+				KNYTT_ALS_CHOLESKY, 2);
+	ck_assert_int_eq(knytt_als_set_reg_exponent(a, (float)_i), 0);
 	ck_assert_int_eq(knytt_als_train(a, p.train), 0);
 	float x[12], v[12];
 	for (uint32_t u = 0; u < NU; u += 7) {
@@ -421,10 +424,14 @@ END_TEST
 START_TEST(als_fold_in_equals_sweep_cg)
 {
 	planted p = make_planted(13);
-	knytt_als *a = make_als(20, 0.5f, 3.0f, 3, KNYTT_ALS_CG, 2);
+	/* 60 factors (stride 64) run the register kernel, 20 the general */
+	const unsigned K = _i ? 60 : 20;
+	knytt_als *a = make_als(K, _i ? 0.002f : 0.5f, 3.0f, 3, KNYTT_ALS_CG,
+				2);
+	ck_assert_int_eq(knytt_als_set_reg_exponent(a, (float)_i), 0);
 	ck_assert_int_eq(knytt_als_train(a, p.train), 0);
-	float *before = malloc(NU * 20 * sizeof *before);
-	float *after = malloc(NU * 20 * sizeof *after);
+	float *before = malloc(NU * K * sizeof *before);
+	float *after = malloc(NU * K * sizeof *after);
 	ck_assert_int_eq(knytt_als_user_factors(a, 0, NU, before), 0);
 	/* one more user half-epoch: what a full sweep gives each user */
 	ck_assert_int_eq(knytt__als_user_pass(a, p.train), 0);
@@ -441,19 +448,19 @@ START_TEST(als_fold_in_equals_sweep_cg)
 			ri[j] = it[n - 1 - j];
 			rw[j] = w[n - 1 - j];
 		}
-		float v[20];
-		memcpy(v, before + u * 20, sizeof v);
+		float v[64];
+		memcpy(v, before + u * K, K * sizeof *v);
 		ck_assert_int_eq(knytt_als_fold_in(a, (size_t)n, ri, rw, v), 0);
-		for (int t = 0; t < 20; t++) {
-			ck_assert_float_eq_tol(v[t], after[u * 20 + t], 1e-5f);
-			moved += fabsf(before[u * 20 + t] - after[u * 20 + t]) >
+		for (unsigned t = 0; t < K; t++) {
+			ck_assert_float_eq_tol(v[t], after[u * K + t], 1e-5f);
+			moved += fabsf(before[u * K + t] - after[u * K + t]) >
 				 1e-6f;
 		}
 	}
 	ck_assert_int_gt(moved, 0); /* the pass did change something */
 	/* bad input */
 	uint32_t bad = NI;
-	float one = 1, v[20] = {0};
+	float one = 1, v[64] = {0};
 	ck_assert_int_eq(knytt_als_fold_in(a, 1, &bad, &one, v), KNYTT_EINVAL);
 	uint32_t dup[2] = {3, 3};
 	float w2[2] = {1, 1};
@@ -541,6 +548,18 @@ START_TEST(als_progress_loss_and_cancel)
 			      g.loss[e - 1], g.loss[e]);
 	ck_assert(g.loss[5] > 0);
 	knytt_als_close(a);
+	/* the same with frequency-scaled reg */
+	memset(&g, 0, sizeof g);
+	a = make_als(8, 0.002f, 2.0f, 6, KNYTT_ALS_CHOLESKY, 2);
+	g.als = a;
+	ck_assert_int_eq(knytt_als_set_reg_exponent(a, 1.0f), 0);
+	ck_assert_int_eq(knytt_als_set_progress(a, on_progress, &g), 0);
+	ck_assert_int_eq(knytt_als_train(a, p.train), 0);
+	for (unsigned e = 1; e < g.calls; e++)
+		ck_assert_msg(g.loss[e] <= g.loss[e - 1] * (1 + 1e-5),
+			      "nu=1: loss rose at epoch %u: %g -> %g", e + 1,
+			      g.loss[e - 1], g.loss[e]);
+	knytt_als_close(a);
 
 	prog c = {.cancel_at = 2};
 	a = make_als(8, 1.0f, 2.0f, 6, KNYTT_ALS_CG, 1);
@@ -569,6 +588,10 @@ START_TEST(als_bad_settings)
 	ck_assert_int_eq(knytt_als_set_alpha(a, -1), KNYTT_EINVAL);
 	ck_assert_int_eq(knytt_als_set_iterations(a, 0), KNYTT_EINVAL);
 	ck_assert_int_eq(knytt_als_set_threads(a, 1000), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_als_set_reg_exponent(a, -0.5f), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_als_set_reg_exponent(a, 3.0f), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_als_set_reg_exponent(a, 0.5f), 0);
+	ck_assert_int_eq(knytt_als_set_reg_exponent(a, 0.0f), 0);
 	ck_assert_int_eq(knytt_als_set_solver(a, (knytt_als_solver)9, 0),
 			 KNYTT_EINVAL);
 	/* empty matrix */
@@ -617,7 +640,9 @@ END_TEST
 START_TEST(als_save_load_round_trip)
 {
 	planted p = make_planted(29);
-	knytt_als *a = make_als(20, 0.5f, 2.0f, 3, KNYTT_ALS_CG, 2);
+	knytt_als *a = make_als(20, 0.005f, 2.0f, 3, KNYTT_ALS_CG, 2);
+	/* nu travels with the model: the fold-in check below needs it */
+	ck_assert_int_eq(knytt_als_set_reg_exponent(a, 1.0f), 0);
 	ck_assert_int_eq(knytt_als_train(a, p.train), 0);
 	void *buf;
 	size_t len;
@@ -707,8 +732,8 @@ Suite *model_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("als");
 	tcase_add_test(tc, als_recovers_planted_structure);
-	tcase_add_test(tc, als_fold_in_equals_sweep_cholesky);
-	tcase_add_test(tc, als_fold_in_equals_sweep_cg);
+	tcase_add_loop_test(tc, als_fold_in_equals_sweep_cholesky, 0, 2);
+	tcase_add_loop_test(tc, als_fold_in_equals_sweep_cg, 0, 2);
 	tcase_add_test(tc, als_deterministic);
 	tcase_add_test(tc, als_progress_loss_and_cancel);
 	tcase_add_test(tc, als_bad_settings);

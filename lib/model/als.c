@@ -132,47 +132,78 @@ AVX512 static void axpy_avx512(float a, const float *x, float *y, size_t kp)
 						 _mm512_loadu_ps(y + j)));
 }
 
+/*
+ * 64 factors (the common case): the vector and the running sum stay in
+ * four registers each.  G p is taken as sum_r p_r G_r (G is symmetric),
+ * which needs no horizontal sums; each entry needs one, for its dot
+ * product.  @p resid selects the residual b - A x (coefficient
+ * 1 + cm1 - cm1 d, G x subtracted) instead of A p.
+ */
+AVX512 static void rows64(const float *G, const float *F, const uint32_t *idx,
+			  const float *cm1, size_t n, const float *p,
+			  float *out, int resid)
+{
+	__m512 p0 = _mm512_loadu_ps(p), p1 = _mm512_loadu_ps(p + 16);
+	__m512 p2 = _mm512_loadu_ps(p + 32), p3 = _mm512_loadu_ps(p + 48);
+	__m512 o0 = _mm512_setzero_ps(), o1 = _mm512_setzero_ps();
+	__m512 o2 = _mm512_setzero_ps(), o3 = _mm512_setzero_ps();
+	float sg = resid ? -1.0f : 1.0f;
+	for (size_t r = 0; r < 64; r++) {
+		__m512 pr = _mm512_set1_ps(sg * p[r]);
+		const float *g = G + r * 64;
+		o0 = _mm512_fmadd_ps(pr, _mm512_loadu_ps(g), o0);
+		o1 = _mm512_fmadd_ps(pr, _mm512_loadu_ps(g + 16), o1);
+		o2 = _mm512_fmadd_ps(pr, _mm512_loadu_ps(g + 32), o2);
+		o3 = _mm512_fmadd_ps(pr, _mm512_loadu_ps(g + 48), o3);
+	}
+	for (size_t j = 0; j < n; j++) {
+		const float *f = F + (size_t)idx[j] * 64;
+		__m512 f0 = _mm512_loadu_ps(f);
+		__m512 f1 = _mm512_loadu_ps(f + 16);
+		__m512 f2 = _mm512_loadu_ps(f + 32);
+		__m512 f3 = _mm512_loadu_ps(f + 48);
+		__m512 s = _mm512_add_ps(
+			_mm512_fmadd_ps(f0, p0, _mm512_mul_ps(f1, p1)),
+			_mm512_fmadd_ps(f2, p2, _mm512_mul_ps(f3, p3)));
+		float d = _mm512_reduce_add_ps(s);
+		__m512 a = _mm512_set1_ps(resid ? 1.0f + cm1[j] - cm1[j] * d
+						: cm1[j] * d);
+		o0 = _mm512_fmadd_ps(a, f0, o0);
+		o1 = _mm512_fmadd_ps(a, f1, o1);
+		o2 = _mm512_fmadd_ps(a, f2, o2);
+		o3 = _mm512_fmadd_ps(a, f3, o3);
+	}
+	_mm512_storeu_ps(out, o0);
+	_mm512_storeu_ps(out + 16, o1);
+	_mm512_storeu_ps(out + 32, o2);
+	_mm512_storeu_ps(out + 48, o3);
+}
+
+/* Any kp: the same arithmetic through memory. */
+AVX512 static void rows_any(const float *G, const float *F,
+			    const uint32_t *idx, const float *cm1, size_t n,
+			    const float *p, float *out, size_t kp, int resid)
+{
+	memset(out, 0, kp * sizeof *out);
+	for (size_t r = 0; r < kp; r++)
+		axpy_avx512(resid ? -p[r] : p[r], G + r * kp, out, kp);
+	for (size_t j = 0; j < n; j++) {
+		const float *fr = F + (size_t)idx[j] * kp;
+		float d = dot_avx512(fr, p, kp);
+		axpy_avx512(resid ? 1.0f + cm1[j] - cm1[j] * d : cm1[j] * d,
+			    fr, out, kp);
+	}
+}
+
 AVX512 static void apply_avx512(const float *G, const float *F,
 				const uint32_t *idx, const float *cm1,
 				size_t n, const float *p, float *out,
 				size_t kp)
 {
-	for (size_t r = 0; r < kp; r++)
-		out[r] = dot_avx512(G + r * kp, p, kp);
-	if (kp == 64) {
-		/* The common case keeps p and the sum in registers. */
-		__m512 p0 = _mm512_loadu_ps(p), p1 = _mm512_loadu_ps(p + 16);
-		__m512 p2 = _mm512_loadu_ps(p + 32);
-		__m512 p3 = _mm512_loadu_ps(p + 48);
-		__m512 o0 = _mm512_loadu_ps(out), o1 = _mm512_loadu_ps(out + 16);
-		__m512 o2 = _mm512_loadu_ps(out + 32);
-		__m512 o3 = _mm512_loadu_ps(out + 48);
-		for (size_t j = 0; j < n; j++) {
-			const float *f = F + (size_t)idx[j] * 64;
-			__m512 f0 = _mm512_loadu_ps(f);
-			__m512 f1 = _mm512_loadu_ps(f + 16);
-			__m512 f2 = _mm512_loadu_ps(f + 32);
-			__m512 f3 = _mm512_loadu_ps(f + 48);
-			__m512 s = _mm512_add_ps(
-				_mm512_fmadd_ps(f0, p0, _mm512_mul_ps(f1, p1)),
-				_mm512_fmadd_ps(f2, p2, _mm512_mul_ps(f3, p3)));
-			__m512 a = _mm512_set1_ps(cm1[j] *
-						  _mm512_reduce_add_ps(s));
-			o0 = _mm512_fmadd_ps(a, f0, o0);
-			o1 = _mm512_fmadd_ps(a, f1, o1);
-			o2 = _mm512_fmadd_ps(a, f2, o2);
-			o3 = _mm512_fmadd_ps(a, f3, o3);
-		}
-		_mm512_storeu_ps(out, o0);
-		_mm512_storeu_ps(out + 16, o1);
-		_mm512_storeu_ps(out + 32, o2);
-		_mm512_storeu_ps(out + 48, o3);
-		return;
-	}
-	for (size_t j = 0; j < n; j++) {
-		const float *f = F + (size_t)idx[j] * kp;
-		axpy_avx512(cm1[j] * dot_avx512(f, p, kp), f, out, kp);
-	}
+	if (kp == 64)
+		rows64(G, F, idx, cm1, n, p, out, 0);
+	else
+		rows_any(G, F, idx, cm1, n, p, out, kp, 0);
 }
 
 AVX512 static void residual_avx512(const float *G, const float *F,
@@ -180,13 +211,10 @@ AVX512 static void residual_avx512(const float *G, const float *F,
 				   size_t n, const float *x, float *r,
 				   size_t kp)
 {
-	for (size_t q = 0; q < kp; q++)
-		r[q] = -dot_avx512(G + q * kp, x, kp);
-	for (size_t j = 0; j < n; j++) {
-		const float *f = F + (size_t)idx[j] * kp;
-		axpy_avx512(1.0f + cm1[j] - cm1[j] * dot_avx512(f, x, kp), f, r,
-			    kp);
-	}
+	if (kp == 64)
+		rows64(G, F, idx, cm1, n, x, r, 1);
+	else
+		rows_any(G, F, idx, cm1, n, x, r, kp, 1);
 }
 
 static const als_kern kern_avx512 = {dot_avx512, apply_avx512, axpy_avx512,
@@ -247,17 +275,36 @@ static int scratch_init(scratch *s, size_t kp, size_t maxn, bool chol)
 }
 
 /*
+ * The regularization of a row with n entries, when it is scaled by
+ * frequency (Rendle et al., "Revisiting the performance of iALS on item
+ * recommendation benchmarks", RecSys 2022, section 3.2):
+ *     reg_r = reg * (n + nother / (1 + alpha))^nu,
+ * where nother / (1 + alpha) is the weight of the unobserved pairs of the
+ * row relative to an observed one (their alpha_0).  0 when nu = 0: the
+ * plain reg is then inside G already.
+ */
+static float row_lambda(const knytt_als *als, size_t n, uint32_t nother)
+{
+	if (als->nu == 0)
+		return 0;
+	double base = (double)n + (double)nother / (1.0 + als->alpha);
+	return (float)(als->reg * pow(base, als->nu));
+}
+
+/*
  * Solves one row in place.  @p x holds the warm start (CG) and receives
  * the solution.  Entries idx[0..n) with weights w; G is kp x kp.
  * Returns 0, or -1 if Cholesky found the matrix not positive definite
  * (reg 0 with too few entries), in which case x is left unchanged.
  */
 static int solve_row(const knytt_als *als, const als_kern *K,
-		     const float *G, const float *F, const uint32_t *idx,
-		     const float *w, size_t n, float *x, scratch *s)
+		     const float *G, const float *F, uint32_t nother,
+		     const uint32_t *idx, const float *w, size_t n, float *x,
+		     scratch *s)
 {
 	size_t kp = als->kp, k = als->k;
 	float alpha = als->alpha;
+	float lam = row_lambda(als, n, nother);
 	if (n == 0) {
 		/* G x = 0 has the solution 0 (G is positive definite when
 		 * reg > 0, and 0 is the minimum-norm answer otherwise). */
@@ -282,6 +329,8 @@ static int solve_row(const knytt_als *als, const als_kern *K,
 		cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k,
 			    (int)n, 1.0f, s->gather, (int)kp, 1.0f, A,
 			    (int)kp);
+		for (size_t t = 0; t < k; t++)
+			A[t * kp + t] += lam;
 		if (LAPACKE_spotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)k, A,
 				   (lapack_int)kp) != 0)
 			return -1;
@@ -296,12 +345,16 @@ static int solve_row(const knytt_als *als, const als_kern *K,
 	 * r = b - A x = sum (1 + cm1 - cm1 (f.x)) f - G x. */
 	float *r = s->r, *p = s->p, *ap = s->ap;
 	K->residual(G, F, idx, s->cm1, n, x, r, kp);
+	if (lam != 0)
+		K->axpy(-lam, x, r, kp);
 	memcpy(p, r, kp * sizeof *p);
 	float rs = K->dot(r, r, kp);
 	for (unsigned it = 0; it < als->cg_steps; it++) {
 		if (!(rs > 1e-20f))
 			break;
 		K->apply(G, F, idx, s->cm1, n, p, ap, kp);
+		if (lam != 0)
+			K->axpy(lam, p, ap, kp);
 		float pap = K->dot(p, ap, kp);
 		if (!(pap > 0))
 			break;
@@ -326,6 +379,7 @@ typedef struct half {
 	const als_kern *K;
 	const float *G; /* kp x kp */
 	const float *F; /* other side's factors */
+	uint32_t nother; /* rows of F */
 	float *Xs;      /* this side's factors */
 	const size_t *ptr;
 	const uint32_t *idx;
@@ -353,15 +407,17 @@ static void *half_run(void *arg)
 	for (uint32_t u = h->from; u < h->to; u++) {
 		size_t a = h->ptr[u], n = h->ptr[u + 1] - a;
 		float *x = h->Xs + (size_t)u * kp;
-		if (solve_row(als, h->K, h->G, h->F, h->idx + a, h->w + a, n,
-			      x, &s) != 0)
+		if (solve_row(als, h->K, h->G, h->F, h->nother, h->idx + a,
+			      h->w + a, n, x, &s) != 0)
 			h->failed++;
 		if (!h->want_loss)
 			continue;
 		/* x^T G x covers sum over all items of (x.y)^2 plus reg |x|^2;
 		 * the observed entries add c - 2 c s + (c - 1) s^2. */
 		h->K->apply(h->G, h->F, h->idx, NULL, 0, x, s.ap, kp);
-		double l = h->K->dot(x, s.ap, kp);
+		double l = h->K->dot(x, s.ap, kp) +
+			   (double)row_lambda(als, n, h->nother) *
+				   h->K->dot(x, x, kp);
 		for (size_t j = 0; j < n; j++) {
 			double sc = h->K->dot(x, h->F + (size_t)h->idx[a + j] * kp,
 					      kp);
@@ -387,7 +443,8 @@ static void gram(const knytt_als *als, const float *M, uint32_t n, float *G)
 	for (size_t a = 0; a < als->k; a++) {
 		for (size_t b = 0; b < a; b++)
 			G[a * kp + b] = G[b * kp + a];
-		G[a * kp + a] += als->reg;
+		if (als->nu == 0)
+			G[a * kp + a] += als->reg;
 	}
 }
 
@@ -407,9 +464,10 @@ static unsigned nthreads_of(const knytt_als *als)
  * into contiguous ranges of about equal work (entries + k per row), a
  * function of the matrix alone, so results do not depend on timing.
  */
-static int run_half(knytt_als *als, const float *G, const float *F, float *Xs,
-		    uint32_t nrows, const size_t *ptr, const uint32_t *idx,
-		    const float *w, bool want_loss, double *loss)
+static int run_half(knytt_als *als, const float *G, const float *F,
+		    uint32_t nother, float *Xs, uint32_t nrows,
+		    const size_t *ptr, const uint32_t *idx, const float *w,
+		    bool want_loss, double *loss)
 {
 	unsigned nt = nthreads_of(als);
 	if (nt > nrows)
@@ -438,6 +496,7 @@ static int run_half(knytt_als *als, const float *G, const float *F, float *Xs,
 			       .K = kern(),
 			       .G = G,
 			       .F = F,
+			       .nother = nother,
 			       .Xs = Xs,
 			       .ptr = ptr,
 			       .idx = idx,
@@ -481,7 +540,8 @@ static int run_half(knytt_als *als, const float *G, const float *F, float *Xs,
 int knytt__als_user_pass(knytt_als *als, const knytt_matrix *m)
 {
 	knytt__als_gram_items(als);
-	return run_half(als, als->GY, als->Y, als->X, m->nusers, m->rowptr,
+	return run_half(als, als->GY, als->Y, als->nitems, als->X, m->nusers,
+			m->rowptr,
 			m->items, m->w, false, NULL);
 }
 
@@ -565,6 +625,17 @@ int knytt_als_set_iterations(knytt_als *als, unsigned iterations)
 				  "iterations %u out of range (1..10000)",
 				  iterations);
 	als->iters = iterations;
+	return KNYTT_OK;
+}
+
+int knytt_als_set_reg_exponent(knytt_als *als, float nu)
+{
+	SETTER_PROLOGUE(als);
+	if (!isfinite(nu) || nu < 0 || nu > 2)
+		return knytt__err(KNYTT_EINVAL,
+				  "reg exponent must be in [0, 2] (got %g)",
+				  (double)nu);
+	als->nu = nu;
 	return KNYTT_OK;
 }
 
@@ -686,13 +757,15 @@ int knytt_als_train(knytt_als *als, const knytt_matrix *m)
 	int rc = KNYTT_OK;
 	for (unsigned ep = 0; ep < als->iters; ep++) {
 		gram(als, als->X, m->nusers, GX);
-		rc = run_half(als, GX, als->X, als->Y, m->nitems, m->colptr,
+		rc = run_half(als, GX, als->X, m->nusers, als->Y, m->nitems,
+			      m->colptr,
 			      m->users, m->cw, false, NULL);
 		if (rc)
 			break;
 		knytt__als_gram_items(als);
 		double loss = 0;
-		rc = run_half(als, als->GY, als->Y, als->X, m->nusers,
+		rc = run_half(als, als->GY, als->Y, m->nitems, als->X,
+			      m->nusers,
 			      m->rowptr, m->items, m->w,
 			      als->progress != NULL, &loss);
 		if (rc)
@@ -701,14 +774,21 @@ int knytt_als_train(knytt_als *als, const knytt_matrix *m)
 			/* The user pass counted reg |x|^2 inside x^T G x;
 			 * the items' reg term is added here. */
 			double ry = 0;
-			for (uint32_t i = 0; i < m->nitems; i++)
-				ry += kern()->dot(als->Y + (size_t)i * kp,
-						  als->Y + (size_t)i * kp, kp);
+			for (uint32_t i = 0; i < m->nitems; i++) {
+				size_t ni = m->colptr[i + 1] - m->colptr[i];
+				double li = als->nu == 0
+						    ? als->reg
+						    : row_lambda(als, ni,
+								 m->nusers);
+				ry += li * kern()->dot(als->Y + (size_t)i * kp,
+						       als->Y + (size_t)i * kp,
+						       kp);
+			}
 			double el = now_s() - t0;
 			knytt_progress p = {
 				.epoch = ep + 1,
 				.epochs = als->iters,
-				.loss = loss + als->reg * ry,
+				.loss = loss + ry,
 				.elapsed = el,
 				.eta = el / (ep + 1) * (als->iters - ep - 1)};
 			if (als->progress(als->progress_ctx, &p) != 0) {
@@ -877,7 +957,8 @@ int knytt_als_fold_in(const knytt_als *als, size_t n, const uint32_t *items,
 		w[j] = e[j].w;
 	}
 	memcpy(x, vec, als->k * sizeof *x);
-	if (solve_row(als, kern(), als->GY, als->Y, idx, w, n, x, &s) != 0) {
+	if (solve_row(als, kern(), als->GY, als->Y, als->nitems, idx, w, n, x,
+		      &s) != 0) {
 		rc = knytt__err(KNYTT_EINVAL,
 				"singular system: the model needs reg > 0");
 		goto out;

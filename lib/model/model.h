@@ -41,6 +41,7 @@ struct knytt_als {
 	/* settings */
 	unsigned k;      /* factors */
 	float reg, alpha;
+	float nu; /* frequency scaling exponent of reg; 0 = plain reg */
 	unsigned iters;
 	uint64_t seed;
 	unsigned threads;      /* 0 = every core */

@@ -14,7 +14,8 @@
  *  40  f32 reg      IEEE-754 bits
  *  44  f32 alpha
  *  48  u64 seed
- *  56  8 bytes zero (reserved)
+ *  56  f32 nu       exponent of the frequency-scaled reg (0 = plain)
+ *  60  4 bytes zero (reserved)
  *  64  nusers * k f32 user factors, then nitems * k f32 item factors
  *  end u32 CRC-32C of every byte before it
  * The header size lets a later version append fields that older readers
@@ -70,6 +71,7 @@ int knytt_als_save_buffer(const knytt_als *als, void **buf, size_t *len)
 	knytt__put_u32(b + 40, f2u(als->reg));
 	knytt__put_u32(b + 44, f2u(als->alpha));
 	knytt__put_u64(b + 48, als->seed);
+	knytt__put_u32(b + 56, f2u(als->nu));
 	unsigned char *p = b + ALS_HEADER;
 	for (int side = 0; side < 2; side++) {
 		const float *M = side ? als->Y : als->X;
@@ -119,9 +121,11 @@ int knytt_als_load_buffer(knytt_als *als, const void *buf, size_t len)
 	uint32_t steps = knytt__get_u32(b + 32), iters = knytt__get_u32(b + 36);
 	float reg = u2f(knytt__get_u32(b + 40));
 	float alpha = u2f(knytt__get_u32(b + 44));
+	float rexp = u2f(knytt__get_u32(b + 56));
 	if (k < 1 || k > 1024 || (solver != KNYTT_ALS_CG &&
 				  solver != KNYTT_ALS_CHOLESKY) ||
-	    !(reg >= 0) || !(alpha >= 0) || steps < 1 || steps > 1000)
+	    !(reg >= 0) || !(alpha >= 0) || !(rexp >= 0 && rexp <= 2) ||
+	    steps < 1 || steps > 1000)
 		return knytt__err(KNYTT_ECORRUPT,
 				  "ALS model header has invalid settings");
 	size_t nf = ((size_t)nu + ni) * k;
@@ -136,6 +140,7 @@ int knytt_als_load_buffer(knytt_als *als, const void *buf, size_t len)
 	als->iters = iters;
 	als->reg = reg;
 	als->alpha = alpha;
+	als->nu = rexp;
 	als->seed = knytt__get_u64(b + 48);
 	if (knytt__als_alloc(als, nu, ni) != 0)
 		return knytt__err(KNYTT_ENOMEM, "no memory for %u x %u factors",
