@@ -289,7 +289,7 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL, *csv = NULL, *lossf = NULL;
 	int quick = 0;
-	unsigned threads = 0;
+	unsigned threads = 1; /* see the run script */
 	for (int a = 1; a < argc; a++) {
 		if (!strcmp(argv[a], "--quick"))
 			quick = 1;
@@ -311,13 +311,13 @@ int main(int argc, char **argv)
 	if (!dir)
 		dir = "../shared/data";
 	data D;
-	/* quick: the first 2000 users, fewer epochs, no search */
-	load(dir, &D, quick ? 2000 : UINT32_MAX);
+	/* quick: the first 1500 users, fewer epochs, no search */
+	load(dir, &D, quick ? 1500 : UINT32_MAX);
 	FILE *lf = lossf ? fopen(lossf, "w") : NULL;
 	losslog log = { lf, "", 1 };
 	uint32_t nu = D.nusers, ni = D.nitems;
 	knytt_twotower_item *it = malloc(ni * sizeof *it);
-	cfg base = { 64, quick ? 4 : 10, 512, threads, 0.005f, 0.1f, 0.5f };
+	cfg base = { 64, quick ? 3 : 10, 512, threads, 0.005f, 0.1f, 0.5f };
 
 	/* ---------------- 1. cold start ---------------- */
 	uint64_t seed = 2026;
@@ -587,7 +587,7 @@ int main(int argc, char **argv)
 
 	printf("\nknytt two-tower on MovieLens-1M%s (%u users, %u items, "
 	       "%zu training interactions)\n",
-	       quick ? " [quick: first 2000 users]" : "", nu, ni, D.n);
+	       quick ? " [quick: first 1500 users]" : "", nu, ni, D.n);
 	printf("\nCold start: %u items (10%%) removed from training; %zu users "
 	       "with interactions on them\n",
 	       ncold, nusers_eval);

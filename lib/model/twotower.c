@@ -43,6 +43,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define DEF_DIM 64
 #define DEF_EPOCHS 10
 #define DEF_BATCH 512
@@ -93,6 +97,24 @@ static float *row_feat(const tt_model *m, uint32_t f)
 static size_t nrows(const tt_model *m)
 {
 	return (size_t)m->nusers + m->nitems + m->nbuckets;
+}
+
+/* y += a x over d floats.  SSE2 is the x86-64 baseline, so no ISA flag
+ * is needed; four lanes and the scalar tail add in the same order on
+ * every run, which keeps training reproducible. */
+static void axpy(float *restrict y, float a, const float *restrict x,
+		 uint32_t d)
+{
+	uint32_t k = 0;
+#if defined(__SSE2__)
+	__m128 va = _mm_set1_ps(a);
+	for (; k + 4 <= d; k += 4)
+		_mm_storeu_ps(y + k,
+			      _mm_add_ps(_mm_loadu_ps(y + k),
+					 _mm_mul_ps(va, _mm_loadu_ps(x + k))));
+#endif
+	for (; k < d; k++)
+		y[k] += a * x[k];
 }
 
 static void model_free(tt_model *m)
@@ -321,9 +343,7 @@ static float item_tower(const tt_model *m, const float *id,
 	if (nf > 0) {
 		float w = 1.0f / (float)nf;
 		for (size_t j = 0; j < nf; j++) {
-			const float *r = row_feat(m, feat[j]);
-			for (uint32_t k = 0; k < d; k++)
-				out[k] += w * r[k];
+			axpy(out, w, row_feat(m, feat[j]), d);
 		}
 	}
 	return unit(out, d);
@@ -347,8 +367,7 @@ static void user_tower(const tt_model *m, const float *id,
 	if (n > 0) {
 		float w = 1.0f / (float)n;
 		for (size_t j = 0; j < n; j++)
-			for (uint32_t k = 0; k < d; k++)
-				out[k] += w * vecs[j][k];
+			axpy(out, w, vecs[j], d);
 	}
 	unit(out, d);
 }
@@ -745,10 +764,8 @@ static void fwd_users(void *ctx, size_t lo, size_t hi)
 		if (p > hb) {
 			float w = 1.0f / (float)(p - hb);
 			for (uint32_t j = hb; j < p; j++) {
-				const float *v =
-					T->uv + (size_t)T->slot[T->seq[j]] * d;
-				for (uint32_t k = 0; k < d; k++)
-					out[k] += w * v[k];
+				axpy(out, w,
+				     T->uv + (size_t)T->slot[T->seq[j]] * d, d);
 			}
 		}
 		T->snorm[b] = unit(out, d);
@@ -883,23 +900,17 @@ static double batch_grad(tt_train *T, const uint32_t *bex, size_t B,
 		float *g = T->dU + b * d;
 		unproject(g, T->U + b * d, T->snorm[b], d);
 		touch(T, u);
-		float *gu = T->G + (size_t)u * d;
-		for (uint32_t k = 0; k < d; k++)
-			gu[k] += g[k];
+		axpy(T->G + (size_t)u * d, 1.0f, g, d);
 		uint32_t hb = hist_begin(T, u, p);
 		if (p > hb) {
 			float w = 1.0f / (float)(p - hb);
 			for (uint32_t j = hb; j < p; j++) {
-				float *gv = T->ugv +
-					    (size_t)T->slot[T->seq[j]] * d;
-				for (uint32_t k = 0; k < d; k++)
-					gv[k] += w * g[k];
+				axpy(T->ugv + (size_t)T->slot[T->seq[j]] * d,
+				     w, g, d);
 			}
 		}
-		float *gp = T->ugv + (size_t)T->slot[T->seq[p]] * d;
-		const float *dp = T->dP + b * d;
-		for (uint32_t k = 0; k < d; k++)
-			gp[k] += dp[k];
+		axpy(T->ugv + (size_t)T->slot[T->seq[p]] * d, 1.0f,
+		     T->dP + b * d, d);
 	}
 	/* item tower backward */
 	for (size_t s = 0; s < T->nu; s++) {
@@ -909,9 +920,7 @@ static double batch_grad(tt_train *T, const uint32_t *bex, size_t B,
 		if (T->ukeep[s]) {
 			size_t r = (size_t)m->nusers + it;
 			touch(T, r);
-			float *gi = T->G + r * d;
-			for (uint32_t k = 0; k < d; k++)
-				gi[k] += g[k];
+			axpy(T->G + r * d, 1.0f, g, d);
 		}
 		uint32_t f0 = m->foff[it], f1 = m->foff[it + 1];
 		if (f1 > f0) {
@@ -920,9 +929,7 @@ static double batch_grad(tt_train *T, const uint32_t *bex, size_t B,
 				size_t r = (size_t)m->nusers + m->nitems +
 					   m->feat[f];
 				touch(T, r);
-				float *gf = T->G + r * d;
-				for (uint32_t k = 0; k < d; k++)
-					gf[k] += w * g[k];
+				axpy(T->G + r * d, w, g, d);
 			}
 		}
 		T->slot[it] = -1;
@@ -946,12 +953,32 @@ static void adam_rows(void *ctx, size_t lo, size_t hi)
 	uint32_t d = T->m->dim;
 	for (size_t q = lo; q < hi; q++) {
 		size_t o = (size_t)T->tlist[q] * d;
-		float *w = T->m->W + o, *g = T->G + o, *m1 = T->M1 + o,
-		      *m2 = T->M2 + o;
-		for (uint32_t k = 0; k < d; k++) {
+		float *restrict w = T->m->W + o, *restrict g = T->G + o,
+				*restrict m1 = T->M1 + o, *restrict m2 = T->M2 + o;
+		uint32_t k = 0;
+#if defined(__SSE2__)
+		__m128 b1 = _mm_set1_ps(a->b1), c1 = _mm_set1_ps(1.0f - a->b1);
+		__m128 b2 = _mm_set1_ps(a->b2), c2 = _mm_set1_ps(1.0f - a->b2);
+		__m128 lr = _mm_set1_ps(a->lr_t), eps = _mm_set1_ps(ADAM_EPS);
+		for (; k + 4 <= d; k += 4) {
+			__m128 gk = _mm_loadu_ps(g + k);
+			__m128 mk = _mm_add_ps(_mm_mul_ps(b1, _mm_loadu_ps(m1 + k)),
+					       _mm_mul_ps(c1, gk));
+			__m128 vk = _mm_add_ps(
+				_mm_mul_ps(b2, _mm_loadu_ps(m2 + k)),
+				_mm_mul_ps(c2, _mm_mul_ps(gk, gk)));
+			_mm_storeu_ps(m1 + k, mk);
+			_mm_storeu_ps(m2 + k, vk);
+			__m128 step = _mm_div_ps(_mm_mul_ps(lr, mk),
+						 _mm_add_ps(_mm_sqrt_ps(vk), eps));
+			_mm_storeu_ps(w + k, _mm_sub_ps(_mm_loadu_ps(w + k), step));
+			_mm_storeu_ps(g + k, _mm_setzero_ps());
+		}
+#endif
+		for (; k < d; k++) {
 			m1[k] = a->b1 * m1[k] + (1.0f - a->b1) * g[k];
-			m2[k] = a->b2 * m2[k] + (1.0f - a->b2) * g[k] * g[k];
-			w[k] -= a->lr_t * m1[k] / (sqrtf(m2[k]) + ADAM_EPS);
+			m2[k] = a->b2 * m2[k] + (1.0f - a->b2) * (g[k] * g[k]);
+			w[k] -= (a->lr_t * m1[k]) / (sqrtf(m2[k]) + ADAM_EPS);
 			g[k] = 0.0f;
 		}
 		T->touched[T->tlist[q]] = 0;
