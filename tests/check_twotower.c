@@ -637,6 +637,75 @@ START_TEST(gradient_matches_finite_differences)
 }
 END_TEST
 
+/* The version-1 file format: a fixture written by the first release
+ * (tiny model: dim 4, 16 buckets, 3 users, 6 items) must keep loading
+ * to the same vectors. */
+START_TEST(format_v1_fixture_loads)
+{
+	knytt_twotower *tt;
+	ck_assert_int_eq(knytt_twotower_create(&tt), 0);
+	int rc = knytt_twotower_load(tt, "tests/fixtures/twotower-v1.tt");
+	ck_assert_msg(rc == 0, "load: %s", knytt_errmsg());
+	ck_assert_uint_eq(knytt_twotower_dim(tt), 4);
+	ck_assert_uint_eq(knytt_twotower_count_users(tt), 3);
+	ck_assert_uint_eq(knytt_twotower_count_items(tt), 6);
+	const float q[4] = { 0.0546478182f, 0.565276086f, 0.775537431f,
+			     -0.27571398f };
+	const float u2[4] = { -0.683919966f, -0.202723429f, 0.355223566f,
+			      -0.604129851f };
+	float v[4], u[12];
+	ck_assert_int_eq(knytt_twotower_embed_query(tt, "red shoe", v), 0);
+	for (int k = 0; k < 4; k++)
+		ck_assert_float_eq_tol(v[k], q[k], 1e-6);
+	ck_assert_int_eq(knytt_twotower_user_embeddings(tt, u, 3), 3);
+	for (int k = 0; k < 4; k++)
+		ck_assert_float_eq_tol(u[8 + k], u2[k], 1e-6);
+	knytt_twotower_close(tt);
+}
+END_TEST
+
+/* Loader robustness: random edits with a recomputed (valid) checksum
+ * reach the structural checks; every result is OK, ECORRUPT or EVERSION
+ * and nothing is read out of bounds (ASan in make sanitize). */
+START_TEST(loader_survives_random_edits)
+{
+	FILE *f = fopen("tests/fixtures/twotower-v1.tt", "rb");
+	ck_assert_ptr_nonnull(f);
+	unsigned char buf[4096], c[4096];
+	size_t len = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	ck_assert_uint_gt(len, 68);
+	knytt_twotower *tt;
+	ck_assert_int_eq(knytt_twotower_create(&tt), 0);
+	uint64_t s = 99;
+	int ok = 0, corrupt = 0;
+	for (int it = 0; it < 2000; it++) {
+		memcpy(c, buf, len);
+		int edits = 1 + (int)(tu_rand(&s) % 3);
+		for (int e = 0; e < edits; e++) {
+			/* mostly the header and tables, where structure is */
+			size_t at = tu_rand(&s) % 2 ? tu_rand(&s) % 64
+						    : tu_rand(&s) % (len - 4);
+			c[at] = (unsigned char)tu_rand(&s);
+		}
+		uint32_t crc = knytt__crc32c(0, c, len - 4);
+		c[len - 4] = (unsigned char)crc;
+		c[len - 3] = (unsigned char)(crc >> 8);
+		c[len - 2] = (unsigned char)(crc >> 16);
+		c[len - 1] = (unsigned char)(crc >> 24);
+		int rc = knytt_twotower_load_mem(tt, c, len);
+		ck_assert_msg(rc == 0 || rc == KNYTT_ECORRUPT ||
+				      rc == KNYTT_EVERSION,
+			      "edit %d: rc %d", it, rc);
+		ok += rc == 0;
+		corrupt += rc == KNYTT_ECORRUPT;
+	}
+	ck_assert_int_gt(corrupt, 100); /* the structural checks do fire */
+	ck_assert_int_gt(ok, 0);        /* parameter edits load fine */
+	knytt_twotower_close(tt);
+}
+END_TEST
+
 Suite *twotower_suite(void)
 {
 	Suite *s = suite_create("twotower");
@@ -648,6 +717,8 @@ Suite *twotower_suite(void)
 	tcase_add_test(tc, same_seed_same_threads_same_model);
 	tcase_add_test(tc, progress_reports_and_cancels);
 	tcase_add_test(tc, gradient_matches_finite_differences);
+	tcase_add_test(tc, format_v1_fixture_loads);
+	tcase_add_test(tc, loader_survives_random_edits);
 	suite_add_tcase(s, tc);
 	return s;
 }
