@@ -479,6 +479,14 @@ START_TEST(bad_hyperparameters_and_input)
 			 0);
 	ck_assert_int_eq(knytt_twotower_item_embeddings(tt, v, 4),
 			 KNYTT_ERANGE);
+	/* items 3 and 4 never met an interaction and have no features:
+	 * their id rows are not left at their random start */
+	ck_assert_int_eq(knytt_twotower_item_embeddings(tt, v, 5), 5);
+	for (int k = 0; k < 8; k++) {
+		ck_assert_float_eq(v[3 * 8 + k], 0.0f);
+		ck_assert_float_eq(v[4 * 8 + k], 0.0f);
+	}
+	ck_assert_float_eq_tol(dot(v, v, 8), 1.0f, 1e-4);
 	ck_assert_int_eq(knytt_twotower_embed_user(tt, 2, NULL, 0, v),
 			 KNYTT_EINVAL);
 	uint32_t bad = 5;

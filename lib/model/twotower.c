@@ -1068,6 +1068,18 @@ int knytt_twotower_train(knytt_twotower *tt, uint32_t nusers,
 	}
 	free(order);
 	tt_model *m = T->m;
+	/* Ids that never met an interaction kept their random start: zero
+	 * them, so such an item is embedded from its features alone (as a
+	 * cold item is) and such a user from history alone. */
+	for (uint32_t u = 0; u < m->nusers; u++)
+		if (T->uoff[u + 1] == T->uoff[u])
+			memset(row_user(m, u), 0, m->dim * sizeof(float));
+	memset(T->slot, 0, (size_t)m->nitems * sizeof *T->slot);
+	for (size_t p = 0; p < n; p++)
+		T->slot[T->seq[p]] = 1;
+	for (uint32_t i = 0; i < m->nitems; i++)
+		if (!T->slot[i])
+			memset(row_item(m, i), 0, m->dim * sizeof(float));
 	T->m = NULL;
 	train_free(T);
 	rc = model_cache(m);
