@@ -1492,6 +1492,257 @@ KNYTT_API int knytt_twotower_load_mem(knytt_twotower *tt, const void *buf,
 /* ===== end part: twotower ===== */
 
 /* ===== part: engine (lib/engine, lib/taste) ===== */
+/* --- engine --- */
+/* ------------------------------------------------------------------------
+ * Engine (lib/engine, lib/taste): the store, the vector index and the
+ * models tied together.  Items are embedded and indexed as they are
+ * ingested; every feedback event updates the shopper's taste at once;
+ * recommend, similar, search and trending answer from memory and the
+ * index, with business filters that are never violated.
+ *
+ * Life cycle: knytt_engine_create() -> knytt_engine_set_*() ->
+ * knytt_engine_open(uri) -> ... -> knytt_engine_close().
+ *
+ * Items are named by their external ids (strings) in every call; results
+ * carry both the external id and the store's internal id (which is also
+ * the item's label in the vector index).
+ *
+ * THREAD SAFETY.  After open, any number of threads may call recommend,
+ * similar, search, trending, feedback and item_upsert/item_delete on one
+ * engine at once: queries share a read lock, writes serialize on short
+ * internal locks, and training runs in its own thread with its own store
+ * connection, swapping the new model and index in atomically when done.
+ * Setters are for before open; close must not race with other calls.
+ * ---------------------------------------------------------------------- */
+typedef struct knytt_engine knytt_engine;
+/* declared with its functions above (external embedder) */
+typedef struct knytt_embedder knytt_embedder;
+
+/** Where item and query vectors come from. */
+typedef enum knytt_model_kind {
+	/* implicit ALS on interactions; items without interactions get no
+	 * vector until the next training (caller vectors still work) */
+	KNYTT_MODEL_ALS = 1,
+	/* two-tower: text and category features embed every item, new ones
+	 * included, and free-text queries */
+	KNYTT_MODEL_TWOTOWER = 2,
+	/* no trained model: vectors come from the caller or the external
+	 * embedder (knytt_engine_set_embedder) */
+	KNYTT_MODEL_EXTERNAL = 3
+} knytt_model_kind;
+
+/** Why a result was chosen. */
+typedef enum knytt_reason {
+	KNYTT_REASON_TASTE = 1,    /* close to the shopper's long-term taste */
+	KNYTT_REASON_SESSION = 2,  /* close to what the shopper just did */
+	KNYTT_REASON_SIMILAR = 3,  /* close to the given item */
+	KNYTT_REASON_TRENDING = 4, /* many recent interactions */
+	KNYTT_REASON_POPULAR = 5,  /* many interactions overall */
+	KNYTT_REASON_KEYWORD = 6,  /* full-text match */
+	KNYTT_REASON_SEMANTIC = 7, /* vector match of the query */
+	KNYTT_REASON_HYBRID = 8,   /* both keyword and vector match */
+	KNYTT_REASON_COVIEW = 9    /* often interacted with together */
+} knytt_reason;
+
+/** Business filters.  Versioned struct: set struct_size =
+ *  sizeof(knytt_filter); fields added later sit after these and default
+ *  to "no filter" for callers built against this version.  A NULL filter
+ *  pointer means no filter. */
+typedef struct knytt_filter {
+	size_t struct_size;
+	const char *category_prefix; /* "shoes" matches "shoes/running";
+					NULL or "" = any */
+	double price_min;            /* inclusive; <= 0 = no minimum */
+	double price_max;            /* inclusive; 0 or NAN = no maximum */
+	int in_stock_only;           /* 1: only items in stock */
+	double min_quality;          /* inclusive; NAN = no minimum */
+} knytt_filter;
+
+/** Initializes @p f to "no filter". */
+KNYTT_API void knytt_filter_init(knytt_filter *f);
+
+/** One answer of recommend, similar, search or trending. */
+typedef struct knytt_result {
+	uint64_t item_id;                  /* store id = index label */
+	char ext_id[KNYTT_STORE_MAX_ID + 1]; /* external id, NUL-terminated */
+	double score;                      /* higher is better; comparable
+					      within one answer only */
+	knytt_reason reason;
+	/* for KNYTT_REASON_SIMILAR / SESSION: the item that led here
+	 * (its store id), else 0 */
+	uint64_t because;
+} knytt_result;
+
+/** Recommendation options (versioned struct, see knytt_filter). */
+typedef struct knytt_rec_options {
+	size_t struct_size;
+	/* MMR diversity: 1 = pure relevance (default), 0.3..0.9 trades
+	 * relevance for variety (Carbonell & Goldstein 1998). */
+	double mmr_lambda;
+	/* 1: also exclude every item the shopper interacted with, not only
+	 * purchases (overrides the engine default for this call). */
+	int exclude_seen;
+} knytt_rec_options;
+
+/** Initializes @p o to the defaults (lambda 1, engine's exclusion). */
+KNYTT_API void knytt_rec_options_init(knytt_rec_options *o);
+
+/** Training progress as reported by knytt_engine_train_status. */
+typedef struct knytt_train_status {
+	int running;       /* 1 while a training job runs */
+	int last_rc;       /* result of the last finished job (0 = ok) */
+	knytt_progress progress; /* of the running or last job */
+	int64_t model_version; /* version serving queries (0 = none) */
+	size_t items_indexed;  /* vectors in the serving index */
+} knytt_train_status;
+
+KNYTT_API int knytt_engine_create(knytt_engine **out);
+
+/** Model kind (default KNYTT_MODEL_ALS).  Before open. */
+KNYTT_API int knytt_engine_set_model(knytt_engine *e, knytt_model_kind kind);
+/** Embedding dimension (default 64): ALS factors, two-tower dimension,
+ *  or the dimension of caller / embedder vectors.  Before open. */
+KNYTT_API int knytt_engine_set_dim(knytt_engine *e, uint32_t dim);
+/** HNSW parameters (0 = defaults 16, 200, 64).  Before open. */
+KNYTT_API int knytt_engine_set_index(knytt_engine *e, unsigned m,
+				     unsigned ef_construction,
+				     unsigned ef_search);
+/** Confidence weight of an interaction type ("view", "click",
+ *  "add_to_cart", "purchase", "favorite", "rating" -- for rating the
+ *  value multiplies it -- or a custom name).  Defaults: view 1, click 2,
+ *  add_to_cart 4, purchase 8, favorite 4, rating 1, custom 1. */
+KNYTT_API int knytt_engine_set_weight(knytt_engine *e, const char *type,
+				      double weight);
+/** Taste: session half-life in seconds (default 1800), session share of
+ *  the blended taste when the session is fresh (0..1, default 0.5), and
+ *  the half-life in days of the long-term history (0 = no decay, the
+ *  default).  Before open. */
+KNYTT_API int knytt_engine_set_taste(knytt_engine *e,
+				     double session_half_life_s,
+				     double session_blend,
+				     double history_half_life_days);
+/** Default exclusion: 0 = exclude purchases only (default), 1 = exclude
+ *  everything the shopper interacted with. */
+KNYTT_API int knytt_engine_set_exclude_seen(knytt_engine *e, int seen);
+/** ALS hyper-parameters used by train (defaults: reg 0.05 scaled by
+ *  activity, alpha 4, 15 iterations). */
+KNYTT_API int knytt_engine_set_als(knytt_engine *e, float reg, float alpha,
+				   unsigned iterations);
+/** Two-tower epochs used by train (default 10). */
+KNYTT_API int knytt_engine_set_twotower(knytt_engine *e, unsigned epochs);
+/** External embedding service for item texts and queries (borrowed: must
+ *  outlive the engine).  With KNYTT_MODEL_EXTERNAL it embeds items that
+ *  come without a vector.  Before open. */
+KNYTT_API int knytt_engine_set_embedder(knytt_engine *e,
+					knytt_embedder *emb);
+/** Tenant name (default "default"; created if absent).  Before open. */
+KNYTT_API int knytt_engine_set_tenant(knytt_engine *e, const char *name);
+/** Training threads (0 = every core).  Before open. */
+KNYTT_API int knytt_engine_set_threads(knytt_engine *e, unsigned threads);
+
+/**
+ * Opens the store at @p uri (see knytt_store_open) and restores the
+ * serving state: items and their filters from the store, the latest
+ * trained model and the vector index (from the index file saved next to
+ * a SQLite database, else rebuilt from the stored embeddings), trending
+ * counters from recent interactions.  Nothing is retrained.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB, KNYTT_EIO,
+ *         KNYTT_ECORRUPT, KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_engine_open(knytt_engine *e, const char *uri);
+KNYTT_API void knytt_engine_close(knytt_engine *e);
+
+/** The engine's store handle (borrowed, valid until close), for imports
+ *  and listings.  Do not use it from two threads at once, nor while the
+ *  engine's own calls run on other threads. */
+KNYTT_API knytt_store *knytt_engine_store(knytt_engine *e);
+
+/**
+ * Upserts @p item in the store and makes it searchable at once: filters
+ * see its new price, stock and category on the very next query.  Its
+ * vector is @p vec if given (dim floats), else the two-tower item tower,
+ * else the external embedder (title + description), else the trained
+ * ALS vector it already had (if any).
+ * @return KNYTT_OK or an error; on error nothing changed.
+ */
+KNYTT_API int knytt_engine_item_upsert(knytt_engine *e,
+				       const knytt_item *item,
+				       const float *vec, uint32_t dim);
+/** Soft-deletes an item: never returned again.  KNYTT_ENOTFOUND. */
+KNYTT_API int knytt_engine_item_delete(knytt_engine *e, const char *ext_id);
+/** Re-reads items changed in the store since the last sync (e.g. after a
+ *  bulk import through knytt_engine_store); returns how many changed. */
+KNYTT_API int knytt_engine_sync(knytt_engine *e);
+
+/**
+ * Records that @p user did @p type ("view", "purchase", ...) on @p item
+ * (value: the rating for "rating", else ignored; ts_ms 0 = now) and
+ * updates the user's taste before returning: the next recommend sees it.
+ * @return KNYTT_OK, KNYTT_ENOTFOUND (unknown item), KNYTT_EINVAL.
+ */
+KNYTT_API int knytt_engine_feedback(knytt_engine *e, const char *user,
+				    const char *item, const char *type,
+				    double value, int64_t ts_ms);
+
+/**
+ * Up to @p k items for @p user within @p filter (may be NULL), best
+ * first.  Purchased items are excluded (everything seen with
+ * exclude_seen).  A user without history gets trending, then popular
+ * items.  @p opt may be NULL.
+ * @return the number of results, or KNYTT_EINVAL (k 0, bad filter).
+ */
+KNYTT_API int knytt_engine_recommend(knytt_engine *e, const char *user,
+				     size_t k, const knytt_filter *filter,
+				     const knytt_rec_options *opt,
+				     knytt_result *out);
+
+/** Items like @p item (never itself) within @p filter; for an item with
+ *  no vector yet, the items most often interacted with by the same
+ *  users.  Returns the count; KNYTT_ENOTFOUND for an unknown item. */
+KNYTT_API int knytt_engine_similar(knytt_engine *e, const char *item,
+				   size_t k, const knytt_filter *filter,
+				   knytt_result *out);
+
+/**
+ * Hybrid search: full-text results for @p text and vector results for
+ * @p vec (dim floats) or, when vec is NULL, for @p text embedded by the
+ * model's text path or the external embedder, fused by reciprocal rank
+ * fusion (k = 60).  With @p user, results are re-ranked toward the
+ * user's taste.  Every search is written to the search log; the log id is
+ * stored in *log_id when log_id is not NULL (for knytt_store_search_click).
+ */
+KNYTT_API int knytt_engine_search(knytt_engine *e, const char *text,
+				  const float *vec, uint32_t dim, size_t k,
+				  const knytt_filter *filter, const char *user,
+				  knytt_result *out, uint64_t *log_id);
+
+/** The @p k items with the highest time-decayed interaction counts, with
+ *  a half-life of @p window_s seconds (3600, 86400 or 604800; other
+ *  values use the nearest), optionally within a category prefix.
+ *  Counters are kept incrementally by feedback, not recounted. */
+KNYTT_API int knytt_engine_trending(knytt_engine *e, size_t k,
+				    double window_s, const char *category,
+				    knytt_result *out);
+
+/**
+ * Trains the configured model on every interaction in the store, stores
+ * the model and item embeddings, builds a new index and swaps it in.
+ * knytt_engine_train blocks; knytt_engine_train_start runs the same job
+ * in a background thread (KNYTT_EBUSY if one runs) while queries go on;
+ * knytt_engine_train_wait joins it and returns its result.  The progress
+ * callback (may be NULL) is called from the training thread; returning
+ * non-zero cancels (KNYTT_ECANCELED).
+ */
+KNYTT_API int knytt_engine_train(knytt_engine *e, knytt_progress_fn fn,
+				 void *ctx);
+KNYTT_API int knytt_engine_train_start(knytt_engine *e, knytt_progress_fn fn,
+				       void *ctx);
+KNYTT_API int knytt_engine_train_wait(knytt_engine *e);
+KNYTT_API int knytt_engine_train_status(knytt_engine *e,
+					knytt_train_status *out);
+
+/** The human-readable name of a reason ("taste", "session", ...). */
+KNYTT_API const char *knytt_reason_name(knytt_reason r);
 /* ===== end part: engine ===== */
 
 #ifdef __cplusplus
