@@ -1778,8 +1778,9 @@ KNYTT_API int knytt_engine_set_taste(knytt_engine *e,
 /** Default exclusion: 0 = exclude purchases only (default), 1 = exclude
  *  everything the shopper interacted with. */
 KNYTT_API int knytt_engine_set_exclude_seen(knytt_engine *e, int seen);
-/** ALS hyper-parameters used by train (defaults: reg 0.05 scaled by
- *  activity, alpha 4, 15 iterations). */
+/** ALS hyper-parameters used by train (defaults: reg 1, alpha 1 -- the
+ *  interaction weights above already scale confidence -- 15 iterations).
+ *  Factors = the engine dimension. */
 KNYTT_API int knytt_engine_set_als(knytt_engine *e, float reg, float alpha,
 				   unsigned iterations);
 /** Two-tower epochs used by train (default 10). */
@@ -1841,9 +1842,12 @@ KNYTT_API int knytt_engine_feedback(knytt_engine *e, const char *user,
 /**
  * Up to @p k items for @p user within @p filter (may be NULL), best
  * first.  Purchased items are excluded (everything seen with
- * exclude_seen).  A user without history gets trending, then popular
- * items.  @p opt may be NULL.
- * @return the number of results, or KNYTT_EINVAL (k 0, bad filter).
+ * exclude_seen).  A known user without history (created by
+ * knytt_store_user_upsert or an import) gets trending, then popular
+ * items; for anonymous visitors use knytt_engine_trending.  @p opt may be
+ * NULL.
+ * @return the number of results, or KNYTT_EINVAL (k 0, bad filter),
+ *         KNYTT_ENOTFOUND (the store has never seen @p user).
  */
 KNYTT_API int knytt_engine_recommend(knytt_engine *e, const char *user,
 				     size_t k, const knytt_filter *filter,

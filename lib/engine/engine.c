@@ -16,13 +16,6 @@
 
 /* ------------------------------------------------------------- utilities */
 
-int64_t knytt__now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 uint64_t knytt__hash_str(const char *s)
 {
 	/* FNV-1a, then a final mix so short ids spread over the table */
@@ -133,8 +126,8 @@ int knytt_engine_create(knytt_engine **out)
 	e->w_custom = 1;
 	e->sess_half_life = 1800;
 	e->sess_blend = 0.5;
-	e->als_reg = 0.05f;
-	e->als_alpha = 4.0f;
+	e->als_reg = 1.0f;
+	e->als_alpha = 1.0f;
 	e->als_iters = 15;
 	e->tt_epochs = 10;
 	pthread_rwlock_init(&e->lock, NULL);
@@ -1014,10 +1007,15 @@ euser *knytt__engine_user(knytt_engine *e, const char *ext, int create)
 {
 	uint64_t h = knytt__hash_str(ext);
 	uint32_t ui = knytt__lmap_get(&e->by_user, h);
-	if (ui != LMAP_EMPTY && strcmp(e->users[ui]->ext_id, ext) == 0)
-		return e->users[ui];
-	/* (a colliding hash simply gets no cache slot: it is loaded again
-	 * on every call, which is correct, only slower) */
+	if (ui != LMAP_EMPTY && strcmp(e->users[ui]->ext_id, ext) == 0) {
+		euser *u = e->users[ui];
+		if (u->long_gen != e->model_gen) /* a new model since */
+			refresh_long(e, u, knytt__now_ms());
+		return u;
+	}
+	/* (a colliding 64-bit hash -- about 3e-8 for a million users --
+	 * gets no map slot: such a user is loaded again on every call,
+	 * correct but slower, and each load stays in users[]) */
 	euser *u = calloc(1, sizeof *u);
 	if (!u)
 		return NULL;

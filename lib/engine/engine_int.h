@@ -109,6 +109,7 @@ struct knytt_engine {
 };
 
 uint64_t knytt__hash_str(const char *s);
+/* knytt__now_ms() (wall clock, ms) is defined by lib/store */
 int64_t knytt__now_ms(void);
 /* row of an item by store id; UINT32_MAX if absent */
 uint32_t knytt__engine_row(const knytt_engine *e, uint64_t id);
