@@ -242,8 +242,8 @@ START_TEST(filters_are_never_violated)
 					  "kitchen", "toys/lego", "sho" };
 	uint64_t s = 4242;
 	knytt_result r[20];
-	int checked = 0;
-	for (int t = 0; t < (tu_sanitize() ? 40 : 150); t++) {
+	int checked = 0, trials = tu_sanitize() ? 40 : 150;
+	for (int t = 0; t < trials; t++) {
 		knytt_filter f;
 		knytt_filter_init(&f);
 		f.category_prefix = prefixes[tu_rand(&s) % 6];
@@ -285,7 +285,8 @@ START_TEST(filters_are_never_violated)
 			checked++;
 		}
 	}
-	ck_assert_int_gt(checked, 500);
+	/* most filters leave many items: the check saw real results */
+	ck_assert_int_gt(checked, trials * 5);
 	knytt_engine_close(e);
 	cleanup();
 }

@@ -364,7 +364,8 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		goto out;
 	}
-	memcpy(excl, u->bought, u->nb * sizeof *excl);
+	if (u->nb)
+		memcpy(excl, u->bought, u->nb * sizeof *excl);
 	for (size_t i = 0; seen && i < u->nh; i++)
 		excl[u->nb + i] = e->items[u->hist[i]].id;
 	qsort(excl, nex, sizeof *excl, cmp_u64);
