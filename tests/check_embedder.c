@@ -127,6 +127,41 @@ static char *answer(const cJSON *in, unsigned dim, const char *mode)
 	return s;
 }
 
+/* Streams HUGE_ANSWER bytes of JSON whitespace: more than the client's
+ * 64 MiB cap, without holding them in memory. */
+#define HUGE_ANSWER (((size_t)64 << 20) + 4096)
+
+static ssize_t huge_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	if (pos >= HUGE_ANSWER)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	size_t n = HUGE_ANSWER - (size_t)pos < max ? HUGE_ANSWER - (size_t)pos
+						   : max;
+	memset(buf, ' ', n);
+	return (ssize_t)n;
+}
+
+/* A correct answer damaged by request number @p k: cut to k bytes
+ * ("cut"), or with a few bytes replaced by JSON-significant characters
+ * ("flip"). */
+static char *damaged(const cJSON *in, const char *mode, int k)
+{
+	char *a = answer(in, 8, "ok");
+	size_t len = strlen(a);
+	if (strcmp(mode, "cut") == 0) {
+		if ((size_t)k < len)
+			a[k] = '\0';
+		return a;
+	}
+	static const char alphabet[] = "{}[]\",:0123456789.eE+-\\ nulltrue";
+	uint64_t s = (uint64_t)k * 7919 + 1;
+	int flips = 1 + (int)(tu_rand(&s) % 3);
+	for (int i = 0; i < flips; i++)
+		a[tu_rand(&s) % len] =
+			alphabet[tu_rand(&s) % (sizeof alphabet - 1)];
+	return a;
+}
+
 static enum MHD_Result serve(struct MHD_Connection *c, const char *url,
 			     const char *method, struct body *b)
 {
@@ -195,6 +230,14 @@ static enum MHD_Result serve(struct MHD_Connection *c, const char *url,
 		ok = reply_error(c, 429, "rate limit", "0");
 	} else if (strcmp(mode, "retryafter") == 0) {
 		ok = reply_error(c, 429, "come back later", "3600");
+	} else if (strcmp(mode, "cut") == 0 || strcmp(mode, "flip") == 0) {
+		ok = reply(c, 200, damaged(in, mode, atomic_fetch_add(&S.seq, 1)),
+			   NULL);
+	} else if (strcmp(mode, "huge") == 0) {
+		struct MHD_Response *rs = MHD_create_response_from_callback(
+			HUGE_ANSWER, 65536, huge_body, NULL, NULL);
+		ok = MHD_queue_response(c, 200, rs);
+		MHD_destroy_response(rs);
 	} else if (strcmp(mode, "bad") == 0) {
 		ok = reply_error(c, 400, "input too long", NULL);
 	} else {
@@ -570,6 +613,74 @@ START_TEST(garbage_is_a_protocol_error)
 }
 END_TEST
 
+START_TEST(every_truncation_is_a_protocol_error)
+{
+	server_start();
+	const char *t[] = { "first", "second" };
+	float out[2 * 8];
+	knytt_embedder *e = emb_open("ok", NULL, 2000, 0, 0);
+	ck_assert_int_eq(knytt_embedder_embed(e, 2, t, out, 8), KNYTT_OK);
+	knytt_embedder_close(e);
+	/* the length of the intact answer, as the server makes it */
+	cJSON *in = cJSON_CreateStringArray(t, 2);
+	char *whole = answer(in, 8, "ok");
+	int len = (int)strlen(whole);
+	free(whole);
+	cJSON_Delete(in);
+	e = emb_open("cut", NULL, 2000, 0, 0);
+	for (int k = 0; k < len; k++) {
+		memset(out, 0, sizeof out);
+		ck_assert_msg(knytt_embedder_embed(e, 2, t, out, 8) ==
+				      KNYTT_EPROTO,
+			      "answer cut to %d of %d bytes: %s", k, len,
+			      knytt_errmsg());
+	}
+	ck_assert_int_eq(knytt_embedder_embed(e, 2, t, out, 8), KNYTT_OK);
+	check_rows(t, 2, out, 8);
+	knytt_embedder_close(e);
+	server_stop();
+}
+END_TEST
+
+START_TEST(damaged_answers_never_pass_bad_values)
+{
+	server_start();
+	const char *t[] = { "first", "second" };
+	float out[2 * 8];
+	knytt_embedder *e = emb_open("flip", NULL, 2000, 0, 0);
+	int n = tu_sanitize() ? 150 : 400, passed = 0;
+	for (int k = 0; k < n; k++) {
+		int rc = knytt_embedder_embed(e, 2, t, out, 8);
+		ck_assert_msg(rc == KNYTT_OK || rc == KNYTT_EPROTO,
+			      "damaged answer %d: %s (%s)", k,
+			      knytt_errname(rc), knytt_errmsg());
+		if (rc == KNYTT_OK) { /* a harmless change, or a changed digit */
+			passed++;
+			for (int i = 0; i < 2 * 8; i++)
+				ck_assert(isfinite(out[i]));
+		}
+	}
+	/* most damage is caught: a flip lands in a number only sometimes */
+	ck_assert_int_lt(passed, n / 2);
+	knytt_embedder_close(e);
+	server_stop();
+}
+END_TEST
+
+START_TEST(oversized_answer_is_cut)
+{
+	server_start();
+	const char *t[] = { "x" };
+	float out[8];
+	knytt_embedder *e = emb_open("huge", NULL, 20000, 2, 1);
+	ck_assert_int_eq(knytt_embedder_embed(e, 1, t, out, 8), KNYTT_EPROTO);
+	assert_msg_has("larger than 64 MiB");
+	ck_assert_int_eq(requests(), 1); /* not retried */
+	knytt_embedder_close(e);
+	server_stop();
+}
+END_TEST
+
 START_TEST(wrong_count_and_dimension)
 {
 	server_start();
@@ -864,6 +975,9 @@ Suite *embedder_suite(void)
 	tcase_add_test(tc, one_text_reuses_connection);
 	tcase_add_test(tc, timeout_is_retried_then_reported);
 	tcase_add_test(tc, garbage_is_a_protocol_error);
+	tcase_add_test(tc, every_truncation_is_a_protocol_error);
+	tcase_add_test(tc, damaged_answers_never_pass_bad_values);
+	tcase_add_test(tc, oversized_answer_is_cut);
 	tcase_add_test(tc, wrong_count_and_dimension);
 	tcase_add_test(tc, non_finite_values_are_refused);
 	tcase_add_test(tc, api_key_sent_and_never_shown);
