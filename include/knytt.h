@@ -462,6 +462,16 @@ KNYTT_API int knytt_embedder_set_retries(knytt_embedder *e, unsigned retries,
  *  Before open.  KNYTT_EINVAL/ESTATE. */
 KNYTT_API int knytt_embedder_set_batch(knytt_embedder *e, unsigned max_inputs);
 
+/** Largest number of requests one embed call keeps in flight at once
+ *  (0 = default 1; valid 1..64).  A call of many batches then runs them
+ *  on that many threads, each with its own connection: a remote service
+ *  that takes tens of milliseconds per batch is kept busy, which is what
+ *  bulk ingest needs.  With more than one, which failure a failing call
+ *  reports is the first to happen, not the one of the lowest batch.
+ *  Before open.  KNYTT_EINVAL/ESTATE. */
+KNYTT_API int knytt_embedder_set_parallel(knytt_embedder *e,
+					  unsigned requests);
+
 /** Expected dimension of every embedding (0 = learn it from the first
  *  answer; valid up to 65536).  Before open.  KNYTT_EINVAL/ESTATE. */
 KNYTT_API int knytt_embedder_set_dim(knytt_embedder *e, uint32_t dim);

@@ -33,6 +33,8 @@ static struct {
 	atomic_int connections; /* TCP connections accepted */
 	atomic_int stop;        /* makes /slow return at once */
 	atomic_int seq;         /* per-behaviour counter (flaky, busyonce) */
+	atomic_int inflight;    /* requests being served now */
+	atomic_int max_inflight;
 	int sizes[64];          /* inputs per request, in arrival order */
 	double when_ms[64];     /* arrival time of each request */
 	char last_path[256];
@@ -162,8 +164,24 @@ static char *damaged(const cJSON *in, const char *mode, int k)
 	return a;
 }
 
+static enum MHD_Result serve1(struct MHD_Connection *c, const char *url,
+			      const char *method, struct body *b);
+
 static enum MHD_Result serve(struct MHD_Connection *c, const char *url,
 			     const char *method, struct body *b)
+{
+	int now = atomic_fetch_add(&S.inflight, 1) + 1;
+	int max = atomic_load(&S.max_inflight);
+	while (now > max &&
+	       !atomic_compare_exchange_weak(&S.max_inflight, &max, now))
+		;
+	enum MHD_Result ok = serve1(c, url, method, b);
+	atomic_fetch_sub(&S.inflight, 1);
+	return ok;
+}
+
+static enum MHD_Result serve1(struct MHD_Connection *c, const char *url,
+			      const char *method, struct body *b)
 {
 	int r = atomic_fetch_add(&S.requests, 1);
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -210,6 +228,9 @@ static enum MHD_Result serve(struct MHD_Connection *c, const char *url,
 	if (strcmp(mode, "slow") == 0) {
 		for (int i = 0; i < 100 && !atomic_load(&S.stop); i++)
 			usleep(10000);
+		ok = reply(c, 200, answer(in, dim, "ok"), NULL);
+	} else if (strcmp(mode, "delay") == 0) {
+		usleep(30000); /* a service busy computing */
 		ok = reply(c, 200, answer(in, dim, "ok"), NULL);
 	} else if (strcmp(mode, "garbage") == 0) {
 		ok = reply(c, 200, strdup("<html>this is {not json"), NULL);
@@ -329,6 +350,11 @@ static void server_stop(void)
 static int requests(void)
 {
 	return atomic_load(&S.requests);
+}
+
+static int connections(void)
+{
+	return atomic_load(&S.connections);
 }
 
 /* An open embedder for behaviour @p mode of the local server. */
@@ -552,7 +578,7 @@ START_TEST(batching_splits_in_order)
 	ck_assert_int_eq(S.sizes[1], 4);
 	ck_assert_int_eq(S.sizes[2], 2);
 	/* every batch went over the one kept-alive connection */
-	ck_assert_int_eq(atomic_load(&S.connections), 1);
+	ck_assert_int_eq(connections(), 1);
 	knytt_embedder_close(e);
 	server_stop();
 }
@@ -572,7 +598,7 @@ START_TEST(one_text_reuses_connection)
 		check_rows(t, 1, out, 8);
 	}
 	ck_assert_int_eq(requests(), 20);
-	ck_assert_int_eq(atomic_load(&S.connections), 1);
+	ck_assert_int_eq(connections(), 1);
 	knytt_embedder_close(e);
 	server_stop();
 }
@@ -907,6 +933,54 @@ START_TEST(probe_learns_dimension)
 }
 END_TEST
 
+START_TEST(parallel_batches)
+{
+	server_start();
+	char url[96];
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/delay", S.port);
+	knytt_embedder *e;
+	ck_assert_int_eq(knytt_embedder_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_parallel(e, 65), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_embedder_set_url(e, url), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_batch(e, 3), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_parallel(e, 4), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_open(e), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_parallel(e, 2), KNYTT_ESTATE);
+	char buf[40][16];
+	const char *t[40];
+	for (int i = 0; i < 40; i++) {
+		snprintf(buf[i], sizeof buf[i], "doc %d", i);
+		t[i] = buf[i];
+	}
+	float out[40 * 8];
+	ck_assert_int_eq(knytt_embedder_embed(e, 40, t, out, 8), KNYTT_OK);
+	check_rows(t, 40, out, 8);
+	ck_assert_int_eq(requests(), 14); /* 13 batches of 3 and one of 1 */
+	int total = 0;
+	for (int r = 0; r < 14; r++)
+		total += S.sizes[r];
+	ck_assert_int_eq(total, 40);
+	/* several requests were in flight at once, never more than 4 */
+	int max_inflight = atomic_load(&S.max_inflight);
+	ck_assert_int_ge(max_inflight, 2);
+	ck_assert_int_le(max_inflight, 4);
+	knytt_embedder_close(e);
+
+	/* a failure in one batch (inputs 6..8 here) fails the call, with
+	 * that batch's message carried over from the thread that saw it */
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/count", S.port);
+	ck_assert_int_eq(knytt_embedder_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_url(e, url), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_batch(e, 3), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_parallel(e, 4), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_open(e), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_embed(e, 12, t, out, 8), KNYTT_EPROTO);
+	assert_msg_has("answer has 2 embeddings for 3 inputs");
+	knytt_embedder_close(e);
+	server_stop();
+}
+END_TEST
+
 #define NTHREADS 4
 #define NCALLS 15
 
@@ -956,7 +1030,7 @@ START_TEST(one_handle_many_threads)
 	}
 	ck_assert_int_eq(requests(), NTHREADS * NCALLS);
 	/* connections are pooled: at most one per concurrent caller */
-	ck_assert_int_le(atomic_load(&S.connections), NTHREADS);
+	ck_assert_int_le(connections(), NTHREADS);
 	ck_assert_uint_eq(knytt_embedder_dim(e), 8);
 	knytt_embedder_close(e);
 	server_stop();
@@ -988,6 +1062,7 @@ Suite *embedder_suite(void)
 	tcase_add_test(tc, bad_texts_rejected_before_sending);
 	tcase_add_test(tc, probe_learns_dimension);
 	tcase_add_test(tc, one_handle_many_threads);
+	tcase_add_test(tc, parallel_batches);
 	suite_add_tcase(s, tc);
 	return s;
 }
