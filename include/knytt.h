@@ -401,7 +401,10 @@ KNYTT_API int knytt_index_load(knytt_index *idx, const char *path);
  * Setters are allowed only before open; close must not race with any
  * other call.  libcurl's global initialisation runs once per process
  * (pthread_once) on the first open; the library never calls
- * curl_global_cleanup().
+ * curl_global_cleanup().  Requests run with CURLOPT_NOSIGNAL, so no
+ * signal handler is installed; libcurl avoids SIGPIPE where the system
+ * allows, but a program talking HTTPS from several threads should ignore
+ * SIGPIPE itself (libcurl-thread(3)).
  */
 typedef struct knytt_embedder knytt_embedder;
 
@@ -418,10 +421,11 @@ KNYTT_API int knytt_embedder_create(knytt_embedder **out);
 /**
  * Sets where requests go (required).  @p base_url is copied.  Accepted
  * forms, with or without a trailing slash:
- *   "http://host:port"                  -> POST http://host:port/v1/embeddings
- *   "https://host/prefix"               -> POST https://host/prefix/v1/embeddings
- *   "https://api.example.com/v1"        -> POST https://api.example.com/v1/embeddings
- *   "http://host/any/path/embeddings"   -> used as is
+ *   "http://host:port"            -> http://host:port/v1/embeddings
+ *   "https://host/prefix"         -> https://host/prefix/v1/embeddings
+ *   "https://api.example.com/v1"  -> https://api.example.com/v1/embeddings
+ *   "http://host/path/embeddings" -> used as is
+ * A query string ("?key=...") is kept after the path.
  * @return KNYTT_OK, KNYTT_EINVAL (NULL, empty, not http:// or https://,
  *         contains whitespace or control characters), KNYTT_ESTATE (after
  *         open), KNYTT_ENOMEM.

@@ -221,7 +221,8 @@ static enum MHD_Result serve1(struct MHD_Connection *c, const char *url,
 	snprintf(S.last_model, sizeof S.last_model, "%s",
 		 cJSON_IsString(model) ? model->valuestring : "");
 	pthread_mutex_unlock(&S.lock);
-	if (cJSON_IsString(model) && strncmp(model->valuestring, "dim-", 4) == 0)
+	if (cJSON_IsString(model) &&
+	    strncmp(model->valuestring, "dim-", 4) == 0)
 		dim = (unsigned)atoi(model->valuestring + 4);
 
 	enum MHD_Result ok;
@@ -243,17 +244,21 @@ static enum MHD_Result serve1(struct MHD_Connection *c, const char *url,
 		snprintf(msg, sizeof msg, "Incorrect API key provided: %s",
 			 auth && strlen(auth) > 7 ? auth + 7 : "(none)");
 		ok = reply_error(c, 401, msg, NULL);
-	} else if (strcmp(mode, "flaky") == 0 && atomic_fetch_add(&S.seq, 1) < 2) {
+	} else if (strcmp(mode, "flaky") == 0 &&
+		   atomic_fetch_add(&S.seq, 1) < 2) {
 		ok = reply_error(c, 500, "model overloaded", NULL);
 	} else if (strcmp(mode, "busy") == 0 ||
 		   (strcmp(mode, "busyonce") == 0 &&
 		    atomic_fetch_add(&S.seq, 1) < 1)) {
 		ok = reply_error(c, 429, "rate limit", "0");
+	} else if (strcmp(mode, "busywait1") == 0 &&
+		   atomic_fetch_add(&S.seq, 1) < 1) {
+		ok = reply_error(c, 503, "warming up", "1");
 	} else if (strcmp(mode, "retryafter") == 0) {
 		ok = reply_error(c, 429, "come back later", "3600");
 	} else if (strcmp(mode, "cut") == 0 || strcmp(mode, "flip") == 0) {
-		ok = reply(c, 200, damaged(in, mode, atomic_fetch_add(&S.seq, 1)),
-			   NULL);
+		int k = atomic_fetch_add(&S.seq, 1);
+		ok = reply(c, 200, damaged(in, mode, k), NULL);
 	} else if (strcmp(mode, "huge") == 0) {
 		struct MHD_Response *rs = MHD_create_response_from_callback(
 			HUGE_ANSWER, 65536, huge_body, NULL, NULL);
@@ -513,7 +518,8 @@ START_TEST(values_order_and_escaping)
 	const char *t[] = { "plain",
 			    "quote \" and back\\slash",
 			    "new\nline\ttab\r\x01",
-			    "\xc3\xbcn\xc3\xaf\x63\xc3\xb8\x64\xc3\xa9 \xe2\x9c\x93 "
+			    "\xc3\xbcn\xc3\xaf\x63\xc3\xb8\x64\xc3\xa9 "
+			    "\xe2\x9c\x93 "
 			    "\xf0\x9f\x99\x82",
 			    "",
 			    "</script>{\"input\":[]}" };
@@ -680,7 +686,8 @@ START_TEST(damaged_answers_never_pass_bad_values)
 		ck_assert_msg(rc == KNYTT_OK || rc == KNYTT_EPROTO,
 			      "damaged answer %d: %s (%s)", k,
 			      knytt_errname(rc), knytt_errmsg());
-		if (rc == KNYTT_OK) { /* a harmless change, or a changed digit */
+		/* OK: a harmless change, or a changed digit */
+		if (rc == KNYTT_OK) {
 			passed++;
 			for (int i = 0; i < 2 * 8; i++)
 				ck_assert(isfinite(out[i]));
@@ -840,9 +847,18 @@ START_TEST(rate_limit_429)
 	assert_msg_has("HTTP 429 after 3 attempts");
 	knytt_embedder_close(e);
 
+	/* Retry-After: 1 on a 503 makes the client wait a second, not the
+	 * 1 ms backoff */
+	atomic_store(&S.seq, 0);
+	e = emb_open("busywait1", NULL, 2000, 2, 1);
+	ck_assert_int_eq(knytt_embedder_embed(e, 1, t, out, 8), KNYTT_OK);
+	ck_assert_int_eq(requests(), 5 + 2);
+	ck_assert_double_ge(S.when_ms[6] - S.when_ms[5], 1000.0);
+	knytt_embedder_close(e);
+
 	e = emb_open("retryafter", NULL, 2000, 2, 1);
 	ck_assert_int_eq(knytt_embedder_embed(e, 1, t, out, 8), KNYTT_EBUSY);
-	ck_assert_int_eq(requests(), 5 + 1); /* an hour is too long to wait */
+	ck_assert_int_eq(requests(), 7 + 1); /* an hour is too long to wait */
 	assert_msg_has("retry after 3600 s");
 	knytt_embedder_close(e);
 	server_stop();
@@ -1021,8 +1037,8 @@ START_TEST(one_handle_many_threads)
 	struct worker w[NTHREADS];
 	for (int i = 0; i < NTHREADS; i++) {
 		w[i] = (struct worker){ e, i, 0 };
-		ck_assert_int_eq(pthread_create(&th[i], NULL, worker_main, &w[i]),
-				 0);
+		ck_assert_int_eq(
+			pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
 	}
 	for (int i = 0; i < NTHREADS; i++) {
 		pthread_join(th[i], NULL);

@@ -196,7 +196,8 @@ int knytt_embedder_set_url(knytt_embedder *e, const char *base_url)
 	SETTER_PROLOGUE("knytt_embedder_set_url");
 	if (!base_url || !*base_url)
 		return knytt__err(KNYTT_EINVAL,
-				  "knytt_embedder_set_url: URL is NULL or empty");
+				  "knytt_embedder_set_url: URL is NULL or "
+				  "empty");
 	if (strncasecmp(base_url, "http://", 7) != 0 &&
 	    strncasecmp(base_url, "https://", 8) != 0)
 		return knytt__err(KNYTT_EINVAL,
@@ -253,8 +254,8 @@ int knytt_embedder_set_model(knytt_embedder *e, const char *model)
 		long bad = utf8_bad(model);
 		if (bad >= 0)
 			return knytt__err(KNYTT_EINVAL,
-					  "knytt_embedder_set_model: model name "
-					  "is not valid UTF-8 (byte %ld)",
+					  "knytt_embedder_set_model: model "
+					  "name is not valid UTF-8 (byte %ld)",
 					  bad);
 		m = strdup(model);
 		if (!m)
@@ -505,6 +506,9 @@ static CURL *handle_get(knytt_embedder *e)
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "knytt/" KNYTT_VERSION_STRING);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	/* refuses an announced oversized answer before reading it */
+	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
+			 (curl_off_t)KNYTT__EMB_MAX_ANSWER);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -617,7 +621,8 @@ static int parse_answer(const knytt_embedder *e, const struct answer *a,
 	}
 	seen = calloc(n ? n : 1, 1);
 	if (!seen) {
-		rc = knytt__err(KNYTT_ENOMEM, "out of memory reading an answer");
+		rc = knytt__err(KNYTT_ENOMEM,
+				"out of memory reading an answer");
 		goto out;
 	}
 	size_t k = 0;
@@ -631,14 +636,15 @@ static int parse_answer(const knytt_embedder *e, const struct answer *a,
 					e->shown_url, k);
 			goto out;
 		}
-		const cJSON *ix = cJSON_GetObjectItemCaseSensitive(ent, "index");
+		const cJSON *ix =
+			cJSON_GetObjectItemCaseSensitive(ent, "index");
 		size_t row = k;
 		if (with_index < 0)
 			with_index = ix != NULL;
 		if ((ix != NULL) != with_index) {
 			rc = knytt__err(KNYTT_EPROTO,
-					"POST %s: data[%zu] %s \"index\" unlike "
-					"data[0]",
+					"POST %s: data[%zu] %s \"index\" "
+					"unlike data[0]",
 					e->shown_url, k, ix ? "has" : "lacks");
 			goto out;
 		}
@@ -807,8 +813,8 @@ static int embed_batch(knytt_embedder *e, CURL *h, size_t base, size_t n,
 			snippet(e, &a, snip, sizeof snip);
 			if (status == 401 || status == 403) {
 				rc = knytt__err(KNYTT_EAUTH,
-						"POST %s: HTTP %ld, the API key "
-						"was refused: \"%s\"",
+						"POST %s: HTTP %ld, the API "
+						"key was refused: \"%s\"",
 						e->shown_url, status, snip);
 				break;
 			}
@@ -830,9 +836,11 @@ static int embed_batch(knytt_embedder *e, CURL *h, size_t base, size_t n,
 				       "\"%s\"",
 				   e->shown_url, status, att + 1,
 				   att ? "s" : "", snip);
-		} else if (c == CURLE_WRITE_ERROR && a.too_big) {
+		} else if ((c == CURLE_WRITE_ERROR && a.too_big) ||
+			   c == CURLE_FILESIZE_EXCEEDED) {
 			rc = knytt__err(KNYTT_EPROTO,
-					"POST %s: answer is larger than %zu MiB",
+					"POST %s: answer is larger than %zu "
+					"MiB",
 					e->shown_url,
 					KNYTT__EMB_MAX_ANSWER >> 20);
 			break;
@@ -973,7 +981,8 @@ int knytt_embedder_embed(knytt_embedder *e, size_t n,
 	if (n == 0)
 		return KNYTT_OK;
 	if (!texts || !out)
-		return knytt__err(KNYTT_EINVAL, "knytt_embedder_embed: %s is NULL",
+		return knytt__err(KNYTT_EINVAL,
+				  "knytt_embedder_embed: %s is NULL",
 				  !texts ? "texts" : "out");
 	uint32_t known = atomic_load(&e->dim);
 	if (dim == 0 || dim > KNYTT__EMB_MAX_DIM)
