@@ -79,6 +79,38 @@ START_TEST(matrix_decay_and_errors)
 }
 END_TEST
 
+START_TEST(matrix_recency)
+{
+	/* half-life 1, boost 2: ranks 0, 1, 2 weigh 3, 2, 1.5; equal times
+	 * rank the later addition as more recent. */
+	knytt_matrix *m;
+	ck_assert_int_eq(knytt_matrix_create(&m), 0);
+	ck_assert_int_eq(knytt_matrix_set_recency(m, 1, 2), 0);
+	ck_assert_int_eq(knytt_matrix_add(m, 0, 5, KNYTT_EVENT_VIEW, 1, 10), 0);
+	ck_assert_int_eq(knytt_matrix_add(m, 1, 0, KNYTT_EVENT_PURCHASE, 1, 3),
+			 0);
+	ck_assert_int_eq(knytt_matrix_add(m, 0, 7, KNYTT_EVENT_VIEW, 1, 20), 0);
+	ck_assert_int_eq(knytt_matrix_add(m, 0, 6, KNYTT_EVENT_CLICK, 1, 20),
+			 0);
+	ck_assert_int_eq(knytt_matrix_set_recency(m, -1, 2), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_matrix_set_recency(m, 1, NAN), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_matrix_build(m, 0, 0), 0);
+	const uint32_t *it;
+	const float *w;
+	ck_assert_int_eq(knytt_matrix_row(m, 0, &it, &w), 3);
+	ck_assert_uint_eq(it[0], 5);
+	ck_assert_float_eq_tol(w[0], 1.5f, 1e-6f); /* oldest: rank 2 */
+	ck_assert_uint_eq(it[1], 6);
+	ck_assert_float_eq_tol(w[1], 2 * 3.0f, 1e-6f); /* click, latest */
+	ck_assert_uint_eq(it[2], 7);
+	ck_assert_float_eq_tol(w[2], 2.0f, 1e-6f); /* same time, earlier */
+	ck_assert_int_eq(knytt_matrix_row(m, 1, &it, &w), 1);
+	ck_assert_float_eq_tol(w[0], 8 * 3.0f, 1e-5f); /* purchase, rank 0 */
+	ck_assert_int_eq(knytt_matrix_set_recency(m, 1, 2), KNYTT_ESTATE);
+	knytt_matrix_close(m);
+}
+END_TEST
+
 /* ---- metrics, leave-one-out ---- */
 
 static int table_score(void *ctx, uint32_t user, const uint32_t *items,
@@ -792,6 +824,7 @@ Suite *model_suite(void)
 	TCase *tc = tcase_create("matrix");
 	tcase_add_test(tc, matrix_weights_and_duplicates);
 	tcase_add_test(tc, matrix_decay_and_errors);
+	tcase_add_test(tc, matrix_recency);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("eval");
 	tcase_add_test(tc, loo_metrics_by_hand);

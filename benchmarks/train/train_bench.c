@@ -18,8 +18,8 @@
  *  - plain iALS (binary interactions, confidence 1 + alpha), comparable
  *    with the published iALS and MF anchors;
  *  - recency-weighted iALS: an interaction that is the user's r-th most
- *    recent weighs 1 + beta * 0.5^(r / half) (passed as the value of
- *    knytt_matrix_add), so confidence favours what the user did last.
+ *    recent weighs 1 + beta * 0.5^(r / half) (knytt_matrix_set_recency),
+ *    so confidence favours what the user did last.
  *    Both data sets order each user's interactions in time (ML-1M's
  *    training file by its order column, ML-100K by timestamp), so this
  *    uses training data only; half and beta are tuned on validation like
@@ -136,36 +136,25 @@ static size_t *last_of(const dataset *d)
 }
 
 /*
- * Recency weighting (0 = off): an interaction that is the user's r-th
- * most recent (r = 0 for the last) weighs 1 + beta * 0.5^(r / half),
- * with r counted in the user's own time order (ML-1M's order index).
+ * Matrix of d without the entries flagged in skip (may be NULL), with the
+ * library's recency weighting (knytt_matrix_set_recency) when half > 0:
+ * the user's r-th most recent interaction weighs 1 + beta * 0.5^(r/half),
+ * r counted in the user's time order (ML-1M's order column; ML-100K's
+ * timestamps).
  */
-/* Matrix of d without the entries flagged in skip (may be NULL), with
- * recency weights when g_half > 0. */
 static knytt_matrix *matrix_rw(const dataset *d, const unsigned char *skip,
-			       uint32_t nusers, uint32_t nitems, float g_half,
-			       float g_beta)
+			       uint32_t nusers, uint32_t nitems, float half,
+			       float beta)
 {
 	knytt_matrix *m;
-	int64_t *last = malloc(nusers * sizeof *last);
-	for (uint32_t u = 0; u < nusers; u++)
-		last[u] = INT64_MIN;
-	for (size_t j = 0; j < d->n; j++)
-		if ((!skip || !skip[j]) && d->v[j].t > last[d->v[j].u])
-			last[d->v[j].u] = d->v[j].t;
 	CHECK(knytt_matrix_create(&m));
+	if (half > 0)
+		CHECK(knytt_matrix_set_recency(m, half, beta));
 	for (size_t j = 0; j < d->n; j++)
-		if (!skip || !skip[j]) {
-			float v = 1;
-			if (g_half > 0)
-				v += g_beta *
-				     exp2f(-(float)(last[d->v[j].u] - d->v[j].t) /
-					   g_half);
+		if (!skip || !skip[j])
 			CHECK(knytt_matrix_add(m, d->v[j].u, d->v[j].i,
-					       KNYTT_EVENT_VIEW, v, 0));
-		}
+					       KNYTT_EVENT_VIEW, 1, d->v[j].t));
 	CHECK(knytt_matrix_build(m, nusers, nitems));
-	free(last);
 	return m;
 }
 
