@@ -5,6 +5,11 @@
  * them from the store), then sorted once by (user, item) at build time;
  * duplicates of a pair are summed, since several views and a purchase of
  * the same item are one, more confident, preference (Hu et al. 2008, 4).
+ *
+ * Recency is counted in interactions, not seconds: a user who comes back
+ * after a year has a "last few things" as much as a daily one, and on
+ * ML-1M under the NCF protocol weighting them up (half-life 3, boost 100)
+ * moves ALS from NDCG@10 0.451 to 0.536 (benchmarks/train).
  */
 #include "model.h"
 
