@@ -112,6 +112,7 @@ sanitize: build-san/check_knytt
 
 bench: all
 	benchmarks/ann/run --csv build/bench-ann.csv
+	benchmarks/train/run --csv build/bench-train.csv
 
 bench-deps:
 	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox

@@ -363,6 +363,438 @@ KNYTT_API int knytt_index_load(knytt_index *idx, const char *path);
 /* ===== end part: store ===== */
 
 /* ===== part: model (lib/model) ===== */
+/* ------------------------------------------------------------------------
+ * Models (lib/model): the interaction matrix, implicit ALS, evaluation.
+ *
+ * Interactions go into a knytt_matrix (users x items, CSR), each with a
+ * confidence weight from its type; knytt_als learns user and item factors
+ * from it (Hu, Koren & Volinsky 2008); knytt_eval_loo / knytt_eval_full
+ * measure any model through a scoring callback, so every model of the
+ * library (and any outside one) is scored by the same code.
+ * ---------------------------------------------------------------------- */
+
+/** Interaction types with a default weight; types 0..KNYTT_EVENT_MAX-1
+ *  may be given any weight with knytt_matrix_set_weight(). */
+typedef enum knytt_event {
+	KNYTT_EVENT_VIEW = 0,        /* default weight 1 */
+	KNYTT_EVENT_CLICK = 1,       /* default weight 2 */
+	KNYTT_EVENT_ADD_TO_CART = 2, /* default weight 4 */
+	KNYTT_EVENT_PURCHASE = 3,    /* default weight 8 */
+	KNYTT_EVENT_RATING = 4       /* default weight 1: the rating itself */
+} knytt_event;
+#define KNYTT_EVENT_MAX 16
+
+/**
+ * Interaction matrix (users x items, compressed sparse rows).
+ *
+ * Life cycle: knytt_matrix_create() -> knytt_matrix_set_*() ->
+ * knytt_matrix_add() for every interaction -> knytt_matrix_build() ->
+ * read (row, nnz, ..., training, evaluation) -> knytt_matrix_close().
+ *
+ * The weight of one interaction is weight(type) * value * decay *
+ * recency, where decay = 0.5 ^ ((now - time) / half_life) when a
+ * half-life is set and recency is set by knytt_matrix_set_recency (both
+ * 1 by default); several interactions of one (user, item) pair add up to
+ * one entry.  Users and items are dense 0-based ids (the store maps its own
+ * ids to them).
+ *
+ * THREAD SAFETY.  Building (set, add, build) needs one thread at a time.
+ * After build the matrix is read-only and any number of threads may read
+ * it and train or evaluate on it at once.
+ */
+typedef struct knytt_matrix knytt_matrix;
+
+/**
+ * Allocates an empty matrix builder.
+ * @param[out] out  the new handle, freed with knytt_matrix_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_matrix_create(knytt_matrix **out);
+
+/**
+ * Sets the weight of interaction type @p type (0..KNYTT_EVENT_MAX-1).
+ * Before build; applies to interactions added afterwards and before.
+ * @return KNYTT_OK, KNYTT_EINVAL (type out of range, weight negative or
+ *         not finite), KNYTT_ESTATE (already built).
+ */
+KNYTT_API int knytt_matrix_set_weight(knytt_matrix *m, unsigned type,
+				      float weight);
+
+/**
+ * Enables time decay: an interaction at time t weighs
+ * 0.5 ^ ((now - t) / half_life) times its type weight.  Times are in any
+ * unit (seconds usually), the same for @p now, @p half_life and every
+ * interaction; half_life 0 disables decay (the default).  Before build.
+ * @return KNYTT_OK, KNYTT_EINVAL (half_life negative or not finite),
+ *         KNYTT_ESTATE (already built).
+ */
+KNYTT_API int knytt_matrix_set_decay(knytt_matrix *m, double half_life,
+				     int64_t now);
+
+/**
+ * Enables recency weighting, measured in interactions rather than time:
+ * the r-th most recent interaction of a user (r = 0 for the latest by
+ * time; equal times are ordered by the order of knytt_matrix_add) weighs
+ * 1 + boost * 0.5 ^ (r / half_life) times more.  It lets the confidence
+ * follow what each user did last whatever his pace (on ML-1M under the
+ * NCF protocol it lifts ALS from NDCG@10 0.45 to 0.54; see
+ * benchmarks/train).  half_life 0 disables it (the default).  Before
+ * build.
+ * @return KNYTT_OK, KNYTT_EINVAL (half_life or boost negative or not
+ *         finite), KNYTT_ESTATE (already built).
+ */
+KNYTT_API int knytt_matrix_set_recency(knytt_matrix *m, double half_life,
+				       double boost);
+
+/**
+ * Records one interaction (copied).
+ * @param type   interaction type, 0..KNYTT_EVENT_MAX-1 (knytt_event).
+ * @param value  multiplier of the type weight: 1 for events, the rating
+ *               for KNYTT_EVENT_RATING.  Must be finite and >= 0.
+ * @param time   time of the interaction (used only with decay).
+ * @return KNYTT_OK, KNYTT_EINVAL (bad type or value, ids of
+ *         UINT32_MAX), KNYTT_ESTATE (already built), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_matrix_add(knytt_matrix *m, uint32_t user,
+			       uint32_t item, unsigned type, float value,
+			       int64_t time);
+
+/**
+ * Builds the CSR (and its transpose, for item-side training) from the
+ * interactions added.  @p nusers / @p nitems give the dimensions (0 =
+ * largest id seen + 1); ids at or beyond a non-zero dimension fail.
+ * @return KNYTT_OK, KNYTT_EINVAL (an id beyond the dimension: the message
+ *         names it), KNYTT_ESTATE (already built), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_matrix_build(knytt_matrix *m, uint32_t nusers,
+				 uint32_t nitems);
+
+/** Frees the matrix.  NULL is a no-op. */
+KNYTT_API void knytt_matrix_close(knytt_matrix *m);
+
+/** Number of users (rows) after build; 0 before or for NULL. */
+KNYTT_API uint32_t knytt_matrix_users(const knytt_matrix *m);
+/** Number of items (columns) after build; 0 before or for NULL. */
+KNYTT_API uint32_t knytt_matrix_items(const knytt_matrix *m);
+/** Number of stored (user, item) entries after build; 0 before. */
+KNYTT_API size_t knytt_matrix_nnz(const knytt_matrix *m);
+
+/**
+ * Borrows one user's row: item ids (ascending) and their summed weights.
+ * The pointers stay valid until knytt_matrix_close().
+ * @param[out] items, weights  may be NULL.
+ * @return the number of entries, KNYTT_EINVAL (user out of range),
+ *         KNYTT_ESTATE (not built).
+ */
+KNYTT_API int knytt_matrix_row(const knytt_matrix *m, uint32_t user,
+			       const uint32_t **items, const float **weights);
+
+/* ---- training progress, shared by every model ---- */
+
+/** What a training run reports after each epoch (ALS: one sweep over
+ *  users and items). */
+typedef struct knytt_progress {
+	unsigned epoch;  /* epochs finished, 1-based */
+	unsigned epochs; /* epochs planned */
+	double loss;     /* training objective after this epoch */
+	double elapsed;  /* seconds since training started */
+	double eta;      /* estimated seconds left */
+} knytt_progress;
+
+/**
+ * Progress callback, called on the training thread after each epoch.  The
+ * model's read functions (scores, factors) may be called from inside it
+ * and see the model as of that epoch.  Return 0 to continue, non-zero to
+ * cancel: training then stops with KNYTT_ECANCELED and the model keeps
+ * the factors of the last finished epoch.
+ */
+typedef int (*knytt_progress_fn)(void *ctx, const knytt_progress *p);
+
+/* ---- implicit ALS ---- */
+
+/**
+ * Implicit-feedback matrix factorization by alternating least squares
+ * (Hu, Koren & Volinsky, ICDM 2008).  With confidence c = 1 + alpha * w
+ * for an entry of weight w (preference 1) and c = 1, preference 0 for
+ * every other pair, it minimizes
+ *     sum_ui c_ui (p_ui - x_u . y_i)^2 + reg (sum |x_u|^2 + sum |y_i|^2).
+ * Each epoch solves every item row given the user factors, then every
+ * user row given the item factors, so that the final user factors are
+ * the exact answer to the final item factors (which fold-in reproduces).
+ * Rows are solved by a few steps of conjugate gradient warm-started from
+ * the previous vector (Takacs, Pilaszy & Tikk, RecSys 2011; the default)
+ * or exactly by Cholesky (LAPACK), on several threads.
+ *
+ * Life cycle: knytt_als_create() -> knytt_als_set_*() ->
+ * knytt_als_train() or knytt_als_load*() -> scores, factors, fold-in,
+ * save -> knytt_als_close().
+ *
+ * DETERMINISM.  Rows are split statically over threads and each row is
+ * solved by one thread in a fixed order, so the same seed, settings and
+ * matrix give bit-identical factors on every run (the loss is summed per
+ * thread, so it may differ in the last bits across thread counts).
+ *
+ * THREAD SAFETY.  Setters, train and load need exclusive access.  After
+ * training or loading, any number of threads may call the read functions
+ * (score, scorer, factors, fold_in, save, dims) at once.
+ */
+typedef struct knytt_als knytt_als;
+
+/** Row solvers of knytt_als_set_solver(). */
+typedef enum knytt_als_solver {
+	KNYTT_ALS_CG = 1,      /* conjugate gradient, cg_steps per row */
+	KNYTT_ALS_CHOLESKY = 2 /* exact solve, LAPACK spotrf/spotrs */
+} knytt_als_solver;
+
+/**
+ * Allocates an untrained ALS model with default settings: 64 factors,
+ * reg 0.1, alpha 1, 15 epochs, seed 42, CG with 3 steps, every core.
+ * @param[out] out  the new handle, freed with knytt_als_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_als_create(knytt_als **out);
+
+/** Number of factors, 1..1024 (default 64; 0 is an error, not a default,
+ *  so that a missing setting is caught).  KNYTT_EINVAL, KNYTT_ESTATE (set
+ *  after training or loading). */
+KNYTT_API int knytt_als_set_factors(knytt_als *als, unsigned factors);
+/** L2 regularization (>= 0, finite).  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_reg(knytt_als *als, float reg);
+/** Confidence scale alpha (>= 0, finite).  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_alpha(knytt_als *als, float alpha);
+/** Epochs, 1..10000 (default 15).  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_iterations(knytt_als *als, unsigned iterations);
+/**
+ * Frequency-scaled regularization (Rendle, Krichene, Zhang & Koren,
+ * RecSys 2022): a row with n entries is regularized by
+ * reg * (n + nother / (1 + alpha))^nu, where nother is the number of rows
+ * of the other side (items for a user).  0 (the default) keeps the plain
+ * reg of Hu et al.; 1 is the paper's choice; valid 0..2.  With nu > 0,
+ * reg values are much smaller (the base is in the thousands).
+ * KNYTT_EINVAL / KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_als_set_reg_exponent(knytt_als *als, float nu);
+/** Seed of the initial factors (default 42).  KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_seed(knytt_als *als, uint64_t seed);
+/** Worker threads (0 = every core; at most 256).  KNYTT_EINVAL /
+ *  KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_threads(knytt_als *als, unsigned threads);
+/** Row solver and, for CG, steps per row (0 = 3; at most 1000).
+ *  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_solver(knytt_als *als, knytt_als_solver solver,
+				   unsigned cg_steps);
+/** Progress callback (NULL = none).  Any time before train. */
+KNYTT_API int knytt_als_set_progress(knytt_als *als, knytt_progress_fn fn,
+				     void *ctx);
+
+/**
+ * Trains on @p m (built): users are its rows, items its columns.
+ * @return KNYTT_OK, KNYTT_EINVAL (matrix NULL, not built or without any
+ *         entry; a setting invalid for it), KNYTT_ESTATE (already trained
+ *         or loaded), KNYTT_ECANCELED (the progress callback asked to
+ *         stop), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_als_train(knytt_als *als, const knytt_matrix *m);
+
+/** Number of factors of a trained or loaded model (0 otherwise). */
+KNYTT_API unsigned knytt_als_factors(const knytt_als *als);
+/** Users of a trained or loaded model (0 otherwise). */
+KNYTT_API uint32_t knytt_als_users(const knytt_als *als);
+/** Items of a trained or loaded model (0 otherwise). */
+KNYTT_API uint32_t knytt_als_items(const knytt_als *als);
+
+/**
+ * Copies the factors of users [first, first + n) into @p out (n *
+ * factors floats, row-major).
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL out, range beyond the users),
+ *         KNYTT_ESTATE (not trained).
+ */
+KNYTT_API int knytt_als_user_factors(const knytt_als *als, uint32_t first,
+				     uint32_t n, float *out);
+/** The same for items [first, first + n). */
+KNYTT_API int knytt_als_item_factors(const knytt_als *als, uint32_t first,
+				     uint32_t n, float *out);
+
+/**
+ * Fold-in: one user's vector from that user's weighted items and the item
+ * factors, by the very solve an epoch applies to a user row (same
+ * confidence, same solver, same steps), so it equals what a full sweep
+ * would give that user.  Fast enough for every feedback event (one
+ * factors x factors system).
+ * @param items, weights  the user's @p n entries (weights as a
+ *                 knytt_matrix row holds them: type weight * value *
+ *                 decay, summed per item; items need not be sorted but
+ *                 must be distinct).
+ * @param[in,out] vec  factors floats.  On input the user's current vector
+ *                 (the CG warm start, as the sweep uses it; zeros for a
+ *                 new user; ignored by Cholesky); on output the new one.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL pointer, item out of range,
+ *         weight negative or not finite), KNYTT_ESTATE (not trained),
+ *         KNYTT_ENOMEM.
+ * Thread safety: any number of threads at once.
+ */
+KNYTT_API int knytt_als_fold_in(const knytt_als *als, size_t n,
+				const uint32_t *items, const float *weights,
+				float *vec);
+
+/**
+ * Scores of @p n items for @p user: x_user . y_item.
+ * @param items  the items, or NULL for items 0..n-1.
+ * @param[out] out  n scores.
+ * @return KNYTT_OK, KNYTT_EINVAL (user or item out of range, NULL out),
+ *         KNYTT_ESTATE (not trained).
+ */
+KNYTT_API int knytt_als_score(const knytt_als *als, uint32_t user,
+			      const uint32_t *items, size_t n, float *out);
+
+/**
+ * knytt_als_score with the signature of knytt_score_fn (@p ctx is the
+ * knytt_als *), to pass an ALS model to knytt_eval_loo / knytt_eval_full.
+ */
+KNYTT_API int knytt_als_scorer(void *ctx, uint32_t user,
+			       const uint32_t *items, size_t n, float *out);
+
+/**
+ * Writes the model to @p path (a temporary file renamed over it).  The
+ * format is little-endian with a magic, a version and a CRC-32C.
+ * @return KNYTT_OK, KNYTT_EIO (with path and errno text), KNYTT_ESTATE
+ *         (not trained), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_als_save(const knytt_als *als, const char *path);
+
+/**
+ * The same format into memory (for the store's model blobs).
+ * @param[out] buf  a buffer the caller frees with knytt_free().
+ * @param[out] len  its size in bytes.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_als_save_buffer(const knytt_als *als, void **buf,
+				    size_t *len);
+
+/**
+ * Loads a model saved by knytt_als_save into a handle from
+ * knytt_als_create (settings are replaced by the file's; threads and the
+ * progress callback are kept).
+ * @return KNYTT_OK, KNYTT_EIO, KNYTT_ECORRUPT (truncated, damaged or not
+ *         an ALS model: the message says which), KNYTT_EVERSION (newer
+ *         format), KNYTT_ESTATE (already trained or loaded), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_als_load(knytt_als *als, const char *path);
+
+/** The same from @p len bytes at @p buf (copied). */
+KNYTT_API int knytt_als_load_buffer(knytt_als *als, const void *buf,
+				    size_t len);
+
+/** Frees the model.  NULL is a no-op. */
+KNYTT_API void knytt_als_close(knytt_als *als);
+
+/* ---- evaluation ---- */
+
+/**
+ * Scoring callback through which any model is evaluated: writes to
+ * @p out the scores of @p user for @p n items (@p items, or items 0..n-1
+ * when @p items is NULL); larger is better.  Returns 0, or a negative
+ * KNYTT_E* code that stops the evaluation and is returned by it.  It is
+ * called from the evaluating thread only.
+ */
+typedef int (*knytt_score_fn)(void *ctx, uint32_t user,
+			      const uint32_t *items, size_t n, float *out);
+
+/**
+ * Ranking metrics at a cut-off k, averaged over the evaluated users.  A
+ * relevant item that scores equal to an irrelevant one ranks below it
+ * (ties count against the model).
+ */
+typedef struct knytt_metrics {
+	double hr;        /* share of users with a relevant item in the top k */
+	double ndcg;      /* normalized discounted cumulative gain at k */
+	double recall;    /* relevant items in the top k / relevant items */
+	double precision; /* relevant items in the top k / k */
+	double map;       /* mean average precision at k */
+	double coverage;  /* distinct items in any top k / items */
+	size_t users;     /* users evaluated */
+} knytt_metrics;
+
+/**
+ * Leave-one-out test set with fixed sampled negatives (the protocol of
+ * He et al., NCF, WWW 2017): per test user one held-out item and a list
+ * of negatives, ranked against each other.  Read-only after creation;
+ * any number of threads may evaluate with it at once.
+ */
+typedef struct knytt_loo knytt_loo;
+
+/**
+ * Reads the NCF files @p test_rating ("user<TAB>item<TAB>...", one line
+ * per test user) and @p test_negative ("(user,item)<TAB>neg<TAB>..." in
+ * the same order).  A negative equal to its user's held-out item is kept
+ * in the list (it is part of the files) but ignored when ranking, as
+ * NCF's evaluate.py does.
+ * @param[out] out  the test set, freed with knytt_loo_close().
+ * @return KNYTT_OK, KNYTT_EIO (cannot open: path and errno),
+ *         KNYTT_ECORRUPT (a malformed line: file and line number; the two
+ *         files disagree), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_loo_load_ncf(const char *test_rating,
+				 const char *test_negative, knytt_loo **out);
+
+/**
+ * A test set from arrays (copied): test case j is user users[j], held-out
+ * item items[j] and negatives negs[j * nneg .. j * nneg + nneg).
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL arrays, n 0), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_loo_create(size_t n, const uint32_t *users,
+			       const uint32_t *items, size_t nneg,
+			       const uint32_t *negs, knytt_loo **out);
+
+/** Test cases (users) in @p t; 0 for NULL. */
+KNYTT_API size_t knytt_loo_count(const knytt_loo *t);
+/** Negatives per test case in @p t; 0 for NULL. */
+KNYTT_API size_t knytt_loo_negatives(const knytt_loo *t);
+
+/**
+ * Copies test case @p j: its user, held-out item and negatives (@p negs
+ * holds knytt_loo_negatives() ids; any out pointer may be NULL).
+ * @return KNYTT_OK, KNYTT_EINVAL (j out of range).
+ */
+KNYTT_API int knytt_loo_case(const knytt_loo *t, size_t j, uint32_t *user,
+			     uint32_t *item, uint32_t *negs);
+
+/** Frees a test set.  NULL is a no-op. */
+KNYTT_API void knytt_loo_close(knytt_loo *t);
+
+/**
+ * Leave-one-out evaluation: for each test case, scores the held-out item
+ * and its negatives in one call to @p fn (items: held-out first, then the
+ * negatives in file order) and ranks the held-out item: rank = number of
+ * negatives (other than the held-out item itself) scoring >= it.
+ * HR@k = rank < k, NDCG@k = 1 / log2(rank + 2), recall = HR, precision =
+ * HR / k, MAP@k = 1 / (rank + 1) when rank < k; coverage counts the
+ * distinct items of the top-k candidate lists over the number of distinct
+ * candidate items.
+ * @param[out] scores  optional (NULL = not kept): count * (1 + negatives)
+ *                 floats, test case after test case, in call order.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL test/fn/out, k 0), KNYTT_ENOMEM,
+ *         or the first error of @p fn.
+ */
+KNYTT_API int knytt_eval_loo(const knytt_loo *t, unsigned k,
+			     knytt_score_fn fn, void *ctx, float *scores,
+			     knytt_metrics *out);
+
+/**
+ * Full-ranking evaluation: for each user with at least one entry in
+ * @p test, scores every item (one call, items NULL, n = items of
+ * @p train), drops the user's items in @p train, and ranks the @p test
+ * items among all the others.  Typical use: each user's last interaction
+ * held out in @p test, the rest in @p train.
+ * @param train, test  built matrices with the same number of items
+ *                 (users beyond train's rows have no training items).
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, not built, item counts differ,
+ *         k 0, no test user), KNYTT_ENOMEM, or the first error of @p fn.
+ */
+KNYTT_API int knytt_eval_full(const knytt_matrix *train,
+			      const knytt_matrix *test, unsigned k,
+			      knytt_score_fn fn, void *ctx,
+			      knytt_metrics *out);
 /* ===== end part: model ===== */
 
 /* ===== part: twotower (lib/model) ===== */
