@@ -798,6 +798,214 @@ KNYTT_API int knytt_eval_full(const knytt_matrix *train,
 /* ===== end part: model ===== */
 
 /* ===== part: twotower (lib/model) ===== */
+/* ------------------------------------------------------------------------
+ * Two-tower retrieval model (lib/model/twotower.c, lib/model/features.c).
+ *
+ * Item tower: v = normalize(id_embedding[item] + mean of the embeddings
+ * of the item's hashed features).  The features are the word unigrams
+ * and bigrams of title and description, every prefix of the category
+ * path ("shoes", "shoes/running") and a log-scale price bucket, hashed
+ * with a seeded 64-bit hash into a table of `buckets` rows.  A brand-new
+ * item has no id embedding: its vector comes from its features alone
+ * (cold start), and a free-text query takes the same text path into item
+ * space.  User tower: u = normalize(id_embedding[user] + mean of the item
+ * vectors of the user's most recent items).  Score: u . v.
+ *
+ * Training minimises an in-batch sampled softmax over the positives of a
+ * mini-batch, logits = U V^T / temperature - log q(item) (the sampling
+ * bias correction of Yi et al., RecSys 2019), with Adam on the rows a
+ * batch touches (lazy Adam).  The history of a training interaction is
+ * the user's items strictly before it in time, so the target never leaks
+ * into the user tower.  Same seed + same thread count -> bit-identical
+ * model.
+ *
+ * Life cycle: knytt_twotower_create() -> knytt_twotower_set_*() ->
+ * knytt_twotower_train() or knytt_twotower_load*() -> embed / score ->
+ * knytt_twotower_close().  Setters apply to the next train; a loaded or
+ * trained model keeps its own dimension and bucket count.
+ *
+ * THREAD SAFETY.  After train or load, any number of threads may call
+ * the const functions (embed_*, *_embeddings, dim, count_*, save*) at
+ * once.  train, load*, the setters and close must not run concurrently
+ * with any other call on the same handle.  train uses its own threads
+ * (set_threads) and OpenBLAS sgemm.
+ * ---------------------------------------------------------------------- */
+typedef struct knytt_twotower knytt_twotower;
+
+/** The features of one item.  Every string may be NULL (absent) and is
+ *  only read during the call.  Text is UTF-8 (or any ASCII superset):
+ *  ASCII letters are lower-cased, bytes >= 0x80 are word characters. */
+typedef struct knytt_twotower_item {
+	const char *title;
+	const char *description;
+	/* Category path, segments separated by '/' or '>'; several paths
+	 * separated by '|' ("Comedy|Drama"). */
+	const char *category;
+	/* Price in any currency unit; negative or NaN = unknown. */
+	double price;
+} knytt_twotower_item;
+
+/** User index meaning "no id embedding" (an unknown or new user). */
+#define KNYTT_TWOTOWER_NO_USER UINT32_MAX
+
+/**
+ * Training progress, called after every epoch from the thread that runs
+ * knytt_twotower_train.
+ * @param epoch    epochs done so far (1-based).
+ * @param epochs   epochs planned.
+ * @param loss     mean sampled-softmax loss of this epoch (nats).
+ * @param elapsed  seconds since training started.
+ * @param eta      estimated seconds left.
+ * @return 0 to go on; non-zero cancels: train returns KNYTT_ECANCELED and
+ *         the model trained before (if any) stays in place.
+ */
+typedef int (*knytt_twotower_progress_fn)(unsigned epoch, unsigned epochs,
+					  double loss, double elapsed,
+					  double eta, void *ctx);
+
+/**
+ * Allocates a two-tower handle with default settings and no model.
+ * @param[out] out  the handle, freed with knytt_twotower_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_twotower_create(knytt_twotower **out);
+
+/** Frees the handle and its model.  NULL is a no-op. */
+KNYTT_API void knytt_twotower_close(knytt_twotower *tt);
+
+/** Embedding dimension.  0 = default 64; valid 2..4096.  KNYTT_EINVAL. */
+KNYTT_API int knytt_twotower_set_dim(knytt_twotower *tt, uint32_t dim);
+/** Passes over the interactions.  0 = default 10; valid 1..100000. */
+KNYTT_API int knytt_twotower_set_epochs(knytt_twotower *tt, unsigned epochs);
+/** Positives per mini-batch (they are each other's negatives).
+ *  0 = default 512; valid 2..65536. */
+KNYTT_API int knytt_twotower_set_batch(knytt_twotower *tt, unsigned batch);
+/** Adam learning rate.  0 = default 0.01; must be finite, in (0, 10]. */
+KNYTT_API int knytt_twotower_set_lr(knytt_twotower *tt, float lr);
+/** Softmax temperature.  0 = default 0.05; finite, in [0.001, 100]. */
+KNYTT_API int knytt_twotower_set_temperature(knytt_twotower *tt,
+					     float temperature);
+/** Seed of initialisation, shuffling, id dropout and feature hashing
+ *  (default 42). */
+KNYTT_API int knytt_twotower_set_seed(knytt_twotower *tt, uint64_t seed);
+/** Training threads.  0 = default (every core); at most 256. */
+KNYTT_API int knytt_twotower_set_threads(knytt_twotower *tt,
+					 unsigned threads);
+/** Rows of the hashed feature table.  0 = default 2^18; valid 16..2^26. */
+KNYTT_API int knytt_twotower_set_buckets(knytt_twotower *tt,
+					 uint32_t buckets);
+/** Recent items pooled by the user tower.  0 = default 20; 1..1000. */
+KNYTT_API int knytt_twotower_set_history(knytt_twotower *tt,
+					 unsigned history);
+/** Probability that a training item is embedded without its id
+ *  embedding, which teaches the feature path to stand alone (cold
+ *  start).  Default 0.25; valid [0, 1); NaN is KNYTT_EINVAL. */
+KNYTT_API int knytt_twotower_set_id_dropout(knytt_twotower *tt, float p);
+/** Progress callback (NULL = none) and its context. */
+KNYTT_API int knytt_twotower_set_progress(knytt_twotower *tt,
+					  knytt_twotower_progress_fn fn,
+					  void *ctx);
+
+/**
+ * Trains a model from @p n interactions: interaction k says user
+ * users[k] (< nusers) met item items_idx[k] (< nitems).
+ * @param items     nitems feature records (NULL: ids only, no features);
+ *                  only read during the call.
+ * @param weights   loss weight per interaction, finite and >= 0 (NULL: all
+ *                  1); zero-weight interactions only feed histories.
+ * @param times     time per interaction, any monotone unit (NULL: the
+ *                  array order is the time order); ties keep array order.
+ * @return KNYTT_OK; KNYTT_EINVAL (NULL array, n 0, index out of range,
+ *         bad weight; the message names the interaction), KNYTT_ENOMEM,
+ *         KNYTT_ECANCELED (the progress callback asked to stop).  On any
+ *         failure the previous model, if any, is kept.
+ */
+KNYTT_API int knytt_twotower_train(knytt_twotower *tt, uint32_t nusers,
+				   uint32_t nitems,
+				   const knytt_twotower_item *items, size_t n,
+				   const uint32_t *users,
+				   const uint32_t *items_idx,
+				   const float *weights, const int64_t *times);
+
+/** Dimension of the current model (0 if none or tt NULL). */
+KNYTT_API uint32_t knytt_twotower_dim(const knytt_twotower *tt);
+/** Users of the current model (0 if none). */
+KNYTT_API uint32_t knytt_twotower_count_users(const knytt_twotower *tt);
+/** Items of the current model (0 if none). */
+KNYTT_API uint32_t knytt_twotower_count_items(const knytt_twotower *tt);
+
+/**
+ * Copies the item-tower vectors of all known items (ids + features),
+ * row-major, into @p out, which has room for @p cap rows of dim floats.
+ * @return the number of rows (count_items); KNYTT_EINVAL (NULL),
+ *         KNYTT_ERANGE (cap too small), KNYTT_ESTATE (no model).
+ */
+KNYTT_API int knytt_twotower_item_embeddings(const knytt_twotower *tt,
+					     float *out, size_t cap);
+/**
+ * Copies the user-tower vectors of all known users (id + the training
+ * history's most recent items).  Same contract as item_embeddings.
+ */
+KNYTT_API int knytt_twotower_user_embeddings(const knytt_twotower *tt,
+					     float *out, size_t cap);
+
+/**
+ * Embeds an item from its features alone (no id embedding): for items
+ * the model has never seen.  @p out receives dim floats: unit length, or
+ * zeros for an item without any feature (every hashed feature has a
+ * row, so unseen words still land somewhere).
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL), KNYTT_ESTATE (no model).
+ */
+KNYTT_API int knytt_twotower_embed_item(const knytt_twotower *tt,
+					const knytt_twotower_item *item,
+					float *out);
+/**
+ * Embeds a free-text query into item space through the text features of
+ * the item tower (unigrams and bigrams), for semantic search.  An empty
+ * query gives a zero vector.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL), KNYTT_ESTATE (no model).
+ */
+KNYTT_API int knytt_twotower_embed_query(const knytt_twotower *tt,
+					 const char *text, float *out);
+/**
+ * The user-tower vector for @p user (KNYTT_TWOTOWER_NO_USER for a user
+ * without id embedding) whose recent items, most recent LAST, are
+ * @p recent[0..n) (item indices of the model; only the last `history`
+ * are used; n may be 0).  The engine calls this after new feedback.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, user or item out of range),
+ *         KNYTT_ESTATE (no model).
+ */
+KNYTT_API int knytt_twotower_embed_user(const knytt_twotower *tt,
+					uint32_t user, const uint32_t *recent,
+					size_t n, float *out);
+
+/**
+ * Writes the model to @p path (temporary file + rename).  Format:
+ * "KNYTTTT1" magic, version, sizes, parameters, feature and history
+ * tables, all little-endian, then a CRC-32C of everything before it.
+ * @return KNYTT_OK, KNYTT_EIO (path and errno text), KNYTT_ESTATE (no
+ *         model), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_twotower_save(const knytt_twotower *tt,
+				  const char *path);
+/**
+ * Serialises the model (same bytes as the file) into a buffer the
+ * library allocates; free it with knytt_free().
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_twotower_save_mem(const knytt_twotower *tt, void **buf,
+				      size_t *len);
+/**
+ * Replaces the handle's model with the one in @p path.
+ * @return KNYTT_OK, KNYTT_EIO, KNYTT_ECORRUPT (bad magic, truncated,
+ *         checksum mismatch, inconsistent tables: the message says
+ *         which), KNYTT_EVERSION (newer format), KNYTT_ENOMEM.  On
+ *         failure the previous model is kept.
+ */
+KNYTT_API int knytt_twotower_load(knytt_twotower *tt, const char *path);
+/** Same as knytt_twotower_load from @p len bytes at @p buf (copied). */
+KNYTT_API int knytt_twotower_load_mem(knytt_twotower *tt, const void *buf,
+				      size_t len);
 /* ===== end part: twotower ===== */
 
 /* ===== part: engine (lib/engine, lib/taste) ===== */
