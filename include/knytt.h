@@ -849,21 +849,6 @@ typedef struct knytt_twotower_item {
 #define KNYTT_TWOTOWER_NO_USER UINT32_MAX
 
 /**
- * Training progress, called after every epoch from the thread that runs
- * knytt_twotower_train.
- * @param epoch    epochs done so far (1-based).
- * @param epochs   epochs planned.
- * @param loss     mean sampled-softmax loss of this epoch (nats).
- * @param elapsed  seconds since training started.
- * @param eta      estimated seconds left.
- * @return 0 to go on; non-zero cancels: train returns KNYTT_ECANCELED and
- *         the model trained before (if any) stays in place.
- */
-typedef int (*knytt_twotower_progress_fn)(unsigned epoch, unsigned epochs,
-					  double loss, double elapsed,
-					  double eta, void *ctx);
-
-/**
  * Allocates a two-tower handle with default settings and no model.
  * @param[out] out  the handle, freed with knytt_twotower_close().
  * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
@@ -901,10 +886,14 @@ KNYTT_API int knytt_twotower_set_history(knytt_twotower *tt,
  *  embedding, which teaches the feature path to stand alone (cold
  *  start).  Default 0.25; valid [0, 1); NaN is KNYTT_EINVAL. */
 KNYTT_API int knytt_twotower_set_id_dropout(knytt_twotower *tt, float p);
-/** Progress callback (NULL = none) and its context. */
+/** Progress callback (NULL = none) and its context, shared with ALS
+ *  (knytt_progress_fn): called after each epoch with the epoch, the
+ *  epochs planned, the mean sampled-softmax loss (nats), the seconds
+ *  elapsed and the estimated seconds left.  A non-zero return cancels:
+ *  train returns KNYTT_ECANCELED and the model trained before, if any,
+ *  stays in place. */
 KNYTT_API int knytt_twotower_set_progress(knytt_twotower *tt,
-					  knytt_twotower_progress_fn fn,
-					  void *ctx);
+					  knytt_progress_fn fn, void *ctx);
 
 /**
  * Trains a model from @p n interactions: interaction k says user
@@ -993,7 +982,7 @@ KNYTT_API int knytt_twotower_save(const knytt_twotower *tt,
  * library allocates; free it with knytt_free().
  * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_ENOMEM.
  */
-KNYTT_API int knytt_twotower_save_mem(const knytt_twotower *tt, void **buf,
+KNYTT_API int knytt_twotower_save_buffer(const knytt_twotower *tt, void **buf,
 				      size_t *len);
 /**
  * Replaces the handle's model with the one in @p path.
@@ -1004,7 +993,7 @@ KNYTT_API int knytt_twotower_save_mem(const knytt_twotower *tt, void **buf,
  */
 KNYTT_API int knytt_twotower_load(knytt_twotower *tt, const char *path);
 /** Same as knytt_twotower_load from @p len bytes at @p buf (copied). */
-KNYTT_API int knytt_twotower_load_mem(knytt_twotower *tt, const void *buf,
+KNYTT_API int knytt_twotower_load_buffer(knytt_twotower *tt, const void *buf,
 				      size_t len);
 /* ===== end part: twotower ===== */
 

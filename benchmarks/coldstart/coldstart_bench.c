@@ -195,9 +195,10 @@ typedef struct losslog {
 	int verbose;
 } losslog;
 
-static int on_progress(unsigned epoch, unsigned epochs, double loss,
-		       double elapsed, double eta, void *ctx)
+static int on_progress(void *ctx, const knytt_progress *pr)
 {
+	unsigned epoch = pr->epoch, epochs = pr->epochs;
+	double loss = pr->loss, elapsed = pr->elapsed, eta = pr->eta;
 	losslog *l = ctx;
 	if (l->f)
 		fprintf(l->f, "%s %u %.6f\n", l->run, epoch, loss);
