@@ -79,6 +79,38 @@ START_TEST(matrix_decay_and_errors)
 }
 END_TEST
 
+START_TEST(matrix_recency)
+{
+	/* half-life 1, boost 2: ranks 0, 1, 2 weigh 3, 2, 1.5; equal times
+	 * rank the later addition as more recent. */
+	knytt_matrix *m;
+	ck_assert_int_eq(knytt_matrix_create(&m), 0);
+	ck_assert_int_eq(knytt_matrix_set_recency(m, 1, 2), 0);
+	ck_assert_int_eq(knytt_matrix_add(m, 0, 5, KNYTT_EVENT_VIEW, 1, 10), 0);
+	ck_assert_int_eq(knytt_matrix_add(m, 1, 0, KNYTT_EVENT_PURCHASE, 1, 3),
+			 0);
+	ck_assert_int_eq(knytt_matrix_add(m, 0, 7, KNYTT_EVENT_VIEW, 1, 20), 0);
+	ck_assert_int_eq(knytt_matrix_add(m, 0, 6, KNYTT_EVENT_CLICK, 1, 20),
+			 0);
+	ck_assert_int_eq(knytt_matrix_set_recency(m, -1, 2), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_matrix_set_recency(m, 1, NAN), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_matrix_build(m, 0, 0), 0);
+	const uint32_t *it;
+	const float *w;
+	ck_assert_int_eq(knytt_matrix_row(m, 0, &it, &w), 3);
+	ck_assert_uint_eq(it[0], 5);
+	ck_assert_float_eq_tol(w[0], 1.5f, 1e-6f); /* oldest: rank 2 */
+	ck_assert_uint_eq(it[1], 6);
+	ck_assert_float_eq_tol(w[1], 2 * 3.0f, 1e-6f); /* click, latest */
+	ck_assert_uint_eq(it[2], 7);
+	ck_assert_float_eq_tol(w[2], 2.0f, 1e-6f); /* same time, earlier */
+	ck_assert_int_eq(knytt_matrix_row(m, 1, &it, &w), 1);
+	ck_assert_float_eq_tol(w[0], 8 * 3.0f, 1e-5f); /* purchase, rank 0 */
+	ck_assert_int_eq(knytt_matrix_set_recency(m, 1, 2), KNYTT_ESTATE);
+	knytt_matrix_close(m);
+}
+END_TEST
+
 /* ---- metrics, leave-one-out ---- */
 
 static int table_score(void *ctx, uint32_t user, const uint32_t *items,
@@ -424,11 +456,14 @@ END_TEST
 START_TEST(als_fold_in_equals_sweep_cg)
 {
 	planted p = make_planted(13);
-	/* 60 factors (stride 64) run the register kernel, 20 the general */
-	const unsigned K = _i ? 60 : 20;
-	knytt_als *a = make_als(K, _i ? 0.002f : 0.5f, 3.0f, 3, KNYTT_ALS_CG,
-				2);
-	ck_assert_int_eq(knytt_als_set_reg_exponent(a, (float)_i), 0);
+	/* 60 and 128 factors (strides 64, 128) run the register kernels,
+	 * 20 the general one; _i = 1 also scales reg by frequency. */
+	static const unsigned ks[3] = {20, 60, 128};
+	const unsigned K = ks[_i];
+	knytt_als *a = make_als(K, _i == 1 ? 0.002f : 0.5f, 3.0f, 3,
+				KNYTT_ALS_CG, 2);
+	ck_assert_int_eq(knytt_als_set_reg_exponent(a, _i == 1 ? 1.0f : 0.0f),
+			 0);
 	ck_assert_int_eq(knytt_als_train(a, p.train), 0);
 	float *before = malloc(NU * K * sizeof *before);
 	float *after = malloc(NU * K * sizeof *after);
@@ -448,7 +483,7 @@ START_TEST(als_fold_in_equals_sweep_cg)
 			ri[j] = it[n - 1 - j];
 			rw[j] = w[n - 1 - j];
 		}
-		float v[64];
+		float v[128];
 		memcpy(v, before + u * K, K * sizeof *v);
 		ck_assert_int_eq(knytt_als_fold_in(a, (size_t)n, ri, rw, v), 0);
 		for (unsigned t = 0; t < K; t++) {
@@ -460,7 +495,7 @@ START_TEST(als_fold_in_equals_sweep_cg)
 	ck_assert_int_gt(moved, 0); /* the pass did change something */
 	/* bad input */
 	uint32_t bad = NI;
-	float one = 1, v[64] = {0};
+	float one = 1, v[128] = {0};
 	ck_assert_int_eq(knytt_als_fold_in(a, 1, &bad, &one, v), KNYTT_EINVAL);
 	uint32_t dup[2] = {3, 3};
 	float w2[2] = {1, 1};
@@ -716,12 +751,80 @@ START_TEST(als_save_load_round_trip)
 }
 END_TEST
 
+START_TEST(als_load_fuzz)
+{
+	/* Every truncation and many random damages are refused cleanly. */
+	planted p = make_planted(31);
+	knytt_als *a = make_als(4, 0.5f, 2.0f, 2, KNYTT_ALS_CG, 1);
+	ck_assert_int_eq(knytt_als_train(a, p.train), 0);
+	void *buf;
+	size_t len;
+	ck_assert_int_eq(knytt_als_save_buffer(a, &buf, &len), 0);
+	knytt_als *b;
+	ck_assert_int_eq(knytt_als_create(&b), 0);
+	size_t step = tu_sanitize() ? 97 : 7;
+	for (size_t n = 0; n < len; n += step)
+		ck_assert_int_eq(knytt_als_load_buffer(b, buf, n),
+				 KNYTT_ECORRUPT);
+	unsigned char *d = malloc(len);
+	uint64_t seed = 5;
+	for (int r = 0; r < 300; r++) {
+		memcpy(d, buf, len);
+		int flips = 1 + (int)(tu_rand(&seed) % 4);
+		for (int f = 0; f < flips; f++)
+			d[tu_rand(&seed) % len] ^=
+				(unsigned char)(1 + tu_rand(&seed) % 255);
+		int rc = knytt_als_load_buffer(b, d, len);
+		ck_assert_msg(rc == KNYTT_ECORRUPT || rc == KNYTT_EVERSION,
+			      "damage %d gave %d", r, rc);
+	}
+	free(d);
+	knytt_free(buf);
+	knytt_als_close(b);
+	knytt_als_close(a);
+	free_planted(&p);
+}
+END_TEST
+
+START_TEST(als_load_fixture_v1)
+{
+	/* tests/fixtures/als-v1.model: 3 users, 3 items, 2 factors, written
+	 * by format version 1; it must keep loading to these values. */
+	static const float users[6] = {
+		0x1.ae26dcp-7f,	 -0x1.79cfc8p-1f, -0x1.2daabap-5f,
+		-0x1.44f6d6p-1f, -0x1.cf411ep-1f, 0x1.0a6a3cp-7f};
+	static const float items[6] = {0x1.15dc5p-5f,  -0x1.c97cc4p-1f,
+				       -0x1.02d476p-5f, -0x1.630a3p+0f,
+				       -0x1.0fdc42p+0f, 0x1.0b8a4ep-5f};
+	knytt_als *a;
+	ck_assert_int_eq(knytt_als_create(&a), 0);
+	int rc = knytt_als_load(a, "tests/fixtures/als-v1.model");
+	if (rc == KNYTT_EIO) {
+		fprintf(stderr, "SKIP: tests/fixtures/als-v1.model not found "
+				"(run from the source tree)\n");
+		knytt_als_close(a);
+		return;
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(knytt_als_factors(a), 2);
+	ck_assert_uint_eq(knytt_als_users(a), 3);
+	ck_assert_uint_eq(knytt_als_items(a), 3);
+	float u[6], it[6];
+	ck_assert_int_eq(knytt_als_user_factors(a, 0, 3, u), 0);
+	ck_assert_int_eq(knytt_als_item_factors(a, 0, 3, it), 0);
+	ck_assert_int_eq(memcmp(u, users, sizeof u), 0);
+	ck_assert_int_eq(memcmp(it, items, sizeof it), 0);
+	knytt_als_close(a);
+}
+END_TEST
+
 Suite *model_suite(void)
 {
 	Suite *s = suite_create("model");
 	TCase *tc = tcase_create("matrix");
 	tcase_add_test(tc, matrix_weights_and_duplicates);
 	tcase_add_test(tc, matrix_decay_and_errors);
+	tcase_add_test(tc, matrix_recency);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("eval");
 	tcase_add_test(tc, loo_metrics_by_hand);
@@ -733,11 +836,13 @@ Suite *model_suite(void)
 	tc = tcase_create("als");
 	tcase_add_test(tc, als_recovers_planted_structure);
 	tcase_add_loop_test(tc, als_fold_in_equals_sweep_cholesky, 0, 2);
-	tcase_add_loop_test(tc, als_fold_in_equals_sweep_cg, 0, 2);
+	tcase_add_loop_test(tc, als_fold_in_equals_sweep_cg, 0, 3);
 	tcase_add_test(tc, als_deterministic);
 	tcase_add_test(tc, als_progress_loss_and_cancel);
 	tcase_add_test(tc, als_bad_settings);
 	tcase_add_test(tc, als_save_load_round_trip);
+	tcase_add_test(tc, als_load_fuzz);
+	tcase_add_test(tc, als_load_fixture_v1);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -342,28 +342,28 @@ START_TEST(save_load_round_trip_and_corruption)
 	/* the memory form is the same bytes */
 	void *buf;
 	size_t len;
-	ck_assert_int_eq(knytt_twotower_save_mem(tt, &buf, &len), 0);
+	ck_assert_int_eq(knytt_twotower_save_buffer(tt, &buf, &len), 0);
 	FILE *f = fopen(path, "rb");
 	unsigned char *fb = malloc(len + 1);
 	ck_assert_uint_eq(fread(fb, 1, len + 1, f), len);
 	fclose(f);
 	ck_assert(memcmp(fb, buf, len) == 0);
 	ck_assert_int_eq(knytt_twotower_create(&t3), 0);
-	ck_assert_int_eq(knytt_twotower_load_mem(t3, buf, len), 0);
+	ck_assert_int_eq(knytt_twotower_load_buffer(t3, buf, len), 0);
 	same_model(tt, t3);
 
 	/* corruption: every failure keeps the loaded model */
 	unsigned char *c = malloc(len);
 	memcpy(c, buf, len);
 	c[len / 2] ^= 0x10; /* a parameter bit */
-	ck_assert_int_eq(knytt_twotower_load_mem(t3, c, len), KNYTT_ECORRUPT);
+	ck_assert_int_eq(knytt_twotower_load_buffer(t3, c, len), KNYTT_ECORRUPT);
 	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "checksum"));
 	memcpy(c, buf, len);
-	ck_assert_int_eq(knytt_twotower_load_mem(t3, c, len - 9),
+	ck_assert_int_eq(knytt_twotower_load_buffer(t3, c, len - 9),
 			 KNYTT_ECORRUPT); /* truncated */
-	ck_assert_int_eq(knytt_twotower_load_mem(t3, c, 10), KNYTT_ECORRUPT);
+	ck_assert_int_eq(knytt_twotower_load_buffer(t3, c, 10), KNYTT_ECORRUPT);
 	c[0] = 'X';
-	ck_assert_int_eq(knytt_twotower_load_mem(t3, c, len), KNYTT_ECORRUPT);
+	ck_assert_int_eq(knytt_twotower_load_buffer(t3, c, len), KNYTT_ECORRUPT);
 	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "magic"));
 	/* a newer version, with a valid checksum */
 	memcpy(c, buf, len);
@@ -373,7 +373,7 @@ START_TEST(save_load_round_trip_and_corruption)
 	c[len - 3] = (unsigned char)(crc >> 8);
 	c[len - 2] = (unsigned char)(crc >> 16);
 	c[len - 1] = (unsigned char)(crc >> 24);
-	ck_assert_int_eq(knytt_twotower_load_mem(t3, c, len), KNYTT_EVERSION);
+	ck_assert_int_eq(knytt_twotower_load_buffer(t3, c, len), KNYTT_EVERSION);
 	/* a consistent checksum over an inconsistent table */
 	memcpy(c, buf, len);
 	c[24] = 0xff; /* nitems */
@@ -382,7 +382,7 @@ START_TEST(save_load_round_trip_and_corruption)
 	c[len - 3] = (unsigned char)(crc >> 8);
 	c[len - 2] = (unsigned char)(crc >> 16);
 	c[len - 1] = (unsigned char)(crc >> 24);
-	ck_assert_int_eq(knytt_twotower_load_mem(t3, c, len), KNYTT_ECORRUPT);
+	ck_assert_int_eq(knytt_twotower_load_buffer(t3, c, len), KNYTT_ECORRUPT);
 	same_model(tt, t3);
 	/* a corrupted file */
 	f = fopen(path, "r+b");
@@ -446,7 +446,7 @@ START_TEST(bad_hyperparameters_and_input)
 			 KNYTT_ESTATE);
 	void *buf;
 	size_t len;
-	ck_assert_int_eq(knytt_twotower_save_mem(tt, &buf, &len),
+	ck_assert_int_eq(knytt_twotower_save_buffer(tt, &buf, &len),
 			 KNYTT_ESTATE);
 	ck_assert_uint_eq(knytt_twotower_dim(tt), 0);
 	/* bad interactions: the message names the interaction */
@@ -529,9 +529,10 @@ typedef struct prog {
 	double last_loss, first_loss;
 } prog;
 
-static int on_progress(unsigned epoch, unsigned epochs, double loss,
-		       double elapsed, double eta, void *ctx)
+static int on_progress(void *ctx, const knytt_progress *pr)
 {
+	unsigned epoch = pr->epoch, epochs = pr->epochs;
+	double loss = pr->loss, elapsed = pr->elapsed, eta = pr->eta;
 	prog *p = ctx;
 	p->calls++;
 	ck_assert_uint_eq(epoch, p->calls);
@@ -701,7 +702,7 @@ START_TEST(loader_survives_random_edits)
 		c[len - 3] = (unsigned char)(crc >> 8);
 		c[len - 2] = (unsigned char)(crc >> 16);
 		c[len - 1] = (unsigned char)(crc >> 24);
-		int rc = knytt_twotower_load_mem(tt, c, len);
+		int rc = knytt_twotower_load_buffer(tt, c, len);
 		ck_assert_msg(rc == 0 || rc == KNYTT_ECORRUPT ||
 				      rc == KNYTT_EVERSION,
 			      "edit %d: rc %d", it, rc);

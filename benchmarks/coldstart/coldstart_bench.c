@@ -195,9 +195,10 @@ typedef struct losslog {
 	int verbose;
 } losslog;
 
-static int on_progress(unsigned epoch, unsigned epochs, double loss,
-		       double elapsed, double eta, void *ctx)
+static int on_progress(void *ctx, const knytt_progress *pr)
 {
+	unsigned epoch = pr->epoch, epochs = pr->epochs;
+	double loss = pr->loss, elapsed = pr->elapsed, eta = pr->eta;
 	losslog *l = ctx;
 	if (l->f)
 		fprintf(l->f, "%s %u %.6f\n", l->run, epoch, loss);
@@ -311,8 +312,8 @@ int main(int argc, char **argv)
 	if (!dir)
 		dir = "../shared/data";
 	data D;
-	/* quick: the first 1500 users, fewer epochs, no search */
-	load(dir, &D, quick ? 1500 : UINT32_MAX);
+	/* quick: the first 1000 users, fewer epochs, no search */
+	load(dir, &D, quick ? 1000 : UINT32_MAX);
 	FILE *lf = lossf ? fopen(lossf, "w") : NULL;
 	losslog log = { lf, "", 1 };
 	uint32_t nu = D.nusers, ni = D.nitems;
@@ -587,7 +588,7 @@ int main(int argc, char **argv)
 
 	printf("\nknytt two-tower on MovieLens-1M%s (%u users, %u items, "
 	       "%zu training interactions)\n",
-	       quick ? " [quick: first 1500 users]" : "", nu, ni, D.n);
+	       quick ? " [quick: first 1000 users]" : "", nu, ni, D.n);
 	printf("\nCold start: %u items (10%%) removed from training; %zu users "
 	       "with interactions on them\n",
 	       ncold, nusers_eval);

@@ -179,6 +179,48 @@ AVX512 static void rows64(const float *G, const float *F, const uint32_t *idx,
 	_mm512_storeu_ps(out + 48, o3);
 }
 
+/* 128 factors: the same with eight registers per vector (24 of 32). */
+AVX512 static void rows128(const float *G, const float *F,
+			   const uint32_t *idx, const float *cm1, size_t n,
+			   const float *p, float *out, int resid)
+{
+	__m512 pv[8], o[8], f[8];
+#pragma GCC unroll 8
+	for (int v = 0; v < 8; v++) {
+		pv[v] = _mm512_loadu_ps(p + 16 * v);
+		o[v] = _mm512_setzero_ps();
+	}
+	float sg = resid ? -1.0f : 1.0f;
+	for (size_t r = 0; r < 128; r++) {
+		__m512 pr = _mm512_set1_ps(sg * p[r]);
+		const float *g = G + r * 128;
+#pragma GCC unroll 8
+		for (int v = 0; v < 8; v++)
+			o[v] = _mm512_fmadd_ps(pr, _mm512_loadu_ps(g + 16 * v),
+					       o[v]);
+	}
+	for (size_t j = 0; j < n; j++) {
+		const float *fr = F + (size_t)idx[j] * 128;
+		__m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+#pragma GCC unroll 8
+		for (int v = 0; v < 8; v += 2) {
+			f[v] = _mm512_loadu_ps(fr + 16 * v);
+			f[v + 1] = _mm512_loadu_ps(fr + 16 * v + 16);
+			a0 = _mm512_fmadd_ps(f[v], pv[v], a0);
+			a1 = _mm512_fmadd_ps(f[v + 1], pv[v + 1], a1);
+		}
+		float d = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+		__m512 c = _mm512_set1_ps(resid ? 1.0f + cm1[j] - cm1[j] * d
+						: cm1[j] * d);
+#pragma GCC unroll 8
+		for (int v = 0; v < 8; v++)
+			o[v] = _mm512_fmadd_ps(c, f[v], o[v]);
+	}
+#pragma GCC unroll 8
+	for (int v = 0; v < 8; v++)
+		_mm512_storeu_ps(out + 16 * v, o[v]);
+}
+
 /* Any kp: the same arithmetic through memory. */
 AVX512 static void rows_any(const float *G, const float *F,
 			    const uint32_t *idx, const float *cm1, size_t n,
@@ -202,6 +244,8 @@ AVX512 static void apply_avx512(const float *G, const float *F,
 {
 	if (kp == 64)
 		rows64(G, F, idx, cm1, n, p, out, 0);
+	else if (kp == 128)
+		rows128(G, F, idx, cm1, n, p, out, 0);
 	else
 		rows_any(G, F, idx, cm1, n, p, out, kp, 0);
 }
@@ -213,6 +257,8 @@ AVX512 static void residual_avx512(const float *G, const float *F,
 {
 	if (kp == 64)
 		rows64(G, F, idx, cm1, n, x, r, 1);
+	else if (kp == 128)
+		rows128(G, F, idx, cm1, n, x, r, 1);
 	else
 		rows_any(G, F, idx, cm1, n, x, r, kp, 1);
 }

@@ -21,6 +21,7 @@ struct knytt_matrix {
 	float type_w[KNYTT_EVENT_MAX];
 	double half_life; /* 0 = no decay */
 	int64_t now;
+	double rec_half, rec_boost; /* recency in interactions; 0 = off */
 	bool built;
 
 	/* CSR: row u holds items[rowptr[u] .. rowptr[u+1]), ascending, with

@@ -77,7 +77,7 @@ struct knytt_twotower {
 	unsigned epochs, batch, threads, history;
 	float lr, temp, id_drop;
 	uint64_t seed;
-	knytt_twotower_progress_fn progress;
+	knytt_progress_fn progress;
 	void *pctx;
 	tt_model *m; /* NULL until train or load */
 };
@@ -289,8 +289,8 @@ int knytt_twotower_set_id_dropout(knytt_twotower *tt, float p)
 	return KNYTT_OK;
 }
 
-int knytt_twotower_set_progress(knytt_twotower *tt,
-				knytt_twotower_progress_fn fn, void *ctx)
+int knytt_twotower_set_progress(knytt_twotower *tt, knytt_progress_fn fn,
+				void *ctx)
 {
 	NEED_TT(tt);
 	tt->progress = fn;
@@ -1053,10 +1053,9 @@ int knytt_twotower_train(knytt_twotower *tt, uint32_t nusers,
 		}
 		double el = now_s() - t0;
 		double loss = lcount ? lsum / (double)lcount : 0.0;
-		if (tt->progress &&
-		    tt->progress(ep + 1, tt->epochs, loss, el,
-				 el / (ep + 1) * (tt->epochs - ep - 1),
-				 tt->pctx) != 0) {
+		knytt_progress pr = { ep + 1, tt->epochs, loss, el,
+				      el / (ep + 1) * (tt->epochs - ep - 1) };
+		if (tt->progress && tt->progress(tt->pctx, &pr) != 0) {
 			free(order);
 			model_free(T->m);
 			train_free(T);
@@ -1243,7 +1242,7 @@ static void put_u32s(unsigned char **p, const uint32_t *a, size_t n)
 		knytt__put_u32(*p, a[k]);
 }
 
-int knytt_twotower_save_mem(const knytt_twotower *tt, void **buf,
+int knytt_twotower_save_buffer(const knytt_twotower *tt, void **buf,
 			    size_t *len)
 {
 	NEED_MODEL(tt);
@@ -1294,7 +1293,7 @@ int knytt_twotower_save(const knytt_twotower *tt, const char *path)
 		return knytt__err(KNYTT_EINVAL, "path is NULL");
 	void *buf;
 	size_t len;
-	int rc = knytt_twotower_save_mem(tt, &buf, &len);
+	int rc = knytt_twotower_save_buffer(tt, &buf, &len);
 	if (rc)
 		return rc;
 	size_t pl = strlen(path);
@@ -1362,7 +1361,7 @@ static int check_csr(const uint32_t *off, size_t n, const uint32_t *vals,
 	return KNYTT_OK;
 }
 
-int knytt_twotower_load_mem(knytt_twotower *tt, const void *buf, size_t len)
+int knytt_twotower_load_buffer(knytt_twotower *tt, const void *buf, size_t len)
 {
 	NEED_TT(tt);
 	if (!buf)
@@ -1503,7 +1502,7 @@ int knytt_twotower_load(knytt_twotower *tt, const char *path)
 	}
 	fclose(f);
 	if (!rc)
-		rc = knytt_twotower_load_mem(tt, buf, len);
+		rc = knytt_twotower_load_buffer(tt, buf, len);
 	free(buf);
 	return rc;
 }
