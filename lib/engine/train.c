@@ -11,7 +11,7 @@
  * Blob "engine-model", version 1, little-endian:
  *   "KNYTTENG" | u32 version | u32 kind | u32 dim | u32 nitems |
  *   u64 model bytes | nitems x u64 store ids (model row order) |
- *   model bytes (knytt_als_save_buffer / knytt_twotower_save_mem) |
+ *   model bytes (knytt_als_save_buffer / knytt_twotower_save_buffer) |
  *   u32 CRC-32C of everything before it
  */
 #include "engine_int.h"
@@ -35,7 +35,7 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 	void *mb = NULL;
 	size_t ml = 0;
 	int rc = als ? knytt_als_save_buffer(als, &mb, &ml)
-		     : knytt_twotower_save_mem(tt, &mb, &ml);
+		     : knytt_twotower_save_buffer(tt, &mb, &ml);
 	if (rc)
 		return rc;
 	size_t n = BLOB_HDR + (size_t)nitems * 8 + ml + 4;
@@ -109,7 +109,7 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			rc = knytt_als_load_buffer(*als, mb, (size_t)ml);
 	} else {
 		if ((rc = knytt_twotower_create(tt)) == KNYTT_OK)
-			rc = knytt_twotower_load_mem(*tt, mb, (size_t)ml);
+			rc = knytt_twotower_load_buffer(*tt, mb, (size_t)ml);
 	}
 	if (rc) {
 		knytt_als_close(*als);
@@ -271,13 +271,6 @@ static int progress_cb(void *ctx, const knytt_progress *p)
 	return fn ? fn(uctx, p) : 0;
 }
 
-static int tt_progress_cb(unsigned epoch, unsigned epochs, double loss,
-			  double elapsed, double eta, void *ctx)
-{
-	knytt_progress p = { epoch, epochs, loss, elapsed, eta };
-	return progress_cb(ctx, &p);
-}
-
 static void job_free(job *j)
 {
 	knytt__lmap_free(&j->users);
@@ -399,8 +392,11 @@ int knytt__engine_train_job(knytt_engine *e)
 		if ((rc = knytt_twotower_create(&tt)) ||
 		    (rc = knytt_twotower_set_dim(tt, e->dim)) ||
 		    (rc = knytt_twotower_set_epochs(tt, e->tt_epochs)) ||
+		    /* 2^16 feature buckets: a catalog's vocabulary fits, and
+		     * the model stays 16 MB at dim 64 instead of 67 */
+		    (rc = knytt_twotower_set_buckets(tt, 1u << 16)) ||
 		    (rc = knytt_twotower_set_threads(tt, e->threads)) ||
-		    (rc = knytt_twotower_set_progress(tt, tt_progress_cb, e)) ||
+		    (rc = knytt_twotower_set_progress(tt, progress_cb, e)) ||
 		    (rc = knytt_twotower_train(tt, j.nusers, j.nitems, j.feat,
 					       j.n, j.u, j.it, j.w, j.ts)))
 			goto fail_model;
