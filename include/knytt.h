@@ -1819,7 +1819,11 @@ KNYTT_API int knytt_engine_set_threads(knytt_engine *e, unsigned threads);
  * serving state: items and their filters from the store, the latest
  * trained model and the vector index (from the index file saved next to
  * a SQLite database, else rebuilt from the stored embeddings), trending
- * counters from recent interactions.  Nothing is retrained.
+ * counters from recent interactions.  Nothing is retrained.  A model
+ * kind or dimension left at its default follows the stored model; one set
+ * explicitly to something else means "retrain": the stored model is then
+ * not served (recommendations fall back to trending and popular items)
+ * until knytt_engine_train replaces it.
  * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB, KNYTT_EIO,
  *         KNYTT_ECORRUPT, KNYTT_ENOMEM.
  */

@@ -199,8 +199,11 @@ START_TEST(session_feedback_shifts_results)
 	}
 	n = knytt_engine_recommend(e, user, 10, NULL, NULL, r);
 	int after = count_cat(r, n, 3), sess = 0;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		sess += r[i].reason == KNYTT_REASON_SESSION;
+		if (i) /* one ranking, one score scale */
+			ck_assert(r[i].score <= r[i - 1].score + 1e-9);
+	}
 	ck_assert_msg(after >= before + 3,
 		      "garden items before %d, after %d", before, after);
 	ck_assert_int_gt(sess, 0);
@@ -482,6 +485,27 @@ START_TEST(reopen_restores_without_retraining)
 	ck_assert_int_eq(na, nb);
 	for (int i = 0; i < na; i++)
 		ck_assert_str_eq(a[i].ext_id, b[i].ext_id);
+	knytt_engine_close(e);
+	/* default settings follow the stored model (kind ALS, dim 16) */
+	char uri[160];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	knytt_engine_train_status(e, &s2);
+	ck_assert_int_eq(s2.model_version, s1.model_version);
+	nb = knytt_engine_recommend(e, "u5", 10, NULL, NULL, b);
+	ck_assert_int_eq(nb, na);
+	ck_assert_str_eq(a[0].ext_id, b[0].ext_id);
+	knytt_engine_close(e);
+	/* an explicit other dimension means retrain: not served until then */
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 8), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	knytt_engine_train_status(e, &s2);
+	ck_assert_int_eq(s2.model_version, 0);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_engine_train_status(e, &s2);
+	ck_assert_int_gt(s2.model_version, s1.model_version);
 	knytt_engine_close(e);
 	cleanup();
 }

@@ -197,6 +197,7 @@ int knytt_engine_set_model(knytt_engine *e, knytt_model_kind kind)
 		return knytt__err(KNYTT_EINVAL, "model kind %d is unknown",
 				  (int)kind);
 	e->kind = kind;
+	e->kind_set = 1;
 	return KNYTT_OK;
 }
 
@@ -207,6 +208,7 @@ int knytt_engine_set_dim(knytt_engine *e, uint32_t dim)
 		return knytt__err(KNYTT_EINVAL, "dim is %u, must be 1..4096",
 				  dim);
 	e->dim = dim;
+	e->dim_set = 1;
 	return KNYTT_OK;
 }
 
@@ -543,7 +545,24 @@ static int load_model_and_index(knytt_engine *e)
 				       NULL, &version, NULL);
 	if (rc == KNYTT_ENOTFOUND)
 		rc = KNYTT_OK; /* never trained */
-	else if (rc == KNYTT_OK) {
+	else if (rc == KNYTT_OK && size >= 24 &&
+		 memcmp(blob, "KNYTTENG", 8) == 0) {
+		/* settings left at their defaults follow the stored model;
+		 * explicit ones that differ mean "retrain": the stored model
+		 * is then not served, and the next train replaces it */
+		const unsigned char *h = blob;
+		knytt_model_kind sk = (knytt_model_kind)knytt__get_u32(h + 12);
+		uint32_t sd = knytt__get_u32(h + 16);
+		if (!e->kind_set && e->kind != KNYTT_MODEL_EXTERNAL)
+			e->kind = sk;
+		if (!e->dim_set && sd > 0 && sd <= 4096)
+			e->dim = sd;
+		if (e->kind != sk || e->dim != sd) {
+			knytt_free(blob);
+			blob = NULL;
+		}
+	}
+	if (rc == KNYTT_OK && blob) {
 		knytt_als *als = NULL;
 		knytt_twotower *tt = NULL;
 		uint64_t *items = NULL;

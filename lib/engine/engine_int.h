@@ -60,6 +60,7 @@ struct knytt_engine {
 	int is_open;
 	knytt_model_kind kind;
 	uint32_t dim;
+	int kind_set, dim_set; /* set explicitly (else a stored model's win) */
 	unsigned m, efc, efs;
 	double w_view, w_click, w_cart, w_purchase, w_fav, w_rating,
 		w_custom;

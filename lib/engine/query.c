@@ -263,6 +263,14 @@ out:
 	free(maxsim);
 }
 
+static int cmp_score(const void *a, const void *b)
+{
+	const knytt_result *x = a, *y = b;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->item_id < y->item_id ? -1 : x->item_id > y->item_id;
+}
+
 /* One taste query: up to kk filtered results into res[0..*n). */
 static int search_taste(const knytt_engine *e, qctx *c, const float *q,
 			size_t kk, uint64_t *lab, float *dist,
@@ -281,35 +289,54 @@ static int search_taste(const knytt_engine *e, qctx *c, const float *q,
 }
 
 /*
- * Merges ranked lists a (long-term) and b (session) so that after every
- * position the share of b items is as close to f as it can be, skipping
- * duplicates.  Writes into dst, which may be a itself (a is copied
- * first).  Returns the count, at most cap.
+ * Fuses the long-term list a and the session list b by weighted
+ * reciprocal rank: score = (1 - f) / (1 + rank in a) + f / (1 + rank in
+ * b).  With f = 0.5 the two lists alternate; with f = 0.25 the session
+ * gets about one slot in four; an item on both lists adds up.  Scores
+ * are comparable within the answer and the result is sorted by them.
+ * The reason is the list that contributed more.  Writes at most cap
+ * entries into dst (which may be a: a is copied first).
  */
-static size_t interleave(knytt_result *a, size_t na, const knytt_result *b,
-			 size_t nb, float f, size_t cap, knytt_result *dst)
+static size_t fuse_lists(const knytt_result *a, size_t na,
+			 const knytt_result *b, size_t nb, float f, size_t cap,
+			 knytt_result *dst)
 {
-	knytt_result *tmp = malloc((na + nb + 1) * sizeof *tmp);
-	if (!tmp)
+	knytt_result *t = malloc((na + nb + 1) * sizeof *t);
+	double *part_b = malloc((na + nb + 1) * sizeof *part_b);
+	if (!t || !part_b) {
+		free(t);
+		free(part_b);
 		return 0;
-	memcpy(tmp, a, na * sizeof *a);
-	size_t ia = 0, ib = 0, n = 0, from_b = 0;
-	while (n < cap && (ia < na || ib < nb)) {
-		int take_b;
-		if (ia >= na)
-			take_b = 1;
-		else if (ib >= nb)
-			take_b = 0;
-		else
-			take_b = (double)from_b < (double)f * (double)(n + 1) -
-							 1e-9;
-		const knytt_result *x = take_b ? &b[ib++] : &tmp[ia++];
-		if (taken(dst, n, x->item_id))
-			continue;
-		dst[n++] = *x;
-		from_b += take_b;
 	}
-	free(tmp);
+	size_t n = 0;
+	for (size_t i = 0; i < na; i++) {
+		t[n] = a[i];
+		t[n].score = (1.0 - f) / (1.0 + (double)i);
+		part_b[n++] = 0;
+	}
+	for (size_t j = 0; j < nb; j++) {
+		double sb = f / (1.0 + (double)j);
+		size_t i;
+		for (i = 0; i < n && t[i].item_id != b[j].item_id; i++)
+			;
+		if (i == n) {
+			t[n] = b[j];
+			t[n].score = 0;
+			part_b[n++] = 0;
+		}
+		t[i].score += sb;
+		part_b[i] += sb;
+		if (part_b[i] > t[i].score - part_b[i]) {
+			t[i].reason = b[j].reason;
+			t[i].because = b[j].because;
+		}
+	}
+	qsort(t, n, sizeof *t, cmp_score);
+	if (n > cap)
+		n = cap;
+	memcpy(dst, t, n * sizeof *dst);
+	free(t);
+	free(part_b);
 	return n;
 }
 
@@ -377,12 +404,12 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 				      e->sess_blend, q, &share);
 	if (warm && knytt_index_count(e->ix) > 0) {
 		/*
-		 * Long-term and session are searched separately and
-		 * interleaved: a share f of the slots goes to the session's
-		 * best items, the rest to the long-term ones.  A linear blend
-		 * of the two vectors cannot do this: the long-term vector
-		 * scores other categories below zero, so a fresh interest
-		 * would need f near 1 to show at all.
+		 * Long-term and session are searched separately and fused by
+		 * rank (fuse_lists): about a share f of the slots goes to the
+		 * session's best items.  A linear blend of the two vectors
+		 * cannot do this: the long-term vector scores other
+		 * categories below zero, so a fresh interest would need f
+		 * near 1 to show at all.
 		 */
 		size_t nl = 0, ns = 0;
 		knytt_result *lc = cand, *sc = NULL;
@@ -408,13 +435,11 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 				goto out;
 			}
 		}
-		n = interleave(lc, nl, sc, ns, share, kk, cand);
+		if (sc)
+			n = fuse_lists(lc, nl, sc, ns, share, kk, cand);
+		else
+			n = nl; /* long-term only: its own scores and order */
 		free(sc);
-		/* one score scale for the merged list: the blended taste */
-		for (size_t i = 0; i < n; i++)
-			if (knytt_index_get(e->ix, cand[i].item_id, v, d) ==
-			    KNYTT_OK)
-				cand[i].score = knytt__vec()->dot(q, v, d);
 		if (lambda < 1 && n > 1)
 			mmr(e, cand, n, k, lambda);
 		if (n > k)
@@ -437,14 +462,6 @@ out:
 }
 
 /* ---------------------------------------------------------------- similar */
-
-static int cmp_score(const void *a, const void *b)
-{
-	const knytt_result *x = a, *y = b;
-	if (x->score != y->score)
-		return x->score > y->score ? -1 : 1;
-	return x->item_id < y->item_id ? -1 : x->item_id > y->item_id;
-}
 
 typedef struct coview {
 	knytt_engine *e;
