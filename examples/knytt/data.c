@@ -73,7 +73,9 @@ typedef struct importer {
 	int done;
 	int64_t base;  /* rows of this kind before the import */
 	size_t lines;  /* data lines in the file (estimate of the total) */
-	uint64_t tenant;
+	/* a second connection for counting, opened before the import so
+	 * that its schema check does not wait for the import's write lock */
+	knytt_store *counter;
 } importer;
 
 static void on_reject(size_t line, const char *field, const char *reason,
@@ -126,12 +128,7 @@ static size_t count_lines(const char *path)
 static void *progress_thread(void *arg)
 {
 	importer *im = arg;
-	knytt_store *st = NULL;
-	if (knytt_store_open(im->c->db, &st) != 0 ||
-	    knytt_store_use_tenant(st, im->tenant) != 0) {
-		knytt_store_close(st);
-		st = NULL;
-	}
+	knytt_store *st = im->counter;
 	for (;;) {
 		pthread_mutex_lock(&im->lock);
 		int done = im->done;
@@ -151,7 +148,6 @@ static void *progress_thread(void *arg)
 		pthread_mutex_unlock(&im->lock);
 		usleep(150000);
 	}
-	knytt_store_close(st);
 	return NULL;
 }
 
@@ -169,11 +165,16 @@ int cli_import_file(const cli *c, knytt_store *st, const char *path,
 	int threaded = 0;
 	if (im.b.on) {
 		im.base = count_rows(st, kind);
-		im.tenant = knytt_store_tenant(st);
-		if (!strstr(c->db, ":memory:")) {
+		if (!strstr(c->db, ":memory:") &&
+		    knytt_store_open(c->db, &im.counter) == 0 &&
+		    knytt_store_use_tenant(im.counter,
+					   knytt_store_tenant(st)) == 0) {
 			im.lines = count_lines(path);
 			if (im.lines > 0 && fmt == KNYTT_FORMAT_CSV)
 				im.lines--; /* the header */
+		} else {
+			knytt_store_close(im.counter);
+			im.counter = NULL;
 		}
 		if (im.base >= 0)
 			threaded = pthread_create(&th, NULL, progress_thread,
@@ -187,6 +188,7 @@ int cli_import_file(const cli *c, knytt_store *st, const char *path,
 		pthread_join(th, NULL);
 	}
 	bar_done(&im.b);
+	knytt_store_close(im.counter);
 	if (im.rejects > MAX_REJECTS_SHOWN)
 		fprintf(stderr, "knytt: import: %s: %zu more rejected rows not "
 				"shown\n",
