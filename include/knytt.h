@@ -1492,6 +1492,162 @@ KNYTT_API int knytt_twotower_load_mem(knytt_twotower *tt, const void *buf,
 /* ===== end part: twotower ===== */
 
 /* ===== part: engine (lib/engine, lib/taste) ===== */
+/* --- external embedder --- */
+/*
+ * External embedding service (lib/engine/embedder.c): an HTTP client
+ * (libcurl) for the common embeddings protocol.  Each call POSTs
+ *     {"model": "<model>", "input": ["text", ...]}
+ * to <base>/v1/embeddings and reads the answer
+ *     {"data": [{"index": 0, "embedding": [0.1, ...]}, ...]}
+ * ("index" is optional; when present it gives the input each embedding
+ * belongs to).  Big calls are split into batches; timeouts, connection
+ * errors, HTTP 429 and 5xx are retried with exponential backoff and
+ * jitter.
+ *
+ * Life cycle: knytt_embedder_create() -> knytt_embedder_set_*() ->
+ * knytt_embedder_open() -> knytt_embedder_embed() ... ->
+ * knytt_embedder_close().  open checks the settings and does not contact
+ * the server; knytt_embedder_probe() does, if the dimension is wanted
+ * before the first real call.
+ *
+ * The API key is sent as "Authorization: Bearer <key>" and never appears
+ * in an error message; neither do the user-info and query parts of the
+ * URL (a server that echoes the key in an error body has it replaced by
+ * "***").
+ *
+ * THREAD SAFETY.  After open, any number of threads may call embed,
+ * probe and dim on one handle at once.  Each call takes an idle libcurl
+ * easy handle from a small pool inside the embedder (or makes one) and
+ * returns it afterwards, so connections to the server are kept alive and
+ * reused across calls while no easy handle is ever used by two threads.
+ * The dimension learned from the first answer is stored atomically.
+ * Setters are allowed only before open; close must not race with any
+ * other call.  libcurl's global initialisation runs once per process
+ * (pthread_once) on the first open; the library never calls
+ * curl_global_cleanup().
+ */
+typedef struct knytt_embedder knytt_embedder;
+
+/**
+ * Allocates an unconfigured embedder.  Defaults: no model (the "model"
+ * member is then left out of requests), no API key, timeout 30000 ms,
+ * 2 retries with a 100 ms base backoff, batches of 32 inputs, dimension
+ * learned from the first answer.
+ * @param[out] out  the new handle, freed with knytt_embedder_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_embedder_create(knytt_embedder **out);
+
+/**
+ * Sets where requests go (required).  @p base_url is copied.  Accepted
+ * forms, with or without a trailing slash:
+ *   "http://host:port"                  -> POST http://host:port/v1/embeddings
+ *   "https://host/prefix"               -> POST https://host/prefix/v1/embeddings
+ *   "https://api.example.com/v1"        -> POST https://api.example.com/v1/embeddings
+ *   "http://host/any/path/embeddings"   -> used as is
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, empty, not http:// or https://,
+ *         contains whitespace or control characters), KNYTT_ESTATE (after
+ *         open), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_embedder_set_url(knytt_embedder *e, const char *base_url);
+
+/** Model name sent in each request (copied; NULL or "" = leave the
+ *  member out).  Before open.  KNYTT_EINVAL (not valid UTF-8), ESTATE,
+ *  ENOMEM. */
+KNYTT_API int knytt_embedder_set_model(knytt_embedder *e, const char *model);
+
+/** API key, sent as "Authorization: Bearer <key>" (copied, wiped from
+ *  memory on close; NULL or "" = no Authorization header).  Before open.
+ *  KNYTT_EINVAL (contains control characters or spaces), ESTATE,
+ *  ENOMEM. */
+KNYTT_API int knytt_embedder_set_api_key(knytt_embedder *e, const char *key);
+
+/** Time limit of one HTTP request, connection included, in milliseconds
+ *  (0 = default 30000; valid 1..3600000).  Each retry gets the full
+ *  limit again.  Before open.  KNYTT_EINVAL/ESTATE. */
+KNYTT_API int knytt_embedder_set_timeout_ms(knytt_embedder *e, long ms);
+
+/**
+ * Retry policy: up to @p retries further attempts (0..100) after a
+ * timeout, a connection error, HTTP 429 or HTTP 5xx; never after other
+ * 4xx answers or a malformed 200 answer.  The wait before retry i
+ * (1-based) is drawn uniformly from [d/2, d] with d = backoff_ms *
+ * 2^(i-1), capped at 30 s; a Retry-After header asking for longer is
+ * honoured up to 30 s, beyond that the call fails at once.
+ * @p backoff_ms is 0..60000 (0 = retry without waiting).  Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_embedder_set_retries(knytt_embedder *e, unsigned retries,
+					 long backoff_ms);
+
+/** Largest number of inputs per request (0 = default 32; valid
+ *  1..65536); embed splits bigger calls into consecutive requests.
+ *  Before open.  KNYTT_EINVAL/ESTATE. */
+KNYTT_API int knytt_embedder_set_batch(knytt_embedder *e, unsigned max_inputs);
+
+/** Expected dimension of every embedding (0 = learn it from the first
+ *  answer; valid up to 65536).  Before open.  KNYTT_EINVAL/ESTATE. */
+KNYTT_API int knytt_embedder_set_dim(knytt_embedder *e, uint32_t dim);
+
+/**
+ * Checks the settings and makes the embedder usable.  Does not contact
+ * the server.
+ * @return KNYTT_OK, KNYTT_EINVAL (no URL set), KNYTT_ESTATE (already
+ *         open), KNYTT_ENOMEM, KNYTT_EIO (libcurl cannot initialise).
+ */
+KNYTT_API int knytt_embedder_open(knytt_embedder *e);
+
+/**
+ * Embeds @p n texts and writes their embeddings, in input order, to
+ * @p out (n * dim floats, row i = texts[i]).
+ *
+ * @p dim is the row length of @p out.  It must equal the embedder's
+ * dimension if that is known (set, or learned from an earlier answer);
+ * if not, the answer must have @p dim dimensions and the embedder learns
+ * it.  Texts are checked before anything is sent: each must be non-NULL
+ * valid UTF-8.  n = 0 returns at once.  On failure the content of
+ * @p out is unspecified (earlier batches may have been written).
+ *
+ * @param[in]  texts  n NUL-terminated UTF-8 strings, borrowed for the call.
+ * @param[out] out    n * dim floats, owned by the caller.
+ * @return KNYTT_OK, or
+ *   KNYTT_EINVAL     NULL pointer, dim 0 or not the embedder's dimension,
+ *                    a NULL text or one that is not valid UTF-8 (the
+ *                    message gives its index);
+ *   KNYTT_ESTATE     not open;
+ *   KNYTT_ETIMEDOUT  the last attempt timed out;
+ *   KNYTT_EAUTH      HTTP 401 or 403 (not retried);
+ *   KNYTT_EBUSY      HTTP 429 after every retry, or a Retry-After over 30 s;
+ *   KNYTT_EPROTO     the answer is not the protocol: not JSON, no "data"
+ *                    array, "answer has 3 embeddings for 4 inputs",
+ *                    "embedding 2 has 384 dimensions, expected 768", a
+ *                    value that is not a finite float, a bad "index",
+ *                    an answer over 64 MiB;
+ *   KNYTT_EIO        connection failure after every retry, or any other
+ *                    HTTP error status (the message gives the status and
+ *                    the start of the body);
+ *   KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_embedder_embed(knytt_embedder *e, size_t n,
+				   const char *const *texts, float *out,
+				   uint32_t dim);
+
+/**
+ * Sends one short request (the text "dimension probe") if the dimension
+ * is not known yet, and returns the dimension.
+ * @return the dimension (> 0), or the errors of knytt_embedder_embed().
+ */
+KNYTT_API int knytt_embedder_probe(knytt_embedder *e);
+
+/** The dimension: set, or learned from an answer; 0 while unknown or if
+ *  e is NULL. */
+KNYTT_API uint32_t knytt_embedder_dim(const knytt_embedder *e);
+
+/** Closes pooled connections, wipes the API key and frees the handle.
+ *  NULL is a no-op. */
+KNYTT_API void knytt_embedder_close(knytt_embedder *e);
+
+
 /* --- engine --- */
 /* ------------------------------------------------------------------------
  * Engine (lib/engine, lib/taste): the store, the vector index and the
@@ -1515,8 +1671,6 @@ KNYTT_API int knytt_twotower_load_mem(knytt_twotower *tt, const void *buf,
  * Setters are for before open; close must not race with other calls.
  * ---------------------------------------------------------------------- */
 typedef struct knytt_engine knytt_engine;
-/* declared with its functions above (external embedder) */
-typedef struct knytt_embedder knytt_embedder;
 
 /** Where item and query vectors come from. */
 typedef enum knytt_model_kind {
@@ -1624,8 +1778,9 @@ KNYTT_API int knytt_engine_set_taste(knytt_engine *e,
 /** Default exclusion: 0 = exclude purchases only (default), 1 = exclude
  *  everything the shopper interacted with. */
 KNYTT_API int knytt_engine_set_exclude_seen(knytt_engine *e, int seen);
-/** ALS hyper-parameters used by train (defaults: reg 0.05 scaled by
- *  activity, alpha 4, 15 iterations). */
+/** ALS hyper-parameters used by train (defaults: reg 1, alpha 1 -- the
+ *  interaction weights above already scale confidence -- 15 iterations).
+ *  Factors = the engine dimension. */
 KNYTT_API int knytt_engine_set_als(knytt_engine *e, float reg, float alpha,
 				   unsigned iterations);
 /** Two-tower epochs used by train (default 10). */
@@ -1687,9 +1842,12 @@ KNYTT_API int knytt_engine_feedback(knytt_engine *e, const char *user,
 /**
  * Up to @p k items for @p user within @p filter (may be NULL), best
  * first.  Purchased items are excluded (everything seen with
- * exclude_seen).  A user without history gets trending, then popular
- * items.  @p opt may be NULL.
- * @return the number of results, or KNYTT_EINVAL (k 0, bad filter).
+ * exclude_seen).  A known user without history (created by
+ * knytt_store_user_upsert or an import) gets trending, then popular
+ * items; for anonymous visitors use knytt_engine_trending.  @p opt may be
+ * NULL.
+ * @return the number of results, or KNYTT_EINVAL (k 0, bad filter),
+ *         KNYTT_ENOTFOUND (the store has never seen @p user).
  */
 KNYTT_API int knytt_engine_recommend(knytt_engine *e, const char *user,
 				     size_t k, const knytt_filter *filter,
