@@ -211,12 +211,16 @@ int cmd_demo(cli *c, args *a)
 	char taste[2][32];
 	int nt = taste_of(st, DEMO_USER, taste);
 	knytt_result r[REC_K];
-	int n = knytt_engine_recommend(e, DEMO_USER, REC_K, NULL, NULL, r);
+	knytt_rec_options ro;
+	knytt_rec_options_init(&ro);
+	ro.exclude_seen = 1; /* only items new to the user */
+	int n = knytt_engine_recommend(e, DEMO_USER, REC_K, NULL, &ro, r);
 	if (n < 0) {
 		ex = cli_liberr(n, "demo: recommend");
 		goto out_engine;
 	}
-	heading("knytt recommend %s   (planted taste: %s%s%s)", DEMO_USER,
+	heading("knytt recommend %s --exclude-seen   (planted taste: %s%s%s)",
+		DEMO_USER,
 		nt > 0 ? taste[0] : "?", nt > 1 ? ", " : "",
 		nt > 1 ? taste[1] : "");
 	outmeta m = {"recommend", "user", DEMO_USER, NULL, NULL};
@@ -290,12 +294,19 @@ int cmd_demo(cli *c, args *a)
 		printf("knytt feedback %s %s %s\n", DEMO_USER, pick[i].ext_id,
 		       types[i]);
 	}
-	n = knytt_engine_recommend(e, DEMO_USER, REC_K, NULL, NULL, r);
+	/* as `knytt recommend` would: a new process opens the store again */
+	knytt_engine_close(e);
+	e = NULL;
+	if ((rc = cli_engine_open(c, &e)))
+		return rc;
+	st = knytt_engine_store(e);
+	n = knytt_engine_recommend(e, DEMO_USER, REC_K, NULL, &ro, r);
 	if (n < 0) {
 		ex = cli_liberr(n, "demo: recommend");
 		goto out_engine;
 	}
-	heading("knytt recommend %s   (after the feedback)", DEMO_USER);
+	heading("knytt recommend %s --exclude-seen   (after the feedback)",
+		DEMO_USER);
 	m = (outmeta){"recommend", "user", DEMO_USER, NULL, NULL};
 	out_results(c, st, &m, r, n);
 	int now_other = count_in(st, r, n, other, 1);

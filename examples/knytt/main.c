@@ -82,8 +82,9 @@ static const command commands[] = {
 	 "                      variety)\n"
 	 "  --exclude-seen      leave out everything the user interacted with,\n"
 	 "                      not only purchases\n"
-	 "  --cold              accept an unknown user (trending and popular\n"
-	 "                      items); without it an unknown user exits 3\n"
+	 "  --cold              accept an unknown user: registered as a new\n"
+	 "                      visitor, who gets trending, then popular items\n"
+	 "                      (without it an unknown user exits 3)\n"
 	 FILTER_HELP},
 	{"similar", cmd_similar, "k=," FILTER_OPTS, 1, 1,
 	 "items like an item",

@@ -248,20 +248,24 @@ int cmd_recommend(cli *c, args *a)
 	knytt_engine *e;
 	if ((rc = cli_engine_open(c, &e)))
 		return rc;
-	if (!arg_has(a, "cold")) {
-		rc = knytt_store_user_get(knytt_engine_store(e), user, NULL,
-					  NULL, NULL);
-		if (rc == KNYTT_ENOTFOUND) {
-			fprintf(stderr, "knytt: recommend: no user '%s' (--cold "
-					"gives a new user's list)\n",
-				user);
-			knytt_engine_close(e);
-			return EXIT_NOTFOUND;
-		}
-		if (rc < 0) {
-			knytt_engine_close(e);
-			return cli_liberr(rc, "recommend");
-		}
+	rc = knytt_store_user_get(knytt_engine_store(e), user, NULL, NULL,
+				  NULL);
+	if (rc == KNYTT_ENOTFOUND && arg_has(a, "cold")) {
+		/* a new visitor: registered without history, so that the
+		 * engine answers with its cold-start list under the filters */
+		rc = knytt_store_user_upsert(knytt_engine_store(e), user, NULL,
+					     NULL);
+	}
+	if (rc == KNYTT_ENOTFOUND) {
+		fprintf(stderr, "knytt: recommend: no user '%s' (--cold gives "
+				"a new visitor's list)\n",
+			user);
+		knytt_engine_close(e);
+		return EXIT_NOTFOUND;
+	}
+	if (rc < 0) {
+		knytt_engine_close(e);
+		return cli_liberr(rc, "recommend");
 	}
 	knytt_rec_options o;
 	knytt_rec_options_init(&o);
