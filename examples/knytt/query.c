@@ -10,8 +10,10 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_K 1000
 
@@ -81,33 +83,65 @@ static int finish(cli *c, knytt_engine *e, const outmeta *m,
 
 /* ---- train ------------------------------------------------------------- */
 
+/* Training reports progress only per epoch; reading the interactions
+ * before the first epoch and building the index after the last take a
+ * while on large stores, so a ticker thread animates the bar (as a
+ * spinner) during those phases. */
 typedef struct trainer {
 	bar b;
-	knytt_progress last;
-	int have;
+	pthread_mutex_t lock;
+	int phase; /* 0 reading, 1 epochs, 2 indexing, 3 done */
 } trainer;
 
 static int on_progress(void *ctx, const knytt_progress *p)
 {
 	trainer *t = ctx;
-	t->last = *p;
-	t->have = 1;
+	pthread_mutex_lock(&t->lock);
+	t->phase = p->epoch >= p->epochs ? 2 : 1;
 	double frac = p->epochs ? (double)p->epoch / p->epochs : -1;
-	bar_draw(&t->b, frac, p->eta, "epoch %u/%u  loss %.5g", p->epoch,
-		 p->epochs, p->loss);
+	if (t->phase == 1)
+		bar_draw(&t->b, frac, p->eta, "epoch %u/%u  loss %.5g",
+			 p->epoch, p->epochs, p->loss);
+	pthread_mutex_unlock(&t->lock);
 	return cli_interrupted();
+}
+
+static void *ticker(void *arg)
+{
+	trainer *t = arg;
+	for (;;) {
+		pthread_mutex_lock(&t->lock);
+		int ph = t->phase;
+		if (ph == 0 || ph == 2)
+			bar_draw(&t->b, -1, -1, "%s (%.0fs)",
+				 ph == 0 ? "reading interactions" :
+					   "building the index",
+				 cli_now() - t->b.start);
+		pthread_mutex_unlock(&t->lock);
+		if (ph == 3)
+			return NULL;
+		usleep(150000);
+	}
 }
 
 int cli_train(const cli *c, knytt_engine *e, double *secs)
 {
 	trainer t;
 	memset(&t, 0, sizeof t);
+	pthread_mutex_init(&t.lock, NULL);
 	bar_start(&t.b, c);
-	bar_draw(&t.b, 0, -1, "loading interactions");
+	pthread_t th;
+	int ticking = t.b.on && pthread_create(&th, NULL, ticker, &t) == 0;
 	double t0 = cli_now();
 	int rc = knytt_engine_train(e, on_progress, &t);
-	bar_done(&t.b);
 	*secs = cli_now() - t0;
+	pthread_mutex_lock(&t.lock);
+	t.phase = 3;
+	pthread_mutex_unlock(&t.lock);
+	if (ticking)
+		pthread_join(th, NULL);
+	bar_done(&t.b);
+	pthread_mutex_destroy(&t.lock);
 	return rc;
 }
 
