@@ -1524,7 +1524,10 @@ KNYTT_API int knytt_twotower_load_mem(knytt_twotower *tt, const void *buf,
  * Setters are allowed only before open; close must not race with any
  * other call.  libcurl's global initialisation runs once per process
  * (pthread_once) on the first open; the library never calls
- * curl_global_cleanup().
+ * curl_global_cleanup().  Requests run with CURLOPT_NOSIGNAL, so no
+ * signal handler is installed; libcurl avoids SIGPIPE where the system
+ * allows, but a program talking HTTPS from several threads should ignore
+ * SIGPIPE itself (libcurl-thread(3)).
  */
 typedef struct knytt_embedder knytt_embedder;
 
@@ -1541,10 +1544,11 @@ KNYTT_API int knytt_embedder_create(knytt_embedder **out);
 /**
  * Sets where requests go (required).  @p base_url is copied.  Accepted
  * forms, with or without a trailing slash:
- *   "http://host:port"                  -> POST http://host:port/v1/embeddings
- *   "https://host/prefix"               -> POST https://host/prefix/v1/embeddings
- *   "https://api.example.com/v1"        -> POST https://api.example.com/v1/embeddings
- *   "http://host/any/path/embeddings"   -> used as is
+ *   "http://host:port"            -> http://host:port/v1/embeddings
+ *   "https://host/prefix"         -> https://host/prefix/v1/embeddings
+ *   "https://api.example.com/v1"  -> https://api.example.com/v1/embeddings
+ *   "http://host/path/embeddings" -> used as is
+ * A query string ("?key=...") is kept after the path.
  * @return KNYTT_OK, KNYTT_EINVAL (NULL, empty, not http:// or https://,
  *         contains whitespace or control characters), KNYTT_ESTATE (after
  *         open), KNYTT_ENOMEM.
@@ -1584,6 +1588,16 @@ KNYTT_API int knytt_embedder_set_retries(knytt_embedder *e, unsigned retries,
  *  1..65536); embed splits bigger calls into consecutive requests.
  *  Before open.  KNYTT_EINVAL/ESTATE. */
 KNYTT_API int knytt_embedder_set_batch(knytt_embedder *e, unsigned max_inputs);
+
+/** Largest number of requests one embed call keeps in flight at once
+ *  (0 = default 1; valid 1..64).  A call of many batches then runs them
+ *  on that many threads, each with its own connection: a remote service
+ *  that takes tens of milliseconds per batch is kept busy, which is what
+ *  bulk ingest needs.  With more than one, which failure a failing call
+ *  reports is the first to happen, not the one of the lowest batch.
+ *  Before open.  KNYTT_EINVAL/ESTATE. */
+KNYTT_API int knytt_embedder_set_parallel(knytt_embedder *e,
+					  unsigned requests);
 
 /** Expected dimension of every embedding (0 = learn it from the first
  *  answer; valid up to 65536).  Before open.  KNYTT_EINVAL/ESTATE. */

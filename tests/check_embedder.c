@@ -33,6 +33,8 @@ static struct {
 	atomic_int connections; /* TCP connections accepted */
 	atomic_int stop;        /* makes /slow return at once */
 	atomic_int seq;         /* per-behaviour counter (flaky, busyonce) */
+	atomic_int inflight;    /* requests being served now */
+	atomic_int max_inflight;
 	int sizes[64];          /* inputs per request, in arrival order */
 	double when_ms[64];     /* arrival time of each request */
 	char last_path[256];
@@ -127,8 +129,59 @@ static char *answer(const cJSON *in, unsigned dim, const char *mode)
 	return s;
 }
 
+/* Streams HUGE_ANSWER bytes of JSON whitespace: more than the client's
+ * 64 MiB cap, without holding them in memory. */
+#define HUGE_ANSWER (((size_t)64 << 20) + 4096)
+
+static ssize_t huge_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	if (pos >= HUGE_ANSWER)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	size_t n = HUGE_ANSWER - (size_t)pos < max ? HUGE_ANSWER - (size_t)pos
+						   : max;
+	memset(buf, ' ', n);
+	return (ssize_t)n;
+}
+
+/* A correct answer damaged by request number @p k: cut to k bytes
+ * ("cut"), or with a few bytes replaced by JSON-significant characters
+ * ("flip"). */
+static char *damaged(const cJSON *in, const char *mode, int k)
+{
+	char *a = answer(in, 8, "ok");
+	size_t len = strlen(a);
+	if (strcmp(mode, "cut") == 0) {
+		if ((size_t)k < len)
+			a[k] = '\0';
+		return a;
+	}
+	static const char alphabet[] = "{}[]\",:0123456789.eE+-\\ nulltrue";
+	uint64_t s = (uint64_t)k * 7919 + 1;
+	int flips = 1 + (int)(tu_rand(&s) % 3);
+	for (int i = 0; i < flips; i++)
+		a[tu_rand(&s) % len] =
+			alphabet[tu_rand(&s) % (sizeof alphabet - 1)];
+	return a;
+}
+
+static enum MHD_Result serve1(struct MHD_Connection *c, const char *url,
+			      const char *method, struct body *b);
+
 static enum MHD_Result serve(struct MHD_Connection *c, const char *url,
 			     const char *method, struct body *b)
+{
+	int now = atomic_fetch_add(&S.inflight, 1) + 1;
+	int max = atomic_load(&S.max_inflight);
+	while (now > max &&
+	       !atomic_compare_exchange_weak(&S.max_inflight, &max, now))
+		;
+	enum MHD_Result ok = serve1(c, url, method, b);
+	atomic_fetch_sub(&S.inflight, 1);
+	return ok;
+}
+
+static enum MHD_Result serve1(struct MHD_Connection *c, const char *url,
+			      const char *method, struct body *b)
 {
 	int r = atomic_fetch_add(&S.requests, 1);
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -168,13 +221,17 @@ static enum MHD_Result serve(struct MHD_Connection *c, const char *url,
 	snprintf(S.last_model, sizeof S.last_model, "%s",
 		 cJSON_IsString(model) ? model->valuestring : "");
 	pthread_mutex_unlock(&S.lock);
-	if (cJSON_IsString(model) && strncmp(model->valuestring, "dim-", 4) == 0)
+	if (cJSON_IsString(model) &&
+	    strncmp(model->valuestring, "dim-", 4) == 0)
 		dim = (unsigned)atoi(model->valuestring + 4);
 
 	enum MHD_Result ok;
 	if (strcmp(mode, "slow") == 0) {
 		for (int i = 0; i < 100 && !atomic_load(&S.stop); i++)
 			usleep(10000);
+		ok = reply(c, 200, answer(in, dim, "ok"), NULL);
+	} else if (strcmp(mode, "delay") == 0) {
+		usleep(30000); /* a service busy computing */
 		ok = reply(c, 200, answer(in, dim, "ok"), NULL);
 	} else if (strcmp(mode, "garbage") == 0) {
 		ok = reply(c, 200, strdup("<html>this is {not json"), NULL);
@@ -187,14 +244,26 @@ static enum MHD_Result serve(struct MHD_Connection *c, const char *url,
 		snprintf(msg, sizeof msg, "Incorrect API key provided: %s",
 			 auth && strlen(auth) > 7 ? auth + 7 : "(none)");
 		ok = reply_error(c, 401, msg, NULL);
-	} else if (strcmp(mode, "flaky") == 0 && atomic_fetch_add(&S.seq, 1) < 2) {
+	} else if (strcmp(mode, "flaky") == 0 &&
+		   atomic_fetch_add(&S.seq, 1) < 2) {
 		ok = reply_error(c, 500, "model overloaded", NULL);
 	} else if (strcmp(mode, "busy") == 0 ||
 		   (strcmp(mode, "busyonce") == 0 &&
 		    atomic_fetch_add(&S.seq, 1) < 1)) {
 		ok = reply_error(c, 429, "rate limit", "0");
+	} else if (strcmp(mode, "busywait1") == 0 &&
+		   atomic_fetch_add(&S.seq, 1) < 1) {
+		ok = reply_error(c, 503, "warming up", "1");
 	} else if (strcmp(mode, "retryafter") == 0) {
 		ok = reply_error(c, 429, "come back later", "3600");
+	} else if (strcmp(mode, "cut") == 0 || strcmp(mode, "flip") == 0) {
+		int k = atomic_fetch_add(&S.seq, 1);
+		ok = reply(c, 200, damaged(in, mode, k), NULL);
+	} else if (strcmp(mode, "huge") == 0) {
+		struct MHD_Response *rs = MHD_create_response_from_callback(
+			HUGE_ANSWER, 65536, huge_body, NULL, NULL);
+		ok = MHD_queue_response(c, 200, rs);
+		MHD_destroy_response(rs);
 	} else if (strcmp(mode, "bad") == 0) {
 		ok = reply_error(c, 400, "input too long", NULL);
 	} else {
@@ -286,6 +355,11 @@ static void server_stop(void)
 static int requests(void)
 {
 	return atomic_load(&S.requests);
+}
+
+static int connections(void)
+{
+	return atomic_load(&S.connections);
 }
 
 /* An open embedder for behaviour @p mode of the local server. */
@@ -444,7 +518,8 @@ START_TEST(values_order_and_escaping)
 	const char *t[] = { "plain",
 			    "quote \" and back\\slash",
 			    "new\nline\ttab\r\x01",
-			    "\xc3\xbcn\xc3\xaf\x63\xc3\xb8\x64\xc3\xa9 \xe2\x9c\x93 "
+			    "\xc3\xbcn\xc3\xaf\x63\xc3\xb8\x64\xc3\xa9 "
+			    "\xe2\x9c\x93 "
 			    "\xf0\x9f\x99\x82",
 			    "",
 			    "</script>{\"input\":[]}" };
@@ -509,7 +584,7 @@ START_TEST(batching_splits_in_order)
 	ck_assert_int_eq(S.sizes[1], 4);
 	ck_assert_int_eq(S.sizes[2], 2);
 	/* every batch went over the one kept-alive connection */
-	ck_assert_int_eq(atomic_load(&S.connections), 1);
+	ck_assert_int_eq(connections(), 1);
 	knytt_embedder_close(e);
 	server_stop();
 }
@@ -529,7 +604,7 @@ START_TEST(one_text_reuses_connection)
 		check_rows(t, 1, out, 8);
 	}
 	ck_assert_int_eq(requests(), 20);
-	ck_assert_int_eq(atomic_load(&S.connections), 1);
+	ck_assert_int_eq(connections(), 1);
 	knytt_embedder_close(e);
 	server_stop();
 }
@@ -565,6 +640,75 @@ START_TEST(garbage_is_a_protocol_error)
 	ck_assert_int_eq(knytt_embedder_embed(e, 1, t, out, 8), KNYTT_EPROTO);
 	assert_msg_has("no \"data\" array");
 	assert_msg_has("quota exceeded");
+	knytt_embedder_close(e);
+	server_stop();
+}
+END_TEST
+
+START_TEST(every_truncation_is_a_protocol_error)
+{
+	server_start();
+	const char *t[] = { "first", "second" };
+	float out[2 * 8];
+	knytt_embedder *e = emb_open("ok", NULL, 2000, 0, 0);
+	ck_assert_int_eq(knytt_embedder_embed(e, 2, t, out, 8), KNYTT_OK);
+	knytt_embedder_close(e);
+	/* the length of the intact answer, as the server makes it */
+	cJSON *in = cJSON_CreateStringArray(t, 2);
+	char *whole = answer(in, 8, "ok");
+	int len = (int)strlen(whole);
+	free(whole);
+	cJSON_Delete(in);
+	e = emb_open("cut", NULL, 2000, 0, 0);
+	for (int k = 0; k < len; k++) {
+		memset(out, 0, sizeof out);
+		ck_assert_msg(knytt_embedder_embed(e, 2, t, out, 8) ==
+				      KNYTT_EPROTO,
+			      "answer cut to %d of %d bytes: %s", k, len,
+			      knytt_errmsg());
+	}
+	ck_assert_int_eq(knytt_embedder_embed(e, 2, t, out, 8), KNYTT_OK);
+	check_rows(t, 2, out, 8);
+	knytt_embedder_close(e);
+	server_stop();
+}
+END_TEST
+
+START_TEST(damaged_answers_never_pass_bad_values)
+{
+	server_start();
+	const char *t[] = { "first", "second" };
+	float out[2 * 8];
+	knytt_embedder *e = emb_open("flip", NULL, 2000, 0, 0);
+	int n = tu_sanitize() ? 150 : 400, passed = 0;
+	for (int k = 0; k < n; k++) {
+		int rc = knytt_embedder_embed(e, 2, t, out, 8);
+		ck_assert_msg(rc == KNYTT_OK || rc == KNYTT_EPROTO,
+			      "damaged answer %d: %s (%s)", k,
+			      knytt_errname(rc), knytt_errmsg());
+		/* OK: a harmless change, or a changed digit */
+		if (rc == KNYTT_OK) {
+			passed++;
+			for (int i = 0; i < 2 * 8; i++)
+				ck_assert(isfinite(out[i]));
+		}
+	}
+	/* most damage is caught: a flip lands in a number only sometimes */
+	ck_assert_int_lt(passed, n / 2);
+	knytt_embedder_close(e);
+	server_stop();
+}
+END_TEST
+
+START_TEST(oversized_answer_is_cut)
+{
+	server_start();
+	const char *t[] = { "x" };
+	float out[8];
+	knytt_embedder *e = emb_open("huge", NULL, 20000, 2, 1);
+	ck_assert_int_eq(knytt_embedder_embed(e, 1, t, out, 8), KNYTT_EPROTO);
+	assert_msg_has("larger than 64 MiB");
+	ck_assert_int_eq(requests(), 1); /* not retried */
 	knytt_embedder_close(e);
 	server_stop();
 }
@@ -703,9 +847,18 @@ START_TEST(rate_limit_429)
 	assert_msg_has("HTTP 429 after 3 attempts");
 	knytt_embedder_close(e);
 
+	/* Retry-After: 1 on a 503 makes the client wait a second, not the
+	 * 1 ms backoff */
+	atomic_store(&S.seq, 0);
+	e = emb_open("busywait1", NULL, 2000, 2, 1);
+	ck_assert_int_eq(knytt_embedder_embed(e, 1, t, out, 8), KNYTT_OK);
+	ck_assert_int_eq(requests(), 5 + 2);
+	ck_assert_double_ge(S.when_ms[6] - S.when_ms[5], 1000.0);
+	knytt_embedder_close(e);
+
 	e = emb_open("retryafter", NULL, 2000, 2, 1);
 	ck_assert_int_eq(knytt_embedder_embed(e, 1, t, out, 8), KNYTT_EBUSY);
-	ck_assert_int_eq(requests(), 5 + 1); /* an hour is too long to wait */
+	ck_assert_int_eq(requests(), 7 + 1); /* an hour is too long to wait */
 	assert_msg_has("retry after 3600 s");
 	knytt_embedder_close(e);
 	server_stop();
@@ -796,6 +949,54 @@ START_TEST(probe_learns_dimension)
 }
 END_TEST
 
+START_TEST(parallel_batches)
+{
+	server_start();
+	char url[96];
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/delay", S.port);
+	knytt_embedder *e;
+	ck_assert_int_eq(knytt_embedder_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_parallel(e, 65), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_embedder_set_url(e, url), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_batch(e, 3), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_parallel(e, 4), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_open(e), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_parallel(e, 2), KNYTT_ESTATE);
+	char buf[40][16];
+	const char *t[40];
+	for (int i = 0; i < 40; i++) {
+		snprintf(buf[i], sizeof buf[i], "doc %d", i);
+		t[i] = buf[i];
+	}
+	float out[40 * 8];
+	ck_assert_int_eq(knytt_embedder_embed(e, 40, t, out, 8), KNYTT_OK);
+	check_rows(t, 40, out, 8);
+	ck_assert_int_eq(requests(), 14); /* 13 batches of 3 and one of 1 */
+	int total = 0;
+	for (int r = 0; r < 14; r++)
+		total += S.sizes[r];
+	ck_assert_int_eq(total, 40);
+	/* several requests were in flight at once, never more than 4 */
+	int max_inflight = atomic_load(&S.max_inflight);
+	ck_assert_int_ge(max_inflight, 2);
+	ck_assert_int_le(max_inflight, 4);
+	knytt_embedder_close(e);
+
+	/* a failure in one batch (inputs 6..8 here) fails the call, with
+	 * that batch's message carried over from the thread that saw it */
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/count", S.port);
+	ck_assert_int_eq(knytt_embedder_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_url(e, url), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_batch(e, 3), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_set_parallel(e, 4), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_open(e), KNYTT_OK);
+	ck_assert_int_eq(knytt_embedder_embed(e, 12, t, out, 8), KNYTT_EPROTO);
+	assert_msg_has("answer has 2 embeddings for 3 inputs");
+	knytt_embedder_close(e);
+	server_stop();
+}
+END_TEST
+
 #define NTHREADS 4
 #define NCALLS 15
 
@@ -836,8 +1037,8 @@ START_TEST(one_handle_many_threads)
 	struct worker w[NTHREADS];
 	for (int i = 0; i < NTHREADS; i++) {
 		w[i] = (struct worker){ e, i, 0 };
-		ck_assert_int_eq(pthread_create(&th[i], NULL, worker_main, &w[i]),
-				 0);
+		ck_assert_int_eq(
+			pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
 	}
 	for (int i = 0; i < NTHREADS; i++) {
 		pthread_join(th[i], NULL);
@@ -845,7 +1046,7 @@ START_TEST(one_handle_many_threads)
 	}
 	ck_assert_int_eq(requests(), NTHREADS * NCALLS);
 	/* connections are pooled: at most one per concurrent caller */
-	ck_assert_int_le(atomic_load(&S.connections), NTHREADS);
+	ck_assert_int_le(connections(), NTHREADS);
 	ck_assert_uint_eq(knytt_embedder_dim(e), 8);
 	knytt_embedder_close(e);
 	server_stop();
@@ -864,6 +1065,9 @@ Suite *embedder_suite(void)
 	tcase_add_test(tc, one_text_reuses_connection);
 	tcase_add_test(tc, timeout_is_retried_then_reported);
 	tcase_add_test(tc, garbage_is_a_protocol_error);
+	tcase_add_test(tc, every_truncation_is_a_protocol_error);
+	tcase_add_test(tc, damaged_answers_never_pass_bad_values);
+	tcase_add_test(tc, oversized_answer_is_cut);
 	tcase_add_test(tc, wrong_count_and_dimension);
 	tcase_add_test(tc, non_finite_values_are_refused);
 	tcase_add_test(tc, api_key_sent_and_never_shown);
@@ -874,6 +1078,7 @@ Suite *embedder_suite(void)
 	tcase_add_test(tc, bad_texts_rejected_before_sending);
 	tcase_add_test(tc, probe_learns_dimension);
 	tcase_add_test(tc, one_handle_many_threads);
+	tcase_add_test(tc, parallel_batches);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -60,6 +60,7 @@ struct knytt_embedder {
 	unsigned retries;      /* extra attempts after a transient failure */
 	long backoff_ms;       /* base wait before the first retry */
 	unsigned batch;        /* max inputs per request, >= 1 */
+	unsigned parallel;     /* max requests in flight per embed call */
 	uint32_t dim_set;      /* from set_dim; 0 = learn */
 	_Atomic uint32_t dim;  /* known dimension; 0 until set or learned */
 	int is_open;
@@ -95,6 +96,7 @@ int knytt_embedder_create(knytt_embedder **out)
 	e->retries = 2;
 	e->backoff_ms = 100;
 	e->batch = 32;
+	e->parallel = 1;
 	atomic_init(&e->dim, 0);
 	if (pthread_mutex_init(&e->pool_lock, NULL) != 0) {
 		free(e);
@@ -194,7 +196,8 @@ int knytt_embedder_set_url(knytt_embedder *e, const char *base_url)
 	SETTER_PROLOGUE("knytt_embedder_set_url");
 	if (!base_url || !*base_url)
 		return knytt__err(KNYTT_EINVAL,
-				  "knytt_embedder_set_url: URL is NULL or empty");
+				  "knytt_embedder_set_url: URL is NULL or "
+				  "empty");
 	if (strncasecmp(base_url, "http://", 7) != 0 &&
 	    strncasecmp(base_url, "https://", 8) != 0)
 		return knytt__err(KNYTT_EINVAL,
@@ -251,8 +254,8 @@ int knytt_embedder_set_model(knytt_embedder *e, const char *model)
 		long bad = utf8_bad(model);
 		if (bad >= 0)
 			return knytt__err(KNYTT_EINVAL,
-					  "knytt_embedder_set_model: model name "
-					  "is not valid UTF-8 (byte %ld)",
+					  "knytt_embedder_set_model: model "
+					  "name is not valid UTF-8 (byte %ld)",
 					  bad);
 		m = strdup(model);
 		if (!m)
@@ -338,6 +341,19 @@ int knytt_embedder_set_batch(knytt_embedder *e, unsigned max_inputs)
 				  "batch is %u inputs, must be 1..65536",
 				  max_inputs);
 	e->batch = max_inputs;
+	return KNYTT_OK;
+}
+
+int knytt_embedder_set_parallel(knytt_embedder *e, unsigned requests)
+{
+	SETTER_PROLOGUE("knytt_embedder_set_parallel");
+	if (requests == 0)
+		requests = 1;
+	if (requests > 64)
+		return knytt__err(KNYTT_EINVAL,
+				  "parallel is %u requests, must be 1..64",
+				  requests);
+	e->parallel = requests;
 	return KNYTT_OK;
 }
 
@@ -490,6 +506,9 @@ static CURL *handle_get(knytt_embedder *e)
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "knytt/" KNYTT_VERSION_STRING);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	/* refuses an announced oversized answer before reading it */
+	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
+			 (curl_off_t)KNYTT__EMB_MAX_ANSWER);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -602,7 +621,8 @@ static int parse_answer(const knytt_embedder *e, const struct answer *a,
 	}
 	seen = calloc(n ? n : 1, 1);
 	if (!seen) {
-		rc = knytt__err(KNYTT_ENOMEM, "out of memory reading an answer");
+		rc = knytt__err(KNYTT_ENOMEM,
+				"out of memory reading an answer");
 		goto out;
 	}
 	size_t k = 0;
@@ -616,14 +636,15 @@ static int parse_answer(const knytt_embedder *e, const struct answer *a,
 					e->shown_url, k);
 			goto out;
 		}
-		const cJSON *ix = cJSON_GetObjectItemCaseSensitive(ent, "index");
+		const cJSON *ix =
+			cJSON_GetObjectItemCaseSensitive(ent, "index");
 		size_t row = k;
 		if (with_index < 0)
 			with_index = ix != NULL;
 		if ((ix != NULL) != with_index) {
 			rc = knytt__err(KNYTT_EPROTO,
-					"POST %s: data[%zu] %s \"index\" unlike "
-					"data[0]",
+					"POST %s: data[%zu] %s \"index\" "
+					"unlike data[0]",
 					e->shown_url, k, ix ? "has" : "lacks");
 			goto out;
 		}
@@ -792,8 +813,8 @@ static int embed_batch(knytt_embedder *e, CURL *h, size_t base, size_t n,
 			snippet(e, &a, snip, sizeof snip);
 			if (status == 401 || status == 403) {
 				rc = knytt__err(KNYTT_EAUTH,
-						"POST %s: HTTP %ld, the API key "
-						"was refused: \"%s\"",
+						"POST %s: HTTP %ld, the API "
+						"key was refused: \"%s\"",
 						e->shown_url, status, snip);
 				break;
 			}
@@ -815,9 +836,11 @@ static int embed_batch(knytt_embedder *e, CURL *h, size_t base, size_t n,
 				       "\"%s\"",
 				   e->shown_url, status, att + 1,
 				   att ? "s" : "", snip);
-		} else if (c == CURLE_WRITE_ERROR && a.too_big) {
+		} else if ((c == CURLE_WRITE_ERROR && a.too_big) ||
+			   c == CURLE_FILESIZE_EXCEEDED) {
 			rc = knytt__err(KNYTT_EPROTO,
-					"POST %s: answer is larger than %zu MiB",
+					"POST %s: answer is larger than %zu "
+					"MiB",
 					e->shown_url,
 					KNYTT__EMB_MAX_ANSWER >> 20);
 			break;
@@ -886,6 +909,67 @@ static uint64_t rng_seed(const void *p)
 	       (uint64_t)(uintptr_t)p;
 }
 
+/*
+ * One embed call, shared by the threads that serve it.  Batches are
+ * claimed in order from an atomic counter; each thread uses its own easy
+ * handle.  The first failure stops the others from claiming more and its
+ * message, which knytt__err wrote in that thread's local buffer, is kept
+ * here for the caller's thread.
+ */
+struct job {
+	knytt_embedder *e;
+	const char *const *texts;
+	float *out;
+	size_t n;
+	uint32_t dim;
+	atomic_size_t next; /* next batch to claim */
+	atomic_int failed;
+	pthread_mutex_t lock; /* guards rc and msg */
+	int rc;
+	char msg[512];
+};
+
+static void job_fail(struct job *j, int rc)
+{
+	pthread_mutex_lock(&j->lock);
+	if (j->rc == KNYTT_OK) {
+		j->rc = rc;
+		snprintf(j->msg, sizeof j->msg, "%s", knytt_errmsg());
+	}
+	pthread_mutex_unlock(&j->lock);
+	atomic_store(&j->failed, 1);
+}
+
+static void job_run(struct job *j)
+{
+	knytt_embedder *e = j->e;
+	CURL *h = handle_get(e);
+	if (!h) {
+		job_fail(j, knytt__err(KNYTT_ENOMEM,
+				       "libcurl cannot make an easy handle"));
+		return;
+	}
+	uint64_t rng = rng_seed(&h);
+	while (!atomic_load(&j->failed)) {
+		size_t i = atomic_fetch_add(&j->next, 1) * e->batch;
+		if (i >= j->n)
+			break;
+		size_t b = j->n - i < e->batch ? j->n - i : e->batch;
+		uint32_t d = j->dim;
+		int rc = embed_batch(e, h, i, b, j->texts + i,
+				     j->out + i * (size_t)j->dim, &d, &rng);
+		if (rc != KNYTT_OK)
+			job_fail(j, rc);
+	}
+	handle_put(e, h);
+}
+
+static void *job_thread(void *arg)
+{
+	job_run(arg);
+	return NULL;
+}
+
 int knytt_embedder_embed(knytt_embedder *e, size_t n,
 			 const char *const *texts, float *out, uint32_t dim)
 {
@@ -897,7 +981,8 @@ int knytt_embedder_embed(knytt_embedder *e, size_t n,
 	if (n == 0)
 		return KNYTT_OK;
 	if (!texts || !out)
-		return knytt__err(KNYTT_EINVAL, "knytt_embedder_embed: %s is NULL",
+		return knytt__err(KNYTT_EINVAL,
+				  "knytt_embedder_embed: %s is NULL",
 				  !texts ? "texts" : "out");
 	uint32_t known = atomic_load(&e->dim);
 	if (dim == 0 || dim > KNYTT__EMB_MAX_DIM)
@@ -918,20 +1003,27 @@ int knytt_embedder_embed(knytt_embedder *e, size_t n,
 					  "%ld)",
 					  i, bad);
 	}
-	CURL *h = handle_get(e);
-	if (!h)
-		return knytt__err(KNYTT_ENOMEM,
-				  "libcurl cannot make an easy handle");
-	uint64_t rng = rng_seed(&h);
-	int rc = KNYTT_OK;
-	for (size_t i = 0; i < n && rc == KNYTT_OK; i += e->batch) {
-		size_t b = n - i < e->batch ? n - i : e->batch;
-		uint32_t d = dim;
-		rc = embed_batch(e, h, i, b, texts + i, out + i * (size_t)dim, &d,
-				 &rng);
-	}
-	handle_put(e, h);
-	if (rc == KNYTT_OK && !known)
+	struct job j = { .e = e, .texts = texts, .out = out, .n = n,
+			 .dim = dim };
+	atomic_init(&j.next, 0);
+	atomic_init(&j.failed, 0);
+	pthread_mutex_init(&j.lock, NULL);
+	size_t nbatch = (n - 1) / e->batch + 1;
+	unsigned nthr = e->parallel < nbatch ? e->parallel : (unsigned)nbatch;
+	pthread_t th[64];
+	unsigned started = 0;
+	/* If a thread cannot start, the others take its share. */
+	while (started + 1 < nthr &&
+	       pthread_create(&th[started], NULL, job_thread, &j) == 0)
+		started++;
+	job_run(&j);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&j.lock);
+	int rc = j.rc;
+	if (rc != KNYTT_OK)
+		return knytt__err(rc, "%s", j.msg);
+	if (!known)
 		rc = learn_dim(e, dim);
 	return rc;
 }

@@ -1111,8 +1111,9 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	pthread_mutex_lock(&e->st_lock);
 	rc = knytt_store_interaction_add(e->st, &ev);
 	pthread_mutex_unlock(&e->st_lock);
-	if (rc)
+	if (rc < 0)
 		goto out;
+	rc = KNYTT_OK; /* 1 = stored; no event id here, so no duplicates */
 	eitem *it = &e->items[r];
 	it->pop += 1;
 	trend_add(it, w, ts);

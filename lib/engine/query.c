@@ -263,6 +263,56 @@ out:
 	free(maxsim);
 }
 
+/* One taste query: up to kk filtered results into res[0..*n). */
+static int search_taste(const knytt_engine *e, qctx *c, const float *q,
+			size_t kk, uint64_t *lab, float *dist,
+			knytt_result *res, size_t *n, knytt_reason why,
+			uint64_t because)
+{
+	unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
+	int got = knytt_index_search_filter(e->ix, q, e->dim, kk, ef,
+					    label_passes, c, lab, dist);
+	if (got < 0)
+		return got;
+	for (int i = 0; i < got; i++)
+		fill(e, &res[(*n)++], knytt__engine_row(e, lab[i]),
+		     score_of(e, dist[i]), why, because);
+	return KNYTT_OK;
+}
+
+/*
+ * Merges ranked lists a (long-term) and b (session) so that after every
+ * position the share of b items is as close to f as it can be, skipping
+ * duplicates.  Writes into dst, which may be a itself (a is copied
+ * first).  Returns the count, at most cap.
+ */
+static size_t interleave(knytt_result *a, size_t na, const knytt_result *b,
+			 size_t nb, float f, size_t cap, knytt_result *dst)
+{
+	knytt_result *tmp = malloc((na + nb + 1) * sizeof *tmp);
+	if (!tmp)
+		return 0;
+	memcpy(tmp, a, na * sizeof *a);
+	size_t ia = 0, ib = 0, n = 0, from_b = 0;
+	while (n < cap && (ia < na || ib < nb)) {
+		int take_b;
+		if (ia >= na)
+			take_b = 1;
+		else if (ib >= nb)
+			take_b = 0;
+		else
+			take_b = (double)from_b < (double)f * (double)(n + 1) -
+							 1e-9;
+		const knytt_result *x = take_b ? &b[ib++] : &tmp[ia++];
+		if (taken(dst, n, x->item_id))
+			continue;
+		dst[n++] = *x;
+		from_b += take_b;
+	}
+	free(tmp);
+	return n;
+}
+
 int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 			   const knytt_filter *filter,
 			   const knytt_rec_options *opt, knytt_result *out)
@@ -314,7 +364,8 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		goto out;
 	}
-	memcpy(excl, u->bought, u->nb * sizeof *excl);
+	if (u->nb)
+		memcpy(excl, u->bought, u->nb * sizeof *excl);
 	for (size_t i = 0; seen && i < u->nh; i++)
 		excl[u->nb + i] = e->items[u->hist[i]].id;
 	qsort(excl, nex, sizeof *excl, cmp_u64);
@@ -325,23 +376,45 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	int warm = knytt__taste_blend(&u->taste, d, now, e->sess_half_life,
 				      e->sess_blend, q, &share);
 	if (warm && knytt_index_count(e->ix) > 0) {
-		unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
-		int got = knytt_index_search_filter(e->ix, q, d, kk, ef,
-						    label_passes, &c, lab, dist);
-		if (got < 0) {
-			rc = got;
-			goto out;
+		/*
+		 * Long-term and session are searched separately and
+		 * interleaved: a share f of the slots goes to the session's
+		 * best items, the rest to the long-term ones.  A linear blend
+		 * of the two vectors cannot do this: the long-term vector
+		 * scores other categories below zero, so a fresh interest
+		 * would need f near 1 to show at all.
+		 */
+		size_t nl = 0, ns = 0;
+		knytt_result *lc = cand, *sc = NULL;
+		if (share < 1) {
+			memcpy(v, u->taste.longv, d * sizeof *v);
+			knytt__normalize(v, d);
+			if ((rc = search_taste(e, &c, v, kk, lab, dist, lc, &nl,
+					       KNYTT_REASON_TASTE, 0)))
+				goto out;
 		}
-		for (int i = 0; i < got; i++) {
-			uint32_t r = knytt__engine_row(e, lab[i]);
-			int sess = 0;
-			if (knytt_index_get(e->ix, lab[i], v, d) == KNYTT_OK)
-				sess = knytt__taste_from_session(&u->taste, d,
-								 share, v);
-			fill(e, &cand[n++], r, score_of(e, dist[i]),
-			     sess ? KNYTT_REASON_SESSION : KNYTT_REASON_TASTE,
-			     sess ? u->taste.sess_item : 0);
+		if (share > 0) {
+			sc = malloc(kk * sizeof *sc);
+			if (!sc) {
+				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+				goto out;
+			}
+			memcpy(v, u->taste.sess, d * sizeof *v);
+			knytt__normalize(v, d);
+			if ((rc = search_taste(e, &c, v, kk, lab, dist, sc, &ns,
+					       KNYTT_REASON_SESSION,
+					       u->taste.sess_item))) {
+				free(sc);
+				goto out;
+			}
 		}
+		n = interleave(lc, nl, sc, ns, share, kk, cand);
+		free(sc);
+		/* one score scale for the merged list: the blended taste */
+		for (size_t i = 0; i < n; i++)
+			if (knytt_index_get(e->ix, cand[i].item_id, v, d) ==
+			    KNYTT_OK)
+				cand[i].score = knytt__vec()->dot(q, v, d);
 		if (lambda < 1 && n > 1)
 			mmr(e, cand, n, k, lambda);
 		if (n > k)
@@ -364,6 +437,14 @@ out:
 }
 
 /* ---------------------------------------------------------------- similar */
+
+static int cmp_score(const void *a, const void *b)
+{
+	const knytt_result *x = a, *y = b;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->item_id < y->item_id ? -1 : x->item_id > y->item_id;
+}
 
 typedef struct coview {
 	knytt_engine *e;
@@ -422,25 +503,42 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 	c.nexcl = 1;
 	size_t n = 0;
 	if (self->has_vec) {
-		float *v = malloc(d * sizeof *v);
-		uint64_t *lab = malloc(k * sizeof *lab);
-		float *dist = malloc(k * sizeof *dist);
-		if (!v || !lab || !dist) {
+		/* With an inner-product index, v.x favours long (popular)
+		 * vectors whatever their direction; similarity is about
+		 * direction.  Take 4k candidates by inner product and rank
+		 * them by cosine. */
+		size_t kk = k * 4 < 40 ? 40 : k * 4;
+		float *v = malloc(d * sizeof *v), *x = malloc(d * sizeof *x);
+		uint64_t *lab = malloc(kk * sizeof *lab);
+		float *dist = malloc(kk * sizeof *dist);
+		knytt_result *cand = malloc(kk * sizeof *cand);
+		if (!v || !x || !lab || !dist || !cand) {
 			rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		} else if ((rc = knytt_index_get(e->ix, self->id, v, d)) == 0) {
-			unsigned ef = e->efs > k ? e->efs : (unsigned)k;
+			knytt__normalize(v, d);
+			unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
 			int got = knytt_index_search_filter(
-				e->ix, v, d, k, ef, label_passes, &c, lab, dist);
+				e->ix, v, d, kk, ef, label_passes, &c, lab, dist);
 			if (got < 0)
 				rc = got;
-			for (int i = 0; i < got; i++)
-				fill(e, &out[n++], knytt__engine_row(e, lab[i]),
-				     score_of(e, dist[i]), KNYTT_REASON_SIMILAR,
-				     self->id);
+			size_t m = 0;
+			for (int i = 0; i < got; i++) {
+				if (knytt_index_get(e->ix, lab[i], x, d))
+					continue;
+				knytt__normalize(x, d);
+				fill(e, &cand[m++], knytt__engine_row(e, lab[i]),
+				     knytt__vec()->dot(v, x, d),
+				     KNYTT_REASON_SIMILAR, self->id);
+			}
+			qsort(cand, m, sizeof *cand, cmp_score);
+			n = m < k ? m : k;
+			memcpy(out, cand, n * sizeof *out);
 		}
 		free(v);
+		free(x);
 		free(lab);
 		free(dist);
+		free(cand);
 	} else {
 		/* no vector yet: items the same users interacted with */
 		coview cv = { .e = e, .self = self->id, .capu = 64 };
