@@ -110,16 +110,24 @@ build/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build/libknytt.a \
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_SRCS) \
 		build/libknytt.a $(LIBS)
 
+build-san/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build-san/libknytt.a \
+		include/knytt.h
+	@mkdir -p build-san/bin
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ \
+		$(CLI_SRCS) build-san/libknytt.a $(LIBS)
+
 # CK_DEFAULT_TIMEOUT: generous, because sanitizer builds run 5-10x slower.
 test: build/check_knytt build/libknytt.so examples build/bin/knytt
 	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 ./build/check_knytt
 	sh tests/meta.sh build
 	sh tests/cli.sh build/bin/knytt
 
-sanitize: build-san/check_knytt
+sanitize: build-san/check_knytt build-san/bin/knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 KNYTT_DATA_DIR=$(DATADIR) \
 	KNYTT_SANITIZE=1 CK_DEFAULT_TIMEOUT=1200 ./build-san/check_knytt
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1 sh tests/cli.sh build-san/bin/knytt
 
 bench: all
 	benchmarks/ann/run --csv build/bench-ann.csv
