@@ -115,7 +115,8 @@ json "eval --json"
 py "eval: ALS beats most-popular" 'import json,sys; d=json.load(sys.stdin); assert d["als"]["hr"] > d["popular"]["hr"] + 0.05 and d["users"] > 100, d'
 
 # ---- train and queries ----------------------------------------------------
-st 0 "train --json" "$K" --db "$DB" --json train --epochs 10
+# --dim 32: the query commands below must pick the stored dimension up
+st 0 "train --json" "$K" --db "$DB" --json train --epochs 10 --dim 32
 json "train --json"
 py "train result" 'import json,sys; d=json.load(sys.stdin); assert d["model_version"]>=1 and d["items_indexed"]>500, d'
 
@@ -164,6 +165,19 @@ st 0 "feedback --json" "$K" --db "$DB" --json feedback u0001 i00002 \
 	rating --value 4
 json "feedback --json"
 st 3 "feedback unknown item" "$K" --db "$DB" feedback u0001 nope view
+
+# ---- two-tower: text features give semantic and hybrid search ------------
+DB2=sqlite:$T/tt.db
+for f in items users interactions; do
+	st 0 "import $f (two-tower store)" "$K" -q --db "$DB2" import --$f d/$f.csv
+done
+st 0 "train --model twotower" "$K" --db "$DB2" --json train \
+	--model twotower --epochs 2
+py "two-tower model" 'import json,sys; d=json.load(sys.stdin); assert d["model"]=="twotower" and d["items_indexed"]>500, d'
+st 0 "search on two-tower" "$K" --db "$DB2" --json search "trail running" --k 5
+py "two-tower search" 'import json,sys; r=json.load(sys.stdin)["results"]; assert r and any(x["reason"] in ("hybrid","semantic") for x in r) and sum(x["category"].startswith("shoes/") for x in r) >= 4, r'
+st 0 "recommend on two-tower" "$K" --db "$DB2" --json recommend u0002 --k 5
+json "recommend on two-tower"
 
 # ---- demo -------------------------------------------------------------
 st 0 "demo" "$K" --quiet demo --db "sqlite:$T/demo/demo.db"

@@ -46,6 +46,12 @@ typedef struct cli {
 	int quiet;          /* --quiet: no progress, no chatter */
 	int progress;       /* draw progress bars (stderr is a TTY) */
 	const char *model;  /* "als" or "twotower" (--model) */
+	int model_set;      /* --model was given */
+	/* train settings (0 = engine default): epochs, and ALS reg/alpha
+	 * when als_set */
+	unsigned epochs;
+	int als_set;
+	double reg, alpha;
 	unsigned dim;       /* --dim, 0 = engine default */
 	unsigned threads;   /* --threads, 0 = every core */
 } cli;
@@ -74,8 +80,10 @@ int arg_double(const args *a, const char *name, double *out);
 /* Opens the store at c->db and selects c->tenant, creating the tenant
  * when @p create is set.  Returns 0 or an exit status (printed). */
 int cli_store_open(const cli *c, int create, knytt_store **out);
-/* Opens the engine on c->db / c->tenant. */
-int cli_engine_open(const cli *c, knytt_engine **out);
+/* Opens the engine on c->db / c->tenant with c's model settings; the kind
+ * and dimension not given on the command line are those of the model the
+ * store holds (c->model and c->dim are updated). */
+int cli_engine_open(cli *c, knytt_engine **out);
 
 double cli_now(void);
 int cli_interrupted(void);

@@ -153,6 +153,7 @@ static int parse_model(cli *c, const args *a)
 			return cli_usage(a->cmd, "--model is als or twotower, "
 						 "not '%s'", m);
 		c->model = m;
+		c->model_set = 1;
 	}
 	unsigned long v = 0;
 	int rc = arg_uint(a, "dim", 2, 1024, &v);
@@ -169,39 +170,21 @@ static int parse_model(cli *c, const args *a)
 int cmd_train(cli *c, args *a)
 {
 	unsigned long epochs = 0;
-	double reg = 0.05, alpha = 4; /* the engine's defaults */
 	int rc;
+	c->reg = 0.05; /* the engine's defaults */
+	c->alpha = 4;
 	if ((rc = parse_model(c, a)) ||
 	    (rc = arg_uint(a, "epochs", 1, 1000, &epochs)) ||
-	    (rc = arg_double(a, "reg", &reg)) ||
-	    (rc = arg_double(a, "alpha", &alpha)))
+	    (rc = arg_double(a, "reg", &c->reg)) ||
+	    (rc = arg_double(a, "alpha", &c->alpha)))
 		return rc;
-	if (reg < 0 || alpha < 0)
+	if (c->reg < 0 || c->alpha < 0)
 		return cli_usage("train", "--reg and --alpha must be >= 0");
-	int als_set = epochs || arg_has(a, "reg") || arg_has(a, "alpha");
+	c->epochs = (unsigned)epochs;
+	c->als_set = epochs || arg_has(a, "reg") || arg_has(a, "alpha");
 	knytt_engine *e = NULL;
-	rc = knytt_engine_create(&e);
-	if (rc == 0)
-		rc = knytt_engine_set_tenant(e, c->tenant);
-	if (rc == 0 && !strcmp(c->model, "twotower")) {
-		rc = knytt_engine_set_model(e, KNYTT_MODEL_TWOTOWER);
-		if (rc == 0 && epochs)
-			rc = knytt_engine_set_twotower(e, (unsigned)epochs);
-	} else if (rc == 0 && als_set) {
-		rc = knytt_engine_set_als(e, (float)reg, (float)alpha,
-					  epochs ? (unsigned)epochs : 15);
-	}
-	if (rc == 0 && c->dim)
-		rc = knytt_engine_set_dim(e, c->dim);
-	if (rc == 0 && c->threads)
-		rc = knytt_engine_set_threads(e, c->threads);
-	if (rc == 0)
-		rc = knytt_engine_open(e, c->db);
-	if (rc < 0) {
-		int ex = cli_liberr(rc, c->db);
-		knytt_engine_close(e);
-		return ex;
-	}
+	if ((rc = cli_engine_open(c, &e)))
+		return rc;
 	double secs;
 	rc = cli_train(c, e, &secs);
 	if (rc < 0) {

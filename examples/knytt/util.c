@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -125,14 +126,20 @@ int cli_store_open(const cli *c, int create, knytt_store **out)
 	return 0;
 }
 
-int cli_engine_open(const cli *c, knytt_engine **out)
+static int engine_try(const cli *c, knytt_model_kind kind,
+		      knytt_engine **out)
 {
 	knytt_engine *e = NULL;
 	int rc = knytt_engine_create(&e);
 	if (rc == 0)
 		rc = knytt_engine_set_tenant(e, c->tenant);
-	if (rc == 0 && !strcmp(c->model, "twotower"))
-		rc = knytt_engine_set_model(e, KNYTT_MODEL_TWOTOWER);
+	if (rc == 0 && kind != KNYTT_MODEL_ALS)
+		rc = knytt_engine_set_model(e, kind);
+	if (rc == 0 && kind == KNYTT_MODEL_TWOTOWER && c->epochs)
+		rc = knytt_engine_set_twotower(e, c->epochs);
+	if (rc == 0 && kind == KNYTT_MODEL_ALS && c->als_set)
+		rc = knytt_engine_set_als(e, (float)c->reg, (float)c->alpha,
+					  c->epochs ? c->epochs : 15);
 	if (rc == 0 && c->dim)
 		rc = knytt_engine_set_dim(e, c->dim);
 	if (rc == 0 && c->threads)
@@ -140,11 +147,59 @@ int cli_engine_open(const cli *c, knytt_engine **out)
 	if (rc == 0)
 		rc = knytt_engine_open(e, c->db);
 	if (rc < 0) {
-		int ex = cli_liberr(rc, c->db);
 		knytt_engine_close(e);
-		return ex;
+		return rc;
 	}
 	*out = e;
+	return 0;
+}
+
+/*
+ * The engine opens only with the kind and dimension of the model the store
+ * holds, and a query command cannot know what the last `knytt train` used.
+ * The engine records both in the JSON metadata of the model it stores
+ * ("engine-model": {"kind": "als"|"twotower", "dim": N, ...}), so read
+ * them from there for the settings the command line leaves open.  No
+ * model, or metadata without them: the defaults.
+ */
+static void stored_model(cli *c)
+{
+	knytt_store *st = NULL;
+	uint64_t tid;
+	char *meta = NULL;
+	if (knytt_store_open(c->db, &st) != 0 ||
+	    knytt_store_tenant_find(st, c->tenant, &tid) != 0 ||
+	    knytt_store_use_tenant(st, tid) != 0 ||
+	    knytt_store_model_get(st, "engine-model", 0, NULL, NULL, &meta,
+				  NULL, NULL) != 0 ||
+	    !meta) {
+		knytt_store_close(st);
+		return;
+	}
+	cJSON *j = cJSON_Parse(meta);
+	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
+	const cJSON *dim = cJSON_GetObjectItemCaseSensitive(j, "dim");
+	if (!c->model_set && cJSON_IsString(kind))
+		c->model = strcmp(kind->valuestring, "twotower") ? "als" :
+								   "twotower";
+	if (!c->dim && cJSON_IsNumber(dim) && dim->valuedouble >= 1 &&
+	    dim->valuedouble <= 4096)
+		c->dim = (unsigned)dim->valuedouble;
+	cJSON_Delete(j);
+	knytt_free(meta);
+	knytt_store_close(st);
+}
+
+int cli_engine_open(cli *c, knytt_engine **out)
+{
+	if (!c->model_set || !c->dim)
+		stored_model(c);
+	knytt_model_kind kind = strcmp(c->model, "twotower") ?
+					KNYTT_MODEL_ALS :
+					KNYTT_MODEL_TWOTOWER;
+	int rc = engine_try(c, kind, out);
+	if (rc < 0)
+		return cli_liberr(rc, c->db);
 	return 0;
 }
 
