@@ -1,8 +1,9 @@
 # knytt -- plain Makefile.  Honours PREFIX, DESTDIR, LIBDIR, INCLUDEDIR,
 # MANDIR, BINDIR; CC, CFLAGS, LDFLAGS.
 #
-#   make            libknytt.a, libknytt.so, the examples
-#   make test       Check suites + meta checks
+#   make            libknytt.a, libknytt.so, the examples, build/bin/knytt
+#   make test       Check suites + meta checks + the knytt CLI test
+#   make demo       knytt demo on build/demo.db (make index-demo: the index)
 #   make sanitize   the same suites under ASan + UBSan
 #   make bench      every benchmark (make bench-deps first)
 #   make deps       Debian packages the build and tests need
@@ -47,6 +48,7 @@ endif
 TEST_SRCS := $(wildcard tests/check_*.c)
 SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
+CLI_SRCS := $(wildcard examples/knytt/*.c)
 
 # $(1) = build dir, $(2) = extra flags
 define build_rules
@@ -80,7 +82,7 @@ $(1)/check_knytt: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a
 $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)): $(1)/suites.inc
 endef
 
-all: build/libknytt.a build/libknytt.so examples
+all: build/libknytt.a build/libknytt.so examples build/bin/knytt
 
 $(eval $(call build_rules,build,))
 $(eval $(call build_rules,build-san,$(SAN_FLAGS)))
@@ -101,15 +103,31 @@ build/bin/%: examples/%.c build/libknytt.a include/knytt.h
 	@mkdir -p build/bin
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< build/libknytt.a $(LIBS)
 
+# The knytt command-line tool: every examples/knytt/*.c, one binary.
+build/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build/libknytt.a \
+		include/knytt.h
+	@mkdir -p build/bin
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_SRCS) \
+		build/libknytt.a $(LIBS)
+
+build-san/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build-san/libknytt.a \
+		include/knytt.h
+	@mkdir -p build-san/bin
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ \
+		$(CLI_SRCS) build-san/libknytt.a $(LIBS)
+
 # CK_DEFAULT_TIMEOUT: generous, because sanitizer builds run 5-10x slower.
-test: build/check_knytt build/libknytt.so examples
+test: build/check_knytt build/libknytt.so examples build/bin/knytt
 	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 ./build/check_knytt
 	sh tests/meta.sh build
+	sh tests/cli.sh build/bin/knytt
 
-sanitize: build-san/check_knytt
+sanitize: build-san/check_knytt build-san/bin/knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 KNYTT_DATA_DIR=$(DATADIR) \
 	KNYTT_SANITIZE=1 CK_DEFAULT_TIMEOUT=1200 ./build-san/check_knytt
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1 sh tests/cli.sh build-san/bin/knytt
 
 bench: all
 	benchmarks/ann/run --csv build/bench-ann.csv
@@ -127,9 +145,11 @@ deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
 
-install: build/libknytt.a build/libknytt.so
+install: build/libknytt.a build/libknytt.so build/bin/knytt
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+		$(DESTDIR)$(BINDIR)
+	install -m 755 build/bin/knytt $(DESTDIR)$(BINDIR)/
 	install -m 644 include/knytt.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 build/libknytt.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 build/libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
@@ -148,10 +168,14 @@ clean:
 .PHONY: all test sanitize bench bench-deps deps install clean examples
 .SECONDARY:
 
-# The main job for now: build an index over generated vectors and query it.
-demo: build/bin/index_demo
+# The main job: generate a shop, import it into build/demo.db, train and
+# query it (knytt demo).  The index demo of the first release stays as
+# make index-demo.
+demo: build/bin/knytt
+	./build/bin/knytt demo --db sqlite:build/demo.db
+index-demo: build/bin/index_demo
 	./build/bin/index_demo
-.PHONY: demo
+.PHONY: demo index-demo
 
 # libFuzzer targets for the loaders (clang): make fuzz, then run
 # ./build-fuzz/fuzz_index_load -max_total_time=60 tests/fixtures
