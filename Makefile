@@ -1,8 +1,9 @@
 # knytt -- plain Makefile.  Honours PREFIX, DESTDIR, LIBDIR, INCLUDEDIR,
 # MANDIR, BINDIR; CC, CFLAGS, LDFLAGS.
 #
-#   make            libknytt.a, libknytt.so, the examples
-#   make test       Check suites + meta checks
+#   make            libknytt.a, libknytt.so, the examples, build/bin/knytt
+#   make test       Check suites + meta checks + the knytt CLI test
+#   make demo       knytt demo on build/demo.db (make index-demo: the index)
 #   make sanitize   the same suites under ASan + UBSan
 #   make bench      every benchmark (make bench-deps first)
 #   make deps       Debian packages the build and tests need
@@ -25,7 +26,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck) \
+	$(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter
@@ -46,6 +48,7 @@ endif
 TEST_SRCS := $(wildcard tests/check_*.c)
 SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
+CLI_SRCS := $(wildcard examples/knytt/*.c)
 
 # $(1) = build dir, $(2) = extra flags
 define build_rules
@@ -79,7 +82,7 @@ $(1)/check_knytt: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a
 $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)): $(1)/suites.inc
 endef
 
-all: build/libknytt.a build/libknytt.so examples
+all: build/libknytt.a build/libknytt.so examples build/bin/knytt
 
 $(eval $(call build_rules,build,))
 $(eval $(call build_rules,build-san,$(SAN_FLAGS)))
@@ -100,18 +103,35 @@ build/bin/%: examples/%.c build/libknytt.a include/knytt.h
 	@mkdir -p build/bin
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< build/libknytt.a $(LIBS)
 
+# The knytt command-line tool: every examples/knytt/*.c, one binary.
+build/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build/libknytt.a \
+		include/knytt.h
+	@mkdir -p build/bin
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_SRCS) \
+		build/libknytt.a $(LIBS)
+
+build-san/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build-san/libknytt.a \
+		include/knytt.h
+	@mkdir -p build-san/bin
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ \
+		$(CLI_SRCS) build-san/libknytt.a $(LIBS)
+
 # CK_DEFAULT_TIMEOUT: generous, because sanitizer builds run 5-10x slower.
-test: build/check_knytt build/libknytt.so examples
+test: build/check_knytt build/libknytt.so examples build/bin/knytt
 	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 ./build/check_knytt
 	sh tests/meta.sh build
+	sh tests/cli.sh build/bin/knytt
 
-sanitize: build-san/check_knytt
+sanitize: build-san/check_knytt build-san/bin/knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 KNYTT_DATA_DIR=$(DATADIR) \
 	KNYTT_SANITIZE=1 CK_DEFAULT_TIMEOUT=1200 ./build-san/check_knytt
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1 sh tests/cli.sh build-san/bin/knytt
 
 bench: all
 	benchmarks/ann/run --csv build/bench-ann.csv
+	benchmarks/train/run --csv build/bench-train.csv
 
 bench-deps:
 	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox
@@ -125,20 +145,19 @@ deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
 
-knytt.pc: knytt.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-	    $< > $@
-
-install: build/libknytt.a build/libknytt.so knytt.pc
+install: build/libknytt.a build/libknytt.so build/bin/knytt
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+		$(DESTDIR)$(BINDIR)
+	install -m 755 build/bin/knytt $(DESTDIR)$(BINDIR)/
 	install -m 644 include/knytt.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 build/libknytt.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 build/libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libknytt.so.$(VERSION_MAJOR)
 	ln -sf libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libknytt.so
-	install -m 644 knytt.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    knytt.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/knytt.pc
 	for f in man/*.[1-9]; do \
 		s=$${f##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
 		install -m 644 $$f $(DESTDIR)$(MANDIR)/man$$s/; done
@@ -148,3 +167,32 @@ clean:
 
 .PHONY: all test sanitize bench bench-deps deps install clean examples
 .SECONDARY:
+
+# The main job: generate a shop, import it into build/demo.db, train and
+# query it (knytt demo).  The index demo of the first release stays as
+# make index-demo.
+demo: build/bin/knytt
+	./build/bin/knytt demo --db sqlite:build/demo.db
+index-demo: build/bin/index_demo
+	./build/bin/index_demo
+.PHONY: demo index-demo
+
+# libFuzzer targets for the loaders (clang): make fuzz, then run
+# ./build-fuzz/fuzz_index_load -max_total_time=60 tests/fixtures
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(BLAS_CFLAGS) $(PKG_CFLAGS) \
+	-fsanitize=fuzzer-no-link,address,undefined -g -O1
+FUZZ_OBJS := $(patsubst %.c,build-fuzz/obj/%.o,$(LIB_SRCS))
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+build-fuzz/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -mavx2 -mfma -c $< -o $@
+build-fuzz/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl \
+		-c $< -o $@
+build-fuzz/fuzz_index_load: tests/fuzz/fuzz_index_load.c $(FUZZ_OBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+fuzz: build-fuzz/fuzz_index_load
+.PHONY: fuzz

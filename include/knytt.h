@@ -870,12 +870,1068 @@ KNYTT_API int knytt_store_import(knytt_store *st, const char *path,
 /* ===== end part: store ===== */
 
 /* ===== part: model (lib/model) ===== */
+/* ------------------------------------------------------------------------
+ * Models (lib/model): the interaction matrix, implicit ALS, evaluation.
+ *
+ * Interactions go into a knytt_matrix (users x items, CSR), each with a
+ * confidence weight from its type; knytt_als learns user and item factors
+ * from it (Hu, Koren & Volinsky 2008); knytt_eval_loo / knytt_eval_full
+ * measure any model through a scoring callback, so every model of the
+ * library (and any outside one) is scored by the same code.
+ * ---------------------------------------------------------------------- */
+
+/** Interaction types with a default weight; types 0..KNYTT_EVENT_MAX-1
+ *  may be given any weight with knytt_matrix_set_weight(). */
+typedef enum knytt_event {
+	KNYTT_EVENT_VIEW = 0,        /* default weight 1 */
+	KNYTT_EVENT_CLICK = 1,       /* default weight 2 */
+	KNYTT_EVENT_ADD_TO_CART = 2, /* default weight 4 */
+	KNYTT_EVENT_PURCHASE = 3,    /* default weight 8 */
+	KNYTT_EVENT_RATING = 4       /* default weight 1: the rating itself */
+} knytt_event;
+#define KNYTT_EVENT_MAX 16
+
+/**
+ * Interaction matrix (users x items, compressed sparse rows).
+ *
+ * Life cycle: knytt_matrix_create() -> knytt_matrix_set_*() ->
+ * knytt_matrix_add() for every interaction -> knytt_matrix_build() ->
+ * read (row, nnz, ..., training, evaluation) -> knytt_matrix_close().
+ *
+ * The weight of one interaction is weight(type) * value * decay *
+ * recency, where decay = 0.5 ^ ((now - time) / half_life) when a
+ * half-life is set and recency is set by knytt_matrix_set_recency (both
+ * 1 by default); several interactions of one (user, item) pair add up to
+ * one entry.  Users and items are dense 0-based ids (the store maps its own
+ * ids to them).
+ *
+ * THREAD SAFETY.  Building (set, add, build) needs one thread at a time.
+ * After build the matrix is read-only and any number of threads may read
+ * it and train or evaluate on it at once.
+ */
+typedef struct knytt_matrix knytt_matrix;
+
+/**
+ * Allocates an empty matrix builder.
+ * @param[out] out  the new handle, freed with knytt_matrix_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_matrix_create(knytt_matrix **out);
+
+/**
+ * Sets the weight of interaction type @p type (0..KNYTT_EVENT_MAX-1).
+ * Before build; applies to interactions added afterwards and before.
+ * @return KNYTT_OK, KNYTT_EINVAL (type out of range, weight negative or
+ *         not finite), KNYTT_ESTATE (already built).
+ */
+KNYTT_API int knytt_matrix_set_weight(knytt_matrix *m, unsigned type,
+				      float weight);
+
+/**
+ * Enables time decay: an interaction at time t weighs
+ * 0.5 ^ ((now - t) / half_life) times its type weight.  Times are in any
+ * unit (seconds usually), the same for @p now, @p half_life and every
+ * interaction; half_life 0 disables decay (the default).  Before build.
+ * @return KNYTT_OK, KNYTT_EINVAL (half_life negative or not finite),
+ *         KNYTT_ESTATE (already built).
+ */
+KNYTT_API int knytt_matrix_set_decay(knytt_matrix *m, double half_life,
+				     int64_t now);
+
+/**
+ * Enables recency weighting, measured in interactions rather than time:
+ * the r-th most recent interaction of a user (r = 0 for the latest by
+ * time; equal times are ordered by the order of knytt_matrix_add) weighs
+ * 1 + boost * 0.5 ^ (r / half_life) times more.  It lets the confidence
+ * follow what each user did last whatever his pace (on ML-1M under the
+ * NCF protocol it lifts ALS from NDCG@10 0.45 to 0.54; see
+ * benchmarks/train).  half_life 0 disables it (the default).  Before
+ * build.
+ * @return KNYTT_OK, KNYTT_EINVAL (half_life or boost negative or not
+ *         finite), KNYTT_ESTATE (already built).
+ */
+KNYTT_API int knytt_matrix_set_recency(knytt_matrix *m, double half_life,
+				       double boost);
+
+/**
+ * Records one interaction (copied).
+ * @param type   interaction type, 0..KNYTT_EVENT_MAX-1 (knytt_event).
+ * @param value  multiplier of the type weight: 1 for events, the rating
+ *               for KNYTT_EVENT_RATING.  Must be finite and >= 0.
+ * @param time   time of the interaction (used only with decay).
+ * @return KNYTT_OK, KNYTT_EINVAL (bad type or value, ids of
+ *         UINT32_MAX), KNYTT_ESTATE (already built), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_matrix_add(knytt_matrix *m, uint32_t user,
+			       uint32_t item, unsigned type, float value,
+			       int64_t time);
+
+/**
+ * Builds the CSR (and its transpose, for item-side training) from the
+ * interactions added.  @p nusers / @p nitems give the dimensions (0 =
+ * largest id seen + 1); ids at or beyond a non-zero dimension fail.
+ * @return KNYTT_OK, KNYTT_EINVAL (an id beyond the dimension: the message
+ *         names it), KNYTT_ESTATE (already built), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_matrix_build(knytt_matrix *m, uint32_t nusers,
+				 uint32_t nitems);
+
+/** Frees the matrix.  NULL is a no-op. */
+KNYTT_API void knytt_matrix_close(knytt_matrix *m);
+
+/** Number of users (rows) after build; 0 before or for NULL. */
+KNYTT_API uint32_t knytt_matrix_users(const knytt_matrix *m);
+/** Number of items (columns) after build; 0 before or for NULL. */
+KNYTT_API uint32_t knytt_matrix_items(const knytt_matrix *m);
+/** Number of stored (user, item) entries after build; 0 before. */
+KNYTT_API size_t knytt_matrix_nnz(const knytt_matrix *m);
+
+/**
+ * Borrows one user's row: item ids (ascending) and their summed weights.
+ * The pointers stay valid until knytt_matrix_close().
+ * @param[out] items, weights  may be NULL.
+ * @return the number of entries, KNYTT_EINVAL (user out of range),
+ *         KNYTT_ESTATE (not built).
+ */
+KNYTT_API int knytt_matrix_row(const knytt_matrix *m, uint32_t user,
+			       const uint32_t **items, const float **weights);
+
+/* ---- training progress, shared by every model ---- */
+
+/** What a training run reports after each epoch (ALS: one sweep over
+ *  users and items). */
+typedef struct knytt_progress {
+	unsigned epoch;  /* epochs finished, 1-based */
+	unsigned epochs; /* epochs planned */
+	double loss;     /* training objective after this epoch */
+	double elapsed;  /* seconds since training started */
+	double eta;      /* estimated seconds left */
+} knytt_progress;
+
+/**
+ * Progress callback, called on the training thread after each epoch.  The
+ * model's read functions (scores, factors) may be called from inside it
+ * and see the model as of that epoch.  Return 0 to continue, non-zero to
+ * cancel: training then stops with KNYTT_ECANCELED and the model keeps
+ * the factors of the last finished epoch.
+ */
+typedef int (*knytt_progress_fn)(void *ctx, const knytt_progress *p);
+
+/* ---- implicit ALS ---- */
+
+/**
+ * Implicit-feedback matrix factorization by alternating least squares
+ * (Hu, Koren & Volinsky, ICDM 2008).  With confidence c = 1 + alpha * w
+ * for an entry of weight w (preference 1) and c = 1, preference 0 for
+ * every other pair, it minimizes
+ *     sum_ui c_ui (p_ui - x_u . y_i)^2 + reg (sum |x_u|^2 + sum |y_i|^2).
+ * Each epoch solves every item row given the user factors, then every
+ * user row given the item factors, so that the final user factors are
+ * the exact answer to the final item factors (which fold-in reproduces).
+ * Rows are solved by a few steps of conjugate gradient warm-started from
+ * the previous vector (Takacs, Pilaszy & Tikk, RecSys 2011; the default)
+ * or exactly by Cholesky (LAPACK), on several threads.
+ *
+ * Life cycle: knytt_als_create() -> knytt_als_set_*() ->
+ * knytt_als_train() or knytt_als_load*() -> scores, factors, fold-in,
+ * save -> knytt_als_close().
+ *
+ * DETERMINISM.  Rows are split statically over threads and each row is
+ * solved by one thread in a fixed order, so the same seed, settings and
+ * matrix give bit-identical factors on every run (the loss is summed per
+ * thread, so it may differ in the last bits across thread counts).
+ *
+ * THREAD SAFETY.  Setters, train and load need exclusive access.  After
+ * training or loading, any number of threads may call the read functions
+ * (score, scorer, factors, fold_in, save, dims) at once.
+ */
+typedef struct knytt_als knytt_als;
+
+/** Row solvers of knytt_als_set_solver(). */
+typedef enum knytt_als_solver {
+	KNYTT_ALS_CG = 1,      /* conjugate gradient, cg_steps per row */
+	KNYTT_ALS_CHOLESKY = 2 /* exact solve, LAPACK spotrf/spotrs */
+} knytt_als_solver;
+
+/**
+ * Allocates an untrained ALS model with default settings: 64 factors,
+ * reg 0.1, alpha 1, 15 epochs, seed 42, CG with 3 steps, every core.
+ * @param[out] out  the new handle, freed with knytt_als_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_als_create(knytt_als **out);
+
+/** Number of factors, 1..1024 (default 64; 0 is an error, not a default,
+ *  so that a missing setting is caught).  KNYTT_EINVAL, KNYTT_ESTATE (set
+ *  after training or loading). */
+KNYTT_API int knytt_als_set_factors(knytt_als *als, unsigned factors);
+/** L2 regularization (>= 0, finite).  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_reg(knytt_als *als, float reg);
+/** Confidence scale alpha (>= 0, finite).  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_alpha(knytt_als *als, float alpha);
+/** Epochs, 1..10000 (default 15).  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_iterations(knytt_als *als, unsigned iterations);
+/**
+ * Frequency-scaled regularization (Rendle, Krichene, Zhang & Koren,
+ * RecSys 2022): a row with n entries is regularized by
+ * reg * (n + nother / (1 + alpha))^nu, where nother is the number of rows
+ * of the other side (items for a user).  0 (the default) keeps the plain
+ * reg of Hu et al.; 1 is the paper's choice; valid 0..2.  With nu > 0,
+ * reg values are much smaller (the base is in the thousands).
+ * KNYTT_EINVAL / KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_als_set_reg_exponent(knytt_als *als, float nu);
+/** Seed of the initial factors (default 42).  KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_seed(knytt_als *als, uint64_t seed);
+/** Worker threads (0 = every core; at most 256).  KNYTT_EINVAL /
+ *  KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_threads(knytt_als *als, unsigned threads);
+/** Row solver and, for CG, steps per row (0 = 3; at most 1000).
+ *  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_als_set_solver(knytt_als *als, knytt_als_solver solver,
+				   unsigned cg_steps);
+/** Progress callback (NULL = none).  Any time before train. */
+KNYTT_API int knytt_als_set_progress(knytt_als *als, knytt_progress_fn fn,
+				     void *ctx);
+
+/**
+ * Trains on @p m (built): users are its rows, items its columns.
+ * @return KNYTT_OK, KNYTT_EINVAL (matrix NULL, not built or without any
+ *         entry; a setting invalid for it), KNYTT_ESTATE (already trained
+ *         or loaded), KNYTT_ECANCELED (the progress callback asked to
+ *         stop), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_als_train(knytt_als *als, const knytt_matrix *m);
+
+/** Number of factors of a trained or loaded model (0 otherwise). */
+KNYTT_API unsigned knytt_als_factors(const knytt_als *als);
+/** Users of a trained or loaded model (0 otherwise). */
+KNYTT_API uint32_t knytt_als_users(const knytt_als *als);
+/** Items of a trained or loaded model (0 otherwise). */
+KNYTT_API uint32_t knytt_als_items(const knytt_als *als);
+
+/**
+ * Copies the factors of users [first, first + n) into @p out (n *
+ * factors floats, row-major).
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL out, range beyond the users),
+ *         KNYTT_ESTATE (not trained).
+ */
+KNYTT_API int knytt_als_user_factors(const knytt_als *als, uint32_t first,
+				     uint32_t n, float *out);
+/** The same for items [first, first + n). */
+KNYTT_API int knytt_als_item_factors(const knytt_als *als, uint32_t first,
+				     uint32_t n, float *out);
+
+/**
+ * Fold-in: one user's vector from that user's weighted items and the item
+ * factors, by the very solve an epoch applies to a user row (same
+ * confidence, same solver, same steps), so it equals what a full sweep
+ * would give that user.  Fast enough for every feedback event (one
+ * factors x factors system).
+ * @param items, weights  the user's @p n entries (weights as a
+ *                 knytt_matrix row holds them: type weight * value *
+ *                 decay, summed per item; items need not be sorted but
+ *                 must be distinct).
+ * @param[in,out] vec  factors floats.  On input the user's current vector
+ *                 (the CG warm start, as the sweep uses it; zeros for a
+ *                 new user; ignored by Cholesky); on output the new one.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL pointer, item out of range,
+ *         weight negative or not finite), KNYTT_ESTATE (not trained),
+ *         KNYTT_ENOMEM.
+ * Thread safety: any number of threads at once.
+ */
+KNYTT_API int knytt_als_fold_in(const knytt_als *als, size_t n,
+				const uint32_t *items, const float *weights,
+				float *vec);
+
+/**
+ * Scores of @p n items for @p user: x_user . y_item.
+ * @param items  the items, or NULL for items 0..n-1.
+ * @param[out] out  n scores.
+ * @return KNYTT_OK, KNYTT_EINVAL (user or item out of range, NULL out),
+ *         KNYTT_ESTATE (not trained).
+ */
+KNYTT_API int knytt_als_score(const knytt_als *als, uint32_t user,
+			      const uint32_t *items, size_t n, float *out);
+
+/**
+ * knytt_als_score with the signature of knytt_score_fn (@p ctx is the
+ * knytt_als *), to pass an ALS model to knytt_eval_loo / knytt_eval_full.
+ */
+KNYTT_API int knytt_als_scorer(void *ctx, uint32_t user,
+			       const uint32_t *items, size_t n, float *out);
+
+/**
+ * Writes the model to @p path (a temporary file renamed over it).  The
+ * format is little-endian with a magic, a version and a CRC-32C.
+ * @return KNYTT_OK, KNYTT_EIO (with path and errno text), KNYTT_ESTATE
+ *         (not trained), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_als_save(const knytt_als *als, const char *path);
+
+/**
+ * The same format into memory (for the store's model blobs).
+ * @param[out] buf  a buffer the caller frees with knytt_free().
+ * @param[out] len  its size in bytes.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_als_save_buffer(const knytt_als *als, void **buf,
+				    size_t *len);
+
+/**
+ * Loads a model saved by knytt_als_save into a handle from
+ * knytt_als_create (settings are replaced by the file's; threads and the
+ * progress callback are kept).
+ * @return KNYTT_OK, KNYTT_EIO, KNYTT_ECORRUPT (truncated, damaged or not
+ *         an ALS model: the message says which), KNYTT_EVERSION (newer
+ *         format), KNYTT_ESTATE (already trained or loaded), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_als_load(knytt_als *als, const char *path);
+
+/** The same from @p len bytes at @p buf (copied). */
+KNYTT_API int knytt_als_load_buffer(knytt_als *als, const void *buf,
+				    size_t len);
+
+/** Frees the model.  NULL is a no-op. */
+KNYTT_API void knytt_als_close(knytt_als *als);
+
+/* ---- evaluation ---- */
+
+/**
+ * Scoring callback through which any model is evaluated: writes to
+ * @p out the scores of @p user for @p n items (@p items, or items 0..n-1
+ * when @p items is NULL); larger is better.  Returns 0, or a negative
+ * KNYTT_E* code that stops the evaluation and is returned by it.  It is
+ * called from the evaluating thread only.
+ */
+typedef int (*knytt_score_fn)(void *ctx, uint32_t user,
+			      const uint32_t *items, size_t n, float *out);
+
+/**
+ * Ranking metrics at a cut-off k, averaged over the evaluated users.  A
+ * relevant item that scores equal to an irrelevant one ranks below it
+ * (ties count against the model).
+ */
+typedef struct knytt_metrics {
+	double hr;        /* share of users with a relevant item in the top k */
+	double ndcg;      /* normalized discounted cumulative gain at k */
+	double recall;    /* relevant items in the top k / relevant items */
+	double precision; /* relevant items in the top k / k */
+	double map;       /* mean average precision at k */
+	double coverage;  /* distinct items in any top k / items */
+	size_t users;     /* users evaluated */
+} knytt_metrics;
+
+/**
+ * Leave-one-out test set with fixed sampled negatives (the protocol of
+ * He et al., NCF, WWW 2017): per test user one held-out item and a list
+ * of negatives, ranked against each other.  Read-only after creation;
+ * any number of threads may evaluate with it at once.
+ */
+typedef struct knytt_loo knytt_loo;
+
+/**
+ * Reads the NCF files @p test_rating ("user<TAB>item<TAB>...", one line
+ * per test user) and @p test_negative ("(user,item)<TAB>neg<TAB>..." in
+ * the same order).  A negative equal to its user's held-out item is kept
+ * in the list (it is part of the files) but ignored when ranking, as
+ * NCF's evaluate.py does.
+ * @param[out] out  the test set, freed with knytt_loo_close().
+ * @return KNYTT_OK, KNYTT_EIO (cannot open: path and errno),
+ *         KNYTT_ECORRUPT (a malformed line: file and line number; the two
+ *         files disagree), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_loo_load_ncf(const char *test_rating,
+				 const char *test_negative, knytt_loo **out);
+
+/**
+ * A test set from arrays (copied): test case j is user users[j], held-out
+ * item items[j] and negatives negs[j * nneg .. j * nneg + nneg).
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL arrays, n 0), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_loo_create(size_t n, const uint32_t *users,
+			       const uint32_t *items, size_t nneg,
+			       const uint32_t *negs, knytt_loo **out);
+
+/** Test cases (users) in @p t; 0 for NULL. */
+KNYTT_API size_t knytt_loo_count(const knytt_loo *t);
+/** Negatives per test case in @p t; 0 for NULL. */
+KNYTT_API size_t knytt_loo_negatives(const knytt_loo *t);
+
+/**
+ * Copies test case @p j: its user, held-out item and negatives (@p negs
+ * holds knytt_loo_negatives() ids; any out pointer may be NULL).
+ * @return KNYTT_OK, KNYTT_EINVAL (j out of range).
+ */
+KNYTT_API int knytt_loo_case(const knytt_loo *t, size_t j, uint32_t *user,
+			     uint32_t *item, uint32_t *negs);
+
+/** Frees a test set.  NULL is a no-op. */
+KNYTT_API void knytt_loo_close(knytt_loo *t);
+
+/**
+ * Leave-one-out evaluation: for each test case, scores the held-out item
+ * and its negatives in one call to @p fn (items: held-out first, then the
+ * negatives in file order) and ranks the held-out item: rank = number of
+ * negatives (other than the held-out item itself) scoring >= it.
+ * HR@k = rank < k, NDCG@k = 1 / log2(rank + 2), recall = HR, precision =
+ * HR / k, MAP@k = 1 / (rank + 1) when rank < k; coverage counts the
+ * distinct items of the top-k candidate lists over the number of distinct
+ * candidate items.
+ * @param[out] scores  optional (NULL = not kept): count * (1 + negatives)
+ *                 floats, test case after test case, in call order.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL test/fn/out, k 0), KNYTT_ENOMEM,
+ *         or the first error of @p fn.
+ */
+KNYTT_API int knytt_eval_loo(const knytt_loo *t, unsigned k,
+			     knytt_score_fn fn, void *ctx, float *scores,
+			     knytt_metrics *out);
+
+/**
+ * Full-ranking evaluation: for each user with at least one entry in
+ * @p test, scores every item (one call, items NULL, n = items of
+ * @p train), drops the user's items in @p train, and ranks the @p test
+ * items among all the others.  Typical use: each user's last interaction
+ * held out in @p test, the rest in @p train.
+ * @param train, test  built matrices with the same number of items
+ *                 (users beyond train's rows have no training items).
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, not built, item counts differ,
+ *         k 0, no test user), KNYTT_ENOMEM, or the first error of @p fn.
+ */
+KNYTT_API int knytt_eval_full(const knytt_matrix *train,
+			      const knytt_matrix *test, unsigned k,
+			      knytt_score_fn fn, void *ctx,
+			      knytt_metrics *out);
 /* ===== end part: model ===== */
 
 /* ===== part: twotower (lib/model) ===== */
+/* ------------------------------------------------------------------------
+ * Two-tower retrieval model (lib/model/twotower.c, lib/model/features.c).
+ *
+ * Item tower: v = normalize(id_embedding[item] + mean of the embeddings
+ * of the item's hashed features).  The features are the word unigrams
+ * and bigrams of title and description, every prefix of the category
+ * path ("shoes", "shoes/running") and a log-scale price bucket, hashed
+ * with a seeded 64-bit hash into a table of `buckets` rows.  A brand-new
+ * item has no id embedding: its vector comes from its features alone
+ * (cold start), and a free-text query takes the same text path into item
+ * space.  User tower: u = normalize(id_embedding[user] + mean of the item
+ * vectors of the user's most recent items).  Score: u . v.
+ *
+ * Training minimises an in-batch sampled softmax over the positives of a
+ * mini-batch, logits = U V^T / temperature - log q(item) (the sampling
+ * bias correction of Yi et al., RecSys 2019), with Adam on the rows a
+ * batch touches (lazy Adam).  The history of a training interaction is
+ * the user's items strictly before it in time, so the target never leaks
+ * into the user tower.  Same seed + same thread count -> bit-identical
+ * model.
+ *
+ * Life cycle: knytt_twotower_create() -> knytt_twotower_set_*() ->
+ * knytt_twotower_train() or knytt_twotower_load*() -> embed / score ->
+ * knytt_twotower_close().  Setters apply to the next train; a loaded or
+ * trained model keeps its own dimension and bucket count.
+ *
+ * THREAD SAFETY.  After train or load, any number of threads may call
+ * the const functions (embed_*, *_embeddings, dim, count_*, save*) at
+ * once.  train, load*, the setters and close must not run concurrently
+ * with any other call on the same handle.  train uses its own threads
+ * (set_threads) and OpenBLAS sgemm.
+ * ---------------------------------------------------------------------- */
+typedef struct knytt_twotower knytt_twotower;
+
+/** The features of one item.  Every string may be NULL (absent) and is
+ *  only read during the call.  Text is UTF-8 (or any ASCII superset):
+ *  ASCII letters are lower-cased, bytes >= 0x80 are word characters. */
+typedef struct knytt_twotower_item {
+	const char *title;
+	const char *description;
+	/* Category path, segments separated by '/' or '>'; several paths
+	 * separated by '|' ("Comedy|Drama"). */
+	const char *category;
+	/* Price in any currency unit; negative or NaN = unknown. */
+	double price;
+} knytt_twotower_item;
+
+/** User index meaning "no id embedding" (an unknown or new user). */
+#define KNYTT_TWOTOWER_NO_USER UINT32_MAX
+
+/**
+ * Allocates a two-tower handle with default settings and no model.
+ * @param[out] out  the handle, freed with knytt_twotower_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_twotower_create(knytt_twotower **out);
+
+/** Frees the handle and its model.  NULL is a no-op. */
+KNYTT_API void knytt_twotower_close(knytt_twotower *tt);
+
+/** Embedding dimension.  0 = default 64; valid 2..4096.  KNYTT_EINVAL. */
+KNYTT_API int knytt_twotower_set_dim(knytt_twotower *tt, uint32_t dim);
+/** Passes over the interactions.  0 = default 10; valid 1..100000. */
+KNYTT_API int knytt_twotower_set_epochs(knytt_twotower *tt, unsigned epochs);
+/** Positives per mini-batch (they are each other's negatives).
+ *  0 = default 512; valid 2..65536. */
+KNYTT_API int knytt_twotower_set_batch(knytt_twotower *tt, unsigned batch);
+/** Adam learning rate.  0 = default 0.01; must be finite, in (0, 10]. */
+KNYTT_API int knytt_twotower_set_lr(knytt_twotower *tt, float lr);
+/** Softmax temperature.  0 = default 0.05; finite, in [0.001, 100]. */
+KNYTT_API int knytt_twotower_set_temperature(knytt_twotower *tt,
+					     float temperature);
+/** Seed of initialisation, shuffling, id dropout and feature hashing
+ *  (default 42). */
+KNYTT_API int knytt_twotower_set_seed(knytt_twotower *tt, uint64_t seed);
+/** Training threads.  0 = default (every core); at most 256. */
+KNYTT_API int knytt_twotower_set_threads(knytt_twotower *tt,
+					 unsigned threads);
+/** Rows of the hashed feature table.  0 = default 2^18; valid 16..2^26. */
+KNYTT_API int knytt_twotower_set_buckets(knytt_twotower *tt,
+					 uint32_t buckets);
+/** Recent items pooled by the user tower.  0 = default 20; 1..1000. */
+KNYTT_API int knytt_twotower_set_history(knytt_twotower *tt,
+					 unsigned history);
+/** Probability that a training item is embedded without its id
+ *  embedding, which teaches the feature path to stand alone (cold
+ *  start).  Default 0.25; valid [0, 1); NaN is KNYTT_EINVAL. */
+KNYTT_API int knytt_twotower_set_id_dropout(knytt_twotower *tt, float p);
+/** Progress callback (NULL = none) and its context, shared with ALS
+ *  (knytt_progress_fn): called after each epoch with the epoch, the
+ *  epochs planned, the mean sampled-softmax loss (nats), the seconds
+ *  elapsed and the estimated seconds left.  A non-zero return cancels:
+ *  train returns KNYTT_ECANCELED and the model trained before, if any,
+ *  stays in place. */
+KNYTT_API int knytt_twotower_set_progress(knytt_twotower *tt,
+					  knytt_progress_fn fn, void *ctx);
+
+/**
+ * Trains a model from @p n interactions: interaction k says user
+ * users[k] (< nusers) met item items_idx[k] (< nitems).
+ * @param items     nitems feature records (NULL: ids only, no features);
+ *                  only read during the call.
+ * @param weights   loss weight per interaction, finite and >= 0 (NULL: all
+ *                  1); zero-weight interactions only feed histories.
+ * @param times     time per interaction, any monotone unit (NULL: the
+ *                  array order is the time order); ties keep array order.
+ * @return KNYTT_OK; KNYTT_EINVAL (NULL array, n 0, index out of range,
+ *         bad weight; the message names the interaction), KNYTT_ENOMEM,
+ *         KNYTT_ECANCELED (the progress callback asked to stop).  On any
+ *         failure the previous model, if any, is kept.
+ */
+KNYTT_API int knytt_twotower_train(knytt_twotower *tt, uint32_t nusers,
+				   uint32_t nitems,
+				   const knytt_twotower_item *items, size_t n,
+				   const uint32_t *users,
+				   const uint32_t *items_idx,
+				   const float *weights, const int64_t *times);
+
+/** Dimension of the current model (0 if none or tt NULL). */
+KNYTT_API uint32_t knytt_twotower_dim(const knytt_twotower *tt);
+/** Users of the current model (0 if none). */
+KNYTT_API uint32_t knytt_twotower_count_users(const knytt_twotower *tt);
+/** Items of the current model (0 if none). */
+KNYTT_API uint32_t knytt_twotower_count_items(const knytt_twotower *tt);
+
+/**
+ * Copies the item-tower vectors of all known items (ids + features),
+ * row-major, into @p out, which has room for @p cap rows of dim floats.
+ * @return the number of rows (count_items); KNYTT_EINVAL (NULL),
+ *         KNYTT_ERANGE (cap too small), KNYTT_ESTATE (no model).
+ */
+KNYTT_API int knytt_twotower_item_embeddings(const knytt_twotower *tt,
+					     float *out, size_t cap);
+/**
+ * Copies the user-tower vectors of all known users (id + the training
+ * history's most recent items).  Same contract as item_embeddings.
+ */
+KNYTT_API int knytt_twotower_user_embeddings(const knytt_twotower *tt,
+					     float *out, size_t cap);
+
+/**
+ * Embeds an item from its features alone (no id embedding): for items
+ * the model has never seen.  @p out receives dim floats: unit length, or
+ * zeros for an item without any feature (every hashed feature has a
+ * row, so unseen words still land somewhere).
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL), KNYTT_ESTATE (no model).
+ */
+KNYTT_API int knytt_twotower_embed_item(const knytt_twotower *tt,
+					const knytt_twotower_item *item,
+					float *out);
+/**
+ * Embeds a free-text query into item space through the text features of
+ * the item tower (unigrams and bigrams), for semantic search.  An empty
+ * query gives a zero vector.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL), KNYTT_ESTATE (no model).
+ */
+KNYTT_API int knytt_twotower_embed_query(const knytt_twotower *tt,
+					 const char *text, float *out);
+/**
+ * The user-tower vector for @p user (KNYTT_TWOTOWER_NO_USER for a user
+ * without id embedding) whose recent items, most recent LAST, are
+ * @p recent[0..n) (item indices of the model; only the last `history`
+ * are used; n may be 0).  The engine calls this after new feedback.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, user or item out of range),
+ *         KNYTT_ESTATE (no model).
+ */
+KNYTT_API int knytt_twotower_embed_user(const knytt_twotower *tt,
+					uint32_t user, const uint32_t *recent,
+					size_t n, float *out);
+
+/**
+ * Writes the model to @p path (temporary file + rename).  Format:
+ * "KNYTTTT1" magic, version, sizes, parameters, feature and history
+ * tables, all little-endian, then a CRC-32C of everything before it.
+ * @return KNYTT_OK, KNYTT_EIO (path and errno text), KNYTT_ESTATE (no
+ *         model), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_twotower_save(const knytt_twotower *tt,
+				  const char *path);
+/**
+ * Serialises the model (same bytes as the file) into a buffer the
+ * library allocates; free it with knytt_free().
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_twotower_save_buffer(const knytt_twotower *tt, void **buf,
+				      size_t *len);
+/**
+ * Replaces the handle's model with the one in @p path.
+ * @return KNYTT_OK, KNYTT_EIO, KNYTT_ECORRUPT (bad magic, truncated,
+ *         checksum mismatch, inconsistent tables: the message says
+ *         which), KNYTT_EVERSION (newer format), KNYTT_ENOMEM.  On
+ *         failure the previous model is kept.
+ */
+KNYTT_API int knytt_twotower_load(knytt_twotower *tt, const char *path);
+/** Same as knytt_twotower_load from @p len bytes at @p buf (copied). */
+KNYTT_API int knytt_twotower_load_buffer(knytt_twotower *tt, const void *buf,
+				      size_t len);
 /* ===== end part: twotower ===== */
 
 /* ===== part: engine (lib/engine, lib/taste) ===== */
+/* --- external embedder --- */
+/*
+ * External embedding service (lib/engine/embedder.c): an HTTP client
+ * (libcurl) for the common embeddings protocol.  Each call POSTs
+ *     {"model": "<model>", "input": ["text", ...]}
+ * to <base>/v1/embeddings and reads the answer
+ *     {"data": [{"index": 0, "embedding": [0.1, ...]}, ...]}
+ * ("index" is optional; when present it gives the input each embedding
+ * belongs to).  Big calls are split into batches; timeouts, connection
+ * errors, HTTP 429 and 5xx are retried with exponential backoff and
+ * jitter.
+ *
+ * Life cycle: knytt_embedder_create() -> knytt_embedder_set_*() ->
+ * knytt_embedder_open() -> knytt_embedder_embed() ... ->
+ * knytt_embedder_close().  open checks the settings and does not contact
+ * the server; knytt_embedder_probe() does, if the dimension is wanted
+ * before the first real call.
+ *
+ * The API key is sent as "Authorization: Bearer <key>" and never appears
+ * in an error message; neither do the user-info and query parts of the
+ * URL (a server that echoes the key in an error body has it replaced by
+ * "***").
+ *
+ * THREAD SAFETY.  After open, any number of threads may call embed,
+ * probe and dim on one handle at once.  Each call takes an idle libcurl
+ * easy handle from a small pool inside the embedder (or makes one) and
+ * returns it afterwards, so connections to the server are kept alive and
+ * reused across calls while no easy handle is ever used by two threads.
+ * The dimension learned from the first answer is stored atomically.
+ * Setters are allowed only before open; close must not race with any
+ * other call.  libcurl's global initialisation runs once per process
+ * (pthread_once) on the first open; the library never calls
+ * curl_global_cleanup().  Requests run with CURLOPT_NOSIGNAL, so no
+ * signal handler is installed; libcurl avoids SIGPIPE where the system
+ * allows, but a program talking HTTPS from several threads should ignore
+ * SIGPIPE itself (libcurl-thread(3)).
+ */
+typedef struct knytt_embedder knytt_embedder;
+
+/**
+ * Allocates an unconfigured embedder.  Defaults: no model (the "model"
+ * member is then left out of requests), no API key, timeout 30000 ms,
+ * 2 retries with a 100 ms base backoff, batches of 32 inputs, dimension
+ * learned from the first answer.
+ * @param[out] out  the new handle, freed with knytt_embedder_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_embedder_create(knytt_embedder **out);
+
+/**
+ * Sets where requests go (required).  @p base_url is copied.  Accepted
+ * forms, with or without a trailing slash:
+ *   "http://host:port"            -> http://host:port/v1/embeddings
+ *   "https://host/prefix"         -> https://host/prefix/v1/embeddings
+ *   "https://api.example.com/v1"  -> https://api.example.com/v1/embeddings
+ *   "http://host/path/embeddings" -> used as is
+ * A query string ("?key=...") is kept after the path.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, empty, not http:// or https://,
+ *         contains whitespace or control characters), KNYTT_ESTATE (after
+ *         open), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_embedder_set_url(knytt_embedder *e, const char *base_url);
+
+/** Model name sent in each request (copied; NULL or "" = leave the
+ *  member out).  Before open.  KNYTT_EINVAL (not valid UTF-8), ESTATE,
+ *  ENOMEM. */
+KNYTT_API int knytt_embedder_set_model(knytt_embedder *e, const char *model);
+
+/** API key, sent as "Authorization: Bearer <key>" (copied, wiped from
+ *  memory on close; NULL or "" = no Authorization header).  Before open.
+ *  KNYTT_EINVAL (contains control characters or spaces), ESTATE,
+ *  ENOMEM. */
+KNYTT_API int knytt_embedder_set_api_key(knytt_embedder *e, const char *key);
+
+/** Time limit of one HTTP request, connection included, in milliseconds
+ *  (0 = default 30000; valid 1..3600000).  Each retry gets the full
+ *  limit again.  Before open.  KNYTT_EINVAL/ESTATE. */
+KNYTT_API int knytt_embedder_set_timeout_ms(knytt_embedder *e, long ms);
+
+/**
+ * Retry policy: up to @p retries further attempts (0..100) after a
+ * timeout, a connection error, HTTP 429 or HTTP 5xx; never after other
+ * 4xx answers or a malformed 200 answer.  The wait before retry i
+ * (1-based) is drawn uniformly from [d/2, d] with d = backoff_ms *
+ * 2^(i-1), capped at 30 s; a Retry-After header asking for longer is
+ * honoured up to 30 s, beyond that the call fails at once.
+ * @p backoff_ms is 0..60000 (0 = retry without waiting).  Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_embedder_set_retries(knytt_embedder *e, unsigned retries,
+					 long backoff_ms);
+
+/** Largest number of inputs per request (0 = default 32; valid
+ *  1..65536); embed splits bigger calls into consecutive requests.
+ *  Before open.  KNYTT_EINVAL/ESTATE. */
+KNYTT_API int knytt_embedder_set_batch(knytt_embedder *e, unsigned max_inputs);
+
+/** Largest number of requests one embed call keeps in flight at once
+ *  (0 = default 1; valid 1..64).  A call of many batches then runs them
+ *  on that many threads, each with its own connection: a remote service
+ *  that takes tens of milliseconds per batch is kept busy, which is what
+ *  bulk ingest needs.  With more than one, which failure a failing call
+ *  reports is the first to happen, not the one of the lowest batch.
+ *  Before open.  KNYTT_EINVAL/ESTATE. */
+KNYTT_API int knytt_embedder_set_parallel(knytt_embedder *e,
+					  unsigned requests);
+
+/** Expected dimension of every embedding (0 = learn it from the first
+ *  answer; valid up to 65536).  Before open.  KNYTT_EINVAL/ESTATE. */
+KNYTT_API int knytt_embedder_set_dim(knytt_embedder *e, uint32_t dim);
+
+/**
+ * Checks the settings and makes the embedder usable.  Does not contact
+ * the server.
+ * @return KNYTT_OK, KNYTT_EINVAL (no URL set), KNYTT_ESTATE (already
+ *         open), KNYTT_ENOMEM, KNYTT_EIO (libcurl cannot initialise).
+ */
+KNYTT_API int knytt_embedder_open(knytt_embedder *e);
+
+/**
+ * Embeds @p n texts and writes their embeddings, in input order, to
+ * @p out (n * dim floats, row i = texts[i]).
+ *
+ * @p dim is the row length of @p out.  It must equal the embedder's
+ * dimension if that is known (set, or learned from an earlier answer);
+ * if not, the answer must have @p dim dimensions and the embedder learns
+ * it.  Texts are checked before anything is sent: each must be non-NULL
+ * valid UTF-8.  n = 0 returns at once.  On failure the content of
+ * @p out is unspecified (earlier batches may have been written).
+ *
+ * @param[in]  texts  n NUL-terminated UTF-8 strings, borrowed for the call.
+ * @param[out] out    n * dim floats, owned by the caller.
+ * @return KNYTT_OK, or
+ *   KNYTT_EINVAL     NULL pointer, dim 0 or not the embedder's dimension,
+ *                    a NULL text or one that is not valid UTF-8 (the
+ *                    message gives its index);
+ *   KNYTT_ESTATE     not open;
+ *   KNYTT_ETIMEDOUT  the last attempt timed out;
+ *   KNYTT_EAUTH      HTTP 401 or 403 (not retried);
+ *   KNYTT_EBUSY      HTTP 429 after every retry, or a Retry-After over 30 s;
+ *   KNYTT_EPROTO     the answer is not the protocol: not JSON, no "data"
+ *                    array, "answer has 3 embeddings for 4 inputs",
+ *                    "embedding 2 has 384 dimensions, expected 768", a
+ *                    value that is not a finite float, a bad "index",
+ *                    an answer over 64 MiB;
+ *   KNYTT_EIO        connection failure after every retry, or any other
+ *                    HTTP error status (the message gives the status and
+ *                    the start of the body);
+ *   KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_embedder_embed(knytt_embedder *e, size_t n,
+				   const char *const *texts, float *out,
+				   uint32_t dim);
+
+/**
+ * Sends one short request (the text "dimension probe") if the dimension
+ * is not known yet, and returns the dimension.
+ * @return the dimension (> 0), or the errors of knytt_embedder_embed().
+ */
+KNYTT_API int knytt_embedder_probe(knytt_embedder *e);
+
+/** The dimension: set, or learned from an answer; 0 while unknown or if
+ *  e is NULL. */
+KNYTT_API uint32_t knytt_embedder_dim(const knytt_embedder *e);
+
+/** Closes pooled connections, wipes the API key and frees the handle.
+ *  NULL is a no-op. */
+KNYTT_API void knytt_embedder_close(knytt_embedder *e);
+
+
+/* --- engine --- */
+/* ------------------------------------------------------------------------
+ * Engine (lib/engine, lib/taste): the store, the vector index and the
+ * models tied together.  Items are embedded and indexed as they are
+ * ingested; every feedback event updates the shopper's taste at once;
+ * recommend, similar, search and trending answer from memory and the
+ * index, with business filters that are never violated.
+ *
+ * Life cycle: knytt_engine_create() -> knytt_engine_set_*() ->
+ * knytt_engine_open(uri) -> ... -> knytt_engine_close().
+ *
+ * Items are named by their external ids (strings) in every call; results
+ * carry both the external id and the store's internal id (which is also
+ * the item's label in the vector index).
+ *
+ * THREAD SAFETY.  After open, any number of threads may call recommend,
+ * similar, search, trending, feedback and item_upsert/item_delete on one
+ * engine at once: queries share a read lock, writes serialize on short
+ * internal locks, and training runs in its own thread with its own store
+ * connection, swapping the new model and index in atomically when done.
+ * Setters are for before open; close must not race with other calls.
+ * ---------------------------------------------------------------------- */
+typedef struct knytt_engine knytt_engine;
+
+/** Where item and query vectors come from. */
+typedef enum knytt_model_kind {
+	/* implicit ALS on interactions; items without interactions get no
+	 * vector until the next training (caller vectors still work) */
+	KNYTT_MODEL_ALS = 1,
+	/* two-tower: text and category features embed every item, new ones
+	 * included, and free-text queries */
+	KNYTT_MODEL_TWOTOWER = 2,
+	/* no trained model: vectors come from the caller or the external
+	 * embedder (knytt_engine_set_embedder) */
+	KNYTT_MODEL_EXTERNAL = 3
+} knytt_model_kind;
+
+/** Why a result was chosen. */
+typedef enum knytt_reason {
+	KNYTT_REASON_TASTE = 1,    /* close to the shopper's long-term taste */
+	KNYTT_REASON_SESSION = 2,  /* close to what the shopper just did */
+	KNYTT_REASON_SIMILAR = 3,  /* close to the given item */
+	KNYTT_REASON_TRENDING = 4, /* many recent interactions */
+	KNYTT_REASON_POPULAR = 5,  /* many interactions overall */
+	KNYTT_REASON_KEYWORD = 6,  /* full-text match */
+	KNYTT_REASON_SEMANTIC = 7, /* vector match of the query */
+	KNYTT_REASON_HYBRID = 8,   /* both keyword and vector match */
+	KNYTT_REASON_COVIEW = 9    /* often interacted with together */
+} knytt_reason;
+
+/** Business filters.  Versioned struct: set struct_size =
+ *  sizeof(knytt_filter); fields added later sit after these and default
+ *  to "no filter" for callers built against this version.  A NULL filter
+ *  pointer means no filter. */
+typedef struct knytt_filter {
+	size_t struct_size;
+	const char *category_prefix; /* "shoes" matches "shoes/running";
+					NULL or "" = any */
+	double price_min;            /* inclusive; <= 0 = no minimum */
+	double price_max;            /* inclusive; 0 or NAN = no maximum */
+	int in_stock_only;           /* 1: only items in stock */
+	double min_quality;          /* inclusive; NAN = no minimum */
+} knytt_filter;
+
+/** Initializes @p f to "no filter". */
+KNYTT_API void knytt_filter_init(knytt_filter *f);
+
+/** One answer of recommend, similar, search or trending. */
+typedef struct knytt_result {
+	uint64_t item_id;                  /* store id = index label */
+	char ext_id[KNYTT_STORE_MAX_ID + 1]; /* external id, NUL-terminated */
+	double score;                      /* higher is better; comparable
+					      within one answer only */
+	knytt_reason reason;
+	/* for KNYTT_REASON_SIMILAR / SESSION: the item that led here
+	 * (its store id), else 0 */
+	uint64_t because;
+} knytt_result;
+
+/** Recommendation options (versioned struct, see knytt_filter). */
+typedef struct knytt_rec_options {
+	size_t struct_size;
+	/* MMR diversity: 1 = pure relevance (default), 0.3..0.9 trades
+	 * relevance for variety (Carbonell & Goldstein 1998). */
+	double mmr_lambda;
+	/* 1: also exclude every item the shopper interacted with, not only
+	 * purchases (overrides the engine default for this call). */
+	int exclude_seen;
+} knytt_rec_options;
+
+/** Initializes @p o to the defaults (lambda 1, engine's exclusion). */
+KNYTT_API void knytt_rec_options_init(knytt_rec_options *o);
+
+/** Training progress as reported by knytt_engine_train_status. */
+typedef struct knytt_train_status {
+	int running;       /* 1 while a training job runs */
+	int last_rc;       /* result of the last finished job (0 = ok) */
+	knytt_progress progress; /* of the running or last job */
+	int64_t model_version; /* version serving queries (0 = none) */
+	size_t items_indexed;  /* vectors in the serving index */
+} knytt_train_status;
+
+KNYTT_API int knytt_engine_create(knytt_engine **out);
+
+/** Model kind (default KNYTT_MODEL_ALS).  Before open. */
+KNYTT_API int knytt_engine_set_model(knytt_engine *e, knytt_model_kind kind);
+/** Embedding dimension (default 64): ALS factors, two-tower dimension,
+ *  or the dimension of caller / embedder vectors.  Before open. */
+KNYTT_API int knytt_engine_set_dim(knytt_engine *e, uint32_t dim);
+/** HNSW parameters (0 = defaults 16, 200, 64).  Before open. */
+KNYTT_API int knytt_engine_set_index(knytt_engine *e, unsigned m,
+				     unsigned ef_construction,
+				     unsigned ef_search);
+/** Confidence weight of an interaction type ("view", "click",
+ *  "add_to_cart", "purchase", "favorite", "rating" -- for rating the
+ *  value multiplies it -- or a custom name).  Defaults: view 1, click 2,
+ *  add_to_cart 4, purchase 8, favorite 4, rating 1, custom 1. */
+KNYTT_API int knytt_engine_set_weight(knytt_engine *e, const char *type,
+				      double weight);
+/** Taste: session half-life in seconds (default 1800), session share of
+ *  the blended taste when the session is fresh (0..1, default 0.5), and
+ *  the half-life in days of the long-term history (0 = no decay, the
+ *  default).  Before open. */
+KNYTT_API int knytt_engine_set_taste(knytt_engine *e,
+				     double session_half_life_s,
+				     double session_blend,
+				     double history_half_life_days);
+/** Default exclusion: 0 = exclude purchases only (default), 1 = exclude
+ *  everything the shopper interacted with. */
+KNYTT_API int knytt_engine_set_exclude_seen(knytt_engine *e, int seen);
+/** ALS hyper-parameters used by train (defaults: reg 1, alpha 1 -- the
+ *  interaction weights above already scale confidence -- 15 iterations).
+ *  Factors = the engine dimension. */
+KNYTT_API int knytt_engine_set_als(knytt_engine *e, float reg, float alpha,
+				   unsigned iterations);
+/** Two-tower epochs used by train (default 10). */
+KNYTT_API int knytt_engine_set_twotower(knytt_engine *e, unsigned epochs);
+/** External embedding service for item texts and queries (borrowed: must
+ *  outlive the engine).  With KNYTT_MODEL_EXTERNAL it embeds items that
+ *  come without a vector.  Before open. */
+KNYTT_API int knytt_engine_set_embedder(knytt_engine *e,
+					knytt_embedder *emb);
+/** Tenant name (default "default"; created if absent).  Before open. */
+KNYTT_API int knytt_engine_set_tenant(knytt_engine *e, const char *name);
+/** Training threads (0 = every core).  Before open. */
+KNYTT_API int knytt_engine_set_threads(knytt_engine *e, unsigned threads);
+
+/**
+ * Opens the store at @p uri (see knytt_store_open) and restores the
+ * serving state: items and their filters from the store, the latest
+ * trained model and the vector index (from the index file saved next to
+ * a SQLite database, else rebuilt from the stored embeddings), trending
+ * counters from recent interactions.  Nothing is retrained.  A model
+ * kind or dimension left at its default follows the stored model; one set
+ * explicitly to something else means "retrain": the stored model is then
+ * not served (recommendations fall back to trending and popular items)
+ * until knytt_engine_train replaces it.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB, KNYTT_EIO,
+ *         KNYTT_ECORRUPT, KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_engine_open(knytt_engine *e, const char *uri);
+KNYTT_API void knytt_engine_close(knytt_engine *e);
+
+/** The engine's store handle (borrowed, valid until close), for imports
+ *  and listings.  Do not use it from two threads at once, nor while the
+ *  engine's own calls run on other threads. */
+KNYTT_API knytt_store *knytt_engine_store(knytt_engine *e);
+
+/**
+ * Upserts @p item in the store and makes it searchable at once: filters
+ * see its new price, stock and category on the very next query.  Its
+ * vector is @p vec if given (dim floats), else the two-tower item tower,
+ * else the external embedder (title + description), else the trained
+ * ALS vector it already had (if any).
+ * @return KNYTT_OK or an error; on error nothing changed.
+ */
+KNYTT_API int knytt_engine_item_upsert(knytt_engine *e,
+				       const knytt_item *item,
+				       const float *vec, uint32_t dim);
+/** Soft-deletes an item: never returned again.  KNYTT_ENOTFOUND. */
+KNYTT_API int knytt_engine_item_delete(knytt_engine *e, const char *ext_id);
+/** Re-reads items changed in the store since the last sync (e.g. after a
+ *  bulk import through knytt_engine_store); returns how many changed. */
+KNYTT_API int knytt_engine_sync(knytt_engine *e);
+
+/**
+ * Records that @p user did @p type ("view", "purchase", ...) on @p item
+ * (value: the rating for "rating", else ignored; ts_ms 0 = now) and
+ * updates the user's taste before returning: the next recommend sees it.
+ * @return KNYTT_OK, KNYTT_ENOTFOUND (unknown item), KNYTT_EINVAL.
+ */
+KNYTT_API int knytt_engine_feedback(knytt_engine *e, const char *user,
+				    const char *item, const char *type,
+				    double value, int64_t ts_ms);
+
+/**
+ * Up to @p k items for @p user within @p filter (may be NULL), best
+ * first.  Purchased items are excluded (everything seen with
+ * exclude_seen).  A known user without history (created by
+ * knytt_store_user_upsert or an import) gets trending, then popular
+ * items; for anonymous visitors use knytt_engine_trending.  @p opt may be
+ * NULL.
+ * @return the number of results, or KNYTT_EINVAL (k 0, bad filter),
+ *         KNYTT_ENOTFOUND (the store has never seen @p user).
+ */
+KNYTT_API int knytt_engine_recommend(knytt_engine *e, const char *user,
+				     size_t k, const knytt_filter *filter,
+				     const knytt_rec_options *opt,
+				     knytt_result *out);
+
+/** Items like @p item (never itself) within @p filter; for an item with
+ *  no vector yet, the items most often interacted with by the same
+ *  users.  Returns the count; KNYTT_ENOTFOUND for an unknown item. */
+KNYTT_API int knytt_engine_similar(knytt_engine *e, const char *item,
+				   size_t k, const knytt_filter *filter,
+				   knytt_result *out);
+
+/**
+ * Hybrid search: full-text results for @p text and vector results for
+ * @p vec (dim floats) or, when vec is NULL, for @p text embedded by the
+ * model's text path or the external embedder, fused by reciprocal rank
+ * fusion (k = 60).  With @p user, results are re-ranked toward the
+ * user's taste.  Every search is written to the search log; the log id is
+ * stored in *log_id when log_id is not NULL (for knytt_store_search_click).
+ */
+KNYTT_API int knytt_engine_search(knytt_engine *e, const char *text,
+				  const float *vec, uint32_t dim, size_t k,
+				  const knytt_filter *filter, const char *user,
+				  knytt_result *out, uint64_t *log_id);
+
+/** The @p k items with the highest time-decayed interaction counts, with
+ *  a half-life of @p window_s seconds (3600, 86400 or 604800; other
+ *  values use the nearest), optionally within a category prefix.
+ *  Counters are kept incrementally by feedback, not recounted. */
+KNYTT_API int knytt_engine_trending(knytt_engine *e, size_t k,
+				    double window_s, const char *category,
+				    knytt_result *out);
+
+/**
+ * Trains the configured model on every interaction in the store, stores
+ * the model and item embeddings, builds a new index and swaps it in.
+ * knytt_engine_train blocks; knytt_engine_train_start runs the same job
+ * in a background thread (KNYTT_EBUSY if one runs) while queries go on;
+ * knytt_engine_train_wait joins it and returns its result.  The progress
+ * callback (may be NULL) is called from the training thread; returning
+ * non-zero cancels (KNYTT_ECANCELED).
+ */
+KNYTT_API int knytt_engine_train(knytt_engine *e, knytt_progress_fn fn,
+				 void *ctx);
+KNYTT_API int knytt_engine_train_start(knytt_engine *e, knytt_progress_fn fn,
+				       void *ctx);
+KNYTT_API int knytt_engine_train_wait(knytt_engine *e);
+KNYTT_API int knytt_engine_train_status(knytt_engine *e,
+					knytt_train_status *out);
+
+/** The human-readable name of a reason ("taste", "session", ...). */
+KNYTT_API const char *knytt_reason_name(knytt_reason r);
 /* ===== end part: engine ===== */
 
 #ifdef __cplusplus

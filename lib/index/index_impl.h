@@ -40,25 +40,6 @@
 #define KNYTT__MAX_LEVEL 30
 #define KNYTT__MAX_DIM 65536u
 
-/* ---- label -> slot map: open addressing, linear probing ---- */
-typedef struct knytt__lmap {
-	uint64_t *keys;
-	uint32_t *vals; /* LMAP_EMPTY, LMAP_TOMB or a slot */
-	size_t cap;     /* power of two, or 0 */
-	size_t n;       /* live entries */
-	size_t used;    /* live + tombstones (drives resizing) */
-} knytt__lmap;
-
-#define LMAP_EMPTY UINT32_MAX
-#define LMAP_TOMB (UINT32_MAX - 1)
-
-uint32_t knytt__lmap_get(const knytt__lmap *m, uint64_t key);
-int knytt__lmap_put(knytt__lmap *m, uint64_t key, uint32_t slot);
-void knytt__lmap_del(knytt__lmap *m, uint64_t key);
-int knytt__lmap_reserve(knytt__lmap *m, size_t n);
-void knytt__lmap_free(knytt__lmap *m);
-size_t knytt__lmap_bytes(const knytt__lmap *m);
-
 /* Which kernel computes the search key (see dist_key in hnsw.c). */
 enum { KID_F32_L2, KID_F32_NEGDOT, KID_I8_L2, KID_I8_NEGDOT };
 

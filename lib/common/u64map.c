@@ -1,10 +1,13 @@
 /*
- * labelmap.c -- uint64 label -> uint32 slot, open addressing with linear
+ * u64map.c -- uint64 key -> uint32 value (index labels -> slots, engine
+ * ids -> rows), open addressing with linear
  * probing.  Keys are mixed (labels are often sequential ids, which would
  * cluster under the identity hash); the table is kept at most half full
  * counting tombstones, so probes stay short after heavy churn.
  */
-#include "index_impl.h"
+#include "../internal.h"
+
+#include <string.h>
 
 #include <stdlib.h>
 

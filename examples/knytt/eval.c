@@ -1,0 +1,349 @@
+/*
+ * eval.c -- `knytt eval`: how good are the recommendations on this
+ * store's own data?
+ *
+ * Protocol (leave-last-item-out, full ranking): every user with at least
+ * two distinct items has the item of their latest interaction held out
+ * (all of that user's interactions with it go to the test matrix, so the
+ * answer cannot leak through an earlier view); an ALS model with the
+ * given settings is trained on the rest; then for each such user every
+ * item they did not meet in training is scored and the held-out item
+ * ranked among them (knytt_eval_full).  HR@k = share of users whose
+ * held-out item is in their top k, NDCG@k = mean 1/log2(rank + 2) of
+ * those hits, Recall@k = HR@k here (one relevant item per user), and
+ * coverage = distinct items in any top k / items.  A most-popular
+ * baseline (items ranked by training interactions) is scored the same
+ * way, so the numbers have an anchor.
+ *
+ * This trains a separate model: the model the engine serves (trained on
+ * everything by `knytt train`) is neither used nor changed, since
+ * evaluating it on interactions it was trained on would flatter it.
+ */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct ev_row {
+	uint64_t user, item;
+	int64_t ts;
+	float value;
+	uint8_t type;
+} ev_row;
+
+typedef struct ev_data {
+	ev_row *rows;
+	size_t n, cap;
+	int oom;
+} ev_data;
+
+static unsigned type_code(const char *t)
+{
+	if (!strcmp(t, "view"))
+		return KNYTT_EVENT_VIEW;
+	if (!strcmp(t, "click"))
+		return KNYTT_EVENT_CLICK;
+	if (!strcmp(t, "add_to_cart"))
+		return KNYTT_EVENT_ADD_TO_CART;
+	if (!strcmp(t, "purchase"))
+		return KNYTT_EVENT_PURCHASE;
+	if (!strcmp(t, "rating"))
+		return KNYTT_EVENT_RATING;
+	if (!strcmp(t, "favorite"))
+		return 5;
+	return 6; /* custom */
+}
+
+static int collect(const knytt_interaction *ix, void *ctx)
+{
+	ev_data *d = ctx;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 4096;
+		ev_row *p = realloc(d->rows, cap * sizeof *p);
+		if (!p) {
+			d->oom = 1;
+			return 1;
+		}
+		d->rows = p;
+		d->cap = cap;
+	}
+	ev_row *r = &d->rows[d->n++];
+	r->user = ix->user_id;
+	r->item = ix->item_id;
+	r->ts = ix->ts_ms;
+	r->type = (uint8_t)type_code(ix->type);
+	r->value = ix->has_value ? (float)ix->value : 1.0f;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sorted unique ids -> dense index by binary search. */
+static uint32_t dense(const uint64_t *ids, size_t n, uint64_t id)
+{
+	const uint64_t *p = bsearch(&id, ids, n, sizeof *ids, cmp_u64);
+	return (uint32_t)(p - ids);
+}
+
+static size_t uniq(uint64_t *v, size_t n)
+{
+	qsort(v, n, sizeof *v, cmp_u64);
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (m == 0 || v[m - 1] != v[i])
+			v[m++] = v[i];
+	return m;
+}
+
+typedef struct pop_ctx {
+	float *pop;
+	uint32_t nitems;
+} pop_ctx;
+
+static int pop_scorer(void *ctx, uint32_t user, const uint32_t *items,
+		      size_t n, float *out)
+{
+	const pop_ctx *p = ctx;
+	(void)user;
+	for (size_t i = 0; i < n; i++)
+		out[i] = p->pop[items ? items[i] : i];
+	return 0;
+}
+
+typedef struct ev_prog {
+	bar b;
+} ev_prog;
+
+static int on_als_progress(void *ctx, const knytt_progress *p)
+{
+	ev_prog *e = ctx;
+	bar_draw(&e->b, (double)p->epoch / p->epochs, p->eta,
+		 "ALS epoch %u/%u  loss %.5g", p->epoch, p->epochs, p->loss);
+	return cli_interrupted();
+}
+
+static void add_metrics(cJSON *j, const char *name, const knytt_metrics *m)
+{
+	cJSON *o = cJSON_AddObjectToObject(j, name);
+	cJSON_AddNumberToObject(o, "hr", m->hr);
+	cJSON_AddNumberToObject(o, "ndcg", m->ndcg);
+	cJSON_AddNumberToObject(o, "recall", m->recall);
+	cJSON_AddNumberToObject(o, "coverage", m->coverage);
+}
+
+int cmd_eval(cli *c, args *a)
+{
+	unsigned long k = 10, dim = 64, epochs = 15, threads = 0;
+	double reg = 0.1, alpha = 4;
+	int rc;
+	if ((rc = arg_uint(a, "k", 1, 1000, &k)) ||
+	    (rc = arg_uint(a, "dim", 1, 1024, &dim)) ||
+	    (rc = arg_uint(a, "epochs", 1, 10000, &epochs)) ||
+	    (rc = arg_uint(a, "threads", 1, 256, &threads)) ||
+	    (rc = arg_double(a, "reg", &reg)) ||
+	    (rc = arg_double(a, "alpha", &alpha)))
+		return rc;
+	if (arg_has(a, "model") && strcmp(arg_get(a, "model"), "als"))
+		return cli_usage("eval", "only --model als can be evaluated");
+	if (reg < 0 || alpha < 0)
+		return cli_usage("eval", "--reg and --alpha must be >= 0");
+
+	knytt_store *st;
+	if ((rc = cli_store_open(c, 0, &st)))
+		return rc;
+	ev_data d = {0};
+	uint64_t *uids = NULL, *iids = NULL;
+	uint32_t *last = NULL;
+	knytt_matrix *train = NULL, *test = NULL;
+	knytt_als *als = NULL;
+	float *pop = NULL;
+	int ex = EXIT_ERR;
+	ev_prog prog;
+	bar_start(&prog.b, c);
+	bar_draw(&prog.b, -1, -1, "reading interactions");
+
+	rc = knytt_store_interactions_since(st, 0, collect, &d);
+	if (d.oom)
+		rc = KNYTT_ENOMEM;
+	if (rc < 0) {
+		bar_done(&prog.b);
+		ex = cli_liberr(rc, "eval");
+		goto out;
+	}
+	uids = malloc((d.n + 1) * sizeof *uids);
+	iids = malloc((d.n + 1) * sizeof *iids);
+	if (!uids || !iids) {
+		bar_done(&prog.b);
+		ex = cli_liberr(KNYTT_ENOMEM, "eval");
+		goto out;
+	}
+	for (size_t i = 0; i < d.n; i++) {
+		uids[i] = d.rows[i].user;
+		iids[i] = d.rows[i].item;
+	}
+	size_t nu = uniq(uids, d.n), ni = uniq(iids, d.n);
+	/* the latest interaction of each user (rows come in (ts, id)
+	 * order, so the last one seen wins) */
+	last = malloc((nu + 1) * sizeof *last);
+	if (!last) {
+		bar_done(&prog.b);
+		ex = cli_liberr(KNYTT_ENOMEM, "eval");
+		goto out;
+	}
+	for (size_t u = 0; u < nu; u++)
+		last[u] = UINT32_MAX;
+	for (size_t i = 0; i < d.n; i++) {
+		uint32_t u = dense(uids, nu, d.rows[i].user);
+		last[u] = dense(iids, ni, d.rows[i].item);
+	}
+	/* users whose every interaction is with that one item have nothing
+	 * to learn from: they stay in training only */
+	uint8_t *multi = calloc(nu + 1, 1);
+	if (!multi) {
+		bar_done(&prog.b);
+		ex = cli_liberr(KNYTT_ENOMEM, "eval");
+		goto out;
+	}
+	for (size_t i = 0; i < d.n; i++) {
+		uint32_t u = dense(uids, nu, d.rows[i].user);
+		if (dense(iids, ni, d.rows[i].item) != last[u])
+			multi[u] = 1;
+	}
+	static const float weights[] = {1, 2, 4, 8, 1, 4, 1};
+	if ((rc = knytt_matrix_create(&train)) ||
+	    (rc = knytt_matrix_create(&test))) {
+		free(multi);
+		bar_done(&prog.b);
+		ex = cli_liberr(rc, "eval");
+		goto out;
+	}
+	for (unsigned t = 0; t < 7; t++) {
+		knytt_matrix_set_weight(train, t, weights[t]);
+		knytt_matrix_set_weight(test, t, weights[t]);
+	}
+	size_t ntest = 0;
+	for (size_t i = 0; i < d.n && rc == 0; i++) {
+		const ev_row *r = &d.rows[i];
+		uint32_t u = dense(uids, nu, r->user);
+		uint32_t it = dense(iids, ni, r->item);
+		int held = multi[u] && it == last[u];
+		rc = knytt_matrix_add(held ? test : train, u, it, r->type,
+				      r->value < 0 ? 0 : r->value, r->ts);
+	}
+	for (size_t u = 0; u < nu; u++)
+		ntest += multi[u];
+	free(multi);
+	if (rc == 0)
+		rc = knytt_matrix_build(train, (uint32_t)nu, (uint32_t)ni);
+	if (rc == 0)
+		rc = knytt_matrix_build(test, (uint32_t)nu, (uint32_t)ni);
+	if (rc < 0) {
+		bar_done(&prog.b);
+		ex = cli_liberr(rc, "eval");
+		goto out;
+	}
+	if (ntest == 0) {
+		bar_done(&prog.b);
+		fprintf(stderr, "knytt: eval: no user has two distinct items: "
+				"nothing to evaluate (import interactions "
+				"first)\n");
+		ex = EXIT_ERR;
+		goto out;
+	}
+
+	double t0 = cli_now();
+	if ((rc = knytt_als_create(&als)) ||
+	    (rc = knytt_als_set_factors(als, (unsigned)dim)) ||
+	    (rc = knytt_als_set_iterations(als, (unsigned)epochs)) ||
+	    (rc = knytt_als_set_reg(als, (float)reg)) ||
+	    (rc = knytt_als_set_alpha(als, (float)alpha)) ||
+	    (rc = knytt_als_set_threads(als, (unsigned)threads)) ||
+	    (rc = knytt_als_set_progress(als, on_als_progress, &prog)) ||
+	    (rc = knytt_als_train(als, train))) {
+		bar_done(&prog.b);
+		ex = cli_liberr(rc, "eval");
+		goto out;
+	}
+	double train_s = cli_now() - t0;
+	bar_draw(&prog.b, -1, -1, "ranking %zu items for %zu users", ni,
+		 ntest);
+	knytt_metrics m_als, m_pop;
+	rc = knytt_eval_full(train, test, (unsigned)k, knytt_als_scorer, als,
+			     &m_als);
+	if (rc == 0) {
+		pop = calloc(ni, sizeof *pop);
+		if (!pop) {
+			rc = KNYTT_ENOMEM;
+		} else {
+			for (uint32_t u = 0; u < nu; u++) {
+				const uint32_t *its;
+				int n = knytt_matrix_row(train, u, &its, NULL);
+				for (int i = 0; i < n; i++)
+					pop[its[i]] += 1;
+			}
+			pop_ctx pc = {pop, (uint32_t)ni};
+			rc = knytt_eval_full(train, test, (unsigned)k,
+					     pop_scorer, &pc, &m_pop);
+		}
+	}
+	bar_done(&prog.b);
+	if (rc < 0) {
+		ex = cli_liberr(rc, "eval");
+		goto out;
+	}
+	if (c->json) {
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "protocol",
+					"leave-last-item-out, full ranking");
+		cJSON_AddNumberToObject(j, "k", (double)k);
+		cJSON_AddNumberToObject(j, "users", (double)m_als.users);
+		cJSON_AddNumberToObject(j, "items", (double)ni);
+		cJSON_AddNumberToObject(j, "interactions", (double)d.n);
+		cJSON_AddNumberToObject(j, "dim", (double)dim);
+		cJSON_AddNumberToObject(j, "epochs", (double)epochs);
+		cJSON_AddNumberToObject(j, "train_seconds", train_s);
+		add_metrics(j, "als", &m_als);
+		add_metrics(j, "popular", &m_pop);
+		char *t = cJSON_Print(j);
+		if (t)
+			puts(t);
+		cJSON_free(t);
+		cJSON_Delete(j);
+	} else {
+		printf("leave-last-item-out, full ranking over %zu items: %zu "
+		       "users, %zu interactions\n",
+		       ni, m_als.users, d.n);
+		char h1[16], h2[16], h3[16];
+		snprintf(h1, sizeof h1, "HR@%lu", k);
+		snprintf(h2, sizeof h2, "NDCG@%lu", k);
+		snprintf(h3, sizeof h3, "Recall@%lu", k);
+		printf("%-28s %9s %9s %9s %9s\n", "model", h1, h2, h3,
+		       "coverage");
+		char name[64];
+		snprintf(name, sizeof name, "als (dim %lu, %lu epochs)", dim,
+			 epochs);
+		printf("%-28s %9.4f %9.4f %9.4f %9.4f\n", name, m_als.hr,
+		       m_als.ndcg, m_als.recall, m_als.coverage);
+		printf("%-28s %9.4f %9.4f %9.4f %9.4f\n", "most popular",
+		       m_pop.hr, m_pop.ndcg, m_pop.recall, m_pop.coverage);
+		if (!c->quiet)
+			printf("(ALS trained in %.2f s)\n", train_s);
+	}
+	ex = EXIT_OK;
+out:
+	knytt_als_close(als);
+	knytt_matrix_close(train);
+	knytt_matrix_close(test);
+	free(pop);
+	free(last);
+	free(uids);
+	free(iids);
+	free(d.rows);
+	knytt_store_close(st);
+	return ex;
+}

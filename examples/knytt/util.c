@@ -1,0 +1,315 @@
+/*
+ * util.c -- error reporting, option values, opening the store and the
+ * engine, SIGINT, and the progress bar.
+ */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "knytt: %s%s", cmd ? cmd : "", cmd ? ": " : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (try 'knytt %s%s--help')\n", cmd ? cmd : "",
+		cmd ? " " : "");
+	return EXIT_USAGE;
+}
+
+int cli_exit_for(int rc)
+{
+	if (rc == KNYTT_ENOTFOUND)
+		return EXIT_NOTFOUND;
+	if (rc == KNYTT_ECANCELED && cli_interrupted())
+		return EXIT_INTR;
+	return rc < 0 ? EXIT_ERR : EXIT_OK;
+}
+
+int cli_liberr(int rc, const char *what)
+{
+	const char *msg = knytt_errmsg();
+	if (!msg || !*msg)
+		msg = knytt_errstr(rc);
+	fprintf(stderr, "knytt: %s%s%s: %s\n", what ? what : "",
+		what ? ": " : "", knytt_errname(rc), msg);
+	return cli_exit_for(rc);
+}
+
+void cli_info(const cli *c, const char *fmt, ...)
+{
+	if (c->quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+}
+
+const char *arg_get(const args *a, const char *name)
+{
+	const char *v = NULL;
+	for (int i = 0; i < a->nopts; i++)
+		if (!strcmp(a->names[i], name))
+			v = a->vals[i]; /* the last one wins */
+	return v;
+}
+
+int arg_has(const args *a, const char *name)
+{
+	return arg_get(a, name) != NULL;
+}
+
+int arg_uint(const args *a, const char *name, unsigned long lo,
+	     unsigned long hi, unsigned long *out)
+{
+	const char *s = arg_get(a, name);
+	if (!s)
+		return 0;
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || s[0] == '-' || v < lo || v > hi)
+		return cli_usage(a->cmd, "--%s needs an integer in %lu..%lu, "
+					 "not '%s'", name, lo, hi, s);
+	*out = v;
+	return 0;
+}
+
+int arg_double(const args *a, const char *name, double *out)
+{
+	const char *s = arg_get(a, name);
+	if (!s)
+		return 0;
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (!*s || *end || errno || !isfinite(v))
+		return cli_usage(a->cmd, "--%s needs a number, not '%s'", name,
+				 s);
+	*out = v;
+	return 0;
+}
+
+int cli_store_open(const cli *c, int create, knytt_store **out)
+{
+	knytt_store *st = NULL;
+	uint64_t tid = 0;
+	int rc = knytt_store_open(c->db, &st);
+	if (rc < 0)
+		return cli_liberr(rc, c->db);
+	rc = knytt_store_tenant_find(st, c->tenant, &tid);
+	if (rc == KNYTT_ENOTFOUND && create)
+		rc = knytt_store_tenant_create(st, c->tenant, &tid);
+	if (rc == KNYTT_ENOTFOUND) {
+		fprintf(stderr, "knytt: no tenant '%s' in %s (run 'knytt init' "
+				"or import data first)\n",
+			c->tenant, c->db);
+		knytt_store_close(st);
+		return EXIT_NOTFOUND;
+	}
+	if (rc == 0)
+		rc = knytt_store_use_tenant(st, tid);
+	if (rc < 0) {
+		int ex = cli_liberr(rc, "tenant");
+		knytt_store_close(st);
+		return ex;
+	}
+	*out = st;
+	return 0;
+}
+
+static int engine_try(const cli *c, knytt_model_kind kind,
+		      knytt_engine **out)
+{
+	knytt_engine *e = NULL;
+	int rc = knytt_engine_create(&e);
+	if (rc == 0)
+		rc = knytt_engine_set_tenant(e, c->tenant);
+	if (rc == 0 && kind != KNYTT_MODEL_ALS)
+		rc = knytt_engine_set_model(e, kind);
+	if (rc == 0 && kind == KNYTT_MODEL_TWOTOWER && c->epochs)
+		rc = knytt_engine_set_twotower(e, c->epochs);
+	if (rc == 0 && kind == KNYTT_MODEL_ALS && c->als_set)
+		rc = knytt_engine_set_als(e, (float)c->reg, (float)c->alpha,
+					  c->epochs ? c->epochs : 15);
+	if (rc == 0 && c->dim)
+		rc = knytt_engine_set_dim(e, c->dim);
+	if (rc == 0 && c->threads)
+		rc = knytt_engine_set_threads(e, c->threads);
+	if (rc == 0)
+		rc = knytt_engine_open(e, c->db);
+	if (rc < 0) {
+		knytt_engine_close(e);
+		return rc;
+	}
+	*out = e;
+	return 0;
+}
+
+/*
+ * The engine opens only with the kind and dimension of the model the store
+ * holds, and a query command cannot know what the last `knytt train` used.
+ * The engine records both in the JSON metadata of the model it stores
+ * ("engine-model": {"kind": "als"|"twotower", "dim": N, ...}), so read
+ * them from there for the settings the command line leaves open.  No
+ * model, or metadata without them: the defaults.
+ */
+static void stored_model(cli *c)
+{
+	knytt_store *st = NULL;
+	uint64_t tid;
+	char *meta = NULL;
+	if (knytt_store_open(c->db, &st) != 0 ||
+	    knytt_store_tenant_find(st, c->tenant, &tid) != 0 ||
+	    knytt_store_use_tenant(st, tid) != 0 ||
+	    knytt_store_model_get(st, "engine-model", 0, NULL, NULL, &meta,
+				  NULL, NULL) != 0 ||
+	    !meta) {
+		knytt_store_close(st);
+		return;
+	}
+	cJSON *j = cJSON_Parse(meta);
+	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
+	const cJSON *dim = cJSON_GetObjectItemCaseSensitive(j, "dim");
+	if (!c->model_set && cJSON_IsString(kind))
+		c->model = strcmp(kind->valuestring, "twotower") ? "als" :
+								   "twotower";
+	if (!c->dim && cJSON_IsNumber(dim) && dim->valuedouble >= 1 &&
+	    dim->valuedouble <= 4096)
+		c->dim = (unsigned)dim->valuedouble;
+	cJSON_Delete(j);
+	knytt_free(meta);
+	knytt_store_close(st);
+}
+
+int cli_engine_open(cli *c, knytt_engine **out)
+{
+	if (!c->model_set || !c->dim)
+		stored_model(c);
+	knytt_model_kind kind = strcmp(c->model, "twotower") ?
+					KNYTT_MODEL_ALS :
+					KNYTT_MODEL_TWOTOWER;
+	int rc = engine_try(c, kind, out);
+	if (rc < 0)
+		return cli_liberr(rc, c->db);
+	return 0;
+}
+
+double cli_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static volatile sig_atomic_t got_sigint;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	if (got_sigint) /* a second ^C: leave at once */
+		_exit(EXIT_INTR);
+	got_sigint = 1;
+}
+
+void cli_catch_sigint(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+int cli_interrupted(void)
+{
+	return got_sigint != 0;
+}
+
+/* ---- progress bar ------------------------------------------------------ */
+
+void bar_start(bar *b, const cli *c)
+{
+	memset(b, 0, sizeof *b);
+	b->on = c->progress;
+	b->start = cli_now();
+}
+
+static void fmt_secs(char *buf, size_t n, double s)
+{
+	if (s < 0 || !isfinite(s))
+		snprintf(buf, n, "--");
+	else if (s < 60)
+		snprintf(buf, n, "%.0fs", ceil(s));
+	else if (s < 3600)
+		snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+	else
+		snprintf(buf, n, "%dh%02dm", (int)s / 3600,
+			 ((int)s % 3600) / 60);
+}
+
+void bar_draw(bar *b, double frac, double eta, const char *fmt, ...)
+{
+	if (!b->on)
+		return;
+	double t = cli_now();
+	/* at most ~10 redraws a second, except the final 100% */
+	if (b->drawn && t - b->last_draw < 0.1 && frac < 1)
+		return;
+	b->last_draw = t;
+	char text[128], e[16], line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	const int w = 24;
+	char cells[32];
+	if (frac >= 0) {
+		if (frac > 1)
+			frac = 1;
+		int full = (int)(frac * w + 0.5);
+		for (int i = 0; i < w; i++)
+			cells[i] = i < full ? '#' : '.';
+	} else {
+		/* unknown total: a block bouncing along the bar */
+		int pos = (int)((t - b->start) * 8) % (2 * w - 8);
+		if (pos > w - 4)
+			pos = 2 * w - 8 - pos;
+		for (int i = 0; i < w; i++)
+			cells[i] = i >= pos && i < pos + 4 ? '#' : '.';
+	}
+	cells[w] = 0;
+	if (eta < 0 && frac > 0.02 && frac < 1)
+		eta = (t - b->start) * (1 - frac) / frac;
+	fmt_secs(e, sizeof e, eta);
+	if (frac >= 0)
+		snprintf(line, sizeof line, "[%s] %3.0f%%  %s  ETA %s", cells,
+			 frac * 100, text, e);
+	else
+		snprintf(line, sizeof line, "[%s]  %s", cells, text);
+	fprintf(stderr, "\r\033[K%s", line);
+	fflush(stderr);
+	b->drawn = 1;
+}
+
+void bar_clear(bar *b)
+{
+	if (b->on && b->drawn) {
+		fputs("\r\033[K", stderr);
+		b->drawn = 0;
+	}
+}
+
+void bar_done(bar *b)
+{
+	bar_clear(b);
+	b->on = 0;
+}

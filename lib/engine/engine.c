@@ -1,0 +1,1156 @@
+/*
+ * engine.c -- knytt_engine: settings, open/restore, item ingest,
+ * feedback and taste, and the item table.  Queries are in query.c,
+ * training and model persistence in train.c.
+ */
+#include "engine_int.h"
+
+#include "../vec/vec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* ------------------------------------------------------------- utilities */
+
+uint64_t knytt__hash_str(const char *s)
+{
+	/* FNV-1a, then a final mix so short ids spread over the table */
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	h ^= h >> 31;
+	h *= 0x7fb5d329728ea185ULL;
+	return h ^ (h >> 27);
+}
+
+static char *dupstr(const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t n = strlen(s) + 1;
+	char *d = malloc(n);
+	if (d)
+		memcpy(d, s, n);
+	return d;
+}
+
+uint32_t knytt__engine_row(const knytt_engine *e, uint64_t id)
+{
+	uint32_t r = knytt__lmap_get(&e->by_id, id);
+	return r == LMAP_EMPTY ? UINT32_MAX : r;
+}
+
+/* Row of an external id, or UINT32_MAX.  The hash map is checked against
+ * the stored string, so a hash collision only costs a store lookup. */
+static uint32_t row_by_ext(knytt_engine *e, const char *ext, int locked_st)
+{
+	uint32_t r = knytt__lmap_get(&e->by_ext, knytt__hash_str(ext));
+	if (r != LMAP_EMPTY && strcmp(e->items[r].ext_id, ext) == 0)
+		return r;
+	if (r == LMAP_EMPTY)
+		return UINT32_MAX;
+	/* collision: ask the store */
+	knytt_item *it = NULL;
+	if (!locked_st)
+		pthread_mutex_lock(&e->st_lock);
+	int rc = knytt_store_item_get(e->st, ext, &it);
+	if (!locked_st)
+		pthread_mutex_unlock(&e->st_lock);
+	uint32_t out = UINT32_MAX;
+	if (rc == KNYTT_OK)
+		out = knytt__engine_row(e, it->id);
+	knytt_free(it);
+	return out;
+}
+
+const char *knytt_reason_name(knytt_reason r)
+{
+	switch (r) {
+	case KNYTT_REASON_TASTE: return "taste";
+	case KNYTT_REASON_SESSION: return "session";
+	case KNYTT_REASON_SIMILAR: return "similar";
+	case KNYTT_REASON_TRENDING: return "trending";
+	case KNYTT_REASON_POPULAR: return "popular";
+	case KNYTT_REASON_KEYWORD: return "keyword";
+	case KNYTT_REASON_SEMANTIC: return "semantic";
+	case KNYTT_REASON_HYBRID: return "hybrid";
+	case KNYTT_REASON_COVIEW: return "co-interaction";
+	}
+	return "unknown";
+}
+
+void knytt_filter_init(knytt_filter *f)
+{
+	if (!f)
+		return;
+	memset(f, 0, sizeof *f);
+	f->struct_size = sizeof *f;
+	f->price_max = NAN;
+	f->min_quality = NAN;
+}
+
+void knytt_rec_options_init(knytt_rec_options *o)
+{
+	if (!o)
+		return;
+	memset(o, 0, sizeof *o);
+	o->struct_size = sizeof *o;
+	o->mmr_lambda = 1.0;
+	o->exclude_seen = -1;
+}
+
+/* -------------------------------------------------------- life cycle */
+
+int knytt_engine_create(knytt_engine **out)
+{
+	if (!out)
+		return knytt__err(KNYTT_EINVAL, "knytt_engine_create: out is NULL");
+	knytt_engine *e = calloc(1, sizeof *e);
+	if (!e)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	e->kind = KNYTT_MODEL_ALS;
+	e->dim = 64;
+	e->m = 16;
+	e->efc = 200;
+	e->efs = 64;
+	e->w_view = 1;
+	e->w_click = 2;
+	e->w_cart = 4;
+	e->w_purchase = 8;
+	e->w_fav = 4;
+	e->w_rating = 1;
+	e->w_custom = 1;
+	e->sess_half_life = 1800;
+	e->sess_blend = 0.5;
+	e->als_reg = 1.0f;
+	e->als_alpha = 1.0f;
+	e->als_iters = 15;
+	e->tt_epochs = 10;
+	pthread_rwlock_init(&e->lock, NULL);
+	pthread_mutex_init(&e->st_lock, NULL);
+	pthread_mutex_init(&e->train_mu, NULL);
+	*out = e;
+	return KNYTT_OK;
+}
+
+static void user_free(euser *u)
+{
+	if (!u)
+		return;
+	free(u->ext_id);
+	free(u->hist);
+	free(u->hist_w);
+	free(u->hist_ts);
+	free(u->bought);
+	knytt__taste_free(&u->taste);
+	free(u);
+}
+
+void knytt_engine_close(knytt_engine *e)
+{
+	if (!e)
+		return;
+	if (e->train_joinable)
+		pthread_join(e->train_thread, NULL);
+	for (size_t i = 0; i < e->nitems; i++) {
+		free(e->items[i].ext_id);
+		free(e->items[i].category);
+	}
+	free(e->items);
+	for (size_t i = 0; i < e->nusers; i++)
+		user_free(e->users[i]);
+	free(e->users);
+	knytt__lmap_free(&e->by_id);
+	knytt__lmap_free(&e->by_ext);
+	knytt__lmap_free(&e->by_user);
+	knytt_index_close(e->ix);
+	knytt_als_close(e->als);
+	knytt_twotower_close(e->tt);
+	free(e->model_items);
+	knytt_store_close(e->st);
+	free(e->uri);
+	free(e->index_path);
+	free(e->tenant_name);
+	pthread_rwlock_destroy(&e->lock);
+	pthread_mutex_destroy(&e->st_lock);
+	pthread_mutex_destroy(&e->train_mu);
+	free(e);
+}
+
+#define SETTER(fn)                                                          \
+	if (!e)                                                             \
+		return knytt__err(KNYTT_EINVAL, fn ": engine is NULL");     \
+	if (e->is_open)                                                     \
+		return knytt__err(KNYTT_ESTATE,                             \
+				  fn ": settings are fixed once the engine " \
+				     "is open")
+
+int knytt_engine_set_model(knytt_engine *e, knytt_model_kind kind)
+{
+	SETTER("knytt_engine_set_model");
+	if (kind != KNYTT_MODEL_ALS && kind != KNYTT_MODEL_TWOTOWER &&
+	    kind != KNYTT_MODEL_EXTERNAL)
+		return knytt__err(KNYTT_EINVAL, "model kind %d is unknown",
+				  (int)kind);
+	e->kind = kind;
+	e->kind_set = 1;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_dim(knytt_engine *e, uint32_t dim)
+{
+	SETTER("knytt_engine_set_dim");
+	if (dim == 0 || dim > 4096)
+		return knytt__err(KNYTT_EINVAL, "dim is %u, must be 1..4096",
+				  dim);
+	e->dim = dim;
+	e->dim_set = 1;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_index(knytt_engine *e, unsigned m, unsigned efc,
+			   unsigned efs)
+{
+	SETTER("knytt_engine_set_index");
+	if (m && (m < 2 || m > 64))
+		return knytt__err(KNYTT_EINVAL, "M is %u, must be 2..64", m);
+	if (efc > 100000 || efs > 100000)
+		return knytt__err(KNYTT_EINVAL, "ef must be at most 100000");
+	e->m = m ? m : 16;
+	e->efc = efc ? efc : 200;
+	e->efs = efs ? efs : 64;
+	return KNYTT_OK;
+}
+
+static double *weight_slot(knytt_engine *e, const char *type)
+{
+	static const char *const names[] = { "view", "click", "add_to_cart",
+					     "purchase", "favorite",
+					     "rating" };
+	double *slots[] = { &e->w_view, &e->w_click, &e->w_cart,
+			    &e->w_purchase, &e->w_fav, &e->w_rating };
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		if (strcmp(type, names[i]) == 0)
+			return slots[i];
+	return NULL;
+}
+
+int knytt_engine_set_weight(knytt_engine *e, const char *type, double w)
+{
+	SETTER("knytt_engine_set_weight");
+	if (!type || !*type)
+		return knytt__err(KNYTT_EINVAL, "type is NULL or empty");
+	if (!isfinite(w) || w <= 0)
+		return knytt__err(KNYTT_EINVAL,
+				  "weight of '%s' must be finite and > 0", type);
+	double *slot = weight_slot(e, type);
+	if (slot)
+		*slot = w;
+	else
+		e->w_custom = w;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_taste(knytt_engine *e, double sess_half_life_s,
+			   double blend, double hist_half_life_days)
+{
+	SETTER("knytt_engine_set_taste");
+	if (!isfinite(sess_half_life_s) || sess_half_life_s <= 0)
+		return knytt__err(KNYTT_EINVAL,
+				  "session half-life must be > 0 seconds");
+	if (!(blend >= 0 && blend <= 1))
+		return knytt__err(KNYTT_EINVAL, "blend must be in 0..1");
+	if (!isfinite(hist_half_life_days) || hist_half_life_days < 0)
+		return knytt__err(KNYTT_EINVAL,
+				  "history half-life must be >= 0 days");
+	e->sess_half_life = sess_half_life_s;
+	e->sess_blend = blend;
+	e->hist_half_life_days = hist_half_life_days;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_exclude_seen(knytt_engine *e, int seen)
+{
+	SETTER("knytt_engine_set_exclude_seen");
+	e->exclude_seen = seen != 0;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_als(knytt_engine *e, float reg, float alpha,
+			 unsigned iterations)
+{
+	SETTER("knytt_engine_set_als");
+	if (!isfinite(reg) || reg < 0 || !isfinite(alpha) || alpha < 0 ||
+	    iterations == 0 || iterations > 1000)
+		return knytt__err(KNYTT_EINVAL,
+				  "ALS: reg and alpha must be >= 0, "
+				  "iterations 1..1000");
+	e->als_reg = reg;
+	e->als_alpha = alpha;
+	e->als_iters = iterations;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_twotower(knytt_engine *e, unsigned epochs)
+{
+	SETTER("knytt_engine_set_twotower");
+	if (epochs == 0 || epochs > 10000)
+		return knytt__err(KNYTT_EINVAL, "epochs must be 1..10000");
+	e->tt_epochs = epochs;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_embedder(knytt_engine *e, knytt_embedder *emb)
+{
+	SETTER("knytt_engine_set_embedder");
+	e->emb = emb;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_tenant(knytt_engine *e, const char *name)
+{
+	SETTER("knytt_engine_set_tenant");
+	if (!name || !*name)
+		return knytt__err(KNYTT_EINVAL, "tenant name is empty");
+	char *d = dupstr(name);
+	if (!d)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	free(e->tenant_name);
+	e->tenant_name = d;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_threads(knytt_engine *e, unsigned threads)
+{
+	SETTER("knytt_engine_set_threads");
+	e->threads = threads;
+	return KNYTT_OK;
+}
+
+knytt_store *knytt_engine_store(knytt_engine *e)
+{
+	return e ? e->st : NULL;
+}
+
+/* ------------------------------------------------------------ item table */
+
+static const double trend_half_life[NTREND] = { 3600.0, 86400.0, 604800.0 };
+
+static double decay_ms(int64_t dt_ms, double half_life_s)
+{
+	if (dt_ms <= 0)
+		return 1.0;
+	return exp2(-(double)dt_ms / 1000.0 / half_life_s);
+}
+
+/* Adds weight w at time ts to an item's trending counters. */
+static void trend_add(eitem *it, double w, int64_t ts)
+{
+	if (ts >= it->trend_ts) {
+		for (int h = 0; h < NTREND; h++)
+			it->trend[h] = it->trend[h] *
+					       decay_ms(ts - it->trend_ts,
+							trend_half_life[h]) +
+				       w;
+		it->trend_ts = ts;
+	} else {
+		for (int h = 0; h < NTREND; h++)
+			it->trend[h] += w * decay_ms(it->trend_ts - ts,
+						     trend_half_life[h]);
+	}
+}
+
+/* Inserts or refreshes the row of a store item (caller holds lock for
+ * writing, or is opening). */
+static int table_put(knytt_engine *e, const knytt_item *it, uint32_t *row)
+{
+	uint32_t r = knytt__engine_row(e, it->id);
+	char *cat = it->category && *it->category ? dupstr(it->category)
+						  : NULL;
+	if (it->category && *it->category && !cat)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	if (r == UINT32_MAX) {
+		if (e->nitems == e->capitems) {
+			size_t nc = e->capitems ? e->capitems * 2 : 1024;
+			eitem *n = realloc(e->items, nc * sizeof *n);
+			if (!n) {
+				free(cat);
+				return knytt__err(KNYTT_ENOMEM, "out of memory");
+			}
+			e->items = n;
+			e->capitems = nc;
+		}
+		char *ext = dupstr(it->ext_id);
+		if (!ext || knytt__lmap_put(&e->by_id, it->id,
+					    (uint32_t)e->nitems) ||
+		    knytt__lmap_put(&e->by_ext, knytt__hash_str(it->ext_id),
+				    (uint32_t)e->nitems)) {
+			free(ext);
+			free(cat);
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+		}
+		r = (uint32_t)e->nitems++;
+		memset(&e->items[r], 0, sizeof e->items[r]);
+		e->items[r].id = it->id;
+		e->items[r].ext_id = ext;
+		e->items[r].midx = UINT32_MAX;
+	}
+	eitem *x = &e->items[r];
+	free(x->category);
+	x->category = cat;
+	x->price = it->price;
+	x->quality = it->quality;
+	x->in_stock = it->in_stock;
+	x->deleted = it->deleted;
+	if (row)
+		*row = r;
+	return KNYTT_OK;
+}
+
+static int load_item_cb(const knytt_item *it, void *ctx)
+{
+	knytt_engine *e = ctx;
+	if (it->updated_ms > e->synced_ms)
+		e->synced_ms = it->updated_ms;
+	return table_put(e, it, NULL) ? 1 : 0;
+}
+
+static int trend_seed_cb(const knytt_interaction *ix, void *ctx)
+{
+	knytt_engine *e = ctx;
+	uint32_t r = knytt__engine_row(e, ix->item_id);
+	if (r != UINT32_MAX)
+		trend_add(&e->items[r], ix->weight > 0 ? ix->weight : 1,
+			  ix->ts_ms);
+	return 0;
+}
+
+static int load_popularity(knytt_engine *e, int64_t now)
+{
+	size_t cap = e->nitems ? e->nitems : 1;
+	uint64_t *ids = malloc(cap * sizeof *ids), *cnt = malloc(cap * 8);
+	if (!ids || !cnt) {
+		free(ids);
+		free(cnt);
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	}
+	int n = knytt_store_item_counts(e->st, 0, now + 1, NULL, ids, cnt, cap);
+	for (int i = 0; i < n; i++) {
+		uint32_t r = knytt__engine_row(e, ids[i]);
+		if (r != UINT32_MAX)
+			e->items[r].pop = (double)cnt[i];
+	}
+	free(ids);
+	free(cnt);
+	return n < 0 ? n : KNYTT_OK;
+}
+
+/* ---------------------------------------------------------------- index */
+
+int knytt__engine_new_index(const knytt_engine *e, knytt_index **out)
+{
+	knytt_index *ix;
+	int rc = knytt_index_create(&ix);
+	if (rc)
+		return rc;
+	if ((rc = knytt_index_set_metric(ix, e->metric)) ||
+	    (rc = knytt_index_set_m(ix, e->m)) ||
+	    (rc = knytt_index_set_ef_construction(ix, e->efc)) ||
+	    (rc = knytt_index_set_ef_search(ix, e->efs)) ||
+	    (rc = knytt_index_open(ix, e->dim))) {
+		knytt_index_close(ix);
+		return rc;
+	}
+	*out = ix;
+	return KNYTT_OK;
+}
+
+static int caller_vec_cb(uint64_t id, const float *vec, uint32_t dim,
+			 void *ctx)
+{
+	knytt_engine *e = ctx;
+	uint32_t r = knytt__engine_row(e, id);
+	if (r == UINT32_MAX || e->items[r].deleted || dim != e->dim)
+		return 0;
+	if (knytt_index_upsert(e->ix, id, vec, dim))
+		return 1;
+	e->items[r].has_vec = 1;
+	e->items[r].caller_vec = 1;
+	return 0;
+}
+
+/* Vectors of model items: ALS item factors or two-tower item tower. */
+static int add_model_vectors(knytt_engine *e, knytt_index *ix,
+			     knytt_als *als, knytt_twotower *tt,
+			     const uint64_t *items, uint32_t n)
+{
+	if (n == 0)
+		return KNYTT_OK;
+	float *v = malloc((size_t)n * e->dim * sizeof *v);
+	uint64_t *lab = malloc((size_t)n * sizeof *lab);
+	int rc = KNYTT_OK;
+	if (!v || !lab) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (als)
+		rc = knytt_als_item_factors(als, 0, n, v);
+	else
+		rc = knytt_twotower_item_embeddings(tt, v, (size_t)n * e->dim);
+	if (rc < 0)
+		goto out;
+	rc = KNYTT_OK;
+	/* keep only live items with a non-zero vector */
+	size_t m = 0;
+	const knytt__vec_ops *ops = knytt__vec();
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t r = knytt__engine_row(e, items[i]);
+		float *x = v + (size_t)i * e->dim;
+		if (r == UINT32_MAX || e->items[r].deleted ||
+		    !(ops->dot(x, x, e->dim) > 0))
+			continue;
+		memmove(v + m * e->dim, x, e->dim * sizeof *v);
+		lab[m++] = items[i];
+	}
+	rc = knytt_index_add_batch(ix, m, lab, v, e->dim, e->threads);
+out:
+	free(v);
+	free(lab);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ open */
+
+static char *index_path_for(const char *uri, const char *tenant)
+{
+	if (strncmp(uri, "sqlite:", 7) != 0 || strcmp(uri, "sqlite::memory:") == 0)
+		return NULL;
+	size_t n = strlen(uri + 7) + strlen(tenant) + 32;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s.%s.index", uri + 7, tenant);
+	return p;
+}
+
+static int load_model_and_index(knytt_engine *e)
+{
+	void *blob = NULL;
+	size_t size = 0;
+	int64_t version = 0;
+	int rc = knytt_store_model_get(e->st, "engine-model", 0, &blob, &size,
+				       NULL, &version, NULL);
+	if (rc == KNYTT_ENOTFOUND)
+		rc = KNYTT_OK; /* never trained */
+	else if (rc == KNYTT_OK && size >= 24 &&
+		 memcmp(blob, "KNYTTENG", 8) == 0) {
+		/* settings left at their defaults follow the stored model;
+		 * explicit ones that differ mean "retrain": the stored model
+		 * is then not served, and the next train replaces it */
+		const unsigned char *h = blob;
+		knytt_model_kind sk = (knytt_model_kind)knytt__get_u32(h + 12);
+		uint32_t sd = knytt__get_u32(h + 16);
+		if (!e->kind_set && e->kind != KNYTT_MODEL_EXTERNAL)
+			e->kind = sk;
+		if (!e->dim_set && sd > 0 && sd <= 4096)
+			e->dim = sd;
+		if (e->kind != sk || e->dim != sd) {
+			knytt_free(blob);
+			blob = NULL;
+		}
+	}
+	if (rc == KNYTT_OK && blob) {
+		knytt_als *als = NULL;
+		knytt_twotower *tt = NULL;
+		uint64_t *items = NULL;
+		uint32_t n = 0;
+		rc = knytt__engine_decode_model(e, blob, size, &als, &tt,
+						&items, &n);
+		if (rc == KNYTT_OK) {
+			e->als = als;
+			e->tt = tt;
+			e->model_items = items;
+			e->model_nitems = n;
+			e->model_version = version;
+			for (uint32_t i = 0; i < n; i++) {
+				uint32_t r = knytt__engine_row(e, items[i]);
+				if (r != UINT32_MAX)
+					e->items[r].midx = i;
+			}
+		}
+	}
+	knytt_free(blob);
+	if (rc)
+		return rc;
+
+	/* The index file saved after training, if it belongs to this model
+	 * version; otherwise rebuild from the model's vectors. */
+	knytt_index *ix = NULL;
+	if (e->index_path && e->model_version > 0) {
+		char *p = malloc(strlen(e->index_path) + 32);
+		if (!p)
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+		sprintf(p, "%s.v%lld", e->index_path,
+			(long long)e->model_version);
+		struct stat sb;
+		if (stat(p, &sb) == 0) {
+			if ((rc = knytt_index_create(&ix)) == KNYTT_OK &&
+			    (rc = knytt_index_load(ix, p)) == KNYTT_OK &&
+			    knytt_index_dim(ix) != e->dim) {
+				rc = knytt__err(KNYTT_ECORRUPT,
+						"%s has dimension %u, the engine "
+						"%u",
+						p, knytt_index_dim(ix), e->dim);
+			}
+			if (rc) {
+				knytt_index_close(ix);
+				ix = NULL;
+				rc = KNYTT_OK; /* fall back to a rebuild */
+			}
+		}
+		free(p);
+	}
+	if (!ix) {
+		if ((rc = knytt__engine_new_index(e, &ix)))
+			return rc;
+		if ((rc = add_model_vectors(e, ix, e->als, e->tt,
+					    e->model_items,
+					    e->model_nitems))) {
+			knytt_index_close(ix);
+			return rc;
+		}
+	}
+	e->ix = ix;
+	/* caller-supplied vectors (and items embedded at ingest) */
+	rc = knytt_store_embeddings_each(e->st, KNYTT_OWNER_ITEM, "caller",
+					 caller_vec_cb, e);
+	if (rc < 0 && rc != KNYTT_ENOTFOUND)
+		return rc;
+	/* every indexed label is a live item */
+	for (size_t r = 0; r < e->nitems; r++) {
+		eitem *it = &e->items[r];
+		if (it->deleted && knytt_index_contains(e->ix, it->id))
+			knytt_index_remove(e->ix, it->id);
+		it->has_vec = knytt_index_contains(e->ix, it->id);
+	}
+	return KNYTT_OK;
+}
+
+int knytt_engine_open(knytt_engine *e, const char *uri)
+{
+	if (!e || !uri)
+		return knytt__err(KNYTT_EINVAL, "knytt_engine_open: %s is NULL",
+				  !e ? "engine" : "uri");
+	if (e->is_open)
+		return knytt__err(KNYTT_ESTATE, "engine is already open");
+	if (e->kind == KNYTT_MODEL_TWOTOWER && e->dim > 1024)
+		return knytt__err(KNYTT_EINVAL, "two-tower dim must be <= 1024");
+	if (!e->tenant_name && !(e->tenant_name = dupstr("default")))
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	e->metric = e->kind == KNYTT_MODEL_EXTERNAL ? KNYTT_METRIC_COSINE
+						    : KNYTT_METRIC_IP;
+	int rc = knytt_store_open(uri, &e->st);
+	if (rc)
+		return rc;
+	uint64_t tenant = 0;
+	rc = knytt_store_tenant_find(e->st, e->tenant_name, &tenant);
+	if (rc == KNYTT_ENOTFOUND)
+		rc = knytt_store_tenant_create(e->st, e->tenant_name, &tenant);
+	if (rc || (rc = knytt_store_use_tenant(e->st, tenant)))
+		goto fail;
+	if (!(e->uri = dupstr(uri))) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		goto fail;
+	}
+	e->index_path = index_path_for(uri, e->tenant_name);
+	/* items (deleted ones too, so their ids never come back) */
+	rc = knytt_store_items_changed(e->st, 0, load_item_cb, e);
+	if (rc < 0)
+		goto fail;
+	int64_t now = knytt__now_ms();
+	if ((rc = load_popularity(e, now)))
+		goto fail;
+	/* trending: four weeks of history is 28 half-lives of the longest
+	 * window, enough for the counters to converge */
+	rc = knytt_store_interactions_since(e->st, now - 28LL * 86400000,
+					    trend_seed_cb, e);
+	if (rc < 0)
+		goto fail;
+	if ((rc = load_model_and_index(e)))
+		goto fail;
+	e->is_open = 1;
+	return KNYTT_OK;
+fail:
+	knytt_store_close(e->st);
+	e->st = NULL;
+	knytt_index_close(e->ix);
+	e->ix = NULL;
+	return rc;
+}
+
+/* --------------------------------------------------------------- ingest */
+
+static int check_open(const knytt_engine *e, const char *fn)
+{
+	if (!e)
+		return knytt__err(KNYTT_EINVAL, "%s: engine is NULL", fn);
+	if (!e->is_open)
+		return knytt__err(KNYTT_ESTATE, "%s: engine is not open", fn);
+	return KNYTT_OK;
+}
+
+/* The vector an item gets at ingest when the caller gives none. */
+static int embed_item(knytt_engine *e, const knytt_item *it, float *out,
+		      int *got)
+{
+	*got = 0;
+	if (e->tt) {
+		knytt_twotower_item f = { it->title, it->description,
+					  it->category, it->price };
+		int rc = knytt_twotower_embed_item(e->tt, &f, out);
+		if (rc < 0)
+			return rc;
+		*got = 1;
+		return KNYTT_OK;
+	}
+	if (e->emb) {
+		size_t lt = it->title ? strlen(it->title) : 0;
+		size_t ld = it->description ? strlen(it->description) : 0;
+		char *text = malloc(lt + ld + 2);
+		if (!text)
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+		memcpy(text, it->title ? it->title : "", lt);
+		text[lt] = ' ';
+		memcpy(text + lt + 1, it->description ? it->description : "",
+		       ld);
+		text[lt + 1 + ld] = '\0';
+		const char *texts[1] = { text };
+		int rc = knytt_embedder_embed(e->emb, 1, texts, out, e->dim);
+		free(text);
+		if (rc < 0)
+			return rc;
+		*got = 1;
+	}
+	return KNYTT_OK;
+}
+
+int knytt_engine_item_upsert(knytt_engine *e, const knytt_item *item,
+			     const float *vec, uint32_t dim)
+{
+	int rc = check_open(e, "knytt_engine_item_upsert");
+	if (rc)
+		return rc;
+	if (!item)
+		return knytt__err(KNYTT_EINVAL, "item is NULL");
+	if (vec && dim != e->dim)
+		return knytt__err(KNYTT_EINVAL,
+				  "vector has %u dimensions, engine has %u",
+				  dim, e->dim);
+	if (vec)
+		for (uint32_t j = 0; j < dim; j++)
+			if (!isfinite(vec[j]))
+				return knytt__err(KNYTT_EINVAL,
+						  "vector value %u is not "
+						  "finite",
+						  j);
+	float *v = malloc(e->dim * sizeof *v);
+	if (!v)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	int have = 0;
+	if (vec) {
+		memcpy(v, vec, e->dim * sizeof *v);
+		have = 1;
+	}
+	pthread_rwlock_wrlock(&e->lock);
+	/* embed first: if that fails, nothing is written */
+	if (!have && (rc = embed_item(e, item, v, &have)))
+		goto out;
+	pthread_mutex_lock(&e->st_lock);
+	uint64_t id = 0;
+	rc = knytt_store_item_upsert(e->st, item, &id);
+	knytt_item *stored = NULL;
+	if (!rc)
+		rc = knytt_store_item_get_id(e->st, id, &stored);
+	if (!rc && have)
+		rc = knytt_store_embedding_put(e->st, KNYTT_OWNER_ITEM, id,
+					       "caller", v, e->dim);
+	pthread_mutex_unlock(&e->st_lock);
+	uint32_t row = UINT32_MAX;
+	if (!rc)
+		rc = table_put(e, stored, &row);
+	if (!rc && have) {
+		rc = knytt_index_upsert(e->ix, id, v, e->dim);
+		if (!rc) {
+			e->items[row].has_vec = 1;
+			e->items[row].caller_vec = 1;
+		}
+	}
+	if (!rc && stored->updated_ms > e->synced_ms)
+		e->synced_ms = stored->updated_ms;
+	knytt_free(stored);
+out:
+	pthread_rwlock_unlock(&e->lock);
+	free(v);
+	return rc;
+}
+
+int knytt_engine_item_delete(knytt_engine *e, const char *ext_id)
+{
+	int rc = check_open(e, "knytt_engine_item_delete");
+	if (rc)
+		return rc;
+	if (!ext_id)
+		return knytt__err(KNYTT_EINVAL, "item id is NULL");
+	pthread_rwlock_wrlock(&e->lock);
+	pthread_mutex_lock(&e->st_lock);
+	rc = knytt_store_item_delete(e->st, ext_id);
+	uint32_t r = rc ? UINT32_MAX : row_by_ext(e, ext_id, 1);
+	pthread_mutex_unlock(&e->st_lock);
+	if (r != UINT32_MAX) {
+		eitem *it = &e->items[r];
+		it->deleted = 1;
+		if (it->has_vec)
+			knytt_index_remove(e->ix, it->id);
+		it->has_vec = 0;
+	}
+	pthread_rwlock_unlock(&e->lock);
+	return rc;
+}
+
+static int sync_cb(const knytt_item *it, void *ctx)
+{
+	knytt_engine *e = ctx;
+	uint32_t r;
+	if (it->updated_ms > e->synced_ms)
+		e->synced_ms = it->updated_ms;
+	if (table_put(e, it, &r))
+		return 1;
+	eitem *x = &e->items[r];
+	if (x->deleted && x->has_vec) {
+		knytt_index_remove(e->ix, x->id);
+		x->has_vec = 0;
+	}
+	return 0;
+}
+
+int knytt_engine_sync(knytt_engine *e)
+{
+	int rc = check_open(e, "knytt_engine_sync");
+	if (rc)
+		return rc;
+	pthread_rwlock_wrlock(&e->lock);
+	pthread_mutex_lock(&e->st_lock);
+	/* the millisecond of the last sync is read again: rows written later
+	 * in that same millisecond are not missed (re-reading is harmless) */
+	rc = knytt_store_items_changed(e->st, e->synced_ms, sync_cb, e);
+	if (rc >= 0) {
+		int r2 = load_popularity(e, knytt__now_ms());
+		if (r2 < 0)
+			rc = r2;
+	}
+	pthread_mutex_unlock(&e->st_lock);
+	pthread_rwlock_unlock(&e->lock);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- users */
+
+double knytt__engine_type_weight(const knytt_engine *e, const char *type,
+				 double value);
+double knytt__engine_type_weight(const knytt_engine *e, const char *type,
+				 double value)
+{
+	double *slot = weight_slot((knytt_engine *)e, type);
+	double w = slot ? *slot : e->w_custom;
+	if (strcmp(type, "rating") == 0 && value > 0)
+		w *= value;
+	return w;
+}
+
+typedef struct hist_load {
+	knytt_engine *e;
+	euser *u;
+	uint32_t rows[HIST_MAX];
+	float w[HIST_MAX];
+	int64_t ts[HIST_MAX];
+	int purchase[HIST_MAX];
+	size_t n;
+} hist_load;
+
+static int hist_cb(const knytt_interaction *ix, void *ctx)
+{
+	hist_load *h = ctx;
+	uint32_t r = knytt__engine_row(h->e, ix->item_id);
+	if (r == UINT32_MAX || h->n >= HIST_MAX)
+		return 0;
+	double w = ix->weight > 0 ? ix->weight : 1;
+	if (ix->has_value && strcmp(ix->type, "rating") == 0)
+		w *= ix->value;
+	h->rows[h->n] = r;
+	h->w[h->n] = (float)w;
+	h->ts[h->n] = ix->ts_ms;
+	h->purchase[h->n] = strcmp(ix->type, "purchase") == 0;
+	h->n++;
+	return 0;
+}
+
+static int bought_add(euser *u, uint64_t id)
+{
+	for (size_t i = 0; i < u->nb; i++)
+		if (u->bought[i] == id)
+			return KNYTT_OK;
+	if (u->nb == u->capb) {
+		size_t nc = u->capb ? u->capb * 2 : 16;
+		uint64_t *b = realloc(u->bought, nc * sizeof *b);
+		if (!b)
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+		u->bought = b;
+		u->capb = nc;
+	}
+	u->bought[u->nb++] = id;
+	return KNYTT_OK;
+}
+
+static void hist_push(euser *u, uint32_t row, float w, int64_t ts)
+{
+	if (u->nh == HIST_MAX) {
+		memmove(u->hist, u->hist + 1, (HIST_MAX - 1) * sizeof *u->hist);
+		memmove(u->hist_w, u->hist_w + 1,
+			(HIST_MAX - 1) * sizeof *u->hist_w);
+		memmove(u->hist_ts, u->hist_ts + 1,
+			(HIST_MAX - 1) * sizeof *u->hist_ts);
+		u->nh--;
+	}
+	u->hist[u->nh] = row;
+	u->hist_w[u->nh] = w;
+	u->hist_ts[u->nh] = ts;
+	u->nh++;
+}
+
+/* Recomputes the long-term taste of @p u from its history. */
+static void refresh_long(knytt_engine *e, euser *u, int64_t now)
+{
+	uint32_t d = e->dim;
+	knytt__taste *t = &u->taste;
+	t->long_ok = 0;
+	u->long_gen = e->model_gen;
+	if (u->nh == 0)
+		return;
+	double hl = e->hist_half_life_days * 86400.0;
+	uint32_t midx[HIST_MAX];
+	float w[HIST_MAX];
+	size_t n = 0;
+	if (e->als || e->tt) {
+		for (size_t i = 0; i < u->nh; i++) {
+			uint32_t m = e->items[u->hist[i]].midx;
+			if (m == UINT32_MAX)
+				continue;
+			midx[n] = m;
+			w[n] = u->hist_w[i] *
+			       (float)(hl > 0 ? decay_ms(now - u->hist_ts[i], hl)
+					      : 1.0);
+			n++;
+		}
+	}
+	if (e->als && n > 0) {
+		/* the same item several times: one row with summed weight,
+		 * as the training matrix has it */
+		size_t m = 0;
+		for (size_t i = 0; i < n; i++) {
+			size_t j;
+			for (j = 0; j < m && midx[j] != midx[i]; j++)
+				;
+			if (j < m) {
+				w[j] += w[i];
+			} else {
+				midx[m] = midx[i];
+				w[m++] = w[i];
+			}
+		}
+		memset(t->longv, 0, d * sizeof *t->longv);
+		if (knytt_als_fold_in(e->als, m, midx, w, t->longv) == KNYTT_OK)
+			t->long_ok = 1;
+		return;
+	}
+	if (e->tt && n > 0) {
+		if (knytt_twotower_embed_user(e->tt, KNYTT_TWOTOWER_NO_USER,
+					      midx, n, t->longv) == KNYTT_OK)
+			t->long_ok = 1;
+		return;
+	}
+	/* no model: the weighted mean of the history's item vectors */
+	float *v = malloc(d * sizeof *v);
+	if (!v)
+		return;
+	memset(t->longv, 0, d * sizeof *t->longv);
+	for (size_t i = 0; i < u->nh; i++) {
+		const eitem *it = &e->items[u->hist[i]];
+		if (!it->has_vec ||
+		    knytt_index_get(e->ix, it->id, v, d) != KNYTT_OK)
+			continue;
+		knytt__normalize(v, d);
+		float wi = u->hist_w[i] *
+			   (float)(hl > 0 ? decay_ms(now - u->hist_ts[i], hl)
+					  : 1.0);
+		for (uint32_t j = 0; j < d; j++)
+			t->longv[j] += wi * v[j];
+		t->long_ok = 1;
+	}
+	free(v);
+}
+
+/* Adds one event to the session part of the taste. */
+static void session_event(knytt_engine *e, euser *u, const eitem *it,
+			  float w, int64_t ts)
+{
+	if (!it->has_vec)
+		return;
+	float *v = malloc(e->dim * sizeof *v);
+	if (v && knytt_index_get(e->ix, it->id, v, e->dim) == KNYTT_OK)
+		knytt__taste_session_add(&u->taste, v, e->dim, w, ts,
+					 e->sess_half_life, it->id);
+	free(v);
+}
+
+euser *knytt__engine_user(knytt_engine *e, const char *ext, int create);
+
+/*
+ * The state of user @p ext, loaded from the store on first use (its last
+ * HIST_MAX events).  Caller holds the write lock.  With create = 0, an
+ * unknown user gives NULL without error.
+ */
+euser *knytt__engine_user(knytt_engine *e, const char *ext, int create)
+{
+	uint64_t h = knytt__hash_str(ext);
+	uint32_t ui = knytt__lmap_get(&e->by_user, h);
+	if (ui != LMAP_EMPTY && strcmp(e->users[ui]->ext_id, ext) == 0) {
+		euser *u = e->users[ui];
+		if (u->long_gen != e->model_gen) /* a new model since */
+			refresh_long(e, u, knytt__now_ms());
+		return u;
+	}
+	/* (a colliding 64-bit hash -- about 3e-8 for a million users --
+	 * gets no map slot: such a user is loaded again on every call,
+	 * correct but slower, and each load stays in users[]) */
+	euser *u = calloc(1, sizeof *u);
+	if (!u)
+		return NULL;
+	u->ext_id = dupstr(ext);
+	u->hist = malloc(HIST_MAX * sizeof *u->hist);
+	u->hist_w = malloc(HIST_MAX * sizeof *u->hist_w);
+	u->hist_ts = malloc(HIST_MAX * sizeof *u->hist_ts);
+	hist_load *hl = calloc(1, sizeof *hl);
+	if (!u->ext_id || !u->hist || !u->hist_w || !u->hist_ts || !hl ||
+	    knytt__taste_init(&u->taste, e->dim)) {
+		free(hl);
+		user_free(u);
+		return NULL;
+	}
+	hl->e = e;
+	hl->u = u;
+	pthread_mutex_lock(&e->st_lock);
+	int rc = knytt_store_user_recent(e->st, ext, HIST_MAX, hist_cb, hl);
+	pthread_mutex_unlock(&e->st_lock);
+	if (rc == KNYTT_ENOTFOUND && !create) {
+		free(hl);
+		user_free(u);
+		knytt__err(KNYTT_ENOTFOUND, "user '%s' is unknown", ext);
+		return NULL;
+	}
+	int64_t now = knytt__now_ms();
+	/* newest first from the store: replay oldest first */
+	for (size_t i = hl->n; i-- > 0;) {
+		hist_push(u, hl->rows[i], hl->w[i], hl->ts[i]);
+		if (hl->purchase[i])
+			bought_add(u, e->items[hl->rows[i]].id);
+		/* the session: events of the last four half-lives */
+		if (now - hl->ts[i] < (int64_t)(4000.0 * e->sess_half_life))
+			session_event(e, u, &e->items[hl->rows[i]], hl->w[i],
+				      hl->ts[i]);
+	}
+	free(hl);
+	refresh_long(e, u, now);
+	if (e->nusers == e->capusers) {
+		size_t nc = e->capusers ? e->capusers * 2 : 64;
+		euser **nu = realloc(e->users, nc * sizeof *nu);
+		if (!nu) {
+			user_free(u);
+			return NULL;
+		}
+		e->users = nu;
+		e->capusers = nc;
+	}
+	if (ui == LMAP_EMPTY &&
+	    knytt__lmap_put(&e->by_user, h, (uint32_t)e->nusers)) {
+		user_free(u);
+		return NULL;
+	}
+	e->users[e->nusers++] = u;
+	return u;
+}
+
+int knytt_engine_feedback(knytt_engine *e, const char *user,
+			  const char *item, const char *type, double value,
+			  int64_t ts_ms)
+{
+	int rc = check_open(e, "knytt_engine_feedback");
+	if (rc)
+		return rc;
+	if (!user || !*user || !item || !*item || !type || !*type)
+		return knytt__err(KNYTT_EINVAL, "feedback: %s is NULL or empty",
+				  !user || !*user   ? "user"
+				  : !item || !*item ? "item"
+						    : "type");
+	if (!isfinite(value))
+		return knytt__err(KNYTT_EINVAL, "feedback: value is not finite");
+	if (ts_ms < 0)
+		return knytt__err(KNYTT_EINVAL, "feedback: time is negative");
+	int64_t ts = ts_ms ? ts_ms : knytt__now_ms();
+	pthread_rwlock_wrlock(&e->lock);
+	uint32_t r = row_by_ext(e, item, 0);
+	if (r == UINT32_MAX || e->items[r].deleted) {
+		rc = knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown%s", item,
+				r == UINT32_MAX ? "" : " (deleted)");
+		goto out;
+	}
+	double w = knytt__engine_type_weight(e, type, value);
+	knytt_interaction ev;
+	memset(&ev, 0, sizeof ev);
+	ev.struct_size = sizeof ev;
+	ev.user = user;
+	ev.item = item;
+	ev.type = type;
+	ev.weight = w / (strcmp(type, "rating") == 0 && value > 0 ? value : 1);
+	ev.has_value = strcmp(type, "rating") == 0;
+	ev.value = value;
+	ev.ts_ms = ts;
+	pthread_mutex_lock(&e->st_lock);
+	rc = knytt_store_interaction_add(e->st, &ev);
+	pthread_mutex_unlock(&e->st_lock);
+	if (rc < 0)
+		goto out;
+	rc = KNYTT_OK; /* 1 = stored; no event id here, so no duplicates */
+	eitem *it = &e->items[r];
+	it->pop += 1;
+	trend_add(it, w, ts);
+	euser *u = knytt__engine_user(e, user, 1);
+	if (!u) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory loading user");
+		goto out;
+	}
+	/* the store load already saw this event when the user was new */
+	if (u->nh == 0 || u->hist[u->nh - 1] != r ||
+	    u->hist_ts[u->nh - 1] != ts) {
+		hist_push(u, r, (float)w, ts);
+		if (strcmp(type, "purchase") == 0)
+			bought_add(u, it->id);
+		session_event(e, u, it, (float)w, ts);
+		refresh_long(e, u, ts);
+	}
+out:
+	pthread_rwlock_unlock(&e->lock);
+	return rc;
+}

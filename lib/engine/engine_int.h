@@ -1,0 +1,135 @@
+/*
+ * engine_int.h -- internals of knytt_engine.  Not API.
+ *
+ * The engine keeps in memory what every query needs and reads the store
+ * only for what a query cannot do without (full-text search, the search
+ * log, a user's history the first time we see the user):
+ *  - the item table: one row per live item with the fields filters test
+ *    (category, price, stock, quality), its popularity and its trending
+ *    counters; a u64 map from store id to row, another from a 64-bit
+ *    hash of the external id to row;
+ *  - users: history (most recent last), purchases, taste;
+ *  - the vector index (label = store id) and the trained model.
+ *
+ * Locks, always taken in this order:
+ *   lock     rwlock: queries read; feedback, item writes and the model
+ *            swap write.  Everything above is under it.
+ *   st_lock  mutex around the store handle (one connection, not
+ *            thread-safe).  Training uses its own connection.
+ */
+#ifndef KNYTT_ENGINE_INT_H
+#define KNYTT_ENGINE_INT_H
+
+#include "../internal.h"
+#include "../taste/taste.h"
+
+#include <pthread.h>
+
+#define NTREND 3 /* trending half-lives: 1 hour, 1 day, 1 week */
+#define HIST_MAX 256
+
+typedef struct eitem {
+	uint64_t id;
+	char *ext_id;
+	char *category; /* NULL = none */
+	double price, quality;
+	int in_stock;
+	int deleted;     /* row kept so ids stay stable; never returned */
+	int has_vec;     /* present in the index */
+	int caller_vec;  /* its vector came from the caller / embedder */
+	uint32_t midx;   /* row in the trained model, UINT32_MAX = none */
+	double pop;      /* weighted interactions, all time */
+	double trend[NTREND]; /* decayed to trend_ts */
+	int64_t trend_ts;
+} eitem;
+
+typedef struct euser {
+	char *ext_id;
+	uint32_t *hist;  /* item rows, oldest first, at most HIST_MAX */
+	float *hist_w;
+	int64_t *hist_ts;
+	size_t nh;
+	uint64_t *bought; /* store ids */
+	size_t nb, capb;
+	knytt__taste taste;
+	uint64_t long_gen; /* model generation longv was computed for */
+} euser;
+
+struct knytt_engine {
+	/* settings */
+	int is_open;
+	knytt_model_kind kind;
+	uint32_t dim;
+	int kind_set, dim_set; /* set explicitly (else a stored model's win) */
+	unsigned m, efc, efs;
+	double w_view, w_click, w_cart, w_purchase, w_fav, w_rating,
+		w_custom;
+	double sess_half_life, sess_blend, hist_half_life_days;
+	int exclude_seen;
+	float als_reg, als_alpha;
+	unsigned als_iters, tt_epochs, threads;
+	knytt_embedder *emb;
+	char *tenant_name;
+
+	char *uri;
+	char *index_path; /* NULL for non-file stores */
+	knytt_store *st;
+	int64_t synced_ms; /* items changed after this are re-read by sync */
+
+	pthread_rwlock_t lock;
+	pthread_mutex_t st_lock;
+
+	/* items */
+	eitem *items;
+	size_t nitems, capitems;
+	knytt__lmap by_id;  /* store id -> row */
+	knytt__lmap by_ext; /* hash(ext id) -> row (collisions: store) */
+
+	/* users */
+	euser **users;
+	size_t nusers, capusers;
+	knytt__lmap by_user; /* hash(ext id) -> users[] index */
+
+	/* model and index */
+	knytt_index *ix;
+	knytt_metric metric;
+	knytt_als *als;
+	knytt_twotower *tt;
+	uint64_t *model_items; /* model row -> store id */
+	uint32_t model_nitems;
+	int64_t model_version;
+	uint64_t model_gen;
+
+	/* training job */
+	pthread_mutex_t train_mu;
+	pthread_t train_thread;
+	int train_running, train_joinable, train_rc;
+	knytt_progress train_progress;
+	knytt_progress_fn train_fn;
+	void *train_ctx;
+};
+
+uint64_t knytt__hash_str(const char *s);
+/* knytt__now_ms() (wall clock, ms) is defined by lib/store */
+int64_t knytt__now_ms(void);
+/* row of an item by store id; UINT32_MAX if absent */
+uint32_t knytt__engine_row(const knytt_engine *e, uint64_t id);
+/* a fresh, empty index with the engine's settings */
+int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
+/* "engine-model" blob: encode / decode (kind, item map, model) */
+int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
+			       knytt_twotower *tt, const uint64_t *items,
+			       uint32_t nitems, void **blob, size_t *size);
+int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
+			       size_t size, knytt_als **als,
+			       knytt_twotower **tt, uint64_t **items,
+			       uint32_t *nitems);
+/* the training job (train.c); runs on its own store connection */
+int knytt__engine_train_job(knytt_engine *e);
+/* installs a trained model + index (takes ownership); caller holds no
+ * lock */
+void knytt__engine_install(knytt_engine *e, knytt_index *ix,
+			   knytt_als *als, knytt_twotower *tt,
+			   uint64_t *items, uint32_t nitems, int64_t version);
+
+#endif

@@ -1,0 +1,830 @@
+/*
+ * query.c -- recommend, similar, hybrid search and trending.
+ *
+ * Every query applies the caller's filter inside the index walk (a
+ * predicate on the in-memory item table), so results that violate it are
+ * never produced rather than removed afterwards, and lists stay full as
+ * long as enough items pass.
+ */
+#include "engine_int.h"
+
+#include "../vec/topk.h"
+#include "../vec/vec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+euser *knytt__engine_user(knytt_engine *e, const char *ext, int create);
+
+/* ---------------------------------------------------------------- filters */
+
+typedef struct qctx {
+	const knytt_engine *e;
+	const knytt_filter *f;
+	size_t plen;           /* length of the category prefix, 0 = any */
+	const uint64_t *excl;  /* sorted store ids never to return */
+	size_t nexcl;
+} qctx;
+
+static int check_filter(const knytt_filter *f)
+{
+	if (!f)
+		return KNYTT_OK;
+	if (f->struct_size < sizeof *f)
+		return knytt__err(KNYTT_EINVAL,
+				  "filter.struct_size is %zu, expected %zu "
+				  "(use knytt_filter_init)",
+				  f->struct_size, sizeof *f);
+	if (isnan(f->price_min) || isinf(f->price_min))
+		return knytt__err(KNYTT_EINVAL,
+				  "filter.price_min must be finite");
+	int has_max = !isnan(f->price_max) && f->price_max != 0;
+	if (has_max && f->price_max < 0)
+		return knytt__err(KNYTT_EINVAL,
+				  "filter.price_max %g is negative",
+				  f->price_max);
+	if (has_max && f->price_min > f->price_max)
+		return knytt__err(KNYTT_EINVAL,
+				  "filter.price_min %g is above price_max %g",
+				  f->price_min, f->price_max);
+	if (isinf(f->min_quality))
+		return knytt__err(KNYTT_EINVAL,
+				  "filter.min_quality must be finite or NAN");
+	return KNYTT_OK;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int excluded(const qctx *c, uint64_t id)
+{
+	size_t lo = 0, hi = c->nexcl;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (c->excl[mid] < id)
+			lo = mid + 1;
+		else if (c->excl[mid] > id)
+			hi = mid;
+		else
+			return 1;
+	}
+	return 0;
+}
+
+static int item_passes(const qctx *c, const eitem *it)
+{
+	if (it->deleted)
+		return 0;
+	const knytt_filter *f = c->f;
+	if (f) {
+		if (c->plen) {
+			const char *cat = it->category;
+			if (!cat || strncmp(cat, f->category_prefix, c->plen) != 0)
+				return 0;
+			char nx = cat[c->plen];
+			if (nx != '\0' && nx != '/' &&
+			    f->category_prefix[c->plen - 1] != '/')
+				return 0;
+		}
+		if (f->price_min > 0 && !(it->price >= f->price_min))
+			return 0;
+		if (!isnan(f->price_max) && f->price_max != 0 &&
+		    !(it->price <= f->price_max))
+			return 0;
+		if (f->in_stock_only && !it->in_stock)
+			return 0;
+		if (!isnan(f->min_quality) && !(it->quality >= f->min_quality))
+			return 0;
+	}
+	return c->nexcl == 0 || !excluded(c, it->id);
+}
+
+static int label_passes(uint64_t label, void *ctx)
+{
+	const qctx *c = ctx;
+	uint32_t r = knytt__engine_row(c->e, label);
+	return r != UINT32_MAX && item_passes(c, &c->e->items[r]);
+}
+
+static void qctx_init(qctx *c, const knytt_engine *e, const knytt_filter *f)
+{
+	memset(c, 0, sizeof *c);
+	c->e = e;
+	c->f = f;
+	if (f && f->category_prefix)
+		c->plen = strlen(f->category_prefix);
+}
+
+static void fill(const knytt_engine *e, knytt_result *r, uint32_t row,
+		 double score, knytt_reason why, uint64_t because)
+{
+	const eitem *it = &e->items[row];
+	r->item_id = it->id;
+	snprintf(r->ext_id, sizeof r->ext_id, "%s", it->ext_id);
+	r->score = score;
+	r->reason = why;
+	r->because = because;
+}
+
+static int taken(const knytt_result *out, size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (out[i].item_id == id)
+			return 1;
+	return 0;
+}
+
+/* Appends the best items by trending (window h) or popularity (h < 0)
+ * that pass the filter and are not in out[0..n); returns the new n. */
+static size_t fallback(const knytt_engine *e, const qctx *c, int h,
+		       int64_t now, size_t k, knytt_result *out, size_t n)
+{
+	if (n >= k)
+		return n;
+	/* k candidates: up to n of them may be taken already */
+	size_t want = k;
+	knytt__pair *heap = malloc(want * sizeof *heap);
+	uint64_t *rows = malloc(want * sizeof *rows);
+	float *sc = malloc(want * sizeof *sc);
+	if (!heap || !rows || !sc)
+		goto out;
+	knytt__topk t = { heap, 0, want };
+	for (size_t r = 0; r < e->nitems; r++) {
+		const eitem *it = &e->items[r];
+		double s;
+		if (h >= 0) {
+			static const double hl[NTREND] = { 3600.0, 86400.0,
+							   604800.0 };
+			int64_t dt = now - it->trend_ts;
+			s = it->trend[h] *
+			    (dt > 0 ? exp2(-(double)dt / 1000.0 / hl[h]) : 1.0);
+		} else {
+			s = it->pop;
+		}
+		if (!(s > 0) || !item_passes(c, it))
+			continue;
+		/* heap keeps the smallest keys: use -score */
+		if ((float)-s < knytt__topk_worst(&t))
+			knytt__topk_push(&t, (float)-s, r);
+	}
+	size_t got = knytt__topk_drain(&t, rows, sc);
+	for (size_t i = 0; i < got && n < k; i++) {
+		if (taken(out, n, e->items[rows[i]].id))
+			continue;
+		fill(e, &out[n++], (uint32_t)rows[i], -sc[i],
+		     h >= 0 ? KNYTT_REASON_TRENDING : KNYTT_REASON_POPULAR, 0);
+	}
+out:
+	free(heap);
+	free(rows);
+	free(sc);
+	return n;
+}
+
+static double score_of(const knytt_engine *e, float dist)
+{
+	/* IP index: dist = -q.x; cosine: dist = 1 - cos */
+	return e->metric == KNYTT_METRIC_IP ? -dist : 1.0 - dist;
+}
+
+static int check_query(const knytt_engine *e, size_t k, const char *fn)
+{
+	if (!e)
+		return knytt__err(KNYTT_EINVAL, "%s: engine is NULL", fn);
+	if (!e->is_open)
+		return knytt__err(KNYTT_ESTATE, "%s: engine is not open", fn);
+	if (k == 0)
+		return knytt__err(KNYTT_EINVAL, "%s: k is 0", fn);
+	if (k > 10000)
+		return knytt__err(KNYTT_EINVAL, "%s: k is %zu, at most 10000",
+				  fn, k);
+	return KNYTT_OK;
+}
+
+/* -------------------------------------------------------------- recommend */
+
+/* Maximal marginal relevance: re-orders cand[0..n) so each pick
+ * maximizes lambda * relevance - (1 - lambda) * max cosine to the
+ * picks so far; relevance is rescaled to 0..1 first. */
+static void mmr(const knytt_engine *e, knytt_result *cand, size_t n,
+		size_t k, double lambda)
+{
+	uint32_t d = e->dim;
+	float *v = malloc(n * d * sizeof *v);
+	double *maxsim = malloc(n * sizeof *maxsim);
+	if (!v || !maxsim)
+		goto out;
+	double lo = INFINITY, hi = -INFINITY;
+	for (size_t i = 0; i < n; i++) {
+		if (knytt_index_get(e->ix, cand[i].item_id, v + i * d, d))
+			memset(v + i * d, 0, d * sizeof *v);
+		knytt__normalize(v + i * d, d);
+		maxsim[i] = -1.0;
+		lo = fmin(lo, cand[i].score);
+		hi = fmax(hi, cand[i].score);
+	}
+	double span = hi > lo ? hi - lo : 1.0;
+	const knytt__vec_ops *ops = knytt__vec();
+	for (size_t pick = 0; pick < k && pick < n; pick++) {
+		size_t best = pick;
+		double bv = -INFINITY;
+		for (size_t i = pick; i < n; i++) {
+			double rel = (cand[i].score - lo) / span;
+			double div = pick ? maxsim[i] : 0.0;
+			double val = lambda * rel - (1 - lambda) * div;
+			if (val > bv) {
+				bv = val;
+				best = i;
+			}
+		}
+		knytt_result tr = cand[pick];
+		cand[pick] = cand[best];
+		cand[best] = tr;
+		float tv[4096];
+		memcpy(tv, v + pick * d, d * sizeof *v);
+		memcpy(v + pick * d, v + best * d, d * sizeof *v);
+		memcpy(v + best * d, tv, d * sizeof *v);
+		double tm = maxsim[pick];
+		maxsim[pick] = maxsim[best];
+		maxsim[best] = tm;
+		for (size_t i = pick + 1; i < n; i++) {
+			double s = ops->dot(v + i * d, v + pick * d, d);
+			if (s > maxsim[i])
+				maxsim[i] = s;
+		}
+	}
+out:
+	free(v);
+	free(maxsim);
+}
+
+static int cmp_score(const void *a, const void *b)
+{
+	const knytt_result *x = a, *y = b;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->item_id < y->item_id ? -1 : x->item_id > y->item_id;
+}
+
+/* One taste query: up to kk filtered results into res[0..*n). */
+static int search_taste(const knytt_engine *e, qctx *c, const float *q,
+			size_t kk, uint64_t *lab, float *dist,
+			knytt_result *res, size_t *n, knytt_reason why,
+			uint64_t because)
+{
+	unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
+	int got = knytt_index_search_filter(e->ix, q, e->dim, kk, ef,
+					    label_passes, c, lab, dist);
+	if (got < 0)
+		return got;
+	for (int i = 0; i < got; i++)
+		fill(e, &res[(*n)++], knytt__engine_row(e, lab[i]),
+		     score_of(e, dist[i]), why, because);
+	return KNYTT_OK;
+}
+
+/*
+ * Fuses the long-term list a and the session list b by weighted
+ * reciprocal rank: score = (1 - f) / (1 + rank in a) + f / (1 + rank in
+ * b).  With f = 0.5 the two lists alternate; with f = 0.25 the session
+ * gets about one slot in four; an item on both lists adds up.  Scores
+ * are comparable within the answer and the result is sorted by them.
+ * The reason is the list that contributed more.  Writes at most cap
+ * entries into dst (which may be a: a is copied first).
+ */
+static size_t fuse_lists(const knytt_result *a, size_t na,
+			 const knytt_result *b, size_t nb, float f, size_t cap,
+			 knytt_result *dst)
+{
+	knytt_result *t = malloc((na + nb + 1) * sizeof *t);
+	double *part_b = malloc((na + nb + 1) * sizeof *part_b);
+	if (!t || !part_b) {
+		free(t);
+		free(part_b);
+		return 0;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < na; i++) {
+		t[n] = a[i];
+		t[n].score = (1.0 - f) / (1.0 + (double)i);
+		part_b[n++] = 0;
+	}
+	for (size_t j = 0; j < nb; j++) {
+		double sb = f / (1.0 + (double)j);
+		size_t i;
+		for (i = 0; i < n && t[i].item_id != b[j].item_id; i++)
+			;
+		if (i == n) {
+			t[n] = b[j];
+			t[n].score = 0;
+			part_b[n++] = 0;
+		}
+		t[i].score += sb;
+		part_b[i] += sb;
+		if (part_b[i] > t[i].score - part_b[i]) {
+			t[i].reason = b[j].reason;
+			t[i].because = b[j].because;
+		}
+	}
+	qsort(t, n, sizeof *t, cmp_score);
+	if (n > cap)
+		n = cap;
+	memcpy(dst, t, n * sizeof *dst);
+	free(t);
+	free(part_b);
+	return n;
+}
+
+int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
+			   const knytt_filter *filter,
+			   const knytt_rec_options *opt, knytt_result *out)
+{
+	int rc = check_query(e, k, "knytt_engine_recommend");
+	if (rc || (rc = check_filter(filter)))
+		return rc;
+	if (!user || !*user || !out)
+		return knytt__err(KNYTT_EINVAL, "recommend: %s is NULL or empty",
+				  !out ? "out" : "user");
+	double lambda = 1.0;
+	int seen = e->exclude_seen;
+	if (opt) {
+		if (opt->struct_size < sizeof *opt)
+			return knytt__err(KNYTT_EINVAL,
+					  "options.struct_size is %zu, expected "
+					  "%zu (use knytt_rec_options_init)",
+					  opt->struct_size, sizeof *opt);
+		if (!(opt->mmr_lambda >= 0 && opt->mmr_lambda <= 1))
+			return knytt__err(KNYTT_EINVAL,
+					  "options.mmr_lambda must be in 0..1");
+		lambda = opt->mmr_lambda;
+		if (opt->exclude_seen >= 0)
+			seen = opt->exclude_seen != 0;
+	}
+	/* user state may need loading: that writes, so it is done under the
+	 * write lock before the query proper runs under the read lock */
+	pthread_rwlock_wrlock(&e->lock);
+	knytt__err(KNYTT_ENOMEM, "out of memory loading user");
+	euser *u = knytt__engine_user(e, user, 0);
+	pthread_rwlock_unlock(&e->lock);
+	if (!u) /* unknown user, or out of memory: the message says which */
+		return strstr(knytt_errmsg(), "unknown") ? KNYTT_ENOTFOUND
+							 : KNYTT_ENOMEM;
+
+	pthread_rwlock_rdlock(&e->lock);
+	int64_t now = knytt__now_ms();
+	uint32_t d = e->dim;
+	size_t nex = u->nb + (seen ? u->nh : 0);
+	uint64_t *excl = malloc((nex ? nex : 1) * sizeof *excl);
+	float *q = malloc(d * sizeof *q), share = 0;
+	size_t kk = lambda < 1 ? 4 * k : k;
+	uint64_t *lab = malloc(kk * sizeof *lab);
+	float *dist = malloc(kk * sizeof *dist);
+	knytt_result *cand = malloc(kk * sizeof *cand);
+	float *v = malloc(d * sizeof *v);
+	size_t n = 0;
+	if (!excl || !q || !lab || !dist || !cand || !v) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (u->nb)
+		memcpy(excl, u->bought, u->nb * sizeof *excl);
+	for (size_t i = 0; seen && i < u->nh; i++)
+		excl[u->nb + i] = e->items[u->hist[i]].id;
+	qsort(excl, nex, sizeof *excl, cmp_u64);
+	qctx c;
+	qctx_init(&c, e, filter);
+	c.excl = excl;
+	c.nexcl = nex;
+	int warm = knytt__taste_blend(&u->taste, d, now, e->sess_half_life,
+				      e->sess_blend, q, &share);
+	if (warm && knytt_index_count(e->ix) > 0) {
+		/*
+		 * Long-term and session are searched separately and fused by
+		 * rank (fuse_lists): about a share f of the slots goes to the
+		 * session's best items.  A linear blend of the two vectors
+		 * cannot do this: the long-term vector scores other
+		 * categories below zero, so a fresh interest would need f
+		 * near 1 to show at all.
+		 */
+		size_t nl = 0, ns = 0;
+		knytt_result *lc = cand, *sc = NULL;
+		if (share < 1) {
+			memcpy(v, u->taste.longv, d * sizeof *v);
+			knytt__normalize(v, d);
+			if ((rc = search_taste(e, &c, v, kk, lab, dist, lc, &nl,
+					       KNYTT_REASON_TASTE, 0)))
+				goto out;
+		}
+		if (share > 0) {
+			sc = malloc(kk * sizeof *sc);
+			if (!sc) {
+				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+				goto out;
+			}
+			memcpy(v, u->taste.sess, d * sizeof *v);
+			knytt__normalize(v, d);
+			if ((rc = search_taste(e, &c, v, kk, lab, dist, sc, &ns,
+					       KNYTT_REASON_SESSION,
+					       u->taste.sess_item))) {
+				free(sc);
+				goto out;
+			}
+		}
+		if (sc)
+			n = fuse_lists(lc, nl, sc, ns, share, kk, cand);
+		else
+			n = nl; /* long-term only: its own scores and order */
+		free(sc);
+		if (lambda < 1 && n > 1)
+			mmr(e, cand, n, k, lambda);
+		if (n > k)
+			n = k;
+		memcpy(out, cand, n * sizeof *out);
+	}
+	/* cold users, or too few personal results: trending, then popular */
+	n = fallback(e, &c, 1, now, k, out, n);
+	n = fallback(e, &c, -1, now, k, out, n);
+	rc = (int)n;
+out:
+	pthread_rwlock_unlock(&e->lock);
+	free(excl);
+	free(q);
+	free(lab);
+	free(dist);
+	free(cand);
+	free(v);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- similar */
+
+typedef struct coview {
+	knytt_engine *e;
+	uint64_t self;
+	char **users;
+	size_t nu, capu;
+	double *count; /* per item row */
+} coview;
+
+static int coview_user_cb(const knytt_interaction *ix, void *ctx)
+{
+	coview *cv = ctx;
+	for (size_t i = 0; i < cv->nu; i++)
+		if (strcmp(cv->users[i], ix->user) == 0)
+			return 0;
+	if (cv->nu == cv->capu)
+		return 0;
+	size_t l = strlen(ix->user) + 1;
+	cv->users[cv->nu] = malloc(l);
+	if (!cv->users[cv->nu])
+		return 1;
+	memcpy(cv->users[cv->nu++], ix->user, l);
+	return 0;
+}
+
+static int coview_item_cb(const knytt_interaction *ix, void *ctx)
+{
+	coview *cv = ctx;
+	uint32_t r = knytt__engine_row(cv->e, ix->item_id);
+	if (r != UINT32_MAX && ix->item_id != cv->self)
+		cv->count[r] += 1;
+	return 0;
+}
+
+int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
+			 const knytt_filter *filter, knytt_result *out)
+{
+	int rc = check_query(e, k, "knytt_engine_similar");
+	if (rc || (rc = check_filter(filter)))
+		return rc;
+	if (!item || !*item || !out)
+		return knytt__err(KNYTT_EINVAL, "similar: %s is NULL or empty",
+				  !out ? "out" : "item");
+	pthread_rwlock_rdlock(&e->lock);
+	uint32_t d = e->dim;
+	uint32_t row = knytt__lmap_get(&e->by_ext, knytt__hash_str(item));
+	if (row == LMAP_EMPTY || strcmp(e->items[row].ext_id, item) != 0 ||
+	    e->items[row].deleted) {
+		pthread_rwlock_unlock(&e->lock);
+		return knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown", item);
+	}
+	const eitem *self = &e->items[row];
+	qctx c;
+	qctx_init(&c, e, filter);
+	c.excl = &self->id;
+	c.nexcl = 1;
+	size_t n = 0;
+	if (self->has_vec) {
+		/* With an inner-product index, v.x favours long (popular)
+		 * vectors whatever their direction; similarity is about
+		 * direction.  Take 4k candidates by inner product and rank
+		 * them by cosine. */
+		size_t kk = k * 4 < 40 ? 40 : k * 4;
+		float *v = malloc(d * sizeof *v), *x = malloc(d * sizeof *x);
+		uint64_t *lab = malloc(kk * sizeof *lab);
+		float *dist = malloc(kk * sizeof *dist);
+		knytt_result *cand = malloc(kk * sizeof *cand);
+		if (!v || !x || !lab || !dist || !cand) {
+			rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		} else if ((rc = knytt_index_get(e->ix, self->id, v, d)) == 0) {
+			knytt__normalize(v, d);
+			unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
+			int got = knytt_index_search_filter(
+				e->ix, v, d, kk, ef, label_passes, &c, lab, dist);
+			if (got < 0)
+				rc = got;
+			size_t m = 0;
+			for (int i = 0; i < got; i++) {
+				if (knytt_index_get(e->ix, lab[i], x, d))
+					continue;
+				knytt__normalize(x, d);
+				fill(e, &cand[m++], knytt__engine_row(e, lab[i]),
+				     knytt__vec()->dot(v, x, d),
+				     KNYTT_REASON_SIMILAR, self->id);
+			}
+			qsort(cand, m, sizeof *cand, cmp_score);
+			n = m < k ? m : k;
+			memcpy(out, cand, n * sizeof *out);
+		}
+		free(v);
+		free(x);
+		free(lab);
+		free(dist);
+		free(cand);
+	} else {
+		/* no vector yet: items the same users interacted with */
+		coview cv = { .e = e, .self = self->id, .capu = 64 };
+		cv.users = calloc(cv.capu, sizeof *cv.users);
+		cv.count = calloc(e->nitems ? e->nitems : 1, sizeof *cv.count);
+		if (!cv.users || !cv.count) {
+			rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		} else {
+			pthread_mutex_lock(&e->st_lock);
+			rc = knytt_store_item_recent(e->st, item, 500,
+						     coview_user_cb, &cv);
+			for (size_t i = 0; rc >= 0 && i < cv.nu; i++)
+				rc = knytt_store_user_recent(e->st, cv.users[i],
+							     100,
+							     coview_item_cb,
+							     &cv);
+			pthread_mutex_unlock(&e->st_lock);
+			if (rc == KNYTT_ENOTFOUND)
+				rc = KNYTT_OK;
+			if (rc > 0)
+				rc = KNYTT_OK;
+			knytt__pair *heap = malloc(k * sizeof *heap);
+			uint64_t *rows = malloc(k * sizeof *rows);
+			float *sc = malloc(k * sizeof *sc);
+			if (rc == KNYTT_OK && heap && rows && sc) {
+				knytt__topk t = { heap, 0, k };
+				for (size_t r = 0; r < e->nitems; r++)
+					if (cv.count[r] > 0 &&
+					    item_passes(&c, &e->items[r]) &&
+					    (float)-cv.count[r] <
+						    knytt__topk_worst(&t))
+						knytt__topk_push(
+							&t, (float)-cv.count[r],
+							r);
+				size_t got = knytt__topk_drain(&t, rows, sc);
+				for (size_t i = 0; i < got; i++)
+					fill(e, &out[n++], (uint32_t)rows[i],
+					     -sc[i], KNYTT_REASON_COVIEW,
+					     self->id);
+			} else if (rc == KNYTT_OK) {
+				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+			}
+			free(heap);
+			free(rows);
+			free(sc);
+		}
+		for (size_t i = 0; i < cv.nu; i++)
+			free(cv.users[i]);
+		free(cv.users);
+		free(cv.count);
+	}
+	pthread_rwlock_unlock(&e->lock);
+	return rc < 0 ? rc : (int)n;
+}
+
+/* ----------------------------------------------------------------- search */
+
+typedef struct fused {
+	uint64_t id;
+	double score;
+	int kw, vec; /* which lists it came from */
+} fused;
+
+static fused *fuse_find(fused *f, size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (f[i].id == id)
+			return &f[i];
+	return NULL;
+}
+
+static int cmp_fused(const void *a, const void *b)
+{
+	const fused *x = a, *y = b;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
+			uint32_t dim, size_t k, const knytt_filter *filter,
+			const char *user, knytt_result *out, uint64_t *log_id)
+{
+	int rc = check_query(e, k, "knytt_engine_search");
+	if (rc || (rc = check_filter(filter)))
+		return rc;
+	if (!out)
+		return knytt__err(KNYTT_EINVAL, "search: out is NULL");
+	int has_text = text && *text;
+	if (!has_text && !vec)
+		return knytt__err(KNYTT_EINVAL,
+				  "search: give a text, a vector or both");
+	if (vec && dim != e->dim)
+		return knytt__err(KNYTT_EINVAL,
+				  "query vector has %u dimensions, engine has %u",
+				  dim, e->dim);
+	uint32_t d = e->dim;
+	size_t cap = k * 4 < 50 ? 50 : k * 4;
+	uint64_t *kw = malloc(cap * sizeof *kw), *lab = malloc(cap * 8);
+	float *dist = malloc(cap * sizeof *dist), *q = malloc(d * sizeof *q);
+	float *t = malloc(d * sizeof *t), *v = malloc(d * sizeof *v);
+	fused *f = malloc(2 * cap * sizeof *f);
+	if (!kw || !lab || !dist || !q || !t || !v || !f) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		goto early;
+	}
+	/* the user's taste for the personal re-rank (loads the user) */
+	int personal = 0;
+	float share;
+	if (user && *user) {
+		pthread_rwlock_wrlock(&e->lock);
+		euser *u = knytt__engine_user(e, user, 1);
+		if (u)
+			personal = knytt__taste_blend(&u->taste, d,
+						      knytt__now_ms(),
+						      e->sess_half_life,
+						      e->sess_blend, t, &share);
+		pthread_rwlock_unlock(&e->lock);
+		if (personal)
+			knytt__normalize(t, d);
+	}
+	/* the query vector: given, or the model's text path, or the service */
+	int has_q = 0;
+	if (vec) {
+		memcpy(q, vec, d * sizeof *q);
+		has_q = 1;
+	} else if (has_text) {
+		pthread_rwlock_rdlock(&e->lock);
+		if (e->tt) {
+			has_q = knytt_twotower_embed_query(e->tt, text, q) ==
+				KNYTT_OK;
+		} else if (e->emb && e->kind == KNYTT_MODEL_EXTERNAL) {
+			const char *texts[1] = { text };
+			rc = knytt_embedder_embed(e->emb, 1, texts, q, d);
+			has_q = rc == KNYTT_OK;
+		}
+		pthread_rwlock_unlock(&e->lock);
+		if (rc < 0)
+			goto early;
+	}
+
+	pthread_rwlock_rdlock(&e->lock);
+	qctx c;
+	qctx_init(&c, e, filter);
+	size_t nf = 0;
+	if (has_text) {
+		pthread_mutex_lock(&e->st_lock);
+		double pmax = filter && !isnan(filter->price_max) &&
+					      filter->price_max != 0
+				      ? filter->price_max
+				      : NAN;
+		double pmin = filter && filter->price_min > 0 ? filter->price_min
+							      : NAN;
+		int nk = knytt_store_search(e->st, text,
+					    filter ? filter->category_prefix
+						   : NULL,
+					    pmin, pmax,
+					    filter ? filter->in_stock_only : 0,
+					    kw, NULL, cap);
+		pthread_mutex_unlock(&e->st_lock);
+		if (nk == KNYTT_EINVAL)
+			nk = 0; /* a query with no word: vector part only */
+		if (nk < 0) {
+			rc = nk;
+			goto out;
+		}
+		/* reciprocal rank fusion, k = 60 (Cormack et al. 2009) */
+		size_t rank = 0;
+		for (int i = 0; i < nk; i++) {
+			uint32_t r = knytt__engine_row(e, kw[i]);
+			if (r == UINT32_MAX || !item_passes(&c, &e->items[r]))
+				continue;
+			f[nf].id = kw[i];
+			f[nf].score = 1.0 / (60.0 + (double)++rank);
+			f[nf].kw = 1;
+			f[nf++].vec = 0;
+		}
+	}
+	if (has_q && knytt_index_count(e->ix) > 0) {
+		unsigned ef = e->efs > cap ? e->efs : (unsigned)cap;
+		int nv = knytt_index_search_filter(e->ix, q, d, cap, ef,
+						   label_passes, &c, lab, dist);
+		if (nv < 0) {
+			rc = nv;
+			goto out;
+		}
+		for (int i = 0; i < nv; i++) {
+			double s = 1.0 / (60.0 + (double)(i + 1));
+			fused *x = fuse_find(f, nf, lab[i]);
+			if (x) {
+				x->score += s;
+				x->vec = 1;
+			} else {
+				f[nf].id = lab[i];
+				f[nf].score = s;
+				f[nf].kw = 0;
+				f[nf++].vec = 1;
+			}
+		}
+	}
+	if (personal) {
+		/* nudge toward the shopper: up to +50% for an item pointing
+		 * the same way as their taste, -50% for the opposite */
+		for (size_t i = 0; i < nf; i++) {
+			if (knytt_index_get(e->ix, f[i].id, v, d) != KNYTT_OK)
+				continue;
+			knytt__normalize(v, d);
+			f[i].score *= 1.0 + 0.5 * knytt__vec()->dot(t, v, d);
+		}
+	}
+	qsort(f, nf, sizeof *f, cmp_fused);
+	size_t n = nf < k ? nf : k;
+	for (size_t i = 0; i < n; i++)
+		fill(e, &out[i], knytt__engine_row(e, f[i].id), f[i].score,
+		     f[i].kw && f[i].vec ? KNYTT_REASON_HYBRID
+		     : f[i].kw	       ? KNYTT_REASON_KEYWORD
+				       : KNYTT_REASON_SEMANTIC,
+		     0);
+	rc = (int)n;
+	/* the search log: every search, with its result count */
+	pthread_mutex_lock(&e->st_lock);
+	uint64_t lid = 0;
+	int lrc = knytt_store_search_log(e->st, has_text ? text : "(vector)",
+					 user && *user ? user : NULL, (int)n,
+					 0, &lid);
+	pthread_mutex_unlock(&e->st_lock);
+	if (lrc < 0)
+		rc = lrc;
+	else if (log_id)
+		*log_id = lid;
+out:
+	pthread_rwlock_unlock(&e->lock);
+early:
+	free(kw);
+	free(lab);
+	free(dist);
+	free(q);
+	free(t);
+	free(v);
+	free(f);
+	return rc;
+}
+
+/* --------------------------------------------------------------- trending */
+
+int knytt_engine_trending(knytt_engine *e, size_t k, double window_s,
+			  const char *category, knytt_result *out)
+{
+	int rc = check_query(e, k, "knytt_engine_trending");
+	if (rc)
+		return rc;
+	if (!out)
+		return knytt__err(KNYTT_EINVAL, "trending: out is NULL");
+	if (!(window_s > 0) || isinf(window_s))
+		return knytt__err(KNYTT_EINVAL,
+				  "trending: window must be > 0 seconds");
+	/* the nearest kept half-life, on a log scale */
+	static const double hl[NTREND] = { 3600.0, 86400.0, 604800.0 };
+	int h = 0;
+	for (int i = 1; i < NTREND; i++)
+		if (fabs(log(window_s / hl[i])) < fabs(log(window_s / hl[h])))
+			h = i;
+	knytt_filter f;
+	knytt_filter_init(&f);
+	f.category_prefix = category && *category ? category : NULL;
+	pthread_rwlock_rdlock(&e->lock);
+	qctx c;
+	qctx_init(&c, e, &f);
+	size_t n = fallback(e, &c, h, knytt__now_ms(), k, out, 0);
+	pthread_rwlock_unlock(&e->lock);
+	return (int)n;
+}

@@ -1,0 +1,609 @@
+/*
+ * train.c -- the training job, the "engine-model" blob, and the atomic
+ * swap of a new model and index.
+ *
+ * The job runs on its own store connection and builds everything new
+ * (matrix, model, index) without holding the engine lock; only the final
+ * swap takes the write lock, for as long as it takes to move pointers and
+ * re-mark the item table.  Queries keep being answered by the old model
+ * until then.
+ *
+ * Blob "engine-model", version 1, little-endian:
+ *   "KNYTTENG" | u32 version | u32 kind | u32 dim | u32 nitems |
+ *   u64 model bytes | nitems x u64 store ids (model row order) |
+ *   model bytes (knytt_als_save_buffer / knytt_twotower_save_buffer) |
+ *   u32 CRC-32C of everything before it
+ */
+#include "engine_int.h"
+
+#include "../vec/vec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BLOB_HDR 32
+
+/* --------------------------------------------------------------- blob */
+
+int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
+			       knytt_twotower *tt, const uint64_t *items,
+			       uint32_t nitems, void **blob, size_t *size)
+{
+	void *mb = NULL;
+	size_t ml = 0;
+	int rc = als ? knytt_als_save_buffer(als, &mb, &ml)
+		     : knytt_twotower_save_buffer(tt, &mb, &ml);
+	if (rc)
+		return rc;
+	size_t n = BLOB_HDR + (size_t)nitems * 8 + ml + 4;
+	unsigned char *b = malloc(n);
+	if (!b) {
+		knytt_free(mb);
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	}
+	memcpy(b, "KNYTTENG", 8);
+	knytt__put_u32(b + 8, 1);
+	knytt__put_u32(b + 12, als ? KNYTT_MODEL_ALS : KNYTT_MODEL_TWOTOWER);
+	knytt__put_u32(b + 16, e->dim);
+	knytt__put_u32(b + 20, nitems);
+	knytt__put_u64(b + 24, ml);
+	for (uint32_t i = 0; i < nitems; i++)
+		knytt__put_u64(b + BLOB_HDR + (size_t)i * 8, items[i]);
+	memcpy(b + BLOB_HDR + (size_t)nitems * 8, mb, ml);
+	knytt_free(mb);
+	knytt__put_u32(b + n - 4, knytt__crc32c(0, b, n - 4));
+	*blob = b;
+	*size = n;
+	return KNYTT_OK;
+}
+
+int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
+			       size_t size, knytt_als **als,
+			       knytt_twotower **tt, uint64_t **items,
+			       uint32_t *nitems)
+{
+	const unsigned char *b = blob;
+	if (size < BLOB_HDR + 4 || memcmp(b, "KNYTTENG", 8) != 0)
+		return knytt__err(KNYTT_ECORRUPT,
+				  "stored engine model: not an engine model");
+	if (knytt__get_u32(b + size - 4) != knytt__crc32c(0, b, size - 4))
+		return knytt__err(KNYTT_ECORRUPT,
+				  "stored engine model: checksum mismatch");
+	if (knytt__get_u32(b + 8) != 1)
+		return knytt__err(KNYTT_EVERSION,
+				  "stored engine model: version %u is newer "
+				  "than this library",
+				  knytt__get_u32(b + 8));
+	uint32_t kind = knytt__get_u32(b + 12), dim = knytt__get_u32(b + 16);
+	uint32_t n = knytt__get_u32(b + 20);
+	uint64_t ml = knytt__get_u64(b + 24);
+	if ((uint64_t)BLOB_HDR + (uint64_t)n * 8 + ml + 4 != size)
+		return knytt__err(KNYTT_ECORRUPT,
+				  "stored engine model: sizes do not add up");
+	if (dim != e->dim)
+		return knytt__err(KNYTT_EINVAL,
+				  "the stored model has dimension %u, the "
+				  "engine is set to %u (knytt_engine_set_dim)",
+				  dim, e->dim);
+	if ((kind == KNYTT_MODEL_ALS) != (e->kind == KNYTT_MODEL_ALS) ||
+	    (kind == KNYTT_MODEL_TWOTOWER) !=
+		    (e->kind == KNYTT_MODEL_TWOTOWER))
+		return knytt__err(KNYTT_EINVAL,
+				  "the stored model is %s, the engine is set "
+				  "to another kind (knytt_engine_set_model)",
+				  kind == KNYTT_MODEL_ALS ? "ALS" : "two-tower");
+	uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+	if (!ids)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < n; i++)
+		ids[i] = knytt__get_u64(b + BLOB_HDR + (size_t)i * 8);
+	const unsigned char *mb = b + BLOB_HDR + (size_t)n * 8;
+	int rc;
+	*als = NULL;
+	*tt = NULL;
+	if (kind == KNYTT_MODEL_ALS) {
+		if ((rc = knytt_als_create(als)) == KNYTT_OK)
+			rc = knytt_als_load_buffer(*als, mb, (size_t)ml);
+	} else {
+		if ((rc = knytt_twotower_create(tt)) == KNYTT_OK)
+			rc = knytt_twotower_load_buffer(*tt, mb, (size_t)ml);
+	}
+	if (rc) {
+		knytt_als_close(*als);
+		knytt_twotower_close(*tt);
+		*als = NULL;
+		*tt = NULL;
+		free(ids);
+		return rc;
+	}
+	*items = ids;
+	*nitems = n;
+	return KNYTT_OK;
+}
+
+/* ------------------------------------------------------------------ job */
+
+typedef struct job {
+	knytt_engine *e;
+	knytt_store *st;
+	knytt__lmap users, items; /* store id -> dense index */
+	uint32_t nusers, nitems;
+	uint64_t *item_ids; /* dense -> store id */
+	size_t cap_items;
+	/* two-tower inputs */
+	knytt_twotower_item *feat;
+	char **strings; /* owned copies behind feat */
+	uint32_t *u, *it;
+	float *w;
+	int64_t *ts;
+	size_t n, cap;
+	knytt_matrix *m;
+	int rc;
+} job;
+
+static int dense_item(job *j, uint64_t id, uint32_t *out)
+{
+	uint32_t x = knytt__lmap_get(&j->items, id);
+	if (x != LMAP_EMPTY) {
+		*out = x;
+		return KNYTT_OK;
+	}
+	if (j->nitems == j->cap_items) {
+		size_t nc = j->cap_items ? j->cap_items * 2 : 1024;
+		uint64_t *n = realloc(j->item_ids, nc * sizeof *n);
+		if (!n)
+			return KNYTT_ENOMEM;
+		j->item_ids = n;
+		j->cap_items = nc;
+	}
+	if (knytt__lmap_put(&j->items, id, j->nitems))
+		return KNYTT_ENOMEM;
+	j->item_ids[j->nitems] = id;
+	*out = j->nitems++;
+	return KNYTT_OK;
+}
+
+static char *dup_or_empty(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *d = malloc(n + 1);
+	if (d) {
+		memcpy(d, s ? s : "", n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+static int feat_cb(const knytt_item *it, void *ctx)
+{
+	job *j = ctx;
+	if (it->deleted)
+		return 0;
+	uint32_t x;
+	if (dense_item(j, it->id, &x))
+		return 1;
+	/* feature records grow with item_ids */
+	knytt_twotower_item *f = realloc(j->feat, j->cap_items * sizeof *f);
+	char **s = realloc(j->strings, j->cap_items * 3 * sizeof *s);
+	if (f)
+		j->feat = f;
+	if (s)
+		j->strings = s;
+	if (!f || !s)
+		return 1;
+	char *t = dup_or_empty(it->title), *d = dup_or_empty(it->description),
+	     *c = dup_or_empty(it->category);
+	j->strings[3 * x] = t;
+	j->strings[3 * x + 1] = d;
+	j->strings[3 * x + 2] = c;
+	if (!t || !d || !c)
+		return 1;
+	j->feat[x].title = t;
+	j->feat[x].description = d;
+	j->feat[x].category = c;
+	j->feat[x].price = it->price;
+	return 0;
+}
+
+static int ix_cb(const knytt_interaction *ix, void *ctx)
+{
+	job *j = ctx;
+	uint32_t ui = knytt__lmap_get(&j->users, ix->user_id), ii;
+	if (ui == LMAP_EMPTY) {
+		if (knytt__lmap_put(&j->users, ix->user_id, j->nusers))
+			return 1;
+		ui = j->nusers++;
+	}
+	if (j->feat) {
+		/* two-tower: only items that exist (and are live) */
+		ii = knytt__lmap_get(&j->items, ix->item_id);
+		if (ii == LMAP_EMPTY)
+			return 0;
+	} else if (dense_item(j, ix->item_id, &ii)) {
+		return 1;
+	}
+	double w = ix->weight > 0 ? ix->weight : 1;
+	if (ix->has_value && strcmp(ix->type, "rating") == 0)
+		w *= ix->value > 0 ? ix->value : 0;
+	if (!(w > 0))
+		return 0;
+	if (j->m)
+		return knytt_matrix_add(j->m, ui, ii, 0, (float)w, ix->ts_ms)
+			       ? 1
+			       : 0;
+	if (j->n == j->cap) {
+		size_t nc = j->cap ? j->cap * 2 : 65536;
+		uint32_t *u = realloc(j->u, nc * sizeof *u);
+		if (u)
+			j->u = u;
+		uint32_t *it = realloc(j->it, nc * sizeof *it);
+		if (it)
+			j->it = it;
+		float *w2 = realloc(j->w, nc * sizeof *w2);
+		if (w2)
+			j->w = w2;
+		int64_t *ts = realloc(j->ts, nc * sizeof *ts);
+		if (ts)
+			j->ts = ts;
+		if (!u || !it || !w2 || !ts)
+			return 1;
+		j->cap = nc;
+	}
+	j->u[j->n] = ui;
+	j->it[j->n] = ii;
+	j->w[j->n] = (float)w;
+	j->ts[j->n] = ix->ts_ms;
+	j->n++;
+	return 0;
+}
+
+static int progress_cb(void *ctx, const knytt_progress *p)
+{
+	knytt_engine *e = ctx;
+	pthread_mutex_lock(&e->train_mu);
+	e->train_progress = *p;
+	knytt_progress_fn fn = e->train_fn;
+	void *uctx = e->train_ctx;
+	pthread_mutex_unlock(&e->train_mu);
+	return fn ? fn(uctx, p) : 0;
+}
+
+static void job_free(job *j)
+{
+	knytt__lmap_free(&j->users);
+	knytt__lmap_free(&j->items);
+	free(j->item_ids);
+	if (j->strings)
+		for (uint32_t i = 0; i < 3 * j->nitems; i++)
+			free(j->strings[i]);
+	free(j->strings);
+	free(j->feat);
+	free(j->u);
+	free(j->it);
+	free(j->w);
+	free(j->ts);
+	knytt_matrix_close(j->m);
+	knytt_store_close(j->st);
+}
+
+/* The index of a new model: every non-zero model vector. */
+static int build_index(knytt_engine *e, knytt_als *als, knytt_twotower *tt,
+		       const uint64_t *ids, uint32_t n, knytt_index **out)
+{
+	knytt_index *ix;
+	int rc = knytt__engine_new_index(e, &ix);
+	if (rc)
+		return rc;
+	float *v = malloc(((size_t)n ? n : 1) * e->dim * sizeof *v);
+	uint64_t *lab = malloc(((size_t)n ? n : 1) * sizeof *lab);
+	if (!v || !lab) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (n) {
+		rc = als ? knytt_als_item_factors(als, 0, n, v)
+			 : knytt_twotower_item_embeddings(tt, v,
+							  (size_t)n * e->dim);
+		if (rc < 0)
+			goto out;
+	}
+	size_t m = 0;
+	const knytt__vec_ops *ops = knytt__vec();
+	for (uint32_t i = 0; i < n; i++) {
+		float *x = v + (size_t)i * e->dim;
+		if (!(ops->dot(x, x, e->dim) > 0))
+			continue;
+		memmove(v + m * e->dim, x, e->dim * sizeof *v);
+		lab[m++] = ids[i];
+	}
+	rc = knytt_index_add_batch(ix, m, lab, v, e->dim, e->threads);
+out:
+	free(v);
+	free(lab);
+	if (rc) {
+		knytt_index_close(ix);
+		return rc;
+	}
+	*out = ix;
+	return KNYTT_OK;
+}
+
+int knytt__engine_train_job(knytt_engine *e)
+{
+	if (e->kind == KNYTT_MODEL_EXTERNAL)
+		return knytt__err(KNYTT_ENOTSUP,
+				  "the engine uses external vectors "
+				  "(KNYTT_MODEL_EXTERNAL): there is no model "
+				  "to train");
+	job j;
+	memset(&j, 0, sizeof j);
+	j.e = e;
+	int rc = knytt_store_open(e->uri, &j.st);
+	uint64_t tenant = 0;
+	if (!rc)
+		rc = knytt_store_tenant_find(j.st, e->tenant_name, &tenant);
+	if (!rc)
+		rc = knytt_store_use_tenant(j.st, tenant);
+	if (rc)
+		goto out;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	knytt_als *als = NULL;
+	knytt_twotower *tt = NULL;
+	if (e->kind == KNYTT_MODEL_TWOTOWER) {
+		/* every live item has features, interactions or not */
+		rc = knytt_store_items_changed(j.st, 0, feat_cb, &j);
+		if (rc < 0)
+			goto out;
+	} else {
+		if ((rc = knytt_matrix_create(&j.m)))
+			goto out;
+		knytt_matrix_set_weight(j.m, 0, 1.0f);
+		if (e->hist_half_life_days > 0)
+			knytt_matrix_set_decay(j.m,
+					       e->hist_half_life_days * 864e5,
+					       knytt__now_ms());
+	}
+	rc = knytt_store_interactions_since(j.st, 0, ix_cb, &j);
+	if (rc < 0)
+		goto out;
+	if (j.nusers == 0 || j.nitems == 0) {
+		rc = knytt__err(KNYTT_ESTATE,
+				"nothing to train on: %u users and %u items "
+				"with interactions",
+				j.nusers, j.nitems);
+		goto out;
+	}
+	if (j.m) {
+		if ((rc = knytt_matrix_build(j.m, j.nusers, j.nitems)) ||
+		    (rc = knytt_als_create(&als)) ||
+		    (rc = knytt_als_set_factors(als, e->dim)) ||
+		    (rc = knytt_als_set_reg(als, e->als_reg)) ||
+		    (rc = knytt_als_set_alpha(als, e->als_alpha)) ||
+		    (rc = knytt_als_set_iterations(als, e->als_iters)) ||
+		    (rc = knytt_als_set_threads(als, e->threads)) ||
+		    (rc = knytt_als_set_progress(als, progress_cb, e)) ||
+		    (rc = knytt_als_train(als, j.m)))
+			goto fail_model;
+	} else {
+		if ((rc = knytt_twotower_create(&tt)) ||
+		    (rc = knytt_twotower_set_dim(tt, e->dim)) ||
+		    (rc = knytt_twotower_set_epochs(tt, e->tt_epochs)) ||
+		    /* 2^16 feature buckets: a catalog's vocabulary fits, and
+		     * the model stays 16 MB at dim 64 instead of 67 */
+		    (rc = knytt_twotower_set_buckets(tt, 1u << 16)) ||
+		    (rc = knytt_twotower_set_threads(tt, e->threads)) ||
+		    (rc = knytt_twotower_set_progress(tt, progress_cb, e)) ||
+		    (rc = knytt_twotower_train(tt, j.nusers, j.nitems, j.feat,
+					       j.n, j.u, j.it, j.w, j.ts)))
+			goto fail_model;
+	}
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) +
+		      (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+
+	knytt_index *ix = NULL;
+	void *blob = NULL;
+	size_t size = 0;
+	int64_t version = 0;
+	if ((rc = build_index(e, als, tt, j.item_ids, j.nitems, &ix)) ||
+	    (rc = knytt__engine_encode_model(e, als, tt, j.item_ids,
+					     j.nitems, &blob, &size)))
+		goto fail_index;
+	char meta[256];
+	pthread_mutex_lock(&e->train_mu);
+	double loss = e->train_progress.loss;
+	pthread_mutex_unlock(&e->train_mu);
+	snprintf(meta, sizeof meta,
+		 "{\"kind\":\"%s\",\"dim\":%u,\"users\":%u,\"items\":%u,"
+		 "\"interactions\":%zu,\"loss\":%.6g,\"train_seconds\":%.3f}",
+		 als ? "als" : "twotower", e->dim, j.nusers, j.nitems,
+		 j.m ? knytt_matrix_nnz(j.m) : j.n, isfinite(loss) ? loss : 0,
+		 secs);
+	rc = knytt_store_model_put(j.st, "engine-model", blob, size, meta,
+				   &version);
+	free(blob);
+	if (rc)
+		goto fail_index;
+	/* the item embeddings of this model version, for other readers */
+	{
+		char ver[32];
+		snprintf(ver, sizeof ver, "model-v%lld", (long long)version);
+		float *v = malloc(e->dim * sizeof *v);
+		for (uint32_t i = 0; v && i < j.nitems && !rc; i++)
+			if (knytt_index_get(ix, j.item_ids[i], v, e->dim) ==
+			    KNYTT_OK)
+				rc = knytt_store_embedding_put(
+					j.st, KNYTT_OWNER_ITEM, j.item_ids[i],
+					ver, v, e->dim);
+		free(v);
+		if (rc)
+			goto fail_index;
+	}
+	if (e->index_path) {
+		char *p = malloc(strlen(e->index_path) + 32);
+		if (p) {
+			sprintf(p, "%s.v%lld", e->index_path,
+				(long long)version);
+			/* a failed save only costs a rebuild at the next
+			 * open; the model itself is stored */
+			knytt_index_save(ix, p);
+			free(p);
+		}
+	}
+	uint64_t *ids = j.item_ids;
+	j.item_ids = NULL;
+	knytt__engine_install(e, ix, als, tt, ids, j.nitems, version);
+	rc = KNYTT_OK;
+	goto out;
+fail_index:
+	knytt_index_close(ix);
+fail_model:
+	knytt_als_close(als);
+	knytt_twotower_close(tt);
+out:
+	job_free(&j);
+	return rc;
+}
+
+void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
+			   knytt_twotower *tt, uint64_t *items,
+			   uint32_t nitems, int64_t version)
+{
+	pthread_rwlock_wrlock(&e->lock);
+	knytt_index *old = e->ix;
+	float *v = malloc(e->dim * sizeof *v);
+	for (size_t r = 0; r < e->nitems; r++) {
+		eitem *it = &e->items[r];
+		it->midx = UINT32_MAX;
+		if (it->deleted) {
+			if (knytt_index_contains(ix, it->id))
+				knytt_index_remove(ix, it->id);
+			continue;
+		}
+		/* items outside the model keep the vectors callers gave */
+		if (it->caller_vec && v && !knytt_index_contains(ix, it->id) &&
+		    knytt_index_get(old, it->id, v, e->dim) == KNYTT_OK)
+			knytt_index_upsert(ix, it->id, v, e->dim);
+	}
+	free(v);
+	for (uint32_t i = 0; i < nitems; i++) {
+		uint32_t r = knytt__engine_row(e, items[i]);
+		if (r != UINT32_MAX)
+			e->items[r].midx = i;
+	}
+	for (size_t r = 0; r < e->nitems; r++)
+		e->items[r].has_vec = !e->items[r].deleted &&
+				      knytt_index_contains(ix, e->items[r].id);
+	knytt_als_close(e->als);
+	knytt_twotower_close(e->tt);
+	free(e->model_items);
+	e->ix = ix;
+	e->als = als;
+	e->tt = tt;
+	e->model_items = items;
+	e->model_nitems = nitems;
+	e->model_version = version;
+	e->model_gen++;
+	pthread_rwlock_unlock(&e->lock);
+	knytt_index_close(old);
+}
+
+/* ------------------------------------------------------------- public */
+
+int knytt_engine_train(knytt_engine *e, knytt_progress_fn fn, void *ctx)
+{
+	int rc = knytt_engine_train_start(e, fn, ctx);
+	if (rc)
+		return rc;
+	return knytt_engine_train_wait(e);
+}
+
+static void *train_main(void *p)
+{
+	knytt_engine *e = p;
+	int rc = knytt__engine_train_job(e);
+	char msg[512];
+	snprintf(msg, sizeof msg, "%s", knytt_errmsg());
+	pthread_mutex_lock(&e->train_mu);
+	e->train_rc = rc;
+	e->train_running = 0;
+	pthread_mutex_unlock(&e->train_mu);
+	/* the message travels with the result: the waiter re-raises it */
+	char *m = malloc(strlen(msg) + 1);
+	if (m)
+		strcpy(m, msg);
+	return m;
+}
+
+int knytt_engine_train_start(knytt_engine *e, knytt_progress_fn fn,
+			     void *ctx)
+{
+	if (!e)
+		return knytt__err(KNYTT_EINVAL, "engine is NULL");
+	if (!e->is_open)
+		return knytt__err(KNYTT_ESTATE, "engine is not open");
+	pthread_mutex_lock(&e->train_mu);
+	if (e->train_running || e->train_joinable) {
+		pthread_mutex_unlock(&e->train_mu);
+		return knytt__err(KNYTT_EBUSY,
+				  "a training job is already running (or "
+				  "not yet waited for)");
+	}
+	e->train_running = 1;
+	e->train_joinable = 1;
+	e->train_fn = fn;
+	e->train_ctx = ctx;
+	memset(&e->train_progress, 0, sizeof e->train_progress);
+	pthread_mutex_unlock(&e->train_mu);
+	if (pthread_create(&e->train_thread, NULL, train_main, e) != 0) {
+		pthread_mutex_lock(&e->train_mu);
+		e->train_running = 0;
+		e->train_joinable = 0;
+		pthread_mutex_unlock(&e->train_mu);
+		return knytt__err(KNYTT_ENOMEM, "cannot start a thread");
+	}
+	return KNYTT_OK;
+}
+
+int knytt_engine_train_wait(knytt_engine *e)
+{
+	if (!e)
+		return knytt__err(KNYTT_EINVAL, "engine is NULL");
+	pthread_mutex_lock(&e->train_mu);
+	int joinable = e->train_joinable;
+	pthread_mutex_unlock(&e->train_mu);
+	if (!joinable)
+		return knytt__err(KNYTT_ESTATE, "no training job to wait for");
+	void *msg = NULL;
+	pthread_join(e->train_thread, &msg);
+	pthread_mutex_lock(&e->train_mu);
+	e->train_joinable = 0;
+	int rc = e->train_rc;
+	pthread_mutex_unlock(&e->train_mu);
+	if (rc && msg)
+		knytt__err(rc, "%s", (char *)msg);
+	free(msg);
+	return rc;
+}
+
+int knytt_engine_train_status(knytt_engine *e, knytt_train_status *out)
+{
+	if (!e || !out)
+		return knytt__err(KNYTT_EINVAL, "train_status: %s is NULL",
+				  !e ? "engine" : "out");
+	pthread_mutex_lock(&e->train_mu);
+	out->running = e->train_running;
+	out->last_rc = e->train_rc;
+	out->progress = e->train_progress;
+	pthread_mutex_unlock(&e->train_mu);
+	pthread_rwlock_rdlock(&e->lock);
+	out->model_version = e->model_version;
+	out->items_indexed = e->ix ? knytt_index_count(e->ix) : 0;
+	pthread_rwlock_unlock(&e->lock);
+	return KNYTT_OK;
+}

@@ -1,0 +1,646 @@
+/*
+ * check_engine.c -- knytt_engine on a planted synthetic shop: shoppers
+ * who like one category are recommended that category, sessions shift
+ * the results, filters hold, purchases and deleted items never return,
+ * cold users get popular items, similar items share a category, hybrid
+ * search works by keyword and by meaning, state survives a re-open.
+ */
+#include "knytt.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <time.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#define NCAT 6
+#define PER_CAT 40
+#define NUSERS 120
+#define EV_PER_USER 25
+
+static const char *cats[NCAT] = { "shoes/running", "shoes/hiking",
+				  "kitchen/coffee", "garden/tools",
+				  "books/scifi", "toys/lego" };
+/* each category's words: titles draw from these, so text models can learn
+ * that words of one category belong together */
+static const char *words[NCAT][6] = {
+	{ "running", "marathon", "sprint", "cushioned", "jogging", "trainer" },
+	{ "hiking", "trail", "waterproof", "boot", "mountain", "trekking" },
+	{ "espresso", "coffee", "grinder", "barista", "brew", "roast" },
+	{ "garden", "shovel", "pruning", "rake", "hedge", "soil" },
+	{ "galaxy", "starship", "alien", "robot", "cyberpunk", "nebula" },
+	{ "brick", "castle", "minifigure", "spaceship", "builder", "set" },
+};
+
+static char dbpath[128];
+
+static int cat_of(const char *ext)
+{
+	/* item ids are "c<cat>-<n>" */
+	return ext[1] - '0';
+}
+
+static int user_cat(int u)
+{
+	return u % NCAT;
+}
+
+static double item_price(int c, int i)
+{
+	return 10.0 + 10.0 * c + (i % 10) * 3.0;
+}
+
+static void make_item(knytt_item *it, int c, int i, char *ext, char *title)
+{
+	uint64_t s = (uint64_t)(c * 1000 + i) * 7919u;
+	sprintf(ext, "c%d-%d", c, i);
+	sprintf(title, "%s %s %s", words[c][tu_rand(&s) % 6],
+		words[c][tu_rand(&s) % 6], i % 2 ? "deluxe" : "basic");
+	memset(it, 0, sizeof *it);
+	it->struct_size = sizeof *it;
+	it->ext_id = ext;
+	it->title = title;
+	it->description = words[c][i % 6];
+	it->category = cats[c];
+	it->price = item_price(c, i);
+	it->in_stock = i % 7 != 0;
+	it->quality = (double)(i % 5);
+}
+
+static knytt_engine *open_engine(knytt_model_kind kind, int fresh)
+{
+	if (fresh) {
+		snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-%d.db",
+			 (int)getpid(), (int)kind);
+		char cmd[640];
+		snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s.*", dbpath,
+			 dbpath, dbpath, dbpath);
+		ck_assert_int_eq(system(cmd), 0);
+	}
+	char uri[160];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, kind), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 16), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_threads(e, 1), KNYTT_OK);
+	if (kind == KNYTT_MODEL_TWOTOWER)
+		ck_assert_int_eq(knytt_engine_set_twotower(e, 8), KNYTT_OK);
+	ck_assert_msg(knytt_engine_open(e, uri) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	return e;
+}
+
+static void cleanup(void)
+{
+	char cmd[640];
+	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s.*", dbpath, dbpath,
+		 dbpath, dbpath);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup failed\n");
+}
+
+/* The shop: items, then each user's past events (90% in their category,
+ * purchases now and then), spread over the last ten days. */
+static void populate(knytt_engine *e)
+{
+	char ext[32], title[128];
+	knytt_item it;
+	for (int c = 0; c < NCAT; c++)
+		for (int i = 0; i < PER_CAT; i++) {
+			make_item(&it, c, i, ext, title);
+			ck_assert_msg(knytt_engine_item_upsert(e, &it, NULL, 0) ==
+					      KNYTT_OK,
+				      "%s", knytt_errmsg());
+		}
+	uint64_t s = 99;
+	int64_t now = (int64_t)time(NULL) * 1000;
+	for (int u = 0; u < NUSERS; u++) {
+		char user[16];
+		sprintf(user, "u%d", u);
+		for (int k = 0; k < EV_PER_USER; k++) {
+			int c = tu_rand(&s) % 10 == 0 ? (int)(tu_rand(&s) % NCAT)
+						      : user_cat(u);
+			/* each user favours a few items of the category, so
+			 * co-interactions carry signal */
+			int i = (int)(tu_rand(&s) % (PER_CAT / 2)) +
+				((u / NCAT) % 2) * (PER_CAT / 2);
+			sprintf(ext, "c%d-%d", c, i);
+			const char *type = k % 9 == 8 ? "purchase"
+					   : k % 3 == 0 ? "click"
+							: "view";
+			int64_t ts = now - (int64_t)(EV_PER_USER - k) * 3600000 *
+						   9;
+			ck_assert_msg(knytt_engine_feedback(e, user, ext, type, 0,
+							    ts) == KNYTT_OK,
+				      "%s", knytt_errmsg());
+		}
+	}
+}
+
+static int count_cat(const knytt_result *r, int n, int c)
+{
+	int k = 0;
+	for (int i = 0; i < n; i++)
+		k += cat_of(r[i].ext_id) == c;
+	return k;
+}
+
+START_TEST(recommends_the_planted_category)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_msg(knytt_engine_train(e, NULL, NULL) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	knytt_train_status st;
+	ck_assert_int_eq(knytt_engine_train_status(e, &st), KNYTT_OK);
+	ck_assert_int_gt(st.model_version, 0);
+	ck_assert_uint_gt(st.items_indexed, 0);
+	knytt_result r[10];
+	int good = 0, total = 0;
+	for (int u = 0; u < NUSERS; u += 7) {
+		char user[16];
+		sprintf(user, "u%d", u);
+		int n = knytt_engine_recommend(e, user, 10, NULL, NULL, r);
+		ck_assert_int_eq(n, 10);
+		good += count_cat(r, n, user_cat(u));
+		total += n;
+		for (int i = 0; i < n; i++) {
+			ck_assert(r[i].reason == KNYTT_REASON_TASTE ||
+				  r[i].reason == KNYTT_REASON_SESSION);
+			if (i)
+				ck_assert(r[i].score <= r[i - 1].score + 1e-6);
+		}
+	}
+	ck_assert_msg(good >= total * 8 / 10,
+		      "only %d of %d recommendations in the user's category",
+		      good, total);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+START_TEST(session_feedback_shifts_results)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_result r[10];
+	const char *user = "u0"; /* likes category 0 */
+	int n = knytt_engine_recommend(e, user, 10, NULL, NULL, r);
+	int before = count_cat(r, n, 3);
+	/* a burst of interest in garden tools, now */
+	char ext[32];
+	for (int i = 0; i < 6; i++) {
+		sprintf(ext, "c3-%d", i);
+		ck_assert_int_eq(knytt_engine_feedback(e, user, ext, "click", 0,
+						       0),
+				 KNYTT_OK);
+	}
+	n = knytt_engine_recommend(e, user, 10, NULL, NULL, r);
+	int after = count_cat(r, n, 3), sess = 0;
+	for (int i = 0; i < n; i++) {
+		sess += r[i].reason == KNYTT_REASON_SESSION;
+		if (i) /* one ranking, one score scale */
+			ck_assert(r[i].score <= r[i - 1].score + 1e-9);
+	}
+	ck_assert_msg(after >= before + 3,
+		      "garden items before %d, after %d", before, after);
+	ck_assert_int_gt(sess, 0);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+static int passes(knytt_engine *e, const knytt_result *r,
+		  const knytt_filter *f)
+{
+	knytt_item *it = NULL;
+	if (knytt_store_item_get_id(knytt_engine_store(e), r->item_id, &it))
+		return 0;
+	int ok = !it->deleted;
+	if (f->category_prefix) {
+		size_t l = strlen(f->category_prefix);
+		ok &= strncmp(it->category, f->category_prefix, l) == 0 &&
+		      (it->category[l] == 0 || it->category[l] == '/');
+	}
+	if (f->price_min > 0)
+		ok &= it->price >= f->price_min;
+	if (!isnan(f->price_max) && f->price_max != 0)
+		ok &= it->price <= f->price_max;
+	if (f->in_stock_only)
+		ok &= it->in_stock;
+	if (!isnan(f->min_quality))
+		ok &= it->quality >= f->min_quality;
+	knytt_free(it);
+	return ok;
+}
+
+START_TEST(filters_are_never_violated)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	static const char *prefixes[] = { NULL, "shoes", "shoes/hiking",
+					  "kitchen", "toys/lego", "sho" };
+	uint64_t s = 4242;
+	knytt_result r[20];
+	int checked = 0, trials = tu_sanitize() ? 40 : 150;
+	for (int t = 0; t < trials; t++) {
+		knytt_filter f;
+		knytt_filter_init(&f);
+		f.category_prefix = prefixes[tu_rand(&s) % 6];
+		if (tu_rand(&s) % 2)
+			f.price_min = 10 + (double)(tu_rand(&s) % 50);
+		if (tu_rand(&s) % 2)
+			f.price_max = f.price_min + (double)(tu_rand(&s) % 60);
+		f.in_stock_only = (int)(tu_rand(&s) % 2);
+		if (tu_rand(&s) % 2)
+			f.min_quality = (double)(tu_rand(&s) % 5);
+		char user[16];
+		sprintf(user, "u%d", (int)(tu_rand(&s) % NUSERS));
+		int n;
+		switch (t % 4) {
+		case 0:
+			n = knytt_engine_recommend(e, user, 20, &f, NULL, r);
+			break;
+		case 1:
+			n = knytt_engine_similar(e, "c1-3", 20, &f, r);
+			break;
+		case 2:
+			n = knytt_engine_search(e, "trail boot", NULL, 0, 20, &f,
+						user, r, NULL);
+			break;
+		default:
+			n = knytt_engine_trending(e, 20, 86400,
+						  f.category_prefix, r);
+			f.price_min = 0; /* trending filters category only */
+			f.price_max = NAN;
+			f.in_stock_only = 0;
+			f.min_quality = NAN;
+			break;
+		}
+		ck_assert_msg(n >= 0, "%s", knytt_errmsg());
+		for (int i = 0; i < n; i++) {
+			ck_assert_msg(passes(e, &r[i], &f),
+				      "case %d: %s violates the filter", t,
+				      r[i].ext_id);
+			checked++;
+		}
+	}
+	/* most filters leave many items: the check saw real results */
+	ck_assert_int_gt(checked, trials * 5);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+START_TEST(purchases_and_deleted_items_never_return)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_result r[60];
+	int n = knytt_engine_recommend(e, "u2", 5, NULL, NULL, r);
+	ck_assert_int_eq(n, 5);
+	char top[64];
+	strcpy(top, r[0].ext_id);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u2", top, "purchase", 0, 0),
+			 KNYTT_OK);
+	n = knytt_engine_recommend(e, "u2", 60, NULL, NULL, r);
+	for (int i = 0; i < n; i++)
+		ck_assert_str_ne(r[i].ext_id, top);
+	/* delete the next best: gone from every query at once */
+	char gone[64];
+	strcpy(gone, r[0].ext_id);
+	ck_assert_int_eq(knytt_engine_item_delete(e, gone), KNYTT_OK);
+	n = knytt_engine_recommend(e, "u2", 60, NULL, NULL, r);
+	for (int i = 0; i < n; i++)
+		ck_assert_str_ne(r[i].ext_id, gone);
+	n = knytt_engine_similar(e, top, 60, NULL, r);
+	for (int i = 0; i < n; i++)
+		ck_assert_str_ne(r[i].ext_id, gone);
+	n = knytt_engine_trending(e, 60, 604800, NULL, r);
+	for (int i = 0; i < n; i++)
+		ck_assert_str_ne(r[i].ext_id, gone);
+	n = knytt_engine_search(e, words[cat_of(gone)][0], NULL, 0, 60, NULL,
+				NULL, r, NULL);
+	for (int i = 0; i < n; i++)
+		ck_assert_str_ne(r[i].ext_id, gone);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u2", gone, "view", 0, 0),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_engine_similar(e, gone, 5, NULL, r),
+			 KNYTT_ENOTFOUND);
+	/* a price change holds for the very next query */
+	knytt_filter f;
+	knytt_filter_init(&f);
+	f.price_max = 1000;
+	n = knytt_engine_recommend(e, "u2", 1, &f, NULL, r);
+	ck_assert_int_eq(n, 1);
+	knytt_item *it = NULL;
+	ck_assert_int_eq(knytt_store_item_get(knytt_engine_store(e),
+					      r[0].ext_id, &it),
+			 KNYTT_OK);
+	it->price = 5000;
+	char moved[64];
+	strcpy(moved, r[0].ext_id);
+	ck_assert_int_eq(knytt_engine_item_upsert(e, it, NULL, 0), KNYTT_OK);
+	knytt_free(it);
+	n = knytt_engine_recommend(e, "u2", 60, &f, NULL, r);
+	for (int i = 0; i < n; i++)
+		ck_assert_str_ne(r[i].ext_id, moved);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+START_TEST(cold_user_gets_popular_items)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	uint64_t uid;
+	ck_assert_int_eq(knytt_store_user_upsert(knytt_engine_store(e), "new",
+						 NULL, &uid),
+			 KNYTT_OK);
+	knytt_result r[10], t[10];
+	int n = knytt_engine_recommend(e, "new", 10, NULL, NULL, r);
+	ck_assert_int_eq(n, 10);
+	for (int i = 0; i < n; i++)
+		ck_assert(r[i].reason == KNYTT_REASON_TRENDING ||
+			  r[i].reason == KNYTT_REASON_POPULAR);
+	int m = knytt_engine_trending(e, 10, 86400, NULL, t);
+	ck_assert_int_eq(m, 10);
+	ck_assert_str_eq(r[0].ext_id, t[0].ext_id);
+	/* within a filter */
+	knytt_filter f;
+	knytt_filter_init(&f);
+	f.category_prefix = "books";
+	n = knytt_engine_recommend(e, "new", 10, &f, NULL, r);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(count_cat(r, n, 4), n);
+	/* a user the store never saw is an error, not a cold user */
+	ck_assert_int_eq(knytt_engine_recommend(e, "nobody", 10, NULL, NULL, r),
+			 KNYTT_ENOTFOUND);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "nobody"));
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+START_TEST(similar_items_share_the_category)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_result r[10];
+	int good = 0, total = 0;
+	for (int c = 0; c < NCAT; c++) {
+		char ext[32];
+		sprintf(ext, "c%d-%d", c, 3);
+		int n = knytt_engine_similar(e, ext, 10, NULL, r);
+		ck_assert_int_gt(n, 0);
+		for (int i = 0; i < n; i++) {
+			ck_assert_str_ne(r[i].ext_id, ext);
+			ck_assert_int_eq(r[i].reason, KNYTT_REASON_SIMILAR);
+		}
+		good += count_cat(r, n, c);
+		total += n;
+	}
+	ck_assert_msg(good >= total * 8 / 10, "%d of %d similar share the "
+					      "category",
+		      good, total);
+	/* an item added after training has no vector: co-interactions */
+	char ext[32] = "c2-new", title[64] = "espresso grinder";
+	knytt_item it;
+	make_item(&it, 2, 0, ext, title);
+	strcpy(ext, "c2-new");
+	ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0), KNYTT_OK);
+	for (int u = 2; u < 40; u += NCAT) {
+		char user[16];
+		sprintf(user, "u%d", u);
+		ck_assert_int_eq(knytt_engine_feedback(e, user, ext, "view", 0,
+						       0),
+				 KNYTT_OK);
+	}
+	int n = knytt_engine_similar(e, ext, 10, NULL, r);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(r[0].reason, KNYTT_REASON_COVIEW);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+START_TEST(hybrid_search_by_word_and_meaning)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_TWOTOWER, 1);
+	populate(e);
+	ck_assert_msg(knytt_engine_train(e, NULL, NULL) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	knytt_result r[10];
+	uint64_t log_id = 0;
+	/* an exact title word: keyword hits, the right category first */
+	int n = knytt_engine_search(e, "espresso", NULL, 0, 10, NULL, NULL, r,
+				    &log_id);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(cat_of(r[0].ext_id), 2);
+	ck_assert_int_gt(log_id, 0);
+	char *q = NULL;
+	int cnt = -1;
+	uint64_t clicked = 1;
+	ck_assert_int_eq(knytt_store_search_log_get(knytt_engine_store(e),
+						    log_id, &q, &cnt, &clicked),
+			 KNYTT_OK);
+	ck_assert_str_eq(q, "espresso");
+	ck_assert_int_eq(cnt, n);
+	knytt_free(q);
+	/* a related word that no title has: only meaning can find it.
+	 * "barista" appears in some titles, "brew" in descriptions; query
+	 * a pair whose AND matches nothing */
+	n = knytt_engine_search(e, "roast barista grinder", NULL, 0, 10, NULL,
+				NULL, r, NULL);
+	ck_assert_int_gt(n, 0);
+	ck_assert_msg(count_cat(r, n, 2) >= n * 7 / 10,
+		      "only %d of %d coffee items", count_cat(r, n, 2), n);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+START_TEST(reopen_restores_without_retraining)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_result a[10], b[10];
+	int na = knytt_engine_recommend(e, "u5", 10, NULL, NULL, a);
+	knytt_train_status s1, s2;
+	knytt_engine_train_status(e, &s1);
+	knytt_engine_close(e);
+	e = open_engine(KNYTT_MODEL_ALS, 0);
+	knytt_engine_train_status(e, &s2);
+	ck_assert_int_eq(s2.model_version, s1.model_version);
+	ck_assert_uint_eq(s2.items_indexed, s1.items_indexed);
+	int nb = knytt_engine_recommend(e, "u5", 10, NULL, NULL, b);
+	ck_assert_int_eq(na, nb);
+	for (int i = 0; i < na; i++)
+		ck_assert_str_eq(a[i].ext_id, b[i].ext_id);
+	knytt_engine_close(e);
+	/* default settings follow the stored model (kind ALS, dim 16) */
+	char uri[160];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	knytt_engine_train_status(e, &s2);
+	ck_assert_int_eq(s2.model_version, s1.model_version);
+	nb = knytt_engine_recommend(e, "u5", 10, NULL, NULL, b);
+	ck_assert_int_eq(nb, na);
+	ck_assert_str_eq(a[0].ext_id, b[0].ext_id);
+	knytt_engine_close(e);
+	/* an explicit other dimension means retrain: not served until then */
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 8), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	knytt_engine_train_status(e, &s2);
+	ck_assert_int_eq(s2.model_version, 0);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_engine_train_status(e, &s2);
+	ck_assert_int_gt(s2.model_version, s1.model_version);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+typedef struct qarg {
+	knytt_engine *e;
+	_Atomic int stop, bad;
+	_Atomic long n;
+} qarg;
+
+static void *querier(void *p)
+{
+	qarg *a = p;
+	knytt_result r[10];
+	while (!a->stop) {
+		if (knytt_engine_recommend(a->e, "u3", 10, NULL, NULL, r) < 0)
+			a->bad = 1;
+		a->n++;
+	}
+	return NULL;
+}
+
+START_TEST(background_training_keeps_serving)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	qarg a = { .e = e };
+	pthread_t th;
+	pthread_create(&th, NULL, querier, &a);
+	ck_assert_int_eq(knytt_engine_train_start(e, NULL, NULL), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_train_start(e, NULL, NULL), KNYTT_EBUSY);
+	ck_assert_int_eq(knytt_engine_train_wait(e), KNYTT_OK);
+	a.stop = 1;
+	pthread_join(th, NULL);
+	ck_assert(!a.bad);
+	ck_assert_int_gt(a.n, 0);
+	knytt_train_status st;
+	knytt_engine_train_status(e, &st);
+	ck_assert_int_eq(st.model_version, 2);
+	ck_assert_int_eq(st.running, 0);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+START_TEST(bad_input_is_an_error)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	knytt_result r[4];
+	knytt_filter f;
+	knytt_filter_init(&f);
+	ck_assert_int_eq(knytt_engine_recommend(e, "u1", 0, NULL, NULL, r),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_recommend(e, NULL, 4, NULL, NULL, r),
+			 KNYTT_EINVAL);
+	f.price_min = 50;
+	f.price_max = 10;
+	ck_assert_int_eq(knytt_engine_recommend(e, "u1", 4, &f, NULL, r),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "price_min"));
+	f.struct_size = 3;
+	ck_assert_int_eq(knytt_engine_similar(e, "c1-1", 4, &f, r),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_similar(e, "nope", 4, NULL, r),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", "nope", "view", 0, 0),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", "c1-1", "", 0, 0),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_search(e, NULL, NULL, 0, 4, NULL, NULL, r,
+					     NULL),
+			 KNYTT_EINVAL);
+	float v[3] = { 1, 2, 3 };
+	ck_assert_int_eq(knytt_engine_search(e, NULL, v, 3, 4, NULL, NULL, r,
+					     NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_trending(e, 4, -1, NULL, r), KNYTT_EINVAL);
+	knytt_rec_options o;
+	knytt_rec_options_init(&o);
+	o.mmr_lambda = 2;
+	ck_assert_int_eq(knytt_engine_recommend(e, "u1", 4, NULL, &o, r),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 8), KNYTT_ESTATE);
+	ck_assert_int_eq(knytt_engine_train_wait(e), KNYTT_ESTATE);
+	ck_assert_str_eq(knytt_reason_name(KNYTT_REASON_SESSION), "session");
+	knytt_engine_close(e);
+	knytt_engine_close(NULL);
+	cleanup();
+}
+END_TEST
+
+START_TEST(mmr_diversifies)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_result a[10], b[10];
+	knytt_rec_options o;
+	knytt_rec_options_init(&o);
+	int na = knytt_engine_recommend(e, "u4", 10, NULL, &o, a);
+	o.mmr_lambda = 0.3;
+	int nb = knytt_engine_recommend(e, "u4", 10, NULL, &o, b);
+	ck_assert_int_eq(na, 10);
+	ck_assert_int_eq(nb, 10);
+	/* the most relevant item stays first; the rest changes */
+	ck_assert_str_eq(a[0].ext_id, b[0].ext_id);
+	int same = 0;
+	for (int i = 0; i < 10; i++)
+		for (int j = 0; j < 10; j++)
+			same += strcmp(a[i].ext_id, b[j].ext_id) == 0;
+	ck_assert_int_lt(same, 10);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+Suite *engine_suite(void)
+{
+	Suite *s = suite_create("engine");
+	TCase *tc = tcase_create("planted");
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, recommends_the_planted_category);
+	tcase_add_test(tc, session_feedback_shifts_results);
+	tcase_add_test(tc, filters_are_never_violated);
+	tcase_add_test(tc, purchases_and_deleted_items_never_return);
+	tcase_add_test(tc, cold_user_gets_popular_items);
+	tcase_add_test(tc, similar_items_share_the_category);
+	tcase_add_test(tc, hybrid_search_by_word_and_meaning);
+	tcase_add_test(tc, reopen_restores_without_retraining);
+	tcase_add_test(tc, background_training_keeps_serving);
+	tcase_add_test(tc, bad_input_is_an_error);
+	tcase_add_test(tc, mmr_diversifies);
+	suite_add_tcase(s, tc);
+	return s;
+}
