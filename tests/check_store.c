@@ -30,7 +30,9 @@ static int su_pg;               /* backend of the running case */
 static char pg_dir[256];        /* server directory ("" = none) */
 static char pg_fail[512];       /* why the server is not running */
 static pid_t pg_owner;          /* the process that started it */
-static char t_dir[256];         /* this test's temporary directory */
+static char t_root[256];        /* every test's files, removed at exit */
+static pid_t t_owner;           /* the process that made t_root */
+static char t_dir[300];         /* this test's temporary directory */
 static char t_uri[1024];        /* this test's database */
 
 /* ---- the throwaway PostgreSQL server ------------------------------------- */
@@ -124,9 +126,34 @@ static void admin_exec(const char *sql)
 
 /* ---- fixtures ------------------------------------------------------------ */
 
+/* Tests run in forked children and a failed or timed-out test skips its
+ * teardown, so the parent owns one root directory and removes it at exit
+ * whatever happened. */
+static void rm_root(void)
+{
+	if (!t_root[0] || getpid() != t_owner)
+		return;
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", t_root);
+	run(cmd);
+	t_root[0] = '\0';
+}
+
+static void mk_root(void)
+{
+	snprintf(t_root, sizeof t_root, "/tmp/knytt-st-XXXXXX");
+	if (!mkdtemp(t_root)) {
+		t_root[0] = '\0';
+		return;
+	}
+	t_owner = getpid();
+	atexit(rm_root);
+}
+
 static void mk_tdir(void)
 {
-	snprintf(t_dir, sizeof t_dir, "/tmp/knytt-st-XXXXXX");
+	ck_assert_msg(t_root[0], "no temporary directory");
+	snprintf(t_dir, sizeof t_dir, "%s/XXXXXX", t_root);
 	ck_assert_ptr_nonnull(mkdtemp(t_dir));
 }
 
@@ -157,7 +184,7 @@ static void su_setup_pg(void)
 
 static void su_teardown(void)
 {
-	char cmd[300];
+	char cmd[400];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", t_dir);
 	run(cmd);
 }
@@ -1611,6 +1638,7 @@ static void add_cases(TCase *tc)
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
+	mk_root();
 	TCase *sq = tcase_create("sqlite");
 	tcase_add_checked_fixture(sq, su_setup_sqlite, su_teardown);
 	add_cases(sq);
