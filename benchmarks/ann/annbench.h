@@ -67,6 +67,10 @@ double ann_recall(const ann_data *d, const int64_t *res, size_t k);
 
 /* Monotonic seconds. */
 double ann_now(void);
+/* CPU seconds of the calling thread (CLOCK_THREAD_CPUTIME_ID). */
+double ann_thread_cpu(void);
+/* CPU seconds of the whole process, user + system (getrusage). */
+double ann_process_cpu(void);
 /* Peak resident set of this process in bytes (getrusage ru_maxrss). */
 size_t ann_peak_rss(void);
 /* Current resident set in bytes (/proc/self/statm), 0 if unknown. */
