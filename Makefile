@@ -76,7 +76,7 @@ $(1)/check_knytt: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a
 		$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a \
 		$$(CHECK_LIBS) $$(LIBS)
 
-$(1)/obj/tests/check_main.o: $(1)/suites.inc
+$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)): $(1)/suites.inc
 endef
 
 all: build/libknytt.a build/libknytt.so examples

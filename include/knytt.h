@@ -203,7 +203,7 @@ KNYTT_API int knytt_index_set_kind(knytt_index *idx, knytt_index_kind kind);
 /** Metric (default KNYTT_METRIC_L2).  Before open.  KNYTT_EINVAL/ESTATE. */
 KNYTT_API int knytt_index_set_metric(knytt_index *idx, knytt_metric metric);
 /** HNSW links per node on upper layers, 2*M on layer 0.  0 = default 16;
- *  valid 2..128.  Before open.  KNYTT_EINVAL/ESTATE. */
+ *  valid 2..64.  Before open.  KNYTT_EINVAL/ESTATE. */
 KNYTT_API int knytt_index_set_m(knytt_index *idx, unsigned m);
 /** HNSW candidate list size while building.  0 = default 200; valid
  *  1..100000.  Before open.  KNYTT_EINVAL/ESTATE. */

@@ -7,6 +7,7 @@
 #include "suites.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,45 @@ static inline float *tu_clustered(size_t n, size_t d, size_t nclusters,
 			v[i * d + j] = c[k * d + j] + tu_gauss(&seed);
 	}
 	free(c);
+	return v;
+}
+
+/*
+ * n x d floats drawn from a fixed mixture of @p ncl clusters, each a
+ * Gaussian on a random @p rank-dimensional subspace around its centre
+ * plus a little isotropic noise: the low intrinsic dimension of real
+ * embeddings.  The mixture depends on @p model_seed only, the points on
+ * @p point_seed, so base vectors and queries come from the same mixture.
+ * cluster_of (may be NULL) receives each row's cluster.  Caller frees.
+ */
+static inline float *tu_mixture(size_t n, size_t d, size_t ncl, size_t rank,
+				uint64_t model_seed, uint64_t point_seed,
+				int *cluster_of)
+{
+	float *c = malloc(ncl * d * sizeof *c);
+	float *basis = malloc(ncl * rank * d * sizeof *basis);
+	float *v = malloc(n * d * sizeof *v);
+	float sc = 1.5f / sqrtf((float)rank);
+	for (size_t i = 0; i < ncl * d; i++)
+		c[i] = tu_randf(&model_seed) * 4.0f;
+	for (size_t i = 0; i < ncl * rank * d; i++)
+		basis[i] = tu_gauss(&model_seed) * sc;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = tu_rand(&point_seed) % ncl;
+		if (cluster_of)
+			cluster_of[i] = (int)k;
+		float *x = v + i * d;
+		for (size_t j = 0; j < d; j++)
+			x[j] = c[k * d + j] + 0.05f * tu_gauss(&point_seed);
+		for (size_t r = 0; r < rank; r++) {
+			float z = tu_gauss(&point_seed);
+			const float *b = basis + (k * rank + r) * d;
+			for (size_t j = 0; j < d; j++)
+				x[j] += z * b[j];
+		}
+	}
+	free(c);
+	free(basis);
 	return v;
 }
 

@@ -1,0 +1,631 @@
+/*
+ * hnsw.c -- the HNSW graph (Malkov & Yashunin, "Efficient and robust
+ * approximate nearest neighbor search using Hierarchical Navigable Small
+ * World graphs", 2016).
+ *
+ * What follows the paper: layers with geometric level assignment
+ * (mL = 1/ln M), greedy descent through the upper layers, a best-first
+ * walk with a bounded result list (ef) on each layer (Algorithm 2), and
+ * the neighbour-selection heuristic (Algorithm 4, without
+ * extendCandidates or keepPrunedConnections, which the paper found not to
+ * help on most data).  A new node keeps M links; on level 0 a node may
+ * gather up to M0 = 2M through back-links before it is pruned.
+ *
+ * Where it departs from the paper:
+ *  - Deletion.  The paper has none.  A removed node's neighbours are
+ *    repaired at once: each neighbour u that linked to it re-selects its
+ *    list (heuristic) from its other links plus the removed node's links,
+ *    so the region stays connected.  The removed slot stays in the graph
+ *    as a tombstone that still routes (it is never returned) until an
+ *    add reuses it.  Since a reused slot may come back with a lower
+ *    level, every walk on level l skips links to nodes whose level is
+ *    below l.
+ *  - Filters are applied to the result list only: nodes that fail the
+ *    filter (and tombstones) are still expanded, so they keep routing.
+ *    While the result list is not full the walk does not stop early.
+ *  - Distances are "keys": the cheapest monotone form (squared L2,
+ *    negated dot product, raw int8 sums).  The affine map to the reported
+ *    distance is applied once per result, not once per visited node.
+ */
+#include "hnsw.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* ---------------------------------------------------------------- scratch */
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+	knytt__scratch *sc = p;
+	if (!sc)
+		return;
+	free(sc->tags);
+	free(sc->cand);
+	free(sc->res);
+	free(sc->qf);
+	free(sc->qc);
+	free(sc->tmp);
+	free(sc);
+}
+
+static void scratch_init(void)
+{
+	pthread_key_create(&scratch_key, scratch_free);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (*cap >= need)
+		return 0;
+	size_t nc = *cap ? *cap : 64;
+	while (nc < need)
+		nc *= 2;
+	void *q = realloc(*p, nc * elem);
+	if (!q)
+		return -1;
+	*p = q;
+	*cap = nc;
+	return 0;
+}
+
+knytt__scratch *knytt__scratch_get(const knytt_index *ix)
+{
+	pthread_once(&scratch_once, scratch_init);
+	knytt__scratch *sc = pthread_getspecific(scratch_key);
+	if (!sc) {
+		sc = calloc(1, sizeof *sc);
+		if (!sc || pthread_setspecific(scratch_key, sc) != 0) {
+			free(sc);
+			return NULL;
+		}
+	}
+	if (sc->tcap < ix->nslots) {
+		size_t nc = ix->cap > ix->nslots ? ix->cap : ix->nslots;
+		uint32_t *t = realloc(sc->tags, nc * sizeof *t);
+		if (!t)
+			return NULL;
+		/* new tags are 0 and epochs start at 1: not visited */
+		memset(t + sc->tcap, 0, (nc - sc->tcap) * sizeof *t);
+		sc->tags = t;
+		sc->tcap = nc;
+	}
+	size_t qn = ix->dim + 16;
+	if (sc->qcap < qn) {
+		float *qf = realloc(sc->qf, qn * sizeof *qf);
+		if (qf)
+			sc->qf = qf;
+		int8_t *qc = realloc(sc->qc, qn);
+		if (qc)
+			sc->qc = qc;
+		if (!qf || !qc)
+			return NULL;
+		sc->qcap = qn;
+	}
+	return sc;
+}
+
+static inline uint32_t new_epoch(knytt__scratch *sc)
+{
+	if (++sc->epoch == 0) {
+		memset(sc->tags, 0, sc->tcap * sizeof *sc->tags);
+		sc->epoch = 1;
+	}
+	return sc->epoch;
+}
+
+/* ------------------------------------------------------------------ heaps */
+
+/* min-heap on d (candidates: the closest unexpanded node on top) */
+static inline void cpush(knytt__scratch *sc, float d, uint32_t id)
+{
+	size_t i = sc->nc++;
+	knytt__cand *h = sc->cand;
+	while (i > 0) {
+		size_t p = (i - 1) >> 1;
+		if (h[p].d <= d)
+			break;
+		h[i] = h[p];
+		i = p;
+	}
+	h[i].d = d;
+	h[i].id = id;
+}
+
+static inline knytt__cand cpop(knytt__scratch *sc)
+{
+	knytt__cand *h = sc->cand, top = h[0], x = h[--sc->nc];
+	size_t n = sc->nc, i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && h[c + 1].d < h[c].d)
+			c++;
+		if (h[c].d >= x.d)
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	if (n)
+		h[i] = x;
+	return top;
+}
+
+/* max-heap on d (results: the worst kept node on top) */
+static inline void rpush(knytt__scratch *sc, float d, uint32_t id)
+{
+	size_t i = sc->nr++;
+	knytt__cand *h = sc->res;
+	while (i > 0) {
+		size_t p = (i - 1) >> 1;
+		if (h[p].d >= d)
+			break;
+		h[i] = h[p];
+		i = p;
+	}
+	h[i].d = d;
+	h[i].id = id;
+}
+
+static inline void rpop(knytt__scratch *sc)
+{
+	knytt__cand *h = sc->res, x = h[--sc->nr];
+	size_t n = sc->nr, i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && h[c + 1].d > h[c].d)
+			c++;
+		if (h[c].d <= x.d)
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	if (n)
+		h[i] = x;
+}
+
+/* Drains the result heap into out[], nearest first; returns the count. */
+static size_t rdrain(knytt__scratch *sc, knytt__cand *out)
+{
+	size_t n = sc->nr;
+	while (sc->nr > 0) {
+		out[sc->nr - 1] = sc->res[0];
+		rpop(sc);
+	}
+	return n;
+}
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const knytt__cand *x = a, *y = b;
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* ------------------------------------------------------------- distances */
+
+static inline __attribute__((always_inline)) float
+key(const knytt_index *ix, const void *q, const void *v)
+{
+	switch (ix->kid) {
+	case KID_F32_L2:
+		return ix->ops->l2sq(q, v, ix->dim);
+	case KID_F32_NEGDOT:
+		return -ix->ops->dot(q, v, ix->dim);
+	case KID_I8_L2:
+		return (float)ix->ops->l2sq_i8(q, v, ix->dim);
+	default:
+		return -(float)ix->ops->dot_i8(q, v, ix->dim);
+	}
+}
+
+float knytt__key(const knytt_index *ix, const void *q, const void *v)
+{
+	return key(ix, q, v);
+}
+
+static inline void prefetch_node(const knytt_index *ix, uint32_t s)
+{
+	const unsigned char *p = knytt__vecp(ix, s);
+	__builtin_prefetch(p, 0, 3);
+	__builtin_prefetch(p + 64, 0, 3);
+}
+
+/* ------------------------------------------------------------ node locks */
+
+static inline void nlock(const knytt_index *ix, uint32_t s)
+{
+	while (atomic_exchange_explicit(&ix->nlocks[s], 1,
+					memory_order_acquire))
+		cpu_relax();
+}
+
+static inline void nunlock(const knytt_index *ix, uint32_t s)
+{
+	atomic_store_explicit(&ix->nlocks[s], 0, memory_order_release);
+}
+
+/* Copies node s's level-l list into buf (under its lock when building);
+ * returns the count. */
+static inline uint32_t read_list(const knytt_index *ix, uint32_t s, int l,
+				 uint32_t *buf, int locked)
+{
+	if (locked)
+		nlock(ix, s);
+	const uint32_t *lst = knytt__list(ix, s, l);
+	uint32_t n = lst[0];
+	memcpy(buf, lst + 1, n * sizeof *buf);
+	if (locked)
+		nunlock(ix, s);
+	return n;
+}
+
+/* ------------------------------------------------------------------ walks */
+
+static inline int passes(const knytt_index *ix, uint32_t s,
+			 const knytt__filter *f)
+{
+	if (knytt__flags(ix, s) & NODE_DELETED)
+		return 0;
+	if (!f)
+		return 1;
+	uint64_t lab = knytt__label(ix, s);
+	if (f->bits)
+		return lab < f->nbits && (f->bits[lab >> 6] >> (lab & 63)) & 1;
+	return f->fn(lab, f->ctx) != 0;
+}
+
+/* Greedy descent on levels top..bottom+1 from (*ep, *epd). */
+static void greedy(const knytt_index *ix, const void *q, int top, int bottom,
+		   uint32_t *ep, float *epd, int locked)
+{
+	uint32_t buf[130];
+	uint32_t cur = *ep;
+	float curd = *epd;
+	for (int l = top; l > bottom; l--) {
+		int changed = 1;
+		while (changed) {
+			changed = 0;
+			uint32_t n = read_list(ix, cur, l, buf, locked);
+			for (uint32_t j = 0; j < n; j++) {
+				uint32_t nb = buf[j];
+				if (knytt__level(ix, nb) < l)
+					continue;
+				float d = key(ix, q, knytt__vecp(ix, nb));
+				if (d < curd) {
+					curd = d;
+					cur = nb;
+					changed = 1;
+				}
+			}
+		}
+	}
+	*ep = cur;
+	*epd = curd;
+}
+
+/*
+ * Best-first walk on level @p l from one entry (Algorithm 2).  Leaves at
+ * most ef results (passing nodes only) in sc->res.  Specialised by the
+ * compiler for the query path (level 0, no locks, maybe no filter) and
+ * the build path.
+ */
+static inline __attribute__((always_inline)) void
+walk(const knytt_index *ix, knytt__scratch *sc, const void *q, uint32_t ep,
+     float epd, size_t ef, int l, const knytt__filter *f, int locked,
+     int may_skip)
+{
+	uint32_t epoch = new_epoch(sc);
+	uint32_t *tags = sc->tags;
+	uint32_t buf[130];
+	sc->nc = sc->nr = 0;
+	tags[ep] = epoch;
+	cpush(sc, epd, ep);
+	if (!may_skip || passes(ix, ep, f))
+		rpush(sc, epd, ep);
+	float lb = sc->nr ? sc->res[0].d : INFINITY;
+
+	while (sc->nc > 0) {
+		knytt__cand c = sc->cand[0];
+		if (c.d > lb && (sc->nr >= ef || !may_skip))
+			break;
+		cpop(sc);
+		const uint32_t *links;
+		uint32_t n;
+		if (l == 0 && !locked) {
+			const uint32_t *lst = knytt__list(ix, c.id, 0);
+			n = lst[0];
+			links = lst + 1;
+		} else {
+			n = read_list(ix, c.id, l, buf, locked);
+			links = buf;
+		}
+		if (n == 0)
+			continue;
+		for (uint32_t j = 0; j < n; j++)
+			__builtin_prefetch(tags + links[j], 1, 3);
+		prefetch_node(ix, links[0]);
+		if (n > 1)
+			prefetch_node(ix, links[1]);
+		for (uint32_t j = 0; j < n; j++) {
+			uint32_t nb = links[j];
+			if (j + 2 < n)
+				prefetch_node(ix, links[j + 2]);
+			if (tags[nb] == epoch)
+				continue;
+			tags[nb] = epoch;
+			if (l > 0 && knytt__level(ix, nb) < l)
+				continue;
+			float d = key(ix, q, knytt__vecp(ix, nb));
+			if (sc->nr < ef || d < lb) {
+				cpush(sc, d, nb);
+				if (!may_skip || passes(ix, nb, f)) {
+					rpush(sc, d, nb);
+					if (sc->nr > ef)
+						rpop(sc);
+					lb = sc->res[0].d;
+				}
+			}
+		}
+	}
+}
+
+static int ensure_heaps(knytt__scratch *sc, const knytt_index *ix,
+			size_t ef)
+{
+	/* candidates: every slot may enter once */
+	size_t cneed = ef + (size_t)ix->m0 * 4 + 64;
+	if (grow((void **)&sc->res, &sc->rcap, ef + 2, sizeof *sc->res) ||
+	    grow((void **)&sc->cand, &sc->ccap, cneed, sizeof *sc->cand) ||
+	    grow((void **)&sc->tmp, &sc->tmpcap, ef + 3 * ix->m0 + 8,
+		 sizeof *sc->tmp))
+		return knytt__err(KNYTT_ENOMEM, "search scratch: out of memory");
+	return 0;
+}
+
+/* The candidate heap can outgrow its first size on long filtered walks;
+ * keep it at least as large as the number of slots that may enter. */
+static int ensure_cand_full(knytt__scratch *sc, const knytt_index *ix)
+{
+	if (grow((void **)&sc->cand, &sc->ccap, ix->nslots + 1,
+		 sizeof *sc->cand))
+		return knytt__err(KNYTT_ENOMEM, "search scratch: out of memory");
+	return 0;
+}
+
+size_t knytt__hnsw_search(const knytt_index *ix, knytt__scratch *sc,
+			  const void *q, size_t k, size_t ef,
+			  const knytt__filter *f, knytt__cand *out)
+{
+	if (ix->maxlevel < 0)
+		return 0;
+	if (ef < k)
+		ef = k;
+	if (ensure_heaps(sc, ix, ef) || ensure_cand_full(sc, ix))
+		return 0;
+	uint32_t ep = ix->entry;
+	float epd = key(ix, q, knytt__vecp(ix, ep));
+	greedy(ix, q, ix->maxlevel, 0, &ep, &epd, 0);
+	if (!f && ix->nfree == 0)
+		walk(ix, sc, q, ep, epd, ef, 0, NULL, 0, 0);
+	else
+		walk(ix, sc, q, ep, epd, ef, 0, f, 0, 1);
+	return rdrain(sc, out);
+}
+
+/* -------------------------------------------------------------- building */
+
+/*
+ * Algorithm 4 (heuristic): walk the candidates nearest first and keep one
+ * only if it is closer to the base than to every neighbour kept so far,
+ * so links spread in all directions instead of bunching in one cluster.
+ * cands must be sorted; keeps at most @p m; returns the count kept
+ * (moved to the front of cands).
+ */
+static size_t select_heuristic(const knytt_index *ix, knytt__cand *cands,
+			       size_t n, size_t m)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < n && kept < m; i++) {
+		knytt__cand c = cands[i];
+		const void *cv = knytt__vecp(ix, c.id);
+		int good = 1;
+		for (size_t r = 0; r < kept; r++) {
+			if (key(ix, cv, knytt__vecp(ix, cands[r].id)) < c.d) {
+				good = 0;
+				break;
+			}
+		}
+		if (good)
+			cands[kept++] = c;
+	}
+	return kept;
+}
+
+static inline unsigned max_links(const knytt_index *ix, int l)
+{
+	return l == 0 ? ix->m0 : ix->m;
+}
+
+/* Adds @p s to the level-l list of @p n, pruning by the heuristic when
+ * the list is full.  Takes n's lock. */
+static void add_backlink(knytt_index *ix, knytt__scratch *sc, uint32_t n,
+			 uint32_t s, int l)
+{
+	unsigned mx = max_links(ix, l);
+	nlock(ix, n);
+	uint32_t *lst = knytt__list(ix, n, l);
+	uint32_t cnt = lst[0];
+	for (uint32_t j = 0; j < cnt; j++)
+		if (lst[1 + j] == s) {
+			nunlock(ix, n);
+			return;
+		}
+	if (cnt < mx) {
+		lst[1 + cnt] = s;
+		lst[0] = cnt + 1;
+		nunlock(ix, n);
+		return;
+	}
+	const void *nv = knytt__vecp(ix, n);
+	knytt__cand *t = sc->tmp;
+	size_t m = 0;
+	t[m].id = s;
+	t[m++].d = key(ix, nv, knytt__vecp(ix, s));
+	for (uint32_t j = 0; j < cnt; j++) {
+		uint32_t x = lst[1 + j];
+		t[m].id = x;
+		t[m++].d = key(ix, nv, knytt__vecp(ix, x));
+	}
+	qsort(t, m, sizeof *t, cmp_cand);
+	size_t kept = select_heuristic(ix, t, m, mx);
+	for (size_t j = 0; j < kept; j++)
+		lst[1 + j] = t[j].id;
+	lst[0] = (uint32_t)kept;
+	nunlock(ix, n);
+}
+
+int knytt__hnsw_insert(knytt_index *ix, uint32_t s)
+{
+	knytt__scratch *sc = knytt__scratch_get(ix);
+	if (!sc || ensure_heaps(sc, ix, ix->efc) || ensure_cand_full(sc, ix))
+		return knytt__err(KNYTT_ENOMEM, "insert: out of memory");
+	int L = knytt__level(ix, s);
+	const void *q = knytt__vecp(ix, s);
+
+	pthread_mutex_lock(&ix->glock);
+	int maxl = ix->maxlevel;
+	uint32_t ep = ix->entry;
+	if (maxl < 0) {
+		ix->entry = s;
+		ix->maxlevel = L;
+		pthread_mutex_unlock(&ix->glock);
+		return KNYTT_OK;
+	}
+	/* A node that raises the top level holds the global lock for its
+	 * whole insert, so no other node can take the entry meanwhile. */
+	int hold = L > maxl;
+	if (!hold)
+		pthread_mutex_unlock(&ix->glock);
+
+	float epd = key(ix, q, knytt__vecp(ix, ep));
+	greedy(ix, q, maxl, L, &ep, &epd, 1);
+	for (int l = L < maxl ? L : maxl; l >= 0; l--) {
+		walk(ix, sc, q, ep, epd, ix->efc, l, NULL, 1, 1);
+		knytt__cand *w = sc->tmp;
+		size_t nw = rdrain(sc, w), m = 0;
+		/* drop s itself: stale links from a reused slot can reach it */
+		for (size_t i = 0; i < nw; i++)
+			if (w[i].id != s)
+				w[m++] = w[i];
+		if (m == 0)
+			continue;
+		ep = w[0].id;
+		epd = w[0].d;
+		size_t kept = select_heuristic(ix, w, m, ix->m);
+		/* w may be reused by add_backlink: copy the kept ids out */
+		uint32_t sel[130];
+		for (size_t i = 0; i < kept; i++)
+			sel[i] = w[i].id;
+		nlock(ix, s);
+		uint32_t *lst = knytt__list(ix, s, l);
+		for (size_t i = 0; i < kept; i++)
+			lst[1 + i] = sel[i];
+		lst[0] = (uint32_t)kept;
+		nunlock(ix, s);
+		for (size_t i = 0; i < kept; i++)
+			add_backlink(ix, sc, sel[i], s, l);
+	}
+	if (hold) {
+		ix->entry = s;
+		ix->maxlevel = L;
+		pthread_mutex_unlock(&ix->glock);
+	}
+	return KNYTT_OK;
+}
+
+int knytt__hnsw_unlink(knytt_index *ix, uint32_t s)
+{
+	knytt__scratch *sc = knytt__scratch_get(ix);
+	if (!sc || ensure_heaps(sc, ix, ix->efc))
+		return knytt__err(KNYTT_ENOMEM, "remove: out of memory");
+	int L = knytt__level(ix, s);
+	uint32_t dl[130];
+	for (int l = 0; l <= L; l++) {
+		uint32_t nd = read_list(ix, s, l, dl, 0);
+		for (uint32_t i = 0; i < nd; i++) {
+			uint32_t u = dl[i];
+			if (u == s || (knytt__flags(ix, u) & NODE_DELETED) ||
+			    knytt__level(ix, u) < l)
+				continue;
+			uint32_t *ul = knytt__list(ix, u, l);
+			uint32_t nu = ul[0], j;
+			for (j = 0; j < nu && ul[1 + j] != s; j++)
+				;
+			if (j == nu)
+				continue; /* u does not link back */
+			/* candidates: u's other links + s's links, deduped */
+			uint32_t epoch = new_epoch(sc);
+			sc->tags[u] = epoch;
+			sc->tags[s] = epoch;
+			knytt__cand *t = sc->tmp;
+			size_t m = 0;
+			const void *uv = knytt__vecp(ix, u);
+			for (int pass = 0; pass < 2; pass++) {
+				const uint32_t *src = pass ? dl : ul + 1;
+				uint32_t ns = pass ? nd : nu;
+				for (uint32_t x = 0; x < ns; x++) {
+					uint32_t c = src[x];
+					if (sc->tags[c] == epoch ||
+					    (knytt__flags(ix, c) &
+					     NODE_DELETED) ||
+					    knytt__level(ix, c) < l)
+						continue;
+					sc->tags[c] = epoch;
+					t[m].id = c;
+					t[m++].d = key(ix, uv,
+						       knytt__vecp(ix, c));
+				}
+			}
+			qsort(t, m, sizeof *t, cmp_cand);
+			size_t kept = select_heuristic(ix, t, m,
+						       max_links(ix, l));
+			for (size_t x = 0; x < kept; x++)
+				ul[1 + x] = t[x].id;
+			ul[0] = (uint32_t)kept;
+		}
+	}
+	return KNYTT_OK;
+}
+
+void knytt__hnsw_new_entry(knytt_index *ix)
+{
+	int best = -1;
+	uint32_t e = 0;
+	for (size_t s = 0; s < ix->nslots; s++) {
+		if (knytt__flags(ix, (uint32_t)s) & NODE_DELETED)
+			continue;
+		int l = knytt__level(ix, (uint32_t)s);
+		if (l > best) {
+			best = l;
+			e = (uint32_t)s;
+			if (l == ix->maxlevel)
+				break;
+		}
+	}
+	ix->entry = e;
+	ix->maxlevel = best;
+}

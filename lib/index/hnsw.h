@@ -1,0 +1,71 @@
+/*
+ * hnsw.h -- graph operations and per-thread search scratch.  Not API.
+ */
+#ifndef KNYTT_HNSW_H
+#define KNYTT_HNSW_H
+
+#include "index_impl.h"
+
+/* (key, slot) pair of the candidate and result heaps */
+typedef struct knytt__cand {
+	float d;
+	uint32_t id;
+} knytt__cand;
+
+/*
+ * Per-thread scratch.  The visited set is a tag array: slot s is visited
+ * in the current walk when tags[s] == epoch.  Each walk takes a new epoch
+ * from this thread's counter, so nothing is cleared between walks, and
+ * because the counter is per thread (not per index) one array serves
+ * every index the thread uses; it is cleared only when the 32-bit epoch
+ * wraps.  Nothing here is shared between threads: the read path has no
+ * shared mutable state.
+ */
+typedef struct knytt__scratch {
+	uint32_t *tags;
+	size_t tcap;
+	uint32_t epoch;
+	knytt__cand *cand, *res; /* min-heap, max-heap */
+	size_t ccap, rcap;
+	size_t nc, nr;
+	float *qf; /* prepared query: normalized f32 ... */
+	int8_t *qc; /* ... or int8 codes */
+	size_t qcap;
+	knytt__cand *tmp; /* selection and repair buffers */
+	size_t tmpcap;
+} knytt__scratch;
+
+/* The calling thread's scratch, sized for @p ix; NULL if out of memory. */
+knytt__scratch *knytt__scratch_get(const knytt_index *ix);
+
+typedef struct knytt__filter {
+	knytt_filter_fn fn;
+	void *ctx;
+	const uint64_t *bits;
+	size_t nbits;
+} knytt__filter;
+
+/* Search key between a prepared query (or a stored vector) and the
+ * stored vector @p v: smaller is closer; distance = key*kscale + koff. */
+float knytt__key(const knytt_index *ix, const void *q, const void *v);
+
+/* Links slot @p s (vector, level and label already written) into the
+ * graph.  Safe to call from several threads at once (node locks). */
+int knytt__hnsw_insert(knytt_index *ix, uint32_t s);
+
+/* Repairs the neighbours of slot @p s before it is marked deleted. */
+int knytt__hnsw_unlink(knytt_index *ix, uint32_t s);
+
+/* Picks a live entry point after the entry was deleted. */
+void knytt__hnsw_new_entry(knytt_index *ix);
+
+/*
+ * k-NN of the prepared query @p q on the graph; results (nearest first,
+ * keys not yet scaled) go to out[0..ret).  @p f may be NULL.  Caller
+ * holds the read lock.
+ */
+size_t knytt__hnsw_search(const knytt_index *ix, knytt__scratch *sc,
+			  const void *q, size_t k, size_t ef,
+			  const knytt__filter *f, knytt__cand *out);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+ * quant.c -- int8 scalar quantization of index vectors.
+ *
+ * Per-dimension ranges [lo_i, hi_i] are learned from sample vectors.  A
+ * code is c_i = round((x_i - mid_i) / step) clipped to [-127, 127], with
+ * one step shared by all dimensions:
+ *   L2:     mid_i = (lo_i + hi_i) / 2, step = max_i (hi_i - lo_i) / 254;
+ *   IP/cos: mid_i = 0, step = max_i max(|lo_i|, |hi_i|) / 127.
+ * Sharing the step is what keeps distances integer kernels: for L2,
+ * |x - y|^2 ~ step^2 * sum (cx_i - cy_i)^2 exactly up to rounding, and
+ * for IP x.y ~ step^2 * sum cx_i cy_i.  A per-dimension step would need a
+ * weighted float kernel and halve the int8 speed.  Dimensions with small
+ * ranges get fewer levels, but they also contribute little to L2, so the
+ * error per dimension is the same step^2 / 12 everywhere.  Centering per
+ * dimension (mid_i) is where the learned ranges pay: data that sits far
+ * from zero (SIFT's 0..218) still spans the whole code range.
+ */
+#include "index_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int knytt__quant_train(knytt_index *ix, size_t n, const float *v)
+{
+	uint32_t d = ix->dim;
+	float *lo = malloc(d * sizeof *lo), *hi = malloc(d * sizeof *hi);
+	if (!lo || !hi) {
+		free(lo);
+		free(hi);
+		return knytt__err(KNYTT_ENOMEM, "quantizer: out of memory");
+	}
+	for (uint32_t j = 0; j < d; j++) {
+		lo[j] = INFINITY;
+		hi[j] = -INFINITY;
+	}
+	float *tmp = NULL;
+	if (ix->metric == KNYTT_METRIC_COSINE) {
+		tmp = malloc(d * sizeof *tmp);
+		if (!tmp) {
+			free(lo);
+			free(hi);
+			return knytt__err(KNYTT_ENOMEM,
+					  "quantizer: out of memory");
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const float *x = v + i * d;
+		if (tmp) {
+			memcpy(tmp, x, d * sizeof *tmp);
+			knytt__normalize(tmp, d);
+			x = tmp;
+		}
+		for (uint32_t j = 0; j < d; j++) {
+			if (x[j] < lo[j])
+				lo[j] = x[j];
+			if (x[j] > hi[j])
+				hi[j] = x[j];
+		}
+	}
+	float step = 0;
+	for (uint32_t j = 0; j < d; j++) {
+		if (ix->metric == KNYTT_METRIC_L2) {
+			ix->qmid[j] = 0.5f * (lo[j] + hi[j]);
+			float r = (hi[j] - lo[j]) / 254.0f;
+			if (r > step)
+				step = r;
+		} else {
+			ix->qmid[j] = 0;
+			float r = fmaxf(fabsf(lo[j]), fabsf(hi[j])) / 127.0f;
+			if (r > step)
+				step = r;
+		}
+	}
+	/* One sample, or constant data: no spread to learn.  Use a step that
+	 * still represents values of the sample's own magnitude. */
+	if (!(step > 0)) {
+		float mag = 0;
+		for (uint32_t j = 0; j < d; j++)
+			mag = fmaxf(mag, fmaxf(fabsf(lo[j]), fabsf(hi[j])));
+		step = mag > 0 ? mag / 127.0f : 1.0f / 127.0f;
+	}
+	ix->qstep = step;
+	ix->qtrained = 1;
+	free(lo);
+	free(hi);
+	free(tmp);
+	return knytt__index_layout(ix);
+}
+
+void knytt__quant_encode(const knytt_index *ix, const float *x, int8_t *c)
+{
+	float inv = 1.0f / ix->qstep;
+	for (uint32_t j = 0; j < ix->dim; j++) {
+		float t = nearbyintf((x[j] - ix->qmid[j]) * inv);
+		if (t > 127.0f)
+			t = 127.0f;
+		if (t < -127.0f)
+			t = -127.0f;
+		c[j] = (int8_t)t;
+	}
+}
+
+void knytt__quant_decode(const knytt_index *ix, const int8_t *c, float *x)
+{
+	for (uint32_t j = 0; j < ix->dim; j++)
+		x[j] = ix->qmid[j] + ix->qstep * (float)c[j];
+}

@@ -1,0 +1,821 @@
+/*
+ * check_index.c -- knytt_index: recall against brute force, churn,
+ * filters, quantization, persistence, corruption, concurrency and the
+ * documented errors.
+ */
+#include "../lib/internal.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <unistd.h>
+
+enum { N = 20000, D = 32, NQ = 200, K = 10, NCL = 40 };
+
+static float *base_v, *query_v;
+
+static void data_setup(void)
+{
+	/* +1000 rows beyond N for tests that add more later */
+	base_v = tu_mixture(N + 1000, D, NCL, 8, 11, 1, NULL);
+	query_v = tu_mixture(NQ, D, NCL, 8, 11, 2, NULL);
+}
+
+static void data_teardown(void)
+{
+	free(base_v);
+	free(query_v);
+}
+
+static knytt_index *make(knytt_index_kind kind, knytt_metric metric,
+			 knytt_quant quant)
+{
+	knytt_index *ix = NULL;
+	ck_assert_int_eq(knytt_index_create(&ix), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_set_kind(ix, kind), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_set_metric(ix, metric), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_set_quant(ix, quant), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_set_m(ix, 16), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_set_ef_construction(ix, 100), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_open(ix, D), KNYTT_OK);
+	return ix;
+}
+
+static uint64_t *iota(size_t n, uint64_t off)
+{
+	uint64_t *l = malloc(n * sizeof *l);
+	for (size_t i = 0; i < n; i++)
+		l[i] = i + off;
+	return l;
+}
+
+/* recall@K of the index against exact ids (labels = row + off) */
+static double recall(const knytt_index *ix, knytt_metric m,
+		     const float *x, size_t n, uint64_t off, unsigned ef)
+{
+	uint64_t *gt = malloc(NQ * K * sizeof *gt), got[K];
+	ck_assert_int_eq(knytt_exact_knn(m, D, x, n, query_v, NQ, K, gt, NULL),
+			 KNYTT_OK);
+	size_t hit = 0;
+	for (size_t i = 0; i < NQ; i++) {
+		int r = knytt_index_search(ix, query_v + i * D, D, K, ef, got,
+					   NULL);
+		ck_assert_int_eq(r, K);
+		for (size_t a = 0; a < K; a++)
+			for (size_t b = 0; b < K; b++)
+				hit += got[a] == gt[i * K + b] + off;
+	}
+	free(gt);
+	return (double)hit / (NQ * K);
+}
+
+START_TEST(hnsw_recall_against_brute_force)
+{
+	static const knytt_metric ms[3] = { KNYTT_METRIC_L2, KNYTT_METRIC_IP,
+					    KNYTT_METRIC_COSINE };
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, ms[_i], KNYTT_QUANT_NONE);
+	uint64_t *lab = iota(N, 0);
+	ck_assert_int_eq(knytt_index_add_batch(ix, N, lab, base_v, D, 1),
+			 KNYTT_OK);
+	ck_assert_uint_eq(knytt_index_count(ix), N);
+	double r = recall(ix, ms[_i], base_v, N, 0, 100);
+	ck_assert_msg(r >= 0.95, "metric %d recall@10 %.4f < 0.95", ms[_i], r);
+	/* distances are true distances, nearest first */
+	uint64_t got[K];
+	float dd[K];
+	ck_assert_int_eq(knytt_index_search(ix, query_v, D, K, 100, got, dd),
+			 K);
+	for (int i = 0; i < K; i++) {
+		float v[D];
+		ck_assert_int_eq(knytt_index_get(ix, got[i], v, D), KNYTT_OK);
+		float want = knytt_distance(ms[_i], query_v, base_v + got[i] * D,
+					    D);
+		ck_assert_float_eq_tol(dd[i], want, 1e-3 * (fabsf(want) + 1));
+		if (i)
+			ck_assert(dd[i] >= dd[i - 1]);
+	}
+	free(lab);
+	knytt_index_close(ix);
+}
+END_TEST
+
+START_TEST(parallel_build_keeps_recall)
+{
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_NONE);
+	uint64_t *lab = iota(N, 1000);
+	ck_assert_int_eq(knytt_index_add_batch(ix, N, lab, base_v, D, 2),
+			 KNYTT_OK);
+	double r = recall(ix, KNYTT_METRIC_L2, base_v, N, 1000, 100);
+	ck_assert_msg(r >= 0.95, "2-thread build recall %.4f", r);
+	free(lab);
+	knytt_index_close(ix);
+}
+END_TEST
+
+START_TEST(single_adds_equal_seeded_batch)
+{
+	/* same seed, same order, one thread: the same graph */
+	size_t n = 3000;
+	knytt_index *a = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			      KNYTT_QUANT_NONE);
+	knytt_index *b = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			      KNYTT_QUANT_NONE);
+	uint64_t *lab = iota(n, 0);
+	ck_assert_int_eq(knytt_index_add_batch(a, n, lab, base_v, D, 1),
+			 KNYTT_OK);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(knytt_index_add(b, i, base_v + i * D, D),
+				 KNYTT_OK);
+	for (size_t i = 0; i < 50; i++) {
+		uint64_t x[K], y[K];
+		float dx[K], dy[K];
+		knytt_index_search(a, query_v + i * D, D, K, 40, x, dx);
+		knytt_index_search(b, query_v + i * D, D, K, 40, y, dy);
+		ck_assert_mem_eq(x, y, sizeof x);
+		ck_assert_mem_eq(dx, dy, sizeof dx);
+	}
+	free(lab);
+	knytt_index_close(a);
+	knytt_index_close(b);
+}
+END_TEST
+
+START_TEST(churn_remove_readd_half)
+{
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_NONE);
+	uint64_t *lab = iota(N, 0);
+	ck_assert_int_eq(knytt_index_add_batch(ix, N, lab, base_v, D, 0),
+			 KNYTT_OK);
+	size_t slots_before = knytt_index_memory(ix);
+	/* remove every other item, check, then add them back one by one */
+	for (size_t i = 0; i < N; i += 2)
+		ck_assert_int_eq(knytt_index_remove(ix, i), KNYTT_OK);
+	ck_assert_uint_eq(knytt_index_count(ix), N / 2);
+	ck_assert(!knytt_index_contains(ix, 0));
+	ck_assert(knytt_index_contains(ix, 1));
+	/* removed labels never come back while removed */
+	uint64_t got[K];
+	for (size_t q = 0; q < NQ; q++) {
+		int r = knytt_index_search(ix, query_v + q * D, D, K, 100, got,
+					   NULL);
+		ck_assert_int_eq(r, K);
+		for (int j = 0; j < K; j++)
+			ck_assert_msg(got[j] % 2 == 1, "removed %llu returned",
+				      (unsigned long long)got[j]);
+	}
+	for (size_t i = 0; i < N; i += 2)
+		ck_assert_int_eq(knytt_index_add(ix, i, base_v + i * D, D),
+				 KNYTT_OK);
+	ck_assert_uint_eq(knytt_index_count(ix), N);
+	/* slots were reused: memory did not grow by half */
+	ck_assert_uint_le(knytt_index_memory(ix),
+			  slots_before + slots_before / 10);
+	double r = recall(ix, KNYTT_METRIC_L2, base_v, N, 0, 100);
+	ck_assert_msg(r >= 0.95, "recall after churn %.4f", r);
+	free(lab);
+	knytt_index_close(ix);
+}
+END_TEST
+
+START_TEST(remove_everything_then_add_again)
+{
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_NONE);
+	for (uint64_t i = 0; i < 500; i++)
+		ck_assert_int_eq(knytt_index_add(ix, i, base_v + i * D, D), 0);
+	for (uint64_t i = 0; i < 500; i++)
+		ck_assert_int_eq(knytt_index_remove(ix, (i * 7) % 500), 0);
+	ck_assert_uint_eq(knytt_index_count(ix), 0);
+	uint64_t got[K];
+	ck_assert_int_eq(knytt_index_search(ix, query_v, D, K, 0, got, NULL),
+			 0);
+	ck_assert_uint_eq(got[0], UINT64_MAX);
+	for (uint64_t i = 0; i < 300; i++)
+		ck_assert_int_eq(knytt_index_add(ix, i + 7, base_v + i * D, D),
+				 0);
+	ck_assert_int_eq(knytt_index_search(ix, base_v + 5 * D, D, 1, 50,
+					    got, NULL),
+			 1);
+	ck_assert_uint_eq(got[0], 12);
+	knytt_index_close(ix);
+}
+END_TEST
+
+START_TEST(upsert_replaces_vector)
+{
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_NONE);
+	for (uint64_t i = 0; i < 1000; i++)
+		ck_assert_int_eq(knytt_index_add(ix, i, base_v + i * D, D), 0);
+	ck_assert_int_eq(knytt_index_add(ix, 5, base_v, D), KNYTT_EEXIST);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "upsert"));
+	/* move label 5 onto item 700's vector */
+	ck_assert_int_eq(knytt_index_upsert(ix, 5, base_v + 700 * D, D), 0);
+	ck_assert_uint_eq(knytt_index_count(ix), 1000);
+	float v[D];
+	ck_assert_int_eq(knytt_index_get(ix, 5, v, D), KNYTT_OK);
+	ck_assert_mem_eq(v, base_v + 700 * D, sizeof v);
+	uint64_t got[2];
+	ck_assert_int_eq(knytt_index_search(ix, base_v + 700 * D, D, 2, 50,
+					    got, NULL),
+			 2);
+	ck_assert((got[0] == 5 && got[1] == 700) ||
+		  (got[0] == 700 && got[1] == 5));
+	/* upsert of a new label adds it */
+	ck_assert_int_eq(knytt_index_upsert(ix, 99999, base_v, D), 0);
+	ck_assert_uint_eq(knytt_index_count(ix), 1001);
+	knytt_index_close(ix);
+}
+END_TEST
+
+/* -------------------------------------------------------------- filters */
+
+typedef struct fctx {
+	unsigned mod;
+	_Atomic size_t calls;
+} fctx;
+
+static int pass_mod(uint64_t label, void *ctx)
+{
+	fctx *c = ctx;
+	c->calls++;
+	return label % c->mod == 0;
+}
+
+START_TEST(filter_matches_filtered_brute_force)
+{
+	static const unsigned mods[3] = { 2, 10, 100 }; /* 50%, 10%, 1% */
+	unsigned mod = mods[_i];
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_NONE);
+	uint64_t *lab = iota(N, 0);
+	ck_assert_int_eq(knytt_index_add_batch(ix, N, lab, base_v, D, 0),
+			 KNYTT_OK);
+	/* filtered ground truth: exact search over the passing rows */
+	size_t np = 0;
+	float *sub = malloc(N * D * sizeof *sub);
+	uint64_t *subl = malloc(N * sizeof *subl);
+	for (size_t i = 0; i < N; i++)
+		if (i % mod == 0) {
+			memcpy(sub + np * D, base_v + i * D, D * sizeof *sub);
+			subl[np++] = i;
+		}
+	uint64_t *gt = malloc(NQ * K * sizeof *gt);
+	knytt_exact_knn(KNYTT_METRIC_L2, D, sub, np, query_v, NQ, K, gt, NULL);
+	size_t nbits = N;
+	uint64_t *bits = calloc((nbits + 63) / 64, sizeof *bits);
+	for (size_t i = 0; i < N; i += mod)
+		bits[i / 64] |= 1ULL << (i % 64);
+	fctx c = { mod, 0 };
+	size_t hit_fn = 0, hit_bits = 0;
+	for (size_t q = 0; q < NQ; q++) {
+		uint64_t a[K], b[K];
+		ck_assert_int_eq(knytt_index_search_filter(ix, query_v + q * D,
+							   D, K, 100, pass_mod,
+							   &c, a, NULL),
+				 K);
+		ck_assert_int_eq(knytt_index_search_bitset(ix, query_v + q * D,
+							   D, K, 100, bits,
+							   nbits, b, NULL),
+				 K);
+		for (int x = 0; x < K; x++) {
+			ck_assert_msg(a[x] % mod == 0, "filter violated");
+			ck_assert_msg(b[x] % mod == 0, "bitset violated");
+			for (int y = 0; y < K; y++) {
+				hit_fn += a[x] == subl[gt[q * K + y]];
+				hit_bits += b[x] == subl[gt[q * K + y]];
+			}
+		}
+	}
+	double rf = (double)hit_fn / (NQ * K), rb = (double)hit_bits / (NQ * K);
+	ck_assert_msg(rf >= 0.95, "1/%u: predicate recall %.4f", mod, rf);
+	ck_assert_msg(rb >= 0.95, "1/%u: bitset recall %.4f", mod, rb);
+	ck_assert_uint_gt(c.calls, 0);
+	free(sub);
+	free(subl);
+	free(gt);
+	free(bits);
+	free(lab);
+	knytt_index_close(ix);
+}
+END_TEST
+
+static int pass_none(uint64_t label, void *ctx)
+{
+	(void)label;
+	(void)ctx;
+	return 0;
+}
+
+START_TEST(filter_edge_cases)
+{
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_NONE);
+	for (uint64_t i = 0; i < 2000; i++)
+		ck_assert_int_eq(knytt_index_add(ix, i, base_v + i * D, D), 0);
+	uint64_t got[K];
+	float dd[K];
+	/* nothing passes */
+	ck_assert_int_eq(knytt_index_search_filter(ix, query_v, D, K, 50,
+						   pass_none, NULL, got, dd),
+			 0);
+	ck_assert_uint_eq(got[0], UINT64_MAX);
+	ck_assert(isinf(dd[K - 1]));
+	/* three pass: exactly those, k > passing count */
+	uint64_t bits[1] = { (1ULL << 3) | (1ULL << 40) | (1ULL << 63) };
+	ck_assert_int_eq(knytt_index_search_bitset(ix, query_v, D, K, 50, bits,
+						   64, got, NULL),
+			 3);
+	uint64_t s[3] = { got[0], got[1], got[2] };
+	ck_assert(s[0] != s[1] && s[1] != s[2] && s[0] != s[2]);
+	for (int i = 0; i < 3; i++)
+		ck_assert(s[i] == 3 || s[i] == 40 || s[i] == 63);
+	ck_assert_uint_eq(got[3], UINT64_MAX);
+	/* nbits 0: nothing passes; NULL fn / bits are errors */
+	ck_assert_int_eq(knytt_index_search_bitset(ix, query_v, D, K, 50, NULL,
+						   0, got, NULL),
+			 0);
+	ck_assert_int_eq(knytt_index_search_bitset(ix, query_v, D, K, 50, NULL,
+						   5, got, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_search_filter(ix, query_v, D, K, 50, NULL,
+						   NULL, got, NULL),
+			 KNYTT_EINVAL);
+	knytt_index_close(ix);
+}
+END_TEST
+
+/* --------------------------------------------------------- quantization */
+
+START_TEST(int8_recall_and_memory)
+{
+	knytt_index *f = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			      KNYTT_QUANT_NONE);
+	knytt_index *q8 = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_INT8);
+	knytt_index *q8o = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+				KNYTT_QUANT_INT8_ONLY);
+	uint64_t *lab = iota(N, 0);
+	ck_assert_int_eq(knytt_index_train_quant(q8, N, base_v, D), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_add_batch(f, N, lab, base_v, D, 0), 0);
+	ck_assert_int_eq(knytt_index_add_batch(q8, N, lab, base_v, D, 0), 0);
+	ck_assert_int_eq(knytt_index_add_batch(q8o, N, lab, base_v, D, 0), 0);
+	double r8 = recall(q8, KNYTT_METRIC_L2, base_v, N, 0, 100);
+	double r8o = recall(q8o, KNYTT_METRIC_L2, base_v, N, 0, 200);
+	ck_assert_msg(r8 >= 0.95, "int8 + re-rank recall %.4f", r8);
+	ck_assert_msg(r8o >= 0.95, "int8 only recall %.4f at ef 200", r8o);
+	double ratio = (double)knytt_index_vector_memory(q8o) /
+		       (double)knytt_index_vector_memory(f);
+	ck_assert_msg(ratio <= 0.3, "int8-only vector memory ratio %.3f", ratio);
+	ck_assert_uint_lt(knytt_index_memory(q8o), knytt_index_memory(f));
+	/* get decodes to within half a step per dimension */
+	float v[D];
+	ck_assert_int_eq(knytt_index_get(q8o, 17, v, D), KNYTT_OK);
+	for (int j = 0; j < D; j++)
+		ck_assert_float_eq_tol(v[j], base_v[17 * D + j], 0.1f);
+	/* re-ranked distances are exact */
+	uint64_t got[K];
+	float dd[K];
+	knytt_index_search(q8, query_v, D, K, 64, got, dd);
+	ck_assert_float_eq_tol(dd[0],
+			       knytt_distance(KNYTT_METRIC_L2, query_v,
+					      base_v + got[0] * D, D),
+			       1e-3);
+	/* training after adds is refused; f32 indexes have no quantizer */
+	ck_assert_int_eq(knytt_index_train_quant(q8, N, base_v, D),
+			 KNYTT_ESTATE);
+	ck_assert_int_eq(knytt_index_train_quant(f, N, base_v, D),
+			 KNYTT_ENOTSUP);
+	free(lab);
+	knytt_index_close(f);
+	knytt_index_close(q8);
+	knytt_index_close(q8o);
+}
+END_TEST
+
+START_TEST(int8_cosine_and_ip)
+{
+	static const knytt_metric ms[2] = { KNYTT_METRIC_COSINE,
+					    KNYTT_METRIC_IP };
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, ms[_i], KNYTT_QUANT_INT8);
+	uint64_t *lab = iota(N, 0);
+	ck_assert_int_eq(knytt_index_add_batch(ix, N, lab, base_v, D, 0), 0);
+	double r = recall(ix, ms[_i], base_v, N, 0, 100);
+	ck_assert_msg(r >= 0.95, "metric %d int8 recall %.4f", ms[_i], r);
+	free(lab);
+	knytt_index_close(ix);
+}
+END_TEST
+
+START_TEST(flat_is_exact)
+{
+	knytt_index *ix = make(KNYTT_INDEX_FLAT, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_NONE);
+	uint64_t *lab = iota(5000, 0);
+	ck_assert_int_eq(knytt_index_add_batch(ix, 5000, lab, base_v, D, 0), 0);
+	ck_assert_int_eq(knytt_index_remove(ix, 3), 0);
+	uint64_t gt[K + 1], got[K];
+	for (int q = 0; q < 20; q++) {
+		knytt_exact_knn(KNYTT_METRIC_L2, D, base_v, 5000,
+				query_v + q * D, 1, K + 1, gt, NULL);
+		ck_assert_int_eq(knytt_index_search(ix, query_v + q * D, D, K, 0,
+						    got, NULL),
+				 K);
+		/* ground truth without the removed row 3 */
+		for (int i = 0, j = 0; i < K; i++, j++) {
+			if (gt[j] == 3)
+				j++;
+			ck_assert_uint_eq(got[i], gt[j]);
+		}
+	}
+	free(lab);
+	knytt_index_close(ix);
+}
+END_TEST
+
+START_TEST(batch_search_equals_single)
+{
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_NONE);
+	uint64_t *lab = iota(5000, 0);
+	ck_assert_int_eq(knytt_index_add_batch(ix, 5000, lab, base_v, D, 0), 0);
+	uint64_t *bl = malloc(NQ * K * sizeof *bl);
+	float *bd = malloc(NQ * K * sizeof *bd);
+	ck_assert_int_eq(knytt_index_search_batch(ix, NQ, query_v, D, K, 50, 0,
+						  bl, bd),
+			 KNYTT_OK);
+	for (size_t q = 0; q < NQ; q++) {
+		uint64_t got[K];
+		float dd[K];
+		knytt_index_search(ix, query_v + q * D, D, K, 50, got, dd);
+		ck_assert_mem_eq(got, bl + q * K, sizeof got);
+		ck_assert_mem_eq(dd, bd + q * K, sizeof dd);
+	}
+	ck_assert_int_eq(knytt_index_search_batch(ix, NQ, query_v, D + 1, K, 50,
+						  0, bl, bd),
+			 KNYTT_EINVAL);
+	free(bl);
+	free(bd);
+	free(lab);
+	knytt_index_close(ix);
+}
+END_TEST
+
+/* ---------------------------------------------------------- persistence */
+
+static char *tmp_path(const char *name)
+{
+	char *p = malloc(256);
+	snprintf(p, 256, "/tmp/knytt-test-%d-%s", (int)getpid(), name);
+	return p;
+}
+
+START_TEST(save_load_round_trip)
+{
+	static const struct {
+		knytt_index_kind k;
+		knytt_metric m;
+		knytt_quant q;
+	} cfg[5] = {
+		{ KNYTT_INDEX_HNSW, KNYTT_METRIC_L2, KNYTT_QUANT_NONE },
+		{ KNYTT_INDEX_HNSW, KNYTT_METRIC_COSINE, KNYTT_QUANT_INT8 },
+		{ KNYTT_INDEX_HNSW, KNYTT_METRIC_IP, KNYTT_QUANT_INT8_ONLY },
+		{ KNYTT_INDEX_FLAT, KNYTT_METRIC_L2, KNYTT_QUANT_NONE },
+		{ KNYTT_INDEX_FLAT, KNYTT_METRIC_L2, KNYTT_QUANT_INT8 },
+	};
+	knytt_index *a = make(cfg[_i].k, cfg[_i].m, cfg[_i].q);
+	size_t n = 4000;
+	uint64_t *lab = iota(n, 77);
+	ck_assert_int_eq(knytt_index_add_batch(a, n, lab, base_v, D, 0), 0);
+	for (uint64_t i = 0; i < 300; i++) /* tombstones and free slots */
+		ck_assert_int_eq(knytt_index_remove(a, 77 + i * 3), 0);
+	char *path = tmp_path("rt.idx");
+	ck_assert_int_eq(knytt_index_save(a, path), KNYTT_OK);
+	knytt_index *b;
+	knytt_index_create(&b);
+	ck_assert_msg(knytt_index_load(b, path) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	ck_assert_uint_eq(knytt_index_count(b), knytt_index_count(a));
+	ck_assert_uint_eq(knytt_index_dim(b), D);
+	for (size_t q = 0; q < 50; q++) {
+		uint64_t x[K], y[K];
+		float dx[K], dy[K];
+		ck_assert_int_eq(knytt_index_search(a, query_v + q * D, D, K, 40,
+						    x, dx),
+				 K);
+		ck_assert_int_eq(knytt_index_search(b, query_v + q * D, D, K, 40,
+						    y, dy),
+				 K);
+		ck_assert_mem_eq(x, y, sizeof x);
+		ck_assert_mem_eq(dx, dy, sizeof dx);
+	}
+	/* the loaded index stays writable: same next state as the original */
+	for (uint64_t i = 0; i < 500; i++) {
+		ck_assert_int_eq(knytt_index_add(a, 900000 + i,
+						 base_v + (n + i) * D, D),
+				 0);
+		ck_assert_int_eq(knytt_index_add(b, 900000 + i,
+						 base_v + (n + i) * D, D),
+				 0);
+	}
+	uint64_t x[K], y[K];
+	knytt_index_search(a, query_v, D, K, 40, x, NULL);
+	knytt_index_search(b, query_v, D, K, 40, y, NULL);
+	ck_assert_mem_eq(x, y, sizeof x);
+	/* saving a loaded (mapped) index over its own file works */
+	ck_assert_int_eq(knytt_index_save(b, path), KNYTT_OK);
+	unlink(path);
+	free(path);
+	free(lab);
+	knytt_index_close(a);
+	knytt_index_close(b);
+}
+END_TEST
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	unsigned char *b = malloc(*len);
+	ck_assert_uint_eq(fread(b, 1, *len, f), *len);
+	fclose(f);
+	return b;
+}
+
+static void spit(const char *path, const void *b, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(b, 1, len, f), len);
+	fclose(f);
+}
+
+static int try_load(const char *path)
+{
+	knytt_index *ix;
+	knytt_index_create(&ix);
+	int rc = knytt_index_load(ix, path);
+	if (rc == KNYTT_OK) { /* must be usable */
+		uint64_t got[K];
+		knytt_index_search(ix, query_v, D, K, 20, got, NULL);
+	}
+	knytt_index_close(ix);
+	return rc;
+}
+
+static void reseal(unsigned char *b, size_t len)
+{
+	knytt__put_u32(b + 168, knytt__crc32c(0, b + 256, len - 256));
+	knytt__put_u32(b + 252, knytt__crc32c(0, b, 252));
+}
+
+START_TEST(corrupt_truncated_foreign_files)
+{
+	knytt_index *a = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			      KNYTT_QUANT_NONE);
+	uint64_t *lab = iota(1000, 0);
+	ck_assert_int_eq(knytt_index_add_batch(a, 1000, lab, base_v, D, 0), 0);
+	char *path = tmp_path("good.idx"), *bad = tmp_path("bad.idx");
+	ck_assert_int_eq(knytt_index_save(a, path), 0);
+	size_t len;
+	unsigned char *orig = slurp(path, &len), *b = malloc(len);
+
+	/* missing file: EIO, names the path */
+	ck_assert_int_eq(try_load("/nonexistent/x.idx"), KNYTT_EIO);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "/nonexistent/x.idx"));
+	/* every truncation point tried on a sample of lengths */
+	for (size_t cut = 0; cut < len; cut += len / 97 + 1) {
+		spit(bad, orig, cut);
+		ck_assert_int_eq(try_load(bad), KNYTT_ECORRUPT);
+	}
+	spit(bad, orig, len - 1);
+	ck_assert_int_eq(try_load(bad), KNYTT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "truncated"));
+	/* single flipped bytes anywhere */
+	for (size_t pos = 0; pos < len; pos += len / 61 + 1) {
+		memcpy(b, orig, len);
+		b[pos] ^= 0x5a;
+		spit(bad, b, len);
+		ck_assert_int_eq(try_load(bad), KNYTT_ECORRUPT);
+	}
+	/* foreign file */
+	memset(b, 'x', len);
+	spit(bad, b, len);
+	ck_assert_int_eq(try_load(bad), KNYTT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "not a knytt index"));
+	/* newer format version, properly sealed */
+	memcpy(b, orig, len);
+	knytt__put_u32(b + 8, 99);
+	reseal(b, len);
+	spit(bad, b, len);
+	ck_assert_int_eq(try_load(bad), KNYTT_EVERSION);
+	/* valid checksums but a link pointing outside the index */
+	memcpy(b, orig, len);
+	knytt__put_u32(b + 256 + 8, 0);          /* node 0: first link ... */
+	knytt__put_u32(b + 256 + 8 + 4, 123456); /* ... second is bad */
+	knytt__put_u32(b + 256 + 4, 2);
+	reseal(b, len);
+	spit(bad, b, len);
+	ck_assert_int_eq(try_load(bad), KNYTT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "links outside"));
+	/* sealed, but a count that does not match */
+	memcpy(b, orig, len);
+	knytt__put_u64(b + 88, 999);
+	reseal(b, len);
+	spit(bad, b, len);
+	ck_assert_int_eq(try_load(bad), KNYTT_ECORRUPT);
+	/* the original still loads; a handle with an index cannot load */
+	ck_assert_int_eq(try_load(path), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_load(a, path), KNYTT_ESTATE);
+	unlink(path);
+	unlink(bad);
+	free(path);
+	free(bad);
+	free(orig);
+	free(b);
+	free(lab);
+	knytt_index_close(a);
+}
+END_TEST
+
+/* --------------------------------------------------------------- errors */
+
+START_TEST(bad_arguments)
+{
+	knytt_index *ix;
+	ck_assert_int_eq(knytt_index_create(NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_create(&ix), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_open(ix, 0), KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "dim"));
+	ck_assert_int_eq(knytt_index_open(ix, 70000), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_set_m(ix, 1), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_set_m(ix, 65), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_set_kind(ix, (knytt_index_kind)7),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_set_metric(ix, (knytt_metric)0),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_set_quant(ix, (knytt_quant)5),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_set_ef_construction(ix, 200000),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_set_ef_search(ix, 200000), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_set_ef_search(ix, 0), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_set_seed(ix, 7), KNYTT_OK);
+	float v[D] = { 0 };
+	uint64_t got[K];
+	/* before open */
+	ck_assert_int_eq(knytt_index_add(ix, 1, v, D), KNYTT_ESTATE);
+	ck_assert_int_eq(knytt_index_search(ix, v, D, 1, 0, got, NULL),
+			 KNYTT_ESTATE);
+	ck_assert_int_eq(knytt_index_open(ix, D), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_open(ix, D), KNYTT_ESTATE);
+	ck_assert_int_eq(knytt_index_set_m(ix, 8), KNYTT_ESTATE);
+	ck_assert_int_eq(knytt_index_set_seed(ix, 8), KNYTT_ESTATE);
+	ck_assert_int_eq(knytt_index_add(NULL, 1, v, D), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_add(ix, 1, NULL, D), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_add(ix, 1, v, D - 1), KNYTT_EINVAL);
+	ck_assert_str_eq(knytt_errmsg(), "vector has 31 dimensions, index has 32");
+	v[3] = NAN;
+	ck_assert_int_eq(knytt_index_add(ix, 1, v, D), KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "not finite"));
+	v[3] = 0;
+	for (uint64_t i = 0; i < 5; i++)
+		ck_assert_int_eq(knytt_index_add(ix, i, base_v + i * D, D), 0);
+	/* wrong query dimension, NULL query/labels, k 0 */
+	ck_assert_int_eq(knytt_index_search(ix, v, 96, K, 0, got, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_str_eq(knytt_errmsg(), "query has 96 dimensions, index has 32");
+	ck_assert_int_eq(knytt_index_search(ix, NULL, D, K, 0, got, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_search(ix, v, D, K, 0, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_search(ix, v, D, 0, 0, got, NULL),
+			 KNYTT_EINVAL);
+	/* k larger than the count: count results, the rest marked */
+	float dd[K];
+	ck_assert_int_eq(knytt_index_search(ix, base_v, D, K, 0, got, dd), 5);
+	ck_assert_uint_eq(got[0], 0);
+	ck_assert_uint_eq(got[5], UINT64_MAX);
+	ck_assert(isinf(dd[9]));
+	/* get / remove / contains */
+	ck_assert_int_eq(knytt_index_get(ix, 77, v, D), KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_index_get(ix, 1, v, D + 1), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_get(ix, 1, NULL, D), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_remove(ix, 77), KNYTT_ENOTFOUND);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "77"));
+	ck_assert_int_eq(knytt_index_contains(NULL, 1), 0);
+	ck_assert_uint_eq(knytt_index_count(NULL), 0);
+	ck_assert_uint_eq(knytt_index_dim(NULL), 0);
+	ck_assert_uint_eq(knytt_index_memory(NULL), 0);
+	ck_assert_uint_eq(knytt_index_vector_memory(NULL), 0);
+	/* batch: duplicate in batch and existing label leave it unchanged */
+	uint64_t dup[3] = { 100, 101, 100 }, ex[2] = { 200, 3 };
+	ck_assert_int_eq(knytt_index_add_batch(ix, 3, dup, base_v, D, 1),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "twice"));
+	ck_assert_int_eq(knytt_index_add_batch(ix, 2, ex, base_v, D, 1),
+			 KNYTT_EEXIST);
+	ck_assert_int_eq(knytt_index_add_batch(ix, 2, NULL, base_v, D, 1),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_add_batch(ix, 2, ex, NULL, D, 1),
+			 KNYTT_EINVAL);
+	ck_assert_uint_eq(knytt_index_count(ix), 5);
+	ck_assert(!knytt_index_contains(ix, 100));
+	ck_assert(!knytt_index_contains(ix, 200));
+	ck_assert_int_eq(knytt_index_save(ix, NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_index_save(ix, "/nonexistent/dir/x.idx"),
+			 KNYTT_EIO);
+	ck_assert_int_eq(knytt_index_load(NULL, "x"), KNYTT_EINVAL);
+	knytt_index_close(ix);
+	knytt_index_close(NULL);
+}
+END_TEST
+
+/* ---------------------------------------------------------- concurrency */
+
+typedef struct cctx {
+	knytt_index *ix;
+	_Atomic int stop;
+	_Atomic size_t searches;
+	_Atomic int bad;
+} cctx;
+
+static void *searcher(void *p)
+{
+	cctx *c = p;
+	uint64_t got[K];
+	size_t i = 0;
+	while (!c->stop) {
+		/* ef differs per thread and per call */
+		unsigned ef = 10 + (unsigned)(i % 7) * 20;
+		int r = knytt_index_search(c->ix, query_v + (i % NQ) * D, D, K,
+					   ef, got, NULL);
+		if (r < 0)
+			c->bad = 1;
+		for (int j = 0; j < r; j++)
+			if (got[j] >= 6000) /* never a label not yet written */
+				c->bad = 1;
+		c->searches++;
+		i++;
+	}
+	return NULL;
+}
+
+START_TEST(concurrent_searches_with_a_writer)
+{
+	cctx c = { .ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			      KNYTT_QUANT_NONE) };
+	for (uint64_t i = 0; i < 1000; i++)
+		ck_assert_int_eq(knytt_index_add(c.ix, i, base_v + i * D, D), 0);
+	pthread_t th[3];
+	for (int t = 0; t < 3; t++)
+		pthread_create(&th[t], NULL, searcher, &c);
+	size_t n = tu_sanitize() ? 2000 : 5000;
+	for (uint64_t i = 1000; i < n; i++) {
+		ck_assert_int_eq(knytt_index_add(c.ix, i, base_v + i * D, D), 0);
+		if (i % 5 == 0)
+			ck_assert_int_eq(knytt_index_remove(c.ix, i - 500), 0);
+		if (i % 7 == 0)
+			ck_assert_int_eq(knytt_index_upsert(c.ix, i - 3,
+							    base_v + i * D, D),
+					 0);
+	}
+	c.stop = 1;
+	for (int t = 0; t < 3; t++)
+		pthread_join(th[t], NULL);
+	ck_assert(!c.bad);
+	ck_assert_uint_gt(c.searches, 0);
+	knytt_index_close(c.ix);
+}
+END_TEST
+
+Suite *index_suite(void)
+{
+	Suite *s = suite_create("index");
+	TCase *tc = tcase_create("hnsw");
+	tcase_add_unchecked_fixture(tc, data_setup, data_teardown);
+	tcase_set_timeout(tc, 600);
+	tcase_add_loop_test(tc, hnsw_recall_against_brute_force, 0, 3);
+	tcase_add_test(tc, parallel_build_keeps_recall);
+	tcase_add_test(tc, single_adds_equal_seeded_batch);
+	tcase_add_test(tc, churn_remove_readd_half);
+	tcase_add_test(tc, remove_everything_then_add_again);
+	tcase_add_test(tc, upsert_replaces_vector);
+	tcase_add_loop_test(tc, filter_matches_filtered_brute_force, 0, 3);
+	tcase_add_test(tc, filter_edge_cases);
+	tcase_add_test(tc, int8_recall_and_memory);
+	tcase_add_loop_test(tc, int8_cosine_and_ip, 0, 2);
+	tcase_add_test(tc, flat_is_exact);
+	tcase_add_test(tc, batch_search_equals_single);
+	tcase_add_loop_test(tc, save_load_round_trip, 0, 5);
+	tcase_add_test(tc, corrupt_truncated_foreign_files);
+	tcase_add_test(tc, bad_arguments);
+	tcase_add_test(tc, concurrent_searches_with_a_writer);
+	suite_add_tcase(s, tc);
+	return s;
+}
