@@ -125,12 +125,7 @@ deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
 
-knytt.pc: knytt.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-	    $< > $@
-
-install: build/libknytt.a build/libknytt.so knytt.pc
+install: build/libknytt.a build/libknytt.so
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 644 include/knytt.h $(DESTDIR)$(INCLUDEDIR)/
@@ -138,7 +133,9 @@ install: build/libknytt.a build/libknytt.so knytt.pc
 	install -m 755 build/libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libknytt.so.$(VERSION_MAJOR)
 	ln -sf libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libknytt.so
-	install -m 644 knytt.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    knytt.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/knytt.pc
 	for f in man/*.[1-9]; do \
 		s=$${f##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
 		install -m 644 $$f $(DESTDIR)$(MANDIR)/man$$s/; done
@@ -148,3 +145,28 @@ clean:
 
 .PHONY: all test sanitize bench bench-deps deps install clean examples
 .SECONDARY:
+
+# The main job for now: build an index over generated vectors and query it.
+demo: build/bin/index_demo
+	./build/bin/index_demo
+.PHONY: demo
+
+# libFuzzer targets for the loaders (clang): make fuzz, then run
+# ./build-fuzz/fuzz_index_load -max_total_time=60 tests/fixtures
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(BLAS_CFLAGS) $(PKG_CFLAGS) \
+	-fsanitize=fuzzer-no-link,address,undefined -g -O1
+FUZZ_OBJS := $(patsubst %.c,build-fuzz/obj/%.o,$(LIB_SRCS))
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+build-fuzz/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -mavx2 -mfma -c $< -o $@
+build-fuzz/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl \
+		-c $< -o $@
+build-fuzz/fuzz_index_load: tests/fuzz/fuzz_index_load.c $(FUZZ_OBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+fuzz: build-fuzz/fuzz_index_load
+.PHONY: fuzz

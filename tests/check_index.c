@@ -643,6 +643,52 @@ START_TEST(corrupt_truncated_foreign_files)
 }
 END_TEST
 
+START_TEST(format_v1_fixture_still_loads)
+{
+	/* written by tests/fixtures/make_index_v1.c when version 1 shipped */
+	const char *path = "tests/fixtures/index-v1.idx";
+	knytt_index *ix;
+	knytt_index_create(&ix);
+	ck_assert_msg(knytt_index_load(ix, path) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	ck_assert_uint_eq(knytt_index_count(ix), 290);
+	ck_assert_uint_eq(knytt_index_dim(ix), 8);
+	ck_assert(!knytt_index_contains(ix, 5009));
+	ck_assert(knytt_index_contains(ix, 5010));
+	float all[300 * 8];
+	for (int i = 0; i < 300; i++)
+		for (int j = 0; j < 8; j++)
+			all[i * 8 + j] = sinf((float)i * (float)(j + 1));
+	float v[8];
+	ck_assert_int_eq(knytt_index_get(ix, 5123, v, 8), KNYTT_OK);
+	ck_assert_mem_eq(v, all + 123 * 8, sizeof v);
+	/* exact answers among the 290 live rows (ef covers the index) */
+	for (int q = 0; q < 20; q++) {
+		const float *qv = all + (q * 13 % 300) * 8;
+		uint64_t gt[15], got[5];
+		float gd[15], dd[5];
+		knytt_exact_knn(KNYTT_METRIC_L2, 8, all, 300, qv, 1, 15, gt,
+				gd);
+		ck_assert_int_eq(knytt_index_search(ix, qv, 8, 5, 300, got,
+						    dd),
+				 5);
+		/* compare distances: equal-distance rows may swap places */
+		for (int i = 0, j = 0; i < 5; i++, j++) {
+			while (gt[j] < 10) /* removed rows */
+				j++;
+			ck_assert_uint_ge(got[i], 5010);
+			ck_assert_float_eq_tol(dd[i], gd[j], 1e-5);
+			ck_assert_float_eq_tol(
+				dd[i],
+				knytt_distance(KNYTT_METRIC_L2, qv,
+					       all + (got[i] - 5000) * 8, 8),
+				1e-5);
+		}
+	}
+	knytt_index_close(ix);
+}
+END_TEST
+
 /* --------------------------------------------------------------- errors */
 
 START_TEST(bad_arguments)
@@ -814,6 +860,7 @@ Suite *index_suite(void)
 	tcase_add_test(tc, batch_search_equals_single);
 	tcase_add_loop_test(tc, save_load_round_trip, 0, 5);
 	tcase_add_test(tc, corrupt_truncated_foreign_files);
+	tcase_add_test(tc, format_v1_fixture_still_loads);
 	tcase_add_test(tc, bad_arguments);
 	tcase_add_test(tc, concurrent_searches_with_a_writer);
 	suite_add_tcase(s, tc);
