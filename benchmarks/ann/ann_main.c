@@ -6,9 +6,10 @@
  *
  * QPS is one query at a time on the calling thread.  Each ef gets one
  * untimed pass over the queries (its results give recall@10 and warm the
- * caches), then --reps timed repetitions; a repetition repeats the query
- * set until it lasts --min-time seconds, so 100 queries of 50 us are not
- * timed as one 5 ms blip.  The median repetition is reported.
+ * caches), then --reps timed repetitions (each sweeping every ef); a
+ * repetition of one ef repeats the query set until it lasts --min-time
+ * seconds, so 100 queries of 50 us are not timed as one 5 ms blip.  The
+ * median repetition is reported.
  *
  * The machine is shared, so two extra columns are less sensitive to other
  * processes taking the core: qps_cpu (queries per second of this thread's
@@ -184,30 +185,36 @@ int main(int argc, char **argv)
 	struct {
 		double recall, qps, qps_cpu;
 	} out[MAX_EFS];
+	static double q[MAX_EFS][100], qc[MAX_EFS][100];
 	for (size_t e = 0; e < nef; e++) {
 		double cpu = 0;
 		one_pass(ad, ix, &d, efs[e], res, &cpu);
 		out[e].recall = ann_recall(&d, res, K);
-		double q[100], qc[100];
-		for (unsigned r = 0; r < reps; r++) {
-			double spent = 0;
+	}
+	/* Repetitions outer, ef inner: a burst of load from another process
+	 * then spoils one repetition of several ef values, which the median
+	 * discards, rather than every repetition of one ef. */
+	for (unsigned r = 0; r < reps; r++) {
+		for (size_t e = 0; e < nef; e++) {
+			double spent = 0, cpu = 0;
 			size_t passes = 0;
-			cpu = 0;
 			do {
 				spent += one_pass(ad, ix, &d, efs[e], res,
 						  &cpu);
 				passes++;
 			} while (spent < min_time);
-			q[r] = (double)(passes * d.nq) / spent;
-			qc[r] = (double)(passes * d.nq) / cpu;
+			q[e][r] = (double)(passes * d.nq) / spent;
+			qc[e][r] = (double)(passes * d.nq) / cpu;
 		}
-		qsort(q, reps, sizeof q[0], cmp_double);
-		qsort(qc, reps, sizeof qc[0], cmp_double);
-		out[e].qps = q[reps / 2];
-		out[e].qps_cpu = qc[reps / 2];
-		fprintf(stderr, "[%s %s] ef=%u recall@10=%.4f qps=%.0f\n",
-			ad->library, d.name, efs[e], out[e].recall,
-			out[e].qps);
+	}
+	for (size_t e = 0; e < nef; e++) {
+		qsort(q[e], reps, sizeof q[e][0], cmp_double);
+		qsort(qc[e], reps, sizeof qc[e][0], cmp_double);
+		out[e].qps = q[e][reps / 2];
+		out[e].qps_cpu = qc[e][reps / 2];
+		fprintf(stderr, "[%s %s] ef=%u recall@10=%.4f qps=%.0f "
+			"qps_cpu=%.0f\n", ad->library, d.name, efs[e],
+			out[e].recall, out[e].qps, out[e].qps_cpu);
 	}
 	size_t peak = ann_peak_rss();
 
