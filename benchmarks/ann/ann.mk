@@ -18,11 +18,13 @@ $(ANN_OUT)/%.o: $(ANN_DIR)/%.c $(ANN_DIR)/annbench.h include/knytt.h
 	@mkdir -p $(ANN_OUT)
 	$(CC) $(ANN_CFLAGS) $(CFLAGS) -c $< -o $@
 
-$(ANN_OUT)/adapter_hnswlib.o: $(ANN_DIR)/adapter_hnswlib.cpp $(ANN_DIR)/annbench.h
+$(ANN_OUT)/adapter_hnswlib.o: $(ANN_DIR)/adapter_hnswlib.cpp \
+		$(ANN_DIR)/annbench.h
 	@mkdir -p $(ANN_OUT)
 	$(CXX) $(ANN_CXXFLAGS) -c $< -o $@
 
-$(ANN_OUT)/adapter_faiss.o: $(ANN_DIR)/adapter_faiss.cpp $(ANN_DIR)/annbench.h
+$(ANN_OUT)/adapter_faiss.o: $(ANN_DIR)/adapter_faiss.cpp \
+		$(ANN_DIR)/annbench.h
 	@mkdir -p $(ANN_OUT)
 	$(CXX) $(filter-out -march=native -O3,$(ANN_CXXFLAGS)) -O2 -fopenmp \
 		-c $< -o $@
@@ -38,7 +40,8 @@ $(ANN_OUT)/ann_faiss: $(ANN_COMMON) $(ANN_OUT)/adapter_faiss.o
 $(ANN_OUT)/ann_knytt: $(ANN_COMMON) $(ANN_OUT)/adapter_knytt.o build/libknytt.a
 	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(ANN_OUT)/ann_prep: $(ANN_OUT)/ann_prep.o $(ANN_OUT)/annbench.o build/libknytt.a
+$(ANN_OUT)/ann_prep: $(ANN_OUT)/ann_prep.o $(ANN_OUT)/annbench.o \
+		build/libknytt.a
 	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 ann-anchors: $(ANN_OUT)/ann_prep $(ANN_OUT)/ann_hnswlib $(ANN_OUT)/ann_faiss

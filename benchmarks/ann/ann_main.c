@@ -221,7 +221,8 @@ int main(int argc, char **argv)
 	char ratio[32] = "", b2[32] = "";
 	if (vbytes)
 		snprintf(ratio, sizeof ratio, "%.4f",
-			 (double)vbytes / (double)(d.n * d.dim * sizeof(float)));
+			 (double)vbytes /
+				 (double)(d.n * d.dim * sizeof(float)));
 	if (build_2t_s >= 0)
 		snprintf(b2, sizeof b2, "%.3f", build_2t_s);
 	for (size_t e = 0; e < nef; e++)

@@ -311,7 +311,8 @@ int ann_write_ivecs(const char *path, const int32_t *ids, size_t nq,
 		ok = fwrite(&k32, 4, 1, f) == 1 &&
 		     fwrite(ids + i * k, 4, k, f) == k;
 	if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
-		fprintf(stderr, "%s: write failed: %s\n", path, strerror(errno));
+		fprintf(stderr, "%s: write failed: %s\n", path,
+			strerror(errno));
 		remove(tmp);
 		return ANN_FAIL;
 	}
