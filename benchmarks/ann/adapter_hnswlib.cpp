@@ -11,10 +11,14 @@
  * first point goes in alone and the rest are handed out to std::threads
  * through an atomic counter.
  *
- * index_bytes = the level-0 block (max_elements * size_data_per_element:
- * links, vector and label of every node) + the upper-layer link lists,
- * i.e. what saveIndex writes.  The label map, per-node mutexes and the
- * level array are not counted (peak RSS shows them).
+ * index_bytes = everything the index itself allocates, counted the way
+ * knytt_index_memory counts knytt's: the level-0 block (max_elements *
+ * size_data_per_element: links, vector and label of every node), the
+ * upper-layer link lists, the per-node level array, link-list pointers
+ * and link mutexes, and the label -> id hash map (its bucket array plus
+ * one 32-byte node per label: next pointer, key, value, allocator
+ * header).  As for knytt, the per-thread visited lists of the search are
+ * left out.
  */
 #include "annbench.h"
 
@@ -85,6 +89,10 @@ size_t hnsw_bytes(void *index)
 	size_t bytes = a->max_elements_ * a->size_data_per_element_;
 	for (size_t i = 0; i < a->cur_element_count; i++)
 		bytes += a->size_links_per_element_ * a->element_levels_[i];
+	bytes += a->max_elements_ *
+		 (sizeof(int) + sizeof(char *) + sizeof(std::mutex));
+	bytes += a->label_lookup_.bucket_count() * sizeof(void *) +
+		 a->label_lookup_.size() * 32;
 	return bytes;
 }
 
