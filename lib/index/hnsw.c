@@ -222,9 +222,9 @@ key(const knytt_index *ix, const void *q, const void *v)
 {
 	switch (ix->kid) {
 	case KID_F32_L2:
-		return ix->ops->l2sq(q, v, ix->dim);
+		return ix->kf32(q, v, ix->dim);
 	case KID_F32_NEGDOT:
-		return -ix->ops->dot(q, v, ix->dim);
+		return -ix->kf32(q, v, ix->dim);
 	case KID_I8_L2:
 		return (float)ix->ops->l2sq_i8(q, v, ix->dim);
 	default:

@@ -164,6 +164,7 @@ int knytt__index_layout(knytt_index *ix)
 	ix->ops = knytt__vec();
 	int neg = ix->metric != KNYTT_METRIC_L2;
 	ix->koff = ix->metric == KNYTT_METRIC_COSINE ? 1.0f : 0.0f;
+	ix->kf32 = neg ? ix->ops->dot : ix->ops->l2sq;
 	if (ix->quant == KNYTT_QUANT_NONE) {
 		ix->kid = neg ? KID_F32_NEGDOT : KID_F32_L2;
 		ix->kscale = 1.0f;

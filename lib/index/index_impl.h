@@ -84,6 +84,8 @@ struct knytt_index {
 	int kid;
 	float kscale, koff;
 	const knytt__vec_ops *ops;
+	/* the f32 kernel of kid, cached: one load less per distance */
+	float (*kf32)(const float *, const float *, size_t);
 
 	pthread_rwlock_t rw;     /* searches: read; writes: write */
 	pthread_mutex_t glock;   /* entry/maxlevel during parallel build */
