@@ -719,6 +719,8 @@ static const char *verdict(const result *r, int clk)
 
 static void csv_rows(FILE *f, const result *r, int clk)
 {
+	if (r->n == 0) /* no such calls (recommend-first is never filtered) */
+		return;
 	for (int k = -1; k < r->rounds; k++) {
 		const double *v = k < 0 ? r->med[clk] : r->round[clk][k];
 		char rn[16];
