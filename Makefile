@@ -132,6 +132,7 @@ sanitize: build-san/check_knytt build-san/bin/knytt
 bench: all
 	benchmarks/ann/run --csv build/bench-ann.csv
 	benchmarks/train/run --csv build/bench-train.csv
+	benchmarks/engine/run --csv build/bench-engine.csv
 
 bench-deps:
 	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox
