@@ -625,6 +625,45 @@ START_TEST(mmr_diversifies)
 }
 END_TEST
 
+START_TEST(category_moves_reach_cached_filters)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_result r[PER_CAT * 2];
+	/* warm the "books" list, then move a shoe into books and a book out */
+	int n = knytt_engine_trending(e, PER_CAT * 2, 604800, "books", r);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(count_cat(r, n, 4), n);
+	knytt_item *it = NULL;
+	knytt_store *st = knytt_engine_store(e);
+	ck_assert_int_eq(knytt_store_item_get(st, "c0-1", &it), KNYTT_OK);
+	it->category = "books/sport";
+	ck_assert_int_eq(knytt_engine_item_upsert(e, it, NULL, 0), KNYTT_OK);
+	knytt_free(it);
+	ck_assert_int_eq(knytt_store_item_get(st, "c4-1", &it), KNYTT_OK);
+	it->category = "toys/lego";
+	ck_assert_int_eq(knytt_engine_item_upsert(e, it, NULL, 0), KNYTT_OK);
+	knytt_free(it);
+	n = knytt_engine_trending(e, PER_CAT * 2, 604800, "books", r);
+	int moved_in = 0;
+	for (int i = 0; i < n; i++) {
+		ck_assert_str_ne(r[i].ext_id, "c4-1");
+		moved_in += strcmp(r[i].ext_id, "c0-1") == 0;
+	}
+	ck_assert_int_eq(moved_in, 1);
+	/* the same through the index: similar within books */
+	knytt_filter f;
+	knytt_filter_init(&f);
+	f.category_prefix = "books";
+	n = knytt_engine_similar(e, "c0-2", 10, &f, r);
+	for (int i = 0; i < n; i++)
+		ck_assert_str_ne(r[i].ext_id, "c4-1");
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -641,6 +680,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, background_training_keeps_serving);
 	tcase_add_test(tc, bad_input_is_an_error);
 	tcase_add_test(tc, mmr_diversifies);
+	tcase_add_test(tc, category_moves_reach_cached_filters);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -133,6 +133,7 @@ int knytt_engine_create(knytt_engine **out)
 	pthread_rwlock_init(&e->lock, NULL);
 	pthread_mutex_init(&e->st_lock, NULL);
 	pthread_mutex_init(&e->train_mu, NULL);
+	pthread_mutex_init(&e->cat_mu, NULL);
 	*out = e;
 	return KNYTT_OK;
 }
@@ -178,6 +179,11 @@ void knytt_engine_close(knytt_engine *e)
 	pthread_rwlock_destroy(&e->lock);
 	pthread_mutex_destroy(&e->st_lock);
 	pthread_mutex_destroy(&e->train_mu);
+	for (size_t i = 0; i < e->ncats; i++) {
+		free(e->cats[i].prefix);
+		free(e->cats[i].rows);
+	}
+	pthread_mutex_destroy(&e->cat_mu);
 	free(e);
 }
 
@@ -400,8 +406,39 @@ static int table_put(knytt_engine *e, const knytt_item *it, uint32_t *row)
 		e->items[r].midx = UINT32_MAX;
 	}
 	eitem *x = &e->items[r];
+	int moved = !x->category || !cat || strcmp(x->category, cat) != 0;
 	free(x->category);
 	x->category = cat;
+	if (it->id > e->max_id)
+		e->max_id = it->id;
+	if (moved && cat) {
+		/* the item enters the cached prefixes it now matches */
+		pthread_mutex_lock(&e->cat_mu);
+		for (size_t i = 0; i < e->ncats; i++) {
+			catlist *cl = &e->cats[i];
+			if (!knytt__cat_match(cat, cl->prefix, cl->plen))
+				continue;
+			if (cl->n == cl->cap) {
+				size_t nc = cl->cap ? cl->cap * 2 : 64;
+				uint32_t *nr = realloc(cl->rows,
+						       nc * sizeof *nr);
+				if (!nr) {
+					/* drop the list: rebuilt when used */
+					free(cl->rows);
+					free(cl->prefix);
+					*cl = e->cats[--e->ncats];
+					memset(&e->cats[e->ncats], 0,
+					       sizeof *cl);
+					i--;
+					continue;
+				}
+				cl->rows = nr;
+				cl->cap = nc;
+			}
+			cl->rows[cl->n++] = r;
+		}
+		pthread_mutex_unlock(&e->cat_mu);
+	}
 	x->price = it->price;
 	x->quality = it->quality;
 	x->in_stock = it->in_stock;

@@ -24,6 +24,7 @@
 #include "../taste/taste.h"
 
 #include <pthread.h>
+#include <string.h>
 
 #define NTREND 3 /* trending half-lives: 1 hour, 1 day, 1 week */
 #define HIST_MAX 256
@@ -42,6 +43,29 @@ typedef struct eitem {
 	double trend[NTREND]; /* decayed to trend_ts */
 	int64_t trend_ts;
 } eitem;
+
+/* Items of one category prefix (rows of the item table), so a filtered
+ * query walks a few thousand rows instead of the whole table.  Rows are
+ * appended when an item enters the prefix and re-checked by the query,
+ * so one that left it later costs a test, never a wrong answer. */
+typedef struct catlist {
+	char *prefix;
+	size_t plen;
+	uint32_t *rows;
+	size_t n, cap;
+} catlist;
+#define NCATLIST 64
+
+/* "shoes" matches "shoes" and "shoes/running", not "shoestring"; a
+ * prefix that ends in '/' matches whatever follows it. */
+static inline int knytt__cat_match(const char *cat, const char *prefix,
+				   size_t plen)
+{
+	if (!cat || strncmp(cat, prefix, plen) != 0)
+		return 0;
+	char nx = cat[plen];
+	return nx == '\0' || nx == '/' || prefix[plen - 1] == '/';
+}
 
 typedef struct euser {
 	char *ext_id;
@@ -84,6 +108,11 @@ struct knytt_engine {
 	size_t nitems, capitems;
 	knytt__lmap by_id;  /* store id -> row */
 	knytt__lmap by_ext; /* hash(ext id) -> row (collisions: store) */
+
+	uint64_t max_id; /* largest store id in the table */
+	catlist cats[NCATLIST]; /* category prefix -> rows, round-robin */
+	size_t ncats, cat_next;
+	pthread_mutex_t cat_mu; /* guards cats (queries run in parallel) */
 
 	/* users */
 	euser **users;

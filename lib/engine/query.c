@@ -26,6 +26,9 @@ typedef struct qctx {
 	size_t plen;           /* length of the category prefix, 0 = any */
 	const uint64_t *excl;  /* sorted store ids never to return */
 	size_t nexcl;
+	uint64_t *bits;        /* passing store ids, when the filter
+				  restricts anything (filter_bits) */
+	size_t nbits;
 } qctx;
 
 static int check_filter(const knytt_filter *f)
@@ -82,15 +85,10 @@ static int item_passes(const qctx *c, const eitem *it)
 		return 0;
 	const knytt_filter *f = c->f;
 	if (f) {
-		if (c->plen) {
-			const char *cat = it->category;
-			if (!cat || strncmp(cat, f->category_prefix, c->plen) != 0)
-				return 0;
-			char nx = cat[c->plen];
-			if (nx != '\0' && nx != '/' &&
-			    f->category_prefix[c->plen - 1] != '/')
-				return 0;
-		}
+		if (c->plen &&
+		    !knytt__cat_match(it->category, f->category_prefix,
+				      c->plen))
+			return 0;
 		if (f->price_min > 0 && !(it->price >= f->price_min))
 			return 0;
 		if (!isnan(f->price_max) && f->price_max != 0 &&
@@ -118,6 +116,102 @@ static void qctx_init(qctx *c, const knytt_engine *e, const knytt_filter *f)
 	c->f = f;
 	if (f && f->category_prefix)
 		c->plen = strlen(f->category_prefix);
+}
+
+/* The cached rows of a category prefix, built on first use.  Caller
+ * holds e->cat_mu (and the engine lock, so the table is stable). */
+static const catlist *cat_rows(knytt_engine *e, const char *prefix,
+			       size_t plen)
+{
+	for (size_t i = 0; i < e->ncats; i++)
+		if (e->cats[i].plen == plen &&
+		    memcmp(e->cats[i].prefix, prefix, plen) == 0)
+			return &e->cats[i];
+	catlist cl = { .plen = plen };
+	cl.prefix = malloc(plen + 1);
+	if (!cl.prefix)
+		return NULL;
+	memcpy(cl.prefix, prefix, plen);
+	cl.prefix[plen] = '\0';
+	for (size_t r = 0; r < e->nitems; r++) {
+		if (!knytt__cat_match(e->items[r].category, prefix, plen))
+			continue;
+		if (cl.n == cl.cap) {
+			size_t nc = cl.cap ? cl.cap * 2 : 64;
+			uint32_t *nr = realloc(cl.rows, nc * sizeof *nr);
+			if (!nr) {
+				free(cl.rows);
+				free(cl.prefix);
+				return NULL;
+			}
+			cl.rows = nr;
+			cl.cap = nc;
+		}
+		cl.rows[cl.n++] = (uint32_t)r;
+	}
+	size_t slot = e->ncats < NCATLIST ? e->ncats++ : e->cat_next++ % NCATLIST;
+	free(e->cats[slot].prefix);
+	free(e->cats[slot].rows);
+	e->cats[slot] = cl;
+	return &e->cats[slot];
+}
+
+/*
+ * When the filter restricts anything, the set of passing items as a
+ * bitset over store ids, so the index can search exactly those: a
+ * selective filter then costs its few thousand items, not a predicate
+ * call (a hash lookup and a string compare) on every slot of the index.
+ * With a category prefix only that category's rows are tested.
+ * Returns an error only for lack of memory; without a filter c->bits
+ * stays NULL and queries use the predicate (exclusions only).
+ */
+static int filter_bits(knytt_engine *e, qctx *c)
+{
+	const knytt_filter *f = c->f;
+	if (!f || !(c->plen || f->price_min > 0 ||
+		    (!isnan(f->price_max) && f->price_max != 0) ||
+		    f->in_stock_only || !isnan(f->min_quality)))
+		return KNYTT_OK;
+	c->nbits = (size_t)e->max_id + 1;
+	c->bits = calloc((c->nbits + 63) / 64, sizeof *c->bits);
+	if (!c->bits)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	if (c->plen) {
+		pthread_mutex_lock(&e->cat_mu);
+		const catlist *cl = cat_rows(e, f->category_prefix, c->plen);
+		for (size_t i = 0; cl && i < cl->n; i++) {
+			const eitem *it = &e->items[cl->rows[i]];
+			if (item_passes(c, it))
+				c->bits[it->id / 64] |= 1ULL << (it->id % 64);
+		}
+		pthread_mutex_unlock(&e->cat_mu);
+		if (cl)
+			return KNYTT_OK;
+		/* no memory for the list: test every row instead */
+	}
+	for (size_t r = 0; r < e->nitems; r++) {
+		const eitem *it = &e->items[r];
+		if (item_passes(c, it))
+			c->bits[it->id / 64] |= 1ULL << (it->id % 64);
+	}
+	return KNYTT_OK;
+}
+
+static void qctx_done(qctx *c)
+{
+	free(c->bits);
+	c->bits = NULL;
+}
+
+/* Filtered k-NN on the index: the bitset when there is one. */
+static int ann(const knytt_engine *e, qctx *c, const float *q, size_t kk,
+	       unsigned ef, uint64_t *lab, float *dist)
+{
+	if (c->bits)
+		return knytt_index_search_bitset(e->ix, q, e->dim, kk, ef,
+						 c->bits, c->nbits, lab, dist);
+	return knytt_index_search_filter(e->ix, q, e->dim, kk, ef,
+					 label_passes, c, lab, dist);
 }
 
 static void fill(const knytt_engine *e, knytt_result *r, uint32_t row,
@@ -154,7 +248,21 @@ static size_t fallback(const knytt_engine *e, const qctx *c, int h,
 	if (!heap || !rows || !sc)
 		goto out;
 	knytt__topk t = { heap, 0, want };
-	for (size_t r = 0; r < e->nitems; r++) {
+	/* with a filter bitset only its items; otherwise every row */
+	size_t nrows = c->bits ? (c->nbits + 63) / 64 * 64 : e->nitems;
+	for (size_t x = 0; x < nrows; x++) {
+		size_t r = x;
+		if (c->bits) {
+			if (x % 64 == 0 && c->bits[x / 64] == 0) {
+				x += 63; /* an empty word: skip it whole */
+				continue;
+			}
+			if (!(c->bits[x / 64] >> (x % 64) & 1))
+				continue;
+			r = knytt__engine_row(e, x);
+			if (r == UINT32_MAX)
+				continue;
+		}
 		const eitem *it = &e->items[r];
 		double s;
 		if (h >= 0) {
@@ -278,8 +386,7 @@ static int search_taste(const knytt_engine *e, qctx *c, const float *q,
 			uint64_t because)
 {
 	unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
-	int got = knytt_index_search_filter(e->ix, q, e->dim, kk, ef,
-					    label_passes, c, lab, dist);
+	int got = ann(e, c, q, kk, ef, lab, dist);
 	if (got < 0)
 		return got;
 	for (int i = 0; i < got; i++)
@@ -387,6 +494,8 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	knytt_result *cand = malloc(kk * sizeof *cand);
 	float *v = malloc(d * sizeof *v);
 	size_t n = 0;
+	qctx c;
+	qctx_init(&c, e, filter);
 	if (!excl || !q || !lab || !dist || !cand || !v) {
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		goto out;
@@ -396,10 +505,10 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	for (size_t i = 0; seen && i < u->nh; i++)
 		excl[u->nb + i] = e->items[u->hist[i]].id;
 	qsort(excl, nex, sizeof *excl, cmp_u64);
-	qctx c;
-	qctx_init(&c, e, filter);
 	c.excl = excl;
 	c.nexcl = nex;
+	if ((rc = filter_bits(e, &c)))
+		goto out;
 	int warm = knytt__taste_blend(&u->taste, d, now, e->sess_half_life,
 				      e->sess_blend, q, &share);
 	if (warm && knytt_index_count(e->ix) > 0) {
@@ -452,6 +561,7 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	rc = (int)n;
 out:
 	pthread_rwlock_unlock(&e->lock);
+	qctx_done(&c);
 	free(excl);
 	free(q);
 	free(lab);
@@ -519,6 +629,10 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 	c.excl = &self->id;
 	c.nexcl = 1;
 	size_t n = 0;
+	if ((rc = filter_bits(e, &c))) {
+		pthread_rwlock_unlock(&e->lock);
+		return rc;
+	}
 	if (self->has_vec) {
 		/* With an inner-product index, v.x favours long (popular)
 		 * vectors whatever their direction; similarity is about
@@ -534,8 +648,7 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 		} else if ((rc = knytt_index_get(e->ix, self->id, v, d)) == 0) {
 			knytt__normalize(v, d);
 			unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
-			int got = knytt_index_search_filter(
-				e->ix, v, d, kk, ef, label_passes, &c, lab, dist);
+			int got = ann(e, &c, v, kk, ef, lab, dist);
 			if (got < 0)
 				rc = got;
 			size_t m = 0;
@@ -608,6 +721,7 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 		free(cv.count);
 	}
 	pthread_rwlock_unlock(&e->lock);
+	qctx_done(&c);
 	return rc < 0 ? rc : (int)n;
 }
 
@@ -701,6 +815,8 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	qctx c;
 	qctx_init(&c, e, filter);
 	size_t nf = 0;
+	if ((rc = filter_bits(e, &c)))
+		goto out;
 	if (has_text) {
 		pthread_mutex_lock(&e->st_lock);
 		double pmax = filter && !isnan(filter->price_max) &&
@@ -736,8 +852,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	}
 	if (has_q && knytt_index_count(e->ix) > 0) {
 		unsigned ef = e->efs > cap ? e->efs : (unsigned)cap;
-		int nv = knytt_index_search_filter(e->ix, q, d, cap, ef,
-						   label_passes, &c, lab, dist);
+		int nv = ann(e, &c, q, cap, ef, lab, dist);
 		if (nv < 0) {
 			rc = nv;
 			goto out;
@@ -788,6 +903,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		*log_id = lid;
 out:
 	pthread_rwlock_unlock(&e->lock);
+	qctx_done(&c);
 early:
 	free(kw);
 	free(lab);
@@ -824,7 +940,12 @@ int knytt_engine_trending(knytt_engine *e, size_t k, double window_s,
 	pthread_rwlock_rdlock(&e->lock);
 	qctx c;
 	qctx_init(&c, e, &f);
+	if ((rc = filter_bits(e, &c))) {
+		pthread_rwlock_unlock(&e->lock);
+		return rc;
+	}
 	size_t n = fallback(e, &c, h, knytt__now_ms(), k, out, 0);
 	pthread_rwlock_unlock(&e->lock);
+	qctx_done(&c);
 	return (int)n;
 }

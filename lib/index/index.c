@@ -769,6 +769,34 @@ static size_t exact_scan(const knytt_index *ix, const prepared *p,
 	if (!heap)
 		return 0;
 	knytt__topk t = { heap, 0, k };
+	if (f && f->bits && f->nbits / 64 < ix->nslots) {
+		/* A bitset names the passing labels: visit those through the
+		 * label map instead of reading every node's block. */
+		size_t words = (f->nbits + 63) / 64;
+		for (size_t w = 0; w < words; w++) {
+			uint64_t bits = f->bits[w];
+			if (w == words - 1 && (f->nbits & 63))
+				bits &= (1ULL << (f->nbits & 63)) - 1;
+			while (bits) {
+				uint64_t lab = w * 64 + (uint64_t)__builtin_ctzll(bits);
+				bits &= bits - 1;
+				uint32_t s = knytt__lmap_get(&ix->labels, lab);
+				if (s == LMAP_EMPTY)
+					continue;
+				float d = ix->quant == KNYTT_QUANT_INT8
+						  ? f32_dist(ix, p->f, s)
+						  : knytt__key(ix, p->key,
+							       knytt__vecp(ix, s)) *
+								    ix->kscale +
+							    ix->koff;
+				if (d < knytt__topk_worst(&t))
+					knytt__topk_push(&t, d, lab);
+			}
+		}
+		size_t got = knytt__topk_drain(&t, labels, dists);
+		free(heap);
+		return got;
+	}
 	for (size_t s = 0; s < ix->nslots; s++) {
 		if (knytt__flags(ix, (uint32_t)s) & NODE_DELETED)
 			continue;
