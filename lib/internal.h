@@ -23,26 +23,6 @@
 #define KNYTT__PRINTF(f, a)
 #define KNYTT__LIKELY(x) (x)
 #define KNYTT__UNLIKELY(x) (x)
-/* ---- uint64 -> uint32 map: open addressing, linear probing (u64map.c).
- * Index labels -> slots, engine ids -> table rows. ---- */
-typedef struct knytt__lmap {
-	uint64_t *keys;
-	uint32_t *vals; /* LMAP_EMPTY, LMAP_TOMB or a slot */
-	size_t cap;     /* power of two, or 0 */
-	size_t n;       /* live entries */
-	size_t used;    /* live + tombstones (drives resizing) */
-} knytt__lmap;
-
-#define LMAP_EMPTY UINT32_MAX
-#define LMAP_TOMB (UINT32_MAX - 1)
-
-uint32_t knytt__lmap_get(const knytt__lmap *m, uint64_t key);
-int knytt__lmap_put(knytt__lmap *m, uint64_t key, uint32_t slot);
-void knytt__lmap_del(knytt__lmap *m, uint64_t key);
-int knytt__lmap_reserve(knytt__lmap *m, size_t n);
-void knytt__lmap_free(knytt__lmap *m);
-size_t knytt__lmap_bytes(const knytt__lmap *m);
-
 #endif
 
 /*
