@@ -43,6 +43,9 @@ int knytt__err_keep(int code);
  * Uses the SSE4.2 crc32 instruction where the CPU has it. */
 uint32_t knytt__crc32c(uint32_t crc, const void *data, size_t n);
 
+/* Wall-clock time in milliseconds since the Unix epoch. */
+int64_t knytt__now_ms(void);
+
 /* Number of online CPUs, at least 1. */
 unsigned knytt__ncpu(void);
 

@@ -664,6 +664,159 @@ START_TEST(category_moves_reach_cached_filters)
 }
 END_TEST
 
+static int hist_item_cb(const knytt_interaction *ix, void *ctx)
+{
+	char (*seen)[32] = ctx;
+	for (int i = 0; i < 64; i++)
+		if (!seen[i][0]) {
+			snprintf(seen[i], 32, "%s", ix->item);
+			break;
+		}
+	return 0;
+}
+
+START_TEST(settings_exclusion_tenants_and_sync)
+{
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_weight(e, "view", 0), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_weight(e, "", 1), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_weight(e, "wishlist", NAN),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_weight(e, "purchase", 10), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_taste(e, 0, 0.5, 0), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_taste(e, 600, 1.5, 0), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_taste(e, 600, 0.5, -1), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_taste(e, 600, 0.5, 30), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_als(e, 1, 1, 0), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_als(e, 0.5f, 2, 10), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_index(e, 1, 0, 0), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_index(e, 8, 100, 32), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tenant(e, ""), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_embedder(e, NULL), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_exclude_seen(e, 1), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 16), KNYTT_OK);
+	snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-set.db",
+		 (int)getpid());
+	cleanup();
+	char uri[160];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_exclude_seen(e, 0), KNYTT_ESTATE);
+	ck_assert_int_eq(knytt_engine_set_embedder(e, NULL), KNYTT_ESTATE);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+
+	/* exclude_seen: nothing from the user's history comes back */
+	char seen[64][32];
+	memset(seen, 0, sizeof seen);
+	ck_assert_int_ge(knytt_store_user_recent(knytt_engine_store(e), "u1",
+						 64, hist_item_cb, seen),
+			 0);
+	ck_assert(seen[0][0]);
+	knytt_result r[40];
+	int n = knytt_engine_recommend(e, "u1", 40, NULL, NULL, r);
+	ck_assert_int_eq(n, 40);
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < 64 && seen[j][0]; j++)
+			ck_assert_str_ne(r[i].ext_id, seen[j]);
+
+	/* an item written straight to the store is unknown until sync */
+	knytt_item it;
+	char ext[32] = "c2-direct", title[64];
+	make_item(&it, 2, 1, ext, title);
+	strcpy(ext, "c2-direct");
+	uint64_t id;
+	ck_assert_int_eq(knytt_store_item_upsert(knytt_engine_store(e), &it,
+						 &id),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", ext, "view", 0, 0),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_ge(knytt_engine_sync(e), 1);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", ext, "view", 0, 0),
+			 KNYTT_OK);
+	knytt_engine_close(e);
+
+	/* another tenant of the same database sees none of it */
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tenant(e, "other"), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_recommend(e, "u1", 5, NULL, NULL, r),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_engine_trending(e, 5, 86400, NULL, r), 0);
+	ck_assert_int_eq(knytt_engine_similar(e, "c0-1", 5, NULL, r),
+			 KNYTT_ENOTFOUND);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* caller vectors: category c points along axis c, plus a little noise */
+static void caller_vec(int c, int i, float *v)
+{
+	uint64_t s = (uint64_t)(c * 977 + i);
+	for (int j = 0; j < 16; j++)
+		v[j] = 0.1f * tu_randf(&s);
+	v[c] += 1.0f;
+}
+
+START_TEST(external_vectors_without_a_model)
+{
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 16), KNYTT_OK);
+	snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-ext.db",
+		 (int)getpid());
+	cleanup();
+	char uri[160];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	char ext[32], title[128];
+	knytt_item it;
+	float v[16];
+	for (int c = 0; c < NCAT; c++)
+		for (int i = 0; i < 20; i++) {
+			make_item(&it, c, i, ext, title);
+			caller_vec(c, i, v);
+			ck_assert_int_eq(knytt_engine_item_upsert(e, &it, v, 16),
+					 KNYTT_OK);
+		}
+	ck_assert_int_eq(knytt_engine_item_upsert(e, &it, v, 15),
+			 KNYTT_EINVAL);
+	for (int i = 0; i < 5; i++) {
+		sprintf(ext, "c4-%d", i);
+		ck_assert_int_eq(knytt_engine_feedback(e, "x", ext, "view", 0,
+						       0),
+				 KNYTT_OK);
+	}
+	knytt_result r[10];
+	int n = knytt_engine_recommend(e, "x", 10, NULL, NULL, r);
+	ck_assert_int_eq(n, 10);
+	ck_assert_int_ge(count_cat(r, n, 4), 9);
+	/* a caller vector as the query */
+	caller_vec(5, 99, v);
+	n = knytt_engine_search(e, NULL, v, 16, 5, NULL, NULL, r, NULL);
+	ck_assert_int_eq(n, 5);
+	ck_assert_int_eq(count_cat(r, n, 5), 5);
+	ck_assert_int_eq(r[0].reason, KNYTT_REASON_SEMANTIC);
+	/* nothing to train; the vectors survive a re-open */
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_ENOTSUP);
+	knytt_engine_close(e);
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 16), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	n = knytt_engine_similar(e, "c3-2", 5, NULL, r);
+	ck_assert_int_eq(n, 5);
+	ck_assert_int_eq(count_cat(r, n, 3), 5);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -681,6 +834,8 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, bad_input_is_an_error);
 	tcase_add_test(tc, mmr_diversifies);
 	tcase_add_test(tc, category_moves_reach_cached_filters);
+	tcase_add_test(tc, settings_exclusion_tenants_and_sync);
+	tcase_add_test(tc, external_vectors_without_a_model);
 	suite_add_tcase(s, tc);
 	return s;
 }

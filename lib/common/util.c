@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__)
@@ -21,6 +22,13 @@ const char *knytt_version(void)
 int knytt_version_number(void)
 {
 	return KNYTT_VERSION_NUMBER;
+}
+
+int64_t knytt__now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 unsigned knytt__ncpu(void)

@@ -46,7 +46,8 @@ uint32_t knytt__engine_row(const knytt_engine *e, uint64_t id)
 
 /* Row of an external id, or UINT32_MAX.  The hash map is checked against
  * the stored string, so a hash collision only costs a store lookup. */
-static uint32_t row_by_ext(knytt_engine *e, const char *ext, int locked_st)
+uint32_t knytt__engine_row_by_ext(knytt_engine *e, const char *ext,
+				  int locked_st)
 {
 	uint32_t r = knytt__lmap_get(&e->by_ext, knytt__hash_str(ext));
 	if (r != LMAP_EMPTY && strcmp(e->items[r].ext_id, ext) == 0)
@@ -344,14 +345,7 @@ knytt_store *knytt_engine_store(knytt_engine *e)
 
 /* ------------------------------------------------------------ item table */
 
-static const double trend_half_life[NTREND] = { 3600.0, 86400.0, 604800.0 };
-
-static double decay_ms(int64_t dt_ms, double half_life_s)
-{
-	if (dt_ms <= 0)
-		return 1.0;
-	return exp2(-(double)dt_ms / 1000.0 / half_life_s);
-}
+const double knytt__trend_half_life[NTREND] = { 3600.0, 86400.0, 604800.0 };
 
 /* Adds weight w at time ts to an item's trending counters. */
 static void trend_add(eitem *it, double w, int64_t ts)
@@ -359,14 +353,14 @@ static void trend_add(eitem *it, double w, int64_t ts)
 	if (ts >= it->trend_ts) {
 		for (int h = 0; h < NTREND; h++)
 			it->trend[h] = it->trend[h] *
-					       decay_ms(ts - it->trend_ts,
-							trend_half_life[h]) +
+					       knytt__decay(ts - it->trend_ts,
+							knytt__trend_half_life[h]) +
 				       w;
 		it->trend_ts = ts;
 	} else {
 		for (int h = 0; h < NTREND; h++)
-			it->trend[h] += w * decay_ms(it->trend_ts - ts,
-						     trend_half_life[h]);
+			it->trend[h] += w * knytt__decay(it->trend_ts - ts,
+						     knytt__trend_half_life[h]);
 	}
 }
 
@@ -461,8 +455,7 @@ static int trend_seed_cb(const knytt_interaction *ix, void *ctx)
 	knytt_engine *e = ctx;
 	uint32_t r = knytt__engine_row(e, ix->item_id);
 	if (r != UINT32_MAX)
-		trend_add(&e->items[r], ix->weight > 0 ? ix->weight : 1,
-			  ix->ts_ms);
+		trend_add(&e->items[r], knytt__ix_confidence(ix), ix->ts_ms);
 	return 0;
 }
 
@@ -844,7 +837,7 @@ int knytt_engine_item_delete(knytt_engine *e, const char *ext_id)
 	pthread_rwlock_wrlock(&e->lock);
 	pthread_mutex_lock(&e->st_lock);
 	rc = knytt_store_item_delete(e->st, ext_id);
-	uint32_t r = rc ? UINT32_MAX : row_by_ext(e, ext_id, 1);
+	uint32_t r = rc ? UINT32_MAX : knytt__engine_row_by_ext(e, ext_id, 1);
 	pthread_mutex_unlock(&e->st_lock);
 	if (r != UINT32_MAX) {
 		eitem *it = &e->items[r];
@@ -895,10 +888,9 @@ int knytt_engine_sync(knytt_engine *e)
 
 /* ---------------------------------------------------------------- users */
 
-double knytt__engine_type_weight(const knytt_engine *e, const char *type,
-				 double value);
-double knytt__engine_type_weight(const knytt_engine *e, const char *type,
-				 double value)
+/* The weight feedback of @p type stores (the engine's settings). */
+static double type_weight(const knytt_engine *e, const char *type,
+			  double value)
 {
 	double *slot = weight_slot((knytt_engine *)e, type);
 	double w = slot ? *slot : e->w_custom;
@@ -923,9 +915,7 @@ static int hist_cb(const knytt_interaction *ix, void *ctx)
 	uint32_t r = knytt__engine_row(h->e, ix->item_id);
 	if (r == UINT32_MAX || h->n >= HIST_MAX)
 		return 0;
-	double w = ix->weight > 0 ? ix->weight : 1;
-	if (ix->has_value && strcmp(ix->type, "rating") == 0)
-		w *= ix->value;
+	double w = knytt__ix_confidence(ix);
 	h->rows[h->n] = r;
 	h->w[h->n] = (float)w;
 	h->ts[h->n] = ix->ts_ms;
@@ -987,7 +977,7 @@ static void refresh_long(knytt_engine *e, euser *u, int64_t now)
 				continue;
 			midx[n] = m;
 			w[n] = u->hist_w[i] *
-			       (float)(hl > 0 ? decay_ms(now - u->hist_ts[i], hl)
+			       (float)(hl > 0 ? knytt__decay(now - u->hist_ts[i], hl)
 					      : 1.0);
 			n++;
 		}
@@ -1030,7 +1020,7 @@ static void refresh_long(knytt_engine *e, euser *u, int64_t now)
 			continue;
 		knytt__normalize(v, d);
 		float wi = u->hist_w[i] *
-			   (float)(hl > 0 ? decay_ms(now - u->hist_ts[i], hl)
+			   (float)(hl > 0 ? knytt__decay(now - u->hist_ts[i], hl)
 					  : 1.0);
 		for (uint32_t j = 0; j < d; j++)
 			t->longv[j] += wi * v[j];
@@ -1051,8 +1041,6 @@ static void session_event(knytt_engine *e, euser *u, const eitem *it,
 					 e->sess_half_life, it->id);
 	free(v);
 }
-
-euser *knytt__engine_user(knytt_engine *e, const char *ext, int create);
 
 /*
  * The state of user @p ext, loaded from the store on first use (its last
@@ -1147,13 +1135,13 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 		return knytt__err(KNYTT_EINVAL, "feedback: time is negative");
 	int64_t ts = ts_ms ? ts_ms : knytt__now_ms();
 	pthread_rwlock_wrlock(&e->lock);
-	uint32_t r = row_by_ext(e, item, 0);
+	uint32_t r = knytt__engine_row_by_ext(e, item, 0);
 	if (r == UINT32_MAX || e->items[r].deleted) {
 		rc = knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown%s", item,
 				r == UINT32_MAX ? "" : " (deleted)");
 		goto out;
 	}
-	double w = knytt__engine_type_weight(e, type, value);
+	double w = type_weight(e, type, value);
 	knytt_interaction ev;
 	memset(&ev, 0, sizeof ev);
 	ev.struct_size = sizeof ev;

@@ -139,10 +139,36 @@ struct knytt_engine {
 };
 
 uint64_t knytt__hash_str(const char *s);
-/* knytt__now_ms() (wall clock, ms) is defined by lib/store */
-int64_t knytt__now_ms(void);
+
+/* Half-lives of the trending counters, seconds: 1 hour, 1 day, 1 week. */
+extern const double knytt__trend_half_life[NTREND];
+
+/* Trending counter h of an item, decayed to @p now_ms. */
+static inline double knytt__trend_now(const eitem *it, int h, int64_t now_ms)
+{
+	return it->trend[h] *
+	       knytt__decay(now_ms - it->trend_ts, knytt__trend_half_life[h]);
+}
+
+/* The confidence of a stored interaction, the same for history, training
+ * and trending: its weight (the store applied the type's default), times
+ * the rating for a rating (negative ratings count as 0). */
+static inline double knytt__ix_confidence(const knytt_interaction *ix)
+{
+	double w = ix->weight > 0 ? ix->weight : 1;
+	if (ix->has_value && strcmp(ix->type, "rating") == 0)
+		w *= ix->value > 0 ? ix->value : 0;
+	return w;
+}
+
+/* The state of user @p ext (engine.c); caller holds the write lock. */
+euser *knytt__engine_user(knytt_engine *e, const char *ext, int create);
 /* row of an item by store id; UINT32_MAX if absent */
 uint32_t knytt__engine_row(const knytt_engine *e, uint64_t id);
+/* row of an item by external id, UINT32_MAX if absent; a 64-bit hash
+ * collision falls back to the store (locked_st: caller holds st_lock) */
+uint32_t knytt__engine_row_by_ext(knytt_engine *e, const char *ext,
+				  int locked_st);
 /* a fresh, empty index with the engine's settings */
 int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
 /* "engine-model" blob: encode / decode (kind, item map, model) */

@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-euser *knytt__engine_user(knytt_engine *e, const char *ext, int create);
-
 /* ---------------------------------------------------------------- filters */
 
 typedef struct qctx {
@@ -266,11 +264,7 @@ static size_t fallback(const knytt_engine *e, const qctx *c, int h,
 		const eitem *it = &e->items[r];
 		double s;
 		if (h >= 0) {
-			static const double hl[NTREND] = { 3600.0, 86400.0,
-							   604800.0 };
-			int64_t dt = now - it->trend_ts;
-			s = it->trend[h] *
-			    (dt > 0 ? exp2(-(double)dt / 1000.0 / hl[h]) : 1.0);
+			s = knytt__trend_now(it, h, now);
 		} else {
 			s = it->pop;
 		}
@@ -617,9 +611,8 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 				  !out ? "out" : "item");
 	pthread_rwlock_rdlock(&e->lock);
 	uint32_t d = e->dim;
-	uint32_t row = knytt__lmap_get(&e->by_ext, knytt__hash_str(item));
-	if (row == LMAP_EMPTY || strcmp(e->items[row].ext_id, item) != 0 ||
-	    e->items[row].deleted) {
+	uint32_t row = knytt__engine_row_by_ext(e, item, 0);
+	if (row == UINT32_MAX || e->items[row].deleted) {
 		pthread_rwlock_unlock(&e->lock);
 		return knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown", item);
 	}
@@ -929,7 +922,7 @@ int knytt_engine_trending(knytt_engine *e, size_t k, double window_s,
 		return knytt__err(KNYTT_EINVAL,
 				  "trending: window must be > 0 seconds");
 	/* the nearest kept half-life, on a log scale */
-	static const double hl[NTREND] = { 3600.0, 86400.0, 604800.0 };
+	const double *hl = knytt__trend_half_life;
 	int h = 0;
 	for (int i = 1; i < NTREND; i++)
 		if (fabs(log(window_s / hl[i])) < fabs(log(window_s / hl[h])))

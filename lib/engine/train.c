@@ -225,9 +225,7 @@ static int ix_cb(const knytt_interaction *ix, void *ctx)
 	} else if (dense_item(j, ix->item_id, &ii)) {
 		return 1;
 	}
-	double w = ix->weight > 0 ? ix->weight : 1;
-	if (ix->has_value && strcmp(ix->type, "rating") == 0)
-		w *= ix->value > 0 ? ix->value : 0;
+	double w = knytt__ix_confidence(ix);
 	if (!(w > 0))
 		return 0;
 	if (j->m)

@@ -280,12 +280,7 @@ static inline int passes(const knytt_index *ix, uint32_t s,
 {
 	if (knytt__flags(ix, s) & NODE_DELETED)
 		return 0;
-	if (!f)
-		return 1;
-	uint64_t lab = knytt__label(ix, s);
-	if (f->bits)
-		return lab < f->nbits && (f->bits[lab >> 6] >> (lab & 63)) & 1;
-	return f->fn(lab, f->ctx) != 0;
+	return !f || knytt__filter_pass(f, knytt__label(ix, s));
 }
 
 /* Greedy descent on levels top..bottom+1 from (*ep, *epd). */
@@ -408,7 +403,7 @@ static int ensure_cand_full(knytt__scratch *sc, const knytt_index *ix)
 
 size_t knytt__hnsw_search(const knytt_index *ix, knytt__scratch *sc,
 			  const void *q, size_t k, size_t ef,
-			  const knytt__filter *f, knytt__cand *out)
+			  const knytt__filter *f)
 {
 	if (ix->maxlevel < 0)
 		return 0;
@@ -423,7 +418,9 @@ size_t knytt__hnsw_search(const knytt_index *ix, knytt__scratch *sc,
 		walk(ix, sc, q, ep, epd, ef, 0, NULL, 0, 0);
 	else
 		walk(ix, sc, q, ep, epd, ef, 0, f, 0, 1);
-	return rdrain(sc, out);
+	/* tmp holds ef + 3 m0 entries (ensure_heaps) and the walk does not
+	 * use it */
+	return rdrain(sc, sc->tmp);
 }
 
 /* -------------------------------------------------------------- building */

@@ -45,6 +45,17 @@ typedef struct knytt__filter {
 	size_t nbits;
 } knytt__filter;
 
+/* Whether @p label passes filter @p f (NULL passes everything). */
+static inline int knytt__filter_pass(const knytt__filter *f, uint64_t label)
+{
+	if (!f)
+		return 1;
+	if (f->bits)
+		return label < f->nbits &&
+		       (f->bits[label >> 6] >> (label & 63)) & 1;
+	return f->fn(label, f->ctx) != 0;
+}
+
 /* Search key between a prepared query (or a stored vector) and the
  * stored vector @p v: smaller is closer; distance = key*kscale + koff. */
 float knytt__key(const knytt_index *ix, const void *q, const void *v);
@@ -61,11 +72,11 @@ void knytt__hnsw_new_entry(knytt_index *ix);
 
 /*
  * k-NN of the prepared query @p q on the graph; results (nearest first,
- * keys not yet scaled) go to out[0..ret).  @p f may be NULL.  Caller
- * holds the read lock.
+ * keys not yet scaled) go to sc->tmp[0..ret), valid until the thread's
+ * next search or insert.  @p f may be NULL.  Caller holds the read lock.
  */
 size_t knytt__hnsw_search(const knytt_index *ix, knytt__scratch *sc,
 			  const void *q, size_t k, size_t ef,
-			  const knytt__filter *f, knytt__cand *out);
+			  const knytt__filter *f);
 
 #endif

@@ -750,15 +750,6 @@ static inline float f32_dist(const knytt_index *ix, const float *q,
 	return ix->koff - ix->ops->dot(q, v, ix->dim);
 }
 
-static inline int passes_filter(const knytt__filter *f, uint64_t lab)
-{
-	if (!f)
-		return 1;
-	if (f->bits)
-		return lab < f->nbits && (f->bits[lab >> 6] >> (lab & 63)) & 1;
-	return f->fn(lab, f->ctx) != 0;
-}
-
 /* Exact scan over live, passing slots.  Uses f32 vectors when the index
  * has them (so INT8 mode is exact here too). */
 static size_t exact_scan(const knytt_index *ix, const prepared *p,
@@ -801,7 +792,7 @@ static size_t exact_scan(const knytt_index *ix, const prepared *p,
 		if (knytt__flags(ix, (uint32_t)s) & NODE_DELETED)
 			continue;
 		uint64_t lab = knytt__label(ix, (uint32_t)s);
-		if (!passes_filter(f, lab))
+		if (!knytt__filter_pass(f, lab))
 			continue;
 		float d;
 		if (ix->quant == KNYTT_QUANT_INT8)
@@ -879,10 +870,8 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 			return (int)exact_scan(ix, &p, k, f, labels, dists);
 	}
 	/* INT8 mode walks on codes and re-ranks the ef best with f32 */
-	knytt__cand *out = malloc(efv * sizeof *out);
-	if (!out)
-		return knytt__err(KNYTT_ENOMEM, "search: out of memory");
-	size_t got = knytt__hnsw_search(ix, sc, p.key, k, efv, f, out);
+	size_t got = knytt__hnsw_search(ix, sc, p.key, k, efv, f);
+	knytt__cand *out = sc->tmp; /* no allocation per query */
 	if (ix->quant == KNYTT_QUANT_INT8) {
 		for (size_t i = 0; i < got; i++)
 			out[i].d = f32_dist(ix, p.f, out[i].id);
@@ -894,7 +883,6 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 	if (f && got < k && est >= k) {
 		/* the walk came back short of a filter that should fill k:
 		 * answer exactly rather than return too few */
-		free(out);
 		return (int)exact_scan(ix, &p, k, f, labels, dists);
 	}
 	if (got > k)
@@ -904,7 +892,6 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 		if (dists)
 			dists[i] = out[i].d;
 	}
-	free(out);
 	return (int)got;
 }
 

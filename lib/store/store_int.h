@@ -111,7 +111,6 @@ int knytt__st_begin(knytt_store *st);
 int knytt__st_commit(knytt_store *st);
 void knytt__st_rollback(knytt_store *st);
 int knytt__migrate(knytt_store *st);
-int64_t knytt__now_ms(void);
 
 /* Validation helpers (import.c uses them too).  Each returns 0 or
  * KNYTT_EINVAL with a message naming @p field. */

@@ -28,13 +28,6 @@ void knytt__taste_free(knytt__taste *t)
 	memset(t, 0, sizeof *t);
 }
 
-static double decay(int64_t dt_ms, double half_life_s)
-{
-	if (dt_ms <= 0 || !(half_life_s > 0))
-		return 1.0;
-	return exp2(-(double)dt_ms / 1000.0 / half_life_s);
-}
-
 void knytt__taste_session_add(knytt__taste *t, const float *v, uint32_t dim,
 			      float w, int64_t ts_ms, double half_life_s,
 			      uint64_t item)
@@ -43,7 +36,7 @@ void knytt__taste_session_add(knytt__taste *t, const float *v, uint32_t dim,
 	float n = sqrtf(ops->dot(v, v, dim));
 	if (!(n > 0))
 		return;
-	float keep = t->has_sess ? (float)decay(ts_ms - t->sess_ts,
+	float keep = t->has_sess ? (float)knytt__decay(ts_ms - t->sess_ts,
 						half_life_s)
 				 : 0.0f;
 	float add = w / n;
@@ -72,7 +65,7 @@ int knytt__taste_blend(const knytt__taste *t, uint32_t dim, int64_t now_ms,
 	else if (!(ns > 0))
 		f = 0.0f;
 	else
-		f = (float)(blend * decay(now_ms - t->sess_ts, half_life_s));
+		f = (float)(blend * knytt__decay(now_ms - t->sess_ts, half_life_s));
 	for (uint32_t j = 0; j < dim; j++)
 		out[j] = (nl > 0 ? (1 - f) * t->longv[j] / nl : 0) +
 			 (ns > 0 ? f * t->sess[j] / ns : 0);

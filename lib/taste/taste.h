@@ -16,6 +16,17 @@
 
 #include "../internal.h"
 
+#include <math.h>
+
+/* 2^(-dt / half-life): the weight left after dt_ms milliseconds; 1 for
+ * dt <= 0 or no half-life. */
+static inline double knytt__decay(int64_t dt_ms, double half_life_s)
+{
+	if (dt_ms <= 0 || !(half_life_s > 0))
+		return 1.0;
+	return exp2(-(double)dt_ms / 1000.0 / half_life_s);
+}
+
 typedef struct knytt__taste {
 	float *longv;       /* dim floats; meaningful when long_ok */
 	int long_ok;
