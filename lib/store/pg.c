@@ -507,7 +507,8 @@ static const knytt__dbops pg_ops = {
 	"postgres",   KNYTT__PG,    pg_exec,     pg_prepare,  pg_finalize,
 	pg_bind_null, pg_bind_i64,  pg_bind_f64, pg_bind_text, pg_bind_blob,
 	pg_step,      pg_reset,     pg_col_null, pg_col_i64,  pg_col_f64,
-	pg_col_text,  pg_col_blob,  pg_changes,  pg_insert_ix, pg_close,
+	pg_col_text,  pg_col_blob,  pg_changes,  pg_insert_ix, NULL,
+	pg_close,
 };
 
 int knytt__pg_open(const char *conninfo, knytt__db **out)

@@ -7,6 +7,7 @@
  * loss may be lost, never consistency) and a 5 s busy timeout so that
  * concurrent writers wait instead of failing.
  */
+#include "sqfts.h"
 #include "store_int.h"
 
 #include <sqlite3.h>
@@ -16,6 +17,7 @@
 typedef struct sq_db {
 	knytt__db base;
 	sqlite3 *h;
+	knytt__sqfts *fts; /* NULL: FTS5 function not registered */
 } sq_db;
 
 struct knytt__stmt {
@@ -191,9 +193,38 @@ static int sq_insert_ix(knytt__db *db, uint64_t tenant,
 	return stored;
 }
 
+static int sq_search(knytt__db *db, uint64_t tenant, const char *match,
+		     const char *category_prefix, double price_min,
+		     double price_max, int in_stock_only, uint64_t *ids,
+		     double *scores, size_t cap)
+{
+	sq_db *d = (sq_db *)db;
+	if (!d->fts)
+		return KNYTT_ENOTSUP;
+	knytt__sqfts_query q = {match,	   tenant,    category_prefix,
+				price_min, price_max, in_stock_only};
+	int n = knytt__sqfts_search(d->fts, &q, ids, scores, cap);
+	if (n >= 0)
+		return n;
+	if (-n == SQLITE_BUSY || -n == SQLITE_LOCKED)
+		return knytt__err(KNYTT_EBUSY, "sqlite: %s",
+				  sqlite3_errmsg(d->h));
+	return sq_err(d, "search");
+}
+
+void knytt__sqlite_search_stats(knytt__db *db, long long *scored,
+				long long *read)
+{
+	sq_db *d = (sq_db *)db;
+	*scored = *read = -1;
+	if (d->base.ops->dialect == KNYTT__SQLITE && d->fts)
+		knytt__sqfts_stats(d->fts, scored, read);
+}
+
 static void sq_close(knytt__db *db)
 {
 	sq_db *d = (sq_db *)db;
+	knytt__sqfts_close(d->fts);
 	sqlite3_close_v2(d->h);
 	free(d);
 }
@@ -202,7 +233,8 @@ static const knytt__dbops sq_ops = {
 	"sqlite",     KNYTT__SQLITE, sq_exec,     sq_prepare,  sq_finalize,
 	sq_bind_null, sq_bind_i64,   sq_bind_f64, sq_bind_text, sq_bind_blob,
 	sq_step,      sq_reset,      sq_col_null, sq_col_i64,  sq_col_f64,
-	sq_col_text,  sq_col_blob,   sq_changes,  sq_insert_ix, sq_close,
+	sq_col_text,  sq_col_blob,   sq_changes,  sq_insert_ix, sq_search,
+	sq_close,
 };
 
 int knytt__sqlite_open(const char *path, knytt__db **out)
@@ -232,6 +264,9 @@ int knytt__sqlite_open(const char *path, knytt__db **out)
 		sq_close(&d->base);
 		return rc;
 	}
+	/* without the function (an SQLite built without FTS5 would fail
+	 * earlier, at the schema), search takes the plain SQL path */
+	knytt__sqfts_open(d->h, &d->fts);
 	*out = &d->base;
 	return 0;
 }

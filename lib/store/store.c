@@ -960,6 +960,14 @@ static int query_words(const char *query, int pg, char *out, size_t cap)
 	return words;
 }
 
+void knytt__store_search_stats(knytt_store *st, long long *scored,
+				long long *read)
+{
+	*scored = *read = -1;
+	if (st && st->ops->dialect == KNYTT__SQLITE)
+		knytt__sqlite_search_stats(st->db, scored, read);
+}
+
 int knytt_store_search(knytt_store *st, const char *query,
 		       const char *category_prefix, double price_min,
 		       double price_max, int in_stock_only, uint64_t *ids,
@@ -981,6 +989,13 @@ int knytt_store_search(knytt_store *st, const char *query,
 			sizeof words) == 0)
 		return knytt__err(KNYTT_EINVAL,
 				  "field query has no word to search for");
+	if (O->search) {
+		rc = O->search(st->db, st->tenant, words, category_prefix,
+			       price_min, price_max, in_stock_only, ids,
+			       scores, cap > INT_MAX ? INT_MAX : cap);
+		if (rc != KNYTT_ENOTSUP)
+			return rc;
+	}
 	knytt__stmt *q = knytt__st_q(st, Q_SEARCH);
 	if (!q)
 		return knytt__err_keep(KNYTT_EDB);

@@ -68,6 +68,13 @@ typedef struct knytt__dbops {
 				   void (*unknown)(const knytt__ixrow *r,
 						   void *ctx),
 				   void *ctx);
+	/* Keyword search with the dialect's own ranking shortcut (SQLite:
+	 * sqfts.c); NULL, or KNYTT_ENOTSUP at run time, means the generic
+	 * SQL (Q_SEARCH).  @p match is the dialect's query text. */
+	int (*search)(knytt__db *db, uint64_t tenant, const char *match,
+		      const char *category_prefix, double price_min,
+		      double price_max, int in_stock_only, uint64_t *ids,
+		      double *scores, size_t cap);
 	void (*close)(knytt__db *db);
 } knytt__dbops;
 
@@ -78,6 +85,12 @@ struct knytt__db {
 
 int knytt__sqlite_open(const char *path, knytt__db **out);
 int knytt__pg_open(const char *conninfo, knytt__db **out);
+/* Rows scored and item rows read by the last SQLite search (-1 when the
+ * SQL path ran), for tests of the pruning. */
+void knytt__sqlite_search_stats(knytt__db *db, long long *scored,
+				long long *read);
+void knytt__store_search_stats(knytt_store *st, long long *scored,
+				long long *read);
 
 /* Statement ids of the cache (store.c owns the SQL). */
 enum knytt__sid {

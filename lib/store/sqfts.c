@@ -1,0 +1,411 @@
+/*
+ * sqfts.c -- SQLite keyword search: BM25 over FTS5 with top-k pruning.
+ *
+ * The plain way to rank (SELECT ... bm25(items_fts) ... JOIN items ...
+ * ORDER BY score LIMIT k) pays two B-tree lookups for every matching row:
+ * the row's token count in items_fts_docsize, which BM25 needs for its
+ * length normalisation, and the items row, for the tenant and the
+ * filters.  A frequent word matches thousands of items, and those lookups
+ * were 70% of a search.
+ *
+ * Here an FTS5 auxiliary function, knytt_bm25, walks the matches in one
+ * statement and keeps the k best rows that pass the filters in a heap.
+ * For each row it first computes, from the position lists FTS5 already
+ * holds, an upper bound of the row's score: BM25 grows as the document
+ * gets shorter, and a document is at least as long as the query tokens
+ * found in it.  A row whose bound is below the k-th best score so far
+ * cannot enter the result and is skipped without any lookup.  Otherwise
+ * the exact score is computed (one docsize lookup) and, if it would
+ * enter, the item's row is read for the tenant and filters.
+ *
+ * The score is FTS5's bm25() exactly (k1 = 1.2, b = 0.75, the same IDF
+ * and column weights: title 3, description 1, category 2), negated so
+ * that higher is better; the order is score descending, then id, as the
+ * SQL path gives.  tests/check_store.c compares the two on every query.
+ */
+#include "sqfts.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define K1 1.2
+#define B 0.75
+#define NCOLS 3
+
+static const double col_weight[NCOLS] = {3.0, 1.0, 2.0};
+
+typedef struct hit {
+	double s;
+	int64_t id;
+} hit;
+
+/* One search in progress (the store handle is used by one thread). */
+typedef struct run {
+	uint64_t tenant;
+	const char *cat;
+	size_t catlen;
+	double pmin, pmax;
+	int in_stock;
+	hit *heap; /* min-heap, worst on top; at most cap entries */
+	size_t n, cap, alloc;
+	int err; /* SQLite error code from inside the function */
+	long long ranked, looked_up;
+} run;
+
+struct knytt__sqfts {
+	sqlite3 *h;
+	sqlite3_stmt *match; /* rowid, knytt_bm25(items_fts) per match */
+	sqlite3_stmt *attrs; /* an item's tenant and filter columns */
+	run *cur;
+	long long stats[2]; /* last search: rows scored, items read */
+};
+
+/* Per-query constants, kept as FTS5 auxiliary data. */
+typedef struct qconst {
+	int nphrase;
+	double avgdl;
+	double *idf;
+	double *freq; /* scratch: weighted frequency per phrase */
+	uint64_t *pos; /* scratch: (column, offset) of each instance */
+	size_t npos;
+} qconst;
+
+static int grow_pos(qconst *q, size_t n)
+{
+	uint64_t *p = realloc(q->pos, n * sizeof *p);
+	if (!p)
+		return SQLITE_NOMEM;
+	q->pos = p;
+	q->npos = n;
+	return SQLITE_OK;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* a ranks below b: lower score, or the same score and a higher id */
+static int worse(const hit *a, const hit *b)
+{
+	return a->s < b->s || (a->s == b->s && a->id > b->id);
+}
+
+static void sift_down(hit *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		if (l < n && worse(&h[l], &h[m]))
+			m = l;
+		if (l + 1 < n && worse(&h[l + 1], &h[m]))
+			m = l + 1;
+		if (m == i)
+			return;
+		hit t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+static void heap_push(run *r, hit x)
+{
+	if (r->n < r->cap && r->n == r->alloc) {
+		size_t na = r->alloc ? 2 * r->alloc : 64;
+		hit *nh = realloc(r->heap, na * sizeof *nh);
+		if (!nh) {
+			r->err = SQLITE_NOMEM;
+			return;
+		}
+		r->heap = nh;
+		r->alloc = na;
+	}
+	if (r->n < r->cap) {
+		size_t i = r->n++;
+		r->heap[i] = x;
+		while (i > 0 && worse(&r->heap[i], &r->heap[(i - 1) / 2])) {
+			hit t = r->heap[i];
+			r->heap[i] = r->heap[(i - 1) / 2];
+			r->heap[(i - 1) / 2] = t;
+			i = (i - 1) / 2;
+		}
+		return;
+	}
+	r->heap[0] = x;
+	sift_down(r->heap, r->n, 0);
+}
+
+/* Could a row with score @p s and id @p id still enter the heap? */
+static int could_enter(const run *r, double s, int64_t id)
+{
+	if (r->n < r->cap)
+		return 1;
+	hit x = {s, id};
+	return worse(&r->heap[0], &x);
+}
+
+static int count_row(const Fts5ExtensionApi *api, Fts5Context *fts,
+		     void *ctx)
+{
+	(void)api;
+	(void)fts;
+	(*(int64_t *)ctx)++;
+	return SQLITE_OK;
+}
+
+static void qconst_free(void *p)
+{
+	qconst *q = p;
+	if (q) {
+		free(q->idf);
+		free(q->freq);
+		free(q->pos);
+		free(q);
+	}
+}
+
+/* IDF per phrase and the average row length, as FTS5's bm25() has them. */
+static int qconst_make(const Fts5ExtensionApi *api, Fts5Context *fts,
+		       qconst **out)
+{
+	qconst *q = calloc(1, sizeof *q);
+	if (!q)
+		return SQLITE_NOMEM;
+	q->nphrase = api->xPhraseCount(fts);
+	size_t np = q->nphrase > 0 ? (size_t)q->nphrase : 1;
+	q->idf = calloc(np, sizeof *q->idf);
+	q->freq = calloc(np, sizeof *q->freq);
+	sqlite3_int64 nrow = 0, ntok = 0;
+	int rc = (q->idf && q->freq) ? SQLITE_OK : SQLITE_NOMEM;
+	if (rc == SQLITE_OK)
+		rc = api->xRowCount(fts, &nrow);
+	if (rc == SQLITE_OK)
+		rc = api->xColumnTotalSize(fts, -1, &ntok);
+	q->avgdl = nrow > 0 ? (double)ntok / (double)nrow : 1;
+	for (int i = 0; rc == SQLITE_OK && i < q->nphrase; i++) {
+		int64_t hits = 0;
+		rc = api->xQueryPhrase(fts, i, &hits, count_row);
+		double idf = log((0.5 + (double)(nrow - hits)) /
+				 (0.5 + (double)hits));
+		q->idf[i] = idf <= 0 ? 1e-6 : idf;
+	}
+	if (rc != SQLITE_OK) {
+		qconst_free(q);
+		return rc;
+	}
+	*out = q;
+	return SQLITE_OK;
+}
+
+static double bm25(const qconst *q, double len)
+{
+	double norm = K1 * (1 - B + B * len / q->avgdl), s = 0;
+	for (int i = 0; i < q->nphrase; i++) {
+		double f = q->freq[i];
+		s += q->idf[i] * f * (K1 + 1) / (f + norm);
+	}
+	return s;
+}
+
+/* Does item @p id belong to the tenant, live, and pass the filters? */
+static int passes(knytt__sqfts *x, run *r, int64_t id)
+{
+	sqlite3_stmt *a = x->attrs;
+	sqlite3_bind_int64(a, 1, id);
+	int rc = sqlite3_step(a), ok = 0;
+	if (rc == SQLITE_ROW) {
+		const char *cat = (const char *)sqlite3_column_text(a, 2);
+		double price = sqlite3_column_double(a, 3);
+		ok = (uint64_t)sqlite3_column_int64(a, 0) == r->tenant &&
+		     sqlite3_column_int64(a, 1) == 0 &&
+		     (!r->in_stock || sqlite3_column_int64(a, 4) == 1) &&
+		     (isnan(r->pmin) || price >= r->pmin) &&
+		     (isnan(r->pmax) || price <= r->pmax);
+		if (ok && r->cat)
+			ok = cat && strncmp(cat, r->cat, r->catlen) == 0 &&
+			     (cat[r->catlen] == '\0' || cat[r->catlen] == '/');
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	}
+	sqlite3_reset(a);
+	if (rc != SQLITE_OK)
+		r->err = rc;
+	return ok;
+}
+
+static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
+		    sqlite3_context *ctx, int nval, sqlite3_value **val)
+{
+	(void)nval;
+	(void)val;
+	knytt__sqfts *x = api->xUserData(fts);
+	run *r = x->cur;
+	sqlite3_result_null(ctx);
+	if (!r) {
+		sqlite3_result_error(ctx, "knytt_bm25: not inside a search",
+				     -1);
+		return;
+	}
+	qconst *q = api->xGetAuxdata(fts, 0);
+	int rc;
+	if (!q) {
+		if ((rc = qconst_make(api, fts, &q)) != SQLITE_OK ||
+		    (rc = api->xSetAuxdata(fts, q, qconst_free)) !=
+			    SQLITE_OK) {
+			sqlite3_result_error_code(ctx, rc);
+			return;
+		}
+	}
+	int ninst = 0;
+	if ((rc = api->xInstCount(fts, &ninst)) != SQLITE_OK) {
+		sqlite3_result_error_code(ctx, rc);
+		return;
+	}
+	memset(q->freq, 0, (size_t)q->nphrase * sizeof *q->freq);
+	if ((size_t)ninst > q->npos &&
+	    (rc = grow_pos(q, (size_t)ninst)) != SQLITE_OK) {
+		sqlite3_result_error_code(ctx, rc);
+		return;
+	}
+	for (int i = 0; i < ninst; i++) {
+		int ph, col, off;
+		if ((rc = api->xInst(fts, i, &ph, &col, &off)) != SQLITE_OK) {
+			sqlite3_result_error_code(ctx, rc);
+			return;
+		}
+		q->freq[ph] += col < NCOLS ? col_weight[col] : 1.0;
+		q->pos[i] = (uint64_t)(uint32_t)col << 32 | (uint32_t)off;
+	}
+	/* instances of different phrases (a word given twice) can start on
+	 * the same token: count each position once */
+	for (int i = 1; i < ninst; i++)
+		if (q->pos[i] < q->pos[i - 1]) {
+			qsort(q->pos, (size_t)ninst, sizeof *q->pos, cmp_u64);
+			break;
+		}
+	double mintok = ninst > 0;
+	for (int i = 1; i < ninst; i++)
+		mintok += q->pos[i] != q->pos[i - 1];
+	int64_t id = api->xRowid(fts);
+	/* the row holds at least the tokens found in it: its score is at
+	 * most BM25 at that length */
+	if (!could_enter(r, bm25(q, mintok), id))
+		return;
+	int len = 0;
+	if ((rc = api->xColumnSize(fts, -1, &len)) != SQLITE_OK) {
+		sqlite3_result_error_code(ctx, rc);
+		return;
+	}
+	r->ranked++;
+	hit h = {bm25(q, len), id};
+	if (!could_enter(r, h.s, id))
+		return;
+	r->looked_up++;
+	if (passes(x, r, id))
+		heap_push(r, h);
+	if (r->err)
+		sqlite3_result_error_code(ctx, r->err);
+}
+
+int knytt__sqfts_open(sqlite3 *h, knytt__sqfts **out)
+{
+	*out = NULL;
+	knytt__sqfts *x = calloc(1, sizeof *x);
+	if (!x)
+		return SQLITE_NOMEM;
+	x->h = h;
+	/* the documented way to reach FTS5's API: SELECT fts5(?1) with a
+	 * pointer bound under the type name "fts5_api_ptr" */
+	fts5_api *api = NULL;
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(h, "SELECT fts5(?1)", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_pointer(s, 1, &api, "fts5_api_ptr", NULL);
+		sqlite3_step(s);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_OK && (!api || api->iVersion < 2))
+		rc = SQLITE_ERROR;
+	if (rc == SQLITE_OK)
+		rc = api->xCreateFunction(api, "knytt_bm25", x, rank_fn, NULL);
+	if (rc != SQLITE_OK) {
+		free(x);
+		return rc;
+	}
+	*out = x;
+	return SQLITE_OK;
+}
+
+void knytt__sqfts_close(knytt__sqfts *x)
+{
+	if (!x)
+		return;
+	sqlite3_finalize(x->match);
+	sqlite3_finalize(x->attrs);
+	free(x); /* the function stays registered, never called again */
+}
+
+static int cmp_hit(const void *a, const void *b)
+{
+	const hit *x = a, *y = b;
+	return worse(y, x) ? -1 : worse(x, y) ? 1 : 0;
+}
+
+int knytt__sqfts_search(knytt__sqfts *x, const knytt__sqfts_query *qy,
+			uint64_t *ids, double *scores, size_t cap)
+{
+	int rc = SQLITE_OK;
+	if (!x->match)
+		rc = sqlite3_prepare_v3(
+			x->h,
+			"SELECT knytt_bm25(items_fts) FROM items_fts WHERE "
+			"items_fts MATCH ?1",
+			-1, SQLITE_PREPARE_PERSISTENT, &x->match, NULL);
+	if (rc == SQLITE_OK && !x->attrs)
+		rc = sqlite3_prepare_v3(
+			x->h,
+			"SELECT tenant, deleted, category, price, in_stock "
+			"FROM items WHERE id = ?1",
+			-1, SQLITE_PREPARE_PERSISTENT, &x->attrs, NULL);
+	if (rc != SQLITE_OK)
+		return -rc;
+	run r = {.tenant = qy->tenant,
+		 .cat = qy->category_prefix,
+		 .catlen = qy->category_prefix ? strlen(qy->category_prefix)
+					       : 0,
+		 .pmin = qy->price_min,
+		 .pmax = qy->price_max,
+		 .in_stock = qy->in_stock_only,
+		 .cap = cap};
+	sqlite3_bind_text(x->match, 1, qy->match, -1, SQLITE_STATIC);
+	x->cur = &r;
+	while ((rc = sqlite3_step(x->match)) == SQLITE_ROW)
+		;
+	x->cur = NULL;
+	sqlite3_reset(x->match);
+	sqlite3_clear_bindings(x->match);
+	if (rc == SQLITE_DONE)
+		rc = r.err ? r.err : SQLITE_OK;
+	if (rc == SQLITE_OK) {
+		qsort(r.heap, r.n, sizeof *r.heap, cmp_hit);
+		for (size_t i = 0; i < r.n; i++) {
+			ids[i] = (uint64_t)r.heap[i].id;
+			if (scores)
+				scores[i] = r.heap[i].s;
+		}
+	}
+	free(r.heap);
+	x->stats[0] = r.ranked;
+	x->stats[1] = r.looked_up;
+	return rc == SQLITE_OK ? (int)r.n : -rc;
+}
+
+void knytt__sqfts_stats(const knytt__sqfts *x, long long *scored,
+			long long *read)
+{
+	*scored = x->stats[0];
+	*read = x->stats[1];
+}
