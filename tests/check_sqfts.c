@@ -179,10 +179,10 @@ START_TEST(search_equals_sql_bm25)
 	if (getenv("KNYTT_TEST_VERBOSE"))
 		printf("sqfts: %lld results, scored %lld of %lld rows\n",
 		       results, scored, matched);
-	/* the queries found things, and the bound spared a share of the
-	 * exact scores (a quarter of the rows of this seed) */
+	/* the queries found things, and the bound spared a good share of
+	 * the exact scores (40% of the rows of this seed) */
 	ck_assert_int_gt(results, queries * 3);
-	ck_assert_msg(scored < matched * 17 / 20,
+	ck_assert_msg(scored < matched * 7 / 10,
 		      "scored %lld of %lld matching rows", scored, matched);
 	sqlite3_finalize(ref);
 	sqlite3_close(db);

@@ -10,6 +10,7 @@
  * test gets its own schema (search_path in the connection URI), each
  * SQLite test its own file.
  */
+#include "../lib/store/store_int.h"
 #include "knytt.h"
 #include "testutil.h"
 
@@ -1492,6 +1493,8 @@ START_TEST(import_killed_converges)
 		    knytt_store_use_tenant(c, t) ||
 		    knytt_store_set_batch_size(c, (size_t)batch))
 			_exit(3);
+		if (_i == 1) /* killed in bulk mode, with indexes dropped */
+			c->bulk_min = 1;
 		knytt_store_import(c, p, KNYTT_RECORD_INTERACTIONS,
 				   KNYTT_FORMAT_CSV, NULL, NULL);
 		_exit(0);
@@ -1513,6 +1516,8 @@ START_TEST(import_killed_converges)
 	/* whole batches only */
 	ck_assert_msg(after % batch == 0, "%lld rows is not whole batches",
 		      (long long)after);
+	if (_i == 1) /* the dead import left the indexes dropped */
+		ck_assert_int_gt(knytt__ix_indexes_missing(st), 0);
 	if (!su_pg) {
 		sqlite3 *db;
 		ck_assert_int_eq(sqlite3_open(t_uri + 7, &db), SQLITE_OK);
@@ -1549,8 +1554,119 @@ START_TEST(import_killed_converges)
 	ck_assert_uint_eq(d1.h, d2.h);
 	ck_assert_int_eq(knytt_store_user_count(st),
 			 knytt_store_user_count(clean));
+	ck_assert_int_eq(knytt__ix_indexes_missing(st), 0);
 	knytt_store_close(clean);
 	knytt_store_close(st);
+}
+END_TEST
+
+/* ---- bulk mode: indexes dropped, rebuilt, repeated events removed ------------- */
+
+static int64_t events_of(knytt_store *st, digest *d)
+{
+	d->h = 1469598103934665603ULL;
+	d->n = 0;
+	int n = knytt_store_interactions_since(st, 0, digest_cb, d);
+	ck_assert_int_ge(n, 0);
+	return knytt_store_interaction_count(st);
+}
+
+static int click_cb(const knytt_interaction *x, void *ctx)
+{
+	*(int *)ctx += strcmp(x->type, "click") == 0;
+	return 0;
+}
+
+static knytt_store *bulk_shop(const char *name, size_t bulk_min)
+{
+	knytt_store *st = su_open(name, NULL);
+	st->bulk_min = bulk_min;
+	for (int i = 0; i < 100; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "i%d", i);
+		put_item(st, id, "x", NULL, NULL, 1, 1);
+	}
+	/* stored before the import, with the ids of two of its events:
+	 * these rows, not the file's, must stay */
+	for (int i = 5; i <= 7; i += 2) {
+		char ev[16];
+		snprintf(ev, sizeof ev, "ev%d", i);
+		knytt_interaction x = {.struct_size = sizeof x,
+				       .user = "early",
+				       .item = "i1",
+				       .type = "click",
+				       .ts_ms = 10,
+				       .event_id = ev};
+		ck_assert_int_eq(knytt_store_interaction_add(st, &x), 1);
+	}
+	return st;
+}
+
+START_TEST(import_bulk_mode)
+{
+	int n = 3000;
+	char p[512];
+	su_path("bulk.csv", p, sizeof p);
+	gen_ix(p, n);
+	FILE *f = fopen(p, "a");
+	ck_assert_ptr_nonnull(f);
+	for (int i = 10; i < 60; i++) /* repeated events inside the file */
+		fprintf(f, "u1,i2,view,%d,ev%d\n", 5000000 + i, i);
+	fclose(f);
+	knytt_store *bulk = bulk_shop("bulk", 1), *plain =
+		bulk_shop("plain", (size_t)1 << 40);
+	ck_assert_int_eq(knytt_store_import(bulk, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 n + 50);
+	ck_assert_int_eq(knytt_store_import(plain, p,
+					    KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 n + 50);
+	ck_assert_int_eq(knytt__ix_indexes_missing(bulk), 0);
+	digest a, b;
+	ck_assert_int_eq(events_of(bulk, &a), n);
+	ck_assert_int_eq(events_of(plain, &b), n);
+	ck_assert_uint_eq(a.h, b.h);
+	/* the pre-existing rows won over the file's */
+	int clicks = 0;
+	ck_assert_int_eq(knytt_store_user_recent(bulk, "early", 10, click_cb,
+						 &clicks),
+			 2);
+	ck_assert_int_eq(clicks, 2);
+
+	/* a bulk import killed with its indexes dropped and an event stored
+	 * twice: the next open rebuilds them and keeps the first row */
+	ck_assert_int_eq(knytt__ix_indexes_drop(bulk), 0);
+	su_exec("INSERT INTO interactions(tenant, user_id, item_id, type, "
+		"weight, ts, event_id) SELECT tenant, user_id, item_id, "
+		"'purchase', 8, ts, event_id FROM interactions WHERE event_id "
+		"= 'ev100'");
+	ck_assert_int_eq(knytt_store_interaction_count(bulk), n + 1);
+	/* ... not while a live bulk import holds the lock */
+	ck_assert_int_eq(plain->ops->bulk_lock(plain->db, 1), 1);
+	knytt_store *again = su_open("bulk", NULL);
+	ck_assert_int_gt(knytt__ix_indexes_missing(again), 0);
+	knytt_store_close(again);
+	plain->ops->bulk_lock(plain->db, 0);
+	again = su_open("bulk", NULL);
+	ck_assert_int_eq(knytt__ix_indexes_missing(again), 0);
+	ck_assert_int_eq(events_of(again, &b), n);
+	ck_assert_uint_eq(a.h, b.h);
+	knytt_store_close(again);
+
+	/* an import that finds the indexes missing builds them, whatever
+	 * its size (the plain path would keep repeated events) */
+	ck_assert_int_eq(knytt__ix_indexes_drop(plain), 0);
+	plain->bulk_min = (size_t)1 << 40;
+	ck_assert_int_eq(knytt_store_import(plain, p,
+					    KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 n + 50);
+	ck_assert_int_eq(knytt__ix_indexes_missing(plain), 0);
+	ck_assert_int_eq(events_of(plain, &b), n);
+	ck_assert_uint_eq(a.h, b.h);
+	knytt_store_close(plain);
+	knytt_store_close(bulk);
 }
 END_TEST
 
@@ -1631,7 +1747,8 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, import_jsonl);
 	tcase_add_test(tc, import_interactions_csv);
 	tcase_add_test(tc, import_movielens);
-	tcase_add_test(tc, import_killed_converges);
+	tcase_add_loop_test(tc, import_killed_converges, 0, 2);
+	tcase_add_test(tc, import_bulk_mode);
 	tcase_add_test(tc, null_arguments);
 }
 

@@ -496,6 +496,22 @@ static int pg_insert_ix(knytt__db *db, uint64_t tenant,
 	return rc ? rc : stored;
 }
 
+/* A session-level advisory lock: PostgreSQL drops it when the session
+ * ends, including when the client was killed. */
+static int pg_bulk_lock(knytt__db *db, int take)
+{
+	pg_db *d = (pg_db *)db;
+	PGresult *r = PQexec(d->c, take ? "SELECT pg_try_advisory_lock(7746012)"
+					: "SELECT pg_advisory_unlock(7746012)");
+	int rc;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		rc = pg_err(d, r, "advisory lock");
+	else
+		rc = take && PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return rc;
+}
+
 static void pg_close(knytt__db *db)
 {
 	pg_db *d = (pg_db *)db;
@@ -508,7 +524,7 @@ static const knytt__dbops pg_ops = {
 	pg_bind_null, pg_bind_i64,  pg_bind_f64, pg_bind_text, pg_bind_blob,
 	pg_step,      pg_reset,     pg_col_null, pg_col_i64,  pg_col_f64,
 	pg_col_text,  pg_col_blob,  pg_changes,  pg_insert_ix, NULL,
-	pg_close,
+	pg_bulk_lock, pg_close,
 };
 
 int knytt__pg_open(const char *conninfo, knytt__db **out)

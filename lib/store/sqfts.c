@@ -12,9 +12,10 @@
  * statement and keeps the k best rows that pass the filters in a heap.
  * For each row it first computes, from the position lists FTS5 already
  * holds, an upper bound of the row's score: BM25 grows as the document
- * gets shorter, and a document is at least as long as the query tokens
- * found in it.  A row whose bound is below the k-th best score so far
- * cannot enter the result and is skipped without any lookup.  Otherwise
+ * gets shorter, and each column is at least as long as the offset of
+ * the last query token found in it.  A row whose bound is below the
+ * k-th best score so far cannot enter the result and is skipped without
+ * any lookup.  Otherwise
  * the exact score is computed (one docsize lookup) and, if it would
  * enter, the item's row is read for the tenant and filters.
  *
@@ -67,25 +68,7 @@ typedef struct qconst {
 	double avgdl;
 	double *idf;
 	double *freq; /* scratch: weighted frequency per phrase */
-	uint64_t *pos; /* scratch: (column, offset) of each instance */
-	size_t npos;
 } qconst;
-
-static int grow_pos(qconst *q, size_t n)
-{
-	uint64_t *p = realloc(q->pos, n * sizeof *p);
-	if (!p)
-		return SQLITE_NOMEM;
-	q->pos = p;
-	q->npos = n;
-	return SQLITE_OK;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
 
 /* a ranks below b: lower score, or the same score and a higher id */
 static int worse(const hit *a, const hit *b)
@@ -161,7 +144,6 @@ static void qconst_free(void *p)
 	if (q) {
 		free(q->idf);
 		free(q->freq);
-		free(q->pos);
 		free(q);
 	}
 }
@@ -265,11 +247,8 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 		return;
 	}
 	memset(q->freq, 0, (size_t)q->nphrase * sizeof *q->freq);
-	if ((size_t)ninst > q->npos &&
-	    (rc = grow_pos(q, (size_t)ninst)) != SQLITE_OK) {
-		sqlite3_result_error_code(ctx, rc);
-		return;
-	}
+	/* a column holds at least up to the end of its last instance */
+	int end[NCOLS + 1] = {0};
 	for (int i = 0; i < ninst; i++) {
 		int ph, col, off;
 		if ((rc = api->xInst(fts, i, &ph, &col, &off)) != SQLITE_OK) {
@@ -277,21 +256,16 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 			return;
 		}
 		q->freq[ph] += col < NCOLS ? col_weight[col] : 1.0;
-		q->pos[i] = (uint64_t)(uint32_t)col << 32 | (uint32_t)off;
+		int c = col < NCOLS ? col : NCOLS;
+		int e = off + api->xPhraseSize(fts, ph);
+		if (e > end[c])
+			end[c] = e;
 	}
-	/* instances of different phrases (a word given twice) can start on
-	 * the same token: count each position once */
-	for (int i = 1; i < ninst; i++)
-		if (q->pos[i] < q->pos[i - 1]) {
-			qsort(q->pos, (size_t)ninst, sizeof *q->pos, cmp_u64);
-			break;
-		}
-	double mintok = ninst > 0;
-	for (int i = 1; i < ninst; i++)
-		mintok += q->pos[i] != q->pos[i - 1];
+	double mintok = 0;
+	for (int c = 0; c <= NCOLS; c++)
+		mintok += end[c];
 	int64_t id = api->xRowid(fts);
-	/* the row holds at least the tokens found in it: its score is at
-	 * most BM25 at that length */
+	/* BM25 falls as the row grows: the row is at least mintok long */
 	if (!could_enter(r, bm25(q, mintok), id))
 		return;
 	int len = 0;

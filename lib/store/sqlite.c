@@ -10,14 +10,20 @@
 #include "sqfts.h"
 #include "store_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 typedef struct sq_db {
 	knytt__db base;
 	sqlite3 *h;
 	knytt__sqfts *fts; /* NULL: FTS5 function not registered */
+	int bulk_fd;       /* the bulk lock file, -1 = not held */
 } sq_db;
 
 struct knytt__stmt {
@@ -221,9 +227,51 @@ void knytt__sqlite_search_stats(knytt__db *db, long long *scored,
 		knytt__sqfts_stats(d->fts, scored, read);
 }
 
+/* The bulk lock is an flock on DB-knytt-bulk beside the database (the
+ * database file's own locks belong to SQLite: another descriptor on it
+ * would drop them when closed).  The file is left in place: removing a
+ * lock file races with the next locker.  An in-memory database has one
+ * connection, which always gets the lock. */
+static int sq_bulk_lock(knytt__db *db, int take)
+{
+	sq_db *d = (sq_db *)db;
+	if (!take) {
+		if (d->bulk_fd >= 0) {
+			flock(d->bulk_fd, LOCK_UN);
+			close(d->bulk_fd);
+			d->bulk_fd = -1;
+		}
+		return 0;
+	}
+	const char *f = sqlite3_db_filename(d->h, "main");
+	if (!f || !*f)
+		return 1;
+	if (d->bulk_fd >= 0)
+		return 1;
+	char path[4200];
+	if (snprintf(path, sizeof path, "%s-knytt-bulk", f) >=
+	    (int)sizeof path)
+		return knytt__err(KNYTT_EINVAL, "database path is too long");
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return knytt__err_errno(KNYTT_EIO, errno, "cannot open '%s'",
+					path);
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return 0;
+		return knytt__err_errno(KNYTT_EIO, e, "cannot lock '%s'",
+					path);
+	}
+	d->bulk_fd = fd;
+	return 1;
+}
+
 static void sq_close(knytt__db *db)
 {
 	sq_db *d = (sq_db *)db;
+	sq_bulk_lock(db, 0);
 	knytt__sqfts_close(d->fts);
 	sqlite3_close_v2(d->h);
 	free(d);
@@ -234,7 +282,7 @@ static const knytt__dbops sq_ops = {
 	sq_bind_null, sq_bind_i64,   sq_bind_f64, sq_bind_text, sq_bind_blob,
 	sq_step,      sq_reset,      sq_col_null, sq_col_i64,  sq_col_f64,
 	sq_col_text,  sq_col_blob,   sq_changes,  sq_insert_ix, sq_search,
-	sq_close,
+	sq_bulk_lock, sq_close,
 };
 
 int knytt__sqlite_open(const char *path, knytt__db **out)
@@ -243,6 +291,7 @@ int knytt__sqlite_open(const char *path, knytt__db **out)
 	if (!d)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	d->base.ops = &sq_ops;
+	d->bulk_fd = -1;
 	int rc = sqlite3_open_v2(path, &d->h,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 					 SQLITE_OPEN_NOMUTEX,

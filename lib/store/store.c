@@ -370,7 +370,10 @@ int knytt_store_open(const char *uri, knytt_store **out)
 	st->db->st = st;
 	st->ops = st->db->ops;
 	st->batch_rows = 50000;
+	st->bulk_min = 100000;
 	rc = knytt__migrate(st);
+	if (rc == 0)
+		rc = knytt__ix_recover(st);
 	if (rc) {
 		knytt_store_close(st);
 		return rc;
@@ -1151,9 +1154,11 @@ static const struct {
 
 double knytt__type_weight(const char *type)
 {
+	/* called per imported row: compare only names that could match */
 	for (size_t i = 0; i < sizeof builtin_types / sizeof *builtin_types;
 	     i++)
-		if (strcmp(type, builtin_types[i].name) == 0)
+		if (type[0] == builtin_types[i].name[0] &&
+		    strcmp(type, builtin_types[i].name) == 0)
 			return builtin_types[i].weight;
 	return 1;
 }
@@ -1201,8 +1206,8 @@ int knytt__ix_prepare(knytt_store *st, const knytt_interaction *in,
 	r->has_value = in->has_value != 0;
 	r->value = r->has_value ? in->value : 0;
 	r->ts = in->ts_ms ? in->ts_ms : knytt__now_ms();
-	if (in->event_id)
-		snprintf(r->event_id, sizeof r->event_id, "%s", in->event_id);
+	if (in->event_id) /* check_id bounded its length */
+		memcpy(r->event_id, in->event_id, strlen(in->event_id) + 1);
 	if (!resolve)
 		return 0;
 	if ((rc = knytt__item_id(st, in->item, &r->item_id)))

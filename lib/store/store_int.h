@@ -75,6 +75,11 @@ typedef struct knytt__dbops {
 		      const char *category_prefix, double price_min,
 		      double price_max, int in_stock_only, uint64_t *ids,
 		      double *scores, size_t cap);
+	/* The bulk-import lock: with @p take, tries to take it (1 = taken,
+	 * 0 = another connection holds it, < 0 = error); without, releases
+	 * it.  It ends with the connection or the process, even on kill -9,
+	 * so a bulk import that died no longer holds it. */
+	int (*bulk_lock)(knytt__db *db, int take);
 	void (*close)(knytt__db *db);
 } knytt__dbops;
 
@@ -116,6 +121,8 @@ struct knytt_store {
 	int schema_version;
 	size_t batch_rows;
 	int in_txn; /* an explicit transaction is open */
+	size_t bulk_min; /* interaction imports of more rows run in bulk
+			    mode (import.c); tests lower it */
 };
 
 /* The cached statement @p id, prepared on first use and reset. */
@@ -124,6 +131,18 @@ int knytt__st_begin(knytt_store *st);
 int knytt__st_commit(knytt_store *st);
 void knytt__st_rollback(knytt_store *st);
 int knytt__migrate(knytt_store *st);
+
+/* The secondary indexes of interactions (schema.c).  Bulk imports drop
+ * them and build them again at the end, which is about three times
+ * cheaper than updating them row by row. */
+int knytt__ix_indexes_missing(knytt_store *st); /* count, or < 0 */
+int knytt__ix_indexes_drop(knytt_store *st);
+/* Builds the missing ones, first removing rows whose (tenant, event id)
+ * repeats an earlier row's, which the unique index would have refused. */
+int knytt__ix_indexes_build(knytt_store *st);
+/* At open: rebuilds indexes a killed bulk import left dropped, unless a
+ * live bulk import holds the lock. */
+int knytt__ix_recover(knytt_store *st);
 
 /* Validation helpers (import.c uses them too).  Each returns 0 or
  * KNYTT_EINVAL with a message naming @p field. */
