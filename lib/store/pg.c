@@ -377,26 +377,26 @@ static size_t copy_esc(char *o, const char *v)
 }
 
 /*
- * One batch: COPY the rows (external ids included) into a session-local
- * staging table, then let the server do the rest in three set-based
- * statements -- report rows whose item does not exist, create the users
- * seen for the first time (in order of first appearance), insert the
- * interactions joined to their ids.  Resolving ids row by row would cost
- * a round trip per new user or item, which dominated the import time.
+ * One batch of resolved rows.  During a bulk import (unique index
+ * dropped, st->bulk) they are COPYed straight into interactions;
+ * otherwise into a session-local staging table first, from which one
+ * INSERT ... ON CONFLICT DO NOTHING skips events already stored.
  */
 static int pg_insert_ix(knytt__db *db, uint64_t tenant,
-			const knytt__ixrow *rows, size_t n,
-			void (*unknown)(const knytt__ixrow *r, void *ctx),
-			void *ctx)
+			const knytt__ixrow *rows, size_t n)
 {
 	pg_db *d = (pg_db *)db;
-	int rc = pg_exec(db, "CREATE TEMP TABLE IF NOT EXISTS knytt_ix_stage ("
-			     "ord BIGINT, user_ext TEXT, item_ext TEXT, "
-			     "type TEXT, weight FLOAT8, value FLOAT8, "
-			     "ts BIGINT, event_id TEXT)");
-	if (rc)
+	int direct = db->st && db->st->bulk, rc = 0;
+	if (!direct &&
+	    (rc = pg_exec(db, "CREATE TEMP TABLE IF NOT EXISTS knytt_ix_stage ("
+			      "ord BIGINT, tenant BIGINT, user_id BIGINT, "
+			      "item_id BIGINT, type TEXT, weight FLOAT8, "
+			      "value FLOAT8, ts BIGINT, event_id TEXT)")))
 		return rc;
-	PGresult *r = PQexec(d->c, "COPY knytt_ix_stage FROM STDIN");
+	PGresult *r = PQexec(d->c, direct ? "COPY interactions (tenant, "
+					    "user_id, item_id, type, weight, "
+					    "value, ts, event_id) FROM STDIN"
+					  : "COPY knytt_ix_stage FROM STDIN");
 	if (PQresultStatus(r) != PGRES_COPY_IN) {
 		rc = pg_err(d, r, "COPY");
 		PQclear(r);
@@ -409,11 +409,12 @@ static int pg_insert_ix(knytt__db *db, uint64_t tenant,
 	int bad = buf == NULL;
 	for (size_t i = 0; i < n && !bad; i++) {
 		const knytt__ixrow *x = &rows[i];
-		len += (size_t)snprintf(buf + len, 32, "%zu\t", i);
-		len += copy_esc(buf + len, x->user);
-		buf[len++] = '\t';
-		len += copy_esc(buf + len, x->item);
-		buf[len++] = '\t';
+		if (!direct)
+			len += (size_t)snprintf(buf + len, 32, "%zu\t", i);
+		len += (size_t)snprintf(buf + len, 80, "%llu\t%llu\t%llu\t",
+					(unsigned long long)tenant,
+					(unsigned long long)x->user_id,
+					(unsigned long long)x->item_id);
 		len += copy_esc(buf + len, x->type);
 		if (x->has_value)
 			len += (size_t)snprintf(buf + len, 100,
@@ -440,57 +441,29 @@ static int pg_insert_ix(knytt__db *db, uint64_t tenant,
 	free(buf);
 	if (PQputCopyEnd(d->c, bad ? "aborted" : NULL) != 1)
 		bad = 1;
+	int stored = 0;
 	while ((r = PQgetResult(d->c))) {
 		if (!rc && PQresultStatus(r) != PGRES_COMMAND_OK)
 			rc = pg_err(d, r, "COPY");
+		else if (!rc)
+			stored = atoi(PQcmdTuples(r));
 		PQclear(r);
 	}
 	if (rc || bad)
 		return rc ? rc : knytt__err(KNYTT_EDB, "postgres: COPY failed");
-
-	unsigned long long t = (unsigned long long)tenant;
-	char sql[1024];
-	snprintf(sql, sizeof sql,
-		 "SELECT s.ord FROM knytt_ix_stage s WHERE NOT EXISTS "
-		 "(SELECT 1 FROM items i WHERE i.tenant = %llu AND "
-		 "i.ext_id = s.item_ext) ORDER BY s.ord",
-		 t);
-	r = PQexec(d->c, sql);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		rc = pg_err(d, r, "staging");
-		PQclear(r);
-		return rc;
-	}
-	for (int i = 0; i < PQntuples(r); i++) {
-		size_t ord = (size_t)atoll(PQgetvalue(r, i, 0));
-		if (ord < n && unknown)
-			unknown(&rows[ord], ctx);
-	}
-	PQclear(r);
-	snprintf(sql, sizeof sql,
-		 "INSERT INTO users (tenant, ext_id, created) SELECT %llu, "
-		 "s.user_ext, %lld FROM knytt_ix_stage s WHERE EXISTS "
-		 "(SELECT 1 FROM items i WHERE i.tenant = %llu AND "
-		 "i.ext_id = s.item_ext) GROUP BY s.user_ext ORDER BY "
-		 "MIN(s.ord) ON CONFLICT DO NOTHING",
-		 t, (long long)knytt__now_ms(), t);
-	if ((rc = pg_exec(db, sql)))
-		return rc;
-	snprintf(sql, sizeof sql,
-		 "INSERT INTO interactions (tenant, user_id, item_id, type, "
-		 "weight, value, ts, event_id) SELECT %llu, u.id, i.id, s.type, "
-		 "s.weight, s.value, s.ts, s.event_id FROM knytt_ix_stage s "
-		 "JOIN items i ON i.tenant = %llu AND i.ext_id = s.item_ext "
-		 "JOIN users u ON u.tenant = %llu AND u.ext_id = s.user_ext "
-		 "ORDER BY s.ord ON CONFLICT DO NOTHING",
-		 t, t, t);
-	r = PQexec(d->c, sql);
+	if (direct)
+		return stored;
+	r = PQexec(d->c, "INSERT INTO interactions (tenant, user_id, item_id, "
+			 "type, weight, value, ts, event_id) SELECT tenant, "
+			 "user_id, item_id, type, weight, value, ts, event_id "
+			 "FROM knytt_ix_stage ORDER BY ord ON CONFLICT DO "
+			 "NOTHING");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		rc = pg_err(d, r, "insert");
 		PQclear(r);
 		return rc;
 	}
-	int stored = atoi(PQcmdTuples(r));
+	stored = atoi(PQcmdTuples(r));
 	PQclear(r);
 	rc = pg_exec(db, "TRUNCATE knytt_ix_stage");
 	return rc ? rc : stored;

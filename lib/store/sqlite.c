@@ -161,12 +161,8 @@ static int64_t sq_changes(knytt__stmt *s)
  * several hundred thousand rows a second, so a multi-row statement
  * would buy little. */
 static int sq_insert_ix(knytt__db *db, uint64_t tenant,
-			const knytt__ixrow *rows, size_t n,
-			void (*unknown)(const knytt__ixrow *r, void *ctx),
-			void *ctx)
+			const knytt__ixrow *rows, size_t n)
 {
-	(void)unknown; /* ids were resolved by the caller */
-	(void)ctx;
 	knytt__stmt *q = knytt__st_q(db->st, Q_IX_INS);
 	if (!q)
 		return knytt__err_keep(KNYTT_EDB);

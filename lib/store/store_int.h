@@ -21,8 +21,8 @@ typedef struct knytt__stmt knytt__stmt; /* backend-specific */
 typedef struct knytt__db knytt__db;
 
 /* One validated interaction row, for batch inserts.  The SQLite path
- * fills user_id/item_id before the insert; the PostgreSQL path resolves
- * the external ids in SQL (user/item) for a whole batch at once. */
+ * fills user_id/item_id row by row; the PostgreSQL path keeps the
+ * external ids (user/item) and resolves a whole batch at once. */
 typedef struct knytt__ixrow {
 	uint64_t user_id, item_id;
 	size_t line; /* input line, for reports */
@@ -59,15 +59,11 @@ typedef struct knytt__dbops {
 	const void *(*col_blob)(knytt__stmt *s, int c, size_t *n);
 	/* Rows changed by the last completed step. */
 	int64_t (*changes)(knytt__stmt *s);
-	/* Inserts n interactions (duplicates by event id ignored) inside
-	 * the caller's transaction; returns the number stored.  Rows whose
-	 * item does not exist are passed to @p unknown (PostgreSQL path,
-	 * where ids are resolved in SQL) and not stored. */
+	/* Inserts n interactions with their ids resolved (duplicates by
+	 * event id ignored) inside the caller's transaction; returns the
+	 * number stored. */
 	int (*insert_interactions)(knytt__db *db, uint64_t tenant,
-				   const knytt__ixrow *rows, size_t n,
-				   void (*unknown)(const knytt__ixrow *r,
-						   void *ctx),
-				   void *ctx);
+				   const knytt__ixrow *rows, size_t n);
 	/* Keyword search with the dialect's own ranking shortcut (SQLite:
 	 * sqfts.c); NULL, or KNYTT_ENOTSUP at run time, means the generic
 	 * SQL (Q_SEARCH).  @p match is the dialect's query text. */
@@ -121,6 +117,7 @@ struct knytt_store {
 	int schema_version;
 	size_t batch_rows;
 	int in_txn; /* an explicit transaction is open */
+	int bulk;   /* a bulk import runs on this handle: indexes dropped */
 	size_t bulk_min; /* interaction imports of more rows run in bulk
 			    mode (import.c); tests lower it */
 };
