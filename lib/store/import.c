@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define IXBUF 8192
 #define CACHE_MAX (1u << 20) /* entries per cache before it is emptied */
@@ -962,10 +963,10 @@ static int bulk_begin(knytt_store *st, FILE *f, int *bulk)
 	/* indexes a dead bulk import left dropped (its lock is free now,
 	 * or open would have rebuilt them): the plain path would store
 	 * repeated events for good, so this import builds them too */
-	int rc = knytt__ix_indexes_missing(st);
+	int rc = knytt__ix_indexes_missing(st), missing = rc > 0;
 	if (rc < 0)
 		return rc;
-	if (rc > 0)
+	if (missing)
 		goto take;
 	if (fseek(f, 0, SEEK_END) != 0)
 		return 0; /* not a regular file: the plain path */
@@ -987,9 +988,17 @@ static int bulk_begin(knytt_store *st, FILE *f, int *bulk)
 		return 0;
 take:
 	rc = st->ops->bulk_lock(st->db, 1);
+	/* indexes missing and the lock held: by a live bulk import, whose
+	 * final build also covers the rows written now, or by one that was
+	 * just killed and whose session PostgreSQL has not ended yet --
+	 * that one's lock is free within moments */
+	for (int i = 0; rc == 0 && missing && i < 40; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		rc = st->ops->bulk_lock(st->db, 1);
+	}
 	if (rc <= 0)
-		return rc; /* 0: another bulk import runs, and its final
-			      build also covers the rows written now */
+		return rc;
 	if ((rc = knytt__ix_indexes_drop(st))) {
 		st->ops->bulk_lock(st->db, 0);
 		return rc;
@@ -1091,7 +1100,9 @@ int knytt_store_import(knytt_store *st, const char *path,
 		if (kind == KNYTT_RECORD_ITEMS)
 			st->ops->exec(st->db,
 				      "ANALYZE items; SELECT "
-				      "gin_clean_pending_list('items_tsv')");
+				      "gin_clean_pending_list('items_tsv'), "
+				      "gin_clean_pending_list("
+				      "'items_title_tsv')");
 		else if (kind == KNYTT_RECORD_USERS)
 			st->ops->exec(st->db, "ANALYZE users");
 		else

@@ -155,6 +155,12 @@ static const migration migrations[] = {
 	 "CREATE TABLE models(tenant BIGINT NOT NULL, name TEXT NOT NULL,"
 	 " version BIGINT NOT NULL, blob BYTEA NOT NULL, meta TEXT,"
 	 " created BIGINT NOT NULL, PRIMARY KEY(tenant, name, version));"},
+	/* Version 2: PostgreSQL indexes the title words alone, for one-word
+	 * searches (store.c, sql_search_pg_title); nothing in SQLite. */
+	{2, "SELECT 1",
+	 "CREATE INDEX items_title_tsv ON items USING GIN (to_tsvector("
+	 "'simple', translate(coalesce(title, ''), '/', ' '))) WITH "
+	 "(gin_pending_list_limit = 256);"},
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

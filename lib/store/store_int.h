@@ -98,7 +98,7 @@ enum knytt__sid {
 	Q_TENANT_INS, Q_TENANT_FIND, Q_TENANT_GET,
 	Q_KEY_INS, Q_KEY_FIND, Q_KEY_REVOKE,
 	Q_ITEM_UPSERT, Q_ITEM_ID, Q_ITEM_GET, Q_ITEM_GET_ID, Q_ITEM_DEL,
-	Q_ITEM_CHANGED, Q_ITEM_COUNT, Q_SEARCH,
+	Q_ITEM_CHANGED, Q_ITEM_COUNT, Q_SEARCH, Q_SEARCH_TITLE,
 	Q_USER_UPSERT, Q_USER_ID, Q_USER_GET, Q_USER_ENSURE, Q_USER_COUNT,
 	Q_IX_INS, Q_IX_USER, Q_IX_ITEM, Q_IX_SINCE, Q_IX_COUNT, Q_IX_COUNTS,
 	Q_IX_COUNTS_T,
@@ -118,6 +118,7 @@ struct knytt_store {
 	size_t batch_rows;
 	int in_txn; /* an explicit transaction is open */
 	int bulk;   /* a bulk import runs on this handle: indexes dropped */
+	int search_plain; /* tests: rank every match in plain SQL */
 	size_t bulk_min; /* interaction imports of more rows run in bulk
 			    mode (import.c); tests lower it */
 };
