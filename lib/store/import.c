@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,11 +131,16 @@ typedef struct imp {
 	knytt__ixrow *ix;
 	size_t nix;
 	idcache users, items;
+	struct ixpipe *pipe; /* set in the parsing thread of a piped import */
 } imp;
+
+static void pipe_reject(imp *im, const char *field, const char *reason);
 
 static void reject(imp *im, const char *field, const char *reason)
 {
-	if (im->on_reject)
+	if (im->pipe)
+		pipe_reject(im, field, reason);
+	else if (im->on_reject)
 		im->on_reject(im->line, field, reason, im->ctx);
 }
 
@@ -357,8 +363,39 @@ static int put_user(imp *im, const char *id, const char *attrs)
 	return rc;
 }
 
+/* SQLite: the ids of @p r from the caches, else from the database (users
+ * are created).  1 = the item does not exist (reported), < 0 = error. */
+static int resolve_row(imp *im, knytt__ixrow *r, const char *user,
+		       const char *item)
+{
+	int rc;
+	if (!cache_get(&im->items, item, &r->item_id)) {
+		rc = knytt__item_id(im->st, item, &r->item_id);
+		if (rc == KNYTT_ENOTFOUND) {
+			char msg[320];
+			snprintf(msg, sizeof msg, "field item: no item '%.256s'",
+				 item);
+			reject(im, "item", msg);
+			return 1;
+		}
+		if (rc)
+			return rc;
+		cache_put(&im->items, item, r->item_id);
+	}
+	if (!cache_get(&im->users, user, &r->user_id)) {
+		if ((rc = knytt__user_ensure(im->st, user, &r->user_id)))
+			return rc;
+		cache_put(&im->users, user, r->user_id);
+	}
+	return 0;
+}
+
+static int pipe_put(imp *im, const knytt_interaction *x);
+
 static int put_ix(imp *im, const knytt_interaction *x)
 {
+	if (im->pipe)
+		return pipe_put(im, x);
 	knytt__ixrow *r = &im->ix[im->nix];
 	int rc = knytt__ix_prepare(im->st, x, r, 0);
 	if (rc) {
@@ -369,30 +406,12 @@ static int put_ix(imp *im, const knytt_interaction *x)
 	}
 	r->line = im->line;
 	if (im->st->ops->dialect == KNYTT__PG) {
-		/* resolved in SQL, a batch at a time (lengths were checked) */
+		/* resolved a buffer at a time (lengths were checked) */
 		memcpy(r->user, x->user, strlen(x->user) + 1);
 		memcpy(r->item, x->item, strlen(x->item) + 1);
-		goto buffered;
+	} else if ((rc = resolve_row(im, r, x->user, x->item))) {
+		return rc < 0 ? rc : 0;
 	}
-	if (!cache_get(&im->items, x->item, &r->item_id)) {
-		rc = knytt__item_id(im->st, x->item, &r->item_id);
-		if (rc == KNYTT_ENOTFOUND) {
-			char msg[320];
-			snprintf(msg, sizeof msg, "field item: no item '%.256s'",
-				 x->item);
-			reject(im, "item", msg);
-			return 0;
-		}
-		if (rc)
-			return rc;
-		cache_put(&im->items, x->item, r->item_id);
-	}
-	if (!cache_get(&im->users, x->user, &r->user_id)) {
-		if ((rc = knytt__user_ensure(im->st, x->user, &r->user_id)))
-			return rc;
-		cache_put(&im->users, x->user, r->user_id);
-	}
-buffered:
 	if (++im->nix == IXBUF && (rc = flush_ix(im)))
 		return rc;
 	return accepted(im);
@@ -939,6 +958,248 @@ static int import_movielens(imp *im, FILE *f)
 	return rc;
 }
 
+/* ---- piped interaction imports (SQLite) ---------------------------------------
+ * Parsing and validating a row costs about as much as SQLite's insert of
+ * it, and they need not share a core: a second thread runs the parser
+ * and hands over chunks of validated rows (and of rejects, in line
+ * order) through two buffers, while the caller's thread resolves ids,
+ * inserts, commits and calls the reject callback, exactly as the
+ * one-thread path does, so batches and reports stay the same.  Only the
+ * calling thread touches the store. */
+
+#define PIPE_ROWS 4096
+
+typedef struct prej {
+	size_t line;
+	char field[64];
+	char *msg;
+} prej;
+
+typedef struct pchunk {
+	knytt__ixrow *rows;
+	size_t nrows;
+	prej *rej;
+	size_t nrej, caprej;
+	int last;      /* the parser ended after this chunk */
+	int rc;        /* ... with this result */
+	char msg[512]; /* and this message */
+} pchunk;
+
+typedef struct ixpipe {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pchunk ch[2];
+	int full[2]; /* ready for the consumer */
+	int cur;     /* the chunk the parser fills */
+	int stop;    /* the consumer gave up: parse no further */
+	imp pim;     /* the parser's state */
+	FILE *f;
+	knytt_format format;
+} ixpipe;
+
+static void pipe_reject(imp *im, const char *field, const char *reason)
+{
+	pchunk *c = &im->pipe->ch[im->pipe->cur];
+	if (c->nrej == c->caprej) {
+		size_t nc = c->caprej ? 2 * c->caprej : 64;
+		prej *nr = realloc(c->rej, nc * sizeof *nr);
+		if (!nr)
+			return; /* the report is lost, the row still skipped */
+		c->rej = nr;
+		c->caprej = nc;
+	}
+	prej *r = &c->rej[c->nrej];
+	if (!(r->msg = strdup(reason)))
+		return;
+	r->line = im->line;
+	snprintf(r->field, sizeof r->field, "%s", field);
+	c->nrej++;
+}
+
+/* Hands the filled chunk over and waits for the other one to be free.
+ * Returns KNYTT_ECANCELED when the consumer stopped. */
+static int pipe_hand_over(ixpipe *p, int last, int rc)
+{
+	pchunk *c = &p->ch[p->cur];
+	c->last = last;
+	c->rc = rc;
+	if (rc)
+		snprintf(c->msg, sizeof c->msg, "%s", knytt_errmsg());
+	pthread_mutex_lock(&p->mu);
+	p->full[p->cur] = 1;
+	pthread_cond_broadcast(&p->cv);
+	p->cur ^= 1;
+	while (p->full[p->cur] && !p->stop)
+		pthread_cond_wait(&p->cv, &p->mu);
+	int stop = p->stop;
+	pthread_mutex_unlock(&p->mu);
+	p->ch[p->cur].nrows = 0;
+	p->ch[p->cur].nrej = 0;
+	return stop ? knytt__err(KNYTT_ECANCELED, "import stopped") : 0;
+}
+
+static int pipe_put(imp *im, const knytt_interaction *x)
+{
+	ixpipe *p = im->pipe;
+	pchunk *c = &p->ch[p->cur];
+	knytt__ixrow *r = &c->rows[c->nrows];
+	int rc = knytt__ix_prepare(NULL, x, r, 0);
+	if (rc) {
+		if (!is_row_error(rc))
+			return rc;
+		reject_msg(im);
+		return 0;
+	}
+	r->line = im->line;
+	memcpy(r->user, x->user, strlen(x->user) + 1);
+	memcpy(r->item, x->item, strlen(x->item) + 1);
+	if (++c->nrows == PIPE_ROWS)
+		return pipe_hand_over(p, 0, 0);
+	return 0;
+}
+
+static int parse(imp *im, FILE *f, knytt_format format)
+{
+	if (format == KNYTT_FORMAT_CSV)
+		return import_csv(im, f);
+	if (format == KNYTT_FORMAT_JSONL)
+		return import_jsonl(im, f);
+	return import_movielens(im, f);
+}
+
+static void *pipe_main(void *arg)
+{
+	ixpipe *p = arg;
+	int rc = parse(&p->pim, p->f, p->format);
+	if (rc == 0 && ferror(p->f))
+		rc = knytt__err(KNYTT_EIO, "read error");
+	if (rc != KNYTT_ECANCELED || !p->stop)
+		pipe_hand_over(p, 1, rc);
+	return NULL;
+}
+
+static void deliver(imp *im, const prej *r)
+{
+	if (im->on_reject)
+		im->on_reject(r->line, r->field, r->msg, im->ctx);
+}
+
+static int insert_rows(imp *im, knytt__ixrow *rows, size_t n)
+{
+	if (n == 0)
+		return 0;
+	int rc = im->st->ops->insert_interactions(im->st->db, im->st->tenant,
+						  rows, n);
+	return rc < 0 ? rc : 0;
+}
+
+/* One chunk in the caller's thread: rejects and rows in line order; a
+ * batch commits where the one-thread path would commit it. */
+static int consume(imp *im, pchunk *c)
+{
+	size_t ri = 0, n = 0, start = 0;
+	int rc = 0;
+	for (size_t i = 0; i < c->nrows && rc == 0; i++) {
+		knytt__ixrow *r = &c->rows[i];
+		while (ri < c->nrej && c->rej[ri].line < r->line)
+			deliver(im, &c->rej[ri++]);
+		im->line = r->line;
+		rc = resolve_row(im, r, r->user, r->item);
+		if (rc) {
+			rc = rc < 0 ? rc : 0;
+			continue;
+		}
+		if (n != i)
+			c->rows[n] = *r;
+		n++;
+		im->accepted++;
+		if (++im->in_batch >= (long long)im->st->batch_rows) {
+			if ((rc = insert_rows(im, c->rows + start, n - start)) ||
+			    (rc = batch_end(im, 0)))
+				return rc;
+			start = n;
+		}
+	}
+	while (rc == 0 && ri < c->nrej)
+		deliver(im, &c->rej[ri++]);
+	if (rc == 0)
+		rc = insert_rows(im, c->rows + start, n - start);
+	return rc;
+}
+
+static void pipe_free(ixpipe *p)
+{
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < p->ch[k].nrej; i++)
+			free(p->ch[k].rej[i].msg);
+		free(p->ch[k].rej);
+		free(p->ch[k].rows);
+	}
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+}
+
+/* The import through the pipe.  Returns 1 when no thread could be
+ * started (the caller then parses itself), else 0 or an error. */
+static int import_piped(imp *im, FILE *f, knytt_format format)
+{
+	ixpipe *p = calloc(1, sizeof *p);
+	if (!p)
+		return 1;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	for (int k = 0; k < 2; k++)
+		if (!(p->ch[k].rows = malloc(PIPE_ROWS * sizeof(knytt__ixrow)))) {
+			pipe_free(p);
+			return 1;
+		}
+	p->pim = *im;
+	p->pim.pipe = p;
+	p->pim.ix = NULL;
+	memset(&p->pim.users, 0, sizeof p->pim.users);
+	memset(&p->pim.items, 0, sizeof p->pim.items);
+	p->f = f;
+	p->format = format;
+	pthread_t t;
+	if (pthread_create(&t, NULL, pipe_main, p) != 0) {
+		pipe_free(p);
+		return 1;
+	}
+	int rc = 0, k = 0;
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (!p->full[k])
+			pthread_cond_wait(&p->cv, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+		pchunk *c = &p->ch[k];
+		rc = consume(im, c);
+		for (size_t i = 0; i < c->nrej; i++)
+			free(c->rej[i].msg);
+		c->nrej = 0;
+		int last = c->last;
+		if (rc == 0 && last && c->rc)
+			rc = knytt__err(c->rc, "%s", c->msg);
+		pthread_mutex_lock(&p->mu);
+		p->full[k] = 0;
+		if (rc || last)
+			p->stop = 1;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		if (rc || last)
+			break;
+		k ^= 1;
+	}
+	/* a consumer error: the parser sees stop at its next hand-over */
+	char saved[512];
+	snprintf(saved, sizeof saved, "%s", knytt_errmsg());
+	pthread_join(t, NULL);
+	pipe_free(p);
+	if (rc)
+		knytt__err(rc, "%s", saved);
+	return rc;
+}
+
 /* ---- bulk mode -------------------------------------------------------------
  * An interaction import bigger than the table it goes into (and than
  * st->bulk_min rows, guessed from the file size) drops the table's
@@ -1055,12 +1316,11 @@ int knytt_store_import(knytt_store *st, const char *path,
 	if (rc == 0)
 		rc = knytt__st_begin(st);
 	if (rc == 0) {
-		if (format == KNYTT_FORMAT_CSV)
-			rc = import_csv(&im, f);
-		else if (format == KNYTT_FORMAT_JSONL)
-			rc = import_jsonl(&im, f);
-		else
-			rc = import_movielens(&im, f);
+		rc = 1;
+		if (sq && kind == KNYTT_RECORD_INTERACTIONS)
+			rc = import_piped(&im, f, format);
+		if (rc == 1)
+			rc = parse(&im, f, format);
 		if (rc == 0 && ferror(f))
 			rc = knytt__err(KNYTT_EIO, "read error in '%s'", path);
 		if (rc == 0)
