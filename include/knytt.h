@@ -602,6 +602,27 @@ KNYTT_API int knytt_store_search(knytt_store *st, const char *query,
 				 int in_stock_only, uint64_t *ids,
 				 double *scores, size_t cap);
 
+/** A caller's filter for knytt_store_search_fn: non-zero keeps the item. */
+typedef int (*knytt_accept_fn)(uint64_t item_id, void *ctx);
+
+/**
+ * knytt_store_search() with a filter of the caller's instead of the
+ * category, price and stock ones: @p accept (not NULL) is asked about
+ * candidate items, in no particular order, and only accepted ones are
+ * returned; the results are the best accepted items, exactly as if the
+ * filter were applied to a full ranking.  Meant for callers that hold
+ * item attributes in memory (the engine tests a bitset): SQLite asks it
+ * before reading anything else about a row, so a selective filter costs
+ * no database lookups for the rows it refuses.  @p accept may be called
+ * for items of other tenants and deleted ones (they are never returned)
+ * and must not use the store.
+ *
+ * @return as knytt_store_search().
+ */
+KNYTT_API int knytt_store_search_fn(knytt_store *st, const char *query,
+				    knytt_accept_fn accept, void *ctx,
+				    uint64_t *ids, double *scores, size_t cap);
+
 /* ---- users ----------------------------------------------------------- */
 
 /**

@@ -699,11 +699,17 @@ END_TEST
 /* The ranking shortcuts (SQLite's pruning FTS5 function, PostgreSQL's
  * title-first query for one word) give what ranking every match in plain
  * SQL gives: same items, order and scores, over random words, filters
- * and capacities. */
+ * and capacities; and knytt_store_search_fn keeps the best accepted
+ * items of the full ranking. */
 static int zword(uint64_t *s)
 {
 	double u = (double)(tu_rand(s) >> 11) / 9007199254740992.0;
 	return (int)pow(40, u) - 1;
+}
+
+static int keep_mod(uint64_t id, void *ctx)
+{
+	return id % *(uint64_t *)ctx == 0;
 }
 
 START_TEST(search_shortcuts_agree)
@@ -735,7 +741,7 @@ START_TEST(search_shortcuts_agree)
 	}
 	uint64_t a[30], b[30];
 	double sa[30], sb[30];
-	long long total = 0;
+	long long total = 0, accepted = 0;
 	for (int q = 0; q < 150; q++) {
 		char text[32];
 		if (q % 3)
@@ -764,8 +770,32 @@ START_TEST(search_shortcuts_agree)
 			ck_assert_double_eq_tol(sa[j], sb[j], 1e-6);
 		}
 		total += na;
+		/* a caller's filter: the best accepted items of a full
+		 * plain ranking */
+		uint64_t all[1000];
+		int nall = knytt_store_search(st, text, NULL, NAN, NAN, 0, all,
+					      NULL, 1000);
+		ck_assert_int_ge(nall, 0);
+		st->search_plain = (int)(tu_rand(&s) % 2);
+		uint64_t mod = 2 + tu_rand(&s) % 9;
+		na = knytt_store_search_fn(st, text, keep_mod, &mod, a, sa, cap);
+		int want = 0;
+		for (int j = 0; j < nall && (size_t)want < cap; j++)
+			if (all[j] % mod == 0) {
+				ck_assert_msg(want < na && a[want] == all[j],
+					      "'%s' accept id%%%llu==0 cap %zu: "
+					      "rank %d",
+					      text, (unsigned long long)mod, cap,
+					      want);
+				want++;
+			}
+		ck_assert_int_eq(na, want);
+		accepted += na;
 	}
 	ck_assert_int_gt(total, 600);
+	ck_assert_int_gt(accepted, 100);
+	ck_assert_int_eq(knytt_store_search_fn(st, "w1", NULL, NULL, a, sa, 5),
+			 KNYTT_EINVAL);
 	knytt_store_close(st);
 }
 END_TEST

@@ -17,7 +17,8 @@
  * k-th best score so far cannot enter the result and is skipped without
  * any lookup.  Otherwise
  * the exact score is computed (one docsize lookup) and, if it would
- * enter, the item's row is read for the tenant and filters.
+ * enter, the item's row is read for the tenant and filters.  A caller's
+ * filter (knytt_store_search_fn) is asked first, before any lookup.
  *
  * The score is FTS5's bm25() exactly (k1 = 1.2, b = 0.75, the same IDF
  * and column weights: title 3, description 1, category 2), negated so
@@ -48,6 +49,8 @@ typedef struct run {
 	size_t catlen;
 	double pmin, pmax;
 	int in_stock;
+	int (*accept)(uint64_t id, void *ctx);
+	void *actx;
 	hit *heap; /* min-heap, worst on top; at most cap entries */
 	size_t n, cap, alloc;
 	int err; /* SQLite error code from inside the function */
@@ -268,6 +271,9 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 	/* BM25 falls as the row grows: the row is at least mintok long */
 	if (!could_enter(r, bm25(q, mintok), id))
 		return;
+	/* the caller's filter is in memory: before any lookup */
+	if (r->accept && !r->accept((uint64_t)id, r->actx))
+		return;
 	int len = 0;
 	if ((rc = api->xColumnSize(fts, -1, &len)) != SQLITE_OK) {
 		sqlite3_result_error_code(ctx, rc);
@@ -353,6 +359,8 @@ int knytt__sqfts_search(knytt__sqfts *x, const knytt__sqfts_query *qy,
 		 .pmin = qy->price_min,
 		 .pmax = qy->price_max,
 		 .in_stock = qy->in_stock_only,
+		 .accept = qy->accept,
+		 .actx = qy->ctx,
 		 .cap = cap};
 	sqlite3_bind_text(x->match, 1, qy->match, -1, SQLITE_STATIC);
 	x->cur = &r;

@@ -16,6 +16,8 @@ typedef struct knytt__sqfts_query {
 	const char *category_prefix; /* NULL = any */
 	double price_min, price_max; /* NAN = open */
 	int in_stock_only;
+	int (*accept)(uint64_t id, void *ctx); /* NULL = none */
+	void *ctx;
 } knytt__sqfts_query;
 
 /* Registers the knytt_bm25 FTS5 function on @p h.  Returns an SQLite

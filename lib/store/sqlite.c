@@ -195,16 +195,15 @@ static int sq_insert_ix(knytt__db *db, uint64_t tenant,
 	return stored;
 }
 
-static int sq_search(knytt__db *db, uint64_t tenant, const char *match,
-		     const char *category_prefix, double price_min,
-		     double price_max, int in_stock_only, uint64_t *ids,
-		     double *scores, size_t cap)
+static int sq_search(knytt__db *db, uint64_t tenant, const knytt__search *s,
+		     uint64_t *ids, double *scores, size_t cap)
 {
 	sq_db *d = (sq_db *)db;
 	if (!d->fts)
 		return KNYTT_ENOTSUP;
-	knytt__sqfts_query q = {match,	   tenant,    category_prefix,
-				price_min, price_max, in_stock_only};
+	knytt__sqfts_query q = {s->match,	  tenant,	s->category_prefix,
+				s->price_min,	  s->price_max, s->in_stock_only,
+				s->accept,	  s->ctx};
 	int n = knytt__sqfts_search(d->fts, &q, ids, scores, cap);
 	if (n >= 0)
 		return n;

@@ -986,11 +986,6 @@ static int query_words(const char *query, int pg, char *out, size_t cap)
 	return words;
 }
 
-static int run_search(knytt_store *st, int qid, const char *words,
-		      const char *category_prefix, double price_min,
-		      double price_max, int in_stock_only, uint64_t *ids,
-		      double *scores, size_t cap);
-
 void knytt__store_search_stats(knytt_store *st, long long *scored,
 				long long *read)
 {
@@ -999,10 +994,11 @@ void knytt__store_search_stats(knytt_store *st, long long *scored,
 		knytt__sqlite_search_stats(st->db, scored, read);
 }
 
-int knytt_store_search(knytt_store *st, const char *query,
-		       const char *category_prefix, double price_min,
-		       double price_max, int in_stock_only, uint64_t *ids,
-		       double *scores, size_t cap)
+static int run_search(knytt_store *st, int qid, const knytt__search *s,
+		      uint64_t *ids, double *scores, size_t cap);
+
+static int search(knytt_store *st, const char *query, knytt__search *s,
+		  uint64_t *ids, double *scores, size_t cap)
 {
 	int rc = need_tenant(st);
 	if (rc)
@@ -1010,67 +1006,99 @@ int knytt_store_search(knytt_store *st, const char *query,
 	if (!query || !ids)
 		return knytt__err(KNYTT_EINVAL, "query or ids is NULL");
 	if ((rc = knytt__check_text("query", query, 1024, 1)) ||
-	    (rc = knytt__check_text("category_prefix", category_prefix, 512,
-				    0)))
+	    (rc = knytt__check_text("category_prefix", s->category_prefix,
+				    512, 0)))
 		return rc;
 	if (cap == 0)
 		return 0;
+	if (cap > INT_MAX)
+		cap = INT_MAX;
 	char words[2200];
 	if (query_words(query, O->dialect == KNYTT__PG, words,
 			sizeof words) == 0)
 		return knytt__err(KNYTT_EINVAL,
 				  "field query has no word to search for");
+	s->match = words;
 	if (O->search && !st->search_plain) {
-		rc = O->search(st->db, st->tenant, words, category_prefix,
-			       price_min, price_max, in_stock_only, ids,
-			       scores, cap > INT_MAX ? INT_MAX : cap);
+		rc = O->search(st->db, st->tenant, s, ids, scores, cap);
 		if (rc != KNYTT_ENOTSUP)
 			return rc;
 	}
-	size_t want = cap > INT_MAX ? INT_MAX : cap;
 	if (O->dialect == KNYTT__PG && !st->search_plain &&
 	    !strchr(words, ' ')) {
-		rc = run_search(st, Q_SEARCH_TITLE, words, category_prefix,
-				price_min, price_max, in_stock_only, ids,
-				scores, want);
-		if (rc < 0 || (size_t)rc == want)
+		rc = run_search(st, Q_SEARCH_TITLE, s, ids, scores, cap);
+		if (rc < 0 || (size_t)rc == cap)
 			return rc;
 	}
-	return run_search(st, Q_SEARCH, words, category_prefix, price_min,
-			  price_max, in_stock_only, ids, scores, want);
+	return run_search(st, Q_SEARCH, s, ids, scores, cap);
 }
 
-static int run_search(knytt_store *st, int qid, const char *words,
-		      const char *category_prefix, double price_min,
-		      double price_max, int in_stock_only, uint64_t *ids,
-		      double *scores, size_t cap)
+int knytt_store_search(knytt_store *st, const char *query,
+		       const char *category_prefix, double price_min,
+		       double price_max, int in_stock_only, uint64_t *ids,
+		       double *scores, size_t cap)
 {
-	int rc;
-	knytt__stmt *q = knytt__st_q(st, qid);
-	if (!q)
-		return knytt__err_keep(KNYTT_EDB);
-	O->bind_text(q, 1, words);
-	O->bind_i64(q, 2, (int64_t)st->tenant);
-	O->bind_text(q, 3, category_prefix);
-	if (isnan(price_min))
-		O->bind_null(q, 4);
-	else
-		O->bind_f64(q, 4, price_min);
-	if (isnan(price_max))
-		O->bind_null(q, 5);
-	else
-		O->bind_f64(q, 5, price_max);
-	O->bind_i64(q, 6, in_stock_only ? 1 : 0);
-	O->bind_i64(q, 7, cap > INT_MAX ? INT_MAX : (int64_t)cap);
-	int n = 0;
-	while ((rc = O->step(q)) == 1 && (size_t)n < cap) {
-		ids[n] = (uint64_t)O->col_i64(q, 0);
-		if (scores)
-			scores[n] = O->col_f64(q, 1);
-		n++;
+	knytt__search s = {NULL,      category_prefix, price_min,
+			   price_max, in_stock_only,   NULL,
+			   NULL};
+	return search(st, query, &s, ids, scores, cap);
+}
+
+int knytt_store_search_fn(knytt_store *st, const char *query,
+			  knytt_accept_fn accept, void *ctx, uint64_t *ids,
+			  double *scores, size_t cap)
+{
+	if (!accept)
+		return knytt__err(KNYTT_EINVAL, "accept is NULL");
+	knytt__search s = {NULL, NULL, NAN, NAN, 0, accept, ctx};
+	return search(st, query, &s, ids, scores, cap);
+}
+
+/* The SQL path.  With a caller's filter the best rows are read in
+ * growing slices (8x each time) until enough are accepted or none are
+ * left. */
+static int run_search(knytt_store *st, int qid, const knytt__search *s,
+		      uint64_t *ids, double *scores, size_t cap)
+{
+	int64_t limit = (int64_t)cap;
+	if (s->accept)
+		limit = cap < 32 ? 256 : (int64_t)cap * 8;
+	for (;;) {
+		knytt__stmt *q = knytt__st_q(st, qid);
+		if (!q)
+			return knytt__err_keep(KNYTT_EDB);
+		O->bind_text(q, 1, s->match);
+		O->bind_i64(q, 2, (int64_t)st->tenant);
+		O->bind_text(q, 3, s->category_prefix);
+		if (isnan(s->price_min))
+			O->bind_null(q, 4);
+		else
+			O->bind_f64(q, 4, s->price_min);
+		if (isnan(s->price_max))
+			O->bind_null(q, 5);
+		else
+			O->bind_f64(q, 5, s->price_max);
+		O->bind_i64(q, 6, s->in_stock_only ? 1 : 0);
+		O->bind_i64(q, 7, limit);
+		int n = 0, rc;
+		int64_t seen = 0;
+		while ((size_t)n < cap && (rc = O->step(q)) == 1) {
+			seen++;
+			uint64_t id = (uint64_t)O->col_i64(q, 0);
+			if (s->accept && !s->accept(id, s->ctx))
+				continue;
+			ids[n] = id;
+			if (scores)
+				scores[n] = O->col_f64(q, 1);
+			n++;
+		}
+		O->reset(q);
+		if (rc < 0)
+			return rc;
+		if ((size_t)n == cap || seen < limit || limit >= INT64_MAX / 8)
+			return n;
+		limit *= 8;
 	}
-	O->reset(q);
-	return rc < 0 ? rc : n;
 }
 
 /* ---- users ------------------------------------------------------------- */

@@ -34,6 +34,16 @@ typedef struct knytt__ixrow {
 	char event_id[KNYTT_STORE_MAX_ID + 1]; /* "" = none */
 } knytt__ixrow;
 
+/* A keyword search: the dialect's query text and the filters. */
+typedef struct knytt__search {
+	const char *match;
+	const char *category_prefix; /* NULL = any */
+	double price_min, price_max; /* NAN = open */
+	int in_stock_only;
+	knytt_accept_fn accept; /* NULL = none */
+	void *ctx;
+} knytt__search;
+
 typedef struct knytt__dbops {
 	const char *name;
 	int dialect;
@@ -67,9 +77,8 @@ typedef struct knytt__dbops {
 	/* Keyword search with the dialect's own ranking shortcut (SQLite:
 	 * sqfts.c); NULL, or KNYTT_ENOTSUP at run time, means the generic
 	 * SQL (Q_SEARCH).  @p match is the dialect's query text. */
-	int (*search)(knytt__db *db, uint64_t tenant, const char *match,
-		      const char *category_prefix, double price_min,
-		      double price_max, int in_stock_only, uint64_t *ids,
+	int (*search)(knytt__db *db, uint64_t tenant,
+		      const struct knytt__search *q, uint64_t *ids,
 		      double *scores, size_t cap);
 	/* The bulk-import lock: with @p take, tries to take it (1 = taken,
 	 * 0 = another connection holds it, < 0 = error); without, releases
