@@ -11,6 +11,7 @@
 #include <math.h>
 #include <time.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #define NCAT 6
@@ -67,7 +68,8 @@ static void make_item(knytt_item *it, int c, int i, char *ext, char *title)
 	it->quality = (double)(i % 5);
 }
 
-static knytt_engine *open_engine(knytt_model_kind kind, int fresh)
+static knytt_engine *open_engine_opt(knytt_model_kind kind, int fresh,
+				     int async)
 {
 	if (fresh) {
 		snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-%d.db",
@@ -86,9 +88,15 @@ static knytt_engine *open_engine(knytt_model_kind kind, int fresh)
 	ck_assert_int_eq(knytt_engine_set_threads(e, 1), KNYTT_OK);
 	if (kind == KNYTT_MODEL_TWOTOWER)
 		ck_assert_int_eq(knytt_engine_set_twotower(e, 8), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_feedback_async(e, async), KNYTT_OK);
 	ck_assert_msg(knytt_engine_open(e, uri) == KNYTT_OK, "%s",
 		      knytt_errmsg());
 	return e;
+}
+
+static knytt_engine *open_engine(knytt_model_kind kind, int fresh)
+{
+	return open_engine_opt(kind, fresh, 0);
 }
 
 static void cleanup(void)
@@ -817,6 +825,171 @@ START_TEST(external_vectors_without_a_model)
 }
 END_TEST
 
+/* ---- feedback write-behind ---- */
+
+static int count_cb(const knytt_interaction *ix, void *ctx)
+{
+	(void)ix;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* Events queued by write-behind feedback: visible to recommend before
+ * they are stored, all in the store after flush, and after close. */
+START_TEST(write_behind_feedback_reaches_the_store)
+{
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	populate(e); /* 3000 events through the queue */
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	ck_assert_int_eq(
+		knytt_store_interaction_count(knytt_engine_store(e)),
+		NUSERS * EV_PER_USER);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+
+	/* a shopper the store has not seen yet, known from queued events
+	 * only: recommend answers from them at once */
+	char ext[32];
+	for (int i = 0; i < 8; i++) {
+		sprintf(ext, "c5-%d", i);
+		ck_assert_int_eq(knytt_engine_feedback(e, "fresh", ext, "click",
+						       0, 0),
+				 KNYTT_OK);
+	}
+	knytt_result r[10];
+	int n = knytt_engine_recommend(e, "fresh", 10, NULL, NULL, r);
+	ck_assert_int_eq(n, 10);
+	ck_assert_int_ge(count_cat(r, n, 5), 8);
+	/* a queued purchase is excluded at once too */
+	ck_assert_int_eq(knytt_engine_feedback(e, "fresh", r[0].ext_id,
+					       "purchase", 0, 0),
+			 KNYTT_OK);
+	char bought[KNYTT_STORE_MAX_ID + 1];
+	snprintf(bought, sizeof bought, "%s", r[0].ext_id);
+	n = knytt_engine_recommend(e, "fresh", 10, NULL, NULL, r);
+	for (int i = 0; i < n; i++)
+		ck_assert_str_ne(r[i].ext_id, bought);
+
+	/* after flush the store has all nine, newest (the purchase) first */
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	int cnt = 0;
+	ck_assert_int_eq(knytt_store_user_recent(knytt_engine_store(e), "fresh",
+						 100, count_cb, &cnt),
+			 9);
+	ck_assert_int_eq(cnt, 9);
+	ck_assert_int_eq(
+		knytt_store_interaction_count(knytt_engine_store(e)),
+		NUSERS * EV_PER_USER + 9);
+
+	/* close writes what is still queued */
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(knytt_engine_feedback(e, "late", "c1-1", "view",
+						       0, 0),
+				 KNYTT_OK);
+	knytt_engine_close(e);
+	e = open_engine(KNYTT_MODEL_ALS, 0);
+	ck_assert_int_eq(
+		knytt_store_interaction_count(knytt_engine_store(e)),
+		NUSERS * EV_PER_USER + 14);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK); /* synchronous */
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* Bad events are refused before they are queued, with the store's
+ * rules; the setting is fixed at open. */
+START_TEST(write_behind_checks_before_queueing)
+{
+	ck_assert_int_eq(knytt_engine_flush(NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_feedback_async(NULL, 1),
+			 KNYTT_EINVAL);
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_ESTATE);
+	knytt_engine_close(e);
+
+	e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	ck_assert_int_eq(knytt_engine_set_feedback_async(e, 0), KNYTT_ESTATE);
+	char ext[32], title[128];
+	knytt_item it;
+	make_item(&it, 0, 0, ext, title);
+	ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "Bad-Type", 0, 0),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "type"));
+	ck_assert_int_eq(knytt_engine_feedback(e, "u\x01", ext, "view", 0, 0),
+			 KNYTT_EINVAL);
+	char longid[300];
+	memset(longid, 'x', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+	ck_assert_int_eq(knytt_engine_feedback(e, longid, ext, "view", 0, 0),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", "nope", "view", 0, 0),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "rating", 4, 0),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	/* only the good event was stored */
+	ck_assert_int_eq(
+		knytt_store_interaction_count(knytt_engine_store(e)), 1);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* A write that fails in the writer thread is reported by the next
+ * flush, or by the next feedback (which then records nothing), once. */
+START_TEST(write_behind_failure_is_reported)
+{
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	char ext[32], title[128];
+	knytt_item it;
+	make_item(&it, 0, 0, ext, title);
+	ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "view", 0, 0),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	/* another connection takes the interactions table away */
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "ALTER TABLE interactions RENAME TO "
+				      "interactions_gone",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "click", 0, 0),
+			 KNYTT_OK); /* queued: the failure comes later */
+	int rc = knytt_engine_flush(e);
+	ck_assert_int_lt(rc, 0);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "not stored"));
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK); /* reported once */
+
+	/* the next feedback reports a failure it did not cause, and does
+	 * not record its own event (the taste keeps one click) */
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "click", 0, 0),
+			 KNYTT_OK);
+	knytt_engine_store(e); /* waits for the writer, keeps the error */
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "click", 0, 0),
+			 rc);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+
+	/* the table back: writes work again */
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "ALTER TABLE interactions_gone RENAME "
+				      "TO interactions",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "purchase", 0, 0),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	ck_assert_int_eq(
+		knytt_store_interaction_count(knytt_engine_store(e)), 2);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -836,6 +1009,9 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, category_moves_reach_cached_filters);
 	tcase_add_test(tc, settings_exclusion_tenants_and_sync);
 	tcase_add_test(tc, external_vectors_without_a_model);
+	tcase_add_test(tc, write_behind_feedback_reaches_the_store);
+	tcase_add_test(tc, write_behind_checks_before_queueing);
+	tcase_add_test(tc, write_behind_failure_is_reported);
 	suite_add_tcase(s, tc);
 	return s;
 }

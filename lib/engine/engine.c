@@ -135,6 +135,9 @@ int knytt_engine_create(knytt_engine **out)
 	pthread_mutex_init(&e->st_lock, NULL);
 	pthread_mutex_init(&e->train_mu, NULL);
 	pthread_mutex_init(&e->cat_mu, NULL);
+	pthread_mutex_init(&e->fq_mu, NULL);
+	pthread_cond_init(&e->fq_wake, NULL);
+	pthread_cond_init(&e->fq_done, NULL);
 	*out = e;
 	return KNYTT_OK;
 }
@@ -158,6 +161,9 @@ void knytt_engine_close(knytt_engine *e)
 		return;
 	if (e->train_joinable)
 		pthread_join(e->train_thread, NULL);
+	/* queued feedback is written before the store closes; a failure
+	 * now has no caller to go to (knytt_engine_flush first to see it) */
+	knytt__fq_stop(e);
 	for (size_t i = 0; i < e->nitems; i++) {
 		free(e->items[i].ext_id);
 		free(e->items[i].category);
@@ -185,6 +191,9 @@ void knytt_engine_close(knytt_engine *e)
 		free(e->cats[i].rows);
 	}
 	pthread_mutex_destroy(&e->cat_mu);
+	pthread_mutex_destroy(&e->fq_mu);
+	pthread_cond_destroy(&e->fq_wake);
+	pthread_cond_destroy(&e->fq_done);
 	free(e);
 }
 
@@ -338,9 +347,20 @@ int knytt_engine_set_threads(knytt_engine *e, unsigned threads)
 	return KNYTT_OK;
 }
 
+int knytt_engine_set_feedback_async(knytt_engine *e, int async)
+{
+	SETTER("knytt_engine_set_feedback_async");
+	e->fb_async = async != 0;
+	return KNYTT_OK;
+}
+
 knytt_store *knytt_engine_store(knytt_engine *e)
 {
-	return e ? e->st : NULL;
+	if (!e)
+		return NULL;
+	/* the writer thread shares the handle: let it finish first */
+	knytt__fq_wait(e);
+	return e->st;
 }
 
 /* ------------------------------------------------------------ item table */
@@ -711,6 +731,8 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 		goto fail;
 	if ((rc = load_model_and_index(e)))
 		goto fail;
+	if (e->fb_async && (rc = knytt__fq_start(e)))
+		goto fail;
 	e->is_open = 1;
 	return KNYTT_OK;
 fail:
@@ -834,6 +856,8 @@ int knytt_engine_item_delete(knytt_engine *e, const char *ext_id)
 		return rc;
 	if (!ext_id)
 		return knytt__err(KNYTT_EINVAL, "item id is NULL");
+	/* queued events on the item go in while it is still live */
+	knytt__fq_wait(e);
 	pthread_rwlock_wrlock(&e->lock);
 	pthread_mutex_lock(&e->st_lock);
 	rc = knytt_store_item_delete(e->st, ext_id);
@@ -871,6 +895,9 @@ int knytt_engine_sync(knytt_engine *e)
 	int rc = check_open(e, "knytt_engine_sync");
 	if (rc)
 		return rc;
+	/* popularity is re-read from the store: it must hold every event
+	 * the in-memory counters already have */
+	knytt__fq_wait(e);
 	pthread_rwlock_wrlock(&e->lock);
 	pthread_mutex_lock(&e->st_lock);
 	/* the millisecond of the last sync is read again: rows written later
@@ -1134,13 +1161,6 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	if (ts_ms < 0)
 		return knytt__err(KNYTT_EINVAL, "feedback: time is negative");
 	int64_t ts = ts_ms ? ts_ms : knytt__now_ms();
-	pthread_rwlock_wrlock(&e->lock);
-	uint32_t r = knytt__engine_row_by_ext(e, item, 0);
-	if (r == UINT32_MAX || e->items[r].deleted) {
-		rc = knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown%s", item,
-				r == UINT32_MAX ? "" : " (deleted)");
-		goto out;
-	}
 	double w = type_weight(e, type, value);
 	knytt_interaction ev;
 	memset(&ev, 0, sizeof ev);
@@ -1152,22 +1172,48 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	ev.has_value = strcmp(type, "rating") == 0;
 	ev.value = value;
 	ev.ts_ms = ts;
-	pthread_mutex_lock(&e->st_lock);
-	rc = knytt_store_interaction_add(e->st, &ev);
-	pthread_mutex_unlock(&e->st_lock);
-	if (rc < 0)
+	/* write-behind: the store's checks now (and an earlier write that
+	 * failed: reported instead of recording this event), the insert
+	 * later */
+	if (e->fq_running && (rc = knytt__fq_check(e, &ev)))
+		return rc;
+	pthread_rwlock_wrlock(&e->lock);
+	uint32_t r = knytt__engine_row_by_ext(e, item, 0);
+	if (r == UINT32_MAX || e->items[r].deleted) {
+		rc = knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown%s", item,
+				r == UINT32_MAX ? "" : " (deleted)");
 		goto out;
+	}
+	int fresh = 0; /* the event is not in the store yet */
+	euser *u = NULL;
+	if (e->fq_running) {
+		/* the user first: a new one is loaded from the store, which
+		 * must not hold this event yet (it is queued after) */
+		if (!(u = knytt__engine_user(e, user, 1))) {
+			rc = knytt__err(KNYTT_ENOMEM,
+					"out of memory loading user");
+			goto out;
+		}
+		if ((rc = knytt__fq_push(e, &ev)))
+			goto out;
+		fresh = 1;
+	} else {
+		pthread_mutex_lock(&e->st_lock);
+		rc = knytt_store_interaction_add(e->st, &ev);
+		pthread_mutex_unlock(&e->st_lock);
+		if (rc < 0)
+			goto out;
+	}
 	rc = KNYTT_OK; /* 1 = stored; no event id here, so no duplicates */
 	eitem *it = &e->items[r];
 	it->pop += 1;
 	trend_add(it, w, ts);
-	euser *u = knytt__engine_user(e, user, 1);
-	if (!u) {
+	if (!u && !(u = knytt__engine_user(e, user, 1))) {
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory loading user");
 		goto out;
 	}
 	/* the store load already saw this event when the user was new */
-	if (u->nh == 0 || u->hist[u->nh - 1] != r ||
+	if (fresh || u->nh == 0 || u->hist[u->nh - 1] != r ||
 	    u->hist_ts[u->nh - 1] != ts) {
 		hist_push(u, r, (float)w, ts);
 		if (strcmp(type, "purchase") == 0)

@@ -16,6 +16,8 @@
  *            swap write.  Everything above is under it.
  *   st_lock  mutex around the store handle (one connection, not
  *            thread-safe).  Training uses its own connection.
+ *   fq_mu    the feedback queue (feedq.c); the writer thread holds it
+ *            only to take or retire an event, never with st_lock.
  */
 #ifndef KNYTT_ENGINE_INT_H
 #define KNYTT_ENGINE_INT_H
@@ -66,6 +68,14 @@ static inline int knytt__cat_match(const char *cat, const char *prefix,
 	char nx = cat[plen];
 	return nx == '\0' || nx == '/' || prefix[plen - 1] == '/';
 }
+
+/* A feedback event waiting for the writer thread (feedq.c). */
+typedef struct knytt__fq_ev {
+	char *buf; /* "user\0item\0type\0", owned */
+	double weight, value;
+	int has_value;
+	int64_t ts; /* ms, resolved (never 0) */
+} knytt__fq_ev;
 
 typedef struct euser {
 	char *ext_id;
@@ -129,6 +139,23 @@ struct knytt_engine {
 	int64_t model_version;
 	uint64_t model_gen;
 
+	/* feedback write-behind (feedq.c); fb_async is a setting */
+	int fb_async;
+	int fq_running;         /* the writer thread exists */
+	pthread_mutex_t fq_mu;
+	pthread_cond_t fq_wake; /* to the writer: queued, or stop */
+	pthread_cond_t fq_done; /* from the writer: an event retired */
+	knytt__fq_ev *fq;       /* ring of fq_cap slots, fq_n used from
+				   fq_head; the head slot is the one being
+				   written */
+	size_t fq_head, fq_n, fq_cap;
+	uint64_t fq_pushed, fq_written; /* events queued / retired since
+					   open (written or failed) */
+	int fq_stop;
+	int fq_err;             /* first failure not reported yet, or 0 */
+	char fq_msg[512];
+	pthread_t fq_thread;
+
 	/* training job */
 	pthread_mutex_t train_mu;
 	pthread_t train_thread;
@@ -179,6 +206,16 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
 			       knytt_twotower **tt, uint64_t **items,
 			       uint32_t *nitems);
+/* feedback queue (feedq.c): start the writer thread (at open), stop it
+ * after writing what is queued (at close); validate an event with the
+ * store's rules and take a pending writer failure; queue an event; wait
+ * until everything queued so far is retired (failures stay pending).
+ * fq_wait is a no-op for synchronous engines. */
+int knytt__fq_start(knytt_engine *e);
+void knytt__fq_stop(knytt_engine *e);
+int knytt__fq_check(knytt_engine *e, const knytt_interaction *ix);
+int knytt__fq_push(knytt_engine *e, const knytt_interaction *ix);
+void knytt__fq_wait(knytt_engine *e);
 /* the training job (train.c); runs on its own store connection */
 int knytt__engine_train_job(knytt_engine *e);
 /* installs a trained model + index (takes ownership); caller holds no

@@ -545,6 +545,9 @@ int knytt_engine_train_start(knytt_engine *e, knytt_progress_fn fn,
 		return knytt__err(KNYTT_EINVAL, "engine is NULL");
 	if (!e->is_open)
 		return knytt__err(KNYTT_ESTATE, "engine is not open");
+	/* the job reads interactions from the store: acknowledged feedback
+	 * still queued belongs in the model */
+	knytt__fq_wait(e);
 	pthread_mutex_lock(&e->train_mu);
 	if (e->train_running || e->train_joinable) {
 		pthread_mutex_unlock(&e->train_mu);
