@@ -672,6 +672,87 @@ START_TEST(category_moves_reach_cached_filters)
 }
 END_TEST
 
+static void reprice(knytt_engine *e, const char *ext, double price)
+{
+	knytt_item *it = NULL;
+	ck_assert_int_eq(knytt_store_item_get(knytt_engine_store(e), ext, &it),
+			 KNYTT_OK);
+	it->price = price;
+	ck_assert_int_eq(knytt_engine_item_upsert(e, it, NULL, 0), KNYTT_OK);
+	knytt_free(it);
+}
+
+/* Filters on a category or a price range are answered by an exact scan
+ * of the engine's vector copy: the same answer as the index gives
+ * unfiltered when the filter passes everything, and prices changed after
+ * the price order was sorted (a few, then enough to re-sort) are seen. */
+START_TEST(price_and_category_scans_match_the_index)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_result a[10], b[10];
+	knytt_filter f;
+	knytt_filter_init(&f);
+	f.price_min = 0.01; /* every item: the scan over all of them */
+	for (int u = 0; u < 12; u++) {
+		char user[16];
+		sprintf(user, "u%d", u);
+		int na = knytt_engine_recommend(e, user, 10, NULL, NULL, a);
+		int nb = knytt_engine_recommend(e, user, 10, &f, NULL, b);
+		ck_assert_int_eq(na, 10);
+		ck_assert_int_eq(nb, na);
+		for (int i = 0; i < na; i++) {
+			ck_assert_str_eq(a[i].ext_id, b[i].ext_id);
+			ck_assert_int_eq(a[i].reason, b[i].reason);
+			ck_assert_double_eq_tol(a[i].score, b[i].score, 1e-5);
+		}
+	}
+	/* a band no item is in, until one is re-priced into it */
+	f.price_min = 1000;
+	f.price_max = 2000;
+	ck_assert_int_eq(knytt_engine_recommend(e, "u0", 10, &f, NULL, a), 0);
+	reprice(e, "c3-4", 1500);
+	int n = knytt_engine_recommend(e, "u0", 10, &f, NULL, a);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(a[0].ext_id, "c3-4");
+	reprice(e, "c3-4", 25);
+	ck_assert_int_eq(knytt_engine_recommend(e, "u0", 10, &f, NULL, a), 0);
+	/* every fourth item moves up into the band; twice over the shop is
+	 * more changes than the price order keeps unsorted: it is re-sorted
+	 * on the way */
+	char ext[32];
+	for (int round = 0; round < 2; round++)
+		for (int c = 0; c < NCAT; c++)
+			for (int i = 0; i < PER_CAT; i++) {
+				sprintf(ext, "c%d-%d", c, i);
+				reprice(e, ext,
+					i % 4 ? item_price(c, i)
+					      : 1000 + c * 100 + i + round);
+			}
+	f.price_min = 1100;
+	f.price_max = 1199; /* category 1's repriced items only */
+	n = knytt_engine_recommend(e, "u1", 10, &f, NULL, a);
+	ck_assert_int_eq(n, 10);
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(cat_of(a[i].ext_id), 1);
+		ck_assert_int_eq(atoi(a[i].ext_id + 3) % 4, 0);
+	}
+	/* a category prefix together with a price range */
+	f.category_prefix = "shoes";
+	f.price_min = 1000;
+	f.price_max = 1199;
+	n = knytt_engine_recommend(e, "u0", 10, &f, NULL, a);
+	ck_assert_int_eq(n, 10);
+	for (int i = 0; i < n; i++) {
+		ck_assert(passes(e, &a[i], &f));
+		ck_assert_int_le(cat_of(a[i].ext_id), 1);
+	}
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 static int hist_item_cb(const knytt_interaction *ix, void *ctx)
 {
 	char (*seen)[32] = ctx;
@@ -1007,6 +1088,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, bad_input_is_an_error);
 	tcase_add_test(tc, mmr_diversifies);
 	tcase_add_test(tc, category_moves_reach_cached_filters);
+	tcase_add_test(tc, price_and_category_scans_match_the_index);
 	tcase_add_test(tc, settings_exclusion_tenants_and_sync);
 	tcase_add_test(tc, external_vectors_without_a_model);
 	tcase_add_test(tc, write_behind_feedback_reaches_the_store);

@@ -186,10 +186,8 @@ void knytt_engine_close(knytt_engine *e)
 	pthread_rwlock_destroy(&e->lock);
 	pthread_mutex_destroy(&e->st_lock);
 	pthread_mutex_destroy(&e->train_mu);
-	for (size_t i = 0; i < e->ncats; i++) {
-		free(e->cats[i].prefix);
-		free(e->cats[i].rows);
-	}
+	knytt__filterx_free(e);
+	free(e->rowvec);
 	pthread_mutex_destroy(&e->cat_mu);
 	pthread_mutex_destroy(&e->fq_mu);
 	pthread_cond_destroy(&e->fq_wake);
@@ -393,7 +391,8 @@ static int table_put(knytt_engine *e, const knytt_item *it, uint32_t *row)
 						  : NULL;
 	if (it->category && *it->category && !cat)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
-	if (r == UINT32_MAX) {
+	int fresh = r == UINT32_MAX;
+	if (fresh) {
 		if (e->nitems == e->capitems) {
 			size_t nc = e->capitems ? e->capitems * 2 : 1024;
 			eitem *n = realloc(e->items, nc * sizeof *n);
@@ -403,6 +402,7 @@ static int table_put(knytt_engine *e, const knytt_item *it, uint32_t *row)
 			}
 			e->items = n;
 			e->capitems = nc;
+			knytt__rowvec_grow(e, nc);
 		}
 		char *ext = dupstr(it->ext_id);
 		if (!ext || knytt__lmap_put(&e->by_id, it->id,
@@ -425,38 +425,13 @@ static int table_put(knytt_engine *e, const knytt_item *it, uint32_t *row)
 	x->category = cat;
 	if (it->id > e->max_id)
 		e->max_id = it->id;
-	if (moved && cat) {
-		/* the item enters the cached prefixes it now matches */
-		pthread_mutex_lock(&e->cat_mu);
-		for (size_t i = 0; i < e->ncats; i++) {
-			catlist *cl = &e->cats[i];
-			if (!knytt__cat_match(cat, cl->prefix, cl->plen))
-				continue;
-			if (cl->n == cl->cap) {
-				size_t nc = cl->cap ? cl->cap * 2 : 64;
-				uint32_t *nr = realloc(cl->rows,
-						       nc * sizeof *nr);
-				if (!nr) {
-					/* drop the list: rebuilt when used */
-					free(cl->rows);
-					free(cl->prefix);
-					*cl = e->cats[--e->ncats];
-					memset(&e->cats[e->ncats], 0,
-					       sizeof *cl);
-					i--;
-					continue;
-				}
-				cl->rows = nr;
-				cl->cap = nc;
-			}
-			cl->rows[cl->n++] = r;
-		}
-		pthread_mutex_unlock(&e->cat_mu);
-	}
+	int repriced = fresh || x->price != it->price;
 	x->price = it->price;
 	x->quality = it->quality;
 	x->in_stock = it->in_stock;
 	x->deleted = it->deleted;
+	if ((moved && cat) || repriced)
+		knytt__filterx_changed(e, r, moved && cat, repriced);
 	if (row)
 		*row = r;
 	return KNYTT_OK;
@@ -686,6 +661,7 @@ static int load_model_and_index(knytt_engine *e)
 			knytt_index_remove(e->ix, it->id);
 		it->has_vec = knytt_index_contains(e->ix, it->id);
 	}
+	knytt__rowvec_fill(e);
 	return KNYTT_OK;
 }
 
@@ -720,6 +696,7 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 	rc = knytt_store_items_changed(e->st, 0, load_item_cb, e);
 	if (rc < 0)
 		goto fail;
+	knytt__cats_prebuild(e);
 	int64_t now = knytt__now_ms();
 	if ((rc = load_popularity(e, now)))
 		goto fail;
@@ -836,6 +813,7 @@ int knytt_engine_item_upsert(knytt_engine *e, const knytt_item *item,
 	if (!rc && have) {
 		rc = knytt_index_upsert(e->ix, id, v, e->dim);
 		if (!rc) {
+			knytt__rowvec_set(e, row, v);
 			e->items[row].has_vec = 1;
 			e->items[row].caller_vec = 1;
 		}

@@ -47,16 +47,16 @@ typedef struct eitem {
 } eitem;
 
 /* Items of one category prefix (rows of the item table), so a filtered
- * query walks a few thousand rows instead of the whole table.  Rows are
- * appended when an item enters the prefix and re-checked by the query,
- * so one that left it later costs a test, never a wrong answer. */
+ * query walks a few thousand rows instead of the whole table (filterx.c).
+ * Rows are appended when an item enters the prefix and re-checked by the
+ * query, so one that left it later costs a test, never a wrong answer. */
 typedef struct catlist {
 	char *prefix;
 	size_t plen;
 	uint32_t *rows;
 	size_t n, cap;
 } catlist;
-#define NCATLIST 64
+#define NCATLIST 1024
 
 /* "shoes" matches "shoes" and "shoes/running", not "shoestring"; a
  * prefix that ends in '/' matches whatever follows it. */
@@ -122,7 +122,22 @@ struct knytt_engine {
 	uint64_t max_id; /* largest store id in the table */
 	catlist cats[NCATLIST]; /* category prefix -> rows, round-robin */
 	size_t ncats, cat_next;
-	pthread_mutex_t cat_mu; /* guards cats (queries run in parallel) */
+	/* rows by price as of the last sort, and rows added or re-priced
+	 * since (filterx.c); price_ok = 0: sort before the next use */
+	struct pricepair *price_sorted;
+	size_t nprice_sorted;
+	uint32_t *price_recent;
+	size_t nprice_recent, cap_price_recent;
+	int price_ok;
+	pthread_mutex_t cat_mu; /* guards cats and the price order (queries
+				   run in parallel) */
+
+	/* the item vectors by row, dim floats each, a copy of the index's
+	 * for exact scans (scan.c); meaningful where has_vec, and only
+	 * while rowvec_ok */
+	float *rowvec;
+	size_t rowvec_cap; /* rows allocated */
+	int rowvec_ok;
 
 	/* users */
 	euser **users;
@@ -196,6 +211,35 @@ uint32_t knytt__engine_row(const knytt_engine *e, uint64_t id);
  * collision falls back to the store (locked_st: caller holds st_lock) */
 uint32_t knytt__engine_row_by_ext(knytt_engine *e, const char *ext,
 				  int locked_st);
+/* filter indexes (filterx.c); callers hold the engine lock, the
+ * functions take cat_mu.  cat_rows: the rows of a category prefix (NULL
+ * without memory), caller holds cat_mu and reads the list under it;
+ * cats_prebuild: lists of every '/'-prefix of the item categories (at
+ * open); price_rows: calls fn for a superset of the rows priced in
+ * [lo, hi] (-1 without memory); filterx_changed: row entered a category
+ * (moved) and/or got a new price (repriced). */
+const catlist *knytt__cat_rows(knytt_engine *e, const char *prefix,
+			       size_t plen);
+void knytt__cats_prebuild(knytt_engine *e);
+int knytt__price_rows(knytt_engine *e, double lo, double hi,
+		      void (*fn)(uint32_t row, void *ctx), void *ctx);
+void knytt__filterx_changed(knytt_engine *e, uint32_t row, int moved,
+			    int repriced);
+void knytt__filterx_free(knytt_engine *e);
+/* the vector copy (scan.c): fill from the index (open, model install),
+ * follow a growing item table, set one row after an index upsert.
+ * scan: exact top-k of rows[0..n) (a superset: rows may repeat, and only
+ * those for which ok() returns non-zero count) for nq (1 or 2) query
+ * vectors in one pass; query j's best rows and scores (dot products,
+ * best first) go to orow/oscore[j * k ...], their count to got[j].
+ * Caller holds the engine lock and has checked rowvec_ok. */
+void knytt__rowvec_fill(knytt_engine *e);
+int knytt__rowvec_grow(knytt_engine *e, size_t cap);
+void knytt__rowvec_set(knytt_engine *e, uint32_t row, const float *v);
+size_t knytt__scan(const knytt_engine *e, const uint32_t *rows, size_t n,
+		   const float *const *q, size_t nq, size_t k,
+		   int (*ok)(uint32_t row, void *ctx), void *ctx,
+		   uint32_t *orow, float *oscore, size_t *got);
 /* a fresh, empty index with the engine's settings */
 int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
 /* "engine-model" blob: encode / decode (kind, item map, model) */

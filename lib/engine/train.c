@@ -507,6 +507,7 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 	e->model_nitems = nitems;
 	e->model_version = version;
 	e->model_gen++;
+	knytt__rowvec_fill(e);
 	pthread_rwlock_unlock(&e->lock);
 	knytt_index_close(old);
 }
