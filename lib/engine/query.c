@@ -224,7 +224,7 @@ static int filter_cands(knytt_engine *e, qctx *c)
 		const catlist *cl = knytt__cat_rows(e, f->category_prefix,
 						    c->plen);
 		int ok = cl && cl->n <= SCAN_MAX;
-		if (ok) {
+		if (ok && cl->n) {
 			memcpy(c->cand, cl->rows, cl->n * sizeof *c->cand);
 			c->ncand = cl->n;
 		}
