@@ -753,6 +753,99 @@ START_TEST(price_and_category_scans_match_the_index)
 }
 END_TEST
 
+/* Trending and popularity are read from lists kept in order as events
+ * arrive (1024 long): planted counts come back in order, the list
+ * follows new events, and items that fell off a full list are still
+ * found when a filter needs them. */
+START_TEST(trending_lists_follow_feedback)
+{
+	enum { NIT = 1100 };
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 4), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_feedback_async(e, 1), KNYTT_OK);
+	snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-top.db",
+		 (int)getpid());
+	cleanup();
+	char uri[160], ext[32];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	knytt_item it;
+	memset(&it, 0, sizeof it);
+	it.struct_size = sizeof it;
+	it.ext_id = ext;
+	it.title = "thing";
+	it.price = 5;
+	it.in_stock = 1;
+	for (int i = 0; i < NIT; i++) {
+		sprintf(ext, "x%d", i);
+		it.category = i >= NIT - 3 ? "rare" : i % 2 ? "odd" : "even";
+		ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0),
+				 KNYTT_OK);
+	}
+	/* one view each, at one instant; every 50th item 2..23 views */
+	int64_t t = (int64_t)time(NULL) * 1000 - 1000;
+	for (int i = 0; i < NIT; i++) {
+		sprintf(ext, "x%d", i);
+		int c = i % 50 ? 1 : 2 + i / 50;
+		for (int j = 0; j < c; j++)
+			ck_assert_int_eq(knytt_engine_feedback(e, "v", ext,
+							       "view", 0, t),
+					 KNYTT_OK);
+	}
+	knytt_result r[40];
+	for (int w = 0; w < 3; w++) {
+		static const double win[3] = { 3600, 86400, 604800 };
+		int n = knytt_engine_trending(e, 30, win[w], NULL, r);
+		ck_assert_int_eq(n, 30);
+		for (int i = 0; i < 22; i++) {
+			sprintf(ext, "x%d", (21 - i) * 50);
+			ck_assert_str_eq(r[i].ext_id, ext);
+		}
+		for (int i = 1; i < n; i++)
+			ck_assert(r[i].score <= r[i - 1].score);
+		ck_assert_double_eq_tol(r[0].score / r[21].score, 23.0 / 2.0,
+					1e-6);
+	}
+	/* a filter: only its items, still in order */
+	int n = knytt_engine_trending(e, 12, 86400, "even", r);
+	ck_assert_int_eq(n, 12);
+	for (int i = 0; i < n; i++) { /* the planted ones are all even */
+		sprintf(ext, "x%d", (21 - i) * 50);
+		ck_assert_str_eq(r[i].ext_id, ext);
+	}
+	/* the last items never made the full list (ties do not enter), yet
+	 * a filter that needs them finds them */
+	n = knytt_engine_trending(e, 10, 3600, "rare", r);
+	ck_assert_int_eq(n, 3);
+	/* new events move an item to the front of every list */
+	for (int j = 0; j < 40; j++)
+		ck_assert_int_eq(knytt_engine_feedback(e, "v", "x1096", "view",
+						       0, t),
+				 KNYTT_OK);
+	for (int w = 0; w < 3; w++) {
+		static const double win[3] = { 3600, 86400, 604800 };
+		ck_assert_int_eq(knytt_engine_trending(e, 5, win[w], NULL, r),
+				 5);
+		ck_assert_str_eq(r[0].ext_id, "x1096");
+		ck_assert_str_eq(r[1].ext_id, "x1050");
+	}
+	/* popularity: a shopper known to the store but without history */
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	uint64_t uid;
+	ck_assert_int_eq(knytt_store_user_upsert(knytt_engine_store(e), "cold",
+						 NULL, &uid),
+			 KNYTT_OK);
+	n = knytt_engine_recommend(e, "cold", 10, NULL, NULL, r);
+	ck_assert_int_eq(n, 10);
+	ck_assert_str_eq(r[0].ext_id, "x1096");
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 static int hist_item_cb(const knytt_interaction *ix, void *ctx)
 {
 	char (*seen)[32] = ctx;
@@ -1089,6 +1182,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, mmr_diversifies);
 	tcase_add_test(tc, category_moves_reach_cached_filters);
 	tcase_add_test(tc, price_and_category_scans_match_the_index);
+	tcase_add_test(tc, trending_lists_follow_feedback);
 	tcase_add_test(tc, settings_exclusion_tenants_and_sync);
 	tcase_add_test(tc, external_vectors_without_a_model);
 	tcase_add_test(tc, write_behind_feedback_reaches_the_store);

@@ -187,6 +187,7 @@ void knytt_engine_close(knytt_engine *e)
 	pthread_mutex_destroy(&e->st_lock);
 	pthread_mutex_destroy(&e->train_mu);
 	knytt__filterx_free(e);
+	knytt__top_free(e);
 	free(e->rowvec);
 	pthread_mutex_destroy(&e->cat_mu);
 	pthread_mutex_destroy(&e->fq_mu);
@@ -706,6 +707,7 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 					    trend_seed_cb, e);
 	if (rc < 0)
 		goto fail;
+	knytt__top_build(e, -1);
 	if ((rc = load_model_and_index(e)))
 		goto fail;
 	if (e->fb_async && (rc = knytt__fq_start(e)))
@@ -885,6 +887,7 @@ int knytt_engine_sync(knytt_engine *e)
 		int r2 = load_popularity(e, knytt__now_ms());
 		if (r2 < 0)
 			rc = r2;
+		knytt__top_build(e, NTREND); /* counts may have moved down */
 	}
 	pthread_mutex_unlock(&e->st_lock);
 	pthread_rwlock_unlock(&e->lock);
@@ -1186,6 +1189,7 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	eitem *it = &e->items[r];
 	it->pop += 1;
 	trend_add(it, w, ts);
+	knytt__top_bump(e, r);
 	if (!u && !(u = knytt__engine_user(e, user, 1))) {
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory loading user");
 		goto out;

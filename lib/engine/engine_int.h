@@ -44,7 +44,16 @@ typedef struct eitem {
 	double pop;      /* weighted interactions, all time */
 	double trend[NTREND]; /* decayed to trend_ts */
 	int64_t trend_ts;
+	uint8_t intop;   /* bit l: listed in top[l] (toplist.c) */
 } eitem;
+
+/* The TOPN items by one ranking, best first (toplist.c). */
+#define TOPN 1024
+typedef struct toplist {
+	double *key; /* TOPN; see toplist.c for what the key is */
+	uint32_t *row;
+	size_t n;    /* < TOPN: every item with a positive score is here */
+} toplist;
 
 /* Items of one category prefix (rows of the item table), so a filtered
  * query walks a few thousand rows instead of the whole table (filterx.c).
@@ -138,6 +147,11 @@ struct knytt_engine {
 	float *rowvec;
 	size_t rowvec_cap; /* rows allocated */
 	int rowvec_ok;
+
+	/* trending (one list per half-life) and popularity, in order;
+	 * top_ok = 0: not available, queries score every row */
+	toplist top[NTREND + 1];
+	int top_ok;
 
 	/* users */
 	euser **users;
@@ -240,6 +254,12 @@ size_t knytt__scan(const knytt_engine *e, const uint32_t *rows, size_t n,
 		   const float *const *q, size_t nq, size_t k,
 		   int (*ok)(uint32_t row, void *ctx), void *ctx,
 		   uint32_t *orow, float *oscore, size_t *got);
+/* top lists (toplist.c): build = sort list @p only (-1: all) from the
+ * item table; bump = item @p row's counters grew.  Caller holds the
+ * write lock. */
+void knytt__top_build(knytt_engine *e, int only);
+void knytt__top_bump(knytt_engine *e, uint32_t row);
+void knytt__top_free(knytt_engine *e);
 /* a fresh, empty index with the engine's settings */
 int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
 /* "engine-model" blob: encode / decode (kind, item map, model) */

@@ -310,8 +310,9 @@ static int taken(const knytt_result *out, size_t n, uint64_t id)
 }
 
 /* Appends the best items by trending (window h) or popularity (h < 0)
- * that pass the filter and are not in out[0..n); returns the new n. */
-static size_t fallback(const knytt_engine *e, const qctx *c, int h,
+ * that pass the filter and are not in out[0..n), scoring every passing
+ * item; returns the new n. */
+static size_t fallback_scan(const knytt_engine *e, const qctx *c, int h,
 		       int64_t now, size_t k, knytt_result *out, size_t n)
 {
 	if (n >= k)
@@ -364,6 +365,47 @@ out:
 	free(rows);
 	free(sc);
 	return n;
+}
+
+/* The same from the head of the kept ranking (toplist.c).  *full = 0
+ * when the answer is complete: k found, or the list holds every item
+ * with a positive score. */
+static size_t fallback_list(const knytt_engine *e, const qctx *c, int h,
+			    int64_t now, size_t k, knytt_result *out,
+			    size_t n, int *full)
+{
+	const toplist *t = &e->top[h >= 0 ? h : NTREND];
+	for (size_t i = 0; i < t->n && n < k; i++) {
+		const eitem *it = &e->items[t->row[i]];
+		double s = h >= 0 ? knytt__trend_now(it, h, now) : it->pop;
+		if (!(s > 0) || !item_passes(c, it) || taken(out, n, it->id))
+			continue;
+		fill(e, &out[n++], t->row[i], s,
+		     h >= 0 ? KNYTT_REASON_TRENDING : KNYTT_REASON_POPULAR, 0);
+	}
+	*full = n < k && t->n == TOPN;
+	return n;
+}
+
+/* Trending (h >= 0) or popular items after out[0..*n): the head of the
+ * kept list, and only when that runs out, a scan of the passing items
+ * (their bitset built now if the query has none yet). */
+static int fallback(knytt_engine *e, qctx *c, int h, int64_t now, size_t k,
+		    knytt_result *out, size_t *n)
+{
+	if (*n >= k)
+		return KNYTT_OK;
+	int full = 1;
+	if (e->top_ok) {
+		*n = fallback_list(e, c, h, now, k, out, *n, &full);
+		if (!full)
+			return KNYTT_OK;
+	}
+	int rc;
+	if (!c->bits && (rc = filter_bits(e, c)))
+		return rc;
+	*n = fallback_scan(e, c, h, now, k, out, *n);
+	return KNYTT_OK;
 }
 
 static double score_of(const knytt_engine *e, float dist)
@@ -673,12 +715,10 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 			n = k;
 		memcpy(out, cand, n * sizeof *out);
 	}
-	/* cold users, or too few personal results: trending, then popular
-	 * (from the bitset, built now if the scan went without it) */
-	if (n < k && scanned && (rc = filter_bits(e, &c)))
+	/* cold users, or too few personal results: trending, then popular */
+	if ((rc = fallback(e, &c, 1, now, k, out, &n)) ||
+	    (rc = fallback(e, &c, -1, now, k, out, &n)))
 		goto out;
-	n = fallback(e, &c, 1, now, k, out, n);
-	n = fallback(e, &c, -1, now, k, out, n);
 	rc = (int)n;
 out:
 	pthread_rwlock_unlock(&e->lock);
@@ -1060,12 +1100,9 @@ int knytt_engine_trending(knytt_engine *e, size_t k, double window_s,
 	pthread_rwlock_rdlock(&e->lock);
 	qctx c;
 	qctx_init(&c, e, &f);
-	if ((rc = filter_bits(e, &c))) {
-		pthread_rwlock_unlock(&e->lock);
-		return rc;
-	}
-	size_t n = fallback(e, &c, h, knytt__now_ms(), k, out, 0);
+	size_t n = 0;
+	rc = fallback(e, &c, h, knytt__now_ms(), k, out, &n);
 	pthread_rwlock_unlock(&e->lock);
 	qctx_done(&c);
-	return (int)n;
+	return rc < 0 ? rc : (int)n;
 }
