@@ -1842,6 +1842,21 @@ KNYTT_API int knytt_engine_set_embedder(knytt_engine *e,
 KNYTT_API int knytt_engine_set_tenant(knytt_engine *e, const char *name);
 /** Training threads (0 = every core).  Before open. */
 KNYTT_API int knytt_engine_set_threads(knytt_engine *e, unsigned threads);
+/**
+ * Feedback write-behind.  0 (the default): knytt_engine_feedback commits
+ * the event to the store before it returns.  1: it validates the event
+ * with the store's rules, updates the taste and the item counters in
+ * memory, queues the event and returns; a writer thread of the engine
+ * stores queued events in order, one transaction each.  Every in-memory
+ * read (recommend, trending, search's taste) sees an event at once either
+ * way.  The trade-off is durability: an event acknowledged but not yet
+ * written is lost if the process dies (the queue is normally empty within
+ * a commit or two; knytt_engine_flush waits for it).  Calls that read
+ * interactions back from the store or hand the store out (sync, train,
+ * item_delete, knytt_engine_store) wait for the queue first.  Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL (e NULL), KNYTT_ESTATE (after open).
+ */
+KNYTT_API int knytt_engine_set_feedback_async(knytt_engine *e, int async);
 
 /**
  * Opens the store at @p uri (see knytt_store_open) and restores the
@@ -1885,11 +1900,28 @@ KNYTT_API int knytt_engine_sync(knytt_engine *e);
  * Records that @p user did @p type ("view", "purchase", ...) on @p item
  * (value: the rating for "rating", else ignored; ts_ms 0 = now) and
  * updates the user's taste before returning: the next recommend sees it.
- * @return KNYTT_OK, KNYTT_ENOTFOUND (unknown item), KNYTT_EINVAL.
+ * The event is in the store on return, or, with write-behind
+ * (knytt_engine_set_feedback_async), queued for the engine's writer.
+ * @return KNYTT_OK, KNYTT_ENOTFOUND (unknown item), KNYTT_EINVAL (a bad
+ *         field, with the store's rules), KNYTT_EDB; with write-behind,
+ *         also the error of an earlier queued write that failed and was
+ *         not reported yet -- this event is then not recorded (retry).
  */
 KNYTT_API int knytt_engine_feedback(knytt_engine *e, const char *user,
 				    const char *item, const char *type,
 				    double value, int64_t ts_ms);
+
+/**
+ * Waits until every feedback event accepted before the call is in the
+ * store (write-behind engines, knytt_engine_set_feedback_async), and
+ * reports the first write that failed since the last report.  Returns at
+ * once with KNYTT_OK on a synchronous engine.  May be called from any
+ * thread; it waits for events queued by other threads too.
+ * @return KNYTT_OK, KNYTT_EINVAL (e NULL), KNYTT_ESTATE (not open), or
+ *         the error of a failed write (KNYTT_EDB, ...: the message names
+ *         the user and the item).
+ */
+KNYTT_API int knytt_engine_flush(knytt_engine *e);
 
 /**
  * Up to @p k items for @p user within @p filter (may be NULL), best

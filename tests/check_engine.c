@@ -11,6 +11,7 @@
 #include <math.h>
 #include <time.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #define NCAT 6
@@ -67,7 +68,8 @@ static void make_item(knytt_item *it, int c, int i, char *ext, char *title)
 	it->quality = (double)(i % 5);
 }
 
-static knytt_engine *open_engine(knytt_model_kind kind, int fresh)
+static knytt_engine *open_engine_opt(knytt_model_kind kind, int fresh,
+				     int async)
 {
 	if (fresh) {
 		snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-%d.db",
@@ -86,9 +88,15 @@ static knytt_engine *open_engine(knytt_model_kind kind, int fresh)
 	ck_assert_int_eq(knytt_engine_set_threads(e, 1), KNYTT_OK);
 	if (kind == KNYTT_MODEL_TWOTOWER)
 		ck_assert_int_eq(knytt_engine_set_twotower(e, 8), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_feedback_async(e, async), KNYTT_OK);
 	ck_assert_msg(knytt_engine_open(e, uri) == KNYTT_OK, "%s",
 		      knytt_errmsg());
 	return e;
+}
+
+static knytt_engine *open_engine(knytt_model_kind kind, int fresh)
+{
+	return open_engine_opt(kind, fresh, 0);
 }
 
 static void cleanup(void)
@@ -664,6 +672,180 @@ START_TEST(category_moves_reach_cached_filters)
 }
 END_TEST
 
+static void reprice(knytt_engine *e, const char *ext, double price)
+{
+	knytt_item *it = NULL;
+	ck_assert_int_eq(knytt_store_item_get(knytt_engine_store(e), ext, &it),
+			 KNYTT_OK);
+	it->price = price;
+	ck_assert_int_eq(knytt_engine_item_upsert(e, it, NULL, 0), KNYTT_OK);
+	knytt_free(it);
+}
+
+/* Filters on a category or a price range are answered by an exact scan
+ * of the engine's vector copy: the same answer as the index gives
+ * unfiltered when the filter passes everything, and prices changed after
+ * the price order was sorted (a few, then enough to re-sort) are seen. */
+START_TEST(price_and_category_scans_match_the_index)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_result a[10], b[10];
+	knytt_filter f;
+	knytt_filter_init(&f);
+	f.price_min = 0.01; /* every item: the scan over all of them */
+	for (int u = 0; u < 12; u++) {
+		char user[16];
+		sprintf(user, "u%d", u);
+		int na = knytt_engine_recommend(e, user, 10, NULL, NULL, a);
+		int nb = knytt_engine_recommend(e, user, 10, &f, NULL, b);
+		ck_assert_int_eq(na, 10);
+		ck_assert_int_eq(nb, na);
+		for (int i = 0; i < na; i++) {
+			ck_assert_str_eq(a[i].ext_id, b[i].ext_id);
+			ck_assert_int_eq(a[i].reason, b[i].reason);
+			ck_assert_double_eq_tol(a[i].score, b[i].score, 1e-5);
+		}
+	}
+	/* a band no item is in, until one is re-priced into it */
+	f.price_min = 1000;
+	f.price_max = 2000;
+	ck_assert_int_eq(knytt_engine_recommend(e, "u0", 10, &f, NULL, a), 0);
+	reprice(e, "c3-4", 1500);
+	int n = knytt_engine_recommend(e, "u0", 10, &f, NULL, a);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(a[0].ext_id, "c3-4");
+	reprice(e, "c3-4", 25);
+	ck_assert_int_eq(knytt_engine_recommend(e, "u0", 10, &f, NULL, a), 0);
+	/* every fourth item moves up into the band; twice over the shop is
+	 * more changes than the price order keeps unsorted: it is re-sorted
+	 * on the way */
+	char ext[32];
+	for (int round = 0; round < 2; round++)
+		for (int c = 0; c < NCAT; c++)
+			for (int i = 0; i < PER_CAT; i++) {
+				sprintf(ext, "c%d-%d", c, i);
+				reprice(e, ext,
+					i % 4 ? item_price(c, i)
+					      : 1000 + c * 100 + i + round);
+			}
+	f.price_min = 1100;
+	f.price_max = 1199; /* category 1's repriced items only */
+	n = knytt_engine_recommend(e, "u1", 10, &f, NULL, a);
+	ck_assert_int_eq(n, 10);
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(cat_of(a[i].ext_id), 1);
+		ck_assert_int_eq(atoi(a[i].ext_id + 3) % 4, 0);
+	}
+	/* a category prefix together with a price range */
+	f.category_prefix = "shoes";
+	f.price_min = 1000;
+	f.price_max = 1199;
+	n = knytt_engine_recommend(e, "u0", 10, &f, NULL, a);
+	ck_assert_int_eq(n, 10);
+	for (int i = 0; i < n; i++) {
+		ck_assert(passes(e, &a[i], &f));
+		ck_assert_int_le(cat_of(a[i].ext_id), 1);
+	}
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* Trending and popularity are read from lists kept in order as events
+ * arrive (1024 long): planted counts come back in order, the list
+ * follows new events, and items that fell off a full list are still
+ * found when a filter needs them. */
+START_TEST(trending_lists_follow_feedback)
+{
+	enum { NIT = 1100 };
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 4), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_feedback_async(e, 1), KNYTT_OK);
+	snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-top.db",
+		 (int)getpid());
+	cleanup();
+	char uri[160], ext[32];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	knytt_item it;
+	memset(&it, 0, sizeof it);
+	it.struct_size = sizeof it;
+	it.ext_id = ext;
+	it.title = "thing";
+	it.price = 5;
+	it.in_stock = 1;
+	for (int i = 0; i < NIT; i++) {
+		sprintf(ext, "x%d", i);
+		it.category = i >= NIT - 3 ? "rare" : i % 2 ? "odd" : "even";
+		ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0),
+				 KNYTT_OK);
+	}
+	/* one view each, at one instant; every 50th item 2..23 views */
+	int64_t t = (int64_t)time(NULL) * 1000 - 1000;
+	for (int i = 0; i < NIT; i++) {
+		sprintf(ext, "x%d", i);
+		int c = i % 50 ? 1 : 2 + i / 50;
+		for (int j = 0; j < c; j++)
+			ck_assert_int_eq(knytt_engine_feedback(e, "v", ext,
+							       "view", 0, t),
+					 KNYTT_OK);
+	}
+	knytt_result r[40];
+	for (int w = 0; w < 3; w++) {
+		static const double win[3] = { 3600, 86400, 604800 };
+		int n = knytt_engine_trending(e, 30, win[w], NULL, r);
+		ck_assert_int_eq(n, 30);
+		for (int i = 0; i < 22; i++) {
+			sprintf(ext, "x%d", (21 - i) * 50);
+			ck_assert_str_eq(r[i].ext_id, ext);
+		}
+		for (int i = 1; i < n; i++)
+			ck_assert(r[i].score <= r[i - 1].score);
+		ck_assert_double_eq_tol(r[0].score / r[21].score, 23.0 / 2.0,
+					1e-6);
+	}
+	/* a filter: only its items, still in order */
+	int n = knytt_engine_trending(e, 12, 86400, "even", r);
+	ck_assert_int_eq(n, 12);
+	for (int i = 0; i < n; i++) { /* the planted ones are all even */
+		sprintf(ext, "x%d", (21 - i) * 50);
+		ck_assert_str_eq(r[i].ext_id, ext);
+	}
+	/* the last items never made the full list (ties do not enter), yet
+	 * a filter that needs them finds them */
+	n = knytt_engine_trending(e, 10, 3600, "rare", r);
+	ck_assert_int_eq(n, 3);
+	/* new events move an item to the front of every list */
+	for (int j = 0; j < 40; j++)
+		ck_assert_int_eq(knytt_engine_feedback(e, "v", "x1096", "view",
+						       0, t),
+				 KNYTT_OK);
+	for (int w = 0; w < 3; w++) {
+		static const double win[3] = { 3600, 86400, 604800 };
+		ck_assert_int_eq(knytt_engine_trending(e, 5, win[w], NULL, r),
+				 5);
+		ck_assert_str_eq(r[0].ext_id, "x1096");
+		ck_assert_str_eq(r[1].ext_id, "x1050");
+	}
+	/* popularity: a shopper known to the store but without history */
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	uint64_t uid;
+	ck_assert_int_eq(knytt_store_user_upsert(knytt_engine_store(e), "cold",
+						 NULL, &uid),
+			 KNYTT_OK);
+	n = knytt_engine_recommend(e, "cold", 10, NULL, NULL, r);
+	ck_assert_int_eq(n, 10);
+	ck_assert_str_eq(r[0].ext_id, "x1096");
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 static int hist_item_cb(const knytt_interaction *ix, void *ctx)
 {
 	char (*seen)[32] = ctx;
@@ -817,6 +999,171 @@ START_TEST(external_vectors_without_a_model)
 }
 END_TEST
 
+/* ---- feedback write-behind ---- */
+
+static int count_cb(const knytt_interaction *ix, void *ctx)
+{
+	(void)ix;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* Events queued by write-behind feedback: visible to recommend before
+ * they are stored, all in the store after flush, and after close. */
+START_TEST(write_behind_feedback_reaches_the_store)
+{
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	populate(e); /* 3000 events through the queue */
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	ck_assert_int_eq(
+		knytt_store_interaction_count(knytt_engine_store(e)),
+		NUSERS * EV_PER_USER);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+
+	/* a shopper the store has not seen yet, known from queued events
+	 * only: recommend answers from them at once */
+	char ext[32];
+	for (int i = 0; i < 8; i++) {
+		sprintf(ext, "c5-%d", i);
+		ck_assert_int_eq(knytt_engine_feedback(e, "fresh", ext, "click",
+						       0, 0),
+				 KNYTT_OK);
+	}
+	knytt_result r[10];
+	int n = knytt_engine_recommend(e, "fresh", 10, NULL, NULL, r);
+	ck_assert_int_eq(n, 10);
+	ck_assert_int_ge(count_cat(r, n, 5), 8);
+	/* a queued purchase is excluded at once too */
+	ck_assert_int_eq(knytt_engine_feedback(e, "fresh", r[0].ext_id,
+					       "purchase", 0, 0),
+			 KNYTT_OK);
+	char bought[KNYTT_STORE_MAX_ID + 1];
+	snprintf(bought, sizeof bought, "%s", r[0].ext_id);
+	n = knytt_engine_recommend(e, "fresh", 10, NULL, NULL, r);
+	for (int i = 0; i < n; i++)
+		ck_assert_str_ne(r[i].ext_id, bought);
+
+	/* after flush the store has all nine, newest (the purchase) first */
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	int cnt = 0;
+	ck_assert_int_eq(knytt_store_user_recent(knytt_engine_store(e), "fresh",
+						 100, count_cb, &cnt),
+			 9);
+	ck_assert_int_eq(cnt, 9);
+	ck_assert_int_eq(
+		knytt_store_interaction_count(knytt_engine_store(e)),
+		NUSERS * EV_PER_USER + 9);
+
+	/* close writes what is still queued */
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(knytt_engine_feedback(e, "late", "c1-1", "view",
+						       0, 0),
+				 KNYTT_OK);
+	knytt_engine_close(e);
+	e = open_engine(KNYTT_MODEL_ALS, 0);
+	ck_assert_int_eq(
+		knytt_store_interaction_count(knytt_engine_store(e)),
+		NUSERS * EV_PER_USER + 14);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK); /* synchronous */
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* Bad events are refused before they are queued, with the store's
+ * rules; the setting is fixed at open. */
+START_TEST(write_behind_checks_before_queueing)
+{
+	ck_assert_int_eq(knytt_engine_flush(NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_feedback_async(NULL, 1),
+			 KNYTT_EINVAL);
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_ESTATE);
+	knytt_engine_close(e);
+
+	e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	ck_assert_int_eq(knytt_engine_set_feedback_async(e, 0), KNYTT_ESTATE);
+	char ext[32], title[128];
+	knytt_item it;
+	make_item(&it, 0, 0, ext, title);
+	ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "Bad-Type", 0, 0),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "type"));
+	ck_assert_int_eq(knytt_engine_feedback(e, "u\x01", ext, "view", 0, 0),
+			 KNYTT_EINVAL);
+	char longid[300];
+	memset(longid, 'x', sizeof longid - 1);
+	longid[sizeof longid - 1] = '\0';
+	ck_assert_int_eq(knytt_engine_feedback(e, longid, ext, "view", 0, 0),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", "nope", "view", 0, 0),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "rating", 4, 0),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	/* only the good event was stored */
+	ck_assert_int_eq(
+		knytt_store_interaction_count(knytt_engine_store(e)), 1);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* A write that fails in the writer thread is reported by the next
+ * flush, or by the next feedback (which then records nothing), once. */
+START_TEST(write_behind_failure_is_reported)
+{
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	char ext[32], title[128];
+	knytt_item it;
+	make_item(&it, 0, 0, ext, title);
+	ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "view", 0, 0),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	/* another connection takes the interactions table away */
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "ALTER TABLE interactions RENAME TO "
+				      "interactions_gone",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "click", 0, 0),
+			 KNYTT_OK); /* queued: the failure comes later */
+	int rc = knytt_engine_flush(e);
+	ck_assert_int_lt(rc, 0);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "not stored"));
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK); /* reported once */
+
+	/* the next feedback reports a failure it did not cause, and does
+	 * not record its own event (the taste keeps one click) */
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "click", 0, 0),
+			 KNYTT_OK);
+	knytt_engine_store(e); /* waits for the writer, keeps the error */
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "click", 0, 0),
+			 rc);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+
+	/* the table back: writes work again */
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "ALTER TABLE interactions_gone RENAME "
+				      "TO interactions",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u", ext, "purchase", 0, 0),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	ck_assert_int_eq(
+		knytt_store_interaction_count(knytt_engine_store(e)), 2);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -834,8 +1181,13 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, bad_input_is_an_error);
 	tcase_add_test(tc, mmr_diversifies);
 	tcase_add_test(tc, category_moves_reach_cached_filters);
+	tcase_add_test(tc, price_and_category_scans_match_the_index);
+	tcase_add_test(tc, trending_lists_follow_feedback);
 	tcase_add_test(tc, settings_exclusion_tenants_and_sync);
 	tcase_add_test(tc, external_vectors_without_a_model);
+	tcase_add_test(tc, write_behind_feedback_reaches_the_store);
+	tcase_add_test(tc, write_behind_checks_before_queueing);
+	tcase_add_test(tc, write_behind_failure_is_reported);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -27,8 +27,10 @@
  *   search           1-3 words from one category's vocabulary, k=10,
  *                    half filtered (written to the search log, as
  *                    every search is);
- *   feedback         a random event of a loaded user: stored, taste
- *                    updated before return (second row: users with a
+ *   feedback         a random event of a loaded user: taste updated
+ *                    before return, the event queued for the engine's
+ *                    writer thread (write-behind; --sync-feedback:
+ *                    stored before return) (second row: users with a
  *                    full 256-event history, the most the engine folds
  *                    in);
  *   store-add        anchor: the same kind of event through
@@ -48,7 +50,7 @@
  * Usage: engine_bench --dir DIR [--quick] [--regen] [--rounds N]
  *                     [--samples N] [--csv FILE] [--cdf FILE]
  *                     [--epochs N] [--no-twotower] [--reuse-db]
- *                     [--only OP]
+ *                     [--only OP] [--sync-feedback]
  * --reuse-db skips import and training and opens the databases of an
  * earlier run; --only OP times one operation (with recommend-first,
  * which loads the users), for profiling with perf.
@@ -564,10 +566,12 @@ static void run_ops(bench *b, int op, size_t n, series *x)
 			ix.item = item;
 			ix.type = ev_type[t];
 			ix.weight = ev_weight[t];
+			/* outside the clock: with write-behind feedback the
+			 * call first waits for the engine's queue */
+			knytt_store *st = knytt_engine_store(b->e);
 			c0 = cpu_s();
 			t0 = now_s();
-			rc = knytt_store_interaction_add(
-				knytt_engine_store(b->e), &ix);
+			rc = knytt_store_interaction_add(st, &ix);
 			t1 = now_s();
 			c1 = cpu_s();
 			break;
@@ -764,6 +768,10 @@ static void reject_cb(size_t line, const char *field, const char *reason,
 			field, reason);
 }
 
+/* 1: feedback commits before it returns (the engine's default); 0:
+ * write-behind, the way a server would run it */
+static int sync_feedback;
+
 static knytt_engine *engine_open(const char *db, knytt_model_kind kind,
 				 unsigned epochs)
 {
@@ -773,6 +781,8 @@ static knytt_engine *engine_open(const char *db, knytt_model_kind kind,
 	ck(knytt_engine_set_model(e, kind), "set_model");
 	ck(knytt_engine_set_dim(e, 64), "set_dim");
 	ck(knytt_engine_set_threads(e, 1), "set_threads");
+	ck(knytt_engine_set_feedback_async(e, !sync_feedback),
+	   "set_feedback_async");
 	if (kind == KNYTT_MODEL_TWOTOWER)
 		ck(knytt_engine_set_twotower(e, epochs), "set_twotower");
 	snprintf(uri, sizeof uri, "sqlite:%s", db);
@@ -868,6 +878,8 @@ int main(int argc, char **argv)
 			twotower = 0;
 		else if (!strcmp(a, "--reuse-db"))
 			reuse = 1;
+		else if (!strcmp(a, "--sync-feedback"))
+			sync_feedback = 1;
 		else if (!strcmp(a, "--only") && i + 1 < argc) {
 			const char *o = argv[++i];
 			for (int k = 0; k < NOP; k++)
@@ -893,7 +905,7 @@ int main(int argc, char **argv)
 			die("usage: engine_bench [--quick] [--regen] [--dir DIR] "
 			    "[--rounds N] [--samples N] [--csv FILE] "
 			    "[--cdf FILE] [--epochs N] [--no-twotower] "
-			    "[--reuse-db] [--only OP]");
+			    "[--reuse-db] [--only OP] [--sync-feedback]");
 	}
 	if (rounds < 1 || rounds > 8)
 		die("--rounds must be 1..8");
@@ -1033,8 +1045,10 @@ int main(int argc, char **argv)
 	       sh.nitems, sh.nusers, sh.nix, knytt_simd_name());
 	printf("median over %d rounds of each percentile, microseconds; "
 	       "k = 10; %zu samples per op and round (trending %zu, "
-	       "recommend-first %zu)\n\n",
-	       rounds, samples, samples / 4, nfirst);
+	       "recommend-first %zu); feedback %s\n\n",
+	       rounds, samples, samples / 4, nfirst,
+	       sync_feedback ? "stored before return (--sync-feedback)"
+			     : "write-behind");
 	printf("%-8s %-15s %-8s %5s | %8s %8s %8s %8s | %8s %8s | "
 	       "%s\n",
 	       "engine", "op", "subset", "n", "p50", "p90", "p99", "max",

@@ -135,6 +135,9 @@ int knytt_engine_create(knytt_engine **out)
 	pthread_mutex_init(&e->st_lock, NULL);
 	pthread_mutex_init(&e->train_mu, NULL);
 	pthread_mutex_init(&e->cat_mu, NULL);
+	pthread_mutex_init(&e->fq_mu, NULL);
+	pthread_cond_init(&e->fq_wake, NULL);
+	pthread_cond_init(&e->fq_done, NULL);
 	*out = e;
 	return KNYTT_OK;
 }
@@ -158,6 +161,9 @@ void knytt_engine_close(knytt_engine *e)
 		return;
 	if (e->train_joinable)
 		pthread_join(e->train_thread, NULL);
+	/* queued feedback is written before the store closes; a failure
+	 * now has no caller to go to (knytt_engine_flush first to see it) */
+	knytt__fq_stop(e);
 	for (size_t i = 0; i < e->nitems; i++) {
 		free(e->items[i].ext_id);
 		free(e->items[i].category);
@@ -180,11 +186,13 @@ void knytt_engine_close(knytt_engine *e)
 	pthread_rwlock_destroy(&e->lock);
 	pthread_mutex_destroy(&e->st_lock);
 	pthread_mutex_destroy(&e->train_mu);
-	for (size_t i = 0; i < e->ncats; i++) {
-		free(e->cats[i].prefix);
-		free(e->cats[i].rows);
-	}
+	knytt__filterx_free(e);
+	knytt__top_free(e);
+	free(e->rowvec);
 	pthread_mutex_destroy(&e->cat_mu);
+	pthread_mutex_destroy(&e->fq_mu);
+	pthread_cond_destroy(&e->fq_wake);
+	pthread_cond_destroy(&e->fq_done);
 	free(e);
 }
 
@@ -338,9 +346,20 @@ int knytt_engine_set_threads(knytt_engine *e, unsigned threads)
 	return KNYTT_OK;
 }
 
+int knytt_engine_set_feedback_async(knytt_engine *e, int async)
+{
+	SETTER("knytt_engine_set_feedback_async");
+	e->fb_async = async != 0;
+	return KNYTT_OK;
+}
+
 knytt_store *knytt_engine_store(knytt_engine *e)
 {
-	return e ? e->st : NULL;
+	if (!e)
+		return NULL;
+	/* the writer thread shares the handle: let it finish first */
+	knytt__fq_wait(e);
+	return e->st;
 }
 
 /* ------------------------------------------------------------ item table */
@@ -373,7 +392,8 @@ static int table_put(knytt_engine *e, const knytt_item *it, uint32_t *row)
 						  : NULL;
 	if (it->category && *it->category && !cat)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
-	if (r == UINT32_MAX) {
+	int fresh = r == UINT32_MAX;
+	if (fresh) {
 		if (e->nitems == e->capitems) {
 			size_t nc = e->capitems ? e->capitems * 2 : 1024;
 			eitem *n = realloc(e->items, nc * sizeof *n);
@@ -383,6 +403,7 @@ static int table_put(knytt_engine *e, const knytt_item *it, uint32_t *row)
 			}
 			e->items = n;
 			e->capitems = nc;
+			knytt__rowvec_grow(e, nc);
 		}
 		char *ext = dupstr(it->ext_id);
 		if (!ext || knytt__lmap_put(&e->by_id, it->id,
@@ -405,38 +426,13 @@ static int table_put(knytt_engine *e, const knytt_item *it, uint32_t *row)
 	x->category = cat;
 	if (it->id > e->max_id)
 		e->max_id = it->id;
-	if (moved && cat) {
-		/* the item enters the cached prefixes it now matches */
-		pthread_mutex_lock(&e->cat_mu);
-		for (size_t i = 0; i < e->ncats; i++) {
-			catlist *cl = &e->cats[i];
-			if (!knytt__cat_match(cat, cl->prefix, cl->plen))
-				continue;
-			if (cl->n == cl->cap) {
-				size_t nc = cl->cap ? cl->cap * 2 : 64;
-				uint32_t *nr = realloc(cl->rows,
-						       nc * sizeof *nr);
-				if (!nr) {
-					/* drop the list: rebuilt when used */
-					free(cl->rows);
-					free(cl->prefix);
-					*cl = e->cats[--e->ncats];
-					memset(&e->cats[e->ncats], 0,
-					       sizeof *cl);
-					i--;
-					continue;
-				}
-				cl->rows = nr;
-				cl->cap = nc;
-			}
-			cl->rows[cl->n++] = r;
-		}
-		pthread_mutex_unlock(&e->cat_mu);
-	}
+	int repriced = fresh || x->price != it->price;
 	x->price = it->price;
 	x->quality = it->quality;
 	x->in_stock = it->in_stock;
 	x->deleted = it->deleted;
+	if ((moved && cat) || repriced)
+		knytt__filterx_changed(e, r, moved && cat, repriced);
 	if (row)
 		*row = r;
 	return KNYTT_OK;
@@ -666,6 +662,7 @@ static int load_model_and_index(knytt_engine *e)
 			knytt_index_remove(e->ix, it->id);
 		it->has_vec = knytt_index_contains(e->ix, it->id);
 	}
+	knytt__rowvec_fill(e);
 	return KNYTT_OK;
 }
 
@@ -700,6 +697,7 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 	rc = knytt_store_items_changed(e->st, 0, load_item_cb, e);
 	if (rc < 0)
 		goto fail;
+	knytt__cats_prebuild(e);
 	int64_t now = knytt__now_ms();
 	if ((rc = load_popularity(e, now)))
 		goto fail;
@@ -709,7 +707,10 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 					    trend_seed_cb, e);
 	if (rc < 0)
 		goto fail;
+	knytt__top_build(e, -1);
 	if ((rc = load_model_and_index(e)))
+		goto fail;
+	if (e->fb_async && (rc = knytt__fq_start(e)))
 		goto fail;
 	e->is_open = 1;
 	return KNYTT_OK;
@@ -814,6 +815,7 @@ int knytt_engine_item_upsert(knytt_engine *e, const knytt_item *item,
 	if (!rc && have) {
 		rc = knytt_index_upsert(e->ix, id, v, e->dim);
 		if (!rc) {
+			knytt__rowvec_set(e, row, v);
 			e->items[row].has_vec = 1;
 			e->items[row].caller_vec = 1;
 		}
@@ -834,6 +836,8 @@ int knytt_engine_item_delete(knytt_engine *e, const char *ext_id)
 		return rc;
 	if (!ext_id)
 		return knytt__err(KNYTT_EINVAL, "item id is NULL");
+	/* queued events on the item go in while it is still live */
+	knytt__fq_wait(e);
 	pthread_rwlock_wrlock(&e->lock);
 	pthread_mutex_lock(&e->st_lock);
 	rc = knytt_store_item_delete(e->st, ext_id);
@@ -871,6 +875,9 @@ int knytt_engine_sync(knytt_engine *e)
 	int rc = check_open(e, "knytt_engine_sync");
 	if (rc)
 		return rc;
+	/* popularity is re-read from the store: it must hold every event
+	 * the in-memory counters already have */
+	knytt__fq_wait(e);
 	pthread_rwlock_wrlock(&e->lock);
 	pthread_mutex_lock(&e->st_lock);
 	/* the millisecond of the last sync is read again: rows written later
@@ -880,6 +887,7 @@ int knytt_engine_sync(knytt_engine *e)
 		int r2 = load_popularity(e, knytt__now_ms());
 		if (r2 < 0)
 			rc = r2;
+		knytt__top_build(e, NTREND); /* counts may have moved down */
 	}
 	pthread_mutex_unlock(&e->st_lock);
 	pthread_rwlock_unlock(&e->lock);
@@ -1134,13 +1142,6 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	if (ts_ms < 0)
 		return knytt__err(KNYTT_EINVAL, "feedback: time is negative");
 	int64_t ts = ts_ms ? ts_ms : knytt__now_ms();
-	pthread_rwlock_wrlock(&e->lock);
-	uint32_t r = knytt__engine_row_by_ext(e, item, 0);
-	if (r == UINT32_MAX || e->items[r].deleted) {
-		rc = knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown%s", item,
-				r == UINT32_MAX ? "" : " (deleted)");
-		goto out;
-	}
 	double w = type_weight(e, type, value);
 	knytt_interaction ev;
 	memset(&ev, 0, sizeof ev);
@@ -1152,22 +1153,49 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	ev.has_value = strcmp(type, "rating") == 0;
 	ev.value = value;
 	ev.ts_ms = ts;
-	pthread_mutex_lock(&e->st_lock);
-	rc = knytt_store_interaction_add(e->st, &ev);
-	pthread_mutex_unlock(&e->st_lock);
-	if (rc < 0)
+	/* write-behind: the store's checks now (and an earlier write that
+	 * failed: reported instead of recording this event), the insert
+	 * later */
+	if (e->fq_running && (rc = knytt__fq_check(e, &ev)))
+		return rc;
+	pthread_rwlock_wrlock(&e->lock);
+	uint32_t r = knytt__engine_row_by_ext(e, item, 0);
+	if (r == UINT32_MAX || e->items[r].deleted) {
+		rc = knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown%s", item,
+				r == UINT32_MAX ? "" : " (deleted)");
 		goto out;
+	}
+	int fresh = 0; /* the event is not in the store yet */
+	euser *u = NULL;
+	if (e->fq_running) {
+		/* the user first: a new one is loaded from the store, which
+		 * must not hold this event yet (it is queued after) */
+		if (!(u = knytt__engine_user(e, user, 1))) {
+			rc = knytt__err(KNYTT_ENOMEM,
+					"out of memory loading user");
+			goto out;
+		}
+		if ((rc = knytt__fq_push(e, &ev)))
+			goto out;
+		fresh = 1;
+	} else {
+		pthread_mutex_lock(&e->st_lock);
+		rc = knytt_store_interaction_add(e->st, &ev);
+		pthread_mutex_unlock(&e->st_lock);
+		if (rc < 0)
+			goto out;
+	}
 	rc = KNYTT_OK; /* 1 = stored; no event id here, so no duplicates */
 	eitem *it = &e->items[r];
 	it->pop += 1;
 	trend_add(it, w, ts);
-	euser *u = knytt__engine_user(e, user, 1);
-	if (!u) {
+	knytt__top_bump(e, r);
+	if (!u && !(u = knytt__engine_user(e, user, 1))) {
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory loading user");
 		goto out;
 	}
 	/* the store load already saw this event when the user was new */
-	if (u->nh == 0 || u->hist[u->nh - 1] != r ||
+	if (fresh || u->nh == 0 || u->hist[u->nh - 1] != r ||
 	    u->hist_ts[u->nh - 1] != ts) {
 		hist_push(u, r, (float)w, ts);
 		if (strcmp(type, "purchase") == 0)

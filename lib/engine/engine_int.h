@@ -16,6 +16,8 @@
  *            swap write.  Everything above is under it.
  *   st_lock  mutex around the store handle (one connection, not
  *            thread-safe).  Training uses its own connection.
+ *   fq_mu    the feedback queue (feedq.c); the writer thread holds it
+ *            only to take or retire an event, never with st_lock.
  */
 #ifndef KNYTT_ENGINE_INT_H
 #define KNYTT_ENGINE_INT_H
@@ -42,19 +44,28 @@ typedef struct eitem {
 	double pop;      /* weighted interactions, all time */
 	double trend[NTREND]; /* decayed to trend_ts */
 	int64_t trend_ts;
+	uint8_t intop;   /* bit l: listed in top[l] (toplist.c) */
 } eitem;
 
+/* The TOPN items by one ranking, best first (toplist.c). */
+#define TOPN 1024
+typedef struct toplist {
+	double *key; /* TOPN; see toplist.c for what the key is */
+	uint32_t *row;
+	size_t n;    /* < TOPN: every item with a positive score is here */
+} toplist;
+
 /* Items of one category prefix (rows of the item table), so a filtered
- * query walks a few thousand rows instead of the whole table.  Rows are
- * appended when an item enters the prefix and re-checked by the query,
- * so one that left it later costs a test, never a wrong answer. */
+ * query walks a few thousand rows instead of the whole table (filterx.c).
+ * Rows are appended when an item enters the prefix and re-checked by the
+ * query, so one that left it later costs a test, never a wrong answer. */
 typedef struct catlist {
 	char *prefix;
 	size_t plen;
 	uint32_t *rows;
 	size_t n, cap;
 } catlist;
-#define NCATLIST 64
+#define NCATLIST 1024
 
 /* "shoes" matches "shoes" and "shoes/running", not "shoestring"; a
  * prefix that ends in '/' matches whatever follows it. */
@@ -66,6 +77,14 @@ static inline int knytt__cat_match(const char *cat, const char *prefix,
 	char nx = cat[plen];
 	return nx == '\0' || nx == '/' || prefix[plen - 1] == '/';
 }
+
+/* A feedback event waiting for the writer thread (feedq.c). */
+typedef struct knytt__fq_ev {
+	char *buf; /* "user\0item\0type\0", owned */
+	double weight, value;
+	int has_value;
+	int64_t ts; /* ms, resolved (never 0) */
+} knytt__fq_ev;
 
 typedef struct euser {
 	char *ext_id;
@@ -112,7 +131,27 @@ struct knytt_engine {
 	uint64_t max_id; /* largest store id in the table */
 	catlist cats[NCATLIST]; /* category prefix -> rows, round-robin */
 	size_t ncats, cat_next;
-	pthread_mutex_t cat_mu; /* guards cats (queries run in parallel) */
+	/* rows by price as of the last sort, and rows added or re-priced
+	 * since (filterx.c); price_ok = 0: sort before the next use */
+	struct pricepair *price_sorted;
+	size_t nprice_sorted;
+	uint32_t *price_recent;
+	size_t nprice_recent, cap_price_recent;
+	int price_ok;
+	pthread_mutex_t cat_mu; /* guards cats and the price order (queries
+				   run in parallel) */
+
+	/* the item vectors by row, dim floats each, a copy of the index's
+	 * for exact scans (scan.c); meaningful where has_vec, and only
+	 * while rowvec_ok */
+	float *rowvec;
+	size_t rowvec_cap; /* rows allocated */
+	int rowvec_ok;
+
+	/* trending (one list per half-life) and popularity, in order;
+	 * top_ok = 0: not available, queries score every row */
+	toplist top[NTREND + 1];
+	int top_ok;
 
 	/* users */
 	euser **users;
@@ -128,6 +167,23 @@ struct knytt_engine {
 	uint32_t model_nitems;
 	int64_t model_version;
 	uint64_t model_gen;
+
+	/* feedback write-behind (feedq.c); fb_async is a setting */
+	int fb_async;
+	int fq_running;         /* the writer thread exists */
+	pthread_mutex_t fq_mu;
+	pthread_cond_t fq_wake; /* to the writer: queued, or stop */
+	pthread_cond_t fq_done; /* from the writer: an event retired */
+	knytt__fq_ev *fq;       /* ring of fq_cap slots, fq_n used from
+				   fq_head; the head slot is the one being
+				   written */
+	size_t fq_head, fq_n, fq_cap;
+	uint64_t fq_pushed, fq_written; /* events queued / retired since
+					   open (written or failed) */
+	int fq_stop;
+	int fq_err;             /* first failure not reported yet, or 0 */
+	char fq_msg[512];
+	pthread_t fq_thread;
 
 	/* training job */
 	pthread_mutex_t train_mu;
@@ -169,6 +225,41 @@ uint32_t knytt__engine_row(const knytt_engine *e, uint64_t id);
  * collision falls back to the store (locked_st: caller holds st_lock) */
 uint32_t knytt__engine_row_by_ext(knytt_engine *e, const char *ext,
 				  int locked_st);
+/* filter indexes (filterx.c); callers hold the engine lock, the
+ * functions take cat_mu.  cat_rows: the rows of a category prefix (NULL
+ * without memory), caller holds cat_mu and reads the list under it;
+ * cats_prebuild: lists of every '/'-prefix of the item categories (at
+ * open); price_rows: calls fn for a superset of the rows priced in
+ * [lo, hi] (-1 without memory); filterx_changed: row entered a category
+ * (moved) and/or got a new price (repriced). */
+const catlist *knytt__cat_rows(knytt_engine *e, const char *prefix,
+			       size_t plen);
+void knytt__cats_prebuild(knytt_engine *e);
+int knytt__price_rows(knytt_engine *e, double lo, double hi,
+		      void (*fn)(uint32_t row, void *ctx), void *ctx);
+void knytt__filterx_changed(knytt_engine *e, uint32_t row, int moved,
+			    int repriced);
+void knytt__filterx_free(knytt_engine *e);
+/* the vector copy (scan.c): fill from the index (open, model install),
+ * follow a growing item table, set one row after an index upsert.
+ * scan: exact top-k of rows[0..n) (a superset: rows may repeat, and only
+ * those for which ok() returns non-zero count) for nq (1 or 2) query
+ * vectors in one pass; query j's best rows and scores (dot products,
+ * best first) go to orow/oscore[j * k ...], their count to got[j].
+ * Caller holds the engine lock and has checked rowvec_ok. */
+void knytt__rowvec_fill(knytt_engine *e);
+int knytt__rowvec_grow(knytt_engine *e, size_t cap);
+void knytt__rowvec_set(knytt_engine *e, uint32_t row, const float *v);
+size_t knytt__scan(const knytt_engine *e, const uint32_t *rows, size_t n,
+		   const float *const *q, size_t nq, size_t k,
+		   int (*ok)(uint32_t row, void *ctx), void *ctx,
+		   uint32_t *orow, float *oscore, size_t *got);
+/* top lists (toplist.c): build = sort list @p only (-1: all) from the
+ * item table; bump = item @p row's counters grew.  Caller holds the
+ * write lock. */
+void knytt__top_build(knytt_engine *e, int only);
+void knytt__top_bump(knytt_engine *e, uint32_t row);
+void knytt__top_free(knytt_engine *e);
 /* a fresh, empty index with the engine's settings */
 int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
 /* "engine-model" blob: encode / decode (kind, item map, model) */
@@ -179,6 +270,16 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
 			       knytt_twotower **tt, uint64_t **items,
 			       uint32_t *nitems);
+/* feedback queue (feedq.c): start the writer thread (at open), stop it
+ * after writing what is queued (at close); validate an event with the
+ * store's rules and take a pending writer failure; queue an event; wait
+ * until everything queued so far is retired (failures stay pending).
+ * fq_wait is a no-op for synchronous engines. */
+int knytt__fq_start(knytt_engine *e);
+void knytt__fq_stop(knytt_engine *e);
+int knytt__fq_check(knytt_engine *e, const knytt_interaction *ix);
+int knytt__fq_push(knytt_engine *e, const knytt_interaction *ix);
+void knytt__fq_wait(knytt_engine *e);
 /* the training job (train.c); runs on its own store connection */
 int knytt__engine_train_job(knytt_engine *e);
 /* installs a trained model + index (takes ownership); caller holds no

@@ -27,7 +27,18 @@ typedef struct qctx {
 	uint64_t *bits;        /* passing store ids, when the filter
 				  restricts anything (filter_bits) */
 	size_t nbits;
+	uint32_t *cand;        /* rows that may pass, a superset from the
+				  filter indexes (filter_cands) */
+	size_t ncand, capcand;
 } qctx;
+
+/* A category or price range with at most this many items is answered by
+ * an exact scan of the engine's vector copy (scan.c) rather than by the
+ * index.  On the benchmark shop (memory-bound, dim 64) the scan costs
+ * ~60-100 ns per item for both tastes, the index's filtered search
+ * ~100 ns per item and taste below its own exact-scan switch (~14k
+ * items) and some 0.5-1 ms above it. */
+#define SCAN_MAX 16384
 
 static int check_filter(const knytt_filter *f)
 {
@@ -116,82 +127,62 @@ static void qctx_init(qctx *c, const knytt_engine *e, const knytt_filter *f)
 		c->plen = strlen(f->category_prefix);
 }
 
-/* The cached rows of a category prefix, built on first use.  Caller
- * holds e->cat_mu (and the engine lock, so the table is stable). */
-static const catlist *cat_rows(knytt_engine *e, const char *prefix,
-			       size_t plen)
+typedef struct bits_fill {
+	qctx *c;
+	const eitem *items;
+} bits_fill;
+
+static void set_if_passes(uint32_t row, void *ctx)
 {
-	for (size_t i = 0; i < e->ncats; i++)
-		if (e->cats[i].plen == plen &&
-		    memcmp(e->cats[i].prefix, prefix, plen) == 0)
-			return &e->cats[i];
-	catlist cl = { .plen = plen };
-	cl.prefix = malloc(plen + 1);
-	if (!cl.prefix)
-		return NULL;
-	memcpy(cl.prefix, prefix, plen);
-	cl.prefix[plen] = '\0';
-	for (size_t r = 0; r < e->nitems; r++) {
-		if (!knytt__cat_match(e->items[r].category, prefix, plen))
-			continue;
-		if (cl.n == cl.cap) {
-			size_t nc = cl.cap ? cl.cap * 2 : 64;
-			uint32_t *nr = realloc(cl.rows, nc * sizeof *nr);
-			if (!nr) {
-				free(cl.rows);
-				free(cl.prefix);
-				return NULL;
-			}
-			cl.rows = nr;
-			cl.cap = nc;
-		}
-		cl.rows[cl.n++] = (uint32_t)r;
-	}
-	size_t slot = e->ncats < NCATLIST ? e->ncats++ : e->cat_next++ % NCATLIST;
-	free(e->cats[slot].prefix);
-	free(e->cats[slot].rows);
-	e->cats[slot] = cl;
-	return &e->cats[slot];
+	bits_fill *b = ctx;
+	const eitem *it = &b->items[row];
+	if (item_passes(b->c, it))
+		b->c->bits[it->id / 64] |= 1ULL << (it->id % 64);
 }
 
 /*
- * When the filter restricts anything, the set of passing items as a
- * bitset over store ids, so the index can search exactly those: a
- * selective filter then costs its few thousand items, not a predicate
- * call (a hash lookup and a string compare) on every slot of the index.
- * With a category prefix only that category's rows are tested.
- * Returns an error only for lack of memory; without a filter c->bits
- * stays NULL and queries use the predicate (exclusions only).
+ * When the filter names a category prefix or a price range, the set of
+ * passing items as a bitset over store ids, so the index can search
+ * exactly those: a selective filter then costs its few thousand items,
+ * not a predicate call (a hash lookup and a string compare) on every
+ * slot of the index.  The candidates come from the filter indexes
+ * (filterx.c): the category's rows, else the rows in the price range.
+ * Stock and quality alone pass most items and have no index: their
+ * queries use the predicate, which the index walk calls only on the
+ * nodes it visits (building a bitset would test all rows, ~1 ms at 100k
+ * items, more than the whole walk).
+ * Returns an error only for lack of memory; without such a filter
+ * c->bits stays NULL.
  */
 static int filter_bits(knytt_engine *e, qctx *c)
 {
 	const knytt_filter *f = c->f;
-	if (!f || !(c->plen || f->price_min > 0 ||
-		    (!isnan(f->price_max) && f->price_max != 0) ||
-		    f->in_stock_only || !isnan(f->min_quality)))
+	int has_max = f && !isnan(f->price_max) && f->price_max != 0;
+	if (!f || !(c->plen || f->price_min > 0 || has_max))
 		return KNYTT_OK;
 	c->nbits = (size_t)e->max_id + 1;
 	c->bits = calloc((c->nbits + 63) / 64, sizeof *c->bits);
 	if (!c->bits)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	bits_fill b = { c, e->items };
 	if (c->plen) {
 		pthread_mutex_lock(&e->cat_mu);
-		const catlist *cl = cat_rows(e, f->category_prefix, c->plen);
-		for (size_t i = 0; cl && i < cl->n; i++) {
-			const eitem *it = &e->items[cl->rows[i]];
-			if (item_passes(c, it))
-				c->bits[it->id / 64] |= 1ULL << (it->id % 64);
-		}
+		const catlist *cl = knytt__cat_rows(e, f->category_prefix,
+						    c->plen);
+		for (size_t i = 0; cl && i < cl->n; i++)
+			set_if_passes(cl->rows[i], &b);
 		pthread_mutex_unlock(&e->cat_mu);
 		if (cl)
 			return KNYTT_OK;
-		/* no memory for the list: test every row instead */
+		/* no memory for the list: the price order, or every row */
 	}
-	for (size_t r = 0; r < e->nitems; r++) {
-		const eitem *it = &e->items[r];
-		if (item_passes(c, it))
-			c->bits[it->id / 64] |= 1ULL << (it->id % 64);
-	}
+	if ((f->price_min > 0 || has_max) &&
+	    knytt__price_rows(e, f->price_min > 0 ? f->price_min : -INFINITY,
+			      has_max ? f->price_max : INFINITY, set_if_passes,
+			      &b) == 0)
+		return KNYTT_OK;
+	for (size_t r = 0; r < e->nitems; r++)
+		set_if_passes((uint32_t)r, &b);
 	return KNYTT_OK;
 }
 
@@ -199,6 +190,66 @@ static void qctx_done(qctx *c)
 {
 	free(c->bits);
 	c->bits = NULL;
+	free(c->cand);
+	c->cand = NULL;
+}
+
+static void cand_add(uint32_t row, void *ctx)
+{
+	qctx *c = ctx;
+	if (c->ncand < c->capcand)
+		c->cand[c->ncand++] = row;
+	else
+		c->capcand = 0; /* too many: marks the list unusable */
+}
+
+/*
+ * The rows a category prefix or price range may pass, as a superset
+ * (rows are tested when they reach a result list), when there are at
+ * most SCAN_MAX of them and the vector copy is usable.  Returns 1 with
+ * c->cand filled, 0 when the query should use filter_bits and the index.
+ */
+static int filter_cands(knytt_engine *e, qctx *c)
+{
+	const knytt_filter *f = c->f;
+	int has_max = f && !isnan(f->price_max) && f->price_max != 0;
+	if (!e->rowvec_ok || !f || !(c->plen || f->price_min > 0 || has_max))
+		return 0;
+	if (!(c->cand = malloc(SCAN_MAX * sizeof *c->cand)))
+		return 0;
+	c->capcand = SCAN_MAX;
+	c->ncand = 0;
+	if (c->plen) {
+		pthread_mutex_lock(&e->cat_mu);
+		const catlist *cl = knytt__cat_rows(e, f->category_prefix,
+						    c->plen);
+		int ok = cl && cl->n <= SCAN_MAX;
+		if (ok && cl->n) {
+			memcpy(c->cand, cl->rows, cl->n * sizeof *c->cand);
+			c->ncand = cl->n;
+		}
+		pthread_mutex_unlock(&e->cat_mu);
+		if (ok || cl)
+			return ok;
+	}
+	if (knytt__price_rows(e, f->price_min > 0 ? f->price_min : -INFINITY,
+			      has_max ? f->price_max : INFINITY, cand_add,
+			      c) == 0 &&
+	    c->capcand)
+		return 1;
+	return 0;
+}
+
+typedef struct scan_ok_ctx {
+	const knytt_engine *e;
+	const qctx *c;
+} scan_ok_ctx;
+
+static int scan_ok(uint32_t row, void *ctx)
+{
+	const scan_ok_ctx *s = ctx;
+	const eitem *it = &s->e->items[row];
+	return it->has_vec && item_passes(s->c, it);
 }
 
 /* Filtered k-NN on the index: the bitset when there is one. */
@@ -223,6 +274,33 @@ static void fill(const knytt_engine *e, knytt_result *r, uint32_t row,
 	r->because = because;
 }
 
+/* The exact search of scan.c for nq taste vectors at once: list j gets
+ * up to kk results into res[j] (count in n[j]), reason why[j]. */
+static int scan_tastes(const knytt_engine *e, const qctx *c,
+		       const float *const *q, size_t nq, size_t kk,
+		       knytt_result **res, size_t *n, const knytt_reason *why,
+		       const uint64_t *because)
+{
+	uint32_t *orow = malloc(nq * kk * sizeof *orow);
+	float *osc = malloc(nq * kk * sizeof *osc);
+	size_t got[2] = { 0, 0 };
+	if (!orow || !osc) {
+		free(orow);
+		free(osc);
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	}
+	scan_ok_ctx ok = { e, c };
+	knytt__scan(e, c->cand, c->ncand, q, nq, kk, scan_ok, &ok, orow, osc,
+		    got);
+	for (size_t j = 0; j < nq; j++)
+		for (size_t i = 0; i < got[j]; i++)
+			fill(e, &res[j][n[j]++], orow[j * kk + i],
+			     osc[j * kk + i], why[j], because[j]);
+	free(orow);
+	free(osc);
+	return KNYTT_OK;
+}
+
 static int taken(const knytt_result *out, size_t n, uint64_t id)
 {
 	for (size_t i = 0; i < n; i++)
@@ -232,8 +310,9 @@ static int taken(const knytt_result *out, size_t n, uint64_t id)
 }
 
 /* Appends the best items by trending (window h) or popularity (h < 0)
- * that pass the filter and are not in out[0..n); returns the new n. */
-static size_t fallback(const knytt_engine *e, const qctx *c, int h,
+ * that pass the filter and are not in out[0..n), scoring every passing
+ * item; returns the new n. */
+static size_t fallback_scan(const knytt_engine *e, const qctx *c, int h,
 		       int64_t now, size_t k, knytt_result *out, size_t n)
 {
 	if (n >= k)
@@ -286,6 +365,47 @@ out:
 	free(rows);
 	free(sc);
 	return n;
+}
+
+/* The same from the head of the kept ranking (toplist.c).  *full = 0
+ * when the answer is complete: k found, or the list holds every item
+ * with a positive score. */
+static size_t fallback_list(const knytt_engine *e, const qctx *c, int h,
+			    int64_t now, size_t k, knytt_result *out,
+			    size_t n, int *full)
+{
+	const toplist *t = &e->top[h >= 0 ? h : NTREND];
+	for (size_t i = 0; i < t->n && n < k; i++) {
+		const eitem *it = &e->items[t->row[i]];
+		double s = h >= 0 ? knytt__trend_now(it, h, now) : it->pop;
+		if (!(s > 0) || !item_passes(c, it) || taken(out, n, it->id))
+			continue;
+		fill(e, &out[n++], t->row[i], s,
+		     h >= 0 ? KNYTT_REASON_TRENDING : KNYTT_REASON_POPULAR, 0);
+	}
+	*full = n < k && t->n == TOPN;
+	return n;
+}
+
+/* Trending (h >= 0) or popular items after out[0..*n): the head of the
+ * kept list, and only when that runs out, a scan of the passing items
+ * (their bitset built now if the query has none yet). */
+static int fallback(knytt_engine *e, qctx *c, int h, int64_t now, size_t k,
+		    knytt_result *out, size_t *n)
+{
+	if (*n >= k)
+		return KNYTT_OK;
+	int full = 1;
+	if (e->top_ok) {
+		*n = fallback_list(e, c, h, now, k, out, *n, &full);
+		if (!full)
+			return KNYTT_OK;
+	}
+	int rc;
+	if (!c->bits && (rc = filter_bits(e, c)))
+		return rc;
+	*n = fallback_scan(e, c, h, now, k, out, *n);
+	return KNYTT_OK;
 }
 
 static double score_of(const knytt_engine *e, float dist)
@@ -501,7 +621,10 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	qsort(excl, nex, sizeof *excl, cmp_u64);
 	c.excl = excl;
 	c.nexcl = nex;
-	if ((rc = filter_bits(e, &c)))
+	/* a selective category or price range: the exact scan (scan.c);
+	 * otherwise the passing set as a bitset for the index */
+	int scanned = filter_cands(e, &c);
+	if (!scanned && (rc = filter_bits(e, &c)))
 		goto out;
 	int warm = knytt__taste_blend(&u->taste, d, now, e->sess_half_life,
 				      e->sess_blend, q, &share);
@@ -516,14 +639,57 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 		 */
 		size_t nl = 0, ns = 0;
 		knytt_result *lc = cand, *sc = NULL;
-		if (share < 1) {
+		if (scanned) {
+			/* both tastes in one exact pass over the few passing
+			 * items (scan.c) */
+			float *qv[2];
+			knytt_result *res[2];
+			size_t got[2] = { 0, 0 }, nq = 0;
+			knytt_reason why[2];
+			uint64_t bec[2];
+			float *sv = NULL;
+			if (share > 0 && !(sc = malloc(kk * sizeof *sc))) {
+				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+				goto out;
+			}
+			if (share > 0 && !(sv = malloc(d * sizeof *sv))) {
+				free(sc);
+				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+				goto out;
+			}
+			if (share < 1) {
+				memcpy(v, u->taste.longv, d * sizeof *v);
+				knytt__normalize(v, d);
+				qv[nq] = v;
+				res[nq] = lc;
+				why[nq] = KNYTT_REASON_TASTE;
+				bec[nq++] = 0;
+			}
+			if (share > 0) {
+				memcpy(sv, u->taste.sess, d * sizeof *sv);
+				knytt__normalize(sv, d);
+				qv[nq] = sv;
+				res[nq] = sc;
+				why[nq] = KNYTT_REASON_SESSION;
+				bec[nq++] = u->taste.sess_item;
+			}
+			rc = scan_tastes(e, &c, (const float *const *)qv, nq,
+					 kk, res, got, why, bec);
+			free(sv);
+			if (rc) {
+				free(sc);
+				goto out;
+			}
+			nl = share < 1 ? got[0] : 0;
+			ns = share > 0 ? got[nq - 1] : 0;
+		} else if (share < 1) {
 			memcpy(v, u->taste.longv, d * sizeof *v);
 			knytt__normalize(v, d);
 			if ((rc = search_taste(e, &c, v, kk, lab, dist, lc, &nl,
 					       KNYTT_REASON_TASTE, 0)))
 				goto out;
 		}
-		if (share > 0) {
+		if (share > 0 && !scanned) {
 			sc = malloc(kk * sizeof *sc);
 			if (!sc) {
 				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
@@ -550,8 +716,9 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 		memcpy(out, cand, n * sizeof *out);
 	}
 	/* cold users, or too few personal results: trending, then popular */
-	n = fallback(e, &c, 1, now, k, out, n);
-	n = fallback(e, &c, -1, now, k, out, n);
+	if ((rc = fallback(e, &c, 1, now, k, out, &n)) ||
+	    (rc = fallback(e, &c, -1, now, k, out, &n)))
+		goto out;
 	rc = (int)n;
 out:
 	pthread_rwlock_unlock(&e->lock);
@@ -933,12 +1100,9 @@ int knytt_engine_trending(knytt_engine *e, size_t k, double window_s,
 	pthread_rwlock_rdlock(&e->lock);
 	qctx c;
 	qctx_init(&c, e, &f);
-	if ((rc = filter_bits(e, &c))) {
-		pthread_rwlock_unlock(&e->lock);
-		return rc;
-	}
-	size_t n = fallback(e, &c, h, knytt__now_ms(), k, out, 0);
+	size_t n = 0;
+	rc = fallback(e, &c, h, knytt__now_ms(), k, out, &n);
 	pthread_rwlock_unlock(&e->lock);
 	qctx_done(&c);
-	return (int)n;
+	return rc < 0 ? rc : (int)n;
 }

@@ -507,6 +507,7 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 	e->model_nitems = nitems;
 	e->model_version = version;
 	e->model_gen++;
+	knytt__rowvec_fill(e);
 	pthread_rwlock_unlock(&e->lock);
 	knytt_index_close(old);
 }
@@ -545,6 +546,9 @@ int knytt_engine_train_start(knytt_engine *e, knytt_progress_fn fn,
 		return knytt__err(KNYTT_EINVAL, "engine is NULL");
 	if (!e->is_open)
 		return knytt__err(KNYTT_ESTATE, "engine is not open");
+	/* the job reads interactions from the store: acknowledged feedback
+	 * still queued belongs in the model */
+	knytt__fq_wait(e);
 	pthread_mutex_lock(&e->train_mu);
 	if (e->train_running || e->train_joinable) {
 		pthread_mutex_unlock(&e->train_mu);
