@@ -118,6 +118,15 @@ static int label_passes(uint64_t label, void *ctx)
 	return r != UINT32_MAX && item_passes(c, &c->e->items[r]);
 }
 
+/* The keyword search's filter: the bitset when there is one. */
+static int kw_accept(uint64_t id, void *ctx)
+{
+	const qctx *c = ctx;
+	if (c->bits)
+		return id < c->nbits && (c->bits[id >> 6] >> (id & 63) & 1);
+	return label_passes(id, ctx);
+}
+
 static void qctx_init(qctx *c, const knytt_engine *e, const knytt_filter *f)
 {
 	memset(c, 0, sizeof *c);
@@ -978,19 +987,16 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	if ((rc = filter_bits(e, &c)))
 		goto out;
 	if (has_text) {
+		/* a filter is tested in memory (the bitset, or the item
+		 * table) before the store reads anything about a match */
+		int filtered = filter && (c.bits || filter->in_stock_only ||
+					  !isnan(filter->min_quality));
 		pthread_mutex_lock(&e->st_lock);
-		double pmax = filter && !isnan(filter->price_max) &&
-					      filter->price_max != 0
-				      ? filter->price_max
-				      : NAN;
-		double pmin = filter && filter->price_min > 0 ? filter->price_min
-							      : NAN;
-		int nk = knytt_store_search(e->st, text,
-					    filter ? filter->category_prefix
-						   : NULL,
-					    pmin, pmax,
-					    filter ? filter->in_stock_only : 0,
-					    kw, NULL, cap);
+		int nk = filtered ? knytt_store_search_fn(e->st, text,
+							  kw_accept, &c, kw,
+							  NULL, cap)
+				  : knytt_store_search(e->st, text, NULL, NAN,
+						       NAN, 0, kw, NULL, cap);
 		pthread_mutex_unlock(&e->st_lock);
 		if (nk == KNYTT_EINVAL)
 			nk = 0; /* a query with no word: vector part only */
