@@ -161,6 +161,24 @@ static const migration migrations[] = {
 	 "CREATE INDEX items_title_tsv ON items USING GIN (to_tsvector("
 	 "'simple', translate(coalesce(title, ''), '/', ' '))) WITH "
 	 "(gin_pending_list_limit = 256);"},
+	/* Version 3: SQLite logs the items whose indexed text changed, so
+	 * a connection may keep their token counts in memory (sqfts.c) and
+	 * forget exactly those; the newest 64k entries are kept.  Nothing
+	 * in PostgreSQL. */
+	{3,
+	 "CREATE TABLE knytt_fts_log(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	 " id INTEGER NOT NULL);"
+	 "CREATE TRIGGER knytt_fts_log_ai AFTER INSERT ON items BEGIN"
+	 " INSERT INTO knytt_fts_log(id) VALUES (new.id); END;"
+	 "CREATE TRIGGER knytt_fts_log_ad AFTER DELETE ON items BEGIN"
+	 " INSERT INTO knytt_fts_log(id) VALUES (old.id); END;"
+	 "CREATE TRIGGER knytt_fts_log_au AFTER UPDATE OF title, description,"
+	 " category ON items BEGIN"
+	 " INSERT INTO knytt_fts_log(id) VALUES (new.id); END;"
+	 "CREATE TRIGGER knytt_fts_log_trim AFTER INSERT ON knytt_fts_log"
+	 " WHEN new.seq % 4096 = 0 BEGIN"
+	 " DELETE FROM knytt_fts_log WHERE seq <= new.seq - 65536; END;",
+	 "SELECT 1"},
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

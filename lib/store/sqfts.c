@@ -20,6 +20,11 @@
  * enter, the item's row is read for the tenant and filters.  A caller's
  * filter (knytt_store_search_fn) is asked first, before any lookup.
  *
+ * The token count of a row is kept in memory once read, until the row's
+ * text changes: the triggers of schema version 3 log every item whose
+ * indexed text changed, and each search first forgets the rows logged
+ * since the last one (in the same read transaction as the search).
+ *
  * The score is FTS5's bm25() exactly (k1 = 1.2, b = 0.75, the same IDF
  * and column weights: title 3, description 1, category 2), negated so
  * that higher is better; the order is score descending, then id, as the
@@ -61,6 +66,13 @@ struct knytt__sqfts {
 	sqlite3 *h;
 	sqlite3_stmt *match; /* rowid, knytt_bm25(items_fts) per match */
 	sqlite3_stmt *attrs; /* an item's tenant and filter columns */
+	sqlite3_stmt *logspan, *logsince; /* knytt_fts_log (migration 3) */
+	int nolog; /* no log to read: token counts are not kept */
+	/* Token counts of rows met so far, by rowid (count + 1; 0 =
+	 * unknown), valid up to log entry @c seen. */
+	uint32_t *len;
+	size_t nlen;
+	int64_t seen;
 	run *cur;
 	long long stats[2]; /* last search: rows scored, items read */
 };
@@ -221,6 +233,80 @@ static int passes(knytt__sqfts *x, run *r, int64_t id)
 	return ok;
 }
 
+/* Keeps the token count of row @p id (best effort: no memory, no
+ * entry). */
+static void remember(knytt__sqfts *x, int64_t id, int len)
+{
+	if (id <= 0 || id > (1 << 26) || len < 0)
+		return;
+	size_t slot = (size_t)id;
+	if (slot >= x->nlen) {
+		size_t n = x->nlen ? x->nlen : 4096;
+		while (n <= slot)
+			n *= 2;
+		uint32_t *p = realloc(x->len, n * sizeof *p);
+		if (!p)
+			return;
+		memset(p + x->nlen, 0, (n - x->nlen) * sizeof *p);
+		x->len = p;
+		x->nlen = n;
+	}
+	x->len[slot] = (uint32_t)len + 1;
+}
+
+/* Forgets the counts of rows whose text changed since the last search,
+ * from the log of migration 3; all of them if the log was trimmed past
+ * what this connection saw. */
+static int sync_lengths(knytt__sqfts *x)
+{
+	int rc = SQLITE_OK;
+	if (x->nolog)
+		return SQLITE_OK;
+	if (!x->logspan)
+		rc = sqlite3_prepare_v3(x->h,
+					"SELECT min(seq), max(seq) FROM "
+					"knytt_fts_log",
+					-1, SQLITE_PREPARE_PERSISTENT,
+					&x->logspan, NULL);
+	if (rc == SQLITE_OK && !x->logsince)
+		rc = sqlite3_prepare_v3(x->h,
+					"SELECT id FROM knytt_fts_log WHERE "
+					"seq > ?1 ORDER BY seq",
+					-1, SQLITE_PREPARE_PERSISTENT,
+					&x->logsince, NULL);
+	if (rc != SQLITE_OK) {
+		x->nolog = 1; /* no such table: work without the memory */
+		return SQLITE_OK;
+	}
+	int64_t lo = 0, hi = 0;
+	if ((rc = sqlite3_step(x->logspan)) == SQLITE_ROW) {
+		lo = sqlite3_column_int64(x->logspan, 0);
+		hi = sqlite3_column_int64(x->logspan, 1);
+		rc = SQLITE_OK;
+	}
+	sqlite3_reset(x->logspan);
+	if (rc != SQLITE_OK)
+		return rc;
+	if (hi <= x->seen)
+		return SQLITE_OK;
+	if (x->seen < 0 || lo > x->seen + 1) {
+		if (x->len)
+			memset(x->len, 0, x->nlen * sizeof *x->len);
+	} else {
+		sqlite3_bind_int64(x->logsince, 1, x->seen);
+		while ((rc = sqlite3_step(x->logsince)) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(x->logsince, 0);
+			if (id > 0 && (size_t)id < x->nlen)
+				x->len[id] = 0;
+		}
+		sqlite3_reset(x->logsince);
+		if (rc != SQLITE_DONE)
+			return rc;
+	}
+	x->seen = hi;
+	return SQLITE_OK;
+}
+
 static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 		    sqlite3_context *ctx, int nval, sqlite3_value **val)
 {
@@ -275,9 +361,16 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 	if (r->accept && !r->accept((uint64_t)id, r->actx))
 		return;
 	int len = 0;
-	if ((rc = api->xColumnSize(fts, -1, &len)) != SQLITE_OK) {
-		sqlite3_result_error_code(ctx, rc);
-		return;
+	size_t slot = (size_t)id;
+	if (!x->nolog && id > 0 && slot < x->nlen && x->len[slot]) {
+		len = (int)x->len[slot] - 1;
+	} else {
+		if ((rc = api->xColumnSize(fts, -1, &len)) != SQLITE_OK) {
+			sqlite3_result_error_code(ctx, rc);
+			return;
+		}
+		if (!x->nolog)
+			remember(x, id, len);
 	}
 	r->ranked++;
 	hit h = {bm25(q, len), id};
@@ -297,6 +390,7 @@ int knytt__sqfts_open(sqlite3 *h, knytt__sqfts **out)
 	if (!x)
 		return SQLITE_NOMEM;
 	x->h = h;
+	x->seen = -1;
 	/* the documented way to reach FTS5's API: SELECT fts5(?1) with a
 	 * pointer bound under the type name "fts5_api_ptr" */
 	fts5_api *api = NULL;
@@ -325,6 +419,9 @@ void knytt__sqfts_close(knytt__sqfts *x)
 		return;
 	sqlite3_finalize(x->match);
 	sqlite3_finalize(x->attrs);
+	sqlite3_finalize(x->logspan);
+	sqlite3_finalize(x->logsince);
+	free(x->len);
 	free(x); /* the function stays registered, never called again */
 }
 
@@ -362,13 +459,24 @@ int knytt__sqfts_search(knytt__sqfts *x, const knytt__sqfts_query *qy,
 		 .accept = qy->accept,
 		 .actx = qy->ctx,
 		 .cap = cap};
-	sqlite3_bind_text(x->match, 1, qy->match, -1, SQLITE_STATIC);
-	x->cur = &r;
-	while ((rc = sqlite3_step(x->match)) == SQLITE_ROW)
-		;
-	x->cur = NULL;
-	sqlite3_reset(x->match);
-	sqlite3_clear_bindings(x->match);
+	/* the log and the matches are read in one snapshot */
+	int own = sqlite3_get_autocommit(x->h);
+	if (own && (rc = sqlite3_exec(x->h, "BEGIN", NULL, NULL, NULL)) !=
+			   SQLITE_OK)
+		return -rc;
+	rc = sync_lengths(x);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(x->match, 1, qy->match, -1, SQLITE_STATIC);
+		x->cur = &r;
+		while ((rc = sqlite3_step(x->match)) == SQLITE_ROW)
+			;
+		x->cur = NULL;
+		sqlite3_reset(x->match);
+		sqlite3_clear_bindings(x->match);
+	}
+	if (own)
+		sqlite3_exec(x->h, rc == SQLITE_DONE ? "COMMIT" : "ROLLBACK",
+			     NULL, NULL, NULL);
 	if (rc == SQLITE_DONE)
 		rc = r.err ? r.err : SQLITE_OK;
 	if (rc == SQLITE_OK) {
