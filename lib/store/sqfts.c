@@ -264,8 +264,11 @@ static int sync_lengths(knytt__sqfts *x)
 		return SQLITE_OK;
 	if (!x->logspan)
 		rc = sqlite3_prepare_v3(x->h,
-					"SELECT min(seq), max(seq) FROM "
-					"knytt_fts_log",
+					/* one aggregate per query: only then
+					 * is it a seek, not a scan */
+					"SELECT (SELECT min(seq) FROM "
+					"knytt_fts_log), (SELECT max(seq) "
+					"FROM knytt_fts_log)",
 					-1, SQLITE_PREPARE_PERSISTENT,
 					&x->logspan, NULL);
 	if (rc == SQLITE_OK && !x->logsince)
