@@ -303,7 +303,8 @@ int knytt__sqlite_open(const char *path, knytt__db **out)
 	sqlite3_extended_result_codes(d->h, 1);
 	rc = sq_exec(&d->base, "PRAGMA journal_mode=WAL;"
 			       "PRAGMA synchronous=NORMAL;"
-			       "PRAGMA cache_size=-65536;");
+			       "PRAGMA cache_size=-65536;"
+			       "PRAGMA mmap_size=1073741824;");
 	if (rc) {
 		sq_close(&d->base);
 		return rc;
