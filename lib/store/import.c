@@ -392,12 +392,12 @@ static int resolve_row(imp *im, knytt__ixrow *r, const char *user,
 
 static int pipe_put(imp *im, const knytt_interaction *x);
 
-static int put_ix(imp *im, const knytt_interaction *x)
+/* Validates @p x into @p r (no store access), keeping the external ids
+ * with @p keep_ids.  1 = accepted, 0 = rejected (reported), < 0 = error. */
+static int validate_row(imp *im, const knytt_interaction *x,
+			knytt__ixrow *r, int keep_ids)
 {
-	if (im->pipe)
-		return pipe_put(im, x);
-	knytt__ixrow *r = &im->ix[im->nix];
-	int rc = knytt__ix_prepare(im->st, x, r, 0);
+	int rc = knytt__ix_prepare(NULL, x, r, 0);
 	if (rc) {
 		if (!is_row_error(rc))
 			return rc;
@@ -405,13 +405,25 @@ static int put_ix(imp *im, const knytt_interaction *x)
 		return 0;
 	}
 	r->line = im->line;
-	if (im->st->ops->dialect == KNYTT__PG) {
-		/* resolved a buffer at a time (lengths were checked) */
+	if (keep_ids) { /* lengths were checked */
 		memcpy(r->user, x->user, strlen(x->user) + 1);
 		memcpy(r->item, x->item, strlen(x->item) + 1);
-	} else if ((rc = resolve_row(im, r, x->user, x->item))) {
-		return rc < 0 ? rc : 0;
 	}
+	return 1;
+}
+
+static int put_ix(imp *im, const knytt_interaction *x)
+{
+	if (im->pipe)
+		return pipe_put(im, x);
+	knytt__ixrow *r = &im->ix[im->nix];
+	/* PostgreSQL resolves the ids a buffer at a time */
+	int rc = validate_row(im, x, r, im->st->ops->dialect == KNYTT__PG);
+	if (rc <= 0)
+		return rc;
+	if (im->st->ops->dialect != KNYTT__PG &&
+	    (rc = resolve_row(im, r, x->user, x->item)))
+		return rc < 0 ? rc : 0;
 	if (++im->nix == IXBUF && (rc = flush_ix(im)))
 		return rc;
 	return accepted(im);
@@ -1042,17 +1054,9 @@ static int pipe_put(imp *im, const knytt_interaction *x)
 {
 	ixpipe *p = im->pipe;
 	pchunk *c = &p->ch[p->cur];
-	knytt__ixrow *r = &c->rows[c->nrows];
-	int rc = knytt__ix_prepare(NULL, x, r, 0);
-	if (rc) {
-		if (!is_row_error(rc))
-			return rc;
-		reject_msg(im);
-		return 0;
-	}
-	r->line = im->line;
-	memcpy(r->user, x->user, strlen(x->user) + 1);
-	memcpy(r->item, x->item, strlen(x->item) + 1);
+	int rc = validate_row(im, x, &c->rows[c->nrows], 1);
+	if (rc <= 0)
+		return rc;
 	if (++c->nrows == PIPE_ROWS)
 		return pipe_hand_over(p, 0, 0);
 	return 0;
