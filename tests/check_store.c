@@ -1855,6 +1855,54 @@ START_TEST(import_bulk_mode)
 }
 END_TEST
 
+/* ---- background checkpoints (SQLite) ------------------------------------------ */
+
+static long long file_size(const char *path)
+{
+	struct stat sb;
+	return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+START_TEST(background_checkpoints)
+{
+	knytt_store *st = su_open("shop", NULL);
+	ck_assert_int_eq(knytt__store_bg_checkpoint(NULL, 1), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt__store_bg_checkpoint(st, 1), 0);
+	ck_assert_int_eq(knytt__store_bg_checkpoint(st, 1), 0); /* again */
+	if (su_pg) { /* nothing to do there */
+		knytt_store_close(st);
+		return;
+	}
+	const char *db = t_uri + 7;
+	long long before = file_size(db);
+	/* some 500 pages: fewer than SQLite's own threshold (1000), so
+	 * only the thread can have copied them into the file */
+	char desc[1001], id[16];
+	memset(desc, 'x', 1000);
+	desc[1000] = '\0';
+	for (int i = 0; i < 2000; i++) {
+		snprintf(id, sizeof id, "b%d", i);
+		put_item(st, id, "bulky", desc, NULL, 1, 1);
+	}
+	long long grown = 0;
+	for (int i = 0; i < 100 && grown < 1500000; i++) {
+		usleep(20000);
+		grown = file_size(db) - before;
+	}
+	ck_assert_msg(grown >= 1500000, "the database file grew %lld bytes",
+		      grown);
+	/* off again: commits checkpoint by themselves, the data is all
+	 * there */
+	ck_assert_int_eq(knytt__store_bg_checkpoint(st, 0), 0);
+	ck_assert_int_eq(knytt_store_item_count(st), 2000);
+	knytt_store_close(st);
+	/* and on at close: the thread stops cleanly */
+	st = su_open("shop", NULL);
+	ck_assert_int_eq(knytt__store_bg_checkpoint(st, 1), 0);
+	knytt_store_close(st);
+}
+END_TEST
+
 /* ---- NULL pointers everywhere ------------------------------------------------- */
 
 START_TEST(null_arguments)
@@ -1936,6 +1984,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, import_movielens);
 	tcase_add_loop_test(tc, import_killed_converges, 0, 2);
 	tcase_add_test(tc, import_bulk_mode);
+	tcase_add_test(tc, background_checkpoints);
 	tcase_add_test(tc, null_arguments);
 }
 

@@ -4,6 +4,7 @@
  * training and model persistence in train.c.
  */
 #include "engine_int.h"
+#include "../store/store_int.h"
 
 #include "../vec/vec.h"
 
@@ -682,6 +683,9 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 	int rc = knytt_store_open(uri, &e->st);
 	if (rc)
 		return rc;
+	/* serving: WAL checkpoints off the request path */
+	if ((rc = knytt__store_bg_checkpoint(e->st, 1)))
+		goto fail;
 	uint64_t tenant = 0;
 	rc = knytt_store_tenant_find(e->st, e->tenant_name, &tenant);
 	if (rc == KNYTT_ENOTFOUND)

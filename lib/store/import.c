@@ -1348,8 +1348,11 @@ int knytt_store_import(knytt_store *st, const char *path,
 	if (sq) {
 		char saved[512];
 		snprintf(saved, sizeof saved, "%s", knytt_errmsg());
-		st->ops->exec(st->db, "PRAGMA wal_autocheckpoint=1000;"
-				      "PRAGMA cache_size=-65536");
+		/* a background checkpointer keeps commits free of them */
+		st->ops->exec(st->db, st->bg_ckpt
+					      ? "PRAGMA wal_autocheckpoint=0"
+					      : "PRAGMA wal_autocheckpoint=1000");
+		st->ops->exec(st->db, "PRAGMA cache_size=-65536");
 		st->ops->exec(st->db, "PRAGMA wal_checkpoint(PASSIVE)");
 		knytt__err(0, "%s", saved);
 	}

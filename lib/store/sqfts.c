@@ -483,7 +483,8 @@ int knytt__sqfts_search(knytt__sqfts *x, const knytt__sqfts_query *qy,
 	if (rc == SQLITE_DONE)
 		rc = r.err ? r.err : SQLITE_OK;
 	if (rc == SQLITE_OK) {
-		qsort(r.heap, r.n, sizeof *r.heap, cmp_hit);
+		if (r.n > 1) /* no heap when nothing matched */
+			qsort(r.heap, r.n, sizeof *r.heap, cmp_hit);
 		for (size_t i = 0; i < r.n; i++) {
 			ids[i] = (uint64_t)r.heap[i].id;
 			if (scores)

@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,17 @@ typedef struct sq_db {
 	sqlite3 *h;
 	knytt__sqfts *fts; /* NULL: FTS5 function not registered */
 	int bulk_fd;       /* the bulk lock file, -1 = not held */
+	struct sq_ckpt *ck; /* background checkpoints, or NULL */
 } sq_db;
+
+/* A thread that checkpoints the WAL from a connection of its own. */
+typedef struct sq_ckpt {
+	sqlite3 *h;
+	pthread_t t;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+} sq_ckpt;
 
 struct knytt__stmt {
 	sqlite3_stmt *s;
@@ -263,9 +275,100 @@ static int sq_bulk_lock(knytt__db *db, int take)
 	return 1;
 }
 
+/* Every 100 ms, a PASSIVE checkpoint: it copies what no reader still
+ * needs back into the database and never waits for, nor blocks, the
+ * writer or the readers. */
+static void *ckpt_main(void *arg)
+{
+	sq_ckpt *c = arg;
+	pthread_mutex_lock(&c->mu);
+	while (!c->stop) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += 100 * 1000 * 1000;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&c->cv, &c->mu, &t);
+		if (c->stop)
+			break;
+		pthread_mutex_unlock(&c->mu);
+		sqlite3_wal_checkpoint_v2(c->h, "main",
+					  SQLITE_CHECKPOINT_PASSIVE, NULL,
+					  NULL);
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void ckpt_stop(sq_db *d)
+{
+	sq_ckpt *c = d->ck;
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->t, NULL);
+	sqlite3_close_v2(c->h);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+	d->ck = NULL;
+	sqlite3_wal_autocheckpoint(d->h, 1000);
+}
+
+int knytt__sqlite_bg_checkpoint(knytt__db *db, int on)
+{
+	sq_db *d = (sq_db *)db;
+	if (!on) {
+		ckpt_stop(d);
+		return 0;
+	}
+	const char *f = sqlite3_db_filename(d->h, "main");
+	if (d->ck || !f || !*f)
+		return 0; /* running, or in memory: no WAL */
+	sq_ckpt *c = calloc(1, sizeof *c);
+	if (!c)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	if (sqlite3_open_v2(f, &c->h,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		int rc = knytt__err(KNYTT_EIO, "sqlite: cannot open '%s' "
+					       "for checkpoints: %s",
+				    f, c->h ? sqlite3_errmsg(c->h) : "");
+		sqlite3_close_v2(c->h);
+		free(c);
+		return rc;
+	}
+	sqlite3_busy_timeout(c->h, 1000);
+	/* a connection learns the database is in WAL mode on its first
+	 * read; until then a checkpoint does nothing */
+	sqlite3_exec(c->h, "SELECT count(*) FROM sqlite_master", NULL, NULL,
+		     NULL);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->t, NULL, ckpt_main, c) != 0) {
+		sqlite3_close_v2(c->h);
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+		return knytt__err(KNYTT_ENOMEM,
+				  "cannot start the checkpoint thread");
+	}
+	d->ck = c;
+	/* the commits of this connection no longer checkpoint */
+	sqlite3_wal_autocheckpoint(d->h, 0);
+	return 0;
+}
+
 static void sq_close(knytt__db *db)
 {
 	sq_db *d = (sq_db *)db;
+	ckpt_stop(d);
 	sq_bulk_lock(db, 0);
 	knytt__sqfts_close(d->fts);
 	sqlite3_close_v2(d->h);
