@@ -1054,6 +1054,34 @@ START_TEST(write_behind_feedback_reaches_the_store)
 		knytt_store_interaction_count(knytt_engine_store(e)),
 		NUSERS * EV_PER_USER + 9);
 
+	/* a search whose caller wants no log id is logged by the writer:
+	 * the entries lie between two logged synchronously */
+	uint64_t lid = 0, lid2 = 0;
+	ck_assert_int_ge(knytt_engine_search(e, "c2", NULL, 0, 5, NULL, NULL,
+					     r, &lid),
+			 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_ge(knytt_engine_search(e, i == 1 ? "c3" : "c2",
+						     NULL, 0, 5, NULL, "fresh",
+						     r, NULL),
+				 0);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	ck_assert_int_ge(knytt_engine_search(e, "c2", NULL, 0, 5, NULL, NULL,
+					     r, &lid2),
+			 0);
+	ck_assert_uint_eq(lid2, lid + 4);
+	char *lq = NULL;
+	int lcount = -1;
+	uint64_t clicked = 1;
+	ck_assert_int_eq(knytt_store_search_log_get(knytt_engine_store(e),
+						    lid + 2, &lq, &lcount,
+						    &clicked),
+			 KNYTT_OK);
+	ck_assert_str_eq(lq, "c3");
+	ck_assert_int_ge(lcount, 0);
+	ck_assert_uint_eq(clicked, 0);
+	knytt_free(lq);
+
 	/* close writes what is still queued */
 	for (int i = 0; i < 5; i++)
 		ck_assert_int_eq(knytt_engine_feedback(e, "late", "c1-1", "view",

@@ -78,11 +78,14 @@ static inline int knytt__cat_match(const char *cat, const char *prefix,
 	return nx == '\0' || nx == '/' || prefix[plen - 1] == '/';
 }
 
-/* A feedback event waiting for the writer thread (feedq.c). */
+/* A feedback event, or a search log entry, waiting for the writer
+ * thread (feedq.c). */
 typedef struct knytt__fq_ev {
-	char *buf; /* "user\0item\0type\0", owned */
+	char *buf; /* "user\0item\0type\0", or "query\0user\0"; owned */
 	double weight, value;
 	int has_value;
+	int is_log;  /* a search log entry of count results */
+	int count;
 	int64_t ts; /* ms, resolved (never 0) */
 } knytt__fq_ev;
 
@@ -279,6 +282,9 @@ int knytt__fq_start(knytt_engine *e);
 void knytt__fq_stop(knytt_engine *e);
 int knytt__fq_check(knytt_engine *e, const knytt_interaction *ix);
 int knytt__fq_push(knytt_engine *e, const knytt_interaction *ix);
+/* Queues a search log entry (@p user may be NULL). */
+int knytt__fq_push_log(knytt_engine *e, const char *query, const char *user,
+		       int count, int64_t ts);
 void knytt__fq_wait(knytt_engine *e);
 /* the training job (train.c); runs on its own store connection */
 int knytt__engine_train_job(knytt_engine *e);

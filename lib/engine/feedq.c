@@ -26,6 +26,9 @@
  * The cost: an event acknowledged but not yet written is lost if the
  * process dies (the queue is normally empty within a commit or two).
  *
+ * Search log entries ride the same queue when the caller of
+ * knytt_engine_search does not ask for the entry's id.
+ *
  * The writer takes the store mutex once per event, not once per batch, so
  * a query that needs the store (a search, a first-time user) waits for at
  * most one insert.  Each event is still its own transaction: the store's
@@ -64,26 +67,41 @@ static void *writer_main(void *arg)
 
 		const char *user = ev.buf;
 		const char *item = user + strlen(user) + 1;
-		const char *type = item + strlen(item) + 1;
-		knytt_interaction ix;
-		memset(&ix, 0, sizeof ix);
-		ix.struct_size = sizeof ix;
-		ix.user = user;
-		ix.item = item;
-		ix.type = type;
-		ix.weight = ev.weight;
-		ix.has_value = ev.has_value;
-		ix.value = ev.value;
-		ix.ts_ms = ev.ts;
-		pthread_mutex_lock(&e->st_lock);
-		int rc = knytt_store_interaction_add(e->st, &ix);
-		pthread_mutex_unlock(&e->st_lock);
 		char msg[sizeof e->fq_msg];
-		if (rc < 0)
-			snprintf(msg, sizeof msg,
-				 "feedback of user '%.64s' on item '%.64s' "
-				 "was not stored: %s",
-				 user, item, knytt_errmsg());
+		int rc;
+		if (ev.is_log) { /* "query\0user\0" */
+			const char *query = user;
+			user = item;
+			pthread_mutex_lock(&e->st_lock);
+			rc = knytt_store_search_log(e->st, query,
+						    *user ? user : NULL,
+						    ev.count, ev.ts, NULL);
+			pthread_mutex_unlock(&e->st_lock);
+			if (rc < 0)
+				snprintf(msg, sizeof msg,
+					 "the search log entry of '%.64s' was "
+					 "not stored: %s",
+					 query, knytt_errmsg());
+		} else {
+			knytt_interaction ix;
+			memset(&ix, 0, sizeof ix);
+			ix.struct_size = sizeof ix;
+			ix.user = user;
+			ix.item = item;
+			ix.type = item + strlen(item) + 1;
+			ix.weight = ev.weight;
+			ix.has_value = ev.has_value;
+			ix.value = ev.value;
+			ix.ts_ms = ev.ts;
+			pthread_mutex_lock(&e->st_lock);
+			rc = knytt_store_interaction_add(e->st, &ix);
+			pthread_mutex_unlock(&e->st_lock);
+			if (rc < 0)
+				snprintf(msg, sizeof msg,
+					 "feedback of user '%.64s' on item "
+					 "'%.64s' was not stored: %s",
+					 user, item, knytt_errmsg());
+		}
 		free(ev.buf);
 
 		pthread_mutex_lock(&e->fq_mu);
@@ -178,6 +196,23 @@ int knytt__fq_check(knytt_engine *e, const knytt_interaction *ix)
 	return rc;
 }
 
+/* Appends @p ev (its buffer then belongs to the queue, or is freed). */
+static int push(knytt_engine *e, knytt__fq_ev ev)
+{
+	pthread_mutex_lock(&e->fq_mu);
+	int rc = make_room(e);
+	if (rc == KNYTT_OK) {
+		e->fq[(e->fq_head + e->fq_n) % e->fq_cap] = ev;
+		e->fq_n++;
+		e->fq_pushed++;
+		pthread_cond_signal(&e->fq_wake);
+	}
+	pthread_mutex_unlock(&e->fq_mu);
+	if (rc)
+		free(ev.buf);
+	return rc;
+}
+
 int knytt__fq_push(knytt_engine *e, const knytt_interaction *ix)
 {
 	size_t lu = strlen(ix->user) + 1, li = strlen(ix->item) + 1,
@@ -191,18 +226,21 @@ int knytt__fq_push(knytt_engine *e, const knytt_interaction *ix)
 	memcpy(ev.buf, ix->user, lu);
 	memcpy(ev.buf + lu, ix->item, li);
 	memcpy(ev.buf + lu + li, ix->type, lt);
-	pthread_mutex_lock(&e->fq_mu);
-	int rc = make_room(e);
-	if (rc == KNYTT_OK) {
-		e->fq[(e->fq_head + e->fq_n) % e->fq_cap] = ev;
-		e->fq_n++;
-		e->fq_pushed++;
-		pthread_cond_signal(&e->fq_wake);
-	}
-	pthread_mutex_unlock(&e->fq_mu);
-	if (rc)
-		free(ev.buf);
-	return rc;
+	return push(e, ev);
+}
+
+int knytt__fq_push_log(knytt_engine *e, const char *query, const char *user,
+		       int count, int64_t ts)
+{
+	if (!user)
+		user = "";
+	size_t lq = strlen(query) + 1, lu = strlen(user) + 1;
+	knytt__fq_ev ev = { .is_log = 1, .count = count, .ts = ts };
+	if (!(ev.buf = malloc(lq + lu)))
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	memcpy(ev.buf, query, lq);
+	memcpy(ev.buf + lq, user, lu);
+	return push(e, ev);
 }
 
 void knytt__fq_wait(knytt_engine *e)

@@ -7,6 +7,7 @@
  * long as enough items pass.
  */
 #include "engine_int.h"
+#include "../store/store_int.h"
 
 #include "../vec/topk.h"
 #include "../vec/vec.h"
@@ -1056,17 +1057,29 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 				       : KNYTT_REASON_SEMANTIC,
 		     0);
 	rc = (int)n;
-	/* the search log: every search, with its result count */
-	pthread_mutex_lock(&e->st_lock);
-	uint64_t lid = 0;
-	int lrc = knytt_store_search_log(e->st, has_text ? text : "(vector)",
-					 user && *user ? user : NULL, (int)n,
-					 0, &lid);
-	pthread_mutex_unlock(&e->st_lock);
+	/* the search log: every search, with its result count; with
+	 * write-behind and no id wanted, by the writer thread */
+	const char *lq = has_text ? text : "(vector)";
+	const char *lu = user && *user ? user : NULL;
+	int lrc;
+	if (e->fq_running && !log_id) {
+		lrc = knytt__check_text("query", lq, 1024, 1);
+		if (lrc == 0 && lu)
+			lrc = knytt__check_text("user", lu, KNYTT_STORE_MAX_ID,
+						1);
+		if (lrc == 0)
+			lrc = knytt__fq_push_log(e, lq, lu, (int)n,
+						 knytt__now_ms());
+	} else {
+		uint64_t lid = 0;
+		pthread_mutex_lock(&e->st_lock);
+		lrc = knytt_store_search_log(e->st, lq, lu, (int)n, 0, &lid);
+		pthread_mutex_unlock(&e->st_lock);
+		if (lrc == 0 && log_id)
+			*log_id = lid;
+	}
 	if (lrc < 0)
 		rc = lrc;
-	else if (log_id)
-		*log_id = lid;
 out:
 	pthread_rwlock_unlock(&e->lock);
 	qctx_done(&c);
