@@ -49,13 +49,9 @@ typedef struct hit {
 
 /* One search in progress (the store handle is used by one thread). */
 typedef struct run {
+	const knytt__search *q;
 	uint64_t tenant;
-	const char *cat;
-	size_t catlen;
-	double pmin, pmax;
-	int in_stock;
-	int (*accept)(uint64_t id, void *ctx);
-	void *actx;
+	size_t catlen; /* of q->category_prefix */
 	hit *heap; /* min-heap, worst on top; at most cap entries */
 	size_t n, cap, alloc;
 	int err; /* SQLite error code from inside the function */
@@ -67,6 +63,9 @@ struct knytt__sqfts {
 	sqlite3_stmt *match; /* rowid, knytt_bm25(items_fts) per match */
 	sqlite3_stmt *attrs; /* an item's tenant and filter columns */
 	sqlite3_stmt *logspan, *logsince; /* knytt_fts_log (migration 3) */
+	sqlite3_stmt *begin, *commit;
+	hit *heap; /* the last search's heap, reused */
+	size_t heap_alloc;
 	int nolog; /* no log to read: token counts are not kept */
 	/* Token counts of rows met so far, by rowid (count + 1; 0 =
 	 * unknown), valid up to log entry @c seen. */
@@ -215,13 +214,15 @@ static int passes(knytt__sqfts *x, run *r, int64_t id)
 	if (rc == SQLITE_ROW) {
 		const char *cat = (const char *)sqlite3_column_text(a, 2);
 		double price = sqlite3_column_double(a, 3);
+		const knytt__search *f = r->q;
 		ok = (uint64_t)sqlite3_column_int64(a, 0) == r->tenant &&
 		     sqlite3_column_int64(a, 1) == 0 &&
-		     (!r->in_stock || sqlite3_column_int64(a, 4) == 1) &&
-		     (isnan(r->pmin) || price >= r->pmin) &&
-		     (isnan(r->pmax) || price <= r->pmax);
-		if (ok && r->cat)
-			ok = cat && strncmp(cat, r->cat, r->catlen) == 0 &&
+		     (!f->in_stock_only || sqlite3_column_int64(a, 4) == 1) &&
+		     (isnan(f->price_min) || price >= f->price_min) &&
+		     (isnan(f->price_max) || price <= f->price_max);
+		if (ok && f->category_prefix)
+			ok = cat &&
+			     strncmp(cat, f->category_prefix, r->catlen) == 0 &&
 			     (cat[r->catlen] == '\0' || cat[r->catlen] == '/');
 		rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE) {
@@ -231,6 +232,26 @@ static int passes(knytt__sqfts *x, run *r, int64_t id)
 	if (rc != SQLITE_OK)
 		r->err = rc;
 	return ok;
+}
+
+/* Prepares @p sql into *@p s on first use. */
+static int prep(knytt__sqfts *x, sqlite3_stmt **s, const char *sql)
+{
+	if (*s)
+		return SQLITE_OK;
+	return sqlite3_prepare_v3(x->h, sql, -1, SQLITE_PREPARE_PERSISTENT, s,
+				  NULL);
+}
+
+/* Runs a statement without results (BEGIN, COMMIT), prepared once. */
+static int run_once(knytt__sqfts *x, sqlite3_stmt **s, const char *sql)
+{
+	int rc = prep(x, s, sql);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(*s);
+	sqlite3_reset(*s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 /* Keeps the token count of row @p id (best effort: no memory, no
@@ -259,24 +280,16 @@ static void remember(knytt__sqfts *x, int64_t id, int len)
  * what this connection saw. */
 static int sync_lengths(knytt__sqfts *x)
 {
-	int rc = SQLITE_OK;
 	if (x->nolog)
 		return SQLITE_OK;
-	if (!x->logspan)
-		rc = sqlite3_prepare_v3(x->h,
-					/* one aggregate per query: only then
-					 * is it a seek, not a scan */
-					"SELECT (SELECT min(seq) FROM "
-					"knytt_fts_log), (SELECT max(seq) "
-					"FROM knytt_fts_log)",
-					-1, SQLITE_PREPARE_PERSISTENT,
-					&x->logspan, NULL);
-	if (rc == SQLITE_OK && !x->logsince)
-		rc = sqlite3_prepare_v3(x->h,
-					"SELECT id FROM knytt_fts_log WHERE "
-					"seq > ?1 ORDER BY seq",
-					-1, SQLITE_PREPARE_PERSISTENT,
-					&x->logsince, NULL);
+	/* one aggregate per subquery: only then is it a seek, not a scan */
+	int rc = prep(x, &x->logspan,
+		      "SELECT (SELECT min(seq) FROM knytt_fts_log), (SELECT "
+		      "max(seq) FROM knytt_fts_log)");
+	if (rc == SQLITE_OK)
+		rc = prep(x, &x->logsince,
+			  "SELECT id FROM knytt_fts_log WHERE seq > ?1 ORDER "
+			  "BY seq");
 	if (rc != SQLITE_OK) {
 		x->nolog = 1; /* no such table: work without the memory */
 		return SQLITE_OK;
@@ -361,7 +374,7 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 	if (!could_enter(r, bm25(q, mintok), id))
 		return;
 	/* the caller's filter is in memory: before any lookup */
-	if (r->accept && !r->accept((uint64_t)id, r->actx))
+	if (r->q->accept && !r->q->accept((uint64_t)id, r->q->ctx))
 		return;
 	int len = 0;
 	size_t slot = (size_t)id;
@@ -424,6 +437,9 @@ void knytt__sqfts_close(knytt__sqfts *x)
 	sqlite3_finalize(x->attrs);
 	sqlite3_finalize(x->logspan);
 	sqlite3_finalize(x->logsince);
+	sqlite3_finalize(x->begin);
+	sqlite3_finalize(x->commit);
+	free(x->heap);
 	free(x->len);
 	free(x); /* the function stays registered, never called again */
 }
@@ -434,38 +450,30 @@ static int cmp_hit(const void *a, const void *b)
 	return worse(y, x) ? -1 : worse(x, y) ? 1 : 0;
 }
 
-int knytt__sqfts_search(knytt__sqfts *x, const knytt__sqfts_query *qy,
-			uint64_t *ids, double *scores, size_t cap)
+int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
+			const knytt__search *qy, uint64_t *ids, double *scores,
+			size_t cap)
 {
-	int rc = SQLITE_OK;
-	if (!x->match)
-		rc = sqlite3_prepare_v3(
-			x->h,
-			"SELECT knytt_bm25(items_fts) FROM items_fts WHERE "
-			"items_fts MATCH ?1",
-			-1, SQLITE_PREPARE_PERSISTENT, &x->match, NULL);
-	if (rc == SQLITE_OK && !x->attrs)
-		rc = sqlite3_prepare_v3(
-			x->h,
-			"SELECT tenant, deleted, category, price, in_stock "
-			"FROM items WHERE id = ?1",
-			-1, SQLITE_PREPARE_PERSISTENT, &x->attrs, NULL);
+	int rc = prep(x, &x->match,
+		      "SELECT knytt_bm25(items_fts) FROM items_fts WHERE "
+		      "items_fts MATCH ?1");
+	if (rc == SQLITE_OK)
+		rc = prep(x, &x->attrs,
+			  "SELECT tenant, deleted, category, price, in_stock "
+			  "FROM items WHERE id = ?1");
 	if (rc != SQLITE_OK)
 		return -rc;
-	run r = {.tenant = qy->tenant,
-		 .cat = qy->category_prefix,
+	/* the heap's memory is kept from search to search */
+	run r = {.q = qy,
+		 .tenant = tenant,
 		 .catlen = qy->category_prefix ? strlen(qy->category_prefix)
 					       : 0,
-		 .pmin = qy->price_min,
-		 .pmax = qy->price_max,
-		 .in_stock = qy->in_stock_only,
-		 .accept = qy->accept,
-		 .actx = qy->ctx,
+		 .heap = x->heap,
+		 .alloc = x->heap_alloc,
 		 .cap = cap};
 	/* the log and the matches are read in one snapshot */
 	int own = sqlite3_get_autocommit(x->h);
-	if (own && (rc = sqlite3_exec(x->h, "BEGIN", NULL, NULL, NULL)) !=
-			   SQLITE_OK)
+	if (own && (rc = run_once(x, &x->begin, "BEGIN")) != SQLITE_OK)
 		return -rc;
 	rc = sync_lengths(x);
 	if (rc == SQLITE_OK) {
@@ -477,9 +485,8 @@ int knytt__sqfts_search(knytt__sqfts *x, const knytt__sqfts_query *qy,
 		sqlite3_reset(x->match);
 		sqlite3_clear_bindings(x->match);
 	}
-	if (own)
-		sqlite3_exec(x->h, rc == SQLITE_DONE ? "COMMIT" : "ROLLBACK",
-			     NULL, NULL, NULL);
+	if (own) /* a read transaction: ending it cannot lose anything */
+		run_once(x, &x->commit, "COMMIT");
 	if (rc == SQLITE_DONE)
 		rc = r.err ? r.err : SQLITE_OK;
 	if (rc == SQLITE_OK) {
@@ -491,7 +498,8 @@ int knytt__sqfts_search(knytt__sqfts *x, const knytt__sqfts_query *qy,
 				scores[i] = r.heap[i].s;
 		}
 	}
-	free(r.heap);
+	x->heap = r.heap;
+	x->heap_alloc = r.alloc;
 	x->stats[0] = r.ranked;
 	x->stats[1] = r.looked_up;
 	return rc == SQLITE_OK ? (int)r.n : -rc;

@@ -4,21 +4,11 @@
 #ifndef KNYTT_SQFTS_H
 #define KNYTT_SQFTS_H
 
+#include "store_int.h"
+
 #include <sqlite3.h>
-#include <stddef.h>
-#include <stdint.h>
 
 typedef struct knytt__sqfts knytt__sqfts;
-
-typedef struct knytt__sqfts_query {
-	const char *match; /* an FTS5 query (quoted words) */
-	uint64_t tenant;
-	const char *category_prefix; /* NULL = any */
-	double price_min, price_max; /* NAN = open */
-	int in_stock_only;
-	int (*accept)(uint64_t id, void *ctx); /* NULL = none */
-	void *ctx;
-} knytt__sqfts_query;
 
 /* Registers the knytt_bm25 FTS5 function on @p h.  Returns an SQLite
  * result code; on failure the store falls back to plain SQL. */
@@ -27,8 +17,9 @@ int knytt__sqfts_open(sqlite3 *h, knytt__sqfts **out);
 void knytt__sqfts_close(knytt__sqfts *x);
 /* The @p cap best items, best first.  Returns the count, or a negated
  * SQLite result code (the connection's error message tells more). */
-int knytt__sqfts_search(knytt__sqfts *x, const knytt__sqfts_query *q,
-			uint64_t *ids, double *scores, size_t cap);
+int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
+			const knytt__search *q, uint64_t *ids, double *scores,
+			size_t cap);
 /* Of the last search: rows whose exact score was computed, and item rows
  * read for the filters (the rest were pruned by the bound). */
 void knytt__sqfts_stats(const knytt__sqfts *x, long long *scored,

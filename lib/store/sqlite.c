@@ -213,10 +213,7 @@ static int sq_search(knytt__db *db, uint64_t tenant, const knytt__search *s,
 	sq_db *d = (sq_db *)db;
 	if (!d->fts)
 		return KNYTT_ENOTSUP;
-	knytt__sqfts_query q = {s->match,	  tenant,	s->category_prefix,
-				s->price_min,	  s->price_max, s->in_stock_only,
-				s->accept,	  s->ctx};
-	int n = knytt__sqfts_search(d->fts, &q, ids, scores, cap);
+	int n = knytt__sqfts_search(d->fts, tenant, s, ids, scores, cap);
 	if (n >= 0)
 		return n;
 	if (-n == SQLITE_BUSY || -n == SQLITE_LOCKED)

@@ -740,9 +740,12 @@ int knytt_store_item_upsert(knytt_store *st, const knytt_item *item,
 	return knytt__item_upsert_checked(st, item, id);
 }
 
-int knytt__item_id(knytt_store *st, const char *ext, uint64_t *id)
+/* The internal id of the tenant's @p what (item or user) @p ext, by the
+ * lookup statement @p qid. */
+static int id_of(knytt_store *st, int qid, const char *what,
+		 const char *ext, uint64_t *id)
 {
-	knytt__stmt *q = knytt__st_q(st, Q_ITEM_ID);
+	knytt__stmt *q = knytt__st_q(st, qid);
 	if (!q)
 		return knytt__err_keep(KNYTT_EDB);
 	O->bind_i64(q, 1, (int64_t)st->tenant);
@@ -753,8 +756,13 @@ int knytt__item_id(knytt_store *st, const char *ext, uint64_t *id)
 		*id = (uint64_t)O->col_i64(q, 0);
 	O->reset(q);
 	if (rc == 0 && !row)
-		return knytt__err(KNYTT_ENOTFOUND, "no item '%.*s'", 200, ext);
+		return knytt__err(KNYTT_ENOTFOUND, "no %s '%.200s'", what, ext);
 	return rc;
+}
+
+int knytt__item_id(knytt_store *st, const char *ext, uint64_t *id)
+{
+	return id_of(st, Q_ITEM_ID, "item", ext, id);
 }
 
 /* Packs the current ITEM_COLS row into one allocation. */
@@ -1168,19 +1176,7 @@ int knytt__user_ensure(knytt_store *st, const char *ext, uint64_t *id)
 
 static int user_id(knytt_store *st, const char *ext, uint64_t *id)
 {
-	knytt__stmt *q = knytt__st_q(st, Q_USER_ID);
-	if (!q)
-		return knytt__err_keep(KNYTT_EDB);
-	O->bind_i64(q, 1, (int64_t)st->tenant);
-	O->bind_text(q, 2, ext);
-	int row = 0;
-	int rc = step_one(st, q, &row);
-	if (rc == 0 && row)
-		*id = (uint64_t)O->col_i64(q, 0);
-	O->reset(q);
-	if (rc == 0 && !row)
-		return knytt__err(KNYTT_ENOTFOUND, "no user '%.200s'", ext);
-	return rc;
+	return id_of(st, Q_USER_ID, "user", ext, id);
 }
 
 static char *dupstr(const char *s)
