@@ -1275,6 +1275,17 @@ take:
 
 /* ---- entry point ---------------------------------------------------------- */
 
+/* Reads an integer setting (SQLite PRAGMA); leaves *v on failure. */
+static void pragma_int(knytt_store *st, const char *sql, int64_t *v)
+{
+	knytt__stmt *q;
+	if (st->ops->prepare(st->db, sql, &q))
+		return;
+	if (st->ops->step(q) == 1)
+		*v = st->ops->col_i64(q, 0);
+	st->ops->finalize(q);
+}
+
 int knytt_store_import(knytt_store *st, const char *path,
 		       knytt_record_kind kind, knytt_format format,
 		       knytt_reject_fn on_reject, void *ctx)
@@ -1311,9 +1322,13 @@ int knytt_store_import(knytt_store *st, const char *path,
 	 * random places: at 2M rows they outgrow the usual 64 MiB and every
 	 * insert starts reading pages back. */
 	int sq = st->ops->dialect == KNYTT__SQLITE;
-	if (sq)
+	int64_t autockpt = 1000, cache = -65536; /* restored at the end */
+	if (sq) {
+		pragma_int(st, "PRAGMA wal_autocheckpoint", &autockpt);
+		pragma_int(st, "PRAGMA cache_size", &cache);
 		st->ops->exec(st->db, "PRAGMA wal_autocheckpoint=0;"
 				      "PRAGMA cache_size=-524288");
+	}
 	int bulk = 0;
 	int rc = kind == KNYTT_RECORD_INTERACTIONS ? bulk_begin(st, f, &bulk)
 						   : 0;
@@ -1348,11 +1363,12 @@ int knytt_store_import(knytt_store *st, const char *path,
 	if (sq) {
 		char saved[512];
 		snprintf(saved, sizeof saved, "%s", knytt_errmsg());
-		/* a background checkpointer keeps commits free of them */
-		st->ops->exec(st->db, st->bg_ckpt
-					      ? "PRAGMA wal_autocheckpoint=0"
-					      : "PRAGMA wal_autocheckpoint=1000");
-		st->ops->exec(st->db, "PRAGMA cache_size=-65536");
+		char sql[96];
+		snprintf(sql, sizeof sql,
+			 "PRAGMA wal_autocheckpoint=%lld; PRAGMA "
+			 "cache_size=%lld",
+			 (long long)autockpt, (long long)cache);
+		st->ops->exec(st->db, sql);
 		st->ops->exec(st->db, "PRAGMA wal_checkpoint(PASSIVE)");
 		knytt__err(0, "%s", saved);
 	}

@@ -1000,10 +1000,7 @@ int knytt__store_bg_checkpoint(knytt_store *st, int on)
 		return knytt__err(KNYTT_EINVAL, "store is NULL");
 	if (st->ops->dialect != KNYTT__SQLITE)
 		return 0;
-	int rc = knytt__sqlite_bg_checkpoint(st->db, on);
-	if (rc == 0)
-		st->bg_ckpt = on != 0;
-	return rc;
+	return knytt__sqlite_bg_checkpoint(st->db, on);
 }
 
 void knytt__store_search_stats(knytt_store *st, long long *scored,

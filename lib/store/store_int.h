@@ -134,7 +134,6 @@ struct knytt_store {
 	int in_txn; /* an explicit transaction is open */
 	int bulk;   /* a bulk import runs on this handle: indexes dropped */
 	int search_plain; /* tests: rank every match in plain SQL */
-	int bg_ckpt;      /* SQLite: a thread checkpoints the WAL */
 	size_t bulk_min; /* interaction imports of more rows run in bulk
 			    mode (import.c); tests lower it */
 };
