@@ -27,6 +27,7 @@ typedef struct sq_db {
 	knytt__sqfts *fts; /* NULL: FTS5 function not registered */
 	int bulk_fd;       /* the bulk lock file, -1 = not held */
 	struct sq_ckpt *ck; /* background checkpoints, or NULL */
+	sqlite3_stmt *ix_multi; /* IX_MULTI interactions per INSERT */
 } sq_db;
 
 /* A thread that checkpoints the WAL from a connection of its own. */
@@ -116,6 +117,20 @@ static int sq_bind_blob(knytt__stmt *s, int i, const void *v, size_t n)
 						 SQLITE_TRANSIENT));
 }
 
+/* The error of a failed sqlite3_step, as a knytt code. */
+static int sq_step_err(sq_db *d, int rc)
+{
+	int ext = sqlite3_extended_errcode(d->h);
+	if (ext == SQLITE_CONSTRAINT_UNIQUE ||
+	    ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return knytt__err(KNYTT_EEXIST, "sqlite: %s",
+				  sqlite3_errmsg(d->h));
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		return knytt__err(KNYTT_EBUSY, "sqlite: %s",
+				  sqlite3_errmsg(d->h));
+	return sq_err(d, "step");
+}
+
 static int sq_step(knytt__stmt *s)
 {
 	int rc = sqlite3_step(s->s);
@@ -125,15 +140,7 @@ static int sq_step(knytt__stmt *s)
 		s->changes = sqlite3_changes64(s->db->h);
 		return 0;
 	}
-	int ext = sqlite3_extended_errcode(s->db->h);
-	if (ext == SQLITE_CONSTRAINT_UNIQUE ||
-	    ext == SQLITE_CONSTRAINT_PRIMARYKEY)
-		return knytt__err(KNYTT_EEXIST, "sqlite: %s",
-				  sqlite3_errmsg(s->db->h));
-	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-		return knytt__err(KNYTT_EBUSY, "sqlite: %s",
-				  sqlite3_errmsg(s->db->h));
-	return sq_err(s->db, "step");
+	return sq_step_err(s->db, rc);
 }
 
 static void sq_reset(knytt__stmt *s)
@@ -169,36 +176,85 @@ static int64_t sq_changes(knytt__stmt *s)
 	return s->changes;
 }
 
-/* One prepared INSERT per row: inside one transaction SQLite appends
- * several hundred thousand rows a second, so a multi-row statement
- * would buy little. */
+/* Interactions go in IX_MULTI rows per INSERT statement: one statement
+ * start, one reset and one pass of SQLite's VM setup for 64 rows.  The
+ * insert part of a 2M-row bulk import went from 3.7-5.3 s to 2.2-2.8 s
+ * (benchmarks/store).  Within one execution SQLite also keeps its
+ * cursors open from row to row, so an index key that lands right after
+ * the previous one is appended without a descent from the root.  The
+ * tail of a batch goes through the one-row statement. */
+#define IX_MULTI 64
+#define IX_COLS 8
+
+static void bind_ix(sqlite3_stmt *s, int at, uint64_t tenant,
+		    const knytt__ixrow *r)
+{
+	sqlite3_bind_int64(s, at + 1, (int64_t)tenant);
+	sqlite3_bind_int64(s, at + 2, (int64_t)r->user_id);
+	sqlite3_bind_int64(s, at + 3, (int64_t)r->item_id);
+	sqlite3_bind_text(s, at + 4, r->type, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, at + 5, r->weight);
+	if (r->has_value)
+		sqlite3_bind_double(s, at + 6, r->value);
+	else
+		sqlite3_bind_null(s, at + 6);
+	sqlite3_bind_int64(s, at + 7, r->ts);
+	if (r->event_id[0])
+		sqlite3_bind_text(s, at + 8, r->event_id, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, at + 8);
+}
+
+static int prepare_ix_multi(sq_db *d)
+{
+	if (d->ix_multi)
+		return 0;
+	char sql[IX_MULTI * 20 + 160], *p = sql;
+	p += sprintf(p, "INSERT INTO interactions(tenant, user_id, item_id, "
+			"type, weight, value, ts, event_id) VALUES ");
+	for (int i = 0; i < IX_MULTI; i++)
+		p += sprintf(p, "%s(?,?,?,?,?,?,?,?)", i ? "," : "");
+	sprintf(p, " ON CONFLICT DO NOTHING");
+	if (sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
+			       &d->ix_multi, NULL) != SQLITE_OK)
+		return sq_err(d, "prepare");
+	return 0;
+}
+
 static int sq_insert_ix(knytt__db *db, uint64_t tenant,
 			const knytt__ixrow *rows, size_t n)
 {
+	sq_db *d = (sq_db *)db;
+	int stored = 0;
+	size_t i = 0;
+	if (n >= IX_MULTI) {
+		int rc = prepare_ix_multi(d);
+		if (rc)
+			return rc;
+		sqlite3_stmt *s = d->ix_multi;
+		for (; i + IX_MULTI <= n; i += IX_MULTI) {
+			for (int j = 0; j < IX_MULTI; j++)
+				bind_ix(s, j * IX_COLS, tenant, &rows[i + j]);
+			if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
+				rc = sq_step_err(d, rc);
+				sqlite3_reset(s);
+				sqlite3_clear_bindings(s);
+				return rc;
+			}
+			stored += sqlite3_changes(d->h);
+			sqlite3_reset(s);
+		}
+		sqlite3_clear_bindings(s);
+	}
+	if (i == n)
+		return stored;
 	knytt__stmt *q = knytt__st_q(db->st, Q_IX_INS);
 	if (!q)
 		return knytt__err_keep(KNYTT_EDB);
-	int stored = 0;
-	for (size_t i = 0; i < n; i++) {
-		const knytt__ixrow *r = &rows[i];
-		sqlite3_stmt *s = q->s;
-		sqlite3_bind_int64(s, 1, (int64_t)tenant);
-		sqlite3_bind_int64(s, 2, (int64_t)r->user_id);
-		sqlite3_bind_int64(s, 3, (int64_t)r->item_id);
-		sqlite3_bind_text(s, 4, r->type, -1, SQLITE_STATIC);
-		sqlite3_bind_double(s, 5, r->weight);
-		if (r->has_value)
-			sqlite3_bind_double(s, 6, r->value);
-		else
-			sqlite3_bind_null(s, 6);
-		sqlite3_bind_int64(s, 7, r->ts);
-		if (r->event_id[0])
-			sqlite3_bind_text(s, 8, r->event_id, -1,
-					  SQLITE_STATIC);
-		else
-			sqlite3_bind_null(s, 8);
+	for (; i < n; i++) {
+		bind_ix(q->s, 0, tenant, &rows[i]);
 		int rc = sq_step(q);
-		sqlite3_reset(s);
+		sqlite3_reset(q->s);
 		if (rc < 0)
 			return rc;
 		stored += (int)q->changes;
@@ -368,6 +424,7 @@ static void sq_close(knytt__db *db)
 	ckpt_stop(d);
 	sq_bulk_lock(db, 0);
 	knytt__sqfts_close(d->fts);
+	sqlite3_finalize(d->ix_multi);
 	sqlite3_close_v2(d->h);
 	free(d);
 }
