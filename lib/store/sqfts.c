@@ -55,12 +55,14 @@ typedef struct run {
 	hit *heap; /* min-heap, worst on top; at most cap entries */
 	size_t n, cap, alloc;
 	int err; /* SQLite error code from inside the function */
+	int walk; /* one phrase: the first call walks all its rows */
 	long long ranked, looked_up;
 } run;
 
 struct knytt__sqfts {
 	sqlite3 *h;
 	sqlite3_stmt *match; /* rowid, knytt_bm25(items_fts) per match */
+	sqlite3_stmt *match1; /* the same, first match only */
 	sqlite3_stmt *attrs; /* an item's tenant and filter columns */
 	sqlite3_stmt *logspan, *logsince; /* knytt_fts_log (migration 3) */
 	sqlite3_stmt *begin, *commit;
@@ -323,6 +325,71 @@ static int sync_lengths(knytt__sqfts *x)
 	return SQLITE_OK;
 }
 
+/* Scores the current row of @p fts and keeps it if it enters the heap;
+ * an SQLite error code. */
+static int score_row(knytt__sqfts *x, run *r, qconst *q,
+		     const Fts5ExtensionApi *api, Fts5Context *fts)
+{
+	int ninst = 0;
+	int rc = api->xInstCount(fts, &ninst);
+	if (rc != SQLITE_OK)
+		return rc;
+	memset(q->freq, 0, (size_t)q->nphrase * sizeof *q->freq);
+	/* a column holds at least up to the end of its last instance */
+	int end[NCOLS + 1] = {0};
+	for (int i = 0; i < ninst; i++) {
+		int ph, col, off;
+		if ((rc = api->xInst(fts, i, &ph, &col, &off)) != SQLITE_OK)
+			return rc;
+		q->freq[ph] += col < NCOLS ? col_weight[col] : 1.0;
+		int c = col < NCOLS ? col : NCOLS;
+		int e = off + api->xPhraseSize(fts, ph);
+		if (e > end[c])
+			end[c] = e;
+	}
+	double mintok = 0;
+	for (int c = 0; c <= NCOLS; c++)
+		mintok += end[c];
+	int64_t id = api->xRowid(fts);
+	/* BM25 falls as the row grows: the row is at least mintok long */
+	if (!could_enter(r, bm25(q, mintok), id))
+		return SQLITE_OK;
+	/* the caller's filter is in memory: before any lookup */
+	if (r->q->accept && !r->q->accept((uint64_t)id, r->q->ctx))
+		return SQLITE_OK;
+	int len = 0;
+	size_t slot = (size_t)id;
+	if (!x->nolog && id > 0 && slot < x->nlen && x->len[slot]) {
+		len = (int)x->len[slot] - 1;
+	} else {
+		if ((rc = api->xColumnSize(fts, -1, &len)) != SQLITE_OK)
+			return rc;
+		if (!x->nolog)
+			remember(x, id, len);
+	}
+	r->ranked++;
+	hit h = {bm25(q, len), id};
+	if (!could_enter(r, h.s, id))
+		return SQLITE_OK;
+	r->looked_up++;
+	if (passes(x, r, id))
+		heap_push(r, h);
+	return r->err;
+}
+
+typedef struct walker {
+	knytt__sqfts *x;
+	run *r;
+	qconst *q;
+} walker;
+
+static int walk_row(const Fts5ExtensionApi *api, Fts5Context *fts,
+		    void *ctx)
+{
+	walker *w = ctx;
+	return score_row(w->x, w->r, w->q, api, fts);
+}
+
 static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 		    sqlite3_context *ctx, int nval, sqlite3_value **val)
 {
@@ -346,57 +413,17 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 			return;
 		}
 	}
-	int ninst = 0;
-	if ((rc = api->xInstCount(fts, &ninst)) != SQLITE_OK) {
-		sqlite3_result_error_code(ctx, rc);
-		return;
-	}
-	memset(q->freq, 0, (size_t)q->nphrase * sizeof *q->freq);
-	/* a column holds at least up to the end of its last instance */
-	int end[NCOLS + 1] = {0};
-	for (int i = 0; i < ninst; i++) {
-		int ph, col, off;
-		if ((rc = api->xInst(fts, i, &ph, &col, &off)) != SQLITE_OK) {
-			sqlite3_result_error_code(ctx, rc);
-			return;
-		}
-		q->freq[ph] += col < NCOLS ? col_weight[col] : 1.0;
-		int c = col < NCOLS ? col : NCOLS;
-		int e = off + api->xPhraseSize(fts, ph);
-		if (e > end[c])
-			end[c] = e;
-	}
-	double mintok = 0;
-	for (int c = 0; c <= NCOLS; c++)
-		mintok += end[c];
-	int64_t id = api->xRowid(fts);
-	/* BM25 falls as the row grows: the row is at least mintok long */
-	if (!could_enter(r, bm25(q, mintok), id))
-		return;
-	/* the caller's filter is in memory: before any lookup */
-	if (r->q->accept && !r->q->accept((uint64_t)id, r->q->ctx))
-		return;
-	int len = 0;
-	size_t slot = (size_t)id;
-	if (!x->nolog && id > 0 && slot < x->nlen && x->len[slot]) {
-		len = (int)x->len[slot] - 1;
+	if (r->walk) {
+		/* one phrase: its rows are the query's; FTS5 walks them
+		 * here, without a trip through the VM per row (the
+		 * statement stops after this first row) */
+		walker w = {x, r, q};
+		rc = api->xQueryPhrase(fts, 0, &w, walk_row);
 	} else {
-		if ((rc = api->xColumnSize(fts, -1, &len)) != SQLITE_OK) {
-			sqlite3_result_error_code(ctx, rc);
-			return;
-		}
-		if (!x->nolog)
-			remember(x, id, len);
+		rc = score_row(x, r, q, api, fts);
 	}
-	r->ranked++;
-	hit h = {bm25(q, len), id};
-	if (!could_enter(r, h.s, id))
-		return;
-	r->looked_up++;
-	if (passes(x, r, id))
-		heap_push(r, h);
-	if (r->err)
-		sqlite3_result_error_code(ctx, r->err);
+	if (rc != SQLITE_OK)
+		sqlite3_result_error_code(ctx, rc);
 }
 
 int knytt__sqfts_open(sqlite3 *h, knytt__sqfts **out)
@@ -434,6 +461,7 @@ void knytt__sqfts_close(knytt__sqfts *x)
 	if (!x)
 		return;
 	sqlite3_finalize(x->match);
+	sqlite3_finalize(x->match1);
 	sqlite3_finalize(x->attrs);
 	sqlite3_finalize(x->logspan);
 	sqlite3_finalize(x->logsince);
@@ -454,9 +482,13 @@ int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
 			const knytt__search *qy, uint64_t *ids, double *scores,
 			size_t cap)
 {
-	int rc = prep(x, &x->match,
-		      "SELECT knytt_bm25(items_fts) FROM items_fts WHERE "
-		      "items_fts MATCH ?1");
+	int walk = qy->nwords == 1;
+	int rc = walk ? prep(x, &x->match1,
+			     "SELECT knytt_bm25(items_fts) FROM items_fts "
+			     "WHERE items_fts MATCH ?1 LIMIT 1")
+		      : prep(x, &x->match,
+			     "SELECT knytt_bm25(items_fts) FROM items_fts "
+			     "WHERE items_fts MATCH ?1");
 	if (rc == SQLITE_OK)
 		rc = prep(x, &x->attrs,
 			  "SELECT tenant, deleted, category, price, in_stock "
@@ -470,20 +502,22 @@ int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
 					       : 0,
 		 .heap = x->heap,
 		 .alloc = x->heap_alloc,
-		 .cap = cap};
+		 .cap = cap,
+		 .walk = walk};
+	sqlite3_stmt *m = walk ? x->match1 : x->match;
 	/* the log and the matches are read in one snapshot */
 	int own = sqlite3_get_autocommit(x->h);
 	if (own && (rc = run_once(x, &x->begin, "BEGIN")) != SQLITE_OK)
 		return -rc;
 	rc = sync_lengths(x);
 	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(x->match, 1, qy->match, -1, SQLITE_STATIC);
+		sqlite3_bind_text(m, 1, qy->match, -1, SQLITE_STATIC);
 		x->cur = &r;
-		while ((rc = sqlite3_step(x->match)) == SQLITE_ROW)
+		while ((rc = sqlite3_step(m)) == SQLITE_ROW)
 			;
 		x->cur = NULL;
-		sqlite3_reset(x->match);
-		sqlite3_clear_bindings(x->match);
+		sqlite3_reset(m);
+		sqlite3_clear_bindings(m);
 	}
 	if (own) /* a read transaction: ending it cannot lose anything */
 		run_once(x, &x->commit, "COMMIT");

@@ -1031,8 +1031,9 @@ static int search(knytt_store *st, const char *query, knytt__search *s,
 	if (cap > INT_MAX)
 		cap = INT_MAX;
 	char words[2200];
-	if (query_words(query, O->dialect == KNYTT__PG, words,
-			sizeof words) == 0)
+	s->nwords = query_words(query, O->dialect == KNYTT__PG, words,
+				sizeof words);
+	if (s->nwords == 0)
 		return knytt__err(KNYTT_EINVAL,
 				  "field query has no word to search for");
 	s->match = words;
@@ -1055,9 +1056,10 @@ int knytt_store_search(knytt_store *st, const char *query,
 		       double price_max, int in_stock_only, uint64_t *ids,
 		       double *scores, size_t cap)
 {
-	knytt__search s = {NULL,      category_prefix, price_min,
-			   price_max, in_stock_only,   NULL,
-			   NULL};
+	knytt__search s = {.category_prefix = category_prefix,
+			   .price_min = price_min,
+			   .price_max = price_max,
+			   .in_stock_only = in_stock_only};
 	return search(st, query, &s, ids, scores, cap);
 }
 
@@ -1067,7 +1069,10 @@ int knytt_store_search_fn(knytt_store *st, const char *query,
 {
 	if (!accept)
 		return knytt__err(KNYTT_EINVAL, "accept is NULL");
-	knytt__search s = {NULL, NULL, NAN, NAN, 0, accept, ctx};
+	knytt__search s = {.price_min = NAN,
+			   .price_max = NAN,
+			   .accept = accept,
+			   .ctx = ctx};
 	return search(st, query, &s, ids, scores, cap);
 }
 

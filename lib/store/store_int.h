@@ -42,6 +42,7 @@ typedef struct knytt__search {
 	int in_stock_only;
 	knytt_accept_fn accept; /* NULL = none */
 	void *ctx;
+	int nwords; /* words in match (set by the store) */
 } knytt__search;
 
 typedef struct knytt__dbops {
