@@ -268,9 +268,18 @@ START_TEST(filters_are_never_violated)
 		char user[16];
 		sprintf(user, "u%d", (int)(tu_rand(&s) % NUSERS));
 		int n;
-		switch (t % 4) {
+		float v[16];
+		switch (t % 5) {
 		case 0:
 			n = knytt_engine_recommend(e, user, 20, &f, NULL, r);
+			break;
+		case 4:
+			/* text and a vector: the vector half scans the rows
+			 * of a selective filter, else searches the index */
+			for (int j = 0; j < 16; j++)
+				v[j] = (float)(tu_rand(&s) % 200) / 100.0f - 1;
+			n = knytt_engine_search(e, "boot", v, 16, 20, &f, NULL,
+						r, NULL);
 			break;
 		case 1:
 			n = knytt_engine_similar(e, "c1-3", 20, &f, r);

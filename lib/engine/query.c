@@ -985,13 +985,29 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	qctx c;
 	qctx_init(&c, e, filter);
 	size_t nf = 0;
-	if ((rc = filter_bits(e, &c)))
+	/*
+	 * The filter: a selective category or price range gives its
+	 * candidate rows, and the vector half is an exact scan over them
+	 * (scan.c), as in recommend.  A category also gives the bitset the
+	 * keyword half tests its matches against (built from the
+	 * category's row list, and used by the index when the category is
+	 * too big to scan).  A wide price range gets no bitset: testing
+	 * every row in the range (tens of thousands, ~1 ms) costs more
+	 * than the predicate on the matches and index nodes met.
+	 */
+	int vec_half = has_q && knytt_index_count(e->ix) > 0;
+	int scanned = vec_half && filter_cands(e, &c);
+	if (c.plen && (rc = filter_bits(e, &c)))
 		goto out;
 	if (has_text) {
 		/* a filter is tested in memory (the bitset, or the item
 		 * table) before the store reads anything about a match */
-		int filtered = filter && (c.bits || filter->in_stock_only ||
-					  !isnan(filter->min_quality));
+		int filtered = filter &&
+			       (c.plen || filter->price_min > 0 ||
+				(!isnan(filter->price_max) &&
+				 filter->price_max != 0) ||
+				filter->in_stock_only ||
+				!isnan(filter->min_quality));
 		pthread_mutex_lock(&e->st_lock);
 		int nk = filtered ? knytt_store_search_fn(e->st, text,
 							  kw_accept, &c, kw,
@@ -1017,9 +1033,27 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 			f[nf++].vec = 0;
 		}
 	}
-	if (has_q && knytt_index_count(e->ix) > 0) {
-		unsigned ef = e->efs > cap ? e->efs : (unsigned)cap;
-		int nv = ann(e, &c, q, cap, ef, lab, dist);
+	if (vec_half) {
+		int nv;
+		if (scanned) {
+			uint32_t *orow = malloc(cap * sizeof *orow);
+			if (!orow) {
+				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+				goto out;
+			}
+			const float *qv[1] = { q };
+			size_t got[1] = { 0 };
+			scan_ok_ctx ok = { e, &c };
+			knytt__scan(e, c.cand, c.ncand, qv, 1, cap, scan_ok, &ok,
+				    orow, dist, got);
+			for (size_t i = 0; i < got[0]; i++)
+				lab[i] = e->items[orow[i]].id;
+			free(orow);
+			nv = (int)got[0];
+		} else {
+			unsigned ef = e->efs > cap ? e->efs : (unsigned)cap;
+			nv = ann(e, &c, q, cap, ef, lab, dist);
+		}
 		if (nv < 0) {
 			rc = nv;
 			goto out;
