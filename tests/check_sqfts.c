@@ -229,11 +229,83 @@ START_TEST(search_equals_sql_bm25)
 }
 END_TEST
 
+/* The best matches belong to another tenant or are deleted: the rows
+ * kept unchecked during the walk all fail, and the search must walk
+ * again checking as it goes (and keep doing so for a while). */
+START_TEST(crowded_by_other_rows)
+{
+	snprintf(db_path, sizeof db_path, "/tmp/knytt-sqfts-c-%d.db",
+		 (int)getpid());
+	remove(db_path);
+	uint64_t tbig, tsmall;
+	knytt_store *big = open_tenant("big", &tbig);
+	knytt_store *small = open_tenant("small", &tsmall);
+	char id[32], desc[200];
+	for (int i = 0; i < 200; i++) {
+		snprintf(id, sizeof id, "b%d", i);
+		knytt_item it = {.struct_size = sizeof it,
+				 .ext_id = id,
+				 .title = "zz"};
+		ck_assert_int_eq(knytt_store_item_upsert(big, &it, NULL), 0);
+	}
+	for (int i = 0; i < 30; i++) { /* short, then deleted */
+		snprintf(id, sizeof id, "d%d", i);
+		knytt_item it = {.struct_size = sizeof it,
+				 .ext_id = id,
+				 .title = "zz zz"};
+		ck_assert_int_eq(knytt_store_item_upsert(small, &it, NULL), 0);
+		ck_assert_int_eq(knytt_store_item_delete(small, id), 0);
+	}
+	for (int i = 0; i < 8; i++) { /* longer and longer descriptions */
+		snprintf(id, sizeof id, "s%d", i);
+		size_t o = (size_t)snprintf(desc, sizeof desc, "zz");
+		for (int j = 0; j <= i; j++)
+			o += (size_t)snprintf(desc + o, sizeof desc - o,
+					      " filler%d", j);
+		knytt_item it = {.struct_size = sizeof it,
+				 .ext_id = id,
+				 .title = "plain",
+				 .description = desc};
+		ck_assert_int_eq(knytt_store_item_upsert(small, &it, NULL), 0);
+	}
+	/* 40 searches: the first walks twice, the next 32 check inline,
+	 * then the unchecked pool is tried again */
+	for (int q = 0; q < 40; q++) {
+		uint64_t ids[5];
+		double sc[5];
+		int n = knytt_store_search(small, "zz", NULL, NAN, NAN, 0, ids,
+					   sc, 3);
+		ck_assert_int_eq(n, 3);
+		for (int i = 0; i < 3; i++) {
+			knytt_item *it = NULL;
+			ck_assert_int_eq(knytt_store_item_get_id(small,
+								     ids[i],
+								     &it),
+					 0);
+			/* the shortest rows first: s0, s1, s2 */
+			snprintf(id, sizeof id, "s%d", i);
+			ck_assert_str_eq(it->ext_id, id);
+			knytt_free(it);
+		}
+		ck_assert(sc[0] > sc[1] && sc[1] > sc[2]);
+	}
+	knytt_store_close(big);
+	knytt_store_close(small);
+	remove(db_path);
+	char wal[300];
+	snprintf(wal, sizeof wal, "%s-wal", db_path);
+	remove(wal);
+	snprintf(wal, sizeof wal, "%s-shm", db_path);
+	remove(wal);
+}
+END_TEST
+
 Suite *sqfts_suite(void)
 {
 	Suite *s = suite_create("sqfts");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, search_equals_sql_bm25);
+	tcase_add_test(tc, crowded_by_other_rows);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -77,6 +77,7 @@ struct knytt__sqfts {
 	size_t nlen;
 	int64_t seen;
 	run *cur;
+	int inline_for; /* searches left that check rows during the walk */
 	long long stats[2]; /* last search: rows scored, items read */
 };
 
@@ -528,7 +529,18 @@ int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
 			  "FROM items WHERE id = ?1");
 	if (rc != SQLITE_OK)
 		return -rc;
-	size_t pool = cap <= (SIZE_MAX - 16) / 2 ? 2 * cap + 16 : cap;
+	/* deferred checks pay when nearly every row passes them: no filter
+	 * of the store's own (a caller's predicate was asked already), and
+	 * not just after a search whose best rows mostly failed (other
+	 * tenants' rows, say), which tries again 32 searches later */
+	int defer = !qy->category_prefix && isnan(qy->price_min) &&
+		    isnan(qy->price_max) && !qy->in_stock_only &&
+		    cap <= (SIZE_MAX - 16) / 2;
+	if (x->inline_for > 0) {
+		x->inline_for--;
+		defer = 0;
+	}
+	size_t pool = defer ? 2 * cap + 16 : cap;
 	/* the heap's memory is kept from search to search */
 	run r = {.q = qy,
 		 .tenant = tenant,
@@ -538,7 +550,7 @@ int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
 		 .alloc = x->heap_alloc,
 		 .cap = pool,
 		 .walk = walk,
-		 .defer = 1};
+		 .defer = defer};
 	sqlite3_stmt *m = walk ? x->match1 : x->match;
 	/* the log, the matches and the items are read in one snapshot */
 	int own = sqlite3_get_autocommit(x->h);
@@ -551,15 +563,20 @@ int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
 	if (rc == SQLITE_OK) {
 		if (r.n > 1) /* no heap when nothing matched */
 			qsort(r.heap, r.n, sizeof *r.heap, cmp_hit);
-		for (size_t i = 0; i < r.n && n < cap && !r.err; i++) {
-			r.looked_up++;
-			if (passes(x, &r, r.heap[i].id))
-				r.heap[n++] = r.heap[i];
+		if (!defer) {
+			n = r.n; /* checked during the walk */
+		} else {
+			for (size_t i = 0; i < r.n && n < cap && !r.err; i++) {
+				r.looked_up++;
+				if (passes(x, &r, r.heap[i].id))
+					r.heap[n++] = r.heap[i];
+			}
+			rc = r.err;
 		}
-		rc = r.err;
 	}
-	if (rc == SQLITE_OK && n < cap && r.n == pool) {
+	if (rc == SQLITE_OK && defer && n < cap && r.n == pool) {
 		/* too few of the best passed: check as the walk goes */
+		x->inline_for = 32;
 		r.n = 0;
 		r.cap = cap;
 		r.defer = 0;
