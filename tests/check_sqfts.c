@@ -36,6 +36,17 @@ static void words(uint64_t *s, char *out, size_t cap, int n)
 				      word(s));
 }
 
+/* Removes the test database and its WAL files. */
+static void remove_db(void)
+{
+	char p[300];
+	remove(db_path);
+	snprintf(p, sizeof p, "%s-wal", db_path);
+	remove(p);
+	snprintf(p, sizeof p, "%s-shm", db_path);
+	remove(p);
+}
+
 static knytt_store *open_tenant(const char *name, uint64_t *id)
 {
 	char uri[300];
@@ -220,12 +231,7 @@ START_TEST(search_equals_sql_bm25)
 	sqlite3_close(db);
 	knytt_store_close(st);
 	knytt_store_close(other);
-	remove(db_path);
-	char wal[300];
-	snprintf(wal, sizeof wal, "%s-wal", db_path);
-	remove(wal);
-	snprintf(wal, sizeof wal, "%s-shm", db_path);
-	remove(wal);
+	remove_db();
 }
 END_TEST
 
@@ -291,12 +297,7 @@ START_TEST(crowded_by_other_rows)
 	}
 	knytt_store_close(big);
 	knytt_store_close(small);
-	remove(db_path);
-	char wal[300];
-	snprintf(wal, sizeof wal, "%s-wal", db_path);
-	remove(wal);
-	snprintf(wal, sizeof wal, "%s-shm", db_path);
-	remove(wal);
+	remove_db();
 }
 END_TEST
 
