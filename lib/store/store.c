@@ -742,8 +742,9 @@ int knytt_store_item_upsert(knytt_store *st, const knytt_item *item,
 
 /* The internal id of the tenant's @p what (item or user) @p ext, by the
  * lookup statement @p qid. */
-static int id_of(knytt_store *st, int qid, const char *what,
-		 const char *ext, uint64_t *id)
+/* Looks @p ext up with statement @p qid (tenant, ext_id -> id): 1 =
+ * found (*id set), 0 = not there, < 0 error. */
+static int lookup_id(knytt_store *st, int qid, const char *ext, uint64_t *id)
 {
 	knytt__stmt *q = knytt__st_q(st, qid);
 	if (!q)
@@ -755,9 +756,16 @@ static int id_of(knytt_store *st, int qid, const char *what,
 	if (rc == 0 && row)
 		*id = (uint64_t)O->col_i64(q, 0);
 	O->reset(q);
-	if (rc == 0 && !row)
+	return rc ? rc : row;
+}
+
+static int id_of(knytt_store *st, int qid, const char *what,
+		 const char *ext, uint64_t *id)
+{
+	int rc = lookup_id(st, qid, ext, id);
+	if (rc == 0)
 		return knytt__err(KNYTT_ENOTFOUND, "no %s '%.200s'", what, ext);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 int knytt__item_id(knytt_store *st, const char *ext, uint64_t *id)
@@ -1147,8 +1155,15 @@ int knytt_store_user_upsert(knytt_store *st, const char *ext_id,
 	return rc;
 }
 
+/* The user's id, creating the user on first sight.  Most events come
+ * from known users: one read for them, the insert only for the others
+ * (an INSERT that meets the user costs a write attempt and then the
+ * same read). */
 int knytt__user_ensure(knytt_store *st, const char *ext, uint64_t *id)
 {
+	int rc = lookup_id(st, Q_USER_ID, ext, id);
+	if (rc)
+		return rc < 0 ? rc : 0;
 	knytt__stmt *q = knytt__st_q(st, Q_USER_ENSURE);
 	if (!q)
 		return knytt__err_keep(KNYTT_EDB);
@@ -1156,24 +1171,17 @@ int knytt__user_ensure(knytt_store *st, const char *ext, uint64_t *id)
 	O->bind_text(q, 2, ext);
 	O->bind_i64(q, 3, knytt__now_ms());
 	int row = 0;
-	int rc = step_one(st, q, &row);
+	rc = step_one(st, q, &row);
 	if (rc == 0 && row)
 		*id = (uint64_t)O->col_i64(q, 0);
 	O->reset(q);
 	if (rc || row)
 		return rc;
-	q = knytt__st_q(st, Q_USER_ID);
-	if (!q)
-		return knytt__err_keep(KNYTT_EDB);
-	O->bind_i64(q, 1, (int64_t)st->tenant);
-	O->bind_text(q, 2, ext);
-	rc = step_one(st, q, &row);
-	if (rc == 0 && row)
-		*id = (uint64_t)O->col_i64(q, 0);
-	O->reset(q);
-	if (rc == 0 && !row)
+	/* created meanwhile by another connection */
+	rc = lookup_id(st, Q_USER_ID, ext, id);
+	if (rc == 0)
 		return knytt__err(KNYTT_EDB, "user '%.200s' vanished", ext);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 static int user_id(knytt_store *st, const char *ext, uint64_t *id)
