@@ -360,12 +360,16 @@ static int score_row(knytt__sqfts *x, run *r, qconst *q,
 	/* BM25 falls as the row grows: the row is at least mintok long */
 	if (!could_enter(r, bm25(q, mintok), id))
 		return SQLITE_OK;
-	/* the caller's filter is in memory: before any lookup */
-	if (r->q->accept && !r->q->accept((uint64_t)id, r->q->ctx))
-		return SQLITE_OK;
+	/* the caller's filter is in memory: it is asked before a length
+	 * has to be read, else only for a row whose exact score would
+	 * enter the heap (most rows of a frequent word stop there) */
 	int len = 0;
 	size_t slot = (size_t)id;
-	if (!x->nolog && id > 0 && slot < x->nlen && x->len[slot]) {
+	int known = !x->nolog && id > 0 && slot < x->nlen && x->len[slot];
+	if (!known && r->q->accept &&
+	    !r->q->accept((uint64_t)id, r->q->ctx))
+		return SQLITE_OK;
+	if (known) {
 		len = (int)x->len[slot] - 1;
 	} else {
 		if ((rc = api->xColumnSize(fts, -1, &len)) != SQLITE_OK)
@@ -376,6 +380,8 @@ static int score_row(knytt__sqfts *x, run *r, qconst *q,
 	r->ranked++;
 	hit h = {bm25(q, len), id};
 	if (!could_enter(r, h.s, id))
+		return SQLITE_OK;
+	if (known && r->q->accept && !r->q->accept((uint64_t)id, r->q->ctx))
 		return SQLITE_OK;
 	if (r->defer) {
 		heap_push(r, h); /* checked at the end (knytt__sqfts_search) */
