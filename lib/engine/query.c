@@ -41,6 +41,18 @@ typedef struct qctx {
  * items) and some 0.5-1 ms above it. */
 #define SCAN_MAX 16384
 
+/* Whether @p f (not NULL) has an upper price bound (0 or NAN = none). */
+static int has_price_max(const knytt_filter *f)
+{
+	return !isnan(f->price_max) && f->price_max != 0;
+}
+
+/* Whether @p f restricts the price at all. */
+static int has_price_range(const knytt_filter *f)
+{
+	return f->price_min > 0 || has_price_max(f);
+}
+
 static int check_filter(const knytt_filter *f)
 {
 	if (!f)
@@ -53,7 +65,7 @@ static int check_filter(const knytt_filter *f)
 	if (isnan(f->price_min) || isinf(f->price_min))
 		return knytt__err(KNYTT_EINVAL,
 				  "filter.price_min must be finite");
-	int has_max = !isnan(f->price_max) && f->price_max != 0;
+	int has_max = has_price_max(f);
 	if (has_max && f->price_max < 0)
 		return knytt__err(KNYTT_EINVAL,
 				  "filter.price_max %g is negative",
@@ -101,8 +113,7 @@ static int item_passes(const qctx *c, const eitem *it)
 			return 0;
 		if (f->price_min > 0 && !(it->price >= f->price_min))
 			return 0;
-		if (!isnan(f->price_max) && f->price_max != 0 &&
-		    !(it->price <= f->price_max))
+		if (has_price_max(f) && !(it->price <= f->price_max))
 			return 0;
 		if (f->in_stock_only && !it->in_stock)
 			return 0;
@@ -167,9 +178,9 @@ static void set_if_passes(uint32_t row, void *ctx)
 static int filter_bits(knytt_engine *e, qctx *c)
 {
 	const knytt_filter *f = c->f;
-	int has_max = f && !isnan(f->price_max) && f->price_max != 0;
-	if (!f || !(c->plen || f->price_min > 0 || has_max))
+	if (!f || !(c->plen || has_price_range(f)))
 		return KNYTT_OK;
+	int has_max = has_price_max(f);
 	c->nbits = (size_t)e->max_id + 1;
 	c->bits = calloc((c->nbits + 63) / 64, sizeof *c->bits);
 	if (!c->bits)
@@ -186,7 +197,7 @@ static int filter_bits(knytt_engine *e, qctx *c)
 			return KNYTT_OK;
 		/* no memory for the list: the price order, or every row */
 	}
-	if ((f->price_min > 0 || has_max) &&
+	if (has_price_range(f) &&
 	    knytt__price_rows(e, f->price_min > 0 ? f->price_min : -INFINITY,
 			      has_max ? f->price_max : INFINITY, set_if_passes,
 			      &b) == 0)
@@ -222,9 +233,9 @@ static void cand_add(uint32_t row, void *ctx)
 static int filter_cands(knytt_engine *e, qctx *c)
 {
 	const knytt_filter *f = c->f;
-	int has_max = f && !isnan(f->price_max) && f->price_max != 0;
-	if (!e->rowvec_ok || !f || !(c->plen || f->price_min > 0 || has_max))
+	if (!e->rowvec_ok || !f || !(c->plen || has_price_range(f)))
 		return 0;
+	int has_max = has_price_max(f);
 	if (!(c->cand = malloc(SCAN_MAX * sizeof *c->cand)))
 		return 0;
 	c->capcand = SCAN_MAX;
@@ -1003,9 +1014,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		/* a filter is tested in memory (the bitset, or the item
 		 * table) before the store reads anything about a match */
 		int filtered = filter &&
-			       (c.plen || filter->price_min > 0 ||
-				(!isnan(filter->price_max) &&
-				 filter->price_max != 0) ||
+			       (c.plen || has_price_range(filter) ||
 				filter->in_stock_only ||
 				!isnan(filter->min_quality));
 		pthread_mutex_lock(&e->st_lock);
