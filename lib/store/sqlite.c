@@ -178,11 +178,9 @@ static int64_t sq_changes(knytt__stmt *s)
 
 /* Interactions go in IX_MULTI rows per INSERT statement: one statement
  * start, one reset and one pass of SQLite's VM setup for 64 rows.  The
- * insert part of a 2M-row bulk import went from 3.7-5.3 s to 2.2-2.8 s
- * (benchmarks/store).  Within one execution SQLite also keeps its
- * cursors open from row to row, so an index key that lands right after
- * the previous one is appended without a descent from the root.  The
- * tail of a batch goes through the one-row statement. */
+ * insert part of a 2M-row bulk import (knytt import of the store
+ * benchmark's file, indexes dropped) went from 3.7-5.3 s to 2.2-2.8 s.
+ * The tail of a batch goes through the one-row statement. */
 #define IX_MULTI 64
 #define IX_COLS 8
 
