@@ -1075,6 +1075,13 @@ START_TEST(write_behind_feedback_reaches_the_store)
 						     r, NULL),
 				 0);
 	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	/* an entry the store would refuse fails the search itself, as it
+	 * does synchronously, instead of the writer later */
+	ck_assert_int_eq(knytt_engine_search(e, "c2", NULL, 0, 5, NULL,
+					     "bad\x01user", r, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "user"));
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
 	ck_assert_int_ge(knytt_engine_search(e, "c2", NULL, 0, 5, NULL, NULL,
 					     r, &lid2),
 			 0);

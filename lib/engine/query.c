@@ -1106,10 +1106,8 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	const char *lu = user && *user ? user : NULL;
 	int lrc;
 	if (e->fq_running && !log_id) {
-		lrc = knytt__check_text("query", lq, 1024, 1);
-		if (lrc == 0 && lu)
-			lrc = knytt__check_text("user", lu, KNYTT_STORE_MAX_ID,
-						1);
+		/* the store's checks now, so a bad entry fails this call */
+		lrc = knytt__search_log_check(lq, lu);
 		if (lrc == 0)
 			lrc = knytt__fq_push_log(e, lq, lu, (int)n,
 						 knytt__now_ms());

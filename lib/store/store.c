@@ -1592,13 +1592,20 @@ int knytt_store_favorite_list(knytt_store *st, const char *user,
 	return rc < 0 ? rc : n;
 }
 
+int knytt__search_log_check(const char *query, const char *user)
+{
+	int rc = knytt__check_text("query", query, 1024, 1);
+	if (rc == 0 && user)
+		rc = check_id("user", user);
+	return rc;
+}
+
 int knytt_store_search_log(knytt_store *st, const char *query,
 			   const char *user, int result_count, int64_t ts_ms,
 			   uint64_t *log_id)
 {
 	int rc = need_tenant(st);
-	if (rc || (rc = knytt__check_text("query", query, 1024, 1)) ||
-	    (user && (rc = check_id("user", user))))
+	if (rc || (rc = knytt__search_log_check(query, user)))
 		return rc;
 	if (result_count < 0 || ts_ms < 0)
 		return knytt__err(KNYTT_EINVAL,

@@ -163,6 +163,9 @@ int knytt__ix_recover(knytt_store *st);
 int knytt__check_text(const char *field, const char *s, size_t maxlen,
 		      int required);
 int knytt__check_json_obj(const char *field, const char *s);
+/* The checks knytt_store_search_log makes of its text arguments (@p user
+ * may be NULL), for callers that write the entry later. */
+int knytt__search_log_check(const char *query, const char *user);
 int knytt__utf8_valid(const char *s, size_t n);
 
 /* Resolves ids of the selected tenant: 0 / KNYTT_ENOTFOUND / error. */
