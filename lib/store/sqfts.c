@@ -64,7 +64,6 @@ typedef struct run {
 struct knytt__sqfts {
 	sqlite3 *h;
 	sqlite3_stmt *match; /* rowid, knytt_bm25(items_fts) per match */
-	sqlite3_stmt *match1; /* the same, first match only */
 	sqlite3_stmt *attrs; /* an item's tenant and filter columns */
 	sqlite3_stmt *logspan, *logsince; /* knytt_fts_log (migration 3) */
 	sqlite3_stmt *begin, *commit;
@@ -432,7 +431,7 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 	if (r->walk) {
 		/* one phrase: its rows are the query's; FTS5 walks them
 		 * here, without a trip through the VM per row (the
-		 * statement stops after this first row) */
+		 * statement is not stepped past this first row) */
 		walker w = {x, r, q};
 		rc = api->xQueryPhrase(fts, 0, &w, walk_row);
 	} else {
@@ -477,7 +476,6 @@ void knytt__sqfts_close(knytt__sqfts *x)
 	if (!x)
 		return;
 	sqlite3_finalize(x->match);
-	sqlite3_finalize(x->match1);
 	sqlite3_finalize(x->attrs);
 	sqlite3_finalize(x->logspan);
 	sqlite3_finalize(x->logsince);
@@ -500,8 +498,11 @@ static int walk_matches(knytt__sqfts *x, sqlite3_stmt *m, run *r)
 	int rc;
 	sqlite3_bind_text(m, 1, r->q->match, -1, SQLITE_STATIC);
 	x->cur = r;
-	while ((rc = sqlite3_step(m)) == SQLITE_ROW)
+	/* with r->walk the first row's call walked them all */
+	while ((rc = sqlite3_step(m)) == SQLITE_ROW && !r->walk)
 		;
+	if (rc == SQLITE_ROW)
+		rc = SQLITE_DONE;
 	x->cur = NULL;
 	sqlite3_reset(m);
 	sqlite3_clear_bindings(m);
@@ -523,12 +524,9 @@ int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
 			size_t cap)
 {
 	int walk = qy->nwords == 1;
-	int rc = walk ? prep(x, &x->match1,
-			     "SELECT knytt_bm25(items_fts) FROM items_fts "
-			     "WHERE items_fts MATCH ?1 LIMIT 1")
-		      : prep(x, &x->match,
-			     "SELECT knytt_bm25(items_fts) FROM items_fts "
-			     "WHERE items_fts MATCH ?1");
+	int rc = prep(x, &x->match,
+		      "SELECT knytt_bm25(items_fts) FROM items_fts WHERE "
+		      "items_fts MATCH ?1");
 	if (rc == SQLITE_OK)
 		rc = prep(x, &x->attrs,
 			  "SELECT tenant, deleted, category, price, in_stock "
@@ -557,7 +555,7 @@ int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
 		 .cap = pool,
 		 .walk = walk,
 		 .defer = defer};
-	sqlite3_stmt *m = walk ? x->match1 : x->match;
+	sqlite3_stmt *m = x->match;
 	/* the log, the matches and the items are read in one snapshot */
 	int own = sqlite3_get_autocommit(x->h);
 	if (own && (rc = run_once(x, &x->begin, "BEGIN")) != SQLITE_OK)

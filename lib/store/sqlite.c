@@ -117,8 +117,9 @@ static int sq_bind_blob(knytt__stmt *s, int i, const void *v, size_t n)
 						 SQLITE_TRANSIENT));
 }
 
-/* The error of a failed sqlite3_step, as a knytt code. */
-static int sq_step_err(sq_db *d, int rc)
+/* The error of a failed SQLite call (@p what) returning @p rc, as a
+ * knytt code. */
+static int sq_step_err(sq_db *d, int rc, const char *what)
 {
 	int ext = sqlite3_extended_errcode(d->h);
 	if (ext == SQLITE_CONSTRAINT_UNIQUE ||
@@ -128,7 +129,7 @@ static int sq_step_err(sq_db *d, int rc)
 	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
 		return knytt__err(KNYTT_EBUSY, "sqlite: %s",
 				  sqlite3_errmsg(d->h));
-	return sq_err(d, "step");
+	return sq_err(d, what);
 }
 
 static int sq_step(knytt__stmt *s)
@@ -140,7 +141,7 @@ static int sq_step(knytt__stmt *s)
 		s->changes = sqlite3_changes64(s->db->h);
 		return 0;
 	}
-	return sq_step_err(s->db, rc);
+	return sq_step_err(s->db, rc, "step");
 }
 
 static void sq_reset(knytt__stmt *s)
@@ -234,7 +235,7 @@ static int sq_insert_ix(knytt__db *db, uint64_t tenant,
 			for (int j = 0; j < IX_MULTI; j++)
 				bind_ix(s, j * IX_COLS, tenant, &rows[i + j]);
 			if ((rc = sqlite3_step(s)) != SQLITE_DONE) {
-				rc = sq_step_err(d, rc);
+				rc = sq_step_err(d, rc, "step");
 				sqlite3_reset(s);
 				sqlite3_clear_bindings(s);
 				return rc;
@@ -268,12 +269,7 @@ static int sq_search(knytt__db *db, uint64_t tenant, const knytt__search *s,
 	if (!d->fts)
 		return KNYTT_ENOTSUP;
 	int n = knytt__sqfts_search(d->fts, tenant, s, ids, scores, cap);
-	if (n >= 0)
-		return n;
-	if (-n == SQLITE_BUSY || -n == SQLITE_LOCKED)
-		return knytt__err(KNYTT_EBUSY, "sqlite: %s",
-				  sqlite3_errmsg(d->h));
-	return sq_err(d, "search");
+	return n >= 0 ? n : sq_step_err(d, -n, "search");
 }
 
 void knytt__sqlite_search_stats(knytt__db *db, long long *scored,
@@ -281,7 +277,7 @@ void knytt__sqlite_search_stats(knytt__db *db, long long *scored,
 {
 	sq_db *d = (sq_db *)db;
 	*scored = *read = -1;
-	if (d->base.ops->dialect == KNYTT__SQLITE && d->fts)
+	if (d->fts)
 		knytt__sqfts_stats(d->fts, scored, read);
 }
 

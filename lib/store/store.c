@@ -740,8 +740,6 @@ int knytt_store_item_upsert(knytt_store *st, const knytt_item *item,
 	return knytt__item_upsert_checked(st, item, id);
 }
 
-/* The internal id of the tenant's @p what (item or user) @p ext, by the
- * lookup statement @p qid. */
 /* Looks @p ext up with statement @p qid (tenant, ext_id -> id): 1 =
  * found (*id set), 0 = not there, < 0 error. */
 static int lookup_id(knytt_store *st, int qid, const char *ext, uint64_t *id)
@@ -1050,8 +1048,7 @@ static int search(knytt_store *st, const char *query, knytt__search *s,
 		if (rc != KNYTT_ENOTSUP)
 			return rc;
 	}
-	if (O->dialect == KNYTT__PG && !st->search_plain &&
-	    !strchr(words, ' ')) {
+	if (O->dialect == KNYTT__PG && !st->search_plain && s->nwords == 1) {
 		rc = run_search(st, Q_SEARCH_TITLE, s, ids, scores, cap);
 		if (rc < 0 || (size_t)rc == cap)
 			return rc;
