@@ -33,8 +33,8 @@
  * a query that needs the store (a search, a first-time user) waits for at
  * most one insert.  Each event is still its own transaction: the store's
  * public API commits per interaction, and a batched insert would need a
- * new store call (lib/store is not this file's to change).  So the queue
- * moves the commit off the caller's path rather than amortising it.
+ * new store call.  So the queue moves the commit off the caller's path
+ * rather than amortising it.
  */
 #include "engine_int.h"
 
@@ -243,14 +243,21 @@ int knytt__fq_push_log(knytt_engine *e, const char *query, const char *user,
 	return push(e, ev);
 }
 
+/* Caller holds fq_mu.  Waits until every event queued so far is
+ * retired. */
+static void wait_retired(knytt_engine *e)
+{
+	uint64_t target = e->fq_pushed;
+	while (e->fq_written < target)
+		pthread_cond_wait(&e->fq_done, &e->fq_mu);
+}
+
 void knytt__fq_wait(knytt_engine *e)
 {
 	if (!e->fq_running)
 		return;
 	pthread_mutex_lock(&e->fq_mu);
-	uint64_t target = e->fq_pushed;
-	while (e->fq_written < target)
-		pthread_cond_wait(&e->fq_done, &e->fq_mu);
+	wait_retired(e);
 	pthread_mutex_unlock(&e->fq_mu);
 }
 
@@ -265,9 +272,7 @@ int knytt_engine_flush(knytt_engine *e)
 	if (!e->fq_running)
 		return KNYTT_OK; /* synchronous feedback: nothing waits */
 	pthread_mutex_lock(&e->fq_mu);
-	uint64_t target = e->fq_pushed;
-	while (e->fq_written < target)
-		pthread_cond_wait(&e->fq_done, &e->fq_mu);
+	wait_retired(e);
 	int rc = take_err(e);
 	pthread_mutex_unlock(&e->fq_mu);
 	return rc;

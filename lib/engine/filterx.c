@@ -163,7 +163,7 @@ static int cmp_price(const void *a, const void *b)
 	return x->price < y->price ? -1 : x->price > y->price;
 }
 
-/* Caller holds cat_mu.  Sorts every live row by its current price. */
+/* Caller holds cat_mu.  Sorts every row by its current price. */
 static int price_sort(knytt_engine *e)
 {
 	pricepair *p = malloc((e->nitems ? e->nitems : 1) * sizeof *p);

@@ -53,6 +53,15 @@ static int has_price_range(const knytt_filter *f)
 	return f->price_min > 0 || has_price_max(f);
 }
 
+/* knytt__price_rows over @p f's price range (open ends unbounded). */
+static int price_rows_of(knytt_engine *e, const knytt_filter *f,
+			 void (*fn)(uint32_t row, void *ctx), void *ctx)
+{
+	return knytt__price_rows(e, f->price_min > 0 ? f->price_min : -INFINITY,
+				 has_price_max(f) ? f->price_max : INFINITY, fn,
+				 ctx);
+}
+
 static int check_filter(const knytt_filter *f)
 {
 	if (!f)
@@ -180,7 +189,6 @@ static int filter_bits(knytt_engine *e, qctx *c)
 	const knytt_filter *f = c->f;
 	if (!f || !(c->plen || has_price_range(f)))
 		return KNYTT_OK;
-	int has_max = has_price_max(f);
 	c->nbits = (size_t)e->max_id + 1;
 	c->bits = calloc((c->nbits + 63) / 64, sizeof *c->bits);
 	if (!c->bits)
@@ -197,10 +205,7 @@ static int filter_bits(knytt_engine *e, qctx *c)
 			return KNYTT_OK;
 		/* no memory for the list: the price order, or every row */
 	}
-	if (has_price_range(f) &&
-	    knytt__price_rows(e, f->price_min > 0 ? f->price_min : -INFINITY,
-			      has_max ? f->price_max : INFINITY, set_if_passes,
-			      &b) == 0)
+	if (has_price_range(f) && price_rows_of(e, f, set_if_passes, &b) == 0)
 		return KNYTT_OK;
 	for (size_t r = 0; r < e->nitems; r++)
 		set_if_passes((uint32_t)r, &b);
@@ -235,7 +240,6 @@ static int filter_cands(knytt_engine *e, qctx *c)
 	const knytt_filter *f = c->f;
 	if (!e->rowvec_ok || !f || !(c->plen || has_price_range(f)))
 		return 0;
-	int has_max = has_price_max(f);
 	if (!(c->cand = malloc(SCAN_MAX * sizeof *c->cand)))
 		return 0;
 	c->capcand = SCAN_MAX;
@@ -253,10 +257,7 @@ static int filter_cands(knytt_engine *e, qctx *c)
 		if (ok || cl)
 			return ok;
 	}
-	if (knytt__price_rows(e, f->price_min > 0 ? f->price_min : -INFINITY,
-			      has_max ? f->price_max : INFINITY, cand_add,
-			      c) == 0 &&
-	    c->capcand)
+	if (price_rows_of(e, f, cand_add, c) == 0 && c->capcand)
 		return 1;
 	return 0;
 }

@@ -296,16 +296,25 @@ static int pg_resolve_all(imp *im)
 	return 0;
 }
 
+/* Stores resolved rows in the open transaction. */
+static int insert_rows(imp *im, const knytt__ixrow *rows, size_t n)
+{
+	if (n == 0)
+		return 0;
+	int rc = im->st->ops->insert_interactions(im->st->db, im->st->tenant,
+						  rows, n);
+	return rc < 0 ? rc : 0;
+}
+
 static int flush_ix(imp *im)
 {
 	if (!im->nix)
 		return 0;
 	int rc = im->st->ops->dialect == KNYTT__PG ? pg_resolve_all(im) : 0;
-	if (rc == 0 && im->nix)
-		rc = im->st->ops->insert_interactions(
-			im->st->db, im->st->tenant, im->ix, im->nix);
+	if (rc == 0)
+		rc = insert_rows(im, im->ix, im->nix);
 	im->nix = 0;
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
 static int batch_end(imp *im, int last)
@@ -1086,15 +1095,6 @@ static void deliver(imp *im, const prej *r)
 {
 	if (im->on_reject)
 		im->on_reject(r->line, r->field, r->msg, im->ctx);
-}
-
-static int insert_rows(imp *im, knytt__ixrow *rows, size_t n)
-{
-	if (n == 0)
-		return 0;
-	int rc = im->st->ops->insert_interactions(im->st->db, im->st->tenant,
-						  rows, n);
-	return rc < 0 ? rc : 0;
 }
 
 /* One chunk in the caller's thread: rejects and rows in line order; a

@@ -274,23 +274,23 @@ int knytt__ix_indexes_missing(knytt_store *st)
 	const knytt__dbops *o = st->ops;
 	const char *sql =
 		o->dialect == KNYTT__PG
-			? "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = "
-			  "current_schema() AND tablename = 'interactions' AND "
-			  "indexname IN ('interactions_ts', "
-			  "'interactions_user', 'interactions_item', "
-			  "'interactions_event')"
-			: "SELECT COUNT(*) FROM sqlite_master WHERE type = "
-			  "'index' AND tbl_name = 'interactions' AND name IN "
-			  "('interactions_ts', 'interactions_user', "
-			  "'interactions_item', 'interactions_event')";
+			? "SELECT indexname FROM pg_indexes WHERE schemaname = "
+			  "current_schema() AND tablename = 'interactions'"
+			: "SELECT name FROM sqlite_master WHERE type = 'index' "
+			  "AND tbl_name = 'interactions'";
 	knytt__stmt *q;
 	int rc = o->prepare(st->db, sql, &q);
 	if (rc)
 		return rc;
-	rc = o->step(q);
-	int have = rc == 1 ? (int)o->col_i64(q, 0) : 0;
+	int missing = NIXINDEX;
+	while ((rc = o->step(q)) == 1) {
+		const char *name = o->col_text(q, 0);
+		for (int i = 0; name && i < NIXINDEX; i++)
+			if (strcmp(name, ix_index[i][0]) == 0)
+				missing--;
+	}
 	o->finalize(q);
-	return rc < 0 ? rc : NIXINDEX - have;
+	return rc < 0 ? rc : missing;
 }
 
 /* Runs @p body inside its own transaction (the caller has none open). */
