@@ -224,6 +224,35 @@ static void su_exec(const char *sql)
 	}
 }
 
+/* The first column of the first row of @p sql, as text ("" for none). */
+static const char *su_text(const char *sql, char *buf, size_t cap)
+{
+	buf[0] = 0;
+	if (su_pg) {
+		PGconn *c = PQconnectdb(t_uri);
+		ck_assert(PQstatus(c) == CONNECTION_OK);
+		PGresult *r = PQexec(c, sql);
+		ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s",
+			      sql, PQerrorMessage(c));
+		if (PQntuples(r) > 0)
+			snprintf(buf, cap, "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+		PQfinish(c);
+	} else {
+		sqlite3 *db;
+		sqlite3_stmt *q;
+		ck_assert_int_eq(sqlite3_open(t_uri + 7, &db), SQLITE_OK);
+		ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &q, NULL) ==
+				      SQLITE_OK,
+			      "%s: %s", sql, sqlite3_errmsg(db));
+		if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+			snprintf(buf, cap, "%s", sqlite3_column_text(q, 0));
+		sqlite3_finalize(q);
+		sqlite3_close(db);
+	}
+	return buf;
+}
+
 static const char *su_path(const char *name, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%s/%s", t_dir, name);
@@ -300,12 +329,12 @@ START_TEST(open_and_migrations)
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
 	ck_assert_str_eq(knytt_store_backend(st), su_pg ? "postgres"
 							: "sqlite");
-	ck_assert_int_eq(knytt_store_schema_version(st), 3);
+	ck_assert_int_eq(knytt_store_schema_version(st), 4);
 	ck_assert_int_eq(knytt_store_schema_version(NULL), KNYTT_EINVAL);
 	knytt_store_close(st);
 	/* reopening runs nothing again and keeps the version */
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 3);
+	ck_assert_int_eq(knytt_store_schema_version(st), 4);
 	knytt_store_close(st);
 	/* a version-1 database is brought up to date on open */
 	su_exec("DELETE FROM knytt_schema WHERE version > 1");
@@ -316,8 +345,38 @@ START_TEST(open_and_migrations)
 			"knytt_fts_log_ad; DROP TRIGGER knytt_fts_log_au; "
 			"DROP TABLE knytt_fts_log");
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 3);
+	ck_assert_int_eq(knytt_store_schema_version(st), 4);
 	knytt_store_close(st);
+	/* version 3 indexed event ids by (tenant, event_id); version 4
+	 * drops that index and the open builds it event_id first, still
+	 * unique per tenant */
+	su_exec("DROP INDEX interactions_event; CREATE UNIQUE INDEX "
+		"interactions_event ON interactions(tenant, event_id) WHERE "
+		"event_id IS NOT NULL; DELETE FROM knytt_schema WHERE "
+		"version > 3");
+	uint64_t ta = 0, tb = 0;
+	st = su_open("mig-a", &ta);
+	ck_assert_int_eq(knytt_store_schema_version(st), 4);
+	char cols[512];
+	su_text(su_pg ? "SELECT indexdef FROM pg_indexes WHERE indexname = "
+			"'interactions_event'"
+		      : "SELECT group_concat(name) FROM (SELECT name FROM "
+			"pragma_index_info('interactions_event') ORDER BY "
+			"seqno)",
+		cols, sizeof cols);
+	ck_assert_msg(strstr(cols, su_pg ? "(event_id, tenant)"
+					 : "event_id,tenant"),
+		      "interactions_event is '%s'", cols);
+	put_item(st, "sku-m", "M", NULL, NULL, 1, 1);
+	ck_assert_int_eq(add_ix(st, "u", "sku-m", "view", 1, "ev-1"), 1);
+	ck_assert_int_eq(add_ix(st, "u", "sku-m", "view", 2, "ev-1"), 0);
+	knytt_store_close(st);
+	st = su_open("mig-b", &tb);
+	ck_assert_uint_ne(ta, tb);
+	put_item(st, "sku-m", "M", NULL, NULL, 1, 1);
+	ck_assert_int_eq(add_ix(st, "u", "sku-m", "view", 1, "ev-1"), 1);
+	knytt_store_close(st);
+
 	/* what the migrations made is back (a second DROP would fail) */
 	if (su_pg)
 		su_exec("DROP INDEX items_title_tsv");
@@ -332,7 +391,7 @@ START_TEST(open_and_migrations)
 	/* the in-memory database works too */
 	if (!su_pg) {
 		ck_assert_int_eq(knytt_store_open("sqlite::memory:", &st), 0);
-		ck_assert_int_eq(knytt_store_schema_version(st), 3);
+		ck_assert_int_eq(knytt_store_schema_version(st), 4);
 		knytt_store_close(st);
 	}
 }
