@@ -204,53 +204,54 @@ static knytt_store *su_open(const char *name, uint64_t *tenant)
 	return st;
 }
 
-static void su_exec(const char *sql)
+typedef struct su_out {
+	char *buf;
+	size_t cap;
+	int got;
+} su_out;
+
+static int su_first_row(void *ctx, int n, char **v, char **names)
 {
-	if (su_pg) {
-		PGconn *c = PQconnectdb(t_uri);
-		ck_assert(PQstatus(c) == CONNECTION_OK);
-		PGresult *r = PQexec(c, sql);
-		ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s",
-			      sql, PQerrorMessage(c));
-		PQclear(r);
-		PQfinish(c);
-	} else {
-		sqlite3 *db;
-		ck_assert_int_eq(sqlite3_open(t_uri + 7, &db), SQLITE_OK);
-		ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, NULL) ==
-				      SQLITE_OK,
-			      "%s: %s", sql, sqlite3_errmsg(db));
-		sqlite3_close(db);
-	}
+	(void)names;
+	su_out *o = ctx;
+	if (!o->got++ && n > 0 && v[0])
+		snprintf(o->buf, o->cap, "%s", v[0]);
+	return 0;
 }
 
-/* The first column of the first row of @p sql, as text ("" for none). */
-static const char *su_text(const char *sql, char *buf, size_t cap)
+/* Runs @p sql (one statement or several) on a connection of its own; the
+ * first column of the first row it returns goes to @p buf ("" for none)
+ * when @p buf is not NULL. */
+static const char *su_query(const char *sql, char *buf, size_t cap)
 {
-	buf[0] = 0;
+	char scratch[8];
+	su_out o = {buf ? buf : scratch, buf ? cap : sizeof scratch, 0};
+	o.buf[0] = 0;
 	if (su_pg) {
 		PGconn *c = PQconnectdb(t_uri);
 		ck_assert(PQstatus(c) == CONNECTION_OK);
 		PGresult *r = PQexec(c, sql);
-		ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s",
-			      sql, PQerrorMessage(c));
-		if (PQntuples(r) > 0)
-			snprintf(buf, cap, "%s", PQgetvalue(r, 0, 0));
+		ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK ||
+				      PQresultStatus(r) == PGRES_TUPLES_OK,
+			      "%s: %s", sql, PQerrorMessage(c));
+		if (PQntuples(r) > 0 && PQnfields(r) > 0)
+			snprintf(o.buf, o.cap, "%s", PQgetvalue(r, 0, 0));
 		PQclear(r);
 		PQfinish(c);
 	} else {
 		sqlite3 *db;
-		sqlite3_stmt *q;
 		ck_assert_int_eq(sqlite3_open(t_uri + 7, &db), SQLITE_OK);
-		ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &q, NULL) ==
+		ck_assert_msg(sqlite3_exec(db, sql, su_first_row, &o, NULL) ==
 				      SQLITE_OK,
 			      "%s: %s", sql, sqlite3_errmsg(db));
-		if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
-			snprintf(buf, cap, "%s", sqlite3_column_text(q, 0));
-		sqlite3_finalize(q);
 		sqlite3_close(db);
 	}
-	return buf;
+	return o.buf;
+}
+
+static void su_exec(const char *sql)
+{
+	su_query(sql, NULL, 0);
 }
 
 static const char *su_path(const char *name, char *buf, size_t cap)
@@ -358,7 +359,7 @@ START_TEST(open_and_migrations)
 	st = su_open("mig-a", &ta);
 	ck_assert_int_eq(knytt_store_schema_version(st), 4);
 	char cols[512];
-	su_text(su_pg ? "SELECT indexdef FROM pg_indexes WHERE indexname = "
+	su_query(su_pg ? "SELECT indexdef FROM pg_indexes WHERE indexname = "
 			"'interactions_event'"
 		      : "SELECT group_concat(name) FROM (SELECT name FROM "
 			"pragma_index_info('interactions_event') ORDER BY "
