@@ -136,11 +136,15 @@ static double median(double *v, int n)
 /* the search figures, in the order they are printed */
 enum { F_P50, F_P99, F_CPU_P50, F_CPU_P99, F_HEAD_CPU_P99, F_HEAD_P50,
        F_HEAD_P99, NFIG };
-static const char *const fig_name[NFIG] = {
-	"search_p50",	  "search_p99",	     "search_cpu_p50",
-	"search_cpu_p99", "search_head_cpu_p99", "search_head_p50",
-	"search_head_p99"};
-static const int fig_cpu[NFIG] = {0, 0, 1, 1, 1, 0, 0};
+static const struct {
+	const char *name;
+	int cpu;    /* thread CPU time: SQLite only */
+	int rounds; /* each round printed too */
+} fig_info[NFIG] = {
+	{"search_p50", 0, 0},	       {"search_p99", 0, 1},
+	{"search_cpu_p50", 1, 0},      {"search_cpu_p99", 1, 0},
+	{"search_head_cpu_p99", 1, 0}, {"search_head_p50", 0, 0},
+	{"search_head_p99", 0, 1}};
 
 int main(int argc, char **argv)
 {
@@ -380,19 +384,17 @@ int main(int argc, char **argv)
 	}
 	/* SQLite ranks in this thread: its CPU time is the latency an idle
 	 * core would give (PostgreSQL works in the server process) */
+	printf("search_mean_hits %.1f results\n",
+	       (double)hits / ((double)nq * ROUNDS));
 	for (int k = 0; k < NFIG; k++) {
-		if (!sqlite && fig_cpu[k])
+		if (fig_info[k].cpu && !sqlite)
 			continue;
-		printf("%s %.3f ms\n", fig_name[k], median(fig[k], ROUNDS));
-		if (k == F_P99)
-			printf("search_mean_hits %.1f results\n",
-			       (double)hits / ((double)nq * ROUNDS));
+		for (int r = 0; fig_info[k].rounds && r < ROUNDS; r++)
+			printf("%s_round%d %.3f ms\n", fig_info[k].name, r + 1,
+			       fig[k][r]);
+		printf("%s %.3f ms\n", fig_info[k].name,
+		       median(fig[k], ROUNDS));
 	}
-	for (int k = 0; k < NFIG; k++)
-		if (k == F_P99 || k == F_HEAD_P99)
-			for (int r = 0; r < ROUNDS; r++)
-				printf("%s_round%d %.3f ms\n", fig_name[k],
-				       r + 1, fig[k][r]);
 	free(lc);
 	free(hc);
 	free(lat);

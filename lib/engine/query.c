@@ -276,13 +276,33 @@ static int scan_ok(uint32_t row, void *ctx)
 
 /* Filtered k-NN on the index: the bitset when there is one. */
 static int ann(const knytt_engine *e, qctx *c, const float *q, size_t kk,
-	       unsigned ef, uint64_t *lab, float *dist)
+	       uint64_t *lab, float *dist)
 {
+	unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
 	if (c->bits)
 		return knytt_index_search_bitset(e->ix, q, e->dim, kk, ef,
 						 c->bits, c->nbits, lab, dist);
 	return knytt_index_search_filter(e->ix, q, e->dim, kk, ef,
 					 label_passes, c, lab, dist);
+}
+
+/* Filtered k-NN by the exact scan of scan.c over c->cand (filter_cands
+ * gave them): labels and distances as ann gives them. */
+static int scan_one(const knytt_engine *e, const qctx *c, const float *q,
+		    size_t kk, uint64_t *lab, float *dist)
+{
+	uint32_t *orow = malloc(kk * sizeof *orow);
+	if (!orow)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	const float *qv[1] = { q };
+	size_t got[1] = { 0 };
+	scan_ok_ctx ok = { e, c };
+	knytt__scan(e, c->cand, c->ncand, qv, 1, kk, scan_ok, &ok, orow, dist,
+		    got);
+	for (size_t i = 0; i < got[0]; i++)
+		lab[i] = e->items[orow[i]].id;
+	free(orow);
+	return (int)got[0];
 }
 
 static void fill(const knytt_engine *e, knytt_result *r, uint32_t row,
@@ -521,8 +541,7 @@ static int search_taste(const knytt_engine *e, qctx *c, const float *q,
 			knytt_result *res, size_t *n, knytt_reason why,
 			uint64_t because)
 {
-	unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
-	int got = ann(e, c, q, kk, ef, lab, dist);
+	int got = ann(e, c, q, kk, lab, dist);
 	if (got < 0)
 		return got;
 	for (int i = 0; i < got; i++)
@@ -829,8 +848,7 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 			rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		} else if ((rc = knytt_index_get(e->ix, self->id, v, d)) == 0) {
 			knytt__normalize(v, d);
-			unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
-			int got = ann(e, &c, v, kk, ef, lab, dist);
+			int got = ann(e, &c, v, kk, lab, dist);
 			if (got < 0)
 				rc = got;
 			size_t m = 0;
@@ -1044,26 +1062,8 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		}
 	}
 	if (vec_half) {
-		int nv;
-		if (scanned) {
-			uint32_t *orow = malloc(cap * sizeof *orow);
-			if (!orow) {
-				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
-				goto out;
-			}
-			const float *qv[1] = { q };
-			size_t got[1] = { 0 };
-			scan_ok_ctx ok = { e, &c };
-			knytt__scan(e, c.cand, c.ncand, qv, 1, cap, scan_ok, &ok,
-				    orow, dist, got);
-			for (size_t i = 0; i < got[0]; i++)
-				lab[i] = e->items[orow[i]].id;
-			free(orow);
-			nv = (int)got[0];
-		} else {
-			unsigned ef = e->efs > cap ? e->efs : (unsigned)cap;
-			nv = ann(e, &c, q, cap, ef, lab, dist);
-		}
+		int nv = scanned ? scan_one(e, &c, q, cap, lab, dist)
+				 : ann(e, &c, q, cap, lab, dist);
 		if (nv < 0) {
 			rc = nv;
 			goto out;

@@ -238,11 +238,12 @@ static int passes(knytt__sqfts *x, run *r, int64_t id)
 	return ok;
 }
 
-/* Prepares @p sql into *@p s on first use. */
-static int prep(knytt__sqfts *x, sqlite3_stmt **s, const char *sql)
+/* Prepares @p sql into *@p s on first use, unless an earlier step
+ * failed (@p rc, passed through): calls chain. */
+static int prep(knytt__sqfts *x, int rc, sqlite3_stmt **s, const char *sql)
 {
-	if (*s)
-		return SQLITE_OK;
+	if (rc != SQLITE_OK || *s)
+		return rc;
 	return sqlite3_prepare_v3(x->h, sql, -1, SQLITE_PREPARE_PERSISTENT, s,
 				  NULL);
 }
@@ -250,7 +251,7 @@ static int prep(knytt__sqfts *x, sqlite3_stmt **s, const char *sql)
 /* Runs a statement without results (BEGIN, COMMIT), prepared once. */
 static int run_once(knytt__sqfts *x, sqlite3_stmt **s, const char *sql)
 {
-	int rc = prep(x, s, sql);
+	int rc = prep(x, SQLITE_OK, s, sql);
 	if (rc != SQLITE_OK)
 		return rc;
 	rc = sqlite3_step(*s);
@@ -287,13 +288,11 @@ static int sync_lengths(knytt__sqfts *x)
 	if (x->nolog)
 		return SQLITE_OK;
 	/* one aggregate per subquery: only then is it a seek, not a scan */
-	int rc = prep(x, &x->logspan,
+	int rc = prep(x, SQLITE_OK, &x->logspan,
 		      "SELECT (SELECT min(seq) FROM knytt_fts_log), (SELECT "
 		      "max(seq) FROM knytt_fts_log)");
-	if (rc == SQLITE_OK)
-		rc = prep(x, &x->logsince,
-			  "SELECT id FROM knytt_fts_log WHERE seq > ?1 ORDER "
-			  "BY seq");
+	rc = prep(x, rc, &x->logsince,
+		  "SELECT id FROM knytt_fts_log WHERE seq > ?1 ORDER BY seq");
 	if (rc != SQLITE_OK) {
 		x->nolog = 1; /* no such table: work without the memory */
 		return SQLITE_OK;
@@ -524,13 +523,12 @@ int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
 			size_t cap)
 {
 	int walk = qy->nwords == 1;
-	int rc = prep(x, &x->match,
+	int rc = prep(x, SQLITE_OK, &x->match,
 		      "SELECT knytt_bm25(items_fts) FROM items_fts WHERE "
 		      "items_fts MATCH ?1");
-	if (rc == SQLITE_OK)
-		rc = prep(x, &x->attrs,
-			  "SELECT tenant, deleted, category, price, in_stock "
-			  "FROM items WHERE id = ?1");
+	rc = prep(x, rc, &x->attrs,
+		  "SELECT tenant, deleted, category, price, in_stock FROM "
+		  "items WHERE id = ?1");
 	if (rc != SQLITE_OK)
 		return -rc;
 	/* deferred checks pay when nearly every row passes them: no filter
