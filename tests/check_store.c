@@ -1847,6 +1847,20 @@ static knytt_store *bulk_shop(const char *name, size_t bulk_min)
 	return st;
 }
 
+/* SQLite: the index builds take a small page cache (the sorter's
+ * memory) and worker threads, then give the connection back its own
+ * settings: the 64 MiB cache of every open, no worker. */
+static void check_sqlite_settings(knytt_store *st)
+{
+	if (su_pg)
+		return;
+	int64_t cache = 0, threads = -1;
+	knytt__pragma_i64(st, "PRAGMA cache_size", &cache);
+	knytt__pragma_i64(st, "PRAGMA threads", &threads);
+	ck_assert_int_eq(cache, -65536);
+	ck_assert_int_eq(threads, 0);
+}
+
 START_TEST(import_bulk_mode)
 {
 	int n = 3000;
@@ -1868,6 +1882,7 @@ START_TEST(import_bulk_mode)
 					    KNYTT_FORMAT_CSV, NULL, NULL),
 			 n + 50);
 	ck_assert_int_eq(knytt__ix_indexes_missing(bulk), 0);
+	check_sqlite_settings(bulk);
 	digest a, b;
 	ck_assert_int_eq(events_of(bulk, &a), n);
 	ck_assert_int_eq(events_of(plain, &b), n);
@@ -1897,6 +1912,7 @@ START_TEST(import_bulk_mode)
 	ck_assert_int_eq(knytt__ix_indexes_missing(again), 0);
 	ck_assert_int_eq(events_of(again, &b), n);
 	ck_assert_uint_eq(a.h, b.h);
+	check_sqlite_settings(again);
 	knytt_store_close(again);
 
 	/* an import that finds the indexes missing builds them, whatever

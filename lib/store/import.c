@@ -1275,17 +1275,6 @@ take:
 
 /* ---- entry point ---------------------------------------------------------- */
 
-/* Reads an integer setting (SQLite PRAGMA); leaves *v on failure. */
-static void pragma_int(knytt_store *st, const char *sql, int64_t *v)
-{
-	knytt__stmt *q;
-	if (st->ops->prepare(st->db, sql, &q))
-		return;
-	if (st->ops->step(q) == 1)
-		*v = st->ops->col_i64(q, 0);
-	st->ops->finalize(q);
-}
-
 int knytt_store_import(knytt_store *st, const char *path,
 		       knytt_record_kind kind, knytt_format format,
 		       knytt_reject_fn on_reject, void *ctx)
@@ -1324,8 +1313,8 @@ int knytt_store_import(knytt_store *st, const char *path,
 	int sq = st->ops->dialect == KNYTT__SQLITE;
 	int64_t autockpt = 1000, cache = -65536; /* restored at the end */
 	if (sq) {
-		pragma_int(st, "PRAGMA wal_autocheckpoint", &autockpt);
-		pragma_int(st, "PRAGMA cache_size", &cache);
+		knytt__pragma_i64(st, "PRAGMA wal_autocheckpoint", &autockpt);
+		knytt__pragma_i64(st, "PRAGMA cache_size", &cache);
 		st->ops->exec(st->db, "PRAGMA wal_autocheckpoint=0;"
 				      "PRAGMA cache_size=-524288");
 	}

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct migration {
 	int version;
@@ -348,12 +349,6 @@ static int build_body(knytt_store *st)
 	if (pg && (rc = o->exec(st->db, "SET LOCAL maintenance_work_mem = "
 					"'512MB'")))
 		return rc;
-	/* SQLite's sorter takes as much memory as the page cache: in
-	 * pieces of 4 MiB, which stay in the CPU caches, the runs sort
-	 * faster than in one big piece (5.3 s against 6.8 s for the four
-	 * indexes at 2M rows); the caller's setting is restored after */
-	if (!pg && (rc = o->exec(st->db, "PRAGMA cache_size=-4096")))
-		return rc;
 	for (int i = 0; i < NIXINDEX - 1; i++)
 		if ((rc = o->exec(st->db, ix_index[i][1])))
 			return rc;
@@ -379,7 +374,45 @@ static int build_body(knytt_store *st)
 
 int knytt__ix_indexes_build(knytt_store *st)
 {
-	return in_txn(st, build_body);
+	if (st->ops->dialect == KNYTT__PG)
+		return in_txn(st, build_body);
+	/* SQLite's sorter takes as much memory as the page cache: in
+	 * pieces of 4 MiB, which stay in the CPU caches, the runs sort
+	 * faster than in one big piece (5.3 s against 6.8 s for the four
+	 * indexes at 2M rows).  Worker threads sort those pieces and merge
+	 * them while this thread reads the table and writes the index: one
+	 * per core besides this one.  The four builds of the store
+	 * benchmark's 2M-row import on 2 cores, medians of 6 runs in
+	 * mirrored order: 7.1 s with no worker, 5.9 s with 1, 6.4 s with 2
+	 * (for 10.3, 12.7 and 13.9 s of CPU in all).  The connection's own
+	 * settings come back after. */
+	int64_t cache = -65536, threads = 0;
+	knytt__pragma_i64(st, "PRAGMA cache_size", &cache);
+	knytt__pragma_i64(st, "PRAGMA threads", &threads);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	char sql[96];
+	long workers = cpus > 5 ? 4 : cpus > 1 ? cpus - 1 : 0;
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=-4096; PRAGMA threads=%ld",
+		 workers);
+	/* Each build reads the whole table.  From the database file SQLite
+	 * maps it; from the WAL, where a bulk import leaves it, each page is
+	 * found in the WAL index and copied out, four times over.  So the
+	 * WAL goes into the file first (PASSIVE: a reader in the way only
+	 * leaves frames behind).  The same 2M-row import, 6 runs each in
+	 * mirrored order: median 9.7 s against 9.9 s, with less system
+	 * time (1.23 s against 1.37 s). */
+	st->ops->exec(st->db, "PRAGMA wal_checkpoint(PASSIVE)");
+	int rc = st->ops->exec(st->db, sql);
+	if (rc == 0)
+		rc = in_txn(st, build_body);
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=%lld; PRAGMA threads=%lld",
+		 (long long)cache, (long long)threads);
+	char saved[512];
+	snprintf(saved, sizeof saved, "%s", knytt_errmsg());
+	int rrc = st->ops->exec(st->db, sql);
+	if (rc)
+		return knytt__err(rc, "%s", saved);
+	return rrc;
 }
 
 int knytt__ix_recover(knytt_store *st)

@@ -222,6 +222,16 @@ void knytt__st_rollback(knytt_store *st)
 	knytt__err(0, "%s", saved);
 }
 
+void knytt__pragma_i64(knytt_store *st, const char *sql, int64_t *v)
+{
+	knytt__stmt *q;
+	if (st->ops->prepare(st->db, sql, &q))
+		return;
+	if (st->ops->step(q) == 1)
+		*v = st->ops->col_i64(q, 0);
+	st->ops->finalize(q);
+}
+
 int knytt__st_begin(knytt_store *st)
 {
 	int rc = O->exec(st->db, O->dialect == KNYTT__PG ? "BEGIN"

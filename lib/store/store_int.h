@@ -145,6 +145,9 @@ int knytt__st_begin(knytt_store *st);
 int knytt__st_commit(knytt_store *st);
 void knytt__st_rollback(knytt_store *st);
 int knytt__migrate(knytt_store *st);
+/* Reads the integer a one-row query such as "PRAGMA cache_size"
+ * returns; leaves *v as it was on failure. */
+void knytt__pragma_i64(knytt_store *st, const char *sql, int64_t *v);
 
 /* The secondary indexes of interactions (schema.c).  Bulk imports drop
  * them and build them again at the end, which is about three times
