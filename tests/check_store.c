@@ -1529,6 +1529,80 @@ START_TEST(import_interactions_csv)
 }
 END_TEST
 
+/* External ids of many lengths, up to 256 bytes, through an import: the
+ * importer's id caches keep short ids in place and long ones behind a
+ * pointer (the split is at 15 bytes), and grow as they fill.  Every row
+ * must land on its own user and item, though ids come in runs of ten
+ * that differ only in their last byte. */
+#define LID_USERS 1500
+#define LID_ITEMS 40
+#define LID_ROWS 6000
+
+/* Id number @p k of @p kind ('u' users, 'i' items): the kind, a run of
+ * 'z' and k in decimal, its length picked by k / 10 among the
+ * boundaries of the cache's layout and the maximum. */
+static void long_id(char kind, int k, char *out)
+{
+	static const int len[] = {2,  8,  13, 14,  15,  16, 17,
+				  31, 32, 64, 200, 255, 256};
+	int want = len[(k / 10) % (int)(sizeof len / sizeof len[0])];
+	char num[16];
+	int d = snprintf(num, sizeof num, "%d", k);
+	int pad = want - 1 - d > 0 ? want - 1 - d : 0;
+	out[0] = kind;
+	memset(out + 1, 'z', (size_t)pad);
+	memcpy(out + 1 + pad, num, (size_t)d + 1);
+}
+
+typedef struct lid_check {
+	int seen, wrong;
+} lid_check;
+
+static int lid_cb(const knytt_interaction *x, void *ctx)
+{
+	lid_check *c = ctx;
+	char u[KNYTT_STORE_MAX_ID + 1], it[KNYTT_STORE_MAX_ID + 1];
+	int j = atoi(x->event_id + 1);
+	long_id('u', j % LID_USERS, u);
+	long_id('i', (j * 7) % LID_ITEMS, it);
+	c->seen++;
+	if (strcmp(x->user, u) != 0 || strcmp(x->item, it) != 0)
+		c->wrong++;
+	return 0;
+}
+
+START_TEST(import_ids_of_all_lengths)
+{
+	knytt_store *st = su_open("shop", NULL);
+	char id[KNYTT_STORE_MAX_ID + 1], u[KNYTT_STORE_MAX_ID + 1];
+	for (int k = 0; k < LID_ITEMS; k++) {
+		long_id('i', k, id);
+		put_item(st, id, "x", NULL, NULL, 1, 1);
+	}
+	char p[512];
+	su_path("lid.csv", p, sizeof p);
+	FILE *f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "user,item,type,ts_ms,event_id\n");
+	for (int j = 0; j < LID_ROWS; j++) {
+		long_id('u', j % LID_USERS, u);
+		long_id('i', (j * 7) % LID_ITEMS, id);
+		fprintf(f, "%s,%s,view,%d,e%d\n", u, id, 1000 + j, j);
+	}
+	fclose(f);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 LID_ROWS);
+	ck_assert_int_eq(knytt_store_user_count(st), LID_USERS);
+	lid_check c = {0, 0};
+	ck_assert_int_eq(knytt_store_interactions_since(st, 0, lid_cb, &c),
+			 LID_ROWS);
+	ck_assert_int_eq(c.seen, LID_ROWS);
+	ck_assert_int_eq(c.wrong, 0);
+	knytt_store_close(st);
+}
+END_TEST
+
 /* Many rows, rejects spread over them (an unknown item every 997th
  * line, a bad type every 1499th), small batches: every reject is reported
  * once (in line order in SQLite, which parses in a second thread, in
@@ -2056,6 +2130,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, import_items_csv);
 	tcase_add_test(tc, import_jsonl);
 	tcase_add_test(tc, import_interactions_csv);
+	tcase_add_test(tc, import_ids_of_all_lengths);
 	tcase_add_test(tc, import_rejects_in_order);
 	tcase_add_test(tc, import_movielens);
 	tcase_add_loop_test(tc, import_killed_converges, 0, 2);

@@ -25,7 +25,8 @@ typedef struct knytt__db knytt__db;
  * external ids (user/item) and resolves a whole batch at once. */
 typedef struct knytt__ixrow {
 	uint64_t user_id, item_id;
-	size_t line; /* input line, for reports */
+	uint64_t user_h, item_h; /* hashes of user and item (import.c) */
+	size_t line;             /* input line, for reports */
 	char user[KNYTT_STORE_MAX_ID + 1], item[KNYTT_STORE_MAX_ID + 1];
 	double weight, value;
 	int has_value;
