@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 typedef struct migration {
 	int version;
@@ -253,13 +252,9 @@ int knytt__migrate(knytt_store *st)
 		goto fail;
 	st->schema_version = cur;
 	return 0;
-fail: {
-	/* keep the first failure's message over ROLLBACK's */
-	char saved[512];
-	snprintf(saved, sizeof saved, "%s", knytt_errmsg());
-	o->exec(db, "ROLLBACK");
-	return knytt__err(rc, "%s", saved);
-}
+fail:
+	knytt__exec_keep(st, "ROLLBACK"); /* the first failure's message */
+	return rc;
 }
 
 /* ---- the interaction indexes, for bulk imports ---------------------------
@@ -314,10 +309,8 @@ static int in_txn(knytt_store *st, int (*body)(knytt_store *st))
 	if (rc)
 		return rc;
 	if ((rc = body(st))) {
-		char saved[512];
-		snprintf(saved, sizeof saved, "%s", knytt_errmsg());
 		knytt__st_rollback(st);
-		return knytt__err(rc, "%s", saved);
+		return rc;
 	}
 	return knytt__st_commit(st);
 }
@@ -381,38 +374,39 @@ int knytt__ix_indexes_build(knytt_store *st)
 	 * faster than in one big piece (5.3 s against 6.8 s for the four
 	 * indexes at 2M rows).  Worker threads sort those pieces and merge
 	 * them while this thread reads the table and writes the index: one
-	 * per core besides this one.  The four builds of the store
-	 * benchmark's 2M-row import on 2 cores, medians of 6 runs in
-	 * mirrored order: 7.1 s with no worker, 5.9 s with 1, 6.4 s with 2
-	 * (for 10.3, 12.7 and 13.9 s of CPU in all).  The connection's own
-	 * settings come back after. */
+	 * per core besides this one.  On 2 cores, the four builds over the
+	 * store benchmark's 2M rows (sqlite3 shell, .timer on: the rows
+	 * copied into a fresh WAL database as a bulk import leaves them,
+	 * then the four CREATE INDEX in one transaction; medians of 6 runs
+	 * in mirrored order) took 7.4 s with no worker, 6.2 s with 1 and
+	 * 6.3 s with 2, for 6.8, 8.9 and 9.9 s of CPU.  The connection's
+	 * own settings come back after. */
 	int64_t cache = -65536, threads = 0;
 	knytt__pragma_i64(st, "PRAGMA cache_size", &cache);
 	knytt__pragma_i64(st, "PRAGMA threads", &threads);
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned cpus = knytt__ncpu();
 	char sql[96];
-	long workers = cpus > 5 ? 4 : cpus > 1 ? cpus - 1 : 0;
-	snprintf(sql, sizeof sql, "PRAGMA cache_size=-4096; PRAGMA threads=%ld",
-		 workers);
-	/* Each build reads the whole table.  From the database file SQLite
-	 * maps it; from the WAL, where a bulk import leaves it, each page is
-	 * found in the WAL index and copied out, four times over.  So the
-	 * WAL goes into the file first (PASSIVE: a reader in the way only
-	 * leaves frames behind).  The same 2M-row import, 6 runs each in
-	 * mirrored order: median 9.7 s against 9.9 s, with less system
-	 * time (1.23 s against 1.37 s). */
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=-4096; PRAGMA threads=%u",
+		 cpus > 5 ? 4 : cpus - 1);
+	/* The WAL goes into the database file first (PASSIVE: a reader in
+	 * the way only leaves frames behind), so the builds read the table
+	 * from the mapped file rather than copy each page out of the WAL.
+	 * The builds alone are no faster for it (the shell recipe above:
+	 * 6.16 s median either way, the checkpoint's own time included),
+	 * but whole imports are: benchmarks/store/run --backends sqlite, 4
+	 * runs each in ABBA order, gen_import 215-236k rows/s (median 224k)
+	 * with it against 198-210k (median 203k) without. */
 	st->ops->exec(st->db, "PRAGMA wal_checkpoint(PASSIVE)");
 	int rc = st->ops->exec(st->db, sql);
 	if (rc == 0)
 		rc = in_txn(st, build_body);
 	snprintf(sql, sizeof sql, "PRAGMA cache_size=%lld; PRAGMA threads=%lld",
 		 (long long)cache, (long long)threads);
-	char saved[512];
-	snprintf(saved, sizeof saved, "%s", knytt_errmsg());
-	int rrc = st->ops->exec(st->db, sql);
-	if (rc)
-		return knytt__err(rc, "%s", saved);
-	return rrc;
+	if (rc) {
+		knytt__exec_keep(st, sql);
+		return rc;
+	}
+	return st->ops->exec(st->db, sql);
 }
 
 int knytt__ix_recover(knytt_store *st)

@@ -212,14 +212,20 @@ knytt__stmt *knytt__st_q(knytt_store *st, int id)
 
 #define O (st->ops)
 
-/* Keeps the current message across a ROLLBACK that might set another. */
-void knytt__st_rollback(knytt_store *st)
+int knytt__exec_keep(knytt_store *st, const char *sql)
 {
 	char saved[512];
 	snprintf(saved, sizeof saved, "%s", knytt_errmsg());
-	O->exec(st->db, "ROLLBACK");
-	st->in_txn = 0;
+	int rc = O->exec(st->db, sql);
 	knytt__err(0, "%s", saved);
+	return rc;
+}
+
+/* Keeps the current message across a ROLLBACK that might set another. */
+void knytt__st_rollback(knytt_store *st)
+{
+	knytt__exec_keep(st, "ROLLBACK");
+	st->in_txn = 0;
 }
 
 void knytt__pragma_i64(knytt_store *st, const char *sql, int64_t *v)

@@ -146,6 +146,9 @@ int knytt__st_begin(knytt_store *st);
 int knytt__st_commit(knytt_store *st);
 void knytt__st_rollback(knytt_store *st);
 int knytt__migrate(knytt_store *st);
+/* Runs @p sql for its effect only (a clean-up, a setting, a best-effort
+ * step), keeping the calling thread's message of an earlier failure. */
+int knytt__exec_keep(knytt_store *st, const char *sql);
 /* Reads the integer a one-row query such as "PRAGMA cache_size"
  * returns; leaves *v as it was on failure. */
 void knytt__pragma_i64(knytt_store *st, const char *sql, int64_t *v);
