@@ -49,6 +49,48 @@ int64_t knytt__now_ms(void);
 /* Number of online CPUs, at least 1. */
 unsigned knytt__ncpu(void);
 
+/* Makes room for @p need elements of @p elsize bytes in *p (capacity *cap,
+ * in elements), doubling; 0 on success, -1 without memory (*p and *cap
+ * unchanged).  The one growable-array step: callers keep (ptr, n, cap). */
+int knytt__grow(void **p, size_t *cap, size_t need, size_t elsize);
+#define KNYTT__GROW(arr, cap, need)                                          \
+	knytt__grow((void **)&(arr), &(cap), (need), sizeof *(arr))
+
+/* Does the caller's struct, of size s->struct_size, reach member f?
+ * Public structs grow at the end only; a member beyond an older caller's
+ * struct_size keeps its default.  The one test every entry point uses. */
+#define KNYTT__HAS(s, T, f)                                                  \
+	((s)->struct_size >= offsetof(T, f) + sizeof((s)->f))
+
+/* ---- fork/join (parallel.c) ----
+ * knytt__fork_join runs fn(ctx, t) for t in [0, nt): t = 0 on the calling
+ * thread, the others on new threads (a thread that cannot start runs on
+ * the caller: same partition, same results).  knytt__parallel_for splits
+ * [0, n) into at most nt contiguous ranges of at least grain elements.
+ * knytt__threads(0) = the number of CPUs, else the request. */
+typedef void (*knytt__fork_fn)(void *ctx, unsigned t);
+typedef void (*knytt__range_fn)(void *ctx, size_t lo, size_t hi);
+void knytt__fork_join(unsigned nt, knytt__fork_fn fn, void *ctx);
+void knytt__parallel_for(unsigned nt, size_t n, size_t grain,
+			 knytt__range_fn fn, void *ctx);
+unsigned knytt__threads(unsigned requested);
+
+/* ---- atomic file write (fileio.c) ----
+ * begin: a temporary beside @p path, open for writing on f->fd;
+ * commit: fsync, rename over path, fsync the directory (failed != 0, or a
+ * step failing, removes the temporary and returns KNYTT_EIO naming path);
+ * abort: removes the temporary.  atomic_write does all three for a
+ * buffer.  write_all: write(2) until done, -1 with errno on failure. */
+typedef struct knytt__atomic_file {
+	int fd;
+	char *path, *tmp;
+} knytt__atomic_file;
+int knytt__atomic_begin(knytt__atomic_file *f, const char *path);
+int knytt__atomic_commit(knytt__atomic_file *f, int failed);
+void knytt__atomic_abort(knytt__atomic_file *f);
+int knytt__atomic_write(const char *path, const void *buf, size_t n);
+int knytt__write_all(int fd, const void *buf, size_t n);
+
 /* 64-byte aligned allocation, zero-filled; free with knytt__afree. */
 void *knytt__aalloc(size_t n);
 void knytt__afree(void *p);

@@ -1,10 +1,17 @@
 /*
- * check_common.c -- version, error codes and messages, CRC-32C.
+ * check_common.c -- version, error codes and messages, CRC-32C, the
+ * fork/join and atomic-file helpers, growable arrays.
  */
 #include "../lib/internal.h"
 #include "testutil.h"
 
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 START_TEST(version_matches_header)
 {
@@ -56,6 +63,157 @@ START_TEST(crc32c_known_values)
 }
 END_TEST
 
+static void count_t(void *ctx, unsigned t)
+{
+	_Atomic int *seen = ctx;
+	atomic_fetch_add(&seen[t], 1);
+}
+
+START_TEST(fork_join_runs_each_worker_once)
+{
+	static _Atomic int seen[300];
+	for (unsigned nt = 0; nt <= 5; nt++) {
+		for (int i = 0; i < 300; i++)
+			atomic_store(&seen[i], 0);
+		knytt__fork_join(nt, count_t, seen);
+		unsigned want = nt ? nt : 1;
+		for (unsigned t = 0; t < 8; t++)
+			ck_assert_int_eq(atomic_load(&seen[t]), t < want);
+	}
+	/* more than the cap: capped, never out of bounds */
+	for (int i = 0; i < 300; i++)
+		atomic_store(&seen[i], 0);
+	knytt__fork_join(1000, count_t, seen);
+	ck_assert_int_eq(atomic_load(&seen[255]), 1);
+	ck_assert_int_eq(atomic_load(&seen[256]), 0);
+}
+END_TEST
+
+typedef struct cover {
+	_Atomic int *hits;
+	_Atomic int calls;
+	size_t min_len;
+} cover;
+
+static void cover_range(void *ctx, size_t lo, size_t hi)
+{
+	cover *c = ctx;
+	atomic_fetch_add(&c->calls, 1);
+	ck_assert_uint_lt(lo, hi);
+	if (hi - lo < c->min_len)
+		c->min_len = hi - lo;
+	for (size_t i = lo; i < hi; i++)
+		atomic_fetch_add(&c->hits[i], 1);
+}
+
+START_TEST(parallel_for_covers_range_once_in_grains)
+{
+	static const size_t ns[] = { 0, 1, 7, 64, 100, 1001 };
+	_Atomic int *hits = calloc(1001, sizeof *hits);
+	ck_assert_ptr_nonnull(hits);
+	for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+		for (unsigned nt = 1; nt <= 4; nt++) {
+			size_t n = ns[a];
+			cover c = { .hits = hits, .min_len = SIZE_MAX };
+			for (size_t i = 0; i < n; i++)
+				atomic_store(&hits[i], 0);
+			knytt__parallel_for(nt, n, 10, cover_range, &c);
+			for (size_t i = 0; i < n; i++)
+				ck_assert_int_eq(atomic_load(&hits[i]), 1);
+			ck_assert_int_le(atomic_load(&c.calls), (int)nt);
+			ck_assert_int_eq(atomic_load(&c.calls) == 0, n == 0);
+			/* ranges shorter than the grain only when n is */
+			if (n >= 10)
+				ck_assert_uint_ge(c.min_len, 10);
+		}
+	free(hits);
+}
+END_TEST
+
+static char *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *b = malloc(4096);
+	*n = fread(b, 1, 4096, f);
+	fclose(f);
+	return b;
+}
+
+static int files_in(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+START_TEST(atomic_write_replaces_or_keeps_old)
+{
+	char dir[] = "/tmp/knytt-fileio-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char path[256];
+	snprintf(path, sizeof path, "%s/a.bin", dir);
+	ck_assert_int_eq(knytt__atomic_write(path, "old", 3), KNYTT_OK);
+	ck_assert_int_eq(knytt__atomic_write(path, "newer", 5), KNYTT_OK);
+	size_t n;
+	char *b = slurp(path, &n);
+	ck_assert_uint_eq(n, 5);
+	ck_assert_int_eq(memcmp(b, "newer", 5), 0);
+	free(b);
+	ck_assert_int_eq(files_in(dir), 1); /* no temporary left */
+
+	/* a writer that fails: the old file stays, the temporary goes */
+	knytt__atomic_file f;
+	ck_assert_int_eq(knytt__atomic_begin(&f, path), KNYTT_OK);
+	ck_assert_int_eq(knytt__write_all(f.fd, "torn", 4), 0);
+	ck_assert_int_eq(files_in(dir), 2);
+	ck_assert_int_eq(knytt__atomic_commit(&f, 1), KNYTT_EIO);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "a.bin"));
+	b = slurp(path, &n);
+	ck_assert_uint_eq(n, 5);
+	free(b);
+	ck_assert_int_eq(files_in(dir), 1);
+	ck_assert_int_eq(knytt__atomic_begin(&f, path), KNYTT_OK);
+	knytt__atomic_abort(&f);
+	ck_assert_int_eq(files_in(dir), 1);
+
+	/* a folder that does not exist: a clear error, nothing written */
+	char bad[300];
+	snprintf(bad, sizeof bad, "%s/no/such/dir/x", dir);
+	ck_assert_int_eq(knytt__atomic_write(bad, "x", 1), KNYTT_EIO);
+	ck_assert_int_eq(knytt__atomic_write("", "x", 1), KNYTT_EINVAL);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+START_TEST(grow_doubles_and_keeps_contents)
+{
+	int *a = NULL;
+	size_t cap = 0;
+	for (int i = 0; i < 1000; i++) {
+		ck_assert_int_eq(KNYTT__GROW(a, cap, (size_t)i + 1), 0);
+		ck_assert_uint_ge(cap, (size_t)i + 1);
+		a[i] = i;
+	}
+	for (int i = 0; i < 1000; i++)
+		ck_assert_int_eq(a[i], i);
+	size_t before = cap;
+	ck_assert_int_eq(KNYTT__GROW(a, cap, 3), 0); /* no shrink */
+	ck_assert_uint_eq(cap, before);
+	/* an impossible size fails and leaves the array as it was */
+	ck_assert_int_eq(KNYTT__GROW(a, cap, SIZE_MAX / 2), -1);
+	ck_assert_uint_eq(cap, before);
+	ck_assert_int_eq(a[999], 999);
+	free(a);
+}
+END_TEST
+
 Suite *common_suite(void)
 {
 	Suite *s = suite_create("common");
@@ -64,6 +222,10 @@ Suite *common_suite(void)
 	tcase_add_test(tc, every_code_has_name_and_text);
 	tcase_add_test(tc, message_is_thread_local_and_formatted);
 	tcase_add_test(tc, crc32c_known_values);
+	tcase_add_test(tc, fork_join_runs_each_worker_once);
+	tcase_add_test(tc, parallel_for_covers_range_once_in_grains);
+	tcase_add_test(tc, atomic_write_replaces_or_keeps_old);
+	tcase_add_test(tc, grow_doubles_and_keeps_contents);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,5 +1,6 @@
 /*
- * util.c -- version, CPU count, aligned allocation, CRC-32C.
+ * util.c -- version, CPU count, aligned allocation, growable arrays,
+ * CRC-32C.
  */
 #include "../internal.h"
 
@@ -52,6 +53,26 @@ void *knytt__aalloc(size_t n)
 void knytt__afree(void *p)
 {
 	free(p);
+}
+
+int knytt__grow(void **p, size_t *cap, size_t need, size_t elsize)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 16;
+	while (c < need) {
+		if (c > SIZE_MAX / 2)
+			return -1;
+		c *= 2;
+	}
+	if (elsize && c > SIZE_MAX / elsize)
+		return -1;
+	void *q = realloc(*p, c * elsize);
+	if (!q)
+		return -1;
+	*p = q;
+	*cap = c;
+	return 0;
 }
 
 /*

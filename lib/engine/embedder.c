@@ -964,10 +964,10 @@ static void job_run(struct job *j)
 	handle_put(e, h);
 }
 
-static void *job_thread(void *arg)
+static void job_thread(void *arg, unsigned t)
 {
+	(void)t;
 	job_run(arg);
-	return NULL;
 }
 
 int knytt_embedder_embed(knytt_embedder *e, size_t n,
@@ -1010,15 +1010,7 @@ int knytt_embedder_embed(knytt_embedder *e, size_t n,
 	pthread_mutex_init(&j.lock, NULL);
 	size_t nbatch = (n - 1) / e->batch + 1;
 	unsigned nthr = e->parallel < nbatch ? e->parallel : (unsigned)nbatch;
-	pthread_t th[64];
-	unsigned started = 0;
-	/* If a thread cannot start, the others take its share. */
-	while (started + 1 < nthr &&
-	       pthread_create(&th[started], NULL, job_thread, &j) == 0)
-		started++;
-	job_run(&j);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
+	knytt__fork_join(nthr, job_thread, &j);
 	pthread_mutex_destroy(&j.lock);
 	int rc = j.rc;
 	if (rc != KNYTT_OK)

@@ -400,8 +400,9 @@ typedef struct batch_job {
 	uint8_t *failed;
 } batch_job;
 
-static void *batch_worker(void *p)
+static void batch_worker(void *p, unsigned t)
 {
+	(void)t;
 	batch_job *j = p;
 	for (;;) {
 		size_t i = atomic_fetch_add(&j->next, 1);
@@ -412,7 +413,6 @@ static void *batch_worker(void *p)
 			atomic_store(&j->rc, KNYTT_ENOMEM);
 		}
 	}
-	return NULL;
 }
 
 static int insert_many(knytt_index *ix, size_t n, const uint64_t *labels,
@@ -461,24 +461,8 @@ static int insert_many(knytt_index *ix, size_t n, const uint64_t *labels,
 	if (ix->kind == KNYTT_INDEX_HNSW) {
 		batch_job job = { .ix = ix, .slots = slots, .n = n,
 				  .failed = failed };
-		unsigned nt = nthreads ? nthreads : knytt__ncpu();
-		if (nt > n)
-			nt = (unsigned)n;
-		if (nt <= 1) {
-			batch_worker(&job);
-		} else {
-			pthread_t *th = malloc(nt * sizeof *th);
-			unsigned started = 0;
-			if (th)
-				for (; started < nt - 1; started++)
-					if (pthread_create(&th[started], NULL,
-							   batch_worker, &job))
-						break;
-			batch_worker(&job);
-			for (unsigned t = 0; t < started; t++)
-				pthread_join(th[t], NULL);
-			free(th);
-		}
+		unsigned nt = knytt__threads(nthreads);
+		knytt__fork_join(nt > n ? (unsigned)n : nt, batch_worker, &job);
 		rc = atomic_load(&job.rc);
 		/* a node whose insert failed was never linked: drop it */
 		for (size_t i = 0; i < n; i++)
@@ -966,8 +950,9 @@ typedef struct sbatch {
 	_Atomic int rc;
 } sbatch;
 
-static void *sbatch_worker(void *p)
+static void sbatch_worker(void *p, unsigned t)
 {
+	(void)t;
 	sbatch *b = p;
 	knytt_index *w = (knytt_index *)b->ix;
 	for (;;) {
@@ -995,7 +980,6 @@ static void *sbatch_worker(void *p)
 			}
 		}
 	}
-	return NULL;
 }
 
 int knytt_index_search_batch(const knytt_index *ix, size_t nq,
@@ -1017,18 +1001,10 @@ int knytt_index_search_batch(const knytt_index *ix, size_t nq,
 			return rc;
 	sbatch b = { .ix = ix, .q = queries, .nq = nq, .k = k, .ef = ef,
 		     .labels = labels, .dists = dists };
-	unsigned nt = nthreads ? nthreads : knytt__ncpu();
+	/* workers take 8 queries at a time: no more threads than that */
+	unsigned nt = knytt__threads(nthreads);
 	if ((size_t)nt > (nq + 7) / 8)
 		nt = (unsigned)((nq + 7) / 8);
-	pthread_t *th = nt > 1 ? malloc(nt * sizeof *th) : NULL;
-	unsigned started = 0;
-	if (th)
-		for (; started < nt - 1; started++)
-			if (pthread_create(&th[started], NULL, sbatch_worker, &b))
-				break;
-	sbatch_worker(&b);
-	for (unsigned t = 0; t < started; t++)
-		pthread_join(th[t], NULL);
-	free(th);
+	knytt__fork_join(nt, sbatch_worker, &b);
 	return atomic_load(&b.rc);
 }

@@ -62,22 +62,12 @@ static sections layout_sections(const knytt_index *ix, size_t nslots,
 	return s;
 }
 
+/* write_all that also carries the file's CRC-32C */
 static int write_all(int fd, const void *p, size_t n, uint32_t *crc)
 {
-	const unsigned char *b = p;
 	if (crc)
 		*crc = knytt__crc32c(*crc, p, n);
-	while (n > 0) {
-		ssize_t w = write(fd, b, n > (1u << 30) ? (1u << 30) : n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return knytt__write_all(fd, p, n);
 }
 
 static int pad_to(int fd, size_t *off, size_t target, uint32_t *crc)
@@ -104,20 +94,11 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 		return knytt__err(KNYTT_ENOTSUP,
 				  "saving from a big-endian host is not "
 				  "supported");
-	size_t plen = strlen(path);
-	char *tmp = malloc(plen + 16);
-	if (!tmp)
-		return knytt__err(KNYTT_ENOMEM, "out of memory");
-	memcpy(tmp, path, plen);
-	memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		int rc = knytt__err_errno(KNYTT_EIO, errno,
-					  "cannot create a file next to %s",
-					  path);
-		free(tmp);
+	knytt__atomic_file af;
+	int rc = knytt__atomic_begin(&af, path);
+	if (rc)
 		return rc;
-	}
+	int fd = af.fd;
 	knytt_index *w = (knytt_index *)ix;
 	pthread_rwlock_rdlock(&w->rw);
 	size_t ns = ix->nslots;
@@ -178,23 +159,8 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 
 	knytt__put_u32(h + 168, crc);
 	knytt__put_u32(h + 252, knytt__crc32c(0, h, 252));
-	bad = bad || pwrite(fd, h, HDR, 0) != HDR || fsync(fd) != 0;
-	int err = errno;
-	if (close(fd) != 0 && !bad) {
-		bad = 1;
-		err = errno;
-	}
-	if (!bad && rename(tmp, path) != 0) {
-		bad = 1;
-		err = errno;
-	}
-	int rc = KNYTT_OK;
-	if (bad) {
-		unlink(tmp);
-		rc = knytt__err_errno(KNYTT_EIO, err, "cannot write %s", path);
-	}
-	free(tmp);
-	return rc;
+	bad = bad || pwrite(fd, h, HDR, 0) != HDR;
+	return knytt__atomic_commit(&af, bad);
 }
 
 /* --------------------------------------------------------------------- load */

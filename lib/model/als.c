@@ -438,16 +438,16 @@ typedef struct half {
 	int nomem;
 } half;
 
-static void *half_run(void *arg)
+static void half_run(void *arg, unsigned t)
 {
-	half *h = arg;
+	half *h = (half *)arg + t;
 	const knytt_als *als = h->als;
 	size_t kp = als->kp;
 	scratch s;
 	if (scratch_init(&s, kp, h->maxn,
 			 als->solver == KNYTT_ALS_CHOLESKY) != 0) {
 		h->nomem = 1;
-		return NULL;
+		return;
 	}
 	double loss = 0;
 	for (uint32_t u = h->from; u < h->to; u++) {
@@ -474,7 +474,6 @@ static void *half_run(void *arg)
 	}
 	h->loss = loss;
 	scratch_free(&s);
-	return NULL;
 }
 
 /* Computes G = M^T M + reg I (kp x kp, symmetric, padding zero). */
@@ -519,7 +518,6 @@ static int run_half(knytt_als *als, const float *G, const float *F,
 	if (nt > nrows)
 		nt = nrows ? nrows : 1;
 	half hs[256];
-	pthread_t tid[256];
 	size_t maxn = 0;
 	for (uint32_t u = 0; u < nrows; u++)
 		if (ptr[u + 1] - ptr[u] > maxn)
@@ -553,18 +551,7 @@ static int run_half(knytt_als *als, const float *G, const float *F,
 			       .want_loss = want_loss};
 		start = end;
 	}
-	unsigned started = 0;
-	for (unsigned t = 1; t < nt; t++) {
-		if (pthread_create(&tid[t], NULL, half_run, &hs[t]) != 0)
-			break;
-		started = t;
-	}
-	half_run(&hs[0]);
-	/* Threads that could not start run here, in order. */
-	for (unsigned t = started + 1; t < nt; t++)
-		half_run(&hs[t]);
-	for (unsigned t = 1; t <= started; t++)
-		pthread_join(tid[t], NULL);
+	knytt__fork_join(nt, half_run, hs);
 	double l = 0;
 	int failed = 0, nomem = 0;
 	for (unsigned t = 0; t < nt; t++) {

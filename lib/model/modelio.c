@@ -167,37 +167,7 @@ int knytt_als_save(const knytt_als *als, const char *path)
 	int rc = knytt_als_save_buffer(als, &buf, &len);
 	if (rc)
 		return rc;
-	size_t plen = strlen(path);
-	char *tmp = malloc(plen + 16);
-	if (!tmp) {
-		free(buf);
-		return knytt__err(KNYTT_ENOMEM, "no memory for a path");
-	}
-	snprintf(tmp, plen + 16, "%s.tmp%ld", path, (long)getpid());
-	FILE *f = fopen(tmp, "wb");
-	if (!f) {
-		rc = knytt__err_errno(KNYTT_EIO, errno, "cannot create %s", tmp);
-		goto out;
-	}
-	if (fwrite(buf, 1, len, f) != len || fflush(f) != 0 ||
-	    fsync(fileno(f)) != 0) {
-		rc = knytt__err_errno(KNYTT_EIO, errno, "cannot write %s", tmp);
-		fclose(f);
-		remove(tmp);
-		goto out;
-	}
-	if (fclose(f) != 0) {
-		rc = knytt__err_errno(KNYTT_EIO, errno, "cannot close %s", tmp);
-		remove(tmp);
-		goto out;
-	}
-	if (rename(tmp, path) != 0) {
-		rc = knytt__err_errno(KNYTT_EIO, errno, "cannot rename %s to %s",
-				      tmp, path);
-		remove(tmp);
-	}
-out:
-	free(tmp);
+	rc = knytt__atomic_write(path, buf, len);
 	free(buf);
 	return rc;
 }

@@ -398,48 +398,6 @@ static int model_cache(tt_model *m)
 
 /* ---- threads ----------------------------------------------------------- */
 
-typedef void (*pfor_fn)(void *ctx, size_t lo, size_t hi);
-typedef struct pfor_job {
-	pfor_fn fn;
-	void *ctx;
-	size_t lo, hi;
-} pfor_job;
-
-static void *pfor_main(void *arg)
-{
-	pfor_job *j = arg;
-	j->fn(j->ctx, j->lo, j->hi);
-	return NULL;
-}
-
-/* Runs fn over [0, n) in nt fixed contiguous chunks.  Falls back to the
- * calling thread for small n or if a thread cannot start (the chunk is
- * then run inline: same result, the partition never changes). */
-static void pfor(unsigned nt, size_t n, size_t grain, pfor_fn fn, void *ctx)
-{
-	if (nt > 64)
-		nt = 64;
-	if (nt <= 1 || n < grain * 2) {
-		fn(ctx, 0, n);
-		return;
-	}
-	pthread_t th[64];
-	pfor_job job[64];
-	int started[64];
-	for (unsigned t = 0; t < nt; t++) {
-		job[t] = (pfor_job){ fn, ctx, n * t / nt, n * (t + 1) / nt };
-		started[t] = t > 0 &&
-			     pthread_create(&th[t], NULL, pfor_main, &job[t]) == 0;
-	}
-	fn(ctx, job[0].lo, job[0].hi);
-	for (unsigned t = 1; t < nt; t++) {
-		if (started[t])
-			pthread_join(th[t], NULL);
-		else
-			fn(ctx, job[t].lo, job[t].hi);
-	}
-}
-
 /* ---- training ---------------------------------------------------------- */
 
 typedef struct tt_train {
@@ -874,14 +832,14 @@ static double batch_grad(tt_train *T, const uint32_t *bex, size_t B,
 			T->nu++;
 		}
 	}
-	pfor(T->nt, T->nu, 64, fwd_items, T);
-	pfor(T->nt, B, 64, fwd_users, T);
+	knytt__parallel_for(T->nt, T->nu, 64, fwd_items, T);
+	knytt__parallel_for(T->nt, B, 64, fwd_users, T);
 	/* logits: L = U P^T */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)B,
 		    (int)d, 1.0f, T->U, (int)d, T->P, (int)d, 0.0f, T->L,
 		    (int)B);
 	sm_ctx sc = { T, wsum > 0 ? wsum : 1.0 };
-	pfor(T->nt, B, 32, softmax_rows, &sc);
+	knytt__parallel_for(T->nt, B, 32, softmax_rows, &sc);
 	double loss = 0;
 	for (size_t b = 0; b < B; b++)
 		loss += T->rowloss[b];
@@ -992,7 +950,7 @@ static void adam_step(tt_train *T)
 	double c2 = 1.0 - pow(ADAM_B2, (double)T->step);
 	adam_ctx a = { T, (float)(T->lr * sqrt(c2) / c1), (float)ADAM_B1,
 		       (float)ADAM_B2 };
-	pfor(T->nt, T->ntl, 256, adam_rows, &a);
+	knytt__parallel_for(T->nt, T->ntl, 256, adam_rows, &a);
 	T->ntl = 0;
 }
 
@@ -1296,38 +1254,7 @@ int knytt_twotower_save(const knytt_twotower *tt, const char *path)
 	int rc = knytt_twotower_save_buffer(tt, &buf, &len);
 	if (rc)
 		return rc;
-	size_t pl = strlen(path);
-	char *tmp = malloc(pl + 16);
-	if (!tmp) {
-		free(buf);
-		return knytt__err(KNYTT_ENOMEM, "out of memory");
-	}
-	snprintf(tmp, pl + 16, "%s.tmp%ld", path, (long)getpid());
-	FILE *f = fopen(tmp, "wb");
-	if (!f) {
-		rc = knytt__err_errno(KNYTT_EIO, errno, "cannot create %s",
-				      tmp);
-		goto out;
-	}
-	size_t w = fwrite(buf, 1, len, f);
-	int e = errno;
-	if (fclose(f) != 0 && w == len) {
-		e = errno;
-		w = 0;
-	}
-	if (w != len) {
-		remove(tmp);
-		rc = knytt__err_errno(KNYTT_EIO, e, "cannot write %s", tmp);
-		goto out;
-	}
-	if (rename(tmp, path) != 0) {
-		e = errno;
-		remove(tmp);
-		rc = knytt__err_errno(KNYTT_EIO, e, "cannot rename %s to %s",
-				      tmp, path);
-	}
-out:
-	free(tmp);
+	rc = knytt__atomic_write(path, buf, len);
 	free(buf);
 	return rc;
 }
