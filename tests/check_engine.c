@@ -1352,6 +1352,38 @@ START_TEST(store_reads_a_whole_history)
 }
 END_TEST
 
+START_TEST(trending_is_seeded_from_every_page)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	/* 70000 views of one item in the last hour: more than one page of
+	 * the seeding scan */
+	char csv[200];
+	snprintf(csv, sizeof csv, "%s.burst.csv", dbpath);
+	FILE *f = fopen(csv, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "user,item,type,ts_ms\n");
+	int64_t t = wall_ms() - 3600000;
+	for (int k = 0; k < 70000; k++)
+		fprintf(f, "b%d,c2-7,view,%lld\n", k % 50,
+			(long long)(t + k * 50));
+	fclose(f);
+	ck_assert_int_eq(knytt_store_import(knytt_engine_store(e), csv,
+					    KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 70000);
+	remove(csv);
+	knytt_engine_close(e);
+	e = open_engine(KNYTT_MODEL_ALS, 0);
+	knytt_result r[1];
+	ck_assert_int_eq(knytt_engine_trending(e, 1, 604800, NULL, r), 1);
+	ck_assert_str_eq(r[0].ext_id, "c2-7");
+	ck_assert_msg(r[0].score > 69000, "score %g", r[0].score);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 static void no_session(knytt_engine *e)
 {
 	ck_assert_int_eq(knytt_engine_set_taste(e, 600, 0, 0), KNYTT_OK);
@@ -1894,6 +1926,7 @@ START_TEST(postgres_index_is_kept_between_opens)
 	knytt_result r[10];
 	ck_assert_int_eq(knytt_engine_recommend(e, "u3", 10, NULL, NULL, r),
 			 10);
+	ck_assert_int_eq(knytt_engine_trending(e, 5, 86400, NULL, r), 5);
 	knytt_engine_close(e);
 	ck_assert_int_eq(stat(path, &b), 0);
 	ck_assert(a.st_ino == b.st_ino && a.st_mtime == b.st_mtime);
@@ -1944,6 +1977,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, write_behind_failure_is_reported);
 	tcase_add_test(tc, exclusion_covers_the_whole_history);
 	tcase_add_test(tc, store_reads_a_whole_history);
+	tcase_add_test(tc, trending_is_seeded_from_every_page);
 	tcase_add_test(tc, long_term_taste_reads_the_whole_history);
 	tcase_add_test(tc, exclusion_rule_default_and_per_type);
 	tcase_add_test(tc, as_of_time_replays_old_data);

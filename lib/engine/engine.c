@@ -729,8 +729,7 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 		goto fail;
 	/* trending: four weeks of history is 28 half-lives of the longest
 	 * window, enough for the counters to converge */
-	rc = knytt_store_interactions_since(e->st, now - 28LL * 86400000,
-					    trend_seed_cb, e);
+	rc = knytt__ix_stream(e->st, now - 28LL * 86400000, trend_seed_cb, e);
 	if (rc < 0)
 		goto fail;
 	knytt__top_build(e, -1);

@@ -208,6 +208,12 @@ int knytt__store_index_path(knytt_store *st, int64_t version, int create,
 int knytt__model_prune(knytt_store *st, const char *name, int64_t below,
 		       const char *emb_prefix);
 
+/* Every interaction from @p since_ms on, in (ts, id) order, with only
+ * id, item_id, type, weight, value and ts_ms filled (no external ids);
+ * @p fn must not use the store (ixstream.c).  Returns the count. */
+int knytt__ix_stream(knytt_store *st, int64_t since_ms,
+		     knytt_interaction_fn fn, void *ctx);
+
 /* Default weight of a type name (1 for custom types). */
 double knytt__type_weight(const char *type);
 
