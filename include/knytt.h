@@ -456,7 +456,8 @@ typedef enum knytt_key_scope {
 } knytt_key_scope;
 
 /**
- * Creates tenant @p name (1..256 bytes UTF-8, unique).
+ * Creates tenant @p name (unique; 1..64 characters of A-Z a-z 0-9 _ - .,
+ * the first a letter or digit).
  * @param[out] id  its id (may be NULL).
  * @return KNYTT_OK, KNYTT_EEXIST, KNYTT_EINVAL, KNYTT_EDB.
  */
@@ -694,6 +695,17 @@ typedef int (*knytt_interaction_fn)(const knytt_interaction *ix, void *ctx);
 KNYTT_API int knytt_store_user_recent(knytt_store *st, const char *user,
 				      size_t n, knytt_interaction_fn fn,
 				      void *ctx);
+
+/**
+ * Every interaction of user @p user, oldest first (by time, then id),
+ * read a page at a time: the engine loads a shopper's whole history
+ * with it.
+ * @return the number visited, KNYTT_ENOTFOUND (unknown user),
+ *         KNYTT_ECANCELED (@p fn returned non-zero), KNYTT_EINVAL,
+ *         KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_user_history(knytt_store *st, const char *user,
+				       knytt_interaction_fn fn, void *ctx);
 
 /** The @p n most recent interactions with item @p item, newest first.
  *  Errors as knytt_store_user_recent. */
@@ -1781,8 +1793,9 @@ typedef struct knytt_rec_options {
 	/* MMR diversity: 1 = pure relevance (default), 0.3..0.9 trades
 	 * relevance for variety (Carbonell & Goldstein 1998). */
 	double mmr_lambda;
-	/* 1: also exclude every item the shopper interacted with, not only
-	 * purchases (overrides the engine default for this call). */
+	/* -1 (default): the engine's setting; 0: exclude nothing for this
+	 * call; 1: apply the exclusion rule (knytt_engine_set_exclude_seen,
+	 * knytt_engine_set_exclude_type). */
 	int exclude_seen;
 } knytt_rec_options;
 
@@ -1823,9 +1836,75 @@ KNYTT_API int knytt_engine_set_taste(knytt_engine *e,
 				     double session_half_life_s,
 				     double session_blend,
 				     double history_half_life_days);
-/** Default exclusion: 0 = exclude purchases only (default), 1 = exclude
- *  everything the shopper interacted with. */
+/**
+ * The exclusion rule of recommend.  By default (seen = 1) an item the
+ * shopper has interacted with, by an interaction of any type and at any
+ * time of the whole history, is not recommended again, as shoppers
+ * expect; seen = 0 turns every exclusion off (a call can choose with
+ * knytt_rec_options.exclude_seen).  Before open.
+ */
 KNYTT_API int knytt_engine_set_exclude_seen(knytt_engine *e, int seen);
+/**
+ * Whether an interaction of @p type ("view", "click", "add_to_cart",
+ * "purchase", "favorite", "rating"; any other name, or "*", stands for
+ * every custom type) excludes the item from the shopper's
+ * recommendations (default: every type does).  Buying again is opt-in:
+ * knytt_engine_set_exclude_type(e, "purchase", 0) lets bought items come
+ * back (an item is still excluded if another excluding type touched it).
+ * Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL or empty type), KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_engine_set_exclude_type(knytt_engine *e,
+					    const char *type, int exclude);
+
+/** A warning from the engine: @p msg is borrowed for the call. */
+typedef void (*knytt_log_fn)(void *ctx, const char *msg);
+/**
+ * Where the engine reports what it recovered from without failing the
+ * call (e.g. an index file that belongs to another store, tenant or
+ * model version is refused and the index rebuilt).  NULL (default): not
+ * reported.  The callback may run on the training thread.  Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_engine_set_log(knytt_engine *e, knytt_log_fn fn,
+				   void *ctx);
+
+/** Default knytt_engine_set_future_tolerance: one hour. */
+#define KNYTT_FUTURE_TOLERANCE_MS 3600000LL
+/** Default knytt_engine_set_keep_models. */
+#define KNYTT_KEEP_MODELS 3
+
+/**
+ * The engine's "now" in ms since the epoch; 0 (the default) = the wall
+ * clock.  Trending, the session decay, the history's recency weights,
+ * popularity (events up to now) and the time of feedback given without
+ * one all read it, so data of another time (MovieLens of 1998, a replay
+ * for an evaluation) can be served as of its own date.  May be called
+ * while the engine is open (e.g. to advance a replay); set it before
+ * open to seed trending with the four weeks before it.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL engine, negative time).
+ * Thread note: safe from any thread.
+ */
+KNYTT_API int knytt_engine_set_now(knytt_engine *e, int64_t now_ms);
+/**
+ * Feedback later than now + @p tolerance_ms (default
+ * KNYTT_FUTURE_TOLERANCE_MS, 1 hour) is refused with KNYTT_EINVAL naming
+ * ts_ms: a far-future time would otherwise keep an item at the top of
+ * trending.  Before open.  (knytt_store_interaction_add and imports
+ * apply the same check against the wall clock, with this default; the
+ * engine's store handle uses the engine's tolerance.)
+ * @return KNYTT_OK, KNYTT_EINVAL (negative), KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_engine_set_future_tolerance(knytt_engine *e,
+						int64_t tolerance_ms);
+/**
+ * How many trained model versions train keeps (default
+ * KNYTT_KEEP_MODELS, 3; 0 = default): after a new version is stored, the
+ * older ones beyond the newest @p n are deleted with their item
+ * embeddings and index files.  Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL (over 1000), KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_engine_set_keep_models(knytt_engine *e, unsigned n);
 /** ALS hyper-parameters used by train (defaults: reg 1, alpha 1 -- the
  *  interaction weights above already scale confidence -- 15 iterations).
  *  Factors = the engine dimension. */
@@ -1925,8 +2004,9 @@ KNYTT_API int knytt_engine_flush(knytt_engine *e);
 
 /**
  * Up to @p k items for @p user within @p filter (may be NULL), best
- * first.  Purchased items are excluded (everything seen with
- * exclude_seen).  A known user without history (created by
+ * first.  Items the shopper interacted with are excluded by the rule of
+ * knytt_engine_set_exclude_seen / knytt_engine_set_exclude_type (by
+ * default: everything of the whole history).  A known user without history (created by
  * knytt_store_user_upsert or an import) gets trending, then popular
  * items; for anonymous visitors use knytt_engine_trending.  @p opt may be
  * NULL.

@@ -69,7 +69,10 @@ st 2 "import with two kinds" "$K" import --items a.csv --users b.csv
 st 2 "import unknown format" "$K" import --items a.txt
 st 2 "gen without --out" "$K" gen
 st 2 "train --model foo" "$K" train --model foo
-st 2 "trending --window 2h" "$K" trending --window 2h
+st 2 "trending --window 2x" "$K" trending --window 2x
+st 2 "trending --window 0" "$K" trending --window 0
+st 2 "--now not a time" "$K" --now yesterday trending
+st 2 "--now bad date" "$K" --now 1998-13-01 trending
 st 2 "demo on postgres" "$K" demo --db postgres://localhost/x
 test "$(wc -l <err)" -eq 1 && ok || bad "usage error is not one line"
 
@@ -160,6 +163,21 @@ json "search --json"
 py "search finds hiking" 'import json,sys; r=json.load(sys.stdin)["results"]; assert r and sum(x["category"]=="shoes/hiking" for x in r) >= len(r)*0.6, r'
 st 0 "trending --json" "$K" --db "$DB" --json trending --window 1d --k 5
 json "trending --json"
+# as of the data's own time (gen --now): the burst of its last hours leads
+# the 30-minute trend; the wall clock, months later, sees it decayed away
+for now in 2026-09-21T14:13:20Z 1790000000 $NOW 2026-09-21T16:13:20+02:00; do
+	st 0 "--now $now trending --window 30m" "$K" --db "$DB" --json \
+		--now "$now" trending --window 30m --k 3
+	py "trending as of $now" 'import json,sys; r=json.load(sys.stdin)["results"]; assert len(r)==3 and r[2]["score"]>1, r'
+done
+st 0 "trending --window 12h, wall clock" "$K" --db "$DB" --json trending \
+	--window 12h --k 3
+py "the wall clock: decayed" 'import json,sys; r=json.load(sys.stdin)["results"]; assert all(x["score"]<1e-3 for x in r), r'
+st 0 "trending --window 14d" "$K" --db "$DB" --json --now $NOW trending \
+	--window 14d --k 3
+py "trending 14d" 'import json,sys; r=json.load(sys.stdin)["results"]; assert len(r)==3, r'
+st 0 "feedback as of --now" "$K" --db "$DB" --now 1790000000 feedback \
+	u0001 i00002 click
 st 0 "feedback" "$K" --db "$DB" feedback u0001 i00002 click
 st 0 "feedback --json" "$K" --db "$DB" --json feedback u0001 i00002 \
 	rating --value 4

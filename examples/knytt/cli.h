@@ -54,6 +54,7 @@ typedef struct cli {
 	double reg, alpha;
 	unsigned dim;       /* --dim, 0 = engine default */
 	unsigned threads;   /* --threads, 0 = every core */
+	int64_t now_ms;     /* --now: the engine's as-of time, 0 = clock */
 } cli;
 
 /* ---- util.c ---- */
@@ -84,6 +85,15 @@ int cli_store_open(const cli *c, int create, knytt_store **out);
  * and dimension not given on the command line are those of the model the
  * store holds (c->model and c->dim are updated). */
 int cli_engine_open(cli *c, knytt_engine **out);
+
+/* --now TIME: ISO 8601 (2024-05-01, 2024-05-01T12:30[:SS][Z|+HH:MM],
+ * UTC without an offset) or epoch digits (seconds below 1e11, else ms).
+ * --window DURATION: a number with s, m, min, h, d or w (plain = s).
+ * Both return 0 or -1. */
+int cli_parse_time(const char *s, int64_t *out_ms);
+int cli_parse_duration(const char *s, double *out_s);
+/* Engine warnings to stderr (unless --quiet); ctx is the cli. */
+void cli_engine_warning(void *ctx, const char *msg);
 
 double cli_now(void);
 int cli_interrupted(void);

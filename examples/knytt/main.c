@@ -80,8 +80,8 @@ static const command commands[] = {
 	 "\n"
 	 "  --mmr LAMBDA        diversify (1 = pure relevance, 0.3..0.9 more\n"
 	 "                      variety)\n"
-	 "  --exclude-seen      leave out everything the user interacted with,\n"
-	 "                      not only purchases\n"
+	 "  --exclude-seen      leave out everything the user interacted with\n"
+	 "                      (the default; kept for scripts)\n"
 	 "  --cold              accept an unknown user: registered as a new\n"
 	 "                      visitor, who gets trending, then popular items\n"
 	 "                      (without it an unknown user exits 3)\n"
@@ -91,20 +91,22 @@ static const command commands[] = {
 	 "usage: knytt similar ITEM [--k N] [filters]\n\n" FILTER_HELP},
 	{"trending", cmd_trending, "k=,window=,category=,", 0, 0,
 	 "items with the most recent interactions",
-	 "usage: knytt trending [--k N] [--window 1h|1d|7d] [--category C]\n"
+	 "usage: knytt trending [--k N] [--window DURATION] [--category C]\n"
 	 "\n"
 	 "Time-decayed interaction counts with the window as half-life\n"
-	 "(default 1d).\n"},
+	 "(default 1d): 30m, 12h, 14d, 2w or plain seconds; the engine keeps\n"
+	 "counters for 1h, 1d and 7d and uses the nearest.  With --now,\n"
+	 "as of that time.\n"},
 	{"feedback", cmd_feedback, "value=,", 3, 3,
 	 "record an interaction and update the user's taste",
 	 "usage: knytt feedback USER ITEM TYPE [--value V]\n"
 	 "\n"
 	 "TYPE is view, click, add_to_cart, purchase, favorite, rating (with\n"
 	 "--value) or a custom name.  The next recommend sees it.\n"},
-	{"gen", cmd_gen, "out=,items=,users=,events=,seed=,now=,", 0, 0,
+	{"gen", cmd_gen, "out=,items=,users=,events=,seed=,", 0, 0,
 	 "write a synthetic catalog with planted tastes",
 	 "usage: knytt gen --out DIR [--items N] [--users N] [--events N]\n"
-	 "                 [--seed S] [--now UNIX_MS]\n"
+	 "                 [--seed S] [--now TIME]\n"
 	 "\n"
 	 "Writes DIR/items.csv, DIR/users.csv and DIR/interactions.csv:\n"
 	 "categories with their own vocabulary, prices and quality scores;\n"
@@ -123,7 +125,7 @@ static const command commands[] = {
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
-static const char global_opts[] = ",db=,tenant=,json,quiet,q,help,h,";
+static const char global_opts[] = ",db=,tenant=,json,quiet,q,help,h,now=,";
 
 static void main_usage(FILE *f)
 {
@@ -270,7 +272,7 @@ int main(int argc, char **argv)
 	if (help) {
 		fputs(cmd->usage, stdout);
 		printf("\nGlobal options: --db URI, --tenant NAME, --json, "
-		       "--quiet.  See knytt(1).\n");
+		       "--quiet, --now TIME.  See knytt(1).\n");
 		goto out;
 	}
 	if (a.npos < cmd->minpos) {
@@ -300,6 +302,13 @@ int main(int argc, char **argv)
 	c.quiet = arg_has(&a, "quiet") || arg_has(&a, "q");
 	c.progress = !c.quiet && isatty(STDERR_FILENO);
 	c.model = "als";
+	const char *now = arg_get(&a, "now");
+	if (now && cli_parse_time(now, &c.now_ms) != 0) {
+		rc = cli_usage(cmd->name, "--now needs ISO 8601 (2024-05-01, "
+					  "2024-05-01T12:30:00Z) or epoch "
+					  "seconds or ms, not '%s'", now);
+		goto out;
+	}
 	cli_catch_sigint();
 	rc = cmd->fn(&c, &a);
 	fflush(stdout);

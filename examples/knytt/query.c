@@ -332,17 +332,10 @@ int cmd_trending(cli *c, args *a)
 		return rc;
 	const char *w = arg_get(a, "window");
 	double win = 86400;
-	if (w) {
-		if (!strcmp(w, "1h"))
-			win = 3600;
-		else if (!strcmp(w, "1d"))
-			win = 86400;
-		else if (!strcmp(w, "7d"))
-			win = 604800;
-		else
-			return cli_usage("trending", "--window is 1h, 1d or 7d, "
-						     "not '%s'", w);
-	}
+	if (w && cli_parse_duration(w, &win) != 0)
+		return cli_usage("trending", "--window needs a duration such "
+					     "as 30m, 12h, 14d or 3600 "
+					     "(seconds), not '%s'", w);
 	const char *cat = arg_get(a, "category");
 	if (cat && !*cat)
 		cat = NULL;

@@ -144,6 +144,10 @@ static int engine_try(const cli *c, knytt_model_kind kind,
 		rc = knytt_engine_set_dim(e, c->dim);
 	if (rc == 0 && c->threads)
 		rc = knytt_engine_set_threads(e, c->threads);
+	if (rc == 0 && c->now_ms)
+		rc = knytt_engine_set_now(e, c->now_ms);
+	if (rc == 0)
+		rc = knytt_engine_set_log(e, cli_engine_warning, (void *)c);
 	if (rc == 0)
 		rc = knytt_engine_open(e, c->db);
 	if (rc < 0) {
@@ -312,4 +316,103 @@ void bar_done(bar *b)
 {
 	bar_clear(b);
 	b->on = 0;
+}
+
+/* ---- --now and durations ---- */
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's
+ * days_from_civil), so no time zone is involved. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int cli_parse_time(const char *s, int64_t *out_ms)
+{
+	char *end;
+	if (!*s)
+		return -1;
+	if (strspn(s, "0123456789") == strlen(s)) {
+		errno = 0;
+		unsigned long long v = strtoull(s, &end, 10);
+		if (errno || v > 9000000000000000ULL)
+			return -1;
+		/* below 1e11: seconds (until the year 5138); above: ms */
+		*out_ms = v < 100000000000ULL ? (int64_t)v * 1000 : (int64_t)v;
+		return 0;
+	}
+	int y, mo, d, h = 0, mi = 0, n = 0;
+	double sec = 0;
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10 ||
+	    mo < 1 || mo > 12 || d < 1 || d > 31)
+		return -1;
+	const char *p = s + 10;
+	if (*p == 'T' || *p == ' ') {
+		int k = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &k) != 2 || k != 5 ||
+		    h > 23 || mi > 59)
+			return -1;
+		p += 1 + k;
+		if (*p == ':') {
+			sec = strtod(p + 1, &end);
+			if (end == p + 1 || !(sec >= 0 && sec < 61))
+				return -1;
+			p = end;
+		}
+	}
+	int64_t off = 0; /* UTC unless an offset is given */
+	if (*p == 'Z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om, k = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5)
+			return -1;
+		off = (*p == '-' ? -1 : 1) * (oh * 3600LL + om * 60LL);
+		p += 1 + k;
+	}
+	if (*p)
+		return -1;
+	int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
+		    h * 3600LL + mi * 60LL - off;
+	if (t < 0)
+		return -1;
+	*out_ms = t * 1000 + (int64_t)(sec * 1000.0 + 0.5);
+	return 0;
+}
+
+int cli_parse_duration(const char *s, double *out_s)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || !isfinite(v) || v <= 0)
+		return -1;
+	double unit = 1;
+	if (*end) {
+		static const struct {
+			const char *name;
+			double s;
+		} units[] = { {"s", 1},      {"m", 60},      {"min", 60},
+			      {"h", 3600},   {"d", 86400},   {"w", 604800} };
+		unit = 0;
+		for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+			if (!strcmp(end, units[i].name))
+				unit = units[i].s;
+		if (unit == 0)
+			return -1;
+	}
+	*out_s = v * unit;
+	return 0;
+}
+
+void cli_engine_warning(void *ctx, const char *msg)
+{
+	const cli *c = ctx;
+	if (!c->quiet)
+		fprintf(stderr, "knytt: warning: %s\n", msg);
 }

@@ -93,6 +93,9 @@ static const char *const sql_common[Q__COUNT] = {
 		      "x.tenant = ?1 ORDER BY x.ts DESC, x.id DESC LIMIT ?3",
 	[Q_IX_ITEM] = "SELECT " IX_COLS "WHERE x.item_id = ?2 AND "
 		      "x.tenant = ?1 ORDER BY x.ts DESC, x.id DESC LIMIT ?3",
+	[Q_IX_USER_ALL] = "SELECT " IX_COLS "WHERE x.user_id = ?2 AND "
+			  "x.tenant = ?1 AND (x.ts, x.id) > (?3, ?4) ORDER "
+			  "BY x.ts, x.id LIMIT ?5",
 	[Q_IX_SINCE] = "SELECT " IX_COLS "WHERE x.tenant = ?1 AND "
 		       "(x.ts, x.id) > (?2, ?3) ORDER BY x.ts, x.id LIMIT ?4",
 	[Q_IX_COUNT] = "SELECT COUNT(*) FROM interactions WHERE tenant = ?1",
@@ -410,7 +413,10 @@ int knytt_store_open(const char *uri, knytt_store **out)
 	st->ops = st->db->ops;
 	st->batch_rows = 50000;
 	st->bulk_min = 100000;
-	rc = knytt__migrate(st);
+	st->future_tol_ms = KNYTT_FUTURE_TOLERANCE_MS;
+	rc = knytt__remember_location(st, uri);
+	if (rc == 0)
+		rc = knytt__migrate(st);
 	if (rc == 0)
 		rc = knytt__ix_recover(st);
 	if (rc) {
@@ -429,6 +435,7 @@ void knytt_store_close(knytt_store *st)
 		if (st->stmt[i])
 			O->finalize(st->stmt[i]);
 	O->close(st->db);
+	free(st->location);
 	free(st);
 }
 
@@ -457,12 +464,39 @@ int knytt_store_set_batch_size(knytt_store *st, size_t rows)
 
 /* ---- tenants and keys -------------------------------------------------- */
 
+/* Tenant names: 1..64 of A-Z a-z 0-9 _ - ., starting with a letter or
+ * digit.  They appear in URLs, logs and command lines; no file name is
+ * made from them (location.c uses the tenant id). */
+static int check_tenant_name(const char *name)
+{
+	if (!name || !*name)
+		return knytt__err(KNYTT_EINVAL, "field name: the tenant name "
+						"is empty");
+	size_t n = strlen(name);
+	if (n > 64)
+		return knytt__err(KNYTT_EINVAL, "field name: the tenant name "
+						"has %zu bytes, at most 64",
+				  n);
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '_' && c != '-' && c != '.')))
+			return knytt__err(KNYTT_EINVAL,
+					  "field name: tenant name '%.64s' "
+					  "may only hold A-Z a-z 0-9 _ - . and "
+					  "must start with a letter or digit",
+					  name);
+	}
+	return KNYTT_OK;
+}
+
 int knytt_store_tenant_create(knytt_store *st, const char *name,
 			      uint64_t *id)
 {
 	if (!st)
 		return knytt__err(KNYTT_EINVAL, "store is NULL");
-	int rc = check_id("name", name);
+	int rc = check_tenant_name(name);
 	if (rc)
 		return rc;
 	knytt__stmt *q = knytt__st_q(st, Q_TENANT_INS);
@@ -1304,6 +1338,10 @@ int knytt__ix_prepare(knytt_store *st, const knytt_interaction *in,
 		return knytt__err(KNYTT_EINVAL, "field value must be finite");
 	if (in->ts_ms < 0)
 		return knytt__err(KNYTT_EINVAL, "field ts_ms must be >= 0");
+	if ((rc = knytt__ts_check("ts_ms", in->ts_ms, knytt__now_ms(),
+				  st ? st->future_tol_ms
+				     : KNYTT_FUTURE_TOLERANCE_MS)))
+		return rc;
 	if (in->event_id && (rc = check_id("event_id", in->event_id)))
 		return rc;
 	memset(r, 0, sizeof *r);
@@ -1421,6 +1459,11 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 			O->bind_i64(q, 2, k_ts);
 			O->bind_i64(q, 3, k_id);
 			O->bind_i64(q, 4, PAGE);
+		} else if (qid == Q_IX_USER_ALL) {
+			O->bind_i64(q, 2, (int64_t)owner);
+			O->bind_i64(q, 3, k_ts);
+			O->bind_i64(q, 4, k_id);
+			O->bind_i64(q, 5, PAGE);
 		} else {
 			want = left < PAGE ? left : PAGE;
 			O->bind_i64(q, 2, (int64_t)owner);
@@ -1444,7 +1487,7 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 					"the callback stopped the scan");
 			break;
 		}
-		if (n < want || qid != Q_IX_SINCE)
+		if (n < want || (qid != Q_IX_SINCE && qid != Q_IX_USER_ALL))
 			break; /* recent-N: one query (limit <= PAGE) */
 		k_ts = page[n - 1].ix.ts_ms;
 		k_id = (int64_t)page[n - 1].ix.id;
@@ -1479,6 +1522,20 @@ int knytt_store_user_recent(knytt_store *st, const char *user, size_t n,
 			    knytt_interaction_fn fn, void *ctx)
 {
 	return recent(st, Q_IX_USER, user, n, fn, ctx);
+}
+
+int knytt_store_user_history(knytt_store *st, const char *user,
+			     knytt_interaction_fn fn, void *ctx)
+{
+	int rc = need_tenant(st);
+	if (rc || (rc = check_id("user", user)))
+		return rc;
+	if (!fn)
+		return knytt__err(KNYTT_EINVAL, "callback is NULL");
+	uint64_t id = 0;
+	if ((rc = user_id(st, user, &id)))
+		return rc;
+	return ix_scan(st, Q_IX_USER_ALL, id, 0, INT64_MIN, fn, ctx);
 }
 
 int knytt_store_item_recent(knytt_store *st, const char *item, size_t n,
@@ -1892,7 +1949,11 @@ int knytt_store_model_put(knytt_store *st, const char *name,
 		return knytt__err(KNYTT_EINVAL,
 				  "model blob of %zu bytes is over 1 GiB",
 				  size);
-	if ((rc = knytt__st_begin(st)))
+	/* inside a caller's transaction (the engine stores a model version
+	 * with its embeddings as one), the version is the caller's to
+	 * commit or roll back */
+	int own = !st->in_txn;
+	if (own && (rc = knytt__st_begin(st)))
 		return rc;
 	knytt__stmt *q = knytt__st_q(st, Q_MODEL_MAX);
 	int64_t v = 0;
@@ -1921,10 +1982,11 @@ int knytt_store_model_put(knytt_store *st, const char *name,
 		O->reset(q);
 	}
 	if (rc) {
-		knytt__st_rollback(st);
+		if (own)
+			knytt__st_rollback(st);
 		return rc;
 	}
-	if ((rc = knytt__st_commit(st)))
+	if (own && (rc = knytt__st_commit(st)))
 		return rc;
 	if (version)
 		*version = v;
