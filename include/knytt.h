@@ -888,6 +888,30 @@ typedef void (*knytt_reject_fn)(size_t line, const char *field,
 KNYTT_API int knytt_store_import(knytt_store *st, const char *path,
 				 knytt_record_kind kind, knytt_format format,
 				 knytt_reject_fn on_reject, void *ctx);
+
+/** What the last knytt_store_import on a handle did (versioned struct,
+ *  see RECORDS above). */
+typedef struct knytt_import_report {
+	size_t struct_size;  /* sizeof(knytt_import_report), set by caller */
+	int64_t accepted;    /* rows that passed validation: the count
+				knytt_store_import returned */
+	int64_t imported;    /* accepted rows written: accepted minus
+				duplicates */
+	int64_t duplicates;  /* interactions whose event id was stored
+				already, or came earlier in the file: not
+				stored again */
+	int64_t rejected;    /* rows refused (each one reported through
+				on_reject) */
+} knytt_import_report;
+
+/**
+ * Fills @p out with the counts of the last knytt_store_import on @p st
+ * (all 0 before the first; after a failed import, the rows up to the
+ * failure).  Members past the caller's struct_size are not written.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, struct_size too small).
+ */
+KNYTT_API int knytt_store_import_report(const knytt_store *st,
+					knytt_import_report *out);
 /* ===== end part: store ===== */
 
 /* ===== part: model (lib/model) ===== */

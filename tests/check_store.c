@@ -1529,6 +1529,296 @@ START_TEST(import_interactions_csv)
 }
 END_TEST
 
+/* Issue 12 item 10: an item column missing from the file keeps what is
+ * stored; an empty cell (CSV) or null / "" (JSON Lines) clears it. */
+START_TEST(import_partial_columns_keep)
+{
+	knytt_store *st = su_open("shop", NULL);
+	char p[512];
+	su_file("full.csv",
+		"id,title,description,category,price,currency,in_stock,"
+		"quality,image_url,attributes\n"
+		"a,Alpha,long text,x/y,10,EUR,0,0.5,http://i/a,"
+		"\"{\"\"k\"\":1}\"\n"
+		"b,Beta,beta text,x,20,USD,0,0.25,http://i/b,"
+		"\"{\"\"k\"\":2}\"\n",
+		p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 2);
+	/* fewer columns: only title and price change for a; the empty
+	 * title of b clears it */
+	su_file("few.csv", "id,title,price\na,Alpha 2,11\nb,,21\n", p,
+		sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 2);
+	knytt_item *g;
+	ck_assert_int_eq(knytt_store_item_get(st, "a", &g), 0);
+	ck_assert_str_eq(g->title, "Alpha 2");
+	ck_assert_double_eq(g->price, 11);
+	ck_assert_str_eq(g->description, "long text");
+	ck_assert_str_eq(g->category, "x/y");
+	ck_assert_str_eq(g->currency, "EUR");
+	ck_assert_int_eq(g->in_stock, 0);
+	ck_assert_double_eq(g->quality, 0.5);
+	ck_assert_str_eq(g->image_url, "http://i/a");
+	ck_assert_str_eq(g->attributes, "{\"k\":1}");
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_get(st, "b", &g), 0);
+	ck_assert_ptr_null(g->title);
+	ck_assert_str_eq(g->description, "beta text");
+	knytt_free(g);
+	/* empty cells clear: text to NULL, numbers to their defaults */
+	su_file("clear.csv", "id,description,quality,in_stock,currency\n"
+			     "a,,,,\n",
+		p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 1);
+	ck_assert_int_eq(knytt_store_item_get(st, "a", &g), 0);
+	ck_assert_str_eq(g->title, "Alpha 2");
+	ck_assert_ptr_null(g->description);
+	ck_assert_ptr_null(g->currency);
+	ck_assert_double_eq(g->quality, 0);
+	ck_assert_int_eq(g->in_stock, 1);
+	ck_assert_str_eq(g->image_url, "http://i/a");
+	knytt_free(g);
+	/* JSON Lines: an absent key keeps, null and "" clear */
+	su_file("b.jsonl",
+		"{\"id\":\"b\",\"title\":\"Beta 3\",\"image_url\":null,"
+		"\"category\":\"\"}\n",
+		p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_JSONL, NULL, NULL),
+			 1);
+	ck_assert_int_eq(knytt_store_item_get(st, "b", &g), 0);
+	ck_assert_str_eq(g->title, "Beta 3");
+	ck_assert_ptr_null(g->image_url);
+	ck_assert_ptr_null(g->category);
+	ck_assert_str_eq(g->description, "beta text");
+	ck_assert_str_eq(g->currency, "USD");
+	ck_assert_double_eq(g->price, 21);
+	ck_assert_double_eq(g->quality, 0.25);
+	ck_assert_str_eq(g->attributes, "{\"k\":2}");
+	int64_t upd = g->updated_ms;
+	knytt_free(g);
+	/* a row that changes nothing it names leaves updated_ms alone */
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_JSONL, NULL, NULL),
+			 1);
+	ck_assert_int_eq(knytt_store_item_get(st, "b", &g), 0);
+	ck_assert_int_eq(g->updated_ms, upd);
+	knytt_free(g);
+	/* a new item gets the defaults for what the file lacks */
+	su_file("new.csv", "id,title\nn,New\n", p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 1);
+	ck_assert_int_eq(knytt_store_item_get(st, "n", &g), 0);
+	ck_assert_int_eq(g->in_stock, 1);
+	ck_assert_ptr_null(g->description);
+	knytt_free(g);
+	/* users: a file without attributes keeps them */
+	su_file("u1.csv", "id,attributes\nu1,\"{\"\"age\"\":30}\"\n", p,
+		sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_USERS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 1);
+	su_file("u2.csv", "id\nu1\nu2\n", p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_USERS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 2);
+	char *attrs = NULL;
+	ck_assert_int_eq(knytt_store_user_get(st, "u1", NULL, &attrs, NULL),
+			 0);
+	ck_assert_str_eq(attrs, "{\"age\":30}");
+	knytt_free(attrs);
+	ck_assert_int_eq(knytt_store_user_count(st), 2);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* Issue 12 item 11: a "favorite" interaction marks the favorite, through
+ * knytt_store_interaction_add and through imports. */
+START_TEST(favorite_events_set_favorites)
+{
+	knytt_store *st = su_open("shop", NULL);
+	uint64_t i1 = put_item(st, "i1", "one", NULL, NULL, 1, 1);
+	uint64_t i2 = put_item(st, "i2", "two", NULL, NULL, 1, 1);
+	uint64_t i3 = put_item(st, "i3", "three", NULL, NULL, 1, 1);
+	uint64_t ids[8];
+	ck_assert_int_eq(add_ix(st, "u1", "i1", "view", 100, NULL), 1);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u1", ids, 8), 0);
+	ck_assert_int_eq(add_ix(st, "u1", "i1", "favorite", 200, "f1"), 1);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u1", ids, 8), 1);
+	ck_assert_uint_eq(ids[0], i1);
+	char p[512];
+	su_file("fav.csv",
+		"user,item,type,ts_ms,event_id\n"
+		"u1,i2,favorite,300,f2\n"
+		"u1,i3,click,400,c3\n"
+		"u2,i3,favorite,500,f3\n",
+		p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 3);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u1", ids, 8), 2);
+	ck_assert_uint_eq(ids[0], i2); /* newest first: dated by the event */
+	ck_assert_uint_eq(ids[1], i1);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u2", ids, 8), 1);
+	ck_assert_uint_eq(ids[0], i3);
+	/* the JSON Lines path too */
+	su_file("fav.jsonl",
+		"{\"user\":\"u3\",\"item\":\"i2\",\"type\":\"favorite\"}\n", p,
+		sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_JSONL, NULL, NULL),
+			 1);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u3", ids, 8), 1);
+	ck_assert_uint_eq(ids[0], i2);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* Issue 12 item 15: a NUL byte in a value refuses the row (line and
+ * field reported) instead of cutting the value short: "c\0ZZZ" must not
+ * overwrite item c. */
+START_TEST(import_nul_bytes_rejected)
+{
+	knytt_store *st = su_open("shop", NULL);
+	put_item(st, "c", "Original", NULL, NULL, 1, 1);
+	char p[512];
+	su_path("nul.csv", p, sizeof p);
+	static const char csv[] = "id,title\n"
+				  "c\0ZZZ,Evil\n"
+				  "d,Fine\n"
+				  "e,Ti\0tle\n";
+	FILE *f = fopen(p, "wb");
+	ck_assert_ptr_nonnull(f);
+	fwrite(csv, 1, sizeof csv - 1, f);
+	fclose(f);
+	rejects r;
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, on_reject, &r),
+			 1);
+	ck_assert_str_eq(r.s, "2:id;4:title;");
+	knytt_item *g;
+	ck_assert_int_eq(knytt_store_item_get(st, "c", &g), 0);
+	ck_assert_str_eq(g->title, "Original");
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_get(st, "e", &g), KNYTT_ENOTFOUND);
+	/* JSON Lines: the \u0000 escape and a raw NUL byte, in ids, text and
+	 * inside the attributes object; "\\u0000" is a backslash and text */
+	su_path("nul.jsonl", p, sizeof p);
+	static const char jl[] =
+		"{\"id\":\"c\\u0000ZZZ\",\"title\":\"Evil\"}\n"
+		"{\"id\":\"f\",\"title\":\"x\\u0000y\"}\n"
+		"{\"id\":\"g\",\"attributes\":{\"k\":\"v\\u0000\"}}\n"
+		"{\"id\":\"h\",\"title\":\"a\0b\"}\n"
+		"{\"id\":\"i\",\"title\":\"back\\\\u0000slash\"}\n";
+	f = fopen(p, "wb");
+	ck_assert_ptr_nonnull(f);
+	fwrite(jl, 1, sizeof jl - 1, f);
+	fclose(f);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_JSONL, on_reject, &r),
+			 1);
+	ck_assert_str_eq(r.s, "1:id;2:title;3:attributes;4:title;");
+	ck_assert_int_eq(knytt_store_item_get(st, "c", &g), 0);
+	ck_assert_str_eq(g->title, "Original");
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_get(st, "i", &g), 0);
+	ck_assert_str_eq(g->title, "back\\u0000slash");
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_count(st), 3); /* c, d, i */
+	/* interactions: nothing stored from the row */
+	su_path("nulix.csv", p, sizeof p);
+	static const char ix[] = "user,item,type,event_id\n"
+				 "u1,c,view,e\0x\n"
+				 "u\0x,c,view,e2\n"
+				 "u1,c,view,e3\n";
+	f = fopen(p, "wb");
+	ck_assert_ptr_nonnull(f);
+	fwrite(ix, 1, sizeof ix - 1, f);
+	fclose(f);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, on_reject, &r),
+			 1);
+	ck_assert_str_eq(r.s, "2:event_id;3:user;");
+	ck_assert_int_eq(knytt_store_interaction_count(st), 1);
+	ck_assert_int_eq(knytt_store_user_count(st), 1);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* Issue 12 item 21: repeated event ids are reported as duplicates, not
+ * as imported, on the plain and on the bulk path. */
+START_TEST(import_report_duplicates)
+{
+	knytt_store *st = su_open("shop", NULL);
+	put_item(st, "i1", "one", NULL, NULL, 1, 1);
+	knytt_import_report rep;
+	memset(&rep, 0, sizeof rep);
+	rep.struct_size = sizeof rep;
+	ck_assert_int_eq(knytt_store_import_report(st, &rep), 0);
+	ck_assert_int_eq(rep.accepted, 0);
+	char p[512];
+	su_file("ix.csv",
+		"user,item,type,event_id\n"
+		"u1,i1,view,e1\n"
+		"u1,i1,view,e2\n"
+		"u1,i1,view,e1\n"
+		"u1,i9,view,e4\n"
+		"u1,i1,view,\n",
+		p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 4);
+	ck_assert_int_eq(knytt_store_import_report(st, &rep), 0);
+	ck_assert_int_eq(rep.accepted, 4);
+	ck_assert_int_eq(rep.duplicates, 1);
+	ck_assert_int_eq(rep.imported, 3);
+	ck_assert_int_eq(rep.rejected, 1);
+	/* again: e1 and e2 are stored already; the row without an event id
+	 * is appended again */
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 4);
+	ck_assert_int_eq(knytt_store_import_report(st, &rep), 0);
+	ck_assert_int_eq(rep.duplicates, 3);
+	ck_assert_int_eq(rep.imported, 1);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 4);
+	/* the bulk path (indexes dropped, repeats removed at the end) */
+	st->bulk_min = 1;
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 4);
+	ck_assert_int_eq(knytt_store_import_report(st, &rep), 0);
+	ck_assert_int_eq(rep.duplicates, 3);
+	ck_assert_int_eq(rep.imported, 1);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 5);
+	/* a caller's older, smaller struct gets only its members */
+	struct {
+		size_t struct_size;
+		int64_t accepted;
+		int64_t guard;
+	} small = {offsetof(knytt_import_report, imported), 0, 77};
+	ck_assert_int_eq(knytt_store_import_report(
+				 st, (knytt_import_report *)(void *)&small),
+			 0);
+	ck_assert_int_eq(small.accepted, 4);
+	ck_assert_int_eq(small.guard, 77);
+	rep.struct_size = 4;
+	ck_assert_int_eq(knytt_store_import_report(st, &rep), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_import_report(NULL, &rep), KNYTT_EINVAL);
+	knytt_store_close(st);
+}
+END_TEST
+
 /* External ids of many lengths, up to 256 bytes, through an import: the
  * importer's id caches keep short ids in place and long ones behind a
  * pointer (the split is at 15 bytes), and grow as they fill.  Every row
@@ -2130,6 +2420,10 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, import_items_csv);
 	tcase_add_test(tc, import_jsonl);
 	tcase_add_test(tc, import_interactions_csv);
+	tcase_add_test(tc, import_partial_columns_keep);
+	tcase_add_test(tc, favorite_events_set_favorites);
+	tcase_add_test(tc, import_nul_bytes_rejected);
+	tcase_add_test(tc, import_report_duplicates);
 	tcase_add_test(tc, import_ids_of_all_lengths);
 	tcase_add_test(tc, import_rejects_in_order);
 	tcase_add_test(tc, import_movielens);

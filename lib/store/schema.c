@@ -356,11 +356,19 @@ static int build_body(knytt_store *st)
 		return pg ? o->exec(st->db, "RELEASE SAVEPOINT knytt_event") : 0;
 	if (pg && (rc = o->exec(st->db, "ROLLBACK TO SAVEPOINT knytt_event")))
 		return rc;
-	if ((rc = o->exec(st->db,
-			  "DELETE FROM interactions WHERE event_id IS NOT "
-			  "NULL AND id NOT IN (SELECT MIN(id) FROM "
-			  "interactions WHERE event_id IS NOT NULL GROUP BY "
-			  "tenant, event_id)")))
+	knytt__stmt *q;
+	if ((rc = o->prepare(st->db,
+			     "DELETE FROM interactions WHERE event_id IS NOT "
+			     "NULL AND id NOT IN (SELECT MIN(id) FROM "
+			     "interactions WHERE event_id IS NOT NULL GROUP BY "
+			     "tenant, event_id)",
+			     &q)))
+		return rc;
+	rc = o->step(q);
+	/* the import reports them as duplicates */
+	st->bulk_removed += rc == 0 ? o->changes(q) : 0;
+	o->finalize(q);
+	if (rc < 0)
 		return rc;
 	return o->exec(st->db, uniq);
 }
