@@ -196,11 +196,41 @@ static const migration migrations[] = {
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
 
+/* The recorded schema version, read without a write lock: 0 when the
+ * table is missing or the read fails (the locked path then decides). */
+static int version_now(knytt_store *st)
+{
+	const knytt__dbops *o = st->ops;
+	knytt__stmt *q;
+	int v = 0;
+	if (o->dialect == KNYTT__PG)
+		return 0; /* its advisory lock blocks no reader or writer */
+	char saved[512];
+	snprintf(saved, sizeof saved, "%s", knytt_errmsg());
+	if (o->prepare(st->db, "SELECT MAX(version) FROM knytt_schema",
+		       &q) == 0) {
+		if (o->step(q) == 1)
+			v = (int)o->col_i64(q, 0);
+		o->finalize(q);
+	}
+	knytt__err(0, "%s", saved);
+	return v;
+}
+
 int knytt__migrate(knytt_store *st)
 {
 	const knytt__dbops *o = st->ops;
 	knytt__db *db = st->db;
 	int pg = o->dialect == KNYTT__PG;
+	/* Every open came here, and in SQLite took the write lock to look
+	 * at the version: while imports held it, a mere read of the store
+	 * failed with "database is locked".  An up-to-date schema needs no
+	 * lock. */
+	int now = version_now(st);
+	if (now == migrations[NMIGRATIONS - 1].version) {
+		st->schema_version = now;
+		return 0;
+	}
 	int rc = o->exec(db, "CREATE TABLE IF NOT EXISTS knytt_schema("
 			     "version INTEGER PRIMARY KEY, applied BIGINT NOT "
 			     "NULL)");

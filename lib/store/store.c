@@ -400,10 +400,12 @@ int knytt_store_open(const char *uri, knytt_store **out)
 		rc = knytt__pg_open(uri, &st->db);
 	} else {
 		free(st);
+		char shown[80]; /* never a password in a message */
+		knytt_uri_redact(uri, shown, sizeof shown);
 		return knytt__err(KNYTT_EINVAL,
-				  "uri '%.64s': expected sqlite:PATH or "
+				  "uri '%s': expected sqlite:PATH or "
 				  "postgres://...",
-				  uri);
+				  shown);
 	}
 	if (rc) {
 		free(st);
@@ -438,6 +440,17 @@ void knytt_store_close(knytt_store *st)
 const char *knytt_store_backend(const knytt_store *st)
 {
 	return st ? st->ops->name : "";
+}
+
+int knytt_store_set_busy_timeout(knytt_store *st, unsigned ms)
+{
+	if (!st)
+		return knytt__err(KNYTT_EINVAL, "store is NULL");
+	if (ms > 3600000)
+		return knytt__err(KNYTT_EINVAL,
+				  "busy timeout %u ms is over 3600000", ms);
+	int pg = O->dialect == KNYTT__PG;
+	return O->set_busy(st->db, ms ? (int)ms : pg ? 0 : KNYTT_STORE_BUSY_MS);
 }
 
 int knytt_store_schema_version(const knytt_store *st)

@@ -88,6 +88,9 @@ typedef struct knytt__dbops {
 	 * so a bulk import that died no longer holds it. */
 	int (*bulk_lock)(knytt__db *db, int take);
 	void (*close)(knytt__db *db);
+	/* How long a statement waits for a lock another connection holds
+	 * before failing with KNYTT_EBUSY (knytt_store_set_busy_timeout). */
+	int (*set_busy)(knytt__db *db, int ms);
 } knytt__dbops;
 
 struct knytt__db {
