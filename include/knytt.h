@@ -714,6 +714,8 @@ typedef struct knytt_interaction {
 
 /**
  * Appends one interaction.  Interactions are never changed or removed.
+ * A "favorite" interaction also marks the favorite
+ * (knytt_store_favorite_set, dated by the event) in the same commit.
  * @return 1 (stored), 0 (a duplicate event_id, ignored), KNYTT_EINVAL
  *         (bad field), KNYTT_ENOTFOUND (unknown item), KNYTT_ESTATE,
  *         KNYTT_EDB.
@@ -918,8 +920,15 @@ typedef void (*knytt_reject_fn)(size_t line, const char *field,
  *   users: id, attributes;
  *   interactions: user, item, type, weight, value, ts_ms, event_id.
  * JSON Lines use the same names as keys (attributes as an object).
+ * An existing item keeps the stored value of a column the file does not
+ * have (a JSON Lines key that is absent); an empty cell (null or "")
+ * clears it (NULL; price and quality 0, in_stock 1).  A row holding a
+ * NUL byte (CSV, MovieLens) or a NUL in a JSON string (\u0000) is
+ * rejected: it would otherwise be cut short at the NUL.  "favorite"
+ * interactions also mark favorites.  Counts: knytt_store_import_report.
  *
- * @return the number of rows accepted, or KNYTT_EINVAL (arguments,
+ * @return the number of rows accepted (valid; repeated event ids
+ *         included), or KNYTT_EINVAL (arguments,
  *         unknown column, file not valid as a whole: the message names
  *         line and field), KNYTT_EIO (cannot read), KNYTT_ESTATE,
  *         KNYTT_EDB (the database failed: batches committed before stay).

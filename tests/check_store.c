@@ -1677,6 +1677,23 @@ START_TEST(favorite_events_set_favorites)
 			 1);
 	ck_assert_int_eq(knytt_store_favorite_list(st, "u3", ids, 8), 1);
 	ck_assert_uint_eq(ids[0], i2);
+	/* the engine's feedback, synchronous and write-behind */
+	for (int async = 0; async < 2; async++) {
+		knytt_engine *e = NULL;
+		ck_assert_int_eq(knytt_engine_create(&e), 0);
+		ck_assert_int_eq(knytt_engine_set_tenant(e, "shop"), 0);
+		ck_assert_int_eq(knytt_engine_set_feedback_async(e, async), 0);
+		int rc = knytt_engine_open(e, t_uri);
+		ck_assert_msg(rc == 0, "engine open: %s", knytt_errmsg());
+		const char *u = async ? "w2" : "w1";
+		ck_assert_int_eq(knytt_engine_feedback(e, u, "i3", "favorite",
+						       0, 0),
+				 0);
+		ck_assert_int_eq(knytt_engine_flush(e), 0);
+		knytt_engine_close(e);
+		ck_assert_int_eq(knytt_store_favorite_list(st, u, ids, 8), 1);
+		ck_assert_uint_eq(ids[0], i3);
+	}
 	knytt_store_close(st);
 }
 END_TEST
