@@ -208,8 +208,14 @@ KNYTT_API int knytt_index_set_m(knytt_index *idx, unsigned m);
 /** HNSW candidate list size while building.  0 = default 200; valid
  *  1..100000.  Before open.  KNYTT_EINVAL/ESTATE. */
 KNYTT_API int knytt_index_set_ef_construction(knytt_index *idx, unsigned ef);
-/** Default search ef when a search passes ef = 0.  0 = default 64.
- *  Before open.  KNYTT_EINVAL/ESTATE. */
+/** Largest ef a search uses: a larger ef passed to a search call is
+ *  clamped to it, not refused (knytt_index_set_ef_search refuses one).
+ *  ef is then raised to k, and lowered to the number of items, so a
+ *  search's buffers stay within O(min(max(ef, k), count)). */
+#define KNYTT_INDEX_MAX_EF 100000
+
+/** Default search ef when a search passes ef = 0.  0 = default 64;
+ *  valid 1..KNYTT_INDEX_MAX_EF.  Before open.  KNYTT_EINVAL/ESTATE. */
 KNYTT_API int knytt_index_set_ef_search(knytt_index *idx, unsigned ef);
 /** Quantization mode (default KNYTT_QUANT_NONE).  Before open. */
 KNYTT_API int knytt_index_set_quant(knytt_index *idx, knytt_quant quant);
@@ -289,12 +295,15 @@ KNYTT_API size_t knytt_index_vector_memory(const knytt_index *idx);
 
 /**
  * The @p k nearest live vectors to @p query.
- * @param ef       candidate list size for this call (HNSW; raised to k if
- *                 smaller; 0 = the index's default).  Ignored by flat.
+ * @param ef       candidate list size for this call (HNSW; clamped to
+ *                 KNYTT_INDEX_MAX_EF, then raised to k if smaller;
+ *                 0 = the index's default).  Ignored by flat.
  * @param[out] labels  k labels, nearest first.
  * @param[out] dists   k distances (may be NULL).
  * @return the number of results written, or KNYTT_EINVAL (NULL pointer,
- *         k 0, wrong dim, non-finite query), KNYTT_ESTATE (not open).
+ *         k 0, wrong dim, non-finite query), KNYTT_ESTATE (not open),
+ *         KNYTT_ENOMEM (the search buffers could not grow; every label
+ *         is then UINT64_MAX).
  *         k larger than the count is not an error: the call returns
  *         count results and sets the remaining k - count labels to
  *         UINT64_MAX and distances to INFINITY.
@@ -429,6 +438,36 @@ KNYTT_API int knytt_store_open(const char *uri, knytt_store **out);
 
 /** Closes the connection and frees the handle.  NULL is a no-op. */
 KNYTT_API void knytt_store_close(knytt_store *st);
+
+/**
+ * Writes @p uri to @p out with every password replaced by "***": the
+ * user info of a URL (postgres://user:PASS@host, percent-encoded or
+ * not), a password= query parameter, and password= in the keyword/value
+ * form (host=h password=PASS, or password='a b').  Other text is copied
+ * unchanged.  Use it wherever a store URI is shown: the library's own
+ * messages already do.
+ * @param[out] out  room for @p cap bytes; always NUL-terminated when cap
+ *                  is not 0 (truncated if too small).
+ * @return the length of the whole redacted text (as snprintf: a value
+ *         >= cap means it was truncated), KNYTT_EINVAL (NULL uri, or NULL
+ *         out with cap > 0).
+ */
+KNYTT_API int knytt_uri_redact(const char *uri, char *out, size_t cap);
+
+/** Default of knytt_store_set_busy_timeout for SQLite, in ms. */
+#define KNYTT_STORE_BUSY_MS 30000
+
+/**
+ * How long a call waits for a lock that another connection or process
+ * holds before it fails with KNYTT_EBUSY (nothing of that call is then
+ * stored).  SQLite: one writer at a time per database file; a waiting
+ * writer tries again every millisecond, so writers that commit often
+ * (imports commit every batch) take turns instead of starving each
+ * other; default KNYTT_STORE_BUSY_MS.  PostgreSQL: its lock_timeout;
+ * default no limit.  @p ms = 0 restores the default.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, ms over 3600000), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_set_busy_timeout(knytt_store *st, unsigned ms);
 
 /** "sqlite" or "postgres" ("" if st is NULL). */
 KNYTT_API const char *knytt_store_backend(const knytt_store *st);
@@ -676,6 +715,8 @@ typedef struct knytt_interaction {
 
 /**
  * Appends one interaction.  Interactions are never changed or removed.
+ * A "favorite" interaction also marks the favorite
+ * (knytt_store_favorite_set, dated by the event) in the same commit.
  * @return 1 (stored), 0 (a duplicate event_id, ignored), KNYTT_EINVAL
  *         (bad field), KNYTT_ENOTFOUND (unknown item), KNYTT_ESTATE,
  *         KNYTT_EDB.
@@ -891,8 +932,15 @@ typedef void (*knytt_reject_fn)(size_t line, const char *field,
  *   users: id, attributes;
  *   interactions: user, item, type, weight, value, ts_ms, event_id.
  * JSON Lines use the same names as keys (attributes as an object).
+ * An existing item keeps the stored value of a column the file does not
+ * have (a JSON Lines key that is absent); an empty cell (null or "")
+ * clears it (NULL; price and quality 0, in_stock 1).  A row holding a
+ * NUL byte (CSV, MovieLens) or a NUL in a JSON string (\u0000) is
+ * rejected: it would otherwise be cut short at the NUL.  "favorite"
+ * interactions also mark favorites.  Counts: knytt_store_import_report.
  *
- * @return the number of rows accepted, or KNYTT_EINVAL (arguments,
+ * @return the number of rows accepted (valid; repeated event ids
+ *         included), or KNYTT_EINVAL (arguments,
  *         unknown column, file not valid as a whole: the message names
  *         line and field), KNYTT_EIO (cannot read), KNYTT_ESTATE,
  *         KNYTT_EDB (the database failed: batches committed before stay).
@@ -900,6 +948,30 @@ typedef void (*knytt_reject_fn)(size_t line, const char *field,
 KNYTT_API int knytt_store_import(knytt_store *st, const char *path,
 				 knytt_record_kind kind, knytt_format format,
 				 knytt_reject_fn on_reject, void *ctx);
+
+/** What the last knytt_store_import on a handle did (versioned struct,
+ *  see RECORDS above). */
+typedef struct knytt_import_report {
+	size_t struct_size;  /* sizeof(knytt_import_report), set by caller */
+	int64_t accepted;    /* rows that passed validation: the count
+				knytt_store_import returned */
+	int64_t imported;    /* accepted rows written: accepted minus
+				duplicates */
+	int64_t duplicates;  /* interactions whose event id was stored
+				already, or came earlier in the file: not
+				stored again */
+	int64_t rejected;    /* rows refused (each one reported through
+				on_reject) */
+} knytt_import_report;
+
+/**
+ * Fills @p out with the counts of the last knytt_store_import on @p st
+ * (all 0 before the first; after a failed import, the rows up to the
+ * failure).  Members past the caller's struct_size are not written.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, struct_size too small).
+ */
+KNYTT_API int knytt_store_import_report(const knytt_store *st,
+					knytt_import_report *out);
 /* ===== end part: store ===== */
 
 /* ===== part: model (lib/model) ===== */

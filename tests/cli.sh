@@ -111,6 +111,15 @@ grep -q "bad.csv:3:" err && grep -q "bad.csv:4:" err && ok ||
 	bad "rejected rows not reported by line: $(cat err)"
 grep -q "1 items imported, 2 rejected" out && ok || bad "reject summary: $(cat out)"
 st 1 "import a missing file" "$K" --db "$DB" import --items nope.csv
+# issue 12 items 20 and 21: no password in messages; duplicates counted
+"$K" --db 'postgres://u:s3cr%40t@127.0.0.1:1/x?connect_timeout=2' init \
+	>out 2>err
+grep -q 's3cr' out err && bad "password shown: $(cat out err)" || ok
+grep -q 'u:\*\*\*@127' err && ok || bad "redacted URI missing: $(cat err)"
+printf 'user,item,type,event_id\nu0001,z1,view,d1\nu0001,z1,view,d1\n' >dup.csv
+st 0 "import duplicates" "$K" --db "$DB" import --interactions dup.csv
+grep -q "1 interactions imported, 1 duplicates" out && ok ||
+	bad "duplicate summary: $(cat out)"
 
 # ---- eval: the model beats popularity on planted tastes ------------------
 st 0 "eval --json" "$K" --db "$DB" --json eval --dim 32

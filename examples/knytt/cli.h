@@ -78,6 +78,9 @@ int arg_uint(const args *a, const char *name, unsigned long lo,
 	     unsigned long hi, unsigned long *out);
 int arg_double(const args *a, const char *name, double *out);
 
+/* c->db as messages and output show it: any password replaced by ***
+ * (knytt_uri_redact).  Valid until the next call. */
+const char *cli_db_shown(const cli *c);
 /* Opens the store at c->db and selects c->tenant, creating the tenant
  * when @p create is set.  Returns 0 or an exit status (printed). */
 int cli_store_open(const cli *c, int create, knytt_store **out);

@@ -98,20 +98,27 @@ int arg_double(const args *a, const char *name, double *out)
 	return 0;
 }
 
+const char *cli_db_shown(const cli *c)
+{
+	static char buf[1024];
+	knytt_uri_redact(c->db, buf, sizeof buf);
+	return buf;
+}
+
 int cli_store_open(const cli *c, int create, knytt_store **out)
 {
 	knytt_store *st = NULL;
 	uint64_t tid = 0;
 	int rc = knytt_store_open(c->db, &st);
 	if (rc < 0)
-		return cli_liberr(rc, c->db);
+		return cli_liberr(rc, cli_db_shown(c));
 	rc = knytt_store_tenant_find(st, c->tenant, &tid);
 	if (rc == KNYTT_ENOTFOUND && create)
 		rc = knytt_store_tenant_create(st, c->tenant, &tid);
 	if (rc == KNYTT_ENOTFOUND) {
 		fprintf(stderr, "knytt: no tenant '%s' in %s (run 'knytt init' "
 				"or import data first)\n",
-			c->tenant, c->db);
+			c->tenant, cli_db_shown(c));
 		knytt_store_close(st);
 		return EXIT_NOTFOUND;
 	}
@@ -203,7 +210,7 @@ int cli_engine_open(cli *c, knytt_engine **out)
 					KNYTT_MODEL_TWOTOWER;
 	int rc = engine_try(c, kind, out);
 	if (rc < 0)
-		return cli_liberr(rc, c->db);
+		return cli_liberr(rc, cli_db_shown(c));
 	return 0;
 }
 

@@ -88,6 +88,9 @@ typedef struct knytt__dbops {
 	 * so a bulk import that died no longer holds it. */
 	int (*bulk_lock)(knytt__db *db, int take);
 	void (*close)(knytt__db *db);
+	/* How long a statement waits for a lock another connection holds
+	 * before failing with KNYTT_EBUSY (knytt_store_set_busy_timeout). */
+	int (*set_busy)(knytt__db *db, int ms);
 } knytt__dbops;
 
 struct knytt__db {
@@ -144,6 +147,9 @@ struct knytt_store {
 				  the engine sets its own tolerance */
 	size_t bulk_min; /* interaction imports of more rows run in bulk
 			    mode (import.c); tests lower it */
+	int64_t bulk_removed; /* repeated events the last index build
+				 removed (schema.c) */
+	knytt_import_report last_import; /* of the last knytt_store_import */
 };
 
 /* The cached statement @p id, prepared on first use and reset. */
@@ -184,13 +190,30 @@ int knytt__utf8_valid(const char *s, size_t n);
 /* Resolves ids of the selected tenant: 0 / KNYTT_ENOTFOUND / error. */
 int knytt__item_id(knytt_store *st, const char *ext, uint64_t *id);
 int knytt__user_ensure(knytt_store *st, const char *ext, uint64_t *id);
+/* Validates user id @p ext and creates the user if unknown, keeping an
+ * existing user's attributes (a user import without that column). */
+int knytt__user_ensure_checked(knytt_store *st, const char *ext);
 /* Validates one interaction into @p row (no insert); with @p resolve,
  * also looks the item up and creates the user if needed. */
 int knytt__ix_prepare(knytt_store *st, const knytt_interaction *ix,
 		      knytt__ixrow *row, int resolve);
-/* Validates and upserts an item (no tenant check). */
+/* Columns an item update may keep (the bits of the upsert's ?13). */
+enum knytt__keep {
+	KNYTT__KEEP_TITLE = 1, KNYTT__KEEP_DESCRIPTION = 2,
+	KNYTT__KEEP_CATEGORY = 4, KNYTT__KEEP_PRICE = 8,
+	KNYTT__KEEP_CURRENCY = 16, KNYTT__KEEP_IN_STOCK = 32,
+	KNYTT__KEEP_QUALITY = 64, KNYTT__KEEP_IMAGE_URL = 128,
+	KNYTT__KEEP_ATTRIBUTES = 256
+};
+/* Validates and upserts an item (no tenant check).  When the item
+ * exists, the columns named in @p keep (KNYTT__KEEP_* bits) keep their
+ * stored values: an import file without those columns. */
 int knytt__item_upsert_checked(knytt_store *st, const knytt_item *in,
-			       uint64_t *id);
+			       unsigned keep, uint64_t *id);
+/* Marks the favorites of the "favorite" rows among @p rows (ids
+ * resolved), dated by the event: the interaction type and the favorites
+ * list say the same thing, whichever path stored the event. */
+int knytt__ix_favorites(knytt_store *st, const knytt__ixrow *rows, size_t n);
 /* Files beside the database (location.c).  remember_location: at open.
  * index_dir: the folder and the file-name prefix (followed by the model
  * version and ".index") of the selected tenant's index files, the folder
