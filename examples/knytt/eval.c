@@ -249,10 +249,9 @@ int cmd_eval(cli *c, args *a)
 	}
 	if (ntest == 0) {
 		bar_done(&prog.b);
-		fprintf(stderr, "knytt: eval: no user has two distinct items: "
-				"nothing to evaluate (import interactions "
-				"first)\n");
-		ex = EXIT_ERR;
+		ex = cli_error(EXIT_ERR, "KNYTT_ENOTFOUND", NULL,
+			       "eval: no user has two distinct items: nothing "
+			       "to evaluate (import interactions first)");
 		goto out;
 	}
 
