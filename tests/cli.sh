@@ -112,9 +112,12 @@ grep -q "bad.csv:3:" err && grep -q "bad.csv:4:" err && ok ||
 grep -q "1 items imported, 2 rejected" out && ok || bad "reject summary: $(cat out)"
 st 1 "import a missing file" "$K" --db "$DB" import --items nope.csv
 
+# the training defaults of include/knytt.h (issue 12 item 8)
+def() { sed -n "s/^#define KNYTT_ENGINE_DEFAULT_$1 //p" "$SRC/include/knytt.h"; }
 # ---- eval: the model beats popularity on planted tastes ------------------
 st 0 "eval --json" "$K" --db "$DB" --json eval --dim 32
 json "eval --json"
+py "item 8: eval uses train's defaults" "import json,sys; d=json.load(sys.stdin); assert d['epochs']==$(def ALS_ITERATIONS) and d['reg']==$(def ALS_REG) and d['alpha']==$(def ALS_ALPHA), d"
 py "eval: ALS beats most-popular" 'import json,sys; d=json.load(sys.stdin); assert d["als"]["hr"] > d["popular"]["hr"] + 0.05 and d["users"] > 100, d'
 
 # ---- train and queries ----------------------------------------------------
@@ -274,7 +277,6 @@ st 2 "item 12: neither USER nor --users" "$K" --db "$DB" recommend
 st 1 "item 12: --users missing file" "$K" --db "$DB" recommend --users none.txt
 
 # ---- issue 12 item 8: the defaults are the engine's ---------------------
-def() { sed -n "s/^#define KNYTT_ENGINE_DEFAULT_$1 //p" "$SRC/include/knytt.h"; }
 st 0 "item 8: train --help" "$K" train --help
 grep -q "reg $(def ALS_REG), alpha $(def ALS_ALPHA)" out && ok ||
 	bad "item 8: train --help does not quote knytt.h's defaults: $(cat out)"

@@ -74,7 +74,8 @@ static const command commands[] = {
 	 "Holds out each user's last interaction, trains ALS on the rest and\n"
 	 "ranks every item the user has not met: prints HR@k, NDCG@k,\n"
 	 "Recall@k and catalog coverage, next to a most-popular baseline\n"
-	 "(default k 10).  The served model is not changed.\n"},
+	 "(default k 10).  The served model is not changed.  ALS settings\n"
+	 "default to train's (see knytt train --help).\n"},
 	{"search", cmd_search, "k=,user=," FILTER_OPTS, 1, 1,
 	 "hybrid keyword + semantic search",
 	 "usage: knytt search QUERY [--k N] [--user USER] [filters]\n"
