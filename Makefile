@@ -22,19 +22,28 @@ DATADIR ?= $(abspath $(CURDIR)/../shared/data)
 CC ?= cc
 ARCH := $(shell uname -m)
 PKGS := sqlite3 libpq libcjson libcurl libcrypto
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
-BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck) \
-	$(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+# The pkg-config flags are computed when a recipe first needs them, not
+# when this file is parsed: in "make deps demo" pkg-config and the -dev
+# packages only exist once the deps recipe has run, and flags read at
+# parse time would miss libpq-fe.h on a fresh machine.  lazy(VAR,cmd)
+# runs cmd once, on first use, and keeps the answer.
+lazy = $(eval $(1) := $$(shell $(2)))$($(1))
+PKG_CFLAGS = $(call lazy,PKG_CFLAGS,pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(call lazy,PKG_LIBS,pkg-config --libs $(PKGS) 2>/dev/null)
+BLAS_CFLAGS = $(call lazy,BLAS_CFLAGS,pkg-config --cflags openblas \
+	2>/dev/null)
+BLAS_LIBS = $(call lazy,BLAS_LIBS,pkg-config --libs openblas 2>/dev/null \
+	|| echo -lopenblas)
+CHECK_LIBS = $(call lazy,CHECK_LIBS,pkg-config --libs check 2>/dev/null \
+	|| echo -lcheck; pkg-config --libs libmicrohttpd 2>/dev/null \
+	|| echo -lmicrohttpd)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter
 OPT ?= -O2 -g
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden \
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden \
 	-Iinclude $(WARN) $(OPT) $(BLAS_CFLAGS) $(PKG_CFLAGS)
-LIBS := $(PKG_LIBS) $(BLAS_LIBS) -llapacke -lm -lpthread
+LIBS = $(PKG_LIBS) $(BLAS_LIBS) -llapacke -lm -lpthread
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
@@ -50,17 +59,21 @@ SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 CLI_SRCS := $(wildcard examples/knytt/*.c)
 
+# "make deps X": every compile waits for deps (also under -j), so that it
+# sees the packages deps installs.
+AFTER_DEPS := $(if $(filter deps,$(MAKECMDGOALS)),| deps)
+
 # $(1) = build dir, $(2) = extra flags
 define build_rules
-$(1)/obj/%.o: %.c $$(wildcard include/*.h lib/*.h lib/*/*.h)
+$(1)/obj/%.o: %.c $$(wildcard include/*.h lib/*.h lib/*/*.h) $(AFTER_DEPS)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -c $$< -o $$@
 
-$(1)/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c lib/vec/vec.h
+$(1)/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c lib/vec/vec.h $(AFTER_DEPS)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -c $$< -o $$@
 
-$(1)/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c lib/vec/vec.h
+$(1)/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c lib/vec/vec.h $(AFTER_DEPS)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -mavx512f \
 		-mavx512bw -mavx512vl -c $$< -o $$@
@@ -99,7 +112,7 @@ build/libknytt.so: $(patsubst %.c,build/obj/%.o,$(LIB_SRCS)) lib/knytt.vers
 
 examples: $(patsubst %,build/bin/%,$(EXAMPLES))
 
-build/bin/%: examples/%.c build/libknytt.a include/knytt.h
+build/bin/%: examples/%.c build/libknytt.a include/knytt.h $(AFTER_DEPS)
 	@mkdir -p build/bin
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< build/libknytt.a $(LIBS)
 
@@ -120,6 +133,7 @@ build-san/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build-san/libknytt.a \
 test: build/check_knytt build/libknytt.so examples build/bin/knytt
 	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 ./build/check_knytt
 	sh tests/meta.sh build
+	sh tests/make_deps.sh
 	sh tests/cli.sh build/bin/knytt
 
 sanitize: build-san/check_knytt build-san/bin/knytt
@@ -141,7 +155,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev \
 	libsqlite3-dev libpq-dev postgresql libcjson-dev \
 	libcurl4-openssl-dev libssl-dev check libsubunit-dev \
-	libmicrohttpd-dev gnuplot-nox
+	libmicrohttpd-dev gnuplot-nox man-db
 deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
@@ -160,8 +174,9 @@ install: build/libknytt.a build/libknytt.so build/bin/knytt
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    knytt.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/knytt.pc
 	for f in man/*.[1-9]; do \
-		s=$${f##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
-		install -m 644 $$f $(DESTDIR)$(MANDIR)/man$$s/; done
+		s=$${f##*.}; d=$(DESTDIR)$(MANDIR)/man$$s; install -d $$d; \
+		if [ -L $$f ]; then ln -sf "$$(readlink $$f)" $$d/$${f##*/}; \
+		else install -m 644 $$f $$d/; fi; done
 
 clean:
 	rm -rf build build-san knytt.pc
@@ -180,7 +195,7 @@ index-demo: build/bin/index_demo
 
 # libFuzzer targets for the loaders (clang): make fuzz, then run
 # ./build-fuzz/fuzz_index_load -max_total_time=60 tests/fixtures
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(BLAS_CFLAGS) $(PKG_CFLAGS) \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Iinclude $(BLAS_CFLAGS) $(PKG_CFLAGS) \
 	-fsanitize=fuzzer-no-link,address,undefined -g -O1
 FUZZ_OBJS := $(patsubst %.c,build-fuzz/obj/%.o,$(LIB_SRCS))
 build-fuzz/obj/%.o: %.c

@@ -1883,12 +1883,23 @@ typedef struct knytt_train_status {
 	size_t items_indexed;  /* vectors in the serving index */
 } knytt_train_status;
 
+/** The engine's defaults for training, the values a plain
+ *  knytt_engine_train uses when the setters below are not called.  They
+ *  are here so that tools that show or fill in one of them (knytt(1)
+ *  train) agree with the engine: the engine sets them from these. */
+#define KNYTT_ENGINE_DEFAULT_DIM 64
+#define KNYTT_ENGINE_DEFAULT_ALS_REG 1
+#define KNYTT_ENGINE_DEFAULT_ALS_ALPHA 1
+#define KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS 15
+#define KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS 10
+
 KNYTT_API int knytt_engine_create(knytt_engine **out);
 
 /** Model kind (default KNYTT_MODEL_ALS).  Before open. */
 KNYTT_API int knytt_engine_set_model(knytt_engine *e, knytt_model_kind kind);
-/** Embedding dimension (default 64): ALS factors, two-tower dimension,
- *  or the dimension of caller / embedder vectors.  Before open. */
+/** Embedding dimension (default KNYTT_ENGINE_DEFAULT_DIM, 64): ALS
+ *  factors, two-tower dimension, or the dimension of caller / embedder
+ *  vectors.  Before open. */
 KNYTT_API int knytt_engine_set_dim(knytt_engine *e, uint32_t dim);
 /** HNSW parameters (0 = defaults 16, 200, 64).  Before open. */
 KNYTT_API int knytt_engine_set_index(knytt_engine *e, unsigned m,
@@ -1977,12 +1988,13 @@ KNYTT_API int knytt_engine_set_future_tolerance(knytt_engine *e,
  * @return KNYTT_OK, KNYTT_EINVAL (over 1000), KNYTT_ESTATE.
  */
 KNYTT_API int knytt_engine_set_keep_models(knytt_engine *e, unsigned n);
-/** ALS hyper-parameters used by train (defaults: reg 1, alpha 1 -- the
- *  interaction weights above already scale confidence -- 15 iterations).
- *  Factors = the engine dimension. */
+/** ALS hyper-parameters used by train (defaults KNYTT_ENGINE_DEFAULT_ALS_*:
+ *  reg 1, alpha 1 -- the interaction weights above already scale
+ *  confidence -- 15 iterations).  Factors = the engine dimension. */
 KNYTT_API int knytt_engine_set_als(knytt_engine *e, float reg, float alpha,
 				   unsigned iterations);
-/** Two-tower epochs used by train (default 10). */
+/** Two-tower epochs used by train (default
+ *  KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS, 10). */
 KNYTT_API int knytt_engine_set_twotower(knytt_engine *e, unsigned epochs);
 /** External embedding service for item texts and queries (borrowed: must
  *  outlive the engine).  With KNYTT_MODEL_EXTERNAL it embeds items that

@@ -258,8 +258,8 @@ int cmd_import(cli *c, args *a)
 	if (rc)
 		return rc;
 	if (access(path, R_OK) != 0) {
-		fprintf(stderr, "knytt: import: cannot read %s\n", path);
-		return EXIT_ERR;
+		return cli_error(EXIT_ERR, "KNYTT_EIO", kinds[kind - 1],
+				 "import: cannot read %s", path);
 	}
 
 	knytt_store *st;

@@ -138,8 +138,12 @@ static void add_metrics(cJSON *j, const char *name, const knytt_metrics *m)
 
 int cmd_eval(cli *c, args *a)
 {
-	unsigned long k = 10, dim = 64, epochs = 15, threads = 0;
-	double reg = 0.1, alpha = 4;
+	/* train's defaults (the engine's), so eval measures what train
+	 * would serve */
+	unsigned long k = 10, dim = KNYTT_ENGINE_DEFAULT_DIM,
+		      epochs = KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS, threads = 0;
+	double reg = KNYTT_ENGINE_DEFAULT_ALS_REG,
+	       alpha = KNYTT_ENGINE_DEFAULT_ALS_ALPHA;
 	int rc;
 	if ((rc = arg_uint(a, "k", 1, 1000, &k)) ||
 	    (rc = arg_uint(a, "dim", 1, 1024, &dim)) ||
@@ -249,10 +253,9 @@ int cmd_eval(cli *c, args *a)
 	}
 	if (ntest == 0) {
 		bar_done(&prog.b);
-		fprintf(stderr, "knytt: eval: no user has two distinct items: "
-				"nothing to evaluate (import interactions "
-				"first)\n");
-		ex = EXIT_ERR;
+		ex = cli_error(EXIT_ERR, "KNYTT_ENOTFOUND", NULL,
+			       "eval: no user has two distinct items: nothing "
+			       "to evaluate (import interactions first)");
 		goto out;
 	}
 
@@ -306,6 +309,8 @@ int cmd_eval(cli *c, args *a)
 		cJSON_AddNumberToObject(j, "interactions", (double)d.n);
 		cJSON_AddNumberToObject(j, "dim", (double)dim);
 		cJSON_AddNumberToObject(j, "epochs", (double)epochs);
+		cJSON_AddNumberToObject(j, "reg", reg);
+		cJSON_AddNumberToObject(j, "alpha", alpha);
 		cJSON_AddNumberToObject(j, "train_seconds", train_s);
 		add_metrics(j, "als", &m_als);
 		add_metrics(j, "popular", &m_pop);

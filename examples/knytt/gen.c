@@ -402,8 +402,7 @@ int cmd_gen(cli *c, args *a)
 	}
 	char err[512];
 	if (gen_write(&o, err, sizeof err) != 0) {
-		fprintf(stderr, "knytt: gen: %s\n", err);
-		return EXIT_ERR;
+		return cli_error(EXIT_ERR, "KNYTT_EIO", "out", "gen: %s", err);
 	}
 	if (c->json) {
 		cJSON *j = cJSON_CreateObject();

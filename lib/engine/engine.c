@@ -115,7 +115,7 @@ int knytt_engine_create(knytt_engine **out)
 	if (!e)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	e->kind = KNYTT_MODEL_ALS;
-	e->dim = 64;
+	e->dim = KNYTT_ENGINE_DEFAULT_DIM;
 	e->m = 16;
 	e->efc = 200;
 	e->efs = 64;
@@ -128,10 +128,10 @@ int knytt_engine_create(knytt_engine **out)
 	e->w_custom = 1;
 	e->sess_half_life = 1800;
 	e->sess_blend = 0.5;
-	e->als_reg = 1.0f;
-	e->als_alpha = 1.0f;
-	e->als_iters = 15;
-	e->tt_epochs = 10;
+	e->als_reg = (float)KNYTT_ENGINE_DEFAULT_ALS_REG;
+	e->als_alpha = (float)KNYTT_ENGINE_DEFAULT_ALS_ALPHA;
+	e->als_iters = KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS;
+	e->tt_epochs = KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS;
 	e->exclude_seen = 1;
 	e->excl_types = KNYTT__TYPES_ALL;
 	e->future_tol_ms = KNYTT_FUTURE_TOLERANCE_MS;
