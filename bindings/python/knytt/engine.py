@@ -68,7 +68,7 @@ class Progress:
 
     def __init__(self, fn):
         self.fn, self.exc = fn, None
-        self.c = PROGRESS_FN(self._call) if fn is not None else None
+        self.c = PROGRESS_FN(self._call) if fn is not None else PROGRESS_FN()
 
     def _call(self, ctx, p):
         p = p.contents

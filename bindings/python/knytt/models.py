@@ -4,7 +4,7 @@ import ctypes
 import os
 
 from . import _arrays as A
-from ._lib import lib, TTItem
+from ._lib import lib, TTItem, PROGRESS_FN
 from .engine import Progress
 from .errors import check, error, EINVAL
 from .store import _b
@@ -128,9 +128,9 @@ class _Model:
             lib.knytt_free(buf.value)
 
     def _matrix(self, rows, cols, fn):
-        ptr, out = A.out_f32(rows * cols)
-        if rows:
-            check(fn(ptr))
+        ptr, out = A.out_f32(max(rows * cols, 1))
+        check(fn(ptr))   # also for 0 rows: an untrained model is ESTATE
+        out = out[:rows * cols]
         return A.shaped(out, rows, cols)
 
 
@@ -205,7 +205,7 @@ class ALS(_Model):
             check(lib.knytt_als_set_progress(self.handle, p.c, None))
             p.finish(lib.knytt_als_train(self.handle, m._h))
         finally:
-            lib.knytt_als_set_progress(self._h, None, None)
+            lib.knytt_als_set_progress(self._h, PROGRESS_FN(), None)
             if own:
                 m.close()
         return self
@@ -369,7 +369,7 @@ class TwoTower(_Model):
                 self._h, nusers, nitems, feats and addr(feats), n, addr(u),
                 addr(it), w and addr(w), t and addr(t)))
         finally:
-            lib.knytt_twotower_set_progress(self._h, None, None)
+            lib.knytt_twotower_set_progress(self._h, PROGRESS_FN(), None)
         return self
 
     @property
