@@ -25,6 +25,9 @@ function loadAddon() {
 }
 
 const native = loadAddon();
+// A training thread waiting for its progress callback must not hold up
+// the exit (see kn_env in src/addon.c).
+process.once('exit', () => native.shutdown());
 
 const METRICS = { l2: 1, ip: 2, cosine: 3 };
 const KINDS = { hnsw: 1, flat: 2 };
@@ -163,13 +166,21 @@ class Index extends Handle {
    *  Float32Array}, trimmed to the results found.  filter: a function
    *  (label: number) => boolean, an IdSet, or an iterable of labels. */
   search(query, k = 10, { ef = 0, filter } = {}) {
-    const r = native.indexSearch(this.h, query instanceof Float32Array ? query :
-      f32(query, 'query'), k, ef, nativeFilter(filter));
-    if (r.count < k) {
-      r.labels = r.labels.subarray(0, r.count);
-      r.distances = r.distances.subarray(0, r.count);
+    if (!(k >= 1 && k <= 0xffffffff && Number.isInteger(k))) {
+      throw invalid(`k must be an integer of at least 1, got ${k}`);
     }
-    return r;
+    // C writes into these arrays; made here because typed arrays cost
+    // less to allocate in JavaScript than through N-API.
+    let labels = new BigUint64Array(k);
+    let distances = new Float32Array(k);
+    const count = native.indexSearch(this.h, query instanceof Float32Array ? query :
+      f32(query, 'query'), ef, filter === undefined ? undefined :
+      nativeFilter(filter), labels, distances);
+    if (count < k) {
+      labels = labels.subarray(0, count);
+      distances = distances.subarray(0, count);
+    }
+    return { labels, distances, count };
   }
   /** Searches every row of queries on a pool thread: Promise of
    *  {labels, distances}, k per query (missing: 2^64-1 / Infinity). */

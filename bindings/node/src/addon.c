@@ -6,9 +6,11 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -524,6 +526,7 @@ struct kn_progress {
 	pthread_cond_t cv;
 	int pending;
 	int cancel;
+	struct kn_env *envst; /* its environment's exit flag */
 	napi_ref error; /* exception thrown by the callback */
 	knytt_progress cur;
 };
@@ -561,6 +564,35 @@ static void progress_call_js(napi_env env, napi_value fn, void *context,
 	pthread_mutex_unlock(&pg->mu);
 }
 
+/* Per environment (main thread or worker): set when it exits.  Node's
+ * exit path joins libuv's pool threads (uv_library_shutdown) before
+ * exit(), and a training thread waiting for the main thread to run its
+ * progress callback would then wait forever: waiters poll this flag
+ * and cancel instead.  index.js sets it from process.on('exit'), which
+ * process.exit(), a normal exit and an uncaught exception all emit.
+ * Never freed: a pool thread may still look at it while the environment
+ * is torn down. */
+struct kn_env {
+	atomic_int exiting;
+};
+
+static struct kn_env *env_state(napi_env env)
+{
+	struct kn_env *st = NULL;
+
+	napi_get_instance_data(env, (void **)&st);
+	return st;
+}
+
+static napi_value native_shutdown(napi_env env, napi_callback_info info)
+{
+	struct kn_env *st = env_state(env);
+
+	if (st)
+		atomic_store(&st->exiting, 1);
+	return kn_undefined(env);
+}
+
 /* NULL (and nothing pending) when @fn is undefined or null. */
 struct kn_progress *kn_progress_new(napi_env env, napi_value fn)
 {
@@ -578,6 +610,7 @@ struct kn_progress *kn_progress_new(napi_env env, napi_value fn)
 		kn_throw_msg(env, KNYTT_ENOMEM, "out of memory");
 		return NULL;
 	}
+	pg->envst = env_state(env);
 	pthread_mutex_init(&pg->mu, NULL);
 	pthread_cond_init(&pg->cv, NULL);
 	napi_create_string_utf8(env, "knytt.progress", NAPI_AUTO_LENGTH, &name);
@@ -605,9 +638,19 @@ int kn_progress_fn(void *ctx, const knytt_progress *p)
 	    napi_ok)
 		return 0;
 	pthread_mutex_lock(&pg->mu);
-	while (pg->pending)
-		pthread_cond_wait(&pg->cv, &pg->mu);
-	cancel = pg->cancel;
+	while (pg->pending &&
+	       !(pg->envst && atomic_load(&pg->envst->exiting))) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&pg->cv, &pg->mu, &until);
+	}
+	cancel = pg->cancel || pg->pending;
 	pthread_mutex_unlock(&pg->mu);
 	return cancel;
 }
@@ -668,6 +711,11 @@ static napi_value native_errors(napi_env env, napi_callback_info info)
 
 NAPI_MODULE_INIT()
 {
+	struct kn_env *st = calloc(1, sizeof(*st));
+
+	if (st)
+		napi_set_instance_data(env, st, NULL, NULL);
+	kn_export(env, exports, "shutdown", native_shutdown);
 	kn_export(env, exports, "close", native_close);
 	kn_export(env, exports, "version", native_version);
 	kn_export(env, exports, "errors", native_errors);

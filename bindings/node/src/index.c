@@ -212,27 +212,33 @@ static int js_filter_call(uint64_t label, void *ctx)
 	return keep;
 }
 
-/* indexSearch(h, query, k, ef, filter) -> {labels, distances}; filter is
- * undefined, a function(label) or {bits: BigUint64Array, nbits}. */
+/* indexSearch(h, query, ef, filter, labels, distances) -> count.  k is
+ * the length of the BigUint64Array labels (and of the Float32Array
+ * distances), which index.js allocates: results are written straight
+ * into them, and allocating typed arrays in JavaScript is cheaper than
+ * through N-API.  filter is undefined, a function(label) or {bits:
+ * BigUint64Array, nbits}. */
 static napi_value index_search(napi_env env, napi_callback_info info)
 {
 	float *q, *dists;
-	size_t qn;
-	uint32_t k, ef;
+	size_t qn, k, kd;
+	uint32_t ef;
 	uint64_t *labels;
-	napi_value res, la, da, fv;
+	napi_value fv;
 	napi_valuetype ft = napi_undefined;
 	int n;
-	KN_ARGS(env, info, 5);
+	KN_ARGS(env, info, 6);
 	GET_INDEX(env, argv[0], ix);
 
 	if (kn_f32(env, argv[1], "query", &q, &qn) ||
-	    kn_u32(env, argv[2], "k", &k) || kn_u32(env, argv[3], "ef", &ef))
+	    kn_u32(env, argv[2], "ef", &ef) ||
+	    kn_u64s(env, argv[4], "labels", &labels, &k) ||
+	    kn_f32(env, argv[5], "distances", &dists, &kd))
 		return NULL;
-	if (!(la = kn_typed(env, napi_biguint64_array, k, (void **)&labels)) ||
-	    !(da = kn_typed(env, napi_float32_array, k, (void **)&dists)))
-		return NULL;
-	fv = argv[4];
+	if (kd != k)
+		return kn_throw_msg(env, KNYTT_EINVAL, "labels and distances "
+				    "differ in length");
+	fv = argv[3];
 	napi_typeof(env, fv, &ft);
 	if (ft == napi_function) {
 		struct js_filter f = {env, fv, 0};
@@ -261,13 +267,7 @@ static napi_value index_search(napi_env env, napi_callback_info info)
 		n = knytt_index_search(ix, q, (uint32_t)qn, k, ef, labels,
 				       dists);
 	}
-	if (n < 0)
-		return kn_throw(env, n);
-	napi_create_object(env, &res);
-	kn_set(env, res, "labels", la);
-	kn_set(env, res, "distances", da);
-	kn_set(env, res, "count", kn_num(env, n));
-	return res;
+	return n < 0 ? kn_throw(env, n) : kn_num(env, n);
 }
 
 /* ---- async batch search and batch add ---------------------------------------- */

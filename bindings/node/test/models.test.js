@@ -81,3 +81,17 @@ test('TwoTower: fit, embeddings, cold start, save/load', async () => {
   tt.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('exiting from a progress callback does not hang the process', () => {
+  // The training thread waits for each callback; without the exit flag
+  // Node's exit, which joins the thread pool, waited for it forever.
+  const { spawnSync } = require('child_process');
+  const script = `
+    const knytt = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const users = Uint32Array.from({ length: 400 }, (_, i) => i % 40);
+    const items = Uint32Array.from({ length: 400 }, (_, i) => (i * 7) % 30);
+    new knytt.ALS({ factors: 4, iterations: 50 }).fit({ users, items,
+      onProgress: (p) => { if (p.epoch === 2) process.exit(3); } });`;
+  const r = spawnSync(process.execPath, ['-e', script], { timeout: 30000 });
+  assert.equal(r.status, 3, `signal ${r.signal}, stderr ${r.stderr}`);
+});
