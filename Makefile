@@ -131,10 +131,11 @@ sanitize: build-san/check_knytt build-san/bin/knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 sh tests/cli.sh build-san/bin/knytt
 
-bench: all
+bench: all build/bin/bindings_qps $(if $(NODE_INCLUDE),build/node/knytt.node)
 	benchmarks/ann/run --csv build/bench-ann.csv
 	benchmarks/train/run --csv build/bench-train.csv
 	benchmarks/engine/run --csv build/bench-engine.csv
+	benchmarks/bindings/run --csv build/bench-bindings.csv
 
 bench-deps:
 	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox
