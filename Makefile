@@ -2,7 +2,8 @@
 # MANDIR, BINDIR; CC, CFLAGS, LDFLAGS.
 #
 #   make            libknytt.a, libknytt.so, the examples, build/bin/knytt
-#   make test       Check suites + meta checks + the knytt CLI test
+#   make test       Check suites + meta checks + the knytt CLI test +
+#                   the Python and Node binding tests (make test-bindings)
 #   make demo       knytt demo on build/demo.db (make index-demo: the index)
 #   make sanitize   the same suites under ASan + UBSan
 #   make bench      every benchmark (make bench-deps first)
@@ -135,6 +136,7 @@ test: build/check_knytt build/libknytt.so examples build/bin/knytt
 	sh tests/meta.sh build
 	sh tests/make_deps.sh
 	sh tests/cli.sh build/bin/knytt
+	$(MAKE) --no-print-directory test-bindings
 
 sanitize: build-san/check_knytt build-san/bin/knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -143,22 +145,87 @@ sanitize: build-san/check_knytt build-san/bin/knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 sh tests/cli.sh build-san/bin/knytt
 
-bench: all
+bench: all build/bin/bindings_qps $(if $(NODE_INCLUDE),build/node/knytt.node)
 	benchmarks/ann/run --csv build/bench-ann.csv
 	benchmarks/train/run --csv build/bench-train.csv
 	benchmarks/engine/run --csv build/bench-engine.csv
+	benchmarks/bindings/run --csv build/bench-bindings.csv
 
 bench-deps:
 	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev \
+# "=", not ":=": NODE_DEV_PKG is set further down (bindings)
+DEB_PKGS = build-essential pkg-config libopenblas-dev liblapacke-dev \
 	libsqlite3-dev libpq-dev postgresql libcjson-dev \
 	libcurl4-openssl-dev libssl-dev check libsubunit-dev \
-	libmicrohttpd-dev gnuplot-nox man-db
+	libmicrohttpd-dev gnuplot-nox man-db python3-pytest python3-numpy \
+	nodejs $(NODE_DEV_PKG)
 deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
+
+# ---- bindings: bindings/python (ctypes) and bindings/node (N-API) ----
+# Debian's python3 sees python3-numpy / python3-pytest even when another
+# python3 comes first in PATH.
+PYTHON ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || \
+	echo python3)
+NODE ?= node
+NODE_BIN := $(shell command -v $(NODE) 2>/dev/null)
+# node_api.h: next to the running node (nodesource, nvm, /usr/local), then
+# Debian's libnode-dev.  NODE_INCLUDE=DIR overrides.
+NODE_PREFIX := $(if $(NODE_BIN),$(shell $(NODE) -p \
+	"require('path').resolve(process.execPath, '..', '..')" 2>/dev/null))
+NODE_INCLUDE ?= $(patsubst %/node_api.h,%,$(firstword $(wildcard \
+	$(addsuffix /node_api.h,$(NODE_PREFIX)/include/node \
+	/usr/include/node /usr/local/include/node))))
+# Only when no node_api.h is found: libnode-dev conflicts with the
+# nodesource nodejs package, which ships the headers itself.
+NODE_DEV_PKG := $(if $(NODE_INCLUDE),,libnode-dev)
+NODE_SRCS := $(wildcard bindings/node/src/*.c)
+
+# Small C programs the binding tests and benchmark compare against; they
+# link libknytt.so like the bindings do.
+build/bin/knytt_ref: bindings/tests/knytt_ref.c build/libknytt.so
+	@mkdir -p build/bin
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -Lbuild -lknytt \
+		-Wl,-rpath,'$$ORIGIN/..'
+build/bin/bindings_qps: benchmarks/bindings/c_qps.c build/libknytt.so
+	@mkdir -p build/bin
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -Lbuild -lknytt \
+		-Wl,-rpath,'$$ORIGIN/..'
+
+build/node/knytt.node: $(NODE_SRCS) bindings/node/src/addon.h \
+		build/libknytt.so include/knytt.h
+	@[ -n "$(NODE_INCLUDE)" ] || { echo "node_api.h not found: install" \
+		"nodejs (with its headers) or set NODE_INCLUDE=DIR"; exit 1; }
+	@mkdir -p build/node
+	$(CC) -std=c11 -D_GNU_SOURCE -fPIC -shared -pthread \
+		-fvisibility=hidden -Iinclude -isystem $(NODE_INCLUDE) \
+		$(WARN) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $(NODE_SRCS) \
+		-Lbuild -lknytt -Wl,-rpath,'$$ORIGIN/..'
+bindings: build/libknytt.so build/node/knytt.node
+
+BINDING_ENV := KNYTT_LIBRARY=$(CURDIR)/build/libknytt.so \
+	KNYTT_REF=$(CURDIR)/build/bin/knytt_ref \
+	KNYTT_CLI=$(CURDIR)/build/bin/knytt
+test-python: build/libknytt.so build/bin/knytt_ref build/bin/knytt
+	@$(PYTHON) -c 'import pytest, numpy' 2>/dev/null || { echo \
+		"test-python: $(PYTHON) lacks pytest or numpy: run make deps" \
+		"(python3-pytest, python3-numpy)"; exit 1; }
+	$(BINDING_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider \
+		bindings/python/tests
+
+ifneq ($(and $(NODE_BIN),$(NODE_INCLUDE)),)
+test-node: build/node/knytt.node build/bin/knytt_ref build/bin/knytt
+	$(BINDING_ENV) $(NODE) --test $(wildcard bindings/node/test/*.test.js)
+else
+test-node:
+	@echo "test-node: SKIPPED: $(if $(NODE_BIN),node_api.h not found" \
+		"(set NODE_INCLUDE=DIR),node not found) -- run make deps"
+endif
+test-bindings: test-python test-node
+.PHONY: bindings test-python test-node test-bindings
 
 install: build/libknytt.a build/libknytt.so build/bin/knytt
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
