@@ -49,6 +49,9 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 CLI_SRCS := $(wildcard examples/knytt/*.c)
+KNYTTD_SRCS := $(wildcard services/knyttd/*.c)
+KNYTTD_LIBS := $(shell pkg-config --libs libmicrohttpd libsodium 2>/dev/null \
+	|| echo -lmicrohttpd -lsodium)
 
 # $(1) = build dir, $(2) = extra flags
 define build_rules
@@ -82,7 +85,8 @@ $(1)/check_knytt: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a
 $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)): $(1)/suites.inc
 endef
 
-all: build/libknytt.a build/libknytt.so examples build/bin/knytt
+all: build/libknytt.a build/libknytt.so examples build/bin/knytt \
+	build/bin/knyttd
 
 $(eval $(call build_rules,build,))
 $(eval $(call build_rules,build-san,$(SAN_FLAGS)))
@@ -110,6 +114,19 @@ build/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build/libknytt.a \
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_SRCS) \
 		build/libknytt.a $(LIBS)
 
+# knyttd, the HTTP/JSON service (services/knyttd, man/knyttd.8).
+build/bin/knyttd: $(KNYTTD_SRCS) services/knyttd/knyttd.h build/libknytt.a \
+		include/knytt.h
+	@mkdir -p build/bin
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(KNYTTD_SRCS) \
+		build/libknytt.a $(KNYTTD_LIBS) $(LIBS)
+
+build-san/bin/knyttd: $(KNYTTD_SRCS) services/knyttd/knyttd.h \
+		build-san/libknytt.a include/knytt.h
+	@mkdir -p build-san/bin
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ \
+		$(KNYTTD_SRCS) build-san/libknytt.a $(KNYTTD_LIBS) $(LIBS)
+
 build-san/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build-san/libknytt.a \
 		include/knytt.h
 	@mkdir -p build-san/bin
@@ -135,13 +152,13 @@ bench: all
 	benchmarks/engine/run --csv build/bench-engine.csv
 
 bench-deps:
-	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox
+	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox wrk
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev \
 	libsqlite3-dev libpq-dev postgresql libcjson-dev \
 	libcurl4-openssl-dev libssl-dev check libsubunit-dev \
-	libmicrohttpd-dev gnuplot-nox
+	libmicrohttpd-dev gnuplot-nox libsodium-dev
 deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
