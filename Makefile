@@ -46,6 +46,8 @@ ifeq ($(ARCH),x86_64)
 LIB_SRCS += $(ISA_SRCS)
 endif
 TEST_SRCS := $(wildcard tests/check_*.c)
+# linked into the test binary too, but not suites
+TEST_HELPERS := tests/kdtest.c
 SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 CLI_SRCS := $(wildcard examples/knytt/*.c)
@@ -77,12 +79,13 @@ $(1)/suites.inc: $$(TEST_SRCS)
 	@printf '%s\n' $$(foreach s,$$(SUITES),'KNYTT_SUITE($$(s))') > $$@.tmp
 	@cmp -s $$@.tmp $$@ || mv $$@.tmp $$@; rm -f $$@.tmp
 
-$(1)/check_knytt: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a
+$(1)/check_knytt: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS) $$(TEST_HELPERS)) \
+		$(1)/libknytt.a
 	$$(CC) $$(BASE_CFLAGS) $(2) $$(LDFLAGS) -o $$@ \
-		$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a \
-		$$(CHECK_LIBS) $$(LIBS)
+		$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS) $$(TEST_HELPERS)) \
+		$(1)/libknytt.a $$(CHECK_LIBS) $$(LIBS)
 
-$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)): $(1)/suites.inc
+$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS) $$(TEST_HELPERS)): $(1)/suites.inc
 endef
 
 all: build/libknytt.a build/libknytt.so examples build/bin/knytt \
@@ -134,14 +137,17 @@ build-san/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build-san/libknytt.a \
 		$(CLI_SRCS) build-san/libknytt.a $(LIBS)
 
 # CK_DEFAULT_TIMEOUT: generous, because sanitizer builds run 5-10x slower.
-test: build/check_knytt build/libknytt.so examples build/bin/knytt
-	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 ./build/check_knytt
+test: build/check_knytt build/libknytt.so examples build/bin/knytt \
+		build/bin/knyttd
+	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 \
+		KNYTTD_BIN=build/bin/knyttd ./build/check_knytt
 	sh tests/meta.sh build
 	sh tests/cli.sh build/bin/knytt
 
-sanitize: build-san/check_knytt build-san/bin/knytt
+sanitize: build-san/check_knytt build-san/bin/knytt build-san/bin/knyttd
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 KNYTT_DATA_DIR=$(DATADIR) \
+	KNYTTD_BIN=build-san/bin/knyttd \
 	KNYTT_SANITIZE=1 CK_DEFAULT_TIMEOUT=1200 ./build-san/check_knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 sh tests/cli.sh build-san/bin/knytt

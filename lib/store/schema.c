@@ -197,15 +197,15 @@ static const migration migrations[] = {
 	 * each other's tokens.  The hash is an opaque PHC string: the store
 	 * never sees a password. */
 	{5,
-	 "CREATE TABLE shopper_auth(tenant INTEGER NOT NULL,"
+	 "CREATE TABLE IF NOT EXISTS shopper_auth(tenant INTEGER NOT NULL,"
 	 " user_id INTEGER NOT NULL, hash TEXT NOT NULL,"
 	 " updated INTEGER NOT NULL, PRIMARY KEY(tenant, user_id));"
-	 "CREATE TABLE service_secrets(name TEXT PRIMARY KEY,"
+	 "CREATE TABLE IF NOT EXISTS service_secrets(name TEXT PRIMARY KEY,"
 	 " value BLOB NOT NULL, created INTEGER NOT NULL);",
-	 "CREATE TABLE shopper_auth(tenant BIGINT NOT NULL,"
+	 "CREATE TABLE IF NOT EXISTS shopper_auth(tenant BIGINT NOT NULL,"
 	 " user_id BIGINT NOT NULL, hash TEXT NOT NULL,"
 	 " updated BIGINT NOT NULL, PRIMARY KEY(tenant, user_id));"
-	 "CREATE TABLE service_secrets(name TEXT PRIMARY KEY,"
+	 "CREATE TABLE IF NOT EXISTS service_secrets(name TEXT PRIMARY KEY,"
 	 " value BYTEA NOT NULL, created BIGINT NOT NULL);"},
 };
 

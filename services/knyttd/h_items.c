@@ -294,9 +294,12 @@ int h_item_patch(kd_req *r)
 int h_item_delete(kd_req *r)
 {
 	knytt_engine *e;
-	int rc = kd_engine(r, &e);
-	if (rc)
+	knytt_item *it;
+	int rc;
+	/* an item deleted already is gone: 404, like one never stored */
+	if ((rc = kd_engine(r, &e)) || (rc = get_item(r, &it)))
 		return rc;
+	knytt_free(it);
 	if ((rc = knytt_engine_item_delete(e, r->param[0])))
 		return kd_liberr(r, rc == KNYTT_EINVAL ? KNYTT_ENOTFOUND : rc,
 				 "item_id");

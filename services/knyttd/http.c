@@ -191,13 +191,13 @@ int kd_http_start(unsigned *port)
 			 MHD_USE_ERROR_LOG;
 	daemon_ = MHD_start_daemon(
 		flags, (uint16_t)kd_cfg.port, NULL, NULL, on_request, NULL,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		MHD_OPTION_THREAD_POOL_SIZE, kd_cfg.threads,
 		MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
 		MHD_OPTION_CONNECTION_TIMEOUT, 60u,
 		MHD_OPTION_CONNECTION_LIMIT, 4096u,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 		MHD_OPTION_END);
 	if (!daemon_) {
 		fprintf(stderr, "knyttd: cannot listen on %s:%u\n", kd_cfg.host,
