@@ -3,6 +3,8 @@
 #
 #   make            libknytt.a, libknytt.so, the examples, build/bin/knytt
 #   make test       Check suites + meta checks + the knytt CLI test
+#   make run        knyttd serving the demo shop (build/demo.db), with curl
+#                   examples
 #   make demo       knytt demo on build/demo.db (make index-demo: the index)
 #   make sanitize   the same suites under ASan + UBSan
 #   make bench      every benchmark (make bench-deps first)
@@ -164,16 +166,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev \
 	libsqlite3-dev libpq-dev postgresql libcjson-dev \
 	libcurl4-openssl-dev libssl-dev check libsubunit-dev \
-	libmicrohttpd-dev gnuplot-nox libsodium-dev
+	libmicrohttpd-dev gnuplot-nox libsodium-dev curl
 deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
 
-install: build/libknytt.a build/libknytt.so build/bin/knytt
+install: build/libknytt.a build/libknytt.so build/bin/knytt build/bin/knyttd
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
 		$(DESTDIR)$(BINDIR)
-	install -m 755 build/bin/knytt $(DESTDIR)$(BINDIR)/
+	install -m 755 build/bin/knytt build/bin/knyttd $(DESTDIR)$(BINDIR)/
 	install -m 644 include/knytt.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 build/libknytt.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 build/libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
@@ -197,9 +199,15 @@ clean:
 # make index-demo.
 demo: build/bin/knytt
 	./build/bin/knytt demo --db sqlite:build/demo.db
+
+# The service on the demo shop: loads it into build/demo.db if absent,
+# starts knyttd in the foreground and prints curl examples with a key.
+LISTEN ?= 127.0.0.1:8080
+run: build/bin/knytt build/bin/knyttd
+	sh services/knyttd/run-demo.sh build $(LISTEN)
 index-demo: build/bin/index_demo
 	./build/bin/index_demo
-.PHONY: demo index-demo
+.PHONY: demo index-demo run
 
 # libFuzzer targets for the loaders (clang): make fuzz, then run
 # ./build-fuzz/fuzz_index_load -max_total_time=60 tests/fixtures
