@@ -357,6 +357,36 @@ START_TEST(revoked_key_stops_at_once)
 }
 END_TEST
 
+/* A second knyttd on the same database trusts a key it found for
+ * --key-cache-ms only: a revocation made through the first one reaches
+ * it within that time. */
+START_TEST(key_revoked_elsewhere_stops_within_ttl)
+{
+	char sk[80], pk[80], path[256];
+	ck_assert_int_eq(kd_tenant(&S, "shop-ttl", sk, pk), 0);
+	kd_srv s2 = S;
+	s2.pid = 0;
+	const char *extra[] = {"--key-cache-ms", "300", NULL};
+	ck_assert_int_eq(kd_start(&s2, extra), 0);
+	ck_assert_int_eq(kd_call(&s2, "GET", "/api/v1/trending", pk, NULL,
+				 NULL, NULL),
+			 200);
+	snprintf(path, sizeof path, "/api/v1/admin/tenants/shop-ttl/keys/%s",
+		 pk);
+	ck_assert_int_eq(kd_call(&S, "DELETE", path, KD_ADMIN, NULL, NULL,
+				 NULL),
+			 200);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/trending", pk, NULL, NULL,
+				 NULL),
+			 401);
+	usleep(400000);
+	ck_assert_int_eq(kd_call(&s2, "GET", "/api/v1/trending", pk, NULL,
+				 NULL, NULL),
+			 401);
+	ck_assert_int_eq(kd_stop(&s2), 0); /* the store is S's: no cleanup */
+}
+END_TEST
+
 static long run_knyttd(const char *const *args, char *const *env)
 {
 	pid_t pid = fork();
@@ -1611,6 +1641,7 @@ Suite *knyttd_suite(void)
 	tcase_add_test(tc, bad_bodies);
 	tcase_add_test(tc, statuses_401_409_422);
 	tcase_add_test(tc, revoked_key_stops_at_once);
+	tcase_add_test(tc, key_revoked_elsewhere_stops_within_ttl);
 	tcase_add_test(tc, admin_key_never_in_argv);
 	tcase_add_test(tc, sighup_reopens_log);
 	suite_add_tcase(s, tc);

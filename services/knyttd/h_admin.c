@@ -121,6 +121,7 @@ int h_admin_key_revoke(kd_req *r)
 		return rc;
 	if ((rc = knytt_store_key_revoke(st, r->param[1])))
 		return kd_liberr(r, rc, "key");
+	kd_key_cache_clear();
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddBoolToObject(o, "revoked", 1);
 	return kd_ok(r, 200, o);

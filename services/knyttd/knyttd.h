@@ -43,6 +43,7 @@ typedef struct kd_config {
 	size_t pwhash_mem;      /* argon2id memlimit, bytes */
 	int feedback_async;     /* engines write feedback behind */
 	long drain_ms;          /* SIGTERM: longest wait for requests */
+	long key_cache_ms;      /* how long a found API key is trusted */
 } kd_config;
 
 extern kd_config kd_cfg;
@@ -146,6 +147,8 @@ int kd_authenticate(kd_req *r);
 /* 0 when the credential may act for shopper @p user: a secret key, or a
  * public key with that shopper's token; else 403 (set on r). */
 int kd_may_act(kd_req *r, const char *user);
+/* Forgets every remembered API key (after a revocation). */
+void kd_key_cache_clear(void);
 /* argon2id hash / verify (libsodium). */
 int kd_pw_hash(const char *pw, char *out, size_t cap);
 int kd_pw_verify(const char *hash, const char *pw);

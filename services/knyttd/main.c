@@ -24,7 +24,7 @@ static const char usage[] =
 	"[--quiet]\n"
 	"              [--token-ttl SECONDS] [--sync-feedback] "
 	"[--drain-timeout SECONDS]\n"
-	"              [--pwhash-ops N] [--pwhash-mem KIB]\n"
+	"              [--pwhash-ops N] [--pwhash-mem KIB] [--key-cache-ms MS]\n"
 	"The admin key comes from KNYTT_ADMIN_KEY or --admin-key-file.  See "
 	"knyttd(8).\n";
 
@@ -113,6 +113,12 @@ static int parse_args(int argc, char **argv)
 		} else if (!strcmp(o, "--pwhash-mem")) {
 			kd_cfg.pwhash_mem = (size_t)(n = num(o, v, 4 << 20)) *
 					    1024;
+		} else if (!strcmp(o, "--key-cache-ms")) {
+			/* 0 is allowed: no cache */
+			kd_cfg.key_cache_ms = v && !strcmp(v, "0")
+						      ? 0
+						      : (long)(n = num(o, v,
+								       60000));
 		} else if (!strcmp(o, "--drain-timeout")) {
 			n = num(o, v, 3600);
 			kd_cfg.drain_ms = (long)n * 1000;
@@ -155,6 +161,7 @@ static void defaults(void)
 	kd_cfg.pwhash_mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
 	kd_cfg.feedback_async = 1;
 	kd_cfg.drain_ms = 30000;
+	kd_cfg.key_cache_ms = 1000;
 }
 
 /* SIGTERM/SIGINT: the graceful stop.  Returns the exit status. */

@@ -137,7 +137,10 @@ static int permit(kd_req *r, kd_perm perm)
 	if (!r->st)
 		return kd_err(r, 503, "unavailable", NULL,
 			      "the store cannot be reached");
-	if ((rc = knytt_store_use_tenant(r->st, r->tenant)))
+	/* tenants are never deleted: one selected by an earlier request
+	 * of this thread still exists */
+	if (knytt_store_tenant(r->st) != r->tenant &&
+	    (rc = knytt_store_use_tenant(r->st, r->tenant)))
 		return kd_liberr(r, rc, NULL);
 	if (perm == KD_P_SELF)
 		return kd_may_act(r, r->param[0]);
