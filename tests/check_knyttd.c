@@ -92,10 +92,20 @@ static void fill_shops(void)
 	post_ok("/api/v1/interactions", SKB, body);
 }
 
-static void shop_start(const char *const *extra)
+static const char *S_backend = "sqlite"; /* of the running TCase */
+
+/* Starts S on @p uri (NULL: a temporary SQLite file) and fills both
+ * shops. */
+static void shop_start_on(const char *uri, const char *const *extra)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
 	memset(&S, 0, sizeof S);
+	if (uri) {
+		snprintf(S.dir, sizeof S.dir, "/tmp/knyttd-test-XXXXXX");
+		ck_assert_ptr_nonnull(mkdtemp(S.dir));
+		snprintf(S.uri, sizeof S.uri, "%s", uri);
+	}
+	S_backend = uri ? "postgres" : "sqlite";
 	ck_assert_int_eq(kd_start(&S, extra), 0);
 	ck_assert_int_eq(kd_tenant(&S, "shop-a", SKA, PKA), 0);
 	ck_assert_int_eq(kd_tenant(&S, "shop-b", SKB, PKB), 0);
@@ -106,6 +116,11 @@ static void shop_start(const char *const *extra)
 			 0);
 	ck_assert_int_eq(kd_register(&S, PKB, "alice", TOK_ALICE_B,
 				     sizeof TOK_ALICE_B), 0);
+}
+
+static void shop_start(const char *const *extra)
+{
+	shop_start_on(NULL, extra);
 }
 
 static void shop_setup(void)
@@ -157,7 +172,7 @@ START_TEST(health_and_ready)
 	ck_assert_str_eq(cJSON_GetObjectItem(o, "status")->valuestring,
 			 "ready");
 	ck_assert_str_eq(cJSON_GetObjectItem(o, "store")->valuestring,
-			 "sqlite");
+			 S_backend);
 	/* the setup's requests opened both shops' engines */
 	ck_assert_int_ge(cJSON_GetObjectItem(o, "engines_open")->valueint, 2);
 	cJSON_Delete(o);
@@ -1223,11 +1238,17 @@ START_TEST(users_and_favorites)
 			 200);
 	char ids[512];
 	ids_of(o, "favorites", ids, sizeof ids);
-	ck_assert_str_eq(ids, "a-9,");
+	ck_assert_msg(strstr(ids, "a-9,") != NULL, "favorites: %s", ids);
 	cJSON_Delete(o);
 	ck_assert_int_eq(kd_call(&S, "DELETE", f, PKA, TOK_ALICE, NULL, NULL),
 			 200);
 	ck_assert_int_eq(kd_call(&S, "GET", f, PKA, TOK_ALICE, NULL, NULL), 404);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/users/alice/favorites",
+				 PKA, TOK_ALICE, NULL, &o),
+			 200);
+	ids_of(o, "favorites", ids, sizeof ids);
+	ck_assert_msg(strstr(ids, "a-9,") == NULL, "favorites: %s", ids);
+	cJSON_Delete(o);
 	ck_assert_int_eq(kd_call(&S, "PUT", "/api/v1/users/alice/favorites/"
 					    "zz-none",
 				 PKA, TOK_ALICE, NULL, NULL),
@@ -1631,6 +1652,61 @@ START_TEST(sigterm_under_load_keeps_acknowledged_writes)
 }
 END_TEST
 
+/* ---- the same routes on PostgreSQL ---------------------------------- */
+
+#define PGBIN "/usr/lib/postgresql/15/bin"
+static char pg_dir[64];
+
+static int sh(const char *cmd)
+{
+	int rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* A throwaway PostgreSQL server in a temporary directory (as the
+ * postgres user when the tests run as root), on a Unix socket only. */
+static void pg_setup(void)
+{
+	ck_assert_msg(access(PGBIN "/initdb", X_OK) == 0,
+		      "PostgreSQL server binaries missing in " PGBIN
+		      " (make deps)");
+	snprintf(pg_dir, sizeof pg_dir, "/tmp/knyttd-pg-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(pg_dir));
+	const char *as = geteuid() == 0 ? "runuser -u postgres --" : "";
+	char cmd[1024];
+	if (geteuid() == 0) {
+		snprintf(cmd, sizeof cmd, "chown postgres %s", pg_dir);
+		ck_assert_int_eq(sh(cmd), 0);
+	}
+	snprintf(cmd, sizeof cmd,
+		 "%s %s/initdb -D %s/data -A trust -U postgres -E UTF8 "
+		 "--locale=C --no-sync >%s/initdb.log 2>&1",
+		 as, PGBIN, pg_dir, pg_dir);
+	ck_assert_int_eq(sh(cmd), 0);
+	snprintf(cmd, sizeof cmd,
+		 "%s %s/pg_ctl -D %s/data -l %s/server.log -w -t 60 -o "
+		 "\"-k %s -c listen_addresses='' -F -c max_connections=60 "
+		 "-c shared_buffers=32MB\" start >/dev/null 2>&1",
+		 as, PGBIN, pg_dir, pg_dir, pg_dir);
+	ck_assert_int_eq(sh(cmd), 0);
+	char uri[256];
+	snprintf(uri, sizeof uri, "postgresql://postgres@/postgres?host=%s",
+		 pg_dir);
+	shop_start_on(uri, NULL);
+}
+
+static void pg_teardown(void)
+{
+	shop_teardown();
+	char cmd[512];
+	snprintf(cmd, sizeof cmd,
+		 "%s %s/pg_ctl -D %s/data -m immediate -w stop >/dev/null "
+		 "2>&1; rm -rf %s",
+		 geteuid() == 0 ? "runuser -u postgres --" : "", PGBIN, pg_dir,
+		 pg_dir);
+	sh(cmd);
+}
+
 Suite *knyttd_suite(void)
 {
 	Suite *s = suite_create("knyttd");
@@ -1685,6 +1761,21 @@ Suite *knyttd_suite(void)
 	tcase_add_test(tc, tenant_isolation_every_route);
 	tcase_add_test(tc, concurrent_ingest_and_queries);
 	tcase_add_test(tc, sigterm_under_load_keeps_acknowledged_writes);
+	suite_add_tcase(s, tc);
+
+	/* --db postgres://: the routes that reach the store */
+	tc = tcase_create("postgres");
+	tcase_set_tags(tc, "postgres");
+	tcase_add_unchecked_fixture(tc, pg_setup, pg_teardown);
+	tcase_add_test(tc, health_and_ready);
+	tcase_add_test(tc, credential_table);
+	tcase_add_test(tc, items_batch_report);
+	tcase_add_test(tc, interactions_single_and_batch);
+	tcase_add_test(tc, recommend_filters_and_exclusions);
+	tcase_add_test(tc, search_routes);
+	tcase_add_test(tc, users_and_favorites);
+	tcase_add_test(tc, training_job);
+	tcase_add_test(tc, tenant_isolation_every_route);
 	suite_add_tcase(s, tc);
 	return s;
 }
