@@ -143,6 +143,9 @@ static void shop_teardown(void)
 	curl_global_cleanup();
 }
 
+static void check_results(const cJSON *o, const char *category, double lo,
+			  double hi, int stock, double minq, int maxn);
+
 /* The item ids of a {"results": [...]} answer, comma-separated. */
 static void ids_of(const cJSON *o, const char *key, char *out, size_t cap)
 {
@@ -753,6 +756,76 @@ START_TEST(items_batch_report)
 		ck_assert_int_eq(kd_call(&S, "GET", path, SKA, NULL, NULL, NULL),
 				 404);
 	}
+}
+END_TEST
+
+/* 100 items take the bulk path (knytt_store_import + engine sync): the
+ * same report, and the accepted items are searchable at once. */
+START_TEST(items_bulk_batch_report)
+{
+	char *body = malloc(100 * 160 + 64);
+	size_t n = (size_t)sprintf(body, "{\"items\":[");
+	for (int i = 0; i < 100; i++) {
+		/* one JSON key each: a repeated key would be the first's */
+		n += (size_t)sprintf(body + n,
+				     "%s{\"item_id\":\"bulk-%d\",\"title\":"
+				     "\"zephyr lamp %d\",\"category\":"
+				     "\"%s\",\"price\":%d%s}",
+				     i ? "," : "", i, i,
+				     i == 42 ? "x//y" : "home/light",
+				     i == 17 ? -4 : 5 + i,
+				     i == 77 ? ",\"currency\":\"dollars\"" : "");
+	}
+	strcpy(body + n, "]}");
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/items", SKA, NULL, body,
+				 &o),
+			 200);
+	free(body);
+	ck_assert_int_eq(cJSON_GetObjectItem(o, "accepted_count")->valueint,
+			 97);
+	const cJSON *rej = cJSON_GetObjectItem(o, "rejected");
+	ck_assert_int_eq(cJSON_GetArraySize(rej), 3);
+	const char *want[][2] = {{"17", "price"}, {"42", "category"},
+				 {"77", "currency"}};
+	for (int i = 0; i < 3; i++) {
+		const cJSON *x = cJSON_GetArrayItem(rej, i);
+		ck_assert_int_eq(cJSON_GetObjectItem(x, "index")->valueint,
+				 atoi(want[i][0]));
+		ck_assert_str_eq(cJSON_GetObjectItem(x, "field")->valuestring,
+				 want[i][1]);
+		ck_assert_str_eq(cJSON_GetObjectItem(x, "item_id")->valuestring,
+				 i == 0 ? "bulk-17" : i == 1 ? "bulk-42"
+							     : "bulk-77");
+	}
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/items/bulk-17", SKA, NULL,
+				 NULL, NULL),
+			 404);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/items/bulk-99", SKA, NULL,
+				 NULL, &o),
+			 200);
+	ck_assert(cJSON_GetObjectItem(o, "price")->valuedouble == 104);
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/search", PKA, NULL,
+				 "{\"query\":\"zephyr lamp 63\",\"count\":3,"
+				 "\"filters\":{\"category\":\"home\"}}",
+				 &o),
+			 200);
+	char ids[512];
+	ids_of(o, "results", ids, sizeof ids);
+	ck_assert_msg(strstr(ids, "bulk-63,") != NULL, "search: %s", ids);
+	cJSON_Delete(o);
+	/* filters see the bulk items' fields: the recommendation filters
+	 * go through the engine's item table, filled by the sync */
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/recommendations", SKA,
+				 NULL,
+				 "{\"user_id\":\"u1\",\"count\":5,"
+				 "\"filters\":{\"category\":\"home/light\"}}",
+				 &o),
+			 200);
+	check_results(o, "home/light", 0, 1e9, 0, 0, 5);
+	cJSON_Delete(o);
 }
 END_TEST
 
@@ -1738,6 +1811,7 @@ Suite *knyttd_suite(void)
 	tc = tcase_create("catalog");
 	tcase_add_unchecked_fixture(tc, shop_setup, shop_teardown);
 	tcase_add_test(tc, items_batch_report);
+	tcase_add_test(tc, items_bulk_batch_report);
 	tcase_add_test(tc, items_batch_limits);
 	tcase_add_test(tc, item_get_patch_delete);
 	tcase_add_test(tc, items_with_embeddings);
