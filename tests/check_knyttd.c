@@ -1780,6 +1780,107 @@ static void pg_teardown(void)
 	sh(cmd);
 }
 
+/* A slow request in flight when SIGTERM comes: it is finished and
+ * answered; a new request on an open keep-alive connection meanwhile
+ * gets 503 shutting_down; the process exits 0 with every event of the
+ * slow request stored. */
+typedef struct slow {
+	kd_srv *s;
+	char key[80];
+	long status;
+	int accepted;
+} slow;
+
+static void *slow_batch(void *arg)
+{
+	slow *w = arg;
+	size_t cap = 10000 * 96 + 64, n = 0;
+	char *body = malloc(cap);
+	n += (size_t)snprintf(body, cap, "{\"interactions\":[");
+	for (int i = 0; i < 10000; i++)
+		n += (size_t)snprintf(body + n, cap - n,
+				      "%s{\"user_id\":\"d-%d\",\"item_id\":"
+				      "\"a-%d\",\"interaction_type\":\"view\"}",
+				      i ? "," : "", i / 400, i % 30);
+	snprintf(body + n, cap - n, "]}");
+	cJSON *o = NULL;
+	w->status = kd_call(w->s, "POST", "/api/v1/interactions", w->key,
+			    NULL, body, &o);
+	const cJSON *a = cJSON_GetObjectItem(o, "accepted_count");
+	w->accepted = a ? a->valueint : -1;
+	cJSON_Delete(o);
+	free(body);
+	return NULL;
+}
+
+START_TEST(sigterm_finishes_requests_in_flight)
+{
+	kd_srv s;
+	memset(&s, 0, sizeof s);
+	/* events stored one by one before the answer: a slow request */
+	const char *extra[] = {"--sync-feedback", "--drain-timeout", "300",
+			       NULL};
+	ck_assert_int_eq(kd_start(&s, extra), 0);
+	char sk[80], pk[80], body[4096];
+	ck_assert_int_eq(kd_tenant(&s, "shop-d", sk, pk), 0);
+	int n = snprintf(body, sizeof body, "{\"items\":[");
+	for (int i = 0; i < 30; i++)
+		n += snprintf(body + n, sizeof body - (size_t)n,
+			      "%s{\"item_id\":\"a-%d\"}", i ? "," : "", i);
+	snprintf(body + n, sizeof body - (size_t)n, "]}");
+	ck_assert_int_eq(kd_call(&s, "POST", "/api/v1/items", sk, NULL, body,
+				 NULL),
+			 200);
+	/* a keep-alive connection, open before the stop */
+	CURL *c = curl_easy_init();
+	char url[128], auth[128];
+	snprintf(url, sizeof url, "%s/api/v1/trending", s.base);
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", sk);
+	struct curl_slist *hl = curl_slist_append(NULL, auth);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fwrite);
+	FILE *devnull = fopen("/dev/null", "w");
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, devnull);
+	long st = 0;
+	ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	ck_assert_int_eq(st, 200);
+
+	slow w = {&s, "", 0, 0};
+	snprintf(w.key, sizeof w.key, "%s", sk);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, slow_batch, &w), 0);
+	usleep(500000);
+	kill(s.pid, SIGTERM);
+	usleep(300000);
+	ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	ck_assert_int_eq(st, 503);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	fclose(devnull);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(w.status, 200);
+	ck_assert_int_eq(w.accepted, 10000);
+	ck_assert_int_eq(kd_stop(&s), 0);
+	ck_assert_int_eq(kd_start(&s, NULL), 0);
+	for (int u = 0; u < 25; u += 8) {
+		char path[96];
+		cJSON *o = NULL;
+		snprintf(path, sizeof path, "/api/v1/users/d-%d?history=512", u);
+		ck_assert_int_eq(kd_call(&s, "GET", path, sk, NULL, NULL, &o),
+				 200);
+		ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o,
+									"history")),
+				 400);
+		cJSON_Delete(o);
+	}
+	ck_assert_int_eq(kd_stop(&s), 0);
+	kd_cleanup(&s);
+}
+END_TEST
+
 Suite *knyttd_suite(void)
 {
 	Suite *s = suite_create("knyttd");
@@ -1835,6 +1936,7 @@ Suite *knyttd_suite(void)
 	tcase_add_test(tc, tenant_isolation_every_route);
 	tcase_add_test(tc, concurrent_ingest_and_queries);
 	tcase_add_test(tc, sigterm_under_load_keeps_acknowledged_writes);
+	tcase_add_test(tc, sigterm_finishes_requests_in_flight);
 	suite_add_tcase(s, tc);
 
 	/* --db postgres://: the routes that reach the store */

@@ -153,15 +153,26 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	kd_req *r = *con_cls;
 	if (!r)
 		return;
-	if (kd_cfg.access_log)
-		kd_log("{\"method\":\"%s\",\"path\":\"%.200s\",\"status\":%d,"
+	if (kd_cfg.access_log) {
+		/* the path is the client's (unescaped by microhttpd): keep
+		 * the line valid JSON */
+		char path[201];
+		size_t n = 0;
+		for (const char *p = r->url; *p && n < sizeof path - 1; p++)
+			path[n++] = *p == '"' || *p == '\\' ||
+						    (unsigned char)*p < 0x20
+					    ? '?'
+					    : *p;
+		path[n] = 0;
+		kd_log("{\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,"
 		       "\"tenant\":%llu,\"us\":%lld%s}",
-		       r->method, r->url, r->status,
+		       r->method, path, r->status,
 		       (unsigned long long)r->tenant,
 		       (long long)(kd_now_us() - r->t0_us),
 		       why == MHD_REQUEST_TERMINATED_COMPLETED_OK
 			       ? ""
 			       : ",\"aborted\":true");
+	}
 	req_free(r);
 	*con_cls = NULL;
 	atomic_fetch_sub(&inflight, 1);

@@ -1,15 +1,19 @@
 /*
  * main.c -- knyttd's command line, start-up and signals.
  *
- * Signals are blocked in every thread (the mask is set before any thread
- * starts, and threads inherit it) and taken by sigwait in the main
- * thread, so the work done on SIGTERM -- stop accepting, finish the
- * requests in flight, flush write-behind feedback, close the engines --
- * runs as ordinary code rather than in a signal handler.
+ * A signal handler only writes the signal's number to a pipe, which the
+ * main thread reads, so the work done on SIGTERM -- stop accepting,
+ * finish the requests in flight, flush write-behind feedback, close the
+ * engines -- runs as ordinary code.  Blocking the signals and taking
+ * them with sigwait is not enough: threads that libraries start before
+ * main (OpenBLAS's pool) keep the default mask, and a second SIGTERM
+ * during the drain, delivered to one of them, killed the process with
+ * requests in flight (sigterm_finishes_requests_in_flight).
  */
 #include "knyttd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -164,6 +168,37 @@ static void defaults(void)
 	kd_cfg.key_cache_ms = 1000;
 }
 
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	unsigned char b = (unsigned char)sig;
+	if (write(sig_pipe[1], &b, 1) < 0) {
+		/* the pipe is full: a stop is pending already */
+	}
+	errno = saved;
+}
+
+static int signals_init(void)
+{
+	if (pipe2(sig_pipe, O_CLOEXEC) ||
+	    fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK)) {
+		perror("knyttd: pipe");
+		return -1;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
 /* SIGTERM/SIGINT: the graceful stop.  Returns the exit status. */
 static int shut_down(void)
 {
@@ -189,13 +224,8 @@ int main(int argc, char **argv)
 		return 2;
 	if (kd_log_open(kd_cfg.log_path))
 		return 1;
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (signals_init())
+		return 1;
 	knytt_store *st = kd_store(); /* migrates a new database */
 	if (!st) {
 		fprintf(stderr, "knyttd: cannot open %s: %s\n", kd_cfg.db,
@@ -212,9 +242,11 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	kd_log("{\"level\":\"info\",\"msg\":\"listening\",\"port\":%u}", port);
 	for (;;) {
-		int sig = 0;
-		if (sigwait(&set, &sig))
-			continue;
+		unsigned char b;
+		ssize_t got = read(sig_pipe[0], &b, 1);
+		if (got <= 0)
+			continue; /* EINTR */
+		int sig = b;
 		if (sig == SIGHUP) {
 			kd_log_reopen();
 			kd_log("{\"level\":\"info\",\"msg\":\"log reopened\"}");
