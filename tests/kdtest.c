@@ -45,6 +45,59 @@ static int read_port(int fd, unsigned *port)
 	return *port ? 0 : -1;
 }
 
+/*
+ * A test that fails ends its process before its own clean-up: servers
+ * and store directories it made are remembered with the process that
+ * made them, and removed at that process's exit (Check's forked tests
+ * inherit the list, hence the owner check).
+ */
+#define MAX_OWNED 32
+static struct owned {
+	pid_t owner, server;
+	char dir[64];
+} owned[MAX_OWNED];
+static int nowned;
+
+static void owned_cleanup(void)
+{
+	for (int i = 0; i < nowned; i++) {
+		if (owned[i].owner != getpid())
+			continue;
+		if (owned[i].server > 0 && kill(owned[i].server, 0) == 0) {
+			kill(owned[i].server, SIGKILL);
+			waitpid(owned[i].server, NULL, 0);
+		}
+		if (owned[i].dir[0] && access(owned[i].dir, F_OK) == 0) {
+			char cmd[128];
+			snprintf(cmd, sizeof cmd, "rm -rf '%s'", owned[i].dir);
+			if (system(cmd) != 0)
+				fprintf(stderr, "kdtest: cannot remove %s\n",
+					owned[i].dir);
+		}
+	}
+}
+
+static void own(pid_t server, const char *dir)
+{
+	if (nowned == 0)
+		atexit(owned_cleanup);
+	if (nowned == MAX_OWNED)
+		return;
+	owned[nowned].owner = getpid();
+	owned[nowned].server = server;
+	snprintf(owned[nowned].dir, sizeof owned[nowned].dir, "%s",
+		 dir ? dir : "");
+	nowned++;
+}
+
+/* @p server was reaped: its pid may be reused, never signal it again. */
+static void disown(pid_t server)
+{
+	for (int i = 0; i < nowned; i++)
+		if (owned[i].server == server)
+			owned[i].server = 0;
+}
+
 int kd_start(kd_srv *s, const char *const *extra)
 {
 	if (!s->dir[0]) {
@@ -52,6 +105,7 @@ int kd_start(kd_srv *s, const char *const *extra)
 		if (!mkdtemp(s->dir))
 			return -1;
 		snprintf(s->uri, sizeof s->uri, "sqlite:%s/k.db", s->dir);
+		own(0, s->dir);
 	}
 	const char *argv[40] = {bin(), "--listen", "127.0.0.1:0", "--db",
 				s->uri, "--pwhash-ops", "1", "--pwhash-mem",
@@ -78,11 +132,13 @@ int kd_start(kd_srv *s, const char *const *extra)
 	}
 	close(fds[1]);
 	s->pid = pid;
+	own(pid, NULL);
 	int rc = read_port(fds[0], &s->port);
 	close(fds[0]);
 	if (rc) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
+		disown(pid);
 		s->pid = 0;
 		return -1;
 	}
@@ -99,6 +155,7 @@ int kd_stop(kd_srv *s)
 	for (int i = 0; i < 600; i++) { /* 60 s */
 		pid_t w = waitpid(s->pid, &st, WNOHANG);
 		if (w == s->pid) {
+			disown(s->pid);
 			s->pid = 0;
 			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 		}
@@ -107,6 +164,7 @@ int kd_stop(kd_srv *s)
 	}
 	kill(s->pid, SIGKILL);
 	waitpid(s->pid, NULL, 0);
+	disown(s->pid);
 	s->pid = 0;
 	return -1;
 }
