@@ -4,6 +4,8 @@
 #   make            libknytt.a, libknytt.so, the examples, build/bin/knytt
 #   make test       Check suites + meta checks + the knytt CLI test +
 #                   the Python and Node binding tests (make test-bindings)
+#   make run        knyttd serving the demo shop (build/demo.db), with curl
+#                   examples
 #   make demo       knytt demo on build/demo.db (make index-demo: the index)
 #   make sanitize   the same suites under ASan + UBSan
 #   make bench      every benchmark (make bench-deps first)
@@ -56,9 +58,14 @@ ifeq ($(ARCH),x86_64)
 LIB_SRCS += $(ISA_SRCS)
 endif
 TEST_SRCS := $(wildcard tests/check_*.c)
+# linked into the test binary too, but not suites
+TEST_HELPERS := tests/kdtest.c
 SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 CLI_SRCS := $(wildcard examples/knytt/*.c)
+KNYTTD_SRCS := $(wildcard services/knyttd/*.c)
+KNYTTD_LIBS := $(shell pkg-config --libs libmicrohttpd libsodium 2>/dev/null \
+	|| echo -lmicrohttpd -lsodium)
 
 # "make deps X": every compile waits for deps (also under -j), so that it
 # sees the packages deps installs.
@@ -88,15 +95,17 @@ $(1)/suites.inc: $$(TEST_SRCS)
 	@printf '%s\n' $$(foreach s,$$(SUITES),'KNYTT_SUITE($$(s))') > $$@.tmp
 	@cmp -s $$@.tmp $$@ || mv $$@.tmp $$@; rm -f $$@.tmp
 
-$(1)/check_knytt: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a
+$(1)/check_knytt: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS) $$(TEST_HELPERS)) \
+		$(1)/libknytt.a
 	$$(CC) $$(BASE_CFLAGS) $(2) $$(LDFLAGS) -o $$@ \
-		$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a \
-		$$(CHECK_LIBS) $$(LIBS)
+		$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS) $$(TEST_HELPERS)) \
+		$(1)/libknytt.a $$(CHECK_LIBS) $$(LIBS)
 
-$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)): $(1)/suites.inc
+$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS) $$(TEST_HELPERS)): $(1)/suites.inc
 endef
 
-all: build/libknytt.a build/libknytt.so examples build/bin/knytt
+all: build/libknytt.a build/libknytt.so examples build/bin/knytt \
+	build/bin/knyttd
 
 $(eval $(call build_rules,build,))
 $(eval $(call build_rules,build-san,$(SAN_FLAGS)))
@@ -124,6 +133,19 @@ build/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build/libknytt.a \
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_SRCS) \
 		build/libknytt.a $(LIBS)
 
+# knyttd, the HTTP/JSON service (services/knyttd, man/knyttd.8).
+build/bin/knyttd: $(KNYTTD_SRCS) services/knyttd/knyttd.h build/libknytt.a \
+		include/knytt.h
+	@mkdir -p build/bin
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(KNYTTD_SRCS) \
+		build/libknytt.a $(KNYTTD_LIBS) $(LIBS)
+
+build-san/bin/knyttd: $(KNYTTD_SRCS) services/knyttd/knyttd.h \
+		build-san/libknytt.a include/knytt.h
+	@mkdir -p build-san/bin
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ \
+		$(KNYTTD_SRCS) build-san/libknytt.a $(KNYTTD_LIBS) $(LIBS)
+
 build-san/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build-san/libknytt.a \
 		include/knytt.h
 	@mkdir -p build-san/bin
@@ -131,16 +153,19 @@ build-san/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build-san/libknytt.a \
 		$(CLI_SRCS) build-san/libknytt.a $(LIBS)
 
 # CK_DEFAULT_TIMEOUT: generous, because sanitizer builds run 5-10x slower.
-test: build/check_knytt build/libknytt.so examples build/bin/knytt
-	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 ./build/check_knytt
+test: build/check_knytt build/libknytt.so examples build/bin/knytt \
+		build/bin/knyttd
+	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 \
+		KNYTTD_BIN=build/bin/knyttd ./build/check_knytt
 	sh tests/meta.sh build
 	sh tests/make_deps.sh
 	sh tests/cli.sh build/bin/knytt
 	$(MAKE) --no-print-directory test-bindings
 
-sanitize: build-san/check_knytt build-san/bin/knytt
+sanitize: build-san/check_knytt build-san/bin/knytt build-san/bin/knyttd
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 KNYTT_DATA_DIR=$(DATADIR) \
+	KNYTTD_BIN=build-san/bin/knyttd \
 	KNYTT_SANITIZE=1 CK_DEFAULT_TIMEOUT=1200 ./build-san/check_knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 sh tests/cli.sh build-san/bin/knytt
@@ -152,7 +177,7 @@ bench: all build/bin/bindings_qps $(if $(NODE_INCLUDE),build/node/knytt.node)
 	benchmarks/bindings/run --csv build/bench-bindings.csv
 
 bench-deps:
-	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox
+	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox wrk
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # "=", not ":=": NODE_DEV_PKG is set further down (bindings)
@@ -160,7 +185,7 @@ DEB_PKGS = build-essential pkg-config libopenblas-dev liblapacke-dev \
 	libsqlite3-dev libpq-dev postgresql libcjson-dev \
 	libcurl4-openssl-dev libssl-dev check libsubunit-dev \
 	libmicrohttpd-dev gnuplot-nox man-db python3-pytest python3-numpy \
-	nodejs $(NODE_DEV_PKG)
+	nodejs $(NODE_DEV_PKG) libsodium-dev curl
 deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
@@ -227,11 +252,11 @@ endif
 test-bindings: test-python test-node
 .PHONY: bindings test-python test-node test-bindings
 
-install: build/libknytt.a build/libknytt.so build/bin/knytt
+install: build/libknytt.a build/libknytt.so build/bin/knytt build/bin/knyttd
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
 		$(DESTDIR)$(BINDIR)
-	install -m 755 build/bin/knytt $(DESTDIR)$(BINDIR)/
+	install -m 755 build/bin/knytt build/bin/knyttd $(DESTDIR)$(BINDIR)/
 	install -m 644 include/knytt.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 build/libknytt.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 build/libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
@@ -256,9 +281,15 @@ clean:
 # make index-demo.
 demo: build/bin/knytt
 	./build/bin/knytt demo --db sqlite:build/demo.db
+
+# The service on the demo shop: loads it into build/demo.db if absent,
+# starts knyttd in the foreground and prints curl examples with a key.
+LISTEN ?= 127.0.0.1:8080
+run: build/bin/knytt build/bin/knyttd
+	sh services/knyttd/run-demo.sh build $(LISTEN)
 index-demo: build/bin/index_demo
 	./build/bin/index_demo
-.PHONY: demo index-demo
+.PHONY: demo index-demo run
 
 # libFuzzer targets for the loaders (clang): make fuzz, then run
 # ./build-fuzz/fuzz_index_load -max_total_time=60 tests/fixtures

@@ -543,6 +543,51 @@ KNYTT_API int knytt_store_key_lookup(knytt_store *st, const char *key,
  *  KNYTT_ENOTFOUND).  KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_ESTATE. */
 KNYTT_API int knytt_store_key_revoke(knytt_store *st, const char *key);
 
+/* ---- shoppers' credentials and service secrets (lib/store/auth.c) ----- */
+
+/**
+ * The name of tenant @p id, copied into @p name (room for @p cap bytes;
+ * KNYTT_STORE_MAX_ID + 1 always suffices).  Works without a selected
+ * tenant: a service that found the tenant by an API key names it this way.
+ * @return KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_ERANGE (cap too small),
+ *         KNYTT_EINVAL, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_tenant_name(knytt_store *st, uint64_t id,
+				      char *name, size_t cap);
+
+/**
+ * Stores the password hash of shopper @p user of the selected tenant (the
+ * user is created if unknown, in the same transaction).  @p hash is the
+ * caller's opaque string (a PHC string such as libsodium's argon2id
+ * "$argon2id$v=19$...", 1..512 bytes): the store never sees a password.
+ * @param replace  0: fail with KNYTT_EEXIST when the user has one already
+ *                 (registration); 1: replace it (a password change).
+ * @return KNYTT_OK, KNYTT_EEXIST, KNYTT_EINVAL (the message names the
+ *         field), KNYTT_ESTATE (no tenant), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_credential_set(knytt_store *st, const char *user,
+					 const char *hash, int replace);
+
+/**
+ * Copies the password hash of shopper @p user of the selected tenant into
+ * @p hash (room for @p cap bytes; 513 always suffices).
+ * @return KNYTT_OK, KNYTT_ENOTFOUND (unknown user or no password),
+ *         KNYTT_ERANGE, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_credential_get(knytt_store *st, const char *user,
+					 char *hash, size_t cap);
+
+/**
+ * Reads the service secret @p name (1..256 bytes; not per tenant),
+ * creating it from RAND_bytes on first use: @p len bytes (16..256) into
+ * @p out.  Every process on one database reads the same bytes, so tokens
+ * signed by one knyttd verify in another.
+ * @return KNYTT_OK, KNYTT_ECORRUPT (the stored secret has another
+ *         length), KNYTT_EINVAL, KNYTT_EIO (no randomness), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_secret(knytt_store *st, const char *name,
+				 unsigned char *out, size_t len);
+
 /* ---- items ----------------------------------------------------------- */
 
 /**

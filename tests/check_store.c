@@ -330,12 +330,12 @@ START_TEST(open_and_migrations)
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
 	ck_assert_str_eq(knytt_store_backend(st), su_pg ? "postgres"
 							: "sqlite");
-	ck_assert_int_eq(knytt_store_schema_version(st), 4);
+	ck_assert_int_eq(knytt_store_schema_version(st), 5);
 	ck_assert_int_eq(knytt_store_schema_version(NULL), KNYTT_EINVAL);
 	knytt_store_close(st);
 	/* reopening runs nothing again and keeps the version */
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 4);
+	ck_assert_int_eq(knytt_store_schema_version(st), 5);
 	knytt_store_close(st);
 	/* a version-1 database is brought up to date on open */
 	su_exec("DELETE FROM knytt_schema WHERE version > 1");
@@ -346,7 +346,7 @@ START_TEST(open_and_migrations)
 			"knytt_fts_log_ad; DROP TRIGGER knytt_fts_log_au; "
 			"DROP TABLE knytt_fts_log");
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 4);
+	ck_assert_int_eq(knytt_store_schema_version(st), 5);
 	knytt_store_close(st);
 	/* version 3 indexed event ids by (tenant, event_id); version 4
 	 * drops that index and the open builds it event_id first, still
@@ -357,7 +357,7 @@ START_TEST(open_and_migrations)
 		"version > 3");
 	uint64_t ta = 0, tb = 0;
 	st = su_open("mig-a", &ta);
-	ck_assert_int_eq(knytt_store_schema_version(st), 4);
+	ck_assert_int_eq(knytt_store_schema_version(st), 5);
 	char cols[512];
 	su_query(su_pg ? "SELECT indexdef FROM pg_indexes WHERE indexname = "
 			"'interactions_event'"
@@ -392,7 +392,7 @@ START_TEST(open_and_migrations)
 	/* the in-memory database works too */
 	if (!su_pg) {
 		ck_assert_int_eq(knytt_store_open("sqlite::memory:", &st), 0);
-		ck_assert_int_eq(knytt_store_schema_version(st), 4);
+		ck_assert_int_eq(knytt_store_schema_version(st), 5);
 		knytt_store_close(st);
 	}
 }

@@ -191,6 +191,22 @@ static const migration migrations[] = {
 	 * a killed bulk import may have left. */
 	{4, "DROP INDEX IF EXISTS interactions_event",
 	 "DROP INDEX IF EXISTS interactions_event"},
+	/* Version 5 (auth.c): shoppers' password hashes, per tenant and
+	 * user, and named secrets of the services (knyttd's token key), so
+	 * that several knyttd processes on one PostgreSQL database verify
+	 * each other's tokens.  The hash is an opaque PHC string: the store
+	 * never sees a password. */
+	{5,
+	 "CREATE TABLE IF NOT EXISTS shopper_auth(tenant INTEGER NOT NULL,"
+	 " user_id INTEGER NOT NULL, hash TEXT NOT NULL,"
+	 " updated INTEGER NOT NULL, PRIMARY KEY(tenant, user_id));"
+	 "CREATE TABLE IF NOT EXISTS service_secrets(name TEXT PRIMARY KEY,"
+	 " value BLOB NOT NULL, created INTEGER NOT NULL);",
+	 "CREATE TABLE IF NOT EXISTS shopper_auth(tenant BIGINT NOT NULL,"
+	 " user_id BIGINT NOT NULL, hash TEXT NOT NULL,"
+	 " updated BIGINT NOT NULL, PRIMARY KEY(tenant, user_id));"
+	 "CREATE TABLE IF NOT EXISTS service_secrets(name TEXT PRIMARY KEY,"
+	 " value BYTEA NOT NULL, created BIGINT NOT NULL);"},
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
