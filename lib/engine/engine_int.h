@@ -293,5 +293,14 @@ int knytt__engine_train_job(knytt_engine *e);
 void knytt__engine_install(knytt_engine *e, knytt_index *ix,
 			   knytt_als *als, knytt_twotower *tt,
 			   uint64_t *items, uint32_t nitems, int64_t version);
+/* The embedder's readers of what a server sends back (embedder.c), for
+ * the fuzz target and the tests: parse = a 2xx answer for @p n inputs
+ * (rows to @p out, which may be NULL; *dim as in embed: 0 = take it from
+ * the answer); snippet = the excerpt of an error body quoted in
+ * messages, at most @p cap bytes with the NUL. */
+int knytt__embedder_parse(const knytt_embedder *e, const char *data,
+			  size_t len, size_t n, float *out, uint32_t *dim);
+void knytt__embedder_snippet(const knytt_embedder *e, const char *data,
+			     size_t len, char *out, size_t cap);
 
 #endif
