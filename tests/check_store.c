@@ -1852,6 +1852,30 @@ START_TEST(import_movielens_long_fields)
 }
 END_TEST
 
+/* A u.data timestamp (seconds) whose milliseconds do not fit an int64
+ * is rejected, naming the field; the largest that fits is stored.  (The
+ * product once overflowed: found by fuzz_import_movielens.) */
+START_TEST(import_movielens_huge_timestamp)
+{
+	knytt_store *st = su_open("movielens", NULL);
+	put_item(st, "1", "x", NULL, NULL, 1, 1);
+	ck_assert_int_eq(knytt_store_user_upsert(st, "1", NULL, NULL), 0);
+	char p[512];
+	su_file("u.data",
+		"1\t1\t5\t87854296876893171\n"
+		"1\t1\t4\t9223372036854775\n",
+		p, sizeof p);
+	rejects r;
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_MOVIELENS, on_reject,
+					    &r),
+			 1);
+	ck_assert_str_eq(r.s, "1:timestamp;");
+	knytt_store_close(st);
+}
+END_TEST
+
 START_TEST(import_killed_converges)
 {
 	int n = tu_sanitize() ? 40000 : 150000, batch = 2000;
@@ -2196,6 +2220,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, import_rejects_in_order);
 	tcase_add_test(tc, import_movielens);
 	tcase_add_test(tc, import_movielens_long_fields);
+	tcase_add_test(tc, import_movielens_huge_timestamp);
 	tcase_add_loop_test(tc, import_killed_converges, 0, 2);
 	tcase_add_test(tc, import_bulk_mode);
 	tcase_add_test(tc, background_checkpoints);

@@ -995,8 +995,12 @@ static int ml_rating(imp *im, char **f, size_t nf)
 	if (parse_f64(im, "rating", f[2], &x.value) ||
 	    parse_i64(im, "timestamp", f[3], &ts))
 		return 0;
-	if (ts <= 0) {
-		reject(im, "timestamp", "field timestamp must be > 0");
+	/* seconds; in milliseconds it must still fit an int64 (a larger
+	 * value overflowed the product: found by fuzz_import_movielens) */
+	if (ts <= 0 || ts > INT64_MAX / 1000) {
+		reject(im, "timestamp",
+		       "field timestamp must be > 0 and at most "
+		       "9223372036854775 (seconds)");
 		return 0;
 	}
 	x.ts_ms = ts * 1000;
