@@ -8,6 +8,7 @@
 #                   examples
 #   make demo       knytt demo on build/demo.db (make index-demo: the index)
 #   make sanitize   the same suites under ASan + UBSan
+#   make fuzz       every libFuzzer target FUZZ_SECONDS (30) each
 #   make bench      every benchmark (make bench-deps first)
 #   make deps       Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -70,6 +71,9 @@ KNYTTD_LIBS = $(call lazy,KNYTTD_LIBS,pkg-config --libs libmicrohttpd \
 # "make deps X": every compile waits for deps (also under -j), so that it
 # sees the packages deps installs.
 AFTER_DEPS := $(if $(filter deps,$(MAKECMDGOALS)),| deps)
+
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_ALL := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 
 # $(1) = build dir, $(2) = extra flags
 define build_rules
@@ -154,21 +158,26 @@ build-san/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build-san/libknytt.a \
 
 # CK_DEFAULT_TIMEOUT: generous, because sanitizer builds run 5-10x slower.
 test: build/check_knytt build/libknytt.so examples build/bin/knytt \
-		build/bin/knyttd
+		build/bin/knyttd $(patsubst %,build/fuzz/%,$(FUZZ_ALL))
 	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 \
 		KNYTTD_BIN=build/bin/knyttd ./build/check_knytt
 	sh tests/meta.sh build
 	sh tests/make_deps.sh
 	sh tests/cli.sh build/bin/knytt
 	$(MAKE) --no-print-directory test-bindings
+	sh tests/fuzz/replay.sh build $(FUZZ_ALL)
 
-sanitize: build-san/check_knytt build-san/bin/knytt build-san/bin/knyttd
+sanitize: build-san/check_knytt build-san/bin/knytt build-san/bin/knyttd \
+		$(patsubst %,build-san/fuzz/%,$(FUZZ_ALL))
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 KNYTT_DATA_DIR=$(DATADIR) \
 	KNYTTD_BIN=build-san/bin/knyttd \
 	KNYTT_SANITIZE=1 CK_DEFAULT_TIMEOUT=1200 ./build-san/check_knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 sh tests/cli.sh build-san/bin/knytt
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1 \
+		sh tests/fuzz/replay.sh build-san $(FUZZ_ALL)
 
 bench: all build/bin/bindings_qps $(if $(NODE_INCLUDE),build/node/knytt.node)
 	benchmarks/ann/run --csv build/bench-ann.csv
@@ -185,7 +194,7 @@ DEB_PKGS = build-essential pkg-config libopenblas-dev liblapacke-dev \
 	libsqlite3-dev libpq-dev postgresql libcjson-dev \
 	libcurl4-openssl-dev libssl-dev check libsubunit-dev \
 	libmicrohttpd-dev gnuplot-nox man-db python3-pytest python3-numpy \
-	nodejs $(NODE_DEV_PKG) libsodium-dev curl
+	nodejs $(NODE_DEV_PKG) libsodium-dev curl clang libclang-rt-14-dev
 deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
@@ -271,7 +280,7 @@ install: build/libknytt.a build/libknytt.so build/bin/knytt build/bin/knyttd
 		else install -m 644 $$f $$d/; fi; done
 
 clean:
-	rm -rf build build-san knytt.pc
+	rm -rf build build-san build-fuzz knytt.pc
 
 .PHONY: all test sanitize bench bench-deps deps install clean examples
 .SECONDARY:
@@ -291,22 +300,65 @@ index-demo: build/bin/index_demo
 	./build/bin/index_demo
 .PHONY: demo index-demo run
 
-# libFuzzer targets for the loaders (clang): make fuzz, then run
-# ./build-fuzz/fuzz_index_load -max_total_time=60 tests/fixtures
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Iinclude $(BLAS_CFLAGS) $(PKG_CFLAGS) \
-	-fsanitize=fuzzer-no-link,address,undefined -g -O1
+# ---- fuzzing (tests/fuzz/, see tests/fuzz/README) ----------------------
+# Every tests/fuzz/fuzz_<target>.c is a libFuzzer target, found by name:
+#   make fuzz [FUZZ_SECONDS=30] [FUZZ_TARGETS="fuzz_a fuzz_b"]
+# builds each with clang -fsanitize=fuzzer,address,undefined as
+# build-fuzz/<target> and runs it FUZZ_SECONDS on tests/fuzz/corpus/<target>/
+# (seeds) and tests/fuzz/regress/<target>/ (inputs that once crashed), with
+# a working corpus in build-fuzz/corpus/<target>/; crashes are written to
+# build-fuzz/crashes/<target>/ and fail the run.  make test builds the same
+# files with $(CC) and tests/fuzz/replay.c as main (build/fuzz/<target>)
+# and replays the seeds and the regressions; make sanitize does so under
+# ASan + UBSan.
+# A target that needs sources beyond libknytt (knyttd's, for instance)
+# names them, and the libraries they need, for its three builds:
+#   FUZZ_X := build-fuzz/fuzz_x build/fuzz/fuzz_x build-san/fuzz/fuzz_x
+#   $(FUZZ_X): FUZZ_EXTRA_SRCS = services/knyttd/route.c
+#   $(FUZZ_X): FUZZ_EXTRA_LIBS = -lmicrohttpd
+#   $(FUZZ_X): services/knyttd/route.c
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_HDRS := $(wildcard tests/fuzz/*.h) $(wildcard include/*.h lib/*.h lib/*/*.h)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Iinclude $(BLAS_CFLAGS) \
+	$(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1
 FUZZ_OBJS := $(patsubst %.c,build-fuzz/obj/%.o,$(LIB_SRCS))
-build-fuzz/obj/%.o: %.c
+build-fuzz/obj/%.o: %.c $(wildcard include/*.h lib/*.h lib/*/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -c $< -o $@
-build-fuzz/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c
+build-fuzz/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c lib/vec/vec.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -mavx2 -mfma -c $< -o $@
-build-fuzz/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c
+build-fuzz/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c lib/vec/vec.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl \
 		-c $< -o $@
-build-fuzz/fuzz_index_load: tests/fuzz/fuzz_index_load.c $(FUZZ_OBJS)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
-fuzz: build-fuzz/fuzz_index_load
-.PHONY: fuzz
+build-fuzz/libknytt.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDRS) build-fuzz/libknytt.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_EXTRA_SRCS) \
+		build-fuzz/libknytt.a $(FUZZ_EXTRA_LIBS) $(LIBS)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HDRS) \
+		build/libknytt.a
+	@mkdir -p build/fuzz
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c \
+		$(FUZZ_EXTRA_SRCS) build/libknytt.a $(FUZZ_EXTRA_LIBS) $(LIBS)
+build-san/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HDRS) \
+		build-san/libknytt.a
+	@mkdir -p build-san/fuzz
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+		tests/fuzz/replay.c $(FUZZ_EXTRA_SRCS) build-san/libknytt.a \
+		$(FUZZ_EXTRA_LIBS) $(LIBS)
+# The seed corpora are generated (the binary ones by the library's own
+# writers) and committed: make fuzz-seeds rewrites them.
+build/fuzz-seeds: tests/fuzz/seeds.c $(FUZZ_HDRS) build/libknytt.a
+	@mkdir -p build
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< build/libknytt.a $(LIBS)
+fuzz-seeds: build/fuzz-seeds
+	./build/fuzz-seeds tests/fuzz/corpus
+fuzz-build: $(patsubst %,build-fuzz/%,$(FUZZ_TARGETS))
+fuzz: fuzz-build
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+.PHONY: fuzz fuzz-build fuzz-seeds

@@ -6,6 +6,7 @@
  * search works by keyword and by meaning, state survives a re-open.
  */
 #include "knytt.h"
+#include "../lib/internal.h"
 #include "testutil.h"
 #include "pgserver.h"
 
@@ -1240,6 +1241,120 @@ START_TEST(write_behind_failure_is_reported)
 }
 END_TEST
 
+/* An "engine-model" blob (lib/engine/train.c) around @p model, with
+ * @p nids of the store ids @p ids and header dimension @p dim. */
+static unsigned char *engine_blob(knytt_model_kind kind, uint32_t dim,
+				  const uint64_t *ids, uint32_t nids,
+				  const void *model, size_t ml, size_t *n)
+{
+	*n = 32 + (size_t)nids * 8 + ml + 4;
+	unsigned char *b = calloc(1, *n);
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, "KNYTTENG", 8);
+	knytt__put_u32(b + 8, 1);
+	knytt__put_u32(b + 12, (uint32_t)kind);
+	knytt__put_u32(b + 16, dim);
+	knytt__put_u32(b + 20, nids);
+	knytt__put_u64(b + 24, ml);
+	for (uint32_t i = 0; i < nids; i++)
+		knytt__put_u64(b + 32 + 8 * i, ids[i]);
+	memcpy(b + 32 + (size_t)nids * 8, model, ml);
+	knytt__put_u32(b + *n - 4, knytt__crc32c(0, b, *n - 4));
+	return b;
+}
+
+/* Stores @p blob as the latest engine model of a fresh store holding
+ * @p ids' items and returns what knytt_engine_open says. */
+static int open_with_blob(const unsigned char *blob, size_t n)
+{
+	snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-blob.db",
+		 (int)getpid());
+	cleanup();
+	char uri[160];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	knytt_store *st;
+	uint64_t t;
+	ck_assert_int_eq(knytt_store_open(uri, &st), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_tenant_create(st, "default", &t), 0);
+	ck_assert_int_eq(knytt_store_use_tenant(st, t), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_model_put(st, "engine-model", blob, n,
+					       NULL, NULL),
+			 KNYTT_OK);
+	knytt_store_close(st);
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_threads(e, 1), KNYTT_OK);
+	int rc = knytt_engine_open(e, uri);
+	knytt_engine_close(e);
+	cleanup();
+	return rc;
+}
+
+/* Found by fuzz_engine_model: a stored blob whose item map is shorter
+ * than its model's item table, or whose header dimension is not the
+ * model's, made knytt_engine_open copy the model's vectors past the end
+ * of a buffer sized from the header.  It must be refused as corrupt. */
+START_TEST(stored_model_must_match_its_header)
+{
+	static const uint32_t U[] = { 0, 0, 1, 1, 2, 2, 0 };
+	static const uint32_t I[] = { 0, 1, 1, 2, 2, 3, 3 };
+	static const uint64_t ids[] = { 1, 2, 3, 4 };
+	knytt_twotower *tt;
+	void *tb;
+	size_t tl, n;
+	ck_assert_int_eq(knytt_twotower_create(&tt), KNYTT_OK);
+	ck_assert_int_eq(knytt_twotower_set_dim(tt, 4), KNYTT_OK);
+	ck_assert_int_eq(knytt_twotower_set_buckets(tt, 16), KNYTT_OK);
+	ck_assert_int_eq(knytt_twotower_set_epochs(tt, 1), KNYTT_OK);
+	ck_assert_int_eq(knytt_twotower_set_threads(tt, 1), KNYTT_OK);
+	ck_assert_int_eq(knytt_twotower_train(tt, 3, 4, NULL, 7, U, I, NULL,
+					      NULL),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_twotower_save_buffer(tt, &tb, &tl), KNYTT_OK);
+	knytt_twotower_close(tt);
+	/* the well-formed blob opens */
+	unsigned char *b = engine_blob(KNYTT_MODEL_TWOTOWER, 4, ids, 4, tb,
+				       tl, &n);
+	ck_assert_msg(open_with_blob(b, n) == KNYTT_OK, "%s", knytt_errmsg());
+	free(b);
+	/* three ids for a model of four items */
+	b = engine_blob(KNYTT_MODEL_TWOTOWER, 4, ids, 3, tb, tl, &n);
+	ck_assert_int_eq(open_with_blob(b, n), KNYTT_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "4 items"));
+	free(b);
+	/* header dimension 2 for a model of dimension 4 */
+	b = engine_blob(KNYTT_MODEL_TWOTOWER, 2, ids, 4, tb, tl, &n);
+	ck_assert_int_eq(open_with_blob(b, n), KNYTT_ECORRUPT);
+	free(b);
+	knytt_free(tb);
+
+	/* ALS: 8 factors under a header that says 4 */
+	knytt_matrix *m;
+	knytt_als *als;
+	void *ab;
+	size_t al;
+	ck_assert_int_eq(knytt_matrix_create(&m), KNYTT_OK);
+	for (size_t k = 0; k < 7; k++)
+		ck_assert_int_eq(knytt_matrix_add(m, U[k], I[k], 0, 1, 0), 0);
+	ck_assert_int_eq(knytt_matrix_build(m, 3, 4), KNYTT_OK);
+	ck_assert_int_eq(knytt_als_create(&als), KNYTT_OK);
+	ck_assert_int_eq(knytt_als_set_factors(als, 8), KNYTT_OK);
+	ck_assert_int_eq(knytt_als_set_threads(als, 1), KNYTT_OK);
+	ck_assert_int_eq(knytt_als_train(als, m), KNYTT_OK);
+	ck_assert_int_eq(knytt_als_save_buffer(als, &ab, &al), KNYTT_OK);
+	knytt_als_close(als);
+	knytt_matrix_close(m);
+	b = engine_blob(KNYTT_MODEL_ALS, 8, ids, 4, ab, al, &n);
+	ck_assert_msg(open_with_blob(b, n) == KNYTT_OK, "%s", knytt_errmsg());
+	free(b);
+	b = engine_blob(KNYTT_MODEL_ALS, 4, ids, 4, ab, al, &n);
+	ck_assert_int_eq(open_with_blob(b, n), KNYTT_ECORRUPT);
+	free(b);
+	knytt_free(ab);
+}
+END_TEST
+
+
 /* ---- exclusions, the whole history, as-of time, future events ---------- */
 
 static int64_t wall_ms(void)
@@ -1975,6 +2090,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, write_behind_feedback_reaches_the_store);
 	tcase_add_test(tc, write_behind_checks_before_queueing);
 	tcase_add_test(tc, write_behind_failure_is_reported);
+	tcase_add_test(tc, stored_model_must_match_its_header);
 	tcase_add_test(tc, exclusion_covers_the_whole_history);
 	tcase_add_test(tc, store_reads_a_whole_history);
 	tcase_add_test(tc, trending_is_seeded_from_every_page);

@@ -14,6 +14,7 @@
 #include "knytt.h"
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 #include <math.h>
 #include <openssl/evp.h>
@@ -2097,6 +2098,91 @@ static int digest_cb(const knytt_interaction *x, void *ctx)
 	return 0;
 }
 
+/* movies.dat genres and u.item dates and URLs at their longest, made of
+ * the bytes that JSON escaping expands most (control characters, six
+ * bytes each): the item's attributes once overflowed a 1536-byte stack
+ * buffer here.  Every row must be stored whole, its attributes valid
+ * JSON holding every genre. */
+START_TEST(import_movielens_long_fields)
+{
+	knytt_store *st = su_open("movielens", NULL);
+	char line[4096], p[512];
+	size_t o = (size_t)snprintf(line, sizeof line, "7::Long (1999)::");
+	for (int g = 0; g < 19; g++) {
+		if (g)
+			line[o++] = '|';
+		memset(line + o, '\x01', 25);
+		o += 25;
+	}
+	snprintf(line + o, sizeof line - o, "\n");
+	su_file("movies.dat", line, p, sizeof p);
+	rejects r;
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_MOVIELENS, on_reject,
+					    &r),
+			 1);
+	knytt_item *g;
+	ck_assert_int_eq(knytt_store_item_get(st, "7", &g), 0);
+	ck_assert_ptr_nonnull(g->attributes);
+	cJSON *a = cJSON_Parse(g->attributes);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(
+		cJSON_GetArraySize(cJSON_GetObjectItem(a, "genres")), 19);
+	cJSON_Delete(a);
+	knytt_free(g);
+	/* u.item: a 199-byte date and a 599-byte URL of the same bytes */
+	o = (size_t)snprintf(line, sizeof line, "8|Long (1999)|");
+	memset(line + o, '\x02', 250);
+	o += 250;
+	o += (size_t)snprintf(line + o, sizeof line - o, "||");
+	memset(line + o, '\x03', 700);
+	o += 700;
+	for (int k = 0; k < 19; k++)
+		o += (size_t)snprintf(line + o, sizeof line - o, "|1");
+	snprintf(line + o, sizeof line - o, "\n");
+	su_file("u.item", line, p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_MOVIELENS, on_reject,
+					    &r),
+			 1);
+	ck_assert_int_eq(knytt_store_item_get(st, "8", &g), 0);
+	a = cJSON_Parse(g->attributes);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(
+		cJSON_GetArraySize(cJSON_GetObjectItem(a, "genres")), 19);
+	ck_assert(cJSON_IsString(cJSON_GetObjectItem(a, "imdb_url")));
+	cJSON_Delete(a);
+	knytt_free(g);
+	ck_assert_int_eq(r.n, 0);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* A u.data timestamp (seconds) whose milliseconds do not fit an int64
+ * is rejected, naming the field; the largest that fits is stored.  (The
+ * product once overflowed: found by fuzz_import_movielens.) */
+START_TEST(import_movielens_huge_timestamp)
+{
+	knytt_store *st = su_open("movielens", NULL);
+	put_item(st, "1", "x", NULL, NULL, 1, 1);
+	ck_assert_int_eq(knytt_store_user_upsert(st, "1", NULL, NULL), 0);
+	char p[512];
+	su_file("u.data",
+		"1\t1\t5\t87854296876893171\n"
+		"1\t1\t4\t9223372036854775\n",
+		p, sizeof p);
+	rejects r;
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_MOVIELENS, on_reject,
+					    &r),
+			 1);
+	ck_assert_str_eq(r.s, "1:timestamp;");
+	knytt_store_close(st);
+}
+END_TEST
+
 START_TEST(import_killed_converges)
 {
 	int n = tu_sanitize() ? 40000 : 150000, batch = 2000;
@@ -2764,6 +2850,8 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, import_ids_of_all_lengths);
 	tcase_add_test(tc, import_rejects_in_order);
 	tcase_add_test(tc, import_movielens);
+	tcase_add_test(tc, import_movielens_long_fields);
+	tcase_add_test(tc, import_movielens_huge_timestamp);
 	tcase_add_loop_test(tc, import_killed_converges, 0, 2);
 	tcase_add_test(tc, import_bulk_mode);
 	tcase_add_test(tc, background_checkpoints);

@@ -30,6 +30,7 @@
  *    in an error body is replaced by "***".
  */
 #include "../internal.h"
+#include "embedder.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -722,6 +723,20 @@ out:
 	free(seen);
 	cJSON_Delete(root);
 	return rc;
+}
+
+int knytt__embedder_parse(const knytt_embedder *e, const char *data,
+			  size_t len, size_t n, float *out, uint32_t *dim)
+{
+	struct answer a = { (char *)data, len, len, 0 };
+	return parse_answer(e, &a, 0, n, out, dim);
+}
+
+void knytt__embedder_snippet(const knytt_embedder *e, const char *data,
+			     size_t len, char *out, size_t cap)
+{
+	struct answer a = { (char *)data, len, len, 0 };
+	snippet(e, &a, out, cap);
 }
 
 /* The request body for @p n texts, or NULL when out of memory. */

@@ -575,7 +575,7 @@ static int add_model_vectors(knytt_engine *e, knytt_index *ix,
 	if (als)
 		rc = knytt_als_item_factors(als, 0, n, v);
 	else
-		rc = knytt_twotower_item_embeddings(tt, v, (size_t)n * e->dim);
+		rc = knytt_twotower_item_embeddings(tt, v, n); /* rows */
 	if (rc < 0)
 		goto out;
 	rc = KNYTT_OK;

@@ -134,6 +134,22 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 		if ((rc = knytt_twotower_create(tt)) == KNYTT_OK)
 			rc = knytt_twotower_load_buffer(*tt, mb, (size_t)ml);
 	}
+	/* The model must be the one the header describes: a row per stored
+	 * id and the engine's dimension, since the engine copies n x dim
+	 * floats out of it.  (A blob with fewer ids than model rows once
+	 * overflowed the copy at knytt_engine_open.) */
+	if (rc == KNYTT_OK &&
+	    (*als ? knytt_als_items(*als) != n || knytt_als_factors(*als) != dim
+		  : knytt_twotower_count_items(*tt) != n ||
+			    knytt_twotower_dim(*tt) != dim))
+		rc = knytt__err(KNYTT_ECORRUPT,
+				"stored engine model: the model has %u items "
+				"of dimension %u, the header %u of %u",
+				*als ? knytt_als_items(*als)
+				     : knytt_twotower_count_items(*tt),
+				*als ? knytt_als_factors(*als)
+				     : knytt_twotower_dim(*tt),
+				n, dim);
 	if (rc) {
 		knytt_als_close(*als);
 		knytt_twotower_close(*tt);

@@ -932,10 +932,17 @@ static size_t split(char *s, const char *sep, char **f, size_t max)
 	return n;
 }
 
-/* JSON string escaping for the small values of the mapping. */
+/* JSON string escaping for the small values of the mapping: writes at
+ * most @p cap bytes with the NUL (a value that does not fit is cut) and
+ * returns the length written. */
 static size_t jstr(char *o, size_t cap, const char *s)
 {
 	size_t n = 0;
+	if (cap < 3) {
+		if (cap)
+			o[0] = '\0';
+		return 0;
+	}
 	o[n++] = '"';
 	for (; *s && n + 8 < cap; s++) {
 		unsigned char ch = (unsigned char)*s;
@@ -955,7 +962,12 @@ static size_t jstr(char *o, size_t cap, const char *s)
 
 static int ml_item(imp *im, char **f, size_t nf, int dat)
 {
-	char title[2048], genres[512] = "", attrs[1536], desc[600];
+	/* attrs holds the worst case, as jstr escapes a byte into at most
+	 * 6: movies.dat, 511 bytes of genres -> 6 * 511 + 3 * 19 + 13;
+	 * u.item, fixed genre names (< 300) + a 199-byte date and a
+	 * 599-byte URL -> 300 + 6 * 798 + 40.  (At 1536 bytes, a genres
+	 * field of control characters overflowed it.) */
+	char title[2048], genres[512] = "", attrs[8192], desc[600];
 	const char *g[19];
 	size_t ng = 0;
 	if (dat) { /* movies.dat: id::title::G1|G2 */
@@ -1081,8 +1093,12 @@ static int ml_rating(imp *im, char **f, size_t nf)
 	if (parse_f64(im, "rating", f[2], &x.value) ||
 	    parse_i64(im, "timestamp", f[3], &ts))
 		return 0;
-	if (ts <= 0) {
-		reject(im, "timestamp", "field timestamp must be > 0");
+	/* seconds; in milliseconds it must still fit an int64 (a larger
+	 * value overflowed the product: found by fuzz_import_movielens) */
+	if (ts <= 0 || ts > INT64_MAX / 1000) {
+		reject(im, "timestamp",
+		       "field timestamp must be > 0 and at most "
+		       "9223372036854775 (seconds)");
 		return 0;
 	}
 	x.ts_ms = ts * 1000;
