@@ -217,7 +217,7 @@ static result run(const knytt_matrix *tr, const mcfg *c, const target *tg)
 
 static void header(const char *m1, const char *m2)
 {
-	printf("%-9s %-22s %-34s %8s %8s %8s %8s %6s\n", "data", "model",
+	printf("%-9s %-22s %-42s %8s %8s %8s %8s %6s\n", "data", "model",
 	       "params", m1, m2, "coverage", "train_s", "rss_MB");
 	if (csv)
 		fprintf(csv, "data,model,params,metric1,value1,metric2,value2,"
@@ -234,7 +234,7 @@ static void row(const char *data, const char *model, const char *params,
 		snprintf(ts, sizeof ts, "%.2f", secs);
 	if (rss >= 0)
 		snprintf(rs, sizeof rs, "%ld", rss);
-	printf("%-9s %-22s %-34s %8.4f %8.4f %8.4f %8s %6s\n", data, model,
+	printf("%-9s %-22s %-42s %8.4f %8.4f %8.4f %8s %6s\n", data, model,
 	       params, v1, m->ndcg, m->coverage, ts, rs);
 	if (csv)
 		fprintf(csv, "%s,%s,\"%s\",%s,%.4f,%s,%.4f,%.4f,%s,%s\n", data,

@@ -830,7 +830,8 @@ int knytt_lightgcn_fold_in(const knytt_lightgcn *g, size_t n,
 	if (!s)
 		return knytt__err(KNYTT_ENOMEM,
 				  "no memory for a fold-in of %zu items", n);
-	memcpy(s, items, n * sizeof *s);
+	if (n)
+		memcpy(s, items, n * sizeof *s);
 	qsort(s, n, sizeof *s, cmp_u32);
 	for (size_t j = 1; j < n; j++)
 		if (s[j] == s[j - 1]) {
