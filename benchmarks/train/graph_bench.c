@@ -24,7 +24,9 @@
  * of the child, from wait4) is its own.
  *
  * usage: graph_bench [--time] [--lightgcn] [--quick] [--csv FILE]
- *                    [--data DIR] [--threads N] [--epochs N]
+ *                    [--plot DIR] [--data DIR] [--threads N] [--epochs N]
+ * --plot DIR: a PNG per data set of NDCG against training time
+ * (DIR/<data>_ndcg_time.png).
  * --quick: smaller grids and fewer LightGCN epochs (bounded runs on a
  * shared machine).
  */
@@ -224,10 +226,25 @@ static void header(const char *m1, const char *m2)
 			     "coverage,train_s,rss_mb\n");
 }
 
+/* Rows kept for the plot of NDCG against training time. */
+static struct prow {
+	char data[16], model[32];
+	double secs, ndcg;
+} prows[64];
+static size_t nprows;
+
 static void row(const char *data, const char *model, const char *params,
 		const char *m1, const char *m2, const knytt_metrics *m,
 		double secs, long rss)
 {
+	if (nprows < 64) {
+		struct prow *q = &prows[nprows++];
+		snprintf(q->data, sizeof q->data, "%s", data);
+		snprintf(q->model, sizeof q->model, "%s", model);
+		/* anchors need no training: drawn at 0.01 s */
+		q->secs = secs > 0.01 ? secs : 0.01;
+		q->ndcg = m->ndcg;
+	}
 	double v1 = strncmp(m1, "HR", 2) == 0 ? m->hr : m->recall;
 	char ts[32] = "-", rs[32] = "-";
 	if (secs >= 0)
@@ -240,6 +257,49 @@ static void row(const char *data, const char *model, const char *params,
 		fprintf(csv, "%s,%s,\"%s\",%s,%.4f,%s,%.4f,%.4f,%s,%s\n", data,
 			model, params, m1, v1, m2, m->ndcg, m->coverage, ts,
 			rs);
+}
+
+/* One PNG per data set: NDCG of each row against its training time
+ * (log scale), labelled by model. */
+static void plot(const char *dir)
+{
+	for (size_t a = 0; a < nprows; a++) {
+		int seen = 0;
+		for (size_t b = 0; b < a; b++)
+			seen |= !strcmp(prows[b].data, prows[a].data);
+		if (seen)
+			continue;
+		char dat[1024], png[1024], cmd[4096];
+		int l1 = snprintf(dat, sizeof dat, "%s/%s_ndcg_time.dat", dir,
+				  prows[a].data);
+		int l2 = snprintf(png, sizeof png, "%s/%s_ndcg_time.png", dir,
+				  prows[a].data);
+		if (l1 < 0 || l2 < 0 || (size_t)l1 >= sizeof dat ||
+		    (size_t)l2 >= sizeof png)
+			continue;
+		FILE *f = fopen(dat, "w");
+		if (!f)
+			continue;
+		for (size_t b = a; b < nprows; b++)
+			if (!strcmp(prows[b].data, prows[a].data))
+				fprintf(f, "%.4f %.5f \"%s\"\n", prows[b].secs,
+					prows[b].ndcg, prows[b].model);
+		fclose(f);
+		int l3 = snprintf(cmd, sizeof cmd,
+			 "gnuplot -e \"set terminal png size 800,500 "
+			 "noenhanced; set output '%s'; set logscale x; set "
+			 "xlabel 'training seconds (anchors at 0.01)'; set "
+			 "ylabel 'NDCG'; set title '%s: NDCG against training "
+			 "time'; set offsets graph 0.05, graph 0.3, graph 0.1, "
+			 "graph 0.1; plot '%s' u 1:2 w p pt 7 notitle, '' u "
+			 "1:2:3 w labels offset 1,0.7 left notitle\" "
+			 "2>/dev/null",
+			 png, prows[a].data, dat);
+		if (l3 > 0 && (size_t)l3 < sizeof cmd && system(cmd) == 0)
+			printf("# plot: %s\n", png);
+		else
+			printf("# gnuplot failed or absent: no %s\n", png);
+	}
 }
 
 /* ---- the time protocol ---- */
@@ -514,6 +574,7 @@ int main(int argc, char **argv)
 {
 	int do_time = 0, do_lgc = 0;
 	const char *dir = getenv("KNYTT_DATA_DIR"), *csvpath = NULL;
+	const char *plotdir = NULL;
 	for (int a = 1; a < argc; a++) {
 		if (!strcmp(argv[a], "--time"))
 			do_time = 1;
@@ -525,6 +586,8 @@ int main(int argc, char **argv)
 			csvpath = argv[++a];
 		else if (!strcmp(argv[a], "--data") && a + 1 < argc)
 			dir = argv[++a];
+		else if (!strcmp(argv[a], "--plot") && a + 1 < argc)
+			plotdir = argv[++a];
 		else if (!strcmp(argv[a], "--threads") && a + 1 < argc)
 			g_threads = (unsigned)atoi(argv[++a]);
 		else if (!strcmp(argv[a], "--epochs") && a + 1 < argc)
@@ -532,8 +595,8 @@ int main(int argc, char **argv)
 		else {
 			fprintf(stderr,
 				"usage: %s [--time] [--lightgcn] [--quick] "
-				"[--csv FILE] [--data DIR] [--threads N] "
-				"[--epochs N]\n",
+				"[--csv FILE] [--plot DIR] [--data DIR] "
+				"[--threads N] [--epochs N]\n",
 				argv[0]);
 			return 2;
 		}
@@ -556,6 +619,8 @@ int main(int argc, char **argv)
 		random_protocol(dir, chosen);
 		ncf_protocol(dir);
 	}
+	if (plotdir)
+		plot(plotdir);
 	if (csv)
 		fclose(csv);
 	return 0;
