@@ -524,6 +524,45 @@ START_TEST(bad_input)
 }
 END_TEST
 
+/* tests/fixtures/lightgcn-v1.lgc (tests/fixtures/make_lightgcn_v1.c):
+ * graph u0 - {i0, i1}, u1 - {i1, i2}, dim 2, 1 layer, E0 set by hand to
+ * u0 (1,0) u1 (0,1) i0 (1,1) i1 (2,0) i2 (0,2), written by format
+ * version 1; it must keep loading to (E0 + A E0) / 2. */
+START_TEST(load_fixture_v1)
+{
+	knytt_lightgcn *g;
+	ck_assert_int_eq(knytt_lightgcn_create(&g), 0);
+	int rc = knytt_lightgcn_load(g, "tests/fixtures/lightgcn-v1.lgc");
+	if (rc == KNYTT_EIO) {
+		fprintf(stderr, "SKIP: tests/fixtures/lightgcn-v1.lgc not "
+				"found (run from the source tree)\n");
+		knytt_lightgcn_close(g);
+		return;
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(knytt_lightgcn_dim(g), 2);
+	ck_assert_uint_eq(knytt_lightgcn_users(g), 2);
+	ck_assert_uint_eq(knytt_lightgcn_items(g), 3);
+	const double r = 1 / sqrt(2.0);
+	const double want_u[4] = {(1 + r + 1) / 2, r / 2, 0.5, (1 + 2 * r) / 2};
+	const double want_i[6] = {(1 + r) / 2, 0.5, 1.25, 0.25, 0,
+				  (2 + r) / 2};
+	float u[4], it[6], v[2];
+	ck_assert_int_eq(knytt_lightgcn_user_factors(g, 0, 2, u), 0);
+	ck_assert_int_eq(knytt_lightgcn_item_factors(g, 0, 3, it), 0);
+	for (int j = 0; j < 4; j++)
+		ck_assert_double_eq_tol(u[j], want_u[j], 1e-6);
+	for (int j = 0; j < 6; j++)
+		ck_assert_double_eq_tol(it[j], want_i[j], 1e-6);
+	/* u0's own items fold in to his embedding less E0_u0 / 2 */
+	uint32_t items[2] = {1, 0};
+	ck_assert_int_eq(knytt_lightgcn_fold_in(g, 2, items, v), 0);
+	ck_assert_double_eq_tol(v[0], want_u[0] - 0.5, 1e-6);
+	ck_assert_double_eq_tol(v[1], want_u[1], 1e-6);
+	knytt_lightgcn_close(g);
+}
+END_TEST
+
 Suite *lightgcn_suite(void)
 {
 	Suite *s = suite_create("lightgcn");
@@ -542,6 +581,7 @@ Suite *lightgcn_suite(void)
 	tcase_add_test(tc, save_load_round_trip);
 	tcase_add_test(tc, corrupt_buffers_rejected);
 	tcase_add_test(tc, bad_input);
+	tcase_add_test(tc, load_fixture_v1);
 	suite_add_tcase(s, tc);
 	return s;
 }
