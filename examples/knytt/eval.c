@@ -176,6 +176,7 @@ typedef struct tp_cfg {
 	unsigned long k, dim, epochs, threads;
 	double reg, alpha, holdout;
 	int lightgcn, als;
+	int epochs_set; /* --epochs given: LightGCN too (default 30) */
 } tp_cfg;
 
 /* Splits the rows at the holdout; train and test get the CLI's type
@@ -283,6 +284,8 @@ static int tp_models(const tp_cfg *c, const knytt_matrix *tr,
 		if ((rc = knytt_lightgcn_create(&g)) ||
 		    (rc = knytt_lightgcn_set_dim(g, (unsigned)c->dim)) ||
 		    (rc = knytt_lightgcn_set_threads(g, (unsigned)c->threads)) ||
+		    (c->epochs_set &&
+		     (rc = knytt_lightgcn_set_epochs(g, (unsigned)c->epochs))) ||
 		    (rc = knytt_lightgcn_set_progress(g, on_lgc_progress,
 						      prog)) ||
 		    (rc = knytt_lightgcn_train(g, tr))) {
@@ -446,6 +449,40 @@ out:
 	return ex;
 }
 
+/* The options of --protocol time, then the evaluation. */
+static int cmd_eval_time(cli *c, args *a)
+{
+	int rc;
+	tp_cfg tc = {.k = 20, .dim = 64, .epochs = 15, .reg = 0.1,
+		     .alpha = 4, .holdout = 0.1, .als = 1};
+	const char *h = arg_get(a, "holdout"), *mo = arg_get(a, "model");
+	if (h && (tc.holdout = parse_holdout(h)) < 0)
+		return cli_usage("eval",
+				 "--holdout must be a share in (0, 1) "
+				 "or a percentage like 10%%, not '%s'",
+				 h);
+	if (mo && !strcmp(mo, "lightgcn"))
+		tc.als = 0, tc.lightgcn = 1;
+	else if (mo && !strcmp(mo, "all"))
+		tc.lightgcn = 1;
+	else if (mo && strcmp(mo, "als"))
+		return cli_usage("eval", "--model must be als, "
+					 "lightgcn or all, not '%s'",
+				 mo);
+	if ((rc = arg_uint(a, "k", 1, 1000, &tc.k)) ||
+	    (rc = arg_uint(a, "dim", 1, 1024, &tc.dim)) ||
+	    (rc = arg_uint(a, "epochs", 1, 10000, &tc.epochs)) ||
+	    (rc = arg_uint(a, "threads", 1, 256, &tc.threads)) ||
+	    (rc = arg_double(a, "reg", &tc.reg)) ||
+	    (rc = arg_double(a, "alpha", &tc.alpha)))
+		return rc;
+	if (tc.reg < 0 || tc.alpha < 0)
+		return cli_usage("eval", "--reg and --alpha must be "
+					 ">= 0");
+	tc.epochs_set = arg_has(a, "epochs");
+	return eval_time(c, &tc);
+}
+
 int cmd_eval(cli *c, args *a)
 {
 	const char *proto = arg_get(a, "protocol");
@@ -454,39 +491,11 @@ int cmd_eval(cli *c, args *a)
 				 "--protocol must be 'time' or 'last', not '%s'",
 				 proto);
 	int timep = proto && !strcmp(proto, "time");
-	unsigned long k = timep ? 20 : 10, dim = 64, epochs = 15, threads = 0;
+	unsigned long k = 10, dim = 64, epochs = 15, threads = 0;
 	double reg = 0.1, alpha = 4;
 	int rc;
-	if (timep) {
-		tp_cfg tc = {.k = k, .dim = dim, .epochs = epochs,
-			     .reg = reg, .alpha = alpha, .holdout = 0.1,
-			     .als = 1};
-		const char *h = arg_get(a, "holdout"), *mo = arg_get(a, "model");
-		if (h && (tc.holdout = parse_holdout(h)) < 0)
-			return cli_usage("eval",
-					 "--holdout must be a share in (0, 1) "
-					 "or a percentage like 10%%, not '%s'",
-					 h);
-		if (mo && !strcmp(mo, "lightgcn"))
-			tc.als = 0, tc.lightgcn = 1;
-		else if (mo && !strcmp(mo, "all"))
-			tc.lightgcn = 1;
-		else if (mo && strcmp(mo, "als"))
-			return cli_usage("eval", "--model must be als, "
-						 "lightgcn or all, not '%s'",
-					 mo);
-		if ((rc = arg_uint(a, "k", 1, 1000, &tc.k)) ||
-		    (rc = arg_uint(a, "dim", 1, 1024, &tc.dim)) ||
-		    (rc = arg_uint(a, "epochs", 1, 10000, &tc.epochs)) ||
-		    (rc = arg_uint(a, "threads", 1, 256, &tc.threads)) ||
-		    (rc = arg_double(a, "reg", &tc.reg)) ||
-		    (rc = arg_double(a, "alpha", &tc.alpha)))
-			return rc;
-		if (tc.reg < 0 || tc.alpha < 0)
-			return cli_usage("eval", "--reg and --alpha must be "
-						 ">= 0");
-		return eval_time(c, &tc);
-	}
+	if (timep)
+		return cmd_eval_time(c, a);
 	if (arg_has(a, "holdout"))
 		return cli_usage("eval", "--holdout needs --protocol time");
 	if ((rc = arg_uint(a, "k", 1, 1000, &k)) ||
