@@ -2,7 +2,10 @@
 # MANDIR, BINDIR; CC, CFLAGS, LDFLAGS.
 #
 #   make            libknytt.a, libknytt.so, the examples, build/bin/knytt
-#   make test       Check suites + meta checks + the knytt CLI test
+#   make test       Check suites + meta checks + the knytt CLI test +
+#                   the Python and Node binding tests (make test-bindings)
+#   make run        knyttd serving the demo shop (build/demo.db), with curl
+#                   examples
 #   make demo       knytt demo on build/demo.db (make index-demo: the index)
 #   make sanitize   the same suites under ASan + UBSan
 #   make bench      every benchmark (make bench-deps first)
@@ -22,19 +25,28 @@ DATADIR ?= $(abspath $(CURDIR)/../shared/data)
 CC ?= cc
 ARCH := $(shell uname -m)
 PKGS := sqlite3 libpq libcjson libcurl libcrypto
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
-BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck) \
-	$(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+# The pkg-config flags are computed when a recipe first needs them, not
+# when this file is parsed: in "make deps demo" pkg-config and the -dev
+# packages only exist once the deps recipe has run, and flags read at
+# parse time would miss libpq-fe.h on a fresh machine.  lazy(VAR,cmd)
+# runs cmd once, on first use, and keeps the answer.
+lazy = $(eval $(1) := $$(shell $(2)))$($(1))
+PKG_CFLAGS = $(call lazy,PKG_CFLAGS,pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(call lazy,PKG_LIBS,pkg-config --libs $(PKGS) 2>/dev/null)
+BLAS_CFLAGS = $(call lazy,BLAS_CFLAGS,pkg-config --cflags openblas \
+	2>/dev/null)
+BLAS_LIBS = $(call lazy,BLAS_LIBS,pkg-config --libs openblas 2>/dev/null \
+	|| echo -lopenblas)
+CHECK_LIBS = $(call lazy,CHECK_LIBS,pkg-config --libs check 2>/dev/null \
+	|| echo -lcheck; pkg-config --libs libmicrohttpd 2>/dev/null \
+	|| echo -lmicrohttpd)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter
 OPT ?= -O2 -g
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden \
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden \
 	-Iinclude $(WARN) $(OPT) $(BLAS_CFLAGS) $(PKG_CFLAGS)
-LIBS := $(PKG_LIBS) $(BLAS_LIBS) -llapacke -lm -lpthread
+LIBS = $(PKG_LIBS) $(BLAS_LIBS) -llapacke -lm -lpthread
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
@@ -46,21 +58,30 @@ ifeq ($(ARCH),x86_64)
 LIB_SRCS += $(ISA_SRCS)
 endif
 TEST_SRCS := $(wildcard tests/check_*.c)
+# linked into the test binary too, but not suites
+TEST_HELPERS := tests/kdtest.c
 SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 CLI_SRCS := $(wildcard examples/knytt/*.c)
+KNYTTD_SRCS := $(wildcard services/knyttd/*.c)
+KNYTTD_LIBS := $(shell pkg-config --libs libmicrohttpd libsodium 2>/dev/null \
+	|| echo -lmicrohttpd -lsodium)
+
+# "make deps X": every compile waits for deps (also under -j), so that it
+# sees the packages deps installs.
+AFTER_DEPS := $(if $(filter deps,$(MAKECMDGOALS)),| deps)
 
 # $(1) = build dir, $(2) = extra flags
 define build_rules
-$(1)/obj/%.o: %.c $$(wildcard include/*.h lib/*.h lib/*/*.h)
+$(1)/obj/%.o: %.c $$(wildcard include/*.h lib/*.h lib/*/*.h) $(AFTER_DEPS)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -c $$< -o $$@
 
-$(1)/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c lib/vec/vec.h
+$(1)/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c lib/vec/vec.h $(AFTER_DEPS)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -c $$< -o $$@
 
-$(1)/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c lib/vec/vec.h
+$(1)/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c lib/vec/vec.h $(AFTER_DEPS)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -mavx512f \
 		-mavx512bw -mavx512vl -c $$< -o $$@
@@ -74,15 +95,17 @@ $(1)/suites.inc: $$(TEST_SRCS)
 	@printf '%s\n' $$(foreach s,$$(SUITES),'KNYTT_SUITE($$(s))') > $$@.tmp
 	@cmp -s $$@.tmp $$@ || mv $$@.tmp $$@; rm -f $$@.tmp
 
-$(1)/check_knytt: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a
+$(1)/check_knytt: $$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS) $$(TEST_HELPERS)) \
+		$(1)/libknytt.a
 	$$(CC) $$(BASE_CFLAGS) $(2) $$(LDFLAGS) -o $$@ \
-		$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)) $(1)/libknytt.a \
-		$$(CHECK_LIBS) $$(LIBS)
+		$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS) $$(TEST_HELPERS)) \
+		$(1)/libknytt.a $$(CHECK_LIBS) $$(LIBS)
 
-$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS)): $(1)/suites.inc
+$$(patsubst %.c,$(1)/obj/%.o,$$(TEST_SRCS) $$(TEST_HELPERS)): $(1)/suites.inc
 endef
 
-all: build/libknytt.a build/libknytt.so examples build/bin/knytt
+all: build/libknytt.a build/libknytt.so examples build/bin/knytt \
+	build/bin/knyttd
 
 $(eval $(call build_rules,build,))
 $(eval $(call build_rules,build-san,$(SAN_FLAGS)))
@@ -99,7 +122,7 @@ build/libknytt.so: $(patsubst %.c,build/obj/%.o,$(LIB_SRCS)) lib/knytt.vers
 
 examples: $(patsubst %,build/bin/%,$(EXAMPLES))
 
-build/bin/%: examples/%.c build/libknytt.a include/knytt.h
+build/bin/%: examples/%.c build/libknytt.a include/knytt.h $(AFTER_DEPS)
 	@mkdir -p build/bin
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< build/libknytt.a $(LIBS)
 
@@ -110,6 +133,19 @@ build/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build/libknytt.a \
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_SRCS) \
 		build/libknytt.a $(LIBS)
 
+# knyttd, the HTTP/JSON service (services/knyttd, man/knyttd.8).
+build/bin/knyttd: $(KNYTTD_SRCS) services/knyttd/knyttd.h build/libknytt.a \
+		include/knytt.h
+	@mkdir -p build/bin
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(KNYTTD_SRCS) \
+		build/libknytt.a $(KNYTTD_LIBS) $(LIBS)
+
+build-san/bin/knyttd: $(KNYTTD_SRCS) services/knyttd/knyttd.h \
+		build-san/libknytt.a include/knytt.h
+	@mkdir -p build-san/bin
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS) $(LDFLAGS) -o $@ \
+		$(KNYTTD_SRCS) build-san/libknytt.a $(KNYTTD_LIBS) $(LIBS)
+
 build-san/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build-san/libknytt.a \
 		include/knytt.h
 	@mkdir -p build-san/bin
@@ -117,40 +153,110 @@ build-san/bin/knytt: $(CLI_SRCS) examples/knytt/cli.h build-san/libknytt.a \
 		$(CLI_SRCS) build-san/libknytt.a $(LIBS)
 
 # CK_DEFAULT_TIMEOUT: generous, because sanitizer builds run 5-10x slower.
-test: build/check_knytt build/libknytt.so examples build/bin/knytt
-	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 ./build/check_knytt
+test: build/check_knytt build/libknytt.so examples build/bin/knytt \
+		build/bin/knyttd
+	KNYTT_DATA_DIR=$(DATADIR) CK_DEFAULT_TIMEOUT=600 \
+		KNYTTD_BIN=build/bin/knyttd ./build/check_knytt
 	sh tests/meta.sh build
+	sh tests/make_deps.sh
 	sh tests/cli.sh build/bin/knytt
+	$(MAKE) --no-print-directory test-bindings
 
-sanitize: build-san/check_knytt build-san/bin/knytt
+sanitize: build-san/check_knytt build-san/bin/knytt build-san/bin/knyttd
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 KNYTT_DATA_DIR=$(DATADIR) \
+	KNYTTD_BIN=build-san/bin/knyttd \
 	KNYTT_SANITIZE=1 CK_DEFAULT_TIMEOUT=1200 ./build-san/check_knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 sh tests/cli.sh build-san/bin/knytt
 
-bench: all
+bench: all build/bin/bindings_qps $(if $(NODE_INCLUDE),build/node/knytt.node)
 	benchmarks/ann/run --csv build/bench-ann.csv
 	benchmarks/train/run --csv build/bench-train.csv
 	benchmarks/engine/run --csv build/bench-engine.csv
+	benchmarks/bindings/run --csv build/bench-bindings.csv
 
 bench-deps:
-	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox
+	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox wrk
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev \
+# "=", not ":=": NODE_DEV_PKG is set further down (bindings)
+DEB_PKGS = build-essential pkg-config libopenblas-dev liblapacke-dev \
 	libsqlite3-dev libpq-dev postgresql libcjson-dev \
 	libcurl4-openssl-dev libssl-dev check libsubunit-dev \
-	libmicrohttpd-dev gnuplot-nox
+	libmicrohttpd-dev gnuplot-nox man-db python3-pytest python3-numpy \
+	nodejs $(NODE_DEV_PKG) libsodium-dev curl
 deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
 
-install: build/libknytt.a build/libknytt.so build/bin/knytt
+# ---- bindings: bindings/python (ctypes) and bindings/node (N-API) ----
+# Debian's python3 sees python3-numpy / python3-pytest even when another
+# python3 comes first in PATH.
+PYTHON ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || \
+	echo python3)
+NODE ?= node
+NODE_BIN := $(shell command -v $(NODE) 2>/dev/null)
+# node_api.h: next to the running node (nodesource, nvm, /usr/local), then
+# Debian's libnode-dev.  NODE_INCLUDE=DIR overrides.
+NODE_PREFIX := $(if $(NODE_BIN),$(shell $(NODE) -p \
+	"require('path').resolve(process.execPath, '..', '..')" 2>/dev/null))
+NODE_INCLUDE ?= $(patsubst %/node_api.h,%,$(firstword $(wildcard \
+	$(addsuffix /node_api.h,$(NODE_PREFIX)/include/node \
+	/usr/include/node /usr/local/include/node))))
+# Only when no node_api.h is found: libnode-dev conflicts with the
+# nodesource nodejs package, which ships the headers itself.
+NODE_DEV_PKG := $(if $(NODE_INCLUDE),,libnode-dev)
+NODE_SRCS := $(wildcard bindings/node/src/*.c)
+
+# Small C programs the binding tests and benchmark compare against; they
+# link libknytt.so like the bindings do.
+build/bin/knytt_ref: bindings/tests/knytt_ref.c build/libknytt.so
+	@mkdir -p build/bin
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -Lbuild -lknytt \
+		-Wl,-rpath,'$$ORIGIN/..'
+build/bin/bindings_qps: benchmarks/bindings/c_qps.c build/libknytt.so
+	@mkdir -p build/bin
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -Lbuild -lknytt \
+		-Wl,-rpath,'$$ORIGIN/..'
+
+build/node/knytt.node: $(NODE_SRCS) bindings/node/src/addon.h \
+		build/libknytt.so include/knytt.h
+	@[ -n "$(NODE_INCLUDE)" ] || { echo "node_api.h not found: install" \
+		"nodejs (with its headers) or set NODE_INCLUDE=DIR"; exit 1; }
+	@mkdir -p build/node
+	$(CC) -std=c11 -D_GNU_SOURCE -fPIC -shared -pthread \
+		-fvisibility=hidden -Iinclude -isystem $(NODE_INCLUDE) \
+		$(WARN) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $(NODE_SRCS) \
+		-Lbuild -lknytt -Wl,-rpath,'$$ORIGIN/..'
+bindings: build/libknytt.so build/node/knytt.node
+
+BINDING_ENV := KNYTT_LIBRARY=$(CURDIR)/build/libknytt.so \
+	KNYTT_REF=$(CURDIR)/build/bin/knytt_ref \
+	KNYTT_CLI=$(CURDIR)/build/bin/knytt
+test-python: build/libknytt.so build/bin/knytt_ref build/bin/knytt
+	@$(PYTHON) -c 'import pytest, numpy' 2>/dev/null || { echo \
+		"test-python: $(PYTHON) lacks pytest or numpy: run make deps" \
+		"(python3-pytest, python3-numpy)"; exit 1; }
+	$(BINDING_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider \
+		bindings/python/tests
+
+ifneq ($(and $(NODE_BIN),$(NODE_INCLUDE)),)
+test-node: build/node/knytt.node build/bin/knytt_ref build/bin/knytt
+	$(BINDING_ENV) $(NODE) --test $(wildcard bindings/node/test/*.test.js)
+else
+test-node:
+	@echo "test-node: SKIPPED: $(if $(NODE_BIN),node_api.h not found" \
+		"(set NODE_INCLUDE=DIR),node not found) -- run make deps"
+endif
+test-bindings: test-python test-node
+.PHONY: bindings test-python test-node test-bindings
+
+install: build/libknytt.a build/libknytt.so build/bin/knytt build/bin/knyttd
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
 		$(DESTDIR)$(BINDIR)
-	install -m 755 build/bin/knytt $(DESTDIR)$(BINDIR)/
+	install -m 755 build/bin/knytt build/bin/knyttd $(DESTDIR)$(BINDIR)/
 	install -m 644 include/knytt.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 build/libknytt.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 build/libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
@@ -160,8 +266,9 @@ install: build/libknytt.a build/libknytt.so build/bin/knytt
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    knytt.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/knytt.pc
 	for f in man/*.[1-9]; do \
-		s=$${f##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
-		install -m 644 $$f $(DESTDIR)$(MANDIR)/man$$s/; done
+		s=$${f##*.}; d=$(DESTDIR)$(MANDIR)/man$$s; install -d $$d; \
+		if [ -L $$f ]; then ln -sf "$$(readlink $$f)" $$d/$${f##*/}; \
+		else install -m 644 $$f $$d/; fi; done
 
 clean:
 	rm -rf build build-san knytt.pc
@@ -174,13 +281,19 @@ clean:
 # make index-demo.
 demo: build/bin/knytt
 	./build/bin/knytt demo --db sqlite:build/demo.db
+
+# The service on the demo shop: loads it into build/demo.db if absent,
+# starts knyttd in the foreground and prints curl examples with a key.
+LISTEN ?= 127.0.0.1:8080
+run: build/bin/knytt build/bin/knyttd
+	sh services/knyttd/run-demo.sh build $(LISTEN)
 index-demo: build/bin/index_demo
 	./build/bin/index_demo
-.PHONY: demo index-demo
+.PHONY: demo index-demo run
 
 # libFuzzer targets for the loaders (clang): make fuzz, then run
 # ./build-fuzz/fuzz_index_load -max_total_time=60 tests/fixtures
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(BLAS_CFLAGS) $(PKG_CFLAGS) \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Iinclude $(BLAS_CFLAGS) $(PKG_CFLAGS) \
 	-fsanitize=fuzzer-no-link,address,undefined -g -O1
 FUZZ_OBJS := $(patsubst %.c,build-fuzz/obj/%.o,$(LIB_SRCS))
 build-fuzz/obj/%.o: %.c

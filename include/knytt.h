@@ -208,8 +208,14 @@ KNYTT_API int knytt_index_set_m(knytt_index *idx, unsigned m);
 /** HNSW candidate list size while building.  0 = default 200; valid
  *  1..100000.  Before open.  KNYTT_EINVAL/ESTATE. */
 KNYTT_API int knytt_index_set_ef_construction(knytt_index *idx, unsigned ef);
-/** Default search ef when a search passes ef = 0.  0 = default 64.
- *  Before open.  KNYTT_EINVAL/ESTATE. */
+/** Largest ef a search uses: a larger ef passed to a search call is
+ *  clamped to it, not refused (knytt_index_set_ef_search refuses one).
+ *  ef is then raised to k, and lowered to the number of items, so a
+ *  search's buffers stay within O(min(max(ef, k), count)). */
+#define KNYTT_INDEX_MAX_EF 100000
+
+/** Default search ef when a search passes ef = 0.  0 = default 64;
+ *  valid 1..KNYTT_INDEX_MAX_EF.  Before open.  KNYTT_EINVAL/ESTATE. */
 KNYTT_API int knytt_index_set_ef_search(knytt_index *idx, unsigned ef);
 /** Quantization mode (default KNYTT_QUANT_NONE).  Before open. */
 KNYTT_API int knytt_index_set_quant(knytt_index *idx, knytt_quant quant);
@@ -289,12 +295,15 @@ KNYTT_API size_t knytt_index_vector_memory(const knytt_index *idx);
 
 /**
  * The @p k nearest live vectors to @p query.
- * @param ef       candidate list size for this call (HNSW; raised to k if
- *                 smaller; 0 = the index's default).  Ignored by flat.
+ * @param ef       candidate list size for this call (HNSW; clamped to
+ *                 KNYTT_INDEX_MAX_EF, then raised to k if smaller;
+ *                 0 = the index's default).  Ignored by flat.
  * @param[out] labels  k labels, nearest first.
  * @param[out] dists   k distances (may be NULL).
  * @return the number of results written, or KNYTT_EINVAL (NULL pointer,
- *         k 0, wrong dim, non-finite query), KNYTT_ESTATE (not open).
+ *         k 0, wrong dim, non-finite query), KNYTT_ESTATE (not open),
+ *         KNYTT_ENOMEM (the search buffers could not grow; every label
+ *         is then UINT64_MAX).
  *         k larger than the count is not an error: the call returns
  *         count results and sets the remaining k - count labels to
  *         UINT64_MAX and distances to INFINITY.
@@ -430,6 +439,36 @@ KNYTT_API int knytt_store_open(const char *uri, knytt_store **out);
 /** Closes the connection and frees the handle.  NULL is a no-op. */
 KNYTT_API void knytt_store_close(knytt_store *st);
 
+/**
+ * Writes @p uri to @p out with every password replaced by "***": the
+ * user info of a URL (postgres://user:PASS@host, percent-encoded or
+ * not), a password= query parameter, and password= in the keyword/value
+ * form (host=h password=PASS, or password='a b').  Other text is copied
+ * unchanged.  Use it wherever a store URI is shown: the library's own
+ * messages already do.
+ * @param[out] out  room for @p cap bytes; always NUL-terminated when cap
+ *                  is not 0 (truncated if too small).
+ * @return the length of the whole redacted text (as snprintf: a value
+ *         >= cap means it was truncated), KNYTT_EINVAL (NULL uri, or NULL
+ *         out with cap > 0).
+ */
+KNYTT_API int knytt_uri_redact(const char *uri, char *out, size_t cap);
+
+/** Default of knytt_store_set_busy_timeout for SQLite, in ms. */
+#define KNYTT_STORE_BUSY_MS 30000
+
+/**
+ * How long a call waits for a lock that another connection or process
+ * holds before it fails with KNYTT_EBUSY (nothing of that call is then
+ * stored).  SQLite: one writer at a time per database file; a waiting
+ * writer tries again every millisecond, so writers that commit often
+ * (imports commit every batch) take turns instead of starving each
+ * other; default KNYTT_STORE_BUSY_MS.  PostgreSQL: its lock_timeout;
+ * default no limit.  @p ms = 0 restores the default.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, ms over 3600000), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_set_busy_timeout(knytt_store *st, unsigned ms);
+
 /** "sqlite" or "postgres" ("" if st is NULL). */
 KNYTT_API const char *knytt_store_backend(const knytt_store *st);
 
@@ -456,7 +495,8 @@ typedef enum knytt_key_scope {
 } knytt_key_scope;
 
 /**
- * Creates tenant @p name (1..256 bytes UTF-8, unique).
+ * Creates tenant @p name (unique; 1..64 characters of A-Z a-z 0-9 _ - .,
+ * the first a letter or digit).
  * @param[out] id  its id (may be NULL).
  * @return KNYTT_OK, KNYTT_EEXIST, KNYTT_EINVAL, KNYTT_EDB.
  */
@@ -502,6 +542,51 @@ KNYTT_API int knytt_store_key_lookup(knytt_store *st, const char *key,
 /** Revokes @p key of the selected tenant (a key of another tenant is
  *  KNYTT_ENOTFOUND).  KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_ESTATE. */
 KNYTT_API int knytt_store_key_revoke(knytt_store *st, const char *key);
+
+/* ---- shoppers' credentials and service secrets (lib/store/auth.c) ----- */
+
+/**
+ * The name of tenant @p id, copied into @p name (room for @p cap bytes;
+ * KNYTT_STORE_MAX_ID + 1 always suffices).  Works without a selected
+ * tenant: a service that found the tenant by an API key names it this way.
+ * @return KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_ERANGE (cap too small),
+ *         KNYTT_EINVAL, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_tenant_name(knytt_store *st, uint64_t id,
+				      char *name, size_t cap);
+
+/**
+ * Stores the password hash of shopper @p user of the selected tenant (the
+ * user is created if unknown, in the same transaction).  @p hash is the
+ * caller's opaque string (a PHC string such as libsodium's argon2id
+ * "$argon2id$v=19$...", 1..512 bytes): the store never sees a password.
+ * @param replace  0: fail with KNYTT_EEXIST when the user has one already
+ *                 (registration); 1: replace it (a password change).
+ * @return KNYTT_OK, KNYTT_EEXIST, KNYTT_EINVAL (the message names the
+ *         field), KNYTT_ESTATE (no tenant), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_credential_set(knytt_store *st, const char *user,
+					 const char *hash, int replace);
+
+/**
+ * Copies the password hash of shopper @p user of the selected tenant into
+ * @p hash (room for @p cap bytes; 513 always suffices).
+ * @return KNYTT_OK, KNYTT_ENOTFOUND (unknown user or no password),
+ *         KNYTT_ERANGE, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_credential_get(knytt_store *st, const char *user,
+					 char *hash, size_t cap);
+
+/**
+ * Reads the service secret @p name (1..256 bytes; not per tenant),
+ * creating it from RAND_bytes on first use: @p len bytes (16..256) into
+ * @p out.  Every process on one database reads the same bytes, so tokens
+ * signed by one knyttd verify in another.
+ * @return KNYTT_OK, KNYTT_ECORRUPT (the stored secret has another
+ *         length), KNYTT_EINVAL, KNYTT_EIO (no randomness), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_secret(knytt_store *st, const char *name,
+				 unsigned char *out, size_t len);
 
 /* ---- items ----------------------------------------------------------- */
 
@@ -675,6 +760,8 @@ typedef struct knytt_interaction {
 
 /**
  * Appends one interaction.  Interactions are never changed or removed.
+ * A "favorite" interaction also marks the favorite
+ * (knytt_store_favorite_set, dated by the event) in the same commit.
  * @return 1 (stored), 0 (a duplicate event_id, ignored), KNYTT_EINVAL
  *         (bad field), KNYTT_ENOTFOUND (unknown item), KNYTT_ESTATE,
  *         KNYTT_EDB.
@@ -694,6 +781,17 @@ typedef int (*knytt_interaction_fn)(const knytt_interaction *ix, void *ctx);
 KNYTT_API int knytt_store_user_recent(knytt_store *st, const char *user,
 				      size_t n, knytt_interaction_fn fn,
 				      void *ctx);
+
+/**
+ * Every interaction of user @p user, oldest first (by time, then id),
+ * read a page at a time: the engine loads a shopper's whole history
+ * with it.
+ * @return the number visited, KNYTT_ENOTFOUND (unknown user),
+ *         KNYTT_ECANCELED (@p fn returned non-zero), KNYTT_EINVAL,
+ *         KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_user_history(knytt_store *st, const char *user,
+				       knytt_interaction_fn fn, void *ctx);
 
 /** The @p n most recent interactions with item @p item, newest first.
  *  Errors as knytt_store_user_recent. */
@@ -879,8 +977,15 @@ typedef void (*knytt_reject_fn)(size_t line, const char *field,
  *   users: id, attributes;
  *   interactions: user, item, type, weight, value, ts_ms, event_id.
  * JSON Lines use the same names as keys (attributes as an object).
+ * An existing item keeps the stored value of a column the file does not
+ * have (a JSON Lines key that is absent); an empty cell (null or "")
+ * clears it (NULL; price and quality 0, in_stock 1).  A row holding a
+ * NUL byte (CSV, MovieLens) or a NUL in a JSON string (\u0000) is
+ * rejected: it would otherwise be cut short at the NUL.  "favorite"
+ * interactions also mark favorites.  Counts: knytt_store_import_report.
  *
- * @return the number of rows accepted, or KNYTT_EINVAL (arguments,
+ * @return the number of rows accepted (valid; repeated event ids
+ *         included), or KNYTT_EINVAL (arguments,
  *         unknown column, file not valid as a whole: the message names
  *         line and field), KNYTT_EIO (cannot read), KNYTT_ESTATE,
  *         KNYTT_EDB (the database failed: batches committed before stay).
@@ -888,6 +993,30 @@ typedef void (*knytt_reject_fn)(size_t line, const char *field,
 KNYTT_API int knytt_store_import(knytt_store *st, const char *path,
 				 knytt_record_kind kind, knytt_format format,
 				 knytt_reject_fn on_reject, void *ctx);
+
+/** What the last knytt_store_import on a handle did (versioned struct,
+ *  see RECORDS above). */
+typedef struct knytt_import_report {
+	size_t struct_size;  /* sizeof(knytt_import_report), set by caller */
+	int64_t accepted;    /* rows that passed validation: the count
+				knytt_store_import returned */
+	int64_t imported;    /* accepted rows written: accepted minus
+				duplicates */
+	int64_t duplicates;  /* interactions whose event id was stored
+				already, or came earlier in the file: not
+				stored again */
+	int64_t rejected;    /* rows refused (each one reported through
+				on_reject) */
+} knytt_import_report;
+
+/**
+ * Fills @p out with the counts of the last knytt_store_import on @p st
+ * (all 0 before the first; after a failed import, the rows up to the
+ * failure).  Members past the caller's struct_size are not written.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, struct_size too small).
+ */
+KNYTT_API int knytt_store_import_report(const knytt_store *st,
+					knytt_import_report *out);
 /* ===== end part: store ===== */
 
 /* ===== part: model (lib/model) ===== */
@@ -2062,8 +2191,9 @@ typedef struct knytt_rec_options {
 	/* MMR diversity: 1 = pure relevance (default), 0.3..0.9 trades
 	 * relevance for variety (Carbonell & Goldstein 1998). */
 	double mmr_lambda;
-	/* 1: also exclude every item the shopper interacted with, not only
-	 * purchases (overrides the engine default for this call). */
+	/* -1 (default): the engine's setting; 0: exclude nothing for this
+	 * call; 1: apply the exclusion rule (knytt_engine_set_exclude_seen,
+	 * knytt_engine_set_exclude_type). */
 	int exclude_seen;
 } knytt_rec_options;
 
@@ -2079,12 +2209,23 @@ typedef struct knytt_train_status {
 	size_t items_indexed;  /* vectors in the serving index */
 } knytt_train_status;
 
+/** The engine's defaults for training, the values a plain
+ *  knytt_engine_train uses when the setters below are not called.  They
+ *  are here so that tools that show or fill in one of them (knytt(1)
+ *  train) agree with the engine: the engine sets them from these. */
+#define KNYTT_ENGINE_DEFAULT_DIM 64
+#define KNYTT_ENGINE_DEFAULT_ALS_REG 1
+#define KNYTT_ENGINE_DEFAULT_ALS_ALPHA 1
+#define KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS 15
+#define KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS 10
+
 KNYTT_API int knytt_engine_create(knytt_engine **out);
 
 /** Model kind (default KNYTT_MODEL_ALS).  Before open. */
 KNYTT_API int knytt_engine_set_model(knytt_engine *e, knytt_model_kind kind);
-/** Embedding dimension (default 64): ALS factors, two-tower dimension,
- *  or the dimension of caller / embedder vectors.  Before open. */
+/** Embedding dimension (default KNYTT_ENGINE_DEFAULT_DIM, 64): ALS
+ *  factors, two-tower dimension, or the dimension of caller / embedder
+ *  vectors.  Before open. */
 KNYTT_API int knytt_engine_set_dim(knytt_engine *e, uint32_t dim);
 /** HNSW parameters (0 = defaults 16, 200, 64).  Before open. */
 KNYTT_API int knytt_engine_set_index(knytt_engine *e, unsigned m,
@@ -2104,15 +2245,82 @@ KNYTT_API int knytt_engine_set_taste(knytt_engine *e,
 				     double session_half_life_s,
 				     double session_blend,
 				     double history_half_life_days);
-/** Default exclusion: 0 = exclude purchases only (default), 1 = exclude
- *  everything the shopper interacted with. */
+/**
+ * The exclusion rule of recommend.  By default (seen = 1) an item the
+ * shopper has interacted with, by an interaction of any type and at any
+ * time of the whole history, is not recommended again, as shoppers
+ * expect; seen = 0 turns every exclusion off (a call can choose with
+ * knytt_rec_options.exclude_seen).  Before open.
+ */
 KNYTT_API int knytt_engine_set_exclude_seen(knytt_engine *e, int seen);
-/** ALS hyper-parameters used by train (defaults: reg 1, alpha 1 -- the
- *  interaction weights above already scale confidence -- 15 iterations).
- *  Factors = the engine dimension. */
+/**
+ * Whether an interaction of @p type ("view", "click", "add_to_cart",
+ * "purchase", "favorite", "rating"; any other name, or "*", stands for
+ * every custom type) excludes the item from the shopper's
+ * recommendations (default: every type does).  Buying again is opt-in:
+ * knytt_engine_set_exclude_type(e, "purchase", 0) lets bought items come
+ * back (an item is still excluded if another excluding type touched it).
+ * Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL or empty type), KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_engine_set_exclude_type(knytt_engine *e,
+					    const char *type, int exclude);
+
+/** A warning from the engine: @p msg is borrowed for the call. */
+typedef void (*knytt_log_fn)(void *ctx, const char *msg);
+/**
+ * Where the engine reports what it recovered from without failing the
+ * call (e.g. an index file that belongs to another store, tenant or
+ * model version is refused and the index rebuilt).  NULL (default): not
+ * reported.  The callback may run on the training thread.  Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_engine_set_log(knytt_engine *e, knytt_log_fn fn,
+				   void *ctx);
+
+/** Default knytt_engine_set_future_tolerance: one hour. */
+#define KNYTT_FUTURE_TOLERANCE_MS 3600000LL
+/** Default knytt_engine_set_keep_models. */
+#define KNYTT_KEEP_MODELS 3
+
+/**
+ * The engine's "now" in ms since the epoch; 0 (the default) = the wall
+ * clock.  Trending, the session decay, the history's recency weights,
+ * popularity (events up to now) and the time of feedback given without
+ * one all read it, so data of another time (MovieLens of 1998, a replay
+ * for an evaluation) can be served as of its own date.  May be called
+ * while the engine is open (e.g. to advance a replay); set it before
+ * open to seed trending with the four weeks before it.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL engine, negative time).
+ * Thread note: safe from any thread.
+ */
+KNYTT_API int knytt_engine_set_now(knytt_engine *e, int64_t now_ms);
+/**
+ * Feedback later than now + @p tolerance_ms (default
+ * KNYTT_FUTURE_TOLERANCE_MS, 1 hour) is refused with KNYTT_EINVAL naming
+ * ts_ms: a far-future time would otherwise keep an item at the top of
+ * trending.  Before open.  (knytt_store_interaction_add and imports
+ * apply the same check against the wall clock, with this default; the
+ * engine's store handle uses the engine's tolerance.)
+ * @return KNYTT_OK, KNYTT_EINVAL (negative), KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_engine_set_future_tolerance(knytt_engine *e,
+						int64_t tolerance_ms);
+/**
+ * How many trained model versions train keeps (default
+ * KNYTT_KEEP_MODELS, 3; 0 = default): after a new version is stored, the
+ * older ones beyond the newest @p n are deleted with their item
+ * embeddings and index files.  Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL (over 1000), KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_engine_set_keep_models(knytt_engine *e, unsigned n);
+/** ALS hyper-parameters used by train (defaults KNYTT_ENGINE_DEFAULT_ALS_*:
+ *  reg 1, alpha 1 -- the interaction weights above already scale
+ *  confidence -- 15 iterations).  Factors = the engine dimension. */
 KNYTT_API int knytt_engine_set_als(knytt_engine *e, float reg, float alpha,
 				   unsigned iterations);
-/** Two-tower epochs used by train (default 10). */
+/** Two-tower epochs used by train (default
+ *  KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS, 10). */
 KNYTT_API int knytt_engine_set_twotower(knytt_engine *e, unsigned epochs);
 /** External embedding service for item texts and queries (borrowed: must
  *  outlive the engine).  With KNYTT_MODEL_EXTERNAL it embeds items that
@@ -2206,8 +2414,9 @@ KNYTT_API int knytt_engine_flush(knytt_engine *e);
 
 /**
  * Up to @p k items for @p user within @p filter (may be NULL), best
- * first.  Purchased items are excluded (everything seen with
- * exclude_seen).  A known user without history (created by
+ * first.  Items the shopper interacted with are excluded by the rule of
+ * knytt_engine_set_exclude_seen / knytt_engine_set_exclude_type (by
+ * default: everything of the whole history).  A known user without history (created by
  * knytt_store_user_upsert or an import) gets trending, then popular
  * items; for anonymous visitors use knytt_engine_trending.  @p opt may be
  * NULL.

@@ -46,6 +46,17 @@ uint32_t knytt__crc32c(uint32_t crc, const void *data, size_t n);
 /* Wall-clock time in milliseconds since the Unix epoch. */
 int64_t knytt__now_ms(void);
 
+/* The one rule for event times, used by the engine's feedback and the
+ * store's interaction checks (add and import): KNYTT_EINVAL naming
+ * @p field when @p ts_ms is more than @p tol_ms past @p now_ms (an event
+ * from the future would stay "fresh" in trending until its time comes);
+ * tol_ms < 0 turns the check off.  0 (meaning "now") always passes. */
+int knytt__ts_check(const char *field, int64_t ts_ms, int64_t now_ms,
+		    int64_t tol_ms);
+
+/* @p n random bytes from the kernel (tags, never keys). */
+int knytt__random(void *buf, size_t n);
+
 /* Number of online CPUs, at least 1. */
 unsigned knytt__ncpu(void);
 
@@ -141,6 +152,16 @@ static inline bool knytt__host_le(void)
 	const uint16_t one = 1;
 	return *(const unsigned char *)&one == 1;
 }
+
+/* ---- index owner tag (lib/index/io.c): 32 opaque bytes saved in the
+ * index file's header and read back by knytt_index_load, so the owner of
+ * a file can tell whether it wrote it. ---- */
+#define KNYTT__INDEX_OWNER 32
+struct knytt_index;
+void knytt__index_set_owner(struct knytt_index *ix,
+			    const unsigned char tag[KNYTT__INDEX_OWNER]);
+void knytt__index_owner(const struct knytt_index *ix,
+			unsigned char out[KNYTT__INDEX_OWNER]);
 
 /* ---- uint64 -> uint32 map: open addressing, linear probing (u64map.c).
  * Index labels -> slots, engine ids -> table rows. ---- */

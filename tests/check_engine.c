@@ -7,11 +7,16 @@
  */
 #include "knytt.h"
 #include "testutil.h"
+#include "pgserver.h"
 
 #include <math.h>
 #include <time.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define NCAT 6
@@ -68,8 +73,10 @@ static void make_item(knytt_item *it, int c, int i, char *ext, char *title)
 	it->quality = (double)(i % 5);
 }
 
-static knytt_engine *open_engine_opt(knytt_model_kind kind, int fresh,
-				     int async)
+typedef void (*engine_cfg)(knytt_engine *e);
+
+static knytt_engine *open_engine_cfg(knytt_model_kind kind, int fresh,
+				     int async, engine_cfg cfg)
 {
 	if (fresh) {
 		snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-%d.db",
@@ -89,9 +96,17 @@ static knytt_engine *open_engine_opt(knytt_model_kind kind, int fresh,
 	if (kind == KNYTT_MODEL_TWOTOWER)
 		ck_assert_int_eq(knytt_engine_set_twotower(e, 8), KNYTT_OK);
 	ck_assert_int_eq(knytt_engine_set_feedback_async(e, async), KNYTT_OK);
+	if (cfg)
+		cfg(e);
 	ck_assert_msg(knytt_engine_open(e, uri) == KNYTT_OK, "%s",
 		      knytt_errmsg());
 	return e;
+}
+
+static knytt_engine *open_engine_opt(knytt_model_kind kind, int fresh,
+				     int async)
+{
+	return open_engine_cfg(kind, fresh, async, NULL);
 }
 
 static knytt_engine *open_engine(knytt_model_kind kind, int fresh)
@@ -109,8 +124,8 @@ static void cleanup(void)
 }
 
 /* The shop: items, then each user's past events (90% in their category,
- * purchases now and then), spread over the last ten days. */
-static void populate(knytt_engine *e)
+ * purchases now and then), spread over the ten days before @p now_ms. */
+static void populate_at(knytt_engine *e, int64_t now_ms)
 {
 	char ext[32], title[128];
 	knytt_item it;
@@ -122,7 +137,7 @@ static void populate(knytt_engine *e)
 				      "%s", knytt_errmsg());
 		}
 	uint64_t s = 99;
-	int64_t now = (int64_t)time(NULL) * 1000;
+	int64_t now = now_ms;
 	for (int u = 0; u < NUSERS; u++) {
 		char user[16];
 		sprintf(user, "u%d", u);
@@ -144,6 +159,22 @@ static void populate(knytt_engine *e)
 				      "%s", knytt_errmsg());
 		}
 	}
+}
+
+/* Options that keep what the user already saw: the tests of taste and
+ * filters measure the ranking of the whole shop, not the exclusion rule
+ * (which by default hides every item of the history). */
+static const knytt_rec_options *keep_seen(void)
+{
+	static knytt_rec_options o;
+	knytt_rec_options_init(&o);
+	o.exclude_seen = 0;
+	return &o;
+}
+
+static void populate(knytt_engine *e)
+{
+	populate_at(e, (int64_t)time(NULL) * 1000);
 }
 
 static int count_cat(const knytt_result *r, int n, int c)
@@ -169,7 +200,8 @@ START_TEST(recommends_the_planted_category)
 	for (int u = 0; u < NUSERS; u += 7) {
 		char user[16];
 		sprintf(user, "u%d", u);
-		int n = knytt_engine_recommend(e, user, 10, NULL, NULL, r);
+		int n = knytt_engine_recommend(e, user, 10, NULL, keep_seen(),
+					       r);
 		ck_assert_int_eq(n, 10);
 		good += count_cat(r, n, user_cat(u));
 		total += n;
@@ -741,7 +773,7 @@ START_TEST(price_and_category_scans_match_the_index)
 			}
 	f.price_min = 1100;
 	f.price_max = 1199; /* category 1's repriced items only */
-	n = knytt_engine_recommend(e, "u1", 10, &f, NULL, a);
+	n = knytt_engine_recommend(e, "u1", 10, &f, keep_seen(), a);
 	ck_assert_int_eq(n, 10);
 	for (int i = 0; i < n; i++) {
 		ck_assert_int_eq(cat_of(a[i].ext_id), 1);
@@ -1208,6 +1240,717 @@ START_TEST(write_behind_failure_is_reported)
 }
 END_TEST
 
+/* ---- exclusions, the whole history, as-of time, future events ---------- */
+
+static int64_t wall_ms(void)
+{
+	return (int64_t)time(NULL) * 1000;
+}
+
+/* Whether @p ext is among r[0..n). */
+static int listed(const knytt_result *r, int n, const char *ext)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(r[i].ext_id, ext) == 0)
+			return 1;
+	return 0;
+}
+
+START_TEST(exclusion_covers_the_whole_history)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	/* a heavy shopper: one view of every item but the last 30, then
+	 * 260 clicks on ten of them -- 470 events, far more than a window
+	 * of the last 256 would hold */
+	int64_t t = wall_ms() - 1000LL * 3600 * 1000;
+	char ext[32];
+	int seen = NCAT * PER_CAT - 30;
+	for (int k = 0; k < seen; k++) {
+		sprintf(ext, "c%d-%d", k / PER_CAT, k % PER_CAT);
+		ck_assert_int_eq(knytt_engine_feedback(e, "heavy", ext, "view",
+						       0, t += 60000),
+				 KNYTT_OK);
+	}
+	for (int k = 0; k < 260; k++) {
+		sprintf(ext, "c%d-%d", NCAT - 1, k % 10);
+		ck_assert_int_eq(knytt_engine_feedback(e, "heavy", ext, "click",
+						       0, t += 60000),
+				 KNYTT_OK);
+	}
+	knytt_result r[NCAT * PER_CAT];
+	for (int round = 0; round < 2; round++) {
+		/* live, then loaded from the store by a new engine */
+		int n = knytt_engine_recommend(e, "heavy", NCAT * PER_CAT, NULL,
+					       NULL, r);
+		ck_assert_int_eq(n, 30);
+		for (int i = 0; i < n; i++) {
+			int c = cat_of(r[i].ext_id);
+			int it = atoi(strchr(r[i].ext_id, '-') + 1);
+			ck_assert_msg(c * PER_CAT + it >= seen,
+				      "%s was seen, round %d", r[i].ext_id,
+				      round);
+		}
+		knytt_engine_close(e);
+		if (round == 0)
+			e = open_engine(KNYTT_MODEL_ALS, 0);
+	}
+	cleanup();
+}
+END_TEST
+
+typedef struct hist_seen {
+	int n;
+	int64_t last_ts;
+	int ordered;
+} hist_seen;
+
+static int hist_order_cb(const knytt_interaction *ix, void *ctx)
+{
+	hist_seen *h = ctx;
+	if (ix->ts_ms < h->last_ts)
+		h->ordered = 0;
+	h->last_ts = ix->ts_ms;
+	h->n++;
+	return 0;
+}
+
+START_TEST(store_reads_a_whole_history)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	/* 1300 events of one user: three pages of the store's reads */
+	char csv[200];
+	snprintf(csv, sizeof csv, "%s.hist.csv", dbpath);
+	FILE *f = fopen(csv, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "user,item,type,ts_ms\n");
+	int64_t t = wall_ms() - 2000LL * 60000;
+	for (int k = 0; k < 1300; k++)
+		fprintf(f, "long,c%d-%d,view,%lld\n", k % NCAT, k % PER_CAT,
+			(long long)(t + (k * 7919 % 1300) * 60000LL));
+	fclose(f);
+	knytt_store *st = knytt_engine_store(e);
+	ck_assert_int_eq(knytt_store_import(st, csv, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 1300);
+	remove(csv);
+	hist_seen h = { 0, INT64_MIN, 1 };
+	ck_assert_int_eq(knytt_store_user_history(st, "long", hist_order_cb,
+						  &h),
+			 1300);
+	ck_assert_int_eq(h.n, 1300);
+	ck_assert(h.ordered);
+	ck_assert_int_eq(knytt_store_user_history(st, "nobody", hist_order_cb,
+						  &h),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_user_history(st, "long", NULL, NULL),
+			 KNYTT_EINVAL);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+START_TEST(trending_is_seeded_from_every_page)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	/* 70000 views of one item in the last hour: more than one page of
+	 * the seeding scan */
+	char csv[200];
+	snprintf(csv, sizeof csv, "%s.burst.csv", dbpath);
+	FILE *f = fopen(csv, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "user,item,type,ts_ms\n");
+	int64_t t = wall_ms() - 3600000;
+	for (int k = 0; k < 70000; k++)
+		fprintf(f, "b%d,c2-7,view,%lld\n", k % 50,
+			(long long)(t + k * 50));
+	fclose(f);
+	ck_assert_int_eq(knytt_store_import(knytt_engine_store(e), csv,
+					    KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 70000);
+	remove(csv);
+	knytt_engine_close(e);
+	e = open_engine(KNYTT_MODEL_ALS, 0);
+	knytt_result r[1];
+	ck_assert_int_eq(knytt_engine_trending(e, 1, 604800, NULL, r), 1);
+	ck_assert_str_eq(r[0].ext_id, "c2-7");
+	ck_assert_msg(r[0].score > 69000, "score %g", r[0].score);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+static void no_session(knytt_engine *e)
+{
+	ck_assert_int_eq(knytt_engine_set_taste(e, 600, 0, 0), KNYTT_OK);
+}
+
+START_TEST(long_term_taste_reads_the_whole_history)
+{
+	knytt_engine *e = open_engine_cfg(KNYTT_MODEL_ALS, 1, 0, no_session);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	/* 300 views in category 0, then 260 in category 1: the last 256
+	 * events alone would say "category 1 only" */
+	int64_t t = wall_ms() - 1000LL * 3600 * 1000;
+	char ext[32];
+	for (int k = 0; k < 560; k++) {
+		sprintf(ext, "c%d-%d", k < 300 ? 0 : 1, k % PER_CAT);
+		ck_assert_int_eq(knytt_engine_feedback(e, "deep", ext, "view",
+						       0, t += 60000),
+				 KNYTT_OK);
+	}
+	knytt_result r[20];
+	for (int round = 0; round < 2; round++) {
+		int n = knytt_engine_recommend(e, "deep", 20, NULL, keep_seen(),
+					       r);
+		ck_assert_int_eq(n, 20);
+		int c0 = count_cat(r, n, 0), c1 = count_cat(r, n, 1);
+		ck_assert_msg(c0 >= 5 && c1 >= 5,
+			      "round %d: %d of category 0, %d of category 1",
+			      round, c0, c1);
+		knytt_engine_close(e);
+		if (round == 0)
+			e = open_engine_cfg(KNYTT_MODEL_ALS, 0, 0, no_session);
+	}
+	cleanup();
+}
+END_TEST
+
+static void rebuy(knytt_engine *e)
+{
+	ck_assert_int_eq(knytt_engine_set_exclude_type(e, "", 0), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_exclude_type(e, "purchase", 0),
+			 KNYTT_OK);
+}
+
+static void exclude_nothing(knytt_engine *e)
+{
+	ck_assert_int_eq(knytt_engine_set_exclude_seen(e, 0), KNYTT_OK);
+}
+
+START_TEST(exclusion_rule_default_and_per_type)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_feedback(e, "x", "c0-1", "view", 0, 0),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_feedback(e, "x", "c0-2", "purchase", 0,
+					       0),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_feedback(e, "x", "c0-3", "wishlist", 0,
+					       0),
+			 KNYTT_OK);
+	const int all = NCAT * PER_CAT;
+	knytt_result r[NCAT * PER_CAT];
+	/* the default: nothing the shopper touched, whatever the type */
+	int n = knytt_engine_recommend(e, "x", all, NULL, NULL, r);
+	ck_assert_int_eq(n, all - 3);
+	ck_assert(!listed(r, n, "c0-1") && !listed(r, n, "c0-2") &&
+		  !listed(r, n, "c0-3"));
+	/* one call may ask for everything */
+	n = knytt_engine_recommend(e, "x", all, NULL, keep_seen(), r);
+	ck_assert_int_eq(n, all);
+	ck_assert_int_eq(knytt_engine_set_exclude_type(e, "view", 0),
+			 KNYTT_ESTATE);
+	knytt_engine_close(e);
+	/* buying again is opt-in per type */
+	e = open_engine_cfg(KNYTT_MODEL_ALS, 0, 0, rebuy);
+	n = knytt_engine_recommend(e, "x", all, NULL, NULL, r);
+	ck_assert_int_eq(n, all - 2);
+	ck_assert(listed(r, n, "c0-2"));
+	ck_assert(!listed(r, n, "c0-1") && !listed(r, n, "c0-3"));
+	knytt_engine_close(e);
+	/* and the engine may turn exclusions off */
+	e = open_engine_cfg(KNYTT_MODEL_ALS, 0, 0, exclude_nothing);
+	ck_assert_int_eq(knytt_engine_recommend(e, "x", all, NULL, NULL, r),
+			 all);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* 1998-04-21 00:00 UTC, the MovieLens 100k era. */
+#define T1998 893116800000LL
+
+static void as_of_1998(knytt_engine *e)
+{
+	ck_assert_int_eq(knytt_engine_set_now(e, -1), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_now(e, T1998), KNYTT_OK);
+}
+
+static void as_of_before_1998(knytt_engine *e)
+{
+	ck_assert_int_eq(knytt_engine_set_now(e, T1998 - 30 * 86400000LL),
+			 KNYTT_OK);
+}
+
+static int has_reason(const knytt_result *r, int n, knytt_reason why)
+{
+	for (int i = 0; i < n; i++)
+		if (r[i].reason == why)
+			return 1;
+	return 0;
+}
+
+START_TEST(as_of_time_replays_old_data)
+{
+	knytt_engine *e = open_engine_cfg(KNYTT_MODEL_ALS, 1, 0, as_of_1998);
+	populate_at(e, T1998);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_result r[10];
+	/* trending as of 1998, live and after a reopen (seeded from the
+	 * store's four weeks before "now") */
+	ck_assert_int_eq(knytt_engine_trending(e, 5, 86400, NULL, r), 5);
+	ck_assert_double_gt(r[0].score, 0.01);
+	/* a shopper's session of a minute ago, in 1998 */
+	for (int i = 0; i < 3; i++) {
+		char ext[32];
+		sprintf(ext, "c4-%d", i);
+		ck_assert_int_eq(knytt_engine_feedback(e, "u0", ext, "view", 0,
+						       T1998 - 60000 + i),
+				 KNYTT_OK);
+	}
+	knytt_engine_close(e);
+	e = open_engine_cfg(KNYTT_MODEL_ALS, 0, 0, as_of_1998);
+	ck_assert_int_eq(knytt_engine_trending(e, 5, 86400, NULL, r), 5);
+	int n = knytt_engine_recommend(e, "u0", 10, NULL, NULL, r);
+	ck_assert_int_eq(n, 10);
+	ck_assert_msg(has_reason(r, n, KNYTT_REASON_SESSION),
+		      "the 1998 session is fresh as of 1998");
+	/* now may move while open: a year later the session is cold */
+	ck_assert_int_eq(knytt_engine_set_now(e, T1998 + 365 * 86400000LL),
+			 KNYTT_OK);
+	n = knytt_engine_recommend(e, "u0", 10, NULL, NULL, r);
+	ck_assert(!has_reason(r, n, KNYTT_REASON_SESSION));
+	knytt_engine_close(e);
+	/* the wall clock sees 1998 as ancient: no session at load */
+	e = open_engine(KNYTT_MODEL_ALS, 0);
+	n = knytt_engine_recommend(e, "u0", 10, NULL, NULL, r);
+	ck_assert(!has_reason(r, n, KNYTT_REASON_SESSION));
+	knytt_engine_close(e);
+	/* a month before the data: nothing has happened yet */
+	e = open_engine_cfg(KNYTT_MODEL_ALS, 0, 0, as_of_before_1998);
+	ck_assert_int_eq(knytt_engine_trending(e, 5, 86400, NULL, r), 0);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+static int rejects;
+static void count_reject(size_t line, const char *field, const char *reason,
+			 void *ctx)
+{
+	(void)line;
+	(void)reason;
+	(void)ctx;
+	ck_assert_str_eq(field, "ts_ms");
+	rejects++;
+}
+
+static void strict_future(knytt_engine *e)
+{
+	ck_assert_int_eq(knytt_engine_set_future_tolerance(e, -1),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_future_tolerance(e, 0), KNYTT_OK);
+}
+
+START_TEST(future_events_are_refused)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	knytt_result r[5];
+	ck_assert_int_eq(knytt_engine_trending(e, 1, 3600, NULL, r), 1);
+	char top[64];
+	strcpy(top, r[0].ext_id);
+	/* an event in year 292 million would top trending forever */
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", "c5-39", "purchase", 0,
+					       INT64_MAX),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "ts_ms"));
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", "c5-39", "view", 0,
+					       wall_ms() + 2 * 3600000LL),
+			 KNYTT_EINVAL);
+	/* clock skew within the tolerance (an hour) is fine */
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", "c5-38", "view", 0,
+					       wall_ms() + 600000),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_trending(e, 1, 3600, NULL, r), 1);
+	ck_assert_str_ne(r[0].ext_id, "c5-39");
+	/* the store's own paths: add and import */
+	knytt_store *st = knytt_engine_store(e);
+	knytt_interaction ix;
+	memset(&ix, 0, sizeof ix);
+	ix.struct_size = sizeof ix;
+	ix.user = "u1";
+	ix.item = "c5-39";
+	ix.type = "view";
+	ix.ts_ms = INT64_MAX;
+	ck_assert_int_eq(knytt_store_interaction_add(st, &ix), KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "ts_ms"));
+	char csv[200];
+	snprintf(csv, sizeof csv, "%s.future.csv", dbpath);
+	FILE *f = fopen(csv, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "user,item,type,ts_ms\nu1,c5-37,view,%lld\n"
+		   "u1,c5-39,view,9223372036854775807\n",
+		(long long)wall_ms());
+	fclose(f);
+	rejects = 0;
+	ck_assert_int_eq(knytt_store_import(st, csv, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, count_reject,
+					    NULL),
+			 1);
+	ck_assert_int_eq(rejects, 1);
+	remove(csv);
+	knytt_engine_close(e);
+	/* the tolerance is a setting, measured from the engine's now */
+	e = open_engine_cfg(KNYTT_MODEL_ALS, 0, 0, strict_future);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", "c5-38", "view", 0,
+					       wall_ms() + 5000),
+			 KNYTT_EINVAL);
+	knytt_engine_close(e);
+	e = open_engine_cfg(KNYTT_MODEL_ALS, 0, 0, as_of_1998);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", "c5-38", "view", 0,
+					       T1998 + 2 * 3600000LL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", "c5-38", "view", 0,
+					       T1998 - 1000),
+			 KNYTT_OK);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* ---- model versions: retention, index files, atomic training --------- */
+
+/* "<dbpath>.knytt-t<tenant>-v<tail>": a file of the index family. */
+static void index_file(char *out, size_t cap, const char *db,
+		       uint64_t tenant, const char *tail)
+{
+	int n = snprintf(out, cap, "%s.knytt-t%llu-v%s", db,
+			 (unsigned long long)tenant, tail);
+	ck_assert(n > 0 && (size_t)n < cap);
+}
+
+static int exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+static int emb_count_cb(uint64_t id, const float *v, uint32_t dim, void *ctx)
+{
+	(void)id;
+	(void)v;
+	(void)dim;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int emb_count(knytt_store *st, const char *version)
+{
+	int n = 0;
+	int rc = knytt_store_embeddings_each(st, KNYTT_OWNER_ITEM, version,
+					     emb_count_cb, &n);
+	ck_assert(rc >= 0 || rc == KNYTT_ENOTFOUND);
+	return n;
+}
+
+static void keep_two(knytt_engine *e)
+{
+	ck_assert_int_eq(knytt_engine_set_keep_models(e, 1001), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_keep_models(e, 2), KNYTT_OK);
+}
+
+static void touch(const char *path, time_t age_s)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	struct timeval tv[2];
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec -= age_s;
+	tv[1] = tv[0];
+	ck_assert_int_eq(utimes(path, tv), 0);
+}
+
+START_TEST(old_models_and_files_are_pruned)
+{
+	knytt_engine *e = open_engine_cfg(KNYTT_MODEL_ALS, 1, 0, keep_two);
+	populate(e);
+	uint64_t t = knytt_store_tenant(knytt_engine_store(e));
+	char stale[300], fresh[300], path[300];
+	index_file(stale, sizeof stale, dbpath, t, "new-dead.index.tmp.AbCdEf");
+	index_file(fresh, sizeof fresh, dbpath, t, "new-busy.index");
+	for (int i = 0; i < 4; i++) {
+		if (i == 3) {
+			touch(stale, 2 * 3600); /* a writer that died */
+			touch(fresh, 0);        /* a writer at work */
+		}
+		ck_assert_msg(knytt_engine_train(e, NULL, NULL) == KNYTT_OK,
+			      "%s", knytt_errmsg());
+	}
+	knytt_store *st = knytt_engine_store(e);
+	for (int v = 1; v <= 4; v++) {
+		char ver[32];
+		snprintf(ver, sizeof ver, "model-v%d", v);
+		ck_assert_int_eq(knytt_store_model_get(st, "engine-model", v,
+						       NULL, NULL, NULL, NULL,
+						       NULL),
+				 v <= 2 ? KNYTT_ENOTFOUND : KNYTT_OK);
+		ck_assert_int_eq(emb_count(st, ver) > 0, v > 2);
+		snprintf(ver, sizeof ver, "%d.index", v);
+		index_file(path, sizeof path, dbpath, t, ver);
+		ck_assert_msg(exists(path) == (v > 2), "%s", path);
+	}
+	ck_assert(!exists(stale));
+	ck_assert(exists(fresh));
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+static int warnings;
+static char last_warning[1024];
+
+static void on_log(void *ctx, const char *msg)
+{
+	(void)ctx;
+	warnings++;
+	snprintf(last_warning, sizeof last_warning, "%s", msg);
+}
+
+static knytt_engine *open_tenant(const char *db, const char *tenant)
+{
+	char uri[300];
+	snprintf(uri, sizeof uri, "sqlite:%s", db);
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 16), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_threads(e, 1), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tenant(e, tenant), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_log(e, on_log, NULL), KNYTT_OK);
+	ck_assert_msg(knytt_engine_open(e, uri) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	return e;
+}
+
+START_TEST(index_files_are_named_by_ids_and_checked)
+{
+	char dir[] = "/tmp/knytt-paths-XXXXXX", db[2][200], cmd[700];
+	char file[2][300];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	/* tenant names: a documented set, refused with the field named */
+	snprintf(db[0], sizeof db[0], "sqlite:%s/names.db", dir);
+	knytt_store *st;
+	ck_assert_int_eq(knytt_store_open(db[0], &st), KNYTT_OK);
+	const char *bad[] = { "z/../../outside/pwned", "a/b", ".hidden", "",
+			      "-x", "tab\tname",
+			      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			      "aaaaaaaaaaaaaaaa" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		ck_assert_int_eq(knytt_store_tenant_create(st, bad[i], NULL),
+				 KNYTT_EINVAL);
+		ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "name"));
+	}
+	ck_assert_int_eq(knytt_store_tenant_create(st, "shop-1.eu_2", NULL),
+			 KNYTT_OK);
+	knytt_store_close(st);
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tenant(e, "z/../../outside/pwned"),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, db[0]), KNYTT_EINVAL);
+	knytt_engine_close(e);
+
+	/* "s.evil" of X.db and "evil" of X.db.s: two files, never one */
+	snprintf(db[0], sizeof db[0], "%s/X.db", dir);
+	snprintf(db[1], sizeof db[1], "%s/X.db.s", dir);
+	const char *tenant[2] = { "s.evil", "evil" };
+	warnings = 0;
+	for (int i = 0; i < 2; i++) {
+		e = open_tenant(db[i], tenant[i]);
+		populate(e);
+		ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+		index_file(file[i], sizeof file[i], db[i],
+			   knytt_store_tenant(knytt_engine_store(e)), "1.index");
+		ck_assert_msg(exists(file[i]), "%s", file[i]);
+		knytt_engine_close(e);
+	}
+	ck_assert_str_ne(file[0], file[1]);
+	for (int i = 0; i < 2; i++) {
+		knytt_engine_close(open_tenant(db[i], tenant[i]));
+		ck_assert_int_eq(warnings, 0);
+	}
+	/* a foreign file in X.db's place: refused, rebuilt, saved again */
+	snprintf(cmd, sizeof cmd, "cp %s %s", file[1], file[0]);
+	ck_assert_int_eq(system(cmd), 0);
+	e = open_tenant(db[0], tenant[0]);
+	ck_assert_int_eq(warnings, 1);
+	ck_assert_ptr_nonnull(strstr(last_warning, "not built for this"));
+	knytt_result r[10];
+	ck_assert_int_eq(knytt_engine_recommend(e, "u3", 10, NULL, NULL, r),
+			 10);
+	knytt_engine_close(e);
+	knytt_engine_close(open_tenant(db[0], tenant[0]));
+	ck_assert_int_eq(warnings, 1);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* Empties the WAL, so the next writes start at offset 0 of the file. */
+static void wal_truncate(void)
+{
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	sqlite3_close(db);
+}
+
+START_TEST(training_is_all_or_nothing)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_store *st = knytt_engine_store(e);
+	uint64_t t = knytt_store_tenant(st);
+	char v2[300];
+	index_file(v2, sizeof v2, dbpath, t, "2.index");
+	/* a full disk, at growing sizes: the file-size limit makes every
+	 * write past it fail (EFBIG), in the index file or in the WAL */
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit unl, lim;
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &unl), 0);
+	int failed = 0, rc = -1;
+	for (rlim_t kb = 4; kb <= 2048 && rc != KNYTT_OK; kb += 12) {
+		wal_truncate();
+		lim = unl;
+		lim.rlim_cur = kb * 1024;
+		setrlimit(RLIMIT_FSIZE, &lim);
+		rc = knytt_engine_train(e, NULL, NULL);
+		setrlimit(RLIMIT_FSIZE, &unl);
+		if (rc == KNYTT_OK)
+			break;
+		failed++;
+		/* nothing of version 2 is visible, served or left behind */
+		knytt_train_status ts;
+		ck_assert_int_eq(knytt_engine_train_status(e, &ts), KNYTT_OK);
+		ck_assert_int_eq(ts.model_version, 1);
+		int64_t latest = 0;
+		ck_assert_int_eq(knytt_store_model_get(st, "engine-model", 0,
+						       NULL, NULL, NULL,
+						       &latest, NULL),
+				 KNYTT_OK);
+		ck_assert_msg(latest == 1, "version %lld committed at %u KiB",
+			      (long long)latest, (unsigned)kb);
+		ck_assert_int_eq(emb_count(st, "model-v2"), 0);
+		ck_assert(!exists(v2));
+	}
+	ck_assert_msg(failed >= 3, "only %d failures", failed);
+	ck_assert_int_eq(rc, KNYTT_OK);
+	ck_assert_int_gt(emb_count(st, "model-v2"), 0);
+	ck_assert(exists(v2));
+	knytt_engine_close(e);
+	e = open_engine(KNYTT_MODEL_ALS, 0);
+	knytt_train_status ts;
+	ck_assert_int_eq(knytt_engine_train_status(e, &ts), KNYTT_OK);
+	ck_assert_int_eq(ts.model_version, 2);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* ---- PostgreSQL: the index is kept in the cache folder ---------------- */
+
+static void pg_fixture(void)
+{
+	const char *ex = getenv("CK_EXCLUDE_TAGS");
+	if (!(ex && strstr(ex, "postgres")))
+		pgs_start();
+}
+
+static knytt_engine *open_uri(const char *uri)
+{
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 16), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_threads(e, 1), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_log(e, on_log, NULL), KNYTT_OK);
+	ck_assert_msg(knytt_engine_open(e, uri) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	return e;
+}
+
+/* The one index file under @p cache (pg-KEY/t1-v1.index): its path. */
+static int find_index(const char *cache, char *out, size_t cap)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "ls %s/pg-*/t*-v1.index 2>/dev/null",
+		 cache);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	int n = 0;
+	char line[512];
+	while (fgets(line, sizeof line, p)) {
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(out, cap, "%s", line);
+		n++;
+	}
+	pclose(p);
+	return n;
+}
+
+START_TEST(postgres_index_is_kept_between_opens)
+{
+	char cache[] = "/tmp/knytt-cache-XXXXXX", uri[2][1024], path[512],
+	     cmd[600];
+	ck_assert_ptr_nonnull(mkdtemp(cache));
+	setenv("KNYTT_CACHE_DIR", cache, 1);
+	pgs_new_store(uri[0], sizeof uri[0]);
+	warnings = 0;
+	knytt_engine *e = open_uri(uri[0]);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_engine_close(e);
+	ck_assert_int_eq(find_index(cache, path, sizeof path), 1);
+	struct stat a, b;
+	ck_assert_int_eq(stat(path, &a), 0);
+	/* the next open loads that file: not rebuilt, not written again */
+	e = open_uri(uri[0]);
+	knytt_result r[10];
+	ck_assert_int_eq(knytt_engine_recommend(e, "u3", 10, NULL, NULL, r),
+			 10);
+	ck_assert_int_eq(knytt_engine_trending(e, 5, 86400, NULL, r), 5);
+	knytt_engine_close(e);
+	ck_assert_int_eq(stat(path, &b), 0);
+	ck_assert(a.st_ino == b.st_ino && a.st_mtime == b.st_mtime);
+	ck_assert_int_eq(warnings, 0);
+	/* without it: rebuilt once, saved, then loaded again */
+	ck_assert_int_eq(unlink(path), 0);
+	knytt_engine_close(open_uri(uri[0]));
+	ck_assert_int_eq(stat(path, &a), 0);
+	knytt_engine_close(open_uri(uri[0]));
+	ck_assert_int_eq(stat(path, &b), 0);
+	ck_assert(a.st_ino == b.st_ino);
+	/* another store (schema) of the same server: a folder of its own */
+	pgs_new_store(uri[1], sizeof uri[1]);
+	e = open_uri(uri[1]);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_engine_close(e);
+	ck_assert_int_eq(find_index(cache, path, sizeof path), 2);
+	ck_assert_int_eq(warnings, 0);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", cache);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -1232,6 +1975,25 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, write_behind_feedback_reaches_the_store);
 	tcase_add_test(tc, write_behind_checks_before_queueing);
 	tcase_add_test(tc, write_behind_failure_is_reported);
+	tcase_add_test(tc, exclusion_covers_the_whole_history);
+	tcase_add_test(tc, store_reads_a_whole_history);
+	tcase_add_test(tc, trending_is_seeded_from_every_page);
+	tcase_add_test(tc, long_term_taste_reads_the_whole_history);
+	tcase_add_test(tc, exclusion_rule_default_and_per_type);
+	tcase_add_test(tc, as_of_time_replays_old_data);
+	tcase_add_test(tc, future_events_are_refused);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("versions");
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, old_models_and_files_are_pruned);
+	tcase_add_test(tc, index_files_are_named_by_ids_and_checked);
+	tcase_add_test(tc, training_is_all_or_nothing);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("postgres");
+	tcase_set_tags(tc, "postgres");
+	tcase_set_timeout(tc, 600);
+	tcase_add_unchecked_fixture(tc, pg_fixture, NULL);
+	tcase_add_test(tc, postgres_index_is_kept_between_opens);
 	suite_add_tcase(s, tc);
 	return s;
 }

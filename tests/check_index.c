@@ -4,6 +4,8 @@
  * documented errors.
  */
 #include "../lib/internal.h"
+#include "../lib/index/hnsw.h"
+#include <limits.h>
 #include "testutil.h"
 
 #include <math.h>
@@ -199,6 +201,54 @@ START_TEST(remove_everything_then_add_again)
 					    got, NULL),
 			 1);
 	ck_assert_uint_eq(got[0], 12);
+	knytt_index_close(ix);
+}
+END_TEST
+
+/* Issue 12 item 19: ef = 1e9 grew the search buffers towards gigabytes,
+ * and a failed growth returned 0 results as a success.  ef is clamped
+ * (KNYTT_INDEX_MAX_EF, then the item count) and a failed growth is
+ * KNYTT_ENOMEM. */
+START_TEST(huge_ef_is_bounded)
+{
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_NONE);
+	enum { CNT = 2000 };
+	for (uint64_t i = 0; i < CNT; i++)
+		ck_assert_int_eq(knytt_index_add(ix, i, base_v + i * D, D), 0);
+	uint64_t got[K];
+	float dd[K];
+	/* the buffers must grow for ef 1500 (the build used 100) */
+	knytt__hnsw_fail_growth(1);
+	int rc = knytt_index_search(ix, query_v, D, K, 1500, got, dd);
+	knytt__hnsw_fail_growth(0);
+	ck_assert_int_eq(rc, KNYTT_ENOMEM);
+	ck_assert_uint_eq(got[0], UINT64_MAX);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "out of memory"));
+	/* ef 1e9: the answer of a search over every item, in buffers of a
+	 * few entries per item */
+	uint64_t all[K];
+	ck_assert_int_eq(knytt_index_search(ix, query_v, D, K, 1000000000u,
+					    got, NULL),
+			 K);
+	ck_assert_int_eq(knytt_index_search(ix, query_v, D, K, CNT, all,
+					    NULL),
+			 K);
+	for (int i = 0; i < K; i++)
+		ck_assert_uint_eq(got[i], all[i]);
+	size_t entries = knytt__hnsw_scratch_entries(ix);
+	ck_assert_msg(entries <= 8 * CNT, "search buffers hold %zu entries",
+		      entries);
+	/* UINT_MAX too, through the filtered and the batch paths */
+	ck_assert_int_eq(knytt_index_search_bitset(ix, query_v, D, K, UINT_MAX,
+						   NULL, 0, got, NULL),
+			 0);
+	uint64_t bl[2 * K];
+	ck_assert_int_eq(knytt_index_search_batch(ix, 2, query_v, D, K,
+						  UINT_MAX, 1, bl, NULL),
+			 0);
+	ck_assert_uint_ne(bl[K], UINT64_MAX);
+	ck_assert_uint_le(knytt__hnsw_scratch_entries(ix), 8 * CNT);
 	knytt_index_close(ix);
 }
 END_TEST
@@ -852,6 +902,7 @@ Suite *index_suite(void)
 	tcase_add_test(tc, churn_remove_readd_half);
 	tcase_add_test(tc, remove_everything_then_add_again);
 	tcase_add_test(tc, upsert_replaces_vector);
+	tcase_add_test(tc, huge_ef_is_bounded);
 	tcase_add_loop_test(tc, filter_matches_filtered_brute_force, 0, 3);
 	tcase_add_test(tc, filter_edge_cases);
 	tcase_add_test(tc, int8_recall_and_memory);

@@ -330,12 +330,12 @@ START_TEST(open_and_migrations)
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
 	ck_assert_str_eq(knytt_store_backend(st), su_pg ? "postgres"
 							: "sqlite");
-	ck_assert_int_eq(knytt_store_schema_version(st), 4);
+	ck_assert_int_eq(knytt_store_schema_version(st), 5);
 	ck_assert_int_eq(knytt_store_schema_version(NULL), KNYTT_EINVAL);
 	knytt_store_close(st);
 	/* reopening runs nothing again and keeps the version */
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 4);
+	ck_assert_int_eq(knytt_store_schema_version(st), 5);
 	knytt_store_close(st);
 	/* a version-1 database is brought up to date on open */
 	su_exec("DELETE FROM knytt_schema WHERE version > 1");
@@ -346,7 +346,7 @@ START_TEST(open_and_migrations)
 			"knytt_fts_log_ad; DROP TRIGGER knytt_fts_log_au; "
 			"DROP TABLE knytt_fts_log");
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 4);
+	ck_assert_int_eq(knytt_store_schema_version(st), 5);
 	knytt_store_close(st);
 	/* version 3 indexed event ids by (tenant, event_id); version 4
 	 * drops that index and the open builds it event_id first, still
@@ -357,7 +357,7 @@ START_TEST(open_and_migrations)
 		"version > 3");
 	uint64_t ta = 0, tb = 0;
 	st = su_open("mig-a", &ta);
-	ck_assert_int_eq(knytt_store_schema_version(st), 4);
+	ck_assert_int_eq(knytt_store_schema_version(st), 5);
 	char cols[512];
 	su_query(su_pg ? "SELECT indexdef FROM pg_indexes WHERE indexname = "
 			"'interactions_event'"
@@ -392,7 +392,7 @@ START_TEST(open_and_migrations)
 	/* the in-memory database works too */
 	if (!su_pg) {
 		ck_assert_int_eq(knytt_store_open("sqlite::memory:", &st), 0);
-		ck_assert_int_eq(knytt_store_schema_version(st), 4);
+		ck_assert_int_eq(knytt_store_schema_version(st), 5);
 		knytt_store_close(st);
 	}
 }
@@ -1529,6 +1529,313 @@ START_TEST(import_interactions_csv)
 }
 END_TEST
 
+/* Issue 12 item 10: an item column missing from the file keeps what is
+ * stored; an empty cell (CSV) or null / "" (JSON Lines) clears it. */
+START_TEST(import_partial_columns_keep)
+{
+	knytt_store *st = su_open("shop", NULL);
+	char p[512];
+	su_file("full.csv",
+		"id,title,description,category,price,currency,in_stock,"
+		"quality,image_url,attributes\n"
+		"a,Alpha,long text,x/y,10,EUR,0,0.5,http://i/a,"
+		"\"{\"\"k\"\":1}\"\n"
+		"b,Beta,beta text,x,20,USD,0,0.25,http://i/b,"
+		"\"{\"\"k\"\":2}\"\n",
+		p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 2);
+	/* fewer columns: only title and price change for a; the empty
+	 * title of b clears it */
+	su_file("few.csv", "id,title,price\na,Alpha 2,11\nb,,21\n", p,
+		sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 2);
+	knytt_item *g;
+	ck_assert_int_eq(knytt_store_item_get(st, "a", &g), 0);
+	ck_assert_str_eq(g->title, "Alpha 2");
+	ck_assert_double_eq(g->price, 11);
+	ck_assert_str_eq(g->description, "long text");
+	ck_assert_str_eq(g->category, "x/y");
+	ck_assert_str_eq(g->currency, "EUR");
+	ck_assert_int_eq(g->in_stock, 0);
+	ck_assert_double_eq(g->quality, 0.5);
+	ck_assert_str_eq(g->image_url, "http://i/a");
+	ck_assert_str_eq(g->attributes, "{\"k\":1}");
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_get(st, "b", &g), 0);
+	ck_assert_ptr_null(g->title);
+	ck_assert_str_eq(g->description, "beta text");
+	knytt_free(g);
+	/* empty cells clear: text to NULL, numbers to their defaults */
+	su_file("clear.csv", "id,description,quality,in_stock,currency\n"
+			     "a,,,,\n",
+		p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 1);
+	ck_assert_int_eq(knytt_store_item_get(st, "a", &g), 0);
+	ck_assert_str_eq(g->title, "Alpha 2");
+	ck_assert_ptr_null(g->description);
+	ck_assert_ptr_null(g->currency);
+	ck_assert_double_eq(g->quality, 0);
+	ck_assert_int_eq(g->in_stock, 1);
+	ck_assert_str_eq(g->image_url, "http://i/a");
+	knytt_free(g);
+	/* JSON Lines: an absent key keeps, null and "" clear */
+	su_file("b.jsonl",
+		"{\"id\":\"b\",\"title\":\"Beta 3\",\"image_url\":null,"
+		"\"category\":\"\"}\n",
+		p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_JSONL, NULL, NULL),
+			 1);
+	ck_assert_int_eq(knytt_store_item_get(st, "b", &g), 0);
+	ck_assert_str_eq(g->title, "Beta 3");
+	ck_assert_ptr_null(g->image_url);
+	ck_assert_ptr_null(g->category);
+	ck_assert_str_eq(g->description, "beta text");
+	ck_assert_str_eq(g->currency, "USD");
+	ck_assert_double_eq(g->price, 21);
+	ck_assert_double_eq(g->quality, 0.25);
+	ck_assert_str_eq(g->attributes, "{\"k\":2}");
+	int64_t upd = g->updated_ms;
+	knytt_free(g);
+	/* a row that changes nothing it names leaves updated_ms alone */
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_JSONL, NULL, NULL),
+			 1);
+	ck_assert_int_eq(knytt_store_item_get(st, "b", &g), 0);
+	ck_assert_int_eq(g->updated_ms, upd);
+	knytt_free(g);
+	/* a new item gets the defaults for what the file lacks */
+	su_file("new.csv", "id,title\nn,New\n", p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 1);
+	ck_assert_int_eq(knytt_store_item_get(st, "n", &g), 0);
+	ck_assert_int_eq(g->in_stock, 1);
+	ck_assert_ptr_null(g->description);
+	knytt_free(g);
+	/* users: a file without attributes keeps them */
+	su_file("u1.csv", "id,attributes\nu1,\"{\"\"age\"\":30}\"\n", p,
+		sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_USERS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 1);
+	su_file("u2.csv", "id\nu1\nu2\n", p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_USERS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 2);
+	char *attrs = NULL;
+	ck_assert_int_eq(knytt_store_user_get(st, "u1", NULL, &attrs, NULL),
+			 0);
+	ck_assert_str_eq(attrs, "{\"age\":30}");
+	knytt_free(attrs);
+	ck_assert_int_eq(knytt_store_user_count(st), 2);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* Issue 12 item 11: a "favorite" interaction marks the favorite, through
+ * knytt_store_interaction_add and through imports. */
+START_TEST(favorite_events_set_favorites)
+{
+	knytt_store *st = su_open("shop", NULL);
+	uint64_t i1 = put_item(st, "i1", "one", NULL, NULL, 1, 1);
+	uint64_t i2 = put_item(st, "i2", "two", NULL, NULL, 1, 1);
+	uint64_t i3 = put_item(st, "i3", "three", NULL, NULL, 1, 1);
+	uint64_t ids[8];
+	ck_assert_int_eq(add_ix(st, "u1", "i1", "view", 100, NULL), 1);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u1", ids, 8), 0);
+	ck_assert_int_eq(add_ix(st, "u1", "i1", "favorite", 200, "f1"), 1);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u1", ids, 8), 1);
+	ck_assert_uint_eq(ids[0], i1);
+	char p[512];
+	su_file("fav.csv",
+		"user,item,type,ts_ms,event_id\n"
+		"u1,i2,favorite,300,f2\n"
+		"u1,i3,click,400,c3\n"
+		"u2,i3,favorite,500,f3\n",
+		p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 3);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u1", ids, 8), 2);
+	ck_assert_uint_eq(ids[0], i2); /* newest first: dated by the event */
+	ck_assert_uint_eq(ids[1], i1);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u2", ids, 8), 1);
+	ck_assert_uint_eq(ids[0], i3);
+	/* the JSON Lines path too */
+	su_file("fav.jsonl",
+		"{\"user\":\"u3\",\"item\":\"i2\",\"type\":\"favorite\"}\n", p,
+		sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_JSONL, NULL, NULL),
+			 1);
+	ck_assert_int_eq(knytt_store_favorite_list(st, "u3", ids, 8), 1);
+	ck_assert_uint_eq(ids[0], i2);
+	/* the engine's feedback, synchronous and write-behind */
+	for (int async = 0; async < 2; async++) {
+		knytt_engine *e = NULL;
+		ck_assert_int_eq(knytt_engine_create(&e), 0);
+		ck_assert_int_eq(knytt_engine_set_tenant(e, "shop"), 0);
+		ck_assert_int_eq(knytt_engine_set_feedback_async(e, async), 0);
+		int rc = knytt_engine_open(e, t_uri);
+		ck_assert_msg(rc == 0, "engine open: %s", knytt_errmsg());
+		const char *u = async ? "w2" : "w1";
+		ck_assert_int_eq(knytt_engine_feedback(e, u, "i3", "favorite",
+						       0, 0),
+				 0);
+		ck_assert_int_eq(knytt_engine_flush(e), 0);
+		knytt_engine_close(e);
+		ck_assert_int_eq(knytt_store_favorite_list(st, u, ids, 8), 1);
+		ck_assert_uint_eq(ids[0], i3);
+	}
+	knytt_store_close(st);
+}
+END_TEST
+
+/* Issue 12 item 15: a NUL byte in a value refuses the row (line and
+ * field reported) instead of cutting the value short: "c\0ZZZ" must not
+ * overwrite item c. */
+START_TEST(import_nul_bytes_rejected)
+{
+	knytt_store *st = su_open("shop", NULL);
+	put_item(st, "c", "Original", NULL, NULL, 1, 1);
+	char p[512];
+	su_path("nul.csv", p, sizeof p);
+	static const char csv[] = "id,title\n"
+				  "c\0ZZZ,Evil\n"
+				  "d,Fine\n"
+				  "e,Ti\0tle\n";
+	FILE *f = fopen(p, "wb");
+	ck_assert_ptr_nonnull(f);
+	fwrite(csv, 1, sizeof csv - 1, f);
+	fclose(f);
+	rejects r;
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, on_reject, &r),
+			 1);
+	ck_assert_str_eq(r.s, "2:id;4:title;");
+	knytt_item *g;
+	ck_assert_int_eq(knytt_store_item_get(st, "c", &g), 0);
+	ck_assert_str_eq(g->title, "Original");
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_get(st, "e", &g), KNYTT_ENOTFOUND);
+	/* JSON Lines: the \u0000 escape and a raw NUL byte, in ids, text and
+	 * inside the attributes object; "\\u0000" is a backslash and text */
+	su_path("nul.jsonl", p, sizeof p);
+	static const char jl[] =
+		"{\"id\":\"c\\u0000ZZZ\",\"title\":\"Evil\"}\n"
+		"{\"id\":\"f\",\"title\":\"x\\u0000y\"}\n"
+		"{\"id\":\"g\",\"attributes\":{\"k\":\"v\\u0000\"}}\n"
+		"{\"id\":\"h\",\"title\":\"a\0b\"}\n"
+		"{\"id\":\"i\",\"title\":\"back\\\\u0000slash\"}\n";
+	f = fopen(p, "wb");
+	ck_assert_ptr_nonnull(f);
+	fwrite(jl, 1, sizeof jl - 1, f);
+	fclose(f);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_JSONL, on_reject, &r),
+			 1);
+	ck_assert_str_eq(r.s, "1:id;2:title;3:attributes;4:title;");
+	ck_assert_int_eq(knytt_store_item_get(st, "c", &g), 0);
+	ck_assert_str_eq(g->title, "Original");
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_get(st, "i", &g), 0);
+	ck_assert_str_eq(g->title, "back\\u0000slash");
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_item_count(st), 3); /* c, d, i */
+	/* interactions: nothing stored from the row */
+	su_path("nulix.csv", p, sizeof p);
+	static const char ix[] = "user,item,type,event_id\n"
+				 "u1,c,view,e\0x\n"
+				 "u\0x,c,view,e2\n"
+				 "u1,c,view,e3\n";
+	f = fopen(p, "wb");
+	ck_assert_ptr_nonnull(f);
+	fwrite(ix, 1, sizeof ix - 1, f);
+	fclose(f);
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, on_reject, &r),
+			 1);
+	ck_assert_str_eq(r.s, "2:event_id;3:user;");
+	ck_assert_int_eq(knytt_store_interaction_count(st), 1);
+	ck_assert_int_eq(knytt_store_user_count(st), 1);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* Issue 12 item 21: repeated event ids are reported as duplicates, not
+ * as imported, on the plain and on the bulk path. */
+START_TEST(import_report_duplicates)
+{
+	knytt_store *st = su_open("shop", NULL);
+	put_item(st, "i1", "one", NULL, NULL, 1, 1);
+	knytt_import_report rep;
+	memset(&rep, 0, sizeof rep);
+	rep.struct_size = sizeof rep;
+	ck_assert_int_eq(knytt_store_import_report(st, &rep), 0);
+	ck_assert_int_eq(rep.accepted, 0);
+	char p[512];
+	su_file("ix.csv",
+		"user,item,type,event_id\n"
+		"u1,i1,view,e1\n"
+		"u1,i1,view,e2\n"
+		"u1,i1,view,e1\n"
+		"u1,i9,view,e4\n"
+		"u1,i1,view,\n",
+		p, sizeof p);
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 4);
+	ck_assert_int_eq(knytt_store_import_report(st, &rep), 0);
+	ck_assert_int_eq(rep.accepted, 4);
+	ck_assert_int_eq(rep.duplicates, 1);
+	ck_assert_int_eq(rep.imported, 3);
+	ck_assert_int_eq(rep.rejected, 1);
+	/* again: e1 and e2 are stored already; the row without an event id
+	 * is appended again */
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 4);
+	ck_assert_int_eq(knytt_store_import_report(st, &rep), 0);
+	ck_assert_int_eq(rep.duplicates, 3);
+	ck_assert_int_eq(rep.imported, 1);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 4);
+	/* the bulk path (indexes dropped, repeats removed at the end) */
+	st->bulk_min = 1;
+	ck_assert_int_eq(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 4);
+	ck_assert_int_eq(knytt_store_import_report(st, &rep), 0);
+	ck_assert_int_eq(rep.duplicates, 3);
+	ck_assert_int_eq(rep.imported, 1);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 5);
+	/* a caller's older, smaller struct gets only its members */
+	struct {
+		size_t struct_size;
+		int64_t accepted;
+		int64_t guard;
+	} small = {offsetof(knytt_import_report, imported), 0, 77};
+	ck_assert_int_eq(knytt_store_import_report(
+				 st, (knytt_import_report *)(void *)&small),
+			 0);
+	ck_assert_int_eq(small.accepted, 4);
+	ck_assert_int_eq(small.guard, 77);
+	rep.struct_size = 4;
+	ck_assert_int_eq(knytt_store_import_report(st, &rep), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_import_report(NULL, &rep), KNYTT_EINVAL);
+	knytt_store_close(st);
+}
+END_TEST
+
 /* External ids of many lengths, up to 256 bytes, through an import: the
  * importer's id caches keep short ids in place and long ones behind a
  * pointer (the split is at 15 bytes), and grow as they fill.  Every row
@@ -2055,6 +2362,326 @@ END_TEST
 
 /* ---- NULL pointers everywhere ------------------------------------------------- */
 
+/* ---- several processes on one database ------------------------------------
+ * Issue 12 item 18: three imports, two processes adding interactions one
+ * at a time and one opening the store again and again to read, all at
+ * once on one database.  No call may fail (SQLite's "database is locked"
+ * reached callers as KNYTT_EDB: a commit loop starved the others past the
+ * busy timeout, and every open took the write lock for its schema check),
+ * and every acknowledged event must be stored. */
+
+#define MP_IMPORTERS 3
+#define MP_IMPORT_ROWS 6000
+#define MP_ADDERS 2
+#define MP_ADDS 150
+#define MP_READS 60
+
+/* Child @p who's failure: the message goes to a file the parent reads. */
+static void mp_fail(const char *who, int rc)
+{
+	char p[512], m[700];
+	snprintf(p, sizeof p, "%s/fail-%s", t_dir, who);
+	snprintf(m, sizeof m, "%s: %s: %s", who, knytt_errname(rc),
+		 knytt_errmsg());
+	FILE *f = fopen(p, "w");
+	if (f) {
+		fputs(m, f);
+		fclose(f);
+	}
+	_exit(1);
+}
+
+static knytt_store *mp_open(const char *who)
+{
+	knytt_store *st = NULL;
+	uint64_t t;
+	int rc = knytt_store_open(t_uri, &st);
+	if (rc == 0 && (rc = knytt_store_tenant_find(st, "shop", &t)) == 0)
+		rc = knytt_store_use_tenant(st, t);
+	if (rc)
+		mp_fail(who, rc);
+	return st;
+}
+
+static void mp_importer(int k)
+{
+	char who[32], p[512];
+	snprintf(who, sizeof who, "import%d", k);
+	knytt_store *st = mp_open(who);
+	knytt_store_set_batch_size(st, 300);
+	snprintf(p, sizeof p, "%s/mp%d.csv", t_dir, k);
+	int rc = knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+				    KNYTT_FORMAT_CSV, NULL, NULL);
+	if (rc != MP_IMPORT_ROWS)
+		mp_fail(who, rc < 0 ? rc : KNYTT_EDB);
+	knytt_store_close(st);
+	_exit(0);
+}
+
+static void mp_adder(int k)
+{
+	char who[32], user[32], item[32], ev[48];
+	snprintf(who, sizeof who, "add%d", k);
+	knytt_store *st = mp_open(who);
+	for (int n = 0; n < MP_ADDS; n++) {
+		snprintf(user, sizeof user, "a%d-%d", k, n % 7);
+		snprintf(item, sizeof item, "i%d", n % 50);
+		snprintf(ev, sizeof ev, "add%d-%d", k, n);
+		int rc = add_ix(st, user, item, n % 5 ? "view" : "favorite", 0,
+				ev);
+		if (rc != 1)
+			mp_fail(who, rc < 0 ? rc : KNYTT_EDB);
+	}
+	knytt_store_close(st);
+	_exit(0);
+}
+
+static int mp_count(const knytt_interaction *x, void *ctx)
+{
+	(void)x;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void mp_reader(void)
+{
+	for (int n = 0; n < MP_READS; n++) {
+		knytt_store *st = mp_open("read");
+		int seen = 0;
+		int rc = knytt_store_item_recent(st, "i1", 20, mp_count, &seen);
+		int64_t c = rc < 0 ? rc : knytt_store_interaction_count(st);
+		if (c < 0)
+			mp_fail("read", (int)c);
+		knytt_store_close(st);
+	}
+	_exit(0);
+}
+
+/* Another connection's write lock on interactions (SQLite: the whole
+ * file's), taken on a connection of its own; lock_release ends it. */
+typedef struct lock_holder {
+	sqlite3 *sq;
+	PGconn *pg;
+} lock_holder;
+
+static void lock_take(lock_holder *h)
+{
+	memset(h, 0, sizeof *h);
+	if (su_pg) {
+		h->pg = PQconnectdb(t_uri);
+		ck_assert(PQstatus(h->pg) == CONNECTION_OK);
+		PGresult *r = PQexec(h->pg, "BEGIN; LOCK TABLE interactions "
+					    "IN EXCLUSIVE MODE");
+		ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+		PQclear(r);
+	} else {
+		ck_assert_int_eq(sqlite3_open(t_uri + 7, &h->sq), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_exec(h->sq, "BEGIN IMMEDIATE", NULL,
+					      NULL, NULL),
+				 SQLITE_OK);
+	}
+}
+
+static void lock_release(lock_holder *h)
+{
+	if (h->pg) {
+		PQclear(PQexec(h->pg, "COMMIT"));
+		PQfinish(h->pg);
+	}
+	if (h->sq) {
+		sqlite3_exec(h->sq, "COMMIT", NULL, NULL, NULL);
+		sqlite3_close(h->sq);
+	}
+}
+
+/* A lock held past the busy timeout is KNYTT_EBUSY (not KNYTT_EDB) and
+ * stores nothing; one held for less is waited for. */
+START_TEST(busy_timeout_maps_to_ebusy)
+{
+	knytt_store *st = su_open("shop", NULL);
+	put_item(st, "i1", "one", NULL, NULL, 1, 1);
+	ck_assert_int_eq(add_ix(st, "u1", "i1", "view", 0, "e0"), 1);
+	ck_assert_int_eq(knytt_store_set_busy_timeout(st, 200), 0);
+	lock_holder h;
+	lock_take(&h);
+	int64_t t0 = knytt__now_ms();
+	int rc = add_ix(st, "u1", "i1", "view", 0, "e1");
+	int64_t waited = knytt__now_ms() - t0;
+	ck_assert_msg(rc == KNYTT_EBUSY, "add under a held lock: %s: %s",
+		      knytt_errname(rc), knytt_errmsg());
+	ck_assert_int_ge(waited, 150);
+	lock_release(&h);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 1);
+	/* a lock released within the timeout is waited for */
+	ck_assert_int_eq(knytt_store_set_busy_timeout(st, 0), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		lock_take(&h);
+		struct timespec ts = {1, 0};
+		nanosleep(&ts, NULL);
+		lock_release(&h);
+		_exit(0);
+	}
+	struct timespec ts = {0, 300 * 1000 * 1000};
+	nanosleep(&ts, NULL); /* the child holds the lock by now */
+	rc = add_ix(st, "u1", "i1", "view", 0, "e2");
+	ck_assert_msg(rc == 1, "add: %s: %s", knytt_errname(rc),
+		      knytt_errmsg());
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 2);
+	ck_assert_int_eq(knytt_store_set_busy_timeout(st, 3600001),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_set_busy_timeout(NULL, 1), KNYTT_EINVAL);
+	knytt_store_close(st);
+}
+END_TEST
+
+START_TEST(processes_share_one_database)
+{
+	knytt_store *st = su_open("shop", NULL);
+	for (int i = 0; i < 50; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "i%d", i);
+		put_item(st, id, "thing", NULL, NULL, 1, 1);
+	}
+	for (int k = 0; k < MP_IMPORTERS; k++) {
+		char p[512];
+		snprintf(p, sizeof p, "%s/mp%d.csv", t_dir, k);
+		FILE *f = fopen(p, "w");
+		ck_assert_ptr_nonnull(f);
+		fputs("user,item,type,ts_ms,event_id\n", f);
+		for (int n = 0; n < MP_IMPORT_ROWS; n++)
+			fprintf(f, "m%d-%d,i%d,view,%d,imp%d-%d\n", k, n % 97,
+				n % 50, 1000 + n, k, n);
+		fclose(f);
+	}
+	/* first a writer that keeps the lock for longer than SQLite's old
+	 * 5 s busy timeout: everyone waits for it */
+	int go[2];
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t holder = fork();
+	ck_assert_int_ge(holder, 0);
+	if (holder == 0) {
+		lock_holder h;
+		lock_take(&h);
+		ck_assert_int_eq(write(go[1], "x", 1), 1);
+		struct timespec ts = {6, 0};
+		nanosleep(&ts, NULL);
+		lock_release(&h);
+		_exit(0);
+	}
+	char x;
+	ck_assert_int_eq(read(go[0], &x, 1), 1);
+	close(go[0]);
+	close(go[1]);
+	pid_t kids[MP_IMPORTERS + MP_ADDERS + 2];
+	int nk = 0;
+	kids[nk++] = holder;
+	for (int k = 0; k < MP_IMPORTERS + MP_ADDERS + 1; k++) {
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			if (k < MP_IMPORTERS)
+				mp_importer(k);
+			else if (k < MP_IMPORTERS + MP_ADDERS)
+				mp_adder(k - MP_IMPORTERS);
+			else
+				mp_reader();
+		}
+		kids[nk++] = pid;
+	}
+	int failed = 0;
+	for (int k = 0; k < nk; k++) {
+		int status;
+		ck_assert_int_eq(waitpid(kids[k], &status, 0), kids[k]);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failed++;
+	}
+	char msgs[4096] = "", line[800];
+	const char *names[] = {"import0", "import1", "import2", "add0",
+			       "add1", "read"};
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		char p[512];
+		snprintf(p, sizeof p, "%s/fail-%s", t_dir, names[i]);
+		FILE *f = fopen(p, "r");
+		if (f && fgets(line, sizeof line, f) &&
+		    strlen(msgs) + strlen(line) + 2 < sizeof msgs) {
+			strcat(msgs, line);
+			strcat(msgs, "; ");
+		}
+		if (f)
+			fclose(f);
+	}
+	ck_assert_msg(failed == 0, "%d processes failed: %s", failed, msgs);
+	/* every acknowledged event is there, once */
+	ck_assert_int_eq(knytt_store_interaction_count(st),
+			 MP_IMPORTERS * MP_IMPORT_ROWS + MP_ADDERS * MP_ADDS);
+	char buf[64];
+	su_query("SELECT COUNT(*) FROM interactions WHERE event_id LIKE "
+		 "'add%'",
+		 buf, sizeof buf);
+	ck_assert_int_eq(atoi(buf), MP_ADDERS * MP_ADDS);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* Issue 12 item 20: passwords never reach output or messages. */
+START_TEST(uri_redaction)
+{
+	static const char *const cases[][2] = {
+		{"postgres://user:pass@db.example:5432/shop",
+		 "postgres://user:***@db.example:5432/shop"},
+		{"postgresql://u:p%40ss%2Fw%3Ad@h/db?sslmode=require",
+		 "postgresql://u:***@h/db?sslmode=require"},
+		{"postgres://u:a@b@h/db", "postgres://u:***@h/db"},
+		{"postgres://u:p@[::1]:5432/db", "postgres://u:***@[::1]:5432/db"},
+		{"postgres://u@h/db", "postgres://u@h/db"},
+		{"postgres://h/db?user=u&password=s%26x&sslmode=disable",
+		 "postgres://h/db?user=u&password=***&sslmode=disable"},
+		{"postgres://h/db?password=s#frag", "postgres://h/db?password=***#frag"},
+		{"postgresql://postgres@/postgres?host=/tmp/x&options=-c%3D1",
+		 "postgresql://postgres@/postgres?host=/tmp/x&options=-c%3D1"},
+		{"host=h user=u password=secret dbname=d",
+		 "host=h user=u password=*** dbname=d"},
+		{"host=h password = 'se cr\\'et' dbname=d",
+		 "host=h password = *** dbname=d"},
+		{"password=x", "password=***"},
+		{"host=h mypassword=x", "host=h mypassword=x"},
+		{"sqlite:/var/shop.db", "sqlite:/var/shop.db"},
+		{"sqlite::memory:", "sqlite::memory:"},
+	};
+	char out[256];
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		int n = knytt_uri_redact(cases[i][0], out, sizeof out);
+		ck_assert_str_eq(out, cases[i][1]);
+		ck_assert_int_eq(n, (int)strlen(cases[i][1]));
+	}
+	/* truncation: snprintf's rules */
+	char small[12];
+	ck_assert_int_eq(knytt_uri_redact(cases[0][0], small, sizeof small),
+			 (int)strlen(cases[0][1]));
+	ck_assert_str_eq(small, "postgres://");
+	ck_assert_int_eq(knytt_uri_redact(cases[0][0], NULL, 0),
+			 (int)strlen(cases[0][1]));
+	ck_assert_int_eq(knytt_uri_redact(NULL, out, sizeof out),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_uri_redact("x", NULL, 4), KNYTT_EINVAL);
+	/* the library's messages */
+	knytt_store *st = NULL;
+	ck_assert_int_eq(knytt_store_open("mysql://u:hunter2@h/x", &st),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_null(strstr(knytt_errmsg(), "hunter2"));
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "u:***@h"));
+	ck_assert_int_ne(knytt_store_open("postgres://u:hunter2@127.0.0.1:1/x"
+					  "?connect_timeout=2",
+					  &st),
+			 0);
+	ck_assert_ptr_null(strstr(knytt_errmsg(), "hunter2"));
+}
+END_TEST
+
 START_TEST(null_arguments)
 {
 	knytt_store *st = su_open("shop", NULL);
@@ -2130,6 +2757,10 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, import_items_csv);
 	tcase_add_test(tc, import_jsonl);
 	tcase_add_test(tc, import_interactions_csv);
+	tcase_add_test(tc, import_partial_columns_keep);
+	tcase_add_test(tc, favorite_events_set_favorites);
+	tcase_add_test(tc, import_nul_bytes_rejected);
+	tcase_add_test(tc, import_report_duplicates);
 	tcase_add_test(tc, import_ids_of_all_lengths);
 	tcase_add_test(tc, import_rejects_in_order);
 	tcase_add_test(tc, import_movielens);
@@ -2137,6 +2768,9 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, import_bulk_mode);
 	tcase_add_test(tc, background_checkpoints);
 	tcase_add_test(tc, null_arguments);
+	tcase_add_test(tc, uri_redaction);
+	tcase_add_test(tc, busy_timeout_maps_to_ebusy);
+	tcase_add_test(tc, processes_share_one_database);
 }
 
 Suite *store_suite(void)

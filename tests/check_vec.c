@@ -1,7 +1,7 @@
 /*
  * check_vec.c -- every SIMD tier against the scalar reference on every
- * dimension 1..300 with unaligned pointers; exact k-NN against a naive
- * double-precision scan.
+ * dimension 1..300 with unaligned pointers; the scan filter of exact
+ * search, bit for bit; exact k-NN against a naive double-precision scan.
  */
 #include "../lib/vec/vec.h"
 #include "testutil.h"
@@ -223,12 +223,82 @@ START_TEST(exact_knn_fewer_rows_than_k_and_errors)
 }
 END_TEST
 
+/* The filter by hand, in double, for the expected candidates: the tiers
+ * must agree with the scalar one exactly, and the scalar one with this
+ * wherever a value is not within rounding of the threshold. */
+START_TEST(below_kernels_match_scalar_bit_for_bit)
+{
+	int n = _i; /* loop test: row length */
+	const knytt__vec_ops *t[4];
+	int nt = knytt__vec_tiers(t, 4);
+	uint64_t seed = 77 + (uint64_t)n;
+	float *p = malloc((MAXD + 4) * sizeof *p);
+	float *m = malloc((MAXD + 4) * sizeof *m);
+	float *v = malloc((MAXD + 4) * sizeof *v);
+	for (int i = 0; i < MAXD + 4; i++) {
+		p[i] = tu_randf(&seed) * 4;
+		m[i] = fabsf(tu_randf(&seed)) + 0.1f;
+		v[i] = fabsf(tu_randf(&seed)) * 5;
+	}
+	uint32_t ri[MAXD], gi[MAXD];
+	float rd[MAXD], gd[MAXD];
+	for (int form = 0; form < 4; form++) {
+		const float *pm = form & 1 ? m + 3 : NULL;
+		const float *pv = form & 2 ? v + 2 : NULL;
+		float a = form == 3 ? -2.0f : -1.0f, c = form & 2 ? 1.5f : 0.5f;
+		for (int th = 0; th < 3; th++) {
+			float thr = th == 0 ? INFINITY : th == 1 ? 0.0f : -3.0f;
+			size_t want = knytt__vec_scalar.below(
+				p + 1, pm, pv, a, c, thr, (size_t)n, ri, rd);
+			/* the reference against the formula in double,
+			 * wherever rounding cannot decide */
+			size_t j = 0;
+			for (int i = 0; i < n; i++) {
+				double d = c + (double)a * p[1 + i] *
+						       (pm ? pm[i] : 1) +
+					   (pv ? pv[i] : 0);
+				int in = j < want && ri[j] == (uint32_t)i;
+				j += in;
+				if (fabs(d - thr) > 1e-4 * (fabs(d) + 1))
+					ck_assert_int_eq(in, d < thr);
+				if (in)
+					ck_assert(fabs(rd[j - 1] - d) <=
+						  1e-4 * (fabs(d) + 1));
+			}
+			ck_assert_uint_eq(j, want);
+			if (th == 0)
+				ck_assert_uint_eq(want, (size_t)n);
+			ck_assert_uint_le(want, (size_t)n);
+			for (int k = 0; k < nt; k++) {
+				size_t got = t[k]->below(p + 1, pm, pv, a, c,
+							 thr, (size_t)n, gi,
+							 gd);
+				ck_assert_msg(got == want,
+					      "%s n=%d form=%d: %zu vs %zu",
+					      t[k]->name, n, form, got, want);
+				for (size_t g = 0; g < got; g++) {
+					ck_assert_uint_eq(gi[g], ri[g]);
+					ck_assert_int_eq(memcmp(&gd[g], &rd[g],
+								4),
+							 0);
+				}
+			}
+		}
+	}
+	free(p);
+	free(m);
+	free(v);
+}
+END_TEST
+
 Suite *vec_suite(void)
 {
 	Suite *s = suite_create("vec");
 	TCase *tc = tcase_create("kernels");
 	tcase_add_loop_test(tc, f32_kernels_match_scalar, 1, MAXD + 1);
 	tcase_add_loop_test(tc, i8_kernels_match_scalar_exactly, 1, MAXD + 1);
+	tcase_add_loop_test(tc, below_kernels_match_scalar_bit_for_bit, 1,
+			    MAXD + 1);
 	tcase_add_test(tc, i8_extremes_do_not_overflow);
 	tcase_add_test(tc, dispatch_reports_a_tier);
 	suite_add_tcase(s, tc);

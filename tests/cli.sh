@@ -2,11 +2,13 @@
 # cli.sh [KNYTT_BINARY] -- runs the real knytt binary on a temporary SQLite
 # store: help and usage errors, gen, import, eval, train, the query
 # commands with --json, the planted tastes showing up in the answers, the
-# documented exit statuses, and the demo.
+# documented exit statuses, and the demo.  Issue 12's CLI items each have a
+# section named "issue 12 item N".
 # Prints "cli: N passed, M failed" and exits non-zero on any failure.
 set -u
 K=${1:-build/bin/knytt}
 case $K in /*) ;; *) K=$(pwd)/$K ;; esac
+SRC=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/knytt-cli.XXXXXX")
 trap 'rm -rf "$T"' EXIT INT TERM
 cd "$T" || exit 1
@@ -42,7 +44,7 @@ py() {
 }
 
 DB=sqlite:$T/t.db
-cmds="init import train eval search recommend similar trending feedback gen demo"
+cmds="init import train eval search recommend similar trending feedback favorites gen demo"
 
 # ---- help, version, usage errors --------------------------------------
 st 0 "knytt --help" "$K" --help
@@ -69,7 +71,10 @@ st 2 "import with two kinds" "$K" import --items a.csv --users b.csv
 st 2 "import unknown format" "$K" import --items a.txt
 st 2 "gen without --out" "$K" gen
 st 2 "train --model foo" "$K" train --model foo
-st 2 "trending --window 2h" "$K" trending --window 2h
+st 2 "trending --window 2x" "$K" trending --window 2x
+st 2 "trending --window 0" "$K" trending --window 0
+st 2 "--now not a time" "$K" --now yesterday trending
+st 2 "--now bad date" "$K" --now 1998-13-01 trending
 st 2 "demo on postgres" "$K" demo --db postgres://localhost/x
 test "$(wc -l <err)" -eq 1 && ok || bad "usage error is not one line"
 
@@ -92,11 +97,12 @@ st 0 "gen --json" "$K" --json gen --out d4 --items 10 --users 2 --events 5
 json "gen --json"
 
 # ---- init, import ------------------------------------------------------
-st 3 "unknown tenant" "$K" --db "$DB" --tenant nobody eval
 st 0 "init" "$K" --db "$DB" init --json
 json "init --json"
 py "init counts" 'import json,sys; d=json.load(sys.stdin); assert d["items"]==0 and d["backend"]=="sqlite", d'
 st 0 "init again" "$K" --db "$DB" init
+st 3 "unknown tenant" "$K" --db "$DB" --tenant nobody eval
+grep -q "no tenant 'nobody'" err && ok || bad "unknown tenant: $(cat err)"
 for f in items users interactions; do
 	st 0 "import $f" "$K" --db "$DB" --json import --$f d/$f.csv
 	json "import $f --json"
@@ -108,10 +114,24 @@ grep -q "bad.csv:3:" err && grep -q "bad.csv:4:" err && ok ||
 	bad "rejected rows not reported by line: $(cat err)"
 grep -q "1 items imported, 2 rejected" out && ok || bad "reject summary: $(cat out)"
 st 1 "import a missing file" "$K" --db "$DB" import --items nope.csv
+# issue 12 items 20 and 21: no password in messages; duplicates counted
+"$K" --db 'postgres://u:s3cr%40t@127.0.0.1:1/x?connect_timeout=2' init \
+	>out 2>err
+grep -q 's3cr' out err && bad "password shown: $(cat out err)" || ok
+grep -q 'u:\*\*\*@127' err && ok || bad "redacted URI missing: $(cat err)"
+# dated in the generated data's own past, so the wall-clock trending
+# check below still sees only decayed counters
+printf 'user,item,type,event_id,ts_ms\nu0001,z1,view,d1,1700000000000\nu0001,z1,view,d1,1700000000000\n' >dup.csv
+st 0 "import duplicates" "$K" --db "$DB" import --interactions dup.csv
+grep -q "1 interactions imported, 1 duplicates" out && ok ||
+	bad "duplicate summary: $(cat out)"
 
+# the training defaults of include/knytt.h (issue 12 item 8)
+def() { sed -n "s/^#define KNYTT_ENGINE_DEFAULT_$1 //p" "$SRC/include/knytt.h"; }
 # ---- eval: the model beats popularity on planted tastes ------------------
 st 0 "eval --json" "$K" --db "$DB" --json eval --dim 32
 json "eval --json"
+py "item 8: eval uses train's defaults" "import json,sys; d=json.load(sys.stdin); assert d['epochs']==$(def ALS_ITERATIONS) and d['reg']==$(def ALS_REG) and d['alpha']==$(def ALS_ALPHA), d"
 py "eval: ALS beats most-popular" 'import json,sys; d=json.load(sys.stdin); assert d["als"]["hr"] > d["popular"]["hr"] + 0.05 and d["users"] > 100, d'
 # --protocol time: a global cut, anchors of the same run, every row sane
 st 0 "eval --protocol time" "$K" --db "$DB" --json eval --protocol time \
@@ -172,11 +192,162 @@ json "search --json"
 py "search finds hiking" 'import json,sys; r=json.load(sys.stdin)["results"]; assert r and sum(x["category"]=="shoes/hiking" for x in r) >= len(r)*0.6, r'
 st 0 "trending --json" "$K" --db "$DB" --json trending --window 1d --k 5
 json "trending --json"
+# as of the data's own time (gen --now): the burst of its last hours leads
+# the 30-minute trend; the wall clock, months later, sees it decayed away
+for now in 2026-09-21T14:13:20Z 1790000000 $NOW 2026-09-21T16:13:20+02:00; do
+	st 0 "--now $now trending --window 30m" "$K" --db "$DB" --json \
+		--now "$now" trending --window 30m --k 3
+	py "trending as of $now" 'import json,sys; r=json.load(sys.stdin)["results"]; assert len(r)==3 and r[2]["score"]>1, r'
+done
+st 0 "trending --window 12h, wall clock" "$K" --db "$DB" --json trending \
+	--window 12h --k 3
+py "the wall clock: decayed" 'import json,sys; r=json.load(sys.stdin)["results"]; assert all(x["score"]<1e-3 for x in r), r'
+st 0 "trending --window 14d" "$K" --db "$DB" --json --now $NOW trending \
+	--window 14d --k 3
+py "trending 14d" 'import json,sys; r=json.load(sys.stdin)["results"]; assert len(r)==3, r'
+st 0 "feedback as of --now" "$K" --db "$DB" --now 1790000000 feedback \
+	u0001 i00002 click
 st 0 "feedback" "$K" --db "$DB" feedback u0001 i00002 click
 st 0 "feedback --json" "$K" --db "$DB" --json feedback u0001 i00002 \
 	rating --value 4
 json "feedback --json"
 st 3 "feedback unknown item" "$K" --db "$DB" feedback u0001 nope view
+
+# ---- issue 12 item 9: only init and import create a store -----------------
+for c in "train" "eval" "search shoe" "recommend u0001" "recommend --users u.txt" \
+	"similar i00001" "trending" "feedback u0001 i00001 view" \
+	"favorites u0001"; do
+	# shellcheck disable=SC2086
+	st 3 "item 9: $c on a mistyped --db" "$K" --db "sqlite:$T/shopp.db" $c
+	grep -q "no store at $T/shopp.db" err && ok ||
+		bad "item 9: $c: the error does not name the path: $(cat err)"
+	test -e "$T/shopp.db" && bad "item 9: $c created $T/shopp.db" || ok
+done
+st 3 "item 9: --json error on a mistyped --db" "$K" --json \
+	--db "sqlite:$T/shopp.db" recommend u0001
+py "item 9: JSON error names the field" 'import json,sys; e=json.load(sys.stdin)["error"]; assert e["code"]=="KNYTT_ENOTFOUND" and e["field"]=="db" and "shopp.db" in e["message"], e'
+KNYTT_DB="sqlite:$T/shopp.db" st 3 "item 9: KNYTT_DB mistyped" "$K" trending
+test -e "$T/shopp.db" && bad "item 9: KNYTT_DB store created" || ok
+st 0 "item 9: init creates" "$K" -q --db "sqlite:$T/new.db" init
+test -f "$T/new.db" && ok || bad "item 9: init did not create the store"
+
+# ---- issue 12 item 13: JSON errors, knytt help, rating needs a value ------
+st 2 "item 13: usage error with --json" "$K" --json recommend u0001 --k 0
+py "item 13: usage error as JSON" 'import json,sys; e=json.load(sys.stdin)["error"]; assert e["code"]=="KNYTT_EINVAL" and e["field"]=="k" and "--k" in e["message"] and e["exit_status"]==2, e'
+st 2 "item 13: unknown option with --json" "$K" --json trending --bogus
+json "item 13: unknown option as JSON"
+st 3 "item 13: not found with --json" "$K" --db "$DB" --json similar nope
+py "item 13: library error as JSON" 'import json,sys; e=json.load(sys.stdin)["error"]; assert e["code"]=="KNYTT_ENOTFOUND" and e["message"] and "field" in e, e'
+st 3 "item 13: unknown user with --json" "$K" --db "$DB" --json recommend ghost
+py "item 13: unknown user as JSON" 'import json,sys; e=json.load(sys.stdin)["error"]; assert e["code"]=="KNYTT_ENOTFOUND" and e["field"]=="user" and "ghost" in e["message"], e'
+st 3 "item 13: no JSON without --json" "$K" --db "$DB" similar nope
+test -s out && bad "item 13: output without --json: $(cat out)" || ok
+st 0 "item 13: knytt help" "$K" help
+grep -q "^usage: knytt" out && grep -q "favorites" out && ok ||
+	bad "knytt help: $(head -2 out)"
+st 0 "item 13: knytt help recommend" "$K" help recommend
+grep -q "^usage: knytt recommend" out && ok || bad "help recommend: $(cat out)"
+st 2 "item 13: knytt help nope" "$K" help nope
+st 0 "item 13: interactions before" "$K" --db "$DB" --json init
+before=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["interactions"])' <out)
+st 2 "item 13: rating without --value" "$K" --db "$DB" feedback u0001 i00003 rating
+grep -q -- "--value" err && ok || bad "rating without --value: $(cat err)"
+st 0 "item 13: interactions after" "$K" --db "$DB" --json init
+py "item 13: nothing stored" "import json,sys; n=json.load(sys.stdin)['interactions']; assert n==$before, n"
+
+# ---- issue 12 item 11: favorites ----------------------------------------
+st 0 "item 11: favorites --add" "$K" --db "$DB" favorites u0001 --add i00005
+grep -q "i00005" out && ok || bad "favorites --add: $(cat out)"
+st 0 "item 11: favorites --add again" "$K" --db "$DB" -q favorites u0001 \
+	--add i00007
+st 0 "item 11: favorites --add --json" "$K" --db "$DB" --json favorites \
+	u0001 --add i00005
+py "item 11: add as JSON" 'import json,sys; d=json.load(sys.stdin); assert d=={"user":"u0001","item":"i00005","favorite":True}, d'
+st 0 "item 11: favorites list --json" "$K" --db "$DB" --json favorites u0001
+py "item 11: both listed once, newest first" 'import json,sys; d=json.load(sys.stdin); r=[x["item"] for x in d["results"]]; assert d["user"]=="u0001" and sorted(r)==["i00005","i00007"] and all("title" in x for x in d["results"]), d'
+st 0 "item 11: favorites list" "$K" --db "$DB" favorites u0001
+grep -q "i00007" out && test "$(wc -l <out)" -eq 3 && ok ||
+	bad "favorites table: $(cat out)"
+st 0 "item 11: favorites --remove" "$K" --db "$DB" favorites u0001 \
+	--remove i00005
+st 0 "item 11: favorites after remove" "$K" --db "$DB" --json favorites u0001
+py "item 11: removed" 'import json,sys; r=[x["item"] for x in json.load(sys.stdin)["results"]]; assert r==["i00007"], r'
+st 3 "item 11: add an unknown item" "$K" --db "$DB" favorites u0001 --add nope
+st 3 "item 11: list an unknown user" "$K" --db "$DB" favorites ghost
+st 0 "item 11: a new user's first favorite" "$K" --db "$DB" -q favorites \
+	newfan --add i00001
+st 2 "item 11: --add and --remove" "$K" --db "$DB" favorites u0001 \
+	--add i00001 --remove i00002
+st 2 "item 11: no user" "$K" --db "$DB" favorites
+
+# ---- issue 12 item 12: recommend --users FILE ---------------------------
+printf 'u0001\n\nu0002\r\n  u0003  \nghost\nu0004\n' >users.txt
+st 3 "item 12: --users with an unknown user" "$K" --db "$DB" recommend \
+	--users users.txt --k 5
+test "$(wc -l <out)" -eq 5 && ok || bad "item 12: lines: $(cat out)"
+grep -q "users.txt:5: no user 'ghost'" err && ok ||
+	bad "item 12: unknown user not reported: $(cat err)"
+cp out batch.out
+for u in u0001 u0002 u0003 u0004; do
+	"$K" --db "$DB" --json recommend $u --k 5 >one.json 2>/dev/null
+	want="$u $(python3 -c 'import json,sys; print(" ".join(x["item"] for x in json.load(sys.stdin)["results"]))' <one.json)"
+	grep -qx "$want" batch.out && ok ||
+		bad "item 12: batch line for $u differs from one call: $want"
+done
+grep -qx "ghost" batch.out && ok || bad "item 12: no line for ghost"
+st 0 "item 12: --users --cold" "$K" --db "$DB" recommend --users users.txt \
+	--k 3 --cold
+test "$(wc -l <out)" -eq 5 && test "$(awk '{print NF}' out | sort -u)" = 4 &&
+	ok || bad "item 12: --cold lines: $(cat out)"
+printf 'u0001\nu0002\n' | "$K" --db "$DB" --json recommend --users - --k 4 \
+	--category books >out 2>err
+python3 -c '
+import json, sys
+lines = open("out").read().splitlines()
+assert len(lines) == 2, lines
+for u, l in zip(["u0001", "u0002"], lines):
+    d = json.loads(l)
+    assert d["user"] == u and len(d["results"]) == 4, d
+    assert all(x["category"].startswith("books/") for x in d["results"]), d
+' 2>err2 && ok || bad "item 12: --json lines from stdin: $(tail -1 err2)"
+printf 'phantom\n' >nob.txt
+st 3 "item 12: --json error line" "$K" --db "$DB" --json recommend --users nob.txt
+py "item 12: error line" 'import json,sys; d=json.loads(sys.stdin.read()); assert d["user"]=="phantom" and d["error"]["code"]=="KNYTT_ENOTFOUND", d'
+st 2 "item 12: USER and --users" "$K" --db "$DB" recommend u0001 --users users.txt
+st 2 "item 12: neither USER nor --users" "$K" --db "$DB" recommend
+st 1 "item 12: --users missing file" "$K" --db "$DB" recommend --users none.txt
+
+# ---- issue 12 item 8: the defaults are the engine's ---------------------
+st 0 "item 8: train --help" "$K" train --help
+grep -q "reg $(def ALS_REG), alpha $(def ALS_ALPHA)" out && ok ||
+	bad "item 8: train --help does not quote knytt.h's defaults: $(cat out)"
+loss() { python3 -c 'import json,sys; print(json.load(sys.stdin)["loss"])' <out; }
+st 0 "item 8: plain train" "$K" --db "$DB" --json train --threads 1
+plain=$(loss)
+st 0 "item 8: train --epochs default" "$K" --db "$DB" --json train \
+	--threads 1 --epochs "$(def ALS_ITERATIONS)"
+test "$(loss)" = "$plain" && ok ||
+	bad "item 8: --epochs $(def ALS_ITERATIONS) changed the model: $(loss) != $plain"
+st 0 "item 8: train --reg default" "$K" --db "$DB" --json train \
+	--threads 1 --reg "$(def ALS_REG)"
+test "$(loss)" = "$plain" && ok ||
+	bad "item 8: --reg $(def ALS_REG) changed the model: $(loss) != $plain"
+st 0 "item 8: train --reg 0.05" "$K" --db "$DB" --json train --threads 1 \
+	--reg 0.05
+test "$(loss)" != "$plain" && ok || bad "item 8: --reg has no effect"
+
+# ---- issue 12 item 7: no silent change of kind or dimension -------------
+st 1 "item 7: --dim 16 on a dim-32 store" "$K" --db "$DB" train --dim 16
+grep -q "replace-model" err && grep -q "dimension 32" err && ok ||
+	bad "item 7: refusal message: $(cat err)"
+st 1 "item 7: --model twotower on an ALS store" "$K" --db "$DB" --json \
+	train --model twotower
+py "item 7: refusal as JSON" 'import json,sys; e=json.load(sys.stdin)["error"]; assert e["field"]=="model" and e["code"]=="KNYTT_ESTATE", e'
+st 0 "item 7: the store still serves ALS dim 32" "$K" --db "$DB" --json \
+	train --model als --epochs 2
+py "item 7: same kind accepted" 'import json,sys; d=json.load(sys.stdin); assert d["model"]=="als" and d["dim"]==32, d'
+st 2 "item 7: --reg for two-tower" "$K" --db "$DB" train --model twotower \
+	--replace-model --reg 1
 
 # ---- two-tower: text features give semantic and hybrid search ------------
 DB2=sqlite:$T/tt.db
@@ -190,6 +361,19 @@ st 0 "search on two-tower" "$K" --db "$DB2" --json search "trail running" --k 5
 py "two-tower search" 'import json,sys; r=json.load(sys.stdin)["results"]; assert r and any(x["reason"] in ("hybrid","semantic") for x in r) and sum(x["category"].startswith("shoes/") for x in r) >= 4, r'
 st 0 "recommend on two-tower" "$K" --db "$DB2" --json recommend u0002 --k 5
 json "recommend on two-tower"
+# issue 12 item 7 on the two-tower store: --model als is refused, not
+# trained as two-tower and reported as ALS; --replace-model trains ALS
+st 1 "item 7: --model als on a two-tower store" "$K" --db "$DB2" train \
+	--model als --epochs 2
+grep -q "holds a twotower model" err && ok || bad "item 7: $(cat err)"
+st 0 "item 7: still two-tower" "$K" --db "$DB2" --json train --epochs 1
+py "item 7: kind kept" 'import json,sys; d=json.load(sys.stdin); assert d["model"]=="twotower", d'
+st 0 "item 7: --replace-model" "$K" --db "$DB2" --json train --model als \
+	--dim 16 --epochs 2 --replace-model
+py "item 7: replaced by ALS dim 16" 'import json,sys; d=json.load(sys.stdin); assert d["model"]=="als" and d["dim"]==16 and d["items_indexed"]>500, d'
+st 0 "item 7: queries follow the new model" "$K" --db "$DB2" --json \
+	recommend u0002 --k 5
+py "item 7: ALS answers" 'import json,sys; r=json.load(sys.stdin)["results"]; assert len(r)==5 and all(x["reason"]!="popular" for x in r), r'
 
 # ---- demo -------------------------------------------------------------
 st 0 "demo" "$K" --quiet demo --db "sqlite:$T/demo/demo.db"

@@ -44,7 +44,11 @@ $(ANN_OUT)/ann_prep: $(ANN_OUT)/ann_prep.o $(ANN_OUT)/annbench.o \
 		build/libknytt.a
 	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# exact search against the sgemm calls it is built on (no anchor library)
+$(ANN_OUT)/exact_bench: $(ANN_OUT)/exact_bench.o build/libknytt.a
+	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 ann-anchors: $(ANN_OUT)/ann_prep $(ANN_OUT)/ann_hnswlib $(ANN_OUT)/ann_faiss
-ann-knytt: $(ANN_OUT)/ann_knytt
+ann-knytt: $(ANN_OUT)/ann_knytt $(ANN_OUT)/exact_bench
 
 .PHONY: ann-anchors ann-knytt

@@ -33,7 +33,7 @@ int cmd_init(cli *c, args *a)
 	int ver = knytt_store_schema_version(st);
 	if (c->json) {
 		cJSON *j = cJSON_CreateObject();
-		cJSON_AddStringToObject(j, "db", c->db);
+		cJSON_AddStringToObject(j, "db", cli_db_shown(c));
 		cJSON_AddStringToObject(j, "backend", knytt_store_backend(st));
 		cJSON_AddNumberToObject(j, "schema_version", ver);
 		cJSON_AddStringToObject(j, "tenant", c->tenant);
@@ -50,7 +50,7 @@ int cmd_init(cli *c, args *a)
 	} else if (!c->quiet) {
 		printf("%s: %s store, schema version %d, tenant '%s': %lld "
 		       "items, %lld users, %lld interactions\n",
-		       c->db, knytt_store_backend(st), ver, c->tenant,
+		       cli_db_shown(c), knytt_store_backend(st), ver, c->tenant,
 		       (long long)ni, (long long)nu, (long long)nx);
 	}
 	knytt_store_close(st);
@@ -258,8 +258,8 @@ int cmd_import(cli *c, args *a)
 	if (rc)
 		return rc;
 	if (access(path, R_OK) != 0) {
-		fprintf(stderr, "knytt: import: cannot read %s\n", path);
-		return EXIT_ERR;
+		return cli_error(EXIT_ERR, "KNYTT_EIO", kinds[kind - 1],
+				 "import: cannot read %s", path);
 	}
 
 	knytt_store *st;
@@ -278,12 +278,19 @@ int cmd_import(cli *c, args *a)
 		return ex;
 	}
 	int64_t total = count_rows(st, kind);
+	/* repeated event ids are valid rows but not imported ones */
+	knytt_import_report rep = {.struct_size = sizeof rep};
+	if (knytt_store_import_report(st, &rep) != 0)
+		rep.imported = n;
 	knytt_store_close(st);
 	if (c->json) {
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddStringToObject(j, "file", path);
 		cJSON_AddStringToObject(j, "kind", kinds[kind - 1]);
 		cJSON_AddNumberToObject(j, "accepted", n);
+		cJSON_AddNumberToObject(j, "imported", (double)rep.imported);
+		cJSON_AddNumberToObject(j, "duplicates",
+					(double)rep.duplicates);
 		cJSON_AddNumberToObject(j, "rejected", (double)rejects);
 		cJSON_AddNumberToObject(j, "total", (double)total);
 		cJSON_AddNumberToObject(j, "seconds", secs);
@@ -293,10 +300,14 @@ int cmd_import(cli *c, args *a)
 		cJSON_free(t);
 		cJSON_Delete(j);
 	} else if (!c->quiet) {
-		printf("%s: %d %s imported, %zu rejected in %.2f s (%lld in "
-		       "the store)\n",
-		       path, n, kinds[kind - 1], rejects, secs,
-		       (long long)total);
+		char dup[48] = "";
+		if (kind == KNYTT_RECORD_INTERACTIONS)
+			snprintf(dup, sizeof dup, ", %lld duplicates",
+				 (long long)rep.duplicates);
+		printf("%s: %lld %s imported%s, %zu rejected in %.2f s (%lld "
+		       "in the store)\n",
+		       path, (long long)rep.imported, kinds[kind - 1], dup,
+		       rejects, secs, (long long)total);
 	}
 	return rejects ? EXIT_REJECTS : EXIT_OK;
 }

@@ -126,9 +126,9 @@ int cmd_demo(cli *c, args *a)
 	if (slash) {
 		*slash = 0;
 		if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-			fprintf(stderr, "knytt: demo: cannot create %s: %s\n",
-				dir, strerror(errno));
-			return EXIT_ERR;
+			return cli_error(EXIT_ERR, "KNYTT_EIO", "db",
+					 "demo: cannot create %s: %s", dir,
+					 strerror(errno));
 		}
 	}
 	rm_f(path);
@@ -158,8 +158,7 @@ int cmd_demo(cli *c, args *a)
 	}
 	t = cli_now();
 	if (gen_write(&g, buf, sizeof buf) != 0) {
-		fprintf(stderr, "knytt: demo: %s\n", buf);
-		return EXIT_ERR;
+		return cli_error(EXIT_ERR, "KNYTT_EIO", NULL, "demo: %s", buf);
 	}
 	heading("gen: %lu items in 30 categories, %lu users with planted "
 		"tastes, %lu events (%.2f s)",

@@ -453,8 +453,14 @@ out:
 static int cmd_eval_time(cli *c, args *a)
 {
 	int rc;
-	tp_cfg tc = {.k = 20, .dim = 64, .epochs = 15, .reg = 0.1,
-		     .alpha = 4, .holdout = 0.1, .als = 1};
+	/* ALS: train's defaults, as for --protocol last */
+	tp_cfg tc = {.k = 20,
+		     .dim = KNYTT_ENGINE_DEFAULT_DIM,
+		     .epochs = KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS,
+		     .reg = KNYTT_ENGINE_DEFAULT_ALS_REG,
+		     .alpha = KNYTT_ENGINE_DEFAULT_ALS_ALPHA,
+		     .holdout = 0.1,
+		     .als = 1};
 	const char *h = arg_get(a, "holdout"), *mo = arg_get(a, "model");
 	if (h && (tc.holdout = parse_holdout(h)) < 0)
 		return cli_usage("eval",
@@ -491,8 +497,12 @@ int cmd_eval(cli *c, args *a)
 				 "--protocol must be 'time' or 'last', not '%s'",
 				 proto);
 	int timep = proto && !strcmp(proto, "time");
-	unsigned long k = 10, dim = 64, epochs = 15, threads = 0;
-	double reg = 0.1, alpha = 4;
+	/* train's defaults (the engine's), so eval measures what train
+	 * would serve */
+	unsigned long k = 10, dim = KNYTT_ENGINE_DEFAULT_DIM,
+		      epochs = KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS, threads = 0;
+	double reg = KNYTT_ENGINE_DEFAULT_ALS_REG,
+	       alpha = KNYTT_ENGINE_DEFAULT_ALS_ALPHA;
 	int rc;
 	if (timep)
 		return cmd_eval_time(c, a);
@@ -606,10 +616,9 @@ int cmd_eval(cli *c, args *a)
 	}
 	if (ntest == 0) {
 		bar_done(&prog.b);
-		fprintf(stderr, "knytt: eval: no user has two distinct items: "
-				"nothing to evaluate (import interactions "
-				"first)\n");
-		ex = EXIT_ERR;
+		ex = cli_error(EXIT_ERR, "KNYTT_ENOTFOUND", NULL,
+			       "eval: no user has two distinct items: nothing "
+			       "to evaluate (import interactions first)");
 		goto out;
 	}
 
@@ -663,6 +672,8 @@ int cmd_eval(cli *c, args *a)
 		cJSON_AddNumberToObject(j, "interactions", (double)d.n);
 		cJSON_AddNumberToObject(j, "dim", (double)dim);
 		cJSON_AddNumberToObject(j, "epochs", (double)epochs);
+		cJSON_AddNumberToObject(j, "reg", reg);
+		cJSON_AddNumberToObject(j, "alpha", alpha);
 		cJSON_AddNumberToObject(j, "train_seconds", train_s);
 		add_metrics(j, "als", &m_als);
 		add_metrics(j, "popular", &m_pop);

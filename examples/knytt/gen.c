@@ -383,7 +383,7 @@ done:
 int cmd_gen(cli *c, args *a)
 {
 	gen_opts o = {.items = 2000, .users = 300, .events = 30000, .seed = 1};
-	unsigned long seed = 1, now = 0;
+	unsigned long seed = 1;
 	int rc;
 	o.dir = arg_get(a, "out");
 	if (!o.dir || !*o.dir)
@@ -391,20 +391,18 @@ int cmd_gen(cli *c, args *a)
 	if ((rc = arg_uint(a, "items", 1, 10000000, &o.items)) ||
 	    (rc = arg_uint(a, "users", 1, 10000000, &o.users)) ||
 	    (rc = arg_uint(a, "events", 0, 200000000, &o.events)) ||
-	    (rc = arg_uint(a, "seed", 0, (unsigned long)-1, &seed)) ||
-	    (rc = arg_uint(a, "now", 1, (unsigned long)-1, &now)))
+	    (rc = arg_uint(a, "seed", 0, (unsigned long)-1, &seed)))
 		return rc;
 	o.seed = seed;
-	if (now) {
-		o.now_ms = (int64_t)now;
+	if (c->now_ms) { /* the global --now */
+		o.now_ms = c->now_ms;
 	} else {
 		int64_t t = (int64_t)time(NULL);
 		o.now_ms = (t - t % 3600) * 1000;
 	}
 	char err[512];
 	if (gen_write(&o, err, sizeof err) != 0) {
-		fprintf(stderr, "knytt: gen: %s\n", err);
-		return EXIT_ERR;
+		return cli_error(EXIT_ERR, "KNYTT_EIO", "out", "gen: %s", err);
 	}
 	if (c->json) {
 		cJSON *j = cJSON_CreateObject();

@@ -47,16 +47,25 @@ static const command commands[] = {
 	 "line, field and reason, and the others are stored.  The format is\n"
 	 "guessed from the file name (.csv, .jsonl/.json, u.data/.dat) unless\n"
 	 "given.  Exit status 4 when some rows were rejected.\n"},
-	{"train", cmd_train, "model=,dim=,epochs=,threads=,reg=,alpha=,", 0, 0,
+	{"train", cmd_train,
+	 "model=,dim=,epochs=,threads=,reg=,alpha=,replace-model,", 0, 0,
 	 "train the model on every interaction and index the items",
 	 "usage: knytt train [--model als|twotower] [--dim N] [--epochs N]\n"
 	 "                   [--reg R] [--alpha A] [--threads N]\n"
+	 "                   [--replace-model]\n"
 	 "\n"
 	 "Trains on every stored interaction, stores the model and item\n"
 	 "embeddings and rebuilds the vector index.  A progress bar with\n"
 	 "epoch, loss and ETA is drawn when stderr is a terminal.\n"
-	 "Defaults: als, dim 64, 15 epochs (two-tower 10), reg 0.05,\n"
-	 "alpha 4 (ALS confidence scale), every core.\n"},
+	 "Kind and dimension default to those of the stored model; another\n"
+	 "--model or --dim is refused (exit 1) unless --replace-model is\n"
+	 "given, which trains the new kind or dimension in its place.\n"
+	 "Defaults (libknytt's): als, dim " CLI_STR(KNYTT_ENGINE_DEFAULT_DIM)
+	 ", " CLI_STR(KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS) " epochs\n"
+	 "(two-tower " CLI_STR(KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS)
+	 "), reg " CLI_STR(KNYTT_ENGINE_DEFAULT_ALS_REG) ", alpha "
+	 CLI_STR(KNYTT_ENGINE_DEFAULT_ALS_ALPHA) " (ALS confidence scale),\n"
+	 "every core; an option left out keeps its default.\n"},
 	{"eval", cmd_eval,
 	 "model=,dim=,epochs=,threads=,k=,reg=,alpha=,protocol=,holdout=,", 0,
 	 0, "measure recommendation quality (leave-last-out or in time)",
@@ -74,7 +83,8 @@ static const command commands[] = {
 	 "(default k 20) of ALS (--model lightgcn|all: LightGCN too) next to\n"
 	 "popularity and the popularity of the last 7 and 14 days before the\n"
 	 "cut.  Users first seen after the cut are left out and counted.\n"
-	 "The served model is not changed.\n"},
+	 "The served model is not changed.  ALS settings default to train's\n"
+	 "(see knytt train --help).\n"},
 	{"search", cmd_search, "k=,user=," FILTER_OPTS, 1, 1,
 	 "hybrid keyword + semantic search",
 	 "usage: knytt search QUERY [--k N] [--user USER] [filters]\n"
@@ -82,15 +92,21 @@ static const command commands[] = {
 	 "Full-text and vector results fused by reciprocal rank; with --user\n"
 	 "re-ranked toward that shopper's taste.\n"
 	 "\n" FILTER_HELP},
-	{"recommend", cmd_recommend, "k=,mmr=,exclude-seen,cold," FILTER_OPTS,
-	 1, 1, "recommendations for a user",
+	{"recommend", cmd_recommend,
+	 "k=,mmr=,exclude-seen,cold,users=," FILTER_OPTS, 0, 1,
+	 "recommendations for a user, or for every user of a file",
 	 "usage: knytt recommend USER [--k N] [--mmr LAMBDA] [--exclude-seen]\n"
 	 "                       [--cold] [filters]\n"
+	 "       knytt recommend --users FILE [options as above]\n"
 	 "\n"
+	 "  --users FILE        one user id per line (- for stdin): one\n"
+	 "                      answer line per user, \"USER ITEM ITEM ...\"\n"
+	 "                      (with --json one JSON object per line), in\n"
+	 "                      one process and one model load\n"
 	 "  --mmr LAMBDA        diversify (1 = pure relevance, 0.3..0.9 more\n"
 	 "                      variety)\n"
-	 "  --exclude-seen      leave out everything the user interacted with,\n"
-	 "                      not only purchases\n"
+	 "  --exclude-seen      leave out everything the user interacted with\n"
+	 "                      (the default; kept for scripts)\n"
 	 "  --cold              accept an unknown user: registered as a new\n"
 	 "                      visitor, who gets trending, then popular items\n"
 	 "                      (without it an unknown user exits 3)\n"
@@ -100,20 +116,30 @@ static const command commands[] = {
 	 "usage: knytt similar ITEM [--k N] [filters]\n\n" FILTER_HELP},
 	{"trending", cmd_trending, "k=,window=,category=,", 0, 0,
 	 "items with the most recent interactions",
-	 "usage: knytt trending [--k N] [--window 1h|1d|7d] [--category C]\n"
+	 "usage: knytt trending [--k N] [--window DURATION] [--category C]\n"
 	 "\n"
 	 "Time-decayed interaction counts with the window as half-life\n"
-	 "(default 1d).\n"},
+	 "(default 1d): 30m, 12h, 14d, 2w or plain seconds; the engine keeps\n"
+	 "counters for 1h, 1d and 7d and uses the nearest.  With --now,\n"
+	 "as of that time.\n"},
 	{"feedback", cmd_feedback, "value=,", 3, 3,
 	 "record an interaction and update the user's taste",
 	 "usage: knytt feedback USER ITEM TYPE [--value V]\n"
 	 "\n"
-	 "TYPE is view, click, add_to_cart, purchase, favorite, rating (with\n"
-	 "--value) or a custom name.  The next recommend sees it.\n"},
-	{"gen", cmd_gen, "out=,items=,users=,events=,seed=,now=,", 0, 0,
+	 "TYPE is view, click, add_to_cart, purchase, favorite, rating (which\n"
+	 "needs --value) or a custom name.  The next recommend sees it.\n"},
+	{"favorites", cmd_favorites, "add=,remove=,", 1, 1,
+	 "list, add or remove a user's favorite items",
+	 "usage: knytt favorites USER [--add ITEM | --remove ITEM]\n"
+	 "\n"
+	 "Without an option, lists USER's favorites, newest first.  --add\n"
+	 "marks ITEM a favorite (the user is created if new), --remove\n"
+	 "unmarks it; both are idempotent.  An unknown item, or an unknown\n"
+	 "user to list or remove from, exits 3.\n"},
+	{"gen", cmd_gen, "out=,items=,users=,events=,seed=,", 0, 0,
 	 "write a synthetic catalog with planted tastes",
 	 "usage: knytt gen --out DIR [--items N] [--users N] [--events N]\n"
-	 "                 [--seed S] [--now UNIX_MS]\n"
+	 "                 [--seed S] [--now TIME]\n"
 	 "\n"
 	 "Writes DIR/items.csv, DIR/users.csv and DIR/interactions.csv:\n"
 	 "categories with their own vocabulary, prices and quality scores;\n"
@@ -129,17 +155,22 @@ static const command commands[] = {
 	 "a catalog, imports it, trains ALS and shows recommendations,\n"
 	 "search, similar items, trending and the effect of new feedback.\n"
 	 "--keep keeps the generated CSV files next to the database.\n"},
+	{"help", NULL, "", 0, 1, "help on knytt or on one command",
+	 "usage: knytt help [COMMAND]\n"
+	 "\n"
+	 "The same as knytt --help, or knytt COMMAND --help.\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
-static const char global_opts[] = ",db=,tenant=,json,quiet,q,help,h,";
+static const char global_opts[] = ",db=,tenant=,json,quiet,q,help,h,now=,";
 
 static void main_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: knytt [--db URI] [--tenant NAME] [--json] [--quiet] "
 		"COMMAND [ARGS]\n"
-		"       knytt COMMAND --help | knytt --version\n\n"
+		"       knytt help [COMMAND] | knytt COMMAND --help | "
+		"knytt --version\n\n"
 		"Commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name,
@@ -254,11 +285,37 @@ static int parse(int argc, char **argv, const command **cmdp, args *a,
 	return 0;
 }
 
+/* --json anywhere before "--": errors found while parsing are then
+ * reported as JSON too. */
+static int wants_json(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json"))
+			return 1;
+	return 0;
+}
+
+/* knytt help [COMMAND] */
+static int help_command(const args *a)
+{
+	if (a->npos == 0) {
+		main_usage(stdout);
+		return EXIT_OK;
+	}
+	const command *c = find_command(a->pos[0]);
+	if (!c)
+		return cli_usage_field("help", "command", "unknown command '%s'",
+				       a->pos[0]);
+	fputs(c->usage, stdout);
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	const command *cmd = NULL;
 	args a;
 	int help = 0, version = 0;
+	cli_json_errors = wants_json(argc, argv);
 	int rc = parse(argc, argv, &cmd, &a, &help, &version);
 	if (rc)
 		goto out;
@@ -279,7 +336,11 @@ int main(int argc, char **argv)
 	if (help) {
 		fputs(cmd->usage, stdout);
 		printf("\nGlobal options: --db URI, --tenant NAME, --json, "
-		       "--quiet.  See knytt(1).\n");
+		       "--quiet, --now TIME.  See knytt(1).\n");
+		goto out;
+	}
+	if (!cmd->fn) {
+		rc = help_command(&a);
 		goto out;
 	}
 	if (a.npos < cmd->minpos) {
@@ -309,6 +370,13 @@ int main(int argc, char **argv)
 	c.quiet = arg_has(&a, "quiet") || arg_has(&a, "q");
 	c.progress = !c.quiet && isatty(STDERR_FILENO);
 	c.model = "als";
+	const char *now = arg_get(&a, "now");
+	if (now && cli_parse_time(now, &c.now_ms) != 0) {
+		rc = cli_usage(cmd->name, "--now needs ISO 8601 (2024-05-01, "
+					  "2024-05-01T12:30:00Z) or epoch "
+					  "seconds or ms, not '%s'", now);
+		goto out;
+	}
 	cli_catch_sigint();
 	rc = cmd->fn(&c, &a);
 	fflush(stdout);

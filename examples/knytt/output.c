@@ -48,13 +48,33 @@ void out_cell(FILE *f, const char *s, int width, int right)
 		fprintf(f, "%*s", width - n, "");
 }
 
+cJSON *out_result_json(const knytt_result *r, int rank, const knytt_item *it)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "rank", rank);
+	cJSON_AddStringToObject(o, "item", r->ext_id);
+	cJSON_AddNumberToObject(o, "id", (double)r->item_id);
+	if (it) {
+		cJSON_AddStringToObject(o, "title", it->title ? it->title : "");
+		cJSON_AddStringToObject(o, "category",
+					it->category ? it->category : "");
+		cJSON_AddNumberToObject(o, "price", it->price);
+		cJSON_AddBoolToObject(o, "in_stock", it->in_stock);
+		cJSON_AddNumberToObject(o, "quality", it->quality);
+	}
+	cJSON_AddNumberToObject(o, "score", r->score);
+	cJSON_AddStringToObject(o, "reason", knytt_reason_name(r->reason));
+	if (r->because)
+		cJSON_AddNumberToObject(o, "because", (double)r->because);
+	return o;
+}
+
 int out_results(const cli *c, knytt_store *st, const outmeta *m,
 		const knytt_result *r, int n)
 {
 	knytt_item **items = calloc((size_t)(n > 0 ? n : 1), sizeof *items);
 	if (!items) {
-		fprintf(stderr, "knytt: out of memory\n");
-		return EXIT_ERR;
+		return cli_liberr(KNYTT_ENOMEM, "output");
 	}
 	for (int i = 0; i < n; i++)
 		if (st && knytt_store_item_get_id(st, r[i].item_id, &items[i]))
@@ -68,33 +88,10 @@ int out_results(const cli *c, knytt_store *st, const outmeta *m,
 		if (m->key2 && m->val2)
 			cJSON_AddStringToObject(j, m->key2, m->val2);
 		cJSON *arr = cJSON_AddArrayToObject(j, "results");
-		for (int i = 0; i < n; i++) {
-			cJSON *o = cJSON_CreateObject();
-			const knytt_item *it = items[i];
-			cJSON_AddNumberToObject(o, "rank", i + 1);
-			cJSON_AddStringToObject(o, "item", r[i].ext_id);
-			cJSON_AddNumberToObject(o, "id", (double)r[i].item_id);
-			if (it) {
-				cJSON_AddStringToObject(o, "title",
-							it->title ? it->title :
-								    "");
-				cJSON_AddStringToObject(
-					o, "category",
-					it->category ? it->category : "");
-				cJSON_AddNumberToObject(o, "price", it->price);
-				cJSON_AddBoolToObject(o, "in_stock",
-						      it->in_stock);
-				cJSON_AddNumberToObject(o, "quality",
-							it->quality);
-			}
-			cJSON_AddNumberToObject(o, "score", r[i].score);
-			cJSON_AddStringToObject(o, "reason",
-						knytt_reason_name(r[i].reason));
-			if (r[i].because)
-				cJSON_AddNumberToObject(o, "because",
-							(double)r[i].because);
-			cJSON_AddItemToArray(arr, o);
-		}
+		for (int i = 0; i < n; i++)
+			cJSON_AddItemToArray(arr,
+					     out_result_json(&r[i], i + 1,
+							     items[i]));
 		char *t = cJSON_Print(j);
 		if (t)
 			puts(t);

@@ -1,6 +1,6 @@
 /*
  * query.c -- the commands that go through the engine: train, search,
- * recommend, similar, trending, feedback.
+ * similar, trending, feedback (recommend has its own file).
  *
  * Each opens the engine on the store (which restores the last trained
  * model and the index; nothing is retrained), does one call, prints the
@@ -15,19 +15,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_K 1000
-
 /* ---- shared option parsing -------------------------------------------- */
 
-static int parse_k(const args *a, size_t *k)
+int cli_parse_k(const args *a, size_t *k)
 {
 	unsigned long v = 10;
-	int rc = arg_uint(a, "k", 1, MAX_K, &v);
+	int rc = arg_uint(a, "k", 1, CLI_MAX_K, &v);
 	*k = v;
 	return rc;
 }
 
-static int parse_filter(const args *a, knytt_filter *f, int *any)
+int cli_parse_filter(const args *a, knytt_filter *f, int *any)
 {
 	int rc;
 	knytt_filter_init(f);
@@ -167,12 +165,48 @@ static int parse_model(cli *c, const args *a)
 	return 0;
 }
 
+/*
+ * A store serves one model; a train that asks for another kind or
+ * dimension than the stored model's would silently replace it (and the
+ * engine, left to itself, would follow the stored kind instead of the one
+ * asked for).  So a differing --model or --dim is refused unless
+ * --replace-model says the replacement is meant.
+ */
+static int check_replace(cli *c, const args *a)
+{
+	const char *kind;
+	unsigned dim;
+	if (!cli_stored_model(c, &kind, &dim))
+		return 0;
+	int other_kind = c->model_set && strcmp(c->model, kind) != 0;
+	int other_dim = c->dim && dim && c->dim != dim;
+	if ((other_kind || other_dim) && !arg_has(a, "replace-model")) {
+		char want[64];
+		if (other_kind)
+			snprintf(want, sizeof want, "--model %s", c->model);
+		else
+			snprintf(want, sizeof want, "--dim %u", c->dim);
+		return cli_error_hint(EXIT_ERR, "KNYTT_ESTATE",
+				      other_kind ? "model" : "dim",
+				      " (give --replace-model to retrain it "
+				      "so, or use another store or tenant)",
+				      "train: the store holds a%s %s model of "
+				      "dimension %u; %s would replace it",
+				      strcmp(kind, "als") ? "" : "n", kind, dim,
+				      want);
+	}
+	if (!c->model_set)
+		c->model = kind;
+	return 0;
+}
+
 int cmd_train(cli *c, args *a)
 {
 	unsigned long epochs = 0;
 	int rc;
-	c->reg = 0.05; /* the engine's defaults */
-	c->alpha = 4;
+	/* options left out keep the engine's defaults */
+	c->reg = KNYTT_ENGINE_DEFAULT_ALS_REG;
+	c->alpha = KNYTT_ENGINE_DEFAULT_ALS_ALPHA;
 	if ((rc = parse_model(c, a)) ||
 	    (rc = arg_uint(a, "epochs", 1, 1000, &epochs)) ||
 	    (rc = arg_double(a, "reg", &c->reg)) ||
@@ -182,6 +216,13 @@ int cmd_train(cli *c, args *a)
 		return cli_usage("train", "--reg and --alpha must be >= 0");
 	c->epochs = (unsigned)epochs;
 	c->als_set = epochs || arg_has(a, "reg") || arg_has(a, "alpha");
+	if ((rc = cli_store_must_exist(c)) || (rc = check_replace(c, a)))
+		return rc;
+	if (!strcmp(c->model, "twotower") &&
+	    (arg_has(a, "reg") || arg_has(a, "alpha")))
+		return cli_usage_field("train", arg_has(a, "reg") ? "reg" :
+				       "alpha", "--reg and --alpha are ALS "
+				       "settings, not two-tower ones");
 	knytt_engine *e = NULL;
 	if ((rc = cli_engine_open(c, &e)))
 		return rc;
@@ -195,9 +236,17 @@ int cmd_train(cli *c, args *a)
 	knytt_train_status ts;
 	memset(&ts, 0, sizeof ts);
 	knytt_engine_train_status(e, &ts);
+	knytt_engine_close(e);
+	/* name the kind the store now holds: what was really trained */
+	const char *kind = c->model;
+	unsigned dim = c->dim;
+	cli_stored_model(c, &kind, &dim);
+	if (!kind)
+		kind = c->model;
 	if (c->json) {
 		cJSON *j = cJSON_CreateObject();
-		cJSON_AddStringToObject(j, "model", c->model);
+		cJSON_AddStringToObject(j, "model", kind);
+		cJSON_AddNumberToObject(j, "dim", dim);
 		cJSON_AddNumberToObject(j, "model_version",
 					(double)ts.model_version);
 		cJSON_AddNumberToObject(j, "epochs", ts.progress.epochs);
@@ -211,13 +260,12 @@ int cmd_train(cli *c, args *a)
 		cJSON_free(t);
 		cJSON_Delete(j);
 	} else if (!c->quiet) {
-		printf("trained %s model version %lld: %u epochs, loss %.5g, "
-		       "%zu items indexed, %.2f s\n",
-		       c->model, (long long)ts.model_version,
+		printf("trained %s model version %lld (dimension %u): %u "
+		       "epochs, loss %.5g, %zu items indexed, %.2f s\n",
+		       kind, (long long)ts.model_version, dim,
 		       ts.progress.epochs, ts.progress.loss, ts.items_indexed,
 		       secs);
 	}
-	knytt_engine_close(e);
 	return EXIT_OK;
 }
 
@@ -228,7 +276,7 @@ int cmd_search(cli *c, args *a)
 	size_t k;
 	knytt_filter f;
 	int any, rc;
-	if ((rc = parse_k(a, &k)) || (rc = parse_filter(a, &f, &any)))
+	if ((rc = cli_parse_k(a, &k)) || (rc = cli_parse_filter(a, &f, &any)))
 		return rc;
 	const char *q = a->pos[0];
 	const char *user = arg_get(a, "user");
@@ -250,63 +298,12 @@ int cmd_search(cli *c, args *a)
 	return rc;
 }
 
-int cmd_recommend(cli *c, args *a)
-{
-	size_t k;
-	knytt_filter f;
-	int any, rc;
-	double mmr = 1;
-	if ((rc = parse_k(a, &k)) || (rc = parse_filter(a, &f, &any)) ||
-	    (rc = arg_double(a, "mmr", &mmr)))
-		return rc;
-	if (mmr < 0 || mmr > 1)
-		return cli_usage("recommend", "--mmr must be in 0..1");
-	const char *user = a->pos[0];
-	knytt_engine *e;
-	if ((rc = cli_engine_open(c, &e)))
-		return rc;
-	rc = knytt_store_user_get(knytt_engine_store(e), user, NULL, NULL,
-				  NULL);
-	if (rc == KNYTT_ENOTFOUND && arg_has(a, "cold")) {
-		/* a new visitor: registered without history, so that the
-		 * engine answers with its cold-start list under the filters */
-		rc = knytt_store_user_upsert(knytt_engine_store(e), user, NULL,
-					     NULL);
-	}
-	if (rc == KNYTT_ENOTFOUND) {
-		fprintf(stderr, "knytt: recommend: no user '%s' (--cold gives "
-				"a new visitor's list)\n",
-			user);
-		knytt_engine_close(e);
-		return EXIT_NOTFOUND;
-	}
-	if (rc < 0) {
-		knytt_engine_close(e);
-		return cli_liberr(rc, "recommend");
-	}
-	knytt_rec_options o;
-	knytt_rec_options_init(&o);
-	o.mmr_lambda = mmr;
-	if (arg_has(a, "exclude-seen"))
-		o.exclude_seen = 1;
-	knytt_result *r = calloc(k, sizeof *r);
-	if (!r) {
-		knytt_engine_close(e);
-		return cli_liberr(KNYTT_ENOMEM, "recommend");
-	}
-	int n = knytt_engine_recommend(e, user, k, any ? &f : NULL, &o, r);
-	outmeta m = {"recommend", "user", user, NULL, NULL};
-	rc = finish(c, e, &m, r, n, "recommend");
-	free(r);
-	return rc;
-}
-
 int cmd_similar(cli *c, args *a)
 {
 	size_t k;
 	knytt_filter f;
 	int any, rc;
-	if ((rc = parse_k(a, &k)) || (rc = parse_filter(a, &f, &any)))
+	if ((rc = cli_parse_k(a, &k)) || (rc = cli_parse_filter(a, &f, &any)))
 		return rc;
 	const char *item = a->pos[0];
 	knytt_engine *e;
@@ -328,21 +325,14 @@ int cmd_trending(cli *c, args *a)
 {
 	size_t k;
 	int rc;
-	if ((rc = parse_k(a, &k)))
+	if ((rc = cli_parse_k(a, &k)))
 		return rc;
 	const char *w = arg_get(a, "window");
 	double win = 86400;
-	if (w) {
-		if (!strcmp(w, "1h"))
-			win = 3600;
-		else if (!strcmp(w, "1d"))
-			win = 86400;
-		else if (!strcmp(w, "7d"))
-			win = 604800;
-		else
-			return cli_usage("trending", "--window is 1h, 1d or 7d, "
-						     "not '%s'", w);
-	}
+	if (w && cli_parse_duration(w, &win) != 0)
+		return cli_usage("trending", "--window needs a duration such "
+					     "as 30m, 12h, 14d or 3600 "
+					     "(seconds), not '%s'", w);
 	const char *cat = arg_get(a, "category");
 	if (cat && !*cat)
 		cat = NULL;
@@ -371,6 +361,10 @@ int cmd_feedback(cli *c, args *a)
 	if (!*user || !*item || !*type)
 		return cli_usage("feedback", "USER, ITEM and TYPE must not be "
 					     "empty");
+	/* a rating without its value would be stored as a rating of 0 */
+	if (!strcmp(type, "rating") && !arg_has(a, "value"))
+		return cli_usage_field("feedback", "value", "a rating needs "
+				       "--value");
 	knytt_engine *e;
 	if ((rc = cli_engine_open(c, &e)))
 		return rc;

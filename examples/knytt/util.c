@@ -10,18 +10,92 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+
+/*
+ * Every failure goes through cli_verror: one line on stderr and, with
+ * --json, also {"error": {"code", "message", "field"}} on stdout, so a
+ * script that reads stdout as JSON gets a document on failure too (the
+ * shape knyttd answers with).  cli_json_errors is set by main before the
+ * command line is parsed, so even a usage error in it is reported so.
+ */
+int cli_json_errors;
+
+static int cli_verror(int status, const char *code, const char *field,
+		      const char *hint, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	fprintf(stderr, "knytt: %s%s\n", msg, hint ? hint : "");
+	if (cli_json_errors) {
+		cJSON *j = cJSON_CreateObject();
+		cJSON *e = cJSON_AddObjectToObject(j, "error");
+		cJSON_AddStringToObject(e, "code", code);
+		cJSON_AddStringToObject(e, "message", msg);
+		if (field)
+			cJSON_AddStringToObject(e, "field", field);
+		else
+			cJSON_AddNullToObject(e, "field");
+		cJSON_AddNumberToObject(e, "exit_status", status);
+		char *t = cJSON_Print(j);
+		if (t)
+			puts(t);
+		cJSON_free(t);
+		cJSON_Delete(j);
+		fflush(stdout);
+	}
+	return status;
+}
+
+int cli_error(int status, const char *code, const char *field,
+	      const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = cli_verror(status, code, field, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int usage_v(const char *cmd, const char *field, const char *fmt,
+		   va_list ap)
+{
+	char text[900], hint[96];
+	vsnprintf(text, sizeof text, fmt, ap);
+	snprintf(hint, sizeof hint, " (try 'knytt %s%s--help')",
+		 cmd ? cmd : "", cmd ? " " : "");
+	return cli_error_hint(EXIT_USAGE, "KNYTT_EINVAL", field, hint,
+			      "%s%s%s", cmd ? cmd : "", cmd ? ": " : "", text);
+}
+
+int cli_error_hint(int status, const char *code, const char *field,
+		   const char *hint, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = cli_verror(status, code, field, hint, fmt, ap);
+	va_end(ap);
+	return rc;
+}
 
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "knytt: %s%s", cmd ? cmd : "", cmd ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	int rc = usage_v(cmd, NULL, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (try 'knytt %s%s--help')\n", cmd ? cmd : "",
-		cmd ? " " : "");
-	return EXIT_USAGE;
+	return rc;
+}
+
+int cli_usage_field(const char *cmd, const char *field, const char *fmt,
+		    ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = usage_v(cmd, field, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 int cli_exit_for(int rc)
@@ -38,9 +112,9 @@ int cli_liberr(int rc, const char *what)
 	const char *msg = knytt_errmsg();
 	if (!msg || !*msg)
 		msg = knytt_errstr(rc);
-	fprintf(stderr, "knytt: %s%s%s: %s\n", what ? what : "",
-		what ? ": " : "", knytt_errname(rc), msg);
-	return cli_exit_for(rc);
+	return cli_error(cli_exit_for(rc), knytt_errname(rc), NULL,
+			 "%s%s%s: %s", what ? what : "", what ? ": " : "",
+			 knytt_errname(rc), msg);
 }
 
 void cli_info(const cli *c, const char *fmt, ...)
@@ -77,8 +151,9 @@ int arg_uint(const args *a, const char *name, unsigned long lo,
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
 	if (!*s || *end || errno || s[0] == '-' || v < lo || v > hi)
-		return cli_usage(a->cmd, "--%s needs an integer in %lu..%lu, "
-					 "not '%s'", name, lo, hi, s);
+		return cli_usage_field(a->cmd, name, "--%s needs an integer "
+				       "in %lu..%lu, not '%s'", name, lo, hi,
+				       s);
 	*out = v;
 	return 0;
 }
@@ -92,28 +167,52 @@ int arg_double(const args *a, const char *name, double *out)
 	errno = 0;
 	double v = strtod(s, &end);
 	if (!*s || *end || errno || !isfinite(v))
-		return cli_usage(a->cmd, "--%s needs a number, not '%s'", name,
-				 s);
+		return cli_usage_field(a->cmd, name, "--%s needs a number, "
+				       "not '%s'", name, s);
 	*out = v;
 	return 0;
+}
+
+const char *cli_db_shown(const cli *c)
+{
+	static char buf[1024];
+	knytt_uri_redact(c->db, buf, sizeof buf);
+	return buf;
+}
+
+int cli_store_must_exist(const cli *c)
+{
+	if (strncmp(c->db, "sqlite:", 7) != 0 ||
+	    strcmp(c->db + 7, ":memory:") == 0)
+		return 0;
+	struct stat sb;
+	if (stat(c->db + 7, &sb) == 0)
+		return 0;
+	return cli_error(EXIT_NOTFOUND, "KNYTT_ENOTFOUND", "db",
+			 "no store at %s (%s): only 'knytt init' and 'knytt "
+			 "import' create one; check --db or KNYTT_DB",
+			 c->db + 7, strerror(errno));
 }
 
 int cli_store_open(const cli *c, int create, knytt_store **out)
 {
 	knytt_store *st = NULL;
 	uint64_t tid = 0;
-	int rc = knytt_store_open(c->db, &st);
+	int rc = create ? 0 : cli_store_must_exist(c);
+	if (rc)
+		return rc;
+	rc = knytt_store_open(c->db, &st);
 	if (rc < 0)
-		return cli_liberr(rc, c->db);
+		return cli_liberr(rc, cli_db_shown(c));
 	rc = knytt_store_tenant_find(st, c->tenant, &tid);
 	if (rc == KNYTT_ENOTFOUND && create)
 		rc = knytt_store_tenant_create(st, c->tenant, &tid);
 	if (rc == KNYTT_ENOTFOUND) {
-		fprintf(stderr, "knytt: no tenant '%s' in %s (run 'knytt init' "
-				"or import data first)\n",
-			c->tenant, c->db);
 		knytt_store_close(st);
-		return EXIT_NOTFOUND;
+		return cli_error(EXIT_NOTFOUND, "KNYTT_ENOTFOUND", "tenant",
+				 "no tenant '%s' in %s (run 'knytt init' or "
+				 "import data first)", c->tenant,
+				 cli_db_shown(c));
 	}
 	if (rc == 0)
 		rc = knytt_store_use_tenant(st, tid);
@@ -133,17 +232,24 @@ static int engine_try(const cli *c, knytt_model_kind kind,
 	int rc = knytt_engine_create(&e);
 	if (rc == 0)
 		rc = knytt_engine_set_tenant(e, c->tenant);
-	if (rc == 0 && kind != KNYTT_MODEL_ALS)
+	/* an explicit kind, even the default one: left unset, the engine
+	 * would follow the stored model's kind instead */
+	if (rc == 0 && (c->model_set || kind != KNYTT_MODEL_ALS))
 		rc = knytt_engine_set_model(e, kind);
 	if (rc == 0 && kind == KNYTT_MODEL_TWOTOWER && c->epochs)
 		rc = knytt_engine_set_twotower(e, c->epochs);
 	if (rc == 0 && kind == KNYTT_MODEL_ALS && c->als_set)
 		rc = knytt_engine_set_als(e, (float)c->reg, (float)c->alpha,
-					  c->epochs ? c->epochs : 15);
+					  c->epochs ? c->epochs :
+					  KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS);
 	if (rc == 0 && c->dim)
 		rc = knytt_engine_set_dim(e, c->dim);
 	if (rc == 0 && c->threads)
 		rc = knytt_engine_set_threads(e, c->threads);
+	if (rc == 0 && c->now_ms)
+		rc = knytt_engine_set_now(e, c->now_ms);
+	if (rc == 0)
+		rc = knytt_engine_set_log(e, cli_engine_warning, (void *)c);
 	if (rc == 0)
 		rc = knytt_engine_open(e, c->db);
 	if (rc < 0) {
@@ -159,14 +265,20 @@ static int engine_try(const cli *c, knytt_model_kind kind,
  * holds, and a query command cannot know what the last `knytt train` used.
  * The engine records both in the JSON metadata of the model it stores
  * ("engine-model": {"kind": "als"|"twotower", "dim": N, ...}), so read
- * them from there for the settings the command line leaves open.  No
- * model, or metadata without them: the defaults.
+ * them from there.
  */
-static void stored_model(cli *c)
+int cli_stored_model(const cli *c, const char **kind, unsigned *dim)
 {
 	knytt_store *st = NULL;
 	uint64_t tid;
 	char *meta = NULL;
+	struct stat sb;
+	*kind = NULL;
+	*dim = 0;
+	/* a missing SQLite file holds no model (and must not be created) */
+	if (!strncmp(c->db, "sqlite:", 7) && strcmp(c->db + 7, ":memory:") &&
+	    stat(c->db + 7, &sb) != 0)
+		return 0;
 	if (knytt_store_open(c->db, &st) != 0 ||
 	    knytt_store_tenant_find(st, c->tenant, &tid) != 0 ||
 	    knytt_store_use_tenant(st, tid) != 0 ||
@@ -174,32 +286,44 @@ static void stored_model(cli *c)
 				  NULL, NULL) != 0 ||
 	    !meta) {
 		knytt_store_close(st);
-		return;
+		return 0;
 	}
 	cJSON *j = cJSON_Parse(meta);
-	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
-	const cJSON *dim = cJSON_GetObjectItemCaseSensitive(j, "dim");
-	if (!c->model_set && cJSON_IsString(kind))
-		c->model = strcmp(kind->valuestring, "twotower") ? "als" :
-								   "twotower";
-	if (!c->dim && cJSON_IsNumber(dim) && dim->valuedouble >= 1 &&
-	    dim->valuedouble <= 4096)
-		c->dim = (unsigned)dim->valuedouble;
+	const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "kind");
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "dim");
+	if (cJSON_IsString(k))
+		*kind = strcmp(k->valuestring, "twotower") ? "als" : "twotower";
+	if (cJSON_IsNumber(d) && d->valuedouble >= 1 &&
+	    d->valuedouble <= 4096)
+		*dim = (unsigned)d->valuedouble;
 	cJSON_Delete(j);
 	knytt_free(meta);
 	knytt_store_close(st);
+	return *kind != NULL;
 }
 
 int cli_engine_open(cli *c, knytt_engine **out)
 {
-	if (!c->model_set || !c->dim)
-		stored_model(c);
+	int ex = cli_store_must_exist(c);
+	if (ex)
+		return ex;
+	/* settings the command line leaves open follow the stored model */
+	if (!c->model_set || !c->dim) {
+		const char *kind;
+		unsigned dim;
+		if (cli_stored_model(c, &kind, &dim)) {
+			if (!c->model_set)
+				c->model = kind;
+			if (!c->dim)
+				c->dim = dim;
+		}
+	}
 	knytt_model_kind kind = strcmp(c->model, "twotower") ?
 					KNYTT_MODEL_ALS :
 					KNYTT_MODEL_TWOTOWER;
 	int rc = engine_try(c, kind, out);
 	if (rc < 0)
-		return cli_liberr(rc, c->db);
+		return cli_liberr(rc, cli_db_shown(c));
 	return 0;
 }
 
@@ -312,4 +436,103 @@ void bar_done(bar *b)
 {
 	bar_clear(b);
 	b->on = 0;
+}
+
+/* ---- --now and durations ---- */
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's
+ * days_from_civil), so no time zone is involved. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int cli_parse_time(const char *s, int64_t *out_ms)
+{
+	char *end;
+	if (!*s)
+		return -1;
+	if (strspn(s, "0123456789") == strlen(s)) {
+		errno = 0;
+		unsigned long long v = strtoull(s, &end, 10);
+		if (errno || v > 9000000000000000ULL)
+			return -1;
+		/* below 1e11: seconds (until the year 5138); above: ms */
+		*out_ms = v < 100000000000ULL ? (int64_t)v * 1000 : (int64_t)v;
+		return 0;
+	}
+	int y, mo, d, h = 0, mi = 0, n = 0;
+	double sec = 0;
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10 ||
+	    mo < 1 || mo > 12 || d < 1 || d > 31)
+		return -1;
+	const char *p = s + 10;
+	if (*p == 'T' || *p == ' ') {
+		int k = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &k) != 2 || k != 5 ||
+		    h > 23 || mi > 59)
+			return -1;
+		p += 1 + k;
+		if (*p == ':') {
+			sec = strtod(p + 1, &end);
+			if (end == p + 1 || !(sec >= 0 && sec < 61))
+				return -1;
+			p = end;
+		}
+	}
+	int64_t off = 0; /* UTC unless an offset is given */
+	if (*p == 'Z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om, k = 0;
+		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5)
+			return -1;
+		off = (*p == '-' ? -1 : 1) * (oh * 3600LL + om * 60LL);
+		p += 1 + k;
+	}
+	if (*p)
+		return -1;
+	int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
+		    h * 3600LL + mi * 60LL - off;
+	if (t < 0)
+		return -1;
+	*out_ms = t * 1000 + (int64_t)(sec * 1000.0 + 0.5);
+	return 0;
+}
+
+int cli_parse_duration(const char *s, double *out_s)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || !isfinite(v) || v <= 0)
+		return -1;
+	double unit = 1;
+	if (*end) {
+		static const struct {
+			const char *name;
+			double s;
+		} units[] = { {"s", 1},      {"m", 60},      {"min", 60},
+			      {"h", 3600},   {"d", 86400},   {"w", 604800} };
+		unit = 0;
+		for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+			if (!strcmp(end, units[i].name))
+				unit = units[i].s;
+		if (unit == 0)
+			return -1;
+	}
+	*out_s = v * unit;
+	return 0;
+}
+
+void cli_engine_warning(void *ctx, const char *msg)
+{
+	const cli *c = ctx;
+	if (!c->quiet)
+		fprintf(stderr, "knytt: warning: %s\n", msg);
 }

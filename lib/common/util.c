@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
+#include <errno.h>
 #include <unistd.h>
 
 #if defined(__x86_64__)
@@ -30,6 +32,41 @@ int64_t knytt__now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int knytt__ts_check(const char *field, int64_t ts_ms, int64_t now_ms,
+		    int64_t tol_ms)
+{
+	if (tol_ms < 0 || ts_ms <= now_ms)
+		return KNYTT_OK;
+	/* ts - now cannot overflow here: both are >= 0 on this path, or
+	 * now < 0 and then ts - now is still below 2^63 for any real ts */
+	if (now_ms >= 0 && ts_ms - now_ms > tol_ms)
+		return knytt__err(KNYTT_EINVAL,
+				  "field %s %lld is %.1f hours in the future "
+				  "(now is %lld; at most %lld ms ahead is "
+				  "accepted)",
+				  field, (long long)ts_ms,
+				  (double)(ts_ms - now_ms) / 3.6e6,
+				  (long long)now_ms, (long long)tol_ms);
+	return KNYTT_OK;
+}
+
+int knytt__random(void *buf, size_t n)
+{
+	unsigned char *p = buf;
+	while (n > 0) {
+		ssize_t r = getrandom(p, n, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return knytt__err_errno(KNYTT_EIO, errno,
+						"getrandom failed");
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return KNYTT_OK;
 }
 
 unsigned knytt__ncpu(void)

@@ -115,7 +115,7 @@ int knytt_engine_create(knytt_engine **out)
 	if (!e)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	e->kind = KNYTT_MODEL_ALS;
-	e->dim = 64;
+	e->dim = KNYTT_ENGINE_DEFAULT_DIM;
 	e->m = 16;
 	e->efc = 200;
 	e->efs = 64;
@@ -128,10 +128,14 @@ int knytt_engine_create(knytt_engine **out)
 	e->w_custom = 1;
 	e->sess_half_life = 1800;
 	e->sess_blend = 0.5;
-	e->als_reg = 1.0f;
-	e->als_alpha = 1.0f;
-	e->als_iters = 15;
-	e->tt_epochs = 10;
+	e->als_reg = (float)KNYTT_ENGINE_DEFAULT_ALS_REG;
+	e->als_alpha = (float)KNYTT_ENGINE_DEFAULT_ALS_ALPHA;
+	e->als_iters = KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS;
+	e->tt_epochs = KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS;
+	e->exclude_seen = 1;
+	e->excl_types = KNYTT__TYPES_ALL;
+	e->future_tol_ms = KNYTT_FUTURE_TOLERANCE_MS;
+	e->keep_models = KNYTT_KEEP_MODELS;
 	pthread_rwlock_init(&e->lock, NULL);
 	pthread_mutex_init(&e->st_lock, NULL);
 	pthread_mutex_init(&e->train_mu, NULL);
@@ -141,19 +145,6 @@ int knytt_engine_create(knytt_engine **out)
 	pthread_cond_init(&e->fq_done, NULL);
 	*out = e;
 	return KNYTT_OK;
-}
-
-static void user_free(euser *u)
-{
-	if (!u)
-		return;
-	free(u->ext_id);
-	free(u->hist);
-	free(u->hist_w);
-	free(u->hist_ts);
-	free(u->bought);
-	knytt__taste_free(&u->taste);
-	free(u);
 }
 
 void knytt_engine_close(knytt_engine *e)
@@ -171,7 +162,7 @@ void knytt_engine_close(knytt_engine *e)
 	}
 	free(e->items);
 	for (size_t i = 0; i < e->nusers; i++)
-		user_free(e->users[i]);
+		knytt__profile_free(e->users[i]);
 	free(e->users);
 	knytt__lmap_free(&e->by_id);
 	knytt__lmap_free(&e->by_ext);
@@ -182,7 +173,6 @@ void knytt_engine_close(knytt_engine *e)
 	free(e->model_items);
 	knytt_store_close(e->st);
 	free(e->uri);
-	free(e->index_path);
 	free(e->tenant_name);
 	pthread_rwlock_destroy(&e->lock);
 	pthread_mutex_destroy(&e->st_lock);
@@ -293,6 +283,60 @@ int knytt_engine_set_exclude_seen(knytt_engine *e, int seen)
 {
 	SETTER("knytt_engine_set_exclude_seen");
 	e->exclude_seen = seen != 0;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_exclude_type(knytt_engine *e, const char *type,
+				  int exclude)
+{
+	SETTER("knytt_engine_set_exclude_type");
+	if (!type || !*type)
+		return knytt__err(KNYTT_EINVAL, "type is NULL or empty");
+	unsigned bit = strcmp(type, "*") == 0 ? KNYTT__T_OTHER
+					      : knytt__type_bit(type);
+	if (exclude)
+		e->excl_types |= 1u << bit;
+	else
+		e->excl_types &= ~(1u << bit);
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_log(knytt_engine *e, knytt_log_fn fn, void *ctx)
+{
+	SETTER("knytt_engine_set_log");
+	e->log_fn = fn;
+	e->log_ctx = ctx;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_now(knytt_engine *e, int64_t now_ms)
+{
+	if (!e)
+		return knytt__err(KNYTT_EINVAL,
+				  "knytt_engine_set_now: engine is NULL");
+	if (now_ms < 0)
+		return knytt__err(KNYTT_EINVAL,
+				  "now_ms is negative (0 = the wall clock)");
+	__atomic_store_n(&e->now_ms, now_ms, __ATOMIC_RELAXED);
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_future_tolerance(knytt_engine *e, int64_t ms)
+{
+	SETTER("knytt_engine_set_future_tolerance");
+	if (ms < 0)
+		return knytt__err(KNYTT_EINVAL, "tolerance_ms is negative");
+	e->future_tol_ms = ms;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_keep_models(knytt_engine *e, unsigned n)
+{
+	SETTER("knytt_engine_set_keep_models");
+	if (n > 1000)
+		return knytt__err(KNYTT_EINVAL, "keep_models is %u, must be "
+						"0..1000 (0 = default)", n);
+	e->keep_models = n ? n : KNYTT_KEEP_MODELS;
 	return KNYTT_OK;
 }
 
@@ -451,6 +495,10 @@ static int trend_seed_cb(const knytt_interaction *ix, void *ctx)
 {
 	knytt_engine *e = ctx;
 	uint32_t r = knytt__engine_row(e, ix->item_id);
+	/* replaying an earlier time (knytt_engine_set_now): what happened
+	 * after it has not happened yet */
+	if (ix->ts_ms > knytt__engine_now(e) + e->future_tol_ms)
+		return 0;
 	if (r != UINT32_MAX)
 		trend_add(&e->items[r], knytt__ix_confidence(ix), ix->ts_ms);
 	return 0;
@@ -552,17 +600,6 @@ out:
 
 /* ------------------------------------------------------------------ open */
 
-static char *index_path_for(const char *uri, const char *tenant)
-{
-	if (strncmp(uri, "sqlite:", 7) != 0 || strcmp(uri, "sqlite::memory:") == 0)
-		return NULL;
-	size_t n = strlen(uri + 7) + strlen(tenant) + 32;
-	char *p = malloc(n);
-	if (p)
-		snprintf(p, n, "%s.%s.index", uri + 7, tenant);
-	return p;
-}
-
 static int load_model_and_index(knytt_engine *e)
 {
 	void *blob = NULL;
@@ -595,7 +632,7 @@ static int load_model_and_index(knytt_engine *e)
 		uint64_t *items = NULL;
 		uint32_t n = 0;
 		rc = knytt__engine_decode_model(e, blob, size, &als, &tt,
-						&items, &n);
+						&items, &n, e->model_tag);
 		if (rc == KNYTT_OK) {
 			e->als = als;
 			e->tt = tt;
@@ -614,32 +651,12 @@ static int load_model_and_index(knytt_engine *e)
 		return rc;
 
 	/* The index file saved after training, if it belongs to this model
-	 * version; otherwise rebuild from the model's vectors. */
+	 * version; otherwise rebuilt from the model's vectors and saved for
+	 * the next open (the CLI opens an engine per command). */
 	knytt_index *ix = NULL;
-	if (e->index_path && e->model_version > 0) {
-		char *p = malloc(strlen(e->index_path) + 32);
-		if (!p)
-			return knytt__err(KNYTT_ENOMEM, "out of memory");
-		sprintf(p, "%s.v%lld", e->index_path,
-			(long long)e->model_version);
-		struct stat sb;
-		if (stat(p, &sb) == 0) {
-			if ((rc = knytt_index_create(&ix)) == KNYTT_OK &&
-			    (rc = knytt_index_load(ix, p)) == KNYTT_OK &&
-			    knytt_index_dim(ix) != e->dim) {
-				rc = knytt__err(KNYTT_ECORRUPT,
-						"%s has dimension %u, the engine "
-						"%u",
-						p, knytt_index_dim(ix), e->dim);
-			}
-			if (rc) {
-				knytt_index_close(ix);
-				ix = NULL;
-				rc = KNYTT_OK; /* fall back to a rebuild */
-			}
-		}
-		free(p);
-	}
+	if (e->model_version > 0)
+		ix = knytt__version_index_load(e, e->model_version,
+					       e->model_tag);
 	if (!ix) {
 		if ((rc = knytt__engine_new_index(e, &ix)))
 			return rc;
@@ -649,6 +666,9 @@ static int load_model_and_index(knytt_engine *e)
 			knytt_index_close(ix);
 			return rc;
 		}
+		if (e->model_version > 0)
+			knytt__version_index_save(e, ix, e->model_version,
+						  e->model_tag);
 	}
 	e->ix = ix;
 	/* caller-supplied vectors (and items embedded at ingest) */
@@ -696,19 +716,20 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		goto fail;
 	}
-	e->index_path = index_path_for(uri, e->tenant_name);
+	/* the engine checks event times against its own now; its store
+	 * handle applies the same tolerance (wall clock) */
+	e->st->future_tol_ms = e->future_tol_ms;
 	/* items (deleted ones too, so their ids never come back) */
 	rc = knytt_store_items_changed(e->st, 0, load_item_cb, e);
 	if (rc < 0)
 		goto fail;
 	knytt__cats_prebuild(e);
-	int64_t now = knytt__now_ms();
+	int64_t now = knytt__engine_now(e);
 	if ((rc = load_popularity(e, now)))
 		goto fail;
 	/* trending: four weeks of history is 28 half-lives of the longest
 	 * window, enough for the counters to converge */
-	rc = knytt_store_interactions_since(e->st, now - 28LL * 86400000,
-					    trend_seed_cb, e);
+	rc = knytt__ix_stream(e->st, now - 28LL * 86400000, trend_seed_cb, e);
 	if (rc < 0)
 		goto fail;
 	knytt__top_build(e, -1);
@@ -888,7 +909,7 @@ int knytt_engine_sync(knytt_engine *e)
 	 * in that same millisecond are not missed (re-reading is harmless) */
 	rc = knytt_store_items_changed(e->st, e->synced_ms, sync_cb, e);
 	if (rc >= 0) {
-		int r2 = load_popularity(e, knytt__now_ms());
+		int r2 = load_popularity(e, knytt__engine_now(e));
 		if (r2 < 0)
 			rc = r2;
 		knytt__top_build(e, NTREND); /* counts may have moved down */
@@ -911,139 +932,97 @@ static double type_weight(const knytt_engine *e, const char *type,
 	return w;
 }
 
-typedef struct hist_load {
-	knytt_engine *e;
-	euser *u;
-	uint32_t rows[HIST_MAX];
-	float w[HIST_MAX];
-	int64_t ts[HIST_MAX];
-	int purchase[HIST_MAX];
-	size_t n;
-} hist_load;
-
-static int hist_cb(const knytt_interaction *ix, void *ctx)
+static uint32_t model_row_of(uint32_t row, void *ctx)
 {
-	hist_load *h = ctx;
-	uint32_t r = knytt__engine_row(h->e, ix->item_id);
-	if (r == UINT32_MAX || h->n >= HIST_MAX)
-		return 0;
-	double w = knytt__ix_confidence(ix);
-	h->rows[h->n] = r;
-	h->w[h->n] = (float)w;
-	h->ts[h->n] = ix->ts_ms;
-	h->purchase[h->n] = strcmp(ix->type, "purchase") == 0;
-	h->n++;
-	return 0;
+	const knytt_engine *e = ctx;
+	return e->items[row].midx;
 }
 
-static int bought_add(euser *u, uint64_t id)
+static uint32_t vec_row_of(uint32_t row, void *ctx)
 {
-	for (size_t i = 0; i < u->nb; i++)
-		if (u->bought[i] == id)
-			return KNYTT_OK;
-	if (u->nb == u->capb) {
-		size_t nc = u->capb ? u->capb * 2 : 16;
-		uint64_t *b = realloc(u->bought, nc * sizeof *b);
-		if (!b)
-			return knytt__err(KNYTT_ENOMEM, "out of memory");
-		u->bought = b;
-		u->capb = nc;
-	}
-	u->bought[u->nb++] = id;
-	return KNYTT_OK;
+	const knytt_engine *e = ctx;
+	return e->items[row].has_vec ? row : UINT32_MAX;
 }
 
-static void hist_push(euser *u, uint32_t row, float w, int64_t ts)
-{
-	if (u->nh == HIST_MAX) {
-		memmove(u->hist, u->hist + 1, (HIST_MAX - 1) * sizeof *u->hist);
-		memmove(u->hist_w, u->hist_w + 1,
-			(HIST_MAX - 1) * sizeof *u->hist_w);
-		memmove(u->hist_ts, u->hist_ts + 1,
-			(HIST_MAX - 1) * sizeof *u->hist_ts);
-		u->nh--;
-	}
-	u->hist[u->nh] = row;
-	u->hist_w[u->nh] = w;
-	u->hist_ts[u->nh] = ts;
-	u->nh++;
-}
-
-/* Recomputes the long-term taste of @p u from its history. */
-static void refresh_long(knytt_engine *e, euser *u, int64_t now)
+/* Without a model: the weighted mean of the unit item vectors of the
+ * fold-in input (engine rows). */
+static int mean_of_items(knytt_engine *e, const uint32_t *rows,
+			 const float *w, size_t n, float *out)
 {
 	uint32_t d = e->dim;
+	float *v = malloc(d * sizeof *v);
+	if (!v)
+		return 0;
+	int got = 0;
+	memset(out, 0, d * sizeof *out);
+	for (size_t i = 0; i < n; i++) {
+		if (knytt_index_get(e->ix, e->items[rows[i]].id, v, d) !=
+		    KNYTT_OK)
+			continue;
+		knytt__normalize(v, d);
+		for (uint32_t j = 0; j < d; j++)
+			out[j] += w[i] * v[j];
+		got = 1;
+	}
+	free(v);
+	return got;
+}
+
+/* The two-tower user tower: the model rows of the history in event order
+ * (the tower pools the most recent of them). */
+static int tower_of_history(knytt_engine *e, const knytt__profile *u,
+			    float *out)
+{
+	uint32_t *m = malloc((u->nh ? u->nh : 1) * sizeof *m);
+	if (!m)
+		return 0;
+	size_t n = 0;
+	for (size_t i = 0; i < u->nh; i++)
+		if (e->items[u->hist[i].row].midx != UINT32_MAX)
+			m[n++] = e->items[u->hist[i].row].midx;
+	int ok = n > 0 && knytt_twotower_embed_user(e->tt,
+						    KNYTT_TWOTOWER_NO_USER,
+						    m, n, out) == KNYTT_OK;
+	free(m);
+	return ok;
+}
+
+/* Recomputes the long-term taste of @p u from its whole history (the
+ * fold-in input: knytt__profile_fold). */
+static void refresh_long(knytt_engine *e, knytt__profile *u, int64_t now)
+{
 	knytt__taste *t = &u->taste;
 	t->long_ok = 0;
 	u->long_gen = e->model_gen;
 	if (u->nh == 0)
 		return;
+	if (e->tt) {
+		t->long_ok = tower_of_history(e, u, t->longv);
+		return;
+	}
 	double hl = e->hist_half_life_days * 86400.0;
-	uint32_t midx[HIST_MAX];
-	float w[HIST_MAX];
-	size_t n = 0;
-	if (e->als || e->tt) {
-		for (size_t i = 0; i < u->nh; i++) {
-			uint32_t m = e->items[u->hist[i]].midx;
-			if (m == UINT32_MAX)
-				continue;
-			midx[n] = m;
-			w[n] = u->hist_w[i] *
-			       (float)(hl > 0 ? knytt__decay(now - u->hist_ts[i], hl)
-					      : 1.0);
-			n++;
+	size_t cap = u->nh < KNYTT__FOLD_MAX ? u->nh : KNYTT__FOLD_MAX;
+	uint32_t *idx = malloc(cap * sizeof *idx);
+	float *w = malloc(cap * sizeof *w);
+	if (idx && w) {
+		size_t n = knytt__profile_fold(u, e->als ? model_row_of
+							 : vec_row_of,
+					       e, now, hl, cap, idx, w);
+		if (e->als && n > 0) {
+			memset(t->longv, 0, e->dim * sizeof *t->longv);
+			t->long_ok = knytt_als_fold_in(e->als, n, idx, w,
+						       t->longv) == KNYTT_OK;
+		} else if (!e->als) {
+			t->long_ok = mean_of_items(e, idx, w, n, t->longv);
 		}
 	}
-	if (e->als && n > 0) {
-		/* the same item several times: one row with summed weight,
-		 * as the training matrix has it */
-		size_t m = 0;
-		for (size_t i = 0; i < n; i++) {
-			size_t j;
-			for (j = 0; j < m && midx[j] != midx[i]; j++)
-				;
-			if (j < m) {
-				w[j] += w[i];
-			} else {
-				midx[m] = midx[i];
-				w[m++] = w[i];
-			}
-		}
-		memset(t->longv, 0, d * sizeof *t->longv);
-		if (knytt_als_fold_in(e->als, m, midx, w, t->longv) == KNYTT_OK)
-			t->long_ok = 1;
-		return;
-	}
-	if (e->tt && n > 0) {
-		if (knytt_twotower_embed_user(e->tt, KNYTT_TWOTOWER_NO_USER,
-					      midx, n, t->longv) == KNYTT_OK)
-			t->long_ok = 1;
-		return;
-	}
-	/* no model: the weighted mean of the history's item vectors */
-	float *v = malloc(d * sizeof *v);
-	if (!v)
-		return;
-	memset(t->longv, 0, d * sizeof *t->longv);
-	for (size_t i = 0; i < u->nh; i++) {
-		const eitem *it = &e->items[u->hist[i]];
-		if (!it->has_vec ||
-		    knytt_index_get(e->ix, it->id, v, d) != KNYTT_OK)
-			continue;
-		knytt__normalize(v, d);
-		float wi = u->hist_w[i] *
-			   (float)(hl > 0 ? knytt__decay(now - u->hist_ts[i], hl)
-					  : 1.0);
-		for (uint32_t j = 0; j < d; j++)
-			t->longv[j] += wi * v[j];
-		t->long_ok = 1;
-	}
-	free(v);
+	free(idx);
+	free(w);
 }
 
 /* Adds one event to the session part of the taste. */
-static void session_event(knytt_engine *e, euser *u, const eitem *it,
-			  float w, int64_t ts)
+static void session_event(knytt_engine *e, knytt__profile *u,
+			  const eitem *it, float w, int64_t ts)
 {
 	if (!it->has_vec)
 		return;
@@ -1054,88 +1033,103 @@ static void session_event(knytt_engine *e, euser *u, const eitem *it,
 	free(v);
 }
 
+typedef struct hist_load {
+	knytt_engine *e;
+	knytt__profile *u;
+	int64_t now;
+	int rc;
+} hist_load;
+
+/* One stored event, oldest first, into a profile being loaded. */
+static int hist_cb(const knytt_interaction *ix, void *ctx)
+{
+	hist_load *h = ctx;
+	knytt_engine *e = h->e;
+	uint32_t r = knytt__engine_row(e, ix->item_id);
+	if (r == UINT32_MAX)
+		return 0;
+	float w = (float)knytt__ix_confidence(ix);
+	if ((h->rc = knytt__profile_add(h->u, ix->item_id, r, w, ix->ts_ms,
+					knytt__type_bit(ix->type))))
+		return 1;
+	/* the session: events of the last four half-lives */
+	if (h->now - ix->ts_ms < (int64_t)(4000.0 * e->sess_half_life))
+		session_event(e, h->u, &e->items[r], w, ix->ts_ms);
+	return 0;
+}
+
+/* Finds the profile of @p ext in the table (NULL if not loaded). */
+static knytt__profile *user_find(knytt_engine *e, const char *ext,
+				 uint64_t h, uint32_t *slot)
+{
+	*slot = knytt__lmap_get(&e->by_user, h);
+	if (*slot != LMAP_EMPTY && strcmp(e->users[*slot]->ext_id, ext) == 0)
+		return e->users[*slot];
+	return NULL;
+}
+
 /*
- * The state of user @p ext, loaded from the store on first use (its last
- * HIST_MAX events).  Caller holds the write lock.  With create = 0, an
- * unknown user gives NULL without error.
+ * The profile of user @p ext, loaded from the store on first use (every
+ * event the store holds, oldest first).  Caller holds the write lock.
+ * With create = 0, an unknown user gives NULL and KNYTT_ENOTFOUND in
+ * *rc; NULL with KNYTT_ENOMEM or a store error otherwise.
  */
-euser *knytt__engine_user(knytt_engine *e, const char *ext, int create)
+knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
+				   int create, int *rc)
 {
 	uint64_t h = knytt__hash_str(ext);
-	uint32_t ui = knytt__lmap_get(&e->by_user, h);
-	if (ui != LMAP_EMPTY && strcmp(e->users[ui]->ext_id, ext) == 0) {
-		euser *u = e->users[ui];
+	uint32_t ui;
+	knytt__profile *u = user_find(e, ext, h, &ui);
+	*rc = KNYTT_OK;
+	if (u) {
 		if (u->long_gen != e->model_gen) /* a new model since */
-			refresh_long(e, u, knytt__now_ms());
+			refresh_long(e, u, knytt__engine_now(e));
 		return u;
 	}
 	/* (a colliding 64-bit hash -- about 3e-8 for a million users --
 	 * gets no map slot: such a user is loaded again on every call,
 	 * correct but slower, and each load stays in users[]) */
-	euser *u = calloc(1, sizeof *u);
-	if (!u)
-		return NULL;
-	u->ext_id = dupstr(ext);
-	u->hist = malloc(HIST_MAX * sizeof *u->hist);
-	u->hist_w = malloc(HIST_MAX * sizeof *u->hist_w);
-	u->hist_ts = malloc(HIST_MAX * sizeof *u->hist_ts);
-	hist_load *hl = calloc(1, sizeof *hl);
-	if (!u->ext_id || !u->hist || !u->hist_w || !u->hist_ts || !hl ||
-	    knytt__taste_init(&u->taste, e->dim)) {
-		free(hl);
-		user_free(u);
+	if (!(u = knytt__profile_new(ext, e->dim))) {
+		*rc = knytt__err(KNYTT_ENOMEM, "out of memory loading user");
 		return NULL;
 	}
-	hl->e = e;
-	hl->u = u;
+	hist_load hl = { e, u, knytt__engine_now(e), 0 };
 	pthread_mutex_lock(&e->st_lock);
-	int rc = knytt_store_user_recent(e->st, ext, HIST_MAX, hist_cb, hl);
+	int src = knytt_store_user_history(e->st, ext, hist_cb, &hl);
 	pthread_mutex_unlock(&e->st_lock);
-	if (rc == KNYTT_ENOTFOUND && !create) {
-		free(hl);
-		user_free(u);
-		knytt__err(KNYTT_ENOTFOUND, "user '%s' is unknown", ext);
+	if (src < 0 && !(src == KNYTT_ENOTFOUND && create)) {
+		*rc = hl.rc ? hl.rc : src;
+		if (src == KNYTT_ENOTFOUND)
+			knytt__err(KNYTT_ENOTFOUND, "user '%s' is unknown", ext);
+		knytt__profile_free(u);
 		return NULL;
 	}
-	int64_t now = knytt__now_ms();
-	/* newest first from the store: replay oldest first */
-	for (size_t i = hl->n; i-- > 0;) {
-		hist_push(u, hl->rows[i], hl->w[i], hl->ts[i]);
-		if (hl->purchase[i])
-			bought_add(u, e->items[hl->rows[i]].id);
-		/* the session: events of the last four half-lives */
-		if (now - hl->ts[i] < (int64_t)(4000.0 * e->sess_half_life))
-			session_event(e, u, &e->items[hl->rows[i]], hl->w[i],
-				      hl->ts[i]);
-	}
-	free(hl);
-	refresh_long(e, u, now);
+	refresh_long(e, u, hl.now);
 	if (e->nusers == e->capusers) {
 		size_t nc = e->capusers ? e->capusers * 2 : 64;
-		euser **nu = realloc(e->users, nc * sizeof *nu);
-		if (!nu) {
-			user_free(u);
-			return NULL;
-		}
+		knytt__profile **nu = realloc(e->users, nc * sizeof *nu);
+		if (!nu)
+			goto nomem;
 		e->users = nu;
 		e->capusers = nc;
 	}
 	if (ui == LMAP_EMPTY &&
-	    knytt__lmap_put(&e->by_user, h, (uint32_t)e->nusers)) {
-		user_free(u);
-		return NULL;
-	}
+	    knytt__lmap_put(&e->by_user, h, (uint32_t)e->nusers))
+		goto nomem;
 	e->users[e->nusers++] = u;
 	return u;
+nomem:
+	knytt__profile_free(u);
+	*rc = knytt__err(KNYTT_ENOMEM, "out of memory loading user");
+	return NULL;
 }
 
-int knytt_engine_feedback(knytt_engine *e, const char *user,
+/* Checks the arguments of a feedback call; fills @p ev (time resolved
+ * against the engine's now, weight from the engine's settings). */
+static int feedback_event(knytt_engine *e, const char *user,
 			  const char *item, const char *type, double value,
-			  int64_t ts_ms)
+			  int64_t ts_ms, knytt_interaction *ev, double *w)
 {
-	int rc = check_open(e, "knytt_engine_feedback");
-	if (rc)
-		return rc;
 	if (!user || !*user || !item || !*item || !type || !*type)
 		return knytt__err(KNYTT_EINVAL, "feedback: %s is NULL or empty",
 				  !user || !*user   ? "user"
@@ -1144,19 +1138,37 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	if (!isfinite(value))
 		return knytt__err(KNYTT_EINVAL, "feedback: value is not finite");
 	if (ts_ms < 0)
-		return knytt__err(KNYTT_EINVAL, "feedback: time is negative");
-	int64_t ts = ts_ms ? ts_ms : knytt__now_ms();
-	double w = type_weight(e, type, value);
+		return knytt__err(KNYTT_EINVAL, "feedback: ts_ms is negative");
+	int64_t now = knytt__engine_now(e);
+	int rc = knytt__ts_check("feedback: ts_ms", ts_ms, now,
+				 e->future_tol_ms);
+	if (rc)
+		return rc;
+	*w = type_weight(e, type, value);
+	int rating = strcmp(type, "rating") == 0;
+	memset(ev, 0, sizeof *ev);
+	ev->struct_size = sizeof *ev;
+	ev->user = user;
+	ev->item = item;
+	ev->type = type;
+	ev->weight = *w / (rating && value > 0 ? value : 1);
+	ev->has_value = rating;
+	ev->value = value;
+	ev->ts_ms = ts_ms ? ts_ms : now;
+	return KNYTT_OK;
+}
+
+int knytt_engine_feedback(knytt_engine *e, const char *user,
+			  const char *item, const char *type, double value,
+			  int64_t ts_ms)
+{
+	int rc = check_open(e, "knytt_engine_feedback");
 	knytt_interaction ev;
-	memset(&ev, 0, sizeof ev);
-	ev.struct_size = sizeof ev;
-	ev.user = user;
-	ev.item = item;
-	ev.type = type;
-	ev.weight = w / (strcmp(type, "rating") == 0 && value > 0 ? value : 1);
-	ev.has_value = strcmp(type, "rating") == 0;
-	ev.value = value;
-	ev.ts_ms = ts;
+	double w = 0;
+	if (rc || (rc = feedback_event(e, user, item, type, value, ts_ms, &ev,
+				       &w)))
+		return rc;
+	int64_t ts = ev.ts_ms;
 	/* write-behind: the store's checks now (and an earlier write that
 	 * failed: reported instead of recording this event), the insert
 	 * later */
@@ -1169,44 +1181,31 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 				r == UINT32_MAX ? "" : " (deleted)");
 		goto out;
 	}
-	int fresh = 0; /* the event is not in the store yet */
-	euser *u = NULL;
+	/* the profile first: a new one is loaded from the store, which must
+	 * not hold this event yet (it is stored or queued after) */
+	knytt__profile *u = knytt__engine_user(e, user, 1, &rc);
+	if (!u)
+		goto out;
 	if (e->fq_running) {
-		/* the user first: a new one is loaded from the store, which
-		 * must not hold this event yet (it is queued after) */
-		if (!(u = knytt__engine_user(e, user, 1))) {
-			rc = knytt__err(KNYTT_ENOMEM,
-					"out of memory loading user");
-			goto out;
-		}
-		if ((rc = knytt__fq_push(e, &ev)))
-			goto out;
-		fresh = 1;
+		rc = knytt__fq_push(e, &ev);
 	} else {
 		pthread_mutex_lock(&e->st_lock);
 		rc = knytt_store_interaction_add(e->st, &ev);
 		pthread_mutex_unlock(&e->st_lock);
-		if (rc < 0)
-			goto out;
 	}
+	if (rc < 0)
+		goto out;
 	rc = KNYTT_OK; /* 1 = stored; no event id here, so no duplicates */
 	eitem *it = &e->items[r];
 	it->pop += 1;
 	trend_add(it, w, ts);
 	knytt__top_bump(e, r);
-	if (!u && !(u = knytt__engine_user(e, user, 1))) {
-		rc = knytt__err(KNYTT_ENOMEM, "out of memory loading user");
+	if ((rc = knytt__profile_add(u, it->id, r, (float)w, ts,
+				     knytt__type_bit(type))))
 		goto out;
-	}
-	/* the store load already saw this event when the user was new */
-	if (fresh || u->nh == 0 || u->hist[u->nh - 1] != r ||
-	    u->hist_ts[u->nh - 1] != ts) {
-		hist_push(u, r, (float)w, ts);
-		if (strcmp(type, "purchase") == 0)
-			bought_add(u, it->id);
-		session_event(e, u, it, (float)w, ts);
-		refresh_long(e, u, ts);
-	}
+	session_event(e, u, it, (float)w, ts);
+	refresh_long(e, u, ts > knytt__engine_now(e) ? ts
+						      : knytt__engine_now(e));
 out:
 	pthread_rwlock_unlock(&e->lock);
 	return rc;

@@ -8,7 +8,8 @@
  *    (category, price, stock, quality), its popularity and its trending
  *    counters; a u64 map from store id to row, another from a 64-bit
  *    hash of the external id to row;
- *  - users: history (most recent last), purchases, taste;
+ *  - users: a profile each (lib/taste/profile.h): the whole history,
+ *    the items seen per interaction type, the taste;
  *  - the vector index (label = store id) and the trained model.
  *
  * Locks, always taken in this order:
@@ -23,13 +24,13 @@
 #define KNYTT_ENGINE_INT_H
 
 #include "../internal.h"
-#include "../taste/taste.h"
+#include "../taste/profile.h"
 
 #include <pthread.h>
 #include <string.h>
 
+#define KNYTT__MODEL_TAG 16 /* random bytes per trained model version */
 #define NTREND 3 /* trending half-lives: 1 hour, 1 day, 1 week */
-#define HIST_MAX 256
 
 typedef struct eitem {
 	uint64_t id;
@@ -89,18 +90,6 @@ typedef struct knytt__fq_ev {
 	int64_t ts; /* ms, resolved (never 0) */
 } knytt__fq_ev;
 
-typedef struct euser {
-	char *ext_id;
-	uint32_t *hist;  /* item rows, oldest first, at most HIST_MAX */
-	float *hist_w;
-	int64_t *hist_ts;
-	size_t nh;
-	uint64_t *bought; /* store ids */
-	size_t nb, capb;
-	knytt__taste taste;
-	uint64_t long_gen; /* model generation longv was computed for */
-} euser;
-
 struct knytt_engine {
 	/* settings */
 	int is_open;
@@ -111,14 +100,22 @@ struct knytt_engine {
 	double w_view, w_click, w_cart, w_purchase, w_fav, w_rating,
 		w_custom;
 	double sess_half_life, sess_blend, hist_half_life_days;
-	int exclude_seen;
+	int exclude_seen;    /* 0: no exclusions; 1: the rule below */
+	unsigned excl_types; /* KNYTT__T_ bits: an item with an event of
+				one of these types is not recommended */
+	int64_t now_ms;      /* as-of time, ms; 0 = the wall clock; read
+				and written atomically (settable while
+				open) */
+	int64_t future_tol_ms; /* events later than now + this: refused */
+	unsigned keep_models;  /* model versions kept after a train */
 	float als_reg, als_alpha;
 	unsigned als_iters, tt_epochs, threads;
 	knytt_embedder *emb;
 	char *tenant_name;
+	knytt_log_fn log_fn; /* warnings (NULL: none) */
+	void *log_ctx;
 
 	char *uri;
-	char *index_path; /* NULL for non-file stores */
 	knytt_store *st;
 	int64_t synced_ms; /* items changed after this are re-read by sync */
 
@@ -157,7 +154,7 @@ struct knytt_engine {
 	int top_ok;
 
 	/* users */
-	euser **users;
+	knytt__profile **users;
 	size_t nusers, capusers;
 	knytt__lmap by_user; /* hash(ext id) -> users[] index */
 
@@ -169,6 +166,7 @@ struct knytt_engine {
 	uint64_t *model_items; /* model row -> store id */
 	uint32_t model_nitems;
 	int64_t model_version;
+	unsigned char model_tag[KNYTT__MODEL_TAG]; /* of the stored blob */
 	uint64_t model_gen;
 
 	/* feedback write-behind (feedq.c); fb_async is a setting */
@@ -199,6 +197,14 @@ struct knytt_engine {
 
 uint64_t knytt__hash_str(const char *s);
 
+/* The engine's "now", ms: the as-of time when set, else the wall clock.
+ * Trending, session decay, recency weights and popularity read it. */
+static inline int64_t knytt__engine_now(const knytt_engine *e)
+{
+	int64_t t = __atomic_load_n(&e->now_ms, __ATOMIC_RELAXED);
+	return t ? t : knytt__now_ms();
+}
+
 /* Half-lives of the trending counters, seconds: 1 hour, 1 day, 1 week. */
 extern const double knytt__trend_half_life[NTREND];
 
@@ -220,8 +226,11 @@ static inline double knytt__ix_confidence(const knytt_interaction *ix)
 	return w;
 }
 
-/* The state of user @p ext (engine.c); caller holds the write lock. */
-euser *knytt__engine_user(knytt_engine *e, const char *ext, int create);
+/* The profile of user @p ext (engine.c), loaded on first use; caller
+ * holds the write lock.  NULL with the code in *rc: KNYTT_ENOTFOUND
+ * (unknown and create = 0), KNYTT_ENOMEM, a store error. */
+knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
+				   int create, int *rc);
 /* row of an item by store id; UINT32_MAX if absent */
 uint32_t knytt__engine_row(const knytt_engine *e, uint64_t id);
 /* row of an item by external id, UINT32_MAX if absent; a 64-bit hash
@@ -265,14 +274,41 @@ void knytt__top_bump(knytt_engine *e, uint32_t row);
 void knytt__top_free(knytt_engine *e);
 /* a fresh, empty index with the engine's settings */
 int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
-/* "engine-model" blob: encode / decode (kind, item map, model) */
+/* "engine-model" blob (train.c): encode / decode (kind, item map, the
+ * model's random tag, model) */
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 			       knytt_twotower *tt, const uint64_t *items,
-			       uint32_t nitems, void **blob, size_t *size);
+			       uint32_t nitems,
+			       const unsigned char tag[KNYTT__MODEL_TAG],
+			       void **blob, size_t *size);
 int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
 			       knytt_twotower **tt, uint64_t **items,
-			       uint32_t *nitems);
+			       uint32_t *nitems,
+			       unsigned char tag[KNYTT__MODEL_TAG]);
+/* Model versions (versions.c).  owner: the owner tag of an index file
+ * of the model with @p tag in the selected tenant of @p st.  commit:
+ * stores blob, item embeddings and index file as one version (all or
+ * nothing), *version = its number.  prune: deletes versions (and their
+ * embeddings and files) beyond the newest keep_models, and stale
+ * temporary files.  index_load: the saved index of version @p v if it
+ * is that model's, else NULL (a refused file is reported through the
+ * log callback).  index_save: saves a rebuilt index for the next open
+ * (best effort).  warn: a message to the log callback, if any. */
+void knytt__engine_model_owner(const knytt_store *st,
+				const unsigned char tag[KNYTT__MODEL_TAG],
+				unsigned char out[KNYTT__INDEX_OWNER]);
+int knytt__version_commit(knytt_engine *e, knytt_store *st, knytt_index *ix,
+			  const unsigned char tag[KNYTT__MODEL_TAG],
+			  const void *blob, size_t size, const char *meta,
+			  const uint64_t *ids, uint32_t n, int64_t *version);
+int knytt__version_prune(knytt_engine *e, knytt_store *st, int64_t newest);
+knytt_index *knytt__version_index_load(knytt_engine *e, int64_t v,
+				       const unsigned char tag[KNYTT__MODEL_TAG]);
+void knytt__version_index_save(knytt_engine *e, knytt_index *ix, int64_t v,
+			       const unsigned char tag[KNYTT__MODEL_TAG]);
+void knytt__engine_warn(knytt_engine *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* feedback queue (feedq.c): start the writer thread (at open), stop it
  * after writing what is queued (at close); validate an event with the
  * store's rules and take a pending writer failure; queue an event; wait
@@ -292,6 +328,7 @@ int knytt__engine_train_job(knytt_engine *e);
  * lock */
 void knytt__engine_install(knytt_engine *e, knytt_index *ix,
 			   knytt_als *als, knytt_twotower *tt,
-			   uint64_t *items, uint32_t nitems, int64_t version);
+			   uint64_t *items, uint32_t nitems, int64_t version,
+			   const unsigned char tag[KNYTT__MODEL_TAG]);
 
 #endif

@@ -25,6 +25,10 @@ typedef struct qctx {
 	size_t plen;           /* length of the category prefix, 0 = any */
 	const uint64_t *excl;  /* sorted store ids never to return */
 	size_t nexcl;
+	const knytt__profile *prof; /* with excl_mask: items the shopper
+				       had an event of these types on
+				       never return (0 = none) */
+	unsigned excl_mask;
 	uint64_t *bits;        /* passing store ids, when the filter
 				  restricts anything (filter_bits) */
 	size_t nbits;
@@ -89,14 +93,10 @@ static int check_filter(const knytt_filter *f)
 	return KNYTT_OK;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 static int excluded(const qctx *c, uint64_t id)
 {
+	if (c->excl_mask && (knytt__profile_seen(c->prof, id) & c->excl_mask))
+		return 1;
 	size_t lo = 0, hi = c->nexcl;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
@@ -129,7 +129,7 @@ static int item_passes(const qctx *c, const eitem *it)
 		if (!isnan(f->min_quality) && !(it->quality >= f->min_quality))
 			return 0;
 	}
-	return c->nexcl == 0 || !excluded(c, it->id);
+	return (c->nexcl == 0 && c->excl_mask == 0) || !excluded(c, it->id);
 }
 
 static int label_passes(uint64_t label, void *ctx)
@@ -630,18 +630,14 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	/* user state may need loading: that writes, so it is done under the
 	 * write lock before the query proper runs under the read lock */
 	pthread_rwlock_wrlock(&e->lock);
-	knytt__err(KNYTT_ENOMEM, "out of memory loading user");
-	euser *u = knytt__engine_user(e, user, 0);
+	knytt__profile *u = knytt__engine_user(e, user, 0, &rc);
 	pthread_rwlock_unlock(&e->lock);
-	if (!u) /* unknown user, or out of memory: the message says which */
-		return strstr(knytt_errmsg(), "unknown") ? KNYTT_ENOTFOUND
-							 : KNYTT_ENOMEM;
+	if (!u) /* unknown user, out of memory, a store error */
+		return rc;
 
 	pthread_rwlock_rdlock(&e->lock);
-	int64_t now = knytt__now_ms();
+	int64_t now = knytt__engine_now(e);
 	uint32_t d = e->dim;
-	size_t nex = u->nb + (seen ? u->nh : 0);
-	uint64_t *excl = malloc((nex ? nex : 1) * sizeof *excl);
 	float *q = malloc(d * sizeof *q), share = 0;
 	size_t kk = lambda < 1 ? 4 * k : k;
 	uint64_t *lab = malloc(kk * sizeof *lab);
@@ -651,17 +647,14 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	size_t n = 0;
 	qctx c;
 	qctx_init(&c, e, filter);
-	if (!excl || !q || !lab || !dist || !cand || !v) {
+	if (!q || !lab || !dist || !cand || !v) {
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (u->nb)
-		memcpy(excl, u->bought, u->nb * sizeof *excl);
-	for (size_t i = 0; seen && i < u->nh; i++)
-		excl[u->nb + i] = e->items[u->hist[i]].id;
-	qsort(excl, nex, sizeof *excl, cmp_u64);
-	c.excl = excl;
-	c.nexcl = nex;
+	/* the whole history's items, by the types the rule names: one
+	 * lookup in the profile's seen set per candidate */
+	c.prof = u;
+	c.excl_mask = seen ? e->excl_types : 0;
 	/* a selective category or price range: the exact scan (scan.c);
 	 * otherwise the passing set as a bitset for the index */
 	int scanned = filter_cands(e, &c);
@@ -764,7 +757,6 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 out:
 	pthread_rwlock_unlock(&e->lock);
 	qctx_done(&c);
-	free(excl);
 	free(q);
 	free(lab);
 	free(dist);
@@ -981,10 +973,11 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	float share;
 	if (user && *user) {
 		pthread_rwlock_wrlock(&e->lock);
-		euser *u = knytt__engine_user(e, user, 1);
+		int urc;
+		knytt__profile *u = knytt__engine_user(e, user, 1, &urc);
 		if (u)
 			personal = knytt__taste_blend(&u->taste, d,
-						      knytt__now_ms(),
+						      knytt__engine_now(e),
 						      e->sess_half_life,
 						      e->sess_blend, t, &share);
 		pthread_rwlock_unlock(&e->lock);
@@ -1111,7 +1104,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		lrc = knytt__search_log_check(lq, lu);
 		if (lrc == 0)
 			lrc = knytt__fq_push_log(e, lq, lu, (int)n,
-						 knytt__now_ms());
+						 knytt__engine_now(e));
 	} else {
 		uint64_t lid = 0;
 		pthread_mutex_lock(&e->st_lock);
@@ -1162,7 +1155,7 @@ int knytt_engine_trending(knytt_engine *e, size_t k, double window_s,
 	qctx c;
 	qctx_init(&c, e, &f);
 	size_t n = 0;
-	rc = fallback(e, &c, h, knytt__now_ms(), k, out, &n);
+	rc = fallback(e, &c, h, knytt__engine_now(e), k, out, &n);
 	pthread_rwlock_unlock(&e->lock);
 	qctx_done(&c);
 	return rc < 0 ? rc : (int)n;

@@ -8,11 +8,23 @@
  * re-mark the item table.  Queries keep being answered by the old model
  * until then.
  *
- * Blob "engine-model", version 1, little-endian:
+ * Blob "engine-model", version 2, little-endian:
  *   "KNYTTENG" | u32 version | u32 kind | u32 dim | u32 nitems |
- *   u64 model bytes | nitems x u64 store ids (model row order) |
+ *   u64 model bytes | 16-byte tag (random, one per training) |
+ *   nitems x u64 store ids (model row order) |
  *   model bytes (knytt_als_save_buffer / knytt_twotower_save_buffer) |
  *   u32 CRC-32C of everything before it
+ * Version 1 is the same without the tag (read as an all-zero tag: its
+ * index file cannot be vouched for and is rebuilt).  The tag, with the
+ * tenant id, is the index file's owner tag (model_owner): a file whose
+ * tag differs was not built for this model and is not served.
+ *
+ * A new model version is stored in one transaction: the blob, the item
+ * embeddings and the index file (written first under a temporary name,
+ * renamed to its version's name inside the transaction), so a failure
+ * at any point -- a full disk included -- leaves the previous version
+ * the latest one, whole.  Then versions beyond the newest keep_models
+ * are deleted with their embeddings and index files.
  */
 #include "engine_int.h"
 
@@ -24,13 +36,16 @@
 #include <string.h>
 #include <time.h>
 
-#define BLOB_HDR 32
+#define BLOB_HDR1 32
+#define BLOB_HDR 48
 
 /* --------------------------------------------------------------- blob */
 
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 			       knytt_twotower *tt, const uint64_t *items,
-			       uint32_t nitems, void **blob, size_t *size)
+			       uint32_t nitems,
+			       const unsigned char tag[KNYTT__MODEL_TAG],
+			       void **blob, size_t *size)
 {
 	void *mb = NULL;
 	size_t ml = 0;
@@ -45,11 +60,12 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	}
 	memcpy(b, "KNYTTENG", 8);
-	knytt__put_u32(b + 8, 1);
+	knytt__put_u32(b + 8, 2);
 	knytt__put_u32(b + 12, als ? KNYTT_MODEL_ALS : KNYTT_MODEL_TWOTOWER);
 	knytt__put_u32(b + 16, e->dim);
 	knytt__put_u32(b + 20, nitems);
 	knytt__put_u64(b + 24, ml);
+	memcpy(b + 32, tag, KNYTT__MODEL_TAG);
 	for (uint32_t i = 0; i < nitems; i++)
 		knytt__put_u64(b + BLOB_HDR + (size_t)i * 8, items[i]);
 	memcpy(b + BLOB_HDR + (size_t)nitems * 8, mb, ml);
@@ -63,24 +79,27 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
 			       knytt_twotower **tt, uint64_t **items,
-			       uint32_t *nitems)
+			       uint32_t *nitems,
+			       unsigned char tag[KNYTT__MODEL_TAG])
 {
 	const unsigned char *b = blob;
-	if (size < BLOB_HDR + 4 || memcmp(b, "KNYTTENG", 8) != 0)
+	if (size < BLOB_HDR1 + 4 || memcmp(b, "KNYTTENG", 8) != 0)
 		return knytt__err(KNYTT_ECORRUPT,
 				  "stored engine model: not an engine model");
 	if (knytt__get_u32(b + size - 4) != knytt__crc32c(0, b, size - 4))
 		return knytt__err(KNYTT_ECORRUPT,
 				  "stored engine model: checksum mismatch");
-	if (knytt__get_u32(b + 8) != 1)
+	uint32_t bver = knytt__get_u32(b + 8);
+	if (bver != 1 && bver != 2)
 		return knytt__err(KNYTT_EVERSION,
 				  "stored engine model: version %u is newer "
 				  "than this library",
-				  knytt__get_u32(b + 8));
+				  bver);
+	size_t hdr = bver == 1 ? BLOB_HDR1 : BLOB_HDR;
 	uint32_t kind = knytt__get_u32(b + 12), dim = knytt__get_u32(b + 16);
 	uint32_t n = knytt__get_u32(b + 20);
 	uint64_t ml = knytt__get_u64(b + 24);
-	if ((uint64_t)BLOB_HDR + (uint64_t)n * 8 + ml + 4 != size)
+	if (size < hdr + 4 || (uint64_t)hdr + (uint64_t)n * 8 + ml + 4 != size)
 		return knytt__err(KNYTT_ECORRUPT,
 				  "stored engine model: sizes do not add up");
 	if (dim != e->dim)
@@ -99,8 +118,12 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 	if (!ids)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < n; i++)
-		ids[i] = knytt__get_u64(b + BLOB_HDR + (size_t)i * 8);
-	const unsigned char *mb = b + BLOB_HDR + (size_t)n * 8;
+		ids[i] = knytt__get_u64(b + hdr + (size_t)i * 8);
+	const unsigned char *mb = b + hdr + (size_t)n * 8;
+	if (bver == 1)
+		memset(tag, 0, KNYTT__MODEL_TAG);
+	else
+		memcpy(tag, b + 32, KNYTT__MODEL_TAG);
 	int rc;
 	*als = NULL;
 	*tt = NULL;
@@ -363,7 +386,7 @@ int knytt__engine_train_job(knytt_engine *e)
 		if (e->hist_half_life_days > 0)
 			knytt_matrix_set_decay(j.m,
 					       e->hist_half_life_days * 864e5,
-					       knytt__now_ms());
+					       knytt__engine_now(e));
 	}
 	rc = knytt_store_interactions_since(j.st, 0, ix_cb, &j);
 	if (rc < 0)
@@ -408,9 +431,11 @@ int knytt__engine_train_job(knytt_engine *e)
 	void *blob = NULL;
 	size_t size = 0;
 	int64_t version = 0;
+	unsigned char tag[KNYTT__MODEL_TAG];
 	if ((rc = build_index(e, als, tt, j.item_ids, j.nitems, &ix)) ||
+	    (rc = knytt__random(tag, sizeof tag)) ||
 	    (rc = knytt__engine_encode_model(e, als, tt, j.item_ids,
-					     j.nitems, &blob, &size)))
+					     j.nitems, tag, &blob, &size)))
 		goto fail_index;
 	char meta[256];
 	pthread_mutex_lock(&e->train_mu);
@@ -422,40 +447,17 @@ int knytt__engine_train_job(knytt_engine *e)
 		 als ? "als" : "twotower", e->dim, j.nusers, j.nitems,
 		 j.m ? knytt_matrix_nnz(j.m) : j.n, isfinite(loss) ? loss : 0,
 		 secs);
-	rc = knytt_store_model_put(j.st, "engine-model", blob, size, meta,
-				   &version);
+	rc = knytt__version_commit(e, j.st, ix, tag, blob, size, meta,
+				   j.item_ids, j.nitems, &version);
 	free(blob);
 	if (rc)
 		goto fail_index;
-	/* the item embeddings of this model version, for other readers */
-	{
-		char ver[32];
-		snprintf(ver, sizeof ver, "model-v%lld", (long long)version);
-		float *v = malloc(e->dim * sizeof *v);
-		for (uint32_t i = 0; v && i < j.nitems && !rc; i++)
-			if (knytt_index_get(ix, j.item_ids[i], v, e->dim) ==
-			    KNYTT_OK)
-				rc = knytt_store_embedding_put(
-					j.st, KNYTT_OWNER_ITEM, j.item_ids[i],
-					ver, v, e->dim);
-		free(v);
-		if (rc)
-			goto fail_index;
-	}
-	if (e->index_path) {
-		char *p = malloc(strlen(e->index_path) + 32);
-		if (p) {
-			sprintf(p, "%s.v%lld", e->index_path,
-				(long long)version);
-			/* a failed save only costs a rebuild at the next
-			 * open; the model itself is stored */
-			knytt_index_save(ix, p);
-			free(p);
-		}
-	}
+	/* the new version is whole and stored: older ones beyond
+	 * keep_models go (a failure here leaves extra files, no harm) */
+	knytt__version_prune(e, j.st, version);
 	uint64_t *ids = j.item_ids;
 	j.item_ids = NULL;
-	knytt__engine_install(e, ix, als, tt, ids, j.nitems, version);
+	knytt__engine_install(e, ix, als, tt, ids, j.nitems, version, tag);
 	rc = KNYTT_OK;
 	goto out;
 fail_index:
@@ -470,7 +472,8 @@ out:
 
 void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 			   knytt_twotower *tt, uint64_t *items,
-			   uint32_t nitems, int64_t version)
+			   uint32_t nitems, int64_t version,
+			   const unsigned char tag[KNYTT__MODEL_TAG])
 {
 	pthread_rwlock_wrlock(&e->lock);
 	knytt_index *old = e->ix;
@@ -506,6 +509,7 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 	e->model_items = items;
 	e->model_nitems = nitems;
 	e->model_version = version;
+	memcpy(e->model_tag, tag, KNYTT__MODEL_TAG);
 	e->model_gen++;
 	knytt__rowvec_fill(e);
 	pthread_rwlock_unlock(&e->lock);

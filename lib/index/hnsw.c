@@ -63,10 +63,19 @@ static void scratch_init(void)
 	pthread_key_create(&scratch_key, scratch_free);
 }
 
+static int fail_growth; /* tests: knytt__hnsw_fail_growth */
+
+void knytt__hnsw_fail_growth(int on)
+{
+	fail_growth = on;
+}
+
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
 	if (*cap >= need)
 		return 0;
+	if (fail_growth)
+		return -1;
 	size_t nc = *cap ? *cap : 64;
 	while (nc < need)
 		nc *= 2;
@@ -401,16 +410,17 @@ static int ensure_cand_full(knytt__scratch *sc, const knytt_index *ix)
 	return 0;
 }
 
-size_t knytt__hnsw_search(const knytt_index *ix, knytt__scratch *sc,
-			  const void *q, size_t k, size_t ef,
-			  const knytt__filter *f)
+long knytt__hnsw_search(const knytt_index *ix, knytt__scratch *sc,
+			const void *q, size_t k, size_t ef,
+			const knytt__filter *f)
 {
 	if (ix->maxlevel < 0)
 		return 0;
 	if (ef < k)
 		ef = k;
-	if (ensure_heaps(sc, ix, ef) || ensure_cand_full(sc, ix))
-		return 0;
+	int rc = ensure_heaps(sc, ix, ef);
+	if (rc || (rc = ensure_cand_full(sc, ix)))
+		return rc;
 	uint32_t ep = ix->entry;
 	float epd = key(ix, q, knytt__vecp(ix, ep));
 	greedy(ix, q, ix->maxlevel, 0, &ep, &epd, 0);
@@ -420,7 +430,13 @@ size_t knytt__hnsw_search(const knytt_index *ix, knytt__scratch *sc,
 		walk(ix, sc, q, ep, epd, ef, 0, f, 0, 1);
 	/* tmp holds ef + 3 m0 entries (ensure_heaps) and the walk does not
 	 * use it */
-	return rdrain(sc, sc->tmp);
+	return (long)rdrain(sc, sc->tmp);
+}
+
+size_t knytt__hnsw_scratch_entries(const knytt_index *ix)
+{
+	knytt__scratch *sc = knytt__scratch_get(ix);
+	return sc ? sc->rcap + sc->ccap + sc->tmpcap : 0;
 }
 
 /* -------------------------------------------------------------- building */

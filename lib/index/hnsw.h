@@ -74,9 +74,18 @@ void knytt__hnsw_new_entry(knytt_index *ix);
  * k-NN of the prepared query @p q on the graph; results (nearest first,
  * keys not yet scaled) go to sc->tmp[0..ret), valid until the thread's
  * next search or insert.  @p f may be NULL.  Caller holds the read lock.
+ * Returns the count, or KNYTT_ENOMEM when the search buffers cannot grow
+ * to @p ef (the caller bounds ef).
  */
-size_t knytt__hnsw_search(const knytt_index *ix, knytt__scratch *sc,
-			  const void *q, size_t k, size_t ef,
-			  const knytt__filter *f);
+long knytt__hnsw_search(const knytt_index *ix, knytt__scratch *sc,
+			const void *q, size_t k, size_t ef,
+			const knytt__filter *f);
+
+/* Tests: with @p on, every growth of a search buffer fails, as if memory
+ * ran out (process-wide; not for concurrent use). */
+void knytt__hnsw_fail_growth(int on);
+/* Tests: the capacities of the calling thread's search buffers, in
+ * entries (result list + candidate heap + scratch). */
+size_t knytt__hnsw_scratch_entries(const knytt_index *ix);
 
 #endif

@@ -126,9 +126,10 @@ int knytt_index_set_ef_construction(knytt_index *ix, unsigned ef)
 int knytt_index_set_ef_search(knytt_index *ix, unsigned ef)
 {
 	SETTER_PROLOGUE("knytt_index_set_ef_search");
-	if (ef > 100000)
+	if (ef > KNYTT_INDEX_MAX_EF)
 		return knytt__err(KNYTT_EINVAL,
-				  "ef_search is %u, must be 1..100000", ef);
+				  "ef_search is %u, must be 1..%d", ef,
+				  KNYTT_INDEX_MAX_EF);
 	ix->ef_default = ef ? ef : 64;
 	return KNYTT_OK;
 }
@@ -736,13 +737,14 @@ static inline float f32_dist(const knytt_index *ix, const float *q,
 
 /* Exact scan over live, passing slots.  Uses f32 vectors when the index
  * has them (so INT8 mode is exact here too). */
-static size_t exact_scan(const knytt_index *ix, const prepared *p,
-			 size_t k, const knytt__filter *f, uint64_t *labels,
-			 float *dists)
+static int exact_scan(const knytt_index *ix, const prepared *p, size_t k,
+		      const knytt__filter *f, uint64_t *labels, float *dists)
 {
+	if (k > ix->count) /* no more results than items: bounds the heap */
+		k = ix->count;
 	knytt__pair *heap = malloc(k * sizeof *heap);
 	if (!heap)
-		return 0;
+		return knytt__err(KNYTT_ENOMEM, "search: out of memory");
 	knytt__topk t = { heap, 0, k };
 	if (f && f->bits && f->nbits / 64 < ix->nslots) {
 		/* A bitset names the passing labels: visit those through the
@@ -770,7 +772,7 @@ static size_t exact_scan(const knytt_index *ix, const prepared *p,
 		}
 		size_t got = knytt__topk_drain(&t, labels, dists);
 		free(heap);
-		return got;
+		return (int)got;
 	}
 	for (size_t s = 0; s < ix->nslots; s++) {
 		if (knytt__flags(ix, (uint32_t)s) & NODE_DELETED)
@@ -791,7 +793,7 @@ static size_t exact_scan(const knytt_index *ix, const prepared *p,
 	}
 	size_t got = knytt__topk_drain(&t, labels, dists);
 	free(heap);
-	return got;
+	return (int)got;
 }
 
 /* Estimated number of live labels passing the filter. */
@@ -838,11 +840,19 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 	if (!sc)
 		return knytt__err(KNYTT_ENOMEM, "search: out of memory");
 	prepared p = prepare(ix, sc, q);
+	/* The walk's buffers grow with ef: an ef of 1e9 asked for
+	 * gigabytes.  ef is clamped to KNYTT_INDEX_MAX_EF, then raised to k
+	 * as always, and never exceeds the number of items, since the
+	 * result list cannot hold more. */
 	size_t efv = ef ? ef : ix->ef_default;
+	if (efv > KNYTT_INDEX_MAX_EF)
+		efv = KNYTT_INDEX_MAX_EF;
 	if (efv < k)
 		efv = k;
+	if (efv > ix->count)
+		efv = ix->count;
 	if (ix->kind == KNYTT_INDEX_FLAT)
-		return (int)exact_scan(ix, &p, k, f, labels, dists);
+		return exact_scan(ix, &p, k, f, labels, dists);
 	size_t est = SIZE_MAX;
 	if (f) {
 		/* Few passing items: the walk would visit ~1/selectivity
@@ -851,10 +861,13 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 		est = estimate_pass(ix, f);
 		if ((double)est * (double)est <
 		    32.0 * (double)efv * (double)ix->count)
-			return (int)exact_scan(ix, &p, k, f, labels, dists);
+			return exact_scan(ix, &p, k, f, labels, dists);
 	}
 	/* INT8 mode walks on codes and re-ranks the ef best with f32 */
-	size_t got = knytt__hnsw_search(ix, sc, p.key, k, efv, f);
+	long walked = knytt__hnsw_search(ix, sc, p.key, k, efv, f);
+	if (walked < 0)
+		return (int)walked;
+	size_t got = (size_t)walked;
 	knytt__cand *out = sc->tmp; /* no allocation per query */
 	if (ix->quant == KNYTT_QUANT_INT8) {
 		for (size_t i = 0; i < got; i++)
@@ -867,7 +880,7 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 	if (f && got < k && est >= k) {
 		/* the walk came back short of a filter that should fill k:
 		 * answer exactly rather than return too few */
-		return (int)exact_scan(ix, &p, k, f, labels, dists);
+		return exact_scan(ix, &p, k, f, labels, dists);
 	}
 	if (got > k)
 		got = k;

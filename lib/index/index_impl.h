@@ -80,6 +80,11 @@ struct knytt_index {
 	float *qmid; /* dim */
 	float qstep;
 
+	/* an opaque tag its owner sets and finds again after a load (the
+	 * engine: which store, tenant and model the file was built for);
+	 * all zero = none.  Header bytes 176..207 of the file. */
+	unsigned char owner[KNYTT__INDEX_OWNER];
+
 	/* key -> distance: dist = key * kscale + koff */
 	int kid;
 	float kscale, koff;

@@ -10,6 +10,8 @@
  *   20  ... settings and counts (see put_header), section offsets
  *   160  8  file size
  *   168  4  CRC-32C of bytes [256, file size)
+ *   176 32  owner tag (knytt__index_set_owner; zero = none; files from
+ *           before the tag have zeros there, so the format stays 1)
  *   252  4  CRC-32C of bytes [0, 252)
  *
  * Sections follow at 64-byte aligned offsets: level-0 blocks (nslots x
@@ -135,6 +137,7 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 	knytt__put_u64(h + 144, s.f32);
 	knytt__put_u64(h + 152, s.qmid);
 	knytt__put_u64(h + 160, s.end);
+	memcpy(h + 176, ix->owner, KNYTT__INDEX_OWNER);
 
 	uint32_t crc = 0;
 	size_t off = HDR;
@@ -161,6 +164,18 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 	knytt__put_u32(h + 252, knytt__crc32c(0, h, 252));
 	bad = bad || pwrite(fd, h, HDR, 0) != HDR;
 	return knytt__atomic_commit(&af, bad);
+}
+
+void knytt__index_set_owner(knytt_index *ix,
+			    const unsigned char tag[KNYTT__INDEX_OWNER])
+{
+	memcpy(ix->owner, tag, KNYTT__INDEX_OWNER);
+}
+
+void knytt__index_owner(const knytt_index *ix,
+			unsigned char out[KNYTT__INDEX_OWNER])
+{
+	memcpy(out, ix->owner, KNYTT__INDEX_OWNER);
 }
 
 /* --------------------------------------------------------------------- load */
@@ -250,6 +265,7 @@ static int load_mapped(knytt_index *ix, const unsigned char *p, size_t len,
 	if (knytt__get_u32(p + 168) != knytt__crc32c(0, p + HDR, len - HDR))
 		return CORRUPT("%s: data checksum mismatch", path);
 
+	memcpy(ix->owner, p + 176, KNYTT__INDEX_OWNER);
 	ix->kind = (knytt_index_kind)knytt__get_u32(p + 20);
 	ix->metric = (knytt_metric)knytt__get_u32(p + 24);
 	ix->quant = (knytt_quant)knytt__get_u32(p + 28);

@@ -33,4 +33,12 @@ static inline const char *knytt__csv_field(const knytt__csv *c, size_t i)
 	return c->buf + c->offs[i];
 }
 
+/* The length of field @p i as read, which a NUL byte in it makes longer
+ * than its strlen(). */
+static inline size_t knytt__csv_field_len(const knytt__csv *c, size_t i)
+{
+	size_t end = i + 1 < c->nf ? c->offs[i + 1] : c->len;
+	return end - c->offs[i] - 1;
+}
+
 #endif

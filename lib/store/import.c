@@ -169,6 +169,8 @@ typedef struct imp {
 	void *ctx;
 	size_t line;
 	long long accepted, in_batch;
+	long long dups, rejected; /* for knytt_store_import_report */
+	int64_t paused_ms; /* when batch_end last left the lock free */
 	knytt__ixrow *ix;
 	size_t nix;
 	idcache users, items;
@@ -179,9 +181,12 @@ static void pipe_reject(imp *im, const char *field, const char *reason);
 
 static void reject(imp *im, const char *field, const char *reason)
 {
-	if (im->pipe)
-		pipe_reject(im, field, reason);
-	else if (im->on_reject)
+	if (im->pipe) {
+		pipe_reject(im, field, reason); /* counted when delivered */
+		return;
+	}
+	im->rejected++;
+	if (im->on_reject)
 		im->on_reject(im->line, field, reason, im->ctx);
 }
 
@@ -348,7 +353,10 @@ static int insert_rows(imp *im, const knytt__ixrow *rows, size_t n)
 		return 0;
 	int rc = im->st->ops->insert_interactions(im->st->db, im->st->tenant,
 						  rows, n);
-	return rc < 0 ? rc : 0;
+	if (rc < 0)
+		return rc;
+	im->dups += (long long)n - rc;
+	return knytt__ix_favorites(im->st, rows, n);
 }
 
 static int flush_ix(imp *im)
@@ -372,9 +380,21 @@ static int batch_end(imp *im, int last)
 	if ((rc = knytt__st_commit(im->st)))
 		return rc;
 	im->in_batch = 0;
-	if (!last && (rc = knytt__st_begin(im->st)))
-		return rc;
-	return 0;
+	if (last)
+		return 0;
+	/* SQLite: other writers of the file wait for this import's lock,
+	 * trying every millisecond (sqlite.c); beginning the next batch at
+	 * once would take it back before any of them could.  So the import
+	 * leaves the lock free for 3 ms, at most every 100 ms: a waiting
+	 * writer gets in within ~100 ms plus one batch, for at most 3% of
+	 * the import's time. */
+	if (im->st->ops->dialect == KNYTT__SQLITE &&
+	    knytt__now_ms() - im->paused_ms >= 100) {
+		struct timespec ts = {0, 3 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		im->paused_ms = knytt__now_ms();
+	}
+	return knytt__st_begin(im->st);
 }
 
 /* After a row was accepted: commit when the batch is full. */
@@ -393,9 +413,9 @@ static int is_row_error(int rc)
 	       rc == KNYTT_ERANGE;
 }
 
-static int put_item(imp *im, const knytt_item *it)
+static int put_item(imp *im, const knytt_item *it, unsigned keep)
 {
-	int rc = knytt__item_upsert_checked(im->st, it, NULL);
+	int rc = knytt__item_upsert_checked(im->st, it, keep, NULL);
 	if (rc == 0)
 		return accepted(im);
 	if (is_row_error(rc)) {
@@ -405,9 +425,13 @@ static int put_item(imp *im, const knytt_item *it)
 	return rc;
 }
 
-static int put_user(imp *im, const char *id, const char *attrs)
+/* Without @p has_attrs (no such column), an existing user keeps its
+ * attributes. */
+static int put_user(imp *im, const char *id, const char *attrs,
+		    int has_attrs)
 {
-	int rc = knytt_store_user_upsert(im->st, id, attrs, NULL);
+	int rc = has_attrs ? knytt_store_user_upsert(im->st, id, attrs, NULL)
+			   : knytt__user_ensure_checked(im->st, id);
 	if (rc == 0)
 		return accepted(im);
 	if (is_row_error(rc)) {
@@ -564,8 +588,12 @@ static void cols_of(knytt_record_kind k, const char *const **names,
 }
 
 /* Builds and writes a record from up to 10 values indexed by column
- * meaning (NULL = absent).  Returns 0, or a fatal error. */
-static int put_values(imp *im, const char *const *v)
+ * meaning (NULL = no value).  Bit k of @p have is set when column k is in
+ * the row at all: an item column missing from the file keeps the stored
+ * value, while a column present without a value clears it (NULL, or the
+ * default of a number: price 0, quality 0, in_stock 1).  Returns 0, or a
+ * fatal error. */
+static int put_values(imp *im, const char *const *v, unsigned have)
 {
 	if (im->kind == KNYTT_RECORD_ITEMS) {
 		knytt_item it;
@@ -583,14 +611,15 @@ static int put_values(imp *im, const char *const *v)
 		    (v[6] && parse_bool(im, "in_stock", v[6], &it.in_stock)) ||
 		    (v[7] && parse_f64(im, "quality", v[7], &it.quality)))
 			return 0;
-		return put_item(im, &it);
+		/* columns 1..9 are the KNYTT__KEEP_* bits 0..8 */
+		return put_item(im, &it, ~(have >> 1) & 0x1FFu);
 	}
 	if (im->kind == KNYTT_RECORD_USERS) {
 		if (!v[0]) {
 			reject(im, "id", "field id is required");
 			return 0;
 		}
-		return put_user(im, v[0], v[1]);
+		return put_user(im, v[0], v[1], (have & 2) != 0);
 	}
 	knytt_interaction x;
 	memset(&x, 0, sizeof x);
@@ -608,6 +637,15 @@ static int put_values(imp *im, const char *const *v)
 		x.has_value = 1;
 	}
 	return put_ix(im, &x);
+}
+
+/* A NUL byte would end the C string of a value early: "c\0ZZZ" would be
+ * stored as "c" and overwrite item c.  Such a row is refused whole. */
+static void nul_reject(imp *im, const char *field)
+{
+	char msg[160];
+	snprintf(msg, sizeof msg, "field %.64s holds a NUL byte", field);
+	reject(im, field, msg);
 }
 
 /* ---- CSV ---------------------------------------------------------------- */
@@ -634,6 +672,7 @@ static int import_csv(imp *im, FILE *f)
 				  "line 1: %zu columns, at most 64", nf);
 	}
 	int seen[16] = {0}, have_req = 0;
+	unsigned have = 0; /* the file's columns, by meaning */
 	for (size_t i = 0; i < nf; i++) {
 		const char *h = knytt__csv_field(&c, i);
 		map[i] = -1;
@@ -649,6 +688,7 @@ static int import_csv(imp *im, FILE *f)
 		}
 		if (map[i] == 0)
 			have_req = 1;
+		have |= 1u << map[i];
 	}
 	if (!have_req) {
 		knytt__csv_free(&c);
@@ -671,11 +711,18 @@ static int import_csv(imp *im, FILE *f)
 			continue;
 		}
 		const char *v[16] = {0};
+		size_t nul = nf;
 		for (size_t i = 0; i < nf; i++) {
 			const char *s = knytt__csv_field(&c, i);
-			v[map[i]] = *s ? s : NULL; /* empty = absent */
+			v[map[i]] = *s ? s : NULL; /* empty = no value */
+			if (nul == nf && strlen(s) != knytt__csv_field_len(&c, i))
+				nul = i;
 		}
-		if ((rc = put_values(im, v)))
+		if (nul < nf) {
+			nul_reject(im, names[map[nul]]);
+			continue;
+		}
+		if ((rc = put_values(im, v, have)))
 			break;
 	}
 	knytt__csv_free(&c);
@@ -683,6 +730,48 @@ static int import_csv(imp *im, FILE *f)
 }
 
 /* ---- JSON Lines ---------------------------------------------------------- */
+
+/* Whether a string of JSON line @p s holds a NUL: a raw byte, or the
+ * escape \u0000, which cJSON turns into the end of a C string.  On 1,
+ * @p key holds the top-level key it belongs to ("" if none). */
+static int jsonl_nul(const char *s, size_t n, char *key, size_t kcap)
+{
+	int depth = 0, in_str = 0, want_key = 0, is_key = 0;
+	size_t start = 0;
+	key[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == '\0')
+			return 1;
+		if (in_str) {
+			if (ch == '\\') {
+				if (i + 5 < n && s[i + 1] == 'u' &&
+				    memcmp(s + i + 2, "0000", 4) == 0)
+					return 1;
+				i++; /* the escaped character */
+			} else if (ch == '"') {
+				in_str = 0;
+				if (is_key)
+					snprintf(key, kcap, "%.*s",
+						 (int)(i - start), s + start);
+			}
+			continue;
+		}
+		if (ch == '"') {
+			in_str = 1;
+			start = i + 1;
+			is_key = depth == 1 && want_key;
+			want_key = 0;
+		} else if (ch == '{' || ch == '[') {
+			want_key = ++depth == 1 && ch == '{';
+		} else if (ch == '}' || ch == ']') {
+			depth--;
+		} else if (ch == ',' && depth == 1) {
+			want_key = 1;
+		}
+	}
+	return 0;
+}
 
 static int import_jsonl(imp *im, FILE *f)
 {
@@ -704,6 +793,11 @@ static int import_jsonl(imp *im, FILE *f)
 			reject(im, "", "line is longer than 1 MiB");
 			continue;
 		}
+		char nulkey[64];
+		if (jsonl_nul(line, (size_t)n, nulkey, sizeof nulkey)) {
+			nul_reject(im, nulkey);
+			continue;
+		}
 		cJSON *j = cJSON_ParseWithLength(line, (size_t)n);
 		if (!j || !cJSON_IsObject(j)) {
 			reject(im, "", j ? "line is not a JSON object"
@@ -712,6 +806,7 @@ static int import_jsonl(imp *im, FILE *f)
 			continue;
 		}
 		const char *v[16] = {0};
+		unsigned have = 0; /* keys present, even null or "" */
 		char *owned = NULL;
 		char num[16][40];
 		int bad = 0;
@@ -737,6 +832,7 @@ static int import_jsonl(imp *im, FILE *f)
 				     !strcmp(nm, "value") ||
 				     !strcmp(nm, "ts_ms");
 			int is_bool = !strcmp(nm, "in_stock");
+			have |= 1u << k;
 			if (cJSON_IsNull(e))
 				continue;
 			if (is_attr) {
@@ -771,7 +867,9 @@ static int import_jsonl(imp *im, FILE *f)
 					bad = 1;
 				}
 			} else if (cJSON_IsString(e)) {
-				v[k] = e->valuestring;
+				/* "" clears, as null does (not the id) */
+				if (k == 0 || e->valuestring[0])
+					v[k] = e->valuestring;
 			} else if (cJSON_IsNumber(e) && k == 0) {
 				/* numeric ids are common: accept 42 as "42" */
 				snprintf(num[k], sizeof num[k], "%.17g",
@@ -785,7 +883,7 @@ static int import_jsonl(imp *im, FILE *f)
 			}
 		}
 		if (!bad)
-			rc = put_values(im, v);
+			rc = put_values(im, v, have);
 		free(owned);
 		cJSON_Delete(j);
 		if (rc)
@@ -926,7 +1024,7 @@ static int ml_item(imp *im, char **f, size_t nf, int dat)
 	it.description = ng ? desc : NULL;
 	it.in_stock = 1;
 	it.attributes = attrs;
-	return put_item(im, &it);
+	return put_item(im, &it, 0);
 }
 
 static int ml_user(imp *im, char **f, size_t nf, int dat)
@@ -963,7 +1061,7 @@ static int ml_user(imp *im, char **f, size_t nf, int dat)
 			 "{\"age\":%lld,\"gender\":%s,\"occupation\":%s,"
 			 "\"zip\":%s}",
 			 (long long)a, gs, o1, o2);
-	return put_user(im, f[0], attrs);
+	return put_user(im, f[0], attrs, 1);
 }
 
 static int ml_rating(imp *im, char **f, size_t nf)
@@ -1007,6 +1105,10 @@ static int import_movielens(imp *im, FILE *f)
 			line[--n] = '\0';
 		if (n == 0)
 			continue;
+		if (memchr(line, '\0', (size_t)n)) {
+			nul_reject(im, "");
+			continue;
+		}
 		int dat = strstr(line, "::") != NULL;
 		char *fl[32];
 		size_t nf;
@@ -1143,6 +1245,7 @@ static void *pipe_main(void *arg)
 
 static void deliver(imp *im, const prej *r)
 {
+	im->rejected++;
 	if (im->on_reject)
 		im->on_reject(r->line, r->field, r->msg, im->ctx);
 }
@@ -1333,6 +1436,25 @@ take:
 
 /* ---- entry point ---------------------------------------------------------- */
 
+int knytt_store_import_report(const knytt_store *st,
+			      knytt_import_report *out)
+{
+	if (!st || !out)
+		return knytt__err(KNYTT_EINVAL, "store or report is NULL");
+	if (out->struct_size < offsetof(knytt_import_report, accepted) +
+				       sizeof out->accepted)
+		return knytt__err(KNYTT_EINVAL,
+				  "report struct_size %zu is too small (set "
+				  "it to sizeof(knytt_import_report))",
+				  out->struct_size);
+	size_t n = out->struct_size < sizeof *out ? out->struct_size
+						   : sizeof *out;
+	knytt_import_report r = st->last_import;
+	r.struct_size = out->struct_size;
+	memcpy(out, &r, n);
+	return 0;
+}
+
 int knytt_store_import(knytt_store *st, const char *path,
 		       knytt_record_kind kind, knytt_format format,
 		       knytt_reject_fn on_reject, void *ctx)
@@ -1354,6 +1476,9 @@ int knytt_store_import(knytt_store *st, const char *path,
 					path);
 	imp im;
 	memset(&im, 0, sizeof im);
+	memset(&st->last_import, 0, sizeof st->last_import);
+	st->last_import.struct_size = sizeof st->last_import;
+	st->bulk_removed = 0;
 	im.st = st;
 	im.kind = kind;
 	im.on_reject = on_reject;
@@ -1435,6 +1560,11 @@ int knytt_store_import(knytt_store *st, const char *path,
 	free(im.ix);
 	cache_clear(&im.users);
 	cache_clear(&im.items);
+	knytt_import_report *rep = &st->last_import;
+	rep->accepted = im.accepted;
+	rep->duplicates = im.dups + st->bulk_removed;
+	rep->imported = rep->accepted - rep->duplicates;
+	rep->rejected = im.rejected;
 	if (rc)
 		return rc;
 	return im.accepted > INT32_MAX ? INT32_MAX : (int)im.accepted;

@@ -59,7 +59,8 @@ static int pg_err(pg_db *d, const PGresult *r, const char *what)
 	if (state && strcmp(state, "23505") == 0)
 		code = KNYTT_EEXIST;
 	else if (state && (strcmp(state, "40001") == 0 ||
-			   strcmp(state, "40P01") == 0))
+			   strcmp(state, "40P01") == 0 ||
+			   strcmp(state, "55P03") == 0))
 		code = KNYTT_EBUSY;
 	return knytt__err(code, "postgres: %s: %s", what, buf);
 }
@@ -485,6 +486,15 @@ static int pg_bulk_lock(knytt__db *db, int take)
 	return rc;
 }
 
+/* lock_timeout: a lock wait longer than @p ms fails (SQLSTATE 55P03,
+ * KNYTT_EBUSY); 0 waits as long as it takes, PostgreSQL's default. */
+static int pg_set_busy(knytt__db *db, int ms)
+{
+	char sql[64];
+	snprintf(sql, sizeof sql, "SET lock_timeout = %d", ms);
+	return pg_exec(db, sql);
+}
+
 static void pg_close(knytt__db *db)
 {
 	pg_db *d = (pg_db *)db;
@@ -497,7 +507,7 @@ static const knytt__dbops pg_ops = {
 	pg_bind_null, pg_bind_i64,  pg_bind_f64, pg_bind_text, pg_bind_blob,
 	pg_step,      pg_reset,     pg_col_null, pg_col_i64,  pg_col_f64,
 	pg_col_text,  pg_col_blob,  pg_changes,  pg_insert_ix, NULL,
-	pg_bulk_lock, pg_close,
+	pg_bulk_lock, pg_close,     pg_set_busy,
 };
 
 int knytt__pg_open(const char *conninfo, knytt__db **out)

@@ -4,8 +4,16 @@
  * The database runs in WAL mode (readers never block the one writer, and
  * a crash loses at most the transaction in flight) with synchronous =
  * NORMAL (WAL makes that crash-safe; only the last commits before a power
- * loss may be lost, never consistency) and a 5 s busy timeout so that
- * concurrent writers wait instead of failing.
+ * loss may be lost, never consistency).
+ *
+ * Writers wait for each other in sq_busy rather than in SQLite's own busy
+ * timeout: that one sleeps up to 100 ms between tries, so a process that
+ * commits and begins again at once (an import, batch after batch) kept
+ * the lock nearly all the time, and a waiting writer saw "database is
+ * locked" after 5 s although the lock had been free many times (issue
+ * 12: three imports and feedback loops on one file).  sq_busy tries every
+ * millisecond, for busy_ms in all (KNYTT_STORE_BUSY_MS by default), and
+ * a lock still held then is KNYTT_EBUSY, never KNYTT_EDB.
  */
 #include "sqfts.h"
 #include "store_int.h"
@@ -28,6 +36,8 @@ typedef struct sq_db {
 	int bulk_fd;       /* the bulk lock file, -1 = not held */
 	struct sq_ckpt *ck; /* background checkpoints, or NULL */
 	sqlite3_stmt *ix_multi; /* IX_MULTI interactions per INSERT */
+	int busy_ms;            /* how long sq_busy waits for a lock, ms */
+	int64_t busy_since;     /* when the current wait began, ms */
 } sq_db;
 
 /* A thread that checkpoints the WAL from a connection of its own. */
@@ -51,12 +61,48 @@ static int sq_err(sq_db *d, const char *what)
 			  sqlite3_errmsg(d->h));
 }
 
+/* A lock held by another connection past the wait is KNYTT_EBUSY. */
+static int sq_code(int rc)
+{
+	rc &= 0xFF;
+	return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? KNYTT_EBUSY
+							: KNYTT_EDB;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* SQLite's busy handler: @p n is 0 on the first call of a wait. */
+static int sq_busy(void *arg, int n)
+{
+	sq_db *d = arg;
+	int64_t now = mono_ms();
+	if (n == 0)
+		d->busy_since = now;
+	if (now - d->busy_since >= d->busy_ms)
+		return 0;
+	struct timespec ts = {0, 1000 * 1000};
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
+static int sq_set_busy(knytt__db *db, int ms)
+{
+	((sq_db *)db)->busy_ms = ms;
+	return 0;
+}
+
 static int sq_exec(knytt__db *db, const char *sql)
 {
 	sq_db *d = (sq_db *)db;
 	char *msg = NULL;
-	if (sqlite3_exec(d->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		int rc = knytt__err(KNYTT_EDB, "sqlite: %s",
+	int src = sqlite3_exec(d->h, sql, NULL, NULL, &msg);
+	if (src != SQLITE_OK) {
+		int rc = knytt__err(sq_code(src), "sqlite: %s",
 				    msg ? msg : sqlite3_errmsg(d->h));
 		sqlite3_free(msg);
 		return rc;
@@ -70,10 +116,12 @@ static int sq_prepare(knytt__db *db, const char *sql, knytt__stmt **out)
 	knytt__stmt *s = calloc(1, sizeof *s);
 	if (!s)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
-	if (sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
-			       &s->s, NULL) != SQLITE_OK) {
+	int src = sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				     &s->s, NULL);
+	if (src != SQLITE_OK) {
 		free(s);
-		return sq_err(d, "prepare");
+		return knytt__err(sq_code(src), "sqlite: prepare: %s",
+				  sqlite3_errmsg(d->h));
 	}
 	s->db = d;
 	*out = s;
@@ -428,7 +476,7 @@ static const knytt__dbops sq_ops = {
 	sq_bind_null, sq_bind_i64,   sq_bind_f64, sq_bind_text, sq_bind_blob,
 	sq_step,      sq_reset,      sq_col_null, sq_col_i64,  sq_col_f64,
 	sq_col_text,  sq_col_blob,   sq_changes,  sq_insert_ix, sq_search,
-	sq_bulk_lock, sq_close,
+	sq_bulk_lock, sq_close,     sq_set_busy,
 };
 
 int knytt__sqlite_open(const char *path, knytt__db **out)
@@ -450,7 +498,8 @@ int knytt__sqlite_open(const char *path, knytt__db **out)
 		free(d);
 		return rc;
 	}
-	sqlite3_busy_timeout(d->h, 5000);
+	d->busy_ms = KNYTT_STORE_BUSY_MS;
+	sqlite3_busy_handler(d->h, sq_busy, d);
 	sqlite3_extended_result_codes(d->h, 1);
 	rc = sq_exec(&d->base, "PRAGMA journal_mode=WAL;"
 			       "PRAGMA synchronous=NORMAL;"

@@ -29,28 +29,31 @@
 	"x.id, u.ext_id, i.ext_id, x.user_id, x.item_id, x.type, x.weight, " \
 	"x.value, x.ts, x.event_id FROM interactions x JOIN users u ON "     \
 	"u.id = x.user_id JOIN items i ON i.id = x.item_id "
+/* ?13 is a mask of KNYTT__KEEP_* bits: a column whose bit is set keeps
+ * its stored value on update (an import file without that column). */
+#define KEPT(B) "(CAST(?13 AS INTEGER) & " #B ") <> 0"
+#define SET_KEPT(C, B)                                                      \
+	C " = CASE WHEN " KEPT(B) " THEN items." C " ELSE excluded." C " END"
 #define UPSERT_HEAD                                                         \
 	"INSERT INTO items(tenant, ext_id, title, description, category, "  \
 	"price, currency, in_stock, quality, image_url, attributes, created, " \
 	"updated, deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, " \
 	"?11, ?12, ?12, 0) ON CONFLICT (tenant, ext_id) DO UPDATE SET "      \
-	"title = excluded.title, description = excluded.description, "      \
-	"category = excluded.category, price = excluded.price, "            \
-	"currency = excluded.currency, in_stock = excluded.in_stock, "      \
-	"quality = excluded.quality, image_url = excluded.image_url, "      \
-	"attributes = excluded.attributes, updated = excluded.updated, "    \
+	SET_KEPT("title", 1) ", " SET_KEPT("description", 2) ", "            \
+	SET_KEPT("category", 4) ", " SET_KEPT("price", 8) ", "               \
+	SET_KEPT("currency", 16) ", " SET_KEPT("in_stock", 32) ", "          \
+	SET_KEPT("quality", 64) ", " SET_KEPT("image_url", 128) ", "         \
+	SET_KEPT("attributes", 256) ", updated = excluded.updated, "        \
 	"deleted = 0 WHERE items.deleted <> 0"
 /* An update that changes nothing is skipped, so updated stays put. */
+#define DIFF(NE, C, B)                                                      \
+	" OR (NOT " KEPT(B) " AND items." C " " NE " excluded." C ")"
 #define UPSERT_DIFF(NE)                                                     \
-	" OR items.title " NE " excluded.title OR items.description " NE    \
-	" excluded.description OR items.category " NE                      \
-	" excluded.category OR items.price " NE                             \
-	" excluded.price OR items.currency " NE                             \
-	" excluded.currency OR items.in_stock " NE                          \
-	" excluded.in_stock OR items.quality " NE                           \
-	" excluded.quality OR items.image_url " NE                          \
-	" excluded.image_url OR items.attributes " NE                       \
-	" excluded.attributes RETURNING id"
+	DIFF(NE, "title", 1) DIFF(NE, "description", 2)                      \
+	DIFF(NE, "category", 4) DIFF(NE, "price", 8)                         \
+	DIFF(NE, "currency", 16) DIFF(NE, "in_stock", 32)                    \
+	DIFF(NE, "quality", 64) DIFF(NE, "image_url", 128)                   \
+	DIFF(NE, "attributes", 256) " RETURNING id"
 
 static const char *const sql_common[Q__COUNT] = {
 	[Q_TENANT_INS] = "INSERT INTO tenants(name, created) VALUES (?1, ?2) "
@@ -93,6 +96,9 @@ static const char *const sql_common[Q__COUNT] = {
 		      "x.tenant = ?1 ORDER BY x.ts DESC, x.id DESC LIMIT ?3",
 	[Q_IX_ITEM] = "SELECT " IX_COLS "WHERE x.item_id = ?2 AND "
 		      "x.tenant = ?1 ORDER BY x.ts DESC, x.id DESC LIMIT ?3",
+	[Q_IX_USER_ALL] = "SELECT " IX_COLS "WHERE x.user_id = ?2 AND "
+			  "x.tenant = ?1 AND (x.ts, x.id) > (?3, ?4) ORDER "
+			  "BY x.ts, x.id LIMIT ?5",
 	[Q_IX_SINCE] = "SELECT " IX_COLS "WHERE x.tenant = ?1 AND "
 		       "(x.ts, x.id) > (?2, ?3) ORDER BY x.ts, x.id LIMIT ?4",
 	[Q_IX_COUNT] = "SELECT COUNT(*) FROM interactions WHERE tenant = ?1",
@@ -397,10 +403,12 @@ int knytt_store_open(const char *uri, knytt_store **out)
 		rc = knytt__pg_open(uri, &st->db);
 	} else {
 		free(st);
+		char shown[80]; /* never a password in a message */
+		knytt_uri_redact(uri, shown, sizeof shown);
 		return knytt__err(KNYTT_EINVAL,
-				  "uri '%.64s': expected sqlite:PATH or "
+				  "uri '%s': expected sqlite:PATH or "
 				  "postgres://...",
-				  uri);
+				  shown);
 	}
 	if (rc) {
 		free(st);
@@ -410,7 +418,10 @@ int knytt_store_open(const char *uri, knytt_store **out)
 	st->ops = st->db->ops;
 	st->batch_rows = 50000;
 	st->bulk_min = 100000;
-	rc = knytt__migrate(st);
+	st->future_tol_ms = KNYTT_FUTURE_TOLERANCE_MS;
+	rc = knytt__remember_location(st, uri);
+	if (rc == 0)
+		rc = knytt__migrate(st);
 	if (rc == 0)
 		rc = knytt__ix_recover(st);
 	if (rc) {
@@ -429,12 +440,24 @@ void knytt_store_close(knytt_store *st)
 		if (st->stmt[i])
 			O->finalize(st->stmt[i]);
 	O->close(st->db);
+	free(st->location);
 	free(st);
 }
 
 const char *knytt_store_backend(const knytt_store *st)
 {
 	return st ? st->ops->name : "";
+}
+
+int knytt_store_set_busy_timeout(knytt_store *st, unsigned ms)
+{
+	if (!st)
+		return knytt__err(KNYTT_EINVAL, "store is NULL");
+	if (ms > 3600000)
+		return knytt__err(KNYTT_EINVAL,
+				  "busy timeout %u ms is over 3600000", ms);
+	int pg = O->dialect == KNYTT__PG;
+	return O->set_busy(st->db, ms ? (int)ms : pg ? 0 : KNYTT_STORE_BUSY_MS);
 }
 
 int knytt_store_schema_version(const knytt_store *st)
@@ -457,12 +480,39 @@ int knytt_store_set_batch_size(knytt_store *st, size_t rows)
 
 /* ---- tenants and keys -------------------------------------------------- */
 
+/* Tenant names: 1..64 of A-Z a-z 0-9 _ - ., starting with a letter or
+ * digit.  They appear in URLs, logs and command lines; no file name is
+ * made from them (location.c uses the tenant id). */
+static int check_tenant_name(const char *name)
+{
+	if (!name || !*name)
+		return knytt__err(KNYTT_EINVAL, "field name: the tenant name "
+						"is empty");
+	size_t n = strlen(name);
+	if (n > 64)
+		return knytt__err(KNYTT_EINVAL, "field name: the tenant name "
+						"has %zu bytes, at most 64",
+				  n);
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '_' && c != '-' && c != '.')))
+			return knytt__err(KNYTT_EINVAL,
+					  "field name: tenant name '%.64s' "
+					  "may only hold A-Z a-z 0-9 _ - . and "
+					  "must start with a letter or digit",
+					  name);
+	}
+	return KNYTT_OK;
+}
+
 int knytt_store_tenant_create(knytt_store *st, const char *name,
 			      uint64_t *id)
 {
 	if (!st)
 		return knytt__err(KNYTT_EINVAL, "store is NULL");
-	int rc = check_id("name", name);
+	int rc = check_tenant_name(name);
 	if (rc)
 		return rc;
 	knytt__stmt *q = knytt__st_q(st, Q_TENANT_INS);
@@ -706,7 +756,7 @@ static int item_norm(const knytt_item *in, knytt_item *it)
 
 /* Upsert of a validated record; the caller holds any transaction. */
 static int item_upsert_norm(knytt_store *st, const knytt_item *it,
-			    uint64_t *id)
+			    unsigned keep, uint64_t *id)
 {
 	knytt__stmt *q = knytt__st_q(st, Q_ITEM_UPSERT);
 	if (!q)
@@ -723,6 +773,7 @@ static int item_upsert_norm(knytt_store *st, const knytt_item *it,
 	O->bind_text(q, 10, it->image_url);
 	O->bind_text(q, 11, it->attributes);
 	O->bind_i64(q, 12, knytt__now_ms());
+	O->bind_i64(q, 13, (int64_t)keep);
 	int row = 0;
 	int rc = step_one(st, q, &row);
 	uint64_t got = row ? (uint64_t)O->col_i64(q, 0) : 0;
@@ -740,11 +791,11 @@ static int item_upsert_norm(knytt_store *st, const knytt_item *it,
 }
 
 int knytt__item_upsert_checked(knytt_store *st, const knytt_item *in,
-			       uint64_t *id)
+			       unsigned keep, uint64_t *id)
 {
 	knytt_item it;
 	int rc = item_norm(in, &it);
-	return rc ? rc : item_upsert_norm(st, &it, id);
+	return rc ? rc : item_upsert_norm(st, &it, keep, id);
 }
 
 int knytt_store_item_upsert(knytt_store *st, const knytt_item *item,
@@ -753,7 +804,7 @@ int knytt_store_item_upsert(knytt_store *st, const knytt_item *item,
 	int rc = need_tenant(st);
 	if (rc)
 		return rc;
-	return knytt__item_upsert_checked(st, item, id);
+	return knytt__item_upsert_checked(st, item, 0, id);
 }
 
 /* Looks @p ext up with statement @p qid (tenant, ext_id -> id): 1 =
@@ -1197,6 +1248,13 @@ int knytt__user_ensure(knytt_store *st, const char *ext, uint64_t *id)
 	return rc < 0 ? rc : 0;
 }
 
+int knytt__user_ensure_checked(knytt_store *st, const char *ext)
+{
+	uint64_t id;
+	int rc = check_id("id", ext);
+	return rc ? rc : knytt__user_ensure(st, ext, &id);
+}
+
 static int user_id(knytt_store *st, const char *ext, uint64_t *id)
 {
 	return id_of(st, Q_USER_ID, "user", ext, id);
@@ -1304,6 +1362,10 @@ int knytt__ix_prepare(knytt_store *st, const knytt_interaction *in,
 		return knytt__err(KNYTT_EINVAL, "field value must be finite");
 	if (in->ts_ms < 0)
 		return knytt__err(KNYTT_EINVAL, "field ts_ms must be >= 0");
+	if ((rc = knytt__ts_check("ts_ms", in->ts_ms, knytt__now_ms(),
+				  st ? st->future_tol_ms
+				     : KNYTT_FUTURE_TOLERANCE_MS)))
+		return rc;
 	if (in->event_id && (rc = check_id("event_id", in->event_id)))
 		return rc;
 	memset(r, 0, sizeof *r);
@@ -1356,6 +1418,9 @@ int knytt_store_interaction_add(knytt_store *st,
 	rc = step_one(st, q, &row);
 	int64_t ch = O->changes(q);
 	O->reset(q);
+	/* a favorite event marks the favorite too, in the same commit */
+	if (rc == 0 && ch)
+		rc = knytt__ix_favorites(st, &r, 1);
 	if (rc) {
 		knytt__st_rollback(st);
 		return rc;
@@ -1421,6 +1486,11 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 			O->bind_i64(q, 2, k_ts);
 			O->bind_i64(q, 3, k_id);
 			O->bind_i64(q, 4, PAGE);
+		} else if (qid == Q_IX_USER_ALL) {
+			O->bind_i64(q, 2, (int64_t)owner);
+			O->bind_i64(q, 3, k_ts);
+			O->bind_i64(q, 4, k_id);
+			O->bind_i64(q, 5, PAGE);
 		} else {
 			want = left < PAGE ? left : PAGE;
 			O->bind_i64(q, 2, (int64_t)owner);
@@ -1444,7 +1514,7 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 					"the callback stopped the scan");
 			break;
 		}
-		if (n < want || qid != Q_IX_SINCE)
+		if (n < want || (qid != Q_IX_SINCE && qid != Q_IX_USER_ALL))
 			break; /* recent-N: one query (limit <= PAGE) */
 		k_ts = page[n - 1].ix.ts_ms;
 		k_id = (int64_t)page[n - 1].ix.id;
@@ -1479,6 +1549,20 @@ int knytt_store_user_recent(knytt_store *st, const char *user, size_t n,
 			    knytt_interaction_fn fn, void *ctx)
 {
 	return recent(st, Q_IX_USER, user, n, fn, ctx);
+}
+
+int knytt_store_user_history(knytt_store *st, const char *user,
+			     knytt_interaction_fn fn, void *ctx)
+{
+	int rc = need_tenant(st);
+	if (rc || (rc = check_id("user", user)))
+		return rc;
+	if (!fn)
+		return knytt__err(KNYTT_EINVAL, "callback is NULL");
+	uint64_t id = 0;
+	if ((rc = user_id(st, user, &id)))
+		return rc;
+	return ix_scan(st, Q_IX_USER_ALL, id, 0, INT64_MIN, fn, ctx);
 }
 
 int knytt_store_item_recent(knytt_store *st, const char *item, size_t n,
@@ -1536,6 +1620,26 @@ int knytt_store_item_counts(knytt_store *st, int64_t from_ms, int64_t to_ms,
 }
 
 /* ---- favorites and search log ------------------------------------------ */
+
+int knytt__ix_favorites(knytt_store *st, const knytt__ixrow *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(rows[i].type, "favorite") != 0)
+			continue;
+		knytt__stmt *q = knytt__st_q(st, Q_FAV_SET);
+		if (!q)
+			return knytt__err_keep(KNYTT_EDB);
+		O->bind_i64(q, 1, (int64_t)st->tenant);
+		O->bind_i64(q, 2, (int64_t)rows[i].user_id);
+		O->bind_i64(q, 3, (int64_t)rows[i].item_id);
+		O->bind_i64(q, 4, rows[i].ts);
+		int row, rc = step_one(st, q, &row);
+		O->reset(q);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
 
 static int fav(knytt_store *st, int qid, const char *user, const char *item)
 {
@@ -1892,7 +1996,11 @@ int knytt_store_model_put(knytt_store *st, const char *name,
 		return knytt__err(KNYTT_EINVAL,
 				  "model blob of %zu bytes is over 1 GiB",
 				  size);
-	if ((rc = knytt__st_begin(st)))
+	/* inside a caller's transaction (the engine stores a model version
+	 * with its embeddings as one), the version is the caller's to
+	 * commit or roll back */
+	int own = !st->in_txn;
+	if (own && (rc = knytt__st_begin(st)))
 		return rc;
 	knytt__stmt *q = knytt__st_q(st, Q_MODEL_MAX);
 	int64_t v = 0;
@@ -1921,10 +2029,11 @@ int knytt_store_model_put(knytt_store *st, const char *name,
 		O->reset(q);
 	}
 	if (rc) {
-		knytt__st_rollback(st);
+		if (own)
+			knytt__st_rollback(st);
 		return rc;
 	}
-	if ((rc = knytt__st_commit(st)))
+	if (own && (rc = knytt__st_commit(st)))
 		return rc;
 	if (version)
 		*version = v;

@@ -88,6 +88,9 @@ typedef struct knytt__dbops {
 	 * so a bulk import that died no longer holds it. */
 	int (*bulk_lock)(knytt__db *db, int take);
 	void (*close)(knytt__db *db);
+	/* How long a statement waits for a lock another connection holds
+	 * before failing with KNYTT_EBUSY (knytt_store_set_busy_timeout). */
+	int (*set_busy)(knytt__db *db, int ms);
 } knytt__dbops;
 
 struct knytt__db {
@@ -117,7 +120,7 @@ enum knytt__sid {
 	Q_ITEM_UPSERT, Q_ITEM_ID, Q_ITEM_GET, Q_ITEM_GET_ID, Q_ITEM_DEL,
 	Q_ITEM_CHANGED, Q_ITEM_COUNT, Q_SEARCH, Q_SEARCH_TITLE,
 	Q_USER_UPSERT, Q_USER_ID, Q_USER_GET, Q_USER_ENSURE, Q_USER_COUNT,
-	Q_IX_INS, Q_IX_USER, Q_IX_ITEM, Q_IX_SINCE, Q_IX_COUNT, Q_IX_COUNTS,
+	Q_IX_INS, Q_IX_USER, Q_IX_USER_ALL, Q_IX_ITEM, Q_IX_SINCE, Q_IX_COUNT, Q_IX_COUNTS,
 	Q_IX_COUNTS_T,
 	Q_FAV_SET, Q_FAV_UNSET, Q_FAV_LIST,
 	Q_SLOG_INS, Q_SLOG_CLICK, Q_SLOG_GET,
@@ -136,8 +139,17 @@ struct knytt_store {
 	int in_txn; /* an explicit transaction is open */
 	int bulk;   /* a bulk import runs on this handle: indexes dropped */
 	int search_plain; /* tests: rank every match in plain SQL */
+	char *location; /* SQLite: the database file; PostgreSQL: the server
+			   part of the URI (no credentials); NULL: memory
+			   (location.c) */
+	int64_t future_tol_ms; /* interactions later than the wall clock
+				  plus this are refused (knytt__ts_check);
+				  the engine sets its own tolerance */
 	size_t bulk_min; /* interaction imports of more rows run in bulk
 			    mode (import.c); tests lower it */
+	int64_t bulk_removed; /* repeated events the last index build
+				 removed (schema.c) */
+	knytt_import_report last_import; /* of the last knytt_store_import */
 };
 
 /* The cached statement @p id, prepared on first use and reset. */
@@ -178,13 +190,53 @@ int knytt__utf8_valid(const char *s, size_t n);
 /* Resolves ids of the selected tenant: 0 / KNYTT_ENOTFOUND / error. */
 int knytt__item_id(knytt_store *st, const char *ext, uint64_t *id);
 int knytt__user_ensure(knytt_store *st, const char *ext, uint64_t *id);
+/* Validates user id @p ext and creates the user if unknown, keeping an
+ * existing user's attributes (a user import without that column). */
+int knytt__user_ensure_checked(knytt_store *st, const char *ext);
 /* Validates one interaction into @p row (no insert); with @p resolve,
  * also looks the item up and creates the user if needed. */
 int knytt__ix_prepare(knytt_store *st, const knytt_interaction *ix,
 		      knytt__ixrow *row, int resolve);
-/* Validates and upserts an item (no tenant check). */
+/* Columns an item update may keep (the bits of the upsert's ?13). */
+enum knytt__keep {
+	KNYTT__KEEP_TITLE = 1, KNYTT__KEEP_DESCRIPTION = 2,
+	KNYTT__KEEP_CATEGORY = 4, KNYTT__KEEP_PRICE = 8,
+	KNYTT__KEEP_CURRENCY = 16, KNYTT__KEEP_IN_STOCK = 32,
+	KNYTT__KEEP_QUALITY = 64, KNYTT__KEEP_IMAGE_URL = 128,
+	KNYTT__KEEP_ATTRIBUTES = 256
+};
+/* Validates and upserts an item (no tenant check).  When the item
+ * exists, the columns named in @p keep (KNYTT__KEEP_* bits) keep their
+ * stored values: an import file without those columns. */
 int knytt__item_upsert_checked(knytt_store *st, const knytt_item *in,
-			       uint64_t *id);
+			       unsigned keep, uint64_t *id);
+/* Marks the favorites of the "favorite" rows among @p rows (ids
+ * resolved), dated by the event: the interaction type and the favorites
+ * list say the same thing, whichever path stored the event. */
+int knytt__ix_favorites(knytt_store *st, const knytt__ixrow *rows, size_t n);
+/* Files beside the database (location.c).  remember_location: at open.
+ * index_dir: the folder and the file-name prefix (followed by the model
+ * version and ".index") of the selected tenant's index files, the folder
+ * created with @p create; index_path: the file of one model version.
+ * KNYTT_ENOTSUP for an in-memory store.  Strings: free(). */
+int knytt__remember_location(knytt_store *st, const char *uri);
+int knytt__store_index_dir(knytt_store *st, int create, char **dir,
+			   char **prefix);
+int knytt__store_index_path(knytt_store *st, int64_t version, int create,
+			    char **out);
+
+/* Deletes the versions of model @p name below @p below and the item
+ * embeddings whose version is @p emb_prefix followed by the number of a
+ * version no longer stored (retention.c); emb_prefix may be NULL. */
+int knytt__model_prune(knytt_store *st, const char *name, int64_t below,
+		       const char *emb_prefix);
+
+/* Every interaction from @p since_ms on, in (ts, id) order, with only
+ * id, item_id, type, weight, value and ts_ms filled (no external ids);
+ * @p fn must not use the store (ixstream.c).  Returns the count. */
+int knytt__ix_stream(knytt_store *st, int64_t since_ms,
+		     knytt_interaction_fn fn, void *ctx);
+
 /* Default weight of a type name (1 for custom types). */
 double knytt__type_weight(const char *type);
 

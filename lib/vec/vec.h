@@ -1,7 +1,7 @@
 /*
  * vec.h -- the kernel table of lib/vec.  Not API.
  *
- * Every tier implements the same five kernels; vec_scalar.c is the
+ * Every tier implements the same six kernels; vec_scalar.c is the
  * reference that tests compare the others with on every dimension 1..300.
  */
 #ifndef KNYTT_VEC_H
@@ -21,7 +21,23 @@ typedef struct knytt__vec_ops {
 	 * d <= 65536) and sum a_i b_i (fits int32) */
 	uint32_t (*l2sq_i8)(const int8_t *a, const int8_t *b, size_t d);
 	int32_t (*dot_i8)(const int8_t *a, const int8_t *b, size_t d);
+	/* The filter of an exact scan (exact.c): of the n values
+	 *     d_i = c + a * (p_i * m_i) + v_i
+	 * (m NULL: m_i = 1; v NULL: v_i = 0), writes the index and value of
+	 * those with d_i < thr to idx/out, in order, and returns how many.
+	 * Every tier evaluates d_i with the same operations in the same
+	 * order (multiplies and adds, never fused), so all tiers return the
+	 * same candidates, bit for bit. */
+	size_t (*below)(const float *p, const float *m, const float *v,
+			float a, float c, float thr, size_t n, uint32_t *idx,
+			float *out);
 } knytt__vec_ops;
+
+/* The scalar filter, also the tail of the SIMD ones and the NEON tier's
+ * (vec_scalar.c). */
+size_t knytt__below_scalar(const float *p, const float *m, const float *v,
+			   float a, float c, float thr, size_t n,
+			   uint32_t *idx, float *out);
 
 extern const knytt__vec_ops knytt__vec_scalar;
 #if defined(__x86_64__)

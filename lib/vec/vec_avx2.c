@@ -8,6 +8,10 @@
  * int8: 16 codes per step are sign-extended to 16-bit (vpmovsxbw), the
  * difference or product pairs summed into 32-bit lanes by vpmaddwd; the
  * tail is scalar.  Loads are unaligned throughout.
+ * below: 8 values per step with separate multiplies and adds (no FMA, so
+ * the values equal the scalar reference's bit for bit), a compare with
+ * the threshold and vmovmskps; a step with no candidate costs no branch
+ * miss, and candidates are rare once the caller's heap is full.
  */
 #include "vec.h"
 
@@ -162,6 +166,41 @@ static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
 	return r;
 }
 
+static size_t below(const float *p, const float *m, const float *v,
+		    float a, float c, float thr, size_t n, uint32_t *idx,
+		    float *out)
+{
+	const __m256 va = _mm256_set1_ps(a), vc = _mm256_set1_ps(c),
+		     vt = _mm256_set1_ps(thr);
+	size_t got = 0, i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 t = _mm256_loadu_ps(p + i);
+		if (m)
+			t = _mm256_mul_ps(t, _mm256_loadu_ps(m + i));
+		__m256 d = _mm256_add_ps(vc, _mm256_mul_ps(va, t));
+		if (v)
+			d = _mm256_add_ps(d, _mm256_loadu_ps(v + i));
+		unsigned bits = (unsigned)_mm256_movemask_ps(
+			_mm256_cmp_ps(d, vt, _CMP_LT_OQ));
+		if (!bits)
+			continue;
+		float dd[8];
+		_mm256_storeu_ps(dd, d);
+		while (bits) {
+			unsigned b = (unsigned)__builtin_ctz(bits);
+			bits &= bits - 1;
+			idx[got] = (uint32_t)(i + b);
+			out[got++] = dd[b];
+		}
+	}
+	size_t more = knytt__below_scalar(p + i, m ? m + i : NULL,
+					  v ? v + i : NULL, a, c, thr, n - i,
+					  idx + got, out + got);
+	for (size_t j = got; j < got + more; j++)
+		idx[j] += (uint32_t)i;
+	return got + more;
+}
+
 const knytt__vec_ops knytt__vec_avx2 = {
-	"avx2", l2sq, dot, cosd, l2sq_i8, dot_i8,
+	"avx2", l2sq, dot, cosd, l2sq_i8, dot_i8, below,
 };

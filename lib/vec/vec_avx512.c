@@ -7,6 +7,9 @@
  * int8: 32 codes per step are sign-extended to 16-bit (vpmovsxbw zmm) and
  * summed in pairs into 32-bit lanes by vpmaddwd; the tail uses a masked
  * byte load whose zeroed lanes add nothing.
+ * below: 16 values per step (separate multiplies and adds, as the scalar
+ * reference), compared into a mask; candidates are written with
+ * vcompressps / vpcompressd, no per-lane branch.
  */
 #include "vec.h"
 
@@ -114,6 +117,35 @@ static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
 	return _mm512_reduce_add_epi32(s);
 }
 
+static size_t below(const float *p, const float *m, const float *v,
+		    float a, float c, float thr, size_t n, uint32_t *idx,
+		    float *out)
+{
+	const __m512 va = _mm512_set1_ps(a), vc = _mm512_set1_ps(c),
+		     vt = _mm512_set1_ps(thr);
+	const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+					       10, 11, 12, 13, 14, 15);
+	size_t got = 0, i = 0;
+	for (; i < n; i += 16) {
+		__mmask16 live = n - i >= 16 ? (__mmask16)0xffff : m16(n - i);
+		__m512 t = _mm512_maskz_loadu_ps(live, p + i);
+		if (m)
+			t = _mm512_mul_ps(t, _mm512_maskz_loadu_ps(live, m + i));
+		__m512 d = _mm512_add_ps(vc, _mm512_mul_ps(va, t));
+		if (v)
+			d = _mm512_add_ps(d, _mm512_maskz_loadu_ps(live, v + i));
+		__mmask16 k = _mm512_mask_cmp_ps_mask(live, d, vt, _CMP_LT_OQ);
+		if (!k)
+			continue;
+		__m512i ix = _mm512_add_epi32(lane,
+					      _mm512_set1_epi32((int)i));
+		_mm512_mask_compressstoreu_ps(out + got, k, d);
+		_mm512_mask_compressstoreu_epi32(idx + got, k, ix);
+		got += (size_t)__builtin_popcount((unsigned)k);
+	}
+	return got;
+}
+
 const knytt__vec_ops knytt__vec_avx512 = {
-	"avx512", l2sq, dot, cosd, l2sq_i8, dot_i8,
+	"avx512", l2sq, dot, cosd, l2sq_i8, dot_i8, below,
 };

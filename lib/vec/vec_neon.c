@@ -113,7 +113,8 @@ static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
 	return r;
 }
 
+/* below: the scalar filter; the exact scan's cost is the sgemm. */
 const knytt__vec_ops knytt__vec_neon = {
-	"neon", l2sq, dot, cosd, l2sq_i8, dot_i8,
+	"neon", l2sq, dot, cosd, l2sq_i8, dot_i8, knytt__below_scalar,
 };
 #endif

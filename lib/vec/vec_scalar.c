@@ -56,6 +56,24 @@ static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
 	return (int32_t)s;
 }
 
+size_t knytt__below_scalar(const float *p, const float *m, const float *v,
+			   float a, float c, float thr, size_t n,
+			   uint32_t *idx, float *out)
+{
+	size_t got = 0;
+	for (size_t i = 0; i < n; i++) {
+		float t = m ? p[i] * m[i] : p[i];
+		float d = c + a * t;
+		if (v)
+			d = d + v[i];
+		if (d < thr) {
+			idx[got] = (uint32_t)i;
+			out[got++] = d;
+		}
+	}
+	return got;
+}
+
 const knytt__vec_ops knytt__vec_scalar = {
-	"scalar", l2sq, dot, cosd, l2sq_i8, dot_i8,
+	"scalar", l2sq, dot, cosd, l2sq_i8, dot_i8, knytt__below_scalar,
 };

@@ -1,0 +1,74 @@
+"""knytt.Error and one subclass per KNYTT_E* code.
+
+The classes are named after the codes of include/knytt.h (EINVAL,
+ENOTFOUND, ...) so that a reader of the C documentation knows which one
+a call raises.  Each also derives from the closest built-in exception
+where one fits, so ``except ValueError`` catches a bad argument.
+"""
+
+from ._lib import lib
+
+
+class Error(Exception):
+    """A knytt call failed.
+
+    ``code`` is the negative KNYTT_E* value, ``name`` its symbolic name
+    ("KNYTT_EINVAL") and ``message`` the library's detail
+    (knytt_errmsg), which names the field, line or file at fault.
+    """
+
+    code = None
+
+    def __init__(self, message, code=None):
+        if code is not None:
+            self.code = code
+        self.name = lib.knytt_errname(self.code).decode()
+        self.message = message
+        super().__init__("%s: %s" % (self.name, message))
+
+
+def _make(name, code, bases=()):
+    doc = lib.knytt_errstr(code).decode()
+    return type(name, (Error,) + bases, {"code": code, "__doc__": doc,
+                                         "__module__": "knytt"})
+
+
+EINVAL = _make("EINVAL", -1, (ValueError,))
+ENOMEM = _make("ENOMEM", -2, (MemoryError,))
+EIO = _make("EIO", -3)
+ECORRUPT = _make("ECORRUPT", -4)
+ENOTFOUND = _make("ENOTFOUND", -5, (LookupError,))
+EEXIST = _make("EEXIST", -6)
+ERANGE = _make("ERANGE", -7, (ValueError,))
+EVERSION = _make("EVERSION", -8)
+ESTATE = _make("ESTATE", -9)
+EDB = _make("EDB", -10)
+EAUTH = _make("EAUTH", -11, (PermissionError,))
+ETIMEDOUT = _make("ETIMEDOUT", -12, (TimeoutError,))
+EPROTO = _make("EPROTO", -13)
+ENOTSUP = _make("ENOTSUP", -14, (NotImplementedError,))
+ECANCELED = _make("ECANCELED", -15)
+EBUSY = _make("EBUSY", -16)
+
+BY_CODE = {cls.code: cls for cls in (
+    EINVAL, ENOMEM, EIO, ECORRUPT, ENOTFOUND, EEXIST, ERANGE, EVERSION,
+    ESTATE, EDB, EAUTH, ETIMEDOUT, EPROTO, ENOTSUP, ECANCELED, EBUSY)}
+
+
+def error(code, message=None):
+    """The exception for a negative @code, with the thread's message."""
+    if message is None:
+        message = lib.knytt_errmsg().decode("utf-8", "replace")
+        if not message:
+            message = lib.knytt_errstr(code).decode()
+    cls = BY_CODE.get(code)
+    if cls is None:
+        return Error(message, code)
+    return cls(message)
+
+
+def check(rc):
+    """Returns @rc when it is not negative, raises its Error otherwise."""
+    if rc < 0:
+        raise error(rc)
+    return rc

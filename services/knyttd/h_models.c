@@ -1,0 +1,77 @@
+/*
+ * h_models.c -- POST /api/v1/models/train (202 + job id),
+ * GET /api/v1/models/jobs/{id} and GET /api/v1/models (the stored
+ * versions and the one serving).
+ */
+#include "knyttd.h"
+
+#include <string.h>
+
+/* The engine stores its models under this name (lib/engine/train.c). */
+#define MODEL_NAME "engine-model"
+#define MAX_VERSIONS 20
+
+int h_train(kd_req *r)
+{
+	knytt_engine *e;
+	char id[48];
+	int rc;
+	if ((rc = kd_engine(r, &e)) || (rc = kd_job_start(r, e, id, sizeof id)))
+		return rc;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "job_id", id);
+	cJSON_AddStringToObject(o, "state", "queued");
+	return kd_ok(r, 202, o);
+}
+
+int h_job_get(kd_req *r)
+{
+	cJSON *o = kd_job_json(r->tenant, r->param[0]);
+	if (!o)
+		return kd_err(r, 404, "not_found", "job_id", "no job '%.100s'",
+			      r->param[0]);
+	return kd_ok(r, 200, o);
+}
+
+static cJSON *version_json(kd_req *r, int64_t v, int64_t *got)
+{
+	size_t size = 0;
+	char *meta = NULL;
+	int64_t created = 0;
+	*got = 0;
+	if (knytt_store_model_get(r->st, MODEL_NAME, v, NULL, &size, &meta,
+				  got, &created))
+		return NULL;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "version", (double)*got);
+	cJSON_AddNumberToObject(o, "created_at_ms", (double)created);
+	cJSON_AddNumberToObject(o, "size_bytes", (double)size);
+	cJSON *m = meta ? cJSON_Parse(meta) : NULL;
+	knytt_free(meta);
+	if (m)
+		cJSON_AddItemToObject(o, "metadata", m);
+	return o;
+}
+
+int h_models(kd_req *r)
+{
+	knytt_engine *e;
+	knytt_train_status ts;
+	int rc;
+	if ((rc = kd_engine(r, &e)) || (rc = knytt_engine_train_status(e, &ts)))
+		return rc > 0 ? rc : kd_liberr(r, rc, NULL);
+	cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+	cJSON_AddNumberToObject(o, "serving_version", (double)ts.model_version);
+	cJSON_AddNumberToObject(o, "items_indexed", (double)ts.items_indexed);
+	cJSON_AddBoolToObject(o, "training", ts.running);
+	int64_t v = 0, got;
+	cJSON *x = version_json(r, 0, &got); /* the latest */
+	for (int i = 0; x && i < MAX_VERSIONS; i++) {
+		cJSON_AddItemToArray(arr, x);
+		v = got - 1;
+		x = v > 0 ? version_json(r, v, &got) : NULL;
+	}
+	cJSON_Delete(x);
+	cJSON_AddItemToObject(o, "versions", arr);
+	return kd_ok(r, 200, o);
+}

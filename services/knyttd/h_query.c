@@ -1,0 +1,354 @@
+/*
+ * h_query.c -- the read side: recommendations, search, similar items and
+ * trending, each one engine call plus the item fields of its answer.
+ *
+ * A public key may ask for recommendations (or a personal search) for a
+ * shopper only with that shopper's token; without a user_id it gets what
+ * an anonymous visitor gets (trending items within the filters).  An
+ * unknown user_id is a new visitor, not an error: they get the same.
+ */
+#include "knyttd.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_COUNT 100
+#define MAX_EXCLUDE 1000
+
+int kd_filters(kd_req *r, const cJSON *body, knytt_filter *f)
+{
+	knytt_filter_init(f);
+	const cJSON *o = cJSON_GetObjectItemCaseSensitive(body, "filters");
+	if (!o || cJSON_IsNull(o))
+		return 0;
+	if (!cJSON_IsObject(o))
+		return kd_err(r, 400, "wrong_type", "filters",
+			      "field filters must be an object");
+	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "price_range");
+	if (pr && !cJSON_IsNull(pr) && !cJSON_IsObject(pr))
+		return kd_err(r, 400, "wrong_type", "price_range",
+			      "field price_range must be {\"min\", \"max\"}");
+	double lo = NAN, hi = NAN, q = NAN;
+	int rc, stock = 0;
+	if ((rc = kd_get_str(r, o, "category", &f->category_prefix)) > 1 ||
+	    (rc = kd_get_num(r, o, "price_min", &lo)) > 1 ||
+	    (rc = kd_get_num(r, o, "price_max", &hi)) > 1 ||
+	    (pr && (rc = kd_get_num(r, pr, "min", &lo)) > 1) ||
+	    (pr && (rc = kd_get_num(r, pr, "max", &hi)) > 1) ||
+	    (rc = kd_get_num(r, o, "min_quality", &q)) > 1 ||
+	    (rc = kd_get_bool(r, o, "in_stock", &stock)) > 1)
+		return rc;
+	if ((!isnan(lo) && lo < 0) || (!isnan(hi) && hi < 0) ||
+	    (!isnan(lo) && !isnan(hi) && lo > hi))
+		return kd_err(r, 422, "invalid_field", "price_max",
+			      "the price range must be 0 <= min <= max");
+	f->price_min = isnan(lo) ? 0 : lo;
+	f->price_max = isnan(hi) ? NAN : hi;
+	f->min_quality = q;
+	f->in_stock_only = stock;
+	return 0;
+}
+
+/* The filter test for answers that did not go through the engine's
+ * filters (trending for anonymous visitors). */
+static int passes(const knytt_item *it, const knytt_filter *f)
+{
+	if (!f)
+		return 1;
+	if (f->in_stock_only && !it->in_stock)
+		return 0;
+	if (f->price_min > 0 && it->price < f->price_min)
+		return 0;
+	if (!isnan(f->price_max) && f->price_max > 0 &&
+	    it->price > f->price_max)
+		return 0;
+	return isnan(f->min_quality) || it->quality >= f->min_quality;
+}
+
+/* Appends result @p x with its item's fields; 0 if the item is gone or
+ * fails @p f. */
+static int add_result(kd_req *r, cJSON *arr, const knytt_result *x,
+		      const knytt_filter *f)
+{
+	knytt_item *it = NULL;
+	if (knytt_store_item_get_id(r->st, x->item_id, &it))
+		return 0;
+	if (it->deleted || !passes(it, f)) {
+		knytt_free(it);
+		return 0;
+	}
+	cJSON *o = kd_item_json(it);
+	knytt_free(it);
+	if (!o)
+		return 0;
+	cJSON_AddNumberToObject(o, "score", x->score);
+	cJSON_AddStringToObject(o, "reason", knytt_reason_name(x->reason));
+	cJSON_AddItemToArray(arr, o);
+	return 1;
+}
+
+cJSON *kd_results_json(kd_req *r, const knytt_result *res, int n)
+{
+	cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+	for (int i = 0; i < n; i++)
+		add_result(r, arr, &res[i], NULL);
+	cJSON_AddItemToObject(o, "results", arr);
+	return o;
+}
+
+/* Reads "count" (1..MAX_COUNT, default 10) from a body or the query. */
+static int count_of(kd_req *r, const cJSON *b, long long *k)
+{
+	*k = 10;
+	if (b) {
+		int rc = kd_get_int(r, b, "count", 1, MAX_COUNT, k);
+		return rc > 1 ? rc : 0;
+	}
+	return kd_query_int(r, "count", 1, MAX_COUNT, 10, k);
+}
+
+/* Recommendation request fields besides filters. */
+typedef struct rec_req {
+	const char *user;
+	long long k;
+	const cJSON *exclude;
+	int nexclude;
+	knytt_rec_options opt;
+} rec_req;
+
+static int read_rec(kd_req *r, const cJSON *b, rec_req *q)
+{
+	int rc, seen = -1;
+	double div = 0;
+	memset(q, 0, sizeof *q);
+	knytt_rec_options_init(&q->opt);
+	if ((rc = kd_get_str(r, b, "user_id", &q->user)) > 1 ||
+	    (rc = count_of(r, b, &q->k)) ||
+	    (rc = kd_get_num(r, b, "diversity", &div)) > 1 ||
+	    (rc = kd_get_bool(r, b, "exclude_seen", &seen)) > 1)
+		return rc;
+	if (div < 0 || div > 1)
+		return kd_err(r, 422, "out_of_range", "diversity",
+			      "field diversity must be in 0..1");
+	/* diversity 1 is MMR's lambda 0.3, the lower end of its useful
+	 * range (knytt_rec_options) */
+	q->opt.mmr_lambda = 1 - 0.7 * div;
+	if (seen >= 0)
+		q->opt.exclude_seen = seen;
+	q->exclude = cJSON_GetObjectItemCaseSensitive(b, "exclude");
+	if (q->exclude && !cJSON_IsNull(q->exclude)) {
+		if (!cJSON_IsArray(q->exclude))
+			return kd_err(r, 400, "wrong_type", "exclude",
+				      "field exclude must be an array of "
+				      "item ids");
+		q->nexclude = cJSON_GetArraySize(q->exclude);
+		if (q->nexclude > MAX_EXCLUDE)
+			return kd_err(r, 422, "out_of_range", "exclude",
+				      "field exclude holds at most %d ids",
+				      MAX_EXCLUDE);
+		const cJSON *x;
+		cJSON_ArrayForEach(x, q->exclude) if (!cJSON_IsString(x))
+			return kd_err(r, 400, "wrong_type", "exclude",
+				      "field exclude must hold strings");
+	} else {
+		q->exclude = NULL;
+	}
+	if (q->user && !*q->user)
+		q->user = NULL;
+	return q->user ? kd_may_act(r, q->user) : 0;
+}
+
+static int excluded(const rec_req *q, const char *id)
+{
+	const cJSON *x;
+	if (q->exclude)
+		cJSON_ArrayForEach(x, q->exclude) if (!strcmp(x->valuestring, id))
+			return 1;
+	return 0;
+}
+
+int h_recommend(kd_req *r)
+{
+	const cJSON *b;
+	rec_req q;
+	knytt_filter f;
+	knytt_engine *e;
+	int rc;
+	if ((rc = kd_body_obj(r, &b)) || (rc = read_rec(r, b, &q)) ||
+	    (rc = kd_filters(r, b, &f)) || (rc = kd_engine(r, &e)))
+		return rc;
+	/* room for the exclusions, and for anonymous answers, which are
+	 * filtered here, a margin */
+	size_t want = (size_t)q.k + (size_t)q.nexclude;
+	knytt_result *res = calloc(want * 4, sizeof *res);
+	if (!res)
+		return kd_err(r, 503, "no_memory", NULL, "out of memory");
+	int n = q.user ? knytt_engine_recommend(e, q.user, want, &f, &q.opt,
+						res)
+		       : KNYTT_ENOTFOUND;
+	int anon = n == KNYTT_ENOTFOUND;
+	if (anon)
+		n = knytt_engine_trending(e, want * 4, 604800, f.category_prefix,
+					  res);
+	if (n < 0) {
+		free(res);
+		return kd_liberr(r, n, NULL);
+	}
+	cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+	int got = 0;
+	for (int i = 0; i < n && got < q.k; i++)
+		if (!excluded(&q, res[i].ext_id))
+			got += add_result(r, arr, &res[i], anon ? &f : NULL);
+	free(res);
+	cJSON_AddItemToObject(o, "results", arr);
+	if (q.user)
+		cJSON_AddStringToObject(o, "user_id", q.user);
+	cJSON_AddNumberToObject(o, "count", got);
+	cJSON_AddStringToObject(o, "strategy", anon ? "trending" : "personal");
+	return kd_ok(r, 200, o);
+}
+
+/* The "vector" of a search body into a new array (*vec NULL if none). */
+static int read_vector(kd_req *r, const cJSON *b, float **vec, uint32_t *dim)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, "vector");
+	*vec = NULL;
+	*dim = 0;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+	if (n <= 0 || n > 4096)
+		return kd_err(r, 400, "wrong_type", "vector",
+			      "field vector must be an array of 1..4096 "
+			      "numbers");
+	float *x = malloc((size_t)n * sizeof *x);
+	int i = 0;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, v)
+	{
+		if (!x || !cJSON_IsNumber(e) || !isfinite(e->valuedouble)) {
+			free(x);
+			return kd_err(r, 400, "wrong_type", "vector",
+				      "field vector must hold finite numbers");
+		}
+		x[i++] = (float)e->valuedouble;
+	}
+	*vec = x;
+	*dim = (uint32_t)n;
+	return 0;
+}
+
+int h_search(kd_req *r)
+{
+	const cJSON *b;
+	const char *text = NULL, *user = NULL;
+	long long k;
+	knytt_filter f;
+	knytt_engine *e;
+	float *vec = NULL;
+	uint32_t dim;
+	int rc;
+	if ((rc = kd_body_obj(r, &b)) || (rc = kd_get_str(r, b, "query", &text)) > 1 ||
+	    (rc = kd_get_str(r, b, "user_id", &user)) > 1 ||
+	    (rc = count_of(r, b, &k)) || (rc = kd_filters(r, b, &f)))
+		return rc;
+	if (text && !*text)
+		text = NULL;
+	if (user && !*user)
+		user = NULL;
+	if ((user && (rc = kd_may_act(r, user))) ||
+	    (rc = read_vector(r, b, &vec, &dim)))
+		return rc;
+	if (!text && !vec)
+		return kd_err(r, 422, "missing_field", "query",
+			      "a search needs a query or a vector");
+	if ((rc = kd_engine(r, &e))) {
+		free(vec);
+		return rc;
+	}
+	knytt_result res[MAX_COUNT];
+	uint64_t log_id = 0;
+	int n = knytt_engine_search(e, text, vec, dim, (size_t)k, &f, user, res,
+				    &log_id);
+	int had_vec = vec != NULL;
+	free(vec);
+	if (n < 0)
+		return kd_liberr(r, n, had_vec ? "vector" : NULL);
+	cJSON *o = kd_results_json(r, res, n);
+	cJSON_AddNumberToObject(o, "search_id", (double)log_id);
+	return kd_ok(r, 200, o);
+}
+
+/* Filters from the query string: category, in_stock, price_min/max. */
+static int query_filters(kd_req *r, knytt_filter *f)
+{
+	knytt_filter_init(f);
+	f->category_prefix = kd_query(r, "category");
+	const char *s = kd_query(r, "in_stock");
+	f->in_stock_only = s && (!strcmp(s, "true") || !strcmp(s, "1"));
+	return 0;
+}
+
+int h_similar(kd_req *r)
+{
+	long long k;
+	knytt_filter f;
+	knytt_engine *e;
+	int rc;
+	if ((rc = count_of(r, NULL, &k)) || (rc = query_filters(r, &f)) ||
+	    (rc = kd_engine(r, &e)))
+		return rc;
+	knytt_result res[MAX_COUNT];
+	int n = knytt_engine_similar(e, r->param[0], (size_t)k, &f, res);
+	if (n == KNYTT_ENOTFOUND || n == KNYTT_EINVAL)
+		return kd_err(r, 404, "not_found", "item_id",
+			      "no item '%.200s'", r->param[0]);
+	if (n < 0)
+		return kd_liberr(r, n, NULL);
+	cJSON *o = kd_results_json(r, res, n);
+	cJSON_AddStringToObject(o, "item_id", r->param[0]);
+	return kd_ok(r, 200, o);
+}
+
+/* "7d", "24h", "90m", "3600s" or "3600": seconds, or -1. */
+static double window_s(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || !isfinite(v) || v <= 0)
+		return -1;
+	if (!*end || !strcmp(end, "s"))
+		return v;
+	if (!strcmp(end, "m"))
+		return v * 60;
+	if (!strcmp(end, "h"))
+		return v * 3600;
+	if (!strcmp(end, "d"))
+		return v * 86400;
+	if (!strcmp(end, "w"))
+		return v * 604800;
+	return -1;
+}
+
+int h_trending(kd_req *r)
+{
+	long long k;
+	knytt_engine *e;
+	int rc;
+	const char *w = kd_query(r, "window");
+	double win = w ? window_s(w) : 604800;
+	if (win < 0)
+		return kd_err(r, 400, "wrong_type", "window",
+			      "parameter window must read like 7d, 24h or 1h");
+	if ((rc = count_of(r, NULL, &k)) || (rc = kd_engine(r, &e)))
+		return rc;
+	knytt_result res[MAX_COUNT];
+	int n = knytt_engine_trending(e, (size_t)k, win,
+				      kd_query(r, "category"), res);
+	if (n < 0)
+		return kd_liberr(r, n, NULL);
+	cJSON *o = kd_results_json(r, res, n);
+	cJSON_AddNumberToObject(o, "window_s", win);
+	return kd_ok(r, 200, o);
+}

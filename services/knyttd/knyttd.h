@@ -1,0 +1,241 @@
+/*
+ * knyttd.h -- the parts of knyttd, the HTTP/JSON service over the engine.
+ *
+ * A request goes: http.c (libmicrohttpd callbacks: body gathered up to
+ * the limit, UTF-8 and JSON checked) -> route.c (the route table finds
+ * the handler; the permission of the route is checked against the
+ * credential, auth.c) -> a handler in h_*.c, a thin call into the
+ * engine or the store through include/knytt.h -> a JSON answer, or an
+ * error {"error": {"code", "message", "field"}} (json.c).
+ *
+ * Threads: libmicrohttpd's pool threads run the handlers.  Each thread
+ * has its own store connection (tenants.c, kd_store), because a
+ * knytt_store handle is one connection for one thread at a time; the
+ * engines, one per tenant opened on first use, are shared (they are
+ * thread-safe after open).  Training jobs run on threads of their own
+ * (jobs.c).
+ */
+#ifndef KNYTTD_H
+#define KNYTTD_H
+
+#include <knytt.h>
+
+#include <cJSON.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- configuration (main.c) ------------------------------------------ */
+
+typedef struct kd_config {
+	char db[4096];          /* store URI */
+	char host[256];         /* listen address */
+	unsigned port;          /* 0 = any free port (printed on start) */
+	size_t body_limit;      /* bytes; larger bodies get 413 */
+	unsigned threads;       /* libmicrohttpd pool threads */
+	char admin_key[256];    /* "" = no admin routes */
+	char log_path[4096];    /* "" = stderr */
+	int access_log;         /* one JSON line per request */
+	int64_t token_ttl_s;    /* shopper tokens' lifetime */
+	unsigned long long pwhash_ops; /* argon2id opslimit */
+	size_t pwhash_mem;      /* argon2id memlimit, bytes */
+	int feedback_async;     /* engines write feedback behind */
+	long drain_ms;          /* SIGTERM: longest wait for requests */
+	long key_cache_ms;      /* how long a found API key is trusted */
+} kd_config;
+
+extern kd_config kd_cfg;
+
+/* ---- logging (log.c) -------------------------------------------------- */
+
+int kd_log_open(const char *path);
+/* Reopens the log file (SIGHUP, after logrotate moved it). */
+int kd_log_reopen(void);
+void kd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kd_log_close(void);
+
+/* ---- credentials and requests ----------------------------------------- */
+
+/* Who is calling, from the Authorization header. */
+typedef enum kd_cred {
+	KD_CRED_NONE = 0,
+	KD_CRED_ADMIN = 1,
+	KD_CRED_SECRET = 2,
+	KD_CRED_PUBLIC = 3
+} kd_cred;
+
+/* What a route allows (route.c's table). */
+typedef enum kd_perm {
+	KD_P_OPEN = 1,   /* anyone: /health, /ready */
+	KD_P_ADMIN = 2,  /* the admin key only */
+	KD_P_SECRET = 3, /* a secret key of the tenant */
+	KD_P_PUBLIC = 4, /* a public or secret key */
+	/* a secret key, or a public key with the token of the shopper the
+	 * request is about (the handler names that shopper: kd_may_act) */
+	KD_P_SELF = 5
+} kd_perm;
+
+#define KD_MAX_PARAMS 4
+
+typedef struct kd_tenant kd_tenant;
+
+typedef struct kd_req {
+	const char *method;
+	const char *url;
+	struct MHD_Connection *conn;
+	/* body, NUL-terminated; too_big: more than kd_cfg.body_limit came */
+	char *body;
+	size_t len, cap;
+	int too_big;
+	/* path parameters ({id} in the pattern), percent-decoded */
+	char *param[KD_MAX_PARAMS];
+	int nparam;
+	char *pathbuf; /* the path, cut into the params (owned) */
+	cJSON *json; /* the parsed body, or NULL */
+	/* credential */
+	kd_cred cred;
+	uint64_t tenant;     /* for secret and public keys */
+	char user[KNYTT_STORE_MAX_ID + 1]; /* shopper of the token, or "" */
+	knytt_store *st;     /* this thread's connection, tenant selected */
+	kd_tenant *t;        /* the tenant's engine holder */
+	/* answer */
+	int status;
+	cJSON *out;          /* body to send (owned), or NULL */
+	char *allow;         /* Allow header for 405 (owned) */
+	int64_t t0_us;       /* when the request arrived */
+} kd_req;
+
+typedef int (*kd_handler)(kd_req *r);
+
+/* ---- json.c ------------------------------------------------------------ */
+
+/* Sets an error answer and returns @p status. */
+int kd_err(kd_req *r, int status, const char *code, const char *field,
+	   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Maps a knytt error code (with knytt_errmsg) to an HTTP error. */
+int kd_liberr(kd_req *r, int rc, const char *field);
+/* Sets @p body (owned) as a @p status answer and returns @p status. */
+int kd_ok(kd_req *r, int status, cJSON *body);
+/* The field named in a library message ("field price ..."), or NULL. */
+const char *kd_field_of(const char *msg, char *buf, size_t cap);
+
+/* Typed field getters of a JSON object.  Each returns 0 when the field is
+ * absent (leaving *out as it was), 1 when present and of the right type,
+ * or the error status (400, already set on @p r) for a wrong type.
+ * @p name is the field's JSON name, also used in the error's "field". */
+int kd_get_str(kd_req *r, const cJSON *obj, const char *name,
+	       const char **out);
+int kd_get_num(kd_req *r, const cJSON *obj, const char *name, double *out);
+int kd_get_int(kd_req *r, const cJSON *obj, const char *name, long long lo,
+	       long long hi, long long *out);
+int kd_get_bool(kd_req *r, const cJSON *obj, const char *name, int *out);
+/* The body as an object: 400 if it is not one. */
+int kd_body_obj(kd_req *r, const cJSON **out);
+/* Query-string parameter, or NULL. */
+const char *kd_query(kd_req *r, const char *name);
+/* Query-string integer in lo..hi (default @p def): 0 or 400. */
+int kd_query_int(kd_req *r, const char *name, long long lo, long long hi,
+		 long long def, long long *out);
+
+/* ---- auth.c ------------------------------------------------------------ */
+
+int kd_auth_init(knytt_store *st);
+/* Sets r->cred, r->tenant, r->user from the headers; 0 or 401. */
+int kd_authenticate(kd_req *r);
+/* 0 when the credential may act for shopper @p user: a secret key, or a
+ * public key with that shopper's token; else 403 (set on r). */
+int kd_may_act(kd_req *r, const char *user);
+/* Forgets every remembered API key (after a revocation). */
+void kd_key_cache_clear(void);
+/* argon2id hash / verify (libsodium). */
+int kd_pw_hash(const char *pw, char *out, size_t cap);
+int kd_pw_verify(const char *hash, const char *pw);
+/* A signed token for shopper @p user of @p tenant: "kt1.<payload>.<mac>". */
+int kd_token_make(uint64_t tenant, const char *user, int64_t exp_ms,
+		  char *out, size_t cap);
+/* 0 and *user filled when @p tok is valid for @p tenant, else -1. */
+int kd_token_check(const char *tok, uint64_t tenant, char *user,
+		   size_t cap);
+
+/* ---- http.c: the daemon -------------------------------------------- */
+
+/* Starts listening (kd_cfg.host, kd_cfg.port); *port gets the port. */
+int kd_http_start(unsigned *port);
+/* Stops accepting, waits up to @p wait_ms for requests in flight;
+ * returns how many still run. */
+long kd_http_quiesce(long wait_ms);
+void kd_http_stop(void);
+
+/* ---- route.c ----------------------------------------------------------- */
+
+/* Finds and runs the handler of r; always leaves an answer on r. */
+void kd_dispatch(kd_req *r);
+/* Hook for per-key limits (issue 16): 0 to go on, else 429 set on r. */
+int kd_limit_check(kd_req *r);
+
+/* ---- tenants.c: store connections and engines ------------------------ */
+
+/* This thread's store connection (opened on first use), or NULL. */
+knytt_store *kd_store(void);
+/* The engine of r->tenant, opened on first use; 0 or an error status. */
+int kd_engine(kd_req *r, knytt_engine **out);
+/* Each open engine: @p fn(engine, tenant id, ctx). */
+void kd_tenants_each(void (*fn)(knytt_engine *e, uint64_t tenant,
+				void *ctx),
+		     void *ctx);
+/* Flushes write-behind feedback of every engine; the first error. */
+int kd_tenants_flush(void);
+void kd_tenants_close(void);
+
+/* ---- jobs.c: training jobs ------------------------------------------- */
+
+int kd_job_start(kd_req *r, knytt_engine *e, char *id, size_t cap);
+/* The job as JSON, or NULL when unknown to this tenant. */
+cJSON *kd_job_json(uint64_t tenant, const char *id);
+/* Cancels running jobs and joins their threads. */
+void kd_jobs_stop(void);
+
+/* ---- handlers (h_*.c) ------------------------------------------------- */
+
+int h_health(kd_req *r);
+int h_ready(kd_req *r);
+int h_admin_tenant_create(kd_req *r);
+int h_admin_key_create(kd_req *r);
+int h_admin_key_revoke(kd_req *r);
+int h_auth_register(kd_req *r);
+int h_auth_login(kd_req *r);
+int h_items_post(kd_req *r);
+int h_item_get(kd_req *r);
+int h_item_patch(kd_req *r);
+int h_item_delete(kd_req *r);
+int h_interactions_post(kd_req *r);
+int h_feedback_post(kd_req *r);
+int h_recommend(kd_req *r);
+int h_search(kd_req *r);
+int h_similar(kd_req *r);
+int h_trending(kd_req *r);
+int h_user_put(kd_req *r);
+int h_user_get(kd_req *r);
+int h_favorites_list(kd_req *r);
+int h_favorite_get(kd_req *r);
+int h_favorite_put(kd_req *r);
+int h_favorite_delete(kd_req *r);
+int h_train(kd_req *r);
+int h_job_get(kd_req *r);
+int h_models(kd_req *r);
+
+/* Shared by handlers (h_items.c): an item as JSON (NULL on no memory). */
+cJSON *kd_item_json(const knytt_item *it);
+/* Results of a query as {"results": [...]} with item fields. */
+cJSON *kd_results_json(kd_req *r, const knytt_result *res, int n);
+/* The "filters" object of a query into @p f: 0 or 400/422. */
+int kd_filters(kd_req *r, const cJSON *body, knytt_filter *f);
+
+/* Microseconds of a monotonic clock. */
+int64_t kd_now_us(void);
+/* 1 when shutting down (SIGTERM): /ready answers 503. */
+extern volatile int kd_draining;
+
+#endif

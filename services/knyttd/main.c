@@ -1,0 +1,259 @@
+/*
+ * main.c -- knyttd's command line, start-up and signals.
+ *
+ * A signal handler only writes the signal's number to a pipe, which the
+ * main thread reads, so the work done on SIGTERM -- stop accepting,
+ * finish the requests in flight, flush write-behind feedback, close the
+ * engines -- runs as ordinary code.  Blocking the signals and taking
+ * them with sigwait is not enough: threads that libraries start before
+ * main (OpenBLAS's pool) keep the default mask, and a second SIGTERM
+ * during the drain, delivered to one of them, killed the process with
+ * requests in flight (sigterm_finishes_requests_in_flight).
+ */
+#include "knyttd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+kd_config kd_cfg;
+
+static const char usage[] =
+	"usage: knyttd [--listen HOST:PORT] [--db URI] [--admin-key-file FILE]\n"
+	"              [--threads N] [--body-limit BYTES] [--log FILE] "
+	"[--quiet]\n"
+	"              [--token-ttl SECONDS] [--sync-feedback] "
+	"[--drain-timeout SECONDS]\n"
+	"              [--pwhash-ops N] [--pwhash-mem KIB] [--key-cache-ms MS]\n"
+	"The admin key comes from KNYTT_ADMIN_KEY or --admin-key-file.  See "
+	"knyttd(8).\n";
+
+static int read_key_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "knyttd: --admin-key-file %s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	char *got = fgets(kd_cfg.admin_key, sizeof kd_cfg.admin_key, f);
+	fclose(f);
+	if (!got) {
+		fprintf(stderr, "knyttd: --admin-key-file %s is empty\n", path);
+		return -1;
+	}
+	kd_cfg.admin_key[strcspn(kd_cfg.admin_key, "\r\n")] = 0;
+	return 0;
+}
+
+static int parse_listen(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	if (!colon || colon == s || (size_t)(colon - s) >= sizeof kd_cfg.host)
+		return -1;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || p > 65535)
+		return -1;
+	memcpy(kd_cfg.host, s, (size_t)(colon - s));
+	kd_cfg.host[colon - s] = 0;
+	kd_cfg.port = (unsigned)p;
+	return 0;
+}
+
+/* A positive integer option value in 1..max, or 0 for a bad one. */
+static unsigned long long num(const char *opt, const char *v,
+			      unsigned long long max)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = v ? strtoull(v, &end, 10) : 0;
+	if (!v || *end || end == v || errno || n == 0 || n > max) {
+		fprintf(stderr, "knyttd: %s needs a number in 1..%llu\n", opt,
+			max);
+		return 0;
+	}
+	return n;
+}
+
+static int parse_args(int argc, char **argv)
+{
+	const char *key_file = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int takes = 1;
+		unsigned long long n = 1;
+		if (!strcmp(o, "--listen")) {
+			if (!v || parse_listen(v)) {
+				fprintf(stderr, "knyttd: --listen needs "
+						"HOST:PORT\n");
+				return -1;
+			}
+		} else if (!strcmp(o, "--db") && v) {
+			snprintf(kd_cfg.db, sizeof kd_cfg.db, "%s", v);
+		} else if (!strcmp(o, "--admin-key-file") && v) {
+			key_file = v;
+		} else if (!strcmp(o, "--admin-key")) {
+			fprintf(stderr, "knyttd: the admin key is never a "
+					"command-line argument (others can "
+					"read it in ps): use KNYTT_ADMIN_KEY "
+					"or --admin-key-file\n");
+			return -1;
+		} else if (!strcmp(o, "--threads")) {
+			kd_cfg.threads = (unsigned)(n = num(o, v, 1024));
+		} else if (!strcmp(o, "--body-limit")) {
+			kd_cfg.body_limit = n = num(o, v, 1ULL << 30);
+		} else if (!strcmp(o, "--log") && v) {
+			snprintf(kd_cfg.log_path, sizeof kd_cfg.log_path, "%s",
+				 v);
+		} else if (!strcmp(o, "--token-ttl")) {
+			kd_cfg.token_ttl_s = (int64_t)(n = num(o, v, 1ULL << 31));
+		} else if (!strcmp(o, "--pwhash-ops")) {
+			kd_cfg.pwhash_ops = n = num(o, v, 64);
+		} else if (!strcmp(o, "--pwhash-mem")) {
+			kd_cfg.pwhash_mem = (size_t)(n = num(o, v, 4 << 20)) *
+					    1024;
+		} else if (!strcmp(o, "--key-cache-ms")) {
+			/* 0 is allowed: no cache */
+			kd_cfg.key_cache_ms = v && !strcmp(v, "0")
+						      ? 0
+						      : (long)(n = num(o, v,
+								       60000));
+		} else if (!strcmp(o, "--drain-timeout")) {
+			n = num(o, v, 3600);
+			kd_cfg.drain_ms = (long)n * 1000;
+		} else {
+			takes = 0;
+			if (!strcmp(o, "--quiet")) {
+				kd_cfg.access_log = 0;
+			} else if (!strcmp(o, "--sync-feedback")) {
+				kd_cfg.feedback_async = 0;
+			} else {
+				fputs(usage, stderr);
+				return -1;
+			}
+		}
+		if (n == 0)
+			return -1;
+		i += takes;
+	}
+	const char *env = getenv("KNYTT_ADMIN_KEY");
+	if (key_file && read_key_file(key_file))
+		return -1;
+	if (!key_file && env && *env)
+		snprintf(kd_cfg.admin_key, sizeof kd_cfg.admin_key, "%s", env);
+	if (env) /* not handed on to anything this process starts */
+		unsetenv("KNYTT_ADMIN_KEY");
+	return 0;
+}
+
+static void defaults(void)
+{
+	snprintf(kd_cfg.db, sizeof kd_cfg.db, "sqlite:knytt.db");
+	snprintf(kd_cfg.host, sizeof kd_cfg.host, "127.0.0.1");
+	kd_cfg.port = 8080;
+	kd_cfg.body_limit = 16u << 20;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	kd_cfg.threads = cpus > 2 ? (unsigned)cpus * 2 : 4;
+	kd_cfg.access_log = 1;
+	kd_cfg.token_ttl_s = 86400;
+	kd_cfg.pwhash_ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+	kd_cfg.pwhash_mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	kd_cfg.feedback_async = 1;
+	kd_cfg.drain_ms = 30000;
+	kd_cfg.key_cache_ms = 1000;
+}
+
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	unsigned char b = (unsigned char)sig;
+	if (write(sig_pipe[1], &b, 1) < 0) {
+		/* the pipe is full: a stop is pending already */
+	}
+	errno = saved;
+}
+
+static int signals_init(void)
+{
+	if (pipe2(sig_pipe, O_CLOEXEC) ||
+	    fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK)) {
+		perror("knyttd: pipe");
+		return -1;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* SIGTERM/SIGINT: the graceful stop.  Returns the exit status. */
+static int shut_down(void)
+{
+	kd_log("{\"level\":\"info\",\"msg\":\"stopping: draining requests\"}");
+	long left = kd_http_quiesce(kd_cfg.drain_ms);
+	if (left)
+		kd_log("{\"level\":\"warn\",\"msg\":\"%ld requests still ran "
+		       "after the drain timeout\"}",
+		       left);
+	kd_jobs_stop();
+	kd_http_stop();
+	int rc = kd_tenants_flush();
+	kd_tenants_close();
+	kd_log("{\"level\":\"info\",\"msg\":\"stopped%s\"}",
+	       rc ? " (a feedback write failed)" : "");
+	return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	defaults();
+	if (parse_args(argc, argv))
+		return 2;
+	if (kd_log_open(kd_cfg.log_path))
+		return 1;
+	if (signals_init())
+		return 1;
+	knytt_store *st = kd_store(); /* migrates a new database */
+	if (!st) {
+		fprintf(stderr, "knyttd: cannot open %s: %s\n", kd_cfg.db,
+			knytt_errmsg());
+		return 1;
+	}
+	if (kd_auth_init(st))
+		return 1;
+	unsigned port = 0;
+	if (kd_http_start(&port))
+		return 1;
+	printf("knyttd: listening on http://%s:%u (%s)\n", kd_cfg.host, port,
+	       kd_cfg.db);
+	fflush(stdout);
+	kd_log("{\"level\":\"info\",\"msg\":\"listening\",\"port\":%u}", port);
+	for (;;) {
+		unsigned char b;
+		ssize_t got = read(sig_pipe[0], &b, 1);
+		if (got <= 0)
+			continue; /* EINTR */
+		int sig = b;
+		if (sig == SIGHUP) {
+			kd_log_reopen();
+			kd_log("{\"level\":\"info\",\"msg\":\"log reopened\"}");
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			int rc = shut_down();
+			kd_log_close();
+			return rc;
+		}
+	}
+}
