@@ -1452,6 +1452,287 @@ KNYTT_API int knytt_eval_full(const knytt_matrix *train,
 			      const knytt_matrix *test, unsigned k,
 			      knytt_score_fn fn, void *ctx,
 			      knytt_metrics *out);
+
+/* ---- evaluation in time ---- */
+
+/**
+ * A global time split of interactions (the protocol of issue 19 and of
+ * most production evaluations): every interaction before a cut time is
+ * training data, every one at or after it is test data, for all users at
+ * once, so no model sees the future of any user.  The cut is either
+ * given (knytt_timesplit_set_cut) or chosen so that a fraction of the
+ * interactions, the latest by time, is held out (knytt_timesplit_set_
+ * holdout; 0.2 by default).  knytt_timesplit_split() then fills two
+ * matrices the caller created and configured (weights, decay, recency),
+ * and the caller builds them: train gets the interactions before the cut;
+ * test gets those after it, without
+ *  - users who have no training interaction (cold users: no personal
+ *    model can rank for them, so they are counted in the info and left
+ *    out of the personal metrics), and
+ *  - (user, item) pairs the user already met in training (full ranking
+ *    excludes a user's training items, so they could never be hit).
+ * Items first seen after the cut stay in the test: a model that cannot
+ * recommend them misses them, as it would in production.
+ *
+ * Typical use: split, build both matrices with the same dimensions, train
+ * any model on train, and score it with knytt_eval_full(train, test, 20,
+ * ...) next to the popularity anchors of knytt_timesplit_popularity()
+ * passed to knytt_static_scorer().
+ *
+ * THREAD SAFETY.  Setters, add and split need one thread at a time; info
+ * and popularity may be called from many threads after a split.
+ */
+typedef struct knytt_timesplit knytt_timesplit;
+
+/** What a split did (knytt_timesplit_info).  Times in the unit of the
+ *  interactions. */
+typedef struct knytt_timesplit_info {
+	int64_t cut;          /* first test time: train < cut <= test */
+	int64_t first, last;  /* earliest and latest interaction */
+	size_t train;         /* interactions before the cut */
+	size_t test;          /* interactions after it, put in test */
+	size_t test_cold;     /* after it, dropped: user without training */
+	size_t test_seen;     /* after it, dropped: pair met in training */
+	size_t users_test;    /* users with at least one test interaction */
+	size_t users_cold;    /* users active after the cut only */
+} knytt_timesplit_info;
+
+/**
+ * Allocates an empty split (holdout 0.2, no explicit cut).
+ * @param[out] out  freed with knytt_timesplit_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_timesplit_create(knytt_timesplit **out);
+
+/**
+ * Records one interaction (copied), with the arguments of
+ * knytt_matrix_add (type 0..KNYTT_EVENT_MAX-1, value finite and >= 0,
+ * ids below UINT32_MAX) and its time in any unit.
+ * @return KNYTT_OK, KNYTT_EINVAL (the message names the field),
+ *         KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_timesplit_add(knytt_timesplit *s, uint32_t user,
+				  uint32_t item, unsigned type, float value,
+				  int64_t time);
+
+/**
+ * Holds out the latest @p fraction of the interactions (0 < fraction <
+ * 1): the cut is the time of the interaction at position
+ * floor(n * (1 - fraction)) in time order, and every interaction at that
+ * very time goes to the test too (ties are never split), so the test
+ * holds at least the fraction.  Clears an explicit cut.
+ * @return KNYTT_OK, KNYTT_EINVAL (fraction out of range or not finite).
+ */
+KNYTT_API int knytt_timesplit_set_holdout(knytt_timesplit *s,
+					  double fraction);
+
+/** Sets the cut time explicitly (train < cut <= test); overrides the
+ *  holdout.  KNYTT_EINVAL (s NULL). */
+KNYTT_API int knytt_timesplit_set_cut(knytt_timesplit *s, int64_t cut);
+
+/**
+ * Chooses the cut and adds every interaction to @p train or @p test
+ * (both created, configured and not yet built: the caller builds them,
+ * with the same number of items).  Either may be NULL to fill only the
+ * other.  May be called again for another pair (same result).
+ * @return KNYTT_OK, KNYTT_EINVAL (no interaction; the cut leaves train or
+ *         test empty: the message gives the cut and the time range),
+ *         KNYTT_ESTATE (a matrix already built), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_timesplit_split(knytt_timesplit *s, knytt_matrix *train,
+				    knytt_matrix *test);
+
+/** Copies what the last split did into @p out.  KNYTT_EINVAL (NULL),
+ *  KNYTT_ESTATE (no split yet). */
+KNYTT_API int knytt_timesplit_info_get(const knytt_timesplit *s,
+				       knytt_timesplit_info *out);
+
+/**
+ * Popularity anchors: out[i] = number of training interactions with item
+ * i in the window [cut - window, cut) (window 0 = all of training), for
+ * items 0..nitems-1 (items never seen count 0).  Each interaction counts
+ * once, whatever its type or value, so the anchor needs no tuning.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, window negative), KNYTT_ESTATE
+ *         (no split yet).
+ */
+KNYTT_API int knytt_timesplit_popularity(const knytt_timesplit *s,
+					 int64_t window, uint32_t nitems,
+					 float *out);
+
+/** Frees the split.  NULL is a no-op. */
+KNYTT_API void knytt_timesplit_close(knytt_timesplit *s);
+
+/** Scores that are the same for every user (a popularity anchor). */
+typedef struct knytt_item_scores {
+	const float *scores; /* one per item, borrowed */
+	uint32_t n;          /* items; an id at or beyond n scores -inf */
+} knytt_item_scores;
+
+/**
+ * A knytt_score_fn for a model that scores every user alike: @p ctx is a
+ * `const knytt_item_scores *` (e.g. counts from
+ * knytt_timesplit_popularity).  Always returns KNYTT_OK.
+ */
+KNYTT_API int knytt_static_scorer(void *ctx, uint32_t user,
+				  const uint32_t *items, size_t n, float *out);
+
+/* ---- LightGCN ---- */
+
+/**
+ * LightGCN (He, Deng, Wang, Li, Zhang & Wang, SIGIR 2020): a graph model
+ * of the user-item bipartite graph.  Each user and item has a free
+ * embedding e(0); layer l + 1 is the symmetric-normalised sum over the
+ * neighbours, e_u(l+1) = sum_{i in N(u)} e_i(l) / sqrt(|N(u)| |N(i)|) (and
+ * the same for items), with no feature transform and no non-linearity;
+ * the final embedding is the layer average e = (e(0) + ... + e(L)) /
+ * (L + 1), and a score is e_u . e_i.  Training minimises the BPR loss
+ * -ln sigmoid(e_u . e_i - e_u . e_j) over (user, positive, uniformly
+ * sampled negative) triples plus reg / 2 (|e_u(0)|^2 + |e_i(0)|^2 +
+ * |e_j(0)|^2) per triple, by Adam on mini-batches; each batch propagates
+ * through the whole graph, forward and back (the propagation is
+ * symmetric, so the backward pass is the same sparse product).
+ *
+ * The graph is the matrix's entries (any stored entry is an edge;
+ * weights are ignored, as in the paper).
+ *
+ * Life cycle: knytt_lightgcn_create() -> knytt_lightgcn_set_*() ->
+ * knytt_lightgcn_train() or knytt_lightgcn_load*() -> score, scorer,
+ * factors, fold-in, save -> knytt_lightgcn_close().
+ *
+ * DETERMINISM.  Triples are drawn from one generator seeded by the seed,
+ * and every propagated row is summed by one thread in a fixed order, so
+ * the same seed, settings and matrix give bit-identical embeddings for
+ * any thread count (the reported loss may differ in the last bits).
+ *
+ * THREAD SAFETY.  Setters, train and load need exclusive access; after
+ * them any number of threads may call the read functions at once.
+ */
+typedef struct knytt_lightgcn knytt_lightgcn;
+
+/**
+ * Allocates an untrained model with default settings: 64 dimensions,
+ * 3 layers, reg 1e-4, learning rate 0.005, 8192 triples per batch,
+ * 30 epochs of nnz triples each, seed 42, every core.
+ * @param[out] out  the new handle, freed with knytt_lightgcn_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_lightgcn_create(knytt_lightgcn **out);
+/** Embedding size, 1..1024.  KNYTT_EINVAL, KNYTT_ESTATE (after training
+ *  or loading). */
+KNYTT_API int knytt_lightgcn_set_dim(knytt_lightgcn *g, unsigned dim);
+/** Propagation layers L, 0..8 (0 is plain BPR matrix factorisation).
+ *  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_lightgcn_set_layers(knytt_lightgcn *g, unsigned layers);
+/** L2 weight on the layer-0 embeddings of each triple (>= 0, finite).
+ *  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_lightgcn_set_reg(knytt_lightgcn *g, float reg);
+/** Adam learning rate (> 0, finite).  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_lightgcn_set_learning_rate(knytt_lightgcn *g, float lr);
+/** Triples per mini-batch, 1..2^24 (one propagation each).
+ *  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_lightgcn_set_batch(knytt_lightgcn *g, unsigned batch);
+/** Epochs, 1..100000; an epoch draws as many triples as the matrix has
+ *  entries.  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_lightgcn_set_epochs(knytt_lightgcn *g, unsigned epochs);
+/** Seed of the initial embeddings and of the sampling (default 42).
+ *  KNYTT_EINVAL (g NULL) / KNYTT_ESTATE. */
+KNYTT_API int knytt_lightgcn_set_seed(knytt_lightgcn *g, uint64_t seed);
+/** Worker threads (0 = every core; at most 256).  KNYTT_EINVAL. */
+KNYTT_API int knytt_lightgcn_set_threads(knytt_lightgcn *g,
+					 unsigned threads);
+/** Progress callback after each epoch (loss = mean BPR loss of the
+ *  epoch's triples plus the reg term), NULL = none; as for ALS, the read
+ *  functions work from inside it and a non-zero return cancels. */
+KNYTT_API int knytt_lightgcn_set_progress(knytt_lightgcn *g,
+					  knytt_progress_fn fn, void *ctx);
+
+/**
+ * Trains on @p m (built): users are its rows, items its columns.
+ * @return KNYTT_OK, KNYTT_EINVAL (matrix NULL, not built or without any
+ *         entry), KNYTT_ESTATE (already trained or loaded),
+ *         KNYTT_ECANCELED (the progress callback asked to stop: the
+ *         model keeps the last finished epoch), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_lightgcn_train(knytt_lightgcn *g, const knytt_matrix *m);
+
+/** Embedding size of a trained or loaded model (0 otherwise). */
+KNYTT_API unsigned knytt_lightgcn_dim(const knytt_lightgcn *g);
+/** Users of a trained or loaded model (0 otherwise). */
+KNYTT_API uint32_t knytt_lightgcn_users(const knytt_lightgcn *g);
+/** Items of a trained or loaded model (0 otherwise). */
+KNYTT_API uint32_t knytt_lightgcn_items(const knytt_lightgcn *g);
+
+/**
+ * Copies the final (layer-averaged) embeddings of users [first, first +
+ * n) into @p out (n * dim floats, row-major).
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL out, range beyond the users),
+ *         KNYTT_ESTATE (not trained).
+ */
+KNYTT_API int knytt_lightgcn_user_factors(const knytt_lightgcn *g,
+					  uint32_t first, uint32_t n,
+					  float *out);
+/** The same for items [first, first + n). */
+KNYTT_API int knytt_lightgcn_item_factors(const knytt_lightgcn *g,
+					  uint32_t first, uint32_t n,
+					  float *out);
+
+/**
+ * Fold-in: the final embedding of a user who is not in the graph, from
+ * the @p n distinct items he interacted with, by the model's own
+ * propagation with the items' embeddings held fixed: a new user has no
+ * layer-0 embedding, and layer l + 1 of his is the normalised sum of his
+ * items' layer l, so
+ *     vec = 1 / (L + 1) sum_{l=0}^{L-1} sum_i e_i(l) / sqrt(n |N(i)|).
+ * For a user of the training graph this equals his final embedding less
+ * his own e_u(0) / (L + 1).  No solve: O(n dim).
+ * @param[out] vec  dim floats.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL pointer, item out of range or
+ *         given twice), KNYTT_ESTATE (not trained).  n = 0 gives zeros.
+ * Thread safety: any number of threads at once.
+ */
+KNYTT_API int knytt_lightgcn_fold_in(const knytt_lightgcn *g, size_t n,
+				     const uint32_t *items, float *vec);
+
+/**
+ * Scores of @p n items for @p user: e_user . e_item.
+ * @param items  the items, or NULL for items 0..n-1.
+ * @return KNYTT_OK, KNYTT_EINVAL (user or item out of range, NULL out),
+ *         KNYTT_ESTATE (not trained).
+ */
+KNYTT_API int knytt_lightgcn_score(const knytt_lightgcn *g, uint32_t user,
+				   const uint32_t *items, size_t n,
+				   float *out);
+
+/** knytt_lightgcn_score as a knytt_score_fn (@p ctx is the model), for
+ *  knytt_eval_loo / knytt_eval_full. */
+KNYTT_API int knytt_lightgcn_scorer(void *ctx, uint32_t user,
+				    const uint32_t *items, size_t n,
+				    float *out);
+
+/**
+ * Writes the model to @p path (a temporary renamed over it): magic
+ * "KNYTTLGC", version, settings, the final user and item embeddings and
+ * the items' fold-in vectors, little-endian, CRC-32C at the end.
+ * @return KNYTT_OK, KNYTT_EIO, KNYTT_ESTATE (not trained), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_lightgcn_save(const knytt_lightgcn *g, const char *path);
+/** The same format into memory; @p buf is freed with knytt_free().
+ *  KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_ENOMEM. */
+KNYTT_API int knytt_lightgcn_save_buffer(const knytt_lightgcn *g,
+					 void **buf, size_t *len);
+/**
+ * Loads a saved model into a handle from knytt_lightgcn_create (settings
+ * replaced by the file's; threads and progress kept).
+ * @return KNYTT_OK, KNYTT_EIO, KNYTT_ECORRUPT (truncated, damaged, not a
+ *         LightGCN model), KNYTT_EVERSION (newer format), KNYTT_ESTATE
+ *         (already trained or loaded), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_lightgcn_load(knytt_lightgcn *g, const char *path);
+/** The same from @p len bytes at @p buf (copied). */
+KNYTT_API int knytt_lightgcn_load_buffer(knytt_lightgcn *g, const void *buf,
+					 size_t len);
+/** Frees the model.  NULL is a no-op. */
+KNYTT_API void knytt_lightgcn_close(knytt_lightgcn *g);
 /* ===== end part: model ===== */
 
 /* ===== part: twotower (lib/model) ===== */

@@ -133,6 +133,18 @@ st 0 "eval --json" "$K" --db "$DB" --json eval --dim 32
 json "eval --json"
 py "item 8: eval uses train's defaults" "import json,sys; d=json.load(sys.stdin); assert d['epochs']==$(def ALS_ITERATIONS) and d['reg']==$(def ALS_REG) and d['alpha']==$(def ALS_ALPHA), d"
 py "eval: ALS beats most-popular" 'import json,sys; d=json.load(sys.stdin); assert d["als"]["hr"] > d["popular"]["hr"] + 0.05 and d["users"] > 100, d'
+# --protocol time: a global cut, anchors of the same run, every row sane
+st 0 "eval --protocol time" "$K" --db "$DB" --json eval --protocol time \
+	--holdout 20% --dim 32 --model all
+json "eval --protocol time --json"
+py "eval time: rows and split" 'import json,sys; d=json.load(sys.stdin); n=[m["name"] for m in d["models"]]; assert len(n)==5 and n[0]=="popularity" and n[3].startswith("als") and n[4].startswith("lightgcn"), n; assert d["k"]==20 and d["holdout"]==0.2 and d["test_interactions"] > 0 and d["train_interactions"] > 4*d["test_interactions"]//2, d; assert all(0 <= m["recall"] <= 1 and 0 <= m["ndcg"] <= 1 for m in d["models"]), d; assert d["models"][3]["recall"] > d["models"][0]["recall"], d'
+st 0 "eval --protocol time (table)" "$K" --db "$DB" eval --protocol time --k 5
+grep -q "recent popularity 7 days" out && grep -q "Recall@5" out && ok ||
+	bad "eval time table: $(cat out)"
+st 2 "eval --holdout 0" "$K" --db "$DB" eval --protocol time --holdout 0
+st 2 "eval --holdout 120%" "$K" --db "$DB" eval --protocol time --holdout 120%
+st 2 "eval --holdout without time" "$K" --db "$DB" eval --holdout 10%
+st 2 "eval --protocol weekly" "$K" --db "$DB" eval --protocol weekly
 
 # ---- train and queries ----------------------------------------------------
 # --dim 32: the query commands below must pick the stored dimension up

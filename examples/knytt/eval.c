@@ -22,8 +22,10 @@
 #include "cli.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct ev_row {
 	uint64_t user, item;
@@ -136,8 +138,365 @@ static void add_metrics(cJSON *j, const char *name, const knytt_metrics *m)
 	cJSON_AddNumberToObject(o, "coverage", m->coverage);
 }
 
+/* ---------------------------------------------------------------------
+ * --protocol time: a global time split (knytt_timesplit).
+ *
+ * Every interaction before the cut trains, every one after it tests, for
+ * all users at once; the cut holds out the latest --holdout share of the
+ * interactions (10% by default).  Ranked over every item with the user's
+ * training items excluded: Recall@k, NDCG@k (k 20 by default) and
+ * coverage, for plain ALS (and LightGCN with --model lightgcn|all) next
+ * to the anchors of the same run: popularity over the whole training
+ * period and over the last 7 and 14 days before the cut.  Users first
+ * seen after the cut are cold: no personal model can rank for them, so
+ * they are left out of every row (the header counts them).
+ * ------------------------------------------------------------------- */
+
+/* "10%", "0.1" -> 0.1; -1 when neither. */
+static double parse_holdout(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || !isfinite(v))
+		return -1;
+	if (*end == '%' && end[1] == '\0')
+		v /= 100;
+	else if (*end != '\0')
+		return -1;
+	return v > 0 && v < 1 ? v : -1;
+}
+
+typedef struct tp_row {
+	char name[48];
+	knytt_metrics m;
+	double secs; /* training time, < 0 for anchors */
+} tp_row;
+
+typedef struct tp_cfg {
+	unsigned long k, dim, epochs, threads;
+	double reg, alpha, holdout;
+	int lightgcn, als;
+	int epochs_set; /* --epochs given: LightGCN too (default 30) */
+} tp_cfg;
+
+/* Splits the rows at the holdout; train and test get the CLI's type
+ * weights.  Returns 0 or a KNYTT_E* code. */
+static int tp_split(const ev_data *d, const uint64_t *uids, size_t nu,
+		    const uint64_t *iids, size_t ni, double holdout,
+		    knytt_timesplit **s, knytt_matrix **tr, knytt_matrix **te)
+{
+	static const float weights[] = {1, 2, 4, 8, 1, 4, 1};
+	int rc;
+	if ((rc = knytt_timesplit_create(s)) ||
+	    (rc = knytt_timesplit_set_holdout(*s, holdout)) ||
+	    (rc = knytt_matrix_create(tr)) || (rc = knytt_matrix_create(te)))
+		return rc;
+	for (unsigned t = 0; t < 7; t++) {
+		knytt_matrix_set_weight(*tr, t, weights[t]);
+		knytt_matrix_set_weight(*te, t, weights[t]);
+	}
+	for (size_t i = 0; i < d->n && rc == 0; i++) {
+		const ev_row *r = &d->rows[i];
+		rc = knytt_timesplit_add(*s, dense(uids, nu, r->user),
+					 dense(iids, ni, r->item), r->type,
+					 r->value < 0 ? 0 : r->value, r->ts);
+	}
+	if (rc == 0)
+		rc = knytt_timesplit_split(*s, *tr, *te);
+	if (rc == 0)
+		rc = knytt_matrix_build(*tr, (uint32_t)nu, (uint32_t)ni);
+	if (rc == 0)
+		rc = knytt_matrix_build(*te, (uint32_t)nu, (uint32_t)ni);
+	return rc;
+}
+
+/* The three popularity anchors into rows[0..3). */
+static int tp_anchors(const knytt_timesplit *s, const knytt_matrix *tr,
+		      const knytt_matrix *te, uint32_t ni, unsigned k,
+		      tp_row *rows)
+{
+	static const struct {
+		const char *name;
+		int64_t days;
+	} a[] = {{"popularity", 0},
+		 {"recent popularity 14 days", 14},
+		 {"recent popularity 7 days", 7}};
+	float *pop = malloc((ni ? ni : 1) * sizeof *pop);
+	if (!pop)
+		return KNYTT_ENOMEM;
+	int rc = 0;
+	for (int j = 0; j < 3 && rc == 0; j++) {
+		rc = knytt_timesplit_popularity(s, a[j].days * 86400000LL, ni,
+						pop);
+		knytt_item_scores sc = {pop, ni};
+		if (rc == 0)
+			rc = knytt_eval_full(tr, te, k, knytt_static_scorer, &sc,
+					     &rows[j].m);
+		snprintf(rows[j].name, sizeof rows[j].name, "%s", a[j].name);
+		rows[j].secs = -1;
+	}
+	free(pop);
+	return rc;
+}
+
+static int on_lgc_progress(void *ctx, const knytt_progress *p)
+{
+	ev_prog *e = ctx;
+	bar_draw(&e->b, (double)p->epoch / p->epochs, p->eta,
+		 "LightGCN epoch %u/%u  loss %.5g", p->epoch, p->epochs,
+		 p->loss);
+	return cli_interrupted();
+}
+
+/* Trains and scores the personal models into rows; returns the count
+ * or a negative KNYTT_E* code. */
+static int tp_models(const tp_cfg *c, const knytt_matrix *tr,
+		     const knytt_matrix *te, ev_prog *prog, tp_row *rows)
+{
+	int n = 0, rc = 0;
+	if (c->als) {
+		knytt_als *als = NULL;
+		double t0 = cli_now();
+		if ((rc = knytt_als_create(&als)) ||
+		    (rc = knytt_als_set_factors(als, (unsigned)c->dim)) ||
+		    (rc = knytt_als_set_iterations(als, (unsigned)c->epochs)) ||
+		    (rc = knytt_als_set_reg(als, (float)c->reg)) ||
+		    (rc = knytt_als_set_alpha(als, (float)c->alpha)) ||
+		    (rc = knytt_als_set_threads(als, (unsigned)c->threads)) ||
+		    (rc = knytt_als_set_progress(als, on_als_progress, prog)) ||
+		    (rc = knytt_als_train(als, tr))) {
+			knytt_als_close(als);
+			return rc;
+		}
+		rows[n].secs = cli_now() - t0;
+		snprintf(rows[n].name, sizeof rows[n].name,
+			 "als (dim %lu, %lu epochs)", c->dim, c->epochs);
+		rc = knytt_eval_full(tr, te, (unsigned)c->k, knytt_als_scorer,
+				     als, &rows[n].m);
+		knytt_als_close(als);
+		if (rc)
+			return rc;
+		n++;
+	}
+	if (c->lightgcn) {
+		knytt_lightgcn *g = NULL;
+		double t0 = cli_now();
+		if ((rc = knytt_lightgcn_create(&g)) ||
+		    (rc = knytt_lightgcn_set_dim(g, (unsigned)c->dim)) ||
+		    (rc = knytt_lightgcn_set_threads(g, (unsigned)c->threads)) ||
+		    (c->epochs_set &&
+		     (rc = knytt_lightgcn_set_epochs(g, (unsigned)c->epochs))) ||
+		    (rc = knytt_lightgcn_set_progress(g, on_lgc_progress,
+						      prog)) ||
+		    (rc = knytt_lightgcn_train(g, tr))) {
+			knytt_lightgcn_close(g);
+			return rc;
+		}
+		rows[n].secs = cli_now() - t0;
+		snprintf(rows[n].name, sizeof rows[n].name,
+			 "lightgcn (dim %lu, 3 layers)", c->dim);
+		rc = knytt_eval_full(tr, te, (unsigned)c->k,
+				     knytt_lightgcn_scorer, g, &rows[n].m);
+		knytt_lightgcn_close(g);
+		if (rc)
+			return rc;
+		n++;
+	}
+	return n;
+}
+
+static void tp_print(const cli *cl, const tp_cfg *c,
+		     const knytt_timesplit_info *in, size_t ni,
+		     const tp_row *rows, int nrows)
+{
+	if (cl->json) {
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "protocol",
+					"time split, full ranking");
+		cJSON_AddNumberToObject(j, "k", (double)c->k);
+		cJSON_AddNumberToObject(j, "holdout", c->holdout);
+		cJSON_AddNumberToObject(j, "cut_ms", (double)in->cut);
+		cJSON_AddNumberToObject(j, "items", (double)ni);
+		cJSON_AddNumberToObject(j, "train_interactions",
+					(double)in->train);
+		cJSON_AddNumberToObject(j, "test_interactions",
+					(double)in->test);
+		cJSON_AddNumberToObject(j, "test_users", (double)in->users_test);
+		cJSON_AddNumberToObject(j, "cold_users", (double)in->users_cold);
+		cJSON_AddNumberToObject(j, "cold_interactions",
+					(double)in->test_cold);
+		cJSON_AddNumberToObject(j, "seen_interactions",
+					(double)in->test_seen);
+		cJSON *ms = cJSON_AddArrayToObject(j, "models");
+		for (int r = 0; r < nrows; r++) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "name", rows[r].name);
+			cJSON_AddBoolToObject(o, "anchor", rows[r].secs < 0);
+			cJSON_AddNumberToObject(o, "recall", rows[r].m.recall);
+			cJSON_AddNumberToObject(o, "ndcg", rows[r].m.ndcg);
+			cJSON_AddNumberToObject(o, "coverage",
+						rows[r].m.coverage);
+			if (rows[r].secs >= 0)
+				cJSON_AddNumberToObject(o, "train_seconds",
+							rows[r].secs);
+			cJSON_AddItemToArray(ms, o);
+		}
+		char *t = cJSON_Print(j);
+		if (t)
+			puts(t);
+		cJSON_free(t);
+		cJSON_Delete(j);
+		return;
+	}
+	time_t cs = (time_t)(in->cut / 1000);
+	char when[32] = "?";
+	struct tm tmv;
+	if (gmtime_r(&cs, &tmv))
+		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tmv);
+	printf("time split at %s UTC (latest %.0f%% held out), full ranking "
+	       "over %zu items\n",
+	       when, c->holdout * 100, ni);
+	printf("train %zu interactions; test %zu interactions of %zu users "
+	       "(left out: %zu of %zu cold users, %zu already met)\n",
+	       in->train, in->test, in->users_test, in->test_cold,
+	       in->users_cold, in->test_seen);
+	char h1[16], h2[16];
+	snprintf(h1, sizeof h1, "Recall@%lu", c->k);
+	snprintf(h2, sizeof h2, "NDCG@%lu", c->k);
+	printf("%-30s %9s %9s %9s %8s\n", "model", h1, h2, "coverage",
+	       "train_s");
+	for (int r = 0; r < nrows; r++) {
+		char ts[16] = "anchor";
+		if (rows[r].secs >= 0)
+			snprintf(ts, sizeof ts, "%.2f", rows[r].secs);
+		printf("%-30s %9.4f %9.4f %9.4f %8s\n", rows[r].name,
+		       rows[r].m.recall, rows[r].m.ndcg, rows[r].m.coverage, ts);
+	}
+}
+
+/* Reads every interaction and maps ids to dense ones. */
+static int tp_read(knytt_store *st, ev_data *d, uint64_t **uids, size_t *nu,
+		   uint64_t **iids, size_t *ni)
+{
+	int rc = knytt_store_interactions_since(st, 0, collect, d);
+	if (d->oom)
+		rc = KNYTT_ENOMEM;
+	if (rc < 0)
+		return rc;
+	*uids = malloc((d->n + 1) * sizeof **uids);
+	*iids = malloc((d->n + 1) * sizeof **iids);
+	if (!*uids || !*iids)
+		return KNYTT_ENOMEM;
+	for (size_t i = 0; i < d->n; i++) {
+		(*uids)[i] = d->rows[i].user;
+		(*iids)[i] = d->rows[i].item;
+	}
+	*nu = uniq(*uids, d->n);
+	*ni = uniq(*iids, d->n);
+	return 0;
+}
+
+static int eval_time(cli *cl, const tp_cfg *c)
+{
+	knytt_store *st;
+	int rc;
+	if ((rc = cli_store_open(cl, 0, &st)))
+		return rc;
+	ev_data d = {0};
+	uint64_t *uids = NULL, *iids = NULL;
+	size_t nu = 0, ni = 0;
+	knytt_timesplit *s = NULL;
+	knytt_matrix *tr = NULL, *te = NULL;
+	tp_row rows[5];
+	int ex = EXIT_ERR, n = 3;
+	knytt_timesplit_info in;
+	ev_prog prog;
+	bar_start(&prog.b, cl);
+	bar_draw(&prog.b, -1, -1, "reading interactions");
+	rc = tp_read(st, &d, &uids, &nu, &iids, &ni);
+	if (rc == 0 && d.n == 0) {
+		bar_done(&prog.b);
+		fprintf(stderr, "knytt: eval: no interactions: nothing to "
+				"evaluate (import interactions first)\n");
+		goto out;
+	}
+	if (rc == 0)
+		rc = tp_split(&d, uids, nu, iids, ni, c->holdout, &s, &tr, &te);
+	if (rc == 0)
+		rc = knytt_timesplit_info_get(s, &in);
+	if (rc == 0)
+		rc = tp_anchors(s, tr, te, (uint32_t)ni, (unsigned)c->k, rows);
+	if (rc == 0) {
+		int m = tp_models(c, tr, te, &prog, rows + 3);
+		rc = m < 0 ? m : 0;
+		n += m > 0 ? m : 0;
+	}
+	bar_done(&prog.b);
+	if (rc < 0) {
+		ex = cli_liberr(rc, "eval");
+		goto out;
+	}
+	tp_print(cl, c, &in, ni, rows, n);
+	ex = EXIT_OK;
+out:
+	knytt_timesplit_close(s);
+	knytt_matrix_close(tr);
+	knytt_matrix_close(te);
+	free(uids);
+	free(iids);
+	free(d.rows);
+	knytt_store_close(st);
+	return ex;
+}
+
+/* The options of --protocol time, then the evaluation. */
+static int cmd_eval_time(cli *c, args *a)
+{
+	int rc;
+	/* ALS: train's defaults, as for --protocol last */
+	tp_cfg tc = {.k = 20,
+		     .dim = KNYTT_ENGINE_DEFAULT_DIM,
+		     .epochs = KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS,
+		     .reg = KNYTT_ENGINE_DEFAULT_ALS_REG,
+		     .alpha = KNYTT_ENGINE_DEFAULT_ALS_ALPHA,
+		     .holdout = 0.1,
+		     .als = 1};
+	const char *h = arg_get(a, "holdout"), *mo = arg_get(a, "model");
+	if (h && (tc.holdout = parse_holdout(h)) < 0)
+		return cli_usage("eval",
+				 "--holdout must be a share in (0, 1) "
+				 "or a percentage like 10%%, not '%s'",
+				 h);
+	if (mo && !strcmp(mo, "lightgcn"))
+		tc.als = 0, tc.lightgcn = 1;
+	else if (mo && !strcmp(mo, "all"))
+		tc.lightgcn = 1;
+	else if (mo && strcmp(mo, "als"))
+		return cli_usage("eval", "--model must be als, "
+					 "lightgcn or all, not '%s'",
+				 mo);
+	if ((rc = arg_uint(a, "k", 1, 1000, &tc.k)) ||
+	    (rc = arg_uint(a, "dim", 1, 1024, &tc.dim)) ||
+	    (rc = arg_uint(a, "epochs", 1, 10000, &tc.epochs)) ||
+	    (rc = arg_uint(a, "threads", 1, 256, &tc.threads)) ||
+	    (rc = arg_double(a, "reg", &tc.reg)) ||
+	    (rc = arg_double(a, "alpha", &tc.alpha)))
+		return rc;
+	if (tc.reg < 0 || tc.alpha < 0)
+		return cli_usage("eval", "--reg and --alpha must be "
+					 ">= 0");
+	tc.epochs_set = arg_has(a, "epochs");
+	return eval_time(c, &tc);
+}
+
 int cmd_eval(cli *c, args *a)
 {
+	const char *proto = arg_get(a, "protocol");
+	if (proto && strcmp(proto, "time") && strcmp(proto, "last"))
+		return cli_usage("eval",
+				 "--protocol must be 'time' or 'last', not '%s'",
+				 proto);
+	int timep = proto && !strcmp(proto, "time");
 	/* train's defaults (the engine's), so eval measures what train
 	 * would serve */
 	unsigned long k = 10, dim = KNYTT_ENGINE_DEFAULT_DIM,
@@ -145,6 +504,10 @@ int cmd_eval(cli *c, args *a)
 	double reg = KNYTT_ENGINE_DEFAULT_ALS_REG,
 	       alpha = KNYTT_ENGINE_DEFAULT_ALS_ALPHA;
 	int rc;
+	if (timep)
+		return cmd_eval_time(c, a);
+	if (arg_has(a, "holdout"))
+		return cli_usage("eval", "--holdout needs --protocol time");
 	if ((rc = arg_uint(a, "k", 1, 1000, &k)) ||
 	    (rc = arg_uint(a, "dim", 1, 1024, &dim)) ||
 	    (rc = arg_uint(a, "epochs", 1, 10000, &epochs)) ||

@@ -66,16 +66,25 @@ static const command commands[] = {
 	 "), reg " CLI_STR(KNYTT_ENGINE_DEFAULT_ALS_REG) ", alpha "
 	 CLI_STR(KNYTT_ENGINE_DEFAULT_ALS_ALPHA) " (ALS confidence scale),\n"
 	 "every core; an option left out keeps its default.\n"},
-	{"eval", cmd_eval, "model=,dim=,epochs=,threads=,k=,reg=,alpha=,", 0, 0,
-	 "measure recommendation quality by leave-last-out",
-	 "usage: knytt eval [--k N] [--dim N] [--epochs N] [--reg R]\n"
-	 "                  [--alpha A] [--threads N]\n"
+	{"eval", cmd_eval,
+	 "model=,dim=,epochs=,threads=,k=,reg=,alpha=,protocol=,holdout=,", 0,
+	 0, "measure recommendation quality (leave-last-out or in time)",
+	 "usage: knytt eval [--protocol last|time] [--k N] [--dim N]\n"
+	 "                  [--epochs N] [--reg R] [--alpha A] [--threads N]\n"
+	 "                  [--holdout 10%] [--model als|lightgcn|all]\n"
 	 "\n"
-	 "Holds out each user's last interaction, trains ALS on the rest and\n"
-	 "ranks every item the user has not met: prints HR@k, NDCG@k,\n"
-	 "Recall@k and catalog coverage, next to a most-popular baseline\n"
-	 "(default k 10).  The served model is not changed.  ALS settings\n"
-	 "default to train's (see knytt train --help).\n"},
+	 "last (default): holds out each user's last interaction, trains ALS\n"
+	 "on the rest and ranks every item the user has not met: prints\n"
+	 "HR@k, NDCG@k, Recall@k and catalog coverage, next to a most-popular\n"
+	 "baseline (default k 10).\n"
+	 "time: trains on everything before a cut (the latest --holdout of\n"
+	 "the interactions is held out, 10% by default) and ranks every item\n"
+	 "for the users active after it: Recall@k, NDCG@k and coverage\n"
+	 "(default k 20) of ALS (--model lightgcn|all: LightGCN too) next to\n"
+	 "popularity and the popularity of the last 7 and 14 days before the\n"
+	 "cut.  Users first seen after the cut are left out and counted.\n"
+	 "The served model is not changed.  ALS settings default to train's\n"
+	 "(see knytt train --help).\n"},
 	{"search", cmd_search, "k=,user=," FILTER_OPTS, 1, 1,
 	 "hybrid keyword + semantic search",
 	 "usage: knytt search QUERY [--k N] [--user USER] [filters]\n"
