@@ -276,6 +276,12 @@ install: build/libknytt.a build/libknytt.so build/bin/knytt build/bin/knyttd
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
 		$(DESTDIR)$(BINDIR)
 	install -m 755 build/bin/knytt build/bin/knyttd $(DESTDIR)$(BINDIR)/
+	# knyttd's pages, where it looks by default: BINDIR/../share/knytt/www
+	install -d $(DESTDIR)$(BINDIR)/../share/knytt/www/admin
+	install -m 644 services/knyttd/www/*.* \
+		$(DESTDIR)$(BINDIR)/../share/knytt/www/
+	install -m 644 services/knyttd/www/admin/*.* \
+		$(DESTDIR)$(BINDIR)/../share/knytt/www/admin/
 	install -m 644 include/knytt.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 build/libknytt.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 build/libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
