@@ -235,6 +235,22 @@ async function main() {
     await shot(page, "recommended-after-clicks");
   });
 
+  await step("view, click, add-to-cart and purchase are sent as feedback", async () => {
+    await page.click("#recommended .card .title");
+    await page.waitForFunction(() => (document.body.dataset.ready || "").startsWith("/item/"));
+    const id = await page.$eval("article.product", (a) => a.dataset.id);
+    await page.click("#add-to-cart");
+    await page.waitForFunction(() => /Added to cart/.test(document.querySelector("#status").textContent));
+    await page.click("#buy");
+    await page.waitForFunction(() => /Thank you/.test(document.querySelector("#status").textContent));
+    const u = await api(base, sk, "GET", "/api/v1/users/" + user + "?history=10");
+    const mine = (u.history || []).filter((h) => h.item_id === id).map((h) => h.interaction_type);
+    for (const t of ["click", "view", "add_to_cart", "purchase"])
+      assert(mine.includes(t), t + " of " + id + " in " + JSON.stringify(mine));
+    await page.click(".brand");
+    await ready(page, "/");
+  });
+
   await step("favorites persist across reload", async () => {
     const id = await page.$eval("#recommended .card", (c) => c.dataset.id);
     await page.click('#recommended .card[data-id="' + id + '"] .heart');

@@ -187,6 +187,7 @@
       "/keys/" + encodeURIComponent($("#r-key").value.trim()));
     $("#key-out").textContent = "Key revoked.";
   }));
+  $("#sk").addEventListener("change", () => { if (sk()) history().catch((e) => say("Error: " + e.message)); });
   if (sk()) history().catch(() => {});
   document.body.dataset.ready = "admin";
 })();
