@@ -64,8 +64,8 @@ SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 CLI_SRCS := $(wildcard examples/knytt/*.c)
 KNYTTD_SRCS := $(wildcard services/knyttd/*.c)
-KNYTTD_LIBS := $(shell pkg-config --libs libmicrohttpd libsodium 2>/dev/null \
-	|| echo -lmicrohttpd -lsodium)
+KNYTTD_LIBS = $(call lazy,KNYTTD_LIBS,pkg-config --libs libmicrohttpd \
+	libsodium 2>/dev/null || echo -lmicrohttpd -lsodium)
 
 # "make deps X": every compile waits for deps (also under -j), so that it
 # sees the packages deps installs.
