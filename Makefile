@@ -166,6 +166,7 @@ test: build/check_knytt build/libknytt.so examples build/bin/knytt \
 	sh tests/cli.sh build/bin/knytt
 	$(MAKE) --no-print-directory test-bindings
 	sh tests/fuzz/replay.sh build $(FUZZ_ALL)
+	$(MAKE) --no-print-directory test-browser
 
 sanitize: build-san/check_knytt build-san/bin/knytt build-san/bin/knyttd \
 		$(patsubst %,build-san/fuzz/%,$(FUZZ_ALL))
@@ -194,7 +195,8 @@ DEB_PKGS = build-essential pkg-config libopenblas-dev liblapacke-dev \
 	libsqlite3-dev libpq-dev postgresql libcjson-dev \
 	libcurl4-openssl-dev libssl-dev check libsubunit-dev \
 	libmicrohttpd-dev gnuplot-nox man-db python3-pytest python3-numpy \
-	nodejs $(NODE_DEV_PKG) libsodium-dev curl clang libclang-rt-14-dev
+	nodejs $(NODE_DEV_PKG) libsodium-dev curl clang libclang-rt-14-dev \
+	chromium $(NPM_PKG)
 deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
@@ -216,6 +218,9 @@ NODE_INCLUDE ?= $(patsubst %/node_api.h,%,$(firstword $(wildcard \
 # Only when no node_api.h is found: libnode-dev conflicts with the
 # nodesource nodejs package, which ships the headers itself.
 NODE_DEV_PKG := $(if $(NODE_INCLUDE),,libnode-dev)
+# npm for the browser tests' puppeteer-core: nodesource's nodejs brings
+# its own; Debian's comes apart (and conflicts with nodesource's).
+NPM_PKG := $(if $(shell command -v npm 2>/dev/null),,npm)
 NODE_SRCS := $(wildcard bindings/node/src/*.c)
 
 # Small C programs the binding tests and benchmark compare against; they
@@ -259,6 +264,21 @@ test-node:
 		"(set NODE_INCLUDE=DIR),node not found) -- run make deps"
 endif
 test-bindings: test-python test-node
+
+# ---- the web pages in a real browser (tests/browser, issue 18) ----
+# Debian's chromium driven by puppeteer-core (pinned in
+# tests/browser/package-lock.json, installed there by npm ci; it never
+# downloads a browser).  Skipped, saying so, without chromium or node.
+CHROMIUM ?= $(shell command -v chromium 2>/dev/null)
+test-browser: build/bin/knytt build/bin/knyttd
+ifneq ($(and $(CHROMIUM),$(NODE_BIN)),)
+	@[ -d tests/browser/node_modules/puppeteer-core ] || \
+		npm ci --prefix tests/browser --no-audit --no-fund -q
+	CHROMIUM=$(CHROMIUM) timeout 300 $(NODE) tests/browser/shop.test.js .
+else
+	@echo "test-browser: SKIPPED: $(if $(CHROMIUM),node,chromium) not" \
+		"found -- run make deps (chromium, nodejs, npm)"
+endif
 .PHONY: bindings test-python test-node test-bindings
 
 install: build/libknytt.a build/libknytt.so build/bin/knytt build/bin/knyttd
@@ -266,6 +286,12 @@ install: build/libknytt.a build/libknytt.so build/bin/knytt build/bin/knyttd
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
 		$(DESTDIR)$(BINDIR)
 	install -m 755 build/bin/knytt build/bin/knyttd $(DESTDIR)$(BINDIR)/
+	# knyttd's pages, where it looks by default: BINDIR/../share/knytt/www
+	install -d $(DESTDIR)$(BINDIR)/../share/knytt/www/admin
+	install -m 644 services/knyttd/www/*.* \
+		$(DESTDIR)$(BINDIR)/../share/knytt/www/
+	install -m 644 services/knyttd/www/admin/*.* \
+		$(DESTDIR)$(BINDIR)/../share/knytt/www/admin/
 	install -m 644 include/knytt.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 build/libknytt.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 build/libknytt.so.$(VERSION) $(DESTDIR)$(LIBDIR)/

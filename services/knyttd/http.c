@@ -37,6 +37,8 @@ static void req_free(kd_req *r)
 {
 	cJSON_Delete(r->json);
 	cJSON_Delete(r->out);
+	if (r->raw)
+		MHD_destroy_response(r->raw);
 	free(r->body);
 	free(r->pathbuf);
 	free(r->allow);
@@ -45,6 +47,8 @@ static void req_free(kd_req *r)
 
 static enum MHD_Result respond(struct MHD_Connection *c, kd_req *r)
 {
+	if (r->raw) /* a file of static.c, headers set there */
+		return MHD_queue_response(c, (unsigned)r->status, r->raw);
 	char *txt = r->out ? cJSON_PrintUnformatted(r->out) : NULL;
 	struct MHD_Response *resp;
 	if (txt) {

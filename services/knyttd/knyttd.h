@@ -44,6 +44,7 @@ typedef struct kd_config {
 	int feedback_async;     /* engines write feedback behind */
 	long drain_ms;          /* SIGTERM: longest wait for requests */
 	long key_cache_ms;      /* how long a found API key is trusted */
+	char www[4096];         /* static pages (static.c); "" = none */
 } kd_config;
 
 extern kd_config kd_cfg;
@@ -104,6 +105,7 @@ typedef struct kd_req {
 	int status;
 	cJSON *out;          /* body to send (owned), or NULL */
 	char *allow;         /* Allow header for 405 (owned) */
+	struct MHD_Response *raw; /* a file answer (static.c), or NULL */
 	int64_t t0_us;       /* when the request arrived */
 } kd_req;
 
@@ -174,6 +176,16 @@ void kd_http_stop(void);
 void kd_dispatch(kd_req *r);
 /* Hook for per-key limits (issue 16): 0 to go on, else 429 set on r. */
 int kd_limit_check(kd_req *r);
+
+/* ---- static.c: the web pages under kd_cfg.www ----------------------- */
+
+/* The default www directory: next to the binary in the checkout
+ * (build/bin/../../services/knyttd/www) or installed
+ * (bin/../share/knytt/www); "" when neither exists. */
+void kd_static_default(char *out, size_t cap);
+/* Answers a GET or HEAD outside /api/ from kd_cfg.www: 1 when it did
+ * (a file, 304 or 404 set on r), 0 when the path is not its to serve. */
+int kd_static(kd_req *r);
 
 /* ---- tenants.c: store connections and engines ------------------------ */
 

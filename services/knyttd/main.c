@@ -18,6 +18,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 kd_config kd_cfg;
@@ -29,6 +30,7 @@ static const char usage[] =
 	"              [--token-ttl SECONDS] [--sync-feedback] "
 	"[--drain-timeout SECONDS]\n"
 	"              [--pwhash-ops N] [--pwhash-mem KIB] [--key-cache-ms MS]\n"
+	"              [--www DIR]\n"
 	"The admin key comes from KNYTT_ADMIN_KEY or --admin-key-file.  See "
 	"knyttd(8).\n";
 
@@ -107,6 +109,14 @@ static int parse_args(int argc, char **argv)
 			kd_cfg.threads = (unsigned)(n = num(o, v, 1024));
 		} else if (!strcmp(o, "--body-limit")) {
 			kd_cfg.body_limit = n = num(o, v, 1ULL << 30);
+		} else if (!strcmp(o, "--www") && v) {
+			snprintf(kd_cfg.www, sizeof kd_cfg.www, "%s", v);
+			struct stat st;
+			if (stat(v, &st) || !S_ISDIR(st.st_mode)) {
+				fprintf(stderr, "knyttd: --www %s is not a "
+						"directory\n", v);
+				return -1;
+			}
 		} else if (!strcmp(o, "--log") && v) {
 			snprintf(kd_cfg.log_path, sizeof kd_cfg.log_path, "%s",
 				 v);
@@ -166,6 +176,7 @@ static void defaults(void)
 	kd_cfg.feedback_async = 1;
 	kd_cfg.drain_ms = 30000;
 	kd_cfg.key_cache_ms = 1000;
+	kd_static_default(kd_cfg.www, sizeof kd_cfg.www);
 }
 
 static int sig_pipe[2] = {-1, -1};

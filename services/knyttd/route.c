@@ -246,11 +246,13 @@ void kd_dispatch(kd_req *r)
 		       allow);
 		return;
 	}
-	if (!hit) {
+	if (!hit && !kd_static(r)) {
 		kd_err(r, 404, "no_route", NULL, "no route %s %s", r->method,
 		       r->url);
 		return;
 	}
+	if (!hit)
+		return;
 	if (permit(r, hit->perm) || parse_body(r) || kd_limit_check(r))
 		return;
 	hit->fn(r);

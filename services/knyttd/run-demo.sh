@@ -60,6 +60,8 @@ fi
 cat <<TXT
 
 knyttd serves the demo shop at $url  (store: $db; Ctrl-C stops it)
+storefront:   $url/?key=$PK
+back office:  $url/admin  (enter the secret key; the admin key is in $admin)
 secret key (back office):  $SK
 public key (web pages):    $PK
 
