@@ -64,7 +64,7 @@ SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 CLI_SRCS := $(wildcard examples/knytt/*.c)
 KNYTTD_SRCS := $(wildcard services/knyttd/*.c)
-KNYTTD_LIBS := $(shell pkg-config --libs libmicrohttpd libsodium 2>/dev/null \
+KNYTTD_LIBS = $(shell pkg-config --libs libmicrohttpd libsodium 2>/dev/null \
 	|| echo -lmicrohttpd -lsodium)
 
 # "make deps X": every compile waits for deps (also under -j), so that it
@@ -185,7 +185,7 @@ DEB_PKGS = build-essential pkg-config libopenblas-dev liblapacke-dev \
 	libsqlite3-dev libpq-dev postgresql libcjson-dev \
 	libcurl4-openssl-dev libssl-dev check libsubunit-dev \
 	libmicrohttpd-dev gnuplot-nox man-db python3-pytest python3-numpy \
-	nodejs $(NODE_DEV_PKG) libsodium-dev curl
+	nodejs $(NODE_DEV_PKG) libsodium-dev curl prometheus
 deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)
