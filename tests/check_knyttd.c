@@ -492,6 +492,7 @@ static const cred_row cred_rows[] = {
 	{"GET", "/health", NULL, "xxxxxxxx"},
 	{"GET", "/ready", NULL, "xxxxxxxx"},
 	{"GET", "/metrics", NULL, "..x....."},
+	{"GET", "/api/v1/openapi.json", NULL, "xxxxxxxx"},
 	{"POST", "/api/v1/admin/tenants", "{\"name\":\"t-%d\"}", "..x....."},
 	{"POST", "/api/v1/admin/tenants/shop-a/keys", "{\"kind\":\"public\"}",
 	 "..x....."},

@@ -974,6 +974,278 @@ START_TEST(tenant_limits_and_quotas)
 }
 END_TEST
 
+/* ---- the OpenAPI document, checked against the server ----------------- */
+
+static kd_srv O;
+static char OSK[80], OPK[80], OTOK[1024];
+
+static void openapi_setup(void)
+{
+	curl_global_init(CURL_GLOBAL_ALL);
+	memset(&O, 0, sizeof O);
+	ck_assert_int_eq(kd_start(&O, NULL), 0);
+	ck_assert_int_eq(kd_tenant(&O, "oa-shop", OSK, OPK), 0);
+	ck_assert_int_eq(kd_register(&O, OPK, "alice", OTOK, sizeof OTOK), 0);
+}
+
+static void openapi_teardown(void)
+{
+	ck_assert_int_eq(kd_stop(&O), 0);
+	kd_cleanup(&O);
+	curl_global_cleanup();
+}
+
+static cJSON *openapi_doc(void)
+{
+	cJSON *d = NULL;
+	ck_assert_int_eq(kd_call(&O, "GET", "/api/v1/openapi.json", NULL, NULL,
+				 NULL, &d),
+			 200);
+	ck_assert_ptr_nonnull(d);
+	return d;
+}
+
+/* "#/components/schemas/X" -> the schema (one level). */
+static const cJSON *deref(const cJSON *doc, const cJSON *s)
+{
+	const cJSON *ref = cJSON_GetObjectItem(s, "$ref");
+	if (!cJSON_IsString(ref))
+		return s;
+	const char *pre = "#/components/schemas/";
+	ck_assert(!strncmp(ref->valuestring, pre, strlen(pre)));
+	const cJSON *t = cJSON_GetObjectItem(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "components"),
+				    "schemas"),
+		ref->valuestring + strlen(pre));
+	ck_assert_msg(t != NULL, "dangling %s", ref->valuestring);
+	return t;
+}
+
+static int type_is(const cJSON *v, const char *t)
+{
+	if (!strcmp(t, "string"))
+		return cJSON_IsString(v);
+	if (!strcmp(t, "number"))
+		return cJSON_IsNumber(v);
+	if (!strcmp(t, "integer"))
+		return cJSON_IsNumber(v) && v->valuedouble == (double)(long long)
+							      v->valuedouble;
+	if (!strcmp(t, "boolean"))
+		return cJSON_IsBool(v);
+	if (!strcmp(t, "array"))
+		return cJSON_IsArray(v);
+	if (!strcmp(t, "object"))
+		return cJSON_IsObject(v);
+	if (!strcmp(t, "null"))
+		return cJSON_IsNull(v);
+	return 0;
+}
+
+/* NULL when @p v fits schema @p s (type, required, the types of the
+ * properties present, enum, oneOf), else what does not. */
+static const char *fits(const cJSON *doc, const cJSON *v, const cJSON *s,
+			int depth)
+{
+	s = deref(doc, s);
+	const cJSON *one = cJSON_GetObjectItem(s, "oneOf"), *x;
+	if (one) {
+		cJSON_ArrayForEach(x, one) if (!fits(doc, v, x, depth)) return NULL;
+		return "no oneOf branch fits";
+	}
+	const cJSON *t = cJSON_GetObjectItem(s, "type");
+	if (cJSON_IsString(t) && !type_is(v, t->valuestring))
+		return "wrong type";
+	if (cJSON_IsArray(t)) {
+		int ok = 0;
+		cJSON_ArrayForEach(x, t) ok |= type_is(v, x->valuestring);
+		if (!ok)
+			return "wrong type";
+	}
+	const cJSON *en = cJSON_GetObjectItem(s, "enum");
+	if (en) {
+		int ok = 0;
+		cJSON_ArrayForEach(x, en) ok |= cJSON_Compare(x, v, 1);
+		if (!ok)
+			return "not in enum";
+	}
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(s, "required"))
+		if (!cJSON_GetObjectItem(v, x->valuestring))
+			return x->valuestring; /* the missing field */
+	if (depth > 0)
+		return NULL;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(s, "properties"))
+	{
+		const cJSON *f = cJSON_GetObjectItem(v, x->string);
+		if (f && fits(doc, f, x, depth + 1))
+			return x->string; /* a field of the wrong type */
+	}
+	return NULL;
+}
+
+START_TEST(openapi_documents_every_route)
+{
+	cJSON *d = openapi_doc();
+	ck_assert_str_eq(cJSON_GetObjectItem(d, "openapi")->valuestring,
+			 "3.1.0");
+	ck_assert_ptr_null(cJSON_GetObjectItem(d, "x-undocumented"));
+	const cJSON *paths = cJSON_GetObjectItem(d, "paths");
+	/* every route of route.c's table is an operation of the document */
+	FILE *f = fopen("services/knyttd/route.c", "r");
+	ck_assert_ptr_nonnull(f);
+	char line[256];
+	int routes = 0, ops = 0;
+	while (fgets(line, sizeof line, f)) {
+		char method[16], pattern[128], m[16];
+		if (sscanf(line, " {\"%15[A-Z]\", \"%127[^\"]\"", method,
+			   pattern) != 2)
+			continue;
+		routes++;
+		size_t k = 0;
+		for (; method[k]; k++)
+			m[k] = (char)(method[k] | 0x20);
+		m[k] = 0;
+		int hit = 0;
+		const cJSON *p;
+		cJSON_ArrayForEach(p, paths)
+		{
+			/* "{name}" in the document, "{}" in route.c */
+			const char *a = p->string, *b = pattern;
+			while (*a && *b) {
+				if (*a == '{' && b[0] == '{' && b[1] == '}') {
+					a = strchr(a, '}') + 1;
+					b += 2;
+				} else if (*a++ != *b++) {
+					break;
+				}
+			}
+			hit |= !*a && !*b && cJSON_GetObjectItem(p, m);
+		}
+		ck_assert_msg(hit, "route %s %s is not in the OpenAPI document",
+			      method, pattern);
+	}
+	fclose(f);
+	const cJSON *p, *op;
+	cJSON_ArrayForEach(p, paths) cJSON_ArrayForEach(op, p) ops++;
+	ck_assert_int_ge(routes, 30);
+	ck_assert_int_eq(ops, routes); /* and nothing documented twice */
+	cJSON_Delete(d);
+}
+END_TEST
+
+START_TEST(openapi_examples_answer_as_documented)
+{
+	cJSON *d = openapi_doc();
+	const cJSON *p, *op;
+	int sent = 0;
+	cJSON_ArrayForEach(p, cJSON_GetObjectItem(d, "paths"))
+	cJSON_ArrayForEach(op, p)
+	{
+		char method[16];
+		size_t k = 0;
+		for (; op->string[k] && k < 15; k++)
+			method[k] = (char)(op->string[k] & ~0x20);
+		method[k] = 0;
+		const cJSON *ex = cJSON_GetObjectItem(op, "x-example");
+		ck_assert_msg(ex != NULL, "%s %s has no example", method,
+			      p->string);
+		const char *path =
+			cJSON_GetObjectItem(ex, "path")->valuestring;
+		int want = cJSON_GetObjectItem(ex, "status")->valueint;
+		const cJSON *body = cJSON_GetObjectItem(ex, "body");
+		/* the example's body fits the documented request schema */
+		const cJSON *rq = cJSON_GetObjectItem(
+			cJSON_GetObjectItem(
+				cJSON_GetObjectItem(
+					cJSON_GetObjectItem(op, "requestBody"),
+					"content"),
+				"application/json"),
+			"schema");
+		if (body) {
+			ck_assert_msg(rq != NULL, "%s %s: body not documented",
+				      method, path);
+			const char *why = fits(d, body, rq, 0);
+			ck_assert_msg(!why, "%s %s: example body: %s", method,
+				      path, why);
+		}
+		/* the credential the security section names */
+		const char *key = NULL, *tok = NULL;
+		const cJSON *sec = cJSON_GetArrayItem(
+			cJSON_GetObjectItem(op, "security"), 0);
+		if (cJSON_GetObjectItem(sec, "admin"))
+			key = KD_ADMIN;
+		else if (cJSON_GetObjectItem(sec, "secretKey"))
+			key = OSK;
+		else if (cJSON_GetObjectItem(sec, "publicKey"))
+			key = OPK, tok = OTOK;
+		char *txt = body ? cJSON_PrintUnformatted(body) : NULL;
+		cJSON *out = NULL;
+		long st = kd_call(&O, method, path, key, tok, txt, &out);
+		free(txt);
+		char *got = out ? cJSON_PrintUnformatted(out) : NULL;
+		ck_assert_msg(st == want, "%s %s: %ld, documented %d: %s",
+			      method, path, st, want, got ? got : "");
+		char code[8];
+		snprintf(code, sizeof code, "%d", want);
+		const cJSON *content = cJSON_GetObjectItem(
+			cJSON_GetObjectItem(cJSON_GetObjectItem(op, "responses"),
+					    code),
+			"content");
+		const cJSON *js = cJSON_GetObjectItem(
+			cJSON_GetObjectItem(content, "application/json"),
+			"schema");
+		if (js) {
+			ck_assert_msg(out != NULL, "%s %s: not JSON", method,
+				      path);
+			const char *why = fits(d, out, js, 0);
+			ck_assert_msg(!why, "%s %s: answer does not fit (%s): %s",
+				      method, path, why, got);
+		} else {
+			ck_assert_msg(cJSON_GetObjectItem(content,
+							  "text/plain") != NULL,
+				      "%s %s: no schema", method, path);
+		}
+		free(got);
+		cJSON_Delete(out);
+		sent++;
+	}
+	ck_assert_int_ge(sent, 30);
+	/* an error answer fits the documented default */
+	cJSON *out = NULL;
+	ck_assert_int_eq(kd_call(&O, "GET", "/api/v1/items/none-such", OSK,
+				 NULL, NULL, &out),
+			 404);
+	const cJSON *def = cJSON_GetObjectItem(
+		cJSON_GetObjectItem(
+			cJSON_GetObjectItem(
+				cJSON_GetObjectItem(
+					cJSON_GetObjectItem(
+						cJSON_GetObjectItem(
+							cJSON_GetObjectItem(
+								d, "paths"),
+							"/api/v1/items/"
+							"{item_id}"),
+						"get"),
+					"responses"),
+				"default"),
+			"content"),
+		"application/json");
+	ck_assert_ptr_null(fits(d, out, cJSON_GetObjectItem(def, "schema"), 0));
+	/* and the validator can fail: an answer missing a field */
+	cJSON_DeleteItemFromObject(cJSON_GetObjectItem(out, "error"), "code");
+	ck_assert_ptr_nonnull(fits(d, cJSON_GetObjectItem(out, "error"),
+				   cJSON_GetObjectItem(
+					   cJSON_GetObjectItem(
+						   deref(d, cJSON_GetObjectItem(
+								    def,
+								    "schema")),
+						   "properties"),
+					   "error"),
+				   0));
+	cJSON_Delete(out);
+	cJSON_Delete(d);
+}
+END_TEST
+
 Suite *knyttd_ops_suite(void)
 {
 	Suite *s = suite_create("knyttd_ops");
@@ -995,6 +1267,12 @@ Suite *knyttd_ops_suite(void)
 	tcase_add_unchecked_fixture(tc, limits_setup, limits_teardown);
 	tcase_add_test(tc, rate_limit_per_key_with_retry_after);
 	tcase_add_test(tc, tenant_limits_and_quotas);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("openapi");
+	tcase_set_timeout(tc, 120);
+	tcase_add_unchecked_fixture(tc, openapi_setup, openapi_teardown);
+	tcase_add_test(tc, openapi_documents_every_route);
+	tcase_add_test(tc, openapi_examples_answer_as_documented);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -189,6 +189,11 @@ void kd_http_stop(void);
 
 /* Finds and runs the handler of r; always leaves an answer on r. */
 void kd_dispatch(kd_req *r);
+/* Route @p i of the table: 1 with its method, pattern and permission,
+ * 0 past the end (openapi.c walks it). */
+int kd_route_at(size_t i, const char **method, const char **pattern,
+		kd_perm *perm);
+int h_openapi(kd_req *r);
 /* Per-key rate limit and per-tenant quotas (limits.c): 0 to go on, else
  * 429 (rate) or 409 (quota) set on r. */
 int kd_limit_check(kd_req *r);

@@ -63,6 +63,7 @@ static const kd_route routes[] = {
 	{"POST", "/api/v1/models/train", KD_P_SECRET, h_train},
 	{"GET", "/api/v1/models/jobs/{}", KD_P_SECRET, h_job_get},
 	{"GET", "/api/v1/models", KD_P_SECRET, h_models},
+	{"GET", "/api/v1/openapi.json", KD_P_OPEN, h_openapi},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -217,6 +218,17 @@ static int parse_body(kd_req *r)
 			      "the body is not valid JSON (at byte %zu)",
 			      end ? (size_t)(end - r->body) : (size_t)0);
 	return 0;
+}
+
+int kd_route_at(size_t i, const char **method, const char **pattern,
+		kd_perm *perm)
+{
+	if (i >= NROUTES)
+		return 0;
+	*method = routes[i].method;
+	*pattern = routes[i].pattern;
+	*perm = routes[i].perm;
+	return 1;
 }
 
 void kd_dispatch(kd_req *r)
