@@ -196,7 +196,7 @@ DEB_PKGS = build-essential pkg-config libopenblas-dev liblapacke-dev \
 	libcurl4-openssl-dev libssl-dev check libsubunit-dev \
 	libmicrohttpd-dev gnuplot-nox man-db python3-pytest python3-numpy \
 	nodejs $(NODE_DEV_PKG) libsodium-dev curl clang libclang-rt-14-dev \
-	chromium $(NPM_PKG)
+	chromium $(NPM_PKG) prometheus
 deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(DEB_PKGS)

@@ -42,6 +42,7 @@ static void req_free(kd_req *r)
 	free(r->body);
 	free(r->pathbuf);
 	free(r->allow);
+	free(r->text);
 	free(r);
 }
 
@@ -49,9 +50,13 @@ static enum MHD_Result respond(struct MHD_Connection *c, kd_req *r)
 {
 	if (r->raw) /* a file of static.c, headers set there */
 		return MHD_queue_response(c, (unsigned)r->status, r->raw);
-	char *txt = r->out ? cJSON_PrintUnformatted(r->out) : NULL;
+	char *txt = r->text ? r->text
+			    : r->out ? cJSON_PrintUnformatted(r->out)
+				     : NULL;
+	r->text = NULL; /* the response owns it now */
 	struct MHD_Response *resp;
 	if (txt) {
+		r->bytes_out = strlen(txt);
 		resp = MHD_create_response_from_buffer(strlen(txt), txt,
 						       MHD_RESPMEM_MUST_FREE);
 	} else {
@@ -61,15 +66,23 @@ static enum MHD_Result respond(struct MHD_Connection *c, kd_req *r)
 		resp = MHD_create_response_from_buffer(
 			sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
 		r->status = 503;
+		r->ctype = NULL;
+		r->bytes_out = sizeof oom - 1;
 	}
 	if (!resp) {
 		free(txt);
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				"application/json");
+				r->ctype ? r->ctype : "application/json");
 	if (r->allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	MHD_add_response_header(resp, "X-Request-Id", r->reqid);
+	if (r->retry_after > 0) {
+		char ra[24];
+		snprintf(ra, sizeof ra, "%ld", r->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
 	if (kd_draining)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					"close");
@@ -125,6 +138,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		r->url = url;
 		r->method = method;
 		*con_cls = r;
+		kd_reqlog_begin(r);
 		const char *cl = MHD_lookup_connection_value(
 			c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > kd_cfg.body_limit) {
@@ -157,26 +171,9 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	kd_req *r = *con_cls;
 	if (!r)
 		return;
-	if (kd_cfg.access_log) {
-		/* the path is the client's (unescaped by microhttpd): keep
-		 * the line valid JSON */
-		char path[201];
-		size_t n = 0;
-		for (const char *p = r->url; *p && n < sizeof path - 1; p++)
-			path[n++] = *p == '"' || *p == '\\' ||
-						    (unsigned char)*p < 0x20
-					    ? '?'
-					    : *p;
-		path[n] = 0;
-		kd_log("{\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,"
-		       "\"tenant\":%llu,\"us\":%lld%s}",
-		       r->method, path, r->status,
-		       (unsigned long long)r->tenant,
-		       (long long)(kd_now_us() - r->t0_us),
-		       why == MHD_REQUEST_TERMINATED_COMPLETED_OK
-			       ? ""
-			       : ",\"aborted\":true");
-	}
+	kd_metrics_observe(r, (double)(kd_now_us() - r->t0_us) / 1e6);
+	if (kd_cfg.access_log)
+		kd_reqlog_line(r, why != MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	req_free(r);
 	*con_cls = NULL;
 	atomic_fetch_sub(&inflight, 1);
@@ -238,6 +235,11 @@ long kd_http_quiesce(long wait_ms)
 		struct timespec ts = {0, 10 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
+	return atomic_load(&inflight);
+}
+
+long kd_http_inflight(void)
+{
 	return atomic_load(&inflight);
 }
 

@@ -161,3 +161,22 @@ void kd_jobs_stop(void)
 		free(j);
 	}
 }
+
+int kd_jobs_snapshot(kd_job_stat *out, int cap)
+{
+	int n = 0;
+	int64_t now = now_ms();
+	pthread_mutex_lock(&jobs_mu);
+	for (kd_job *j = jobs; j && n < cap; j = j->next, n++) {
+		out[n].tenant = j->tenant;
+		out[n].state = state_name[j->state];
+		out[n].seconds = (double)((j->finished_ms ? j->finished_ms
+							  : now) -
+					  j->created_ms) /
+				 1000.0;
+		out[n].loss = j->prog.loss;
+		out[n].finished_ms = j->finished_ms;
+	}
+	pthread_mutex_unlock(&jobs_mu);
+	return n;
+}

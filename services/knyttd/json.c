@@ -108,6 +108,8 @@ int kd_liberr(kd_req *r, int rc, const char *field)
 	case KNYTT_EDB:
 	case KNYTT_EIO:
 	case KNYTT_ETIMEDOUT:
+		kd_metrics_store_error(rc);
+		return kd_err(r, 503, "unavailable", field, "%s", msg);
 	case KNYTT_ENOMEM:
 	case KNYTT_ESTATE:
 		return kd_err(r, 503, "unavailable", field, "%s", msg);

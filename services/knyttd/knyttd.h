@@ -29,6 +29,13 @@
 
 /* ---- configuration (main.c) ------------------------------------------ */
 
+/* Limits of a tenant (limits.c); 0 = none. */
+typedef struct kd_limits {
+	double rps;   /* requests a second per key */
+	double burst; /* bucket size (>= 1 when rps > 0) */
+	int64_t max_items, max_interactions;
+} kd_limits;
+
 typedef struct kd_config {
 	char db[4096];          /* store URI */
 	char host[256];         /* listen address */
@@ -45,6 +52,7 @@ typedef struct kd_config {
 	long drain_ms;          /* SIGTERM: longest wait for requests */
 	long key_cache_ms;      /* how long a found API key is trusted */
 	char www[4096];         /* static pages (static.c); "" = none */
+	kd_limits limits;       /* every tenant's defaults */
 } kd_config;
 
 extern kd_config kd_cfg;
@@ -107,6 +115,15 @@ typedef struct kd_req {
 	char *allow;         /* Allow header for 405 (owned) */
 	struct MHD_Response *raw; /* a file answer (static.c), or NULL */
 	int64_t t0_us;       /* when the request arrived */
+	/* operations (issue 16) */
+	const char *route;   /* the matched pattern (route.c), or NULL */
+	const char *route_method; /* its method */
+	char *text;          /* a non-JSON answer (owned), or NULL */
+	const char *ctype;   /* its Content-Type */
+	size_t bytes_out;    /* bytes of the answer's body */
+	char reqid[65];      /* X-Request-Id, the client's or made here */
+	char trace[33];      /* trace id of a valid traceparent, or "" */
+	long retry_after;    /* Retry-After of a 429, seconds (0 = none) */
 } kd_req;
 
 typedef int (*kd_handler)(kd_req *r);
@@ -174,8 +191,40 @@ void kd_http_stop(void);
 
 /* Finds and runs the handler of r; always leaves an answer on r. */
 void kd_dispatch(kd_req *r);
-/* Hook for per-key limits (issue 16): 0 to go on, else 429 set on r. */
+/* Route @p i of the table: 1 with its method, pattern and permission,
+ * 0 past the end (openapi.c walks it). */
+int kd_route_at(size_t i, const char **method, const char **pattern,
+		kd_perm *perm);
+int h_openapi(kd_req *r);
+/* Per-key rate limit and per-tenant quotas (limits.c): 0 to go on, else
+ * 429 (rate) or 409 (quota) set on r. */
 int kd_limit_check(kd_req *r);
+/* A tenant's limits (the defaults until set). */
+void kd_limits_get(uint64_t tenant, kd_limits *out);
+int kd_limits_set(uint64_t tenant, const kd_limits *l);
+int h_admin_limits_get(kd_req *r);
+int h_admin_limits_put(kd_req *r);
+
+/* ---- reqlog.c: request ids, traceparent, the access-log line ------ */
+
+/* Sets r->reqid (X-Request-Id or a new one) and r->trace. */
+void kd_reqlog_begin(kd_req *r);
+/* 1 and the trace id in @p trace when @p tp is a valid W3C traceparent. */
+int kd_traceparent_ok(const char *tp, char *trace, size_t cap);
+/* The JSON access-log line of an answered request. */
+void kd_reqlog_line(const kd_req *r, int aborted);
+
+/* ---- metrics.c: GET /metrics (Prometheus text format) -------------- */
+
+/* Counts @p r (its route, status, duration) once it is answered. */
+void kd_metrics_observe(const kd_req *r, double seconds);
+/* A request refused by a rate limit or quota (kd_limit_check). */
+void kd_metrics_rate_limited(void);
+/* A store error answered (kd_liberr): EDB, EIO or ETIMEDOUT. */
+void kd_metrics_store_error(int rc);
+/* Requests being handled now (http.c). */
+long kd_http_inflight(void);
+int h_metrics(kd_req *r);
 
 /* ---- static.c: the web pages under kd_cfg.www ----------------------- */
 
@@ -206,6 +255,16 @@ void kd_tenants_close(void);
 int kd_job_start(kd_req *r, knytt_engine *e, char *id, size_t cap);
 /* The job as JSON, or NULL when unknown to this tenant. */
 cJSON *kd_job_json(uint64_t tenant, const char *id);
+/* One job as seen by GET /metrics. */
+typedef struct kd_job_stat {
+	uint64_t tenant;
+	const char *state; /* queued, running, done, failed */
+	double seconds;    /* running time so far, or until it ended */
+	double loss;       /* last reported */
+	int64_t finished_ms; /* 0 while it runs */
+} kd_job_stat;
+/* Copies up to @p cap jobs, newest first; how many were copied. */
+int kd_jobs_snapshot(kd_job_stat *out, int cap);
 /* Cancels running jobs and joins their threads. */
 void kd_jobs_stop(void);
 

@@ -26,11 +26,13 @@ kd_config kd_cfg;
 static const char usage[] =
 	"usage: knyttd [--listen HOST:PORT] [--db URI] [--admin-key-file FILE]\n"
 	"              [--threads N] [--body-limit BYTES] [--log FILE] "
-	"[--quiet]\n"
+	"[--quiet] [--access-log]\n"
 	"              [--token-ttl SECONDS] [--sync-feedback] "
 	"[--drain-timeout SECONDS]\n"
 	"              [--pwhash-ops N] [--pwhash-mem KIB] [--key-cache-ms MS]\n"
 	"              [--www DIR]\n"
+	"              [--rate-limit RPS] [--rate-burst N] [--max-items N]\n"
+	"              [--max-interactions N]\n"
 	"The admin key comes from KNYTT_ADMIN_KEY or --admin-key-file.  See "
 	"knyttd(8).\n";
 
@@ -133,6 +135,16 @@ static int parse_args(int argc, char **argv)
 						      ? 0
 						      : (long)(n = num(o, v,
 								       60000));
+		} else if (!strcmp(o, "--rate-limit")) {
+			kd_cfg.limits.rps = (double)(n = num(o, v, 1000000));
+		} else if (!strcmp(o, "--rate-burst")) {
+			kd_cfg.limits.burst = (double)(n = num(o, v, 1000000));
+		} else if (!strcmp(o, "--max-items")) {
+			kd_cfg.limits.max_items = (int64_t)(n = num(o, v,
+								   1ULL << 40));
+		} else if (!strcmp(o, "--max-interactions")) {
+			kd_cfg.limits.max_interactions =
+				(int64_t)(n = num(o, v, 1ULL << 40));
 		} else if (!strcmp(o, "--drain-timeout")) {
 			n = num(o, v, 3600);
 			kd_cfg.drain_ms = (long)n * 1000;
@@ -140,6 +152,8 @@ static int parse_args(int argc, char **argv)
 			takes = 0;
 			if (!strcmp(o, "--quiet")) {
 				kd_cfg.access_log = 0;
+			} else if (!strcmp(o, "--access-log")) {
+				kd_cfg.access_log = 1; /* after --quiet */
 			} else if (!strcmp(o, "--sync-feedback")) {
 				kd_cfg.feedback_async = 0;
 			} else {
@@ -151,6 +165,10 @@ static int parse_args(int argc, char **argv)
 			return -1;
 		i += takes;
 	}
+	/* a rate without a burst: one second's worth */
+	if (kd_cfg.limits.rps > 0 && kd_cfg.limits.burst < 1)
+		kd_cfg.limits.burst = kd_cfg.limits.rps < 1 ? 1
+							    : kd_cfg.limits.rps;
 	const char *env = getenv("KNYTT_ADMIN_KEY");
 	if (key_file && read_key_file(key_file))
 		return -1;

@@ -29,11 +29,16 @@ typedef struct kd_route {
 static const kd_route routes[] = {
 	{"GET", "/health", KD_P_OPEN, h_health},
 	{"GET", "/ready", KD_P_OPEN, h_ready},
+	{"GET", "/metrics", KD_P_ADMIN, h_metrics},
 	{"POST", "/api/v1/admin/tenants", KD_P_ADMIN, h_admin_tenant_create},
 	{"POST", "/api/v1/admin/tenants/{}/keys", KD_P_ADMIN,
 	 h_admin_key_create},
 	{"DELETE", "/api/v1/admin/tenants/{}/keys/{}", KD_P_ADMIN,
 	 h_admin_key_revoke},
+	{"GET", "/api/v1/admin/tenants/{}/limits", KD_P_ADMIN,
+	 h_admin_limits_get},
+	{"PUT", "/api/v1/admin/tenants/{}/limits", KD_P_ADMIN,
+	 h_admin_limits_put},
 	{"POST", "/api/v1/auth/register", KD_P_PUBLIC, h_auth_register},
 	{"POST", "/api/v1/auth/login", KD_P_PUBLIC, h_auth_login},
 	{"POST", "/api/v1/items", KD_P_SECRET, h_items_post},
@@ -58,6 +63,7 @@ static const kd_route routes[] = {
 	{"POST", "/api/v1/models/train", KD_P_SECRET, h_train},
 	{"GET", "/api/v1/models/jobs/{}", KD_P_SECRET, h_job_get},
 	{"GET", "/api/v1/models", KD_P_SECRET, h_models},
+	{"GET", "/api/v1/openapi.json", KD_P_OPEN, h_openapi},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -214,10 +220,15 @@ static int parse_body(kd_req *r)
 	return 0;
 }
 
-int kd_limit_check(kd_req *r)
+int kd_route_at(size_t i, const char **method, const char **pattern,
+		kd_perm *perm)
 {
-	(void)r; /* per-key rate limits come with issue 16 */
-	return 0;
+	if (i >= NROUTES)
+		return 0;
+	*method = routes[i].method;
+	*pattern = routes[i].pattern;
+	*perm = routes[i].perm;
+	return 1;
 }
 
 void kd_dispatch(kd_req *r)
@@ -245,6 +256,10 @@ void kd_dispatch(kd_req *r)
 		       "%s is not allowed here (allowed: %s)", r->method,
 		       allow);
 		return;
+	}
+	if (hit) {
+		r->route = hit->pattern;
+		r->route_method = hit->method;
 	}
 	if (!hit && !kd_static(r)) {
 		kd_err(r, 404, "no_route", NULL, "no route %s %s", r->method,

@@ -1,0 +1,371 @@
+/*
+ * openapi.c -- GET /api/v1/openapi.json: an OpenAPI 3.1 document made
+ * from the route table (route.c: method, pattern, permission) and the
+ * table below, the one place with each route's schemas and example.
+ *
+ * Schemas are JSON text, checked when the document is first built (a
+ * typo fails that request with 500, and tests/check_knyttd_ops.c's
+ * openapi tests).  Each operation carries an "x-example" (the path, the
+ * body, the status it answers) that the test sends to the server in the
+ * table's order, validating each answer against the documented schema;
+ * a route of route.c without an entry here is documented as
+ * "undocumented", which that test refuses.
+ */
+#include "knyttd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OBJ(req, props)                                                   \
+	"{\"type\":\"object\",\"required\":[" req "],\"properties\":{" props \
+	"}}"
+#define STR "{\"type\":\"string\"}"
+#define INT "{\"type\":\"integer\"}"
+#define NUM "{\"type\":\"number\"}"
+#define BOOL "{\"type\":\"boolean\"}"
+#define ARR "{\"type\":\"array\"}"
+#define OBJECT "{\"type\":\"object\"}"
+#define REF(x) "{\"$ref\":\"#/components/schemas/" x "\"}"
+
+typedef struct kd_doc {
+	const char *method, *path; /* OpenAPI path, named parameters */
+	const char *summary;
+	const char *request;  /* schema of the body, or NULL */
+	int status;           /* of the example */
+	const char *response; /* schema of that answer */
+	const char *ex_path, *ex_body; /* the example */
+} kd_doc;
+
+static const char components[] =
+	"{\"schemas\":{"
+	"\"Error\":" OBJ("\"error\"", "\"error\":" OBJ(
+		"\"code\",\"message\"",
+		"\"code\":" STR ",\"message\":" STR
+		",\"field\":{\"type\":[\"string\",\"null\"]}")) ","
+	"\"Item\":" OBJ("\"item_id\"",
+			"\"item_id\":" STR ",\"title\":" STR
+			",\"category\":" STR ",\"price\":" NUM
+			",\"in_stock\":" BOOL ",\"attributes\":" OBJECT) ","
+	"\"Report\":" OBJ("\"accepted_count\",\"rejected_count\"",
+			  "\"accepted_count\":" INT ",\"rejected_count\":" INT
+			  ",\"accepted\":" ARR ",\"rejected\":" ARR) ","
+	"\"Results\":" OBJ("\"results\"", "\"results\":" ARR
+			   ",\"strategy\":" STR ",\"search_id\":" INT) ","
+	"\"Limits\":" OBJ("\"tenant\",\"requests_per_second\",\"burst\","
+			  "\"max_items\",\"max_interactions\"",
+			  "\"tenant\":" STR ",\"requests_per_second\":" NUM
+			  ",\"burst\":" NUM ",\"max_items\":" INT
+			  ",\"max_interactions\":" INT) ","
+	"\"Token\":" OBJ("\"user_id\",\"token\",\"expires_at_ms\"",
+			 "\"user_id\":" STR ",\"token\":" STR
+			 ",\"expires_at_ms\":" INT) ","
+	"\"Favorite\":" OBJ("\"user_id\",\"item_id\",\"favorite\"",
+			    "\"user_id\":" STR ",\"item_id\":" STR
+			    ",\"favorite\":" BOOL)
+	"},\"securitySchemes\":{"
+	"\"admin\":{\"type\":\"http\",\"scheme\":\"bearer\"},"
+	"\"secretKey\":{\"type\":\"http\",\"scheme\":\"bearer\"},"
+	"\"publicKey\":{\"type\":\"http\",\"scheme\":\"bearer\"},"
+	"\"userToken\":{\"type\":\"apiKey\",\"in\":\"header\","
+	"\"name\":\"X-User-Token\"}}}";
+
+/* The examples run in this order (grouped by path, as the document
+ * lists them): a later one may use what an earlier one made (items ex-1
+ * and ex-2, the favorite marked before it is read). */
+static const kd_doc docs[] = {
+	{"GET", "/health", "liveness", NULL, 200,
+	 OBJ("\"status\",\"version\"", "\"status\":" STR ",\"version\":" STR),
+	 "/health", NULL},
+	{"GET", "/ready", "readiness: the store answers", NULL, 200,
+	 OBJ("\"status\",\"store\",\"engines_open\"",
+	     "\"status\":" STR ",\"store\":" STR ",\"engines_open\":" INT),
+	 "/ready", NULL},
+	{"GET", "/metrics", "Prometheus text format (text/plain)", NULL, 200,
+	 STR, "/metrics", NULL},
+	{"POST", "/api/v1/admin/tenants", "create a tenant",
+	 OBJ("\"name\"", "\"name\":" STR), 201,
+	 OBJ("\"name\",\"id\"", "\"name\":" STR ",\"id\":" INT),
+	 "/api/v1/admin/tenants", "{\"name\":\"oa-example\"}"},
+	{"POST", "/api/v1/admin/tenants/{name}/keys", "make an API key",
+	 OBJ("\"kind\"", "\"kind\":{\"enum\":[\"secret\",\"public\"]}"), 201,
+	 OBJ("\"key\",\"kind\",\"tenant\"",
+	     "\"key\":" STR ",\"kind\":" STR ",\"tenant\":" STR),
+	 "/api/v1/admin/tenants/oa-example/keys", "{\"kind\":\"public\"}"},
+	{"DELETE", "/api/v1/admin/tenants/{name}/keys/{key}",
+	 "revoke an API key (the example names no key: 404)", NULL, 404,
+	 REF("Error"), "/api/v1/admin/tenants/oa-example/keys/kn_pk_none",
+	 NULL},
+	{"GET", "/api/v1/admin/tenants/{name}/limits", "a tenant's limits",
+	 NULL, 200, REF("Limits"), "/api/v1/admin/tenants/oa-example/limits",
+	 NULL},
+	{"PUT", "/api/v1/admin/tenants/{name}/limits",
+	 "set a tenant's limits (absent fields kept, 0 = none)",
+	 OBJ("", "\"requests_per_second\":" NUM ",\"burst\":" NUM
+		 ",\"max_items\":" INT ",\"max_interactions\":" INT),
+	 200, REF("Limits"), "/api/v1/admin/tenants/oa-example/limits",
+	 "{\"max_items\":0}"},
+	{"POST", "/api/v1/auth/register", "register a shopper",
+	 OBJ("\"user_id\",\"password\"",
+	     "\"user_id\":" STR ",\"password\":" STR),
+	 201, REF("Token"), "/api/v1/auth/register",
+	 "{\"user_id\":\"oa-new\",\"password\":\"correct horse\"}"},
+	{"POST", "/api/v1/auth/login", "a shopper's token",
+	 OBJ("\"user_id\",\"password\"",
+	     "\"user_id\":" STR ",\"password\":" STR),
+	 200, REF("Token"), "/api/v1/auth/login",
+	 "{\"user_id\":\"alice\",\"password\":\"correct horse\"}"},
+	{"POST", "/api/v1/items", "upsert items (one, or up to 10000)",
+	 "{\"oneOf\":[" REF("Item") "," OBJ("\"items\"", "\"items\":" ARR)
+	 "]}",
+	 200, REF("Report"), "/api/v1/items",
+	 "{\"items\":[{\"item_id\":\"ex-1\",\"title\":\"example one\","
+	 "\"price\":10},{\"item_id\":\"ex-2\",\"title\":\"example two\"}]}"},
+	{"GET", "/api/v1/items/{item_id}", "an item", NULL, 200, REF("Item"),
+	 "/api/v1/items/ex-1", NULL},
+	{"PATCH", "/api/v1/items/{item_id}", "change an item's fields",
+	 OBJ("", "\"title\":" STR ",\"category\":" STR ",\"price\":" NUM
+		 ",\"in_stock\":" BOOL ",\"attributes\":" OBJECT),
+	 200, REF("Item"), "/api/v1/items/ex-1",
+	 "{\"price\":12}"},
+	{"DELETE", "/api/v1/items/{item_id}", "delete an item (soft)", NULL,
+	 200,
+	 OBJ("\"item_id\",\"deleted\"",
+	     "\"item_id\":" STR ",\"deleted\":" BOOL),
+	 "/api/v1/items/ex-2", NULL},
+	{"GET", "/api/v1/products/{item_id}", "an item (alias)", NULL, 200,
+	 REF("Item"), "/api/v1/products/ex-1", NULL},
+	{"POST", "/api/v1/interactions", "record events (one or a batch)",
+	 OBJ("", "\"user_id\":" STR ",\"item_id\":" STR
+		 ",\"interaction_type\":" STR ",\"interactions\":" ARR),
+	 200, REF("Report"), "/api/v1/interactions",
+	 "{\"user_id\":\"u1\",\"item_id\":\"ex-1\",\"interaction_type\":"
+	 "\"view\"}"},
+	{"POST", "/api/v1/feedback", "a shopper's own event",
+	 OBJ("\"item_id\",\"interaction_type\"",
+	     "\"item_id\":" STR ",\"interaction_type\":" STR),
+	 200, REF("Report"), "/api/v1/feedback",
+	 "{\"item_id\":\"ex-1\",\"interaction_type\":\"click\"}"},
+	{"POST", "/api/v1/recommendations", "recommendations",
+	 OBJ("", "\"user_id\":" STR ",\"count\":" INT ",\"filters\":" OBJECT
+		 ",\"exclude\":" ARR),
+	 200, REF("Results"), "/api/v1/recommendations",
+	 "{\"user_id\":\"alice\",\"count\":3}"},
+	{"POST", "/api/v1/recommend", "recommendations (alias)",
+	 OBJ("", "\"user_id\":" STR ",\"count\":" INT), 200, REF("Results"),
+	 "/api/v1/recommend", "{\"count\":3}"},
+	{"POST", "/api/v1/search", "keyword and vector search",
+	 OBJ("", "\"query\":" STR ",\"vector\":" ARR ",\"count\":" INT
+		 ",\"filters\":" OBJECT ",\"user_id\":" STR),
+	 200, REF("Results"), "/api/v1/search", "{\"query\":\"example\"}"},
+	{"GET", "/api/v1/similar/{item_id}", "items like an item", NULL, 200,
+	 REF("Results"), "/api/v1/similar/ex-1", NULL},
+	{"GET", "/api/v1/trending", "trending items", NULL, 200,
+	 REF("Results"), "/api/v1/trending", NULL},
+	{"PUT", "/api/v1/users/{user_id}", "a shopper's attributes",
+	 OBJ("", "\"attributes\":" OBJECT), 200,
+	 OBJ("\"user_id\"", "\"user_id\":" STR ",\"attributes\":" OBJECT),
+	 "/api/v1/users/alice", "{\"attributes\":{\"size\":42}}"},
+	{"GET", "/api/v1/users/{user_id}", "a shopper, with recent events",
+	 NULL, 200,
+	 OBJ("\"user_id\"", "\"user_id\":" STR ",\"attributes\":" OBJECT),
+	 "/api/v1/users/alice", NULL},
+	{"GET", "/api/v1/users/{user_id}/favorites", "favorite items", NULL,
+	 200,
+	 OBJ("\"user_id\",\"favorites\"",
+	     "\"user_id\":" STR ",\"favorites\":" ARR),
+	 "/api/v1/users/alice/favorites", NULL},
+	{"PUT", "/api/v1/users/{user_id}/favorites/{item_id}",
+	 "mark a favorite", NULL, 200, REF("Favorite"),
+	 "/api/v1/users/alice/favorites/ex-1", NULL},
+	{"GET", "/api/v1/users/{user_id}/favorites/{item_id}",
+	 "whether an item is a favorite", NULL, 200, REF("Favorite"),
+	 "/api/v1/users/alice/favorites/ex-1", NULL},
+	{"DELETE", "/api/v1/users/{user_id}/favorites/{item_id}",
+	 "unmark a favorite", NULL, 200, REF("Favorite"),
+	 "/api/v1/users/alice/favorites/ex-1", NULL},
+	{"POST", "/api/v1/models/train", "train in the background", NULL, 202,
+	 OBJ("\"job_id\",\"state\"", "\"job_id\":" STR ",\"state\":" STR),
+	 "/api/v1/models/train", NULL},
+	{"GET", "/api/v1/models/jobs/{job_id}",
+	 "a training job (the example's is unknown: 404)", NULL, 404,
+	 REF("Error"), "/api/v1/models/jobs/job-0-0", NULL},
+	{"GET", "/api/v1/models", "stored model versions", NULL, 200,
+	 OBJ("\"serving_version\",\"items_indexed\",\"training\","
+	     "\"versions\"",
+	     "\"serving_version\":" INT ",\"items_indexed\":" INT
+	     ",\"training\":" BOOL ",\"versions\":" ARR),
+	 "/api/v1/models", NULL},
+	{"GET", "/api/v1/openapi.json", "this document", NULL, 200,
+	 OBJ("\"openapi\",\"info\",\"paths\"",
+	     "\"openapi\":" STR ",\"info\":" OBJECT ",\"paths\":" OBJECT),
+	 "/api/v1/openapi.json", NULL},
+};
+#define NDOCS (sizeof docs / sizeof docs[0])
+
+/* 1 when OpenAPI @p path ("{name}") has the shape of @p pattern ("{}"). */
+static int same_shape(const char *path, const char *pattern)
+{
+	while (*path && *pattern) {
+		if (*path == '{' && pattern[0] == '{' && pattern[1] == '}') {
+			while (*path && *path != '}')
+				path++;
+			if (!*path)
+				return 0;
+			path++;
+			pattern += 2;
+		} else if (*path++ != *pattern++) {
+			return 0;
+		}
+	}
+	return !*path && !*pattern;
+}
+
+static cJSON *parse(const char *txt, int *bad)
+{
+	cJSON *j = cJSON_Parse(txt);
+	if (!j)
+		*bad = 1;
+	return j;
+}
+
+static const char *const security[] = {
+	[KD_P_OPEN] = NULL,	       [KD_P_ADMIN] = "admin",
+	[KD_P_SECRET] = "secretKey",   [KD_P_PUBLIC] = "publicKey",
+	[KD_P_SELF] = "publicKey",
+};
+
+static cJSON *operation(const kd_doc *d, kd_perm perm, int *bad)
+{
+	cJSON *op = cJSON_CreateObject();
+	cJSON_AddStringToObject(op, "summary", d->summary);
+	cJSON *params = cJSON_AddArrayToObject(op, "parameters");
+	for (const char *p = strchr(d->path, '{'); p; p = strchr(p + 1, '{')) {
+		const char *e = strchr(p, '}');
+		char name[64];
+		snprintf(name, sizeof name, "%.*s", (int)(e - p - 1), p + 1);
+		cJSON *x = cJSON_CreateObject();
+		cJSON_AddStringToObject(x, "name", name);
+		cJSON_AddStringToObject(x, "in", "path");
+		cJSON_AddBoolToObject(x, "required", 1);
+		cJSON_AddItemToObject(x, "schema", parse(STR, bad));
+		cJSON_AddItemToArray(params, x);
+	}
+	if (security[perm]) {
+		cJSON *sec = cJSON_AddArrayToObject(op, "security");
+		cJSON *s = cJSON_CreateObject();
+		cJSON_AddItemToObject(s, security[perm], cJSON_CreateArray());
+		if (perm == KD_P_SELF) /* or a secret key alone */
+			cJSON_AddItemToObject(s, "userToken",
+					      cJSON_CreateArray());
+		cJSON_AddItemToArray(sec, s);
+	}
+	if (d->request) {
+		cJSON *rb = cJSON_AddObjectToObject(op, "requestBody");
+		cJSON *c = cJSON_AddObjectToObject(
+			cJSON_AddObjectToObject(rb, "content"),
+			"application/json");
+		cJSON_AddItemToObject(c, "schema", parse(d->request, bad));
+	}
+	cJSON *resp = cJSON_AddObjectToObject(op, "responses");
+	char st[8];
+	snprintf(st, sizeof st, "%d", d->status);
+	cJSON *r = cJSON_AddObjectToObject(resp, st);
+	cJSON_AddStringToObject(r, "description", d->summary);
+	int text = !strcmp(d->path, "/metrics");
+	cJSON *c = cJSON_AddObjectToObject(
+		cJSON_AddObjectToObject(r, "content"),
+		text ? "text/plain" : "application/json");
+	cJSON_AddItemToObject(c, "schema", parse(d->response, bad));
+	if (d->status < 400) {
+		cJSON *e = cJSON_AddObjectToObject(resp, "default");
+		cJSON_AddStringToObject(e, "description",
+					"an error (knyttd(8), ERRORS)");
+		cJSON_AddItemToObject(
+			cJSON_AddObjectToObject(
+				cJSON_AddObjectToObject(e, "content"),
+				"application/json"),
+			"schema", parse(REF("Error"), bad));
+	}
+	cJSON *ex = cJSON_AddObjectToObject(op, "x-example");
+	cJSON_AddStringToObject(ex, "path", d->ex_path);
+	if (d->ex_body)
+		cJSON_AddItemToObject(ex, "body", parse(d->ex_body, bad));
+	cJSON_AddNumberToObject(ex, "status", d->status);
+	return op;
+}
+
+static const kd_doc *doc_of(const char *method, const char *pattern)
+{
+	for (size_t i = 0; i < NDOCS; i++)
+		if (!strcmp(docs[i].method, method) &&
+		    same_shape(docs[i].path, pattern))
+			return &docs[i];
+	return NULL;
+}
+
+static char *build(void)
+{
+	int bad = 0;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "openapi", "3.1.0");
+	cJSON *info = cJSON_AddObjectToObject(o, "info");
+	cJSON_AddStringToObject(info, "title", "knyttd");
+	cJSON_AddStringToObject(info, "version", knytt_version());
+	cJSON *paths = cJSON_AddObjectToObject(o, "paths");
+	const char *method, *pattern;
+	kd_perm perm;
+	/* the examples run in the docs' order: that order, then routes
+	 * without docs (documented as such) */
+	for (size_t i = 0; i < NDOCS; i++) {
+		for (size_t k = 0; kd_route_at(k, &method, &pattern, &perm); k++)
+			if (doc_of(method, pattern) == &docs[i]) {
+				cJSON *p = cJSON_GetObjectItem(paths,
+							       docs[i].path);
+				if (!p)
+					p = cJSON_AddObjectToObject(
+						paths, docs[i].path);
+				char m[8];
+				size_t n = 0;
+				for (; method[n] && n < 7; n++)
+					m[n] = (char)(method[n] | 0x20);
+				m[n] = 0;
+				cJSON_AddItemToObject(
+					p, m, operation(&docs[i], perm, &bad));
+			}
+	}
+	for (size_t k = 0; kd_route_at(k, &method, &pattern, &perm); k++)
+		if (!doc_of(method, pattern)) {
+			cJSON *u = cJSON_GetObjectItem(o, "x-undocumented");
+			if (!u)
+				u = cJSON_AddArrayToObject(o, "x-undocumented");
+			char s[300];
+			snprintf(s, sizeof s, "%s %s", method, pattern);
+			cJSON_AddItemToArray(u, cJSON_CreateString(s));
+		}
+	cJSON_AddItemToObject(o, "components", parse(components, &bad));
+	char *txt = bad ? NULL : cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return txt;
+}
+
+static char *doc_text;
+static pthread_once_t doc_once = PTHREAD_ONCE_INIT;
+
+static void doc_init(void)
+{
+	doc_text = build();
+}
+
+int h_openapi(kd_req *r)
+{
+	pthread_once(&doc_once, doc_init);
+	if (!doc_text)
+		return kd_err(r, 500, "internal", NULL,
+			      "the OpenAPI document does not build (a schema "
+			      "in openapi.c is not JSON)");
+	if (!(r->text = strdup(doc_text)))
+		return kd_err(r, 503, "no_memory", NULL, "out of memory");
+	r->ctype = "application/json";
+	r->status = 200;
+	return 200;
+}
