@@ -1859,9 +1859,21 @@ START_TEST(sigterm_finishes_requests_in_flight)
 	usleep(500000);
 	kill(s.pid, SIGTERM);
 	usleep(300000);
-	ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-	ck_assert_int_eq(st, 503);
+	/* the kept-alive connection gets 503 shutting_down; on a loaded
+	 * machine the server may already have closed it and its listening
+	 * socket, so a refused or empty connection also means "not served"
+	 * -- what matters below is the request in flight */
+	CURLcode cr = curl_easy_perform(c);
+	if (cr == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+		ck_assert_int_eq(st, 503);
+	} else {
+		ck_assert_msg(cr == CURLE_COULDNT_CONNECT ||
+				      cr == CURLE_GOT_NOTHING ||
+				      cr == CURLE_RECV_ERROR ||
+				      cr == CURLE_SEND_ERROR,
+			      "curl: %s", curl_easy_strerror(cr));
+	}
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(c);
 	fclose(devnull);
