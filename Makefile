@@ -4,7 +4,8 @@
 #   make            libknytt.a, libknytt.so, the examples, build/bin/knytt
 #   make test       Check suites + meta checks + the knytt CLI test
 #   make demo       knytt demo on build/demo.db (make index-demo: the index)
-#   make sanitize   the same suites under ASan + UBSan
+#   make sanitize   the same suites under ASan + UBSan, then make tsan
+#   make tsan       the engine's concurrency case under ThreadSanitizer
 #   make bench      every benchmark (make bench-deps first)
 #   make deps       Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -38,6 +39,7 @@ LIBS := $(PKG_LIBS) $(BLAS_LIBS) -llapacke -lm -lpthread
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 # Only ISA files get ISA flags; the rest builds for the baseline CPU.
 ISA_SRCS := lib/vec/vec_avx2.c lib/vec/vec_avx512.c
@@ -86,8 +88,10 @@ all: build/libknytt.a build/libknytt.so examples build/bin/knytt
 
 $(eval $(call build_rules,build,))
 $(eval $(call build_rules,build-san,$(SAN_FLAGS)))
+$(eval $(call build_rules,build-tsan,$(TSAN_FLAGS)))
 build/obj/tests/%.o: BASE_CFLAGS += -Ibuild
 build-san/obj/tests/%.o: BASE_CFLAGS += -Ibuild-san
+build-tsan/obj/tests/%.o: BASE_CFLAGS += -Ibuild-tsan
 
 build/libknytt.so: $(patsubst %.c,build/obj/%.o,$(LIB_SRCS)) lib/knytt.vers
 	$(CC) -shared -Wl,-soname,libknytt.so.$(VERSION_MAJOR) \
@@ -128,6 +132,17 @@ sanitize: build-san/check_knytt build-san/bin/knytt
 	KNYTT_SANITIZE=1 CK_DEFAULT_TIMEOUT=1200 ./build-san/check_knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 sh tests/cli.sh build-san/bin/knytt
+	$(MAKE) tsan
+
+# Queries, feedback, item writes and training swaps from several threads
+# (tests/check_engine.c, case concurrency) under ThreadSanitizer; any
+# report fails the run.  OpenBLAS keeps to one thread: its own threads
+# are not instrumented.
+tsan: build-tsan/check_knytt
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1 \
+	OPENBLAS_NUM_THREADS=1 KNYTT_DATA_DIR=$(DATADIR) KNYTT_SANITIZE=1 \
+	KNYTT_STRESS_MS=3000 CK_RUN_SUITE=engine CK_RUN_CASE=concurrency \
+	CK_DEFAULT_TIMEOUT=600 ./build-tsan/check_knytt
 
 bench: all
 	benchmarks/ann/run --csv build/bench-ann.csv
@@ -164,9 +179,9 @@ install: build/libknytt.a build/libknytt.so build/bin/knytt
 		install -m 644 $$f $(DESTDIR)$(MANDIR)/man$$s/; done
 
 clean:
-	rm -rf build build-san knytt.pc
+	rm -rf build build-san build-tsan knytt.pc
 
-.PHONY: all test sanitize bench bench-deps deps install clean examples
+.PHONY: all test sanitize tsan bench bench-deps deps install clean examples
 .SECONDARY:
 
 # The main job: generate a shop, import it into build/demo.db, train and
