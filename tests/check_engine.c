@@ -10,6 +10,7 @@
 #include "pgserver.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <time.h>
 #include <pthread.h>
 #include <signal.h>
@@ -597,6 +598,53 @@ START_TEST(background_training_keeps_serving)
 	knytt_engine_train_status(e, &st);
 	ck_assert_int_eq(st.model_version, 2);
 	ck_assert_int_eq(st.running, 0);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* An older caller's filter and options (a smaller struct_size): the
+ * members it does not know keep their defaults, whatever bytes follow. */
+START_TEST(older_callers_smaller_structs)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_filter f, full;
+	knytt_filter_init(&full);
+	full.category_prefix = "shoes";
+	full.price_max = 40;
+	f = full;
+	f.struct_size = offsetof(knytt_filter, in_stock_only);
+	/* beyond the old struct: values that would fail or filter */
+	f.in_stock_only = 1;
+	f.min_quality = INFINITY;
+	knytt_result a[20], b[20];
+	int na = knytt_engine_recommend(e, "u1", 20, &f, NULL, a);
+	ck_assert_msg(na > 0, "%s", knytt_errmsg());
+	int nb = knytt_engine_recommend(e, "u1", 20, &full, NULL, b);
+	ck_assert_int_eq(na, nb);
+	for (int i = 0; i < na; i++)
+		ck_assert_str_eq(a[i].ext_id, b[i].ext_id);
+	ck_assert_int_eq(knytt_engine_similar(e, "c0-1", 5, &f, a) >= 0, 1);
+	ck_assert_int_eq(knytt_engine_search(e, "running", NULL, 0, 5, &f,
+					     NULL, a, NULL) >= 0,
+			 1);
+	/* options without exclude_seen: the engine's rule (exclude) */
+	knytt_rec_options o;
+	knytt_rec_options_init(&o);
+	o.struct_size = offsetof(knytt_rec_options, exclude_seen);
+	o.exclude_seen = 0; /* unknown to this caller: must be ignored */
+	na = knytt_engine_recommend(e, "u1", 20, NULL, &o, a);
+	nb = knytt_engine_recommend(e, "u1", 20, NULL, NULL, b);
+	ck_assert_int_eq(na, nb);
+	for (int i = 0; i < na; i++)
+		ck_assert_str_eq(a[i].ext_id, b[i].ext_id);
+	/* too small to hold the first member: refused, naming the field */
+	f.struct_size = sizeof(size_t);
+	ck_assert_int_eq(knytt_engine_recommend(e, "u1", 4, &f, NULL, a),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "struct_size"));
 	knytt_engine_close(e);
 	cleanup();
 }
@@ -2199,6 +2247,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, reopen_restores_without_retraining);
 	tcase_add_test(tc, background_training_keeps_serving);
 	tcase_add_test(tc, bad_input_is_an_error);
+	tcase_add_test(tc, older_callers_smaller_structs);
 	tcase_add_test(tc, mmr_diversifies);
 	tcase_add_test(tc, category_moves_reach_cached_filters);
 	tcase_add_test(tc, price_and_category_scans_match_the_index);

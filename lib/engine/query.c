@@ -66,15 +66,30 @@ static int price_rows_of(knytt_engine *e, const knytt_filter *f,
 				 ctx);
 }
 
-static int check_filter(const knytt_filter *f)
+/* The caller's filter as this version's struct: members beyond an older
+ * caller's struct_size keep knytt_filter_init's defaults.  *io is the
+ * filter to use from then on (@p tmp, or NULL for none). */
+static int check_filter(const knytt_filter **io, knytt_filter *tmp)
 {
-	if (!f)
+	const knytt_filter *in = *io;
+	if (!in)
 		return KNYTT_OK;
-	if (f->struct_size < sizeof *f)
+	if (!KNYTT__HAS(in, knytt_filter, category_prefix))
 		return knytt__err(KNYTT_EINVAL,
-				  "filter.struct_size is %zu, expected %zu "
+				  "filter.struct_size is %zu, too small "
 				  "(use knytt_filter_init)",
-				  f->struct_size, sizeof *f);
+				  in->struct_size);
+	knytt_filter_init(tmp);
+	tmp->category_prefix = in->category_prefix;
+	if (KNYTT__HAS(in, knytt_filter, price_min))
+		tmp->price_min = in->price_min;
+	if (KNYTT__HAS(in, knytt_filter, price_max))
+		tmp->price_max = in->price_max;
+	if (KNYTT__HAS(in, knytt_filter, in_stock_only))
+		tmp->in_stock_only = in->in_stock_only;
+	if (KNYTT__HAS(in, knytt_filter, min_quality))
+		tmp->min_quality = in->min_quality;
+	const knytt_filter *f = *io = tmp;
 	if (isnan(f->price_min) || isinf(f->price_min))
 		return knytt__err(KNYTT_EINVAL,
 				  "filter.price_min must be finite");
@@ -615,7 +630,8 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 			   const knytt_rec_options *opt, knytt_result *out)
 {
 	int rc = check_query(e, k, "knytt_engine_recommend");
-	if (rc || (rc = check_filter(filter)))
+	knytt_filter fbuf;
+	if (rc || (rc = check_filter(&filter, &fbuf)))
 		return rc;
 	if (!user || !*user || !out)
 		return knytt__err(KNYTT_EINVAL, "recommend: %s is NULL or empty",
@@ -623,16 +639,18 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	double lambda = 1.0;
 	int seen = e->exclude_seen;
 	if (opt) {
-		if (opt->struct_size < sizeof *opt)
+		/* members beyond an older caller's struct_size: defaults */
+		if (!KNYTT__HAS(opt, knytt_rec_options, mmr_lambda))
 			return knytt__err(KNYTT_EINVAL,
-					  "options.struct_size is %zu, expected "
-					  "%zu (use knytt_rec_options_init)",
-					  opt->struct_size, sizeof *opt);
+					  "options.struct_size is %zu, too small "
+					  "(use knytt_rec_options_init)",
+					  opt->struct_size);
 		if (!(opt->mmr_lambda >= 0 && opt->mmr_lambda <= 1))
 			return knytt__err(KNYTT_EINVAL,
 					  "options.mmr_lambda must be in 0..1");
 		lambda = opt->mmr_lambda;
-		if (opt->exclude_seen >= 0)
+		if (KNYTT__HAS(opt, knytt_rec_options, exclude_seen) &&
+		    opt->exclude_seen >= 0)
 			seen = opt->exclude_seen != 0;
 	}
 	/* the profile (loaded from the store first if need be, with no
@@ -817,7 +835,8 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 			 const knytt_filter *filter, knytt_result *out)
 {
 	int rc = check_query(e, k, "knytt_engine_similar");
-	if (rc || (rc = check_filter(filter)))
+	knytt_filter fbuf;
+	if (rc || (rc = check_filter(&filter, &fbuf)))
 		return rc;
 	if (!item || !*item || !out)
 		return knytt__err(KNYTT_EINVAL, "similar: %s is NULL or empty",
@@ -989,7 +1008,8 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 			const char *user, knytt_result *out, uint64_t *log_id)
 {
 	int rc = check_query(e, k, "knytt_engine_search");
-	if (rc || (rc = check_filter(filter)))
+	knytt_filter fbuf;
+	if (rc || (rc = check_filter(&filter, &fbuf)))
 		return rc;
 	if (!out)
 		return knytt__err(KNYTT_EINVAL, "search: out is NULL");
