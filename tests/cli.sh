@@ -116,7 +116,9 @@ st 1 "import a missing file" "$K" --db "$DB" import --items nope.csv
 	>out 2>err
 grep -q 's3cr' out err && bad "password shown: $(cat out err)" || ok
 grep -q 'u:\*\*\*@127' err && ok || bad "redacted URI missing: $(cat err)"
-printf 'user,item,type,event_id\nu0001,z1,view,d1\nu0001,z1,view,d1\n' >dup.csv
+# (dated 2023: an event at the wall clock would lead the wall-clock trending
+# checked below)
+printf 'user,item,type,ts_ms,event_id\nu0001,z1,view,1700000000000,d1\nu0001,z1,view,1700000000000,d1\n' >dup.csv
 st 0 "import duplicates" "$K" --db "$DB" import --interactions dup.csv
 grep -q "1 interactions imported, 1 duplicates" out && ok ||
 	bad "duplicate summary: $(cat out)"
