@@ -7,7 +7,8 @@
 #   make run        knyttd serving the demo shop (build/demo.db), with curl
 #                   examples
 #   make demo       knytt demo on build/demo.db (make index-demo: the index)
-#   make sanitize   the same suites under ASan + UBSan
+#   make sanitize   the same suites under ASan + UBSan, then make tsan
+#   make tsan       the engine's concurrency case under ThreadSanitizer
 #   make fuzz       every libFuzzer target FUZZ_SECONDS (30) each
 #   make bench      every benchmark (make bench-deps first)
 #   make deps       Debian packages the build and tests need
@@ -51,6 +52,7 @@ LIBS = $(PKG_LIBS) $(BLAS_LIBS) -llapacke -lm -lpthread
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 # Only ISA files get ISA flags; the rest builds for the baseline CPU.
 ISA_SRCS := lib/vec/vec_avx2.c lib/vec/vec_avx512.c
@@ -113,8 +115,10 @@ all: build/libknytt.a build/libknytt.so examples build/bin/knytt \
 
 $(eval $(call build_rules,build,))
 $(eval $(call build_rules,build-san,$(SAN_FLAGS)))
+$(eval $(call build_rules,build-tsan,$(TSAN_FLAGS)))
 build/obj/tests/%.o: BASE_CFLAGS += -Ibuild
 build-san/obj/tests/%.o: BASE_CFLAGS += -Ibuild-san
+build-tsan/obj/tests/%.o: BASE_CFLAGS += -Ibuild-tsan
 
 build/libknytt.so: $(patsubst %.c,build/obj/%.o,$(LIB_SRCS)) lib/knytt.vers
 	$(CC) -shared -Wl,-soname,libknytt.so.$(VERSION_MAJOR) \
@@ -179,6 +183,17 @@ sanitize: build-san/check_knytt build-san/bin/knytt build-san/bin/knyttd \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 \
 		sh tests/fuzz/replay.sh build-san $(FUZZ_ALL)
+	$(MAKE) tsan
+
+# Queries, feedback, item writes and training swaps from several threads
+# (tests/check_engine.c, case concurrency) under ThreadSanitizer; any
+# report fails the run.  OpenBLAS keeps to one thread: its own threads
+# are not instrumented.
+tsan: build-tsan/check_knytt
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1 \
+	OPENBLAS_NUM_THREADS=1 KNYTT_DATA_DIR=$(DATADIR) KNYTT_SANITIZE=1 \
+	KNYTT_STRESS_MS=3000 CK_RUN_SUITE=engine CK_RUN_CASE=concurrency \
+	CK_DEFAULT_TIMEOUT=600 ./build-tsan/check_knytt
 
 bench: all build/bin/bindings_qps $(if $(NODE_INCLUDE),build/node/knytt.node)
 	benchmarks/ann/run --csv build/bench-ann.csv
@@ -306,9 +321,9 @@ install: build/libknytt.a build/libknytt.so build/bin/knytt build/bin/knyttd
 		else install -m 644 $$f $$d/; fi; done
 
 clean:
-	rm -rf build build-san build-fuzz knytt.pc
+	rm -rf build build-san build-tsan build-fuzz knytt.pc
 
-.PHONY: all test sanitize bench bench-deps deps install clean examples
+.PHONY: all test sanitize tsan bench bench-deps deps install clean examples
 .SECONDARY:
 
 # The main job: generate a shop, import it into build/demo.db, train and

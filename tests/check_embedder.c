@@ -1053,6 +1053,99 @@ START_TEST(one_handle_many_threads)
 }
 END_TEST
 
+/* ---- the engine around a slow service ------------------------------------ */
+
+typedef struct slow_search {
+	knytt_engine *e;
+	int rc;
+	atomic_int done;
+} slow_search;
+
+static void *slow_search_main(void *p)
+{
+	slow_search *a = p;
+	knytt_result r[5];
+	a->rc = knytt_engine_search(a->e, "anything at all", NULL, 0, 5, NULL,
+				    "shopper-a", r, NULL);
+	atomic_store(&a->done, 1);
+	return NULL;
+}
+
+/*
+ * A search whose query text is with the embedding service (a one-second
+ * answer) holds no engine lock: another shopper's recommend, feedback and
+ * keyword search all return while it waits.  (The engine used to call the
+ * service under its read lock, and recommend and feedback took the write
+ * lock: both waited for the service.)
+ */
+START_TEST(slow_service_blocks_no_other_query)
+{
+	server_start();
+	knytt_embedder *emb = emb_open("slow", "dim-8", 5000, 0, 0);
+	char db[128], uri[160], cmd[400];
+	snprintf(db, sizeof db, "/tmp/knytt-embengine-%d.db", (int)getpid());
+	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm", db, db, db);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(uri, sizeof uri, "sqlite:%s", db);
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 8), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_embedder(e, emb), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	/* items with the caller's vectors: nothing is embedded at ingest */
+	for (int i = 0; i < 20; i++) {
+		char ext[16], title[32];
+		snprintf(ext, sizeof ext, "it%d", i);
+		snprintf(title, sizeof title, "lamp number %d", i);
+		knytt_item it;
+		memset(&it, 0, sizeof it);
+		it.struct_size = sizeof it;
+		it.ext_id = ext;
+		it.title = title;
+		it.price = 10 + i;
+		it.in_stock = 1;
+		float v[8];
+		for (int j = 0; j < 8; j++)
+			v[j] = fake_value(title, (unsigned)j);
+		ck_assert_int_eq(knytt_engine_item_upsert(e, &it, v, 8),
+				 KNYTT_OK);
+	}
+	ck_assert_int_eq(knytt_engine_feedback(e, "shopper-b", "it3", "view",
+					       0, 0),
+			 KNYTT_OK);
+	slow_search a = { .e = e };
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, slow_search_main, &a), 0);
+	/* the search is with the service (answers after one second) */
+	double t0 = now_ms();
+	while (requests() < 1 && now_ms() - t0 < 5000)
+		usleep(1000);
+	ck_assert_int_ge(requests(), 1);
+	knytt_result r[5];
+	ck_assert_int_ge(knytt_engine_recommend(e, "shopper-b", 5, NULL, NULL,
+						r),
+			 1);
+	ck_assert_int_eq(knytt_engine_feedback(e, "shopper-b", "it4", "click",
+					       0, 0),
+			 KNYTT_OK);
+	/* a vector query (nothing to embed) for a third shopper */
+	float q[8] = { 1, 0, 0, 0, 0, 0, 0, 0 };
+	ck_assert_int_ge(knytt_engine_search(e, NULL, q, 8, 5, NULL,
+					     "shopper-c", r, NULL),
+			 1);
+	ck_assert_msg(!atomic_load(&a.done),
+		      "the other queries waited for the embedding service");
+	pthread_join(th, NULL);
+	ck_assert_int_ge(a.rc, 0);
+	knytt_engine_close(e);
+	knytt_embedder_close(emb);
+	server_stop();
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 Suite *embedder_suite(void)
 {
 	Suite *s = suite_create("embedder");
@@ -1079,6 +1172,7 @@ Suite *embedder_suite(void)
 	tcase_add_test(tc, probe_learns_dimension);
 	tcase_add_test(tc, one_handle_many_threads);
 	tcase_add_test(tc, parallel_batches);
+	tcase_add_test(tc, slow_service_blocks_no_other_query);
 	suite_add_tcase(s, tc);
 	return s;
 }

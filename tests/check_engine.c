@@ -11,6 +11,7 @@
 #include "pgserver.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <time.h>
 #include <pthread.h>
 #include <signal.h>
@@ -598,6 +599,53 @@ START_TEST(background_training_keeps_serving)
 	knytt_engine_train_status(e, &st);
 	ck_assert_int_eq(st.model_version, 2);
 	ck_assert_int_eq(st.running, 0);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* An older caller's filter and options (a smaller struct_size): the
+ * members it does not know keep their defaults, whatever bytes follow. */
+START_TEST(older_callers_smaller_structs)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_filter f, full;
+	knytt_filter_init(&full);
+	full.category_prefix = "shoes";
+	full.price_max = 40;
+	f = full;
+	f.struct_size = offsetof(knytt_filter, in_stock_only);
+	/* beyond the old struct: values that would fail or filter */
+	f.in_stock_only = 1;
+	f.min_quality = INFINITY;
+	knytt_result a[20], b[20];
+	int na = knytt_engine_recommend(e, "u1", 20, &f, NULL, a);
+	ck_assert_msg(na > 0, "%s", knytt_errmsg());
+	int nb = knytt_engine_recommend(e, "u1", 20, &full, NULL, b);
+	ck_assert_int_eq(na, nb);
+	for (int i = 0; i < na; i++)
+		ck_assert_str_eq(a[i].ext_id, b[i].ext_id);
+	ck_assert_int_eq(knytt_engine_similar(e, "c0-1", 5, &f, a) >= 0, 1);
+	ck_assert_int_eq(knytt_engine_search(e, "running", NULL, 0, 5, &f,
+					     NULL, a, NULL) >= 0,
+			 1);
+	/* options without exclude_seen: the engine's rule (exclude) */
+	knytt_rec_options o;
+	knytt_rec_options_init(&o);
+	o.struct_size = offsetof(knytt_rec_options, exclude_seen);
+	o.exclude_seen = 0; /* unknown to this caller: must be ignored */
+	na = knytt_engine_recommend(e, "u1", 20, NULL, &o, a);
+	nb = knytt_engine_recommend(e, "u1", 20, NULL, NULL, b);
+	ck_assert_int_eq(na, nb);
+	for (int i = 0; i < na; i++)
+		ck_assert_str_eq(a[i].ext_id, b[i].ext_id);
+	/* too small to hold the first member: refused, naming the field */
+	f.struct_size = sizeof(size_t);
+	ck_assert_int_eq(knytt_engine_recommend(e, "u1", 4, &f, NULL, a),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "struct_size"));
 	knytt_engine_close(e);
 	cleanup();
 }
@@ -2066,6 +2114,239 @@ START_TEST(postgres_index_is_kept_between_opens)
 }
 END_TEST
 
+/* ------------------------------------------------------------ concurrency */
+
+/*
+ * Queries, feedback, item writes, deletes and training swaps from several
+ * threads at once (run under ThreadSanitizer by make tsan).  Every result
+ * must pass its filter by the planted attributes (make_item: the test
+ * never reads the engine's store handle, which is the engine's), carry no
+ * duplicate, and never name an item whose delete returned before the
+ * query began.
+ */
+#define CC_EXTRA 16 /* items the writer adds to each category */
+#define CC_ROWS (PER_CAT + CC_EXTRA)
+
+typedef struct ccstate {
+	knytt_engine *e;
+	int stop;                      /* atomic */
+	int deleted[NCAT][CC_ROWS];    /* atomic: delete returned */
+	int fail;                      /* atomic */
+	char why[256];
+	long queries, events, writes, swaps; /* per role, atomic */
+} ccstate;
+
+static int cc_stopped(ccstate *c)
+{
+	return __atomic_load_n(&c->stop, __ATOMIC_ACQUIRE);
+}
+
+static void cc_fail(ccstate *c, const char *fmt, const char *a, int n)
+{
+	if (__atomic_exchange_n(&c->fail, 1, __ATOMIC_ACQ_REL) == 0)
+		snprintf(c->why, sizeof c->why, fmt, a, n);
+}
+
+/* The filter by the attributes make_item planted. */
+static int cc_passes(const char *ext, const knytt_filter *f)
+{
+	int c, i;
+	if (sscanf(ext, "c%d-%d", &c, &i) != 2 || c < 0 || c >= NCAT ||
+	    i < 0 || i >= CC_ROWS)
+		return 0;
+	if (f->category_prefix) {
+		size_t l = strlen(f->category_prefix);
+		if (strncmp(cats[c], f->category_prefix, l) != 0 ||
+		    (cats[c][l] != 0 && cats[c][l] != '/'))
+			return 0;
+	}
+	double price = item_price(c, i);
+	if (f->price_min > 0 && price < f->price_min)
+		return 0;
+	if (!isnan(f->price_max) && price > f->price_max)
+		return 0;
+	if (f->in_stock_only && i % 7 == 0)
+		return 0;
+	if (!isnan(f->min_quality) && (double)(i % 5) < f->min_quality)
+		return 0;
+	return 1;
+}
+
+static int cc_deletable(int i)
+{
+	return i % 8 == 5;
+}
+
+static void *cc_querier(void *p)
+{
+	ccstate *c = p;
+	static const char *prefixes[] = { NULL, "shoes", "kitchen/coffee",
+					  "toys" };
+	uint64_t s = (uint64_t)(uintptr_t)&s;
+	knytt_result r[20];
+	int was[NCAT][CC_ROWS];
+	while (!cc_stopped(c)) {
+		knytt_filter f;
+		knytt_filter_init(&f);
+		f.category_prefix = prefixes[tu_rand(&s) % 4];
+		if (tu_rand(&s) % 2)
+			f.price_max = 20 + (double)(tu_rand(&s) % 60);
+		f.in_stock_only = (int)(tu_rand(&s) % 2);
+		char user[16], item[16];
+		sprintf(user, "u%d", (int)(tu_rand(&s) % NUSERS));
+		sprintf(item, "c%d-%d", (int)(tu_rand(&s) % NCAT),
+			(int)(tu_rand(&s) % 4) * 8); /* never deleted */
+		for (int a = 0; a < NCAT; a++)
+			for (int b = 0; b < CC_ROWS; b++)
+				was[a][b] = __atomic_load_n(&c->deleted[a][b],
+							    __ATOMIC_ACQUIRE);
+		int op = (int)(tu_rand(&s) % 4), n;
+		if (op == 0)
+			n = knytt_engine_recommend(c->e, user, 20, &f, NULL, r);
+		else if (op == 1)
+			n = knytt_engine_similar(c->e, item, 20, &f, r);
+		else if (op == 2)
+			n = knytt_engine_search(c->e, "trail coffee boot", NULL,
+						0, 20, &f, user, r, NULL);
+		else
+			n = knytt_engine_trending(c->e, 20, 3600,
+						  f.category_prefix, r);
+		if (op == 3) { /* trending filters by category only */
+			f.price_max = NAN;
+			f.in_stock_only = 0;
+		}
+		if (n < 0 || n > 20) {
+			cc_fail(c, "query failed: %s (%d)", knytt_errmsg(), n);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int a, b;
+			if (!cc_passes(r[i].ext_id, &f))
+				cc_fail(c, "%s violates the filter (op %d)",
+					r[i].ext_id, op);
+			else if (sscanf(r[i].ext_id, "c%d-%d", &a, &b) == 2 &&
+				 was[a][b])
+				cc_fail(c, "deleted item %s returned (op %d)",
+					r[i].ext_id, op);
+			for (int j = 0; j < i; j++)
+				if (r[j].item_id == r[i].item_id)
+					cc_fail(c, "%s twice (op %d)",
+						r[i].ext_id, op);
+		}
+		__atomic_add_fetch(&c->queries, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void *cc_feeder(void *p)
+{
+	ccstate *c = p;
+	uint64_t s = 77;
+	static const char *types[] = { "view", "click", "add_to_cart",
+				       "purchase" };
+	while (!cc_stopped(c)) {
+		char user[16], item[16];
+		int a = (int)(tu_rand(&s) % NCAT), b = (int)(tu_rand(&s) % PER_CAT);
+		/* known shoppers and new ones */
+		sprintf(user, "u%d", (int)(tu_rand(&s) % (NUSERS + 40)));
+		sprintf(item, "c%d-%d", a, b);
+		int rc = knytt_engine_feedback(c->e, user, item,
+					       types[tu_rand(&s) % 4], 0, 0);
+		if (rc != KNYTT_OK && !(rc == KNYTT_ENOTFOUND &&
+					cc_deletable(b))) {
+			cc_fail(c, "feedback failed: %s (%d)", knytt_errmsg(),
+				rc);
+			break;
+		}
+		__atomic_add_fetch(&c->events, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/* New items (and re-writes of them), deletes of the deletable ones. */
+static void *cc_writer(void *p)
+{
+	ccstate *c = p;
+	char ext[32], title[128];
+	knytt_item it;
+	for (int k = 0; !cc_stopped(c); k++) {
+		int a = k % NCAT, i = PER_CAT + (k / NCAT) % CC_EXTRA;
+		make_item(&it, a, i, ext, title);
+		int rc = knytt_engine_item_upsert(c->e, &it, NULL, 0);
+		if (rc == KNYTT_OK && k % 3 == 0) {
+			int d = (k / 3) % CC_ROWS;
+			if (cc_deletable(d) && d < PER_CAT &&
+			    !__atomic_load_n(&c->deleted[a][d],
+					     __ATOMIC_ACQUIRE)) {
+				sprintf(ext, "c%d-%d", a, d);
+				rc = knytt_engine_item_delete(c->e, ext);
+				if (rc == KNYTT_OK)
+					__atomic_store_n(&c->deleted[a][d], 1,
+							 __ATOMIC_RELEASE);
+			}
+		}
+		if (rc != KNYTT_OK) {
+			cc_fail(c, "item write failed: %s (%d)", knytt_errmsg(),
+				rc);
+			break;
+		}
+		__atomic_add_fetch(&c->writes, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void *cc_trainer(void *p)
+{
+	ccstate *c = p;
+	while (!cc_stopped(c)) {
+		int rc = knytt_engine_train_start(c->e, NULL, NULL);
+		if (rc == KNYTT_OK)
+			rc = knytt_engine_train_wait(c->e);
+		if (rc != KNYTT_OK) {
+			cc_fail(c, "training failed: %s (%d)", knytt_errmsg(),
+				rc);
+			break;
+		}
+		__atomic_add_fetch(&c->swaps, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+START_TEST(queries_feedback_writes_and_swaps_in_parallel)
+{
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, _i);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	static ccstate c;
+	memset(&c, 0, sizeof c);
+	c.e = e;
+	const char *ms = getenv("KNYTT_STRESS_MS");
+	long run_ms = ms ? atol(ms) : 2000;
+	pthread_t th[5];
+	void *(*role[5])(void *) = { cc_querier, cc_querier, cc_feeder,
+				     cc_writer, cc_trainer };
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, role[i], &c), 0);
+	struct timespec ts = { run_ms / 1000, (run_ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 5; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_msg(!c.fail, "%s", c.why);
+	/* every role made progress while the others ran */
+	ck_assert_int_gt(c.queries, 10);
+	ck_assert_int_gt(c.events, 10);
+	ck_assert_int_gt(c.writes, 3);
+	ck_assert_int_ge(c.swaps, 1);
+	fprintf(stderr,
+		"concurrency (async %d): %ld queries, %ld events, %ld writes, "
+		"%ld swaps in %ld ms\n",
+		_i, c.queries, c.events, c.writes, c.swaps, run_ms);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -2081,6 +2362,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, reopen_restores_without_retraining);
 	tcase_add_test(tc, background_training_keeps_serving);
 	tcase_add_test(tc, bad_input_is_an_error);
+	tcase_add_test(tc, older_callers_smaller_structs);
 	tcase_add_test(tc, mmr_diversifies);
 	tcase_add_test(tc, category_moves_reach_cached_filters);
 	tcase_add_test(tc, price_and_category_scans_match_the_index);
@@ -2104,6 +2386,12 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, old_models_and_files_are_pruned);
 	tcase_add_test(tc, index_files_are_named_by_ids_and_checked);
 	tcase_add_test(tc, training_is_all_or_nothing);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("concurrency");
+	tcase_set_timeout(tc, 600);
+	/* loop 0: synchronous feedback, 1: write-behind */
+	tcase_add_loop_test(tc, queries_feedback_writes_and_swaps_in_parallel,
+			    0, 2);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("postgres");
 	tcase_set_tags(tc, "postgres");

@@ -46,27 +46,21 @@ uint32_t knytt__engine_row(const knytt_engine *e, uint64_t id)
 }
 
 /* Row of an external id, or UINT32_MAX.  The hash map is checked against
- * the stored string, so a hash collision only costs a store lookup. */
-uint32_t knytt__engine_row_by_ext(knytt_engine *e, const char *ext,
-				  int locked_st)
+ * the stored string; a 64-bit collision (about 3e-8 for a million items)
+ * gets no map slot, so such an item is found by a scan of the table --
+ * slower, still memory only, and the table holds every item the store
+ * had at the last sync, as the map does. */
+uint32_t knytt__engine_row_by_ext(const knytt_engine *e, const char *ext)
 {
 	uint32_t r = knytt__lmap_get(&e->by_ext, knytt__hash_str(ext));
-	if (r != LMAP_EMPTY && strcmp(e->items[r].ext_id, ext) == 0)
-		return r;
 	if (r == LMAP_EMPTY)
 		return UINT32_MAX;
-	/* collision: ask the store */
-	knytt_item *it = NULL;
-	if (!locked_st)
-		pthread_mutex_lock(&e->st_lock);
-	int rc = knytt_store_item_get(e->st, ext, &it);
-	if (!locked_st)
-		pthread_mutex_unlock(&e->st_lock);
-	uint32_t out = UINT32_MAX;
-	if (rc == KNYTT_OK)
-		out = knytt__engine_row(e, it->id);
-	knytt_free(it);
-	return out;
+	if (strcmp(e->items[r].ext_id, ext) == 0)
+		return r;
+	for (size_t i = 0; i < e->nitems; i++)
+		if (strcmp(e->items[i].ext_id, ext) == 0)
+			return (uint32_t)i;
+	return UINT32_MAX;
 }
 
 const char *knytt_reason_name(knytt_reason r)
@@ -138,6 +132,8 @@ int knytt_engine_create(knytt_engine **out)
 	e->keep_models = KNYTT_KEEP_MODELS;
 	pthread_rwlock_init(&e->lock, NULL);
 	pthread_mutex_init(&e->st_lock, NULL);
+	pthread_rwlock_init(&e->stat_lock, NULL);
+	pthread_mutex_init(&e->users_mu, NULL);
 	pthread_mutex_init(&e->train_mu, NULL);
 	pthread_mutex_init(&e->cat_mu, NULL);
 	pthread_mutex_init(&e->fq_mu, NULL);
@@ -176,6 +172,8 @@ void knytt_engine_close(knytt_engine *e)
 	free(e->tenant_name);
 	pthread_rwlock_destroy(&e->lock);
 	pthread_mutex_destroy(&e->st_lock);
+	pthread_rwlock_destroy(&e->stat_lock);
+	pthread_mutex_destroy(&e->users_mu);
 	pthread_mutex_destroy(&e->train_mu);
 	knytt__filterx_free(e);
 	knytt__top_free(e);
@@ -504,24 +502,50 @@ static int trend_seed_cb(const knytt_interaction *ix, void *ctx)
 	return 0;
 }
 
+/* The all-time event counts per item, read from the store (caller holds
+ * st_lock, or is opening): @p cap slots (the table's size then; rows
+ * added since keep the counters feedback gave them). */
+typedef struct popcounts {
+	uint64_t *ids, *cnt;
+	int n;
+} popcounts;
+
+static int read_popularity(knytt_engine *e, size_t cap, int64_t now,
+			   popcounts *p)
+{
+	cap = cap ? cap : 1;
+	p->n = 0;
+	p->ids = malloc(cap * sizeof *p->ids);
+	p->cnt = malloc(cap * sizeof *p->cnt);
+	if (!p->ids || !p->cnt)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	int n = knytt_store_item_counts(e->st, 0, now + 1, NULL, p->ids,
+					p->cnt, cap);
+	if (n < 0)
+		return n;
+	p->n = n;
+	return KNYTT_OK;
+}
+
+/* Sets the counts read (caller holds lock for writing, or is opening). */
+static void apply_popularity(knytt_engine *e, popcounts *p)
+{
+	for (int i = 0; i < p->n; i++) {
+		uint32_t r = knytt__engine_row(e, p->ids[i]);
+		if (r != UINT32_MAX)
+			e->items[r].pop = (double)p->cnt[i];
+	}
+	free(p->ids);
+	free(p->cnt);
+	p->ids = p->cnt = NULL;
+}
+
 static int load_popularity(knytt_engine *e, int64_t now)
 {
-	size_t cap = e->nitems ? e->nitems : 1;
-	uint64_t *ids = malloc(cap * sizeof *ids), *cnt = malloc(cap * 8);
-	if (!ids || !cnt) {
-		free(ids);
-		free(cnt);
-		return knytt__err(KNYTT_ENOMEM, "out of memory");
-	}
-	int n = knytt_store_item_counts(e->st, 0, now + 1, NULL, ids, cnt, cap);
-	for (int i = 0; i < n; i++) {
-		uint32_t r = knytt__engine_row(e, ids[i]);
-		if (r != UINT32_MAX)
-			e->items[r].pop = (double)cnt[i];
-	}
-	free(ids);
-	free(cnt);
-	return n < 0 ? n : KNYTT_OK;
+	popcounts p = { 0 };
+	int rc = read_popularity(e, e->nitems, now, &p);
+	apply_popularity(e, &p);
+	return rc;
 }
 
 /* ---------------------------------------------------------------- index */
@@ -758,41 +782,58 @@ static int check_open(const knytt_engine *e, const char *fn)
 	return KNYTT_OK;
 }
 
-/* The vector an item gets at ingest when the caller gives none. */
+/* The vector an item gets at ingest when the caller gives none: the
+ * model's item tower (under the read lock, memory only), else the
+ * embedder, called with no lock held (an HTTP round trip). */
 static int embed_item(knytt_engine *e, const knytt_item *it, float *out,
 		      int *got)
 {
 	*got = 0;
+	pthread_rwlock_rdlock(&e->lock);
+	int rc = KNYTT_OK;
 	if (e->tt) {
 		knytt_twotower_item f = { it->title, it->description,
 					  it->category, it->price };
-		int rc = knytt_twotower_embed_item(e->tt, &f, out);
-		if (rc < 0)
-			return rc;
-		*got = 1;
-		return KNYTT_OK;
+		rc = knytt_twotower_embed_item(e->tt, &f, out);
+		*got = rc == KNYTT_OK;
 	}
-	if (e->emb) {
-		size_t lt = it->title ? strlen(it->title) : 0;
-		size_t ld = it->description ? strlen(it->description) : 0;
-		char *text = malloc(lt + ld + 2);
-		if (!text)
-			return knytt__err(KNYTT_ENOMEM, "out of memory");
-		memcpy(text, it->title ? it->title : "", lt);
-		text[lt] = ' ';
-		memcpy(text + lt + 1, it->description ? it->description : "",
-		       ld);
-		text[lt + 1 + ld] = '\0';
-		const char *texts[1] = { text };
-		int rc = knytt_embedder_embed(e->emb, 1, texts, out, e->dim);
-		free(text);
-		if (rc < 0)
-			return rc;
-		*got = 1;
-	}
+	int tower = e->tt != NULL;
+	pthread_rwlock_unlock(&e->lock);
+	if (tower || !e->emb)
+		return rc < 0 ? rc : KNYTT_OK;
+	size_t lt = it->title ? strlen(it->title) : 0;
+	size_t ld = it->description ? strlen(it->description) : 0;
+	char *text = malloc(lt + ld + 2);
+	if (!text)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	memcpy(text, it->title ? it->title : "", lt);
+	text[lt] = ' ';
+	memcpy(text + lt + 1, it->description ? it->description : "", ld);
+	text[lt + 1 + ld] = '\0';
+	const char *texts[1] = { text };
+	rc = knytt_embedder_embed(e->emb, 1, texts, out, e->dim);
+	free(text);
+	if (rc < 0)
+		return rc;
+	*got = 1;
 	return KNYTT_OK;
 }
 
+static int check_vec(const knytt_engine *e, const float *vec, uint32_t dim)
+{
+	if (vec && dim != e->dim)
+		return knytt__err(KNYTT_EINVAL,
+				  "vector has %u dimensions, engine has %u",
+				  dim, e->dim);
+	for (uint32_t j = 0; vec && j < dim; j++)
+		if (!isfinite(vec[j]))
+			return knytt__err(KNYTT_EINVAL,
+					  "vector value %u is not finite", j);
+	return KNYTT_OK;
+}
+
+/* Embeds (if the caller gave no vector), writes the store, then takes
+ * the write lock only to update the table and the index. */
 int knytt_engine_item_upsert(knytt_engine *e, const knytt_item *item,
 			     const float *vec, uint32_t dim)
 {
@@ -801,17 +842,8 @@ int knytt_engine_item_upsert(knytt_engine *e, const knytt_item *item,
 		return rc;
 	if (!item)
 		return knytt__err(KNYTT_EINVAL, "item is NULL");
-	if (vec && dim != e->dim)
-		return knytt__err(KNYTT_EINVAL,
-				  "vector has %u dimensions, engine has %u",
-				  dim, e->dim);
-	if (vec)
-		for (uint32_t j = 0; j < dim; j++)
-			if (!isfinite(vec[j]))
-				return knytt__err(KNYTT_EINVAL,
-						  "vector value %u is not "
-						  "finite",
-						  j);
+	if ((rc = check_vec(e, vec, dim)))
+		return rc;
 	float *v = malloc(e->dim * sizeof *v);
 	if (!v)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
@@ -820,10 +852,11 @@ int knytt_engine_item_upsert(knytt_engine *e, const knytt_item *item,
 		memcpy(v, vec, e->dim * sizeof *v);
 		have = 1;
 	}
-	pthread_rwlock_wrlock(&e->lock);
 	/* embed first: if that fails, nothing is written */
-	if (!have && (rc = embed_item(e, item, v, &have)))
-		goto out;
+	if (!have && (rc = embed_item(e, item, v, &have))) {
+		free(v);
+		return rc;
+	}
 	pthread_mutex_lock(&e->st_lock);
 	uint64_t id = 0;
 	rc = knytt_store_item_upsert(e->st, item, &id);
@@ -834,6 +867,7 @@ int knytt_engine_item_upsert(knytt_engine *e, const knytt_item *item,
 		rc = knytt_store_embedding_put(e->st, KNYTT_OWNER_ITEM, id,
 					       "caller", v, e->dim);
 	pthread_mutex_unlock(&e->st_lock);
+	pthread_rwlock_wrlock(&e->lock);
 	uint32_t row = UINT32_MAX;
 	if (!rc)
 		rc = table_put(e, stored, &row);
@@ -847,9 +881,8 @@ int knytt_engine_item_upsert(knytt_engine *e, const knytt_item *item,
 	}
 	if (!rc && stored->updated_ms > e->synced_ms)
 		e->synced_ms = stored->updated_ms;
-	knytt_free(stored);
-out:
 	pthread_rwlock_unlock(&e->lock);
+	knytt_free(stored);
 	free(v);
 	return rc;
 }
@@ -863,11 +896,13 @@ int knytt_engine_item_delete(knytt_engine *e, const char *ext_id)
 		return knytt__err(KNYTT_EINVAL, "item id is NULL");
 	/* queued events on the item go in while it is still live */
 	knytt__fq_wait(e);
-	pthread_rwlock_wrlock(&e->lock);
 	pthread_mutex_lock(&e->st_lock);
 	rc = knytt_store_item_delete(e->st, ext_id);
-	uint32_t r = rc ? UINT32_MAX : knytt__engine_row_by_ext(e, ext_id, 1);
 	pthread_mutex_unlock(&e->st_lock);
+	if (rc)
+		return rc;
+	pthread_rwlock_wrlock(&e->lock);
+	uint32_t r = knytt__engine_row_by_ext(e, ext_id);
 	if (r != UINT32_MAX) {
 		eitem *it = &e->items[r];
 		it->deleted = 1;
@@ -879,20 +914,57 @@ int knytt_engine_item_delete(knytt_engine *e, const char *ext_id)
 	return rc;
 }
 
+/* The items sync read, copied out of the store's callback so the table
+ * is updated after the store is done. */
+typedef struct synced {
+	knytt_item *it;
+	size_t n, cap;
+} synced;
+
 static int sync_cb(const knytt_item *it, void *ctx)
 {
-	knytt_engine *e = ctx;
-	uint32_t r;
-	if (it->updated_ms > e->synced_ms)
-		e->synced_ms = it->updated_ms;
-	if (table_put(e, it, &r))
-		return 1;
-	eitem *x = &e->items[r];
-	if (x->deleted && x->has_vec) {
-		knytt_index_remove(e->ix, x->id);
-		x->has_vec = 0;
+	synced *s = ctx;
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 64;
+		knytt_item *x = realloc(s->it, nc * sizeof *x);
+		if (!x)
+			return 1;
+		s->it = x;
+		s->cap = nc;
 	}
+	knytt_item *x = &s->it[s->n];
+	*x = *it;
+	x->ext_id = dupstr(it->ext_id);
+	x->category = it->category ? dupstr(it->category) : NULL;
+	x->title = x->description = x->currency = x->image_url =
+		x->attributes = NULL;
+	if (!x->ext_id || (it->category && !x->category)) {
+		free((char *)x->ext_id);
+		free((char *)x->category);
+		return 1;
+	}
+	s->n++;
 	return 0;
+}
+
+/* Applies what sync read; caller holds the write lock. */
+static int sync_apply(knytt_engine *e, const synced *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const knytt_item *it = &s->it[i];
+		uint32_t r;
+		if (it->updated_ms > e->synced_ms)
+			e->synced_ms = it->updated_ms;
+		int rc = table_put(e, it, &r);
+		if (rc)
+			return rc;
+		eitem *x = &e->items[r];
+		if (x->deleted && x->has_vec) {
+			knytt_index_remove(e->ix, x->id);
+			x->has_vec = 0;
+		}
+	}
+	return KNYTT_OK;
 }
 
 int knytt_engine_sync(knytt_engine *e)
@@ -903,19 +975,36 @@ int knytt_engine_sync(knytt_engine *e)
 	/* popularity is re-read from the store: it must hold every event
 	 * the in-memory counters already have */
 	knytt__fq_wait(e);
-	pthread_rwlock_wrlock(&e->lock);
+	synced s = { 0 };
+	popcounts p = { 0 };
+	pthread_rwlock_rdlock(&e->lock);
+	int64_t since = e->synced_ms;
+	size_t nitems = e->nitems;
+	pthread_rwlock_unlock(&e->lock);
 	pthread_mutex_lock(&e->st_lock);
 	/* the millisecond of the last sync is read again: rows written later
 	 * in that same millisecond are not missed (re-reading is harmless) */
-	rc = knytt_store_items_changed(e->st, e->synced_ms, sync_cb, e);
-	if (rc >= 0) {
-		int r2 = load_popularity(e, knytt__engine_now(e));
-		if (r2 < 0)
-			rc = r2;
+	rc = knytt_store_items_changed(e->st, since, sync_cb, &s);
+	if (rc == KNYTT_ECANCELED)
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory reading items");
+	int visited = rc, r2 = KNYTT_OK;
+	if (rc >= 0)
+		r2 = read_popularity(e, nitems + s.n, knytt__engine_now(e), &p);
+	pthread_mutex_unlock(&e->st_lock);
+	pthread_rwlock_wrlock(&e->lock);
+	if (rc >= 0 && (r2 = sync_apply(e, &s)) == KNYTT_OK) {
+		apply_popularity(e, &p);
 		knytt__top_build(e, NTREND); /* counts may have moved down */
 	}
-	pthread_mutex_unlock(&e->st_lock);
+	rc = r2 < 0 ? r2 : visited;
 	pthread_rwlock_unlock(&e->lock);
+	free(p.ids);
+	free(p.cnt);
+	for (size_t i = 0; i < s.n; i++) {
+		free((char *)s.it[i].ext_id);
+		free((char *)s.it[i].category);
+	}
+	free(s.it);
 	return rc;
 }
 
@@ -1033,32 +1122,74 @@ static void session_event(knytt_engine *e, knytt__profile *u,
 	free(v);
 }
 
-typedef struct hist_load {
-	knytt_engine *e;
-	knytt__profile *u;
-	int64_t now;
-	int rc;
-} hist_load;
+/* A user's stored history as the store gave it, read before any engine
+ * lock is taken: one entry per event, oldest first. */
+typedef struct rawev {
+	uint64_t item;
+	float w;
+	int64_t ts;
+	uint8_t type;
+} rawev;
 
-/* One stored event, oldest first, into a profile being loaded. */
+typedef struct rawhist {
+	rawev *ev;
+	size_t n, cap;
+	int rc;
+} rawhist;
+
 static int hist_cb(const knytt_interaction *ix, void *ctx)
 {
-	hist_load *h = ctx;
-	knytt_engine *e = h->e;
-	uint32_t r = knytt__engine_row(e, ix->item_id);
-	if (r == UINT32_MAX)
-		return 0;
-	float w = (float)knytt__ix_confidence(ix);
-	if ((h->rc = knytt__profile_add(h->u, ix->item_id, r, w, ix->ts_ms,
-					knytt__type_bit(ix->type))))
-		return 1;
-	/* the session: events of the last four half-lives */
-	if (h->now - ix->ts_ms < (int64_t)(4000.0 * e->sess_half_life))
-		session_event(e, h->u, &e->items[r], w, ix->ts_ms);
+	rawhist *h = ctx;
+	if (h->n == h->cap) {
+		size_t nc = h->cap ? h->cap * 2 : 64;
+		rawev *x = realloc(h->ev, nc * sizeof *x);
+		if (!x) {
+			h->rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+			return 1;
+		}
+		h->ev = x;
+		h->cap = nc;
+	}
+	h->ev[h->n++] = (rawev){ ix->item_id, (float)knytt__ix_confidence(ix),
+				 ix->ts_ms, (uint8_t)knytt__type_bit(ix->type) };
 	return 0;
 }
 
-/* Finds the profile of @p ext in the table (NULL if not loaded). */
+/* A new profile of @p ext from its stored history; caller holds no lock
+ * (the profile is private until published). */
+static knytt__profile *user_build(knytt_engine *e, const char *ext,
+				  const rawhist *h, int *rc)
+{
+	knytt__profile *u = knytt__profile_new(ext, e->dim);
+	if (!u) {
+		*rc = knytt__err(KNYTT_ENOMEM, "out of memory loading user");
+		return NULL;
+	}
+	pthread_rwlock_rdlock(&e->lock);
+	int64_t now = knytt__engine_now(e);
+	for (size_t i = 0; i < h->n && !*rc; i++) {
+		const rawev *x = &h->ev[i];
+		uint32_t r = knytt__engine_row(e, x->item);
+		if (r == UINT32_MAX)
+			continue;
+		*rc = knytt__profile_add(u, x->item, r, x->w, x->ts, x->type);
+		/* the session: events of the last four half-lives */
+		if (!*rc &&
+		    now - x->ts < (int64_t)(4000.0 * e->sess_half_life))
+			session_event(e, u, &e->items[r], x->w, x->ts);
+	}
+	if (!*rc)
+		refresh_long(e, u, now);
+	pthread_rwlock_unlock(&e->lock);
+	if (*rc) {
+		knytt__profile_free(u);
+		return NULL;
+	}
+	return u;
+}
+
+/* Finds the profile of @p ext in the table (NULL if not loaded); caller
+ * holds users_mu. */
 static knytt__profile *user_find(knytt_engine *e, const char *ext,
 				 uint64_t h, uint32_t *slot)
 {
@@ -1068,32 +1199,65 @@ static knytt__profile *user_find(knytt_engine *e, const char *ext,
 	return NULL;
 }
 
+/* Publishes @p u, unless another thread published the same user first:
+ * then @p u goes and the first one is returned.  NULL without memory. */
+static knytt__profile *user_publish(knytt_engine *e, knytt__profile *u,
+				    uint64_t h)
+{
+	uint32_t ui;
+	pthread_mutex_lock(&e->users_mu);
+	knytt__profile *first = user_find(e, u->ext_id, h, &ui);
+	if (first) {
+		pthread_mutex_unlock(&e->users_mu);
+		knytt__profile_free(u);
+		return first;
+	}
+	/* (a colliding 64-bit hash -- about 3e-8 for a million users --
+	 * gets no map slot: such a user is loaded again on every call,
+	 * correct but slower, and each load stays in users[]) */
+	int ok = 1;
+	if (e->nusers == e->capusers) {
+		size_t nc = e->capusers ? e->capusers * 2 : 64;
+		knytt__profile **nu = realloc(e->users, nc * sizeof *nu);
+		if (nu) {
+			e->users = nu;
+			e->capusers = nc;
+		}
+		ok = nu != NULL;
+	}
+	if (ok && ui == LMAP_EMPTY &&
+	    knytt__lmap_put(&e->by_user, h, (uint32_t)e->nusers))
+		ok = 0;
+	if (ok)
+		e->users[e->nusers++] = u;
+	pthread_mutex_unlock(&e->users_mu);
+	if (!ok) {
+		knytt__profile_free(u);
+		knytt__err(KNYTT_ENOMEM, "out of memory loading user");
+	}
+	return ok ? u : NULL;
+}
+
 /*
- * The profile of user @p ext, loaded from the store on first use (every
- * event the store holds, oldest first).  Caller holds the write lock.
- * With create = 0, an unknown user gives NULL and KNYTT_ENOTFOUND in
- * *rc; NULL with KNYTT_ENOMEM or a store error otherwise.
+ * The profile of user @p ext: from the table, or loaded from the store
+ * (every event it holds, oldest first) and published.  The store is read
+ * with no engine lock held; two threads loading the same user both read
+ * it and the first to publish wins, which is harmless: feedback publishes
+ * the profile before it stores its event, so a load that could see the
+ * event is always the loser.
  */
 knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
 				   int create, int *rc)
 {
 	uint64_t h = knytt__hash_str(ext);
 	uint32_t ui;
-	knytt__profile *u = user_find(e, ext, h, &ui);
 	*rc = KNYTT_OK;
-	if (u) {
-		if (u->long_gen != e->model_gen) /* a new model since */
-			refresh_long(e, u, knytt__engine_now(e));
+	pthread_mutex_lock(&e->users_mu);
+	knytt__profile *u = user_find(e, ext, h, &ui);
+	pthread_mutex_unlock(&e->users_mu);
+	if (u)
 		return u;
-	}
-	/* (a colliding 64-bit hash -- about 3e-8 for a million users --
-	 * gets no map slot: such a user is loaded again on every call,
-	 * correct but slower, and each load stays in users[]) */
-	if (!(u = knytt__profile_new(ext, e->dim))) {
-		*rc = knytt__err(KNYTT_ENOMEM, "out of memory loading user");
-		return NULL;
-	}
-	hist_load hl = { e, u, knytt__engine_now(e), 0 };
+	rawhist hl = { 0 };
 	pthread_mutex_lock(&e->st_lock);
 	int src = knytt_store_user_history(e->st, ext, hist_cb, &hl);
 	pthread_mutex_unlock(&e->st_lock);
@@ -1101,27 +1265,20 @@ knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
 		*rc = hl.rc ? hl.rc : src;
 		if (src == KNYTT_ENOTFOUND)
 			knytt__err(KNYTT_ENOTFOUND, "user '%s' is unknown", ext);
-		knytt__profile_free(u);
+		free(hl.ev);
 		return NULL;
 	}
-	refresh_long(e, u, hl.now);
-	if (e->nusers == e->capusers) {
-		size_t nc = e->capusers ? e->capusers * 2 : 64;
-		knytt__profile **nu = realloc(e->users, nc * sizeof *nu);
-		if (!nu)
-			goto nomem;
-		e->users = nu;
-		e->capusers = nc;
-	}
-	if (ui == LMAP_EMPTY &&
-	    knytt__lmap_put(&e->by_user, h, (uint32_t)e->nusers))
-		goto nomem;
-	e->users[e->nusers++] = u;
+	u = user_build(e, ext, &hl, rc);
+	free(hl.ev);
+	if (u && !(u = user_publish(e, u, h)))
+		*rc = KNYTT_ENOMEM;
 	return u;
-nomem:
-	knytt__profile_free(u);
-	*rc = knytt__err(KNYTT_ENOMEM, "out of memory loading user");
-	return NULL;
+}
+
+void knytt__engine_user_fresh(knytt_engine *e, knytt__profile *u)
+{
+	if (u->long_gen != e->model_gen) /* a new model since */
+		refresh_long(e, u, knytt__engine_now(e));
 }
 
 /* Checks the arguments of a feedback call; fills @p ev (time resolved
@@ -1158,6 +1315,22 @@ static int feedback_event(knytt_engine *e, const char *user,
 	return KNYTT_OK;
 }
 
+/* Counts an event in the item's popularity and trending counters. */
+static void count_event(knytt_engine *e, uint32_t r, double w, int64_t ts)
+{
+	pthread_rwlock_wrlock(&e->stat_lock);
+	eitem *it = &e->items[r];
+	it->pop += 1;
+	trend_add(it, w, ts);
+	knytt__top_bump(e, r);
+	pthread_rwlock_unlock(&e->stat_lock);
+}
+
+/*
+ * Feedback holds the shopper's profile lock throughout (other shoppers
+ * never wait), and the engine's read lock only for memory work: the
+ * item check, and the counters, history and taste after the store write.
+ */
 int knytt_engine_feedback(knytt_engine *e, const char *user,
 			  const char *item, const char *type, double value,
 			  int64_t ts_ms)
@@ -1174,18 +1347,19 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	 * later */
 	if (e->fq_running && (rc = knytt__fq_check(e, &ev)))
 		return rc;
-	pthread_rwlock_wrlock(&e->lock);
-	uint32_t r = knytt__engine_row_by_ext(e, item, 0);
-	if (r == UINT32_MAX || e->items[r].deleted) {
-		rc = knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown%s", item,
-				r == UINT32_MAX ? "" : " (deleted)");
-		goto out;
-	}
+	pthread_rwlock_rdlock(&e->lock);
+	uint32_t r = knytt__engine_row_by_ext(e, item);
+	int gone = r != UINT32_MAX && e->items[r].deleted;
+	pthread_rwlock_unlock(&e->lock);
+	if (r == UINT32_MAX || gone)
+		return knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown%s",
+				  item, gone ? " (deleted)" : "");
 	/* the profile first: a new one is loaded from the store, which must
 	 * not hold this event yet (it is stored or queued after) */
 	knytt__profile *u = knytt__engine_user(e, user, 1, &rc);
 	if (!u)
-		goto out;
+		return rc;
+	pthread_mutex_lock(&u->mu);
 	if (e->fq_running) {
 		rc = knytt__fq_push(e, &ev);
 	} else {
@@ -1196,17 +1370,19 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	if (rc < 0)
 		goto out;
 	rc = KNYTT_OK; /* 1 = stored; no event id here, so no duplicates */
+	/* rows are never reused, so r still names the item */
+	pthread_rwlock_rdlock(&e->lock);
+	count_event(e, r, w, ts);
 	eitem *it = &e->items[r];
-	it->pop += 1;
-	trend_add(it, w, ts);
-	knytt__top_bump(e, r);
-	if ((rc = knytt__profile_add(u, it->id, r, (float)w, ts,
-				     knytt__type_bit(type))))
-		goto out;
-	session_event(e, u, it, (float)w, ts);
-	refresh_long(e, u, ts > knytt__engine_now(e) ? ts
-						      : knytt__engine_now(e));
-out:
+	rc = knytt__profile_add(u, it->id, r, (float)w, ts,
+				knytt__type_bit(type));
+	if (!rc) {
+		session_event(e, u, it, (float)w, ts);
+		int64_t now = knytt__engine_now(e);
+		refresh_long(e, u, ts > now ? ts : now);
+	}
 	pthread_rwlock_unlock(&e->lock);
+out:
+	pthread_mutex_unlock(&u->mu);
 	return rc;
 }

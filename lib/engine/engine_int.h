@@ -12,13 +12,32 @@
  *    the items seen per interaction type, the taste;
  *  - the vector index (label = store id) and the trained model.
  *
- * Locks, always taken in this order:
- *   lock     rwlock: queries read; feedback, item writes and the model
- *            swap write.  Everything above is under it.
- *   st_lock  mutex around the store handle (one connection, not
- *            thread-safe).  Training uses its own connection.
- *   fq_mu    the feedback queue (feedq.c); the writer thread holds it
- *            only to take or retire an event, never with st_lock.
+ * Locks.  A thread holding one of them takes only locks listed below
+ * it (the lock order), and none is held across an embedder (HTTP) call
+ * or file I/O; the store is queried under st_lock alone, never under
+ * lock, stat_lock, cat_mu or users_mu:
+ *   u->mu     one shopper's profile (lib/taste/profile.h).  A query for
+ *             the shopper holds it for the query (the seen set and the
+ *             taste); feedback holds it across its store write, so a
+ *             profile loaded at the same time never misses an event nor
+ *             counts one twice.  Other shoppers never wait for it.
+ *   st_lock   mutex around the store handle (one connection, not
+ *             thread-safe).  A store callback may take lock for reading
+ *             (keyword search tests its filter in memory).  Training
+ *             uses its own connection.
+ *   lock      rwlock over the item table, the index and the model.
+ *             Queries and feedback read.  Item writes, sync and the
+ *             model swap write, and only for memory work: they read the
+ *             store, embed and build before taking it.
+ *   stat_lock rwlock over popularity, the trending counters and the top
+ *             lists: feedback writes for the counter bump (no I/O),
+ *             the trending / popular fallback reads.
+ *   cat_mu    the filter indexes (filterx.c).
+ *   users_mu  the user table (users, by_user): find or publish a
+ *             profile, nothing else; a profile is loaded before it.
+ *   fq_mu     the feedback queue (feedq.c); the writer thread holds it
+ *             only to take or retire an event, never with st_lock.
+ *   train_mu  the training job's state.
  */
 #ifndef KNYTT_ENGINE_INT_H
 #define KNYTT_ENGINE_INT_H
@@ -121,6 +140,8 @@ struct knytt_engine {
 
 	pthread_rwlock_t lock;
 	pthread_mutex_t st_lock;
+	pthread_rwlock_t stat_lock; /* pop, trend, top (see above) */
+	pthread_mutex_t users_mu;   /* users, nusers, by_user */
 
 	/* items */
 	eitem *items;
@@ -226,17 +247,22 @@ static inline double knytt__ix_confidence(const knytt_interaction *ix)
 	return w;
 }
 
-/* The profile of user @p ext (engine.c), loaded on first use; caller
- * holds the write lock.  NULL with the code in *rc: KNYTT_ENOTFOUND
- * (unknown and create = 0), KNYTT_ENOMEM, a store error. */
+/* The profile of user @p ext (engine.c), loaded from the store on first
+ * use and published in the user table; caller holds no lock.  Profiles
+ * live until the engine closes, so the pointer stays valid.  NULL with
+ * the code in *rc: KNYTT_ENOTFOUND (unknown and create = 0),
+ * KNYTT_ENOMEM, a store error. */
 knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
 				   int create, int *rc);
+/* Brings the long-term taste of @p u up to the installed model; caller
+ * holds u->mu and lock (read). */
+void knytt__engine_user_fresh(knytt_engine *e, knytt__profile *u);
 /* row of an item by store id; UINT32_MAX if absent */
 uint32_t knytt__engine_row(const knytt_engine *e, uint64_t id);
-/* row of an item by external id, UINT32_MAX if absent; a 64-bit hash
- * collision falls back to the store (locked_st: caller holds st_lock) */
-uint32_t knytt__engine_row_by_ext(knytt_engine *e, const char *ext,
-				  int locked_st);
+/* row of an item by external id, UINT32_MAX if absent (memory only: a
+ * 64-bit hash collision is resolved by scanning the table); caller holds
+ * lock */
+uint32_t knytt__engine_row_by_ext(const knytt_engine *e, const char *ext);
 /* filter indexes (filterx.c); callers hold the engine lock, the
  * functions take cat_mu.  cat_rows: the rows of a category prefix (NULL
  * without memory), caller holds cat_mu and reads the list under it;

@@ -66,15 +66,30 @@ static int price_rows_of(knytt_engine *e, const knytt_filter *f,
 				 ctx);
 }
 
-static int check_filter(const knytt_filter *f)
+/* The caller's filter as this version's struct: members beyond an older
+ * caller's struct_size keep knytt_filter_init's defaults.  *io is the
+ * filter to use from then on (@p tmp, or NULL for none). */
+static int check_filter(const knytt_filter **io, knytt_filter *tmp)
 {
-	if (!f)
+	const knytt_filter *in = *io;
+	if (!in)
 		return KNYTT_OK;
-	if (f->struct_size < sizeof *f)
+	if (!KNYTT__HAS(in, knytt_filter, category_prefix))
 		return knytt__err(KNYTT_EINVAL,
-				  "filter.struct_size is %zu, expected %zu "
+				  "filter.struct_size is %zu, too small "
 				  "(use knytt_filter_init)",
-				  f->struct_size, sizeof *f);
+				  in->struct_size);
+	knytt_filter_init(tmp);
+	tmp->category_prefix = in->category_prefix;
+	if (KNYTT__HAS(in, knytt_filter, price_min))
+		tmp->price_min = in->price_min;
+	if (KNYTT__HAS(in, knytt_filter, price_max))
+		tmp->price_max = in->price_max;
+	if (KNYTT__HAS(in, knytt_filter, in_stock_only))
+		tmp->in_stock_only = in->in_stock_only;
+	if (KNYTT__HAS(in, knytt_filter, min_quality))
+		tmp->min_quality = in->min_quality;
+	const knytt_filter *f = *io = tmp;
 	if (isnan(f->price_min) || isinf(f->price_min))
 		return knytt__err(KNYTT_EINVAL,
 				  "filter.price_min must be finite");
@@ -139,13 +154,17 @@ static int label_passes(uint64_t label, void *ctx)
 	return r != UINT32_MAX && item_passes(c, &c->e->items[r]);
 }
 
-/* The keyword search's filter: the bitset when there is one. */
-static int kw_accept(uint64_t id, void *ctx)
+/* The keyword search's filter: the bitset when there is one.  Called by
+ * the store with the engine unlocked: the read lock for the test. */
+static int kw_accept_locked(uint64_t id, void *ctx)
 {
 	const qctx *c = ctx;
 	if (c->bits)
 		return id < c->nbits && (c->bits[id >> 6] >> (id & 63) & 1);
-	return label_passes(id, ctx);
+	pthread_rwlock_rdlock(&((knytt_engine *)c->e)->lock);
+	int ok = label_passes(id, ctx);
+	pthread_rwlock_unlock(&((knytt_engine *)c->e)->lock);
+	return ok;
 }
 
 static void qctx_init(qctx *c, const knytt_engine *e, const knytt_filter *f)
@@ -438,16 +457,20 @@ static int fallback(knytt_engine *e, qctx *c, int h, int64_t now, size_t k,
 	if (*n >= k)
 		return KNYTT_OK;
 	int full = 1;
+	/* the counters move under feedback: read them under stat_lock */
+	pthread_rwlock_rdlock(&e->stat_lock);
 	if (e->top_ok) {
 		*n = fallback_list(e, c, h, now, k, out, *n, &full);
-		if (!full)
+		if (!full) {
+			pthread_rwlock_unlock(&e->stat_lock);
 			return KNYTT_OK;
+		}
 	}
-	int rc;
-	if (!c->bits && (rc = filter_bits(e, c)))
-		return rc;
-	*n = fallback_scan(e, c, h, now, k, out, *n);
-	return KNYTT_OK;
+	int rc = KNYTT_OK;
+	if (c->bits || (rc = filter_bits(e, c)) == KNYTT_OK)
+		*n = fallback_scan(e, c, h, now, k, out, *n);
+	pthread_rwlock_unlock(&e->stat_lock);
+	return rc;
 }
 
 static double score_of(const knytt_engine *e, float dist)
@@ -607,7 +630,8 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 			   const knytt_rec_options *opt, knytt_result *out)
 {
 	int rc = check_query(e, k, "knytt_engine_recommend");
-	if (rc || (rc = check_filter(filter)))
+	knytt_filter fbuf;
+	if (rc || (rc = check_filter(&filter, &fbuf)))
 		return rc;
 	if (!user || !*user || !out)
 		return knytt__err(KNYTT_EINVAL, "recommend: %s is NULL or empty",
@@ -615,27 +639,29 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	double lambda = 1.0;
 	int seen = e->exclude_seen;
 	if (opt) {
-		if (opt->struct_size < sizeof *opt)
+		/* members beyond an older caller's struct_size: defaults */
+		if (!KNYTT__HAS(opt, knytt_rec_options, mmr_lambda))
 			return knytt__err(KNYTT_EINVAL,
-					  "options.struct_size is %zu, expected "
-					  "%zu (use knytt_rec_options_init)",
-					  opt->struct_size, sizeof *opt);
+					  "options.struct_size is %zu, too small "
+					  "(use knytt_rec_options_init)",
+					  opt->struct_size);
 		if (!(opt->mmr_lambda >= 0 && opt->mmr_lambda <= 1))
 			return knytt__err(KNYTT_EINVAL,
 					  "options.mmr_lambda must be in 0..1");
 		lambda = opt->mmr_lambda;
-		if (opt->exclude_seen >= 0)
+		if (KNYTT__HAS(opt, knytt_rec_options, exclude_seen) &&
+		    opt->exclude_seen >= 0)
 			seen = opt->exclude_seen != 0;
 	}
-	/* user state may need loading: that writes, so it is done under the
-	 * write lock before the query proper runs under the read lock */
-	pthread_rwlock_wrlock(&e->lock);
+	/* the profile (loaded from the store first if need be, with no
+	 * lock held), then its own lock for the whole query -- the seen set
+	 * and the taste are read throughout -- and the engine's read lock */
 	knytt__profile *u = knytt__engine_user(e, user, 0, &rc);
-	pthread_rwlock_unlock(&e->lock);
 	if (!u) /* unknown user, out of memory, a store error */
 		return rc;
-
+	pthread_mutex_lock(&u->mu);
 	pthread_rwlock_rdlock(&e->lock);
+	knytt__engine_user_fresh(e, u);
 	int64_t now = knytt__engine_now(e);
 	uint32_t d = e->dim;
 	float *q = malloc(d * sizeof *q), share = 0;
@@ -756,6 +782,7 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	rc = (int)n;
 out:
 	pthread_rwlock_unlock(&e->lock);
+	pthread_mutex_unlock(&u->mu);
 	qctx_done(&c);
 	free(q);
 	free(lab);
@@ -773,6 +800,7 @@ typedef struct coview {
 	char **users;
 	size_t nu, capu;
 	double *count; /* per item row */
+	size_t ncount; /* rows when the count was allocated */
 } coview;
 
 static int coview_user_cb(const knytt_interaction *ix, void *ctx)
@@ -794,8 +822,11 @@ static int coview_user_cb(const knytt_interaction *ix, void *ctx)
 static int coview_item_cb(const knytt_interaction *ix, void *ctx)
 {
 	coview *cv = ctx;
+	/* a store callback: the engine's read lock for the lookup only */
+	pthread_rwlock_rdlock(&cv->e->lock);
 	uint32_t r = knytt__engine_row(cv->e, ix->item_id);
-	if (r != UINT32_MAX && ix->item_id != cv->self)
+	pthread_rwlock_unlock(&cv->e->lock);
+	if (r < cv->ncount && ix->item_id != cv->self)
 		cv->count[r] += 1;
 	return 0;
 }
@@ -804,22 +835,25 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 			 const knytt_filter *filter, knytt_result *out)
 {
 	int rc = check_query(e, k, "knytt_engine_similar");
-	if (rc || (rc = check_filter(filter)))
+	knytt_filter fbuf;
+	if (rc || (rc = check_filter(&filter, &fbuf)))
 		return rc;
 	if (!item || !*item || !out)
 		return knytt__err(KNYTT_EINVAL, "similar: %s is NULL or empty",
 				  !out ? "out" : "item");
 	pthread_rwlock_rdlock(&e->lock);
 	uint32_t d = e->dim;
-	uint32_t row = knytt__engine_row_by_ext(e, item, 0);
+	uint32_t row = knytt__engine_row_by_ext(e, item);
 	if (row == UINT32_MAX || e->items[row].deleted) {
 		pthread_rwlock_unlock(&e->lock);
 		return knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown", item);
 	}
 	const eitem *self = &e->items[row];
+	/* a copy: the table may grow while the coview path reads the store */
+	uint64_t self_id = self->id;
 	qctx c;
 	qctx_init(&c, e, filter);
-	c.excl = &self->id;
+	c.excl = &self_id;
 	c.nexcl = 1;
 	size_t n = 0;
 	if ((rc = filter_bits(e, &c))) {
@@ -864,11 +898,15 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 	} else {
 		/* no vector yet: items the same users interacted with */
 		coview cv = { .e = e, .self = self->id, .capu = 64 };
+		cv.ncount = e->nitems;
 		cv.users = calloc(cv.capu, sizeof *cv.users);
 		cv.count = calloc(e->nitems ? e->nitems : 1, sizeof *cv.count);
 		if (!cv.users || !cv.count) {
 			rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		} else {
+			/* the store is read with the engine unlocked (the
+			 * filter's bitset and cv.count stay ours) */
+			pthread_rwlock_unlock(&e->lock);
 			pthread_mutex_lock(&e->st_lock);
 			rc = knytt_store_item_recent(e->st, item, 500,
 						     coview_user_cb, &cv);
@@ -878,6 +916,7 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 							     coview_item_cb,
 							     &cv);
 			pthread_mutex_unlock(&e->st_lock);
+			pthread_rwlock_rdlock(&e->lock);
 			if (rc == KNYTT_ENOTFOUND)
 				rc = KNYTT_OK;
 			if (rc > 0)
@@ -887,7 +926,7 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 			float *sc = malloc(k * sizeof *sc);
 			if (rc == KNYTT_OK && heap && rows && sc) {
 				knytt__topk t = { heap, 0, k };
-				for (size_t r = 0; r < e->nitems; r++)
+				for (size_t r = 0; r < cv.ncount; r++)
 					if (cv.count[r] > 0 &&
 					    item_passes(&c, &e->items[r]) &&
 					    (float)-cv.count[r] <
@@ -899,7 +938,7 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 				for (size_t i = 0; i < got; i++)
 					fill(e, &out[n++], (uint32_t)rows[i],
 					     -sc[i], KNYTT_REASON_COVIEW,
-					     self->id);
+					     self_id);
 			} else if (rc == KNYTT_OK) {
 				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 			}
@@ -941,12 +980,36 @@ static int cmp_fused(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* The search log: every search, with its result count; with write-behind
+ * and no id wanted, by the writer thread.  Caller holds no engine lock. */
+static int search_log(knytt_engine *e, const char *lq, const char *lu, int n,
+		      uint64_t *log_id)
+{
+	int lrc;
+	if (e->fq_running && !log_id) {
+		/* the store's checks now, so a bad entry fails this call */
+		lrc = knytt__search_log_check(lq, lu);
+		if (lrc == 0)
+			lrc = knytt__fq_push_log(e, lq, lu, n,
+						 knytt__engine_now(e));
+	} else {
+		uint64_t lid = 0;
+		pthread_mutex_lock(&e->st_lock);
+		lrc = knytt_store_search_log(e->st, lq, lu, n, 0, &lid);
+		pthread_mutex_unlock(&e->st_lock);
+		if (lrc == 0 && log_id)
+			*log_id = lid;
+	}
+	return lrc;
+}
+
 int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 			uint32_t dim, size_t k, const knytt_filter *filter,
 			const char *user, knytt_result *out, uint64_t *log_id)
 {
 	int rc = check_query(e, k, "knytt_engine_search");
-	if (rc || (rc = check_filter(filter)))
+	knytt_filter fbuf;
+	if (rc || (rc = check_filter(&filter, &fbuf)))
 		return rc;
 	if (!out)
 		return knytt__err(KNYTT_EINVAL, "search: out is NULL");
@@ -972,34 +1035,40 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	int personal = 0;
 	float share;
 	if (user && *user) {
-		pthread_rwlock_wrlock(&e->lock);
 		int urc;
 		knytt__profile *u = knytt__engine_user(e, user, 1, &urc);
-		if (u)
+		if (u) {
+			pthread_mutex_lock(&u->mu);
+			pthread_rwlock_rdlock(&e->lock);
+			knytt__engine_user_fresh(e, u);
 			personal = knytt__taste_blend(&u->taste, d,
 						      knytt__engine_now(e),
 						      e->sess_half_life,
 						      e->sess_blend, t, &share);
-		pthread_rwlock_unlock(&e->lock);
+			pthread_rwlock_unlock(&e->lock);
+			pthread_mutex_unlock(&u->mu);
+		}
 		if (personal)
 			knytt__normalize(t, d);
 	}
-	/* the query vector: given, or the model's text path, or the service */
+	/* the query vector: given, or the model's text path (memory, under
+	 * the read lock), or the embedding service (HTTP, with no lock) */
 	int has_q = 0;
 	if (vec) {
 		memcpy(q, vec, d * sizeof *q);
 		has_q = 1;
 	} else if (has_text) {
 		pthread_rwlock_rdlock(&e->lock);
-		if (e->tt) {
+		int tower = e->tt != NULL;
+		if (tower)
 			has_q = knytt_twotower_embed_query(e->tt, text, q) ==
 				KNYTT_OK;
-		} else if (e->emb && e->kind == KNYTT_MODEL_EXTERNAL) {
+		pthread_rwlock_unlock(&e->lock);
+		if (!tower && e->emb && e->kind == KNYTT_MODEL_EXTERNAL) {
 			const char *texts[1] = { text };
 			rc = knytt_embedder_embed(e->emb, 1, texts, q, d);
 			has_q = rc == KNYTT_OK;
 		}
-		pthread_rwlock_unlock(&e->lock);
 		if (rc < 0)
 			goto early;
 	}
@@ -1007,7 +1076,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	pthread_rwlock_rdlock(&e->lock);
 	qctx c;
 	qctx_init(&c, e, filter);
-	size_t nf = 0;
+	size_t nf = 0, n = 0;
 	/*
 	 * The filter: a selective category or price range gives its
 	 * candidate rows, and the vector half is an exact scan over them
@@ -1029,13 +1098,17 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 			       (c.plen || has_price_range(filter) ||
 				filter->in_stock_only ||
 				!isnan(filter->min_quality));
+		/* the store with the engine unlocked; the filter callback
+		 * takes the read lock for its test (st_lock, then lock) */
+		pthread_rwlock_unlock(&e->lock);
 		pthread_mutex_lock(&e->st_lock);
 		int nk = filtered ? knytt_store_search_fn(e->st, text,
-							  kw_accept, &c, kw,
-							  NULL, cap)
+							  kw_accept_locked, &c,
+							  kw, NULL, cap)
 				  : knytt_store_search(e->st, text, NULL, NAN,
 						       NAN, 0, kw, NULL, cap);
 		pthread_mutex_unlock(&e->st_lock);
+		pthread_rwlock_rdlock(&e->lock);
 		if (nk == KNYTT_EINVAL)
 			nk = 0; /* a query with no word: vector part only */
 		if (nk < 0) {
@@ -1086,7 +1159,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		}
 	}
 	qsort(f, nf, sizeof *f, cmp_fused);
-	size_t n = nf < k ? nf : k;
+	n = nf < k ? nf : k;
 	for (size_t i = 0; i < n; i++)
 		fill(e, &out[i], knytt__engine_row(e, f[i].id), f[i].score,
 		     f[i].kw && f[i].vec ? KNYTT_REASON_HYBRID
@@ -1094,30 +1167,16 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 				       : KNYTT_REASON_SEMANTIC,
 		     0);
 	rc = (int)n;
-	/* the search log: every search, with its result count; with
-	 * write-behind and no id wanted, by the writer thread */
-	const char *lq = has_text ? text : "(vector)";
-	const char *lu = user && *user ? user : NULL;
-	int lrc;
-	if (e->fq_running && !log_id) {
-		/* the store's checks now, so a bad entry fails this call */
-		lrc = knytt__search_log_check(lq, lu);
-		if (lrc == 0)
-			lrc = knytt__fq_push_log(e, lq, lu, (int)n,
-						 knytt__engine_now(e));
-	} else {
-		uint64_t lid = 0;
-		pthread_mutex_lock(&e->st_lock);
-		lrc = knytt_store_search_log(e->st, lq, lu, (int)n, 0, &lid);
-		pthread_mutex_unlock(&e->st_lock);
-		if (lrc == 0 && log_id)
-			*log_id = lid;
-	}
-	if (lrc < 0)
-		rc = lrc;
 out:
 	pthread_rwlock_unlock(&e->lock);
 	qctx_done(&c);
+	if (rc >= 0) {
+		int lrc = search_log(e, has_text ? text : "(vector)",
+				     user && *user ? user : NULL, (int)n,
+				     log_id);
+		if (lrc < 0)
+			rc = lrc;
+	}
 early:
 	free(kw);
 	free(lab);

@@ -23,6 +23,7 @@ knytt__profile *knytt__profile_new(const char *ext_id, uint32_t dim)
 	knytt__profile *p = calloc(1, sizeof *p);
 	if (!p)
 		return NULL;
+	pthread_mutex_init(&p->mu, NULL);
 	size_t n = strlen(ext_id) + 1;
 	p->ext_id = malloc(n);
 	if (!p->ext_id || knytt__taste_init(&p->taste, dim)) {
@@ -41,6 +42,7 @@ void knytt__profile_free(knytt__profile *p)
 	free(p->hist);
 	knytt__lmap_free(&p->seen);
 	knytt__taste_free(&p->taste);
+	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
 

@@ -10,14 +10,16 @@
  * seen set answers "did this shopper interact with item X, and how" in
  * O(1) per candidate, so a query never scans the history or the store.
  *
- * A profile is changed and read under its owner's lock (today the
- * engine's rwlock; the engine redesign of issue 13 gives each profile
- * its own).
+ * A profile is changed and read under its own mutex, mu: feedback for
+ * one shopper never waits for another shopper's queries.  Until it is
+ * published in the engine's user table, only its builder sees it.
  */
 #ifndef KNYTT_PROFILE_H
 #define KNYTT_PROFILE_H
 
 #include "taste.h"
+
+#include <pthread.h>
 
 /* Interaction types as bits of a mask: the types knytt names, and one
  * bit shared by every other (custom) type name. */
@@ -47,7 +49,8 @@ typedef struct knytt__hev {
 } knytt__hev;
 
 typedef struct knytt__profile {
-	char *ext_id;
+	pthread_mutex_t mu; /* guards everything below but ext_id */
+	char *ext_id;       /* fixed at creation */
 	knytt__hev *hist; /* oldest first (as added), every event */
 	size_t nh, caph;
 	knytt__lmap seen; /* store item id -> mask of type bits */
