@@ -361,7 +361,7 @@ index-demo: build/bin/index_demo
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_HDRS := $(wildcard tests/fuzz/*.h) $(wildcard include/*.h lib/*.h lib/*/*.h)
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -Iinclude $(BLAS_CFLAGS) \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread -Iinclude $(BLAS_CFLAGS) \
 	$(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
 	-fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1
 FUZZ_OBJS := $(patsubst %.c,build-fuzz/obj/%.o,$(LIB_SRCS))
