@@ -139,6 +139,13 @@ export class Store implements Closable {
   search(query: string, opts?: { k?: number; category?: string; priceMin?: number;
     priceMax?: number; inStockOnly?: boolean }): { itemId: number; score: number }[];
   userUpsert(id: string, attributes?: string | Record<string, unknown> | null): number;
+  /** KNYTT_ENOTFOUND when the user is unknown. */
+  userGet(id: string): { id: string; userId: number; attributes: unknown;
+    createdMs: number };
+  /** Items changed at or after sinceMs, deleted ones included. */
+  itemsChanged(sinceMs?: number): StoredItem[];
+  /** Rows per import transaction. */
+  setBatchSize(rows: number): void;
   interactionAdd(x: Interaction): boolean;
   userRecent(user: string, n?: number): StoredInteraction[];
   itemRecent(item: string, n?: number): StoredInteraction[];
@@ -146,6 +153,8 @@ export class Store implements Closable {
   favoriteUnset(user: string, item: string): void;
   favoriteList(user: string, cap?: number): number[];
   searchLog(query: string, opts?: { user?: string; resultCount?: number }): number;
+  searchLogGet(logId: number): { query: string; resultCount: number;
+    clickedItem: number };
   searchClick(logId: number, item: string): void;
   modelPut(name: string, blob: Uint8Array, metadata?: string | object | null): number;
   modelGet(name: string, version?: number): { blob: Buffer; metadata: unknown;

@@ -257,6 +257,12 @@ class Store extends Handle {
   }
   /** {user, item, type, weight, value, tsMs, eventId} -> false when the
    *  event id was seen before. */
+  /** {id, userId, attributes, createdMs}; KNYTT_ENOTFOUND if unknown. */
+  userGet(id) { return itemOut(native.storeUserGet(this.h, id)); }
+  /** Items (deleted ones included) changed at or after sinceMs. */
+  itemsChanged(sinceMs = 0) { return native.storeItemsChanged(this.h, sinceMs).map(itemOut); }
+  /** Rows per import transaction (knytt_store_set_batch_size). */
+  setBatchSize(rows) { native.storeSetBatchSize(this.h, rows); }
   interactionAdd(x) { return native.storeInteractionAdd(this.h, x); }
   userRecent(user, n = 50) { return native.storeRecent(this.h, user, n, false); }
   itemRecent(item, n = 50) { return native.storeRecent(this.h, item, n, true); }
@@ -266,6 +272,8 @@ class Store extends Handle {
   searchLog(query, { user, resultCount = 0 } = {}) {
     return native.storeSearchLog(this.h, query, user, resultCount);
   }
+  /** {query, resultCount, clickedItem} of a search log entry. */
+  searchLogGet(logId) { return native.storeSearchLogGet(this.h, logId); }
   searchClick(logId, item) { native.storeSearchClick(this.h, logId, item); }
   modelPut(name, blob, metadata) {
     return native.storeModelPut(this.h, name, blob, metadata === undefined ||

@@ -721,6 +721,7 @@ NAPI_MODULE_INIT()
 	kn_export(env, exports, "errors", native_errors);
 	kn_init_index(env, exports);
 	kn_init_store(env, exports);
+	kn_init_store_read(env, exports);
 	kn_init_engine(env, exports);
 	kn_init_models(env, exports);
 	return exports;
