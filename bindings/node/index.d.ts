@@ -147,6 +147,9 @@ export class Store implements Closable {
   /** Rows per import transaction. */
   setBatchSize(rows: number): void;
   interactionAdd(x: Interaction): boolean;
+  interactionsSince(sinceMs?: number): StoredInteraction[];
+  itemCounts(fromMs: number, toMs: number, opts?: { type?: string; cap?: number }):
+    { itemIds: BigUint64Array; counts: BigUint64Array };
   userRecent(user: string, n?: number): StoredInteraction[];
   itemRecent(item: string, n?: number): StoredInteraction[];
   favoriteSet(user: string, item: string): void;
@@ -265,6 +268,9 @@ export class ALS implements Closable {
   userFactors(): Float32Array;
   itemFactors(): Float32Array;
   score(user: number, items?: Uint32Array | number[]): Float32Array;
+  /** A user vector from (item, weight) pairs by the epoch's own solve. */
+  foldIn(items: Uint32Array | number[], weights: Float32Array | number[],
+    opts?: { start?: Float32Array | number[] }): Float32Array;
   save(path: string): void;
   toBuffer(): Buffer;
   close(): void;

@@ -264,6 +264,12 @@ class Store extends Handle {
   /** Rows per import transaction (knytt_store_set_batch_size). */
   setBatchSize(rows) { native.storeSetBatchSize(this.h, rows); }
   interactionAdd(x) { return native.storeInteractionAdd(this.h, x); }
+  /** Every interaction with tsMs >= sinceMs, in (tsMs, id) order. */
+  interactionsSince(sinceMs = 0) { return native.storeInteractionsSince(this.h, sinceMs); }
+  /** {itemIds, counts} (BigUint64Arrays), most counted first. */
+  itemCounts(fromMs, toMs, { type, cap = 100 } = {}) {
+    return native.storeItemCounts(this.h, fromMs, toMs, type, cap);
+  }
   userRecent(user, n = 50) { return native.storeRecent(this.h, user, n, false); }
   itemRecent(item, n = 50) { return native.storeRecent(this.h, item, n, true); }
   favoriteSet(user, item) { native.storeFavorite(this.h, user, item, true); }
@@ -413,6 +419,12 @@ class ALS extends Handle {
   score(user, items) {
     return native.alsScore(this.h, user, items === undefined ? undefined :
       u32(items, 'items'));
+  }
+  /** A user vector (Float32Array, factors) from (item, weight) pairs by
+   *  the epoch's own solve; start: the warm start (zeros by default). */
+  foldIn(items, weights, { start } = {}) {
+    return native.alsFoldIn(this.h, u32(items, 'items'), f32(weights, 'weights'),
+      start === undefined || start === null ? null : f32(start, 'start'));
   }
   save(file) { native.modelSave(this.h, String(file)); }
   toBuffer() { return native.alsGet(this.h, 3); }

@@ -1,6 +1,6 @@
 /*
  * store_read.c -- Store reads of the Node addon that return records:
- * userGet, itemsChanged, searchLogGet, and setBatchSize (the import
+ * userGet, itemsChanged, searchLogGet, itemCounts, and setBatchSize (the import
  * batch knob).  index.js wraps them as Store methods.
  */
 #include "addon.h"
@@ -99,6 +99,49 @@ static napi_value store_search_log_get(napi_env env, napi_callback_info info)
 	return o;
 }
 
+/* (store, fromMs, toMs, type | null, cap) -> {itemIds, counts}, two
+ * BigUint64Arrays of the same length, most counted first; the library
+ * writes straight into them. */
+static napi_value store_item_counts(napi_env env, napi_callback_info info)
+{
+	int64_t from, to;
+	uint32_t cap;
+	char *type = NULL;
+	uint64_t *ids, *counts;
+	napi_value a, b, ab, o, sub_a, sub_b;
+	int rc;
+	KN_ARGS(env, info, 5);
+	GET_STORE(env, argv[0], st);
+
+	if (kn_i64(env, argv[1], "fromMs", &from) ||
+	    kn_i64(env, argv[2], "toMs", &to) ||
+	    kn_u32(env, argv[4], "cap", &cap) ||
+	    kn_str_opt(env, argv[3], "type", &type))
+		return NULL;
+	if (!(a = kn_typed(env, napi_biguint64_array, cap, (void **)&ids)) ||
+	    !(b = kn_typed(env, napi_biguint64_array, cap, (void **)&counts))) {
+		free(type);
+		return NULL;
+	}
+	rc = knytt_store_item_counts(st, from, to, type, ids, counts, cap);
+	free(type);
+	if (rc < 0)
+		return kn_throw(env, rc);
+	/* views of the first rc entries: no copy */
+	KN_CALL(env, napi_get_typedarray_info(env, a, NULL, NULL, NULL, &ab,
+					      NULL));
+	KN_CALL(env, napi_create_typedarray(env, napi_biguint64_array,
+					    (size_t)rc, ab, 0, &sub_a));
+	KN_CALL(env, napi_get_typedarray_info(env, b, NULL, NULL, NULL, &ab,
+					      NULL));
+	KN_CALL(env, napi_create_typedarray(env, napi_biguint64_array,
+					    (size_t)rc, ab, 0, &sub_b));
+	KN_CALL(env, napi_create_object(env, &o));
+	kn_set(env, o, "itemIds", sub_a);
+	kn_set(env, o, "counts", sub_b);
+	return o;
+}
+
 /* (store, rows) */
 static napi_value store_set_batch_size(napi_env env, napi_callback_info info)
 {
@@ -118,4 +161,5 @@ void kn_init_store_read(napi_env env, napi_value exports)
 	kn_export(env, exports, "storeItemsChanged", store_items_changed);
 	kn_export(env, exports, "storeSearchLogGet", store_search_log_get);
 	kn_export(env, exports, "storeSetBatchSize", store_set_batch_size);
+	kn_export(env, exports, "storeItemCounts", store_item_counts);
 }

@@ -12,21 +12,28 @@ const { tmpdir } = require('./helpers');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
-// The Python binding's view of db (json, snake_case keys).
-function pythonView(db, logId) {
-  const src = `
-import json, sys, knytt
-with knytt.Store("sqlite:" + sys.argv[1]) as st:
-    print(json.dumps({"alice": st.user_get("alice"),
-        "changed": st.items_changed(0),
-        "log": st.search_log_get(int(sys.argv[2]))}))
-`;
+// Runs src with the Python binding; its stdout parsed as JSON.
+function python(src, ...args) {
   const env = Object.assign({}, process.env, {
     PYTHONPATH: path.join(ROOT, 'bindings', 'python'),
     KNYTT_LIBRARY: process.env.KNYTT_LIBRARY || path.join(ROOT, 'build', 'libknytt.so'),
   });
-  return JSON.parse(execFileSync(process.env.PYTHON || 'python3', ['-c', src, db, String(logId)],
+  return JSON.parse(execFileSync(process.env.PYTHON || 'python3', ['-c', src, ...args.map(String)],
     { env, encoding: 'utf8' }));
+}
+
+// The Python binding's view of db (json, snake_case keys).
+function pythonView(db, logId) {
+  return python(`
+import json, sys, knytt
+with knytt.Store("sqlite:" + sys.argv[1]) as st:
+    print(json.dumps({"alice": st.user_get("alice"),
+        "changed": st.items_changed(0),
+        "log": st.search_log_get(int(sys.argv[2])),
+        "since": st.interactions_since(1500),
+        "counts": st.item_counts(0, 10000, "view", 2),
+        "all_counts": st.item_counts(0, 10000)}))
+`, db, logId);
 }
 
 test('store reads: userGet, itemsChanged, searchLogGet match Python', () => {
@@ -58,6 +65,10 @@ test('store reads: userGet, itemsChanged, searchLogGet match Python', () => {
     assert.deepEqual(log, { query: 'trail shoe', resultCount: 1,
       clickedItem: st.itemGet('sku-1').itemId });
     assert.throws(() => st.searchLogGet(logId + 1000), { code: 'KNYTT_ENOTFOUND' });
+    for (const [item, type, ts] of [['sku-1', 'view', 1000], ['sku-2', 'view', 2000],
+      ['sku-2', 'view', 3000], ['sku-1', 'purchase', 4000], ['sku-2', 'purchase', 20000]]) {
+      st.interactionAdd({ user: 'alice', item, type, tsMs: ts });
+    }
   } finally {
     st.close();
   }
@@ -72,8 +83,53 @@ test('store reads: userGet, itemsChanged, searchLogGet match Python', () => {
     const log = st2.searchLogGet(logId);
     assert.deepEqual([log.query, log.resultCount, log.clickedItem],
       [py.log.query, py.log.result_count, py.log.clicked_item]);
+    const since = st2.interactionsSince(1500);
+    assert.deepEqual(since.map((x) => x.tsMs), [2000, 3000, 4000, 20000]);
+    assert.deepEqual(since.map((x) => [x.itemId, x.type, x.tsMs]),
+      py.since.map((x) => [x.item_id, x.type, x.ts_ms]));
+    const sku2 = st2.itemGet('sku-2').itemId;
+    const c = st2.itemCounts(0, 10000, { type: 'view', cap: 2 });
+    assert.ok(c.itemIds instanceof BigUint64Array);
+    assert.deepEqual([...c.itemIds].map(Number), [sku2, st2.itemGet('sku-1').itemId]);
+    assert.deepEqual([...c.counts].map(Number), [2, 1]);
+    assert.deepEqual([...c.itemIds].map((id, i) => [Number(id), Number(c.counts[i])]),
+      py.counts);
+    const all = st2.itemCounts(0, 10000);
+    assert.deepEqual([...all.itemIds].map((id, i) => [Number(id), Number(all.counts[i])]),
+      py.all_counts);
   } finally {
     st2.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('ALS.foldIn: the Python binding\'s vector on the same model', async () => {
+  const dir = tmpdir();
+  const users = new Uint32Array(300);
+  const items = new Uint32Array(300);
+  for (let i = 0; i < 300; i++) { users[i] = i % 20; items[i] = (i * 7 + (i % 20) * 3) % 25; }
+  const als = new knytt.ALS({ factors: 6, iterations: 4, threads: 1, reg: 0.05 });
+  await als.fit({ users, items, nusers: 20, nitems: 25 });
+  const file = path.join(dir, 'm.als');
+  als.save(file);
+  const fi = [0, 5, 10];
+  const fw = [1, 2.5, 0.5];
+  const v = als.foldIn(fi, new Float32Array(fw));
+  assert.ok(v instanceof Float32Array);
+  assert.equal(v.length, 6);
+  assert.ok(v.some((x) => x !== 0));
+  const warm = als.foldIn(fi, fw, { start: v });
+  const py = python(`
+import json, sys, knytt
+m = knytt.ALS.load(sys.argv[1])
+v = m.fold_in([0, 5, 10], [1, 2.5, 0.5])
+w = m.fold_in([0, 5, 10], [1, 2.5, 0.5], start=v)
+print(json.dumps([[float(x) for x in v], [float(x) for x in w]]))
+`, file);
+  assert.deepEqual([...v], py[0]);
+  assert.deepEqual([...warm], py[1]);
+  assert.throws(() => als.foldIn([1, 2], [1]), { code: 'KNYTT_EINVAL' });
+  assert.throws(() => als.foldIn([99], [1]), { code: 'KNYTT_EINVAL' });
+  assert.throws(() => als.foldIn([1], [1], { start: [0, 0] }), { code: 'KNYTT_EINVAL' });
+  fs.rmSync(dir, { recursive: true, force: true });
 });
