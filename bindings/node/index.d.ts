@@ -237,6 +237,9 @@ export class Engine implements Closable {
     filter?: BusinessFilter }): Rec[] & { logId: number };
   trending(opts?: { k?: number; window?: number; category?: string }): Rec[];
   train(opts?: { onProgress?: OnProgress }): Promise<TrainStatus>;
+  /** Background training; progress through trainStatus(). */
+  trainStart(): void;
+  trainWait(): Promise<TrainStatus>;
   trainStatus(): TrainStatus;
   favorite(user: string, item: string): void;
   unfavorite(user: string, item: string): void;

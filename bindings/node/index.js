@@ -365,6 +365,12 @@ class Engine extends Handle {
    *  eta}) runs on the main thread after each epoch, and returning true
    *  cancels (the Promise rejects with KNYTT_ECANCELED). */
   async train({ onProgress } = {}) { return native.engineTrain(this.h, onProgress); }
+  /** Starts training on the engine's background thread (KNYTT_EBUSY if
+   *  one runs); poll trainStatus() for progress, trainWait() to join. */
+  trainStart() { native.engineTrainStart(this.h); }
+  /** Promise of the status once the background job ended; rejects with
+   *  its error. */
+  async trainWait() { return native.engineTrainWait(this.h); }
   trainStatus() { return native.engineTrainStatus(this.h); }
   /** Marks a favorite (store) and records the "favorite" event. */
   favorite(user, item) {
