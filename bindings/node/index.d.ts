@@ -159,6 +159,10 @@ export class Store implements Closable {
   searchLogGet(logId: number): { query: string; resultCount: number;
     clickedItem: number };
   searchClick(logId: number, item: string): void;
+  embeddingPut(owner: 'item' | 'user', id: number, version: string,
+    vector: Float32Array | number[]): void;
+  embeddingGet(owner: 'item' | 'user', id: number, version: string): Float32Array;
+  embeddings(owner: 'item' | 'user', version: string): Map<number, Float32Array>;
   modelPut(name: string, blob: Uint8Array, metadata?: string | object | null): number;
   modelGet(name: string, version?: number): { blob: Buffer; metadata: unknown;
     version: number; createdMs: number };

@@ -36,6 +36,7 @@ const MODELS = { als: 1, twotower: 2, external: 3 };
 const RECORDS = { items: 1, users: 2, interactions: 3 };
 const FORMATS = { csv: 1, jsonl: 2, movielens: 3 };
 const SCOPES = { secret: 1, public: 2 };
+const OWNERS = { item: 1, user: 2 };
 const EVENTS = { view: 0, click: 1, add_to_cart: 2, purchase: 3, rating: 4 };
 
 /** Error codes of the library: { KNYTT_EINVAL: -1, ... }. */
@@ -281,6 +282,19 @@ class Store extends Handle {
   /** {query, resultCount, clickedItem} of a search log entry. */
   searchLogGet(logId) { return native.storeSearchLogGet(this.h, logId); }
   searchClick(logId, item) { native.storeSearchClick(this.h, logId, item); }
+  /** Stores an item's or user's vector under a version label. */
+  embeddingPut(owner, id, version, vector) {
+    native.storeEmbeddingPut(this.h, choice(OWNERS, owner, 'owner'), id, version,
+      f32(vector, 'vector'));
+  }
+  /** The stored vector (Float32Array); KNYTT_ENOTFOUND if none. */
+  embeddingGet(owner, id, version) {
+    return native.storeEmbeddingGet(this.h, choice(OWNERS, owner, 'owner'), id, version);
+  }
+  /** Map id -> Float32Array of every embedding of that kind and version. */
+  embeddings(owner, version) {
+    return native.storeEmbeddings(this.h, choice(OWNERS, owner, 'owner'), version, new Map());
+  }
   modelPut(name, blob, metadata) {
     return native.storeModelPut(this.h, name, blob, metadata === undefined ||
       metadata === null || typeof metadata === 'string' ? metadata :

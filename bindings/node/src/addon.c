@@ -722,6 +722,7 @@ NAPI_MODULE_INIT()
 	kn_init_index(env, exports);
 	kn_init_store(env, exports);
 	kn_init_store_read(env, exports);
+	kn_init_store_embed(env, exports);
 	kn_init_engine(env, exports);
 	kn_init_models(env, exports);
 	return exports;

@@ -136,6 +136,7 @@ napi_value item_to_js(napi_env env, const knytt_item *it);
 void kn_init_index(napi_env env, napi_value exports);
 void kn_init_store(napi_env env, napi_value exports);
 void kn_init_store_read(napi_env env, napi_value exports);
+void kn_init_store_embed(napi_env env, napi_value exports);
 void kn_init_engine(napi_env env, napi_value exports);
 void kn_init_models(napi_env env, napi_value exports);
 void kn_export(napi_env env, napi_value exports, const char *name,

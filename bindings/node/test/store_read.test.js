@@ -133,3 +133,47 @@ print(json.dumps([[float(x) for x in v], [float(x) for x in w]]))
   assert.throws(() => als.foldIn([1], [1], { start: [0, 0] }), { code: 'KNYTT_EINVAL' });
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('embeddings: put, get, each match Python on the same store', () => {
+  const dir = tmpdir();
+  const db = path.join(dir, 'e.db');
+  const st = new knytt.Store('sqlite:' + db);
+  try {
+    assert.equal(st.itemUpsert({ id: 'a', title: 'A' }), 1);
+    assert.equal(st.itemUpsert({ id: 'b', title: 'B' }), 2);
+    assert.equal(st.userUpsert('u'), 1);
+    st.embeddingPut('item', 1, 'v1', new Float32Array([0.5, -1.25, 3]));
+    st.embeddingPut('item', 2, 'v1', [1, 2, 3]);
+    st.embeddingPut('item', 2, 'v2', [9]);
+    st.embeddingPut('user', 1, 'v1', [7, 8]);
+    const v = st.embeddingGet('item', 1, 'v1');
+    assert.ok(v instanceof Float32Array);
+    assert.deepEqual([...v], [0.5, -1.25, 3]);
+    assert.deepEqual([...st.embeddingGet('item', 2, 'v2')], [9]);
+    assert.throws(() => st.embeddingGet('item', 3, 'v1'), { code: 'KNYTT_ENOTFOUND' });
+    assert.throws(() => st.embeddingGet('shop', 1, 'v1'), { code: 'KNYTT_EINVAL' });
+    const all = st.embeddings('item', 'v1');
+    assert.deepEqual([...all.keys()].sort(), [1, 2]);
+    assert.deepEqual([...all.get(2)], [1, 2, 3]);
+    assert.equal(st.embeddings('user', 'v1').size, 1);
+  } finally {
+    st.close();
+  }
+  const py = python(`
+import json, sys, knytt
+with knytt.Store("sqlite:" + sys.argv[1]) as st:
+    print(json.dumps({"get": [float(x) for x in st.embedding_get("item", 1, "v1")],
+        "all": {str(k): [float(x) for x in v]
+                for k, v in st.embeddings("item", "v1").items()}}))
+`, db);
+  const st2 = new knytt.Store('sqlite:' + db);
+  try {
+    assert.deepEqual([...st2.embeddingGet('item', 1, 'v1')], py.get);
+    const all = {};
+    for (const [k, vec] of st2.embeddings('item', 'v1')) all[String(k)] = [...vec];
+    assert.deepEqual(all, py.all);
+  } finally {
+    st2.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
