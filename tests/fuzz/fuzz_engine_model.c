@@ -128,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		knytt_twotower *tt = NULL;
 		uint64_t *items = NULL;
 		uint32_t nitems = 0;
+		unsigned char tag[KNYTT__MODEL_TAG];
 		/* a kind the setter refuses: the engine open path adopts
 		 * the stored kind unchecked, so try it as "external" (the
 		 * one setting decode does not compare) */
@@ -138,7 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (knytt_engine_set_dim(e, knytt__get_u32(b + 16)) ==
 			    KNYTT_OK &&
 		    knytt__engine_decode_model(e, b, n, &als, &tt, &items,
-					       &nitems) == KNYTT_OK) {
+					       &nitems, tag) == KNYTT_OK) {
 			ok = 1;
 			knytt_als_close(als);
 			knytt_twotower_close(tt);
