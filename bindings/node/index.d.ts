@@ -290,6 +290,17 @@ export interface ItemFeatures {
   price?: number;
 }
 
+/** Text embeddings from an OpenAI-compatible /v1/embeddings server. */
+export class Embedder implements Closable {
+  constructor(url: string, opts?: { model?: string; apiKey?: string; timeoutMs?: number;
+    dim?: number });
+  readonly dim: number;
+  probe(): Promise<number>;
+  /** texts.length x dim floats, row-major. */
+  embed(texts: string[]): Promise<Float32Array>;
+  close(): void;
+}
+
 export class TwoTower implements Closable {
   constructor(opts?: { dim?: number; epochs?: number; batch?: number; lr?: number;
     temperature?: number; seed?: number; threads?: number; buckets?: number;

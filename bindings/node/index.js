@@ -479,7 +479,23 @@ class TwoTower extends Handle {
 }
 
 const v = native.version();
+/** Text embeddings from an OpenAI-compatible /v1/embeddings server.
+ *  Opening does not contact it; probe() and embed() do, on a pool
+ *  thread, and return Promises. */
+class Embedder extends Handle {
+  constructor(url, { model, apiKey, timeoutMs = 0, dim = 0 } = {}) {
+    super(native.embedderOpen(url, model, apiKey, timeoutMs, dim));
+  }
+  /** The dimension: set or learned from an answer; 0 while unknown. */
+  get dim() { return native.embedderDim(this.h); }
+  /** Promise of the dimension (one request if it is not known yet). */
+  probe() { return native.embedderEmbed(this.h, null); }
+  /** Promise of texts.length x dim floats, row-major (Float32Array);
+   *  bad arguments throw at once. */
+  embed(texts) { return native.embedderEmbed(this.h, texts); }
+}
+
 module.exports = {
-  Index, IdSet, Store, Engine, ALS, TwoTower, exactKnn, distance, errors,
+  Index, IdSet, Store, Engine, ALS, TwoTower, Embedder, exactKnn, distance, errors,
   version: v.version, simd: v.simd, NO_LABEL: 0xffffffffffffffffn,
 };
