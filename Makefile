@@ -262,7 +262,7 @@ bindings: build/libknytt.so build/node/knytt.node
 
 BINDING_ENV := KNYTT_LIBRARY=$(CURDIR)/build/libknytt.so \
 	KNYTT_REF=$(CURDIR)/build/bin/knytt_ref \
-	KNYTT_CLI=$(CURDIR)/build/bin/knytt
+	KNYTT_CLI=$(CURDIR)/build/bin/knytt PYTHON=$(PYTHON)
 test-python: build/libknytt.so build/bin/knytt_ref build/bin/knytt
 	@$(PYTHON) -c 'import pytest, numpy' 2>/dev/null || { echo \
 		"test-python: $(PYTHON) lacks pytest or numpy: run make deps" \

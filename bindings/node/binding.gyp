@@ -7,7 +7,8 @@
   "targets": [{
     "target_name": "knytt",
     "sources": ["src/addon.c", "src/index.c", "src/store.c", "src/engine.c",
-                "src/models.c"],
+                "src/models.c", "src/store_read.c",
+                "src/store_embed.c", "src/embedder.c"],
     "cflags_c": ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra"],
     "include_dirs": ["../../include", "<!@(pkg-config --cflags-only-I knytt 2>/dev/null | sed s/-I//g)"],
     "libraries": ["<!@(pkg-config --libs knytt 2>/dev/null || echo -lknytt)"]

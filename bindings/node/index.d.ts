@@ -139,14 +139,30 @@ export class Store implements Closable {
   search(query: string, opts?: { k?: number; category?: string; priceMin?: number;
     priceMax?: number; inStockOnly?: boolean }): { itemId: number; score: number }[];
   userUpsert(id: string, attributes?: string | Record<string, unknown> | null): number;
+  /** KNYTT_ENOTFOUND when the user is unknown. */
+  userGet(id: string): { id: string; userId: number; attributes: unknown;
+    createdMs: number };
+  /** Items changed at or after sinceMs, deleted ones included. */
+  itemsChanged(sinceMs?: number): StoredItem[];
+  /** Rows per import transaction. */
+  setBatchSize(rows: number): void;
   interactionAdd(x: Interaction): boolean;
+  interactionsSince(sinceMs?: number): StoredInteraction[];
+  itemCounts(fromMs: number, toMs: number, opts?: { type?: string; cap?: number }):
+    { itemIds: BigUint64Array; counts: BigUint64Array };
   userRecent(user: string, n?: number): StoredInteraction[];
   itemRecent(item: string, n?: number): StoredInteraction[];
   favoriteSet(user: string, item: string): void;
   favoriteUnset(user: string, item: string): void;
   favoriteList(user: string, cap?: number): number[];
   searchLog(query: string, opts?: { user?: string; resultCount?: number }): number;
+  searchLogGet(logId: number): { query: string; resultCount: number;
+    clickedItem: number };
   searchClick(logId: number, item: string): void;
+  embeddingPut(owner: 'item' | 'user', id: number, version: string,
+    vector: Float32Array | number[]): void;
+  embeddingGet(owner: 'item' | 'user', id: number, version: string): Float32Array;
+  embeddings(owner: 'item' | 'user', version: string): Map<number, Float32Array>;
   modelPut(name: string, blob: Uint8Array, metadata?: string | object | null): number;
   modelGet(name: string, version?: number): { blob: Buffer; metadata: unknown;
     version: number; createdMs: number };
@@ -225,6 +241,9 @@ export class Engine implements Closable {
     filter?: BusinessFilter }): Rec[] & { logId: number };
   trending(opts?: { k?: number; window?: number; category?: string }): Rec[];
   train(opts?: { onProgress?: OnProgress }): Promise<TrainStatus>;
+  /** Background training; progress through trainStatus(). */
+  trainStart(): void;
+  trainWait(): Promise<TrainStatus>;
   trainStatus(): TrainStatus;
   favorite(user: string, item: string): void;
   unfavorite(user: string, item: string): void;
@@ -256,6 +275,9 @@ export class ALS implements Closable {
   userFactors(): Float32Array;
   itemFactors(): Float32Array;
   score(user: number, items?: Uint32Array | number[]): Float32Array;
+  /** A user vector from (item, weight) pairs by the epoch's own solve. */
+  foldIn(items: Uint32Array | number[], weights: Float32Array | number[],
+    opts?: { start?: Float32Array | number[] }): Float32Array;
   save(path: string): void;
   toBuffer(): Buffer;
   close(): void;
@@ -266,6 +288,17 @@ export interface ItemFeatures {
   description?: string | null;
   category?: string | null;
   price?: number;
+}
+
+/** Text embeddings from an OpenAI-compatible /v1/embeddings server. */
+export class Embedder implements Closable {
+  constructor(url: string, opts?: { model?: string; apiKey?: string; timeoutMs?: number;
+    dim?: number });
+  readonly dim: number;
+  probe(): Promise<number>;
+  /** texts.length x dim floats, row-major. */
+  embed(texts: string[]): Promise<Float32Array>;
+  close(): void;
 }
 
 export class TwoTower implements Closable {

@@ -36,6 +36,7 @@ const MODELS = { als: 1, twotower: 2, external: 3 };
 const RECORDS = { items: 1, users: 2, interactions: 3 };
 const FORMATS = { csv: 1, jsonl: 2, movielens: 3 };
 const SCOPES = { secret: 1, public: 2 };
+const OWNERS = { item: 1, user: 2 };
 const EVENTS = { view: 0, click: 1, add_to_cart: 2, purchase: 3, rating: 4 };
 
 /** Error codes of the library: { KNYTT_EINVAL: -1, ... }. */
@@ -257,7 +258,19 @@ class Store extends Handle {
   }
   /** {user, item, type, weight, value, tsMs, eventId} -> false when the
    *  event id was seen before. */
+  /** {id, userId, attributes, createdMs}; KNYTT_ENOTFOUND if unknown. */
+  userGet(id) { return itemOut(native.storeUserGet(this.h, id)); }
+  /** Items (deleted ones included) changed at or after sinceMs. */
+  itemsChanged(sinceMs = 0) { return native.storeItemsChanged(this.h, sinceMs).map(itemOut); }
+  /** Rows per import transaction (knytt_store_set_batch_size). */
+  setBatchSize(rows) { native.storeSetBatchSize(this.h, rows); }
   interactionAdd(x) { return native.storeInteractionAdd(this.h, x); }
+  /** Every interaction with tsMs >= sinceMs, in (tsMs, id) order. */
+  interactionsSince(sinceMs = 0) { return native.storeInteractionsSince(this.h, sinceMs); }
+  /** {itemIds, counts} (BigUint64Arrays), most counted first. */
+  itemCounts(fromMs, toMs, { type, cap = 100 } = {}) {
+    return native.storeItemCounts(this.h, fromMs, toMs, type, cap);
+  }
   userRecent(user, n = 50) { return native.storeRecent(this.h, user, n, false); }
   itemRecent(item, n = 50) { return native.storeRecent(this.h, item, n, true); }
   favoriteSet(user, item) { native.storeFavorite(this.h, user, item, true); }
@@ -266,7 +279,22 @@ class Store extends Handle {
   searchLog(query, { user, resultCount = 0 } = {}) {
     return native.storeSearchLog(this.h, query, user, resultCount);
   }
+  /** {query, resultCount, clickedItem} of a search log entry. */
+  searchLogGet(logId) { return native.storeSearchLogGet(this.h, logId); }
   searchClick(logId, item) { native.storeSearchClick(this.h, logId, item); }
+  /** Stores an item's or user's vector under a version label. */
+  embeddingPut(owner, id, version, vector) {
+    native.storeEmbeddingPut(this.h, choice(OWNERS, owner, 'owner'), id, version,
+      f32(vector, 'vector'));
+  }
+  /** The stored vector (Float32Array); KNYTT_ENOTFOUND if none. */
+  embeddingGet(owner, id, version) {
+    return native.storeEmbeddingGet(this.h, choice(OWNERS, owner, 'owner'), id, version);
+  }
+  /** Map id -> Float32Array of every embedding of that kind and version. */
+  embeddings(owner, version) {
+    return native.storeEmbeddings(this.h, choice(OWNERS, owner, 'owner'), version, new Map());
+  }
   modelPut(name, blob, metadata) {
     return native.storeModelPut(this.h, name, blob, metadata === undefined ||
       metadata === null || typeof metadata === 'string' ? metadata :
@@ -351,6 +379,12 @@ class Engine extends Handle {
    *  eta}) runs on the main thread after each epoch, and returning true
    *  cancels (the Promise rejects with KNYTT_ECANCELED). */
   async train({ onProgress } = {}) { return native.engineTrain(this.h, onProgress); }
+  /** Starts training on the engine's background thread (KNYTT_EBUSY if
+   *  one runs); poll trainStatus() for progress, trainWait() to join. */
+  trainStart() { native.engineTrainStart(this.h); }
+  /** Promise of the status once the background job ended; rejects with
+   *  its error. */
+  async trainWait() { return native.engineTrainWait(this.h); }
   trainStatus() { return native.engineTrainStatus(this.h); }
   /** Marks a favorite (store) and records the "favorite" event. */
   favorite(user, item) {
@@ -406,6 +440,12 @@ class ALS extends Handle {
     return native.alsScore(this.h, user, items === undefined ? undefined :
       u32(items, 'items'));
   }
+  /** A user vector (Float32Array, factors) from (item, weight) pairs by
+   *  the epoch's own solve; start: the warm start (zeros by default). */
+  foldIn(items, weights, { start } = {}) {
+    return native.alsFoldIn(this.h, u32(items, 'items'), f32(weights, 'weights'),
+      start === undefined || start === null ? null : f32(start, 'start'));
+  }
   save(file) { native.modelSave(this.h, String(file)); }
   toBuffer() { return native.alsGet(this.h, 3); }
 }
@@ -439,7 +479,23 @@ class TwoTower extends Handle {
 }
 
 const v = native.version();
+/** Text embeddings from an OpenAI-compatible /v1/embeddings server.
+ *  Opening does not contact it; probe() and embed() do, on a pool
+ *  thread, and return Promises. */
+class Embedder extends Handle {
+  constructor(url, { model, apiKey, timeoutMs = 0, dim = 0 } = {}) {
+    super(native.embedderOpen(url, model, apiKey, timeoutMs, dim));
+  }
+  /** The dimension: set or learned from an answer; 0 while unknown. */
+  get dim() { return native.embedderDim(this.h); }
+  /** Promise of the dimension (one request if it is not known yet). */
+  probe() { return native.embedderEmbed(this.h, null); }
+  /** Promise of texts.length x dim floats, row-major (Float32Array);
+   *  bad arguments throw at once. */
+  embed(texts) { return native.embedderEmbed(this.h, texts); }
+}
+
 module.exports = {
-  Index, IdSet, Store, Engine, ALS, TwoTower, exactKnn, distance, errors,
+  Index, IdSet, Store, Engine, ALS, TwoTower, Embedder, exactKnn, distance, errors,
   version: v.version, simd: v.simd, NO_LABEL: 0xffffffffffffffffn,
 };

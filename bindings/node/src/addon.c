@@ -93,6 +93,7 @@ static void close_handle(struct kn_handle *h)
 	case KN_ENGINE: knytt_engine_close(p); break;
 	case KN_ALS: knytt_als_close(p); break;
 	case KN_TWOTOWER: knytt_twotower_close(p); break;
+	case KN_EMBEDDER: knytt_embedder_close(p); break;
 	}
 }
 
@@ -126,8 +127,9 @@ napi_value kn_new_handle(napi_env env, void *p, enum kn_kind kind)
 static const char *kind_name(enum kn_kind kind)
 {
 	static const char *const names[] = {"?", "index", "store", "engine",
-					    "ALS model", "two-tower model"};
-	return names[kind <= KN_TWOTOWER ? kind : 0];
+					    "ALS model", "two-tower model",
+					    "embedder"};
+	return names[kind <= KN_EMBEDDER ? kind : 0];
 }
 
 /* The handle in @v, open and of @kind (a borrowed store also needs its
@@ -721,6 +723,9 @@ NAPI_MODULE_INIT()
 	kn_export(env, exports, "errors", native_errors);
 	kn_init_index(env, exports);
 	kn_init_store(env, exports);
+	kn_init_store_read(env, exports);
+	kn_init_store_embed(env, exports);
+	kn_init_embedder(env, exports);
 	kn_init_engine(env, exports);
 	kn_init_models(env, exports);
 	return exports;

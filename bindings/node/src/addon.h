@@ -25,7 +25,8 @@
 
 /* What a kn_handle wraps; checked on every use so that a store handle
  * passed where an index is expected fails cleanly. */
-enum kn_kind { KN_INDEX = 1, KN_STORE, KN_ENGINE, KN_ALS, KN_TWOTOWER };
+enum kn_kind { KN_INDEX = 1, KN_STORE, KN_ENGINE, KN_ALS, KN_TWOTOWER,
+	       KN_EMBEDDER };
 
 /* The native side of every handle.  p is NULL once closed.  busy counts
  * async jobs that use p: close() waits for none (it refuses with
@@ -135,8 +136,11 @@ napi_value item_to_js(napi_env env, const knytt_item *it);
 /* exports of each file */
 void kn_init_index(napi_env env, napi_value exports);
 void kn_init_store(napi_env env, napi_value exports);
+void kn_init_store_read(napi_env env, napi_value exports);
+void kn_init_store_embed(napi_env env, napi_value exports);
 void kn_init_engine(napi_env env, napi_value exports);
 void kn_init_models(napi_env env, napi_value exports);
+void kn_init_embedder(napi_env env, napi_value exports);
 void kn_export(napi_env env, napi_value exports, const char *name,
 	       napi_callback fn);
 

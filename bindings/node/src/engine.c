@@ -526,6 +526,46 @@ static napi_value engine_train(napi_env env, napi_callback_info info)
 	return kn_job_queue(env, &t->base, "knytt.train");
 }
 
+/* engineTrainStart(h): the same job on the engine's own background
+ * thread; queries go on meanwhile.  No progress callback: a JavaScript
+ * function could not be called from that thread once nothing on the
+ * JavaScript side waits for it, so progress is read with trainStatus. */
+static napi_value engine_train_start(napi_env env, napi_callback_info info)
+{
+	KN_ARGS(env, info, 1);
+	GET_ENGINE(env, argv[0], e);
+
+	return kn_check(env, knytt_engine_train_start(e, NULL, NULL),
+			kn_undefined(env));
+}
+
+static int train_wait_exec(struct kn_job *job)
+{
+	return knytt_engine_train_wait(((struct train_job *)job)->e);
+}
+
+/* engineTrainWait(h) -> Promise<status>: joins the background job on a
+ * pool thread (the join blocks) and settles with its result. */
+static napi_value engine_train_wait(napi_env env, napi_callback_info info)
+{
+	struct train_job *t;
+	KN_ARGS(env, info, 1);
+	GET_ENGINE(env, argv[0], e);
+
+	if (!(t = calloc(1, sizeof(*t))))
+		return kn_throw_msg(env, KNYTT_ENOMEM, "out of memory");
+	t->e = e;
+	if (kn_job_keep(env, &t->base, argv[0])) {
+		free(t);
+		return kn_pending(env);
+	}
+	t->base.exec = train_wait_exec;
+	t->base.done = train_done;
+	t->base.release = train_release;
+	t->base.h = e_h;
+	return kn_job_queue(env, &t->base, "knytt.trainWait");
+}
+
 static napi_value engine_train_status(napi_env env, napi_callback_info info)
 {
 	KN_ARGS(env, info, 1);
@@ -547,4 +587,6 @@ void kn_init_engine(napi_env env, napi_value exports)
 	kn_export(env, exports, "engineTrending", engine_trending);
 	kn_export(env, exports, "engineTrain", engine_train);
 	kn_export(env, exports, "engineTrainStatus", engine_train_status);
+	kn_export(env, exports, "engineTrainStart", engine_train_start);
+	kn_export(env, exports, "engineTrainWait", engine_train_wait);
 }

@@ -392,6 +392,38 @@ static napi_value als_score(napi_env env, napi_callback_info info)
 	return kn_check(env, knytt_als_score(h->p, user, items, n, out), arr);
 }
 
+/* alsFoldIn(h, items Uint32Array, weights Float32Array, start | null)
+ * -> Float32Array(factors): a user vector by the epoch's own solve,
+ * written straight into the array returned (start is the warm start). */
+static napi_value als_fold_in(napi_env env, napi_callback_info info)
+{
+	struct kn_handle *h;
+	uint32_t *items;
+	float *w, *start = NULL, *out;
+	size_t n, nw, ns = 0, f;
+	napi_value arr;
+	KN_ARGS(env, info, 4);
+
+	if (kn_handle_arg(env, argv[0], KN_ALS, &h) ||
+	    kn_u32s(env, argv[1], "items", &items, &n) ||
+	    kn_f32(env, argv[2], "weights", &w, &nw) ||
+	    (!kn_is_nullish(env, argv[3]) &&
+	     kn_f32(env, argv[3], "start", &start, &ns)))
+		return NULL;
+	f = knytt_als_factors(h->p);
+	if (nw != n)
+		return kn_throw_msg(env, KNYTT_EINVAL,
+				    "weights must have as many entries as items");
+	if (start && ns != f)
+		return kn_throw_msg(env, KNYTT_EINVAL,
+				    "start must have factors entries");
+	if (!(arr = kn_typed(env, napi_float32_array, f, (void **)&out)))
+		return NULL;
+	for (size_t i = 0; i < f; i++)
+		out[i] = start ? start[i] : 0.0f;
+	return kn_check(env, knytt_als_fold_in(h->p, n, items, w, out), arr);
+}
+
 /* modelSave(h, path) for either kind */
 static napi_value model_save(napi_env env, napi_callback_info info)
 {
@@ -598,6 +630,7 @@ void kn_init_models(napi_env env, napi_value exports)
 	kn_export(env, exports, "alsFit", als_fit);
 	kn_export(env, exports, "alsGet", als_get);
 	kn_export(env, exports, "alsScore", als_score);
+	kn_export(env, exports, "alsFoldIn", als_fold_in);
 	kn_export(env, exports, "modelSave", model_save);
 	kn_export(env, exports, "ttCreate", tt_create);
 	kn_export(env, exports, "ttLoad", tt_load);

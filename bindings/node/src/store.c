@@ -430,6 +430,24 @@ static napi_value store_recent(napi_env env, napi_callback_info info)
 	return kn_check(env, rc, c.arr);
 }
 
+/* storeInteractionsSince(h, sinceMs) -> [interaction], (tsMs, id) order */
+static napi_value store_interactions_since(napi_env env,
+					   napi_callback_info info)
+{
+	int64_t since;
+	int rc;
+	struct collect c = {env, NULL, 0};
+	KN_ARGS(env, info, 2);
+	GET_STORE(env, argv[0], st);
+
+	if (kn_i64(env, argv[1], "sinceMs", &since))
+		return NULL;
+	KN_CALL(env, napi_create_array(env, &c.arr));
+	rc = knytt_store_interactions_since(st, since, collect_interaction,
+					    &c);
+	return kn_check(env, rc, c.arr);
+}
+
 /* storeFavorite(h, user, item, set) */
 static napi_value store_favorite(napi_env env, napi_callback_info info)
 {
@@ -705,6 +723,8 @@ void kn_init_store(napi_env env, napi_value exports)
 	kn_export(env, exports, "storeUserUpsert", store_user_upsert);
 	kn_export(env, exports, "storeInteractionAdd", store_interaction_add);
 	kn_export(env, exports, "storeRecent", store_recent);
+	kn_export(env, exports, "storeInteractionsSince",
+		  store_interactions_since);
 	kn_export(env, exports, "storeFavorite", store_favorite);
 	kn_export(env, exports, "storeFavoriteList", store_favorite_list);
 	kn_export(env, exports, "storeSearchLog", store_search_log);

@@ -110,6 +110,28 @@ test('shop end to end: same answers as the knytt command', async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('background training: trainStart, trainStatus, trainWait', async () => {
+  const dir = tmpdir();
+  const db = path.join(dir, 'shop.db');
+  const e = await shopEngine(db, { als: { reg: 0.1, alpha: 1, iterations: 6 } });
+  assert.equal(e.trainStatus().modelVersion, 0);
+  e.trainStart();
+  const polled = e.trainStatus();
+  assert.ok(polled.epochs === 0 || polled.epochs === 6);
+  // queries go on while the job runs
+  assert.ok(Array.isArray(e.recommend('u0001', { k: 3 })));
+  const wait = e.trainWait();
+  assert.throws(() => e.close(), { code: 'KNYTT_EBUSY' }, 'trainWait pending');
+  const status = await wait;
+  assert.equal(status.running, false);
+  assert.equal(status.lastRc, 0);
+  assert.ok(status.modelVersion >= 1 && status.itemsIndexed > 0);
+  const rec = e.recommend('u0001', { k: 8 }).map((r) => r.id);
+  e.close();
+  assert.deepEqual(rec, cliJson(db, 'recommend', 'u0001', '--k', '8').results.map((r) => r.item));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('feedback, favorites, trending, catalog changes', async () => {
   const dir = tmpdir();
   const e = await shopEngine(path.join(dir, 's.db'));

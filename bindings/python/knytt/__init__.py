@@ -22,6 +22,7 @@ from .index import Index, IdSet, exact_knn, distance, NO_LABEL
 from .store import Store
 from .engine import Engine, Rec, ProgressInfo
 from .models import ALS, TwoTower, Matrix
+from .embedder import Embedder
 
 __version__ = "0.1.0"
 
@@ -37,7 +38,7 @@ def simd_name():
 
 
 __all__ = ["Index", "IdSet", "exact_knn", "distance", "NO_LABEL", "Store",
-           "Engine", "Rec", "ProgressInfo", "ALS", "TwoTower", "Matrix",
+           "Engine", "Rec", "ProgressInfo", "ALS", "TwoTower", "Matrix", "Embedder",
            "Error", "EINVAL", "ENOMEM", "EIO", "ECORRUPT", "ENOTFOUND",
            "EEXIST", "ERANGE", "EVERSION", "ESTATE", "EDB", "EAUTH",
            "ETIMEDOUT", "EPROTO", "ENOTSUP", "ECANCELED", "EBUSY",

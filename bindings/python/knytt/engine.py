@@ -43,7 +43,7 @@ def make_filter(filter=None, **kw):
     f = Filter()
     lib.knytt_filter_init(ctypes.byref(f))
     if d.get("category") is not None:
-        f.category_prefix = _b(d["category"])
+        f.category_prefix = _b(d["category"], "category")
     if d.get("price_min") is not None:
         f.price_min = float(d["price_min"])
     if d.get("price_max") is not None:
@@ -115,7 +115,7 @@ class Engine:
             self._configure(model, dim, m, ef_construction, ef_search,
                             weights, taste, exclude_seen, als,
                             twotower_epochs, tenant, threads, feedback_async)
-            check(lib.knytt_engine_open(self._h, _b(uri)))
+            check(lib.knytt_engine_open(self._h, _b(uri, "uri")))
         except BaseException:
             self.close()
             raise
@@ -133,7 +133,7 @@ class Engine:
         if m or efc or ef:
             check(lib.knytt_engine_set_index(h, int(m), int(efc), int(ef)))
         for name, w in (weights or {}).items():
-            check(lib.knytt_engine_set_weight(h, _b(name), float(w)))
+            check(lib.knytt_engine_set_weight(h, _b(name, "name"), float(w)))
         if taste is not None:
             check(lib.knytt_engine_set_taste(h, *[float(x) for x in taste]))
         if exclude_seen is not None:
@@ -144,7 +144,7 @@ class Engine:
         if tt_epochs is not None:
             check(lib.knytt_engine_set_twotower(h, int(tt_epochs)))
         if tenant is not None:
-            check(lib.knytt_engine_set_tenant(h, _b(tenant)))
+            check(lib.knytt_engine_set_tenant(h, _b(tenant, "tenant")))
         if threads is not None:
             check(lib.knytt_engine_set_threads(h, int(threads)))
         if fb_async:
@@ -196,7 +196,7 @@ class Engine:
         del keep
 
     def item_delete(self, ext_id):
-        check(lib.knytt_engine_item_delete(self.handle, _b(ext_id)))
+        check(lib.knytt_engine_item_delete(self.handle, _b(ext_id, "ext_id")))
 
     def sync(self):
         """Re-reads items changed in the store (after an import through
@@ -205,8 +205,8 @@ class Engine:
 
     def feedback(self, user, item, type="view", value=0.0, ts_ms=0):
         """Records an event; the user's taste changes before it returns."""
-        check(lib.knytt_engine_feedback(self.handle, _b(user), _b(item),
-                                        _b(type), float(value), int(ts_ms)))
+        check(lib.knytt_engine_feedback(self.handle, _b(user, "user"), _b(item, "item"),
+                                        _b(type, "type"), float(value), int(ts_ms)))
 
     def flush(self):
         check(lib.knytt_engine_flush(self.handle))
@@ -241,14 +241,14 @@ class Engine:
                 opt.exclude_seen = int(exclude_seen)
         out = (Result * int(k))()
         n = check(lib.knytt_engine_recommend(
-            self.handle, _b(user), k, f and ctypes.byref(f),
+            self.handle, _b(user, "user"), k, f and ctypes.byref(f),
             opt and ctypes.byref(opt), out))
         return _results(out, n)
 
     def similar(self, item, k=10, filter=None, **filter_fields):
         f = make_filter(filter, **filter_fields)
         out = (Result * int(k))()
-        n = check(lib.knytt_engine_similar(self.handle, _b(item), k,
+        n = check(lib.knytt_engine_similar(self.handle, _b(item, "item"), k,
                                            f and ctypes.byref(f), out))
         return _results(out, n)
 
@@ -264,8 +264,8 @@ class Engine:
         out = (Result * int(k))()
         lid = ctypes.c_uint64()
         n = check(lib.knytt_engine_search(
-            self.handle, _b(text), ptr, dim, k, f and ctypes.byref(f),
-            _b(user), out, ctypes.byref(lid)))
+            self.handle, _b(text, "text"), ptr, dim, k, f and ctypes.byref(f),
+            _b(user, "user"), out, ctypes.byref(lid)))
         del keep
         res = _results(out, n)
         return (res, lid.value) if with_log_id else res
@@ -273,7 +273,7 @@ class Engine:
     def trending(self, k=10, window=86400, category=None):
         out = (Result * int(k))()
         n = check(lib.knytt_engine_trending(self.handle, k, float(window),
-                                            _b(category), out))
+                                            _b(category, "category"), out))
         return _results(out, n)
 
     # -- training ---------------------------------------------------------------

@@ -72,3 +72,28 @@ def check(rc):
     if rc < 0:
         raise error(rc)
     return rc
+
+
+def cstr(s, what):
+    """str or bytes -> bytes for a const char * argument named @what.
+
+    None stays NULL.  C stops reading at the first NUL, so a string
+    holding one would reach the library cut short (an id "a\\0b" would
+    address item "a"); it is refused here instead, naming the argument.
+    """
+    if s is None:
+        return None
+    if isinstance(s, str):
+        s = s.encode("utf-8")
+    elif not isinstance(s, bytes):
+        raise TypeError("%s: expected a string, got %s"
+                        % (what, type(s).__name__))
+    if b"\0" in s:
+        raise EINVAL("%s must not contain NUL characters" % what)
+    return s
+
+
+def cpath(path, what="path"):
+    """A file system path (str, bytes or os.PathLike) for C, NUL-checked."""
+    import os
+    return cstr(os.fsencode(path), what)

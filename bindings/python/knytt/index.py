@@ -4,7 +4,7 @@ import ctypes
 
 from . import _arrays as A
 from ._lib import lib, FILTER_FN
-from .errors import check, error, EINVAL
+from .errors import check, error, cpath, EINVAL
 
 METRICS = {"l2": 1, "ip": 2, "cosine": 3}
 KINDS = {"hnsw": 1, "flat": 2}
@@ -289,7 +289,7 @@ else:
 
 def _path(path):
     import os
-    return os.fsencode(path)
+    return cpath(path)
 
 
 def exact_knn(base, queries, k=10, metric="l2"):

@@ -6,7 +6,7 @@ import os
 from . import _arrays as A
 from ._lib import lib, TTItem, PROGRESS_FN
 from .engine import Progress
-from .errors import check, error, EINVAL
+from .errors import check, error, cpath, EINVAL
 from .store import _b
 
 EVENTS = {"view": 0, "click": 1, "add_to_cart": 2, "purchase": 3,
@@ -188,7 +188,7 @@ class ALS(_Model):
                 data = bytes(path_or_bytes)
                 check(lib.knytt_als_load_buffer(m._h, data, len(data)))
             else:
-                check(lib.knytt_als_load(m._h, os.fsencode(path_or_bytes)))
+                check(lib.knytt_als_load(m._h, cpath(path_or_bytes)))
         except BaseException:
             m.close()
             raise
@@ -260,7 +260,7 @@ class ALS(_Model):
         return out if A.np is not None else list(out)
 
     def save(self, path):
-        check(lib.knytt_als_save(self.handle, os.fsencode(path)))
+        check(lib.knytt_als_save(self.handle, cpath(path)))
 
     def to_bytes(self):
         return self._bytes(lib.knytt_als_save_buffer)
@@ -276,9 +276,9 @@ def _tt_items(features):
 
 
 def _tt_item(t, d):
-    t.title = _b(d.get("title"))
-    t.description = _b(d.get("description"))
-    t.category = _b(d.get("category"))
+    t.title = _b(d.get("title"), "title")
+    t.description = _b(d.get("description"), "description")
+    t.category = _b(d.get("category"), "category")
     p = d.get("price")
     t.price = float("nan") if p is None else float(p)
     return t
@@ -331,7 +331,7 @@ class TwoTower(_Model):
                 check(lib.knytt_twotower_load_buffer(m._h, data, len(data)))
             else:
                 check(lib.knytt_twotower_load(m._h,
-                                              os.fsencode(path_or_bytes)))
+                                              cpath(path_or_bytes)))
         except BaseException:
             m.close()
             raise
@@ -401,7 +401,7 @@ class TwoTower(_Model):
 
     def embed_query(self, text):
         ptr, out = A.out_f32(self.dim)
-        check(lib.knytt_twotower_embed_query(self.handle, _b(text), ptr))
+        check(lib.knytt_twotower_embed_query(self.handle, _b(text, "text"), ptr))
         return out if A.np is not None else list(out)
 
     def embed_user(self, user=None, recent=()):
@@ -416,7 +416,7 @@ class TwoTower(_Model):
         return out if A.np is not None else list(out)
 
     def save(self, path):
-        check(lib.knytt_twotower_save(self.handle, os.fsencode(path)))
+        check(lib.knytt_twotower_save(self.handle, cpath(path)))
 
     def to_bytes(self):
         return self._bytes(lib.knytt_twotower_save_buffer)

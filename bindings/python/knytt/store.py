@@ -12,7 +12,7 @@ import os
 from . import _arrays as A
 from ._lib import (lib, Item, Interaction, ITEM_FN, INTERACTION_FN,
                    EMBEDDING_FN, REJECT_FN, KEY_LEN)
-from .errors import check, error, EINVAL, ENOTFOUND
+from .errors import check, error, cstr, cpath, EINVAL, ENOTFOUND
 
 RECORDS = {"items": 1, "users": 2, "interactions": 3}
 FORMATS = {"csv": 1, "jsonl": 2, "movielens": 3}
@@ -21,15 +21,10 @@ SCOPES = {"secret": 1, "public": 2}
 _SCOPE_NAMES = {v: k for k, v in SCOPES.items()}
 
 
-def _b(s):
-    """str -> UTF-8 bytes for a const char * (None stays NULL)."""
-    if s is None:
-        return None
-    if isinstance(s, bytes):
-        return s
-    if not isinstance(s, str):
-        raise TypeError("expected a string, got %s" % type(s).__name__)
-    return s.encode("utf-8")
+def _b(s, what):
+    """str -> UTF-8 bytes for the const char * argument @what (None
+    stays NULL); a NUL inside is refused (errors.cstr)."""
+    return cstr(s, what)
 
 
 def _s(b):
@@ -38,7 +33,7 @@ def _s(b):
 
 def _attrs(a):
     if a is None or isinstance(a, (str, bytes)):
-        return _b(a)
+        return _b(a, "attributes")
     return json.dumps(a).encode("utf-8")
 
 
@@ -55,15 +50,15 @@ def item_struct(d):
         raise EINVAL("unknown item field(s): %s" % ", ".join(sorted(unknown)))
     it = Item()
     it.struct_size = ctypes.sizeof(Item)
-    it.ext_id = _b(d.get("id", d.get("ext_id")))
-    it.title = _b(d.get("title"))
-    it.description = _b(d.get("description"))
-    it.category = _b(d.get("category"))
+    it.ext_id = _b(d.get("id", d.get("ext_id")), "id")
+    it.title = _b(d.get("title"), "title")
+    it.description = _b(d.get("description"), "description")
+    it.category = _b(d.get("category"), "category")
     it.price = float(d.get("price", 0.0))
-    it.currency = _b(d.get("currency"))
+    it.currency = _b(d.get("currency"), "currency")
     it.in_stock = 1 if d.get("in_stock", True) else 0
     it.quality = float(d.get("quality", 0.0))
-    it.image_url = _b(d.get("image_url"))
+    it.image_url = _b(d.get("image_url"), "image_url")
     it.attributes = _attrs(d.get("attributes"))
     return it
 
@@ -140,7 +135,7 @@ class Store:
             self._h = _borrow
             return
         h = ctypes.c_void_p()
-        check(lib.knytt_store_open(_b(uri), ctypes.byref(h)))
+        check(lib.knytt_store_open(_b(uri, "uri"), ctypes.byref(h)))
         self._h = h.value
         if tenant is not None:
             try:
@@ -186,13 +181,13 @@ class Store:
     # -- tenants and keys ---------------------------------------------------
     def tenant_create(self, name):
         tid = ctypes.c_uint64()
-        check(lib.knytt_store_tenant_create(self.handle, _b(name),
+        check(lib.knytt_store_tenant_create(self.handle, _b(name, "name"),
                                             ctypes.byref(tid)))
         return tid.value
 
     def tenant_find(self, name):
         tid = ctypes.c_uint64()
-        check(lib.knytt_store_tenant_find(self.handle, _b(name),
+        check(lib.knytt_store_tenant_find(self.handle, _b(name, "name"),
                                           ctypes.byref(tid)))
         return tid.value
 
@@ -221,13 +216,13 @@ class Store:
     def key_lookup(self, key):
         """(tenant id, "secret" | "public") of @key; EAUTH if unknown."""
         tid, scope = ctypes.c_uint64(), ctypes.c_int()
-        check(lib.knytt_store_key_lookup(self.handle, _b(key),
+        check(lib.knytt_store_key_lookup(self.handle, _b(key, "key"),
                                          ctypes.byref(tid),
                                          ctypes.byref(scope)))
         return tid.value, _SCOPE_NAMES.get(scope.value)
 
     def key_revoke(self, key):
-        check(lib.knytt_store_key_revoke(self.handle, _b(key)))
+        check(lib.knytt_store_key_revoke(self.handle, _b(key, "key")))
 
     # -- items --------------------------------------------------------------
     def item_upsert(self, item=None, **fields):
@@ -250,7 +245,7 @@ class Store:
     def item_get(self, ext_id):
         p = ctypes.POINTER(Item)()
         return self._item_out(lib.knytt_store_item_get(
-            self.handle, _b(ext_id), ctypes.byref(p)), p)
+            self.handle, _b(ext_id, "ext_id"), ctypes.byref(p)), p)
 
     def item_get_id(self, item_id):
         p = ctypes.POINTER(Item)()
@@ -258,7 +253,7 @@ class Store:
             self.handle, int(item_id), ctypes.byref(p)), p)
 
     def item_delete(self, ext_id):
-        check(lib.knytt_store_item_delete(self.handle, _b(ext_id)))
+        check(lib.knytt_store_item_delete(self.handle, _b(ext_id, "ext_id")))
 
     def items_changed(self, since_ms=0):
         """Items (deleted ones included) changed at or after @since_ms."""
@@ -276,7 +271,7 @@ class Store:
         scores = (ctypes.c_double * k)()
         nan = float("nan")
         n = check(lib.knytt_store_search(
-            self.handle, _b(query), _b(category),
+            self.handle, _b(query, "query"), _b(category, "category"),
             nan if price_min is None else float(price_min),
             nan if price_max is None else float(price_max),
             1 if in_stock_only else 0, iptr, scores, k))
@@ -285,7 +280,7 @@ class Store:
     # -- users and interactions -------------------------------------------------
     def user_upsert(self, ext_id, attributes=None):
         uid = ctypes.c_uint64()
-        check(lib.knytt_store_user_upsert(self.handle, _b(ext_id),
+        check(lib.knytt_store_user_upsert(self.handle, _b(ext_id, "ext_id"),
                                           _attrs(attributes),
                                           ctypes.byref(uid)))
         return uid.value
@@ -294,7 +289,7 @@ class Store:
         """{"id", "user_id", "attributes", "created_ms"}."""
         uid, attrs, created = (ctypes.c_uint64(), ctypes.c_void_p(),
                                ctypes.c_int64())
-        check(lib.knytt_store_user_get(self.handle, _b(ext_id),
+        check(lib.knytt_store_user_get(self.handle, _b(ext_id, "ext_id"),
                                        ctypes.byref(uid),
                                        ctypes.byref(attrs),
                                        ctypes.byref(created)))
@@ -311,12 +306,12 @@ class Store:
         """Appends an interaction; False if @event_id was seen before."""
         ix = Interaction()
         ix.struct_size = ctypes.sizeof(Interaction)
-        ix.user, ix.item, ix.type = _b(user), _b(item), _b(type)
+        ix.user, ix.item, ix.type = _b(user, "user"), _b(item, "item"), _b(type, "type")
         ix.weight = float(weight)
         ix.has_value = value is not None
         ix.value = float(value) if value is not None else 0.0
         ix.ts_ms = int(ts_ms)
-        ix.event_id = _b(event_id)
+        ix.event_id = _b(event_id, "event_id")
         return check(lib.knytt_store_interaction_add(
             self.handle, ctypes.byref(ix))) == 1
 
@@ -325,10 +320,10 @@ class Store:
         return col.done(fn(self.handle, *args, INTERACTION_FN(col), None))
 
     def user_recent(self, user, n=50):
-        return self._interactions(lib.knytt_store_user_recent, _b(user), n)
+        return self._interactions(lib.knytt_store_user_recent, _b(user, "user"), n)
 
     def item_recent(self, item, n=50):
-        return self._interactions(lib.knytt_store_item_recent, _b(item), n)
+        return self._interactions(lib.knytt_store_item_recent, _b(item, "item"), n)
 
     def interactions_since(self, since_ms=0):
         return self._interactions(lib.knytt_store_interactions_since,
@@ -342,35 +337,35 @@ class Store:
         ids = (ctypes.c_uint64 * cap)()
         counts = (ctypes.c_uint64 * cap)()
         n = check(lib.knytt_store_item_counts(
-            self.handle, int(from_ms), int(to_ms), _b(type),
+            self.handle, int(from_ms), int(to_ms), _b(type, "type"),
             ctypes.addressof(ids), ctypes.addressof(counts), cap))
         return [(ids[i], counts[i]) for i in range(n)]
 
     # -- favorites and search log -------------------------------------------
     def favorite_set(self, user, item):
-        check(lib.knytt_store_favorite_set(self.handle, _b(user), _b(item)))
+        check(lib.knytt_store_favorite_set(self.handle, _b(user, "user"), _b(item, "item")))
 
     def favorite_unset(self, user, item):
-        check(lib.knytt_store_favorite_unset(self.handle, _b(user),
-                                             _b(item)))
+        check(lib.knytt_store_favorite_unset(self.handle, _b(user, "user"),
+                                             _b(item, "item")))
 
     def favorite_list(self, user, cap=1000):
         """Internal ids of @user's favorites, newest first."""
         ids = (ctypes.c_uint64 * cap)()
         n = check(lib.knytt_store_favorite_list(
-            self.handle, _b(user), ctypes.addressof(ids), cap))
+            self.handle, _b(user, "user"), ctypes.addressof(ids), cap))
         return list(ids[:n])
 
     def search_log(self, query, user=None, result_count=0, ts_ms=0):
         lid = ctypes.c_uint64()
-        check(lib.knytt_store_search_log(self.handle, _b(query), _b(user),
+        check(lib.knytt_store_search_log(self.handle, _b(query, "query"), _b(user, "user"),
                                          int(result_count), int(ts_ms),
                                          ctypes.byref(lid)))
         return lid.value
 
     def search_click(self, log_id, item):
         check(lib.knytt_store_search_click(self.handle, int(log_id),
-                                           _b(item)))
+                                           _b(item, "item")))
 
     def search_log_get(self, log_id):
         """{"query", "result_count", "clicked_item"} of a log entry."""
@@ -386,13 +381,13 @@ class Store:
     def embedding_put(self, owner, id, version, vector):
         v = A.vectors(vector, "vector", 1)
         check(lib.knytt_store_embedding_put(self.handle, OWNERS[owner],
-                                            int(id), _b(version), v.ptr,
+                                            int(id), _b(version, "version"), v.ptr,
                                             v.dim))
 
     def embedding_get(self, owner, id, version, cap=4096):
         ptr, out = A.out_f32(cap)
         dim = check(lib.knytt_store_embedding_get(
-            self.handle, OWNERS[owner], int(id), _b(version), ptr, cap))
+            self.handle, OWNERS[owner], int(id), _b(version, "version"), ptr, cap))
         if dim > cap:
             return self.embedding_get(owner, id, version, dim)
         return A.head(out, dim)
@@ -410,7 +405,7 @@ class Store:
                 failure.append(exc)
                 return 1
         rc = lib.knytt_store_embeddings_each(self.handle, OWNERS[owner],
-                                             _b(version), EMBEDDING_FN(each),
+                                             _b(version, "version"), EMBEDDING_FN(each),
                                              None)
         if failure:
             raise failure[0]
@@ -421,7 +416,7 @@ class Store:
         """Stores @blob (bytes) as a new version of model @name."""
         ver = ctypes.c_int64()
         blob = bytes(blob)
-        check(lib.knytt_store_model_put(self.handle, _b(name), blob,
+        check(lib.knytt_store_model_put(self.handle, _b(name, "name"), blob,
                                         len(blob), _attrs(metadata),
                                         ctypes.byref(ver)))
         return ver.value
@@ -431,7 +426,7 @@ class Store:
         blob, size, meta = ctypes.c_void_p(), ctypes.c_size_t(), \
             ctypes.c_void_p()
         ver, created = ctypes.c_int64(), ctypes.c_int64()
-        check(lib.knytt_store_model_get(self.handle, _b(name), int(version),
+        check(lib.knytt_store_model_get(self.handle, _b(name, "name"), int(version),
                                         ctypes.byref(blob),
                                         ctypes.byref(size),
                                         ctypes.byref(meta), ctypes.byref(ver),
@@ -459,6 +454,6 @@ class Store:
             k, f = RECORDS[kind], FORMATS[format]
         except KeyError as exc:
             raise EINVAL("unknown record kind or format: %s" % exc) from None
-        n = check(lib.knytt_store_import(self.handle, os.fsencode(path), k, f,
+        n = check(lib.knytt_store_import(self.handle, cpath(path), k, f,
                                          REJECT_FN(on_reject), None))
         return n, rejects
