@@ -101,6 +101,9 @@ int knytt__atomic_commit(knytt__atomic_file *f, int failed);
 void knytt__atomic_abort(knytt__atomic_file *f);
 int knytt__atomic_write(const char *path, const void *buf, size_t n);
 int knytt__write_all(int fd, const void *buf, size_t n);
+/* The whole file at @p path into a malloc'd buffer (*out, free(); may be
+ * empty): KNYTT_EIO naming path, KNYTT_ENOMEM. */
+int knytt__read_file(const char *path, unsigned char **out, size_t *len);
 
 /* 64-byte aligned allocation, zero-filled; free with knytt__afree. */
 void *knytt__aalloc(size_t n);

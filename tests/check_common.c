@@ -182,6 +182,16 @@ START_TEST(atomic_write_replaces_or_keeps_old)
 	knytt__atomic_abort(&f);
 	ck_assert_int_eq(files_in(dir), 1);
 
+	/* the one whole-file read of the model loaders */
+	unsigned char *rb;
+	size_t rn;
+	ck_assert_int_eq(knytt__read_file(path, &rb, &rn), KNYTT_OK);
+	ck_assert_uint_eq(rn, 5);
+	ck_assert_int_eq(memcmp(rb, "newer", 5), 0);
+	free(rb);
+	ck_assert_int_eq(knytt__read_file(dir, &rb, &rn), KNYTT_EIO);
+	ck_assert_ptr_null(rb);
+
 	/* a folder that does not exist: a clear error, nothing written */
 	char bad[300];
 	snprintf(bad, sizeof bad, "%s/no/such/dir/x", dir);

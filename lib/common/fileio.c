@@ -3,7 +3,8 @@
  * target, written, fsync'd, renamed over the target, and the directory
  * fsync'd so that the rename itself survives a power cut.  A reader sees
  * the old file or the new one, never a torn one; a failure leaves the old
- * file and no temporary behind.
+ * file and no temporary behind.  And the one whole-file read that the
+ * model loaders share.
  */
 #include "../internal.h"
 
@@ -118,4 +119,42 @@ int knytt__atomic_write(const char *path, const void *buf, size_t n)
 	if (rc)
 		return rc;
 	return knytt__atomic_commit(&f, knytt__write_all(f.fd, buf, n) != 0);
+}
+
+int knytt__read_file(const char *path, unsigned char **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return knytt__err_errno(KNYTT_EIO, errno, "cannot open %s", path);
+	unsigned char *buf = NULL;
+	size_t n = 0, cap = 0;
+	int rc = KNYTT_OK;
+	for (;;) {
+		if (KNYTT__GROW(buf, cap, n + 65536)) {
+			rc = knytt__err(KNYTT_ENOMEM, "no memory to read %s",
+					path);
+			break;
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = knytt__err_errno(KNYTT_EIO, errno,
+					      "cannot read %s", path);
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	*len = n;
+	return KNYTT_OK;
 }

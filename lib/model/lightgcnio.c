@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define LGC_MAGIC "KNYTTLGC"
 #define LGC_VERSION 1u
@@ -182,36 +181,6 @@ int knytt_lightgcn_save(const knytt_lightgcn *g, const char *path)
 	return rc;
 }
 
-/* The whole file at @p path into a malloc'd buffer. */
-static int read_all(const char *path, unsigned char **out, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return knytt__err_errno(KNYTT_EIO, errno, "cannot open %s", path);
-	struct stat st;
-	int rc = KNYTT_OK;
-	if (fstat(fileno(f), &st) != 0 || st.st_size < 0) {
-		rc = knytt__err_errno(KNYTT_EIO, errno, "cannot stat %s", path);
-		goto out;
-	}
-	size_t n = (size_t)st.st_size;
-	*out = malloc(n ? n : 1);
-	if (!*out) {
-		rc = knytt__err(KNYTT_ENOMEM, "no memory to read %s", path);
-		goto out;
-	}
-	if (fread(*out, 1, n, f) != n) {
-		rc = knytt__err(KNYTT_EIO, "cannot read %s (short read)", path);
-		free(*out);
-		*out = NULL;
-		goto out;
-	}
-	*len = n;
-out:
-	fclose(f);
-	return rc;
-}
-
 int knytt_lightgcn_load(knytt_lightgcn *g, const char *path)
 {
 	if (!g || !path)
@@ -222,7 +191,7 @@ int knytt_lightgcn_load(knytt_lightgcn *g, const char *path)
 				  "new handle");
 	unsigned char *buf = NULL;
 	size_t len = 0;
-	int rc = read_all(path, &buf, &len);
+	int rc = knytt__read_file(path, &buf, &len);
 	if (rc)
 		return rc;
 	rc = knytt_lightgcn_load_buffer(g, buf, len);

@@ -180,43 +180,17 @@ int knytt_als_load(knytt_als *als, const char *path)
 		return knytt__err(KNYTT_ESTATE,
 				  "model already trained or loaded: use a "
 				  "new handle");
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return knytt__err_errno(KNYTT_EIO, errno, "cannot open %s", path);
-	unsigned char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int rc = KNYTT_OK;
-	for (;;) {
-		if (len == cap) {
-			size_t nc = cap ? cap * 2 : 1 << 16;
-			unsigned char *nb = realloc(buf, nc);
-			if (!nb) {
-				rc = knytt__err(KNYTT_ENOMEM,
-						"no memory to read %s", path);
-				goto out;
-			}
-			buf = nb;
-			cap = nc;
-		}
-		size_t got = fread(buf + len, 1, cap - len, f);
-		len += got;
-		if (got == 0) {
-			if (ferror(f)) {
-				rc = knytt__err_errno(KNYTT_EIO, errno,
-						      "cannot read %s", path);
-				goto out;
-			}
-			break;
-		}
-	}
+	unsigned char *buf;
+	size_t len;
+	int rc = knytt__read_file(path, &buf, &len);
+	if (rc)
+		return rc;
 	rc = knytt_als_load_buffer(als, buf, len);
 	if (rc == KNYTT_ECORRUPT || rc == KNYTT_EVERSION) {
 		char msg[400];
 		snprintf(msg, sizeof msg, "%s", knytt_errmsg());
 		rc = knytt__err(rc, "%s: %s", path, msg);
 	}
-out:
-	fclose(f);
 	free(buf);
 	return rc;
 }

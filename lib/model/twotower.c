@@ -624,34 +624,9 @@ int knytt_twotower_load(knytt_twotower *tt, const char *path)
 	NEED_TT(tt);
 	if (!path)
 		return knytt__err(KNYTT_EINVAL, "path is NULL");
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return knytt__err_errno(KNYTT_EIO, errno, "cannot open %s",
-					path);
-	unsigned char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int rc = KNYTT_OK;
-	for (;;) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 1 << 16;
-			unsigned char *nb = realloc(buf, cap);
-			if (!nb) {
-				rc = knytt__err(KNYTT_ENOMEM,
-						"out of memory reading %s", path);
-				break;
-			}
-			buf = nb;
-		}
-		size_t r = fread(buf + len, 1, cap - len, f);
-		len += r;
-		if (r == 0) {
-			if (ferror(f))
-				rc = knytt__err_errno(KNYTT_EIO, errno,
-						      "cannot read %s", path);
-			break;
-		}
-	}
-	fclose(f);
+	unsigned char *buf;
+	size_t len;
+	int rc = knytt__read_file(path, &buf, &len);
 	if (!rc)
 		rc = knytt_twotower_load_buffer(tt, buf, len);
 	free(buf);
