@@ -50,7 +50,8 @@ BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -fvisibility=hidden \
 	-Iinclude $(WARN) $(OPT) $(BLAS_CFLAGS) $(PKG_CFLAGS)
 LIBS = $(PKG_LIBS) $(BLAS_LIBS) -llapacke -lm -lpthread
 
-SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow \
+	-fno-sanitize-recover=undefined,float-cast-overflow \
 	-fno-omit-frame-pointer
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 

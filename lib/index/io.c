@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -294,7 +295,8 @@ static int load_mapped(knytt_index *ix, const unsigned char *p, size_t len,
 	    (ix->quant != KNYTT_QUANT_NONE &&
 	     (!ix->qtrained && ns > 0)) ||
 	    (ix->quant != KNYTT_QUANT_NONE && ix->qtrained &&
-	     !(ix->qstep > 0)))
+	     !(ix->qstep > 0 && isfinite(ix->qstep) &&
+	       isfinite(1.0f / ix->qstep))))
 		return CORRUPT("%s: settings out of range", path);
 	knytt__index_layout(ix);
 	if (knytt__get_u32(p + 40) != ix->m0 || block != ix->block)
@@ -329,6 +331,12 @@ static int load_mapped(knytt_index *ix, const unsigned char *p, size_t len,
 		if (!ix->qmid)
 			return knytt__err(KNYTT_ENOMEM, "out of memory");
 		memcpy(ix->qmid, p + s.qmid, ix->dim * 4);
+		/* A query is encoded against these: a NaN or infinite
+		 * midpoint would turn every code into NaN. */
+		for (uint32_t j = 0; j < ix->dim; j++)
+			if (!isfinite(ix->qmid[j]))
+				return CORRUPT("%s: quantizer midpoint %u is "
+					       "not finite", path, j);
 	}
 	int rc = validate_graph(ix, path);
 	if (rc)

@@ -92,6 +92,8 @@ void knytt__quant_encode(const knytt_index *ix, const float *x, int8_t *c)
 	float inv = 1.0f / ix->qstep;
 	for (uint32_t j = 0; j < ix->dim; j++) {
 		float t = nearbyintf((x[j] - ix->qmid[j]) * inv);
+		if (isnan(t)) /* only from a degenerate step; keep it defined */
+			t = 0;
 		if (t > 127.0f)
 			t = 127.0f;
 		if (t < -127.0f)

@@ -9,8 +9,13 @@
 # build-fuzz/crashes/TARGET/ and makes the run fail once every target has
 # run.  The log of each run is build-fuzz/TARGET.log; a summary line per
 # target (executions, coverage, features, corpus) is printed.
-# Extra libFuzzer flags: FUZZ_FLAGS="-jobs=2 ...".
+# Extra libFuzzer flags: FUZZ_FLAGS="-jobs=2 ...".  FUZZ_SEED=N fixes
+# libFuzzer's seed: with the same binary and starting corpus the run
+# mutates the same way, so a failure seen in CI (which sets it) replays
+# locally with the same command; unset, every run explores anew.
 set -u
+# The log's status lines carry raw dictionary bytes: read them as bytes.
+export LC_ALL=C
 secs=$1
 shift
 fail=""
@@ -26,7 +31,7 @@ for t in "$@"; do
 	./build-fuzz/"$t" -max_total_time="$secs" \
 		-timeout="${FUZZ_TIMEOUT:-30}" -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix=build-fuzz/crashes/"$t"/ \
-		${FUZZ_FLAGS:-} $dirs >"$log" 2>&1
+		${FUZZ_SEED:+-seed="$FUZZ_SEED"} ${FUZZ_FLAGS:-} $dirs >"$log" 2>&1
 	rc=$?
 	took=$(($(date +%s) - start))
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
