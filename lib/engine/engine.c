@@ -163,10 +163,7 @@ void knytt_engine_close(knytt_engine *e)
 	knytt__lmap_free(&e->by_id);
 	knytt__lmap_free(&e->by_ext);
 	knytt__lmap_free(&e->by_user);
-	knytt_index_close(e->ix);
-	knytt_als_close(e->als);
-	knytt_twotower_close(e->tt);
-	free(e->model_items);
+	knytt__snap_put(e->snap);
 	knytt_store_close(e->st);
 	free(e->uri);
 	free(e->tenant_name);
@@ -575,7 +572,7 @@ static int caller_vec_cb(uint64_t id, const float *vec, uint32_t dim,
 	uint32_t r = knytt__engine_row(e, id);
 	if (r == UINT32_MAX || e->items[r].deleted || dim != e->dim)
 		return 0;
-	if (knytt_index_upsert(e->ix, id, vec, dim))
+	if (knytt_index_upsert(e->snap->ix, id, vec, dim))
 		return 1;
 	e->items[r].has_vec = 1;
 	e->items[r].caller_vec = 1;
@@ -629,6 +626,10 @@ static int load_model_and_index(knytt_engine *e)
 	void *blob = NULL;
 	size_t size = 0;
 	int64_t version = 0;
+	/* filled below, before any other thread can see the engine */
+	if (!(e->snap = knytt__snap_new(NULL, NULL, NULL, NULL, 0, 0, NULL,
+					0)))
+		return KNYTT_ENOMEM;
 	int rc = knytt_store_model_get(e->st, "engine-model", 0, &blob, &size,
 				       NULL, &version, NULL);
 	if (rc == KNYTT_ENOTFOUND)
@@ -656,13 +657,13 @@ static int load_model_and_index(knytt_engine *e)
 		uint64_t *items = NULL;
 		uint32_t n = 0;
 		rc = knytt__engine_decode_model(e, blob, size, &als, &tt,
-						&items, &n, e->model_tag);
+						&items, &n, e->snap->tag);
 		if (rc == KNYTT_OK) {
-			e->als = als;
-			e->tt = tt;
-			e->model_items = items;
-			e->model_nitems = n;
-			e->model_version = version;
+			e->snap->als = als;
+			e->snap->tt = tt;
+			e->snap->items = items;
+			e->snap->nitems = n;
+			e->snap->version = version;
 			for (uint32_t i = 0; i < n; i++) {
 				uint32_t r = knytt__engine_row(e, items[i]);
 				if (r != UINT32_MAX)
@@ -678,23 +679,23 @@ static int load_model_and_index(knytt_engine *e)
 	 * version; otherwise rebuilt from the model's vectors and saved for
 	 * the next open (the CLI opens an engine per command). */
 	knytt_index *ix = NULL;
-	if (e->model_version > 0)
-		ix = knytt__version_index_load(e, e->model_version,
-					       e->model_tag);
+	if (e->snap->version > 0)
+		ix = knytt__version_index_load(e, e->snap->version,
+					       e->snap->tag);
 	if (!ix) {
 		if ((rc = knytt__engine_new_index(e, &ix)))
 			return rc;
-		if ((rc = add_model_vectors(e, ix, e->als, e->tt,
-					    e->model_items,
-					    e->model_nitems))) {
+		if ((rc = add_model_vectors(e, ix, e->snap->als, e->snap->tt,
+					    e->snap->items,
+					    e->snap->nitems))) {
 			knytt_index_close(ix);
 			return rc;
 		}
-		if (e->model_version > 0)
-			knytt__version_index_save(e, ix, e->model_version,
-						  e->model_tag);
+		if (e->snap->version > 0)
+			knytt__version_index_save(e, ix, e->snap->version,
+						  e->snap->tag);
 	}
-	e->ix = ix;
+	e->snap->ix = ix;
 	/* caller-supplied vectors (and items embedded at ingest) */
 	rc = knytt_store_embeddings_each(e->st, KNYTT_OWNER_ITEM, "caller",
 					 caller_vec_cb, e);
@@ -703,9 +704,9 @@ static int load_model_and_index(knytt_engine *e)
 	/* every indexed label is a live item */
 	for (size_t r = 0; r < e->nitems; r++) {
 		eitem *it = &e->items[r];
-		if (it->deleted && knytt_index_contains(e->ix, it->id))
-			knytt_index_remove(e->ix, it->id);
-		it->has_vec = knytt_index_contains(e->ix, it->id);
+		if (it->deleted && knytt_index_contains(e->snap->ix, it->id))
+			knytt_index_remove(e->snap->ix, it->id);
+		it->has_vec = knytt_index_contains(e->snap->ix, it->id);
 	}
 	knytt__rowvec_fill(e);
 	return KNYTT_OK;
@@ -766,8 +767,8 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 fail:
 	knytt_store_close(e->st);
 	e->st = NULL;
-	knytt_index_close(e->ix);
-	e->ix = NULL;
+	knytt__snap_put(e->snap);
+	e->snap = NULL;
 	return rc;
 }
 
@@ -783,22 +784,23 @@ static int check_open(const knytt_engine *e, const char *fn)
 }
 
 /* The vector an item gets at ingest when the caller gives none: the
- * model's item tower (under the read lock, memory only), else the
- * embedder, called with no lock held (an HTTP round trip). */
+ * model's item tower (a snapshot reference, no lock: the model never
+ * changes), else the embedder, called with no lock held (an HTTP round
+ * trip). */
 static int embed_item(knytt_engine *e, const knytt_item *it, float *out,
 		      int *got)
 {
 	*got = 0;
-	pthread_rwlock_rdlock(&e->lock);
+	knytt__snap *s = knytt__snap_get(e);
 	int rc = KNYTT_OK;
-	if (e->tt) {
+	if (s->tt) {
 		knytt_twotower_item f = { it->title, it->description,
 					  it->category, it->price };
-		rc = knytt_twotower_embed_item(e->tt, &f, out);
+		rc = knytt_twotower_embed_item(s->tt, &f, out);
 		*got = rc == KNYTT_OK;
 	}
-	int tower = e->tt != NULL;
-	pthread_rwlock_unlock(&e->lock);
+	int tower = s->tt != NULL;
+	knytt__snap_put(s);
 	if (tower || !e->emb)
 		return rc < 0 ? rc : KNYTT_OK;
 	size_t lt = it->title ? strlen(it->title) : 0;
@@ -872,7 +874,7 @@ int knytt_engine_item_upsert(knytt_engine *e, const knytt_item *item,
 	if (!rc)
 		rc = table_put(e, stored, &row);
 	if (!rc && have) {
-		rc = knytt_index_upsert(e->ix, id, v, e->dim);
+		rc = knytt_index_upsert(e->snap->ix, id, v, e->dim);
 		if (!rc) {
 			knytt__rowvec_set(e, row, v);
 			e->items[row].has_vec = 1;
@@ -907,7 +909,7 @@ int knytt_engine_item_delete(knytt_engine *e, const char *ext_id)
 		eitem *it = &e->items[r];
 		it->deleted = 1;
 		if (it->has_vec)
-			knytt_index_remove(e->ix, it->id);
+			knytt_index_remove(e->snap->ix, it->id);
 		it->has_vec = 0;
 	}
 	pthread_rwlock_unlock(&e->lock);
@@ -960,7 +962,7 @@ static int sync_apply(knytt_engine *e, const synced *s)
 			return rc;
 		eitem *x = &e->items[r];
 		if (x->deleted && x->has_vec) {
-			knytt_index_remove(e->ix, x->id);
+			knytt_index_remove(e->snap->ix, x->id);
 			x->has_vec = 0;
 		}
 	}
@@ -1045,7 +1047,7 @@ static int mean_of_items(knytt_engine *e, const uint32_t *rows,
 	int got = 0;
 	memset(out, 0, d * sizeof *out);
 	for (size_t i = 0; i < n; i++) {
-		if (knytt_index_get(e->ix, e->items[rows[i]].id, v, d) !=
+		if (knytt_index_get(e->snap->ix, e->items[rows[i]].id, v, d) !=
 		    KNYTT_OK)
 			continue;
 		knytt__normalize(v, d);
@@ -1069,7 +1071,7 @@ static int tower_of_history(knytt_engine *e, const knytt__profile *u,
 	for (size_t i = 0; i < u->nh; i++)
 		if (e->items[u->hist[i].row].midx != UINT32_MAX)
 			m[n++] = e->items[u->hist[i].row].midx;
-	int ok = n > 0 && knytt_twotower_embed_user(e->tt,
+	int ok = n > 0 && knytt_twotower_embed_user(e->snap->tt,
 						    KNYTT_TWOTOWER_NO_USER,
 						    m, n, out) == KNYTT_OK;
 	free(m);
@@ -1082,10 +1084,10 @@ static void refresh_long(knytt_engine *e, knytt__profile *u, int64_t now)
 {
 	knytt__taste *t = &u->taste;
 	t->long_ok = 0;
-	u->long_gen = e->model_gen;
+	u->long_gen = e->snap->gen;
 	if (u->nh == 0)
 		return;
-	if (e->tt) {
+	if (e->snap->tt) {
 		t->long_ok = tower_of_history(e, u, t->longv);
 		return;
 	}
@@ -1094,14 +1096,14 @@ static void refresh_long(knytt_engine *e, knytt__profile *u, int64_t now)
 	uint32_t *idx = malloc(cap * sizeof *idx);
 	float *w = malloc(cap * sizeof *w);
 	if (idx && w) {
-		size_t n = knytt__profile_fold(u, e->als ? model_row_of
+		size_t n = knytt__profile_fold(u, e->snap->als ? model_row_of
 							 : vec_row_of,
 					       e, now, hl, cap, idx, w);
-		if (e->als && n > 0) {
+		if (e->snap->als && n > 0) {
 			memset(t->longv, 0, e->dim * sizeof *t->longv);
-			t->long_ok = knytt_als_fold_in(e->als, n, idx, w,
+			t->long_ok = knytt_als_fold_in(e->snap->als, n, idx, w,
 						       t->longv) == KNYTT_OK;
-		} else if (!e->als) {
+		} else if (!e->snap->als) {
 			t->long_ok = mean_of_items(e, idx, w, n, t->longv);
 		}
 	}
@@ -1116,7 +1118,7 @@ static void session_event(knytt_engine *e, knytt__profile *u,
 	if (!it->has_vec)
 		return;
 	float *v = malloc(e->dim * sizeof *v);
-	if (v && knytt_index_get(e->ix, it->id, v, e->dim) == KNYTT_OK)
+	if (v && knytt_index_get(e->snap->ix, it->id, v, e->dim) == KNYTT_OK)
 		knytt__taste_session_add(&u->taste, v, e->dim, w, ts,
 					 e->sess_half_life, it->id);
 	free(v);
@@ -1277,7 +1279,7 @@ knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
 
 void knytt__engine_user_fresh(knytt_engine *e, knytt__profile *u)
 {
-	if (u->long_gen != e->model_gen) /* a new model since */
+	if (u->long_gen != e->snap->gen) /* a new model since */
 		refresh_long(e, u, knytt__engine_now(e));
 }
 

@@ -10,7 +10,9 @@
  *    hash of the external id to row;
  *  - users: a profile each (lib/taste/profile.h): the whole history,
  *    the items seen per interaction type, the taste;
- *  - the vector index (label = store id) and the trained model.
+ *  - the serving snapshot (snap.c): the vector index (label = store id),
+ *    the trained model and its item map, reference-counted, so a query
+ *    keeps the one it started on and a training swap never waits for it.
  *
  * Locks.  A thread holding one of them takes only locks listed below
  * it (the lock order), and none is held across an embedder (HTTP) call
@@ -25,10 +27,14 @@
  *             thread-safe).  A store callback may take lock for reading
  *             (keyword search tests its filter in memory).  Training
  *             uses its own connection.
- *   lock      rwlock over the item table, the index and the model.
- *             Queries and feedback read.  Item writes, sync and the
- *             model swap write, and only for memory work: they read the
- *             store, embed and build before taking it.
+ *   lock      rwlock over the item table and the pointer to the
+ *             current snapshot (and the writes to its index).  Queries
+ *             and feedback read; a query takes a snapshot reference
+ *             under it and may keep that reference across gaps without
+ *             it.  Item writes, sync and the model swap write, and only
+ *             for memory work: they read the store, embed and build
+ *             before taking it; the replaced snapshot is put back after
+ *             the lock is released (its last reader frees it).
  *   stat_lock rwlock over popularity, the trending counters and the top
  *             lists: feedback writes for the counter bump (no I/O),
  *             the trending / popular fallback reads.
@@ -109,6 +115,42 @@ typedef struct knytt__fq_ev {
 	int64_t ts; /* ms, resolved (never 0) */
 } knytt__fq_ev;
 
+/*
+ * The serving snapshot (snap.c): index, model and the model's item map,
+ * reference-counted.  The engine's pointer owns one reference; a query
+ * takes another for as long as it uses the model or the index, so a
+ * training swap publishes a new snapshot without waiting for it, and
+ * the old one is freed when its last reader puts it back.  The model
+ * fields never change once the snapshot is published (open fills the
+ * first before the engine is usable); the index of the current
+ * snapshot takes item writes under the engine's write lock, and a
+ * replaced snapshot is never written again.
+ */
+typedef struct knytt__snap {
+	int refs;             /* atomic */
+	knytt_index *ix;      /* never NULL */
+	knytt_als *als;       /* at most one of als, tt; none: untrained */
+	knytt_twotower *tt;
+	uint64_t *items;      /* model row -> store id */
+	uint32_t nitems;
+	int64_t version;      /* stored model version, 0 = none */
+	unsigned char tag[KNYTT__MODEL_TAG]; /* of the stored blob */
+	uint64_t gen;         /* installs since open: profiles compare it */
+} knytt__snap;
+
+/* new: takes ownership of every pointer (also on failure: NULL, all
+ * freed); ref: one more reference, caller holds lock or a reference;
+ * get: a reference to the current snapshot, caller holds no lock;
+ * put: gives one back (NULL: no-op), freeing the last. */
+knytt__snap *knytt__snap_new(knytt_index *ix, knytt_als *als,
+			     knytt_twotower *tt, uint64_t *items,
+			     uint32_t nitems, int64_t version,
+			     const unsigned char tag[KNYTT__MODEL_TAG],
+			     uint64_t gen);
+knytt__snap *knytt__snap_ref(knytt__snap *s);
+knytt__snap *knytt__snap_get(struct knytt_engine *e);
+void knytt__snap_put(knytt__snap *s);
+
 struct knytt_engine {
 	/* settings */
 	int is_open;
@@ -179,16 +221,11 @@ struct knytt_engine {
 	size_t nusers, capusers;
 	knytt__lmap by_user; /* hash(ext id) -> users[] index */
 
-	/* model and index */
-	knytt_index *ix;
+	/* model and index: the current serving snapshot (snap.c), never
+	 * NULL while open; replaced under lock (write), so a thread holding
+	 * lock reads it directly, one without takes a reference */
+	knytt__snap *snap;
 	knytt_metric metric;
-	knytt_als *als;
-	knytt_twotower *tt;
-	uint64_t *model_items; /* model row -> store id */
-	uint32_t model_nitems;
-	int64_t model_version;
-	unsigned char model_tag[KNYTT__MODEL_TAG]; /* of the stored blob */
-	uint64_t model_gen;
 
 	/* feedback write-behind (feedq.c); fb_async is a setting */
 	int fb_async;

@@ -21,6 +21,7 @@
 
 typedef struct qctx {
 	const knytt_engine *e;
+	knytt__snap *snap;     /* the query's reference: its index */
 	const knytt_filter *f;
 	size_t plen;           /* length of the category prefix, 0 = any */
 	const uint64_t *excl;  /* sorted store ids never to return */
@@ -167,10 +168,13 @@ static int kw_accept_locked(uint64_t id, void *ctx)
 	return ok;
 }
 
-static void qctx_init(qctx *c, const knytt_engine *e, const knytt_filter *f)
+/* @p snap: a reference the query holds (qctx_done gives it back). */
+static void qctx_init(qctx *c, const knytt_engine *e, knytt__snap *snap,
+		      const knytt_filter *f)
 {
 	memset(c, 0, sizeof *c);
 	c->e = e;
+	c->snap = snap;
 	c->f = f;
 	if (f && f->category_prefix)
 		c->plen = strlen(f->category_prefix);
@@ -233,6 +237,8 @@ static int filter_bits(knytt_engine *e, qctx *c)
 
 static void qctx_done(qctx *c)
 {
+	knytt__snap_put(c->snap);
+	c->snap = NULL;
 	free(c->bits);
 	c->bits = NULL;
 	free(c->cand);
@@ -257,7 +263,10 @@ static void cand_add(uint32_t row, void *ctx)
 static int filter_cands(knytt_engine *e, qctx *c)
 {
 	const knytt_filter *f = c->f;
-	if (!e->rowvec_ok || !f || !(c->plen || has_price_range(f)))
+	/* the vector copy follows the current snapshot: a query still on a
+	 * replaced one (search, across its store call) uses that index */
+	if (!e->rowvec_ok || c->snap != e->snap || !f ||
+	    !(c->plen || has_price_range(f)))
 		return 0;
 	if (!(c->cand = malloc(SCAN_MAX * sizeof *c->cand)))
 		return 0;
@@ -299,9 +308,9 @@ static int ann(const knytt_engine *e, qctx *c, const float *q, size_t kk,
 {
 	unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
 	if (c->bits)
-		return knytt_index_search_bitset(e->ix, q, e->dim, kk, ef,
+		return knytt_index_search_bitset(c->snap->ix, q, e->dim, kk, ef,
 						 c->bits, c->nbits, lab, dist);
-	return knytt_index_search_filter(e->ix, q, e->dim, kk, ef,
+	return knytt_index_search_filter(c->snap->ix, q, e->dim, kk, ef,
 					 label_passes, c, lab, dist);
 }
 
@@ -508,7 +517,7 @@ static void mmr(const knytt_engine *e, knytt_result *cand, size_t n,
 		goto out;
 	double lo = INFINITY, hi = -INFINITY;
 	for (size_t i = 0; i < n; i++) {
-		if (knytt_index_get(e->ix, cand[i].item_id, v + i * d, d))
+		if (knytt_index_get(e->snap->ix, cand[i].item_id, v + i * d, d))
 			memset(v + i * d, 0, d * sizeof *v);
 		knytt__normalize(v + i * d, d);
 		maxsim[i] = -1.0;
@@ -672,7 +681,7 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	float *v = malloc(d * sizeof *v);
 	size_t n = 0;
 	qctx c;
-	qctx_init(&c, e, filter);
+	qctx_init(&c, e, knytt__snap_ref(e->snap), filter);
 	if (!q || !lab || !dist || !cand || !v) {
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		goto out;
@@ -688,7 +697,7 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 		goto out;
 	int warm = knytt__taste_blend(&u->taste, d, now, e->sess_half_life,
 				      e->sess_blend, q, &share);
-	if (warm && knytt_index_count(e->ix) > 0) {
+	if (warm && knytt_index_count(c.snap->ix) > 0) {
 		/*
 		 * Long-term and session are searched separately and fused by
 		 * rank (fuse_lists): about a share f of the slots goes to the
@@ -852,12 +861,13 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 	/* a copy: the table may grow while the coview path reads the store */
 	uint64_t self_id = self->id;
 	qctx c;
-	qctx_init(&c, e, filter);
+	qctx_init(&c, e, knytt__snap_ref(e->snap), filter);
 	c.excl = &self_id;
 	c.nexcl = 1;
 	size_t n = 0;
 	if ((rc = filter_bits(e, &c))) {
 		pthread_rwlock_unlock(&e->lock);
+		qctx_done(&c);
 		return rc;
 	}
 	if (self->has_vec) {
@@ -872,14 +882,15 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 		knytt_result *cand = malloc(kk * sizeof *cand);
 		if (!v || !x || !lab || !dist || !cand) {
 			rc = knytt__err(KNYTT_ENOMEM, "out of memory");
-		} else if ((rc = knytt_index_get(e->ix, self->id, v, d)) == 0) {
+		} else if ((rc = knytt_index_get(c.snap->ix, self->id, v,
+						 d)) == 0) {
 			knytt__normalize(v, d);
 			int got = ann(e, &c, v, kk, lab, dist);
 			if (got < 0)
 				rc = got;
 			size_t m = 0;
 			for (int i = 0; i < got; i++) {
-				if (knytt_index_get(e->ix, lab[i], x, d))
+				if (knytt_index_get(c.snap->ix, lab[i], x, d))
 					continue;
 				knytt__normalize(x, d);
 				fill(e, &cand[m++], knytt__engine_row(e, lab[i]),
@@ -1051,31 +1062,35 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		if (personal)
 			knytt__normalize(t, d);
 	}
-	/* the query vector: given, or the model's text path (memory, under
-	 * the read lock), or the embedding service (HTTP, with no lock) */
+	/* the query vector: given, or the model's text path (memory; the
+	 * snapshot reference keeps the model, no lock), or the embedding
+	 * service (HTTP, with no lock).  The vector half searches the same
+	 * snapshot's index, so query and items share one model even if a
+	 * training swap lands meanwhile. */
+	knytt__snap *snap = knytt__snap_get(e);
 	int has_q = 0;
 	if (vec) {
 		memcpy(q, vec, d * sizeof *q);
 		has_q = 1;
 	} else if (has_text) {
-		pthread_rwlock_rdlock(&e->lock);
-		int tower = e->tt != NULL;
+		int tower = snap->tt != NULL;
 		if (tower)
-			has_q = knytt_twotower_embed_query(e->tt, text, q) ==
+			has_q = knytt_twotower_embed_query(snap->tt, text, q) ==
 				KNYTT_OK;
-		pthread_rwlock_unlock(&e->lock);
 		if (!tower && e->emb && e->kind == KNYTT_MODEL_EXTERNAL) {
 			const char *texts[1] = { text };
 			rc = knytt_embedder_embed(e->emb, 1, texts, q, d);
 			has_q = rc == KNYTT_OK;
 		}
-		if (rc < 0)
+		if (rc < 0) {
+			knytt__snap_put(snap);
 			goto early;
+		}
 	}
 
 	pthread_rwlock_rdlock(&e->lock);
 	qctx c;
-	qctx_init(&c, e, filter);
+	qctx_init(&c, e, snap, filter);
 	size_t nf = 0, n = 0;
 	/*
 	 * The filter: a selective category or price range gives its
@@ -1087,7 +1102,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	 * every row in the range (tens of thousands, ~1 ms) costs more
 	 * than the predicate on the matches and index nodes met.
 	 */
-	int vec_half = has_q && knytt_index_count(e->ix) > 0;
+	int vec_half = has_q && knytt_index_count(snap->ix) > 0;
 	int scanned = vec_half && filter_cands(e, &c);
 	if (c.plen && (rc = filter_bits(e, &c)))
 		goto out;
@@ -1152,7 +1167,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		/* nudge toward the shopper: up to +50% for an item pointing
 		 * the same way as their taste, -50% for the opposite */
 		for (size_t i = 0; i < nf; i++) {
-			if (knytt_index_get(e->ix, f[i].id, v, d) != KNYTT_OK)
+			if (knytt_index_get(snap->ix, f[i].id, v, d) != KNYTT_OK)
 				continue;
 			knytt__normalize(v, d);
 			f[i].score *= 1.0 + 0.5 * knytt__vec()->dot(t, v, d);
@@ -1212,7 +1227,7 @@ int knytt_engine_trending(knytt_engine *e, size_t k, double window_s,
 	f.category_prefix = category && *category ? category : NULL;
 	pthread_rwlock_rdlock(&e->lock);
 	qctx c;
-	qctx_init(&c, e, &f);
+	qctx_init(&c, e, NULL, &f);
 	size_t n = 0;
 	rc = fallback(e, &c, h, knytt__engine_now(e), k, out, &n);
 	pthread_rwlock_unlock(&e->lock);

@@ -491,9 +491,13 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 			   uint32_t nitems, int64_t version,
 			   const unsigned char tag[KNYTT__MODEL_TAG])
 {
-	pthread_rwlock_wrlock(&e->lock);
-	knytt_index *old = e->ix;
+	knytt__snap *s = knytt__snap_new(ix, als, tt, items, nitems, version,
+					 tag, 0);
+	if (!s)
+		return; /* all freed; the current snapshot keeps serving */
 	float *v = malloc(e->dim * sizeof *v);
+	pthread_rwlock_wrlock(&e->lock);
+	knytt_index *old = e->snap->ix;
 	for (size_t r = 0; r < e->nitems; r++) {
 		eitem *it = &e->items[r];
 		it->midx = UINT32_MAX;
@@ -507,7 +511,6 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 		    knytt_index_get(old, it->id, v, e->dim) == KNYTT_OK)
 			knytt_index_upsert(ix, it->id, v, e->dim);
 	}
-	free(v);
 	for (uint32_t i = 0; i < nitems; i++) {
 		uint32_t r = knytt__engine_row(e, items[i]);
 		if (r != UINT32_MAX)
@@ -516,20 +519,15 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 	for (size_t r = 0; r < e->nitems; r++)
 		e->items[r].has_vec = !e->items[r].deleted &&
 				      knytt_index_contains(ix, e->items[r].id);
-	knytt_als_close(e->als);
-	knytt_twotower_close(e->tt);
-	free(e->model_items);
-	e->ix = ix;
-	e->als = als;
-	e->tt = tt;
-	e->model_items = items;
-	e->model_nitems = nitems;
-	e->model_version = version;
-	memcpy(e->model_tag, tag, KNYTT__MODEL_TAG);
-	e->model_gen++;
+	/* publish: readers that took the old snapshot keep it until they
+	 * put it back; the last one frees it, outside every lock */
+	knytt__snap *prev = e->snap;
+	s->gen = prev->gen + 1; /* profiles see a new model */
+	e->snap = s;
 	knytt__rowvec_fill(e);
 	pthread_rwlock_unlock(&e->lock);
-	knytt_index_close(old);
+	free(v);
+	knytt__snap_put(prev);
 }
 
 /* ------------------------------------------------------------- public */
@@ -623,9 +621,13 @@ int knytt_engine_train_status(knytt_engine *e, knytt_train_status *out)
 	out->last_rc = e->train_rc;
 	out->progress = e->train_progress;
 	pthread_mutex_unlock(&e->train_mu);
+	out->model_version = 0;
+	out->items_indexed = 0;
+	if (!e->is_open)
+		return KNYTT_OK;
 	pthread_rwlock_rdlock(&e->lock);
-	out->model_version = e->model_version;
-	out->items_indexed = e->ix ? knytt_index_count(e->ix) : 0;
+	out->model_version = e->snap->version;
+	out->items_indexed = knytt_index_count(e->snap->ix);
 	pthread_rwlock_unlock(&e->lock);
 	return KNYTT_OK;
 }
