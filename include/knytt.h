@@ -1037,7 +1037,8 @@ typedef enum knytt_event {
 	KNYTT_EVENT_CLICK = 1,       /* default weight 2 */
 	KNYTT_EVENT_ADD_TO_CART = 2, /* default weight 4 */
 	KNYTT_EVENT_PURCHASE = 3,    /* default weight 8 */
-	KNYTT_EVENT_RATING = 4       /* default weight 1: the rating itself */
+	KNYTT_EVENT_RATING = 4,      /* default weight 1: the rating itself */
+	KNYTT_EVENT_FAVORITE = 5     /* default weight 4 */
 } knytt_event;
 #define KNYTT_EVENT_MAX 16
 
@@ -2233,8 +2234,12 @@ KNYTT_API int knytt_engine_set_index(knytt_engine *e, unsigned m,
 				     unsigned ef_search);
 /** Confidence weight of an interaction type ("view", "click",
  *  "add_to_cart", "purchase", "favorite", "rating" -- for rating the
- *  value multiplies it -- or a custom name).  Defaults: view 1, click 2,
- *  add_to_cart 4, purchase 8, favorite 4, rating 1, custom 1. */
+ *  value multiplies it -- or a custom name, which sets the weight all
+ *  custom types share).  Defaults: view 1, click 2, add_to_cart 4,
+ *  purchase 8, favorite 4, rating 1, custom 1.  It applies to every row
+ *  of the type, imported or fed back, in histories, trending and
+ *  training: a row's stored weight is scaled by this over the default
+ *  (a weight the caller gave one row keeps its ratio).  Before open. */
 KNYTT_API int knytt_engine_set_weight(knytt_engine *e, const char *type,
 				      double weight);
 /** Taste: session half-life in seconds (default 1800), session share of

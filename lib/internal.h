@@ -186,4 +186,27 @@ int knytt__lmap_reserve(knytt__lmap *m, size_t n);
 void knytt__lmap_free(knytt__lmap *m);
 size_t knytt__lmap_bytes(const knytt__lmap *m);
 
+/* ---- interaction types (itypes.c): the one table of the types knytt
+ * names and their default weights; as bits of a mask, one bit shared by
+ * every other (custom) type name. ---- */
+enum {
+	KNYTT__T_VIEW,
+	KNYTT__T_CLICK,
+	KNYTT__T_CART,
+	KNYTT__T_PURCHASE,
+	KNYTT__T_FAVORITE,
+	KNYTT__T_RATING,
+	KNYTT__T_OTHER,
+	KNYTT__NTYPES
+};
+#define KNYTT__TYPES_ALL ((1u << KNYTT__NTYPES) - 1)
+
+/* type_bit: the KNYTT__T_ number of type @p name (KNYTT__T_OTHER for a
+ * name knytt does not define); type_default: its default weight (the
+ * store's for a row given none); type_name: its name (NULL for
+ * KNYTT__T_OTHER). */
+unsigned knytt__type_bit(const char *name);
+double knytt__type_default(unsigned t);
+const char *knytt__type_name(unsigned t);
+
 #endif

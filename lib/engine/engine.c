@@ -113,13 +113,8 @@ int knytt_engine_create(knytt_engine **out)
 	e->m = 16;
 	e->efc = 200;
 	e->efs = 64;
-	e->w_view = 1;
-	e->w_click = 2;
-	e->w_cart = 4;
-	e->w_purchase = 8;
-	e->w_fav = 4;
-	e->w_rating = 1;
-	e->w_custom = 1;
+	for (unsigned t = 0; t < KNYTT__NTYPES; t++)
+		e->w_type[t] = knytt__type_default(t);
 	e->sess_half_life = 1800;
 	e->sess_blend = 0.5;
 	e->als_reg = (float)KNYTT_ENGINE_DEFAULT_ALS_REG;
@@ -227,19 +222,6 @@ int knytt_engine_set_index(knytt_engine *e, unsigned m, unsigned efc,
 	return KNYTT_OK;
 }
 
-static double *weight_slot(knytt_engine *e, const char *type)
-{
-	static const char *const names[] = { "view", "click", "add_to_cart",
-					     "purchase", "favorite",
-					     "rating" };
-	double *slots[] = { &e->w_view, &e->w_click, &e->w_cart,
-			    &e->w_purchase, &e->w_fav, &e->w_rating };
-	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-		if (strcmp(type, names[i]) == 0)
-			return slots[i];
-	return NULL;
-}
-
 int knytt_engine_set_weight(knytt_engine *e, const char *type, double w)
 {
 	SETTER("knytt_engine_set_weight");
@@ -248,11 +230,8 @@ int knytt_engine_set_weight(knytt_engine *e, const char *type, double w)
 	if (!isfinite(w) || w <= 0)
 		return knytt__err(KNYTT_EINVAL,
 				  "weight of '%s' must be finite and > 0", type);
-	double *slot = weight_slot(e, type);
-	if (slot)
-		*slot = w;
-	else
-		e->w_custom = w;
+	/* a custom name sets the weight every custom type shares */
+	e->w_type[knytt__type_bit(type)] = w;
 	return KNYTT_OK;
 }
 
@@ -495,7 +474,8 @@ static int trend_seed_cb(const knytt_interaction *ix, void *ctx)
 	if (ix->ts_ms > knytt__engine_now(e) + e->future_tol_ms)
 		return 0;
 	if (r != UINT32_MAX)
-		trend_add(&e->items[r], knytt__ix_confidence(ix), ix->ts_ms);
+		trend_add(&e->items[r], knytt__ix_confidence(e, ix),
+			  ix->ts_ms);
 	return 0;
 }
 
@@ -1012,17 +992,6 @@ int knytt_engine_sync(knytt_engine *e)
 
 /* ---------------------------------------------------------------- users */
 
-/* The weight feedback of @p type stores (the engine's settings). */
-static double type_weight(const knytt_engine *e, const char *type,
-			  double value)
-{
-	double *slot = weight_slot((knytt_engine *)e, type);
-	double w = slot ? *slot : e->w_custom;
-	if (strcmp(type, "rating") == 0 && value > 0)
-		w *= value;
-	return w;
-}
-
 static uint32_t model_row_of(uint32_t row, void *ctx)
 {
 	const knytt_engine *e = ctx;
@@ -1134,6 +1103,7 @@ typedef struct rawev {
 } rawev;
 
 typedef struct rawhist {
+	const knytt_engine *e;
 	rawev *ev;
 	size_t n, cap;
 	int rc;
@@ -1152,7 +1122,8 @@ static int hist_cb(const knytt_interaction *ix, void *ctx)
 		h->ev = x;
 		h->cap = nc;
 	}
-	h->ev[h->n++] = (rawev){ ix->item_id, (float)knytt__ix_confidence(ix),
+	h->ev[h->n++] = (rawev){ ix->item_id,
+				 (float)knytt__ix_confidence(h->e, ix),
 				 ix->ts_ms, (uint8_t)knytt__type_bit(ix->type) };
 	return 0;
 }
@@ -1259,7 +1230,7 @@ knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
 	pthread_mutex_unlock(&e->users_mu);
 	if (u)
 		return u;
-	rawhist hl = { 0 };
+	rawhist hl = { .e = e };
 	pthread_mutex_lock(&e->st_lock);
 	int src = knytt_store_user_history(e->st, ext, hist_cb, &hl);
 	pthread_mutex_unlock(&e->st_lock);
@@ -1303,17 +1274,19 @@ static int feedback_event(knytt_engine *e, const char *user,
 				 e->future_tol_ms);
 	if (rc)
 		return rc;
-	*w = type_weight(e, type, value);
-	int rating = strcmp(type, "rating") == 0;
+	unsigned t = knytt__type_bit(type);
 	memset(ev, 0, sizeof *ev);
 	ev->struct_size = sizeof *ev;
 	ev->user = user;
 	ev->item = item;
 	ev->type = type;
-	ev->weight = *w / (rating && value > 0 ? value : 1);
-	ev->has_value = rating;
+	/* stored as an import stores it (the type's default): the engine's
+	 * own weight applies when the row is read, as for every row */
+	ev->weight = knytt__type_default(t);
+	ev->has_value = t == KNYTT__T_RATING;
 	ev->value = value;
 	ev->ts_ms = ts_ms ? ts_ms : now;
+	*w = knytt__ix_confidence(e, ev);
 	return KNYTT_OK;
 }
 

@@ -158,8 +158,8 @@ struct knytt_engine {
 	uint32_t dim;
 	int kind_set, dim_set; /* set explicitly (else a stored model's win) */
 	unsigned m, efc, efs;
-	double w_view, w_click, w_cart, w_purchase, w_fav, w_rating,
-		w_custom;
+	double w_type[KNYTT__NTYPES]; /* weight per KNYTT__T_ type (the
+					 custom types share one); > 0 */
 	double sess_half_life, sess_blend, hist_half_life_days;
 	int exclude_seen;    /* 0: no exclusions; 1: the rule below */
 	unsigned excl_types; /* KNYTT__T_ bits: an item with an event of
@@ -253,6 +253,34 @@ struct knytt_engine {
 	void *train_ctx;
 };
 
+/* Reciprocal rank fusion (fusion.c): add ranked id lists (list number
+ * 0..31, its weight; ranks 1-based in array order), then sort: r->f[0..n)
+ * best first by score (ties: smaller id first).  An id gets
+ * sum of weight / (k + rank) over the lists holding it; best is the list
+ * that gave it the most (the earlier list on a tie) and best_pos its
+ * place there, so a caller can take the entry's details from it. */
+typedef struct knytt__fused {
+	uint64_t id;
+	double score;
+	unsigned lists;   /* bit l: on list l */
+	unsigned best;    /* list number */
+	size_t best_pos;  /* 0-based index in that list */
+	double best_part; /* its contribution */
+} knytt__fused;
+
+typedef struct knytt__rrf {
+	double k;
+	knytt__fused *f;
+	size_t n, cap;
+	knytt__lmap map; /* id -> index in f (until sorted) */
+} knytt__rrf;
+
+int knytt__rrf_init(knytt__rrf *r, double k, size_t cap);
+int knytt__rrf_add(knytt__rrf *r, unsigned list, double weight,
+		   const uint64_t *ids, size_t n);
+void knytt__rrf_sort(knytt__rrf *r);
+void knytt__rrf_free(knytt__rrf *r);
+
 uint64_t knytt__hash_str(const char *s);
 
 /* The engine's "now", ms: the as-of time when set, else the wall clock.
@@ -273,13 +301,21 @@ static inline double knytt__trend_now(const eitem *it, int h, int64_t now_ms)
 	       knytt__decay(now_ms - it->trend_ts, knytt__trend_half_life[h]);
 }
 
-/* The confidence of a stored interaction, the same for history, training
- * and trending: its weight (the store applied the type's default), times
- * the rating for a rating (negative ratings count as 0). */
-static inline double knytt__ix_confidence(const knytt_interaction *ix)
+/* The confidence of an interaction, the one point where the engine's
+ * type weights apply, the same for imported rows, live feedback, the
+ * history, training and trending: its stored weight (the type's default
+ * from itypes.c unless the caller gave one) scaled by the engine's
+ * weight for the type over that default, times the rating for a rating
+ * (negative ratings count as 0).  So knytt_engine_set_weight moves every
+ * row of the type, and a weight a caller gave one row keeps its ratio to
+ * the type's. */
+static inline double knytt__ix_confidence(const knytt_engine *e,
+					  const knytt_interaction *ix)
 {
-	double w = ix->weight > 0 ? ix->weight : 1;
-	if (ix->has_value && strcmp(ix->type, "rating") == 0)
+	unsigned t = knytt__type_bit(ix->type);
+	double w = ix->weight > 0 ? ix->weight : knytt__type_default(t);
+	w *= e->w_type[t] / knytt__type_default(t);
+	if (ix->has_value && t == KNYTT__T_RATING)
 		w *= ix->value > 0 ? ix->value : 0;
 	return w;
 }

@@ -264,7 +264,7 @@ static int ix_cb(const knytt_interaction *ix, void *ctx)
 	} else if (dense_item(j, ix->item_id, &ii)) {
 		return 1;
 	}
-	double w = knytt__ix_confidence(ix);
+	double w = knytt__ix_confidence(j->e, ix);
 	if (!(w > 0))
 		return 0;
 	if (j->m)

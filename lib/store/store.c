@@ -1308,25 +1308,6 @@ int64_t knytt_store_user_count(knytt_store *st)
 
 /* ---- interactions ------------------------------------------------------ */
 
-static const struct {
-	const char *name;
-	double weight;
-} builtin_types[] = {
-	{"view", 1},     {"click", 2},    {"add_to_cart", 4},
-	{"favorite", 4}, {"purchase", 8}, {"rating", 1},
-};
-
-double knytt__type_weight(const char *type)
-{
-	/* called per imported row: compare only names that could match */
-	for (size_t i = 0; i < sizeof builtin_types / sizeof *builtin_types;
-	     i++)
-		if (type[0] == builtin_types[i].name[0] &&
-		    strcmp(type, builtin_types[i].name) == 0)
-			return builtin_types[i].weight;
-	return 1;
-}
-
 int knytt__ix_prepare(knytt_store *st, const knytt_interaction *in,
 		      knytt__ixrow *r, int resolve)
 {
@@ -1370,7 +1351,8 @@ int knytt__ix_prepare(knytt_store *st, const knytt_interaction *in,
 		return rc;
 	memset(r, 0, sizeof *r);
 	memcpy(r->type, t, tl + 1);
-	r->weight = in->weight > 0 ? in->weight : knytt__type_weight(t);
+	r->weight = in->weight > 0 ? in->weight
+				    : knytt__type_default(knytt__type_bit(t));
 	r->has_value = in->has_value != 0;
 	r->value = r->has_value ? in->value : 0;
 	r->ts = in->ts_ms ? in->ts_ms : knytt__now_ms();

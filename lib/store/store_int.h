@@ -237,7 +237,4 @@ int knytt__model_prune(knytt_store *st, const char *name, int64_t below,
 int knytt__ix_stream(knytt_store *st, int64_t since_ms,
 		     knytt_interaction_fn fn, void *ctx);
 
-/* Default weight of a type name (1 for custom types). */
-double knytt__type_weight(const char *type);
-
 #endif
