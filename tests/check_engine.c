@@ -2328,6 +2328,85 @@ static void *cc_trainer(void *p)
 	return NULL;
 }
 
+/* Reciprocal rank fusion (lib/engine/fusion.c) against values worked
+ * out by hand. */
+START_TEST(rank_fusion_by_hand)
+{
+	knytt__rrf r;
+	/* hybrid search: k = 60, weights 1 */
+	const uint64_t kw[] = { 10, 20, 30 }, vec[] = { 20, 40 };
+	ck_assert_int_eq(knytt__rrf_init(&r, 60, 1), KNYTT_OK); /* grows */
+	ck_assert_int_eq(knytt__rrf_add(&r, 0, 1, kw, 3), KNYTT_OK);
+	ck_assert_int_eq(knytt__rrf_add(&r, 1, 1, vec, 2), KNYTT_OK);
+	knytt__rrf_sort(&r);
+	ck_assert_uint_eq(r.n, 4);
+	/* 20: 1/62 + 1/61; 10: 1/61; 40: 1/62; 30: 1/63 */
+	const uint64_t want[] = { 20, 10, 40, 30 };
+	const double score[] = { 0.0325224749, 0.0163934426, 0.0161290323,
+				 0.0158730159 };
+	const unsigned lists[] = { 3, 1, 2, 1 };
+	for (int i = 0; i < 4; i++) {
+		ck_assert_uint_eq(r.f[i].id, want[i]);
+		ck_assert_double_eq_tol(r.f[i].score, score[i], 1e-9);
+		ck_assert_uint_eq(r.f[i].lists, lists[i]);
+	}
+	/* 20 gained more from rank 1 of the vector list than from rank 2 */
+	ck_assert_uint_eq(r.f[0].best, 1);
+	ck_assert_uint_eq(r.f[0].best_pos, 0);
+	knytt__rrf_free(&r);
+
+	/* recommend: k = 0, long-term 0.75, session 0.25 */
+	const uint64_t a[] = { 1, 2, 3 }, b[] = { 3, 4 };
+	ck_assert_int_eq(knytt__rrf_init(&r, 0, 8), KNYTT_OK);
+	ck_assert_int_eq(knytt__rrf_add(&r, 0, 0.75, a, 3), KNYTT_OK);
+	ck_assert_int_eq(knytt__rrf_add(&r, 1, 0.25, b, 2), KNYTT_OK);
+	knytt__rrf_sort(&r);
+	/* 1: .75; 3: .75/3 + .25/1 = .5; 2: .375; 4: .125 */
+	const uint64_t want2[] = { 1, 3, 2, 4 };
+	const double score2[] = { 0.75, 0.5, 0.375, 0.125 };
+	for (int i = 0; i < 4; i++) {
+		ck_assert_uint_eq(r.f[i].id, want2[i]);
+		ck_assert_double_eq_tol(r.f[i].score, score2[i], 1e-12);
+	}
+	/* 3: .25 from each list, the tie goes to the earlier list */
+	ck_assert_uint_eq(r.f[1].best, 0);
+	ck_assert_uint_eq(r.f[1].best_pos, 2);
+	ck_assert_uint_eq(r.f[3].best, 1);
+	ck_assert_uint_eq(r.f[3].best_pos, 1);
+	knytt__rrf_free(&r);
+
+	/* equal scores: the smaller id first; an id twice in a list counts
+	 * once, at its first rank */
+	const uint64_t x[] = { 7, 7 }, y[] = { 5 };
+	ck_assert_int_eq(knytt__rrf_init(&r, 0, 2), KNYTT_OK);
+	ck_assert_int_eq(knytt__rrf_add(&r, 0, 1, x, 2), KNYTT_OK);
+	ck_assert_int_eq(knytt__rrf_add(&r, 1, 1, y, 1), KNYTT_OK);
+	knytt__rrf_sort(&r);
+	ck_assert_uint_eq(r.n, 2);
+	ck_assert_uint_eq(r.f[0].id, 5);
+	ck_assert_uint_eq(r.f[1].id, 7);
+	ck_assert_double_eq_tol(r.f[1].score, 1.0, 1e-12);
+	knytt__rrf_free(&r);
+
+	/* many ids: linear in the lists (a map, not a scan per entry) */
+	uint64_t *big = malloc(20000 * sizeof *big);
+	ck_assert_ptr_nonnull(big);
+	for (int i = 0; i < 20000; i++)
+		big[i] = (uint64_t)(i * 2654435761u);
+	ck_assert_int_eq(knytt__rrf_init(&r, 60, 16), KNYTT_OK);
+	ck_assert_int_eq(knytt__rrf_add(&r, 0, 1, big, 20000), KNYTT_OK);
+	ck_assert_int_eq(knytt__rrf_add(&r, 1, 1, big + 10000, 10000),
+			 KNYTT_OK);
+	knytt__rrf_sort(&r);
+	ck_assert_uint_eq(r.n, 20000);
+	/* big[10000]: 1/10061 + 1/61, the best of all */
+	ck_assert_uint_eq(r.f[0].id, big[10000]);
+	ck_assert_double_eq_tol(r.f[0].score, 1.0 / 10061 + 1.0 / 61, 1e-12);
+	knytt__rrf_free(&r);
+	free(big);
+}
+END_TEST
+
 /*
  * A reader's snapshot outlives the swap: it still answers from its own
  * index and model after a training run published the next one, and it
@@ -2366,6 +2445,112 @@ START_TEST(snapshot_outlives_a_swap)
 	knytt__snap_put(old); /* the last reader: frees it */
 	knytt__snap_put(now);
 	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/*
+ * knytt_engine_set_weight reaches rows the engine never saw as feedback:
+ * interactions imported through the store (weight column empty: the
+ * type's default) train a different model when the engine weighs the
+ * type differently.  Training is deterministic for a seed and a thread
+ * count, so equal weights give equal vectors and the check is exact.
+ */
+static void import_views_and_purchases(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "user,item,type,weight,ts_ms\n");
+	uint64_t s = 5;
+	int64_t now = (int64_t)time(NULL) * 1000;
+	for (int u = 0; u < NUSERS; u++)
+		for (int k = 0; k < 12; k++) {
+			/* views in the user's category, purchases in the
+			 * next one: the weights decide which one counts */
+			int buy = k % 4 == 0;
+			int c = (user_cat(u) + buy) % NCAT;
+			fprintf(f, "u%d,c%d-%d,%s,,%lld\n", u, c,
+				(int)(tu_rand(&s) % PER_CAT),
+				buy ? "purchase" : "view",
+				(long long)(now - (int64_t)(12 - k) * 3600000));
+		}
+	fclose(f);
+	knytt_store *st;
+	uint64_t tenant;
+	char uri[160];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	ck_assert_int_eq(knytt_store_open(uri, &st), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_tenant_find(st, "default", &tenant),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_store_use_tenant(st, tenant), KNYTT_OK);
+	ck_assert_msg(knytt_store_import(st, path, KNYTT_RECORD_INTERACTIONS,
+					 KNYTT_FORMAT_CSV, NULL, NULL) > 0,
+		      "%s", knytt_errmsg());
+	knytt_store_close(st);
+}
+
+static void heavy_views(knytt_engine *e)
+{
+	ck_assert_int_eq(knytt_engine_set_weight(e, "view", 40), KNYTT_OK);
+}
+
+/* The trained vector of item c0-3 (the index of the current snapshot). */
+static void trained_vector(knytt_engine *e, float *v)
+{
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt__snap *s = knytt__snap_get(e);
+	uint32_t r = knytt__engine_row_by_ext(e, "c0-3");
+	ck_assert_uint_ne(r, UINT32_MAX);
+	ck_assert_int_eq(knytt_index_get(s->ix, e->items[r].id, v, e->dim),
+			 KNYTT_OK);
+	knytt__snap_put(s);
+}
+
+START_TEST(engine_weights_reach_imported_rows)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	char ext[32], title[128], csv[300];
+	knytt_item it;
+	for (int c = 0; c < NCAT; c++)
+		for (int i = 0; i < PER_CAT; i++) {
+			make_item(&it, c, i, ext, title);
+			ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL,
+								  0),
+					 KNYTT_OK);
+		}
+	knytt_engine_close(e);
+	snprintf(csv, sizeof csv, "%s.csv", dbpath);
+	import_views_and_purchases(csv);
+	float a[16], b[16], c2[16];
+	e = open_engine(KNYTT_MODEL_ALS, 0);
+	trained_vector(e, a);
+	knytt_engine_close(e);
+	e = open_engine(KNYTT_MODEL_ALS, 0);
+	trained_vector(e, c2); /* the same weights: the same model */
+	knytt_engine_close(e);
+	e = open_engine_cfg(KNYTT_MODEL_ALS, 0, 0, heavy_views);
+	trained_vector(e, b);
+	/* the history agrees: the imported views weigh 40 there too */
+	knytt__profile *u = knytt__engine_user(e, "u1", 0, &(int){ 0 });
+	ck_assert_ptr_nonnull(u);
+	pthread_mutex_lock(&u->mu);
+	int views = 0;
+	for (size_t i = 0; i < u->nh; i++)
+		if (u->hist[i].type == KNYTT__T_VIEW) {
+			ck_assert_float_eq_tol(u->hist[i].w, 40, 1e-4);
+			views++;
+		}
+	pthread_mutex_unlock(&u->mu);
+	ck_assert_int_gt(views, 0);
+	knytt_engine_close(e);
+	double same = 0, diff = 0;
+	for (int i = 0; i < 16; i++) {
+		same += fabs((double)a[i] - (double)c2[i]);
+		diff += fabs((double)a[i] - (double)b[i]);
+	}
+	ck_assert_msg(same == 0, "training is not deterministic (%g)", same);
+	ck_assert_msg(diff > 1e-3, "view weight 40 trained the same model");
+	remove(csv);
 	cleanup();
 }
 END_TEST
@@ -2448,6 +2633,8 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, index_files_are_named_by_ids_and_checked);
 	tcase_add_test(tc, training_is_all_or_nothing);
 	tcase_add_test(tc, snapshot_outlives_a_swap);
+	tcase_add_test(tc, rank_fusion_by_hand);
+	tcase_add_test(tc, engine_weights_reach_imported_rows);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("concurrency");
 	tcase_set_timeout(tc, 600);

@@ -584,54 +584,48 @@ static int search_taste(const knytt_engine *e, qctx *c, const float *q,
 
 /*
  * Fuses the long-term list a and the session list b by weighted
- * reciprocal rank: score = (1 - f) / (1 + rank in a) + f / (1 + rank in
- * b).  With f = 0.5 the two lists alternate; with f = 0.25 the session
- * gets about one slot in four; an item on both lists adds up.  Scores
- * are comparable within the answer and the result is sorted by them.
- * The reason is the list that contributed more.  Writes at most cap
- * entries into dst (which may be a: a is copied first).
+ * reciprocal rank (fusion.c, k = 0): score = (1 - f) / rank in a + f /
+ * rank in b.  With f = 0.5 the two lists alternate; with f = 0.25 the
+ * session gets about one slot in four; an item on both lists adds up.
+ * Scores are comparable within the answer and the result is sorted by
+ * them.  Each entry (and so its reason) is the one of the list that
+ * contributed more.  Writes at most cap entries into dst (which may be
+ * a).  Returns the count, or a negative error code.
  */
-static size_t fuse_lists(const knytt_result *a, size_t na,
-			 const knytt_result *b, size_t nb, float f, size_t cap,
-			 knytt_result *dst)
+static int fuse_lists(const knytt_result *a, size_t na,
+		      const knytt_result *b, size_t nb, float f, size_t cap,
+		      knytt_result *dst)
 {
+	uint64_t *ids = malloc((na + nb + 1) * sizeof *ids);
 	knytt_result *t = malloc((na + nb + 1) * sizeof *t);
-	double *part_b = malloc((na + nb + 1) * sizeof *part_b);
-	if (!t || !part_b) {
+	knytt__rrf r;
+	int rc = !ids || !t ? knytt__err(KNYTT_ENOMEM, "out of memory")
+			    : knytt__rrf_init(&r, 0, na + nb);
+	if (rc) {
+		free(ids);
 		free(t);
-		free(part_b);
-		return 0;
+		return rc;
 	}
+	for (size_t i = 0; i < na; i++)
+		ids[i] = a[i].item_id;
+	for (size_t j = 0; j < nb; j++)
+		ids[na + j] = b[j].item_id;
 	size_t n = 0;
-	for (size_t i = 0; i < na; i++) {
-		t[n] = a[i];
-		t[n].score = (1.0 - f) / (1.0 + (double)i);
-		part_b[n++] = 0;
-	}
-	for (size_t j = 0; j < nb; j++) {
-		double sb = f / (1.0 + (double)j);
-		size_t i;
-		for (i = 0; i < n && t[i].item_id != b[j].item_id; i++)
-			;
-		if (i == n) {
-			t[n] = b[j];
-			t[n].score = 0;
-			part_b[n++] = 0;
+	if (!(rc = knytt__rrf_add(&r, 0, 1.0 - f, ids, na)) &&
+	    !(rc = knytt__rrf_add(&r, 1, f, ids + na, nb))) {
+		knytt__rrf_sort(&r);
+		n = r.n < cap ? r.n : cap;
+		for (size_t i = 0; i < n; i++) {
+			const knytt__fused *x = &r.f[i];
+			t[i] = x->best ? b[x->best_pos] : a[x->best_pos];
+			t[i].score = x->score;
 		}
-		t[i].score += sb;
-		part_b[i] += sb;
-		if (part_b[i] > t[i].score - part_b[i]) {
-			t[i].reason = b[j].reason;
-			t[i].because = b[j].because;
-		}
+		memcpy(dst, t, n * sizeof *dst);
 	}
-	qsort(t, n, sizeof *t, cmp_score);
-	if (n > cap)
-		n = cap;
-	memcpy(dst, t, n * sizeof *dst);
+	knytt__rrf_free(&r);
+	free(ids);
 	free(t);
-	free(part_b);
-	return n;
+	return rc ? rc : (int)n;
 }
 
 int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
@@ -773,11 +767,14 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 				goto out;
 			}
 		}
-		if (sc)
-			n = fuse_lists(lc, nl, sc, ns, share, kk, cand);
-		else
-			n = nl; /* long-term only: its own scores and order */
+		int nf = sc ? fuse_lists(lc, nl, sc, ns, share, kk, cand)
+			    : (int)nl; /* long-term only: its own order */
 		free(sc);
+		if (nf < 0) {
+			rc = nf;
+			goto out;
+		}
+		n = (size_t)nf;
 		if (lambda < 1 && n > 1)
 			mmr(e, cand, n, k, lambda);
 		if (n > k)
@@ -969,28 +966,6 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 
 /* ----------------------------------------------------------------- search */
 
-typedef struct fused {
-	uint64_t id;
-	double score;
-	int kw, vec; /* which lists it came from */
-} fused;
-
-static fused *fuse_find(fused *f, size_t n, uint64_t id)
-{
-	for (size_t i = 0; i < n; i++)
-		if (f[i].id == id)
-			return &f[i];
-	return NULL;
-}
-
-static int cmp_fused(const void *a, const void *b)
-{
-	const fused *x = a, *y = b;
-	if (x->score != y->score)
-		return x->score > y->score ? -1 : 1;
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
 /* The search log: every search, with its result count; with write-behind
  * and no id wanted, by the writer thread.  Caller holds no engine lock. */
 static int search_log(knytt_engine *e, const char *lq, const char *lu, int n,
@@ -1037,11 +1012,16 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	uint64_t *kw = malloc(cap * sizeof *kw), *lab = malloc(cap * 8);
 	float *dist = malloc(cap * sizeof *dist), *q = malloc(d * sizeof *q);
 	float *t = malloc(d * sizeof *t), *v = malloc(d * sizeof *v);
-	fused *f = malloc(2 * cap * sizeof *f);
-	if (!kw || !lab || !dist || !q || !t || !v || !f) {
+	knytt__rrf f;
+	memset(&f, 0, sizeof f);
+	if (!kw || !lab || !dist || !q || !t || !v) {
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		goto early;
 	}
+	/* reciprocal rank fusion of the keyword (list 0) and vector (list 1)
+	 * halves, k = 60 (Cormack et al. 2009) */
+	if ((rc = knytt__rrf_init(&f, 60, 2 * cap)))
+		goto early;
 	/* the user's taste for the personal re-rank (loads the user) */
 	int personal = 0;
 	float share;
@@ -1091,7 +1071,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	pthread_rwlock_rdlock(&e->lock);
 	qctx c;
 	qctx_init(&c, e, snap, filter);
-	size_t nf = 0, n = 0;
+	size_t n = 0;
 	/*
 	 * The filter: a selective category or price range gives its
 	 * candidate rows, and the vector half is an exact scan over them
@@ -1130,17 +1110,15 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 			rc = nk;
 			goto out;
 		}
-		/* reciprocal rank fusion, k = 60 (Cormack et al. 2009) */
-		size_t rank = 0;
+		/* ranked among the matches that pass the filter */
+		size_t nkw = 0;
 		for (int i = 0; i < nk; i++) {
 			uint32_t r = knytt__engine_row(e, kw[i]);
-			if (r == UINT32_MAX || !item_passes(&c, &e->items[r]))
-				continue;
-			f[nf].id = kw[i];
-			f[nf].score = 1.0 / (60.0 + (double)++rank);
-			f[nf].kw = 1;
-			f[nf++].vec = 0;
+			if (r != UINT32_MAX && item_passes(&c, &e->items[r]))
+				kw[nkw++] = kw[i];
 		}
+		if ((rc = knytt__rrf_add(&f, 0, 1, kw, nkw)))
+			goto out;
 	}
 	if (vec_half) {
 		int nv = scanned ? scan_one(e, &c, q, cap, lab, dist)
@@ -1149,37 +1127,27 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 			rc = nv;
 			goto out;
 		}
-		for (int i = 0; i < nv; i++) {
-			double s = 1.0 / (60.0 + (double)(i + 1));
-			fused *x = fuse_find(f, nf, lab[i]);
-			if (x) {
-				x->score += s;
-				x->vec = 1;
-			} else {
-				f[nf].id = lab[i];
-				f[nf].score = s;
-				f[nf].kw = 0;
-				f[nf++].vec = 1;
-			}
-		}
+		if ((rc = knytt__rrf_add(&f, 1, 1, lab, (size_t)nv)))
+			goto out;
 	}
 	if (personal) {
 		/* nudge toward the shopper: up to +50% for an item pointing
 		 * the same way as their taste, -50% for the opposite */
-		for (size_t i = 0; i < nf; i++) {
-			if (knytt_index_get(snap->ix, f[i].id, v, d) != KNYTT_OK)
+		for (size_t i = 0; i < f.n; i++) {
+			knytt__fused *x = &f.f[i];
+			if (knytt_index_get(snap->ix, x->id, v, d) != KNYTT_OK)
 				continue;
 			knytt__normalize(v, d);
-			f[i].score *= 1.0 + 0.5 * knytt__vec()->dot(t, v, d);
+			x->score *= 1.0 + 0.5 * knytt__vec()->dot(t, v, d);
 		}
 	}
-	qsort(f, nf, sizeof *f, cmp_fused);
-	n = nf < k ? nf : k;
+	knytt__rrf_sort(&f);
+	n = f.n < k ? f.n : k;
 	for (size_t i = 0; i < n; i++)
-		fill(e, &out[i], knytt__engine_row(e, f[i].id), f[i].score,
-		     f[i].kw && f[i].vec ? KNYTT_REASON_HYBRID
-		     : f[i].kw	       ? KNYTT_REASON_KEYWORD
-				       : KNYTT_REASON_SEMANTIC,
+		fill(e, &out[i], knytt__engine_row(e, f.f[i].id), f.f[i].score,
+		     f.f[i].lists == 3	 ? KNYTT_REASON_HYBRID
+		     : f.f[i].lists == 1 ? KNYTT_REASON_KEYWORD
+					 : KNYTT_REASON_SEMANTIC,
 		     0);
 	rc = (int)n;
 out:
@@ -1199,7 +1167,7 @@ early:
 	free(q);
 	free(t);
 	free(v);
-	free(f);
+	knytt__rrf_free(&f);
 	return rc;
 }
 
