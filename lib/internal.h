@@ -73,6 +73,25 @@ int knytt__grow(void **p, size_t *cap, size_t need, size_t elsize);
 #define KNYTT__HAS(s, T, f)                                                  \
 	((s)->struct_size >= offsetof(T, f) + sizeof((s)->f))
 
+/* The caller's versioned struct @p in copied over @p out, this version's
+ * struct holding the defaults: the bytes within in->struct_size replace
+ * them, the members past it keep them; out->struct_size becomes
+ * sizeof *out.  The caller has checked KNYTT__HAS for the members it
+ * requires. */
+#define KNYTT__STRUCT_IN(out, in)                                            \
+	knytt__struct_copy((out), sizeof *(out), (in), (in)->struct_size,    \
+			   sizeof *(out))
+/* A struct the library filled (@p full, this version's) copied into the
+ * caller's @p out, of out->struct_size bytes: members past it are never
+ * written, and out->struct_size keeps the caller's value. */
+#define KNYTT__STRUCT_OUT(out, full)                                         \
+	knytt__struct_copy((out), (out)->struct_size, (full), sizeof *(full), \
+			   (out)->struct_size)
+/* Copies min(outsz, insz) bytes of @p in to @p out, then sets the leading
+ * size_t of @p out (struct_size) to @p size. */
+void knytt__struct_copy(void *out, size_t outsz, const void *in,
+			size_t insz, size_t size);
+
 /* ---- fork/join (parallel.c) ----
  * knytt__fork_join runs fn(ctx, t) for t in [0, nt): t = 0 on the calling
  * thread, the others on new threads (a thread that cannot start runs on

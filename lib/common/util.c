@@ -169,3 +169,10 @@ uint32_t knytt__crc32c(uint32_t crc, const void *data, size_t n)
 		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
 }
+
+void knytt__struct_copy(void *out, size_t outsz, const void *in,
+			size_t insz, size_t size)
+{
+	memcpy(out, in, outsz < insz ? outsz : insz);
+	memcpy(out, &size, sizeof size); /* struct_size leads every struct */
+}

@@ -81,15 +81,7 @@ static int check_filter(const knytt_filter **io, knytt_filter *tmp)
 				  "(use knytt_filter_init)",
 				  in->struct_size);
 	knytt_filter_init(tmp);
-	tmp->category_prefix = in->category_prefix;
-	if (KNYTT__HAS(in, knytt_filter, price_min))
-		tmp->price_min = in->price_min;
-	if (KNYTT__HAS(in, knytt_filter, price_max))
-		tmp->price_max = in->price_max;
-	if (KNYTT__HAS(in, knytt_filter, in_stock_only))
-		tmp->in_stock_only = in->in_stock_only;
-	if (KNYTT__HAS(in, knytt_filter, min_quality))
-		tmp->min_quality = in->min_quality;
+	KNYTT__STRUCT_IN(tmp, in);
 	const knytt_filter *f = *io = tmp;
 	if (isnan(f->price_min) || isinf(f->price_min))
 		return knytt__err(KNYTT_EINVAL,
@@ -648,13 +640,15 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 					  "options.struct_size is %zu, too small "
 					  "(use knytt_rec_options_init)",
 					  opt->struct_size);
-		if (!(opt->mmr_lambda >= 0 && opt->mmr_lambda <= 1))
+		knytt_rec_options o;
+		knytt_rec_options_init(&o);
+		KNYTT__STRUCT_IN(&o, opt);
+		if (!(o.mmr_lambda >= 0 && o.mmr_lambda <= 1))
 			return knytt__err(KNYTT_EINVAL,
 					  "options.mmr_lambda must be in 0..1");
-		lambda = opt->mmr_lambda;
-		if (KNYTT__HAS(opt, knytt_rec_options, exclude_seen) &&
-		    opt->exclude_seen >= 0)
-			seen = opt->exclude_seen != 0;
+		lambda = o.mmr_lambda;
+		if (o.exclude_seen >= 0)
+			seen = o.exclude_seen != 0;
 	}
 	/* the profile (loaded from the store first if need be, with no
 	 * lock held), then its own lock for the whole query -- the seen set

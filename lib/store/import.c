@@ -1457,17 +1457,12 @@ int knytt_store_import_report(const knytt_store *st,
 {
 	if (!st || !out)
 		return knytt__err(KNYTT_EINVAL, "store or report is NULL");
-	if (out->struct_size < offsetof(knytt_import_report, accepted) +
-				       sizeof out->accepted)
+	if (!KNYTT__HAS(out, knytt_import_report, accepted))
 		return knytt__err(KNYTT_EINVAL,
 				  "report struct_size %zu is too small (set "
 				  "it to sizeof(knytt_import_report))",
 				  out->struct_size);
-	size_t n = out->struct_size < sizeof *out ? out->struct_size
-						   : sizeof *out;
-	knytt_import_report r = st->last_import;
-	r.struct_size = out->struct_size;
-	memcpy(out, &r, n);
+	KNYTT__STRUCT_OUT(out, &st->last_import);
 	return 0;
 }
 

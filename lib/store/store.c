@@ -693,7 +693,6 @@ int knytt_store_key_revoke(knytt_store *st, const char *key)
 
 /* ---- items ------------------------------------------------------------- */
 
-#define HAS(p, T, f) ((p)->struct_size >= offsetof(T, f) + sizeof((p)->f))
 
 static int check_category(const char *c)
 {
@@ -714,18 +713,15 @@ static int item_norm(const knytt_item *in, knytt_item *it)
 {
 	if (!in)
 		return knytt__err(KNYTT_EINVAL, "item is NULL");
-	if (!HAS(in, knytt_item, ext_id))
+	if (!KNYTT__HAS(in, knytt_item, ext_id))
 		return knytt__err(KNYTT_EINVAL,
 				  "item struct_size %zu is too small (set it "
 				  "to sizeof(knytt_item))",
 				  in->struct_size);
 	memset(it, 0, sizeof *it);
-	it->struct_size = sizeof *it;
 	it->in_stock = 1;
-	size_t sz = in->struct_size < sizeof *it ? in->struct_size
-						 : sizeof *it;
-	memcpy(it, in, sz);
 	/* members past the caller's struct_size keep the defaults above */
+	KNYTT__STRUCT_IN(it, in);
 	int rc;
 	if ((rc = check_id("id", it->ext_id)) ||
 	    (rc = knytt__check_text("title", it->title, 1024, 0)) ||
@@ -1308,16 +1304,22 @@ int64_t knytt_store_user_count(knytt_store *st)
 
 /* ---- interactions ------------------------------------------------------ */
 
-int knytt__ix_prepare(knytt_store *st, const knytt_interaction *in,
+int knytt__ix_prepare(knytt_store *st, const knytt_interaction *caller,
 		      knytt__ixrow *r, int resolve)
 {
-	if (!in)
+	if (!caller)
 		return knytt__err(KNYTT_EINVAL, "interaction is NULL");
-	if (!HAS(in, knytt_interaction, event_id))
+	/* an older caller's struct: what it lacks is unset (no weight, no
+	 * value, now, no event id) */
+	if (!KNYTT__HAS(caller, knytt_interaction, type))
 		return knytt__err(KNYTT_EINVAL,
-				  "interaction struct_size %zu does not "
-				  "match sizeof(knytt_interaction)",
-				  in->struct_size);
+				  "interaction struct_size %zu is too small "
+				  "(set it to sizeof(knytt_interaction))",
+				  caller->struct_size);
+	knytt_interaction full;
+	memset(&full, 0, sizeof full);
+	KNYTT__STRUCT_IN(&full, caller);
+	const knytt_interaction *in = &full;
 	int rc;
 	if ((rc = check_id("user", in->user)) ||
 	    (rc = check_id("item", in->item)))
