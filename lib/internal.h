@@ -31,6 +31,14 @@
  *     return knytt__err(KNYTT_EINVAL, "k must be at least 1");
  */
 int knytt__err(int code, const char *fmt, ...) KNYTT__PRINTF(2, 3);
+/* The same, for bad input in one named field: the field travels beside
+ * the message, so a caller that reports fields (import rejects) reads it
+ * with knytt__errfield instead of parsing the message.  knytt__err and
+ * knytt__err_errno clear it. */
+int knytt__err_field(int code, const char *field, const char *fmt, ...)
+	KNYTT__PRINTF(3, 4);
+/* The field of this thread's last error ("" if it named none). */
+const char *knytt__errfield(void);
 
 /* Same, appending ": <strerror(errnum)>". */
 int knytt__err_errno(int code, int errnum, const char *fmt, ...)

@@ -2328,6 +2328,35 @@ static void *cc_trainer(void *p)
 	return NULL;
 }
 
+/* After a failed open only close is left (knytt.h): a second open is
+ * refused, and close frees what the failed one loaded (ASan checks). */
+START_TEST(failed_open_leaves_only_close)
+{
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_ne(knytt_engine_open(e, "sqlite:/nonexistent/dir/x.db"),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, "sqlite::memory:"),
+			 KNYTT_ESTATE);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "knytt_engine_close"));
+	knytt_engine_close(e);
+	/* a setting the open refuses: fixing it does not revive the handle */
+	knytt_engine_close(open_engine(KNYTT_MODEL_ALS, 1)); /* a store */
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_TWOTOWER),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 2000), KNYTT_OK);
+	char uri[160];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 16), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_ESTATE);
+	knytt_engine_close(e);
+	knytt_engine_close(NULL);
+	cleanup();
+}
+END_TEST
+
 /* Reciprocal rank fusion (lib/engine/fusion.c) against values worked
  * out by hand. */
 START_TEST(rank_fusion_by_hand)
@@ -2633,6 +2662,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, index_files_are_named_by_ids_and_checked);
 	tcase_add_test(tc, training_is_all_or_nothing);
 	tcase_add_test(tc, snapshot_outlives_a_swap);
+	tcase_add_test(tc, failed_open_leaves_only_close);
 	tcase_add_test(tc, rank_fusion_by_hand);
 	tcase_add_test(tc, engine_weights_reach_imported_rows);
 	suite_add_tcase(s, tc);

@@ -42,7 +42,7 @@ int knytt__ts_check(const char *field, int64_t ts_ms, int64_t now_ms,
 	/* ts - now cannot overflow here: both are >= 0 on this path, or
 	 * now < 0 and then ts - now is still below 2^63 for any real ts */
 	if (now_ms >= 0 && ts_ms - now_ms > tol_ms)
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, field,
 				  "field %s %lld is %.1f hours in the future "
 				  "(now is %lld; at most %lld ms ahead is "
 				  "accepted)",

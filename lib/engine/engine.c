@@ -699,15 +699,25 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 				  !e ? "engine" : "uri");
 	if (e->is_open)
 		return knytt__err(KNYTT_ESTATE, "engine is already open");
-	if (e->kind == KNYTT_MODEL_TWOTOWER && e->dim > 1024)
-		return knytt__err(KNYTT_EINVAL, "two-tower dim must be <= 1024");
-	if (!e->tenant_name && !(e->tenant_name = dupstr("default")))
-		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	/* a failed open may leave items and lists loaded: only close may
+	 * follow it (knytt.h) */
+	if (e->open_failed)
+		return knytt__err(KNYTT_ESTATE,
+				  "a failed knytt_engine_open leaves only "
+				  "knytt_engine_close; create a new engine");
+	int rc = KNYTT_OK;
+	if (e->kind == KNYTT_MODEL_TWOTOWER && e->dim > 1024) {
+		rc = knytt__err(KNYTT_EINVAL, "two-tower dim must be <= 1024");
+		goto fail;
+	}
+	if (!e->tenant_name && !(e->tenant_name = dupstr("default"))) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		goto fail;
+	}
 	e->metric = e->kind == KNYTT_MODEL_EXTERNAL ? KNYTT_METRIC_COSINE
 						    : KNYTT_METRIC_IP;
-	int rc = knytt_store_open(uri, &e->st);
-	if (rc)
-		return rc;
+	if ((rc = knytt_store_open(uri, &e->st)))
+		goto fail;
 	/* serving: WAL checkpoints off the request path */
 	if ((rc = knytt__store_bg_checkpoint(e->st, 1)))
 		goto fail;
@@ -745,6 +755,7 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 	e->is_open = 1;
 	return KNYTT_OK;
 fail:
+	e->open_failed = 1;
 	knytt_store_close(e->st);
 	e->st = NULL;
 	knytt__snap_put(e->snap);

@@ -154,6 +154,7 @@ void knytt__snap_put(knytt__snap *s);
 struct knytt_engine {
 	/* settings */
 	int is_open;
+	int open_failed; /* knytt_engine_open failed: only close is left */
 	knytt_model_kind kind;
 	uint32_t dim;
 	int kind_set, dim_set; /* set explicitly (else a stored model's win) */

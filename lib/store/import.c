@@ -190,19 +190,13 @@ static void reject(imp *im, const char *field, const char *reason)
 		im->on_reject(im->line, field, reason, im->ctx);
 }
 
-/* Validation messages read "field NAME ..." : report NAME as the field. */
+/* A row the validators refused: their message, and the field they named
+ * (knytt__err_field), never parsed out of the text. */
 static void reject_msg(imp *im)
 {
-	const char *m = knytt_errmsg();
-	char field[64] = "";
-	if (strncmp(m, "field ", 6) == 0) {
-		size_t n = strcspn(m + 6, " ");
-		if (n < sizeof field) {
-			memcpy(field, m + 6, n);
-			field[n] = '\0';
-		}
-	}
-	reject(im, field, m);
+	char field[64];
+	snprintf(field, sizeof field, "%s", knytt__errfield());
+	reject(im, field, knytt_errmsg());
 }
 
 static void unknown_item(const knytt__ixrow *r, void *ctx)

@@ -329,19 +329,19 @@ int knytt__check_text(const char *field, const char *s, size_t maxlen,
 		      int required)
 {
 	if (!s)
-		return required ? knytt__err(KNYTT_EINVAL,
+		return required ? knytt__err_field(KNYTT_EINVAL, field,
 					     "field %s is required", field)
 				: 0;
 	size_t n = strlen(s);
 	if (required && n == 0)
-		return knytt__err(KNYTT_EINVAL, "field %s is empty", field);
+		return knytt__err_field(KNYTT_EINVAL, field, "field %s is empty", field);
 	if (n > maxlen)
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, field,
 				  "field %s is too long (%zu bytes, at most "
 				  "%zu)",
 				  field, n, maxlen);
 	if (!knytt__utf8_valid(s, n))
-		return knytt__err(KNYTT_EINVAL, "field %s is not valid UTF-8",
+		return knytt__err_field(KNYTT_EINVAL, field, "field %s is not valid UTF-8",
 				  field);
 	return 0;
 }
@@ -354,7 +354,7 @@ static int check_id(const char *field, const char *s)
 		return rc;
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
 		if (*p < 0x20 || *p == 0x7F)
-			return knytt__err(KNYTT_EINVAL,
+			return knytt__err_field(KNYTT_EINVAL, field,
 					  "field %s contains a control "
 					  "character",
 					  field);
@@ -372,7 +372,7 @@ int knytt__check_json_obj(const char *field, const char *s)
 	int ok = j && cJSON_IsObject(j);
 	cJSON_Delete(j);
 	if (!ok)
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, field,
 				  "field %s is not a JSON object", field);
 	return 0;
 }
@@ -486,11 +486,11 @@ int knytt_store_set_batch_size(knytt_store *st, size_t rows)
 static int check_tenant_name(const char *name)
 {
 	if (!name || !*name)
-		return knytt__err(KNYTT_EINVAL, "field name: the tenant name "
+		return knytt__err_field(KNYTT_EINVAL, "name", "field name: the tenant name "
 						"is empty");
 	size_t n = strlen(name);
 	if (n > 64)
-		return knytt__err(KNYTT_EINVAL, "field name: the tenant name "
+		return knytt__err_field(KNYTT_EINVAL, "name", "field name: the tenant name "
 						"has %zu bytes, at most 64",
 				  n);
 	for (size_t i = 0; i < n; i++) {
@@ -498,7 +498,7 @@ static int check_tenant_name(const char *name)
 		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			    (c >= '0' && c <= '9');
 		if (!alnum && (i == 0 || (c != '_' && c != '-' && c != '.')))
-			return knytt__err(KNYTT_EINVAL,
+			return knytt__err_field(KNYTT_EINVAL, "name",
 					  "field name: tenant name '%.64s' "
 					  "may only hold A-Z a-z 0-9 _ - . and "
 					  "must start with a letter or digit",
@@ -701,7 +701,7 @@ static int check_category(const char *c)
 		return rc;
 	size_t n = strlen(c);
 	if (n == 0 || c[0] == '/' || c[n - 1] == '/' || strstr(c, "//"))
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, "category",
 				  "field category '%.64s' has an empty path "
 				  "segment",
 				  c);
@@ -732,18 +732,19 @@ static int item_norm(const knytt_item *in, knytt_item *it)
 	    (rc = knytt__check_json_obj("attributes", it->attributes)))
 		return rc;
 	if (!isfinite(it->price) || it->price < 0)
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, "price",
 				  "field price must be a finite number >= 0");
 	if (!isfinite(it->quality))
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, "quality",
 				  "field quality must be finite");
 	if (it->in_stock != 0 && it->in_stock != 1)
-		return knytt__err(KNYTT_EINVAL, "field in_stock must be 0 or 1");
+		return knytt__err_field(KNYTT_EINVAL, "in_stock",
+					"field in_stock must be 0 or 1");
 	if (it->currency) {
 		const char *c = it->currency;
 		if (strlen(c) != 3 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' ||
 		    c[1] > 'Z' || c[2] < 'A' || c[2] > 'Z')
-			return knytt__err(KNYTT_EINVAL,
+			return knytt__err_field(KNYTT_EINVAL, "currency",
 					  "field currency must be 3 "
 					  "upper-case letters (ISO 4217)");
 	}
@@ -1103,7 +1104,7 @@ static int search(knytt_store *st, const char *query, knytt__search *s,
 	s->nwords = query_words(query, O->dialect == KNYTT__PG, words,
 				sizeof words);
 	if (s->nwords == 0)
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, "query",
 				  "field query has no word to search for");
 	s->match = words;
 	if (O->search && !st->search_plain) {
@@ -1326,25 +1327,25 @@ int knytt__ix_prepare(knytt_store *st, const knytt_interaction *caller,
 		return rc;
 	const char *t = in->type;
 	if (!t)
-		return knytt__err(KNYTT_EINVAL, "field type is required");
+		return knytt__err_field(KNYTT_EINVAL, "type", "field type is required");
 	size_t tl = strlen(t);
 	if (tl == 0 || tl > 32)
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, "type",
 				  "field type must have 1..32 characters");
 	for (size_t i = 0; i < tl; i++)
 		if (!((t[i] >= 'a' && t[i] <= 'z') ||
 		      (t[i] >= '0' && t[i] <= '9') || t[i] == '_'))
-			return knytt__err(KNYTT_EINVAL,
+			return knytt__err_field(KNYTT_EINVAL, "type",
 					  "field type '%.32s' may only hold "
 					  "a-z, 0-9 and _",
 					  t);
 	if (!isfinite(in->weight) || in->weight < 0)
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, "weight",
 				  "field weight must be finite and >= 0");
 	if (in->has_value && !isfinite(in->value))
-		return knytt__err(KNYTT_EINVAL, "field value must be finite");
+		return knytt__err_field(KNYTT_EINVAL, "value", "field value must be finite");
 	if (in->ts_ms < 0)
-		return knytt__err(KNYTT_EINVAL, "field ts_ms must be >= 0");
+		return knytt__err_field(KNYTT_EINVAL, "ts_ms", "field ts_ms must be >= 0");
 	if ((rc = knytt__ts_check("ts_ms", in->ts_ms, knytt__now_ms(),
 				  st ? st->future_tol_ms
 				     : KNYTT_FUTURE_TOLERANCE_MS)))
