@@ -6,7 +6,7 @@
  * never produced rather than removed afterwards, and lists stay full as
  * long as enough items pass.
  */
-#include "engine_int.h"
+#include "query.h"
 #include "../store/store_int.h"
 
 #include "../vec/topk.h"
@@ -19,43 +19,17 @@
 
 /* ---------------------------------------------------------------- filters */
 
-typedef struct qctx {
-	const knytt_engine *e;
-	knytt__snap *snap;     /* the query's reference: its index */
-	const knytt_filter *f;
-	size_t plen;           /* length of the category prefix, 0 = any */
-	const uint64_t *excl;  /* sorted store ids never to return */
-	size_t nexcl;
-	const knytt__profile *prof; /* with excl_mask: items the shopper
-				       had an event of these types on
-				       never return (0 = none) */
-	unsigned excl_mask;
-	uint64_t *bits;        /* passing store ids, when the filter
-				  restricts anything (filter_bits) */
-	size_t nbits;
-	uint32_t *cand;        /* rows that may pass, a superset from the
-				  filter indexes (filter_cands) */
-	size_t ncand, capcand;
-} qctx;
-
-/* A category or price range with at most this many items is answered by
- * an exact scan of the engine's vector copy (scan.c) rather than by the
- * index.  On the benchmark shop (memory-bound, dim 64) the scan costs
- * ~60-100 ns per item for both tastes, the index's filtered search
- * ~100 ns per item and taste below its own exact-scan switch (~14k
- * items) and some 0.5-1 ms above it. */
-#define SCAN_MAX 16384
 
 /* Whether @p f (not NULL) has an upper price bound (0 or NAN = none). */
-static int has_price_max(const knytt_filter *f)
+int knytt__q_has_price_max(const knytt_filter *f)
 {
 	return !isnan(f->price_max) && f->price_max != 0;
 }
 
 /* Whether @p f restricts the price at all. */
-static int has_price_range(const knytt_filter *f)
+int knytt__q_has_price_range(const knytt_filter *f)
 {
-	return f->price_min > 0 || has_price_max(f);
+	return f->price_min > 0 || knytt__q_has_price_max(f);
 }
 
 /* knytt__price_rows over @p f's price range (open ends unbounded). */
@@ -63,14 +37,14 @@ static int price_rows_of(knytt_engine *e, const knytt_filter *f,
 			 void (*fn)(uint32_t row, void *ctx), void *ctx)
 {
 	return knytt__price_rows(e, f->price_min > 0 ? f->price_min : -INFINITY,
-				 has_price_max(f) ? f->price_max : INFINITY, fn,
+				 knytt__q_has_price_max(f) ? f->price_max : INFINITY, fn,
 				 ctx);
 }
 
 /* The caller's filter as this version's struct: members beyond an older
  * caller's struct_size keep knytt_filter_init's defaults.  *io is the
  * filter to use from then on (@p tmp, or NULL for none). */
-static int check_filter(const knytt_filter **io, knytt_filter *tmp)
+int knytt__q_check_filter(const knytt_filter **io, knytt_filter *tmp)
 {
 	const knytt_filter *in = *io;
 	if (!in)
@@ -86,7 +60,7 @@ static int check_filter(const knytt_filter **io, knytt_filter *tmp)
 	if (isnan(f->price_min) || isinf(f->price_min))
 		return knytt__err(KNYTT_EINVAL,
 				  "filter.price_min must be finite");
-	int has_max = has_price_max(f);
+	int has_max = knytt__q_has_price_max(f);
 	if (has_max && f->price_max < 0)
 		return knytt__err(KNYTT_EINVAL,
 				  "filter.price_max %g is negative",
@@ -118,7 +92,7 @@ static int excluded(const qctx *c, uint64_t id)
 	return 0;
 }
 
-static int item_passes(const qctx *c, const eitem *it)
+int knytt__q_item_passes(const qctx *c, const eitem *it)
 {
 	if (it->deleted)
 		return 0;
@@ -130,7 +104,7 @@ static int item_passes(const qctx *c, const eitem *it)
 			return 0;
 		if (f->price_min > 0 && !(it->price >= f->price_min))
 			return 0;
-		if (has_price_max(f) && !(it->price <= f->price_max))
+		if (knytt__q_has_price_max(f) && !(it->price <= f->price_max))
 			return 0;
 		if (f->in_stock_only && !it->in_stock)
 			return 0;
@@ -144,12 +118,12 @@ static int label_passes(uint64_t label, void *ctx)
 {
 	const qctx *c = ctx;
 	uint32_t r = knytt__engine_row(c->e, label);
-	return r != UINT32_MAX && item_passes(c, &c->e->items[r]);
+	return r != UINT32_MAX && knytt__q_item_passes(c, &c->e->items[r]);
 }
 
 /* The keyword search's filter: the bitset when there is one.  Called by
  * the store with the engine unlocked: the read lock for the test. */
-static int kw_accept_locked(uint64_t id, void *ctx)
+int knytt__q_kw_accept_locked(uint64_t id, void *ctx)
 {
 	const qctx *c = ctx;
 	if (c->bits)
@@ -161,7 +135,7 @@ static int kw_accept_locked(uint64_t id, void *ctx)
 }
 
 /* @p snap: a reference the query holds (qctx_done gives it back). */
-static void qctx_init(qctx *c, const knytt_engine *e, knytt__snap *snap,
+void knytt__q_qctx_init(qctx *c, const knytt_engine *e, knytt__snap *snap,
 		      const knytt_filter *f)
 {
 	memset(c, 0, sizeof *c);
@@ -181,7 +155,7 @@ static void set_if_passes(uint32_t row, void *ctx)
 {
 	bits_fill *b = ctx;
 	const eitem *it = &b->items[row];
-	if (item_passes(b->c, it))
+	if (knytt__q_item_passes(b->c, it))
 		b->c->bits[it->id / 64] |= 1ULL << (it->id % 64);
 }
 
@@ -199,10 +173,10 @@ static void set_if_passes(uint32_t row, void *ctx)
  * Returns an error only for lack of memory; without such a filter
  * c->bits stays NULL.
  */
-static int filter_bits(knytt_engine *e, qctx *c)
+int knytt__q_filter_bits(knytt_engine *e, qctx *c)
 {
 	const knytt_filter *f = c->f;
-	if (!f || !(c->plen || has_price_range(f)))
+	if (!f || !(c->plen || knytt__q_has_price_range(f)))
 		return KNYTT_OK;
 	c->nbits = (size_t)e->max_id + 1;
 	c->bits = calloc((c->nbits + 63) / 64, sizeof *c->bits);
@@ -220,14 +194,14 @@ static int filter_bits(knytt_engine *e, qctx *c)
 			return KNYTT_OK;
 		/* no memory for the list: the price order, or every row */
 	}
-	if (has_price_range(f) && price_rows_of(e, f, set_if_passes, &b) == 0)
+	if (knytt__q_has_price_range(f) && price_rows_of(e, f, set_if_passes, &b) == 0)
 		return KNYTT_OK;
 	for (size_t r = 0; r < e->nitems; r++)
 		set_if_passes((uint32_t)r, &b);
 	return KNYTT_OK;
 }
 
-static void qctx_done(qctx *c)
+void knytt__q_qctx_done(qctx *c)
 {
 	knytt__snap_put(c->snap);
 	c->snap = NULL;
@@ -252,13 +226,13 @@ static void cand_add(uint32_t row, void *ctx)
  * most SCAN_MAX of them and the vector copy is usable.  Returns 1 with
  * c->cand filled, 0 when the query should use filter_bits and the index.
  */
-static int filter_cands(knytt_engine *e, qctx *c)
+int knytt__q_filter_cands(knytt_engine *e, qctx *c)
 {
 	const knytt_filter *f = c->f;
 	/* the vector copy follows the current snapshot: a query still on a
 	 * replaced one (search, across its store call) uses that index */
 	if (!e->rowvec_ok || c->snap != e->snap || !f ||
-	    !(c->plen || has_price_range(f)))
+	    !(c->plen || knytt__q_has_price_range(f)))
 		return 0;
 	if (!(c->cand = malloc(SCAN_MAX * sizeof *c->cand)))
 		return 0;
@@ -291,11 +265,11 @@ static int scan_ok(uint32_t row, void *ctx)
 {
 	const scan_ok_ctx *s = ctx;
 	const eitem *it = &s->e->items[row];
-	return it->has_vec && item_passes(s->c, it);
+	return it->has_vec && knytt__q_item_passes(s->c, it);
 }
 
 /* Filtered k-NN on the index: the bitset when there is one. */
-static int ann(const knytt_engine *e, qctx *c, const float *q, size_t kk,
+int knytt__q_ann(const knytt_engine *e, qctx *c, const float *q, size_t kk,
 	       uint64_t *lab, float *dist)
 {
 	unsigned ef = e->efs > kk ? e->efs : (unsigned)kk;
@@ -308,7 +282,7 @@ static int ann(const knytt_engine *e, qctx *c, const float *q, size_t kk,
 
 /* Filtered k-NN by the exact scan of scan.c over c->cand (filter_cands
  * gave them): labels and distances as ann gives them. */
-static int scan_one(const knytt_engine *e, const qctx *c, const float *q,
+int knytt__q_scan_one(const knytt_engine *e, const qctx *c, const float *q,
 		    size_t kk, uint64_t *lab, float *dist)
 {
 	uint32_t *orow = malloc(kk * sizeof *orow);
@@ -325,7 +299,7 @@ static int scan_one(const knytt_engine *e, const qctx *c, const float *q,
 	return (int)got[0];
 }
 
-static void fill(const knytt_engine *e, knytt_result *r, uint32_t row,
+void knytt__q_fill(const knytt_engine *e, knytt_result *r, uint32_t row,
 		 double score, knytt_reason why, uint64_t because)
 {
 	const eitem *it = &e->items[row];
@@ -338,7 +312,7 @@ static void fill(const knytt_engine *e, knytt_result *r, uint32_t row,
 
 /* The exact search of scan.c for nq taste vectors at once: list j gets
  * up to kk results into res[j] (count in n[j]), reason why[j]. */
-static int scan_tastes(const knytt_engine *e, const qctx *c,
+int knytt__q_scan_tastes(const knytt_engine *e, const qctx *c,
 		       const float *const *q, size_t nq, size_t kk,
 		       knytt_result **res, size_t *n, const knytt_reason *why,
 		       const uint64_t *because)
@@ -356,7 +330,7 @@ static int scan_tastes(const knytt_engine *e, const qctx *c,
 		    got);
 	for (size_t j = 0; j < nq; j++)
 		for (size_t i = 0; i < got[j]; i++)
-			fill(e, &res[j][n[j]++], orow[j * kk + i],
+			knytt__q_fill(e, &res[j][n[j]++], orow[j * kk + i],
 			     osc[j * kk + i], why[j], because[j]);
 	free(orow);
 	free(osc);
@@ -409,7 +383,7 @@ static size_t fallback_scan(const knytt_engine *e, const qctx *c, int h,
 		} else {
 			s = it->pop;
 		}
-		if (!(s > 0) || !item_passes(c, it))
+		if (!(s > 0) || !knytt__q_item_passes(c, it))
 			continue;
 		/* heap keeps the smallest keys: use -score */
 		if ((float)-s < knytt__topk_worst(&t))
@@ -419,7 +393,7 @@ static size_t fallback_scan(const knytt_engine *e, const qctx *c, int h,
 	for (size_t i = 0; i < got && n < k; i++) {
 		if (taken(out, n, e->items[rows[i]].id))
 			continue;
-		fill(e, &out[n++], (uint32_t)rows[i], -sc[i],
+		knytt__q_fill(e, &out[n++], (uint32_t)rows[i], -sc[i],
 		     h >= 0 ? KNYTT_REASON_TRENDING : KNYTT_REASON_POPULAR, 0);
 	}
 out:
@@ -440,9 +414,9 @@ static size_t fallback_list(const knytt_engine *e, const qctx *c, int h,
 	for (size_t i = 0; i < t->n && n < k; i++) {
 		const eitem *it = &e->items[t->row[i]];
 		double s = h >= 0 ? knytt__trend_now(it, h, now) : it->pop;
-		if (!(s > 0) || !item_passes(c, it) || taken(out, n, it->id))
+		if (!(s > 0) || !knytt__q_item_passes(c, it) || taken(out, n, it->id))
 			continue;
-		fill(e, &out[n++], t->row[i], s,
+		knytt__q_fill(e, &out[n++], t->row[i], s,
 		     h >= 0 ? KNYTT_REASON_TRENDING : KNYTT_REASON_POPULAR, 0);
 	}
 	*full = n < k && t->n == TOPN;
@@ -452,7 +426,7 @@ static size_t fallback_list(const knytt_engine *e, const qctx *c, int h,
 /* Trending (h >= 0) or popular items after out[0..*n): the head of the
  * kept list, and only when that runs out, a scan of the passing items
  * (their bitset built now if the query has none yet). */
-static int fallback(knytt_engine *e, qctx *c, int h, int64_t now, size_t k,
+int knytt__q_fallback(knytt_engine *e, qctx *c, int h, int64_t now, size_t k,
 		    knytt_result *out, size_t *n)
 {
 	if (*n >= k)
@@ -468,19 +442,19 @@ static int fallback(knytt_engine *e, qctx *c, int h, int64_t now, size_t k,
 		}
 	}
 	int rc = KNYTT_OK;
-	if (c->bits || (rc = filter_bits(e, c)) == KNYTT_OK)
+	if (c->bits || (rc = knytt__q_filter_bits(e, c)) == KNYTT_OK)
 		*n = fallback_scan(e, c, h, now, k, out, *n);
 	pthread_rwlock_unlock(&e->stat_lock);
 	return rc;
 }
 
-static double score_of(const knytt_engine *e, float dist)
+double knytt__q_score_of(const knytt_engine *e, float dist)
 {
 	/* IP index: dist = -q.x; cosine: dist = 1 - cos */
 	return e->metric == KNYTT_METRIC_IP ? -dist : 1.0 - dist;
 }
 
-static int check_query(const knytt_engine *e, size_t k, const char *fn)
+int knytt__q_check_query(const knytt_engine *e, size_t k, const char *fn)
 {
 	if (!e)
 		return knytt__err(KNYTT_EINVAL, "%s: engine is NULL", fn);
@@ -551,7 +525,7 @@ out:
 	free(maxsim);
 }
 
-static int cmp_score(const void *a, const void *b)
+int knytt__q_cmp_score(const void *a, const void *b)
 {
 	const knytt_result *x = a, *y = b;
 	if (x->score != y->score)
@@ -565,12 +539,12 @@ static int search_taste(const knytt_engine *e, qctx *c, const float *q,
 			knytt_result *res, size_t *n, knytt_reason why,
 			uint64_t because)
 {
-	int got = ann(e, c, q, kk, lab, dist);
+	int got = knytt__q_ann(e, c, q, kk, lab, dist);
 	if (got < 0)
 		return got;
 	for (int i = 0; i < got; i++)
-		fill(e, &res[(*n)++], knytt__engine_row(e, lab[i]),
-		     score_of(e, dist[i]), why, because);
+		knytt__q_fill(e, &res[(*n)++], knytt__engine_row(e, lab[i]),
+		     knytt__q_score_of(e, dist[i]), why, because);
 	return KNYTT_OK;
 }
 
@@ -624,9 +598,9 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 			   const knytt_filter *filter,
 			   const knytt_rec_options *opt, knytt_result *out)
 {
-	int rc = check_query(e, k, "knytt_engine_recommend");
+	int rc = knytt__q_check_query(e, k, "knytt_engine_recommend");
 	knytt_filter fbuf;
-	if (rc || (rc = check_filter(&filter, &fbuf)))
+	if (rc || (rc = knytt__q_check_filter(&filter, &fbuf)))
 		return rc;
 	if (!user || !*user || !out)
 		return knytt__err(KNYTT_EINVAL, "recommend: %s is NULL or empty",
@@ -669,7 +643,7 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	float *v = malloc(d * sizeof *v);
 	size_t n = 0;
 	qctx c;
-	qctx_init(&c, e, knytt__snap_ref(e->snap), filter);
+	knytt__q_qctx_init(&c, e, knytt__snap_ref(e->snap), filter);
 	if (!q || !lab || !dist || !cand || !v) {
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		goto out;
@@ -680,8 +654,8 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	c.excl_mask = seen ? e->excl_types : 0;
 	/* a selective category or price range: the exact scan (scan.c);
 	 * otherwise the passing set as a bitset for the index */
-	int scanned = filter_cands(e, &c);
-	if (!scanned && (rc = filter_bits(e, &c)))
+	int scanned = knytt__q_filter_cands(e, &c);
+	if (!scanned && (rc = knytt__q_filter_bits(e, &c)))
 		goto out;
 	int warm = knytt__taste_blend(&u->taste, d, now, e->sess_half_life,
 				      e->sess_blend, q, &share);
@@ -730,7 +704,7 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 				why[nq] = KNYTT_REASON_SESSION;
 				bec[nq++] = u->taste.sess_item;
 			}
-			rc = scan_tastes(e, &c, (const float *const *)qv, nq,
+			rc = knytt__q_scan_tastes(e, &c, (const float *const *)qv, nq,
 					 kk, res, got, why, bec);
 			free(sv);
 			if (rc) {
@@ -776,14 +750,14 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 		memcpy(out, cand, n * sizeof *out);
 	}
 	/* cold users, or too few personal results: trending, then popular */
-	if ((rc = fallback(e, &c, 1, now, k, out, &n)) ||
-	    (rc = fallback(e, &c, -1, now, k, out, &n)))
+	if ((rc = knytt__q_fallback(e, &c, 1, now, k, out, &n)) ||
+	    (rc = knytt__q_fallback(e, &c, -1, now, k, out, &n)))
 		goto out;
 	rc = (int)n;
 out:
 	pthread_rwlock_unlock(&e->lock);
 	pthread_mutex_unlock(&u->mu);
-	qctx_done(&c);
+	knytt__q_qctx_done(&c);
 	free(q);
 	free(lab);
 	free(dist);
@@ -834,9 +808,9 @@ static int coview_item_cb(const knytt_interaction *ix, void *ctx)
 int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 			 const knytt_filter *filter, knytt_result *out)
 {
-	int rc = check_query(e, k, "knytt_engine_similar");
+	int rc = knytt__q_check_query(e, k, "knytt_engine_similar");
 	knytt_filter fbuf;
-	if (rc || (rc = check_filter(&filter, &fbuf)))
+	if (rc || (rc = knytt__q_check_filter(&filter, &fbuf)))
 		return rc;
 	if (!item || !*item || !out)
 		return knytt__err(KNYTT_EINVAL, "similar: %s is NULL or empty",
@@ -852,13 +826,13 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 	/* a copy: the table may grow while the coview path reads the store */
 	uint64_t self_id = self->id;
 	qctx c;
-	qctx_init(&c, e, knytt__snap_ref(e->snap), filter);
+	knytt__q_qctx_init(&c, e, knytt__snap_ref(e->snap), filter);
 	c.excl = &self_id;
 	c.nexcl = 1;
 	size_t n = 0;
-	if ((rc = filter_bits(e, &c))) {
+	if ((rc = knytt__q_filter_bits(e, &c))) {
 		pthread_rwlock_unlock(&e->lock);
-		qctx_done(&c);
+		knytt__q_qctx_done(&c);
 		return rc;
 	}
 	if (self->has_vec) {
@@ -876,7 +850,7 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 		} else if ((rc = knytt_index_get(c.snap->ix, self->id, v,
 						 d)) == 0) {
 			knytt__normalize(v, d);
-			int got = ann(e, &c, v, kk, lab, dist);
+			int got = knytt__q_ann(e, &c, v, kk, lab, dist);
 			if (got < 0)
 				rc = got;
 			size_t m = 0;
@@ -884,11 +858,11 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 				if (knytt_index_get(c.snap->ix, lab[i], x, d))
 					continue;
 				knytt__normalize(x, d);
-				fill(e, &cand[m++], knytt__engine_row(e, lab[i]),
+				knytt__q_fill(e, &cand[m++], knytt__engine_row(e, lab[i]),
 				     knytt__vec()->dot(v, x, d),
 				     KNYTT_REASON_SIMILAR, self->id);
 			}
-			qsort(cand, m, sizeof *cand, cmp_score);
+			qsort(cand, m, sizeof *cand, knytt__q_cmp_score);
 			n = m < k ? m : k;
 			memcpy(out, cand, n * sizeof *out);
 		}
@@ -930,7 +904,7 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 				knytt__topk t = { heap, 0, k };
 				for (size_t r = 0; r < cv.ncount; r++)
 					if (cv.count[r] > 0 &&
-					    item_passes(&c, &e->items[r]) &&
+					    knytt__q_item_passes(&c, &e->items[r]) &&
 					    (float)-cv.count[r] <
 						    knytt__topk_worst(&t))
 						knytt__topk_push(
@@ -938,7 +912,7 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 							r);
 				size_t got = knytt__topk_drain(&t, rows, sc);
 				for (size_t i = 0; i < got; i++)
-					fill(e, &out[n++], (uint32_t)rows[i],
+					knytt__q_fill(e, &out[n++], (uint32_t)rows[i],
 					     -sc[i], KNYTT_REASON_COVIEW,
 					     self_id);
 			} else if (rc == KNYTT_OK) {
@@ -954,7 +928,7 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 		free(cv.count);
 	}
 	pthread_rwlock_unlock(&e->lock);
-	qctx_done(&c);
+	knytt__q_qctx_done(&c);
 	return rc < 0 ? rc : (int)n;
 }
 
@@ -987,9 +961,9 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 			uint32_t dim, size_t k, const knytt_filter *filter,
 			const char *user, knytt_result *out, uint64_t *log_id)
 {
-	int rc = check_query(e, k, "knytt_engine_search");
+	int rc = knytt__q_check_query(e, k, "knytt_engine_search");
 	knytt_filter fbuf;
-	if (rc || (rc = check_filter(&filter, &fbuf)))
+	if (rc || (rc = knytt__q_check_filter(&filter, &fbuf)))
 		return rc;
 	if (!out)
 		return knytt__err(KNYTT_EINVAL, "search: out is NULL");
@@ -1064,7 +1038,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 
 	pthread_rwlock_rdlock(&e->lock);
 	qctx c;
-	qctx_init(&c, e, snap, filter);
+	knytt__q_qctx_init(&c, e, snap, filter);
 	size_t n = 0;
 	/*
 	 * The filter: a selective category or price range gives its
@@ -1077,14 +1051,14 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	 * than the predicate on the matches and index nodes met.
 	 */
 	int vec_half = has_q && knytt_index_count(snap->ix) > 0;
-	int scanned = vec_half && filter_cands(e, &c);
-	if (c.plen && (rc = filter_bits(e, &c)))
+	int scanned = vec_half && knytt__q_filter_cands(e, &c);
+	if (c.plen && (rc = knytt__q_filter_bits(e, &c)))
 		goto out;
 	if (has_text) {
 		/* a filter is tested in memory (the bitset, or the item
 		 * table) before the store reads anything about a match */
 		int filtered = filter &&
-			       (c.plen || has_price_range(filter) ||
+			       (c.plen || knytt__q_has_price_range(filter) ||
 				filter->in_stock_only ||
 				!isnan(filter->min_quality));
 		/* the store with the engine unlocked; the filter callback
@@ -1092,7 +1066,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		pthread_rwlock_unlock(&e->lock);
 		pthread_mutex_lock(&e->st_lock);
 		int nk = filtered ? knytt_store_search_fn(e->st, text,
-							  kw_accept_locked, &c,
+							  knytt__q_kw_accept_locked, &c,
 							  kw, NULL, cap)
 				  : knytt_store_search(e->st, text, NULL, NAN,
 						       NAN, 0, kw, NULL, cap);
@@ -1108,15 +1082,15 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		size_t nkw = 0;
 		for (int i = 0; i < nk; i++) {
 			uint32_t r = knytt__engine_row(e, kw[i]);
-			if (r != UINT32_MAX && item_passes(&c, &e->items[r]))
+			if (r != UINT32_MAX && knytt__q_item_passes(&c, &e->items[r]))
 				kw[nkw++] = kw[i];
 		}
 		if ((rc = knytt__rrf_add(&f, 0, 1, kw, nkw)))
 			goto out;
 	}
 	if (vec_half) {
-		int nv = scanned ? scan_one(e, &c, q, cap, lab, dist)
-				 : ann(e, &c, q, cap, lab, dist);
+		int nv = scanned ? knytt__q_scan_one(e, &c, q, cap, lab, dist)
+				 : knytt__q_ann(e, &c, q, cap, lab, dist);
 		if (nv < 0) {
 			rc = nv;
 			goto out;
@@ -1138,7 +1112,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	knytt__rrf_sort(&f);
 	n = f.n < k ? f.n : k;
 	for (size_t i = 0; i < n; i++)
-		fill(e, &out[i], knytt__engine_row(e, f.f[i].id), f.f[i].score,
+		knytt__q_fill(e, &out[i], knytt__engine_row(e, f.f[i].id), f.f[i].score,
 		     f.f[i].lists == 3	 ? KNYTT_REASON_HYBRID
 		     : f.f[i].lists == 1 ? KNYTT_REASON_KEYWORD
 					 : KNYTT_REASON_SEMANTIC,
@@ -1146,7 +1120,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	rc = (int)n;
 out:
 	pthread_rwlock_unlock(&e->lock);
-	qctx_done(&c);
+	knytt__q_qctx_done(&c);
 	if (rc >= 0) {
 		int lrc = search_log(e, has_text ? text : "(vector)",
 				     user && *user ? user : NULL, (int)n,
@@ -1170,7 +1144,7 @@ early:
 int knytt_engine_trending(knytt_engine *e, size_t k, double window_s,
 			  const char *category, knytt_result *out)
 {
-	int rc = check_query(e, k, "knytt_engine_trending");
+	int rc = knytt__q_check_query(e, k, "knytt_engine_trending");
 	if (rc)
 		return rc;
 	if (!out)
@@ -1189,10 +1163,10 @@ int knytt_engine_trending(knytt_engine *e, size_t k, double window_s,
 	f.category_prefix = category && *category ? category : NULL;
 	pthread_rwlock_rdlock(&e->lock);
 	qctx c;
-	qctx_init(&c, e, NULL, &f);
+	knytt__q_qctx_init(&c, e, NULL, &f);
 	size_t n = 0;
-	rc = fallback(e, &c, h, knytt__engine_now(e), k, out, &n);
+	rc = knytt__q_fallback(e, &c, h, knytt__engine_now(e), k, out, &n);
 	pthread_rwlock_unlock(&e->lock);
-	qctx_done(&c);
+	knytt__q_qctx_done(&c);
 	return rc < 0 ? rc : (int)n;
 }
