@@ -374,7 +374,7 @@ void knytt__top_bump(knytt_engine *e, uint32_t row);
 void knytt__top_free(knytt_engine *e);
 /* a fresh, empty index with the engine's settings */
 int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
-/* "engine-model" blob (train.c): encode / decode (kind, item map, the
+/* "engine-model" blob (modelblob.c): encode / decode (kind, item map, the
  * model's random tag, model) */
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 			       knytt_twotower *tt, const uint64_t *items,
