@@ -264,7 +264,7 @@ int knytt__st_commit(knytt_store *st)
 	return 0;
 }
 
-static int need_tenant(const knytt_store *st)
+int knytt__st_need_tenant(const knytt_store *st)
 {
 	if (!st)
 		return knytt__err(KNYTT_EINVAL, "store is NULL");
@@ -275,7 +275,7 @@ static int need_tenant(const knytt_store *st)
 }
 
 /* Runs a prepared statement expecting at most one row; *row = 1 if one. */
-static int step_one(knytt_store *st, knytt__stmt *q, int *row)
+int knytt__st_step_one(knytt_store *st, knytt__stmt *q, int *row)
 {
 	int rc = O->step(q);
 	if (rc < 0)
@@ -347,7 +347,7 @@ int knytt__check_text(const char *field, const char *s, size_t maxlen,
 }
 
 /* External ids: UTF-8 without control characters. */
-static int check_id(const char *field, const char *s)
+int knytt__st_check_id(const char *field, const char *s)
 {
 	int rc = knytt__check_text(field, s, KNYTT_STORE_MAX_ID, 1);
 	if (rc)
@@ -521,7 +521,7 @@ int knytt_store_tenant_create(knytt_store *st, const char *name,
 	O->bind_text(q, 1, name);
 	O->bind_i64(q, 2, knytt__now_ms());
 	int row = 0;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row && id)
 		*id = (uint64_t)O->col_i64(q, 0);
 	O->reset(q);
@@ -535,7 +535,7 @@ int knytt_store_tenant_find(knytt_store *st, const char *name, uint64_t *id)
 {
 	if (!st)
 		return knytt__err(KNYTT_EINVAL, "store is NULL");
-	int rc = check_id("name", name);
+	int rc = knytt__st_check_id("name", name);
 	if (rc)
 		return rc;
 	knytt__stmt *q = knytt__st_q(st, Q_TENANT_FIND);
@@ -543,7 +543,7 @@ int knytt_store_tenant_find(knytt_store *st, const char *name, uint64_t *id)
 		return knytt__err_keep(KNYTT_EDB);
 	O->bind_text(q, 1, name);
 	int row = 0;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row && id)
 		*id = (uint64_t)O->col_i64(q, 0);
 	O->reset(q);
@@ -561,7 +561,7 @@ int knytt_store_use_tenant(knytt_store *st, uint64_t tenant)
 		return knytt__err_keep(KNYTT_EDB);
 	O->bind_i64(q, 1, (int64_t)tenant);
 	int row = 0;
-	int rc = step_one(st, q, &row);
+	int rc = knytt__st_step_one(st, q, &row);
 	O->reset(q);
 	if (rc)
 		return rc;
@@ -599,7 +599,7 @@ static int key_wellformed(const char *key)
 int knytt_store_key_create(knytt_store *st, knytt_key_scope scope,
 			   char *key)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc)
 		return rc;
 	if (!key)
@@ -624,7 +624,7 @@ int knytt_store_key_create(knytt_store *st, knytt_key_scope scope,
 	O->bind_i64(q, 3, scope);
 	O->bind_i64(q, 4, knytt__now_ms());
 	int row;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	O->reset(q);
 	return rc;
 }
@@ -643,7 +643,7 @@ int knytt_store_key_lookup(knytt_store *st, const char *key,
 		return knytt__err_keep(KNYTT_EDB);
 	O->bind_blob(q, 1, md, 32);
 	int row = 0;
-	int rc = step_one(st, q, &row);
+	int rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row) {
 		size_t n = 0;
 		const void *h = O->col_blob(q, 3, &n);
@@ -666,7 +666,7 @@ int knytt_store_key_lookup(knytt_store *st, const char *key,
 
 int knytt_store_key_revoke(knytt_store *st, const char *key)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc)
 		return rc;
 	if (!key)
@@ -682,7 +682,7 @@ int knytt_store_key_revoke(knytt_store *st, const char *key)
 	O->bind_blob(q, 2, md, 32);
 	O->bind_i64(q, 3, knytt__now_ms());
 	int row;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	int64_t ch = O->changes(q);
 	O->reset(q);
 	if (rc)
@@ -723,7 +723,7 @@ static int item_norm(const knytt_item *in, knytt_item *it)
 	/* members past the caller's struct_size keep the defaults above */
 	KNYTT__STRUCT_IN(it, in);
 	int rc;
-	if ((rc = check_id("id", it->ext_id)) ||
+	if ((rc = knytt__st_check_id("id", it->ext_id)) ||
 	    (rc = knytt__check_text("title", it->title, 1024, 0)) ||
 	    (rc = knytt__check_text("description", it->description, 65536,
 				    0)) ||
@@ -772,7 +772,7 @@ static int item_upsert_norm(knytt_store *st, const knytt_item *it,
 	O->bind_i64(q, 12, knytt__now_ms());
 	O->bind_i64(q, 13, (int64_t)keep);
 	int row = 0;
-	int rc = step_one(st, q, &row);
+	int rc = knytt__st_step_one(st, q, &row);
 	uint64_t got = row ? (uint64_t)O->col_i64(q, 0) : 0;
 	O->reset(q);
 	if (rc)
@@ -798,7 +798,7 @@ int knytt__item_upsert_checked(knytt_store *st, const knytt_item *in,
 int knytt_store_item_upsert(knytt_store *st, const knytt_item *item,
 			    uint64_t *id)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc)
 		return rc;
 	return knytt__item_upsert_checked(st, item, 0, id);
@@ -806,7 +806,7 @@ int knytt_store_item_upsert(knytt_store *st, const knytt_item *item,
 
 /* Looks @p ext up with statement @p qid (tenant, ext_id -> id): 1 =
  * found (*id set), 0 = not there, < 0 error. */
-static int lookup_id(knytt_store *st, int qid, const char *ext, uint64_t *id)
+int knytt__st_lookup_id(knytt_store *st, int qid, const char *ext, uint64_t *id)
 {
 	knytt__stmt *q = knytt__st_q(st, qid);
 	if (!q)
@@ -814,17 +814,17 @@ static int lookup_id(knytt_store *st, int qid, const char *ext, uint64_t *id)
 	O->bind_i64(q, 1, (int64_t)st->tenant);
 	O->bind_text(q, 2, ext);
 	int row = 0;
-	int rc = step_one(st, q, &row);
+	int rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row)
 		*id = (uint64_t)O->col_i64(q, 0);
 	O->reset(q);
 	return rc ? rc : row;
 }
 
-static int id_of(knytt_store *st, int qid, const char *what,
+int knytt__st_id_of(knytt_store *st, int qid, const char *what,
 		 const char *ext, uint64_t *id)
 {
-	int rc = lookup_id(st, qid, ext, id);
+	int rc = knytt__st_lookup_id(st, qid, ext, id);
 	if (rc == 0)
 		return knytt__err(KNYTT_ENOTFOUND, "no %s '%.200s'", what, ext);
 	return rc < 0 ? rc : 0;
@@ -832,7 +832,7 @@ static int id_of(knytt_store *st, int qid, const char *what,
 
 int knytt__item_id(knytt_store *st, const char *ext, uint64_t *id)
 {
-	return id_of(st, Q_ITEM_ID, "item", ext, id);
+	return knytt__st_id_of(st, Q_ITEM_ID, "item", ext, id);
 }
 
 /* Packs the current ITEM_COLS row into one allocation. */
@@ -875,13 +875,13 @@ static knytt_item *item_pack(knytt_store *st, knytt__stmt *q)
 static int item_get(knytt_store *st, int qid, const char *ext, uint64_t id,
 		    knytt_item **out)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc)
 		return rc;
 	if (!out)
 		return knytt__err(KNYTT_EINVAL, "out is NULL");
 	*out = NULL;
-	if (qid == Q_ITEM_GET && (rc = check_id("id", ext)))
+	if (qid == Q_ITEM_GET && (rc = knytt__st_check_id("id", ext)))
 		return rc;
 	knytt__stmt *q = knytt__st_q(st, qid);
 	if (!q)
@@ -892,7 +892,7 @@ static int item_get(knytt_store *st, int qid, const char *ext, uint64_t id,
 	else
 		O->bind_i64(q, 2, (int64_t)id);
 	int row = 0;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row) {
 		*out = item_pack(st, q);
 		if (!*out)
@@ -922,8 +922,8 @@ int knytt_store_item_get_id(knytt_store *st, uint64_t id, knytt_item **out)
 
 int knytt_store_item_delete(knytt_store *st, const char *ext_id)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("id", ext_id)))
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("id", ext_id)))
 		return rc;
 	knytt__stmt *q = knytt__st_q(st, Q_ITEM_DEL);
 	if (!q)
@@ -932,7 +932,7 @@ int knytt_store_item_delete(knytt_store *st, const char *ext_id)
 	O->bind_text(q, 2, ext_id);
 	O->bind_i64(q, 3, knytt__now_ms());
 	int row;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	int64_t ch = O->changes(q);
 	O->reset(q);
 	if (rc)
@@ -941,17 +941,15 @@ int knytt_store_item_delete(knytt_store *st, const char *ext_id)
 				   ext_id);
 }
 
-#define PAGE 512
-
 int knytt_store_items_changed(knytt_store *st, int64_t since_ms,
 			      knytt_item_fn fn, void *ctx)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc)
 		return rc;
 	if (!fn)
 		return knytt__err(KNYTT_EINVAL, "callback is NULL");
-	knytt_item **page = malloc(PAGE * sizeof *page);
+	knytt_item **page = malloc(KNYTT__STORE_PAGE * sizeof *page);
 	if (!page)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	int64_t k_upd = since_ms, k_id = -1;
@@ -966,7 +964,7 @@ int knytt_store_items_changed(knytt_store *st, int64_t since_ms,
 		O->bind_i64(q, 1, (int64_t)st->tenant);
 		O->bind_i64(q, 2, k_upd);
 		O->bind_i64(q, 3, k_id);
-		O->bind_i64(q, 4, PAGE);
+		O->bind_i64(q, 4, KNYTT__STORE_PAGE);
 		size_t n = 0;
 		while ((rc = O->step(q)) == 1) {
 			page[n] = item_pack(st, q);
@@ -995,7 +993,7 @@ int knytt_store_items_changed(knytt_store *st, int64_t since_ms,
 					"the callback stopped the scan");
 			break;
 		}
-		if (n < PAGE)
+		if (n < KNYTT__STORE_PAGE)
 			break;
 	}
 	free(page);
@@ -1004,9 +1002,9 @@ int knytt_store_items_changed(knytt_store *st, int64_t since_ms,
 	return visited > INT_MAX ? INT_MAX : (int)visited;
 }
 
-static int64_t count_q(knytt_store *st, int qid)
+int64_t knytt__st_count_q(knytt_store *st, int qid)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc)
 		return rc;
 	knytt__stmt *q = knytt__st_q(st, qid);
@@ -1014,7 +1012,7 @@ static int64_t count_q(knytt_store *st, int qid)
 		return knytt__err_keep(KNYTT_EDB);
 	O->bind_i64(q, 1, (int64_t)st->tenant);
 	int row = 0;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	int64_t n = row ? O->col_i64(q, 0) : 0;
 	O->reset(q);
 	return rc ? rc : n;
@@ -1022,7 +1020,7 @@ static int64_t count_q(knytt_store *st, int qid)
 
 int64_t knytt_store_item_count(knytt_store *st)
 {
-	return count_q(st, Q_ITEM_COUNT);
+	return knytt__st_count_q(st, Q_ITEM_COUNT);
 }
 
 /* ---- keyword search ---------------------------------------------------- */
@@ -1087,7 +1085,7 @@ static int run_search(knytt_store *st, int qid, const knytt__search *s,
 static int search(knytt_store *st, const char *query, knytt__search *s,
 		  uint64_t *ids, double *scores, size_t cap)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc)
 		return rc;
 	if (!query || !ids)
@@ -1197,8 +1195,8 @@ static int run_search(knytt_store *st, int qid, const knytt__search *s,
 int knytt_store_user_upsert(knytt_store *st, const char *ext_id,
 			    const char *attributes, uint64_t *id)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("id", ext_id)) ||
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("id", ext_id)) ||
 	    (rc = knytt__check_json_obj("attributes", attributes)))
 		return rc;
 	knytt__stmt *q = knytt__st_q(st, Q_USER_UPSERT);
@@ -1209,7 +1207,7 @@ int knytt_store_user_upsert(knytt_store *st, const char *ext_id,
 	O->bind_text(q, 3, attributes);
 	O->bind_i64(q, 4, knytt__now_ms());
 	int row = 0;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row && id)
 		*id = (uint64_t)O->col_i64(q, 0);
 	O->reset(q);
@@ -1222,7 +1220,7 @@ int knytt_store_user_upsert(knytt_store *st, const char *ext_id,
  * same read). */
 int knytt__user_ensure(knytt_store *st, const char *ext, uint64_t *id)
 {
-	int rc = lookup_id(st, Q_USER_ID, ext, id);
+	int rc = knytt__st_lookup_id(st, Q_USER_ID, ext, id);
 	if (rc)
 		return rc < 0 ? rc : 0;
 	knytt__stmt *q = knytt__st_q(st, Q_USER_ENSURE);
@@ -1232,14 +1230,14 @@ int knytt__user_ensure(knytt_store *st, const char *ext, uint64_t *id)
 	O->bind_text(q, 2, ext);
 	O->bind_i64(q, 3, knytt__now_ms());
 	int row = 0;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row)
 		*id = (uint64_t)O->col_i64(q, 0);
 	O->reset(q);
 	if (rc || row)
 		return rc;
 	/* created meanwhile by another connection */
-	rc = lookup_id(st, Q_USER_ID, ext, id);
+	rc = knytt__st_lookup_id(st, Q_USER_ID, ext, id);
 	if (rc == 0)
 		return knytt__err(KNYTT_EDB, "user '%.200s' vanished", ext);
 	return rc < 0 ? rc : 0;
@@ -1248,16 +1246,16 @@ int knytt__user_ensure(knytt_store *st, const char *ext, uint64_t *id)
 int knytt__user_ensure_checked(knytt_store *st, const char *ext)
 {
 	uint64_t id;
-	int rc = check_id("id", ext);
+	int rc = knytt__st_check_id("id", ext);
 	return rc ? rc : knytt__user_ensure(st, ext, &id);
 }
 
-static int user_id(knytt_store *st, const char *ext, uint64_t *id)
+int knytt__st_user_id(knytt_store *st, const char *ext, uint64_t *id)
 {
-	return id_of(st, Q_USER_ID, "user", ext, id);
+	return knytt__st_id_of(st, Q_USER_ID, "user", ext, id);
 }
 
-static char *dupstr(const char *s)
+char *knytt__st_dupstr(const char *s)
 {
 	if (!s)
 		return NULL;
@@ -1271,8 +1269,8 @@ static char *dupstr(const char *s)
 int knytt_store_user_get(knytt_store *st, const char *ext_id, uint64_t *id,
 			 char **attributes, int64_t *created_ms)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("id", ext_id)))
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("id", ext_id)))
 		return rc;
 	if (attributes)
 		*attributes = NULL;
@@ -1282,14 +1280,14 @@ int knytt_store_user_get(knytt_store *st, const char *ext_id, uint64_t *id,
 	O->bind_i64(q, 1, (int64_t)st->tenant);
 	O->bind_text(q, 2, ext_id);
 	int row = 0;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row) {
 		if (id)
 			*id = (uint64_t)O->col_i64(q, 0);
 		if (created_ms)
 			*created_ms = O->col_i64(q, 2);
 		const char *a = O->col_text(q, 1);
-		if (attributes && a && !(*attributes = dupstr(a)))
+		if (attributes && a && !(*attributes = knytt__st_dupstr(a)))
 			rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 	}
 	O->reset(q);
@@ -1300,7 +1298,7 @@ int knytt_store_user_get(knytt_store *st, const char *ext_id, uint64_t *id,
 
 int64_t knytt_store_user_count(knytt_store *st)
 {
-	return count_q(st, Q_USER_COUNT);
+	return knytt__st_count_q(st, Q_USER_COUNT);
 }
 
 /* ---- interactions ------------------------------------------------------ */
@@ -1322,8 +1320,8 @@ int knytt__ix_prepare(knytt_store *st, const knytt_interaction *caller,
 	KNYTT__STRUCT_IN(&full, caller);
 	const knytt_interaction *in = &full;
 	int rc;
-	if ((rc = check_id("user", in->user)) ||
-	    (rc = check_id("item", in->item)))
+	if ((rc = knytt__st_check_id("user", in->user)) ||
+	    (rc = knytt__st_check_id("item", in->item)))
 		return rc;
 	const char *t = in->type;
 	if (!t)
@@ -1350,7 +1348,7 @@ int knytt__ix_prepare(knytt_store *st, const knytt_interaction *caller,
 				  st ? st->future_tol_ms
 				     : KNYTT_FUTURE_TOLERANCE_MS)))
 		return rc;
-	if (in->event_id && (rc = check_id("event_id", in->event_id)))
+	if (in->event_id && (rc = knytt__st_check_id("event_id", in->event_id)))
 		return rc;
 	memset(r, 0, sizeof *r);
 	memcpy(r->type, t, tl + 1);
@@ -1371,7 +1369,7 @@ int knytt__ix_prepare(knytt_store *st, const knytt_interaction *caller,
 int knytt_store_interaction_add(knytt_store *st,
 				const knytt_interaction *ix)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc)
 		return rc;
 	knytt__ixrow r;
@@ -1400,7 +1398,7 @@ int knytt_store_interaction_add(knytt_store *st,
 	O->bind_i64(q, 7, r.ts);
 	O->bind_text(q, 8, r.event_id[0] ? r.event_id : NULL);
 	int row;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	int64_t ch = O->changes(q);
 	O->reset(q);
 	/* a favorite event marks the favorite too, in the same commit */
@@ -1452,7 +1450,7 @@ static void ix_copy(knytt_store *st, knytt__stmt *q, ixbuf *b)
 static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 		   int64_t since, knytt_interaction_fn fn, void *ctx)
 {
-	ixbuf *page = malloc(PAGE * sizeof *page);
+	ixbuf *page = malloc(KNYTT__STORE_PAGE * sizeof *page);
 	if (!page)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	int64_t k_ts = since, k_id = -1;
@@ -1465,19 +1463,19 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 			rc = knytt__err_keep(KNYTT_EDB);
 			break;
 		}
-		size_t want = PAGE;
+		size_t want = KNYTT__STORE_PAGE;
 		O->bind_i64(q, 1, (int64_t)st->tenant);
 		if (qid == Q_IX_SINCE) {
 			O->bind_i64(q, 2, k_ts);
 			O->bind_i64(q, 3, k_id);
-			O->bind_i64(q, 4, PAGE);
+			O->bind_i64(q, 4, KNYTT__STORE_PAGE);
 		} else if (qid == Q_IX_USER_ALL) {
 			O->bind_i64(q, 2, (int64_t)owner);
 			O->bind_i64(q, 3, k_ts);
 			O->bind_i64(q, 4, k_id);
-			O->bind_i64(q, 5, PAGE);
+			O->bind_i64(q, 5, KNYTT__STORE_PAGE);
 		} else {
-			want = left < PAGE ? left : PAGE;
+			want = left < KNYTT__STORE_PAGE ? left : KNYTT__STORE_PAGE;
 			O->bind_i64(q, 2, (int64_t)owner);
 			O->bind_i64(q, 3, (int64_t)want);
 		}
@@ -1500,7 +1498,7 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 			break;
 		}
 		if (n < want || (qid != Q_IX_SINCE && qid != Q_IX_USER_ALL))
-			break; /* recent-N: one query (limit <= PAGE) */
+			break; /* recent-N: one query (limit <= KNYTT__STORE_PAGE) */
 		k_ts = page[n - 1].ix.ts_ms;
 		k_id = (int64_t)page[n - 1].ix.id;
 	}
@@ -1513,20 +1511,20 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 static int recent(knytt_store *st, int qid, const char *ext, size_t n,
 		  knytt_interaction_fn fn, void *ctx)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id(qid == Q_IX_USER ? "user" : "item", ext)))
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id(qid == Q_IX_USER ? "user" : "item", ext)))
 		return rc;
 	if (!fn)
 		return knytt__err(KNYTT_EINVAL, "callback is NULL");
 	uint64_t id = 0;
-	rc = qid == Q_IX_USER ? user_id(st, ext, &id)
+	rc = qid == Q_IX_USER ? knytt__st_user_id(st, ext, &id)
 			      : knytt__item_id(st, ext, &id);
 	if (rc)
 		return rc;
 	if (n == 0)
 		return 0;
-	if (n > PAGE)
-		n = PAGE; /* documented: recent means at most one page */
+	if (n > KNYTT__STORE_PAGE)
+		n = KNYTT__STORE_PAGE; /* documented: recent means at most one page */
 	return ix_scan(st, qid, id, n, 0, fn, ctx);
 }
 
@@ -1539,13 +1537,13 @@ int knytt_store_user_recent(knytt_store *st, const char *user, size_t n,
 int knytt_store_user_history(knytt_store *st, const char *user,
 			     knytt_interaction_fn fn, void *ctx)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("user", user)))
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("user", user)))
 		return rc;
 	if (!fn)
 		return knytt__err(KNYTT_EINVAL, "callback is NULL");
 	uint64_t id = 0;
-	if ((rc = user_id(st, user, &id)))
+	if ((rc = knytt__st_user_id(st, user, &id)))
 		return rc;
 	return ix_scan(st, Q_IX_USER_ALL, id, 0, INT64_MIN, fn, ctx);
 }
@@ -1559,7 +1557,7 @@ int knytt_store_item_recent(knytt_store *st, const char *item, size_t n,
 int knytt_store_interactions_since(knytt_store *st, int64_t since_ms,
 				   knytt_interaction_fn fn, void *ctx)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc)
 		return rc;
 	if (!fn)
@@ -1569,14 +1567,14 @@ int knytt_store_interactions_since(knytt_store *st, int64_t since_ms,
 
 int64_t knytt_store_interaction_count(knytt_store *st)
 {
-	return count_q(st, Q_IX_COUNT);
+	return knytt__st_count_q(st, Q_IX_COUNT);
 }
 
 int knytt_store_item_counts(knytt_store *st, int64_t from_ms, int64_t to_ms,
 			    const char *type, uint64_t *item_ids,
 			    uint64_t *counts, size_t cap)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc)
 		return rc;
 	if (!item_ids || !counts)
@@ -1618,7 +1616,7 @@ int knytt__ix_favorites(knytt_store *st, const knytt__ixrow *rows, size_t n)
 		O->bind_i64(q, 2, (int64_t)rows[i].user_id);
 		O->bind_i64(q, 3, (int64_t)rows[i].item_id);
 		O->bind_i64(q, 4, rows[i].ts);
-		int row, rc = step_one(st, q, &row);
+		int row, rc = knytt__st_step_one(st, q, &row);
 		O->reset(q);
 		if (rc)
 			return rc;
@@ -1628,15 +1626,15 @@ int knytt__ix_favorites(knytt_store *st, const knytt__ixrow *rows, size_t n)
 
 static int fav(knytt_store *st, int qid, const char *user, const char *item)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("user", user)) ||
-	    (rc = check_id("item", item)))
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("user", user)) ||
+	    (rc = knytt__st_check_id("item", item)))
 		return rc;
 	uint64_t uid = 0, iid = 0;
 	if ((rc = knytt__item_id(st, item, &iid)))
 		return rc;
 	rc = qid == Q_FAV_SET ? knytt__user_ensure(st, user, &uid)
-			      : user_id(st, user, &uid);
+			      : knytt__st_user_id(st, user, &uid);
 	if (rc)
 		return rc;
 	knytt__stmt *q = knytt__st_q(st, qid);
@@ -1648,7 +1646,7 @@ static int fav(knytt_store *st, int qid, const char *user, const char *item)
 	if (qid == Q_FAV_SET)
 		O->bind_i64(q, 4, knytt__now_ms());
 	int row;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	O->reset(q);
 	return rc;
 }
@@ -1668,13 +1666,13 @@ int knytt_store_favorite_unset(knytt_store *st, const char *user,
 int knytt_store_favorite_list(knytt_store *st, const char *user,
 			      uint64_t *item_ids, size_t cap)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("user", user)))
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("user", user)))
 		return rc;
 	if (!item_ids)
 		return knytt__err(KNYTT_EINVAL, "item_ids is NULL");
 	uint64_t uid = 0;
-	rc = user_id(st, user, &uid);
+	rc = knytt__st_user_id(st, user, &uid);
 	if (rc == KNYTT_ENOTFOUND)
 		return 0;
 	if (rc)
@@ -1698,7 +1696,7 @@ int knytt__search_log_check(const char *query, const char *user)
 {
 	int rc = knytt__check_text("query", query, 1024, 1);
 	if (rc == 0 && user)
-		rc = check_id("user", user);
+		rc = knytt__st_check_id("user", user);
 	return rc;
 }
 
@@ -1706,7 +1704,7 @@ int knytt_store_search_log(knytt_store *st, const char *query,
 			   const char *user, int result_count, int64_t ts_ms,
 			   uint64_t *log_id)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc || (rc = knytt__search_log_check(query, user)))
 		return rc;
 	if (result_count < 0 || ts_ms < 0)
@@ -1727,7 +1725,7 @@ int knytt_store_search_log(knytt_store *st, const char *query,
 	O->bind_i64(q, 4, result_count);
 	O->bind_i64(q, 5, ts_ms ? ts_ms : knytt__now_ms());
 	int row = 0;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row && log_id)
 		*log_id = (uint64_t)O->col_i64(q, 0);
 	O->reset(q);
@@ -1737,8 +1735,8 @@ int knytt_store_search_log(knytt_store *st, const char *query,
 int knytt_store_search_click(knytt_store *st, uint64_t log_id,
 			     const char *item)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("item", item)))
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("item", item)))
 		return rc;
 	uint64_t iid = 0;
 	if ((rc = knytt__item_id(st, item, &iid)))
@@ -1750,7 +1748,7 @@ int knytt_store_search_click(knytt_store *st, uint64_t log_id,
 	O->bind_i64(q, 2, (int64_t)log_id);
 	O->bind_i64(q, 3, (int64_t)iid);
 	int row;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	int64_t ch = O->changes(q);
 	O->reset(q);
 	if (rc)
@@ -1763,7 +1761,7 @@ int knytt_store_search_log_get(knytt_store *st, uint64_t log_id,
 			       char **query, int *result_count,
 			       uint64_t *clicked_item)
 {
-	int rc = need_tenant(st);
+	int rc = knytt__st_need_tenant(st);
 	if (rc)
 		return rc;
 	if (query)
@@ -1774,13 +1772,13 @@ int knytt_store_search_log_get(knytt_store *st, uint64_t log_id,
 	O->bind_i64(q, 1, (int64_t)st->tenant);
 	O->bind_i64(q, 2, (int64_t)log_id);
 	int row = 0;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row) {
 		if (result_count)
 			*result_count = (int)O->col_i64(q, 1);
 		if (clicked_item)
 			*clicked_item = (uint64_t)O->col_i64(q, 2);
-		if (query && !(*query = dupstr(O->col_text(q, 0))))
+		if (query && !(*query = knytt__st_dupstr(O->col_text(q, 0))))
 			rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 	}
 	O->reset(q);
@@ -1805,7 +1803,7 @@ static int owner_ok(knytt_store *st, knytt_owner owner, uint64_t id)
 	O->bind_i64(q, 1, (int64_t)st->tenant);
 	O->bind_i64(q, 2, (int64_t)id);
 	int row = 0;
-	int rc = step_one(st, q, &row);
+	int rc = knytt__st_step_one(st, q, &row);
 	O->reset(q);
 	if (rc == 0 && !row)
 		return knytt__err(KNYTT_ENOTFOUND, "no %s with id %llu",
@@ -1818,8 +1816,8 @@ int knytt_store_embedding_put(knytt_store *st, knytt_owner owner,
 			      uint64_t id, const char *version,
 			      const float *vec, uint32_t dim)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("version", version)))
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("version", version)))
 		return rc;
 	if (!vec || dim == 0 || dim > 65536)
 		return knytt__err(KNYTT_EINVAL,
@@ -1842,7 +1840,7 @@ int knytt_store_embedding_put(knytt_store *st, knytt_owner owner,
 	/* x86-64 and arm64 are little-endian: the blob is the array */
 	O->bind_blob(q, 6, vec, (size_t)dim * sizeof(float));
 	int row;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	O->reset(q);
 	return rc;
 }
@@ -1851,8 +1849,8 @@ int knytt_store_embedding_get(knytt_store *st, knytt_owner owner,
 			      uint64_t id, const char *version, float *out,
 			      uint32_t cap)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("version", version)))
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("version", version)))
 		return rc;
 	if (!out && cap)
 		return knytt__err(KNYTT_EINVAL, "out is NULL");
@@ -1864,7 +1862,7 @@ int knytt_store_embedding_get(knytt_store *st, knytt_owner owner,
 	O->bind_text(q, 3, version);
 	O->bind_i64(q, 4, (int64_t)id);
 	int row = 0;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	int dim = 0;
 	if (rc == 0 && row) {
 		size_t n = 0;
@@ -1890,8 +1888,8 @@ int knytt_store_embeddings_each(knytt_store *st, knytt_owner owner,
 				const char *version, knytt_embedding_fn fn,
 				void *ctx)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("version", version)))
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("version", version)))
 		return rc;
 	if (!fn)
 		return knytt__err(KNYTT_EINVAL, "callback is NULL");
@@ -1971,8 +1969,8 @@ int knytt_store_model_put(knytt_store *st, const char *name,
 			  const void *blob, size_t size, const char *metadata,
 			  int64_t *version)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("name", name)) ||
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("name", name)) ||
 	    (rc = knytt__check_json_obj("metadata", metadata)))
 		return rc;
 	if (!blob && size)
@@ -1995,7 +1993,7 @@ int knytt_store_model_put(knytt_store *st, const char *name,
 	} else {
 		O->bind_i64(q, 1, (int64_t)st->tenant);
 		O->bind_text(q, 2, name);
-		rc = step_one(st, q, &row);
+		rc = knytt__st_step_one(st, q, &row);
 		if (rc == 0 && row && !O->col_null(q, 0))
 			v = O->col_i64(q, 0);
 		O->reset(q);
@@ -2010,7 +2008,7 @@ int knytt_store_model_put(knytt_store *st, const char *name,
 		O->bind_blob(q, 4, blob, size);
 		O->bind_text(q, 5, metadata);
 		O->bind_i64(q, 6, knytt__now_ms());
-		rc = step_one(st, q, &row);
+		rc = knytt__st_step_one(st, q, &row);
 		O->reset(q);
 	}
 	if (rc) {
@@ -2030,8 +2028,8 @@ int knytt_store_model_get(knytt_store *st, const char *name,
 			  char **metadata, int64_t *version_out,
 			  int64_t *created_ms)
 {
-	int rc = need_tenant(st);
-	if (rc || (rc = check_id("name", name)))
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("name", name)))
 		return rc;
 	if (version < 0)
 		return knytt__err(KNYTT_EINVAL, "version must be >= 0");
@@ -2048,7 +2046,7 @@ int knytt_store_model_get(knytt_store *st, const char *name,
 	if (version)
 		O->bind_i64(q, 3, version);
 	int row = 0;
-	rc = step_one(st, q, &row);
+	rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row) {
 		size_t n = 0;
 		const void *b = O->col_blob(q, 1, &n);
@@ -2066,7 +2064,7 @@ int knytt_store_model_get(knytt_store *st, const char *name,
 				memcpy(*blob, b, n);
 		}
 		const char *m = O->col_text(q, 2);
-		if (rc == 0 && metadata && m && !(*metadata = dupstr(m)))
+		if (rc == 0 && metadata && m && !(*metadata = knytt__st_dupstr(m)))
 			rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		if (rc && blob) {
 			free(*blob);
