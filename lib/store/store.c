@@ -1,7 +1,8 @@
 /*
- * store.c -- the store API over the backend vtable: open, tenants, keys,
- * items, users, interactions, favorites, search log, embeddings, models,
- * keyword search.
+ * store.c -- the store API over the backend vtable: the shared SQL,
+ * open and close, items, users, favorites and the search log (tenants
+ * and keys: tenants.c; keyword search: kwsearch.c; interactions:
+ * interactions.c; embeddings and models: blobs.c).
  *
  * Every query binds the selected tenant as ?1, so no call reaches another
  * tenant's rows; ids given by the caller (item id, log id, embedding
