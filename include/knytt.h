@@ -1037,7 +1037,8 @@ typedef enum knytt_event {
 	KNYTT_EVENT_CLICK = 1,       /* default weight 2 */
 	KNYTT_EVENT_ADD_TO_CART = 2, /* default weight 4 */
 	KNYTT_EVENT_PURCHASE = 3,    /* default weight 8 */
-	KNYTT_EVENT_RATING = 4       /* default weight 1: the rating itself */
+	KNYTT_EVENT_RATING = 4,      /* default weight 1: the rating itself */
+	KNYTT_EVENT_FAVORITE = 5     /* default weight 4 */
 } knytt_event;
 #define KNYTT_EVENT_MAX 16
 
@@ -2219,6 +2220,17 @@ typedef struct knytt_train_status {
 #define KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS 15
 #define KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS 10
 
+/**
+ * Creates an engine handle with the default settings (ALS of dimension
+ * KNYTT_ENGINE_DEFAULT_DIM, HNSW 16/200/64, the default interaction
+ * weights, synchronous feedback, the wall clock).  Nothing is opened
+ * yet: call the knytt_engine_set_* setters, then knytt_engine_open.
+ * @param[out] out  the new handle; the caller owns it and frees it with
+ *                  knytt_engine_close, whether or not an open succeeded.
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ * @note Thread safety: until knytt_engine_open returns, one thread at a
+ *       time configures the handle.
+ */
 KNYTT_API int knytt_engine_create(knytt_engine **out);
 
 /** Model kind (default KNYTT_MODEL_ALS).  Before open. */
@@ -2233,8 +2245,12 @@ KNYTT_API int knytt_engine_set_index(knytt_engine *e, unsigned m,
 				     unsigned ef_search);
 /** Confidence weight of an interaction type ("view", "click",
  *  "add_to_cart", "purchase", "favorite", "rating" -- for rating the
- *  value multiplies it -- or a custom name).  Defaults: view 1, click 2,
- *  add_to_cart 4, purchase 8, favorite 4, rating 1, custom 1. */
+ *  value multiplies it -- or a custom name, which sets the weight all
+ *  custom types share).  Defaults: view 1, click 2, add_to_cart 4,
+ *  purchase 8, favorite 4, rating 1, custom 1.  It applies to every row
+ *  of the type, imported or fed back, in histories, trending and
+ *  training: a row's stored weight is scaled by this over the default
+ *  (a weight the caller gave one row keeps its ratio).  Before open. */
 KNYTT_API int knytt_engine_set_weight(knytt_engine *e, const char *type,
 				      double weight);
 /** Taste: session half-life in seconds (default 1800), session share of
@@ -2361,6 +2377,22 @@ KNYTT_API int knytt_engine_set_feedback_async(knytt_engine *e, int async);
  *         KNYTT_ECORRUPT, KNYTT_ENOMEM.
  */
 KNYTT_API int knytt_engine_open(knytt_engine *e, const char *uri);
+
+/**
+ * Closes the engine and frees the handle: waits for a running training
+ * job to finish (it is not cancelled), writes the feedback still queued
+ * (a failure then has no caller to go to: call knytt_engine_flush first
+ * to see it), closes the store and frees the items, profiles, model and
+ * index.  NULL is a no-op.
+ *
+ * After a failed knytt_engine_open the handle is good for nothing but
+ * knytt_engine_close (as LMDB's mdb_env_close after a failed
+ * mdb_env_open): close it, which frees what the open had loaded, and
+ * create a new one to try again; a second knytt_engine_open on it
+ * returns KNYTT_ESTATE.
+ * @note Thread safety: no other call on @p e may run during or after it;
+ *       the store handle from knytt_engine_store ends with it.
+ */
 KNYTT_API void knytt_engine_close(knytt_engine *e);
 
 /** The engine's store handle (borrowed, valid until close), for imports

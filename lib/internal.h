@@ -31,6 +31,14 @@
  *     return knytt__err(KNYTT_EINVAL, "k must be at least 1");
  */
 int knytt__err(int code, const char *fmt, ...) KNYTT__PRINTF(2, 3);
+/* The same, for bad input in one named field: the field travels beside
+ * the message, so a caller that reports fields (import rejects) reads it
+ * with knytt__errfield instead of parsing the message.  knytt__err and
+ * knytt__err_errno clear it. */
+int knytt__err_field(int code, const char *field, const char *fmt, ...)
+	KNYTT__PRINTF(3, 4);
+/* The field of this thread's last error ("" if it named none). */
+const char *knytt__errfield(void);
 
 /* Same, appending ": <strerror(errnum)>". */
 int knytt__err_errno(int code, int errnum, const char *fmt, ...)
@@ -72,6 +80,25 @@ int knytt__grow(void **p, size_t *cap, size_t need, size_t elsize);
  * struct_size keeps its default.  The one test every entry point uses. */
 #define KNYTT__HAS(s, T, f)                                                  \
 	((s)->struct_size >= offsetof(T, f) + sizeof((s)->f))
+
+/* The caller's versioned struct @p in copied over @p out, this version's
+ * struct holding the defaults: the bytes within in->struct_size replace
+ * them, the members past it keep them; out->struct_size becomes
+ * sizeof *out.  The caller has checked KNYTT__HAS for the members it
+ * requires. */
+#define KNYTT__STRUCT_IN(out, in)                                            \
+	knytt__struct_copy((out), sizeof *(out), (in), (in)->struct_size,    \
+			   sizeof *(out))
+/* A struct the library filled (@p full, this version's) copied into the
+ * caller's @p out, of out->struct_size bytes: members past it are never
+ * written, and out->struct_size keeps the caller's value. */
+#define KNYTT__STRUCT_OUT(out, full)                                         \
+	knytt__struct_copy((out), (out)->struct_size, (full), sizeof *(full), \
+			   (out)->struct_size)
+/* Copies min(outsz, insz) bytes of @p in to @p out, then sets the leading
+ * size_t of @p out (struct_size) to @p size. */
+void knytt__struct_copy(void *out, size_t outsz, const void *in,
+			size_t insz, size_t size);
 
 /* ---- fork/join (parallel.c) ----
  * knytt__fork_join runs fn(ctx, t) for t in [0, nt): t = 0 on the calling
@@ -185,5 +212,28 @@ void knytt__lmap_del(knytt__lmap *m, uint64_t key);
 int knytt__lmap_reserve(knytt__lmap *m, size_t n);
 void knytt__lmap_free(knytt__lmap *m);
 size_t knytt__lmap_bytes(const knytt__lmap *m);
+
+/* ---- interaction types (itypes.c): the one table of the types knytt
+ * names and their default weights; as bits of a mask, one bit shared by
+ * every other (custom) type name. ---- */
+enum {
+	KNYTT__T_VIEW,
+	KNYTT__T_CLICK,
+	KNYTT__T_CART,
+	KNYTT__T_PURCHASE,
+	KNYTT__T_FAVORITE,
+	KNYTT__T_RATING,
+	KNYTT__T_OTHER,
+	KNYTT__NTYPES
+};
+#define KNYTT__TYPES_ALL ((1u << KNYTT__NTYPES) - 1)
+
+/* type_bit: the KNYTT__T_ number of type @p name (KNYTT__T_OTHER for a
+ * name knytt does not define); type_default: its default weight (the
+ * store's for a row given none); type_name: its name (NULL for
+ * KNYTT__T_OTHER). */
+unsigned knytt__type_bit(const char *name);
+double knytt__type_default(unsigned t);
+const char *knytt__type_name(unsigned t);
 
 #endif

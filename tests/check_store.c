@@ -1019,6 +1019,21 @@ START_TEST(interactions)
 	ck_assert_uint_eq(ids[0], i2->id);
 	knytt_free(i1);
 	knytt_free(i2);
+	/* a caller built before event_id existed: accepted, no event id
+	 * read (the bytes past its struct are not its) */
+	r.value = 4.5;
+	knytt_interaction old = r;
+	old.struct_size = offsetof(knytt_interaction, event_id);
+	old.event_id = "not-the-callers";
+	old.ts_ms = 4100;
+	ck_assert_int_eq(knytt_store_interaction_add(st, &old), 1);
+	ck_assert_int_eq(knytt_store_interaction_add(st, &old), 1);
+	/* too small for the type: refused, naming struct_size */
+	old.struct_size = offsetof(knytt_interaction, type);
+	ck_assert_int_eq(knytt_store_interaction_add(st, &old), KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "struct_size"));
+	/* both stored (the event id was not read, so no duplicate) */
+	ck_assert_int_eq(knytt_store_interaction_count(st), 8);
 	knytt_store_close(st);
 }
 END_TEST

@@ -11,6 +11,7 @@
 /* 512 bytes holds a message naming a field, a line and a path; longer
  * messages are truncated, never overflowed. */
 static _Thread_local char errmsg_buf[512];
+static _Thread_local char errfield_buf[64];
 
 const char *knytt_errstr(int code)
 {
@@ -47,7 +48,23 @@ int knytt__err(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
 	va_end(ap);
+	errfield_buf[0] = '\0';
 	return code;
+}
+
+int knytt__err_field(int code, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
+	va_end(ap);
+	snprintf(errfield_buf, sizeof errfield_buf, "%s", field ? field : "");
+	return code;
+}
+
+const char *knytt__errfield(void)
+{
+	return errfield_buf;
 }
 
 int knytt__err_errno(int code, int errnum, const char *fmt, ...)
@@ -56,6 +73,7 @@ int knytt__err_errno(int code, int errnum, const char *fmt, ...)
 	va_start(ap, fmt);
 	int n = vsnprintf(errmsg_buf, sizeof errmsg_buf, fmt, ap);
 	va_end(ap);
+	errfield_buf[0] = '\0';
 	if (n >= 0 && (size_t)n < sizeof errmsg_buf)
 		snprintf(errmsg_buf + n, sizeof errmsg_buf - (size_t)n, ": %s",
 			 strerror(errnum));

@@ -42,7 +42,7 @@ int knytt__ts_check(const char *field, int64_t ts_ms, int64_t now_ms,
 	/* ts - now cannot overflow here: both are >= 0 on this path, or
 	 * now < 0 and then ts - now is still below 2^63 for any real ts */
 	if (now_ms >= 0 && ts_ms - now_ms > tol_ms)
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, field,
 				  "field %s %lld is %.1f hours in the future "
 				  "(now is %lld; at most %lld ms ahead is "
 				  "accepted)",
@@ -168,4 +168,11 @@ uint32_t knytt__crc32c(uint32_t crc, const void *data, size_t n)
 	while (n--)
 		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
+}
+
+void knytt__struct_copy(void *out, size_t outsz, const void *in,
+			size_t insz, size_t size)
+{
+	memcpy(out, in, outsz < insz ? outsz : insz);
+	memcpy(out, &size, sizeof size); /* struct_size leads every struct */
 }

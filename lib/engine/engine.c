@@ -113,13 +113,8 @@ int knytt_engine_create(knytt_engine **out)
 	e->m = 16;
 	e->efc = 200;
 	e->efs = 64;
-	e->w_view = 1;
-	e->w_click = 2;
-	e->w_cart = 4;
-	e->w_purchase = 8;
-	e->w_fav = 4;
-	e->w_rating = 1;
-	e->w_custom = 1;
+	for (unsigned t = 0; t < KNYTT__NTYPES; t++)
+		e->w_type[t] = knytt__type_default(t);
 	e->sess_half_life = 1800;
 	e->sess_blend = 0.5;
 	e->als_reg = (float)KNYTT_ENGINE_DEFAULT_ALS_REG;
@@ -163,10 +158,7 @@ void knytt_engine_close(knytt_engine *e)
 	knytt__lmap_free(&e->by_id);
 	knytt__lmap_free(&e->by_ext);
 	knytt__lmap_free(&e->by_user);
-	knytt_index_close(e->ix);
-	knytt_als_close(e->als);
-	knytt_twotower_close(e->tt);
-	free(e->model_items);
+	knytt__snap_put(e->snap);
 	knytt_store_close(e->st);
 	free(e->uri);
 	free(e->tenant_name);
@@ -230,19 +222,6 @@ int knytt_engine_set_index(knytt_engine *e, unsigned m, unsigned efc,
 	return KNYTT_OK;
 }
 
-static double *weight_slot(knytt_engine *e, const char *type)
-{
-	static const char *const names[] = { "view", "click", "add_to_cart",
-					     "purchase", "favorite",
-					     "rating" };
-	double *slots[] = { &e->w_view, &e->w_click, &e->w_cart,
-			    &e->w_purchase, &e->w_fav, &e->w_rating };
-	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-		if (strcmp(type, names[i]) == 0)
-			return slots[i];
-	return NULL;
-}
-
 int knytt_engine_set_weight(knytt_engine *e, const char *type, double w)
 {
 	SETTER("knytt_engine_set_weight");
@@ -251,11 +230,8 @@ int knytt_engine_set_weight(knytt_engine *e, const char *type, double w)
 	if (!isfinite(w) || w <= 0)
 		return knytt__err(KNYTT_EINVAL,
 				  "weight of '%s' must be finite and > 0", type);
-	double *slot = weight_slot(e, type);
-	if (slot)
-		*slot = w;
-	else
-		e->w_custom = w;
+	/* a custom name sets the weight every custom type shares */
+	e->w_type[knytt__type_bit(type)] = w;
 	return KNYTT_OK;
 }
 
@@ -498,7 +474,8 @@ static int trend_seed_cb(const knytt_interaction *ix, void *ctx)
 	if (ix->ts_ms > knytt__engine_now(e) + e->future_tol_ms)
 		return 0;
 	if (r != UINT32_MAX)
-		trend_add(&e->items[r], knytt__ix_confidence(ix), ix->ts_ms);
+		trend_add(&e->items[r], knytt__ix_confidence(e, ix),
+			  ix->ts_ms);
 	return 0;
 }
 
@@ -575,7 +552,7 @@ static int caller_vec_cb(uint64_t id, const float *vec, uint32_t dim,
 	uint32_t r = knytt__engine_row(e, id);
 	if (r == UINT32_MAX || e->items[r].deleted || dim != e->dim)
 		return 0;
-	if (knytt_index_upsert(e->ix, id, vec, dim))
+	if (knytt_index_upsert(e->snap->ix, id, vec, dim))
 		return 1;
 	e->items[r].has_vec = 1;
 	e->items[r].caller_vec = 1;
@@ -629,6 +606,10 @@ static int load_model_and_index(knytt_engine *e)
 	void *blob = NULL;
 	size_t size = 0;
 	int64_t version = 0;
+	/* filled below, before any other thread can see the engine */
+	if (!(e->snap = knytt__snap_new(NULL, NULL, NULL, NULL, 0, 0, NULL,
+					0)))
+		return KNYTT_ENOMEM;
 	int rc = knytt_store_model_get(e->st, "engine-model", 0, &blob, &size,
 				       NULL, &version, NULL);
 	if (rc == KNYTT_ENOTFOUND)
@@ -656,13 +637,13 @@ static int load_model_and_index(knytt_engine *e)
 		uint64_t *items = NULL;
 		uint32_t n = 0;
 		rc = knytt__engine_decode_model(e, blob, size, &als, &tt,
-						&items, &n, e->model_tag);
+						&items, &n, e->snap->tag);
 		if (rc == KNYTT_OK) {
-			e->als = als;
-			e->tt = tt;
-			e->model_items = items;
-			e->model_nitems = n;
-			e->model_version = version;
+			e->snap->als = als;
+			e->snap->tt = tt;
+			e->snap->items = items;
+			e->snap->nitems = n;
+			e->snap->version = version;
 			for (uint32_t i = 0; i < n; i++) {
 				uint32_t r = knytt__engine_row(e, items[i]);
 				if (r != UINT32_MAX)
@@ -678,23 +659,23 @@ static int load_model_and_index(knytt_engine *e)
 	 * version; otherwise rebuilt from the model's vectors and saved for
 	 * the next open (the CLI opens an engine per command). */
 	knytt_index *ix = NULL;
-	if (e->model_version > 0)
-		ix = knytt__version_index_load(e, e->model_version,
-					       e->model_tag);
+	if (e->snap->version > 0)
+		ix = knytt__version_index_load(e, e->snap->version,
+					       e->snap->tag);
 	if (!ix) {
 		if ((rc = knytt__engine_new_index(e, &ix)))
 			return rc;
-		if ((rc = add_model_vectors(e, ix, e->als, e->tt,
-					    e->model_items,
-					    e->model_nitems))) {
+		if ((rc = add_model_vectors(e, ix, e->snap->als, e->snap->tt,
+					    e->snap->items,
+					    e->snap->nitems))) {
 			knytt_index_close(ix);
 			return rc;
 		}
-		if (e->model_version > 0)
-			knytt__version_index_save(e, ix, e->model_version,
-						  e->model_tag);
+		if (e->snap->version > 0)
+			knytt__version_index_save(e, ix, e->snap->version,
+						  e->snap->tag);
 	}
-	e->ix = ix;
+	e->snap->ix = ix;
 	/* caller-supplied vectors (and items embedded at ingest) */
 	rc = knytt_store_embeddings_each(e->st, KNYTT_OWNER_ITEM, "caller",
 					 caller_vec_cb, e);
@@ -703,9 +684,9 @@ static int load_model_and_index(knytt_engine *e)
 	/* every indexed label is a live item */
 	for (size_t r = 0; r < e->nitems; r++) {
 		eitem *it = &e->items[r];
-		if (it->deleted && knytt_index_contains(e->ix, it->id))
-			knytt_index_remove(e->ix, it->id);
-		it->has_vec = knytt_index_contains(e->ix, it->id);
+		if (it->deleted && knytt_index_contains(e->snap->ix, it->id))
+			knytt_index_remove(e->snap->ix, it->id);
+		it->has_vec = knytt_index_contains(e->snap->ix, it->id);
 	}
 	knytt__rowvec_fill(e);
 	return KNYTT_OK;
@@ -718,15 +699,25 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 				  !e ? "engine" : "uri");
 	if (e->is_open)
 		return knytt__err(KNYTT_ESTATE, "engine is already open");
-	if (e->kind == KNYTT_MODEL_TWOTOWER && e->dim > 1024)
-		return knytt__err(KNYTT_EINVAL, "two-tower dim must be <= 1024");
-	if (!e->tenant_name && !(e->tenant_name = dupstr("default")))
-		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	/* a failed open may leave items and lists loaded: only close may
+	 * follow it (knytt.h) */
+	if (e->open_failed)
+		return knytt__err(KNYTT_ESTATE,
+				  "a failed knytt_engine_open leaves only "
+				  "knytt_engine_close; create a new engine");
+	int rc = KNYTT_OK;
+	if (e->kind == KNYTT_MODEL_TWOTOWER && e->dim > 1024) {
+		rc = knytt__err(KNYTT_EINVAL, "two-tower dim must be <= 1024");
+		goto fail;
+	}
+	if (!e->tenant_name && !(e->tenant_name = dupstr("default"))) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		goto fail;
+	}
 	e->metric = e->kind == KNYTT_MODEL_EXTERNAL ? KNYTT_METRIC_COSINE
 						    : KNYTT_METRIC_IP;
-	int rc = knytt_store_open(uri, &e->st);
-	if (rc)
-		return rc;
+	if ((rc = knytt_store_open(uri, &e->st)))
+		goto fail;
 	/* serving: WAL checkpoints off the request path */
 	if ((rc = knytt__store_bg_checkpoint(e->st, 1)))
 		goto fail;
@@ -764,10 +755,11 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 	e->is_open = 1;
 	return KNYTT_OK;
 fail:
+	e->open_failed = 1;
 	knytt_store_close(e->st);
 	e->st = NULL;
-	knytt_index_close(e->ix);
-	e->ix = NULL;
+	knytt__snap_put(e->snap);
+	e->snap = NULL;
 	return rc;
 }
 
@@ -783,22 +775,23 @@ static int check_open(const knytt_engine *e, const char *fn)
 }
 
 /* The vector an item gets at ingest when the caller gives none: the
- * model's item tower (under the read lock, memory only), else the
- * embedder, called with no lock held (an HTTP round trip). */
+ * model's item tower (a snapshot reference, no lock: the model never
+ * changes), else the embedder, called with no lock held (an HTTP round
+ * trip). */
 static int embed_item(knytt_engine *e, const knytt_item *it, float *out,
 		      int *got)
 {
 	*got = 0;
-	pthread_rwlock_rdlock(&e->lock);
+	knytt__snap *s = knytt__snap_get(e);
 	int rc = KNYTT_OK;
-	if (e->tt) {
+	if (s->tt) {
 		knytt_twotower_item f = { it->title, it->description,
 					  it->category, it->price };
-		rc = knytt_twotower_embed_item(e->tt, &f, out);
+		rc = knytt_twotower_embed_item(s->tt, &f, out);
 		*got = rc == KNYTT_OK;
 	}
-	int tower = e->tt != NULL;
-	pthread_rwlock_unlock(&e->lock);
+	int tower = s->tt != NULL;
+	knytt__snap_put(s);
 	if (tower || !e->emb)
 		return rc < 0 ? rc : KNYTT_OK;
 	size_t lt = it->title ? strlen(it->title) : 0;
@@ -872,7 +865,7 @@ int knytt_engine_item_upsert(knytt_engine *e, const knytt_item *item,
 	if (!rc)
 		rc = table_put(e, stored, &row);
 	if (!rc && have) {
-		rc = knytt_index_upsert(e->ix, id, v, e->dim);
+		rc = knytt_index_upsert(e->snap->ix, id, v, e->dim);
 		if (!rc) {
 			knytt__rowvec_set(e, row, v);
 			e->items[row].has_vec = 1;
@@ -907,7 +900,7 @@ int knytt_engine_item_delete(knytt_engine *e, const char *ext_id)
 		eitem *it = &e->items[r];
 		it->deleted = 1;
 		if (it->has_vec)
-			knytt_index_remove(e->ix, it->id);
+			knytt_index_remove(e->snap->ix, it->id);
 		it->has_vec = 0;
 	}
 	pthread_rwlock_unlock(&e->lock);
@@ -960,7 +953,7 @@ static int sync_apply(knytt_engine *e, const synced *s)
 			return rc;
 		eitem *x = &e->items[r];
 		if (x->deleted && x->has_vec) {
-			knytt_index_remove(e->ix, x->id);
+			knytt_index_remove(e->snap->ix, x->id);
 			x->has_vec = 0;
 		}
 	}
@@ -1010,17 +1003,6 @@ int knytt_engine_sync(knytt_engine *e)
 
 /* ---------------------------------------------------------------- users */
 
-/* The weight feedback of @p type stores (the engine's settings). */
-static double type_weight(const knytt_engine *e, const char *type,
-			  double value)
-{
-	double *slot = weight_slot((knytt_engine *)e, type);
-	double w = slot ? *slot : e->w_custom;
-	if (strcmp(type, "rating") == 0 && value > 0)
-		w *= value;
-	return w;
-}
-
 static uint32_t model_row_of(uint32_t row, void *ctx)
 {
 	const knytt_engine *e = ctx;
@@ -1045,7 +1027,7 @@ static int mean_of_items(knytt_engine *e, const uint32_t *rows,
 	int got = 0;
 	memset(out, 0, d * sizeof *out);
 	for (size_t i = 0; i < n; i++) {
-		if (knytt_index_get(e->ix, e->items[rows[i]].id, v, d) !=
+		if (knytt_index_get(e->snap->ix, e->items[rows[i]].id, v, d) !=
 		    KNYTT_OK)
 			continue;
 		knytt__normalize(v, d);
@@ -1069,7 +1051,7 @@ static int tower_of_history(knytt_engine *e, const knytt__profile *u,
 	for (size_t i = 0; i < u->nh; i++)
 		if (e->items[u->hist[i].row].midx != UINT32_MAX)
 			m[n++] = e->items[u->hist[i].row].midx;
-	int ok = n > 0 && knytt_twotower_embed_user(e->tt,
+	int ok = n > 0 && knytt_twotower_embed_user(e->snap->tt,
 						    KNYTT_TWOTOWER_NO_USER,
 						    m, n, out) == KNYTT_OK;
 	free(m);
@@ -1082,10 +1064,10 @@ static void refresh_long(knytt_engine *e, knytt__profile *u, int64_t now)
 {
 	knytt__taste *t = &u->taste;
 	t->long_ok = 0;
-	u->long_gen = e->model_gen;
+	u->long_gen = e->snap->gen;
 	if (u->nh == 0)
 		return;
-	if (e->tt) {
+	if (e->snap->tt) {
 		t->long_ok = tower_of_history(e, u, t->longv);
 		return;
 	}
@@ -1094,14 +1076,14 @@ static void refresh_long(knytt_engine *e, knytt__profile *u, int64_t now)
 	uint32_t *idx = malloc(cap * sizeof *idx);
 	float *w = malloc(cap * sizeof *w);
 	if (idx && w) {
-		size_t n = knytt__profile_fold(u, e->als ? model_row_of
+		size_t n = knytt__profile_fold(u, e->snap->als ? model_row_of
 							 : vec_row_of,
 					       e, now, hl, cap, idx, w);
-		if (e->als && n > 0) {
+		if (e->snap->als && n > 0) {
 			memset(t->longv, 0, e->dim * sizeof *t->longv);
-			t->long_ok = knytt_als_fold_in(e->als, n, idx, w,
+			t->long_ok = knytt_als_fold_in(e->snap->als, n, idx, w,
 						       t->longv) == KNYTT_OK;
-		} else if (!e->als) {
+		} else if (!e->snap->als) {
 			t->long_ok = mean_of_items(e, idx, w, n, t->longv);
 		}
 	}
@@ -1116,7 +1098,7 @@ static void session_event(knytt_engine *e, knytt__profile *u,
 	if (!it->has_vec)
 		return;
 	float *v = malloc(e->dim * sizeof *v);
-	if (v && knytt_index_get(e->ix, it->id, v, e->dim) == KNYTT_OK)
+	if (v && knytt_index_get(e->snap->ix, it->id, v, e->dim) == KNYTT_OK)
 		knytt__taste_session_add(&u->taste, v, e->dim, w, ts,
 					 e->sess_half_life, it->id);
 	free(v);
@@ -1132,6 +1114,7 @@ typedef struct rawev {
 } rawev;
 
 typedef struct rawhist {
+	const knytt_engine *e;
 	rawev *ev;
 	size_t n, cap;
 	int rc;
@@ -1150,7 +1133,8 @@ static int hist_cb(const knytt_interaction *ix, void *ctx)
 		h->ev = x;
 		h->cap = nc;
 	}
-	h->ev[h->n++] = (rawev){ ix->item_id, (float)knytt__ix_confidence(ix),
+	h->ev[h->n++] = (rawev){ ix->item_id,
+				 (float)knytt__ix_confidence(h->e, ix),
 				 ix->ts_ms, (uint8_t)knytt__type_bit(ix->type) };
 	return 0;
 }
@@ -1257,7 +1241,7 @@ knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
 	pthread_mutex_unlock(&e->users_mu);
 	if (u)
 		return u;
-	rawhist hl = { 0 };
+	rawhist hl = { .e = e };
 	pthread_mutex_lock(&e->st_lock);
 	int src = knytt_store_user_history(e->st, ext, hist_cb, &hl);
 	pthread_mutex_unlock(&e->st_lock);
@@ -1277,7 +1261,7 @@ knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
 
 void knytt__engine_user_fresh(knytt_engine *e, knytt__profile *u)
 {
-	if (u->long_gen != e->model_gen) /* a new model since */
+	if (u->long_gen != e->snap->gen) /* a new model since */
 		refresh_long(e, u, knytt__engine_now(e));
 }
 
@@ -1301,17 +1285,19 @@ static int feedback_event(knytt_engine *e, const char *user,
 				 e->future_tol_ms);
 	if (rc)
 		return rc;
-	*w = type_weight(e, type, value);
-	int rating = strcmp(type, "rating") == 0;
+	unsigned t = knytt__type_bit(type);
 	memset(ev, 0, sizeof *ev);
 	ev->struct_size = sizeof *ev;
 	ev->user = user;
 	ev->item = item;
 	ev->type = type;
-	ev->weight = *w / (rating && value > 0 ? value : 1);
-	ev->has_value = rating;
+	/* stored as an import stores it (the type's default): the engine's
+	 * own weight applies when the row is read, as for every row */
+	ev->weight = knytt__type_default(t);
+	ev->has_value = t == KNYTT__T_RATING;
 	ev->value = value;
 	ev->ts_ms = ts_ms ? ts_ms : now;
+	*w = knytt__ix_confidence(e, ev);
 	return KNYTT_OK;
 }
 

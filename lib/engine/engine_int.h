@@ -10,7 +10,9 @@
  *    hash of the external id to row;
  *  - users: a profile each (lib/taste/profile.h): the whole history,
  *    the items seen per interaction type, the taste;
- *  - the vector index (label = store id) and the trained model.
+ *  - the serving snapshot (snap.c): the vector index (label = store id),
+ *    the trained model and its item map, reference-counted, so a query
+ *    keeps the one it started on and a training swap never waits for it.
  *
  * Locks.  A thread holding one of them takes only locks listed below
  * it (the lock order), and none is held across an embedder (HTTP) call
@@ -25,10 +27,14 @@
  *             thread-safe).  A store callback may take lock for reading
  *             (keyword search tests its filter in memory).  Training
  *             uses its own connection.
- *   lock      rwlock over the item table, the index and the model.
- *             Queries and feedback read.  Item writes, sync and the
- *             model swap write, and only for memory work: they read the
- *             store, embed and build before taking it.
+ *   lock      rwlock over the item table and the pointer to the
+ *             current snapshot (and the writes to its index).  Queries
+ *             and feedback read; a query takes a snapshot reference
+ *             under it and may keep that reference across gaps without
+ *             it.  Item writes, sync and the model swap write, and only
+ *             for memory work: they read the store, embed and build
+ *             before taking it; the replaced snapshot is put back after
+ *             the lock is released (its last reader frees it).
  *   stat_lock rwlock over popularity, the trending counters and the top
  *             lists: feedback writes for the counter bump (no I/O),
  *             the trending / popular fallback reads.
@@ -109,15 +115,52 @@ typedef struct knytt__fq_ev {
 	int64_t ts; /* ms, resolved (never 0) */
 } knytt__fq_ev;
 
+/*
+ * The serving snapshot (snap.c): index, model and the model's item map,
+ * reference-counted.  The engine's pointer owns one reference; a query
+ * takes another for as long as it uses the model or the index, so a
+ * training swap publishes a new snapshot without waiting for it, and
+ * the old one is freed when its last reader puts it back.  The model
+ * fields never change once the snapshot is published (open fills the
+ * first before the engine is usable); the index of the current
+ * snapshot takes item writes under the engine's write lock, and a
+ * replaced snapshot is never written again.
+ */
+typedef struct knytt__snap {
+	int refs;             /* atomic */
+	knytt_index *ix;      /* never NULL */
+	knytt_als *als;       /* at most one of als, tt; none: untrained */
+	knytt_twotower *tt;
+	uint64_t *items;      /* model row -> store id */
+	uint32_t nitems;
+	int64_t version;      /* stored model version, 0 = none */
+	unsigned char tag[KNYTT__MODEL_TAG]; /* of the stored blob */
+	uint64_t gen;         /* installs since open: profiles compare it */
+} knytt__snap;
+
+/* new: takes ownership of every pointer (also on failure: NULL, all
+ * freed); ref: one more reference, caller holds lock or a reference;
+ * get: a reference to the current snapshot, caller holds no lock;
+ * put: gives one back (NULL: no-op), freeing the last. */
+knytt__snap *knytt__snap_new(knytt_index *ix, knytt_als *als,
+			     knytt_twotower *tt, uint64_t *items,
+			     uint32_t nitems, int64_t version,
+			     const unsigned char tag[KNYTT__MODEL_TAG],
+			     uint64_t gen);
+knytt__snap *knytt__snap_ref(knytt__snap *s);
+knytt__snap *knytt__snap_get(struct knytt_engine *e);
+void knytt__snap_put(knytt__snap *s);
+
 struct knytt_engine {
 	/* settings */
 	int is_open;
+	int open_failed; /* knytt_engine_open failed: only close is left */
 	knytt_model_kind kind;
 	uint32_t dim;
 	int kind_set, dim_set; /* set explicitly (else a stored model's win) */
 	unsigned m, efc, efs;
-	double w_view, w_click, w_cart, w_purchase, w_fav, w_rating,
-		w_custom;
+	double w_type[KNYTT__NTYPES]; /* weight per KNYTT__T_ type (the
+					 custom types share one); > 0 */
 	double sess_half_life, sess_blend, hist_half_life_days;
 	int exclude_seen;    /* 0: no exclusions; 1: the rule below */
 	unsigned excl_types; /* KNYTT__T_ bits: an item with an event of
@@ -179,16 +222,11 @@ struct knytt_engine {
 	size_t nusers, capusers;
 	knytt__lmap by_user; /* hash(ext id) -> users[] index */
 
-	/* model and index */
-	knytt_index *ix;
+	/* model and index: the current serving snapshot (snap.c), never
+	 * NULL while open; replaced under lock (write), so a thread holding
+	 * lock reads it directly, one without takes a reference */
+	knytt__snap *snap;
 	knytt_metric metric;
-	knytt_als *als;
-	knytt_twotower *tt;
-	uint64_t *model_items; /* model row -> store id */
-	uint32_t model_nitems;
-	int64_t model_version;
-	unsigned char model_tag[KNYTT__MODEL_TAG]; /* of the stored blob */
-	uint64_t model_gen;
 
 	/* feedback write-behind (feedq.c); fb_async is a setting */
 	int fb_async;
@@ -216,6 +254,34 @@ struct knytt_engine {
 	void *train_ctx;
 };
 
+/* Reciprocal rank fusion (fusion.c): add ranked id lists (list number
+ * 0..31, its weight; ranks 1-based in array order), then sort: r->f[0..n)
+ * best first by score (ties: smaller id first).  An id gets
+ * sum of weight / (k + rank) over the lists holding it; best is the list
+ * that gave it the most (the earlier list on a tie) and best_pos its
+ * place there, so a caller can take the entry's details from it. */
+typedef struct knytt__fused {
+	uint64_t id;
+	double score;
+	unsigned lists;   /* bit l: on list l */
+	unsigned best;    /* list number */
+	size_t best_pos;  /* 0-based index in that list */
+	double best_part; /* its contribution */
+} knytt__fused;
+
+typedef struct knytt__rrf {
+	double k;
+	knytt__fused *f;
+	size_t n, cap;
+	knytt__lmap map; /* id -> index in f (until sorted) */
+} knytt__rrf;
+
+int knytt__rrf_init(knytt__rrf *r, double k, size_t cap);
+int knytt__rrf_add(knytt__rrf *r, unsigned list, double weight,
+		   const uint64_t *ids, size_t n);
+void knytt__rrf_sort(knytt__rrf *r);
+void knytt__rrf_free(knytt__rrf *r);
+
 uint64_t knytt__hash_str(const char *s);
 
 /* The engine's "now", ms: the as-of time when set, else the wall clock.
@@ -236,13 +302,21 @@ static inline double knytt__trend_now(const eitem *it, int h, int64_t now_ms)
 	       knytt__decay(now_ms - it->trend_ts, knytt__trend_half_life[h]);
 }
 
-/* The confidence of a stored interaction, the same for history, training
- * and trending: its weight (the store applied the type's default), times
- * the rating for a rating (negative ratings count as 0). */
-static inline double knytt__ix_confidence(const knytt_interaction *ix)
+/* The confidence of an interaction, the one point where the engine's
+ * type weights apply, the same for imported rows, live feedback, the
+ * history, training and trending: its stored weight (the type's default
+ * from itypes.c unless the caller gave one) scaled by the engine's
+ * weight for the type over that default, times the rating for a rating
+ * (negative ratings count as 0).  So knytt_engine_set_weight moves every
+ * row of the type, and a weight a caller gave one row keeps its ratio to
+ * the type's. */
+static inline double knytt__ix_confidence(const knytt_engine *e,
+					  const knytt_interaction *ix)
 {
-	double w = ix->weight > 0 ? ix->weight : 1;
-	if (ix->has_value && strcmp(ix->type, "rating") == 0)
+	unsigned t = knytt__type_bit(ix->type);
+	double w = ix->weight > 0 ? ix->weight : knytt__type_default(t);
+	w *= e->w_type[t] / knytt__type_default(t);
+	if (ix->has_value && t == KNYTT__T_RATING)
 		w *= ix->value > 0 ? ix->value : 0;
 	return w;
 }
@@ -300,7 +374,7 @@ void knytt__top_bump(knytt_engine *e, uint32_t row);
 void knytt__top_free(knytt_engine *e);
 /* a fresh, empty index with the engine's settings */
 int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
-/* "engine-model" blob (train.c): encode / decode (kind, item map, the
+/* "engine-model" blob (modelblob.c): encode / decode (kind, item map, the
  * model's random tag, model) */
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 			       knytt_twotower *tt, const uint64_t *items,

@@ -73,7 +73,7 @@ void knytt__rowvec_fill(knytt_engine *e)
 		if (!e->items[r].has_vec)
 			continue;
 		float *x = v + r * e->dim;
-		if (knytt_index_get(e->ix, e->items[r].id, x, e->dim) !=
+		if (knytt_index_get(e->snap->ix, e->items[r].id, x, e->dim) !=
 		    KNYTT_OK) {
 			e->rowvec_ok = 0;
 			return;

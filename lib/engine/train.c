@@ -1,23 +1,12 @@
 /*
- * train.c -- the training job, the "engine-model" blob, and the atomic
- * swap of a new model and index.
+ * train.c -- the training job and the atomic swap of a new model and
+ * index (the "engine-model" blob's codec is modelblob.c).
  *
  * The job runs on its own store connection and builds everything new
  * (matrix, model, index) without holding the engine lock; only the final
  * swap takes the write lock, for as long as it takes to move pointers and
  * re-mark the item table.  Queries keep being answered by the old model
  * until then.
- *
- * Blob "engine-model", version 2, little-endian:
- *   "KNYTTENG" | u32 version | u32 kind | u32 dim | u32 nitems |
- *   u64 model bytes | 16-byte tag (random, one per training) |
- *   nitems x u64 store ids (model row order) |
- *   model bytes (knytt_als_save_buffer / knytt_twotower_save_buffer) |
- *   u32 CRC-32C of everything before it
- * Version 1 is the same without the tag (read as an all-zero tag: its
- * index file cannot be vouched for and is rebuilt).  The tag, with the
- * tenant id, is the index file's owner tag (model_owner): a file whose
- * tag differs was not built for this model and is not served.
  *
  * A new model version is stored in one transaction: the blob, the item
  * embeddings and the index file (written first under a temporary name,
@@ -35,133 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define BLOB_HDR1 32
-#define BLOB_HDR 48
-
-/* --------------------------------------------------------------- blob */
-
-int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
-			       knytt_twotower *tt, const uint64_t *items,
-			       uint32_t nitems,
-			       const unsigned char tag[KNYTT__MODEL_TAG],
-			       void **blob, size_t *size)
-{
-	void *mb = NULL;
-	size_t ml = 0;
-	int rc = als ? knytt_als_save_buffer(als, &mb, &ml)
-		     : knytt_twotower_save_buffer(tt, &mb, &ml);
-	if (rc)
-		return rc;
-	size_t n = BLOB_HDR + (size_t)nitems * 8 + ml + 4;
-	unsigned char *b = malloc(n);
-	if (!b) {
-		knytt_free(mb);
-		return knytt__err(KNYTT_ENOMEM, "out of memory");
-	}
-	memcpy(b, "KNYTTENG", 8);
-	knytt__put_u32(b + 8, 2);
-	knytt__put_u32(b + 12, als ? KNYTT_MODEL_ALS : KNYTT_MODEL_TWOTOWER);
-	knytt__put_u32(b + 16, e->dim);
-	knytt__put_u32(b + 20, nitems);
-	knytt__put_u64(b + 24, ml);
-	memcpy(b + 32, tag, KNYTT__MODEL_TAG);
-	for (uint32_t i = 0; i < nitems; i++)
-		knytt__put_u64(b + BLOB_HDR + (size_t)i * 8, items[i]);
-	memcpy(b + BLOB_HDR + (size_t)nitems * 8, mb, ml);
-	knytt_free(mb);
-	knytt__put_u32(b + n - 4, knytt__crc32c(0, b, n - 4));
-	*blob = b;
-	*size = n;
-	return KNYTT_OK;
-}
-
-int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
-			       size_t size, knytt_als **als,
-			       knytt_twotower **tt, uint64_t **items,
-			       uint32_t *nitems,
-			       unsigned char tag[KNYTT__MODEL_TAG])
-{
-	const unsigned char *b = blob;
-	if (size < BLOB_HDR1 + 4 || memcmp(b, "KNYTTENG", 8) != 0)
-		return knytt__err(KNYTT_ECORRUPT,
-				  "stored engine model: not an engine model");
-	if (knytt__get_u32(b + size - 4) != knytt__crc32c(0, b, size - 4))
-		return knytt__err(KNYTT_ECORRUPT,
-				  "stored engine model: checksum mismatch");
-	uint32_t bver = knytt__get_u32(b + 8);
-	if (bver != 1 && bver != 2)
-		return knytt__err(KNYTT_EVERSION,
-				  "stored engine model: version %u is newer "
-				  "than this library",
-				  bver);
-	size_t hdr = bver == 1 ? BLOB_HDR1 : BLOB_HDR;
-	uint32_t kind = knytt__get_u32(b + 12), dim = knytt__get_u32(b + 16);
-	uint32_t n = knytt__get_u32(b + 20);
-	uint64_t ml = knytt__get_u64(b + 24);
-	if (size < hdr + 4 || (uint64_t)hdr + (uint64_t)n * 8 + ml + 4 != size)
-		return knytt__err(KNYTT_ECORRUPT,
-				  "stored engine model: sizes do not add up");
-	if (dim != e->dim)
-		return knytt__err(KNYTT_EINVAL,
-				  "the stored model has dimension %u, the "
-				  "engine is set to %u (knytt_engine_set_dim)",
-				  dim, e->dim);
-	if ((kind == KNYTT_MODEL_ALS) != (e->kind == KNYTT_MODEL_ALS) ||
-	    (kind == KNYTT_MODEL_TWOTOWER) !=
-		    (e->kind == KNYTT_MODEL_TWOTOWER))
-		return knytt__err(KNYTT_EINVAL,
-				  "the stored model is %s, the engine is set "
-				  "to another kind (knytt_engine_set_model)",
-				  kind == KNYTT_MODEL_ALS ? "ALS" : "two-tower");
-	uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
-	if (!ids)
-		return knytt__err(KNYTT_ENOMEM, "out of memory");
-	for (uint32_t i = 0; i < n; i++)
-		ids[i] = knytt__get_u64(b + hdr + (size_t)i * 8);
-	const unsigned char *mb = b + hdr + (size_t)n * 8;
-	if (bver == 1)
-		memset(tag, 0, KNYTT__MODEL_TAG);
-	else
-		memcpy(tag, b + 32, KNYTT__MODEL_TAG);
-	int rc;
-	*als = NULL;
-	*tt = NULL;
-	if (kind == KNYTT_MODEL_ALS) {
-		if ((rc = knytt_als_create(als)) == KNYTT_OK)
-			rc = knytt_als_load_buffer(*als, mb, (size_t)ml);
-	} else {
-		if ((rc = knytt_twotower_create(tt)) == KNYTT_OK)
-			rc = knytt_twotower_load_buffer(*tt, mb, (size_t)ml);
-	}
-	/* The model must be the one the header describes: a row per stored
-	 * id and the engine's dimension, since the engine copies n x dim
-	 * floats out of it.  (A blob with fewer ids than model rows once
-	 * overflowed the copy at knytt_engine_open.) */
-	if (rc == KNYTT_OK &&
-	    (*als ? knytt_als_items(*als) != n || knytt_als_factors(*als) != dim
-		  : knytt_twotower_count_items(*tt) != n ||
-			    knytt_twotower_dim(*tt) != dim))
-		rc = knytt__err(KNYTT_ECORRUPT,
-				"stored engine model: the model has %u items "
-				"of dimension %u, the header %u of %u",
-				*als ? knytt_als_items(*als)
-				     : knytt_twotower_count_items(*tt),
-				*als ? knytt_als_factors(*als)
-				     : knytt_twotower_dim(*tt),
-				n, dim);
-	if (rc) {
-		knytt_als_close(*als);
-		knytt_twotower_close(*tt);
-		*als = NULL;
-		*tt = NULL;
-		free(ids);
-		return rc;
-	}
-	*items = ids;
-	*nitems = n;
-	return KNYTT_OK;
-}
 
 /* ------------------------------------------------------------------ job */
 
@@ -264,7 +126,7 @@ static int ix_cb(const knytt_interaction *ix, void *ctx)
 	} else if (dense_item(j, ix->item_id, &ii)) {
 		return 1;
 	}
-	double w = knytt__ix_confidence(ix);
+	double w = knytt__ix_confidence(j->e, ix);
 	if (!(w > 0))
 		return 0;
 	if (j->m)
@@ -491,9 +353,13 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 			   uint32_t nitems, int64_t version,
 			   const unsigned char tag[KNYTT__MODEL_TAG])
 {
-	pthread_rwlock_wrlock(&e->lock);
-	knytt_index *old = e->ix;
+	knytt__snap *s = knytt__snap_new(ix, als, tt, items, nitems, version,
+					 tag, 0);
+	if (!s)
+		return; /* all freed; the current snapshot keeps serving */
 	float *v = malloc(e->dim * sizeof *v);
+	pthread_rwlock_wrlock(&e->lock);
+	knytt_index *old = e->snap->ix;
 	for (size_t r = 0; r < e->nitems; r++) {
 		eitem *it = &e->items[r];
 		it->midx = UINT32_MAX;
@@ -507,7 +373,6 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 		    knytt_index_get(old, it->id, v, e->dim) == KNYTT_OK)
 			knytt_index_upsert(ix, it->id, v, e->dim);
 	}
-	free(v);
 	for (uint32_t i = 0; i < nitems; i++) {
 		uint32_t r = knytt__engine_row(e, items[i]);
 		if (r != UINT32_MAX)
@@ -516,20 +381,15 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 	for (size_t r = 0; r < e->nitems; r++)
 		e->items[r].has_vec = !e->items[r].deleted &&
 				      knytt_index_contains(ix, e->items[r].id);
-	knytt_als_close(e->als);
-	knytt_twotower_close(e->tt);
-	free(e->model_items);
-	e->ix = ix;
-	e->als = als;
-	e->tt = tt;
-	e->model_items = items;
-	e->model_nitems = nitems;
-	e->model_version = version;
-	memcpy(e->model_tag, tag, KNYTT__MODEL_TAG);
-	e->model_gen++;
+	/* publish: readers that took the old snapshot keep it until they
+	 * put it back; the last one frees it, outside every lock */
+	knytt__snap *prev = e->snap;
+	s->gen = prev->gen + 1; /* profiles see a new model */
+	e->snap = s;
 	knytt__rowvec_fill(e);
 	pthread_rwlock_unlock(&e->lock);
-	knytt_index_close(old);
+	free(v);
+	knytt__snap_put(prev);
 }
 
 /* ------------------------------------------------------------- public */
@@ -623,9 +483,13 @@ int knytt_engine_train_status(knytt_engine *e, knytt_train_status *out)
 	out->last_rc = e->train_rc;
 	out->progress = e->train_progress;
 	pthread_mutex_unlock(&e->train_mu);
+	out->model_version = 0;
+	out->items_indexed = 0;
+	if (!e->is_open)
+		return KNYTT_OK;
 	pthread_rwlock_rdlock(&e->lock);
-	out->model_version = e->model_version;
-	out->items_indexed = e->ix ? knytt_index_count(e->ix) : 0;
+	out->model_version = e->snap->version;
+	out->items_indexed = knytt_index_count(e->snap->ix);
 	pthread_rwlock_unlock(&e->lock);
 	return KNYTT_OK;
 }

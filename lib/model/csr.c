@@ -24,9 +24,20 @@ int knytt_matrix_create(knytt_matrix **out)
 	knytt_matrix *m = calloc(1, sizeof *m);
 	if (!m)
 		return knytt__err(KNYTT_ENOMEM, "no memory for a matrix");
-	static const float defaults[5] = {1, 2, 4, 8, 1};
-	for (int i = 0; i < KNYTT_EVENT_MAX; i++)
-		m->type_w[i] = i < 5 ? defaults[i] : 1.0f;
+	/* the public KNYTT_EVENT_ numbers, weighted by the one type table
+	 * (itypes.c); the numbers beyond are the caller's, weight 1 */
+	static const unsigned named[] = {
+		[KNYTT_EVENT_VIEW] = KNYTT__T_VIEW,
+		[KNYTT_EVENT_CLICK] = KNYTT__T_CLICK,
+		[KNYTT_EVENT_ADD_TO_CART] = KNYTT__T_CART,
+		[KNYTT_EVENT_PURCHASE] = KNYTT__T_PURCHASE,
+		[KNYTT_EVENT_RATING] = KNYTT__T_RATING,
+		[KNYTT_EVENT_FAVORITE] = KNYTT__T_FAVORITE,
+	};
+	size_t nn = sizeof named / sizeof *named;
+	for (size_t i = 0; i < KNYTT_EVENT_MAX; i++)
+		m->type_w[i] = i < nn ? (float)knytt__type_default(named[i])
+				      : 1.0f;
 	*out = m;
 	return KNYTT_OK;
 }

@@ -62,7 +62,7 @@ static int check_user(const char *user)
 		return rc;
 	for (const unsigned char *p = (const unsigned char *)user; *p; p++)
 		if (*p < 0x20 || *p == 0x7F)
-			return knytt__err(KNYTT_EINVAL, "field user contains "
+			return knytt__err_field(KNYTT_EINVAL, "user", "field user contains "
 							"a control character");
 	return 0;
 }

@@ -190,19 +190,13 @@ static void reject(imp *im, const char *field, const char *reason)
 		im->on_reject(im->line, field, reason, im->ctx);
 }
 
-/* Validation messages read "field NAME ..." : report NAME as the field. */
+/* A row the validators refused: their message, and the field they named
+ * (knytt__err_field), never parsed out of the text. */
 static void reject_msg(imp *im)
 {
-	const char *m = knytt_errmsg();
-	char field[64] = "";
-	if (strncmp(m, "field ", 6) == 0) {
-		size_t n = strcspn(m + 6, " ");
-		if (n < sizeof field) {
-			memcpy(field, m + 6, n);
-			field[n] = '\0';
-		}
-	}
-	reject(im, field, m);
+	char field[64];
+	snprintf(field, sizeof field, "%s", knytt__errfield());
+	reject(im, field, knytt_errmsg());
 }
 
 static void unknown_item(const knytt__ixrow *r, void *ctx)
@@ -1457,17 +1451,12 @@ int knytt_store_import_report(const knytt_store *st,
 {
 	if (!st || !out)
 		return knytt__err(KNYTT_EINVAL, "store or report is NULL");
-	if (out->struct_size < offsetof(knytt_import_report, accepted) +
-				       sizeof out->accepted)
+	if (!KNYTT__HAS(out, knytt_import_report, accepted))
 		return knytt__err(KNYTT_EINVAL,
 				  "report struct_size %zu is too small (set "
 				  "it to sizeof(knytt_import_report))",
 				  out->struct_size);
-	size_t n = out->struct_size < sizeof *out ? out->struct_size
-						   : sizeof *out;
-	knytt_import_report r = st->last_import;
-	r.struct_size = out->struct_size;
-	memcpy(out, &r, n);
+	KNYTT__STRUCT_OUT(out, &st->last_import);
 	return 0;
 }
 

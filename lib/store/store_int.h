@@ -237,7 +237,23 @@ int knytt__model_prune(knytt_store *st, const char *name, int64_t below,
 int knytt__ix_stream(knytt_store *st, int64_t since_ms,
 		     knytt_interaction_fn fn, void *ctx);
 
-/* Default weight of a type name (1 for custom types). */
-double knytt__type_weight(const char *type);
+/* Shared by the store's files (store.c): the selected tenant or
+ * KNYTT_ESTATE; step a statement expecting at most one row (*row = 1 if
+ * one); an external id's check; a copy of a string (NULL stays NULL); the
+ * tenant's row count of count query qid; an id by external id (lookup:
+ * ENOTFOUND silently; id_of: naming @p what); a user's id. */
+int knytt__st_need_tenant(const knytt_store *st);
+int knytt__st_step_one(knytt_store *st, knytt__stmt *q, int *row);
+int knytt__st_check_id(const char *field, const char *s);
+char *knytt__st_dupstr(const char *s);
+int64_t knytt__st_count_q(knytt_store *st, int qid);
+int knytt__st_lookup_id(knytt_store *st, int qid, const char *ext,
+			uint64_t *id);
+int knytt__st_id_of(knytt_store *st, int qid, const char *what,
+		    const char *ext, uint64_t *id);
+int knytt__st_user_id(knytt_store *st, const char *ext, uint64_t *id);
+
+/* Rows per page when the store walks a table in pages. */
+#define KNYTT__STORE_PAGE 512
 
 #endif

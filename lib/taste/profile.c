@@ -6,18 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-unsigned knytt__type_bit(const char *name)
-{
-	/* the order of the KNYTT__T_ bits */
-	static const char *const names[] = { "view",     "click",
-					     "add_to_cart", "purchase",
-					     "favorite", "rating" };
-	for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
-		if (strcmp(name, names[i]) == 0)
-			return i;
-	return KNYTT__T_OTHER;
-}
-
 knytt__profile *knytt__profile_new(const char *ext_id, uint32_t dim)
 {
 	knytt__profile *p = calloc(1, sizeof *p);

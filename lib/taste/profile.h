@@ -21,23 +21,7 @@
 
 #include <pthread.h>
 
-/* Interaction types as bits of a mask: the types knytt names, and one
- * bit shared by every other (custom) type name. */
-enum {
-	KNYTT__T_VIEW,
-	KNYTT__T_CLICK,
-	KNYTT__T_CART,
-	KNYTT__T_PURCHASE,
-	KNYTT__T_FAVORITE,
-	KNYTT__T_RATING,
-	KNYTT__T_OTHER,
-	KNYTT__NTYPES
-};
-#define KNYTT__TYPES_ALL ((1u << KNYTT__NTYPES) - 1)
-
-/* The bit number of interaction type @p name (KNYTT__T_OTHER for a name
- * knytt does not define). */
-unsigned knytt__type_bit(const char *name);
+/* Interaction types: KNYTT__T_* and knytt__type_bit in lib/internal.h. */
 
 /* One event of a history: the engine's item row, the confidence (type
  * weight, times the rating), the time, the type bit. */

@@ -1,0 +1,315 @@
+/*
+ * recommend.c -- knytt_engine_recommend: the shopper's long-term and
+ * session tastes searched with the caller's filter, fused by rank
+ * (fusion.c), optionally diversified (MMR), topped up by trending and
+ * popular items.  Moved from query.c.
+ */
+#include "query.h"
+#include "../store/store_int.h"
+
+#include "../vec/topk.h"
+#include "../vec/vec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* -------------------------------------------------------------- recommend */
+
+/* Maximal marginal relevance: re-orders cand[0..n) so each pick
+ * maximizes lambda * relevance - (1 - lambda) * max cosine to the
+ * picks so far; relevance is rescaled to 0..1 first. */
+static void mmr(const knytt_engine *e, knytt_result *cand, size_t n,
+		size_t k, double lambda)
+{
+	uint32_t d = e->dim;
+	float *v = malloc(n * d * sizeof *v);
+	double *maxsim = malloc(n * sizeof *maxsim);
+	if (!v || !maxsim)
+		goto out;
+	double lo = INFINITY, hi = -INFINITY;
+	for (size_t i = 0; i < n; i++) {
+		if (knytt_index_get(e->snap->ix, cand[i].item_id, v + i * d, d))
+			memset(v + i * d, 0, d * sizeof *v);
+		knytt__normalize(v + i * d, d);
+		maxsim[i] = -1.0;
+		lo = fmin(lo, cand[i].score);
+		hi = fmax(hi, cand[i].score);
+	}
+	double span = hi > lo ? hi - lo : 1.0;
+	const knytt__vec_ops *ops = knytt__vec();
+	for (size_t pick = 0; pick < k && pick < n; pick++) {
+		size_t best = pick;
+		double bv = -INFINITY;
+		for (size_t i = pick; i < n; i++) {
+			double rel = (cand[i].score - lo) / span;
+			double div = pick ? maxsim[i] : 0.0;
+			double val = lambda * rel - (1 - lambda) * div;
+			if (val > bv) {
+				bv = val;
+				best = i;
+			}
+		}
+		knytt_result tr = cand[pick];
+		cand[pick] = cand[best];
+		cand[best] = tr;
+		float tv[4096];
+		memcpy(tv, v + pick * d, d * sizeof *v);
+		memcpy(v + pick * d, v + best * d, d * sizeof *v);
+		memcpy(v + best * d, tv, d * sizeof *v);
+		double tm = maxsim[pick];
+		maxsim[pick] = maxsim[best];
+		maxsim[best] = tm;
+		for (size_t i = pick + 1; i < n; i++) {
+			double s = ops->dot(v + i * d, v + pick * d, d);
+			if (s > maxsim[i])
+				maxsim[i] = s;
+		}
+	}
+out:
+	free(v);
+	free(maxsim);
+}
+
+int knytt__q_cmp_score(const void *a, const void *b)
+{
+	const knytt_result *x = a, *y = b;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->item_id < y->item_id ? -1 : x->item_id > y->item_id;
+}
+
+/* One taste query: up to kk filtered results into res[0..*n). */
+static int search_taste(const knytt_engine *e, qctx *c, const float *q,
+			size_t kk, uint64_t *lab, float *dist,
+			knytt_result *res, size_t *n, knytt_reason why,
+			uint64_t because)
+{
+	int got = knytt__q_ann(e, c, q, kk, lab, dist);
+	if (got < 0)
+		return got;
+	for (int i = 0; i < got; i++)
+		knytt__q_fill(e, &res[(*n)++], knytt__engine_row(e, lab[i]),
+		     knytt__q_score_of(e, dist[i]), why, because);
+	return KNYTT_OK;
+}
+
+/*
+ * Fuses the long-term list a and the session list b by weighted
+ * reciprocal rank (fusion.c, k = 0): score = (1 - f) / rank in a + f /
+ * rank in b.  With f = 0.5 the two lists alternate; with f = 0.25 the
+ * session gets about one slot in four; an item on both lists adds up.
+ * Scores are comparable within the answer and the result is sorted by
+ * them.  Each entry (and so its reason) is the one of the list that
+ * contributed more.  Writes at most cap entries into dst (which may be
+ * a).  Returns the count, or a negative error code.
+ */
+static int fuse_lists(const knytt_result *a, size_t na,
+		      const knytt_result *b, size_t nb, float f, size_t cap,
+		      knytt_result *dst)
+{
+	uint64_t *ids = malloc((na + nb + 1) * sizeof *ids);
+	knytt_result *t = malloc((na + nb + 1) * sizeof *t);
+	knytt__rrf r;
+	int rc = !ids || !t ? knytt__err(KNYTT_ENOMEM, "out of memory")
+			    : knytt__rrf_init(&r, 0, na + nb);
+	if (rc) {
+		free(ids);
+		free(t);
+		return rc;
+	}
+	for (size_t i = 0; i < na; i++)
+		ids[i] = a[i].item_id;
+	for (size_t j = 0; j < nb; j++)
+		ids[na + j] = b[j].item_id;
+	size_t n = 0;
+	if (!(rc = knytt__rrf_add(&r, 0, 1.0 - f, ids, na)) &&
+	    !(rc = knytt__rrf_add(&r, 1, f, ids + na, nb))) {
+		knytt__rrf_sort(&r);
+		n = r.n < cap ? r.n : cap;
+		for (size_t i = 0; i < n; i++) {
+			const knytt__fused *x = &r.f[i];
+			t[i] = x->best ? b[x->best_pos] : a[x->best_pos];
+			t[i].score = x->score;
+		}
+		memcpy(dst, t, n * sizeof *dst);
+	}
+	knytt__rrf_free(&r);
+	free(ids);
+	free(t);
+	return rc ? rc : (int)n;
+}
+
+int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
+			   const knytt_filter *filter,
+			   const knytt_rec_options *opt, knytt_result *out)
+{
+	int rc = knytt__q_check_query(e, k, "knytt_engine_recommend");
+	knytt_filter fbuf;
+	if (rc || (rc = knytt__q_check_filter(&filter, &fbuf)))
+		return rc;
+	if (!user || !*user || !out)
+		return knytt__err(KNYTT_EINVAL, "recommend: %s is NULL or empty",
+				  !out ? "out" : "user");
+	double lambda = 1.0;
+	int seen = e->exclude_seen;
+	if (opt) {
+		/* members beyond an older caller's struct_size: defaults */
+		if (!KNYTT__HAS(opt, knytt_rec_options, mmr_lambda))
+			return knytt__err(KNYTT_EINVAL,
+					  "options.struct_size is %zu, too small "
+					  "(use knytt_rec_options_init)",
+					  opt->struct_size);
+		knytt_rec_options o;
+		knytt_rec_options_init(&o);
+		KNYTT__STRUCT_IN(&o, opt);
+		if (!(o.mmr_lambda >= 0 && o.mmr_lambda <= 1))
+			return knytt__err(KNYTT_EINVAL,
+					  "options.mmr_lambda must be in 0..1");
+		lambda = o.mmr_lambda;
+		if (o.exclude_seen >= 0)
+			seen = o.exclude_seen != 0;
+	}
+	/* the profile (loaded from the store first if need be, with no
+	 * lock held), then its own lock for the whole query -- the seen set
+	 * and the taste are read throughout -- and the engine's read lock */
+	knytt__profile *u = knytt__engine_user(e, user, 0, &rc);
+	if (!u) /* unknown user, out of memory, a store error */
+		return rc;
+	pthread_mutex_lock(&u->mu);
+	pthread_rwlock_rdlock(&e->lock);
+	knytt__engine_user_fresh(e, u);
+	int64_t now = knytt__engine_now(e);
+	uint32_t d = e->dim;
+	float *q = malloc(d * sizeof *q), share = 0;
+	size_t kk = lambda < 1 ? 4 * k : k;
+	uint64_t *lab = malloc(kk * sizeof *lab);
+	float *dist = malloc(kk * sizeof *dist);
+	knytt_result *cand = malloc(kk * sizeof *cand);
+	float *v = malloc(d * sizeof *v);
+	size_t n = 0;
+	qctx c;
+	knytt__q_qctx_init(&c, e, knytt__snap_ref(e->snap), filter);
+	if (!q || !lab || !dist || !cand || !v) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* the whole history's items, by the types the rule names: one
+	 * lookup in the profile's seen set per candidate */
+	c.prof = u;
+	c.excl_mask = seen ? e->excl_types : 0;
+	/* a selective category or price range: the exact scan (scan.c);
+	 * otherwise the passing set as a bitset for the index */
+	int scanned = knytt__q_filter_cands(e, &c);
+	if (!scanned && (rc = knytt__q_filter_bits(e, &c)))
+		goto out;
+	int warm = knytt__taste_blend(&u->taste, d, now, e->sess_half_life,
+				      e->sess_blend, q, &share);
+	if (warm && knytt_index_count(c.snap->ix) > 0) {
+		/*
+		 * Long-term and session are searched separately and fused by
+		 * rank (fuse_lists): about a share f of the slots goes to the
+		 * session's best items.  A linear blend of the two vectors
+		 * cannot do this: the long-term vector scores other
+		 * categories below zero, so a fresh interest would need f
+		 * near 1 to show at all.
+		 */
+		size_t nl = 0, ns = 0;
+		knytt_result *lc = cand, *sc = NULL;
+		if (scanned) {
+			/* both tastes in one exact pass over the few passing
+			 * items (scan.c) */
+			float *qv[2];
+			knytt_result *res[2];
+			size_t got[2] = { 0, 0 }, nq = 0;
+			knytt_reason why[2];
+			uint64_t bec[2];
+			float *sv = NULL;
+			if (share > 0 && !(sc = malloc(kk * sizeof *sc))) {
+				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+				goto out;
+			}
+			if (share > 0 && !(sv = malloc(d * sizeof *sv))) {
+				free(sc);
+				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+				goto out;
+			}
+			if (share < 1) {
+				memcpy(v, u->taste.longv, d * sizeof *v);
+				knytt__normalize(v, d);
+				qv[nq] = v;
+				res[nq] = lc;
+				why[nq] = KNYTT_REASON_TASTE;
+				bec[nq++] = 0;
+			}
+			if (share > 0) {
+				memcpy(sv, u->taste.sess, d * sizeof *sv);
+				knytt__normalize(sv, d);
+				qv[nq] = sv;
+				res[nq] = sc;
+				why[nq] = KNYTT_REASON_SESSION;
+				bec[nq++] = u->taste.sess_item;
+			}
+			rc = knytt__q_scan_tastes(e, &c, (const float *const *)qv, nq,
+					 kk, res, got, why, bec);
+			free(sv);
+			if (rc) {
+				free(sc);
+				goto out;
+			}
+			nl = share < 1 ? got[0] : 0;
+			ns = share > 0 ? got[nq - 1] : 0;
+		} else if (share < 1) {
+			memcpy(v, u->taste.longv, d * sizeof *v);
+			knytt__normalize(v, d);
+			if ((rc = search_taste(e, &c, v, kk, lab, dist, lc, &nl,
+					       KNYTT_REASON_TASTE, 0)))
+				goto out;
+		}
+		if (share > 0 && !scanned) {
+			sc = malloc(kk * sizeof *sc);
+			if (!sc) {
+				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+				goto out;
+			}
+			memcpy(v, u->taste.sess, d * sizeof *v);
+			knytt__normalize(v, d);
+			if ((rc = search_taste(e, &c, v, kk, lab, dist, sc, &ns,
+					       KNYTT_REASON_SESSION,
+					       u->taste.sess_item))) {
+				free(sc);
+				goto out;
+			}
+		}
+		int nf = sc ? fuse_lists(lc, nl, sc, ns, share, kk, cand)
+			    : (int)nl; /* long-term only: its own order */
+		free(sc);
+		if (nf < 0) {
+			rc = nf;
+			goto out;
+		}
+		n = (size_t)nf;
+		if (lambda < 1 && n > 1)
+			mmr(e, cand, n, k, lambda);
+		if (n > k)
+			n = k;
+		memcpy(out, cand, n * sizeof *out);
+	}
+	/* cold users, or too few personal results: trending, then popular */
+	if ((rc = knytt__q_fallback(e, &c, 1, now, k, out, &n)) ||
+	    (rc = knytt__q_fallback(e, &c, -1, now, k, out, &n)))
+		goto out;
+	rc = (int)n;
+out:
+	pthread_rwlock_unlock(&e->lock);
+	pthread_mutex_unlock(&u->mu);
+	knytt__q_qctx_done(&c);
+	free(q);
+	free(lab);
+	free(dist);
+	free(cand);
+	free(v);
+	return rc;
+}
+

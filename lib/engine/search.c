@@ -1,0 +1,223 @@
+/*
+ * search.c -- knytt_engine_search: keyword (the store's full-text) and
+ * vector halves fused by reciprocal rank (fusion.c), an optional personal
+ * re-rank, and the search log.  Moved from query.c.
+ */
+#include "query.h"
+#include "../store/store_int.h"
+
+#include "../vec/topk.h"
+#include "../vec/vec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ----------------------------------------------------------------- search */
+
+/* The search log: every search, with its result count; with write-behind
+ * and no id wanted, by the writer thread.  Caller holds no engine lock. */
+static int search_log(knytt_engine *e, const char *lq, const char *lu, int n,
+		      uint64_t *log_id)
+{
+	int lrc;
+	if (e->fq_running && !log_id) {
+		/* the store's checks now, so a bad entry fails this call */
+		lrc = knytt__search_log_check(lq, lu);
+		if (lrc == 0)
+			lrc = knytt__fq_push_log(e, lq, lu, n,
+						 knytt__engine_now(e));
+	} else {
+		uint64_t lid = 0;
+		pthread_mutex_lock(&e->st_lock);
+		lrc = knytt_store_search_log(e->st, lq, lu, n, 0, &lid);
+		pthread_mutex_unlock(&e->st_lock);
+		if (lrc == 0 && log_id)
+			*log_id = lid;
+	}
+	return lrc;
+}
+
+int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
+			uint32_t dim, size_t k, const knytt_filter *filter,
+			const char *user, knytt_result *out, uint64_t *log_id)
+{
+	int rc = knytt__q_check_query(e, k, "knytt_engine_search");
+	knytt_filter fbuf;
+	if (rc || (rc = knytt__q_check_filter(&filter, &fbuf)))
+		return rc;
+	if (!out)
+		return knytt__err(KNYTT_EINVAL, "search: out is NULL");
+	int has_text = text && *text;
+	if (!has_text && !vec)
+		return knytt__err(KNYTT_EINVAL,
+				  "search: give a text, a vector or both");
+	if (vec && dim != e->dim)
+		return knytt__err(KNYTT_EINVAL,
+				  "query vector has %u dimensions, engine has %u",
+				  dim, e->dim);
+	uint32_t d = e->dim;
+	size_t cap = k * 4 < 50 ? 50 : k * 4;
+	uint64_t *kw = malloc(cap * sizeof *kw), *lab = malloc(cap * 8);
+	float *dist = malloc(cap * sizeof *dist), *q = malloc(d * sizeof *q);
+	float *t = malloc(d * sizeof *t), *v = malloc(d * sizeof *v);
+	knytt__rrf f;
+	memset(&f, 0, sizeof f);
+	if (!kw || !lab || !dist || !q || !t || !v) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		goto early;
+	}
+	/* reciprocal rank fusion of the keyword (list 0) and vector (list 1)
+	 * halves, k = 60 (Cormack et al. 2009) */
+	if ((rc = knytt__rrf_init(&f, 60, 2 * cap)))
+		goto early;
+	/* the user's taste for the personal re-rank (loads the user) */
+	int personal = 0;
+	float share;
+	if (user && *user) {
+		int urc;
+		knytt__profile *u = knytt__engine_user(e, user, 1, &urc);
+		if (u) {
+			pthread_mutex_lock(&u->mu);
+			pthread_rwlock_rdlock(&e->lock);
+			knytt__engine_user_fresh(e, u);
+			personal = knytt__taste_blend(&u->taste, d,
+						      knytt__engine_now(e),
+						      e->sess_half_life,
+						      e->sess_blend, t, &share);
+			pthread_rwlock_unlock(&e->lock);
+			pthread_mutex_unlock(&u->mu);
+		}
+		if (personal)
+			knytt__normalize(t, d);
+	}
+	/* the query vector: given, or the model's text path (memory; the
+	 * snapshot reference keeps the model, no lock), or the embedding
+	 * service (HTTP, with no lock).  The vector half searches the same
+	 * snapshot's index, so query and items share one model even if a
+	 * training swap lands meanwhile. */
+	knytt__snap *snap = knytt__snap_get(e);
+	int has_q = 0;
+	if (vec) {
+		memcpy(q, vec, d * sizeof *q);
+		has_q = 1;
+	} else if (has_text) {
+		int tower = snap->tt != NULL;
+		if (tower)
+			has_q = knytt_twotower_embed_query(snap->tt, text, q) ==
+				KNYTT_OK;
+		if (!tower && e->emb && e->kind == KNYTT_MODEL_EXTERNAL) {
+			const char *texts[1] = { text };
+			rc = knytt_embedder_embed(e->emb, 1, texts, q, d);
+			has_q = rc == KNYTT_OK;
+		}
+		if (rc < 0) {
+			knytt__snap_put(snap);
+			goto early;
+		}
+	}
+
+	pthread_rwlock_rdlock(&e->lock);
+	qctx c;
+	knytt__q_qctx_init(&c, e, snap, filter);
+	size_t n = 0;
+	/*
+	 * The filter: a selective category or price range gives its
+	 * candidate rows, and the vector half is an exact scan over them
+	 * (scan.c), as in recommend.  A category also gives the bitset the
+	 * keyword half tests its matches against (built from the
+	 * category's row list, and used by the index when the category is
+	 * too big to scan).  A wide price range gets no bitset: testing
+	 * every row in the range (tens of thousands, ~1 ms) costs more
+	 * than the predicate on the matches and index nodes met.
+	 */
+	int vec_half = has_q && knytt_index_count(snap->ix) > 0;
+	int scanned = vec_half && knytt__q_filter_cands(e, &c);
+	if (c.plen && (rc = knytt__q_filter_bits(e, &c)))
+		goto out;
+	if (has_text) {
+		/* a filter is tested in memory (the bitset, or the item
+		 * table) before the store reads anything about a match */
+		int filtered = filter &&
+			       (c.plen || knytt__q_has_price_range(filter) ||
+				filter->in_stock_only ||
+				!isnan(filter->min_quality));
+		/* the store with the engine unlocked; the filter callback
+		 * takes the read lock for its test (st_lock, then lock) */
+		pthread_rwlock_unlock(&e->lock);
+		pthread_mutex_lock(&e->st_lock);
+		int nk = filtered ? knytt_store_search_fn(e->st, text,
+							  knytt__q_kw_accept_locked, &c,
+							  kw, NULL, cap)
+				  : knytt_store_search(e->st, text, NULL, NAN,
+						       NAN, 0, kw, NULL, cap);
+		pthread_mutex_unlock(&e->st_lock);
+		pthread_rwlock_rdlock(&e->lock);
+		if (nk == KNYTT_EINVAL)
+			nk = 0; /* a query with no word: vector part only */
+		if (nk < 0) {
+			rc = nk;
+			goto out;
+		}
+		/* ranked among the matches that pass the filter */
+		size_t nkw = 0;
+		for (int i = 0; i < nk; i++) {
+			uint32_t r = knytt__engine_row(e, kw[i]);
+			if (r != UINT32_MAX && knytt__q_item_passes(&c, &e->items[r]))
+				kw[nkw++] = kw[i];
+		}
+		if ((rc = knytt__rrf_add(&f, 0, 1, kw, nkw)))
+			goto out;
+	}
+	if (vec_half) {
+		int nv = scanned ? knytt__q_scan_one(e, &c, q, cap, lab, dist)
+				 : knytt__q_ann(e, &c, q, cap, lab, dist);
+		if (nv < 0) {
+			rc = nv;
+			goto out;
+		}
+		if ((rc = knytt__rrf_add(&f, 1, 1, lab, (size_t)nv)))
+			goto out;
+	}
+	if (personal) {
+		/* nudge toward the shopper: up to +50% for an item pointing
+		 * the same way as their taste, -50% for the opposite */
+		for (size_t i = 0; i < f.n; i++) {
+			knytt__fused *x = &f.f[i];
+			if (knytt_index_get(snap->ix, x->id, v, d) != KNYTT_OK)
+				continue;
+			knytt__normalize(v, d);
+			x->score *= 1.0 + 0.5 * knytt__vec()->dot(t, v, d);
+		}
+	}
+	knytt__rrf_sort(&f);
+	n = f.n < k ? f.n : k;
+	for (size_t i = 0; i < n; i++)
+		knytt__q_fill(e, &out[i], knytt__engine_row(e, f.f[i].id), f.f[i].score,
+		     f.f[i].lists == 3	 ? KNYTT_REASON_HYBRID
+		     : f.f[i].lists == 1 ? KNYTT_REASON_KEYWORD
+					 : KNYTT_REASON_SEMANTIC,
+		     0);
+	rc = (int)n;
+out:
+	pthread_rwlock_unlock(&e->lock);
+	knytt__q_qctx_done(&c);
+	if (rc >= 0) {
+		int lrc = search_log(e, has_text ? text : "(vector)",
+				     user && *user ? user : NULL, (int)n,
+				     log_id);
+		if (lrc < 0)
+			rc = lrc;
+	}
+early:
+	free(kw);
+	free(lab);
+	free(dist);
+	free(q);
+	free(t);
+	free(v);
+	knytt__rrf_free(&f);
+	return rc;
+}
+

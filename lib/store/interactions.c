@@ -1,0 +1,318 @@
+/*
+ * interactions.c -- interactions: checks, insert, reads by user, item
+ * and time.  Moved from store.c.
+ */
+#include "store_int.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define O (st->ops)
+
+/* ---- interactions ------------------------------------------------------ */
+
+int knytt__ix_prepare(knytt_store *st, const knytt_interaction *caller,
+		      knytt__ixrow *r, int resolve)
+{
+	if (!caller)
+		return knytt__err(KNYTT_EINVAL, "interaction is NULL");
+	/* an older caller's struct: what it lacks is unset (no weight, no
+	 * value, now, no event id) */
+	if (!KNYTT__HAS(caller, knytt_interaction, type))
+		return knytt__err(KNYTT_EINVAL,
+				  "interaction struct_size %zu is too small "
+				  "(set it to sizeof(knytt_interaction))",
+				  caller->struct_size);
+	knytt_interaction full;
+	memset(&full, 0, sizeof full);
+	KNYTT__STRUCT_IN(&full, caller);
+	const knytt_interaction *in = &full;
+	int rc;
+	if ((rc = knytt__st_check_id("user", in->user)) ||
+	    (rc = knytt__st_check_id("item", in->item)))
+		return rc;
+	const char *t = in->type;
+	if (!t)
+		return knytt__err_field(KNYTT_EINVAL, "type", "field type is required");
+	size_t tl = strlen(t);
+	if (tl == 0 || tl > 32)
+		return knytt__err_field(KNYTT_EINVAL, "type",
+				  "field type must have 1..32 characters");
+	for (size_t i = 0; i < tl; i++)
+		if (!((t[i] >= 'a' && t[i] <= 'z') ||
+		      (t[i] >= '0' && t[i] <= '9') || t[i] == '_'))
+			return knytt__err_field(KNYTT_EINVAL, "type",
+					  "field type '%.32s' may only hold "
+					  "a-z, 0-9 and _",
+					  t);
+	if (!isfinite(in->weight) || in->weight < 0)
+		return knytt__err_field(KNYTT_EINVAL, "weight",
+				  "field weight must be finite and >= 0");
+	if (in->has_value && !isfinite(in->value))
+		return knytt__err_field(KNYTT_EINVAL, "value", "field value must be finite");
+	if (in->ts_ms < 0)
+		return knytt__err_field(KNYTT_EINVAL, "ts_ms", "field ts_ms must be >= 0");
+	if ((rc = knytt__ts_check("ts_ms", in->ts_ms, knytt__now_ms(),
+				  st ? st->future_tol_ms
+				     : KNYTT_FUTURE_TOLERANCE_MS)))
+		return rc;
+	if (in->event_id && (rc = knytt__st_check_id("event_id", in->event_id)))
+		return rc;
+	memset(r, 0, sizeof *r);
+	memcpy(r->type, t, tl + 1);
+	r->weight = in->weight > 0 ? in->weight
+				    : knytt__type_default(knytt__type_bit(t));
+	r->has_value = in->has_value != 0;
+	r->value = r->has_value ? in->value : 0;
+	r->ts = in->ts_ms ? in->ts_ms : knytt__now_ms();
+	if (in->event_id) /* check_id bounded its length */
+		memcpy(r->event_id, in->event_id, strlen(in->event_id) + 1);
+	if (!resolve)
+		return 0;
+	if ((rc = knytt__item_id(st, in->item, &r->item_id)))
+		return rc;
+	return knytt__user_ensure(st, in->user, &r->user_id);
+}
+
+int knytt_store_interaction_add(knytt_store *st,
+				const knytt_interaction *ix)
+{
+	int rc = knytt__st_need_tenant(st);
+	if (rc)
+		return rc;
+	knytt__ixrow r;
+	/* user creation and the insert commit together */
+	if ((rc = knytt__st_begin(st)))
+		return rc;
+	if ((rc = knytt__ix_prepare(st, ix, &r, 1)) < 0) {
+		knytt__st_rollback(st);
+		return rc;
+	}
+	knytt__stmt *q = knytt__st_q(st, Q_IX_INS);
+	if (!q) {
+		rc = knytt__err_keep(KNYTT_EDB);
+		knytt__st_rollback(st);
+		return rc;
+	}
+	O->bind_i64(q, 1, (int64_t)st->tenant);
+	O->bind_i64(q, 2, (int64_t)r.user_id);
+	O->bind_i64(q, 3, (int64_t)r.item_id);
+	O->bind_text(q, 4, r.type);
+	O->bind_f64(q, 5, r.weight);
+	if (r.has_value)
+		O->bind_f64(q, 6, r.value);
+	else
+		O->bind_null(q, 6);
+	O->bind_i64(q, 7, r.ts);
+	O->bind_text(q, 8, r.event_id[0] ? r.event_id : NULL);
+	int row;
+	rc = knytt__st_step_one(st, q, &row);
+	int64_t ch = O->changes(q);
+	O->reset(q);
+	/* a favorite event marks the favorite too, in the same commit */
+	if (rc == 0 && ch)
+		rc = knytt__ix_favorites(st, &r, 1);
+	if (rc) {
+		knytt__st_rollback(st);
+		return rc;
+	}
+	if ((rc = knytt__st_commit(st)))
+		return rc;
+	return ch ? 1 : 0;
+}
+
+/* A page of interactions copied out of the statement, so callbacks run
+ * with no statement active and may use the store. */
+typedef struct ixbuf {
+	knytt_interaction ix;
+	char user[KNYTT_STORE_MAX_ID + 1], item[KNYTT_STORE_MAX_ID + 1];
+	char type[33], event[KNYTT_STORE_MAX_ID + 1];
+} ixbuf;
+
+static void ix_copy(knytt_store *st, knytt__stmt *q, ixbuf *b)
+{
+	knytt_interaction *x = &b->ix;
+	memset(x, 0, sizeof *x);
+	x->struct_size = sizeof *x;
+	x->id = (uint64_t)O->col_i64(q, 0);
+	snprintf(b->user, sizeof b->user, "%s", O->col_text(q, 1));
+	snprintf(b->item, sizeof b->item, "%s", O->col_text(q, 2));
+	x->user_id = (uint64_t)O->col_i64(q, 3);
+	x->item_id = (uint64_t)O->col_i64(q, 4);
+	snprintf(b->type, sizeof b->type, "%s", O->col_text(q, 5));
+	x->weight = O->col_f64(q, 6);
+	x->has_value = !O->col_null(q, 7);
+	x->value = x->has_value ? O->col_f64(q, 7) : 0;
+	x->ts_ms = O->col_i64(q, 8);
+	const char *e = O->col_text(q, 9);
+	if (e)
+		snprintf(b->event, sizeof b->event, "%s", e);
+	x->user = b->user;
+	x->item = b->item;
+	x->type = b->type;
+	x->event_id = e ? b->event : NULL;
+}
+
+/* Pages through Q_IX_SINCE (keyset on (ts, id)) or runs a recent-N
+ * query once (qid Q_IX_USER / Q_IX_ITEM with owner id and limit). */
+static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
+		   int64_t since, knytt_interaction_fn fn, void *ctx)
+{
+	ixbuf *page = malloc(KNYTT__STORE_PAGE * sizeof *page);
+	if (!page)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	int64_t k_ts = since, k_id = -1;
+	long long visited = 0;
+	int rc = 0;
+	size_t left = limit;
+	for (;;) {
+		knytt__stmt *q = knytt__st_q(st, qid);
+		if (!q) {
+			rc = knytt__err_keep(KNYTT_EDB);
+			break;
+		}
+		size_t want = KNYTT__STORE_PAGE;
+		O->bind_i64(q, 1, (int64_t)st->tenant);
+		if (qid == Q_IX_SINCE) {
+			O->bind_i64(q, 2, k_ts);
+			O->bind_i64(q, 3, k_id);
+			O->bind_i64(q, 4, KNYTT__STORE_PAGE);
+		} else if (qid == Q_IX_USER_ALL) {
+			O->bind_i64(q, 2, (int64_t)owner);
+			O->bind_i64(q, 3, k_ts);
+			O->bind_i64(q, 4, k_id);
+			O->bind_i64(q, 5, KNYTT__STORE_PAGE);
+		} else {
+			want = left < KNYTT__STORE_PAGE ? left : KNYTT__STORE_PAGE;
+			O->bind_i64(q, 2, (int64_t)owner);
+			O->bind_i64(q, 3, (int64_t)want);
+		}
+		size_t n = 0;
+		while (n < want && (rc = O->step(q)) == 1)
+			ix_copy(st, q, &page[n++]);
+		O->reset(q);
+		if (rc < 0)
+			break;
+		rc = 0;
+		int stop = 0;
+		for (size_t i = 0; i < n && !stop; i++) {
+			visited++;
+			if (fn(&page[i].ix, ctx))
+				stop = 1;
+		}
+		if (stop) {
+			rc = knytt__err(KNYTT_ECANCELED,
+					"the callback stopped the scan");
+			break;
+		}
+		if (n < want || (qid != Q_IX_SINCE && qid != Q_IX_USER_ALL))
+			break; /* recent-N: one query (limit <= KNYTT__STORE_PAGE) */
+		k_ts = page[n - 1].ix.ts_ms;
+		k_id = (int64_t)page[n - 1].ix.id;
+	}
+	free(page);
+	if (rc < 0)
+		return rc;
+	return visited > INT_MAX ? INT_MAX : (int)visited;
+}
+
+static int recent(knytt_store *st, int qid, const char *ext, size_t n,
+		  knytt_interaction_fn fn, void *ctx)
+{
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id(qid == Q_IX_USER ? "user" : "item", ext)))
+		return rc;
+	if (!fn)
+		return knytt__err(KNYTT_EINVAL, "callback is NULL");
+	uint64_t id = 0;
+	rc = qid == Q_IX_USER ? knytt__st_user_id(st, ext, &id)
+			      : knytt__item_id(st, ext, &id);
+	if (rc)
+		return rc;
+	if (n == 0)
+		return 0;
+	if (n > KNYTT__STORE_PAGE)
+		n = KNYTT__STORE_PAGE; /* documented: recent means at most one page */
+	return ix_scan(st, qid, id, n, 0, fn, ctx);
+}
+
+int knytt_store_user_recent(knytt_store *st, const char *user, size_t n,
+			    knytt_interaction_fn fn, void *ctx)
+{
+	return recent(st, Q_IX_USER, user, n, fn, ctx);
+}
+
+int knytt_store_user_history(knytt_store *st, const char *user,
+			     knytt_interaction_fn fn, void *ctx)
+{
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("user", user)))
+		return rc;
+	if (!fn)
+		return knytt__err(KNYTT_EINVAL, "callback is NULL");
+	uint64_t id = 0;
+	if ((rc = knytt__st_user_id(st, user, &id)))
+		return rc;
+	return ix_scan(st, Q_IX_USER_ALL, id, 0, INT64_MIN, fn, ctx);
+}
+
+int knytt_store_item_recent(knytt_store *st, const char *item, size_t n,
+			    knytt_interaction_fn fn, void *ctx)
+{
+	return recent(st, Q_IX_ITEM, item, n, fn, ctx);
+}
+
+int knytt_store_interactions_since(knytt_store *st, int64_t since_ms,
+				   knytt_interaction_fn fn, void *ctx)
+{
+	int rc = knytt__st_need_tenant(st);
+	if (rc)
+		return rc;
+	if (!fn)
+		return knytt__err(KNYTT_EINVAL, "callback is NULL");
+	return ix_scan(st, Q_IX_SINCE, 0, 0, since_ms, fn, ctx);
+}
+
+int64_t knytt_store_interaction_count(knytt_store *st)
+{
+	return knytt__st_count_q(st, Q_IX_COUNT);
+}
+
+int knytt_store_item_counts(knytt_store *st, int64_t from_ms, int64_t to_ms,
+			    const char *type, uint64_t *item_ids,
+			    uint64_t *counts, size_t cap)
+{
+	int rc = knytt__st_need_tenant(st);
+	if (rc)
+		return rc;
+	if (!item_ids || !counts)
+		return knytt__err(KNYTT_EINVAL, "item_ids or counts is NULL");
+	if ((rc = knytt__check_text("type", type, 32, 0)))
+		return rc;
+	if (cap == 0)
+		return 0;
+	knytt__stmt *q = knytt__st_q(st, type ? Q_IX_COUNTS_T : Q_IX_COUNTS);
+	if (!q)
+		return knytt__err_keep(KNYTT_EDB);
+	O->bind_i64(q, 1, (int64_t)st->tenant);
+	O->bind_i64(q, 2, from_ms);
+	O->bind_i64(q, 3, to_ms);
+	O->bind_i64(q, 4, cap > INT_MAX ? INT_MAX : (int64_t)cap);
+	if (type)
+		O->bind_text(q, 5, type);
+	int n = 0;
+	while ((size_t)n < cap && (rc = O->step(q)) == 1) {
+		item_ids[n] = (uint64_t)O->col_i64(q, 0);
+		counts[n] = (uint64_t)O->col_i64(q, 1);
+		n++;
+	}
+	O->reset(q);
+	return rc < 0 ? rc : n;
+}
