@@ -126,6 +126,10 @@ enum knytt__sid {
 	Q_SLOG_INS, Q_SLOG_CLICK, Q_SLOG_GET,
 	Q_EMB_PUT, Q_EMB_GET, Q_EMB_EACH, Q_EMB_OWNER_ITEM, Q_EMB_OWNER_USER,
 	Q_MODEL_MAX, Q_MODEL_INS, Q_MODEL_GET, Q_MODEL_LATEST,
+	/* experiments (experiment.c owns their SQL: knytt__exp_sql) */
+	Q_EXP_INS, Q_EXP_VAR_INS, Q_EXP_GET, Q_EXP_VARS, Q_EXP_LIST,
+	Q_EXP_STOP, Q_EXP_SHARE, Q_EXP_ASSIGN_GET, Q_EXP_ASSIGN_INS,
+	Q_EXP_EXPOSE,
 	Q__COUNT
 };
 
@@ -236,6 +240,23 @@ int knytt__model_prune(knytt_store *st, const char *name, int64_t below,
  * @p fn must not use the store (ixstream.c).  Returns the count. */
 int knytt__ix_stream(knytt_store *st, int64_t since_ms,
 		     knytt_interaction_fn fn, void *ctx);
+
+/* ---- analytics and experiments ---------------------------------------- */
+/* The SQL of the experiment statements (Q_EXP_*), both dialects. */
+const char *knytt__exp_sql(int id);
+/* knytt_store_search_log with the results shown (@p shown: space-separated
+ * store ids, best first; NULL = not known). */
+int knytt__search_log_ins(knytt_store *st, const char *query,
+			  const char *user, int result_count, int64_t ts_ms,
+			  const char *shown, uint64_t *log_id);
+/* Writes up to 20 ids of @p ids as knytt__search_log_ins wants them into
+ * @p buf (cap >= 21 * 21); returns buf. */
+char *knytt__shown_text(const uint64_t *ids, size_t n, size_t stride,
+			char *buf, size_t cap);
+#define KNYTT__SHOWN_CAP (20 * 21 + 1)
+/* Validates an external id (user, item) as the store does. */
+int knytt__check_id(const char *field, const char *s);
+int knytt__need_tenant(const knytt_store *st);
 
 /* Default weight of a type name (1 for custom types). */
 double knytt__type_weight(const char *type);
