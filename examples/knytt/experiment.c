@@ -23,7 +23,7 @@ static int arg_when(const cli *c, const args *a, const char *name,
 	if (cli_parse_time(s, out) == 0)
 		return 0;
 	if (cli_parse_duration(s, &secs) == 0 && secs > 0) {
-		int64_t now = c->now_ms ? c->now_ms : (int64_t)(cli_now() * 1000);
+		int64_t now = c->now_ms ? c->now_ms : (int64_t)time(NULL) * 1000;
 		*out = now - (int64_t)(secs * 1000);
 		return *out > 0 ? 0 : cli_usage_field(a->cmd, name,
 						      "--%s is too far back",
