@@ -126,6 +126,8 @@ START_TEST(assignment_is_deterministic_and_follows_shares)
 	}
 	ck_assert_msg(chi < 13.8, "chi-square %.2f (%ld %ld %ld)", chi,
 		      cnt[0], cnt[1], cnt[2]);
+	printf("experiment: chi-square %.2f over %d shoppers (5:3:2, "
+	       "0.1%% point 13.8)\n", chi, N);
 	/* another experiment's assignment is independent of this one's:
 	 * P(same) = .25 + .09 + .04 = .38 */
 	double ps = (double)same_other / N;
@@ -165,24 +167,36 @@ START_TEST(ab_compare_matches_hand_computed_values)
 }
 END_TEST
 
-/* Successes among @p n Bernoulli(p) trials. */
-static uint64_t binom(uint64_t *s, uint64_t n, double p)
+/* One simulated experiment: @p users shoppers assigned by the hash of
+ * experiment @p name, each converting with probability p[variant];
+ * the comparison of B with A. */
+static void simulate(const char *name, int users, const double p[2],
+		     uint64_t seed, knytt_ab_stat *out)
 {
-	uint64_t x = 0;
-	for (uint64_t i = 0; i < n; i++)
-		x += (double)(tu_rand(s) >> 11) * 0x1.0p-53 < p;
-	return x;
+	knytt_experiment x;
+	two_arms(&x, name, 1, 1);
+	uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1, n[2] = {0}, c[2] = {0};
+	for (int i = 0; i < users; i++) {
+		char u[24];
+		snprintf(u, sizeof u, "shopper-%d", i);
+		int v = knytt_experiment_bucket(&x, 1, u);
+		n[v]++;
+		c[v] += (double)(tu_rand(&s) >> 11) * 0x1.0p-53 < p[v];
+	}
+	ck_assert_int_eq(knytt_ab_compare(n[1], c[1], n[0], c[0], 0, out), 0);
 }
 
 START_TEST(true_lift_is_significant_and_aa_is_not)
 {
-	/* B converts 20% better (12% against 10%), 10000 shoppers each:
-	 * the power is above 99%, so every seed must find it */
+	/* B converts 20% better (12% against 10%), 20000 shoppers split by
+	 * the assignment hash: the power is above 99%, so every seed must
+	 * find it */
+	const double ab[2] = {0.10, 0.12}, aa[2] = {0.10, 0.10};
 	for (uint64_t seed = 1; seed <= 20; seed++) {
-		uint64_t s = seed * 0x9E3779B97F4A7C15ULL;
-		uint64_t a = binom(&s, 10000, 0.10), b = binom(&s, 10000, 0.12);
+		char name[32];
+		snprintf(name, sizeof name, "ab-%llu", (unsigned long long)seed);
 		knytt_ab_stat r;
-		knytt_ab_compare(10000, b, 10000, a, 0, &r);
+		simulate(name, 20000, ab, seed, &r);
 		ck_assert_msg(r.p < 0.05 && r.lift > 0.05 && r.lift < 0.40,
 			      "seed %llu: p %g lift %g",
 			      (unsigned long long)seed, r.p, r.lift);
@@ -191,14 +205,15 @@ START_TEST(true_lift_is_significant_and_aa_is_not)
 	 * 4.4 around 20: the bounds are 2.7 sd away) */
 	int sig = 0;
 	for (uint64_t seed = 1; seed <= 400; seed++) {
-		uint64_t s = seed * 0xD1B54A32D192ED03ULL;
-		uint64_t a = binom(&s, 4000, 0.10), b = binom(&s, 4000, 0.10);
+		char name[32];
+		snprintf(name, sizeof name, "aa-%llu", (unsigned long long)seed);
 		knytt_ab_stat r;
-		knytt_ab_compare(4000, b, 4000, a, 0, &r);
+		simulate(name, 4000, aa, seed, &r);
 		sig += r.p < 0.05;
 	}
 	ck_assert_msg(sig >= 8 && sig <= 32, "A/A significant in %d of 400",
 		      sig);
+	printf("experiment: A/A significant at 5%% in %d of 400 seeds\n", sig);
 }
 END_TEST
 
