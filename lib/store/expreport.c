@@ -130,7 +130,8 @@ static void attribute(walk *w, uint64_t item, const char *type, int64_t ts)
 				continue;
 			if (click)
 				e->clicked = 1;
-			else
+			else if (e->variant >= 0 &&
+				 e->variant < KNYTT_EXP_MAX_VARIANTS)
 				w->conv[w->ucur] |= (unsigned char)(1u
 								    << e->variant);
 			return;
