@@ -2509,6 +2509,275 @@ KNYTT_API int knytt_engine_train_status(knytt_engine *e,
 KNYTT_API const char *knytt_reason_name(knytt_reason r);
 /* ===== end part: engine ===== */
 
+/* ===== part: analytics and experiments (lib/store/analytics.c,
+ * lib/store/experiment.c, lib/common/abstats.c, lib/engine/experiment.c)
+ * ===== */
+
+/** One query of a search report (queries are grouped case-folded, with
+ *  spaces trimmed and collapsed). */
+typedef struct knytt_query_stat {
+	char query[257];       /* the grouped text, cut at 256 bytes */
+	uint64_t searches;     /* searches of it in the range */
+	uint64_t zero_results; /* of which found nothing */
+	double mean_results;   /* mean result count */
+	uint64_t clicked;      /* searches followed by a click on a result */
+	double ctr;            /* clicked / searches */
+	double mrr;            /* mean over searches of 1/rank of the first
+				  clicked result (0 for no click) */
+} knytt_query_stat;
+
+/** Searches of one UTC day. */
+typedef struct knytt_day_stat {
+	int64_t day_ms; /* midnight UTC opening the day */
+	uint64_t searches, zero_results, clicked;
+} knytt_day_stat;
+
+/**
+ * A search report (knytt_store_search_report), one allocation: free it
+ * with knytt_free().  The arrays point inside it.
+ */
+typedef struct knytt_search_report {
+	int64_t from_ms, to_ms; /* the range, [from, to) */
+	int64_t window_ms;      /* the click attribution window */
+	uint64_t searches, zero_results, clicked, users;
+	double ctr, mrr;
+	size_t ntop;            /* most searched queries, most first */
+	knytt_query_stat *top;
+	size_t nfew;            /* queries with few results (mean <= the
+				   threshold), most searched first */
+	knytt_query_stat *few;
+	size_t ndays;           /* days with searches, oldest first */
+	knytt_day_stat *days;
+} knytt_search_report;
+
+/**
+ * What shoppers searched for between @p from_ms and @p to_ms (0 = open
+ * ends) in the selected tenant, from the search log.  A search counts as
+ * clicked when knytt_store_search_click recorded a click for it, or when
+ * the same shopper interacted (click, add to cart, favorite, purchase)
+ * with one of its results within @p window_ms after it (0 = 30 minutes)
+ * and before their next search: the rank of that result gives the
+ * reciprocal rank.  Only searches logged with their results
+ * (knytt_engine_search) can be attributed that way.
+ * @param top  the number of queries in each list (1..10000; 0 = 20).
+ * @param few  a query has "few results" when its mean count is at most
+ *             this (0 = zero results only).
+ * @param[out] out  the report, free with knytt_free().
+ * @return KNYTT_OK, KNYTT_EINVAL (a range ending before it starts, top
+ *         too large, negative window), KNYTT_ESTATE, KNYTT_EDB.
+ * Thread safety: as any call on @p st.
+ */
+KNYTT_API int knytt_store_search_report(knytt_store *st, int64_t from_ms,
+					int64_t to_ms, size_t top, int few,
+					int64_t window_ms,
+					knytt_search_report **out);
+
+#define KNYTT_EXP_MAX_VARIANTS 8
+#define KNYTT_EXP_MAX_NAME 64
+
+/** One arm of an experiment.  The first variant is the control. */
+typedef struct knytt_variant {
+	char name[33];     /* [A-Za-z0-9_.-], 1..32 bytes */
+	double share;      /* traffic share, > 0 (shares are normalised) */
+	char model[65];    /* the model serving it: "" = the engine's own,
+			      else a label of knytt_engine_set_variant_engine */
+	double mmr_lambda; /* diversity for recommendations, 0..1; -1 = the
+			      request's own */
+	int exclude_seen;  /* -1 = the request's own, 0, 1 (as in
+			      knytt_rec_options) */
+} knytt_variant;
+
+/** Experiment status, as knytt_store_experiment_get reports it. */
+typedef enum knytt_exp_status {
+	KNYTT_EXP_SCHEDULED = 0, /* before its start */
+	KNYTT_EXP_RUNNING = 1,
+	KNYTT_EXP_ENDED = 2,     /* past its end */
+	KNYTT_EXP_STOPPED = 3    /* knytt_store_experiment_stop */
+} knytt_exp_status;
+
+/** An experiment (versioned struct: set struct_size, or call
+ *  knytt_experiment_init). */
+typedef struct knytt_experiment {
+	size_t struct_size;
+	uint64_t id;                       /* set by the store */
+	char name[KNYTT_EXP_MAX_NAME + 1]; /* [A-Za-z0-9_.-], unique */
+	int64_t start_ms;                  /* 0 = when created */
+	int64_t end_ms;                    /* 0 = open-ended */
+	int64_t window_ms; /* outcomes count this long after an exposure
+			      (0 = 24 hours) */
+	int64_t stopped_ms;                /* 0 = not stopped */
+	knytt_exp_status status;           /* read: at the time of the call */
+	int nvariants;                     /* 2..KNYTT_EXP_MAX_VARIANTS */
+	knytt_variant variants[KNYTT_EXP_MAX_VARIANTS];
+} knytt_experiment;
+
+/** Sets @p x to an empty experiment (no variants, 24 h window) and each
+ *  variant slot to share 1, model "", lambda -1, exclude_seen -1. */
+KNYTT_API void knytt_experiment_init(knytt_experiment *x);
+
+/**
+ * The variant a shopper gets when first exposed: the hash of (@p tenant,
+ * the experiment's name, @p user) placed on the cumulative traffic
+ * shares.  Pure and deterministic: every replica and restart computes the
+ * same, and the share of users per variant tends to the traffic shares.
+ * @return the variant index, or KNYTT_EINVAL (NULL, fewer than 2
+ *         variants, a share not > 0).
+ */
+KNYTT_API int knytt_experiment_bucket(const knytt_experiment *x,
+				      uint64_t tenant, const char *user);
+
+/**
+ * Stores a new experiment in the selected tenant.
+ * @param[out] id  its id (may be NULL).
+ * @return KNYTT_OK, KNYTT_EINVAL (the message names the field),
+ *         KNYTT_EEXIST (the name is taken), KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_experiment_create(knytt_store *st,
+					    const knytt_experiment *x,
+					    uint64_t *id);
+/** Reads experiment @p name into @p out (struct_size set by the caller);
+ *  KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_EINVAL. */
+KNYTT_API int knytt_store_experiment_get(knytt_store *st, const char *name,
+					 knytt_experiment *out);
+/** Up to @p cap experiments of the tenant, newest first (each out[i]
+ *  needs struct_size set).  Returns the count or an error. */
+KNYTT_API int knytt_store_experiment_list(knytt_store *st,
+					  knytt_experiment *out, size_t cap);
+/** Stops experiment @p name at @p at_ms (0 = now): no new exposures;
+ *  outcomes of earlier exposures still count within the window.
+ *  KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_ESTATE (already stopped). */
+KNYTT_API int knytt_store_experiment_stop(knytt_store *st, const char *name,
+					  int64_t at_ms);
+/** Changes the traffic shares (@p n = the number of variants).  Shoppers
+ *  already assigned keep their variant; new ones follow the new shares.
+ *  KNYTT_OK, KNYTT_EINVAL, KNYTT_ENOTFOUND. */
+KNYTT_API int knytt_store_experiment_set_shares(knytt_store *st,
+						const char *name,
+						const double *shares, int n);
+
+/**
+ * The variant of @p user in running experiment @p name at @p ts_ms (0 =
+ * now): the stored assignment if the shopper has one (sticky), else
+ * knytt_experiment_bucket's, which is then stored.  The user is created
+ * if unknown.
+ * @return the variant index, KNYTT_ENOTFOUND (no such experiment),
+ *         KNYTT_ESTATE (not running at @p ts_ms), KNYTT_EINVAL.
+ */
+KNYTT_API int knytt_store_experiment_assign(knytt_store *st, const char *name,
+					    const char *user, int64_t ts_ms);
+/**
+ * Logs that @p user saw the @p n items @p item_ids (store ids, best
+ * first; only the first 100 are kept) of variant @p variant on @p surface
+ * ("recommend", "search", ... <= 32 bytes) at @p ts_ms (0 = now).
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ENOTFOUND, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_experiment_expose(knytt_store *st, const char *name,
+					    const char *user, int variant,
+					    const char *surface,
+					    const uint64_t *item_ids, size_t n,
+					    int64_t ts_ms);
+
+/** The comparison of a rate with the control's (knytt_ab_compare). */
+typedef struct knytt_ab_stat {
+	uint64_t n, x;      /* trials and successes */
+	double rate;        /* x / n (0 when n is 0) */
+	double lo, hi;      /* its 95% Wilson interval */
+	double lift;        /* rate / control rate - 1; NAN for the control
+			       or a control rate of 0 */
+	double diff_lo, diff_hi; /* 95% interval of rate - control rate */
+	double p;           /* two-sided p-value of the two-proportion
+			       z-test against the control; NAN for it */
+	int small;          /* 1: fewer than 10 successes or failures in
+			       an arm; the normal approximation is weak */
+} knytt_ab_stat;
+
+/**
+ * Fills @p out for x successes in n trials, against the control's @p cx
+ * of @p cn (out->lift, diff and p are NAN when @p is_control).
+ * @return KNYTT_OK, KNYTT_EINVAL (x > n, NULL).
+ */
+KNYTT_API int knytt_ab_compare(uint64_t n, uint64_t x, uint64_t cn,
+			       uint64_t cx, int is_control,
+			       knytt_ab_stat *out);
+
+/** One variant's results. */
+typedef struct knytt_variant_report {
+	char name[33];
+	uint64_t exposures, users;
+	knytt_ab_stat ctr;        /* exposures with a click on a shown item
+				     in the window / exposures */
+	knytt_ab_stat conversion; /* users with an add to cart or purchase
+				     of a shown item in the window / users */
+} knytt_variant_report;
+
+/** An experiment's report (knytt_store_experiment_report). */
+typedef struct knytt_exp_report {
+	knytt_experiment exp;
+	int nvariants;
+	knytt_variant_report v[KNYTT_EXP_MAX_VARIANTS];
+	int small_sample; /* some arm too small for the z-test */
+} knytt_exp_report;
+
+/**
+ * Computes the report of experiment @p name from its exposures and the
+ * interactions that followed them.  An outcome (click; add to cart or
+ * purchase) counts when the exposed shopper had it on an item of the
+ * exposure within the experiment's window after it, and goes to the
+ * latest such exposure only.
+ * @param[out] out  filled; out->exp.struct_size is set here.
+ * @return KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_EINVAL, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_experiment_report(knytt_store *st,
+					    const char *name,
+					    knytt_exp_report *out);
+
+/**
+ * Lets engine @p other (open on the same store and tenant) serve the
+ * variants whose model is @p label (1..64 bytes), e.g. a second model
+ * kind.  @p other NULL removes the label.  Call before serving: it is
+ * not safe against concurrent queries on @p e.  At most 8 labels.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ERANGE (too many labels).
+ */
+KNYTT_API int knytt_engine_set_variant_engine(knytt_engine *e,
+					      const char *label,
+					      knytt_engine *other);
+
+/** The variant an answer was served by. */
+typedef struct knytt_exp_served {
+	int variant;  /* index in the experiment */
+	char name[33];
+	char model[65];
+} knytt_exp_served;
+
+/**
+ * knytt_engine_recommend for @p user inside running experiment @p exp:
+ * assigns the shopper (knytt_store_experiment_assign), serves the answer
+ * with the variant's model and settings (its mmr_lambda and exclude_seen
+ * override @p opt's when set), logs the exposure and reports the variant
+ * in @p served.
+ * @return as knytt_engine_recommend, plus KNYTT_ENOTFOUND (no such
+ *         experiment) and KNYTT_ESTATE (not running; nothing is served),
+ *         KNYTT_ENOTFOUND also when the variant's model label has no
+ *         engine.
+ */
+KNYTT_API int knytt_engine_recommend_exp(knytt_engine *e, const char *exp,
+					 const char *user, size_t k,
+					 const knytt_filter *filter,
+					 const knytt_rec_options *opt,
+					 knytt_result *out,
+					 knytt_exp_served *served);
+/** knytt_engine_search inside experiment @p exp for @p user (required),
+ *  as knytt_engine_recommend_exp: the variant's model serves the search;
+ *  the exposure's surface is "search". */
+KNYTT_API int knytt_engine_search_exp(knytt_engine *e, const char *exp,
+				      const char *text, const float *vec,
+				      uint32_t dim, size_t k,
+				      const knytt_filter *filter,
+				      const char *user, knytt_result *out,
+				      uint64_t *log_id,
+				      knytt_exp_served *served);
+/* ===== end part: analytics and experiments ===== */
+
 #ifdef __cplusplus
 }
 #endif

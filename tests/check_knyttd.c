@@ -539,6 +539,14 @@ static const cred_row cred_rows[] = {
 	{"POST", "/api/v1/models/train", NULL, "...x...."},
 	{"GET", "/api/v1/models/jobs/job-0", NULL, "...x...."},
 	{"GET", "/api/v1/models", NULL, "...x...."},
+	{"GET", "/api/v1/analytics/searches", NULL, "...x...."},
+	{"GET", "/api/v1/experiments", NULL, "...x...."},
+	{"POST", "/api/v1/experiments",
+	 "{\"name\":\"x-%d\",\"variants\":[{\"name\":\"A\"},"
+	 "{\"name\":\"B\"}]}",
+	 "...x...."},
+	{"GET", "/api/v1/experiments/none", NULL, "...x...."},
+	{"POST", "/api/v1/experiments/none/stop", NULL, "...x...."},
 };
 #define NROWS (sizeof cred_rows / sizeof cred_rows[0])
 
@@ -1244,6 +1252,131 @@ START_TEST(search_routes)
 }
 END_TEST
 
+/* Experiments over HTTP: create, serve inside one (the answer names the
+ * variant), report the exposures, stop; search analytics. */
+START_TEST(experiments_and_search_analytics)
+{
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/experiments", SKA, NULL,
+				 "{\"name\":\"hx\",\"variants\":[{\"name\":"
+				 "\"A\"},{\"name\":\"B\",\"diversity\":1,"
+				 "\"share\":3}],\"window_s\":3600}",
+				 &o),
+			 201);
+	ck_assert_str_eq(cJSON_GetObjectItem(o, "status")->valuestring,
+			 "running");
+	cJSON_Delete(o);
+	/* the same name again, a model, one variant: refused */
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/experiments", SKA, NULL,
+				 "{\"name\":\"hx\",\"variants\":[{\"name\":"
+				 "\"A\"},{\"name\":\"B\"}]}",
+				 NULL),
+			 409);
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/experiments", SKA, NULL,
+				 "{\"name\":\"hy\",\"variants\":[{\"name\":"
+				 "\"A\"},{\"name\":\"B\",\"model\":\"tt\"}]}",
+				 &o),
+			 422);
+	ck_assert_str_eq(kd_field(o), "model");
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/experiments", SKA, NULL,
+				 "{\"name\":\"hy\",\"variants\":[{\"name\":"
+				 "\"A\"}]}", &o),
+			 422);
+	ck_assert_str_eq(kd_field(o), "variants");
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/recommendations", SKA,
+				 NULL,
+				 "{\"user_id\":\"u1\",\"count\":3,"
+				 "\"experiment\":\"hx\"}",
+				 &o),
+			 200);
+	cJSON *x = cJSON_GetObjectItem(o, "experiment");
+	ck_assert_ptr_nonnull(x);
+	ck_assert_str_eq(cJSON_GetObjectItem(x, "name")->valuestring, "hx");
+	char variant[8];
+	snprintf(variant, sizeof variant, "%s",
+		 cJSON_GetObjectItem(x, "variant")->valuestring);
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/search", SKA, NULL,
+				 "{\"query\":\"alpha\",\"user_id\":\"u1\","
+				 "\"experiment\":\"hx\"}",
+				 &o),
+			 200);
+	x = cJSON_GetObjectItem(o, "experiment");
+	ck_assert_ptr_nonnull(x);
+	ck_assert_str_eq(cJSON_GetObjectItem(x, "variant")->valuestring,
+			 variant); /* sticky */
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/recommendations", SKA,
+				 NULL,
+				 "{\"user_id\":\"u1\",\"experiment\":"
+				 "\"nope\"}",
+				 &o),
+			 404);
+	ck_assert_str_eq(kd_field(o), "experiment");
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/experiments/hx", SKA,
+				 NULL, NULL, &o),
+			 200);
+	cJSON *rep = cJSON_GetObjectItem(o, "report"), *v;
+	double expo = 0;
+	cJSON_ArrayForEach(v, rep)
+	{
+		if (!strcmp(cJSON_GetObjectItem(v, "variant")->valuestring,
+			    variant))
+			expo = cJSON_GetObjectItem(v, "exposures")->valuedouble;
+	}
+	ck_assert(expo == 2);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "small_sample")));
+	ck_assert_ptr_nonnull(cJSON_GetObjectItem(o, "note"));
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/experiments", SKA, NULL,
+				 NULL, &o),
+			 200);
+	ck_assert(cJSON_GetArraySize(cJSON_GetObjectItem(o, "experiments")) >=
+		  1);
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/experiments/hx/stop",
+				 SKA, NULL, NULL, &o),
+			 200);
+	ck_assert_str_eq(cJSON_GetObjectItem(o, "status")->valuestring,
+			 "stopped");
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/experiments/hx/stop",
+				 SKA, NULL, NULL, NULL),
+			 409);
+	/* a stopped experiment serves as if none was named */
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/recommendations", SKA,
+				 NULL,
+				 "{\"user_id\":\"u1\",\"experiment\":\"hx\"}",
+				 &o),
+			 200);
+	ck_assert_ptr_null(cJSON_GetObjectItem(o, "experiment"));
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "GET",
+				 "/api/v1/analytics/searches?top=3", SKA, NULL,
+				 NULL, &o),
+			 200);
+	ck_assert(cJSON_GetObjectItem(o, "searches")->valuedouble >= 1);
+	ck_assert(cJSON_GetArraySize(cJSON_GetObjectItem(o, "top_queries")) <=
+		  3);
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "GET",
+				 "/api/v1/analytics/searches?top=0", SKA, NULL,
+				 NULL, &o),
+			 422);
+	ck_assert_str_eq(kd_field(o), "top");
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "GET",
+				 "/api/v1/analytics/searches?since=9&until=5",
+				 SKA, NULL, NULL, &o),
+			 422);
+	ck_assert_str_eq(kd_field(o), "until");
+	cJSON_Delete(o);
+}
+END_TEST
+
 START_TEST(similar_and_trending)
 {
 	cJSON *o = NULL;
@@ -1943,6 +2076,7 @@ Suite *knyttd_suite(void)
 	tcase_add_test(tc, recommend_anonymous_and_new_users);
 	tcase_add_test(tc, search_routes);
 	tcase_add_test(tc, similar_and_trending);
+	tcase_add_test(tc, experiments_and_search_analytics);
 	tcase_add_test(tc, users_and_favorites);
 	tcase_add_test(tc, training_job);
 	tcase_add_test(tc, training_job_conflict);

@@ -44,7 +44,7 @@ py() {
 }
 
 DB=sqlite:$T/t.db
-cmds="init import train eval search recommend similar trending feedback favorites gen demo"
+cmds="init import train eval search recommend similar trending feedback favorites gen demo analytics experiment"
 
 # ---- help, version, usage errors --------------------------------------
 st 0 "knytt --help" "$K" --help
@@ -375,11 +375,52 @@ st 0 "item 7: queries follow the new model" "$K" --db "$DB2" --json \
 	recommend u0002 --k 5
 py "item 7: ALS answers" 'import json,sys; r=json.load(sys.stdin)["results"]; assert len(r)==5 and all(x["reason"]!="popular" for x in r), r'
 
-# ---- demo -------------------------------------------------------------
-st 0 "demo" "$K" --quiet demo --db "sqlite:$T/demo/demo.db"
+# ---- issue 17: search analytics and experiments --------------------------
+st 0 "17: search logged" "$K" --db "$DB" --json search "hiking boot" --user u0001 --k 5
+first=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["results"][1]["item"])' <out)
+st 0 "17: search again" "$K" --db "$DB" -q search "Hiking  Boot" --k 5
+st 0 "17: search with nothing" "$K" --db "$DB" -q search "zzqxv" --user u0002
+st 0 "17: click a result" "$K" --db "$DB" -q feedback u0001 "$first" click
+st 0 "17: analytics searches --json" "$K" --db "$DB" --json analytics searches --since 1d --top 5
+py "17: search report" 'import json,sys; d=json.load(sys.stdin); t=d["top_queries"]; assert d["searches"]>=3 and d["clicked"]>=1 and t[0]["query"]=="hiking boot" and t[0]["searches"]>=2 and abs(t[0]["mrr"]-0.5/t[0]["searches"])<1e-9 and any(q["query"]=="zzqxv" for q in d["few_results"]), d'
+st 0 "17: analytics table" "$K" --db "$DB" analytics searches
+grep -q "top queries" out && grep -q "hiking boot" out && ok ||
+	bad "17: analytics table: $(head -5 out)"
+st 2 "17: unknown report" "$K" --db "$DB" analytics clicks
+st 2 "17: bad --since" "$K" --db "$DB" analytics searches --since soon
+st 0 "17: experiment create" "$K" --db "$DB" --json experiment create rec \
+	--variant A --variant B:3,mmr=0.5,exclude-seen=1 --window 2h
+py "17: created" 'import json,sys; d=json.load(sys.stdin); assert d["name"]=="rec" and d["id"]>0, d'
+st 1 "17: experiment create twice" "$K" --db "$DB" experiment create rec \
+	--variant A --variant B
+grep -q "KNYTT_EEXIST" err && ok || bad "17: create twice: $(cat err)"
+st 2 "17: one variant" "$K" --db "$DB" experiment create one --variant A
+st 2 "17: bad variant setting" "$K" --db "$DB" experiment create two \
+	--variant A --variant B,colour=red
+st 1 "17: bad experiment name" "$K" --db "$DB" --json experiment create "a b" \
+	--variant A --variant B
+py "17: error names the field" 'import json,sys; e=json.load(sys.stdin)["error"]; assert e["code"]=="KNYTT_EINVAL" and "name" in e["message"], e'
+st 0 "17: experiment list" "$K" --db "$DB" --json experiment list
+py "17: list" 'import json,sys; x=json.load(sys.stdin)["experiments"][0]; assert x["name"]=="rec" and x["status"]=="running" and x["window_ms"]==7200000 and x["variants"][1]["share"]==3 and x["variants"][1]["mmr_lambda"]==0.5, x'
+st 0 "17: experiment report" "$K" --db "$DB" --json experiment report rec
+py "17: report" 'import json,sys; d=json.load(sys.stdin); r=d["report"]; assert len(r)==2 and r[0]["exposures"]==0 and d["small_sample"] and "note" in d and r[1]["conversion"]["p_value"] is None, d'
+st 0 "17: experiment report table" "$K" --db "$DB" experiment report rec
+grep -q "note:" out && grep -q "control" out && ok || bad "17: report table: $(cat out)"
+st 3 "17: report unknown" "$K" --db "$DB" experiment report nope
+st 2 "17: report without a name" "$K" --db "$DB" experiment report
+st 2 "17: unknown action" "$K" --db "$DB" experiment start rec
+st 0 "17: experiment stop" "$K" --db "$DB" experiment stop rec
+st 1 "17: stop twice" "$K" --db "$DB" experiment stop rec
+st 0 "17: stopped" "$K" --db "$DB" --json experiment list
+py "17: status stopped" 'import json,sys; x=json.load(sys.stdin)["experiments"][0]; assert x["status"]=="stopped", x'
+
+# ---- demo (with the A/B experiment of issue 17) ------------------------
+st 0 "demo" "$K" --quiet demo --experiment --db "sqlite:$T/demo/demo.db"
 grep -q "demo finished" out && ok || bad "demo output: $(tail -3 out)"
 grep -q "knytt recommend u0001" out && grep -q "knytt search" out && ok ||
 	bad "demo misses steps"
+grep -q "^als " out && grep -q "^twotower " out && grep -q "p=" out && ok ||
+	bad "demo --experiment: no report: $(tail -8 out)"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

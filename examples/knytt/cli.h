@@ -188,6 +188,12 @@ int cmd_trending(cli *c, args *a);
 int cmd_feedback(cli *c, args *a);
 int cmd_favorites(cli *c, args *a);
 int cmd_demo(cli *c, args *a);
+int cmd_analytics(cli *c, args *a);
+int cmd_experiment(cli *c, args *a);
+/* experiment.c: prints an experiment report (table or --json). */
+void cli_exp_report_print(const cli *c, const knytt_exp_report *r);
+/* demo.c's --experiment part: an A/B test on the demo shop. */
+int demo_experiment(cli *c, knytt_engine *e);
 
 /* gen.c, used by demo as well. */
 typedef struct gen_opts {

@@ -147,14 +147,47 @@ static const command commands[] = {
 	 "(recorded in the user's attributes as \"taste\").  Defaults: 2000\n"
 	 "items, 300 users, 30000 events, seed 1, now = this hour.  The same\n"
 	 "seed and --now give the same files.\n"},
-	{"demo", cmd_demo, "keep,", 0, 0,
+	{"demo", cmd_demo, "keep,experiment,", 0, 0,
 	 "generate, import, train and query a demo store",
-	 "usage: knytt demo [--db URI] [--keep]\n"
+	 "usage: knytt demo [--db URI] [--keep] [--experiment]\n"
 	 "\n"
 	 "Removes the demo database (default sqlite:build/demo.db), generates\n"
 	 "a catalog, imports it, trains ALS and shows recommendations,\n"
 	 "search, similar items, trending and the effect of new feedback.\n"
-	 "--keep keeps the generated CSV files next to the database.\n"},
+	 "--keep keeps the generated CSV files next to the database.\n"
+	 "--experiment then runs an A/B test of ALS against a two-tower\n"
+	 "model with simulated shoppers and prints its report.\n"},
+	{"analytics", cmd_analytics, "since=,until=,top=,few=,window=,", 1, 1,
+	 "search analytics: top queries, no results, click-through",
+	 "usage: knytt analytics searches [--since TIME|DURATION]\n"
+	 "                       [--until TIME] [--top N] [--few N]\n"
+	 "                       [--window DURATION]\n"
+	 "\n"
+	 "From the search log: searches, shoppers, searches with no result,\n"
+	 "click-through rate and mean reciprocal rank of the clicked result,\n"
+	 "overall and for the --top N (default 20) queries, the queries\n"
+	 "whose mean result count is at most --few (default 0), and the\n"
+	 "searches per day.  A search is clicked when its shopper clicked,\n"
+	 "carted, favorited or bought one of its results within --window\n"
+	 "(default 30m) and before their next search.  --since takes a\n"
+	 "time or a duration ago (7d).\n"},
+	{"experiment", cmd_experiment,
+	 "variant=,start=,end=,window=,", 1, 2,
+	 "A/B experiments: create, list, report, stop",
+	 "usage: knytt experiment create NAME --variant SPEC --variant SPEC\n"
+	 "                        [--start TIME] [--end TIME]\n"
+	 "                        [--window DURATION]\n"
+	 "       knytt experiment list\n"
+	 "       knytt experiment report NAME\n"
+	 "       knytt experiment stop NAME\n"
+	 "\n"
+	 "SPEC is NAME[:SHARE][,model=LABEL][,mmr=LAMBDA][,exclude-seen=0|1];\n"
+	 "the first variant is the control; shares default to 1 (equal).\n"
+	 "Outcomes (clicks; add to cart or purchase) count within --window\n"
+	 "(default 1d) after an exposure that showed the item.  The report\n"
+	 "gives per variant the exposures, users, click-through and\n"
+	 "conversion rates with 95% intervals, the lift against the control\n"
+	 "and the p-value of a two-proportion z-test.\n"},
 	{"help", NULL, "", 0, 1, "help on knytt or on one command",
 	 "usage: knytt help [COMMAND]\n"
 	 "\n"

@@ -252,6 +252,13 @@ struct knytt_engine {
 	knytt_progress train_progress;
 	knytt_progress_fn train_fn;
 	void *train_ctx;
+
+	/* engines serving experiment variants by model label
+	 * (experiment.c); set before serving, read without a lock */
+	struct {
+		char label[65];
+		knytt_engine *eng;
+	} xmodel[8];
 };
 
 /* Reciprocal rank fusion (fusion.c): add ranked id lists (list number
@@ -418,9 +425,9 @@ int knytt__fq_start(knytt_engine *e);
 void knytt__fq_stop(knytt_engine *e);
 int knytt__fq_check(knytt_engine *e, const knytt_interaction *ix);
 int knytt__fq_push(knytt_engine *e, const knytt_interaction *ix);
-/* Queues a search log entry (@p user may be NULL). */
+/* Queues a search log entry (@p user, @p shown may be NULL). */
 int knytt__fq_push_log(knytt_engine *e, const char *query, const char *user,
-		       int count, int64_t ts);
+		       int count, const char *shown, int64_t ts);
 void knytt__fq_wait(knytt_engine *e);
 /* the training job (train.c); runs on its own store connection */
 int knytt__engine_train_job(knytt_engine *e);

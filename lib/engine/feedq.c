@@ -69,13 +69,14 @@ static void *writer_main(void *arg)
 		const char *item = user + strlen(user) + 1;
 		char msg[sizeof e->fq_msg];
 		int rc;
-		if (ev.is_log) { /* "query\0user\0" */
+		if (ev.is_log) { /* "query\0user\0shown\0" */
 			const char *query = user;
 			user = item;
+			const char *shown = user + strlen(user) + 1;
 			pthread_mutex_lock(&e->st_lock);
-			rc = knytt_store_search_log(e->st, query,
-						    *user ? user : NULL,
-						    ev.count, ev.ts, NULL);
+			rc = knytt__search_log_ins(e->st, query,
+						   *user ? user : NULL,
+						   ev.count, ev.ts, shown, NULL);
 			pthread_mutex_unlock(&e->st_lock);
 			if (rc < 0)
 				snprintf(msg, sizeof msg,
@@ -230,16 +231,20 @@ int knytt__fq_push(knytt_engine *e, const knytt_interaction *ix)
 }
 
 int knytt__fq_push_log(knytt_engine *e, const char *query, const char *user,
-		       int count, int64_t ts)
+		       int count, const char *shown, int64_t ts)
 {
 	if (!user)
 		user = "";
+	if (!shown)
+		shown = "";
 	size_t lq = strlen(query) + 1, lu = strlen(user) + 1;
+	size_t ls = strlen(shown) + 1;
 	knytt__fq_ev ev = { .is_log = 1, .count = count, .ts = ts };
-	if (!(ev.buf = malloc(lq + lu)))
+	if (!(ev.buf = malloc(lq + lu + ls)))
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	memcpy(ev.buf, query, lq);
 	memcpy(ev.buf + lq, user, lu);
+	memcpy(ev.buf + lq + lu, shown, ls);
 	return push(e, ev);
 }
 

@@ -19,19 +19,19 @@
 /* The search log: every search, with its result count; with write-behind
  * and no id wanted, by the writer thread.  Caller holds no engine lock. */
 static int search_log(knytt_engine *e, const char *lq, const char *lu, int n,
-		      uint64_t *log_id)
+		      const char *shown, uint64_t *log_id)
 {
 	int lrc;
 	if (e->fq_running && !log_id) {
 		/* the store's checks now, so a bad entry fails this call */
 		lrc = knytt__search_log_check(lq, lu);
 		if (lrc == 0)
-			lrc = knytt__fq_push_log(e, lq, lu, n,
+			lrc = knytt__fq_push_log(e, lq, lu, n, shown,
 						 knytt__engine_now(e));
 	} else {
 		uint64_t lid = 0;
 		pthread_mutex_lock(&e->st_lock);
-		lrc = knytt_store_search_log(e->st, lq, lu, n, 0, &lid);
+		lrc = knytt__search_log_ins(e->st, lq, lu, n, 0, shown, &lid);
 		pthread_mutex_unlock(&e->st_lock);
 		if (lrc == 0 && log_id)
 			*log_id = lid;
@@ -204,9 +204,13 @@ out:
 	pthread_rwlock_unlock(&e->lock);
 	knytt__q_qctx_done(&c);
 	if (rc >= 0) {
+		/* the ids shown, so search analytics can rank a later click */
+		char shown[KNYTT__SHOWN_CAP];
+		knytt__shown_text(&out[0].item_id, n, sizeof *out, shown,
+				  sizeof shown);
 		int lrc = search_log(e, has_text ? text : "(vector)",
 				     user && *user ? user : NULL, (int)n,
-				     log_id);
+				     shown, log_id);
 		if (lrc < 0)
 			rc = lrc;
 	}

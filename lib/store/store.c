@@ -117,8 +117,8 @@ static const char *const sql_common[Q__COUNT] = {
 	[Q_FAV_LIST] = "SELECT item_id FROM favorites WHERE tenant = ?1 AND "
 		       "user_id = ?2 ORDER BY created DESC, item_id LIMIT ?3",
 	[Q_SLOG_INS] = "INSERT INTO search_log(tenant, query, user_id, "
-		       "result_count, ts) VALUES (?1, ?2, ?3, ?4, ?5) "
-		       "RETURNING id",
+		       "result_count, ts, shown) VALUES (?1, ?2, ?3, ?4, ?5, "
+		       "?6) RETURNING id",
 	[Q_SLOG_CLICK] = "UPDATE search_log SET clicked_item = ?3 WHERE "
 			 "tenant = ?1 AND id = ?2",
 	[Q_SLOG_GET] = "SELECT query, result_count, clicked_item FROM "
@@ -203,6 +203,8 @@ static const char *sql_for(const knytt_store *st, int id)
 	if (id == Q_ITEM_UPSERT)
 		return pg ? UPSERT_HEAD UPSERT_DIFF("IS DISTINCT FROM")
 			  : UPSERT_HEAD UPSERT_DIFF("IS NOT");
+	if (id >= Q_EXP_INS)
+		return knytt__exp_sql(id); /* experiment.c */
 	return sql_common[id];
 }
 
@@ -1024,6 +1026,33 @@ int knytt_store_search_log(knytt_store *st, const char *query,
 			   const char *user, int result_count, int64_t ts_ms,
 			   uint64_t *log_id)
 {
+	return knytt__search_log_ins(st, query, user, result_count, ts_ms,
+				     NULL, log_id);
+}
+
+char *knytt__shown_text(const uint64_t *ids, size_t n, size_t stride,
+			char *buf, size_t cap)
+{
+	size_t len = 0;
+	buf[0] = 0;
+	for (size_t i = 0; i < n && i < 20; i++) {
+		uint64_t id = *(const uint64_t *)((const char *)ids +
+						  i * stride);
+		int w = snprintf(buf + len, cap - len, "%s%llu", i ? " " : "",
+				 (unsigned long long)id);
+		if (w < 0 || (size_t)w >= cap - len) {
+			buf[len] = 0;
+			break;
+		}
+		len += (size_t)w;
+	}
+	return buf;
+}
+
+int knytt__search_log_ins(knytt_store *st, const char *query,
+			  const char *user, int result_count, int64_t ts_ms,
+			  const char *shown, uint64_t *log_id)
+{
 	int rc = knytt__st_need_tenant(st);
 	if (rc || (rc = knytt__search_log_check(query, user)))
 		return rc;
@@ -1044,6 +1073,7 @@ int knytt_store_search_log(knytt_store *st, const char *query,
 		O->bind_null(q, 3);
 	O->bind_i64(q, 4, result_count);
 	O->bind_i64(q, 5, ts_ms ? ts_ms : knytt__now_ms());
+	O->bind_text(q, 6, shown && *shown ? shown : NULL);
 	int row = 0;
 	rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row && log_id)

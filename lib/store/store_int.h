@@ -126,6 +126,10 @@ enum knytt__sid {
 	Q_SLOG_INS, Q_SLOG_CLICK, Q_SLOG_GET,
 	Q_EMB_PUT, Q_EMB_GET, Q_EMB_EACH, Q_EMB_OWNER_ITEM, Q_EMB_OWNER_USER,
 	Q_MODEL_MAX, Q_MODEL_INS, Q_MODEL_GET, Q_MODEL_LATEST,
+	/* experiments (experiment.c owns their SQL: knytt__exp_sql) */
+	Q_EXP_INS, Q_EXP_VAR_INS, Q_EXP_GET, Q_EXP_VARS, Q_EXP_LIST,
+	Q_EXP_STOP, Q_EXP_SHARE, Q_EXP_ASSIGN_GET, Q_EXP_ASSIGN_INS,
+	Q_EXP_EXPOSE,
 	Q__COUNT
 };
 
@@ -255,5 +259,19 @@ int knytt__st_user_id(knytt_store *st, const char *ext, uint64_t *id);
 
 /* Rows per page when the store walks a table in pages. */
 #define KNYTT__STORE_PAGE 512
+
+/* ---- analytics and experiments ---------------------------------------- */
+/* The SQL of the experiment statements (Q_EXP_*), both dialects. */
+const char *knytt__exp_sql(int id);
+/* knytt_store_search_log with the results shown (@p shown: space-separated
+ * store ids, best first; NULL = not known). */
+int knytt__search_log_ins(knytt_store *st, const char *query,
+			  const char *user, int result_count, int64_t ts_ms,
+			  const char *shown, uint64_t *log_id);
+/* Writes up to 20 ids of @p ids as knytt__search_log_ins wants them into
+ * @p buf (cap >= 21 * 21); returns buf. */
+char *knytt__shown_text(const uint64_t *ids, size_t n, size_t stride,
+			char *buf, size_t cap);
+#define KNYTT__SHOWN_CAP (20 * 21 + 1)
 
 #endif

@@ -184,9 +184,16 @@ int h_recommend(kd_req *r)
 	knytt_result *res = calloc(want * 4, sizeof *res);
 	if (!res)
 		return kd_err(r, 503, "no_memory", NULL, "out of memory");
-	int n = q.user ? knytt_engine_recommend(e, q.user, want, &f, &q.opt,
-						res)
+	/* a named experiment: the shopper's variant serves (h_experiments.c) */
+	cJSON *xo = NULL;
+	int xst = 0;
+	int n = q.user ? kd_exp_recommend(r, b, e, q.user, want, &f, &q.opt,
+					  res, &xo, &xst)
 		       : KNYTT_ENOTFOUND;
+	if (xst) {
+		free(res);
+		return xst;
+	}
 	int anon = n == KNYTT_ENOTFOUND;
 	if (anon)
 		n = knytt_engine_trending(e, want * 4, 604800, f.category_prefix,
@@ -206,6 +213,8 @@ int h_recommend(kd_req *r)
 		cJSON_AddStringToObject(o, "user_id", q.user);
 	cJSON_AddNumberToObject(o, "count", got);
 	cJSON_AddStringToObject(o, "strategy", anon ? "trending" : "personal");
+	if (xo)
+		cJSON_AddItemToObject(o, "experiment", xo);
 	return kd_ok(r, 200, o);
 }
 
@@ -269,14 +278,20 @@ int h_search(kd_req *r)
 	}
 	knytt_result res[MAX_COUNT];
 	uint64_t log_id = 0;
-	int n = knytt_engine_search(e, text, vec, dim, (size_t)k, &f, user, res,
-				    &log_id);
+	cJSON *xo = NULL;
+	int xst = 0;
+	int n = kd_exp_search(r, b, e, text, vec, dim, (size_t)k, &f, user, res,
+			      &log_id, &xo, &xst);
 	int had_vec = vec != NULL;
 	free(vec);
+	if (xst)
+		return xst;
 	if (n < 0)
 		return kd_liberr(r, n, had_vec ? "vector" : NULL);
 	cJSON *o = kd_results_json(r, res, n);
 	cJSON_AddNumberToObject(o, "search_id", (double)log_id);
+	if (xo)
+		cJSON_AddItemToObject(o, "experiment", xo);
 	return kd_ok(r, 200, o);
 }
 

@@ -296,6 +296,24 @@ int h_favorite_delete(kd_req *r);
 int h_train(kd_req *r);
 int h_job_get(kd_req *r);
 int h_models(kd_req *r);
+/* ---- h_experiments.c: search analytics and A/B experiments ---------- */
+int h_analytics_searches(kd_req *r);
+int h_experiments_list(kd_req *r);
+int h_experiment_create(kd_req *r);
+int h_experiment_get(kd_req *r);
+int h_experiment_stop(kd_req *r);
+/* Recommend / search for the body's "experiment" if it names one (else
+ * the plain engine call): the result count or a library error; *xo the
+ * answer's "experiment" object or NULL; *st an answered status (return
+ * it) or 0. */
+int kd_exp_recommend(kd_req *r, const cJSON *b, knytt_engine *e,
+		     const char *user, size_t k, const knytt_filter *f,
+		     const knytt_rec_options *opt, knytt_result *res,
+		     cJSON **xo, int *st);
+int kd_exp_search(kd_req *r, const cJSON *b, knytt_engine *e,
+		  const char *text, const float *vec, uint32_t dim, size_t k,
+		  const knytt_filter *f, const char *user, knytt_result *res,
+		  uint64_t *log_id, cJSON **xo, int *st);
 
 /* Shared by handlers (h_items.c): an item as JSON (NULL on no memory). */
 cJSON *kd_item_json(const knytt_item *it);

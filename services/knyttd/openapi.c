@@ -59,6 +59,10 @@ static const char components[] =
 	"\"Token\":" OBJ("\"user_id\",\"token\",\"expires_at_ms\"",
 			 "\"user_id\":" STR ",\"token\":" STR
 			 ",\"expires_at_ms\":" INT) ","
+	"\"Experiment\":" OBJ("\"name\",\"status\",\"variants\"",
+			      "\"name\":" STR ",\"status\":" STR
+			      ",\"start\":" INT ",\"end\":" INT
+			      ",\"window_s\":" INT ",\"variants\":" ARR) ","
 	"\"Favorite\":" OBJ("\"user_id\",\"item_id\",\"favorite\"",
 			    "\"user_id\":" STR ",\"item_id\":" STR
 			    ",\"favorite\":" BOOL)
@@ -195,6 +199,36 @@ static const kd_doc docs[] = {
 	     "\"serving_version\":" INT ",\"items_indexed\":" INT
 	     ",\"training\":" BOOL ",\"versions\":" ARR),
 	 "/api/v1/models", NULL},
+	{"GET", "/api/v1/analytics/searches",
+	 "search analytics: top queries, few results, click-through, MRR",
+	 NULL, 200,
+	 OBJ("\"searches\",\"users\",\"zero_results\",\"clicked\","
+	     "\"ctr\",\"mrr\",\"top_queries\",\"few_results\",\"per_day\"",
+	     "\"searches\":" INT ",\"users\":" INT ",\"zero_results\":" INT
+	     ",\"clicked\":" INT ",\"ctr\":" NUM ",\"mrr\":" NUM
+	     ",\"top_queries\":" ARR ",\"few_results\":" ARR
+	     ",\"per_day\":" ARR ",\"since\":" INT ",\"until\":" INT
+	     ",\"window_s\":" INT),
+	 "/api/v1/analytics/searches?top=5", NULL},
+	{"POST", "/api/v1/experiments", "create an A/B experiment",
+	 OBJ("\"name\",\"variants\"",
+	     "\"name\":" STR ",\"variants\":" ARR ",\"start\":" INT
+	     ",\"end\":" INT ",\"window_s\":" INT),
+	 201, REF("Experiment"), "/api/v1/experiments",
+	 "{\"name\":\"oa-exp\",\"variants\":[{\"name\":\"A\"},"
+	 "{\"name\":\"B\",\"diversity\":0.5}]}"},
+	{"GET", "/api/v1/experiments", "the tenant's experiments", NULL, 200,
+	 OBJ("\"experiments\"", "\"experiments\":" ARR),
+	 "/api/v1/experiments", NULL},
+	{"GET", "/api/v1/experiments/{name}",
+	 "an experiment and its report per variant", NULL, 200,
+	 OBJ("\"name\",\"status\",\"variants\",\"report\",\"small_sample\"",
+	     "\"name\":" STR ",\"status\":" STR ",\"variants\":" ARR
+	     ",\"report\":" ARR ",\"small_sample\":" BOOL),
+	 "/api/v1/experiments/oa-exp", NULL},
+	{"POST", "/api/v1/experiments/{name}/stop", "stop an experiment",
+	 NULL, 200, REF("Experiment"), "/api/v1/experiments/oa-exp/stop",
+	 NULL},
 	{"GET", "/api/v1/openapi.json", "this document", NULL, 200,
 	 OBJ("\"openapi\",\"info\",\"paths\"",
 	     "\"openapi\":" STR ",\"info\":" OBJECT ",\"paths\":" OBJECT),

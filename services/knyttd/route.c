@@ -63,6 +63,13 @@ static const kd_route routes[] = {
 	{"POST", "/api/v1/models/train", KD_P_SECRET, h_train},
 	{"GET", "/api/v1/models/jobs/{}", KD_P_SECRET, h_job_get},
 	{"GET", "/api/v1/models", KD_P_SECRET, h_models},
+	{"GET", "/api/v1/analytics/searches", KD_P_SECRET,
+	 h_analytics_searches},
+	{"GET", "/api/v1/experiments", KD_P_SECRET, h_experiments_list},
+	{"POST", "/api/v1/experiments", KD_P_SECRET, h_experiment_create},
+	{"GET", "/api/v1/experiments/{}", KD_P_SECRET, h_experiment_get},
+	{"POST", "/api/v1/experiments/{}/stop", KD_P_SECRET,
+	 h_experiment_stop},
 	{"GET", "/api/v1/openapi.json", KD_P_OPEN, h_openapi},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])

@@ -266,6 +266,8 @@ async function main() {
 
   if (fs.existsSync(path.join(__dirname, "admin.steps.js")))
     await require("./admin.steps.js")({ page, base, sk, ADMIN, step, ready, shot, a11y, weigh, tmp, browser });
+  if (fs.existsSync(path.join(__dirname, "analytics.steps.js")))
+    await require("./analytics.steps.js")({ base, sk, step, ready, shot, a11y, browser });
 
   await step("no script errors in the pages", async () => {
     assert.deepStrictEqual(errors, []);
