@@ -628,9 +628,15 @@ static int load_model_and_index(knytt_engine *e)
 {
 	void *blob = NULL;
 	size_t size = 0;
-	int64_t version = 0;
-	int rc = knytt_store_model_get(e->st, "engine-model", 0, &blob, &size,
-				       NULL, &version, NULL);
+	int64_t version = 0, want = 0;
+	/* the newest version the swap gate did not hold back (holdout.c) */
+	knytt_train_eval sev;
+	int rc = knytt__serving_version(e->st, &want, &sev);
+	if (rc == KNYTT_OK)
+		rc = want ? knytt_store_model_get(e->st, "engine-model", want,
+						  &blob, &size, NULL, &version,
+						  NULL)
+			  : KNYTT_ENOTFOUND;
 	if (rc == KNYTT_ENOTFOUND)
 		rc = KNYTT_OK; /* never trained */
 	else if (rc == KNYTT_OK && size >= 24 &&
@@ -663,6 +669,7 @@ static int load_model_and_index(knytt_engine *e)
 			e->model_items = items;
 			e->model_nitems = n;
 			e->model_version = version;
+			e->serving_eval = sev;
 			for (uint32_t i = 0; i < n; i++) {
 				uint32_t r = knytt__engine_row(e, items[i]);
 				if (r != UINT32_MAX)
@@ -1385,4 +1392,75 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 out:
 	pthread_mutex_unlock(&u->mu);
 	return rc;
+}
+
+/* Whether @p u already holds the event (same item row, time and type);
+ * caller holds u->mu.  Newest first: a replayed event is recent. */
+static int profile_has(const knytt__profile *u, uint32_t row, int64_t ts,
+		       unsigned type)
+{
+	for (size_t i = u->nh; i-- > 0;)
+		if (u->hist[i].row == row && u->hist[i].ts == ts &&
+		    u->hist[i].type == type)
+			return 1;
+	return 0;
+}
+
+/*
+ * An event another process stored (a replica on the same database):
+ * the same memory work as knytt_engine_feedback after its store write,
+ * for a profile only if this engine has it loaded -- one loaded later
+ * reads the event from the store with the rest of the history.
+ */
+int knytt_engine_feedback_apply(knytt_engine *e, const char *user,
+				const char *item, const char *type,
+				double value, int64_t ts_ms)
+{
+	int rc = check_open(e, "knytt_engine_feedback_apply");
+	if (rc)
+		return rc;
+	if (!user || !*user || !item || !*item || !type || !*type)
+		return knytt__err(KNYTT_EINVAL,
+				  "feedback_apply: %s is NULL or empty",
+				  !user || !*user   ? "user"
+				  : !item || !*item ? "item"
+						    : "type");
+	if (!isfinite(value) || ts_ms <= 0)
+		return knytt__err(KNYTT_EINVAL, "feedback_apply: %s",
+				  ts_ms <= 0 ? "ts_ms must be > 0"
+					     : "value is not finite");
+	double w = type_weight(e, type, value);
+	unsigned bit = knytt__type_bit(type);
+	pthread_rwlock_rdlock(&e->lock);
+	uint32_t r = knytt__engine_row_by_ext(e, item);
+	pthread_rwlock_unlock(&e->lock);
+	if (r == UINT32_MAX)
+		return knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown",
+				  item);
+	uint32_t slot;
+	pthread_mutex_lock(&e->users_mu);
+	knytt__profile *u = user_find(e, user, knytt__hash_str(user), &slot);
+	pthread_mutex_unlock(&e->users_mu);
+	if (u) {
+		pthread_mutex_lock(&u->mu);
+		if (profile_has(u, r, ts_ms, bit)) {
+			pthread_mutex_unlock(&u->mu);
+			return 0;
+		}
+	}
+	pthread_rwlock_rdlock(&e->lock);
+	count_event(e, r, w, ts_ms);
+	if (u) {
+		eitem *it = &e->items[r];
+		rc = knytt__profile_add(u, it->id, r, (float)w, ts_ms, bit);
+		if (!rc) {
+			session_event(e, u, it, (float)w, ts_ms);
+			int64_t now = knytt__engine_now(e);
+			refresh_long(e, u, ts_ms > now ? ts_ms : now);
+		}
+	}
+	pthread_rwlock_unlock(&e->lock);
+	if (u)
+		pthread_mutex_unlock(&u->mu);
+	return rc ? rc : 1;
 }

@@ -63,6 +63,8 @@ static const kd_route routes[] = {
 	{"POST", "/api/v1/models/train", KD_P_SECRET, h_train},
 	{"GET", "/api/v1/models/jobs/{}", KD_P_SECRET, h_job_get},
 	{"GET", "/api/v1/models", KD_P_SECRET, h_models},
+	{"GET", "/api/v1/models/schedule", KD_P_SECRET, h_schedule_get},
+	{"PUT", "/api/v1/models/schedule", KD_P_SECRET, h_schedule_put},
 	{"GET", "/api/v1/openapi.json", KD_P_OPEN, h_openapi},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
@@ -271,4 +273,5 @@ void kd_dispatch(kd_req *r)
 	if (permit(r, hit->perm) || parse_body(r) || kd_limit_check(r))
 		return;
 	hit->fn(r);
+	kd_replica_after(r);
 }
