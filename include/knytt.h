@@ -2602,6 +2602,17 @@ KNYTT_API int knytt_engine_feedback_apply(knytt_engine *e, const char *user,
 					  double value, int64_t ts_ms);
 
 /**
+ * Brings every shopper profile this engine has loaded up to the store:
+ * events another process stored that the profile lacks (same item, type
+ * and time), whatever their times, are applied as by
+ * knytt_engine_feedback_apply.  For a replica whose notifications were
+ * lost (a dropped connection).  Costs a history read per loaded shopper.
+ * @return the number of events applied, or an error (KNYTT_ESTATE,
+ *         KNYTT_EDB, KNYTT_ENOMEM).
+ */
+KNYTT_API int knytt_engine_refresh_users(knytt_engine *e);
+
+/**
  * Serves the newest promoted model version in the store if it is newer
  * than the one serving (trained by another process on the same
  * database): its index file or an index built from it, swapped in

@@ -167,6 +167,32 @@ START_TEST(train_eval_gate_holds_back_a_worse_model)
 }
 END_TEST
 
+/* The two-tower model is evaluated through its item tower. */
+START_TEST(train_eval_twotower)
+{
+	uint64_t rng = 3;
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), 0);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_TWOTOWER), 0);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 16), 0);
+	ck_assert_int_eq(knytt_engine_set_twotower(e, 3), 0);
+	ck_assert_int_eq(knytt_engine_set_threads(e, 1), 0);
+	ck_assert_int_eq(knytt_engine_set_now(e, T0 + 86400000LL), 0);
+	ck_assert_int_eq(knytt_engine_open(e, uri), 0);
+	items(e);
+	events(e, 6, 0, T0, &rng);
+	ck_assert_int_eq(knytt_engine_set_train_eval(e, 30, 0.05), 0);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), 0);
+	knytt_train_eval ev = eval_of(e, 0);
+	ck_assert_uint_eq(ev.users, 30);
+	ck_assert_int_eq(ev.promoted, 1);
+	ck_assert_msg(ev.ndcg > 0 && ev.ndcg <= 1 && ev.hr >= ev.ndcg,
+		      "hr %g ndcg %g", ev.hr, ev.ndcg);
+	ck_assert_int_eq(serving(e), 1);
+	knytt_engine_close(e);
+}
+END_TEST
+
 START_TEST(train_eval_bad_arguments)
 {
 	knytt_engine *e = open_engine();
@@ -255,6 +281,26 @@ START_TEST(replica_reload_and_feedback_apply)
 			 1);
 	ck_assert(!recommended(b, "u1", x));
 	ck_assert_int_eq(knytt_engine_feedback_pending(b), 0);
+
+	/* notifications lost: b compares its loaded shoppers with the
+	 * store, whatever the events' times (this one is dated a day
+	 * before the others) */
+	const char *y = NULL;
+	for (int i = 0; i < CLUSTER && !y; i++) {
+		static char buf2[16];
+		snprintf(buf2, sizeof buf2, "i%d", i);
+		if (strcmp(buf2, x) && recommended(b, "u0", buf2))
+			y = buf2;
+	}
+	ck_assert_ptr_nonnull(y);
+	ck_assert_int_eq(knytt_engine_feedback(a, "u0", y, "click", 0,
+					       T0 - 86400000LL),
+			 0);
+	ck_assert(recommended(b, "u0", y));
+	ck_assert_int_eq(knytt_engine_refresh_users(b), 1);
+	ck_assert(!recommended(b, "u0", y));
+	ck_assert_int_eq(knytt_engine_refresh_users(b), 0);
+	ck_assert_int_eq(knytt_engine_refresh_users(NULL), KNYTT_EINVAL);
 	knytt_engine_close(b);
 	knytt_engine_close(a);
 }
@@ -294,6 +340,7 @@ Suite *engine_ops_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, train_eval_gate_holds_back_a_worse_model);
+	tcase_add_test(tc, train_eval_twotower);
 	tcase_add_test(tc, train_eval_bad_arguments);
 	tcase_add_test(tc, replica_reload_and_feedback_apply);
 	tcase_add_test(tc, feedback_pending_counts_the_write_behind_queue);

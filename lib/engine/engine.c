@@ -1464,3 +1464,78 @@ int knytt_engine_feedback_apply(knytt_engine *e, const char *user,
 		pthread_mutex_unlock(&u->mu);
 	return rc ? rc : 1;
 }
+
+/* The profiles loaded now (a copy of the table: profiles live until
+ * close, so the pointers stay valid); NULL without memory. */
+static knytt__profile **loaded_users(knytt_engine *e, size_t *n)
+{
+	pthread_mutex_lock(&e->users_mu);
+	*n = e->nusers;
+	knytt__profile **u = malloc((*n ? *n : 1) * sizeof *u);
+	if (u && *n)
+		memcpy(u, e->users, *n * sizeof *u);
+	pthread_mutex_unlock(&e->users_mu);
+	return u;
+}
+
+/* Applies the events of @p h that @p u lacks; caller holds u->mu and
+ * lock (read).  How many were applied. */
+static int refresh_one(knytt_engine *e, knytt__profile *u, const rawhist *h)
+{
+	int applied = 0;
+	for (size_t i = 0; i < h->n; i++) {
+		const rawev *x = &h->ev[i];
+		uint32_t r = knytt__engine_row(e, x->item);
+		/* the seen mask answers most of them without a scan */
+		if (r == UINT32_MAX ||
+		    ((knytt__profile_seen(u, x->item) >> x->type & 1) &&
+		     profile_has(u, r, x->ts, x->type)))
+			continue;
+		if (knytt__profile_add(u, x->item, r, x->w, x->ts, x->type))
+			break;
+		count_event(e, r, x->w, x->ts);
+		session_event(e, u, &e->items[r], x->w, x->ts);
+		applied++;
+	}
+	if (applied)
+		refresh_long(e, u, knytt__engine_now(e));
+	return applied;
+}
+
+/*
+ * Another process's events this engine was never told of (a replica
+ * whose notifications were lost): every loaded profile is compared with
+ * the history the store holds, whatever the events' times, and what it
+ * lacks is applied as by knytt_engine_feedback_apply.
+ */
+int knytt_engine_refresh_users(knytt_engine *e)
+{
+	int rc = check_open(e, "knytt_engine_refresh_users");
+	if (rc)
+		return rc;
+	size_t n;
+	knytt__profile **us = loaded_users(e, &n);
+	if (!us)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	int applied = 0;
+	for (size_t k = 0; k < n && rc == KNYTT_OK; k++) {
+		knytt__profile *u = us[k];
+		rawhist h = { 0 };
+		pthread_mutex_lock(&e->st_lock);
+		int got = knytt_store_user_history(e->st, u->ext_id, hist_cb,
+						   &h);
+		pthread_mutex_unlock(&e->st_lock);
+		if (got < 0 && got != KNYTT_ENOTFOUND)
+			rc = h.rc ? h.rc : got;
+		if (!rc) {
+			pthread_mutex_lock(&u->mu);
+			pthread_rwlock_rdlock(&e->lock);
+			applied += refresh_one(e, u, &h);
+			pthread_rwlock_unlock(&e->lock);
+			pthread_mutex_unlock(&u->mu);
+		}
+		free(h.ev);
+	}
+	free(us);
+	return rc ? rc : applied;
+}

@@ -133,6 +133,8 @@ int knytt__holdout_make(const uint32_t *u, const uint32_t *it,
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory (evaluation)");
 		goto out;
 	}
+	if (nneg == 0)
+		goto out; /* one item: nothing to rank against */
 	memset(slot, 0xff, (size_t)nusers * sizeof *slot);
 	for (size_t s = 0; s < nc; s++)
 		slot[c[s].user] = (uint32_t)s;
@@ -140,7 +142,7 @@ int knytt__holdout_make(const uint32_t *u, const uint32_t *it,
 	memset(slot, 0xff, (size_t)nusers * sizeof *slot);
 	for (size_t s = 0; s < nc; s++)
 		slot[c[s].user] = (uint32_t)s;
-	if (nc == 0 || nneg == 0)
+	if (nc == 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
 		if (slot[u[i]] != UINT32_MAX)

@@ -62,10 +62,12 @@ static int on_progress(void *ctx, const knytt_progress *p)
 	return atomic_load(&stopping); /* non-zero cancels */
 }
 
-/* The tenant's evaluation settings, read on this thread's connection. */
+/* The tenant's evaluation settings, read on the trainer lock's
+ * connection (opening one more costs a PostgreSQL connection), else on
+ * this thread's. */
 static void apply_eval(kd_job *j)
 {
-	knytt_store *st = kd_store();
+	knytt_store *st = j->lock ? j->lock : kd_store();
 	kd_sched sc = {0, 0, kd_cfg.sched.eval_users, kd_cfg.sched.margin};
 	if (st && knytt_store_use_tenant(st, j->tenant) == 0)
 		kd_sched_get(st, &sc);
@@ -110,22 +112,26 @@ static void *run(void *arg)
 	ev.struct_size = sizeof ev;
 	if (!rc)
 		knytt_engine_train_eval(j->e, 0, &ev);
+	char msg[sizeof j->msg] = "";
+	if (rc)
+		snprintf(msg, sizeof msg, "%s: %s", knytt_errname(rc),
+			 knytt_errmsg());
+	if (!rc && st.model_version != before.model_version)
+		kd_replica_model(j->lock ? j->lock : kd_store(), j->tenant,
+				 st.model_version);
+	/* the trainer lock goes before the job is seen to end: a job
+	 * started after that must find it free */
+	kd_replica_trainer_unlock(j->tenant, j->lock);
+	j->lock = NULL;
 	pthread_mutex_lock(&jobs_mu);
 	j->rc = rc;
 	j->state = rc ? J_FAILED : J_DONE;
-	if (rc)
-		snprintf(j->msg, sizeof j->msg, "%s: %s", knytt_errname(rc),
-			 knytt_errmsg());
+	memcpy(j->msg, msg, sizeof msg);
 	j->after = st;
 	j->ev = ev;
 	j->finished_ms = now_ms();
 	pthread_mutex_unlock(&jobs_mu);
-	if (!rc && st.model_version != before.model_version)
-		kd_replica_model(j->lock ? j->lock : kd_store(), j->tenant,
-				 st.model_version);
 	log_end(j);
-	knytt_store_close(j->lock); /* frees the trainer lock */
-	j->lock = NULL;
 	return NULL;
 }
 
@@ -174,7 +180,7 @@ int kd_job_start_for(uint64_t tenant, knytt_engine *e, const char *trigger,
 			 busy ? "a training job of this tenant is still running"
 			      : "out of memory");
 		pthread_mutex_unlock(&jobs_mu);
-		knytt_store_close(lock);
+		kd_replica_trainer_unlock(tenant, lock);
 		return busy ? 409 : 503;
 	}
 	snprintf(j->id, sizeof j->id, "job-%llu-%llu",
@@ -187,7 +193,7 @@ int kd_job_start_for(uint64_t tenant, knytt_engine *e, const char *trigger,
 	if (pthread_create(&j->th, NULL, run, j)) {
 		snprintf(why, sizeof why, "cannot start a thread");
 		pthread_mutex_unlock(&jobs_mu);
-		knytt_store_close(lock);
+		kd_replica_trainer_unlock(tenant, lock);
 		free(j);
 		return 503;
 	}

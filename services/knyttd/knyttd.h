@@ -320,6 +320,9 @@ void kd_replica_model(knytt_store *st, uint64_t tenant, int64_t version);
  * 1 held (*out: the connection to close when done, NULL when there is
  * nothing to hold: SQLite), 0 another process holds it, < 0 error. */
 int kd_replica_trainer_lock(uint64_t tenant, knytt_store **out);
+/* Releases it (at once, not when the server sees the connection go)
+ * and closes @p st; NULL is a no-op. */
+void kd_replica_trainer_unlock(uint64_t tenant, knytt_store *st);
 /* For GET /metrics. */
 typedef struct kd_replica_stat {
 	int on, connected;

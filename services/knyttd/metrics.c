@@ -251,7 +251,11 @@ static void tenant_gauge(buf *b, const tlist *l, const char *name,
 			 const char *help, int which)
 {
 	family(b, name, "gauge", help);
-	int64_t now_ms = (int64_t)time(NULL) * 1000;
+	/* milliseconds: a model stored within this second has age 0, not
+	 * a negative one (which left the series out) */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	for (int i = 0; i < l->n; i++) {
 		const tstat *t = &l->t[i];
 		double v;
@@ -265,10 +269,11 @@ static void tenant_gauge(buf *b, const tlist *l, const char *name,
 		case 7: v = t->serving.users ? t->serving.ndcg : -1; break;
 		case 8: v = t->serving.users ? t->serving.hr : -1; break;
 		default:
-			v = t->model_created_ms
+			v = !t->model_created_ms ? -1
+			    : now_ms > t->model_created_ms
 				    ? (double)(now_ms - t->model_created_ms) /
 					      1000.0
-				    : -1;
+				    : 0;
 		}
 		if (v < 0)
 			continue;

@@ -20,10 +20,10 @@
  * A listener thread per process holds its own connection.  When that
  * connection is lost, notifications sent meanwhile are lost too, so on
  * reconnecting it catches up from the tables: items changed since the
- * last sync, the newest promoted model, and every interaction since the
- * loss (two seconds before it, for clocks and commits in flight), which
- * the engine applies once (knytt_engine_feedback_apply skips an event a
- * loaded profile already holds).
+ * last sync (with popularity), the newest promoted model, and the stored
+ * history of every shopper it has loaded, whose missing events are
+ * applied once (knytt_engine_refresh_users).  Trending counters miss
+ * the events of shoppers it had not loaded, until a restart.
  *
  * Feedback is written synchronously in this mode (--sync-feedback is
  * implied): the notification goes out after the event is in the store,
@@ -37,14 +37,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define CHANNEL "knytt"
 #define WAIT_MS 200
 #define RETRY_MS 1000
-/* a catch-up re-reads this much before the loss */
-#define CATCHUP_SLACK_MS 2000
 /* key class of the trainer lock (knytt_store_try_lock keys are per
  * schema; the tenant id is the rest) */
 #define TRAINER_KEY 0x7472000000000000LL
@@ -54,13 +51,6 @@ static pthread_t th;
 static int running;
 static atomic_int stop, connected;
 static atomic_ullong n_received, n_applied, n_reconnects, n_caught_up;
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- sending ------------------------------------------------------------ */
 
@@ -142,6 +132,13 @@ int kd_replica_trainer_lock(uint64_t tenant, knytt_store **out)
 	return rc == KNYTT_ENOTSUP ? 1 : rc;
 }
 
+void kd_replica_trainer_unlock(uint64_t tenant, knytt_store *st)
+{
+	if (st)
+		knytt_store_unlock(st, TRAINER_KEY | (int64_t)tenant);
+	knytt_store_close(st);
+}
+
 /* ---- receiving ---------------------------------------------------------- */
 
 static int apply_fb(knytt_engine *e, const char *u, const char *i,
@@ -196,19 +193,6 @@ static int on_notify(void *ctx, const char *channel, const char *payload)
 	return 0;
 }
 
-typedef struct catchup {
-	knytt_engine *e;
-} catchup;
-
-static int catch_cb(const knytt_interaction *ix, void *ctx)
-{
-	catchup *c = ctx;
-	double v = ix->has_value ? ix->value : 0;
-	if (apply_fb(c->e, ix->user, ix->item, ix->type, v, ix->ts_ms) == 1)
-		atomic_fetch_add(&n_caught_up, 1);
-	return 0;
-}
-
 typedef struct open_list {
 	uint64_t id[1024];
 	knytt_engine *e[1024];
@@ -224,8 +208,9 @@ static void collect(knytt_engine *e, uint64_t tenant, void *ctx)
 	}
 }
 
-/* What the notifications lost since @p since_ms would have said. */
-static void catch_up(knytt_store *st, int64_t since_ms)
+/* What the notifications lost meanwhile would have said.  Not by the
+ * events' times: a client may send an event dated an hour back. */
+static void catch_up(void)
 {
 	open_list *l = calloc(1, sizeof *l);
 	if (!l)
@@ -234,10 +219,9 @@ static void catch_up(knytt_store *st, int64_t since_ms)
 	for (int i = 0; i < l->n; i++) {
 		knytt_engine_sync(l->e[i]);
 		knytt_engine_reload(l->e[i]);
-		catchup c = {l->e[i]};
-		if (knytt_store_use_tenant(st, l->id[i]) == 0)
-			knytt_store_interactions_since(
-				st, since_ms - CATCHUP_SLACK_MS, catch_cb, &c);
+		int n = knytt_engine_refresh_users(l->e[i]);
+		if (n > 0)
+			atomic_fetch_add(&n_caught_up, (unsigned long long)n);
 	}
 	kd_log("{\"level\":\"info\",\"msg\":\"replica caught up\","
 	       "\"tenants\":%d}",
@@ -254,7 +238,6 @@ static void pause_ms(long ms)
 static void *listen_loop(void *arg)
 {
 	(void)arg;
-	int64_t lost_ms = 0; /* 0: never connected, or connected */
 	int ever = 0;
 	while (!atomic_load(&stop)) {
 		knytt_store *st = NULL;
@@ -267,7 +250,7 @@ static void *listen_loop(void *arg)
 		atomic_store(&connected, 1);
 		if (ever) {
 			atomic_fetch_add(&n_reconnects, 1);
-			catch_up(st, lost_ms);
+			catch_up();
 		}
 		ever = 1;
 		for (;;) {
@@ -276,7 +259,6 @@ static void *listen_loop(void *arg)
 			if (atomic_load(&stop))
 				break;
 			if (rc < 0) {
-				lost_ms = wall_ms();
 				kd_log("{\"level\":\"warn\",\"msg\":\"replica "
 				       "listener lost its connection\"}");
 				break;
