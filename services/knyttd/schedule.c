@@ -16,8 +16,9 @@
  * this process has an engine for (a tenant nobody called since start has
  * no new interactions through this process, and a replica that serves
  * it does the looking).  "New interactions" are counted from the store
- * since this process last started a training of the tenant, or since it
- * first looked (a restart forgets the count, not the model's age).  The
+ * since a model of the tenant was last stored (by any replica) or this
+ * process last started a training of it, or since it first looked (a
+ * restart forgets the count, not the model's age).  The
  * job is an ordinary training job (jobs.c): one at a time per tenant,
  * and one trainer per tenant among replicas.
  */
@@ -177,7 +178,8 @@ int h_schedule_put(kd_req *r)
 
 typedef struct seen {
 	uint64_t tenant;
-	int64_t base; /* interactions when counting started */
+	int64_t base;    /* interactions when counting started */
+	int64_t version; /* newest stored model then */
 } seen;
 
 static seen table[MAX_TENANTS];
@@ -201,7 +203,7 @@ static void collect(knytt_engine *e, uint64_t tenant, void *ctx)
 	}
 }
 
-static seen *seen_of(uint64_t tenant, int64_t count, int has_model)
+static seen *seen_of(uint64_t tenant, int64_t count, int64_t version)
 {
 	for (int i = 0; i < nseen; i++)
 		if (table[i].tenant == tenant)
@@ -209,7 +211,7 @@ static seen *seen_of(uint64_t tenant, int64_t count, int has_model)
 	if (nseen == MAX_TENANTS)
 		return NULL;
 	/* without a model, every stored interaction is new */
-	table[nseen] = (seen){tenant, has_model ? count : 0};
+	table[nseen] = (seen){tenant, version ? count : 0, version};
 	return &table[nseen++];
 }
 
@@ -227,12 +229,20 @@ static int due(knytt_store *st, const kd_sched *s, uint64_t tenant,
 	*count = knytt_store_interaction_count(st);
 	if (*count < 0)
 		return 0;
-	int64_t created = 0;
+	int64_t created = 0, version = 0;
 	int has_model = knytt_store_model_get(st, MODEL_NAME, 0, NULL, NULL,
-					      NULL, NULL, &created) == 0;
-	seen *x = seen_of(tenant, *count, has_model);
+					      NULL, &version, &created) == 0;
+	seen *x = seen_of(tenant, *count, has_model ? version : 0);
 	if (!x || *count == 0)
 		return 0;
+	/* a model stored since (here, or by another replica, which held
+	 * the trainer lock): count from now, or every replica would train
+	 * again on the same new interactions */
+	if (has_model && version > x->version) {
+		x->version = version;
+		x->base = *count;
+		return 0;
+	}
 	if (s->every_events > 0 && *count - x->base >= s->every_events)
 		return 1;
 	if (s->every_hours > 0 &&
@@ -253,7 +263,7 @@ static void look(knytt_store *st, uint64_t tenant, knytt_engine *e)
 	char id[48];
 	int rc = kd_job_start_for(tenant, e, "schedule", id, sizeof id);
 	if (rc == 0) {
-		seen *x = seen_of(tenant, count, 1);
+		seen *x = seen_of(tenant, count, 0);
 		if (x)
 			x->base = count;
 		kd_log("{\"level\":\"info\",\"msg\":\"scheduled training\","
