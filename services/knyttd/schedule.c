@@ -180,6 +180,7 @@ typedef struct seen {
 	uint64_t tenant;
 	int64_t base;    /* interactions when counting started */
 	int64_t version; /* newest stored model then */
+	int started;     /* this process started a training since */
 } seen;
 
 static seen table[MAX_TENANTS];
@@ -211,7 +212,7 @@ static seen *seen_of(uint64_t tenant, int64_t count, int64_t version)
 	if (nseen == MAX_TENANTS)
 		return NULL;
 	/* without a model, every stored interaction is new */
-	table[nseen] = (seen){tenant, version ? count : 0, version};
+	table[nseen] = (seen){tenant, version ? count : 0, version, 0};
 	return &table[nseen++];
 }
 
@@ -235,13 +236,14 @@ static int due(knytt_store *st, const kd_sched *s, uint64_t tenant,
 	seen *x = seen_of(tenant, *count, has_model ? version : 0);
 	if (!x || *count == 0)
 		return 0;
-	/* a model stored since (here, or by another replica, which held
-	 * the trainer lock): count from now, or every replica would train
-	 * again on the same new interactions */
+	/* a model stored since: ours counts from when it started; another
+	 * replica's (it held the trainer lock) from now, or every replica
+	 * would train again on the same new interactions */
 	if (has_model && version > x->version) {
 		x->version = version;
-		x->base = *count;
-		return 0;
+		if (!x->started)
+			x->base = *count;
+		x->started = 0;
 	}
 	if (s->every_events > 0 && *count - x->base >= s->every_events)
 		return 1;
@@ -264,8 +266,10 @@ static void look(knytt_store *st, uint64_t tenant, knytt_engine *e)
 	int rc = kd_job_start_for(tenant, e, "schedule", id, sizeof id);
 	if (rc == 0) {
 		seen *x = seen_of(tenant, count, 0);
-		if (x)
+		if (x) {
 			x->base = count;
+			x->started = 1;
+		}
 		kd_log("{\"level\":\"info\",\"msg\":\"scheduled training\","
 		       "\"tenant\":%llu,\"job_id\":\"%s\",\"interactions\":"
 		       "%lld}",
