@@ -930,6 +930,61 @@ KNYTT_API int knytt_store_model_get(knytt_store *st, const char *name,
 				    int64_t *version_out,
 				    int64_t *created_ms);
 
+/* ---- notifications and advisory locks (PostgreSQL) -------------------- */
+
+/**
+ * A notification received by knytt_store_wait_notify: @p channel and
+ * @p payload are borrowed for the call.  Non-zero stops the wait.
+ */
+typedef int (*knytt_notify_fn)(void *ctx, const char *channel,
+			       const char *payload);
+
+/**
+ * Sends @p payload (UTF-8, under 8000 bytes) on @p channel (a lowercase
+ * identifier: [a-z_][a-z0-9_]*, up to 63 bytes) to every connection of
+ * the database listening on it (PostgreSQL NOTIFY: delivered when the
+ * sender's transaction commits, at once outside a transaction, in
+ * order).  Several processes on one database (replicas) tell each other
+ * what they wrote this way.
+ * @return KNYTT_OK, KNYTT_EINVAL (bad channel or payload), KNYTT_ENOTSUP
+ *         (SQLite: one process owns the file), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_notify(knytt_store *st, const char *channel,
+				 const char *payload);
+/**
+ * Starts listening on @p channel on this connection (PostgreSQL
+ * LISTEN); notifications queue up until knytt_store_wait_notify reads
+ * them.  Use a connection of its own: queries on it delay reading.
+ * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ENOTSUP (SQLite), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_listen(knytt_store *st, const char *channel);
+/**
+ * Waits up to @p timeout_ms (0: does not wait) for notifications on the
+ * channels this connection listens on and calls @p fn for each, in the
+ * order they were sent.
+ * @return the number delivered (0 on a timeout), KNYTT_ECANCELED (fn
+ *         stopped), KNYTT_EINVAL, KNYTT_ENOTSUP (SQLite), KNYTT_EIO (the
+ *         connection is lost: notifications sent meanwhile are lost
+ *         too; open a new handle, listen again and catch up from the
+ *         tables).
+ */
+KNYTT_API int knytt_store_wait_notify(knytt_store *st, int timeout_ms,
+				      knytt_notify_fn fn, void *ctx);
+/**
+ * Tries to take the session-level advisory lock @p key of this database
+ * schema (PostgreSQL pg_try_advisory_lock on a hash of the schema and
+ * the key), without waiting.  It is held until knytt_store_unlock or
+ * until the connection ends, also when the process dies, so a crashed
+ * holder never blocks the others.  Used to elect one worker among
+ * processes (one trainer per tenant).
+ * @return 1 taken, 0 held by another connection, KNYTT_ENOTSUP (SQLite),
+ *         KNYTT_EINVAL, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_try_lock(knytt_store *st, int64_t key);
+/** Releases a lock taken by knytt_store_try_lock on this connection.
+ *  @return KNYTT_OK, KNYTT_ENOTFOUND (not held), KNYTT_ENOTSUP, KNYTT_EDB. */
+KNYTT_API int knytt_store_unlock(knytt_store *st, int64_t key);
+
 /* ---- bulk import ------------------------------------------------------- */
 
 /** What a file holds. */
@@ -2504,6 +2559,100 @@ KNYTT_API int knytt_engine_train_start(knytt_engine *e, knytt_progress_fn fn,
 KNYTT_API int knytt_engine_train_wait(knytt_engine *e);
 KNYTT_API int knytt_engine_train_status(knytt_engine *e,
 					knytt_train_status *out);
+
+/**
+ * The evaluation of a trained model and the swap gate
+ * (knytt_engine_set_train_eval).  Versioned struct: set struct_size =
+ * sizeof(knytt_train_eval) before knytt_engine_train_eval.
+ */
+typedef struct knytt_train_eval {
+	size_t struct_size;
+	int64_t version;  /* the model version evaluated (0 = none yet) */
+	int promoted;     /* 1: swapped in (serving); 0: stored, held back */
+	size_t users;     /* test users (0: not evaluated) */
+	size_t negatives; /* sampled negatives per test user */
+	double hr, ndcg;  /* HR@10 and NDCG@10 of the held-out items */
+	/* the serving model it was compared with (0: none, or it had no
+	 * recorded evaluation) and that model's recorded NDCG@10 */
+	int64_t compared_version;
+	double compared_ndcg;
+} knytt_train_eval;
+
+/**
+ * Evaluates each model train makes, and gates its swap.  With @p users
+ * > 0, training holds out the last item of each of the @p users most
+ * recently active shoppers with at least two items (every event of the
+ * shopper on that item), trains on the rest, and ranks each held-out
+ * item against up to 99 sampled items the shopper never touched
+ * (leave-last-out with sampled negatives, He et al. 2017): HR@10 and
+ * NDCG@10 go into the stored version's metadata ("eval") and
+ * knytt_engine_train_eval.  The served model then lacks those events
+ * (the shoppers' tastes, folded in at query time, still have them).
+ * With @p margin >= 0, a new model whose NDCG@10 is below the serving
+ * model's recorded one by more than @p margin is stored but not swapped
+ * in ("promoted": false in its metadata): queries, knytt_engine_open
+ * and knytt_engine_reload keep serving the newest promoted version.
+ * A negative margin swaps every model in.  @p users 0 (the default)
+ * evaluates nothing and gates nothing.  May be called while open (the
+ * next training uses it).
+ * @return KNYTT_OK, KNYTT_EINVAL (e NULL, users over 1000000, margin not
+ *         finite).
+ */
+KNYTT_API int knytt_engine_set_train_eval(knytt_engine *e, unsigned users,
+					  double margin);
+/**
+ * The evaluation of the last model trained by this engine (@p serving
+ * 0) or the one of the model serving (@p serving 1: recorded when it was
+ * trained, here or by another process).  Fields are 0 when there is
+ * none.  Copies min(out->struct_size, sizeof) bytes.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, struct_size too small).
+ */
+KNYTT_API int knytt_engine_train_eval(knytt_engine *e, int serving,
+				      knytt_train_eval *out);
+
+/**
+ * Events accepted by knytt_engine_feedback and not yet written to the
+ * store (write-behind engines; always 0 for synchronous ones).
+ * @return the count, or KNYTT_EINVAL (e NULL).  Any thread.
+ */
+KNYTT_API int64_t knytt_engine_feedback_pending(knytt_engine *e);
+
+/**
+ * Applies a feedback event that another process (a replica on the same
+ * PostgreSQL database) stored: the item's popularity and trending
+ * counters, and the shopper's history and taste when this engine has
+ * the shopper loaded (otherwise the history is read from the store on
+ * first use, where the event already is).  Nothing is written.  An event
+ * the loaded profile already holds (same item, type and time) is not
+ * applied twice, so a catch-up may replay events.  @p ts_ms is the
+ * stored time (not 0).
+ * @return 1 applied, 0 already there, KNYTT_ENOTFOUND (item unknown to
+ *         this engine: knytt_engine_sync first), KNYTT_EINVAL.
+ */
+KNYTT_API int knytt_engine_feedback_apply(knytt_engine *e, const char *user,
+					  const char *item, const char *type,
+					  double value, int64_t ts_ms);
+
+/**
+ * Brings every shopper profile this engine has loaded up to the store:
+ * events another process stored that the profile lacks (same item, type
+ * and time), whatever their times, are applied as by
+ * knytt_engine_feedback_apply.  For a replica whose notifications were
+ * lost (a dropped connection).  Costs a history read per loaded shopper.
+ * @return the number of events applied, or an error (KNYTT_ESTATE,
+ *         KNYTT_EDB, KNYTT_ENOMEM).
+ */
+KNYTT_API int knytt_engine_refresh_users(knytt_engine *e);
+
+/**
+ * Serves the newest promoted model version in the store if it is newer
+ * than the one serving (trained by another process on the same
+ * database): its index file or an index built from it, swapped in
+ * atomically as after training.  Queries go on meanwhile.
+ * @return 1 a new version serves, 0 nothing newer, or an error
+ *         (KNYTT_ESTATE not open, KNYTT_EDB, KNYTT_ECORRUPT, ...).
+ */
+KNYTT_API int knytt_engine_reload(knytt_engine *e);
 
 /** The human-readable name of a reason ("taste", "session", ...). */
 KNYTT_API const char *knytt_reason_name(knytt_reason r);

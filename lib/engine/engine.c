@@ -605,13 +605,19 @@ static int load_model_and_index(knytt_engine *e)
 {
 	void *blob = NULL;
 	size_t size = 0;
-	int64_t version = 0;
+	int64_t version = 0, want = 0;
 	/* filled below, before any other thread can see the engine */
 	if (!(e->snap = knytt__snap_new(NULL, NULL, NULL, NULL, 0, 0, NULL,
 					0)))
 		return KNYTT_ENOMEM;
-	int rc = knytt_store_model_get(e->st, "engine-model", 0, &blob, &size,
-				       NULL, &version, NULL);
+	/* the newest version the swap gate did not hold back (holdout.c) */
+	knytt_train_eval sev;
+	int rc = knytt__serving_version(e->st, &want, &sev);
+	if (rc == KNYTT_OK)
+		rc = want ? knytt_store_model_get(e->st, "engine-model", want,
+						  &blob, &size, NULL, &version,
+						  NULL)
+			  : KNYTT_ENOTFOUND;
 	if (rc == KNYTT_ENOTFOUND)
 		rc = KNYTT_OK; /* never trained */
 	else if (rc == KNYTT_OK && size >= 24 &&
@@ -644,6 +650,7 @@ static int load_model_and_index(knytt_engine *e)
 			e->snap->items = items;
 			e->snap->nitems = n;
 			e->snap->version = version;
+			e->serving_eval = sev;
 			for (uint32_t i = 0; i < n; i++) {
 				uint32_t r = knytt__engine_row(e, items[i]);
 				if (r != UINT32_MAX)
@@ -1371,4 +1378,154 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 out:
 	pthread_mutex_unlock(&u->mu);
 	return rc;
+}
+
+/* Whether @p u already holds the event (same item row, time and type);
+ * caller holds u->mu.  Newest first: a replayed event is recent. */
+static int profile_has(const knytt__profile *u, uint32_t row, int64_t ts,
+		       unsigned type)
+{
+	for (size_t i = u->nh; i-- > 0;)
+		if (u->hist[i].row == row && u->hist[i].ts == ts &&
+		    u->hist[i].type == type)
+			return 1;
+	return 0;
+}
+
+/*
+ * An event another process stored (a replica on the same database):
+ * the same memory work as knytt_engine_feedback after its store write,
+ * for a profile only if this engine has it loaded -- one loaded later
+ * reads the event from the store with the rest of the history.
+ */
+int knytt_engine_feedback_apply(knytt_engine *e, const char *user,
+				const char *item, const char *type,
+				double value, int64_t ts_ms)
+{
+	int rc = check_open(e, "knytt_engine_feedback_apply");
+	if (rc)
+		return rc;
+	if (!user || !*user || !item || !*item || !type || !*type)
+		return knytt__err(KNYTT_EINVAL,
+				  "feedback_apply: %s is NULL or empty",
+				  !user || !*user   ? "user"
+				  : !item || !*item ? "item"
+						    : "type");
+	if (!isfinite(value) || ts_ms <= 0)
+		return knytt__err(KNYTT_EINVAL, "feedback_apply: %s",
+				  ts_ms <= 0 ? "ts_ms must be > 0"
+					     : "value is not finite");
+	/* the event's stored weight is the type's default; a value that
+	 * came with it is its rating (0: none) */
+	knytt_interaction ev = {.struct_size = sizeof ev, .type = type,
+				.has_value = value != 0, .value = value};
+	double w = knytt__ix_confidence(e, &ev);
+	unsigned bit = knytt__type_bit(type);
+	pthread_rwlock_rdlock(&e->lock);
+	uint32_t r = knytt__engine_row_by_ext(e, item);
+	pthread_rwlock_unlock(&e->lock);
+	if (r == UINT32_MAX)
+		return knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown",
+				  item);
+	uint32_t slot;
+	pthread_mutex_lock(&e->users_mu);
+	knytt__profile *u = user_find(e, user, knytt__hash_str(user), &slot);
+	pthread_mutex_unlock(&e->users_mu);
+	if (u) {
+		pthread_mutex_lock(&u->mu);
+		if (profile_has(u, r, ts_ms, bit)) {
+			pthread_mutex_unlock(&u->mu);
+			return 0;
+		}
+	}
+	pthread_rwlock_rdlock(&e->lock);
+	count_event(e, r, w, ts_ms);
+	if (u) {
+		eitem *it = &e->items[r];
+		rc = knytt__profile_add(u, it->id, r, (float)w, ts_ms, bit);
+		if (!rc) {
+			session_event(e, u, it, (float)w, ts_ms);
+			int64_t now = knytt__engine_now(e);
+			refresh_long(e, u, ts_ms > now ? ts_ms : now);
+		}
+	}
+	pthread_rwlock_unlock(&e->lock);
+	if (u)
+		pthread_mutex_unlock(&u->mu);
+	return rc ? rc : 1;
+}
+
+/* The profiles loaded now (a copy of the table: profiles live until
+ * close, so the pointers stay valid); NULL without memory. */
+static knytt__profile **loaded_users(knytt_engine *e, size_t *n)
+{
+	pthread_mutex_lock(&e->users_mu);
+	*n = e->nusers;
+	knytt__profile **u = malloc((*n ? *n : 1) * sizeof *u);
+	if (u && *n)
+		memcpy(u, e->users, *n * sizeof *u);
+	pthread_mutex_unlock(&e->users_mu);
+	return u;
+}
+
+/* Applies the events of @p h that @p u lacks; caller holds u->mu and
+ * lock (read).  How many were applied. */
+static int refresh_one(knytt_engine *e, knytt__profile *u, const rawhist *h)
+{
+	int applied = 0;
+	for (size_t i = 0; i < h->n; i++) {
+		const rawev *x = &h->ev[i];
+		uint32_t r = knytt__engine_row(e, x->item);
+		/* the seen mask answers most of them without a scan */
+		if (r == UINT32_MAX ||
+		    ((knytt__profile_seen(u, x->item) >> x->type & 1) &&
+		     profile_has(u, r, x->ts, x->type)))
+			continue;
+		if (knytt__profile_add(u, x->item, r, x->w, x->ts, x->type))
+			break;
+		count_event(e, r, x->w, x->ts);
+		session_event(e, u, &e->items[r], x->w, x->ts);
+		applied++;
+	}
+	if (applied)
+		refresh_long(e, u, knytt__engine_now(e));
+	return applied;
+}
+
+/*
+ * Another process's events this engine was never told of (a replica
+ * whose notifications were lost): every loaded profile is compared with
+ * the history the store holds, whatever the events' times, and what it
+ * lacks is applied as by knytt_engine_feedback_apply.
+ */
+int knytt_engine_refresh_users(knytt_engine *e)
+{
+	int rc = check_open(e, "knytt_engine_refresh_users");
+	if (rc)
+		return rc;
+	size_t n;
+	knytt__profile **us = loaded_users(e, &n);
+	if (!us)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	int applied = 0;
+	for (size_t k = 0; k < n && rc == KNYTT_OK; k++) {
+		knytt__profile *u = us[k];
+		rawhist h = { 0 };
+		pthread_mutex_lock(&e->st_lock);
+		int got = knytt_store_user_history(e->st, u->ext_id, hist_cb,
+						   &h);
+		pthread_mutex_unlock(&e->st_lock);
+		if (got < 0 && got != KNYTT_ENOTFOUND)
+			rc = h.rc ? h.rc : got;
+		if (!rc) {
+			pthread_mutex_lock(&u->mu);
+			pthread_rwlock_rdlock(&e->lock);
+			applied += refresh_one(e, u, &h);
+			pthread_rwlock_unlock(&e->lock);
+			pthread_mutex_unlock(&u->mu);
+		}
+		free(h.ev);
+	}
+	free(us);
+	return rc ? rc : applied;
 }

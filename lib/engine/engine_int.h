@@ -259,6 +259,14 @@ struct knytt_engine {
 		char label[65];
 		knytt_engine *eng;
 	} xmodel[8];
+	/* evaluation of new models and the swap gate (holdout.c), under
+	 * train_mu: eval_users 0 = no evaluation; eval_margin < 0 = every
+	 * model is swapped in.  serving_eval: the recorded evaluation of the
+	 * model serving (users 0 = none recorded); last_eval: of the last
+	 * model trained. */
+	unsigned eval_users;
+	double eval_margin;
+	knytt_train_eval serving_eval, last_eval;
 };
 
 /* Reciprocal rank fusion (fusion.c): add ranked id lists (list number
@@ -429,6 +437,39 @@ int knytt__fq_push(knytt_engine *e, const knytt_interaction *ix);
 int knytt__fq_push_log(knytt_engine *e, const char *query, const char *user,
 		       int count, const char *shown, int64_t ts);
 void knytt__fq_wait(knytt_engine *e);
+/* Evaluation of a new model (holdout.c).  holdout_make: from the
+ * training events (dense users and items, times), holds out each of the
+ * @p max_users most recently active users' last item (every event of the
+ * user on it: drop[i] = 1) and samples negatives (items the user never
+ * touched) for the leave-one-out test.  holdout_eval: HR@10 and NDCG@10
+ * of the trained model on it, given the training events (the ones not
+ * dropped; two-tower users: the weighted mean of their training items'
+ * vectors).  Both KNYTT_OK or an error; a test
+ * without a case (too few users with two items) is KNYTT_OK with
+ * ncases 0. */
+typedef struct knytt__holdout {
+	uint8_t *drop;
+	knytt_loo *test;
+	size_t ncases;
+} knytt__holdout;
+int knytt__holdout_make(const uint32_t *u, const uint32_t *it,
+			const int64_t *ts, size_t n, uint32_t nusers,
+			uint32_t nitems, unsigned max_users,
+			knytt__holdout *out);
+int knytt__holdout_eval(const knytt__holdout *h, knytt_als *als,
+			knytt_twotower *tt, uint32_t dim, const uint32_t *u,
+			const uint32_t *it, const float *w, size_t n,
+			uint32_t nusers, uint32_t nitems, knytt_metrics *out);
+void knytt__holdout_free(knytt__holdout *h);
+/* The version to serve: the newest stored engine model not held back by
+ * the gate (0 when none), with its recorded evaluation (users 0 when it
+ * has none).  KNYTT_OK or a store error. */
+int knytt__serving_version(knytt_store *st, int64_t *version,
+			   knytt_train_eval *ev);
+/* The index of a model's item vectors (train.c): every non-zero one. */
+int knytt__engine_build_index(knytt_engine *e, knytt_als *als,
+			      knytt_twotower *tt, const uint64_t *ids,
+			      uint32_t n, knytt_index **out);
 /* the training job (train.c); runs on its own store connection */
 int knytt__engine_train_job(knytt_engine *e);
 /* installs a trained model + index (takes ownership); caller holds no

@@ -282,3 +282,13 @@ int knytt_engine_flush(knytt_engine *e)
 	pthread_mutex_unlock(&e->fq_mu);
 	return rc;
 }
+
+int64_t knytt_engine_feedback_pending(knytt_engine *e)
+{
+	if (!e)
+		return knytt__err(KNYTT_EINVAL, "engine is NULL");
+	pthread_mutex_lock(&e->fq_mu);
+	int64_t n = (int64_t)(e->fq_pushed - e->fq_written);
+	pthread_mutex_unlock(&e->fq_mu);
+	return n;
+}

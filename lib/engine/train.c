@@ -189,8 +189,9 @@ static void job_free(job *j)
 }
 
 /* The index of a new model: every non-zero model vector. */
-static int build_index(knytt_engine *e, knytt_als *als, knytt_twotower *tt,
-		       const uint64_t *ids, uint32_t n, knytt_index **out)
+int knytt__engine_build_index(knytt_engine *e, knytt_als *als,
+			      knytt_twotower *tt, const uint64_t *ids,
+			      uint32_t n, knytt_index **out)
 {
 	knytt_index *ix;
 	int rc = knytt__engine_new_index(e, &ix);
@@ -230,6 +231,135 @@ out:
 	return KNYTT_OK;
 }
 
+/* ---------------------------------------------------------------- gate */
+
+/* The evaluation and swap gate of one training (holdout.c). */
+typedef struct gate_t {
+	unsigned users;   /* test users wanted; 0 = no evaluation */
+	double margin;    /* < 0: swap in whatever the metric */
+	knytt_train_eval serving, ev;
+	knytt__holdout ho;
+} gate_t;
+
+static void gate_begin(knytt_engine *e, gate_t *g)
+{
+	memset(g, 0, sizeof *g);
+	pthread_mutex_lock(&e->train_mu);
+	g->users = e->eval_users;
+	g->margin = e->eval_margin;
+	g->serving = e->serving_eval;
+	pthread_mutex_unlock(&e->train_mu);
+	g->ev.struct_size = sizeof g->ev;
+	g->ev.promoted = 1;
+}
+
+static int new_matrix(knytt_engine *e, job *j)
+{
+	int rc = knytt_matrix_create(&j->m);
+	if (rc)
+		return rc;
+	knytt_matrix_set_weight(j->m, 0, 1.0f);
+	if (e->hist_half_life_days > 0)
+		knytt_matrix_set_decay(j->m, e->hist_half_life_days * 864e5,
+				       knytt__engine_now(e));
+	return KNYTT_OK;
+}
+
+/* Holds the test events out of the job's arrays (kept in order), then
+ * fills the ALS matrix from what is left. */
+static int hold_out(knytt_engine *e, job *j, gate_t *g)
+{
+	int rc = knytt__holdout_make(j->u, j->it, j->ts, j->n, j->nusers,
+				     j->nitems, g->users, &g->ho);
+	if (rc)
+		return rc;
+	size_t m = 0;
+	for (size_t i = 0; i < j->n; i++) {
+		if (g->ho.drop[i])
+			continue;
+		j->u[m] = j->u[i];
+		j->it[m] = j->it[i];
+		j->w[m] = j->w[i];
+		j->ts[m] = j->ts[i];
+		m++;
+	}
+	j->n = m;
+	if (j->feat)
+		return KNYTT_OK; /* two-tower trains on the arrays */
+	if ((rc = new_matrix(e, j)))
+		return rc;
+	for (size_t i = 0; i < j->n; i++)
+		if (knytt_matrix_add(j->m, j->u[i], j->it[i], 0, j->w[i],
+				     j->ts[i]))
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+	return KNYTT_OK; /* built by the job, as without evaluation */
+}
+
+/* Evaluates the trained model and decides whether it serves. */
+static int gate_judge(knytt_engine *e, job *j, knytt_als *als,
+		      knytt_twotower *tt, gate_t *g)
+{
+	if (!g->users || !g->ho.ncases)
+		return KNYTT_OK;
+	knytt_metrics m;
+	int rc = knytt__holdout_eval(&g->ho, als, tt, e->dim, j->u, j->it,
+				     j->w, j->n, j->nusers, j->nitems, &m);
+	if (rc)
+		return rc;
+	g->ev.users = m.users;
+	g->ev.negatives = knytt_loo_negatives(g->ho.test);
+	g->ev.hr = m.hr;
+	g->ev.ndcg = m.ndcg;
+	if (g->serving.version > 0 && g->serving.users > 0) {
+		g->ev.compared_version = g->serving.version;
+		g->ev.compared_ndcg = g->serving.ndcg;
+		if (g->margin >= 0 && m.ndcg < g->serving.ndcg - g->margin)
+			g->ev.promoted = 0;
+	}
+	return KNYTT_OK;
+}
+
+/* The rest of the metadata JSON (the object is closed here). */
+static void gate_meta(const gate_t *g, char *out, size_t cap)
+{
+	if (!g->ev.users) {
+		snprintf(out, cap, ",\"promoted\":true}");
+		return;
+	}
+	snprintf(out, cap,
+		 ",\"eval\":{\"protocol\":\"leave-last-out\",\"test_users\":%zu,"
+		 "\"negatives\":%zu,\"hr10\":%.6f,\"ndcg10\":%.6f,"
+		 "\"compared_version\":%lld,\"compared_ndcg10\":%.6f},"
+		 "\"promoted\":%s}",
+		 g->ev.users, g->ev.negatives, g->ev.hr, g->ev.ndcg,
+		 (long long)g->ev.compared_version, g->ev.compared_ndcg,
+		 g->ev.promoted ? "true" : "false");
+}
+
+/* knytt__version_prune deletes versions below (its argument - keep + 1):
+ * a held-back model must not push the serving one out. */
+static int64_t gate_prune_from(knytt_engine *e, const gate_t *g,
+			       int64_t version)
+{
+	if (g->ev.promoted)
+		return version;
+	pthread_rwlock_rdlock(&e->lock);
+	int64_t serving = e->snap->version;
+	pthread_rwlock_unlock(&e->lock);
+	int64_t cap = serving + (int64_t)e->keep_models - 1;
+	return serving > 0 && cap < version ? cap : version;
+}
+
+static void gate_end(knytt_engine *e, gate_t *g, int64_t version)
+{
+	g->ev.version = version;
+	pthread_mutex_lock(&e->train_mu);
+	e->last_eval = g->ev;
+	if (g->ev.promoted)
+		e->serving_eval = g->ev;
+	pthread_mutex_unlock(&e->train_mu);
+}
+
 int knytt__engine_train_job(knytt_engine *e)
 {
 	if (e->kind == KNYTT_MODEL_EXTERNAL)
@@ -240,6 +370,8 @@ int knytt__engine_train_job(knytt_engine *e)
 	job j;
 	memset(&j, 0, sizeof j);
 	j.e = e;
+	gate_t gate;
+	gate_begin(e, &gate);
 	int rc = knytt_store_open(e->uri, &j.st);
 	uint64_t tenant = 0;
 	if (!rc)
@@ -257,14 +389,8 @@ int knytt__engine_train_job(knytt_engine *e)
 		rc = knytt_store_items_changed(j.st, 0, feat_cb, &j);
 		if (rc < 0)
 			goto out;
-	} else {
-		if ((rc = knytt_matrix_create(&j.m)))
-			goto out;
-		knytt_matrix_set_weight(j.m, 0, 1.0f);
-		if (e->hist_half_life_days > 0)
-			knytt_matrix_set_decay(j.m,
-					       e->hist_half_life_days * 864e5,
-					       knytt__engine_now(e));
+	} else if (!gate.users && (rc = new_matrix(e, &j))) {
+		goto out; /* (evaluating: built after the hold-out) */
 	}
 	rc = knytt_store_interactions_since(j.st, 0, ix_cb, &j);
 	if (rc < 0)
@@ -276,6 +402,8 @@ int knytt__engine_train_job(knytt_engine *e)
 				j.nusers, j.nitems);
 		goto out;
 	}
+	if (gate.users && (rc = hold_out(e, &j, &gate)))
+		goto out;
 	if (j.m) {
 		if ((rc = knytt_matrix_build(j.m, j.nusers, j.nitems)) ||
 		    (rc = knytt_als_create(&als)) ||
@@ -310,29 +438,49 @@ int knytt__engine_train_job(knytt_engine *e)
 	size_t size = 0;
 	int64_t version = 0;
 	unsigned char tag[KNYTT__MODEL_TAG];
-	if ((rc = build_index(e, als, tt, j.item_ids, j.nitems, &ix)) ||
+	if ((rc = knytt__engine_build_index(e, als, tt, j.item_ids, j.nitems,
+					     &ix)) ||
 	    (rc = knytt__random(tag, sizeof tag)) ||
 	    (rc = knytt__engine_encode_model(e, als, tt, j.item_ids,
 					     j.nitems, tag, &blob, &size)))
 		goto fail_index;
-	char meta[256];
+	char meta[768];
 	pthread_mutex_lock(&e->train_mu);
 	double loss = e->train_progress.loss;
 	pthread_mutex_unlock(&e->train_mu);
-	snprintf(meta, sizeof meta,
-		 "{\"kind\":\"%s\",\"dim\":%u,\"users\":%u,\"items\":%u,"
-		 "\"interactions\":%zu,\"loss\":%.6g,\"train_seconds\":%.3f}",
-		 als ? "als" : "twotower", e->dim, j.nusers, j.nitems,
-		 j.m ? knytt_matrix_nnz(j.m) : j.n, isfinite(loss) ? loss : 0,
-		 secs);
+	int k = snprintf(meta, sizeof meta,
+			 "{\"kind\":\"%s\",\"dim\":%u,\"users\":%u,"
+			 "\"items\":%u,\"interactions\":%zu,\"loss\":%.6g,"
+			 "\"train_seconds\":%.3f",
+			 als ? "als" : "twotower", e->dim, j.nusers, j.nitems,
+			 j.m ? knytt_matrix_nnz(j.m) : j.n,
+			 isfinite(loss) ? loss : 0, secs);
+	if ((rc = gate_judge(e, &j, als, tt, &gate)))
+		goto fail_index;
+	gate_meta(&gate, meta + k, sizeof meta - (size_t)k);
 	rc = knytt__version_commit(e, j.st, ix, tag, blob, size, meta,
 				   j.item_ids, j.nitems, &version);
 	free(blob);
 	if (rc)
 		goto fail_index;
 	/* the new version is whole and stored: older ones beyond
-	 * keep_models go (a failure here leaves extra files, no harm) */
-	knytt__version_prune(e, j.st, version);
+	 * keep_models go (a failure here leaves extra files, no harm),
+	 * never the one serving */
+	knytt__version_prune(e, j.st, gate_prune_from(e, &gate, version));
+	gate_end(e, &gate, version);
+	if (!gate.ev.promoted) {
+		knytt_index_close(ix);
+		knytt_als_close(als);
+		knytt_twotower_close(tt);
+		knytt__engine_warn(e,
+				   "model version %lld held back: NDCG@10 "
+				   "%.4f, the serving version %lld had %.4f",
+				   (long long)version, gate.ev.ndcg,
+				   (long long)gate.ev.compared_version,
+				   gate.ev.compared_ndcg);
+		rc = KNYTT_OK;
+		goto out;
+	}
 	uint64_t *ids = j.item_ids;
 	j.item_ids = NULL;
 	knytt__engine_install(e, ix, als, tt, ids, j.nitems, version, tag);
@@ -344,6 +492,7 @@ fail_model:
 	knytt_als_close(als);
 	knytt_twotower_close(tt);
 out:
+	knytt__holdout_free(&gate.ho);
 	job_free(&j);
 	return rc;
 }

@@ -538,3 +538,8 @@ int knytt__pg_open(const char *conninfo, knytt__db **out)
 	*out = &d->base;
 	return 0;
 }
+
+PGconn *knytt__pg_conn(knytt__db *db)
+{
+	return db && db->ops == &pg_ops ? ((pg_db *)db)->c : NULL;
+}

@@ -100,6 +100,11 @@ struct knytt__db {
 
 int knytt__sqlite_open(const char *path, knytt__db **out);
 int knytt__pg_open(const char *conninfo, knytt__db **out);
+/* The libpq connection of a PostgreSQL handle, else NULL (pgnotify.c;
+ * declared with libpq's struct tag so store_int.h needs no libpq
+ * header). */
+struct pg_conn;
+struct pg_conn *knytt__pg_conn(knytt__db *db);
 /* Rows scored and item rows read by the last SQLite search (-1 when the
  * SQL path ran), for tests of the pruning. */
 void knytt__sqlite_search_stats(knytt__db *db, long long *scored,

@@ -138,12 +138,21 @@ static int parse_event(kd_req *r, const cJSON *o, event *ev)
 
 /* Records one parsed event: 0, -1 (rejected: ev says why) or < -1 (the
  * store failed). */
-static int record(knytt_engine *e, event *ev)
+static int record(kd_req *r, knytt_engine *e, event *ev)
 {
+	/* replicas are told the stored time (replica.c) */
+	if (kd_cfg.replicas && !ev->ts_ms) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		ev->ts_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	}
 	int rc = knytt_engine_feedback(e, ev->user, ev->item, ev->type,
 				       ev->value, ev->ts_ms);
-	if (rc == 0)
+	if (rc == 0) {
+		kd_replica_feedback(r, ev->user, ev->item, ev->type, ev->value,
+				    ev->ts_ms);
 		return 0;
+	}
 	char buf[64];
 	const char *f = kd_field_of(knytt_errmsg(), buf, sizeof buf);
 	if (rc == KNYTT_ENOTFOUND)
@@ -186,7 +195,7 @@ static int batch(kd_req *r, knytt_engine *e, const cJSON *list, int self)
 			rc = ev_bad(&ev, 403, "user_id",
 				    "a shopper may send only their own events");
 		if (rc == 0)
-			rc = record(e, &ev);
+			rc = record(r, e, &ev);
 		if (rc < -1) {
 			cJSON_Delete(out);
 			cJSON_Delete(rej);
@@ -227,7 +236,7 @@ static int post_events(kd_req *r, int self)
 			      ev.field, "field %s %s", ev.field, ev.reason);
 	if (self && (rc = kd_may_act(r, ev.user)))
 		return rc;
-	if ((rc = record(e, &ev)) < -1)
+	if ((rc = record(r, e, &ev)) < -1)
 		return kd_liberr(r, rc, NULL);
 	if (rc)
 		return kd_err(r, 422, !strcmp(ev.field, "item_id")

@@ -1,7 +1,9 @@
 /*
  * h_models.c -- POST /api/v1/models/train (202 + job id),
  * GET /api/v1/models/jobs/{id} and GET /api/v1/models (the stored
- * versions and the one serving).
+ * versions and the one serving, the evaluations of the serving and of
+ * the last trained model, and the training schedule).  A version the
+ * training gate held back is listed with "held_back": true.
  */
 #include "knyttd.h"
 
@@ -48,6 +50,8 @@ static cJSON *version_json(kd_req *r, int64_t v, int64_t *got)
 	cJSON_AddNumberToObject(o, "size_bytes", (double)size);
 	cJSON *m = meta ? cJSON_Parse(meta) : NULL;
 	knytt_free(meta);
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(m, "promoted");
+	cJSON_AddBoolToObject(o, "held_back", cJSON_IsFalse(p));
 	if (m)
 		cJSON_AddItemToObject(o, "metadata", m);
 	return o;
@@ -72,6 +76,26 @@ int h_models(kd_req *r)
 		x = v > 0 ? version_json(r, v, &got) : NULL;
 	}
 	cJSON_Delete(x);
+	for (cJSON *y = arr->child; y; y = y->next) {
+		const cJSON *yv = cJSON_GetObjectItemCaseSensitive(y, "version");
+		cJSON_AddBoolToObject(y, "serving",
+				      (int64_t)yv->valuedouble ==
+					      ts.model_version);
+	}
 	cJSON_AddItemToObject(o, "versions", arr);
+	knytt_train_eval ev = {.struct_size = sizeof ev};
+	for (int which = 1; which >= 0; which--) {
+		knytt_engine_train_eval(e, which, &ev);
+		cJSON *j = kd_eval_json(&ev);
+		cJSON_AddItemToObject(o, which ? "serving_evaluation"
+					       : "last_evaluation",
+				      j ? j : cJSON_CreateNull());
+	}
+	kd_sched sc;
+	if ((rc = kd_sched_get(r->st, &sc))) {
+		cJSON_Delete(o);
+		return kd_liberr(r, rc, NULL);
+	}
+	cJSON_AddItemToObject(o, "schedule", kd_sched_json(&sc));
 	return kd_ok(r, 200, o);
 }

@@ -53,6 +53,18 @@ typedef struct kd_config {
 	long key_cache_ms;      /* how long a found API key is trusted */
 	char www[4096];         /* static pages (static.c); "" = none */
 	kd_limits limits;       /* every tenant's defaults */
+	struct kd_sched {       /* training schedule (schedule.c) */
+		int64_t every_events; /* retrain after N new interactions
+					 (0 = not on a count) */
+		double every_hours;   /* retrain when the model is this old
+					 (0 = not on age) */
+		unsigned eval_users;  /* leave-last-out test users (0 = no
+					 evaluation) */
+		double margin;        /* NDCG@10 a new model may lose before
+					 it is held back (< 0 = never) */
+	} sched;                /* every tenant's defaults */
+	long sched_tick_ms;     /* how often the scheduler looks */
+	int replicas;           /* PostgreSQL: notify and listen (replica.c) */
 } kd_config;
 
 extern kd_config kd_cfg;
@@ -253,6 +265,12 @@ void kd_tenants_close(void);
 /* ---- jobs.c: training jobs ------------------------------------------- */
 
 int kd_job_start(kd_req *r, knytt_engine *e, char *id, size_t cap);
+/* The same without a request (the scheduler): 0, or the HTTP status it
+ * would have answered (409 busy or trained elsewhere, 503). */
+int kd_job_start_for(uint64_t tenant, knytt_engine *e, const char *trigger,
+		     char *id, size_t cap);
+/* 1 while a job of @p tenant is queued or running here. */
+int kd_job_active(uint64_t tenant);
 /* The job as JSON, or NULL when unknown to this tenant. */
 cJSON *kd_job_json(uint64_t tenant, const char *id);
 /* One job as seen by GET /metrics. */
@@ -262,11 +280,57 @@ typedef struct kd_job_stat {
 	double seconds;    /* running time so far, or until it ended */
 	double loss;       /* last reported */
 	int64_t finished_ms; /* 0 while it runs */
+	knytt_train_eval ev; /* when done (ev.users 0: not evaluated) */
 } kd_job_stat;
 /* Copies up to @p cap jobs, newest first; how many were copied. */
 int kd_jobs_snapshot(kd_job_stat *out, int cap);
 /* Cancels running jobs and joins their threads. */
 void kd_jobs_stop(void);
+
+/* ---- schedule.c: per-tenant training schedule ------------------------- */
+
+typedef struct kd_sched kd_sched;
+/* The schedule of @p tenant (stored, else the defaults) read through
+ * @p st (the tenant selected on it); 0 or a knytt error. */
+int kd_sched_get(knytt_store *st, kd_sched *out);
+/* Starts / stops the scheduler thread. */
+int kd_sched_start(void);
+void kd_sched_stop(void);
+int h_schedule_get(kd_req *r);
+int h_schedule_put(kd_req *r);
+/* A schedule as JSON. */
+cJSON *kd_sched_json(const kd_sched *s);
+/* An evaluation as JSON (NULL when ev->users is 0). */
+cJSON *kd_eval_json(const knytt_train_eval *ev);
+
+/* ---- replica.c: several knyttd on one PostgreSQL database ------------- */
+
+/* Starts listening (when kd_cfg.replicas); 0 or -1. */
+int kd_replica_start(void);
+void kd_replica_stop(void);
+/* After a handler: tells the other replicas what r changed (items). */
+void kd_replica_after(const kd_req *r);
+/* A feedback event r's handler accepted (stored, at @p ts_ms). */
+void kd_replica_feedback(const kd_req *r, const char *user,
+			 const char *item, const char *type, double value,
+			 int64_t ts_ms);
+/* A model version of @p tenant swapped in here, sent on @p st. */
+void kd_replica_model(knytt_store *st, uint64_t tenant, int64_t version);
+/* The advisory lock of @p tenant's trainer on a connection of its own:
+ * 1 held (*out: the connection to close when done, NULL when there is
+ * nothing to hold: SQLite), 0 another process holds it, < 0 error. */
+int kd_replica_trainer_lock(uint64_t tenant, knytt_store **out);
+/* Releases it (at once, not when the server sees the connection go)
+ * and closes @p st; NULL is a no-op. */
+void kd_replica_trainer_unlock(uint64_t tenant, knytt_store *st);
+/* For GET /metrics. */
+typedef struct kd_replica_stat {
+	int on, connected;
+	unsigned long long received, applied, reconnects, caught_up;
+} kd_replica_stat;
+void kd_replica_stats(kd_replica_stat *out);
+/* The engine of @p tenant if this process has it open, else NULL. */
+knytt_engine *kd_tenant_engine(uint64_t tenant);
 
 /* ---- handlers (h_*.c) ------------------------------------------------- */
 

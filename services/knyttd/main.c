@@ -33,6 +33,10 @@ static const char usage[] =
 	"              [--www DIR]\n"
 	"              [--rate-limit RPS] [--rate-burst N] [--max-items N]\n"
 	"              [--max-interactions N]\n"
+	"              [--train-every-interactions N] [--train-every-hours H]\n"
+	"              [--train-eval-users N] [--train-margin M] "
+	"[--schedule-tick-ms MS]\n"
+	"              [--no-replicas]\n"
 	"The admin key comes from KNYTT_ADMIN_KEY or --admin-key-file.  See "
 	"knyttd(8).\n";
 
@@ -84,6 +88,51 @@ static unsigned long long num(const char *opt, const char *v,
 	return n;
 }
 
+/* A decimal option value in lo..hi into *out: 0, or -1 (said why). */
+static int fnum(const char *opt, const char *v, double lo, double hi,
+		double *out)
+{
+	char *end;
+	double d = v ? strtod(v, &end) : 0;
+	if (!v || *end || end == v || !(d >= lo && d <= hi)) {
+		fprintf(stderr, "knyttd: %s needs a number in %g..%g\n", opt,
+			lo, hi);
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
+
+/* The training schedule's options (schedule.c): 1 taken, 0 not one of
+ * them, -1 a bad value. */
+static int sched_arg(const char *o, const char *v)
+{
+	double d;
+	if (!strcmp(o, "--train-every-interactions")) {
+		if (fnum(o, v, 0, 1e12, &d))
+			return -1;
+		kd_cfg.sched.every_events = (int64_t)d;
+	} else if (!strcmp(o, "--train-every-hours")) {
+		if (fnum(o, v, 0, 1e5, &d))
+			return -1;
+		kd_cfg.sched.every_hours = d;
+	} else if (!strcmp(o, "--train-eval-users")) {
+		if (fnum(o, v, 0, 1e6, &d))
+			return -1;
+		kd_cfg.sched.eval_users = (unsigned)d;
+	} else if (!strcmp(o, "--train-margin")) {
+		if (fnum(o, v, -1, 1, &kd_cfg.sched.margin))
+			return -1;
+	} else if (!strcmp(o, "--schedule-tick-ms")) {
+		if (fnum(o, v, 10, 3600000, &d))
+			return -1;
+		kd_cfg.sched_tick_ms = (long)d;
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 static int parse_args(int argc, char **argv)
 {
 	const char *key_file = NULL;
@@ -91,7 +140,12 @@ static int parse_args(int argc, char **argv)
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes = 1;
 		unsigned long long n = 1;
-		if (!strcmp(o, "--listen")) {
+		int sa = sched_arg(o, v);
+		if (sa < 0)
+			return -1;
+		if (sa > 0) {
+			/* taken */
+		} else if (!strcmp(o, "--listen")) {
 			if (!v || parse_listen(v)) {
 				fprintf(stderr, "knyttd: --listen needs "
 						"HOST:PORT\n");
@@ -156,6 +210,8 @@ static int parse_args(int argc, char **argv)
 				kd_cfg.access_log = 1; /* after --quiet */
 			} else if (!strcmp(o, "--sync-feedback")) {
 				kd_cfg.feedback_async = 0;
+			} else if (!strcmp(o, "--no-replicas")) {
+				kd_cfg.replicas = -1; /* resolved below */
 			} else {
 				fputs(usage, stderr);
 				return -1;
@@ -169,6 +225,13 @@ static int parse_args(int argc, char **argv)
 	if (kd_cfg.limits.rps > 0 && kd_cfg.limits.burst < 1)
 		kd_cfg.limits.burst = kd_cfg.limits.rps < 1 ? 1
 							    : kd_cfg.limits.rps;
+	/* several replicas share a PostgreSQL database: tell them what
+	 * this one writes, and write feedback before telling (replica.c) */
+	int pg = !strncmp(kd_cfg.db, "postgres://", 11) ||
+		 !strncmp(kd_cfg.db, "postgresql://", 13);
+	kd_cfg.replicas = pg && kd_cfg.replicas == 0;
+	if (kd_cfg.replicas)
+		kd_cfg.feedback_async = 0;
 	const char *env = getenv("KNYTT_ADMIN_KEY");
 	if (key_file && read_key_file(key_file))
 		return -1;
@@ -194,6 +257,8 @@ static void defaults(void)
 	kd_cfg.feedback_async = 1;
 	kd_cfg.drain_ms = 30000;
 	kd_cfg.key_cache_ms = 1000;
+	kd_cfg.sched.margin = 0.05;
+	kd_cfg.sched_tick_ms = 5000;
 	kd_static_default(kd_cfg.www, sizeof kd_cfg.www);
 }
 
@@ -237,6 +302,8 @@ static int shut_down(void)
 		kd_log("{\"level\":\"warn\",\"msg\":\"%ld requests still ran "
 		       "after the drain timeout\"}",
 		       left);
+	kd_sched_stop();
+	kd_replica_stop();
 	kd_jobs_stop();
 	kd_http_stop();
 	int rc = kd_tenants_flush();
@@ -262,6 +329,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (kd_auth_init(st))
+		return 1;
+	if (kd_replica_start() || kd_sched_start())
 		return 1;
 	unsigned port = 0;
 	if (kd_http_start(&port))

@@ -14,8 +14,10 @@
  * store has no list of tenants, and a tenant nobody called since start
  * has nothing this process could report beyond the store's counts.
  *
- * Not exported: the depth of the engines' write-behind feedback queue
- * (include/knytt.h does not expose it; knytt_engine_flush only waits).
+ * The model's age is the serving version's (a version the training gate
+ * held back is stored but does not make the model younger), and the
+ * evaluation figures are those of the leave-last-out test each new model
+ * passes (schedule.c, lib/engine/holdout.c).
  */
 #include "knyttd.h"
 
@@ -200,6 +202,8 @@ typedef struct tstat {
 	uint64_t id;
 	knytt_train_status ts;
 	int64_t items, users, events, model_created_ms;
+	int64_t pending; /* write-behind feedback queue */
+	knytt_train_eval serving; /* recorded evaluation of the serving model */
 } tstat;
 
 typedef struct tlist {
@@ -215,6 +219,9 @@ static void take(knytt_engine *e, uint64_t tenant, void *ctx)
 	tstat *t = &l->t[l->n];
 	memset(t, 0, sizeof *t);
 	t->id = tenant;
+	t->pending = knytt_engine_feedback_pending(e);
+	t->serving.struct_size = sizeof t->serving;
+	knytt_engine_train_eval(e, 1, &t->serving);
 	if (knytt_engine_train_status(e, &t->ts) == 0)
 		l->n++;
 }
@@ -232,9 +239,9 @@ static void counts(tstat *t, knytt_store *st)
 	size_t size;
 	char *meta = NULL;
 	int64_t got;
-	/* the newest stored version: the engine's serving version is its
-	 * own count, not the store's version number */
-	if (knytt_store_model_get(st, MODEL_NAME, 0, NULL,
+	/* the version serving (0: none) */
+	if (t->ts.model_version > 0 &&
+	    knytt_store_model_get(st, MODEL_NAME, t->ts.model_version, NULL,
 				  &size, &meta, &got,
 				  &t->model_created_ms) == 0)
 		knytt_free(meta);
@@ -244,7 +251,11 @@ static void tenant_gauge(buf *b, const tlist *l, const char *name,
 			 const char *help, int which)
 {
 	family(b, name, "gauge", help);
-	int64_t now_ms = (int64_t)time(NULL) * 1000;
+	/* milliseconds: a model stored within this second has age 0, not
+	 * a negative one (which left the series out) */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	for (int i = 0; i < l->n; i++) {
 		const tstat *t = &l->t[i];
 		double v;
@@ -254,11 +265,15 @@ static void tenant_gauge(buf *b, const tlist *l, const char *name,
 		case 2: v = (double)t->events; break;
 		case 3: v = (double)t->ts.items_indexed; break;
 		case 4: v = (double)t->ts.model_version; break;
+		case 6: v = (double)t->pending; break;
+		case 7: v = t->serving.users ? t->serving.ndcg : -1; break;
+		case 8: v = t->serving.users ? t->serving.hr : -1; break;
 		default:
-			v = t->model_created_ms
+			v = !t->model_created_ms ? -1
+			    : now_ms > t->model_created_ms
 				    ? (double)(now_ms - t->model_created_ms) /
 					      1000.0
-				    : -1;
+				    : 0;
 		}
 		if (v < 0)
 			continue;
@@ -287,12 +302,72 @@ static void tenant_series(buf *b, knytt_store *st)
 	tenant_gauge(b, &l, "knytt_model_version",
 		     "Version of the model serving queries (0 = none).", 4);
 	tenant_gauge(b, &l, "knytt_model_age_seconds",
-		     "Age of the tenant's newest stored model.", 5);
+		     "Age of the model serving queries.", 5);
+	tenant_gauge(b, &l, "knytt_feedback_queue_depth",
+		     "Feedback events accepted and not yet written to the "
+		     "store.", 6);
+	tenant_gauge(b, &l, "knytt_model_serving_ndcg10",
+		     "Leave-last-out NDCG@10 recorded for the serving model.",
+		     7);
+	tenant_gauge(b, &l, "knytt_model_serving_hr10",
+		     "Leave-last-out HR@10 recorded for the serving model.",
+		     8);
 	free(l.t);
 }
 
 static const char *const states[] = {"queued", "running", "done",
 				     "failed"};
+
+/* The evaluation of each tenant's latest evaluated job. */
+static void eval_series(buf *b, const kd_job_stat *j, int n)
+{
+	static const char *const name[] = {
+		"knytt_training_last_ndcg10", "knytt_training_last_hr10",
+		"knytt_training_last_promoted"};
+	static const char *const help[] = {
+		"Leave-last-out NDCG@10 of the tenant's latest evaluated model.",
+		"Leave-last-out HR@10 of the tenant's latest evaluated model.",
+		"1 when that model was swapped in, 0 when the gate held it "
+		"back."};
+	for (int f = 0; f < 3; f++) {
+		family(b, name[f], "gauge", help[f]);
+		for (int i = 0; i < n; i++) {
+			int newest = j[i].ev.users > 0;
+			for (int k = 0; k < i && newest; k++)
+				newest = j[k].tenant != j[i].tenant ||
+					 !j[k].ev.users;
+			if (!newest)
+				continue;
+			put(b, "%s{tenant=\"%llu\"} ", name[f],
+			    (unsigned long long)j[i].tenant);
+			num(b, f == 0 ? j[i].ev.ndcg
+			       : f == 1 ? j[i].ev.hr
+					: (double)j[i].ev.promoted);
+		}
+	}
+}
+
+static void replica_series(buf *b)
+{
+	kd_replica_stat s;
+	kd_replica_stats(&s);
+	family(b, "knytt_replica_listener_up", "gauge",
+	       "1 while the replica listener is connected to PostgreSQL "
+	       "(0 also when not replicating).");
+	put(b, "knytt_replica_listener_up %d\n", s.connected);
+	family(b, "knytt_replica_notifications_total", "counter",
+	       "Notifications received from other replicas.");
+	put(b, "knytt_replica_notifications_total %llu\n", s.received);
+	family(b, "knytt_replica_applied_total", "counter",
+	       "Notifications applied to an open engine.");
+	put(b, "knytt_replica_applied_total %llu\n", s.applied);
+	family(b, "knytt_replica_reconnects_total", "counter",
+	       "Times the listener reconnected and caught up.");
+	put(b, "knytt_replica_reconnects_total %llu\n", s.reconnects);
+	family(b, "knytt_replica_caught_up_events_total", "counter",
+	       "Feedback events applied by catch-ups after a reconnect.");
+	put(b, "knytt_replica_caught_up_events_total %llu\n", s.caught_up);
+}
 
 static void job_series(buf *b)
 {
@@ -346,6 +421,7 @@ static void job_series(buf *b)
 		    (unsigned long long)j[i].tenant);
 		num(b, j[i].loss);
 	}
+	eval_series(b, j, n);
 	free(j);
 }
 
@@ -366,6 +442,7 @@ int h_metrics(kd_req *r)
 	http_series(&b);
 	tenant_series(&b, kd_store());
 	job_series(&b);
+	replica_series(&b);
 	if (b.oom) {
 		free(b.p);
 		return kd_err(r, 503, "no_memory", NULL, "out of memory");

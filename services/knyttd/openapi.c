@@ -65,7 +65,17 @@ static const char components[] =
 			      ",\"window_s\":" INT ",\"variants\":" ARR) ","
 	"\"Favorite\":" OBJ("\"user_id\",\"item_id\",\"favorite\"",
 			    "\"user_id\":" STR ",\"item_id\":" STR
-			    ",\"favorite\":" BOOL)
+			    ",\"favorite\":" BOOL) ","
+	"\"Schedule\":" OBJ("\"every_interactions\",\"every_hours\","
+			    "\"eval_users\",\"margin\"",
+			    "\"every_interactions\":" INT
+			    ",\"every_hours\":" NUM ",\"eval_users\":" INT
+			    ",\"margin\":" NUM) ","
+	"\"Evaluation\":{\"type\":[\"object\",\"null\"],\"properties\":{"
+	"\"protocol\":" STR ",\"model_version\":" INT
+	",\"test_users\":" INT ",\"negatives\":" INT ",\"hr10\":" NUM
+	",\"ndcg10\":" NUM ",\"promoted\":" BOOL
+	",\"compared_version\":" INT ",\"compared_ndcg10\":" NUM "}}"
 	"},\"securitySchemes\":{"
 	"\"admin\":{\"type\":\"http\",\"scheme\":\"bearer\"},"
 	"\"secretKey\":{\"type\":\"http\",\"scheme\":\"bearer\"},"
@@ -193,11 +203,24 @@ static const kd_doc docs[] = {
 	{"GET", "/api/v1/models/jobs/{job_id}",
 	 "a training job (the example's is unknown: 404)", NULL, 404,
 	 REF("Error"), "/api/v1/models/jobs/job-0-0", NULL},
-	{"GET", "/api/v1/models", "stored model versions", NULL, 200,
+	{"GET", "/api/v1/models",
+	 "stored model versions (held_back: kept, not swapped in), the "
+	 "evaluations of the serving and the last trained model, and the "
+	 "training schedule",
+	 NULL, 200,
 	 OBJ("\"serving_version\",\"items_indexed\",\"training\","
-	     "\"versions\"",
+	     "\"versions\",\"serving_evaluation\",\"last_evaluation\","
+	     "\"schedule\"",
 	     "\"serving_version\":" INT ",\"items_indexed\":" INT
-	     ",\"training\":" BOOL ",\"versions\":" ARR),
+	     ",\"training\":" BOOL ",\"versions\":{\"type\":\"array\","
+	     "\"items\":" OBJ("\"version\",\"created_at_ms\",\"held_back\","
+			      "\"serving\"",
+			      "\"version\":" INT ",\"created_at_ms\":" INT
+			      ",\"size_bytes\":" INT ",\"held_back\":" BOOL
+			      ",\"serving\":" BOOL ",\"metadata\":" OBJECT) "}"
+	     ",\"serving_evaluation\":" REF("Evaluation")
+	     ",\"last_evaluation\":" REF("Evaluation")
+	     ",\"schedule\":" REF("Schedule")),
 	 "/api/v1/models", NULL},
 	{"GET", "/api/v1/analytics/searches",
 	 "search analytics: top queries, few results, click-through, MRR",
@@ -229,6 +252,16 @@ static const kd_doc docs[] = {
 	{"POST", "/api/v1/experiments/{name}/stop", "stop an experiment",
 	 NULL, 200, REF("Experiment"), "/api/v1/experiments/oa-exp/stop",
 	 NULL},
+	{"GET", "/api/v1/models/schedule",
+	 "the tenant's training schedule (0 = off) and evaluation settings",
+	 NULL, 200, REF("Schedule"), "/api/v1/models/schedule", NULL},
+	{"PUT", "/api/v1/models/schedule",
+	 "set the training schedule (absent fields kept; margin < 0: never "
+	 "hold a model back)",
+	 OBJ("", "\"every_interactions\":" INT ",\"every_hours\":" NUM
+		 ",\"eval_users\":" INT ",\"margin\":" NUM),
+	 200, REF("Schedule"), "/api/v1/models/schedule",
+	 "{\"every_interactions\":0,\"eval_users\":50,\"margin\":0.05}"},
 	{"GET", "/api/v1/openapi.json", "this document", NULL, 200,
 	 OBJ("\"openapi\",\"info\",\"paths\"",
 	     "\"openapi\":" STR ",\"info\":" OBJECT ",\"paths\":" OBJECT),

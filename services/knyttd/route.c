@@ -70,6 +70,8 @@ static const kd_route routes[] = {
 	{"GET", "/api/v1/experiments/{}", KD_P_SECRET, h_experiment_get},
 	{"POST", "/api/v1/experiments/{}/stop", KD_P_SECRET,
 	 h_experiment_stop},
+	{"GET", "/api/v1/models/schedule", KD_P_SECRET, h_schedule_get},
+	{"PUT", "/api/v1/models/schedule", KD_P_SECRET, h_schedule_put},
 	{"GET", "/api/v1/openapi.json", KD_P_OPEN, h_openapi},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
@@ -278,4 +280,5 @@ void kd_dispatch(kd_req *r)
 	if (permit(r, hit->perm) || parse_body(r) || kd_limit_check(r))
 		return;
 	hit->fn(r);
+	kd_replica_after(r);
 }

@@ -156,3 +156,20 @@ void kd_tenants_close(void)
 	pthread_setspecific(store_key, NULL);
 	knytt_store_close(st);
 }
+
+knytt_engine *kd_tenant_engine(uint64_t tenant)
+{
+	knytt_engine *e = NULL;
+	pthread_mutex_lock(&reg_mu);
+	kd_tenant *t = tenants;
+	while (t && t->id != tenant)
+		t = t->next;
+	pthread_mutex_unlock(&reg_mu);
+	if (t) {
+		/* engines live until shutdown once opened */
+		pthread_mutex_lock(&t->mu);
+		e = t->e;
+		pthread_mutex_unlock(&t->mu);
+	}
+	return e;
+}

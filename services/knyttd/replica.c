@@ -1,0 +1,306 @@
+/*
+ * replica.c -- several knyttd processes on one PostgreSQL database.
+ *
+ * Each process keeps the serving state of a tenant in memory (items and
+ * their filters, shoppers' histories and tastes, trending counters, the
+ * model and its index), so a write accepted by one replica has to reach
+ * the memory of the others.  PostgreSQL carries it (knytt_store_notify,
+ * lib/store/pgnotify.c): after a write commits, the replica that made it
+ * sends a notification on channel "knytt" -- a JSON object with its
+ * origin (a random id per process, so it skips its own), the tenant and
+ * what changed:
+ *   {"k":"items"}                      items upserted or deleted: the
+ *                                      others re-read the items changed
+ *                                      since their last sync;
+ *   {"k":"fb","u","i","y","v","ts"}   one feedback event, applied to the
+ *                                      others' memory (counters, and the
+ *                                      shopper's profile when loaded);
+ *   {"k":"model","v"}                  a model version swapped in: the
+ *                                      others load it.
+ * A listener thread per process holds its own connection.  When that
+ * connection is lost, notifications sent meanwhile are lost too, so on
+ * reconnecting it catches up from the tables: items changed since the
+ * last sync (with popularity), the newest promoted model, and the stored
+ * history of every shopper it has loaded, whose missing events are
+ * applied once (knytt_engine_refresh_users).  Trending counters miss
+ * the events of shoppers it had not loaded, until a restart.
+ *
+ * Feedback is written synchronously in this mode (--sync-feedback is
+ * implied): the notification goes out after the event is in the store,
+ * so a replica that loads the shopper's history later finds it there.
+ * Tenants a replica has no engine for are skipped: opening one later
+ * reads everything from the store.
+ */
+#include "knyttd.h"
+
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHANNEL "knytt"
+#define WAIT_MS 200
+#define RETRY_MS 1000
+/* key class of the trainer lock (knytt_store_try_lock keys are per
+ * schema; the tenant id is the rest) */
+#define TRAINER_KEY 0x7472000000000000LL
+
+static char origin[33];
+static pthread_t th;
+static int running;
+static atomic_int stop, connected;
+static atomic_ullong n_received, n_applied, n_reconnects, n_caught_up;
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void send_json(knytt_store *st, cJSON *o)
+{
+	char *txt = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!st || !txt) {
+		cJSON_free(txt);
+		return;
+	}
+	int rc = knytt_store_notify(st, CHANNEL, txt);
+	cJSON_free(txt);
+	if (rc)
+		kd_log("{\"level\":\"warn\",\"msg\":\"notify failed: %s\"}",
+		       knytt_errname(rc));
+}
+
+static cJSON *head(uint64_t tenant, const char *kind)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "o", origin);
+	cJSON_AddNumberToObject(o, "t", (double)tenant);
+	cJSON_AddStringToObject(o, "k", kind);
+	return o;
+}
+
+void kd_replica_after(const kd_req *r)
+{
+	if (!kd_cfg.replicas || !r->route || r->status < 200 ||
+	    r->status > 299)
+		return;
+	int items = (!strcmp(r->route, "/api/v1/items") &&
+		     !strcmp(r->route_method, "POST")) ||
+		    (!strcmp(r->route, "/api/v1/items/{}") &&
+		     strcmp(r->route_method, "GET") != 0);
+	if (items)
+		send_json(r->st, head(r->tenant, "items"));
+}
+
+void kd_replica_feedback(const kd_req *r, const char *user,
+			 const char *item, const char *type, double value,
+			 int64_t ts_ms)
+{
+	if (!kd_cfg.replicas)
+		return;
+	cJSON *o = head(r->tenant, "fb");
+	cJSON_AddStringToObject(o, "u", user);
+	cJSON_AddStringToObject(o, "i", item);
+	cJSON_AddStringToObject(o, "y", type);
+	cJSON_AddNumberToObject(o, "v", value);
+	cJSON_AddNumberToObject(o, "ts", (double)ts_ms);
+	send_json(r->st, o);
+}
+
+void kd_replica_model(knytt_store *st, uint64_t tenant, int64_t version)
+{
+	if (!kd_cfg.replicas)
+		return;
+	cJSON *o = head(tenant, "model");
+	cJSON_AddNumberToObject(o, "v", (double)version);
+	send_json(st, o);
+}
+
+int kd_replica_trainer_lock(uint64_t tenant, knytt_store **out)
+{
+	*out = NULL;
+	if (!kd_cfg.replicas)
+		return 1;
+	knytt_store *st = NULL;
+	int rc = knytt_store_open(kd_cfg.db, &st);
+	if (rc == 0)
+		rc = knytt_store_try_lock(st, TRAINER_KEY | (int64_t)tenant);
+	if (rc == 1) {
+		*out = st;
+		return 1;
+	}
+	knytt_store_close(st);
+	return rc == KNYTT_ENOTSUP ? 1 : rc;
+}
+
+void kd_replica_trainer_unlock(uint64_t tenant, knytt_store *st)
+{
+	if (st)
+		knytt_store_unlock(st, TRAINER_KEY | (int64_t)tenant);
+	knytt_store_close(st);
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static int apply_fb(knytt_engine *e, const char *u, const char *i,
+		    const char *y, double v, int64_t ts)
+{
+	int rc = knytt_engine_feedback_apply(e, u, i, y, v, ts);
+	if (rc == KNYTT_ENOTFOUND && knytt_engine_sync(e) >= 0)
+		rc = knytt_engine_feedback_apply(e, u, i, y, v, ts);
+	return rc;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static int on_notify(void *ctx, const char *channel, const char *payload)
+{
+	(void)ctx;
+	(void)channel;
+	cJSON *o = cJSON_Parse(payload);
+	const char *from = jstr(o, "o"), *k = jstr(o, "k");
+	if (!from || !k || !strcmp(from, origin)) {
+		cJSON_Delete(o);
+		return 0;
+	}
+	atomic_fetch_add(&n_received, 1);
+	knytt_engine *e = kd_tenant_engine((uint64_t)jnum(o, "t"));
+	int rc = 0;
+	if (e && !strcmp(k, "items"))
+		rc = knytt_engine_sync(e);
+	else if (e && !strcmp(k, "model"))
+		rc = knytt_engine_reload(e);
+	else if (e && !strcmp(k, "fb") && jstr(o, "u") && jstr(o, "i") &&
+		 jstr(o, "y"))
+		rc = apply_fb(e, jstr(o, "u"), jstr(o, "i"), jstr(o, "y"),
+			      jnum(o, "v"), (int64_t)jnum(o, "ts"));
+	if (e && rc >= 0)
+		atomic_fetch_add(&n_applied, 1);
+	else if (e)
+		kd_log("{\"level\":\"warn\",\"msg\":\"replica event %s of "
+		       "tenant %.0f not applied: %s\"}",
+		       k, jnum(o, "t"), knytt_errname(rc));
+	cJSON_Delete(o);
+	return 0;
+}
+
+typedef struct open_list {
+	uint64_t id[1024];
+	knytt_engine *e[1024];
+	int n;
+} open_list;
+
+static void collect(knytt_engine *e, uint64_t tenant, void *ctx)
+{
+	open_list *l = ctx;
+	if (l->n < 1024) {
+		l->id[l->n] = tenant;
+		l->e[l->n++] = e;
+	}
+}
+
+/* What the notifications lost meanwhile would have said.  Not by the
+ * events' times: a client may send an event dated an hour back. */
+static void catch_up(void)
+{
+	open_list *l = calloc(1, sizeof *l);
+	if (!l)
+		return;
+	kd_tenants_each(collect, l);
+	for (int i = 0; i < l->n; i++) {
+		knytt_engine_sync(l->e[i]);
+		knytt_engine_reload(l->e[i]);
+		int n = knytt_engine_refresh_users(l->e[i]);
+		if (n > 0)
+			atomic_fetch_add(&n_caught_up, (unsigned long long)n);
+	}
+	kd_log("{\"level\":\"info\",\"msg\":\"replica caught up\","
+	       "\"tenants\":%d}",
+	       l->n);
+	free(l);
+}
+
+static void pause_ms(long ms)
+{
+	for (long t = 0; t < ms && !atomic_load(&stop); t += 50)
+		usleep(50000);
+}
+
+static void *listen_loop(void *arg)
+{
+	(void)arg;
+	int ever = 0;
+	while (!atomic_load(&stop)) {
+		knytt_store *st = NULL;
+		if (knytt_store_open(kd_cfg.db, &st) ||
+		    knytt_store_listen(st, CHANNEL)) {
+			knytt_store_close(st);
+			pause_ms(RETRY_MS);
+			continue;
+		}
+		atomic_store(&connected, 1);
+		if (ever) {
+			atomic_fetch_add(&n_reconnects, 1);
+			catch_up();
+		}
+		ever = 1;
+		for (;;) {
+			int rc = knytt_store_wait_notify(st, WAIT_MS, on_notify,
+							 NULL);
+			if (atomic_load(&stop))
+				break;
+			if (rc < 0) {
+				kd_log("{\"level\":\"warn\",\"msg\":\"replica "
+				       "listener lost its connection\"}");
+				break;
+			}
+		}
+		atomic_store(&connected, 0);
+		knytt_store_close(st);
+		pause_ms(RETRY_MS);
+	}
+	return NULL;
+}
+
+int kd_replica_start(void)
+{
+	if (!kd_cfg.replicas)
+		return 0;
+	unsigned char b[16];
+	randombytes_buf(b, sizeof b);
+	sodium_bin2hex(origin, sizeof origin, b, sizeof b);
+	if (pthread_create(&th, NULL, listen_loop, NULL)) {
+		kd_log("{\"level\":\"error\",\"msg\":\"cannot start the "
+		       "replica listener\"}");
+		return -1;
+	}
+	running = 1;
+	return 0;
+}
+
+void kd_replica_stop(void)
+{
+	atomic_store(&stop, 1);
+	if (running)
+		pthread_join(th, NULL);
+	running = 0;
+}
+
+void kd_replica_stats(kd_replica_stat *out)
+{
+	out->on = kd_cfg.replicas;
+	out->connected = atomic_load(&connected);
+	out->received = atomic_load(&n_received);
+	out->applied = atomic_load(&n_applied);
+	out->reconnects = atomic_load(&n_reconnects);
+	out->caught_up = atomic_load(&n_caught_up);
+}
