@@ -16,6 +16,7 @@
 #include "testutil.h"
 
 #include "kdtest.h"
+#include "pgserver.h"
 
 #include <knytt.h>
 
@@ -288,6 +289,110 @@ START_TEST(sigkill_at_random_points)
 }
 END_TEST
 
+/* ---- PostgreSQL restarted under a serving knyttd -------------------- */
+
+static kd_srv P;
+static char PSK[80];
+
+static void pg_setup(void)
+{
+	curl_global_init(CURL_GLOBAL_ALL);
+	pgs_start();
+	memset(&P, 0, sizeof P);
+	snprintf(P.dir, sizeof P.dir, "/tmp/knyttd-test-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(P.dir));
+	char uri[512];
+	pgs_new_store(uri, sizeof uri);
+	ck_assert_uint_lt(strlen(uri), sizeof P.uri);
+	memcpy(P.uri, uri, strlen(uri) + 1);
+	ck_assert_int_eq(kd_start(&P, NULL), 0);
+	char pk[80];
+	ck_assert_int_eq(kd_tenant(&P, "pgshop", PSK, pk), 0);
+	ck_assert_int_eq(kd_call(&P, "POST", "/api/v1/items", PSK, NULL,
+				 "{\"items\":[{\"item_id\":\"p1\",\"title\":"
+				 "\"red shoe\"},{\"item_id\":\"p2\",\"title\":"
+				 "\"blue shoe\"}]}",
+				 NULL),
+			 200);
+}
+
+static void pg_teardown(void)
+{
+	kd_stop(&P);
+	kd_cleanup(&P);
+	curl_global_cleanup();
+}
+
+static int pg_ctl(const char *what)
+{
+	char cmd[1024];
+	/* the options of pgs_start: the socket in pgs_dir */
+	snprintf(cmd, sizeof cmd,
+		 "%s %s/pg_ctl -D %s/data -l %s/server.log -w -t 60 -o \"-k %s "
+		 "-c listen_addresses='' -F -c max_connections=20\" %s "
+		 ">/dev/null 2>&1",
+		 pgs_as(), PGSERVER_BIN, pgs_dir, pgs_dir, pgs_dir, what);
+	return pgs_run(cmd);
+}
+
+/* One round of the requests a shop makes: their statuses, worst first
+ * (0 = connection failed), and the slowest one's seconds in *secs. */
+static long shop_round(double *secs)
+{
+	static const char *const q[][3] = {
+		{"POST", "/api/v1/search", "{\"query\":\"shoe\"}"},
+		{"POST", "/api/v1/interactions",
+		 "{\"user_id\":\"pu\",\"item_id\":\"p1\","
+		 "\"interaction_type\":\"view\"}"},
+		{"GET", "/api/v1/items/p2", NULL},
+		{"POST", "/api/v1/recommendations", "{\"user_id\":\"pu\"}"},
+	};
+	long worst = 200;
+	*secs = 0;
+	for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+		double t = now_s();
+		long st = kd_call(&P, q[i][0], q[i][1], PSK, NULL, q[i][2],
+				  NULL);
+		t = now_s() - t;
+		if (t > *secs)
+			*secs = t;
+		if (st != 200 && (worst == 200 || st == 0 || st > worst))
+			worst = st;
+	}
+	return worst;
+}
+
+/* The database goes away under a serving knyttd: requests fail fast
+ * with 503 while it is down and succeed again once it is back, with the
+ * same knyttd process. */
+START_TEST(postgres_restart_while_serving)
+{
+	double secs;
+	pid_t pid = P.pid;
+	ck_assert_int_eq(shop_round(&secs), 200);
+	ck_assert_int_eq(pg_ctl("-m fast stop"), 0);
+	for (int i = 0; i < 3; i++) {
+		long st = shop_round(&secs);
+		ck_assert_msg(st == 503, "while the database is down: %ld", st);
+		ck_assert_msg(secs < 5, "a 503 took %.2f s", secs);
+	}
+	ck_assert_int_eq(kd_call(&P, "GET", "/health", NULL, NULL, NULL, NULL),
+			 200);
+	ck_assert_int_eq(pg_ctl("start"), 0);
+	long st = 0;
+	double t0 = now_s();
+	while (now_s() - t0 < 20 && (st = shop_round(&secs)) != 200)
+		usleep(200 * 1000);
+	ck_assert_msg(st == 200, "after the restart: %ld for %.1f s", st,
+		      now_s() - t0);
+	/* every thread's connection came back, not just one */
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(shop_round(&secs), 200);
+	ck_assert_int_eq(P.pid, pid);
+	ck_assert_int_eq(kill(pid, 0), 0);
+}
+END_TEST
+
 Suite *faults_suite(void)
 {
 	Suite *s = suite_create("faults");
@@ -295,6 +400,12 @@ Suite *faults_suite(void)
 	tcase_add_unchecked_fixture(tc, faults_setup, faults_teardown);
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, sigkill_at_random_points);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("postgres");
+	tcase_set_tags(tc, "postgres");
+	tcase_add_unchecked_fixture(tc, pg_setup, pg_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, postgres_restart_while_serving);
 	suite_add_tcase(s, tc);
 	return s;
 }
