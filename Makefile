@@ -359,6 +359,17 @@ index-demo: build/bin/index_demo
 #   $(FUZZ_X): FUZZ_EXTRA_SRCS = services/knyttd/route.c
 #   $(FUZZ_X): FUZZ_EXTRA_LIBS = -lmicrohttpd
 #   $(FUZZ_X): services/knyttd/route.c
+# fuzz_cli_args includes examples/knytt/main.c (its parser is static).
+FUZZ_CLI := build-fuzz/fuzz_cli_args build/fuzz/fuzz_cli_args \
+	build-san/fuzz/fuzz_cli_args
+$(FUZZ_CLI): FUZZ_EXTRA_SRCS = $(filter-out examples/knytt/main.c,$(CLI_SRCS))
+$(FUZZ_CLI): $(CLI_SRCS) examples/knytt/cli.h
+# fuzz_knyttd_request links knyttd but its main.c (the harness is main).
+FUZZ_KD := build-fuzz/fuzz_knyttd_request build/fuzz/fuzz_knyttd_request \
+	build-san/fuzz/fuzz_knyttd_request
+$(FUZZ_KD): FUZZ_EXTRA_SRCS = $(filter-out services/knyttd/main.c,$(KNYTTD_SRCS))
+$(FUZZ_KD): FUZZ_EXTRA_LIBS = $(KNYTTD_LIBS)
+$(FUZZ_KD): $(KNYTTD_SRCS) services/knyttd/knyttd.h
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_HDRS := $(wildcard tests/fuzz/*.h) $(wildcard include/*.h lib/*.h lib/*/*.h)

@@ -75,6 +75,11 @@ st 2 "trending --window 2x" "$K" trending --window 2x
 st 2 "trending --window 0" "$K" trending --window 0
 st 2 "--now not a time" "$K" --now yesterday trending
 st 2 "--now bad date" "$K" --now 1998-13-01 trending
+# digits only where the form has digits (sscanf's %d took signs; strtod
+# spaces and exponents): fuzz_cli_args
+st 2 "--now signed hour" "$K" --now 2024-05-01T-1:00 trending
+st 2 "--now seconds as 1e1" "$K" --now "2024-05-01T12:00: 1e1" trending
+st 2 "--now signed offset" "$K" --now 2024-05-01T12:00+-1:00 trending
 st 2 "demo on postgres" "$K" demo --db postgres://localhost/x
 test "$(wc -l <err)" -eq 1 && ok || bad "usage error is not one line"
 

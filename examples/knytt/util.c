@@ -452,6 +452,60 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
+/* Exactly @p n digits at @p s into *out: 1, or 0.  sscanf's %2d also
+ * took signs and spaces ("2024-05-01T-1:00" passed as 1 a.m. the day
+ * before: fuzz_cli_args). */
+static int digits(const char *s, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 1;
+}
+
+/* "HH:MM" at @p s: 1 with the minutes in *out, or 0. */
+static int hh_mm(const char *s, int hmax, int *out)
+{
+	int h, m;
+	if (!digits(s, 2, &h) || s[2] != ':' || !digits(s + 3, 2, &m) ||
+	    h > hmax || m > 59)
+		return 0;
+	*out = h * 60 + m;
+	return 1;
+}
+
+/* [:SS[.fff]] at *@p p (advanced past it) into *@p ms; 0 or -1. */
+static int seconds(const char **p, int64_t *ms)
+{
+	int sec, frac = 0, n = 0, up = 0;
+	const char *s = *p;
+	if (*s != ':')
+		return 0;
+	if (!digits(s + 1, 2, &sec) || sec > 60)
+		return -1;
+	s += 3;
+	if (*s == '.') {
+		if (s[1] < '0' || s[1] > '9')
+			return -1;
+		/* milliseconds, rounded half up on the fourth digit */
+		for (s++; *s >= '0' && *s <= '9'; s++, n++) {
+			if (n < 3)
+				frac = frac * 10 + (*s - '0');
+			else if (n == 3)
+				up = *s >= '5';
+		}
+		for (; n < 3; n++)
+			frac *= 10;
+	}
+	*ms = sec * 1000LL + frac + up;
+	*p = s;
+	return 0;
+}
+
 int cli_parse_time(const char *s, int64_t *out_ms)
 {
 	char *end;
@@ -466,42 +520,37 @@ int cli_parse_time(const char *s, int64_t *out_ms)
 		*out_ms = v < 100000000000ULL ? (int64_t)v * 1000 : (int64_t)v;
 		return 0;
 	}
-	int y, mo, d, h = 0, mi = 0, n = 0;
-	double sec = 0;
-	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10 ||
-	    mo < 1 || mo > 12 || d < 1 || d > 31)
+	int y, mo, d, hm = 0;
+	int64_t ms = 0;
+	if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+	    s[7] != '-' || !digits(s + 8, 2, &d) || mo < 1 || mo > 12 ||
+	    d < 1 || d > 31)
 		return -1;
 	const char *p = s + 10;
 	if (*p == 'T' || *p == ' ') {
-		int k = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &k) != 2 || k != 5 ||
-		    h > 23 || mi > 59)
+		if (!hh_mm(p + 1, 23, &hm))
 			return -1;
-		p += 1 + k;
-		if (*p == ':') {
-			sec = strtod(p + 1, &end);
-			if (end == p + 1 || !(sec >= 0 && sec < 61))
-				return -1;
-			p = end;
-		}
+		p += 6;
+		if (seconds(&p, &ms))
+			return -1;
 	}
 	int64_t off = 0; /* UTC unless an offset is given */
 	if (*p == 'Z') {
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		int oh, om, k = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5)
+		int om;
+		if (!hh_mm(p + 1, 99, &om))
 			return -1;
-		off = (*p == '-' ? -1 : 1) * (oh * 3600LL + om * 60LL);
-		p += 1 + k;
+		off = (*p == '-' ? -60 : 60) * (int64_t)om;
+		p += 6;
 	}
 	if (*p)
 		return -1;
 	int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
-		    h * 3600LL + mi * 60LL - off;
+		    hm * 60LL - off;
 	if (t < 0)
 		return -1;
-	*out_ms = t * 1000 + (int64_t)(sec * 1000.0 + 0.5);
+	*out_ms = t * 1000 + ms;
 	return 0;
 }
 

@@ -9,6 +9,13 @@
  * its first call and walks the rows of the result on the next ones; the
  * store pages large scans with keyset queries, so no result is huge.
  *
+ * A lost connection (the server restarted, a network cut) is reset on
+ * the next call: while the server is away each call fails at once with
+ * KNYTT_EIO (knyttd answers 503), and once it is back the connection is
+ * made again and each statement prepared again on its next use (the
+ * generation counters), so a long-running process heals without a
+ * restart (tests/check_faults.c, postgres_restart_while_serving).
+ *
  * Bulk interactions go through COPY into a temporary staging table and
  * one INSERT ... SELECT ... ON CONFLICT DO NOTHING, which keeps the
  * event-id deduplication of the normal path at COPY speed.
@@ -32,6 +39,7 @@ typedef struct pg_db {
 	knytt__db base;
 	PGconn *c;
 	unsigned nstmt; /* names k1, k2, ... */
+	unsigned gen;   /* connections made: 1 after open, +1 per reset */
 } pg_db;
 
 struct knytt__stmt {
@@ -43,8 +51,50 @@ struct knytt__stmt {
 	PGresult *res;
 	int row, nrows; /* row = index of the current row */
 	char *oneshot;  /* SQL run unprepared each time (custom plans) */
+	char *text;     /* the prepared SQL, to prepare it again */
+	unsigned gen;   /* the connection it was prepared on (pg_db.gen) */
 	int64_t changes;
 };
+
+static void pg_quiet(void *arg, const char *msg);
+static int pg_err(pg_db *d, const PGresult *r, const char *what);
+
+static int session_init(pg_db *d)
+{
+	PQsetNoticeProcessor(d->c, pg_quiet, NULL);
+	return PQsetClientEncoding(d->c, "UTF8") == 0 ? 0 : -1;
+}
+
+/* Makes the connection again when it was lost: 0 when it is usable,
+ * else KNYTT_EIO (the server is still away). */
+static int heal(pg_db *d)
+{
+	if (PQstatus(d->c) == CONNECTION_OK)
+		return 0;
+	PQreset(d->c);
+	if (PQstatus(d->c) != CONNECTION_OK || session_init(d)) {
+		char buf[300];
+		snprintf(buf, sizeof buf, "%s", PQerrorMessage(d->c));
+		buf[strcspn(buf, "\n")] = '\0';
+		return knytt__err(KNYTT_EIO, "postgres: connection lost: %s",
+				  buf);
+	}
+	d->gen++;
+	return 0;
+}
+
+/* Prepares @p s on the current connection (again, after a reset). */
+static int prepare_on(pg_db *d, knytt__stmt *s)
+{
+	PGresult *r = PQprepare(d->c, s->name, s->text, 0, NULL);
+	int rc = PQresultStatus(r) == PGRES_COMMAND_OK
+			 ? 0
+			 : pg_err(d, r, "prepare");
+	PQclear(r);
+	if (!rc)
+		s->gen = d->gen;
+	return rc;
+}
 
 static int pg_err(pg_db *d, const PGresult *r, const char *what)
 {
@@ -74,6 +124,9 @@ static void pg_quiet(void *arg, const char *msg)
 static int pg_exec(knytt__db *db, const char *sql)
 {
 	pg_db *d = (pg_db *)db;
+	int hrc = heal(d);
+	if (hrc)
+		return hrc;
 	PGresult *r = PQexec(d->c, sql);
 	ExecStatusType s = PQresultStatus(r);
 	int rc = 0;
@@ -140,18 +193,18 @@ static int pg_prepare(knytt__db *db, const char *sql, knytt__stmt **out)
 		*out = s;
 		return 0;
 	}
-	PGresult *r = PQprepare(d->c, s->name, text, 0, NULL);
-	free(text);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		int rc = pg_err(d, r, "prepare");
-		PQclear(r);
+	s->text = text;
+	int rc = heal(d);
+	if (!rc)
+		rc = prepare_on(d, s);
+	if (rc) {
+		free(s->text);
 		free(s->vals);
 		free(s->lens);
 		free(s->fmts);
 		free(s);
 		return rc;
 	}
-	PQclear(r);
 	*out = s;
 	return 0;
 }
@@ -180,6 +233,7 @@ static void pg_finalize(knytt__stmt *s)
 		return;
 	pg_reset(s);
 	free(s->oneshot);
+	free(s->text);
 	free(s->vals);
 	free(s->lens);
 	free(s->fmts);
@@ -235,6 +289,11 @@ static int pg_bind_blob(knytt__stmt *s, int i, const void *v, size_t n)
 static int pg_step(knytt__stmt *s)
 {
 	if (!s->res) {
+		int rc = heal(s->db);
+		if (!rc && !s->oneshot && s->gen != s->db->gen)
+			rc = prepare_on(s->db, s);
+		if (rc)
+			return rc;
 		if (s->oneshot)
 			s->res = PQexecParams(s->db->c, s->oneshot, s->np, NULL,
 					      (const char *const *)s->vals,
@@ -253,7 +312,7 @@ static int pg_step(knytt__stmt *s)
 			const char *ct = PQcmdTuples(s->res);
 			s->changes = ct && *ct ? atoll(ct) : 0;
 		} else {
-			int rc = pg_err(s->db, s->res, "query");
+			rc = pg_err(s->db, s->res, "query");
 			PQclear(s->res);
 			s->res = NULL;
 			return rc;
@@ -529,8 +588,8 @@ int knytt__pg_open(const char *conninfo, knytt__db **out)
 		return knytt__err(KNYTT_EIO, "postgres: cannot connect: %s",
 				  buf);
 	}
-	PQsetNoticeProcessor(d->c, pg_quiet, NULL);
-	if (PQsetClientEncoding(d->c, "UTF8") != 0) {
+	d->gen = 1;
+	if (session_init(d)) {
 		pg_close(&d->base);
 		return knytt__err(KNYTT_EDB,
 				  "postgres: cannot set client encoding UTF8");

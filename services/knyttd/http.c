@@ -117,6 +117,25 @@ static void gather(kd_req *r, const char *data, size_t n)
 	r->body[r->len] = 0;
 }
 
+/* The query string is kept whole by libmicrohttpd; one that long is no
+ * query a client of this API makes (ids and categories are short). */
+#define KD_QUERY_LIMIT 8192
+
+static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind,
+			       const char *key, const char *value)
+{
+	size_t *n = cls;
+	*n += strlen(key) + (value ? strlen(value) : 0) + 2;
+	return MHD_YES;
+}
+
+static size_t query_len(struct MHD_Connection *c)
+{
+	size_t n = 0;
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_len, &n);
+	return n;
+}
+
 static int too_big(kd_req *r)
 {
 	return kd_err(r, 413, "payload_too_large", NULL,
@@ -143,6 +162,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 			c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > kd_cfg.body_limit) {
 			too_big(r);
+			return respond(c, r);
+		}
+		if (query_len(c) > KD_QUERY_LIMIT) {
+			kd_err(r, 414, "uri_too_long", NULL,
+			       "the query string is longer than %d bytes",
+			       KD_QUERY_LIMIT);
 			return respond(c, r);
 		}
 		return MHD_YES;
@@ -179,6 +204,34 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	atomic_fetch_sub(&inflight, 1);
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+/* Percent-decoding of the path and the query string, as libmicrohttpd's
+ * own but for "%00", which is kept as it is: decoded, its NUL ended the
+ * C string early, so DELETE /api/v1/items/a%00b deleted item "a". */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	char *w = s;
+	for (const char *r = s; *r;) {
+		int hi = r[0] == '%' ? hexval(r[1]) : -1;
+		int lo = hi >= 0 ? hexval(r[2]) : -1;
+		if (lo >= 0 && (hi | lo) != 0) {
+			*w++ = (char)(hi << 4 | lo);
+			r += 3;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = 0;
+	return (size_t)(w - s);
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -207,6 +260,7 @@ int kd_http_start(unsigned *port)
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		MHD_OPTION_THREAD_POOL_SIZE, kd_cfg.threads,
 		MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
+		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 		MHD_OPTION_CONNECTION_TIMEOUT, 60u,
 		MHD_OPTION_CONNECTION_LIMIT, 4096u,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
@@ -236,6 +290,18 @@ long kd_http_quiesce(long wait_ms)
 		nanosleep(&ts, NULL);
 	}
 	return atomic_load(&inflight);
+}
+
+int kd_http_adopt(int fd)
+{
+	struct sockaddr_in sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (MHD_add_connection(daemon_, fd, (struct sockaddr *)&sa,
+			       sizeof sa) != MHD_YES)
+		return -1;
+	return 0;
 }
 
 long kd_http_inflight(void)

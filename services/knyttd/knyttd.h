@@ -198,6 +198,10 @@ int kd_http_start(unsigned *port);
  * returns how many still run. */
 long kd_http_quiesce(long wait_ms);
 void kd_http_stop(void);
+/* Hands a connected socket to the daemon as if accepted from 127.0.0.1
+ * (it owns @p fd then, even on failure); 0 or -1.  tests/fuzz's
+ * fuzz_knyttd_request feeds each input through a socketpair so. */
+int kd_http_adopt(int fd);
 
 /* ---- route.c ----------------------------------------------------------- */
 

@@ -170,8 +170,19 @@ static void seeds_models(void)
 		fprintf(stderr, "seeds: ALS: %s\n", knytt_errmsg());
 		failed = 1;
 	}
-	knytt_matrix_close(m);
 	knytt_als_close(als);
+	knytt_lightgcn *g;
+	void *gb = NULL;
+	size_t gl = 0;
+	if (knytt_lightgcn_create(&g) || knytt_lightgcn_set_dim(g, 4) ||
+	    knytt_lightgcn_set_layers(g, 2) || knytt_lightgcn_set_epochs(g, 1) ||
+	    knytt_lightgcn_set_threads(g, 1) || knytt_lightgcn_train(g, m) ||
+	    knytt_lightgcn_save_buffer(g, &gb, &gl)) {
+		fprintf(stderr, "seeds: LightGCN: %s\n", knytt_errmsg());
+		failed = 1;
+	}
+	knytt_lightgcn_close(g);
+	knytt_matrix_close(m);
 
 	knytt_twotower *tt;
 	static const knytt_twotower_item F[4] = {
@@ -199,6 +210,9 @@ static void seeds_models(void)
 	put("fuzz_twotower_load", "model", 1, tb, tl);
 	put("fuzz_twotower_load", "model-crc-as-saved", 0, tb, tl);
 	put("fuzz_twotower_load", "model-truncated", 1, tb, tl / 2);
+	put("fuzz_lightgcn_load", "model", 1, gb, gl);
+	put("fuzz_lightgcn_load", "model-crc-as-saved", 0, gb, gl);
+	put("fuzz_lightgcn_load", "model-truncated", 1, gb, gl / 2);
 
 	/* engine blobs (train.c): header, store ids 1..4 (the items of
 	 * fuzz_engine_model's store), the model, CRC */
@@ -231,6 +245,7 @@ static void seeds_models(void)
 	}
 	knytt_free(ab);
 	knytt_free(tb);
+	knytt_free(gb);
 }
 
 /* ---- index files: no control byte (fuzz_index_load repairs the CRCs
