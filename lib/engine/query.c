@@ -35,6 +35,8 @@ typedef struct qctx {
 	uint32_t *cand;        /* rows that may pass, a superset from the
 				  filter indexes (filter_cands) */
 	size_t ncand, capcand;
+	knytt__wbits w;        /* rows passing f->where (where_ready) */
+	int w_rc;              /* where_ready's result, once tried */
 } qctx;
 
 /* A category or price range with at most this many items is answered by
@@ -89,6 +91,8 @@ static int check_filter(const knytt_filter **io, knytt_filter *tmp)
 		tmp->in_stock_only = in->in_stock_only;
 	if (KNYTT__HAS(in, knytt_filter, min_quality))
 		tmp->min_quality = in->min_quality;
+	if (KNYTT__HAS(in, knytt_filter, where))
+		tmp->where = in->where;
 	const knytt_filter *f = *io = tmp;
 	if (isnan(f->price_min) || isinf(f->price_min))
 		return knytt__err(KNYTT_EINVAL,
@@ -143,6 +147,12 @@ static int item_passes(const qctx *c, const eitem *it)
 			return 0;
 		if (!isnan(f->min_quality) && !(it->quality >= f->min_quality))
 			return 0;
+		/* where_ready ran (filter_bits / filter_cands); without its
+		 * bitset (no memory) nothing passes */
+		if (f->where &&
+		    !(c->w.rows &&
+		      knytt__wbits_has(&c->w, (size_t)(it - c->e->items))))
+			return 0;
 	}
 	return (c->nexcl == 0 && c->excl_mask == 0) || !excluded(c, it->id);
 }
@@ -174,6 +184,28 @@ static void qctx_init(qctx *c, const knytt_engine *e, const knytt_filter *f)
 	c->f = f;
 	if (f && f->category_prefix)
 		c->plen = strlen(f->category_prefix);
+	c->w_rc = 1; /* not tried */
+}
+
+/* The rows passing the attribute filter, evaluated once per query from
+ * the per-value postings (where.c); caller holds the engine lock. */
+static int where_ready(const knytt_engine *e, qctx *c)
+{
+	if (c->w_rc == 1)
+		c->w_rc = c->f && c->f->where
+				  ? knytt__where_eval(c->f->where, e->ax,
+						      e->nitems, &c->w)
+				  : KNYTT_OK;
+	return c->w_rc;
+}
+
+/* An attribute filter passing at most a quarter of the table gets the
+ * bitset over store ids (the index then searches only those); a wider
+ * one is tested by the predicate on the nodes the walk meets, cheaper
+ * than writing tens of thousands of bits. */
+static int where_narrow(const knytt_engine *e, const qctx *c)
+{
+	return c->w.rows && c->w.count * 4 <= e->nitems;
 }
 
 typedef struct bits_fill {
@@ -206,13 +238,23 @@ static void set_if_passes(uint32_t row, void *ctx)
 static int filter_bits(knytt_engine *e, qctx *c)
 {
 	const knytt_filter *f = c->f;
-	if (!f || !(c->plen || has_price_range(f)))
+	int rc = where_ready(e, c);
+	if (rc)
+		return rc;
+	if (!f || !(c->plen || has_price_range(f) || where_narrow(e, c)))
 		return KNYTT_OK;
 	c->nbits = (size_t)e->max_id + 1;
 	c->bits = calloc((c->nbits + 63) / 64, sizeof *c->bits);
 	if (!c->bits)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	bits_fill b = { c, e->items };
+	if (where_narrow(e, c)) {
+		for (size_t w = 0; w < c->w.nwords; w++)
+			for (uint64_t m = c->w.rows[w]; m; m &= m - 1)
+				set_if_passes((uint32_t)(w * 64 +
+					      (size_t)__builtin_ctzll(m)), &b);
+		return KNYTT_OK;
+	}
 	if (c->plen) {
 		pthread_mutex_lock(&e->cat_mu);
 		const catlist *cl = knytt__cat_rows(e, f->category_prefix,
@@ -233,6 +275,8 @@ static int filter_bits(knytt_engine *e, qctx *c)
 
 static void qctx_done(qctx *c)
 {
+	free(c->w.rows);
+	c->w.rows = NULL;
 	free(c->bits);
 	c->bits = NULL;
 	free(c->cand);
@@ -257,12 +301,23 @@ static void cand_add(uint32_t row, void *ctx)
 static int filter_cands(knytt_engine *e, qctx *c)
 {
 	const knytt_filter *f = c->f;
-	if (!e->rowvec_ok || !f || !(c->plen || has_price_range(f)))
+	if (where_ready(e, c)) /* no memory: filter_bits says so */
+		return 0;
+	int wsmall = c->w.rows && c->w.count <= SCAN_MAX;
+	if (!e->rowvec_ok || !f || !(c->plen || has_price_range(f) || wsmall))
 		return 0;
 	if (!(c->cand = malloc(SCAN_MAX * sizeof *c->cand)))
 		return 0;
 	c->capcand = SCAN_MAX;
 	c->ncand = 0;
+	if (wsmall) {
+		/* the attribute filter's rows (the scan tests the rest) */
+		for (size_t w = 0; w < c->w.nwords; w++)
+			for (uint64_t m = c->w.rows[w]; m; m &= m - 1)
+				c->cand[c->ncand++] = (uint32_t)(w * 64 +
+					(size_t)__builtin_ctzll(m));
+		return 1;
+	}
 	if (c->plen) {
 		pthread_mutex_lock(&e->cat_mu);
 		const catlist *cl = knytt__cat_rows(e, f->category_prefix,
@@ -1089,7 +1144,8 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	 */
 	int vec_half = has_q && knytt_index_count(e->ix) > 0;
 	int scanned = vec_half && filter_cands(e, &c);
-	if (c.plen && (rc = filter_bits(e, &c)))
+	if ((c.plen || (filter && filter->where)) &&
+	    (rc = filter_bits(e, &c)))
 		goto out;
 	if (has_text) {
 		/* a filter is tested in memory (the bitset, or the item
@@ -1097,7 +1153,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		int filtered = filter &&
 			       (c.plen || has_price_range(filter) ||
 				filter->in_stock_only ||
-				!isnan(filter->min_quality));
+				!isnan(filter->min_quality) || filter->where);
 		/* the store with the engine unlocked; the filter callback
 		 * takes the read lock for its test (st_lock, then lock) */
 		pthread_rwlock_unlock(&e->lock);
