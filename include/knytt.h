@@ -2193,6 +2193,14 @@ KNYTT_API int knytt_where_compile(const char *expr, knytt_where **out);
 /** Frees a compiled filter (NULL is allowed). */
 KNYTT_API void knytt_where_free(knytt_where *w);
 
+/**
+ * Whether an item with @p attributes (a JSON object, or NULL / "" for
+ * none; other text counts as none) passes @p w: for callers that hold
+ * items outside the engine (a server filtering a cached list).
+ * @return 1 (passes), 0 (fails), KNYTT_EINVAL (w NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_where_match(const knytt_where *w, const char *attributes);
+
 /** Business filters.  Versioned struct: set struct_size =
  *  sizeof(knytt_filter); fields added later sit after these and default
  *  to "no filter" for callers built against this version.  A NULL filter

@@ -469,3 +469,24 @@ int knytt__where_eval(const knytt_where *w, const knytt__attrx *ax,
 		out->count += (size_t)__builtin_popcountll(out->rows[i]);
 	return KNYTT_OK;
 }
+
+/* One item: a one-row index, evaluated as the engine would.  Costs a
+ * JSON parse and a few allocations: fine for a page of results, not for
+ * a catalogue (the engine keeps its index instead). */
+int knytt_where_match(const knytt_where *w, const char *attributes)
+{
+	if (!w)
+		return knytt__err(KNYTT_EINVAL, "where: filter is NULL");
+	knytt__attrx *ax = knytt__attrx_new();
+	if (!ax)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	knytt__wbits b = { 0 };
+	int rc = knytt__attrx_set(ax, 0, attributes);
+	if (!rc)
+		rc = knytt__where_eval(w, ax, 1, &b);
+	if (!rc)
+		rc = b.count == 1;
+	free(b.rows);
+	knytt__attrx_free(ax);
+	return rc;
+}
