@@ -320,8 +320,10 @@ static int row_add(knytt__attrx *ax, uint32_t row, const char *name,
 		uint32_t *nb = malloc(2 * (size_t)nc * sizeof *nb);
 		if (!nb)
 			return -1;
-		memcpy(nb, ar->term, ar->n * sizeof *nb);
-		memcpy(nb + nc, ar->pos, ar->n * sizeof *nb);
+		if (ar->n) { /* a fresh row has no arrays: no memcpy(NULL) */
+			memcpy(nb, ar->term, ar->n * sizeof *nb);
+			memcpy(nb + nc, ar->pos, ar->n * sizeof *nb);
+		}
 		free(ar->term);
 		ar->term = nb;
 		ar->pos = nb + nc;

@@ -1149,7 +1149,9 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	 */
 	int vec_half = has_q && knytt_index_count(e->ix) > 0;
 	int scanned = vec_half && filter_cands(e, &c);
-	if ((c.plen || (has_text && filter && filter->where)) &&
+	/* an attribute filter too wide to scan: its bitset for the index
+	 * (else the index would test all items by the predicate) */
+	if ((c.plen || (filter && filter->where && (has_text || !scanned))) &&
 	    (rc = filter_bits(e, &c)))
 		goto out;
 	if (has_text) {
