@@ -46,11 +46,19 @@ typedef struct qctx {
  * ~100 ns per item and taste below its own exact-scan switch (~14k
  * items) and some 0.5-1 ms above it. */
 #define SCAN_MAX 16384
-/* The same for the rows of an attribute filter, for one query vector:
- * the scan costs ~25 ns a row, the index's walk over 20k items ~110 us
- * (benchmarks/engine/run --filters), so past a few thousand rows the
- * index restricted to the filter's bitset wins. */
-#define WHERE_SCAN_MAX 4096
+/* The rows of an attribute filter are scanned (at most SCAN_MAX) where
+ * the index would give up its walk for its own exact scan, n^2 < 32 ef N
+ * (index.c), which reads the vectors through the label map and costs ~6x
+ * the engine's scan (benchmarks/engine/run --filters, 100k items: a 10%
+ * filter took 1.5 ms there); above it the walk wins (a 50% filter on 20k
+ * items: 246 us scanned, 117 us walked). */
+static int where_scan(const knytt_engine *e, const qctx *c)
+{
+	double n = (double)c->w.count;
+	return c->w.rows && c->w.count <= SCAN_MAX &&
+	       n * n < 32.0 * (double)(e->efs ? e->efs : 64) *
+			       (double)e->nitems;
+}
 
 /* Whether @p f (not NULL) has an upper price bound (0 or NAN = none). */
 static int has_price_max(const knytt_filter *f)
@@ -308,7 +316,7 @@ static int filter_cands(knytt_engine *e, qctx *c)
 	const knytt_filter *f = c->f;
 	if (where_ready(e, c)) /* no memory: filter_bits says so */
 		return 0;
-	int wsmall = c->w.rows && c->w.count <= WHERE_SCAN_MAX;
+	int wsmall = where_scan(e, c);
 	if (!e->rowvec_ok || !f || !(c->plen || has_price_range(f) || wsmall))
 		return 0;
 	if (!(c->cand = malloc(SCAN_MAX * sizeof *c->cand)))
