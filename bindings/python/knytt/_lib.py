@@ -67,9 +67,12 @@ lib = _load()
 
 
 class Filter(ctypes.Structure):
+    # the whole struct of include/knytt.h: knytt_filter_init writes
+    # sizeof(knytt_filter) bytes, so a shorter mirror is overrun
     _fields_ = [("struct_size", c_size), ("category_prefix", c_str),
                 ("price_min", c_double), ("price_max", c_double),
-                ("in_stock_only", c_int), ("min_quality", c_double)]
+                ("in_stock_only", c_int), ("min_quality", c_double),
+                ("where", ctypes.c_void_p)]
 
 
 class Result(ctypes.Structure):
