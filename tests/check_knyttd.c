@@ -2081,9 +2081,6 @@ Suite *knyttd_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("isolation");
-	/* the SIGTERM cases restart the server with 10k items: past Check's
-	 * 4 s default on a loaded machine (load 14 took 8 s) */
-	tcase_set_timeout(tc, 120);
 	tcase_add_unchecked_fixture(tc, shop_setup, shop_teardown);
 	tcase_add_test(tc, tenant_isolation_every_route);
 	tcase_add_test(tc, concurrent_ingest_and_queries);
