@@ -2212,6 +2212,51 @@ typedef enum knytt_reason {
 	KNYTT_REASON_COVIEW = 9    /* often interacted with together */
 } knytt_reason;
 
+/**
+ * A compiled attribute filter: a boolean expression over the items'
+ * attributes (the JSON object of knytt_item.attributes), such as
+ *
+ *     brand = acme and size in (m, l) and not (colour = red or weight > 2)
+ *
+ * Comparisons: name = value, name != value, name in (v1, v2, ...),
+ * name not in (...), and name < <= > >= number; combined with and, or,
+ * not and parentheses (and binds tighter than or).  Names and bare values
+ * are runs of letters, digits, '_', '.', '-', '+', '/', ':' and UTF-8
+ * bytes; anything else goes in single or double quotes (\' \" \\ escape).
+ * Keywords are case-insensitive; names and values are compared exactly.
+ * An attribute matches a value when it equals it, or, for a JSON array,
+ * when one element does (tags = sale).  Numbers compare by value (size =
+ * 10 matches 10, 10.0 and "10"); true and false match JSON booleans.  An
+ * item without the attribute fails =, in and the ranges, and passes !=
+ * and not in.  Nested objects are not indexed.
+ *
+ * Compile once, use in any number of queries (knytt_filter.where) from
+ * any number of threads: the object is immutable.  The engine evaluates
+ * it against per-value bitsets it keeps current as items change.
+ */
+typedef struct knytt_where knytt_where;
+
+/**
+ * Compiles @p expr (NUL-terminated, at most 8192 bytes, nesting at most
+ * 32 deep, at most 1024 comparisons and values) into *out, to be freed
+ * with knytt_where_free().
+ * @return KNYTT_OK; KNYTT_EINVAL for a syntax error (knytt_errmsg() names
+ *         the byte position, 1-based, and what was expected), an empty
+ *         expression or one over the limits; KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_where_compile(const char *expr, knytt_where **out);
+
+/** Frees a compiled filter (NULL is allowed). */
+KNYTT_API void knytt_where_free(knytt_where *w);
+
+/**
+ * Whether an item with @p attributes (a JSON object, or NULL / "" for
+ * none; other text counts as none) passes @p w: for callers that hold
+ * items outside the engine (a server filtering a cached list).
+ * @return 1 (passes), 0 (fails), KNYTT_EINVAL (w NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_where_match(const knytt_where *w, const char *attributes);
+
 /** Business filters.  Versioned struct: set struct_size =
  *  sizeof(knytt_filter); fields added later sit after these and default
  *  to "no filter" for callers built against this version.  A NULL filter
@@ -2224,10 +2269,22 @@ typedef struct knytt_filter {
 	double price_max;            /* inclusive; 0 or NAN = no maximum */
 	int in_stock_only;           /* 1: only items in stock */
 	double min_quality;          /* inclusive; NAN = no minimum */
+	/* an attribute filter (knytt_where_compile), borrowed
+	 * for the call; NULL = any */
+	const knytt_where *where;
 } knytt_filter;
 
-/** Initializes @p f to "no filter". */
-KNYTT_API void knytt_filter_init(knytt_filter *f);
+/** Initializes the @p size bytes at @p f (the caller's
+ *  sizeof(knytt_filter)) to "no filter" and sets struct_size; members of
+ *  this version past @p size are not written. */
+KNYTT_API void knytt_filter_init_size(knytt_filter *f, size_t size);
+/** Initializes @p f to "no filter".  A macro passing the caller's own
+ *  sizeof to knytt_filter_init_size, so that a program built against an
+ *  older knytt.h (a shorter knytt_filter) is never written past its end
+ *  by a newer library; the function of this name, called by programs
+ *  built before the macro, writes the first version's members only. */
+KNYTT_API void(knytt_filter_init)(knytt_filter *f);
+#define knytt_filter_init(f) knytt_filter_init_size((f), sizeof *(f))
 
 /** One answer of recommend, similar, search or trending. */
 typedef struct knytt_result {

@@ -652,6 +652,42 @@ START_TEST(older_callers_smaller_structs)
 }
 END_TEST
 
+/* knytt_filter_init from a program built against an older knytt.h: its
+ * knytt_filter ends before `where`, and the library must not write past
+ * that (the exported function); the macro passes the caller's sizeof. */
+START_TEST(filter_init_writes_only_the_callers_struct)
+{
+	unsigned char buf[sizeof(knytt_filter) + 16];
+	size_t v1 = offsetof(knytt_filter, where);
+	memset(buf, 0xab, sizeof buf);
+	(knytt_filter_init)((knytt_filter *)(void *)buf);
+	knytt_filter f;
+	memcpy(&f, buf, sizeof f);
+	ck_assert_uint_eq(f.struct_size, v1);
+	ck_assert_ptr_null(f.category_prefix);
+	ck_assert(isnan(f.price_max) && isnan(f.min_quality));
+	for (size_t i = v1; i < sizeof buf; i++)
+		ck_assert_msg(buf[i] == 0xab, "byte %zu written", i);
+	/* a caller's own size, here shorter still */
+	size_t v0 = offsetof(knytt_filter, in_stock_only);
+	memset(buf, 0xab, sizeof buf);
+	knytt_filter_init_size((knytt_filter *)(void *)buf, v0);
+	memcpy(&f, buf, sizeof f);
+	ck_assert_uint_eq(f.struct_size, v0);
+	for (size_t i = v0; i < sizeof buf; i++)
+		ck_assert_msg(buf[i] == 0xab, "byte %zu written", i);
+	/* this header's callers: the whole struct */
+	knytt_filter_init(&f);
+	ck_assert_uint_eq(f.struct_size, sizeof f);
+	ck_assert_ptr_null(f.where);
+	/* NULL, or too small for struct_size: nothing written */
+	knytt_filter_init_size(NULL, sizeof f);
+	memset(buf, 0xab, sizeof buf);
+	knytt_filter_init_size((knytt_filter *)(void *)buf, 4);
+	ck_assert_uint_eq(buf[0], 0xab);
+}
+END_TEST
+
 START_TEST(bad_input_is_an_error)
 {
 	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
@@ -2636,6 +2672,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, hybrid_search_by_word_and_meaning);
 	tcase_add_test(tc, reopen_restores_without_retraining);
 	tcase_add_test(tc, background_training_keeps_serving);
+	tcase_add_test(tc, filter_init_writes_only_the_callers_struct);
 	tcase_add_test(tc, bad_input_is_an_error);
 	tcase_add_test(tc, older_callers_smaller_structs);
 	tcase_add_test(tc, mmr_diversifies);

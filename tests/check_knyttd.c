@@ -51,9 +51,13 @@ static void fill_shops(void)
 		n += snprintf(body + n, sizeof body - (size_t)n,
 			      "%s{\"item_id\":\"a-%d\",\"title\":\"alpha "
 			      "thing %d\",\"category\":\"%s\",\"price\":%d,"
-			      "\"in_stock\":%s,\"quality_score\":%d}",
+			      "\"in_stock\":%s,\"quality_score\":%d,"
+			      "\"attributes\":{\"colour\":\"%s\",\"size\":%d}}",
 			      i ? "," : "", i, i, cats[i % 3], 10 + 10 * i,
-			      i % 2 ? "false" : "true", i % 6);
+			      i % 2 ? "false" : "true", i % 6,
+			      (const char *[]){ "red", "blue", "green", "black",
+						"white" }[i % 5],
+			      i);
 	snprintf(body + n, sizeof body - (size_t)n,
 		 ",{\"item_id\":\"shared-1\",\"title\":\"alpha shared\","
 		 "\"category\":\"electronics/audio\",\"price\":5}]}");
@@ -1221,6 +1225,133 @@ START_TEST(recommend_anonymous_and_new_users)
 }
 END_TEST
 
+/* Every result's attributes: colour one of @p colours ("red,blue,"),
+ * size in [lo, hi]; at least one result. */
+static void check_attrs(const cJSON *o, const char *colours, int lo, int hi)
+{
+	const cJSON *x;
+	int n = 0;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(o, "results"))
+	{
+		const cJSON *a = cJSON_GetObjectItem(x, "attributes");
+		const cJSON *c = cJSON_GetObjectItem(a, "colour");
+		const cJSON *s = cJSON_GetObjectItem(a, "size");
+		ck_assert(cJSON_IsString(c) && cJSON_IsNumber(s));
+		char needle[32];
+		snprintf(needle, sizeof needle, "%s,", c->valuestring);
+		ck_assert_msg(strstr(colours, needle), "colour %s",
+			      c->valuestring);
+		ck_assert(s->valuedouble >= lo && s->valuedouble <= hi);
+		n++;
+	}
+	ck_assert_int_gt(n, 0);
+}
+
+START_TEST(attribute_filters_in_queries)
+{
+	cJSON *o = NULL;
+	/* an expression, and the structured form, on search */
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/search", PKA, NULL,
+				 "{\"query\":\"alpha\",\"count\":30,\"filters\":"
+				 "{\"where\":\"colour = red or size > 25\"}}",
+				 &o),
+			 200);
+	const cJSON *x;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(o, "results"))
+	{
+		const cJSON *a = cJSON_GetObjectItem(x, "attributes");
+		ck_assert(!strcmp(cJSON_GetObjectItem(a, "colour")->valuestring,
+				  "red") ||
+			  cJSON_GetObjectItem(a, "size")->valuedouble > 25);
+	}
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "results")),
+			 6 + 4); /* red: a-0, 5, .., 25; size > 25: a-26..29 */
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/search", PKA, NULL,
+				 "{\"query\":\"alpha\",\"count\":30,\"filters\":"
+				 "{\"attributes\":{\"colour\":[\"red\",\"blue\"],"
+				 "\"size\":{\"min\":5,\"max\":20}}}}",
+				 &o),
+			 200);
+	check_attrs(o, "red,blue,", 5, 20);
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "results")),
+			 7); /* 5, 6, 10, 11, 15, 16, 20 */
+	cJSON_Delete(o);
+	/* anonymous recommendations (trending, filtered by the server) */
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/recommendations", PKA,
+				 NULL,
+				 "{\"count\":10,\"filters\":{\"where\":"
+				 "\"colour in (green, black)\"}}",
+				 &o),
+			 200);
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(o, "results"))
+	{
+		const char *c = cJSON_GetObjectItem(
+			cJSON_GetObjectItem(x, "attributes"), "colour")
+					->valuestring;
+		ck_assert(!strcmp(c, "green") || !strcmp(c, "black"));
+	}
+	cJSON_Delete(o);
+	/* a shopper's recommendations */
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/recommendations", SKA,
+				 NULL,
+				 "{\"user_id\":\"u1\",\"count\":10,\"filters\":"
+				 "{\"attributes\":{\"colour\":\"white\"}}}",
+				 &o),
+			 200);
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(o, "results"))
+		ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(
+								     x, "attributes"),
+						     "colour")
+					 ->valuestring,
+				 "white");
+	cJSON_Delete(o);
+	/* similar: ?where= */
+	ck_assert_int_eq(kd_call(&S, "GET",
+				 "/api/v1/similar/a-1?where=colour%3Dblue&count=20",
+				 PKA, NULL, NULL, &o),
+			 200);
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(o, "results"))
+		ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(
+								     x, "attributes"),
+						     "colour")
+					 ->valuestring,
+				 "blue");
+	cJSON_Delete(o);
+	/* bad input: the field and the position */
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/search", PKA, NULL,
+				 "{\"query\":\"alpha\",\"filters\":{\"where\":"
+				 "\"colour = red and\"}}",
+				 &o),
+			 422);
+	ck_assert_str_eq(kd_field(o), "where");
+	ck_assert_ptr_nonnull(strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(o,
+								     "error"),
+						     "message")
+					     ->valuestring,
+				     "position"));
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/search", PKA, NULL,
+				 "{\"query\":\"alpha\",\"filters\":{\"where\":5}}",
+				 &o),
+			 400);
+	ck_assert_str_eq(kd_field(o), "where");
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/search", PKA, NULL,
+				 "{\"query\":\"alpha\",\"filters\":{\"attributes\":"
+				 "{\"colour\":[]}}}",
+				 &o),
+			 400);
+	ck_assert_str_eq(kd_field(o), "attributes");
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/similar/a-1?where=%28",
+				 PKA, NULL, NULL, &o),
+			 422);
+	ck_assert_str_eq(kd_field(o), "where");
+	cJSON_Delete(o);
+}
+END_TEST
+
 START_TEST(search_routes)
 {
 	cJSON *o = NULL;
@@ -2088,6 +2219,7 @@ Suite *knyttd_suite(void)
 	tcase_add_test(tc, recommend_filters_and_exclusions);
 	tcase_add_test(tc, recommend_anonymous_and_new_users);
 	tcase_add_test(tc, search_routes);
+	tcase_add_test(tc, attribute_filters_in_queries);
 	tcase_add_test(tc, similar_and_trending);
 	tcase_add_test(tc, experiments_and_search_analytics);
 	tcase_add_test(tc, users_and_favorites);

@@ -185,6 +185,29 @@ grep -q "^rank" out && test "$(wc -l <out)" -eq 4 && ok || bad "table: $(cat out
 st 0 "recommend --category" "$K" --db "$DB" --json recommend u0001 \
 	--category books --price-max 30 --in-stock --k 5
 py "filters hold" 'import json,sys; r=json.load(sys.stdin)["results"]; assert r and all(x["category"].startswith("books/") and x["price"]<=30 and x["in_stock"] for x in r), r'
+# --where: attribute filters (items with a rare word, two brands)
+cat >attrs.csv <<'CSV'
+id,title,price,category,attributes
+w1,Zebrawidget one,5,misc,"{""brand"":""acme"",""size"":""m"",""weight"":1.5}"
+w2,Zebrawidget two,6,misc,"{""brand"":""acme"",""size"":""xl"",""weight"":3}"
+w3,Zebrawidget three,7,misc,"{""brand"":""zenith"",""size"":""m"",""weight"":1}"
+w4,Zebrawidget four,8,misc,
+CSV
+st 0 "import attributes" "$K" --db "$DB" import --items attrs.csv
+for w in "brand=acme:w1 w2" "brand = acme and size in (m, l):w1" \
+	"weight < 2:w1 w3" "not brand=acme:w3 w4" "size != xl and weight >= 1:w1 w3"; do
+	expr=${w%%:*}
+	st 0 "search --where '$expr'" "$K" --db "$DB" --json search zebrawidget \
+		--where "$expr" --k 10
+	py "--where '$expr' gives ${w#*:}" "import json,sys; r=json.load(sys.stdin)['results']; got=sorted(x['item'] for x in r); assert got=='${w#*:}'.split(), got"
+done
+st 2 "--where syntax error" "$K" --db "$DB" search zebrawidget \
+	--where "brand=acme and"
+grep -q "where" err && grep -q "position 15" err && ok ||
+	bad "--where error names no position: $(cat err)"
+st 0 "recommend --where" "$K" --db "$DB" --json recommend u0001 \
+	--where "brand=acme" --k 5
+py "recommend --where only acme" 'import json,sys; r=json.load(sys.stdin)["results"]; assert all(x["item"] in ("w1","w2") for x in r), r'
 st 3 "recommend unknown user" "$K" --db "$DB" recommend nobody
 st 0 "recommend --cold" "$K" --db "$DB" --json recommend nobody --cold
 json "recommend --cold"

@@ -23,13 +23,16 @@ typedef struct command {
 	const char *usage;
 } command;
 
-#define FILTER_OPTS "category=,price-min=,price-max=,in-stock,min-quality=,"
+#define FILTER_OPTS                                                         \
+	"category=,price-min=,price-max=,in-stock,min-quality=,where=,"
 #define FILTER_HELP                                                         \
 	"  --category PREFIX   only items whose category is PREFIX or below\n" \
 	"  --price-min X       only items priced X or more\n"                  \
 	"  --price-max Y       only items priced Y or less\n"                  \
 	"  --in-stock          only items in stock\n"                          \
-	"  --min-quality Q     only items of quality Q or more\n"
+	"  --min-quality Q     only items of quality Q or more\n"                \
+	"  --where EXPR        only items whose attributes match EXPR, e.g.\n"  \
+	"                      'brand=acme and size in (m,l) and weight<2'\n"
 
 static const command commands[] = {
 	{"init", cmd_init, "", 0, 0,

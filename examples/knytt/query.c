@@ -25,6 +25,14 @@ int cli_parse_k(const args *a, size_t *k)
 	return rc;
 }
 
+static knytt_where *cli_where; /* --where, compiled */
+
+static void where_free(void)
+{
+	knytt_where_free(cli_where);
+	cli_where = NULL;
+}
+
 int cli_parse_filter(const args *a, knytt_filter *f, int *any)
 {
 	int rc;
@@ -61,6 +69,19 @@ int cli_parse_filter(const args *a, knytt_filter *f, int *any)
 	}
 	if (arg_has(a, "in-stock")) {
 		f->in_stock_only = 1;
+		*any = 1;
+	}
+	const char *where = arg_get(a, "where");
+	if (where) {
+		if ((rc = knytt_where_compile(where, &cli_where)))
+			return rc == KNYTT_EINVAL
+				       ? cli_usage_field(a->cmd, "where", "%s",
+							 knytt_errmsg())
+				       : cli_liberr(rc, "where");
+		/* one filter per process: freed at exit, whichever way the
+		 * command returns */
+		atexit(where_free);
+		f->where = cli_where;
 		*any = 1;
 	}
 	return 0;

@@ -79,14 +79,23 @@ const char *knytt_reason_name(knytt_reason r)
 	return "unknown";
 }
 
-void knytt_filter_init(knytt_filter *f)
+void knytt_filter_init_size(knytt_filter *f, size_t size)
 {
-	if (!f)
+	if (!f || size < sizeof f->struct_size)
 		return;
-	memset(f, 0, sizeof *f);
-	f->struct_size = sizeof *f;
-	f->price_max = NAN;
-	f->min_quality = NAN;
+	knytt_filter full;
+	memset(&full, 0, sizeof full);
+	full.price_max = NAN;
+	full.min_quality = NAN;
+	knytt__struct_copy(f, size, &full, sizeof full,
+			   size < sizeof full ? size : sizeof full);
+}
+
+/* The symbol programs built before knytt_filter_init became a macro
+ * call: their knytt_filter ends before `where`. */
+void(knytt_filter_init)(knytt_filter *f)
+{
+	knytt_filter_init_size(f, offsetof(knytt_filter, where));
 }
 
 void knytt_rec_options_init(knytt_rec_options *o)
@@ -106,8 +115,10 @@ int knytt_engine_create(knytt_engine **out)
 	if (!out)
 		return knytt__err(KNYTT_EINVAL, "knytt_engine_create: out is NULL");
 	knytt_engine *e = calloc(1, sizeof *e);
-	if (!e)
+	if (!e || !(e->ax = knytt__attrx_new())) {
+		free(e);
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	}
 	e->kind = KNYTT_MODEL_ALS;
 	e->dim = KNYTT_ENGINE_DEFAULT_DIM;
 	e->m = 16;
@@ -168,6 +179,7 @@ void knytt_engine_close(knytt_engine *e)
 	pthread_mutex_destroy(&e->users_mu);
 	pthread_mutex_destroy(&e->train_mu);
 	knytt__filterx_free(e);
+	knytt__attrx_free(e->ax);
 	knytt__top_free(e);
 	free(e->rowvec);
 	pthread_mutex_destroy(&e->cat_mu);
@@ -454,7 +466,9 @@ static int table_put(knytt_engine *e, const knytt_item *it, uint32_t *row)
 		knytt__filterx_changed(e, r, moved && cat, repriced);
 	if (row)
 		*row = r;
-	return KNYTT_OK;
+	/* a deleted item leaves the attribute postings; without memory the
+	 * row has no attributes (its filters fail) and the caller hears */
+	return knytt__attrx_set(e->ax, r, x->deleted ? NULL : it->attributes);
 }
 
 static int load_item_cb(const knytt_item *it, void *ctx)
@@ -909,6 +923,7 @@ int knytt_engine_item_delete(knytt_engine *e, const char *ext_id)
 		if (it->has_vec)
 			knytt_index_remove(e->snap->ix, it->id);
 		it->has_vec = 0;
+		knytt__attrx_set(e->ax, r, NULL); /* frees, cannot fail */
 	}
 	pthread_rwlock_unlock(&e->lock);
 	return rc;
@@ -936,11 +951,13 @@ static int sync_cb(const knytt_item *it, void *ctx)
 	*x = *it;
 	x->ext_id = dupstr(it->ext_id);
 	x->category = it->category ? dupstr(it->category) : NULL;
-	x->title = x->description = x->currency = x->image_url =
-		x->attributes = NULL;
-	if (!x->ext_id || (it->category && !x->category)) {
+	x->attributes = it->attributes ? dupstr(it->attributes) : NULL;
+	x->title = x->description = x->currency = x->image_url = NULL;
+	if (!x->ext_id || (it->category && !x->category) ||
+	    (it->attributes && !x->attributes)) {
 		free((char *)x->ext_id);
 		free((char *)x->category);
+		free((char *)x->attributes);
 		return 1;
 	}
 	s->n++;
@@ -1003,6 +1020,7 @@ int knytt_engine_sync(knytt_engine *e)
 	for (size_t i = 0; i < s.n; i++) {
 		free((char *)s.it[i].ext_id);
 		free((char *)s.it[i].category);
+		free((char *)s.it[i].attributes);
 	}
 	free(s.it);
 	return rc;

@@ -50,6 +50,7 @@
 
 #include "../internal.h"
 #include "../taste/profile.h"
+#include "attrx.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -204,6 +205,8 @@ struct knytt_engine {
 	int price_ok;
 	pthread_mutex_t cat_mu; /* guards cats and the price order (queries
 				   run in parallel) */
+	/* attribute postings by row (attrx.c), under lock like the table */
+	knytt__attrx *ax;
 
 	/* the item vectors by row, dim floats each, a copy of the index's
 	 * for exact scans (scan.c); meaningful where has_vec, and only

@@ -25,6 +25,8 @@ typedef struct qctx {
 	uint32_t *cand;        /* rows that may pass, a superset from the
 				  filter indexes (filter_cands) */
 	size_t ncand, capcand;
+	knytt__wbits w;        /* rows passing f->where (where_ready) */
+	int w_rc;              /* where_ready's result, once tried */
 } qctx;
 
 /* A category or price range with at most this many items is answered by

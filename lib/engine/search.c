@@ -134,7 +134,10 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 	 */
 	int vec_half = has_q && knytt_index_count(snap->ix) > 0;
 	int scanned = vec_half && knytt__q_filter_cands(e, &c);
-	if (c.plen && (rc = knytt__q_filter_bits(e, &c)))
+	/* an attribute filter too wide to scan: its bitset for the index
+	 * (else the index would test all items by the predicate) */
+	if ((c.plen || (filter && filter->where && (has_text || !scanned))) &&
+	    (rc = knytt__q_filter_bits(e, &c)))
 		goto out;
 	if (has_text) {
 		/* a filter is tested in memory (the bitset, or the item
@@ -142,7 +145,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		int filtered = filter &&
 			       (c.plen || knytt__q_has_price_range(filter) ||
 				filter->in_stock_only ||
-				!isnan(filter->min_quality));
+				!isnan(filter->min_quality) || filter->where);
 		/* the store with the engine unlocked; the filter callback
 		 * takes the read lock for its test (st_lock, then lock) */
 		pthread_rwlock_unlock(&e->lock);

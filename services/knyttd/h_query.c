@@ -16,6 +16,170 @@
 #define MAX_COUNT 100
 #define MAX_EXCLUDE 1000
 
+/* A growing expression text (where_of). */
+typedef struct wtext {
+	char *s;
+	size_t n, cap;
+	int oom;
+} wtext;
+
+static void wput(wtext *t, const char *s, size_t n)
+{
+	if (t->oom)
+		return;
+	if (t->n + n + 1 > t->cap) {
+		size_t nc = (t->n + n + 1) * 2;
+		char *ns = realloc(t->s, nc);
+		if (!ns) {
+			t->oom = 1;
+			return;
+		}
+		t->s = ns;
+		t->cap = nc;
+	}
+	memcpy(t->s + t->n, s, n);
+	t->n += n;
+	t->s[t->n] = '\0';
+}
+
+static void wputs(wtext *t, const char *s)
+{
+	wput(t, s, strlen(s));
+}
+
+/* @p s in single quotes, ' and \ escaped. */
+static void wquote(wtext *t, const char *s)
+{
+	wputs(t, "'");
+	for (; *s; s++) {
+		if (*s == '\'' || *s == '\\')
+			wputs(t, "\\");
+		wput(t, s, 1);
+	}
+	wputs(t, "'");
+}
+
+/* One value of "attributes": a string, number or boolean; 0 if not. */
+static int wvalue(wtext *t, const cJSON *v)
+{
+	char num[40];
+	if (cJSON_IsString(v))
+		wquote(t, v->valuestring);
+	else if (cJSON_IsBool(v))
+		wputs(t, cJSON_IsTrue(v) ? "true" : "false");
+	else if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
+		snprintf(num, sizeof num, "%.17g", v->valuedouble);
+		wputs(t, num);
+	} else
+		return 0;
+	return 1;
+}
+
+/* "attributes": {"brand": "acme", "size": ["m", "l"], "weight": {"min":
+ * 1, "max": 5}} as the expression brand = 'acme' and size in ('m', 'l')
+ * and weight >= 1 and weight <= 5.  0, or an error answer. */
+static int attrs_expr(kd_req *r, const cJSON *a, wtext *t)
+{
+	if (!cJSON_IsObject(a))
+		return kd_err(r, 400, "wrong_type", "attributes",
+			      "field attributes must be an object");
+	const cJSON *x;
+	cJSON_ArrayForEach(x, a)
+	{
+		if (t->n)
+			wputs(t, " and ");
+		wquote(t, x->string);
+		int ok = 1;
+		if (cJSON_IsArray(x)) {
+			wputs(t, " in (");
+			const cJSON *v;
+			int i = 0;
+			cJSON_ArrayForEach(v, x)
+			{
+				if (i++)
+					wputs(t, ", ");
+				ok &= wvalue(t, v);
+			}
+			ok &= i > 0;
+			wputs(t, ")");
+		} else if (cJSON_IsObject(x)) {
+			const cJSON *lo = cJSON_GetObjectItemCaseSensitive(x, "min");
+			const cJSON *hi = cJSON_GetObjectItemCaseSensitive(x, "max");
+			ok = (lo || hi) && (!lo || cJSON_IsNumber(lo)) &&
+			     (!hi || cJSON_IsNumber(hi));
+			if (ok && lo) {
+				wputs(t, " >= ");
+				wvalue(t, lo);
+			}
+			if (ok && hi) {
+				wputs(t, lo ? " and " : " <= ");
+				if (lo) {
+					wquote(t, x->string);
+					wputs(t, " <= ");
+				}
+				wvalue(t, hi);
+			}
+		} else {
+			wputs(t, " = ");
+			ok = wvalue(t, x);
+		}
+		if (!ok)
+			return kd_err(r, 400, "wrong_type", "attributes",
+				      "attribute '%.100s' must be a string, "
+				      "number, boolean, a non-empty array of "
+				      "them or {\"min\", \"max\"}",
+				      x->string);
+	}
+	return 0;
+}
+
+/* filters.where (an expression, knytt_where(3)) and filters.attributes,
+ * compiled into r->where (freed with the request). */
+static int where_of(kd_req *r, const cJSON *o, knytt_filter *f)
+{
+	const char *where = NULL;
+	int rc = kd_get_str(r, o, "where", &where);
+	if (rc > 1)
+		return rc;
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "attributes");
+	if (a && cJSON_IsNull(a))
+		a = NULL;
+	if (!where && !a)
+		return 0;
+	wtext t = { 0 };
+	if (a && (rc = attrs_expr(r, a, &t))) {
+		free(t.s);
+		return rc;
+	}
+	if (where) {
+		wtext w = { 0 };
+		wputs(&w, "(");
+		wputs(&w, where);
+		wputs(&w, ")");
+		if (t.n) {
+			wputs(&w, " and ");
+			wputs(&w, t.s);
+		}
+		free(t.s);
+		t = w;
+	}
+	if (t.oom || !t.n) {
+		free(t.s);
+		return t.oom ? kd_err(r, 503, "no_memory", NULL, "out of memory")
+			     : 0;
+	}
+	rc = knytt_where_compile(t.s, &r->where);
+	free(t.s);
+	if (rc == KNYTT_EINVAL)
+		return kd_err(r, 422, "invalid_field",
+			      where ? "where" : "attributes", "%s",
+			      knytt_errmsg());
+	if (rc)
+		return kd_liberr(r, rc, NULL);
+	f->where = r->where;
+	return 0;
+}
+
 int kd_filters(kd_req *r, const cJSON *body, knytt_filter *f)
 {
 	knytt_filter_init(f);
@@ -47,7 +211,7 @@ int kd_filters(kd_req *r, const cJSON *body, knytt_filter *f)
 	f->price_max = isnan(hi) ? NAN : hi;
 	f->min_quality = q;
 	f->in_stock_only = stock;
-	return 0;
+	return where_of(r, o, f);
 }
 
 /* The filter test for answers that did not go through the engine's
@@ -62,6 +226,8 @@ static int passes(const knytt_item *it, const knytt_filter *f)
 		return 0;
 	if (!isnan(f->price_max) && f->price_max > 0 &&
 	    it->price > f->price_max)
+		return 0;
+	if (f->where && knytt_where_match(f->where, it->attributes) != 1)
 		return 0;
 	return isnan(f->min_quality) || it->quality >= f->min_quality;
 }
@@ -295,13 +461,23 @@ int h_search(kd_req *r)
 	return kd_ok(r, 200, o);
 }
 
-/* Filters from the query string: category, in_stock, price_min/max. */
+/* Filters from the query string: category, in_stock, where. */
 static int query_filters(kd_req *r, knytt_filter *f)
 {
 	knytt_filter_init(f);
 	f->category_prefix = kd_query(r, "category");
 	const char *s = kd_query(r, "in_stock");
 	f->in_stock_only = s && (!strcmp(s, "true") || !strcmp(s, "1"));
+	const char *w = kd_query(r, "where");
+	if (!w || !*w)
+		return 0;
+	int rc = knytt_where_compile(w, &r->where);
+	if (rc == KNYTT_EINVAL)
+		return kd_err(r, 422, "invalid_field", "where", "%s",
+			      knytt_errmsg());
+	if (rc)
+		return kd_liberr(r, rc, NULL);
+	f->where = r->where;
 	return 0;
 }
 

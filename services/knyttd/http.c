@@ -43,6 +43,7 @@ static void req_free(kd_req *r)
 	free(r->pathbuf);
 	free(r->allow);
 	free(r->text);
+	knytt_where_free(r->where);
 	free(r);
 }
 

@@ -136,6 +136,8 @@ typedef struct kd_req {
 	char reqid[65];      /* X-Request-Id, the client's or made here */
 	char trace[33];      /* trace id of a valid traceparent, or "" */
 	long retry_after;    /* Retry-After of a 429, seconds (0 = none) */
+	knytt_where *where;  /* the request's attribute filter (kd_filters,
+				owned), or NULL */
 } kd_req;
 
 typedef int (*kd_handler)(kd_req *r);

@@ -49,6 +49,13 @@ static const char components[] =
 	"\"Report\":" OBJ("\"accepted_count\",\"rejected_count\"",
 			  "\"accepted_count\":" INT ",\"rejected_count\":" INT
 			  ",\"accepted\":" ARR ",\"rejected\":" ARR) ","
+	/* filters of recommendations and search; where is an expression of
+	 * knytt_where(3), attributes its structured form: name -> value,
+	 * [values] or {"min", "max"} */
+	"\"Filters\":" OBJ("", "\"category\":" STR ",\"price_min\":" NUM
+			   ",\"price_max\":" NUM ",\"price_range\":" OBJECT
+			   ",\"in_stock\":" BOOL ",\"min_quality\":" NUM
+			   ",\"where\":" STR ",\"attributes\":" OBJECT) ","
 	"\"Results\":" OBJ("\"results\"", "\"results\":" ARR
 			   ",\"strategy\":" STR ",\"search_id\":" INT) ","
 	"\"Limits\":" OBJ("\"tenant\",\"requests_per_second\",\"burst\","
@@ -160,19 +167,24 @@ static const kd_doc docs[] = {
 	 200, REF("Report"), "/api/v1/feedback",
 	 "{\"item_id\":\"ex-1\",\"interaction_type\":\"click\"}"},
 	{"POST", "/api/v1/recommendations", "recommendations",
-	 OBJ("", "\"user_id\":" STR ",\"count\":" INT ",\"filters\":" OBJECT
-		 ",\"exclude\":" ARR),
+	 OBJ("", "\"user_id\":" STR ",\"count\":" INT
+		 ",\"filters\":" REF("Filters") ",\"exclude\":" ARR),
 	 200, REF("Results"), "/api/v1/recommendations",
-	 "{\"user_id\":\"alice\",\"count\":3}"},
+	 "{\"user_id\":\"alice\",\"count\":3,\"filters\":{\"attributes\":"
+	 "{\"size\":[38,42]}}}"},
 	{"POST", "/api/v1/recommend", "recommendations (alias)",
 	 OBJ("", "\"user_id\":" STR ",\"count\":" INT), 200, REF("Results"),
 	 "/api/v1/recommend", "{\"count\":3}"},
 	{"POST", "/api/v1/search", "keyword and vector search",
 	 OBJ("", "\"query\":" STR ",\"vector\":" ARR ",\"count\":" INT
-		 ",\"filters\":" OBJECT ",\"user_id\":" STR),
-	 200, REF("Results"), "/api/v1/search", "{\"query\":\"example\"}"},
-	{"GET", "/api/v1/similar/{item_id}", "items like an item", NULL, 200,
-	 REF("Results"), "/api/v1/similar/ex-1", NULL},
+		 ",\"filters\":" REF("Filters") ",\"user_id\":" STR),
+	 200, REF("Results"), "/api/v1/search",
+	 "{\"query\":\"example\",\"filters\":{\"where\":"
+	 "\"colour = red or size < 40\"}}"},
+	{"GET", "/api/v1/similar/{item_id}",
+	 "items like an item (query: count, category, in_stock, where)", NULL,
+	 200, REF("Results"), "/api/v1/similar/ex-1?where=colour%3Dred",
+	 NULL},
 	{"GET", "/api/v1/trending", "trending items", NULL, 200,
 	 REF("Results"), "/api/v1/trending", NULL},
 	{"PUT", "/api/v1/users/{user_id}", "a shopper's attributes",

@@ -148,6 +148,48 @@ static void seeds_embedder(void)
 	put_text(t, "html", 0, "<html><body>502 Bad Gateway</body></html>");
 }
 
+/* ---- attribute filters: expression, NUL, rows control, JSON lines ---- */
+
+static void seed_where(const char *name, const char *expr, unsigned rep,
+		       const char *json)
+{
+	char buf[2048];
+	size_t n = strlen(expr), m = strlen(json);
+	if (n + m + 2 > sizeof buf) {
+		failed = 1;
+		return;
+	}
+	memcpy(buf, expr, n);
+	buf[n] = '\0';
+	buf[n + 1] = (char)rep;
+	memcpy(buf + n + 2, json, m);
+	put("fuzz_where", name, 0x100, buf, n + 2 + m);
+}
+
+static void seeds_where(void)
+{
+	static const char *items =
+		"{\"brand\":\"acme\",\"size\":\"m\",\"tags\":[\"sale\",\"new\"],"
+		"\"weight\":1.5}\n"
+		"{\"brand\":\"zenith\",\"size\":\"l\",\"weight\":\"3\",\"on\":true}\n"
+		"{}\n"
+		"{\"brand\":\"acme\",\"size\":10,\"tags\":[1,2.50,null,{}]}\n"
+		"not json\n";
+	seed_where("eq", "brand=acme", 0, items);
+	seed_where("and-in-range",
+		   "brand = acme and size in (m, l) and weight < 2", 0, items);
+	seed_where("or-not", "not (tags = sale or on = true) or size != m",
+		   2, items);
+	seed_where("dense", "brand in (acme, 'zenith') and not size = 10",
+		   200, items);
+	seed_where("quoted", "\"odd name\" not in ('a\\'b', \"c\") and "
+		   "weight >= -1e3", 1, items);
+	seed_where("numbers", "size = 10.0 or tags in (2.5, 1) or weight > 2",
+		   0, items);
+	seed_where("bad", "brand = acme and (size in (m,", 0, items);
+	seed_where("deep", "((((((a=1))))))", 0, "{\"a\":1}");
+}
+
 /* ---- models: byte 0 = 1 (repair the CRC) ---- */
 
 static void seeds_models(void)
@@ -304,6 +346,7 @@ int main(int argc, char **argv)
 	seeds_jsonl();
 	seeds_movielens();
 	seeds_embedder();
+	seeds_where();
 	seeds_models();
 	seed_index("hnsw", KNYTT_INDEX_HNSW, KNYTT_QUANT_NONE);
 	seed_index("hnsw-int8", KNYTT_INDEX_HNSW, KNYTT_QUANT_INT8);

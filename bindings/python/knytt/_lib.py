@@ -67,9 +67,12 @@ lib = _load()
 
 
 class Filter(ctypes.Structure):
+    # initialized by knytt_filter_init_size with ctypes.sizeof(Filter):
+    # the library writes no more than this mirror holds
     _fields_ = [("struct_size", c_size), ("category_prefix", c_str),
                 ("price_min", c_double), ("price_max", c_double),
-                ("in_stock_only", c_int), ("min_quality", c_double)]
+                ("in_stock_only", c_int), ("min_quality", c_double),
+                ("where", ctypes.c_void_p)]
 
 
 class Result(ctypes.Structure):
@@ -293,7 +296,7 @@ _PROTOS = {
     "knytt_twotower_load": (c_int, [c_ptr, c_str]),
     "knytt_twotower_load_buffer": (c_int, [c_ptr, c_ptr, c_size]),
     # engine
-    "knytt_filter_init": (None, [P(Filter)]),
+    "knytt_filter_init_size": (None, [P(Filter), c_size]),
     "knytt_rec_options_init": (None, [P(RecOptions)]),
     "knytt_reason_name": (c_str, [c_int]),
     "knytt_engine_create": (c_int, [P(c_ptr)]),

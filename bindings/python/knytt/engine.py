@@ -41,7 +41,7 @@ def make_filter(filter=None, **kw):
         raise EINVAL("unknown filter field(s): %s"
                      % ", ".join(sorted(unknown)))
     f = Filter()
-    lib.knytt_filter_init(ctypes.byref(f))
+    lib.knytt_filter_init_size(ctypes.byref(f), ctypes.sizeof(f))
     if d.get("category") is not None:
         f.category_prefix = _b(d["category"], "category")
     if d.get("price_min") is not None:
