@@ -938,6 +938,100 @@ START_TEST(item_get_patch_delete)
 }
 END_TEST
 
+/* The title of item @p id in a search answer for @p q on @p s, into
+ * @p out ("" when the item is not in the answer). */
+static void title_in_search(const kd_srv *s, const char *q, const char *id,
+			    char *out, size_t cap)
+{
+	char body[256];
+	cJSON *o = NULL;
+	snprintf(body, sizeof body, "{\"query\":\"%s\",\"count\":20}", q);
+	ck_assert_int_eq(kd_call(s, "POST", "/api/v1/search", SKA, NULL, body,
+				 &o),
+			 200);
+	out[0] = 0;
+	const cJSON *x;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(o, "results"))
+	{
+		const cJSON *i = cJSON_GetObjectItem(x, "item_id");
+		const cJSON *t = cJSON_GetObjectItem(x, "title");
+		if (cJSON_IsString(i) && !strcmp(i->valuestring, id) &&
+		    cJSON_IsString(t))
+			snprintf(out, cap, "%s", t->valuestring);
+	}
+	cJSON_Delete(o);
+}
+
+/* Answers carry item fields from knyttd's item cache (itemcache.c):
+ * every item write through the server shows in the next answer. */
+START_TEST(item_cache_follows_writes)
+{
+	char t[256];
+	post_ok("/api/v1/items", SKA,
+		"{\"items\":[{\"item_id\":\"ic-1\",\"title\":\"cachetest "
+		"one\",\"price\":3},{\"item_id\":\"ic-2\",\"title\":"
+		"\"cachetest two\",\"price\":4}]}");
+	title_in_search(&S, "cachetest", "ic-1", t, sizeof t);
+	ck_assert_str_eq(t, "cachetest one"); /* now cached */
+	ck_assert_int_eq(kd_call(&S, "PATCH", "/api/v1/items/ic-1", SKA, NULL,
+				 "{\"title\":\"cachetest patched\"}", NULL),
+			 200);
+	title_in_search(&S, "cachetest", "ic-1", t, sizeof t);
+	ck_assert_str_eq(t, "cachetest patched");
+	/* an update through POST /items, with its own path */
+	post_ok("/api/v1/items", SKA,
+		"{\"items\":[{\"item_id\":\"ic-1\",\"title\":\"cachetest "
+		"posted\",\"price\":3}]}");
+	title_in_search(&S, "cachetest", "ic-1", t, sizeof t);
+	ck_assert_str_eq(t, "cachetest posted");
+	title_in_search(&S, "cachetest", "ic-2", t, sizeof t);
+	ck_assert_str_eq(t, "cachetest two");
+	ck_assert_int_eq(kd_call(&S, "DELETE", "/api/v1/items/ic-2", SKA, NULL,
+				 NULL, NULL),
+			 200);
+	title_in_search(&S, "cachetest", "ic-2", t, sizeof t);
+	ck_assert_str_eq(t, "");
+	/* answers written as text (jtext.c) escape what they echo */
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/recommendations", SKA,
+				 NULL,
+				 "{\"user_id\":\"q\\\"b\\\\s/\u00e9\","
+				 "\"count\":3}",
+				 &o),
+			 200);
+	ck_assert_ptr_nonnull(o); /* it parsed */
+	ck_assert_str_eq(cJSON_GetObjectItem(o, "user_id")->valuestring,
+			 "q\"b\\s/\u00e9");
+	ck_assert(cJSON_GetObjectItem(o, "count")->valuedouble ==
+		  cJSON_GetArraySize(cJSON_GetObjectItem(o, "results")));
+	cJSON_Delete(o);
+}
+END_TEST
+
+/* A second knyttd on the same database learns of an item changed through
+ * the first one within --item-cache-ms. */
+START_TEST(item_changed_elsewhere_shows_within_period)
+{
+	char t[256];
+	post_ok("/api/v1/items", SKA,
+		"{\"items\":[{\"item_id\":\"ie-1\",\"title\":\"elsewheretest "
+		"old\",\"price\":3}]}");
+	kd_srv s2 = S;
+	s2.pid = 0;
+	const char *extra[] = {"--item-cache-ms", "300", NULL};
+	ck_assert_int_eq(kd_start(&s2, extra), 0);
+	title_in_search(&s2, "elsewheretest", "ie-1", t, sizeof t);
+	ck_assert_str_eq(t, "elsewheretest old"); /* cached by s2 */
+	ck_assert_int_eq(kd_call(&S, "PATCH", "/api/v1/items/ie-1", SKA, NULL,
+				 "{\"title\":\"elsewheretest new\"}", NULL),
+			 200);
+	usleep(400000);
+	title_in_search(&s2, "elsewheretest", "ie-1", t, sizeof t);
+	ck_assert_str_eq(t, "elsewheretest new");
+	ck_assert_int_eq(kd_stop(&s2), 0); /* the store is S's: no cleanup */
+}
+END_TEST
+
 START_TEST(items_with_embeddings)
 {
 	/* the engine's default dimension is 64 */
@@ -1932,6 +2026,8 @@ Suite *knyttd_suite(void)
 	tcase_add_test(tc, items_bulk_batch_report);
 	tcase_add_test(tc, items_batch_limits);
 	tcase_add_test(tc, item_get_patch_delete);
+	tcase_add_test(tc, item_cache_follows_writes);
+	tcase_add_test(tc, item_changed_elsewhere_shows_within_period);
 	tcase_add_test(tc, items_with_embeddings);
 	tcase_add_test(tc, interactions_single_and_batch);
 	tcase_add_test(tc, feedback_is_the_shoppers_own);
