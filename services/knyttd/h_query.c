@@ -83,7 +83,7 @@ static int add_result(kd_req *r, kd_buf *b, const knytt_result *x,
 		return 0;
 	}
 	kd_buf_cstr(b, ",\"score\":");
-	kd_buf_num(b, x->score);
+	kd_buf_score(b, x->score);
 	kd_buf_cstr(b, ",\"reason\":");
 	kd_buf_jstr(b, knytt_reason_name(x->reason));
 	kd_buf_put(b, "}", 1);

@@ -105,6 +105,60 @@ void kd_buf_num(kd_buf *b, double d)
 	kd_buf_put(b, t, (size_t)n);
 }
 
+/*
+ * A score, to 9 significant digits.  Scores are only compared within one
+ * answer, and 9 digits keep apart any two that differ in float precision
+ * (what the index computes); cJSON's exact form cost two printf-family
+ * calls per result, 7% of a recommendation's CPU (perf).  The usual
+ * range is done with integer arithmetic; the rest goes to "%.9g".
+ */
+void kd_buf_score(kd_buf *b, double d)
+{
+	char t[48];
+	double a = fabs(d);
+	if (!(a >= 1e-3 && a < 1e9)) {
+		if (!isfinite(d))
+			kd_buf_cstr(b, "null");
+		else
+			kd_buf_put(b, t, (size_t)snprintf(t, sizeof t, "%.9g",
+							  d));
+		return;
+	}
+	/* frac: digits after the point so that 9 are significant */
+	int frac = 9; /* for 0.1 <= a < 1 */
+	for (double p = 1; a >= p; p *= 10)
+		frac--;
+	for (double p = 0.1; a < p; p /= 10)
+		frac++;
+	unsigned long long scale = 1;
+	for (int i = 0; i < frac; i++)
+		scale *= 10;
+	unsigned long long v = (unsigned long long)llround(a * (double)scale);
+	unsigned long long whole = v / scale, part = v % scale;
+	char w[24];
+	int nw = 0, n = 0;
+	do {
+		w[nw++] = (char)('0' + whole % 10);
+		whole /= 10;
+	} while (whole);
+	if (d < 0)
+		t[n++] = '-';
+	while (nw)
+		t[n++] = w[--nw];
+	if (part) {
+		int k = frac;
+		while (part % 10 == 0) {
+			part /= 10;
+			k--;
+		}
+		t[n++] = '.';
+		for (int i = k - 1; i >= 0; i--, part /= 10)
+			t[n + i] = (char)('0' + part % 10);
+		n += k;
+	}
+	kd_buf_put(b, t, (size_t)n);
+}
+
 int kd_ok_buf(kd_req *r, int status, kd_buf *b)
 {
 	if (b->oom || !b->p) {

@@ -175,6 +175,8 @@ void kd_buf_cstr(kd_buf *b, const char *s);
 void kd_buf_jstr(kd_buf *b, const char *s);
 /* @p d as cJSON prints a number. */
 void kd_buf_num(kd_buf *b, double d);
+/* A score of an answer: 9 significant digits (null when not finite). */
+void kd_buf_score(kd_buf *b, double d);
 /* Sends the text of @p b (taken; b is reset) as a @p status JSON answer;
  * a buffer that ran out of memory answers 503. */
 int kd_ok_buf(kd_req *r, int status, kd_buf *b);
