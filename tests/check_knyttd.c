@@ -539,6 +539,7 @@ static const cred_row cred_rows[] = {
 	{"POST", "/api/v1/models/train", NULL, "...x...."},
 	{"GET", "/api/v1/models/jobs/job-0", NULL, "...x...."},
 	{"GET", "/api/v1/models", NULL, "...x...."},
+	{"GET", "/api/v1/stats", NULL, "...x...."},
 };
 #define NROWS (sizeof cred_rows / sizeof cred_rows[0])
 
@@ -1428,6 +1429,67 @@ START_TEST(users_and_favorites)
 }
 END_TEST
 
+/* GET /api/v1/stats: a shop's own requests, second by second (stats.c),
+ * with its errors and latency; another shop's requests are not there. */
+static long stats_sum(const char *key, const char *field)
+{
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/stats", key, NULL, NULL,
+				 &o),
+			 200);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "tracked")));
+	const cJSON *secs = cJSON_GetObjectItem(o, "seconds"), *x;
+	ck_assert_int_eq(cJSON_GetArraySize(secs), 119);
+	long sum = 0;
+	double last_t = 0;
+	cJSON_ArrayForEach(x, secs)
+	{
+		double t = cJSON_GetObjectItem(x, "t")->valuedouble;
+		ck_assert(t > last_t); /* oldest first */
+		last_t = t;
+		sum += (long)cJSON_GetObjectItem(x, field)->valuedouble;
+		if (cJSON_GetObjectItem(x, "requests")->valuedouble > 0)
+			ck_assert(cJSON_GetObjectItem(x, "p95_ms")->valuedouble >=
+				  cJSON_GetObjectItem(x, "p50_ms")->valuedouble);
+	}
+	cJSON_Delete(o);
+	return sum;
+}
+
+START_TEST(stats_count_the_shops_own_requests)
+{
+	char sk[80], pk[80], skb[80], pkb[80];
+	ck_assert_int_eq(kd_tenant(&S, "shop-stats", sk, pk), 0);
+	ck_assert_int_eq(kd_tenant(&S, "shop-stats-2", skb, pkb), 0);
+	sleep(1);
+	usleep(100000);
+	/* counts so far (kd_tenant's own calls); this call counts too */
+	long n0 = stats_sum(sk, "requests"), c0 = stats_sum(sk, "client_errors");
+	long m0 = stats_sum(skb, "requests");
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/trending", pk,
+					 NULL, NULL, NULL),
+				 200);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/items/none", sk, NULL,
+				 NULL, NULL),
+			 404);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/trending", pkb, NULL,
+				 NULL, NULL),
+			 200);
+	sleep(1); /* the current second is left out until it is over */
+	usleep(100000);
+	/* the two reads of stats_sum above, then the five */
+	ck_assert_int_eq(stats_sum(sk, "requests"), n0 + 2 + 5);
+	ck_assert_int_eq(stats_sum(sk, "client_errors"), c0 + 1);
+	ck_assert_int_eq(stats_sum(sk, "errors"), 0);
+	ck_assert_int_eq(stats_sum(skb, "requests"), m0 + 1 + 1);
+	/* a public key may not read them */
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/stats", pk, NULL, NULL,
+				 NULL),
+			 403);
+}
+END_TEST
+
 /* ===================== step 5: models ================================ */
 
 /* Polls a job until it ends (60 s): its final JSON. */
@@ -2038,6 +2100,7 @@ Suite *knyttd_suite(void)
 	tcase_add_test(tc, item_get_patch_delete);
 	tcase_add_test(tc, item_cache_follows_writes);
 	tcase_add_test(tc, item_changed_elsewhere_shows_within_period);
+	tcase_add_test(tc, stats_count_the_shops_own_requests);
 	tcase_add_test(tc, items_with_embeddings);
 	tcase_add_test(tc, interactions_single_and_batch);
 	tcase_add_test(tc, feedback_is_the_shoppers_own);

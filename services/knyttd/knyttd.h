@@ -268,6 +268,12 @@ void kd_metrics_store_error(int rc);
 long kd_http_inflight(void);
 int h_metrics(kd_req *r);
 
+/* ---- stats.c: GET /api/v1/stats, a shop's own live figures ---------- */
+
+/* Counts @p r for its tenant (none: not counted). */
+void kd_stats_observe(const kd_req *r, double seconds);
+int h_stats(kd_req *r);
+
 /* ---- static.c: the web pages under kd_cfg.www ----------------------- */
 
 /* The default www directory: next to the binary in the checkout

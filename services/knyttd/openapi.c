@@ -195,6 +195,11 @@ static const kd_doc docs[] = {
 	     "\"serving_version\":" INT ",\"items_indexed\":" INT
 	     ",\"training\":" BOOL ",\"versions\":" ARR),
 	 "/api/v1/models", NULL},
+	{"GET", "/api/v1/stats", "the shop's requests, errors and latency by "
+	 "second (stats.c)", NULL, 200,
+	 OBJ("\"interval_s\",\"tracked\",\"seconds\"",
+	     "\"interval_s\":" INT ",\"tracked\":" BOOL ",\"seconds\":" ARR),
+	 "/api/v1/stats", NULL},
 	{"GET", "/api/v1/openapi.json", "this document", NULL, 200,
 	 OBJ("\"openapi\",\"info\",\"paths\"",
 	     "\"openapi\":" STR ",\"info\":" OBJECT ",\"paths\":" OBJECT),

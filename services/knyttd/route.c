@@ -63,6 +63,7 @@ static const kd_route routes[] = {
 	{"POST", "/api/v1/models/train", KD_P_SECRET, h_train},
 	{"GET", "/api/v1/models/jobs/{}", KD_P_SECRET, h_job_get},
 	{"GET", "/api/v1/models", KD_P_SECRET, h_models},
+	{"GET", "/api/v1/stats", KD_P_SECRET, h_stats},
 	{"GET", "/api/v1/openapi.json", KD_P_OPEN, h_openapi},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])

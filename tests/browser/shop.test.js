@@ -266,6 +266,7 @@ async function main() {
 
   if (fs.existsSync(path.join(__dirname, "admin.steps.js")))
     await require("./admin.steps.js")({ page, base, sk, ADMIN, step, ready, shot, a11y, weigh, tmp, browser });
+  await require("./charts.steps.js")({ browser, base, sk, step, ready, shot, a11y, weigh });
 
   await step("no script errors in the pages", async () => {
     assert.deepStrictEqual(errors, []);
