@@ -192,6 +192,13 @@ void knytt__index_set_owner(struct knytt_index *ix,
 			    const unsigned char tag[KNYTT__INDEX_OWNER]);
 void knytt__index_owner(const struct knytt_index *ix,
 			unsigned char out[KNYTT__INDEX_OWNER]);
+/* knytt_index_search_filter for a caller that knows about how many
+ * labels pass @p fn (@p est): the search skips estimating it, 256
+ * predicate calls per query (lib/index/index.c). */
+int knytt__index_search_filter_est(const struct knytt_index *ix,
+				   const float *q, uint32_t dim, size_t k,
+				   unsigned ef, knytt_filter_fn fn, void *ctx,
+				   size_t est, uint64_t *labels, float *dists);
 
 /* ---- uint64 -> uint32 map: open addressing, linear probing (u64map.c).
  * Index labels -> slots, engine ids -> table rows. ---- */

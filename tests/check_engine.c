@@ -1589,6 +1589,50 @@ static void no_session(knytt_engine *e)
 	ck_assert_int_eq(knytt_engine_set_taste(e, 600, 0, 0), KNYTT_OK);
 }
 
+/* A session 9 hours old (18 half-lives: a share of ~2e-6) cannot move
+ * any rank, so the engine skips its index search (session_moot in
+ * lib/engine/query.c): the answer must be the long-term ranking, item for
+ * item, as an engine without sessions gives it. */
+START_TEST(faded_session_keeps_the_long_term_order)
+{
+	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
+	populate(e); /* each user's last event: 9 hours ago */
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_engine_close(e);
+	enum { NU = NUSERS / 8 };
+	static knytt_result with[NU][10], without[NU][10];
+	int nw[NU], nwo[NU];
+	e = open_engine(KNYTT_MODEL_ALS, 0);
+	for (int u = 0; u < NU; u++) {
+		char user[16];
+		sprintf(user, "u%d", u * 8);
+		nw[u] = knytt_engine_recommend(e, user, 10, NULL, keep_seen(),
+					       with[u]);
+	}
+	knytt_engine_close(e);
+	e = open_engine_cfg(KNYTT_MODEL_ALS, 0, 0, no_session);
+	for (int u = 0; u < NU; u++) {
+		char user[16];
+		sprintf(user, "u%d", u * 8);
+		nwo[u] = knytt_engine_recommend(e, user, 10, NULL, keep_seen(),
+						without[u]);
+	}
+	knytt_engine_close(e);
+	for (int u = 0; u < NU; u++) {
+		ck_assert_int_eq(nw[u], 10);
+		ck_assert_int_eq(nw[u], nwo[u]);
+		for (int i = 0; i < nw[u]; i++) {
+			ck_assert_str_eq(with[u][i].ext_id, without[u][i].ext_id);
+			ck_assert(with[u][i].reason == KNYTT_REASON_TASTE);
+			if (i) /* the fused scores: by rank */
+				ck_assert(with[u][i].score <
+					  with[u][i - 1].score);
+		}
+	}
+	cleanup();
+}
+END_TEST
+
 START_TEST(long_term_taste_reads_the_whole_history)
 {
 	knytt_engine *e = open_engine_cfg(KNYTT_MODEL_ALS, 1, 0, no_session);
@@ -2689,6 +2733,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, store_reads_a_whole_history);
 	tcase_add_test(tc, trending_is_seeded_from_every_page);
 	tcase_add_test(tc, long_term_taste_reads_the_whole_history);
+	tcase_add_test(tc, faded_session_keeps_the_long_term_order);
 	tcase_add_test(tc, exclusion_rule_default_and_per_type);
 	tcase_add_test(tc, as_of_time_replays_old_data);
 	tcase_add_test(tc, future_events_are_refused);

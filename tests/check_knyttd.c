@@ -553,6 +553,7 @@ static const cred_row cred_rows[] = {
 	{"POST", "/api/v1/experiments/none/stop", NULL, "...x...."},
 	{"GET", "/api/v1/models/schedule", NULL, "...x...."},
 	{"PUT", "/api/v1/models/schedule", "{\"every_hours\":0}", "...x...."},
+	{"GET", "/api/v1/stats", NULL, "...x...."},
 };
 #define NROWS (sizeof cred_rows / sizeof cred_rows[0])
 
@@ -949,6 +950,100 @@ START_TEST(item_get_patch_delete)
 	ck_assert_int_eq(kd_call(&S, "PATCH", "/api/v1/items/p-1", SKA, NULL,
 				 "{\"price\":1}", NULL),
 			 404);
+}
+END_TEST
+
+/* The title of item @p id in a search answer for @p q on @p s, into
+ * @p out ("" when the item is not in the answer). */
+static void title_in_search(const kd_srv *s, const char *q, const char *id,
+			    char *out, size_t cap)
+{
+	char body[256];
+	cJSON *o = NULL;
+	snprintf(body, sizeof body, "{\"query\":\"%s\",\"count\":20}", q);
+	ck_assert_int_eq(kd_call(s, "POST", "/api/v1/search", SKA, NULL, body,
+				 &o),
+			 200);
+	out[0] = 0;
+	const cJSON *x;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(o, "results"))
+	{
+		const cJSON *i = cJSON_GetObjectItem(x, "item_id");
+		const cJSON *t = cJSON_GetObjectItem(x, "title");
+		if (cJSON_IsString(i) && !strcmp(i->valuestring, id) &&
+		    cJSON_IsString(t))
+			snprintf(out, cap, "%s", t->valuestring);
+	}
+	cJSON_Delete(o);
+}
+
+/* Answers carry item fields from knyttd's item cache (itemcache.c):
+ * every item write through the server shows in the next answer. */
+START_TEST(item_cache_follows_writes)
+{
+	char t[256];
+	post_ok("/api/v1/items", SKA,
+		"{\"items\":[{\"item_id\":\"ic-1\",\"title\":\"cachetest "
+		"one\",\"price\":3},{\"item_id\":\"ic-2\",\"title\":"
+		"\"cachetest two\",\"price\":4}]}");
+	title_in_search(&S, "cachetest", "ic-1", t, sizeof t);
+	ck_assert_str_eq(t, "cachetest one"); /* now cached */
+	ck_assert_int_eq(kd_call(&S, "PATCH", "/api/v1/items/ic-1", SKA, NULL,
+				 "{\"title\":\"cachetest patched\"}", NULL),
+			 200);
+	title_in_search(&S, "cachetest", "ic-1", t, sizeof t);
+	ck_assert_str_eq(t, "cachetest patched");
+	/* an update through POST /items, with its own path */
+	post_ok("/api/v1/items", SKA,
+		"{\"items\":[{\"item_id\":\"ic-1\",\"title\":\"cachetest "
+		"posted\",\"price\":3}]}");
+	title_in_search(&S, "cachetest", "ic-1", t, sizeof t);
+	ck_assert_str_eq(t, "cachetest posted");
+	title_in_search(&S, "cachetest", "ic-2", t, sizeof t);
+	ck_assert_str_eq(t, "cachetest two");
+	ck_assert_int_eq(kd_call(&S, "DELETE", "/api/v1/items/ic-2", SKA, NULL,
+				 NULL, NULL),
+			 200);
+	title_in_search(&S, "cachetest", "ic-2", t, sizeof t);
+	ck_assert_str_eq(t, "");
+	/* answers written as text (jtext.c) escape what they echo */
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/recommendations", SKA,
+				 NULL,
+				 "{\"user_id\":\"q\\\"b\\\\s/\u00e9\","
+				 "\"count\":3}",
+				 &o),
+			 200);
+	ck_assert_ptr_nonnull(o); /* it parsed */
+	ck_assert_str_eq(cJSON_GetObjectItem(o, "user_id")->valuestring,
+			 "q\"b\\s/\u00e9");
+	ck_assert(cJSON_GetObjectItem(o, "count")->valuedouble ==
+		  cJSON_GetArraySize(cJSON_GetObjectItem(o, "results")));
+	cJSON_Delete(o);
+}
+END_TEST
+
+/* A second knyttd on the same database learns of an item changed through
+ * the first one within --item-cache-ms. */
+START_TEST(item_changed_elsewhere_shows_within_period)
+{
+	char t[256];
+	post_ok("/api/v1/items", SKA,
+		"{\"items\":[{\"item_id\":\"ie-1\",\"title\":\"elsewheretest "
+		"old\",\"price\":3}]}");
+	kd_srv s2 = S;
+	s2.pid = 0;
+	const char *extra[] = {"--item-cache-ms", "300", NULL};
+	ck_assert_int_eq(kd_start(&s2, extra), 0);
+	title_in_search(&s2, "elsewheretest", "ie-1", t, sizeof t);
+	ck_assert_str_eq(t, "elsewheretest old"); /* cached by s2 */
+	ck_assert_int_eq(kd_call(&S, "PATCH", "/api/v1/items/ie-1", SKA, NULL,
+				 "{\"title\":\"elsewheretest new\"}", NULL),
+			 200);
+	usleep(400000);
+	title_in_search(&s2, "elsewheretest", "ie-1", t, sizeof t);
+	ck_assert_str_eq(t, "elsewheretest new");
+	ck_assert_int_eq(kd_stop(&s2), 0); /* the store is S's: no cleanup */
 }
 END_TEST
 
@@ -1600,6 +1695,67 @@ START_TEST(users_and_favorites)
 }
 END_TEST
 
+/* GET /api/v1/stats: a shop's own requests, second by second (stats.c),
+ * with its errors and latency; another shop's requests are not there. */
+static long stats_sum(const char *key, const char *field)
+{
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/stats", key, NULL, NULL,
+				 &o),
+			 200);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(o, "tracked")));
+	const cJSON *secs = cJSON_GetObjectItem(o, "seconds"), *x;
+	ck_assert_int_eq(cJSON_GetArraySize(secs), 119);
+	long sum = 0;
+	double last_t = 0;
+	cJSON_ArrayForEach(x, secs)
+	{
+		double t = cJSON_GetObjectItem(x, "t")->valuedouble;
+		ck_assert(t > last_t); /* oldest first */
+		last_t = t;
+		sum += (long)cJSON_GetObjectItem(x, field)->valuedouble;
+		if (cJSON_GetObjectItem(x, "requests")->valuedouble > 0)
+			ck_assert(cJSON_GetObjectItem(x, "p95_ms")->valuedouble >=
+				  cJSON_GetObjectItem(x, "p50_ms")->valuedouble);
+	}
+	cJSON_Delete(o);
+	return sum;
+}
+
+START_TEST(stats_count_the_shops_own_requests)
+{
+	char sk[80], pk[80], skb[80], pkb[80];
+	ck_assert_int_eq(kd_tenant(&S, "shop-stats", sk, pk), 0);
+	ck_assert_int_eq(kd_tenant(&S, "shop-stats-2", skb, pkb), 0);
+	sleep(1);
+	usleep(100000);
+	/* counts so far (kd_tenant's own calls); this call counts too */
+	long n0 = stats_sum(sk, "requests"), c0 = stats_sum(sk, "client_errors");
+	long m0 = stats_sum(skb, "requests");
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/trending", pk,
+					 NULL, NULL, NULL),
+				 200);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/items/none", sk, NULL,
+				 NULL, NULL),
+			 404);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/trending", pkb, NULL,
+				 NULL, NULL),
+			 200);
+	sleep(1); /* the current second is left out until it is over */
+	usleep(100000);
+	/* the two reads of stats_sum above, then the five */
+	ck_assert_int_eq(stats_sum(sk, "requests"), n0 + 2 + 5);
+	ck_assert_int_eq(stats_sum(sk, "client_errors"), c0 + 1);
+	ck_assert_int_eq(stats_sum(sk, "errors"), 0);
+	ck_assert_int_eq(stats_sum(skb, "requests"), m0 + 1 + 1);
+	/* a public key may not read them */
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/stats", pk, NULL, NULL,
+				 NULL),
+			 403);
+}
+END_TEST
+
 /* ===================== step 5: models ================================ */
 
 /* Polls a job until it ends (60 s): its final JSON. */
@@ -1625,9 +1781,10 @@ static cJSON *wait_job(const char *key, const char *id)
 START_TEST(training_job)
 {
 	cJSON *o = NULL;
-	/* the job credential_table started may still run (409 busy) */
+	/* the credential table started a job of shop-a and left it running:
+	 * it may not be over yet (409 busy until then; 60 s at most) */
 	long st = 0;
-	for (int i = 0; i < 300; i++) {
+	for (int i = 0; i < 600; i++) {
 		cJSON_Delete(o);
 		o = NULL;
 		st = kd_call(&S, "POST", "/api/v1/models/train", SKA, NULL,
@@ -2209,6 +2366,9 @@ Suite *knyttd_suite(void)
 	tcase_add_test(tc, items_bulk_batch_report);
 	tcase_add_test(tc, items_batch_limits);
 	tcase_add_test(tc, item_get_patch_delete);
+	tcase_add_test(tc, item_cache_follows_writes);
+	tcase_add_test(tc, item_changed_elsewhere_shows_within_period);
+	tcase_add_test(tc, stats_count_the_shops_own_requests);
 	tcase_add_test(tc, items_with_embeddings);
 	tcase_add_test(tc, interactions_single_and_batch);
 	tcase_add_test(tc, feedback_is_the_shoppers_own);

@@ -337,6 +337,31 @@ static int scan_ok(uint32_t row, void *ctx)
 }
 
 /* Filtered k-NN on the index: the bitset when there is one. */
+/* 1 when the filter restricts nothing but exclusions. */
+static int only_exclusions(const qctx *c)
+{
+	const knytt_filter *f = c->f;
+	return !f || (!c->plen && !knytt__q_has_price_range(f) &&
+		      !f->in_stock_only && isnan(f->min_quality) && !f->where);
+}
+
+/* The predicate of a filter of exclusions only.  Every label in the
+ * index is a live item of the table (open, install, delete and sync keep
+ * it so, under the write lock), so the row need not be looked up: the
+ * exclusions are all there is to test. */
+static int not_excluded(uint64_t label, void *ctx)
+{
+	return !excluded(ctx, label);
+}
+
+/*
+ * Filtered k-NN on the index: the bitset when there is one.  When the
+ * only filter is the exclusions (a recommendation without filters: the
+ * shopper's seen items), all but a few items pass and the index is told
+ * so: its own estimate sampled the predicate 256 times a query, a fifth
+ * of a recommendation's time (perf, benchmarks/serve); and the predicate
+ * tests the exclusions alone (not_excluded), which halved its cost.
+ */
 int knytt__q_ann(const knytt_engine *e, qctx *c, const float *q, size_t kk,
 	       uint64_t *lab, float *dist)
 {
@@ -344,6 +369,18 @@ int knytt__q_ann(const knytt_engine *e, qctx *c, const float *q, size_t kk,
 	if (c->bits)
 		return knytt_index_search_bitset(c->snap->ix, q, e->dim, kk, ef,
 						 c->bits, c->nbits, lab, dist);
+	if (only_exclusions(c)) {
+		size_t n = knytt_index_count(c->snap->ix), out = c->nexcl;
+		if (c->excl_mask && c->prof)
+			out += c->prof->seen.n;
+		if (!c->nexcl && !c->excl_mask)
+			return knytt_index_search(c->snap->ix, q, e->dim, kk,
+						  ef, lab, dist);
+		return knytt__index_search_filter_est(c->snap->ix, q, e->dim,
+						      kk, ef, not_excluded, c,
+						      n > out ? n - out : 0,
+						      lab, dist);
+	}
 	return knytt_index_search_filter(c->snap->ix, q, e->dim, kk, ef,
 					 label_passes, c, lab, dist);
 }

@@ -141,6 +141,25 @@ static int fuse_lists(const knytt_result *a, size_t na,
 	return rc ? rc : (int)n;
 }
 
+/*
+ * Whether the session search can leave the answer as it is: the
+ * session's share f is so small that no fused rank can change (a
+ * session hours old decays to f ~ 1e-6, never to 0).  In fuse_lists a
+ * long-term item at rank i scores (1-f)/(1+i), so neighbours among the
+ * first kk differ by more than (1-f)/(kk(kk+1)), and a session item adds
+ * at most f.  With f below that gap and a full long-term list (nl = kk =
+ * k: no MMR, which would weigh the lower candidates), the session can
+ * neither reorder the list, nor push in an item of its own (it would
+ * score <= f, below the k-th long-term item), nor give an item its
+ * reason; only the scores would move, by less than f.  Skipping it
+ * halves the index work of most recommendations.
+ */
+static int session_moot(float f, size_t k, size_t kk, size_t nl)
+{
+	return kk == k && nl >= kk && f < 1 &&
+	       (double)f < (1.0 - f) / ((double)kk * (double)(kk + 1));
+}
+
 int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 			   const knytt_filter *filter,
 			   const knytt_rec_options *opt, knytt_result *out)
@@ -267,7 +286,7 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 					       KNYTT_REASON_TASTE, 0)))
 				goto out;
 		}
-		if (share > 0 && !scanned) {
+		if (share > 0 && !scanned && !session_moot(share, k, kk, nl)) {
 			sc = malloc(kk * sizeof *sc);
 			if (!sc) {
 				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
@@ -282,8 +301,10 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 				goto out;
 			}
 		}
-		int nf = sc ? fuse_lists(lc, nl, sc, ns, share, kk, cand)
-			    : (int)nl; /* long-term only: its own order */
+		/* both lists, or the session's left out (session_moot): the
+		 * fused scores either way; long-term only: its own order */
+		int nf = share > 0 ? fuse_lists(lc, nl, sc, ns, share, kk, cand)
+				   : (int)nl;
 		free(sc);
 		if (nf < 0) {
 			rc = nf;

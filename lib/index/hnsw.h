@@ -43,6 +43,10 @@ typedef struct knytt__filter {
 	void *ctx;
 	const uint64_t *bits;
 	size_t nbits;
+	/* has_est: the caller knows about how many labels pass (est), so
+	 * the search does not sample the predicate to guess it */
+	int has_est;
+	size_t est;
 } knytt__filter;
 
 /* Whether @p label passes filter @p f (NULL passes everything). */

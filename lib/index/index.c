@@ -858,7 +858,9 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 		/* Few passing items: the walk would visit ~1/selectivity
 		 * nodes per result, an exact scan costs count predicate
 		 * checks plus est distances.  Scan when est^2 < 32 ef n. */
-		est = estimate_pass(ix, f);
+		est = !f->has_est	    ? estimate_pass(ix, f)
+		      : f->est < ix->count ? f->est
+					    : ix->count;
 		if ((double)est * (double)est <
 		    32.0 * (double)efv * (double)ix->count)
 			return exact_scan(ix, &p, k, f, labels, dists);
@@ -933,7 +935,20 @@ int knytt_index_search_filter(const knytt_index *ix, const float *q,
 	if (!fn)
 		return knytt__err(KNYTT_EINVAL,
 				  "knytt_index_search_filter: fn is NULL");
-	knytt__filter f = { fn, ctx, NULL, 0 };
+	knytt__filter f = { fn, ctx, NULL, 0, 0, 0 };
+	return search_api(ix, q, dim, k, ef, &f, labels, dists,
+			  "knytt_index_search_filter");
+}
+
+int knytt__index_search_filter_est(const knytt_index *ix, const float *q,
+				   uint32_t dim, size_t k, unsigned ef,
+				   knytt_filter_fn fn, void *ctx, size_t est,
+				   uint64_t *labels, float *dists)
+{
+	if (!fn)
+		return knytt__err(KNYTT_EINVAL,
+				  "knytt_index_search_filter: fn is NULL");
+	knytt__filter f = { fn, ctx, NULL, 0, 1, est };
 	return search_api(ix, q, dim, k, ef, &f, labels, dists,
 			  "knytt_index_search_filter");
 }
@@ -947,7 +962,7 @@ int knytt_index_search_bitset(const knytt_index *ix, const float *q,
 		return knytt__err(KNYTT_EINVAL,
 				  "knytt_index_search_bitset: bits is NULL");
 	static const uint64_t none = 0;
-	knytt__filter f = { NULL, NULL, bits ? bits : &none, nbits };
+	knytt__filter f = { NULL, NULL, bits ? bits : &none, nbits, 0, 0 };
 	return search_api(ix, q, dim, k, ef, &f, labels, dists,
 			  "knytt_index_search_bitset");
 }

@@ -363,6 +363,8 @@ int h_items_post(kd_req *r)
 		if (parse_new(&bk.ps[i], o))
 			bk.state[i] = -1;
 	rc = store_items(r, e, &bk, (size_t)n);
+	/* accepted items may have been cached with their old fields */
+	kd_itemcache_forget_tenant(r->tenant);
 	if (rc == 0)
 		rc = batch_answer(r, &bk, (size_t)n);
 done:
@@ -420,6 +422,7 @@ int h_item_patch(kd_req *r)
 		rc = kd_err(r, 422, "invalid_field", p.field, "%s", p.reason);
 	else if (rc)
 		rc = kd_liberr(r, rc, NULL);
+	kd_itemcache_forget(r->tenant, old->id);
 	parsed_free(&p);
 	knytt_free(old);
 	return rc ? rc : h_item_get(r);
@@ -433,8 +436,11 @@ int h_item_delete(kd_req *r)
 	/* an item deleted already is gone: 404, like one never stored */
 	if ((rc = kd_engine(r, &e)) || (rc = get_item(r, &it)))
 		return rc;
+	uint64_t id = it->id;
 	knytt_free(it);
-	if ((rc = knytt_engine_item_delete(e, r->param[0])))
+	rc = knytt_engine_item_delete(e, r->param[0]);
+	kd_itemcache_forget(r->tenant, id);
+	if (rc)
 		return kd_liberr(r, rc == KNYTT_EINVAL ? KNYTT_ENOTFOUND : rc,
 				 "item_id");
 	cJSON *o = cJSON_CreateObject();

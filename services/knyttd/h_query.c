@@ -214,9 +214,23 @@ int kd_filters(kd_req *r, const cJSON *body, knytt_filter *f)
 	return where_of(r, o, f);
 }
 
+/* An attribute filter on item @p id: the item cache keeps no
+ * attributes, so the store is read (anonymous answers with a "where"
+ * only); 0 when it fails or is gone. */
+static int where_passes(kd_req *r, uint64_t id, const knytt_where *w)
+{
+	knytt_item *it = NULL;
+	if (knytt_store_item_get_id(r->st, id, &it))
+		return 0;
+	int ok = !it->deleted && knytt_where_match(w, it->attributes) == 1;
+	knytt_free(it);
+	return ok;
+}
+
 /* The filter test for answers that did not go through the engine's
- * filters (trending for anonymous visitors). */
-static int passes(const knytt_item *it, const knytt_filter *f)
+ * filters (trending for anonymous visitors); "where" is tested apart
+ * (where_passes). */
+static int passes(const kd_item_brief *it, const knytt_filter *f)
 {
 	if (!f)
 		return 1;
@@ -227,40 +241,42 @@ static int passes(const knytt_item *it, const knytt_filter *f)
 	if (!isnan(f->price_max) && f->price_max > 0 &&
 	    it->price > f->price_max)
 		return 0;
-	if (f->where && knytt_where_match(f->where, it->attributes) != 1)
-		return 0;
 	return isnan(f->min_quality) || it->quality >= f->min_quality;
 }
 
-/* Appends result @p x with its item's fields; 0 if the item is gone or
- * fails @p f. */
-static int add_result(kd_req *r, cJSON *arr, const knytt_result *x,
-		      const knytt_filter *f)
+/* Appends result @p x with its item's fields (itemcache.c), after a
+ * comma unless it is the first; 0 if the item is gone or fails @p f. */
+static int add_result(kd_req *r, kd_buf *b, const knytt_result *x,
+		      const knytt_filter *f, int first)
 {
-	knytt_item *it = NULL;
-	if (knytt_store_item_get_id(r->st, x->item_id, &it))
-		return 0;
-	if (it->deleted || !passes(it, f)) {
-		knytt_free(it);
+	size_t mark = b->n;
+	kd_item_brief it;
+	if (!first)
+		kd_buf_put(b, ",", 1);
+	if (!kd_item_fields(r, x->item_id, b, &it) || !passes(&it, f) ||
+	    (f && f->where && !where_passes(r, x->item_id, f->where))) {
+		if (!b->oom) { /* take back what was written */
+			b->n = mark;
+			b->p[mark] = 0;
+		}
 		return 0;
 	}
-	cJSON *o = kd_item_json(it);
-	knytt_free(it);
-	if (!o)
-		return 0;
-	cJSON_AddNumberToObject(o, "score", x->score);
-	cJSON_AddStringToObject(o, "reason", knytt_reason_name(x->reason));
-	cJSON_AddItemToArray(arr, o);
+	kd_buf_cstr(b, ",\"score\":");
+	kd_buf_score(b, x->score);
+	kd_buf_cstr(b, ",\"reason\":");
+	kd_buf_jstr(b, knytt_reason_name(x->reason));
+	kd_buf_put(b, "}", 1);
 	return 1;
 }
 
-cJSON *kd_results_json(kd_req *r, const knytt_result *res, int n)
+void kd_results_text(kd_req *r, kd_buf *b, const knytt_result *res, int n,
+		     int *got)
 {
-	cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+	*got = 0;
+	kd_buf_cstr(b, "{\"results\":[");
 	for (int i = 0; i < n; i++)
-		add_result(r, arr, &res[i], NULL);
-	cJSON_AddItemToObject(o, "results", arr);
-	return o;
+		*got += add_result(r, b, &res[i], NULL, *got == 0);
+	kd_buf_put(b, "]", 1);
 }
 
 /* Reads "count" (1..MAX_COUNT, default 10) from a body or the query. */
@@ -334,6 +350,21 @@ static int excluded(const rec_req *q, const char *id)
 	return 0;
 }
 
+/* The "experiment" member ({"name", "variant"}) of an answer written as
+ * text; takes @p xo (NULL: no experiment named). */
+static void put_experiment(kd_buf *out, cJSON *xo)
+{
+	if (!xo)
+		return;
+	char *t = cJSON_PrintUnformatted(xo);
+	if (t) {
+		kd_buf_cstr(out, ",\"experiment\":");
+		kd_buf_cstr(out, t);
+		free(t);
+	}
+	cJSON_Delete(xo);
+}
+
 int h_recommend(kd_req *r)
 {
 	const cJSON *b;
@@ -368,20 +399,26 @@ int h_recommend(kd_req *r)
 		free(res);
 		return kd_liberr(r, n, NULL);
 	}
-	cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+	kd_buf out = {0};
 	int got = 0;
+	kd_buf_cstr(&out, "{\"results\":[");
 	for (int i = 0; i < n && got < q.k; i++)
 		if (!excluded(&q, res[i].ext_id))
-			got += add_result(r, arr, &res[i], anon ? &f : NULL);
+			got += add_result(r, &out, &res[i], anon ? &f : NULL,
+					  got == 0);
 	free(res);
-	cJSON_AddItemToObject(o, "results", arr);
-	if (q.user)
-		cJSON_AddStringToObject(o, "user_id", q.user);
-	cJSON_AddNumberToObject(o, "count", got);
-	cJSON_AddStringToObject(o, "strategy", anon ? "trending" : "personal");
-	if (xo)
-		cJSON_AddItemToObject(o, "experiment", xo);
-	return kd_ok(r, 200, o);
+	kd_buf_put(&out, "]", 1);
+	if (q.user) {
+		kd_buf_cstr(&out, ",\"user_id\":");
+		kd_buf_jstr(&out, q.user);
+	}
+	kd_buf_cstr(&out, ",\"count\":");
+	kd_buf_num(&out, got);
+	kd_buf_cstr(&out, anon ? ",\"strategy\":\"trending\""
+			     : ",\"strategy\":\"personal\"");
+	put_experiment(&out, xo);
+	kd_buf_put(&out, "}", 1);
+	return kd_ok_buf(r, 200, &out);
 }
 
 /* The "vector" of a search body into a new array (*vec NULL if none). */
@@ -454,11 +491,14 @@ int h_search(kd_req *r)
 		return xst;
 	if (n < 0)
 		return kd_liberr(r, n, had_vec ? "vector" : NULL);
-	cJSON *o = kd_results_json(r, res, n);
-	cJSON_AddNumberToObject(o, "search_id", (double)log_id);
-	if (xo)
-		cJSON_AddItemToObject(o, "experiment", xo);
-	return kd_ok(r, 200, o);
+	kd_buf out = {0};
+	int got;
+	kd_results_text(r, &out, res, n, &got);
+	kd_buf_cstr(&out, ",\"search_id\":");
+	kd_buf_num(&out, (double)log_id);
+	put_experiment(&out, xo);
+	kd_buf_put(&out, "}", 1);
+	return kd_ok_buf(r, 200, &out);
 }
 
 /* Filters from the query string: category, in_stock, where. */
@@ -497,9 +537,13 @@ int h_similar(kd_req *r)
 			      "no item '%.200s'", r->param[0]);
 	if (n < 0)
 		return kd_liberr(r, n, NULL);
-	cJSON *o = kd_results_json(r, res, n);
-	cJSON_AddStringToObject(o, "item_id", r->param[0]);
-	return kd_ok(r, 200, o);
+	kd_buf out = {0};
+	int got;
+	kd_results_text(r, &out, res, n, &got);
+	kd_buf_cstr(&out, ",\"item_id\":");
+	kd_buf_jstr(&out, r->param[0]);
+	kd_buf_put(&out, "}", 1);
+	return kd_ok_buf(r, 200, &out);
 }
 
 /* "7d", "24h", "90m", "3600s" or "3600": seconds, or -1. */
@@ -539,7 +583,11 @@ int h_trending(kd_req *r)
 				      kd_query(r, "category"), res);
 	if (n < 0)
 		return kd_liberr(r, n, NULL);
-	cJSON *o = kd_results_json(r, res, n);
-	cJSON_AddNumberToObject(o, "window_s", win);
-	return kd_ok(r, 200, o);
+	kd_buf out = {0};
+	int got;
+	kd_results_text(r, &out, res, n, &got);
+	kd_buf_cstr(&out, ",\"window_s\":");
+	kd_buf_num(&out, win);
+	kd_buf_put(&out, "}", 1);
+	return kd_ok_buf(r, 200, &out);
 }

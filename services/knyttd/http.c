@@ -197,7 +197,9 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	kd_req *r = *con_cls;
 	if (!r)
 		return;
-	kd_metrics_observe(r, (double)(kd_now_us() - r->t0_us) / 1e6);
+	double took = (double)(kd_now_us() - r->t0_us) / 1e6;
+	kd_metrics_observe(r, took);
+	kd_stats_observe(r, took);
 	if (kd_cfg.access_log)
 		kd_reqlog_line(r, why != MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	req_free(r);

@@ -51,6 +51,9 @@ typedef struct kd_config {
 	int feedback_async;     /* engines write feedback behind */
 	long drain_ms;          /* SIGTERM: longest wait for requests */
 	long key_cache_ms;      /* how long a found API key is trusted */
+	long item_cache_ms;     /* item fields of answers: how often the
+				   store is asked what changed (0 = no
+				   cache, itemcache.c) */
 	char www[4096];         /* static pages (static.c); "" = none */
 	kd_limits limits;       /* every tenant's defaults */
 	struct kd_sched {       /* training schedule (schedule.c) */
@@ -172,6 +175,45 @@ const char *kd_query(kd_req *r, const char *name);
 int kd_query_int(kd_req *r, const char *name, long long lo, long long hi,
 		 long long def, long long *out);
 
+/* ---- jtext.c: answers written as JSON text ------------------------ */
+
+typedef struct kd_buf {
+	char *p;      /* NUL-terminated text, or NULL */
+	size_t n, cap;
+	int oom;      /* an append failed: the answer becomes a 503 */
+} kd_buf;
+
+void kd_buf_put(kd_buf *b, const char *s, size_t n);
+void kd_buf_cstr(kd_buf *b, const char *s);
+/* @p s as a JSON string, quoted and escaped like cJSON does. */
+void kd_buf_jstr(kd_buf *b, const char *s);
+/* @p d as cJSON prints a number. */
+void kd_buf_num(kd_buf *b, double d);
+/* A score of an answer: 9 significant digits (null when not finite). */
+void kd_buf_score(kd_buf *b, double d);
+/* Sends the text of @p b (taken; b is reset) as a @p status JSON answer;
+ * a buffer that ran out of memory answers 503. */
+int kd_ok_buf(kd_req *r, int status, kd_buf *b);
+
+/* ---- itemcache.c: item fields of answers ---------------------------- */
+
+/* What filters of knyttd itself test (anonymous answers). */
+typedef struct kd_item_brief {
+	double price, quality;
+	int in_stock;
+} kd_item_brief;
+
+int kd_itemcache_init(void);
+void kd_itemcache_free(void);
+/* Appends item @p id's JSON object of r's tenant, without its final '}',
+ * to @p b and fills @p brief: 1, or 0 when the item is deleted or
+ * unknown (nothing appended). */
+int kd_item_fields(kd_req *r, uint64_t id, kd_buf *b, kd_item_brief *brief);
+/* After a write of the store: forgets an item, or every item of a
+ * tenant. */
+void kd_itemcache_forget(uint64_t tenant, uint64_t id);
+void kd_itemcache_forget_tenant(uint64_t tenant);
+
 /* ---- auth.c ------------------------------------------------------------ */
 
 int kd_auth_init(knytt_store *st);
@@ -243,6 +285,12 @@ void kd_metrics_store_error(int rc);
 /* Requests being handled now (http.c). */
 long kd_http_inflight(void);
 int h_metrics(kd_req *r);
+
+/* ---- stats.c: GET /api/v1/stats, a shop's own live figures ---------- */
+
+/* Counts @p r for its tenant (none: not counted). */
+void kd_stats_observe(const kd_req *r, double seconds);
+int h_stats(kd_req *r);
 
 /* ---- static.c: the web pages under kd_cfg.www ----------------------- */
 
@@ -387,8 +435,11 @@ int kd_exp_search(kd_req *r, const cJSON *b, knytt_engine *e,
 
 /* Shared by handlers (h_items.c): an item as JSON (NULL on no memory). */
 cJSON *kd_item_json(const knytt_item *it);
-/* Results of a query as {"results": [...]} with item fields. */
-cJSON *kd_results_json(kd_req *r, const knytt_result *res, int n);
+/* Results of a query as the text {"results": [...] -- the object left
+ * open for the caller's fields -- with each item's fields; *got: how many
+ * results were written (gone items are left out). */
+void kd_results_text(kd_req *r, kd_buf *b, const knytt_result *res, int n,
+		     int *got);
 /* The "filters" object of a query into @p f: 0 or 400/422. */
 int kd_filters(kd_req *r, const cJSON *body, knytt_filter *f);
 

@@ -30,7 +30,7 @@ static const char usage[] =
 	"              [--token-ttl SECONDS] [--sync-feedback] "
 	"[--drain-timeout SECONDS]\n"
 	"              [--pwhash-ops N] [--pwhash-mem KIB] [--key-cache-ms MS]\n"
-	"              [--www DIR]\n"
+	"              [--item-cache-ms MS] [--www DIR]\n"
 	"              [--rate-limit RPS] [--rate-burst N] [--max-items N]\n"
 	"              [--max-interactions N]\n"
 	"              [--train-every-interactions N] [--train-every-hours H]\n"
@@ -189,6 +189,12 @@ static int parse_args(int argc, char **argv)
 						      ? 0
 						      : (long)(n = num(o, v,
 								       60000));
+		} else if (!strcmp(o, "--item-cache-ms")) {
+			/* 0 is allowed: item fields read for every answer */
+			kd_cfg.item_cache_ms = v && !strcmp(v, "0")
+						       ? 0
+						       : (long)(n = num(o, v,
+									60000));
 		} else if (!strcmp(o, "--rate-limit")) {
 			kd_cfg.limits.rps = (double)(n = num(o, v, 1000000));
 		} else if (!strcmp(o, "--rate-burst")) {
@@ -259,6 +265,7 @@ static void defaults(void)
 	kd_cfg.key_cache_ms = 1000;
 	kd_cfg.sched.margin = 0.05;
 	kd_cfg.sched_tick_ms = 5000;
+	kd_cfg.item_cache_ms = 1000;
 	kd_static_default(kd_cfg.www, sizeof kd_cfg.www);
 }
 
@@ -308,6 +315,7 @@ static int shut_down(void)
 	kd_http_stop();
 	int rc = kd_tenants_flush();
 	kd_tenants_close();
+	kd_itemcache_free();
 	kd_log("{\"level\":\"info\",\"msg\":\"stopped%s\"}",
 	       rc ? " (a feedback write failed)" : "");
 	return rc ? 1 : 0;
@@ -330,6 +338,10 @@ int main(int argc, char **argv)
 	}
 	if (kd_auth_init(st))
 		return 1;
+	if (kd_itemcache_init()) {
+		fprintf(stderr, "knyttd: out of memory for the item cache\n");
+		return 1;
+	}
 	if (kd_replica_start() || kd_sched_start())
 		return 1;
 	unsigned port = 0;

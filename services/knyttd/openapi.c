@@ -274,6 +274,11 @@ static const kd_doc docs[] = {
 		 ",\"eval_users\":" INT ",\"margin\":" NUM),
 	 200, REF("Schedule"), "/api/v1/models/schedule",
 	 "{\"every_interactions\":0,\"eval_users\":50,\"margin\":0.05}"},
+	{"GET", "/api/v1/stats", "the shop's requests, errors and latency by "
+	 "second (stats.c)", NULL, 200,
+	 OBJ("\"interval_s\",\"tracked\",\"seconds\"",
+	     "\"interval_s\":" INT ",\"tracked\":" BOOL ",\"seconds\":" ARR),
+	 "/api/v1/stats", NULL},
 	{"GET", "/api/v1/openapi.json", "this document", NULL, 200,
 	 OBJ("\"openapi\",\"info\",\"paths\"",
 	     "\"openapi\":" STR ",\"info\":" OBJECT ",\"paths\":" OBJECT),

@@ -72,6 +72,7 @@ static const kd_route routes[] = {
 	 h_experiment_stop},
 	{"GET", "/api/v1/models/schedule", KD_P_SECRET, h_schedule_get},
 	{"PUT", "/api/v1/models/schedule", KD_P_SECRET, h_schedule_put},
+	{"GET", "/api/v1/stats", KD_P_SECRET, h_stats},
 	{"GET", "/api/v1/openapi.json", KD_P_OPEN, h_openapi},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])

@@ -268,6 +268,7 @@ async function main() {
     await require("./admin.steps.js")({ page, base, sk, ADMIN, step, ready, shot, a11y, weigh, tmp, browser });
   if (fs.existsSync(path.join(__dirname, "analytics.steps.js")))
     await require("./analytics.steps.js")({ base, sk, step, ready, shot, a11y, browser });
+  await require("./charts.steps.js")({ browser, base, sk, step, ready, shot, a11y, weigh });
 
   await step("no script errors in the pages", async () => {
     assert.deepStrictEqual(errors, []);
