@@ -125,6 +125,7 @@ int knytt_engine_create(knytt_engine **out)
 	e->als_reg = (float)KNYTT_ENGINE_DEFAULT_ALS_REG;
 	e->als_alpha = (float)KNYTT_ENGINE_DEFAULT_ALS_ALPHA;
 	e->als_iters = KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS;
+	e->tune = 1;
 	e->tt_epochs = KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS;
 	e->exclude_seen = 1;
 	e->excl_types = KNYTT__TYPES_ALL;
@@ -362,6 +363,16 @@ int knytt_engine_set_twotower(knytt_engine *e, unsigned epochs)
 	return KNYTT_OK;
 }
 
+int knytt_engine_set_tune(knytt_engine *e, int tune)
+{
+	SETTER("knytt_engine_set_tune");
+	if (tune != 0 && tune != 1)
+		return knytt__err(KNYTT_EINVAL, "tune must be 0 or 1 (got %d)",
+				  tune);
+	e->tune = tune;
+	return KNYTT_OK;
+}
+
 int knytt_engine_set_embedder(knytt_engine *e, knytt_embedder *emb)
 {
 	SETTER("knytt_engine_set_embedder");
@@ -407,7 +418,11 @@ knytt_store *knytt_engine_store(knytt_engine *e)
 
 /* ------------------------------------------------------------ item table */
 
-const double knytt__trend_half_life[NTREND] = { 3600.0, 86400.0, 604800.0 };
+/* two weeks too: on ML-100K held out in time, the last two weeks' counts
+ * rank the next month better than the last week's (NDCG@20 0.241 against
+ * 0.198), and the tuned blend uses it */
+const double knytt__trend_half_life[NTREND] = { 3600.0, 86400.0, 604800.0,
+						1209600.0 };
 
 /* Adds weight w at time ts to an item's trending counters. */
 static void trend_add(eitem *it, double w, int64_t ts)
@@ -629,8 +644,9 @@ static int load_model_and_index(knytt_engine *e)
 	void *blob = NULL;
 	size_t size = 0;
 	int64_t version = 0;
+	char *meta = NULL;
 	int rc = knytt_store_model_get(e->st, "engine-model", 0, &blob, &size,
-				       NULL, &version, NULL);
+				       &meta, &version, NULL);
 	if (rc == KNYTT_ENOTFOUND)
 		rc = KNYTT_OK; /* never trained */
 	else if (rc == KNYTT_OK && size >= 24 &&
@@ -658,6 +674,7 @@ static int load_model_and_index(knytt_engine *e)
 		rc = knytt__engine_decode_model(e, blob, size, &als, &tt,
 						&items, &n, e->model_tag);
 		if (rc == KNYTT_OK) {
+			knytt__engine_blend_from_meta(e, meta);
 			e->als = als;
 			e->tt = tt;
 			e->model_items = items;
@@ -671,6 +688,7 @@ static int load_model_and_index(knytt_engine *e)
 		}
 	}
 	knytt_free(blob);
+	knytt_free(meta);
 	if (rc)
 		return rc;
 

@@ -49,7 +49,7 @@
 #include <string.h>
 
 #define KNYTT__MODEL_TAG 16 /* random bytes per trained model version */
-#define NTREND 3 /* trending half-lives: 1 hour, 1 day, 1 week */
+#define NTREND 4 /* trending half-lives: 1 hour, 1 day, 1 week, 2 weeks */
 
 typedef struct eitem {
 	uint64_t id;
@@ -129,6 +129,7 @@ struct knytt_engine {
 	unsigned keep_models;  /* model versions kept after a train */
 	float als_reg, als_alpha;
 	unsigned als_iters, tt_epochs, threads;
+	int tune; /* 1 (default): train tunes itself (lib/model/tune.c) */
 	knytt_embedder *emb;
 	char *tenant_name;
 	knytt_log_fn log_fn; /* warnings (NULL: none) */
@@ -189,6 +190,11 @@ struct knytt_engine {
 	int64_t model_version;
 	unsigned char model_tag[KNYTT__MODEL_TAG]; /* of the stored blob */
 	uint64_t model_gen;
+	/* the blend of recommend with recent popularity (lib/model/blend.h)
+	 * that the serving model's tuning chose: weight blend_w (0 = none)
+	 * of trending list blend_h; set with the model, read under lock */
+	float blend_w;
+	int blend_h;
 
 	/* feedback write-behind (feedq.c); fb_async is a setting */
 	int fb_async;
@@ -350,11 +356,24 @@ int knytt__fq_push_log(knytt_engine *e, const char *query, const char *user,
 void knytt__fq_wait(knytt_engine *e);
 /* the training job (train.c); runs on its own store connection */
 int knytt__engine_train_job(knytt_engine *e);
-/* installs a trained model + index (takes ownership); caller holds no
- * lock */
+/* Automatic tuning (tunejob.c).  tune: runs lib/model/tune.c on the
+ * @p n interactions (dense ids, ms, confidences) with the engine's
+ * settings as the fixed ones; fills *cfg with the choice and json (cap
+ * bytes) with the report.  blend_from_meta: the blend a stored model's
+ * metadata records (none when absent), into e->blend_w / blend_h;
+ * caller holds lock for writing or is opening. */
+struct knytt__tune_cfg;
+int knytt__engine_tune(knytt_engine *e, const uint32_t *u,
+		       const uint32_t *it, const float *w, const int64_t *ts,
+		       size_t n, uint32_t nusers, uint32_t nitems,
+		       struct knytt__tune_cfg *cfg, char *json, size_t cap);
+void knytt__engine_blend_from_meta(knytt_engine *e, const char *meta);
+/* installs a trained model + index (takes ownership) and the blend its
+ * metadata @p meta records; caller holds no lock */
 void knytt__engine_install(knytt_engine *e, knytt_index *ix,
 			   knytt_als *als, knytt_twotower *tt,
 			   uint64_t *items, uint32_t nitems, int64_t version,
-			   const unsigned char tag[KNYTT__MODEL_TAG]);
+			   const unsigned char tag[KNYTT__MODEL_TAG],
+			   const char *meta);
 
 #endif

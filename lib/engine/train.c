@@ -28,6 +28,7 @@
  */
 #include "engine_int.h"
 
+#include "../model/tune.h"
 #include "../vec/vec.h"
 
 #include <math.h>
@@ -368,6 +369,53 @@ out:
 	return KNYTT_OK;
 }
 
+/*
+ * Tuning (tunejob.c) on the interactions the job collected, then the
+ * chosen ALS on all of them.  When the data is too small or too short
+ * in time to carve a validation period from, the fixed settings train
+ * and the report says why.  The report (JSON) goes to @p tune.
+ */
+static int tune_and_fit(job *j, char *tune, size_t cap, knytt_als **als)
+{
+	knytt_engine *e = j->e;
+	knytt__tune_cfg c;
+	int rc = knytt__engine_tune(e, j->u, j->it, j->w, j->ts, j->n,
+				    j->nusers, j->nitems, &c, tune, cap);
+	if (rc == KNYTT_EINVAL) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", knytt_errmsg());
+		for (char *p = msg; *p; p++)
+			if (*p == '"' || *p == '\\')
+				*p = '\'';
+		snprintf(tune, cap, "{\"skipped\":\"%s\"}", msg);
+		c = (knytt__tune_cfg){.kind = KNYTT_MODEL_ALS,
+				      .dim = e->dim,
+				      .reg = e->als_reg,
+				      .alpha = e->als_alpha,
+				      .iters = e->als_iters,
+				      .hist_days = e->hist_half_life_days};
+	} else if (rc) {
+		return rc;
+	}
+	if ((rc = knytt_matrix_create(&j->m)))
+		return rc;
+	knytt_matrix_set_weight(j->m, 0, 1.0f);
+	if (c.hist_days > 0)
+		knytt_matrix_set_decay(j->m, c.hist_days * 864e5,
+				       knytt__engine_now(e));
+	for (size_t x = 0; x < j->n && !rc; x++)
+		rc = knytt_matrix_add(j->m, j->u[x], j->it[x], 0, j->w[x],
+				      j->ts[x]);
+	if (!rc)
+		rc = knytt_matrix_build(j->m, j->nusers, j->nitems);
+	knytt_lightgcn *g = NULL;
+	if (!rc)
+		rc = knytt__tune_fit(&c, j->m, e->threads, progress_cb, e, als,
+				     &g);
+	knytt_lightgcn_close(g);
+	return rc;
+}
+
 int knytt__engine_train_job(knytt_engine *e)
 {
 	if (e->kind == KNYTT_MODEL_EXTERNAL)
@@ -395,7 +443,9 @@ int knytt__engine_train_job(knytt_engine *e)
 		rc = knytt_store_items_changed(j.st, 0, feat_cb, &j);
 		if (rc < 0)
 			goto out;
-	} else {
+	} else if (!e->tune) {
+		/* (tuning keeps the interactions as arrays: the matrix
+		 * follows from its choice, in tune_and_fit) */
 		if ((rc = knytt_matrix_create(&j.m)))
 			goto out;
 		knytt_matrix_set_weight(j.m, 0, 1.0f);
@@ -414,7 +464,11 @@ int knytt__engine_train_job(knytt_engine *e)
 				j.nusers, j.nitems);
 		goto out;
 	}
-	if (j.m) {
+	char tune[1024] = "";
+	if (e->kind == KNYTT_MODEL_ALS && e->tune) {
+		if ((rc = tune_and_fit(&j, tune, sizeof tune, &als)))
+			goto fail_model;
+	} else if (j.m) {
 		if ((rc = knytt_matrix_build(j.m, j.nusers, j.nitems)) ||
 		    (rc = knytt_als_create(&als)) ||
 		    (rc = knytt_als_set_factors(als, e->dim)) ||
@@ -453,16 +507,16 @@ int knytt__engine_train_job(knytt_engine *e)
 	    (rc = knytt__engine_encode_model(e, als, tt, j.item_ids,
 					     j.nitems, tag, &blob, &size)))
 		goto fail_index;
-	char meta[256];
+	char meta[1400];
 	pthread_mutex_lock(&e->train_mu);
 	double loss = e->train_progress.loss;
 	pthread_mutex_unlock(&e->train_mu);
 	snprintf(meta, sizeof meta,
 		 "{\"kind\":\"%s\",\"dim\":%u,\"users\":%u,\"items\":%u,"
-		 "\"interactions\":%zu,\"loss\":%.6g,\"train_seconds\":%.3f}",
+		 "\"interactions\":%zu,\"loss\":%.6g,\"train_seconds\":%.3f%s%s}",
 		 als ? "als" : "twotower", e->dim, j.nusers, j.nitems,
 		 j.m ? knytt_matrix_nnz(j.m) : j.n, isfinite(loss) ? loss : 0,
-		 secs);
+		 secs, *tune ? ",\"tune\":" : "", tune);
 	rc = knytt__version_commit(e, j.st, ix, tag, blob, size, meta,
 				   j.item_ids, j.nitems, &version);
 	free(blob);
@@ -473,7 +527,8 @@ int knytt__engine_train_job(knytt_engine *e)
 	knytt__version_prune(e, j.st, version);
 	uint64_t *ids = j.item_ids;
 	j.item_ids = NULL;
-	knytt__engine_install(e, ix, als, tt, ids, j.nitems, version, tag);
+	knytt__engine_install(e, ix, als, tt, ids, j.nitems, version, tag,
+			      meta);
 	rc = KNYTT_OK;
 	goto out;
 fail_index:
@@ -489,9 +544,11 @@ out:
 void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 			   knytt_twotower *tt, uint64_t *items,
 			   uint32_t nitems, int64_t version,
-			   const unsigned char tag[KNYTT__MODEL_TAG])
+			   const unsigned char tag[KNYTT__MODEL_TAG],
+			   const char *meta)
 {
 	pthread_rwlock_wrlock(&e->lock);
+	knytt__engine_blend_from_meta(e, meta);
 	knytt_index *old = e->ix;
 	float *v = malloc(e->dim * sizeof *v);
 	for (size_t r = 0; r < e->nitems; r++) {
