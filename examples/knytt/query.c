@@ -200,6 +200,58 @@ static int check_replace(cli *c, const args *a)
 	return 0;
 }
 
+/* The tuning report stored with the model (knytt_engine_set_tune), one
+ * line: what was chosen and what it scored on the validation period. */
+static void print_tune(cli *c)
+{
+	knytt_store *st;
+	if (cli_store_open(c, 0, &st))
+		return;
+	char *meta = NULL;
+	knytt_store_model_get(st, "engine-model", 0, NULL, NULL, &meta, NULL,
+			      NULL);
+	knytt_store_close(st);
+	cJSON *j = meta ? cJSON_Parse(meta) : NULL;
+	knytt_free(meta);
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tune");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(t, "validation");
+	const cJSON *sk = cJSON_GetObjectItemCaseSensitive(t, "skipped");
+	if (cJSON_IsString(sk))
+		printf("tuning skipped: %s\n", sk->valuestring);
+	if (v) {
+		static const char *hl[] = {"1 hour", "1 day", "1 week",
+					   "2 weeks"};
+		double g = cJSON_GetNumberValue(
+			cJSON_GetObjectItemCaseSensitive(t, "popularity_list"));
+		int h = g >= 0 && g < 4 ? (int)g : 0;
+		printf("tuned: reg %g, alpha %g, history half-life %.3g days, "
+		       "blend %g with trending (%s); validation NDCG@20 %.4f "
+		       "(fixed settings %.4f), %d fits in %.2f s%s\n",
+		       cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "reg")),
+		       cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "alpha")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+			       t, "history_half_life_days")),
+		       cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "blend")),
+		       hl[h],
+		       cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(v, "ndcg20")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+			       v, "fixed_ndcg20")),
+		       (int)cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "fits")),
+		       cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "seconds")),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+			       t, "cut_short"))
+			       ? " (budget reached)"
+			       : "");
+	}
+	cJSON_Delete(j);
+}
+
 int cmd_train(cli *c, args *a)
 {
 	unsigned long epochs = 0;
@@ -216,6 +268,7 @@ int cmd_train(cli *c, args *a)
 		return cli_usage("train", "--reg and --alpha must be >= 0");
 	c->epochs = (unsigned)epochs;
 	c->als_set = epochs || arg_has(a, "reg") || arg_has(a, "alpha");
+	c->no_tune = arg_has(a, "no-tune");
 	if ((rc = cli_store_must_exist(c)) || (rc = check_replace(c, a)))
 		return rc;
 	if (!strcmp(c->model, "twotower") &&
@@ -265,6 +318,7 @@ int cmd_train(cli *c, args *a)
 		       kind, (long long)ts.model_version, dim,
 		       ts.progress.epochs, ts.progress.loss, ts.items_indexed,
 		       secs);
+		print_tune(c);
 	}
 	return EXIT_OK;
 }
