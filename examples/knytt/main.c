@@ -50,7 +50,8 @@ static const command commands[] = {
 	{"train", cmd_train,
 	 "model=,dim=,epochs=,threads=,reg=,alpha=,replace-model,no-tune,", 0,
 	 0, "train the model on every interaction and index the items",
-	 "usage: knytt train [--model als|twotower] [--dim N] [--epochs N]\n"
+	 "usage: knytt train [--model als|twotower|lightgcn] [--dim N]\n"
+	 "                   [--epochs N]\n"
 	 "                   [--reg R] [--alpha A] [--threads N]\n"
 	 "                   [--replace-model] [--no-tune]\n"
 	 "\n"

@@ -147,9 +147,10 @@ static int parse_model(cli *c, const args *a)
 {
 	const char *m = arg_get(a, "model");
 	if (m) {
-		if (strcmp(m, "als") && strcmp(m, "twotower"))
-			return cli_usage(a->cmd, "--model is als or twotower, "
-						 "not '%s'", m);
+		if (strcmp(m, "als") && strcmp(m, "twotower") &&
+		    strcmp(m, "lightgcn"))
+			return cli_usage(a->cmd, "--model is als, twotower or "
+						 "lightgcn, not '%s'", m);
 		c->model = m;
 		c->model_set = 1;
 	}

@@ -167,6 +167,7 @@ void knytt_engine_close(knytt_engine *e)
 	knytt_index_close(e->ix);
 	knytt_als_close(e->als);
 	knytt_twotower_close(e->tt);
+	knytt_lightgcn_close(e->lgc);
 	free(e->model_items);
 	knytt_store_close(e->st);
 	free(e->uri);
@@ -198,7 +199,7 @@ int knytt_engine_set_model(knytt_engine *e, knytt_model_kind kind)
 {
 	SETTER("knytt_engine_set_model");
 	if (kind != KNYTT_MODEL_ALS && kind != KNYTT_MODEL_TWOTOWER &&
-	    kind != KNYTT_MODEL_EXTERNAL)
+	    kind != KNYTT_MODEL_EXTERNAL && kind != KNYTT_MODEL_LIGHTGCN)
 		return knytt__err(KNYTT_EINVAL, "model kind %d is unknown",
 				  (int)kind);
 	e->kind = kind;
@@ -600,7 +601,8 @@ static int caller_vec_cb(uint64_t id, const float *vec, uint32_t dim,
 /* Vectors of model items: ALS item factors or two-tower item tower. */
 static int add_model_vectors(knytt_engine *e, knytt_index *ix,
 			     knytt_als *als, knytt_twotower *tt,
-			     const uint64_t *items, uint32_t n)
+			     knytt_lightgcn *lgc, const uint64_t *items,
+			     uint32_t n)
 {
 	if (n == 0)
 		return KNYTT_OK;
@@ -613,6 +615,8 @@ static int add_model_vectors(knytt_engine *e, knytt_index *ix,
 	}
 	if (als)
 		rc = knytt_als_item_factors(als, 0, n, v);
+	else if (lgc)
+		rc = knytt_lightgcn_item_factors(lgc, 0, n, v);
 	else
 		rc = knytt_twotower_item_embeddings(tt, v, n); /* rows */
 	if (rc < 0)
@@ -669,14 +673,17 @@ static int load_model_and_index(knytt_engine *e)
 	if (rc == KNYTT_OK && blob) {
 		knytt_als *als = NULL;
 		knytt_twotower *tt = NULL;
+		knytt_lightgcn *lgc = NULL;
 		uint64_t *items = NULL;
 		uint32_t n = 0;
 		rc = knytt__engine_decode_model(e, blob, size, &als, &tt,
-						&items, &n, e->model_tag);
+						&lgc, &items, &n,
+						e->model_tag);
 		if (rc == KNYTT_OK) {
 			knytt__engine_blend_from_meta(e, meta);
 			e->als = als;
 			e->tt = tt;
+			e->lgc = lgc;
 			e->model_items = items;
 			e->model_nitems = n;
 			e->model_version = version;
@@ -702,7 +709,7 @@ static int load_model_and_index(knytt_engine *e)
 	if (!ix) {
 		if ((rc = knytt__engine_new_index(e, &ix)))
 			return rc;
-		if ((rc = add_model_vectors(e, ix, e->als, e->tt,
+		if ((rc = add_model_vectors(e, ix, e->als, e->tt, e->lgc,
 					    e->model_items,
 					    e->model_nitems))) {
 			knytt_index_close(ix);
@@ -1112,14 +1119,21 @@ static void refresh_long(knytt_engine *e, knytt__profile *u, int64_t now)
 	uint32_t *idx = malloc(cap * sizeof *idx);
 	float *w = malloc(cap * sizeof *w);
 	if (idx && w) {
-		size_t n = knytt__profile_fold(u, e->als ? model_row_of
-							 : vec_row_of,
+		size_t n = knytt__profile_fold(u, e->als || e->lgc
+							  ? model_row_of
+							  : vec_row_of,
 					       e, now, hl, cap, idx, w);
 		if (e->als && n > 0) {
 			memset(t->longv, 0, e->dim * sizeof *t->longv);
 			t->long_ok = knytt_als_fold_in(e->als, n, idx, w,
 						       t->longv) == KNYTT_OK;
-		} else if (!e->als) {
+		} else if (e->lgc && n > 0) {
+			/* LightGCN propagates the user's items, unweighted
+			 * (the graph has no weights) */
+			t->long_ok = knytt_lightgcn_fold_in(e->lgc, n, idx,
+							    t->longv) ==
+				     KNYTT_OK;
+		} else if (!e->als && !e->lgc) {
 			t->long_ok = mean_of_items(e, idx, w, n, t->longv);
 		}
 	}

@@ -185,6 +185,7 @@ struct knytt_engine {
 	knytt_metric metric;
 	knytt_als *als;
 	knytt_twotower *tt;
+	knytt_lightgcn *lgc; /* at most one of als, tt, lgc is set */
 	uint64_t *model_items; /* model row -> store id */
 	uint32_t model_nitems;
 	int64_t model_version;
@@ -309,13 +310,15 @@ int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
 /* "engine-model" blob (train.c): encode / decode (kind, item map, the
  * model's random tag, model) */
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
-			       knytt_twotower *tt, const uint64_t *items,
+			       knytt_twotower *tt, knytt_lightgcn *lgc,
+			       const uint64_t *items,
 			       uint32_t nitems,
 			       const unsigned char tag[KNYTT__MODEL_TAG],
 			       void **blob, size_t *size);
 int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
-			       knytt_twotower **tt, uint64_t **items,
+			       knytt_twotower **tt, knytt_lightgcn **lgc,
+			       uint64_t **items,
 			       uint32_t *nitems,
 			       unsigned char tag[KNYTT__MODEL_TAG]);
 /* Model versions (versions.c).  owner: the owner tag of an index file
@@ -357,22 +360,23 @@ void knytt__fq_wait(knytt_engine *e);
 /* the training job (train.c); runs on its own store connection */
 int knytt__engine_train_job(knytt_engine *e);
 /* Automatic tuning (tunejob.c).  tune: runs lib/model/tune.c on the
- * @p n interactions (dense ids, ms, confidences) with the engine's
- * settings as the fixed ones; fills *cfg with the choice and json (cap
- * bytes) with the report.  blend_from_meta: the blend a stored model's
+ * @p n interactions (dense ids, ms, confidences) with *cfg as the
+ * fixed settings; replaces *cfg with the choice and writes the report
+ * to json (cap bytes).  blend_from_meta: the blend a stored model's
  * metadata records (none when absent), into e->blend_w / blend_h;
  * caller holds lock for writing or is opening. */
 struct knytt__tune_cfg;
-int knytt__engine_tune(knytt_engine *e, const uint32_t *u,
-		       const uint32_t *it, const float *w, const int64_t *ts,
-		       size_t n, uint32_t nusers, uint32_t nitems,
-		       struct knytt__tune_cfg *cfg, char *json, size_t cap);
+int knytt__engine_tune(knytt_engine *e, struct knytt__tune_cfg *cfg,
+		       const uint32_t *u, const uint32_t *it, const float *w,
+		       const int64_t *ts, size_t n, uint32_t nusers,
+		       uint32_t nitems, char *json, size_t cap);
 void knytt__engine_blend_from_meta(knytt_engine *e, const char *meta);
 /* installs a trained model + index (takes ownership) and the blend its
  * metadata @p meta records; caller holds no lock */
 void knytt__engine_install(knytt_engine *e, knytt_index *ix,
 			   knytt_als *als, knytt_twotower *tt,
-			   uint64_t *items, uint32_t nitems, int64_t version,
+			   knytt_lightgcn *lgc, uint64_t *items,
+			   uint32_t nitems, int64_t version,
 			   const unsigned char tag[KNYTT__MODEL_TAG],
 			   const char *meta);
 

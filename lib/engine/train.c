@@ -43,15 +43,17 @@
 /* --------------------------------------------------------------- blob */
 
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
-			       knytt_twotower *tt, const uint64_t *items,
+			       knytt_twotower *tt, knytt_lightgcn *lgc,
+			       const uint64_t *items,
 			       uint32_t nitems,
 			       const unsigned char tag[KNYTT__MODEL_TAG],
 			       void **blob, size_t *size)
 {
 	void *mb = NULL;
 	size_t ml = 0;
-	int rc = als ? knytt_als_save_buffer(als, &mb, &ml)
-		     : knytt_twotower_save_buffer(tt, &mb, &ml);
+	int rc = als   ? knytt_als_save_buffer(als, &mb, &ml)
+		 : lgc ? knytt_lightgcn_save_buffer(lgc, &mb, &ml)
+		       : knytt_twotower_save_buffer(tt, &mb, &ml);
 	if (rc)
 		return rc;
 	size_t n = BLOB_HDR + (size_t)nitems * 8 + ml + 4;
@@ -62,7 +64,9 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 	}
 	memcpy(b, "KNYTTENG", 8);
 	knytt__put_u32(b + 8, 2);
-	knytt__put_u32(b + 12, als ? KNYTT_MODEL_ALS : KNYTT_MODEL_TWOTOWER);
+	knytt__put_u32(b + 12, als   ? KNYTT_MODEL_ALS
+			       : lgc ? KNYTT_MODEL_LIGHTGCN
+				     : KNYTT_MODEL_TWOTOWER);
 	knytt__put_u32(b + 16, e->dim);
 	knytt__put_u32(b + 20, nitems);
 	knytt__put_u64(b + 24, ml);
@@ -79,7 +83,8 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 
 int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
-			       knytt_twotower **tt, uint64_t **items,
+			       knytt_twotower **tt, knytt_lightgcn **lgc,
+			       uint64_t **items,
 			       uint32_t *nitems,
 			       unsigned char tag[KNYTT__MODEL_TAG])
 {
@@ -108,13 +113,18 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 				  "the stored model has dimension %u, the "
 				  "engine is set to %u (knytt_engine_set_dim)",
 				  dim, e->dim);
-	if ((kind == KNYTT_MODEL_ALS) != (e->kind == KNYTT_MODEL_ALS) ||
-	    (kind == KNYTT_MODEL_TWOTOWER) !=
-		    (e->kind == KNYTT_MODEL_TWOTOWER))
+	if (kind != KNYTT_MODEL_ALS && kind != KNYTT_MODEL_TWOTOWER &&
+	    kind != KNYTT_MODEL_LIGHTGCN)
+		return knytt__err(KNYTT_ECORRUPT,
+				  "stored engine model: kind %u is unknown",
+				  kind);
+	if (kind != (uint32_t)e->kind)
 		return knytt__err(KNYTT_EINVAL,
 				  "the stored model is %s, the engine is set "
 				  "to another kind (knytt_engine_set_model)",
-				  kind == KNYTT_MODEL_ALS ? "ALS" : "two-tower");
+				  kind == KNYTT_MODEL_ALS	 ? "ALS"
+				  : kind == KNYTT_MODEL_LIGHTGCN ? "LightGCN"
+								 : "two-tower");
 	uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
 	if (!ids)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
@@ -128,9 +138,13 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 	int rc;
 	*als = NULL;
 	*tt = NULL;
+	*lgc = NULL;
 	if (kind == KNYTT_MODEL_ALS) {
 		if ((rc = knytt_als_create(als)) == KNYTT_OK)
 			rc = knytt_als_load_buffer(*als, mb, (size_t)ml);
+	} else if (kind == KNYTT_MODEL_LIGHTGCN) {
+		if ((rc = knytt_lightgcn_create(lgc)) == KNYTT_OK)
+			rc = knytt_lightgcn_load_buffer(*lgc, mb, (size_t)ml);
 	} else {
 		if ((rc = knytt_twotower_create(tt)) == KNYTT_OK)
 			rc = knytt_twotower_load_buffer(*tt, mb, (size_t)ml);
@@ -139,23 +153,27 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 	 * id and the engine's dimension, since the engine copies n x dim
 	 * floats out of it.  (A blob with fewer ids than model rows once
 	 * overflowed the copy at knytt_engine_open.) */
-	if (rc == KNYTT_OK &&
-	    (*als ? knytt_als_items(*als) != n || knytt_als_factors(*als) != dim
-		  : knytt_twotower_count_items(*tt) != n ||
-			    knytt_twotower_dim(*tt) != dim))
+	uint32_t mi = 0, md = 0;
+	if (rc == KNYTT_OK) {
+		mi = *als ? knytt_als_items(*als)
+		     : *lgc ? knytt_lightgcn_items(*lgc)
+			    : (uint32_t)knytt_twotower_count_items(*tt);
+		md = *als ? knytt_als_factors(*als)
+		     : *lgc ? knytt_lightgcn_dim(*lgc)
+			    : knytt_twotower_dim(*tt);
+	}
+	if (rc == KNYTT_OK && (mi != n || md != dim))
 		rc = knytt__err(KNYTT_ECORRUPT,
 				"stored engine model: the model has %u items "
 				"of dimension %u, the header %u of %u",
-				*als ? knytt_als_items(*als)
-				     : knytt_twotower_count_items(*tt),
-				*als ? knytt_als_factors(*als)
-				     : knytt_twotower_dim(*tt),
-				n, dim);
+				mi, md, n, dim);
 	if (rc) {
 		knytt_als_close(*als);
 		knytt_twotower_close(*tt);
+		knytt_lightgcn_close(*lgc);
 		*als = NULL;
 		*tt = NULL;
+		*lgc = NULL;
 		free(ids);
 		return rc;
 	}
@@ -329,7 +347,8 @@ static void job_free(job *j)
 
 /* The index of a new model: every non-zero model vector. */
 static int build_index(knytt_engine *e, knytt_als *als, knytt_twotower *tt,
-		       const uint64_t *ids, uint32_t n, knytt_index **out)
+		       knytt_lightgcn *lgc, const uint64_t *ids, uint32_t n,
+		       knytt_index **out)
 {
 	knytt_index *ix;
 	int rc = knytt__engine_new_index(e, &ix);
@@ -342,9 +361,10 @@ static int build_index(knytt_engine *e, knytt_als *als, knytt_twotower *tt,
 		goto out;
 	}
 	if (n) {
-		rc = als ? knytt_als_item_factors(als, 0, n, v)
-			 : knytt_twotower_item_embeddings(tt, v,
-							  (size_t)n * e->dim);
+		rc = als   ? knytt_als_item_factors(als, 0, n, v)
+		     : lgc ? knytt_lightgcn_item_factors(lgc, 0, n, v)
+			   : knytt_twotower_item_embeddings(tt, v,
+							    (size_t)n * e->dim);
 		if (rc < 0)
 			goto out;
 	}
@@ -369,18 +389,43 @@ out:
 	return KNYTT_OK;
 }
 
+/* The settings as given (knytt_engine_set_tune(e, 0), or data too small
+ * to tune on): the engine's ALS settings, or LightGCN's defaults at the
+ * engine's dimension. */
+static knytt__tune_cfg fixed_cfg(const knytt_engine *e)
+{
+	if (e->kind == KNYTT_MODEL_LIGHTGCN)
+		return (knytt__tune_cfg){.kind = KNYTT_MODEL_LIGHTGCN,
+					 .dim = e->dim,
+					 .layers = 3,
+					 .reg = 1e-4f,
+					 .lr = 0.005f,
+					 .batch = 8192,
+					 .iters = 30};
+	return (knytt__tune_cfg){.kind = KNYTT_MODEL_ALS,
+				 .dim = e->dim,
+				 .reg = e->als_reg,
+				 .alpha = e->als_alpha,
+				 .iters = e->als_iters,
+				 .hist_days = e->hist_half_life_days};
+}
+
 /*
- * Tuning (tunejob.c) on the interactions the job collected, then the
- * chosen ALS on all of them.  When the data is too small or too short
- * in time to carve a validation period from, the fixed settings train
- * and the report says why.  The report (JSON) goes to @p tune.
+ * ALS and LightGCN: tuning (tunejob.c) on the interactions the job
+ * collected, unless it is off, then the chosen model on all of them.
+ * When the data is too small or too short in time to carve a
+ * validation period from, the fixed settings train and the report says
+ * why.  The report (JSON) goes to @p tune ("" without tuning).
  */
-static int tune_and_fit(job *j, char *tune, size_t cap, knytt_als **als)
+static int fit_model(job *j, char *tune, size_t cap, knytt_als **als,
+		     knytt_lightgcn **lgc)
 {
 	knytt_engine *e = j->e;
-	knytt__tune_cfg c;
-	int rc = knytt__engine_tune(e, j->u, j->it, j->w, j->ts, j->n,
-				    j->nusers, j->nitems, &c, tune, cap);
+	knytt__tune_cfg c = fixed_cfg(e);
+	int rc = KNYTT_OK;
+	if (e->tune)
+		rc = knytt__engine_tune(e, &c, j->u, j->it, j->w, j->ts, j->n,
+					j->nusers, j->nitems, tune, cap);
 	if (rc == KNYTT_EINVAL) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "%s", knytt_errmsg());
@@ -388,12 +433,7 @@ static int tune_and_fit(job *j, char *tune, size_t cap, knytt_als **als)
 			if (*p == '"' || *p == '\\')
 				*p = '\'';
 		snprintf(tune, cap, "{\"skipped\":\"%s\"}", msg);
-		c = (knytt__tune_cfg){.kind = KNYTT_MODEL_ALS,
-				      .dim = e->dim,
-				      .reg = e->als_reg,
-				      .alpha = e->als_alpha,
-				      .iters = e->als_iters,
-				      .hist_days = e->hist_half_life_days};
+		c = fixed_cfg(e);
 	} else if (rc) {
 		return rc;
 	}
@@ -408,11 +448,9 @@ static int tune_and_fit(job *j, char *tune, size_t cap, knytt_als **als)
 				      j->ts[x]);
 	if (!rc)
 		rc = knytt_matrix_build(j->m, j->nusers, j->nitems);
-	knytt_lightgcn *g = NULL;
 	if (!rc)
 		rc = knytt__tune_fit(&c, j->m, e->threads, progress_cb, e, als,
-				     &g);
-	knytt_lightgcn_close(g);
+				     lgc);
 	return rc;
 }
 
@@ -438,21 +476,14 @@ int knytt__engine_train_job(knytt_engine *e)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	knytt_als *als = NULL;
 	knytt_twotower *tt = NULL;
+	knytt_lightgcn *lgc = NULL;
+	/* ALS and LightGCN keep the interactions as arrays: the matrix
+	 * follows from the tuning's choice (fit_model) */
 	if (e->kind == KNYTT_MODEL_TWOTOWER) {
 		/* every live item has features, interactions or not */
 		rc = knytt_store_items_changed(j.st, 0, feat_cb, &j);
 		if (rc < 0)
 			goto out;
-	} else if (!e->tune) {
-		/* (tuning keeps the interactions as arrays: the matrix
-		 * follows from its choice, in tune_and_fit) */
-		if ((rc = knytt_matrix_create(&j.m)))
-			goto out;
-		knytt_matrix_set_weight(j.m, 0, 1.0f);
-		if (e->hist_half_life_days > 0)
-			knytt_matrix_set_decay(j.m,
-					       e->hist_half_life_days * 864e5,
-					       knytt__engine_now(e));
 	}
 	rc = knytt_store_interactions_since(j.st, 0, ix_cb, &j);
 	if (rc < 0)
@@ -465,19 +496,8 @@ int knytt__engine_train_job(knytt_engine *e)
 		goto out;
 	}
 	char tune[1024] = "";
-	if (e->kind == KNYTT_MODEL_ALS && e->tune) {
-		if ((rc = tune_and_fit(&j, tune, sizeof tune, &als)))
-			goto fail_model;
-	} else if (j.m) {
-		if ((rc = knytt_matrix_build(j.m, j.nusers, j.nitems)) ||
-		    (rc = knytt_als_create(&als)) ||
-		    (rc = knytt_als_set_factors(als, e->dim)) ||
-		    (rc = knytt_als_set_reg(als, e->als_reg)) ||
-		    (rc = knytt_als_set_alpha(als, e->als_alpha)) ||
-		    (rc = knytt_als_set_iterations(als, e->als_iters)) ||
-		    (rc = knytt_als_set_threads(als, e->threads)) ||
-		    (rc = knytt_als_set_progress(als, progress_cb, e)) ||
-		    (rc = knytt_als_train(als, j.m)))
+	if (e->kind != KNYTT_MODEL_TWOTOWER) {
+		if ((rc = fit_model(&j, tune, sizeof tune, &als, &lgc)))
 			goto fail_model;
 	} else {
 		if ((rc = knytt_twotower_create(&tt)) ||
@@ -502,9 +522,9 @@ int knytt__engine_train_job(knytt_engine *e)
 	size_t size = 0;
 	int64_t version = 0;
 	unsigned char tag[KNYTT__MODEL_TAG];
-	if ((rc = build_index(e, als, tt, j.item_ids, j.nitems, &ix)) ||
+	if ((rc = build_index(e, als, tt, lgc, j.item_ids, j.nitems, &ix)) ||
 	    (rc = knytt__random(tag, sizeof tag)) ||
-	    (rc = knytt__engine_encode_model(e, als, tt, j.item_ids,
+	    (rc = knytt__engine_encode_model(e, als, tt, lgc, j.item_ids,
 					     j.nitems, tag, &blob, &size)))
 		goto fail_index;
 	char meta[1400];
@@ -514,8 +534,8 @@ int knytt__engine_train_job(knytt_engine *e)
 	snprintf(meta, sizeof meta,
 		 "{\"kind\":\"%s\",\"dim\":%u,\"users\":%u,\"items\":%u,"
 		 "\"interactions\":%zu,\"loss\":%.6g,\"train_seconds\":%.3f%s%s}",
-		 als ? "als" : "twotower", e->dim, j.nusers, j.nitems,
-		 j.m ? knytt_matrix_nnz(j.m) : j.n, isfinite(loss) ? loss : 0,
+		 als ? "als" : lgc ? "lightgcn" : "twotower", e->dim, j.nusers,
+		 j.nitems, j.m ? knytt_matrix_nnz(j.m) : j.n, isfinite(loss) ? loss : 0,
 		 secs, *tune ? ",\"tune\":" : "", tune);
 	rc = knytt__version_commit(e, j.st, ix, tag, blob, size, meta,
 				   j.item_ids, j.nitems, &version);
@@ -527,8 +547,8 @@ int knytt__engine_train_job(knytt_engine *e)
 	knytt__version_prune(e, j.st, version);
 	uint64_t *ids = j.item_ids;
 	j.item_ids = NULL;
-	knytt__engine_install(e, ix, als, tt, ids, j.nitems, version, tag,
-			      meta);
+	knytt__engine_install(e, ix, als, tt, lgc, ids, j.nitems, version,
+			      tag, meta);
 	rc = KNYTT_OK;
 	goto out;
 fail_index:
@@ -536,13 +556,15 @@ fail_index:
 fail_model:
 	knytt_als_close(als);
 	knytt_twotower_close(tt);
+	knytt_lightgcn_close(lgc);
 out:
 	job_free(&j);
 	return rc;
 }
 
 void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
-			   knytt_twotower *tt, uint64_t *items,
+			   knytt_twotower *tt, knytt_lightgcn *lgc,
+			   uint64_t *items,
 			   uint32_t nitems, int64_t version,
 			   const unsigned char tag[KNYTT__MODEL_TAG],
 			   const char *meta)
@@ -575,10 +597,12 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 				      knytt_index_contains(ix, e->items[r].id);
 	knytt_als_close(e->als);
 	knytt_twotower_close(e->tt);
+	knytt_lightgcn_close(e->lgc);
 	free(e->model_items);
 	e->ix = ix;
 	e->als = als;
 	e->tt = tt;
+	e->lgc = lgc;
 	e->model_items = items;
 	e->model_nitems = nitems;
 	e->model_version = version;

@@ -22,10 +22,10 @@
 /* trending lists the tuner may use: knytt__trend_half_life[FIRST_H..] */
 #define FIRST_H 1
 
-int knytt__engine_tune(knytt_engine *e, const uint32_t *u,
-		       const uint32_t *it, const float *w, const int64_t *ts,
-		       size_t n, uint32_t nusers, uint32_t nitems,
-		       knytt__tune_cfg *cfg, char *json, size_t cap)
+int knytt__engine_tune(knytt_engine *e, knytt__tune_cfg *cfg,
+		       const uint32_t *u, const uint32_t *it, const float *w,
+		       const int64_t *ts, size_t n, uint32_t nusers,
+		       uint32_t nitems, char *json, size_t cap)
 {
 	knytt__rec *recs = malloc((n ? n : 1) * sizeof *recs);
 	if (!recs)
@@ -42,14 +42,9 @@ int knytt__engine_tune(knytt_engine *e, const uint32_t *u,
 		.npop = NTREND - FIRST_H,
 		.pop_window = 28LL * 86400000,
 		.threads = e->threads,
-		/* LightGCN is not a model kind the engine serves yet */
-		.no_lightgcn = 1,
-		.base = {.kind = KNYTT_MODEL_ALS,
-			 .dim = e->dim,
-			 .reg = e->als_reg,
-			 .alpha = e->als_alpha,
-			 .iters = e->als_iters,
-			 .hist_days = e->hist_half_life_days},
+		/* the engine's kind is a setting: the search stays in it */
+		.fixed_kind = 1,
+		.base = *cfg,
 	};
 	for (int h = 0; h < in.npop; h++)
 		in.pop_hl[h] = knytt__trend_half_life[FIRST_H + h] * 1000.0;

@@ -571,7 +571,10 @@ static int next_cands(const search *s, int step, knytt__tune_cfg *cands)
 		}
 		break;
 	case 2: /* recency: decay of the history's weights */
-		for (int j = 1; j <= 2 && span_days > 1; j++) {
+		/* (LightGCN ignores weights: nothing to decay) */
+		for (int j = 1; j <= 2 && span_days > 1 &&
+				b.kind == KNYTT_MODEL_ALS;
+		     j++) {
 			c = b;
 			c.hist_days = span_days / (j == 1 ? 2 : 8);
 			cands[n++] = c;
@@ -579,6 +582,8 @@ static int next_cands(const search *s, int step, knytt__tune_cfg *cands)
 		break;
 	case 3: /* the other model kind */
 		c = b;
+		if (in->fixed_kind)
+			break;
 		if (b.kind == KNYTT_MODEL_ALS && !in->no_lightgcn) {
 			/* the settings benchmarks/train chose for ML-100K in
 			 * time (graph_bench --time), at the engine's dim */

@@ -45,6 +45,7 @@ typedef struct knytt__tune_in {
 	double budget; /* whole tuning plus the refit, in fits of base;
 			  0 = 10 */
 	int no_lightgcn; /* 1: LightGCN is not a candidate */
+	int fixed_kind;  /* 1: no candidate of another kind than base's */
 	unsigned threads;
 	/* called after each candidate (epoch = candidates done), may
 	 * cancel (KNYTT_ECANCELED) */
