@@ -2333,9 +2333,10 @@ KNYTT_API int knytt_engine_set_als(knytt_engine *e, float reg, float alpha,
  * far: reg x10 and x100, alpha x4 and x16, a decay of the history's
  * weights.  Each fit is scored by NDCG@20 on the validation period for
  * every blend weight with the 1-day, 1-week and 2-week trending lists
- * (0 = no blend, 1 = trending alone); the best setting is refitted on
- * every interaction, and recommend blends the shopper's personal list
- * with the chosen trending list by that weight.  The choice and its
+ * and the all-time popularity list (0 = no blend, 1 = the list alone);
+ * the best setting is refitted on every interaction, and recommend
+ * blends the shopper's personal list with the chosen list by that
+ * weight.  The choice and its
  * validation figures are stored in the model's metadata (a "tune"
  * object: knytt_store_model_get, name "engine-model"), which also
  * restores the blend at open.  When the data is too small or too short

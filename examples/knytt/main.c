@@ -69,8 +69,9 @@ static const command commands[] = {
 	 "every core; an option left out keeps its default.\n"
 	 "ALS tunes itself (knytt_engine_set_tune(3)): the latest 10% of the\n"
 	 "interactions validate a small search from these settings (reg,\n"
-	 "alpha, history decay) and the weight of a blend with the trending\n"
-	 "lists, within ten fits' time; the choice and its validation NDCG@20\n"
+	 "alpha, history decay) and the weight of a blend with a trending\n"
+	 "or the popularity list, within ten fits' time; the choice and its\n"
+	 "validation NDCG@20\n"
 	 "are printed and stored with the model.  --no-tune trains the\n"
 	 "settings as given, without a blend.\n"},
 	{"eval", cmd_eval,

@@ -220,13 +220,15 @@ static void print_tune(cli *c)
 	if (cJSON_IsString(sk))
 		printf("tuning skipped: %s\n", sk->valuestring);
 	if (v) {
-		static const char *hl[] = {"1 hour", "1 day", "1 week",
-					   "2 weeks"};
+		static const char *hl[] = {"all-time popularity",
+					   "trending 1 hour", "trending 1 day",
+					   "trending 1 week",
+					   "trending 2 weeks"};
 		double g = cJSON_GetNumberValue(
 			cJSON_GetObjectItemCaseSensitive(t, "popularity_list"));
-		int h = g >= 0 && g < 4 ? (int)g : 0;
+		int h = g >= -1 && g < 4 ? (int)g + 1 : 0;
 		printf("tuned: reg %g, alpha %g, history half-life %.3g days, "
-		       "blend %g with trending (%s); validation NDCG@20 %.4f "
+		       "blend %g with %s; validation NDCG@20 %.4f "
 		       "(fixed settings %.4f), %d fits in %.2f s%s\n",
 		       cJSON_GetNumberValue(
 			       cJSON_GetObjectItemCaseSensitive(t, "reg")),

@@ -193,7 +193,8 @@ struct knytt_engine {
 	uint64_t model_gen;
 	/* the blend of recommend with recent popularity (lib/model/blend.h)
 	 * that the serving model's tuning chose: weight blend_w (0 = none)
-	 * of trending list blend_h; set with the model, read under lock */
+	 * of trending list blend_h (-1: all-time popularity); set with the
+	 * model, read under lock */
 	float blend_w;
 	int blend_h;
 

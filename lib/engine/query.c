@@ -648,6 +648,7 @@ static const knytt_result *find_res(const idres *by, size_t n, uint64_t id)
 
 /*
  * Blends the personal list cand[0..*n) with trending list e->blend_h
+ * (popularity for -1)
  * (its top kk items that pass the query's filter and exclusions) by the
  * rule of lib/model/blend.h, with the weight the model's tuning chose;
  * the result replaces cand (at most kk entries).  A result keeps the

@@ -8,8 +8,10 @@
  * The popularity lists the tuner may blend are the engine's own
  * trending counters (knytt__trend_half_life, confidence-weighted,
  * seeded from the four weeks before "now"): the tuner scores the very
- * list recommend will read.  The hourly one is left out: an hour of
- * events is too few to rank a month ahead by.
+ * list recommend will read, and the all-time popularity list (event
+ * counts: what the first half of ML-1M held out in 2001 rewards).  The
+ * hourly list is left out: an hour of events is too few to rank a month
+ * ahead by.
  */
 #include "engine_int.h"
 
@@ -39,22 +41,24 @@ int knytt__engine_tune(knytt_engine *e, knytt__tune_cfg *cfg,
 		.nusers = nusers,
 		.nitems = nitems,
 		.day = 86400000,
-		.npop = NTREND - FIRST_H,
+		.npop = NTREND - FIRST_H + 1,
 		.pop_window = 28LL * 86400000,
 		.threads = e->threads,
 		/* the engine's kind is a setting: the search stays in it */
 		.fixed_kind = 1,
 		.base = *cfg,
 	};
-	for (int h = 0; h < in.npop; h++)
+	for (int h = 0; h + 1 < in.npop; h++)
 		in.pop_hl[h] = knytt__trend_half_life[FIRST_H + h] * 1000.0;
+	in.pop_hl[in.npop - 1] = 0; /* the all-time popularity list */
 	knytt__tune_out out;
 	int rc = knytt__tune(&in, &out);
 	free(recs);
 	if (rc)
 		return rc;
 	*cfg = out.best;
-	cfg->pop += FIRST_H; /* the engine's trending list */
+	/* the engine's list: a trending one, or -1 for popularity */
+	cfg->pop = cfg->pop == in.npop - 1 ? -1 : cfg->pop + FIRST_H;
 	out.best.pop = cfg->pop;
 	knytt__tune_json(&out, json, cap);
 	return KNYTT_OK;
@@ -69,7 +73,7 @@ void knytt__engine_blend_from_meta(knytt_engine *e, const char *meta)
 	const cJSON *b = cJSON_GetObjectItemCaseSensitive(t, "blend");
 	const cJSON *h = cJSON_GetObjectItemCaseSensitive(t, "popularity_list");
 	if (cJSON_IsNumber(b) && cJSON_IsNumber(h) && b->valuedouble > 0 &&
-	    b->valuedouble <= 1 && h->valueint >= 0 && h->valueint < NTREND) {
+	    b->valuedouble <= 1 && h->valueint >= -1 && h->valueint < NTREND) {
 		e->blend_w = (float)b->valuedouble;
 		e->blend_h = h->valueint;
 	}

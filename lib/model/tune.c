@@ -104,8 +104,13 @@ uint32_t knytt__tune_poplist(const knytt__rec *recs, size_t n,
 		k[i].i = i;
 	for (size_t j = 0; j < n; j++) {
 		const knytt__rec *r = &recs[j];
-		if (r->time >= cut || r->item >= nitems ||
-		    (window > 0 && cut - r->time > window))
+		if (r->time >= cut || r->item >= nitems)
+			continue;
+		if (!(hl > 0)) { /* all time: the engine's popularity */
+			k[r->item].s += 1;
+			continue;
+		}
+		if (window > 0 && cut - r->time > window)
 			continue;
 		k[r->item].s += r->w * exp2(-(double)(cut - r->time) / hl);
 	}
@@ -700,14 +705,14 @@ int knytt__tune_json(const knytt__tune_out *o, char *buf, size_t cap)
 		"\"history_half_life_days\":%.4g,\"blend\":%g,"
 		"\"popularity_list\":%d,\"validation\":{\"ndcg20\":%.4f,"
 		"\"recall20\":%.4f,\"fixed_ndcg20\":%.4f,"
-		"\"popularity_ndcg20\":[%.4f,%.4f,%.4f],\"users\":%zu,"
+		"\"popularity_ndcg20\":[%.4f,%.4f,%.4f,%.4f],\"users\":%zu,"
 		"\"interactions\":%zu,\"cut\":%lld},\"fits\":%u,"
 		"\"cut_short\":%s,\"fixed_fit_seconds\":%.3f,"
 		"\"seconds\":%.3f}",
 		lgc ? "lightgcn" : "als", c->dim, c->reg, lgc ? 0 : c->alpha,
 		c->iters, lgc ? c->layers : 0, c->hist_days, c->blend, c->pop,
 		o->ndcg, o->recall, o->base_ndcg, o->pop_ndcg[0],
-		o->pop_ndcg[1], o->pop_ndcg[2], o->val_users,
+		o->pop_ndcg[1], o->pop_ndcg[2], o->pop_ndcg[3], o->val_users,
 		o->val_interactions, (long long)o->cut, o->tried,
 		o->cut_short ? "true" : "false", o->base_seconds, o->seconds);
 }

@@ -8,7 +8,7 @@
 
 #include "model.h"
 
-#define KNYTT__TUNE_NPOP 3 /* popularity lists the blend may use */
+#define KNYTT__TUNE_NPOP 4 /* popularity lists the blend may use */
 
 /* One setting of the whole pipeline: the model, the history's decay and
  * the blend with recent popularity. */
@@ -35,7 +35,8 @@ typedef struct knytt__tune_in {
 	uint32_t nusers, nitems;
 	int64_t day; /* time units per day (86400000 for ms) */
 	/* the popularity lists: time-decayed confidence with these
-	 * half-lives (time units), over the pop_window before the cut */
+	 * half-lives (time units), over the pop_window before the cut; a
+	 * half-life of 0 is the all-time count of events instead */
 	double pop_hl[KNYTT__TUNE_NPOP];
 	int npop;
 	int64_t pop_window;
@@ -85,9 +86,10 @@ int knytt__tune_fit(const knytt__tune_cfg *c, const knytt_matrix *m,
 		    knytt_als **als, knytt_lightgcn **lgc);
 
 /* The popularity list of @p recs as of @p cut: items by time-decayed
- * confidence (half-life @p hl) of events in [cut - window, cut), best
- * first, into order[]; returns the count of items with a positive
- * score (NULL arrays: 0). */
+ * confidence (half-life @p hl) of events in [cut - window, cut), or by
+ * their count of events before the cut when hl is 0, best first, into
+ * order[]; returns the count of items with a positive score (NULL
+ * arrays: 0). */
 uint32_t knytt__tune_poplist(const knytt__rec *recs, size_t n,
 			     uint32_t nitems, int64_t cut, int64_t window,
 			     double hl, uint32_t *order);
