@@ -151,6 +151,13 @@ st 2 "eval --protocol weekly" "$K" --db "$DB" eval --protocol weekly
 st 0 "train --json" "$K" --db "$DB" --json train --epochs 10 --dim 32
 json "train --json"
 py "train result" 'import json,sys; d=json.load(sys.stdin); assert d["model_version"]>=1 and d["items_indexed"]>500, d'
+# issue 19: tuned by default (the report in the JSON and on the text
+# line), --no-tune keeps the settings as given
+py "train tuned" 'import json,sys; d=json.load(sys.stdin); t=d["tune"]; assert "skipped" in t or (t["fits"]>=1 and 0<=t["blend"]<=1 and t["validation"]["ndcg20"]>=t["validation"]["fixed_ndcg20"]), d'
+st 0 "train (text)" "$K" --db "$DB" train --epochs 10 --dim 32
+grep -q "^tuned: reg\|^tuning skipped" out && ok || bad "train prints no tuning line: $(cat out)"
+st 0 "train --no-tune" "$K" --db "$DB" --json train --epochs 10 --dim 32 --no-tune
+py "train --no-tune" 'import json,sys; d=json.load(sys.stdin); assert "tune" not in d and d["model_version"]>=1, d'
 
 # recommendations follow each user's planted taste (90% of their events)
 share=$(python3 - "$K" "$DB" 2>/dev/null <<'EOF'

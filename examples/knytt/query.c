@@ -201,19 +201,26 @@ static int check_replace(cli *c, const args *a)
 	return 0;
 }
 
-/* The tuning report stored with the model (knytt_engine_set_tune), one
- * line: what was chosen and what it scored on the validation period. */
-static void print_tune(cli *c)
+/* The metadata of the stored model as JSON (NULL if none). */
+static cJSON *stored_meta(cli *c)
 {
 	knytt_store *st;
 	if (cli_store_open(c, 0, &st))
-		return;
+		return NULL;
 	char *meta = NULL;
 	knytt_store_model_get(st, "engine-model", 0, NULL, NULL, &meta, NULL,
 			      NULL);
 	knytt_store_close(st);
 	cJSON *j = meta ? cJSON_Parse(meta) : NULL;
 	knytt_free(meta);
+	return j;
+}
+
+/* The tuning report stored with the model (knytt_engine_set_tune), one
+ * line: what was chosen and what it scored on the validation period. */
+static void print_tune(cli *c)
+{
+	cJSON *j = stored_meta(c);
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tune");
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(t, "validation");
 	const cJSON *sk = cJSON_GetObjectItemCaseSensitive(t, "skipped");
@@ -227,8 +234,14 @@ static void print_tune(cli *c)
 		double g = cJSON_GetNumberValue(
 			cJSON_GetObjectItemCaseSensitive(t, "popularity_list"));
 		int h = g >= -1 && g < 4 ? (int)g + 1 : 0;
+		double b = cJSON_GetNumberValue(
+			cJSON_GetObjectItemCaseSensitive(t, "blend"));
+		char blend[64] = "no blend";
+		if (b > 0)
+			snprintf(blend, sizeof blend, "blend %g with %s", b,
+				 hl[h]);
 		printf("tuned: reg %g, alpha %g, history half-life %.3g days, "
-		       "blend %g with %s; validation NDCG@20 %.4f "
+		       "%s; validation NDCG@20 %.4f "
 		       "(fixed settings %.4f), %d fits in %.2f s%s\n",
 		       cJSON_GetNumberValue(
 			       cJSON_GetObjectItemCaseSensitive(t, "reg")),
@@ -236,9 +249,7 @@ static void print_tune(cli *c)
 			       cJSON_GetObjectItemCaseSensitive(t, "alpha")),
 		       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
 			       t, "history_half_life_days")),
-		       cJSON_GetNumberValue(
-			       cJSON_GetObjectItemCaseSensitive(t, "blend")),
-		       hl[h],
+		       blend,
 		       cJSON_GetNumberValue(
 			       cJSON_GetObjectItemCaseSensitive(v, "ndcg20")),
 		       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
@@ -310,6 +321,12 @@ int cmd_train(cli *c, args *a)
 		cJSON_AddNumberToObject(j, "items_indexed",
 					(double)ts.items_indexed);
 		cJSON_AddNumberToObject(j, "seconds", secs);
+		/* the tuning report, as stored with the model */
+		cJSON *m = stored_meta(c);
+		cJSON *tn = cJSON_DetachItemFromObjectCaseSensitive(m, "tune");
+		if (tn)
+			cJSON_AddItemToObject(j, "tune", tn);
+		cJSON_Delete(m);
 		char *t = cJSON_Print(j);
 		if (t)
 			puts(t);
