@@ -2196,7 +2196,11 @@ typedef enum knytt_model_kind {
 	KNYTT_MODEL_TWOTOWER = 2,
 	/* no trained model: vectors come from the caller or the external
 	 * embedder (knytt_engine_set_embedder) */
-	KNYTT_MODEL_EXTERNAL = 3
+	KNYTT_MODEL_EXTERNAL = 3,
+	/* LightGCN (knytt_lightgcn) on interactions: as ALS, items without
+	 * interactions get no vector until the next training; a shopper's
+	 * taste is the fold-in of his items (knytt_lightgcn_fold_in) */
+	KNYTT_MODEL_LIGHTGCN = 4
 } knytt_model_kind;
 
 /** Why a result was chosen. */
@@ -2447,6 +2451,29 @@ KNYTT_API int knytt_engine_set_keep_models(knytt_engine *e, unsigned n);
  *  confidence -- 15 iterations).  Factors = the engine dimension. */
 KNYTT_API int knytt_engine_set_als(knytt_engine *e, float reg, float alpha,
 				   unsigned iterations);
+/**
+ * Automatic tuning of ALS training (default on: @p tune = 1).  Train then
+ * carves a validation period from the end of the interactions (the
+ * latest 10% by time), fits the fixed settings (the dimension,
+ * knytt_engine_set_als and the history half-life of
+ * knytt_engine_set_taste) and, while a budget of ten such fits (the
+ * final refit included) lasts, one change at a time from the best so
+ * far: reg x10 and x100, alpha x4 and x16, a decay of the history's
+ * weights.  Each fit is scored by NDCG@20 on the validation period for
+ * every blend weight with the 1-day, 1-week and 2-week trending lists
+ * and the all-time popularity list (0 = no blend, 1 = the list alone);
+ * the best setting is refitted on every interaction, and recommend
+ * blends the shopper's personal list with the chosen list by that
+ * weight.  The choice and its
+ * validation figures are stored in the model's metadata (a "tune"
+ * object: knytt_store_model_get, name "engine-model"), which also
+ * restores the blend at open.  When the data is too small or too short
+ * in time to validate on, the fixed settings train and "tune" says why
+ * ("skipped").  0: fixed settings, no blend.  The dimension is never
+ * tuned (the index is built for it).  Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL (not 0 or 1), KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_engine_set_tune(knytt_engine *e, int tune);
 /** Two-tower epochs used by train (default
  *  KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS, 10). */
 KNYTT_API int knytt_engine_set_twotower(knytt_engine *e, unsigned epochs);
@@ -2593,8 +2620,8 @@ KNYTT_API int knytt_engine_search(knytt_engine *e, const char *text,
 				  knytt_result *out, uint64_t *log_id);
 
 /** The @p k items with the highest time-decayed interaction counts, with
- *  a half-life of @p window_s seconds (3600, 86400 or 604800; other
- *  values use the nearest), optionally within a category prefix.
+ *  a half-life of @p window_s seconds (3600, 86400, 604800 or 1209600;
+ *  other values use the nearest), optionally within a category prefix.
  *  Counters are kept incrementally by feedback, not recounted. */
 KNYTT_API int knytt_engine_trending(knytt_engine *e, size_t k,
 				    double window_s, const char *category,

@@ -56,6 +56,7 @@ typedef struct cli {
 	 * when als_set */
 	unsigned epochs;
 	int als_set;
+	int no_tune; /* train --no-tune: fixed settings */
 	double reg, alpha;
 	unsigned dim;       /* --dim, 0 = engine default */
 	unsigned threads;   /* --threads, 0 = every core */

@@ -51,11 +51,12 @@ static const command commands[] = {
 	 "guessed from the file name (.csv, .jsonl/.json, u.data/.dat) unless\n"
 	 "given.  Exit status 4 when some rows were rejected.\n"},
 	{"train", cmd_train,
-	 "model=,dim=,epochs=,threads=,reg=,alpha=,replace-model,", 0, 0,
-	 "train the model on every interaction and index the items",
-	 "usage: knytt train [--model als|twotower] [--dim N] [--epochs N]\n"
+	 "model=,dim=,epochs=,threads=,reg=,alpha=,replace-model,no-tune,", 0,
+	 0, "train the model on every interaction and index the items",
+	 "usage: knytt train [--model als|twotower|lightgcn] [--dim N]\n"
+	 "                   [--epochs N]\n"
 	 "                   [--reg R] [--alpha A] [--threads N]\n"
-	 "                   [--replace-model]\n"
+	 "                   [--replace-model] [--no-tune]\n"
 	 "\n"
 	 "Trains on every stored interaction, stores the model and item\n"
 	 "embeddings and rebuilds the vector index.  A progress bar with\n"
@@ -68,7 +69,14 @@ static const command commands[] = {
 	 "(two-tower " CLI_STR(KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS)
 	 "), reg " CLI_STR(KNYTT_ENGINE_DEFAULT_ALS_REG) ", alpha "
 	 CLI_STR(KNYTT_ENGINE_DEFAULT_ALS_ALPHA) " (ALS confidence scale),\n"
-	 "every core; an option left out keeps its default.\n"},
+	 "every core; an option left out keeps its default.\n"
+	 "ALS tunes itself (knytt_engine_set_tune(3)): the latest 10% of the\n"
+	 "interactions validate a small search from these settings (reg,\n"
+	 "alpha, history decay) and the weight of a blend with a trending\n"
+	 "or the popularity list, within ten fits' time; the choice and its\n"
+	 "validation NDCG@20\n"
+	 "are printed and stored with the model.  --no-tune trains the\n"
+	 "settings as given, without a blend.\n"},
 	{"eval", cmd_eval,
 	 "model=,dim=,epochs=,threads=,k=,reg=,alpha=,protocol=,holdout=,", 0,
 	 0, "measure recommendation quality (leave-last-out or in time)",

@@ -168,9 +168,10 @@ static int parse_model(cli *c, const args *a)
 {
 	const char *m = arg_get(a, "model");
 	if (m) {
-		if (strcmp(m, "als") && strcmp(m, "twotower"))
-			return cli_usage(a->cmd, "--model is als or twotower, "
-						 "not '%s'", m);
+		if (strcmp(m, "als") && strcmp(m, "twotower") &&
+		    strcmp(m, "lightgcn"))
+			return cli_usage(a->cmd, "--model is als, twotower or "
+						 "lightgcn, not '%s'", m);
 		c->model = m;
 		c->model_set = 1;
 	}
@@ -221,6 +222,71 @@ static int check_replace(cli *c, const args *a)
 	return 0;
 }
 
+/* The metadata of the stored model as JSON (NULL if none). */
+static cJSON *stored_meta(cli *c)
+{
+	knytt_store *st;
+	if (cli_store_open(c, 0, &st))
+		return NULL;
+	char *meta = NULL;
+	knytt_store_model_get(st, "engine-model", 0, NULL, NULL, &meta, NULL,
+			      NULL);
+	knytt_store_close(st);
+	cJSON *j = meta ? cJSON_Parse(meta) : NULL;
+	knytt_free(meta);
+	return j;
+}
+
+/* The tuning report stored with the model (knytt_engine_set_tune), one
+ * line: what was chosen and what it scored on the validation period. */
+static void print_tune(cli *c)
+{
+	cJSON *j = stored_meta(c);
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tune");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(t, "validation");
+	const cJSON *sk = cJSON_GetObjectItemCaseSensitive(t, "skipped");
+	if (cJSON_IsString(sk))
+		printf("tuning skipped: %s\n", sk->valuestring);
+	if (v) {
+		static const char *hl[] = {"all-time popularity",
+					   "trending 1 hour", "trending 1 day",
+					   "trending 1 week",
+					   "trending 2 weeks"};
+		double g = cJSON_GetNumberValue(
+			cJSON_GetObjectItemCaseSensitive(t, "popularity_list"));
+		int h = g >= -1 && g < 4 ? (int)g + 1 : 0;
+		double b = cJSON_GetNumberValue(
+			cJSON_GetObjectItemCaseSensitive(t, "blend"));
+		char blend[64] = "no blend";
+		if (b > 0)
+			snprintf(blend, sizeof blend, "blend %g with %s", b,
+				 hl[h]);
+		printf("tuned: reg %g, alpha %g, history half-life %.3g days, "
+		       "%s; validation NDCG@20 %.4f "
+		       "(fixed settings %.4f), %d fits in %.2f s%s\n",
+		       cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "reg")),
+		       cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "alpha")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+			       t, "history_half_life_days")),
+		       blend,
+		       cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(v, "ndcg20")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+			       v, "fixed_ndcg20")),
+		       (int)cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "fits")),
+		       cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "seconds")),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+			       t, "cut_short"))
+			       ? " (budget reached)"
+			       : "");
+	}
+	cJSON_Delete(j);
+}
+
 int cmd_train(cli *c, args *a)
 {
 	unsigned long epochs = 0;
@@ -237,6 +303,7 @@ int cmd_train(cli *c, args *a)
 		return cli_usage("train", "--reg and --alpha must be >= 0");
 	c->epochs = (unsigned)epochs;
 	c->als_set = epochs || arg_has(a, "reg") || arg_has(a, "alpha");
+	c->no_tune = arg_has(a, "no-tune");
 	if ((rc = cli_store_must_exist(c)) || (rc = check_replace(c, a)))
 		return rc;
 	if (!strcmp(c->model, "twotower") &&
@@ -275,6 +342,12 @@ int cmd_train(cli *c, args *a)
 		cJSON_AddNumberToObject(j, "items_indexed",
 					(double)ts.items_indexed);
 		cJSON_AddNumberToObject(j, "seconds", secs);
+		/* the tuning report, as stored with the model */
+		cJSON *m = stored_meta(c);
+		cJSON *tn = cJSON_DetachItemFromObjectCaseSensitive(m, "tune");
+		if (tn)
+			cJSON_AddItemToObject(j, "tune", tn);
+		cJSON_Delete(m);
 		char *t = cJSON_Print(j);
 		if (t)
 			puts(t);
@@ -286,6 +359,7 @@ int cmd_train(cli *c, args *a)
 		       kind, (long long)ts.model_version, dim,
 		       ts.progress.epochs, ts.progress.loss, ts.items_indexed,
 		       secs);
+		print_tune(c);
 	}
 	return EXIT_OK;
 }

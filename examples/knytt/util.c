@@ -242,6 +242,8 @@ static int engine_try(const cli *c, knytt_model_kind kind,
 		rc = knytt_engine_set_als(e, (float)c->reg, (float)c->alpha,
 					  c->epochs ? c->epochs :
 					  KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS);
+	if (rc == 0 && c->no_tune)
+		rc = knytt_engine_set_tune(e, 0);
 	if (rc == 0 && c->dim)
 		rc = knytt_engine_set_dim(e, c->dim);
 	if (rc == 0 && c->threads)
@@ -292,7 +294,9 @@ int cli_stored_model(const cli *c, const char **kind, unsigned *dim)
 	const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "kind");
 	const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "dim");
 	if (cJSON_IsString(k))
-		*kind = strcmp(k->valuestring, "twotower") ? "als" : "twotower";
+		*kind = !strcmp(k->valuestring, "twotower") ? "twotower"
+			: !strcmp(k->valuestring, "lightgcn") ? "lightgcn"
+							      : "als";
 	if (cJSON_IsNumber(d) && d->valuedouble >= 1 &&
 	    d->valuedouble <= 4096)
 		*dim = (unsigned)d->valuedouble;
@@ -318,9 +322,11 @@ int cli_engine_open(cli *c, knytt_engine **out)
 				c->dim = dim;
 		}
 	}
-	knytt_model_kind kind = strcmp(c->model, "twotower") ?
-					KNYTT_MODEL_ALS :
-					KNYTT_MODEL_TWOTOWER;
+	knytt_model_kind kind = !strcmp(c->model, "twotower")
+					? KNYTT_MODEL_TWOTOWER
+				: !strcmp(c->model, "lightgcn")
+					? KNYTT_MODEL_LIGHTGCN
+					: KNYTT_MODEL_ALS;
 	int rc = engine_try(c, kind, out);
 	if (rc < 0)
 		return cli_liberr(rc, cli_db_shown(c));

@@ -56,7 +56,7 @@
 #include <string.h>
 
 #define KNYTT__MODEL_TAG 16 /* random bytes per trained model version */
-#define NTREND 3 /* trending half-lives: 1 hour, 1 day, 1 week */
+#define NTREND 4 /* trending half-lives: 1 hour, 1 day, 1 week, 2 weeks */
 
 typedef struct eitem {
 	uint64_t id;
@@ -130,13 +130,19 @@ typedef struct knytt__fq_ev {
 typedef struct knytt__snap {
 	int refs;             /* atomic */
 	knytt_index *ix;      /* never NULL */
-	knytt_als *als;       /* at most one of als, tt; none: untrained */
+	knytt_als *als;       /* at most one of als, tt, lgc; none: untrained */
 	knytt_twotower *tt;
+	knytt_lightgcn *lgc;
 	uint64_t *items;      /* model row -> store id */
 	uint32_t nitems;
 	int64_t version;      /* stored model version, 0 = none */
 	unsigned char tag[KNYTT__MODEL_TAG]; /* of the stored blob */
 	uint64_t gen;         /* installs since open: profiles compare it */
+	/* the blend of recommend with recent popularity (lib/model/blend.h)
+	 * that the model's tuning chose: weight blend_w (0 = none) of
+	 * trending list blend_h (-1: all-time popularity) */
+	float blend_w;
+	int blend_h;
 } knytt__snap;
 
 /* new: takes ownership of every pointer (also on failure: NULL, all
@@ -144,7 +150,8 @@ typedef struct knytt__snap {
  * get: a reference to the current snapshot, caller holds no lock;
  * put: gives one back (NULL: no-op), freeing the last. */
 knytt__snap *knytt__snap_new(knytt_index *ix, knytt_als *als,
-			     knytt_twotower *tt, uint64_t *items,
+			     knytt_twotower *tt, knytt_lightgcn *lgc,
+			     uint64_t *items,
 			     uint32_t nitems, int64_t version,
 			     const unsigned char tag[KNYTT__MODEL_TAG],
 			     uint64_t gen);
@@ -173,6 +180,7 @@ struct knytt_engine {
 	unsigned keep_models;  /* model versions kept after a train */
 	float als_reg, als_alpha;
 	unsigned als_iters, tt_epochs, threads;
+	int tune; /* 1 (default): train tunes itself (lib/model/tune.c) */
 	knytt_embedder *emb;
 	char *tenant_name;
 	knytt_log_fn log_fn; /* warnings (NULL: none) */
@@ -395,13 +403,15 @@ int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
 /* "engine-model" blob (modelblob.c): encode / decode (kind, item map, the
  * model's random tag, model) */
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
-			       knytt_twotower *tt, const uint64_t *items,
+			       knytt_twotower *tt, knytt_lightgcn *lgc,
+			       const uint64_t *items,
 			       uint32_t nitems,
 			       const unsigned char tag[KNYTT__MODEL_TAG],
 			       void **blob, size_t *size);
 int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
-			       knytt_twotower **tt, uint64_t **items,
+			       knytt_twotower **tt, knytt_lightgcn **lgc,
+			       uint64_t **items,
 			       uint32_t *nitems,
 			       unsigned char tag[KNYTT__MODEL_TAG]);
 /* Model versions (versions.c).  owner: the owner tag of an index file
@@ -471,15 +481,30 @@ int knytt__serving_version(knytt_store *st, int64_t *version,
 			   knytt_train_eval *ev);
 /* The index of a model's item vectors (train.c): every non-zero one. */
 int knytt__engine_build_index(knytt_engine *e, knytt_als *als,
-			      knytt_twotower *tt, const uint64_t *ids,
-			      uint32_t n, knytt_index **out);
+			      knytt_twotower *tt, knytt_lightgcn *lgc,
+			      const uint64_t *ids, uint32_t n,
+			      knytt_index **out);
 /* the training job (train.c); runs on its own store connection */
 int knytt__engine_train_job(knytt_engine *e);
-/* installs a trained model + index (takes ownership); caller holds no
- * lock */
+/* Automatic tuning (tunejob.c).  tune: runs lib/model/tune.c on the
+ * @p n interactions (dense ids, ms, confidences) with *cfg as the
+ * fixed settings; replaces *cfg with the choice and writes the report
+ * to json (cap bytes).  blend_from_meta: the blend a stored model's
+ * metadata records (none when absent), into s->blend_w / blend_h,
+ * before the snapshot is published. */
+struct knytt__tune_cfg;
+int knytt__engine_tune(knytt_engine *e, struct knytt__tune_cfg *cfg,
+		       const uint32_t *u, const uint32_t *it, const float *w,
+		       const int64_t *ts, size_t n, uint32_t nusers,
+		       uint32_t nitems, char *json, size_t cap);
+void knytt__snap_blend_from_meta(knytt__snap *s, const char *meta);
+/* installs a trained model + index (takes ownership) and the blend its
+ * metadata @p meta records; caller holds no lock */
 void knytt__engine_install(knytt_engine *e, knytt_index *ix,
 			   knytt_als *als, knytt_twotower *tt,
-			   uint64_t *items, uint32_t nitems, int64_t version,
-			   const unsigned char tag[KNYTT__MODEL_TAG]);
+			   knytt_lightgcn *lgc, uint64_t *items,
+			   uint32_t nitems, int64_t version,
+			   const unsigned char tag[KNYTT__MODEL_TAG],
+			   const char *meta);
 
 #endif

@@ -24,15 +24,17 @@
 /* --------------------------------------------------------------- blob */
 
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
-			       knytt_twotower *tt, const uint64_t *items,
+			       knytt_twotower *tt, knytt_lightgcn *lgc,
+			       const uint64_t *items,
 			       uint32_t nitems,
 			       const unsigned char tag[KNYTT__MODEL_TAG],
 			       void **blob, size_t *size)
 {
 	void *mb = NULL;
 	size_t ml = 0;
-	int rc = als ? knytt_als_save_buffer(als, &mb, &ml)
-		     : knytt_twotower_save_buffer(tt, &mb, &ml);
+	int rc = als   ? knytt_als_save_buffer(als, &mb, &ml)
+		 : lgc ? knytt_lightgcn_save_buffer(lgc, &mb, &ml)
+		       : knytt_twotower_save_buffer(tt, &mb, &ml);
 	if (rc)
 		return rc;
 	size_t n = BLOB_HDR + (size_t)nitems * 8 + ml + 4;
@@ -43,7 +45,9 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 	}
 	memcpy(b, "KNYTTENG", 8);
 	knytt__put_u32(b + 8, 2);
-	knytt__put_u32(b + 12, als ? KNYTT_MODEL_ALS : KNYTT_MODEL_TWOTOWER);
+	knytt__put_u32(b + 12, als   ? KNYTT_MODEL_ALS
+			       : lgc ? KNYTT_MODEL_LIGHTGCN
+				     : KNYTT_MODEL_TWOTOWER);
 	knytt__put_u32(b + 16, e->dim);
 	knytt__put_u32(b + 20, nitems);
 	knytt__put_u64(b + 24, ml);
@@ -60,7 +64,8 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 
 int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
-			       knytt_twotower **tt, uint64_t **items,
+			       knytt_twotower **tt, knytt_lightgcn **lgc,
+			       uint64_t **items,
 			       uint32_t *nitems,
 			       unsigned char tag[KNYTT__MODEL_TAG])
 {
@@ -89,13 +94,18 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 				  "the stored model has dimension %u, the "
 				  "engine is set to %u (knytt_engine_set_dim)",
 				  dim, e->dim);
-	if ((kind == KNYTT_MODEL_ALS) != (e->kind == KNYTT_MODEL_ALS) ||
-	    (kind == KNYTT_MODEL_TWOTOWER) !=
-		    (e->kind == KNYTT_MODEL_TWOTOWER))
+	if (kind != KNYTT_MODEL_ALS && kind != KNYTT_MODEL_TWOTOWER &&
+	    kind != KNYTT_MODEL_LIGHTGCN)
+		return knytt__err(KNYTT_ECORRUPT,
+				  "stored engine model: kind %u is unknown",
+				  kind);
+	if (kind != (uint32_t)e->kind)
 		return knytt__err(KNYTT_EINVAL,
 				  "the stored model is %s, the engine is set "
 				  "to another kind (knytt_engine_set_model)",
-				  kind == KNYTT_MODEL_ALS ? "ALS" : "two-tower");
+				  kind == KNYTT_MODEL_ALS	 ? "ALS"
+				  : kind == KNYTT_MODEL_LIGHTGCN ? "LightGCN"
+								 : "two-tower");
 	uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
 	if (!ids)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
@@ -109,9 +119,13 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 	int rc;
 	*als = NULL;
 	*tt = NULL;
+	*lgc = NULL;
 	if (kind == KNYTT_MODEL_ALS) {
 		if ((rc = knytt_als_create(als)) == KNYTT_OK)
 			rc = knytt_als_load_buffer(*als, mb, (size_t)ml);
+	} else if (kind == KNYTT_MODEL_LIGHTGCN) {
+		if ((rc = knytt_lightgcn_create(lgc)) == KNYTT_OK)
+			rc = knytt_lightgcn_load_buffer(*lgc, mb, (size_t)ml);
 	} else {
 		if ((rc = knytt_twotower_create(tt)) == KNYTT_OK)
 			rc = knytt_twotower_load_buffer(*tt, mb, (size_t)ml);
@@ -120,23 +134,27 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 	 * id and the engine's dimension, since the engine copies n x dim
 	 * floats out of it.  (A blob with fewer ids than model rows once
 	 * overflowed the copy at knytt_engine_open.) */
-	if (rc == KNYTT_OK &&
-	    (*als ? knytt_als_items(*als) != n || knytt_als_factors(*als) != dim
-		  : knytt_twotower_count_items(*tt) != n ||
-			    knytt_twotower_dim(*tt) != dim))
+	uint32_t mi = 0, md = 0;
+	if (rc == KNYTT_OK) {
+		mi = *als ? knytt_als_items(*als)
+		     : *lgc ? knytt_lightgcn_items(*lgc)
+			    : (uint32_t)knytt_twotower_count_items(*tt);
+		md = *als ? knytt_als_factors(*als)
+		     : *lgc ? knytt_lightgcn_dim(*lgc)
+			    : knytt_twotower_dim(*tt);
+	}
+	if (rc == KNYTT_OK && (mi != n || md != dim))
 		rc = knytt__err(KNYTT_ECORRUPT,
 				"stored engine model: the model has %u items "
 				"of dimension %u, the header %u of %u",
-				*als ? knytt_als_items(*als)
-				     : knytt_twotower_count_items(*tt),
-				*als ? knytt_als_factors(*als)
-				     : knytt_twotower_dim(*tt),
-				n, dim);
+				mi, md, n, dim);
 	if (rc) {
 		knytt_als_close(*als);
 		knytt_twotower_close(*tt);
+		knytt_lightgcn_close(*lgc);
 		*als = NULL;
 		*tt = NULL;
+		*lgc = NULL;
 		free(ids);
 		return rc;
 	}
@@ -144,4 +162,3 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 	*nitems = n;
 	return KNYTT_OK;
 }
-

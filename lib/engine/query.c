@@ -10,6 +10,7 @@
  */
 #include "query.h"
 #include "../store/store_int.h"
+#include "../model/blend.h"
 
 #include "../vec/topk.h"
 #include "../vec/vec.h"

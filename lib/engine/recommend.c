@@ -6,6 +6,7 @@
  */
 #include "query.h"
 #include "../store/store_int.h"
+#include "../model/blend.h"
 
 #include "../vec/topk.h"
 #include "../vec/vec.h"
@@ -141,6 +142,83 @@ static int fuse_lists(const knytt_result *a, size_t na,
 	return rc ? rc : (int)n;
 }
 
+typedef struct idres {
+	uint64_t id;
+	const knytt_result *r;
+} idres;
+
+static int cmp_idres(const void *a, const void *b)
+{
+	const idres *x = a, *y = b;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The entry of @p id in the sorted by[0..n), or NULL. */
+static const knytt_result *find_res(const idres *by, size_t n, uint64_t id)
+{
+	idres key = {id, NULL};
+	const idres *hit = n ? bsearch(&key, by, n, sizeof *by, cmp_idres)
+			     : NULL;
+	return hit ? hit->r : NULL;
+}
+
+/*
+ * Blends the personal list cand[0..*n) with the trending list the
+ * snapshot's tuning chose (blend_h; -1: popularity), its top kk items
+ * that pass the query's filter and exclusions, by the rule of
+ * lib/model/blend.h with the chosen weight; the result replaces cand (at
+ * most kk entries).  A result keeps the reason of the list that
+ * contributed more to it.
+ */
+static int blend_recent(knytt_engine *e, qctx *c, int64_t now, size_t kk,
+			knytt_result *cand, size_t *n)
+{
+	size_t np = 0, na = *n, nt = 0;
+	knytt_result *pl = malloc(kk * sizeof *pl);
+	knytt_result *res = malloc(kk * sizeof *res);
+	uint64_t *ids = malloc((na + kk + 1) * sizeof *ids);
+	uint64_t *out = malloc((na + kk + 1) * sizeof *out);
+	double *sc = malloc((na + kk + 1) * sizeof *sc);
+	unsigned char *fb = malloc(na + kk + 1);
+	idres *by = malloc((na + kk + 1) * sizeof *by);
+	int rc = KNYTT_OK;
+	if (!pl || !res || !ids || !out || !sc || !fb || !by) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = knytt__q_fallback(e, c, c->snap->blend_h, now, kk, pl, &np)))
+		goto out;
+	/* by[0..na): the personal list by id; by[na..na+np): trending */
+	for (size_t i = 0; i < na + np; i++) {
+		const knytt_result *r = i < na ? &cand[i] : &pl[i - na];
+		ids[i] = r->item_id;
+		by[i] = (idres){r->item_id, r};
+	}
+	qsort(by, na, sizeof *by, cmp_idres);
+	qsort(by + na, np, sizeof *by, cmp_idres);
+	nt = knytt__blend_fuse(ids, na, ids + na, np, c->snap->blend_w, kk,
+			       out, sc, fb);
+	for (size_t i = 0; i < nt; i++) {
+		const knytt_result *pr = find_res(by, na, out[i]);
+		const knytt_result *tr = find_res(by + na, np, out[i]);
+		res[i] = *(fb[i] && tr ? tr : pr ? pr : tr);
+		res[i].score = sc[i];
+	}
+	if (nt > 0 || na + np == 0) { /* 0 of some: out of memory */
+		memcpy(cand, res, nt * sizeof *cand);
+		*n = nt;
+	}
+out:
+	free(pl);
+	free(res);
+	free(ids);
+	free(out);
+	free(sc);
+	free(fb);
+	free(by);
+	return rc;
+}
+
 /*
  * Whether the session search can leave the answer as it is: the
  * session's share f is so small that no fused rank can change (a
@@ -203,6 +281,9 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 	uint32_t d = e->dim;
 	float *q = malloc(d * sizeof *q), share = 0;
 	size_t kk = lambda < 1 ? 4 * k : k;
+	/* the blend with recent popularity reads deeper lists (blend.h) */
+	if (e->snap->blend_w > 0 && kk < knytt__blend_depth(k))
+		kk = knytt__blend_depth(k);
 	uint64_t *lab = malloc(kk * sizeof *lab);
 	float *dist = malloc(kk * sizeof *dist);
 	knytt_result *cand = malloc(kk * sizeof *cand);
@@ -311,6 +392,9 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 			goto out;
 		}
 		n = (size_t)nf;
+		if (c.snap->blend_w > 0 &&
+		    (rc = blend_recent(e, &c, now, kk, cand, &n)))
+			goto out;
 		if (lambda < 1 && n > 1)
 			mmr(e, cand, n, k, lambda);
 		if (n > k)

@@ -17,30 +17,32 @@
 /* Reads version @p v and builds what serving it needs; caller holds
  * st_lock (the index file's path comes from the store handle). */
 static int prepare(knytt_engine *e, int64_t v, knytt_index **ix,
-		   knytt_als **als, knytt_twotower **tt, uint64_t **items,
-		   uint32_t *n, unsigned char tag[KNYTT__MODEL_TAG])
+		   knytt_als **als, knytt_twotower **tt, knytt_lightgcn **lgc,
+		   uint64_t **items, uint32_t *n,
+		   unsigned char tag[KNYTT__MODEL_TAG], char **meta)
 {
 	void *blob = NULL;
 	size_t size = 0;
 	int64_t got = 0;
 	int rc = knytt_store_model_get(e->st, "engine-model", v, &blob, &size,
-				       NULL, &got, NULL);
+				       meta, &got, NULL);
 	if (rc == KNYTT_OK)
-		rc = knytt__engine_decode_model(e, blob, size, als, tt, items,
-						n, tag);
+		rc = knytt__engine_decode_model(e, blob, size, als, tt, lgc,
+						items, n, tag);
 	knytt_free(blob);
 	if (rc)
 		return rc;
 	*ix = knytt__version_index_load(e, v, tag);
 	if (*ix)
 		return KNYTT_OK;
-	rc = knytt__engine_build_index(e, *als, *tt, *items, *n, ix);
+	rc = knytt__engine_build_index(e, *als, *tt, *lgc, *items, *n, ix);
 	if (rc == KNYTT_OK) {
 		knytt__version_index_save(e, *ix, v, tag);
 		return KNYTT_OK;
 	}
 	knytt_als_close(*als);
 	knytt_twotower_close(*tt);
+	knytt_lightgcn_close(*lgc);
 	free(*items);
 	return rc;
 }
@@ -73,22 +75,30 @@ int knytt_engine_reload(knytt_engine *e)
 	knytt_index *ix = NULL;
 	knytt_als *als = NULL;
 	knytt_twotower *tt = NULL;
+	knytt_lightgcn *lgc = NULL;
 	uint64_t *items = NULL;
 	uint32_t n = 0;
 	unsigned char tag[KNYTT__MODEL_TAG];
+	char *meta = NULL;
 	if (rc == KNYTT_OK && want > cur)
-		rc = prepare(e, want, &ix, &als, &tt, &items, &n, tag);
+		rc = prepare(e, want, &ix, &als, &tt, &lgc, &items, &n, tag,
+			     &meta);
 	pthread_mutex_unlock(&e->st_lock);
-	if (rc || want <= cur)
+	if (rc || want <= cur) {
+		knytt_free(meta);
 		return rc;
+	}
 	if (local_training(e)) { /* started meanwhile: it wins */
 		knytt_index_close(ix);
 		knytt_als_close(als);
 		knytt_twotower_close(tt);
+		knytt_lightgcn_close(lgc);
 		free(items);
+		knytt_free(meta);
 		return 0;
 	}
-	knytt__engine_install(e, ix, als, tt, items, n, want, tag);
+	knytt__engine_install(e, ix, als, tt, lgc, items, n, want, tag, meta);
+	knytt_free(meta);
 	pthread_mutex_lock(&e->train_mu);
 	e->serving_eval = sev;
 	pthread_mutex_unlock(&e->train_mu);

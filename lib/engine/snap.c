@@ -22,7 +22,8 @@
 #include <stdlib.h>
 
 knytt__snap *knytt__snap_new(knytt_index *ix, knytt_als *als,
-			     knytt_twotower *tt, uint64_t *items,
+			     knytt_twotower *tt, knytt_lightgcn *lgc,
+			     uint64_t *items,
 			     uint32_t nitems, int64_t version,
 			     const unsigned char tag[KNYTT__MODEL_TAG],
 			     uint64_t gen)
@@ -32,6 +33,7 @@ knytt__snap *knytt__snap_new(knytt_index *ix, knytt_als *als,
 		knytt_index_close(ix);
 		knytt_als_close(als);
 		knytt_twotower_close(tt);
+		knytt_lightgcn_close(lgc);
 		free(items);
 		knytt__err(KNYTT_ENOMEM, "out of memory (serving snapshot)");
 		return NULL;
@@ -40,6 +42,7 @@ knytt__snap *knytt__snap_new(knytt_index *ix, knytt_als *als,
 	s->ix = ix;
 	s->als = als;
 	s->tt = tt;
+	s->lgc = lgc;
 	s->items = items;
 	s->nitems = nitems;
 	s->version = version;
@@ -75,6 +78,7 @@ void knytt__snap_put(knytt__snap *s)
 	knytt_index_close(s->ix);
 	knytt_als_close(s->als);
 	knytt_twotower_close(s->tt);
+	knytt_lightgcn_close(s->lgc);
 	free(s->items);
 	free(s);
 }

@@ -17,6 +17,7 @@
  */
 #include "engine_int.h"
 
+#include "../model/tune.h"
 #include "../vec/vec.h"
 
 #include <math.h>
@@ -190,8 +191,9 @@ static void job_free(job *j)
 
 /* The index of a new model: every non-zero model vector. */
 int knytt__engine_build_index(knytt_engine *e, knytt_als *als,
-			      knytt_twotower *tt, const uint64_t *ids,
-			      uint32_t n, knytt_index **out)
+			      knytt_twotower *tt, knytt_lightgcn *lgc,
+			      const uint64_t *ids, uint32_t n,
+			      knytt_index **out)
 {
 	knytt_index *ix;
 	int rc = knytt__engine_new_index(e, &ix);
@@ -204,9 +206,10 @@ int knytt__engine_build_index(knytt_engine *e, knytt_als *als,
 		goto out;
 	}
 	if (n) {
-		rc = als ? knytt_als_item_factors(als, 0, n, v)
-			 : knytt_twotower_item_embeddings(tt, v,
-							  (size_t)n * e->dim);
+		rc = als   ? knytt_als_item_factors(als, 0, n, v)
+		     : lgc ? knytt_lightgcn_item_factors(lgc, 0, n, v)
+			   : knytt_twotower_item_embeddings(tt, v,
+							    (size_t)n * e->dim);
 		if (rc < 0)
 			goto out;
 	}
@@ -253,21 +256,9 @@ static void gate_begin(knytt_engine *e, gate_t *g)
 	g->ev.promoted = 1;
 }
 
-static int new_matrix(knytt_engine *e, job *j)
-{
-	int rc = knytt_matrix_create(&j->m);
-	if (rc)
-		return rc;
-	knytt_matrix_set_weight(j->m, 0, 1.0f);
-	if (e->hist_half_life_days > 0)
-		knytt_matrix_set_decay(j->m, e->hist_half_life_days * 864e5,
-				       knytt__engine_now(e));
-	return KNYTT_OK;
-}
-
-/* Holds the test events out of the job's arrays (kept in order), then
- * fills the ALS matrix from what is left. */
-static int hold_out(knytt_engine *e, job *j, gate_t *g)
+/* Holds the test events out of the job's arrays (kept in order); the
+ * model trains on what is left (fit_model builds the matrix from it). */
+static int hold_out(job *j, gate_t *g)
 {
 	int rc = knytt__holdout_make(j->u, j->it, j->ts, j->n, j->nusers,
 				     j->nitems, g->users, &g->ho);
@@ -284,22 +275,16 @@ static int hold_out(knytt_engine *e, job *j, gate_t *g)
 		m++;
 	}
 	j->n = m;
-	if (j->feat)
-		return KNYTT_OK; /* two-tower trains on the arrays */
-	if ((rc = new_matrix(e, j)))
-		return rc;
-	for (size_t i = 0; i < j->n; i++)
-		if (knytt_matrix_add(j->m, j->u[i], j->it[i], 0, j->w[i],
-				     j->ts[i]))
-			return knytt__err(KNYTT_ENOMEM, "out of memory");
-	return KNYTT_OK; /* built by the job, as without evaluation */
+	return KNYTT_OK;
 }
 
 /* Evaluates the trained model and decides whether it serves. */
 static int gate_judge(knytt_engine *e, job *j, knytt_als *als,
 		      knytt_twotower *tt, gate_t *g)
 {
-	if (!g->users || !g->ho.ncases)
+	/* holdout.c scores ALS and two-tower models; a LightGCN model is
+	 * stored and served unevaluated */
+	if (!g->users || !g->ho.ncases || (!als && !tt))
 		return KNYTT_OK;
 	knytt_metrics m;
 	int rc = knytt__holdout_eval(&g->ho, als, tt, e->dim, j->u, j->it,
@@ -360,6 +345,71 @@ static void gate_end(knytt_engine *e, gate_t *g, int64_t version)
 	pthread_mutex_unlock(&e->train_mu);
 }
 
+/* The settings as given (knytt_engine_set_tune(e, 0), or data too small
+ * to tune on): the engine's ALS settings, or LightGCN's defaults at the
+ * engine's dimension. */
+static knytt__tune_cfg fixed_cfg(const knytt_engine *e)
+{
+	if (e->kind == KNYTT_MODEL_LIGHTGCN)
+		return (knytt__tune_cfg){.kind = KNYTT_MODEL_LIGHTGCN,
+					 .dim = e->dim,
+					 .layers = 3,
+					 .reg = 1e-4f,
+					 .lr = 0.005f,
+					 .batch = 8192,
+					 .iters = 30};
+	return (knytt__tune_cfg){.kind = KNYTT_MODEL_ALS,
+				 .dim = e->dim,
+				 .reg = e->als_reg,
+				 .alpha = e->als_alpha,
+				 .iters = e->als_iters,
+				 .hist_days = e->hist_half_life_days};
+}
+
+/*
+ * ALS and LightGCN: tuning (tunejob.c) on the interactions the job
+ * collected, unless it is off, then the chosen model on all of them.
+ * When the data is too small or too short in time to carve a
+ * validation period from, the fixed settings train and the report says
+ * why.  The report (JSON) goes to @p tune ("" without tuning).
+ */
+static int fit_model(job *j, char *tune, size_t cap, knytt_als **als,
+		     knytt_lightgcn **lgc)
+{
+	knytt_engine *e = j->e;
+	knytt__tune_cfg c = fixed_cfg(e);
+	int rc = KNYTT_OK;
+	if (e->tune)
+		rc = knytt__engine_tune(e, &c, j->u, j->it, j->w, j->ts, j->n,
+					j->nusers, j->nitems, tune, cap);
+	if (rc == KNYTT_EINVAL) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", knytt_errmsg());
+		for (char *p = msg; *p; p++)
+			if (*p == '"' || *p == '\\')
+				*p = '\'';
+		snprintf(tune, cap, "{\"skipped\":\"%s\"}", msg);
+		c = fixed_cfg(e);
+	} else if (rc) {
+		return rc;
+	}
+	if ((rc = knytt_matrix_create(&j->m)))
+		return rc;
+	knytt_matrix_set_weight(j->m, 0, 1.0f);
+	if (c.hist_days > 0)
+		knytt_matrix_set_decay(j->m, c.hist_days * 864e5,
+				       knytt__engine_now(e));
+	for (size_t x = 0; x < j->n && !rc; x++)
+		rc = knytt_matrix_add(j->m, j->u[x], j->it[x], 0, j->w[x],
+				      j->ts[x]);
+	if (!rc)
+		rc = knytt_matrix_build(j->m, j->nusers, j->nitems);
+	if (!rc)
+		rc = knytt__tune_fit(&c, j->m, e->threads, progress_cb, e, als,
+				     lgc);
+	return rc;
+}
+
 int knytt__engine_train_job(knytt_engine *e)
 {
 	if (e->kind == KNYTT_MODEL_EXTERNAL)
@@ -384,13 +434,14 @@ int knytt__engine_train_job(knytt_engine *e)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	knytt_als *als = NULL;
 	knytt_twotower *tt = NULL;
+	knytt_lightgcn *lgc = NULL;
+	/* ALS and LightGCN keep the interactions as arrays: the matrix
+	 * follows from the tuning's choice (fit_model) */
 	if (e->kind == KNYTT_MODEL_TWOTOWER) {
 		/* every live item has features, interactions or not */
 		rc = knytt_store_items_changed(j.st, 0, feat_cb, &j);
 		if (rc < 0)
 			goto out;
-	} else if (!gate.users && (rc = new_matrix(e, &j))) {
-		goto out; /* (evaluating: built after the hold-out) */
 	}
 	rc = knytt_store_interactions_since(j.st, 0, ix_cb, &j);
 	if (rc < 0)
@@ -402,18 +453,11 @@ int knytt__engine_train_job(knytt_engine *e)
 				j.nusers, j.nitems);
 		goto out;
 	}
-	if (gate.users && (rc = hold_out(e, &j, &gate)))
+	if (gate.users && (rc = hold_out(&j, &gate)))
 		goto out;
-	if (j.m) {
-		if ((rc = knytt_matrix_build(j.m, j.nusers, j.nitems)) ||
-		    (rc = knytt_als_create(&als)) ||
-		    (rc = knytt_als_set_factors(als, e->dim)) ||
-		    (rc = knytt_als_set_reg(als, e->als_reg)) ||
-		    (rc = knytt_als_set_alpha(als, e->als_alpha)) ||
-		    (rc = knytt_als_set_iterations(als, e->als_iters)) ||
-		    (rc = knytt_als_set_threads(als, e->threads)) ||
-		    (rc = knytt_als_set_progress(als, progress_cb, e)) ||
-		    (rc = knytt_als_train(als, j.m)))
+	char tune[1024] = "";
+	if (e->kind != KNYTT_MODEL_TWOTOWER) {
+		if ((rc = fit_model(&j, tune, sizeof tune, &als, &lgc)))
 			goto fail_model;
 	} else {
 		if ((rc = knytt_twotower_create(&tt)) ||
@@ -438,23 +482,28 @@ int knytt__engine_train_job(knytt_engine *e)
 	size_t size = 0;
 	int64_t version = 0;
 	unsigned char tag[KNYTT__MODEL_TAG];
-	if ((rc = knytt__engine_build_index(e, als, tt, j.item_ids, j.nitems,
-					     &ix)) ||
+	if ((rc = knytt__engine_build_index(e, als, tt, lgc, j.item_ids,
+					     j.nitems, &ix)) ||
 	    (rc = knytt__random(tag, sizeof tag)) ||
-	    (rc = knytt__engine_encode_model(e, als, tt, j.item_ids,
+	    (rc = knytt__engine_encode_model(e, als, tt, lgc, j.item_ids,
 					     j.nitems, tag, &blob, &size)))
 		goto fail_index;
-	char meta[768];
+	char meta[2048];
 	pthread_mutex_lock(&e->train_mu);
 	double loss = e->train_progress.loss;
 	pthread_mutex_unlock(&e->train_mu);
 	int k = snprintf(meta, sizeof meta,
 			 "{\"kind\":\"%s\",\"dim\":%u,\"users\":%u,"
 			 "\"items\":%u,\"interactions\":%zu,\"loss\":%.6g,"
-			 "\"train_seconds\":%.3f",
-			 als ? "als" : "twotower", e->dim, j.nusers, j.nitems,
-			 j.m ? knytt_matrix_nnz(j.m) : j.n,
-			 isfinite(loss) ? loss : 0, secs);
+			 "\"train_seconds\":%.3f%s%s",
+			 als ? "als" : lgc ? "lightgcn" : "twotower", e->dim,
+			 j.nusers, j.nitems, j.m ? knytt_matrix_nnz(j.m) : j.n,
+			 isfinite(loss) ? loss : 0, secs,
+			 *tune ? ",\"tune\":" : "", tune);
+	if (k < 0 || (size_t)k >= sizeof meta - 256) {
+		rc = knytt__err(KNYTT_EINVAL, "model metadata too long");
+		goto fail_index;
+	}
 	if ((rc = gate_judge(e, &j, als, tt, &gate)))
 		goto fail_index;
 	gate_meta(&gate, meta + k, sizeof meta - (size_t)k);
@@ -472,6 +521,7 @@ int knytt__engine_train_job(knytt_engine *e)
 		knytt_index_close(ix);
 		knytt_als_close(als);
 		knytt_twotower_close(tt);
+		knytt_lightgcn_close(lgc);
 		knytt__engine_warn(e,
 				   "model version %lld held back: NDCG@10 "
 				   "%.4f, the serving version %lld had %.4f",
@@ -483,7 +533,8 @@ int knytt__engine_train_job(knytt_engine *e)
 	}
 	uint64_t *ids = j.item_ids;
 	j.item_ids = NULL;
-	knytt__engine_install(e, ix, als, tt, ids, j.nitems, version, tag);
+	knytt__engine_install(e, ix, als, tt, lgc, ids, j.nitems, version,
+			      tag, meta);
 	rc = KNYTT_OK;
 	goto out;
 fail_index:
@@ -491,6 +542,7 @@ fail_index:
 fail_model:
 	knytt_als_close(als);
 	knytt_twotower_close(tt);
+	knytt_lightgcn_close(lgc);
 out:
 	knytt__holdout_free(&gate.ho);
 	job_free(&j);
@@ -498,14 +550,17 @@ out:
 }
 
 void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
-			   knytt_twotower *tt, uint64_t *items,
+			   knytt_twotower *tt, knytt_lightgcn *lgc,
+			   uint64_t *items,
 			   uint32_t nitems, int64_t version,
-			   const unsigned char tag[KNYTT__MODEL_TAG])
+			   const unsigned char tag[KNYTT__MODEL_TAG],
+			   const char *meta)
 {
-	knytt__snap *s = knytt__snap_new(ix, als, tt, items, nitems, version,
-					 tag, 0);
+	knytt__snap *s = knytt__snap_new(ix, als, tt, lgc, items, nitems,
+					 version, tag, 0);
 	if (!s)
 		return; /* all freed; the current snapshot keeps serving */
+	knytt__snap_blend_from_meta(s, meta);
 	float *v = malloc(e->dim * sizeof *v);
 	pthread_rwlock_wrlock(&e->lock);
 	knytt_index *old = e->snap->ix;

@@ -126,6 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n >= HDR && knytt_engine_create(&e) == KNYTT_OK) {
 		knytt_als *als = NULL;
 		knytt_twotower *tt = NULL;
+		knytt_lightgcn *lgc = NULL;
 		uint64_t *items = NULL;
 		uint32_t nitems = 0;
 		unsigned char tag[KNYTT__MODEL_TAG];
@@ -138,11 +139,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL);
 		if (knytt_engine_set_dim(e, knytt__get_u32(b + 16)) ==
 			    KNYTT_OK &&
-		    knytt__engine_decode_model(e, b, n, &als, &tt, &items,
-					       &nitems, tag) == KNYTT_OK) {
+		    knytt__engine_decode_model(e, b, n, &als, &tt, &lgc,
+					       &items, &nitems,
+					       tag) == KNYTT_OK) {
 			ok = 1;
 			knytt_als_close(als);
 			knytt_twotower_close(tt);
+			knytt_lightgcn_close(lgc);
 			free(items);
 		}
 		knytt_engine_close(e);

@@ -1,0 +1,343 @@
+/*
+ * time_bench.c -- the default pipeline (knytt train, tuned, then
+ * recommend through the engine) against recent popularity, held out in
+ * time, in one run (benchmarks/train/run --pipeline).
+ *
+ * For each data set and each holdout (the latest 20% and 10% of the
+ * ratings by time): a global time split (knytt_timesplit); the training
+ * ratings go into a fresh SQLite store as "view" events (implicit
+ * feedback: every rating is an interaction, as the anchors count them);
+ * an engine with "now" at the cut trains as `knytt train` does -- tuned
+ * by default, and once more with tuning off -- and recommend(user, 20)
+ * is scored for every test user against his test items: NDCG@20 and
+ * Recall@20 with knytt_eval_full's definitions (full ranking, seen items
+ * excluded, users first seen after the cut left out).  The tuning sees
+ * only the training ratings (it carves its own validation period from
+ * their end); the test is scored once.  Anchors of the same split:
+ * popularity, recent popularity over the last 14 and 7 days.
+ *
+ * Data: ML-100K (u.data), and the first half of ML-1M (users 1..2999,
+ * 487,650 ratings with their real timestamps: the only part of ML-1M's
+ * ratings.dat with times on this machine, ncf/reconstruction_inputs).
+ *
+ * usage: time_bench [--data DIR] [--csv FILE] [--threads N] [--quick]
+ * --quick: ML-100K only.
+ */
+#include <knytt.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static unsigned g_threads = 2;
+static FILE *csv;
+
+static void die(const char *what, int rc)
+{
+	fprintf(stderr, "time_bench: %s: %s (%s)\n", what, knytt_errmsg(),
+		knytt_errname(rc));
+	exit(1);
+}
+
+#define CHECK(call)                                                         \
+	do {                                                                \
+		int rc_ = (call);                                           \
+		if (rc_ < 0)                                                \
+			die(#call, rc_);                                    \
+	} while (0)
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct rating {
+	uint32_t u, i;
+	int64_t t; /* seconds */
+} rating;
+
+typedef struct data {
+	rating *v;
+	size_t n;
+	uint32_t nu, ni;
+} data;
+
+/* "u i r t" (tabs or spaces) or "u::i::r::t", ids 1-based. */
+static int read_ratings(FILE *f, data *d)
+{
+	size_t cap = 1 << 17;
+	d->v = malloc(cap * sizeof *d->v);
+	d->n = 0;
+	d->nu = d->ni = 0;
+	char line[256];
+	while (fgets(line, sizeof line, f)) {
+		for (char *p = line; *p; p++)
+			if (*p == ':')
+				*p = ' ';
+		unsigned long u, i;
+		double r;
+		long long t;
+		if (sscanf(line, "%lu %lu %lf %lld", &u, &i, &r, &t) != 4 ||
+		    u == 0 || i == 0)
+			continue;
+		if (d->n == cap)
+			d->v = realloc(d->v, (cap *= 2) * sizeof *d->v);
+		d->v[d->n++] = (rating){(uint32_t)u - 1, (uint32_t)i - 1, t};
+		if (u > d->nu)
+			d->nu = (uint32_t)u;
+		if (i > d->ni)
+			d->ni = (uint32_t)i;
+	}
+	return d->n ? 0 : -1;
+}
+
+static void row(const char *data, const char *model, const char *params,
+		double recall, double ndcg, double secs)
+{
+	char ts[32] = "-";
+	if (secs >= 0)
+		snprintf(ts, sizeof ts, "%.2f", secs);
+	printf("%-13s %-34s %8.4f %8.4f %8s  %s\n", data, model, recall, ndcg,
+	       ts, params);
+	if (csv)
+		fprintf(csv, "%s,%s,%.4f,%.4f,%s,\"%s\"\n", data, model, recall,
+			ndcg, ts, params);
+}
+
+/* The store of the training ratings: items "m<i>", users "u<u>". */
+static void make_store(const char *dir, const data *d, int64_t cut)
+{
+	char p[1024];
+	snprintf(p, sizeof p, "%s/items.csv", dir);
+	FILE *f = fopen(p, "w");
+	fprintf(f, "id,title\n");
+	for (uint32_t i = 0; i < d->ni; i++)
+		fprintf(f, "m%u,movie %u\n", i, i);
+	fclose(f);
+	snprintf(p, sizeof p, "%s/ix.csv", dir);
+	f = fopen(p, "w");
+	fprintf(f, "user,item,type,ts_ms\n");
+	for (size_t j = 0; j < d->n; j++)
+		if (d->v[j].t < cut)
+			fprintf(f, "u%u,m%u,view,%lld\n", d->v[j].u, d->v[j].i,
+				(long long)d->v[j].t * 1000);
+	fclose(f);
+	char uri[1100];
+	snprintf(uri, sizeof uri, "sqlite:%s/db", dir);
+	knytt_store *st;
+	CHECK(knytt_store_open(uri, &st));
+	uint64_t tenant;
+	if (knytt_store_tenant_find(st, "default", &tenant) != KNYTT_OK)
+		CHECK(knytt_store_tenant_create(st, "default", &tenant));
+	CHECK(knytt_store_use_tenant(st, tenant));
+	snprintf(p, sizeof p, "%s/items.csv", dir);
+	CHECK(knytt_store_import(st, p, KNYTT_RECORD_ITEMS, KNYTT_FORMAT_CSV,
+				 NULL, NULL));
+	snprintf(p, sizeof p, "%s/ix.csv", dir);
+	CHECK(knytt_store_import(st, p, KNYTT_RECORD_INTERACTIONS,
+				 KNYTT_FORMAT_CSV, NULL, NULL));
+	knytt_store_close(st);
+}
+
+/* Trains an engine on the store as `knytt train` does (tuned unless
+ * @p no_tune) with "now" at the cut, then scores recommend(user, 20)
+ * for every test user; the tuning report goes to @p tune. */
+static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
+		     int no_tune, double *recall, double *ndcg, double *secs,
+		     char *tune, size_t cap)
+{
+	char uri[1100];
+	snprintf(uri, sizeof uri, "sqlite:%s/db", dir);
+	knytt_engine *e;
+	CHECK(knytt_engine_create(&e));
+	CHECK(knytt_engine_set_now(e, cut * 1000));
+	CHECK(knytt_engine_set_threads(e, g_threads));
+	CHECK(knytt_engine_set_tune(e, !no_tune));
+	CHECK(knytt_engine_open(e, uri));
+	double t0 = now_s();
+	CHECK(knytt_engine_train(e, NULL, NULL));
+	*secs = now_s() - t0;
+	char *meta = NULL;
+	CHECK(knytt_store_model_get(knytt_engine_store(e), "engine-model", 0,
+				    NULL, NULL, &meta, NULL, NULL));
+	const char *t = meta ? strstr(meta, "\"tune\":") : NULL;
+	snprintf(tune, cap, "%s", t ? t + 7 : "(fixed settings)");
+	size_t l = strlen(tune);
+	if (t && l > 0 && tune[l - 1] == '}')
+		tune[l - 1] = '\0'; /* the closing brace of meta */
+	knytt_free(meta);
+	knytt_result res[20];
+	double sr = 0, sn = 0;
+	size_t users = 0;
+	for (uint32_t u = 0; u < knytt_matrix_users(te); u++) {
+		const uint32_t *it;
+		int nt = knytt_matrix_row(te, u, &it, NULL);
+		if (nt <= 0)
+			continue;
+		char ext[32];
+		snprintf(ext, sizeof ext, "u%u", u);
+		int n = knytt_engine_recommend(e, ext, 20, NULL, NULL, res);
+		if (n < 0)
+			die("recommend", n);
+		double dcg = 0, idcg = 0;
+		int hits = 0;
+		for (int q = 0; q < nt && q < 20; q++)
+			idcg += 1.0 / log2(q + 2.0);
+		for (int p = 0; p < n; p++) {
+			uint32_t i = (uint32_t)strtoul(res[p].ext_id + 1, NULL,
+						       10);
+			for (int q = 0; q < nt; q++)
+				if (it[q] == i) {
+					dcg += 1.0 / log2(p + 2.0);
+					hits++;
+				}
+		}
+		sn += dcg / idcg;
+		sr += (double)hits / nt;
+		users++;
+	}
+	*ndcg = sn / (double)users;
+	*recall = sr / (double)users;
+	knytt_engine_close(e);
+}
+
+static void anchors(const char *name, knytt_timesplit *s,
+		    const knytt_matrix *tr, const knytt_matrix *te,
+		    uint32_t ni)
+{
+	static const struct {
+		const char *label;
+		int64_t window;
+	} a[] = {{"popularity", 0},
+		 {"recent popularity 14 days", 14 * 86400},
+		 {"recent popularity 7 days", 7 * 86400}};
+	float *pop = malloc(ni * sizeof *pop);
+	for (size_t j = 0; j < 3; j++) {
+		CHECK(knytt_timesplit_popularity(s, a[j].window, ni, pop));
+		knytt_item_scores sc = {pop, ni};
+		knytt_metrics m;
+		CHECK(knytt_eval_full(tr, te, 20, knytt_static_scorer, &sc,
+				      &m));
+		row(name, a[j].label, "anchor", m.recall, m.ndcg, -1);
+	}
+	free(pop);
+}
+
+static void one_split(const char *name, const data *d, double holdout)
+{
+	knytt_timesplit *s;
+	knytt_matrix *tr, *te;
+	CHECK(knytt_timesplit_create(&s));
+	for (size_t j = 0; j < d->n; j++)
+		CHECK(knytt_timesplit_add(s, d->v[j].u, d->v[j].i,
+					  KNYTT_EVENT_VIEW, 1, d->v[j].t));
+	CHECK(knytt_timesplit_set_holdout(s, holdout));
+	CHECK(knytt_matrix_create(&tr));
+	CHECK(knytt_matrix_create(&te));
+	CHECK(knytt_timesplit_split(s, tr, te));
+	CHECK(knytt_matrix_build(tr, d->nu, d->ni));
+	CHECK(knytt_matrix_build(te, d->nu, d->ni));
+	knytt_timesplit_info in;
+	CHECK(knytt_timesplit_info_get(s, &in));
+	char label[64];
+	snprintf(label, sizeof label, "%s-%.0f%%", name, holdout * 100);
+	printf("# %s: cut %lld, train %zu ratings, test %zu ratings of %zu "
+	       "users (left out: %zu by %zu cold users)\n",
+	       label, (long long)in.cut, in.train, in.test, in.users_test,
+	       in.test_cold, in.users_cold);
+	anchors(label, s, tr, te, d->ni);
+	char dir[] = "/tmp/knytt-time-XXXXXX";
+	if (!mkdtemp(dir))
+		die("mkdtemp", KNYTT_EIO);
+	make_store(dir, d, in.cut);
+	char tune[1400];
+	double r, n, secs;
+	for (int nt = 0; nt < 2; nt++) {
+		pipeline(dir, te, in.cut, nt, &r, &n, &secs, tune,
+			 sizeof tune);
+		row(label, nt ? "knytt train --no-tune + recommend"
+			      : "knytt train (tuned) + recommend",
+		    nt ? "fixed settings" : tune, r, n, secs);
+	}
+	char cmd[1200];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "time_bench: could not remove %s\n", dir);
+	knytt_timesplit_close(s);
+	knytt_matrix_close(tr);
+	knytt_matrix_close(te);
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = getenv("KNYTT_DATA_DIR"), *csvpath = NULL;
+	int quick = 0;
+	for (int a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--csv") && a + 1 < argc)
+			csvpath = argv[++a];
+		else if (!strcmp(argv[a], "--data") && a + 1 < argc)
+			dir = argv[++a];
+		else if (!strcmp(argv[a], "--threads") && a + 1 < argc)
+			g_threads = (unsigned)atoi(argv[++a]);
+		else if (!strcmp(argv[a], "--quick"))
+			quick = 1;
+		else {
+			fprintf(stderr, "usage: %s [--data DIR] [--csv FILE] "
+					"[--threads N] [--quick]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (!dir || !*dir)
+		dir = "../shared/data";
+	if (csvpath && !(csv = fopen(csvpath, "w"))) {
+		fprintf(stderr, "time_bench: cannot write %s\n", csvpath);
+		return 1;
+	}
+	if (csv)
+		fprintf(csv, "data,model,recall20,ndcg20,train_s,params\n");
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("# knytt %s, %u threads: NDCG@20 / Recall@20, time split, "
+	       "full ranking\n",
+	       knytt_version(), g_threads);
+	printf("%-13s %-34s %8s %8s %8s  %s\n", "data", "model", "Recall", "NDCG",
+	       "train_s", "params / tuning report");
+	char path[1024];
+	snprintf(path, sizeof path, "%s/ml-100k/u.data", dir);
+	data d;
+	FILE *f = fopen(path, "r");
+	if (f && read_ratings(f, &d) == 0) {
+		fclose(f);
+		one_split("ml100k", &d, 0.2);
+		one_split("ml100k", &d, 0.1);
+		free(d.v);
+	} else {
+		printf("# SKIP ML-100K: %s absent\n", path);
+		if (f)
+			fclose(f);
+	}
+	char cmd[1200];
+	snprintf(cmd, sizeof cmd,
+		 "gzip -dc %s/ncf/reconstruction_inputs/dsmlai_ratings.dat.gz "
+		 "2>/dev/null",
+		 dir);
+	f = quick ? NULL : popen(cmd, "r");
+	if (f && read_ratings(f, &d) == 0) {
+		pclose(f);
+		one_split("ml1m-half", &d, 0.2);
+		one_split("ml1m-half", &d, 0.1);
+		free(d.v);
+	} else if (!quick) {
+		printf("# SKIP ML-1M (first half): not readable\n");
+		if (f)
+			pclose(f);
+	}
+	if (csv)
+		fclose(csv);
+	return 0;
+}

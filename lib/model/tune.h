@@ -1,0 +1,101 @@
+/*
+ * tune.h -- automatic tuning on a validation period cut from the end of
+ * the training data (tune.c).  Not API: the engine's training job
+ * (lib/engine/train.c) calls it, tests/check_tune.c checks it.
+ */
+#ifndef KNYTT_MODEL_TUNE_H
+#define KNYTT_MODEL_TUNE_H
+
+#include "model.h"
+
+#define KNYTT__TUNE_NPOP 4 /* popularity lists the blend may use */
+
+/* One setting of the whole pipeline: the model, the history's decay and
+ * the blend with recent popularity. */
+typedef struct knytt__tune_cfg {
+	knytt_model_kind kind; /* KNYTT_MODEL_ALS or KNYTT_MODEL_LIGHTGCN */
+	unsigned dim;          /* factors / embedding size */
+	float reg;             /* ALS reg, LightGCN L2 weight */
+	float alpha;           /* ALS confidence scale */
+	unsigned iters;        /* ALS iterations, LightGCN epochs */
+	unsigned layers;       /* LightGCN */
+	float lr;              /* LightGCN Adam step */
+	unsigned batch;        /* LightGCN triples per batch */
+	double hist_days;      /* half-life of the history's weights, days;
+				  0 = no decay */
+	float blend;           /* weight of recent popularity, 0..1 */
+	int pop;               /* which popularity list (0..npop-1) */
+} knytt__tune_cfg;
+
+typedef struct knytt__tune_in {
+	/* every interaction: w = its confidence (type weight x value),
+	 * type ignored; dense ids below nusers / nitems */
+	const knytt__rec *recs;
+	size_t n;
+	uint32_t nusers, nitems;
+	int64_t day; /* time units per day (86400000 for ms) */
+	/* the popularity lists: time-decayed confidence with these
+	 * half-lives (time units), over the pop_window before the cut; a
+	 * half-life of 0 is the all-time count of events instead */
+	double pop_hl[KNYTT__TUNE_NPOP];
+	int npop;
+	int64_t pop_window;
+	knytt__tune_cfg base; /* the fixed settings (blend 0): tried first */
+	double vfrac;  /* share of interactions in the validation period;
+			  0 = 0.1 */
+	double budget; /* whole tuning plus the refit, in fits of base;
+			  0 = 10 */
+	int no_lightgcn; /* 1: LightGCN is not a candidate */
+	int fixed_kind;  /* 1: no candidate of another kind than base's */
+	unsigned threads;
+	/* called after each candidate (epoch = candidates done), may
+	 * cancel (KNYTT_ECANCELED) */
+	knytt_progress_fn progress;
+	void *ctx;
+} knytt__tune_in;
+
+typedef struct knytt__tune_out {
+	knytt__tune_cfg best;
+	double ndcg, recall;      /* validation @20 of best */
+	double base_ndcg;         /* the fixed settings, no blend */
+	double pop_ndcg[KNYTT__TUNE_NPOP]; /* each popularity list alone */
+	unsigned tried;           /* model fits on the validation data */
+	int cut_short;            /* the budget stopped the search */
+	double base_seconds;      /* the fit of base on validation data */
+	double seconds;           /* the whole tuning */
+	size_t val_users, val_interactions;
+	int64_t cut;              /* start of the validation period */
+} knytt__tune_out;
+
+/*
+ * Carves the validation period (the latest vfrac of the interactions by
+ * time), fits base and then the candidates of a small search on what
+ * precedes it while the budget lasts, scores each fit with every blend
+ * weight and popularity list by NDCG@20 on the validation period, and
+ * writes the best setting (and the figures) to @p out.  Does not refit:
+ * the caller trains the chosen setting on everything.
+ * KNYTT_OK, KNYTT_EINVAL (no validation user: the data is too small or
+ * too short in time), KNYTT_ECANCELED, KNYTT_ENOMEM.
+ */
+int knytt__tune(const knytt__tune_in *in, knytt__tune_out *out);
+
+/* Trains the model of @p c on @p m (built) into *als or *lgc (the other
+ * NULL).  Cancelling through @p fn keeps the last finished epoch. */
+int knytt__tune_fit(const knytt__tune_cfg *c, const knytt_matrix *m,
+		    unsigned threads, knytt_progress_fn fn, void *ctx,
+		    knytt_als **als, knytt_lightgcn **lgc);
+
+/* The popularity list of @p recs as of @p cut: items by time-decayed
+ * confidence (half-life @p hl) of events in [cut - window, cut), or by
+ * their count of events before the cut when hl is 0, best first, into
+ * order[]; returns the count of items with a positive score (NULL
+ * arrays: 0). */
+uint32_t knytt__tune_poplist(const knytt__rec *recs, size_t n,
+			     uint32_t nitems, int64_t cut, int64_t window,
+			     double hl, uint32_t *order);
+
+/* The setting as JSON (a "tune" object for the model's metadata) into
+ * buf; returns what snprintf returns. */
+int knytt__tune_json(const knytt__tune_out *o, char *buf, size_t cap);
+
+#endif

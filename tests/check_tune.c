@@ -1,0 +1,303 @@
+/*
+ * check_tune.c -- automatic tuning (lib/model/tune.c) and the rank blend
+ * with recent popularity (lib/model/blend.c).
+ */
+#include "../lib/model/blend.h"
+#include "../lib/model/tune.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "suites.h"
+
+/* ---- the blend ---- */
+
+START_TEST(blend_weight_applied)
+{
+	uint64_t a[] = {1, 2, 3, 4}, b[] = {9, 8, 7, 6}, out[8];
+	unsigned char fb[8];
+	/* w = 0: the personal list; w = 1: the popular one */
+	ck_assert_uint_eq(knytt__blend_fuse(a, 4, b, 4, 0, 4, out, NULL, fb),
+			  4);
+	for (int i = 0; i < 4; i++)
+		ck_assert_uint_eq(out[i], a[i]);
+	ck_assert_uint_eq(knytt__blend_fuse(a, 4, b, 4, 1, 4, out, NULL, fb),
+			  4);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_uint_eq(out[i], b[i]);
+		ck_assert_int_eq(fb[i], 1);
+	}
+	/* w = 0.5 and C = 1: the lists interleave, personal first on ties */
+	ck_assert_uint_eq(knytt__blend_fuse(a, 4, b, 4, 0.5, 8, out, NULL, fb),
+			  8);
+	uint64_t want[] = {1, 9, 2, 8, 3, 7, 4, 6};
+	for (int i = 0; i < 8; i++)
+		ck_assert_uint_eq(out[i], want[i]);
+	/* an item on both lists adds up and goes first */
+	uint64_t c[] = {3, 9};
+	ck_assert_uint_eq(knytt__blend_fuse(a, 4, c, 2, 0.5, 1, out, NULL, fb),
+			  1);
+	ck_assert_uint_eq(out[0], 3);
+}
+END_TEST
+
+/* ---- tuning ---- */
+
+/*
+ * A synthetic shop over 60 days: 200 users in 4 taste groups of 50
+ * items each (200 items).  When @p recency is set, what everyone takes
+ * on a day is drawn mostly from the 10 items "in fashion" that day (a
+ * window that moves through the catalog): recent popularity predicts
+ * the next days and taste hardly does.  Otherwise every user takes
+ * items of his own group only, at random: taste predicts, recent
+ * popularity does not.
+ */
+static knytt__rec *shop(int recency, size_t *n)
+{
+	size_t cap = 200 * 60, m = 0;
+	knytt__rec *r = malloc(cap * sizeof *r);
+	uint64_t s = 12345;
+	for (int day = 0; day < 60; day++)
+		for (uint32_t u = 0; u < 200; u++) {
+			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+			uint32_t x = (uint32_t)(s >> 33);
+			uint32_t item;
+			if (recency && x % 10 < 9)
+				item = (uint32_t)(day * 3 + x / 10 % 10) % 200;
+			else
+				item = (u % 4) * 50 + x / 100 % 50;
+			r[m++] = (knytt__rec){.user = u, .item = item, .w = 1,
+					      .time = (int64_t)day * 86400 +
+						      (x % 86400)};
+		}
+	*n = m;
+	return r;
+}
+
+static knytt__tune_in shop_in(const knytt__rec *r, size_t n)
+{
+	knytt__tune_in in = {.recs = r, .n = n, .nusers = 200, .nitems = 200,
+			     .day = 86400, .npop = 3, .pop_window = 28 * 86400,
+			     .threads = 1, .no_lightgcn = 1,
+			     .pop_hl = {86400, 604800, 1209600},
+			     .base = {.kind = KNYTT_MODEL_ALS, .dim = 8,
+				      .reg = 1, .alpha = 1, .iters = 5}};
+	return in;
+}
+
+START_TEST(tune_picks_recent_popularity)
+{
+	size_t n;
+	knytt__rec *r = shop(1, &n);
+	knytt__tune_in in = shop_in(r, n);
+	in.budget = 1000; /* every candidate: the choice, not the clock */
+	knytt__tune_out o;
+	ck_assert_msg(knytt__tune(&in, &o) == KNYTT_OK, "%s", knytt_errmsg());
+	/* fashion moves daily: the blend leans on the 1-day list */
+	ck_assert_msg(o.best.blend >= 0.5f, "blend %g", o.best.blend);
+	ck_assert_int_eq(o.best.pop, 0);
+	ck_assert(o.ndcg > o.base_ndcg + 0.05);
+	ck_assert(o.ndcg >= o.pop_ndcg[0] - 1e-9);
+	ck_assert_uint_eq(o.tried, 7);
+	ck_assert_int_eq(o.cut_short, 0);
+	free(r);
+}
+END_TEST
+
+START_TEST(tune_picks_taste)
+{
+	size_t n;
+	knytt__rec *r = shop(0, &n);
+	knytt__tune_in in = shop_in(r, n);
+	in.budget = 1000;
+	knytt__tune_out o;
+	ck_assert_msg(knytt__tune(&in, &o) == KNYTT_OK, "%s", knytt_errmsg());
+	/* popularity knows nothing of the groups: the personal list wins */
+	ck_assert_msg(o.best.blend <= 0.3f, "blend %g", o.best.blend);
+	for (int h = 0; h < 3; h++)
+		ck_assert(o.ndcg > o.pop_ndcg[h] + 0.05);
+	ck_assert(o.ndcg >= o.base_ndcg);
+	free(r);
+}
+END_TEST
+
+START_TEST(tune_budget_respected)
+{
+	size_t n;
+	knytt__rec *r = shop(0, &n);
+	knytt__tune_in in = shop_in(r, n);
+	/* a budget of 2 fits: the fixed settings and the refit only */
+	in.budget = 2;
+	knytt__tune_out o;
+	ck_assert_msg(knytt__tune(&in, &o) == KNYTT_OK, "%s", knytt_errmsg());
+	ck_assert_uint_eq(o.tried, 1);
+	ck_assert_int_eq(o.cut_short, 1);
+	/* with the default budget (10) the whole search stays within it
+	 * (the refit not counted here: at most one more fit) */
+	in.budget = 0;
+	ck_assert_int_eq(knytt__tune(&in, &o), KNYTT_OK);
+	ck_assert(o.tried >= 1 && o.tried <= 9);
+	ck_assert_msg(o.seconds <= 10 * o.base_seconds + 0.5,
+		      "%.3f s against %.3f s a fit", o.seconds,
+		      o.base_seconds);
+	free(r);
+}
+END_TEST
+
+START_TEST(tune_bad_input)
+{
+	knytt__tune_out o;
+	knytt__rec r[2] = {{.user = 0, .item = 0, .w = 1, .time = 5},
+			   {.user = 0, .item = 1, .w = 1, .time = 5}};
+	knytt__tune_in in = shop_in(r, 2);
+	in.nusers = 1;
+	in.nitems = 2;
+	/* every interaction at one time: nothing precedes the period */
+	ck_assert_int_eq(knytt__tune(&in, &o), KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "no period"));
+	in.npop = 0;
+	ck_assert_int_eq(knytt__tune(&in, &o), KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "npop"));
+	ck_assert_int_eq(knytt__tune(NULL, &o), KNYTT_EINVAL);
+}
+END_TEST
+
+/* ---- the engine: tuned by default, fixed with set_tune(0) ---- */
+
+/* Trains an engine over a temporary store of the recency shop (one day
+ * of the shop = one hour of engine time, so it fits in the default
+ * future tolerance of the wall clock); returns the stored metadata. */
+static char *engine_meta(int tune, knytt_model_kind kind, float *blend)
+{
+	char dir[] = "/tmp/knytt-tune-XXXXXX", uri[64], ext[16], uid[16];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(uri, sizeof uri, "sqlite:%s/db", dir);
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tune(e, 2), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_tune(e, tune), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 8), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, kind), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_threads(e, 1), KNYTT_OK);
+	int64_t t0 = 1700000000000LL;
+	ck_assert_int_eq(knytt_engine_set_now(e, t0 + 61LL * 86400000),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tune(e, 1), KNYTT_ESTATE);
+	for (int i = 0; i < 200; i++) {
+		knytt_item it;
+		memset(&it, 0, sizeof it);
+		snprintf(ext, sizeof ext, "i%d", i);
+		it.struct_size = sizeof it;
+		it.ext_id = ext;
+		it.title = ext;
+		ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0),
+				 KNYTT_OK);
+	}
+	size_t n;
+	knytt__rec *r = shop(1, &n);
+	for (size_t j = 0; j < n; j += 3) { /* a third: a quick test */
+		snprintf(ext, sizeof ext, "i%u", r[j].item);
+		snprintf(uid, sizeof uid, "u%u", r[j].user);
+		ck_assert_int_eq(knytt_engine_feedback(e, uid, ext, "view", 0,
+						       t0 + r[j].time * 1000),
+				 KNYTT_OK);
+	}
+	free(r);
+	ck_assert_msg(knytt_engine_train(e, NULL, NULL) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	char *meta = NULL;
+	ck_assert_int_eq(knytt_store_model_get(knytt_engine_store(e),
+					       "engine-model", 0, NULL, NULL,
+					       &meta, NULL, NULL),
+			 KNYTT_OK);
+	knytt_result res[10];
+	ck_assert_int_eq(knytt_engine_recommend(e, "u1", 10, NULL, NULL, res),
+			 10);
+	/* a blended answer holds trending items */
+	*blend = 0;
+	for (int i = 0; i < 10; i++)
+		*blend += res[i].reason == KNYTT_REASON_TRENDING;
+	knytt_engine_close(e);
+	/* the stored model serves again after a reopen, its kind followed;
+	 * a shopper new to the model gets a fold-in taste (checked without
+	 * a blend, which may fill every slot with trending items) */
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_now(e, t0 + 61LL * 86400000),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_feedback(e, "newcomer", "i7", "view", 0,
+					       t0 + 60LL * 86400000),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_recommend(e, "newcomer", 10, NULL, NULL,
+						res),
+			 10);
+	int personal = 0;
+	for (int i = 0; i < 10; i++)
+		personal += res[i].reason == KNYTT_REASON_TASTE ||
+			    res[i].reason == KNYTT_REASON_SESSION;
+	ck_assert_msg(tune || personal > 0,
+		      "no personal result for a new shopper");
+	knytt_engine_close(e);
+	char cmd[96];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	return meta;
+}
+
+START_TEST(engine_tunes_by_default)
+{
+	float trending;
+	char *meta = engine_meta(1, KNYTT_MODEL_ALS, &trending);
+	ck_assert_ptr_nonnull(strstr(meta, "\"tune\":{"));
+	ck_assert_ptr_nonnull(strstr(meta, "\"validation\""));
+	ck_assert_ptr_null(strstr(meta, "\"blend\":0,"));
+	ck_assert_msg(trending > 0, "no trending item in a blended answer");
+	knytt_free(meta);
+}
+END_TEST
+
+START_TEST(engine_no_tune_keeps_settings)
+{
+	float trending;
+	char *meta = engine_meta(0, KNYTT_MODEL_ALS, &trending);
+	ck_assert_ptr_null(strstr(meta, "\"tune\""));
+	ck_assert_ptr_nonnull(strstr(meta, "\"dim\":8"));
+	ck_assert_msg(trending == 0, "%g trending items without a blend",
+		      trending);
+	knytt_free(meta);
+}
+END_TEST
+
+START_TEST(engine_lightgcn_kind)
+{
+	float trending;
+	char *meta = engine_meta(1, KNYTT_MODEL_LIGHTGCN, &trending);
+	ck_assert_ptr_nonnull(strstr(meta, "\"kind\":\"lightgcn\""));
+	ck_assert_ptr_nonnull(strstr(meta, "\"tune\":{\"kind\":\"lightgcn\""));
+	knytt_free(meta);
+	meta = engine_meta(0, KNYTT_MODEL_LIGHTGCN, &trending);
+	ck_assert_ptr_nonnull(strstr(meta, "\"kind\":\"lightgcn\""));
+	ck_assert_ptr_null(strstr(meta, "\"tune\""));
+	knytt_free(meta);
+}
+END_TEST
+
+Suite *tune_suite(void)
+{
+	Suite *s = suite_create("tune");
+	TCase *tc = tcase_create("tune");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, blend_weight_applied);
+	tcase_add_test(tc, tune_picks_recent_popularity);
+	tcase_add_test(tc, tune_picks_taste);
+	tcase_add_test(tc, tune_budget_respected);
+	tcase_add_test(tc, tune_bad_input);
+	tcase_add_test(tc, engine_tunes_by_default);
+	tcase_add_test(tc, engine_no_tune_keeps_settings);
+	tcase_add_test(tc, engine_lightgcn_kind);
+	suite_add_tcase(s, tc);
+	return s;
+}
