@@ -1528,7 +1528,7 @@ int knytt_engine_refresh_users(knytt_engine *e)
 	int applied = 0;
 	for (size_t k = 0; k < n && rc == KNYTT_OK; k++) {
 		knytt__profile *u = us[k];
-		rawhist h = { 0 };
+		rawhist h = { .e = e };
 		pthread_mutex_lock(&e->st_lock);
 		int got = knytt_store_user_history(e->st, u->ext_id, hist_cb,
 						   &h);
