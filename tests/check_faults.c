@@ -364,6 +364,9 @@ static long shop_round(double *secs)
 			*secs = t;
 		if (st != 200 && (worst == 200 || st == 0 || st > worst))
 			worst = st;
+		if (st != 200 && getenv("KNYTT_FAULT_VERBOSE"))
+			fprintf(stderr, "shop_round: %s %s -> %ld\n", q[i][0],
+				q[i][1], st);
 	}
 	return worst;
 }

@@ -69,7 +69,17 @@ static int session_init(pg_db *d)
  * else KNYTT_EIO (the server is still away). */
 static int heal(pg_db *d)
 {
-	if (PQstatus(d->c) == CONNECTION_OK)
+	/* An idle connection whose server restarted looks fine until a
+	 * statement fails on it: the server's goodbye and end of stream
+	 * wait unread in the socket.  Reading them (non-blocking; twice,
+	 * since the first read may take the message and stop short of the
+	 * end of stream) shows the loss now, so the statement runs on a new
+	 * connection instead of failing once per connection after every
+	 * restart. */
+	if (PQstatus(d->c) == CONNECTION_OK &&
+	    (PQtransactionStatus(d->c) != PQTRANS_IDLE ||
+	     (PQconsumeInput(d->c) && PQconsumeInput(d->c) &&
+	      PQstatus(d->c) == CONNECTION_OK)))
 		return 0;
 	PQreset(d->c);
 	if (PQstatus(d->c) != CONNECTION_OK || session_init(d)) {
