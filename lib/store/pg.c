@@ -23,6 +23,7 @@
 #include "store_int.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,16 +72,21 @@ static int heal(pg_db *d)
 {
 	/* An idle connection whose server restarted looks fine until a
 	 * statement fails on it: the server's goodbye and end of stream
-	 * wait unread in the socket.  Reading them (non-blocking; twice,
-	 * since the first read may take the message and stop short of the
-	 * end of stream) shows the loss now, so the statement runs on a new
+	 * wait unread in the socket.  One zero-timeout poll tells whether
+	 * anything waits (a healthy idle connection: nothing, one system
+	 * call per statement); only then is it read (twice, since the first
+	 * read may take the message and stop short of the end of stream),
+	 * which shows the loss now, so the statement runs on a new
 	 * connection instead of failing once per connection after every
 	 * restart. */
-	if (PQstatus(d->c) == CONNECTION_OK &&
-	    (PQtransactionStatus(d->c) != PQTRANS_IDLE ||
-	     (PQconsumeInput(d->c) && PQconsumeInput(d->c) &&
-	      PQstatus(d->c) == CONNECTION_OK)))
-		return 0;
+	if (PQstatus(d->c) == CONNECTION_OK) {
+		struct pollfd p = {.fd = PQsocket(d->c), .events = POLLIN};
+		if (PQtransactionStatus(d->c) != PQTRANS_IDLE ||
+		    poll(&p, 1, 0) <= 0 ||
+		    (PQconsumeInput(d->c) && PQconsumeInput(d->c) &&
+		     PQstatus(d->c) == CONNECTION_OK))
+			return 0;
+	}
 	PQreset(d->c);
 	if (PQstatus(d->c) != CONNECTION_OK || session_init(d)) {
 		char buf[300];
