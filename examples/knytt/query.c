@@ -73,14 +73,18 @@ int cli_parse_filter(const args *a, knytt_filter *f, int *any)
 	}
 	const char *where = arg_get(a, "where");
 	if (where) {
+		/* one filter per process, freed at exit whichever way the
+		 * command returns; a second parse (the fuzzer parses many
+		 * command lines in one process) replaces the first */
+		static int registered;
+		where_free();
+		if (!registered && atexit(where_free) == 0)
+			registered = 1;
 		if ((rc = knytt_where_compile(where, &cli_where)))
 			return rc == KNYTT_EINVAL
 				       ? cli_usage_field(a->cmd, "where", "%s",
 							 knytt_errmsg())
 				       : cli_liberr(rc, "where");
-		/* one filter per process: freed at exit, whichever way the
-		 * command returns */
-		atexit(where_free);
 		f->where = cli_where;
 		*any = 1;
 	}
