@@ -98,6 +98,15 @@ KNYTT_API const char *knytt_errname(int code);
  */
 KNYTT_API const char *knytt_errmsg(void);
 
+/**
+ * The input field the last failure on the calling thread was about, as the
+ * library names it ("price", "ext_id", "user", a CSV column), or "" when
+ * it named none (a bad argument, an I/O error).  Set and cleared with
+ * knytt_errmsg(), so the two always describe the same failure; a caller
+ * that reports errors per field reads it rather than parsing the message.
+ */
+KNYTT_API const char *knytt_errfield(void);
+
 /** Releases memory that the library allocated for the caller. NULL is ok. */
 KNYTT_API void knytt_free(void *p);
 

@@ -32,13 +32,23 @@
  */
 int knytt__err(int code, const char *fmt, ...) KNYTT__PRINTF(2, 3);
 /* The same, for bad input in one named field: the field travels beside
- * the message, so a caller that reports fields (import rejects) reads it
- * with knytt__errfield instead of parsing the message.  knytt__err and
- * knytt__err_errno clear it. */
+ * the message, so a caller that reports fields (import rejects, knyttd's
+ * JSON errors) reads it with the public knytt_errfield() instead of
+ * parsing the message.  knytt__err and knytt__err_errno clear it. */
 int knytt__err_field(int code, const char *field, const char *fmt, ...)
 	KNYTT__PRINTF(3, 4);
-/* The field of this thread's last error ("" if it named none). */
-const char *knytt__errfield(void);
+
+/* The calling thread's last error (message and field), kept across
+ * clean-up calls that may fail themselves (a ROLLBACK, a join) and put
+ * back with knytt__err_restore, so the caller still sees the first
+ * failure and the field it named. */
+typedef struct knytt__errsave {
+	char msg[512];
+	char field[64];
+} knytt__errsave;
+void knytt__err_save(knytt__errsave *s);
+/* Makes @p s the thread's last error again; returns @p code. */
+int knytt__err_restore(int code, const knytt__errsave *s);
 
 /* Same, appending ": <strerror(errnum)>". */
 int knytt__err_errno(int code, int errnum, const char *fmt, ...)

@@ -713,6 +713,15 @@ START_TEST(bad_input_is_an_error)
 			 KNYTT_ENOTFOUND);
 	ck_assert_int_eq(knytt_engine_feedback(e, "u1", "c1-1", "", 0, 0),
 			 KNYTT_EINVAL);
+	ck_assert_str_eq(knytt_errfield(), "type");
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", "c1-1", "view", NAN,
+					       0),
+			 KNYTT_EINVAL);
+	ck_assert_str_eq(knytt_errfield(), "value");
+	ck_assert_int_eq(knytt_engine_feedback(e, "u1", "c1-1", "Bad Type", 0,
+					       0),
+			 KNYTT_EINVAL);
+	ck_assert_str_eq(knytt_errfield(), "type");
 	ck_assert_int_eq(knytt_engine_search(e, NULL, NULL, 0, 4, NULL, NULL, r,
 					     NULL),
 			 KNYTT_EINVAL);

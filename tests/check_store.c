@@ -663,7 +663,13 @@ START_TEST(items_bad_input)
 		ck_assert_msg(strstr(knytt_errmsg(), cases[c].field),
 			      "case %zu: '%s' lacks '%s'", c, knytt_errmsg(),
 			      cases[c].field);
+		/* and names it apart, for callers that report fields */
+		ck_assert_msg(!strcmp(knytt_errfield(), cases[c].field),
+			      "case %zu: field '%s', want '%s'", c,
+			      knytt_errfield(), cases[c].field);
 	}
+	ck_assert_int_eq(knytt_store_item_upsert(st, NULL, NULL), KNYTT_EINVAL);
+	ck_assert_str_eq(knytt_errfield(), ""); /* an argument, no field */
 	it = mkitem("new", "ok", NULL, NULL, 1, 1);
 	it.struct_size = 0;
 	ck_assert_int_eq(knytt_store_item_upsert(st, &it, NULL), KNYTT_EINVAL);

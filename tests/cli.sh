@@ -275,6 +275,9 @@ st 3 "item 13: not found with --json" "$K" --db "$DB" --json similar nope
 py "item 13: library error as JSON" 'import json,sys; e=json.load(sys.stdin)["error"]; assert e["code"]=="KNYTT_ENOTFOUND" and e["message"] and "field" in e, e'
 st 3 "item 13: unknown user with --json" "$K" --db "$DB" --json recommend ghost
 py "item 13: unknown user as JSON" 'import json,sys; e=json.load(sys.stdin)["error"]; assert e["code"]=="KNYTT_ENOTFOUND" and e["field"]=="user" and "ghost" in e["message"], e'
+st 1 "item 13: invalid event type with --json" "$K" --db "$DB" --json \
+	feedback u0001 i00002 "Bad Type"
+py "item 13: library validation names its field" 'import json,sys; e=json.load(sys.stdin)["error"]; assert e["code"]=="KNYTT_EINVAL" and e["field"]=="type" and "Bad Type" in e["message"], e'
 st 3 "item 13: no JSON without --json" "$K" --db "$DB" similar nope
 test -s out && bad "item 13: output without --json: $(cat out)" || ok
 st 0 "item 13: knytt help" "$K" help

@@ -8,6 +8,10 @@ export interface KnyttError extends Error {
     'KNYTT_ESTATE' | 'KNYTT_EDB' | 'KNYTT_EAUTH' | 'KNYTT_ETIMEDOUT' |
     'KNYTT_EPROTO' | 'KNYTT_ENOTSUP' | 'KNYTT_ECANCELED' | 'KNYTT_EBUSY';
   status: number;
+  /** The input field at fault ("price", "type", ...), as the library
+   *  names it (knytt_errfield), when the failure named one; set on errors
+   *  thrown synchronously. */
+  field?: string;
 }
 
 /** Error names to values: { KNYTT_EINVAL: -1, ... }. */

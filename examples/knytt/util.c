@@ -112,8 +112,10 @@ int cli_liberr(int rc, const char *what)
 	const char *msg = knytt_errmsg();
 	if (!msg || !*msg)
 		msg = knytt_errstr(rc);
-	return cli_error(cli_exit_for(rc), knytt_errname(rc), NULL,
-			 "%s%s%s: %s", what ? what : "", what ? ": " : "",
+	const char *field = knytt_errfield();
+	return cli_error(cli_exit_for(rc), knytt_errname(rc),
+			 *field ? field : NULL, "%s%s%s: %s",
+			 what ? what : "", what ? ": " : "",
 			 knytt_errname(rc), msg);
 }
 

@@ -62,9 +62,22 @@ int knytt__err_field(int code, const char *field, const char *fmt, ...)
 	return code;
 }
 
-const char *knytt__errfield(void)
+const char *knytt_errfield(void)
 {
 	return errfield_buf;
+}
+
+void knytt__err_save(knytt__errsave *s)
+{
+	snprintf(s->msg, sizeof s->msg, "%s", errmsg_buf);
+	snprintf(s->field, sizeof s->field, "%s", errfield_buf);
+}
+
+int knytt__err_restore(int code, const knytt__errsave *s)
+{
+	snprintf(errmsg_buf, sizeof errmsg_buf, "%s", s->msg);
+	snprintf(errfield_buf, sizeof errfield_buf, "%s", s->field);
+	return code;
 }
 
 int knytt__err_errno(int code, int errnum, const char *fmt, ...)

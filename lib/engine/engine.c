@@ -1326,17 +1326,21 @@ static int feedback_event(knytt_engine *e, const char *user,
 			  const char *item, const char *type, double value,
 			  int64_t ts_ms, knytt_interaction *ev, double *w)
 {
-	if (!user || !*user || !item || !*item || !type || !*type)
-		return knytt__err(KNYTT_EINVAL, "feedback: %s is NULL or empty",
-				  !user || !*user   ? "user"
-				  : !item || !*item ? "item"
-						    : "type");
+	if (!user || !*user || !item || !*item || !type || !*type) {
+		const char *f = !user || !*user	  ? "user"
+				: !item || !*item ? "item"
+						  : "type";
+		return knytt__err_field(KNYTT_EINVAL, f,
+					"feedback: %s is NULL or empty", f);
+	}
 	if (!isfinite(value))
-		return knytt__err(KNYTT_EINVAL, "feedback: value is not finite");
+		return knytt__err_field(KNYTT_EINVAL, "value",
+					"feedback: value is not finite");
 	if (ts_ms < 0)
-		return knytt__err(KNYTT_EINVAL, "feedback: ts_ms is negative");
+		return knytt__err_field(KNYTT_EINVAL, "ts_ms",
+					"feedback: ts_ms is negative");
 	int64_t now = knytt__engine_now(e);
-	int rc = knytt__ts_check("feedback: ts_ms", ts_ms, now,
+	int rc = knytt__ts_check("ts_ms", ts_ms, now,
 				 e->future_tol_ms);
 	if (rc)
 		return rc;

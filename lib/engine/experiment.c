@@ -25,8 +25,9 @@ int knytt_engine_set_variant_engine(knytt_engine *e, const char *label,
 	if (!e)
 		return knytt__err(KNYTT_EINVAL, "engine is NULL");
 	if (!label || !*label || strlen(label) > 64)
-		return knytt__err(KNYTT_EINVAL, "field label must be 1..64 "
-						"bytes");
+		return knytt__err_field(KNYTT_EINVAL, "label",
+					"field label must be 1..64 "
+					"bytes");
 	int free_slot = -1;
 	for (int i = 0; i < NXMODEL; i++) {
 		if (!strcmp(e->xmodel[i].label, label)) {
@@ -58,8 +59,9 @@ static int pick(knytt_engine *e, const char *exp, const char *user,
 		return knytt__err(e ? KNYTT_ESTATE : KNYTT_EINVAL,
 				  "engine is NULL or not open");
 	if (!user || !*user)
-		return knytt__err(KNYTT_EINVAL, "field user is required in "
-						"an experiment");
+		return knytt__err_field(KNYTT_EINVAL, "user",
+					"field user is required in "
+					"an experiment");
 	x->struct_size = sizeof *x;
 	pthread_mutex_lock(&e->st_lock);
 	int64_t now = knytt__engine_now(e);

@@ -358,14 +358,15 @@ int knytt_store_search_report(knytt_store *st, int64_t from_ms, int64_t to_ms,
 		return knytt__err(KNYTT_EINVAL, "out is NULL");
 	*out = NULL;
 	if (from_ms < 0 || to_ms < 0 || (to_ms && to_ms <= from_ms))
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, "until",
 				  "field until must be after since (both >= 0)");
 	if (top > MAX_TOP)
-		return knytt__err(KNYTT_EINVAL, "field top must be 1..%d",
-				  MAX_TOP);
+		return knytt__err_field(KNYTT_EINVAL, "top",
+					"field top must be 1..%d",
+					MAX_TOP);
 	if (window_ms < 0 || few < 0)
-		return knytt__err(KNYTT_EINVAL,
-				  "field window and few must be >= 0");
+		return knytt__err_field(KNYTT_EINVAL, "window",
+					"field window and few must be >= 0");
 	int64_t to = to_ms ? to_ms : INT64_MAX;
 	int64_t win = window_ms ? window_ms : DEFAULT_WINDOW_MS;
 	slist l = {0};

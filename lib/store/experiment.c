@@ -87,13 +87,14 @@ static int name_ok(const char *field, const char *s, size_t max)
 {
 	size_t n = s ? strlen(s) : 0;
 	if (n == 0 || n > max)
-		return knytt__err(KNYTT_EINVAL, "field %s must be 1..%zu bytes",
-				  field, max);
+		return knytt__err_field(KNYTT_EINVAL, field,
+					"field %s must be 1..%zu bytes",
+					field, max);
 	for (const char *p = s; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' ||
 		      *p == '.'))
-			return knytt__err(KNYTT_EINVAL,
+			return knytt__err_field(KNYTT_EINVAL, field,
 					  "field %s may hold only letters, "
 					  "digits, '_', '-' and '.'",
 					  field);
@@ -103,12 +104,12 @@ static int name_ok(const char *field, const char *s, size_t max)
 static int shares_ok(const knytt_experiment *x)
 {
 	if (x->nvariants < 2 || x->nvariants > KNYTT_EXP_MAX_VARIANTS)
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, "variants",
 				  "field variants must hold 2..%d variants",
 				  KNYTT_EXP_MAX_VARIANTS);
 	for (int i = 0; i < x->nvariants; i++)
 		if (!(x->variants[i].share > 0) || isinf(x->variants[i].share))
-			return knytt__err(KNYTT_EINVAL,
+			return knytt__err_field(KNYTT_EINVAL, "share",
 					  "field share of variant %d must be "
 					  "a number > 0",
 					  i);
@@ -125,33 +126,34 @@ static int exp_check(const knytt_experiment *x)
 	if (rc || (rc = shares_ok(x)))
 		return rc;
 	if (x->start_ms < 0 || x->end_ms < 0 || x->window_ms < 0)
-		return knytt__err(KNYTT_EINVAL, "field start, end and window "
-						"must be >= 0");
+		return knytt__err_field(KNYTT_EINVAL, "start",
+					"field start, end and window "
+					"must be >= 0");
 	if (x->end_ms && x->end_ms <= x->start_ms)
-		return knytt__err(KNYTT_EINVAL,
-				  "field end must be after the start");
+		return knytt__err_field(KNYTT_EINVAL, "end",
+					"field end must be after the start");
 	for (int i = 0; i < x->nvariants; i++) {
 		const knytt_variant *v = &x->variants[i];
 		if ((rc = name_ok("variant", v->name, 32)))
 			return rc;
 		for (int j = 0; j < i; j++)
 			if (!strcmp(x->variants[j].name, v->name))
-				return knytt__err(KNYTT_EINVAL,
+				return knytt__err_field(KNYTT_EINVAL, "variant",
 						  "field variant: name '%s' "
 						  "is used twice",
 						  v->name);
 		if (memchr(v->model, 0, sizeof v->model) == NULL ||
 		    (*v->model && (rc = knytt__st_check_id("model", v->model))))
 			return rc ? rc
-				  : knytt__err(KNYTT_EINVAL,
+				  : knytt__err_field(KNYTT_EINVAL, "model",
 					       "field model is not terminated");
 		if (v->mmr_lambda != -1 &&
 		    !(v->mmr_lambda >= 0 && v->mmr_lambda <= 1))
-			return knytt__err(KNYTT_EINVAL,
+			return knytt__err_field(KNYTT_EINVAL, "mmr_lambda",
 					  "field mmr_lambda must be -1 or in "
 					  "0..1");
 		if (v->exclude_seen < -1 || v->exclude_seen > 1)
-			return knytt__err(KNYTT_EINVAL,
+			return knytt__err_field(KNYTT_EINVAL, "exclude_seen",
 					  "field exclude_seen must be -1, 0 "
 					  "or 1");
 	}
@@ -172,7 +174,8 @@ int knytt_experiment_bucket(const knytt_experiment *x, uint64_t tenant,
 			    const char *user)
 {
 	if (!user)
-		return knytt__err(KNYTT_EINVAL, "field user is NULL");
+		return knytt__err_field(KNYTT_EINVAL, "user",
+					"field user is NULL");
 	int rc = x ? shares_ok(x) : knytt__err(KNYTT_EINVAL, "experiment "
 							     "is NULL");
 	if (rc)
@@ -298,9 +301,9 @@ int knytt_store_experiment_create(knytt_store *st, const knytt_experiment *x,
 	old.struct_size = sizeof old;
 	rc = knytt_store_experiment_get(st, x->name, &old);
 	if (rc == 0)
-		return knytt__err(KNYTT_EEXIST,
-				  "field name: experiment '%s' exists",
-				  x->name);
+		return knytt__err_field(KNYTT_EEXIST, "name",
+					"field name: experiment '%s' exists",
+					x->name);
 	if (rc != KNYTT_ENOTFOUND)
 		return rc;
 	int64_t now = knytt__now_ms();
@@ -373,7 +376,8 @@ int knytt_store_experiment_stop(knytt_store *st, const char *name,
 	if (rc)
 		return rc;
 	if (at_ms < 0)
-		return knytt__err(KNYTT_EINVAL, "field at must be >= 0");
+		return knytt__err_field(KNYTT_EINVAL, "at",
+					"field at must be >= 0");
 	if (x.stopped_ms)
 		return knytt__err(KNYTT_ESTATE, "experiment '%s' is already "
 						"stopped", name);
@@ -397,9 +401,9 @@ int knytt_store_experiment_set_shares(knytt_store *st, const char *name,
 	if (rc)
 		return rc;
 	if (!shares || n != x.nvariants)
-		return knytt__err(KNYTT_EINVAL,
-				  "field shares must hold %d numbers",
-				  x.nvariants);
+		return knytt__err_field(KNYTT_EINVAL, "shares",
+					"field shares must hold %d numbers",
+					x.nvariants);
 	for (int i = 0; i < n; i++)
 		x.variants[i].share = shares[i];
 	if ((rc = shares_ok(&x)) || (rc = knytt__st_begin(st)))
@@ -488,12 +492,15 @@ int knytt_store_experiment_expose(knytt_store *st, const char *name,
 	    (rc = name_ok("surface", surface, 32)))
 		return rc;
 	if (variant < 0 || variant >= x.nvariants)
-		return knytt__err(KNYTT_EINVAL, "field variant must be in "
-						"0..%d", x.nvariants - 1);
+		return knytt__err_field(KNYTT_EINVAL, "variant",
+					"field variant must be in "
+					"0..%d", x.nvariants - 1);
 	if (n && !item_ids)
-		return knytt__err(KNYTT_EINVAL, "field item_ids is NULL");
+		return knytt__err_field(KNYTT_EINVAL, "item_ids",
+					"field item_ids is NULL");
 	if (ts_ms < 0)
-		return knytt__err(KNYTT_EINVAL, "field ts must be >= 0");
+		return knytt__err_field(KNYTT_EINVAL, "ts",
+					"field ts must be >= 0");
 	uint64_t uid = 0;
 	if ((rc = knytt__user_ensure(st, user, &uid)))
 		return rc;

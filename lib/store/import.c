@@ -195,7 +195,7 @@ static void reject(imp *im, const char *field, const char *reason)
 static void reject_msg(imp *im)
 {
 	char field[64];
-	snprintf(field, sizeof field, "%s", knytt__errfield());
+	snprintf(field, sizeof field, "%s", knytt_errfield());
 	reject(im, field, knytt_errmsg());
 }
 
@@ -674,7 +674,7 @@ static int import_csv(imp *im, FILE *f)
 			if (strcmp(h, names[k]) == 0)
 				map[i] = (int)k;
 		if (map[i] < 0 || seen[map[i]]++) {
-			rc = knytt__err(KNYTT_EINVAL,
+			rc = knytt__err_field(KNYTT_EINVAL, h,
 					"line 1, field %.64s: %s column", h,
 					map[i] < 0 ? "unknown" : "duplicate");
 			knytt__csv_free(&c);
@@ -686,7 +686,7 @@ static int import_csv(imp *im, FILE *f)
 	}
 	if (!have_req) {
 		knytt__csv_free(&c);
-		return knytt__err(KNYTT_EINVAL,
+		return knytt__err_field(KNYTT_EINVAL, names[0],
 				  "line 1, field %s: required column missing",
 				  names[0]);
 	}
@@ -1165,7 +1165,7 @@ typedef struct pchunk {
 	size_t nrej, caprej;
 	int last;      /* the parser ended after this chunk */
 	int rc;        /* ... with this result */
-	char msg[512]; /* and this message */
+	knytt__errsave err; /* and this message (and field) */
 } pchunk;
 
 typedef struct ixpipe {
@@ -1207,7 +1207,7 @@ static int pipe_hand_over(ixpipe *p, int last, int rc)
 	c->last = last;
 	c->rc = rc;
 	if (rc)
-		snprintf(c->msg, sizeof c->msg, "%s", knytt_errmsg());
+		knytt__err_save(&c->err);
 	pthread_mutex_lock(&p->mu);
 	p->full[p->cur] = 1;
 	pthread_cond_broadcast(&p->cv);
@@ -1354,7 +1354,7 @@ static int import_piped(imp *im, FILE *f, knytt_format format)
 		c->nrej = 0;
 		int last = c->last;
 		if (rc == 0 && last && c->rc)
-			rc = knytt__err(c->rc, "%s", c->msg);
+			rc = knytt__err_restore(c->rc, &c->err);
 		pthread_mutex_lock(&p->mu);
 		p->full[k] = 0;
 		if (rc || last)
@@ -1366,12 +1366,12 @@ static int import_piped(imp *im, FILE *f, knytt_format format)
 		k ^= 1;
 	}
 	/* a consumer error: the parser sees stop at its next hand-over */
-	char saved[512];
-	snprintf(saved, sizeof saved, "%s", knytt_errmsg());
+	knytt__errsave saved;
+	knytt__err_save(&saved);
 	pthread_join(t, NULL);
 	pipe_free(p);
 	if (rc)
-		knytt__err(rc, "%s", saved);
+		knytt__err_restore(rc, &saved);
 	return rc;
 }
 
@@ -1527,15 +1527,15 @@ int knytt_store_import(knytt_store *st, const char *path,
 	if (bulk) {
 		/* also after a failure: the committed batches stay, and
 		 * they need their indexes */
-		char saved[512];
-		snprintf(saved, sizeof saved, "%s", knytt_errmsg());
+		knytt__errsave saved;
+		knytt__err_save(&saved);
 		st->bulk = 0;
 		int brc = knytt__ix_indexes_build(st);
 		st->ops->bulk_lock(st->db, 0);
 		if (rc == 0)
 			rc = brc;
 		else
-			knytt__err(0, "%s", saved);
+			knytt__err_restore(0, &saved);
 	}
 	if (sq) {
 		char sql[96];

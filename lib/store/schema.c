@@ -269,15 +269,15 @@ static int version_now(knytt_store *st)
 	int v = 0;
 	if (o->dialect == KNYTT__PG)
 		return 0; /* its advisory lock blocks no reader or writer */
-	char saved[512];
-	snprintf(saved, sizeof saved, "%s", knytt_errmsg());
+	knytt__errsave saved;
+	knytt__err_save(&saved);
 	if (o->prepare(st->db, "SELECT MAX(version) FROM knytt_schema",
 		       &q) == 0) {
 		if (o->step(q) == 1)
 			v = (int)o->col_i64(q, 0);
 		o->finalize(q);
 	}
-	knytt__err(0, "%s", saved);
+	knytt__err_restore(0, &saved);
 	return v;
 }
 

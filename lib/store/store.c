@@ -223,10 +223,10 @@ knytt__stmt *knytt__st_q(knytt_store *st, int id)
 
 int knytt__exec_keep(knytt_store *st, const char *sql)
 {
-	char saved[512];
-	snprintf(saved, sizeof saved, "%s", knytt_errmsg());
+	knytt__errsave saved;
+	knytt__err_save(&saved);
 	int rc = O->exec(st->db, sql);
-	knytt__err(0, "%s", saved);
+	knytt__err_restore(0, &saved);
 	return rc;
 }
 

@@ -24,7 +24,8 @@ typedef struct event {
 	const char *user, *item, *type;
 	double value;
 	int64_t ts_ms;
-	const char *field; /* on error */
+	const char *field; /* on error: fieldbuf */
+	char fieldbuf[64];
 	char reason[256];
 	int status; /* on error: 400, 403 or 422 */
 } event;
@@ -33,7 +34,10 @@ static int ev_bad(event *ev, int status, const char *field,
 		  const char *reason)
 {
 	ev->status = status;
-	ev->field = field;
+	/* a copy: the library's field name is the thread's, until its next
+	 * failing call */
+	snprintf(ev->fieldbuf, sizeof ev->fieldbuf, "%s", field ? field : "");
+	ev->field = ev->fieldbuf;
 	snprintf(ev->reason, sizeof ev->reason, "%s", reason);
 	return -1;
 }
@@ -153,17 +157,13 @@ static int record(kd_req *r, knytt_engine *e, event *ev)
 				    ev->ts_ms);
 		return 0;
 	}
-	char buf[64];
-	const char *f = kd_field_of(knytt_errmsg(), buf, sizeof buf);
+	const char *f = kd_errfield();
 	if (rc == KNYTT_ENOTFOUND)
 		return ev_bad(ev, 422, "item_id", knytt_errmsg());
 	if (rc == KNYTT_EINVAL || rc == KNYTT_ERANGE)
+		/* the type's weight is the event's value to the API */
 		return ev_bad(ev, 422,
-			      !f                     ? ""
-			      : !strcmp(f, "type")   ? "interaction_type"
-			      : !strcmp(f, "user")   ? "user_id"
-			      : !strcmp(f, "item")   ? "item_id"
-						     : "value",
+			      !f || !strcmp(f, "weight") ? "value" : f,
 			      knytt_errmsg());
 	return rc < -1 ? rc : -2;
 }

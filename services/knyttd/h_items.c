@@ -170,11 +170,9 @@ static int store_one(knytt_engine *e, parsed *p)
 	int rc = knytt_engine_item_upsert(e, &p->it, p->vec, p->dim);
 	if (rc == 0)
 		return 0;
-	const char *f = kd_field_of(knytt_errmsg(), p->fieldbuf,
-				    sizeof p->fieldbuf);
-	p->field = !f ? "" : !strcmp(f, "ext_id") ? "item_id"
-			   : !strcmp(f, "quality") ? "quality_score"
-						  : f;
+	const char *f = kd_errfield();
+	snprintf(p->fieldbuf, sizeof p->fieldbuf, "%s", f ? f : "");
+	p->field = p->fieldbuf;
 	snprintf(p->reason, sizeof p->reason, "%s", knytt_errmsg());
 	return rc == KNYTT_EINVAL || rc == KNYTT_ERANGE ? -1 : rc;
 }

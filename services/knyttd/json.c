@@ -55,29 +55,13 @@ int kd_err(kd_req *r, int status, const char *code, const char *field,
 	return status;
 }
 
-const char *kd_field_of(const char *msg, char *buf, size_t cap)
-{
-	const char *p = strstr(msg, "field ");
-	if (!p || cap < 2)
-		return NULL;
-	p += 6;
-	size_t n = 0;
-	while ((islower((unsigned char)p[n]) || p[n] == '_') && n + 1 < cap)
-		n++;
-	if (n == 0)
-		return NULL;
-	memcpy(buf, p, n);
-	buf[n] = 0;
-	return buf;
-}
-
 /* The library names fields after its structs; the API after its JSON. */
 static const char *api_field(const char *f)
 {
 	static const char *const map[][2] = {
 		{"ext_id", "item_id"}, {"user", "user_id"},
 		{"item", "item_id"},   {"type", "interaction_type"},
-		{"quality", "quality_score"},
+		{"quality", "quality_score"}, {"ts_ms", "timestamp"},
 	};
 	for (size_t i = 0; f && i < sizeof map / sizeof map[0]; i++)
 		if (strcmp(f, map[i][0]) == 0)
@@ -85,12 +69,17 @@ static const char *api_field(const char *f)
 	return f;
 }
 
+const char *kd_errfield(void)
+{
+	const char *f = knytt_errfield();
+	return *f ? api_field(f) : NULL;
+}
+
 int kd_liberr(kd_req *r, int rc, const char *field)
 {
 	const char *msg = knytt_errmsg();
-	char buf[64];
 	if (!field)
-		field = api_field(kd_field_of(msg, buf, sizeof buf));
+		field = kd_errfield();
 	if (!*msg)
 		msg = knytt_errstr(rc);
 	switch (rc) {

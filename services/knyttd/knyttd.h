@@ -154,8 +154,10 @@ int kd_err(kd_req *r, int status, const char *code, const char *field,
 int kd_liberr(kd_req *r, int rc, const char *field);
 /* Sets @p body (owned) as a @p status answer and returns @p status. */
 int kd_ok(kd_req *r, int status, cJSON *body);
-/* The field named in a library message ("field price ..."), or NULL. */
-const char *kd_field_of(const char *msg, char *buf, size_t cap);
+/* The API's name (item_id, user_id, interaction_type, ...) of the field
+ * the calling thread's last library error named (knytt_errfield), or
+ * NULL when it named none. */
+const char *kd_errfield(void);
 
 /* Typed field getters of a JSON object.  Each returns 0 when the field is
  * absent (leaving *out as it was), 1 when present and of the right type,

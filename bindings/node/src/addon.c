@@ -60,7 +60,15 @@ napi_value kn_throw_msg(napi_env env, int rc, const char *msg)
 
 napi_value kn_throw(napi_env env, int rc)
 {
-	return kn_throw_msg(env, rc, knytt_errmsg());
+	napi_value err = kn_error_value(env, rc, knytt_errmsg());
+	const char *field = knytt_errfield();
+	if (*field) { /* the input field at fault, as the library names it */
+		napi_value f;
+		napi_create_string_utf8(env, field, NAPI_AUTO_LENGTH, &f);
+		napi_set_named_property(env, err, "field", f);
+	}
+	napi_throw(env, err);
+	return NULL;
 }
 
 /* Returns @ok, or throws when @rc is negative. */

@@ -33,6 +33,11 @@ test('store: items, users, interactions, favorites, keys, models', () => {
   assert.equal(st.itemCount(), 2);
   assert.equal(st.search('trail shoe')[0].itemId, id);
   assert.deepEqual(st.search('jacket', { inStockOnly: true }), []);
+  // a validation error names its field apart from the message
+  assert.throws(() => st.itemUpsert({ id: 'sku-3', title: 'Odd', price: -3 }),
+    (e) => e.code === 'KNYTT_EINVAL' && e.field === 'price' && /price/.test(e.message));
+  assert.throws(() => st.interactionAdd({ user: 'alice', item: 'sku-1', type: 'Bad Type' }),
+    (e) => e.field === 'type');
   st.userUpsert('alice', { tier: 'gold' });
   assert.equal(st.interactionAdd({ user: 'alice', item: 'sku-1', type: 'purchase',
     eventId: 'e1' }), true);

@@ -134,6 +134,7 @@ _PROTOS = {
     "knytt_errstr": (c_str, [c_int]),
     "knytt_errname": (c_str, [c_int]),
     "knytt_errmsg": (c_str, []),
+    "knytt_errfield": (c_str, []),
     "knytt_free": (None, [c_ptr]),
     "knytt_simd_name": (c_str, []),
     "knytt_distance": (c_float, [c_int, c_ptr, c_ptr, c_size]),

@@ -14,16 +14,19 @@ class Error(Exception):
 
     ``code`` is the negative KNYTT_E* value, ``name`` its symbolic name
     ("KNYTT_EINVAL") and ``message`` the library's detail
-    (knytt_errmsg), which names the field, line or file at fault.
+    (knytt_errmsg), which names the field, line or file at fault;
+    ``field`` is that field's name alone (knytt_errfield: "price",
+    "type", ...) or None when the failure named none.
     """
 
     code = None
 
-    def __init__(self, message, code=None):
+    def __init__(self, message, code=None, field=None):
         if code is not None:
             self.code = code
         self.name = lib.knytt_errname(self.code).decode()
         self.message = message
+        self.field = field
         super().__init__("%s: %s" % (self.name, message))
 
 
@@ -57,14 +60,16 @@ BY_CODE = {cls.code: cls for cls in (
 
 def error(code, message=None):
     """The exception for a negative @code, with the thread's message."""
+    field = None
     if message is None:
         message = lib.knytt_errmsg().decode("utf-8", "replace")
         if not message:
             message = lib.knytt_errstr(code).decode()
+        field = lib.knytt_errfield().decode("utf-8", "replace") or None
     cls = BY_CODE.get(code)
     if cls is None:
-        return Error(message, code)
-    return cls(message)
+        return Error(message, code, field)
+    return cls(message, field=field)
 
 
 def check(rc):

@@ -220,3 +220,18 @@ def test_engine_bad_uri_and_settings():
         knytt.Engine("mysql://x")
     with pytest.raises(knytt.EINVAL, match="model"):
         knytt.Engine(model="bert")
+
+
+def test_errors_name_their_field(store):
+    with pytest.raises(knytt.EINVAL) as e:
+        store.item_upsert(id="sku-9", title="Odd", price=-3)
+    assert e.value.field == "price" and "price" in e.value.message
+    store.item_upsert(id="sku-9", title="Odd", price=3)
+    store.user_upsert("bob")
+    with pytest.raises(knytt.EINVAL) as e:
+        store.interaction_add("bob", "sku-9", "")
+    assert e.value.field == "type"
+    # a failure about no field in particular carries none
+    with pytest.raises(knytt.EINVAL) as e:
+        knytt.Index(0)
+    assert e.value.field is None
