@@ -193,6 +193,40 @@ START_TEST(train_eval_twotower)
 }
 END_TEST
 
+/* A LightGCN model is evaluated through its propagated embeddings, and
+ * gated like the others (it used to be stored unevaluated). */
+START_TEST(train_eval_lightgcn)
+{
+	uint64_t rng = 5;
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), 0);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_LIGHTGCN), 0);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 16), 0);
+	ck_assert_int_eq(knytt_engine_set_threads(e, 1), 0);
+	ck_assert_int_eq(knytt_engine_set_now(e, T0 + 86400000LL), 0);
+	ck_assert_int_eq(knytt_engine_open(e, uri), 0);
+	items(e);
+	events(e, 8, 0, T0, &rng);
+	ck_assert_int_eq(knytt_engine_set_train_eval(e, 60, 0.05), 0);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), 0);
+	knytt_train_eval a = eval_of(e, 0);
+	ck_assert_uint_eq(a.users, 60);
+	ck_assert_int_eq(a.promoted, 1);
+	/* chance is about 10/31 for HR@10: clusters are learnt */
+	ck_assert_msg(a.hr > 0.45 && a.ndcg > 0.25, "hr %g ndcg %g", a.hr,
+		      a.ndcg);
+	/* noise as each shopper's last items: held back */
+	events(e, 8, 1, T0 + 3600000LL, &rng);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), 0);
+	knytt_train_eval b = eval_of(e, 0);
+	ck_assert_msg(b.ndcg < a.ndcg - 0.05, "ndcg %g then %g", a.ndcg,
+		      b.ndcg);
+	ck_assert_int_eq(b.promoted, 0);
+	ck_assert_int_eq(serving(e), a.version);
+	knytt_engine_close(e);
+}
+END_TEST
+
 START_TEST(train_eval_bad_arguments)
 {
 	knytt_engine *e = open_engine();
@@ -341,6 +375,7 @@ Suite *engine_ops_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, train_eval_gate_holds_back_a_worse_model);
 	tcase_add_test(tc, train_eval_twotower);
+	tcase_add_test(tc, train_eval_lightgcn);
 	tcase_add_test(tc, train_eval_bad_arguments);
 	tcase_add_test(tc, replica_reload_and_feedback_apply);
 	tcase_add_test(tc, feedback_pending_counts_the_write_behind_queue);

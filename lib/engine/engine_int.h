@@ -470,9 +470,10 @@ int knytt__holdout_make(const uint32_t *u, const uint32_t *it,
 			uint32_t nitems, unsigned max_users,
 			knytt__holdout *out);
 int knytt__holdout_eval(const knytt__holdout *h, knytt_als *als,
-			knytt_twotower *tt, uint32_t dim, const uint32_t *u,
-			const uint32_t *it, const float *w, size_t n,
-			uint32_t nusers, uint32_t nitems, knytt_metrics *out);
+			knytt_twotower *tt, knytt_lightgcn *lgc, uint32_t dim,
+			const uint32_t *u, const uint32_t *it, const float *w,
+			size_t n, uint32_t nusers, uint32_t nitems,
+			knytt_metrics *out);
 void knytt__holdout_free(knytt__holdout *h);
 /* The version to serve: the newest stored engine model not held back by
  * the gate (0 when none), with its recorded evaluation (users 0 when it

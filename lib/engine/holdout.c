@@ -258,9 +258,10 @@ out:
 }
 
 int knytt__holdout_eval(const knytt__holdout *h, knytt_als *als,
-			knytt_twotower *tt, uint32_t dim, const uint32_t *u,
-			const uint32_t *it, const float *w, size_t n,
-			uint32_t nusers, uint32_t nitems, knytt_metrics *out)
+			knytt_twotower *tt, knytt_lightgcn *lgc, uint32_t dim,
+			const uint32_t *u, const uint32_t *it, const float *w,
+			size_t n, uint32_t nusers, uint32_t nitems,
+			knytt_metrics *out)
 {
 	memset(out, 0, sizeof *out);
 	if (!h->test)
@@ -268,6 +269,9 @@ int knytt__holdout_eval(const knytt__holdout *h, knytt_als *als,
 	if (als)
 		return knytt_eval_loo(h->test, CUT, knytt_als_scorer, als,
 				      NULL, out);
+	if (lgc) /* users' propagated embeddings against items' */
+		return knytt_eval_loo(h->test, CUT, knytt_lightgcn_scorer,
+				      lgc, NULL, out);
 	return tt_eval(h, tt, dim, u, it, w, n, nusers, nitems, out);
 }
 

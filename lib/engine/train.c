@@ -280,15 +280,14 @@ static int hold_out(job *j, gate_t *g)
 
 /* Evaluates the trained model and decides whether it serves. */
 static int gate_judge(knytt_engine *e, job *j, knytt_als *als,
-		      knytt_twotower *tt, gate_t *g)
+		      knytt_twotower *tt, knytt_lightgcn *lgc, gate_t *g)
 {
-	/* holdout.c scores ALS and two-tower models; a LightGCN model is
-	 * stored and served unevaluated */
-	if (!g->users || !g->ho.ncases || (!als && !tt))
+	if (!g->users || !g->ho.ncases || (!als && !tt && !lgc))
 		return KNYTT_OK;
 	knytt_metrics m;
-	int rc = knytt__holdout_eval(&g->ho, als, tt, e->dim, j->u, j->it,
-				     j->w, j->n, j->nusers, j->nitems, &m);
+	int rc = knytt__holdout_eval(&g->ho, als, tt, lgc, e->dim, j->u,
+				     j->it, j->w, j->n, j->nusers, j->nitems,
+				     &m);
 	if (rc)
 		return rc;
 	g->ev.users = m.users;
@@ -504,7 +503,7 @@ int knytt__engine_train_job(knytt_engine *e)
 		rc = knytt__err(KNYTT_EINVAL, "model metadata too long");
 		goto fail_index;
 	}
-	if ((rc = gate_judge(e, &j, als, tt, &gate)))
+	if ((rc = gate_judge(e, &j, als, tt, lgc, &gate)))
 		goto fail_index;
 	gate_meta(&gate, meta + k, sizeof meta - (size_t)k);
 	rc = knytt__version_commit(e, j.st, ix, tag, blob, size, meta,
