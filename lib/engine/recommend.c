@@ -90,9 +90,16 @@ static int search_taste(const knytt_engine *e, qctx *c, const float *q,
 	int got = knytt__q_ann(e, c, q, kk, lab, dist);
 	if (got < 0)
 		return got;
-	for (int i = 0; i < got; i++)
-		knytt__q_fill(e, &res[(*n)++], knytt__engine_row(e, lab[i]),
-		     knytt__q_score_of(e, dist[i]), why, because);
+	for (int i = 0; i < got; i++) {
+		uint32_t r = knytt__engine_row(e, lab[i]);
+		/* a query still on a snapshot that a delete replaced can meet
+		 * the deleted item (the exclusions-only search trusts the
+		 * index's labels) */
+		if (r == UINT32_MAX || e->items[r].deleted)
+			continue;
+		knytt__q_fill(e, &res[(*n)++], r, knytt__q_score_of(e, dist[i]),
+			      why, because);
+	}
 	return KNYTT_OK;
 }
 

@@ -103,10 +103,12 @@ int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
 				rc = got;
 			size_t m = 0;
 			for (int i = 0; i < got; i++) {
-				if (knytt_index_get(c.snap->ix, lab[i], x, d))
+				uint32_t r = knytt__engine_row(e, lab[i]);
+				if (r == UINT32_MAX || e->items[r].deleted ||
+				    knytt_index_get(c.snap->ix, lab[i], x, d))
 					continue;
 				knytt__normalize(x, d);
-				knytt__q_fill(e, &cand[m++], knytt__engine_row(e, lab[i]),
+				knytt__q_fill(e, &cand[m++], r,
 				     knytt__vec()->dot(v, x, d),
 				     KNYTT_REASON_SIMILAR, self->id);
 			}
