@@ -9,8 +9,7 @@ export interface KnyttError extends Error {
     'KNYTT_EPROTO' | 'KNYTT_ENOTSUP' | 'KNYTT_ECANCELED' | 'KNYTT_EBUSY';
   status: number;
   /** The input field at fault ("price", "type", ...), as the library
-   *  names it (knytt_errfield), when the failure named one; set on errors
-   *  thrown synchronously. */
+   *  names it (knytt_errfield), when the failure named one. */
   field?: string;
 }
 

@@ -58,16 +58,22 @@ napi_value kn_throw_msg(napi_env env, int rc, const char *msg)
 	return NULL;
 }
 
-napi_value kn_throw(napi_env env, int rc)
+napi_value kn_error_field(napi_env env, int rc, const char *msg,
+			  const char *field)
 {
-	napi_value err = kn_error_value(env, rc, knytt_errmsg());
-	const char *field = knytt_errfield();
-	if (*field) { /* the input field at fault, as the library names it */
+	napi_value err = kn_error_value(env, rc, msg);
+	if (field && *field) { /* as the library names it */
 		napi_value f;
 		napi_create_string_utf8(env, field, NAPI_AUTO_LENGTH, &f);
 		napi_set_named_property(env, err, "field", f);
 	}
-	napi_throw(env, err);
+	return err;
+}
+
+napi_value kn_throw(napi_env env, int rc)
+{
+	napi_throw(env, kn_error_field(env, rc, knytt_errmsg(),
+				       knytt_errfield()));
 	return NULL;
 }
 
@@ -441,8 +447,11 @@ int kn_job_keep(napi_env env, struct kn_job *job, napi_value v)
 int kn_job_capture(struct kn_job *job, int rc)
 {
 	job->rc = rc;
-	if (rc < 0)
+	if (rc < 0) {
 		snprintf(job->msg, sizeof(job->msg), "%s", knytt_errmsg());
+		snprintf(job->field, sizeof(job->field), "%s",
+			 knytt_errfield());
+	}
 	return rc;
 }
 
@@ -487,7 +496,7 @@ static void job_complete(napi_env env, napi_status status, void *data)
 		/* done() threw (a JS callback failed): reject with that. */
 		napi_get_and_clear_last_exception(env, &result);
 	} else {
-		result = kn_error_value(env, job->rc, job->msg);
+		result = kn_error_field(env, job->rc, job->msg, job->field);
 	}
 	napi_reject_deferred(env, job->deferred, result);
 	job_free(env, job);

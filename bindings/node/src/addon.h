@@ -50,6 +50,7 @@ struct kn_job {
 	napi_deferred deferred;
 	int rc;
 	char msg[512];
+	char field[64]; /* knytt_errfield of the failure, or "" */
 	int (*exec)(struct kn_job *job);
 	napi_value (*done)(napi_env env, struct kn_job *job);
 	void (*release)(struct kn_job *job); /* frees the job's own data */
@@ -78,6 +79,9 @@ struct kn_job {
 /* errors */
 napi_value kn_pending(napi_env env);
 napi_value kn_error_value(napi_env env, int rc, const char *msg);
+/* The same with the input field at fault as err.field (NULL or "": none). */
+napi_value kn_error_field(napi_env env, int rc, const char *msg,
+			  const char *field);
 napi_value kn_throw(napi_env env, int rc);
 napi_value kn_throw_msg(napi_env env, int rc, const char *msg);
 napi_value kn_check(napi_env env, int rc, napi_value ok);

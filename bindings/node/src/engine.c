@@ -149,7 +149,8 @@ static napi_value engine_open(napi_env env, napi_callback_info info)
 	rc = knytt_engine_open(e, uri);
 	free(uri);
 	if (rc) {
-		napi_value err = kn_error_value(env, rc, knytt_errmsg());
+		napi_value err = kn_error_field(env, rc, knytt_errmsg(),
+					       knytt_errfield());
 
 		knytt_engine_close(e);
 		napi_throw(env, err);

@@ -44,7 +44,8 @@ static napi_value index_open(napi_env env, napi_callback_info info)
 	    (!kn_is_nullish(env, argv[7]) &&
 	     (rc = knytt_index_set_seed(ix, seed))) ||
 	    (rc = knytt_index_open(ix, v[0]))) {
-		napi_value err = kn_error_value(env, rc, knytt_errmsg());
+		napi_value err = kn_error_field(env, rc, knytt_errmsg(),
+					       knytt_errfield());
 
 		knytt_index_close(ix);
 		napi_throw(env, err);
@@ -64,7 +65,8 @@ static napi_value index_load(napi_env env, napi_callback_info info)
 		return NULL;
 	if ((rc = knytt_index_create(&ix)) == 0 &&
 	    (rc = knytt_index_load(ix, path)) != 0) {
-		napi_value err = kn_error_value(env, rc, knytt_errmsg());
+		napi_value err = kn_error_field(env, rc, knytt_errmsg(),
+					       knytt_errfield());
 
 		knytt_index_close(ix);
 		free(path);

@@ -284,7 +284,8 @@ static napi_value als_create(napi_env env, napi_callback_info info)
 	return kn_new_handle(env, als, KN_ALS);
 fail:
 	if (rc) {
-		napi_value err = kn_error_value(env, rc, knytt_errmsg());
+		napi_value err = kn_error_field(env, rc, knytt_errmsg(),
+					       knytt_errfield());
 
 		napi_throw(env, err);
 	}
@@ -317,7 +318,8 @@ static napi_value als_load(napi_env env, napi_callback_info info)
 		free(path);
 	}
 	if (rc) {
-		napi_value err = kn_error_value(env, rc, knytt_errmsg());
+		napi_value err = kn_error_field(env, rc, knytt_errmsg(),
+					       knytt_errfield());
 
 		knytt_als_close(als);
 		napi_throw(env, err);
@@ -476,7 +478,8 @@ static napi_value tt_create(napi_env env, napi_callback_info info)
 	return kn_new_handle(env, tt, KN_TWOTOWER);
 fail:
 	if (rc) {
-		napi_value err = kn_error_value(env, rc, knytt_errmsg());
+		napi_value err = kn_error_field(env, rc, knytt_errmsg(),
+					       knytt_errfield());
 
 		napi_throw(env, err);
 	}
@@ -508,7 +511,8 @@ static napi_value tt_load(napi_env env, napi_callback_info info)
 		free(path);
 	}
 	if (rc) {
-		napi_value err = kn_error_value(env, rc, knytt_errmsg());
+		napi_value err = kn_error_field(env, rc, knytt_errmsg(),
+					       knytt_errfield());
 
 		knytt_twotower_close(tt);
 		napi_throw(env, err);

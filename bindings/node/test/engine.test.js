@@ -85,6 +85,11 @@ test('store import reports rejected rows', async () => {
   assert.equal(r.rejects[0].field, 'price');
   await assert.rejects(st.importFile(path.join(dir, 'none.csv'), 'items'), { code: 'KNYTT_EIO' });
   await assert.rejects(st.importFile(csv, 'things'), { code: 'KNYTT_EINVAL' });
+  // a failure on the pool thread keeps the field it named
+  const bad = path.join(dir, 'bad.csv');
+  fs.writeFileSync(bad, 'id,title,colour\na,Shoe,red\n');
+  await assert.rejects(st.importFile(bad, 'items'),
+    (e) => e.code === 'KNYTT_EINVAL' && e.field === 'colour' && /unknown column/.test(e.message));
   st.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
