@@ -2347,7 +2347,7 @@ static knytt_store *bulk_shop(const char *name, size_t bulk_min)
 
 /* SQLite: the index builds take a small page cache (the sorter's
  * memory) and worker threads, then give the connection back its own
- * settings: the 64 MiB cache of every open, no worker. */
+ * settings: the 8 MiB cache of every open, no worker. */
 static void check_sqlite_settings(knytt_store *st)
 {
 	if (su_pg)
@@ -2355,7 +2355,7 @@ static void check_sqlite_settings(knytt_store *st)
 	int64_t cache = 0, threads = -1;
 	knytt__pragma_i64(st, "PRAGMA cache_size", &cache);
 	knytt__pragma_i64(st, "PRAGMA threads", &threads);
-	ck_assert_int_eq(cache, -65536);
+	ck_assert_int_eq(cache, -8192);
 	ck_assert_int_eq(threads, 0);
 }
 

@@ -1496,10 +1496,10 @@ int knytt_store_import(knytt_store *st, const char *path,
 	/* SQLite: checkpoint the WAL once at the end rather than every
 	 * 1000 pages (each checkpoint ends in an fsync), and give the page
 	 * cache room for the interaction indexes, whose inserts land at
-	 * random places: at 2M rows they outgrow the usual 64 MiB and every
-	 * insert starts reading pages back. */
+	 * random places: at 2M rows they outgrow a connection's usual 8 MiB
+	 * and every insert starts reading pages back. */
 	int sq = st->ops->dialect == KNYTT__SQLITE;
-	int64_t autockpt = 1000, cache = -65536; /* restored at the end */
+	int64_t autockpt = 1000, cache = -8192; /* restored at the end */
 	if (sq) {
 		knytt__pragma_i64(st, "PRAGMA wal_autocheckpoint", &autockpt);
 		knytt__pragma_i64(st, "PRAGMA cache_size", &cache);

@@ -483,7 +483,7 @@ int knytt__ix_indexes_build(knytt_store *st)
 	 * in mirrored order) took 7.4 s with no worker, 6.2 s with 1 and
 	 * 6.3 s with 2, for 6.8, 8.9 and 9.9 s of CPU.  The connection's
 	 * own settings come back after. */
-	int64_t cache = -65536, threads = 0;
+	int64_t cache = -8192, threads = 0;
 	knytt__pragma_i64(st, "PRAGMA cache_size", &cache);
 	knytt__pragma_i64(st, "PRAGMA threads", &threads);
 	unsigned cpus = knytt__ncpu();

@@ -501,9 +501,16 @@ int knytt__sqlite_open(const char *path, knytt__db **out)
 	d->busy_ms = KNYTT_STORE_BUSY_MS;
 	sqlite3_busy_handler(d->h, sq_busy, d);
 	sqlite3_extended_result_codes(d->h, 1);
+	/* Reads go through the memory map (the kernel's page cache, shared
+	 * by every connection); SQLite's own cache keeps the pages a
+	 * connection wrote.  8 MB each: at 64 MB, every connection of a
+	 * server (one per request thread) kept 64 MB of the search log and
+	 * interactions it had written, and knyttd's RSS grew by the size of
+	 * its writes for many minutes (benchmarks/soak).  Imports raise it
+	 * for their run (import.c). */
 	rc = sq_exec(&d->base, "PRAGMA journal_mode=WAL;"
 			       "PRAGMA synchronous=NORMAL;"
-			       "PRAGMA cache_size=-65536;"
+			       "PRAGMA cache_size=-8192;"
 			       "PRAGMA mmap_size=1073741824;");
 	if (rc) {
 		sq_close(&d->base);
