@@ -2553,7 +2553,11 @@ KNYTT_API int knytt_engine_item_upsert(knytt_engine *e,
 /** Soft-deletes an item: never returned again.  KNYTT_ENOTFOUND. */
 KNYTT_API int knytt_engine_item_delete(knytt_engine *e, const char *ext_id);
 /** Re-reads items changed in the store since the last sync (e.g. after a
- *  bulk import through knytt_engine_store); returns how many changed. */
+ *  bulk import through knytt_engine_store, or another process's writes
+ *  on one PostgreSQL database), and indexes the item vectors stored
+ *  since (the "caller" embeddings knytt_engine_item_upsert writes, new
+ *  or changed, even when the item's fields did not change); returns how
+ *  many items changed. */
 KNYTT_API int knytt_engine_sync(knytt_engine *e);
 
 /**

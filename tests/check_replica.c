@@ -565,6 +565,68 @@ static void buy(const kd_srv *s, const char *sk, const char *user,
 	post_events(s, sk, 1, u, i, wall_ms() - 1000);
 }
 
+/* A 64-dimension vector pointing along axis @p a (with a little of the
+ * next axis): the JSON array text into @p out. */
+static void axis_vec(char *out, size_t cap, int a)
+{
+	size_t k = (size_t)snprintf(out, cap, "[");
+	for (int j = 0; j < 64; j++)
+		k += (size_t)snprintf(out + k, cap - k, "%s%g", j ? "," : "",
+				      j == a ? 1.0 : j == (a + 1) % 64 ? 0.1
+								       : 0.0);
+	snprintf(out + k, cap - k, "]");
+}
+
+/* Whether a vector search on @p s near axis @p a answers @p item first. */
+static int vec_first(const kd_srv *s, const char *key, int a,
+		     const char *item)
+{
+	char v[1024], body[1200];
+	axis_vec(v, sizeof v, a);
+	snprintf(body, sizeof body, "{\"vector\":%s,\"count\":3}", v);
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_call(s, "POST", "/api/v1/search", key, NULL, body,
+				 &o),
+			 200);
+	const cJSON *x = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "results"),
+					    0);
+	int yes = x && !strcmp(cJSON_GetObjectItem(x, "item_id")->valuestring,
+			       item);
+	cJSON_Delete(o);
+	return yes;
+}
+
+/* Whether GET /similar/@p of on @p s answers @p item. */
+static int similar_has(const kd_srv *s, const char *key, const char *of,
+		       const char *item)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/api/v1/similar/%s?count=5", of);
+	cJSON *o = NULL;
+	if (kd_call(s, "GET", path, key, NULL, NULL, &o) != 200) {
+		cJSON_Delete(o);
+		return 0;
+	}
+	int yes = has(o, item);
+	cJSON_Delete(o);
+	return yes;
+}
+
+/* Upserts @p item on @p s with a vector along axis @p a. */
+static void put_vec_item(const kd_srv *s, const char *sk, const char *item,
+			 int a)
+{
+	char v[1024], body[1400];
+	axis_vec(v, sizeof v, a);
+	snprintf(body, sizeof body,
+		 "{\"item_id\":\"%s\",\"title\":\"vector %s\","
+		 "\"price\":10,\"embedding\":%s}",
+		 item, item, v);
+	ck_assert_int_eq(kd_call(s, "POST", "/api/v1/items", sk, NULL, body,
+				 NULL),
+			 200);
+}
+
 START_TEST(two_replicas_share_one_database)
 {
 	pgs_new_store(pg_uri, sizeof pg_uri);
@@ -625,6 +687,29 @@ START_TEST(two_replicas_share_one_database)
 	first_rec(&A, sk, "v6", y, sizeof y);
 	buy(&B, sk, "v6", y);
 	WITHIN(1.0, !rec_has(&A, sk, "v6", NULL, y));
+
+	/* items with their own vectors, upserted on A: B answers with the
+	 * vector within a second (search near it, similar items), follows
+	 * a changed vector whose catalog fields stayed the same, and
+	 * forgets a deleted item */
+	put_vec_item(&A, sk, "vx", 3);
+	put_vec_item(&A, sk, "vy", 40);
+	double tv = now_s();
+	WITHIN(1.0, vec_first(&B, pk, 3, "vx") && vec_first(&B, pk, 40, "vy"));
+	printf("replica: B served A's new vectors after %.3f s\n",
+	       now_s() - tv);
+	put_vec_item(&A, sk, "vz", 41); /* near vy */
+	WITHIN(1.0, similar_has(&B, pk, "vy", "vz"));
+	put_vec_item(&A, sk, "vx", 20); /* same fields, a new vector */
+	tv = now_s();
+	WITHIN(1.0, vec_first(&B, pk, 20, "vx") && !vec_first(&B, pk, 3, "vx"));
+	printf("replica: B served A's changed vector after %.3f s\n",
+	       now_s() - tv);
+	ck_assert_int_eq(kd_call(&A, "DELETE", "/api/v1/items/vz", sk, NULL,
+				 NULL, NULL),
+			 200);
+	WITHIN(1.0, !similar_has(&B, pk, "vy", "vz") &&
+			    !vec_first(&B, pk, 41, "vz"));
 
 	/* a model trained by A is served by B */
 	cJSON *o = NULL;

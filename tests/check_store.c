@@ -321,7 +321,9 @@ static int add_ix(knytt_store *st, const char *user, const char *item,
 #define MIG6_UNDO                                                          \
 	"DROP TABLE experiments; DROP TABLE experiment_variants; DROP TABLE " \
 	"experiment_assign; DROP TABLE experiment_exposures; DROP INDEX "    \
-	"search_log_ts; ALTER TABLE search_log DROP COLUMN shown"
+	"search_log_ts; ALTER TABLE search_log DROP COLUMN shown; DROP "     \
+	"INDEX embeddings_updated; ALTER TABLE embeddings DROP COLUMN "      \
+	"updated"
 
 START_TEST(open_and_migrations)
 {
@@ -338,12 +340,12 @@ START_TEST(open_and_migrations)
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
 	ck_assert_str_eq(knytt_store_backend(st), su_pg ? "postgres"
 							: "sqlite");
-	ck_assert_int_eq(knytt_store_schema_version(st), 6);
+	ck_assert_int_eq(knytt_store_schema_version(st), 7);
 	ck_assert_int_eq(knytt_store_schema_version(NULL), KNYTT_EINVAL);
 	knytt_store_close(st);
 	/* reopening runs nothing again and keeps the version */
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 6);
+	ck_assert_int_eq(knytt_store_schema_version(st), 7);
 	knytt_store_close(st);
 	/* a version-1 database is brought up to date on open */
 	su_exec("DELETE FROM knytt_schema WHERE version > 1");
@@ -355,7 +357,7 @@ START_TEST(open_and_migrations)
 			"knytt_fts_log_ad; DROP TRIGGER knytt_fts_log_au; "
 			"DROP TABLE knytt_fts_log");
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 6);
+	ck_assert_int_eq(knytt_store_schema_version(st), 7);
 	knytt_store_close(st);
 	/* version 3 indexed event ids by (tenant, event_id); version 4
 	 * drops that index and the open builds it event_id first, still
@@ -367,7 +369,7 @@ START_TEST(open_and_migrations)
 	su_exec(MIG6_UNDO);
 	uint64_t ta = 0, tb = 0;
 	st = su_open("mig-a", &ta);
-	ck_assert_int_eq(knytt_store_schema_version(st), 6);
+	ck_assert_int_eq(knytt_store_schema_version(st), 7);
 	char cols[512];
 	su_query(su_pg ? "SELECT indexdef FROM pg_indexes WHERE indexname = "
 			"'interactions_event'"
@@ -402,7 +404,7 @@ START_TEST(open_and_migrations)
 	/* the in-memory database works too */
 	if (!su_pg) {
 		ck_assert_int_eq(knytt_store_open("sqlite::memory:", &st), 0);
-		ck_assert_int_eq(knytt_store_schema_version(st), 6);
+		ck_assert_int_eq(knytt_store_schema_version(st), 7);
 		knytt_store_close(st);
 	}
 }

@@ -124,14 +124,19 @@ static const char *const sql_common[Q__COUNT] = {
 	[Q_SLOG_GET] = "SELECT query, result_count, clicked_item FROM "
 		       "search_log WHERE tenant = ?1 AND id = ?2",
 	[Q_EMB_PUT] = "INSERT INTO embeddings(tenant, owner, version, "
-		      "owner_id, dim, vec) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON "
-		      "CONFLICT (tenant, owner, version, owner_id) DO UPDATE "
-		      "SET dim = excluded.dim, vec = excluded.vec",
+		      "owner_id, dim, vec, updated) VALUES (?1, ?2, ?3, ?4, "
+		      "?5, ?6, ?7) ON CONFLICT (tenant, owner, version, "
+		      "owner_id) DO UPDATE SET dim = excluded.dim, vec = "
+		      "excluded.vec, updated = excluded.updated",
 	[Q_EMB_GET] = "SELECT dim, vec FROM embeddings WHERE tenant = ?1 AND "
 		      "owner = ?2 AND version = ?3 AND owner_id = ?4",
 	[Q_EMB_EACH] = "SELECT owner_id, dim, vec FROM embeddings WHERE "
 		       "tenant = ?1 AND owner = ?2 AND version = ?3 AND "
 		       "owner_id > ?4 ORDER BY owner_id LIMIT ?5",
+	[Q_EMB_CHANGED] = "SELECT owner_id, dim, vec, updated FROM embeddings "
+			  "WHERE tenant = ?1 AND owner = ?2 AND version = ?3 "
+			  "AND (updated, owner_id) > (?4, ?5) ORDER BY "
+			  "updated, owner_id LIMIT ?6",
 	[Q_EMB_OWNER_ITEM] = "SELECT id FROM items WHERE tenant = ?1 AND "
 			     "id = ?2",
 	[Q_EMB_OWNER_USER] = "SELECT id FROM users WHERE tenant = ?1 AND "
