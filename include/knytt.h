@@ -815,6 +815,37 @@ KNYTT_API int knytt_store_interactions_since(knytt_store *st,
 KNYTT_API int64_t knytt_store_interaction_count(knytt_store *st);
 
 /**
+ * The interaction high-water mark: the highest interaction id stored in
+ * the database, any tenant (0 when there is none).  Ids grow with every
+ * insert and are never reused, so the interactions "after" a mark are
+ * those stored since it was read, whatever their event times.
+ * @param[out] mark  the mark.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_interaction_mark(knytt_store *st, int64_t *mark);
+
+/**
+ * How many interactions of the tenant were stored after @p mark,
+ * counting at most @p limit (>= 1): the cost grows with the ids walked
+ * past the mark (all tenants'), never with the whole history.
+ * @return the count, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int64_t knytt_store_interactions_after_count(knytt_store *st,
+						       int64_t mark,
+						       int64_t limit);
+
+/**
+ * Streams the tenant's interactions stored after @p mark, in id order,
+ * a page at a time (records borrowed as for
+ * knytt_store_interactions_since).
+ * @return the number visited, KNYTT_ECANCELED, KNYTT_EINVAL,
+ *         KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_interactions_after(knytt_store *st, int64_t mark,
+					     knytt_interaction_fn fn,
+					     void *ctx);
+
+/**
  * Counts interactions per item with from_ms <= ts_ms < to_ms (for
  * trending), optionally of one @p type (NULL = all), most counted first
  * (ties by item id).

@@ -391,6 +391,79 @@ START_TEST(schedule_trains_evaluates_and_holds_back)
 }
 END_TEST
 
+static int has_any(const cJSON *o)
+{
+	return newest_version(o) >= 1;
+}
+static int has_second(const cJSON *o)
+{
+	return newest_version(o) >= 2;
+}
+
+/* @p n purchases spread over the shoppers and items of shop(). */
+static void shop_n(const kd_srv *s, const char *sk, int n, int seed)
+{
+	char (*u)[16] = malloc((size_t)n * 16), (*it)[16] = malloc((size_t)n * 16);
+	const char **up = malloc((size_t)n * sizeof *up),
+		   **ip = malloc((size_t)n * sizeof *ip);
+	for (int j = 0; j < n; j++) {
+		snprintf(u[j], 16, "s%d", (j * 7 + seed) % SU);
+		snprintf(it[j], 16, "p%d", (j * 13 + seed * 3) % SI);
+		up[j] = u[j];
+		ip[j] = it[j];
+	}
+	post_events(s, sk, n, up, ip, wall_ms() - 3600000LL + seed * 1000LL);
+	free(u);
+	free(it);
+	free(up);
+	free(ip);
+}
+
+/* "Retrain every N new interactions" counts from the store: N - 1 of
+ * them, a restart, one more, and a training starts. */
+START_TEST(schedule_count_survives_restart)
+{
+	kd_srv s;
+	memset(&s, 0, sizeof s);
+	snprintf(s.dir, sizeof s.dir, "/tmp/knyttd-sched-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(s.dir));
+	snprintf(s.uri, sizeof s.uri, "sqlite:%s/k.db", s.dir);
+	const char *extra[] = {"--schedule-tick-ms", "100",
+			       "--train-eval-users", "0", NULL};
+	ck_assert_int_eq(kd_start(&s, extra), 0);
+	char sk[128], pk[128];
+	ck_assert_int_eq(kd_tenant(&s, "restart-shop", sk, pk), 0);
+	post_items(&s, sk, SI, "p");
+	ck_assert_int_eq(kd_call(&s, "PUT", "/api/v1/models/schedule", sk,
+				 NULL, "{\"every_interactions\":100}", NULL),
+			 200);
+	shop_n(&s, sk, 100, 1);
+	cJSON *o = models_until(&s, sk, has_any);
+	ck_assert_int_eq(newest_version(o), 1);
+	cJSON_Delete(o);
+	/* N - 1: not yet */
+	shop_n(&s, sk, 99, 2);
+	usleep(800000); /* 8 looks */
+	ck_assert_int_eq(kd_call(&s, "GET", "/api/v1/models", sk, NULL, NULL,
+				 &o),
+			 200);
+	ck_assert_int_eq(newest_version(o), 1);
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_stop(&s), 0);
+	ck_assert_int_eq(kd_start(&s, extra), 0);
+	/* the N-th, after the restart */
+	shop_n(&s, sk, 1, 3);
+	double t = now_s();
+	o = models_until(&s, sk, has_second);
+	printf("schedule: version 2 stored %.2f s after the N-th event "
+	       "(restarted in between)\n",
+	       now_s() - t);
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_stop(&s), 0);
+	kd_cleanup(&s);
+}
+END_TEST
+
 /* ---- store: notifications and advisory locks --------------------------- */
 
 static char pg_uri[512];
@@ -795,6 +868,7 @@ Suite *replica_suite(void)
 	TCase *tc = tcase_create("schedule");
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, schedule_trains_evaluates_and_holds_back);
+	tcase_add_test(tc, schedule_count_survives_restart);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("postgres");
 	tcase_set_timeout(tc, 180);

@@ -1081,6 +1081,82 @@ START_TEST(interactions_stream_pages)
 }
 END_TEST
 
+typedef struct marklog {
+	int n, ordered;
+	uint64_t last;
+	char first_user[32];
+} marklog;
+
+static int mark_cb(const knytt_interaction *ix, void *ctx)
+{
+	marklog *l = ctx;
+	if (l->n == 0)
+		snprintf(l->first_user, sizeof l->first_user, "%s", ix->user);
+	if (l->n && ix->id <= l->last)
+		l->ordered = 0;
+	l->last = ix->id;
+	l->n++;
+	return 0;
+}
+
+/* The interaction mark and what came after it: by insertion, whatever
+ * the events' times, per tenant, paged. */
+START_TEST(interaction_marks)
+{
+	uint64_t ta, tb;
+	knytt_store *a = su_open("mark-a", &ta), *b = su_open("mark-b", &tb);
+	put_item(a, "i1", "one", NULL, NULL, 1, 1);
+	put_item(b, "i1", "one", NULL, NULL, 1, 1);
+	int64_t m0 = -1, m1 = -1, m2 = -1;
+	ck_assert_int_eq(knytt_store_interaction_mark(a, &m0), 0);
+	ck_assert_int_ge(m0, 0);
+	/* dated long ago: after the mark all the same */
+	ck_assert_int_eq(add_ix(a, "ua", "i1", "view", 5000, NULL), 1);
+	ck_assert_int_eq(add_ix(b, "ub", "i1", "view", 3000, NULL), 1);
+	ck_assert_int_eq(add_ix(a, "ub", "i1", "click", 1000, NULL), 1);
+	ck_assert_int_eq(add_ix(b, "ub", "i1", "view", 2000, NULL), 1);
+	ck_assert_int_eq(add_ix(a, "uc", "i1", "view", 4000, NULL), 1);
+	ck_assert_int_eq(knytt_store_interaction_mark(b, &m1), 0);
+	ck_assert_int_eq(m1, m0 + 5); /* any tenant's */
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, m0, 100), 3);
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, m0, 2), 2);
+	ck_assert_int_eq(knytt_store_interactions_after_count(b, m0, 100), 2);
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, m1, 100), 0);
+	marklog l = {0, 1, 0, ""};
+	ck_assert_int_eq(knytt_store_interactions_after(a, m0, mark_cb, &l), 3);
+	ck_assert_int_eq(l.n, 3);
+	ck_assert(l.ordered);
+	ck_assert_str_eq(l.first_user, "ua"); /* by id, not by time */
+	/* more than a page */
+	for (int i = 0; i < 1100; i++)
+		ck_assert_int_eq(add_ix(a, "ua", "i1", "view", 10 + i % 7, NULL),
+				 1);
+	memset(&l, 0, sizeof l);
+	l.ordered = 1;
+	ck_assert_int_eq(knytt_store_interactions_after(a, m1, mark_cb, &l),
+			 1100);
+	ck_assert(l.ordered);
+	ck_assert_int_eq(knytt_store_interaction_mark(a, &m2), 0);
+	ck_assert_int_eq(m2, m1 + 1100);
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, m1, 5000),
+			 1100);
+	/* bad input */
+	ck_assert_int_eq(knytt_store_interaction_mark(a, NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interaction_mark(NULL, &m2), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, -1, 5),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, 0, 0),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "limit"));
+	ck_assert_int_eq(knytt_store_interactions_after(a, 0, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interactions_after(a, -2, mark_cb, &l),
+			 KNYTT_EINVAL);
+	knytt_store_close(a);
+	knytt_store_close(b);
+}
+END_TEST
+
 START_TEST(favorites_and_search_log)
 {
 	knytt_store *st = su_open("shop", NULL);
@@ -2864,6 +2940,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, users);
 	tcase_add_test(tc, interactions);
 	tcase_add_test(tc, interactions_stream_pages);
+	tcase_add_test(tc, interaction_marks);
 	tcase_add_test(tc, favorites_and_search_log);
 	tcase_add_test(tc, embeddings_and_models);
 	tcase_add_test(tc, tenant_isolation);

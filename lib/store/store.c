@@ -103,6 +103,14 @@ static const char *const sql_common[Q__COUNT] = {
 	[Q_IX_SINCE] = "SELECT " IX_COLS "WHERE x.tenant = ?1 AND "
 		       "(x.ts, x.id) > (?2, ?3) ORDER BY x.ts, x.id LIMIT ?4",
 	[Q_IX_COUNT] = "SELECT COUNT(*) FROM interactions WHERE tenant = ?1",
+	/* the marks (interactions.c): ids only grow, across tenants.  The
+	 * unary + keeps SQLite off the (tenant, ts) index: the walk goes
+	 * up the ids from the mark, not over the tenant's whole history */
+	[Q_IX_MARK] = "SELECT COALESCE(MAX(id), 0) FROM interactions",
+	[Q_IX_AFTER_N] = "SELECT COUNT(*) FROM (SELECT 1 FROM interactions "
+			 "WHERE id > ?2 AND +tenant = ?1 LIMIT ?3) AS x",
+	[Q_IX_AFTER] = "SELECT " IX_COLS "WHERE x.id > ?2 AND +x.tenant = ?1 "
+		       "ORDER BY x.id LIMIT ?3",
 	[Q_IX_COUNTS] = "SELECT item_id, COUNT(*) AS c FROM interactions "
 			"WHERE tenant = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY "
 			"item_id ORDER BY c DESC, item_id LIMIT ?4",
