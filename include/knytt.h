@@ -2764,6 +2764,26 @@ KNYTT_API int knytt_engine_feedback_apply(knytt_engine *e, const char *user,
 KNYTT_API int knytt_engine_refresh_users(knytt_engine *e);
 
 /**
+ * The trending counters' part of a replica's catch-up: counts every
+ * interaction of the tenant stored after @p after_mark
+ * (knytt_store_interaction_mark) into the trending counters, except the
+ * events this engine already counted at open, those of shoppers it has
+ * loaded (knytt_engine_refresh_users counts their missing events: call
+ * it after this one), and those @p skip claims (non-zero: "counted
+ * already", e.g. the caller's own writes; may be NULL).  Popularity is
+ * not touched (knytt_engine_sync re-reads it).  Reads the store on a
+ * connection of its own.
+ * @param[out] last_mark  the highest interaction id read (or
+ *                        @p after_mark); may be NULL.
+ * @return the number of events counted, KNYTT_EINVAL, KNYTT_ESTATE, or
+ *         a store error.
+ */
+KNYTT_API int knytt_engine_refresh_trending(knytt_engine *e,
+					    int64_t after_mark,
+					    knytt_interaction_fn skip,
+					    void *ctx, int64_t *last_mark);
+
+/**
  * Serves the newest promoted model version in the store if it is newer
  * than the one serving (trained by another process on the same
  * database): its index file or an index built from it, swapped in

@@ -788,6 +788,10 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 	int64_t now = knytt__engine_now(e);
 	if ((rc = load_popularity(e, now)))
 		goto fail;
+	/* what the counters hold: the stream below reads at least every
+	 * interaction up to this mark (knytt_engine_refresh_trending) */
+	if ((rc = knytt_store_interaction_mark(e->st, &e->open_mark)))
+		goto fail;
 	/* trending: four weeks of history is 28 half-lives of the longest
 	 * window, enough for the counters to converge */
 	rc = knytt__ix_stream(e->st, now - 28LL * 86400000, trend_seed_cb, e);
@@ -1374,6 +1378,24 @@ static void count_event(knytt_engine *e, uint32_t r, double w, int64_t ts)
 	trend_add(it, w, ts);
 	knytt__top_bump(e, r);
 	pthread_rwlock_unlock(&e->stat_lock);
+}
+
+void knytt__engine_trend_event(knytt_engine *e, uint32_t r, double w,
+			       int64_t ts)
+{
+	pthread_rwlock_wrlock(&e->stat_lock);
+	trend_add(&e->items[r], w, ts);
+	knytt__top_bump(e, r);
+	pthread_rwlock_unlock(&e->stat_lock);
+}
+
+int knytt__engine_user_loaded(knytt_engine *e, const char *ext)
+{
+	uint32_t slot;
+	pthread_mutex_lock(&e->users_mu);
+	int yes = user_find(e, ext, knytt__hash_str(ext), &slot) != NULL;
+	pthread_mutex_unlock(&e->users_mu);
+	return yes;
 }
 
 /*

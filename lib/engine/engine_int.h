@@ -189,6 +189,8 @@ struct knytt_engine {
 	char *uri;
 	knytt_store *st;
 	int64_t synced_ms; /* items changed after this are re-read by sync */
+	int64_t open_mark; /* interaction mark read before the trending
+			      counters were seeded at open */
 	int64_t vec_synced_ms; /* newest "caller" vector date seen (vecsync.c;
 				  the writer's wall clock, ms) */
 
@@ -388,6 +390,13 @@ void knytt__filterx_free(knytt_engine *e);
  * best first) go to orow/oscore[j * k ...], their count to got[j].
  * Caller holds the engine lock and has checked rowvec_ok. */
 void knytt__rowvec_fill(knytt_engine *e);
+
+/* An event counted late into the trending counters and top lists of
+ * row @p r, not popularity (caller holds lock for reading); whether the
+ * profile of shopper @p ext is loaded. */
+void knytt__engine_trend_event(knytt_engine *e, uint32_t r, double w,
+			       int64_t ts);
+int knytt__engine_user_loaded(knytt_engine *e, const char *ext);
 
 /* Item vectors other processes stored (vecsync.c): read the "caller"
  * embeddings written since @p since_ms (caller holds st_lock), then put
