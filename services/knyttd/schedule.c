@@ -20,12 +20,13 @@
  * tenant recorded when its training read the interactions (any replica's
  * model, swapped in or held back; knytt_store_interaction_mark), so the
  * count survives a restart and every replica counts the same.  Without
- * a model (or one older than the mark), every stored interaction is new.
- * The count stops at N (knytt_store_interactions_after_count walks the
- * ids past the mark, never the whole history).  In memory only: the mark
- * at which this process last started a training of the tenant, counted
- * from as well until a newer model is stored, so a job that failed is not
- * started again at every look.  The job is an ordinary training job
+ * a model (or with one stored before models recorded their mark), every
+ * stored interaction is new.  The count stops at N
+ * (knytt_store_interactions_after_count walks the ids past the mark,
+ * never the whole history).  In memory only: the mark at which this
+ * process last started a training of the tenant, counted from when it is
+ * the later one, so a job that failed is not started again at every
+ * look.  The job is an ordinary training job
  * (jobs.c): one at a time per tenant, and one trainer per tenant among
  * replicas.
  */
