@@ -824,6 +824,37 @@ KNYTT_API int knytt_store_interactions_since(knytt_store *st,
 KNYTT_API int64_t knytt_store_interaction_count(knytt_store *st);
 
 /**
+ * The interaction high-water mark: the highest interaction id stored in
+ * the database, any tenant (0 when there is none).  Ids grow with every
+ * insert and are never reused, so the interactions "after" a mark are
+ * those stored since it was read, whatever their event times.
+ * @param[out] mark  the mark.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_interaction_mark(knytt_store *st, int64_t *mark);
+
+/**
+ * How many interactions of the tenant were stored after @p mark,
+ * counting at most @p limit (>= 1): the cost grows with the ids walked
+ * past the mark (all tenants'), never with the whole history.
+ * @return the count, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int64_t knytt_store_interactions_after_count(knytt_store *st,
+						       int64_t mark,
+						       int64_t limit);
+
+/**
+ * Streams the tenant's interactions stored after @p mark, in id order,
+ * a page at a time (records borrowed as for
+ * knytt_store_interactions_since).
+ * @return the number visited, KNYTT_ECANCELED, KNYTT_EINVAL,
+ *         KNYTT_ESTATE, KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_interactions_after(knytt_store *st, int64_t mark,
+					     knytt_interaction_fn fn,
+					     void *ctx);
+
+/**
  * Counts interactions per item with from_ms <= ts_ms < to_ms (for
  * trending), optionally of one @p type (NULL = all), most counted first
  * (ties by item id).
@@ -2562,7 +2593,11 @@ KNYTT_API int knytt_engine_item_upsert(knytt_engine *e,
 /** Soft-deletes an item: never returned again.  KNYTT_ENOTFOUND. */
 KNYTT_API int knytt_engine_item_delete(knytt_engine *e, const char *ext_id);
 /** Re-reads items changed in the store since the last sync (e.g. after a
- *  bulk import through knytt_engine_store); returns how many changed. */
+ *  bulk import through knytt_engine_store, or another process's writes
+ *  on one PostgreSQL database), and indexes the item vectors stored
+ *  since (the "caller" embeddings knytt_engine_item_upsert writes, new
+ *  or changed, even when the item's fields did not change); returns how
+ *  many items changed. */
 KNYTT_API int knytt_engine_sync(knytt_engine *e);
 
 /**
@@ -2736,6 +2771,26 @@ KNYTT_API int knytt_engine_feedback_apply(knytt_engine *e, const char *user,
  *         KNYTT_EDB, KNYTT_ENOMEM).
  */
 KNYTT_API int knytt_engine_refresh_users(knytt_engine *e);
+
+/**
+ * The trending counters' part of a replica's catch-up: counts every
+ * interaction of the tenant stored after @p after_mark
+ * (knytt_store_interaction_mark) into the trending counters, except the
+ * events this engine already counted at open, those of shoppers it has
+ * loaded (knytt_engine_refresh_users counts their missing events: call
+ * it after this one), and those @p skip claims (non-zero: "counted
+ * already", e.g. the caller's own writes; may be NULL).  Popularity is
+ * not touched (knytt_engine_sync re-reads it).  Reads the store on a
+ * connection of its own.
+ * @param[out] last_mark  the highest interaction id read (or
+ *                        @p after_mark); may be NULL.
+ * @return the number of events counted, KNYTT_EINVAL, KNYTT_ESTATE, or
+ *         a store error.
+ */
+KNYTT_API int knytt_engine_refresh_trending(knytt_engine *e,
+					    int64_t after_mark,
+					    knytt_interaction_fn skip,
+					    void *ctx, int64_t *last_mark);
 
 /**
  * Serves the newest promoted model version in the store if it is newer

@@ -128,6 +128,33 @@ static int trending_has(const kd_srv *s, const char *key, const char *item)
 	return yes;
 }
 
+static int listener_up(const kd_srv *s)
+{
+	char *m = metrics(s);
+	int up = metric(m, "knytt_replica_listener_up") == 1;
+	free(m);
+	return up;
+}
+
+/* The trending score of @p item on @p s (0 when not listed). */
+static double trend_score(const kd_srv *s, const char *key, const char *item)
+{
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_call(s, "GET", "/api/v1/trending?count=20", key,
+				 NULL, NULL, &o),
+			 200);
+	double v = 0;
+	const cJSON *x;
+	cJSON_ArrayForEach(x, cJSON_GetObjectItem(o, "results"))
+	{
+		if (!strcmp(cJSON_GetObjectItem(x, "item_id")->valuestring,
+			    item))
+			v = cJSON_GetObjectItem(x, "score")->valuedouble;
+	}
+	cJSON_Delete(o);
+	return v;
+}
+
 static void post_items(const kd_srv *s, const char *sk, int n,
 		       const char *prefix)
 {
@@ -391,6 +418,79 @@ START_TEST(schedule_trains_evaluates_and_holds_back)
 }
 END_TEST
 
+static int has_any(const cJSON *o)
+{
+	return newest_version(o) >= 1;
+}
+static int has_second(const cJSON *o)
+{
+	return newest_version(o) >= 2;
+}
+
+/* @p n purchases spread over the shoppers and items of shop(). */
+static void shop_n(const kd_srv *s, const char *sk, int n, int seed)
+{
+	char (*u)[16] = malloc((size_t)n * 16), (*it)[16] = malloc((size_t)n * 16);
+	const char **up = malloc((size_t)n * sizeof *up),
+		   **ip = malloc((size_t)n * sizeof *ip);
+	for (int j = 0; j < n; j++) {
+		snprintf(u[j], 16, "s%d", (j * 7 + seed) % SU);
+		snprintf(it[j], 16, "p%d", (j * 13 + seed * 3) % SI);
+		up[j] = u[j];
+		ip[j] = it[j];
+	}
+	post_events(s, sk, n, up, ip, wall_ms() - 3600000LL + seed * 1000LL);
+	free(u);
+	free(it);
+	free(up);
+	free(ip);
+}
+
+/* "Retrain every N new interactions" counts from the store: N - 1 of
+ * them, a restart, one more, and a training starts. */
+START_TEST(schedule_count_survives_restart)
+{
+	kd_srv s;
+	memset(&s, 0, sizeof s);
+	snprintf(s.dir, sizeof s.dir, "/tmp/knyttd-sched-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(s.dir));
+	snprintf(s.uri, sizeof s.uri, "sqlite:%s/k.db", s.dir);
+	const char *extra[] = {"--schedule-tick-ms", "100",
+			       "--train-eval-users", "0", NULL};
+	ck_assert_int_eq(kd_start(&s, extra), 0);
+	char sk[128], pk[128];
+	ck_assert_int_eq(kd_tenant(&s, "restart-shop", sk, pk), 0);
+	post_items(&s, sk, SI, "p");
+	ck_assert_int_eq(kd_call(&s, "PUT", "/api/v1/models/schedule", sk,
+				 NULL, "{\"every_interactions\":100}", NULL),
+			 200);
+	shop_n(&s, sk, 100, 1);
+	cJSON *o = models_until(&s, sk, has_any);
+	ck_assert_int_eq(newest_version(o), 1);
+	cJSON_Delete(o);
+	/* N - 1: not yet */
+	shop_n(&s, sk, 99, 2);
+	usleep(800000); /* 8 looks */
+	ck_assert_int_eq(kd_call(&s, "GET", "/api/v1/models", sk, NULL, NULL,
+				 &o),
+			 200);
+	ck_assert_int_eq(newest_version(o), 1);
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_stop(&s), 0);
+	ck_assert_int_eq(kd_start(&s, extra), 0);
+	/* the N-th, after the restart */
+	shop_n(&s, sk, 1, 3);
+	double t = now_s();
+	o = models_until(&s, sk, has_second);
+	printf("schedule: version 2 stored %.2f s after the N-th event "
+	       "(restarted in between)\n",
+	       now_s() - t);
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_stop(&s), 0);
+	kd_cleanup(&s);
+}
+END_TEST
+
 /* ---- store: notifications and advisory locks --------------------------- */
 
 static char pg_uri[512];
@@ -490,7 +590,10 @@ static void start_on(kd_srv *s, const char *uri, const char *name)
 	ck_assert_ptr_nonnull(mkdtemp(s->dir));
 	ck_assert_uint_lt(strlen(uri), sizeof s->uri);
 	snprintf(s->uri, sizeof s->uri, "%s", uri);
-	ck_assert_int_eq(kd_start(s, NULL), 0);
+	/* an outage of 2 s at least: the test's writes during it are
+	 * caught up, not notified */
+	const char *extra[] = {"--replica-retry-ms", "2000", NULL};
+	ck_assert_int_eq(kd_start(s, extra), 0);
 }
 
 /* Waits until @p cond holds on @p s (checked every 20 ms), at most
@@ -565,6 +668,68 @@ static void buy(const kd_srv *s, const char *sk, const char *user,
 	post_events(s, sk, 1, u, i, wall_ms() - 1000);
 }
 
+/* A 64-dimension vector pointing along axis @p a (with a little of the
+ * next axis): the JSON array text into @p out. */
+static void axis_vec(char *out, size_t cap, int a)
+{
+	size_t k = (size_t)snprintf(out, cap, "[");
+	for (int j = 0; j < 64; j++)
+		k += (size_t)snprintf(out + k, cap - k, "%s%g", j ? "," : "",
+				      j == a ? 1.0 : j == (a + 1) % 64 ? 0.1
+								       : 0.0);
+	snprintf(out + k, cap - k, "]");
+}
+
+/* Whether a vector search on @p s near axis @p a answers @p item first. */
+static int vec_first(const kd_srv *s, const char *key, int a,
+		     const char *item)
+{
+	char v[1024], body[1200];
+	axis_vec(v, sizeof v, a);
+	snprintf(body, sizeof body, "{\"vector\":%s,\"count\":3}", v);
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_call(s, "POST", "/api/v1/search", key, NULL, body,
+				 &o),
+			 200);
+	const cJSON *x = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "results"),
+					    0);
+	int yes = x && !strcmp(cJSON_GetObjectItem(x, "item_id")->valuestring,
+			       item);
+	cJSON_Delete(o);
+	return yes;
+}
+
+/* Whether GET /similar/@p of on @p s answers @p item. */
+static int similar_has(const kd_srv *s, const char *key, const char *of,
+		       const char *item)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/api/v1/similar/%s?count=5", of);
+	cJSON *o = NULL;
+	if (kd_call(s, "GET", path, key, NULL, NULL, &o) != 200) {
+		cJSON_Delete(o);
+		return 0;
+	}
+	int yes = has(o, item);
+	cJSON_Delete(o);
+	return yes;
+}
+
+/* Upserts @p item on @p s with a vector along axis @p a. */
+static void put_vec_item(const kd_srv *s, const char *sk, const char *item,
+			 int a)
+{
+	char v[1024], body[1400];
+	axis_vec(v, sizeof v, a);
+	snprintf(body, sizeof body,
+		 "{\"item_id\":\"%s\",\"title\":\"vector %s\","
+		 "\"price\":10,\"embedding\":%s}",
+		 item, item, v);
+	ck_assert_int_eq(kd_call(s, "POST", "/api/v1/items", sk, NULL, body,
+				 NULL),
+			 200);
+}
+
 START_TEST(two_replicas_share_one_database)
 {
 	pgs_new_store(pg_uri, sizeof pg_uri);
@@ -626,6 +791,29 @@ START_TEST(two_replicas_share_one_database)
 	buy(&B, sk, "v6", y);
 	WITHIN(1.0, !rec_has(&A, sk, "v6", NULL, y));
 
+	/* items with their own vectors, upserted on A: B answers with the
+	 * vector within a second (search near it, similar items), follows
+	 * a changed vector whose catalog fields stayed the same, and
+	 * forgets a deleted item */
+	put_vec_item(&A, sk, "vx", 3);
+	put_vec_item(&A, sk, "vy", 40);
+	double tv = now_s();
+	WITHIN(1.0, vec_first(&B, pk, 3, "vx") && vec_first(&B, pk, 40, "vy"));
+	printf("replica: B served A's new vectors after %.3f s\n",
+	       now_s() - tv);
+	put_vec_item(&A, sk, "vz", 41); /* near vy */
+	WITHIN(1.0, similar_has(&B, pk, "vy", "vz"));
+	put_vec_item(&A, sk, "vx", 20); /* same fields, a new vector */
+	tv = now_s();
+	WITHIN(1.0, vec_first(&B, pk, 20, "vx") && !vec_first(&B, pk, 3, "vx"));
+	printf("replica: B served A's changed vector after %.3f s\n",
+	       now_s() - tv);
+	ck_assert_int_eq(kd_call(&A, "DELETE", "/api/v1/items/vz", sk, NULL,
+				 NULL, NULL),
+			 200);
+	WITHIN(1.0, !similar_has(&B, pk, "vy", "vz") &&
+			    !vec_first(&B, pk, 41, "vz"));
+
 	/* a model trained by A is served by B */
 	cJSON *o = NULL;
 	ck_assert_int_eq(kd_call(&A, "POST", "/api/v1/models/train", sk, NULL,
@@ -680,17 +868,48 @@ START_TEST(two_replicas_share_one_database)
 	 * B by the catch-up when it reconnects */
 	char z[64];
 	first_rec(&B, sk, "v7", z, sizeof z);
-	PGresult *r = sql(c, "SELECT pg_terminate_backend(pid) FROM "
-			     "pg_stat_activity WHERE query = 'LISTEN knytt'");
+	ck_assert_int_eq(kd_call(&A, "POST", "/api/v1/items", sk, NULL,
+				 "{\"item_id\":\"gap\",\"title\":\"gap\","
+				 "\"price\":10}",
+				 NULL),
+			 200);
+	WITHIN(1.0, kd_call(&B, "GET", "/api/v1/items/gap", sk, NULL, NULL,
+			    NULL) == 200);
+	ck_assert(!trending_has(&B, pk, "gap"));
+	PGresult *r = sql(c, "SELECT pg_terminate_backend(pid, 5000) FROM "
+			     "pg_stat_activity WHERE application_name = "
+			     "'knyttd-listener'");
 	ck_assert_int_eq(PQntuples(r), 2);
 	PQclear(r);
+	/* both know it: what follows is not notified to them */
+	WITHIN(3.0, !listener_up(&A) && !listener_up(&B));
 	/* dated an hour back: the catch-up does not go by event times */
 	const char *cu[] = {"v7"}, *ci[] = {z};
 	post_events(&A, sk, 1, cu, ci, wall_ms() - 3600000);
-	WITHIN(5.0, !rec_has(&B, sk, "v7", NULL, z));
+	/* shoppers B never loaded make "gap" the top item: trending on B
+	 * counts their events once, from the store */
+	const char *gu[60], *gi[60];
+	static char gb[60][8];
+	for (int k = 0; k < 60; k++) {
+		snprintf(gb[k], 8, "g%d", k % 20);
+		gu[k] = gb[k];
+		gi[k] = "gap";
+	}
+	post_events(&A, sk, 60, gu, gi, wall_ms() - 120000);
+	/* and B's own, which B counted at once and must not count again */
+	for (int k = 0; k < 20; k++)
+		snprintf(gb[k], 8, "h%d", k);
+	post_events(&B, sk, 20, gu, gi, wall_ms() - 90000);
+	WITHIN(6.0, !rec_has(&B, sk, "v7", NULL, z));
+	WITHIN(6.0, trending_has(&B, pk, "gap"));
+	/* each event counted once on each side: the same score */
+	WITHIN(5.0, fabs(trend_score(&B, pk, "gap") /
+				 trend_score(&A, pk, "gap") -
+			 1) < 1e-4);
 	char *m = metrics(&B);
 	ck_assert(metric(m, "knytt_replica_reconnects_total") >= 1);
-	ck_assert(metric(m, "knytt_replica_caught_up_events_total") >= 1);
+	/* A's 60 on "gap" (trending) and v7's (a loaded profile) */
+	ck_assert(metric(m, "knytt_replica_caught_up_events_total") >= 61);
 	ck_assert(metric(m, "knytt_replica_notifications_total") >= 4);
 	free(m);
 	WITHIN(5.0, (m = metrics(&B), metric(m, "knytt_replica_listener_up") ==
@@ -710,6 +929,7 @@ Suite *replica_suite(void)
 	TCase *tc = tcase_create("schedule");
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, schedule_trains_evaluates_and_holds_back);
+	tcase_add_test(tc, schedule_count_survives_restart);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("postgres");
 	tcase_set_timeout(tc, 180);

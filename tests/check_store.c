@@ -321,7 +321,9 @@ static int add_ix(knytt_store *st, const char *user, const char *item,
 #define MIG6_UNDO                                                          \
 	"DROP TABLE experiments; DROP TABLE experiment_variants; DROP TABLE " \
 	"experiment_assign; DROP TABLE experiment_exposures; DROP INDEX "    \
-	"search_log_ts; ALTER TABLE search_log DROP COLUMN shown"
+	"search_log_ts; ALTER TABLE search_log DROP COLUMN shown; DROP "     \
+	"INDEX embeddings_updated; ALTER TABLE embeddings DROP COLUMN "      \
+	"updated"
 
 START_TEST(open_and_migrations)
 {
@@ -338,12 +340,12 @@ START_TEST(open_and_migrations)
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
 	ck_assert_str_eq(knytt_store_backend(st), su_pg ? "postgres"
 							: "sqlite");
-	ck_assert_int_eq(knytt_store_schema_version(st), 6);
+	ck_assert_int_eq(knytt_store_schema_version(st), 7);
 	ck_assert_int_eq(knytt_store_schema_version(NULL), KNYTT_EINVAL);
 	knytt_store_close(st);
 	/* reopening runs nothing again and keeps the version */
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 6);
+	ck_assert_int_eq(knytt_store_schema_version(st), 7);
 	knytt_store_close(st);
 	/* a version-1 database is brought up to date on open */
 	su_exec("DELETE FROM knytt_schema WHERE version > 1");
@@ -355,7 +357,7 @@ START_TEST(open_and_migrations)
 			"knytt_fts_log_ad; DROP TRIGGER knytt_fts_log_au; "
 			"DROP TABLE knytt_fts_log");
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 6);
+	ck_assert_int_eq(knytt_store_schema_version(st), 7);
 	knytt_store_close(st);
 	/* version 3 indexed event ids by (tenant, event_id); version 4
 	 * drops that index and the open builds it event_id first, still
@@ -367,7 +369,7 @@ START_TEST(open_and_migrations)
 	su_exec(MIG6_UNDO);
 	uint64_t ta = 0, tb = 0;
 	st = su_open("mig-a", &ta);
-	ck_assert_int_eq(knytt_store_schema_version(st), 6);
+	ck_assert_int_eq(knytt_store_schema_version(st), 7);
 	char cols[512];
 	su_query(su_pg ? "SELECT indexdef FROM pg_indexes WHERE indexname = "
 			"'interactions_event'"
@@ -402,7 +404,7 @@ START_TEST(open_and_migrations)
 	/* the in-memory database works too */
 	if (!su_pg) {
 		ck_assert_int_eq(knytt_store_open("sqlite::memory:", &st), 0);
-		ck_assert_int_eq(knytt_store_schema_version(st), 6);
+		ck_assert_int_eq(knytt_store_schema_version(st), 7);
 		knytt_store_close(st);
 	}
 }
@@ -1082,6 +1084,82 @@ START_TEST(interactions_stream_pages)
 	ck_assert_int_eq(l.n, 1500);
 	ck_assert(l.ordered);
 	knytt_store_close(st);
+}
+END_TEST
+
+typedef struct marklog {
+	int n, ordered;
+	uint64_t last;
+	char first_user[32];
+} marklog;
+
+static int mark_cb(const knytt_interaction *ix, void *ctx)
+{
+	marklog *l = ctx;
+	if (l->n == 0)
+		snprintf(l->first_user, sizeof l->first_user, "%s", ix->user);
+	if (l->n && ix->id <= l->last)
+		l->ordered = 0;
+	l->last = ix->id;
+	l->n++;
+	return 0;
+}
+
+/* The interaction mark and what came after it: by insertion, whatever
+ * the events' times, per tenant, paged. */
+START_TEST(interaction_marks)
+{
+	uint64_t ta, tb;
+	knytt_store *a = su_open("mark-a", &ta), *b = su_open("mark-b", &tb);
+	put_item(a, "i1", "one", NULL, NULL, 1, 1);
+	put_item(b, "i1", "one", NULL, NULL, 1, 1);
+	int64_t m0 = -1, m1 = -1, m2 = -1;
+	ck_assert_int_eq(knytt_store_interaction_mark(a, &m0), 0);
+	ck_assert_int_ge(m0, 0);
+	/* dated long ago: after the mark all the same */
+	ck_assert_int_eq(add_ix(a, "ua", "i1", "view", 5000, NULL), 1);
+	ck_assert_int_eq(add_ix(b, "ub", "i1", "view", 3000, NULL), 1);
+	ck_assert_int_eq(add_ix(a, "ub", "i1", "click", 1000, NULL), 1);
+	ck_assert_int_eq(add_ix(b, "ub", "i1", "view", 2000, NULL), 1);
+	ck_assert_int_eq(add_ix(a, "uc", "i1", "view", 4000, NULL), 1);
+	ck_assert_int_eq(knytt_store_interaction_mark(b, &m1), 0);
+	ck_assert_int_eq(m1, m0 + 5); /* any tenant's */
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, m0, 100), 3);
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, m0, 2), 2);
+	ck_assert_int_eq(knytt_store_interactions_after_count(b, m0, 100), 2);
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, m1, 100), 0);
+	marklog l = {0, 1, 0, ""};
+	ck_assert_int_eq(knytt_store_interactions_after(a, m0, mark_cb, &l), 3);
+	ck_assert_int_eq(l.n, 3);
+	ck_assert(l.ordered);
+	ck_assert_str_eq(l.first_user, "ua"); /* by id, not by time */
+	/* more than a page */
+	for (int i = 0; i < 1100; i++)
+		ck_assert_int_eq(add_ix(a, "ua", "i1", "view", 10 + i % 7, NULL),
+				 1);
+	memset(&l, 0, sizeof l);
+	l.ordered = 1;
+	ck_assert_int_eq(knytt_store_interactions_after(a, m1, mark_cb, &l),
+			 1100);
+	ck_assert(l.ordered);
+	ck_assert_int_eq(knytt_store_interaction_mark(a, &m2), 0);
+	ck_assert_int_eq(m2, m1 + 1100);
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, m1, 5000),
+			 1100);
+	/* bad input */
+	ck_assert_int_eq(knytt_store_interaction_mark(a, NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interaction_mark(NULL, &m2), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, -1, 5),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interactions_after_count(a, 0, 0),
+			 KNYTT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "limit"));
+	ck_assert_int_eq(knytt_store_interactions_after(a, 0, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interactions_after(a, -2, mark_cb, &l),
+			 KNYTT_EINVAL);
+	knytt_store_close(a);
+	knytt_store_close(b);
 }
 END_TEST
 
@@ -2868,6 +2946,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, users);
 	tcase_add_test(tc, interactions);
 	tcase_add_test(tc, interactions_stream_pages);
+	tcase_add_test(tc, interaction_marks);
 	tcase_add_test(tc, favorites_and_search_log);
 	tcase_add_test(tc, embeddings_and_models);
 	tcase_add_test(tc, tenant_isolation);

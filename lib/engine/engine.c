@@ -575,9 +575,11 @@ int knytt__engine_new_index(const knytt_engine *e, knytt_index **out)
 }
 
 static int caller_vec_cb(uint64_t id, const float *vec, uint32_t dim,
-			 void *ctx)
+			 int64_t updated_ms, void *ctx)
 {
 	knytt_engine *e = ctx;
+	if (updated_ms > e->vec_synced_ms)
+		e->vec_synced_ms = updated_ms; /* sync reads from there */
 	uint32_t r = knytt__engine_row(e, id);
 	if (r == UINT32_MAX || e->items[r].deleted || dim != e->dim)
 		return 0;
@@ -721,8 +723,8 @@ static int load_model_and_index(knytt_engine *e)
 	}
 	e->snap->ix = ix;
 	/* caller-supplied vectors (and items embedded at ingest) */
-	rc = knytt_store_embeddings_each(e->st, KNYTT_OWNER_ITEM, "caller",
-					 caller_vec_cb, e);
+	rc = knytt__embeddings_changed(e->st, KNYTT_OWNER_ITEM, "caller", 0,
+				       caller_vec_cb, e);
 	if (rc < 0 && rc != KNYTT_ENOTFOUND)
 		return rc;
 	/* every indexed label is a live item */
@@ -785,6 +787,10 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 	knytt__cats_prebuild(e);
 	int64_t now = knytt__engine_now(e);
 	if ((rc = load_popularity(e, now)))
+		goto fail;
+	/* what the counters hold: the stream below reads at least every
+	 * interaction up to this mark (knytt_engine_refresh_trending) */
+	if ((rc = knytt_store_interaction_mark(e->st, &e->open_mark)))
 		goto fail;
 	/* trending: four weeks of history is 28 half-lives of the longest
 	 * window, enough for the counters to converge */
@@ -1017,8 +1023,9 @@ int knytt_engine_sync(knytt_engine *e)
 	knytt__fq_wait(e);
 	synced s = { 0 };
 	popcounts p = { 0 };
+	knytt__vecsync vs;
 	pthread_rwlock_rdlock(&e->lock);
-	int64_t since = e->synced_ms;
+	int64_t since = e->synced_ms, vsince = e->vec_synced_ms;
 	size_t nitems = e->nitems;
 	pthread_rwlock_unlock(&e->lock);
 	pthread_mutex_lock(&e->st_lock);
@@ -1030,14 +1037,20 @@ int knytt_engine_sync(knytt_engine *e)
 	int visited = rc, r2 = KNYTT_OK;
 	if (rc >= 0)
 		r2 = read_popularity(e, nitems + s.n, knytt__engine_now(e), &p);
+	/* vectors after the items: an item new to this engine gets its
+	 * row first, then its vector */
+	int r3 = knytt__vecsync_read(e, vsince, &vs);
 	pthread_mutex_unlock(&e->st_lock);
 	pthread_rwlock_wrlock(&e->lock);
 	if (rc >= 0 && (r2 = sync_apply(e, &s)) == KNYTT_OK) {
 		apply_popularity(e, &p);
 		knytt__top_build(e, NTREND); /* counts may have moved down */
+		if (r3 == KNYTT_OK)
+			r3 = knytt__vecsync_apply(e, &vs);
 	}
-	rc = r2 < 0 ? r2 : visited;
+	rc = r2 < 0 ? r2 : r3 < 0 ? r3 : visited;
 	pthread_rwlock_unlock(&e->lock);
+	knytt__vecsync_free(&vs);
 	free(p.ids);
 	free(p.cnt);
 	for (size_t i = 0; i < s.n; i++) {
@@ -1369,6 +1382,24 @@ static void count_event(knytt_engine *e, uint32_t r, double w, int64_t ts)
 	trend_add(it, w, ts);
 	knytt__top_bump(e, r);
 	pthread_rwlock_unlock(&e->stat_lock);
+}
+
+void knytt__engine_trend_event(knytt_engine *e, uint32_t r, double w,
+			       int64_t ts)
+{
+	pthread_rwlock_wrlock(&e->stat_lock);
+	trend_add(&e->items[r], w, ts);
+	knytt__top_bump(e, r);
+	pthread_rwlock_unlock(&e->stat_lock);
+}
+
+int knytt__engine_user_loaded(knytt_engine *e, const char *ext)
+{
+	uint32_t slot;
+	pthread_mutex_lock(&e->users_mu);
+	int yes = user_find(e, ext, knytt__hash_str(ext), &slot) != NULL;
+	pthread_mutex_unlock(&e->users_mu);
+	return yes;
 }
 
 /*

@@ -189,6 +189,10 @@ struct knytt_engine {
 	char *uri;
 	knytt_store *st;
 	int64_t synced_ms; /* items changed after this are re-read by sync */
+	int64_t open_mark; /* interaction mark read before the trending
+			      counters were seeded at open */
+	int64_t vec_synced_ms; /* newest "caller" vector date seen (vecsync.c;
+				  the writer's wall clock, ms) */
 
 	pthread_rwlock_t lock;
 	pthread_mutex_t st_lock;
@@ -386,6 +390,29 @@ void knytt__filterx_free(knytt_engine *e);
  * best first) go to orow/oscore[j * k ...], their count to got[j].
  * Caller holds the engine lock and has checked rowvec_ok. */
 void knytt__rowvec_fill(knytt_engine *e);
+
+/* An event counted late into the trending counters and top lists of
+ * row @p r, not popularity (caller holds lock for reading); whether the
+ * profile of shopper @p ext is loaded. */
+void knytt__engine_trend_event(knytt_engine *e, uint32_t r, double w,
+			       int64_t ts);
+int knytt__engine_user_loaded(knytt_engine *e, const char *ext);
+
+/* Item vectors other processes stored (vecsync.c): read the "caller"
+ * embeddings written since @p since_ms (caller holds st_lock), then put
+ * the changed ones in the index (caller holds lock for writing; returns
+ * how many, or an error). */
+typedef struct knytt__vecsync {
+	uint64_t *ids;
+	float *v; /* n * dim floats */
+	size_t n, cap;
+	uint32_t dim;
+	int64_t newest; /* newest row date read */
+} knytt__vecsync;
+int knytt__vecsync_read(knytt_engine *e, int64_t since_ms,
+			knytt__vecsync *vs);
+int knytt__vecsync_apply(knytt_engine *e, knytt__vecsync *vs);
+void knytt__vecsync_free(knytt__vecsync *vs);
 int knytt__rowvec_grow(knytt_engine *e, size_t cap);
 void knytt__rowvec_set(knytt_engine *e, uint32_t row, const float *v);
 size_t knytt__scan(const knytt_engine *e, const uint32_t *rows, size_t n,

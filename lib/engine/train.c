@@ -442,6 +442,11 @@ int knytt__engine_train_job(knytt_engine *e)
 		if (rc < 0)
 			goto out;
 	}
+	/* the mark before the read: what is stored after it is new to this
+	 * model (knyttd's schedule counts it, knytt_store_interaction_mark) */
+	int64_t mark = 0;
+	if ((rc = knytt_store_interaction_mark(j.st, &mark)))
+		goto out;
 	rc = knytt_store_interactions_since(j.st, 0, ix_cb, &j);
 	if (rc < 0)
 		goto out;
@@ -494,10 +499,10 @@ int knytt__engine_train_job(knytt_engine *e)
 	int k = snprintf(meta, sizeof meta,
 			 "{\"kind\":\"%s\",\"dim\":%u,\"users\":%u,"
 			 "\"items\":%u,\"interactions\":%zu,\"loss\":%.6g,"
-			 "\"train_seconds\":%.3f%s%s",
+			 "\"train_seconds\":%.3f,\"interaction_mark\":%lld%s%s",
 			 als ? "als" : lgc ? "lightgcn" : "twotower", e->dim,
 			 j.nusers, j.nitems, j.m ? knytt_matrix_nnz(j.m) : j.n,
-			 isfinite(loss) ? loss : 0, secs,
+			 isfinite(loss) ? loss : 0, secs, (long long)mark,
 			 *tune ? ",\"tune\":" : "", tune);
 	if (k < 0 || (size_t)k >= sizeof meta - 256) {
 		rc = knytt__err(KNYTT_EINVAL, "model metadata too long");

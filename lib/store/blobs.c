@@ -66,6 +66,7 @@ int knytt_store_embedding_put(knytt_store *st, knytt_owner owner,
 	O->bind_i64(q, 5, dim);
 	/* x86-64 and arm64 are little-endian: the blob is the array */
 	O->bind_blob(q, 6, vec, (size_t)dim * sizeof(float));
+	O->bind_i64(q, 7, knytt__now_ms()); /* replicas read changes by it */
 	int row;
 	rc = knytt__st_step_one(st, q, &row);
 	O->reset(q);
@@ -111,85 +112,132 @@ int knytt_store_embedding_get(knytt_store *st, knytt_owner owner,
 	return rc ? rc : dim;
 }
 
-int knytt_store_embeddings_each(knytt_store *st, knytt_owner owner,
-				const char *version, knytt_embedding_fn fn,
-				void *ctx)
+/* One page of embeddings read into @p pg (the vectors copied: the
+ * callback may use the store).  Keyset: (updated, owner_id) for
+ * Q_EMB_CHANGED, owner_id for Q_EMB_EACH. */
+enum { EPAGE = 256 };
+typedef struct emb_page {
+	float *buf;
+	size_t cap;
+	uint64_t ids[EPAGE];
+	uint32_t dims[EPAGE];
+	size_t offs[EPAGE];
+	int64_t upd[EPAGE];
+	size_t n;
+} emb_page;
+
+static int emb_read(knytt_store *st, int qid, knytt_owner owner,
+		    const char *version, int64_t k_upd, int64_t k_id,
+		    emb_page *pg)
+{
+	knytt__stmt *q = knytt__st_q(st, qid);
+	if (!q)
+		return knytt__err_keep(KNYTT_EDB);
+	int changed = qid == Q_EMB_CHANGED, rc;
+	O->bind_i64(q, 1, (int64_t)st->tenant);
+	O->bind_i64(q, 2, owner);
+	O->bind_text(q, 3, version);
+	if (changed)
+		O->bind_i64(q, 4, k_upd);
+	O->bind_i64(q, 4 + changed, k_id);
+	O->bind_i64(q, 5 + changed, EPAGE);
+	size_t used = 0;
+	pg->n = 0;
+	while ((rc = O->step(q)) == 1) {
+		size_t bn = 0;
+		const void *b = O->col_blob(q, 2, &bn);
+		int64_t d = O->col_i64(q, 1);
+		if (d <= 0 || bn != (size_t)d * sizeof(float)) {
+			rc = knytt__err(KNYTT_ECORRUPT,
+					"embedding blob of %zu bytes for dim "
+					"%lld",
+					bn, (long long)d);
+			break;
+		}
+		if (used + (size_t)d > pg->cap) {
+			size_t nc = (used + (size_t)d) * 2;
+			float *nb = realloc(pg->buf, nc * sizeof *nb);
+			if (!nb) {
+				rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+				break;
+			}
+			pg->buf = nb;
+			pg->cap = nc;
+		}
+		memcpy(pg->buf + used, b, bn);
+		pg->ids[pg->n] = (uint64_t)O->col_i64(q, 0);
+		pg->dims[pg->n] = (uint32_t)d;
+		pg->offs[pg->n] = used;
+		pg->upd[pg->n] = changed ? O->col_i64(q, 3) : 0;
+		used += (size_t)d;
+		pg->n++;
+	}
+	O->reset(q);
+	return rc < 0 ? rc : KNYTT_OK;
+}
+
+/* Pages through the embeddings of @p owner and @p version (from
+ * updated >= @p since for Q_EMB_CHANGED), calling @p fn or @p cfn. */
+static int emb_scan(knytt_store *st, int qid, knytt_owner owner,
+		    const char *version, int64_t since, knytt_embedding_fn fn,
+		    knytt__emb_changed_fn cfn, void *ctx)
 {
 	int rc = knytt__st_need_tenant(st);
 	if (rc || (rc = knytt__st_check_id("version", version)))
 		return rc;
-	if (!fn)
+	if (!fn && !cfn)
 		return knytt__err(KNYTT_EINVAL, "callback is NULL");
-	enum { EPAGE = 256 };
-	float *buf = NULL;
-	size_t bufcap = 0;
-	uint64_t ids[EPAGE];
-	uint32_t dims[EPAGE];
-	size_t offs[EPAGE];
-	int64_t key = -1;
+	emb_page *pg = calloc(1, sizeof *pg);
+	if (!pg)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	int64_t k_upd = since, k_id = -1;
 	long long visited = 0;
-	for (;;) {
-		knytt__stmt *q = knytt__st_q(st, Q_EMB_EACH);
-		if (!q) {
-			rc = knytt__err_keep(KNYTT_EDB);
-			break;
-		}
-		O->bind_i64(q, 1, (int64_t)st->tenant);
-		O->bind_i64(q, 2, owner);
-		O->bind_text(q, 3, version);
-		O->bind_i64(q, 4, key);
-		O->bind_i64(q, 5, EPAGE);
-		size_t n = 0, used = 0;
-		while ((rc = O->step(q)) == 1) {
-			size_t bn = 0;
-			const void *b = O->col_blob(q, 2, &bn);
-			int64_t d = O->col_i64(q, 1);
-			if (d <= 0 || bn != (size_t)d * sizeof(float)) {
-				rc = knytt__err(KNYTT_ECORRUPT,
-						"embedding blob of %zu bytes "
-						"for dim %lld",
-						bn, (long long)d);
-				break;
-			}
-			if (used + (size_t)d > bufcap) {
-				size_t nc = (used + (size_t)d) * 2;
-				float *nb = realloc(buf, nc * sizeof *nb);
-				if (!nb) {
-					rc = knytt__err(KNYTT_ENOMEM,
-							"out of memory");
-					break;
-				}
-				buf = nb;
-				bufcap = nc;
-			}
-			memcpy(buf + used, b, bn);
-			ids[n] = (uint64_t)O->col_i64(q, 0);
-			dims[n] = (uint32_t)d;
-			offs[n] = used;
-			used += (size_t)d;
-			n++;
-		}
-		O->reset(q);
-		if (rc < 0)
-			break;
+	while ((rc = emb_read(st, qid, owner, version, k_upd, k_id, pg)) ==
+	       KNYTT_OK) {
 		int stop = 0;
-		for (size_t i = 0; i < n && !stop; i++) {
+		for (size_t i = 0; i < pg->n && !stop; i++) {
+			const float *v = pg->buf + pg->offs[i];
 			visited++;
-			stop = fn(ids[i], buf + offs[i], dims[i], ctx) != 0;
+			stop = (fn ? fn(pg->ids[i], v, pg->dims[i], ctx)
+				   : cfn(pg->ids[i], v, pg->dims[i],
+					 pg->upd[i], ctx)) != 0;
 		}
 		if (stop) {
 			rc = knytt__err(KNYTT_ECANCELED,
 					"the callback stopped the scan");
 			break;
 		}
-		if (n < EPAGE)
+		if (pg->n < EPAGE)
 			break;
-		key = (int64_t)ids[n - 1];
+		k_upd = pg->upd[pg->n - 1];
+		k_id = (int64_t)pg->ids[pg->n - 1];
 	}
-	free(buf);
+	free(pg->buf);
+	free(pg);
 	if (rc < 0)
 		return rc;
 	return visited > INT_MAX ? INT_MAX : (int)visited;
+}
+
+int knytt_store_embeddings_each(knytt_store *st, knytt_owner owner,
+				const char *version, knytt_embedding_fn fn,
+				void *ctx)
+{
+	if (!fn)
+		return knytt__err(KNYTT_EINVAL, "callback is NULL");
+	return emb_scan(st, Q_EMB_EACH, owner, version, 0, fn, NULL, ctx);
+}
+
+int knytt__embeddings_changed(knytt_store *st, knytt_owner owner,
+			      const char *version, int64_t since_ms,
+			      knytt__emb_changed_fn fn, void *ctx)
+{
+	if (!fn)
+		return knytt__err(KNYTT_EINVAL, "callback is NULL");
+	/* (updated, id) > (since - 1, -1): updated >= since, so rows written
+	 * later in the millisecond of the last look are not missed */
+	return emb_scan(st, Q_EMB_CHANGED, owner, version, since_ms - 1, NULL,
+			fn, ctx);
 }
 
 int knytt_store_model_put(knytt_store *st, const char *name,

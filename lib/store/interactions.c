@@ -180,7 +180,10 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 		}
 		size_t want = KNYTT__STORE_PAGE;
 		O->bind_i64(q, 1, (int64_t)st->tenant);
-		if (qid == Q_IX_SINCE) {
+		if (qid == Q_IX_AFTER) {
+			O->bind_i64(q, 2, k_id < 0 ? since : k_id);
+			O->bind_i64(q, 3, KNYTT__STORE_PAGE);
+		} else if (qid == Q_IX_SINCE) {
 			O->bind_i64(q, 2, k_ts);
 			O->bind_i64(q, 3, k_id);
 			O->bind_i64(q, 4, KNYTT__STORE_PAGE);
@@ -212,7 +215,8 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 					"the callback stopped the scan");
 			break;
 		}
-		if (n < want || (qid != Q_IX_SINCE && qid != Q_IX_USER_ALL))
+		if (n < want || (qid != Q_IX_SINCE && qid != Q_IX_USER_ALL &&
+				 qid != Q_IX_AFTER))
 			break; /* recent-N: one query (limit <= KNYTT__STORE_PAGE) */
 		k_ts = page[n - 1].ix.ts_ms;
 		k_id = (int64_t)page[n - 1].ix.id;
@@ -283,6 +287,70 @@ int knytt_store_interactions_since(knytt_store *st, int64_t since_ms,
 int64_t knytt_store_interaction_count(knytt_store *st)
 {
 	return knytt__st_count_q(st, Q_IX_COUNT);
+}
+
+/*
+ * Marks.  Interaction ids are given in insertion order and never reused
+ * (the table only grows; retention deletes the oldest), across all
+ * tenants, so the highest id is a high-water mark of what the database
+ * holds: "the interactions after mark M" are those stored since M was
+ * read.  A model records the mark read before its training read the
+ * interactions (knyttd's schedule counts what came after), a replica
+ * the mark of what its notifications covered (its catch-up reads what
+ * came after).  PostgreSQL assigns an id at insert and publishes the row
+ * at commit, so a transaction slower to commit than a later one can
+ * surface below a mark already read: an event in the instant of a mark
+ * may be counted on the wrong side of it.
+ */
+int knytt_store_interaction_mark(knytt_store *st, int64_t *mark)
+{
+	if (!st || !mark)
+		return knytt__err(KNYTT_EINVAL, "interaction_mark: %s is NULL",
+				  !st ? "store" : "mark");
+	knytt__stmt *q = knytt__st_q(st, Q_IX_MARK);
+	if (!q)
+		return knytt__err_keep(KNYTT_EDB);
+	int row = 0;
+	int rc = knytt__st_step_one(st, q, &row);
+	*mark = rc == 0 && row ? O->col_i64(q, 0) : 0;
+	O->reset(q);
+	return rc;
+}
+
+int64_t knytt_store_interactions_after_count(knytt_store *st, int64_t mark,
+					     int64_t limit)
+{
+	int rc = knytt__st_need_tenant(st);
+	if (rc)
+		return rc;
+	if (mark < 0 || limit < 1)
+		return knytt__err(KNYTT_EINVAL, "interactions_after_count: %s",
+				  mark < 0 ? "mark is negative"
+					   : "limit must be >= 1");
+	knytt__stmt *q = knytt__st_q(st, Q_IX_AFTER_N);
+	if (!q)
+		return knytt__err_keep(KNYTT_EDB);
+	O->bind_i64(q, 1, (int64_t)st->tenant);
+	O->bind_i64(q, 2, mark);
+	O->bind_i64(q, 3, limit);
+	int row = 0;
+	rc = knytt__st_step_one(st, q, &row);
+	int64_t n = row ? O->col_i64(q, 0) : 0;
+	O->reset(q);
+	return rc ? rc : n;
+}
+
+int knytt_store_interactions_after(knytt_store *st, int64_t mark,
+				   knytt_interaction_fn fn, void *ctx)
+{
+	int rc = knytt__st_need_tenant(st);
+	if (rc)
+		return rc;
+	if (mark < 0 || !fn)
+		return knytt__err(KNYTT_EINVAL, "interactions_after: %s",
+				  mark < 0 ? "mark is negative"
+					   : "callback is NULL");
+	return ix_scan(st, Q_IX_AFTER, 0, 0, mark, fn, ctx);
 }
 
 int knytt_store_item_counts(knytt_store *st, int64_t from_ms, int64_t to_ms,

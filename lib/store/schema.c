@@ -255,6 +255,21 @@ static const migration migrations[] = {
 	 " surface TEXT NOT NULL, shown TEXT NOT NULL, ts BIGINT NOT NULL);"
 	 "CREATE INDEX experiment_exposures_user ON experiment_exposures("
 	 "experiment, user_id, ts);"},
+	/* Version 7 (blobs.c): embeddings carry the time they were last
+	 * written, indexed, so a replica on the same PostgreSQL database
+	 * reads the vectors changed since its last look in one query
+	 * (knytt_engine_sync): an item re-sent with a new vector and the
+	 * same catalog fields leaves items.updated where it was.  Rows
+	 * written before count as written at time 0. */
+	{7,
+	 "ALTER TABLE embeddings ADD COLUMN updated INTEGER NOT NULL"
+	 " DEFAULT 0;"
+	 "CREATE INDEX embeddings_updated ON embeddings(tenant, owner,"
+	 " version, updated, owner_id);",
+	 "ALTER TABLE embeddings ADD COLUMN updated BIGINT NOT NULL"
+	 " DEFAULT 0;"
+	 "CREATE INDEX embeddings_updated ON embeddings(tenant, owner,"
+	 " version, updated, owner_id);"},
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -103,6 +103,14 @@ static const char *const sql_common[Q__COUNT] = {
 	[Q_IX_SINCE] = "SELECT " IX_COLS "WHERE x.tenant = ?1 AND "
 		       "(x.ts, x.id) > (?2, ?3) ORDER BY x.ts, x.id LIMIT ?4",
 	[Q_IX_COUNT] = "SELECT COUNT(*) FROM interactions WHERE tenant = ?1",
+	/* the marks (interactions.c): ids only grow, across tenants.  The
+	 * unary + keeps SQLite off the (tenant, ts) index: the walk goes
+	 * up the ids from the mark, not over the tenant's whole history */
+	[Q_IX_MARK] = "SELECT COALESCE(MAX(id), 0) FROM interactions",
+	[Q_IX_AFTER_N] = "SELECT COUNT(*) FROM (SELECT 1 FROM interactions "
+			 "WHERE id > ?2 AND +tenant = ?1 LIMIT ?3) AS x",
+	[Q_IX_AFTER] = "SELECT " IX_COLS "WHERE x.id > ?2 AND +x.tenant = ?1 "
+		       "ORDER BY x.id LIMIT ?3",
 	[Q_IX_COUNTS] = "SELECT item_id, COUNT(*) AS c FROM interactions "
 			"WHERE tenant = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY "
 			"item_id ORDER BY c DESC, item_id LIMIT ?4",
@@ -124,14 +132,19 @@ static const char *const sql_common[Q__COUNT] = {
 	[Q_SLOG_GET] = "SELECT query, result_count, clicked_item FROM "
 		       "search_log WHERE tenant = ?1 AND id = ?2",
 	[Q_EMB_PUT] = "INSERT INTO embeddings(tenant, owner, version, "
-		      "owner_id, dim, vec) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON "
-		      "CONFLICT (tenant, owner, version, owner_id) DO UPDATE "
-		      "SET dim = excluded.dim, vec = excluded.vec",
+		      "owner_id, dim, vec, updated) VALUES (?1, ?2, ?3, ?4, "
+		      "?5, ?6, ?7) ON CONFLICT (tenant, owner, version, "
+		      "owner_id) DO UPDATE SET dim = excluded.dim, vec = "
+		      "excluded.vec, updated = excluded.updated",
 	[Q_EMB_GET] = "SELECT dim, vec FROM embeddings WHERE tenant = ?1 AND "
 		      "owner = ?2 AND version = ?3 AND owner_id = ?4",
 	[Q_EMB_EACH] = "SELECT owner_id, dim, vec FROM embeddings WHERE "
 		       "tenant = ?1 AND owner = ?2 AND version = ?3 AND "
 		       "owner_id > ?4 ORDER BY owner_id LIMIT ?5",
+	[Q_EMB_CHANGED] = "SELECT owner_id, dim, vec, updated FROM embeddings "
+			  "WHERE tenant = ?1 AND owner = ?2 AND version = ?3 "
+			  "AND (updated, owner_id) > (?4, ?5) ORDER BY "
+			  "updated, owner_id LIMIT ?6",
 	[Q_EMB_OWNER_ITEM] = "SELECT id FROM items WHERE tenant = ?1 AND "
 			     "id = ?2",
 	[Q_EMB_OWNER_USER] = "SELECT id FROM users WHERE tenant = ?1 AND "

@@ -126,10 +126,11 @@ enum knytt__sid {
 	Q_ITEM_CHANGED, Q_ITEM_COUNT, Q_SEARCH, Q_SEARCH_TITLE,
 	Q_USER_UPSERT, Q_USER_ID, Q_USER_GET, Q_USER_ENSURE, Q_USER_COUNT,
 	Q_IX_INS, Q_IX_USER, Q_IX_USER_ALL, Q_IX_ITEM, Q_IX_SINCE, Q_IX_COUNT, Q_IX_COUNTS,
+	Q_IX_MARK, Q_IX_AFTER_N, Q_IX_AFTER,
 	Q_IX_COUNTS_T,
 	Q_FAV_SET, Q_FAV_UNSET, Q_FAV_LIST,
 	Q_SLOG_INS, Q_SLOG_CLICK, Q_SLOG_GET,
-	Q_EMB_PUT, Q_EMB_GET, Q_EMB_EACH, Q_EMB_OWNER_ITEM, Q_EMB_OWNER_USER,
+	Q_EMB_PUT, Q_EMB_GET, Q_EMB_EACH, Q_EMB_CHANGED, Q_EMB_OWNER_ITEM, Q_EMB_OWNER_USER,
 	Q_MODEL_MAX, Q_MODEL_INS, Q_MODEL_GET, Q_MODEL_LATEST,
 	/* experiments (experiment.c owns their SQL: knytt__exp_sql) */
 	Q_EXP_INS, Q_EXP_VAR_INS, Q_EXP_GET, Q_EXP_VARS, Q_EXP_LIST,
@@ -239,6 +240,17 @@ int knytt__store_index_path(knytt_store *st, int64_t version, int create,
  * version no longer stored (retention.c); emb_prefix may be NULL. */
 int knytt__model_prune(knytt_store *st, const char *name, int64_t below,
 		       const char *emb_prefix);
+
+/* Calls @p fn for every embedding of @p owner and @p version written at
+ * or after @p since_ms (embeddings.updated, the writer's wall clock), in
+ * (updated, id) order, with the time it was written; the vectors are
+ * copies, so @p fn may use the store (blobs.c).  Returns the count. */
+typedef int (*knytt__emb_changed_fn)(uint64_t id, const float *vec,
+				     uint32_t dim, int64_t updated_ms,
+				     void *ctx);
+int knytt__embeddings_changed(knytt_store *st, knytt_owner owner,
+			      const char *version, int64_t since_ms,
+			      knytt__emb_changed_fn fn, void *ctx);
 
 /* Every interaction from @p since_ms on, in (ts, id) order, with only
  * id, item_id, type, weight, value and ts_ms filled (no external ids);

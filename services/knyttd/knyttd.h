@@ -68,6 +68,7 @@ typedef struct kd_config {
 	} sched;                /* every tenant's defaults */
 	long sched_tick_ms;     /* how often the scheduler looks */
 	int replicas;           /* PostgreSQL: notify and listen (replica.c) */
+	long replica_retry_ms;  /* the listener's pause before reconnecting */
 } kd_config;
 
 extern kd_config kd_cfg;
@@ -385,6 +386,25 @@ typedef struct kd_replica_stat {
 	unsigned long long received, applied, reconnects, caught_up;
 } kd_replica_stat;
 void kd_replica_stats(kd_replica_stat *out);
+/* ---- counted.c: events counted lately, for the catch-up --------------- */
+
+/* The key of a feedback event (never 0). */
+uint64_t kd_counted_key(uint64_t tenant, const char *user, const char *item,
+			const char *type, int64_t ts_ms);
+/* This process counted the event (its own write, or a notification). */
+void kd_counted_add(uint64_t key);
+/* 1 if it was counted (and is forgotten now), else 0. */
+int kd_counted_take(uint64_t key);
+/* The catch-up counted it; the notification of it, if it comes, is
+ * claimed with kd_counted_take_streamed. */
+void kd_counted_streamed(uint64_t key);
+int kd_counted_take_streamed(uint64_t key);
+/* The covered interaction mark moved: entries age by one. */
+void kd_counted_tick(void);
+/* Whether the set of counted events overflowed; starting afresh. */
+int kd_counted_overflowed(void);
+void kd_counted_reset_overflow(void);
+
 /* The engine of @p tenant if this process has it open, else NULL. */
 knytt_engine *kd_tenant_engine(uint64_t tenant);
 

@@ -36,7 +36,7 @@ static const char usage[] =
 	"              [--train-every-interactions N] [--train-every-hours H]\n"
 	"              [--train-eval-users N] [--train-margin M] "
 	"[--schedule-tick-ms MS]\n"
-	"              [--no-replicas]\n"
+	"              [--no-replicas] [--replica-retry-ms MS]\n"
 	"The admin key comes from KNYTT_ADMIN_KEY or --admin-key-file.  See "
 	"knyttd(8).\n";
 
@@ -127,6 +127,10 @@ static int sched_arg(const char *o, const char *v)
 		if (fnum(o, v, 10, 3600000, &d))
 			return -1;
 		kd_cfg.sched_tick_ms = (long)d;
+	} else if (!strcmp(o, "--replica-retry-ms")) {
+		if (fnum(o, v, 50, 600000, &d))
+			return -1;
+		kd_cfg.replica_retry_ms = (long)d;
 	} else {
 		return 0;
 	}
@@ -265,6 +269,7 @@ static void defaults(void)
 	kd_cfg.key_cache_ms = 1000;
 	kd_cfg.sched.margin = 0.05;
 	kd_cfg.sched_tick_ms = 5000;
+	kd_cfg.replica_retry_ms = 1000;
 	kd_cfg.item_cache_ms = 1000;
 	kd_static_default(kd_cfg.www, sizeof kd_cfg.www);
 }

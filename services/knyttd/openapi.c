@@ -120,7 +120,8 @@ static const kd_doc docs[] = {
 	 NULL, 200, REF("Limits"), "/api/v1/admin/tenants/oa-example/limits",
 	 NULL},
 	{"PUT", "/api/v1/admin/tenants/{name}/limits",
-	 "set a tenant's limits (absent fields kept, 0 = none)",
+	 "set a tenant's limits in this process (absent fields kept, 0 = "
+	 "none; rate limits are per process: each replica needs them)",
 	 OBJ("", "\"requests_per_second\":" NUM ",\"burst\":" NUM
 		 ",\"max_items\":" INT ",\"max_interactions\":" INT),
 	 200, REF("Limits"), "/api/v1/admin/tenants/oa-example/limits",
@@ -395,6 +396,18 @@ static char *build(void)
 	cJSON *info = cJSON_AddObjectToObject(o, "info");
 	cJSON_AddStringToObject(info, "title", "knyttd");
 	cJSON_AddStringToObject(info, "version", knytt_version());
+	cJSON_AddStringToObject(
+		info, "description",
+		"knytt's HTTP service (knyttd(8)).  Errors are "
+		"{\"error\":{\"code\",\"message\",\"field\"}}.  Rate limits "
+		"(429 rate_limited with Retry-After) are token buckets per "
+		"API key and per knyttd process: behind a load balancer "
+		"that spreads a key over N replicas, the key gets up to N "
+		"times its rate and burst, unless the balancer sends each "
+		"key to one replica.  Limit settings (PUT "
+		"/api/v1/admin/tenants/{name}/limits) are kept by the "
+		"process that received them; quotas (409 quota_exceeded) "
+		"count from the shared database.");
 	cJSON *paths = cJSON_AddObjectToObject(o, "paths");
 	const char *method, *pattern;
 	kd_perm perm;

@@ -10,8 +10,9 @@
  * origin (a random id per process, so it skips its own), the tenant and
  * what changed:
  *   {"k":"items"}                      items upserted or deleted: the
- *                                      others re-read the items changed
- *                                      since their last sync;
+ *                                      others re-read the items and
+ *                                      item vectors changed since their
+ *                                      last sync;
  *   {"k":"fb","u","i","y","v","ts"}   one feedback event, applied to the
  *                                      others' memory (counters, and the
  *                                      shopper's profile when loaded);
@@ -20,10 +21,26 @@
  * A listener thread per process holds its own connection.  When that
  * connection is lost, notifications sent meanwhile are lost too, so on
  * reconnecting it catches up from the tables: items changed since the
- * last sync (with popularity), the newest promoted model, and the stored
- * history of every shopper it has loaded, whose missing events are
- * applied once (knytt_engine_refresh_users).  Trending counters miss
- * the events of shoppers it had not loaded, until a restart.
+ * last sync (with popularity and vectors), the newest promoted model,
+ * the trending counts of every event stored after the last interaction
+ * mark the notifications covered (knytt_engine_refresh_trending), and
+ * the stored history of every shopper it has loaded, whose missing
+ * events are applied once (knytt_engine_refresh_users).
+ *
+ * The covered mark.  Every MARK_MS the listener reads the interaction
+ * mark (knytt_store_interaction_mark) on its own connection.  An event
+ * under mark M was committed before M was read, so the server had queued
+ * its notification for this connection by then, and sends it as soon as
+ * the connection is idle -- at the latest before the answer to the next
+ * query on it.  So once the next mark has been read and a wait has
+ * delivered what libpq had buffered, every event under M has been
+ * applied: M is covered.  Events above it that this process counted
+ * anyway (its own, and notifications applied since) are remembered in
+ * counted.c and skipped by the catch-up; the notifications queued on the
+ * new connection of events the catch-up counted are skipped as well.
+ * (PostgreSQL takes an id at insert and shows the row at commit, so an
+ * event committed in the instant a mark is read may be missed or counted
+ * twice: the window is that instant, not the outage.)
  *
  * Feedback is written synchronously in this mode (--sync-feedback is
  * implied): the notification goes out after the event is in the store,
@@ -37,11 +54,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CHANNEL "knytt"
 #define WAIT_MS 200
-#define RETRY_MS 1000
+#define MARK_MS 200
 /* key class of the trainer lock (knytt_store_try_lock keys are per
  * schema; the tenant id is the rest) */
 #define TRAINER_KEY 0x7472000000000000LL
@@ -51,6 +69,8 @@ static pthread_t th;
 static int running;
 static atomic_int stop, connected;
 static atomic_ullong n_received, n_applied, n_reconnects, n_caught_up;
+/* the interaction mark the applied notifications cover (listener) */
+static int64_t covered;
 
 /* ---- sending ------------------------------------------------------------ */
 
@@ -97,6 +117,8 @@ void kd_replica_feedback(const kd_req *r, const char *user,
 {
 	if (!kd_cfg.replicas)
 		return;
+	/* counted here at once: a catch-up must not count it again */
+	kd_counted_add(kd_counted_key(r->tenant, user, item, type, ts_ms));
 	cJSON *o = head(r->tenant, "fb");
 	cJSON_AddStringToObject(o, "u", user);
 	cJSON_AddStringToObject(o, "i", item);
@@ -141,12 +163,17 @@ void kd_replica_trainer_unlock(uint64_t tenant, knytt_store *st)
 
 /* ---- receiving ---------------------------------------------------------- */
 
-static int apply_fb(knytt_engine *e, const char *u, const char *i,
-		    const char *y, double v, int64_t ts)
+static int apply_fb(knytt_engine *e, uint64_t tenant, const char *u,
+		    const char *i, const char *y, double v, int64_t ts)
 {
+	uint64_t key = kd_counted_key(tenant, u, i, y, ts);
+	if (kd_counted_take_streamed(key))
+		return 0; /* a catch-up counted it from the store */
 	int rc = knytt_engine_feedback_apply(e, u, i, y, v, ts);
 	if (rc == KNYTT_ENOTFOUND && knytt_engine_sync(e) >= 0)
 		rc = knytt_engine_feedback_apply(e, u, i, y, v, ts);
+	if (rc == 1) /* counted (0: a loaded profile had it) */
+		kd_counted_add(key);
 	return rc;
 }
 
@@ -181,8 +208,9 @@ static int on_notify(void *ctx, const char *channel, const char *payload)
 		rc = knytt_engine_reload(e);
 	else if (e && !strcmp(k, "fb") && jstr(o, "u") && jstr(o, "i") &&
 		 jstr(o, "y"))
-		rc = apply_fb(e, jstr(o, "u"), jstr(o, "i"), jstr(o, "y"),
-			      jnum(o, "v"), (int64_t)jnum(o, "ts"));
+		rc = apply_fb(e, (uint64_t)jnum(o, "t"), jstr(o, "u"),
+			      jstr(o, "i"), jstr(o, "y"), jnum(o, "v"),
+			      (int64_t)jnum(o, "ts"));
 	if (e && rc >= 0)
 		atomic_fetch_add(&n_applied, 1);
 	else if (e)
@@ -208,6 +236,19 @@ static void collect(knytt_engine *e, uint64_t tenant, void *ctx)
 	}
 }
 
+/* Whether the catch-up should leave an event out of trending: this
+ * process counted it (else it is about to: its notification, queued on
+ * the new connection, must then be left out). */
+static int counted_cb(const knytt_interaction *ix, void *ctx)
+{
+	uint64_t key = kd_counted_key(*(const uint64_t *)ctx, ix->user,
+				      ix->item, ix->type, ix->ts_ms);
+	if (kd_counted_take(key))
+		return 1;
+	kd_counted_streamed(key);
+	return 0;
+}
+
 /* What the notifications lost meanwhile would have said.  Not by the
  * events' times: a client may send an event dated an hour back. */
 static void catch_up(void)
@@ -216,17 +257,57 @@ static void catch_up(void)
 	if (!l)
 		return;
 	kd_tenants_each(collect, l);
+	int trending = !kd_counted_overflowed();
+	if (!trending)
+		kd_log("{\"level\":\"warn\",\"msg\":\"replica catch-up: "
+		       "too many events during the outage to tell which "
+		       "were counted; trending counters left as they are\"}");
 	for (int i = 0; i < l->n; i++) {
 		knytt_engine_sync(l->e[i]);
 		knytt_engine_reload(l->e[i]);
+		/* trending first: a shopper loaded meanwhile is then counted
+		 * here and found complete by refresh_users */
+		int t = trending ? knytt_engine_refresh_trending(
+					   l->e[i], covered, counted_cb,
+					   &l->id[i], NULL)
+				 : 0;
 		int n = knytt_engine_refresh_users(l->e[i]);
+		if (t < 0 || n < 0)
+			kd_log("{\"level\":\"warn\",\"msg\":\"replica "
+			       "catch-up of tenant %llu: %s\"}",
+			       (unsigned long long)l->id[i],
+			       knytt_errname(t < 0 ? t : n));
+		n = (t > 0 ? t : 0) + (n > 0 ? n : 0);
 		if (n > 0)
 			atomic_fetch_add(&n_caught_up, (unsigned long long)n);
 	}
+	if (!trending)
+		kd_counted_reset_overflow();
 	kd_log("{\"level\":\"info\",\"msg\":\"replica caught up\","
-	       "\"tenants\":%d}",
-	       l->n);
+	       "\"tenants\":%d,\"after_mark\":%lld}",
+	       l->n, (long long)covered);
 	free(l);
+}
+
+/* The database URI with application_name=knyttd-listener: operators
+ * (and the tests) find the listener in pg_stat_activity. */
+static char *listener_uri(void)
+{
+	const char *db = kd_cfg.db;
+	const char *sep = strstr(db, "://") ? (strchr(db, '?') ? "&" : "?")
+					    : " ";
+	size_t n = strlen(db) + 40;
+	char *u = malloc(n);
+	if (u)
+		snprintf(u, n, "%s%sapplication_name=knyttd-listener", db, sep);
+	return u;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void pause_ms(long ms)
@@ -235,16 +316,53 @@ static void pause_ms(long ms)
 		usleep(50000);
 }
 
+/* Waits for notifications and moves the covered mark (see the top of
+ * the file) until the connection is lost or stop is set. */
+static void serve(knytt_store *st, int64_t m0)
+{
+	int64_t older = m0, newer = m0, last = mono_ms();
+	int pending = 0;
+	for (;;) {
+		int rc = knytt_store_wait_notify(st, WAIT_MS, on_notify, NULL);
+		if (atomic_load(&stop))
+			return;
+		if (rc >= 0 && pending) {
+			covered = older;
+			kd_counted_tick();
+			pending = 0;
+		}
+		if (rc >= 0 && mono_ms() - last >= MARK_MS) {
+			int64_t m;
+			rc = knytt_store_interaction_mark(st, &m);
+			if (rc == 0) {
+				older = newer;
+				newer = m;
+				pending = 1;
+				last = mono_ms();
+			}
+		}
+		if (rc < 0) {
+			kd_log("{\"level\":\"warn\",\"msg\":\"replica "
+			       "listener lost its connection\"}");
+			return;
+		}
+	}
+}
+
 static void *listen_loop(void *arg)
 {
 	(void)arg;
 	int ever = 0;
-	while (!atomic_load(&stop)) {
+	char *uri = listener_uri();
+	while (uri && !atomic_load(&stop)) {
 		knytt_store *st = NULL;
-		if (knytt_store_open(kd_cfg.db, &st) ||
-		    knytt_store_listen(st, CHANNEL)) {
+		int64_t m0 = 0;
+		/* the mark after LISTEN: an event above it is notified */
+		if (knytt_store_open(uri, &st) ||
+		    knytt_store_listen(st, CHANNEL) ||
+		    knytt_store_interaction_mark(st, &m0)) {
 			knytt_store_close(st);
-			pause_ms(RETRY_MS);
+			pause_ms(kd_cfg.replica_retry_ms);
 			continue;
 		}
 		atomic_store(&connected, 1);
@@ -253,21 +371,15 @@ static void *listen_loop(void *arg)
 			catch_up();
 		}
 		ever = 1;
-		for (;;) {
-			int rc = knytt_store_wait_notify(st, WAIT_MS, on_notify,
-							 NULL);
-			if (atomic_load(&stop))
-				break;
-			if (rc < 0) {
-				kd_log("{\"level\":\"warn\",\"msg\":\"replica "
-				       "listener lost its connection\"}");
-				break;
-			}
-		}
+		/* up to m0: notified before the loss, or counted by the
+		 * catch-up (it read the store after m0 was read) */
+		covered = m0;
+		serve(st, m0);
 		atomic_store(&connected, 0);
 		knytt_store_close(st);
-		pause_ms(RETRY_MS);
+		pause_ms(kd_cfg.replica_retry_ms);
 	}
+	free(uri);
 	return NULL;
 }
 

@@ -15,12 +15,20 @@
  * The scheduler thread looks every kd_cfg.sched_tick_ms at the tenants
  * this process has an engine for (a tenant nobody called since start has
  * no new interactions through this process, and a replica that serves
- * it does the looking).  "New interactions" are counted from the store
- * since a model of the tenant was last stored (by any replica) or this
- * process last started a training of it, or since it first looked (a
- * restart forgets the count, not the model's age).  The
- * job is an ordinary training job (jobs.c): one at a time per tenant,
- * and one trainer per tenant among replicas.
+ * it does the looking).  "New interactions" are counted from the store:
+ * those stored after the interaction mark the newest model of the
+ * tenant recorded when its training read the interactions (any replica's
+ * model, swapped in or held back; knytt_store_interaction_mark), so the
+ * count survives a restart and every replica counts the same.  Without
+ * a model (or with one stored before models recorded their mark), every
+ * stored interaction is new.  The count stops at N
+ * (knytt_store_interactions_after_count walks the ids past the mark,
+ * never the whole history).  In memory only: the mark at which this
+ * process last started a training of the tenant, counted from when it is
+ * the later one, so a job that failed is not started again at every
+ * look.  The job is an ordinary training job
+ * (jobs.c): one at a time per tenant, and one trainer per tenant among
+ * replicas.
  */
 #include "knyttd.h"
 
@@ -176,15 +184,14 @@ int h_schedule_put(kd_req *r)
 
 /* ---- the scheduler thread -------------------------------------------- */
 
-typedef struct seen {
+/* The mark at which this process last started a training of a tenant. */
+typedef struct started {
 	uint64_t tenant;
-	int64_t base;    /* interactions when counting started */
-	int64_t version; /* newest stored model then */
-	int started;     /* this process started a training since */
-} seen;
+	int64_t mark;
+} started;
 
-static seen table[MAX_TENANTS];
-static int nseen;
+static started table[MAX_TENANTS];
+static int nstarted;
 static pthread_t th;
 static int running;
 static atomic_int stop;
@@ -204,16 +211,15 @@ static void collect(knytt_engine *e, uint64_t tenant, void *ctx)
 	}
 }
 
-static seen *seen_of(uint64_t tenant, int64_t count, int64_t version)
+static started *started_of(uint64_t tenant, int add)
 {
-	for (int i = 0; i < nseen; i++)
+	for (int i = 0; i < nstarted; i++)
 		if (table[i].tenant == tenant)
 			return &table[i];
-	if (nseen == MAX_TENANTS)
+	if (!add || nstarted == MAX_TENANTS)
 		return NULL;
-	/* without a model, every stored interaction is new */
-	table[nseen] = (seen){tenant, version ? count : 0, version, 0};
-	return &table[nseen++];
+	table[nstarted] = (started){tenant, 0};
+	return &table[nstarted++];
 }
 
 static int64_t wall_ms(void)
@@ -223,57 +229,64 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Whether @p tenant is due; *count gets its interactions now. */
-static int due(knytt_store *st, const kd_sched *s, uint64_t tenant,
-	       int64_t *count)
+/* The interaction mark the newest stored model of the tenant recorded
+ * (0: none, or a model trained before models recorded it); *created and
+ * *has_model describe that model. */
+static int64_t model_mark(knytt_store *st, int64_t *created, int *has_model)
 {
-	*count = knytt_store_interaction_count(st);
-	if (*count < 0)
+	char *meta = NULL;
+	*created = 0;
+	*has_model = knytt_store_model_get(st, MODEL_NAME, 0, NULL, NULL,
+					   &meta, NULL, created) == 0;
+	cJSON *o = meta ? cJSON_Parse(meta) : NULL;
+	knytt_free(meta);
+	int64_t m = (int64_t)jnum(o, "interaction_mark", 0);
+	cJSON_Delete(o);
+	return m > 0 ? m : 0;
+}
+
+/* Whether @p tenant is due; *mark gets the interaction mark now. */
+static int due(knytt_store *st, const kd_sched *s, uint64_t tenant,
+	       int64_t *mark)
+{
+	int has_model;
+	int64_t created;
+	int64_t from = model_mark(st, &created, &has_model);
+	const started *x = started_of(tenant, 0);
+	if (x && x->mark > from)
+		from = x->mark;
+	if (knytt_store_interaction_mark(st, mark))
 		return 0;
-	int64_t created = 0, version = 0;
-	int has_model = knytt_store_model_get(st, MODEL_NAME, 0, NULL, NULL,
-					      NULL, &version, &created) == 0;
-	seen *x = seen_of(tenant, *count, has_model ? version : 0);
-	if (!x || *count == 0)
+	/* enough to decide: N, or one for the age trigger */
+	int64_t want = s->every_events > 0 ? s->every_events : 1;
+	int64_t fresh = knytt_store_interactions_after_count(st, from, want);
+	if (fresh <= 0)
 		return 0;
-	/* a model stored since: ours counts from when it started; another
-	 * replica's (it held the trainer lock) from now, or every replica
-	 * would train again on the same new interactions */
-	if (has_model && version > x->version) {
-		x->version = version;
-		if (!x->started)
-			x->base = *count;
-		x->started = 0;
-	}
-	if (s->every_events > 0 && *count - x->base >= s->every_events)
+	if (s->every_events > 0 && fresh >= s->every_events)
 		return 1;
-	if (s->every_hours > 0 &&
-	    (!has_model ||
-	     (double)(wall_ms() - created) >= s->every_hours * 3600e3))
-		return *count > x->base || !has_model;
-	return 0;
+	return s->every_hours > 0 &&
+	       (!has_model ||
+		(double)(wall_ms() - created) >= s->every_hours * 3600e3);
 }
 
 static void look(knytt_store *st, uint64_t tenant, knytt_engine *e)
 {
 	kd_sched s;
-	int64_t count;
+	int64_t mark;
 	if (knytt_store_use_tenant(st, tenant) || kd_sched_get(st, &s) ||
 	    (s.every_events <= 0 && s.every_hours <= 0) ||
-	    kd_job_active(tenant) || !due(st, &s, tenant, &count))
+	    kd_job_active(tenant) || !due(st, &s, tenant, &mark))
 		return;
 	char id[48];
 	int rc = kd_job_start_for(tenant, e, "schedule", id, sizeof id);
 	if (rc == 0) {
-		seen *x = seen_of(tenant, count, 0);
-		if (x) {
-			x->base = count;
-			x->started = 1;
-		}
+		started *x = started_of(tenant, 1);
+		if (x)
+			x->mark = mark;
 		kd_log("{\"level\":\"info\",\"msg\":\"scheduled training\","
-		       "\"tenant\":%llu,\"job_id\":\"%s\",\"interactions\":"
-		       "%lld}",
-		       (unsigned long long)tenant, id, (long long)count);
+		       "\"tenant\":%llu,\"job_id\":\"%s\","
+		       "\"interaction_mark\":%lld}",
+		       (unsigned long long)tenant, id, (long long)mark);
 	}
 }
 
