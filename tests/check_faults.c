@@ -505,7 +505,8 @@ START_TEST(disk_full)
 			acked_b[b] = 1;
 		} else {
 			char *t = o ? cJSON_PrintUnformatted(o) : NULL;
-			ck_assert_msg(t && strstr(t, "full"),
+			ck_assert_msg(st == 503 && t && strstr(t, "full") &&
+					      strstr(t, "\"unavailable\""),
 				      "batch %d: %ld %s", b, st, t ? t : "");
 			fprintf(stderr, "disk_full: batch %d: %ld %s\n", b, st,
 				t);
@@ -572,9 +573,8 @@ START_TEST(disk_full)
 			 0);
 	knytt_store_close(st);
 	/* each event is whole or absent and none is stored twice; the
-	 * events of the refused batch that went in before the disk filled
-	 * stay (events are stored one by one, not as one transaction: a
-	 * client retrying the batch without event ids duplicates them) */
+	 * refused batch is stored not at all (one transaction), so a client
+	 * may retry it without event ids */
 	int refused_in = 0;
 	for (int e = 0; e < NEVENTS; e++) {
 		ck_assert_msg(got[e] <= 1, "event %d stored %d times", e,
@@ -590,6 +590,8 @@ START_TEST(disk_full)
 	}
 	fprintf(stderr, "disk_full: %d of the %d events of the refused batch "
 		"were stored\n", refused_in, BATCH);
+	ck_assert_msg(refused_in == 0, "the refused batch left %d of its %d "
+		      "events stored", refused_in, BATCH);
 	free(got);
 	sqlite3 *db;
 	ck_assert_int_eq(sqlite3_open(F.uri + 7, &db), SQLITE_OK);

@@ -2850,6 +2850,113 @@ START_TEST(null_arguments)
 }
 END_TEST
 
+/* ---- a batch of interactions: one transaction ---------------------- */
+
+/* The store's own connection, for a pragma only SQLite has. */
+static int64_t sq_pragma(knytt_store *st, const char *sql)
+{
+	int64_t v = -1;
+	knytt__pragma_i64(st, sql, &v);
+	return v;
+}
+
+/* knytt_store_interactions_add: all or nothing.  A bad event at the end
+ * (after every user before it was created) and, in SQLite, a database
+ * that fills up in the middle of the insert (PRAGMA max_page_count) both
+ * leave no event and no user; the same batch retried then stores each
+ * event once.  Events stored one by one (the old knyttd batch) left the
+ * part before the failure stored. */
+START_TEST(interactions_batch_all_or_nothing)
+{
+	enum { N = 3000 };
+	knytt_store *st = su_open("batch", NULL);
+	const char *items[] = {"b0", "b1", "b2", "b3", "b4", "b5", "b6"};
+	for (int i = 0; i < 7; i++)
+		put_item(st, items[i], "thing", NULL, NULL, 1, 1);
+	knytt_interaction *ix = calloc(N, sizeof *ix);
+	const knytt_interaction **p = calloc(N, sizeof *p);
+	char(*shoppers)[64] = calloc(N, sizeof *shoppers);
+	ck_assert(ix && p && shoppers);
+	for (int i = 0; i < N; i++) {
+		snprintf(shoppers[i], sizeof shoppers[i],
+			 "a-shopper-with-a-rather-long-name-%d", i % 1500);
+		ix[i].struct_size = sizeof ix[i];
+		ix[i].user = shoppers[i];
+		ix[i].item = items[i % 7];
+		ix[i].type = i % 100 == 7 ? "favorite" : "view";
+		ix[i].ts_ms = 1700000000000LL + i;
+		p[i] = &ix[i];
+	}
+	/* the last event is bad: nothing of the batch stays */
+	ix[N - 1].type = "Bad Type";
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, N), KNYTT_EINVAL);
+	ck_assert_msg(strstr(knytt_errmsg(), "interaction 2999") &&
+			      strstr(knytt_errmsg(), "type"),
+		      "%s", knytt_errmsg());
+	ck_assert_int_eq(knytt_store_interaction_count(st), 0);
+	ck_assert_int_eq(knytt_store_user_count(st), 0);
+	ix[N - 1].type = "view";
+	ix[N - 2].item = "nope";
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, N),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 0);
+	ix[N - 2].item = items[(N - 2) % 7];
+	if (!su_pg) {
+		/* the file may grow by 8 pages: the batch needs some 100 */
+		int64_t pages = sq_pragma(st, "PRAGMA page_count");
+		char sql[80];
+		snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+			 (long long)pages + 8);
+		ck_assert_int_eq(sq_pragma(st, sql), pages + 8);
+		int rc = knytt_store_interactions_add(st, p, N);
+		ck_assert_msg(rc == KNYTT_EDB && strstr(knytt_errmsg(), "full"),
+			      "a full database: %d %s", rc, knytt_errmsg());
+		ck_assert_int_eq(knytt_store_interaction_count(st), 0);
+		ck_assert_int_eq(knytt_store_user_count(st), 0);
+		/* the database still answers, and takes what fits */
+		ck_assert_int_eq(knytt_store_interactions_add(st, p, 5), 5);
+		ck_assert_int_eq(knytt_store_interaction_count(st), 5);
+		sq_pragma(st, "PRAGMA max_page_count = 1073741823");
+	}
+	int before = (int)knytt_store_interaction_count(st);
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, N), N);
+	ck_assert_int_eq(knytt_store_interaction_count(st), before + N);
+	ck_assert_int_eq(knytt_store_user_count(st), 1500);
+	uint64_t fav[8];
+	ck_assert_int_ge(knytt_store_favorite_list(st, shoppers[7], fav, 8), 1);
+	/* event ids: repeats in the batch and of stored events skipped */
+	const char *eid[] = {"e1", "e2", "e1", "e3"};
+	for (int i = 0; i < 4; i++)
+		ix[i].event_id = eid[i];
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, 4), 3);
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, 4), 0);
+	ck_assert_int_eq(knytt_store_interaction_count(st), before + N + 3);
+	/* arguments */
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, 0), 0);
+	ck_assert_int_eq(knytt_store_interactions_add(st, NULL, 1),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interactions_add(st, p,
+						      KNYTT_STORE_MAX_BATCH + 1),
+			 KNYTT_ERANGE);
+	ck_assert_int_eq(knytt_store_interactions_add(NULL, p, 1),
+			 KNYTT_EINVAL);
+	free(ix);
+	free(p);
+	free(shoppers);
+	knytt_store_close(st);
+	if (!su_pg) {
+		sqlite3 *db;
+		sqlite3_stmt *q;
+		ck_assert_int_eq(sqlite3_open(t_uri + 7, &db), SQLITE_OK);
+		sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL);
+		ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+		ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "ok");
+		sqlite3_finalize(q);
+		sqlite3_close(db);
+	}
+}
+END_TEST
+
 static void add_cases(TCase *tc)
 {
 	tcase_add_test(tc, open_and_migrations);
@@ -2862,6 +2969,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, users);
 	tcase_add_test(tc, interactions);
 	tcase_add_test(tc, interactions_stream_pages);
+	tcase_add_test(tc, interactions_batch_all_or_nothing);
 	tcase_add_test(tc, favorites_and_search_log);
 	tcase_add_test(tc, embeddings_and_models);
 	tcase_add_test(tc, tenant_isolation);

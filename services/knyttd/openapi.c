@@ -155,7 +155,8 @@ static const kd_doc docs[] = {
 	 "/api/v1/items/ex-2", NULL},
 	{"GET", "/api/v1/products/{item_id}", "an item (alias)", NULL, 200,
 	 REF("Item"), "/api/v1/products/ex-1", NULL},
-	{"POST", "/api/v1/interactions", "record events (one or a batch)",
+	{"POST", "/api/v1/interactions",
+	 "record events (one, or a batch stored whole or not at all)",
 	 OBJ("", "\"user_id\":" STR ",\"item_id\":" STR
 		 ",\"interaction_type\":" STR ",\"interactions\":" ARR),
 	 200, REF("Report"), "/api/v1/interactions",
