@@ -332,6 +332,10 @@ static cJSON *operation(const kd_doc *d, kd_perm perm, int *bad)
 		cJSON_AddStringToObject(x, "name", name);
 		cJSON_AddStringToObject(x, "in", "path");
 		cJSON_AddBoolToObject(x, "required", 1);
+		/* route.c splits the path before decoding it */
+		cJSON_AddStringToObject(x, "description",
+					"percent-encoded: a '/' in the value "
+					"is sent as %2F");
 		cJSON_AddItemToObject(x, "schema", parse(STR, bad));
 		cJSON_AddItemToArray(params, x);
 	}
