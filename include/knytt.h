@@ -778,6 +778,28 @@ typedef struct knytt_interaction {
 KNYTT_API int knytt_store_interaction_add(knytt_store *st,
 					  const knytt_interaction *ix);
 
+/** Most interactions in one knytt_store_interactions_add batch. */
+#define KNYTT_STORE_MAX_BATCH 10000
+
+/**
+ * Appends the @p n interactions @p ix points to (at most
+ * KNYTT_STORE_MAX_BATCH) in one transaction: all of them are stored, or
+ * none is.  A bad event (its message names it: "interaction 3: field
+ * type ...") or a store failure part-way (a full disk, a lost
+ * connection) rolls the whole batch back, so retrying it cannot store
+ * an event twice even without event ids.  Events with an event_id
+ * already stored (or repeated in the batch) are skipped, as by
+ * knytt_store_interaction_add; favorites are marked in the same commit.
+ * @return the number stored (duplicates skipped), KNYTT_EINVAL (bad
+ *         event; nothing stored), KNYTT_ENOTFOUND (unknown item; nothing
+ *         stored), KNYTT_ERANGE (too many), KNYTT_ESTATE, KNYTT_EBUSY,
+ *         KNYTT_EDB (nothing stored).
+ * Thread note: as every store call, one thread at a time per handle.
+ */
+KNYTT_API int knytt_store_interactions_add(knytt_store *st,
+					   const knytt_interaction *const *ix,
+					   size_t n);
+
 /** Callback over interactions; see BORROWED RECORDS. */
 typedef int (*knytt_interaction_fn)(const knytt_interaction *ix, void *ctx);
 
@@ -2614,6 +2636,41 @@ KNYTT_API int knytt_engine_sync(knytt_engine *e);
 KNYTT_API int knytt_engine_feedback(knytt_engine *e, const char *user,
 				    const char *item, const char *type,
 				    double value, int64_t ts_ms);
+
+/** Called for each event knytt_engine_feedback_batch refuses: @p index
+ *  (0-based, in the batch), @p code (KNYTT_EINVAL, KNYTT_ERANGE or
+ *  KNYTT_ENOTFOUND), @p field ("user", "item", "type", "value", "ts_ms",
+ *  "event_id" or "") and @p reason; strings borrowed for the call. */
+typedef void (*knytt_event_reject_fn)(size_t index, int code,
+				      const char *field, const char *reason,
+				      void *ctx);
+
+/**
+ * knytt_engine_feedback for @p n events (at most KNYTT_STORE_MAX_BATCH)
+ * as one unit.  Each event reads user, item, type, value (the rating for
+ * "rating") and ts_ms (0 = now) of its knytt_interaction; weight is the
+ * type's default, and an event_id is refused (KNYTT_EINVAL: memory could
+ * not tell a repeated event).  Bad events (bad field, unknown item) are
+ * reported through @p on_reject (may be NULL) and left out; the others
+ * are stored in one transaction (knytt_store_interactions_add) -- all
+ * of them or, if the store fails (a full disk, a lost connection), none
+ * -- and only after that commit does the shoppers' taste see them.
+ * With write-behind the batch is queued as one entry and written in one
+ * transaction by the engine's writer; its failure is reported as for
+ * knytt_engine_feedback.
+ * @return the number of events recorded (n minus the refused ones), or
+ *         an error with nothing recorded: KNYTT_EINVAL (NULL events),
+ *         KNYTT_ERANGE (too many), KNYTT_ESTATE, KNYTT_ENOMEM,
+ *         KNYTT_EBUSY, KNYTT_EDB, KNYTT_EIO (the store's failure: retry
+ *         the whole batch), and with write-behind an earlier queued
+ *         write's failure not reported yet.
+ * Thread note: safe from any thread, as knytt_engine_feedback.
+ */
+KNYTT_API int knytt_engine_feedback_batch(knytt_engine *e,
+					  const knytt_interaction *const *ev,
+					  size_t n,
+					  knytt_event_reject_fn on_reject,
+					  void *ctx);
 
 /**
  * Waits until every feedback event accepted before the call is in the

@@ -8,6 +8,7 @@
 #include "knytt.h"
 #include "../lib/internal.h"
 #include "../lib/engine/engine_int.h"
+#include "../lib/store/store_int.h"
 #include "testutil.h"
 #include "pgserver.h"
 
@@ -1238,6 +1239,131 @@ START_TEST(write_behind_feedback_reaches_the_store)
 	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK); /* synchronous */
 	knytt_engine_close(e);
 	cleanup();
+}
+END_TEST
+
+typedef struct fb_rejects {
+	size_t idx[8];
+	char field[8][16];
+	int n;
+} fb_rejects;
+
+static void fb_on_reject(size_t i, int code, const char *field,
+		      const char *reason, void *ctx)
+{
+	fb_rejects *r = ctx;
+	ck_assert(code == KNYTT_EINVAL || code == KNYTT_ENOTFOUND);
+	ck_assert_ptr_nonnull(reason);
+	if (r->n < 8) {
+		r->idx[r->n] = i;
+		snprintf(r->field[r->n], sizeof r->field[0], "%s", field);
+	}
+	r->n++;
+}
+
+static double pop_of(knytt_engine *e, const char *ext)
+{
+	uint32_t r = knytt__engine_row_by_ext(e, ext);
+	ck_assert_uint_ne(r, UINT32_MAX);
+	return e->items[r].pop;
+}
+
+/* knytt_engine_feedback_batch, synchronous and write-behind: bad events
+ * reported and left out, the rest recorded as one unit; when the store
+ * fills up in the middle (PRAGMA max_page_count) nothing of the batch is
+ * stored and memory does not see it either; the same batch retried is
+ * then stored exactly once. */
+START_TEST(feedback_batch_all_or_nothing)
+{
+	enum { N = 2000 };
+	for (int async = 0; async < 2; async++) {
+		knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, async);
+		char ext[32], title[128];
+		knytt_item it;
+		for (int i = 0; i < 4; i++) {
+			make_item(&it, 1, i, ext, title);
+			ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0),
+					 KNYTT_OK);
+		}
+		knytt_interaction *ev = calloc(N, sizeof *ev);
+		const knytt_interaction **p = calloc(N, sizeof *p);
+		char(*who)[48] = calloc(N, sizeof *who);
+		ck_assert(ev && p && who);
+		for (int i = 0; i < N; i++) {
+			snprintf(who[i], sizeof who[i],
+				 "a-shopper-with-a-long-name-%d", i % 700);
+			ev[i].struct_size = sizeof ev[i];
+			ev[i].user = who[i];
+			ev[i].item = "c1-2";
+			ev[i].type = "view";
+			p[i] = &ev[i];
+		}
+		/* bad events: reported by index and field, the rest kept */
+		ev[3].item = "nope";
+		ev[5].type = "Bad Type";
+		ev[8].event_id = "x";
+		fb_rejects rj = {.n = 0};
+		ck_assert_int_eq(knytt_engine_feedback_batch(e, p, 10,
+							     fb_on_reject, &rj),
+				 7);
+		ck_assert_int_eq(rj.n, 3);
+		ck_assert_uint_eq(rj.idx[0], 3);
+		ck_assert_str_eq(rj.field[0], "item");
+		ck_assert_uint_eq(rj.idx[1], 5);
+		ck_assert_str_eq(rj.field[1], "type");
+		ck_assert_uint_eq(rj.idx[2], 8);
+		ck_assert_str_eq(rj.field[2], "event_id");
+		ev[3].item = ev[5].item = "c1-2";
+		ev[5].type = "view";
+		ev[8].event_id = NULL;
+		ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+		knytt_store *st = knytt_engine_store(e);
+		ck_assert_int_eq(knytt_store_interaction_count(st), 7);
+		double pop = pop_of(e, "c1-2");
+		/* the database fills up in the middle of the next batch */
+		int64_t pages = -1;
+		knytt__pragma_i64(st, "PRAGMA page_count", &pages);
+		char sql[80];
+		snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+			 (long long)pages + 8);
+		knytt__pragma_i64(st, sql, &pages);
+		int rc = knytt_engine_feedback_batch(e, p, N, NULL, NULL);
+		if (async) { /* queued; the writer's failure comes next */
+			ck_assert_int_eq(rc, N);
+			rc = knytt_engine_flush(e);
+		}
+		ck_assert_msg(rc == KNYTT_EDB && strstr(knytt_errmsg(), "full"),
+			      "async %d: %d %s", async, rc, knytt_errmsg());
+		ck_assert_int_eq(knytt_store_interaction_count(st), 7);
+		if (!async) /* memory saw nothing either */
+			ck_assert(pop_of(e, "c1-2") == pop);
+		knytt__pragma_i64(st, "PRAGMA max_page_count = 1073741823",
+				  &pages);
+		ck_assert_int_eq(knytt_engine_feedback_batch(e, p, N, NULL,
+							     NULL),
+				 N);
+		ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+		ck_assert_int_eq(knytt_store_interaction_count(st), 7 + N);
+		/* arguments */
+		ck_assert_int_eq(knytt_engine_feedback_batch(e, p, 0, NULL,
+							     NULL),
+				 0);
+		ck_assert_int_eq(knytt_engine_feedback_batch(e, NULL, 1, NULL,
+							     NULL),
+				 KNYTT_EINVAL);
+		ck_assert_int_eq(knytt_engine_feedback_batch(
+					 e, p, KNYTT_STORE_MAX_BATCH + 1, NULL,
+					 NULL),
+				 KNYTT_ERANGE);
+		ck_assert_int_eq(knytt_engine_feedback_batch(NULL, p, 1, NULL,
+							     NULL),
+				 KNYTT_EINVAL);
+		free(ev);
+		free(p);
+		free(who);
+		knytt_engine_close(e);
+		cleanup();
+	}
 }
 END_TEST
 
@@ -2743,6 +2869,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, settings_exclusion_tenants_and_sync);
 	tcase_add_test(tc, external_vectors_without_a_model);
 	tcase_add_test(tc, write_behind_feedback_reaches_the_store);
+	tcase_add_test(tc, feedback_batch_all_or_nothing);
 	tcase_add_test(tc, write_behind_checks_before_queueing);
 	tcase_add_test(tc, write_behind_failure_is_reported);
 	tcase_add_test(tc, stored_model_must_match_its_header);

@@ -12,6 +12,11 @@
  *   - the next start serves.
  * The kill points are drawn from a seed printed on failure
  * (KNYTT_FAULT_SEED=N replays one run).
+ *
+ * Also: the PostgreSQL server stopped (pg_ctl) and SIGKILLed (crash
+ * recovery on restart) under a serving knyttd, and a disk that fills up
+ * under feedback batches, item batches, training and `knytt import`
+ * (a tmpfs of its own: root only).
  */
 #include "testutil.h"
 
@@ -402,6 +407,205 @@ START_TEST(postgres_restart_while_serving)
 }
 END_TEST
 
+/* ---- kill -9 of the PostgreSQL server under a feedback load --------- */
+
+static kd_srv Q;
+static char QSK[80];
+static atomic_int q_next, q_503, q_other;
+static atomic_uchar q_acked[NEVENTS];
+
+static void pgk_setup(void)
+{
+	curl_global_init(CURL_GLOBAL_ALL);
+	pgs_start();
+}
+
+static void pgk_teardown(void)
+{
+	curl_global_cleanup();
+}
+
+/* Load on Q: single events (even threads) or batches of 10 (odd), each
+ * event with its own time; a 200 marks the events acknowledged, a 503
+ * (the database down) is counted and the events given up. */
+static void *pg_load(void *arg)
+{
+	int batch = (int)(intptr_t)arg % 2 ? 10 : 1;
+	char body[2048];
+	while (!atomic_load(&stop_load)) {
+		int n0 = atomic_fetch_add(&q_next, batch);
+		if (n0 + batch > NEVENTS)
+			break;
+		int len = snprintf(body, sizeof body, "%s",
+				   batch > 1 ? "{\"interactions\":[" : "");
+		for (int i = 0; i < batch; i++)
+			len += snprintf(body + len, sizeof body - (size_t)len,
+					"%s{\"user_id\":\"q%d\",\"item_id\":"
+					"\"p%d\",\"interaction_type\":\"view\","
+					"\"timestamp\":%lld}",
+					i ? "," : "", (n0 + i) % 11,
+					1 + (n0 + i) % 2, TS0 + n0 + i);
+		snprintf(body + len, sizeof body - (size_t)len, "%s",
+			 batch > 1 ? "]}" : "");
+		double t = now_s();
+		cJSON *o = NULL;
+		long st = kd_call(&Q, "POST", "/api/v1/interactions", QSK, NULL,
+				  body, &o);
+		const cJSON *acc = cJSON_GetObjectItem(o, "accepted_count");
+		if (st == 200 && acc && acc->valuedouble == batch) {
+			for (int i = 0; i < batch; i++)
+				atomic_store(&q_acked[n0 + i], 1);
+		} else if (st == 503 && now_s() - t < 5) {
+			atomic_fetch_add(&q_503, 1);
+		} else {
+			atomic_fetch_add(&q_other, 1);
+			fprintf(stderr, "pg_load: %ld after %.2f s\n", st,
+				now_s() - t);
+		}
+		cJSON_Delete(o);
+		if (st == 503)
+			usleep(20 * 1000);
+	}
+	return NULL;
+}
+
+static pid_t postmaster_pid(void)
+{
+	char path[320];
+	snprintf(path, sizeof path, "%s/data/postmaster.pid", pgs_dir);
+	FILE *f = fopen(path, "r");
+	long pid = 0;
+	if (f) {
+		if (fscanf(f, "%ld", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	return (pid_t)pid;
+}
+
+/* The store's events: each acknowledged one exactly once, none twice;
+ * PostgreSQL's own check of the table's B-tree indexes (amcheck). */
+static void pg_check_store(void)
+{
+	knytt_store *st;
+	uint64_t t;
+	ck_assert_int_eq(knytt_store_open(Q.uri, &st), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_tenant_find(st, "pgkill", &t), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_use_tenant(st, t), KNYTT_OK);
+	seen s = {calloc(NEVENTS, 1), 0, 0};
+	ck_assert_int_ge(knytt_store_interactions_since(st, 0, on_ix, &s), 0);
+	knytt_store_close(st);
+	int lost = 0, stored = 0, nacked = 0;
+	for (int n = 0; n < NEVENTS; n++) {
+		stored += s.http[n] != 0;
+		nacked += atomic_load(&q_acked[n]);
+		lost += atomic_load(&q_acked[n]) && !s.http[n];
+	}
+	fprintf(stderr, "postgres_sigkill: %d events sent, %d acknowledged, "
+		"%d stored, %d answers 503 while down\n", atomic_load(&q_next),
+		nacked, stored, atomic_load(&q_503));
+	ck_assert_msg(s.dup == 0, "%d events stored twice", s.dup);
+	ck_assert_msg(lost == 0, "%d acknowledged events lost", lost);
+	free(s.http);
+	PGconn *c = PQconnectdb(Q.uri);
+	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, "CREATE EXTENSION IF NOT EXISTS amcheck");
+	int have = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (have) {
+		r = PQexec(c, "SELECT count(bt_index_check(i.indexrelid, true))"
+			      " FROM pg_index i JOIN pg_class c ON c.oid = "
+			      "i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+			      "WHERE a.amname = 'btree' AND c.relnamespace = "
+			      "current_schema()::regnamespace");
+		ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK,
+			      "amcheck: %s", PQerrorMessage(c));
+		ck_assert_int_gt(atoi(PQgetvalue(r, 0, 0)), 0);
+		PQclear(r);
+	} else {
+		fprintf(stderr, "postgres_sigkill: no amcheck extension: "
+			"indexes not checked\n");
+	}
+	PQfinish(c);
+}
+
+/* The PostgreSQL server is SIGKILLed while knyttd (--sync-feedback: a
+ * 200 means committed) takes events one by one and in batches; pg_ctl
+ * starts it again (crash recovery).  Every acknowledged event is stored
+ * exactly once, knyttd answers 503 (fast) while the database is down and
+ * 200 again after, and it is the same process throughout. */
+START_TEST(postgres_sigkill_while_serving)
+{
+	if (!pgs_dir[0] || pgs_why[0]) {
+		fprintf(stderr, "postgres_sigkill_while_serving: SKIPPED (no "
+			"PostgreSQL server: %s)\n",
+			pgs_why[0] ? pgs_why : "not started");
+		return;
+	}
+	memset(&Q, 0, sizeof Q);
+	snprintf(Q.dir, sizeof Q.dir, "/tmp/knyttd-test-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(Q.dir));
+	char uri[512];
+	pgs_new_store(uri, sizeof uri);
+	ck_assert_uint_lt(strlen(uri), sizeof Q.uri);
+	memcpy(Q.uri, uri, strlen(uri) + 1);
+	const char *sync[] = {"--sync-feedback", NULL};
+	ck_assert_int_eq(kd_start(&Q, sync), 0);
+	char pk[80];
+	ck_assert_int_eq(kd_tenant(&Q, "pgkill", QSK, pk), 0);
+	ck_assert_int_eq(kd_call(&Q, "POST", "/api/v1/items", QSK, NULL,
+				 "{\"items\":[{\"item_id\":\"p1\"},"
+				 "{\"item_id\":\"p2\"}]}",
+				 NULL),
+			 200);
+	pid_t kpid = Q.pid;
+	double t0 = now_s();
+	pthread_t th[4];
+	atomic_store(&stop_load, 0);
+	for (intptr_t i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, pg_load, (void *)i);
+	usleep(400 * 1000);
+	pid_t pm = postmaster_pid();
+	ck_assert_int_gt(pm, 0);
+	ck_assert_int_eq(kill(pm, SIGKILL), 0);
+	/* down for about a second: the load gets 503s */
+	usleep(1000 * 1000);
+	int started = 0;
+	/* the killed server's backends exit when they notice; until then
+	 * the new postmaster refuses their shared memory */
+	for (int i = 0; i < 40 && !started; i++)
+		if (!(started = pg_ctl("start") == 0))
+			usleep(250 * 1000);
+	ck_assert_msg(started, "PostgreSQL did not start again");
+	long st = 0;
+	double up = now_s();
+	while (now_s() - up < 15 &&
+	       (st = kd_call(&Q, "POST", "/api/v1/search", QSK, NULL,
+			     "{\"query\":\"p1\"}", NULL)) != 200)
+		usleep(100 * 1000);
+	ck_assert_msg(st == 200, "after the restart: %ld", st);
+	int before = atomic_load(&q_next);
+	usleep(400 * 1000); /* load after the restart */
+	atomic_store(&stop_load, 1);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_msg(atomic_load(&q_next) > before + 10,
+		      "no load went through after the restart");
+	ck_assert_int_eq(atomic_load(&q_other), 0);
+	ck_assert_int_gt(atomic_load(&q_503), 0);
+	ck_assert_int_eq(Q.pid, kpid);
+	ck_assert_int_eq(kill(kpid, 0), 0);
+	ck_assert_int_eq(kd_call(&Q, "POST", "/api/v1/recommendations", QSK,
+				 NULL, "{\"user_id\":\"q3\"}", NULL),
+			 200);
+	long stopped = kd_stop(&Q);
+	ck_assert_msg(stopped == 0, "knyttd stopped with %ld", stopped);
+	pg_check_store();
+	kd_cleanup(&Q);
+	fprintf(stderr, "postgres_sigkill: %.1f s in all\n", now_s() - t0);
+}
+END_TEST
+
 /* ---- the disk fills up --------------------------------------------- */
 
 static kd_srv F;
@@ -468,6 +672,137 @@ static int full_ix(const knytt_interaction *ix, void *ctx)
 	return 0;
 }
 
+static int full_run(const char *cmd)
+{
+	int rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Frees @p mb MB of the tmpfs (the filler file shrinks). */
+static void full_free(int mb)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "truncate -s -%dM %s/filler", mb, F.dir);
+	ck_assert_int_eq(full_run(cmd), 0);
+}
+
+/* POST /api/v1/items in batches of 100 (one import transaction each)
+ * until the disk is full: the refused batch gets a 503 naming the cause
+ * and none of its items is visible; the catalog is still served. */
+static void full_items(void)
+{
+	enum { IB = 100 };
+	full_free(2);
+	char *body = malloc(IB * 400 + 64);
+	ck_assert_ptr_nonnull(body);
+	int b, refused = -1;
+	for (b = 0; b < 200 && refused < 0; b++) {
+		int n = sprintf(body, "{\"items\":[");
+		for (int i = 0; i < IB; i++)
+			n += sprintf(body + n,
+				     "%s{\"item_id\":\"fill-%d\",\"title\":"
+				     "\"garden chair %d\",\"description\":"
+				     "\"%0300d\"}",
+				     i ? "," : "", b * IB + i, b * IB + i, i);
+		strcpy(body + n, "]}");
+		cJSON *o = NULL;
+		long st = kd_call(&F, "POST", "/api/v1/items", FSK, NULL, body,
+				  &o);
+		if (st != 200) {
+			char *t = o ? cJSON_PrintUnformatted(o) : NULL;
+			ck_assert_msg(st == 503 && t &&
+					      strstr(t, "disk is full"),
+				      "items batch %d: %ld %s", b, st,
+				      t ? t : "");
+			fprintf(stderr, "disk_full: items batch %d: %ld %s\n",
+				b, st, t);
+			free(t);
+			refused = b;
+		}
+		cJSON_Delete(o);
+	}
+	free(body);
+	ck_assert_msg(refused >= 0, "the disk never filled up with items");
+	char url[64];
+	for (int i = 0; i < IB; i += 33) { /* none of the refused batch */
+		snprintf(url, sizeof url, "/api/v1/items/fill-%d",
+			 refused * IB + i);
+		ck_assert_int_eq(kd_call(&F, "GET", url, FSK, NULL, NULL, NULL),
+				 404);
+	}
+	if (refused > 0) { /* every item of the accepted ones */
+		snprintf(url, sizeof url, "/api/v1/items/fill-%d",
+			 refused * IB - 1);
+		ck_assert_int_eq(kd_call(&F, "GET", url, FSK, NULL, NULL, NULL),
+				 200);
+	}
+	ck_assert_int_eq(kd_call(&F, "POST", "/api/v1/search", FSK, NULL,
+				 "{\"query\":\"garden\"}", NULL),
+			 200);
+	fprintf(stderr, "disk_full: %d item batches of %d stored\n", refused,
+		IB);
+}
+
+static int full_import_ix(const knytt_interaction *ix, void *ctx)
+{
+	if (ix->ts_ms >= IMPORT_TS0 && ix->ts_ms < IMPORT_TS0 + IMPORT_ROWS)
+		(*(int *)ctx)++;
+	return 0;
+}
+
+/* `knytt import` beside the serving knyttd until the disk is full: it
+ * exits with an error naming the cause, and leaves whole batches. */
+static void full_cli_import(void)
+{
+	full_free(2);
+	char csv[] = "/tmp/knytt-full-ix-XXXXXX";
+	int fd = mkstemp(csv);
+	ck_assert_int_ge(fd, 0);
+	FILE *f = fdopen(fd, "w");
+	fprintf(f, "user,item,type,ts_ms,event_id\n");
+	for (int i = 0; i < IMPORT_ROWS; i++)
+		fprintf(f, "importer-with-a-long-name-%d,it-%d,view,%lld,"
+			"imp-%d\n", i % 3001, i % 7, IMPORT_TS0 + i, i);
+	fclose(f);
+	char cmd[1024], out[256];
+	snprintf(out, sizeof out, "%s.out", csv);
+	snprintf(cmd, sizeof cmd, "%s --db %s --tenant full import "
+		 "--interactions %s --format csv --batch %d >%s 2>&1",
+		 cli_bin(), F.uri, csv, IMPORT_BATCH, out);
+	int ex = full_run(cmd);
+	char msg[512] = "";
+	f = fopen(out, "r");
+	if (f) {
+		size_t n = fread(msg, 1, sizeof msg - 1, f);
+		msg[n] = 0;
+		fclose(f);
+	}
+	unlink(csv);
+	unlink(out);
+	ck_assert_msg(ex != 0 && strstr(msg, "disk is full"),
+		      "knytt import on a full disk: exit %d: %s", ex, msg);
+	knytt_store *st;
+	uint64_t tn;
+	int rows = 0;
+	ck_assert_int_eq(knytt_store_open(F.uri, &st), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_tenant_find(st, "full", &tn), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_use_tenant(st, tn), KNYTT_OK);
+	ck_assert_int_ge(knytt_store_interactions_since(st, 0, full_import_ix,
+							&rows),
+			 0);
+	knytt_store_close(st);
+	ck_assert_msg(rows % IMPORT_BATCH == 0 && rows < IMPORT_ROWS,
+		      "the import left %d rows (batches of %d)", rows,
+		      IMPORT_BATCH);
+	fprintf(stderr, "disk_full: knytt import stored %d of %d rows, exit "
+		"%d: %.*s\n", rows, IMPORT_ROWS, ex,
+		(int)strcspn(msg, "\n"), msg);
+	ck_assert_int_eq(kd_call(&F, "POST", "/api/v1/recommendations", FSK,
+				 NULL, "{\"user_id\":\"user-with-a-long-name-3\"}",
+				 NULL),
+			 200);
+}
+
 /* Feedback batches until the disk is full: the failing batch gets a
  * clear 503 and is stored not at all, every acknowledged one wholly;
  * queries keep being answered; training fails cleanly and the old
@@ -505,7 +840,8 @@ START_TEST(disk_full)
 			acked_b[b] = 1;
 		} else {
 			char *t = o ? cJSON_PrintUnformatted(o) : NULL;
-			ck_assert_msg(t && strstr(t, "full"),
+			ck_assert_msg(st == 503 && t && strstr(t, "full") &&
+					      strstr(t, "\"unavailable\""),
 				      "batch %d: %ld %s", b, st, t ? t : "");
 			fprintf(stderr, "disk_full: batch %d: %ld %s\n", b, st,
 				t);
@@ -559,6 +895,8 @@ START_TEST(disk_full)
 	ck_assert_int_eq(kd_call(&F, "GET", "/api/v1/models", FSK, NULL, NULL,
 				 NULL),
 			 200);
+	full_items();
+	full_cli_import();
 	long stopped = kd_stop(&F);
 	ck_assert_msg(stopped == 0, "knyttd stopped with %ld", stopped);
 	/* nothing half: acknowledged batches whole, the refused one absent */
@@ -572,9 +910,8 @@ START_TEST(disk_full)
 			 0);
 	knytt_store_close(st);
 	/* each event is whole or absent and none is stored twice; the
-	 * events of the refused batch that went in before the disk filled
-	 * stay (events are stored one by one, not as one transaction: a
-	 * client retrying the batch without event ids duplicates them) */
+	 * refused batch is stored not at all (one transaction), so a client
+	 * may retry it without event ids */
 	int refused_in = 0;
 	for (int e = 0; e < NEVENTS; e++) {
 		ck_assert_msg(got[e] <= 1, "event %d stored %d times", e,
@@ -590,6 +927,8 @@ START_TEST(disk_full)
 	}
 	fprintf(stderr, "disk_full: %d of the %d events of the refused batch "
 		"were stored\n", refused_in, BATCH);
+	ck_assert_msg(refused_in == 0, "the refused batch left %d of its %d "
+		      "events stored", refused_in, BATCH);
 	free(got);
 	sqlite3 *db;
 	ck_assert_int_eq(sqlite3_open(F.uri + 7, &db), SQLITE_OK);
@@ -627,6 +966,12 @@ Suite *faults_suite(void)
 	tcase_add_unchecked_fixture(tc, pg_setup, pg_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, postgres_restart_while_serving);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("pgkill");
+	tcase_set_tags(tc, "postgres");
+	tcase_add_unchecked_fixture(tc, pgk_setup, pgk_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, postgres_sigkill_while_serving);
 	suite_add_tcase(s, tc);
 	return s;
 }

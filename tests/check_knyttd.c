@@ -953,6 +953,58 @@ START_TEST(item_get_patch_delete)
 }
 END_TEST
 
+/* An id holding '/' is named in a path as %2F (either case): the path is
+ * split at its own slashes before it is decoded.  libmicrohttpd decodes
+ * the path before the handler sees it, so this was a 404 before. */
+START_TEST(item_id_with_a_slash)
+{
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/items", SKA, NULL,
+				 "{\"items\":[{\"item_id\":\"shoes/red 42\","
+				 "\"title\":\"slashed\",\"price\":10},"
+				 "{\"item_id\":\"shoes\",\"title\":\"plain\"}]}",
+				 NULL),
+			 200);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/items/shoes%2Fred%2042",
+				 PKA, NULL, NULL, &o),
+			 200);
+	ck_assert_str_eq(cJSON_GetObjectItem(o, "item_id")->valuestring,
+			 "shoes/red 42");
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "PATCH", "/api/v1/items/shoes%2fred%2042",
+				 SKA, NULL, "{\"price\":12}", &o),
+			 200);
+	ck_assert(cJSON_GetObjectItem(o, "price")->valuedouble == 12);
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "GET",
+				 "/api/v1/products/shoes%2Fred%2042?x=a%2Fb",
+				 PKA, NULL, NULL, &o),
+			 200);
+	ck_assert(cJSON_GetObjectItem(o, "price")->valuedouble == 12);
+	cJSON_Delete(o);
+	/* an unencoded slash still separates segments: no such route */
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/items/shoes/red%2042",
+				 PKA, NULL, NULL, NULL),
+			 404);
+	/* the item "shoes" is another one, untouched */
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/items/shoes", PKA, NULL,
+				 NULL, &o),
+			 200);
+	ck_assert_str_eq(cJSON_GetObjectItem(o, "title")->valuestring,
+			 "plain");
+	cJSON_Delete(o);
+	ck_assert_int_eq(kd_call(&S, "DELETE", "/api/v1/items/shoes%2Fred%2042",
+				 SKA, NULL, NULL, NULL),
+			 200);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/items/shoes%2Fred%2042",
+				 PKA, NULL, NULL, NULL),
+			 404);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/items/shoes", PKA, NULL,
+				 NULL, NULL),
+			 200);
+}
+END_TEST
+
 /* The title of item @p id in a search answer for @p q on @p s, into
  * @p out ("" when the item is not in the answer). */
 static void title_in_search(const kd_srv *s, const char *q, const char *id,
@@ -2366,6 +2418,7 @@ Suite *knyttd_suite(void)
 	tcase_add_test(tc, items_bulk_batch_report);
 	tcase_add_test(tc, items_batch_limits);
 	tcase_add_test(tc, item_get_patch_delete);
+	tcase_add_test(tc, item_id_with_a_slash);
 	tcase_add_test(tc, item_cache_follows_writes);
 	tcase_add_test(tc, item_changed_elsewhere_shows_within_period);
 	tcase_add_test(tc, stats_count_the_shops_own_requests);

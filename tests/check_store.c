@@ -2934,6 +2934,222 @@ START_TEST(null_arguments)
 }
 END_TEST
 
+/* ---- a batch of interactions: one transaction ---------------------- */
+
+/* The store's own connection, for a pragma only SQLite has. */
+static int64_t sq_pragma(knytt_store *st, const char *sql)
+{
+	int64_t v = -1;
+	knytt__pragma_i64(st, sql, &v);
+	return v;
+}
+
+/* knytt_store_interactions_add: all or nothing.  A bad event at the end
+ * (after every user before it was created) and, in SQLite, a database
+ * that fills up in the middle of the insert (PRAGMA max_page_count) both
+ * leave no event and no user; the same batch retried then stores each
+ * event once.  Events stored one by one (the old knyttd batch) left the
+ * part before the failure stored. */
+START_TEST(interactions_batch_all_or_nothing)
+{
+	enum { N = 3000 };
+	knytt_store *st = su_open("batch", NULL);
+	const char *items[] = {"b0", "b1", "b2", "b3", "b4", "b5", "b6"};
+	for (int i = 0; i < 7; i++)
+		put_item(st, items[i], "thing", NULL, NULL, 1, 1);
+	knytt_interaction *ix = calloc(N, sizeof *ix);
+	const knytt_interaction **p = calloc(N, sizeof *p);
+	char(*shoppers)[64] = calloc(N, sizeof *shoppers);
+	ck_assert(ix && p && shoppers);
+	for (int i = 0; i < N; i++) {
+		snprintf(shoppers[i], sizeof shoppers[i],
+			 "a-shopper-with-a-rather-long-name-%d", i % 1500);
+		ix[i].struct_size = sizeof ix[i];
+		ix[i].user = shoppers[i];
+		ix[i].item = items[i % 7];
+		ix[i].type = i % 100 == 7 ? "favorite" : "view";
+		ix[i].ts_ms = 1700000000000LL + i;
+		p[i] = &ix[i];
+	}
+	/* the last event is bad: nothing of the batch stays */
+	ix[N - 1].type = "Bad Type";
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, N), KNYTT_EINVAL);
+	ck_assert_msg(strstr(knytt_errmsg(), "interaction 2999") &&
+			      strstr(knytt_errmsg(), "type"),
+		      "%s", knytt_errmsg());
+	ck_assert_int_eq(knytt_store_interaction_count(st), 0);
+	ck_assert_int_eq(knytt_store_user_count(st), 0);
+	ix[N - 1].type = "view";
+	ix[N - 2].item = "nope";
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, N),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt_store_interaction_count(st), 0);
+	ix[N - 2].item = items[(N - 2) % 7];
+	if (!su_pg) {
+		/* the file may grow by 8 pages: the batch needs some 100 */
+		int64_t pages = sq_pragma(st, "PRAGMA page_count");
+		char sql[80];
+		snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+			 (long long)pages + 8);
+		ck_assert_int_eq(sq_pragma(st, sql), pages + 8);
+		int rc = knytt_store_interactions_add(st, p, N);
+		ck_assert_msg(rc == KNYTT_EDB && strstr(knytt_errmsg(), "full"),
+			      "a full database: %d %s", rc, knytt_errmsg());
+		ck_assert_int_eq(knytt_store_interaction_count(st), 0);
+		ck_assert_int_eq(knytt_store_user_count(st), 0);
+		/* the database still answers, and takes what fits */
+		ck_assert_int_eq(knytt_store_interactions_add(st, p, 5), 5);
+		ck_assert_int_eq(knytt_store_interaction_count(st), 5);
+		sq_pragma(st, "PRAGMA max_page_count = 1073741823");
+	}
+	int before = (int)knytt_store_interaction_count(st);
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, N), N);
+	ck_assert_int_eq(knytt_store_interaction_count(st), before + N);
+	ck_assert_int_eq(knytt_store_user_count(st), 1500);
+	uint64_t fav[8];
+	ck_assert_int_ge(knytt_store_favorite_list(st, shoppers[7], fav, 8), 1);
+	/* event ids: repeats in the batch and of stored events skipped */
+	const char *eid[] = {"e1", "e2", "e1", "e3"};
+	for (int i = 0; i < 4; i++)
+		ix[i].event_id = eid[i];
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, 4), 3);
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, 4), 0);
+	ck_assert_int_eq(knytt_store_interaction_count(st), before + N + 3);
+	/* arguments */
+	ck_assert_int_eq(knytt_store_interactions_add(st, p, 0), 0);
+	ck_assert_int_eq(knytt_store_interactions_add(st, NULL, 1),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_interactions_add(st, p,
+						      KNYTT_STORE_MAX_BATCH + 1),
+			 KNYTT_ERANGE);
+	ck_assert_int_eq(knytt_store_interactions_add(NULL, p, 1),
+			 KNYTT_EINVAL);
+	free(ix);
+	free(p);
+	free(shoppers);
+	knytt_store_close(st);
+	if (!su_pg) {
+		sqlite3 *db;
+		sqlite3_stmt *q;
+		ck_assert_int_eq(sqlite3_open(t_uri + 7, &db), SQLITE_OK);
+		sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL);
+		ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+		ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "ok");
+		sqlite3_finalize(q);
+		sqlite3_close(db);
+	}
+}
+END_TEST
+
+/* ---- import on a full disk (SQLite: PRAGMA max_page_count) ----------- */
+
+static int sq_integrity_ok(void)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	ck_assert_int_eq(sqlite3_open(t_uri + 7, &db), SQLITE_OK);
+	sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	int ok = !strcmp((const char *)sqlite3_column_text(q, 0), "ok");
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return ok;
+}
+
+/* The database may grow by @p more pages from now on. */
+static void sq_limit(knytt_store *st, int64_t more)
+{
+	int64_t pages = sq_pragma(st, "PRAGMA page_count");
+	char sql[80];
+	snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+		 (long long)(more ? pages + more : 1073741823));
+	sq_pragma(st, sql);
+}
+
+/* knytt_store_import when the database fills up (loop: plain, then bulk
+ * mode, which drops the interaction indexes for the import): the error
+ * names the cause, only whole batches stay, queries are answered, the
+ * file passes integrity_check, and the import run again once there is
+ * room ends with every row stored once. */
+START_TEST(import_full_database)
+{
+	enum { ROWS = 20000, BATCH = 500, ITEMS = 3000 };
+	knytt_store *st = su_open("full", NULL);
+	for (int i = 0; i < 7; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "f%d", i);
+		put_item(st, id, "garden thing", NULL, NULL, 1, 1);
+	}
+	if (_i)
+		st->bulk_min = 1000;
+	ck_assert_int_eq(knytt_store_set_batch_size(st, BATCH), 0);
+	char ixp[512], itp[512];
+	FILE *f = fopen(su_path("ix.csv", ixp, sizeof ixp), "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "event_id,user,item,type,ts_ms\n");
+	for (int i = 0; i < ROWS; i++)
+		fprintf(f, "ev-%d,shopper-%d,f%d,view,%d\n", i, i % 977, i % 7,
+			1000 + i);
+	fclose(f);
+	f = fopen(su_path("items.jsonl", itp, sizeof itp), "w");
+	ck_assert_ptr_nonnull(f);
+	for (int i = 0; i < ITEMS; i++)
+		fprintf(f, "{\"id\":\"new-%d\",\"title\":\"a garden chair "
+			"number %d\",\"description\":\"%0200d\"}\n", i, i, i);
+	fclose(f);
+
+	sq_limit(st, 60);
+	int rc = knytt_store_import(st, ixp, KNYTT_RECORD_INTERACTIONS,
+				    KNYTT_FORMAT_CSV, NULL, NULL);
+	ck_assert_msg(rc == KNYTT_EDB && strstr(knytt_errmsg(), "full"),
+		      "interactions: %d %s", rc, knytt_errmsg());
+	int64_t n = knytt_store_interaction_count(st);
+	ck_assert_msg(n % BATCH == 0 && n < ROWS, "%lld rows stored",
+		      (long long)n);
+	sq_limit(st, 150);
+	rc = knytt_store_import(st, itp, KNYTT_RECORD_ITEMS, KNYTT_FORMAT_JSONL,
+				NULL, NULL);
+	ck_assert_msg(rc == KNYTT_EDB && strstr(knytt_errmsg(), "full"),
+		      "items: %d %s", rc, knytt_errmsg());
+	int64_t ni = knytt_store_item_count(st) - 7;
+	ck_assert_msg(ni % BATCH == 0 && ni < ITEMS, "%lld items stored",
+		      (long long)ni);
+	/* queries are answered on the full database */
+	knytt_item *it = NULL;
+	ck_assert_int_eq(knytt_store_item_get(st, "f3", &it), KNYTT_OK);
+	knytt_free(it);
+	uint64_t ids[5];
+	double sc[5];
+	ck_assert_int_gt(knytt_store_search(st, "garden", NULL, NAN, NAN, 0,
+					    ids, sc, 5),
+			 0);
+	ixlog lg;
+	memset(&lg, 0, sizeof lg);
+	ck_assert_int_ge(knytt_store_user_recent(st, "shopper-1", 10,
+						 count_cb, &lg),
+			 0);
+	knytt_store_close(st);
+	ck_assert(sq_integrity_ok());
+	fprintf(stderr, "import_full_database (%s): %lld of %d interactions, "
+		"%lld of %d items stored when the database was full\n",
+		_i ? "bulk" : "plain", (long long)n, ROWS, (long long)ni,
+		ITEMS);
+	/* room again: the same imports converge, each row once */
+	st = su_open("full", NULL);
+	ck_assert_int_eq(knytt_store_set_batch_size(st, BATCH), 0);
+	ck_assert_int_eq(knytt_store_import(st, ixp, KNYTT_RECORD_INTERACTIONS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 ROWS);
+	ck_assert_int_eq(knytt_store_interaction_count(st), ROWS);
+	ck_assert_int_eq(knytt_store_import(st, itp, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_JSONL, NULL, NULL),
+			 ITEMS);
+	ck_assert_int_eq(knytt_store_item_count(st), ITEMS + 7);
+	knytt_store_close(st);
+	ck_assert(sq_integrity_ok());
+}
+END_TEST
+
 static void add_cases(TCase *tc)
 {
 	tcase_add_test(tc, open_and_migrations);
@@ -2947,6 +3163,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, interactions);
 	tcase_add_test(tc, interactions_stream_pages);
 	tcase_add_test(tc, interaction_marks);
+	tcase_add_test(tc, interactions_batch_all_or_nothing);
 	tcase_add_test(tc, favorites_and_search_log);
 	tcase_add_test(tc, embeddings_and_models);
 	tcase_add_test(tc, tenant_isolation);
@@ -2978,6 +3195,7 @@ Suite *store_suite(void)
 	TCase *sq = tcase_create("sqlite");
 	tcase_add_checked_fixture(sq, su_setup_sqlite, su_teardown);
 	add_cases(sq);
+	tcase_add_loop_test(sq, import_full_database, 0, 2);
 	suite_add_tcase(s, sq);
 
 	su_pg_start();

@@ -824,6 +824,11 @@ static int check_open(const knytt_engine *e, const char *fn)
 	return KNYTT_OK;
 }
 
+int knytt__engine_check_open(const knytt_engine *e, const char *fn)
+{
+	return check_open(e, fn);
+}
+
 /* The vector an item gets at ingest when the caller gives none: the
  * model's item tower (a snapshot reference, no lock: the model never
  * changes), else the embedder, called with no lock held (an HTTP round
@@ -1334,8 +1339,9 @@ void knytt__engine_user_fresh(knytt_engine *e, knytt__profile *u)
 }
 
 /* Checks the arguments of a feedback call; fills @p ev (time resolved
- * against the engine's now, weight from the engine's settings). */
-static int feedback_event(knytt_engine *e, const char *user,
+ * against the engine's now, weight from the engine's settings).  The
+ * error names its field (knytt_engine_feedback_batch reports it). */
+int knytt__feedback_event(knytt_engine *e, const char *user,
 			  const char *item, const char *type, double value,
 			  int64_t ts_ms, knytt_interaction *ev, double *w)
 {
@@ -1402,6 +1408,25 @@ int knytt__engine_user_loaded(knytt_engine *e, const char *ext)
 	return yes;
 }
 
+/* The memory work of one stored (or queued) event: counters, history,
+ * session and taste.  Caller holds u->mu. */
+int knytt__feedback_mem(knytt_engine *e, knytt__profile *u, uint32_t r,
+			double w, int64_t ts, unsigned bit)
+{
+	/* rows are never reused, so r still names the item */
+	pthread_rwlock_rdlock(&e->lock);
+	count_event(e, r, w, ts);
+	eitem *it = &e->items[r];
+	int rc = knytt__profile_add(u, it->id, r, (float)w, ts, bit);
+	if (!rc) {
+		session_event(e, u, it, (float)w, ts);
+		int64_t now = knytt__engine_now(e);
+		refresh_long(e, u, ts > now ? ts : now);
+	}
+	pthread_rwlock_unlock(&e->lock);
+	return rc;
+}
+
 /*
  * Feedback holds the shopper's profile lock throughout (other shoppers
  * never wait), and the engine's read lock only for memory work: the
@@ -1414,7 +1439,7 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	int rc = check_open(e, "knytt_engine_feedback");
 	knytt_interaction ev;
 	double w = 0;
-	if (rc || (rc = feedback_event(e, user, item, type, value, ts_ms, &ev,
+	if (rc || (rc = knytt__feedback_event(e, user, item, type, value, ts_ms, &ev,
 				       &w)))
 		return rc;
 	int64_t ts = ev.ts_ms;
@@ -1445,19 +1470,8 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	}
 	if (rc < 0)
 		goto out;
-	rc = KNYTT_OK; /* 1 = stored; no event id here, so no duplicates */
-	/* rows are never reused, so r still names the item */
-	pthread_rwlock_rdlock(&e->lock);
-	count_event(e, r, w, ts);
-	eitem *it = &e->items[r];
-	rc = knytt__profile_add(u, it->id, r, (float)w, ts,
-				knytt__type_bit(type));
-	if (!rc) {
-		session_event(e, u, it, (float)w, ts);
-		int64_t now = knytt__engine_now(e);
-		refresh_long(e, u, ts > now ? ts : now);
-	}
-	pthread_rwlock_unlock(&e->lock);
+	/* 1 = stored; no event id here, so no duplicates */
+	rc = knytt__feedback_mem(e, u, r, w, ts, knytt__type_bit(type));
 out:
 	pthread_mutex_unlock(&u->mu);
 	return rc;

@@ -109,6 +109,9 @@ static inline int knytt__cat_match(const char *cat, const char *prefix,
  * thread (feedq.c). */
 typedef struct knytt__fq_ev {
 	char *buf; /* "user\0item\0type\0", or "query\0user\0"; owned */
+	struct knytt__fq_ev *sub; /* a batch: nsub events stored in one
+				     transaction (buf NULL); owned */
+	size_t nsub;
 	double weight, value;
 	int has_value;
 	int is_log;  /* a search log entry of count results */
@@ -361,6 +364,12 @@ knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
 /* Brings the long-term taste of @p u up to the installed model; caller
  * holds u->mu and lock (read). */
 void knytt__engine_user_fresh(knytt_engine *e, knytt__profile *u);
+int knytt__feedback_event(knytt_engine *e, const char *user,
+			  const char *item, const char *type, double value,
+			  int64_t ts_ms, knytt_interaction *ev, double *w);
+int knytt__feedback_mem(knytt_engine *e, knytt__profile *u, uint32_t r,
+			double w, int64_t ts, unsigned bit);
+int knytt__engine_check_open(const knytt_engine *e, const char *fn);
 /* row of an item by store id; UINT32_MAX if absent */
 uint32_t knytt__engine_row(const knytt_engine *e, uint64_t id);
 /* row of an item by external id, UINT32_MAX if absent (memory only: a
@@ -473,6 +482,12 @@ int knytt__fq_start(knytt_engine *e);
 void knytt__fq_stop(knytt_engine *e);
 int knytt__fq_check(knytt_engine *e, const knytt_interaction *ix);
 int knytt__fq_push(knytt_engine *e, const knytt_interaction *ix);
+/* Queues @p n events as one entry, written in one transaction. */
+int knytt__fq_push_batch(knytt_engine *e, const knytt_interaction *const *ix,
+			 size_t n);
+/* The writer's first failure not reported yet (as this thread's error),
+ * or 0. */
+int knytt__fq_take_err(knytt_engine *e);
 /* Queues a search log entry (@p user, @p shown may be NULL). */
 int knytt__fq_push_log(knytt_engine *e, const char *query, const char *user,
 		       int count, const char *shown, int64_t ts);

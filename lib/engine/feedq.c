@@ -29,12 +29,12 @@
  * Search log entries ride the same queue when the caller of
  * knytt_engine_search does not ask for the entry's id.
  *
- * The writer takes the store mutex once per event, not once per batch, so
- * a query that needs the store (a search, a first-time user) waits for at
- * most one insert.  Each event is still its own transaction: the store's
- * public API commits per interaction, and a batched insert would need a
- * new store call.  So the queue moves the commit off the caller's path
- * rather than amortising it.
+ * The writer takes the store mutex once per entry, so a query that needs
+ * the store (a search, a first-time user) waits for at most one insert.
+ * A single event is its own transaction; a batch of
+ * knytt_engine_feedback_batch is one entry, written in one transaction
+ * (knytt_store_interactions_add): stored whole or, if the store fails,
+ * not at all, its failure reported as any other.
  */
 #include "engine_int.h"
 
@@ -49,6 +49,90 @@
  * so a store slower than the event rate slows callers instead of growing
  * memory without bound. */
 #define FQ_MAX 65536
+
+/* The interaction a queued event stands for; strings borrowed from it. */
+static void to_ix(const knytt__fq_ev *ev, knytt_interaction *ix)
+{
+	const char *user = ev->buf;
+	const char *item = user + strlen(user) + 1;
+	memset(ix, 0, sizeof *ix);
+	ix->struct_size = sizeof *ix;
+	ix->user = user;
+	ix->item = item;
+	ix->type = item + strlen(item) + 1;
+	ix->weight = ev->weight;
+	ix->has_value = ev->has_value;
+	ix->value = ev->value;
+	ix->ts_ms = ev->ts;
+}
+
+static void ev_free(knytt__fq_ev *ev)
+{
+	for (size_t i = 0; i < ev->nsub; i++)
+		free(ev->sub[i].buf);
+	free(ev->sub);
+	free(ev->buf);
+}
+
+/* A search log entry: "query\0user\0shown\0". */
+static int write_log(knytt_engine *e, const knytt__fq_ev *ev, char *msg,
+		     size_t cap)
+{
+	const char *query = ev->buf;
+	const char *user = query + strlen(query) + 1;
+	const char *shown = user + strlen(user) + 1;
+	pthread_mutex_lock(&e->st_lock);
+	int rc = knytt__search_log_ins(e->st, query, *user ? user : NULL,
+				       ev->count, ev->ts, shown, NULL);
+	pthread_mutex_unlock(&e->st_lock);
+	if (rc < 0)
+		snprintf(msg, cap, "the search log entry of '%.64s' was not "
+			 "stored: %s", query, knytt_errmsg());
+	return rc;
+}
+
+static int write_one(knytt_engine *e, const knytt__fq_ev *ev, char *msg,
+		     size_t cap)
+{
+	knytt_interaction ix;
+	to_ix(ev, &ix);
+	pthread_mutex_lock(&e->st_lock);
+	int rc = knytt_store_interaction_add(e->st, &ix);
+	pthread_mutex_unlock(&e->st_lock);
+	if (rc < 0)
+		snprintf(msg, cap, "feedback of user '%.64s' on item '%.64s' "
+			 "was not stored: %s", ix.user, ix.item,
+			 knytt_errmsg());
+	return rc;
+}
+
+/* A batch entry: every event in one transaction, or none. */
+static int write_batch(knytt_engine *e, const knytt__fq_ev *ev, char *msg,
+		       size_t cap)
+{
+	knytt_interaction *ix = malloc(ev->nsub * sizeof *ix);
+	const knytt_interaction **p = malloc(ev->nsub * sizeof *p);
+	int rc;
+	if (!ix || !p) {
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+	} else {
+		for (size_t i = 0; i < ev->nsub; i++) {
+			to_ix(&ev->sub[i], &ix[i]);
+			p[i] = &ix[i];
+		}
+		pthread_mutex_lock(&e->st_lock);
+		rc = knytt_store_interactions_add(e->st, p, ev->nsub);
+		pthread_mutex_unlock(&e->st_lock);
+	}
+	if (rc < 0)
+		snprintf(msg, cap,
+			 "a feedback batch of %zu events (first: user "
+			 "'%.64s') was not stored: %s",
+			 ev->nsub, ev->sub[0].buf, knytt_errmsg());
+	free(ix);
+	free(p);
+	return rc;
+}
 
 /* Thread body: writes queued events, oldest first, until told to stop and
  * the queue is empty. */
@@ -65,50 +149,17 @@ static void *writer_main(void *arg)
 		knytt__fq_ev ev = e->fq[e->fq_head];
 		pthread_mutex_unlock(&e->fq_mu);
 
-		const char *user = ev.buf;
-		const char *item = user + strlen(user) + 1;
 		char msg[sizeof e->fq_msg];
-		int rc;
-		if (ev.is_log) { /* "query\0user\0shown\0" */
-			const char *query = user;
-			user = item;
-			const char *shown = user + strlen(user) + 1;
-			pthread_mutex_lock(&e->st_lock);
-			rc = knytt__search_log_ins(e->st, query,
-						   *user ? user : NULL,
-						   ev.count, ev.ts, shown, NULL);
-			pthread_mutex_unlock(&e->st_lock);
-			if (rc < 0)
-				snprintf(msg, sizeof msg,
-					 "the search log entry of '%.64s' was "
-					 "not stored: %s",
-					 query, knytt_errmsg());
-		} else {
-			knytt_interaction ix;
-			memset(&ix, 0, sizeof ix);
-			ix.struct_size = sizeof ix;
-			ix.user = user;
-			ix.item = item;
-			ix.type = item + strlen(item) + 1;
-			ix.weight = ev.weight;
-			ix.has_value = ev.has_value;
-			ix.value = ev.value;
-			ix.ts_ms = ev.ts;
-			pthread_mutex_lock(&e->st_lock);
-			rc = knytt_store_interaction_add(e->st, &ix);
-			pthread_mutex_unlock(&e->st_lock);
-			if (rc < 0)
-				snprintf(msg, sizeof msg,
-					 "feedback of user '%.64s' on item "
-					 "'%.64s' was not stored: %s",
-					 user, item, knytt_errmsg());
-		}
-		free(ev.buf);
+		int rc = ev.is_log  ? write_log(e, &ev, msg, sizeof msg)
+			 : ev.nsub ? write_batch(e, &ev, msg, sizeof msg)
+				   : write_one(e, &ev, msg, sizeof msg);
+		size_t nev = ev.nsub ? ev.nsub : 1;
+		ev_free(&ev);
 
 		pthread_mutex_lock(&e->fq_mu);
 		e->fq_head = (e->fq_head + 1) % e->fq_cap;
 		e->fq_n--;
-		e->fq_written++;
+		e->fq_written += nev;
 		if (rc < 0 && !e->fq_err) {
 			e->fq_err = rc;
 			memcpy(e->fq_msg, msg, sizeof msg);
@@ -197,7 +248,16 @@ int knytt__fq_check(knytt_engine *e, const knytt_interaction *ix)
 	return rc;
 }
 
-/* Appends @p ev (its buffer then belongs to the queue, or is freed). */
+int knytt__fq_take_err(knytt_engine *e)
+{
+	pthread_mutex_lock(&e->fq_mu);
+	int rc = take_err(e);
+	pthread_mutex_unlock(&e->fq_mu);
+	return rc;
+}
+
+/* Appends @p ev (its buffers then belong to the queue, or are freed);
+ * a batch counts as its events in fq_pushed. */
 static int push(knytt_engine *e, knytt__fq_ev ev)
 {
 	pthread_mutex_lock(&e->fq_mu);
@@ -205,28 +265,51 @@ static int push(knytt_engine *e, knytt__fq_ev ev)
 	if (rc == KNYTT_OK) {
 		e->fq[(e->fq_head + e->fq_n) % e->fq_cap] = ev;
 		e->fq_n++;
-		e->fq_pushed++;
+		e->fq_pushed += ev.nsub ? ev.nsub : 1;
 		pthread_cond_signal(&e->fq_wake);
 	}
 	pthread_mutex_unlock(&e->fq_mu);
 	if (rc)
-		free(ev.buf);
+		ev_free(&ev);
 	return rc;
+}
+
+/* @p ev filled from @p ix (its strings copied into one buffer). */
+static int ev_make(const knytt_interaction *ix, knytt__fq_ev *ev)
+{
+	size_t lu = strlen(ix->user) + 1, li = strlen(ix->item) + 1,
+	       lt = strlen(ix->type) + 1;
+	memset(ev, 0, sizeof *ev);
+	ev->weight = ix->weight;
+	ev->value = ix->value;
+	ev->has_value = ix->has_value;
+	ev->ts = ix->ts_ms;
+	if (!(ev->buf = malloc(lu + li + lt)))
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	memcpy(ev->buf, ix->user, lu);
+	memcpy(ev->buf + lu, ix->item, li);
+	memcpy(ev->buf + lu + li, ix->type, lt);
+	return KNYTT_OK;
 }
 
 int knytt__fq_push(knytt_engine *e, const knytt_interaction *ix)
 {
-	size_t lu = strlen(ix->user) + 1, li = strlen(ix->item) + 1,
-	       lt = strlen(ix->type) + 1;
-	knytt__fq_ev ev = { .weight = ix->weight,
-			    .value = ix->value,
-			    .has_value = ix->has_value,
-			    .ts = ix->ts_ms };
-	if (!(ev.buf = malloc(lu + li + lt)))
+	knytt__fq_ev ev;
+	int rc = ev_make(ix, &ev);
+	return rc ? rc : push(e, ev);
+}
+
+int knytt__fq_push_batch(knytt_engine *e, const knytt_interaction *const *ix,
+			 size_t n)
+{
+	knytt__fq_ev ev = { .nsub = 0 };
+	if (!(ev.sub = calloc(n, sizeof *ev.sub)))
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
-	memcpy(ev.buf, ix->user, lu);
-	memcpy(ev.buf + lu, ix->item, li);
-	memcpy(ev.buf + lu + li, ix->type, lt);
+	for (; ev.nsub < n; ev.nsub++)
+		if (ev_make(ix[ev.nsub], &ev.sub[ev.nsub])) {
+			ev_free(&ev);
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+		}
 	return push(e, ev);
 }
 

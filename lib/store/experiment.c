@@ -320,8 +320,9 @@ int knytt_store_experiment_create(knytt_store *st, const knytt_experiment *x,
 	O->bind_i64(q, 4, x->end_ms);
 	O->bind_i64(q, 5, x->window_ms ? x->window_ms : DEFAULT_WINDOW_MS);
 	O->bind_i64(q, 6, now);
-	rc = O->step(q);
-	uint64_t eid = rc == 1 ? (uint64_t)O->col_i64(q, 0) : 0;
+	int row;
+	uint64_t eid = 0;
+	rc = knytt__st_step_id(st, q, &row, &eid);
 	O->reset(q);
 	if (rc < 0)
 		goto fail;

@@ -173,6 +173,10 @@ int knytt__migrate(knytt_store *st);
 int knytt__exec_keep(knytt_store *st, const char *sql);
 /* Reads the integer a one-row query such as "PRAGMA cache_size"
  * returns; leaves *v as it was on failure. */
+/* A one-row "RETURNING id" statement stepped to its end (store.c):
+ * *row 1 when it gave a row, its id in *id (may be NULL); 0 or error. */
+int knytt__st_step_id(knytt_store *st, knytt__stmt *q, int *row,
+		      uint64_t *id);
 void knytt__pragma_i64(knytt_store *st, const char *sql, int64_t *v);
 
 /* The secondary indexes of interactions (schema.c).  Bulk imports drop

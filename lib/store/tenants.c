@@ -58,9 +58,7 @@ int knytt_store_tenant_create(knytt_store *st, const char *name,
 	O->bind_text(q, 1, name);
 	O->bind_i64(q, 2, knytt__now_ms());
 	int row = 0;
-	rc = knytt__st_step_one(st, q, &row);
-	if (rc == 0 && row && id)
-		*id = (uint64_t)O->col_i64(q, 0);
+	rc = knytt__st_step_id(st, q, &row, id);
 	O->reset(q);
 	if (rc == KNYTT_EEXIST)
 		return knytt__err(KNYTT_EEXIST, "tenant '%s' already exists",

@@ -3,7 +3,8 @@
  * key) and POST /api/v1/feedback (a shopper's own events: public key and
  * that shopper's token, or a secret key).  Both take one event or
  * {"interactions": [...]} (up to 10,000) and answer which were accepted
- * and which rejected, each event being recorded whole or not at all.
+ * and which rejected.  A batch's accepted events are recorded as one unit
+ * (knytt_engine_feedback_batch): all stored, or none with a 503.
  *
  * Events go through knytt_engine_feedback: the shopper's taste and the
  * trending counters see them before the answer; with write-behind (the
@@ -177,7 +178,81 @@ static cJSON *rejection(size_t index, const event *ev)
 	return x;
 }
 
-/* The batch form: every event parsed, checked and recorded in turn. */
+/* The API's name of a library field. */
+static const char *api_field(const char *f)
+{
+	return !f || !*f		? ""
+	       : !strcmp(f, "type")	? "interaction_type"
+	       : !strcmp(f, "user")	? "user_id"
+	       : !strcmp(f, "item")	? "item_id"
+	       : strstr(f, "ts_ms")	? "timestamp"
+					: f;
+}
+
+/* The events handed to the engine, and where each came from. */
+typedef struct batchctx {
+	event *ev;       /* every event of the request, in order */
+	size_t *at;      /* engine index -> request index */
+	knytt_interaction *ix;
+	const knytt_interaction **p;
+} batchctx;
+
+static void on_reject(size_t i, int code, const char *field,
+		      const char *reason, void *ctx)
+{
+	batchctx *b = ctx;
+	ev_bad(&b->ev[b->at[i]], 422, api_field(field), reason);
+	(void)code;
+}
+
+static void batch_free(batchctx *b)
+{
+	free(b->ev);
+	free(b->at);
+	free(b->ix);
+	free(b->p);
+}
+
+/* Parses every event; those that pass knyttd's own checks are set up for
+ * the engine.  How many. */
+static size_t batch_parse(kd_req *r, const cJSON *list, int self, batchctx *b)
+{
+	size_t i = 0, k = 0;
+	for (const cJSON *o = list->child; o; o = o->next, i++) {
+		event *ev = &b->ev[i];
+		int rc = parse_event(r, o, ev);
+		if (rc == 0 && self && r->cred == KD_CRED_PUBLIC &&
+		    strcmp(ev->user, r->user) != 0)
+			rc = ev_bad(ev, 403, "user_id",
+				    "a shopper may send only their own events");
+		if (rc)
+			continue;
+		/* replicas are told the stored time (replica.c) */
+		if (kd_cfg.replicas && !ev->ts_ms) {
+			struct timespec now;
+			clock_gettime(CLOCK_REALTIME, &now);
+			ev->ts_ms = (int64_t)now.tv_sec * 1000 +
+				    now.tv_nsec / 1000000;
+		}
+		knytt_interaction *x = &b->ix[k];
+		memset(x, 0, sizeof *x);
+		x->struct_size = sizeof *x;
+		x->user = ev->user;
+		x->item = ev->item;
+		x->type = ev->type;
+		x->value = ev->value;
+		x->ts_ms = ev->ts_ms;
+		b->p[k] = x;
+		b->at[k++] = i;
+	}
+	return k;
+}
+
+/* The batch form: every event parsed and checked, the accepted ones
+ * recorded as one unit (knytt_engine_feedback_batch): all of them, or,
+ * when the store fails (a full disk, the database gone), none, with a
+ * 503 -- so a client may retry a refused batch without storing an event
+ * twice. */
 static int batch(kd_req *r, knytt_engine *e, const cJSON *list, int self)
 {
 	int n = cJSON_GetArraySize(list);
@@ -185,30 +260,34 @@ static int batch(kd_req *r, knytt_engine *e, const cJSON *list, int self)
 		return kd_err(r, 422, "out_of_range", "interactions",
 			      "field interactions must hold 1..%d events",
 			      MAX_BATCH);
-	cJSON *out = cJSON_CreateObject(), *rej = cJSON_CreateArray();
-	size_t i = 0, nacc = 0;
-	for (const cJSON *o = list->child; o; o = o->next, i++) {
-		event ev;
-		int rc = parse_event(r, o, &ev);
-		if (rc == 0 && self && r->cred == KD_CRED_PUBLIC &&
-		    strcmp(ev.user, r->user) != 0)
-			rc = ev_bad(&ev, 403, "user_id",
-				    "a shopper may send only their own events");
-		if (rc == 0)
-			rc = record(r, e, &ev);
-		if (rc < -1) {
-			cJSON_Delete(out);
-			cJSON_Delete(rej);
-			return kd_liberr(r, rc, NULL);
-		}
-		if (rc == 0)
-			nacc++;
-		else
-			cJSON_AddItemToArray(rej, rejection(i, &ev));
+	batchctx b = {calloc((size_t)n, sizeof *b.ev),
+		      calloc((size_t)n, sizeof *b.at),
+		      calloc((size_t)n, sizeof *b.ix),
+		      calloc((size_t)n, sizeof *b.p)};
+	if (!b.ev || !b.at || !b.ix || !b.p) {
+		batch_free(&b);
+		return kd_err(r, 503, "unavailable", "", "out of memory");
 	}
-	cJSON_AddNumberToObject(out, "accepted_count", (double)nacc);
-	cJSON_AddNumberToObject(out, "rejected_count", (double)(i - nacc));
+	size_t k = batch_parse(r, list, self, &b);
+	int rc = k ? knytt_engine_feedback_batch(e, b.p, k, on_reject, &b) : 0;
+	if (rc < 0) {
+		batch_free(&b);
+		return kd_liberr(r, rc, NULL);
+	}
+	cJSON *out = cJSON_CreateObject(), *rej = cJSON_CreateArray();
+	for (size_t j = 0; j < k; j++) {
+		const event *ev = &b.ev[b.at[j]];
+		if (!ev->status)
+			kd_replica_feedback(r, ev->user, ev->item, ev->type,
+					    ev->value, ev->ts_ms);
+	}
+	for (size_t i = 0; i < (size_t)n; i++)
+		if (b.ev[i].status)
+			cJSON_AddItemToArray(rej, rejection(i, &b.ev[i]));
+	cJSON_AddNumberToObject(out, "accepted_count", (double)rc);
+	cJSON_AddNumberToObject(out, "rejected_count", (double)(n - rc));
 	cJSON_AddItemToObject(out, "rejected", rej);
+	batch_free(&b);
 	return kd_ok(r, 200, out);
 }
 

@@ -41,6 +41,7 @@ static void req_free(kd_req *r)
 		MHD_destroy_response(r->raw);
 	free(r->body);
 	free(r->pathbuf);
+	free(r->rawpath);
 	free(r->allow);
 	free(r->text);
 	knytt_where_free(r->where);
@@ -149,9 +150,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 				  size_t *upload_size, void **con_cls)
 {
 	kd_req *r = *con_cls;
-	if (!r) {
-		if (!(r = calloc(1, sizeof *r)))
+	if (!r || !r->started) {
+		if (!r && !(r = calloc(1, sizeof *r)))
 			return MHD_NO;
+		r->started = 1;
 		atomic_fetch_add(&inflight, 1);
 		r->t0_us = kd_now_us();
 		r->conn = c;
@@ -197,6 +199,11 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	kd_req *r = *con_cls;
 	if (!r)
 		return;
+	if (!r->started) { /* made by on_uri, never handled */
+		req_free(r);
+		*con_cls = NULL;
+		return;
+	}
 	double took = (double)(kd_now_us() - r->t0_us) / 1e6;
 	kd_metrics_observe(r, took);
 	kd_stats_observe(r, took);
@@ -218,7 +225,7 @@ static int hexval(char c)
 /* Percent-decoding of the path and the query string, as libmicrohttpd's
  * own but for "%00", which is kept as it is: decoded, its NUL ended the
  * C string early, so DELETE /api/v1/items/a%00b deleted item "a". */
-static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+size_t kd_unescape(char *s)
 {
 	char *w = s;
 	for (const char *r = s; *r;) {
@@ -233,6 +240,28 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	}
 	*w = 0;
 	return (size_t)(w - s);
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	return kd_unescape(s);
+}
+
+/*
+ * libmicrohttpd hands the access handler the path already decoded, where
+ * /api/v1/items/a%2Fb and /api/v1/items/a/b look alike, so an item id
+ * holding a '/' could be stored but never named in a path.  This
+ * callback sees the request line first, as sent: the request is made
+ * here with the path kept encoded (the query string cut), and route.c
+ * splits that at its slashes before decoding each segment.  What it
+ * returns becomes the request's con_cls.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	kd_req *r = calloc(1, sizeof *r);
+	if (r && uri)
+		r->rawpath = strndup(uri, strcspn(uri, "?"));
+	return r;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -264,6 +293,7 @@ int kd_http_start(unsigned *port)
 		MHD_OPTION_THREAD_POOL_SIZE, kd_cfg.threads,
 		MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
 		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
 		MHD_OPTION_CONNECTION_TIMEOUT, 60u,
 		MHD_OPTION_CONNECTION_LIMIT, 4096u,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,

@@ -104,6 +104,10 @@ typedef enum kd_perm {
 
 #define KD_MAX_PARAMS 4
 
+/* Percent-decodes @p s in place, except "%00" (kept: a NUL would end the
+ * C string early); the new length. */
+size_t kd_unescape(char *s);
+
 typedef struct kd_tenant kd_tenant;
 
 typedef struct kd_req {
@@ -118,6 +122,9 @@ typedef struct kd_req {
 	char *param[KD_MAX_PARAMS];
 	int nparam;
 	char *pathbuf; /* the path, cut into the params (owned) */
+	char *rawpath; /* the path as sent, still percent-encoded (owned;
+			  NULL: route on url) */
+	int started;   /* the access handler has seen the request */
 	cJSON *json; /* the parsed body, or NULL */
 	/* credential */
 	kd_cred cred;

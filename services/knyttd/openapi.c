@@ -156,7 +156,8 @@ static const kd_doc docs[] = {
 	 "/api/v1/items/ex-2", NULL},
 	{"GET", "/api/v1/products/{item_id}", "an item (alias)", NULL, 200,
 	 REF("Item"), "/api/v1/products/ex-1", NULL},
-	{"POST", "/api/v1/interactions", "record events (one or a batch)",
+	{"POST", "/api/v1/interactions",
+	 "record events (one, or a batch stored whole or not at all)",
 	 OBJ("", "\"user_id\":" STR ",\"item_id\":" STR
 		 ",\"interaction_type\":" STR ",\"interactions\":" ARR),
 	 200, REF("Report"), "/api/v1/interactions",
@@ -332,6 +333,10 @@ static cJSON *operation(const kd_doc *d, kd_perm perm, int *bad)
 		cJSON_AddStringToObject(x, "name", name);
 		cJSON_AddStringToObject(x, "in", "path");
 		cJSON_AddBoolToObject(x, "required", 1);
+		/* route.c splits the path before decoding it */
+		cJSON_AddStringToObject(x, "description",
+					"percent-encoded: a '/' in the value "
+					"is sent as %2F");
 		cJSON_AddItemToObject(x, "schema", parse(STR, bad));
 		cJSON_AddItemToArray(params, x);
 	}

@@ -77,11 +77,14 @@ static const kd_route routes[] = {
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
-/* Splits r->url into segments in r->pathbuf; 0 or -1 (too many). */
+/* Splits the path into segments in r->pathbuf, each then percent-
+ * decoded: the path as sent (http.c) is cut at its own slashes only, so
+ * "%2F" is a '/' inside an id (GET /api/v1/items/a%2Fb names item
+ * "a/b"), never a separator.  The count, or -1 (too many). */
 static int split(kd_req *r, char **seg, int cap)
 {
 	free(r->pathbuf);
-	r->pathbuf = strdup(r->url);
+	r->pathbuf = strdup(r->rawpath ? r->rawpath : r->url);
 	if (!r->pathbuf)
 		return -1;
 	int n = 0;
@@ -96,6 +99,8 @@ static int split(kd_req *r, char **seg, int cap)
 		while (*p && *p != '/')
 			p++;
 	}
+	for (int i = 0; r->rawpath && i < n; i++)
+		kd_unescape(seg[i]); /* in place: a segment only shrinks */
 	return n;
 }
 
