@@ -177,7 +177,7 @@ sanitize: build-san/check_knytt build-san/bin/knytt build-san/bin/knyttd \
 		$(patsubst %,build-san/fuzz/%,$(FUZZ_ALL))
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 KNYTT_DATA_DIR=$(DATADIR) \
-	KNYTTD_BIN=build-san/bin/knyttd \
+	KNYTTD_BIN=build-san/bin/knyttd KNYTT_BIN=build-san/bin/knytt \
 	KNYTT_SANITIZE=1 CK_DEFAULT_TIMEOUT=1200 ./build-san/check_knytt
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 sh tests/cli.sh build-san/bin/knytt
