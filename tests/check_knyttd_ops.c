@@ -974,6 +974,69 @@ START_TEST(tenant_limits_and_quotas)
 }
 END_TEST
 
+/* A tenant's settings are stored: a restart keeps them, and another
+ * process on the same store (a replica) follows a change within the
+ * reload period (5 s). */
+START_TEST(tenant_limits_survive_restart_and_reach_replicas)
+{
+	char sk[80], pk[80];
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_tenant(&L, "p-shop", sk, pk), 0);
+	ck_assert_int_eq(put_limits("p-shop", "{\"requests_per_second\":0,"
+					      "\"max_items\":3}",
+				    NULL),
+			 200);
+	kd_srv R;
+	memset(&R, 0, sizeof R);
+	snprintf(R.dir, sizeof R.dir, "%s", L.dir);
+	snprintf(R.uri, sizeof R.uri, "%s", L.uri);
+	ck_assert_int_eq(kd_start(&R, NULL), 0);
+	ck_assert_int_eq(kd_call(&R, "GET", "/api/v1/admin/tenants/p-shop/"
+					    "limits",
+				 KD_ADMIN, NULL, NULL, &o),
+			 200);
+	ck_assert(cJSON_GetObjectItem(o, "max_items")->valuedouble == 3);
+	cJSON_Delete(o);
+	/* the other process enforces it from its first request */
+	kd_srv keep = L;
+	L = R; /* add_items talks to L */
+	ck_assert_int_eq(add_items(sk, 100, 3, NULL), 200);
+	ck_assert_int_eq(add_items(sk, 103, 1, &o), 409);
+	ck_assert_str_eq(kd_code(o), "quota_exceeded");
+	cJSON_Delete(o);
+	L = keep;
+	ck_assert_int_eq(put_limits("p-shop", "{\"max_items\":5}", NULL), 200);
+	/* ... and follows a change made through the first within 5 s */
+	L = R;
+	long st = 0;
+	for (int i = 0; i < 80 && st != 200; i++) {
+		st = add_items(sk, 103, 1, NULL);
+		if (st != 200)
+			usleep(100000);
+	}
+	L = keep;
+	ck_assert_int_eq(st, 200);
+	/* a restart keeps the tenant's settings (the second process is
+	 * restarted: the first belongs to the fixture's process) */
+	ck_assert_int_eq(kd_stop(&R), 0);
+	ck_assert_int_eq(kd_start(&R, NULL), 0);
+	ck_assert_int_eq(kd_call(&R, "GET", "/api/v1/admin/tenants/p-shop/"
+					    "limits",
+				 KD_ADMIN, NULL, NULL, &o),
+			 200);
+	ck_assert(cJSON_GetObjectItem(o, "max_items")->valuedouble == 5);
+	ck_assert(cJSON_GetObjectItem(o, "requests_per_second")->valuedouble ==
+		  0);
+	cJSON_Delete(o);
+	L = R;
+	ck_assert_int_eq(add_items(sk, 104, 1, NULL), 200);
+	long full = add_items(sk, 105, 1, NULL);
+	L = keep;
+	ck_assert_int_eq(kd_stop(&R), 0);
+	ck_assert_int_eq(full, 409);
+}
+END_TEST
+
 /* ---- the OpenAPI document, checked against the server ----------------- */
 
 static kd_srv O;
@@ -1267,6 +1330,7 @@ Suite *knyttd_ops_suite(void)
 	tcase_add_unchecked_fixture(tc, limits_setup, limits_teardown);
 	tcase_add_test(tc, rate_limit_per_key_with_retry_after);
 	tcase_add_test(tc, tenant_limits_and_quotas);
+	tcase_add_test(tc, tenant_limits_survive_restart_and_reach_replicas);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("openapi");
 	tcase_set_timeout(tc, 120);

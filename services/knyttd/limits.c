@@ -21,8 +21,13 @@
  *
  * Settings: --rate-limit / --rate-burst / --max-items /
  * --max-interactions give every tenant's defaults (0 = none); PUT
- * /api/v1/admin/tenants/{name}/limits overrides one tenant's, in this
- * process's memory (each replica and each restart needs them again).
+ * /api/v1/admin/tenants/{name}/limits overrides one tenant's.  The
+ * override is stored in the store (the metadata of a model named
+ * "knyttd-limits", a new version per change, as the training schedule
+ * does), so it outlives a restart; each process reads a tenant's
+ * settings again when they are LIMITS_RELOAD_US old, so a change made
+ * through one replica reaches the others within that time.  The buckets
+ * themselves stay per process (knyttd(8), REPLICAS).
  */
 #include "knyttd.h"
 
@@ -35,6 +40,8 @@
 #define NBUCKETS 8192
 #define PROBE 8
 #define MAX_TENANTS 4096
+#define LIMITS_NAME "knyttd-limits"
+#define LIMITS_RELOAD_US 5000000LL
 
 typedef struct bucket {
 	uint64_t key; /* 0 = free */
@@ -46,6 +53,7 @@ typedef struct tlimits {
 	uint64_t tenant; /* 0 = free */
 	kd_limits l;
 	int64_t items, events, counted_us; /* cached store counts */
+	int64_t loaded_us; /* when l was read from the store; -1 never */
 } tlimits;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -70,10 +78,62 @@ static tlimits *of(uint64_t tenant)
 			tenants[i].tenant = tenant;
 			tenants[i].l = kd_cfg.limits;
 			tenants[i].counted_us = -1;
+			tenants[i].loaded_us = -1;
 			return &tenants[i];
 		}
 	}
 	return NULL;
+}
+
+/* The stored settings of the tenant @p st has selected, over the
+ * defaults: 0 (none stored: the defaults) or a store error. */
+static int limits_read(knytt_store *st, kd_limits *l)
+{
+	*l = kd_cfg.limits;
+	char *meta = NULL;
+	int rc = knytt_store_model_get(st, LIMITS_NAME, 0, NULL, NULL, &meta,
+				       NULL, NULL);
+	if (rc == KNYTT_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	cJSON *o = meta ? cJSON_Parse(meta) : NULL;
+	knytt_free(meta);
+	const cJSON *v;
+	if ((v = cJSON_GetObjectItem(o, "requests_per_second")) &&
+	    cJSON_IsNumber(v))
+		l->rps = v->valuedouble;
+	if ((v = cJSON_GetObjectItem(o, "burst")) && cJSON_IsNumber(v))
+		l->burst = v->valuedouble;
+	if ((v = cJSON_GetObjectItem(o, "max_items")) && cJSON_IsNumber(v))
+		l->max_items = (long long)v->valuedouble;
+	if ((v = cJSON_GetObjectItem(o, "max_interactions")) &&
+	    cJSON_IsNumber(v))
+		l->max_interactions = (long long)v->valuedouble;
+	cJSON_Delete(o);
+	return 0;
+}
+
+/* Reads the settings of @p tenant (selected on @p st) from the store
+ * into the table when they are older than LIMITS_RELOAD_US, or @p force.
+ * A store failure keeps what the table has (and tries again later). */
+static void limits_refresh(knytt_store *st, uint64_t tenant, int force)
+{
+	int64_t now = kd_now_us();
+	pthread_mutex_lock(&mu);
+	tlimits *t = of(tenant);
+	int stale = t && (force || t->loaded_us < 0 ||
+			  now - t->loaded_us > LIMITS_RELOAD_US);
+	if (stale)
+		t->loaded_us = now; /* one reader at a time, not a stampede */
+	pthread_mutex_unlock(&mu);
+	kd_limits l;
+	if (!stale || !st || limits_read(st, &l))
+		return;
+	pthread_mutex_lock(&mu);
+	if ((t = of(tenant)))
+		t->l = l;
+	pthread_mutex_unlock(&mu);
 }
 
 void kd_limits_get(uint64_t tenant, kd_limits *out)
@@ -191,6 +251,7 @@ int kd_limit_check(kd_req *r)
 	const char *auth = MHD_lookup_connection_value(
 		r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	uint64_t key = auth ? key_hash(auth) : 0;
+	limits_refresh(r->st, r->tenant, 0);
 	pthread_mutex_lock(&mu);
 	tlimits *t = of(r->tenant);
 	kd_limits l = t ? t->l : kd_cfg.limits;
@@ -211,7 +272,9 @@ int kd_limit_check(kd_req *r)
 
 /* ---- GET/PUT /api/v1/admin/tenants/{name}/limits ---------------------- */
 
-static int tenant_of(kd_req *r, uint64_t *id)
+/* The tenant named in the path, selected on this thread's connection
+ * (*stp), its settings read afresh from the store. */
+static int tenant_of(kd_req *r, uint64_t *id, knytt_store **stp)
 {
 	knytt_store *st = kd_store();
 	if (!st)
@@ -221,7 +284,13 @@ static int tenant_of(kd_req *r, uint64_t *id)
 	if (rc == KNYTT_ENOTFOUND)
 		return kd_err(r, 404, "not_found", "name", "no tenant '%.100s'",
 			      r->param[0]);
-	return rc ? kd_liberr(r, rc, "name") : 0;
+	if (!rc && knytt_store_tenant(st) != *id)
+		rc = knytt_store_use_tenant(st, *id);
+	if (rc)
+		return kd_liberr(r, rc, "name");
+	limits_refresh(st, *id, 1);
+	*stp = st;
+	return 0;
 }
 
 static int limits_answer(kd_req *r, uint64_t id)
@@ -241,7 +310,8 @@ static int limits_answer(kd_req *r, uint64_t id)
 int h_admin_limits_get(kd_req *r)
 {
 	uint64_t id;
-	int rc = tenant_of(r, &id);
+	knytt_store *st;
+	int rc = tenant_of(r, &id, &st);
 	return rc ? rc : limits_answer(r, id);
 }
 
@@ -250,8 +320,9 @@ int h_admin_limits_put(kd_req *r)
 {
 	const cJSON *b;
 	uint64_t id;
+	knytt_store *st;
 	int rc;
-	if ((rc = kd_body_obj(r, &b)) || (rc = tenant_of(r, &id)))
+	if ((rc = kd_body_obj(r, &b)) || (rc = tenant_of(r, &id, &st)))
 		return rc;
 	kd_limits l;
 	kd_limits_get(id, &l);
@@ -275,6 +346,15 @@ int h_admin_limits_put(kd_req *r)
 	l.burst = burst;
 	l.max_items = items;
 	l.max_interactions = events;
+	/* stored first: what the answer shows is what a restart keeps */
+	char meta[256];
+	snprintf(meta, sizeof meta,
+		 "{\"requests_per_second\":%.17g,\"burst\":%.17g,"
+		 "\"max_items\":%lld,\"max_interactions\":%lld}",
+		 l.rps, l.burst, (long long)l.max_items,
+		 (long long)l.max_interactions);
+	if ((rc = knytt_store_model_put(st, LIMITS_NAME, "", 0, meta, NULL)))
+		return kd_liberr(r, rc, NULL);
 	if (kd_limits_set(id, &l))
 		return kd_err(r, 503, "no_memory", NULL,
 			      "too many tenants with limits");

@@ -120,8 +120,8 @@ static const kd_doc docs[] = {
 	 NULL, 200, REF("Limits"), "/api/v1/admin/tenants/oa-example/limits",
 	 NULL},
 	{"PUT", "/api/v1/admin/tenants/{name}/limits",
-	 "set a tenant's limits in this process (absent fields kept, 0 = "
-	 "none; rate limits are per process: each replica needs them)",
+	 "set a tenant's limits, stored for restarts and replicas (absent "
+	 "fields kept, 0 = none; the token buckets are per process)",
 	 OBJ("", "\"requests_per_second\":" NUM ",\"burst\":" NUM
 		 ",\"max_items\":" INT ",\"max_interactions\":" INT),
 	 200, REF("Limits"), "/api/v1/admin/tenants/oa-example/limits",
