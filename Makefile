@@ -63,7 +63,7 @@ LIB_SRCS += $(ISA_SRCS)
 endif
 TEST_SRCS := $(wildcard tests/check_*.c)
 # linked into the test binary too, but not suites
-TEST_HELPERS := tests/kdtest.c
+TEST_HELPERS := tests/kdtest.c benchmarks/search/synshop.c
 SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 CLI_SRCS := $(wildcard examples/knytt/*.c)

@@ -505,8 +505,8 @@ int knytt__engine_train_job(knytt_engine *e)
 	    (rc = knytt__engine_encode_model(e, als, tt, lgc, qm, j.item_ids,
 					     j.nitems, tag, &blob, &size)))
 		goto fail_index;
-	if (!qm)
-		knytt__engine_warn(e, "search words not learned: %s", words);
+	/* a shop without a search log is normal, not a warning: the skip
+	 * and its reason go to the metadata ("search") only */
 	char meta[2560];
 	pthread_mutex_lock(&e->train_mu);
 	double loss = e->train_progress.loss;
