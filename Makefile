@@ -201,6 +201,7 @@ bench: all build/bin/bindings_qps $(if $(NODE_INCLUDE),build/node/knytt.node)
 	benchmarks/train/run --csv build/bench-train.csv
 	benchmarks/engine/run --csv build/bench-engine.csv
 	benchmarks/bindings/run --csv build/bench-bindings.csv
+	benchmarks/search/run --csv build/bench-search.csv
 
 bench-deps:
 	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox wrk

@@ -81,6 +81,8 @@ static int load_cb(const char *query, uint64_t user, int64_t ts,
 	knytt__qlearn *q = l->q;
 	uint32_t t;
 	q->nsearches++;
+	if (!user && !clicked)
+		return 0; /* nothing can follow an anonymous search */
 	if ((l->rc = intern(q, query, &t)))
 		return 1;
 	if (clicked && (l->rc = add_pair(q, t, clicked, l->click_w)))
