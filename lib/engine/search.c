@@ -283,7 +283,9 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 							  kw, NULL, cap)
 				  : knytt_store_search(e->st, text, NULL, NAN,
 						       NAN, 0, kw, NULL, cap);
-		if (nk > 0)
+		/* only fusion with vectors or the personal re-rank can move
+		 * a keyword hit: the titles are read only then */
+		if (nk > 0 && (vec_half || personal))
 			npin = exact_titles(e, text, kw, nk, pin);
 		pthread_mutex_unlock(&e->st_lock);
 		pthread_rwlock_rdlock(&e->lock);
