@@ -96,6 +96,7 @@ static int load_cb(const char *query, uint64_t user, int64_t ts,
 	q->s[q->ns].user = user;
 	q->s[q->ns].ts = ts;
 	q->s[q->ns].text = t;
+	q->s[q->ns].seq = (uint32_t)q->ns;
 	q->ns++;
 	return 0;
 }
@@ -105,7 +106,9 @@ static int cmp_srch(const void *a, const void *b)
 	const knytt__qsrch *x = a, *y = b;
 	if (x->user != y->user)
 		return x->user < y->user ? -1 : 1;
-	return x->ts < y->ts ? -1 : x->ts > y->ts;
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 int knytt__qlearn_load(knytt__qlearn *q, const knytt_engine *e,
@@ -118,9 +121,10 @@ int knytt__qlearn_load(knytt__qlearn *q, const knytt_engine *e,
 		return knytt__err(KNYTT_ENOMEM, "out of memory (search log)");
 	if (rc < 0)
 		return rc;
-	/* stable within a shopper: equal times keep the log's order, and
-	 * the later entry takes the event (the latest search wins) */
-	qsort(q->s, q->ns, sizeof *q->s, cmp_srch);
+	/* equal times keep the log's order (seq), so the later entry takes
+	 * the event: the latest search wins */
+	if (q->ns > 1)
+		qsort(q->s, q->ns, sizeof *q->s, cmp_srch);
 	return KNYTT_OK;
 }
 

@@ -18,6 +18,7 @@ typedef struct knytt__qsrch {
 	uint64_t user; /* store id */
 	int64_t ts;    /* ms */
 	uint32_t text; /* index into texts */
+	uint32_t seq;  /* order in the log, for equal times */
 } knytt__qsrch;
 
 typedef struct knytt__qlearn {
