@@ -63,7 +63,7 @@ LIB_SRCS += $(ISA_SRCS)
 endif
 TEST_SRCS := $(wildcard tests/check_*.c)
 # linked into the test binary too, but not suites
-TEST_HELPERS := tests/kdtest.c
+TEST_HELPERS := tests/kdtest.c benchmarks/search/synshop.c
 SUITES := $(filter-out main,$(patsubst tests/check_%.c,%,$(TEST_SRCS)))
 EXAMPLES := $(patsubst examples/%.c,%,$(wildcard examples/*.c))
 CLI_SRCS := $(wildcard examples/knytt/*.c)
@@ -201,6 +201,7 @@ bench: all build/bin/bindings_qps $(if $(NODE_INCLUDE),build/node/knytt.node)
 	benchmarks/train/run --csv build/bench-train.csv
 	benchmarks/engine/run --csv build/bench-engine.csv
 	benchmarks/bindings/run --csv build/bench-bindings.csv
+	benchmarks/search/run --csv build/bench-search.csv
 
 bench-deps:
 	$(SUDO) apt-get install -y g++ libhnswlib-dev libfaiss-dev gnuplot-nox wrk

@@ -2720,6 +2720,22 @@ KNYTT_API int knytt_engine_search(knytt_engine *e, const char *text,
 				  const knytt_filter *filter, const char *user,
 				  knytt_result *out, uint64_t *log_id);
 
+/**
+ * The vector knytt_engine_search's vector half uses for @p text when the
+ * caller gives none: the search words the last training learned from
+ * the search log (see knytt_engine_train), the two-tower text path, the
+ * two summed when the model has both, or the external embedder.  For
+ * searching by vector alone (knytt_engine_search with text NULL) or
+ * inspecting what the engine understood.
+ * @param[out] out  @p dim floats, unit length; zeros when there is none.
+ * @return 1 (a vector), 0 (no path knows a word of @p text), KNYTT_EINVAL
+ *         (NULL, empty text, @p dim not the engine's), KNYTT_ESTATE (not
+ *         open), or an embedder error.
+ * Thread-safe like knytt_engine_search.
+ */
+KNYTT_API int knytt_engine_embed_query(knytt_engine *e, const char *text,
+				       float *out, uint32_t dim);
+
 /** The @p k items with the highest time-decayed interaction counts, with
  *  a half-life of @p window_s seconds (3600, 86400, 604800 or 1209600;
  *  other values use the nearest), optionally within a category prefix.

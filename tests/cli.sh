@@ -454,6 +454,32 @@ st 1 "17: stop twice" "$K" --db "$DB" experiment stop rec
 st 0 "17: stopped" "$K" --db "$DB" --json experiment list
 py "17: status stopped" 'import json,sys; x=json.load(sys.stdin)["experiments"][0]; assert x["status"]=="stopped", x'
 
+# ---- issue 19: search words learned from the search log -----------------
+# "kicks" is in no title: shoppers search it, then click running shoes;
+# after training, knytt search finds running shoes for it
+st 0 "19: kicks finds nothing yet" "$K" --db "$DB" --json search kicks
+py "19: no result" 'import json,sys; r=json.load(sys.stdin)["results"]; assert r == [], r'
+shoes=$(python3 -c 'import csv; print(" ".join([r["id"] for r in csv.DictReader(open("d/items.csv")) if r["category"] == "shoes/running"][:5]))')
+i=0
+while [ $i -lt 22 ]; do
+	u=$(printf 'u%04d' $((i + 1)))
+	item=$(printf '%s\n' $shoes | sed -n "$((i % 5 + 1))p")
+	"$K" --db "$DB" -q search kicks --user "$u" >out 2>err &&
+		"$K" --db "$DB" -q feedback "$u" "$item" click >out 2>err ||
+		bad "19: search and click $i: $(head -c 200 err)"
+	i=$((i + 1))
+done
+st 0 "19: train learns the words" "$K" --db "$DB" --json train --no-tune
+py "19: search words" 'import json,sys; d=json.load(sys.stdin)["search"]; assert d["pairs"] >= 22 and d["words"] >= 1, d'
+st 0 "19: kicks after training" "$K" --db "$DB" --json search kicks --k 10
+# the model's taste structure is by top category (gen.c): shoes, with
+# the clicked running shoes among them
+export SHOES="$shoes"
+py "19: kicks finds running shoes" 'import json,os,sys; r=json.load(sys.stdin)["results"]; c=set(os.environ["SHOES"].split()); assert len(r)==10 and all(x["reason"]=="semantic" for x in r) and sum(x["category"].startswith("shoes/") for x in r) >= 8 and sum(x["item"] in c for x in r) >= 3, r'
+st 0 "19: train (text)" "$K" --db "$DB" train --no-tune
+grep -q "^search words: [0-9]* learned from" out && ok ||
+	bad "19: train prints no search words line: $(cat out)"
+
 # ---- demo (with the A/B experiment of issue 17) ------------------------
 st 0 "demo" "$K" --quiet demo --experiment --db "sqlite:$T/demo/demo.db"
 grep -q "demo finished" out && ok || bad "demo output: $(tail -3 out)"

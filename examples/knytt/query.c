@@ -291,6 +291,27 @@ static void print_tune(cli *c)
 	cJSON_Delete(j);
 }
 
+/* What training learned from the search log (the "search" object stored
+ * with the model), one line. */
+static void print_search_words(cli *c)
+{
+	cJSON *j = stored_meta(c);
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "search");
+	const cJSON *sk = cJSON_GetObjectItemCaseSensitive(t, "skipped");
+	if (cJSON_IsString(sk))
+		printf("search words not learned: %s\n", sk->valuestring);
+	else if (t)
+		printf("search words: %d learned from %d query-item pairs "
+		       "(%d searches)\n",
+		       (int)cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "words")),
+		       (int)cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "pairs")),
+		       (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+			       t, "searches")));
+	cJSON_Delete(j);
+}
+
 int cmd_train(cli *c, args *a)
 {
 	unsigned long epochs = 0;
@@ -351,6 +372,11 @@ int cmd_train(cli *c, args *a)
 		cJSON *tn = cJSON_DetachItemFromObjectCaseSensitive(m, "tune");
 		if (tn)
 			cJSON_AddItemToObject(j, "tune", tn);
+		/* and what it learned from the search log */
+		cJSON *sw = cJSON_DetachItemFromObjectCaseSensitive(m,
+								    "search");
+		if (sw)
+			cJSON_AddItemToObject(j, "search", sw);
 		cJSON_Delete(m);
 		char *t = cJSON_Print(j);
 		if (t)
@@ -364,6 +390,7 @@ int cmd_train(cli *c, args *a)
 		       ts.progress.epochs, ts.progress.loss, ts.items_indexed,
 		       secs);
 		print_tune(c);
+		print_search_words(c);
 	}
 	return EXIT_OK;
 }

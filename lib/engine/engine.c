@@ -676,12 +676,15 @@ static int load_model_and_index(knytt_engine *e)
 		knytt_als *als = NULL;
 		knytt_twotower *tt = NULL;
 		knytt_lightgcn *lgc = NULL;
+		struct knytt__qterms *qm = NULL;
 		uint64_t *items = NULL;
 		uint32_t n = 0;
 		rc = knytt__engine_decode_model(e, blob, size, &als, &tt,
-						&lgc, &items, &n, e->snap->tag);
+						&lgc, &qm, &items, &n,
+						e->snap->tag);
 		if (rc == KNYTT_OK) {
 			knytt__snap_blend_from_meta(e->snap, meta);
+			e->snap->qm = qm;
 			e->snap->als = als;
 			e->snap->tt = tt;
 			e->snap->lgc = lgc;

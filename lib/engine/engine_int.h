@@ -136,6 +136,9 @@ typedef struct knytt__snap {
 	knytt_als *als;       /* at most one of als, tt, lgc; none: untrained */
 	knytt_twotower *tt;
 	knytt_lightgcn *lgc;
+	/* search words learned from the search log (lib/model/qterms.h),
+	 * in the index's item space; NULL: none learned */
+	struct knytt__qterms *qm;
 	uint64_t *items;      /* model row -> store id */
 	uint32_t nitems;
 	int64_t version;      /* stored model version, 0 = none */
@@ -437,9 +440,10 @@ void knytt__top_free(knytt_engine *e);
 /* a fresh, empty index with the engine's settings */
 int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
 /* "engine-model" blob (modelblob.c): encode / decode (kind, item map, the
- * model's random tag, model) */
+ * model's random tag, model, the search words @p qm: NULL = none) */
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 			       knytt_twotower *tt, knytt_lightgcn *lgc,
+			       const struct knytt__qterms *qm,
 			       const uint64_t *items,
 			       uint32_t nitems,
 			       const unsigned char tag[KNYTT__MODEL_TAG],
@@ -447,7 +451,7 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
 			       knytt_twotower **tt, knytt_lightgcn **lgc,
-			       uint64_t **items,
+			       struct knytt__qterms **qm, uint64_t **items,
 			       uint32_t *nitems,
 			       unsigned char tag[KNYTT__MODEL_TAG]);
 /* Model versions (versions.c).  owner: the owner tag of an index file
@@ -541,11 +545,12 @@ int knytt__engine_tune(knytt_engine *e, struct knytt__tune_cfg *cfg,
 		       const int64_t *ts, size_t n, uint32_t nusers,
 		       uint32_t nitems, char *json, size_t cap);
 void knytt__snap_blend_from_meta(knytt__snap *s, const char *meta);
-/* installs a trained model + index (takes ownership) and the blend its
- * metadata @p meta records; caller holds no lock */
+/* installs a trained model + index + search words (takes ownership of
+ * each) and the blend its metadata @p meta records; caller holds no lock */
 void knytt__engine_install(knytt_engine *e, knytt_index *ix,
 			   knytt_als *als, knytt_twotower *tt,
-			   knytt_lightgcn *lgc, uint64_t *items,
+			   knytt_lightgcn *lgc, struct knytt__qterms *qm,
+			   uint64_t *items,
 			   uint32_t nitems, int64_t version,
 			   const unsigned char tag[KNYTT__MODEL_TAG],
 			   const char *meta);

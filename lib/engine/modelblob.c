@@ -9,22 +9,29 @@
  *   model bytes (knytt_als_save_buffer / knytt_twotower_save_buffer) |
  *   u32 CRC-32C of everything before it
  * Version 1 is the same without the tag (read as an all-zero tag: its
- * index file cannot be vouched for and is rebuilt).  The tag, with the
+ * index file cannot be vouched for and is rebuilt).  Version 3, written
+ * only when training learned search words (so a blob without them stays
+ * readable by older libraries), adds u64 word-model bytes after the tag
+ * (header 56 bytes) and the words (lib/model/qterms.h) after the model
+ * bytes.  The tag, with the
  * tenant id, is the index file's owner tag (model_owner): a file whose
  * tag differs was not built for this model and is not served.
  */
 #include "engine_int.h"
+#include "../model/qterms.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define BLOB_HDR1 32
 #define BLOB_HDR 48
+#define BLOB_HDR3 56
 
 /* --------------------------------------------------------------- blob */
 
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 			       knytt_twotower *tt, knytt_lightgcn *lgc,
+			       const knytt__qterms *qm,
 			       const uint64_t *items,
 			       uint32_t nitems,
 			       const unsigned char tag[KNYTT__MODEL_TAG],
@@ -37,14 +44,16 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 		       : knytt_twotower_save_buffer(tt, &mb, &ml);
 	if (rc)
 		return rc;
-	size_t n = BLOB_HDR + (size_t)nitems * 8 + ml + 4;
+	size_t hdr = qm ? BLOB_HDR3 : BLOB_HDR;
+	size_t ql = qm ? knytt__qterms_size(qm) : 0;
+	size_t n = hdr + (size_t)nitems * 8 + ml + ql + 4;
 	unsigned char *b = malloc(n);
 	if (!b) {
 		knytt_free(mb);
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	}
 	memcpy(b, "KNYTTENG", 8);
-	knytt__put_u32(b + 8, 2);
+	knytt__put_u32(b + 8, qm ? 3 : 2);
 	knytt__put_u32(b + 12, als   ? KNYTT_MODEL_ALS
 			       : lgc ? KNYTT_MODEL_LIGHTGCN
 				     : KNYTT_MODEL_TWOTOWER);
@@ -52,10 +61,14 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 	knytt__put_u32(b + 20, nitems);
 	knytt__put_u64(b + 24, ml);
 	memcpy(b + 32, tag, KNYTT__MODEL_TAG);
+	if (qm)
+		knytt__put_u64(b + BLOB_HDR, ql);
 	for (uint32_t i = 0; i < nitems; i++)
-		knytt__put_u64(b + BLOB_HDR + (size_t)i * 8, items[i]);
-	memcpy(b + BLOB_HDR + (size_t)nitems * 8, mb, ml);
+		knytt__put_u64(b + hdr + (size_t)i * 8, items[i]);
+	memcpy(b + hdr + (size_t)nitems * 8, mb, ml);
 	knytt_free(mb);
+	if (qm)
+		knytt__qterms_write(qm, b + hdr + (size_t)nitems * 8 + ml);
 	knytt__put_u32(b + n - 4, knytt__crc32c(0, b, n - 4));
 	*blob = b;
 	*size = n;
@@ -65,7 +78,7 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
 			       knytt_twotower **tt, knytt_lightgcn **lgc,
-			       uint64_t **items,
+			       knytt__qterms **qm, uint64_t **items,
 			       uint32_t *nitems,
 			       unsigned char tag[KNYTT__MODEL_TAG])
 {
@@ -77,16 +90,22 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 		return knytt__err(KNYTT_ECORRUPT,
 				  "stored engine model: checksum mismatch");
 	uint32_t bver = knytt__get_u32(b + 8);
-	if (bver != 1 && bver != 2)
+	if (bver < 1 || bver > 3)
 		return knytt__err(KNYTT_EVERSION,
 				  "stored engine model: version %u is newer "
 				  "than this library",
 				  bver);
-	size_t hdr = bver == 1 ? BLOB_HDR1 : BLOB_HDR;
+	size_t hdr = bver == 1 ? BLOB_HDR1 : bver == 2 ? BLOB_HDR : BLOB_HDR3;
+	if (size < hdr + 4)
+		return knytt__err(KNYTT_ECORRUPT,
+				  "stored engine model: sizes do not add up");
 	uint32_t kind = knytt__get_u32(b + 12), dim = knytt__get_u32(b + 16);
 	uint32_t n = knytt__get_u32(b + 20);
 	uint64_t ml = knytt__get_u64(b + 24);
-	if (size < hdr + 4 || (uint64_t)hdr + (uint64_t)n * 8 + ml + 4 != size)
+	uint64_t ql = bver == 3 ? knytt__get_u64(b + BLOB_HDR) : 0;
+	/* each part no larger than the blob, so the sum cannot wrap */
+	if (ml > size || ql > size || n > size ||
+	    (uint64_t)hdr + (uint64_t)n * 8 + ml + ql + 4 != size)
 		return knytt__err(KNYTT_ECORRUPT,
 				  "stored engine model: sizes do not add up");
 	if (dim != e->dim)
@@ -120,6 +139,7 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 	*als = NULL;
 	*tt = NULL;
 	*lgc = NULL;
+	*qm = NULL;
 	if (kind == KNYTT_MODEL_ALS) {
 		if ((rc = knytt_als_create(als)) == KNYTT_OK)
 			rc = knytt_als_load_buffer(*als, mb, (size_t)ml);
@@ -148,6 +168,8 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 				"stored engine model: the model has %u items "
 				"of dimension %u, the header %u of %u",
 				mi, md, n, dim);
+	if (rc == KNYTT_OK && ql)
+		rc = knytt__qterms_read(mb + ml, (size_t)ql, dim, qm);
 	if (rc) {
 		knytt_als_close(*als);
 		knytt_twotower_close(*tt);

@@ -11,6 +11,7 @@
  * version never replaces a newer one.
  */
 #include "engine_int.h"
+#include "../model/qterms.h"
 
 #include <stdlib.h>
 
@@ -18,7 +19,7 @@
  * st_lock (the index file's path comes from the store handle). */
 static int prepare(knytt_engine *e, int64_t v, knytt_index **ix,
 		   knytt_als **als, knytt_twotower **tt, knytt_lightgcn **lgc,
-		   uint64_t **items, uint32_t *n,
+		   struct knytt__qterms **qm, uint64_t **items, uint32_t *n,
 		   unsigned char tag[KNYTT__MODEL_TAG], char **meta)
 {
 	void *blob = NULL;
@@ -28,7 +29,7 @@ static int prepare(knytt_engine *e, int64_t v, knytt_index **ix,
 				       meta, &got, NULL);
 	if (rc == KNYTT_OK)
 		rc = knytt__engine_decode_model(e, blob, size, als, tt, lgc,
-						items, n, tag);
+						qm, items, n, tag);
 	knytt_free(blob);
 	if (rc)
 		return rc;
@@ -43,6 +44,7 @@ static int prepare(knytt_engine *e, int64_t v, knytt_index **ix,
 	knytt_als_close(*als);
 	knytt_twotower_close(*tt);
 	knytt_lightgcn_close(*lgc);
+	knytt__qterms_free(*qm);
 	free(*items);
 	return rc;
 }
@@ -76,13 +78,14 @@ int knytt_engine_reload(knytt_engine *e)
 	knytt_als *als = NULL;
 	knytt_twotower *tt = NULL;
 	knytt_lightgcn *lgc = NULL;
+	struct knytt__qterms *qm = NULL;
 	uint64_t *items = NULL;
 	uint32_t n = 0;
 	unsigned char tag[KNYTT__MODEL_TAG];
 	char *meta = NULL;
 	if (rc == KNYTT_OK && want > cur)
-		rc = prepare(e, want, &ix, &als, &tt, &lgc, &items, &n, tag,
-			     &meta);
+		rc = prepare(e, want, &ix, &als, &tt, &lgc, &qm, &items, &n,
+			     tag, &meta);
 	pthread_mutex_unlock(&e->st_lock);
 	if (rc || want <= cur) {
 		knytt_free(meta);
@@ -93,11 +96,13 @@ int knytt_engine_reload(knytt_engine *e)
 		knytt_als_close(als);
 		knytt_twotower_close(tt);
 		knytt_lightgcn_close(lgc);
+		knytt__qterms_free(qm);
 		free(items);
 		knytt_free(meta);
 		return 0;
 	}
-	knytt__engine_install(e, ix, als, tt, lgc, items, n, want, tag, meta);
+	knytt__engine_install(e, ix, als, tt, lgc, qm, items, n, want, tag,
+			      meta);
 	knytt_free(meta);
 	pthread_mutex_lock(&e->train_mu);
 	e->serving_eval = sev;

@@ -2,8 +2,16 @@
  * search.c -- knytt_engine_search: keyword (the store's full-text) and
  * vector halves fused by reciprocal rank (fusion.c), an optional personal
  * re-rank, and the search log.  Moved from query.c.
+ *
+ * The query vector, when the caller gives none: the search words the
+ * last training learned from the search log (lib/model/qterms.c), the
+ * two-tower text path, both summed when the model has both, or the
+ * external embedder.  An item whose title is the query, word for word,
+ * keeps the first places whatever the vector half says: fusion may
+ * reorder keyword matches, never push the exact one down.
  */
 #include "query.h"
+#include "../model/qterms.h"
 #include "../store/store_int.h"
 
 #include "../vec/topk.h"
@@ -37,6 +45,131 @@ static int search_log(knytt_engine *e, const char *lq, const char *lu, int n,
 			*log_id = lid;
 	}
 	return lrc;
+}
+
+/* Does @p title hold the same words as @p query, in order (ASCII case
+ * folded; words are what keyword search splits on)? */
+static int same_words(const char *title, const char *query)
+{
+	const unsigned char *a = (const unsigned char *)title,
+			    *b = (const unsigned char *)query;
+#define WB(c) ((c) >= 0x80 || ((c) >= '0' && (c) <= '9') || \
+	       (((c) | 0x20) >= 'a' && ((c) | 0x20) <= 'z'))
+	for (;;) {
+		while (*a && !WB(*a))
+			a++;
+		while (*b && !WB(*b))
+			b++;
+		if (!*a || !*b)
+			return !*a && !*b;
+		while (*a && WB(*a) && *b && WB(*b)) {
+			/* | 0x20 folds ASCII letters, leaves digits */
+			unsigned char x = *a < 0x80 ? (unsigned char)(*a | 0x20)
+						    : *a;
+			unsigned char y = *b < 0x80 ? (unsigned char)(*b | 0x20)
+						    : *b;
+			if (x != y)
+				return 0;
+			a++;
+			b++;
+		}
+		if ((*a && WB(*a)) || (*b && WB(*b)))
+			return 0;
+	}
+#undef WB
+}
+
+/* The query vector of @p text for snapshot @p snap into @p q (d floats;
+ * tmp: d floats of scratch): 1 = written (unit length), 0 = none (no
+ * path knows a word of it), < 0 an embedder error.  Caller holds no
+ * engine lock: the embedder is an HTTP call. */
+static int text_vector(knytt_engine *e, knytt__snap *snap, const char *text,
+		       float *q, float *tmp)
+{
+	uint32_t d = e->dim;
+	int has = 0;
+	if (snap->tt &&
+	    knytt_twotower_embed_query(snap->tt, text, q) == KNYTT_OK)
+		has = knytt__normalize(q, d) > 0;
+	if (snap->qm && knytt__qterms_embed(snap->qm, text, tmp) > 0) {
+		/* both unit length: the sum weighs the tower's text features
+		 * and the shop's own evidence equally */
+		for (uint32_t i = 0; i < d; i++)
+			q[i] = has ? q[i] + tmp[i] : tmp[i];
+		has = knytt__normalize(q, d) > 0;
+	}
+	if (!snap->tt && !has && e->emb && e->kind == KNYTT_MODEL_EXTERNAL) {
+		const char *texts[1] = { text };
+		int rc = knytt_embedder_embed(e->emb, 1, texts, q, d);
+		if (rc < 0)
+			return rc;
+		has = rc == KNYTT_OK;
+	}
+	return has;
+}
+
+int knytt_engine_embed_query(knytt_engine *e, const char *text, float *out,
+			     uint32_t dim)
+{
+	if (!e || !text || !out)
+		return knytt__err(KNYTT_EINVAL, "knytt_engine_embed_query: %s "
+				  "is NULL", !e ? "engine" : !text ? "text"
+							     : "out");
+	if (!e->is_open)
+		return knytt__err(KNYTT_ESTATE, "knytt_engine_embed_query: "
+				  "engine is not open");
+	if (!*text)
+		return knytt__err_field(KNYTT_EINVAL, "text",
+					"knytt_engine_embed_query: text is "
+					"empty");
+	if (dim != e->dim)
+		return knytt__err_field(KNYTT_EINVAL, "dim",
+					"knytt_engine_embed_query: dim is %u, "
+					"the engine has %u", dim, e->dim);
+	float *tmp = malloc(dim * sizeof *tmp);
+	if (!tmp)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	knytt__snap *snap = knytt__snap_get(e);
+	int rc = text_vector(e, snap, text, out, tmp);
+	knytt__snap_put(snap);
+	free(tmp);
+	if (rc == 0)
+		memset(out, 0, dim * sizeof *out);
+	return rc;
+}
+
+/* Keyword hits among the first PIN_MAX whose title is the query word for
+ * word; caller holds st_lock.  Returns their count (in keyword order). */
+#define PIN_MAX 3
+static size_t exact_titles(knytt_engine *e, const char *text,
+			   const uint64_t *kw, int nk, uint64_t *pin)
+{
+	size_t n = 0;
+	for (int i = 0; i < nk && i < PIN_MAX; i++) {
+		knytt_item *it = NULL;
+		if (knytt_store_item_get_id(e->st, kw[i], &it) == KNYTT_OK &&
+		    it->title && same_words(it->title, text))
+			pin[n++] = kw[i];
+		knytt_free(it);
+	}
+	return n;
+}
+
+/* Moves the pinned keyword hits to the front of the sorted fusion, in
+ * keyword order; the rest keep theirs. */
+static void pin_front(knytt__rrf *f, const uint64_t *pin, size_t npin)
+{
+	size_t at = 0;
+	for (size_t p = 0; p < npin; p++) {
+		size_t i = at;
+		while (i < f->n && f->f[i].id != pin[p])
+			i++;
+		if (i == f->n || !(f->f[i].lists & 1))
+			continue; /* filtered out */
+		knytt__fused x = f->f[i];
+		memmove(&f->f[at + 1], &f->f[at], (i - at) * sizeof x);
+		f->f[at++] = x;
+	}
 }
 
 int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
@@ -103,20 +236,15 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		memcpy(q, vec, d * sizeof *q);
 		has_q = 1;
 	} else if (has_text) {
-		int tower = snap->tt != NULL;
-		if (tower)
-			has_q = knytt_twotower_embed_query(snap->tt, text, q) ==
-				KNYTT_OK;
-		if (!tower && e->emb && e->kind == KNYTT_MODEL_EXTERNAL) {
-			const char *texts[1] = { text };
-			rc = knytt_embedder_embed(e->emb, 1, texts, q, d);
-			has_q = rc == KNYTT_OK;
-		}
-		if (rc < 0) {
+		has_q = text_vector(e, snap, text, q, v);
+		if (has_q < 0) {
+			rc = has_q;
 			knytt__snap_put(snap);
 			goto early;
 		}
 	}
+	uint64_t pin[PIN_MAX];
+	size_t npin = 0;
 
 	pthread_rwlock_rdlock(&e->lock);
 	qctx c;
@@ -155,6 +283,10 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 							  kw, NULL, cap)
 				  : knytt_store_search(e->st, text, NULL, NAN,
 						       NAN, 0, kw, NULL, cap);
+		/* only fusion with vectors or the personal re-rank can move
+		 * a keyword hit: the titles are read only then */
+		if (nk > 0 && (vec_half || personal))
+			npin = exact_titles(e, text, kw, nk, pin);
 		pthread_mutex_unlock(&e->st_lock);
 		pthread_rwlock_rdlock(&e->lock);
 		if (nk == KNYTT_EINVAL)
@@ -195,6 +327,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 		}
 	}
 	knytt__rrf_sort(&f);
+	pin_front(&f, pin, npin);
 	n = f.n < k ? f.n : k;
 	for (size_t i = 0; i < n; i++)
 		knytt__q_fill(e, &out[i], knytt__engine_row(e, f.f[i].id), f.f[i].score,

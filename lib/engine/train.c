@@ -14,8 +14,15 @@
  * at any point -- a full disk included -- leaves the previous version
  * the latest one, whole.  Then versions beyond the newest keep_models
  * are deleted with their embeddings and index files.
+ *
+ * Search words are learned in the same job (qlearn.c): the search log is
+ * read before the interactions stream, each interaction is offered to
+ * the search before it, and the words are fitted on the new index's item
+ * vectors and stored in the same blob, so a model and the words that
+ * point into its item space always travel together.
  */
 #include "engine_int.h"
+#include "qlearn.h"
 
 #include "../model/tune.h"
 #include "../vec/vec.h"
@@ -43,6 +50,7 @@ typedef struct job {
 	int64_t *ts;
 	size_t n, cap;
 	knytt_matrix *m;
+	knytt__qlearn ql; /* search words (qlearn.c) */
 	int rc;
 } job;
 
@@ -113,6 +121,8 @@ static int feat_cb(const knytt_item *it, void *ctx)
 static int ix_cb(const knytt_interaction *ix, void *ctx)
 {
 	job *j = ctx;
+	if (knytt__qlearn_event(&j->ql, ix, knytt__ix_confidence(j->e, ix)))
+		return 1;
 	uint32_t ui = knytt__lmap_get(&j->users, ix->user_id), ii;
 	if (ui == LMAP_EMPTY) {
 		if (knytt__lmap_put(&j->users, ix->user_id, j->nusers))
@@ -186,6 +196,7 @@ static void job_free(job *j)
 	free(j->w);
 	free(j->ts);
 	knytt_matrix_close(j->m);
+	knytt__qlearn_free(&j->ql);
 	knytt_store_close(j->st);
 }
 
@@ -434,6 +445,9 @@ int knytt__engine_train_job(knytt_engine *e)
 	knytt_als *als = NULL;
 	knytt_twotower *tt = NULL;
 	knytt_lightgcn *lgc = NULL;
+	knytt__qterms *qm = NULL;
+	if ((rc = knytt__qlearn_load(&j.ql, e, j.st)))
+		goto out;
 	/* ALS and LightGCN keep the interactions as arrays: the matrix
 	 * follows from the tuning's choice (fit_model) */
 	if (e->kind == KNYTT_MODEL_TWOTOWER) {
@@ -486,23 +500,30 @@ int knytt__engine_train_job(knytt_engine *e)
 	size_t size = 0;
 	int64_t version = 0;
 	unsigned char tag[KNYTT__MODEL_TAG];
+	char words[512];
 	if ((rc = knytt__engine_build_index(e, als, tt, lgc, j.item_ids,
 					     j.nitems, &ix)) ||
+	    (rc = knytt__qlearn_fit(&j.ql, e->dim, ix, &qm, words,
+				    sizeof words)) ||
 	    (rc = knytt__random(tag, sizeof tag)) ||
-	    (rc = knytt__engine_encode_model(e, als, tt, lgc, j.item_ids,
+	    (rc = knytt__engine_encode_model(e, als, tt, lgc, qm, j.item_ids,
 					     j.nitems, tag, &blob, &size)))
 		goto fail_index;
-	char meta[2048];
+	/* a shop without a search log is normal, not a warning: the skip
+	 * and its reason go to the metadata ("search") only */
+	char meta[2560];
 	pthread_mutex_lock(&e->train_mu);
 	double loss = e->train_progress.loss;
 	pthread_mutex_unlock(&e->train_mu);
 	int k = snprintf(meta, sizeof meta,
 			 "{\"kind\":\"%s\",\"dim\":%u,\"users\":%u,"
 			 "\"items\":%u,\"interactions\":%zu,\"loss\":%.6g,"
-			 "\"train_seconds\":%.3f,\"interaction_mark\":%lld%s%s",
+			 "\"train_seconds\":%.3f,\"interaction_mark\":%lld,"
+			 "\"search\":%s%s%s",
 			 als ? "als" : lgc ? "lightgcn" : "twotower", e->dim,
 			 j.nusers, j.nitems, j.m ? knytt_matrix_nnz(j.m) : j.n,
 			 isfinite(loss) ? loss : 0, secs, (long long)mark,
+			 words,
 			 *tune ? ",\"tune\":" : "", tune);
 	if (k < 0 || (size_t)k >= sizeof meta - 256) {
 		rc = knytt__err(KNYTT_EINVAL, "model metadata too long");
@@ -526,6 +547,7 @@ int knytt__engine_train_job(knytt_engine *e)
 		knytt_als_close(als);
 		knytt_twotower_close(tt);
 		knytt_lightgcn_close(lgc);
+		knytt__qterms_free(qm);
 		knytt__engine_warn(e,
 				   "model version %lld held back: NDCG@10 "
 				   "%.4f, the serving version %lld had %.4f",
@@ -537,12 +559,13 @@ int knytt__engine_train_job(knytt_engine *e)
 	}
 	uint64_t *ids = j.item_ids;
 	j.item_ids = NULL;
-	knytt__engine_install(e, ix, als, tt, lgc, ids, j.nitems, version,
+	knytt__engine_install(e, ix, als, tt, lgc, qm, ids, j.nitems, version,
 			      tag, meta);
 	rc = KNYTT_OK;
 	goto out;
 fail_index:
 	knytt_index_close(ix);
+	knytt__qterms_free(qm);
 fail_model:
 	knytt_als_close(als);
 	knytt_twotower_close(tt);
@@ -555,15 +578,18 @@ out:
 
 void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 			   knytt_twotower *tt, knytt_lightgcn *lgc,
-			   uint64_t *items,
+			   knytt__qterms *qm, uint64_t *items,
 			   uint32_t nitems, int64_t version,
 			   const unsigned char tag[KNYTT__MODEL_TAG],
 			   const char *meta)
 {
 	knytt__snap *s = knytt__snap_new(ix, als, tt, lgc, items, nitems,
 					 version, tag, 0);
-	if (!s)
+	if (!s) {
+		knytt__qterms_free(qm);
 		return; /* all freed; the current snapshot keeps serving */
+	}
+	s->qm = qm;
 	knytt__snap_blend_from_meta(s, meta);
 	float *v = malloc(e->dim * sizeof *v);
 	pthread_rwlock_wrlock(&e->lock);

@@ -294,5 +294,12 @@ int knytt__search_log_ins(knytt_store *st, const char *query,
 char *knytt__shown_text(const uint64_t *ids, size_t n, size_t stride,
 			char *buf, size_t cap);
 #define KNYTT__SHOWN_CAP (20 * 21 + 1)
+/* Every search log entry with words (vector searches left out), in the
+ * order written (slogread.c): its text, the shopper's store id (0 =
+ * anonymous), time (ms) and the item clicked explicitly (0 = none).
+ * @p fn returns non-zero to stop (KNYTT_ECANCELED).  Returns the count. */
+typedef int (*knytt__slog_fn)(const char *query, uint64_t user, int64_t ts,
+			      uint64_t clicked, void *ctx);
+int knytt__search_log_each(knytt_store *st, knytt__slog_fn fn, void *ctx);
 
 #endif

@@ -19,6 +19,7 @@
 #include "fuzz.h"
 
 #include "../../lib/engine/engine_int.h"
+#include "../../lib/model/qterms.h"
 
 #define HDR 32 /* BLOB_HDR of train.c */
 
@@ -130,6 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		knytt_als *als = NULL;
 		knytt_twotower *tt = NULL;
 		knytt_lightgcn *lgc = NULL;
+		struct knytt__qterms *qm = NULL;
 		uint64_t *items = NULL;
 		uint32_t nitems = 0;
 		unsigned char tag[KNYTT__MODEL_TAG];
@@ -143,12 +145,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (knytt_engine_set_dim(e, knytt__get_u32(b + 16)) ==
 			    KNYTT_OK &&
 		    knytt__engine_decode_model(e, b, n, &als, &tt, &lgc,
-					       &items, &nitems,
+					       &qm, &items, &nitems,
 					       tag) == KNYTT_OK) {
 			ok = 1;
 			knytt_als_close(als);
 			knytt_twotower_close(tt);
 			knytt_lightgcn_close(lgc);
+			knytt__qterms_free(qm);
 			free(items);
 		}
 		knytt_engine_close(e);

@@ -285,6 +285,32 @@ static void seeds_models(void)
 		put(t, kind ? "twotower-3ids" : "als-3ids", 3, b, n - 8);
 		free(b);
 	}
+	/* version 3: the ALS blob with learned search words (one word of
+	 * dimension 4) after the model, their size at byte 48 */
+	size_t ql = 16 + 8 + 4 * 4, n3 = 56 + 4 * 8 + al + ql + 4;
+	unsigned char *b3 = failed ? NULL : calloc(1, n3);
+	if (b3) {
+		memcpy(b3, "KNYTTENG", 8);
+		knytt__put_u32(b3 + 8, 3);
+		knytt__put_u32(b3 + 12, KNYTT_MODEL_ALS);
+		knytt__put_u32(b3 + 16, 4);
+		knytt__put_u32(b3 + 20, 4);
+		knytt__put_u64(b3 + 24, al);
+		knytt__put_u64(b3 + 48, ql);
+		for (unsigned i = 0; i < 4; i++)
+			knytt__put_u64(b3 + 56 + 8 * i, i + 1);
+		memcpy(b3 + 88, ab, al);
+		unsigned char *w = b3 + 88 + al;
+		memcpy(w, "KQTERMS1", 8);
+		knytt__put_u32(w + 8, 4);
+		knytt__put_u32(w + 12, 1);
+		knytt__put_u64(w + 16, 0x1234abcdULL);
+		for (unsigned d = 0; d < 4; d++)
+			knytt__put_u32(w + 24 + 4 * d, 0x3f000000u); /* 0.5 */
+		fuzz_fix_crc(b3, n3);
+		put("fuzz_engine_model", "als-search-words", 3, b3, n3);
+		free(b3);
+	}
 	knytt_free(ab);
 	knytt_free(tb);
 	knytt_free(gb);
