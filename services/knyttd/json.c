@@ -69,6 +69,31 @@ static const char *api_field(const char *f)
 	return f;
 }
 
+int kd_settings_get(knytt_store *st, const char *name, cJSON **out)
+{
+	*out = NULL;
+	char *meta = NULL;
+	int rc = knytt_store_model_get(st, name, 0, NULL, NULL, &meta, NULL,
+				       NULL);
+	if (rc == KNYTT_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	cJSON *o = meta ? cJSON_Parse(meta) : NULL;
+	knytt_free(meta);
+	if (cJSON_IsObject(o))
+		*out = o;
+	else
+		cJSON_Delete(o);
+	return 0;
+}
+
+double kd_json_num(const cJSON *o, const char *k, double def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
 const char *kd_errfield(void)
 {
 	const char *f = knytt_errfield();

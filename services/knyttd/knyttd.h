@@ -166,6 +166,12 @@ int kd_ok(kd_req *r, int status, cJSON *body);
  * the calling thread's last library error named (knytt_errfield), or
  * NULL when it named none. */
 const char *kd_errfield(void);
+/* A tenant's settings (schedule.c, limits.c): the JSON object stored as
+ * the metadata of the newest version of model @p name, into *out (NULL
+ * when none is stored or it is not an object; cJSON_Delete it); 0 or a
+ * store error.  kd_json_num: member @p k of @p o if a number, else @p def. */
+int kd_settings_get(knytt_store *st, const char *name, cJSON **out);
+double kd_json_num(const cJSON *o, const char *k, double def);
 
 /* Typed field getters of a JSON object.  Each returns 0 when the field is
  * absent (leaving *out as it was), 1 when present and of the right type,

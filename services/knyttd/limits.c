@@ -90,26 +90,16 @@ static tlimits *of(uint64_t tenant)
 static int limits_read(knytt_store *st, kd_limits *l)
 {
 	*l = kd_cfg.limits;
-	char *meta = NULL;
-	int rc = knytt_store_model_get(st, LIMITS_NAME, 0, NULL, NULL, &meta,
-				       NULL, NULL);
-	if (rc == KNYTT_ENOTFOUND)
-		return 0;
-	if (rc)
+	cJSON *o;
+	int rc = kd_settings_get(st, LIMITS_NAME, &o);
+	if (rc || !o)
 		return rc;
-	cJSON *o = meta ? cJSON_Parse(meta) : NULL;
-	knytt_free(meta);
-	const cJSON *v;
-	if ((v = cJSON_GetObjectItem(o, "requests_per_second")) &&
-	    cJSON_IsNumber(v))
-		l->rps = v->valuedouble;
-	if ((v = cJSON_GetObjectItem(o, "burst")) && cJSON_IsNumber(v))
-		l->burst = v->valuedouble;
-	if ((v = cJSON_GetObjectItem(o, "max_items")) && cJSON_IsNumber(v))
-		l->max_items = (long long)v->valuedouble;
-	if ((v = cJSON_GetObjectItem(o, "max_interactions")) &&
-	    cJSON_IsNumber(v))
-		l->max_interactions = (long long)v->valuedouble;
+	l->rps = kd_json_num(o, "requests_per_second", l->rps);
+	l->burst = kd_json_num(o, "burst", l->burst);
+	l->max_items = (int64_t)kd_json_num(o, "max_items",
+					    (double)l->max_items);
+	l->max_interactions = (int64_t)kd_json_num(o, "max_interactions",
+						   (double)l->max_interactions);
 	cJSON_Delete(o);
 	return 0;
 }

@@ -45,33 +45,20 @@
 
 /* ---- settings ---------------------------------------------------------- */
 
-static double jnum(const cJSON *o, const char *k, double def)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
-
 int kd_sched_get(knytt_store *st, kd_sched *out)
 {
 	*out = kd_cfg.sched;
-	char *meta = NULL;
-	int rc = knytt_store_model_get(st, SCHED_NAME, 0, NULL, NULL, &meta,
-				       NULL, NULL);
-	if (rc == KNYTT_ENOTFOUND)
-		return 0;
-	if (rc)
+	cJSON *o;
+	int rc = kd_settings_get(st, SCHED_NAME, &o);
+	if (rc || !o)
 		return rc;
-	cJSON *o = meta ? cJSON_Parse(meta) : NULL;
-	knytt_free(meta);
-	if (o) {
-		out->every_events = (int64_t)jnum(o, "every_interactions",
-						  (double)out->every_events);
-		out->every_hours = jnum(o, "every_hours", out->every_hours);
-		out->eval_users = (unsigned)jnum(o, "eval_users",
-						 out->eval_users);
-		out->margin = jnum(o, "margin", out->margin);
-		cJSON_Delete(o);
-	}
+	out->every_events = (int64_t)kd_json_num(o, "every_interactions",
+						 (double)out->every_events);
+	out->every_hours = kd_json_num(o, "every_hours", out->every_hours);
+	out->eval_users = (unsigned)kd_json_num(o, "eval_users",
+						out->eval_users);
+	out->margin = kd_json_num(o, "margin", out->margin);
+	cJSON_Delete(o);
 	return 0;
 }
 
@@ -240,7 +227,7 @@ static int64_t model_mark(knytt_store *st, int64_t *created, int *has_model)
 					   &meta, NULL, created) == 0;
 	cJSON *o = meta ? cJSON_Parse(meta) : NULL;
 	knytt_free(meta);
-	int64_t m = (int64_t)jnum(o, "interaction_mark", 0);
+	int64_t m = (int64_t)kd_json_num(o, "interaction_mark", 0);
 	cJSON_Delete(o);
 	return m > 0 ? m : 0;
 }
