@@ -2714,6 +2714,9 @@ KNYTT_API int knytt_engine_similar(knytt_engine *e, const char *item,
  * fusion (k = 60).  With @p user, results are re-ranked toward the
  * user's taste.  Every search is written to the search log; the log id is
  * stored in *log_id when log_id is not NULL (for knytt_store_search_click).
+ * A log the store cannot take (a full disk, an unreachable server) does
+ * not fail the search: *log_id is then 0 and the engine's warning
+ * callback is told.
  */
 KNYTT_API int knytt_engine_search(knytt_engine *e, const char *text,
 				  const float *vec, uint32_t dim, size_t k,

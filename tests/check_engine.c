@@ -2807,6 +2807,78 @@ START_TEST(engine_weights_reach_imported_rows)
 }
 END_TEST
 
+/* A search whose log row the store cannot take (the disk is full) is
+ * answered all the same: log id 0 and a warning, never an error. */
+static int slog_warnings;
+static void on_slog_warning(void *ctx, const char *msg)
+{
+	(void)ctx;
+	if (strstr(msg, "search not logged"))
+		slog_warnings++;
+}
+
+static void with_slog_warnings(knytt_engine *e)
+{
+	ck_assert_int_eq(knytt_engine_set_log(e, on_slog_warning, NULL),
+			 KNYTT_OK);
+}
+
+START_TEST(search_answers_when_its_log_cannot_be_written)
+{
+	knytt_engine *e = open_engine_cfg(KNYTT_MODEL_ALS, 1, 0,
+					  with_slog_warnings);
+	char ext[32], title[128];
+	knytt_item it;
+	for (int c = 0; c < NCAT; c++)
+		for (int i = 0; i < 4; i++) {
+			make_item(&it, c, i, ext, title);
+			ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL,
+								  0),
+					 KNYTT_OK);
+		}
+	knytt_store *st = knytt_engine_store(e);
+	knytt_result r[8];
+	uint64_t lid = 0;
+	ck_assert_int_gt(knytt_engine_search(e, "trail", NULL, 0, 8, NULL,
+					     NULL, r, &lid),
+			 0);
+	ck_assert_uint_gt(lid, 0);
+	/* no page may be added from now on */
+	int64_t pages = -1;
+	knytt__pragma_i64(st, "PRAGMA page_count", &pages);
+	char sql[80];
+	snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+		 (long long)pages);
+	knytt__pragma_i64(st, sql, &pages);
+	slog_warnings = 0;
+	char q[400] = "";
+	for (int i = 0; i < 60; i++)
+		strcat(q, "trail "); /* a long query: rows fill pages fast */
+	int unlogged = 0;
+	for (int i = 0; i < 300 && !unlogged; i++) {
+		lid = 1;
+		int n = knytt_engine_search(e, q, NULL, 0, 8, NULL, NULL, r,
+					    &lid);
+		ck_assert_msg(n > 0, "search %d failed: %d %s", i, n,
+			      knytt_errmsg());
+		unlogged = lid == 0;
+	}
+	ck_assert_msg(unlogged, "the search log never filled the database");
+	ck_assert_int_ge(slog_warnings, 1);
+	/* a query that cannot be logged at all is still refused */
+	ck_assert_int_eq(knytt_engine_search(e, "trail", NULL, 0, 8, NULL,
+					     "bad\tuser", r, &lid),
+			 KNYTT_EINVAL);
+	knytt__pragma_i64(st, "PRAGMA max_page_count = 1073741823", &pages);
+	ck_assert_int_gt(knytt_engine_search(e, "trail", NULL, 0, 8, NULL,
+					     NULL, r, &lid),
+			 0);
+	ck_assert_uint_gt(lid, 0);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 START_TEST(queries_feedback_writes_and_swaps_in_parallel)
 {
 	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, _i);
@@ -2885,6 +2957,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, external_vectors_without_a_model);
 	tcase_add_test(tc, write_behind_feedback_reaches_the_store);
 	tcase_add_test(tc, feedback_batch_all_or_nothing);
+	tcase_add_test(tc, search_answers_when_its_log_cannot_be_written);
 	tcase_add_test(tc, write_behind_checks_before_queueing);
 	tcase_add_test(tc, write_behind_failure_is_reported);
 	tcase_add_test(tc, stored_model_must_match_its_header);

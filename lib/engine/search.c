@@ -347,8 +347,17 @@ out:
 		int lrc = search_log(e, has_text ? text : "(vector)",
 				     user && *user ? user : NULL, (int)n,
 				     shown, log_id);
-		if (lrc < 0)
-			rc = lrc;
+		if (lrc == KNYTT_EINVAL || lrc == KNYTT_ERANGE) {
+			rc = lrc; /* the query or user cannot be logged */
+		} else if (lrc < 0) {
+			/* a store that cannot take the row (a full disk, a
+			 * lost server) costs the analytics one row; the
+			 * shopper still gets the answer */
+			if (log_id)
+				*log_id = 0;
+			knytt__engine_warn(e, "search not logged: %s",
+					   knytt_errmsg());
+		}
 	}
 early:
 	free(kw);
