@@ -522,6 +522,37 @@ static char *tmp_path(const char *name)
 	return p;
 }
 
+/* An index nothing was added to saves and loads (its upper-level pool
+ * was never allocated: the save read 4 bytes from NULL, found by
+ * fuzz_engine_model through an engine model without items). */
+START_TEST(empty_index_saves_and_loads)
+{
+	static const knytt_index_kind kinds[2] = { KNYTT_INDEX_HNSW,
+						   KNYTT_INDEX_FLAT };
+	knytt_index *a = make(kinds[_i], KNYTT_METRIC_L2, KNYTT_QUANT_INT8);
+	char *path = tmp_path("empty.idx");
+	ck_assert_int_eq(knytt_index_save(a, path), KNYTT_OK);
+	knytt_index *b;
+	knytt_index_create(&b);
+	ck_assert_msg(knytt_index_load(b, path) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	ck_assert_uint_eq(knytt_index_count(b), 0);
+	ck_assert_uint_eq(knytt_index_dim(b), D);
+	uint64_t lab[K];
+	float dist[K];
+	ck_assert_int_eq(knytt_index_search(b, query_v, D, K, 40, lab, dist),
+			 0);
+	ck_assert_int_eq(knytt_index_add(b, 5, base_v, D), KNYTT_OK);
+	ck_assert_int_eq(knytt_index_search(b, base_v, D, K, 40, lab, dist),
+			 1);
+	ck_assert_uint_eq(lab[0], 5);
+	knytt_index_close(a);
+	knytt_index_close(b);
+	remove(path);
+	free(path);
+}
+END_TEST
+
 START_TEST(save_load_round_trip)
 {
 	static const struct {
@@ -910,6 +941,7 @@ Suite *index_suite(void)
 	tcase_add_test(tc, flat_is_exact);
 	tcase_add_test(tc, batch_search_equals_single);
 	tcase_add_loop_test(tc, save_load_round_trip, 0, 5);
+	tcase_add_loop_test(tc, empty_index_saves_and_loads, 0, 2);
 	tcase_add_test(tc, corrupt_truncated_foreign_files);
 	tcase_add_test(tc, format_v1_fixture_still_loads);
 	tcase_add_test(tc, bad_arguments);

@@ -148,9 +148,13 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 	bad = bad || pad_to(fd, &off, s.uoff, &crc) ||
 	      write_all(fd, ix->uoff, ns * 4, &crc);
 	off += ns * 4;
-	bad = bad || pad_to(fd, &off, s.upool, &crc) ||
-	      write_all(fd, ix->upool, ix->upool_n * 4, &crc);
-	off += ix->upool_n * 4;
+	bad = bad || pad_to(fd, &off, s.upool, &crc);
+	if (ix->upool) {
+		bad = bad || write_all(fd, ix->upool, ix->upool_n * 4, &crc);
+		off += ix->upool_n * 4;
+	} else { /* nothing added yet: the pool is its unused slot 0 */
+		bad = bad || pad_to(fd, &off, off + ix->upool_n * 4, &crc);
+	}
 	bad = bad || pad_to(fd, &off, s.f32, &crc);
 	if (ix->quant == KNYTT_QUANT_INT8) {
 		bad = bad || write_all(fd, ix->f32, ns * ix->dim * 4, &crc);
