@@ -241,9 +241,17 @@ int kd_limit_check(kd_req *r)
 	const char *auth = MHD_lookup_connection_value(
 		r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	uint64_t key = auth ? key_hash(auth) : 0;
-	limits_refresh(r->st, r->tenant, 0);
+	int64_t now = kd_now_us();
 	pthread_mutex_lock(&mu);
 	tlimits *t = of(r->tenant);
+	if (t && r->st && now - t->loaded_us > LIMITS_RELOAD_US) {
+		/* settings older than the period (rare): read again outside
+		 * the lock every request thread takes */
+		pthread_mutex_unlock(&mu);
+		limits_refresh(r->st, r->tenant, 0);
+		pthread_mutex_lock(&mu);
+		t = of(r->tenant);
+	}
 	kd_limits l = t ? t->l : kd_cfg.limits;
 	long wait = key && l.rps > 0 ? take_token(key, &l) : 0;
 	int rc = wait || !t ? 0 : quota(r, t);
