@@ -2823,6 +2823,69 @@ static void with_slog_warnings(knytt_engine *e)
 			 KNYTT_OK);
 }
 
+/* A keyword search finding the engine's store connection busy (another
+ * thread's search or write holds st_lock; here the test itself holds it)
+ * borrows a connection of its own (rdpool.c) and answers the same; on the
+ * old code it waited for st_lock, here for ever.  An in-memory store,
+ * which a second connection cannot reach, never borrows. */
+START_TEST(search_borrows_a_connection_when_the_store_is_busy)
+{
+	/* write-behind: the search log row goes to the writer thread, which
+	 * waits for st_lock; a synchronous log row would wait here */
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_filter f;
+	knytt_filter_init(&f);
+	f.category_prefix = "kitchen";
+	knytt_result a[10], b[10];
+	int na = knytt_engine_search(e, "espresso", NULL, 0, 10, NULL, NULL, a,
+				     NULL);
+	int nf = knytt_engine_search(e, "coffee", NULL, 0, 10, &f, NULL, a + 5,
+				     NULL);
+	ck_assert_int_gt(na, 0);
+	ck_assert_int_gt(nf, 0);
+	ck_assert_uint_eq(knytt__rd_count(e), 0); /* nobody was waiting */
+	knytt_engine_flush(e);
+	pthread_mutex_lock(&e->st_lock);
+	int nb = knytt_engine_search(e, "espresso", NULL, 0, 10, NULL, NULL, b,
+				     NULL);
+	ck_assert_uint_eq(knytt__rd_count(e), 1);
+	ck_assert_int_eq(nb, na);
+	for (int i = 0; i < na && i < 5; i++)
+		ck_assert_str_eq(a[i].ext_id, b[i].ext_id);
+	/* the filter callback (lock for reading) on the borrowed one */
+	nb = knytt_engine_search(e, "coffee", NULL, 0, 10, &f, NULL, b, NULL);
+	ck_assert_int_eq(nb, nf);
+	for (int i = 0; i < nf && i < 5; i++)
+		ck_assert_str_eq(a[5 + i].ext_id, b[i].ext_id);
+	ck_assert_uint_eq(knytt__rd_count(e), 1); /* reused, not reopened */
+	pthread_mutex_unlock(&e->st_lock);
+	/* an item written through the engine is seen by the borrowed
+	 * connection on the next search */
+	knytt_item it;
+	memset(&it, 0, sizeof it);
+	it.struct_size = sizeof it;
+	it.ext_id = "zz-1";
+	it.title = "zanzibar espresso cup";
+	it.category = "kitchen/coffee";
+	ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0), KNYTT_OK);
+	pthread_mutex_lock(&e->st_lock);
+	nb = knytt_engine_search(e, "zanzibar", NULL, 0, 10, NULL, NULL, b,
+				 NULL);
+	pthread_mutex_unlock(&e->st_lock);
+	ck_assert_int_ge(nb, 1);
+	ck_assert_str_eq(b[0].ext_id, "zz-1");
+	knytt_engine_close(e);
+	cleanup();
+
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, "sqlite::memory:"), KNYTT_OK);
+	ck_assert_int_eq(e->rd_off, 1);
+	knytt_engine_close(e);
+}
+END_TEST
+
 START_TEST(search_answers_when_its_log_cannot_be_written)
 {
 	knytt_engine *e = open_engine_cfg(KNYTT_MODEL_ALS, 1, 0,
@@ -2944,6 +3007,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, cold_user_gets_popular_items);
 	tcase_add_test(tc, similar_items_share_the_category);
 	tcase_add_test(tc, hybrid_search_by_word_and_meaning);
+	tcase_add_test(tc, search_borrows_a_connection_when_the_store_is_busy);
 	tcase_add_test(tc, reopen_restores_without_retraining);
 	tcase_add_test(tc, background_training_keeps_serving);
 	tcase_add_test(tc, filter_init_writes_only_the_callers_struct);

@@ -146,6 +146,7 @@ int knytt_engine_create(knytt_engine **out)
 	pthread_mutex_init(&e->fq_mu, NULL);
 	pthread_cond_init(&e->fq_wake, NULL);
 	pthread_cond_init(&e->fq_done, NULL);
+	knytt__rd_init(e);
 	*out = e;
 	return KNYTT_OK;
 }
@@ -171,6 +172,7 @@ void knytt_engine_close(knytt_engine *e)
 	knytt__lmap_free(&e->by_ext);
 	knytt__lmap_free(&e->by_user);
 	knytt__snap_put(e->snap);
+	knytt__rd_free(e);
 	knytt_store_close(e->st);
 	free(e->uri);
 	free(e->tenant_name);
@@ -776,6 +778,10 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 		rc = knytt_store_tenant_create(e->st, e->tenant_name, &tenant);
 	if (rc || (rc = knytt_store_use_tenant(e->st, tenant)))
 		goto fail;
+	e->tenant_id = tenant;
+	/* an in-memory database cannot be reached by a second connection:
+	 * searches share the engine's */
+	e->rd_off = !knytt__store_shareable(e->st);
 	if (!(e->uri = dupstr(uri))) {
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		goto fail;

@@ -26,7 +26,11 @@
  *   st_lock   mutex around the store handle (one connection, not
  *             thread-safe).  A store callback may take lock for reading
  *             (keyword search tests its filter in memory).  Training
- *             uses its own connection.
+ *             uses its own connection.  Keyword search may borrow an
+ *             extra connection instead (rdpool.c): its rd[i].mu stands
+ *             at this place in the order, and a thread holds at most
+ *             one store connection.  rd_mu (the slot count) is held
+ *             alone.
  *   lock      rwlock over the item table and the pointer to the
  *             current snapshot (and the writes to its index).  Queries
  *             and feedback read; a query takes a snapshot reference
@@ -130,6 +134,14 @@ typedef struct knytt__fq_ev {
  * snapshot takes item writes under the engine's write lock, and a
  * replaced snapshot is never written again.
  */
+/* An extra store connection for keyword search (rdpool.c). */
+#define KNYTT__RD_MAX 3
+typedef struct knytt__rdconn {
+	pthread_mutex_t mu;
+	knytt_store *st; /* NULL until opened */
+	int dead;        /* its open failed */
+} knytt__rdconn;
+
 typedef struct knytt__snap {
 	int refs;             /* atomic */
 	knytt_index *ix;      /* never NULL */
@@ -194,6 +206,13 @@ struct knytt_engine {
 
 	char *uri;
 	knytt_store *st;
+	uint64_t tenant_id; /* of tenant_name in the store */
+	/* extra connections for concurrent keyword searches (rdpool.c):
+	 * rd[0..nrd) claimed; rd_off: the store takes no more */
+	knytt__rdconn rd[KNYTT__RD_MAX];
+	unsigned nrd;
+	int rd_off;
+	pthread_mutex_t rd_mu;
 	int64_t synced_ms; /* items changed after this are re-read by sync */
 	int64_t open_mark; /* interaction mark read before the trending
 			      counters were seeded at open */
@@ -475,6 +494,15 @@ knytt_index *knytt__version_index_load(knytt_engine *e, int64_t v,
 				       const unsigned char tag[KNYTT__MODEL_TAG]);
 void knytt__version_index_save(knytt_engine *e, knytt_index *ix, int64_t v,
 			       const unsigned char tag[KNYTT__MODEL_TAG]);
+/* rdpool.c: take a store connection for a read (the engine's own if
+ * st_lock is free, else an extra one, else waits for st_lock); give it
+ * back with the mutex take set in @p held. */
+knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held);
+void knytt__rd_give(pthread_mutex_t *held);
+unsigned knytt__rd_count(knytt_engine *e); /* extra connections open */
+void knytt__rd_init(knytt_engine *e);
+void knytt__rd_free(knytt_engine *e);
+
 void knytt__engine_warn(knytt_engine *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* feedback queue (feedq.c): start the writer thread (at open), stop it

@@ -139,15 +139,16 @@ int knytt_engine_embed_query(knytt_engine *e, const char *text, float *out,
 }
 
 /* Keyword hits among the first PIN_MAX whose title is the query word for
- * word; caller holds st_lock.  Returns their count (in keyword order). */
+ * word; @p st is a store connection the caller holds (knytt__rd_take).
+ * Returns their count (in keyword order). */
 #define PIN_MAX 3
-static size_t exact_titles(knytt_engine *e, const char *text,
+static size_t exact_titles(knytt_store *st, const char *text,
 			   const uint64_t *kw, int nk, uint64_t *pin)
 {
 	size_t n = 0;
 	for (int i = 0; i < nk && i < PIN_MAX; i++) {
 		knytt_item *it = NULL;
-		if (knytt_store_item_get_id(e->st, kw[i], &it) == KNYTT_OK &&
+		if (knytt_store_item_get_id(st, kw[i], &it) == KNYTT_OK &&
 		    it->title && same_words(it->title, text))
 			pin[n++] = kw[i];
 		knytt_free(it);
@@ -274,20 +275,23 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 			       (c.plen || knytt__q_has_price_range(filter) ||
 				filter->in_stock_only ||
 				!isnan(filter->min_quality) || filter->where);
-		/* the store with the engine unlocked; the filter callback
-		 * takes the read lock for its test (st_lock, then lock) */
+		/* the store with the engine unlocked, on a connection of
+		 * its own when another thread holds the engine's
+		 * (rdpool.c); the filter callback takes the read lock for
+		 * its test (the connection's mutex, then lock) */
 		pthread_rwlock_unlock(&e->lock);
-		pthread_mutex_lock(&e->st_lock);
-		int nk = filtered ? knytt_store_search_fn(e->st, text,
+		pthread_mutex_t *held;
+		knytt_store *st = knytt__rd_take(e, &held);
+		int nk = filtered ? knytt_store_search_fn(st, text,
 							  knytt__q_kw_accept_locked, &c,
 							  kw, NULL, cap)
-				  : knytt_store_search(e->st, text, NULL, NAN,
+				  : knytt_store_search(st, text, NULL, NAN,
 						       NAN, 0, kw, NULL, cap);
 		/* only fusion with vectors or the personal re-rank can move
 		 * a keyword hit: the titles are read only then */
 		if (nk > 0 && (vec_half || personal))
-			npin = exact_titles(e, text, kw, nk, pin);
-		pthread_mutex_unlock(&e->st_lock);
+			npin = exact_titles(st, text, kw, nk, pin);
+		knytt__rd_give(held);
 		pthread_rwlock_rdlock(&e->lock);
 		if (nk == KNYTT_EINVAL)
 			nk = 0; /* a query with no word: vector part only */

@@ -64,6 +64,14 @@ int knytt__store_bg_checkpoint(knytt_store *st, int on)
 	return knytt__sqlite_bg_checkpoint(st->db, on);
 }
 
+int knytt__store_shareable(knytt_store *st)
+{
+	if (!st)
+		return 0;
+	return st->ops->dialect != KNYTT__SQLITE ||
+	       knytt__sqlite_shareable(st->db);
+}
+
 void knytt__store_search_stats(knytt_store *st, long long *scored,
 				long long *read)
 {

@@ -329,6 +329,12 @@ void knytt__sqlite_search_stats(knytt__db *db, long long *scored,
 		knytt__sqfts_stats(d->fts, scored, read);
 }
 
+int knytt__sqlite_shareable(knytt__db *db)
+{
+	const char *f = sqlite3_db_filename(((sq_db *)db)->h, "main");
+	return f && *f;
+}
+
 /* The bulk lock is an flock on DB-knytt-bulk beside the database (the
  * database file's own locks belong to SQLite: another descriptor on it
  * would drop them when closed).  The file is left in place: removing a

@@ -117,6 +117,11 @@ void knytt__store_search_stats(knytt_store *st, long long *scored,
  * writes).  No effect on PostgreSQL or in-memory databases. */
 int knytt__sqlite_bg_checkpoint(knytt__db *db, int on);
 int knytt__store_bg_checkpoint(knytt_store *st, int on);
+/* 1 if another knytt_store_open of the same URI reaches the same data
+ * (PostgreSQL, a SQLite file), 0 for an in-memory or temporary SQLite
+ * database, which exists in this one connection only. */
+int knytt__store_shareable(knytt_store *st);
+int knytt__sqlite_shareable(knytt__db *db);
 
 /* Statement ids of the cache (store.c owns the SQL). */
 enum knytt__sid {

@@ -1,0 +1,124 @@
+/*
+ * rdpool.c -- store connections for concurrent keyword searches.
+ *
+ * The engine's store handle is one connection, used under st_lock; a
+ * keyword search spends most of its time in the store (the full-text
+ * query and, for the exact-title check, up to three item reads), so two
+ * threads searching at once took turns on st_lock and search did not
+ * scale past one core.  A search now borrows a connection: the engine's
+ * own if st_lock is free, else one of up to KNYTT__RD_MAX more, opened
+ * on the first search that finds every connection busy (a single-thread
+ * user never opens one) and kept until the engine closes.  When no more
+ * can be opened (the limit, an in-memory store, a server that refuses),
+ * the search waits for st_lock as before.
+ *
+ * A borrowed connection sees what is committed: items written through
+ * the engine are committed before their call returns, so a search that
+ * starts afterwards finds them whichever connection it uses.
+ *
+ * Locks: a slot's mutex sits at st_lock's place in the lock order (a
+ * thread holds at most one store connection; the keyword filter callback
+ * may take lock for reading under it).  rd_mu only hands out a free slot
+ * number and is never held across the open.
+ */
+#include "engine_int.h"
+
+#include <stdlib.h>
+
+/* A slot past nrd_open is claimed under rd_mu, opened under its own
+ * mutex.  Returns the store of the slot, or NULL (slot marked dead). */
+static knytt_store *rd_open(knytt_engine *e, knytt__rdconn *c)
+{
+	knytt_store *st = NULL;
+	int rc = knytt_store_open(e->uri, &st);
+	if (!rc)
+		rc = knytt_store_use_tenant(st, e->tenant_id);
+	if (rc) {
+		/* one warning per engine: the searches still get answers */
+		knytt__engine_warn(e, "no extra store connection for search "
+				      "(%s); searches share one",
+				   knytt_errmsg());
+		knytt_store_close(st);
+		c->dead = 1;
+		return NULL;
+	}
+	c->st = st;
+	return st;
+}
+
+knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held)
+{
+	if (pthread_mutex_trylock(&e->st_lock) == 0) {
+		*held = &e->st_lock;
+		return e->st;
+	}
+	pthread_mutex_lock(&e->rd_mu);
+	unsigned n = e->nrd;
+	pthread_mutex_unlock(&e->rd_mu);
+	for (unsigned i = 0; i < n; i++) {
+		knytt__rdconn *c = &e->rd[i];
+		if (pthread_mutex_trylock(&c->mu))
+			continue;
+		if (c->st) {
+			*held = &c->mu;
+			return c->st;
+		}
+		pthread_mutex_unlock(&c->mu); /* dead, or a failed open */
+	}
+	/* every connection busy: open one more, if allowed */
+	knytt__rdconn *c = NULL;
+	pthread_mutex_lock(&e->rd_mu);
+	if (!e->rd_off && e->nrd < KNYTT__RD_MAX) {
+		c = &e->rd[e->nrd++];
+		pthread_mutex_lock(&c->mu); /* fresh slot: nobody holds it */
+	}
+	pthread_mutex_unlock(&e->rd_mu);
+	if (c) {
+		knytt_store *st = rd_open(e, c);
+		if (st) {
+			*held = &c->mu;
+			return st;
+		}
+		pthread_mutex_unlock(&c->mu);
+		pthread_mutex_lock(&e->rd_mu);
+		e->rd_off = 1; /* the store takes no more: stop trying */
+		pthread_mutex_unlock(&e->rd_mu);
+	}
+	pthread_mutex_lock(&e->st_lock);
+	*held = &e->st_lock;
+	return e->st;
+}
+
+void knytt__rd_give(pthread_mutex_t *held)
+{
+	pthread_mutex_unlock(held);
+}
+
+unsigned knytt__rd_count(knytt_engine *e)
+{
+	pthread_mutex_lock(&e->rd_mu);
+	unsigned n = 0;
+	for (unsigned i = 0; i < e->nrd; i++)
+		n += e->rd[i].st != NULL;
+	pthread_mutex_unlock(&e->rd_mu);
+	return n;
+}
+
+void knytt__rd_init(knytt_engine *e)
+{
+	pthread_mutex_init(&e->rd_mu, NULL);
+	for (unsigned i = 0; i < KNYTT__RD_MAX; i++)
+		pthread_mutex_init(&e->rd[i].mu, NULL);
+}
+
+/* At close, with no query running. */
+void knytt__rd_free(knytt_engine *e)
+{
+	for (unsigned i = 0; i < KNYTT__RD_MAX; i++) {
+		knytt_store_close(e->rd[i].st);
+		e->rd[i].st = NULL;
+		pthread_mutex_destroy(&e->rd[i].mu);
+	}
+	e->nrd = 0;
+	pthread_mutex_destroy(&e->rd_mu);
+}
