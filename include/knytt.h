@@ -2739,6 +2739,11 @@ KNYTT_API int knytt_engine_search(knytt_engine *e, const char *text,
 KNYTT_API int knytt_engine_embed_query(knytt_engine *e, const char *text,
 				       float *out, uint32_t dim);
 
+/** The dimension of the engine's vectors: the one set before open, or
+ *  the stored model's when none was set (what knytt_engine_embed_query
+ *  and vector searches take).  0 for NULL or before open. */
+KNYTT_API uint32_t knytt_engine_dim(const knytt_engine *e);
+
 /** The @p k items with the highest time-decayed interaction counts, with
  *  a half-life of @p window_s seconds (3600, 86400, 604800 or 1209600;
  *  other values use the nearest), optionally within a category prefix.

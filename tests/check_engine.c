@@ -543,7 +543,10 @@ START_TEST(reopen_restores_without_retraining)
 	char uri[160];
 	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
 	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_uint_eq(knytt_engine_dim(e), 0); /* not open */
+	ck_assert_uint_eq(knytt_engine_dim(NULL), 0);
 	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	ck_assert_uint_eq(knytt_engine_dim(e), 16); /* not the default 64 */
 	knytt_engine_train_status(e, &s2);
 	ck_assert_int_eq(s2.model_version, s1.model_version);
 	nb = knytt_engine_recommend(e, "u5", 10, NULL, NULL, b);

@@ -243,6 +243,9 @@ export class Engine implements Closable {
   search(text: string | null, opts?: { k?: number; vector?: Vector; user?: string;
     filter?: BusinessFilter }): Rec[] & { logId: number };
   trending(opts?: { k?: number; window?: number; category?: string }): Rec[];
+  /** The vector search uses for text; null when no path knows a word. */
+  embedQuery(text: string): Float32Array | null;
+  readonly dim: number;
   train(opts?: { onProgress?: OnProgress }): Promise<TrainStatus>;
   /** Background training; progress through trainStatus(). */
   trainStart(): void;

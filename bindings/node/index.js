@@ -375,6 +375,13 @@ class Engine extends Handle {
   trending({ k = 10, window = 86400, category } = {}) {
     return native.engineTrending(this.h, k, window, category);
   }
+  /** The unit vector search uses for text (the words learned from the
+   *  search log, the two-tower text path or the external embedder), as
+   *  a Float32Array of engine.dim values; null when no path knows a
+   *  word of it.  search(null, { vector }) searches by meaning alone. */
+  embedQuery(text) { return native.engineEmbedQuery(this.h, text); }
+  /** The dimension of the engine's vectors. */
+  get dim() { return native.engineDim(this.h); }
   /** Trains on a pool thread; onProgress({epoch, epochs, loss, elapsed,
    *  eta}) runs on the main thread after each epoch, and returning true
    *  cancels (the Promise rejects with KNYTT_ECANCELED). */

@@ -108,6 +108,11 @@ static int text_vector(knytt_engine *e, knytt__snap *snap, const char *text,
 	return has;
 }
 
+uint32_t knytt_engine_dim(const knytt_engine *e)
+{
+	return e && e->is_open ? e->dim : 0;
+}
+
 int knytt_engine_embed_query(knytt_engine *e, const char *text, float *out,
 			     uint32_t dim)
 {

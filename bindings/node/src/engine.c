@@ -456,6 +456,47 @@ static napi_value engine_trending(napi_env env, napi_callback_info info)
 	return query_end(env, &q, n);
 }
 
+/* engineEmbedQuery(h, text) -> Float32Array (unit length) or null */
+static napi_value engine_embed_query(napi_env env, napi_callback_info info)
+{
+	char *text;
+	float *out;
+	napi_value arr, null;
+	int rc;
+	KN_ARGS(env, info, 2);
+	GET_ENGINE(env, argv[0], e);
+
+	uint32_t dim = knytt_engine_dim(e);
+	if (dim == 0)
+		return kn_throw_msg(env, KNYTT_ESTATE, "engine is not open");
+	if (kn_str(env, argv[1], "text", &text))
+		return NULL;
+	if (!(arr = kn_typed(env, napi_float32_array, dim, (void **)&out))) {
+		free(text);
+		return NULL;
+	}
+	rc = knytt_engine_embed_query(e, text, out, dim);
+	free(text);
+	if (rc < 0)
+		return kn_throw(env, rc);
+	if (rc == 0) {
+		napi_get_null(env, &null);
+		return null;
+	}
+	return arr;
+}
+
+/* engineDim(h) -> the dimension of the engine's vectors */
+static napi_value engine_dim(napi_env env, napi_callback_info info)
+{
+	napi_value v;
+	KN_ARGS(env, info, 1);
+	GET_ENGINE(env, argv[0], e);
+
+	napi_create_uint32(env, knytt_engine_dim(e), &v);
+	return v;
+}
+
 /* ---- training (async) ------------------------------------------------------ */
 
 struct train_job {
@@ -586,6 +627,8 @@ void kn_init_engine(napi_env env, napi_value exports)
 	kn_export(env, exports, "engineSimilar", engine_similar);
 	kn_export(env, exports, "engineSearch", engine_search);
 	kn_export(env, exports, "engineTrending", engine_trending);
+	kn_export(env, exports, "engineEmbedQuery", engine_embed_query);
+	kn_export(env, exports, "engineDim", engine_dim);
 	kn_export(env, exports, "engineTrain", engine_train);
 	kn_export(env, exports, "engineTrainStatus", engine_train_status);
 	kn_export(env, exports, "engineTrainStart", engine_train_start);

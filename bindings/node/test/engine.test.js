@@ -120,6 +120,27 @@ test('shop end to end: same answers as the knytt command', async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('embedQuery: the vector behind a text search', async () => {
+  const dir = tmpdir();
+  const als = await shopEngine(path.join(dir, 'als.db'));
+  await als.train();
+  assert.equal(als.dim, 16);
+  assert.equal(als.embedQuery('hiking boot'), null); // no words learned
+  als.close();
+  const e = await shopEngine(path.join(dir, 'tt.db'), { model: 'twotower', twotowerEpochs: 2 });
+  await e.train();
+  const v = e.embedQuery('hiking boot');
+  assert.ok(v instanceof Float32Array && v.length === 16);
+  assert.ok(Math.abs(v.reduce((s, x) => s + x * x, 0) - 1) < 1e-4);
+  const hits = e.search(null, { k: 5, vector: v });
+  assert.equal(hits.length, 5);
+  assert.ok(hits.every((h) => h.reason === 'semantic'));
+  assert.throws(() => e.embedQuery(''), (err) => err.code === 'KNYTT_EINVAL' && err.field === 'text');
+  e.close();
+  assert.throws(() => e.embedQuery('boot'), (err) => err.code === 'KNYTT_ESTATE');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('background training: trainStart, trainStatus, trainWait', async () => {
   const dir = tmpdir();
   const db = path.join(dir, 'shop.db');

@@ -328,6 +328,8 @@ _PROTOS = {
                                      c_ptr]),
     "knytt_engine_search": (c_int, [c_ptr, c_str, c_ptr, c_u32, c_size,
                                     P(Filter), c_str, c_ptr, P(c_u64)]),
+    "knytt_engine_embed_query": (c_int, [c_ptr, c_str, c_ptr, c_u32]),
+    "knytt_engine_dim": (c_u32, [c_ptr]),
     "knytt_engine_trending": (c_int, [c_ptr, c_size, c_double, c_str,
                                       c_ptr]),
     "knytt_engine_train": (c_int, [c_ptr, PROGRESS_FN, c_ptr]),

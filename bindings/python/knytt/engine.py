@@ -270,6 +270,24 @@ class Engine:
         res = _results(out, n)
         return (res, lid.value) if with_log_id else res
 
+    def embed_query(self, text):
+        """The unit vector search would use for @text (the search words
+        learned from the search log, the two-tower text path or the
+        external embedder), as a float32 array (a list without numpy);
+        None when no path knows a word of it.  Pass it to
+        search(vector=...) to search by meaning alone."""
+        dim = self.dim
+        buf, arr = A.out_f32(dim)
+        n = check(lib.knytt_engine_embed_query(
+            self.handle, _b(text, "text"), buf, dim))
+        return (arr if A.HAVE_NUMPY else list(arr)) if n else None
+
+    @property
+    def dim(self):
+        """The dimension of the engine's vectors (the stored model's when
+        none was set)."""
+        return lib.knytt_engine_dim(self.handle)
+
     def trending(self, k=10, window=86400, category=None):
         out = (Result * int(k))()
         n = check(lib.knytt_engine_trending(self.handle, k, float(window),

@@ -119,6 +119,31 @@ def cli_json(cli_bin, db, *args):
     return json.loads(out)
 
 
+def test_embed_query_and_search_by_vector(tmp_path, shop_csv):
+    with shop_engine(tmp_path / "als.db", shop_csv) as e:
+        e.train()
+        assert e.dim == 16
+        # ALS learned no words (no search log): no vector for text
+        assert e.embed_query("hiking boot") is None
+    e = knytt.Engine("sqlite:%s" % (tmp_path / "tt.db"), model="twotower",
+                     dim=16, twotower_epochs=2)
+    with e:
+        for kind in ("items", "users", "interactions"):
+            e.store.import_file(shop_csv / ("%s.csv" % kind), kind)
+        e.sync()
+        e.train()
+        v = e.embed_query("hiking boot")
+        assert v is not None and len(v) == e.dim == 16
+        assert abs(sum(float(x) * float(x) for x in v) - 1.0) < 1e-4
+        hits = e.search(None, 5, vector=v)
+        assert len(hits) == 5 and all(h.reason == "semantic" for h in hits)
+        with pytest.raises(knytt.EINVAL) as err:
+            e.embed_query("")
+        assert err.value.field == "text"
+    with pytest.raises(knytt.ESTATE):
+        e.embed_query("boot")
+
+
 def test_shop_end_to_end_same_as_c_api(tmp_path, shop_csv, cli_bin):
     db = tmp_path / "shop.db"
     epochs = []
