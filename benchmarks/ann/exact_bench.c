@@ -5,12 +5,20 @@
  * what the distance transform and the top-k pass cost on top of BLAS.
  *
  *   exact_bench [--n 100000] [--dim 128] [--nq 1000] [--k 10] [--reps 5]
- *               [--threads 1,2] [--csv FILE]
+ *               [--threads 1,2] [--csv FILE] [--batch-n 20000]
  *
  * Threads are OpenBLAS's (openblas_set_num_threads), which knytt's top-k
  * pass follows.  Each repetition times the bound and knytt back to back,
  * in alternating order; the table gives medians of wall time and of
  * process CPU time.
+ *
+ * Then the scaling of knytt_index_search_batch (issue 20: >= 1.9x from
+ * one thread to two): an HNSW index (M=16, efC=200) over the first
+ * --batch-n rows (default 20000), the same queries searched as one batch
+ * with 1 and 2 threads (ef 64), alternating, median of --reps, printed as
+ *     batch search 2t/1t: X.XX
+ * (--batch-n 0 skips it).  Wall time: on a loaded machine the ratio says
+ * more about the other processes than about the index.
  */
 #include <knytt.h>
 
@@ -75,9 +83,55 @@ static float *gen(size_t n, size_t d, uint64_t *s)
 	return v;
 }
 
+/* knytt_index_search_batch at 1 and 2 threads; prints the scaling. */
+static int batch_scaling(const float *x, size_t n, const float *q, size_t nq,
+			 size_t d, size_t k, int reps, FILE *out)
+{
+	knytt_index *ix = NULL;
+	uint64_t *lab = malloc(n * sizeof *lab);
+	uint64_t *ids = malloc(nq * k * sizeof *ids);
+	float *dist = malloc(nq * k * sizeof *dist);
+	int rc = !lab || !ids || !dist;
+	for (size_t i = 0; !rc && i < n; i++)
+		lab[i] = i;
+	if (!rc)
+		rc = knytt_index_create(&ix) ||
+		     knytt_index_open(ix, (uint32_t)d) ||
+		     knytt_index_add_batch(ix, n, lab, x, (uint32_t)d, 2);
+	double w[2][99];
+	for (int r = 0; !rc && r < reps; r++)
+		for (int o = 0; o < 2 && !rc; o++) {
+			int nt = 1 + (r + o) % 2;
+			double w0 = wall();
+			rc = knytt_index_search_batch(ix, nq, q, (uint32_t)d, k,
+						      64, (unsigned)nt, ids,
+						      dist);
+			w[nt - 1][r] = wall() - w0;
+		}
+	if (rc) {
+		fprintf(stderr, "exact_bench: batch search: %s\n",
+			knytt_errmsg());
+	} else {
+		double q1 = nq / median(w[0], reps), q2 = nq / median(w[1], reps);
+		printf("\nHNSW batch search: %zu queries, %zu rows, ef 64, "
+		       "median of %d\n", nq, n, reps);
+		printf("%-8s %12s\n%-8d %12.0f\n%-8d %12.0f\n", "threads",
+		       "q/s", 1, q1, 2, q2);
+		printf("batch search 2t/1t: %.2f\n", q2 / q1);
+		if (out)
+			fprintf(out, "batch,%zu,%zu,%zu,%zu,%.1f,%.1f,%.4f,,\n",
+				n, d, nq, k, q1, q2, q2 / q1);
+	}
+	knytt_index_close(ix);
+	free(lab);
+	free(ids);
+	free(dist);
+	return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
-	size_t n = 100000, d = 128, nq = 1000, k = 10;
+	size_t n = 100000, d = 128, nq = 1000, k = 10, bn = 20000;
 	int reps = 5;
 	const char *threads = "1,2", *csv = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -89,6 +143,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--reps")) reps = atoi(v), i++;
 		else if (!strcmp(a, "--threads")) threads = v, i++;
 		else if (!strcmp(a, "--csv")) csv = v, i++;
+		else if (!strcmp(a, "--batch-n")) bn = strtoul(v, NULL, 10), i++;
 		else {
 			fprintf(stderr, "exact_bench: unknown option %s\n", a);
 			return 2;
@@ -150,6 +205,13 @@ int main(int argc, char **argv)
 				kq / sq, median(bc, reps), median(kc, reps));
 	}
 	free(list);
+	int brc = 0;
+	if (bn) {
+		/* the batch rows: OpenBLAS is not used, one thread for it */
+		openblas_set_num_threads(1);
+		brc = batch_scaling(x, bn < n ? bn : n, q, nq, d, k, reps,
+				    out);
+	}
 	if (out)
 		fclose(out);
 	free(x);
@@ -157,5 +219,5 @@ int main(int argc, char **argv)
 	free(prod);
 	free(ids);
 	free(dist);
-	return 0;
+	return brc;
 }
