@@ -992,6 +992,17 @@ KNYTT_API int knytt_store_model_get(knytt_store *st, const char *name,
 				    int64_t *version_out,
 				    int64_t *created_ms);
 
+/**
+ * Deletes the versions of model @p name below @p below (the newest ones
+ * stay): for settings kept as model versions that must not linger once
+ * replaced, such as a service's credentials.  Versions are never reused:
+ * the next knytt_store_model_put still numbers after the newest kept.
+ * @return the number of versions deleted, KNYTT_EINVAL (bad name, below
+ *         < 1), KNYTT_ESTATE (no tenant), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_model_prune(knytt_store *st, const char *name,
+				      int64_t below);
+
 /* ---- background jobs (lib/store/jobs.c) ------------------------------ */
 /*
  * The record of a background job of a tenant (a training job of knyttd),

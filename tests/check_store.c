@@ -3247,8 +3247,51 @@ START_TEST(job_records)
 }
 END_TEST
 
+/* Old versions of a model name go; the newest stays and numbering goes
+ * on after it; other names and tenants are untouched. */
+START_TEST(model_prune)
+{
+	knytt_store *st = su_open("prune-a", NULL);
+	int64_t v = 0;
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(knytt_store_model_put(st, "cfg", "", 0,
+						       "{\"k\":1}", &v), 0);
+	ck_assert_int_eq(v, 3);
+	ck_assert_int_eq(knytt_store_model_put(st, "other", "", 0, NULL, NULL),
+			 0);
+	knytt_store *sb = su_open("prune-b", NULL);
+	ck_assert_int_eq(knytt_store_model_put(sb, "cfg", "", 0, NULL, NULL),
+			 0);
+	ck_assert_int_eq(knytt_store_model_prune(st, "cfg", 3), 2);
+	ck_assert_int_eq(knytt_store_model_prune(st, "cfg", 3), 0);
+	ck_assert_int_eq(knytt_store_model_get(st, "cfg", 1, NULL, NULL, NULL,
+					       NULL, NULL),
+			 KNYTT_ENOTFOUND);
+	int64_t got = 0;
+	ck_assert_int_eq(knytt_store_model_get(st, "cfg", 0, NULL, NULL, NULL,
+					       &got, NULL),
+			 0);
+	ck_assert_int_eq(got, 3);
+	ck_assert_int_eq(knytt_store_model_put(st, "cfg", "", 0, NULL, &v), 0);
+	ck_assert_int_eq(v, 4);
+	ck_assert_int_eq(knytt_store_model_get(st, "other", 1, NULL, NULL,
+					       NULL, NULL, NULL),
+			 0);
+	ck_assert_int_eq(knytt_store_model_get(sb, "cfg", 1, NULL, NULL, NULL,
+					       NULL, NULL),
+			 0);
+	ck_assert_int_eq(knytt_store_model_prune(st, "cfg", 0), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_model_prune(st, "", 2), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_model_prune(NULL, "cfg", 2),
+			 KNYTT_EINVAL);
+	knytt_store_close(sb);
+	knytt_store_close(st);
+}
+END_TEST
+
 static void add_cases(TCase *tc)
 {
+	tcase_add_test(tc, model_prune);
 	tcase_add_test(tc, job_records);
 	tcase_add_test(tc, open_and_migrations);
 	tcase_add_test(tc, tenants_and_keys);
