@@ -79,6 +79,14 @@ static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *c,
 		*size = 0;
 		return MHD_YES;
 	}
+	if (strncmp(url, "/deny/", 6) == 0) { /* a service refusing */
+		static char no[] = "{\"error\":{\"message\":\"bad key\"}}";
+		struct MHD_Response *r = MHD_create_response_from_buffer(
+			strlen(no), no, MHD_RESPMEM_PERSISTENT);
+		enum MHD_Result ok = MHD_queue_response(c, 401, r);
+		MHD_destroy_response(r);
+		return ok;
+	}
 	int which = strncmp(url, "/b/", 3) == 0;
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						       "Authorization");
@@ -410,6 +418,23 @@ START_TEST(each_tenant_uses_its_own_service)
 	cJSON_Delete(o);
 	ck_assert(got(0, "red shoe leather"));
 	ck_assert(got(0, "green hat "));
+	/* a batch big enough for knyttd's bulk path: every item embedded */
+	char *big = malloc(70 * 64 + 32);
+	int bn = sprintf(big, "{\"items\":[");
+	for (int i = 0; i < 70; i++)
+		bn += sprintf(big + bn, "%s{\"item_id\":\"bulk-%d\",\"title\":"
+					"\"bulk item %d\"}",
+			      i ? "," : "", i, i);
+	sprintf(big + bn, "]}");
+	ck_assert_int_eq(call("POST", "/api/v1/items", SKA, big, &o), 200);
+	free(big);
+	ck_assert_int_eq(cJSON_GetObjectItem(o, "accepted_count")->valueint, 70);
+	cJSON_Delete(o);
+	for (int i = 0; i < 70; i += 23) {
+		char t[64];
+		snprintf(t, sizeof t, "bulk item %d ", i);
+		ck_assert_msg(got(0, t), "%s not embedded", t);
+	}
 	/* an item with its own vector is not sent */
 	char body[1024];
 	int n = snprintf(body, sizeof body, "{\"item_id\":\"a-3\",\"title\":"
@@ -465,6 +490,33 @@ START_TEST(each_tenant_uses_its_own_service)
 			->valuestring,
 		"embedding service"));
 	cJSON_Delete(o);
+	/* a service that refuses or cannot be reached: the item is not
+	 * stored, and the client is told it was the service */
+	char conf[256];
+	snprintf(conf, sizeof conf, "{\"url\":\"http://127.0.0.1:%u/deny\","
+				    "\"dim\":%d}", F.port, DIM);
+	ck_assert_int_eq(put_conf(SKA, conf, NULL, 0), 200);
+	ck_assert_int_eq(call("POST", "/api/v1/items", SKA,
+			      "{\"item_id\":\"no-1\",\"title\":\"x\"}", &o),
+			 502);
+	ck_assert_str_eq(kd_code(o), "embedding_service");
+	cJSON_Delete(o);
+	ck_assert_int_eq(call("POST", "/api/v1/search", SKA,
+			      "{\"query\":\"red\"}", &o),
+			 502);
+	ck_assert_str_eq(kd_code(o), "embedding_service");
+	cJSON_Delete(o);
+	ck_assert_int_eq(put_conf(SKA, "{\"url\":\"http://127.0.0.1:9/\","
+				       "\"dim\":16,\"timeout_ms\":2000}",
+				  NULL, 0),
+			 200);
+	ck_assert_int_eq(call("POST", "/api/v1/items", SKA,
+			      "{\"item_id\":\"no-2\",\"title\":\"x\"}", NULL),
+			 503);
+	ck_assert_int_eq(call("GET", "/api/v1/items/no-1", SKA, NULL, NULL),
+			 404);
+	ck_assert_int_eq(call("GET", "/api/v1/items/no-2", SKA, NULL, NULL),
+			 404);
 	/* removed: A's search text no longer goes out */
 	ck_assert_int_eq(call("DELETE", "/api/v1/embedder", SKA, NULL, NULL),
 			 200);
