@@ -226,6 +226,46 @@ START_TEST(a_new_job_ends_records_of_dead_jobs)
 }
 END_TEST
 
+/* The tenant's engine swapped while a job trains on the old one (its
+ * embedding settings written): the new engine serves the job's model. */
+START_TEST(a_model_trained_across_a_swap_is_served)
+{
+	cJSON *o = NULL;
+	ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/models/train", SKA, NULL,
+				 NULL, &o),
+			 202);
+	char id[64];
+	snprintf(id, sizeof id, "%s",
+		 cJSON_GetObjectItem(o, "job_id")->valuestring);
+	cJSON_Delete(o);
+	/* a DELETE stores settings anew and swaps the engine at once */
+	ck_assert_int_eq(kd_call(&S, "DELETE", "/api/v1/embedder", SKA, NULL,
+				 NULL, NULL),
+			 200);
+	int64_t version = 0;
+	for (int i = 0; i < 600 && !version; i++) {
+		o = get_job(SKA, id, 200);
+		if (!strcmp(state_of(o), "done"))
+			version = (int64_t)cJSON_GetObjectItem(
+					  cJSON_GetObjectItem(o, "metrics"),
+					  "model_version")
+					  ->valuedouble;
+		else
+			ck_assert_str_ne(state_of(o), "failed");
+		cJSON_Delete(o);
+		if (!version)
+			usleep(50000);
+	}
+	ck_assert_int_ge(version, 1);
+	ck_assert_int_eq(kd_call(&S, "GET", "/api/v1/models", SKA, NULL, NULL,
+				 &o),
+			 200);
+	ck_assert_int_eq(cJSON_GetObjectItem(o, "serving_version")->valueint,
+			 version);
+	cJSON_Delete(o);
+}
+END_TEST
+
 Suite *kdjobs_suite(void)
 {
 	Suite *s = suite_create("kdjobs");
@@ -235,6 +275,7 @@ Suite *kdjobs_suite(void)
 	tcase_add_test(tc, job_record_survives_restart);
 	tcase_add_test(tc, jobs_of_a_dead_process_read_failed);
 	tcase_add_test(tc, a_new_job_ends_records_of_dead_jobs);
+	tcase_add_test(tc, a_model_trained_across_a_swap_is_served);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -264,9 +264,16 @@ static void *run(void *arg)
 	else if (rc)
 		snprintf(msg, sizeof msg, "%s: %s", knytt_errname(rc),
 			 knytt_errmsg());
-	if (!rc && st.model_version != before.model_version)
+	if (!rc && st.model_version != before.model_version) {
 		kd_replica_model(j->rec ? j->rec : kd_store(), j->tenant,
 				 st.model_version);
+		/* the tenant's engine was swapped while this one trained
+		 * (embedder settings changed): the new one takes the model */
+		kd_eref *cur = kd_eref_get(j->tenant);
+		if (cur && cur != j->ref)
+			knytt_engine_reload(kd_eref_engine(cur));
+		kd_eref_put(cur);
+	}
 	pthread_mutex_lock(&jobs_mu);
 	j->rc = rc;
 	j->state = rc ? J_FAILED : J_DONE;
@@ -434,13 +441,31 @@ static cJSON *memory_json(uint64_t tenant, const char *id)
  * record is marked failed (see the comment at the top). */
 static void end_if_dead(knytt_store *st, uint64_t tenant)
 {
+	/* a client polls a job running on another replica: the lock is
+	 * tried (a PostgreSQL connection of its own) once a second at most
+	 * per tenant */
+	static struct {
+		uint64_t tenant;
+		int64_t held_us;
+	} seen[64];
 	char keep[48];
+	int64_t now = kd_now_us();
 	pthread_mutex_lock(&start_mu);
+	unsigned slot = (unsigned)(tenant % 64);
+	if (seen[slot].tenant == tenant &&
+	    now - seen[slot].held_us < 1000000) {
+		pthread_mutex_unlock(&start_mu);
+		return;
+	}
 	pthread_mutex_lock(&jobs_mu);
 	int here = active_locked(tenant, keep, sizeof keep);
 	pthread_mutex_unlock(&jobs_mu);
 	knytt_store *lock = NULL;
 	int free_role = here || kd_replica_trainer_lock(tenant, &lock) == 1;
+	if (!free_role) {
+		seen[slot].tenant = tenant;
+		seen[slot].held_us = now;
+	}
 	if (free_role &&
 	    knytt_store_job_fail_unfinished(st, here ? keep : NULL,
 					    DEAD_MSG) < 0)

@@ -12,8 +12,10 @@
  * has its own store connection (tenants.c, kd_store), because a
  * knytt_store handle is one connection for one thread at a time; the
  * engines, one per tenant opened on first use, are shared (they are
- * thread-safe after open).  Training jobs run on threads of their own
- * (jobs.c).
+ * thread-safe after open) and reference-counted: a request holds its
+ * engine until it ends, so a tenant's engine can be swapped (its
+ * embedding service changed, embedder.c) while requests use it.
+ * Training jobs run on threads of their own (jobs.c).
  */
 #ifndef KNYTTD_H
 #define KNYTTD_H
