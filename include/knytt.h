@@ -992,6 +992,78 @@ KNYTT_API int knytt_store_model_get(knytt_store *st, const char *name,
 				    int64_t *version_out,
 				    int64_t *created_ms);
 
+/**
+ * Deletes the versions of model @p name below @p below (the newest ones
+ * stay): for settings kept as model versions that must not linger once
+ * replaced, such as a service's credentials.  Versions are never reused:
+ * the next knytt_store_model_put still numbers after the newest kept.
+ * @return the number of versions deleted, KNYTT_EINVAL (bad name, below
+ *         < 1), KNYTT_ESTATE (no tenant), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_model_prune(knytt_store *st, const char *name,
+				      int64_t below);
+
+/* ---- background jobs (lib/store/jobs.c) ------------------------------ */
+/*
+ * The record of a background job of a tenant (a training job of knyttd),
+ * kept in the store so that it outlives the process that ran it and is
+ * readable from every process on the database.  The store keeps what the
+ * caller writes; the meaning of the states is the caller's, except that
+ * knytt_store_job_fail_unfinished() ends the queued and running ones.
+ */
+typedef enum knytt_job_state {
+	KNYTT_JOB_QUEUED = 0,
+	KNYTT_JOB_RUNNING = 1,
+	KNYTT_JOB_DONE = 2,
+	KNYTT_JOB_FAILED = 3
+} knytt_job_state;
+
+/** A job record.  Versioned struct: set struct_size = sizeof(knytt_job). */
+typedef struct knytt_job {
+	size_t struct_size;    /* sizeof(knytt_job), set by the caller */
+	const char *id;        /* required, 1..256 bytes, unique per tenant */
+	knytt_job_state state;
+	int64_t created_ms;    /* when it was asked for */
+	int64_t started_ms;    /* 0 = not yet */
+	int64_t finished_ms;   /* 0 = not yet */
+	double progress;       /* 0..1 */
+	const char *metrics;   /* a JSON object, <= 65536 bytes, or NULL */
+	const char *error;     /* why it failed, <= 4096 bytes, or NULL */
+	int64_t updated_ms;    /* output only: the record's last write */
+} knytt_job;
+
+/**
+ * Inserts the job record of the selected tenant, or replaces the one with
+ * the same id (every member is written; created_ms of the first write is
+ * kept).
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, struct_size too small, a bad
+ *         member: the message names it), KNYTT_ESTATE (no tenant),
+ *         KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_job_put(knytt_store *st, const knytt_job *job);
+
+/**
+ * Reads job @p id of the selected tenant.
+ * @param[out] out  a copy (its strings in the same block), freed with
+ *                  knytt_free(); struct_size is set.
+ * @return KNYTT_OK, KNYTT_ENOTFOUND, KNYTT_EINVAL, KNYTT_ESTATE,
+ *         KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_job_get(knytt_store *st, const char *id,
+				  knytt_job **out);
+
+/**
+ * Marks every queued or running job of the selected tenant, except
+ * @p keep_id (may be NULL), failed with @p error (required) and
+ * finished now: what a process does when it knows nobody runs those
+ * jobs any more (their process died).  Finished jobs are left alone.
+ * @return the number of jobs marked, KNYTT_EINVAL, KNYTT_ESTATE,
+ *         KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_job_fail_unfinished(knytt_store *st,
+					      const char *keep_id,
+					      const char *error);
+
 /* ---- notifications and advisory locks (PostgreSQL) -------------------- */
 
 /**

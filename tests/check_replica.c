@@ -826,6 +826,18 @@ START_TEST(two_replicas_share_one_database)
 	int64_t v = serving_of(&A, sk);
 	ck_assert_int_ge(v, 1);
 	WITHIN(2.0, serving_of(&B, sk) == v);
+	/* the job's record reads the same from B (the store) as from A */
+	char jpath[128];
+	snprintf(jpath, sizeof jpath, "/api/v1/models/jobs/%s", job_id);
+	cJSON *ja = NULL, *jb = NULL;
+	ck_assert_int_eq(kd_call(&A, "GET", jpath, sk, NULL, NULL, &ja), 200);
+	ck_assert_int_eq(kd_call(&B, "GET", jpath, sk, NULL, NULL, &jb), 200);
+	char *ta = cJSON_PrintUnformatted(ja), *tb = cJSON_PrintUnformatted(jb);
+	ck_assert_str_eq(tb, ta);
+	free(ta);
+	free(tb);
+	cJSON_Delete(ja);
+	cJSON_Delete(jb);
 
 	/* one trainer per tenant: while another connection holds the
 	 * tenant's trainer lock, neither replica trains */
@@ -849,11 +861,35 @@ START_TEST(two_replicas_share_one_database)
 	ck_assert_int_eq(kd_call(&B, "POST", "/api/v1/models/train", sk, NULL,
 				 NULL, NULL),
 			 409);
+	/* a running record while the trainer lock is held elsewhere: its
+	 * trainer is alive, the record stays running; once the lock is free
+	 * nobody runs it, and it reads failed */
+	knytt_store *rs = NULL;
+	uint64_t rt = 0;
+	ck_assert_int_eq(knytt_store_open(pg_uri, &rs), 0);
+	ck_assert_int_eq(knytt_store_tenant_find(rs, "replica-shop", &rt), 0);
+	ck_assert_int_eq(knytt_store_use_tenant(rs, rt), 0);
+	knytt_job lj = {.struct_size = sizeof lj, .id = "job-elsewhere",
+			.state = KNYTT_JOB_RUNNING, .created_ms = wall_ms()};
+	ck_assert_int_eq(knytt_store_job_put(rs, &lj), 0);
+	knytt_store_close(rs);
+	ck_assert_int_eq(kd_call(&B, "GET", "/api/v1/models/jobs/job-elsewhere",
+				 sk, NULL, NULL, &o),
+			 200);
+	ck_assert_str_eq(cJSON_GetObjectItem(o, "state")->valuestring,
+			 "running");
+	cJSON_Delete(o);
 	snprintf(q, sizeof q,
 		 "SELECT pg_advisory_unlock(hashtextextended(current_schema() "
 		 "|| '/' || %lld, 0))",
 		 (long long)(0x7472000000000000LL | (long long)tenant));
 	PQclear(sql(c, q));
+	ck_assert_int_eq(kd_call(&A, "GET", "/api/v1/models/jobs/job-elsewhere",
+				 sk, NULL, NULL, &o),
+			 200);
+	ck_assert_str_eq(cJSON_GetObjectItem(o, "state")->valuestring,
+			 "failed");
+	cJSON_Delete(o);
 	ck_assert_int_eq(kd_call(&B, "POST", "/api/v1/models/train", sk, NULL,
 				 NULL, &o),
 			 202);
@@ -916,6 +952,21 @@ START_TEST(two_replicas_share_one_database)
 						   1 ? (free(m), 1)
 						     : (free(m), 0)));
 	PQfinish(c);
+	/* an embedding service set through A: B's engine follows the stored
+	 * settings within 5 s (a service nobody listens on makes B's text
+	 * searches fail, 503), and goes back when A removes it */
+	ck_assert_int_eq(kd_call(&A, "PUT", "/api/v1/embedder", sk, NULL,
+				 "{\"url\":\"http://127.0.0.1:9/\",\"dim\":8,"
+				 "\"timeout_ms\":1000}",
+				 NULL),
+			 200);
+	WITHIN(8.0, kd_call(&B, "POST", "/api/v1/search", sk, NULL,
+			    "{\"query\":\"r1\"}", NULL) == 503);
+	ck_assert_int_eq(kd_call(&A, "DELETE", "/api/v1/embedder", sk, NULL,
+				 NULL, NULL),
+			 200);
+	WITHIN(8.0, kd_call(&B, "POST", "/api/v1/search", sk, NULL,
+			    "{\"query\":\"r1\"}", NULL) == 200);
 	ck_assert_int_eq(kd_stop(&A), 0);
 	ck_assert_int_eq(kd_stop(&B), 0);
 	kd_cleanup(&A);

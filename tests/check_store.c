@@ -323,7 +323,7 @@ static int add_ix(knytt_store *st, const char *user, const char *item,
 	"experiment_assign; DROP TABLE experiment_exposures; DROP INDEX "    \
 	"search_log_ts; ALTER TABLE search_log DROP COLUMN shown; DROP "     \
 	"INDEX embeddings_updated; ALTER TABLE embeddings DROP COLUMN "      \
-	"updated"
+	"updated; DROP TABLE jobs"
 
 START_TEST(open_and_migrations)
 {
@@ -340,12 +340,12 @@ START_TEST(open_and_migrations)
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
 	ck_assert_str_eq(knytt_store_backend(st), su_pg ? "postgres"
 							: "sqlite");
-	ck_assert_int_eq(knytt_store_schema_version(st), 7);
+	ck_assert_int_eq(knytt_store_schema_version(st), 8);
 	ck_assert_int_eq(knytt_store_schema_version(NULL), KNYTT_EINVAL);
 	knytt_store_close(st);
 	/* reopening runs nothing again and keeps the version */
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 7);
+	ck_assert_int_eq(knytt_store_schema_version(st), 8);
 	knytt_store_close(st);
 	/* a version-1 database is brought up to date on open */
 	su_exec("DELETE FROM knytt_schema WHERE version > 1");
@@ -357,7 +357,7 @@ START_TEST(open_and_migrations)
 			"knytt_fts_log_ad; DROP TRIGGER knytt_fts_log_au; "
 			"DROP TABLE knytt_fts_log");
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 7);
+	ck_assert_int_eq(knytt_store_schema_version(st), 8);
 	knytt_store_close(st);
 	/* version 3 indexed event ids by (tenant, event_id); version 4
 	 * drops that index and the open builds it event_id first, still
@@ -369,7 +369,7 @@ START_TEST(open_and_migrations)
 	su_exec(MIG6_UNDO);
 	uint64_t ta = 0, tb = 0;
 	st = su_open("mig-a", &ta);
-	ck_assert_int_eq(knytt_store_schema_version(st), 7);
+	ck_assert_int_eq(knytt_store_schema_version(st), 8);
 	char cols[512];
 	su_query(su_pg ? "SELECT indexdef FROM pg_indexes WHERE indexname = "
 			"'interactions_event'"
@@ -404,7 +404,7 @@ START_TEST(open_and_migrations)
 	/* the in-memory database works too */
 	if (!su_pg) {
 		ck_assert_int_eq(knytt_store_open("sqlite::memory:", &st), 0);
-		ck_assert_int_eq(knytt_store_schema_version(st), 7);
+		ck_assert_int_eq(knytt_store_schema_version(st), 8);
 		knytt_store_close(st);
 	}
 }
@@ -3150,8 +3150,149 @@ START_TEST(import_full_database)
 }
 END_TEST
 
+/* Job records: written, replaced, read back, kept per tenant, and the
+ * unfinished ones ended by knytt_store_job_fail_unfinished. */
+START_TEST(job_records)
+{
+	uint64_t ta, tb;
+	knytt_store *st = su_open("jobs-a", &ta);
+	knytt_job j = {.struct_size = sizeof j, .id = "job-1",
+		       .state = KNYTT_JOB_QUEUED, .created_ms = 1000};
+	ck_assert_int_eq(knytt_store_job_put(st, &j), 0);
+	j.state = KNYTT_JOB_RUNNING;
+	j.started_ms = 1100;
+	j.progress = 0.5;
+	j.metrics = "{\"loss\":0.25}";
+	j.created_ms = 5; /* the first write's time is kept */
+	ck_assert_int_eq(knytt_store_job_put(st, &j), 0);
+	knytt_job *g = NULL;
+	ck_assert_int_eq(knytt_store_job_get(st, "job-1", &g), 0);
+	ck_assert_uint_eq(g->struct_size, sizeof *g);
+	ck_assert_str_eq(g->id, "job-1");
+	ck_assert_int_eq(g->state, KNYTT_JOB_RUNNING);
+	ck_assert_int_eq(g->created_ms, 1000);
+	ck_assert_int_eq(g->started_ms, 1100);
+	ck_assert_int_eq(g->finished_ms, 0);
+	ck_assert(g->progress == 0.5);
+	ck_assert_str_eq(g->metrics, "{\"loss\":0.25}");
+	ck_assert_ptr_null(g->error);
+	ck_assert_int_gt(g->updated_ms, 0);
+	knytt_free(g);
+	/* a second job, done: fail_unfinished leaves it, and the kept one */
+	knytt_job d = {.struct_size = sizeof d, .id = "job-2",
+		       .state = KNYTT_JOB_DONE, .created_ms = 900,
+		       .finished_ms = 950, .progress = 1};
+	ck_assert_int_eq(knytt_store_job_put(st, &d), 0);
+	knytt_job k = {.struct_size = sizeof k, .id = "job-3",
+		       .state = KNYTT_JOB_RUNNING, .created_ms = 1200};
+	ck_assert_int_eq(knytt_store_job_put(st, &k), 0);
+	knytt_store *sb = su_open("jobs-b", &tb);
+	ck_assert_int_eq(knytt_store_job_put(sb, &j), 0); /* same id, b */
+	ck_assert_int_eq(knytt_store_job_fail_unfinished(st, "job-3",
+							 "process died"),
+			 1);
+	ck_assert_int_eq(knytt_store_job_get(st, "job-1", &g), 0);
+	ck_assert_int_eq(g->state, KNYTT_JOB_FAILED);
+	ck_assert_str_eq(g->error, "process died");
+	ck_assert_int_gt(g->finished_ms, 0);
+	ck_assert_str_eq(g->metrics, "{\"loss\":0.25}");
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_job_get(st, "job-2", &g), 0);
+	ck_assert_int_eq(g->state, KNYTT_JOB_DONE);
+	ck_assert_int_eq(g->finished_ms, 950);
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_job_get(st, "job-3", &g), 0);
+	ck_assert_int_eq(g->state, KNYTT_JOB_RUNNING);
+	knytt_free(g);
+	/* tenant b's job of the same id was not touched */
+	ck_assert_int_eq(knytt_store_job_get(sb, "job-1", &g), 0);
+	ck_assert_int_eq(g->state, KNYTT_JOB_RUNNING);
+	knytt_free(g);
+	ck_assert_int_eq(knytt_store_job_fail_unfinished(sb, NULL, "gone"), 1);
+	ck_assert_int_eq(knytt_store_job_fail_unfinished(sb, NULL, "gone"), 0);
+	/* bad input */
+	ck_assert_int_eq(knytt_store_job_get(st, "job-9", &g), KNYTT_ENOTFOUND);
+	ck_assert_ptr_null(g);
+	knytt_job bad = j;
+	bad.progress = 1.5;
+	ck_assert_int_eq(knytt_store_job_put(st, &bad), KNYTT_EINVAL);
+	ck_assert_str_eq(knytt_errfield(), "progress");
+	bad = j;
+	bad.metrics = "[1]";
+	ck_assert_int_eq(knytt_store_job_put(st, &bad), KNYTT_EINVAL);
+	ck_assert_str_eq(knytt_errfield(), "metrics");
+	bad = j;
+	bad.state = (knytt_job_state)7;
+	ck_assert_int_eq(knytt_store_job_put(st, &bad), KNYTT_EINVAL);
+	bad = j;
+	bad.id = "";
+	ck_assert_int_eq(knytt_store_job_put(st, &bad), KNYTT_EINVAL);
+	bad = j;
+	bad.struct_size = 8;
+	ck_assert_int_eq(knytt_store_job_put(st, &bad), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_job_put(st, NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_job_get(st, "job-1", NULL), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_job_fail_unfinished(st, NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_job_fail_unfinished(NULL, NULL, "x"),
+			 KNYTT_EINVAL);
+	/* no tenant selected */
+	knytt_store *none = NULL;
+	ck_assert_int_eq(knytt_store_open(t_uri, &none), 0);
+	ck_assert_int_eq(knytt_store_job_put(none, &j), KNYTT_ESTATE);
+	ck_assert_int_eq(knytt_store_job_get(none, "job-1", &g), KNYTT_ESTATE);
+	knytt_store_close(none);
+	knytt_store_close(sb);
+	knytt_store_close(st);
+}
+END_TEST
+
+/* Old versions of a model name go; the newest stays and numbering goes
+ * on after it; other names and tenants are untouched. */
+START_TEST(model_prune)
+{
+	knytt_store *st = su_open("prune-a", NULL);
+	int64_t v = 0;
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(knytt_store_model_put(st, "cfg", "", 0,
+						       "{\"k\":1}", &v), 0);
+	ck_assert_int_eq(v, 3);
+	ck_assert_int_eq(knytt_store_model_put(st, "other", "", 0, NULL, NULL),
+			 0);
+	knytt_store *sb = su_open("prune-b", NULL);
+	ck_assert_int_eq(knytt_store_model_put(sb, "cfg", "", 0, NULL, NULL),
+			 0);
+	ck_assert_int_eq(knytt_store_model_prune(st, "cfg", 3), 2);
+	ck_assert_int_eq(knytt_store_model_prune(st, "cfg", 3), 0);
+	ck_assert_int_eq(knytt_store_model_get(st, "cfg", 1, NULL, NULL, NULL,
+					       NULL, NULL),
+			 KNYTT_ENOTFOUND);
+	int64_t got = 0;
+	ck_assert_int_eq(knytt_store_model_get(st, "cfg", 0, NULL, NULL, NULL,
+					       &got, NULL),
+			 0);
+	ck_assert_int_eq(got, 3);
+	ck_assert_int_eq(knytt_store_model_put(st, "cfg", "", 0, NULL, &v), 0);
+	ck_assert_int_eq(v, 4);
+	ck_assert_int_eq(knytt_store_model_get(st, "other", 1, NULL, NULL,
+					       NULL, NULL, NULL),
+			 0);
+	ck_assert_int_eq(knytt_store_model_get(sb, "cfg", 1, NULL, NULL, NULL,
+					       NULL, NULL),
+			 0);
+	ck_assert_int_eq(knytt_store_model_prune(st, "cfg", 0), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_model_prune(st, "", 2), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_model_prune(NULL, "cfg", 2),
+			 KNYTT_EINVAL);
+	knytt_store_close(sb);
+	knytt_store_close(st);
+}
+END_TEST
+
 static void add_cases(TCase *tc)
 {
+	tcase_add_test(tc, model_prune);
+	tcase_add_test(tc, job_records);
 	tcase_add_test(tc, open_and_migrations);
 	tcase_add_test(tc, tenants_and_keys);
 	tcase_add_test(tc, items_crud);

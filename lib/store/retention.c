@@ -1,6 +1,8 @@
 /*
  * retention.c -- deleting old model versions: the blobs of a model name
- * below a version, and the embeddings that belonged to them.
+ * below a version, and the embeddings that belonged to them; and
+ * knytt_store_model_prune, for settings kept as model versions that must
+ * not linger once replaced (a service's credentials).
  */
 #include "store_int.h"
 
@@ -42,4 +44,26 @@ int knytt__model_prune(knytt_store *st, const char *name, int64_t below,
 		   "IN (SELECT CAST(?3 AS TEXT) || CAST(version AS TEXT) FROM "
 		   "models WHERE tenant = ?1 AND name = ?2)",
 		   name, emb_prefix, 0);
+}
+
+int knytt_store_model_prune(knytt_store *st, const char *name, int64_t below)
+{
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("name", name)))
+		return rc;
+	if (below < 1)
+		return knytt__err_field(KNYTT_EINVAL, "below",
+					"below is %lld, not a version",
+					(long long)below);
+	knytt__stmt *q;
+	if (O->prepare(st->db, "DELETE FROM models WHERE tenant = ?1 AND "
+			       "name = ?2 AND version < ?3", &q))
+		return knytt__err_keep(KNYTT_EDB);
+	O->bind_i64(q, 1, (int64_t)st->tenant);
+	O->bind_text(q, 2, name);
+	O->bind_i64(q, 3, below);
+	rc = O->step(q);
+	int64_t n = rc >= 0 ? O->changes(q) : 0;
+	O->finalize(q);
+	return rc < 0 ? rc : (int)n;
 }

@@ -270,6 +270,21 @@ static const migration migrations[] = {
 	 " DEFAULT 0;"
 	 "CREATE INDEX embeddings_updated ON embeddings(tenant, owner,"
 	 " version, updated, owner_id);"},
+	/* Version 8 (jobs.c): background jobs of a tenant (knyttd's
+	 * training jobs), so that a job's record outlives the process that
+	 * ran it and every replica reads it.  A tenant has a handful of jobs
+	 * a day: the primary key is the only index. */
+	{8,
+	 "CREATE TABLE jobs(tenant INTEGER NOT NULL, id TEXT NOT NULL,"
+	 " state INTEGER NOT NULL, created INTEGER NOT NULL,"
+	 " started INTEGER NOT NULL, finished INTEGER NOT NULL,"
+	 " progress REAL NOT NULL, metrics TEXT, error TEXT,"
+	 " updated INTEGER NOT NULL, PRIMARY KEY(tenant, id));",
+	 "CREATE TABLE jobs(tenant BIGINT NOT NULL, id TEXT NOT NULL,"
+	 " state INTEGER NOT NULL, created BIGINT NOT NULL,"
+	 " started BIGINT NOT NULL, finished BIGINT NOT NULL,"
+	 " progress DOUBLE PRECISION NOT NULL, metrics TEXT, error TEXT,"
+	 " updated BIGINT NOT NULL, PRIMARY KEY(tenant, id));"},
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

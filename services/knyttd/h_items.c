@@ -317,7 +317,10 @@ static int store_items(kd_req *r, knytt_engine *e, bulk *b, size_t n)
 	for (size_t i = 0; i < n; i++)
 		plain += b->state[i] == 0 && !b->ps[i].vec;
 	int rc;
-	if (plain >= BULK_MIN && (rc = store_bulk(r, e, b, n)))
+	/* the bulk path stores no vector: with an embedding service every
+	 * item goes through the engine, which embeds it */
+	if (plain >= BULK_MIN && !kd_eref_external(r->eref) &&
+	    (rc = store_bulk(r, e, b, n)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		if (b->state[i])

@@ -18,7 +18,7 @@ int h_train(kd_req *r)
 	knytt_engine *e;
 	char id[48];
 	int rc;
-	if ((rc = kd_engine(r, &e)) || (rc = kd_job_start(r, e, id, sizeof id)))
+	if ((rc = kd_engine(r, &e)) || (rc = kd_job_start(r, id, sizeof id)))
 		return rc;
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "job_id", id);
@@ -28,10 +28,13 @@ int h_train(kd_req *r)
 
 int h_job_get(kd_req *r)
 {
-	cJSON *o = kd_job_json(r->tenant, r->param[0]);
-	if (!o)
+	cJSON *o = NULL;
+	int rc = kd_job_get(r, r->param[0], &o);
+	if (rc == KNYTT_ENOTFOUND || rc == KNYTT_EINVAL)
 		return kd_err(r, 404, "not_found", "job_id", "no job '%.100s'",
 			      r->param[0]);
+	if (rc)
+		return kd_liberr(r, rc, NULL);
 	return kd_ok(r, 200, o);
 }
 

@@ -35,6 +35,7 @@ int64_t kd_now_us(void)
 
 static void req_free(kd_req *r)
 {
+	kd_engine_release(r);
 	cJSON_Delete(r->json);
 	cJSON_Delete(r->out);
 	if (r->raw)

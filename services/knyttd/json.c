@@ -118,7 +118,16 @@ int kd_liberr(kd_req *r, int rc, const char *field)
 	case KNYTT_EBUSY:
 		return kd_err(r, 409, "busy", field, "%s", msg);
 	case KNYTT_EAUTH:
+		/* with an embedding service, the service refused knyttd's
+		 * key, not the client's */
+		if (r->eref && kd_eref_external(r->eref))
+			return kd_err(r, 502, "embedding_service", field,
+				      "the embedding service refused: %s", msg);
 		return kd_err(r, 401, "unauthorized", field, "%s", msg);
+	case KNYTT_EPROTO: /* only an embedding service's answer */
+		return kd_err(r, 502, "embedding_service", field,
+			      "the embedding service answered wrongly: %s",
+			      msg);
 	case KNYTT_EDB:
 	case KNYTT_EIO:
 	case KNYTT_ETIMEDOUT:

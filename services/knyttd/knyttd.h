@@ -12,8 +12,10 @@
  * has its own store connection (tenants.c, kd_store), because a
  * knytt_store handle is one connection for one thread at a time; the
  * engines, one per tenant opened on first use, are shared (they are
- * thread-safe after open).  Training jobs run on threads of their own
- * (jobs.c).
+ * thread-safe after open) and reference-counted: a request holds its
+ * engine until it ends, so a tenant's engine can be swapped (its
+ * embedding service changed, embedder.c) while requests use it.
+ * Training jobs run on threads of their own (jobs.c).
  */
 #ifndef KNYTTD_H
 #define KNYTTD_H
@@ -109,6 +111,8 @@ typedef enum kd_perm {
 size_t kd_unescape(char *s);
 
 typedef struct kd_tenant kd_tenant;
+/* A counted reference to an open engine of a tenant (tenants.c). */
+typedef struct kd_eref kd_eref;
 
 typedef struct kd_req {
 	const char *method;
@@ -131,7 +135,8 @@ typedef struct kd_req {
 	uint64_t tenant;     /* for secret and public keys */
 	char user[KNYTT_STORE_MAX_ID + 1]; /* shopper of the token, or "" */
 	knytt_store *st;     /* this thread's connection, tenant selected */
-	kd_tenant *t;        /* the tenant's engine holder */
+	kd_eref *eref;       /* the engine this request uses (kd_engine),
+				held until the request ends, or NULL */
 	/* answer */
 	int status;
 	cJSON *out;          /* body to send (owned), or NULL */
@@ -322,9 +327,27 @@ int kd_static(kd_req *r);
 
 /* This thread's store connection (opened on first use), or NULL. */
 knytt_store *kd_store(void);
-/* The engine of r->tenant, opened on first use; 0 or an error status. */
+/* The engine of r->tenant, opened on first use (and opened anew when
+ * the tenant's embedder settings changed); a reference is held on r
+ * until the request ends (kd_engine_release, http.c), so one request
+ * sees one engine even if it is swapped meanwhile.  0 or an error
+ * status. */
 int kd_engine(kd_req *r, knytt_engine **out);
-/* Each open engine: @p fn(engine, tenant id, ctx). */
+void kd_engine_release(kd_req *r);
+/* Opens @p tenant's engine anew with its stored settings (read through
+ * @p st, the tenant selected) if this process has it open; requests
+ * holding the old one finish on it.  0 or a knytt error. */
+int kd_engine_reopen(knytt_store *st, uint64_t tenant);
+/* A reference to @p tenant's engine if this process has it open, else
+ * NULL; kd_eref_put releases it (the last one closes the engine). */
+kd_eref *kd_eref_get(uint64_t tenant);
+void kd_eref_put(kd_eref *x);
+knytt_engine *kd_eref_engine(const kd_eref *x);
+/* 1 when the engine's vectors come from an embedding service. */
+int kd_eref_external(const kd_eref *x);
+/* Each open engine: @p fn(engine, tenant id, ctx), called with a
+ * reference held and no lock (fn may be slow); e is valid only during
+ * the call. */
 void kd_tenants_each(void (*fn)(knytt_engine *e, uint64_t tenant,
 				void *ctx),
 		     void *ctx);
@@ -334,15 +357,21 @@ void kd_tenants_close(void);
 
 /* ---- jobs.c: training jobs ------------------------------------------- */
 
-int kd_job_start(kd_req *r, knytt_engine *e, char *id, size_t cap);
+/* Starts a training job of r's tenant (its engine open): 0 or an error
+ * status set on r. */
+int kd_job_start(kd_req *r, char *id, size_t cap);
 /* The same without a request (the scheduler): 0, or the HTTP status it
- * would have answered (409 busy or trained elsewhere, 503). */
-int kd_job_start_for(uint64_t tenant, knytt_engine *e, const char *trigger,
-		     char *id, size_t cap);
+ * would have answered (409 busy, trained elsewhere or nothing to train,
+ * 503). */
+int kd_job_start_for(uint64_t tenant, const char *trigger, char *id,
+		     size_t cap);
 /* 1 while a job of @p tenant is queued or running here. */
 int kd_job_active(uint64_t tenant);
-/* The job as JSON, or NULL when unknown to this tenant. */
-cJSON *kd_job_json(uint64_t tenant, const char *id);
+/* Job @p id of r's tenant as JSON (*out): from memory when this process
+ * runs it, else from the store (where a record left queued or running by
+ * a process that died is marked failed first); 0 or a knytt error
+ * (KNYTT_ENOTFOUND). */
+int kd_job_get(kd_req *r, const char *id, cJSON **out);
 /* One job as seen by GET /metrics. */
 typedef struct kd_job_stat {
 	uint64_t tenant;
@@ -418,8 +447,37 @@ void kd_counted_tick(void);
 int kd_counted_overflowed(void);
 void kd_counted_reset_overflow(void);
 
-/* The engine of @p tenant if this process has it open, else NULL. */
-knytt_engine *kd_tenant_engine(uint64_t tenant);
+/* ---- embedder.c: a tenant's embedding service ------------------------ */
+
+/* The settings of a tenant's embedding service (stored as the metadata
+ * of model "knyttd-embedder"). */
+typedef struct kd_emb_conf {
+	int on;              /* 0: none configured */
+	char url[2048];      /* base URL, http:// or https:// */
+	char model[256];     /* "" = none sent */
+	char api_key[1024];  /* "" = none; wiped by kd_emb_conf_clear */
+	uint32_t dim;        /* 1..4096 */
+	long timeout_ms;     /* 0 = the library's default */
+	int64_t version;     /* stored settings version, 0 = never set */
+} kd_emb_conf;
+
+/* The stored settings of the tenant selected on @p st: 0 or a knytt
+ * error. */
+int kd_emb_conf_get(knytt_store *st, kd_emb_conf *out);
+/* Only the version (0 = never set): 0 or a knytt error. */
+int kd_emb_version(knytt_store *st, int64_t *out);
+/* An open embedder for @p c: 0 or a knytt error, *field (may be NULL)
+ * naming the setting refused (NULL: none was). */
+int kd_emb_make(const kd_emb_conf *c, knytt_embedder **out,
+		const char **field);
+/* Wipes the API key. */
+void kd_emb_conf_clear(kd_emb_conf *c);
+int h_embedder_get(kd_req *r);
+int h_embedder_put(kd_req *r);
+int h_embedder_delete(kd_req *r);
+int h_admin_embedder_get(kd_req *r);
+int h_admin_embedder_put(kd_req *r);
+int h_admin_embedder_delete(kd_req *r);
 
 /* ---- handlers (h_*.c) ------------------------------------------------- */
 

@@ -78,6 +78,11 @@ static const char components[] =
 			    "\"every_interactions\":" INT
 			    ",\"every_hours\":" NUM ",\"eval_users\":" INT
 			    ",\"margin\":" NUM) ","
+	"\"Embedder\":" OBJ("\"configured\",\"api_key_set\",\"version\"",
+			    "\"configured\":" BOOL ",\"url\":" STR
+			    ",\"model\":{\"type\":[\"string\",\"null\"]}"
+			    ",\"dim\":" INT ",\"timeout_ms\":" INT
+			    ",\"api_key_set\":" BOOL ",\"version\":" INT) ","
 	"\"Evaluation\":{\"type\":[\"object\",\"null\"],\"properties\":{"
 	"\"protocol\":" STR ",\"model_version\":" INT
 	",\"test_users\":" INT ",\"negatives\":" INT ",\"hr10\":" NUM
@@ -215,7 +220,10 @@ static const kd_doc docs[] = {
 	 OBJ("\"job_id\",\"state\"", "\"job_id\":" STR ",\"state\":" STR),
 	 "/api/v1/models/train", NULL},
 	{"GET", "/api/v1/models/jobs/{job_id}",
-	 "a training job (the example's is unknown: 404)", NULL, 404,
+	 "a training job: state, progress, metrics; kept in the store, so "
+	 "readable after a restart and from every replica (a job whose "
+	 "process died reads failed) (the example's is unknown: 404)",
+	 NULL, 404,
 	 REF("Error"), "/api/v1/models/jobs/job-0-0", NULL},
 	{"GET", "/api/v1/models",
 	 "stored model versions (held_back: kept, not swapped in), the "
@@ -281,6 +289,35 @@ static const kd_doc docs[] = {
 	 OBJ("\"interval_s\",\"tracked\",\"seconds\"",
 	     "\"interval_s\":" INT ",\"tracked\":" BOOL ",\"seconds\":" ARR),
 	 "/api/v1/stats", NULL},
+	{"GET", "/api/v1/embedder",
+	 "the tenant's embedding service (the API key is never shown)", NULL,
+	 200, REF("Embedder"), "/api/v1/embedder", NULL},
+	{"PUT", "/api/v1/embedder",
+	 "set the tenant's embedding service (/v1/embeddings protocol): "
+	 "items without an embedding and search text are embedded by it; "
+	 "stored for restarts and replicas; an absent api_key keeps the "
+	 "stored one, \"\" removes it",
+	 OBJ("\"url\",\"dim\"", "\"url\":" STR ",\"model\":" STR
+	     ",\"api_key\":" STR ",\"dim\":" INT ",\"timeout_ms\":" INT),
+	 200, REF("Embedder"), "/api/v1/embedder",
+	 "{\"url\":\"http://127.0.0.1:9/\",\"model\":\"example\","
+	 "\"api_key\":\"example-key\",\"dim\":8}"},
+	{"DELETE", "/api/v1/embedder",
+	 "remove the tenant's embedding service", NULL, 200, REF("Embedder"),
+	 "/api/v1/embedder", NULL},
+	{"GET", "/api/v1/admin/tenants/{name}/embedder",
+	 "a tenant's embedding service", NULL, 200, REF("Embedder"),
+	 "/api/v1/admin/tenants/oa-example/embedder", NULL},
+	{"PUT", "/api/v1/admin/tenants/{name}/embedder",
+	 "set a tenant's embedding service (as PUT /api/v1/embedder; the "
+	 "example's URL is refused: 422)",
+	 OBJ("\"url\",\"dim\"", "\"url\":" STR ",\"model\":" STR
+	     ",\"api_key\":" STR ",\"dim\":" INT ",\"timeout_ms\":" INT),
+	 422, REF("Error"), "/api/v1/admin/tenants/oa-example/embedder",
+	 "{\"url\":\"ftp://example\",\"dim\":8}"},
+	{"DELETE", "/api/v1/admin/tenants/{name}/embedder",
+	 "remove a tenant's embedding service", NULL, 200, REF("Embedder"),
+	 "/api/v1/admin/tenants/oa-example/embedder", NULL},
 	{"GET", "/api/v1/openapi.json", "this document", NULL, 200,
 	 OBJ("\"openapi\",\"info\",\"paths\"",
 	     "\"openapi\":" STR ",\"info\":" OBJECT ",\"paths\":" OBJECT),

@@ -200,7 +200,8 @@ static int on_notify(void *ctx, const char *channel, const char *payload)
 		return 0;
 	}
 	atomic_fetch_add(&n_received, 1);
-	knytt_engine *e = kd_tenant_engine((uint64_t)jnum(o, "t"));
+	kd_eref *ref = kd_eref_get((uint64_t)jnum(o, "t"));
+	knytt_engine *e = ref ? kd_eref_engine(ref) : NULL;
 	int rc = 0;
 	if (e && !strcmp(k, "items"))
 		rc = knytt_engine_sync(e);
@@ -217,23 +218,9 @@ static int on_notify(void *ctx, const char *channel, const char *payload)
 		kd_log("{\"level\":\"warn\",\"msg\":\"replica event %s of "
 		       "tenant %.0f not applied: %s\"}",
 		       k, jnum(o, "t"), knytt_errname(rc));
+	kd_eref_put(ref);
 	cJSON_Delete(o);
 	return 0;
-}
-
-typedef struct open_list {
-	uint64_t id[1024];
-	knytt_engine *e[1024];
-	int n;
-} open_list;
-
-static void collect(knytt_engine *e, uint64_t tenant, void *ctx)
-{
-	open_list *l = ctx;
-	if (l->n < 1024) {
-		l->id[l->n] = tenant;
-		l->e[l->n++] = e;
-	}
 }
 
 /* Whether the catch-up should leave an event out of trending: this
@@ -249,44 +236,45 @@ static int counted_cb(const knytt_interaction *ix, void *ctx)
 	return 0;
 }
 
+/* The catch-up of one engine (kd_tenants_each holds a reference to it
+ * for the call); @p ctx: {tenants seen, whether trending is caught up}. */
+static void catch_up_one(knytt_engine *e, uint64_t tenant, void *ctx)
+{
+	int *c = ctx;
+	c[0]++;
+	knytt_engine_sync(e);
+	knytt_engine_reload(e);
+	/* trending first: a shopper loaded meanwhile is then counted here
+	 * and found complete by refresh_users */
+	int t = c[1] ? knytt_engine_refresh_trending(e, covered, counted_cb,
+						     &tenant, NULL)
+		     : 0;
+	int n = knytt_engine_refresh_users(e);
+	if (t < 0 || n < 0)
+		kd_log("{\"level\":\"warn\",\"msg\":\"replica catch-up of "
+		       "tenant %llu: %s\"}",
+		       (unsigned long long)tenant,
+		       knytt_errname(t < 0 ? t : n));
+	n = (t > 0 ? t : 0) + (n > 0 ? n : 0);
+	if (n > 0)
+		atomic_fetch_add(&n_caught_up, (unsigned long long)n);
+}
+
 /* What the notifications lost meanwhile would have said.  Not by the
  * events' times: a client may send an event dated an hour back. */
 static void catch_up(void)
 {
-	open_list *l = calloc(1, sizeof *l);
-	if (!l)
-		return;
-	kd_tenants_each(collect, l);
-	int trending = !kd_counted_overflowed();
-	if (!trending)
+	int c[2] = {0, !kd_counted_overflowed()};
+	if (!c[1])
 		kd_log("{\"level\":\"warn\",\"msg\":\"replica catch-up: "
 		       "too many events during the outage to tell which "
 		       "were counted; trending counters left as they are\"}");
-	for (int i = 0; i < l->n; i++) {
-		knytt_engine_sync(l->e[i]);
-		knytt_engine_reload(l->e[i]);
-		/* trending first: a shopper loaded meanwhile is then counted
-		 * here and found complete by refresh_users */
-		int t = trending ? knytt_engine_refresh_trending(
-					   l->e[i], covered, counted_cb,
-					   &l->id[i], NULL)
-				 : 0;
-		int n = knytt_engine_refresh_users(l->e[i]);
-		if (t < 0 || n < 0)
-			kd_log("{\"level\":\"warn\",\"msg\":\"replica "
-			       "catch-up of tenant %llu: %s\"}",
-			       (unsigned long long)l->id[i],
-			       knytt_errname(t < 0 ? t : n));
-		n = (t > 0 ? t : 0) + (n > 0 ? n : 0);
-		if (n > 0)
-			atomic_fetch_add(&n_caught_up, (unsigned long long)n);
-	}
-	if (!trending)
+	kd_tenants_each(catch_up_one, c);
+	if (!c[1])
 		kd_counted_reset_overflow();
 	kd_log("{\"level\":\"info\",\"msg\":\"replica caught up\","
 	       "\"tenants\":%d,\"after_mark\":%lld}",
-	       l->n, (long long)covered);
-	free(l);
+	       c[0], (long long)covered);
 }
 
 /* The database URI with application_name=knyttd-listener: operators

@@ -39,6 +39,12 @@ static const kd_route routes[] = {
 	 h_admin_limits_get},
 	{"PUT", "/api/v1/admin/tenants/{}/limits", KD_P_ADMIN,
 	 h_admin_limits_put},
+	{"GET", "/api/v1/admin/tenants/{}/embedder", KD_P_ADMIN,
+	 h_admin_embedder_get},
+	{"PUT", "/api/v1/admin/tenants/{}/embedder", KD_P_ADMIN,
+	 h_admin_embedder_put},
+	{"DELETE", "/api/v1/admin/tenants/{}/embedder", KD_P_ADMIN,
+	 h_admin_embedder_delete},
 	{"POST", "/api/v1/auth/register", KD_P_PUBLIC, h_auth_register},
 	{"POST", "/api/v1/auth/login", KD_P_PUBLIC, h_auth_login},
 	{"POST", "/api/v1/items", KD_P_SECRET, h_items_post},
@@ -73,6 +79,9 @@ static const kd_route routes[] = {
 	{"GET", "/api/v1/models/schedule", KD_P_SECRET, h_schedule_get},
 	{"PUT", "/api/v1/models/schedule", KD_P_SECRET, h_schedule_put},
 	{"GET", "/api/v1/stats", KD_P_SECRET, h_stats},
+	{"GET", "/api/v1/embedder", KD_P_SECRET, h_embedder_get},
+	{"PUT", "/api/v1/embedder", KD_P_SECRET, h_embedder_put},
+	{"DELETE", "/api/v1/embedder", KD_P_SECRET, h_embedder_delete},
 	{"GET", "/api/v1/openapi.json", KD_P_OPEN, h_openapi},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])

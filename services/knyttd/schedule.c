@@ -183,20 +183,8 @@ static pthread_t th;
 static int running;
 static atomic_int stop;
 
-typedef struct open_list {
-	uint64_t id[MAX_TENANTS];
-	knytt_engine *e[MAX_TENANTS];
-	int n;
-} open_list;
-
-static void collect(knytt_engine *e, uint64_t tenant, void *ctx)
-{
-	open_list *l = ctx;
-	if (l->n < MAX_TENANTS) {
-		l->id[l->n] = tenant;
-		l->e[l->n++] = e;
-	}
-}
+/* kd_tenants_each's callback: @p ctx is the scheduler's connection. */
+static void look_cb(knytt_engine *e, uint64_t tenant, void *ctx);
 
 static started *started_of(uint64_t tenant, int add)
 {
@@ -256,7 +244,7 @@ static int due(knytt_store *st, const kd_sched *s, uint64_t tenant,
 		(double)(wall_ms() - created) >= s->every_hours * 3600e3);
 }
 
-static void look(knytt_store *st, uint64_t tenant, knytt_engine *e)
+static void look(knytt_store *st, uint64_t tenant)
 {
 	kd_sched s;
 	int64_t mark;
@@ -265,7 +253,7 @@ static void look(knytt_store *st, uint64_t tenant, knytt_engine *e)
 	    kd_job_active(tenant) || !due(st, &s, tenant, &mark))
 		return;
 	char id[48];
-	int rc = kd_job_start_for(tenant, e, "schedule", id, sizeof id);
+	int rc = kd_job_start_for(tenant, "schedule", id, sizeof id);
 	if (rc == 0) {
 		started *x = started_of(tenant, 1);
 		if (x)
@@ -277,6 +265,13 @@ static void look(knytt_store *st, uint64_t tenant, knytt_engine *e)
 	}
 }
 
+static void look_cb(knytt_engine *e, uint64_t tenant, void *ctx)
+{
+	(void)e; /* the job takes its own reference to the engine */
+	if (!atomic_load(&stop))
+		look(ctx, tenant);
+}
+
 static void *loop(void *arg)
 {
 	(void)arg;
@@ -284,13 +279,8 @@ static void *loop(void *arg)
 	while (!atomic_load(&stop)) {
 		if (!st && knytt_store_open(kd_cfg.db, &st))
 			st = NULL;
-		open_list *l = calloc(1, sizeof *l);
-		if (st && l) {
-			kd_tenants_each(collect, l);
-			for (int i = 0; i < l->n && !atomic_load(&stop); i++)
-				look(st, l->id[i], l->e[i]);
-		}
-		free(l);
+		if (st)
+			kd_tenants_each(look_cb, st);
 		for (long t = 0; t < kd_cfg.sched_tick_ms && !atomic_load(&stop);
 		     t += 50)
 			usleep(50000);
