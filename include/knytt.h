@@ -2563,6 +2563,27 @@ KNYTT_API int knytt_engine_set_threads(knytt_engine *e, unsigned threads);
  * @return KNYTT_OK, KNYTT_EINVAL (e NULL), KNYTT_ESTATE (after open).
  */
 KNYTT_API int knytt_engine_set_feedback_async(knytt_engine *e, int async);
+/**
+ * Memory budget of the engine's shopper profiles, in bytes (0 = the
+ * default, 64 MiB; UINT64_MAX = no limit).  A profile holds a shopper's
+ * whole history, the items the shopper has seen and the taste vectors;
+ * the engine loads it from the store on the shopper's first request.
+ * When the profiles in memory take more than the budget, the least
+ * recently used idle ones are evicted and loaded again on their next
+ * request: answers are the same either way (exclusions still cover the
+ * whole history, the session is replayed from the recent stored events),
+ * only that request pays the load.  A profile in use by a call is never
+ * evicted, so memory may pass the budget by what running calls hold, nor
+ * one whose feedback is still queued by write-behind.  Counted: events,
+ * seen set, vectors, unused capacity and the allocator's overhead.
+ * Before or after open (after: idle profiles over a lower budget go at
+ * once).
+ * @return KNYTT_OK, KNYTT_EINVAL (e NULL), KNYTT_ESTATE (after a failed
+ *         open).
+ * @note Thread safety: may be called while other calls run on @p e.
+ */
+KNYTT_API int knytt_engine_set_profile_cache(knytt_engine *e,
+					     uint64_t bytes);
 
 /**
  * Opens the store at @p uri (see knytt_store_open) and restores the

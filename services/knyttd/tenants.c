@@ -80,6 +80,7 @@ static int open_engine(kd_req *r, kd_tenant *t)
 	if ((rc = knytt_engine_create(&e)) ||
 	    (rc = knytt_engine_set_tenant(e, name)) ||
 	    (rc = knytt_engine_set_feedback_async(e, kd_cfg.feedback_async)) ||
+	    (rc = knytt_engine_set_profile_cache(e, kd_cfg.profile_cache)) ||
 	    (rc = knytt_engine_open(e, kd_cfg.db))) {
 		kd_log("{\"level\":\"error\",\"msg\":\"engine of tenant %llu: "
 		       "%s\"}",
