@@ -2585,6 +2585,30 @@ KNYTT_API int knytt_engine_set_feedback_async(knytt_engine *e, int async);
 KNYTT_API int knytt_engine_set_profile_cache(knytt_engine *e,
 					     uint64_t bytes);
 
+/** The profile cache as knytt_engine_profile_cache_info sees it
+ *  (versioned struct: set struct_size to sizeof(knytt_profile_cache_info)
+ *  before the call). */
+typedef struct knytt_profile_cache_info {
+	size_t struct_size;
+	uint64_t budget;    /* bytes (UINT64_MAX: no limit) */
+	uint64_t bytes;     /* bytes of the profiles in memory, counted as
+			       the budget counts them */
+	uint64_t profiles;  /* profiles in memory */
+	uint64_t evictions; /* profiles evicted since open */
+} knytt_profile_cache_info;
+
+/**
+ * The state of the engine's profile cache (knytt_engine_set_profile_cache):
+ * its budget, the bytes and number of the profiles in memory, and the
+ * evictions since open, so a service can export them and tell a budget
+ * too small for its shoppers (evictions growing as fast as requests).
+ * @return KNYTT_OK, KNYTT_EINVAL (e or out NULL, struct_size too small).
+ * @note Thread safety: may be called while other calls run on @p e; the
+ *       figures are each read at one moment, not all at the same one.
+ */
+KNYTT_API int knytt_engine_profile_cache_info(knytt_engine *e,
+					      knytt_profile_cache_info *out);
+
 /**
  * Opens the store at @p uri (see knytt_store_open) and restores the
  * serving state: items and their filters from the store, the latest

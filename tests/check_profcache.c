@@ -324,6 +324,17 @@ START_TEST(accounted_memory_stays_under_the_budget)
 	}
 	ck_assert_uint_gt(__atomic_load_n(&e->prof_evictions, __ATOMIC_RELAXED),
 			  0);
+	/* what a service exports */
+	knytt_profile_cache_info info = { .struct_size = sizeof info };
+	ck_assert_int_eq(knytt_engine_profile_cache_info(e, &info), KNYTT_OK);
+	ck_assert_uint_eq(info.budget, budget);
+	ck_assert_uint_eq(info.bytes, sum_profiles(e, &n));
+	ck_assert_uint_eq(info.profiles, n);
+	ck_assert_uint_eq(info.evictions, e->prof_evictions);
+	info.struct_size = sizeof info - 1;
+	ck_assert_int_eq(knytt_engine_profile_cache_info(e, &info),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_profile_cache_info(e, NULL), KNYTT_EINVAL);
 	/* 0: the default */
 	ck_assert_int_eq(knytt_engine_set_profile_cache(e, 0), KNYTT_OK);
 	ck_assert_uint_eq(e->prof_budget, 64ull << 20);

@@ -67,6 +67,30 @@ int knytt_engine_set_profile_cache(knytt_engine *e, uint64_t bytes)
 	return KNYTT_OK;
 }
 
+int knytt_engine_profile_cache_info(knytt_engine *e,
+				    knytt_profile_cache_info *out)
+{
+	if (!e || !out)
+		return knytt__err(KNYTT_EINVAL,
+				  "knytt_engine_profile_cache_info: %s is NULL",
+				  !e ? "engine" : "out");
+	if (!KNYTT__HAS(out, knytt_profile_cache_info, evictions))
+		return knytt__err(KNYTT_EINVAL,
+				  "knytt_engine_profile_cache_info: "
+				  "struct_size is %zu, set it to "
+				  "sizeof(knytt_profile_cache_info)",
+				  out->struct_size);
+	knytt_profile_cache_info in = { .struct_size = sizeof in };
+	in.budget = __atomic_load_n(&e->prof_budget, __ATOMIC_RELAXED);
+	in.bytes = __atomic_load_n(&e->prof_bytes, __ATOMIC_RELAXED);
+	in.evictions = __atomic_load_n(&e->prof_evictions, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&e->users_mu);
+	in.profiles = e->nusers - e->nfree;
+	pthread_mutex_unlock(&e->users_mu);
+	KNYTT__STRUCT_OUT(out, &in);
+	return KNYTT_OK;
+}
+
 /* ------------------------------------------------- table and LRU list */
 
 static void lru_unlink(knytt_engine *e, knytt__profile *u)
