@@ -8,7 +8,8 @@
 #                   examples
 #   make demo       knytt demo on build/demo.db (make index-demo: the index)
 #   make sanitize   the same suites under ASan + UBSan, then make tsan
-#   make tsan       the engine's concurrency case under ThreadSanitizer
+#   make tsan       the engine's and the profile cache's concurrency cases
+#                   under ThreadSanitizer
 #   make fuzz       every libFuzzer target FUZZ_SECONDS (30) each
 #   make bench      every benchmark (make bench-deps first)
 #   make deps       Debian packages the build and tests need
@@ -187,14 +188,16 @@ sanitize: build-san/check_knytt build-san/bin/knytt build-san/bin/knyttd \
 	$(MAKE) tsan
 
 # Queries, feedback, item writes and training swaps from several threads
-# (tests/check_engine.c, case concurrency) under ThreadSanitizer; any
-# report fails the run.  OpenBLAS keeps to one thread: its own threads
-# are not instrumented.
-tsan: build-tsan/check_knytt
-	TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1 \
+# (tests/check_engine.c, case concurrency), and profiles loaded, used and
+# evicted from several threads (tests/check_profcache.c, case
+# concurrency) under ThreadSanitizer; any report fails the run.  OpenBLAS
+# keeps to one thread: its own threads are not instrumented.
+TSAN_RUN = TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1 \
 	OPENBLAS_NUM_THREADS=1 KNYTT_DATA_DIR=$(DATADIR) KNYTT_SANITIZE=1 \
-	KNYTT_STRESS_MS=3000 CK_RUN_SUITE=engine CK_RUN_CASE=concurrency \
-	CK_DEFAULT_TIMEOUT=600 ./build-tsan/check_knytt
+	KNYTT_STRESS_MS=3000 CK_RUN_CASE=concurrency CK_DEFAULT_TIMEOUT=600
+tsan: build-tsan/check_knytt
+	$(TSAN_RUN) CK_RUN_SUITE=engine ./build-tsan/check_knytt
+	$(TSAN_RUN) CK_RUN_SUITE=profcache ./build-tsan/check_knytt
 
 bench: all build/bin/bindings_qps $(if $(NODE_INCLUDE),build/node/knytt.node)
 	benchmarks/ann/run --csv build/bench-ann.csv

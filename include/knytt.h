@@ -2635,6 +2635,51 @@ KNYTT_API int knytt_engine_set_threads(knytt_engine *e, unsigned threads);
  * @return KNYTT_OK, KNYTT_EINVAL (e NULL), KNYTT_ESTATE (after open).
  */
 KNYTT_API int knytt_engine_set_feedback_async(knytt_engine *e, int async);
+/**
+ * Memory budget of the engine's shopper profiles, in bytes (0 = the
+ * default, 64 MiB; UINT64_MAX = no limit).  A profile holds a shopper's
+ * whole history, the items the shopper has seen and the taste vectors;
+ * the engine loads it from the store on the shopper's first request.
+ * When the profiles in memory take more than the budget, the least
+ * recently used idle ones are evicted and loaded again on their next
+ * request: answers are the same either way (exclusions still cover the
+ * whole history, the session is replayed from the recent stored events),
+ * only that request pays the load.  A profile in use by a call is never
+ * evicted, so memory may pass the budget by what running calls hold, nor
+ * one whose feedback is still queued by write-behind.  Counted: events,
+ * seen set, vectors, unused capacity and the allocator's overhead.
+ * Before or after open (after: idle profiles over a lower budget go at
+ * once).
+ * @return KNYTT_OK, KNYTT_EINVAL (e NULL), KNYTT_ESTATE (after a failed
+ *         open).
+ * @note Thread safety: may be called while other calls run on @p e.
+ */
+KNYTT_API int knytt_engine_set_profile_cache(knytt_engine *e,
+					     uint64_t bytes);
+
+/** The profile cache as knytt_engine_profile_cache_info sees it
+ *  (versioned struct: set struct_size to sizeof(knytt_profile_cache_info)
+ *  before the call). */
+typedef struct knytt_profile_cache_info {
+	size_t struct_size;
+	uint64_t budget;    /* bytes (UINT64_MAX: no limit) */
+	uint64_t bytes;     /* bytes of the profiles in memory, counted as
+			       the budget counts them */
+	uint64_t profiles;  /* profiles in memory */
+	uint64_t evictions; /* profiles evicted since open */
+} knytt_profile_cache_info;
+
+/**
+ * The state of the engine's profile cache (knytt_engine_set_profile_cache):
+ * its budget, the bytes and number of the profiles in memory, and the
+ * evictions since open, so a service can export them and tell a budget
+ * too small for its shoppers (evictions growing as fast as requests).
+ * @return KNYTT_OK, KNYTT_EINVAL (e or out NULL, struct_size too small).
+ * @note Thread safety: may be called while other calls run on @p e; the
+ *       figures are each read at one moment, not all at the same one.
+ */
+KNYTT_API int knytt_engine_profile_cache_info(knytt_engine *e,
+					      knytt_profile_cache_info *out);
 
 /**
  * Opens the store at @p uri (see knytt_store_open) and restores the

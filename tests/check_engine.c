@@ -2796,6 +2796,7 @@ START_TEST(engine_weights_reach_imported_rows)
 			views++;
 		}
 	pthread_mutex_unlock(&u->mu);
+	knytt__engine_user_put(e, u);
 	ck_assert_int_gt(views, 0);
 	knytt_engine_close(e);
 	double same = 0, diff = 0;

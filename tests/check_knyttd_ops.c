@@ -1309,6 +1309,62 @@ START_TEST(openapi_examples_answer_as_documented)
 }
 END_TEST
 
+/* The value of the first series of @p name (whatever its labels), or
+ * -1 when absent. */
+static double first_series(const char *m, const char *name)
+{
+	char key[128];
+	snprintf(key, sizeof key, "\n%s{", name);
+	const char *p = strstr(m, key);
+	if (!p || !(p = strchr(p, '}')))
+		return -1;
+	return strtod(p + 1, NULL);
+}
+
+/* --profile-cache: every engine's budget for shoppers' profiles, and
+ * what they hold, in /metrics (the default without the option). */
+START_TEST(profile_cache_option_reaches_metrics)
+{
+	kd_srv s2 = S; /* a second process on the same database */
+	s2.pid = 0;
+	const char *extra[] = {"--profile-cache", "1", NULL};
+	ck_assert_int_eq(kd_start(&s2, extra), 0);
+	char body[128], ct[128], err[256], *m = NULL;
+	for (int u = 0; u < 6; u++) {
+		snprintf(body, sizeof body,
+			 "{\"user_id\":\"u%d\",\"count\":3}", u);
+		ck_assert_int_eq(kd_call(&s2, "POST", "/api/v1/recommendations",
+					 SK, NULL, body, NULL),
+				 200);
+		ck_assert_int_eq(kd_call(&S, "POST", "/api/v1/recommendations",
+					 SK, NULL, body, NULL),
+				 200);
+	}
+	kd_srv keep = S;
+	S = s2; /* get_text asks S */
+	long st = get_text("/metrics", KD_ADMIN, &m, ct, sizeof ct);
+	S = keep;
+	ck_assert_int_eq(st, 200);
+	ck_assert_msg(prom_check(m, err, sizeof err) == 0, "%s", err);
+	ck_assert(first_series(m, "knytt_profile_cache_budget_bytes") ==
+		  1048576);
+	/* six shoppers of four events: far under a MiB, none evicted */
+	ck_assert(first_series(m, "knytt_profile_cache_profiles") == 6);
+	double bytes = first_series(m, "knytt_profile_cache_bytes");
+	ck_assert_msg(bytes > 6 * 500 && bytes < 1048576, "%g", bytes);
+	ck_assert(first_series(m, "knytt_profile_cache_evictions_total") == 0);
+	ck_assert_ptr_nonnull(strstr(m, "# TYPE knytt_profile_cache_evictions_"
+					 "total counter"));
+	free(m);
+	ck_assert_int_eq(kd_stop(&s2), 0); /* the store is S's */
+	ck_assert_int_eq(get_text("/metrics", KD_ADMIN, &m, ct, sizeof ct),
+			 200);
+	ck_assert(first_series(m, "knytt_profile_cache_budget_bytes") ==
+		  64.0 * 1048576);
+	free(m);
+}
+END_TEST
+
 Suite *knyttd_ops_suite(void)
 {
 	Suite *s = suite_create("knyttd_ops");
@@ -1320,6 +1376,7 @@ Suite *knyttd_ops_suite(void)
 	tcase_add_unchecked_fixture(tc, ops_setup, ops_teardown);
 	tcase_add_test(tc, metrics_counts_routes_tenants_and_jobs);
 	tcase_add_test(tc, metrics_pass_promtool);
+	tcase_add_test(tc, profile_cache_option_reaches_metrics);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("logs");
 	tcase_set_timeout(tc, 60);

@@ -16,7 +16,10 @@
  *    users compares their profiles with the store and counts what they
  *    lack, so it is the one to count those (called after this one, it
  *    also catches a shopper loaded while this runs, whose events this
- *    one counted: a profile loaded from the store holds them already);
+ *    one counted: a profile loaded from the store holds them already;
+ *    one evicted between the two calls (profcache.c) is counted by
+ *    neither -- trending is a decayed estimate, and the window is the
+ *    gap between two calls the caller makes back to back);
  *  - events the caller says it counted already (its own writes, and
  *    notifications it applied after the mark): the skip callback.
  * Popularity is left alone: knytt_engine_sync re-reads it whole.

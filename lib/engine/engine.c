@@ -137,6 +137,7 @@ int knytt_engine_create(knytt_engine **out)
 	e->excl_types = KNYTT__TYPES_ALL;
 	e->future_tol_ms = KNYTT_FUTURE_TOLERANCE_MS;
 	e->keep_models = KNYTT_KEEP_MODELS;
+	e->prof_budget = KNYTT_PROFILE_CACHE_DEFAULT;
 	pthread_rwlock_init(&e->lock, NULL);
 	pthread_mutex_init(&e->st_lock, NULL);
 	pthread_rwlock_init(&e->stat_lock, NULL);
@@ -165,12 +166,9 @@ void knytt_engine_close(knytt_engine *e)
 		free(e->items[i].category);
 	}
 	free(e->items);
-	for (size_t i = 0; i < e->nusers; i++)
-		knytt__profile_free(e->users[i]);
-	free(e->users);
+	knytt__pcache_free(e);
 	knytt__lmap_free(&e->by_id);
 	knytt__lmap_free(&e->by_ext);
-	knytt__lmap_free(&e->by_user);
 	knytt__snap_put(e->snap);
 	knytt__rd_free(e);
 	knytt_store_close(e->st);
@@ -1221,124 +1219,44 @@ static int hist_cb(const knytt_interaction *ix, void *ctx)
 	return 0;
 }
 
-/* A new profile of @p ext from its stored history; caller holds no lock
- * (the profile is private until published). */
-static knytt__profile *user_build(knytt_engine *e, const char *ext,
-				  const rawhist *h, int *rc)
+/* Fills new profile @p u from its stored history (every event the store
+ * holds, oldest first): the history and seen set, the session replayed
+ * from the recent events, the long-term taste.  The store is read with
+ * st_lock alone, then the profile built under the engine's read lock. */
+int knytt__engine_user_load(knytt_engine *e, knytt__profile *u, int create)
 {
-	knytt__profile *u = knytt__profile_new(ext, e->dim);
-	if (!u) {
-		*rc = knytt__err(KNYTT_ENOMEM, "out of memory loading user");
-		return NULL;
+	rawhist h = { .e = e };
+	pthread_mutex_lock(&e->st_lock);
+	int rc = knytt_store_user_history(e->st, u->ext_id, hist_cb, &h);
+	pthread_mutex_unlock(&e->st_lock);
+	if (rc < 0 && !(rc == KNYTT_ENOTFOUND && create)) {
+		if (rc == KNYTT_ENOTFOUND)
+			knytt__err(KNYTT_ENOTFOUND, "user '%s' is unknown",
+				   u->ext_id);
+		rc = h.rc ? h.rc : rc;
+		free(h.ev);
+		return rc;
 	}
+	/* the count is known: the history takes no growth slack */
+	rc = knytt__profile_reserve(u, h.n);
 	pthread_rwlock_rdlock(&e->lock);
 	int64_t now = knytt__engine_now(e);
-	for (size_t i = 0; i < h->n && !*rc; i++) {
-		const rawev *x = &h->ev[i];
+	for (size_t i = 0; i < h.n && !rc; i++) {
+		const rawev *x = &h.ev[i];
 		uint32_t r = knytt__engine_row(e, x->item);
 		if (r == UINT32_MAX)
 			continue;
-		*rc = knytt__profile_add(u, x->item, r, x->w, x->ts, x->type);
+		rc = knytt__profile_add(u, x->item, r, x->w, x->ts, x->type);
 		/* the session: events of the last four half-lives */
-		if (!*rc &&
+		if (!rc &&
 		    now - x->ts < (int64_t)(4000.0 * e->sess_half_life))
 			session_event(e, u, &e->items[r], x->w, x->ts);
 	}
-	if (!*rc)
+	if (!rc)
 		refresh_long(e, u, now);
 	pthread_rwlock_unlock(&e->lock);
-	if (*rc) {
-		knytt__profile_free(u);
-		return NULL;
-	}
-	return u;
-}
-
-/* Finds the profile of @p ext in the table (NULL if not loaded); caller
- * holds users_mu. */
-static knytt__profile *user_find(knytt_engine *e, const char *ext,
-				 uint64_t h, uint32_t *slot)
-{
-	*slot = knytt__lmap_get(&e->by_user, h);
-	if (*slot != LMAP_EMPTY && strcmp(e->users[*slot]->ext_id, ext) == 0)
-		return e->users[*slot];
-	return NULL;
-}
-
-/* Publishes @p u, unless another thread published the same user first:
- * then @p u goes and the first one is returned.  NULL without memory. */
-static knytt__profile *user_publish(knytt_engine *e, knytt__profile *u,
-				    uint64_t h)
-{
-	uint32_t ui;
-	pthread_mutex_lock(&e->users_mu);
-	knytt__profile *first = user_find(e, u->ext_id, h, &ui);
-	if (first) {
-		pthread_mutex_unlock(&e->users_mu);
-		knytt__profile_free(u);
-		return first;
-	}
-	/* (a colliding 64-bit hash -- about 3e-8 for a million users --
-	 * gets no map slot: such a user is loaded again on every call,
-	 * correct but slower, and each load stays in users[]) */
-	int ok = 1;
-	if (e->nusers == e->capusers) {
-		size_t nc = e->capusers ? e->capusers * 2 : 64;
-		knytt__profile **nu = realloc(e->users, nc * sizeof *nu);
-		if (nu) {
-			e->users = nu;
-			e->capusers = nc;
-		}
-		ok = nu != NULL;
-	}
-	if (ok && ui == LMAP_EMPTY &&
-	    knytt__lmap_put(&e->by_user, h, (uint32_t)e->nusers))
-		ok = 0;
-	if (ok)
-		e->users[e->nusers++] = u;
-	pthread_mutex_unlock(&e->users_mu);
-	if (!ok) {
-		knytt__profile_free(u);
-		knytt__err(KNYTT_ENOMEM, "out of memory loading user");
-	}
-	return ok ? u : NULL;
-}
-
-/*
- * The profile of user @p ext: from the table, or loaded from the store
- * (every event it holds, oldest first) and published.  The store is read
- * with no engine lock held; two threads loading the same user both read
- * it and the first to publish wins, which is harmless: feedback publishes
- * the profile before it stores its event, so a load that could see the
- * event is always the loser.
- */
-knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
-				   int create, int *rc)
-{
-	uint64_t h = knytt__hash_str(ext);
-	uint32_t ui;
-	*rc = KNYTT_OK;
-	pthread_mutex_lock(&e->users_mu);
-	knytt__profile *u = user_find(e, ext, h, &ui);
-	pthread_mutex_unlock(&e->users_mu);
-	if (u)
-		return u;
-	rawhist hl = { .e = e };
-	pthread_mutex_lock(&e->st_lock);
-	int src = knytt_store_user_history(e->st, ext, hist_cb, &hl);
-	pthread_mutex_unlock(&e->st_lock);
-	if (src < 0 && !(src == KNYTT_ENOTFOUND && create)) {
-		*rc = hl.rc ? hl.rc : src;
-		if (src == KNYTT_ENOTFOUND)
-			knytt__err(KNYTT_ENOTFOUND, "user '%s' is unknown", ext);
-		free(hl.ev);
-		return NULL;
-	}
-	u = user_build(e, ext, &hl, rc);
-	free(hl.ev);
-	if (u && !(u = user_publish(e, u, h)))
-		*rc = KNYTT_ENOMEM;
-	return u;
+	free(h.ev);
+	return rc;
 }
 
 void knytt__engine_user_fresh(knytt_engine *e, knytt__profile *u)
@@ -1408,15 +1326,6 @@ void knytt__engine_trend_event(knytt_engine *e, uint32_t r, double w,
 	pthread_rwlock_unlock(&e->stat_lock);
 }
 
-int knytt__engine_user_loaded(knytt_engine *e, const char *ext)
-{
-	uint32_t slot;
-	pthread_mutex_lock(&e->users_mu);
-	int yes = user_find(e, ext, knytt__hash_str(ext), &slot) != NULL;
-	pthread_mutex_unlock(&e->users_mu);
-	return yes;
-}
-
 /* The memory work of one stored (or queued) event: counters, history,
  * session and taste.  Caller holds u->mu. */
 int knytt__feedback_mem(knytt_engine *e, knytt__profile *u, uint32_t r,
@@ -1433,6 +1342,7 @@ int knytt__feedback_mem(knytt_engine *e, knytt__profile *u, uint32_t r,
 		refresh_long(e, u, ts > now ? ts : now);
 	}
 	pthread_rwlock_unlock(&e->lock);
+	knytt__pcache_account(e, u);
 	return rc;
 }
 
@@ -1471,7 +1381,10 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 		return rc;
 	pthread_mutex_lock(&u->mu);
 	if (e->fq_running) {
-		rc = knytt__fq_push(e, &ev);
+		/* not evicted before the writer has stored it: a reload
+		 * would not find it in the store */
+		if ((rc = knytt__fq_push(e, &ev)) >= 0)
+			u->fq_seq = knytt__fq_pushed(e);
 	} else {
 		pthread_mutex_lock(&e->st_lock);
 		rc = knytt_store_interaction_add(e->st, &ev);
@@ -1483,6 +1396,7 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 	rc = knytt__feedback_mem(e, u, r, w, ts, knytt__type_bit(type));
 out:
 	pthread_mutex_unlock(&u->mu);
+	knytt__engine_user_put(e, u);
 	return rc;
 }
 
@@ -1533,14 +1447,12 @@ int knytt_engine_feedback_apply(knytt_engine *e, const char *user,
 	if (r == UINT32_MAX)
 		return knytt__err(KNYTT_ENOTFOUND, "item '%s' is unknown",
 				  item);
-	uint32_t slot;
-	pthread_mutex_lock(&e->users_mu);
-	knytt__profile *u = user_find(e, user, knytt__hash_str(user), &slot);
-	pthread_mutex_unlock(&e->users_mu);
+	knytt__profile *u = knytt__engine_user_if_loaded(e, user);
 	if (u) {
 		pthread_mutex_lock(&u->mu);
 		if (profile_has(u, r, ts_ms, bit)) {
 			pthread_mutex_unlock(&u->mu);
+			knytt__engine_user_put(e, u);
 			return 0;
 		}
 	}
@@ -1556,22 +1468,12 @@ int knytt_engine_feedback_apply(knytt_engine *e, const char *user,
 		}
 	}
 	pthread_rwlock_unlock(&e->lock);
-	if (u)
+	if (u) {
+		knytt__pcache_account(e, u);
 		pthread_mutex_unlock(&u->mu);
+		knytt__engine_user_put(e, u);
+	}
 	return rc ? rc : 1;
-}
-
-/* The profiles loaded now (a copy of the table: profiles live until
- * close, so the pointers stay valid); NULL without memory. */
-static knytt__profile **loaded_users(knytt_engine *e, size_t *n)
-{
-	pthread_mutex_lock(&e->users_mu);
-	*n = e->nusers;
-	knytt__profile **u = malloc((*n ? *n : 1) * sizeof *u);
-	if (u && *n)
-		memcpy(u, e->users, *n * sizeof *u);
-	pthread_mutex_unlock(&e->users_mu);
-	return u;
 }
 
 /* Applies the events of @p h that @p u lacks; caller holds u->mu and
@@ -1610,27 +1512,36 @@ int knytt_engine_refresh_users(knytt_engine *e)
 	if (rc)
 		return rc;
 	size_t n;
-	knytt__profile **us = loaded_users(e, &n);
+	/* a reference to each: none is evicted while it is compared */
+	knytt__profile **us = knytt__engine_users_held(e, &n);
 	if (!us)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	int applied = 0;
-	for (size_t k = 0; k < n && rc == KNYTT_OK; k++) {
+	for (size_t k = 0; k < n; k++) {
 		knytt__profile *u = us[k];
 		rawhist h = { .e = e };
-		pthread_mutex_lock(&e->st_lock);
-		int got = knytt_store_user_history(e->st, u->ext_id, hist_cb,
-						   &h);
-		pthread_mutex_unlock(&e->st_lock);
+		int got = KNYTT_OK;
+		if (!rc) {
+			pthread_mutex_lock(&e->st_lock);
+			got = knytt_store_user_history(e->st, u->ext_id,
+						       hist_cb, &h);
+			pthread_mutex_unlock(&e->st_lock);
+		}
 		if (got < 0 && got != KNYTT_ENOTFOUND)
 			rc = h.rc ? h.rc : got;
 		if (!rc) {
+			/* (one still loading reads the store itself) */
 			pthread_mutex_lock(&u->mu);
-			pthread_rwlock_rdlock(&e->lock);
-			applied += refresh_one(e, u, &h);
-			pthread_rwlock_unlock(&e->lock);
+			if (u->state == KNYTT__PROF_READY) {
+				pthread_rwlock_rdlock(&e->lock);
+				applied += refresh_one(e, u, &h);
+				pthread_rwlock_unlock(&e->lock);
+				knytt__pcache_account(e, u);
+			}
 			pthread_mutex_unlock(&u->mu);
 		}
 		free(h.ev);
+		knytt__engine_user_put(e, us[k]);
 	}
 	free(us);
 	return rc ? rc : applied;

@@ -9,7 +9,11 @@
  *    counters; a u64 map from store id to row, another from a 64-bit
  *    hash of the external id to row;
  *  - users: a profile each (lib/taste/profile.h): the whole history,
- *    the items seen per interaction type, the taste;
+ *    the items seen per interaction type, the taste; in a cache of
+ *    bounded memory (profcache.c): reference-counted, an idle profile
+ *    evicted least recently used first when the profiles' bytes pass
+ *    the budget (knytt_engine_set_profile_cache), and loaded again from
+ *    the store on its next use;
  *  - the serving snapshot (snap.c): the vector index (label = store id),
  *    the trained model and its item map, reference-counted, so a query
  *    keeps the one it started on and a training swap never waits for it.
@@ -20,9 +24,15 @@
  * lock, stat_lock, cat_mu or users_mu:
  *   u->mu     one shopper's profile (lib/taste/profile.h).  A query for
  *             the shopper holds it for the query (the seen set and the
- *             taste); feedback holds it across its store write, so a
- *             profile loaded at the same time never misses an event nor
- *             counts one twice.  Other shoppers never wait for it.
+ *             taste); feedback holds it across its store write, and the
+ *             loader holds it from before the profile is published until
+ *             it is loaded (taking users_mu to publish it, st_lock to
+ *             read the history and lock to build), so a profile never
+ *             misses an event nor counts one twice.  Other shoppers
+ *             never wait for it.  Whoever holds it holds a reference to
+ *             the profile (profcache.c), taken before and given back
+ *             after, so an evicted profile is never locked; no thread
+ *             holds two profiles' mutexes at once.
  *   st_lock   mutex around the store handle (one connection, not
  *             thread-safe).  A store callback may take lock for reading
  *             (keyword search tests its filter in memory).  Training
@@ -43,8 +53,12 @@
  *             lists: feedback writes for the counter bump (no I/O),
  *             the trending / popular fallback reads.
  *   cat_mu    the filter indexes (filterx.c).
- *   users_mu  the user table (users, by_user): find or publish a
- *             profile, nothing else; a profile is loaded before it.
+ *   users_mu  the profile cache (users, by_user, the LRU list): find,
+ *             reference, publish or evict a profile, nothing else -- no
+ *             profile's mu is taken under it (the evictor only takes
+ *             idle profiles, which nobody holds) and no profile is freed
+ *             under it.  The evictor reads the feedback queue's count
+ *             before taking it.
  *   fq_mu     the feedback queue (feedq.c); the writer thread holds it
  *             only to take or retire an event, never with st_lock.
  *   train_mu  the training job's state.
@@ -257,10 +271,18 @@ struct knytt_engine {
 	toplist top[NTREND + 1];
 	int top_ok;
 
-	/* users */
+	/* users: the profile cache (profcache.c), under users_mu.
+	 * users[0..nusers) with NULL at the nfree slots listed in
+	 * free_slots (room for capusers, so an eviction never allocates) */
 	knytt__profile **users;
-	size_t nusers, capusers;
+	size_t nusers, capusers, nfree;
+	uint32_t *free_slots;
 	knytt__lmap by_user; /* hash(ext id) -> users[] index */
+	knytt__profile *lru_head, *lru_tail; /* head: most recently used */
+	/* atomic: the budget (bytes; UINT64_MAX = none), the accounted
+	 * bytes of the profiles loaded (knytt__profile_bytes and their
+	 * table slots), the evictions since open */
+	uint64_t prof_budget, prof_bytes, prof_evictions;
 
 	/* model and index: the current serving snapshot (snap.c), never
 	 * NULL while open; replaced under lock (write), so a thread holding
@@ -376,13 +398,35 @@ static inline double knytt__ix_confidence(const knytt_engine *e,
 	return w;
 }
 
-/* The profile of user @p ext (engine.c), loaded from the store on first
- * use and published in the user table; caller holds no lock.  Profiles
- * live until the engine closes, so the pointer stays valid.  NULL with
- * the code in *rc: KNYTT_ENOTFOUND (unknown and create = 0),
- * KNYTT_ENOMEM, a store error. */
+/* The profile cache (profcache.c).
+ * engine_user: a reference to the profile of user @p ext, loaded from
+ * the store if it is not in memory (the profile is then published
+ * first, and loaded under its mutex); caller holds no lock and gives
+ * the reference back with engine_user_put once it no longer reads the
+ * profile -- until then the profile is never evicted nor freed.  NULL
+ * with the code in *rc: KNYTT_ENOTFOUND (unknown and create = 0),
+ * KNYTT_ENOMEM, a store error.
+ * engine_user_if_loaded: a reference, only if the profile is in memory
+ * (NULL otherwise).  engine_users_held: a reference to each profile in
+ * memory (an array to free; NULL without memory; a profile may still be
+ * loading: lock it and check state).  engine_user_put: gives one back
+ * (NULL: no-op), evicting idle profiles if the cache is over budget.
+ * engine_user_load (engine.c): fills new profile @p u from the store;
+ * caller holds u->mu and nothing else.
+ * pcache_account: @p u changed (caller holds u->mu and a reference);
+ * pcache_trim: evicts idle profiles until the cache fits its budget
+ * (caller holds no lock); pcache_free: every profile (close). */
+#define KNYTT_PROFILE_CACHE_DEFAULT (64ull << 20)
 knytt__profile *knytt__engine_user(knytt_engine *e, const char *ext,
 				   int create, int *rc);
+knytt__profile *knytt__engine_user_if_loaded(knytt_engine *e,
+					     const char *ext);
+knytt__profile **knytt__engine_users_held(knytt_engine *e, size_t *n);
+void knytt__engine_user_put(knytt_engine *e, knytt__profile *u);
+int knytt__engine_user_load(knytt_engine *e, knytt__profile *u, int create);
+void knytt__pcache_account(knytt_engine *e, knytt__profile *u);
+void knytt__pcache_trim(knytt_engine *e);
+void knytt__pcache_free(knytt_engine *e);
 /* Brings the long-term taste of @p u up to the installed model; caller
  * holds u->mu and lock (read). */
 void knytt__engine_user_fresh(knytt_engine *e, knytt__profile *u);
@@ -524,6 +568,9 @@ int knytt__fq_take_err(knytt_engine *e);
 int knytt__fq_push_log(knytt_engine *e, const char *query, const char *user,
 		       int count, const char *shown, int64_t ts);
 void knytt__fq_wait(knytt_engine *e);
+/* Events queued / retired (written or failed) since open. */
+uint64_t knytt__fq_pushed(knytt_engine *e);
+uint64_t knytt__fq_written(knytt_engine *e);
 /* Evaluation of a new model (holdout.c).  holdout_make: from the
  * training events (dense users and items, times), holds out each of the
  * @p max_users most recently active users' last item (every event of the

@@ -32,7 +32,8 @@ typedef struct fbev {
 	knytt_interaction ix; /* checked; time and weight resolved */
 	double w;             /* confidence in memory */
 	uint32_t row;         /* the item's engine row */
-	knytt__profile *u;    /* the shopper, from step 2 */
+	knytt__profile *u;    /* the shopper, from step 2: a reference
+				 (NULL until taken), given back after step 4 */
 } fbev;
 
 static int is_event_error(int rc)
@@ -139,7 +140,7 @@ int knytt_engine_feedback_batch(knytt_engine *e,
 	 * batch is not recorded (as knytt_engine_feedback does) */
 	if (n == 0 || (e->fq_running && (rc = knytt__fq_take_err(e))))
 		return rc;
-	fbev *f = malloc(n * sizeof *f);
+	fbev *f = calloc(n, sizeof *f);
 	if (!f)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	int k = check_all(e, ev, n, f, on_reject, ctx);
@@ -151,9 +152,14 @@ int knytt_engine_feedback_batch(knytt_engine *e,
 	if (rc == KNYTT_OK && k > 0)
 		rc = store_all(e, f, (size_t)k);
 	if (rc) {
+		for (int i = 0; i < k; i++)
+			knytt__engine_user_put(e, f[i].u);
 		free(f);
 		return rc;
 	}
+	/* queued: none of these profiles is evicted before the writer has
+	 * stored the batch (a reload would miss it) */
+	uint64_t seq = e->fq_running ? knytt__fq_pushed(e) : 0;
 	/* step 4, in the batch's order.  The events are stored: a profile
 	 * that cannot grow (out of memory) misses one in memory only, and
 	 * the batch still succeeds -- an error now would make the caller
@@ -161,9 +167,12 @@ int knytt_engine_feedback_batch(knytt_engine *e,
 	for (int i = 0; i < k; i++) {
 		knytt__profile *u = f[i].u;
 		pthread_mutex_lock(&u->mu);
+		if (seq > u->fq_seq)
+			u->fq_seq = seq;
 		knytt__feedback_mem(e, u, f[i].row, f[i].w, f[i].ix.ts_ms,
 				    knytt__type_bit(f[i].ix.type));
 		pthread_mutex_unlock(&u->mu);
+		knytt__engine_user_put(e, u);
 	}
 	free(f);
 	return k;

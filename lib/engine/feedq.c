@@ -375,3 +375,19 @@ int64_t knytt_engine_feedback_pending(knytt_engine *e)
 	pthread_mutex_unlock(&e->fq_mu);
 	return n;
 }
+
+uint64_t knytt__fq_pushed(knytt_engine *e)
+{
+	pthread_mutex_lock(&e->fq_mu);
+	uint64_t n = e->fq_pushed;
+	pthread_mutex_unlock(&e->fq_mu);
+	return n;
+}
+
+uint64_t knytt__fq_written(knytt_engine *e)
+{
+	pthread_mutex_lock(&e->fq_mu);
+	uint64_t n = e->fq_written;
+	pthread_mutex_unlock(&e->fq_mu);
+	return n;
+}

@@ -275,9 +275,11 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 		if (o.exclude_seen >= 0)
 			seen = o.exclude_seen != 0;
 	}
-	/* the profile (loaded from the store first if need be, with no
-	 * lock held), then its own lock for the whole query -- the seen set
-	 * and the taste are read throughout -- and the engine's read lock */
+	/* a reference to the profile (loaded from the store first if need
+	 * be, with no lock held; given back at the end, so it is not
+	 * evicted meanwhile), then its own lock for the whole query -- the
+	 * seen set and the taste are read throughout -- and the engine's
+	 * read lock */
 	knytt__profile *u = knytt__engine_user(e, user, 0, &rc);
 	if (!u) /* unknown user, out of memory, a store error */
 		return rc;
@@ -416,6 +418,7 @@ int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
 out:
 	pthread_rwlock_unlock(&e->lock);
 	pthread_mutex_unlock(&u->mu);
+	knytt__engine_user_put(e, u);
 	knytt__q_qctx_done(&c);
 	free(q);
 	free(lab);

@@ -227,6 +227,7 @@ int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
 						      e->sess_blend, t, &share);
 			pthread_rwlock_unlock(&e->lock);
 			pthread_mutex_unlock(&u->mu);
+			knytt__engine_user_put(e, u);
 		}
 		if (personal)
 			knytt__normalize(t, d);

@@ -34,6 +34,32 @@ void knytt__profile_free(knytt__profile *p)
 	free(p);
 }
 
+int knytt__profile_reserve(knytt__profile *p, size_t n)
+{
+	if (n <= p->caph)
+		return KNYTT_OK;
+	knytt__hev *h = realloc(p->hist, n * sizeof *h);
+	if (!h)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	p->hist = h;
+	p->caph = n;
+	return KNYTT_OK;
+}
+
+/* What glibc's malloc adds to a block (its size word, rounded to 16
+ * bytes): counted per block so that many small profiles are not
+ * undercounted. */
+#define ALLOC_OVERHEAD 16
+
+size_t knytt__profile_bytes(const knytt__profile *p, uint32_t dim)
+{
+	size_t b = sizeof *p + strlen(p->ext_id) + 1 +
+		   p->caph * sizeof *p->hist + knytt__lmap_bytes(&p->seen) +
+		   2 * (size_t)dim * sizeof(float);
+	size_t blocks = 4 + (p->hist != NULL) + 2 * (p->seen.cap > 0);
+	return b + blocks * ALLOC_OVERHEAD;
+}
+
 int knytt__profile_add(knytt__profile *p, uint64_t id, uint32_t row,
 		       float w, int64_t ts, unsigned type_bit)
 {

@@ -11,8 +11,31 @@
  * O(1) per candidate, so a query never scans the history or the store.
  *
  * A profile is changed and read under its own mutex, mu: feedback for
- * one shopper never waits for another shopper's queries.  Until it is
- * published in the engine's user table, only its builder sees it.
+ * one shopper never waits for another shopper's queries.
+ *
+ * The engine keeps its profiles in a cache of bounded memory
+ * (lib/engine/profcache.c): a profile is reference-counted, a query
+ * holds a reference for as long as it reads the profile, and an idle
+ * one (no reference) may be evicted and is then loaded again from the
+ * store on its next use.  So everything here is either derived from the
+ * stored history (rebuilt identically by a load) or the session, which a
+ * load replays from the recent stored events.  knytt__profile_bytes is
+ * what the cache counts against its budget.
+ *
+ * Why the events are all kept rather than capped to the last N.  Per
+ * event a profile spends 24 bytes of history and, for an item new to the
+ * shopper, 24 to 48 of seen set (a slot of 12 bytes in a map kept at
+ * most half full).  The seen set must cover the whole history, so a cap
+ * on events would leave it, the larger part, untouched for a shopper
+ * whose events are mostly on new items (the soak's shoppers).  And the
+ * events feed answers that must not change: the fold-in sums every event
+ * of an item, each decayed from its own time (an aggregate per item
+ * would cost as much as the seen set again and drift from the per-event
+ * sum when the as-of time moves back), and knytt_engine_refresh_users
+ * recognises events it already holds by (item, time, type) whatever
+ * their age.  What bounds the memory is the cache's budget; a profile
+ * spends no capacity it does not use once loaded (the load reserves its
+ * event count exactly).
  */
 #ifndef KNYTT_PROFILE_H
 #define KNYTT_PROFILE_H
@@ -32,19 +55,47 @@ typedef struct knytt__hev {
 	uint8_t type;
 } knytt__hev;
 
+/* Load states (state below). */
+enum { KNYTT__PROF_LOADING, KNYTT__PROF_READY, KNYTT__PROF_FAILED };
+
 typedef struct knytt__profile {
-	pthread_mutex_t mu; /* guards everything below but ext_id */
+	pthread_mutex_t mu; /* guards the fields from state to long_gen */
 	char *ext_id;       /* fixed at creation */
+	int state;          /* KNYTT__PROF_*: the loader holds mu from
+			       before the profile is published until it is
+			       READY (or FAILED, and unpublished) */
 	knytt__hev *hist; /* oldest first (as added), every event */
 	size_t nh, caph;
 	knytt__lmap seen; /* store item id -> mask of type bits */
 	knytt__taste taste;
 	uint64_t long_gen; /* model generation the long-term part is for */
+	uint64_t fq_seq;   /* the engine's feedback queue count after this
+			      shopper's last queued event: not evicted
+			      before the writer has retired it */
+	size_t bytes;      /* as last accounted (knytt__profile_bytes) */
+
+	/* the engine's cache (profcache.c), under its users_mu except refs
+	 * and published, which are atomic */
+	int refs;          /* references held; 0 = idle, evictable */
+	int published;     /* in the user table (a profile that never was,
+			      or no longer is, is freed by its last put) */
+	uint32_t slot;     /* index in the engine's users[] */
+	struct knytt__profile *lru_prev, *lru_next; /* prev: more recent */
 } knytt__profile;
 
 /* A new, empty profile (NULL without memory). */
 knytt__profile *knytt__profile_new(const char *ext_id, uint32_t dim);
 void knytt__profile_free(knytt__profile *p);
+
+/* Room for @p n events in all (a load knows its count, so the history
+ * takes no growth slack).  KNYTT_OK or KNYTT_ENOMEM. */
+int knytt__profile_reserve(knytt__profile *p, size_t n);
+
+/* Heap bytes of the profile with taste vectors of @p dim floats: the
+ * struct, the id, the history's capacity (slack included), the seen
+ * set's table and the two vectors, plus the allocator's overhead per
+ * block. */
+size_t knytt__profile_bytes(const knytt__profile *p, uint32_t dim);
 
 /* Appends an event on item @p id (engine row @p row) and marks the item
  * seen with its type.  KNYTT_OK or KNYTT_ENOMEM (the profile unchanged). */

@@ -51,6 +51,8 @@ typedef struct kd_config {
 	unsigned long long pwhash_ops; /* argon2id opslimit */
 	size_t pwhash_mem;      /* argon2id memlimit, bytes */
 	int feedback_async;     /* engines write feedback behind */
+	uint64_t profile_cache; /* bytes of shopper profiles per engine
+				   (0: the library's default) */
 	long drain_ms;          /* SIGTERM: longest wait for requests */
 	long key_cache_ms;      /* how long a found API key is trusted */
 	long item_cache_ms;     /* item fields of answers: how often the

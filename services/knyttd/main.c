@@ -32,7 +32,7 @@ static const char usage[] =
 	"              [--pwhash-ops N] [--pwhash-mem KIB] [--key-cache-ms MS]\n"
 	"              [--item-cache-ms MS] [--www DIR]\n"
 	"              [--rate-limit RPS] [--rate-burst N] [--max-items N]\n"
-	"              [--max-interactions N]\n"
+	"              [--max-interactions N] [--profile-cache MIB]\n"
 	"              [--train-every-interactions N] [--train-every-hours H]\n"
 	"              [--train-eval-users N] [--train-margin M] "
 	"[--schedule-tick-ms MS]\n"
@@ -209,6 +209,9 @@ static int parse_args(int argc, char **argv)
 		} else if (!strcmp(o, "--max-interactions")) {
 			kd_cfg.limits.max_interactions =
 				(int64_t)(n = num(o, v, 1ULL << 40));
+		} else if (!strcmp(o, "--profile-cache")) {
+			kd_cfg.profile_cache = (uint64_t)(n = num(o, v, 1 << 20))
+					       << 20;
 		} else if (!strcmp(o, "--drain-timeout")) {
 			n = num(o, v, 3600);
 			kd_cfg.drain_ms = (long)n * 1000;

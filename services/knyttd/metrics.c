@@ -204,6 +204,7 @@ typedef struct tstat {
 	int64_t items, users, events, model_created_ms;
 	int64_t pending; /* write-behind feedback queue */
 	knytt_train_eval serving; /* recorded evaluation of the serving model */
+	knytt_profile_cache_info pc; /* shopper profiles in memory */
 } tstat;
 
 typedef struct tlist {
@@ -222,6 +223,8 @@ static void take(knytt_engine *e, uint64_t tenant, void *ctx)
 	t->pending = knytt_engine_feedback_pending(e);
 	t->serving.struct_size = sizeof t->serving;
 	knytt_engine_train_eval(e, 1, &t->serving);
+	t->pc.struct_size = sizeof t->pc;
+	knytt_engine_profile_cache_info(e, &t->pc);
 	if (knytt_engine_train_status(e, &t->ts) == 0)
 		l->n++;
 }
@@ -250,7 +253,10 @@ static void counts(tstat *t, knytt_store *st)
 static void tenant_gauge(buf *b, const tlist *l, const char *name,
 			 const char *help, int which)
 {
-	family(b, name, "gauge", help);
+	size_t nl = strlen(name);
+	family(b, name,
+	       nl > 6 && !strcmp(name + nl - 6, "_total") ? "counter" : "gauge",
+	       help);
 	/* milliseconds: a model stored within this second has age 0, not
 	 * a negative one (which left the series out) */
 	struct timespec now;
@@ -268,6 +274,10 @@ static void tenant_gauge(buf *b, const tlist *l, const char *name,
 		case 6: v = (double)t->pending; break;
 		case 7: v = t->serving.users ? t->serving.ndcg : -1; break;
 		case 8: v = t->serving.users ? t->serving.hr : -1; break;
+		case 9: v = (double)t->pc.bytes; break;
+		case 10: v = (double)t->pc.profiles; break;
+		case 11: v = (double)t->pc.evictions; break;
+		case 12: v = (double)t->pc.budget; break;
 		default:
 			v = !t->model_created_ms ? -1
 			    : now_ms > t->model_created_ms
@@ -312,6 +322,15 @@ static void tenant_series(buf *b, knytt_store *st)
 	tenant_gauge(b, &l, "knytt_model_serving_hr10",
 		     "Leave-last-out HR@10 recorded for the serving model.",
 		     8);
+	tenant_gauge(b, &l, "knytt_profile_cache_bytes",
+		     "Bytes of shopper profiles in memory.", 9);
+	tenant_gauge(b, &l, "knytt_profile_cache_profiles",
+		     "Shopper profiles in memory.", 10);
+	tenant_gauge(b, &l, "knytt_profile_cache_evictions_total",
+		     "Shopper profiles evicted over the budget (each is "
+		     "loaded from the store again on its next request).", 11);
+	tenant_gauge(b, &l, "knytt_profile_cache_budget_bytes",
+		     "Budget of the shopper profiles in memory.", 12);
 	free(l.t);
 }
 

@@ -165,6 +165,8 @@ static int open_one(knytt_store *st, uint64_t id, kd_eref **out)
 	if (!rc)
 		rc = knytt_engine_set_feedback_async(x->e,
 						     kd_cfg.feedback_async);
+	if (!rc)
+		rc = knytt_engine_set_profile_cache(x->e, kd_cfg.profile_cache);
 	/* the service's vectors live in its own space: the engine serves
 	 * them alone (no trained model mixed in) */
 	if (!rc && x->emb && !(rc = knytt_engine_set_model(
