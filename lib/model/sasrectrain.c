@@ -17,6 +17,7 @@
  */
 #include "sasrec.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,14 @@ int knytt_sasrec_train(knytt_sasrec *s, uint32_t nitems, size_t nseq,
 			D.order[D.norder++] = (uint32_t)q;
 	uint64_t rng = s->seed;
 	knytt__sr_init(&s->shape, s->W, &rng);
+	/* Our threads already split the batch; OpenBLAS threading each
+	 * sequence-sized product on top of them made an ML-1M epoch (L 200,
+	 * 2 cores) take 214 s instead of 10 s, most of it in thread
+	 * hand-offs.  One BLAS thread while training, the setting restored
+	 * after (a BLAS call elsewhere in the process meanwhile runs on one
+	 * thread: slower, never wrong). */
+	int blas_threads = openblas_get_num_threads();
+	openblas_set_num_threads(1);
 	s->trained = true; /* read functions work from the callback */
 	double t0 = now_s();
 	for (unsigned ep = 0; ep < s->epochs; ep++) {
@@ -290,6 +299,7 @@ int knytt_sasrec_train(knytt_sasrec *s, uint32_t nitems, size_t nseq,
 			break;
 		}
 	}
+	openblas_set_num_threads(blas_threads);
 out:
 	if (rc && rc != KNYTT_ECANCELED) {
 		knytt__afree(s->W);
