@@ -1923,6 +1923,154 @@ KNYTT_API int knytt_lightgcn_load_buffer(knytt_lightgcn *g, const void *buf,
 					 size_t len);
 /** Frees the model.  NULL is a no-op. */
 KNYTT_API void knytt_lightgcn_close(knytt_lightgcn *g);
+
+/* ---- sequence model (SASRec) ---- */
+
+/**
+ * A self-attentive sequence model (Kang & McAuley, ICDM 2018): the next
+ * item given the shopper's recent items, in order.  The last L items
+ * (item embedding * sqrt(dim) + a learned embedding per position) pass
+ * through causal self-attention blocks (one head, layer norm, residual,
+ * point-wise feed-forward with ReLU, dropout); the final state after
+ * the newest item, dotted with an item's embedding (the input table,
+ * shared), is that item's score.  Training: every position predicts its
+ * successor against one item the shopper never touched, drawn
+ * uniformly, by binary cross-entropy; Adam on mini-batches of sequences.
+ * Forward and backward passes are written out on BLAS (cblas_sgemm), the
+ * sequences of a batch shared among threads.
+ *
+ * Input: sequences of item indices 0..nitems-1, oldest first, as a CSR
+ * pair (offsets[q] .. offsets[q + 1] in items[] is sequence q), e.g. one
+ * per shopper.  Sequences shorter than 2 items teach nothing and are
+ * skipped.
+ *
+ * Life cycle: knytt_sasrec_create() -> knytt_sasrec_set_*() ->
+ * knytt_sasrec_train() or knytt_sasrec_load*() -> encode, score, item
+ * factors, save -> knytt_sasrec_close().
+ *
+ * DETERMINISM.  Negatives and dropout masks of a sequence come from a
+ * generator seeded by (seed, epoch, sequence); the same seed, settings,
+ * data and thread count give the same model.
+ *
+ * THREAD SAFETY.  Setters, train and load need exclusive access; after
+ * them any number of threads may call the read functions at once.
+ */
+typedef struct knytt_sasrec knytt_sasrec;
+
+/**
+ * Allocates an untrained model with default settings: 50 dimensions,
+ * 2 blocks, the last 50 items, dropout 0.2, learning rate 0.001, 128
+ * sequences per batch, 20 epochs, seed 42, every core.
+ * @param[out] out  the new handle, freed with knytt_sasrec_close().
+ * @return KNYTT_OK, KNYTT_EINVAL (out NULL), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_sasrec_create(knytt_sasrec **out);
+/** Embedding and hidden size, 1..1024.  KNYTT_EINVAL, KNYTT_ESTATE (after
+ *  training or loading). */
+KNYTT_API int knytt_sasrec_set_dim(knytt_sasrec *s, unsigned dim);
+/** Self-attention blocks, 1..8.  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_sasrec_set_blocks(knytt_sasrec *s, unsigned blocks);
+/** Maximum sequence length L, 1..4096: the model reads the last L items.
+ *  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_sasrec_set_max_len(knytt_sasrec *s, unsigned len);
+/** Dropout rate in [0, 0.9].  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_sasrec_set_dropout(knytt_sasrec *s, float rate);
+/** Adam learning rate (> 0, finite).  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_sasrec_set_learning_rate(knytt_sasrec *s, float lr);
+/** Sequences per mini-batch, 1..2^20.  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_sasrec_set_batch(knytt_sasrec *s, unsigned batch);
+/** Epochs (passes over every sequence), 1..100000.
+ *  KNYTT_EINVAL / KNYTT_ESTATE. */
+KNYTT_API int knytt_sasrec_set_epochs(knytt_sasrec *s, unsigned epochs);
+/** Seed of the initial weights and of the sampling (default 42).
+ *  KNYTT_EINVAL (s NULL) / KNYTT_ESTATE. */
+KNYTT_API int knytt_sasrec_set_seed(knytt_sasrec *s, uint64_t seed);
+/** Worker threads (0 = every core; at most 256).  KNYTT_EINVAL. */
+KNYTT_API int knytt_sasrec_set_threads(knytt_sasrec *s, unsigned threads);
+/** Progress callback after each epoch (loss = mean binary cross-entropy
+ *  per position, positive and negative summed), NULL = none; the read
+ *  functions work from inside it and a non-zero return cancels. */
+KNYTT_API int knytt_sasrec_set_progress(knytt_sasrec *s,
+					knytt_progress_fn fn, void *ctx);
+
+/**
+ * Trains on @p nseq sequences over items 0..nitems-1: sequence q is
+ * items[offsets[q] .. offsets[q + 1]), oldest first (offsets has nseq + 1
+ * entries, offsets[0] = 0).  The arrays are read during the call only.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL pointer, nitems or nseq 0,
+ *         decreasing offsets, an item out of range, no sequence of 2
+ *         items: the message names the entry), KNYTT_ESTATE (already
+ *         trained or loaded), KNYTT_ECANCELED (the progress callback
+ *         asked to stop: the model keeps the last finished epoch),
+ *         KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_sasrec_train(knytt_sasrec *s, uint32_t nitems,
+				 size_t nseq, const size_t *offsets,
+				 const uint32_t *items);
+
+/** Embedding size of a trained or loaded model (0 otherwise). */
+KNYTT_API unsigned knytt_sasrec_dim(const knytt_sasrec *s);
+/** Items of a trained or loaded model (0 otherwise). */
+KNYTT_API uint32_t knytt_sasrec_items(const knytt_sasrec *s);
+/** Maximum sequence length of a trained or loaded model (0 otherwise). */
+KNYTT_API unsigned knytt_sasrec_max_len(const knytt_sasrec *s);
+
+/**
+ * The model's state after the @p n items of @p seq (oldest first; only
+ * the last max_len count): a vector in item-embedding space whose dot
+ * product with an item's factors is its score.
+ * @param[out] vec  dim floats.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL pointer, n 0, an item out of
+ *         range: the message names it), KNYTT_ESTATE (not trained),
+ *         KNYTT_ENOMEM.
+ * Thread safety: any number of threads at once.
+ */
+KNYTT_API int knytt_sasrec_encode(const knytt_sasrec *s, const uint32_t *seq,
+				  size_t n, float *vec);
+
+/**
+ * Scores of @p count items as the next after @p seq (as encode).
+ * @param items  the candidates, or NULL for items 0..count-1 (all of
+ *               them with count = knytt_sasrec_items()).
+ * @param[out] out  count floats; higher is more likely next.
+ * @return as knytt_sasrec_encode, and KNYTT_EINVAL for a candidate out
+ *         of range.
+ */
+KNYTT_API int knytt_sasrec_score(const knytt_sasrec *s, const uint32_t *seq,
+				 size_t n, const uint32_t *items, size_t count,
+				 float *out);
+
+/** Copies the embeddings of items [first, first + n) into @p out (n * dim
+ *  floats): the vectors knytt_sasrec_encode's output is scored against.
+ *  KNYTT_EINVAL (range, NULL), KNYTT_ESTATE (not trained). */
+KNYTT_API int knytt_sasrec_item_factors(const knytt_sasrec *s,
+					uint32_t first, uint32_t n,
+					float *out);
+
+/**
+ * Writes the model to @p path (a temporary renamed over it): magic
+ * "KNYTTSQR", version, settings, every weight, little-endian, CRC-32C at
+ * the end.
+ * @return KNYTT_OK, KNYTT_EIO, KNYTT_ESTATE (not trained), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_sasrec_save(const knytt_sasrec *s, const char *path);
+/** The same format into memory; @p buf is freed with knytt_free().
+ *  KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_ENOMEM. */
+KNYTT_API int knytt_sasrec_save_buffer(const knytt_sasrec *s, void **buf,
+				       size_t *len);
+/**
+ * Loads a saved model into a handle from knytt_sasrec_create (settings
+ * replaced by the file's; threads and progress kept).
+ * @return KNYTT_OK, KNYTT_EIO, KNYTT_ECORRUPT (truncated, damaged, not a
+ *         sequence model), KNYTT_EVERSION (newer format), KNYTT_ESTATE
+ *         (already trained or loaded), KNYTT_ENOMEM.
+ */
+KNYTT_API int knytt_sasrec_load(knytt_sasrec *s, const char *path);
+/** The same from @p len bytes at @p buf (copied). */
+KNYTT_API int knytt_sasrec_load_buffer(knytt_sasrec *s, const void *buf,
+				       size_t len);
+/** Frees the model.  NULL is a no-op. */
+KNYTT_API void knytt_sasrec_close(knytt_sasrec *s);
 /* ===== end part: model ===== */
 
 /* ===== part: twotower (lib/model) ===== */
