@@ -101,9 +101,8 @@ static void *run(void *arg)
 	j->state = J_RUNNING;
 	pthread_mutex_unlock(&jobs_mu);
 	apply_eval(j);
-	knytt_train_status before, st;
-	memset(&before, 0, sizeof before);
-	memset(&st, 0, sizeof st);
+	knytt_train_status before = {.struct_size = sizeof before};
+	knytt_train_status st = {.struct_size = sizeof st};
 	knytt_engine_train_status(j->e, &before);
 	int rc = knytt_engine_train(j->e, on_progress, j);
 	knytt_engine_train_status(j->e, &st);

@@ -222,6 +222,7 @@ static void take(knytt_engine *e, uint64_t tenant, void *ctx)
 	t->pending = knytt_engine_feedback_pending(e);
 	t->serving.struct_size = sizeof t->serving;
 	knytt_engine_train_eval(e, 1, &t->serving);
+	t->ts.struct_size = sizeof t->ts;
 	if (knytt_engine_train_status(e, &t->ts) == 0)
 		l->n++;
 }
