@@ -15,8 +15,8 @@
 #   make deps       Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
 
-VERSION_MAJOR := 0
-VERSION := 0.1.0
+VERSION_MAJOR := 1
+VERSION := 1.0.0
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin

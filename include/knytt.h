@@ -40,17 +40,25 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------
- * Version.  Same major version = same ABI; the soname carries the major.
+ * Version.  Same major version = same ABI; the soname carries the major
+ * (libknytt.so.1).  Within a major, structs only grow at their end and
+ * each one the caller passes, in or out, starts with struct_size, so a
+ * program built against an older header keeps working with a newer
+ * library (see RECORDS below).  A change that moves a member of a public
+ * struct, or removes or retypes a function, bumps the major, renames the
+ * soname and is listed here:
+ *   1.0.0  knytt_result and knytt_train_status gained struct_size as
+ *          their first member (output structs became versioned too).
  * ---------------------------------------------------------------------- */
-#define KNYTT_VERSION_MAJOR 0
-#define KNYTT_VERSION_MINOR 1
+#define KNYTT_VERSION_MAJOR 1
+#define KNYTT_VERSION_MINOR 0
 #define KNYTT_VERSION_PATCH 0
 #define KNYTT_VERSION_NUMBER                                                \
 	(KNYTT_VERSION_MAJOR * 1000000 + KNYTT_VERSION_MINOR * 1000 +           \
 	 KNYTT_VERSION_PATCH)
-#define KNYTT_VERSION_STRING "0.1.0"
+#define KNYTT_VERSION_STRING "1.0.0"
 
-/** The version string of the library actually linked ("0.1.0"). */
+/** The version string of the library actually linked ("1.0.0"). */
 KNYTT_API const char *knytt_version(void);
 /** KNYTT_VERSION_NUMBER of the library actually linked. */
 KNYTT_API int knytt_version_number(void);
@@ -2572,8 +2580,23 @@ KNYTT_API void knytt_filter_init_size(knytt_filter *f, size_t size);
 KNYTT_API void(knytt_filter_init)(knytt_filter *f);
 #define knytt_filter_init(f) knytt_filter_init_size((f), sizeof *(f))
 
-/** One answer of recommend, similar, search or trending. */
+/**
+ * One answer of recommend, similar, search or trending.  Versioned, as an
+ * array: the caller sets out[0].struct_size = sizeof(knytt_result) (the
+ * size it was compiled with) before the call; the library takes it as the
+ * distance in bytes between consecutive results, writes into each result
+ * it returns only the members that lie wholly within it (members a newer
+ * header added stay untouched when this library is older) and sets that
+ * result's struct_size to the same value.  Nothing past out[k-1] and
+ * nothing past struct_size bytes of a result is written.  A struct_size
+ * below offsetof(knytt_result, item_id) + 8 (a layout without item_id,
+ * such as 0 from a caller that forgot it) or above 65536 fails with
+ * KNYTT_EINVAL naming the field "struct_size", before anything is
+ * written.  The other elements' struct_size need not be set.
+ */
 typedef struct knytt_result {
+	size_t struct_size;                /* sizeof(knytt_result): out[0]'s
+					      set by the caller */
 	uint64_t item_id;                  /* store id = index label */
 	char ext_id[KNYTT_STORE_MAX_ID + 1]; /* external id, NUL-terminated */
 	double score;                      /* higher is better; comparable
@@ -2599,8 +2622,12 @@ typedef struct knytt_rec_options {
 /** Initializes @p o to the defaults (lambda 1, engine's exclusion). */
 KNYTT_API void knytt_rec_options_init(knytt_rec_options *o);
 
-/** Training progress as reported by knytt_engine_train_status. */
+/** Training progress as reported by knytt_engine_train_status.
+ *  Versioned: the caller sets struct_size = sizeof(knytt_train_status);
+ *  the library writes only the bytes within it (at least struct_size and
+ *  running: a smaller struct_size is KNYTT_EINVAL naming "struct_size"). */
 typedef struct knytt_train_status {
+	size_t struct_size; /* sizeof(knytt_train_status), set by the caller */
 	int running;       /* 1 while a training job runs */
 	int last_rc;       /* result of the last finished job (0 = ok) */
 	knytt_progress progress; /* of the running or last job */
@@ -2957,8 +2984,15 @@ KNYTT_API int knytt_engine_flush(knytt_engine *e);
  * knytt_store_user_upsert or an import) gets trending, then popular
  * items; for anonymous visitors use knytt_engine_trending.  @p opt may be
  * NULL.
- * @return the number of results, or KNYTT_EINVAL (k 0, bad filter),
- *         KNYTT_ENOTFOUND (the store has never seen @p user).
+ * @param[out] out  room for @p k results; out[0].struct_size set by the
+ *         caller to sizeof(knytt_result), the array's stride (see
+ *         knytt_result).  The same holds for every call that fills
+ *         knytt_result arrays: similar, search, trending and the _exp
+ *         variants.
+ * @return the number of results, or KNYTT_EINVAL (k 0, bad filter, out
+ *         NULL, out[0].struct_size out of range: the field is
+ *         "struct_size"), KNYTT_ENOTFOUND (the store has never seen
+ *         @p user).
  */
 KNYTT_API int knytt_engine_recommend(knytt_engine *e, const char *user,
 				     size_t k, const knytt_filter *filter,

@@ -1064,7 +1064,7 @@ typedef struct slow_search {
 static void *slow_search_main(void *p)
 {
 	slow_search *a = p;
-	knytt_result r[5];
+	knytt_result r[5] = {{.struct_size = sizeof(knytt_result)}};
 	a->rc = knytt_engine_search(a->e, "anything at all", NULL, 0, 5, NULL,
 				    "shopper-a", r, NULL);
 	atomic_store(&a->done, 1);
@@ -1123,7 +1123,7 @@ START_TEST(slow_service_blocks_no_other_query)
 	while (requests() < 1 && now_ms() - t0 < 5000)
 		usleep(1000);
 	ck_assert_int_ge(requests(), 1);
-	knytt_result r[5];
+	knytt_result r[5] = {{.struct_size = sizeof(knytt_result)}};
 	ck_assert_int_ge(knytt_engine_recommend(e, "shopper-b", 5, NULL, NULL,
 						r),
 			 1);

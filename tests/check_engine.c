@@ -195,11 +195,11 @@ START_TEST(recommends_the_planted_category)
 	populate(e);
 	ck_assert_msg(knytt_engine_train(e, NULL, NULL) == KNYTT_OK, "%s",
 		      knytt_errmsg());
-	knytt_train_status st;
+	knytt_train_status st = {.struct_size = sizeof st};
 	ck_assert_int_eq(knytt_engine_train_status(e, &st), KNYTT_OK);
 	ck_assert_int_gt(st.model_version, 0);
 	ck_assert_uint_gt(st.items_indexed, 0);
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	int good = 0, total = 0;
 	for (int u = 0; u < NUSERS; u += 7) {
 		char user[16];
@@ -229,7 +229,7 @@ START_TEST(session_feedback_shifts_results)
 	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
 	populate(e);
 	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	const char *user = "u0"; /* likes category 0 */
 	int n = knytt_engine_recommend(e, user, 10, NULL, NULL, r);
 	int before = count_cat(r, n, 3);
@@ -288,7 +288,7 @@ START_TEST(filters_are_never_violated)
 	static const char *prefixes[] = { NULL, "shoes", "shoes/hiking",
 					  "kitchen", "toys/lego", "sho" };
 	uint64_t s = 4242;
-	knytt_result r[20];
+	knytt_result r[20] = {{.struct_size = sizeof(knytt_result)}};
 	int checked = 0, trials = tu_sanitize() ? 40 : 150;
 	for (int t = 0; t < trials; t++) {
 		knytt_filter f;
@@ -353,7 +353,7 @@ START_TEST(purchases_and_deleted_items_never_return)
 	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
 	populate(e);
 	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
-	knytt_result r[60];
+	knytt_result r[60] = {{.struct_size = sizeof(knytt_result)}};
 	int n = knytt_engine_recommend(e, "u2", 5, NULL, NULL, r);
 	ck_assert_int_eq(n, 5);
 	char top[64];
@@ -416,7 +416,8 @@ START_TEST(cold_user_gets_popular_items)
 	ck_assert_int_eq(knytt_store_user_upsert(knytt_engine_store(e), "new",
 						 NULL, &uid),
 			 KNYTT_OK);
-	knytt_result r[10], t[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
+	knytt_result t[10] = {{.struct_size = sizeof(knytt_result)}};
 	int n = knytt_engine_recommend(e, "new", 10, NULL, NULL, r);
 	ck_assert_int_eq(n, 10);
 	for (int i = 0; i < n; i++)
@@ -446,7 +447,7 @@ START_TEST(similar_items_share_the_category)
 	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
 	populate(e);
 	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	int good = 0, total = 0;
 	for (int c = 0; c < NCAT; c++) {
 		char ext[32];
@@ -490,7 +491,7 @@ START_TEST(hybrid_search_by_word_and_meaning)
 	populate(e);
 	ck_assert_msg(knytt_engine_train(e, NULL, NULL) == KNYTT_OK, "%s",
 		      knytt_errmsg());
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	uint64_t log_id = 0;
 	/* an exact title word: keyword hits, the right category first */
 	int n = knytt_engine_search(e, "espresso", NULL, 0, 10, NULL, NULL, r,
@@ -525,9 +526,11 @@ START_TEST(reopen_restores_without_retraining)
 	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
 	populate(e);
 	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
-	knytt_result a[10], b[10];
+	knytt_result a[10] = {{.struct_size = sizeof(knytt_result)}};
+	knytt_result b[10] = {{.struct_size = sizeof(knytt_result)}};
 	int na = knytt_engine_recommend(e, "u5", 10, NULL, NULL, a);
-	knytt_train_status s1, s2;
+	knytt_train_status s1 = {.struct_size = sizeof s1};
+	knytt_train_status s2 = {.struct_size = sizeof s2};
 	knytt_engine_train_status(e, &s1);
 	knytt_engine_close(e);
 	e = open_engine(KNYTT_MODEL_ALS, 0);
@@ -576,7 +579,7 @@ typedef struct qarg {
 static void *querier(void *p)
 {
 	qarg *a = p;
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	while (!a->stop) {
 		if (knytt_engine_recommend(a->e, "u3", 10, NULL, NULL, r) < 0)
 			a->bad = 1;
@@ -600,7 +603,7 @@ START_TEST(background_training_keeps_serving)
 	pthread_join(th, NULL);
 	ck_assert(!a.bad);
 	ck_assert_int_gt(a.n, 0);
-	knytt_train_status st;
+	knytt_train_status st = {.struct_size = sizeof st};
 	knytt_engine_train_status(e, &st);
 	ck_assert_int_eq(st.model_version, 2);
 	ck_assert_int_eq(st.running, 0);
@@ -625,7 +628,8 @@ START_TEST(older_callers_smaller_structs)
 	/* beyond the old struct: values that would fail or filter */
 	f.in_stock_only = 1;
 	f.min_quality = INFINITY;
-	knytt_result a[20], b[20];
+	knytt_result a[20] = {{.struct_size = sizeof(knytt_result)}};
+	knytt_result b[20] = {{.struct_size = sizeof(knytt_result)}};
 	int na = knytt_engine_recommend(e, "u1", 20, &f, NULL, a);
 	ck_assert_msg(na > 0, "%s", knytt_errmsg());
 	int nb = knytt_engine_recommend(e, "u1", 20, &full, NULL, b);
@@ -696,7 +700,7 @@ START_TEST(bad_input_is_an_error)
 {
 	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
 	populate(e);
-	knytt_result r[4];
+	knytt_result r[4] = {{.struct_size = sizeof(knytt_result)}};
 	knytt_filter f;
 	knytt_filter_init(&f);
 	ck_assert_int_eq(knytt_engine_recommend(e, "u1", 0, NULL, NULL, r),
@@ -753,7 +757,8 @@ START_TEST(mmr_diversifies)
 	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
 	populate(e);
 	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
-	knytt_result a[10], b[10];
+	knytt_result a[10] = {{.struct_size = sizeof(knytt_result)}};
+	knytt_result b[10] = {{.struct_size = sizeof(knytt_result)}};
 	knytt_rec_options o;
 	knytt_rec_options_init(&o);
 	int na = knytt_engine_recommend(e, "u4", 10, NULL, &o, a);
@@ -778,7 +783,7 @@ START_TEST(category_moves_reach_cached_filters)
 	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
 	populate(e);
 	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
-	knytt_result r[PER_CAT * 2];
+	knytt_result r[PER_CAT * 2] = {{.struct_size = sizeof(knytt_result)}};
 	/* warm the "books" list, then move a shoe into books and a book out */
 	int n = knytt_engine_trending(e, PER_CAT * 2, 604800, "books", r);
 	ck_assert_int_gt(n, 0);
@@ -831,7 +836,8 @@ START_TEST(price_and_category_scans_match_the_index)
 	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
 	populate(e);
 	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
-	knytt_result a[10], b[10];
+	knytt_result a[10] = {{.struct_size = sizeof(knytt_result)}};
+	knytt_result b[10] = {{.struct_size = sizeof(knytt_result)}};
 	knytt_filter f;
 	knytt_filter_init(&f);
 	f.price_min = 0.01; /* every item: the scan over all of them */
@@ -935,7 +941,7 @@ START_TEST(trending_lists_follow_feedback)
 							       "view", 0, t),
 					 KNYTT_OK);
 	}
-	knytt_result r[40];
+	knytt_result r[40] = {{.struct_size = sizeof(knytt_result)}};
 	for (int w = 0; w < 3; w++) {
 		static const double win[3] = { 3600, 86400, 604800 };
 		int n = knytt_engine_trending(e, 30, win[w], NULL, r);
@@ -1036,7 +1042,7 @@ START_TEST(settings_exclusion_tenants_and_sync)
 						 64, hist_item_cb, seen),
 			 0);
 	ck_assert(seen[0][0]);
-	knytt_result r[40];
+	knytt_result r[40] = {{.struct_size = sizeof(knytt_result)}};
 	int n = knytt_engine_recommend(e, "u1", 40, NULL, NULL, r);
 	ck_assert_int_eq(n, 40);
 	for (int i = 0; i < n; i++)
@@ -1113,7 +1119,7 @@ START_TEST(external_vectors_without_a_model)
 						       0),
 				 KNYTT_OK);
 	}
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	int n = knytt_engine_recommend(e, "x", 10, NULL, NULL, r);
 	ck_assert_int_eq(n, 10);
 	ck_assert_int_ge(count_cat(r, n, 4), 9);
@@ -1169,7 +1175,7 @@ START_TEST(write_behind_feedback_reaches_the_store)
 						       0, 0),
 				 KNYTT_OK);
 	}
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	int n = knytt_engine_recommend(e, "fresh", 10, NULL, NULL, r);
 	ck_assert_int_eq(n, 10);
 	ck_assert_int_ge(count_cat(r, n, 5), 8);
@@ -1617,7 +1623,8 @@ START_TEST(exclusion_covers_the_whole_history)
 						       0, t += 60000),
 				 KNYTT_OK);
 	}
-	knytt_result r[NCAT * PER_CAT];
+	knytt_result r[NCAT * PER_CAT] = {
+		{.struct_size = sizeof(knytt_result)}};
 	for (int round = 0; round < 2; round++) {
 		/* live, then loaded from the store by a new engine */
 		int n = knytt_engine_recommend(e, "heavy", NCAT * PER_CAT, NULL,
@@ -1713,7 +1720,7 @@ START_TEST(trending_is_seeded_from_every_page)
 	remove(csv);
 	knytt_engine_close(e);
 	e = open_engine(KNYTT_MODEL_ALS, 0);
-	knytt_result r[1];
+	knytt_result r[1] = {{.struct_size = sizeof(knytt_result)}};
 	ck_assert_int_eq(knytt_engine_trending(e, 1, 604800, NULL, r), 1);
 	ck_assert_str_eq(r[0].ext_id, "c2-7");
 	ck_assert_msg(r[0].score > 69000, "score %g", r[0].score);
@@ -1744,6 +1751,7 @@ START_TEST(faded_session_keeps_the_long_term_order)
 	for (int u = 0; u < NU; u++) {
 		char user[16];
 		sprintf(user, "u%d", u * 8);
+		with[u][0].struct_size = sizeof(knytt_result);
 		nw[u] = knytt_engine_recommend(e, user, 10, NULL, keep_seen(),
 					       with[u]);
 	}
@@ -1752,6 +1760,7 @@ START_TEST(faded_session_keeps_the_long_term_order)
 	for (int u = 0; u < NU; u++) {
 		char user[16];
 		sprintf(user, "u%d", u * 8);
+		without[u][0].struct_size = sizeof(knytt_result);
 		nwo[u] = knytt_engine_recommend(e, user, 10, NULL, keep_seen(),
 						without[u]);
 	}
@@ -1786,7 +1795,7 @@ START_TEST(long_term_taste_reads_the_whole_history)
 						       0, t += 60000),
 				 KNYTT_OK);
 	}
-	knytt_result r[20];
+	knytt_result r[20] = {{.struct_size = sizeof(knytt_result)}};
 	for (int round = 0; round < 2; round++) {
 		int n = knytt_engine_recommend(e, "deep", 20, NULL, keep_seen(),
 					       r);
@@ -1829,7 +1838,8 @@ START_TEST(exclusion_rule_default_and_per_type)
 					       0),
 			 KNYTT_OK);
 	const int all = NCAT * PER_CAT;
-	knytt_result r[NCAT * PER_CAT];
+	knytt_result r[NCAT * PER_CAT] = {
+		{.struct_size = sizeof(knytt_result)}};
 	/* the default: nothing the shopper touched, whatever the type */
 	int n = knytt_engine_recommend(e, "x", all, NULL, NULL, r);
 	ck_assert_int_eq(n, all - 3);
@@ -1885,7 +1895,7 @@ START_TEST(as_of_time_replays_old_data)
 	knytt_engine *e = open_engine_cfg(KNYTT_MODEL_ALS, 1, 0, as_of_1998);
 	populate_at(e, T1998);
 	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	/* trending as of 1998, live and after a reopen (seeded from the
 	 * store's four weeks before "now") */
 	ck_assert_int_eq(knytt_engine_trending(e, 5, 86400, NULL, r), 5);
@@ -1946,7 +1956,7 @@ START_TEST(future_events_are_refused)
 {
 	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
 	populate(e);
-	knytt_result r[5];
+	knytt_result r[5] = {{.struct_size = sizeof(knytt_result)}};
 	ck_assert_int_eq(knytt_engine_trending(e, 1, 3600, NULL, r), 1);
 	char top[64];
 	strcpy(top, r[0].ext_id);
@@ -2175,7 +2185,7 @@ START_TEST(index_files_are_named_by_ids_and_checked)
 	e = open_tenant(db[0], tenant[0]);
 	ck_assert_int_eq(warnings, 1);
 	ck_assert_ptr_nonnull(strstr(last_warning, "not built for this"));
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	ck_assert_int_eq(knytt_engine_recommend(e, "u3", 10, NULL, NULL, r),
 			 10);
 	knytt_engine_close(e);
@@ -2221,7 +2231,7 @@ START_TEST(training_is_all_or_nothing)
 			break;
 		failed++;
 		/* nothing of version 2 is visible, served or left behind */
-		knytt_train_status ts;
+		knytt_train_status ts = {.struct_size = sizeof ts};
 		ck_assert_int_eq(knytt_engine_train_status(e, &ts), KNYTT_OK);
 		ck_assert_int_eq(ts.model_version, 1);
 		int64_t latest = 0;
@@ -2240,7 +2250,7 @@ START_TEST(training_is_all_or_nothing)
 	ck_assert(exists(v2));
 	knytt_engine_close(e);
 	e = open_engine(KNYTT_MODEL_ALS, 0);
-	knytt_train_status ts;
+	knytt_train_status ts = {.struct_size = sizeof ts};
 	ck_assert_int_eq(knytt_engine_train_status(e, &ts), KNYTT_OK);
 	ck_assert_int_eq(ts.model_version, 2);
 	knytt_engine_close(e);
@@ -2305,7 +2315,7 @@ START_TEST(postgres_index_is_kept_between_opens)
 	ck_assert_int_eq(stat(path, &a), 0);
 	/* the next open loads that file: not rebuilt, not written again */
 	e = open_uri(uri[0]);
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	ck_assert_int_eq(knytt_engine_recommend(e, "u3", 10, NULL, NULL, r),
 			 10);
 	ck_assert_int_eq(knytt_engine_trending(e, 5, 86400, NULL, r), 5);
@@ -2412,7 +2422,7 @@ static void *cc_querier(void *p)
 	static const char *prefixes[] = { NULL, "shoes", "kitchen/coffee",
 					  "toys" };
 	uint64_t s = (uint64_t)(uintptr_t)&s;
-	knytt_result r[20];
+	knytt_result r[20] = {{.struct_size = sizeof(knytt_result)}};
 	int was[NCAT][CC_ROWS];
 	while (!cc_stopped(c)) {
 		knytt_filter f;
@@ -2686,7 +2696,7 @@ START_TEST(snapshot_outlives_a_swap)
 		v[i] = 1.0f / (float)(i + 1);
 	ck_assert_int_eq(knytt_index_search(old->ix, v, e->dim, 5, 0, lab,
 					    dist), 5);
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	ck_assert_int_gt(knytt_engine_recommend(e, "u1", 10, NULL, NULL, r),
 			 0);
 	knytt__snap_put(old); /* the last reader: frees it */
@@ -2842,7 +2852,9 @@ START_TEST(search_borrows_a_connection_when_the_store_is_busy)
 	knytt_filter f;
 	knytt_filter_init(&f);
 	f.category_prefix = "kitchen";
-	knytt_result a[10], b[10];
+	knytt_result a[10] = {{.struct_size = sizeof(knytt_result)}};
+	knytt_result b[10] = {{.struct_size = sizeof(knytt_result)}};
+	a[5].struct_size = sizeof(knytt_result); /* a + 5 is an out array */
 	int na = knytt_engine_search(e, "espresso", NULL, 0, 10, NULL, NULL, a,
 				     NULL);
 	int nf = knytt_engine_search(e, "coffee", NULL, 0, 10, &f, NULL, a + 5,
@@ -2904,7 +2916,7 @@ START_TEST(search_answers_when_its_log_cannot_be_written)
 					 KNYTT_OK);
 		}
 	knytt_store *st = knytt_engine_store(e);
-	knytt_result r[8];
+	knytt_result r[8] = {{.struct_size = sizeof(knytt_result)}};
 	uint64_t lid = 0;
 	ck_assert_int_gt(knytt_engine_search(e, "trail", NULL, 0, 8, NULL,
 					     NULL, r, &lid),

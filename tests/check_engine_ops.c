@@ -93,7 +93,7 @@ static knytt_train_eval eval_of(knytt_engine *e, int serving)
 
 static int64_t serving(knytt_engine *e)
 {
-	knytt_train_status ts;
+	knytt_train_status ts = {.struct_size = sizeof ts};
 	ck_assert_int_eq(knytt_engine_train_status(e, &ts), 0);
 	return ts.model_version;
 }
@@ -260,7 +260,7 @@ END_TEST
 /* Whether @p item is among @p user's recommendations (all items). */
 static int recommended(knytt_engine *e, const char *user, const char *item)
 {
-	knytt_result res[NITEMS];
+	knytt_result res[NITEMS] = {{.struct_size = sizeof(knytt_result)}};
 	int n = knytt_engine_recommend(e, user, NITEMS, NULL, NULL, res);
 	ck_assert_int_ge(n, 0);
 	for (int i = 0; i < n; i++)

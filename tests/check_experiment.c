@@ -536,7 +536,7 @@ START_TEST(engine_search_and_recommend_report_the_variant)
 	x.start_ms = knytt__now_ms() - HOUR;
 	strcpy(x.variants[1].model, "second");
 	ck_assert_int_eq(knytt_store_experiment_create(s, &x, NULL), 0);
-	knytt_result out[5];
+	knytt_result out[5] = {{.struct_size = sizeof(knytt_result)}};
 	knytt_exp_served sv;
 	/* a variant whose model has no engine is an error, not a silent
 	 * fallback; find a user in B to see it */

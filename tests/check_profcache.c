@@ -163,7 +163,8 @@ START_TEST(eviction_keeps_every_answer)
 	 * evicted as soon as its call is done and loaded again by the next */
 	knytt_engine *a = open_at(base, UINT64_MAX, 0);
 	knytt_engine *b = open_at(dbb, 1, 0);
-	knytt_result ra[NITEMS], rb[NITEMS];
+	knytt_result ra[NITEMS] = {{.struct_size = sizeof(knytt_result)}};
+	knytt_result rb[NITEMS] = {{.struct_size = sizeof(knytt_result)}};
 	char user[16], ext[32], what[96];
 	uint64_t s = 11;
 	/* the session's events: the last hour before T0, in order */
@@ -261,7 +262,7 @@ START_TEST(accounted_memory_stays_under_the_budget)
 {
 	make_shop();
 	knytt_engine *e = open_at(base, UINT64_MAX, 0);
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	char user[16];
 	/* every profile once: what all of them take */
 	for (int u = 0; u < NUSERS; u++) {
@@ -365,7 +366,7 @@ START_TEST(held_profile_is_never_evicted)
 	knytt__engine_user_put(e, u);
 	ck_assert_int_eq(knytt__engine_user_loaded(e, "u3"), 0);
 	/* an unknown shopper: nothing stays behind */
-	knytt_result r[4];
+	knytt_result r[4] = {{.struct_size = sizeof(knytt_result)}};
 	ck_assert_int_eq(knytt_engine_recommend(e, "nobody", 4, NULL, NULL, r),
 			 KNYTT_ENOTFOUND);
 	ck_assert_int_eq(knytt__engine_user_loaded(e, "nobody"), 0);
@@ -381,7 +382,7 @@ START_TEST(queued_feedback_survives_eviction)
 {
 	make_shop();
 	knytt_engine *e = open_at(base, 1, 1);
-	knytt_result r[NITEMS];
+	knytt_result r[NITEMS] = {{.struct_size = sizeof(knytt_result)}};
 	char ext[32];
 	for (int i = 0; i < 2 * PER_CAT; i++) {
 		sprintf(ext, "c%d-%d", 3 + i / PER_CAT, i % PER_CAT);
@@ -422,7 +423,7 @@ static void *churner(void *p)
 {
 	churn *c = p;
 	uint64_t s = (uint64_t)(uintptr_t)&s;
-	knytt_result r[20];
+	knytt_result r[20] = {{.struct_size = sizeof(knytt_result)}};
 	char user[16], ext[32];
 	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
 		sprintf(user, "u%d", (int)(tu_rand(&s) % 8));

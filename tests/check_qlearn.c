@@ -80,7 +80,7 @@ static void train(knytt_engine *e)
 /* Items of concept @p c among the first k hybrid results for @p q. */
 static int concept_hits(knytt_engine *e, const char *q, int c, int *first)
 {
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	int n = knytt_engine_search(e, q, NULL, 0, 10, NULL, NULL, r, NULL);
 	ck_assert_int_ge(n, 0);
 	int hits = 0;
@@ -183,7 +183,7 @@ START_TEST(empty_log_reports_skip)
 	ck_assert_int_eq(knytt_engine_embed_query(e, "sneakers", v, DIM), 0);
 	for (int i = 0; i < DIM; i++)
 		ck_assert(v[i] == 0);
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	ck_assert_int_eq(knytt_engine_search(e, "sneakers", NULL, 0, 10, NULL,
 					     NULL, r, NULL),
 			 0);
@@ -255,7 +255,7 @@ START_TEST(exact_title_stays_first)
 		for (char *p = q; *p; p++)
 			if (*p >= 'a' && *p <= 'z')
 				*p = (char)(*p - 32);
-		knytt_result r[10];
+		knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 		int n = knytt_engine_search(e, q, NULL, 0, 10, NULL, NULL, r,
 					    NULL);
 		ck_assert_int_ge(n, 2); /* the vector half answered too */
@@ -274,7 +274,7 @@ START_TEST(exact_title_stays_first)
 	it.ext_id = "new-sneakers";
 	it.title = "Sneakers";
 	ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0), KNYTT_OK);
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	int n = knytt_engine_search(e, "sneakers", NULL, 0, 10, NULL, NULL, r,
 				    NULL);
 	ck_assert_int_ge(n, 2);

@@ -213,7 +213,7 @@ static char *engine_meta(int tune, knytt_model_kind kind, float *blend)
 					       "engine-model", 0, NULL, NULL,
 					       &meta, NULL, NULL),
 			 KNYTT_OK);
-	knytt_result res[10];
+	knytt_result res[10] = {{.struct_size = sizeof(knytt_result)}};
 	ck_assert_int_eq(knytt_engine_recommend(e, "u1", 10, NULL, NULL, res),
 			 10);
 	/* a blended answer holds trending items */

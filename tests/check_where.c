@@ -460,7 +460,7 @@ START_TEST(engine_filters_follow_upserts_and_deletes)
 	knytt_filter f;
 	knytt_filter_init(&f);
 	f.where = w;
-	knytt_result r[NITEMS];
+	knytt_result r[NITEMS] = {{.struct_size = sizeof(knytt_result)}};
 	/* exact: the best passing items, in order */
 	for (int qi = 0; qi < 5; qi++) {
 		float q[DIM];

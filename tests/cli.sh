@@ -50,7 +50,7 @@ cmds="init import train eval search recommend similar trending feedback favorite
 st 0 "knytt --help" "$K" --help
 grep -q "recommend" out && ok || bad "--help lists no commands"
 st 0 "knytt --version" "$K" --version
-grep -q "^knytt 0\." out && ok || bad "--version: $(cat out)"
+grep -q "^knytt 1\." out && ok || bad "--version: $(cat out)"
 for c in $cmds; do
 	st 0 "knytt $c --help" "$K" "$c" --help
 	grep -q "^usage: knytt $c" out && ok || bad "$c --help: no usage line"

@@ -492,7 +492,7 @@ static size_t pick_loaded(bench *b, uint64_t *s, char *buf)
 /* Runs @p n ops of kind @p op; with @p x, records each latency. */
 static void run_ops(bench *b, int op, size_t n, series *x)
 {
-	knytt_result r[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
 	char user[32], item[32], cat[64], q[128];
 	uint64_t *s = &b->seed;
 	for (size_t i = 0; i < n; i++) {
@@ -622,7 +622,8 @@ static void run_ops(bench *b, int op, size_t n, series *x)
 static void verify_feedback(bench *b, size_t n, size_t *bought_ok,
 			    size_t *shift_ok, size_t *tried)
 {
-	knytt_result r[10], r2[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
+	knytt_result r2[10] = {{.struct_size = sizeof(knytt_result)}};
 	char user[32], item[32];
 	uint64_t s = 4242;
 	*bought_ok = *shift_ok = *tried = 0;

@@ -224,7 +224,7 @@ int main(int argc, char **argv)
 		for (int m = 0; m < NMODE; m++)
 			passing[m] += pass[i] >> m & 1;
 	float q[DIM];
-	knytt_result r[K];
+	knytt_result r[K] = {{.struct_size = sizeof(knytt_result)}};
 	/* warm-up: the first queries fault pages in */
 	for (int i = 0; i < 50; i++) {
 		draw(centres, &s, q);

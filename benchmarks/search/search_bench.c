@@ -82,7 +82,7 @@ static int ranked(knytt_engine *e, int method, const char *q,
 static void measure(knytt_engine *e, const synshop_pair *p, size_t np,
 		    uint32_t dim, score out[3])
 {
-	knytt_result r[K];
+	knytt_result r[K] = {{.struct_size = sizeof(knytt_result)}};
 	float *v = malloc(dim * sizeof *v);
 	memset(out, 0, 3 * sizeof *out);
 	for (int m = 0; m < 3; m++)

@@ -171,7 +171,7 @@ static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
 	if (t && l > 0 && tune[l - 1] == '}')
 		tune[l - 1] = '\0'; /* the closing brace of meta */
 	knytt_free(meta);
-	knytt_result res[20];
+	knytt_result res[20] = {{.struct_size = sizeof(knytt_result)}};
 	double sr = 0, sn = 0;
 	size_t users = 0;
 	for (uint32_t u = 0; u < knytt_matrix_users(te); u++) {

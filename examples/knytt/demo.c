@@ -199,8 +199,7 @@ int cmd_demo(cli *c, args *a)
 		ex = cli_liberr(rc, "demo: train");
 		goto out_engine;
 	}
-	knytt_train_status ts;
-	memset(&ts, 0, sizeof ts);
+	knytt_train_status ts = {.struct_size = sizeof ts};
 	knytt_engine_train_status(e, &ts);
 	heading("train: ALS, %u epochs, loss %.5g, %zu items indexed "
 		"(%.2f s)",
@@ -209,7 +208,7 @@ int cmd_demo(cli *c, args *a)
 	/* ---- recommend ---- */
 	char taste[2][32];
 	int nt = taste_of(st, DEMO_USER, taste);
-	knytt_result r[REC_K];
+	knytt_result r[REC_K] = {{.struct_size = sizeof(knytt_result)}};
 	knytt_rec_options ro;
 	knytt_rec_options_init(&ro);
 	ro.exclude_seen = 1; /* only items new to the user */
@@ -231,7 +230,7 @@ int cmd_demo(cli *c, args *a)
 
 	/* ---- search ---- */
 	const char *query = "waterproof hiking boot";
-	knytt_result s[5];
+	knytt_result s[5] = {{.struct_size = sizeof(knytt_result)}};
 	n = knytt_engine_search(e, query, NULL, 0, 5, NULL, NULL, s, NULL);
 	if (n < 0) {
 		ex = cli_liberr(n, "demo: search");
@@ -274,7 +273,7 @@ int cmd_demo(cli *c, args *a)
 				 gen_top_categories[i]);
 			break;
 		}
-	knytt_result pick[4];
+	knytt_result pick[4] = {{.struct_size = sizeof(knytt_result)}};
 	int np = knytt_engine_trending(e, 4, 604800, other[0], pick);
 	if (np < 0) {
 		ex = cli_liberr(np, "demo: trending");
@@ -355,7 +354,8 @@ static int simulate(knytt_engine *e, const char *exp, int users)
 			char user[16], taste[2][32], top[32];
 			snprintf(user, sizeof user, "u%04d", u);
 			int nt = taste_of(st, user, taste);
-			knytt_result r[REC_K];
+			knytt_result r[REC_K] = {
+				{.struct_size = sizeof(knytt_result)}};
 			knytt_exp_served sv;
 			int n = knytt_engine_recommend_exp(e, exp, user, REC_K,
 							   NULL, &ro, r, &sv);

@@ -346,8 +346,7 @@ int cmd_train(cli *c, args *a)
 		knytt_engine_close(e);
 		return ex;
 	}
-	knytt_train_status ts;
-	memset(&ts, 0, sizeof ts);
+	knytt_train_status ts = {.struct_size = sizeof ts};
 	knytt_engine_train_status(e, &ts);
 	knytt_engine_close(e);
 	/* name the kind the store now holds: what was really trained */
@@ -416,6 +415,7 @@ int cmd_search(cli *c, args *a)
 		knytt_engine_close(e);
 		return cli_liberr(KNYTT_ENOMEM, "search");
 	}
+	r[0].struct_size = sizeof *r; /* the array's stride */
 	int n = knytt_engine_search(e, q, NULL, 0, k, any ? &f : NULL, user,
 				    r, NULL);
 	outmeta m = {"search", "query", q, "user", user};
@@ -440,6 +440,7 @@ int cmd_similar(cli *c, args *a)
 		knytt_engine_close(e);
 		return cli_liberr(KNYTT_ENOMEM, "similar");
 	}
+	r[0].struct_size = sizeof *r; /* the array's stride */
 	int n = knytt_engine_similar(e, item, k, any ? &f : NULL, r);
 	outmeta m = {"similar", "item", item, NULL, NULL};
 	rc = finish(c, e, &m, r, n, "similar");
@@ -470,6 +471,7 @@ int cmd_trending(cli *c, args *a)
 		knytt_engine_close(e);
 		return cli_liberr(KNYTT_ENOMEM, "trending");
 	}
+	r[0].struct_size = sizeof *r; /* the array's stride */
 	int n = knytt_engine_trending(e, k, win, cat, r);
 	outmeta m = {"trending", "window", w ? w : "1d", "category", cat};
 	rc = finish(c, e, &m, r, n, "trending");

@@ -206,6 +206,8 @@ int cmd_recommend(cli *c, args *a)
 	if ((rc = cli_engine_open(c, &e)))
 		return rc;
 	knytt_result *r = calloc(q.k, sizeof *r);
+	if (r)
+		r[0].struct_size = sizeof *r; /* the array's stride */
 	if (!r)
 		rc = cli_liberr(KNYTT_ENOMEM, "recommend");
 	else if (users)

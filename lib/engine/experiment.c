@@ -10,6 +10,7 @@
  * (st_lock), before and after the query, never under the engine lock.
  */
 #include "engine_int.h"
+#include "results.h"
 
 #include "../store/store_int.h"
 
@@ -109,11 +110,11 @@ static int expose(knytt_engine *e, const char *exp, const char *user, int v,
 	return rc;
 }
 
-int knytt_engine_recommend_exp(knytt_engine *e, const char *exp,
-			       const char *user, size_t k,
-			       const knytt_filter *filter,
-			       const knytt_rec_options *opt, knytt_result *out,
-			       knytt_exp_served *served)
+int knytt__engine_recommend_exp(knytt_engine *e, const char *exp,
+				const char *user, size_t k,
+				const knytt_filter *filter,
+				const knytt_rec_options *opt,
+				knytt_result *out, knytt_exp_served *served)
 {
 	knytt_experiment x;
 	knytt_engine *eng;
@@ -130,26 +131,26 @@ int knytt_engine_recommend_exp(knytt_engine *e, const char *exp,
 		o.mmr_lambda = x.variants[v].mmr_lambda;
 	if (x.variants[v].exclude_seen >= 0)
 		o.exclude_seen = x.variants[v].exclude_seen;
-	int n = knytt_engine_recommend(eng, user, k, filter, &o, out);
+	int n = knytt__engine_recommend(eng, user, k, filter, &o, out);
 	if (n < 0)
 		return n;
 	int rc = expose(e, exp, user, v, "recommend", out, n);
 	return rc < 0 ? rc : n;
 }
 
-int knytt_engine_search_exp(knytt_engine *e, const char *exp,
-			    const char *text, const float *vec, uint32_t dim,
-			    size_t k, const knytt_filter *filter,
-			    const char *user, knytt_result *out,
-			    uint64_t *log_id, knytt_exp_served *served)
+int knytt__engine_search_exp(knytt_engine *e, const char *exp,
+			     const char *text, const float *vec, uint32_t dim,
+			     size_t k, const knytt_filter *filter,
+			     const char *user, knytt_result *out,
+			     uint64_t *log_id, knytt_exp_served *served)
 {
 	knytt_experiment x;
 	knytt_engine *eng;
 	int v = pick(e, exp, user, &x, served, &eng);
 	if (v < 0)
 		return v;
-	int n = knytt_engine_search(eng, text, vec, dim, k, filter, user, out,
-				    log_id);
+	int n = knytt__engine_search(eng, text, vec, dim, k, filter, user,
+				     out, log_id);
 	if (n < 0)
 		return n;
 	int rc = expose(e, exp, user, v, "search", out, n);

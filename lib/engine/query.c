@@ -409,6 +409,7 @@ void knytt__q_fill(const knytt_engine *e, knytt_result *r, uint32_t row,
 		 double score, knytt_reason why, uint64_t because)
 {
 	const eitem *it = &e->items[row];
+	r->struct_size = sizeof *r;
 	r->item_id = it->id;
 	snprintf(r->ext_id, sizeof r->ext_id, "%s", it->ext_id);
 	r->score = score;
@@ -576,7 +577,7 @@ int knytt__q_check_query(const knytt_engine *e, size_t k, const char *fn)
 
 /* --------------------------------------------------------------- trending */
 
-int knytt_engine_trending(knytt_engine *e, size_t k, double window_s,
+int knytt__engine_trending(knytt_engine *e, size_t k, double window_s,
 			  const char *category, knytt_result *out)
 {
 	int rc = knytt__q_check_query(e, k, "knytt_engine_trending");

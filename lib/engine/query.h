@@ -7,6 +7,7 @@
 #define KNYTT_QUERY_H
 
 #include "engine_int.h"
+#include "results.h"
 
 typedef struct qctx {
 	const knytt_engine *e;

@@ -245,7 +245,7 @@ static int session_moot(float f, size_t k, size_t kk, size_t nl)
 	       (double)f < (1.0 - f) / ((double)kk * (double)(kk + 1));
 }
 
-int knytt_engine_recommend(knytt_engine *e, const char *user, size_t k,
+int knytt__engine_recommend(knytt_engine *e, const char *user, size_t k,
 			   const knytt_filter *filter,
 			   const knytt_rec_options *opt, knytt_result *out)
 {

@@ -178,7 +178,7 @@ static void pin_front(knytt__rrf *f, const uint64_t *pin, size_t npin)
 	}
 }
 
-int knytt_engine_search(knytt_engine *e, const char *text, const float *vec,
+int knytt__engine_search(knytt_engine *e, const char *text, const float *vec,
 			uint32_t dim, size_t k, const knytt_filter *filter,
 			const char *user, knytt_result *out, uint64_t *log_id)
 {

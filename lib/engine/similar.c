@@ -53,7 +53,7 @@ static int coview_item_cb(const knytt_interaction *ix, void *ctx)
 	return 0;
 }
 
-int knytt_engine_similar(knytt_engine *e, const char *item, size_t k,
+int knytt__engine_similar(knytt_engine *e, const char *item, size_t k,
 			 const knytt_filter *filter, knytt_result *out)
 {
 	int rc = knytt__q_check_query(e, k, "knytt_engine_similar");

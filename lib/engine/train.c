@@ -707,23 +707,32 @@ int knytt_engine_train_wait(knytt_engine *e)
 	return rc;
 }
 
+/* Fills this version's struct, then hands the caller the bytes its
+ * struct_size holds (an older caller's struct is shorter). */
 int knytt_engine_train_status(knytt_engine *e, knytt_train_status *out)
 {
 	if (!e || !out)
-		return knytt__err(KNYTT_EINVAL, "train_status: %s is NULL",
-				  !e ? "engine" : "out");
+		return knytt__err_field(KNYTT_EINVAL, !e ? "e" : "out",
+					"train_status: %s is NULL",
+					!e ? "engine" : "out");
+	if (!KNYTT__HAS(out, knytt_train_status, running))
+		return knytt__err_field(
+			KNYTT_EINVAL, "struct_size",
+			"train_status: struct_size is %zu: set it to "
+			"sizeof(knytt_train_status)",
+			out->struct_size);
+	knytt_train_status st = {.struct_size = sizeof st};
 	pthread_mutex_lock(&e->train_mu);
-	out->running = e->train_running;
-	out->last_rc = e->train_rc;
-	out->progress = e->train_progress;
+	st.running = e->train_running;
+	st.last_rc = e->train_rc;
+	st.progress = e->train_progress;
 	pthread_mutex_unlock(&e->train_mu);
-	out->model_version = 0;
-	out->items_indexed = 0;
-	if (!e->is_open)
-		return KNYTT_OK;
-	pthread_rwlock_rdlock(&e->lock);
-	out->model_version = e->snap->version;
-	out->items_indexed = knytt_index_count(e->snap->ix);
-	pthread_rwlock_unlock(&e->lock);
+	if (e->is_open) {
+		pthread_rwlock_rdlock(&e->lock);
+		st.model_version = e->snap->version;
+		st.items_indexed = knytt_index_count(e->snap->ix);
+		pthread_rwlock_unlock(&e->lock);
+	}
+	KNYTT__STRUCT_OUT(out, &st);
 	return KNYTT_OK;
 }

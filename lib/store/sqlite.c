@@ -513,7 +513,7 @@ int knytt__sqlite_open(const char *path, knytt__db **out)
 	 * server (one per request thread) kept 64 MB of the search log and
 	 * interactions it had written, and knyttd's RSS grew by the size of
 	 * its writes for many minutes (benchmarks/soak).  Imports raise it
-	 * for their run (import.c). */
+	 * for their run (importw.c). */
 	rc = sq_exec(&d->base, "PRAGMA journal_mode=WAL;"
 			       "PRAGMA synchronous=NORMAL;"
 			       "PRAGMA cache_size=-8192;"

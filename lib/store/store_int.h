@@ -25,7 +25,7 @@ typedef struct knytt__db knytt__db;
  * external ids (user/item) and resolves a whole batch at once. */
 typedef struct knytt__ixrow {
 	uint64_t user_id, item_id;
-	uint64_t user_h, item_h; /* hashes of user and item (import.c) */
+	uint64_t user_h, item_h; /* hashes of user and item (importw.c) */
 	size_t line;             /* input line, for reports */
 	char user[KNYTT_STORE_MAX_ID + 1], item[KNYTT_STORE_MAX_ID + 1];
 	double weight, value;
@@ -161,7 +161,7 @@ struct knytt_store {
 				  plus this are refused (knytt__ts_check);
 				  the engine sets its own tolerance */
 	size_t bulk_min; /* interaction imports of more rows run in bulk
-			    mode (import.c); tests lower it */
+			    mode (importw.c); tests lower it */
 	int64_t bulk_removed; /* repeated events the last index build
 				 removed (schema.c) */
 	knytt_import_report last_import; /* of the last knytt_store_import */

@@ -17,7 +17,7 @@ int h_health(kd_req *r)
 
 static void count_open(knytt_engine *e, uint64_t tenant, void *ctx)
 {
-	knytt_train_status ts;
+	knytt_train_status ts = {.struct_size = sizeof ts};
 	int *n = ctx;
 	n[0]++;
 	if (knytt_engine_train_status(e, &ts) == 0 && ts.model_version > 0)

@@ -63,7 +63,7 @@ static cJSON *version_json(kd_req *r, int64_t v, int64_t *got)
 int h_models(kd_req *r)
 {
 	knytt_engine *e;
-	knytt_train_status ts;
+	knytt_train_status ts = {.struct_size = sizeof ts};
 	int rc;
 	if ((rc = kd_engine(r, &e)) || (rc = knytt_engine_train_status(e, &ts)))
 		return rc > 0 ? rc : kd_liberr(r, rc, NULL);

@@ -381,6 +381,7 @@ int h_recommend(kd_req *r)
 	knytt_result *res = calloc(want * 4, sizeof *res);
 	if (!res)
 		return kd_err(r, 503, "no_memory", NULL, "out of memory");
+	res[0].struct_size = sizeof *res; /* the array's stride */
 	/* a named experiment: the shopper's variant serves (h_experiments.c) */
 	cJSON *xo = NULL;
 	int xst = 0;
@@ -479,7 +480,7 @@ int h_search(kd_req *r)
 		free(vec);
 		return rc;
 	}
-	knytt_result res[MAX_COUNT];
+	knytt_result res[MAX_COUNT] = {{.struct_size = sizeof(knytt_result)}};
 	uint64_t log_id = 0;
 	cJSON *xo = NULL;
 	int xst = 0;
@@ -530,7 +531,7 @@ int h_similar(kd_req *r)
 	if ((rc = count_of(r, NULL, &k)) || (rc = query_filters(r, &f)) ||
 	    (rc = kd_engine(r, &e)))
 		return rc;
-	knytt_result res[MAX_COUNT];
+	knytt_result res[MAX_COUNT] = {{.struct_size = sizeof(knytt_result)}};
 	int n = knytt_engine_similar(e, r->param[0], (size_t)k, &f, res);
 	if (n == KNYTT_ENOTFOUND || n == KNYTT_EINVAL)
 		return kd_err(r, 404, "not_found", "item_id",
@@ -578,7 +579,7 @@ int h_trending(kd_req *r)
 			      "parameter window must read like 7d, 24h or 1h");
 	if ((rc = count_of(r, NULL, &k)) || (rc = kd_engine(r, &e)))
 		return rc;
-	knytt_result res[MAX_COUNT];
+	knytt_result res[MAX_COUNT] = {{.struct_size = sizeof(knytt_result)}};
 	int n = knytt_engine_trending(e, (size_t)k, win,
 				      kd_query(r, "category"), res);
 	if (n < 0)

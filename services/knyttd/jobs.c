@@ -247,9 +247,8 @@ static void *run(void *arg)
 	pthread_mutex_unlock(&jobs_mu);
 	save(j, j->rec);
 	apply_eval(j, e);
-	knytt_train_status before, st;
-	memset(&before, 0, sizeof before);
-	memset(&st, 0, sizeof st);
+	knytt_train_status before = {.struct_size = sizeof before};
+	knytt_train_status st = {.struct_size = sizeof st};
 	knytt_engine_train_status(e, &before);
 	int rc = knytt_engine_train(e, on_progress, j);
 	knytt_engine_train_status(e, &st);

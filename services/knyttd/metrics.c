@@ -225,6 +225,7 @@ static void take(knytt_engine *e, uint64_t tenant, void *ctx)
 	knytt_engine_train_eval(e, 1, &t->serving);
 	t->pc.struct_size = sizeof t->pc;
 	knytt_engine_profile_cache_info(e, &t->pc);
+	t->ts.struct_size = sizeof t->ts;
 	if (knytt_engine_train_status(e, &t->ts) == 0)
 		l->n++;
 }

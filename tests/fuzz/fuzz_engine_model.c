@@ -98,7 +98,7 @@ static void fz_serve(const unsigned char *b, size_t n)
 		goto out;
 	knytt_engine_set_threads(e, 1);
 	if (knytt_engine_open(e, uri) == KNYTT_OK) {
-		knytt_result r[4];
+		knytt_result r[4] = {{.struct_size = sizeof(knytt_result)}};
 		knytt_engine_recommend(e, "u", 4, NULL, NULL, r);
 		knytt_engine_similar(e, "a", 4, NULL, r);
 	}

@@ -329,6 +329,7 @@ static int query_begin(napi_env env, napi_value k, napi_value filter,
 		kn_throw_msg(env, KNYTT_ENOMEM, "out of memory");
 		return -1;
 	}
+	q->out[0].struct_size = sizeof(*q->out); /* the array's stride */
 	return 0;
 }
 
@@ -514,7 +515,7 @@ static int train_exec(struct kn_job *job)
 
 static napi_value train_status_js(napi_env env, knytt_engine *e)
 {
-	knytt_train_status st;
+	knytt_train_status st = {.struct_size = sizeof st};
 	napi_value o, b;
 	int rc = knytt_engine_train_status(e, &st);
 

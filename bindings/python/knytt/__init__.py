@@ -10,7 +10,7 @@ library's handles (Index, Store, Engine, ALS, TwoTower), failures raise a
 knytt.Error subclass named after the error code (knytt.EINVAL, ...) with
 the library's message, and float32 numpy arrays pass by address.  The
 library is found through $KNYTT_LIBRARY, next to the package, in a
-source checkout's build/, or as the installed libknytt.so.0.
+source checkout's build/, or as the installed libknytt.so.1.
 """
 
 from ._lib import lib as _cdll
@@ -24,11 +24,11 @@ from .engine import Engine, Rec, ProgressInfo
 from .models import ALS, TwoTower, Matrix
 from .embedder import Embedder
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
 
 def version():
-    """The version of the libknytt actually loaded ("0.1.0")."""
+    """The version of the libknytt actually loaded ("1.0.0")."""
     return _cdll.knytt_version().decode()
 
 

@@ -11,7 +11,8 @@ import ctypes
 import ctypes.util
 import os
 
-_SONAME = "libknytt.so.0"
+_MAJOR = 1
+_SONAME = "libknytt.so.%d" % _MAJOR
 
 c_int = ctypes.c_int
 c_uint = ctypes.c_uint
@@ -56,9 +57,17 @@ def _load():
             tried.append(path + " (absent)")
             continue
         try:
-            return ctypes.CDLL(path)
+            cdll = ctypes.CDLL(path)
         except OSError as exc:
             tried.append("%s (%s)" % (path, exc))
+            continue
+        # the structs below mirror knytt.h of this major version: a
+        # library of another major lays them out differently
+        major = cdll.knytt_version_number() // 1000000
+        if major == _MAJOR:
+            return cdll
+        tried.append("%s (libknytt major %d, this package needs %d)"
+                     % (path, major, _MAJOR))
     raise ImportError("knytt: cannot load libknytt; set KNYTT_LIBRARY to "
                       "the path of libknytt.so.  Tried: " + "; ".join(tried))
 
@@ -76,7 +85,10 @@ class Filter(ctypes.Structure):
 
 
 class Result(ctypes.Structure):
-    _fields_ = [("item_id", c_u64), ("ext_id", ctypes.c_char * (MAX_ID + 1)),
+    # an array of these is passed with out[0].struct_size =
+    # ctypes.sizeof(Result): the stride the library writes at
+    _fields_ = [("struct_size", c_size), ("item_id", c_u64),
+                ("ext_id", ctypes.c_char * (MAX_ID + 1)),
                 ("score", c_double), ("reason", c_int), ("because", c_u64)]
 
 
@@ -91,7 +103,7 @@ class Progress(ctypes.Structure):
 
 
 class TrainStatus(ctypes.Structure):
-    _fields_ = [("running", c_int), ("last_rc", c_int),
+    _fields_ = [("struct_size", c_size), ("running", c_int), ("last_rc", c_int),
                 ("progress", Progress), ("model_version", c_i64),
                 ("items_indexed", c_size)]
 

@@ -59,6 +59,16 @@ def _results(buf, n):
                 _reason(r.reason), r.because) for r in buf[:n]]
 
 
+
+def _result_array(k):
+    """Room for @k results, out[0].struct_size set: the library writes at
+    that stride and only the members this mirror of knytt_result holds.
+    A k below 1 still gets one element; the library rejects the k."""
+    n = int(k)
+    out = (Result * (n if n > 0 else 1))()
+    out[0].struct_size = ctypes.sizeof(Result)
+    return out
+
 class Progress:
     """Wraps a Python progress callback as a knytt_progress_fn.
 
@@ -239,7 +249,7 @@ class Engine:
                 opt.mmr_lambda = float(mmr_lambda)
             if exclude_seen is not None:
                 opt.exclude_seen = int(exclude_seen)
-        out = (Result * int(k))()
+        out = _result_array(k)
         n = check(lib.knytt_engine_recommend(
             self.handle, _b(user, "user"), k, f and ctypes.byref(f),
             opt and ctypes.byref(opt), out))
@@ -247,7 +257,7 @@ class Engine:
 
     def similar(self, item, k=10, filter=None, **filter_fields):
         f = make_filter(filter, **filter_fields)
-        out = (Result * int(k))()
+        out = _result_array(k)
         n = check(lib.knytt_engine_similar(self.handle, _b(item, "item"), k,
                                            f and ctypes.byref(f), out))
         return _results(out, n)
@@ -261,7 +271,7 @@ class Engine:
         if vector is not None:
             v = A.vectors(vector, "vector", 1)
             ptr, dim, keep = v.ptr, v.dim, v.keep
-        out = (Result * int(k))()
+        out = _result_array(k)
         lid = ctypes.c_uint64()
         n = check(lib.knytt_engine_search(
             self.handle, _b(text, "text"), ptr, dim, k, f and ctypes.byref(f),
@@ -289,7 +299,7 @@ class Engine:
         return lib.knytt_engine_dim(self.handle)
 
     def trending(self, k=10, window=86400, category=None):
-        out = (Result * int(k))()
+        out = _result_array(k)
         n = check(lib.knytt_engine_trending(self.handle, k, float(window),
                                             _b(category, "category"), out))
         return _results(out, n)
@@ -316,7 +326,7 @@ class Engine:
     def train_status(self):
         """{"running", "last_rc", "epoch", "epochs", "loss",
         "model_version", "items_indexed"}."""
-        st = TrainStatus()
+        st = TrainStatus(struct_size=ctypes.sizeof(TrainStatus))
         check(lib.knytt_engine_train_status(self.handle, ctypes.byref(st)))
         return {"running": bool(st.running), "last_rc": st.last_rc,
                 "epoch": st.progress.epoch, "epochs": st.progress.epochs,
