@@ -2837,11 +2837,29 @@ static void with_slog_warnings(knytt_engine *e)
 			 KNYTT_OK);
 }
 
-/* A keyword search finding the engine's store connection busy (another
- * thread's search or write holds st_lock; here the test itself holds it)
- * borrows a connection of its own (rdpool.c) and answers the same; on the
- * old code it waited for st_lock, here for ever.  An in-memory store,
- * which a second connection cannot reach, never borrows. */
+/* The engine's store connection held by a writer for a while (st_lock,
+ * no search flag): a search waits for it and borrows nothing (a borrowed
+ * connection would start with a cold cache after the write). */
+typedef struct st_holder {
+	knytt_engine *e;
+	int held; /* set once st_lock is taken */
+} st_holder;
+
+static void *hold_st_lock(void *p)
+{
+	st_holder *h = p;
+	pthread_mutex_lock(&h->e->st_lock);
+	__atomic_store_n(&h->held, 1, __ATOMIC_RELEASE);
+	usleep(200 * 1000);
+	pthread_mutex_unlock(&h->e->st_lock);
+	return NULL;
+}
+
+/* A keyword search finding the engine's store connection used by another
+ * search (here the test holds st_lock and raises the search flag) borrows
+ * a connection of its own (rdpool.c) and answers the same; on the old
+ * code it waited for st_lock, here for ever.  An in-memory store, which a
+ * second connection cannot reach, never borrows. */
 START_TEST(search_borrows_a_connection_when_the_store_is_busy)
 {
 	/* write-behind: the search log row goes to the writer thread, which
@@ -2863,7 +2881,21 @@ START_TEST(search_borrows_a_connection_when_the_store_is_busy)
 	ck_assert_int_gt(nf, 0);
 	ck_assert_uint_eq(knytt__rd_count(e), 0); /* nobody was waiting */
 	knytt_engine_flush(e);
+	/* a writer holding the connection is waited for */
+	st_holder h = {e, 0};
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, hold_st_lock, &h), 0);
+	while (!__atomic_load_n(&h.held, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	ck_assert_int_eq(knytt_engine_search(e, "espresso", NULL, 0, 10, NULL,
+					     NULL, b, NULL),
+			 na);
+	pthread_join(th, NULL);
+	ck_assert_uint_eq(knytt__rd_count(e), 0);
+	knytt_engine_flush(e);
+	/* another search holding it is not */
 	pthread_mutex_lock(&e->st_lock);
+	__atomic_store_n(&e->st_search, 1, __ATOMIC_RELAXED);
 	int nb = knytt_engine_search(e, "espresso", NULL, 0, 10, NULL, NULL, b,
 				     NULL);
 	ck_assert_uint_eq(knytt__rd_count(e), 1);
@@ -2876,6 +2908,7 @@ START_TEST(search_borrows_a_connection_when_the_store_is_busy)
 	for (int i = 0; i < nf && i < 5; i++)
 		ck_assert_str_eq(a[5 + i].ext_id, b[i].ext_id);
 	ck_assert_uint_eq(knytt__rd_count(e), 1); /* reused, not reopened */
+	__atomic_store_n(&e->st_search, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&e->st_lock);
 	/* an item written through the engine is seen by the borrowed
 	 * connection on the next search */
@@ -2886,9 +2919,12 @@ START_TEST(search_borrows_a_connection_when_the_store_is_busy)
 	it.title = "zanzibar espresso cup";
 	it.category = "kitchen/coffee";
 	ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0), KNYTT_OK);
+	knytt_engine_flush(e);
 	pthread_mutex_lock(&e->st_lock);
+	__atomic_store_n(&e->st_search, 1, __ATOMIC_RELAXED);
 	nb = knytt_engine_search(e, "zanzibar", NULL, 0, 10, NULL, NULL, b,
 				 NULL);
+	__atomic_store_n(&e->st_search, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&e->st_lock);
 	ck_assert_int_ge(nb, 1);
 	ck_assert_str_eq(b[0].ext_id, "zz-1");

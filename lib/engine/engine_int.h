@@ -227,6 +227,9 @@ struct knytt_engine {
 	unsigned nrd;
 	int rd_off;
 	pthread_mutex_t rd_mu;
+	/* 1 while a keyword search holds st_lock (only a search makes
+	 * another search borrow a connection) */
+	int st_search; /* __atomic_* */
 	int64_t synced_ms; /* items changed after this are re-read by sync */
 	int64_t open_mark; /* interaction mark read before the trending
 			      counters were seeded at open */
@@ -542,7 +545,7 @@ void knytt__version_index_save(knytt_engine *e, knytt_index *ix, int64_t v,
  * st_lock is free, else an extra one, else waits for st_lock); give it
  * back with the mutex take set in @p held. */
 knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held);
-void knytt__rd_give(pthread_mutex_t *held);
+void knytt__rd_give(knytt_engine *e, pthread_mutex_t *held);
 unsigned knytt__rd_count(knytt_engine *e); /* extra connections open */
 void knytt__rd_init(knytt_engine *e);
 void knytt__rd_free(knytt_engine *e);

@@ -16,6 +16,16 @@
  * the engine are committed before their call returns, so a search that
  * starts afterwards finds them whichever connection it uses.
  *
+ * Only another search makes a search borrow.  When the engine's own
+ * writers hold st_lock (the write-behind thread storing feedback and
+ * search-log rows, an item upsert) the search waits for them, as before:
+ * SQLite drops a connection's page cache whenever another connection has
+ * written since its last read, so a borrowed connection starts cold after
+ * each of those commits, and borrowing to skip a short commit made a
+ * single searching thread 2-3x slower at p90 (measured with
+ * benchmarks/engine/run --quick --only search: p90 345 -> 816 us).  The
+ * engine's connection keeps its cache: it made the writes itself.
+ *
  * Locks: a slot's mutex sits at st_lock's place in the lock order (a
  * thread holds at most one store connection; the keyword filter callback
  * may take lock for reading under it).  rd_mu only hands out a free slot
@@ -48,7 +58,14 @@ static knytt_store *rd_open(knytt_engine *e, knytt__rdconn *c)
 
 knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held)
 {
-	if (pthread_mutex_trylock(&e->st_lock) == 0) {
+	int got = pthread_mutex_trylock(&e->st_lock) == 0;
+	if (!got && !__atomic_load_n(&e->st_search, __ATOMIC_RELAXED)) {
+		/* held by a writer: wait for it rather than borrow (above) */
+		pthread_mutex_lock(&e->st_lock);
+		got = 1;
+	}
+	if (got) {
+		__atomic_store_n(&e->st_search, 1, __ATOMIC_RELAXED);
 		*held = &e->st_lock;
 		return e->st;
 	}
@@ -85,12 +102,15 @@ knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held)
 		pthread_mutex_unlock(&e->rd_mu);
 	}
 	pthread_mutex_lock(&e->st_lock);
+	__atomic_store_n(&e->st_search, 1, __ATOMIC_RELAXED);
 	*held = &e->st_lock;
 	return e->st;
 }
 
-void knytt__rd_give(pthread_mutex_t *held)
+void knytt__rd_give(knytt_engine *e, pthread_mutex_t *held)
 {
+	if (held == &e->st_lock)
+		__atomic_store_n(&e->st_search, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(held);
 }
 

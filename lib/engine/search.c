@@ -297,7 +297,7 @@ int knytt__engine_search(knytt_engine *e, const char *text, const float *vec,
 		 * a keyword hit: the titles are read only then */
 		if (nk > 0 && (vec_half || personal))
 			npin = exact_titles(st, text, kw, nk, pin);
-		knytt__rd_give(held);
+		knytt__rd_give(e, held);
 		pthread_rwlock_rdlock(&e->lock);
 		if (nk == KNYTT_EINVAL)
 			nk = 0; /* a query with no word: vector part only */
