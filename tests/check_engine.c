@@ -2870,7 +2870,8 @@ START_TEST(search_borrows_a_connection_when_the_store_is_busy)
 	knytt_filter f;
 	knytt_filter_init(&f);
 	f.category_prefix = "kitchen";
-	knytt_result a[10] = {{.struct_size = sizeof(knytt_result)}};
+	/* a[0..10): plain search; a[5..15): the filtered one (k = 10) */
+	knytt_result a[15] = {{.struct_size = sizeof(knytt_result)}};
 	knytt_result b[10] = {{.struct_size = sizeof(knytt_result)}};
 	a[5].struct_size = sizeof(knytt_result); /* a + 5 is an out array */
 	int na = knytt_engine_search(e, "espresso", NULL, 0, 10, NULL, NULL, a,
