@@ -141,6 +141,12 @@ int knytt__write_all(int fd, const void *buf, size_t n);
 /* The whole file at @p path into a malloc'd buffer (*out, free(); may be
  * empty): KNYTT_EIO naming path, KNYTT_ENOMEM. */
 int knytt__read_file(const char *path, unsigned char **out, size_t *len);
+/* The tails every model's file I/O shares (its codec works on buffers):
+ * write_owned writes @p buf atomically to @p path and frees it; path_err
+ * prefixes @p path to the message of a KNYTT_ECORRUPT or KNYTT_EVERSION
+ * @p rc (a load of that file), other codes pass through. */
+int knytt__write_owned(const char *path, void *buf, size_t n);
+int knytt__path_err(const char *path, int rc);
 
 /* 64-byte aligned allocation, zero-filled; free with knytt__afree. */
 void *knytt__aalloc(size_t n);

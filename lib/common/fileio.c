@@ -158,3 +158,19 @@ int knytt__read_file(const char *path, unsigned char **out, size_t *len)
 	*len = n;
 	return KNYTT_OK;
 }
+
+int knytt__write_owned(const char *path, void *buf, size_t n)
+{
+	int rc = knytt__atomic_write(path, buf, n);
+	free(buf);
+	return rc;
+}
+
+int knytt__path_err(const char *path, int rc)
+{
+	if (rc != KNYTT_ECORRUPT && rc != KNYTT_EVERSION)
+		return rc;
+	char msg[400];
+	snprintf(msg, sizeof msg, "%s", knytt_errmsg());
+	return knytt__err(rc, "%s: %s", path, msg);
+}

@@ -174,11 +174,7 @@ int knytt_lightgcn_save(const knytt_lightgcn *g, const char *path)
 	void *buf;
 	size_t len;
 	int rc = knytt_lightgcn_save_buffer(g, &buf, &len);
-	if (rc)
-		return rc;
-	rc = knytt__atomic_write(path, buf, len);
-	free(buf);
-	return rc;
+	return rc ? rc : knytt__write_owned(path, buf, len);
 }
 
 int knytt_lightgcn_load(knytt_lightgcn *g, const char *path)
@@ -194,12 +190,7 @@ int knytt_lightgcn_load(knytt_lightgcn *g, const char *path)
 	int rc = knytt__read_file(path, &buf, &len);
 	if (rc)
 		return rc;
-	rc = knytt_lightgcn_load_buffer(g, buf, len);
-	if (rc == KNYTT_ECORRUPT || rc == KNYTT_EVERSION) {
-		char msg[400];
-		snprintf(msg, sizeof msg, "%s", knytt_errmsg());
-		rc = knytt__err(rc, "%s: %s", path, msg);
-	}
+	rc = knytt__path_err(path, knytt_lightgcn_load_buffer(g, buf, len));
 	free(buf);
 	return rc;
 }

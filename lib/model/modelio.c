@@ -165,11 +165,7 @@ int knytt_als_save(const knytt_als *als, const char *path)
 	void *buf;
 	size_t len;
 	int rc = knytt_als_save_buffer(als, &buf, &len);
-	if (rc)
-		return rc;
-	rc = knytt__atomic_write(path, buf, len);
-	free(buf);
-	return rc;
+	return rc ? rc : knytt__write_owned(path, buf, len);
 }
 
 int knytt_als_load(knytt_als *als, const char *path)
@@ -185,12 +181,7 @@ int knytt_als_load(knytt_als *als, const char *path)
 	int rc = knytt__read_file(path, &buf, &len);
 	if (rc)
 		return rc;
-	rc = knytt_als_load_buffer(als, buf, len);
-	if (rc == KNYTT_ECORRUPT || rc == KNYTT_EVERSION) {
-		char msg[400];
-		snprintf(msg, sizeof msg, "%s", knytt_errmsg());
-		rc = knytt__err(rc, "%s: %s", path, msg);
-	}
+	rc = knytt__path_err(path, knytt_als_load_buffer(als, buf, len));
 	free(buf);
 	return rc;
 }

@@ -176,11 +176,7 @@ int knytt_sasrec_save(const knytt_sasrec *s, const char *path)
 	void *buf;
 	size_t len;
 	int rc = knytt_sasrec_save_buffer(s, &buf, &len);
-	if (rc)
-		return rc;
-	rc = knytt__atomic_write(path, buf, len);
-	free(buf);
-	return rc;
+	return rc ? rc : knytt__write_owned(path, buf, len);
 }
 
 int knytt_sasrec_load(knytt_sasrec *s, const char *path)
@@ -196,12 +192,7 @@ int knytt_sasrec_load(knytt_sasrec *s, const char *path)
 	int rc = knytt__read_file(path, &buf, &len);
 	if (rc)
 		return rc;
-	rc = knytt_sasrec_load_buffer(s, buf, len);
-	if (rc == KNYTT_ECORRUPT || rc == KNYTT_EVERSION) {
-		char msg[400];
-		snprintf(msg, sizeof msg, "%s", knytt_errmsg());
-		rc = knytt__err(rc, "%s: %s", path, msg);
-	}
+	rc = knytt__path_err(path, knytt_sasrec_load_buffer(s, buf, len));
 	free(buf);
 	return rc;
 }

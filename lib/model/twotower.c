@@ -476,11 +476,7 @@ int knytt_twotower_save(const knytt_twotower *tt, const char *path)
 	void *buf;
 	size_t len;
 	int rc = knytt_twotower_save_buffer(tt, &buf, &len);
-	if (rc)
-		return rc;
-	rc = knytt__atomic_write(path, buf, len);
-	free(buf);
-	return rc;
+	return rc ? rc : knytt__write_owned(path, buf, len);
 }
 
 static void get_u32s(const unsigned char **p, uint32_t *a, size_t n)
