@@ -399,6 +399,119 @@ END_TEST
 
 /* --------------------------------------------------------- quantization */
 
+/* INT8_ONLY ranks by the f32 query against the stored codes: every
+ * distance returned is the query's distance to the decoded vector (what
+ * knytt_index_get returns), nearest first.  (Rounding the query to codes
+ * too, as the walk does, made these differ.) */
+START_TEST(int8_only_distances_are_asymmetric)
+{
+	static const knytt_metric ms[3] = { KNYTT_METRIC_L2, KNYTT_METRIC_IP,
+					    KNYTT_METRIC_COSINE };
+	knytt_metric m = ms[_i];
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, m, KNYTT_QUANT_INT8_ONLY);
+	size_t n = 5000;
+	uint64_t *lab = iota(n, 0);
+	ck_assert_int_eq(knytt_index_add_batch(ix, n, lab, base_v, D, 0), 0);
+	for (size_t qi = 0; qi < 20; qi++) {
+		const float *q = query_v + qi * D;
+		float qn[D];
+		memcpy(qn, q, sizeof qn);
+		if (m == KNYTT_METRIC_COSINE)
+			knytt__normalize(qn, D);
+		uint64_t got[K];
+		float dd[K];
+		ck_assert_int_eq(knytt_index_search(ix, q, D, K, 200, got, dd),
+				 K);
+		for (int i = 0; i < K; i++) {
+			float v[D];
+			ck_assert_int_eq(knytt_index_get(ix, got[i], v, D),
+					 KNYTT_OK);
+			double want = 0;
+			for (int j = 0; j < D; j++)
+				want += m == KNYTT_METRIC_L2
+						? (double)(qn[j] - v[j]) * (qn[j] - v[j])
+						: -(double)qn[j] * v[j];
+			if (m == KNYTT_METRIC_COSINE)
+				want += 1.0;
+			ck_assert_msg(fabs(dd[i] - want) <=
+					      1e-5 * (fabs(want) + 1.0),
+				      "metric %d query %zu rank %d: %.6f, want "
+				      "%.6f",
+				      m, qi, i, dd[i], want);
+			if (i)
+				ck_assert(dd[i] >= dd[i - 1]);
+		}
+	}
+	free(lab);
+	knytt_index_close(ix);
+}
+END_TEST
+
+/* Mean squared decode error of rows [0, n) of base_v in @p ix. */
+static double decode_mse(const knytt_index *ix, size_t n)
+{
+	double e = 0;
+	for (size_t i = 0; i < n; i++) {
+		float v[D];
+		ck_assert_int_eq(knytt_index_get(ix, i, v, D), KNYTT_OK);
+		for (int j = 0; j < D; j++) {
+			double r = v[j] - base_v[i * D + j];
+			e += r * r;
+		}
+	}
+	return e / (double)(n * D);
+}
+
+/* The L2 quantizer's step as the full range gives it (quant.c). */
+static float full_range_step(size_t n)
+{
+	float step = 0;
+	for (int j = 0; j < D; j++) {
+		float lo = INFINITY, hi = -INFINITY;
+		for (size_t i = 0; i < n; i++) {
+			lo = fminf(lo, base_v[i * D + j]);
+			hi = fmaxf(hi, base_v[i * D + j]);
+		}
+		step = fmaxf(step, (hi - lo) / 254.0f);
+	}
+	return step;
+}
+
+/* A large sample narrows the step where the tails are mostly empty: less
+ * squared error than the full range's step gives (half a step rounding,
+ * step^2 / 12 per coordinate); a small one keeps the full range, so every
+ * sample row decodes within half a step. */
+START_TEST(int8_step_fits_the_sample)
+{
+	knytt_index *big = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+				KNYTT_QUANT_INT8_ONLY);
+	uint64_t *lab = iota(N, 0);
+	ck_assert_int_eq(knytt_index_add_batch(big, N, lab, base_v, D, 0), 0);
+	float full = full_range_step(N);
+	double mse = decode_mse(big, N);
+	ck_assert_msg(mse < 0.92 * (double)full * full / 12.0,
+		      "decode error %.3g, full-range step gives %.3g", mse,
+		      (double)full * full / 12.0);
+	knytt_index_close(big);
+
+	size_t n = 500;
+	knytt_index *small = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+				  KNYTT_QUANT_INT8_ONLY);
+	ck_assert_int_eq(knytt_index_add_batch(small, n, lab, base_v, D, 0),
+			 0);
+	float st = full_range_step(n);
+	for (size_t i = 0; i < n; i++) {
+		float v[D];
+		ck_assert_int_eq(knytt_index_get(small, i, v, D), KNYTT_OK);
+		for (int j = 0; j < D; j++)
+			ck_assert_float_le(fabsf(v[j] - base_v[i * D + j]),
+					   0.5f * st * 1.001f);
+	}
+	knytt_index_close(small);
+	free(lab);
+}
+END_TEST
+
 START_TEST(int8_recall_and_memory)
 {
 	knytt_index *f = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
@@ -937,6 +1050,8 @@ Suite *index_suite(void)
 	tcase_add_loop_test(tc, filter_matches_filtered_brute_force, 0, 3);
 	tcase_add_test(tc, filter_edge_cases);
 	tcase_add_test(tc, int8_recall_and_memory);
+	tcase_add_loop_test(tc, int8_only_distances_are_asymmetric, 0, 3);
+	tcase_add_test(tc, int8_step_fits_the_sample);
 	tcase_add_loop_test(tc, int8_cosine_and_ip, 0, 2);
 	tcase_add_test(tc, flat_is_exact);
 	tcase_add_test(tc, batch_search_equals_single);

@@ -91,6 +91,47 @@ START_TEST(i8_kernels_match_scalar_exactly)
 }
 END_TEST
 
+/* A float query against int8 codes: every tier within float rounding of
+ * a double-precision reference (the tiers sum in different orders). */
+START_TEST(f8_kernels_match_reference)
+{
+	int d = _i;
+	const knytt__vec_ops *t[4];
+	int nt = knytt__vec_tiers(t, 4);
+	uint64_t seed = 991 + (uint64_t)d;
+	float *a = malloc((MAXD + 8) * sizeof *a);
+	int8_t *b = malloc(MAXD + 8);
+	for (int i = 0; i < MAXD + 8; i++) {
+		a[i] = (float)((double)(tu_rand(&seed) % 20001) / 100.0 - 100.0);
+		b[i] = (int8_t)((int)(tu_rand(&seed) % 255) - 127);
+	}
+	b[4] = -127;
+	b[7] = 127;
+	/* unaligned on both sides */
+	const float *pa = a + 3;
+	const int8_t *pb = b + 7;
+	double l2 = 0, dt = 0, mag = 0;
+	for (int i = 0; i < d; i++) {
+		double x = pa[i] - pb[i];
+		l2 += x * x;
+		dt += (double)pa[i] * pb[i];
+		mag += fabs((double)pa[i] * pb[i]);
+	}
+	for (int k = 0; k < nt; k++) {
+		double g = t[k]->l2sq_f8(pa, pb, (size_t)d);
+		ck_assert_msg(fabs(g - l2) <= 1e-5 * l2 + 1e-3,
+			      "%s l2sq_f8 d=%d: %g, want %g", t[k]->name, d, g,
+			      l2);
+		g = t[k]->dot_f8(pa, pb, (size_t)d);
+		ck_assert_msg(fabs(g - dt) <= 1e-5 * mag + 1e-3,
+			      "%s dot_f8 d=%d: %g, want %g", t[k]->name, d, g,
+			      dt);
+	}
+	free(a);
+	free(b);
+}
+END_TEST
+
 START_TEST(i8_extremes_do_not_overflow)
 {
 	enum { D = 4096 };
@@ -300,6 +341,7 @@ Suite *vec_suite(void)
 	tcase_add_loop_test(tc, below_kernels_match_scalar_bit_for_bit, 1,
 			    MAXD + 1);
 	tcase_add_test(tc, i8_extremes_do_not_overflow);
+	tcase_add_loop_test(tc, f8_kernels_match_reference, 1, MAXD + 1);
 	tcase_add_test(tc, dispatch_reports_a_tier);
 	suite_add_tcase(s, tc);
 	TCase *te = tcase_create("exact");

@@ -14,11 +14,70 @@
  * error per dimension is the same step^2 / 12 everywhere.  Centering per
  * dimension (mid_i) is where the learned ranges pay: data that sits far
  * from zero (SIFT's 0..218) still spans the whole code range.
+ *
+ * The step is then narrowed where that loses less to clipping than it
+ * gains in resolution: the range of the extreme values is mostly empty
+ * (Gaussian-like coordinates reach 4-5 standard deviations in 100k
+ * rows), and a step covering it rounds every ordinary value coarsely.
+ * Of the steps 1.0, 0.95, ..., 0.5 times the full range's, the one with
+ * the least squared error over the sample is kept (at least
+ * Q_MSE_MIN_ROWS rows: a small sample says little about the tails, and
+ * keeps the full range).  On synth100k (128-d Gaussian clusters) that is
+ * 0.7x, and int8-only recall@10 at ef 128 rose from 0.9635 to 0.9714
+ * (with the asymmetric re-rank of index.c in both).
  */
 #include "index_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
+
+#define Q_MSE_MIN_ROWS 1000
+#define Q_MSE_MAX_ROWS 8192
+
+/* Squared error of coding @p x (d floats) with @p step and ix->qmid. */
+static double q_err(const knytt_index *ix, const float *x, float step)
+{
+	double e = 0;
+	float inv = 1.0f / step;
+	for (uint32_t j = 0; j < ix->dim; j++) {
+		float t = nearbyintf((x[j] - ix->qmid[j]) * inv);
+		t = fminf(127.0f, fmaxf(-127.0f, t));
+		float r = x[j] - (ix->qmid[j] + step * t);
+		e += (double)r * r;
+	}
+	return e;
+}
+
+/* The step of least squared error over (up to Q_MSE_MAX_ROWS, evenly
+ * spaced) rows of @p v among 1.0, 0.95, ..., 0.5 times @p full; @p tmp
+ * (d floats) normalizes rows for cosine, else NULL. */
+static float q_best_step(const knytt_index *ix, size_t n, const float *v,
+			 float full, float *tmp)
+{
+	if (n < Q_MSE_MIN_ROWS)
+		return full;
+	size_t stride = n > Q_MSE_MAX_ROWS ? n / Q_MSE_MAX_ROWS : 1;
+	float best = full;
+	double best_e = INFINITY;
+	for (int f = 20; f >= 10; f--) {
+		float step = full * (float)f / 20.0f;
+		double e = 0;
+		for (size_t i = 0; i < n; i += stride) {
+			const float *x = v + i * ix->dim;
+			if (tmp) {
+				memcpy(tmp, x, ix->dim * sizeof *tmp);
+				knytt__normalize(tmp, ix->dim);
+				x = tmp;
+			}
+			e += q_err(ix, x, step);
+		}
+		if (e < best_e) {
+			best_e = e;
+			best = step;
+		}
+	}
+	return best;
+}
 
 int knytt__quant_train(knytt_index *ix, size_t n, const float *v)
 {
@@ -78,6 +137,8 @@ int knytt__quant_train(knytt_index *ix, size_t n, const float *v)
 		for (uint32_t j = 0; j < d; j++)
 			mag = fmaxf(mag, fmaxf(fabsf(lo[j]), fabsf(hi[j])));
 		step = mag > 0 ? mag / 127.0f : 1.0f / 127.0f;
+	} else {
+		step = q_best_step(ix, n, v, step, tmp);
 	}
 	ix->qstep = step;
 	ix->qtrained = 1;

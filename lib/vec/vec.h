@@ -1,7 +1,7 @@
 /*
  * vec.h -- the kernel table of lib/vec.  Not API.
  *
- * Every tier implements the same six kernels; vec_scalar.c is the
+ * Every tier implements the same eight kernels; vec_scalar.c is the
  * reference that tests compare the others with on every dimension 1..300.
  */
 #ifndef KNYTT_VEC_H
@@ -31,6 +31,13 @@ typedef struct knytt__vec_ops {
 	size_t (*below)(const float *p, const float *m, const float *v,
 			float a, float c, float thr, size_t n, uint32_t *idx,
 			float *out);
+	/* A float query against int8 codes (the asymmetric distances of
+	 * the int8-only index: the query keeps its precision, only the
+	 * stored side is rounded): sum (a_i - b_i)^2 and sum a_i b_i.  The
+	 * tiers sum in different orders, so they agree to float rounding,
+	 * not bit for bit. */
+	float (*l2sq_f8)(const float *a, const int8_t *b, size_t d);
+	float (*dot_f8)(const float *a, const int8_t *b, size_t d);
 } knytt__vec_ops;
 
 /* The scalar filter, also the tail of the SIMD ones and the NEON tier's

@@ -166,6 +166,53 @@ static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
 	return r;
 }
 
+/* 8 codes sign-extended to 32-bit lanes and converted to float */
+static inline __m256 f8_load(const int8_t *b)
+{
+	return _mm256_cvtepi32_ps(
+		_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)b)));
+}
+
+static float l2sq_f8(const float *a, const int8_t *b, size_t d)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 16 <= d; i += 16) {
+		__m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), f8_load(b + i));
+		__m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8),
+					  f8_load(b + i + 8));
+		s0 = _mm256_fmadd_ps(t0, t0, s0);
+		s1 = _mm256_fmadd_ps(t1, t1, s1);
+	}
+	for (; i + 8 <= d; i += 8) {
+		__m256 t = _mm256_sub_ps(_mm256_loadu_ps(a + i), f8_load(b + i));
+		s0 = _mm256_fmadd_ps(t, t, s0);
+	}
+	float r = hsum8(_mm256_add_ps(s0, s1));
+	for (; i < d; i++) {
+		float t = a[i] - (float)b[i];
+		r += t * t;
+	}
+	return r;
+}
+
+static float dot_f8(const float *a, const int8_t *b, size_t d)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 16 <= d; i += 16) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), f8_load(b + i), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
+				     f8_load(b + i + 8), s1);
+	}
+	for (; i + 8 <= d; i += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), f8_load(b + i), s0);
+	float r = hsum8(_mm256_add_ps(s0, s1));
+	for (; i < d; i++)
+		r += a[i] * (float)b[i];
+	return r;
+}
+
 static size_t below(const float *p, const float *m, const float *v,
 		    float a, float c, float thr, size_t n, uint32_t *idx,
 		    float *out)
@@ -202,5 +249,5 @@ static size_t below(const float *p, const float *m, const float *v,
 }
 
 const knytt__vec_ops knytt__vec_avx2 = {
-	"avx2", l2sq, dot, cosd, l2sq_i8, dot_i8, below,
+	"avx2", l2sq, dot, cosd, l2sq_i8, dot_i8, below, l2sq_f8, dot_f8,
 };

@@ -117,6 +117,53 @@ static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
 	return _mm512_reduce_add_epi32(s);
 }
 
+/* 16 codes (a masked byte load for the tail: zero lanes) sign-extended
+ * to 32-bit lanes and converted to float */
+static inline __m512 f8_load(const int8_t *b, __mmask16 m)
+{
+	return _mm512_cvtepi32_ps(
+		_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, b)));
+}
+
+static float l2sq_f8(const float *a, const int8_t *b, size_t d)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		__m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + i),
+					  f8_load(b + i, 0xffff));
+		__m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16),
+					  f8_load(b + i + 16, 0xffff));
+		s0 = _mm512_fmadd_ps(t0, t0, s0);
+		s1 = _mm512_fmadd_ps(t1, t1, s1);
+	}
+	for (; i < d; i += 16) {
+		__mmask16 m = d - i >= 16 ? (__mmask16)0xffff : m16(d - i);
+		__m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i),
+					 f8_load(b + i, m));
+		s0 = _mm512_fmadd_ps(t, t, s0);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static float dot_f8(const float *a, const int8_t *b, size_t d)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i),
+				     f8_load(b + i, 0xffff), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16),
+				     f8_load(b + i + 16, 0xffff), s1);
+	}
+	for (; i < d; i += 16) {
+		__mmask16 m = d - i >= 16 ? (__mmask16)0xffff : m16(d - i);
+		s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i),
+				     f8_load(b + i, m), s0);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
 static size_t below(const float *p, const float *m, const float *v,
 		    float a, float c, float thr, size_t n, uint32_t *idx,
 		    float *out)
@@ -147,5 +194,5 @@ static size_t below(const float *p, const float *m, const float *v,
 }
 
 const knytt__vec_ops knytt__vec_avx512 = {
-	"avx512", l2sq, dot, cosd, l2sq_i8, dot_i8, below,
+	"avx512", l2sq, dot, cosd, l2sq_i8, dot_i8, below, l2sq_f8, dot_f8,
 };

@@ -113,8 +113,53 @@ static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
 	return r;
 }
 
+/* 8 codes widened to two float32x4 (int8 -> int16 -> int32 -> f32) */
+static inline void f8_load(const int8_t *b, float32x4_t *lo, float32x4_t *hi)
+{
+	int16x8_t w = vmovl_s8(vld1_s8(b));
+	*lo = vcvtq_f32_s32(vmovl_s16(vget_low_s16(w)));
+	*hi = vcvtq_f32_s32(vmovl_high_s16(w));
+}
+
+static float l2sq_f8(const float *a, const int8_t *b, size_t d)
+{
+	float32x4_t s0 = vdupq_n_f32(0), s1 = s0;
+	size_t i = 0;
+	for (; i + 8 <= d; i += 8) {
+		float32x4_t lo, hi;
+		f8_load(b + i, &lo, &hi);
+		float32x4_t t0 = vsubq_f32(vld1q_f32(a + i), lo),
+			    t1 = vsubq_f32(vld1q_f32(a + i + 4), hi);
+		s0 = vfmaq_f32(s0, t0, t0);
+		s1 = vfmaq_f32(s1, t1, t1);
+	}
+	float r = vaddvq_f32(vaddq_f32(s0, s1));
+	for (; i < d; i++) {
+		float t = a[i] - (float)b[i];
+		r += t * t;
+	}
+	return r;
+}
+
+static float dot_f8(const float *a, const int8_t *b, size_t d)
+{
+	float32x4_t s0 = vdupq_n_f32(0), s1 = s0;
+	size_t i = 0;
+	for (; i + 8 <= d; i += 8) {
+		float32x4_t lo, hi;
+		f8_load(b + i, &lo, &hi);
+		s0 = vfmaq_f32(s0, vld1q_f32(a + i), lo);
+		s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), hi);
+	}
+	float r = vaddvq_f32(vaddq_f32(s0, s1));
+	for (; i < d; i++)
+		r += a[i] * (float)b[i];
+	return r;
+}
+
 /* below: the scalar filter; the exact scan's cost is the sgemm. */
 const knytt__vec_ops knytt__vec_neon = {
 	"neon", l2sq, dot, cosd, l2sq_i8, dot_i8, knytt__below_scalar,
+	l2sq_f8, dot_f8,
 };
 #endif

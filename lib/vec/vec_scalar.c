@@ -56,6 +56,24 @@ static int32_t dot_i8(const int8_t *a, const int8_t *b, size_t d)
 	return (int32_t)s;
 }
 
+static float l2sq_f8(const float *a, const int8_t *b, size_t d)
+{
+	float s = 0;
+	for (size_t i = 0; i < d; i++) {
+		float t = a[i] - (float)b[i];
+		s += t * t;
+	}
+	return s;
+}
+
+static float dot_f8(const float *a, const int8_t *b, size_t d)
+{
+	float s = 0;
+	for (size_t i = 0; i < d; i++)
+		s += a[i] * (float)b[i];
+	return s;
+}
+
 size_t knytt__below_scalar(const float *p, const float *m, const float *v,
 			   float a, float c, float thr, size_t n,
 			   uint32_t *idx, float *out)
@@ -76,4 +94,5 @@ size_t knytt__below_scalar(const float *p, const float *m, const float *v,
 
 const knytt__vec_ops knytt__vec_scalar = {
 	"scalar", l2sq, dot, cosd, l2sq_i8, dot_i8, knytt__below_scalar,
+	l2sq_f8, dot_f8,
 };
