@@ -28,7 +28,9 @@ void *faiss_build(const ann_data *d, unsigned m, unsigned efc,
 {
 	faiss::IndexHNSWFlat *ix = nullptr;
 	try {
-		ix = new faiss::IndexHNSWFlat((int)d->dim, (int)m);
+		ix = new faiss::IndexHNSWFlat((int)d->dim, (int)m,
+					      d->ip ? faiss::METRIC_INNER_PRODUCT
+						    : faiss::METRIC_L2);
 		ix->hnsw.efConstruction = (int)efc;
 		omp_set_num_threads((int)nthreads);
 		ix->add((faiss::Index::idx_t)d->n, d->base);

@@ -33,9 +33,10 @@
 namespace {
 
 struct hnsw_index {
-	hnswlib::L2Space space;
+	hnswlib::L2Space l2;
+	hnswlib::InnerProductSpace ip;
 	hnswlib::HierarchicalNSW<float> *alg;
-	explicit hnsw_index(size_t dim) : space(dim), alg(nullptr) {}
+	hnsw_index(size_t dim) : l2(dim), ip(dim), alg(nullptr) {}
 	~hnsw_index() { delete alg; }
 };
 
@@ -45,8 +46,10 @@ void *hnsw_build(const ann_data *d, unsigned m, unsigned efc,
 	hnsw_index *ix = nullptr;
 	try {
 		ix = new hnsw_index(d->dim);
-		ix->alg = new hnswlib::HierarchicalNSW<float>(&ix->space, d->n,
-							      m, efc);
+		hnswlib::SpaceInterface<float> *sp = &ix->l2;
+		if (d->ip)
+			sp = &ix->ip;
+		ix->alg = new hnswlib::HierarchicalNSW<float>(sp, d->n, m, efc);
 		if (d->n == 0)
 			return ix;
 		ix->alg->addPoint(d->base, 0);

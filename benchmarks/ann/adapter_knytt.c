@@ -35,6 +35,8 @@ static void *kn_build(const ann_data *d, unsigned m, unsigned efc,
 		rc = knytt_index_set_ef_construction(ix, efc);
 	if (rc == 0)
 		rc = knytt_index_set_quant(ix, quant);
+	if (rc == 0 && d->ip)
+		rc = knytt_index_set_metric(ix, KNYTT_METRIC_IP);
 	if (rc == 0)
 		rc = knytt_index_open(ix, (uint32_t)d->dim);
 	if (rc == 0) {

@@ -89,7 +89,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "out of memory\n");
 		return 1;
 	}
-	int rc = knytt_exact_knn(KNYTT_METRIC_L2, d.dim, d.base, d.n,
+	int rc = knytt_exact_knn(d.ip ? KNYTT_METRIC_IP : KNYTT_METRIC_L2,
+				 d.dim, d.base, d.n,
 				 d.queries, d.nq, CAND, ids, NULL);
 	if (rc < 0) {
 		fprintf(stderr, "knytt_exact_knn: %s: %s\n", knytt_errname(rc),
@@ -104,7 +105,8 @@ int main(int argc, char **argv)
 			double s = 0;
 			for (size_t j = 0; j < d.dim; j++) {
 				double t = (double)qv[j] - (double)x[j];
-				s += t * t;
+				/* nearest first: the largest product */
+				s += d.ip ? -(double)qv[j] * x[j] : t * t;
 			}
 			c[i].d = s;
 			c[i].id = (int32_t)ids[q * CAND + i];

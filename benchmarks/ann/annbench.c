@@ -25,12 +25,16 @@
 #define SYNTH_NQ 1000
 #define SYNTH_CLUSTERS 256
 
+/* dim 0: the Gaussian mixture (SYNTH_DIM); else embedding-like */
 static const struct synth_set {
 	const char *name;
-	size_t n;
+	size_t n, dim;
 } synth_sets[] = {
-	{"synth100k", 100000},
-	{"synth1m", 1000000},
+	{"synth100k", 100000, 0},
+	{"synth1m", 1000000, 0},
+	{"emb256", 100000, 256},
+	{"emb512", 100000, 512},
+	{"emb768", 100000, 768},
 };
 
 static const struct synth_set *synth_find(const char *name)
@@ -107,8 +111,95 @@ static void synth_rows(const float *centres, size_t n, uint64_t seed,
 	}
 }
 
+/*
+ * Embedding-like rows, the shape of text and image embeddings: most of a
+ * row lies in a few dozen directions (EMB_RANK random directions, the
+ * k-th with standard deviation (k + 1)^-EMB_DECAY: a power-law spectrum)
+ * around one of EMB_TOPICS topic centres, plus isotropic noise carrying
+ * EMB_NOISE of the energy, and the row is scaled to unit length; compared
+ * by inner product.  Base rows and queries come from separate streams.
+ */
+#define EMB_VERSION 1
+#define EMB_RANK 48
+#define EMB_DECAY 0.7
+#define EMB_TOPICS 64
+#define EMB_NOISE 0.15
+
+static void emb_rows(const float *dirs, const float *topics, size_t d,
+		     size_t n, uint64_t seed, float *out)
+{
+	struct normal_gen g = {seed, 0, 0.0};
+	double sig = 0;
+	for (size_t k = 0; k < EMB_RANK; k++)
+		sig += pow((double)(k + 1), -2.0 * EMB_DECAY);
+	/* topic offsets carry as much energy as the spectrum */
+	double tsc = sqrt(sig / (double)d);
+	double nsd = sqrt(EMB_NOISE / (1.0 - EMB_NOISE) * 2.0 * sig / (double)d);
+	for (size_t i = 0; i < n; i++) {
+		float *row = out + i * d;
+		const float *t = topics + (sm64(&g.s) % EMB_TOPICS) * d;
+		for (size_t j = 0; j < d; j++)
+			row[j] = (float)(tsc * t[j] + nsd * normal(&g));
+		for (size_t k = 0; k < EMB_RANK; k++) {
+			float z = (float)(normal(&g) *
+					  pow((double)(k + 1), -EMB_DECAY));
+			const float *u = dirs + k * d;
+			for (size_t j = 0; j < d; j++)
+				row[j] += z * u[j];
+		}
+		double s = 0;
+		for (size_t j = 0; j < d; j++)
+			s += (double)row[j] * row[j];
+		float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+		for (size_t j = 0; j < d; j++)
+			row[j] *= inv;
+	}
+}
+
+static int emb_generate(const struct synth_set *ss, ann_data *d)
+{
+	size_t dim = ss->dim;
+	float *dirs = malloc(sizeof(float) * EMB_RANK * dim);
+	float *topics = malloc(sizeof(float) * EMB_TOPICS * dim);
+	d->base = malloc(sizeof(float) * ss->n * dim);
+	d->queries = malloc(sizeof(float) * SYNTH_NQ * dim);
+	if (!dirs || !topics || !d->base || !d->queries) {
+		free(dirs);
+		free(topics);
+		fprintf(stderr, "%s: out of memory\n", ss->name);
+		return ANN_FAIL;
+	}
+	/* random directions of unit length (nearly orthogonal in these
+	 * dimensions); topic centres N(0, 1) per coordinate */
+	struct normal_gen g = {SYNTH_SEED ^ 0x5a5a5a5aULL ^ dim, 0, 0.0};
+	for (size_t k = 0; k < EMB_RANK; k++) {
+		double s = 0;
+		float *u = dirs + k * dim;
+		for (size_t j = 0; j < dim; j++) {
+			u[j] = (float)normal(&g);
+			s += (double)u[j] * u[j];
+		}
+		for (size_t j = 0; j < dim; j++)
+			u[j] = (float)(u[j] / sqrt(s));
+	}
+	for (size_t i = 0; i < EMB_TOPICS * dim; i++)
+		topics[i] = (float)normal(&g);
+	emb_rows(dirs, topics, dim, ss->n, SYNTH_SEED ^ 0xe1e1e1e1ULL, d->base);
+	emb_rows(dirs, topics, dim, SYNTH_NQ, SYNTH_SEED ^ 0x1e1e1e1eULL,
+		 d->queries);
+	free(dirs);
+	free(topics);
+	d->n = ss->n;
+	d->dim = dim;
+	d->nq = SYNTH_NQ;
+	d->ip = 1;
+	return ANN_OK;
+}
+
 static int synth_generate(const struct synth_set *ss, ann_data *d)
 {
+	if (ss->dim)
+		return emb_generate(ss, d);
 	float *centres = malloc(sizeof(float) * SYNTH_CLUSTERS * SYNTH_DIM);
 	d->base = malloc(sizeof(float) * ss->n * SYNTH_DIM);
 	d->queries = malloc(sizeof(float) * SYNTH_NQ * SYNTH_DIM);
@@ -132,8 +223,9 @@ static int synth_generate(const struct synth_set *ss, ann_data *d)
 void ann_gt_path(const char *name, const char *cache_dir, char *buf,
 		 size_t cap)
 {
+	const struct synth_set *ss = synth_find(name);
 	snprintf(buf, cap, "%s/%s-v%d-gt%d.ivecs", cache_dir, name,
-		 SYNTH_VERSION, ANN_GT_K);
+		 ss && ss->dim ? EMB_VERSION : SYNTH_VERSION, ANN_GT_K);
 }
 
 /*
@@ -278,7 +370,7 @@ int ann_data_load(const char *name, const char *data_dir,
 		}
 	} else {
 		fprintf(stderr, "unknown data set '%s' (bigann10k, synth100k, "
-			"synth1m)\n", name);
+			"synth1m, emb256, emb512, emb768)\n", name);
 		rc = ANN_FAIL;
 	}
 	if (rc != ANN_OK)

@@ -24,11 +24,13 @@ extern "C" {
 /*
  * A loaded data set.  Vectors are row-major floats whatever the file type
  * (bigann's uint8 values are converted exactly).  gt holds, per query,
- * gt_k 0-based row numbers into base, nearest first (squared L2).
+ * gt_k 0-based row numbers into base, nearest first (squared L2, or the
+ * largest inner product when ip is set: the embedding-like sets).
  */
 typedef struct ann_data {
 	char name[64];
 	size_t n, dim, nq, gt_k;
+	int ip; /* 1: inner product on unit vectors; 0: L2 */
 	float *base;    /* n * dim */
 	float *queries; /* nq * dim */
 	int32_t *gt;    /* nq * gt_k, or NULL when not loaded */
@@ -42,8 +44,10 @@ enum { ANN_OK = 0, ANN_SKIP = 1, ANN_FAIL = -1 };
 /*
  * Loads data set @p name: "bigann10k" (its holdout base, 100 queries and
  * ground truth under @p data_dir/bigann10k), "synth100k" or "synth1m"
- * (the Gaussian mixture, regenerated in memory; ground truth read from
- * @p cache_dir, written there by ann_prep).  With @p want_gt 0 the ground
+ * (the Gaussian mixture), "emb256", "emb512" or "emb768" (embedding-like:
+ * 100k unit vectors, inner product); synthetic sets are regenerated in
+ * memory, their ground truth read from @p cache_dir, written there by
+ * ann_prep.  With @p want_gt 0 the ground
  * truth is not read (ann_prep uses this to compute it).
  */
 int ann_data_load(const char *name, const char *data_dir,
