@@ -226,11 +226,19 @@ export interface EngineOptions {
   tenant?: string;
   threads?: number;
   feedbackAsync?: boolean;
+  /** Bytes of shopper profiles kept in memory (0: 64 MiB; Infinity: no
+   *  limit); see Engine.setProfileCache. */
+  profileCache?: number | bigint;
 }
 
 export class Engine implements Closable {
   constructor(uri?: string, opts?: EngineOptions);
   readonly store: Store;
+  /** Budget of the shoppers' profiles in bytes (0: 64 MiB; Infinity: no
+   *  limit). */
+  setProfileCache(bytes: number | bigint): void;
+  profileCacheInfo(): { budget: number; bytes: number; profiles: number;
+    evictions: number };
   itemUpsert(item: Item, vector?: Vector): void;
   itemDelete(id: string): void;
   sync(): number;

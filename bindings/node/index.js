@@ -339,7 +339,27 @@ class Engine extends Handle {
       tenant: o.tenant, weights: o.weights,
     }));
     this._store = null;
+    if (o.profileCache !== undefined && o.profileCache !== null) {
+      try {
+        this.setProfileCache(o.profileCache);
+      } catch (err) {
+        this.close();
+        throw err;
+      }
+    }
   }
+  /** The memory budget of the shoppers' profiles in bytes (0: the
+   *  default, 64 MiB; Infinity: no limit; a number or a BigInt).  Over
+   *  it, the least recently used idle profiles are evicted and loaded
+   *  again from the store when their shopper returns; the answers are the
+   *  same.  Lowering it evicts at once. */
+  setProfileCache(bytes) {
+    native.engineSetProfileCache(this.h,
+      bytes === Infinity ? 0xffffffffffffffffn : bytes);
+  }
+  /** {budget (bytes, Infinity: no limit), bytes, profiles, evictions
+   *  (since open)} of the profile cache now. */
+  profileCacheInfo() { return native.engineProfileCacheInfo(this.h); }
   /** The engine's own store (valid until close; not while engine calls
    *  run elsewhere). */
   get store() {

@@ -617,6 +617,43 @@ static napi_value engine_train_status(napi_env env, napi_callback_info info)
 	return train_status_js(env, e);
 }
 
+/* engineSetProfileCache(h, bytes: number or BigInt) */
+static napi_value engine_set_profile_cache(napi_env env,
+					   napi_callback_info info)
+{
+	uint64_t bytes;
+	KN_ARGS(env, info, 2);
+	GET_ENGINE(env, argv[0], e);
+
+	if (kn_u64(env, argv[1], "profileCache", &bytes))
+		return NULL;
+	return kn_check(env, knytt_engine_set_profile_cache(e, bytes),
+			kn_undefined(env));
+}
+
+/* engineProfileCacheInfo(h) -> {budget (Infinity: no limit), bytes,
+ * profiles, evictions} */
+static napi_value engine_profile_cache_info(napi_env env,
+					    napi_callback_info info)
+{
+	knytt_profile_cache_info pc = {.struct_size = sizeof pc};
+	napi_value o;
+	KN_ARGS(env, info, 1);
+	GET_ENGINE(env, argv[0], e);
+
+	int rc = knytt_engine_profile_cache_info(e, &pc);
+	if (rc)
+		return kn_throw(env, rc);
+	napi_create_object(env, &o);
+	kn_set(env, o, "budget",
+	       kn_num(env, pc.budget == UINT64_MAX ? INFINITY
+						    : (double)pc.budget));
+	kn_set(env, o, "bytes", kn_num(env, (double)pc.bytes));
+	kn_set(env, o, "profiles", kn_num(env, (double)pc.profiles));
+	kn_set(env, o, "evictions", kn_num(env, (double)pc.evictions));
+	return o;
+}
+
 void kn_init_engine(napi_env env, napi_value exports)
 {
 	kn_export(env, exports, "engineOpen", engine_open);
@@ -630,6 +667,10 @@ void kn_init_engine(napi_env env, napi_value exports)
 	kn_export(env, exports, "engineTrending", engine_trending);
 	kn_export(env, exports, "engineEmbedQuery", engine_embed_query);
 	kn_export(env, exports, "engineDim", engine_dim);
+	kn_export(env, exports, "engineSetProfileCache",
+		  engine_set_profile_cache);
+	kn_export(env, exports, "engineProfileCacheInfo",
+		  engine_profile_cache_info);
 	kn_export(env, exports, "engineTrain", engine_train);
 	kn_export(env, exports, "engineTrainStatus", engine_train_status);
 	kn_export(env, exports, "engineTrainStart", engine_train_start);

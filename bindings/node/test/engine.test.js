@@ -141,6 +141,42 @@ test('embedQuery: the vector behind a text search', async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('profile cache: a budget, evictions, the same answers', async () => {
+  const dir = tmpdir();
+  const db = path.join(dir, 'pc.db');
+  const e = await shopEngine(db);
+  await e.train();
+  const users = ['u0001', 'u0002', 'u0003', 'u0004', 'u0005', 'u0006'];
+  const want = users.map((u) => e.recommend(u, { k: 5 }).map((r) => r.id));
+  let info = e.profileCacheInfo();
+  assert.equal(info.budget, 64 * 1024 * 1024);
+  assert.equal(info.evictions, 0);
+  assert.ok(info.profiles >= users.length && info.bytes > 0);
+  e.close();
+  // one byte: every idle profile is evicted and loaded again on its next
+  // request, with the same answers
+  const small = new knytt.Engine('sqlite:' + db, { profileCache: 1 });
+  for (let round = 0; round < 2; round++) {
+    users.forEach((u, i) => assert.deepEqual(small.recommend(u, { k: 5 }).map((r) => r.id), want[i]));
+  }
+  info = small.profileCacheInfo();
+  assert.equal(info.budget, 1);
+  assert.ok(info.profiles <= 1);
+  assert.ok(info.evictions >= 2 * users.length - 1, `evictions ${info.evictions}`);
+  small.setProfileCache(Infinity);
+  assert.equal(small.profileCacheInfo().budget, Infinity);
+  small.setProfileCache(2n ** 20n);
+  assert.equal(small.profileCacheInfo().budget, 1048576);
+  for (const bad of [-1, 1.5, '64M', null, 2n ** 64n]) {
+    assert.throws(() => small.setProfileCache(bad), (err) => err.code === 'KNYTT_EINVAL', String(bad));
+  }
+  small.close();
+  assert.throws(() => small.profileCacheInfo(), (err) => err.code === 'KNYTT_ESTATE');
+  assert.throws(() => new knytt.Engine('sqlite:' + db, { profileCache: -5 }),
+    (err) => err.code === 'KNYTT_EINVAL');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('background training: trainStart, trainStatus, trainWait', async () => {
   const dir = tmpdir();
   const db = path.join(dir, 'shop.db');

@@ -108,6 +108,11 @@ class TrainStatus(ctypes.Structure):
                 ("items_indexed", c_size)]
 
 
+class ProfileCacheInfo(ctypes.Structure):
+    _fields_ = [("struct_size", c_size), ("budget", c_u64), ("bytes", c_u64),
+                ("profiles", c_u64), ("evictions", c_u64)]
+
+
 class Item(ctypes.Structure):
     _fields_ = [("struct_size", c_size), ("id", c_u64), ("ext_id", c_str),
                 ("title", c_str), ("description", c_str),
@@ -342,6 +347,9 @@ _PROTOS = {
                                     P(Filter), c_str, c_ptr, P(c_u64)]),
     "knytt_engine_embed_query": (c_int, [c_ptr, c_str, c_ptr, c_u32]),
     "knytt_engine_dim": (c_u32, [c_ptr]),
+    "knytt_engine_set_profile_cache": (c_int, [c_ptr, c_u64]),
+    "knytt_engine_profile_cache_info": (c_int, [c_ptr,
+                                                ctypes.POINTER(ProfileCacheInfo)]),
     "knytt_engine_trending": (c_int, [c_ptr, c_size, c_double, c_str,
                                       c_ptr]),
     "knytt_engine_train": (c_int, [c_ptr, PROGRESS_FN, c_ptr]),

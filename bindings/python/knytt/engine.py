@@ -2,11 +2,12 @@
 feedback and training over a store, a vector index and a model."""
 
 import ctypes
+import math
 from collections import namedtuple
 
 from . import _arrays as A
 from ._lib import (lib, Filter, Result, RecOptions, TrainStatus,
-                   PROGRESS_FN, MAX_ID)
+                   ProfileCacheInfo, PROGRESS_FN, MAX_ID)
 from .errors import check, error, EINVAL
 from .store import Store, item_struct, _b, _s
 
@@ -110,14 +111,17 @@ class Engine:
     m / ef_construction / ef_search, weights ({"purchase": 8, ...}),
     taste ((session_half_life_s, session_blend, history_half_life_days)),
     exclude_seen, als ((reg, alpha, iterations)), twotower_epochs,
-    tenant, threads, feedback_async.  Queries and feedback may come from
-    many threads at once; close() must not race with them.
+    tenant, threads, feedback_async, profile_cache (bytes of shopper
+    profiles kept in memory; math.inf: no limit; see set_profile_cache).
+    Queries and feedback may come from many threads at once; close() must
+    not race with them.
     """
 
     def __init__(self, uri="sqlite::memory:", model=None, dim=None, m=0,
                  ef_construction=0, ef_search=0, weights=None, taste=None,
                  exclude_seen=None, als=None, twotower_epochs=None,
-                 tenant=None, threads=None, feedback_async=False):
+                 tenant=None, threads=None, feedback_async=False,
+                 profile_cache=None):
         h = ctypes.c_void_p()
         check(lib.knytt_engine_create(ctypes.byref(h)))
         self._h, self._store, self._training = h.value, None, None
@@ -125,6 +129,8 @@ class Engine:
             self._configure(model, dim, m, ef_construction, ef_search,
                             weights, taste, exclude_seen, als,
                             twotower_epochs, tenant, threads, feedback_async)
+            if profile_cache is not None:
+                self.set_profile_cache(profile_cache)
             check(lib.knytt_engine_open(self._h, _b(uri, "uri")))
         except BaseException:
             self.close()
@@ -159,6 +165,35 @@ class Engine:
             check(lib.knytt_engine_set_threads(h, int(threads)))
         if fb_async:
             check(lib.knytt_engine_set_feedback_async(h, 1))
+
+    def set_profile_cache(self, nbytes):
+        """The memory budget of the shoppers' profiles in bytes (0: the
+        default, 64 MiB; math.inf: no limit).  Over it, the least recently
+        used idle profiles are evicted and loaded again from the store when
+        their shopper returns; answers are the same.  Lowering it while
+        open evicts at once."""
+        if isinstance(nbytes, bool) or not isinstance(nbytes, (int, float)):
+            raise EINVAL("profile_cache must be a number of bytes, got %r"
+                         % (nbytes,), field="profile_cache")
+        if nbytes == math.inf:
+            nbytes = 2 ** 64 - 1
+        elif (isinstance(nbytes, float) and not nbytes.is_integer()) or \
+                not 0 <= nbytes < 2 ** 64 - 1:
+            raise EINVAL("profile_cache must be a whole number of bytes "
+                         "from 0, or math.inf, got %r" % (nbytes,),
+                         field="profile_cache")
+        check(lib.knytt_engine_set_profile_cache(self.handle, int(nbytes)))
+
+    def profile_cache_info(self):
+        """The profile cache now: {"budget" (bytes, math.inf for no limit),
+        "bytes", "profiles", "evictions" (since open)}."""
+        info = ProfileCacheInfo()
+        info.struct_size = ctypes.sizeof(ProfileCacheInfo)
+        check(lib.knytt_engine_profile_cache_info(self.handle,
+                                                  ctypes.byref(info)))
+        budget = math.inf if info.budget == 2 ** 64 - 1 else info.budget
+        return {"budget": budget, "bytes": info.bytes,
+                "profiles": info.profiles, "evictions": info.evictions}
 
     def close(self):
         """Closes the engine (waits for a background training).

@@ -3,6 +3,7 @@ answers as the knytt command (a C API program) on the same database,
 errors, callbacks and context managers."""
 
 import json
+import math
 import subprocess
 import threading
 
@@ -142,6 +143,34 @@ def test_embed_query_and_search_by_vector(tmp_path, shop_csv):
         assert err.value.field == "text"
     with pytest.raises(knytt.ESTATE):
         e.embed_query("boot")
+
+
+def test_profile_cache_budget(tmp_path, shop_csv):
+    db = tmp_path / "pc.db"
+    with shop_engine(db, shop_csv) as e:
+        e.train()
+        users = ["u%04d" % i for i in range(1, 9)]
+        want = {u: [r.id for r in e.recommend(u, 5)] for u in users}
+        info = e.profile_cache_info()
+        assert info["budget"] == 64 << 20 and info["evictions"] == 0
+        assert info["profiles"] >= len(users) and info["bytes"] > 0
+    # a one-byte budget: every idle profile is evicted, and loaded again
+    # from the store on the next request, with the same answers
+    with knytt.Engine("sqlite:%s" % db, profile_cache=1) as e:
+        for _ in range(2):
+            for u in users:
+                assert [r.id for r in e.recommend(u, 5)] == want[u]
+        info = e.profile_cache_info()
+        assert info["budget"] == 1 and info["profiles"] <= 1
+        assert info["evictions"] >= 2 * len(users) - 1
+        e.set_profile_cache(math.inf)
+        assert e.profile_cache_info()["budget"] == math.inf
+        for bad in (-1, 1.5, "64M", True, None, 2 ** 64):
+            with pytest.raises(knytt.EINVAL) as err:
+                e.set_profile_cache(bad)
+            assert err.value.field == "profile_cache"
+    with pytest.raises(knytt.ESTATE):
+        e.profile_cache_info()
 
 
 def test_shop_end_to_end_same_as_c_api(tmp_path, shop_csv, cli_bin):
