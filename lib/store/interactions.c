@@ -348,12 +348,15 @@ int knytt_store_user_history(knytt_store *st, const char *user,
  * in this read and 2 in the replay.  Per event the public query seeks
  * three b-trees (the row, then users and items for the two ext ids) and
  * the copy formats three strings; the profile needs neither ext id (it
- * maps the store's item id to an engine row), so this one reads the row
- * alone.  Measured on the soak's database after two runs (416k events,
- * 2,000 shoppers), reading every shopper's history with sqlite3: 0.27 s
- * with the joins, 0.11 s without.  A covering index on (user_id, ts, ...)
- * gained nothing more with the pages cached (0.115 s) and would cost
- * every feedback insert a wider index entry, so there is none.
+ * maps the store's item id to an engine row), so this one reads the
+ * interactions alone, and since migration 9 from the interactions_user
+ * index alone: a shopper's events are one run of index entries, where
+ * the rows lie one per page through the table.  Loading every profile
+ * of the soak's database after two runs (416k events, 2,000 shoppers,
+ * one thread, the engine's recommendations with a cache too small to
+ * keep any profile, less the same with all kept): 580 to 640 us a load
+ * with knytt_store_user_history, about 450 without the joins, 146 to
+ * 162 with the covering index too.
  */
 int knytt__store_user_events(knytt_store *st, const char *user,
 			     knytt_interaction_fn fn, void *ctx)

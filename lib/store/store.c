@@ -102,8 +102,9 @@ static const char *const sql_common[Q__COUNT] = {
 			  "BY x.ts, x.id LIMIT ?5",
 	/* a profile load (knytt__store_user_events): the columns of
 	 * IX_COLS without its two joins -- no ext ids, so no lookup in
-	 * users and items per event, only the interactions_user index and
-	 * the row itself (see interactions.c for the measurement) */
+	 * users and items per event; every column read is in the
+	 * interactions_user index (migration 9), so not even the row (see
+	 * interactions.c for the measurement) */
 	[Q_IX_USER_EVENTS] = "SELECT x.id, '', '', x.user_id, x.item_id, "
 			     "x.type, x.weight, x.value, x.ts, NULL FROM "
 			     "interactions x WHERE x.user_id = ?2 AND "
