@@ -340,12 +340,12 @@ START_TEST(open_and_migrations)
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
 	ck_assert_str_eq(knytt_store_backend(st), su_pg ? "postgres"
 							: "sqlite");
-	ck_assert_int_eq(knytt_store_schema_version(st), 8);
+	ck_assert_int_eq(knytt_store_schema_version(st), 9);
 	ck_assert_int_eq(knytt_store_schema_version(NULL), KNYTT_EINVAL);
 	knytt_store_close(st);
 	/* reopening runs nothing again and keeps the version */
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 8);
+	ck_assert_int_eq(knytt_store_schema_version(st), 9);
 	knytt_store_close(st);
 	/* a version-1 database is brought up to date on open */
 	su_exec("DELETE FROM knytt_schema WHERE version > 1");
@@ -357,7 +357,7 @@ START_TEST(open_and_migrations)
 			"knytt_fts_log_ad; DROP TRIGGER knytt_fts_log_au; "
 			"DROP TABLE knytt_fts_log");
 	ck_assert_int_eq(knytt_store_open(t_uri, &st), 0);
-	ck_assert_int_eq(knytt_store_schema_version(st), 8);
+	ck_assert_int_eq(knytt_store_schema_version(st), 9);
 	knytt_store_close(st);
 	/* version 3 indexed event ids by (tenant, event_id); version 4
 	 * drops that index and the open builds it event_id first, still
@@ -369,7 +369,7 @@ START_TEST(open_and_migrations)
 	su_exec(MIG6_UNDO);
 	uint64_t ta = 0, tb = 0;
 	st = su_open("mig-a", &ta);
-	ck_assert_int_eq(knytt_store_schema_version(st), 8);
+	ck_assert_int_eq(knytt_store_schema_version(st), 9);
 	char cols[512];
 	su_query(su_pg ? "SELECT indexdef FROM pg_indexes WHERE indexname = "
 			"'interactions_event'"
@@ -404,7 +404,7 @@ START_TEST(open_and_migrations)
 	/* the in-memory database works too */
 	if (!su_pg) {
 		ck_assert_int_eq(knytt_store_open("sqlite::memory:", &st), 0);
-		ck_assert_int_eq(knytt_store_schema_version(st), 8);
+		ck_assert_int_eq(knytt_store_schema_version(st), 9);
 		knytt_store_close(st);
 	}
 }
@@ -3289,6 +3289,145 @@ START_TEST(model_prune)
 }
 END_TEST
 
+/* ---- the profile loads' lean history read ------------------------------ */
+
+#define LEAN_MAX 1200
+
+typedef struct ixrec {
+	uint64_t id, user_id, item_id;
+	char type[33], user[8], item[8];
+	double weight, value;
+	int has_value, has_event;
+	int64_t ts;
+} ixrec;
+
+typedef struct ixrecs {
+	ixrec r[LEAN_MAX];
+	int n;
+} ixrecs;
+
+static int rec_ix(const knytt_interaction *x, void *ctx)
+{
+	ixrecs *l = ctx;
+	ck_assert_int_lt(l->n, LEAN_MAX);
+	ixrec *r = &l->r[l->n++];
+	r->id = x->id;
+	r->user_id = x->user_id;
+	r->item_id = x->item_id;
+	snprintf(r->type, sizeof r->type, "%s", x->type);
+	snprintf(r->user, sizeof r->user, "%.7s", x->user);
+	snprintf(r->item, sizeof r->item, "%.7s", x->item);
+	r->weight = x->weight;
+	r->has_value = x->has_value;
+	r->value = x->value;
+	r->has_event = x->event_id != NULL;
+	r->ts = x->ts_ms;
+	return 0;
+}
+
+/* knytt__store_user_events gives what knytt_store_user_history gives,
+ * event for event and in the same order (over several pages, with equal
+ * times broken by id, another shopper's and another tenant's events
+ * interleaved), less the ext ids and event ids it does not read. */
+START_TEST(user_events_match_history)
+{
+	knytt_store *st = su_open("shop", NULL);
+	put_item(st, "i1", "one", NULL, NULL, 1, 1);
+	put_item(st, "i2", "two", NULL, NULL, 1, 1);
+	put_item(st, "i3", "three", NULL, NULL, 1, 1);
+	static const char *types[] = { "view", "cart", "purchase", "rating" };
+	knytt_interaction x;
+	for (int k = 0; k < 1100; k++) { /* more than two pages of 512 */
+		memset(&x, 0, sizeof x);
+		x.struct_size = sizeof x;
+		x.user = k % 5 == 4 ? "other" : "u1";
+		x.item = k % 3 == 0 ? "i1" : k % 3 == 1 ? "i2" : "i3";
+		x.type = types[k % 4];
+		x.has_value = k % 4 == 3;
+		x.value = 1 + k % 5;
+		x.weight = k % 7 == 0 ? 2.5 : 0;
+		x.ts_ms = 1000 + (k * 7919 % 400) * 10; /* equal times too */
+		char ev[16];
+		snprintf(ev, sizeof ev, "e%d", k);
+		x.event_id = k % 2 ? ev : NULL;
+		ck_assert_int_eq(knytt_store_interaction_add(st, &x), 1);
+	}
+	static ixrecs a, b;
+	memset(&a, 0, sizeof a);
+	memset(&b, 0, sizeof b);
+	ck_assert_int_eq(knytt_store_user_history(st, "u1", rec_ix, &a), 880);
+	ck_assert_int_eq(knytt__store_user_events(st, "u1", rec_ix, &b), 880);
+	ck_assert_int_eq(a.n, b.n);
+	int with_event = 0;
+	for (int i = 0; i < a.n; i++) {
+		const ixrec *p = &a.r[i], *q = &b.r[i];
+		ck_assert_uint_eq(p->id, q->id);
+		ck_assert_uint_eq(p->user_id, q->user_id);
+		ck_assert_uint_eq(p->item_id, q->item_id);
+		ck_assert_str_eq(p->type, q->type);
+		ck_assert(p->weight == q->weight);
+		ck_assert_int_eq(p->has_value, q->has_value);
+		ck_assert(!p->has_value || p->value == q->value);
+		ck_assert_int_eq(p->ts, q->ts);
+		ck_assert(i == 0 || p->ts > a.r[i - 1].ts ||
+			  (p->ts == a.r[i - 1].ts && p->id > a.r[i - 1].id));
+		ck_assert_str_eq(p->user, "u1");
+		ck_assert_str_eq(q->user, "");
+		ck_assert_str_eq(q->item, "");
+		ck_assert(!q->has_event);
+		with_event += p->has_event;
+	}
+	ck_assert_int_gt(with_event, 0);
+	/* migration 9: the index by user covers the read (no seek of the
+	 * table row per event, in SQLite's plan; the definition in
+	 * PostgreSQL, whose planner picks by the table's statistics) */
+	char plan[512];
+	if (su_pg) {
+		su_query("SELECT indexdef FROM pg_indexes WHERE indexname = "
+			 "'interactions_user'", plan, sizeof plan);
+		ck_assert_msg(strstr(plan, "(user_id, ts, id, tenant, item_id, "
+					   "type, weight, value)"),
+			      "interactions_user is '%s'", plan);
+	} else {
+		sqlite3 *db;
+		ck_assert_int_eq(sqlite3_open(t_uri + 7, &db), SQLITE_OK);
+		sqlite3_stmt *q;
+		ck_assert_int_eq(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN "
+			"SELECT x.id, '', '', x.user_id, x.item_id, x.type, "
+			"x.weight, x.value, x.ts, NULL FROM interactions x "
+			"WHERE x.user_id = 1 AND x.tenant = 1 AND (x.ts, x.id) "
+			"> (0, -1) ORDER BY x.ts, x.id LIMIT 512", -1, &q,
+			NULL), SQLITE_OK);
+		plan[0] = 0;
+		while (sqlite3_step(q) == SQLITE_ROW)
+			snprintf(plan + strlen(plan), sizeof plan - strlen(plan),
+				 "%s;", (const char *)sqlite3_column_text(q, 3));
+		sqlite3_finalize(q);
+		sqlite3_close(db);
+		ck_assert_msg(strstr(plan, "COVERING INDEX interactions_user") &&
+				      !strstr(plan, "TEMP B-TREE"),
+			      "plan: %s", plan);
+	}
+	/* another tenant's shopper of the same name is not read */
+	uint64_t t2 = 0;
+	ck_assert_int_eq(knytt_store_tenant_create(st, "t2", &t2), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_use_tenant(st, t2), KNYTT_OK);
+	put_item(st, "i1", "one", NULL, NULL, 1, 1);
+	ck_assert_int_eq(add_ix(st, "u1", "i1", "view", 5, NULL), 1);
+	memset(&b, 0, sizeof b);
+	ck_assert_int_eq(knytt__store_user_events(st, "u1", rec_ix, &b), 1);
+	ck_assert_int_eq(b.r[0].ts, 5);
+	/* the errors of knytt_store_user_history */
+	ck_assert_int_eq(knytt__store_user_events(st, "nobody", rec_ix, &b),
+			 KNYTT_ENOTFOUND);
+	ck_assert_int_eq(knytt__store_user_events(st, "u1", NULL, NULL),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt__store_user_events(st, "", rec_ix, &b),
+			 KNYTT_EINVAL);
+	knytt_store_close(st);
+}
+END_TEST
+
 static void add_cases(TCase *tc)
 {
 	tcase_add_test(tc, model_prune);
@@ -3302,6 +3441,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, search_shortcuts_agree);
 	tcase_add_test(tc, users);
 	tcase_add_test(tc, interactions);
+	tcase_add_test(tc, user_events_match_history);
 	tcase_add_test(tc, interactions_stream_pages);
 	tcase_add_test(tc, interaction_marks);
 	tcase_add_test(tc, interactions_batch_all_or_nothing);

@@ -10,7 +10,7 @@
  * rebuilt from the store (the long-term taste is a fold-in of the stored
  * history, the session a replay of its recent events), so an idle
  * profile may go and come back on its next use, read in pages by
- * knytt_store_user_history.
+ * knytt__store_user_events (knytt_store_user_history without the ext ids).
  *
  * References.  knytt__engine_user returns a held reference; the caller
  * puts it back (knytt__engine_user_put) when it no longer reads the

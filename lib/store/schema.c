@@ -17,6 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+/* The columns of the interactions_user index since migration 9. */
+#define IX_USER_COLS "user_id, ts, id, tenant, item_id, type, weight, value"
+
 typedef struct migration {
 	int version;
 	const char *sqlite;
@@ -285,6 +288,21 @@ static const migration migrations[] = {
 	 " started BIGINT NOT NULL, finished BIGINT NOT NULL,"
 	 " progress DOUBLE PRECISION NOT NULL, metrics TEXT, error TEXT,"
 	 " updated BIGINT NOT NULL, PRIMARY KEY(tenant, id));"},
+	/* Version 9 (interactions.c, knytt__store_user_events): the index by
+	 * user covers what a profile load reads, so the load walks one
+	 * contiguous run of index entries instead of seeking the table row
+	 * of every event (a shopper's feedback rows lie scattered through
+	 * the table, one page each).  In-process on the soak's database
+	 * (2,000 shoppers of about 208 events), a profile load took 450 us
+	 * with the old index and 155 us with this one; the index grows by
+	 * about 35 bytes an event.  id follows ts, so the (ts, id) order of
+	 * the history needs no sort.  The name stays: it serves every query
+	 * the old (user_id, ts) index served. */
+	{9,
+	 "DROP INDEX IF EXISTS interactions_user;"
+	 "CREATE INDEX interactions_user ON interactions(" IX_USER_COLS ");",
+	 "DROP INDEX IF EXISTS interactions_user;"
+	 "CREATE INDEX interactions_user ON interactions(" IX_USER_COLS ");"},
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -382,16 +400,16 @@ fail:
 }
 
 /* ---- the interaction indexes, for bulk imports ---------------------------
- * Definitions as migrations 1 and 4 made them; both dialects accept the
- * text. */
+ * Definitions as migrations 1, 4 and 9 made them; both dialects accept
+ * the text. */
 
 static const char *const ix_index[][2] = {
 	{"interactions_ts",
 	 "CREATE INDEX IF NOT EXISTS interactions_ts ON interactions(tenant,"
 	 " ts)"},
-	{"interactions_user",
+	{"interactions_user", /* as migration 9 left it */
 	 "CREATE INDEX IF NOT EXISTS interactions_user ON interactions("
-	 "user_id, ts)"},
+	 IX_USER_COLS ")"},
 	{"interactions_item",
 	 "CREATE INDEX IF NOT EXISTS interactions_item ON interactions("
 	 "item_id, ts)"},

@@ -100,6 +100,16 @@ static const char *const sql_common[Q__COUNT] = {
 	[Q_IX_USER_ALL] = "SELECT " IX_COLS "WHERE x.user_id = ?2 AND "
 			  "x.tenant = ?1 AND (x.ts, x.id) > (?3, ?4) ORDER "
 			  "BY x.ts, x.id LIMIT ?5",
+	/* a profile load (knytt__store_user_events): the columns of
+	 * IX_COLS without its two joins -- no ext ids, so no lookup in
+	 * users and items per event; every column read is in the
+	 * interactions_user index (migration 9), so not even the row (see
+	 * interactions.c for the measurement) */
+	[Q_IX_USER_EVENTS] = "SELECT x.id, '', '', x.user_id, x.item_id, "
+			     "x.type, x.weight, x.value, x.ts, NULL FROM "
+			     "interactions x WHERE x.user_id = ?2 AND "
+			     "x.tenant = ?1 AND (x.ts, x.id) > (?3, ?4) "
+			     "ORDER BY x.ts, x.id LIMIT ?5",
 	[Q_IX_SINCE] = "SELECT " IX_COLS "WHERE x.tenant = ?1 AND "
 		       "(x.ts, x.id) > (?2, ?3) ORDER BY x.ts, x.id LIMIT ?4",
 	[Q_IX_COUNT] = "SELECT COUNT(*) FROM interactions WHERE tenant = ?1",

@@ -130,7 +130,7 @@ enum knytt__sid {
 	Q_ITEM_UPSERT, Q_ITEM_ID, Q_ITEM_GET, Q_ITEM_GET_ID, Q_ITEM_DEL,
 	Q_ITEM_CHANGED, Q_ITEM_COUNT, Q_SEARCH, Q_SEARCH_TITLE,
 	Q_USER_UPSERT, Q_USER_ID, Q_USER_GET, Q_USER_ENSURE, Q_USER_COUNT,
-	Q_IX_INS, Q_IX_USER, Q_IX_USER_ALL, Q_IX_ITEM, Q_IX_SINCE, Q_IX_COUNT, Q_IX_COUNTS,
+	Q_IX_INS, Q_IX_USER, Q_IX_USER_ALL, Q_IX_USER_EVENTS, Q_IX_ITEM, Q_IX_SINCE, Q_IX_COUNT, Q_IX_COUNTS,
 	Q_IX_MARK, Q_IX_AFTER_N, Q_IX_AFTER,
 	Q_IX_COUNTS_T,
 	Q_FAV_SET, Q_FAV_UNSET, Q_FAV_LIST,
@@ -282,6 +282,12 @@ int knytt__st_lookup_id(knytt_store *st, int qid, const char *ext,
 int knytt__st_id_of(knytt_store *st, int qid, const char *what,
 		    const char *ext, uint64_t *id);
 int knytt__st_user_id(knytt_store *st, const char *ext, uint64_t *id);
+/* knytt_store_user_history without the ext ids: each record's user and
+ * item are "" and event_id NULL (ids, item_id, type, weight, value and
+ * time as there), same order, same errors.  For the engine's profile
+ * loads, which need none of them (interactions.c says why). */
+int knytt__store_user_events(knytt_store *st, const char *user,
+			     knytt_interaction_fn fn, void *ctx);
 
 /* Rows per page when the store walks a table in pages. */
 #define KNYTT__STORE_PAGE 512
