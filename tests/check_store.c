@@ -1087,6 +1087,69 @@ START_TEST(interactions_stream_pages)
 }
 END_TEST
 
+typedef struct histlog {
+	int n;
+	knytt_interaction ev[1300];
+	char type[1300][16], event[1300][16], item[1300][8];
+} histlog;
+
+static int hist_cb(const knytt_interaction *ix, void *ctx)
+{
+	histlog *h = ctx;
+	if (h->n >= 1300)
+		return 1;
+	h->ev[h->n] = *ix;
+	snprintf(h->type[h->n], 16, "%s", ix->type);
+	snprintf(h->event[h->n], 16, "%s", ix->event_id ? ix->event_id : "-");
+	snprintf(h->item[h->n], 8, "%s", ix->item);
+	h->n++;
+	return 0;
+}
+
+/* The engine's history read (store ids only, no joins) gives the same
+ * events in the same order as knytt_store_user_history, over pages,
+ * with "" for the external ids. */
+START_TEST(user_history_ids_agree)
+{
+	knytt_store *st = su_open("shop", NULL);
+	put_item(st, "i1", "one", NULL, NULL, 1, 1);
+	put_item(st, "i2", "two", NULL, NULL, 1, 1);
+	char ev[16];
+	for (int i = 0; i < 1200; i++) {
+		snprintf(ev, sizeof ev, "e%d", i);
+		ck_assert_int_eq(add_ix(st, "u", i % 3 ? "i1" : "i2",
+					i % 5 ? "view" : "purchase",
+					1 + (i * 7919) % 400, i % 7 ? NULL : ev),
+				 1);
+		ck_assert_int_eq(add_ix(st, "other", "i1", "view", i, NULL), 1);
+	}
+	static histlog a, b;
+	memset(&a, 0, sizeof a);
+	memset(&b, 0, sizeof b);
+	ck_assert_int_eq(knytt_store_user_history(st, "u", hist_cb, &a), 1200);
+	ck_assert_int_eq(knytt__store_user_history_ids(st, "u", hist_cb, &b),
+			 1200);
+	ck_assert_int_eq(a.n, 1200);
+	ck_assert_int_eq(b.n, 1200);
+	for (int i = 0; i < 1200; i++) {
+		const knytt_interaction *x = &a.ev[i], *y = &b.ev[i];
+		ck_assert_uint_eq(x->id, y->id);
+		ck_assert_uint_eq(x->user_id, y->user_id);
+		ck_assert_uint_eq(x->item_id, y->item_id);
+		ck_assert_int_eq(x->ts_ms, y->ts_ms);
+		ck_assert(x->weight == y->weight);
+		ck_assert_int_eq(x->has_value, y->has_value);
+		ck_assert_str_eq(a.type[i], b.type[i]);
+		ck_assert_str_eq(a.event[i], b.event[i]);
+		ck_assert_str_eq(b.item[i], "");
+	}
+	ck_assert_int_eq(knytt__store_user_history_ids(st, "nobody", hist_cb,
+						       &b),
+			 KNYTT_ENOTFOUND);
+	knytt_store_close(st);
+}
+END_TEST
+
 typedef struct marklog {
 	int n, ordered;
 	uint64_t last;
@@ -3303,6 +3366,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, users);
 	tcase_add_test(tc, interactions);
 	tcase_add_test(tc, interactions_stream_pages);
+	tcase_add_test(tc, user_history_ids_agree);
 	tcase_add_test(tc, interaction_marks);
 	tcase_add_test(tc, interactions_batch_all_or_nothing);
 	tcase_add_test(tc, favorites_and_search_log);

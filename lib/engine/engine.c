@@ -1230,7 +1230,7 @@ int knytt__engine_user_load(knytt_engine *e, knytt__profile *u, int create)
 {
 	rawhist h = { .e = e };
 	pthread_mutex_lock(&e->st_lock);
-	int rc = knytt_store_user_history(e->st, u->ext_id, hist_cb, &h);
+	int rc = knytt__store_user_history_ids(e->st, u->ext_id, hist_cb, &h);
 	pthread_mutex_unlock(&e->st_lock);
 	if (rc < 0 && !(rc == KNYTT_ENOTFOUND && create)) {
 		if (rc == KNYTT_ENOTFOUND)

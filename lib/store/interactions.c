@@ -243,7 +243,7 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 			O->bind_i64(q, 2, k_ts);
 			O->bind_i64(q, 3, k_id);
 			O->bind_i64(q, 4, KNYTT__STORE_PAGE);
-		} else if (qid == Q_IX_USER_ALL) {
+		} else if (qid == Q_IX_USER_ALL || qid == Q_IX_USER_IDS) {
 			O->bind_i64(q, 2, (int64_t)owner);
 			O->bind_i64(q, 3, k_ts);
 			O->bind_i64(q, 4, k_id);
@@ -272,7 +272,7 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 			break;
 		}
 		if (n < want || (qid != Q_IX_SINCE && qid != Q_IX_USER_ALL &&
-				 qid != Q_IX_AFTER))
+				 qid != Q_IX_USER_IDS && qid != Q_IX_AFTER))
 			break; /* recent-N: one query (limit <= KNYTT__STORE_PAGE) */
 		k_ts = page[n - 1].ix.ts_ms;
 		k_id = (int64_t)page[n - 1].ix.id;
@@ -321,6 +321,20 @@ int knytt_store_user_history(knytt_store *st, const char *user,
 	if ((rc = knytt__st_user_id(st, user, &id)))
 		return rc;
 	return ix_scan(st, Q_IX_USER_ALL, id, 0, INT64_MIN, fn, ctx);
+}
+
+int knytt__store_user_history_ids(knytt_store *st, const char *user,
+				  knytt_interaction_fn fn, void *ctx)
+{
+	int rc = knytt__st_need_tenant(st);
+	if (rc || (rc = knytt__st_check_id("user", user)))
+		return rc;
+	if (!fn)
+		return knytt__err(KNYTT_EINVAL, "callback is NULL");
+	uint64_t id = 0;
+	if ((rc = knytt__st_user_id(st, user, &id)))
+		return rc;
+	return ix_scan(st, Q_IX_USER_IDS, id, 0, INT64_MIN, fn, ctx);
 }
 
 int knytt_store_item_recent(knytt_store *st, const char *item, size_t n,

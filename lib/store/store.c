@@ -100,6 +100,14 @@ static const char *const sql_common[Q__COUNT] = {
 	[Q_IX_USER_ALL] = "SELECT " IX_COLS "WHERE x.user_id = ?2 AND "
 			  "x.tenant = ?1 AND (x.ts, x.id) > (?3, ?4) ORDER "
 			  "BY x.ts, x.id LIMIT ?5",
+	/* the history without the joins: the engine's profile load reads
+	 * store ids only, and the two joins were a seek each per event
+	 * into users and into items, whose rows are the largest */
+	[Q_IX_USER_IDS] = "SELECT x.id, '', '', x.user_id, x.item_id, x.type, "
+			  "x.weight, x.value, x.ts, x.event_id FROM "
+			  "interactions x WHERE x.user_id = ?2 AND "
+			  "x.tenant = ?1 AND (x.ts, x.id) > (?3, ?4) ORDER "
+			  "BY x.ts, x.id LIMIT ?5",
 	[Q_IX_SINCE] = "SELECT " IX_COLS "WHERE x.tenant = ?1 AND "
 		       "(x.ts, x.id) > (?2, ?3) ORDER BY x.ts, x.id LIMIT ?4",
 	[Q_IX_COUNT] = "SELECT COUNT(*) FROM interactions WHERE tenant = ?1",

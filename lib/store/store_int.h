@@ -121,6 +121,12 @@ int knytt__store_bg_checkpoint(knytt_store *st, int on);
  * (PostgreSQL, a SQLite file), 0 for an in-memory or temporary SQLite
  * database, which exists in this one connection only. */
 int knytt__store_shareable(knytt_store *st);
+/* knytt_store_user_history with the store ids of each event but not its
+ * external user and item ids (x->user and x->item are ""): no seek into
+ * users and items per event.  The engine's profile load reads no more
+ * (interactions.c). */
+int knytt__store_user_history_ids(knytt_store *st, const char *user,
+				  knytt_interaction_fn fn, void *ctx);
 int knytt__sqlite_shareable(knytt__db *db);
 
 /* Statement ids of the cache (store.c owns the SQL). */
@@ -130,7 +136,7 @@ enum knytt__sid {
 	Q_ITEM_UPSERT, Q_ITEM_ID, Q_ITEM_GET, Q_ITEM_GET_ID, Q_ITEM_DEL,
 	Q_ITEM_CHANGED, Q_ITEM_COUNT, Q_SEARCH, Q_SEARCH_TITLE,
 	Q_USER_UPSERT, Q_USER_ID, Q_USER_GET, Q_USER_ENSURE, Q_USER_COUNT,
-	Q_IX_INS, Q_IX_USER, Q_IX_USER_ALL, Q_IX_ITEM, Q_IX_SINCE, Q_IX_COUNT, Q_IX_COUNTS,
+	Q_IX_INS, Q_IX_USER, Q_IX_USER_ALL, Q_IX_USER_IDS, Q_IX_ITEM, Q_IX_SINCE, Q_IX_COUNT, Q_IX_COUNTS,
 	Q_IX_MARK, Q_IX_AFTER_N, Q_IX_AFTER,
 	Q_IX_COUNTS_T,
 	Q_FAV_SET, Q_FAV_UNSET, Q_FAV_LIST,
