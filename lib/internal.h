@@ -208,6 +208,11 @@ void knytt__index_set_owner(struct knytt_index *ix,
 			    const unsigned char tag[KNYTT__INDEX_OWNER]);
 void knytt__index_owner(const struct knytt_index *ix,
 			unsigned char out[KNYTT__INDEX_OWNER]);
+/* The writes made to @p ix so far, and in *gen the handle's number
+ * (unique per handle in the process): while both are unchanged the
+ * index holds the same vectors and graph, so a search asked again
+ * answers the same (lib/engine/annmemo.c keeps answers on that). */
+uint64_t knytt__index_writes(const struct knytt_index *ix, uint64_t *gen);
 /* knytt_index_search_filter for a caller that knows about how many
  * labels pass @p fn (@p est): the search skips estimating it, 256
  * predicate calls per query (lib/index/index.c). */

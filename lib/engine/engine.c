@@ -1138,6 +1138,7 @@ static void refresh_long(knytt_engine *e, knytt__profile *u, int64_t now)
 	knytt__taste *t = &u->taste;
 	t->long_ok = 0;
 	u->long_gen = e->snap->gen;
+	u->ver++; /* the long-term vector changes: kept answers go */
 	if (u->nh == 0)
 		return;
 	if (e->snap->tt) {
@@ -1178,9 +1179,11 @@ static void session_event(knytt_engine *e, knytt__profile *u,
 	if (!it->has_vec)
 		return;
 	float *v = malloc(e->dim * sizeof *v);
-	if (v && knytt_index_get(e->snap->ix, it->id, v, e->dim) == KNYTT_OK)
+	if (v && knytt_index_get(e->snap->ix, it->id, v, e->dim) == KNYTT_OK) {
 		knytt__taste_session_add(&u->taste, v, e->dim, w, ts,
 					 e->sess_half_life, it->id);
+		u->ver++; /* the session vector changes */
+	}
 	free(v);
 }
 

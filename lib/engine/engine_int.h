@@ -286,6 +286,9 @@ struct knytt_engine {
 	 * bytes of the profiles loaded (knytt__profile_bytes and their
 	 * table slots), the evictions since open */
 	uint64_t prof_budget, prof_bytes, prof_evictions;
+	/* atomic: taste searches answered from a profile's memo and
+	 * walked on the index (annmemo.c), since open */
+	uint64_t memo_hits, memo_walks;
 
 	/* model and index: the current serving snapshot (snap.c), never
 	 * NULL while open; replaced under lock (write), so a thread holding

@@ -339,7 +339,7 @@ static int scan_ok(uint32_t row, void *ctx)
 
 /* Filtered k-NN on the index: the bitset when there is one. */
 /* 1 when the filter restricts nothing but exclusions. */
-static int only_exclusions(const qctx *c)
+int knytt__q_only_exclusions(const qctx *c)
 {
 	const knytt_filter *f = c->f;
 	return !f || (!c->plen && !knytt__q_has_price_range(f) &&
@@ -370,7 +370,7 @@ int knytt__q_ann(const knytt_engine *e, qctx *c, const float *q, size_t kk,
 	if (c->bits)
 		return knytt_index_search_bitset(c->snap->ix, q, e->dim, kk, ef,
 						 c->bits, c->nbits, lab, dist);
-	if (only_exclusions(c)) {
+	if (knytt__q_only_exclusions(c)) {
 		size_t n = knytt_index_count(c->snap->ix), out = c->nexcl;
 		if (c->excl_mask && c->prof)
 			out += c->prof->seen.n;

@@ -48,6 +48,15 @@ int knytt__q_filter_bits(knytt_engine *e, qctx *c);
 int knytt__q_filter_cands(knytt_engine *e, qctx *c);
 int knytt__q_ann(const knytt_engine *e, qctx *c, const float *q, size_t kk,
 	       uint64_t *lab, float *dist);
+/* knytt__q_ann for a taste search of shopper @p u (which: 0 long-term,
+ * 1 session): the answer kept in u's memo when nothing it depends on has
+ * changed, else the walk, kept for next time (annmemo.c).  Caller holds
+ * u->mu and the engine's read lock. */
+int knytt__q_ann_memo(knytt_engine *e, qctx *c, knytt__profile *u,
+		      int which, const float *q, size_t kk, uint64_t *lab,
+		      float *dist);
+/* 1 when c's filter restricts nothing but exclusions (query.c). */
+int knytt__q_only_exclusions(const qctx *c);
 int knytt__q_scan_one(const knytt_engine *e, const qctx *c, const float *q,
 		    size_t kk, uint64_t *lab, float *dist);
 void knytt__q_fill(const knytt_engine *e, knytt_result *r, uint32_t row,

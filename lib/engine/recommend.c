@@ -81,13 +81,15 @@ int knytt__q_cmp_score(const void *a, const void *b)
 	return x->item_id < y->item_id ? -1 : x->item_id > y->item_id;
 }
 
-/* One taste query: up to kk filtered results into res[0..*n). */
-static int search_taste(const knytt_engine *e, qctx *c, const float *q,
-			size_t kk, uint64_t *lab, float *dist,
-			knytt_result *res, size_t *n, knytt_reason why,
-			uint64_t because)
+/* One taste query of shopper @p u (which: 0 long-term, 1 session): up
+ * to kk filtered results into res[0..*n); the index's answer may be the
+ * one kept from the shopper's last such query (annmemo.c). */
+static int search_taste(knytt_engine *e, qctx *c, knytt__profile *u,
+			int which, const float *q, size_t kk, uint64_t *lab,
+			float *dist, knytt_result *res, size_t *n,
+			knytt_reason why, uint64_t because)
 {
-	int got = knytt__q_ann(e, c, q, kk, lab, dist);
+	int got = knytt__q_ann_memo(e, c, u, which, q, kk, lab, dist);
 	if (got < 0)
 		return got;
 	for (int i = 0; i < got; i++) {
@@ -372,8 +374,9 @@ int knytt__engine_recommend(knytt_engine *e, const char *user, size_t k,
 		} else if (share < 1) {
 			memcpy(v, u->taste.longv, d * sizeof *v);
 			knytt__normalize(v, d);
-			if ((rc = search_taste(e, &c, v, kk, lab, dist, lc, &nl,
-					       KNYTT_REASON_TASTE, 0)))
+			if ((rc = search_taste(e, &c, u, 0, v, kk, lab, dist,
+					       lc, &nl, KNYTT_REASON_TASTE,
+					       0)))
 				goto out;
 		}
 		if (share > 0 && !scanned && !session_moot(share, k, kk, nl)) {
@@ -384,8 +387,8 @@ int knytt__engine_recommend(knytt_engine *e, const char *user, size_t k,
 			}
 			memcpy(v, u->taste.sess, d * sizeof *v);
 			knytt__normalize(v, d);
-			if ((rc = search_taste(e, &c, v, kk, lab, dist, sc, &ns,
-					       KNYTT_REASON_SESSION,
+			if ((rc = search_taste(e, &c, u, 1, v, kk, lab, dist,
+					       sc, &ns, KNYTT_REASON_SESSION,
 					       u->taste.sess_item))) {
 				free(sc);
 				goto out;

@@ -385,6 +385,7 @@ int knytt_index_train_quant(knytt_index *ix, size_t n, const float *v,
 				"add; this index has vectors");
 	else
 		rc = knytt__quant_train(ix, n, v);
+	atomic_fetch_add(&ix->writes, 1);
 	pthread_rwlock_unlock(&ix->rw);
 	return rc;
 }
@@ -534,6 +535,7 @@ static int add_one(knytt_index *ix, uint64_t label, const float *v,
 		if (!rc)
 			rc = insert_many(ix, 1, &label, v, 1);
 	}
+	atomic_fetch_add(&ix->writes, 1);
 	pthread_rwlock_unlock(&ix->rw);
 	return rc;
 }
@@ -593,6 +595,7 @@ int knytt_index_add_batch(knytt_index *ix, size_t n, const uint64_t *labels,
 					(unsigned long long)labels[i], i);
 	if (!rc)
 		rc = insert_many(ix, n, labels, v, nthreads);
+	atomic_fetch_add(&ix->writes, 1);
 	pthread_rwlock_unlock(&ix->rw);
 	return rc;
 }
@@ -609,8 +612,15 @@ int knytt_index_remove(knytt_index *ix, uint64_t label)
 				(unsigned long long)label);
 	else
 		rc = remove_locked(ix, s);
+	atomic_fetch_add(&ix->writes, 1);
 	pthread_rwlock_unlock(&ix->rw);
 	return rc;
+}
+
+uint64_t knytt__index_writes(const knytt_index *ix, uint64_t *gen)
+{
+	*gen = ix->gen;
+	return atomic_load(&((knytt_index *)ix)->writes);
 }
 
 /* ------------------------------------------------------------------ reads */

@@ -96,6 +96,11 @@ struct knytt_index {
 	pthread_mutex_t glock;   /* entry/maxlevel during parallel build */
 	_Atomic unsigned char *nlocks; /* per-slot spin locks (build) */
 	uint64_t gen;            /* unique per handle, for scratch reuse */
+	/* writes since the handle was created, bumped under rw's write
+	 * lock by every add, upsert, remove and quantizer training: a
+	 * caller that kept a search's answer knows it still stands while
+	 * (gen, writes) are the same (knytt__index_writes) */
+	_Atomic uint64_t writes;
 
 	void *map; /* mmap of a loaded file, or NULL */
 	size_t maplen;

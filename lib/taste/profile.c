@@ -30,6 +30,8 @@ void knytt__profile_free(knytt__profile *p)
 	free(p->hist);
 	knytt__lmap_free(&p->seen);
 	knytt__taste_free(&p->taste);
+	for (int i = 0; i < 2; i++)
+		free(p->memo[i].lab);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -57,6 +59,12 @@ size_t knytt__profile_bytes(const knytt__profile *p, uint32_t dim)
 		   p->caph * sizeof *p->hist + knytt__lmap_bytes(&p->seen) +
 		   2 * (size_t)dim * sizeof(float);
 	size_t blocks = 4 + (p->hist != NULL) + 2 * (p->seen.cap > 0);
+	for (int i = 0; i < 2; i++)
+		if (p->memo[i].lab) {
+			b += p->memo[i].cap *
+			     (sizeof(uint64_t) + sizeof(float));
+			blocks++;
+		}
 	return b + blocks * ALLOC_OVERHEAD;
 }
 
@@ -76,6 +84,7 @@ int knytt__profile_add(knytt__profile *p, uint64_t id, uint32_t row,
 	if (nm != m && knytt__lmap_put(&p->seen, id, nm))
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	p->hist[p->nh++] = (knytt__hev){ row, w, ts, (uint8_t)type_bit };
+	p->ver++;
 	return KNYTT_OK;
 }
 

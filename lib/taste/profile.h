@@ -55,6 +55,26 @@ typedef struct knytt__hev {
 	uint8_t type;
 } knytt__hev;
 
+/*
+ * The last index answer of one of the shopper's taste searches (the
+ * engine's annmemo.c fills and reads it): a recommendation asked again
+ * with nothing changed -- the profile (ver), the model (snap_gen), the
+ * index (ix_gen, ix_writes), the list length and ef, the exclusion
+ * rule -- walks the same graph from the same vector to the same labels,
+ * so they are kept here rather than walked for again.
+ */
+typedef struct knytt__annmemo {
+	int valid;          /* 0: nothing kept */
+	uint64_t ver;       /* the profile's ver when it was searched */
+	uint64_t snap_gen;  /* the snapshot's gen */
+	uint64_t ix_gen, ix_writes; /* knytt__index_writes before the walk */
+	uint32_t kk, ef;
+	unsigned excl_mask;
+	uint32_t n, cap;    /* answers held; room in lab/dist */
+	uint64_t *lab;      /* cap labels, then cap distances: one block */
+	float *dist;
+} knytt__annmemo;
+
 /* Load states (state below). */
 enum { KNYTT__PROF_LOADING, KNYTT__PROF_READY, KNYTT__PROF_FAILED };
 
@@ -73,6 +93,11 @@ typedef struct knytt__profile {
 			      shopper's last queued event: not evicted
 			      before the writer has retired it */
 	size_t bytes;      /* as last accounted (knytt__profile_bytes) */
+	uint64_t ver;      /* bumped by every change of the history, seen
+			      set or taste (knytt__profile_add, the
+			      engine's refresh_long and session_event):
+			      what memo keeps holds while it stands */
+	knytt__annmemo memo[2]; /* long-term and session taste searches */
 
 	/* the engine's cache (profcache.c), under its users_mu except refs
 	 * and published, which are atomic */
