@@ -2258,6 +2258,177 @@ START_TEST(training_is_all_or_nothing)
 }
 END_TEST
 
+/* ---- the search log under write-behind ------------------------------- */
+
+#define SL_THREADS 4
+#define SL_PER 150
+
+typedef struct sl_worker {
+	knytt_engine *e;
+	int id;
+	int failed; /* searches that returned an error */
+	pthread_t th;
+} sl_worker;
+
+static void *sl_search(void *p)
+{
+	sl_worker *w = p;
+	knytt_result r[8] = {{.struct_size = sizeof(knytt_result)}};
+	char q[64];
+	for (int i = 0; i < SL_PER; i++) {
+		/* a word of the shop, so the keyword half finds something */
+		snprintf(q, sizeof q, "%s w%d n%d", words[i % NCAT][0], w->id,
+			 i);
+		if (knytt_engine_search(w->e, q, NULL, 0, 8, NULL, NULL, r,
+					NULL) < 0)
+			w->failed++;
+		/* paced, so the writer thread has a core to itself and
+		 * would keep up row by row if it wrote at once */
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/* Per writer thread, the next search number expected in the log. */
+typedef struct sl_seen {
+	int next[SL_THREADS];
+	int bad;
+} sl_seen;
+
+static int sl_row(const char *query, uint64_t user, int64_t ts,
+		  uint64_t clicked, void *ctx)
+{
+	sl_seen *s = ctx;
+	const char *w = strstr(query, " w");
+	int t, i;
+	if (!w || sscanf(w, " w%d n%d", &t, &i) != 2 || t < 0 ||
+	    t >= SL_THREADS || i != s->next[t])
+		s->bad++;
+	else
+		s->next[t]++;
+	return 0;
+}
+
+static double sl_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Searches from SL_THREADS threads on an engine with write-behind over
+ * @p uri: every one logged, each thread's in the order it searched, and
+ * the rows written a group per transaction -- not a commit per search,
+ * which made every search connection re-read its pages (feedq.c). */
+static void logged_searches_share_commits(const char *uri)
+{
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 16), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_threads(e, 1), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_feedback_async(e, 1), KNYTT_OK);
+	ck_assert_msg(knytt_engine_open(e, uri) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	char ext[32], title[128];
+	knytt_item it;
+	for (int c = 0; c < NCAT; c++)
+		for (int i = 0; i < 4; i++) {
+			make_item(&it, c, i, ext, title);
+			ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL,
+								  0),
+					 KNYTT_OK);
+		}
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	uint64_t c0 = e->fq_log_commits;
+	sl_worker w[SL_THREADS];
+	double t0 = sl_now_ms();
+	for (int i = 0; i < SL_THREADS; i++) {
+		w[i] = (sl_worker){ .e = e, .id = i };
+		ck_assert_int_eq(pthread_create(&w[i].th, NULL, sl_search,
+						&w[i]),
+				 0);
+	}
+	for (int i = 0; i < SL_THREADS; i++) {
+		pthread_join(w[i].th, NULL);
+		ck_assert_int_eq(w[i].failed, 0);
+	}
+	double ms = sl_now_ms() - t0;
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	/* one commit per LOG_DELAY_MS, one per full group, plus the ends */
+	uint64_t commits = e->fq_log_commits - c0,
+		 bound = (uint64_t)(ms / KNYTT__LOG_DELAY_MS) +
+			 SL_THREADS * SL_PER / KNYTT__LOG_GROUP + 3;
+	ck_assert_msg(commits <= bound,
+		      "%llu search-log commits for %d rows in %.0f ms (at "
+		      "most %llu)", (unsigned long long)commits,
+		      SL_THREADS * SL_PER, ms, (unsigned long long)bound);
+	sl_seen s = { { 0 }, 0 };
+	ck_assert_int_eq(knytt__search_log_each(knytt_engine_store(e),
+						sl_row, &s),
+			 SL_THREADS * SL_PER);
+	ck_assert_int_eq(s.bad, 0);
+	for (int i = 0; i < SL_THREADS; i++)
+		ck_assert_int_eq(s.next[i], SL_PER);
+	knytt_engine_close(e);
+}
+
+START_TEST(search_log_rows_share_commits_in_order)
+{
+	snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-slog.db",
+		 (int)getpid());
+	cleanup();
+	char uri[160];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	logged_searches_share_commits(uri);
+	cleanup();
+}
+END_TEST
+
+/* Counts the rows of the search log. */
+static int sl_count(const char *query, uint64_t user, int64_t ts,
+		    uint64_t clicked, void *ctx)
+{
+	++*(int *)ctx;
+	return 0;
+}
+
+/* A search-log row waiting for company reaches the store on its own,
+ * without a flush, and close writes the rows still waiting. */
+START_TEST(waiting_search_log_rows_are_written)
+{
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	knytt_result r[8] = {{.struct_size = sizeof(knytt_result)}};
+	ck_assert_int_ge(knytt_engine_search(e, "trail boot", NULL, 0, 8,
+					     NULL, NULL, r, NULL),
+			 0);
+	double t0 = sl_now_ms();
+	while (knytt_engine_feedback_pending(e) > 0 &&
+	       sl_now_ms() - t0 < 10000) {
+		struct timespec ts = { 0, 5000000 };
+		nanosleep(&ts, NULL);
+	}
+	ck_assert_int_eq(knytt_engine_feedback_pending(e), 0);
+	for (int i = 0; i < 40; i++)
+		ck_assert_int_ge(knytt_engine_search(e, "trail", NULL, 0, 8,
+						     NULL, NULL, r, NULL),
+				 0);
+	knytt_engine_close(e); /* no flush */
+	knytt_store *st;
+	char uri[160];
+	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
+	uint64_t t = 0;
+	ck_assert_int_eq(knytt_store_open(uri, &st), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_tenant_find(st, "default", &t), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_use_tenant(st, t), KNYTT_OK);
+	int n = 0;
+	ck_assert_int_eq(knytt__search_log_each(st, sl_count, &n), 41);
+	ck_assert_int_eq(n, 41);
+	knytt_store_close(st);
+	cleanup();
+}
+END_TEST
+
 /* ---- PostgreSQL: the index is kept in the cache folder ---------------- */
 
 static void pg_fixture(void)
@@ -2340,6 +2511,14 @@ START_TEST(postgres_index_is_kept_between_opens)
 	ck_assert_int_eq(warnings, 0);
 	snprintf(cmd, sizeof cmd, "rm -rf %s", cache);
 	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+START_TEST(postgres_search_log_rows_share_commits_in_order)
+{
+	char uri[1024];
+	pgs_new_store(uri, sizeof uri);
+	logged_searches_share_commits(uri);
 }
 END_TEST
 
@@ -3075,6 +3254,8 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, write_behind_feedback_reaches_the_store);
 	tcase_add_test(tc, feedback_batch_all_or_nothing);
 	tcase_add_test(tc, search_answers_when_its_log_cannot_be_written);
+	tcase_add_test(tc, search_log_rows_share_commits_in_order);
+	tcase_add_test(tc, waiting_search_log_rows_are_written);
 	tcase_add_test(tc, write_behind_checks_before_queueing);
 	tcase_add_test(tc, write_behind_failure_is_reported);
 	tcase_add_test(tc, stored_model_must_match_its_header);
@@ -3108,6 +3289,7 @@ Suite *engine_suite(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_unchecked_fixture(tc, pg_fixture, NULL);
 	tcase_add_test(tc, postgres_index_is_kept_between_opens);
+	tcase_add_test(tc, postgres_search_log_rows_share_commits_in_order);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -873,22 +873,38 @@ typedef struct worker {
 	int op;
 	double secs;
 	size_t done;
+	double cpu; /* this thread's CPU time, seconds */
 	pthread_t th;
 } worker;
 
 static void *worker_run(void *p)
 {
 	worker *w = p;
-	double end = now_s() + w->secs;
+	double end = now_s() + w->secs, c0 = cpu_s();
 	while (now_s() < end) {
 		run_ops(&w->b, w->op, 20, NULL);
 		w->done += 20;
 	}
+	w->cpu = cpu_s() - c0;
 	return NULL;
 }
 
-/* Queries per second of @p op with @p nt threads for @p secs seconds. */
-static double throughput(const bench *b, int op, int nt, double secs)
+/* CPU time of the whole process (every thread: the engine's writer and
+ * checkpoint threads too), seconds */
+static double proc_cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Queries per second of @p op with @p nt threads for @p secs seconds;
+ * CPU microseconds per query into @p cpu_q (the querying threads') and
+ * @p cpu_p (the process's, the writer's backlog flushed included): on a
+ * shared machine these say what a query costs when the wall clock
+ * cannot. */
+static double throughput(const bench *b, int op, int nt, double secs,
+			 double *cpu_q, double *cpu_p)
 {
 	worker *w = calloc((size_t)nt, sizeof *w);
 	if (!w)
@@ -896,7 +912,7 @@ static double throughput(const bench *b, int op, int nt, double secs)
 	/* no backlog of an earlier run's search log in the write-behind
 	 * queue: each run pays for its own */
 	ck(knytt_engine_flush(b->e), "flush");
-	double t0 = now_s();
+	double t0 = now_s(), p0 = proc_cpu_s(), cq = 0;
 	for (int i = 0; i < nt; i++) {
 		w[i].b = *b;
 		w[i].b.seed = b->seed + 1000u * (uint64_t)(i + 1);
@@ -909,8 +925,12 @@ static double throughput(const bench *b, int op, int nt, double secs)
 	for (int i = 0; i < nt; i++) {
 		pthread_join(w[i].th, NULL);
 		done += w[i].done;
+		cq += w[i].cpu;
 	}
 	double el = now_s() - t0;
+	ck(knytt_engine_flush(b->e), "flush");
+	*cpu_q = 1e6 * cq / (double)done;
+	*cpu_p = 1e6 * (proc_cpu_s() - p0) / (double)done;
 	free(w);
 	return (double)done / el;
 }
@@ -963,9 +983,12 @@ static void thread_report(bench *b, int nt, double secs)
 	       sysconf(_SC_NPROCESSORS_ONLN));
 	for (int k = 0; k < 2; k++)
 		for (int t = 1; t <= nt; t++) {
-			qps[k][t] = throughput(b, ops[k], t, secs);
-			printf("throughput %s %dt: %.0f/s\n", names[k], t,
-			       qps[k][t]);
+			double cq, cp;
+			qps[k][t] = throughput(b, ops[k], t, secs, &cq, &cp);
+			printf("throughput %s %dt: %.0f/s (cpu per query: "
+			       "%.1f us in the querying threads, %.1f us in "
+			       "the process)\n", names[k], t, qps[k][t], cq,
+			       cp);
 		}
 	for (int k = 0; k < 2; k++)
 		if (nt >= 2)

@@ -145,7 +145,11 @@ int knytt_engine_create(knytt_engine **out)
 	pthread_mutex_init(&e->train_mu, NULL);
 	pthread_mutex_init(&e->cat_mu, NULL);
 	pthread_mutex_init(&e->fq_mu, NULL);
-	pthread_cond_init(&e->fq_wake, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->fq_wake, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&e->fq_done, NULL);
 	knytt__rd_init(e);
 	*out = e;

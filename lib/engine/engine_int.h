@@ -125,6 +125,11 @@ static inline int knytt__cat_match(const char *cat, const char *prefix,
 
 /* A feedback event, or a search log entry, waiting for the writer
  * thread (feedq.c). */
+/* Search-log rows the write-behind queue writes in one transaction, at
+ * most, and how long a row waits for others to share it (feedq.c). */
+#define KNYTT__LOG_GROUP 256
+#define KNYTT__LOG_DELAY_MS 50
+
 typedef struct knytt__fq_ev {
 	char *buf; /* "user\0item\0type\0", or "query\0user\0"; owned */
 	struct knytt__fq_ev *sub; /* a batch: nsub events stored in one
@@ -300,7 +305,8 @@ struct knytt_engine {
 	int fb_async;
 	int fq_running;         /* the writer thread exists */
 	pthread_mutex_t fq_mu;
-	pthread_cond_t fq_wake; /* to the writer: queued, or stop */
+	pthread_cond_t fq_wake; /* to the writer: queued, or stop
+				   (CLOCK_MONOTONIC, for timed waits) */
 	pthread_cond_t fq_done; /* from the writer: an event retired */
 	knytt__fq_ev *fq;       /* ring of fq_cap slots, fq_n used from
 				   fq_head; the head slot is the one being
@@ -308,6 +314,10 @@ struct knytt_engine {
 	size_t fq_head, fq_n, fq_cap;
 	uint64_t fq_pushed, fq_written; /* events queued / retired since
 					   open (written or failed) */
+	size_t fq_nlog;         /* of fq_n, search-log rows */
+	int fq_hurry;           /* threads waiting for the queue to drain:
+				   rows that wait for company go now */
+	uint64_t fq_log_commits; /* search-log transactions since open */
 	int fq_stop;
 	int fq_err;             /* first failure not reported yet, or 0 */
 	char fq_msg[512];

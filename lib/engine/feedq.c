@@ -31,13 +31,22 @@
  *
  * The writer takes the store mutex once per entry, so a query that needs
  * the store (a search, a first-time user) waits for at most one insert --
- * except for search-log rows: consecutive ones at the head of the queue
- * (up to LOG_GROUP) are written in one transaction under one hold of the
- * mutex.  Every search adds a row, so with several threads searching the
- * rows pile up while the writer waits for the mutex, and a commit each
- * kept the searches' keyword reads waiting behind the writer (measured,
- * benchmarks/engine/run --quick --threads 2: search throughput at two
- * threads below one thread's).
+ * except for search-log rows, which are written LOG_GROUP at a time in
+ * one transaction, and wait for company: a row alone at the tail of the
+ * queue is written once LOG_GROUP rows are queued, an event of another
+ * kind arrives behind it, a caller waits for the queue (flush, sync,
+ * train, close), or LOG_DELAY_MS after the writer saw it (at most about
+ * twice that for a row queued while a group is being written).  Every
+ * search adds a row, and every commit changes the database file, so
+ * each search connection's next read finds its page cache stale and
+ * reads the item and full-text pages again; a commit per search (the
+ * writer keeps up with one searching thread) cost each search some 80 us
+ * of its 170 and took the scaling from one thread to two with it
+ * (benchmarks/engine/run --quick --threads 2; the writer's own commit per
+ * row cost another 35 us of CPU per search).  Grouped by time, a few
+ * commits a second invalidate the caches a few times a second.  The cost:
+ * a crash loses up to LOG_DELAY_MS of search-log rows as well as what the
+ * queue held.  Feedback events never wait: they wake the writer at once.
  * A single event is its own transaction; a batch of
  * knytt_engine_feedback_batch is one entry, written in one transaction
  * (knytt_store_interactions_add): stored whole or, if the store fails,
@@ -47,11 +56,15 @@
 
 #include "../store/store_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define FQ_MIN 64
+#define LOG_GROUP KNYTT__LOG_GROUP
+#define LOG_DELAY_MS KNYTT__LOG_DELAY_MS
 /* At most this many events wait; feedback blocks while the queue is full,
  * so a store slower than the event rate slows callers instead of growing
  * memory without bound. */
@@ -99,11 +112,12 @@ static int write_log(knytt_engine *e, const knytt__fq_ev *ev, char *msg,
 }
 
 /* The search-log rows ev[0..n) in one transaction; if it fails, row by
- * row, so each keeps its own outcome.  Returns the first failure. */
-#define LOG_GROUP 64
+ * row, so each keeps its own outcome.  Returns the first failure; the
+ * transactions it took into @p ntx. */
 static int write_logs(knytt_engine *e, const knytt__fq_ev *ev, size_t n,
-		      char *msg, size_t cap)
+		      char *msg, size_t cap, size_t *ntx)
 {
+	*ntx = 0;
 	if (n > 1) {
 		pthread_mutex_lock(&e->st_lock);
 		int rc = knytt__st_begin(e->st);
@@ -120,8 +134,10 @@ static int write_logs(knytt_engine *e, const knytt__fq_ev *ev, size_t n,
 		else
 			knytt__st_rollback(e->st);
 		pthread_mutex_unlock(&e->st_lock);
-		if (rc >= 0)
+		if (rc >= 0) {
+			*ntx = 1;
 			return 0;
+		}
 	}
 	int first = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -129,6 +145,7 @@ static int write_logs(knytt_engine *e, const knytt__fq_ev *ev, size_t n,
 		if (rc < 0 && !first)
 			first = rc;
 	}
+	*ntx = n;
 	return first;
 }
 
@@ -175,23 +192,51 @@ static int write_batch(knytt_engine *e, const knytt__fq_ev *ev, char *msg,
 	return rc;
 }
 
+/* Caller holds fq_mu.  Is there an entry to write now?  Search-log rows
+ * alone wait for company (see the top of the file). */
+static int write_now(const knytt_engine *e)
+{
+	return e->fq_n > e->fq_nlog || e->fq_nlog >= LOG_GROUP ||
+	       e->fq_stop || e->fq_hurry;
+}
+
+/* Caller holds fq_mu.  Waits on fq_wake until @p due (CLOCK_MONOTONIC),
+ * set LOG_DELAY_MS ahead when @p armed is 0.  Returns 1 once due. */
+static int wait_due(knytt_engine *e, struct timespec *due, int *armed)
+{
+	if (!*armed) {
+		clock_gettime(CLOCK_MONOTONIC, due);
+		due->tv_nsec += LOG_DELAY_MS * 1000000L;
+		due->tv_sec += due->tv_nsec / 1000000000L;
+		due->tv_nsec %= 1000000000L;
+		*armed = 1;
+	}
+	return pthread_cond_timedwait(&e->fq_wake, &e->fq_mu, due) ==
+	       ETIMEDOUT;
+}
+
 /* Thread body: writes queued events, oldest first, until told to stop and
  * the queue is empty. */
 static void *writer_main(void *arg)
 {
 	knytt_engine *e = arg;
+	struct timespec due;
+	int armed = 0;
 	pthread_mutex_lock(&e->fq_mu);
 	for (;;) {
 		while (e->fq_n == 0 && !e->fq_stop)
 			pthread_cond_wait(&e->fq_wake, &e->fq_mu);
 		if (e->fq_n == 0)
 			break;
+		if (!write_now(e) && !wait_due(e, &due, &armed))
+			continue; /* woken early: look again */
+		armed = 0;
 		/* the slots stay taken until written: pushes never reuse
 		 * them (the ring may be re-laid out meanwhile, so entries are
 		 * copied) */
 		knytt__fq_ev ev = e->fq[e->fq_head];
 		knytt__fq_ev logs[LOG_GROUP];
-		size_t nlog = 0;
+		size_t nlog = 0, ntx = 0;
 		while (ev.is_log && nlog < LOG_GROUP && nlog < e->fq_n) {
 			knytt__fq_ev *x =
 				&e->fq[(e->fq_head + nlog) % e->fq_cap];
@@ -202,7 +247,8 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&e->fq_mu);
 
 		char msg[sizeof e->fq_msg];
-		int rc = nlog	   ? write_logs(e, logs, nlog, msg, sizeof msg)
+		int rc = nlog ? write_logs(e, logs, nlog, msg, sizeof msg,
+					   &ntx)
 			 : ev.nsub ? write_batch(e, &ev, msg, sizeof msg)
 				   : write_one(e, &ev, msg, sizeof msg);
 		size_t nev = nlog ? nlog : ev.nsub ? ev.nsub : 1;
@@ -216,6 +262,8 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&e->fq_mu);
 		e->fq_head = (e->fq_head + nent) % e->fq_cap;
 		e->fq_n -= nent;
+		e->fq_nlog -= nlog;
+		e->fq_log_commits += ntx;
 		e->fq_written += nev;
 		if (rc < 0 && !e->fq_err) {
 			e->fq_err = rc;
@@ -234,6 +282,8 @@ int knytt__fq_start(knytt_engine *e)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	e->fq_cap = FQ_MIN;
 	e->fq_stop = 0;
+	e->fq_nlog = 0;
+	e->fq_hurry = 0;
 	if (pthread_create(&e->fq_thread, NULL, writer_main, e) != 0) {
 		free(e->fq);
 		e->fq = NULL;
@@ -323,7 +373,11 @@ static int push(knytt_engine *e, knytt__fq_ev ev)
 		e->fq[(e->fq_head + e->fq_n) % e->fq_cap] = ev;
 		e->fq_n++;
 		e->fq_pushed += ev.nsub ? ev.nsub : 1;
-		pthread_cond_signal(&e->fq_wake);
+		e->fq_nlog += ev.is_log;
+		/* a log row wakes the writer only to start its clock, or
+		 * when it completes a group */
+		if (!ev.is_log || e->fq_nlog == 1 || e->fq_nlog >= LOG_GROUP)
+			pthread_cond_signal(&e->fq_wake);
 	}
 	pthread_mutex_unlock(&e->fq_mu);
 	if (rc)
@@ -393,8 +447,12 @@ int knytt__fq_push_log(knytt_engine *e, const char *query, const char *user,
 static void wait_retired(knytt_engine *e)
 {
 	uint64_t target = e->fq_pushed;
+	/* search-log rows waiting for company go now */
+	e->fq_hurry++;
+	pthread_cond_signal(&e->fq_wake);
 	while (e->fq_written < target)
 		pthread_cond_wait(&e->fq_done, &e->fq_mu);
+	e->fq_hurry--;
 }
 
 void knytt__fq_wait(knytt_engine *e)
