@@ -2,10 +2,12 @@
  * check_tune.c -- automatic tuning (lib/model/tune.c) and the rank blend
  * with recent popularity (lib/model/blend.c).
  */
+#include "../lib/engine/engine_int.h"
 #include "../lib/model/blend.h"
 #include "../lib/model/tune.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +166,199 @@ START_TEST(tune_bad_input)
 }
 END_TEST
 
+
+/* ---- windowed recent popularity ---- */
+
+/* The tuner's windowed list (infinite half-life): the confidence of the
+ * events in [cut - window, cut), nothing else. */
+START_TEST(tune_window_list_counts)
+{
+	const int64_t D = 86400;
+	knytt__rec r[] = {
+		{.item = 0, .w = 1, .time = 10 * D - 1},  /* before: out */
+		{.item = 0, .w = 1, .time = 17 * D - 1},  /* before: out */
+		{.item = 1, .w = 1, .time = 17 * D},      /* first in */
+		{.item = 1, .w = 2, .time = 19 * D},
+		{.item = 2, .w = 1, .time = 20 * D - 1},  /* last in */
+		{.item = 2, .w = 5, .time = 20 * D},      /* the cut: out */
+		{.item = 3, .w = 1, .time = 18 * D},
+		{.item = 3, .w = 1, .time = 18 * D + 5},
+		{.item = 3, .w = 1, .time = 19 * D},
+	};
+	uint32_t order[5];
+	/* window 3 days before the cut at day 20 */
+	ck_assert_uint_eq(knytt__tune_poplist(r, 9, 5, 20 * D, 3 * D,
+					      INFINITY, order),
+			  3);
+	ck_assert_uint_eq(order[0], 1); /* 3 (1 + 2): ties by id */
+	ck_assert_uint_eq(order[1], 3); /* 3 */
+	ck_assert_uint_eq(order[2], 2); /* 1 */
+}
+END_TEST
+
+/* The engine's windowed counts (recentwin.c) on hand-made events:
+ * exactly the events at or after now - window, as now moves, as late
+ * events arrive out of order, and as the window changes. */
+START_TEST(engine_window_counts)
+{
+	const int64_t D = 86400000, T = 100 * D;
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	knytt__win_add(e, 0, 1, T - 5 * D, T);     /* out of a 3-day window */
+	knytt__win_add(e, 1, 1, T - 3 * D, T);     /* on its edge: in */
+	knytt__win_add(e, 2, 2, T - D, T);
+	knytt__win_add(e, 3, 1, T - 3 * D - 1, T); /* late, 1 ms out */
+	knytt__win_add(e, 4, 1, T - 40 * D, T);    /* beyond four weeks */
+	const uint32_t *rows;
+	const int64_t *cnt;
+	size_t n = knytt__win_lock(e, 3 * D, T, &rows, &cnt);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(rows[0], 2);
+	ck_assert_uint_eq(rows[1], 1);
+	ck_assert_double_eq(knytt__win_score(cnt[2]), 2);
+	ck_assert_double_eq(knytt__win_score(cnt[1]), 1);
+	ck_assert_int_eq(cnt[0], 0);
+	ck_assert_int_eq(cnt[3], 0);
+	knytt__win_unlock(e);
+	/* a day later row 1 has left; a late event of row 0 inside the
+	 * window is counted where it belongs */
+	knytt__win_add(e, 0, 3, T - D / 2, T + D);
+	n = knytt__win_lock(e, 3 * D, T + D, &rows, &cnt);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(rows[0], 0);
+	ck_assert_uint_eq(rows[1], 2);
+	ck_assert_int_eq(cnt[1], 0);
+	ck_assert_double_eq(knytt__win_score(cnt[0]), 3);
+	knytt__win_unlock(e);
+	/* a 10-day window counts the older events again, exactly */
+	n = knytt__win_lock(e, 10 * D, T + D, &rows, &cnt);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_double_eq(knytt__win_score(cnt[0]), 4);
+	ck_assert_double_eq(knytt__win_score(cnt[1]), 1);
+	ck_assert_double_eq(knytt__win_score(cnt[2]), 2);
+	ck_assert_double_eq(knytt__win_score(cnt[3]), 1);
+	ck_assert_int_eq(cnt[4], 0);
+	knytt__win_unlock(e);
+	/* two weeks on, nothing is left */
+	n = knytt__win_lock(e, 10 * D, T + 14 * D, &rows, &cnt);
+	ck_assert_uint_eq(n, 0);
+	knytt__win_unlock(e);
+	/* without queries the log still forgets what is four weeks old */
+	for (int d = 0; d < 60; d++)
+		knytt__win_add(e, 5, 1, T + (20 + d) * D, T + (20 + d) * D);
+	ck_assert_uint_le(e->win.n - e->win.head, 29);
+	knytt_engine_close(e);
+}
+END_TEST
+
+/* Planted: fashion moves daily, and the all-time list knows nothing of
+ * it; the tuner blends the 1-day window, not the other lists. */
+START_TEST(tune_picks_window)
+{
+	size_t n;
+	knytt__rec *r = shop(1, &n);
+	knytt__tune_in in = shop_in(r, n);
+	in.budget = 1000;
+	in.npop = 3;
+	in.pop_hl[0] = 0; /* all time */
+	in.pop_hl[1] = INFINITY;
+	in.pop_win[1] = 86400; /* the last day */
+	in.pop_hl[2] = INFINITY;
+	in.pop_win[2] = 28 * 86400;
+	knytt__tune_out o;
+	ck_assert_msg(knytt__tune(&in, &o) == KNYTT_OK, "%s", knytt_errmsg());
+	ck_assert_int_eq(o.best.pop, 1);
+	ck_assert_msg(o.best.blend >= 0.5f, "blend %g", o.best.blend);
+	ck_assert_double_eq(o.window_days, 1);
+	ck_assert(o.ndcg > o.base_ndcg + 0.05);
+	ck_assert(o.ndcg > o.pop_ndcg[0] + 0.05);
+	ck_assert(o.ndcg > o.pop_ndcg[2] + 0.05);
+	char json[2048];
+	knytt__tune_json(&o, json, sizeof json);
+	ck_assert_ptr_nonnull(strstr(json, "\"popularity_window_days\":1,"));
+	free(r);
+}
+END_TEST
+
+/* recommend serves the window a model's metadata chose, relative to the
+ * engine's "now", and follows events as they arrive. */
+START_TEST(engine_serves_window_blend)
+{
+	char dir[] = "/tmp/knytt-win-XXXXXX", uri[64], ext[16];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(uri, sizeof uri, "sqlite:%s/db", dir);
+	const int64_t D = 86400000, T = 1700000000000LL;
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tune(e, 0), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tune_windows(e, 2), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_tune_windows(e, 1), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 4), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_threads(e, 1), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_now(e, T), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tune_windows(e, 0), KNYTT_ESTATE);
+	for (int i = 0; i < 12; i++) {
+		knytt_item it;
+		memset(&it, 0, sizeof it);
+		snprintf(ext, sizeof ext, "i%d", i);
+		it.struct_size = sizeof it;
+		it.ext_id = ext;
+		it.title = ext;
+		ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0),
+				 KNYTT_OK);
+	}
+	/* i1: many views, but before the 3-day window; i2 twice in it,
+	 * i5 on its edge, i4 a millisecond before it */
+	static const struct {
+		const char *u, *i;
+		int64_t ago;
+	} ev[] = {{"a", "i1", 5 * D}, {"b", "i1", 5 * D}, {"c", "i1", 5 * D},
+		  {"a", "i2", D},     {"b", "i2", D},     {"c", "i3", D / 2},
+		  {"a", "i5", 3 * D}, {"b", "i4", 3 * D + 1},
+		  {"me", "i0", 6 * D}, {"me", "i9", 6 * D}, {"a", "i9", 6 * D}};
+	for (size_t j = 0; j < sizeof ev / sizeof ev[0]; j++)
+		ck_assert_int_eq(knytt_engine_feedback(e, ev[j].u, ev[j].i,
+						       "view", 0,
+						       T - ev[j].ago),
+				 KNYTT_OK);
+	ck_assert_msg(knytt_engine_train(e, NULL, NULL) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	/* the blend a tuning that chose the 3-day window records */
+	pthread_rwlock_wrlock(&e->lock);
+	knytt__snap_blend_from_meta(
+		e->snap, "{\"tune\":{\"blend\":1,\"popularity_list\":-2,"
+			 "\"popularity_window_days\":3}}");
+	ck_assert_int_eq(e->snap->blend_win, 3 * D);
+	pthread_rwlock_unlock(&e->lock);
+	knytt_result res[3] = {{.struct_size = sizeof(knytt_result)}};
+	ck_assert_int_eq(knytt_engine_recommend(e, "me", 3, NULL, NULL, res),
+			 3);
+	/* the window's counts: i2 2, i3 1, i5 1 (ties by row) */
+	ck_assert_str_eq(res[0].ext_id, "i2");
+	ck_assert_str_eq(res[1].ext_id, "i3");
+	ck_assert_str_eq(res[2].ext_id, "i5");
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(res[i].reason, KNYTT_REASON_TRENDING);
+	/* a day later i5 has left the window; a new event counts at once */
+	ck_assert_int_eq(knytt_engine_set_now(e, T + D), KNYTT_OK);
+	for (int j = 0; j < 3; j++)
+		ck_assert_int_eq(knytt_engine_feedback(e, j ? "b" : "a", "i7",
+						       "view", 0, T + D),
+				 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_recommend(e, "me", 3, NULL, NULL, res),
+			 3);
+	ck_assert_str_eq(res[0].ext_id, "i7");
+	ck_assert_str_eq(res[1].ext_id, "i2");
+	ck_assert_str_eq(res[2].ext_id, "i3");
+	knytt_engine_close(e);
+	char cmd[96];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* ---- the engine: tuned by default, fixed with set_tune(0) ---- */
 
 /* Trains an engine over a temporary store of the recency shop (one day
@@ -295,6 +490,10 @@ Suite *tune_suite(void)
 	tcase_add_test(tc, tune_picks_taste);
 	tcase_add_test(tc, tune_budget_respected);
 	tcase_add_test(tc, tune_bad_input);
+	tcase_add_test(tc, tune_window_list_counts);
+	tcase_add_test(tc, engine_window_counts);
+	tcase_add_test(tc, tune_picks_window);
+	tcase_add_test(tc, engine_serves_window_blend);
 	tcase_add_test(tc, engine_tunes_by_default);
 	tcase_add_test(tc, engine_no_tune_keeps_settings);
 	tcase_add_test(tc, engine_lightgcn_kind);

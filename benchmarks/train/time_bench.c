@@ -3,7 +3,7 @@
  * recommend through the engine) against recent popularity, held out in
  * time, in one run (benchmarks/train/run --pipeline).
  *
- * For each data set and each holdout (the latest 20% and 10% of the
+ * For each data set and each holdout (the latest 30%, 20% and 10% of the
  * ratings by time): a global time split (knytt_timesplit); the training
  * ratings go into a fresh SQLite store as "view" events (implicit
  * feedback: every rating is an interaction, as the anchors count them);
@@ -21,7 +21,9 @@
  * ratings.dat with times on this machine, ncf/reconstruction_inputs).
  *
  * usage: time_bench [--data DIR] [--csv FILE] [--threads N] [--quick]
- * --quick: ML-100K only.
+ *                   [--windows]
+ * --quick: ML-100K only.  --windows: the tuning may also blend the
+ * windowed counts of the last 3-28 days (knytt_engine_set_tune_windows).
  */
 #include <knytt.h>
 
@@ -33,6 +35,7 @@
 #include <unistd.h>
 
 static unsigned g_threads = 2;
+static int g_windows; /* --windows: knytt_engine_set_tune_windows(e, 1) */
 static FILE *csv;
 
 static void die(const char *what, int rc)
@@ -158,6 +161,7 @@ static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
 	CHECK(knytt_engine_set_now(e, cut * 1000));
 	CHECK(knytt_engine_set_threads(e, g_threads));
 	CHECK(knytt_engine_set_tune(e, !no_tune));
+	CHECK(knytt_engine_set_tune_windows(e, g_windows));
 	CHECK(knytt_engine_open(e, uri));
 	double t0 = now_s();
 	CHECK(knytt_engine_train(e, NULL, NULL));
@@ -286,9 +290,11 @@ int main(int argc, char **argv)
 			g_threads = (unsigned)atoi(argv[++a]);
 		else if (!strcmp(argv[a], "--quick"))
 			quick = 1;
+		else if (!strcmp(argv[a], "--windows"))
+			g_windows = 1;
 		else {
 			fprintf(stderr, "usage: %s [--data DIR] [--csv FILE] "
-					"[--threads N] [--quick]\n",
+					"[--threads N] [--quick] [--windows]\n",
 				argv[0]);
 			return 2;
 		}
@@ -313,6 +319,7 @@ int main(int argc, char **argv)
 	FILE *f = fopen(path, "r");
 	if (f && read_ratings(f, &d) == 0) {
 		fclose(f);
+		one_split("ml100k", &d, 0.3);
 		one_split("ml100k", &d, 0.2);
 		one_split("ml100k", &d, 0.1);
 		free(d.v);
@@ -329,6 +336,7 @@ int main(int argc, char **argv)
 	f = quick ? NULL : popen(cmd, "r");
 	if (f && read_ratings(f, &d) == 0) {
 		pclose(f);
+		one_split("ml1m-half", &d, 0.3);
 		one_split("ml1m-half", &d, 0.2);
 		one_split("ml1m-half", &d, 0.1);
 		free(d.v);

@@ -152,6 +152,7 @@ int knytt_engine_create(knytt_engine **out)
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&e->fq_done, NULL);
 	knytt__rd_init(e);
+	knytt__win_init(e);
 	*out = e;
 	return KNYTT_OK;
 }
@@ -186,6 +187,7 @@ void knytt_engine_close(knytt_engine *e)
 	knytt__filterx_free(e);
 	knytt__attrx_free(e->ax);
 	knytt__top_free(e);
+	knytt__win_free(e);
 	free(e->rowvec);
 	pthread_mutex_destroy(&e->cat_mu);
 	pthread_mutex_destroy(&e->fq_mu);
@@ -365,6 +367,16 @@ int knytt_engine_set_tune(knytt_engine *e, int tune)
 	return KNYTT_OK;
 }
 
+int knytt_engine_set_tune_windows(knytt_engine *e, int on)
+{
+	SETTER("knytt_engine_set_tune_windows");
+	if (on != 0 && on != 1)
+		return knytt__err(KNYTT_EINVAL,
+				  "tune windows must be 0 or 1 (got %d)", on);
+	e->tune_windows = on;
+	return KNYTT_OK;
+}
+
 int knytt_engine_set_embedder(knytt_engine *e, knytt_embedder *emb)
 {
 	SETTER("knytt_engine_set_embedder");
@@ -506,9 +518,13 @@ static int trend_seed_cb(const knytt_interaction *ix, void *ctx)
 	 * after it has not happened yet */
 	if (ix->ts_ms > knytt__engine_now(e) + e->future_tol_ms)
 		return 0;
-	if (r != UINT32_MAX)
-		trend_add(&e->items[r], knytt__ix_confidence(e, ix),
-			  ix->ts_ms);
+	if (r != UINT32_MAX) {
+		double w = knytt__ix_confidence(e, ix);
+		trend_add(&e->items[r], w, ix->ts_ms);
+		if (e->tune_windows)
+			knytt__win_add(e, r, (float)w, ix->ts_ms,
+				       knytt__engine_now(e));
+	}
 	return 0;
 }
 
@@ -1321,6 +1337,8 @@ static void count_event(knytt_engine *e, uint32_t r, double w, int64_t ts)
 	it->pop += 1;
 	trend_add(it, w, ts);
 	knytt__top_bump(e, r);
+	if (e->tune_windows)
+		knytt__win_add(e, r, (float)w, ts, knytt__engine_now(e));
 	pthread_rwlock_unlock(&e->stat_lock);
 }
 
@@ -1330,6 +1348,8 @@ void knytt__engine_trend_event(knytt_engine *e, uint32_t r, double w,
 	pthread_rwlock_wrlock(&e->stat_lock);
 	trend_add(&e->items[r], w, ts);
 	knytt__top_bump(e, r);
+	if (e->tune_windows)
+		knytt__win_add(e, r, (float)w, ts, knytt__engine_now(e));
 	pthread_rwlock_unlock(&e->stat_lock);
 }
 

@@ -52,6 +52,8 @@
  *   stat_lock rwlock over popularity, the trending counters and the top
  *             lists: feedback writes for the counter bump (no I/O),
  *             the trending / popular fallback reads.
+ *   win.mu    the windowed recent popularity (recentwin.c): a leaf,
+ *             taken under stat_lock (feedback) or lock (queries).
  *   cat_mu    the filter indexes (filterx.c).
  *   users_mu  the profile cache (users, by_user, the LRU list): find,
  *             reference, publish or evict a profile, nothing else -- no
@@ -91,6 +93,28 @@ typedef struct eitem {
 	int64_t trend_ts;
 	uint8_t intop;   /* bit l: listed in top[l] (toplist.c) */
 } eitem;
+
+/* Windowed recent popularity (recentwin.c): the events of the last
+ * KNYTT__WIN_KEEP ms by time, and each item's confidence of those in
+ * the window [from, ...), fixed point (recentwin.c's WSCALE). */
+#define KNYTT__WIN_KEEP (28LL * 86400000)
+typedef struct knytt__wev {
+	int64_t ts; /* ms */
+	uint32_t row;
+	float w;    /* confidence */
+} knytt__wev;
+typedef struct knytt__recwin {
+	pthread_mutex_t mu;  /* a leaf of the lock order */
+	knytt__wev *ev;      /* ev[head..n) by time; [0..head) forgotten */
+	size_t head, n, cap;
+	int64_t *cnt;        /* by row; ncnt rows allocated */
+	size_t ncnt;
+	int64_t win, from;   /* cnt counts events at or after from, and
+				from = now - win at the last query */
+	uint32_t *order;     /* rows with cnt > 0, best first, unless dirty */
+	size_t norder;
+	int dirty;
+} knytt__recwin;
 
 /* The TOPN items by one ranking, best first (toplist.c). */
 #define TOPN 1024
@@ -177,9 +201,12 @@ typedef struct knytt__snap {
 	uint64_t gen;         /* installs since open: profiles compare it */
 	/* the blend of recommend with recent popularity (lib/model/blend.h)
 	 * that the model's tuning chose: weight blend_w (0 = none) of
-	 * trending list blend_h (-1: all-time popularity) */
+	 * trending list blend_h (-1: all-time popularity), or, when
+	 * blend_win > 0, of the windowed list of the last blend_win ms
+	 * (recentwin.c) */
 	float blend_w;
 	int blend_h;
+	int64_t blend_win;
 } knytt__snap;
 
 /* new: takes ownership of every pointer (also on failure: NULL, all
@@ -218,6 +245,7 @@ struct knytt_engine {
 	float als_reg, als_alpha;
 	unsigned als_iters, tt_epochs, threads;
 	int tune; /* 1 (default): train tunes itself (lib/model/tune.c) */
+	int tune_windows; /* the tuning may blend windowed lists (recentwin.c) */
 	knytt_embedder *emb;
 	char *tenant_name;
 	knytt_log_fn log_fn; /* warnings (NULL: none) */
@@ -278,6 +306,8 @@ struct knytt_engine {
 	 * top_ok = 0: not available, queries score every row */
 	toplist top[NTREND + 1];
 	int top_ok;
+	/* the windowed recent popularity (recentwin.c), its own mutex */
+	knytt__recwin win;
 
 	/* users: the profile cache (profcache.c), under users_mu.
 	 * users[0..nusers) with NULL at the nfree slots listed in
@@ -636,6 +666,19 @@ int knytt__engine_tune(knytt_engine *e, struct knytt__tune_cfg *cfg,
 		       const int64_t *ts, size_t n, uint32_t nusers,
 		       uint32_t nitems, char *json, size_t cap);
 void knytt__snap_blend_from_meta(knytt__snap *s, const char *meta);
+/* Windowed recent popularity (recentwin.c).  add: counts an event of
+ * item row (confidence w, time ts) unless older than four weeks before
+ * now; lock: brings the window to [now - win, ...) and returns the rows
+ * with events in it, best first, with their fixed-point counts by row
+ * (score: as a confidence), valid until unlock, which must follow. */
+void knytt__win_init(knytt_engine *e);
+void knytt__win_free(knytt_engine *e);
+void knytt__win_add(knytt_engine *e, uint32_t row, float w, int64_t ts,
+		    int64_t now);
+size_t knytt__win_lock(knytt_engine *e, int64_t win, int64_t now,
+		       const uint32_t **rows, const int64_t **cnt);
+void knytt__win_unlock(knytt_engine *e);
+double knytt__win_score(int64_t c);
 /* installs a trained model + index + search words (takes ownership of
  * each) and the blend its metadata @p meta records; caller holds no lock */
 void knytt__engine_install(knytt_engine *e, knytt_index *ix,

@@ -530,6 +530,29 @@ static size_t fallback_list(const knytt_engine *e, const qctx *c, int h,
 	return n;
 }
 
+/* The windowed recent popularity of the last @p win ms (recentwin.c)
+ * after out[0..*n): its ranked list, which holds every item with an
+ * event in the window. */
+int knytt__q_win_fallback(knytt_engine *e, const qctx *c, int64_t win,
+			  int64_t now, size_t k, knytt_result *out, size_t *n)
+{
+	const uint32_t *rows;
+	const int64_t *cnt;
+	size_t m = knytt__win_lock(e, win, now, &rows, &cnt);
+	for (size_t i = 0; i < m && *n < k; i++) {
+		if (rows[i] >= e->nitems)
+			continue; /* a row the table has not published */
+		const eitem *it = &e->items[rows[i]];
+		if (!knytt__q_item_passes(c, it) || taken(out, *n, it->id))
+			continue;
+		knytt__q_fill(e, &out[(*n)++], rows[i],
+			      knytt__win_score(cnt[rows[i]]),
+			      KNYTT_REASON_TRENDING, 0);
+	}
+	knytt__win_unlock(e);
+	return KNYTT_OK;
+}
+
 /* Trending (h >= 0) or popular items after out[0..*n): the head of the
  * kept list, and only when that runs out, a scan of the passing items
  * (their bitset built now if the query has none yet). */

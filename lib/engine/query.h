@@ -67,6 +67,8 @@ int knytt__q_scan_tastes(const knytt_engine *e, const qctx *c,
 		       const uint64_t *because);
 int knytt__q_fallback(knytt_engine *e, qctx *c, int h, int64_t now, size_t k,
 		    knytt_result *out, size_t *n);
+int knytt__q_win_fallback(knytt_engine *e, const qctx *c, int64_t win,
+			  int64_t now, size_t k, knytt_result *out, size_t *n);
 double knytt__q_score_of(const knytt_engine *e, float dist);
 int knytt__q_check_query(const knytt_engine *e, size_t k, const char *fn);
 int knytt__q_cmp_score(const void *a, const void *b);

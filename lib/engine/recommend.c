@@ -173,7 +173,8 @@ static const knytt_result *find_res(const idres *by, size_t n, uint64_t id)
 
 /*
  * Blends the personal list cand[0..*n) with the trending list the
- * snapshot's tuning chose (blend_h; -1: popularity), its top kk items
+ * snapshot's tuning chose (blend_h; -1: popularity; or the window of
+ * blend_win ms, recentwin.c), its top kk items
  * that pass the query's filter and exclusions, by the rule of
  * lib/model/blend.h with the chosen weight; the result replaces cand (at
  * most kk entries).  A result keeps the reason of the list that
@@ -195,7 +196,12 @@ static int blend_recent(knytt_engine *e, qctx *c, int64_t now, size_t kk,
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = knytt__q_fallback(e, c, c->snap->blend_h, now, kk, pl, &np)))
+	rc = c->snap->blend_win > 0
+		     ? knytt__q_win_fallback(e, c, c->snap->blend_win, now, kk,
+					     pl, &np)
+		     : knytt__q_fallback(e, c, c->snap->blend_h, now, kk, pl,
+					 &np);
+	if (rc)
 		goto out;
 	/* by[0..na): the personal list by id; by[na..na+np): trending */
 	for (size_t i = 0; i < na + np; i++) {

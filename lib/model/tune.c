@@ -663,9 +663,11 @@ int knytt__tune(const knytt__tune_in *in, knytt__tune_out *out)
 			rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 			goto out;
 		}
+		int64_t win = in->pop_win[h] > 0 ? in->pop_win[h]
+						 : in->pop_window;
 		v.npop[h] = knytt__tune_poplist(in->recs, in->n, in->nitems,
-						v.cut, in->pop_window,
-						in->pop_hl[h], v.pop[h]);
+						v.cut, win, in->pop_hl[h],
+						v.pop[h]);
 	}
 	knytt__tune_cfg base = in->base;
 	base.blend = 0;
@@ -686,6 +688,11 @@ int knytt__tune(const knytt__tune_in *in, knytt__tune_out *out)
 		}
 	}
 out:
+	out->npop = in->npop;
+	if (out->tried && out->best.blend > 0 &&
+	    isinf(in->pop_hl[out->best.pop]))
+		out->window_days = (double)in->pop_win[out->best.pop] /
+				   (double)in->day;
 	out->cut = v.cut;
 	out->val_users = v.nusers;
 	out->val_interactions = v.val ? knytt_matrix_nnz(v.val) : 0;
@@ -698,21 +705,26 @@ int knytt__tune_json(const knytt__tune_out *o, char *buf, size_t cap)
 {
 	const knytt__tune_cfg *c = &o->best;
 	int lgc = c->kind == KNYTT_MODEL_LIGHTGCN;
+	char pops[KNYTT__TUNE_NPOP * 12 + 4] = "";
+	size_t l = 0;
+	for (int h = 0; h < o->npop && h < KNYTT__TUNE_NPOP; h++)
+		l += (size_t)snprintf(pops + l, sizeof pops - l, "%s%.4f",
+				      h ? "," : "", o->pop_ndcg[h]);
 	return snprintf(
 		buf, cap,
 		"{\"kind\":\"%s\",\"dim\":%u,\"reg\":%g,\"alpha\":%g,"
 		"\"iterations\":%u,\"layers\":%u,"
 		"\"history_half_life_days\":%.4g,\"blend\":%g,"
-		"\"popularity_list\":%d,\"validation\":{\"ndcg20\":%.4f,"
+		"\"popularity_list\":%d,\"popularity_window_days\":%.4g,"
+		"\"validation\":{\"ndcg20\":%.4f,"
 		"\"recall20\":%.4f,\"fixed_ndcg20\":%.4f,"
-		"\"popularity_ndcg20\":[%.4f,%.4f,%.4f,%.4f],\"users\":%zu,"
+		"\"popularity_ndcg20\":[%s],\"users\":%zu,"
 		"\"interactions\":%zu,\"cut\":%lld},\"fits\":%u,"
 		"\"cut_short\":%s,\"fixed_fit_seconds\":%.3f,"
 		"\"seconds\":%.3f}",
 		lgc ? "lightgcn" : "als", c->dim, c->reg, lgc ? 0 : c->alpha,
 		c->iters, lgc ? c->layers : 0, c->hist_days, c->blend, c->pop,
-		o->ndcg, o->recall, o->base_ndcg, o->pop_ndcg[0],
-		o->pop_ndcg[1], o->pop_ndcg[2], o->pop_ndcg[3], o->val_users,
-		o->val_interactions, (long long)o->cut, o->tried,
+		o->window_days, o->ndcg, o->recall, o->base_ndcg, pops,
+		o->val_users, o->val_interactions, (long long)o->cut, o->tried,
 		o->cut_short ? "true" : "false", o->base_seconds, o->seconds);
 }

@@ -8,7 +8,7 @@
 
 #include "model.h"
 
-#define KNYTT__TUNE_NPOP 4 /* popularity lists the blend may use */
+#define KNYTT__TUNE_NPOP 8 /* popularity lists the blend may use */
 
 /* One setting of the whole pipeline: the model, the history's decay and
  * the blend with recent popularity. */
@@ -35,9 +35,13 @@ typedef struct knytt__tune_in {
 	uint32_t nusers, nitems;
 	int64_t day; /* time units per day (86400000 for ms) */
 	/* the popularity lists: time-decayed confidence with these
-	 * half-lives (time units), over the pop_window before the cut; a
-	 * half-life of 0 is the all-time count of events instead */
+	 * half-lives (time units), over the pop_window before the cut (or
+	 * list h's own pop_win[h] when > 0); a half-life of 0 is the
+	 * all-time count of events instead, one of INFINITY the plain sum
+	 * of confidence in the window (a windowed count: "the last W days",
+	 * as recent popularity is usually measured) */
 	double pop_hl[KNYTT__TUNE_NPOP];
+	int64_t pop_win[KNYTT__TUNE_NPOP];
 	int npop;
 	int64_t pop_window;
 	knytt__tune_cfg base; /* the fixed settings (blend 0): tried first */
@@ -59,6 +63,9 @@ typedef struct knytt__tune_out {
 	double ndcg, recall;      /* validation @20 of best */
 	double base_ndcg;         /* the fixed settings, no blend */
 	double pop_ndcg[KNYTT__TUNE_NPOP]; /* each popularity list alone */
+	int npop;                 /* lists scored (in->npop) */
+	double window_days;       /* best's list is windowed: its length,
+				     days; 0 otherwise */
 	unsigned tried;           /* model fits on the validation data */
 	int cut_short;            /* the budget stopped the search */
 	double base_seconds;      /* the fit of base on validation data */

@@ -226,6 +226,22 @@ static void seeds_models(void)
 	knytt_lightgcn_close(g);
 	knytt_matrix_close(m);
 
+	/* SASRec: three short sequences over the same four items */
+	knytt_sasrec *sq;
+	void *sb = NULL;
+	size_t sl = 0;
+	static const size_t SO[] = { 0, 3, 5, 7 };
+	static const uint32_t SI[] = { 0, 1, 3, 1, 2, 2, 3 };
+	if (knytt_sasrec_create(&sq) || knytt_sasrec_set_dim(sq, 4) ||
+	    knytt_sasrec_set_blocks(sq, 1) || knytt_sasrec_set_max_len(sq, 3) ||
+	    knytt_sasrec_set_epochs(sq, 1) || knytt_sasrec_set_threads(sq, 1) ||
+	    knytt_sasrec_train(sq, 4, 3, SO, SI) ||
+	    knytt_sasrec_save_buffer(sq, &sb, &sl)) {
+		fprintf(stderr, "seeds: SASRec: %s\n", knytt_errmsg());
+		failed = 1;
+	}
+	knytt_sasrec_close(sq);
+
 	knytt_twotower *tt;
 	static const knytt_twotower_item F[4] = {
 		{ "red shoes", "light", "shoes/running", 50 },
@@ -255,6 +271,9 @@ static void seeds_models(void)
 	put("fuzz_lightgcn_load", "model", 1, gb, gl);
 	put("fuzz_lightgcn_load", "model-crc-as-saved", 0, gb, gl);
 	put("fuzz_lightgcn_load", "model-truncated", 1, gb, gl / 2);
+	put("fuzz_sasrec_load", "model", 1, sb, sl);
+	put("fuzz_sasrec_load", "model-crc-as-saved", 0, sb, sl);
+	put("fuzz_sasrec_load", "model-truncated", 1, sb, sl / 2);
 
 	/* engine blobs (train.c): header, store ids 1..4 (the items of
 	 * fuzz_engine_model's store), the model, CRC */
@@ -314,6 +333,7 @@ static void seeds_models(void)
 	knytt_free(ab);
 	knytt_free(tb);
 	knytt_free(gb);
+	knytt_free(sb);
 }
 
 /* ---- index files: no control byte (fuzz_index_load repairs the CRCs
