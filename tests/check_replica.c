@@ -942,10 +942,17 @@ START_TEST(two_replicas_share_one_database)
 	WITHIN(5.0, fabs(trend_score(&B, pk, "gap") /
 				 trend_score(&A, pk, "gap") -
 			 1) < 1e-4);
-	char *m = metrics(&B);
+	/* A's 60 on "gap" (trending) and v7's (a loaded profile); the
+	 * counter is added once the catch-up has applied both, so it may
+	 * trail the answers above by a moment (a loaded machine failed the
+	 * check made at once) */
+	char *m;
+	WITHIN(5.0, (m = metrics(&B),
+		     metric(m, "knytt_replica_caught_up_events_total") >= 61
+			     ? (free(m), 1)
+			     : (free(m), 0)));
+	m = metrics(&B);
 	ck_assert(metric(m, "knytt_replica_reconnects_total") >= 1);
-	/* A's 60 on "gap" (trending) and v7's (a loaded profile) */
-	ck_assert(metric(m, "knytt_replica_caught_up_events_total") >= 61);
 	ck_assert(metric(m, "knytt_replica_notifications_total") >= 4);
 	free(m);
 	WITHIN(5.0, (m = metrics(&B), metric(m, "knytt_replica_listener_up") ==
