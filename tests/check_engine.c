@@ -127,19 +127,26 @@ static void cleanup(void)
 		fprintf(stderr, "cleanup failed\n");
 }
 
-/* The shop: items, then each user's past events (90% in their category,
- * purchases now and then), spread over the ten days before @p now_ms. */
-static void populate_at(knytt_engine *e, int64_t now_ms)
+/* NCAT categories of @p per_cat items each, text only (make_item). */
+static void add_items(knytt_engine *e, int per_cat)
 {
 	char ext[32], title[128];
 	knytt_item it;
 	for (int c = 0; c < NCAT; c++)
-		for (int i = 0; i < PER_CAT; i++) {
+		for (int i = 0; i < per_cat; i++) {
 			make_item(&it, c, i, ext, title);
 			ck_assert_msg(knytt_engine_item_upsert(e, &it, NULL, 0) ==
 					      KNYTT_OK,
 				      "%s", knytt_errmsg());
 		}
+}
+
+/* The shop: items, then each user's past events (90% in their category,
+ * purchases now and then), spread over the ten days before @p now_ms. */
+static void populate_at(knytt_engine *e, int64_t now_ms)
+{
+	add_items(e, PER_CAT);
+	char ext[32];
 	uint64_t s = 99;
 	int64_t now = now_ms;
 	for (int u = 0; u < NUSERS; u++) {
@@ -2330,15 +2337,7 @@ static void logged_searches_share_commits(const char *uri)
 	ck_assert_int_eq(knytt_engine_set_feedback_async(e, 1), KNYTT_OK);
 	ck_assert_msg(knytt_engine_open(e, uri) == KNYTT_OK, "%s",
 		      knytt_errmsg());
-	char ext[32], title[128];
-	knytt_item it;
-	for (int c = 0; c < NCAT; c++)
-		for (int i = 0; i < 4; i++) {
-			make_item(&it, c, i, ext, title);
-			ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL,
-								  0),
-					 KNYTT_OK);
-		}
+	add_items(e, 4);
 	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
 	uint64_t c0 = e->fq_log_commits;
 	sl_worker w[SL_THREADS];
@@ -2953,15 +2952,8 @@ static void trained_vector(knytt_engine *e, float *v)
 START_TEST(engine_weights_reach_imported_rows)
 {
 	knytt_engine *e = open_engine(KNYTT_MODEL_ALS, 1);
-	char ext[32], title[128], csv[300];
-	knytt_item it;
-	for (int c = 0; c < NCAT; c++)
-		for (int i = 0; i < PER_CAT; i++) {
-			make_item(&it, c, i, ext, title);
-			ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL,
-								  0),
-					 KNYTT_OK);
-		}
+	char csv[300];
+	add_items(e, PER_CAT);
 	knytt_engine_close(e);
 	snprintf(csv, sizeof csv, "%s.csv", dbpath);
 	import_views_and_purchases(csv);
@@ -3122,15 +3114,7 @@ START_TEST(search_answers_when_its_log_cannot_be_written)
 {
 	knytt_engine *e = open_engine_cfg(KNYTT_MODEL_ALS, 1, 0,
 					  with_slog_warnings);
-	char ext[32], title[128];
-	knytt_item it;
-	for (int c = 0; c < NCAT; c++)
-		for (int i = 0; i < 4; i++) {
-			make_item(&it, c, i, ext, title);
-			ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL,
-								  0),
-					 KNYTT_OK);
-		}
+	add_items(e, 4);
 	knytt_store *st = knytt_engine_store(e);
 	knytt_result r[8] = {{.struct_size = sizeof(knytt_result)}};
 	uint64_t lid = 0;
