@@ -204,6 +204,10 @@ START_TEST(engine_window_counts)
 	const int64_t D = 86400000, T = 100 * D;
 	knytt_engine *e;
 	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	/* an engine not set to tune with windows keeps no events */
+	knytt__win_add(e, 0, 1, T - D, T);
+	ck_assert_uint_eq(e->win.n, 0);
+	ck_assert_int_eq(knytt_engine_set_tune_windows(e, 1), KNYTT_OK);
 	knytt__win_add(e, 0, 1, T - 5 * D, T);     /* out of a 3-day window */
 	knytt__win_add(e, 1, 1, T - 3 * D, T);     /* on its edge: in */
 	knytt__win_add(e, 2, 2, T - D, T);

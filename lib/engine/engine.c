@@ -521,9 +521,8 @@ static int trend_seed_cb(const knytt_interaction *ix, void *ctx)
 	if (r != UINT32_MAX) {
 		double w = knytt__ix_confidence(e, ix);
 		trend_add(&e->items[r], w, ix->ts_ms);
-		if (e->tune_windows)
-			knytt__win_add(e, r, (float)w, ix->ts_ms,
-				       knytt__engine_now(e));
+		knytt__win_add(e, r, (float)w, ix->ts_ms,
+			       knytt__engine_now(e));
 	}
 	return 0;
 }
@@ -1337,8 +1336,7 @@ static void count_event(knytt_engine *e, uint32_t r, double w, int64_t ts)
 	it->pop += 1;
 	trend_add(it, w, ts);
 	knytt__top_bump(e, r);
-	if (e->tune_windows)
-		knytt__win_add(e, r, (float)w, ts, knytt__engine_now(e));
+	knytt__win_add(e, r, (float)w, ts, knytt__engine_now(e));
 	pthread_rwlock_unlock(&e->stat_lock);
 }
 
@@ -1348,8 +1346,7 @@ void knytt__engine_trend_event(knytt_engine *e, uint32_t r, double w,
 	pthread_rwlock_wrlock(&e->stat_lock);
 	trend_add(&e->items[r], w, ts);
 	knytt__top_bump(e, r);
-	if (e->tune_windows)
-		knytt__win_add(e, r, (float)w, ts, knytt__engine_now(e));
+	knytt__win_add(e, r, (float)w, ts, knytt__engine_now(e));
 	pthread_rwlock_unlock(&e->stat_lock);
 }
 

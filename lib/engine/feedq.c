@@ -95,19 +95,26 @@ static void ev_free(knytt__fq_ev *ev)
 }
 
 /* A search log entry: "query\0user\0shown\0". */
-static int write_log(knytt_engine *e, const knytt__fq_ev *ev, char *msg,
-		     size_t cap)
+/* Inserts search-log entry @p ev (its buf: query, user, shown ids, each
+ * NUL-terminated); caller holds st_lock. */
+static int log_ins(knytt_engine *e, const knytt__fq_ev *ev)
 {
 	const char *query = ev->buf;
 	const char *user = query + strlen(query) + 1;
 	const char *shown = user + strlen(user) + 1;
+	return knytt__search_log_ins(e->st, query, *user ? user : NULL,
+				     ev->count, ev->ts, shown, NULL);
+}
+
+static int write_log(knytt_engine *e, const knytt__fq_ev *ev, char *msg,
+		     size_t cap)
+{
 	pthread_mutex_lock(&e->st_lock);
-	int rc = knytt__search_log_ins(e->st, query, *user ? user : NULL,
-				       ev->count, ev->ts, shown, NULL);
+	int rc = log_ins(e, ev);
 	pthread_mutex_unlock(&e->st_lock);
 	if (rc < 0)
 		snprintf(msg, cap, "the search log entry of '%.64s' was not "
-			 "stored: %s", query, knytt_errmsg());
+			 "stored: %s", ev->buf, knytt_errmsg());
 	return rc;
 }
 
@@ -121,14 +128,8 @@ static int write_logs(knytt_engine *e, const knytt__fq_ev *ev, size_t n,
 	if (n > 1) {
 		pthread_mutex_lock(&e->st_lock);
 		int rc = knytt__st_begin(e->st);
-		for (size_t i = 0; i < n && rc >= 0; i++) {
-			const char *q = ev[i].buf;
-			const char *u = q + strlen(q) + 1;
-			const char *shown = u + strlen(u) + 1;
-			rc = knytt__search_log_ins(e->st, q, *u ? u : NULL,
-						   ev[i].count, ev[i].ts, shown,
-						   NULL);
-		}
+		for (size_t i = 0; i < n && rc >= 0; i++)
+			rc = log_ins(e, &ev[i]);
 		if (rc >= 0)
 			rc = knytt__st_commit(e->st);
 		else

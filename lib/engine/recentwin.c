@@ -99,7 +99,8 @@ void knytt__win_add(knytt_engine *e, uint32_t row, float w, int64_t ts,
 		    int64_t now)
 {
 	knytt__recwin *rw = &e->win;
-	if (!(w > 0) || ts < now - KNYTT__WIN_KEEP)
+	/* only an engine set to tune with windows keeps events */
+	if (!e->tune_windows || !(w > 0) || ts < now - KNYTT__WIN_KEEP)
 		return;
 	pthread_mutex_lock(&rw->mu);
 	/* the window follows "now" here too, so the log stays four weeks
