@@ -51,33 +51,31 @@ static double q_err(const knytt_index *ix, const float *x, float step)
 
 /* The step of least squared error over (up to Q_MSE_MAX_ROWS, evenly
  * spaced) rows of @p v among 1.0, 0.95, ..., 0.5 times @p full; @p tmp
- * (d floats) normalizes rows for cosine, else NULL. */
+ * (d floats) normalizes rows for cosine, else NULL.  Rows outside, steps
+ * inside: each row is normalized once. */
 static float q_best_step(const knytt_index *ix, size_t n, const float *v,
 			 float full, float *tmp)
 {
+	enum { NSTEP = 11 }; /* 20/20 .. 10/20 of full */
 	if (n < Q_MSE_MIN_ROWS)
 		return full;
 	size_t stride = n > Q_MSE_MAX_ROWS ? n / Q_MSE_MAX_ROWS : 1;
-	float best = full;
-	double best_e = INFINITY;
-	for (int f = 20; f >= 10; f--) {
-		float step = full * (float)f / 20.0f;
-		double e = 0;
-		for (size_t i = 0; i < n; i += stride) {
-			const float *x = v + i * ix->dim;
-			if (tmp) {
-				memcpy(tmp, x, ix->dim * sizeof *tmp);
-				knytt__normalize(tmp, ix->dim);
-				x = tmp;
-			}
-			e += q_err(ix, x, step);
+	double e[NSTEP] = { 0 };
+	for (size_t i = 0; i < n; i += stride) {
+		const float *x = v + i * ix->dim;
+		if (tmp) {
+			memcpy(tmp, x, ix->dim * sizeof *tmp);
+			knytt__normalize(tmp, ix->dim);
+			x = tmp;
 		}
-		if (e < best_e) {
-			best_e = e;
-			best = step;
-		}
+		for (int f = 0; f < NSTEP; f++)
+			e[f] += q_err(ix, x, full * (float)(20 - f) / 20.0f);
 	}
-	return best;
+	int best = 0;
+	for (int f = 1; f < NSTEP; f++)
+		if (e[f] < e[best])
+			best = f;
+	return full * (float)(20 - best) / 20.0f;
 }
 
 int knytt__quant_train(knytt_index *ix, size_t n, const float *v)
