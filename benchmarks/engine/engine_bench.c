@@ -973,27 +973,46 @@ static void thread_report(bench *b, int nt, double secs)
 {
 	static const int ops[2] = {OP_REC, OP_SEARCH};
 	static const char *names[2] = {"recommend", "search"};
-	double qps[2][9] = {{0}};
+	enum { TR = 5 }; /* interleaved rounds */
 	double load[3] = {0, 0, 0};
 	if (getloadavg(load, 3) < 0)
 		load[0] = load[1] = load[2] = -1;
-	printf("\n%s: threads (%.0f s per run; load average before: %.2f "
-	       "%.2f %.2f, %ld CPUs online)\n",
-	       b->label, secs, load[0], load[1], load[2],
+	/*
+	 * The speed of a shared virtual CPU drifts by tens of percent over
+	 * seconds, so 1 and 2 threads measured one after the other can
+	 * differ by the drift alone.  Each thread count runs TR times,
+	 * interleaved (1, 2, .. N, then N .. 1, ...), and the scaling is
+	 * the median of the per-round ratios, each taken seconds apart.
+	 */
+	printf("\n%s: threads (%d interleaved rounds of %.1f s per thread "
+	       "count, medians; load average before: %.2f %.2f %.2f, %ld "
+	       "CPUs online)\n",
+	       b->label, TR, secs / TR * 2, load[0], load[1], load[2],
 	       sysconf(_SC_NPROCESSORS_ONLN));
-	for (int k = 0; k < 2; k++)
-		for (int t = 1; t <= nt; t++) {
-			double cq, cp;
-			qps[k][t] = throughput(b, ops[k], t, secs, &cq, &cp);
+	for (int k = 0; k < 2; k++) {
+		double q[9][TR], cq[9][TR], cp[9][TR], ratio[TR];
+		for (int r = 0; r < TR; r++) {
+			for (int i = 1; i <= nt; i++) {
+				int t = r % 2 ? nt + 1 - i : i;
+				q[t][r] = throughput(b, ops[k], t, secs / TR * 2,
+						     &cq[t][r], &cp[t][r]);
+			}
+			ratio[r] = q[2][r] / q[1][r];
+		}
+		for (int t = 1; t <= nt; t++)
 			printf("throughput %s %dt: %.0f/s (cpu per query: "
 			       "%.1f us in the querying threads, %.1f us in "
-			       "the process)\n", names[k], t, qps[k][t], cq,
-			       cp);
+			       "the process)\n", names[k], t,
+			       median3(q[t], TR), median3(cq[t], TR),
+			       median3(cp[t], TR));
+		double lo = ratio[0], hi = ratio[0];
+		for (int r = 1; r < TR; r++) {
+			lo = ratio[r] < lo ? ratio[r] : lo;
+			hi = ratio[r] > hi ? ratio[r] : hi;
 		}
-	for (int k = 0; k < 2; k++)
-		if (nt >= 2)
-			printf("scaling %s 2t/1t: %.2f\n", names[k],
-			       qps[k][2] / qps[k][1]);
+		printf("scaling %s 2t/1t: %.2f (rounds %.2f to %.2f)\n",
+		       names[k], median3(ratio, TR), lo, hi);
+	}
 	/* recommend p99 beside a writer at 1,000 events/s */
 	feeder f;
 	memset(&f, 0, sizeof f);
