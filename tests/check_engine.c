@@ -3110,6 +3110,76 @@ START_TEST(search_borrows_a_connection_when_the_store_is_busy)
 }
 END_TEST
 
+/* A "writer" holding st_lock for @c ms, then marking @c released. */
+typedef struct st_writer {
+	knytt_engine *e;
+	int ms;
+	int held, released; /* __atomic_* */
+} st_writer;
+
+static void *write_hold(void *p)
+{
+	st_writer *w = p;
+	pthread_mutex_lock(&w->e->st_lock);
+	__atomic_store_n(&w->held, 1, __ATOMIC_RELEASE);
+	usleep((useconds_t)w->ms * 1000);
+	__atomic_store_n(&w->released, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&w->e->st_lock);
+	return NULL;
+}
+
+/* Runs a search while another thread holds st_lock as a writer would;
+ * returns whether that writer had let go when the search returned. */
+static int search_beside_writer(knytt_engine *e, int ms)
+{
+	st_writer w = {e, ms, 0, 0};
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, write_hold, &w), 0);
+	while (!__atomic_load_n(&w.held, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
+	ck_assert_int_gt(knytt_engine_search(e, "espresso", NULL, 0, 10, NULL,
+					     NULL, r, NULL),
+			 0);
+	int released = __atomic_load_n(&w.released, __ATOMIC_ACQUIRE);
+	pthread_join(th, NULL);
+	return released;
+}
+
+/* A thread that borrowed a connection keeps it while searches overlap
+ * (rdpool.c: swapping connections between threads cost CPU), so a writer
+ * on the engine's connection does not hold it up; after a second with no
+ * other search it is back on the engine's connection and waits for the
+ * writer, as a lone search should.  The old code waited both times. */
+START_TEST(a_borrowing_thread_keeps_its_connection_while_busy)
+{
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	populate(e);
+	ck_assert_int_eq(knytt_engine_train(e, NULL, NULL), KNYTT_OK);
+	knytt_engine_flush(e);
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
+	/* another search holds the engine's connection: borrow */
+	pthread_mutex_lock(&e->st_lock);
+	__atomic_store_n(&e->st_search, 1, __ATOMIC_RELAXED);
+	ck_assert_int_gt(knytt_engine_search(e, "espresso", NULL, 0, 10, NULL,
+					     NULL, r, NULL),
+			 0);
+	__atomic_store_n(&e->st_search, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&e->st_lock);
+	ck_assert_uint_eq(knytt__rd_count(e), 1);
+	/* at once: still on the borrowed connection, the writer is not
+	 * waited for (it holds st_lock for 3 s) */
+	ck_assert_int_eq(search_beside_writer(e, 3000), 0);
+	knytt_engine_flush(e);
+	/* no other search for over a second: back on the engine's one */
+	usleep(1300 * 1000);
+	ck_assert_int_eq(search_beside_writer(e, 100), 1);
+	ck_assert_uint_eq(knytt__rd_count(e), 1);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 START_TEST(search_answers_when_its_log_cannot_be_written)
 {
 	knytt_engine *e = open_engine_cfg(KNYTT_MODEL_ALS, 1, 0,
@@ -3224,6 +3294,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, similar_items_share_the_category);
 	tcase_add_test(tc, hybrid_search_by_word_and_meaning);
 	tcase_add_test(tc, search_borrows_a_connection_when_the_store_is_busy);
+	tcase_add_test(tc, a_borrowing_thread_keeps_its_connection_while_busy);
 	tcase_add_test(tc, reopen_restores_without_retraining);
 	tcase_add_test(tc, background_training_keeps_serving);
 	tcase_add_test(tc, filter_init_writes_only_the_callers_struct);

@@ -259,6 +259,7 @@ struct knytt_engine {
 	knytt__rdconn rd[KNYTT__RD_MAX];
 	unsigned nrd;
 	int rd_off;
+	int rd_busy; /* searches holding a connection (__atomic_*) */
 	pthread_mutex_t rd_mu;
 	/* 1 while a keyword search holds st_lock (only a search makes
 	 * another search borrow a connection) */

@@ -35,6 +35,7 @@
 #include "../store/store_int.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 /* A slot past nrd_open is claimed under rd_mu, opened under its own
  * mutex.  Returns the store of the slot, or NULL (slot marked dead). */
@@ -63,7 +64,7 @@ static knytt_store *rd_open(knytt_engine *e, knytt__rdconn *c)
 	return st;
 }
 
-knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held)
+static knytt_store *take_any(knytt_engine *e, pthread_mutex_t **held)
 {
 	int got = pthread_mutex_trylock(&e->st_lock) == 0;
 	if (!got && !__atomic_load_n(&e->st_search, __ATOMIC_RELAXED)) {
@@ -114,8 +115,65 @@ knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held)
 	return e->st;
 }
 
+/*
+ * The connection this thread had last, per thread and for one engine.
+ * Two threads searching at once would otherwise swap the engine's
+ * connection and the extra one at random, and each search would begin
+ * by pulling the other core's copy of the connection's page cache,
+ * statements and token counts into its own cache: a thread that
+ * borrowed keeps its extra connection while other searches run.  Once
+ * it has met none for KEEP_MS it goes back to the engine's connection,
+ * whose page cache the engine's own commits do not empty (above).  Only
+ * a hint: the slot is checked as any other, and a stale engine pointer
+ * after a close is only compared, never followed.
+ */
+#define KEEP_MS 1000
+static __thread struct {
+	const knytt_engine *e;
+	unsigned slot;   /* 1 + index into rd[], or 0 for the engine's */
+	int64_t seen_ms; /* when this thread last met another search */
+} last;
+
+static int64_t coarse_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held)
+{
+	int64_t now = coarse_ms();
+	if (__atomic_fetch_add(&e->rd_busy, 1, __ATOMIC_RELAXED))
+		last.seen_ms = now;
+	if (last.e == e && last.slot && now - last.seen_ms < KEEP_MS) {
+		unsigned i = last.slot - 1;
+		pthread_mutex_lock(&e->rd_mu);
+		unsigned n = e->nrd;
+		pthread_mutex_unlock(&e->rd_mu);
+		knytt__rdconn *c = &e->rd[i];
+		if (i < n && !pthread_mutex_trylock(&c->mu)) {
+			if (c->st) {
+				*held = &c->mu;
+				return c->st;
+			}
+			pthread_mutex_unlock(&c->mu);
+		}
+	}
+	knytt_store *st = take_any(e, held);
+	last.e = e;
+	last.slot = 0;
+	for (unsigned i = 0; i < KNYTT__RD_MAX; i++)
+		if (*held == &e->rd[i].mu)
+			last.slot = i + 1;
+	if (last.slot)
+		last.seen_ms = now; /* it borrowed: another search ran */
+	return st;
+}
+
 void knytt__rd_give(knytt_engine *e, pthread_mutex_t *held)
 {
+	__atomic_fetch_sub(&e->rd_busy, 1, __ATOMIC_RELAXED);
 	if (held == &e->st_lock)
 		__atomic_store_n(&e->st_search, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(held);
