@@ -151,6 +151,9 @@ int knytt__path_err(const char *path, int rc);
 /* 64-byte aligned allocation, zero-filled; free with knytt__afree. */
 void *knytt__aalloc(size_t n);
 void knytt__afree(void *p);
+/* realloc for large tables read at random rows: 2 MiB pages where the
+ * kernel gives them (util.c); @p old bytes are kept. */
+void *knytt__big_realloc(void *p, size_t old, size_t n);
 
 /* splitmix64: a small, fast, seedable generator (state advanced in place). */
 static inline uint64_t knytt__rand64(uint64_t *s)

@@ -235,6 +235,31 @@ START_TEST(grow_doubles_and_keeps_contents)
 }
 END_TEST
 
+/* big_realloc keeps the bytes asked for, both below 4 MiB (realloc)
+ * and above (2 MiB-aligned memory, then a copy), growing and shrinking */
+START_TEST(big_realloc_keeps_contents)
+{
+	size_t sizes[] = { 1000, 3u << 20, 5u << 20, 9u << 20, 6u << 20 };
+	unsigned char *p = NULL;
+	size_t have = 0;
+	for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+		size_t n = sizes[s], keep = have < n ? have : n;
+		p = knytt__big_realloc(p, keep, n);
+		ck_assert_ptr_nonnull(p);
+		size_t bad = 0;
+		for (size_t i = 0; i < keep; i++)
+			bad += p[i] != (unsigned char)(i * 7 + 3);
+		ck_assert_uint_eq(bad, 0);
+		if (n >= (4u << 20))
+			ck_assert_uint_eq((uintptr_t)p % (2u << 20), 0);
+		for (size_t i = keep; i < n; i++)
+			p[i] = (unsigned char)(i * 7 + 3);
+		have = n;
+	}
+	free(p);
+}
+END_TEST
+
 Suite *common_suite(void)
 {
 	Suite *s = suite_create("common");
@@ -247,6 +272,7 @@ Suite *common_suite(void)
 	tcase_add_test(tc, parallel_for_covers_range_once_in_grains);
 	tcase_add_test(tc, atomic_write_replaces_or_keeps_old);
 	tcase_add_test(tc, grow_doubles_and_keeps_contents);
+	tcase_add_test(tc, big_realloc_keeps_contents);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -547,6 +547,128 @@ START_TEST(engine_filters_follow_upserts_and_deletes)
 }
 END_TEST
 
+/* A filter passing thousands of rows is scanned from the int8 copy of
+ * the vectors first (scan.c), then its best few exactly: the answer must
+ * be the exact one, with another filter part failing most of the int8
+ * pass's best (the scan then falls back to the exact one), and after an
+ * upsert changed a vector. */
+#define WN 6000
+#define WD 32
+static float wvec[WN][WD];
+static int w_in_stock(int i)
+{
+	return i % 97 == 0;
+}
+
+static void wput(knytt_engine *e, int i)
+{
+	char ext[32], attrs[64];
+	snprintf(ext, sizeof ext, "w-%d", i);
+	snprintf(attrs, sizeof attrs, "{\"half\":\"%s\"}",
+		 i % 2 ? "no" : "yes");
+	knytt_item it;
+	memset(&it, 0, sizeof it);
+	it.struct_size = sizeof it;
+	it.ext_id = ext;
+	it.title = "thing";
+	it.in_stock = w_in_stock(i);
+	it.attributes = attrs;
+	ck_assert_int_eq(knytt_engine_item_upsert(e, &it, wvec[i], WD),
+			 KNYTT_OK);
+}
+
+/* the k best rows by cosine among i % 2 == 0 (and in stock), in order */
+static int w_best(const float *q, int stock, int k, int *best)
+{
+	static double sc[WN];
+	int n = 0;
+	for (int i = 0; i < WN; i++) {
+		double d = 0, nv = 0;
+		for (int j = 0; j < WD; j++) {
+			d += (double)q[j] * wvec[i][j];
+			nv += (double)wvec[i][j] * wvec[i][j];
+		}
+		sc[i] = d / sqrt(nv);
+	}
+	for (int a = 0; a < k; a++) {
+		int b = -1;
+		for (int i = 0; i < WN; i++) {
+			if (i % 2 || (stock && !w_in_stock(i)))
+				continue;
+			int taken = 0;
+			for (int c = 0; c < n; c++)
+				taken |= best[c] == i;
+			if (!taken && (b < 0 || sc[i] > sc[b]))
+				b = i;
+		}
+		if (b < 0)
+			break;
+		best[n++] = b;
+	}
+	return n;
+}
+
+static void w_check(knytt_engine *e, const float *q, const knytt_filter *f,
+		    int stock)
+{
+	int best[10];
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
+	int nb = w_best(q, stock, 10, best);
+	int n = knytt_engine_search(e, NULL, q, WD, 10, f, NULL, r, NULL);
+	ck_assert_int_eq(n, nb);
+	for (int i = 0; i < n; i++) {
+		char ext[32];
+		snprintf(ext, sizeof ext, "w-%d", best[i]);
+		ck_assert_str_eq(r[i].ext_id, ext);
+	}
+}
+
+START_TEST(wide_filter_scan_is_exact)
+{
+	uint64_t s = 99;
+	for (int i = 0; i < WN; i++)
+		for (int j = 0; j < WD; j++)
+			wvec[i][j] = tu_randf(&s) - 0.5f;
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, WD), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, "sqlite::memory:"), KNYTT_OK);
+	for (int i = 0; i < WN; i++)
+		wput(e, i);
+	knytt_where *w;
+	ck_assert_int_eq(knytt_where_compile("half = yes", &w), KNYTT_OK);
+	knytt_filter f, fs;
+	knytt_filter_init(&f);
+	f.where = w;
+	fs = f;
+	fs.in_stock_only = 1; /* 31 of the 3,000 rows */
+	float q[WD];
+	for (int t = 0; t < 8; t++) {
+		for (int j = 0; j < WD; j++)
+			q[j] = tu_randf(&s) - 0.5f;
+		w_check(e, q, &f, 0);
+		w_check(e, q, &fs, 1);
+	}
+	/* the best row turned away from the query: gone, and the rest as
+	 * the exact scan says */
+	int best[10];
+	ck_assert_int_eq(w_best(q, 0, 10, best), 10);
+	for (int j = 0; j < WD; j++)
+		wvec[best[0]][j] = -q[j];
+	wput(e, best[0]);
+	w_check(e, q, &f, 0);
+	/* a row turned toward it: first */
+	for (int j = 0; j < WD; j++)
+		wvec[best[5]][j] = q[j];
+	wput(e, best[5]);
+	w_check(e, q, &f, 0);
+	knytt_engine_close(e);
+	knytt_where_free(w);
+}
+END_TEST
+
 Suite *where_suite(void)
 {
 	Suite *s = suite_create("where");
@@ -558,6 +680,7 @@ Suite *where_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, evaluation_matches_a_brute_force_scan);
 	tcase_add_test(tc, engine_filters_follow_upserts_and_deletes);
+	tcase_add_test(tc, wide_filter_scan_is_exact);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -188,7 +188,7 @@ void knytt_engine_close(knytt_engine *e)
 	knytt__attrx_free(e->ax);
 	knytt__top_free(e);
 	knytt__win_free(e);
-	free(e->rowvec);
+	knytt__rowvec_free(e);
 	pthread_mutex_destroy(&e->cat_mu);
 	pthread_mutex_destroy(&e->fq_mu);
 	pthread_cond_destroy(&e->fq_wake);

@@ -302,6 +302,10 @@ struct knytt_engine {
 	float *rowvec;
 	size_t rowvec_cap; /* rows allocated */
 	int rowvec_ok;
+	/* its int8 copy for wide scans: dim codes and a step per row
+	 * (scan.c); NULL without memory */
+	int8_t *rowq;
+	float *rowq_s;
 
 	/* trending (one list per half-life) and popularity, in order;
 	 * top_ok = 0: not available, queries score every row */
@@ -536,6 +540,7 @@ int knytt__vecsync_read(knytt_engine *e, int64_t since_ms,
 int knytt__vecsync_apply(knytt_engine *e, knytt__vecsync *vs);
 void knytt__vecsync_free(knytt__vecsync *vs);
 int knytt__rowvec_grow(knytt_engine *e, size_t cap);
+void knytt__rowvec_free(knytt_engine *e);
 void knytt__rowvec_set(knytt_engine *e, uint32_t row, const float *v);
 size_t knytt__scan(const knytt_engine *e, const uint32_t *rows, size_t n,
 		   const float *const *q, size_t nq, size_t k,
