@@ -3031,6 +3031,38 @@ static void *hold_st_lock(void *p)
  * a connection of its own (rdpool.c) and answers the same; on the old
  * code it waited for st_lock, here for ever.  An in-memory store, which a
  * second connection cannot reach, never borrows. */
+/* Only the engine's own connection reads through a memory map: SQLite
+ * drops a connection's map whenever another one has written, so a
+ * borrowed search connection and a plain store keep none (sqlite.c). */
+START_TEST(only_the_engine_connection_is_mapped)
+{
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	populate(e);
+	int64_t m = -1;
+	knytt__pragma_i64(knytt_engine_store(e), "PRAGMA mmap_size", &m);
+	ck_assert_int_gt(m, 0);
+	knytt_store *st = NULL;
+	ck_assert_int_eq(knytt_store_open(e->uri, &st), KNYTT_OK);
+	m = -1;
+	knytt__pragma_i64(st, "PRAGMA mmap_size", &m);
+	ck_assert_int_eq(m, 0);
+	knytt_store_close(st);
+	/* a borrowed connection: another search holds the engine's */
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
+	pthread_mutex_lock(&e->st_lock);
+	__atomic_store_n(&e->st_search, 1, __ATOMIC_RELAXED);
+	knytt_engine_search(e, "espresso", NULL, 0, 10, NULL, NULL, r, NULL);
+	__atomic_store_n(&e->st_search, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&e->st_lock);
+	ck_assert_uint_eq(knytt__rd_count(e), 1);
+	m = -1;
+	knytt__pragma_i64(e->rd[0].st, "PRAGMA mmap_size", &m);
+	ck_assert_int_eq(m, 0);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 START_TEST(search_borrows_a_connection_when_the_store_is_busy)
 {
 	/* write-behind: the search log row goes to the writer thread, which
@@ -3295,6 +3327,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, hybrid_search_by_word_and_meaning);
 	tcase_add_test(tc, search_borrows_a_connection_when_the_store_is_busy);
 	tcase_add_test(tc, a_borrowing_thread_keeps_its_connection_while_busy);
+	tcase_add_test(tc, only_the_engine_connection_is_mapped);
 	tcase_add_test(tc, reopen_restores_without_retraining);
 	tcase_add_test(tc, background_training_keeps_serving);
 	tcase_add_test(tc, filter_init_writes_only_the_callers_struct);

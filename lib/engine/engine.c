@@ -786,6 +786,9 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 						    : KNYTT_METRIC_IP;
 	if ((rc = knytt_store_open(uri, &e->st)))
 		goto fail;
+	/* the engine's writes go through this connection (the write-behind
+	 * thread, upserts), so its memory map survives them */
+	knytt__store_map_reads(e->st);
 	/* serving: WAL checkpoints off the request path */
 	if ((rc = knytt__store_bg_checkpoint(e->st, 1)))
 		goto fail;

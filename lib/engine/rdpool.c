@@ -46,11 +46,16 @@ static knytt_store *rd_open(knytt_engine *e, knytt__rdconn *c)
 	if (!rc)
 		rc = knytt_store_use_tenant(st, e->tenant_id);
 	/* a reader's page cache: 1 MiB, not the store's 8.  It is emptied
-	 * by every commit of another connection anyway (see above), and the
-	 * database pages come through the memory map; a full cache per
-	 * extra connection only raised the server's resident memory */
+	 * by every commit of another connection anyway (see above), and a
+	 * full cache per extra connection only raised the server's resident
+	 * memory.  No memory map either (unlike the engine's connection):
+	 * SQLite unmaps it after every such commit, and in knyttd, which
+	 * commits a search-log row per search, the unmapping and faulting
+	 * back halved the searches a second (benchmarks/serve's search,
+	 * interleaved runs: 1,918-1,930/s mapped, 3,649-3,949/s not) */
 	if (!rc && st->ops->dialect == KNYTT__SQLITE)
 		knytt__exec_keep(st, "PRAGMA cache_size = -1024");
+
 	if (rc) {
 		/* one warning per engine: the searches still get answers */
 		knytt__engine_warn(e, "no extra store connection for search "

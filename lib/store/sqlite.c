@@ -525,17 +525,21 @@ int knytt__sqlite_open(const char *path, knytt__db **out)
 	d->busy_ms = KNYTT_STORE_BUSY_MS;
 	sqlite3_busy_handler(d->h, sq_busy, d);
 	sqlite3_extended_result_codes(d->h, 1);
-	/* Reads go through the memory map (the kernel's page cache, shared
-	 * by every connection); SQLite's own cache keeps the pages a
-	 * connection wrote.  8 MB each: at 64 MB, every connection of a
-	 * server (one per request thread) kept 64 MB of the search log and
-	 * interactions it had written, and knyttd's RSS grew by the size of
-	 * its writes for many minutes (benchmarks/soak).  Imports raise it
-	 * for their run (importw.c). */
+	/* SQLite's page cache: 8 MB a connection.  At 64 MB, every
+	 * connection of a server (one per request thread) kept 64 MB of
+	 * the search log and interactions it had written, and knyttd's RSS
+	 * grew by the size of its writes for many minutes
+	 * (benchmarks/soak).  Imports raise it for their run (importw.c).
+	 * No memory map by default: SQLite unmaps a connection's whole map
+	 * whenever another connection has written since its last read, and
+	 * in a server that writes on every request each reading connection
+	 * then unmapped (a TLB flush on every CPU) and faulted its pages
+	 * back in, request after request.  The engine maps its own
+	 * connection, whose own commits keep the map
+	 * (knytt__store_map_reads). */
 	rc = sq_exec(&d->base, "PRAGMA journal_mode=WAL;"
 			       "PRAGMA synchronous=NORMAL;"
-			       "PRAGMA cache_size=-8192;"
-			       "PRAGMA mmap_size=1073741824;");
+			       "PRAGMA cache_size=-8192;");
 	if (rc) {
 		sq_close(&d->base);
 		return rc;

@@ -253,6 +253,14 @@ int knytt__exec_keep(knytt_store *st, const char *sql)
 	return rc;
 }
 
+void knytt__store_map_reads(knytt_store *st)
+{
+	/* SQLite only; up to 1 GiB of the file read through the kernel's
+	 * page cache, shared by every connection that maps it */
+	if (st && st->ops->dialect == KNYTT__SQLITE)
+		knytt__exec_keep(st, "PRAGMA mmap_size=1073741824");
+}
+
 /* Keeps the current message across a ROLLBACK that might set another. */
 void knytt__st_rollback(knytt_store *st)
 {

@@ -176,6 +176,11 @@ int knytt__migrate(knytt_store *st);
 /* Runs @p sql for its effect only (a clean-up, a setting, a best-effort
  * step), keeping the calling thread's message of an earlier failure. */
 int knytt__exec_keep(knytt_store *st, const char *sql);
+/* Reads of this SQLite connection through a memory map of the file: for
+ * a connection that makes the writes of its process (the engine's), as
+ * SQLite drops the map of a connection another one has written behind
+ * (sqlite.c).  A no-op on PostgreSQL. */
+void knytt__store_map_reads(knytt_store *st);
 /* Reads the integer a one-row query such as "PRAGMA cache_size"
  * returns; leaves *v as it was on failure. */
 /* A one-row "RETURNING id" statement stepped to its end (store.c):
