@@ -489,24 +489,32 @@ static unsigned lgc_epochs_within(const search *s, knytt__tune_cfg c)
 
 /* Fits @p c on the validation data and scores it; updates the best.
  * Returns 0, or a KNYTT_E* code. */
+/* Whether candidate @p c runs within the budget, LightGCN's epochs cut
+ * to what fits; its units into val and refit.  A candidate left out,
+ * or cut, marks the search cut short. */
+static int admit(search *s, knytt__tune_cfg *c, double *val, double *refit)
+{
+	if (c->kind == KNYTT_MODEL_LIGHTGCN) {
+		unsigned e = lgc_epochs_within(s, *c);
+		if (e < c->iters)
+			s->out->cut_short = 1;
+		if (e == 0)
+			return 0;
+		c->iters = e;
+	}
+	cost_of(s, c, val, refit);
+	if (!affordable(s, *val, *refit)) {
+		s->out->cut_short = 1;
+		return 0;
+	}
+	return 1;
+}
+
 static int try_cfg(search *s, knytt__tune_cfg c)
 {
 	double val = 0, refit = 0;
-	if (s->limit > 0) { /* a candidate: within the budget? */
-		if (c.kind == KNYTT_MODEL_LIGHTGCN) {
-			unsigned e = lgc_epochs_within(s, c);
-			if (e < c.iters)
-				s->out->cut_short = 1;
-			if (e == 0)
-				return KNYTT_OK;
-			c.iters = e;
-		}
-		cost_of(s, &c, &val, &refit);
-		if (!affordable(s, val, refit)) {
-			s->out->cut_short = 1;
-			return KNYTT_OK;
-		}
-	}
+	if (s->limit > 0 && !admit(s, &c, &val, &refit))
+		return KNYTT_OK; /* a candidate beyond the budget */
 	knytt_matrix *tr = NULL;
 	int rc = train_matrix(s->v, c.hist_days, &tr);
 	if (rc)
