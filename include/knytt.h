@@ -2768,7 +2768,9 @@ KNYTT_API int knytt_engine_set_als(knytt_engine *e, float reg, float alpha,
  * knytt_engine_set_taste) and, while a budget of ten such fits (the
  * final refit included) lasts, one change at a time from the best so
  * far: reg x10 and x100, alpha x4 and x16, a decay of the history's
- * weights.  Each fit is scored by NDCG@20 on the validation period for
+ * weights.  The budget counts work estimated from the data's size and
+ * the settings, not seconds: the same interactions, settings and
+ * thread count train the same model however busy the machine is.  Each fit is scored by NDCG@20 on the validation period for
  * every blend weight with the 1-day, 1-week and 2-week trending lists
  * and the all-time popularity list (0 = no blend, 1 = the list alone);
  * the best setting is refitted on every interaction, and recommend

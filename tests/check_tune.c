@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "suites.h"
 
@@ -136,15 +137,133 @@ START_TEST(tune_budget_respected)
 	ck_assert_msg(knytt__tune(&in, &o) == KNYTT_OK, "%s", knytt_errmsg());
 	ck_assert_uint_eq(o.tried, 1);
 	ck_assert_int_eq(o.cut_short, 1);
-	/* with the default budget (10) the whole search stays within it
-	 * (the refit not counted here: at most one more fit) */
-	in.budget = 0;
-	ck_assert_int_eq(knytt__tune(&in, &o), KNYTT_OK);
-	ck_assert(o.tried >= 1 && o.tried <= 9);
-	ck_assert_msg(o.seconds <= 10 * o.base_seconds + 0.5,
-		      "%.3f s against %.3f s a fit", o.seconds,
-		      o.base_seconds);
+	/* the six candidates cost what the fixed settings do (ALS of the
+	 * same size), the refit about 1.1 of it (the validation period
+	 * holds 10% of the events): budget 4 leaves room for one
+	 * candidate, 5 for two, 10 for all six */
+	static const struct {
+		double budget;
+		unsigned tried;
+	} want[] = {{4, 2}, {5, 3}, {0, 7}};
+	for (int j = 0; j < 3; j++) {
+		in.budget = want[j].budget;
+		ck_assert_int_eq(knytt__tune(&in, &o), KNYTT_OK);
+		ck_assert_uint_eq(o.tried, want[j].tried);
+		ck_assert_int_eq(o.cut_short, want[j].tried < 7);
+		/* counted in units, not seconds: within the budget */
+		double b = want[j].budget > 0 ? want[j].budget : 10;
+		ck_assert_double_eq_tol(o.budget_units, b * o.base_units,
+					1e-6 * o.budget_units);
+		ck_assert_msg(o.units <= o.budget_units,
+			      "%g units against a budget of %g", o.units,
+			      o.budget_units);
+		ck_assert(o.units >= o.tried * o.base_units);
+	}
 	free(r);
+}
+END_TEST
+
+/* A machine that is slow while tuning: each candidate is followed by a
+ * pause (the progress callback sleeps), as when other jobs take the
+ * cores.  The search was once limited by seconds, and then tried fewer
+ * candidates; counted in work units it does the same on a slow
+ * machine as on a fast one. */
+static int slow_cb(void *ctx, const knytt_progress *p)
+{
+	(void)p;
+	int *calls = ctx;
+	++*calls;
+	struct timespec ts = {0, 150 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+static void same_out(const knytt__tune_out *a, const knytt__tune_out *b)
+{
+	ck_assert_uint_eq(a->tried, b->tried);
+	ck_assert_int_eq(a->cut_short, b->cut_short);
+	ck_assert_int_eq(a->best.kind, b->best.kind);
+	ck_assert_float_eq(a->best.reg, b->best.reg);
+	ck_assert_float_eq(a->best.alpha, b->best.alpha);
+	ck_assert_uint_eq(a->best.iters, b->best.iters);
+	ck_assert_double_eq(a->best.hist_days, b->best.hist_days);
+	ck_assert_float_eq(a->best.blend, b->best.blend);
+	ck_assert_int_eq(a->best.pop, b->best.pop);
+	ck_assert_double_eq(a->ndcg, b->ndcg);
+	ck_assert_double_eq(a->recall, b->recall);
+	ck_assert_double_eq(a->base_ndcg, b->base_ndcg);
+}
+
+START_TEST(tune_same_when_slow)
+{
+	size_t n;
+	knytt__rec *r = shop(1, &n);
+	knytt__tune_in in = shop_in(r, n);
+	/* a budget that cuts the search short: the clock would decide */
+	in.budget = 5;
+	knytt__tune_out fast, slow;
+	ck_assert_msg(knytt__tune(&in, &fast) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	ck_assert_uint_eq(fast.tried, 3);
+	ck_assert_int_eq(fast.cut_short, 1);
+	int calls = 0;
+	in.progress = slow_cb;
+	in.ctx = &calls;
+	ck_assert_msg(knytt__tune(&in, &slow) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	ck_assert_int_eq(calls, (int)slow.tried);
+	same_out(&fast, &slow);
+	/* the pauses show in the seconds, which are only reported */
+	ck_assert(slow.seconds >= 0.15 * slow.tried);
+	/* LightGCN a candidate too: its epochs are fixed before it runs
+	 * (a budget of 30 leaves room for a few of its 40), the same on a
+	 * slow machine */
+	in.budget = 30;
+	in.no_lightgcn = 0;
+	in.progress = NULL;
+	ck_assert_int_eq(knytt__tune(&in, &fast), KNYTT_OK);
+	ck_assert_uint_eq(fast.tried, 8);
+	ck_assert_int_eq(fast.cut_short, 1);
+	in.progress = slow_cb;
+	ck_assert_int_eq(knytt__tune(&in, &slow), KNYTT_OK);
+	same_out(&fast, &slow);
+	free(r);
+}
+END_TEST
+
+/* The cost model (fitcost.c) follows the loops: linear in iterations,
+ * blind to reg, alpha and decay, LightGCN's epochs growing with the
+ * square of the pairs in part (every batch propagates through the
+ * graph). */
+START_TEST(fit_units_shape)
+{
+	knytt__tune_cfg a = {.kind = KNYTT_MODEL_ALS, .dim = 64, .reg = 1,
+			     .alpha = 1, .iters = 15};
+	double u = knytt__fit_units(&a, 9e4, 943, 1682);
+	ck_assert(u > 0);
+	knytt__tune_cfg b = a;
+	b.reg = 100;
+	b.alpha = 16;
+	b.hist_days = 30;
+	ck_assert_double_eq(knytt__fit_units(&b, 9e4, 943, 1682), u);
+	b.iters = 30;
+	ck_assert_double_eq_tol(knytt__fit_units(&b, 9e4, 943, 1682), 2 * u,
+				1e-9 * u);
+	/* ALS: more pairs, more work, at most in proportion */
+	double u2 = knytt__fit_units(&a, 18e4, 943, 1682);
+	ck_assert(u2 > u && u2 <= 2 * u);
+	knytt__tune_cfg g = {.kind = KNYTT_MODEL_LIGHTGCN, .dim = 64,
+			     .layers = 2, .batch = 4096, .iters = 1};
+	double g1 = knytt__fit_units(&g, 9e4, 943, 1682);
+	g.iters = 40;
+	ck_assert_double_eq_tol(knytt__fit_units(&g, 9e4, 943, 1682),
+				40 * g1, 1e-9 * g1);
+	g.iters = 1;
+	ck_assert(knytt__fit_units(&g, 18e4, 943, 1682) > 2.5 * g1);
+	/* measured on ML-100K: an epoch of LightGCN's candidate takes
+	 * about two whole ALS fits of 15 iterations (0.112 s of CPU
+	 * against 0.056 s) */
+	ck_assert(g1 > u && g1 < 3 * u);
 }
 END_TEST
 
@@ -493,6 +612,8 @@ Suite *tune_suite(void)
 	tcase_add_test(tc, tune_picks_recent_popularity);
 	tcase_add_test(tc, tune_picks_taste);
 	tcase_add_test(tc, tune_budget_respected);
+	tcase_add_test(tc, tune_same_when_slow);
+	tcase_add_test(tc, fit_units_shape);
 	tcase_add_test(tc, tune_bad_input);
 	tcase_add_test(tc, tune_window_list_counts);
 	tcase_add_test(tc, engine_window_counts);

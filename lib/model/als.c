@@ -595,7 +595,7 @@ int knytt_als_create(knytt_als **out)
 	a->iters = 15;
 	a->seed = 42;
 	a->solver = KNYTT_ALS_CG;
-	a->cg_steps = 3;
+	a->cg_steps = KNYTT__ALS_CG_STEPS;
 	*out = a;
 	return KNYTT_OK;
 }
@@ -702,7 +702,7 @@ int knytt_als_set_solver(knytt_als *als, knytt_als_solver solver,
 				  "cg_steps %u out of range (0..1000)",
 				  cg_steps);
 	als->solver = solver;
-	als->cg_steps = cg_steps ? cg_steps : 3;
+	als->cg_steps = cg_steps ? cg_steps : KNYTT__ALS_CG_STEPS;
 	return KNYTT_OK;
 }
 

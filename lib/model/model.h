@@ -6,6 +6,11 @@
 
 #include "../internal.h"
 
+/* CG steps per row and half-iteration of ALS unless set otherwise
+ * (knytt_als_set_solver); the tuning's cost model (fitcost.c) counts
+ * them. */
+#define KNYTT__ALS_CG_STEPS 3
+
 /* One recorded interaction, before build. */
 typedef struct knytt__rec {
 	uint32_t user, item;

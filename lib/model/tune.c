@@ -20,13 +20,19 @@
  *    blend weight and popularity list at once (blend.h): the blend needs
  *    no refit, so it costs a merge of two short lists per user.
  *  - budget: everything, the refit on all data included, within budget
- *    (10) times the fixed settings' fit on the validation data.  A
- *    candidate starts only when it and the refit it would need still fit
- *    in; LightGCN, whose cost is not known beforehand, is stopped by its
- *    progress callback when the budget runs out and is then scored at
- *    the epochs it finished (and refitted with that many).  The choice
- *    can therefore depend on the machine's speed when the budget cuts
- *    the search short (the report says so: cut_short).
+ *    (10) times the fixed settings' fit on the validation data, counted
+ *    in work units (fitcost.c: estimated from the matrix's shape and the
+ *    settings, never measured).  A candidate starts only when its units
+ *    and those of the refit it would need (its own or the best's, on
+ *    about all/validation times the pairs) still fit in; LightGCN,
+ *    whose cost is linear in its epochs, gets the most epochs (up to
+ *    its 40) that fit, computed before it starts.  So the search, the
+ *    choice and the report (cut_short included) are functions of the
+ *    data and the settings: a busy machine takes longer, it does not
+ *    choose another model (it once did: ML-1M first half, 10% split,
+ *    NDCG@20 0.138 in one loaded run and 0.219 in another).  Seconds
+ *    are measured for the report only.  Scoring a fit is not counted:
+ *    it costs about the same for every candidate.
  */
 #include "tune.h"
 
@@ -428,42 +434,87 @@ typedef struct search {
 	vdata *v;
 	const knytt__tune_in *in;
 	knytt__tune_out *out;
-	double t0, limit;  /* start; the budget in seconds (0: not yet) */
+	double t0;         /* start, seconds: reported only */
 	double ratio;      /* all interactions / validation training ones */
-	double als_fit;    /* the slowest ALS fit seen, seconds */
-	double best_fit;   /* the fit time of the best so far */
+	/* the budget in work units (fitcost.c), never in seconds: the
+	 * search must not depend on the machine's load */
+	double limit;      /* 0: not yet (before the fixed settings' fit) */
+	double spent;      /* units of the fits done on validation data */
+	double best_refit; /* units of refitting the best so far on all */
+	double nnz;        /* validation-training pairs: one count for
+			      every history decay (it changes weights) */
 	double best_score;
 	unsigned planned;
-	/* LightGCN's budget check (progress callback) */
-	double lgc_start;
-	unsigned lgc_epochs;
 } search;
 
-/* Whether a fit of @p est seconds, and the refit it may need, fit in
- * the budget now. */
-static int affordable(const search *s, double est)
+/* The units of fitting @p c on the validation data and of refitting it
+ * on all the data (about ratio times the pairs). */
+static void cost_of(const search *s, const knytt__tune_cfg *c, double *val,
+		    double *refit)
 {
-	double spent = now_s() - s->t0;
-	double refit = fmax(s->best_fit, est) * s->ratio;
-	return spent + est + refit <= s->limit;
+	*val = knytt__fit_units(c, s->nnz, s->in->nusers, s->in->nitems);
+	*refit = knytt__fit_units(c, s->nnz * s->ratio, s->in->nusers,
+				  s->in->nitems);
 }
 
-static int lgc_budget(void *ctx, const knytt_progress *p)
+/* Whether a fit of @p val units, and the refit of @p refit units it may
+ * need (or the best's), still fit in the budget. */
+static int affordable(const search *s, double val, double refit)
 {
-	search *s = ctx;
-	s->lgc_epochs = p->epoch;
-	double el = now_s() - s->lgc_start, per = el / p->epoch;
-	/* one more epoch, then this model's refit (longer by ratio) and
-	 * the best ALS's: all must fit */
-	double spent = now_s() - s->t0;
-	double refit = fmax(s->best_fit, (el + per) * s->ratio);
-	return spent + per + refit > s->limit;
+	return s->spent + val + fmax(s->best_refit, refit) <= s->limit;
+}
+
+/* LightGCN's cost is linear in its epochs: the most epochs of @p c (up
+ * to c->iters) that fit in the budget with their refit, computed before
+ * the fit so that the clock never decides; 0 when not even one does. */
+static unsigned lgc_epochs_within(const search *s, knytt__tune_cfg c)
+{
+	unsigned want = c.iters;
+	c.iters = 1;
+	double val1, refit1;
+	cost_of(s, &c, &val1, &refit1);
+	double room = s->limit - s->spent;
+	/* e (val1 + refit1) <= room when this refit is the larger one,
+	 * else e val1 <= room - best_refit; take the smaller bound and
+	 * check it (rounding) */
+	double e1 = floor(room / (val1 + refit1));
+	double e2 = floor((room - s->best_refit) / val1);
+	double e = fmin(e1 > 0 ? e1 : 0, e2 > 0 ? e2 : 0);
+	if (e > want)
+		e = want;
+	while (e > 0 && !affordable(s, e * val1, e * refit1))
+		e--;
+	return (unsigned)e;
 }
 
 /* Fits @p c on the validation data and scores it; updates the best.
- * Returns 0, or a KNYTT_E* code (a cancelled LightGCN is not one). */
+ * Returns 0, or a KNYTT_E* code. */
+/* Whether candidate @p c runs within the budget, LightGCN's epochs cut
+ * to what fits; its units into val and refit.  A candidate left out,
+ * or cut, marks the search cut short. */
+static int admit(search *s, knytt__tune_cfg *c, double *val, double *refit)
+{
+	if (c->kind == KNYTT_MODEL_LIGHTGCN) {
+		unsigned e = lgc_epochs_within(s, *c);
+		if (e < c->iters)
+			s->out->cut_short = 1;
+		if (e == 0)
+			return 0;
+		c->iters = e;
+	}
+	cost_of(s, c, val, refit);
+	if (!affordable(s, *val, *refit)) {
+		s->out->cut_short = 1;
+		return 0;
+	}
+	return 1;
+}
+
 static int try_cfg(search *s, knytt__tune_cfg c)
 {
+	double val = 0, refit = 0;
+	if (s->limit > 0 && !admit(s, &c, &val, &refit))
+		return KNYTT_OK; /* a candidate beyond the budget */
 	knytt_matrix *tr = NULL;
 	int rc = train_matrix(s->v, c.hist_days, &tr);
 	if (rc)
@@ -478,29 +529,24 @@ static int try_cfg(search *s, knytt__tune_cfg c)
 				  "tune on",
 				  100 * (s->in->vfrac > 0 ? s->in->vfrac : 0.1),
 				  s->in->n);
+	if (s->limit == 0) { /* the first fit: the fixed settings */
+		s->nnz = (double)knytt_matrix_nnz(tr);
+		cost_of(s, &c, &val, &refit);
+		double b = s->in->budget > 0 ? s->in->budget : 10;
+		s->limit = b * val;
+		s->out->base_units = val;
+	}
 	fitted f = {0};
 	double t = now_s();
-	int lgc = c.kind == KNYTT_MODEL_LIGHTGCN;
-	s->lgc_start = t;
-	s->lgc_epochs = 0;
-	rc = knytt__tune_fit(&c, tr, s->in->threads, lgc ? lgc_budget : NULL,
-			     s, &f.als, &f.g);
+	rc = knytt__tune_fit(&c, tr, s->in->threads, NULL, NULL, &f.als,
+			     &f.g);
 	double secs = now_s() - t;
-	if (lgc && rc == KNYTT_ECANCELED) {
-		c.iters = s->lgc_epochs;
-		s->out->cut_short = 1;
-		rc = KNYTT_OK;
-	}
 	if (rc)
 		return rc;
+	s->spent += val;
 	s->out->tried++;
-	if (!lgc)
-		s->als_fit = fmax(s->als_fit, secs);
-	if (s->limit == 0) { /* the first fit: the fixed settings */
+	if (s->out->tried == 1)
 		s->out->base_seconds = secs;
-		double b = s->in->budget > 0 ? s->in->budget : 10;
-		s->limit = b * secs;
-	}
 	if (f.g) {
 		f.dim = c.dim;
 		f.Y = malloc((size_t)s->in->nitems * c.dim * sizeof *f.Y);
@@ -535,7 +581,7 @@ static int try_cfg(search *s, knytt__tune_cfg c)
 			c.blend = blend_w[w];
 			c.pop = h;
 			s->out->best = c;
-			s->best_fit = secs;
+			s->best_refit = refit;
 		}
 	if (s->in->progress &&
 	    s->in->progress(s->in->ctx,
@@ -677,15 +723,8 @@ int knytt__tune(const knytt__tune_in *in, knytt__tune_out *out)
 	for (int step = 0; step < 4 && !rc; step++) {
 		knytt__tune_cfg c[8];
 		int n = next_cands(&s, step, c);
-		for (int j = 0; j < n && !rc; j++) {
-			double est = c[j].kind == KNYTT_MODEL_ALS ? s.als_fit
-								  : 0;
-			if (!affordable(&s, est)) {
-				out->cut_short = 1;
-				continue;
-			}
+		for (int j = 0; j < n && !rc; j++)
 			rc = try_cfg(&s, c[j]);
-		}
 	}
 out:
 	out->npop = in->npop;
@@ -696,6 +735,8 @@ out:
 	out->cut = v.cut;
 	out->val_users = v.nusers;
 	out->val_interactions = v.val ? knytt_matrix_nnz(v.val) : 0;
+	out->units = s.spent + s.best_refit;
+	out->budget_units = s.limit;
 	out->seconds = now_s() - s.t0;
 	vdata_free(&v);
 	return rc;
@@ -720,11 +761,13 @@ int knytt__tune_json(const knytt__tune_out *o, char *buf, size_t cap)
 		"\"recall20\":%.4f,\"fixed_ndcg20\":%.4f,"
 		"\"popularity_ndcg20\":[%s],\"users\":%zu,"
 		"\"interactions\":%zu,\"cut\":%lld},\"fits\":%u,"
-		"\"cut_short\":%s,\"fixed_fit_seconds\":%.3f,"
-		"\"seconds\":%.3f}",
+		"\"cut_short\":%s,\"units\":{\"fixed_fit\":%.4g,"
+		"\"used\":%.4g,\"budget\":%.4g},"
+		"\"fixed_fit_seconds\":%.3f,\"seconds\":%.3f}",
 		lgc ? "lightgcn" : "als", c->dim, c->reg, lgc ? 0 : c->alpha,
 		c->iters, lgc ? c->layers : 0, c->hist_days, c->blend, c->pop,
 		o->window_days, o->ndcg, o->recall, o->base_ndcg, pops,
 		o->val_users, o->val_interactions, (long long)o->cut, o->tried,
-		o->cut_short ? "true" : "false", o->base_seconds, o->seconds);
+		o->cut_short ? "true" : "false", o->base_units, o->units,
+		o->budget_units, o->base_seconds, o->seconds);
 }

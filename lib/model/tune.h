@@ -47,8 +47,8 @@ typedef struct knytt__tune_in {
 	knytt__tune_cfg base; /* the fixed settings (blend 0): tried first */
 	double vfrac;  /* share of interactions in the validation period;
 			  0 = 0.1 */
-	double budget; /* whole tuning plus the refit, in fits of base;
-			  0 = 10 */
+	double budget; /* whole tuning plus the refit, in fits of base
+			  counted in work units (fitcost.c); 0 = 10 */
 	int no_lightgcn; /* 1: LightGCN is not a candidate */
 	int fixed_kind;  /* 1: no candidate of another kind than base's */
 	unsigned threads;
@@ -67,9 +67,19 @@ typedef struct knytt__tune_out {
 	double window_days;       /* best's list is windowed: its length,
 				     days; 0 otherwise */
 	unsigned tried;           /* model fits on the validation data */
-	int cut_short;            /* the budget stopped the search */
-	double base_seconds;      /* the fit of base on validation data */
-	double seconds;           /* the whole tuning */
+	int cut_short;            /* the budget left out a candidate or
+				     some of LightGCN's epochs (a function
+				     of the data and settings, like every
+				     field but the seconds) */
+	/* work units (fitcost.c, one ALS multiply-add): the budget is
+	 * counted in them, never in seconds */
+	double base_units;        /* the fit of base on validation data */
+	double budget_units;      /* budget x base_units */
+	double units;             /* the fits tried plus the best's refit;
+				     <= budget_units */
+	double base_seconds;      /* the fit of base on validation data,
+				     measured: reported only */
+	double seconds;           /* the whole tuning, measured */
 	size_t val_users, val_interactions;
 	int64_t cut;              /* start of the validation period */
 } knytt__tune_out;
@@ -91,6 +101,14 @@ int knytt__tune(const knytt__tune_in *in, knytt__tune_out *out);
 int knytt__tune_fit(const knytt__tune_cfg *c, const knytt_matrix *m,
 		    unsigned threads, knytt_progress_fn fn, void *ctx,
 		    knytt_als **als, knytt_lightgcn **lgc);
+
+/* The work of fitting @p c (its iters included) on a matrix of @p nnz
+ * entries (a double: the refit's is scaled) over nusers x nitems, in
+ * units of one ALS multiply-add (fitcost.c): a function of the shape
+ * and the settings only, so that the tuning's budget does not depend on
+ * the machine's load. */
+double knytt__fit_units(const knytt__tune_cfg *c, double nnz,
+			uint32_t nusers, uint32_t nitems);
 
 /* The popularity list of @p recs as of @p cut: items by time-decayed
  * confidence (half-life @p hl) of events in [cut - window, cut), or by
