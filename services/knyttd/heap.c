@@ -14,18 +14,26 @@
  * chunks, fragmented between live ones, apart from the other arenas'.
  *
  * Measured on the soak shop (benchmarks/soak: 840k events, knyttd
- * --threads 4 --profile-cache 16, 2 CPUs, 120 s of its mixed traffic,
- * 150k evictions; malloc_stats at the end): glibc's default made 8
- * arenas holding 78.7 MiB for 55.0 MiB in use, and RssAnon was 75 MiB and
- * still creeping; with at most 2 arenas, 65.2 MiB held for 53.5 in use,
- * RssAnon flat at 60 MiB from the first minute on, and requests no slower
- * (3.5k req/s, p99 15 ms, against 2.1k and 52 ms; the machine is shared,
- * so only "no slower" is claimed).  It was no leak: the bytes in use
- * stayed put over the last 75k evictions, and LeakSanitizer (make
- * sanitize's knyttd) reported nothing after 12k.  A malloc_trim(0) after
- * the run gave back only 6 to 7 MiB with either setting, the free chunks
- * lying between live ones, so knyttd does not trim on a timer: fewer
- * arenas is what bounds the slack.
+ * --threads 4 --profile-cache 16, 2 CPUs shared with other jobs, 90 to
+ * 180 s of its mixed traffic at 800 evictions a second; the allocator's
+ * bytes from malloc_stats and /metrics).  The bytes in use were the same
+ * whatever the setting, 54-55 MiB, flat once the cache was full: no leak
+ * (LeakSanitizer, make sanitize's knyttd, found none after 12k
+ * evictions either).  What differed was what the allocator kept: glibc's
+ * default made 8 arenas and kept 22.2 to 23.7 MiB free, RssAnon 71.7 to
+ * 74.8 MiB (three runs); at most 2 arenas kept 11 to 22 MiB, median 13,
+ * RssAnon 59 to 73 MiB, median 63 (six runs), for the same CPU time per
+ * request (384-478 us against 390-480).  What 2 arenas still keep is
+ * fragmentation inside them (free chunks of 3 KB to 2 MB between live
+ * ones), reached within the first minute of evictions and flat after.
+ *
+ * Tried and left out, measured the same way: malloc_trim(0) from the
+ * eviction path, at most once a second, held RssAnon at 58-60 MiB but
+ * took 24 ms a call (median; 108 ms at worst) under the arena locks, and
+ * p99 rose from 30-55 ms to 125 ms.  A fixed M_MMAP_THRESHOLD (64 or
+ * 256 KiB, MALLOC_MMAP_THRESHOLD_) kept only 5-6 MiB free, but the CPU
+ * per request rose, 558 us against 480 in the same minutes (one run
+ * each; every block above the threshold is mapped and unmapped).
  *
  * One arena per CPU (at least 2): no more threads than CPUs run at once,
  * so this many arenas keep the threads that allocate together mostly
