@@ -19,12 +19,16 @@
  * bytes from malloc_stats and /metrics).  The bytes in use were the same
  * whatever the setting, 54-55 MiB, flat once the cache was full: no leak
  * (LeakSanitizer, make sanitize's knyttd, found none after 12k
- * evictions either).  What differed was what the allocator kept: glibc's
- * default made 8 arenas and kept 22.2 to 23.7 MiB free, RssAnon 71.7 to
- * 74.8 MiB (three runs); at most 2 arenas kept 11 to 22 MiB, median 13,
- * RssAnon 59 to 73 MiB, median 63 (six runs), for the same CPU time per
- * request (384-478 us against 390-480).  What 2 arenas still keep is
- * fragmentation inside them (free chunks of 3 KB to 2 MB between live
+ * evictions either).  What differed was what the allocator kept free:
+ *   arenas        runs  kept free (MiB)  RssAnon (MiB)   CPU/request
+ *   8 (default)   3     22.2 - 23.7      71.7 - 74.8     384, 478 us
+ *   2             7     11.1 - 22.2 (14.4 median)
+ *                                        58.8 - 72.9 (63.9)
+ *                                                        390 - 520 us
+ *   1             2     7.6 - 8.3        57.9 - 58.1     260, 461 us
+ * (CPU time per request where it was read; the machine's load moved it
+ * more than the setting did).  What one arena still keeps is
+ * fragmentation inside it (free chunks of 3 KB to 2 MB between live
  * ones), reached within the first minute of evictions and flat after.
  *
  * Tried and left out, measured the same way: malloc_trim(0) from the
@@ -35,9 +39,10 @@
  * per request rose, 558 us against 480 in the same minutes (one run
  * each; every block above the threshold is mapped and unmapped).
  *
- * One arena per CPU (at least 2): no more threads than CPUs run at once,
- * so this many arenas keep the threads that allocate together mostly
- * apart; a 2-CPU machine gets the 2 measured above.
+ * One arena per two CPUs (at least 1): on the 2 CPUs measured, one
+ * arena kept the least and cost no CPU time that could be seen; with
+ * more CPUs, more threads allocate at once and share the arena locks, so
+ * the limit grows with them.  Only the 2-CPU figures are measured.
  */
 #include "knyttd.h"
 
@@ -65,9 +70,9 @@ int kd_heap_init(void)
 	if (!asked) {
 		if (env_chose())
 			return 0;
-		n = sysconf(_SC_NPROCESSORS_ONLN);
-		if (n < 2)
-			n = 2;
+		n = sysconf(_SC_NPROCESSORS_ONLN) / 2;
+		if (n < 1)
+			n = 1;
 	}
 	/* a sanitizer's allocator stands in for glibc's and refuses: only
 	 * an explicit --malloc-arenas makes that an error */

@@ -54,7 +54,7 @@ typedef struct kd_config {
 	uint64_t profile_cache; /* bytes of shopper profiles per engine
 				   (0: the library's default) */
 	long malloc_arenas;     /* glibc's M_ARENA_MAX (heap.c): -1 = one
-				   per CPU, at least 2, unless the
+				   per two CPUs, at least 1, unless the
 				   environment set it; 0 = glibc's own */
 	long drain_ms;          /* SIGTERM: longest wait for requests */
 	long key_cache_ms;      /* how long a found API key is trusted */
