@@ -1368,14 +1368,6 @@ END_TEST
 
 /* ---- the allocator's arenas (heap.c) ---------------------------------- */
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define KD_OWN_MALLOC 1 /* the sanitizer's allocator, not glibc's */
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define KD_OWN_MALLOC 1
-#endif
-#endif
-
 typedef struct churn {
 	const kd_srv *s;
 	int t; /* client number */
@@ -1453,11 +1445,12 @@ static double arenas_after_churn(const char *arenas)
  * the test can see the difference. */
 START_TEST(malloc_arenas_stay_few_under_profile_churn)
 {
-#ifdef KD_OWN_MALLOC
-	fprintf(stderr, "malloc_arenas_stay_few_under_profile_churn: SKIPPED: "
-			"a sanitizer's allocator\n");
-	return;
-#endif
+	/* make sanitize's knyttd allocates with ASan, not glibc */
+	if (tu_sanitize()) {
+		fprintf(stderr, "malloc_arenas_stay_few_under_profile_churn: "
+				"SKIPPED: a sanitizer's allocator\n");
+		return;
+	}
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	double lim = cpus >= 2 ? (double)(cpus / 2) : 1;
 	double n = arenas_after_churn(NULL);
