@@ -27,7 +27,12 @@
  *                                                        390 - 520 us
  *   1             2     7.6 - 8.3        57.9 - 58.1     260, 461 us
  * (CPU time per request where it was read; the machine's load moved it
- * more than the setting did).  What one arena still keeps is
+ * more than the setting did).  The engine alone agrees: benchmarks/engine
+ * /run --quick --reuse-db --only recommend, run with MALLOC_ARENA_MAX=1
+ * and without, two runs each, interleaved (load 3.4 to 4.9): recommend
+ * p99 on one thread 132 and 339 us (ALS), 189 and 192 us (two-tower)
+ * with glibc's arenas, 165 and 166, 134 and 160 with one arena; the
+ * 2-thread throughput no lower with one.  What one arena still keeps is
  * fragmentation inside it (free chunks of 3 KB to 2 MB between live
  * ones), reached within the first minute of evictions and flat after.
  *
