@@ -53,6 +53,9 @@ typedef struct kd_config {
 	int feedback_async;     /* engines write feedback behind */
 	uint64_t profile_cache; /* bytes of shopper profiles per engine
 				   (0: the library's default) */
+	long malloc_arenas;     /* glibc's M_ARENA_MAX (heap.c): -1 = one
+				   per two CPUs, at least 1, unless the
+				   environment set it; 0 = glibc's own */
 	long drain_ms;          /* SIGTERM: longest wait for requests */
 	long key_cache_ms;      /* how long a found API key is trusted */
 	long item_cache_ms;     /* item fields of answers: how often the
@@ -217,6 +220,21 @@ void kd_buf_score(kd_buf *b, double d);
 /* Sends the text of @p b (taken; b is reset) as a @p status JSON answer;
  * a buffer that ran out of memory answers 503. */
 int kd_ok_buf(kd_req *r, int status, kd_buf *b);
+
+/* ---- heap.c: the C library's allocator ------------------------------- */
+
+typedef struct kd_heap_stat {
+	long arenas;     /* arenas the allocator has made */
+	uint64_t in_use; /* bytes allocated and not freed (mmapped too) */
+	uint64_t free;   /* bytes free in the arenas, kept for reuse */
+} kd_heap_stat;
+
+/* Sets the arena limit from kd_cfg.malloc_arenas; call before any thread
+ * starts.  0, or -1 (said why on stderr). */
+int kd_heap_init(void);
+/* The allocator's figures now: 0, or -1 when the C library gives none
+ * (not glibc). */
+int kd_heap_stats(kd_heap_stat *s);
 
 /* ---- itemcache.c: item fields of answers ---------------------------- */
 

@@ -32,7 +32,8 @@ static const char usage[] =
 	"              [--pwhash-ops N] [--pwhash-mem KIB] [--key-cache-ms MS]\n"
 	"              [--item-cache-ms MS] [--www DIR]\n"
 	"              [--rate-limit RPS] [--rate-burst N] [--max-items N]\n"
-	"              [--max-interactions N] [--profile-cache MIB]\n"
+	"              [--max-interactions N] [--profile-cache MIB] "
+	"[--malloc-arenas N]\n"
 	"              [--train-every-interactions N] [--train-every-hours H]\n"
 	"              [--train-eval-users N] [--train-margin M] "
 	"[--schedule-tick-ms MS]\n"
@@ -212,6 +213,12 @@ static int parse_args(int argc, char **argv)
 		} else if (!strcmp(o, "--profile-cache")) {
 			kd_cfg.profile_cache = (uint64_t)(n = num(o, v, 1 << 20))
 					       << 20;
+		} else if (!strcmp(o, "--malloc-arenas")) {
+			/* 0 is allowed: glibc's own limit */
+			kd_cfg.malloc_arenas = v && !strcmp(v, "0")
+						       ? 0
+						       : (long)(n = num(o, v,
+									1024));
 		} else if (!strcmp(o, "--drain-timeout")) {
 			n = num(o, v, 3600);
 			kd_cfg.drain_ms = (long)n * 1000;
@@ -274,6 +281,7 @@ static void defaults(void)
 	kd_cfg.sched_tick_ms = 5000;
 	kd_cfg.replica_retry_ms = 1000;
 	kd_cfg.item_cache_ms = 1000;
+	kd_cfg.malloc_arenas = -1;
 	kd_static_default(kd_cfg.www, sizeof kd_cfg.www);
 }
 
@@ -333,6 +341,8 @@ int main(int argc, char **argv)
 {
 	defaults();
 	if (parse_args(argc, argv))
+		return 2;
+	if (kd_heap_init()) /* before any thread makes an arena */
 		return 2;
 	if (kd_log_open(kd_cfg.log_path))
 		return 1;

@@ -335,6 +335,27 @@ static void tenant_series(buf *b, knytt_store *st)
 	free(l.t);
 }
 
+/* The allocator's arenas and bytes (heap.c): what RSS is made of, so a
+ * growing RSS tells live memory (in_use) from memory freed and kept
+ * (free).  Absent without glibc. */
+static void heap_series(buf *b)
+{
+	kd_heap_stat h;
+	if (kd_heap_stats(&h))
+		return;
+	family(b, "knytt_process_malloc_arenas", "gauge",
+	       "Arenas the C library's allocator has made (see "
+	       "--malloc-arenas).");
+	put(b, "knytt_process_malloc_arenas %ld\n", h.arenas);
+	family(b, "knytt_process_malloc_bytes", "gauge",
+	       "Bytes of the C library's allocator: in use, and free but "
+	       "kept in its arenas.");
+	put(b, "knytt_process_malloc_bytes{state=\"in_use\"} %llu\n",
+	    (unsigned long long)h.in_use);
+	put(b, "knytt_process_malloc_bytes{state=\"free\"} %llu\n",
+	    (unsigned long long)h.free);
+}
+
 static const char *const states[] = {"queued", "running", "done",
 				     "failed"};
 
@@ -463,6 +484,7 @@ int h_metrics(kd_req *r)
 	tenant_series(&b, kd_store());
 	job_series(&b);
 	replica_series(&b);
+	heap_series(&b);
 	if (b.oom) {
 		free(b.p);
 		return kd_err(r, 503, "no_memory", NULL, "out of memory");
