@@ -21,50 +21,13 @@
 #include <string.h>
 #include <time.h>
 
-typedef struct rating {
-	uint32_t u, i;
-	int64_t t;
-} rating;
+#include "ratings.h"
 
 static double clock_s(clockid_t id)
 {
 	struct timespec ts;
 	clock_gettime(id, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* "u i r t" or "u::i::r::t", ids 1-based; users above maxu skipped */
-static rating *load(FILE *f, uint32_t maxu, size_t *n, uint32_t *nu,
-		    uint32_t *ni)
-{
-	if (!f)
-		return NULL;
-	size_t cap = 1 << 17, m = 0;
-	rating *v = malloc(cap * sizeof *v);
-	char line[256];
-	*nu = *ni = 0;
-	while (v && fgets(line, sizeof line, f)) {
-		for (char *p = line; *p; p++)
-			if (*p == ':')
-				*p = ' ';
-		unsigned long u, i;
-		double r;
-		long long t;
-		if (sscanf(line, "%lu %lu %lf %lld", &u, &i, &r, &t) != 4 ||
-		    u == 0 || i == 0 || (maxu && u > maxu))
-			continue;
-		if (m == cap)
-			v = realloc(v, (cap *= 2) * sizeof *v);
-		v[m++] = (rating){(uint32_t)u - 1, (uint32_t)i - 1, t};
-		*nu = u > *nu ? (uint32_t)u : *nu;
-		*ni = i > *ni ? (uint32_t)i : *ni;
-	}
-	*n = m;
-	if (!m) {
-		free(v);
-		return NULL;
-	}
-	return v;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -199,8 +162,7 @@ int main(int argc, char **argv)
 	if (g_reps < 1)
 		g_reps = 1;
 	char path[512];
-	size_t n;
-	uint32_t nu, ni;
+	ratings d;
 	printf("# fit cost model: estimated units against seconds (fastest "
 	       "of %d; wall and CPU), %u thread(s)\n"
 	       "%-10s %-30s %11s %8s %8s %8s\n",
@@ -208,24 +170,24 @@ int main(int argc, char **argv)
 	       "cpu ns/u");
 	snprintf(path, sizeof path, "%s/ml-100k/u.data", dir);
 	FILE *f = fopen(path, "r");
-	rating *v = load(f, 0, &n, &nu, &ni);
+	int rc = f ? read_ratings(f, &d) : -1;
 	if (f)
 		fclose(f);
-	if (!v) {
+	if (rc) {
 		fprintf(stderr, "%s: not found\n", path);
 		return 1;
 	}
-	kinds("ml100k", v, n, nu, ni, 1);
-	free(v);
+	kinds("ml100k", d.v, d.n, d.nu, d.ni, 1);
+	free(d.v);
 	/* the first half of ML-1M with its real times (time_bench) */
 	snprintf(path, sizeof path,
 		 "gzip -dc %s/ncf/reconstruction_inputs/"
 		 "dsmlai_ratings.dat.gz 2>/dev/null",
 		 dir);
 	f = ml1m ? popen(path, "r") : NULL;
-	if ((v = load(f, 0, &n, &nu, &ni))) {
-		kinds("ml1m-half", v, n, nu, ni, 0);
-		free(v);
+	if (f && read_ratings(f, &d) == 0) {
+		kinds("ml1m-half", d.v, d.n, d.nu, d.ni, 0);
+		free(d.v);
 	}
 	if (f)
 		pclose(f);

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ratings.h"
+
 static unsigned g_threads = 2;
 static int g_windows; /* --windows: knytt_engine_set_tune_windows(e, 1) */
 static FILE *csv;
@@ -59,46 +61,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-typedef struct rating {
-	uint32_t u, i;
-	int64_t t; /* seconds */
-} rating;
-
-typedef struct data {
-	rating *v;
-	size_t n;
-	uint32_t nu, ni;
-} data;
-
-/* "u i r t" (tabs or spaces) or "u::i::r::t", ids 1-based. */
-static int read_ratings(FILE *f, data *d)
-{
-	size_t cap = 1 << 17;
-	d->v = malloc(cap * sizeof *d->v);
-	d->n = 0;
-	d->nu = d->ni = 0;
-	char line[256];
-	while (fgets(line, sizeof line, f)) {
-		for (char *p = line; *p; p++)
-			if (*p == ':')
-				*p = ' ';
-		unsigned long u, i;
-		double r;
-		long long t;
-		if (sscanf(line, "%lu %lu %lf %lld", &u, &i, &r, &t) != 4 ||
-		    u == 0 || i == 0)
-			continue;
-		if (d->n == cap)
-			d->v = realloc(d->v, (cap *= 2) * sizeof *d->v);
-		d->v[d->n++] = (rating){(uint32_t)u - 1, (uint32_t)i - 1, t};
-		if (u > d->nu)
-			d->nu = (uint32_t)u;
-		if (i > d->ni)
-			d->ni = (uint32_t)i;
-	}
-	return d->n ? 0 : -1;
-}
-
 static void row(const char *data, const char *model, const char *params,
 		double recall, double ndcg, double secs)
 {
@@ -113,7 +75,7 @@ static void row(const char *data, const char *model, const char *params,
 }
 
 /* The store of the training ratings: items "m<i>", users "u<u>". */
-static void make_store(const char *dir, const data *d, int64_t cut)
+static void make_store(const char *dir, const ratings *d, int64_t cut)
 {
 	char p[1024];
 	snprintf(p, sizeof p, "%s/items.csv", dir);
@@ -232,7 +194,7 @@ static void anchors(const char *name, knytt_timesplit *s,
 	free(pop);
 }
 
-static void one_split(const char *name, const data *d, double holdout)
+static void one_split(const char *name, const ratings *d, double holdout)
 {
 	knytt_timesplit *s;
 	knytt_matrix *tr, *te;
@@ -315,7 +277,7 @@ int main(int argc, char **argv)
 	       "train_s", "params / tuning report");
 	char path[1024];
 	snprintf(path, sizeof path, "%s/ml-100k/u.data", dir);
-	data d;
+	ratings d;
 	FILE *f = fopen(path, "r");
 	if (f && read_ratings(f, &d) == 0) {
 		fclose(f);
