@@ -388,16 +388,16 @@ static size_t on_data(char *d, size_t sz, size_t nm, void *ctx)
 	return sz * nm;
 }
 
-/* GET @p path as text; the status, the body in *out (free it) and the
- * Content-Type in @p ctype. */
-static long get_text(const char *path, const char *key, char **out,
-		     char *ctype, size_t cap)
+/* GET @p path of server @p srv as text; the status, the body in *out
+ * (free it) and the Content-Type in @p ctype. */
+static long get_text_at(const kd_srv *srv, const char *path, const char *key,
+			char **out, char *ctype, size_t cap)
 {
 	CURL *c = curl_easy_init();
 	char url[256], auth[200];
 	struct curl_slist *h = NULL;
 	text t = {calloc(1, 1), 0};
-	snprintf(url, sizeof url, "%s%s", S.base, path);
+	snprintf(url, sizeof url, "%s%s", srv->base, path);
 	if (key) {
 		snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
 		h = curl_slist_append(h, auth);
@@ -418,6 +418,13 @@ static long get_text(const char *path, const char *key, char **out,
 	curl_easy_cleanup(c);
 	*out = t.p;
 	return st;
+}
+
+/* get_text_at of the suite's server S */
+static long get_text(const char *path, const char *key, char **out,
+		     char *ctype, size_t cap)
+{
+	return get_text_at(&S, path, key, out, ctype, cap);
 }
 
 static void ops_setup(void)
@@ -853,11 +860,9 @@ START_TEST(rate_limit_per_key_with_retry_after)
 	usleep(1300000);
 	ck_assert_int_eq(trending(pk, ra), 200);
 	char ct[128], *m = NULL;
-	kd_srv keep = S;
-	S = L; /* get_text talks to S */
-	ck_assert_int_eq(get_text("/metrics", KD_ADMIN, &m, ct, sizeof ct),
+	ck_assert_int_eq(get_text_at(&L, "/metrics", KD_ADMIN, &m, ct,
+				     sizeof ct),
 			 200);
-	S = keep;
 	ck_assert(prom_value(m, "knytt_http_rate_limited_total") >= 2);
 	ck_assert(prom_value(m, "knytt_http_requests_total{route=\"/api/v1/"
 				"trending\",method=\"GET\",status=\"429\"}") >=
@@ -1341,10 +1346,7 @@ START_TEST(profile_cache_option_reaches_metrics)
 					 SK, NULL, body, NULL),
 				 200);
 	}
-	kd_srv keep = S;
-	S = s2; /* get_text asks S */
-	long st = get_text("/metrics", KD_ADMIN, &m, ct, sizeof ct);
-	S = keep;
+	long st = get_text_at(&s2, "/metrics", KD_ADMIN, &m, ct, sizeof ct);
 	ck_assert_int_eq(st, 200);
 	ck_assert_msg(prom_check(m, err, sizeof err) == 0, "%s", err);
 	ck_assert(first_series(m, "knytt_profile_cache_budget_bytes") ==
@@ -1421,10 +1423,7 @@ static double arenas_after_churn(const char *arenas)
 		ck_assert_ptr_null(bad);
 	}
 	char ct[128], err[256], *m = NULL;
-	kd_srv keep = S;
-	S = s2; /* get_text asks S */
-	long st = get_text("/metrics", KD_ADMIN, &m, ct, sizeof ct);
-	S = keep;
+	long st = get_text_at(&s2, "/metrics", KD_ADMIN, &m, ct, sizeof ct);
 	ck_assert_int_eq(st, 200);
 	ck_assert_msg(prom_check(m, err, sizeof err) == 0, "%s", err);
 	double n = prom_value(m, "knytt_process_malloc_arenas");
