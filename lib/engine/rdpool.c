@@ -152,12 +152,10 @@ knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held)
 	if (__atomic_fetch_add(&e->rd_busy, 1, __ATOMIC_RELAXED))
 		last.seen_ms = now;
 	if (last.e == e && last.slot && now - last.seen_ms < KEEP_MS) {
-		unsigned i = last.slot - 1;
-		pthread_mutex_lock(&e->rd_mu);
-		unsigned n = e->nrd;
-		pthread_mutex_unlock(&e->rd_mu);
-		knytt__rdconn *c = &e->rd[i];
-		if (i < n && !pthread_mutex_trylock(&c->mu)) {
+		/* no rd_mu: a slot's store is set under its own mutex, so
+		 * holding that mutex and seeing a store is enough */
+		knytt__rdconn *c = &e->rd[last.slot - 1];
+		if (!pthread_mutex_trylock(&c->mu)) {
 			if (c->st) {
 				*held = &c->mu;
 				return c->st;

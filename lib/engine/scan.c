@@ -241,15 +241,13 @@ static int scan_coarse(const knytt_engine *e, const uint32_t *rows,
 	uint32_t d = e->dim;
 	size_t keep = COARSE_KEEP(k);
 	const knytt__vec_ops *ops = knytt__vec();
-	knytt__pair *heap = malloc(nq * keep * sizeof *heap);
-	uint64_t *ids = malloc(keep * sizeof *ids);
-	uint32_t *cand = malloc(keep * sizeof *cand);
-	if (!heap || !ids || !cand) {
-		free(heap);
-		free(ids);
-		free(cand);
+	/* one block: the heaps, then the drained ids and rows */
+	knytt__pair *heap = malloc(nq * keep * sizeof *heap +
+				   keep * (sizeof(uint64_t) + sizeof(uint32_t)));
+	if (!heap)
 		return -1;
-	}
+	uint64_t *ids = (uint64_t *)(heap + nq * keep);
+	uint32_t *cand = (uint32_t *)(ids + keep);
 	knytt__topk t[2];
 	for (size_t j = 0; j < nq; j++)
 		t[j] = (knytt__topk){ heap + j * keep, 0, keep };
@@ -281,8 +279,6 @@ static int scan_coarse(const knytt_engine *e, const uint32_t *rows,
 				   orow + j * k, oscore + j * k, &got[j]);
 	}
 	free(heap);
-	free(ids);
-	free(cand);
 	return 0;
 }
 
