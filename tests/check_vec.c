@@ -132,6 +132,62 @@ START_TEST(f8_kernels_match_reference)
 }
 END_TEST
 
+/* Many rows of one code table at once (the int8 pass of wide filtered
+ * scans): every tier within float rounding of a double-precision
+ * reference, through a row list (repeats and any order, counts that are
+ * not a multiple of the kernels' four rows) and laid end to end. */
+START_TEST(f8_rows_kernels_match_reference)
+{
+	int d = _i;
+	enum { NR = 41, NT = 23 };
+	const knytt__vec_ops *t[4];
+	int nt = knytt__vec_tiers(t, 4);
+	uint64_t seed = 4243 + (uint64_t)d;
+	float *a = malloc((size_t)d * sizeof *a);
+	int8_t *codes = malloc((size_t)NT * (size_t)d);
+	float scale[NT], out[NR];
+	uint32_t rows[NR];
+	for (int i = 0; i < d; i++)
+		a[i] = (float)((double)(tu_rand(&seed) % 20001) / 100.0 - 100.0);
+	for (int i = 0; i < NT * d; i++)
+		codes[i] = (int8_t)((int)(tu_rand(&seed) % 255) - 127);
+	for (int r = 0; r < NT; r++)
+		scale[r] = (float)(tu_rand(&seed) % 1000 + 1) / 4096.0f;
+	for (int i = 0; i < NR; i++)
+		rows[i] = (uint32_t)(tu_rand(&seed) % NT);
+	rows[3] = rows[2]; /* a repeat */
+	for (int k = 0; k < nt; k++) {
+		for (int listed = 0; listed < 2; listed++) {
+			/* every count up to NR: each tail length */
+			size_t n = listed ? NR - (size_t)(d % 4) : NT;
+			memset(out, 0, sizeof out);
+			t[k]->dot_f8_rows(a, codes, scale, listed ? rows : NULL,
+					  n, (size_t)d, out);
+			for (size_t i = 0; i < n; i++) {
+				uint32_t r = listed ? rows[i] : (uint32_t)i;
+				const int8_t *c = codes + (size_t)r * (size_t)d;
+				double want = 0, mag = 0;
+				for (int j = 0; j < d; j++) {
+					want += (double)a[j] * c[j];
+					mag += fabs((double)a[j] * c[j]);
+				}
+				want *= scale[r];
+				mag *= scale[r];
+				ck_assert_msg(fabs(out[i] - want) <=
+						      1e-5 * mag + 1e-3,
+					      "%s dot_f8_rows d=%d row %zu "
+					      "(%s): %g, want %g",
+					      t[k]->name, d, i,
+					      listed ? "listed" : "packed",
+					      out[i], want);
+			}
+		}
+	}
+	free(a);
+	free(codes);
+}
+END_TEST
+
 START_TEST(i8_extremes_do_not_overflow)
 {
 	enum { D = 4096 };
@@ -342,6 +398,7 @@ Suite *vec_suite(void)
 			    MAXD + 1);
 	tcase_add_test(tc, i8_extremes_do_not_overflow);
 	tcase_add_loop_test(tc, f8_kernels_match_reference, 1, MAXD + 1);
+	tcase_add_loop_test(tc, f8_rows_kernels_match_reference, 1, MAXD + 1);
 	tcase_add_test(tc, dispatch_reports_a_tier);
 	suite_add_tcase(s, tc);
 	TCase *te = tcase_create("exact");

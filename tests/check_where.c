@@ -10,9 +10,12 @@
 #include "knytt.h"
 #include "../lib/internal.h"
 #include "../lib/engine/attrx.h"
+#include "../lib/engine/engine_int.h"
+#include "../lib/engine/packscan.h"
 #include "testutil.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -669,6 +672,125 @@ START_TEST(wide_filter_scan_is_exact)
 }
 END_TEST
 
+/* A wide filter met again reads a packed copy of its rows' codes: made
+ * the second time, read from the third, dropped when a vector in it
+ * changes; the answers stay the exact ones throughout. */
+START_TEST(repeated_wide_filters_read_a_packed_copy)
+{
+	uint64_t s = 7;
+	for (int i = 0; i < WN; i++)
+		for (int j = 0; j < WD; j++)
+			wvec[i][j] = tu_randf(&s) - 0.5f;
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, WD), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, "sqlite::memory:"), KNYTT_OK);
+	for (int i = 0; i < WN; i++)
+		wput(e, i);
+	knytt_where *w;
+	ck_assert_int_eq(knytt_where_compile("half = yes", &w), KNYTT_OK);
+	knytt_filter f;
+	knytt_filter_init(&f);
+	f.where = w;
+	float q[WD];
+	knytt__pack_stats st;
+	for (int t = 0; t < 5; t++) {
+		for (int j = 0; j < WD; j++)
+			q[j] = tu_randf(&s) - 0.5f;
+		w_check(e, q, &f, 0);
+		knytt__packs_stats(e, &st);
+		/* first sight: none; second: made; then read */
+		ck_assert_uint_eq(st.builds, t >= 1);
+		ck_assert_uint_eq(st.hits, t >= 2 ? (uint64_t)t - 1 : 0);
+	}
+	ck_assert_uint_eq(st.count, 1);
+	/* a row of the set turned toward the query: the copy is stale, a
+	 * new one is made, and the row comes first */
+	int best[10];
+	ck_assert_int_eq(w_best(q, 0, 10, best), 10);
+	for (int j = 0; j < WD; j++)
+		wvec[best[7]][j] = q[j];
+	wput(e, best[7]);
+	w_check(e, q, &f, 0);
+	knytt__packs_stats(e, &st);
+	ck_assert_uint_eq(st.builds, 2);
+	ck_assert_uint_eq(st.count, 1);
+	knytt_engine_close(e);
+	knytt_where_free(w);
+}
+END_TEST
+
+/* The copies keep to their budget (4 MiB here), the least recently used
+ * going first but never one a scan reads, and a stale copy a scan still
+ * reads is freed by its last reader. */
+START_TEST(packed_copies_keep_to_their_budget)
+{
+	uint64_t s = 11;
+	for (int i = 0; i < WN; i++)
+		for (int j = 0; j < WD; j++)
+			wvec[i][j] = tu_randf(&s) - 0.5f;
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, WD), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, "sqlite::memory:"), KNYTT_OK);
+	for (int i = 0; i < WN; i++)
+		wput(e, i);
+	enum { SETS = 40, N = 4000 };
+	static uint32_t rows[N];
+	pthread_rwlock_rdlock(&e->lock);
+	const knytt__pack *held = NULL;
+	for (int set = 0; set < SETS; set++) {
+		/* N of the WN rows, a different stride each time */
+		for (int i = 0; i < N; i++)
+			rows[i] = (uint32_t)((i * (set + 1)) % WN);
+		ck_assert_ptr_null(knytt__pack_get(e, rows, N));
+		const knytt__pack *p = knytt__pack_get(e, rows, N);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_uint_eq(p->n, N);
+		if (set == 0)
+			held = p;
+		else
+			knytt__pack_put(e, p);
+	}
+	knytt__pack_stats st;
+	knytt__packs_stats(e, &st);
+	ck_assert_uint_eq(st.builds, SETS);
+	ck_assert_uint_le(st.bytes, (size_t)4 << 20);
+	ck_assert_uint_lt(st.count, SETS);
+	/* the held copy was never evicted: a scan reads it */
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(memcmp(held->codes + (size_t)i * WD,
+					e->rowq + (size_t)held->rows[i] * WD,
+					WD), 0);
+	/* a vector of its set changes: the next scan of the set drops the
+	 * stale copy and makes another, while the holder still reads the
+	 * old one (AddressSanitizer would see it freed) */
+	pthread_rwlock_unlock(&e->lock);
+	wvec[0][0] += 1.0f;
+	wput(e, 0);
+	pthread_rwlock_rdlock(&e->lock);
+	for (int i = 0; i < N; i++)
+		rows[i] = (uint32_t)i % WN;
+	const knytt__pack *p = knytt__pack_get(e, rows, N);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_ne(p, held);
+	knytt__packs_stats(e, &st);
+	ck_assert_uint_eq(st.builds, SETS + 1);
+	long sum = 0;
+	for (size_t i = 0; i < (size_t)N * WD; i++)
+		sum += held->codes[i];
+	ck_assert_int_ne(sum, LONG_MIN);
+	knytt__pack_put(e, held);
+	knytt__pack_put(e, p);
+	pthread_rwlock_unlock(&e->lock);
+	knytt_engine_close(e);
+}
+END_TEST
+
 Suite *where_suite(void)
 {
 	Suite *s = suite_create("where");
@@ -681,6 +803,8 @@ Suite *where_suite(void)
 	tcase_add_test(tc, evaluation_matches_a_brute_force_scan);
 	tcase_add_test(tc, engine_filters_follow_upserts_and_deletes);
 	tcase_add_test(tc, wide_filter_scan_is_exact);
+	tcase_add_test(tc, repeated_wide_filters_read_a_packed_copy);
+	tcase_add_test(tc, packed_copies_keep_to_their_budget);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,6 +4,7 @@
  * training and model persistence in train.c.
  */
 #include "engine_int.h"
+#include "packscan.h"
 #include "../store/store_int.h"
 
 #include "../vec/vec.h"
@@ -153,6 +154,7 @@ int knytt_engine_create(knytt_engine **out)
 	pthread_cond_init(&e->fq_done, NULL);
 	knytt__rd_init(e);
 	knytt__win_init(e);
+	(void)knytt__packs_init(e); /* without memory: scans read the table */
 	*out = e;
 	return KNYTT_OK;
 }
@@ -189,6 +191,7 @@ void knytt_engine_close(knytt_engine *e)
 	knytt__top_free(e);
 	knytt__win_free(e);
 	knytt__rowvec_free(e);
+	knytt__packs_free(e);
 	pthread_mutex_destroy(&e->cat_mu);
 	pthread_mutex_destroy(&e->fq_mu);
 	pthread_cond_destroy(&e->fq_wake);

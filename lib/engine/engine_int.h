@@ -306,6 +306,10 @@ struct knytt_engine {
 	 * (scan.c); NULL without memory */
 	int8_t *rowq;
 	float *rowq_s;
+	/* bumped whenever a code changes (under the write lock): the packed
+	 * copies of row sets (packscan.c) hold for one generation */
+	uint64_t rowq_gen;
+	struct knytt__packs *packs; /* NULL without memory: none kept */
 
 	/* trending (one list per half-life) and popularity, in order;
 	 * top_ok = 0: not available, queries score every row */

@@ -33,8 +33,17 @@
  * near-ties; when fewer than k of the kept rows pass the filter, the
  * exact scan answers instead.  rowq is NULL when it could not be
  * allocated: every scan is then exact.
+ *
+ * The int8 pass scores four rows per kernel step (dot_f8_rows, lib/vec):
+ * one call per row spent ~9 ns of its ~25 on the horizontal sum each row
+ * waited for.  What is left is memory: each passing row is a cache line
+ * of its own, rarely still cached from the last query.  A row set met a
+ * second time gets a packed copy of its codes (packscan.c), which the
+ * pass then reads end to end (benchmarks/engine/run --filters, 10% of
+ * 100k rows, under load: 200-215 us a pass packed, 290-400 not).
  */
 #include "engine_int.h"
+#include "packscan.h"
 
 #include "../vec/topk.h"
 #include "../vec/vec.h"
@@ -45,6 +54,7 @@
 
 #define COARSE_MIN 2048
 #define COARSE_KEEP(k) (4 * (k) + 32)
+#define COARSE_BLOCK 256
 
 /* The int8 copy of row @p r from its float vector @p x: a symmetric
  * step per row, max |x| / 127 (0 for a zero vector). */
@@ -60,6 +70,7 @@ static void rowq_set(knytt_engine *e, size_t r, const float *x)
 	for (uint32_t i = 0; i < e->dim; i++)
 		c[i] = (int8_t)lrintf(x[i] * inv);
 	e->rowq_s[r] = m / 127.0f;
+	e->rowq_gen++;
 }
 
 /* (Re)allocates the int8 copy for @p cap rows, keeping @p old rows;
@@ -73,6 +84,7 @@ static void rowq_alloc(knytt_engine *e, size_t old, size_t cap)
 		free(sc ? sc : e->rowq_s);
 		e->rowq = NULL;
 		e->rowq_s = NULL;
+		e->rowq_gen++;
 		return;
 	}
 	memset(c + old * e->dim, 0, (cap - old) * e->dim);
@@ -89,6 +101,7 @@ void knytt__rowvec_free(knytt_engine *e)
 	e->rowvec = NULL;
 	e->rowq = NULL;
 	e->rowq_s = NULL;
+	e->rowq_gen++;
 	e->rowvec_ok = 0;
 }
 
@@ -145,6 +158,7 @@ void knytt__rowvec_fill(knytt_engine *e)
 	free(e->rowq_s);
 	e->rowq = NULL;
 	e->rowq_s = NULL;
+	e->rowq_gen++;
 	rowq_alloc(e, 0, cap);
 	for (size_t r = 0; r < e->nitems; r++) {
 		if (!e->items[r].has_vec)
@@ -251,23 +265,30 @@ static int scan_coarse(const knytt_engine *e, const uint32_t *rows,
 	knytt__topk t[2];
 	for (size_t j = 0; j < nq; j++)
 		t[j] = (knytt__topk){ heap + j * keep, 0, keep };
-	size_t ahead = 16;
-	for (size_t i = 0; i < n; i++) {
-		if (i + ahead < n) {
-			uint32_t ra = rows[i + ahead];
-			__builtin_prefetch(e->rowq + (size_t)ra * d);
-			__builtin_prefetch(e->rowq_s + ra);
-		}
-		uint32_t r = rows[i];
-		const int8_t *x = e->rowq + (size_t)r * d;
+	/* scored a block at a time by the kernel (four rows per step, the
+	 * rows ahead prefetched), then offered to the heaps */
+	float sc[COARSE_BLOCK];
+	/* a set scanned before reads its packed copy (packscan.c) */
+	const knytt__pack *pk = knytt__pack_get(e, rows, n);
+	for (size_t i0 = 0; i0 < n; i0 += COARSE_BLOCK) {
+		size_t m = n - i0 < COARSE_BLOCK ? n - i0 : COARSE_BLOCK;
 		for (size_t j = 0; j < nq; j++) {
-			/* a repeated row may take two places here; the exact
-			 * pass below keeps it once */
-			float s = -e->rowq_s[r] * ops->dot_f8(q[j], x, d);
-			if (s < knytt__topk_worst(&t[j]))
-				knytt__topk_push(&t[j], s, r);
+			if (pk)
+				ops->dot_f8_rows(q[j], pk->codes + i0 * d,
+						 pk->scale + i0, NULL, m, d,
+						 sc);
+			else
+				ops->dot_f8_rows(q[j], e->rowq, e->rowq_s,
+						 rows + i0, m, d, sc);
+			/* a repeated row may take two places here; the
+			 * exact pass below keeps it once */
+			for (size_t i = 0; i < m; i++)
+				if (-sc[i] < knytt__topk_worst(&t[j]))
+					knytt__topk_push(&t[j], -sc[i],
+							 rows[i0 + i]);
 		}
 	}
+	knytt__pack_put(e, pk);
 	for (size_t j = 0; j < nq; j++) {
 		size_t m = knytt__topk_drain(&t[j], ids, NULL);
 		for (size_t i = 0; i < m; i++)

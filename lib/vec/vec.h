@@ -1,7 +1,7 @@
 /*
  * vec.h -- the kernel table of lib/vec.  Not API.
  *
- * Every tier implements the same eight kernels; vec_scalar.c is the
+ * Every tier implements the same nine kernels; vec_scalar.c is the
  * reference that tests compare the others with on every dimension 1..300.
  */
 #ifndef KNYTT_VEC_H
@@ -38,6 +38,16 @@ typedef struct knytt__vec_ops {
 	 * not bit for bit. */
 	float (*l2sq_f8)(const float *a, const int8_t *b, size_t d);
 	float (*dot_f8)(const float *a, const int8_t *b, size_t d);
+	/* dot_f8 for many rows of one code table: for i < n,
+	 *     out[i] = scale[rows[i]] * sum_j a_j codes[rows[i] d + j]
+	 * (rows NULL: row i is codes + i d, its step scale[i]) (the int8
+	 * pass of a wide filtered scan, lib/engine/scan.c).  One
+	 * call per row through the table cost ~9 ns at d = 64, mostly the
+	 * horizontal sum each row waits on: the SIMD tiers score four rows
+	 * at a time, sum them together and prefetch the rows ahead. */
+	void (*dot_f8_rows)(const float *a, const int8_t *codes,
+			    const float *scale, const uint32_t *rows,
+			    size_t n, size_t d, float *out);
 } knytt__vec_ops;
 
 /* The scalar filter, also the tail of the SIMD ones and the NEON tier's

@@ -213,6 +213,68 @@ static float dot_f8(const float *a, const int8_t *b, size_t d)
 	return r;
 }
 
+/* The sums of four vectors at once: [sum a, sum b, sum c, sum d]. */
+static inline __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+	/* per 128-bit lane: pairs, then quads, of each input in turn */
+	__m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+	return _mm_add_ps(_mm256_castps256_ps128(t),
+			  _mm256_extractf128_ps(t, 1));
+}
+
+/* how many rows ahead the codes are prefetched */
+#define ROWS_AHEAD 16
+
+static inline void prefetch_row(const int8_t *codes, const uint32_t *rows,
+				size_t i, size_t n, size_t d)
+{
+	if (rows && i < n) { /* rows laid end to end need none */
+		const int8_t *p = codes + (size_t)rows[i] * d;
+		for (size_t o = 0; o < d; o += 64)
+			_mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+	}
+}
+
+static void dot_f8_rows(const float *a, const int8_t *codes,
+			const float *scale, const uint32_t *rows, size_t n,
+			size_t d, float *out)
+{
+	size_t i = 0, d8 = d & ~(size_t)7;
+	for (; i + 4 <= n; i += 4) {
+		for (size_t k = 0; k < 4; k++)
+			prefetch_row(codes, rows, i + ROWS_AHEAD + k, n, d);
+		size_t r0 = rows ? rows[i] : i, r1 = rows ? rows[i + 1] : i + 1,
+		       r2 = rows ? rows[i + 2] : i + 2,
+		       r3 = rows ? rows[i + 3] : i + 3;
+		const int8_t *b0 = codes + r0 * d, *b1 = codes + r1 * d,
+			     *b2 = codes + r2 * d, *b3 = codes + r3 * d;
+		__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+		for (size_t j = 0; j < d8; j += 8) {
+			__m256 q = _mm256_loadu_ps(a + j);
+			s0 = _mm256_fmadd_ps(q, f8_load(b0 + j), s0);
+			s1 = _mm256_fmadd_ps(q, f8_load(b1 + j), s1);
+			s2 = _mm256_fmadd_ps(q, f8_load(b2 + j), s2);
+			s3 = _mm256_fmadd_ps(q, f8_load(b3 + j), s3);
+		}
+		float r[4];
+		_mm_storeu_ps(r, hsum8x4(s0, s1, s2, s3));
+		for (size_t j = d8; j < d; j++) {
+			r[0] += a[j] * (float)b0[j];
+			r[1] += a[j] * (float)b1[j];
+			r[2] += a[j] * (float)b2[j];
+			r[3] += a[j] * (float)b3[j];
+		}
+		out[i] = scale[r0] * r[0];
+		out[i + 1] = scale[r1] * r[1];
+		out[i + 2] = scale[r2] * r[2];
+		out[i + 3] = scale[r3] * r[3];
+	}
+	for (; i < n; i++) {
+		size_t r = rows ? rows[i] : i;
+		out[i] = scale[r] * dot_f8(a, codes + r * d, d);
+	}
+}
+
 static size_t below(const float *p, const float *m, const float *v,
 		    float a, float c, float thr, size_t n, uint32_t *idx,
 		    float *out)
@@ -250,4 +312,5 @@ static size_t below(const float *p, const float *m, const float *v,
 
 const knytt__vec_ops knytt__vec_avx2 = {
 	"avx2", l2sq, dot, cosd, l2sq_i8, dot_i8, below, l2sq_f8, dot_f8,
+	dot_f8_rows,
 };

@@ -164,6 +164,70 @@ static float dot_f8(const float *a, const int8_t *b, size_t d)
 	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+/* the 256-bit sum of the two halves of @p v (AVX-512F alone: no DQ) */
+static inline __m256 half_sum(__m512 v)
+{
+	return _mm256_add_ps(_mm512_castps512_ps256(v),
+			     _mm256_castpd_ps(_mm512_extractf64x4_pd(
+				     _mm512_castps_pd(v), 1)));
+}
+
+/* The sums of four vectors at once: [sum a, sum b, sum c, sum d]. */
+static inline __m128 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+	/* per 128-bit lane: pairs, then quads, of each input in turn */
+	__m256 t = _mm256_hadd_ps(_mm256_hadd_ps(half_sum(a), half_sum(b)),
+				  _mm256_hadd_ps(half_sum(c), half_sum(d)));
+	return _mm_add_ps(_mm256_castps256_ps128(t),
+			  _mm256_extractf128_ps(t, 1));
+}
+
+/* how many rows ahead the codes are prefetched */
+#define ROWS_AHEAD 16
+
+static inline void prefetch_row(const int8_t *codes, const uint32_t *rows,
+				size_t i, size_t n, size_t d)
+{
+	if (rows && i < n) { /* rows laid end to end need none */
+		const int8_t *p = codes + (size_t)rows[i] * d;
+		for (size_t o = 0; o < d; o += 64)
+			_mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+	}
+}
+
+static void dot_f8_rows(const float *a, const int8_t *codes,
+			const float *scale, const uint32_t *rows, size_t n,
+			size_t d, float *out)
+{
+	size_t i = 0;
+	for (; i + 4 <= n; i += 4) {
+		for (size_t k = 0; k < 4; k++)
+			prefetch_row(codes, rows, i + ROWS_AHEAD + k, n, d);
+		size_t r0 = rows ? rows[i] : i, r1 = rows ? rows[i + 1] : i + 1,
+		       r2 = rows ? rows[i + 2] : i + 2,
+		       r3 = rows ? rows[i + 3] : i + 3;
+		const int8_t *b0 = codes + r0 * d, *b1 = codes + r1 * d,
+			     *b2 = codes + r2 * d, *b3 = codes + r3 * d;
+		__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+		for (size_t j = 0; j < d; j += 16) {
+			__mmask16 m = d - j >= 16 ? (__mmask16)0xffff
+						  : m16(d - j);
+			__m512 q = _mm512_maskz_loadu_ps(m, a + j);
+			s0 = _mm512_fmadd_ps(q, f8_load(b0 + j, m), s0);
+			s1 = _mm512_fmadd_ps(q, f8_load(b1 + j, m), s1);
+			s2 = _mm512_fmadd_ps(q, f8_load(b2 + j, m), s2);
+			s3 = _mm512_fmadd_ps(q, f8_load(b3 + j, m), s3);
+		}
+		__m128 sc = _mm_setr_ps(scale[r0], scale[r1], scale[r2],
+					scale[r3]);
+		_mm_storeu_ps(out + i, _mm_mul_ps(sc, hsum16x4(s0, s1, s2, s3)));
+	}
+	for (; i < n; i++) {
+		size_t r = rows ? rows[i] : i;
+		out[i] = scale[r] * dot_f8(a, codes + r * d, d);
+	}
+}
+
 static size_t below(const float *p, const float *m, const float *v,
 		    float a, float c, float thr, size_t n, uint32_t *idx,
 		    float *out)
@@ -195,4 +259,5 @@ static size_t below(const float *p, const float *m, const float *v,
 
 const knytt__vec_ops knytt__vec_avx512 = {
 	"avx512", l2sq, dot, cosd, l2sq_i8, dot_i8, below, l2sq_f8, dot_f8,
+	dot_f8_rows,
 };
