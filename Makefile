@@ -198,6 +198,7 @@ TSAN_RUN = TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1 \
 tsan: build-tsan/check_knytt
 	$(TSAN_RUN) CK_RUN_SUITE=engine ./build-tsan/check_knytt
 	$(TSAN_RUN) CK_RUN_SUITE=profcache ./build-tsan/check_knytt
+	$(TSAN_RUN) CK_RUN_SUITE=where CK_RUN_CASE=packs ./build-tsan/check_knytt
 
 bench: all build/bin/bindings_qps $(if $(NODE_INCLUDE),build/node/knytt.node)
 	benchmarks/ann/run --csv build/bench-ann.csv

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -791,6 +792,104 @@ START_TEST(packed_copies_keep_to_their_budget)
 }
 END_TEST
 
+/* Scans of one wide filter from several threads while vectors change:
+ * copies are made, read, dropped and freed under the scans (run under
+ * ThreadSanitizer by make tsan), and every answer passes the filter. */
+typedef struct packrace {
+	knytt_engine *e;
+	const knytt_filter *f;
+	int stop, fail; /* atomic */
+	long queries;   /* atomic */
+} packrace;
+
+static void *pr_query(void *p)
+{
+	packrace *c = p;
+	uint64_t s = (uint64_t)(uintptr_t)&s;
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
+	float q[WD];
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+		for (int j = 0; j < WD; j++)
+			q[j] = tu_randf(&s) - 0.5f;
+		int n = knytt_engine_search(c->e, NULL, q, WD, 10, c->f, NULL,
+					    r, NULL);
+		int row = -1;
+		if (n != 10)
+			__atomic_store_n(&c->fail, 1, __ATOMIC_RELEASE);
+		for (int i = 0; i < n; i++)
+			if (sscanf(r[i].ext_id, "w-%d", &row) != 1 || row % 2)
+				__atomic_store_n(&c->fail, 2, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&c->queries, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void *pr_write(void *p)
+{
+	packrace *c = p;
+	uint64_t s = 5;
+	float v[WD];
+	char ext[32];
+	knytt_item it;
+	memset(&it, 0, sizeof it);
+	it.struct_size = sizeof it;
+	it.title = "thing";
+	it.attributes = "{\"half\":\"yes\"}";
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+		int i = 2 * (int)(tu_rand(&s) % (WN / 2)); /* stays in */
+		for (int j = 0; j < WD; j++)
+			v[j] = tu_randf(&s) - 0.5f;
+		snprintf(ext, sizeof ext, "w-%d", i);
+		it.ext_id = ext;
+		it.in_stock = w_in_stock(i);
+		if (knytt_engine_item_upsert(c->e, &it, v, WD) != KNYTT_OK)
+			__atomic_store_n(&c->fail, 3, __ATOMIC_RELEASE);
+		usleep(2000);
+	}
+	return NULL;
+}
+
+START_TEST(packed_copies_under_parallel_scans)
+{
+	uint64_t s = 13;
+	for (int i = 0; i < WN; i++)
+		for (int j = 0; j < WD; j++)
+			wvec[i][j] = tu_randf(&s) - 0.5f;
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, WD), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, "sqlite::memory:"), KNYTT_OK);
+	for (int i = 0; i < WN; i++)
+		wput(e, i);
+	knytt_where *w;
+	ck_assert_int_eq(knytt_where_compile("half = yes", &w), KNYTT_OK);
+	knytt_filter f;
+	knytt_filter_init(&f);
+	f.where = w;
+	packrace c = { .e = e, .f = &f };
+	pthread_t th[4];
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, pr_query, &c), 0);
+	ck_assert_int_eq(pthread_create(&th[3], NULL, pr_write, &c), 0);
+	usleep(1500 * 1000);
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(c.fail, 0);
+	knytt__pack_stats st;
+	knytt__packs_stats(e, &st);
+	ck_assert_uint_gt(st.hits, 0);
+	ck_assert_uint_gt(st.builds, 1);
+	fprintf(stderr, "packed copies: %ld queries, %llu read a copy, "
+		"%llu copies made\n", c.queries,
+		(unsigned long long)st.hits, (unsigned long long)st.builds);
+	knytt_engine_close(e);
+	knytt_where_free(w);
+}
+END_TEST
+
 Suite *where_suite(void)
 {
 	Suite *s = suite_create("where");
@@ -803,8 +902,13 @@ Suite *where_suite(void)
 	tcase_add_test(tc, evaluation_matches_a_brute_force_scan);
 	tcase_add_test(tc, engine_filters_follow_upserts_and_deletes);
 	tcase_add_test(tc, wide_filter_scan_is_exact);
+	suite_add_tcase(s, tc);
+	/* make tsan runs this case alone */
+	tc = tcase_create("packs");
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, repeated_wide_filters_read_a_packed_copy);
 	tcase_add_test(tc, packed_copies_keep_to_their_budget);
+	tcase_add_test(tc, packed_copies_under_parallel_scans);
 	suite_add_tcase(s, tc);
 	return s;
 }
