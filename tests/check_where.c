@@ -581,6 +581,24 @@ static void wput(knytt_engine *e, int i)
 			 KNYTT_OK);
 }
 
+/* An engine of WN items with random vectors drawn from @p s (into
+ * wvec), no model of its own. */
+static knytt_engine *w_engine(uint64_t *s)
+{
+	for (int i = 0; i < WN; i++)
+		for (int j = 0; j < WD; j++)
+			wvec[i][j] = tu_randf(s) - 0.5f;
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, WD), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, "sqlite::memory:"), KNYTT_OK);
+	for (int i = 0; i < WN; i++)
+		wput(e, i);
+	return e;
+}
+
 /* the k best rows by cosine among i % 2 == 0 (and in stock), in order */
 static int w_best(const float *q, int stock, int k, int *best)
 {
@@ -630,17 +648,7 @@ static void w_check(knytt_engine *e, const float *q, const knytt_filter *f,
 START_TEST(wide_filter_scan_is_exact)
 {
 	uint64_t s = 99;
-	for (int i = 0; i < WN; i++)
-		for (int j = 0; j < WD; j++)
-			wvec[i][j] = tu_randf(&s) - 0.5f;
-	knytt_engine *e;
-	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
-			 KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_set_dim(e, WD), KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_open(e, "sqlite::memory:"), KNYTT_OK);
-	for (int i = 0; i < WN; i++)
-		wput(e, i);
+	knytt_engine *e = w_engine(&s);
 	knytt_where *w;
 	ck_assert_int_eq(knytt_where_compile("half = yes", &w), KNYTT_OK);
 	knytt_filter f, fs;
@@ -679,17 +687,7 @@ END_TEST
 START_TEST(repeated_wide_filters_read_a_packed_copy)
 {
 	uint64_t s = 7;
-	for (int i = 0; i < WN; i++)
-		for (int j = 0; j < WD; j++)
-			wvec[i][j] = tu_randf(&s) - 0.5f;
-	knytt_engine *e;
-	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
-			 KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_set_dim(e, WD), KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_open(e, "sqlite::memory:"), KNYTT_OK);
-	for (int i = 0; i < WN; i++)
-		wput(e, i);
+	knytt_engine *e = w_engine(&s);
 	knytt_where *w;
 	ck_assert_int_eq(knytt_where_compile("half = yes", &w), KNYTT_OK);
 	knytt_filter f;
@@ -729,17 +727,7 @@ END_TEST
 START_TEST(packed_copies_keep_to_their_budget)
 {
 	uint64_t s = 11;
-	for (int i = 0; i < WN; i++)
-		for (int j = 0; j < WD; j++)
-			wvec[i][j] = tu_randf(&s) - 0.5f;
-	knytt_engine *e;
-	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
-			 KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_set_dim(e, WD), KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_open(e, "sqlite::memory:"), KNYTT_OK);
-	for (int i = 0; i < WN; i++)
-		wput(e, i);
+	knytt_engine *e = w_engine(&s);
 	enum { SETS = 40, N = 4000 };
 	static uint32_t rows[N];
 	pthread_rwlock_rdlock(&e->lock);
@@ -852,17 +840,7 @@ static void *pr_write(void *p)
 START_TEST(packed_copies_under_parallel_scans)
 {
 	uint64_t s = 13;
-	for (int i = 0; i < WN; i++)
-		for (int j = 0; j < WD; j++)
-			wvec[i][j] = tu_randf(&s) - 0.5f;
-	knytt_engine *e;
-	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_set_model(e, KNYTT_MODEL_EXTERNAL),
-			 KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_set_dim(e, WD), KNYTT_OK);
-	ck_assert_int_eq(knytt_engine_open(e, "sqlite::memory:"), KNYTT_OK);
-	for (int i = 0; i < WN; i++)
-		wput(e, i);
+	knytt_engine *e = w_engine(&s);
 	knytt_where *w;
 	ck_assert_int_eq(knytt_where_compile("half = yes", &w), KNYTT_OK);
 	knytt_filter f;

@@ -50,6 +50,27 @@ typedef struct knytt__vec_ops {
 			    size_t n, size_t d, float *out);
 } knytt__vec_ops;
 
+/* dot_f8_rows one row at a time through @p one (vec_scalar.c): the
+ * scalar and NEON tiers, and the rows the SIMD ones leave over. */
+void knytt__dot_f8_rows_by(float (*one)(const float *, const int8_t *,
+					   size_t),
+			   const float *a, const int8_t *codes,
+			   const float *scale, const uint32_t *rows, size_t n,
+			   size_t d, float *out);
+
+/* Prefetches the codes of row @p i of @p rows (none when rows is NULL:
+ * rows laid end to end need none), for dot_f8_rows. */
+static inline void knytt__prefetch_row(const int8_t *codes,
+				       const uint32_t *rows, size_t i,
+				       size_t n, size_t d)
+{
+	if (rows && i < n) {
+		const int8_t *p = codes + (size_t)rows[i] * d;
+		for (size_t o = 0; o < d; o += 64)
+			__builtin_prefetch(p + o);
+	}
+}
+
 /* The scalar filter, also the tail of the SIMD ones and the NEON tier's
  * (vec_scalar.c). */
 size_t knytt__below_scalar(const float *p, const float *m, const float *v,

@@ -185,16 +185,6 @@ static inline __m128 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 d)
 /* how many rows ahead the codes are prefetched */
 #define ROWS_AHEAD 16
 
-static inline void prefetch_row(const int8_t *codes, const uint32_t *rows,
-				size_t i, size_t n, size_t d)
-{
-	if (rows && i < n) { /* rows laid end to end need none */
-		const int8_t *p = codes + (size_t)rows[i] * d;
-		for (size_t o = 0; o < d; o += 64)
-			_mm_prefetch((const char *)(p + o), _MM_HINT_T0);
-	}
-}
-
 static void dot_f8_rows(const float *a, const int8_t *codes,
 			const float *scale, const uint32_t *rows, size_t n,
 			size_t d, float *out)
@@ -202,7 +192,8 @@ static void dot_f8_rows(const float *a, const int8_t *codes,
 	size_t i = 0;
 	for (; i + 4 <= n; i += 4) {
 		for (size_t k = 0; k < 4; k++)
-			prefetch_row(codes, rows, i + ROWS_AHEAD + k, n, d);
+			knytt__prefetch_row(codes, rows, i + ROWS_AHEAD + k, n,
+					    d);
 		size_t r0 = rows ? rows[i] : i, r1 = rows ? rows[i + 1] : i + 1,
 		       r2 = rows ? rows[i + 2] : i + 2,
 		       r3 = rows ? rows[i + 3] : i + 3;
@@ -222,10 +213,10 @@ static void dot_f8_rows(const float *a, const int8_t *codes,
 					scale[r3]);
 		_mm_storeu_ps(out + i, _mm_mul_ps(sc, hsum16x4(s0, s1, s2, s3)));
 	}
-	for (; i < n; i++) {
-		size_t r = rows ? rows[i] : i;
-		out[i] = scale[r] * dot_f8(a, codes + r * d, d);
-	}
+	/* the last rows, one at a time */
+	knytt__dot_f8_rows_by(dot_f8, a, rows ? codes : codes + i * d,
+			      rows ? scale : scale + i, rows ? rows + i : NULL,
+			      n - i, d, out + i);
 }
 
 static size_t below(const float *p, const float *m, const float *v,

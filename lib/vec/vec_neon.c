@@ -162,10 +162,7 @@ static void dot_f8_rows(const float *a, const int8_t *codes,
 			const float *scale, const uint32_t *rows, size_t n,
 			size_t d, float *out)
 {
-	for (size_t i = 0; i < n; i++) {
-		size_t r = rows ? rows[i] : i;
-		out[i] = scale[r] * dot_f8(a, codes + r * d, d);
-	}
+	knytt__dot_f8_rows_by(dot_f8, a, codes, scale, rows, n, d, out);
 }
 
 /* below: the scalar filter; the exact scan's cost is the sgemm. */

@@ -74,14 +74,23 @@ static float dot_f8(const float *a, const int8_t *b, size_t d)
 	return s;
 }
 
+void knytt__dot_f8_rows_by(float (*one)(const float *, const int8_t *,
+					   size_t),
+			   const float *a, const int8_t *codes,
+			   const float *scale, const uint32_t *rows, size_t n,
+			   size_t d, float *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t r = rows ? rows[i] : i;
+		out[i] = scale[r] * one(a, codes + r * d, d);
+	}
+}
+
 static void dot_f8_rows(const float *a, const int8_t *codes,
 			const float *scale, const uint32_t *rows, size_t n,
 			size_t d, float *out)
 {
-	for (size_t i = 0; i < n; i++) {
-		size_t r = rows ? rows[i] : i;
-		out[i] = scale[r] * dot_f8(a, codes + r * d, d);
-	}
+	knytt__dot_f8_rows_by(dot_f8, a, codes, scale, rows, n, d, out);
 }
 
 size_t knytt__below_scalar(const float *p, const float *m, const float *v,
