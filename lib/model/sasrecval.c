@@ -27,15 +27,24 @@
 #define SR_VAL_K 10    /* cut-off of HR and NDCG */
 
 /* Up to SR_VAL_NEG distinct items with seen[] 0, into neg; returns how
- * many.  Few unseen items: all of them; else rejection sampling. */
+ * many.  Few unseen items (at most twice the count): a uniform choice
+ * among all of them by a partial shuffle; else rejection sampling. */
 static unsigned draw_negatives(unsigned char *seen, uint32_t nitems,
 			       size_t nseen, uint32_t *neg, uint64_t *rng)
 {
 	unsigned k = 0;
 	if (nitems - nseen <= 2 * SR_VAL_NEG) {
-		for (uint32_t i = 0; i < nitems && k < SR_VAL_NEG; i++)
+		uint32_t all[2 * SR_VAL_NEG];
+		unsigned n = 0;
+		for (uint32_t i = 0; i < nitems; i++)
 			if (!seen[i])
-				neg[k++] = i;
+				all[n++] = i;
+		for (; k < n && k < SR_VAL_NEG; k++) {
+			unsigned j = k + (unsigned)(knytt__rand64(rng) %
+						    (n - k));
+			neg[k] = all[j];
+			all[j] = all[k];
+		}
 		return k;
 	}
 	while (k < SR_VAL_NEG) {
