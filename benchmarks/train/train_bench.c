@@ -32,8 +32,9 @@
  *                    [--sasrec] [--sasrec-try d,blocks,len[,p[,ep[,lr]]]]...
  * --speed only times plain iALS with the numpy reference's settings.
  * --sasrec: ALS as --quick, then the sequence model (SASRec) with the
- * settings chosen on validation (sr_chosen), in the same run on the same
- * test; --scores then gets SASRec's scores.  --sasrec-try trains the
+ * settings chosen on validation (sr_chosen; the epochs by the library's
+ * early stopping on its own validation split, whose curve is printed),
+ * in the same run on the same test; --scores then gets SASRec's scores.  --sasrec-try trains the
  * given settings on the validation split (each user's sequence without
  * its last training item), scores validation every 10 epochs, then
  * exits.  A full run (no --quick) reports SASRec after the ALS rows.
