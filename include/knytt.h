@@ -1993,6 +1993,40 @@ KNYTT_API int knytt_sasrec_set_epochs(knytt_sasrec *s, unsigned epochs);
 /** Seed of the initial weights and of the sampling (default 42).
  *  KNYTT_EINVAL (s NULL) / KNYTT_ESTATE. */
 KNYTT_API int knytt_sasrec_set_seed(knytt_sasrec *s, uint64_t seed);
+/**
+ * Early stopping on a validation split the model carves itself (off by
+ * default): the last item of every sequence of 3 or more items is held
+ * out and not trained on; every @p every epochs (and after the last) the
+ * held-out item is ranked after the rest of its sequence against up to
+ * 100 items the sequence never touched (drawn once, from the seed), by
+ * NDCG@10.  Training stops when @p patience evaluations in a row have not
+ * beaten the best one, or after the set epochs, and the model keeps the
+ * weights of the best evaluation (also when the progress callback
+ * cancels).  The negatives and dropout masks of training are the same as
+ * without validation, so the model equals one trained for the chosen
+ * epochs on the shortened sequences.  Read the figures with
+ * knytt_sasrec_validation().
+ * @param every     0 (off) or 1..100000.
+ * @param patience  1..100000 (ignored when every is 0).
+ * @return KNYTT_OK, KNYTT_EINVAL (out of range; train: no sequence of 3
+ *         items), KNYTT_ESTATE (after training or loading).
+ */
+KNYTT_API int knytt_sasrec_set_early_stop(knytt_sasrec *s, unsigned every,
+					  unsigned patience);
+/**
+ * Validation figures of early stopping: the best evaluation (@p best non
+ * zero: the one whose weights the model keeps) or the latest one, also
+ * from inside the progress callback (the latest is then the epoch just
+ * finished, when an evaluation was due).  Out pointers may be NULL.
+ * @param[out] epoch  1-based epoch of that evaluation.
+ * @param[out] hr     HR@10 on the held-out items.
+ * @param[out] ndcg   NDCG@10 on the held-out items.
+ * @return KNYTT_OK, KNYTT_EINVAL (s NULL), KNYTT_ESTATE (no evaluation:
+ *         early stopping off, none due yet, or a loaded model).
+ */
+KNYTT_API int knytt_sasrec_validation(const knytt_sasrec *s, int best,
+				      unsigned *epoch, double *hr,
+				      double *ndcg);
 /** Worker threads (0 = every core; at most 256).  KNYTT_EINVAL. */
 KNYTT_API int knytt_sasrec_set_threads(knytt_sasrec *s, unsigned threads);
 /** Progress callback after each epoch (loss = mean binary cross-entropy

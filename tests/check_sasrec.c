@@ -274,6 +274,164 @@ START_TEST(deterministic_and_cancelable)
 }
 END_TEST
 
+/* ---- early stopping ---- */
+
+typedef struct curve {
+	unsigned n, epoch[64];
+	double ndcg[64];
+} curve;
+
+/* Records every evaluation the model reports as the latest. */
+typedef struct val_ctx {
+	const knytt_sasrec *s;
+	curve c;
+} val_ctx;
+
+static int record_val(void *ctx, const knytt_progress *p)
+{
+	val_ctx *v = ctx;
+	unsigned ep;
+	double ndcg;
+	if (knytt_sasrec_validation(v->s, 0, &ep, NULL, &ndcg) == 0 &&
+	    ep == p->epoch && v->c.n < 64) {
+		v->c.epoch[v->c.n] = ep;
+		v->c.ndcg[v->c.n++] = ndcg;
+	}
+	return 0;
+}
+
+/* NDCG@10 of each sequence's last item after the rest, against every
+ * item the sequence never contains (what the model's validation draws
+ * when fewer than 100 are left), ties ranked above. */
+static double held_out_ndcg(const knytt_sasrec *s, const planted *p,
+			    uint32_t ni)
+{
+	double g = 0;
+	float sc[256];
+	for (size_t q = 0; q < p->nseq; q++) {
+		const uint32_t *seq = p->items + p->off[q];
+		size_t m = p->off[q + 1] - p->off[q];
+		unsigned char in[256] = {0};
+		for (size_t j = 0; j < m; j++)
+			in[seq[j]] = 1;
+		ck_assert_int_eq(knytt_sasrec_score(s, seq, m - 1, NULL, ni,
+						    sc),
+				 0);
+		unsigned rank = 0;
+		for (uint32_t i = 0; i < ni; i++)
+			rank += !in[i] && sc[i] >= sc[seq[m - 1]];
+		g += rank < 10 ? 1.0 / log2(rank + 2.0) : 0;
+	}
+	return g / (double)p->nseq;
+}
+
+/*
+ * A high learning rate on a planted order: validation NDCG@10 climbs far
+ * above chance, then stalls; training stops patience evaluations after
+ * the best, before the most epochs, and the model keeps the best epoch's
+ * weights: the same, bit for bit, as a model trained for that many
+ * epochs on the sequences without their last items.
+ */
+START_TEST(early_stop_keeps_best)
+{
+	const uint32_t ni = 60;
+	planted p = plant(ni, 200, 10, 3);
+	knytt_sasrec *s = small_model(40, 2);
+	ck_assert_int_eq(knytt_sasrec_set_learning_rate(s, 0.05f), 0);
+	ck_assert_int_eq(knytt_sasrec_set_early_stop(s, 2, 2), 0);
+	val_ctx v = {.s = s};
+	ck_assert_int_eq(knytt_sasrec_set_progress(s, record_val, &v), 0);
+	ck_assert_int_eq(knytt_sasrec_validation(s, 1, NULL, NULL, NULL),
+			 KNYTT_ESTATE);
+	ck_assert_int_eq(knytt_sasrec_train(s, ni, p.nseq, p.off, p.items),
+			 0);
+	unsigned best, last;
+	double hr, ndcg;
+	ck_assert_int_eq(knytt_sasrec_validation(s, 1, &best, &hr, &ndcg), 0);
+	ck_assert_int_eq(knytt_sasrec_validation(s, 0, &last, NULL, NULL), 0);
+	fprintf(stderr, "sasrec early stop: best NDCG@10 %.3f HR@10 %.3f at "
+		"epoch %u, stopped at %u (of 40), %u evaluations\n",
+		ndcg, hr, best, last, v.c.n);
+	/* an evaluation every 2 epochs, each reported once */
+	ck_assert_uint_eq(v.c.n, last / 2);
+	for (unsigned j = 0; j < v.c.n; j++) {
+		ck_assert_uint_eq(v.c.epoch[j], 2 * (j + 1));
+		ck_assert(v.c.ndcg[j] <= ndcg);
+		if (v.c.epoch[j] < best)
+			ck_assert(v.c.ndcg[j] < ndcg);
+	}
+	ck_assert(ndcg > 0.5 && hr > 0.6); /* chance: about 0.1 */
+	/* the figure is the kept model's, computed another way */
+	ck_assert(fabs(held_out_ndcg(s, &p, ni) - ndcg) < 1e-6);
+	ck_assert_uint_lt(last, 40);
+	ck_assert_uint_eq(last, best + 2 * 2);
+	/* the kept weights are the best epoch's */
+	planted q = plant(ni, 200, 10, 3);
+	for (size_t k = 0; k < q.nseq; k++)
+		q.off[k + 1] = q.off[k] + 9;
+	for (size_t k = 0; k < q.nseq; k++)
+		memmove(q.items + q.off[k], p.items + p.off[k],
+			9 * sizeof *q.items);
+	knytt_sasrec *r = small_model(best, 2);
+	ck_assert_int_eq(knytt_sasrec_set_learning_rate(r, 0.05f), 0);
+	ck_assert_int_eq(knytt_sasrec_train(r, ni, q.nseq, q.off, q.items),
+			 0);
+	ck_assert(memcmp(r->W, s->W, s->shape.total * sizeof(float)) == 0);
+	ck_assert_int_eq(knytt_sasrec_validation(r, 1, NULL, NULL, NULL),
+			 KNYTT_ESTATE);
+	knytt_sasrec_close(r);
+	unplant(&q);
+	knytt_sasrec_close(s);
+	unplant(&p);
+}
+END_TEST
+
+START_TEST(early_stop_bad_input)
+{
+	knytt_sasrec *s;
+	ck_assert_int_eq(knytt_sasrec_create(&s), 0);
+	ck_assert_int_eq(knytt_sasrec_set_early_stop(NULL, 1, 1),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_sasrec_set_early_stop(s, 1, 0), KNYTT_EINVAL);
+	ck_assert(strstr(knytt_errmsg(), "patience") != NULL);
+	ck_assert_int_eq(knytt_sasrec_set_early_stop(s, 100001, 1),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_sasrec_set_early_stop(s, 0, 0), 0);
+	ck_assert_int_eq(knytt_sasrec_validation(NULL, 1, NULL, NULL, NULL),
+			 KNYTT_EINVAL);
+	/* sequences of 2 items: nothing to hold out */
+	size_t off[3] = {0, 2, 4};
+	uint32_t it[4] = {0, 1, 2, 3};
+	ck_assert_int_eq(knytt_sasrec_set_early_stop(s, 1, 1), 0);
+	ck_assert_int_eq(knytt_sasrec_train(s, 4, 2, off, it), KNYTT_EINVAL);
+	ck_assert(strstr(knytt_errmsg(), "3 items") != NULL);
+	ck_assert_uint_eq(knytt_sasrec_dim(s), 0);
+	/* one of 3: trains, one evaluation at the last epoch */
+	size_t off3[3] = {0, 2, 5};
+	uint32_t it3[5] = {0, 1, 2, 3, 1};
+	ck_assert_int_eq(knytt_sasrec_set_dim(s, 8), 0);
+	ck_assert_int_eq(knytt_sasrec_set_epochs(s, 3), 0);
+	ck_assert_int_eq(knytt_sasrec_set_early_stop(s, 10, 1), 0);
+	ck_assert_int_eq(knytt_sasrec_train(s, 4, 2, off3, it3), 0);
+	unsigned ep;
+	ck_assert_int_eq(knytt_sasrec_validation(s, 0, &ep, NULL, NULL), 0);
+	ck_assert_uint_eq(ep, 3);
+	ck_assert_int_eq(knytt_sasrec_set_early_stop(s, 1, 1), KNYTT_ESTATE);
+	/* a loaded model has no validation */
+	void *buf;
+	size_t len;
+	ck_assert_int_eq(knytt_sasrec_save_buffer(s, &buf, &len), 0);
+	knytt_sasrec *l;
+	ck_assert_int_eq(knytt_sasrec_create(&l), 0);
+	ck_assert_int_eq(knytt_sasrec_load_buffer(l, buf, len), 0);
+	ck_assert_int_eq(knytt_sasrec_validation(l, 0, NULL, NULL, NULL),
+			 KNYTT_ESTATE);
+	knytt_free(buf);
+	knytt_sasrec_close(l);
+	knytt_sasrec_close(s);
+}
+END_TEST
+
 /* ---- files ---- */
 
 static knytt_sasrec *trained_tiny(void)
@@ -470,6 +628,8 @@ Suite *sasrec_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, learns_planted_successor);
 	tcase_add_test(tc, deterministic_and_cancelable);
+	tcase_add_test(tc, early_stop_keeps_best);
+	tcase_add_test(tc, early_stop_bad_input);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("io");
 	tcase_add_test(tc, save_load_round_trip);

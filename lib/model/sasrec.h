@@ -82,6 +82,39 @@ double knytt__sr_loss_grad(const knytt__sr_shape *s, const float *W,
  * 0) from generator state *rng. */
 void knytt__sr_init(const knytt__sr_shape *s, float *W, uint64_t *rng);
 
+/*
+ * The model's own validation split (sasrecval.c): the last item of each
+ * sequence of >= 3 items held out (seq[j] -> target[j]), the shortened
+ * sequences as a CSR copy to train on, and up to 100 negatives per held-
+ * out item (nneg[j] of them at neg[j * 100]), drawn once.
+ */
+typedef struct knytt__sr_val {
+	size_t *off;       /* nseq + 1: the training sequences */
+	uint32_t *items;
+	size_t nval;       /* sequences validated */
+	uint32_t *seq, *target;
+	uint8_t *nneg;
+	uint32_t *neg;
+} knytt__sr_val;
+
+/* Builds the split of the nseq sequences (off, items as for training);
+ * KNYTT_EINVAL when no sequence has 3 items, KNYTT_ENOMEM. */
+int knytt__sr_val_init(knytt__sr_val *v, uint32_t nitems, size_t nseq,
+		       const size_t *off, const uint32_t *items,
+		       uint64_t seed);
+void knytt__sr_val_free(knytt__sr_val *v);
+/* HR@10 and NDCG@10 of weights W on the split, nt threads, w[t] the
+ * activations of thread t. */
+void knytt__sr_val_eval(const knytt__sr_val *v, const knytt__sr_shape *sh,
+			const float *W, knytt__sr_work **w, unsigned nt,
+			double *hr, double *ndcg);
+
+/* One evaluation on the validation split. */
+typedef struct knytt__sr_score {
+	unsigned epoch; /* 1-based; 0 = none yet */
+	double hr, ndcg;
+} knytt__sr_score;
+
 struct knytt_sasrec {
 	/* settings */
 	unsigned dim, blocks, max_len;
@@ -91,6 +124,13 @@ struct knytt_sasrec {
 	unsigned threads; /* 0 = every core */
 	knytt_progress_fn progress;
 	void *progress_ctx;
+	unsigned es_every;    /* early stopping: evaluate every N epochs,
+			       * 0 = off */
+	unsigned es_patience; /* stop after this many evaluations without a
+			       * better NDCG@10 */
+
+	/* validation of the last training with early stopping */
+	knytt__sr_score val_last, val_best;
 
 	/* model; valid when trained */
 	bool trained;

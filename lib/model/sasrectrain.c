@@ -254,6 +254,64 @@ static int report(knytt_sasrec *s, unsigned ep, double loss, double t0)
 	return s->progress(s->progress_ctx, &p);
 }
 
+/* Early stopping after epoch ep (0-based): evaluates when one is due,
+ * keeps a copy of the best weights in best; returns 1 when patience
+ * evaluations in a row have not beaten the best NDCG@10. */
+static int validate(sr_train *T, const knytt__sr_val *V, float *best,
+		    unsigned ep, unsigned *bad)
+{
+	knytt_sasrec *s = T->s;
+	if ((ep + 1) % s->es_every && ep + 1 != s->epochs)
+		return 0;
+	knytt__sr_work *w[256];
+	unsigned nt = T->nt < 256 ? T->nt : 256;
+	for (unsigned t = 0; t < nt; t++)
+		w[t] = T->thr[t].w;
+	knytt__sr_score sc = {.epoch = ep + 1};
+	knytt__sr_val_eval(V, &s->shape, s->W, w, nt, &sc.hr, &sc.ndcg);
+	s->val_last = sc;
+	if (!s->val_best.epoch || sc.ndcg > s->val_best.ndcg) {
+		s->val_best = sc;
+		memcpy(best, s->W, s->shape.total * sizeof *best);
+		*bad = 0;
+		return 0;
+	}
+	return ++*bad >= s->es_patience;
+}
+
+/* The epochs, with early stopping when V is not NULL: the model ends
+ * with the best evaluated weights (also when the callback cancels). */
+static int run_epochs(sr_train *T, const knytt__sr_val *V, uint64_t *rng)
+{
+	knytt_sasrec *s = T->s;
+	float *best = NULL;
+	if (V && !(best = knytt__aalloc(s->shape.total * sizeof *best)))
+		return knytt__err(KNYTT_ENOMEM,
+				  "no memory for the best weights of early "
+				  "stopping");
+	int rc = KNYTT_OK;
+	unsigned bad = 0;
+	double t0 = now_s();
+	for (unsigned ep = 0; ep < s->epochs; ep++) {
+		T->epoch = ep;
+		double loss = epoch(T, rng);
+		int stop = V && validate(T, V, best, ep, &bad);
+		if (report(s, ep, loss, t0) != 0) {
+			rc = knytt__err(KNYTT_ECANCELED,
+					"training canceled after epoch %u of "
+					"%u",
+					ep + 1, s->epochs);
+			break;
+		}
+		if (stop)
+			break;
+	}
+	if (V && s->val_best.epoch && s->val_best.epoch != s->val_last.epoch)
+		memcpy(s->W, best, s->shape.total * sizeof *best);
+	knytt__afree(best);
+	return rc;
+}
+
 int knytt_sasrec_train(knytt_sasrec *s, uint32_t nitems, size_t nseq,
 		       const size_t *offsets, const uint32_t *items)
 {
@@ -261,6 +319,18 @@ int knytt_sasrec_train(knytt_sasrec *s, uint32_t nitems, size_t nseq,
 	int rc = check_data(s, nitems, nseq, offsets, items, &nuse);
 	if (rc)
 		return rc;
+	/* Early stopping trains on the sequences without their held-out
+	 * last items (a sequence of >= 3 stays >= 2: nuse is unchanged). */
+	knytt__sr_val V = {0};
+	bool es = s->es_every > 0;
+	s->val_last = s->val_best = (knytt__sr_score){0};
+	if (es && (rc = knytt__sr_val_init(&V, nitems, nseq, offsets, items,
+					    s->seed)) != 0)
+		return rc;
+	if (es) {
+		offsets = V.off;
+		items = V.items;
+	}
 	sr_data D = {nseq, offsets, items, malloc(nuse * sizeof(uint32_t)),
 		     0};
 	sr_train T = {.s = s, .data = &D, .nt = knytt__threads(s->threads)};
@@ -287,18 +357,7 @@ int knytt_sasrec_train(knytt_sasrec *s, uint32_t nitems, size_t nseq,
 	int blas_threads = openblas_get_num_threads();
 	openblas_set_num_threads(1);
 	s->trained = true; /* read functions work from the callback */
-	double t0 = now_s();
-	for (unsigned ep = 0; ep < s->epochs; ep++) {
-		T.epoch = ep;
-		double loss = epoch(&T, &rng);
-		if (report(s, ep, loss, t0) != 0) {
-			rc = knytt__err(KNYTT_ECANCELED,
-					"training canceled after epoch %u of "
-					"%u",
-					ep + 1, s->epochs);
-			break;
-		}
-	}
+	rc = run_epochs(&T, es ? &V : NULL, &rng);
 	openblas_set_num_threads(blas_threads);
 out:
 	if (rc && rc != KNYTT_ECANCELED) {
@@ -308,6 +367,7 @@ out:
 	}
 	thr_free(&T);
 	free(D.order);
+	knytt__sr_val_free(&V);
 	return rc;
 }
 
@@ -533,6 +593,43 @@ int knytt_sasrec_set_seed(knytt_sasrec *s, uint64_t seed)
 	if (rc)
 		return rc;
 	s->seed = seed;
+	return KNYTT_OK;
+}
+
+int knytt_sasrec_set_early_stop(knytt_sasrec *s, unsigned every,
+				unsigned patience)
+{
+	int rc = settable(s);
+	if (rc)
+		return rc;
+	if (every > 100000 || (every && (patience < 1 || patience > 100000)))
+		return knytt__err(KNYTT_EINVAL,
+				  "early stop every %u, patience %u: every "
+				  "must be 0 (off) or 1..100000 and patience "
+				  "1..100000",
+				  every, patience);
+	s->es_every = every;
+	s->es_patience = patience;
+	return KNYTT_OK;
+}
+
+int knytt_sasrec_validation(const knytt_sasrec *s, int best,
+			    unsigned *epoch, double *hr, double *ndcg)
+{
+	if (!s)
+		return knytt__err(KNYTT_EINVAL, "model must not be NULL");
+	const knytt__sr_score *sc = best ? &s->val_best : &s->val_last;
+	if (!sc->epoch)
+		return knytt__err(KNYTT_ESTATE,
+				  "no validation: the model was not trained "
+				  "with early stopping, or no evaluation is "
+				  "due yet");
+	if (epoch)
+		*epoch = sc->epoch;
+	if (hr)
+		*hr = sc->hr;
+	if (ndcg)
+		*ndcg = sc->ndcg;
 	return KNYTT_OK;
 }
 
