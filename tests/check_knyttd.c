@@ -302,6 +302,15 @@ START_TEST(body_limit)
 			 413);
 	ck_assert_str_eq(kd_code(o), "payload_too_large");
 	cJSON_Delete(o);
+	/* declared far over the limit (more than 4x): answered at once,
+	 * without waiting for a body that never comes */
+	const char *huge[] = {"Content-Length: 1000000", NULL};
+	ck_assert_int_eq(kd_call_raw(&S, "POST", "/api/v1/items", SKA,
+				     "application/json", "{}", 2, huge, &o,
+				     NULL, 0),
+			 413);
+	ck_assert_str_eq(kd_code(o), "payload_too_large");
+	cJSON_Delete(o);
 	/* chunked: no Content-Length, refused once the limit is passed */
 	const char *hs[] = {"Transfer-Encoding: chunked", NULL};
 	ck_assert_int_eq(kd_call_raw(&S, "POST", "/api/v1/items", SKA,
