@@ -986,7 +986,8 @@ KNYTT_API int knytt_store_model_put(knytt_store *st, const char *name,
 				    const char *metadata, int64_t *version);
 
 /**
- * Reads version @p version (0 = the latest) of model @p name.
+ * Reads version @p version (0 = the latest) of model @p name.  With
+ * @p blob NULL the blob's bytes are not read at all (its size still is).
  * @param[out] blob      a copy, free with knytt_free() (may be NULL).
  * @param[out] size      its size (may be NULL).
  * @param[out] metadata  a copy of the JSON or NULL; knytt_free().

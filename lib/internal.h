@@ -85,6 +85,15 @@ int knytt__grow(void **p, size_t *cap, size_t need, size_t elsize);
 #define KNYTT__GROW(arr, cap, need)                                          \
 	knytt__grow((void **)&(arr), &(cap), (need), sizeof *(arr))
 
+/* The capacity class of @p n elements: 16 at least, else @p n rounded up
+ * to 1.25, 1.5, 1.75 or 2 times a power of two (about 10% slack on
+ * average, 25% at most).  For long-lived blocks that come and go by the
+ * thousand (shopper profiles, lib/taste/profile.c): a block freed in a
+ * class is the exact size the next one of that class asks for, so the
+ * allocator reuses it whole instead of splitting it and keeping the
+ * remainder (SIZE_MAX / 2 and above: @p n itself). */
+size_t knytt__cap_class(size_t n);
+
 /* Does the caller's struct, of size s->struct_size, reach member f?
  * Public structs grow at the end only; a member beyond an older caller's
  * struct_size keeps its default.  The one test every entry point uses. */

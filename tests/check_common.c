@@ -235,6 +235,35 @@ START_TEST(grow_doubles_and_keeps_contents)
 }
 END_TEST
 
+/* capacity classes: at least n, at most a quarter more, a fixed point,
+ * monotone, and few: the whole point is that different counts share a
+ * block size */
+START_TEST(cap_class_rounds_to_few_sizes)
+{
+	ck_assert_uint_eq(knytt__cap_class(0), 16);
+	ck_assert_uint_eq(knytt__cap_class(16), 16);
+	ck_assert_uint_eq(knytt__cap_class(17), 20);
+	ck_assert_uint_eq(knytt__cap_class(100), 112);
+	ck_assert_uint_eq(knytt__cap_class(129), 160);
+	ck_assert_uint_eq(knytt__cap_class(1024), 1024);
+	ck_assert_uint_eq(knytt__cap_class(1025), 1280);
+	size_t prev = 16, classes = 1;
+	for (size_t n = 1; n <= 100000; n++) {
+		size_t c = knytt__cap_class(n);
+		ck_assert_uint_ge(c, n);
+		ck_assert_uint_le(c, n < 16 ? 16 : n + n / 4);
+		ck_assert_uint_eq(knytt__cap_class(c), c);
+		ck_assert_uint_eq(knytt__cap_class(2 * c), 2 * c);
+		ck_assert_uint_ge(c, prev);
+		classes += c != prev;
+		prev = c;
+	}
+	/* 4 per doubling from 16 to 2^17 */
+	ck_assert_uint_le(classes, 1 + 4 * 13);
+	ck_assert_uint_eq(knytt__cap_class(SIZE_MAX), SIZE_MAX);
+}
+END_TEST
+
 /* big_realloc keeps the bytes asked for, both below 4 MiB (realloc)
  * and above (2 MiB-aligned memory, then a copy), growing and shrinking */
 START_TEST(big_realloc_keeps_contents)
@@ -272,6 +301,7 @@ Suite *common_suite(void)
 	tcase_add_test(tc, parallel_for_covers_range_once_in_grains);
 	tcase_add_test(tc, atomic_write_replaces_or_keeps_old);
 	tcase_add_test(tc, grow_doubles_and_keeps_contents);
+	tcase_add_test(tc, cap_class_rounds_to_few_sizes);
 	tcase_add_test(tc, big_realloc_keeps_contents);
 	suite_add_tcase(s, tc);
 	return s;

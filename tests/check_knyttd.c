@@ -418,13 +418,17 @@ START_TEST(key_revoked_elsewhere_stops_within_ttl)
 }
 END_TEST
 
-static long run_knyttd(const char *const *args, char *const *env)
+/* Runs knyttd to its exit; its stderr into @p err (NUL-terminated, @p cap
+ * bytes) when given.  The exit status, or -1. */
+static long run_knyttd_err(const char *const *args, char *const *env,
+			   char *err, size_t cap)
 {
+	FILE *ef = err ? tmpfile() : NULL;
 	pid_t pid = fork();
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
 		dup2(null, 1);
-		dup2(null, 2);
+		dup2(ef ? fileno(ef) : null, 2);
 		const char *b = getenv("KNYTTD_BIN");
 		execve(b && *b ? b : "build/bin/knyttd", (char *const *)args,
 		       env);
@@ -432,8 +436,46 @@ static long run_knyttd(const char *const *args, char *const *env)
 	}
 	int st = 0;
 	waitpid(pid, &st, 0);
+	if (err) {
+		size_t n = 0;
+		if (ef) {
+			rewind(ef);
+			n = fread(err, 1, cap - 1, ef);
+			fclose(ef);
+		}
+		err[n] = 0;
+	}
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+static long run_knyttd(const char *const *args, char *const *env)
+{
+	return run_knyttd_err(args, env, NULL, 0);
+}
+
+/* --malloc-arenas takes 0 (glibc's own limit) to 1024, and its error
+ * says so (it once said "1..1024"). */
+START_TEST(malloc_arenas_error_names_its_range)
+{
+	char *env[] = {NULL};
+	char err[512];
+	const char *bad[] = {"1025", "-1", "two", NULL};
+	for (int i = 0; bad[i]; i++) {
+		const char *args[] = {"knyttd", "--malloc-arenas", bad[i],
+				      NULL};
+		ck_assert_int_eq(run_knyttd_err(args, env, err, sizeof err),
+				 2);
+		ck_assert_msg(strstr(err, "--malloc-arenas needs a number in "
+					  "0..1024"),
+			      "%s: %s", bad[i], err);
+	}
+	/* the other whole-number options keep their 1.. range */
+	const char *args[] = {"knyttd", "--threads", "0", NULL};
+	ck_assert_int_eq(run_knyttd_err(args, env, err, sizeof err), 2);
+	ck_assert_msg(strstr(err, "--threads needs a number in 1..1024"), "%s",
+		      err);
+}
+END_TEST
 
 START_TEST(admin_key_never_in_argv)
 {
@@ -2413,6 +2455,7 @@ Suite *knyttd_suite(void)
 	tcase_add_test(tc, revoked_key_stops_at_once);
 	tcase_add_test(tc, key_revoked_elsewhere_stops_within_ttl);
 	tcase_add_test(tc, admin_key_never_in_argv);
+	tcase_add_test(tc, malloc_arenas_error_names_its_range);
 	tcase_add_test(tc, sighup_reopens_log);
 	suite_add_tcase(s, tc);
 

@@ -42,6 +42,36 @@ START_TEST(seen_set_holds_every_event)
 }
 END_TEST
 
+/* The history's capacity is a capacity class, whatever count a load
+ * reserves or the adds reach, so evicted profiles' blocks fit the next
+ * loads (profile.c).  Before classes, a reserve of 37 took exactly 37. */
+START_TEST(history_capacity_is_a_class)
+{
+	size_t counts[] = { 1, 17, 37, 100, 413, 1025, 5000 };
+	for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {
+		knytt__profile *p = knytt__profile_new("u", 8);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_int_eq(knytt__profile_reserve(p, counts[i]),
+				 KNYTT_OK);
+		ck_assert_uint_eq(p->caph, knytt__cap_class(counts[i]));
+		/* growing past it stays in classes and keeps the events */
+		for (uint32_t j = 0; j < 3 * counts[i]; j++) {
+			ck_assert_int_eq(knytt__profile_add(p, j, j, 1.0f, j,
+							    KNYTT__T_VIEW),
+					 KNYTT_OK);
+			ck_assert_uint_eq(p->caph, knytt__cap_class(p->caph));
+		}
+		for (uint32_t j = 0; j < 3 * counts[i]; j++)
+			ck_assert_uint_eq(p->hist[j].row, j);
+		/* reserving less than held never shrinks */
+		size_t cap = p->caph;
+		ck_assert_int_eq(knytt__profile_reserve(p, 1), KNYTT_OK);
+		ck_assert_uint_eq(p->caph, cap);
+		knytt__profile_free(p);
+	}
+}
+END_TEST
+
 static uint32_t identity(uint32_t row, void *ctx)
 {
 	(void)ctx;
@@ -145,6 +175,7 @@ Suite *taste_suite(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, type_bits_name_every_type);
 	tcase_add_test(tc, seen_set_holds_every_event);
+	tcase_add_test(tc, history_capacity_is_a_class);
 	tcase_add_test(tc, fold_input_sums_decays_and_caps);
 	tcase_add_test(tc, fold_in_cost);
 	suite_add_tcase(s, tc);

@@ -139,6 +139,20 @@ int knytt__grow(void **p, size_t *cap, size_t need, size_t elsize)
 	return 0;
 }
 
+size_t knytt__cap_class(size_t n)
+{
+	if (n <= 16)
+		return 16;
+	if (n > SIZE_MAX / 2)
+		return n;
+	/* q: the largest power of two below n, so n is in (q, 2q]; the
+	 * classes there are 1.25q, 1.5q, 1.75q and 2q */
+	size_t q = (size_t)1 << (8 * sizeof(long long) - 1 -
+				 (size_t)__builtin_clzll(n - 1));
+	size_t step = q / 4;
+	return (n + step - 1) / step * step;
+}
+
 /*
  * CRC-32C, reflected polynomial 0x82F63B78.  The table path does one byte
  * per step (enough for fallback CPUs); on x86-64 with SSE4.2 the crc32

@@ -312,8 +312,19 @@ int knytt_store_model_get(knytt_store *st, const char *name,
 		*blob = NULL;
 	if (metadata)
 		*metadata = NULL;
-	knytt__stmt *q = knytt__st_q(st, version ? Q_MODEL_GET
-						 : Q_MODEL_LATEST);
+	/* Without @p blob the row is read without the blob's bytes.  A
+	 * stored model is megabytes (3 MB for the soak's shop) and the
+	 * callers that want its version, size or metadata alone run often:
+	 * knyttd's /metrics on every scrape, the serving-version walk at
+	 * every engine open.  Selecting the blob made SQLite copy it into a
+	 * buffer of its own each time, and those multi-megabyte blocks, come
+	 * and gone between the profiles' long-lived ones, were a step of
+	 * kept-free heap in the soak (benchmarks/soak) each time one found
+	 * no hole big enough. */
+	knytt__stmt *q = knytt__st_q(st, blob ? (version ? Q_MODEL_GET
+							: Q_MODEL_LATEST)
+					      : (version ? Q_MODEL_HEAD
+							 : Q_MODEL_HEAD_LATEST));
 	if (!q)
 		return knytt__err_keep(KNYTT_EDB);
 	O->bind_i64(q, 1, (int64_t)st->tenant);
@@ -324,7 +335,11 @@ int knytt_store_model_get(knytt_store *st, const char *name,
 	rc = knytt__st_step_one(st, q, &row);
 	if (rc == 0 && row) {
 		size_t n = 0;
-		const void *b = O->col_blob(q, 1, &n);
+		const void *b = NULL;
+		if (blob)
+			b = O->col_blob(q, 1, &n);
+		else
+			n = (size_t)O->col_i64(q, 1);
 		if (version_out)
 			*version_out = O->col_i64(q, 0);
 		if (created_ms)

@@ -168,6 +168,14 @@ static const char *const sql_common[Q__COUNT] = {
 	[Q_MODEL_LATEST] = "SELECT version, blob, meta, created FROM models "
 			   "WHERE tenant = ?1 AND name = ?2 ORDER BY version "
 			   "DESC LIMIT 1",
+	/* the same without the blob's bytes (knytt_store_model_get says
+	 * why): length() reads a blob's size from its record header */
+	[Q_MODEL_HEAD] = "SELECT version, length(blob), meta, created FROM "
+			 "models WHERE tenant = ?1 AND name = ?2 AND "
+			 "version = ?3",
+	[Q_MODEL_HEAD_LATEST] = "SELECT version, length(blob), meta, created "
+				"FROM models WHERE tenant = ?1 AND name = ?2 "
+				"ORDER BY version DESC LIMIT 1",
 };
 
 /* FTS5: bm25() is smaller for better matches, so it is negated.  Column

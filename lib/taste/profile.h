@@ -34,8 +34,10 @@
  * sum when the as-of time moves back), and knytt_engine_refresh_users
  * recognises events it already holds by (item, time, type) whatever
  * their age.  What bounds the memory is the cache's budget; a profile
- * spends no capacity it does not use once loaded (the load reserves its
- * event count exactly).
+ * spends little capacity it does not use once loaded (the load reserves
+ * its event count rounded up to a capacity class, knytt__cap_class:
+ * about 10% slack, so that blocks freed by evictions fit the next loads
+ * exactly; profile.c says why).
  */
 #ifndef KNYTT_PROFILE_H
 #define KNYTT_PROFILE_H
@@ -113,7 +115,8 @@ knytt__profile *knytt__profile_new(const char *ext_id, uint32_t dim);
 void knytt__profile_free(knytt__profile *p);
 
 /* Room for @p n events in all (a load knows its count, so the history
- * takes no growth slack).  KNYTT_OK or KNYTT_ENOMEM. */
+ * takes only its class's slack: the capacity becomes knytt__cap_class of
+ * @p n).  KNYTT_OK or KNYTT_ENOMEM. */
 int knytt__profile_reserve(knytt__profile *p, size_t n);
 
 /* Heap bytes of the profile with taste vectors of @p dim floats: the

@@ -75,18 +75,30 @@ static int parse_listen(const char *s)
 }
 
 /* A positive integer option value in 1..max, or 0 for a bad one. */
-static unsigned long long num(const char *opt, const char *v,
-			      unsigned long long max)
+/* A whole number option value in lo..max into *out: 0, or -1 (said why,
+ * with the range the option really takes). */
+static int num_in(const char *opt, const char *v, unsigned long long lo,
+		  unsigned long long max, unsigned long long *out)
 {
 	char *end;
 	errno = 0;
 	unsigned long long n = v ? strtoull(v, &end, 10) : 0;
-	if (!v || *end || end == v || errno || n == 0 || n > max) {
-		fprintf(stderr, "knyttd: %s needs a number in 1..%llu\n", opt,
-			max);
-		return 0;
+	if (!v || *end || end == v || errno || *v == '-' || n < lo ||
+	    n > max) {
+		fprintf(stderr, "knyttd: %s needs a number in %llu..%llu\n",
+			opt, lo, max);
+		return -1;
 	}
-	return n;
+	*out = n;
+	return 0;
+}
+
+/* A whole number option value in 1..max, or 0 (said why). */
+static unsigned long long num(const char *opt, const char *v,
+			      unsigned long long max)
+{
+	unsigned long long n = 0;
+	return num_in(opt, v, 1, max, &n) ? 0 : n;
 }
 
 /* A decimal option value in lo..hi into *out: 0, or -1 (said why). */
@@ -215,10 +227,10 @@ static int parse_args(int argc, char **argv)
 					       << 20;
 		} else if (!strcmp(o, "--malloc-arenas")) {
 			/* 0 is allowed: glibc's own limit */
-			kd_cfg.malloc_arenas = v && !strcmp(v, "0")
-						       ? 0
-						       : (long)(n = num(o, v,
-									1024));
+			unsigned long long a = 0;
+			if (num_in(o, v, 0, 1024, &a))
+				return -1;
+			kd_cfg.malloc_arenas = (long)a;
 		} else if (!strcmp(o, "--drain-timeout")) {
 			n = num(o, v, 3600);
 			kd_cfg.drain_ms = (long)n * 1000;
