@@ -599,6 +599,17 @@ static knytt_engine *w_engine(uint64_t *s)
 	return e;
 }
 
+/* @p f: the filter "half = yes" (the even rows) alone; returns the
+ * compiled expression, for knytt_where_free. */
+static knytt_where *w_half(knytt_filter *f)
+{
+	knytt_where *w;
+	ck_assert_int_eq(knytt_where_compile("half = yes", &w), KNYTT_OK);
+	knytt_filter_init(f);
+	f->where = w;
+	return w;
+}
+
 /* the k best rows by cosine among i % 2 == 0 (and in stock), in order */
 static int w_best(const float *q, int stock, int k, int *best)
 {
@@ -649,11 +660,8 @@ START_TEST(wide_filter_scan_is_exact)
 {
 	uint64_t s = 99;
 	knytt_engine *e = w_engine(&s);
-	knytt_where *w;
-	ck_assert_int_eq(knytt_where_compile("half = yes", &w), KNYTT_OK);
 	knytt_filter f, fs;
-	knytt_filter_init(&f);
-	f.where = w;
+	knytt_where *w = w_half(&f);
 	fs = f;
 	fs.in_stock_only = 1; /* 31 of the 3,000 rows */
 	float q[WD];
@@ -688,11 +696,8 @@ START_TEST(repeated_wide_filters_read_a_packed_copy)
 {
 	uint64_t s = 7;
 	knytt_engine *e = w_engine(&s);
-	knytt_where *w;
-	ck_assert_int_eq(knytt_where_compile("half = yes", &w), KNYTT_OK);
 	knytt_filter f;
-	knytt_filter_init(&f);
-	f.where = w;
+	knytt_where *w = w_half(&f);
 	float q[WD];
 	knytt__pack_stats st;
 	for (int t = 0; t < 5; t++) {
@@ -841,11 +846,8 @@ START_TEST(packed_copies_under_parallel_scans)
 {
 	uint64_t s = 13;
 	knytt_engine *e = w_engine(&s);
-	knytt_where *w;
-	ck_assert_int_eq(knytt_where_compile("half = yes", &w), KNYTT_OK);
 	knytt_filter f;
-	knytt_filter_init(&f);
-	f.where = w;
+	knytt_where *w = w_half(&f);
 	packrace c = { .e = e, .f = &f };
 	pthread_t th[4];
 	for (int i = 0; i < 3; i++)

@@ -58,16 +58,22 @@ void knytt__dot_f8_rows_by(float (*one)(const float *, const int8_t *,
 			   const float *scale, const uint32_t *rows, size_t n,
 			   size_t d, float *out);
 
-/* Prefetches the codes of row @p i of @p rows (none when rows is NULL:
- * rows laid end to end need none), for dot_f8_rows. */
-static inline void knytt__prefetch_row(const int8_t *codes,
-				       const uint32_t *rows, size_t i,
-				       size_t n, size_t d)
+/* The SIMD tiers' dot_f8_rows step, four rows at a time: the rows
+ * i..i+3 (of @p rows, or i..i+3 themselves when rows is NULL: laid end
+ * to end) into r[], after prefetching the codes of the rows
+ * KNYTT__ROWS_AHEAD further on (none for rows end to end). */
+#define KNYTT__ROWS_AHEAD 16
+static inline void knytt__rows4(const int8_t *codes, const uint32_t *rows,
+				size_t i, size_t n, size_t d, size_t r[4])
 {
-	if (rows && i < n) {
-		const int8_t *p = codes + (size_t)rows[i] * d;
-		for (size_t o = 0; o < d; o += 64)
-			__builtin_prefetch(p + o);
+	for (size_t k = 0; k < 4; k++) {
+		size_t a = i + KNYTT__ROWS_AHEAD + k;
+		if (rows && a < n) {
+			const int8_t *p = codes + (size_t)rows[a] * d;
+			for (size_t o = 0; o < d; o += 64)
+				__builtin_prefetch(p + o);
+		}
+		r[k] = rows ? rows[i + k] : i + k;
 	}
 }
 

@@ -222,23 +222,16 @@ static inline __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d)
 			  _mm256_extractf128_ps(t, 1));
 }
 
-/* how many rows ahead the codes are prefetched */
-#define ROWS_AHEAD 16
-
 static void dot_f8_rows(const float *a, const int8_t *codes,
 			const float *scale, const uint32_t *rows, size_t n,
 			size_t d, float *out)
 {
 	size_t i = 0, d8 = d & ~(size_t)7;
 	for (; i + 4 <= n; i += 4) {
-		for (size_t k = 0; k < 4; k++)
-			knytt__prefetch_row(codes, rows, i + ROWS_AHEAD + k, n,
-					    d);
-		size_t r0 = rows ? rows[i] : i, r1 = rows ? rows[i + 1] : i + 1,
-		       r2 = rows ? rows[i + 2] : i + 2,
-		       r3 = rows ? rows[i + 3] : i + 3;
-		const int8_t *b0 = codes + r0 * d, *b1 = codes + r1 * d,
-			     *b2 = codes + r2 * d, *b3 = codes + r3 * d;
+		size_t r[4];
+		knytt__rows4(codes, rows, i, n, d, r);
+		const int8_t *b0 = codes + r[0] * d, *b1 = codes + r[1] * d,
+			     *b2 = codes + r[2] * d, *b3 = codes + r[3] * d;
 		__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
 		for (size_t j = 0; j < d8; j += 8) {
 			__m256 q = _mm256_loadu_ps(a + j);
@@ -247,18 +240,16 @@ static void dot_f8_rows(const float *a, const int8_t *codes,
 			s2 = _mm256_fmadd_ps(q, f8_load(b2 + j), s2);
 			s3 = _mm256_fmadd_ps(q, f8_load(b3 + j), s3);
 		}
-		float r[4];
-		_mm_storeu_ps(r, hsum8x4(s0, s1, s2, s3));
+		float t[4];
+		_mm_storeu_ps(t, hsum8x4(s0, s1, s2, s3));
 		for (size_t j = d8; j < d; j++) {
-			r[0] += a[j] * (float)b0[j];
-			r[1] += a[j] * (float)b1[j];
-			r[2] += a[j] * (float)b2[j];
-			r[3] += a[j] * (float)b3[j];
+			t[0] += a[j] * (float)b0[j];
+			t[1] += a[j] * (float)b1[j];
+			t[2] += a[j] * (float)b2[j];
+			t[3] += a[j] * (float)b3[j];
 		}
-		out[i] = scale[r0] * r[0];
-		out[i + 1] = scale[r1] * r[1];
-		out[i + 2] = scale[r2] * r[2];
-		out[i + 3] = scale[r3] * r[3];
+		for (size_t k = 0; k < 4; k++)
+			out[i + k] = scale[r[k]] * t[k];
 	}
 	/* the last rows, one at a time */
 	knytt__dot_f8_rows_by(dot_f8, a, rows ? codes : codes + i * d,

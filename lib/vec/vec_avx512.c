@@ -182,23 +182,16 @@ static inline __m128 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 d)
 			  _mm256_extractf128_ps(t, 1));
 }
 
-/* how many rows ahead the codes are prefetched */
-#define ROWS_AHEAD 16
-
 static void dot_f8_rows(const float *a, const int8_t *codes,
 			const float *scale, const uint32_t *rows, size_t n,
 			size_t d, float *out)
 {
 	size_t i = 0;
 	for (; i + 4 <= n; i += 4) {
-		for (size_t k = 0; k < 4; k++)
-			knytt__prefetch_row(codes, rows, i + ROWS_AHEAD + k, n,
-					    d);
-		size_t r0 = rows ? rows[i] : i, r1 = rows ? rows[i + 1] : i + 1,
-		       r2 = rows ? rows[i + 2] : i + 2,
-		       r3 = rows ? rows[i + 3] : i + 3;
-		const int8_t *b0 = codes + r0 * d, *b1 = codes + r1 * d,
-			     *b2 = codes + r2 * d, *b3 = codes + r3 * d;
+		size_t r[4];
+		knytt__rows4(codes, rows, i, n, d, r);
+		const int8_t *b0 = codes + r[0] * d, *b1 = codes + r[1] * d,
+			     *b2 = codes + r[2] * d, *b3 = codes + r[3] * d;
 		__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
 		for (size_t j = 0; j < d; j += 16) {
 			__mmask16 m = d - j >= 16 ? (__mmask16)0xffff
@@ -209,8 +202,8 @@ static void dot_f8_rows(const float *a, const int8_t *codes,
 			s2 = _mm512_fmadd_ps(q, f8_load(b2 + j, m), s2);
 			s3 = _mm512_fmadd_ps(q, f8_load(b3 + j, m), s3);
 		}
-		__m128 sc = _mm_setr_ps(scale[r0], scale[r1], scale[r2],
-					scale[r3]);
+		__m128 sc = _mm_setr_ps(scale[r[0]], scale[r[1]], scale[r[2]],
+					scale[r[3]]);
 		_mm_storeu_ps(out + i, _mm_mul_ps(sc, hsum16x4(s0, s1, s2, s3)));
 	}
 	/* the last rows, one at a time */

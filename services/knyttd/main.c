@@ -74,7 +74,6 @@ static int parse_listen(const char *s)
 	return 0;
 }
 
-/* A positive integer option value in 1..max, or 0 for a bad one. */
 /* A whole number option value in lo..max into *out: 0, or -1 (said why,
  * with the range the option really takes). */
 static int num_in(const char *opt, const char *v, unsigned long long lo,
