@@ -3031,9 +3031,10 @@ static void *hold_st_lock(void *p)
  * a connection of its own (rdpool.c) and answers the same; on the old
  * code it waited for st_lock, here for ever.  An in-memory store, which a
  * second connection cannot reach, never borrows. */
-/* Only the engine's own connection reads through a memory map: SQLite
- * drops a connection's map whenever another one has written, so a
- * borrowed search connection and a plain store keep none (sqlite.c). */
+/* The engine's own connection reads through a memory map; a plain store
+ * and a freshly borrowed search connection do not (SQLite drops a
+ * connection's map whenever another one has written; rdpool.c maps a
+ * borrowed one once commits prove rare, see below). */
 START_TEST(only_the_engine_connection_is_mapped)
 {
 	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
@@ -3058,6 +3059,68 @@ START_TEST(only_the_engine_connection_is_mapped)
 	m = -1;
 	knytt__pragma_i64(e->rd[0].st, "PRAGMA mmap_size", &m);
 	ck_assert_int_eq(m, 0);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+/* Searches on a borrowed connection: the test holds the engine's, as
+ * another search would, so the engine's writer commits nothing until
+ * they are done. */
+static void borrowed_searches(knytt_engine *e, int n)
+{
+	knytt_result r[10] = {{.struct_size = sizeof(knytt_result)}};
+	pthread_mutex_lock(&e->st_lock);
+	__atomic_store_n(&e->st_search, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_gt(knytt_engine_search(e, "espresso", NULL, 0,
+						     10, NULL, NULL, r, NULL),
+				 0);
+	__atomic_store_n(&e->st_search, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&e->st_lock);
+}
+
+static int64_t mmap_size_of(knytt_store *st)
+{
+	int64_t m = -1;
+	knytt__pragma_i64(st, "PRAGMA mmap_size", &m);
+	return m;
+}
+
+/* A borrowed connection maps the file once its searches rarely find
+ * another connection's commit in between, and stops mapping when most
+ * of them do (rdpool.c read_mode): on the old code it never mapped. */
+START_TEST(a_borrowed_connection_maps_while_commits_are_rare)
+{
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	populate(e);
+	knytt_engine_flush(e);
+	ck_assert_int_eq(knytt__rd_mapped(e, 0), -1); /* not open */
+	/* no commit between them (their log rows wait for st_lock) */
+	borrowed_searches(e, 20);
+	ck_assert_uint_eq(knytt__rd_count(e), 1);
+	ck_assert_int_eq(knytt__rd_mapped(e, 0), 0); /* not yet */
+	ck_assert_int_eq(mmap_size_of(e->rd[0].st), 0);
+	borrowed_searches(e, 130);
+	ck_assert_int_eq(knytt__rd_mapped(e, 0), 1);
+	ck_assert_int_gt(mmap_size_of(e->rd[0].st), 0);
+	/* now a commit of another connection before every search */
+	knytt_store *other = NULL;
+	ck_assert_int_eq(knytt_store_open(e->uri, &other), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_use_tenant(other, e->tenant_id),
+			 KNYTT_OK);
+	int i = 0;
+	for (; i < 60 && knytt__rd_mapped(e, 0) == 1; i++) {
+		ck_assert_int_eq(knytt_store_search_log(other, "mugs", NULL, 0,
+							1000 + i, NULL),
+				 KNYTT_OK);
+		borrowed_searches(e, 1);
+	}
+	ck_assert_int_eq(knytt__rd_mapped(e, 0), 0);
+	ck_assert_int_ge(i, 2);  /* not on the first stale search */
+	ck_assert_int_le(i, 40); /* but within a few dozen */
+	ck_assert_int_eq(mmap_size_of(e->rd[0].st), 0);
+	knytt_store_close(other);
 	knytt_engine_close(e);
 	cleanup();
 }
@@ -3328,6 +3391,7 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, search_borrows_a_connection_when_the_store_is_busy);
 	tcase_add_test(tc, a_borrowing_thread_keeps_its_connection_while_busy);
 	tcase_add_test(tc, only_the_engine_connection_is_mapped);
+	tcase_add_test(tc, a_borrowed_connection_maps_while_commits_are_rare);
 	tcase_add_test(tc, reopen_restores_without_retraining);
 	tcase_add_test(tc, background_training_keeps_serving);
 	tcase_add_test(tc, filter_init_writes_only_the_callers_struct);

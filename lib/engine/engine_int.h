@@ -183,6 +183,13 @@ typedef struct knytt__rdconn {
 	pthread_mutex_t mu;
 	knytt_store *st; /* NULL until opened */
 	int dead;        /* its open failed */
+	/* under mu: the connection's data version after its last search,
+	 * the share of its searches that found the page cache emptied by
+	 * another connection's commit (a moving average, 1 << 16 = all),
+	 * and whether it reads through a memory map (rdpool.c) */
+	uint32_t dv;
+	uint32_t stale;
+	int mapped;
 } knytt__rdconn;
 
 typedef struct knytt__snap {
@@ -600,6 +607,9 @@ void knytt__version_index_save(knytt_engine *e, knytt_index *ix, int64_t v,
 knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held);
 void knytt__rd_give(knytt_engine *e, pthread_mutex_t *held);
 unsigned knytt__rd_count(knytt_engine *e); /* extra connections open */
+/* 1 if extra connection @p i reads through a memory map, 0 if not, -1
+ * if it is not open (for tests) */
+int knytt__rd_mapped(knytt_engine *e, unsigned i);
 void knytt__rd_init(knytt_engine *e);
 void knytt__rd_free(knytt_engine *e);
 

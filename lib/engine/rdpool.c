@@ -34,8 +34,14 @@
 #include "engine_int.h"
 #include "../store/store_int.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <time.h>
+
+/* the share of stale searches, see read_mode */
+#define STALE_ONE (1u << 16)
+#define STALE_MAP (STALE_ONE / 32)
+#define STALE_UNMAP (STALE_ONE / 8)
 
 /* A slot past nrd_open is claimed under rd_mu, opened under its own
  * mutex.  Returns the store of the slot, or NULL (slot marked dead). */
@@ -48,11 +54,8 @@ static knytt_store *rd_open(knytt_engine *e, knytt__rdconn *c)
 	/* a reader's page cache: 1 MiB, not the store's 8.  It is emptied
 	 * by every commit of another connection anyway (see above), and a
 	 * full cache per extra connection only raised the server's resident
-	 * memory.  No memory map either (unlike the engine's connection):
-	 * SQLite unmaps it after every such commit, and in knyttd, which
-	 * commits a search-log row per search, the unmapping and faulting
-	 * back halved the searches a second (benchmarks/serve's search,
-	 * interleaved runs: 1,918-1,930/s mapped, 3,649-3,949/s not) */
+	 * memory.  Not mapped until its searches show that commits are rare
+	 * (read_mode below). */
 	if (!rc && st->ops->dialect == KNYTT__SQLITE)
 		knytt__exec_keep(st, "PRAGMA cache_size = -1024");
 
@@ -66,6 +69,12 @@ static knytt_store *rd_open(knytt_engine *e, knytt__rdconn *c)
 		return NULL;
 	}
 	c->st = st;
+	c->stale = STALE_ONE; /* as if every search found it stale */
+	c->mapped = 0;
+	knytt__errsave saved;
+	knytt__err_save(&saved);
+	(void)knytt__store_data_version(st, &c->dv);
+	knytt__err_restore(0, &saved);
 	return st;
 }
 
@@ -174,9 +183,72 @@ knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held)
 	return st;
 }
 
+/*
+ * How a borrowed connection reads: through a memory map or into its page
+ * cache.  After another connection's commit, SQLite empties the page
+ * cache, and a mapped connection also drops its map, so the next search
+ * reads what it needs again: into the cache, a pread per page; mapped,
+ * an munmap, an mmap and a page fault per 16 pages.  Which costs less
+ * depends on how often that happens:
+ *  - rarely (the write-behind writer groups search-log rows, so a few
+ *    dozen commits a second against thousands of searches): mapped.
+ *    Two threads searching, benchmarks/engine/run --quick --threads 2
+ *    --only search, CPU per search on two threads over one, nine
+ *    interleaved pairs: unmapped median 1.17, mapped 1.03 (the unmapped
+ *    connection issued ~10 preads per search, ~380 after each commit);
+ *  - on most searches (knyttd commits a search-log row per search, for
+ *    its id; a stream of feedback events commits each): not mapped.
+ *    Mapped there, the unmapping and faulting back halved knyttd's
+ *    searches a second (benchmarks/serve's search, interleaved runs:
+ *    1,918-1,930/s mapped, 3,649-3,949/s not).
+ * So each connection keeps a moving average (weight 1/32 per search) of
+ * its searches that found the data version moved, starts as if all did,
+ * maps once under 1 in 32 did and unmaps again over 1 in 8: some 110
+ * quiet searches map a new connection, four or five stale ones in a row
+ * unmap a quiet one, and a commit every few dozen searches leaves it
+ * mapped.  A failed
+ * PRAGMA leaves the mode as it was (the search is answered either way).
+ */
+
+static void read_mode(knytt__rdconn *c)
+{
+	uint32_t v;
+	knytt__errsave saved; /* the search's own message stays */
+	knytt__err_save(&saved);
+	if (knytt__store_data_version(c->st, &v)) {
+		knytt__err_restore(0, &saved);
+		return;
+	}
+	uint32_t hit = v != c->dv ? STALE_ONE : 0;
+	c->dv = v;
+	/* stale += (hit - stale) / 32, in unsigned arithmetic */
+	c->stale = c->stale - c->stale / 32 + hit / 32;
+	if (!c->mapped && c->stale < STALE_MAP) {
+		if (!knytt__store_set_mapped(c->st, 1))
+			c->mapped = 1;
+	} else if (c->mapped && c->stale > STALE_UNMAP) {
+		if (!knytt__store_set_mapped(c->st, 0))
+			c->mapped = 0;
+	}
+	knytt__err_restore(0, &saved);
+}
+
+int knytt__rd_mapped(knytt_engine *e, unsigned i)
+{
+	pthread_mutex_lock(&e->rd[i].mu);
+	int m = e->rd[i].st ? e->rd[i].mapped : -1;
+	pthread_mutex_unlock(&e->rd[i].mu);
+	return m;
+}
+
 void knytt__rd_give(knytt_engine *e, pthread_mutex_t *held)
 {
 	__atomic_fetch_sub(&e->rd_busy, 1, __ATOMIC_RELAXED);
+	if (held != &e->st_lock) {
+		knytt__rdconn *c = (knytt__rdconn *)(void *)((char *)held -
+			offsetof(knytt__rdconn, mu));
+		read_mode(c);
+	}
 	if (held == &e->st_lock)
 		__atomic_store_n(&e->st_search, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(held);

@@ -477,12 +477,26 @@ static void sq_close(knytt__db *db)
 	free(d);
 }
 
+/* The pager's data version: SQLite moves it when the page cache is
+ * dropped because another connection committed (seen at the start of a
+ * read) and when this connection commits. */
+static int sq_data_version(knytt__db *db, uint32_t *v)
+{
+	unsigned u = 0;
+	int src = sqlite3_file_control(((sq_db *)db)->h, "main",
+				       SQLITE_FCNTL_DATA_VERSION, &u);
+	if (src != SQLITE_OK)
+		return knytt__err(sq_code(src), "sqlite: no data version");
+	*v = u;
+	return 0;
+}
+
 static const knytt__dbops sq_ops = {
 	"sqlite",     KNYTT__SQLITE, sq_exec,     sq_prepare,  sq_finalize,
 	sq_bind_null, sq_bind_i64,   sq_bind_f64, sq_bind_text, sq_bind_blob,
 	sq_step,      sq_reset,      sq_col_null, sq_col_i64,  sq_col_f64,
 	sq_col_text,  sq_col_blob,   sq_changes,  sq_insert_ix, sq_search,
-	sq_bulk_lock, sq_close,     sq_set_busy,
+	sq_bulk_lock, sq_close,     sq_set_busy, sq_data_version,
 };
 
 /*

@@ -263,10 +263,25 @@ int knytt__exec_keep(knytt_store *st, const char *sql)
 
 void knytt__store_map_reads(knytt_store *st)
 {
+	knytt__store_set_mapped(st, 1);
+}
+
+int knytt__store_set_mapped(knytt_store *st, int on)
+{
 	/* SQLite only; up to 1 GiB of the file read through the kernel's
 	 * page cache, shared by every connection that maps it */
-	if (st && st->ops->dialect == KNYTT__SQLITE)
-		knytt__exec_keep(st, "PRAGMA mmap_size=1073741824");
+	if (!st || st->ops->dialect != KNYTT__SQLITE)
+		return 0;
+	return knytt__exec_keep(st, on ? "PRAGMA mmap_size=1073741824"
+				       : "PRAGMA mmap_size=0");
+}
+
+int knytt__store_data_version(knytt_store *st, uint32_t *v)
+{
+	if (!st->ops->data_version)
+		return knytt__err(KNYTT_ENOTSUP, "%s: no data version",
+				  st->ops->name);
+	return st->ops->data_version(st->db, v);
 }
 
 /* Keeps the current message across a ROLLBACK that might set another. */

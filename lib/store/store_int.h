@@ -91,6 +91,11 @@ typedef struct knytt__dbops {
 	/* How long a statement waits for a lock another connection holds
 	 * before failing with KNYTT_EBUSY (knytt_store_set_busy_timeout). */
 	int (*set_busy)(knytt__db *db, int ms);
+	/* A number that changes whenever this connection's view of the
+	 * database has changed since it was last read: another
+	 * connection's commit, seen by this one's next read, or its own.
+	 * NULL where the dialect has none. */
+	int (*data_version)(knytt__db *db, uint32_t *v);
 } knytt__dbops;
 
 struct knytt__db {
@@ -182,6 +187,13 @@ int knytt__exec_keep(knytt_store *st, const char *sql);
  * SQLite drops the map of a connection another one has written behind
  * (sqlite.c).  A no-op on PostgreSQL. */
 void knytt__store_map_reads(knytt_store *st);
+/* SQLite: 1 maps up to 1 GiB of the file for reads, 0 reads it into
+ * the connection's page cache (as a fresh connection does).  Nothing
+ * on another dialect. */
+int knytt__store_set_mapped(knytt_store *st, int on);
+/* The connection's data version (knytt__dbops.data_version);
+ * KNYTT_ENOTSUP where the dialect has none. */
+int knytt__store_data_version(knytt_store *st, uint32_t *v);
 /* Reads the integer a one-row query such as "PRAGMA cache_size"
  * returns; leaves *v as it was on failure. */
 /* A one-row "RETURNING id" statement stepped to its end (store.c):
