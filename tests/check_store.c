@@ -886,6 +886,93 @@ START_TEST(search_shortcuts_agree)
 }
 END_TEST
 
+/* The shortcut's ranking against plain SQL's for one query. */
+static const char *agree_stage = "";
+static void agree_on(knytt_store *st, const char *text)
+{
+	uint64_t a[20], b[20];
+	double sa[20], sb[20];
+	st->search_plain = 0;
+	int na = knytt_store_search(st, text, NULL, NAN, NAN, 0, a, sa, 20);
+	st->search_plain = 1;
+	int nb = knytt_store_search(st, text, NULL, NAN, NAN, 0, b, sb, 20);
+	st->search_plain = 0;
+	ck_assert_int_ge(na, 0);
+	ck_assert_int_eq(na, nb);
+	for (int j = 0; j < na; j++) {
+		ck_assert_msg(a[j] == b[j], "'%s' (%s): rank %d is %llu, plain "
+			      "SQL says %llu", text, agree_stage, j,
+			      (unsigned long long)a[j],
+			      (unsigned long long)b[j]);
+		ck_assert_double_eq_tol(sa[j], sb[j], 1e-9);
+	}
+}
+
+/* SQLite's keyword search keeps each word's row count (its IDF) from
+ * search to search (sqfts.c df_hits): the scores still follow every
+ * change of the items' text, made through the searching connection,
+ * through another one, or inside a transaction that is rolled back.  A
+ * count kept past a change moves the scores of every row of that word:
+ * the comparison with plain SQL then fails. */
+START_TEST(search_word_counts_follow_item_changes)
+{
+	knytt_store *st = su_open("shop", NULL);
+	knytt_store *other = su_open("shop", NULL);
+	uint64_t s = 11;
+	char id[16], title[64], text[32];
+	for (int i = 0; i < 60; i++) {
+		snprintf(id, sizeof id, "c%d", i);
+		snprintf(title, sizeof title, "v%d v%d", (int)(tu_rand(&s) % 6),
+			 (int)(tu_rand(&s) % 12));
+		put_item(st, id, title, NULL, "c", 1, 1);
+	}
+	int next = 60;
+	for (int q = 0; q < 120; q++) {
+		int w = (int)(tu_rand(&s) % 6);
+		snprintf(text, sizeof text, q % 4 ? "v%d" : "v%d v1", w);
+		agree_on(st, text); /* twice: counts taken, then kept */
+		agree_on(st, text);
+		/* the word gains a row, loses one or changes rows */
+		knytt_store *by = q % 2 ? other : st;
+		switch (tu_rand(&s) % 3) {
+		case 0:
+			snprintf(id, sizeof id, "c%d", next++);
+			snprintf(title, sizeof title, "v%d new", w);
+			put_item(by, id, title, NULL, "c", 1, 1);
+			break;
+		case 1:
+			snprintf(id, sizeof id, "c%d",
+				 (int)(tu_rand(&s) % (uint64_t)next));
+			(void)knytt_store_item_delete(by, id);
+			break;
+		default:
+			snprintf(id, sizeof id, "c%d",
+				 (int)(tu_rand(&s) % (uint64_t)next));
+			snprintf(title, sizeof title, "v%d v%d", w,
+				 (int)(tu_rand(&s) % 12));
+			put_item(by, id, title, NULL, "c", 1, 1);
+		}
+		agree_on(st, text);
+	}
+	/* an item added in a transaction the caller rolls back: the search
+	 * inside it sees the row, the one after it does not */
+	agree_stage = "before the transaction";
+	agree_on(st, "v2");
+	ck_assert_int_eq(knytt__st_begin(st), 0);
+	put_item(st, "rolled", "v2 v2 v2", NULL, "c", 1, 1);
+	agree_stage = "inside it";
+	agree_on(st, "v2");
+	knytt__st_rollback(st);
+	agree_stage = "after its rollback";
+	agree_on(st, "v2");
+	put_item(other, "after", "v2", NULL, "c", 1, 1);
+	agree_stage = "after another connection's item";
+	agree_on(st, "v2");
+	knytt_store_close(other);
+	knytt_store_close(st);
+}
+END_TEST
+
 /* ---- users and interactions ----------------------------------------------- */
 
 START_TEST(users)
@@ -3510,6 +3597,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, items_bad_input);
 	tcase_add_test(tc, keyword_search);
 	tcase_add_test(tc, search_shortcuts_agree);
+	tcase_add_test(tc, search_word_counts_follow_item_changes);
 	tcase_add_test(tc, users);
 	tcase_add_test(tc, interactions);
 	tcase_add_test(tc, user_events_match_history);

@@ -23,7 +23,9 @@
  * The token count of a row is kept in memory once read, until the row's
  * text changes: the triggers of schema version 3 log every item whose
  * indexed text changed, and each search first forgets the rows logged
- * since the last one (in the same read transaction as the search).
+ * since the last one (in the same read transaction as the search).  The
+ * number of rows each query word matches (its IDF) is kept too, until
+ * any row's text changes (df_hits).
  *
  * The score is FTS5's bm25() exactly (k1 = 1.2, b = 0.75, the same IDF
  * and column weights: title 3, description 1, category 2), negated so
@@ -40,6 +42,9 @@
 #define K1 1.2
 #define B 0.75
 #define NCOLS 3
+/* cached document frequencies: slots, and the longest word kept + 1 */
+#define DF_SLOTS 1024
+#define DF_WORD 32
 
 static const double col_weight[NCOLS] = {3.0, 1.0, 2.0};
 
@@ -58,6 +63,7 @@ typedef struct run {
 	int err; /* SQLite error code from inside the function */
 	int walk; /* one phrase: the first call walks all its rows */
 	int defer; /* keep the best rows unchecked; look them up after */
+	int lens;  /* may use and keep the token counts of knytt__sqfts */
 	long long ranked, looked_up;
 } run;
 
@@ -76,6 +82,16 @@ struct knytt__sqfts {
 	size_t nlen;
 	int64_t seen;
 	run *cur;
+	/* Rows per query word (BM25's document frequency), kept across
+	 * searches while the log says no row's text changed (direct-mapped
+	 * slots, see df_hits). */
+	struct df_slot {
+		uint64_t h; /* the word's hash; 0 = empty */
+		int64_t hits;
+		char w[DF_WORD];
+	} df[DF_SLOTS];
+	int64_t df_seen; /* the log entry the counts are valid at */
+	int df_use;      /* this search may read and fill them */
 	int inline_for; /* searches left that check rows during the walk */
 	long long stats[2]; /* last search: rows scored, items read */
 };
@@ -166,9 +182,73 @@ static void qconst_free(void *p)
 	}
 }
 
+/*
+ * The rows phrase @p i matches: BM25's document frequency.  FTS5 counts
+ * them by walking the phrase's whole row list (xQueryPhrase), which cost
+ * a fifth of a hybrid search's CPU (perf, benchmarks/engine/run --quick
+ * --only search), and with one word the walk that ranks the rows walks
+ * them again.  A shop's searches repeat their words, and its item text
+ * changes far less often than it is searched, so the count is kept per
+ * word: the i-th quoted word of the match text (query_words in
+ * kwsearch.c writes one per phrase; not if the phrases and words do
+ * not line up in number), while the change log's last entry
+ * is the one the counts were taken at (knytt__sqfts_search drops them
+ * all when it moves).  Only in a read transaction of the search's own,
+ * where the snapshot is committed data: a caller's open transaction may
+ * hold item changes that a rollback takes back (and their log entries
+ * with them, so a later one could carry the same number).
+ */
+static int df_hits(knytt__sqfts *x, const Fts5ExtensionApi *api,
+		   Fts5Context *fts, int i, int64_t *hits)
+{
+	const char *w = NULL;
+	size_t n = 0;
+	if (x->df_use && x->cur &&
+	    api->xPhraseCount(fts) == x->cur->q->nwords) {
+		/* the i-th "word" of the match text */
+		const char *p = x->cur->q->match;
+		for (int k = 0; p && k <= i; k++) {
+			p = strchr(p, '"');
+			const char *e = p ? strchr(p + 1, '"') : NULL;
+			if (!e) {
+				p = NULL;
+				break;
+			}
+			w = p + 1;
+			n = (size_t)(e - w);
+			p = e + 1;
+		}
+		if (!p)
+			w = NULL;
+	}
+	struct df_slot *sl = NULL;
+	uint64_t h = 0;
+	if (w && n < DF_WORD) {
+		h = 1469598103934665603ull; /* FNV-1a */
+		for (size_t k = 0; k < n; k++)
+			h = (h ^ (unsigned char)w[k]) * 1099511628211ull;
+		h |= 1; /* never 0, the empty mark */
+		sl = &x->df[h % DF_SLOTS];
+		if (sl->h == h && strncmp(sl->w, w, n) == 0 && !sl->w[n]) {
+			*hits = sl->hits;
+			return SQLITE_OK;
+		}
+	}
+	int64_t c = 0;
+	int rc = api->xQueryPhrase(fts, i, &c, count_row);
+	if (rc == SQLITE_OK && sl) {
+		sl->h = h;
+		sl->hits = c;
+		memcpy(sl->w, w, n);
+		sl->w[n] = '\0';
+	}
+	*hits = c;
+	return rc;
+}
+
 /* IDF per phrase and the average row length, as FTS5's bm25() has them. */
-static int qconst_make(const Fts5ExtensionApi *api, Fts5Context *fts,
-		       qconst **out)
+static int qconst_make(knytt__sqfts *x, const Fts5ExtensionApi *api,
+		       Fts5Context *fts, qconst **out)
 {
 	qconst *q = calloc(1, sizeof *q);
 	if (!q)
@@ -186,7 +266,7 @@ static int qconst_make(const Fts5ExtensionApi *api, Fts5Context *fts,
 	q->avgdl = nrow > 0 ? (double)ntok / (double)nrow : 1;
 	for (int i = 0; rc == SQLITE_OK && i < q->nphrase; i++) {
 		int64_t hits = 0;
-		rc = api->xQueryPhrase(fts, i, &hits, count_row);
+		rc = df_hits(x, api, fts, i, &hits);
 		double idf = log((0.5 + (double)(nrow - hits)) /
 				 (0.5 + (double)hits));
 		q->idf[i] = idf <= 0 ? 1e-6 : idf;
@@ -363,7 +443,7 @@ static int score_row(knytt__sqfts *x, run *r, qconst *q,
 	 * enter the heap (most rows of a frequent word stop there) */
 	int len = 0;
 	size_t slot = (size_t)id;
-	int known = !x->nolog && id > 0 && slot < x->nlen && x->len[slot];
+	int known = r->lens && id > 0 && slot < x->nlen && x->len[slot];
 	if (!known && r->q->accept &&
 	    !r->q->accept((uint64_t)id, r->q->ctx))
 		return SQLITE_OK;
@@ -372,7 +452,7 @@ static int score_row(knytt__sqfts *x, run *r, qconst *q,
 	} else {
 		if ((rc = api->xColumnSize(fts, -1, &len)) != SQLITE_OK)
 			return rc;
-		if (!x->nolog)
+		if (r->lens)
 			remember(x, id, len);
 	}
 	r->ranked++;
@@ -420,7 +500,7 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
 	qconst *q = api->xGetAuxdata(fts, 0);
 	int rc;
 	if (!q) {
-		if ((rc = qconst_make(api, fts, &q)) != SQLITE_OK ||
+		if ((rc = qconst_make(x, api, fts, &q)) != SQLITE_OK ||
 		    (rc = api->xSetAuxdata(fts, q, qconst_free)) !=
 			    SQLITE_OK) {
 			sqlite3_result_error_code(ctx, rc);
@@ -558,7 +638,21 @@ int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
 	int own = sqlite3_get_autocommit(x->h);
 	if (own && (rc = run_once(x, &x->begin, "BEGIN")) != SQLITE_OK)
 		return -rc;
-	rc = sync_lengths(x);
+	/* What is kept from search to search (the token counts, the word
+	 * counts of df_hits) is valid at a log entry, and only committed
+	 * entries keep their numbers: a caller's transaction may hold item
+	 * changes whose log entries a rollback takes back, and the next
+	 * change then gets the same number.  So a search inside one uses
+	 * and keeps nothing (before this, a row's token count read inside
+	 * a transaction that was rolled back outlived it). */
+	r.lens = own && !x->nolog;
+	if (r.lens)
+		rc = sync_lengths(x);
+	x->df_use = r.lens && rc == SQLITE_OK;
+	if (x->df_use && x->df_seen != x->seen) {
+		memset(x->df, 0, sizeof x->df);
+		x->df_seen = x->seen;
+	}
 	if (rc == SQLITE_OK)
 		rc = walk_matches(x, m, &r);
 	size_t n = 0;
