@@ -43,8 +43,8 @@
 #define B 0.75
 #define NCOLS 3
 /* cached document frequencies: slots, and the longest word kept + 1 */
-#define DF_SLOTS 1024
-#define DF_WORD 32
+#define DF_SLOTS 4096
+#define DF_WORD 24
 
 static const double col_weight[NCOLS] = {3.0, 1.0, 2.0};
 
@@ -82,16 +82,16 @@ struct knytt__sqfts {
 	size_t nlen;
 	int64_t seen;
 	run *cur;
-	/* Rows per query word (BM25's document frequency), kept across
-	 * searches while the log says no row's text changed (direct-mapped
-	 * slots, see df_hits). */
+	/* Rows per query word (BM25's document frequency), each valid at
+	 * the log entry it was counted at (direct-mapped slots, see
+	 * df_hits; allocated on first use). */
 	struct df_slot {
 		uint64_t h; /* the word's hash; 0 = empty */
 		int64_t hits;
+		int64_t at; /* the value of seen it was counted at */
 		char w[DF_WORD];
-	} df[DF_SLOTS];
-	int64_t df_seen; /* the log entry the counts are valid at */
-	int df_use;      /* this search may read and fill them */
+	} *df;
+	int df_use; /* this search may read and fill them */
 	int inline_for; /* searches left that check rows during the walk */
 	long long stats[2]; /* last search: rows scored, items read */
 };
@@ -191,12 +191,11 @@ static void qconst_free(void *p)
  * changes far less often than it is searched, so the count is kept per
  * word: the i-th quoted word of the match text (query_words in
  * kwsearch.c writes one per phrase; not if the phrases and words do
- * not line up in number), while the change log's last entry
- * is the one the counts were taken at (knytt__sqfts_search drops them
- * all when it moves).  Only in a read transaction of the search's own,
- * where the snapshot is committed data: a caller's open transaction may
- * hold item changes that a rollback takes back (and their log entries
- * with them, so a later one could carry the same number).
+ * not line up in number), while the change log's last entry is the one
+ * the count was taken at.  Only in a read transaction of the search's
+ * own, where the snapshot is committed data: a caller's open transaction
+ * may hold item changes that a rollback takes back (and their log
+ * entries with them, so a later one could carry the same number).
  */
 static int df_hits(knytt__sqfts *x, const Fts5ExtensionApi *api,
 		   Fts5Context *fts, int i, int64_t *hits)
@@ -223,13 +222,16 @@ static int df_hits(knytt__sqfts *x, const Fts5ExtensionApi *api,
 	}
 	struct df_slot *sl = NULL;
 	uint64_t h = 0;
-	if (w && n < DF_WORD) {
+	if (w && n < DF_WORD && !x->df)
+		x->df = calloc(DF_SLOTS, sizeof *x->df); /* none: uncached */
+	if (w && n < DF_WORD && x->df) {
 		h = 1469598103934665603ull; /* FNV-1a */
 		for (size_t k = 0; k < n; k++)
 			h = (h ^ (unsigned char)w[k]) * 1099511628211ull;
 		h |= 1; /* never 0, the empty mark */
 		sl = &x->df[h % DF_SLOTS];
-		if (sl->h == h && strncmp(sl->w, w, n) == 0 && !sl->w[n]) {
+		if (sl->h == h && sl->at == x->seen &&
+		    strncmp(sl->w, w, n) == 0 && !sl->w[n]) {
 			*hits = sl->hits;
 			return SQLITE_OK;
 		}
@@ -239,6 +241,7 @@ static int df_hits(knytt__sqfts *x, const Fts5ExtensionApi *api,
 	if (rc == SQLITE_OK && sl) {
 		sl->h = h;
 		sl->hits = c;
+		sl->at = x->seen;
 		memcpy(sl->w, w, n);
 		sl->w[n] = '\0';
 	}
@@ -562,6 +565,7 @@ void knytt__sqfts_close(knytt__sqfts *x)
 	sqlite3_finalize(x->commit);
 	free(x->heap);
 	free(x->len);
+	free(x->df);
 	free(x); /* the function stays registered, never called again */
 }
 
@@ -649,10 +653,6 @@ int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
 	if (r.lens)
 		rc = sync_lengths(x);
 	x->df_use = r.lens && rc == SQLITE_OK;
-	if (x->df_use && x->df_seen != x->seen) {
-		memset(x->df, 0, sizeof x->df);
-		x->df_seen = x->seen;
-	}
 	if (rc == SQLITE_OK)
 		rc = walk_matches(x, m, &r);
 	size_t n = 0;
