@@ -973,6 +973,76 @@ START_TEST(search_word_counts_follow_item_changes)
 }
 END_TEST
 
+/* knytt__store_search_owned: the caller's accept decides alone (the
+ * engine's item table knows the tenant's live items), and the store
+ * reads no item row: given the tenant's live ids it answers as
+ * knytt_store_search does; accepting everything, it returns the other
+ * tenant's and the deleted rows too, which the item read would drop. */
+typedef struct idset {
+	uint64_t id[64];
+	int n;
+} idset;
+
+static int in_idset(uint64_t id, void *ctx)
+{
+	const idset *s = ctx;
+	for (int i = 0; i < s->n; i++)
+		if (s->id[i] == id)
+			return 1;
+	return 0;
+}
+
+static int accept_any(uint64_t id, void *ctx)
+{
+	(void)id;
+	(void)ctx;
+	return 1;
+}
+
+START_TEST(search_owned_trusts_its_accept)
+{
+	knytt_store *a = su_open("shop", NULL);
+	knytt_store *b = su_open("other", NULL);
+	idset live = {.n = 0};
+	char id[16], title[32];
+	for (int i = 0; i < 12; i++) {
+		snprintf(id, sizeof id, "o%d", i);
+		snprintf(title, sizeof title, "lamp %s", i % 2 ? "desk" : "");
+		live.id[live.n++] = put_item(a, id, title, NULL, "c", 1, 1);
+		put_item(b, id, title, NULL, "c", 1, 1);
+	}
+	ck_assert_int_eq(knytt_store_item_delete(a, "o3"), 0);
+	uint64_t gone = live.id[3];
+	live.id[3] = live.id[--live.n];
+	uint64_t x[32], y[32];
+	double sx[32], sy[32];
+	int nx = knytt__store_search_owned(a, "lamp", in_idset, &live, x, sx,
+					   32);
+	int ny = knytt_store_search(a, "lamp", NULL, NAN, NAN, 0, y, sy, 32);
+	ck_assert_int_eq(nx, 11);
+	ck_assert_int_eq(nx, ny);
+	for (int i = 0; i < nx; i++) {
+		ck_assert_uint_eq(x[i], y[i]);
+		ck_assert_double_eq_tol(sx[i], sy[i], 1e-9);
+	}
+	/* accepting everything: on SQLite, every row the full-text index
+	 * holds under the word (both tenants, the deleted one too);
+	 * PostgreSQL's SQL keeps its own tenant and deletion tests */
+	nx = knytt__store_search_owned(a, "lamp", accept_any, NULL, x, NULL,
+				       32);
+	int pg = a->ops->dialect == KNYTT__PG, saw_gone = 0;
+	ck_assert_int_eq(nx, pg ? 11 : 24);
+	for (int i = 0; i < nx; i++)
+		saw_gone |= x[i] == gone;
+	ck_assert_int_eq(saw_gone, !pg);
+	ck_assert_int_eq(knytt__store_search_owned(a, "lamp", NULL, NULL, x,
+						   NULL, 32),
+			 KNYTT_EINVAL);
+	knytt_store_close(b);
+	knytt_store_close(a);
+}
+END_TEST
+
 /* ---- users and interactions ----------------------------------------------- */
 
 START_TEST(users)
@@ -3598,6 +3668,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, keyword_search);
 	tcase_add_test(tc, search_shortcuts_agree);
 	tcase_add_test(tc, search_word_counts_follow_item_changes);
+	tcase_add_test(tc, search_owned_trusts_its_accept);
 	tcase_add_test(tc, users);
 	tcase_add_test(tc, interactions);
 	tcase_add_test(tc, user_events_match_history);

@@ -144,6 +144,20 @@ int knytt_store_search_fn(knytt_store *st, const char *query,
 	return search(st, query, &s, ids, scores, cap);
 }
 
+int knytt__store_search_owned(knytt_store *st, const char *query,
+			      knytt_accept_fn accept, void *ctx,
+			      uint64_t *ids, double *scores, size_t cap)
+{
+	if (!accept)
+		return knytt__err(KNYTT_EINVAL, "accept is NULL");
+	knytt__search s = {.price_min = NAN,
+			   .price_max = NAN,
+			   .accept = accept,
+			   .ctx = ctx,
+			   .accept_all = 1};
+	return search(st, query, &s, ids, scores, cap);
+}
+
 /* The SQL path.  With a caller's filter the best rows are read in
  * growing slices (8x each time) until enough are accepted or none are
  * left. */

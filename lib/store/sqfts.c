@@ -464,8 +464,10 @@ static int score_row(knytt__sqfts *x, run *r, qconst *q,
 		return SQLITE_OK;
 	if (known && r->q->accept && !r->q->accept((uint64_t)id, r->q->ctx))
 		return SQLITE_OK;
-	if (r->defer) {
-		heap_push(r, h); /* checked at the end (knytt__sqfts_search) */
+	if (r->defer || r->q->accept_all) {
+		/* checked at the end (knytt__sqfts_search), or not at all:
+		 * the caller's accept said it all */
+		heap_push(r, h);
 		return r->err;
 	}
 	r->looked_up++;
@@ -619,9 +621,9 @@ int knytt__sqfts_search(knytt__sqfts *x, uint64_t tenant,
 	 * of the store's own (a caller's predicate was asked already), and
 	 * not just after a search whose best rows mostly failed (other
 	 * tenants' rows, say), which tries again 32 searches later */
-	int defer = !qy->category_prefix && isnan(qy->price_min) &&
-		    isnan(qy->price_max) && !qy->in_stock_only &&
-		    cap <= (SIZE_MAX - 16) / 2;
+	int defer = !qy->accept_all && !qy->category_prefix &&
+		    isnan(qy->price_min) && isnan(qy->price_max) &&
+		    !qy->in_stock_only && cap <= (SIZE_MAX - 16) / 2;
 	if (x->inline_for > 0) {
 		x->inline_for--;
 		defer = 0;

@@ -44,6 +44,9 @@ typedef struct knytt__search {
 	knytt_accept_fn accept; /* NULL = none */
 	void *ctx;
 	int nwords; /* words in match (set by the store) */
+	/* accept decides alone: it knows the tenant's live items and the
+	 * filters, so no item row is read (knytt__store_search_owned) */
+	int accept_all;
 } knytt__search;
 
 typedef struct knytt__dbops {
@@ -114,6 +117,13 @@ struct pg_conn *knytt__pg_conn(knytt__db *db);
  * SQL path ran), for tests of the pruning. */
 void knytt__sqlite_search_stats(knytt__db *db, long long *scored,
 				long long *read);
+/* knytt_store_search_fn for a caller whose @p accept is true exactly
+ * for the current tenant's live items that pass its filters (the
+ * engine's item table): SQLite then reads no item row for the tenant,
+ * deletion and filter checks. */
+int knytt__store_search_owned(knytt_store *st, const char *query,
+			      knytt_accept_fn accept, void *ctx,
+			      uint64_t *ids, double *scores, size_t cap);
 void knytt__store_search_stats(knytt_store *st, long long *scored,
 				long long *read);
 /* SQLite files: checkpoint the WAL from a background thread instead of
