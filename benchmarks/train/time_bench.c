@@ -21,9 +21,14 @@
  * ratings.dat with times on this machine, ncf/reconstruction_inputs).
  *
  * usage: time_bench [--data DIR] [--csv FILE] [--threads N] [--quick]
- *                   [--windows]
+ *                   [--windows] [--sasrec]
  * --quick: ML-100K only.  --windows: the tuning may also blend the
  * windowed counts of the last 3-28 days (knytt_engine_set_tune_windows).
+ * --sasrec: one more row per split, the tuned pipeline with the SASRec
+ * session model (knytt_engine_set_sasrec, at most
+ * KNYTT_ENGINE_DEFAULT_SASREC_EPOCHS epochs; its epochs and weight
+ * chosen on the tuning's validation period, the test scored once); the
+ * recommendations then encode each test user's training sequence.
  */
 #include <knytt.h>
 
@@ -38,6 +43,7 @@
 
 static unsigned g_threads = 2;
 static int g_windows; /* --windows: knytt_engine_set_tune_windows(e, 1) */
+static int g_sasrec;  /* --sasrec: a row with the SASRec session model */
 static FILE *csv;
 
 static void die(const char *what, int rc)
@@ -110,11 +116,12 @@ static void make_store(const char *dir, const ratings *d, int64_t cut)
 }
 
 /* Trains an engine on the store as `knytt train` does (tuned unless
- * @p no_tune) with "now" at the cut, then scores recommend(user, 20)
- * for every test user; the tuning report goes to @p tune. */
+ * @p no_tune; with the SASRec session model when @p sasrec) with "now"
+ * at the cut, then scores recommend(user, 20) for every test user; the
+ * tuning report (with sasrec: the session model's) goes to @p tune. */
 static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
-		     int no_tune, double *recall, double *ndcg, double *secs,
-		     char *tune, size_t cap)
+		     int no_tune, int sasrec, double *recall, double *ndcg,
+		     double *secs, char *tune, size_t cap)
 {
 	char uri[1100];
 	snprintf(uri, sizeof uri, "sqlite:%s/db", dir);
@@ -124,6 +131,9 @@ static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
 	CHECK(knytt_engine_set_threads(e, g_threads));
 	CHECK(knytt_engine_set_tune(e, !no_tune));
 	CHECK(knytt_engine_set_tune_windows(e, g_windows));
+	if (sasrec)
+		CHECK(knytt_engine_set_sasrec(
+			e, KNYTT_ENGINE_DEFAULT_SASREC_EPOCHS));
 	CHECK(knytt_engine_open(e, uri));
 	double t0 = now_s();
 	CHECK(knytt_engine_train(e, NULL, NULL));
@@ -131,11 +141,17 @@ static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
 	char *meta = NULL;
 	CHECK(knytt_store_model_get(knytt_engine_store(e), "engine-model", 0,
 				    NULL, NULL, &meta, NULL, NULL));
-	const char *t = meta ? strstr(meta, "\"tune\":") : NULL;
-	snprintf(tune, cap, "%s", t ? t + 7 : "(fixed settings)");
-	size_t l = strlen(tune);
-	if (t && l > 0 && tune[l - 1] == '}')
-		tune[l - 1] = '\0'; /* the closing brace of meta */
+	const char *key = sasrec ? "\"sasrec\":" : "\"tune\":";
+	const char *t = meta ? strstr(meta, key) : NULL;
+	snprintf(tune, cap, "%s", t ? t + strlen(key) : "(fixed settings)");
+	/* the object alone: up to its closing brace */
+	for (size_t i = 0, depth = 0; t && tune[i]; i++) {
+		depth += tune[i] == '{';
+		if (tune[i] == '}' && --depth == 0) {
+			tune[i + 1] = '\0';
+			break;
+		}
+	}
 	knytt_free(meta);
 	knytt_result res[20] = {{.struct_size = sizeof(knytt_result)}};
 	double sr = 0, sn = 0;
@@ -224,11 +240,16 @@ static void one_split(const char *name, const ratings *d, double holdout)
 	char tune[1400];
 	double r, n, secs;
 	for (int nt = 0; nt < 2; nt++) {
-		pipeline(dir, te, in.cut, nt, &r, &n, &secs, tune,
+		pipeline(dir, te, in.cut, nt, 0, &r, &n, &secs, tune,
 			 sizeof tune);
 		row(label, nt ? "knytt train --no-tune + recommend"
 			      : "knytt train (tuned) + recommend",
 		    nt ? "fixed settings" : tune, r, n, secs);
+	}
+	if (g_sasrec) {
+		pipeline(dir, te, in.cut, 0, 1, &r, &n, &secs, tune,
+			 sizeof tune);
+		row(label, "tuned + SASRec session", tune, r, n, secs);
 	}
 	char cmd[1200];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -254,9 +275,12 @@ int main(int argc, char **argv)
 			quick = 1;
 		else if (!strcmp(argv[a], "--windows"))
 			g_windows = 1;
+		else if (!strcmp(argv[a], "--sasrec"))
+			g_sasrec = 1;
 		else {
 			fprintf(stderr, "usage: %s [--data DIR] [--csv FILE] "
-					"[--threads N] [--quick] [--windows]\n",
+					"[--threads N] [--quick] [--windows] "
+					"[--sasrec]\n",
 				argv[0]);
 			return 2;
 		}
