@@ -2859,7 +2859,8 @@ KNYTT_API int knytt_engine_set_tune_windows(knytt_engine *e, int on);
  * reported in the model's metadata ("sasrec" object).  Costs: training
  * is far slower than ALS (ML-100K: ~0.3 s an epoch on one core, 943
  * shoppers), outside the tuning's budget; recommend adds an encode
- * of at most 50 items and a dot product per model item (O(items x 50)).
+ * of at most 50 items (~0.11 ms on one core) and a dot product per
+ * model item (O(items x 50)).
  * @param max_epochs  0 (off) or 1..10000.  Before open.
  * @return KNYTT_OK, KNYTT_EINVAL (out of range), KNYTT_ESTATE (open).
  */
