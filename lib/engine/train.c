@@ -551,6 +551,11 @@ int knytt__engine_train_job(knytt_engine *e)
 					       j.n, j.u, j.it, j.w, j.ts)))
 			goto fail_model;
 	}
+	/* the model's last loss, before the session model's epochs report
+	 * theirs */
+	pthread_mutex_lock(&e->train_mu);
+	double loss = e->train_progress.loss;
+	pthread_mutex_unlock(&e->train_mu);
 	if (e->sasrec_epochs &&
 	    (rc = fit_session(e, &sq, &tres, &sr, sjson, sizeof sjson)))
 		goto fail_model;
@@ -577,9 +582,6 @@ int knytt__engine_train_job(knytt_engine *e)
 	/* a shop without a search log is normal, not a warning: the skip
 	 * and its reason go to the metadata ("search") only */
 	char meta[3072];
-	pthread_mutex_lock(&e->train_mu);
-	double loss = e->train_progress.loss;
-	pthread_mutex_unlock(&e->train_mu);
 	int k = snprintf(meta, sizeof meta,
 			 "{\"kind\":\"%s\",\"dim\":%u,\"users\":%u,"
 			 "\"items\":%u,\"interactions\":%zu,\"loss\":%.6g,"
