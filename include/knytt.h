@@ -2853,9 +2853,10 @@ KNYTT_API int knytt_engine_set_tune_windows(knytt_engine *e, int on);
  * patience 2, at most @p max_epochs), and the weight of its list by
  * NDCG@20 on the period (0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8 or 1: 0 when
  * it does not win, and the model is then not kept); the final model
- * trains on every event for the epochs that won.  Without a validation it trains
- * @p max_epochs epochs and weighs KNYTT_ENGINE_DEFAULT_SASREC_WEIGHT
- * (0.3) unless knytt_engine_set_sasrec_weight fixed one.  The choice is
+ * trains on every event for the epochs that won.  Without a validation
+ * it trains @p max_epochs epochs and weighs
+ * KNYTT_ENGINE_DEFAULT_SASREC_WEIGHT (0.3) unless
+ * knytt_engine_set_sasrec_weight fixed one.  The choice is
  * reported in the model's metadata ("sasrec" object).  Costs: training
  * is far slower than ALS (ML-100K: ~0.3 s an epoch on one core, 943
  * shoppers), outside the tuning's budget; recommend adds an encode

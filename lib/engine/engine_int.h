@@ -678,8 +678,9 @@ int knytt__engine_train_job(knytt_engine *e);
  * @p n interactions (dense ids, ms, confidences) with *cfg as the
  * fixed settings and @p seq as the sequence model (NULL: none); replaces
  * *cfg with the choice, copies the tuner's output to *res (NULL: not)
- * and writes the report to json (cap bytes).  blend_from_meta: the blend a stored model's
- * metadata records (none when absent), into s->blend_w / blend_h,
+ * and writes the report to json (cap bytes).  blend_from_meta: the
+ * blend a stored model's metadata records (none when absent), into
+ * s->blend_w / blend_h, and the session model's weight into s->sr_w,
  * before the snapshot is published. */
 struct knytt__tune_cfg;
 struct knytt__tune_seq;
@@ -704,7 +705,8 @@ size_t knytt__win_lock(knytt_engine *e, int64_t win, int64_t now,
 void knytt__win_unlock(knytt_engine *e);
 double knytt__win_score(int64_t c);
 /* installs a trained model + index + search words + session model
- * (NULL: none) (takes ownership of each) and the blend its metadata @p meta records; caller holds no lock */
+ * (NULL: none) (takes ownership of each) and the blend its metadata
+ * @p meta records; caller holds no lock */
 void knytt__engine_install(knytt_engine *e, knytt_index *ix,
 			   knytt_als *als, knytt_twotower *tt,
 			   knytt_lightgcn *lgc, struct knytt__qterms *qm,
