@@ -29,6 +29,9 @@
  * KNYTT_ENGINE_DEFAULT_SASREC_EPOCHS epochs; its epochs and weight
  * chosen on the tuning's validation period, the test scored once); the
  * recommendations then encode each test user's training sequence.
+ * --sasrec-weight W (repeatable): a row with the weight fixed at W, the
+ * epochs still validated -- a diagnostic of the validation's choice,
+ * never a way to choose.
  */
 #include <knytt.h>
 
@@ -44,6 +47,11 @@
 static unsigned g_threads = 2;
 static int g_windows; /* --windows: knytt_engine_set_tune_windows(e, 1) */
 static int g_sasrec;  /* --sasrec: a row with the SASRec session model */
+/* --sasrec-weight W: also rows with the session model's weight fixed at
+ * each W given (a diagnostic of the validation's choice: the test must
+ * not choose anything) */
+static double g_sw[8];
+static int g_nsw;
 static FILE *csv;
 
 static void die(const char *what, int rc)
@@ -120,8 +128,8 @@ static void make_store(const char *dir, const ratings *d, int64_t cut)
  * at the cut, then scores recommend(user, 20) for every test user; the
  * tuning report (with sasrec: the session model's) goes to @p tune. */
 static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
-		     int no_tune, int sasrec, double *recall, double *ndcg,
-		     double *secs, char *tune, size_t cap)
+		     int no_tune, int sasrec, double sw, double *recall,
+		     double *ndcg, double *secs, char *tune, size_t cap)
 {
 	char uri[1100];
 	snprintf(uri, sizeof uri, "sqlite:%s/db", dir);
@@ -134,6 +142,8 @@ static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
 	if (sasrec)
 		CHECK(knytt_engine_set_sasrec(
 			e, KNYTT_ENGINE_DEFAULT_SASREC_EPOCHS));
+	if (sasrec && sw >= 0)
+		CHECK(knytt_engine_set_sasrec_weight(e, sw));
 	CHECK(knytt_engine_open(e, uri));
 	double t0 = now_s();
 	CHECK(knytt_engine_train(e, NULL, NULL));
@@ -246,16 +256,24 @@ static void one_split(const char *name, const ratings *d, double holdout)
 	char tune[1400];
 	double r, n, secs;
 	for (int nt = 0; nt < 2; nt++) {
-		pipeline(dir, te, in.cut, nt, 0, &r, &n, &secs, tune,
+		pipeline(dir, te, in.cut, nt, 0, -1, &r, &n, &secs, tune,
 			 sizeof tune);
 		row(label, nt ? "knytt train --no-tune + recommend"
 			      : "knytt train (tuned) + recommend",
 		    tune, r, n, secs);
 	}
 	if (g_sasrec) {
-		pipeline(dir, te, in.cut, 0, 1, &r, &n, &secs, tune,
+		pipeline(dir, te, in.cut, 0, 1, -1, &r, &n, &secs, tune,
 			 sizeof tune);
 		row(label, "tuned + SASRec session", tune, r, n, secs);
+	}
+	for (int w = 0; w < g_nsw; w++) {
+		char name[64];
+		pipeline(dir, te, in.cut, 0, 1, g_sw[w], &r, &n, &secs, tune,
+			 sizeof tune);
+		snprintf(name, sizeof name, "tuned + SASRec, weight %g fixed",
+			 g_sw[w]);
+		row(label, name, tune, r, n, secs);
 	}
 	char cmd[1200];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -283,10 +301,13 @@ int main(int argc, char **argv)
 			g_windows = 1;
 		else if (!strcmp(argv[a], "--sasrec"))
 			g_sasrec = 1;
+		else if (!strcmp(argv[a], "--sasrec-weight") && a + 1 < argc &&
+			 g_nsw < 8)
+			g_sw[g_nsw++] = atof(argv[++a]);
 		else {
 			fprintf(stderr, "usage: %s [--data DIR] [--csv FILE] "
 					"[--threads N] [--quick] [--windows] "
-					"[--sasrec]\n",
+					"[--sasrec] [--sasrec-weight W]...\n",
 				argv[0]);
 			return 2;
 		}
