@@ -2679,6 +2679,10 @@ typedef struct knytt_train_status {
 #define KNYTT_ENGINE_DEFAULT_ALS_ALPHA 1
 #define KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS 15
 #define KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS 10
+/* knytt_engine_set_sasrec: epochs at most, when on; the session model's
+ * weight when no validation chose one */
+#define KNYTT_ENGINE_DEFAULT_SASREC_EPOCHS 60
+#define KNYTT_ENGINE_DEFAULT_SASREC_WEIGHT 0.3
 
 /**
  * Creates an engine handle with the default settings (ALS of dimension
@@ -2831,6 +2835,44 @@ KNYTT_API int knytt_engine_set_tune(knytt_engine *e, int tune);
  * @return KNYTT_OK, KNYTT_EINVAL (not 0 or 1), KNYTT_ESTATE.
  */
 KNYTT_API int knytt_engine_set_tune_windows(knytt_engine *e, int on);
+/**
+ * A sequence model as the session part of recommendations (off by
+ * default): train also fits SASRec (knytt_sasrec, 50 dimensions, 2
+ * blocks, the last 50 items, learning rate 0.005) on every shopper's
+ * events in time order, stores it with the engine's model (the same
+ * version, loaded at open, swapped in with it), and recommend encodes
+ * the shopper's latest events (his history as the engine holds it, fed
+ * back events included, no later than "now"; items the model does not
+ * know are skipped) and blends the model's best next items that pass
+ * the query into the answer by rank, after the blend with recent
+ * popularity, with the reason KNYTT_REASON_SESSION.
+ *
+ * With tuning on (knytt_engine_set_tune) the model first fits the
+ * events before the tuning's validation period, its epochs chosen by
+ * the library's early stopping (knytt_sasrec_set_early_stop, every 5,
+ * patience 2, at most @p max_epochs), and the weight of its list by
+ * NDCG@20 on the period (0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8 or 1: 0 when
+ * it does not win, and the model is then not kept); the final model
+ * trains on every event for the epochs that won.  Without a validation
+ * it trains @p max_epochs epochs and weighs
+ * KNYTT_ENGINE_DEFAULT_SASREC_WEIGHT (0.3) unless
+ * knytt_engine_set_sasrec_weight fixed one.  The choice is
+ * reported in the model's metadata ("sasrec" object).  Costs: training
+ * is far slower than ALS (ML-100K: ~0.3 s an epoch on one core, 943
+ * shoppers), outside the tuning's budget; recommend adds an encode
+ * of at most 50 items (~0.11 ms on one core) and a dot product per
+ * model item (O(items x 50)).
+ * @param max_epochs  0 (off) or 1..10000.  Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL (out of range), KNYTT_ESTATE (open).
+ */
+KNYTT_API int knytt_engine_set_sasrec(knytt_engine *e, unsigned max_epochs);
+/**
+ * The session model's weight in recommend's blend: @p w in [0, 1] fixes
+ * it (0: not trained); a negative value (the default,
+ * -1) lets the validation choose.  Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL (above 1, not a number), KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_engine_set_sasrec_weight(knytt_engine *e, double w);
 /** Two-tower epochs used by train (default
  *  KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS, 10). */
 KNYTT_API int knytt_engine_set_twotower(knytt_engine *e, unsigned epochs);

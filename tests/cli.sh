@@ -163,6 +163,16 @@ st 0 "train (text)" "$K" --db "$DB" train --epochs 10 --dim 32
 grep -q "^tuned: reg\|^tuning skipped" out && ok || bad "train prints no tuning line: $(cat out)"
 st 0 "train --no-tune" "$K" --db "$DB" --json train --epochs 10 --dim 32 --no-tune
 py "train --no-tune" 'import json,sys; d=json.load(sys.stdin); assert "tune" not in d and d["model_version"]>=1, d'
+# issue 19: --sasrec N trains the SASRec session model too (its report in
+# the JSON and on a text line); then the plain model again for the checks
+# below
+st 2 "train --sasrec 0" "$K" --db "$DB" train --sasrec 0
+grep -q "sasrec" err && ok || bad "train --sasrec 0 names no field: $(cat err)"
+st 0 "train --sasrec" "$K" --db "$DB" --json train --epochs 10 --dim 32 --sasrec 3
+py "train --sasrec" 'import json,sys; d=json.load(sys.stdin); s=d["sasrec"]; assert 0<=s["weight"]<=1 and s["max_epochs"]==3 and s["chosen"] in ("validation","default"), d'
+st 0 "train --sasrec (text)" "$K" --db "$DB" train --epochs 10 --dim 32 --sasrec 3 --no-tune
+grep -q "^session model (SASRec): weight 0.3 (default), 3 epochs" out && ok || bad "train --sasrec prints no session line: $(cat out)"
+st 0 "train --no-tune again" "$K" --db "$DB" --json train --epochs 10 --dim 32 --no-tune
 
 # recommendations follow each user's planted taste (90% of their events)
 share=$(python3 - "$K" "$DB" 2>/dev/null <<'EOF'

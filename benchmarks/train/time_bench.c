@@ -21,9 +21,17 @@
  * ratings.dat with times on this machine, ncf/reconstruction_inputs).
  *
  * usage: time_bench [--data DIR] [--csv FILE] [--threads N] [--quick]
- *                   [--windows]
+ *                   [--windows] [--sasrec]
  * --quick: ML-100K only.  --windows: the tuning may also blend the
  * windowed counts of the last 3-28 days (knytt_engine_set_tune_windows).
+ * --sasrec: one more row per split, the tuned pipeline with the SASRec
+ * session model (knytt_engine_set_sasrec, at most
+ * KNYTT_ENGINE_DEFAULT_SASREC_EPOCHS epochs; its epochs and weight
+ * chosen on the tuning's validation period, the test scored once); the
+ * recommendations then encode each test user's training sequence.
+ * --sasrec-weight W (repeatable): a row with the weight fixed at W, the
+ * epochs still validated -- a diagnostic of the validation's choice,
+ * never a way to choose.
  */
 #include <knytt.h>
 
@@ -38,6 +46,12 @@
 
 static unsigned g_threads = 2;
 static int g_windows; /* --windows: knytt_engine_set_tune_windows(e, 1) */
+static int g_sasrec;  /* --sasrec: a row with the SASRec session model */
+/* --sasrec-weight W: also rows with the session model's weight fixed at
+ * each W given (a diagnostic of the validation's choice: the test must
+ * not choose anything) */
+static double g_sw[8];
+static int g_nsw;
 static FILE *csv;
 
 static void die(const char *what, int rc)
@@ -110,11 +124,12 @@ static void make_store(const char *dir, const ratings *d, int64_t cut)
 }
 
 /* Trains an engine on the store as `knytt train` does (tuned unless
- * @p no_tune) with "now" at the cut, then scores recommend(user, 20)
- * for every test user; the tuning report goes to @p tune. */
+ * @p no_tune; with the SASRec session model when @p sasrec) with "now"
+ * at the cut, then scores recommend(user, 20) for every test user; the
+ * tuning report (with sasrec: the session model's) goes to @p tune. */
 static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
-		     int no_tune, double *recall, double *ndcg, double *secs,
-		     char *tune, size_t cap)
+		     int no_tune, int sasrec, double sw, double *recall,
+		     double *ndcg, double *secs, char *tune, size_t cap)
 {
 	char uri[1100];
 	snprintf(uri, sizeof uri, "sqlite:%s/db", dir);
@@ -124,6 +139,11 @@ static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
 	CHECK(knytt_engine_set_threads(e, g_threads));
 	CHECK(knytt_engine_set_tune(e, !no_tune));
 	CHECK(knytt_engine_set_tune_windows(e, g_windows));
+	if (sasrec)
+		CHECK(knytt_engine_set_sasrec(
+			e, KNYTT_ENGINE_DEFAULT_SASREC_EPOCHS));
+	if (sasrec && sw >= 0)
+		CHECK(knytt_engine_set_sasrec_weight(e, sw));
 	CHECK(knytt_engine_open(e, uri));
 	double t0 = now_s();
 	CHECK(knytt_engine_train(e, NULL, NULL));
@@ -131,14 +151,20 @@ static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
 	char *meta = NULL;
 	CHECK(knytt_store_model_get(knytt_engine_store(e), "engine-model", 0,
 				    NULL, NULL, &meta, NULL, NULL));
-	const char *t = meta ? strstr(meta, "\"tune\":") : NULL;
-	snprintf(tune, cap, "%s", t ? t + 7 : "(fixed settings)");
-	size_t l = strlen(tune);
-	if (t && l > 0 && tune[l - 1] == '}')
-		tune[l - 1] = '\0'; /* the closing brace of meta */
+	const char *key = sasrec ? "\"sasrec\":" : "\"tune\":";
+	const char *t = meta ? strstr(meta, key) : NULL;
+	snprintf(tune, cap, "%s", t ? t + strlen(key) : "(fixed settings)");
+	/* the object alone: up to its closing brace */
+	for (size_t i = 0, depth = 0; t && tune[i]; i++) {
+		depth += tune[i] == '{';
+		if (tune[i] == '}' && --depth == 0) {
+			tune[i + 1] = '\0';
+			break;
+		}
+	}
 	knytt_free(meta);
 	knytt_result res[20] = {{.struct_size = sizeof(knytt_result)}};
-	double sr = 0, sn = 0;
+	double sr = 0, sn = 0, tq = 0;
 	size_t users = 0;
 	for (uint32_t u = 0; u < knytt_matrix_users(te); u++) {
 		const uint32_t *it;
@@ -147,7 +173,9 @@ static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
 			continue;
 		char ext[32];
 		snprintf(ext, sizeof ext, "u%u", u);
+		double q0 = now_s();
 		int n = knytt_engine_recommend(e, ext, 20, NULL, NULL, res);
+		tq += now_s() - q0;
 		if (n < 0)
 			die("recommend", n);
 		double dcg = 0, idcg = 0;
@@ -169,6 +197,30 @@ static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
 	}
 	*ndcg = sn / (double)users;
 	*recall = sr / (double)users;
+	/* the mean recommend call: the pass above loads each profile on
+	 * first use; a second pass over the same users, profiles in
+	 * memory, times the query alone (the median of 3 passes) */
+	double pass[3];
+	for (int p = 0; p < 3; p++) {
+		double p0 = now_s();
+		for (uint32_t u = 0; u < knytt_matrix_users(te); u++) {
+			char ext[32];
+			if (knytt_matrix_row(te, u, NULL, NULL) <= 0)
+				continue;
+			snprintf(ext, sizeof ext, "u%u", u);
+			if (knytt_engine_recommend(e, ext, 20, NULL, NULL,
+						   res) < 0)
+				die("recommend", -1);
+		}
+		pass[p] = (now_s() - p0) / (double)users * 1e6;
+	}
+	double lo = fmin(pass[0], fmin(pass[1], pass[2]));
+	double hi = fmax(pass[0], fmax(pass[1], pass[2]));
+	size_t l = strlen(tune);
+	snprintf(tune + l, cap - l,
+		 " [recommend %.0f us/call first, %.0f us/call loaded]",
+		 tq / (double)users * 1e6,
+		 pass[0] + pass[1] + pass[2] - lo - hi);
 	knytt_engine_close(e);
 }
 
@@ -224,11 +276,24 @@ static void one_split(const char *name, const ratings *d, double holdout)
 	char tune[1400];
 	double r, n, secs;
 	for (int nt = 0; nt < 2; nt++) {
-		pipeline(dir, te, in.cut, nt, &r, &n, &secs, tune,
+		pipeline(dir, te, in.cut, nt, 0, -1, &r, &n, &secs, tune,
 			 sizeof tune);
 		row(label, nt ? "knytt train --no-tune + recommend"
 			      : "knytt train (tuned) + recommend",
-		    nt ? "fixed settings" : tune, r, n, secs);
+		    tune, r, n, secs);
+	}
+	if (g_sasrec) {
+		pipeline(dir, te, in.cut, 0, 1, -1, &r, &n, &secs, tune,
+			 sizeof tune);
+		row(label, "tuned + SASRec session", tune, r, n, secs);
+	}
+	for (int w = 0; w < g_nsw; w++) {
+		char name[64];
+		pipeline(dir, te, in.cut, 0, 1, g_sw[w], &r, &n, &secs, tune,
+			 sizeof tune);
+		snprintf(name, sizeof name, "tuned + SASRec, weight %g fixed",
+			 g_sw[w]);
+		row(label, name, tune, r, n, secs);
 	}
 	char cmd[1200];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -254,9 +319,15 @@ int main(int argc, char **argv)
 			quick = 1;
 		else if (!strcmp(argv[a], "--windows"))
 			g_windows = 1;
+		else if (!strcmp(argv[a], "--sasrec"))
+			g_sasrec = 1;
+		else if (!strcmp(argv[a], "--sasrec-weight") && a + 1 < argc &&
+			 g_nsw < 8)
+			g_sw[g_nsw++] = atof(argv[++a]);
 		else {
 			fprintf(stderr, "usage: %s [--data DIR] [--csv FILE] "
-					"[--threads N] [--quick] [--windows]\n",
+					"[--threads N] [--quick] [--windows] "
+					"[--sasrec] [--sasrec-weight W]...\n",
 				argv[0]);
 			return 2;
 		}

@@ -57,6 +57,8 @@ typedef struct cli {
 	unsigned epochs;
 	int als_set;
 	int no_tune; /* train --no-tune: fixed settings */
+	unsigned sasrec; /* train --sasrec N: the session model's epochs at
+			    most (0: none) */
 	double reg, alpha;
 	unsigned dim;       /* --dim, 0 = engine default */
 	unsigned threads;   /* --threads, 0 = every core */

@@ -51,12 +51,13 @@ static const command commands[] = {
 	 "guessed from the file name (.csv, .jsonl/.json, u.data/.dat) unless\n"
 	 "given.  Exit status 4 when some rows were rejected.\n"},
 	{"train", cmd_train,
-	 "model=,dim=,epochs=,threads=,reg=,alpha=,replace-model,no-tune,", 0,
+	 "model=,dim=,epochs=,threads=,reg=,alpha=,replace-model,no-tune,"
+	 "sasrec=,", 0,
 	 0, "train the model on every interaction and index the items",
 	 "usage: knytt train [--model als|twotower|lightgcn] [--dim N]\n"
 	 "                   [--epochs N]\n"
 	 "                   [--reg R] [--alpha A] [--threads N]\n"
-	 "                   [--replace-model] [--no-tune]\n"
+	 "                   [--replace-model] [--no-tune] [--sasrec N]\n"
 	 "\n"
 	 "Trains on every stored interaction, stores the model and item\n"
 	 "embeddings and rebuilds the vector index.  A progress bar with\n"
@@ -76,7 +77,11 @@ static const command commands[] = {
 	 "or the popularity list, within ten fits' time; the choice and its\n"
 	 "validation NDCG@20\n"
 	 "are printed and stored with the model.  --no-tune trains the\n"
-	 "settings as given, without a blend.\n"},
+	 "settings as given, without a blend.\n"
+	 "--sasrec N also trains a sequence model (SASRec, at most N epochs)\n"
+	 "as the session part of recommend: its epochs and weight are chosen\n"
+	 "on the validation period (weight 0: not used), stored with the\n"
+	 "model (knytt_engine_set_sasrec(3)).  Much slower than ALS.\n"},
 	{"eval", cmd_eval,
 	 "model=,dim=,epochs=,threads=,k=,reg=,alpha=,protocol=,holdout=,", 0,
 	 0, "measure recommendation quality (leave-last-out or in time)",

@@ -291,6 +291,30 @@ static void print_tune(cli *c)
 	cJSON_Delete(j);
 }
 
+/* The SASRec session model's report (the "sasrec" object stored with
+ * the model), one line, when training fitted one. */
+static void print_sasrec(cli *c)
+{
+	cJSON *j = stored_meta(c);
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "sasrec");
+	if (t) {
+		const cJSON *ch = cJSON_GetObjectItemCaseSensitive(t, "chosen");
+		printf("session model (SASRec): weight %g (%s), %d epochs, "
+		       "%.2f s\n",
+		       cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "weight")),
+		       cJSON_IsString(ch) ? ch->valuestring : "?",
+		       (int)cJSON_GetNumberValue(
+			       cJSON_GetObjectItemCaseSensitive(t, "epochs")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+			       t, "validation_seconds")) +
+			       cJSON_GetNumberValue(
+				       cJSON_GetObjectItemCaseSensitive(
+					       t, "train_seconds")));
+	}
+	cJSON_Delete(j);
+}
+
 /* What training learned from the search log (the "search" object stored
  * with the model), one line. */
 static void print_search_words(cli *c)
@@ -329,6 +353,10 @@ int cmd_train(cli *c, args *a)
 	c->epochs = (unsigned)epochs;
 	c->als_set = epochs || arg_has(a, "reg") || arg_has(a, "alpha");
 	c->no_tune = arg_has(a, "no-tune");
+	unsigned long sq = 0;
+	if ((rc = arg_uint(a, "sasrec", 1, 10000, &sq)))
+		return rc;
+	c->sasrec = (unsigned)sq;
 	if ((rc = cli_store_must_exist(c)) || (rc = check_replace(c, a)))
 		return rc;
 	if (!strcmp(c->model, "twotower") &&
@@ -371,6 +399,11 @@ int cmd_train(cli *c, args *a)
 		cJSON *tn = cJSON_DetachItemFromObjectCaseSensitive(m, "tune");
 		if (tn)
 			cJSON_AddItemToObject(j, "tune", tn);
+		/* the session model's report, when one was asked for */
+		cJSON *sr = cJSON_DetachItemFromObjectCaseSensitive(m,
+								    "sasrec");
+		if (sr)
+			cJSON_AddItemToObject(j, "sasrec", sr);
 		/* and what it learned from the search log */
 		cJSON *sw = cJSON_DetachItemFromObjectCaseSensitive(m,
 								    "search");
@@ -389,6 +422,7 @@ int cmd_train(cli *c, args *a)
 		       ts.progress.epochs, ts.progress.loss, ts.items_indexed,
 		       secs);
 		print_tune(c);
+		print_sasrec(c);
 		print_search_words(c);
 	}
 	return EXIT_OK;

@@ -133,6 +133,7 @@ int knytt_engine_create(knytt_engine **out)
 	e->als_alpha = (float)KNYTT_ENGINE_DEFAULT_ALS_ALPHA;
 	e->als_iters = KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS;
 	e->tune = 1;
+	e->sasrec_w = -1; /* off (sasrec_epochs 0); weight: validated */
 	e->tt_epochs = KNYTT_ENGINE_DEFAULT_TWOTOWER_EPOCHS;
 	e->exclude_seen = 1;
 	e->excl_types = KNYTT__TYPES_ALL;
@@ -377,6 +378,29 @@ int knytt_engine_set_tune_windows(knytt_engine *e, int on)
 		return knytt__err(KNYTT_EINVAL,
 				  "tune windows must be 0 or 1 (got %d)", on);
 	e->tune_windows = on;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_sasrec(knytt_engine *e, unsigned max_epochs)
+{
+	SETTER("knytt_engine_set_sasrec");
+	if (max_epochs > 10000)
+		return knytt__err(KNYTT_EINVAL,
+				  "sasrec max_epochs must be 0 (off) or "
+				  "1..10000 (got %u)",
+				  max_epochs);
+	e->sasrec_epochs = max_epochs;
+	return KNYTT_OK;
+}
+
+int knytt_engine_set_sasrec_weight(knytt_engine *e, double w)
+{
+	SETTER("knytt_engine_set_sasrec_weight");
+	if (isnan(w) || w > 1)
+		return knytt__err(KNYTT_EINVAL,
+				  "sasrec weight must be in [0, 1], or < 0 "
+				  "for the validation's choice");
+	e->sasrec_w = w < 0 ? -1 : w;
 	return KNYTT_OK;
 }
 
@@ -699,14 +723,16 @@ static int load_model_and_index(knytt_engine *e)
 		knytt_twotower *tt = NULL;
 		knytt_lightgcn *lgc = NULL;
 		struct knytt__qterms *qm = NULL;
+		knytt_sasrec *sr = NULL;
 		uint64_t *items = NULL;
 		uint32_t n = 0;
 		rc = knytt__engine_decode_model(e, blob, size, &als, &tt,
-						&lgc, &qm, &items, &n,
+						&lgc, &qm, &sr, &items, &n,
 						e->snap->tag);
 		if (rc == KNYTT_OK) {
 			knytt__snap_blend_from_meta(e->snap, meta);
 			e->snap->qm = qm;
+			e->snap->sr = sr;
 			e->snap->als = als;
 			e->snap->tt = tt;
 			e->snap->lgc = lgc;

@@ -214,6 +214,10 @@ typedef struct knytt__snap {
 	float blend_w;
 	int blend_h;
 	int64_t blend_win;
+	/* the SASRec session model (seqmodel.c; item i = model row i) and
+	 * its weight in recommend's blend (0: not used); NULL: none */
+	knytt_sasrec *sr;
+	float sr_w;
 } knytt__snap;
 
 /* new: takes ownership of every pointer (also on failure: NULL, all
@@ -253,6 +257,10 @@ struct knytt_engine {
 	unsigned als_iters, tt_epochs, threads;
 	int tune; /* 1 (default): train tunes itself (lib/model/tune.c) */
 	int tune_windows; /* the tuning may blend windowed lists (recentwin.c) */
+	unsigned sasrec_epochs; /* 0: no SASRec session model; else the
+				   most epochs it trains (seqmodel.c) */
+	double sasrec_w;        /* its weight in the blend, 0..1; < 0:
+				   chosen on the validation period */
 	knytt_embedder *emb;
 	char *tenant_name;
 	knytt_log_fn log_fn; /* warnings (NULL: none) */
@@ -566,10 +574,12 @@ void knytt__top_free(knytt_engine *e);
 /* a fresh, empty index with the engine's settings */
 int knytt__engine_new_index(const knytt_engine *e, knytt_index **out);
 /* "engine-model" blob (modelblob.c): encode / decode (kind, item map, the
- * model's random tag, model, the search words @p qm: NULL = none) */
+ * model's random tag, model, the search words @p qm and the SASRec
+ * session model @p sr: NULL = none) */
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 			       knytt_twotower *tt, knytt_lightgcn *lgc,
 			       const struct knytt__qterms *qm,
+			       const knytt_sasrec *sr,
 			       const uint64_t *items,
 			       uint32_t nitems,
 			       const unsigned char tag[KNYTT__MODEL_TAG],
@@ -577,8 +587,8 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
 			       knytt_twotower **tt, knytt_lightgcn **lgc,
-			       struct knytt__qterms **qm, uint64_t **items,
-			       uint32_t *nitems,
+			       struct knytt__qterms **qm, knytt_sasrec **sr,
+			       uint64_t **items, uint32_t *nitems,
 			       unsigned char tag[KNYTT__MODEL_TAG]);
 /* Model versions (versions.c).  owner: the owner tag of an index file
  * of the model with @p tag in the selected tenant of @p st.  commit:
@@ -676,15 +686,20 @@ int knytt__engine_build_index(knytt_engine *e, knytt_als *als,
 int knytt__engine_train_job(knytt_engine *e);
 /* Automatic tuning (tunejob.c).  tune: runs lib/model/tune.c on the
  * @p n interactions (dense ids, ms, confidences) with *cfg as the
- * fixed settings; replaces *cfg with the choice and writes the report
- * to json (cap bytes).  blend_from_meta: the blend a stored model's
- * metadata records (none when absent), into s->blend_w / blend_h,
+ * fixed settings and @p seq as the sequence model (NULL: none); replaces
+ * *cfg with the choice, copies the tuner's output to *res (NULL: not)
+ * and writes the report to json (cap bytes).  blend_from_meta: the
+ * blend a stored model's metadata records (none when absent), into
+ * s->blend_w / blend_h, and the session model's weight into s->sr_w,
  * before the snapshot is published. */
 struct knytt__tune_cfg;
+struct knytt__tune_seq;
+struct knytt__tune_out;
 int knytt__engine_tune(knytt_engine *e, struct knytt__tune_cfg *cfg,
 		       const uint32_t *u, const uint32_t *it, const float *w,
 		       const int64_t *ts, size_t n, uint32_t nusers,
-		       uint32_t nitems, char *json, size_t cap);
+		       uint32_t nitems, const struct knytt__tune_seq *seq,
+		       struct knytt__tune_out *res, char *json, size_t cap);
 void knytt__snap_blend_from_meta(knytt__snap *s, const char *meta);
 /* Windowed recent popularity (recentwin.c).  add: counts an event of
  * item row (confidence w, time ts) unless older than four weeks before
@@ -699,11 +714,13 @@ size_t knytt__win_lock(knytt_engine *e, int64_t win, int64_t now,
 		       const uint32_t **rows, const int64_t **cnt);
 void knytt__win_unlock(knytt_engine *e);
 double knytt__win_score(int64_t c);
-/* installs a trained model + index + search words (takes ownership of
- * each) and the blend its metadata @p meta records; caller holds no lock */
+/* installs a trained model + index + search words + session model
+ * (NULL: none) (takes ownership of each) and the blend its metadata
+ * @p meta records; caller holds no lock */
 void knytt__engine_install(knytt_engine *e, knytt_index *ix,
 			   knytt_als *als, knytt_twotower *tt,
 			   knytt_lightgcn *lgc, struct knytt__qterms *qm,
+			   knytt_sasrec *sr,
 			   uint64_t *items,
 			   uint32_t nitems, int64_t version,
 			   const unsigned char tag[KNYTT__MODEL_TAG],

@@ -13,7 +13,11 @@
  * only when training learned search words (so a blob without them stays
  * readable by older libraries), adds u64 word-model bytes after the tag
  * (header 56 bytes) and the words (lib/model/qterms.h) after the model
- * bytes.  The tag, with the
+ * bytes.  Version 4, written only with a SASRec session model
+ * (knytt_engine_set_sasrec; seqmodel.c), adds u64 session-model bytes
+ * after the word-model bytes (header 64 bytes; 0 words is allowed) and
+ * the model (knytt_sasrec_save_buffer, over the same item rows) after
+ * the words.  The tag, with the
  * tenant id, is the index file's owner tag (model_owner): a file whose
  * tag differs was not built for this model and is not served.
  */
@@ -26,12 +30,14 @@
 #define BLOB_HDR1 32
 #define BLOB_HDR 48
 #define BLOB_HDR3 56
+#define BLOB_HDR4 64
 
 /* --------------------------------------------------------------- blob */
 
 int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 			       knytt_twotower *tt, knytt_lightgcn *lgc,
 			       const knytt__qterms *qm,
+			       const knytt_sasrec *sr,
 			       const uint64_t *items,
 			       uint32_t nitems,
 			       const unsigned char tag[KNYTT__MODEL_TAG],
@@ -42,18 +48,24 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 	int rc = als   ? knytt_als_save_buffer(als, &mb, &ml)
 		 : lgc ? knytt_lightgcn_save_buffer(lgc, &mb, &ml)
 		       : knytt_twotower_save_buffer(tt, &mb, &ml);
-	if (rc)
+	void *sb = NULL;
+	size_t sl = 0;
+	if (rc || (sr && (rc = knytt_sasrec_save_buffer(sr, &sb, &sl)))) {
+		knytt_free(mb);
 		return rc;
-	size_t hdr = qm ? BLOB_HDR3 : BLOB_HDR;
+	}
+	uint32_t ver = sr ? 4 : qm ? 3 : 2;
+	size_t hdr = ver == 4 ? BLOB_HDR4 : ver == 3 ? BLOB_HDR3 : BLOB_HDR;
 	size_t ql = qm ? knytt__qterms_size(qm) : 0;
-	size_t n = hdr + (size_t)nitems * 8 + ml + ql + 4;
+	size_t n = hdr + (size_t)nitems * 8 + ml + ql + sl + 4;
 	unsigned char *b = malloc(n);
 	if (!b) {
 		knytt_free(mb);
+		knytt_free(sb);
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	}
 	memcpy(b, "KNYTTENG", 8);
-	knytt__put_u32(b + 8, qm ? 3 : 2);
+	knytt__put_u32(b + 8, ver);
 	knytt__put_u32(b + 12, als   ? KNYTT_MODEL_ALS
 			       : lgc ? KNYTT_MODEL_LIGHTGCN
 				     : KNYTT_MODEL_TWOTOWER);
@@ -61,14 +73,19 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 	knytt__put_u32(b + 20, nitems);
 	knytt__put_u64(b + 24, ml);
 	memcpy(b + 32, tag, KNYTT__MODEL_TAG);
-	if (qm)
+	if (ver >= 3)
 		knytt__put_u64(b + BLOB_HDR, ql);
+	if (ver == 4)
+		knytt__put_u64(b + BLOB_HDR3, sl);
 	for (uint32_t i = 0; i < nitems; i++)
 		knytt__put_u64(b + hdr + (size_t)i * 8, items[i]);
 	memcpy(b + hdr + (size_t)nitems * 8, mb, ml);
 	knytt_free(mb);
 	if (qm)
 		knytt__qterms_write(qm, b + hdr + (size_t)nitems * 8 + ml);
+	if (sr)
+		memcpy(b + hdr + (size_t)nitems * 8 + ml + ql, sb, sl);
+	knytt_free(sb);
 	knytt__put_u32(b + n - 4, knytt__crc32c(0, b, n - 4));
 	*blob = b;
 	*size = n;
@@ -78,8 +95,8 @@ int knytt__engine_encode_model(const knytt_engine *e, knytt_als *als,
 int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 			       size_t size, knytt_als **als,
 			       knytt_twotower **tt, knytt_lightgcn **lgc,
-			       knytt__qterms **qm, uint64_t **items,
-			       uint32_t *nitems,
+			       knytt__qterms **qm, knytt_sasrec **sr,
+			       uint64_t **items, uint32_t *nitems,
 			       unsigned char tag[KNYTT__MODEL_TAG])
 {
 	const unsigned char *b = blob;
@@ -90,22 +107,27 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 		return knytt__err(KNYTT_ECORRUPT,
 				  "stored engine model: checksum mismatch");
 	uint32_t bver = knytt__get_u32(b + 8);
-	if (bver < 1 || bver > 3)
+	if (bver < 1 || bver > 4)
 		return knytt__err(KNYTT_EVERSION,
 				  "stored engine model: version %u is newer "
 				  "than this library",
 				  bver);
-	size_t hdr = bver == 1 ? BLOB_HDR1 : bver == 2 ? BLOB_HDR : BLOB_HDR3;
+	size_t hdr = bver == 1	 ? BLOB_HDR1
+		     : bver == 2 ? BLOB_HDR
+		     : bver == 3 ? BLOB_HDR3
+				 : BLOB_HDR4;
 	if (size < hdr + 4)
 		return knytt__err(KNYTT_ECORRUPT,
 				  "stored engine model: sizes do not add up");
 	uint32_t kind = knytt__get_u32(b + 12), dim = knytt__get_u32(b + 16);
 	uint32_t n = knytt__get_u32(b + 20);
 	uint64_t ml = knytt__get_u64(b + 24);
-	uint64_t ql = bver == 3 ? knytt__get_u64(b + BLOB_HDR) : 0;
+	uint64_t ql = bver >= 3 ? knytt__get_u64(b + BLOB_HDR) : 0;
+	uint64_t sl = bver == 4 ? knytt__get_u64(b + BLOB_HDR3) : 0;
 	/* each part no larger than the blob, so the sum cannot wrap */
-	if (ml > size || ql > size || n > size ||
-	    (uint64_t)hdr + (uint64_t)n * 8 + ml + ql + 4 != size)
+	if (ml > size || ql > size || sl > size || n > size ||
+	    (bver == 4 && sl == 0) ||
+	    (uint64_t)hdr + (uint64_t)n * 8 + ml + ql + sl + 4 != size)
 		return knytt__err(KNYTT_ECORRUPT,
 				  "stored engine model: sizes do not add up");
 	if (dim != e->dim)
@@ -140,6 +162,7 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 	*tt = NULL;
 	*lgc = NULL;
 	*qm = NULL;
+	*sr = NULL;
 	if (kind == KNYTT_MODEL_ALS) {
 		if ((rc = knytt_als_create(als)) == KNYTT_OK)
 			rc = knytt_als_load_buffer(*als, mb, (size_t)ml);
@@ -170,7 +193,19 @@ int knytt__engine_decode_model(const knytt_engine *e, const void *blob,
 				mi, md, n, dim);
 	if (rc == KNYTT_OK && ql)
 		rc = knytt__qterms_read(mb + ml, (size_t)ql, dim, qm);
+	/* the session model ranks the same item rows */
+	if (rc == KNYTT_OK && sl && (rc = knytt_sasrec_create(sr)) == KNYTT_OK)
+		rc = knytt_sasrec_load_buffer(*sr, mb + ml + ql, (size_t)sl);
+	if (rc == KNYTT_OK && *sr && knytt_sasrec_items(*sr) != n)
+		rc = knytt__err(KNYTT_ECORRUPT,
+				"stored engine model: the session model has "
+				"%u items, the header %u",
+				knytt_sasrec_items(*sr), n);
 	if (rc) {
+		knytt_sasrec_close(*sr);
+		*sr = NULL;
+		knytt__qterms_free(*qm);
+		*qm = NULL;
 		knytt_als_close(*als);
 		knytt_twotower_close(*tt);
 		knytt_lightgcn_close(*lgc);

@@ -5,6 +5,7 @@
  * popular items.  Moved from query.c.
  */
 #include "query.h"
+#include "seqmodel.h"
 #include "../store/store_int.h"
 #include "../model/blend.h"
 
@@ -172,38 +173,27 @@ static const knytt_result *find_res(const idres *by, size_t n, uint64_t id)
 }
 
 /*
- * Blends the personal list cand[0..*n) with the trending list the
- * snapshot's tuning chose (blend_h; -1: popularity; or the window of
- * blend_win ms, recentwin.c), its top kk items
- * that pass the query's filter and exclusions, by the rule of
- * lib/model/blend.h with the chosen weight; the result replaces cand (at
- * most kk entries).  A result keeps the reason of the list that
- * contributed more to it.
+ * Blends the personal list cand[0..*n) with list pl[0..np) of weight w
+ * by the rule of lib/model/blend.h; the result replaces cand (at most kk
+ * entries).  A result keeps the reason of the list that contributed
+ * more to it.
  */
-static int blend_recent(knytt_engine *e, qctx *c, int64_t now, size_t kk,
-			knytt_result *cand, size_t *n)
+static int blend_list(size_t kk, const knytt_result *pl, size_t np, float w,
+		      knytt_result *cand, size_t *n)
 {
-	size_t np = 0, na = *n, nt = 0;
-	knytt_result *pl = malloc(kk * sizeof *pl);
-	knytt_result *res = malloc(kk * sizeof *res);
-	uint64_t *ids = malloc((na + kk + 1) * sizeof *ids);
-	uint64_t *out = malloc((na + kk + 1) * sizeof *out);
-	double *sc = malloc((na + kk + 1) * sizeof *sc);
-	unsigned char *fb = malloc(na + kk + 1);
-	idres *by = malloc((na + kk + 1) * sizeof *by);
+	size_t na = *n, nt = 0;
+	knytt_result *res = malloc((kk ? kk : 1) * sizeof *res);
+	uint64_t *ids = malloc((na + np + 1) * sizeof *ids);
+	uint64_t *out = malloc((na + np + 1) * sizeof *out);
+	double *sc = malloc((na + np + 1) * sizeof *sc);
+	unsigned char *fb = malloc(na + np + 1);
+	idres *by = malloc((na + np + 1) * sizeof *by);
 	int rc = KNYTT_OK;
-	if (!pl || !res || !ids || !out || !sc || !fb || !by) {
+	if (!res || !ids || !out || !sc || !fb || !by) {
 		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = c->snap->blend_win > 0
-		     ? knytt__q_win_fallback(e, c, c->snap->blend_win, now, kk,
-					     pl, &np)
-		     : knytt__q_fallback(e, c, c->snap->blend_h, now, kk, pl,
-					 &np);
-	if (rc)
-		goto out;
-	/* by[0..na): the personal list by id; by[na..na+np): trending */
+	/* by[0..na): the personal list by id; by[na..na+np): the other */
 	for (size_t i = 0; i < na + np; i++) {
 		const knytt_result *r = i < na ? &cand[i] : &pl[i - na];
 		ids[i] = r->item_id;
@@ -211,8 +201,7 @@ static int blend_recent(knytt_engine *e, qctx *c, int64_t now, size_t kk,
 	}
 	qsort(by, na, sizeof *by, cmp_idres);
 	qsort(by + na, np, sizeof *by, cmp_idres);
-	nt = knytt__blend_fuse(ids, na, ids + na, np, c->snap->blend_w, kk,
-			       out, sc, fb);
+	nt = knytt__blend_fuse(ids, na, ids + na, np, w, kk, out, sc, fb);
 	for (size_t i = 0; i < nt; i++) {
 		const knytt_result *pr = find_res(by, na, out[i]);
 		const knytt_result *tr = find_res(by + na, np, out[i]);
@@ -224,13 +213,57 @@ static int blend_recent(knytt_engine *e, qctx *c, int64_t now, size_t kk,
 		*n = nt;
 	}
 out:
-	free(pl);
 	free(res);
 	free(ids);
 	free(out);
 	free(sc);
 	free(fb);
 	free(by);
+	return rc;
+}
+
+/*
+ * Blends the personal list cand[0..*n) with the trending list the
+ * snapshot's tuning chose (blend_h; -1: popularity; or the window of
+ * blend_win ms, recentwin.c), its top kk items that pass the query's
+ * filter and exclusions, with the chosen weight (blend_list).
+ */
+static int blend_recent(knytt_engine *e, qctx *c, int64_t now, size_t kk,
+			knytt_result *cand, size_t *n)
+{
+	size_t np = 0;
+	knytt_result *pl = malloc((kk ? kk : 1) * sizeof *pl);
+	if (!pl)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	int rc = c->snap->blend_win > 0
+			 ? knytt__q_win_fallback(e, c, c->snap->blend_win, now,
+						 kk, pl, &np)
+			 : knytt__q_fallback(e, c, c->snap->blend_h, now, kk,
+					     pl, &np);
+	if (!rc)
+		rc = blend_list(kk, pl, np, c->snap->blend_w, cand, n);
+	free(pl);
+	return rc;
+}
+
+/*
+ * Blends the SASRec session model's next items after shopper @p u's
+ * latest events (seqmodel.c), its top kk that pass the query, into
+ * cand[0..*n) with the weight its training chose (blend_list).  Comes
+ * after the blend with recent popularity, as the tuning scored it
+ * (lib/model/tune.c, seq_step).  An empty sequence leaves cand as it is.
+ */
+static int blend_seq(knytt_engine *e, qctx *c, const knytt__profile *u,
+		     int64_t now, size_t kk, knytt_result *cand, size_t *n)
+{
+	size_t ns = 0;
+	knytt_result *sl = malloc((kk ? kk : 1) * sizeof *sl);
+	if (!sl)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	int rc = knytt__seq_list(e, c, u, now, kk, sl, &ns);
+	if (!rc && ns > 0)
+		rc = blend_list(kk, sl, ns, c->snap->sr_w, cand, n);
+	free(sl);
 	return rc;
 }
 
@@ -298,8 +331,10 @@ int knytt__engine_recommend(knytt_engine *e, const char *user, size_t k,
 	uint32_t d = e->dim;
 	float *q = malloc(d * sizeof *q), share = 0;
 	size_t kk = lambda < 1 ? 4 * k : k;
-	/* the blend with recent popularity reads deeper lists (blend.h) */
-	if (e->snap->blend_w > 0 && kk < knytt__blend_depth(k))
+	/* the blends with recent popularity and the session model read
+	 * deeper lists (blend.h) */
+	int seqm = e->snap->sr && e->snap->sr_w > 0;
+	if ((e->snap->blend_w > 0 || seqm) && kk < knytt__blend_depth(k))
 		kk = knytt__blend_depth(k);
 	uint64_t *lab = malloc(kk * sizeof *lab);
 	float *dist = malloc(kk * sizeof *dist);
@@ -412,6 +447,8 @@ int knytt__engine_recommend(knytt_engine *e, const char *user, size_t k,
 		n = (size_t)nf;
 		if (c.snap->blend_w > 0 &&
 		    (rc = blend_recent(e, &c, now, kk, cand, &n)))
+			goto out;
+		if (seqm && (rc = blend_seq(e, &c, u, now, kk, cand, &n)))
 			goto out;
 		if (lambda < 1 && n > 1)
 			mmr(e, cand, n, k, lambda);

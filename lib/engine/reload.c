@@ -19,7 +19,8 @@
  * st_lock (the index file's path comes from the store handle). */
 static int prepare(knytt_engine *e, int64_t v, knytt_index **ix,
 		   knytt_als **als, knytt_twotower **tt, knytt_lightgcn **lgc,
-		   struct knytt__qterms **qm, uint64_t **items, uint32_t *n,
+		   struct knytt__qterms **qm, knytt_sasrec **sr,
+		   uint64_t **items, uint32_t *n,
 		   unsigned char tag[KNYTT__MODEL_TAG], char **meta)
 {
 	void *blob = NULL;
@@ -29,7 +30,7 @@ static int prepare(knytt_engine *e, int64_t v, knytt_index **ix,
 				       meta, &got, NULL);
 	if (rc == KNYTT_OK)
 		rc = knytt__engine_decode_model(e, blob, size, als, tt, lgc,
-						qm, items, n, tag);
+						qm, sr, items, n, tag);
 	knytt_free(blob);
 	if (rc)
 		return rc;
@@ -45,6 +46,7 @@ static int prepare(knytt_engine *e, int64_t v, knytt_index **ix,
 	knytt_twotower_close(*tt);
 	knytt_lightgcn_close(*lgc);
 	knytt__qterms_free(*qm);
+	knytt_sasrec_close(*sr);
 	free(*items);
 	return rc;
 }
@@ -79,13 +81,14 @@ int knytt_engine_reload(knytt_engine *e)
 	knytt_twotower *tt = NULL;
 	knytt_lightgcn *lgc = NULL;
 	struct knytt__qterms *qm = NULL;
+	knytt_sasrec *sr = NULL;
 	uint64_t *items = NULL;
 	uint32_t n = 0;
 	unsigned char tag[KNYTT__MODEL_TAG];
 	char *meta = NULL;
 	if (rc == KNYTT_OK && want > cur)
-		rc = prepare(e, want, &ix, &als, &tt, &lgc, &qm, &items, &n,
-			     tag, &meta);
+		rc = prepare(e, want, &ix, &als, &tt, &lgc, &qm, &sr, &items,
+			     &n, tag, &meta);
 	pthread_mutex_unlock(&e->st_lock);
 	if (rc || want <= cur) {
 		knytt_free(meta);
@@ -97,12 +100,13 @@ int knytt_engine_reload(knytt_engine *e)
 		knytt_twotower_close(tt);
 		knytt_lightgcn_close(lgc);
 		knytt__qterms_free(qm);
+		knytt_sasrec_close(sr);
 		free(items);
 		knytt_free(meta);
 		return 0;
 	}
-	knytt__engine_install(e, ix, als, tt, lgc, qm, items, n, want, tag,
-			      meta);
+	knytt__engine_install(e, ix, als, tt, lgc, qm, sr, items, n, want,
+			      tag, meta);
 	knytt_free(meta);
 	pthread_mutex_lock(&e->train_mu);
 	e->serving_eval = sev;

@@ -10,7 +10,7 @@
  * for them and never frees what they read: the old snapshot goes when
  * its last reader puts it back.
  *
- * The model part (als, tt, qm, items, version, tag) never changes once
+ * The model part (als, tt, qm, sr, items, version, tag) never changes once
  * published.  The index of the current snapshot takes item writes
  * (upsert, delete) under the engine's write lock, so a thread reads the
  * index of e->snap with the read lock held; a snapshot that has been
@@ -81,6 +81,7 @@ void knytt__snap_put(knytt__snap *s)
 	knytt_twotower_close(s->tt);
 	knytt_lightgcn_close(s->lgc);
 	knytt__qterms_free(s->qm);
+	knytt_sasrec_close(s->sr);
 	free(s->items);
 	free(s);
 }

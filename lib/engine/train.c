@@ -23,6 +23,7 @@
  */
 #include "engine_int.h"
 #include "qlearn.h"
+#include "seqmodel.h"
 
 #include "../model/tune.h"
 #include "../vec/vec.h"
@@ -381,17 +382,25 @@ static knytt__tune_cfg fixed_cfg(const knytt_engine *e)
  * collected, unless it is off, then the chosen model on all of them.
  * When the data is too small or too short in time to carve a
  * validation period from, the fixed settings train and the report says
- * why.  The report (JSON) goes to @p tune ("" without tuning).
+ * why.  The report (JSON) goes to @p tune ("" without tuning), the
+ * tuner's output to *res (seq_ok 0 without tuning).  @p sq: the SASRec
+ * session model's sequences (NULL: none), whose weight the tuning
+ * chooses.
  */
-static int fit_model(job *j, char *tune, size_t cap, knytt_als **als,
+static int fit_model(job *j, knytt__seqjob *sq, knytt__tune_out *res,
+		     char *tune, size_t cap, knytt_als **als,
 		     knytt_lightgcn **lgc)
 {
 	knytt_engine *e = j->e;
 	knytt__tune_cfg c = fixed_cfg(e);
+	knytt__tune_seq hooks;
 	int rc = KNYTT_OK;
+	if (sq)
+		knytt__seq_tune(sq, &hooks);
 	if (e->tune)
 		rc = knytt__engine_tune(e, &c, j->u, j->it, j->w, j->ts, j->n,
-					j->nusers, j->nitems, tune, cap);
+					j->nusers, j->nitems,
+					sq ? &hooks : NULL, res, tune, cap);
 	if (rc == KNYTT_EINVAL) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "%s", knytt_errmsg());
@@ -420,6 +429,48 @@ static int fit_model(job *j, char *tune, size_t cap, knytt_als **als,
 	return rc;
 }
 
+/*
+ * The SASRec session model (seqmodel.c) on every event, and its weight:
+ * the one the tuning chose on the validation period (res->seq_ok), else
+ * the fixed one (knytt_engine_set_sasrec_weight), else the default.  A
+ * model whose weight is 0 is not kept: it would never be read.  The
+ * report (JSON) goes to @p json.
+ */
+static int fit_session(knytt_engine *e, knytt__seqjob *sq,
+		       const knytt__tune_out *res, knytt_sasrec **sr,
+		       char *json, size_t cap)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	double w = e->sasrec_w >= 0	? e->sasrec_w
+		   : res->seq_ok	? res->seq_w
+					: KNYTT_ENGINE_DEFAULT_SASREC_WEIGHT;
+	int rc = w > 0 ? knytt__seq_train(sq, progress_cb, e, sr) : KNYTT_OK;
+	if (rc)
+		return rc;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) +
+		      (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+	char val[KNYTT__TUNE_NSEQ * 24] = "";
+	size_t l = 0;
+	for (int i = 0; res->seq_ok && i < KNYTT__TUNE_NSEQ; i++)
+		l += (size_t)snprintf(val + l, sizeof val - l, "%s[%g,%.4f]",
+				      i ? "," : "", knytt__tune_seq_w[i],
+				      res->seq_ndcg[i]);
+	snprintf(json, cap,
+		 "{\"weight\":%g,\"chosen\":\"%s\",\"epochs\":%u,"
+		 "\"max_epochs\":%u,\"early_stop_ndcg10\":%.4f,"
+		 "\"validation_ndcg20\":[%s],\"validation_seconds\":%.3f,"
+		 "\"train_seconds\":%.3f}",
+		 w,
+		 e->sasrec_w >= 0 ? "fixed"
+		 : res->seq_ok	  ? "validation"
+				  : "default",
+		 *sr ? sq->trained_epochs : 0, e->sasrec_epochs, sq->val_ndcg10,
+		 val, res->seq_seconds, secs);
+	return KNYTT_OK;
+}
+
 int knytt__engine_train_job(knytt_engine *e)
 {
 	if (e->kind == KNYTT_MODEL_EXTERNAL)
@@ -430,6 +481,8 @@ int knytt__engine_train_job(knytt_engine *e)
 	job j;
 	memset(&j, 0, sizeof j);
 	j.e = e;
+	knytt__seqjob sq; /* the SASRec session model's sequences */
+	memset(&sq, 0, sizeof sq);
 	gate_t gate;
 	gate_begin(e, &gate);
 	int rc = knytt_store_open(e->uri, &j.st);
@@ -446,6 +499,7 @@ int knytt__engine_train_job(knytt_engine *e)
 	knytt_twotower *tt = NULL;
 	knytt_lightgcn *lgc = NULL;
 	knytt__qterms *qm = NULL;
+	knytt_sasrec *sr = NULL;
 	if ((rc = knytt__qlearn_load(&j.ql, e, j.st)))
 		goto out;
 	/* ALS and LightGCN keep the interactions as arrays: the matrix
@@ -473,9 +527,16 @@ int knytt__engine_train_job(knytt_engine *e)
 	}
 	if (gate.users && (rc = hold_out(&j, &gate)))
 		goto out;
-	char tune[1024] = "";
+	char tune[1024] = "", sjson[512] = "";
+	knytt__tune_out tres;
+	memset(&tres, 0, sizeof tres);
+	if (e->sasrec_epochs &&
+	    (rc = knytt__seq_init(&sq, e, j.u, j.it, j.ts, j.n, j.nusers,
+				  j.nitems)))
+		goto fail_model;
 	if (e->kind != KNYTT_MODEL_TWOTOWER) {
-		if ((rc = fit_model(&j, tune, sizeof tune, &als, &lgc)))
+		if ((rc = fit_model(&j, e->sasrec_epochs ? &sq : NULL, &tres,
+				    tune, sizeof tune, &als, &lgc)))
 			goto fail_model;
 	} else {
 		if ((rc = knytt_twotower_create(&tt)) ||
@@ -490,6 +551,14 @@ int knytt__engine_train_job(knytt_engine *e)
 					       j.n, j.u, j.it, j.w, j.ts)))
 			goto fail_model;
 	}
+	/* the model's last loss, before the session model's epochs report
+	 * theirs */
+	pthread_mutex_lock(&e->train_mu);
+	double loss = e->train_progress.loss;
+	pthread_mutex_unlock(&e->train_mu);
+	if (e->sasrec_epochs &&
+	    (rc = fit_session(e, &sq, &tres, &sr, sjson, sizeof sjson)))
+		goto fail_model;
 	struct timespec t1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) +
@@ -506,25 +575,24 @@ int knytt__engine_train_job(knytt_engine *e)
 	    (rc = knytt__qlearn_fit(&j.ql, e->dim, ix, &qm, words,
 				    sizeof words)) ||
 	    (rc = knytt__random(tag, sizeof tag)) ||
-	    (rc = knytt__engine_encode_model(e, als, tt, lgc, qm, j.item_ids,
-					     j.nitems, tag, &blob, &size)))
+	    (rc = knytt__engine_encode_model(e, als, tt, lgc, qm, sr,
+					     j.item_ids, j.nitems, tag, &blob,
+					     &size)))
 		goto fail_index;
 	/* a shop without a search log is normal, not a warning: the skip
 	 * and its reason go to the metadata ("search") only */
-	char meta[2560];
-	pthread_mutex_lock(&e->train_mu);
-	double loss = e->train_progress.loss;
-	pthread_mutex_unlock(&e->train_mu);
+	char meta[3072];
 	int k = snprintf(meta, sizeof meta,
 			 "{\"kind\":\"%s\",\"dim\":%u,\"users\":%u,"
 			 "\"items\":%u,\"interactions\":%zu,\"loss\":%.6g,"
 			 "\"train_seconds\":%.3f,\"interaction_mark\":%lld,"
-			 "\"search\":%s%s%s",
+			 "\"search\":%s%s%s%s%s",
 			 als ? "als" : lgc ? "lightgcn" : "twotower", e->dim,
 			 j.nusers, j.nitems, j.m ? knytt_matrix_nnz(j.m) : j.n,
 			 isfinite(loss) ? loss : 0, secs, (long long)mark,
 			 words,
-			 *tune ? ",\"tune\":" : "", tune);
+			 *tune ? ",\"tune\":" : "", tune,
+			 *sjson ? ",\"sasrec\":" : "", sjson);
 	if (k < 0 || (size_t)k >= sizeof meta - 256) {
 		rc = knytt__err(KNYTT_EINVAL, "model metadata too long");
 		goto fail_index;
@@ -548,6 +616,7 @@ int knytt__engine_train_job(knytt_engine *e)
 		knytt_twotower_close(tt);
 		knytt_lightgcn_close(lgc);
 		knytt__qterms_free(qm);
+		knytt_sasrec_close(sr);
 		knytt__engine_warn(e,
 				   "model version %lld held back: NDCG@10 "
 				   "%.4f, the serving version %lld had %.4f",
@@ -559,8 +628,8 @@ int knytt__engine_train_job(knytt_engine *e)
 	}
 	uint64_t *ids = j.item_ids;
 	j.item_ids = NULL;
-	knytt__engine_install(e, ix, als, tt, lgc, qm, ids, j.nitems, version,
-			      tag, meta);
+	knytt__engine_install(e, ix, als, tt, lgc, qm, sr, ids, j.nitems,
+			      version, tag, meta);
 	rc = KNYTT_OK;
 	goto out;
 fail_index:
@@ -570,7 +639,9 @@ fail_model:
 	knytt_als_close(als);
 	knytt_twotower_close(tt);
 	knytt_lightgcn_close(lgc);
+	knytt_sasrec_close(sr);
 out:
+	knytt__seq_free(&sq);
 	knytt__holdout_free(&gate.ho);
 	job_free(&j);
 	return rc;
@@ -578,7 +649,8 @@ out:
 
 void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 			   knytt_twotower *tt, knytt_lightgcn *lgc,
-			   knytt__qterms *qm, uint64_t *items,
+			   knytt__qterms *qm, knytt_sasrec *sr,
+			   uint64_t *items,
 			   uint32_t nitems, int64_t version,
 			   const unsigned char tag[KNYTT__MODEL_TAG],
 			   const char *meta)
@@ -587,9 +659,11 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix, knytt_als *als,
 					 version, tag, 0);
 	if (!s) {
 		knytt__qterms_free(qm);
+		knytt_sasrec_close(sr);
 		return; /* all freed; the current snapshot keeps serving */
 	}
 	s->qm = qm;
+	s->sr = sr;
 	knytt__snap_blend_from_meta(s, meta);
 	float *v = malloc(e->dim * sizeof *v);
 	pthread_rwlock_wrlock(&e->lock);

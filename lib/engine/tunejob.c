@@ -36,7 +36,8 @@ static const int win_days[] = {3, 7, 14, 28};
 int knytt__engine_tune(knytt_engine *e, knytt__tune_cfg *cfg,
 		       const uint32_t *u, const uint32_t *it, const float *w,
 		       const int64_t *ts, size_t n, uint32_t nusers,
-		       uint32_t nitems, char *json, size_t cap)
+		       uint32_t nitems, const knytt__tune_seq *seq,
+		       knytt__tune_out *res, char *json, size_t cap)
 {
 	knytt__rec *recs = malloc((n ? n : 1) * sizeof *recs);
 	if (!recs)
@@ -56,6 +57,7 @@ int knytt__engine_tune(knytt_engine *e, knytt__tune_cfg *cfg,
 		/* the engine's kind is a setting: the search stays in it */
 		.fixed_kind = 1,
 		.base = *cfg,
+		.seq = seq,
 	};
 	for (int h = 0; h < ALLTIME; h++)
 		in.pop_hl[h] = knytt__trend_half_life[FIRST_H + h] * 1000.0;
@@ -77,11 +79,14 @@ int knytt__engine_tune(knytt_engine *e, knytt__tune_cfg *cfg,
 					 : cfg->pop + FIRST_H;
 	out.best.pop = cfg->pop;
 	knytt__tune_json(&out, json, cap);
+	if (res)
+		*res = out;
 	return KNYTT_OK;
 }
 
 void knytt__snap_blend_from_meta(knytt__snap *s, const char *meta)
 {
+	s->sr_w = 0;
 	s->blend_w = 0;
 	s->blend_h = 0;
 	s->blend_win = 0;
@@ -104,5 +109,12 @@ void knytt__snap_blend_from_meta(knytt__snap *s, const char *meta)
 		s->blend_h = -1;
 		s->blend_win = (int64_t)llround(wd->valuedouble * 864e5);
 	}
+	/* the session model's weight ("sasrec" object, train.c) */
+	const cJSON *sq = cJSON_GetObjectItemCaseSensitive(j, "sasrec");
+	const cJSON *sw = cJSON_GetObjectItemCaseSensitive(sq, "weight");
+	s->sr_w = cJSON_IsNumber(sw) && sw->valuedouble > 0 &&
+			  sw->valuedouble <= 1
+		  ? (float)sw->valuedouble
+		  : 0;
 	cJSON_Delete(j);
 }

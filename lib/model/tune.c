@@ -33,6 +33,12 @@
  *    NDCG@20 0.138 in one loaded run and 0.219 in another).  Seconds
  *    are measured for the report only.  Scoring a fit is not counted:
  *    it costs about the same for every candidate.
+ *  - a sequence model (in->seq, the engine's SASRec session model), when
+ *    the caller has one: after the search, the model fits the events
+ *    before the cut and its list is blended into the best setting's
+ *    list at each weight of knytt__tune_seq_w (seq_step).  Outside the
+ *    budget: the caller asked for the model, whose training costs far
+ *    more than all the fits above (ML-100K: ~10 s against ~0.5 s).
  */
 #include "tune.h"
 
@@ -302,6 +308,40 @@ static void score_list(const uint64_t *l, size_t n, const uint32_t *rel,
 	*recall += nt ? (double)hits / nt : 0;
 }
 
+/* Marks user @p u's items before the cut in mark[] (1; the caller
+ * clears them) and writes his personal top D among the rest into pl. */
+static int personal_top(const vdata *v, const fitted *f,
+			const knytt_matrix *tr, uint32_t u, float *s,
+			float *uvec, unsigned char *mark, knytt__pair *heap,
+			uint64_t *pl, size_t *np)
+{
+	uint32_t ni = v->in->nitems;
+	int rc = personal(f, tr, u, ni, uvec, s);
+	if (rc)
+		return rc;
+	const uint32_t *ti = NULL;
+	int nt = knytt_matrix_row(tr, u, &ti, NULL);
+	for (int q = 0; q < nt; q++)
+		mark[ti[q]] = 1;
+	knytt__topk top = {heap, 0, knytt__blend_depth(EVAL_K)};
+	for (uint32_t i = 0; i < ni; i++)
+		if (!mark[i] && isfinite(s[i]))
+			knytt__topk_push(&top, -s[i], i);
+	*np = knytt__topk_drain(&top, pl, NULL);
+	return KNYTT_OK;
+}
+
+/* The first @p D items of popularity list @p h not marked, into ql. */
+static size_t pop_top(const vdata *v, int h, const unsigned char *mark,
+		      size_t D, uint64_t *ql)
+{
+	size_t nq = 0;
+	for (uint32_t j = 0; j < v->npop[h] && nq < D; j++)
+		if (!mark[v->pop[h][j]])
+			ql[nq++] = v->pop[h][j];
+	return nq;
+}
+
 typedef struct grid {
 	double ndcg[KNYTT__TUNE_NPOP][NW], recall[KNYTT__TUNE_NPOP][NW];
 } grid;
@@ -313,26 +353,15 @@ static int eval_user(const vdata *v, const fitted *f, const knytt_matrix *tr,
 		     knytt__pair *heap, uint64_t *pl, uint64_t *ql,
 		     uint64_t *out, grid *g)
 {
-	uint32_t ni = v->in->nitems;
-	size_t D = knytt__blend_depth(EVAL_K);
-	int rc = personal(f, tr, u, ni, uvec, s);
-	if (rc)
-		return rc;
+	size_t D = knytt__blend_depth(EVAL_K), np = 0;
 	const uint32_t *ti = NULL, *vi = NULL;
 	int nt = knytt_matrix_row(tr, u, &ti, NULL);
 	int nv = knytt_matrix_row(v->val, u, &vi, NULL);
-	for (int q = 0; q < nt; q++)
-		mark[ti[q]] = 1;
-	knytt__topk top = {heap, 0, D};
-	for (uint32_t i = 0; i < ni; i++)
-		if (!mark[i] && isfinite(s[i]))
-			knytt__topk_push(&top, -s[i], i);
-	size_t np = knytt__topk_drain(&top, pl, NULL);
+	int rc = personal_top(v, f, tr, u, s, uvec, mark, heap, pl, &np);
+	if (rc)
+		return rc;
 	for (int h = 0; h < v->in->npop; h++) {
-		size_t nq = 0;
-		for (uint32_t j = 0; j < v->npop[h] && nq < D; j++)
-			if (!mark[v->pop[h][j]])
-				ql[nq++] = v->pop[h][j];
+		size_t nq = pop_top(v, h, mark, D, ql);
 		for (size_t w = 0; w < NW; w++) {
 			size_t n = knytt__blend_fuse(pl, np, ql, nq,
 						     blend_w[w], EVAL_K, out,
@@ -510,6 +539,25 @@ static int admit(search *s, knytt__tune_cfg *c, double *val, double *refit)
 	return 1;
 }
 
+/* LightGCN's item factors copied out for scoring (ALS: nothing). */
+static int fitted_ready(fitted *f, const knytt__tune_cfg *c, uint32_t ni)
+{
+	if (!f->g)
+		return KNYTT_OK;
+	f->dim = c->dim;
+	f->Y = malloc((size_t)ni * c->dim * sizeof *f->Y);
+	if (!f->Y)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	return knytt_lightgcn_item_factors(f->g, 0, ni, f->Y);
+}
+
+static void fitted_free(fitted *f)
+{
+	knytt_als_close(f->als);
+	knytt_lightgcn_close(f->g);
+	free(f->Y);
+}
+
 static int try_cfg(search *s, knytt__tune_cfg c)
 {
 	double val = 0, refit = 0;
@@ -547,21 +595,11 @@ static int try_cfg(search *s, knytt__tune_cfg c)
 	s->out->tried++;
 	if (s->out->tried == 1)
 		s->out->base_seconds = secs;
-	if (f.g) {
-		f.dim = c.dim;
-		f.Y = malloc((size_t)s->in->nitems * c.dim * sizeof *f.Y);
-		if (!f.Y)
-			rc = knytt__err(KNYTT_ENOMEM, "out of memory");
-		else
-			rc = knytt_lightgcn_item_factors(f.g, 0, s->in->nitems,
-							 f.Y);
-	}
+	rc = fitted_ready(&f, &c, s->in->nitems);
 	grid g;
 	if (!rc)
 		rc = eval_fit(s->v, &f, tr, &g);
-	knytt_als_close(f.als);
-	knytt_lightgcn_close(f.g);
-	free(f.Y);
+	fitted_free(&f);
 	if (rc)
 		return rc;
 	if (s->out->tried == 1) {
@@ -657,6 +695,111 @@ static int next_cands(const search *s, int step, knytt__tune_cfg *cands)
 	return n;
 }
 
+/* ---------------------------------------------------- the session list */
+
+/* 1: the sequence model's list alone */
+const float knytt__tune_seq_w[KNYTT__TUNE_NSEQ] = {0,	 0.1f, 0.2f, 0.3f,
+						   0.4f, 0.6f, 0.8f, 1};
+
+/* One validation user for seq_step: the best setting's list (personal
+ * and popularity blended as recommend blends them, D deep), then that
+ * list blended with the sequence model's at every weight into g. */
+static int seq_user(const search *s, const fitted *f, const knytt_matrix *tr,
+		    uint32_t u, float *sc, float *uvec, unsigned char *mark,
+		    knytt__pair *heap, uint64_t *buf, double *g)
+{
+	const vdata *v = s->v;
+	const knytt__tune_cfg *c = &s->out->best;
+	size_t D = knytt__blend_depth(EVAL_K), np = 0, nq, nf, ns = 0;
+	uint64_t *pl = buf, *ql = buf + D, *fl = buf + 2 * D,
+		 *sl = buf + 3 * D, *out = buf + 4 * D;
+	const uint32_t *ti = NULL, *vi = NULL;
+	int nt = knytt_matrix_row(tr, u, &ti, NULL);
+	int nv = knytt_matrix_row(v->val, u, &vi, NULL);
+	int rc = personal_top(v, f, tr, u, sc, uvec, mark, heap, pl, &np);
+	if (!rc) {
+		nq = pop_top(v, c->pop, mark, D, ql);
+		nf = c->blend > 0 ? knytt__blend_fuse(pl, np, ql, nq, c->blend,
+						      D, fl, NULL, NULL)
+				  : np;
+		if (c->blend <= 0)
+			memcpy(fl, pl, np * sizeof *fl);
+		rc = s->in->seq->list(s->in->seq->ctx, u, mark, D, sl, &ns);
+		for (size_t w = 0; w < KNYTT__TUNE_NSEQ && !rc; w++) {
+			double rec = 0;
+			size_t n = knytt__blend_fuse(fl, nf, sl, ns,
+						     knytt__tune_seq_w[w],
+						     EVAL_K, out, NULL, NULL);
+			score_list(out, n, vi, nv, mark, &g[w], &rec);
+		}
+	}
+	for (int q = 0; q < nt; q++)
+		mark[ti[q]] = 0;
+	return rc;
+}
+
+/*
+ * The sequence model's weight (in->seq), after the search: the model
+ * fits on the events before the cut, the best setting is fitted once
+ * more on the validation data (the search keeps no fit), and each
+ * validation user's list is scored blended with the model's list at
+ * every weight of knytt__tune_seq_w.  A weight wins only when it beats
+ * 0 (no sequence model) strictly.  This fit is outside the budget: the
+ * sequence model is asked for by a setting, and its own training costs
+ * far more than any fit here.
+ */
+static int seq_step(search *s)
+{
+	const knytt__tune_in *in = s->in;
+	knytt__tune_out *o = s->out;
+	double t0 = now_s();
+	int rc = in->seq->fit(in->seq->ctx, s->v->cut);
+	if (rc == KNYTT_EINVAL)
+		return KNYTT_OK; /* no model to blend: weight 0 */
+	if (rc)
+		return rc;
+	knytt_matrix *tr = NULL;
+	fitted f = {0};
+	if ((rc = train_matrix(s->v, o->best.hist_days, &tr)) ||
+	    (rc = knytt__tune_fit(&o->best, tr, in->threads, NULL, NULL,
+				  &f.als, &f.g)) ||
+	    (rc = fitted_ready(&f, &o->best, in->nitems))) {
+		fitted_free(&f);
+		return rc;
+	}
+	size_t D = knytt__blend_depth(EVAL_K);
+	uint32_t ni = in->nitems;
+	float *sc = malloc((size_t)ni * sizeof *sc);
+	float *uvec = malloc((f.dim ? f.dim : 1) * sizeof *uvec);
+	unsigned char *mark = calloc(ni ? ni : 1, 1);
+	knytt__pair *heap = malloc(D * sizeof *heap);
+	uint64_t *buf = malloc((4 * D + EVAL_K) * sizeof *buf);
+	double g[KNYTT__TUNE_NSEQ] = {0};
+	if (!sc || !uvec || !mark || !heap || !buf)
+		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
+	for (size_t j = 0; j < s->v->nusers && !rc; j++)
+		rc = seq_user(s, &f, tr, s->v->users[j], sc, uvec, mark, heap,
+			      buf, g);
+	if (!rc && s->v->nusers > 0) {
+		int best = 0;
+		o->seq_ok = 1;
+		for (int w = 0; w < KNYTT__TUNE_NSEQ; w++) {
+			o->seq_ndcg[w] = g[w] / (double)s->v->nusers;
+			if (o->seq_ndcg[w] > o->seq_ndcg[best] + 1e-9)
+				best = w;
+		}
+		o->seq_w = knytt__tune_seq_w[best];
+	}
+	fitted_free(&f);
+	free(sc);
+	free(uvec);
+	free(mark);
+	free(heap);
+	free(buf);
+	o->seq_seconds = now_s() - t0;
+	return rc;
+}
+
 static int check_in(const knytt__tune_in *in, knytt__tune_out *out)
 {
 	if (!in || !out || (!in->recs && in->n))
@@ -726,6 +869,8 @@ int knytt__tune(const knytt__tune_in *in, knytt__tune_out *out)
 		for (int j = 0; j < n && !rc; j++)
 			rc = try_cfg(&s, c[j]);
 	}
+	if (!rc && in->seq && out->tried)
+		rc = seq_step(&s);
 out:
 	out->npop = in->npop;
 	if (out->tried && out->best.blend > 0 &&

@@ -9,6 +9,24 @@
 #include "model.h"
 
 #define KNYTT__TUNE_NPOP 8 /* popularity lists the blend may use */
+#define KNYTT__TUNE_NSEQ 8 /* weights of a sequence model's list scored */
+
+/*
+ * A sequence model the caller fits (the engine's SASRec session model,
+ * lib/engine/seqmodel.c), blended into the chosen pipeline's list as a
+ * third list.  The tuning knows nothing of the model: fit is called
+ * once, after the search, with the start of the validation period (fit
+ * on the events before it; KNYTT_EINVAL: no model, the weight stays 0);
+ * list then writes user @p user's best @p depth dense items, best
+ * first, none of them marked in mark[] (items met before the cut), into
+ * out and their count into *n.
+ */
+typedef struct knytt__tune_seq {
+	int (*fit)(void *ctx, int64_t cut);
+	int (*list)(void *ctx, uint32_t user, const unsigned char *mark,
+		    size_t depth, uint64_t *out, size_t *n);
+	void *ctx;
+} knytt__tune_seq;
 
 /* One setting of the whole pipeline: the model, the history's decay and
  * the blend with recent popularity. */
@@ -52,6 +70,9 @@ typedef struct knytt__tune_in {
 	int no_lightgcn; /* 1: LightGCN is not a candidate */
 	int fixed_kind;  /* 1: no candidate of another kind than base's */
 	unsigned threads;
+	/* NULL: no sequence model; else its list's weight is chosen on the
+	 * validation period for the best setting (seq_w in the output) */
+	const knytt__tune_seq *seq;
 	/* called after each candidate (epoch = candidates done), may
 	 * cancel (KNYTT_ECANCELED) */
 	knytt_progress_fn progress;
@@ -82,7 +103,20 @@ typedef struct knytt__tune_out {
 	double seconds;           /* the whole tuning, measured */
 	size_t val_users, val_interactions;
 	int64_t cut;              /* start of the validation period */
+	/* the sequence model's list (in->seq): its weight in the blend
+	 * (0: it did not win, or there was none), NDCG@20 on validation of
+	 * the best setting blended with it at each weight of
+	 * knytt__tune_seq_w (seq_ok 0: not scored) and the seconds of its
+	 * fit and scoring */
+	float seq_w;
+	int seq_ok;
+	double seq_ndcg[KNYTT__TUNE_NSEQ];
+	double seq_seconds;
 } knytt__tune_out;
+
+/* The weights of the sequence model's list the tuning scores (the first
+ * is 0: without it). */
+extern const float knytt__tune_seq_w[KNYTT__TUNE_NSEQ];
 
 /*
  * Carves the validation period (the latest vfrac of the interactions by

@@ -1,7 +1,8 @@
 /*
  * fuzz_engine_model.c -- libFuzzer target for the stored engine model
- * (the "engine-model" blob of lib/engine/train.c: header, item map,
- * ALS or two-tower model, CRC): a damaged blob in the store must make
+ * (the "engine-model" blob of lib/engine/modelblob.c: header, item map,
+ * ALS, LightGCN or two-tower model, search words, SASRec session model,
+ * CRC): a damaged blob in the store must make
  * knytt_engine_open fail with an error or serve without it, never crash.
  *
  * Two steps.  Every input goes through knytt__engine_decode_model on an
@@ -132,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		knytt_twotower *tt = NULL;
 		knytt_lightgcn *lgc = NULL;
 		struct knytt__qterms *qm = NULL;
+		knytt_sasrec *sr = NULL;
 		uint64_t *items = NULL;
 		uint32_t nitems = 0;
 		unsigned char tag[KNYTT__MODEL_TAG];
@@ -145,13 +147,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (knytt_engine_set_dim(e, knytt__get_u32(b + 16)) ==
 			    KNYTT_OK &&
 		    knytt__engine_decode_model(e, b, n, &als, &tt, &lgc,
-					       &qm, &items, &nitems,
+					       &qm, &sr, &items, &nitems,
 					       tag) == KNYTT_OK) {
 			ok = 1;
 			knytt_als_close(als);
 			knytt_twotower_close(tt);
 			knytt_lightgcn_close(lgc);
 			knytt__qterms_free(qm);
+			knytt_sasrec_close(sr);
 			free(items);
 		}
 		knytt_engine_close(e);

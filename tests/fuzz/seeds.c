@@ -330,6 +330,27 @@ static void seeds_models(void)
 		put("fuzz_engine_model", "als-search-words", 3, b3, n3);
 		free(b3);
 	}
+	/* version 4: the ALS blob with a SASRec session model over its 4
+	 * items (no search words: 0 at byte 48), its size at byte 56 */
+	size_t n4 = 64 + 4 * 8 + al + sl + 4;
+	unsigned char *b4 = failed ? NULL : calloc(1, n4);
+	if (b4) {
+		memcpy(b4, "KNYTTENG", 8);
+		knytt__put_u32(b4 + 8, 4);
+		knytt__put_u32(b4 + 12, KNYTT_MODEL_ALS);
+		knytt__put_u32(b4 + 16, 4);
+		knytt__put_u32(b4 + 20, 4);
+		knytt__put_u64(b4 + 24, al);
+		knytt__put_u64(b4 + 48, 0);
+		knytt__put_u64(b4 + 56, sl);
+		for (unsigned i = 0; i < 4; i++)
+			knytt__put_u64(b4 + 64 + 8 * i, i + 1);
+		memcpy(b4 + 96, ab, al);
+		memcpy(b4 + 96 + al, sb, sl);
+		fuzz_fix_crc(b4, n4);
+		put("fuzz_engine_model", "als-session-model", 3, b4, n4);
+		free(b4);
+	}
 	knytt_free(ab);
 	knytt_free(tb);
 	knytt_free(gb);
