@@ -117,6 +117,10 @@ void knytt__store_search_stats(knytt_store *st, long long *scored,
  * writes).  No effect on PostgreSQL or in-memory databases. */
 int knytt__sqlite_bg_checkpoint(knytt__db *db, int on);
 int knytt__store_bg_checkpoint(knytt_store *st, int on);
+/* Bytes this connection's page cache holds now (SQLite; 0 for
+ * PostgreSQL): what knytt_store_set_cache_size bounds, for tests. */
+int64_t knytt__sqlite_cache_used(knytt__db *db);
+int64_t knytt__store_cache_used(knytt_store *st);
 /* 1 if another knytt_store_open of the same URI reaches the same data
  * (PostgreSQL, a SQLite file), 0 for an in-memory or temporary SQLite
  * database, which exists in this one connection only. */
