@@ -2694,6 +2694,22 @@ START_TEST(cache_size_bounds_the_page_cache)
 			      "round %d: the default cache holds only %lld "
 			      "bytes after the walk", round, (long long)ud);
 	}
+	/* a report reads at the default size and sets the bound back,
+	 * which frees what it cached */
+	for (int i = 0; i < 200; i++)
+		ck_assert_int_eq(knytt_store_search_log(w, "query", "u1", 3, 0,
+							NULL),
+				 0);
+	knytt_search_report *rep = NULL;
+	ck_assert_int_eq(knytt_store_search_report(bound, 0, 0, 10, 0, 0, &rep),
+			 0);
+	ck_assert_int_eq(rep->searches, 200);
+	knytt_free(rep);
+	int64_t setting = 0;
+	knytt__pragma_i64(bound, "PRAGMA cache_size", &setting);
+	ck_assert_int_eq(setting, -(BOUND >> 10));
+	ck_assert_int_le(knytt__store_cache_used(bound),
+			 BOUND + BOUND / 4 + (64 << 10));
 	/* 0: the default again */
 	ck_assert_int_eq(knytt_store_set_cache_size(bound, 0), 0);
 	put_item(w, "w9", "new", NULL, NULL, 1, 1);

@@ -550,6 +550,32 @@ int knytt_store_set_cache_size(knytt_store *st, size_t bytes)
 	return O->exec(st->db, sql);
 }
 
+int64_t knytt__st_cache_widen(knytt_store *st)
+{
+	int64_t was = 0;
+	if (O->dialect != KNYTT__SQLITE)
+		return 0;
+	knytt__pragma_i64(st, "PRAGMA cache_size", &was);
+	/* negative: KiB; positive: pages, of at least 512 bytes */
+	int64_t bytes = was < 0 ? -was * 1024 : was * 512;
+	if (was == 0 || bytes >= (int64_t)KNYTT_STORE_CACHE_BYTES)
+		return 0;
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=-%u",
+		 KNYTT_STORE_CACHE_BYTES / 1024);
+	knytt__exec_keep(st, sql);
+	return was;
+}
+
+void knytt__st_cache_restore(knytt_store *st, int64_t was)
+{
+	if (!was)
+		return;
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=%lld", (long long)was);
+	knytt__exec_keep(st, sql);
+}
+
 int64_t knytt__store_cache_used(knytt_store *st)
 {
 	return st && O->dialect == KNYTT__SQLITE
