@@ -499,9 +499,11 @@ KNYTT_API int knytt_store_set_busy_timeout(knytt_store *st, unsigned ms);
  * large cache gains nothing between calls, and keeps whatever the last
  * big read left in it (a count over every interaction) until the next
  * call on the handle; there a small one (knyttd's: 1 MiB) holds as fast
- * and bounds that memory.  The connection that makes the writes keeps
- * its cache.  PostgreSQL: no page cache in the client; accepted, no
- * effect.
+ * and bounds that memory.  The search and experiment reports, which seek
+ * into the interactions once per shopper, read with the default on a
+ * connection set below it and set it back after.  The connection that
+ * makes the writes keeps its cache.  PostgreSQL: no page cache in the
+ * client; accepted, no effect.
  * @return KNYTT_OK, KNYTT_EINVAL (NULL, bytes over 1 TiB), KNYTT_EDB.
  */
 KNYTT_API int knytt_store_set_cache_size(knytt_store *st, size_t bytes);
