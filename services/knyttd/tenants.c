@@ -5,9 +5,10 @@
  * A knytt_store handle is one connection for one thread at a time, so
  * every pool thread of libmicrohttpd opens its own on first use (kept in
  * thread-specific data, closed when the thread ends; its page cache
- * small, KD_STORE_CACHE_BYTES) and selects the request's tenant on it.  Engines are thread-safe after open and costly
- * to open (items, model and index are loaded), so there is one per
- * tenant, opened by the first request that needs it.
+ * small, KD_STORE_CACHE_BYTES) and selects the request's tenant on it.
+ * Engines are thread-safe after open and costly to open (items, model
+ * and index are loaded), so there is one per tenant, opened by the first
+ * request that needs it.
  *
  * An engine is replaced while requests use it when the tenant's embedding
  * service settings change (embedder.c): the engine is opened with the
