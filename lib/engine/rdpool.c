@@ -32,6 +32,7 @@
  * number and is never held across the open.
  */
 #include "engine_int.h"
+#include "../store/store_int.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -52,8 +53,9 @@ static knytt_store *rd_open(knytt_engine *e, knytt__rdconn *c)
 	 * commits a search-log row per search, the unmapping and faulting
 	 * back halved the searches a second (benchmarks/serve's search,
 	 * interleaved runs: 1,918-1,930/s mapped, 3,649-3,949/s not) */
-	if (!rc) /* a failure leaves the default, which serves as well */
-		(void)knytt_store_set_cache_size(st, 1 << 20);
+	if (!rc && st->ops->dialect == KNYTT__SQLITE)
+		knytt__exec_keep(st, "PRAGMA cache_size = -1024");
+
 	if (rc) {
 		/* one warning per engine: the searches still get answers */
 		knytt__engine_warn(e, "no extra store connection for search "
