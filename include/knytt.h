@@ -486,6 +486,28 @@ KNYTT_API int knytt_uri_redact(const char *uri, char *out, size_t cap);
  */
 KNYTT_API int knytt_store_set_busy_timeout(knytt_store *st, unsigned ms);
 
+/** Default of knytt_store_set_cache_size for SQLite, in bytes (8 MiB). */
+#define KNYTT_STORE_CACHE_BYTES (8u << 20)
+
+/**
+ * The most memory this connection keeps as its own cache of database
+ * pages.  SQLite: the connection's page cache (PRAGMA cache_size),
+ * default KNYTT_STORE_CACHE_BYTES; @p bytes = 0 restores it.  SQLite
+ * empties a connection's cache whenever another connection has committed
+ * since its last read, so in a database that another connection writes
+ * all the time (a server's reading connections beside the engine's) a
+ * large cache gains nothing between calls, and keeps whatever the last
+ * big read left in it (a count over every interaction) until the next
+ * call on the handle; there a small one (knyttd's: 1 MiB) holds as fast
+ * and bounds that memory.  The search and experiment reports, which seek
+ * into the interactions once per shopper, read with the default on a
+ * connection set below it and set it back after.  The connection that
+ * makes the writes keeps its cache.  PostgreSQL: no page cache in the
+ * client; accepted, no effect.
+ * @return KNYTT_OK, KNYTT_EINVAL (NULL, bytes over 1 TiB), KNYTT_EDB.
+ */
+KNYTT_API int knytt_store_set_cache_size(knytt_store *st, size_t bytes);
+
 /** "sqlite" or "postgres" ("" if st is NULL). */
 KNYTT_API const char *knytt_store_backend(const knytt_store *st);
 

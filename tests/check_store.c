@@ -2782,6 +2782,104 @@ START_TEST(background_checkpoints)
 }
 END_TEST
 
+/* ---- page cache bound ---------------------------------------------------- */
+
+static int count_item(const knytt_item *it, void *ctx)
+{
+	(void)it;
+	++*(int *)ctx;
+	return 0;
+}
+
+/* knytt_store_set_cache_size bounds what a connection's page cache keeps
+ * after a read that walks more pages than the bound, every time, also
+ * after another connection's commit has emptied it and the next read
+ * filled it again (knyttd's threads beside the engine); a connection
+ * left at the default keeps several MiB after the same read. */
+START_TEST(cache_size_bounds_the_page_cache)
+{
+	knytt_store *w = su_open("shop", NULL);
+	ck_assert_int_eq(knytt_store_set_cache_size(NULL, 1), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_set_cache_size(w, ((size_t)1 << 40) + 1),
+			 KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_store_set_cache_size(w, 0), 0);
+	if (su_pg) { /* no client page cache: accepted, nothing held */
+		ck_assert_int_eq(knytt_store_set_cache_size(w, 1 << 20), 0);
+		ck_assert_int_eq(knytt__store_cache_used(w), 0);
+		knytt_store_close(w);
+		return;
+	}
+	/* 6000 items of 1000-byte descriptions: some 7 MB of pages */
+	enum { N = 6000, BOUND = 256 << 10 };
+	char path[512], *csv = malloc((size_t)N * 1100 + 64);
+	ck_assert_ptr_nonnull(csv);
+	size_t o = (size_t)sprintf(csv, "id,title,description\n");
+	for (int i = 0; i < N; i++) {
+		o += (size_t)sprintf(csv + o, "c%d,t%d,", i, i);
+		for (int k = 0; k < 1000; k++)
+			csv[o++] = (char)('a' + (i + k * 7) % 26);
+		csv[o++] = '\n';
+	}
+	csv[o] = 0;
+	su_file("big.csv", csv, path, sizeof path);
+	free(csv);
+	ck_assert_int_eq(knytt_store_import(w, path, KNYTT_RECORD_ITEMS,
+					    KNYTT_FORMAT_CSV, NULL, NULL),
+			 N);
+	knytt_store *bound = su_open("shop", NULL);
+	knytt_store *dflt = su_open("shop", NULL);
+	ck_assert_int_eq(knytt_store_set_cache_size(bound, BOUND), 0);
+	for (int round = 0; round < 3; round++) {
+		char id[16];
+		snprintf(id, sizeof id, "w%d", round); /* a foreign commit */
+		put_item(w, id, "new", NULL, NULL, 1, 1);
+		int nb = 0, nd = 0;
+		ck_assert_int_ge(knytt_store_items_changed(bound, 0, count_item,
+							   &nb),
+				 0);
+		ck_assert_int_ge(knytt_store_items_changed(dflt, 0, count_item,
+							   &nd),
+				 0);
+		ck_assert_int_eq(nb, N + round + 1);
+		ck_assert_int_eq(nd, nb);
+		int64_t ub = knytt__store_cache_used(bound);
+		int64_t ud = knytt__store_cache_used(dflt);
+		ck_assert_msg(ub <= BOUND + BOUND / 4 + (64 << 10),
+			      "round %d: a %d KiB cache holds %lld bytes",
+			      round, BOUND >> 10, (long long)ub);
+		ck_assert_msg(ud >= (4 << 20),
+			      "round %d: the default cache holds only %lld "
+			      "bytes after the walk", round, (long long)ud);
+	}
+	/* a report reads at the default size and sets the bound back,
+	 * which frees what it cached */
+	for (int i = 0; i < 200; i++)
+		ck_assert_int_eq(knytt_store_search_log(w, "query", "u1", 3, 0,
+							NULL),
+				 0);
+	knytt_search_report *rep = NULL;
+	ck_assert_int_eq(knytt_store_search_report(bound, 0, 0, 10, 0, 0, &rep),
+			 0);
+	ck_assert_int_eq(rep->searches, 200);
+	knytt_free(rep);
+	int64_t setting = 0;
+	knytt__pragma_i64(bound, "PRAGMA cache_size", &setting);
+	ck_assert_int_eq(setting, -(BOUND >> 10));
+	ck_assert_int_le(knytt__store_cache_used(bound),
+			 BOUND + BOUND / 4 + (64 << 10));
+	/* 0: the default again */
+	ck_assert_int_eq(knytt_store_set_cache_size(bound, 0), 0);
+	put_item(w, "w9", "new", NULL, NULL, 1, 1);
+	int n = 0;
+	ck_assert_int_ge(knytt_store_items_changed(bound, 0, count_item, &n),
+			 0);
+	ck_assert_int_ge(knytt__store_cache_used(bound), 4 << 20);
+	knytt_store_close(dflt);
+	knytt_store_close(bound);
+	knytt_store_close(w);
+}
+END_TEST
+
 /* ---- NULL pointers everywhere ------------------------------------------------- */
 
 /* ---- several processes on one database ------------------------------------
@@ -3693,6 +3791,7 @@ static void add_cases(TCase *tc)
 	tcase_add_loop_test(tc, import_killed_converges, 0, 2);
 	tcase_add_test(tc, import_bulk_mode);
 	tcase_add_test(tc, background_checkpoints);
+	tcase_add_test(tc, cache_size_bounds_the_page_cache);
 	tcase_add_test(tc, null_arguments);
 	tcase_add_test(tc, uri_redaction);
 	tcase_add_test(tc, busy_timeout_maps_to_ebusy);

@@ -370,9 +370,11 @@ int knytt_store_search_report(knytt_store *st, int64_t from_ms, int64_t to_ms,
 	int64_t to = to_ms ? to_ms : INT64_MAX;
 	int64_t win = window_ms ? window_ms : DEFAULT_WINDOW_MS;
 	slist l = {0};
-	if ((rc = load_searches(st, from_ms, to, &l)) == 0 &&
-	    (rc = stream_clicks(st, from_ms, to, win, &l)) == 0 &&
-	    (rc = build(&l, top ? top : 20, few, out)) == 0) {
+	int64_t cache = knytt__st_cache_widen(st); /* store_int.h */
+	if ((rc = load_searches(st, from_ms, to, &l)) == 0)
+		rc = stream_clicks(st, from_ms, to, win, &l);
+	knytt__st_cache_restore(st, cache);
+	if (rc == 0 && (rc = build(&l, top ? top : 20, few, out)) == 0) {
 		(*out)->from_ms = from_ms;
 		(*out)->to_ms = to_ms;
 		(*out)->window_ms = win;

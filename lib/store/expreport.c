@@ -233,6 +233,7 @@ int knytt_store_experiment_report(knytt_store *st, const char *name,
 		return rc;
 	exps x = {0};
 	walk w = {.x = &x, .window = out->exp.window_ms};
+	int64_t cache = knytt__st_cache_widen(st); /* store_int.h */
 	if ((rc = load_exposures(st, out->exp.id, &x)))
 		goto done;
 	w.conv = calloc(x.n + 1, 1);
@@ -248,6 +249,7 @@ int knytt_store_experiment_report(knytt_store *st, const char *name,
 		goto done;
 	tally(&out->exp, &w, out);
 done:
+	knytt__st_cache_restore(st, cache);
 	free(x.e);
 	free(x.pool);
 	free(w.conv);

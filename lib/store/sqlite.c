@@ -329,6 +329,14 @@ void knytt__sqlite_search_stats(knytt__db *db, long long *scored,
 		knytt__sqfts_stats(d->fts, scored, read);
 }
 
+int64_t knytt__sqlite_cache_used(knytt__db *db)
+{
+	int cur = 0, high = 0;
+	sqlite3_db_status(((sq_db *)db)->h, SQLITE_DBSTATUS_CACHE_USED, &cur,
+			  &high, 0);
+	return cur;
+}
+
 int knytt__sqlite_shareable(knytt__db *db)
 {
 	const char *f = sqlite3_db_filename(((sq_db *)db)->h, "main");
@@ -539,10 +547,11 @@ int knytt__sqlite_open(const char *path, knytt__db **out)
 	d->busy_ms = KNYTT_STORE_BUSY_MS;
 	sqlite3_busy_handler(d->h, sq_busy, d);
 	sqlite3_extended_result_codes(d->h, 1);
-	/* SQLite's page cache: 8 MB a connection.  At 64 MB, every
-	 * connection of a server (one per request thread) kept 64 MB of
-	 * the search log and interactions it had written, and knyttd's RSS
-	 * grew by the size of its writes for many minutes
+	/* SQLite's page cache: 8 MB a connection by default
+	 * (KNYTT_STORE_CACHE_BYTES; knytt_store_set_cache_size).  At 64
+	 * MB, every connection of a server (one per request thread) kept
+	 * 64 MB of the search log and interactions it had written, and
+	 * knyttd's RSS grew by the size of its writes for many minutes
 	 * (benchmarks/soak).  Imports raise it for their run (importw.c).
 	 * No memory map by default: SQLite unmaps a connection's whole map
 	 * whenever another connection has written since its last read, and
@@ -551,9 +560,11 @@ int knytt__sqlite_open(const char *path, knytt__db **out)
 	 * back in, request after request.  The engine maps its own
 	 * connection, whose own commits keep the map
 	 * (knytt__store_map_reads). */
-	rc = sq_exec(&d->base, "PRAGMA journal_mode=WAL;"
-			       "PRAGMA synchronous=NORMAL;"
-			       "PRAGMA cache_size=-8192;");
+	char sql[128];
+	snprintf(sql, sizeof sql,
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+		 " PRAGMA cache_size=-%u;", KNYTT_STORE_CACHE_BYTES / 1024);
+	rc = sq_exec(&d->base, sql);
 	if (rc) {
 		sq_close(&d->base);
 		return rc;

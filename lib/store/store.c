@@ -547,6 +547,57 @@ int knytt_store_schema_version(const knytt_store *st)
 	return st->schema_version;
 }
 
+int knytt_store_set_cache_size(knytt_store *st, size_t bytes)
+{
+	if (!st)
+		return knytt__err(KNYTT_EINVAL, "store is NULL");
+	if ((uint64_t)bytes > (uint64_t)1 << 40)
+		return knytt__err(KNYTT_EINVAL,
+				  "cache size %zu bytes is over 1 TiB", bytes);
+	if (O->dialect != KNYTT__SQLITE)
+		return 0;
+	/* a negative cache_size is KiB; a part of one counts whole */
+	uint64_t kib = bytes ? ((uint64_t)bytes + 1023) / 1024
+			     : KNYTT_STORE_CACHE_BYTES / 1024;
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=-%llu",
+		 (unsigned long long)kib);
+	return O->exec(st->db, sql);
+}
+
+int64_t knytt__st_cache_widen(knytt_store *st)
+{
+	int64_t was = 0;
+	if (O->dialect != KNYTT__SQLITE)
+		return 0;
+	knytt__pragma_i64(st, "PRAGMA cache_size", &was);
+	/* negative: KiB; positive: pages, of at least 512 bytes */
+	int64_t bytes = was < 0 ? -was * 1024 : was * 512;
+	if (was == 0 || bytes >= (int64_t)KNYTT_STORE_CACHE_BYTES)
+		return 0;
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=-%u",
+		 KNYTT_STORE_CACHE_BYTES / 1024);
+	knytt__exec_keep(st, sql);
+	return was;
+}
+
+void knytt__st_cache_restore(knytt_store *st, int64_t was)
+{
+	if (!was)
+		return;
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA cache_size=%lld", (long long)was);
+	knytt__exec_keep(st, sql);
+}
+
+int64_t knytt__store_cache_used(knytt_store *st)
+{
+	return st && O->dialect == KNYTT__SQLITE
+		       ? knytt__sqlite_cache_used(st->db)
+		       : 0;
+}
+
 int knytt_store_set_batch_size(knytt_store *st, size_t rows)
 {
 	if (!st)

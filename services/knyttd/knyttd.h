@@ -345,6 +345,21 @@ int kd_static(kd_req *r);
 
 /* ---- tenants.c: store connections and engines ------------------------ */
 
+/*
+ * The page cache of knyttd's own store connections (each request
+ * thread's, the training scheduler's): 1 MiB, not the library's 8.  The
+ * engine's connection writes all the time, and SQLite empties the cache
+ * of every other connection whenever another one has committed since
+ * its last read, so these connections start each call cold whatever
+ * their size; a big read (the /metrics counts walk every interaction)
+ * filled the thread's 8 MiB and kept it until that thread next read the
+ * store, seconds later: the soak's in-use bytes stepped by 8 MiB at
+ * every scrape, and RssAnon stayed that much above them.
+ */
+#define KD_STORE_CACHE_BYTES (1u << 20)
+/* Opens a store connection of knyttd's own on kd_cfg.db, its page cache
+ * set (KD_STORE_CACHE_BYTES): 0 or a knytt error. */
+int kd_store_open(knytt_store **out);
 /* This thread's store connection (opened on first use), or NULL. */
 knytt_store *kd_store(void);
 /* The engine of r->tenant, opened on first use (and opened anew when

@@ -277,7 +277,7 @@ static void *loop(void *arg)
 	(void)arg;
 	knytt_store *st = NULL;
 	while (!atomic_load(&stop)) {
-		if (!st && knytt_store_open(kd_cfg.db, &st))
+		if (!st && kd_store_open(&st))
 			st = NULL;
 		if (st)
 			kd_tenants_each(look_cb, st);

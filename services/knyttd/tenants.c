@@ -4,10 +4,11 @@
  *
  * A knytt_store handle is one connection for one thread at a time, so
  * every pool thread of libmicrohttpd opens its own on first use (kept in
- * thread-specific data, closed when the thread ends) and selects the
- * request's tenant on it.  Engines are thread-safe after open and costly
- * to open (items, model and index are loaded), so there is one per
- * tenant, opened by the first request that needs it.
+ * thread-specific data, closed when the thread ends; its page cache
+ * small, KD_STORE_CACHE_BYTES) and selects the request's tenant on it.
+ * Engines are thread-safe after open and costly to open (items, model
+ * and index are loaded), so there is one per tenant, opened by the first
+ * request that needs it.
  *
  * An engine is replaced while requests use it when the tenant's embedding
  * service settings change (embedder.c): the engine is opened with the
@@ -69,13 +70,24 @@ static void store_key_init(void)
 	pthread_key_create(&store_key, store_free);
 }
 
+int kd_store_open(knytt_store **out)
+{
+	int rc = knytt_store_open(kd_cfg.db, out);
+	if (rc)
+		return rc;
+	/* see KD_STORE_CACHE_BYTES; a failure leaves the default, which
+	 * serves as well */
+	(void)knytt_store_set_cache_size(*out, KD_STORE_CACHE_BYTES);
+	return 0;
+}
+
 knytt_store *kd_store(void)
 {
 	pthread_once(&store_once, store_key_init);
 	knytt_store *st = pthread_getspecific(store_key);
 	if (st)
 		return st;
-	if (knytt_store_open(kd_cfg.db, &st)) {
+	if (kd_store_open(&st)) {
 		kd_log("{\"level\":\"error\",\"msg\":\"store open: %s\"}",
 		       knytt_errmsg());
 		return NULL;
