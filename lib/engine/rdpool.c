@@ -56,8 +56,8 @@ static knytt_store *rd_open(knytt_engine *e, knytt__rdconn *c)
 	 * full cache per extra connection only raised the server's resident
 	 * memory.  Not mapped until its searches show that commits are rare
 	 * (read_mode below). */
-	if (!rc && st->ops->dialect == KNYTT__SQLITE)
-		knytt__exec_keep(st, "PRAGMA cache_size = -1024");
+	if (!rc)
+		(void)knytt_store_set_cache_size(st, 1u << 20);
 
 	if (rc) {
 		/* one warning per engine: the searches still get answers */
