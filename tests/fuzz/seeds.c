@@ -192,6 +192,22 @@ static void seeds_where(void)
 
 /* ---- models: byte 0 = 1 (repair the CRC) ---- */
 
+
+/* An engine blob's header (train.c): magic, @p version, @p kind, 4 items
+ * of dimension 4, the model's length @p ml, and store ids 1..4 (the
+ * items of fuzz_engine_model's store) from byte @p ids on. */
+static void eng_head(unsigned char *b, uint32_t version, uint32_t kind,
+		     size_t ml, size_t ids)
+{
+	memcpy(b, "KNYTTENG", 8);
+	knytt__put_u32(b + 8, version);
+	knytt__put_u32(b + 12, kind);
+	knytt__put_u32(b + 16, 4);
+	knytt__put_u32(b + 20, 4);
+	knytt__put_u64(b + 24, ml);
+	for (unsigned i = 0; i < 4; i++)
+		knytt__put_u64(b + ids + 8 * i, i + 1);
+}
 static void seeds_models(void)
 {
 	knytt_matrix *m;
@@ -284,15 +300,8 @@ static void seeds_models(void)
 			failed = 1;
 			break;
 		}
-		memcpy(b, "KNYTTENG", 8);
-		knytt__put_u32(b + 8, 1);
-		knytt__put_u32(b + 12,
-			       kind ? KNYTT_MODEL_TWOTOWER : KNYTT_MODEL_ALS);
-		knytt__put_u32(b + 16, 4);
-		knytt__put_u32(b + 20, 4);
-		knytt__put_u64(b + 24, ml);
-		for (unsigned i = 0; i < 4; i++)
-			knytt__put_u64(b + 32 + 8 * i, i + 1);
+		eng_head(b, 1, kind ? KNYTT_MODEL_TWOTOWER : KNYTT_MODEL_ALS,
+			 ml, 32);
 		memcpy(b + 64, kind ? tb : ab, ml);
 		fuzz_fix_crc(b, n);
 		const char *t = "fuzz_engine_model";
@@ -309,15 +318,8 @@ static void seeds_models(void)
 	size_t ql = 16 + 8 + 4 * 4, n3 = 56 + 4 * 8 + al + ql + 4;
 	unsigned char *b3 = failed ? NULL : calloc(1, n3);
 	if (b3) {
-		memcpy(b3, "KNYTTENG", 8);
-		knytt__put_u32(b3 + 8, 3);
-		knytt__put_u32(b3 + 12, KNYTT_MODEL_ALS);
-		knytt__put_u32(b3 + 16, 4);
-		knytt__put_u32(b3 + 20, 4);
-		knytt__put_u64(b3 + 24, al);
+		eng_head(b3, 3, KNYTT_MODEL_ALS, al, 56);
 		knytt__put_u64(b3 + 48, ql);
-		for (unsigned i = 0; i < 4; i++)
-			knytt__put_u64(b3 + 56 + 8 * i, i + 1);
 		memcpy(b3 + 88, ab, al);
 		unsigned char *w = b3 + 88 + al;
 		memcpy(w, "KQTERMS1", 8);
@@ -335,16 +337,9 @@ static void seeds_models(void)
 	size_t n4 = 64 + 4 * 8 + al + sl + 4;
 	unsigned char *b4 = failed ? NULL : calloc(1, n4);
 	if (b4) {
-		memcpy(b4, "KNYTTENG", 8);
-		knytt__put_u32(b4 + 8, 4);
-		knytt__put_u32(b4 + 12, KNYTT_MODEL_ALS);
-		knytt__put_u32(b4 + 16, 4);
-		knytt__put_u32(b4 + 20, 4);
-		knytt__put_u64(b4 + 24, al);
+		eng_head(b4, 4, KNYTT_MODEL_ALS, al, 64);
 		knytt__put_u64(b4 + 48, 0);
 		knytt__put_u64(b4 + 56, sl);
-		for (unsigned i = 0; i < 4; i++)
-			knytt__put_u64(b4 + 64 + 8 * i, i + 1);
 		memcpy(b4 + 96, ab, al);
 		memcpy(b4 + 96 + al, sb, sl);
 		fuzz_fix_crc(b4, n4);
