@@ -27,9 +27,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	tu_rm_dir(dir);
 }
 
 static knytt_engine *open_engine(void)

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "suites.h"
+#include "testutil.h"
 
 #define NOW 1767225600000LL
 #define DIM 16
@@ -53,20 +53,13 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	tu_rm_dir(dir);
 }
 
 /* The "search" report stored with the latest model. */
 static char *search_meta(knytt_engine *e)
 {
-	char *meta = NULL;
-	ck_assert_int_eq(knytt_store_model_get(knytt_engine_store(e),
-					       "engine-model", 0, NULL, NULL,
-					       &meta, NULL, NULL),
-			 KNYTT_OK);
-	ck_assert_ptr_nonnull(meta);
+	char *meta = tu_model_meta(e);
 	ck_assert_ptr_nonnull(strstr(meta, "\"search\":{"));
 	return meta;
 }

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "suites.h"
+#include "testutil.h"
 
 /*
  * A shop with a planted order: NI items in a ring, and item i is followed
@@ -142,22 +142,6 @@ static double next_hit_rate(knytt_engine *e, int k)
 	return (double)hits / NU;
 }
 
-static char *model_meta(knytt_engine *e)
-{
-	char *meta = NULL;
-	ck_assert_int_eq(knytt_store_model_get(knytt_engine_store(e),
-					       "engine-model", 0, NULL, NULL,
-					       &meta, NULL, NULL),
-			 KNYTT_OK);
-	return meta;
-}
-
-static void rm_dir(const char *dir)
-{
-	char cmd[96];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
-}
 
 /* The planted order: the tuned engine with the session model (epochs
  * and weight chosen on the validation period) puts the next item first
@@ -173,7 +157,7 @@ START_TEST(sasrec_lifts_next_item)
 	knytt_engine_close(a);
 	knytt_engine *b = shop_engine(d2, 60, -1, 1, 0);
 	double hb = next_hit_rate(b, 1);
-	char *meta = model_meta(b);
+	char *meta = tu_model_meta(b);
 	ck_assert_msg(strstr(meta, "\"chosen\":\"validation\""), "%s", meta);
 	ck_assert_ptr_nonnull(b->snap->sr);
 	ck_assert_msg(b->snap->sr_w > 0, "weight %g: %s", b->snap->sr_w,
@@ -183,8 +167,8 @@ START_TEST(sasrec_lifts_next_item)
 		      hb, ha, meta);
 	knytt_free(meta);
 	knytt_engine_close(b);
-	rm_dir(d1);
-	rm_dir(d2);
+	tu_rm_dir(d1);
+	tu_rm_dir(d2);
 }
 END_TEST
 
@@ -196,7 +180,7 @@ START_TEST(sasrec_store_round_trip)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(uri, sizeof uri, "sqlite:%s/db", dir);
 	knytt_engine *e = shop_engine(dir, 15, 0.4, 0, 0);
-	char *meta = model_meta(e);
+	char *meta = tu_model_meta(e);
 	ck_assert_msg(strstr(meta, "\"sasrec\":{\"weight\":0.4,"
 				   "\"chosen\":\"fixed\",\"epochs\":15"),
 		      "%s", meta);
@@ -274,7 +258,7 @@ START_TEST(sasrec_store_round_trip)
 	knytt_free(b1);
 	knytt_free(b2);
 	knytt_engine_close(e);
-	rm_dir(dir);
+	tu_rm_dir(dir);
 }
 END_TEST
 
@@ -326,7 +310,7 @@ START_TEST(sasrec_follows_feedback)
 	 * but the item after the new one comes first for most */
 	ck_assert_msg(moved >= tried * 3 / 4, "%d of %d moved", moved, tried);
 	knytt_engine_close(e);
-	rm_dir(dir);
+	tu_rm_dir(dir);
 }
 END_TEST
 
@@ -362,7 +346,7 @@ START_TEST(sasrec_default_and_zero_weight)
 	ck_assert_ptr_nonnull(mkdtemp(d1));
 	ck_assert_ptr_nonnull(mkdtemp(d2));
 	knytt_engine *e = shop_engine(d1, 5, -1, 0, 0);
-	char *meta = model_meta(e);
+	char *meta = tu_model_meta(e);
 	ck_assert_msg(strstr(meta, "\"sasrec\":{\"weight\":0.3,"
 				   "\"chosen\":\"default\",\"epochs\":5,"),
 		      "%s", meta);
@@ -370,15 +354,15 @@ START_TEST(sasrec_default_and_zero_weight)
 	knytt_free(meta);
 	knytt_engine_close(e);
 	e = shop_engine(d2, 5, 0, 0, 0);
-	meta = model_meta(e);
+	meta = tu_model_meta(e);
 	ck_assert_msg(strstr(meta, "\"sasrec\":{\"weight\":0,"
 				   "\"chosen\":\"fixed\",\"epochs\":0,"),
 		      "%s", meta);
 	ck_assert_ptr_null(e->snap->sr);
 	knytt_free(meta);
 	knytt_engine_close(e);
-	rm_dir(d1);
-	rm_dir(d2);
+	tu_rm_dir(d1);
+	tu_rm_dir(d2);
 }
 END_TEST
 

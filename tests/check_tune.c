@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "suites.h"
+#include "testutil.h"
 
 /* ---- the blend ---- */
 
@@ -526,11 +526,7 @@ static char *engine_meta(int tune, knytt_model_kind kind, float *blend)
 	free(r);
 	ck_assert_msg(knytt_engine_train(e, NULL, NULL) == KNYTT_OK, "%s",
 		      knytt_errmsg());
-	char *meta = NULL;
-	ck_assert_int_eq(knytt_store_model_get(knytt_engine_store(e),
-					       "engine-model", 0, NULL, NULL,
-					       &meta, NULL, NULL),
-			 KNYTT_OK);
+	char *meta = tu_model_meta(e);
 	knytt_result res[10] = {{.struct_size = sizeof(knytt_result)}};
 	ck_assert_int_eq(knytt_engine_recommend(e, "u1", 10, NULL, NULL, res),
 			 10);

@@ -7,6 +7,7 @@
 #include "suites.h"
 
 #include <check.h>
+#include <knytt.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -117,6 +118,26 @@ static inline float *tu_mixture(size_t n, size_t d, size_t ncl, size_t rank,
 	free(c);
 	free(basis);
 	return v;
+}
+
+/* Removes directory @p dir and all it holds (a test's temporary store). */
+static inline void tu_rm_dir(const char *dir)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* The metadata stored with engine @p e's latest model (knytt_free it). */
+static inline char *tu_model_meta(knytt_engine *e)
+{
+	char *meta = NULL;
+	ck_assert_int_eq(knytt_store_model_get(knytt_engine_store(e),
+					       "engine-model", 0, NULL, NULL,
+					       &meta, NULL, NULL),
+			 KNYTT_OK);
+	ck_assert_ptr_nonnull(meta);
+	return meta;
 }
 
 #endif

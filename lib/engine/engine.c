@@ -817,7 +817,7 @@ int knytt_engine_open(knytt_engine *e, const char *uri)
 		goto fail;
 	/* the engine's writes go through this connection (the write-behind
 	 * thread, upserts), so its memory map survives them */
-	knytt__store_map_reads(e->st);
+	knytt__store_set_mapped(e->st, 1);
 	/* serving: WAL checkpoints off the request path */
 	if ((rc = knytt__store_bg_checkpoint(e->st, 1)))
 		goto fail;

@@ -71,10 +71,7 @@ static knytt_store *rd_open(knytt_engine *e, knytt__rdconn *c)
 	c->st = st;
 	c->stale = STALE_ONE; /* as if every search found it stale */
 	c->mapped = 0;
-	knytt__errsave saved;
-	knytt__err_save(&saved);
-	(void)knytt__store_data_version(st, &c->dv);
-	knytt__err_restore(0, &saved);
+	c->dv = knytt__store_data_version(st);
 	return st;
 }
 
@@ -192,10 +189,12 @@ knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held)
  * depends on how often that happens:
  *  - rarely (the write-behind writer groups search-log rows, so a few
  *    dozen commits a second against thousands of searches): mapped.
- *    Two threads searching, benchmarks/engine/run --quick --threads 2
- *    --only search, CPU per search on two threads over one, nine
- *    interleaved pairs: unmapped median 1.17, mapped 1.03 (the unmapped
- *    connection issued ~10 preads per search, ~380 after each commit);
+ *    Two threads searching (benchmarks/engine/run --quick --threads 2
+ *    --only search, which prints the CPU per search at one and two
+ *    threads; nine interleaved pairs of runs timing one thread count
+ *    each), CPU per search on two threads over one: unmapped median
+ *    1.17, mapped 1.03 (strace: the unmapped connection issued ~10
+ *    preads per search, ~380 after each commit);
  *  - on most searches (knyttd commits a search-log row per search, for
  *    its id; a stream of feedback events commits each): not mapped.
  *    Mapped there, the unmapping and faulting back halved knyttd's
@@ -206,19 +205,13 @@ knytt_store *knytt__rd_take(knytt_engine *e, pthread_mutex_t **held)
  * maps once under 1 in 32 did and unmaps again over 1 in 8: some 110
  * quiet searches map a new connection, four or five stale ones in a row
  * unmap a quiet one, and a commit every few dozen searches leaves it
- * mapped.  A failed
- * PRAGMA leaves the mode as it was (the search is answered either way).
+ * mapped.  A failed PRAGMA leaves the mode as it was (the search is
+ * answered either way).
  */
-
 static void read_mode(knytt__rdconn *c)
 {
-	uint32_t v;
-	knytt__errsave saved; /* the search's own message stays */
-	knytt__err_save(&saved);
-	if (knytt__store_data_version(c->st, &v)) {
-		knytt__err_restore(0, &saved);
-		return;
-	}
+	/* knytt__store_set_mapped keeps the search's own message */
+	uint32_t v = knytt__store_data_version(c->st);
 	uint32_t hit = v != c->dv ? STALE_ONE : 0;
 	c->dv = v;
 	/* stale += (hit - stale) / 32, in unsigned arithmetic */
@@ -230,7 +223,6 @@ static void read_mode(knytt__rdconn *c)
 		if (!knytt__store_set_mapped(c->st, 0))
 			c->mapped = 0;
 	}
-	knytt__err_restore(0, &saved);
 }
 
 int knytt__rd_mapped(knytt_engine *e, unsigned i)
@@ -244,13 +236,12 @@ int knytt__rd_mapped(knytt_engine *e, unsigned i)
 void knytt__rd_give(knytt_engine *e, pthread_mutex_t *held)
 {
 	__atomic_fetch_sub(&e->rd_busy, 1, __ATOMIC_RELAXED);
-	if (held != &e->st_lock) {
-		knytt__rdconn *c = (knytt__rdconn *)(void *)((char *)held -
-			offsetof(knytt__rdconn, mu));
-		read_mode(c);
-	}
 	if (held == &e->st_lock)
 		__atomic_store_n(&e->st_search, 0, __ATOMIC_RELAXED);
+	else /* a borrowed connection: held is its slot's mutex */
+		read_mode((knytt__rdconn *)(void *)((char *)held -
+						    offsetof(knytt__rdconn,
+							     mu)));
 	pthread_mutex_unlock(held);
 }
 

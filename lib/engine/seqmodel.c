@@ -22,12 +22,14 @@
  * it (the last max_len events no later than "now" on items the model
  * knows, by time), so an event fed back moves the next answer at once:
  * no retraining, no state beyond the history.  One encode per
- * recommendation (O(L d^2) per block: ~110 us for 50 items on one core,
- * measured with knytt_sasrec_encode on the ML-100K model), then one dot
- * product per model item (O(items x d): 1,682 x 50 on ML-100K, ~20 us;
- * 1M items x 50 would be some ms, the part to bound first on a large
- * catalog), and the best items passing the query's filter and
- * exclusions are kept in a heap.
+ * recommendation (O(L d^2) per block), then one dot product per model
+ * item (O(items x d): 1,682 x 50 on ML-100K; 1M items x 50 would be
+ * some ms, the part to bound first on a large catalog), and the best
+ * items passing the query's filter and exclusions are kept in a heap.
+ * The whole recommend call on ML-100K's model: 269-381 us with the
+ * session model against 20-59 us without (benchmarks/train/run
+ * --pipeline --sasrec prints the mean call; time_bench --sasrec-weight
+ * 0.3 forces it in).
  */
 #include "seqmodel.h"
 #include "query.h"
@@ -108,6 +110,7 @@ void knytt__seq_free(knytt__seqjob *q)
 	free(q->ts);
 	free(q->cut_len);
 	free(q->sc);
+	free(q->heap);
 	knytt_sasrec_close(q->val);
 	memset(q, 0, sizeof *q);
 }
@@ -195,15 +198,18 @@ static int seq_list(void *ctx, uint32_t user, const unsigned char *mark,
 	int rc = knytt_sasrec_score(q->val, seq, l, NULL, q->nitems, q->sc);
 	if (rc)
 		return rc;
-	knytt__pair *heap = malloc((depth ? depth : 1) * sizeof *heap);
-	if (!heap)
-		return knytt__err(KNYTT_ENOMEM, "out of memory");
-	knytt__topk top = {heap, 0, depth};
+	if (depth > q->heap_cap) { /* once: every call asks the same depth */
+		knytt__pair *h = realloc(q->heap, depth * sizeof *h);
+		if (!h)
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+		q->heap = h;
+		q->heap_cap = depth;
+	}
+	knytt__topk top = {q->heap, 0, depth};
 	for (uint32_t i = 0; i < q->nitems; i++)
 		if (!mark[i] && isfinite(q->sc[i]))
 			knytt__topk_push(&top, -q->sc[i], i);
 	*n = knytt__topk_drain(&top, out, NULL);
-	free(heap);
 	return KNYTT_OK;
 }
 
@@ -283,18 +289,22 @@ int knytt__seq_list(knytt_engine *e, qctx *c, const knytt__profile *u,
 {
 	*n = 0;
 	const knytt__snap *sn = c->snap;
-	uint32_t ni = sn->nitems, L = knytt_sasrec_max_len(sn->sr);
-	uint32_t *seq = malloc((L ? L : 1) * sizeof *seq);
-	int64_t *ts = malloc((L ? L : 1) * sizeof *ts);
-	float *sc = malloc((ni ? ni : 1) * sizeof *sc);
-	knytt__pair *heap = malloc((kk ? kk : 1) * sizeof *heap);
-	uint64_t *ids = malloc((kk ? kk : 1) * sizeof *ids);
-	float *neg = malloc((kk ? kk : 1) * sizeof *neg);
+	size_t ni = sn->nitems, L = knytt_sasrec_max_len(sn->sr);
+	/* one block per call, 8-byte parts first: heap, ids and ts, then
+	 * the scores, the distances and the sequence */
+	unsigned char *blk = malloc(kk * (sizeof(knytt__pair) +
+					  sizeof(uint64_t) + sizeof(float)) +
+				    L * (sizeof(int64_t) + sizeof(uint32_t)) +
+				    ni * sizeof(float) + 1);
+	if (!blk)
+		return knytt__err(KNYTT_ENOMEM, "out of memory");
+	knytt__pair *heap = (knytt__pair *)(void *)blk;
+	uint64_t *ids = (uint64_t *)(void *)(heap + kk);
+	int64_t *ts = (int64_t *)(void *)(ids + kk);
+	float *sc = (float *)(void *)(ts + L);
+	float *neg = sc + ni;
+	uint32_t *seq = (uint32_t *)(void *)(neg + kk);
 	int rc = KNYTT_OK;
-	if (!seq || !ts || !sc || !heap || !ids || !neg) {
-		rc = knytt__err(KNYTT_ENOMEM, "out of memory");
-		goto out;
-	}
 	size_t len = user_seq(e, u, now, L, seq, ts);
 	if (len == 0 || ni != knytt_sasrec_items(sn->sr))
 		goto out;
@@ -304,7 +314,7 @@ int knytt__seq_list(knytt_engine *e, qctx *c, const knytt__profile *u,
 	 * heap: a comparison per item, a lookup for the few that beat the
 	 * worst kept */
 	knytt__topk top = {heap, 0, kk};
-	for (uint32_t m = 0; m < ni; m++) {
+	for (uint32_t m = 0; m < (uint32_t)ni; m++) {
 		float d = -sc[m];
 		if (!(d < knytt__topk_worst(&top)))
 			continue;
@@ -320,11 +330,6 @@ int knytt__seq_list(knytt_engine *e, qctx *c, const knytt__profile *u,
 			      KNYTT_REASON_SESSION, because);
 	*n = got;
 out:
-	free(seq);
-	free(ts);
-	free(sc);
-	free(heap);
-	free(ids);
-	free(neg);
+	free(blk);
 	return rc;
 }

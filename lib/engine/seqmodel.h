@@ -26,6 +26,8 @@ typedef struct knytt__seqjob {
 	unsigned epochs, trained_epochs;
 	double val_ndcg10; /* the early stopping's best NDCG@10 */
 	float *sc;         /* nitems scores (scratch) */
+	struct knytt__pair *heap; /* the tuner's list (scratch) */
+	size_t heap_cap;
 } knytt__seqjob;
 
 /* Sequences from the job's @p n events (dense users and items, ms). */

@@ -582,7 +582,7 @@ static const knytt__dbops pg_ops = {
 	pg_bind_null, pg_bind_i64,  pg_bind_f64, pg_bind_text, pg_bind_blob,
 	pg_step,      pg_reset,     pg_col_null, pg_col_i64,  pg_col_f64,
 	pg_col_text,  pg_col_blob,  pg_changes,  pg_insert_ix, NULL,
-	pg_bulk_lock, pg_close,     pg_set_busy, NULL,
+	pg_bulk_lock, pg_close,     pg_set_busy,
 };
 
 int knytt__pg_open(const char *conninfo, knytt__db **out)

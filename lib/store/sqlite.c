@@ -337,6 +337,15 @@ int64_t knytt__sqlite_cache_used(knytt__db *db)
 	return cur;
 }
 
+uint32_t knytt__sqlite_data_version(knytt__db *db)
+{
+	/* the pager's counter; a file control that cannot fail on "main" */
+	unsigned v = 0;
+	sqlite3_file_control(((sq_db *)db)->h, "main",
+			     SQLITE_FCNTL_DATA_VERSION, &v);
+	return v;
+}
+
 int knytt__sqlite_shareable(knytt__db *db)
 {
 	const char *f = sqlite3_db_filename(((sq_db *)db)->h, "main");
@@ -485,26 +494,12 @@ static void sq_close(knytt__db *db)
 	free(d);
 }
 
-/* The pager's data version: SQLite moves it when the page cache is
- * dropped because another connection committed (seen at the start of a
- * read) and when this connection commits. */
-static int sq_data_version(knytt__db *db, uint32_t *v)
-{
-	unsigned u = 0;
-	int src = sqlite3_file_control(((sq_db *)db)->h, "main",
-				       SQLITE_FCNTL_DATA_VERSION, &u);
-	if (src != SQLITE_OK)
-		return knytt__err(sq_code(src), "sqlite: no data version");
-	*v = u;
-	return 0;
-}
-
 static const knytt__dbops sq_ops = {
 	"sqlite",     KNYTT__SQLITE, sq_exec,     sq_prepare,  sq_finalize,
 	sq_bind_null, sq_bind_i64,   sq_bind_f64, sq_bind_text, sq_bind_blob,
 	sq_step,      sq_reset,      sq_col_null, sq_col_i64,  sq_col_f64,
 	sq_col_text,  sq_col_blob,   sq_changes,  sq_insert_ix, sq_search,
-	sq_bulk_lock, sq_close,     sq_set_busy, sq_data_version,
+	sq_bulk_lock, sq_close,     sq_set_busy,
 };
 
 /*
@@ -558,8 +553,9 @@ int knytt__sqlite_open(const char *path, knytt__db **out)
 	 * in a server that writes on every request each reading connection
 	 * then unmapped (a TLB flush on every CPU) and faulted its pages
 	 * back in, request after request.  The engine maps its own
-	 * connection, whose own commits keep the map
-	 * (knytt__store_map_reads). */
+	 * connection, whose own commits keep the map, and a search
+	 * connection while commits are rare (knytt__store_set_mapped,
+	 * rdpool.c). */
 	char sql[128];
 	snprintf(sql, sizeof sql,
 		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"

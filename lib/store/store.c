@@ -261,11 +261,6 @@ int knytt__exec_keep(knytt_store *st, const char *sql)
 	return rc;
 }
 
-void knytt__store_map_reads(knytt_store *st)
-{
-	knytt__store_set_mapped(st, 1);
-}
-
 int knytt__store_set_mapped(knytt_store *st, int on)
 {
 	/* SQLite only; up to 1 GiB of the file read through the kernel's
@@ -276,12 +271,11 @@ int knytt__store_set_mapped(knytt_store *st, int on)
 				       : "PRAGMA mmap_size=0");
 }
 
-int knytt__store_data_version(knytt_store *st, uint32_t *v)
+uint32_t knytt__store_data_version(knytt_store *st)
 {
-	if (!st->ops->data_version)
-		return knytt__err(KNYTT_ENOTSUP, "%s: no data version",
-				  st->ops->name);
-	return st->ops->data_version(st->db, v);
+	return st->ops->dialect == KNYTT__SQLITE
+		       ? knytt__sqlite_data_version(st->db)
+		       : 0;
 }
 
 /* Keeps the current message across a ROLLBACK that might set another. */
@@ -575,10 +569,10 @@ int64_t knytt__st_cache_widen(knytt_store *st)
 	int64_t bytes = was < 0 ? -was * 1024 : was * 512;
 	if (was == 0 || bytes >= (int64_t)KNYTT_STORE_CACHE_BYTES)
 		return 0;
-	char sql[64];
-	snprintf(sql, sizeof sql, "PRAGMA cache_size=-%u",
-		 KNYTT_STORE_CACHE_BYTES / 1024);
-	knytt__exec_keep(st, sql);
+	knytt__errsave saved; /* best effort: the caller's message stays */
+	knytt__err_save(&saved);
+	(void)knytt_store_set_cache_size(st, 0); /* the default */
+	knytt__err_restore(0, &saved);
 	return was;
 }
 

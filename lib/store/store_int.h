@@ -94,11 +94,6 @@ typedef struct knytt__dbops {
 	/* How long a statement waits for a lock another connection holds
 	 * before failing with KNYTT_EBUSY (knytt_store_set_busy_timeout). */
 	int (*set_busy)(knytt__db *db, int ms);
-	/* A number that changes whenever this connection's view of the
-	 * database has changed since it was last read: another
-	 * connection's commit, seen by this one's next read, or its own.
-	 * NULL where the dialect has none. */
-	int (*data_version)(knytt__db *db, uint32_t *v);
 } knytt__dbops;
 
 struct knytt__db {
@@ -136,6 +131,14 @@ int knytt__store_bg_checkpoint(knytt_store *st, int on);
  * PostgreSQL): what knytt_store_set_cache_size bounds, for tests. */
 int64_t knytt__sqlite_cache_used(knytt__db *db);
 int64_t knytt__store_cache_used(knytt_store *st);
+/* SQLite: a number that moves whenever the connection's page cache was
+ * emptied because another connection committed (seen at the start of a
+ * read), and when it commits itself. */
+uint32_t knytt__sqlite_data_version(knytt__db *db);
+/* SQLite: a number that moves whenever the connection's page cache was
+ * emptied because another connection committed (seen at the start of a
+ * read), and when it commits itself. */
+uint32_t knytt__sqlite_data_version(knytt__db *db);
 /* A report's reads (analytics.c, expreport.c) on a connection whose page
  * cache was set below the default: the default for their run, and the
  * setting back after, which frees what the run cached at once.  Such a
@@ -207,24 +210,22 @@ int knytt__migrate(knytt_store *st);
 /* Runs @p sql for its effect only (a clean-up, a setting, a best-effort
  * step), keeping the calling thread's message of an earlier failure. */
 int knytt__exec_keep(knytt_store *st, const char *sql);
-/* Reads of this SQLite connection through a memory map of the file: for
- * a connection that makes the writes of its process (the engine's), as
- * SQLite drops the map of a connection another one has written behind
+/* Reads of this SQLite connection through a memory map of the file (@p
+ * on 1; 0: into its page cache, as a fresh connection reads): for a
+ * connection that makes the writes of its process (the engine's), or
+ * one whose reads rarely follow another's commit (rdpool.c), as SQLite
+ * drops the map of a connection another one has written behind
  * (sqlite.c).  A no-op on PostgreSQL. */
-void knytt__store_map_reads(knytt_store *st);
-/* SQLite: 1 maps up to 1 GiB of the file for reads, 0 reads it into
- * the connection's page cache (as a fresh connection does).  Nothing
- * on another dialect. */
 int knytt__store_set_mapped(knytt_store *st, int on);
-/* The connection's data version (knytt__dbops.data_version);
- * KNYTT_ENOTSUP where the dialect has none. */
-int knytt__store_data_version(knytt_store *st, uint32_t *v);
-/* Reads the integer a one-row query such as "PRAGMA cache_size"
- * returns; leaves *v as it was on failure. */
+/* The connection's data version (knytt__sqlite_data_version); 0 on
+ * PostgreSQL, which has none (it never moves). */
+uint32_t knytt__store_data_version(knytt_store *st);
 /* A one-row "RETURNING id" statement stepped to its end (store.c):
  * *row 1 when it gave a row, its id in *id (may be NULL); 0 or error. */
 int knytt__st_step_id(knytt_store *st, knytt__stmt *q, int *row,
 		      uint64_t *id);
+/* Reads the integer a one-row query such as "PRAGMA cache_size"
+ * returns; leaves *v as it was on failure. */
 void knytt__pragma_i64(knytt_store *st, const char *sql, int64_t *v);
 
 /* The secondary indexes of interactions (schema.c).  Bulk imports drop
