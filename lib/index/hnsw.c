@@ -246,11 +246,49 @@ float knytt__key(const knytt_index *ix, const void *q, const void *v)
 	return key(ix, q, v);
 }
 
-static inline void prefetch_node(const knytt_index *ix, uint32_t s)
+/*
+ * The start of a node's vector, ix->pf_bytes of it (up to 1 KB: the
+ * whole of a 256-float vector, the first third of 768 floats; the
+ * hardware streams the rest once the kernel reads on).  The walk fetches
+ * vectors ix->pf_ahead neighbours ahead, so about 1 KB is on its way
+ * while a distance is computed (index.c, knytt__index_layout).
+ *
+ * Measured with benchmarks/ann/run --pair (knytt and hnswlib in one
+ * process, their queries timed in alternating slices, QPS per CPU
+ * second, ef 10-24, load 5-9): the walk used to fetch the first two
+ * lines of the neighbour two ahead (hnswlib fetches one line), and left
+ * the distance kernel waiting on the rest: most of its time sat on the
+ * loads (perf annotate).  knytt / hnswlib on emb768, two runs each,
+ * interleaved: 1.10-1.12x as it was, 1.10-1.13x fetching whole vectors
+ * one ahead (48 lines at a time are too many), 1.38-1.46x fetching 1 KB
+ * one ahead, 1.38-1.43x 1 KB two ahead.  emb256 (1 KB vectors, whole
+ * ones fetched): 1.03-1.12x before, 1.27-1.47x after.
+ */
+static inline void prefetch_vec(const knytt_index *ix, uint32_t s)
 {
-	const unsigned char *p = knytt__vecp(ix, s);
-	__builtin_prefetch(p, 0, 3);
-	__builtin_prefetch(p + 64, 0, 3);
+	uintptr_t a = (uintptr_t)knytt__vecp(ix, s);
+	uintptr_t e = a + ix->pf_bytes;
+	for (a &= ~(uintptr_t)63; a < e; a += 64)
+		__builtin_prefetch((const void *)a, 0, 3);
+}
+
+/* Keeps in todo[] the neighbours links[0..n) not visited yet (marking
+ * them) and, above level 0, present on level l; returns their count. */
+static inline uint32_t unvisited(const knytt_index *ix, uint32_t *tags,
+				 uint32_t epoch, const uint32_t *links,
+				 uint32_t n, int l, uint32_t *todo)
+{
+	uint32_t nt = 0;
+	for (uint32_t j = 0; j < n; j++) {
+		uint32_t nb = links[j];
+		if (tags[nb] == epoch)
+			continue;
+		tags[nb] = epoch;
+		if (l > 0 && knytt__level(ix, nb) < l)
+			continue;
+		todo[nt++] = nb;
+	}
+	return nt;
 }
 
 /* ------------------------------------------------------------ node locks */
@@ -304,8 +342,12 @@ static void greedy(const knytt_index *ix, const void *q, int top, int bottom,
 		while (changed) {
 			changed = 0;
 			uint32_t n = read_list(ix, cur, l, buf, locked);
+			if (n)
+				prefetch_vec(ix, buf[0]);
 			for (uint32_t j = 0; j < n; j++) {
 				uint32_t nb = buf[j];
+				if (j + 1 < n)
+					prefetch_vec(ix, buf[j + 1]);
 				if (knytt__level(ix, nb) < l)
 					continue;
 				float d = key(ix, q, knytt__vecp(ix, nb));
@@ -334,7 +376,7 @@ walk(const knytt_index *ix, knytt__scratch *sc, const void *q, uint32_t ep,
 {
 	uint32_t epoch = new_epoch(sc);
 	uint32_t *tags = sc->tags;
-	uint32_t buf[130];
+	uint32_t buf[130], todo[130];
 	sc->nc = sc->nr = 0;
 	tags[ep] = epoch;
 	cpush(sc, epd, ep);
@@ -357,22 +399,16 @@ walk(const knytt_index *ix, knytt__scratch *sc, const void *q, uint32_t ep,
 			n = read_list(ix, c.id, l, buf, locked);
 			links = buf;
 		}
-		if (n == 0)
-			continue;
-		for (uint32_t j = 0; j < n; j++)
-			__builtin_prefetch(tags + links[j], 1, 3);
-		prefetch_node(ix, links[0]);
-		if (n > 1)
-			prefetch_node(ix, links[1]);
-		for (uint32_t j = 0; j < n; j++) {
-			uint32_t nb = links[j];
-			if (j + 2 < n)
-				prefetch_node(ix, links[j + 2]);
-			if (tags[nb] == epoch)
-				continue;
-			tags[nb] = epoch;
-			if (l > 0 && knytt__level(ix, nb) < l)
-				continue;
+		/* the unvisited first, then their distances, each vector
+		 * fetched ahead (prefetch_vec) */
+		uint32_t nt = unvisited(ix, tags, epoch, links, n, l, todo);
+		uint32_t A = ix->pf_ahead;
+		for (uint32_t j = 0; j < nt && j < A; j++)
+			prefetch_vec(ix, todo[j]);
+		for (uint32_t j = 0; j < nt; j++) {
+			uint32_t nb = todo[j];
+			if (j + A < nt)
+				prefetch_vec(ix, todo[j + A]);
 			float d = key(ix, q, knytt__vecp(ix, nb));
 			if (sc->nr < ef || d < lb) {
 				cpush(sc, d, nb);

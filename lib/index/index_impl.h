@@ -59,6 +59,8 @@ struct knytt_index {
 
 	/* block geometry, bytes */
 	size_t block, off_label, off_vec, vbytes;
+	size_t pf_bytes;   /* of a vector fetched ahead in a walk, */
+	uint32_t pf_ahead; /* that many vectors ahead (hnsw.c) */
 
 	size_t cap;    /* slots allocated */
 	size_t nslots; /* slots ever used (high-water mark) */
