@@ -48,7 +48,26 @@ $(ANN_OUT)/ann_prep: $(ANN_OUT)/ann_prep.o $(ANN_OUT)/annbench.o \
 $(ANN_OUT)/exact_bench: $(ANN_OUT)/exact_bench.o build/libknytt.a
 	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# knytt and one anchor in one process, their queries interleaved
+# (ann_pair.c): the same adapter objects, their entry points renamed
+$(ANN_OUT)/pair_knytt.o: $(ANN_OUT)/adapter_knytt.o
+	objcopy --redefine-sym ann_adapter_get=ann_adapter_knytt $< $@
+$(ANN_OUT)/pair_%.o: $(ANN_OUT)/adapter_%.o
+	objcopy --redefine-sym ann_adapter_get=ann_adapter_anchor $< $@
+
+$(ANN_OUT)/ann_pair_hnswlib: $(ANN_OUT)/ann_pair.o $(ANN_OUT)/annbench.o \
+		$(ANN_OUT)/pair_knytt.o $(ANN_OUT)/pair_hnswlib.o \
+		build/libknytt.a
+	$(CXX) -pthread -o $@ $^ $(LIBS)
+
+$(ANN_OUT)/ann_pair_faiss: $(ANN_OUT)/ann_pair.o $(ANN_OUT)/annbench.o \
+		$(ANN_OUT)/pair_knytt.o $(ANN_OUT)/pair_faiss.o \
+		build/libknytt.a
+	$(CXX) -pthread -o $@ $^ $(LIBS) $(FAISS_LIBS)
+
+ann-pair: $(ANN_OUT)/ann_pair_hnswlib $(ANN_OUT)/ann_pair_faiss
+
 ann-anchors: $(ANN_OUT)/ann_prep $(ANN_OUT)/ann_hnswlib $(ANN_OUT)/ann_faiss
 ann-knytt: $(ANN_OUT)/ann_knytt $(ANN_OUT)/exact_bench
 
-.PHONY: ann-anchors ann-knytt
+.PHONY: ann-anchors ann-knytt ann-pair
