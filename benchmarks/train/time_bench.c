@@ -21,7 +21,10 @@
  * ratings.dat with times on this machine, ncf/reconstruction_inputs).
  *
  * usage: time_bench [--data DIR] [--csv FILE] [--threads N] [--quick]
- *                   [--windows] [--sasrec] [--inner F]
+ *                   [--windows] [--sasrec] [--inner F] [--pool]
+ * --pool: one more row per split, the tuning with the personalised
+ * re-rank of a popularity list's pool among its candidates
+ * (knytt_engine_set_tune_pool).
  * --inner F: judge a design without the test: each split's test period
  * is dropped unread, and the same protocol runs inside its training
  * ratings with their latest F held out (rows "ml100k-20%/in-15%").
@@ -50,6 +53,9 @@
 static unsigned g_threads = 2;
 static int g_windows; /* --windows: knytt_engine_set_tune_windows(e, 1) */
 static int g_sasrec;  /* --sasrec: a row with the SASRec session model */
+/* --pool: a row with knytt_engine_set_tune_pool(e, 1) (g_pool_on while
+ * that row trains) */
+static int g_pool, g_pool_on;
 /* --sasrec-weight W: also rows with the session model's weight fixed at
  * each W given (a diagnostic of the validation's choice: the test must
  * not choose anything) */
@@ -147,6 +153,7 @@ static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
 	CHECK(knytt_engine_set_threads(e, g_threads));
 	CHECK(knytt_engine_set_tune(e, !no_tune));
 	CHECK(knytt_engine_set_tune_windows(e, g_windows));
+	CHECK(knytt_engine_set_tune_pool(e, g_pool_on));
 	if (sasrec)
 		CHECK(knytt_engine_set_sasrec(
 			e, KNYTT_ENGINE_DEFAULT_SASREC_EPOCHS));
@@ -312,6 +319,14 @@ static void one_split(const char *name, const ratings *d, double holdout)
 			      : "knytt train (tuned) + recommend",
 		    tune, r, n, secs);
 	}
+	if (g_pool) {
+		g_pool_on = 1;
+		pipeline(dir, te, in.cut, 0, 0, -1, &r, &n, &secs, tune,
+			 sizeof tune);
+		g_pool_on = 0;
+		row(label, "tuned, pool re-rank a candidate", tune, r, n,
+		    secs);
+	}
 	if (g_sasrec) {
 		pipeline(dir, te, in.cut, 0, 1, -1, &r, &n, &secs, tune,
 			 sizeof tune);
@@ -349,6 +364,8 @@ int main(int argc, char **argv)
 			quick = 1;
 		else if (!strcmp(argv[a], "--inner") && a + 1 < argc)
 			g_inner = atof(argv[++a]);
+		else if (!strcmp(argv[a], "--pool"))
+			g_pool = 1;
 		else if (!strcmp(argv[a], "--windows"))
 			g_windows = 1;
 		else if (!strcmp(argv[a], "--sasrec"))
@@ -360,7 +377,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "usage: %s [--data DIR] [--csv FILE] "
 					"[--threads N] [--quick] [--windows] "
 					"[--sasrec] [--sasrec-weight W]... "
-					"[--inner F]\n",
+					"[--inner F] [--pool]\n",
 				argv[0]);
 			return 2;
 		}
