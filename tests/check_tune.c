@@ -702,6 +702,19 @@ START_TEST(engine_serves_pool_rerank)
 				ck_assert_int_eq(got[i].reason,
 						 KNYTT_REASON_TASTE);
 	}
+	/* a window's pool on an engine that keeps no window events: the
+	 * tastes' best over every item, as without a pool */
+	pthread_rwlock_wrlock(&e->lock);
+	knytt__snap_blend_from_meta(
+		e->snap, "{\"tune\":{\"blend\":0,\"popularity_list\":-2,"
+			 "\"popularity_window_days\":3,\"pool\":30}}");
+	ck_assert_uint_eq(e->snap->blend_pool, 30);
+	ck_assert_int_gt(e->snap->blend_win, 0);
+	pthread_rwlock_unlock(&e->lock);
+	ck_assert_int_eq(knytt_engine_recommend(e, "u1", K, NULL, NULL, got),
+			 K);
+	for (int i = 0; i < K; i++)
+		ck_assert_str_eq(got[i].ext_id, all[i].ext_id);
 	/* a model without the field, or with a pool out of range: none */
 	pthread_rwlock_wrlock(&e->lock);
 	knytt__snap_blend_from_meta(

@@ -456,7 +456,11 @@ int knytt__engine_recommend(knytt_engine *e, const char *user, size_t k,
 		goto out;
 	int warm = knytt__taste_blend(&u->taste, d, now, e->sess_half_life,
 				      e->sess_blend, q, &share);
-	if (warm && c.snap->blend_pool > 0) {
+	/* a window's pool needs the events only an engine set to tune
+	 * with windows keeps (recentwin.c): another serves the tastes'
+	 * best over every item, as it serves such a blend */
+	if (warm && c.snap->blend_pool > 0 &&
+	    !(c.snap->blend_win > 0 && !e->tune_windows)) {
 		/* the personalised re-rank of the chosen list: no index
 		 * search (pool_tastes) */
 		if ((rc = pool_tastes(e, &c, u, now, share, kk, cand, &n)) ||
