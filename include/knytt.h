@@ -2858,6 +2858,22 @@ KNYTT_API int knytt_engine_set_tune(knytt_engine *e, int tune);
  */
 KNYTT_API int knytt_engine_set_tune_windows(knytt_engine *e, int on);
 /**
+ * 1: the tuning may also choose the personalised re-rank of a
+ * popularity list: recommend's personal list is then the first 50, 100
+ * or 200 items of the chosen list (those passing the query) ordered by
+ * the shopper's tastes, instead of the tastes' best over every item,
+ * before the blend with the same list; the pool and the weight are
+ * chosen on the validation period like the rest, and the model's
+ * "tune" object records the pool ("pool", 0: none) and the best
+ * validation NDCG@20 with each ("pool_ndcg20").  A model that chose a
+ * pool is served so by any engine that opens it.  0 (the default): not
+ * a candidate; on MovieLens held out in time it validated slightly
+ * better and lost on one test period (README, "Automatic tuning").
+ * Before open.
+ * @return KNYTT_OK, KNYTT_EINVAL (not 0 or 1), KNYTT_ESTATE.
+ */
+KNYTT_API int knytt_engine_set_tune_pool(knytt_engine *e, int on);
+/**
  * A sequence model as the session part of recommendations (off by
  * default): train also fits SASRec (knytt_sasrec, 50 dimensions, 2
  * blocks, the last 50 items, learning rate 0.005) on every shopper's

@@ -482,6 +482,254 @@ START_TEST(engine_serves_window_blend)
 }
 END_TEST
 
+/* ---- the personalised re-rank of a popularity list's pool ---- */
+
+/*
+ * Fashion within taste: 200 users in 4 groups of 100 items, 60 days; in
+ * the ten days of block b = day / 10 the items g*100 + (8b + k) % 100,
+ * k < 8, are in fashion in group g.  On a day a user takes, one time in
+ * two, one of his group's fashionable items 9 times in 10 (else any
+ * item of his group).  Recent popularity knows what is in fashion but
+ * not whose group it is; the model knows the group, and fashion only
+ * as well as his few recent items tell it.  The pool re-rank, the
+ * popular items ordered by taste, knows both.
+ */
+#define FASHION_ITEMS 400
+static knytt__rec *fashion_shop(size_t *n)
+{
+	size_t m = 0;
+	knytt__rec *r = malloc(200 * 60 * sizeof *r);
+	uint64_t s = 777;
+	for (int day = 0; day < 60; day++)
+		for (uint32_t u = 0; u < 200; u++) {
+			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+			uint32_t x = (uint32_t)(s >> 33), g = u % 4;
+			if (x % 2)
+				continue;
+			uint32_t item =
+				x / 2 % 10 < 9
+					? g * 100 +
+						  ((uint32_t)day / 10 * 8 +
+						   x / 20 % 8) % 100
+					: g * 100 + x / 200 % 100;
+			r[m++] = (knytt__rec){.user = u, .item = item, .w = 1,
+					      .time = (int64_t)day * 86400 +
+						      (x % 86400)};
+		}
+	*n = m;
+	return r;
+}
+
+START_TEST(tune_picks_pool)
+{
+	size_t n;
+	knytt__rec *r = fashion_shop(&n);
+	knytt__tune_in in = shop_in(r, n);
+	in.nitems = FASHION_ITEMS;
+	in.budget = 1000;
+	knytt__tune_out o, off;
+	/* not a candidate unless asked for: as before */
+	ck_assert_msg(knytt__tune(&in, &off) == KNYTT_OK, "%s", knytt_errmsg());
+	ck_assert_uint_eq(off.best.pool, 0);
+	ck_assert_int_eq(off.npool, 1);
+	in.pools = 1;
+	ck_assert_msg(knytt__tune(&in, &o) == KNYTT_OK, "%s", knytt_errmsg());
+	ck_assert_int_eq(o.npool, KNYTT__TUNE_NPOOL);
+	ck_assert_msg(o.best.pool > 0, "pool %u: %.4f %.4f %.4f %.4f",
+		      o.best.pool, o.pool_ndcg[0], o.pool_ndcg[1],
+		      o.pool_ndcg[2], o.pool_ndcg[3]);
+	/* clearly better than the plain blend, which off found too */
+	ck_assert_double_eq_tol(o.pool_ndcg[0], off.ndcg, 1e-9);
+	ck_assert_msg(o.ndcg > off.ndcg + 0.05, "pool %.4f, plain %.4f",
+		      o.ndcg, off.ndcg);
+	int p = 0;
+	while (knytt__tune_pool[p] != o.best.pool)
+		p++;
+	ck_assert_double_eq_tol(o.pool_ndcg[p], o.ndcg, 1e-9);
+	char json[2048];
+	knytt__tune_json(&o, json, sizeof json);
+	char want[32];
+	snprintf(want, sizeof want, "\"pool\":%u,", o.best.pool);
+	ck_assert_ptr_nonnull(strstr(json, want));
+	ck_assert_ptr_nonnull(strstr(json, "\"pool_ndcg20\":[0."));
+	knytt__tune_json(&off, json, sizeof json);
+	ck_assert_ptr_nonnull(strstr(json, "\"pool\":0,"));
+	free(r);
+}
+END_TEST
+
+/* Taste alone (no fashion): a pool of popular items knows nothing the
+ * model does not, so the choice stays the model over every item. */
+START_TEST(tune_pool_not_picked_for_taste)
+{
+	size_t n;
+	knytt__rec *r = shop(0, &n);
+	knytt__tune_in in = shop_in(r, n);
+	in.budget = 1000;
+	in.pools = 1;
+	knytt__tune_out o;
+	ck_assert_msg(knytt__tune(&in, &o) == KNYTT_OK, "%s", knytt_errmsg());
+	ck_assert_uint_eq(o.best.pool, 0);
+	ck_assert_msg(o.best.blend <= 0.3f, "blend %g", o.best.blend);
+	for (int p = 1; p < KNYTT__TUNE_NPOOL; p++)
+		ck_assert(o.pool_ndcg[p] <= o.pool_ndcg[0] + 1e-9);
+	free(r);
+}
+END_TEST
+
+/* The id of each result, as a string list for messages. */
+static void ids_of(const knytt_result *res, int n, char *buf, size_t cap)
+{
+	size_t l = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < n && l < cap; i++)
+		l += (size_t)snprintf(buf + l, cap - l, "%s ", res[i].ext_id);
+}
+
+/*
+ * recommend serves the pool re-rank a model's metadata records as the
+ * tuner scores it (tune.c, pool_top, then the blend): the first P items
+ * of the chosen list that pass the query (the shopper's own items left
+ * out), in the order of his taste over every item, then blended with
+ * the list by the chosen weight.
+ */
+START_TEST(engine_serves_pool_rerank)
+{
+	char dir[] = "/tmp/knytt-pool-XXXXXX", uri[64], ext[16], uid[16];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(uri, sizeof uri, "sqlite:%s/db", dir);
+	int64_t t0 = 1700000000000LL;
+	knytt_engine *e;
+	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tune_pool(e, 2), KNYTT_EINVAL);
+	ck_assert_int_eq(knytt_engine_set_tune_pool(e, 1), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tune(e, 0), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_dim(e, 8), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_threads(e, 1), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_now(e, t0 + 61LL * 86400000),
+			 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_open(e, uri), KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_set_tune_pool(e, 0), KNYTT_ESTATE);
+	for (int i = 0; i < FASHION_ITEMS; i++) {
+		knytt_item it;
+		memset(&it, 0, sizeof it);
+		snprintf(ext, sizeof ext, "i%d", i);
+		it.struct_size = sizeof it;
+		it.ext_id = ext;
+		it.title = ext;
+		ck_assert_int_eq(knytt_engine_item_upsert(e, &it, NULL, 0),
+				 KNYTT_OK);
+	}
+	size_t n;
+	knytt__rec *r = fashion_shop(&n);
+	for (size_t j = 0; j < n; j++) {
+		snprintf(ext, sizeof ext, "i%u", r[j].item);
+		snprintf(uid, sizeof uid, "u%u", r[j].user);
+		ck_assert_int_eq(knytt_engine_feedback(e, uid, ext, "view", 0,
+						       t0 + r[j].time * 1000),
+				 KNYTT_OK);
+	}
+	free(r);
+	ck_assert_msg(knytt_engine_train(e, NULL, NULL) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	enum { P = 30, K = 10 };
+	knytt_result all[FASHION_ITEMS], pop[P], got[K], want[K];
+	for (int i = 0; i < FASHION_ITEMS; i++)
+		all[i].struct_size = sizeof all[i];
+	pop[0].struct_size = got[0].struct_size = sizeof(knytt_result);
+	/* the list (all-time popularity alone) and the taste over every
+	 * item, as the engine serves them without a pool */
+	pthread_rwlock_wrlock(&e->lock);
+	knytt__snap_blend_from_meta(
+		e->snap, "{\"tune\":{\"blend\":1,\"popularity_list\":-1}}");
+	pthread_rwlock_unlock(&e->lock);
+	int np = knytt_engine_recommend(e, "u1", P, NULL, NULL, pop);
+	ck_assert_int_eq(np, P);
+	pthread_rwlock_wrlock(&e->lock);
+	knytt__snap_blend_from_meta(e->snap, "{}");
+	ck_assert_uint_eq(e->snap->blend_pool, 0);
+	pthread_rwlock_unlock(&e->lock);
+	int na = knytt_engine_recommend(e, "u1", FASHION_ITEMS, NULL, NULL,
+					all);
+	ck_assert_int_gt(na, P);
+	/* the pool in the taste's order */
+	uint64_t pl[P], ql[P], fl[K];
+	int m = 0;
+	for (int i = 0; i < na && m < P; i++)
+		for (int j = 0; j < np; j++)
+			if (all[i].item_id == pop[j].item_id)
+				pl[m++] = all[i].item_id;
+	ck_assert_int_eq(m, P);
+	for (int j = 0; j < P; j++)
+		ql[j] = pop[j].item_id;
+	static const struct {
+		const char *meta;
+		double w;
+	} cfg[] = {
+		{"{\"tune\":{\"blend\":0,\"popularity_list\":-1,"
+		 "\"pool\":30}}",
+		 0},
+		{"{\"tune\":{\"blend\":0.5,\"popularity_list\":-1,"
+		 "\"pool\":30}}",
+		 0.5},
+	};
+	for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+		pthread_rwlock_wrlock(&e->lock);
+		knytt__snap_blend_from_meta(e->snap, cfg[c].meta);
+		ck_assert_uint_eq(e->snap->blend_pool, 30);
+		pthread_rwlock_unlock(&e->lock);
+		ck_assert_int_eq(knytt_engine_recommend(e, "u1", K, NULL,
+							NULL, got),
+				 K);
+		/* the tuner's rule on the two lists (blend.h), D = 2 K deep */
+		size_t nf = knytt__blend_fuse(pl, 2 * K, ql, 2 * K, cfg[c].w,
+					      K, fl, NULL, NULL);
+		ck_assert_uint_eq(nf, K);
+		char gs[256], ws[256];
+		for (int i = 0; i < K; i++) {
+			want[i] = got[i];
+			snprintf(want[i].ext_id, sizeof want[i].ext_id, "?");
+			for (int j = 0; j < na; j++)
+				if (all[j].item_id == fl[i])
+					want[i] = all[j];
+		}
+		ids_of(got, K, gs, sizeof gs);
+		ids_of(want, K, ws, sizeof ws);
+		ck_assert_msg(!strcmp(gs, ws), "w %g: got %s, want %s",
+			      cfg[c].w, gs, ws);
+		if (cfg[c].w == 0)
+			for (int i = 0; i < K; i++)
+				ck_assert_int_eq(got[i].reason,
+						 KNYTT_REASON_TASTE);
+	}
+	/* a window's pool on an engine that keeps no window events: the
+	 * tastes' best over every item, as without a pool */
+	pthread_rwlock_wrlock(&e->lock);
+	knytt__snap_blend_from_meta(
+		e->snap, "{\"tune\":{\"blend\":0,\"popularity_list\":-2,"
+			 "\"popularity_window_days\":3,\"pool\":30}}");
+	ck_assert_uint_eq(e->snap->blend_pool, 30);
+	ck_assert_int_gt(e->snap->blend_win, 0);
+	pthread_rwlock_unlock(&e->lock);
+	ck_assert_int_eq(knytt_engine_recommend(e, "u1", K, NULL, NULL, got),
+			 K);
+	for (int i = 0; i < K; i++)
+		ck_assert_str_eq(got[i].ext_id, all[i].ext_id);
+	/* a model without the field, or with a pool out of range: none */
+	pthread_rwlock_wrlock(&e->lock);
+	knytt__snap_blend_from_meta(
+		e->snap, "{\"tune\":{\"blend\":0,\"popularity_list\":-1,"
+			 "\"pool\":5000}}");
+	ck_assert_uint_eq(e->snap->blend_pool, 0);
+	ck_assert_double_eq(e->snap->blend_w, 0);
+	pthread_rwlock_unlock(&e->lock);
+	knytt_engine_close(e);
+	char cmd[96];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* ---- the engine: tuned by default, fixed with set_tune(0) ---- */
 
 /* Trains an engine over a temporary store of the recency shop (one day
@@ -615,6 +863,9 @@ Suite *tune_suite(void)
 	tcase_add_test(tc, engine_window_counts);
 	tcase_add_test(tc, tune_picks_window);
 	tcase_add_test(tc, engine_serves_window_blend);
+	tcase_add_test(tc, tune_picks_pool);
+	tcase_add_test(tc, tune_pool_not_picked_for_taste);
+	tcase_add_test(tc, engine_serves_pool_rerank);
 	tcase_add_test(tc, engine_tunes_by_default);
 	tcase_add_test(tc, engine_no_tune_keeps_settings);
 	tcase_add_test(tc, engine_lightgcn_kind);

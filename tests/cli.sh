@@ -170,6 +170,11 @@ st 2 "train --sasrec 0" "$K" --db "$DB" train --sasrec 0
 grep -q "sasrec" err && ok || bad "train --sasrec 0 names no field: $(cat err)"
 st 0 "train --sasrec" "$K" --db "$DB" --json train --epochs 10 --dim 32 --sasrec 3
 py "train --sasrec" 'import json,sys; d=json.load(sys.stdin); s=d["sasrec"]; assert 0<=s["weight"]<=1 and s["max_epochs"]==3 and s["chosen"] in ("validation","default"), d'
+# --tune-pool: the re-rank of a list's first items by taste is among the
+# tuning's candidates; the report names the pool chosen (0: none) and
+# the best validation NDCG@20 with each
+st 0 "train --tune-pool" "$K" --db "$DB" --json train --epochs 10 --dim 32 --tune-pool
+py "train --tune-pool" 'import json,sys; d=json.load(sys.stdin); t=d["tune"]; assert "skipped" in t or (t["pool"] in (0,50,100,200) and len(t["validation"]["pool_ndcg20"])==4), d'
 st 0 "train --sasrec (text)" "$K" --db "$DB" train --epochs 10 --dim 32 --sasrec 3 --no-tune
 grep -q "^session model (SASRec): weight 0.3 (default), 3 epochs" out && ok || bad "train --sasrec prints no session line: $(cat out)"
 st 0 "train --no-tune again" "$K" --db "$DB" --json train --epochs 10 --dim 32 --no-tune

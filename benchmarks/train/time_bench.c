@@ -21,7 +21,13 @@
  * ratings.dat with times on this machine, ncf/reconstruction_inputs).
  *
  * usage: time_bench [--data DIR] [--csv FILE] [--threads N] [--quick]
- *                   [--windows] [--sasrec]
+ *                   [--windows] [--sasrec] [--inner F] [--pool]
+ * --pool: one more row per split, the tuning with the personalised
+ * re-rank of a popularity list's pool among its candidates
+ * (knytt_engine_set_tune_pool).
+ * --inner F: judge a design without the test: each split's test period
+ * is dropped unread, and the same protocol runs inside its training
+ * ratings with their latest F held out (rows "ml100k-20%/in-15%").
  * --quick: ML-100K only.  --windows: the tuning may also blend the
  * windowed counts of the last 3-28 days (knytt_engine_set_tune_windows).
  * --sasrec: one more row per split, the tuned pipeline with the SASRec
@@ -47,11 +53,19 @@
 static unsigned g_threads = 2;
 static int g_windows; /* --windows: knytt_engine_set_tune_windows(e, 1) */
 static int g_sasrec;  /* --sasrec: a row with the SASRec session model */
+/* --pool: a row with knytt_engine_set_tune_pool(e, 1) (g_pool_on while
+ * that row trains) */
+static int g_pool, g_pool_on;
 /* --sasrec-weight W: also rows with the session model's weight fixed at
  * each W given (a diagnostic of the validation's choice: the test must
  * not choose anything) */
 static double g_sw[8];
 static int g_nsw;
+/* --inner F: each split's test period is left out unread and the split
+ * is made again inside its training ratings, the latest F of them held
+ * out: a whole pipeline scored on data the tuning of the real split may
+ * see, to judge a design without reading the test */
+static double g_inner;
 static FILE *csv;
 
 static void die(const char *what, int rc)
@@ -139,6 +153,7 @@ static void pipeline(const char *dir, const knytt_matrix *te, int64_t cut,
 	CHECK(knytt_engine_set_threads(e, g_threads));
 	CHECK(knytt_engine_set_tune(e, !no_tune));
 	CHECK(knytt_engine_set_tune_windows(e, g_windows));
+	CHECK(knytt_engine_set_tune_pool(e, g_pool_on));
 	if (sasrec)
 		CHECK(knytt_engine_set_sasrec(
 			e, KNYTT_ENGINE_DEFAULT_SASREC_EPOCHS));
@@ -264,6 +279,28 @@ static void one_split(const char *name, const ratings *d, double holdout)
 	CHECK(knytt_timesplit_info_get(s, &in));
 	char label[64];
 	snprintf(label, sizeof label, "%s-%.0f%%", name, holdout * 100);
+	if (g_inner > 0) {
+		/* the test period is dropped unread: the split is made
+		 * again inside the training ratings */
+		ratings sub = *d;
+		sub.v = malloc((d->n ? d->n : 1) * sizeof *sub.v);
+		sub.n = 0;
+		for (size_t j = 0; j < d->n && sub.v; j++)
+			if (d->v[j].t < in.cut)
+				sub.v[sub.n++] = d->v[j];
+		double f = g_inner;
+		g_inner = 0;
+		snprintf(label, sizeof label, "%s-%.0f%%/in",
+			 name, holdout * 100);
+		if (sub.v)
+			one_split(label, &sub, f);
+		g_inner = f;
+		free(sub.v);
+		knytt_timesplit_close(s);
+		knytt_matrix_close(tr);
+		knytt_matrix_close(te);
+		return;
+	}
 	printf("# %s: cut %lld, train %zu ratings, test %zu ratings of %zu "
 	       "users (left out: %zu by %zu cold users)\n",
 	       label, (long long)in.cut, in.train, in.test, in.users_test,
@@ -273,7 +310,7 @@ static void one_split(const char *name, const ratings *d, double holdout)
 	if (!mkdtemp(dir))
 		die("mkdtemp", KNYTT_EIO);
 	make_store(dir, d, in.cut);
-	char tune[1400];
+	char tune[2048];
 	double r, n, secs;
 	for (int nt = 0; nt < 2; nt++) {
 		pipeline(dir, te, in.cut, nt, 0, -1, &r, &n, &secs, tune,
@@ -281,6 +318,14 @@ static void one_split(const char *name, const ratings *d, double holdout)
 		row(label, nt ? "knytt train --no-tune + recommend"
 			      : "knytt train (tuned) + recommend",
 		    tune, r, n, secs);
+	}
+	if (g_pool) {
+		g_pool_on = 1;
+		pipeline(dir, te, in.cut, 0, 0, -1, &r, &n, &secs, tune,
+			 sizeof tune);
+		g_pool_on = 0;
+		row(label, "tuned, pool re-rank a candidate", tune, r, n,
+		    secs);
 	}
 	if (g_sasrec) {
 		pipeline(dir, te, in.cut, 0, 1, -1, &r, &n, &secs, tune,
@@ -317,6 +362,10 @@ int main(int argc, char **argv)
 			g_threads = (unsigned)atoi(argv[++a]);
 		else if (!strcmp(argv[a], "--quick"))
 			quick = 1;
+		else if (!strcmp(argv[a], "--inner") && a + 1 < argc)
+			g_inner = atof(argv[++a]);
+		else if (!strcmp(argv[a], "--pool"))
+			g_pool = 1;
 		else if (!strcmp(argv[a], "--windows"))
 			g_windows = 1;
 		else if (!strcmp(argv[a], "--sasrec"))
@@ -327,7 +376,8 @@ int main(int argc, char **argv)
 		else {
 			fprintf(stderr, "usage: %s [--data DIR] [--csv FILE] "
 					"[--threads N] [--quick] [--windows] "
-					"[--sasrec] [--sasrec-weight W]...\n",
+					"[--sasrec] [--sasrec-weight W]... "
+					"[--inner F] [--pool]\n",
 				argv[0]);
 			return 2;
 		}

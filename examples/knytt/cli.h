@@ -57,6 +57,7 @@ typedef struct cli {
 	unsigned epochs;
 	int als_set;
 	int no_tune; /* train --no-tune: fixed settings */
+	int tune_pool; /* train --tune-pool: the pool re-rank a candidate */
 	unsigned sasrec; /* train --sasrec N: the session model's epochs at
 			    most (0: none) */
 	double reg, alpha;

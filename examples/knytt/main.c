@@ -52,12 +52,13 @@ static const command commands[] = {
 	 "given.  Exit status 4 when some rows were rejected.\n"},
 	{"train", cmd_train,
 	 "model=,dim=,epochs=,threads=,reg=,alpha=,replace-model,no-tune,"
-	 "sasrec=,", 0,
+	 "sasrec=,tune-pool,", 0,
 	 0, "train the model on every interaction and index the items",
 	 "usage: knytt train [--model als|twotower|lightgcn] [--dim N]\n"
 	 "                   [--epochs N]\n"
 	 "                   [--reg R] [--alpha A] [--threads N]\n"
 	 "                   [--replace-model] [--no-tune] [--sasrec N]\n"
+	 "                   [--tune-pool]\n"
 	 "\n"
 	 "Trains on every stored interaction, stores the model and item\n"
 	 "embeddings and rebuilds the vector index.  A progress bar with\n"
@@ -77,7 +78,9 @@ static const command commands[] = {
 	 "or the popularity list, within ten fits' time; the choice and its\n"
 	 "validation NDCG@20\n"
 	 "are printed and stored with the model.  --no-tune trains the\n"
-	 "settings as given, without a blend.\n"
+	 "settings as given, without a blend.  --tune-pool lets the tuning\n"
+	 "also choose a re-rank of the list's first 50-200 items by taste\n"
+	 "(knytt_engine_set_tune_pool(3)).\n"
 	 "--sasrec N also trains a sequence model (SASRec, at most N epochs)\n"
 	 "as the session part of recommend: its epochs and weight are chosen\n"
 	 "on the validation period (weight 0: not used), stored with the\n"

@@ -261,8 +261,15 @@ static void print_tune(cli *c)
 		int h = g >= -1 && g < 4 ? (int)g + 1 : 0;
 		double b = cJSON_GetNumberValue(
 			cJSON_GetObjectItemCaseSensitive(t, "blend"));
-		char blend[64] = "no blend";
-		if (b > 0)
+		double pool = cJSON_GetNumberValue(
+			cJSON_GetObjectItemCaseSensitive(t, "pool"));
+		char blend[128] = "no blend";
+		if (pool > 0) /* knytt_engine_set_tune_pool */
+			snprintf(blend, sizeof blend,
+				 "the first %.0f of %s re-ranked by taste, "
+				 "blend %g with it",
+				 pool, hl[h], b);
+		else if (b > 0)
 			snprintf(blend, sizeof blend, "blend %g with %s", b,
 				 hl[h]);
 		printf("tuned: reg %g, alpha %g, history half-life %.3g days, "
@@ -353,6 +360,7 @@ int cmd_train(cli *c, args *a)
 	c->epochs = (unsigned)epochs;
 	c->als_set = epochs || arg_has(a, "reg") || arg_has(a, "alpha");
 	c->no_tune = arg_has(a, "no-tune");
+	c->tune_pool = arg_has(a, "tune-pool");
 	unsigned long sq = 0;
 	if ((rc = arg_uint(a, "sasrec", 1, 10000, &sq)))
 		return rc;

@@ -246,6 +246,8 @@ static int engine_try(const cli *c, knytt_model_kind kind,
 					  KNYTT_ENGINE_DEFAULT_ALS_ITERATIONS);
 	if (rc == 0 && c->no_tune)
 		rc = knytt_engine_set_tune(e, 0);
+	if (rc == 0 && c->tune_pool)
+		rc = knytt_engine_set_tune_pool(e, 1);
 	if (rc == 0 && c->sasrec)
 		rc = knytt_engine_set_sasrec(e, c->sasrec);
 	if (rc == 0 && c->dim)

@@ -381,6 +381,16 @@ int knytt_engine_set_tune_windows(knytt_engine *e, int on)
 	return KNYTT_OK;
 }
 
+int knytt_engine_set_tune_pool(knytt_engine *e, int on)
+{
+	SETTER("knytt_engine_set_tune_pool");
+	if (on != 0 && on != 1)
+		return knytt__err(KNYTT_EINVAL,
+				  "tune pool must be 0 or 1 (got %d)", on);
+	e->tune_pool = on;
+	return KNYTT_OK;
+}
+
 int knytt_engine_set_sasrec(knytt_engine *e, unsigned max_epochs)
 {
 	SETTER("knytt_engine_set_sasrec");

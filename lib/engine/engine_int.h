@@ -98,6 +98,9 @@ typedef struct eitem {
  * KNYTT__WIN_KEEP ms by time, and each item's confidence of those in
  * the window [from, ...), fixed point (recentwin.c's WSCALE). */
 #define KNYTT__WIN_KEEP (28LL * 86400000)
+/* the largest pool of the personalised re-rank a model may ask for
+ * (knytt__snap.blend_pool): the kept trending lists' length */
+#define KNYTT__POOL_MAX 1024
 typedef struct knytt__wev {
 	int64_t ts; /* ms */
 	uint32_t row;
@@ -214,6 +217,12 @@ typedef struct knytt__snap {
 	float blend_w;
 	int blend_h;
 	int64_t blend_win;
+	/* > 0: the personal list is that popularity list's first blend_pool
+	 * items (passing the query) ranked by the shopper's tastes, the
+	 * personalised re-rank the tuning chose (lib/model/tune.c); the
+	 * blend then uses weight blend_w >= 0 of the same list.  0: the
+	 * tastes' best over every item */
+	unsigned blend_pool;
 	/* the SASRec session model (seqmodel.c; item i = model row i) and
 	 * its weight in recommend's blend (0: not used); NULL: none */
 	knytt_sasrec *sr;
@@ -257,6 +266,8 @@ struct knytt_engine {
 	unsigned als_iters, tt_epochs, threads;
 	int tune; /* 1 (default): train tunes itself (lib/model/tune.c) */
 	int tune_windows; /* the tuning may blend windowed lists (recentwin.c) */
+	int tune_pool;    /* the tuning may choose the personalised re-rank
+			     of a popularity list's pool (recommend.c) */
 	unsigned sasrec_epochs; /* 0: no SASRec session model; else the
 				   most epochs it trains (seqmodel.c) */
 	double sasrec_w;        /* its weight in the blend, 0..1; < 0:

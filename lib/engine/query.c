@@ -444,6 +444,10 @@ int knytt__q_scan_tastes(const knytt_engine *e, const qctx *c,
 	return KNYTT_OK;
 }
 
+/* Whether @p id is among out[0..n).  Each fallback checks only the
+ * entries that were there before it started (a list or a scan gives
+ * every item once): checking its own entries made a 200-item list cost
+ * 20,000 comparisons (the pool re-rank, recommend.c). */
 static int taken(const knytt_result *out, size_t n, uint64_t id)
 {
 	for (size_t i = 0; i < n; i++)
@@ -461,7 +465,7 @@ static size_t fallback_scan(const knytt_engine *e, const qctx *c, int h,
 	if (n >= k)
 		return n;
 	/* k candidates: up to n of them may be taken already */
-	size_t want = k;
+	size_t want = k, n0 = n;
 	knytt__pair *heap = malloc(want * sizeof *heap);
 	uint64_t *rows = malloc(want * sizeof *rows);
 	float *sc = malloc(want * sizeof *sc);
@@ -498,7 +502,7 @@ static size_t fallback_scan(const knytt_engine *e, const qctx *c, int h,
 	}
 	size_t got = knytt__topk_drain(&t, rows, sc);
 	for (size_t i = 0; i < got && n < k; i++) {
-		if (taken(out, n, e->items[rows[i]].id))
+		if (taken(out, n0, e->items[rows[i]].id))
 			continue;
 		knytt__q_fill(e, &out[n++], (uint32_t)rows[i], -sc[i],
 		     h >= 0 ? KNYTT_REASON_TRENDING : KNYTT_REASON_POPULAR, 0);
@@ -518,10 +522,12 @@ static size_t fallback_list(const knytt_engine *e, const qctx *c, int h,
 			    size_t n, int *full)
 {
 	const toplist *t = &e->top[h >= 0 ? h : NTREND];
+	size_t n0 = n;
 	for (size_t i = 0; i < t->n && n < k; i++) {
 		const eitem *it = &e->items[t->row[i]];
 		double s = h >= 0 ? knytt__trend_now(it, h, now) : it->pop;
-		if (!(s > 0) || !knytt__q_item_passes(c, it) || taken(out, n, it->id))
+		if (!(s > 0) || !knytt__q_item_passes(c, it) ||
+		    taken(out, n0, it->id))
 			continue;
 		knytt__q_fill(e, &out[n++], t->row[i], s,
 		     h >= 0 ? KNYTT_REASON_TRENDING : KNYTT_REASON_POPULAR, 0);
@@ -538,12 +544,12 @@ int knytt__q_win_fallback(knytt_engine *e, const qctx *c, int64_t win,
 {
 	const uint32_t *rows;
 	const int64_t *cnt;
-	size_t m = knytt__win_lock(e, win, now, &rows, &cnt);
+	size_t m = knytt__win_lock(e, win, now, &rows, &cnt), n0 = *n;
 	for (size_t i = 0; i < m && *n < k; i++) {
 		if (rows[i] >= e->nitems)
 			continue; /* a row the table has not published */
 		const eitem *it = &e->items[rows[i]];
-		if (!knytt__q_item_passes(c, it) || taken(out, *n, it->id))
+		if (!knytt__q_item_passes(c, it) || taken(out, n0, it->id))
 			continue;
 		knytt__q_fill(e, &out[(*n)++], rows[i],
 			      knytt__win_score(cnt[rows[i]]),

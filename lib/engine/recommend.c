@@ -222,6 +222,107 @@ out:
 	return rc;
 }
 
+/* The chosen popularity list's first @p k items that pass the query
+ * (recentwin.c's window or a trending or popular list) after out[0..*n)
+ * (blend_recent and the personalised re-rank read the same list). */
+static int chosen_list(knytt_engine *e, qctx *c, int64_t now, size_t k,
+		       knytt_result *out, size_t *n)
+{
+	return c->snap->blend_win > 0
+		       ? knytt__q_win_fallback(e, c, c->snap->blend_win, now,
+					       k, out, n)
+		       : knytt__q_fallback(e, c, c->snap->blend_h, now, k,
+					   out, n);
+}
+
+/* The best kk rows of rows[0..n) by taste @p q (unit length) into res
+ * (reason why, because), best first: the engine's copy of the vectors
+ * (scan.c), or the index's when there is none. */
+static size_t rank_rows(knytt_engine *e, const qctx *c, const uint32_t *rows,
+			size_t n, const float *q, size_t kk, knytt_reason why,
+			uint64_t because, knytt_result *res)
+{
+	uint32_t d = e->dim;
+	const knytt__vec_ops *ops = knytt__vec();
+	knytt__pair *heap = malloc((kk ? kk : 1) * sizeof *heap);
+	uint64_t *ids = malloc((kk ? kk : 1) * sizeof *ids);
+	float *sc = malloc((kk ? kk : 1) * sizeof *sc), x[4096];
+	size_t got = 0;
+	if (!heap || !ids || !sc)
+		goto out;
+	knytt__topk t = {heap, 0, kk};
+	for (size_t i = 0; i < n; i++) {
+		const float *v = x;
+		if (e->rowvec_ok)
+			v = e->rowvec + (size_t)rows[i] * d;
+		else if (knytt_index_get(c->snap->ix, e->items[rows[i]].id, x,
+					 d) < 0)
+			continue; /* no vector: not ranked */
+		/* ties keep the list's order: its position breaks them */
+		knytt__topk_push(&t, -ops->dot(q, v, d), i);
+	}
+	got = knytt__topk_drain(&t, ids, sc);
+	for (size_t j = 0; j < got; j++)
+		knytt__q_fill(e, &res[j], rows[ids[j]], -sc[j], why, because);
+out:
+	free(heap);
+	free(ids);
+	free(sc);
+	return got;
+}
+
+/*
+ * The personalised re-rank (snap->blend_pool > 0), the list the tuning
+ * scored (lib/model/tune.c, pool_top): the chosen popularity list's
+ * first blend_pool items that pass the query, ranked by the shopper's
+ * long-term taste and by his session, the two fused as recommend fuses
+ * its index searches (fuse_lists, share f); the best kk into cand.  So
+ * the model is asked about every item of the pool, also those below its
+ * own best over all items, which the plain blend never sees.
+ */
+static int pool_tastes(knytt_engine *e, qctx *c, const knytt__profile *u,
+		       int64_t now, float share, size_t kk, knytt_result *cand,
+		       size_t *n)
+{
+	size_t P = c->snap->blend_pool, np = 0, nl = 0, ns = 0;
+	uint32_t d = e->dim;
+	knytt_result *pool = malloc(P * sizeof *pool);
+	knytt_result *sl = malloc((kk ? kk : 1) * sizeof *sl);
+	uint32_t *rows = malloc(P * sizeof *rows);
+	float *v = malloc(d * sizeof *v);
+	int rc = !pool || !sl || !rows || !v
+			 ? knytt__err(KNYTT_ENOMEM, "out of memory")
+			 : chosen_list(e, c, now, P, pool, &np);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < np; i++)
+		rows[i] = knytt__engine_row(e, pool[i].item_id);
+	if (share < 1) {
+		memcpy(v, u->taste.longv, d * sizeof *v);
+		knytt__normalize(v, d);
+		nl = rank_rows(e, c, rows, np, v, kk, KNYTT_REASON_TASTE, 0,
+			       cand);
+	}
+	if (share > 0) {
+		memcpy(v, u->taste.sess, d * sizeof *v);
+		knytt__normalize(v, d);
+		ns = rank_rows(e, c, rows, np, v, kk, KNYTT_REASON_SESSION,
+			       u->taste.sess_item, sl);
+	}
+	int nf = share > 0 ? fuse_lists(cand, nl, sl, ns, share, kk, cand)
+			   : (int)nl;
+	if (nf < 0)
+		rc = nf;
+	else
+		*n = (size_t)nf;
+out:
+	free(pool);
+	free(sl);
+	free(rows);
+	free(v);
+	return rc;
+}
+
 /*
  * Blends the personal list cand[0..*n) with the trending list the
  * snapshot's tuning chose (blend_h; -1: popularity; or the window of
@@ -235,11 +336,7 @@ static int blend_recent(knytt_engine *e, qctx *c, int64_t now, size_t kk,
 	knytt_result *pl = malloc((kk ? kk : 1) * sizeof *pl);
 	if (!pl)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
-	int rc = c->snap->blend_win > 0
-			 ? knytt__q_win_fallback(e, c, c->snap->blend_win, now,
-						 kk, pl, &np)
-			 : knytt__q_fallback(e, c, c->snap->blend_h, now, kk,
-					     pl, &np);
+	int rc = chosen_list(e, c, now, kk, pl, &np);
 	if (!rc)
 		rc = blend_list(kk, pl, np, c->snap->blend_w, cand, n);
 	free(pl);
@@ -334,7 +431,8 @@ int knytt__engine_recommend(knytt_engine *e, const char *user, size_t k,
 	/* the blends with recent popularity and the session model read
 	 * deeper lists (blend.h) */
 	int seqm = e->snap->sr && e->snap->sr_w > 0;
-	if ((e->snap->blend_w > 0 || seqm) && kk < knytt__blend_depth(k))
+	if ((e->snap->blend_w > 0 || e->snap->blend_pool > 0 || seqm) &&
+	    kk < knytt__blend_depth(k))
 		kk = knytt__blend_depth(k);
 	uint64_t *lab = malloc(kk * sizeof *lab);
 	float *dist = malloc(kk * sizeof *dist);
@@ -358,7 +456,24 @@ int knytt__engine_recommend(knytt_engine *e, const char *user, size_t k,
 		goto out;
 	int warm = knytt__taste_blend(&u->taste, d, now, e->sess_half_life,
 				      e->sess_blend, q, &share);
-	if (warm && knytt_index_count(c.snap->ix) > 0) {
+	/* a window's pool needs the events only an engine set to tune
+	 * with windows keeps (recentwin.c): another serves the tastes'
+	 * best over every item, as it serves such a blend */
+	if (warm && c.snap->blend_pool > 0 &&
+	    !(c.snap->blend_win > 0 && !e->tune_windows)) {
+		/* the personalised re-rank of the chosen list: no index
+		 * search (pool_tastes) */
+		if ((rc = pool_tastes(e, &c, u, now, share, kk, cand, &n)) ||
+		    (c.snap->blend_w > 0 &&
+		     (rc = blend_recent(e, &c, now, kk, cand, &n))) ||
+		    (seqm && (rc = blend_seq(e, &c, u, now, kk, cand, &n))))
+			goto out;
+		if (lambda < 1 && n > 1)
+			mmr(e, cand, n, k, lambda);
+		if (n > k)
+			n = k;
+		memcpy(out, cand, n * sizeof *out);
+	} else if (warm && knytt_index_count(c.snap->ix) > 0) {
 		/*
 		 * Long-term and session are searched separately and fused by
 		 * rank (fuse_lists): about a share f of the slots goes to the

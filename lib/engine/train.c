@@ -527,7 +527,7 @@ int knytt__engine_train_job(knytt_engine *e)
 	}
 	if (gate.users && (rc = hold_out(&j, &gate)))
 		goto out;
-	char tune[1024] = "", sjson[512] = "";
+	char tune[1536] = "", sjson[512] = "";
 	knytt__tune_out tres;
 	memset(&tres, 0, sizeof tres);
 	if (e->sasrec_epochs &&

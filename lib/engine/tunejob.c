@@ -56,6 +56,7 @@ int knytt__engine_tune(knytt_engine *e, knytt__tune_cfg *cfg,
 		.threads = e->threads,
 		/* the engine's kind is a setting: the search stays in it */
 		.fixed_kind = 1,
+		.pools = e->tune_pool,
 		.base = *cfg,
 		.seq = seq,
 	};
@@ -90,17 +91,27 @@ void knytt__snap_blend_from_meta(knytt__snap *s, const char *meta)
 	s->blend_w = 0;
 	s->blend_h = 0;
 	s->blend_win = 0;
+	s->blend_pool = 0;
 	cJSON *j = meta ? cJSON_Parse(meta) : NULL;
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tune");
 	const cJSON *b = cJSON_GetObjectItemCaseSensitive(t, "blend");
 	const cJSON *h = cJSON_GetObjectItemCaseSensitive(t, "popularity_list");
 	const cJSON *wd =
 		cJSON_GetObjectItemCaseSensitive(t, "popularity_window_days");
-	int ok_b = cJSON_IsNumber(b) && b->valuedouble > 0 &&
+	/* the personalised re-rank: a pool of the list, also with weight 0
+	 * (the tastes' order of the pool alone); absent in older models */
+	const cJSON *pl = cJSON_GetObjectItemCaseSensitive(t, "pool");
+	unsigned pool = cJSON_IsNumber(pl) && pl->valuedouble >= 1 &&
+				pl->valuedouble <= KNYTT__POOL_MAX
+				? (unsigned)pl->valuedouble
+				: 0;
+	int ok_b = cJSON_IsNumber(b) &&
+		   (b->valuedouble > 0 || (pool && b->valuedouble == 0)) &&
 		   b->valuedouble <= 1 && cJSON_IsNumber(h);
 	if (ok_b && h->valueint >= -1 && h->valueint < NTREND) {
 		s->blend_w = (float)b->valuedouble;
 		s->blend_h = h->valueint;
+		s->blend_pool = pool;
 	} else if (ok_b && h->valueint == -2 && cJSON_IsNumber(wd) &&
 		   wd->valuedouble > 0 &&
 		   wd->valuedouble * 864e5 <= (double)KNYTT__WIN_KEEP) {
@@ -108,6 +119,7 @@ void knytt__snap_blend_from_meta(knytt__snap *s, const char *meta)
 		s->blend_w = (float)b->valuedouble;
 		s->blend_h = -1;
 		s->blend_win = (int64_t)llround(wd->valuedouble * 864e5);
+		s->blend_pool = pool;
 	}
 	/* the session model's weight ("sasrec" object, train.c) */
 	const cJSON *sq = cJSON_GetObjectItemCaseSensitive(j, "sasrec");

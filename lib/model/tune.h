@@ -10,6 +10,8 @@
 
 #define KNYTT__TUNE_NPOP 8 /* popularity lists the blend may use */
 #define KNYTT__TUNE_NSEQ 8 /* weights of a sequence model's list scored */
+#define KNYTT__TUNE_NPOOL 4 /* sizes of the personalised re-rank's pool
+			       (knytt__tune_pool; 0: every item) */
 
 /*
  * A sequence model the caller fits (the engine's SASRec session model,
@@ -43,6 +45,10 @@ typedef struct knytt__tune_cfg {
 				  0 = no decay */
 	float blend;           /* weight of recent popularity, 0..1 */
 	int pop;               /* which popularity list (0..npop-1) */
+	unsigned pool;         /* > 0: the personal list is the first pool
+				  items of that popularity list re-ranked
+				  by the model (a personalised re-rank);
+				  0: the model's best over every item */
 } knytt__tune_cfg;
 
 typedef struct knytt__tune_in {
@@ -68,6 +74,10 @@ typedef struct knytt__tune_in {
 	double budget; /* whole tuning plus the refit, in fits of base
 			  counted in work units (fitcost.c); 0 = 10 */
 	int no_lightgcn; /* 1: LightGCN is not a candidate */
+	int pools;       /* 1: every fit is also scored with the
+			    personalised re-rank of each popularity list's
+			    pools (knytt__tune_pool); 0: the model's best
+			    over every item only */
 	int fixed_kind;  /* 1: no candidate of another kind than base's */
 	unsigned threads;
 	/* NULL: no sequence model; else its list's weight is chosen on the
@@ -84,6 +94,11 @@ typedef struct knytt__tune_out {
 	double ndcg, recall;      /* validation @20 of best */
 	double base_ndcg;         /* the fixed settings, no blend */
 	double pop_ndcg[KNYTT__TUNE_NPOP]; /* each popularity list alone */
+	/* the best NDCG@20 over every fit, list and blend weight with each
+	 * of the first npool pools of knytt__tune_pool (the first: every
+	 * item; npool 1 without in->pools) */
+	double pool_ndcg[KNYTT__TUNE_NPOOL];
+	int npool;
 	int npop;                 /* lists scored (in->npop) */
 	double window_days;       /* best's list is windowed: its length,
 				     days; 0 otherwise */
@@ -113,6 +128,10 @@ typedef struct knytt__tune_out {
 	double seq_ndcg[KNYTT__TUNE_NSEQ];
 	double seq_seconds;
 } knytt__tune_out;
+
+/* The pool sizes of the personalised re-rank the tuning scores for every
+ * fit (the first is 0: the model over every item). */
+extern const unsigned knytt__tune_pool[KNYTT__TUNE_NPOOL];
 
 /* The weights of the sequence model's list the tuning scores (the first
  * is 0: without it). */
