@@ -22,9 +22,9 @@ static char path[128];
 
 static void rm_db(void)
 {
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s.*", path, path,
-		 path, path);
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s-knytt-bulk %s.*",
+		 path, path, path, path, path);
 	ck_assert_int_eq(system(cmd), 0);
 }
 

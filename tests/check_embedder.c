@@ -1082,9 +1082,10 @@ START_TEST(slow_service_blocks_no_other_query)
 {
 	server_start();
 	knytt_embedder *emb = emb_open("slow", "dim-8", 5000, 0, 0);
-	char db[128], uri[160], cmd[400];
+	char db[128], uri[160], cmd[800];
 	snprintf(db, sizeof db, "/tmp/knytt-embengine-%d.db", (int)getpid());
-	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm", db, db, db);
+	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s-knytt-bulk", db, db,
+		 db, db);
 	ck_assert_int_eq(system(cmd), 0);
 	snprintf(uri, sizeof uri, "sqlite:%s", db);
 	knytt_engine *e;

@@ -85,9 +85,10 @@ static knytt_engine *open_engine_cfg(knytt_model_kind kind, int fresh,
 	if (fresh) {
 		snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-%d.db",
 			 (int)getpid(), (int)kind);
-		char cmd[640];
-		snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s.*", dbpath,
-			 dbpath, dbpath, dbpath);
+		char cmd[1024];
+		snprintf(cmd, sizeof cmd,
+			 "rm -f %s %s-wal %s-shm %s-knytt-bulk %s.*", dbpath,
+			 dbpath, dbpath, dbpath, dbpath);
 		ck_assert_int_eq(system(cmd), 0);
 	}
 	char uri[160];
@@ -120,9 +121,9 @@ static knytt_engine *open_engine(knytt_model_kind kind, int fresh)
 
 static void cleanup(void)
 {
-	char cmd[640];
-	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s.*", dbpath, dbpath,
-		 dbpath, dbpath);
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s-knytt-bulk %s.*",
+		 dbpath, dbpath, dbpath, dbpath, dbpath);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cleanup failed\n");
 }

@@ -37,8 +37,9 @@ static char base[128], dbb[128];
 
 static void rm_db(const char *p)
 {
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s.*", p, p, p, p);
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s-knytt-bulk %s.*",
+		 p, p, p, p, p);
 	ck_assert_int_eq(system(cmd), 0);
 }
 
