@@ -45,12 +45,6 @@ static void usage(const char *argv0)
 	exit(2);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static void *timed_build(const ann_adapter *ad, const ann_data *d,
 			 unsigned m, unsigned efc, unsigned nthreads,
 			 double *secs, double *cpu)
@@ -133,17 +127,9 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 
 	unsigned efs[MAX_EFS];
-	size_t nef = 0;
-	for (const char *p = efs_arg; *p && nef < MAX_EFS;) {
-		char *end;
-		unsigned long e = strtoul(p, &end, 10);
-		if (end == p || e == 0) {
-			fprintf(stderr, "--efs: bad list '%s'\n", efs_arg);
-			return 2;
-		}
-		efs[nef++] = (unsigned)e;
-		p = *end == ',' ? end + 1 : end;
-	}
+	size_t nef = ann_parse_efs(efs_arg, efs, MAX_EFS);
+	if (nef == 0)
+		return 2;
 
 	const ann_adapter *ad = ann_adapter_get(variant);
 	if (!ad) {
@@ -208,8 +194,8 @@ int main(int argc, char **argv)
 		}
 	}
 	for (size_t e = 0; e < nef; e++) {
-		qsort(q[e], reps, sizeof q[e][0], cmp_double);
-		qsort(qc[e], reps, sizeof qc[e][0], cmp_double);
+		qsort(q[e], reps, sizeof q[e][0], ann_cmp_double);
+		qsort(qc[e], reps, sizeof qc[e][0], ann_cmp_double);
 		out[e].qps = q[e][reps / 2];
 		out[e].qps_cpu = qc[e][reps / 2];
 		fprintf(stderr, "[%s %s] ef=%u recall@10=%.4f qps=%.0f "

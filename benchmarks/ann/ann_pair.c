@@ -62,19 +62,13 @@ static void usage(const char *argv0)
 	exit(2);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* Median of v[0..n) (n <= MAX_ROUNDS); v is left as it was.  Sorted
  * copy into *lo and *hi, when given: the smallest and largest. */
 static double median(const double *v, size_t n, double *lo, double *hi)
 {
 	double s[MAX_ROUNDS];
 	memcpy(s, v, n * sizeof *s);
-	qsort(s, n, sizeof *s, cmp_double);
+	qsort(s, n, sizeof *s, ann_cmp_double);
 	if (lo)
 		*lo = s[0];
 	if (hi)
@@ -149,17 +143,9 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 
 	unsigned efs[MAX_EFS];
-	size_t nef = 0;
-	for (const char *p = efs_arg; *p && nef < MAX_EFS;) {
-		char *end;
-		unsigned long e = strtoul(p, &end, 10);
-		if (end == p || e == 0) {
-			fprintf(stderr, "--efs: bad list '%s'\n", efs_arg);
-			return 2;
-		}
-		efs[nef++] = (unsigned)e;
-		p = *end == ',' ? end + 1 : end;
-	}
+	size_t nef = ann_parse_efs(efs_arg, efs, MAX_EFS);
+	if (nef == 0)
+		return 2;
 
 	const ann_adapter *ad[2] = {ann_adapter_knytt(variant),
 				    ann_adapter_anchor("")};

@@ -427,6 +427,30 @@ double ann_recall(const ann_data *d, const int64_t *res, size_t k)
 	return (double)hits / (double)(d->nq * k);
 }
 
+size_t ann_parse_efs(const char *arg, unsigned *efs, size_t cap)
+{
+	size_t n = 0;
+	for (const char *p = arg; *p && n < cap;) {
+		char *end;
+		unsigned long e = strtoul(p, &end, 10);
+		if (end == p || e == 0 || e > 1u << 20) {
+			fprintf(stderr, "--efs: bad list '%s'\n", arg);
+			return 0;
+		}
+		efs[n++] = (unsigned)e;
+		p = *end == ',' ? end + 1 : end;
+	}
+	if (n == 0)
+		fprintf(stderr, "--efs: empty list\n");
+	return n;
+}
+
+int ann_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
 double ann_now(void)
 {
 	struct timespec ts;

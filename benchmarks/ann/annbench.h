@@ -69,6 +69,12 @@ int ann_write_ivecs(const char *path, const int32_t *ids, size_t nq,
  * @p res holds nq rows of @p k labels (row numbers), -1 for none. */
 double ann_recall(const ann_data *d, const int64_t *res, size_t k);
 
+/* Parses a comma list of positive integers (an ef sweep) into
+ * efs[0..cap); returns the count, or 0 after a message on stderr. */
+size_t ann_parse_efs(const char *arg, unsigned *efs, size_t cap);
+/* qsort comparison of doubles, ascending. */
+int ann_cmp_double(const void *a, const void *b);
+
 /* Monotonic seconds. */
 double ann_now(void);
 /* CPU seconds of the calling thread (CLOCK_THREAD_CPUTIME_ID). */
