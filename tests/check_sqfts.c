@@ -39,12 +39,7 @@ static void words(uint64_t *s, char *out, size_t cap, int n)
 /* Removes the test database and its WAL files. */
 static void remove_db(void)
 {
-	char p[300];
-	remove(db_path);
-	snprintf(p, sizeof p, "%s-wal", db_path);
-	remove(p);
-	snprintf(p, sizeof p, "%s-shm", db_path);
-	remove(p);
+	tu_rm_db(db_path);
 }
 
 static knytt_store *open_tenant(const char *name, uint64_t *id)

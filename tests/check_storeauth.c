@@ -92,12 +92,7 @@ START_TEST(secrets_created_once)
 	ck_assert_int_eq(knytt_store_secret(s1, "", z, 16), KNYTT_EINVAL);
 	knytt_store_close(s1);
 	knytt_store_close(s2);
-	unlink(path);
-	char side[96];
-	snprintf(side, sizeof side, "%s-wal", path);
-	unlink(side);
-	snprintf(side, sizeof side, "%s-shm", path);
-	unlink(side);
+	tu_rm_db(path);
 }
 END_TEST
 

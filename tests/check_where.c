@@ -450,7 +450,7 @@ START_TEST(engine_filters_follow_upserts_and_deletes)
 {
 	snprintf(dbpath, sizeof dbpath, "/tmp/knytt-where-%d.db",
 		 (int)getpid());
-	char uri[160], side[180];
+	char uri[160];
 	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
 	unlink(dbpath);
 	knytt_engine *e = open_engine(uri);
@@ -543,11 +543,7 @@ START_TEST(engine_filters_follow_upserts_and_deletes)
 	knytt_engine_close(e);
 	knytt_where_free(w);
 	knytt_where_free(wz);
-	unlink(dbpath);
-	snprintf(side, sizeof side, "%s-wal", dbpath);
-	unlink(side);
-	snprintf(side, sizeof side, "%s-shm", dbpath);
-	unlink(side);
+	tu_rm_db(dbpath);
 }
 END_TEST
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Directory of the shared public data sets (../shared/data), or NULL. */
 static inline const char *tu_data_dir(void)
@@ -126,6 +127,19 @@ static inline void tu_rm_dir(const char *dir)
 	char cmd[4200];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Removes SQLite database @p path and the files beside it: the WAL,
+ * its index and the store's bulk-lock file (which the store leaves in
+ * place on purpose). */
+static inline void tu_rm_db(const char *path)
+{
+	static const char *const side[] = {"", "-wal", "-shm", "-knytt-bulk"};
+	char p[4200];
+	for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", path, side[i]);
+		unlink(p);
+	}
 }
 
 /* The metadata stored with engine @p e's latest model (knytt_free it). */

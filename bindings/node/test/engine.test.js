@@ -7,6 +7,7 @@ const knytt = require('..');
 const { shop, tmpdir, cliJson } = require('./helpers');
 
 const SHOP = shop();
+test.after(() => fs.rmSync(SHOP, { recursive: true, force: true }));
 
 async function shopEngine(db, opts = {}) {
   const e = new knytt.Engine('sqlite:' + db, Object.assign({ model: 'als', dim: 16 }, opts));
