@@ -383,6 +383,27 @@ static int session_moot(float f, size_t k, size_t kk, size_t nl)
 	       (double)f < (1.0 - f) / ((double)kk * (double)(kk + 1));
 }
 
+/* The personal list cand[0..*n) made final into out: blended with the
+ * chosen popular list and the session model where the model says so,
+ * diversified (lambda < 1), cut to k. */
+static int finish_personal(knytt_engine *e, qctx *c, const knytt__profile *u,
+			   int64_t now, size_t kk, size_t k, double lambda,
+			   int seqm, knytt_result *cand, size_t *n,
+			   knytt_result *out)
+{
+	int rc;
+	if ((c->snap->blend_w > 0 &&
+	     (rc = blend_recent(e, c, now, kk, cand, n))) ||
+	    (seqm && (rc = blend_seq(e, c, u, now, kk, cand, n))))
+		return rc;
+	if (lambda < 1 && *n > 1)
+		mmr(e, cand, *n, k, lambda);
+	if (*n > k)
+		*n = k;
+	memcpy(out, cand, *n * sizeof *out);
+	return KNYTT_OK;
+}
+
 int knytt__engine_recommend(knytt_engine *e, const char *user, size_t k,
 			   const knytt_filter *filter,
 			   const knytt_rec_options *opt, knytt_result *out)
@@ -464,15 +485,9 @@ int knytt__engine_recommend(knytt_engine *e, const char *user, size_t k,
 		/* the personalised re-rank of the chosen list: no index
 		 * search (pool_tastes) */
 		if ((rc = pool_tastes(e, &c, u, now, share, kk, cand, &n)) ||
-		    (c.snap->blend_w > 0 &&
-		     (rc = blend_recent(e, &c, now, kk, cand, &n))) ||
-		    (seqm && (rc = blend_seq(e, &c, u, now, kk, cand, &n))))
+		    (rc = finish_personal(e, &c, u, now, kk, k, lambda, seqm,
+					  cand, &n, out)))
 			goto out;
-		if (lambda < 1 && n > 1)
-			mmr(e, cand, n, k, lambda);
-		if (n > k)
-			n = k;
-		memcpy(out, cand, n * sizeof *out);
 	} else if (warm && knytt_index_count(c.snap->ix) > 0) {
 		/*
 		 * Long-term and session are searched separately and fused by
@@ -560,16 +575,9 @@ int knytt__engine_recommend(knytt_engine *e, const char *user, size_t k,
 			goto out;
 		}
 		n = (size_t)nf;
-		if (c.snap->blend_w > 0 &&
-		    (rc = blend_recent(e, &c, now, kk, cand, &n)))
+		if ((rc = finish_personal(e, &c, u, now, kk, k, lambda, seqm,
+					  cand, &n, out)))
 			goto out;
-		if (seqm && (rc = blend_seq(e, &c, u, now, kk, cand, &n)))
-			goto out;
-		if (lambda < 1 && n > 1)
-			mmr(e, cand, n, k, lambda);
-		if (n > k)
-			n = k;
-		memcpy(out, cand, n * sizeof *out);
 	}
 	/* cold users, or too few personal results: trending, then popular */
 	if ((rc = knytt__q_fallback(e, &c, 1, now, k, out, &n)) ||
