@@ -398,31 +398,9 @@ static int sq_bulk_lock(knytt__db *db, int take)
 	return 1;
 }
 
-/*
- * Every 100 ms, a PASSIVE checkpoint: it copies what no reader still
+/* Every 100 ms, a PASSIVE checkpoint: it copies what no reader still
  * needs back into the database and never waits for, nor blocks, the
- * writer or the readers.
- *
- * That alone let the WAL grow without end under knyttd's traffic.  A
- * WAL starts over from its beginning only when a writer finds every
- * frame copied back and no reader on a snapshot that includes frames,
- * and with feedback committed all the time and searches overlapping,
- * some reader nearly always was: in a 10-minute soak of a fresh shop
- * (benchmarks/soak --minutes 10 --profile-cache 16, 2 CPUs) the WAL
- * reached 20 GB, its shared-memory index 39 MB (mapped, in knyttd's
- * RssFile), and each checkpoint, 10 a second, allocated and sorted an
- * index of every frame in the WAL: 9.75 MB a time by 290 s (caught in
- * gdb on mmap; ~2 bytes a frame, following the data all run; earlier
- * soaks saw it as the allocator's "live" bytes stepping by 8-10 MiB).
- * So once the WAL holds knytt__sqlite_wal_frames_max frames, a TRUNCATE
- * checkpoint follows: it blocks new writers while it waits, at most
- * CKPT_TRUNCATE_WAIT_MS, for the readers of older snapshots to finish
- * (new readers go on, from the database file once every frame is copied
- * back), then empties the WAL; on a timeout the next tick tries again.
- */
-#define CKPT_TRUNCATE_WAIT_MS 20
-int knytt__sqlite_wal_frames_max = 16384;
-
+ * writer or the readers. */
 static void *ckpt_main(void *arg)
 {
 	sq_ckpt *c = arg;
@@ -439,17 +417,9 @@ static void *ckpt_main(void *arg)
 		if (c->stop)
 			break;
 		pthread_mutex_unlock(&c->mu);
-		int frames = 0;
 		sqlite3_wal_checkpoint_v2(c->h, "main",
-					  SQLITE_CHECKPOINT_PASSIVE, &frames,
+					  SQLITE_CHECKPOINT_PASSIVE, NULL,
 					  NULL);
-		if (frames >= knytt__sqlite_wal_frames_max) {
-			sqlite3_busy_timeout(c->h, CKPT_TRUNCATE_WAIT_MS);
-			sqlite3_wal_checkpoint_v2(c->h, "main",
-						  SQLITE_CHECKPOINT_TRUNCATE,
-						  NULL, NULL);
-			sqlite3_busy_timeout(c->h, 1000);
-		}
 		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
