@@ -227,12 +227,50 @@ static void ix_copy(knytt_store *st, knytt__stmt *q, ixbuf *b)
 	x->event_id = e ? b->event : NULL;
 }
 
+/*
+ * The page a scan reads into: KNYTT__STORE_PAGE rows of ixbuf, 452 KiB,
+ * kept by the store handle from its first scan to its close, or a page
+ * of the call's own while the kept one is in use (a callback that scans
+ * the same handle again; a handle serves one thread at a time).
+ * Allocated per scan, it was the largest block knyttd allocated and
+ * freed per request: every shopper profile loaded reads its history
+ * through here, 166,720 loads in a 10-minute soak once its profile cache
+ * was full, up to a thousand a second at its end (benchmarks/soak,
+ * counted with an allocation logger).  Such a block comes from the
+ * allocator's heap once glibc has raised its mmap threshold (it does
+ * after freeing any larger mapped block), and each one freed among the
+ * profiles' long-lived blocks could leave the heap in pieces.  The cost:
+ * 452 KiB held per handle that has scanned, mapped by glibc as one block
+ * of its own (knyttd: the engine's connection, which loads the profiles,
+ * and the few that scan for reports).
+ */
+static ixbuf *ix_page_take(knytt_store *st)
+{
+	if (!st->ix_page_busy) {
+		if (!st->ix_page)
+			st->ix_page = malloc(KNYTT__STORE_PAGE * sizeof(ixbuf));
+		if (st->ix_page) {
+			st->ix_page_busy = 1;
+			return st->ix_page;
+		}
+	}
+	return malloc(KNYTT__STORE_PAGE * sizeof(ixbuf));
+}
+
+static void ix_page_give(knytt_store *st, ixbuf *page)
+{
+	if (page == st->ix_page)
+		st->ix_page_busy = 0;
+	else
+		free(page);
+}
+
 /* Pages through Q_IX_SINCE (keyset on (ts, id)) or runs a recent-N
  * query once (qid Q_IX_USER / Q_IX_ITEM with owner id and limit). */
 static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 		   int64_t since, knytt_interaction_fn fn, void *ctx)
 {
-	ixbuf *page = malloc(KNYTT__STORE_PAGE * sizeof *page);
+	ixbuf *page = ix_page_take(st);
 	if (!page)
 		return knytt__err(KNYTT_ENOMEM, "out of memory");
 	int64_t k_ts = since, k_id = -1;
@@ -288,7 +326,7 @@ static int ix_scan(knytt_store *st, int qid, uint64_t owner, size_t limit,
 		k_ts = page[n - 1].ix.ts_ms;
 		k_id = (int64_t)page[n - 1].ix.id;
 	}
-	free(page);
+	ix_page_give(st, page);
 	if (rc < 0)
 		return rc;
 	return visited > INT_MAX ? INT_MAX : (int)visited;

@@ -337,6 +337,11 @@ int64_t knytt__sqlite_cache_used(knytt__db *db)
 	return cur;
 }
 
+int64_t knytt__sqlite_last_rowid(knytt__db *db)
+{
+	return sqlite3_last_insert_rowid(((sq_db *)db)->h);
+}
+
 uint32_t knytt__sqlite_data_version(knytt__db *db)
 {
 	/* the pager's counter; a file control that cannot fail on "main" */

@@ -135,10 +135,8 @@ int64_t knytt__store_cache_used(knytt_store *st);
  * emptied because another connection committed (seen at the start of a
  * read), and when it commits itself. */
 uint32_t knytt__sqlite_data_version(knytt__db *db);
-/* SQLite: a number that moves whenever the connection's page cache was
- * emptied because another connection committed (seen at the start of a
- * read), and when it commits itself. */
-uint32_t knytt__sqlite_data_version(knytt__db *db);
+/* SQLite: the rowid of the connection's last successful INSERT. */
+int64_t knytt__sqlite_last_rowid(knytt__db *db);
 /* A report's reads (analytics.c, expreport.c) on a connection whose page
  * cache was set below the default: the default for their run, and the
  * setting back after, which frees what the run cached at once.  Such a
@@ -199,6 +197,9 @@ struct knytt_store {
 	int64_t bulk_removed; /* repeated events the last index build
 				 removed (schema.c) */
 	knytt_import_report last_import; /* of the last knytt_store_import */
+	void *ix_page;	  /* interactions.c: the page ix_scan reads into,
+			     kept from the first scan to the close */
+	int ix_page_busy; /* a scan is reading into ix_page */
 };
 
 /* The cached statement @p id, prepared on first use and reset. */

@@ -48,6 +48,54 @@
  * arena kept the least and cost no CPU time that could be seen; with
  * more CPUs, more threads allocate at once and share the arena locks, so
  * the limit grows with them.  Only the 2-CPU figures are measured.
+ *
+ * Why a fixed mmap threshold.  glibc maps a block of 128 KiB or more
+ * with an mmap of its own and unmaps it when it is freed -- but on
+ * freeing a mapped block larger than its threshold, it raises the
+ * threshold to that block's size (up to 32 MiB) and the trim threshold
+ * to twice that, and from then on blocks up to that size come from the
+ * heap.  knyttd frees such blocks from its first seconds (SQLite's WAL
+ * checkpoint allocates and frees 0.1 to 2.5 MiB about 8 times a second,
+ * its size following the WAL's length), so every later transient block
+ * of a few hundred KiB was carved from the heap among the profiles'
+ * long-lived small blocks; freed, its room was split by the small blocks
+ * allocated meanwhile, and the next one took fresh room at the top: the
+ * heap grew in steps while the bytes in use did not.  Seen on a fresh
+ * soak shop (benchmarks/soak --minutes 10 --profile-cache 16, 2 CPUs
+ * shared with other jobs, an allocation logger preloaded that sampled
+ * the allocator every second): after warm-up the bytes in use stayed at
+ * 52-54 MiB while the bytes kept free went 8 -> 21 MiB and RssAnon 56 ->
+ * 69 MiB, in steps of ~5 MiB of free room added within ten seconds
+ * (250, 300 and 360 s).  The blocks of 64 KiB or more it counted, by
+ * call site: 87 KB per search (SQLite's RETURNING, now gone:
+ * lib/store/store.c), 452 KiB per profile load (a scan's page, now kept
+ * by the store handle: lib/store/interactions.c), the checkpoint's.  In
+ * 454 samples after warm-up glibc never held more than the 7 mapped
+ * blocks of the engine's tables: the hundreds of 452 KiB blocks a
+ * second came from the heap.
+ *
+ * Setting the threshold turns the raising off: blocks of 128 KiB or
+ * more are always mapped, go back to the system whole when freed and
+ * never divide the heap, and free room over 128 KiB at the top of the
+ * heap is returned.  The cost is an mmap and munmap per such block,
+ * which is why it was left out before (above): at 64 or 256 KiB it cost
+ * CPU time while every profile load made one.  With the two
+ * per-request blocks gone, the soak from the same fresh shop, plain (no
+ * logger), one run at a time on the same shared machine, old code then
+ * new code twice (mean CPU per request over the run; RssAnon from the
+ * end of warm-up to the end):
+ *   before  4.16M requests  149 us  RssAnon 55.2 -> 54.8 MiB (-0.7%)
+ *   after   3.84M requests  141 us  RssAnon 48.4 -> 52.0 MiB (+7.4%)
+ *   after   4.30M requests  147 us  RssAnon 49.3 -> 52.1 MiB (+5.7%)
+ * all with 0 errors and kept-free bytes under 10 MiB; with the logger
+ * preloaded, the new code grew 16.1% in one soak (kept free 5.4 -> 13.2
+ * MiB).  The growth is intermittent: the old code grew 23-24% in two
+ * soaks (one with the logger, the lead's quiet one) and stayed flat in
+ * two, so these runs show no growth left, not its absence.  What the
+ * WAL checkpoint allocates follows the WAL's length, which nothing here
+ * bounds (20 GB in the second run after; README, soak section): its
+ * block, 9.75 MB by then, is mapped now and returned after each
+ * checkpoint, but RssAnon sampled during one reads up to ~8 MiB high.
  */
 #include "knyttd.h"
 
@@ -59,21 +107,27 @@
 #include <malloc.h>
 #endif
 
-/* Whether the environment already chose glibc's arena limit. */
-static int env_chose(void)
+/* glibc's own starting value, kept: see "Why a fixed mmap threshold" */
+#define KD_MMAP_THRESHOLD (128 * 1024)
+
+/* Whether the environment already chose a glibc setting: its variable
+ * @p var, or its tunable @p tunable in GLIBC_TUNABLES. */
+static int env_chose(const char *var, const char *tunable)
 {
 	const char *t = getenv("GLIBC_TUNABLES");
-	return getenv("MALLOC_ARENA_MAX") != NULL ||
-	       (t && strstr(t, "glibc.malloc.arena_max") != NULL);
+	return getenv(var) != NULL || (t && strstr(t, tunable) != NULL);
 }
 
 int kd_heap_init(void)
 {
 #ifdef __GLIBC__
+	/* the threshold first: the arena limit may return early */
+	if (!env_chose("MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold"))
+		(void)mallopt(M_MMAP_THRESHOLD, KD_MMAP_THRESHOLD);
 	long n = kd_cfg.malloc_arenas;
 	int asked = n >= 0;
 	if (!asked) {
-		if (env_chose())
+		if (env_chose("MALLOC_ARENA_MAX", "glibc.malloc.arena_max"))
 			return 0;
 		n = sysconf(_SC_NPROCESSORS_ONLN) / 2;
 		if (n < 1)
