@@ -126,6 +126,10 @@ void knytt__store_search_stats(knytt_store *st, long long *scored,
  * threshold otherwise copies and syncs ~4 MB: the latency tail of small
  * writes).  No effect on PostgreSQL or in-memory databases. */
 int knytt__sqlite_bg_checkpoint(knytt__db *db, int on);
+/* The background checkpoints empty the WAL once it holds this many
+ * frames (2048, 8 MiB of 4 KiB pages; sqlite.c says why); tests lower
+ * it. */
+extern int knytt__sqlite_wal_frames_max;
 int knytt__store_bg_checkpoint(knytt_store *st, int on);
 /* Bytes this connection's page cache holds now (SQLite; 0 for
  * PostgreSQL): what knytt_store_set_cache_size bounds, for tests. */
