@@ -434,9 +434,10 @@ static int sq_bulk_lock(knytt__db *db, int take)
  * unbounded: writers wait behind each cut.  A disk that fills
  * within the hour under steady traffic is the worse failure; the p99
  * is the price.  A RESTART checkpoint instead
- * (no cut; the next writer starts the WAL over) did not hold: under
- * this traffic that writer had always taken its snapshot before the
- * checkpoint ended, and the WAL reached 10.5 GB in 140 s.
+ * (no cut; the next writer starts the WAL over) did not hold: the WAL
+ * reached 10.5 GB in 140 s, probably (not verified) because under this
+ * traffic that writer had always taken its snapshot before the
+ * checkpoint ended.
  */
 #define CKPT_TRUNCATE_WAIT_MS 20
 int knytt__sqlite_wal_frames_max = 2048;
