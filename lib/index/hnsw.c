@@ -262,7 +262,14 @@ float knytt__key(const knytt_index *ix, const void *q, const void *v)
  * interleaved: 1.10-1.12x as it was, 1.10-1.13x fetching whole vectors
  * one ahead (48 lines at a time are too many), 1.38-1.46x fetching 1 KB
  * one ahead, 1.38-1.43x 1 KB two ahead.  emb256 (1 KB vectors, whole
- * ones fetched): 1.03-1.12x before, 1.27-1.47x after.
+ * ones fetched): 1.03-1.12x before, 1.27-1.47x after.  On a quiet
+ * machine after: 1.24-1.37x on emb256, emb512 and emb768 at ef 10-48.
+ * The cost is on an index that fits in the caches: bigann10k (10k x
+ * 128) went from 1.23x to 1.18x at recall 0.95 (quiet, two runs each),
+ * and neither fetching less nor the one-pass loop for such indexes won
+ * it back; synth100k (100k x 128) went from 1.12-1.21x to 1.33-1.39x.
+ * The upper levels' greedy descent fetches nothing ahead: its few nodes
+ * stay cached (fetching them as here made no difference on bigann10k).
  */
 static inline void prefetch_vec(const knytt_index *ix, uint32_t s)
 {
@@ -342,12 +349,8 @@ static void greedy(const knytt_index *ix, const void *q, int top, int bottom,
 		while (changed) {
 			changed = 0;
 			uint32_t n = read_list(ix, cur, l, buf, locked);
-			if (n)
-				prefetch_vec(ix, buf[0]);
 			for (uint32_t j = 0; j < n; j++) {
 				uint32_t nb = buf[j];
-				if (j + 1 < n)
-					prefetch_vec(ix, buf[j + 1]);
 				if (knytt__level(ix, nb) < l)
 					continue;
 				float d = key(ix, q, knytt__vecp(ix, nb));
