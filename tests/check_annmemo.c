@@ -22,10 +22,7 @@ static char path[128];
 
 static void rm_db(void)
 {
-	char cmd[1024];
-	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s-knytt-bulk %s.*",
-		 path, path, path, path, path);
-	ck_assert_int_eq(system(cmd), 0);
+	tu_rm_db(path);
 }
 
 static void add_item_vec(knytt_engine *e, int c, int i, const float *v,

@@ -1082,11 +1082,9 @@ START_TEST(slow_service_blocks_no_other_query)
 {
 	server_start();
 	knytt_embedder *emb = emb_open("slow", "dim-8", 5000, 0, 0);
-	char db[128], uri[160], cmd[800];
+	char db[128], uri[160];
 	snprintf(db, sizeof db, "/tmp/knytt-embengine-%d.db", (int)getpid());
-	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s-knytt-bulk", db, db,
-		 db, db);
-	ck_assert_int_eq(system(cmd), 0);
+	tu_rm_db(db);
 	snprintf(uri, sizeof uri, "sqlite:%s", db);
 	knytt_engine *e;
 	ck_assert_int_eq(knytt_engine_create(&e), KNYTT_OK);
@@ -1143,7 +1141,7 @@ START_TEST(slow_service_blocks_no_other_query)
 	knytt_engine_close(e);
 	knytt_embedder_close(emb);
 	server_stop();
-	ck_assert_int_eq(system(cmd), 0);
+	tu_rm_db(db);
 }
 END_TEST
 

@@ -85,11 +85,7 @@ static knytt_engine *open_engine_cfg(knytt_model_kind kind, int fresh,
 	if (fresh) {
 		snprintf(dbpath, sizeof dbpath, "/tmp/knytt-engine-%d-%d.db",
 			 (int)getpid(), (int)kind);
-		char cmd[1024];
-		snprintf(cmd, sizeof cmd,
-			 "rm -f %s %s-wal %s-shm %s-knytt-bulk %s.*", dbpath,
-			 dbpath, dbpath, dbpath, dbpath);
-		ck_assert_int_eq(system(cmd), 0);
+		tu_rm_db(dbpath);
 	}
 	char uri[160];
 	snprintf(uri, sizeof uri, "sqlite:%s", dbpath);
@@ -121,11 +117,7 @@ static knytt_engine *open_engine(knytt_model_kind kind, int fresh)
 
 static void cleanup(void)
 {
-	char cmd[1024];
-	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s-knytt-bulk %s.*",
-		 dbpath, dbpath, dbpath, dbpath, dbpath);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cleanup failed\n");
+	tu_rm_db(dbpath);
 }
 
 /* NCAT categories of @p per_cat items each, text only (make_item). */

@@ -37,10 +37,7 @@ static char base[128], dbb[128];
 
 static void rm_db(const char *p)
 {
-	char cmd[1024];
-	snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm %s-knytt-bulk %s.*",
-		 p, p, p, p, p);
-	ck_assert_int_eq(system(cmd), 0);
+	tu_rm_db(p);
 }
 
 static knytt_engine *open_at(const char *path, uint64_t budget, int async)

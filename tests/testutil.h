@@ -7,6 +7,7 @@
 #include "suites.h"
 
 #include <check.h>
+#include <glob.h>
 #include <knytt.h>
 #include <math.h>
 #include <stdint.h>
@@ -130,8 +131,8 @@ static inline void tu_rm_dir(const char *dir)
 }
 
 /* Removes SQLite database @p path and the files beside it: the WAL,
- * its index and the store's bulk-lock file (which the store leaves in
- * place on purpose). */
+ * its index, the store's bulk-lock file (which the store leaves in
+ * place on purpose) and the engine's PATH.* index files. */
 static inline void tu_rm_db(const char *path)
 {
 	static const char *const side[] = {"", "-wal", "-shm", "-knytt-bulk"};
@@ -139,6 +140,13 @@ static inline void tu_rm_db(const char *path)
 	for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
 		snprintf(p, sizeof p, "%s%s", path, side[i]);
 		unlink(p);
+	}
+	glob_t g;
+	snprintf(p, sizeof p, "%s.*", path);
+	if (glob(p, 0, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			unlink(g.gl_pathv[i]);
+		globfree(&g);
 	}
 }
 

@@ -440,6 +440,7 @@ static int sq_bulk_lock(knytt__db *db, int take)
  * checkpoint ended.
  */
 #define CKPT_TRUNCATE_WAIT_MS 20
+#define CKPT_BUSY_MS 1000 /* the checkpoint connection's usual wait */
 int knytt__sqlite_wal_frames_max = 2048;
 
 static void *ckpt_main(void *arg)
@@ -467,7 +468,7 @@ static void *ckpt_main(void *arg)
 			sqlite3_wal_checkpoint_v2(c->h, "main",
 						  SQLITE_CHECKPOINT_TRUNCATE,
 						  NULL, NULL);
-			sqlite3_busy_timeout(c->h, 1000);
+			sqlite3_busy_timeout(c->h, CKPT_BUSY_MS);
 		}
 		pthread_mutex_lock(&c->mu);
 	}
@@ -516,7 +517,7 @@ int knytt__sqlite_bg_checkpoint(knytt__db *db, int on)
 		free(c);
 		return rc;
 	}
-	sqlite3_busy_timeout(c->h, 1000);
+	sqlite3_busy_timeout(c->h, CKPT_BUSY_MS);
 	/* a connection learns the database is in WAL mode on its first
 	 * read; until then a checkpoint does nothing */
 	sqlite3_exec(c->h, "SELECT count(*) FROM sqlite_master", NULL, NULL,
