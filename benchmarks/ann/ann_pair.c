@@ -19,7 +19,9 @@
  * Reported per ef: both QPS medians and the median of the per-round
  * ratios (first / second), and at recall@10 >= --target the ratio of
  * each library's fastest ef reaching it (the ann/run summary's
- * definition, here from the interleaved rounds).
+ * definition, here from the interleaved rounds), and the ratio of the
+ * two QPS interpolated to recall exactly --target on each library's
+ * curve (qps_at), which does not jump with where the curves cross it.
  *
  * Both indexes are built with --build-threads threads (default 2: the
  * build is not what is measured here; ann/run measures it).
@@ -41,6 +43,7 @@
  */
 #include "annbench.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +77,28 @@ static double median(const double *v, size_t n, double *lo, double *hi)
 	if (hi)
 		*hi = s[n - 1];
 	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/*
+ * QPS at recall exactly @p target on one library's curve: between the
+ * first ef of the list reaching it and the ef before, log QPS taken as
+ * linear in recall.  The fastest-ef figure jumps with where each
+ * library's curve happens to cross the target (one more ef step can be
+ * 20% slower); this one does not.  -1 when the target is not reached,
+ * or reached at the first ef (nothing to interpolate from).
+ */
+static double qps_at(const double *rec, const double *q, size_t nef,
+		     double target)
+{
+	for (size_t e = 1; e < nef; e++) {
+		if (rec[e] < target)
+			continue;
+		if (rec[e - 1] >= target)
+			return -1;
+		double t = (target - rec[e - 1]) / (rec[e] - rec[e - 1]);
+		return exp(log(q[e - 1]) + t * (log(q[e]) - log(q[e - 1])));
+	}
+	return -1;
 }
 
 /* Passes over the queries until @p min_time wall seconds are spent;
@@ -273,6 +298,28 @@ int main(int argc, char **argv)
 		       ad[0]->library, efs[best[0]], rec[0][best[0]],
 		       ad[1]->library, efs[best[1]], rec[1][best[1]], med,
 		       lo, hi);
+	}
+	/* the same, each library's QPS interpolated to the target */
+	double rr[MAX_ROUNDS], lo, hi, ca[MAX_EFS], cb[MAX_EFS];
+	unsigned ok = 0;
+	for (unsigned r = 0; r < rounds; r++) {
+		for (size_t e = 0; e < nef; e++) {
+			ca[e] = cpu[0][e][r];
+			cb[e] = cpu[1][e][r];
+		}
+		double x = qps_at(rec[0], ca, nef, target);
+		double y = qps_at(rec[1], cb, nef, target);
+		if (x > 0 && y > 0)
+			rr[ok++] = x / y;
+	}
+	if (ok == rounds) {
+		double med = median(rr, rounds, &lo, &hi);
+		printf("at recall@10 = %.2f, interpolated between efs: ratio "
+		       "%.3f (rounds %.3f-%.3f)\n", target, med, lo, hi);
+	} else {
+		printf("at recall@10 = %.2f, interpolated: needs an ef below "
+		       "and one at or above it for both; widen --efs\n",
+		       target);
 	}
 	ad[0]->destroy(ix[0]);
 	ad[1]->destroy(ix[1]);
