@@ -47,6 +47,10 @@ typedef struct sq_ckpt {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stop;
+	/* 1 while a TRUNCATE checkpoint wants the write lock: this handle's
+	 * transactions wait for it to end (knytt__sqlite_ckpt_gate) */
+	int want; /* __atomic_* */
+	pthread_cond_t gate;
 } sq_ckpt;
 
 struct knytt__stmt {
@@ -420,6 +424,14 @@ static int sq_bulk_lock(knytt__db *db, int take)
  * (new readers go on, from the database file once every frame is copied
  * back), then empties the WAL; on a timeout the next tick tries again.
  *
+ * A writer that commits back to back (the write-behind writer with a
+ * queue of events, knyttd under steady feedback) took the write lock
+ * again within microseconds of each commit, and the TRUNCATE, whose
+ * busy handler looks every few milliseconds, got it half the time: the
+ * WAL grew to 275 MB in a 10 s burst of feedback.  So the checkpoint
+ * says when it wants the lock, and this handle's next transaction waits
+ * for it at the door (knytt__sqlite_ckpt_gate, at most CKPT_GATE_MS).
+ *
  * The bound is small because a TRUNCATE's cost grows with the WAL it
  * cuts (the copy of what the last PASSIVE pass left, and the cut): at
  * 16384 frames (64 MiB) the soak's p99 per 10 s step stood at 35-60 ms
@@ -440,6 +452,7 @@ static int sq_bulk_lock(knytt__db *db, int take)
  * checkpoint ended.
  */
 #define CKPT_TRUNCATE_WAIT_MS 20
+#define CKPT_GATE_MS 100 /* a transaction waits for a TRUNCATE at most */
 #define CKPT_BUSY_MS 1000 /* the checkpoint connection's usual wait */
 int knytt__sqlite_wal_frames_max = 2048;
 
@@ -464,16 +477,38 @@ static void *ckpt_main(void *arg)
 					  SQLITE_CHECKPOINT_PASSIVE, &frames,
 					  NULL);
 		if (frames >= knytt__sqlite_wal_frames_max) {
+			__atomic_store_n(&c->want, 1, __ATOMIC_SEQ_CST);
 			sqlite3_busy_timeout(c->h, CKPT_TRUNCATE_WAIT_MS);
 			sqlite3_wal_checkpoint_v2(c->h, "main",
 						  SQLITE_CHECKPOINT_TRUNCATE,
 						  NULL, NULL);
 			sqlite3_busy_timeout(c->h, CKPT_BUSY_MS);
+			pthread_mutex_lock(&c->mu);
+			__atomic_store_n(&c->want, 0, __ATOMIC_SEQ_CST);
+			pthread_cond_broadcast(&c->gate);
+			pthread_mutex_unlock(&c->mu);
 		}
 		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
+}
+
+void knytt__sqlite_ckpt_gate(knytt__db *db)
+{
+	sq_ckpt *c = ((sq_db *)db)->ck;
+	if (!c || !__atomic_load_n(&c->want, __ATOMIC_SEQ_CST))
+		return;
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_nsec += CKPT_GATE_MS * 1000000L;
+	t.tv_sec += t.tv_nsec / 1000000000L;
+	t.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&c->mu);
+	while (__atomic_load_n(&c->want, __ATOMIC_SEQ_CST) &&
+	       pthread_cond_timedwait(&c->gate, &c->mu, &t) == 0)
+		;
+	pthread_mutex_unlock(&c->mu);
 }
 
 static void ckpt_stop(sq_db *d)
@@ -489,6 +524,7 @@ static void ckpt_stop(sq_db *d)
 	sqlite3_close_v2(c->h);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
+	pthread_cond_destroy(&c->gate);
 	free(c);
 	d->ck = NULL;
 	sqlite3_wal_autocheckpoint(d->h, 1000);
@@ -524,10 +560,12 @@ int knytt__sqlite_bg_checkpoint(knytt__db *db, int on)
 		     NULL);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_cond_init(&c->gate, NULL);
 	if (pthread_create(&c->t, NULL, ckpt_main, c) != 0) {
 		sqlite3_close_v2(c->h);
 		pthread_mutex_destroy(&c->mu);
 		pthread_cond_destroy(&c->cv);
+		pthread_cond_destroy(&c->gate);
 		free(c);
 		return knytt__err(KNYTT_ENOMEM,
 				  "cannot start the checkpoint thread");

@@ -314,6 +314,8 @@ void knytt__pragma_i64(knytt_store *st, const char *sql, int64_t *v)
 
 int knytt__st_begin(knytt_store *st)
 {
+	if (O->dialect == KNYTT__SQLITE)
+		knytt__sqlite_ckpt_gate(st->db);
 	int rc = O->exec(st->db, O->dialect == KNYTT__PG ? "BEGIN"
 							  : "BEGIN IMMEDIATE");
 	if (rc == 0)
