@@ -1470,6 +1470,180 @@ START_TEST(write_behind_failure_is_reported)
 }
 END_TEST
 
+/* A trigger, from another connection, that refuses the insert of any
+ * event dated @p ts: one event the store refuses among good ones. */
+static void refuse_events_at(int64_t ts)
+{
+	sqlite3 *db;
+	char sql[256];
+	snprintf(sql, sizeof sql,
+		 "CREATE TRIGGER refuse BEFORE INSERT ON interactions WHEN "
+		 "NEW.ts = %lld BEGIN SELECT RAISE(ABORT, 'refused by the "
+		 "test'); END;", (long long)ts);
+	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+#define BAD_TS 1234567
+
+/* Write-behind: single events queued while the writer is held share one
+ * transaction, in order; a group with an event the store refuses is
+ * written event by event, and only that event is lost and reported. */
+START_TEST(write_behind_events_share_commits)
+{
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 1);
+	add_items(e, 2);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	refuse_events_at(BAD_TS);
+	/* the shoppers' profiles loaded (that reads the store) */
+	static const char *who[3] = { "g1", "g2", "g-bad" };
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(knytt_engine_feedback(e, who[i], "c0-0", "view",
+						       0, 0),
+				 KNYTT_OK);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	knytt_store *st = knytt_engine_store(e);
+	int64_t n0 = knytt_store_interaction_count(st);
+	uint64_t c0 = e->fq_ev_commits;
+	/* the writer held: 40 events queue behind the first */
+	pthread_mutex_lock(&e->st_lock);
+	for (int i = 0; i < 41; i++)
+		ck_assert_int_eq(knytt_engine_feedback(e, "g1", "c1-1", "view",
+						       0, 0),
+				 KNYTT_OK);
+	pthread_mutex_unlock(&e->st_lock);
+	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
+	ck_assert_int_eq(knytt_store_interaction_count(st), n0 + 41);
+	ck_assert_msg(e->fq_ev_commits - c0 <= 2,
+		      "%llu commits for 41 queued events",
+		      (unsigned long long)(e->fq_ev_commits - c0));
+
+	/* one refused event among ten: nine stored, its failure reported
+	 * with its user and item */
+	pthread_mutex_lock(&e->st_lock);
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(knytt_engine_feedback(e, i == 6 ? "g-bad" : "g2",
+						       "c2-0", "view", 0,
+						       i == 6 ? BAD_TS : 0),
+				 KNYTT_OK);
+	pthread_mutex_unlock(&e->st_lock);
+	int rc = knytt_engine_flush(e);
+	ck_assert_int_lt(rc, 0);
+	ck_assert_msg(strstr(knytt_errmsg(), "g-bad") &&
+			      strstr(knytt_errmsg(), "refused by the test"),
+		      "%s", knytt_errmsg());
+	ck_assert_int_eq(knytt_store_interaction_count(st), n0 + 41 + 9);
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
+typedef struct gc_call {
+	knytt_engine *e;
+	const char *user;
+	int64_t ts;
+	int rc;
+	char msg[256];
+	pthread_t th;
+} gc_call;
+
+static void *gc_feedback(void *p)
+{
+	gc_call *c = p;
+	c->rc = knytt_engine_feedback(c->e, c->user, "c3-1", "click", 0, c->ts);
+	snprintf(c->msg, sizeof c->msg, "%s", c->rc < 0 ? knytt_errmsg() : "");
+	return NULL;
+}
+
+/* Waits (at most 10 s) until @p n writes wait for the group commit. */
+static void gc_wait_queued(knytt_engine *e, size_t n)
+{
+	for (int i = 0; i < 10000; i++) {
+		pthread_mutex_lock(&e->gw_mu);
+		size_t q = e->gw_queued;
+		pthread_mutex_unlock(&e->gw_mu);
+		if (q >= n)
+			return;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	ck_abort_msg("%zu writes never queued", n);
+}
+
+/* Waits (at most 10 s) until a caller leads a group. */
+static void gc_wait_leader(knytt_engine *e)
+{
+	for (int i = 0; i < 10000; i++) {
+		pthread_mutex_lock(&e->gw_mu);
+		int busy = e->gw_busy;
+		pthread_mutex_unlock(&e->gw_mu);
+		if (busy)
+			return;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	ck_abort_msg("no write ever led a group");
+}
+
+/* Synchronous feedback from several threads: the events that arrive
+ * while one commits share the next commit, each caller returns once its
+ * own event is stored, and an event the store refuses fails its own
+ * caller only, with its own message (stgroup.c). */
+START_TEST(sync_feedback_shares_commits)
+{
+	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 0);
+	add_items(e, 2);
+	refuse_events_at(BAD_TS);
+	knytt_store *st = knytt_engine_store(e);
+	static const char *users[5] = { "s0", "s1", "s2", "s3", "s4" };
+	/* the shoppers' profiles loaded (that reads the store) */
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(knytt_engine_feedback(e, users[i], "c0-0",
+						       "view", 0, 0),
+				 KNYTT_OK);
+	for (int round = 0; round < 2; round++) {
+		int64_t n0 = knytt_store_interaction_count(st);
+		uint64_t shared0 = e->gw_shared;
+		gc_call c[5];
+		/* the store held: the first call leads and waits for it,
+		 * the others queue behind */
+		pthread_mutex_lock(&e->st_lock);
+		for (int i = 0; i < 5; i++) {
+			c[i] = (gc_call){ .e = e, .user = users[i],
+					  .ts = round && i == 3 ? BAD_TS : 0 };
+			ck_assert_int_eq(pthread_create(&c[i].th, NULL,
+							gc_feedback, &c[i]),
+					 0);
+			if (i == 0)
+				gc_wait_leader(e);
+		}
+		gc_wait_queued(e, 4);
+		pthread_mutex_unlock(&e->st_lock);
+		for (int i = 0; i < 5; i++)
+			pthread_join(c[i].th, NULL);
+		for (int i = 0; i < 5; i++) {
+			if (round && i == 3) {
+				ck_assert_int_lt(c[i].rc, 0);
+				ck_assert_msg(strstr(c[i].msg, "refused by the "
+							       "test"),
+					      "%s", c[i].msg);
+			} else {
+				ck_assert_msg(c[i].rc == KNYTT_OK, "%s: %s",
+					      users[i], c[i].msg);
+			}
+		}
+		ck_assert_int_eq(knytt_store_interaction_count(st),
+				 n0 + (round ? 4 : 5));
+		/* round 0: four events in one commit; round 1: that group
+		 * failed and went event by event */
+		ck_assert_int_eq(e->gw_shared - shared0, round ? 0 : 4);
+	}
+	knytt_engine_close(e);
+	cleanup();
+}
+END_TEST
+
 /* An "engine-model" blob (lib/engine/train.c) around @p model, with
  * @p nids of the store ids @p ids and header dimension @p dim. */
 static unsigned char *engine_blob(knytt_model_kind kind, uint32_t dim,
@@ -3403,6 +3577,8 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, waiting_search_log_rows_are_written);
 	tcase_add_test(tc, write_behind_checks_before_queueing);
 	tcase_add_test(tc, write_behind_failure_is_reported);
+	tcase_add_test(tc, write_behind_events_share_commits);
+	tcase_add_test(tc, sync_feedback_shares_commits);
 	tcase_add_test(tc, stored_model_must_match_its_header);
 	tcase_add_test(tc, exclusion_covers_the_whole_history);
 	tcase_add_test(tc, store_reads_a_whole_history);

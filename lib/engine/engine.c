@@ -142,6 +142,9 @@ int knytt_engine_create(knytt_engine **out)
 	e->prof_budget = KNYTT_PROFILE_CACHE_DEFAULT;
 	pthread_rwlock_init(&e->lock, NULL);
 	pthread_mutex_init(&e->st_lock, NULL);
+	pthread_mutex_init(&e->gw_mu, NULL);
+	pthread_cond_init(&e->gw_cv, NULL);
+	e->gw_tail = &e->gw_head;
 	pthread_rwlock_init(&e->stat_lock, NULL);
 	pthread_mutex_init(&e->users_mu, NULL);
 	pthread_mutex_init(&e->train_mu, NULL);
@@ -184,6 +187,8 @@ void knytt_engine_close(knytt_engine *e)
 	free(e->tenant_name);
 	pthread_rwlock_destroy(&e->lock);
 	pthread_mutex_destroy(&e->st_lock);
+	pthread_mutex_destroy(&e->gw_mu);
+	pthread_cond_destroy(&e->gw_cv);
 	pthread_rwlock_destroy(&e->stat_lock);
 	pthread_mutex_destroy(&e->users_mu);
 	pthread_mutex_destroy(&e->train_mu);
@@ -1452,9 +1457,7 @@ int knytt_engine_feedback(knytt_engine *e, const char *user,
 		if ((rc = knytt__fq_push(e, &ev)) >= 0)
 			u->fq_seq = knytt__fq_pushed(e);
 	} else {
-		pthread_mutex_lock(&e->st_lock);
-		rc = knytt_store_interaction_add(e->st, &ev);
-		pthread_mutex_unlock(&e->st_lock);
+		rc = knytt__stw_event(e, &ev);
 	}
 	if (rc < 0)
 		goto out;

@@ -155,6 +155,8 @@ static inline int knytt__cat_match(const char *cat, const char *prefix,
 /* Search-log rows the write-behind queue writes in one transaction, at
  * most, and how long a row waits for others to share it (feedq.c). */
 #define KNYTT__LOG_GROUP 256
+/* Single feedback events the writer puts in one transaction (feedq.c). */
+#define KNYTT__EV_GROUP 64
 #define KNYTT__LOG_DELAY_MS 50
 
 typedef struct knytt__fq_ev {
@@ -298,6 +300,14 @@ struct knytt_engine {
 
 	pthread_rwlock_t lock;
 	pthread_mutex_t st_lock;
+	/* group commit of synchronous store writes (stgroup.c): the queue,
+	 * whether a leader is writing a group, and counts for tests */
+	pthread_mutex_t gw_mu;
+	pthread_cond_t gw_cv;
+	struct knytt__stw *gw_head, **gw_tail;
+	int gw_busy;
+	size_t gw_queued;
+	uint64_t gw_groups, gw_writes, gw_shared;
 	pthread_rwlock_t stat_lock; /* pop, trend, top (see above) */
 	pthread_mutex_t users_mu;   /* users, nusers, by_user */
 
@@ -383,6 +393,7 @@ struct knytt_engine {
 	int fq_hurry;           /* threads waiting for the queue to drain:
 				   rows that wait for company go now */
 	uint64_t fq_log_commits; /* search-log transactions since open */
+	uint64_t fq_ev_commits;  /* single events' transactions since open */
 	int fq_stop;
 	int fq_err;             /* first failure not reported yet, or 0 */
 	char fq_msg[512];
@@ -736,5 +747,30 @@ void knytt__engine_install(knytt_engine *e, knytt_index *ix,
 			   uint32_t nitems, int64_t version,
 			   const unsigned char tag[KNYTT__MODEL_TAG],
 			   const char *meta);
+
+/* ---- group commit (stgroup.c) ----
+ * One synchronous store write of a caller: an event (ev) or a search-log
+ * row (query, user, count, shown; its id into log_id).  Queued and
+ * written with the writes of other callers that arrive while the store
+ * is busy, in one transaction; the outcome is the caller's own. */
+#define KNYTT__STW_MAX 64
+typedef struct knytt__stw {
+	const knytt_interaction *ev;
+	const char *query, *user, *shown;
+	int count;
+	uint64_t log_id;
+	int rc, done;
+	char msg[256], field[64];
+	struct knytt__stw *next;
+} knytt__stw;
+/* Queues @p w, waits for its group's commit; its outcome (an event: 1
+ * stored, 0 a repeated event id; a row: 0), or its error with its own
+ * message.  Caller holds no engine lock but maybe a profile's mutex. */
+int knytt__stw_run(knytt_engine *e, knytt__stw *w);
+/* knytt_store_interaction_add through the group commit. */
+int knytt__stw_event(knytt_engine *e, const knytt_interaction *ev);
+/* knytt__search_log_ins (now) through the group commit. */
+int knytt__stw_log(knytt_engine *e, const char *query, const char *user,
+		   int count, const char *shown, uint64_t *log_id);
 
 #endif

@@ -29,9 +29,9 @@
  * Search log entries ride the same queue when the caller of
  * knytt_engine_search does not ask for the entry's id.
  *
- * The writer takes the store mutex once per entry, so a query that needs
- * the store (a search, a first-time user) waits for at most one insert --
- * except for search-log rows, which are written LOG_GROUP at a time in
+ * The writer takes the store mutex once per entry or group, so a query
+ * that needs the store (a search, a first-time user) waits for at most
+ * one insert or group; search-log rows are written LOG_GROUP at a time in
  * one transaction, and wait for company: a row alone at the tail of the
  * queue is written once LOG_GROUP rows are queued, an event of another
  * kind arrives behind it, a caller waits for the queue (flush, sync,
@@ -47,10 +47,17 @@
  * commits a second invalidate the caches a few times a second.  The cost:
  * a crash loses up to LOG_DELAY_MS of search-log rows as well as what the
  * queue held.  Feedback events never wait: they wake the writer at once.
- * A single event is its own transaction; a batch of
- * knytt_engine_feedback_batch is one entry, written in one transaction
- * (knytt_store_interactions_add): stored whole or, if the store fails,
- * not at all, its failure reported as any other.
+ * Single events queued one behind the other (up to EV_GROUP) are written
+ * in one transaction (write_events): in a SQLite store each commit
+ * appends every page it changed to the WAL, and an event alone changed
+ * the table's last page and a page of each of its indexes, some 12 KB of
+ * WAL an event, which under steady traffic the checkpoints then had to
+ * fsync while writers waited (sqlite.c).  Events that arrive while a
+ * commit runs thus share the next.  A group that fails is written again
+ * event by event, so one event the store refuses is the only one lost.
+ * A batch of knytt_engine_feedback_batch is one entry, written in one
+ * transaction (knytt_store_interactions_add): stored whole or, if the
+ * store fails, not at all, its failure reported as any other.
  */
 #include "engine_int.h"
 
@@ -64,6 +71,10 @@
 
 #define FQ_MIN 64
 #define LOG_GROUP KNYTT__LOG_GROUP
+/* At most this many single events a transaction (write_events): the
+ * store mutex is held for all of them, some 2 ms at 30 us an insert. */
+#define EV_GROUP KNYTT__EV_GROUP
+#define GROUP_MAX (LOG_GROUP > EV_GROUP ? LOG_GROUP : EV_GROUP)
 #define LOG_DELAY_MS KNYTT__LOG_DELAY_MS
 /* At most this many events wait; feedback blocks while the queue is full,
  * so a store slower than the event rate slows callers instead of growing
@@ -165,6 +176,44 @@ static int write_one(knytt_engine *e, const knytt__fq_ev *ev, char *msg,
 	return rc;
 }
 
+/* Single events ev[0..n) queued one behind the other, in one
+ * transaction: each changes the same last pages of the table and its
+ * time index, written once for the group instead of once an event.  If
+ * the group fails, event by event, so each keeps its own outcome.
+ * Returns the first failure; the transactions taken into @p ntx. */
+static int write_events(knytt_engine *e, const knytt__fq_ev *ev, size_t n,
+			char *msg, size_t cap, size_t *ntx)
+{
+	*ntx = 1;
+	if (n == 1)
+		return write_one(e, ev, msg, cap);
+	pthread_mutex_lock(&e->st_lock);
+	int rc = knytt__st_begin(e->st);
+	for (size_t i = 0; i < n && rc >= 0; i++) {
+		knytt_interaction ix;
+		to_ix(&ev[i], &ix);
+		rc = knytt__ix_add_txn(e->st, &ix);
+	}
+	if (rc >= 0)
+		rc = knytt__st_commit(e->st);
+	else
+		knytt__st_rollback(e->st);
+	pthread_mutex_unlock(&e->st_lock);
+	if (rc >= 0)
+		return 0;
+	int first = 0;
+	for (size_t i = 0; i < n; i++) {
+		char m[sizeof e->fq_msg];
+		int r = write_one(e, &ev[i], m, sizeof m);
+		if (r < 0 && !first) {
+			first = r;
+			snprintf(msg, cap, "%s", m);
+		}
+	}
+	*ntx = n;
+	return first;
+}
+
 /* A batch entry: every event in one transaction, or none. */
 static int write_batch(knytt_engine *e, const knytt__fq_ev *ev, char *msg,
 		       size_t cap)
@@ -236,35 +285,39 @@ static void *writer_main(void *arg)
 		 * them (the ring may be re-laid out meanwhile, so entries are
 		 * copied) */
 		knytt__fq_ev ev = e->fq[e->fq_head];
-		knytt__fq_ev logs[LOG_GROUP];
-		size_t nlog = 0, ntx = 0;
-		while (ev.is_log && nlog < LOG_GROUP && nlog < e->fq_n) {
-			knytt__fq_ev *x =
-				&e->fq[(e->fq_head + nlog) % e->fq_cap];
-			if (!x->is_log)
+		/* a run of search-log rows, or of single events, at the
+		 * head: one group */
+		knytt__fq_ev grp[GROUP_MAX];
+		size_t ng = 0, ntx = 0;
+		int kind = ev.is_log ? 1 : ev.nsub ? 2 : 0;
+		size_t gmax = kind == 1 ? LOG_GROUP : kind == 0 ? EV_GROUP : 1;
+		while (ng < gmax && ng < e->fq_n) {
+			knytt__fq_ev *x = &e->fq[(e->fq_head + ng) % e->fq_cap];
+			if (ng && (x->is_log != ev.is_log || x->nsub))
 				break;
-			logs[nlog++] = *x;
+			grp[ng++] = *x;
 		}
 		pthread_mutex_unlock(&e->fq_mu);
 
 		char msg[sizeof e->fq_msg];
-		int rc = nlog ? write_logs(e, logs, nlog, msg, sizeof msg,
-					   &ntx)
-			 : ev.nsub ? write_batch(e, &ev, msg, sizeof msg)
-				   : write_one(e, &ev, msg, sizeof msg);
-		size_t nev = nlog ? nlog : ev.nsub ? ev.nsub : 1;
-		size_t nent = nlog ? nlog : 1;
-		if (nlog)
-			for (size_t i = 0; i < nlog; i++)
-				ev_free(&logs[i]);
-		else
-			ev_free(&ev);
+		int rc = kind == 1   ? write_logs(e, grp, ng, msg, sizeof msg,
+						  &ntx)
+			 : kind == 2 ? write_batch(e, &ev, msg, sizeof msg)
+				     : write_events(e, grp, ng, msg,
+						    sizeof msg, &ntx);
+		size_t nev = kind == 2 ? ev.nsub : ng;
+		for (size_t i = 0; i < ng; i++)
+			ev_free(&grp[i]);
 
 		pthread_mutex_lock(&e->fq_mu);
-		e->fq_head = (e->fq_head + nent) % e->fq_cap;
-		e->fq_n -= nent;
-		e->fq_nlog -= nlog;
-		e->fq_log_commits += ntx;
+		e->fq_head = (e->fq_head + ng) % e->fq_cap;
+		e->fq_n -= ng;
+		if (kind == 1) {
+			e->fq_nlog -= ng;
+			e->fq_log_commits += ntx;
+		} else if (kind == 0) {
+			e->fq_ev_commits += ntx;
+		}
 		e->fq_written += nev;
 		if (rc < 0 && !e->fq_err) {
 			e->fq_err = rc;

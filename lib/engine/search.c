@@ -38,9 +38,7 @@ static int search_log(knytt_engine *e, const char *lq, const char *lu, int n,
 						 knytt__engine_now(e));
 	} else {
 		uint64_t lid = 0;
-		pthread_mutex_lock(&e->st_lock);
-		lrc = knytt__search_log_ins(e->st, lq, lu, n, 0, shown, &lid);
-		pthread_mutex_unlock(&e->st_lock);
+		lrc = knytt__stw_log(e, lq, lu, n, shown, &lid);
 		if (lrc == 0 && log_id)
 			*log_id = lid;
 	}

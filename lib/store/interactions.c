@@ -81,26 +81,15 @@ int knytt__ix_prepare(knytt_store *st, const knytt_interaction *caller,
 	return knytt__user_ensure(st, in->user, &r->user_id);
 }
 
-int knytt_store_interaction_add(knytt_store *st,
-				const knytt_interaction *ix)
+int knytt__ix_add_txn(knytt_store *st, const knytt_interaction *ix)
 {
-	int rc = knytt__st_need_tenant(st);
-	if (rc)
-		return rc;
 	knytt__ixrow r;
-	/* user creation and the insert commit together */
-	if ((rc = knytt__st_begin(st)))
+	int rc = knytt__ix_prepare(st, ix, &r, 1);
+	if (rc < 0)
 		return rc;
-	if ((rc = knytt__ix_prepare(st, ix, &r, 1)) < 0) {
-		knytt__st_rollback(st);
-		return rc;
-	}
 	knytt__stmt *q = knytt__st_q(st, Q_IX_INS);
-	if (!q) {
-		rc = knytt__err_keep(KNYTT_EDB);
-		knytt__st_rollback(st);
-		return rc;
-	}
+	if (!q)
+		return knytt__err_keep(KNYTT_EDB);
 	O->bind_i64(q, 1, (int64_t)st->tenant);
 	O->bind_i64(q, 2, (int64_t)r.user_id);
 	O->bind_i64(q, 3, (int64_t)r.item_id);
@@ -119,13 +108,28 @@ int knytt_store_interaction_add(knytt_store *st,
 	/* a favorite event marks the favorite too, in the same commit */
 	if (rc == 0 && ch)
 		rc = knytt__ix_favorites(st, &r, 1);
-	if (rc) {
-		knytt__st_rollback(st);
+	if (rc)
 		return rc;
+	return ch ? 1 : 0;
+}
+
+int knytt_store_interaction_add(knytt_store *st,
+				const knytt_interaction *ix)
+{
+	int rc = knytt__st_need_tenant(st);
+	if (rc)
+		return rc;
+	/* user creation and the insert commit together */
+	if ((rc = knytt__st_begin(st)))
+		return rc;
+	int added = knytt__ix_add_txn(st, ix);
+	if (added < 0) {
+		knytt__st_rollback(st);
+		return added;
 	}
 	if ((rc = knytt__st_commit(st)))
 		return rc;
-	return ch ? 1 : 0;
+	return added;
 }
 
 /*

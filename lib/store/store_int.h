@@ -130,6 +130,10 @@ int knytt__sqlite_bg_checkpoint(knytt__db *db, int on);
  * frames (2048, 8 MiB of 4 KiB pages; sqlite.c says why); tests lower
  * it. */
 extern int knytt__sqlite_wal_frames_max;
+/* Before a write transaction of this handle: while its background
+ * checkpoint waits to empty the WAL, waits for it (at most 100 ms), so
+ * that back-to-back commits cannot keep it out (sqlite.c). */
+void knytt__sqlite_ckpt_gate(knytt__db *db);
 int knytt__store_bg_checkpoint(knytt_store *st, int on);
 /* Bytes this connection's page cache holds now (SQLite; 0 for
  * PostgreSQL): what knytt_store_set_cache_size bounds, for tests. */
@@ -282,6 +286,10 @@ int knytt__item_upsert_checked(knytt_store *st, const knytt_item *in,
  * resolved), dated by the event: the interaction type and the favorites
  * list say the same thing, whichever path stored the event. */
 int knytt__ix_favorites(knytt_store *st, const knytt__ixrow *rows, size_t n);
+/* knytt_store_interaction_add's insert inside the caller's transaction
+ * (the tenant checked): 1 stored, 0 a repeated event id, or an error,
+ * after which the caller rolls back. */
+int knytt__ix_add_txn(knytt_store *st, const knytt_interaction *ix);
 /* Files beside the database (location.c).  remember_location: at open.
  * index_dir: the folder and the file-name prefix (followed by the model
  * version and ".index") of the selected tenant's index files, the folder
