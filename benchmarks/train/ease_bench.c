@@ -63,10 +63,14 @@ void openblas_set_num_threads(int);
 static const float blend_w[] = {0, 0.1f, 0.2f, 0.3f, 0.4f, 0.5f,
 				0.6f, 0.8f, 1};
 #define NW (int)(sizeof blend_w / sizeof blend_w[0])
+/* the ridge weights tried: ML-100K chose 10-100, ML-1M's first half
+ * 300-30000 */
 static const double lambdas[] = {10, 30, 100, 300, 1000, 3000, 10000, 30000};
 #define NL (int)(sizeof lambdas / sizeof lambdas[0])
-/* history half-lives as fractions of the training span (0: none) */
+/* history half-lives as fractions of the span before the validation
+ * period (0: no decay), kept in seconds for the refit as tune.c does */
 static const double hl_frac[] = {0, 0.5, 0.125, 1.0 / 32};
+#define NH (int)(sizeof hl_frac / sizeof hl_frac[0])
 /* --pool: the personal list may also be a popularity list's first
  * 50, 100 or 200 items ranked by EASE (tune.c's personalised re-rank) */
 static const unsigned pools[] = {0, 50, 100, 200};
@@ -76,7 +80,6 @@ static int g_npool = 1;
  * latest 10% of the training ratings and the N - 1 tenths before it
  * (each fitted on what precedes it); 1 is tune.c's */
 static int g_folds = 1;
-#define NH (int)(sizeof hl_frac / sizeof hl_frac[0])
 #define NPOP 6
 static int g_npop = 4, g_windows;
 static double g_inner;
