@@ -45,6 +45,7 @@
  */
 #include "../../lib/model/blend.h"
 #include "../../lib/model/tune.h"
+#include "../../lib/vec/topk.h"
 
 #include <cblas.h>
 #include <lapacke.h>
@@ -153,27 +154,17 @@ static int ease_fit(const float *x, uint32_t nu, uint32_t ni, double lambda,
 	return 0;
 }
 
-/* The best D of scores s among items not marked, into l. */
+/* The best D of scores s among items not marked, into l, best first
+ * (the heap tune.c ranks with, so ties fall the same way). */
 static size_t top_d(const float *s, uint32_t ni, const unsigned char *mark,
 		    uint64_t *l)
 {
-	uint32_t best[D];
-	size_t n = 0;
-	for (uint32_t i = 0; i < ni; i++) {
-		if (mark[i])
-			continue;
-		if (n == D && !(s[i] > s[best[D - 1]]))
-			continue;
-		size_t p = n < D ? n++ : D - 1;
-		while (p > 0 && s[i] > s[best[p - 1]]) {
-			best[p] = best[p - 1];
-			p--;
-		}
-		best[p] = i;
-	}
-	for (size_t j = 0; j < n; j++)
-		l[j] = best[j];
-	return n;
+	knytt__pair heap[D];
+	knytt__topk top = {heap, 0, D};
+	for (uint32_t i = 0; i < ni; i++)
+		if (!mark[i] && isfinite(s[i]))
+			knytt__topk_push(&top, -s[i], i);
+	return knytt__topk_drain(&top, l, NULL);
 }
 
 /* NDCG@K and recall of l against rel[0..nr) (items not marked). */
@@ -209,27 +200,22 @@ typedef struct grid {
 	double ndcg[NPOOL][NPOP][NW], recall[NPOOL][NPOP][NW];
 } grid;
 
-/* The first P items of popularity list q[0..nq) (unmarked, in order)
- * ranked by s, the best D into l; ties keep the list's order. */
+/* The first P items of popularity list q[0..nq) not marked, ranked by
+ * s, the best D into l, as tune.c's pool_top. */
 static size_t pool_top(const float *s, const uint32_t *q, uint32_t nq,
 		       const unsigned char *mark, unsigned P, uint64_t *l)
 {
-	float *t = malloc((size_t)nq * sizeof *t);
-	unsigned char *in = calloc(nq ? nq : 1, 1);
-	uint32_t *ids = malloc((size_t)nq * sizeof *ids);
-	uint32_t k = 0;
-	for (uint32_t j = 0; j < nq && k < P; j++)
-		if (!mark[q[j]]) {
-			ids[k] = q[j];
-			t[k++] = s[q[j]];
-		}
-	size_t n = top_d(t, k, in, l);
-	for (size_t j = 0; j < n; j++)
-		l[j] = ids[l[j]];
-	free(t);
-	free(in);
-	free(ids);
-	return n;
+	knytt__pair heap[D];
+	knytt__topk top = {heap, 0, D};
+	unsigned seen = 0;
+	for (uint32_t j = 0; j < nq && seen < P; j++) {
+		if (mark[q[j]])
+			continue;
+		seen++;
+		if (isfinite(s[q[j]]))
+			knytt__topk_push(&top, -s[q[j]], q[j]);
+	}
+	return knytt__topk_drain(&top, l, NULL);
 }
 
 /* Scores S = x_us B, every pool, list and weight into g (means). */
