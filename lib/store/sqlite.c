@@ -430,7 +430,9 @@ static int sq_bulk_lock(knytt__db *db, int take)
  * busy handler looks every few milliseconds, got it half the time: the
  * WAL grew to 275 MB in a 10 s burst of feedback.  So the checkpoint
  * says when it wants the lock, and this handle's next transaction waits
- * for it at the door (knytt__sqlite_ckpt_gate, at most CKPT_GATE_MS).
+ * for it at the door (knytt__sqlite_ckpt_gate, at most CKPT_GATE_MS),
+ * while the TRUNCATE tries again until the transaction in flight (a
+ * group of events can outlast one CKPT_TRUNCATE_WAIT_MS) has ended.
  *
  * The bound is small because a TRUNCATE's cost grows with the WAL it
  * cuts (the copy of what the last PASSIVE pass left, and the cut): at
@@ -477,11 +479,17 @@ static void *ckpt_main(void *arg)
 					  SQLITE_CHECKPOINT_PASSIVE, &frames,
 					  NULL);
 		if (frames >= knytt__sqlite_wal_frames_max) {
+			/* new transactions wait at the gate meanwhile, so
+			 * the one in flight and the readers end: tries again
+			 * until the gate's wait is spent */
 			__atomic_store_n(&c->want, 1, __ATOMIC_SEQ_CST);
 			sqlite3_busy_timeout(c->h, CKPT_TRUNCATE_WAIT_MS);
-			sqlite3_wal_checkpoint_v2(c->h, "main",
-						  SQLITE_CHECKPOINT_TRUNCATE,
-						  NULL, NULL);
+			int64_t t0 = mono_ms();
+			while ((sqlite3_wal_checkpoint_v2(
+					c->h, "main", SQLITE_CHECKPOINT_TRUNCATE,
+					NULL, NULL) & 0xFF) == SQLITE_BUSY &&
+			       mono_ms() - t0 < CKPT_GATE_MS)
+				;
 			sqlite3_busy_timeout(c->h, CKPT_BUSY_MS);
 			pthread_mutex_lock(&c->mu);
 			__atomic_store_n(&c->want, 0, __ATOMIC_SEQ_CST);
