@@ -584,30 +584,6 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("%-22s %-34s %8s %8s %6s\n", "data", "model", "Recall",
 	       "NDCG", "secs");
-	char path[1024];
-	snprintf(path, sizeof path, "%s/ml-100k/u.data", dir);
-	ratings d;
-	FILE *f = fopen(path, "r");
-	if (f && read_ratings(f, &d) == 0) {
-		fclose(f);
-		one_split("ml100k", &d, 0.3);
-		one_split("ml100k", &d, 0.2);
-		one_split("ml100k", &d, 0.1);
-		free(d.v);
-	}
-	char cmd[1200];
-	snprintf(cmd, sizeof cmd,
-		 "gzip -dc %s/ncf/reconstruction_inputs/dsmlai_ratings.dat.gz "
-		 "2>/dev/null",
-		 dir);
-	f = quick ? NULL : popen(cmd, "r");
-	if (f && read_ratings(f, &d) == 0) {
-		pclose(f);
-		one_split("ml1m-half", &d, 0.3);
-		one_split("ml1m-half", &d, 0.2);
-		one_split("ml1m-half", &d, 0.1);
-		free(d.v);
-	} else if (f)
-		pclose(f);
+	each_time_split(dir, quick, one_split);
 	return 0;
 }

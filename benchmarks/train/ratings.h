@@ -62,4 +62,46 @@ static int read_ratings(FILE *f, ratings *d)
 	return -1;
 }
 
+/* Calls @p fn on the pipeline's time splits (the latest 30%, 20% and 10%
+ * of the ratings held out): ML-100K under @p dir, then, unless @p quick,
+ * the first half of ML-1M (the NCF reconstruction's ratings), printing a
+ * SKIP line for a data set that cannot be read. */
+static inline void each_time_split(const char *dir, int quick,
+				   void (*fn)(const char *name,
+					      const ratings *d,
+					      double holdout))
+{
+	static const double hold[3] = {0.3, 0.2, 0.1};
+	char path[1024];
+	snprintf(path, sizeof path, "%s/ml-100k/u.data", dir);
+	ratings d;
+	FILE *f = fopen(path, "r");
+	if (f && read_ratings(f, &d) == 0) {
+		for (int k = 0; k < 3; k++)
+			fn("ml100k", &d, hold[k]);
+		free(d.v);
+	} else {
+		printf("# SKIP ML-100K: %s absent\n", path);
+	}
+	if (f)
+		fclose(f);
+	if (quick)
+		return;
+	char cmd[1200];
+	snprintf(cmd, sizeof cmd,
+		 "gzip -dc %s/ncf/reconstruction_inputs/dsmlai_ratings.dat.gz "
+		 "2>/dev/null",
+		 dir);
+	f = popen(cmd, "r");
+	if (f && read_ratings(f, &d) == 0) {
+		for (int k = 0; k < 3; k++)
+			fn("ml1m-half", &d, hold[k]);
+		free(d.v);
+	} else {
+		printf("# SKIP ML-1M (first half): not readable\n");
+	}
+	if (f)
+		pclose(f);
+}
+
 #endif

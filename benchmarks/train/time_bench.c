@@ -396,39 +396,6 @@ int main(int argc, char **argv)
 	       knytt_version(), g_threads);
 	printf("%-13s %-34s %8s %8s %8s  %s\n", "data", "model", "Recall", "NDCG",
 	       "train_s", "params / tuning report");
-	char path[1024];
-	snprintf(path, sizeof path, "%s/ml-100k/u.data", dir);
-	ratings d;
-	FILE *f = fopen(path, "r");
-	if (f && read_ratings(f, &d) == 0) {
-		fclose(f);
-		one_split("ml100k", &d, 0.3);
-		one_split("ml100k", &d, 0.2);
-		one_split("ml100k", &d, 0.1);
-		free(d.v);
-	} else {
-		printf("# SKIP ML-100K: %s absent\n", path);
-		if (f)
-			fclose(f);
-	}
-	char cmd[1200];
-	snprintf(cmd, sizeof cmd,
-		 "gzip -dc %s/ncf/reconstruction_inputs/dsmlai_ratings.dat.gz "
-		 "2>/dev/null",
-		 dir);
-	f = quick ? NULL : popen(cmd, "r");
-	if (f && read_ratings(f, &d) == 0) {
-		pclose(f);
-		one_split("ml1m-half", &d, 0.3);
-		one_split("ml1m-half", &d, 0.2);
-		one_split("ml1m-half", &d, 0.1);
-		free(d.v);
-	} else if (!quick) {
-		printf("# SKIP ML-1M (first half): not readable\n");
-		if (f)
-			pclose(f);
-	}
-	if (csv)
-		fclose(csv);
+	each_time_split(dir, quick, one_split);
 	return 0;
 }
