@@ -274,6 +274,7 @@ test-python: build/libknytt.so build/bin/knytt_ref build/bin/knytt
 		"test-python: $(PYTHON) lacks pytest or numpy: run make deps" \
 		"(python3-pytest, python3-numpy)"; exit 1; }
 	$(BINDING_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider \
+		--basetemp=$(CURDIR)/build/pytest-tmp \
 		bindings/python/tests
 
 ifneq ($(and $(NODE_BIN),$(NODE_INCLUDE)),)
