@@ -1539,19 +1539,25 @@ START_TEST(write_behind_events_share_commits)
 }
 END_TEST
 
+/* A caller of the group commit: feedback of @p user, or with @p user
+ * NULL a search-log row whose id it wants (as knyttd's searches). */
 typedef struct gc_call {
 	knytt_engine *e;
 	const char *user;
 	int64_t ts;
 	int rc;
+	uint64_t log_id;
 	char msg[256];
 	pthread_t th;
 } gc_call;
 
-static void *gc_feedback(void *p)
+static void *gc_write(void *p)
 {
 	gc_call *c = p;
-	c->rc = knytt_engine_feedback(c->e, c->user, "c3-1", "click", 0, c->ts);
+	c->rc = c->user ? knytt_engine_feedback(c->e, c->user, "c3-1", "click",
+						0, c->ts)
+			: knytt__stw_log(c->e, "gc boots", NULL, 3, NULL,
+					 &c->log_id);
 	snprintf(c->msg, sizeof c->msg, "%s", c->rc < 0 ? knytt_errmsg() : "");
 	return NULL;
 }
@@ -1560,8 +1566,10 @@ static void *gc_feedback(void *p)
 static void gc_wait_queued(knytt_engine *e, size_t n)
 {
 	for (int i = 0; i < 10000; i++) {
+		size_t q = 0;
 		pthread_mutex_lock(&e->gw_mu);
-		size_t q = e->gw_queued;
+		for (knytt__stw *w = e->gw_head; w; w = w->next)
+			q++;
 		pthread_mutex_unlock(&e->gw_mu);
 		if (q >= n)
 			return;
@@ -1586,10 +1594,11 @@ static void gc_wait_leader(knytt_engine *e)
 	ck_abort_msg("no write ever led a group");
 }
 
-/* Synchronous feedback from several threads: the events that arrive
- * while one commits share the next commit, each caller returns once its
- * own event is stored, and an event the store refuses fails its own
- * caller only, with its own message (stgroup.c). */
+/* Synchronous feedback and a search-log row from several threads: the
+ * writes that arrive while one commits share the next commit, each
+ * caller returns once its own write is stored (the row with its id), and
+ * an event the store refuses fails its own caller only, with its own
+ * message (stgroup.c). */
 START_TEST(sync_feedback_shares_commits)
 {
 	knytt_engine *e = open_engine_opt(KNYTT_MODEL_ALS, 1, 0);
@@ -1605,23 +1614,31 @@ START_TEST(sync_feedback_shares_commits)
 	for (int round = 0; round < 2; round++) {
 		int64_t n0 = knytt_store_interaction_count(st);
 		uint64_t shared0 = e->gw_shared;
-		gc_call c[5];
+		gc_call c[6];
 		/* the store held: the first call leads and waits for it,
-		 * the others queue behind */
+		 * the others (the last a search-log row) queue behind */
 		pthread_mutex_lock(&e->st_lock);
-		for (int i = 0; i < 5; i++) {
-			c[i] = (gc_call){ .e = e, .user = users[i],
+		for (int i = 0; i < 6; i++) {
+			c[i] = (gc_call){ .e = e, .user = i < 5 ? users[i] : NULL,
 					  .ts = round && i == 3 ? BAD_TS : 0 };
 			ck_assert_int_eq(pthread_create(&c[i].th, NULL,
-							gc_feedback, &c[i]),
+							gc_write, &c[i]),
 					 0);
 			if (i == 0)
 				gc_wait_leader(e);
 		}
-		gc_wait_queued(e, 4);
+		gc_wait_queued(e, 5);
 		pthread_mutex_unlock(&e->st_lock);
-		for (int i = 0; i < 5; i++)
+		for (int i = 0; i < 6; i++)
 			pthread_join(c[i].th, NULL);
+		/* the row is stored under the id its caller got */
+		char *q = NULL;
+		ck_assert_msg(c[5].rc == 0, "%s", c[5].msg);
+		ck_assert_int_eq(knytt_store_search_log_get(st, c[5].log_id, &q,
+							    NULL, NULL),
+				 0);
+		ck_assert_str_eq(q, "gc boots");
+		knytt_free(q);
 		for (int i = 0; i < 5; i++) {
 			if (round && i == 3) {
 				ck_assert_int_lt(c[i].rc, 0);
@@ -1635,9 +1652,9 @@ START_TEST(sync_feedback_shares_commits)
 		}
 		ck_assert_int_eq(knytt_store_interaction_count(st),
 				 n0 + (round ? 4 : 5));
-		/* round 0: four events in one commit; round 1: that group
-		 * failed and went event by event */
-		ck_assert_int_eq(e->gw_shared - shared0, round ? 0 : 4);
+		/* round 0: four events and the row in one commit; round 1:
+		 * that group failed and went write by write */
+		ck_assert_int_eq(e->gw_shared - shared0, round ? 0 : 5);
 	}
 	knytt_engine_close(e);
 	cleanup();

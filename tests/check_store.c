@@ -2821,6 +2821,46 @@ static void *wal_read_loop(void *arg)
 	return NULL;
 }
 
+/* What the WAL tests share: a store with background checkpoints, the
+ * bound lowered to 256 frames, readers always holding a snapshot, and
+ * the largest WAL file seen (wal_rig_note). */
+typedef struct wal_rig {
+	knytt_store *st;
+	char wal[1100];
+	wal_readers w;
+	pthread_t th;
+	int was;
+	long long most;
+} wal_rig;
+
+static void wal_rig_start(wal_rig *r)
+{
+	r->was = knytt__sqlite_wal_frames_max;
+	knytt__sqlite_wal_frames_max = 256;
+	r->st = su_open("shop", NULL);
+	ck_assert_int_eq(knytt__store_bg_checkpoint(r->st, 1), 0);
+	snprintf(r->wal, sizeof r->wal, "%s-wal", t_uri + 7);
+	r->w.path = t_uri + 7;
+	r->most = 0;
+	ck_assert_int_eq(pthread_create(&r->th, NULL, wal_read_loop, &r->w),
+			 0);
+}
+
+static void wal_rig_note(wal_rig *r)
+{
+	long long n = file_size(r->wal);
+	r->most = n > r->most ? n : r->most;
+}
+
+/* Stops the readers, restores the bound; the store stays open. */
+static void wal_rig_stop(wal_rig *r)
+{
+	atomic_store(&r->w.stop, 1);
+	pthread_join(r->th, NULL);
+	knytt__sqlite_wal_frames_max = r->was;
+	ck_assert_int_gt(r->w.reads, 10);
+}
+
 /*
  * The background checkpoints keep the WAL short while readers overlap
  * and commits go on: SQLite starts a WAL over only when no reader holds
@@ -2834,33 +2874,22 @@ START_TEST(background_checkpoints_bound_the_wal)
 {
 	if (su_pg)
 		return; /* no WAL there */
-	int was = knytt__sqlite_wal_frames_max;
-	knytt__sqlite_wal_frames_max = 256;
-	knytt_store *st = su_open("shop", NULL);
-	ck_assert_int_eq(knytt__store_bg_checkpoint(st, 1), 0);
-	char wal[1100], desc[1001], id[16];
-	snprintf(wal, sizeof wal, "%s-wal", t_uri + 7);
-	wal_readers w = {.path = t_uri + 7};
-	pthread_t th;
-	ck_assert_int_eq(pthread_create(&th, NULL, wal_read_loop, &w), 0);
+	wal_rig r = {0};
+	wal_rig_start(&r);
+	char desc[1001], id[16];
 	memset(desc, 'x', 1000);
 	desc[1000] = '\0';
-	long long most = 0;
 	for (int i = 0; i < 1500; i++) {
 		snprintf(id, sizeof id, "w%d", i);
-		put_item(st, id, "bulky", desc, NULL, 1, 1);
-		long long n = file_size(wal);
-		most = n > most ? n : most;
+		put_item(r.st, id, "bulky", desc, NULL, 1, 1);
+		wal_rig_note(&r);
 		usleep(2000);
 	}
-	atomic_store(&w.stop, 1);
-	pthread_join(th, NULL);
-	knytt__sqlite_wal_frames_max = was;
-	ck_assert_int_gt(w.reads, 10);
-	ck_assert_int_eq(knytt_store_item_count(st), 1500);
-	knytt_store_close(st);
-	ck_assert_msg(most < (6 << 20), "the WAL file reached %lld bytes",
-		      most);
+	wal_rig_stop(&r);
+	ck_assert_int_eq(knytt_store_item_count(r.st), 1500);
+	knytt_store_close(r.st);
+	ck_assert_msg(r.most < (6 << 20), "the WAL file reached %lld bytes",
+		      r.most);
 }
 END_TEST
 
@@ -2878,18 +2907,12 @@ START_TEST(back_to_back_commits_leave_the_checkpoint_a_turn)
 {
 	if (su_pg)
 		return; /* no WAL there */
-	int was = knytt__sqlite_wal_frames_max;
-	knytt__sqlite_wal_frames_max = 256;
-	knytt_store *st = su_open("shop", NULL);
+	wal_rig r = {0};
+	wal_rig_start(&r);
+	knytt_store *st = r.st;
 	put_item(st, "b0", "boot", "a boot", NULL, 1, 1);
 	put_item(st, "b1", "shoe", "a shoe", NULL, 1, 1);
-	ck_assert_int_eq(knytt__store_bg_checkpoint(st, 1), 0);
-	char wal[1100], uid[16];
-	snprintf(wal, sizeof wal, "%s-wal", t_uri + 7);
-	wal_readers w = {.path = t_uri + 7};
-	pthread_t th;
-	ck_assert_int_eq(pthread_create(&th, NULL, wal_read_loop, &w), 0);
-	long long most = 0;
+	char uid[16];
 	int64_t t0 = knytt__now_ms();
 	int n = 0;
 	while (knytt__now_ms() - t0 < 2500) {
@@ -2904,17 +2927,13 @@ START_TEST(back_to_back_commits_leave_the_checkpoint_a_turn)
 		}
 		usleep(3000);
 		ck_assert_int_eq(knytt__st_commit(st), 0);
-		long long sz = file_size(wal);
-		most = sz > most ? sz : most;
+		wal_rig_note(&r);
 	}
-	atomic_store(&w.stop, 1);
-	pthread_join(th, NULL);
-	knytt__sqlite_wal_frames_max = was;
-	ck_assert_int_gt(w.reads, 10);
+	wal_rig_stop(&r);
 	ck_assert_int_eq(knytt_store_interaction_count(st), n);
 	knytt_store_close(st);
-	ck_assert_msg(most < (8 << 20), "the WAL file reached %lld bytes "
-		      "(%d events)", most, n);
+	ck_assert_msg(r.most < (8 << 20), "the WAL file reached %lld bytes "
+		      "(%d events)", r.most, n);
 }
 END_TEST
 

@@ -48,7 +48,7 @@
  * a crash loses up to LOG_DELAY_MS of search-log rows as well as what the
  * queue held.  Feedback events never wait: they wake the writer at once.
  * Single events queued one behind the other (up to EV_GROUP) are written
- * in one transaction (write_events): in a SQLite store each commit
+ * in one transaction (write_run): in a SQLite store each commit
  * appends every page it changed to the WAL, and an event alone changed
  * the table's last page and a page of each of its indexes, some 12 KB of
  * WAL an event, which under steady traffic the checkpoints then had to
@@ -71,9 +71,7 @@
 
 #define FQ_MIN 64
 #define LOG_GROUP KNYTT__LOG_GROUP
-/* At most this many single events a transaction (write_events): the
- * store mutex is held for all of them, some 2 ms at 30 us an insert. */
-#define EV_GROUP KNYTT__EV_GROUP
+#define EV_GROUP KNYTT__WRITE_GROUP /* single events a transaction */
 #define GROUP_MAX (LOG_GROUP > EV_GROUP ? LOG_GROUP : EV_GROUP)
 #define LOG_DELAY_MS KNYTT__LOG_DELAY_MS
 /* At most this many events wait; feedback blocks while the queue is full,
@@ -117,101 +115,69 @@ static int log_ins(knytt_engine *e, const knytt__fq_ev *ev)
 				     ev->count, ev->ts, shown, NULL);
 }
 
-static int write_log(knytt_engine *e, const knytt__fq_ev *ev, char *msg,
-		     size_t cap)
+/* A run of search-log rows or single events from the queue, and the
+ * first failure among them with its message. */
+typedef struct run {
+	knytt_engine *e;
+	const knytt__fq_ev *ev;
+	char *msg;
+	size_t cap;
+	int first;
+} run;
+
+/* Whether @p rc is the run's first failure (then kept: its message
+ * next, by the caller). */
+static int first_failure(run *r, int rc)
 {
-	pthread_mutex_lock(&e->st_lock);
-	int rc = log_ins(e, ev);
-	pthread_mutex_unlock(&e->st_lock);
-	if (rc < 0)
-		snprintf(msg, cap, "the search log entry of '%.64s' was not "
-			 "stored: %s", ev->buf, knytt_errmsg());
+	if (rc >= 0 || r->first)
+		return 0;
+	r->first = rc;
+	return 1;
+}
+
+/* knytt__st_op of a run of search-log rows. */
+static int log_op(void *ctx, size_t i, int alone)
+{
+	run *r = ctx;
+	int rc = log_ins(r->e, &r->ev[i]);
+	if (alone && first_failure(r, rc))
+		snprintf(r->msg, r->cap, "the search log entry of '%.64s' was "
+			 "not stored: %s", r->ev[i].buf, knytt_errmsg());
 	return rc;
 }
 
-/* The search-log rows ev[0..n) in one transaction; if it fails, row by
- * row, so each keeps its own outcome.  Returns the first failure; the
- * transactions it took into @p ntx. */
-static int write_logs(knytt_engine *e, const knytt__fq_ev *ev, size_t n,
-		      char *msg, size_t cap, size_t *ntx)
+/* knytt__st_op of a run of single events. */
+static int event_op(void *ctx, size_t i, int alone)
 {
-	*ntx = 0;
-	if (n > 1) {
-		pthread_mutex_lock(&e->st_lock);
-		int rc = knytt__st_begin(e->st);
-		for (size_t i = 0; i < n && rc >= 0; i++)
-			rc = log_ins(e, &ev[i]);
-		if (rc >= 0)
-			rc = knytt__st_commit(e->st);
-		else
-			knytt__st_rollback(e->st);
-		pthread_mutex_unlock(&e->st_lock);
-		if (rc >= 0) {
-			*ntx = 1;
-			return 0;
-		}
-	}
-	int first = 0;
-	for (size_t i = 0; i < n; i++) {
-		int rc = write_log(e, &ev[i], msg, cap);
-		if (rc < 0 && !first)
-			first = rc;
-	}
-	*ntx = n;
-	return first;
-}
-
-static int write_one(knytt_engine *e, const knytt__fq_ev *ev, char *msg,
-		     size_t cap)
-{
+	run *r = ctx;
 	knytt_interaction ix;
-	to_ix(ev, &ix);
-	pthread_mutex_lock(&e->st_lock);
-	int rc = knytt_store_interaction_add(e->st, &ix);
-	pthread_mutex_unlock(&e->st_lock);
-	if (rc < 0)
-		snprintf(msg, cap, "feedback of user '%.64s' on item '%.64s' "
-			 "was not stored: %s", ix.user, ix.item,
+	to_ix(&r->ev[i], &ix);
+	if (!alone)
+		return knytt__ix_add_txn(r->e->st, &ix);
+	int rc = knytt_store_interaction_add(r->e->st, &ix);
+	if (first_failure(r, rc))
+		snprintf(r->msg, r->cap, "feedback of user '%.64s' on item "
+			 "'%.64s' was not stored: %s", ix.user, ix.item,
 			 knytt_errmsg());
 	return rc;
 }
 
-/* Single events ev[0..n) queued one behind the other, in one
- * transaction: each changes the same last pages of the table and its
- * time index, written once for the group instead of once an event.  If
- * the group fails, event by event, so each keeps its own outcome.
- * Returns the first failure; the transactions taken into @p ntx. */
-static int write_events(knytt_engine *e, const knytt__fq_ev *ev, size_t n,
-			char *msg, size_t cap, size_t *ntx)
+/*
+ * Search-log rows, or single events, ev[0..n) queued one behind the
+ * other, in one transaction (knytt__st_together): each changes the same
+ * last pages of the table and its indexes, written once for the run
+ * instead of once a write.  If the run fails, write by write, so each
+ * keeps its own outcome.  Returns the first failure; the transactions
+ * taken into @p ntx.
+ */
+static int write_run(knytt_engine *e, const knytt__fq_ev *ev, size_t n,
+		     char *msg, size_t cap, size_t *ntx)
 {
-	*ntx = 1;
-	if (n == 1)
-		return write_one(e, ev, msg, cap);
-	pthread_mutex_lock(&e->st_lock);
-	int rc = knytt__st_begin(e->st);
-	for (size_t i = 0; i < n && rc >= 0; i++) {
-		knytt_interaction ix;
-		to_ix(&ev[i], &ix);
-		rc = knytt__ix_add_txn(e->st, &ix);
-	}
-	if (rc >= 0)
-		rc = knytt__st_commit(e->st);
-	else
-		knytt__st_rollback(e->st);
-	pthread_mutex_unlock(&e->st_lock);
-	if (rc >= 0)
-		return 0;
-	int first = 0;
-	for (size_t i = 0; i < n; i++) {
-		char m[sizeof e->fq_msg];
-		int r = write_one(e, &ev[i], m, sizeof m);
-		if (r < 0 && !first) {
-			first = r;
-			snprintf(msg, cap, "%s", m);
-		}
-	}
-	*ntx = n;
-	return first;
+	run r = {e, ev, msg, cap, 0};
+	int shared = knytt__st_together(e, n, ev->is_log ? log_op : event_op,
+					&r);
+	*ntx = shared ? 1 : n;
+	return r.first;
 }
 
 /* A batch entry: every event in one transaction, or none. */
@@ -300,11 +266,9 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&e->fq_mu);
 
 		char msg[sizeof e->fq_msg];
-		int rc = kind == 1   ? write_logs(e, grp, ng, msg, sizeof msg,
-						  &ntx)
-			 : kind == 2 ? write_batch(e, &ev, msg, sizeof msg)
-				     : write_events(e, grp, ng, msg,
-						    sizeof msg, &ntx);
+		int rc = kind == 2 ? write_batch(e, &ev, msg, sizeof msg)
+				   : write_run(e, grp, ng, msg, sizeof msg,
+					       &ntx);
 		size_t nev = kind == 2 ? ev.nsub : ng;
 		for (size_t i = 0; i < ng; i++)
 			ev_free(&grp[i]);

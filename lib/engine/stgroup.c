@@ -17,12 +17,13 @@
  *
  * How: a caller queues its write and waits.  Whoever finds no group
  * being written leads: it takes what is queued, in order (at most
- * KNYTT__STW_MAX writes; a leader whose own write was left for the next
- * group leads that one too), writes it under st_lock, one write alone as before or several
- * in one transaction, hands each waiter its outcome and wakes them.
- * Writes that arrive meanwhile queue for the next group, whose first
- * waiter leads it.  A caller alone never waits for company: a group is
- * whatever queued while the store was busy.
+ * KNYTT__WRITE_GROUP writes; a leader whose own write was left for the
+ * next group leads that one too), writes it through knytt__st_together
+ * (one write alone as before, several in one transaction), hands each
+ * waiter its outcome and wakes them.  Writes that arrive meanwhile
+ * queue for the next group, whose first waiter leads it.  A caller alone
+ * never waits for company: a group is whatever queued while the store
+ * was busy.
  *
  * Outcomes are each caller's own: a group that fails as a whole (any of
  * its writes, or the commit) is rolled back and every write is then
@@ -37,87 +38,81 @@
 #include "../store/store_int.h"
 
 #include <stdio.h>
-#include <string.h>
 
-/* Runs write @p w inside the leader's transaction (@p alone: as its own
- * transaction); caller holds st_lock. */
-static int run_one(knytt_engine *e, knytt__stw *w, int alone)
+int knytt__st_together(knytt_engine *e, size_t n, knytt__st_op op,
+			void *ctx)
 {
-	if (w->ev)
-		return alone ? knytt_store_interaction_add(e->st, w->ev)
-			     : knytt__ix_add_txn(e->st, w->ev);
-	return knytt__search_log_ins(e->st, w->query, w->user, w->count, 0,
-				     w->shown, &w->log_id);
+	int shared = 0;
+	pthread_mutex_lock(&e->st_lock);
+	if (n > 1 && knytt__st_begin(e->st) == 0) {
+		int rc = 0;
+		for (size_t i = 0; i < n && rc >= 0; i++)
+			rc = op(ctx, i, 0);
+		if (rc < 0)
+			knytt__st_rollback(e->st);
+		else /* a commit that fails rolls back itself */
+			shared = knytt__st_commit(e->st) == 0;
+	}
+	if (!shared)
+		for (size_t i = 0; i < n; i++)
+			op(ctx, i, 1);
+	pthread_mutex_unlock(&e->st_lock);
+	return shared;
 }
 
-static void keep_outcome(knytt__stw *w, int rc)
+typedef struct group {
+	knytt_engine *e;
+	knytt__stw **w;
+} group;
+
+/* knytt__st_op of a group: write i in the transaction, or alone with its
+ * outcome kept for its caller. */
+static int group_op(void *ctx, size_t i, int alone)
 {
+	group *g = ctx;
+	knytt__stw *w = g->w[i];
+	knytt_store *st = g->e->st;
+	int rc = !w->ev ? knytt__search_log_ins(st, w->query, w->user,
+						w->count, 0, w->shown,
+						&w->log_id)
+		 : alone ? knytt_store_interaction_add(st, w->ev)
+			 : knytt__ix_add_txn(st, w->ev);
 	w->rc = rc;
-	if (rc < 0) {
+	if (rc < 0 && alone) {
 		snprintf(w->msg, sizeof w->msg, "%s", knytt_errmsg());
 		snprintf(w->field, sizeof w->field, "%s", knytt_errfield());
 	}
+	return rc;
 }
 
-/* Writes group g[0..n) under st_lock. */
-static void write_group(knytt_engine *e, knytt__stw **g, size_t n)
+/* Queues @p w, waits for its group's commit; its outcome, or its error
+ * with its own message and field. */
+static int stw_run(knytt_engine *e, knytt__stw *w)
 {
-	pthread_mutex_lock(&e->st_lock);
-	int rc = -1;
-	if (n > 1 && knytt__st_begin(e->st) == 0) {
-		rc = 0;
-		for (size_t i = 0; i < n && rc >= 0; i++) {
-			int r = run_one(e, g[i], 0);
-			g[i]->rc = r;
-			if (r < 0)
-				rc = r;
-		}
-		if (rc >= 0)
-			rc = knytt__st_commit(e->st); /* rolls back itself */
-		else
-			knytt__st_rollback(e->st);
-	}
-	if (rc < 0) /* one write, or a group that failed: each alone */
-		for (size_t i = 0; i < n; i++)
-			keep_outcome(g[i], run_one(e, g[i], 1));
-	pthread_mutex_unlock(&e->st_lock);
-	pthread_mutex_lock(&e->gw_mu);
-	e->gw_groups++;
-	e->gw_writes += n;
-	if (n > 1 && rc >= 0)
-		e->gw_shared += n;
-	pthread_mutex_unlock(&e->gw_mu);
-}
-
-int knytt__stw_run(knytt_engine *e, knytt__stw *w)
-{
-	w->done = 0;
-	w->next = NULL;
-	w->rc = 0;
-	w->msg[0] = w->field[0] = 0;
 	pthread_mutex_lock(&e->gw_mu);
 	*e->gw_tail = w;
 	e->gw_tail = &w->next;
-	e->gw_queued++;
 	while (!w->done) {
 		if (e->gw_busy) {
 			pthread_cond_wait(&e->gw_cv, &e->gw_mu);
 			continue;
 		}
-		/* lead: everything queued, at most KNYTT__STW_MAX of it */
-		knytt__stw *g[KNYTT__STW_MAX];
+		/* lead: everything queued, at most KNYTT__WRITE_GROUP */
+		knytt__stw *g[KNYTT__WRITE_GROUP];
 		size_t n = 0;
-		while (e->gw_head && n < KNYTT__STW_MAX) {
+		while (e->gw_head && n < KNYTT__WRITE_GROUP) {
 			g[n++] = e->gw_head;
 			e->gw_head = e->gw_head->next;
 		}
 		if (!e->gw_head)
 			e->gw_tail = &e->gw_head;
-		e->gw_queued -= n;
 		e->gw_busy = 1;
 		pthread_mutex_unlock(&e->gw_mu);
-		write_group(e, g, n);
+		int shared = knytt__st_together(e, n, group_op,
+						&(group){e, g});
 		pthread_mutex_lock(&e->gw_mu);
+		if (shared)
+			e->gw_shared += n;
 		for (size_t i = 0; i < n; i++)
 			g[i]->done = 1;
 		e->gw_busy = 0;
@@ -134,22 +129,16 @@ int knytt__stw_run(knytt_engine *e, knytt__stw *w)
 
 int knytt__stw_event(knytt_engine *e, const knytt_interaction *ev)
 {
-	knytt__stw w;
-	memset(&w, 0, sizeof w);
-	w.ev = ev;
-	return knytt__stw_run(e, &w);
+	knytt__stw w = {.ev = ev};
+	return stw_run(e, &w);
 }
 
 int knytt__stw_log(knytt_engine *e, const char *query, const char *user,
 		   int count, const char *shown, uint64_t *log_id)
 {
-	knytt__stw w;
-	memset(&w, 0, sizeof w);
-	w.query = query;
-	w.user = user;
-	w.count = count;
-	w.shown = shown;
-	int rc = knytt__stw_run(e, &w);
+	knytt__stw w = {.query = query, .user = user, .shown = shown,
+			.count = count};
+	int rc = stw_run(e, &w);
 	if (rc >= 0 && log_id)
 		*log_id = w.log_id;
 	return rc;

@@ -264,10 +264,12 @@ float knytt__key(const knytt_index *ix, const void *q, const void *v)
  * one ahead, 1.38-1.43x 1 KB two ahead.  emb256 (1 KB vectors, whole
  * ones fetched): 1.03-1.12x before, 1.27-1.47x after.  On a quiet
  * machine after: 1.24-1.37x on emb256, emb512 and emb768 at ef 10-48.
- * The cost is on an index that fits in the caches: bigann10k (10k x
- * 128) went from 1.23x to 1.18x at recall 0.95 (quiet, two runs each),
- * and neither fetching less nor the one-pass loop for such indexes won
- * it back; synth100k (100k x 128) went from 1.12-1.21x to 1.33-1.39x.
+ * On an index that fits in the caches it costs nothing that can be
+ * seen: bigann10k (10k x 128), the pair driver built at f0634a0 (before),
+ * at this code and at this code with the old loop, run in turn three
+ * times each, gave 1.20-1.27x, 1.17-1.26x and 1.18-1.27x at ef 24 (two
+ * separate quiet runs had suggested 1.23x -> 1.18x); synth100k (100k x
+ * 128) went from 1.12-1.21x to 1.33-1.39x.
  * The upper levels' greedy descent fetches nothing ahead: its few nodes
  * stay cached (fetching them as here made no difference on bigann10k).
  */

@@ -92,10 +92,11 @@
  * MiB).  The growth is intermittent: the old code grew 23-24% in two
  * soaks (one with the logger, the lead's quiet one) and stayed flat in
  * two, so these runs show no growth left, not its absence.  What the
- * WAL checkpoint allocates follows the WAL's length, which nothing here
- * bounds (20 GB in the second run after; README, soak section): its
- * block, 9.75 MB by then, is mapped now and returned after each
- * checkpoint, but RssAnon sampled during one reads up to ~8 MiB high.
+ * WAL checkpoint allocates follows the WAL's length (9.75 MB a time
+ * once the WAL had reached 20 GB): the background checkpoints now bound
+ * the WAL at 2048 frames (lib/store/sqlite.c), and the block, mapped,
+ * goes back after each checkpoint.  A 10-minute fresh-shop soak after
+ * that: RssAnon 50.4 -> 48.0 MiB after warm-up, 0 errors.
  */
 #include "knyttd.h"
 
