@@ -1487,6 +1487,39 @@ static void refuse_events_at(int64_t ts)
 
 #define BAD_TS 1234567
 
+/* Feedback events pushed from a thread of their own while the test holds
+ * the store: that thread holds no engine lock while it takes a
+ * profile's, so no lock order is reversed (st_lock, then a profile's
+ * mutex, would be, on the test's thread). */
+typedef struct wb_feed {
+	knytt_engine *e;
+	const char *user, *item;
+	int n, bad; /* events; the one dated BAD_TS (-1: none) */
+	int failed;
+} wb_feed;
+
+static void *wb_push(void *p)
+{
+	wb_feed *f = p;
+	for (int i = 0; i < f->n; i++)
+		if (knytt_engine_feedback(f->e, i == f->bad ? "g-bad" : f->user,
+					  f->item, "view", 0,
+					  i == f->bad ? BAD_TS : 0) != KNYTT_OK)
+			f->failed++;
+	return NULL;
+}
+
+/* Runs @p f on its own thread while the writer waits for the store. */
+static void wb_push_held(wb_feed *f)
+{
+	pthread_t th;
+	pthread_mutex_lock(&f->e->st_lock);
+	ck_assert_int_eq(pthread_create(&th, NULL, wb_push, f), 0);
+	pthread_join(th, NULL);
+	pthread_mutex_unlock(&f->e->st_lock);
+	ck_assert_int_eq(f->failed, 0);
+}
+
 /* Write-behind: single events queued while the writer is held share one
  * transaction, in order; a group with an event the store refuses is
  * written event by event, and only that event is lost and reported. */
@@ -1507,12 +1540,7 @@ START_TEST(write_behind_events_share_commits)
 	int64_t n0 = knytt_store_interaction_count(st);
 	uint64_t c0 = e->fq_ev_commits;
 	/* the writer held: 40 events queue behind the first */
-	pthread_mutex_lock(&e->st_lock);
-	for (int i = 0; i < 41; i++)
-		ck_assert_int_eq(knytt_engine_feedback(e, "g1", "c1-1", "view",
-						       0, 0),
-				 KNYTT_OK);
-	pthread_mutex_unlock(&e->st_lock);
+	wb_push_held(&(wb_feed){e, "g1", "c1-1", 41, -1, 0});
 	ck_assert_int_eq(knytt_engine_flush(e), KNYTT_OK);
 	ck_assert_int_eq(knytt_store_interaction_count(st), n0 + 41);
 	ck_assert_msg(e->fq_ev_commits - c0 <= 2,
@@ -1521,13 +1549,7 @@ START_TEST(write_behind_events_share_commits)
 
 	/* one refused event among ten: nine stored, its failure reported
 	 * with its user and item */
-	pthread_mutex_lock(&e->st_lock);
-	for (int i = 0; i < 10; i++)
-		ck_assert_int_eq(knytt_engine_feedback(e, i == 6 ? "g-bad" : "g2",
-						       "c2-0", "view", 0,
-						       i == 6 ? BAD_TS : 0),
-				 KNYTT_OK);
-	pthread_mutex_unlock(&e->st_lock);
+	wb_push_held(&(wb_feed){e, "g2", "c2-0", 10, 6, 0});
 	int rc = knytt_engine_flush(e);
 	ck_assert_int_lt(rc, 0);
 	ck_assert_msg(strstr(knytt_errmsg(), "g-bad") &&
