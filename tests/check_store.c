@@ -2937,6 +2937,59 @@ START_TEST(back_to_back_commits_leave_the_checkpoint_a_turn)
 }
 END_TEST
 
+/*
+ * A commit of this handle that takes the WAL past the bound wakes the
+ * checkpoint thread (the WAL hook, sqlite.c): with the tick lengthened
+ * to a minute, the WAL must still be cut, again and again, while 400
+ * commits write some 25 MB.  Without the hook no cut comes before the
+ * tick and the WAL holds every frame written; checked only on the tick,
+ * the bound let a burst of feedback take the WAL to 13 MB against its
+ * 8 MiB.  How far past the bound it gets here is what the commits write
+ * while a checkpoint copies and syncs, which the machine's load sets, so
+ * only the cuts and the half are asserted.
+ */
+START_TEST(a_commit_past_the_bound_wakes_the_checkpoint)
+{
+	if (su_pg)
+		return; /* no WAL there */
+	int was = knytt__sqlite_wal_frames_max;
+	int tick = knytt__sqlite_ckpt_tick_ms;
+	knytt__sqlite_wal_frames_max = 256;
+	knytt__sqlite_ckpt_tick_ms = 60000;
+	knytt_store *st = su_open("shop", NULL);
+	ck_assert_int_eq(knytt__store_bg_checkpoint(st, 1), 0);
+	char wal[1100], desc[3001], id[16];
+	snprintf(wal, sizeof wal, "%s-wal", t_uri + 7);
+	memset(desc, 'y', 3000);
+	desc[3000] = '\0';
+	long long most = 0, grew = 0, last = 0;
+	int cuts = 0;
+	for (int i = 0; i < 400; i++) {
+		snprintf(id, sizeof id, "n%d", i);
+		/* in a transaction, as the write-behind writer's: it waits
+		 * at the gate while the checkpoint wants the lock (an
+		 * autocommit statement does not) */
+		ck_assert_int_eq(knytt__st_begin(st), 0);
+		put_item(st, id, "roomy", desc, NULL, 1, 1);
+		ck_assert_int_eq(knytt__st_commit(st), 0);
+		long long n = file_size(wal);
+		/* what the commits wrote: the WAL's growth, cuts skipped */
+		grew += n > last ? n - last : 0;
+		cuts += n < last; /* a TRUNCATE empties the file */
+		last = n;
+		most = n > most ? n : most;
+	}
+	knytt__sqlite_wal_frames_max = was;
+	knytt__sqlite_ckpt_tick_ms = tick;
+	ck_assert_int_eq(knytt_store_item_count(st), 400);
+	knytt_store_close(st);
+	/* the bound: 256 frames of 4 KiB */
+	ck_assert_msg(grew > 8 * (256 << 12), "only %lld bytes written", grew);
+	ck_assert_msg(cuts >= 3 && most < grew / 2, "%d cuts; the WAL file "
+		      "reached %lld bytes of %lld written", cuts, most, grew);
+}
+END_TEST
+
 /* ---- page cache bound ---------------------------------------------------- */
 
 static int count_item(const knytt_item *it, void *ctx)
@@ -4023,6 +4076,7 @@ static void add_cases(TCase *tc)
 	tcase_add_test(tc, background_checkpoints);
 	tcase_add_test(tc, background_checkpoints_bound_the_wal);
 	tcase_add_test(tc, back_to_back_commits_leave_the_checkpoint_a_turn);
+	tcase_add_test(tc, a_commit_past_the_bound_wakes_the_checkpoint);
 	tcase_add_test(tc, cache_size_bounds_the_page_cache);
 	tcase_add_test(tc, per_request_calls_allocate_no_big_block);
 	tcase_add_test(tc, null_arguments);

@@ -51,6 +51,9 @@ typedef struct sq_ckpt {
 	 * transactions wait for it to end (knytt__sqlite_ckpt_gate) */
 	int want; /* __atomic_* */
 	pthread_cond_t gate;
+	/* the commit hook's call (wal_nudge): armed while the WAL is under
+	 * the bound, one nudge per crossing; both __atomic_* */
+	int armed, nudged;
 } sq_ckpt;
 
 struct knytt__stmt {
@@ -457,6 +460,34 @@ static int sq_bulk_lock(knytt__db *db, int take)
 #define CKPT_GATE_MS 100 /* a transaction waits for a TRUNCATE at most */
 #define CKPT_BUSY_MS 1000 /* the checkpoint connection's usual wait */
 int knytt__sqlite_wal_frames_max = 2048;
+int knytt__sqlite_ckpt_tick_ms = 100;
+
+/*
+ * The handle's WAL hook, called after each of its commits with the
+ * frames now in the WAL.  Checked only every tick, the bound let a burst
+ * of feedback take the WAL to 13 MB against its 8 MiB (what a tick's
+ * commits write), so the commit that crosses it wakes the checkpoint
+ * thread at once.  Once per crossing: armed again only when a TRUNCATE
+ * has emptied the WAL, so while readers keep one from succeeding the
+ * retries stay one a tick, as before, and do not follow every commit
+ * (each try can hold writers at the gate up to CKPT_GATE_MS).  Taking
+ * the place of SQLite's own hook also keeps this handle's commits from
+ * checkpointing, as wal_autocheckpoint(0) did.
+ */
+static int wal_nudge(void *arg, sqlite3 *h, const char *db, int frames)
+{
+	(void)h;
+	(void)db;
+	sq_ckpt *c = arg;
+	if (frames < knytt__sqlite_wal_frames_max ||
+	    !__atomic_exchange_n(&c->armed, 0, __ATOMIC_SEQ_CST))
+		return SQLITE_OK;
+	pthread_mutex_lock(&c->mu);
+	__atomic_store_n(&c->nudged, 1, __ATOMIC_SEQ_CST);
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return SQLITE_OK;
+}
 
 static void *ckpt_main(void *arg)
 {
@@ -465,12 +496,15 @@ static void *ckpt_main(void *arg)
 	while (!c->stop) {
 		struct timespec t;
 		clock_gettime(CLOCK_REALTIME, &t);
-		t.tv_nsec += 100 * 1000 * 1000;
-		if (t.tv_nsec >= 1000000000) {
-			t.tv_sec++;
-			t.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&c->cv, &c->mu, &t);
+		long long ns = t.tv_nsec +
+			       (long long)knytt__sqlite_ckpt_tick_ms * 1000000;
+		t.tv_sec += (time_t)(ns / 1000000000);
+		t.tv_nsec = (long)(ns % 1000000000);
+		while (!c->stop &&
+		       !__atomic_load_n(&c->nudged, __ATOMIC_SEQ_CST) &&
+		       pthread_cond_timedwait(&c->cv, &c->mu, &t) == 0)
+			;
+		__atomic_store_n(&c->nudged, 0, __ATOMIC_SEQ_CST);
 		if (c->stop)
 			break;
 		pthread_mutex_unlock(&c->mu);
@@ -478,18 +512,24 @@ static void *ckpt_main(void *arg)
 		sqlite3_wal_checkpoint_v2(c->h, "main",
 					  SQLITE_CHECKPOINT_PASSIVE, &frames,
 					  NULL);
-		if (frames >= knytt__sqlite_wal_frames_max) {
+		if (frames < knytt__sqlite_wal_frames_max) {
+			__atomic_store_n(&c->armed, 1, __ATOMIC_SEQ_CST);
+		} else {
 			/* new transactions wait at the gate meanwhile, so
 			 * the one in flight and the readers end: tries again
 			 * until the gate's wait is spent */
 			__atomic_store_n(&c->want, 1, __ATOMIC_SEQ_CST);
 			sqlite3_busy_timeout(c->h, CKPT_TRUNCATE_WAIT_MS);
 			int64_t t0 = mono_ms();
-			while ((sqlite3_wal_checkpoint_v2(
+			int rc;
+			while ((rc = sqlite3_wal_checkpoint_v2(
 					c->h, "main", SQLITE_CHECKPOINT_TRUNCATE,
 					NULL, NULL) & 0xFF) == SQLITE_BUSY &&
 			       mono_ms() - t0 < CKPT_GATE_MS)
 				;
+			if (rc == SQLITE_OK)
+				__atomic_store_n(&c->armed, 1,
+						 __ATOMIC_SEQ_CST);
 			sqlite3_busy_timeout(c->h, CKPT_BUSY_MS);
 			pthread_mutex_lock(&c->mu);
 			__atomic_store_n(&c->want, 0, __ATOMIC_SEQ_CST);
@@ -524,6 +564,8 @@ static void ckpt_stop(sq_db *d)
 	sq_ckpt *c = d->ck;
 	if (!c)
 		return;
+	/* SQLite's own hook back first: wal_nudge must not see c freed */
+	sqlite3_wal_autocheckpoint(d->h, 1000);
 	pthread_mutex_lock(&c->mu);
 	c->stop = 1;
 	pthread_cond_signal(&c->cv);
@@ -535,7 +577,6 @@ static void ckpt_stop(sq_db *d)
 	pthread_cond_destroy(&c->gate);
 	free(c);
 	d->ck = NULL;
-	sqlite3_wal_autocheckpoint(d->h, 1000);
 }
 
 int knytt__sqlite_bg_checkpoint(knytt__db *db, int on)
@@ -578,9 +619,11 @@ int knytt__sqlite_bg_checkpoint(knytt__db *db, int on)
 		return knytt__err(KNYTT_ENOMEM,
 				  "cannot start the checkpoint thread");
 	}
+	c->armed = 1;
 	d->ck = c;
-	/* the commits of this connection no longer checkpoint */
-	sqlite3_wal_autocheckpoint(d->h, 0);
+	/* the commits of this connection no longer checkpoint; past the
+	 * bound, they wake the thread */
+	sqlite3_wal_hook(d->h, wal_nudge, c);
 	return 0;
 }
 

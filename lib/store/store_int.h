@@ -130,6 +130,10 @@ int knytt__sqlite_bg_checkpoint(knytt__db *db, int on);
  * frames (2048, 8 MiB of 4 KiB pages; sqlite.c says why); tests lower
  * it. */
 extern int knytt__sqlite_wal_frames_max;
+/* How often the background checkpoint runs unprompted (100 ms); a commit
+ * of this handle that takes the WAL past the bound wakes it at once.
+ * Tests lengthen it. */
+extern int knytt__sqlite_ckpt_tick_ms;
 /* Before a write transaction of this handle: while its background
  * checkpoint waits to empty the WAL, waits for it (at most 100 ms), so
  * that back-to-back commits cannot keep it out (sqlite.c). */
