@@ -194,7 +194,8 @@ int main(int argc, char **argv)
 		char err[512] = "";
 		fprintf(stderr, "[pair %s] building %s, %u thread(s)\n",
 			d.name, ad[l]->library, bthreads);
-		ix[l] = ad[l]->build(&d, m, efc, bthreads, err, sizeof err);
+		ix[l] = ad[l]->build(&d, m, efc, bthreads, ANN_SEED_DEFAULT,
+				     err, sizeof err);
 		if (!ix[l]) {
 			fprintf(stderr, "[pair %s] %s: build failed: %s\n",
 				d.name, ad[l]->library, err);
