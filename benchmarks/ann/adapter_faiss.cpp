@@ -7,6 +7,11 @@
  * searches run with one OpenMP thread and n = 1 query per call, which is
  * what "one query at a time" means for FAISS, per-call set-up included.
  *
+ * A seed other than ANN_SEED_DEFAULT replaces the level generator
+ * (hnsw.rng, a public member seeded 12345 by HNSW's constructor): add()
+ * draws every new node's level from it, one after the other, before the
+ * OpenMP threads link them.
+ *
  * index_bytes = the size of write_index() into a VectorIOWriter: vectors,
  * levels, offsets and neighbour lists as FAISS serializes them.
  */
@@ -15,6 +20,7 @@
 #include <faiss/IndexHNSW.h>
 #include <faiss/index_io.h>
 #include <faiss/impl/io.h>
+#include <faiss/utils/random.h>
 #include <omp.h>
 
 #include <cstdio>
@@ -24,7 +30,7 @@
 namespace {
 
 void *faiss_build(const ann_data *d, unsigned m, unsigned efc,
-		  unsigned nthreads, char *err, size_t errlen)
+		  unsigned nthreads, uint64_t seed, char *err, size_t errlen)
 {
 	faiss::IndexHNSWFlat *ix = nullptr;
 	try {
@@ -32,6 +38,8 @@ void *faiss_build(const ann_data *d, unsigned m, unsigned efc,
 					      d->ip ? faiss::METRIC_INNER_PRODUCT
 						    : faiss::METRIC_L2);
 		ix->hnsw.efConstruction = (int)efc;
+		if (seed != ANN_SEED_DEFAULT)
+			ix->hnsw.rng = faiss::RandomGenerator((int64_t)seed);
 		omp_set_num_threads((int)nthreads);
 		ix->add((faiss::Index::idx_t)d->n, d->base);
 		omp_set_num_threads(1);

@@ -41,7 +41,7 @@ struct hnsw_index {
 };
 
 void *hnsw_build(const ann_data *d, unsigned m, unsigned efc,
-		 unsigned nthreads, char *err, size_t errlen)
+		 unsigned nthreads, uint64_t seed, char *err, size_t errlen)
 {
 	hnsw_index *ix = nullptr;
 	try {
@@ -49,7 +49,13 @@ void *hnsw_build(const ann_data *d, unsigned m, unsigned efc,
 		hnswlib::SpaceInterface<float> *sp = &ix->l2;
 		if (d->ip)
 			sp = &ix->ip;
-		ix->alg = new hnswlib::HierarchicalNSW<float>(sp, d->n, m, efc);
+		/* without a seed, the constructor's own default (100) */
+		if (seed == ANN_SEED_DEFAULT)
+			ix->alg = new hnswlib::HierarchicalNSW<float>(sp, d->n,
+								      m, efc);
+		else
+			ix->alg = new hnswlib::HierarchicalNSW<float>(
+				sp, d->n, m, efc, (size_t)seed);
 		if (d->n == 0)
 			return ix;
 		ix->alg->addPoint(d->base, 0);

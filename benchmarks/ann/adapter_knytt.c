@@ -24,7 +24,8 @@ static knytt_quant quant = KNYTT_QUANT_NONE;
 static uint32_t kn_dim;
 
 static void *kn_build(const ann_data *d, unsigned m, unsigned efc,
-		      unsigned nthreads, char *err, size_t errlen)
+		      unsigned nthreads, uint64_t seed, char *err,
+		      size_t errlen)
 {
 	knytt_index *ix = NULL;
 	uint64_t *labels = malloc(sizeof *labels * (d->n ? d->n : 1));
@@ -37,6 +38,8 @@ static void *kn_build(const ann_data *d, unsigned m, unsigned efc,
 		rc = knytt_index_set_quant(ix, quant);
 	if (rc == 0 && d->ip)
 		rc = knytt_index_set_metric(ix, KNYTT_METRIC_IP);
+	if (rc == 0 && seed != ANN_SEED_DEFAULT)
+		rc = knytt_index_set_seed(ix, seed);
 	if (rc == 0)
 		rc = knytt_index_open(ix, (uint32_t)d->dim);
 	if (rc == 0) {

@@ -16,9 +16,14 @@
  * CPU time, CLOCK_THREAD_CPUTIME_ID) and build_cpu_s (process CPU seconds
  * of the 1-thread build).  Wall-clock qps and build_s stay the headline.
  *
+ * --seed S seeds both builds' level draws (annbench.h, build); without it
+ * each library uses its own default, so the graphs are those measured
+ * before the option existed.
+ *
  * Usage: ann_<lib> --dataset NAME [--data-dir DIR] [--cache-dir DIR]
  *        [--efs 10,16,...] [--m 16] [--efc 200] [--reps 3]
- *        [--min-time 0.2] [--no-build-2t] [--variant V] | --header
+ *        [--min-time 0.2] [--no-build-2t] [--variant V] [--seed S]
+ *        | --header
  */
 #include "annbench.h"
 
@@ -40,20 +45,20 @@ static void usage(const char *argv0)
 		"usage: %s --dataset NAME [--data-dir DIR] [--cache-dir DIR]\n"
 		"       [--efs LIST] [--m M] [--efc EF] [--reps N] "
 		"[--min-time S]\n"
-		"       [--no-build-2t] [--variant V]\n"
+		"       [--no-build-2t] [--variant V] [--seed S]\n"
 		"   or: %s --header\n", argv0, argv0);
 	exit(2);
 }
 
 static void *timed_build(const ann_adapter *ad, const ann_data *d,
 			 unsigned m, unsigned efc, unsigned nthreads,
-			 double *secs, double *cpu)
+			 uint64_t seed, double *secs, double *cpu)
 {
 	char err[512] = "";
 	fprintf(stderr, "[%s %s] building, M=%u ef_construction=%u, "
 		"%u thread(s)\n", ad->library, d->name, m, efc, nthreads);
 	double c0 = ann_process_cpu(), t0 = ann_now();
-	void *ix = ad->build(d, m, efc, nthreads, err, sizeof err);
+	void *ix = ad->build(d, m, efc, nthreads, seed, err, sizeof err);
 	*secs = ann_now() - t0;
 	*cpu = ann_process_cpu() - c0;
 	if (!ix)
@@ -85,6 +90,7 @@ int main(int argc, char **argv)
 	const char *cache_dir = "build/bench-data";
 	const char *efs_arg = "10,16,24,32,48,64,96,128,192,256";
 	unsigned m = 16, efc = 200, reps = 3, build_2t = 1;
+	uint64_t seed = ANN_SEED_DEFAULT;
 	double min_time = 0.2;
 	if (!data_dir || !*data_dir)
 		data_dir = "../shared/data";
@@ -119,6 +125,8 @@ int main(int argc, char **argv)
 			min_time = strtod(v, NULL);
 		else if (strcmp(a, "--variant") == 0)
 			variant = v;
+		else if (strcmp(a, "--seed") == 0)
+			seed = strtoull(v, NULL, 10);
 		else
 			usage(argv[0]);
 		i++;
@@ -151,13 +159,13 @@ int main(int argc, char **argv)
 
 	double build_1t = 0, build_2t_s = -1, cpu_1t = 0, cpu_2t = 0;
 	if (build_2t) {
-		void *ix2 = timed_build(ad, &d, m, efc, 2, &build_2t_s,
+		void *ix2 = timed_build(ad, &d, m, efc, 2, seed, &build_2t_s,
 					&cpu_2t);
 		if (!ix2)
 			return 1;
 		ad->destroy(ix2);
 	}
-	void *ix = timed_build(ad, &d, m, efc, 1, &build_1t, &cpu_1t);
+	void *ix = timed_build(ad, &d, m, efc, 1, seed, &build_1t, &cpu_1t);
 	if (!ix)
 		return 1;
 	size_t ibytes = ad->index_bytes(ix);

@@ -87,9 +87,23 @@ size_t ann_peak_rss(void);
 size_t ann_cur_rss(void);
 
 /*
+ * build()'s seed meaning "the library's own default" (knytt 42, hnswlib
+ * 100, FAISS 12345), so a driver run without --seed draws the graphs it
+ * always drew.
+ */
+#define ANN_SEED_DEFAULT UINT64_MAX
+
+/*
  * What a driver needs from a library.  build() returns an opaque index
  * holding all of d's base vectors under labels 0..n-1, built with
- * @p nthreads threads, or NULL after writing a reason into @p err.
+ * @p nthreads threads, its random levels drawn from @p seed (or the
+ * library's default seed: ANN_SEED_DEFAULT), or NULL after writing a
+ * reason into @p err.  The seed fixes the sequence of levels drawn.
+ * knytt's add_batch and FAISS's add draw every node's level before the
+ * threads start, so there the seed also fixes which node gets which;
+ * hnswlib draws in each inserting thread, so with more than one build
+ * thread its levels go to nodes in the order the threads take them.  With
+ * more than one thread the links may follow the threads' timing too.
  * search() answers one query on the calling thread and writes up to k
  * labels (nearest first, -1 for none) into @p out.
  */
@@ -97,7 +111,8 @@ typedef struct ann_adapter {
 	const char *library; /* CSV "library" column */
 	const char *bytes_note; /* how index_bytes is measured */
 	void *(*build)(const ann_data *d, unsigned m, unsigned ef_construction,
-		       unsigned nthreads, char *err, size_t errlen);
+		       unsigned nthreads, uint64_t seed, char *err,
+		       size_t errlen);
 	void (*search)(void *index, const float *query, size_t k, unsigned ef,
 		       int64_t *out);
 	size_t (*index_bytes)(void *index);
