@@ -468,7 +468,8 @@ int knytt__sqlite_ckpt_tick_ms = 100;
  * of feedback take the WAL to 13 MB against its 8 MiB (what a tick's
  * commits write), so the commit that crosses it wakes the checkpoint
  * thread at once.  Once per crossing: armed again only when a TRUNCATE
- * has emptied the WAL, so while readers keep one from succeeding the
+ * has emptied the WAL or a pass finds it under the bound (a writer may
+ * have started it over), so while readers keep a TRUNCATE out the
  * retries stay one a tick, as before, and do not follow every commit
  * (each try can hold writers at the gate up to CKPT_GATE_MS).  Taking
  * the place of SQLite's own hook also keeps this handle's commits from
@@ -610,6 +611,7 @@ int knytt__sqlite_bg_checkpoint(knytt__db *db, int on)
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	pthread_cond_init(&c->gate, NULL);
+	c->armed = 1; /* before the thread, which writes it too */
 	if (pthread_create(&c->t, NULL, ckpt_main, c) != 0) {
 		sqlite3_close_v2(c->h);
 		pthread_mutex_destroy(&c->mu);
@@ -619,7 +621,6 @@ int knytt__sqlite_bg_checkpoint(knytt__db *db, int on)
 		return knytt__err(KNYTT_ENOMEM,
 				  "cannot start the checkpoint thread");
 	}
-	c->armed = 1;
 	d->ck = c;
 	/* the commits of this connection no longer checkpoint; past the
 	 * bound, they wake the thread */
