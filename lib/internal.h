@@ -64,6 +64,12 @@ uint32_t knytt__crc32c(uint32_t crc, const void *data, size_t n);
 /* Wall-clock time in milliseconds since the Unix epoch. */
 int64_t knytt__now_ms(void);
 
+/* @p ms milliseconds from now on clock @p clk, into @p t: the deadline
+ * of a pthread_cond_timedwait (CLOCK_REALTIME unless the condition was
+ * made for another clock). */
+struct timespec;
+void knytt__deadline(struct timespec *t, int clk, int64_t ms);
+
 /* The one rule for event times, used by the engine's feedback and the
  * store's interaction checks (add and import): KNYTT_EINVAL naming
  * @p field when @p ts_ms is more than @p tol_ms past @p now_ms (an event

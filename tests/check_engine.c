@@ -1584,36 +1584,23 @@ static void *gc_write(void *p)
 	return NULL;
 }
 
-/* Waits (at most 10 s) until @p n writes wait for the group commit. */
-static void gc_wait_queued(knytt_engine *e, size_t n)
+/* Waits (at most 10 s) until a caller leads a group and @p n writes
+ * wait for the next. */
+static void gc_wait(knytt_engine *e, size_t n)
 {
 	for (int i = 0; i < 10000; i++) {
 		size_t q = 0;
 		pthread_mutex_lock(&e->gw_mu);
+		int busy = e->gw_busy;
 		for (knytt__stw *w = e->gw_head; w; w = w->next)
 			q++;
 		pthread_mutex_unlock(&e->gw_mu);
-		if (q >= n)
+		if (busy && q >= n)
 			return;
 		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
 	}
-	ck_abort_msg("%zu writes never queued", n);
-}
-
-/* Waits (at most 10 s) until a caller leads a group. */
-static void gc_wait_leader(knytt_engine *e)
-{
-	for (int i = 0; i < 10000; i++) {
-		pthread_mutex_lock(&e->gw_mu);
-		int busy = e->gw_busy;
-		pthread_mutex_unlock(&e->gw_mu);
-		if (busy)
-			return;
-		struct timespec ts = { 0, 1000000 };
-		nanosleep(&ts, NULL);
-	}
-	ck_abort_msg("no write ever led a group");
+	ck_abort_msg("no group led with %zu writes queued", n);
 }
 
 /* Synchronous feedback and a search-log row from several threads: the
@@ -1647,9 +1634,9 @@ START_TEST(sync_feedback_shares_commits)
 							gc_write, &c[i]),
 					 0);
 			if (i == 0)
-				gc_wait_leader(e);
+				gc_wait(e, 0);
 		}
-		gc_wait_queued(e, 5);
+		gc_wait(e, 5);
 		pthread_mutex_unlock(&e->st_lock);
 		for (int i = 0; i < 6; i++)
 			pthread_join(c[i].th, NULL);

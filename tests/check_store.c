@@ -2821,44 +2821,65 @@ static void *wal_read_loop(void *arg)
 	return NULL;
 }
 
-/* What the WAL tests share: a store with background checkpoints, the
- * bound lowered to 256 frames, readers always holding a snapshot, and
- * the largest WAL file seen (wal_rig_note). */
+/* What the WAL tests share: a store with background checkpoints every
+ * @p tick_ms, the bound lowered to 256 frames, with @p readers readers
+ * always holding a snapshot; wal_rig_note follows the WAL file: the
+ * largest seen, what the commits wrote (its growth, cuts skipped) and
+ * the cuts (a TRUNCATE empties the file). */
 typedef struct wal_rig {
 	knytt_store *st;
 	char wal[1100];
+	int readers;
 	wal_readers w;
 	pthread_t th;
-	int was;
-	long long most;
+	int was, tick_was;
+	long long most, grew, last;
+	int cuts;
 } wal_rig;
 
-static void wal_rig_start(wal_rig *r)
+static void wal_rig_start(wal_rig *r, int readers, int tick_ms)
 {
-	r->was = knytt__sqlite_wal_frames_max;
+	*r = (wal_rig){.readers = readers,
+		       .was = knytt__sqlite_wal_frames_max,
+		       .tick_was = knytt__sqlite_ckpt_tick_ms};
 	knytt__sqlite_wal_frames_max = 256;
+	knytt__sqlite_ckpt_tick_ms = tick_ms;
 	r->st = su_open("shop", NULL);
 	ck_assert_int_eq(knytt__store_bg_checkpoint(r->st, 1), 0);
 	snprintf(r->wal, sizeof r->wal, "%s-wal", t_uri + 7);
 	r->w.path = t_uri + 7;
-	r->most = 0;
-	ck_assert_int_eq(pthread_create(&r->th, NULL, wal_read_loop, &r->w),
-			 0);
+	if (readers)
+		ck_assert_int_eq(pthread_create(&r->th, NULL, wal_read_loop,
+						&r->w),
+				 0);
 }
 
 static void wal_rig_note(wal_rig *r)
 {
 	long long n = file_size(r->wal);
 	r->most = n > r->most ? n : r->most;
+	r->grew += n > r->last ? n - r->last : 0;
+	r->cuts += n < r->last;
+	r->last = n;
 }
 
-/* Stops the readers, restores the bound; the store stays open. */
+/* Stops the readers; the store stays open. */
 static void wal_rig_stop(wal_rig *r)
 {
-	atomic_store(&r->w.stop, 1);
-	pthread_join(r->th, NULL);
+	if (r->readers) {
+		atomic_store(&r->w.stop, 1);
+		pthread_join(r->th, NULL);
+		ck_assert_int_gt(r->w.reads, 10);
+	}
+}
+
+/* Closes the store, then restores the bound and the tick (its
+ * checkpoint thread reads both until it stops). */
+static void wal_rig_close(wal_rig *r)
+{
+	knytt_store_close(r->st);
 	knytt__sqlite_wal_frames_max = r->was;
-	ck_assert_int_gt(r->w.reads, 10);
+	knytt__sqlite_ckpt_tick_ms = r->tick_was;
 }
 
 /*
@@ -2874,8 +2895,8 @@ START_TEST(background_checkpoints_bound_the_wal)
 {
 	if (su_pg)
 		return; /* no WAL there */
-	wal_rig r = {0};
-	wal_rig_start(&r);
+	wal_rig r;
+	wal_rig_start(&r, 1, 100);
 	char desc[1001], id[16];
 	memset(desc, 'x', 1000);
 	desc[1000] = '\0';
@@ -2887,7 +2908,7 @@ START_TEST(background_checkpoints_bound_the_wal)
 	}
 	wal_rig_stop(&r);
 	ck_assert_int_eq(knytt_store_item_count(r.st), 1500);
-	knytt_store_close(r.st);
+	wal_rig_close(&r);
 	ck_assert_msg(r.most < (6 << 20), "the WAL file reached %lld bytes",
 		      r.most);
 }
@@ -2901,14 +2922,14 @@ END_TEST
  * microseconds of each commit, and the WAL grew (275 MB in a 10 s burst
  * of knyttd feedback); it now says it wants the lock, the next
  * transaction waits for it (knytt__sqlite_ckpt_gate), and the WAL stays
- * within the bound plus what one 100 ms tick writes.
+ * within the bound plus what is committed while a checkpoint runs.
  */
 START_TEST(back_to_back_commits_leave_the_checkpoint_a_turn)
 {
 	if (su_pg)
 		return; /* no WAL there */
-	wal_rig r = {0};
-	wal_rig_start(&r);
+	wal_rig r;
+	wal_rig_start(&r, 1, 100);
 	knytt_store *st = r.st;
 	put_item(st, "b0", "boot", "a boot", NULL, 1, 1);
 	put_item(st, "b1", "shoe", "a shoe", NULL, 1, 1);
@@ -2931,7 +2952,7 @@ START_TEST(back_to_back_commits_leave_the_checkpoint_a_turn)
 	}
 	wal_rig_stop(&r);
 	ck_assert_int_eq(knytt_store_interaction_count(st), n);
-	knytt_store_close(st);
+	wal_rig_close(&r);
 	ck_assert_msg(r.most < (8 << 20), "the WAL file reached %lld bytes "
 		      "(%d events)", r.most, n);
 }
@@ -2952,18 +2973,12 @@ START_TEST(a_commit_past_the_bound_wakes_the_checkpoint)
 {
 	if (su_pg)
 		return; /* no WAL there */
-	int was = knytt__sqlite_wal_frames_max;
-	int tick = knytt__sqlite_ckpt_tick_ms;
-	knytt__sqlite_wal_frames_max = 256;
-	knytt__sqlite_ckpt_tick_ms = 60000;
-	knytt_store *st = su_open("shop", NULL);
-	ck_assert_int_eq(knytt__store_bg_checkpoint(st, 1), 0);
-	char wal[1100], desc[3001], id[16];
-	snprintf(wal, sizeof wal, "%s-wal", t_uri + 7);
+	wal_rig r;
+	wal_rig_start(&r, 0, 60000);
+	knytt_store *st = r.st;
+	char desc[3001], id[16];
 	memset(desc, 'y', 3000);
 	desc[3000] = '\0';
-	long long most = 0, grew = 0, last = 0;
-	int cuts = 0;
 	for (int i = 0; i < 400; i++) {
 		snprintf(id, sizeof id, "n%d", i);
 		/* in a transaction, as the write-behind writer's: it waits
@@ -2972,21 +2987,17 @@ START_TEST(a_commit_past_the_bound_wakes_the_checkpoint)
 		ck_assert_int_eq(knytt__st_begin(st), 0);
 		put_item(st, id, "roomy", desc, NULL, 1, 1);
 		ck_assert_int_eq(knytt__st_commit(st), 0);
-		long long n = file_size(wal);
-		/* what the commits wrote: the WAL's growth, cuts skipped */
-		grew += n > last ? n - last : 0;
-		cuts += n < last; /* a TRUNCATE empties the file */
-		last = n;
-		most = n > most ? n : most;
+		wal_rig_note(&r);
 	}
-	knytt__sqlite_wal_frames_max = was;
-	knytt__sqlite_ckpt_tick_ms = tick;
+	wal_rig_stop(&r);
 	ck_assert_int_eq(knytt_store_item_count(st), 400);
-	knytt_store_close(st);
+	wal_rig_close(&r);
 	/* the bound: 256 frames of 4 KiB */
-	ck_assert_msg(grew > 8 * (256 << 12), "only %lld bytes written", grew);
-	ck_assert_msg(cuts >= 3 && most < grew / 2, "%d cuts; the WAL file "
-		      "reached %lld bytes of %lld written", cuts, most, grew);
+	ck_assert_msg(r.grew > 8 * (256 << 12), "only %lld bytes written",
+		      r.grew);
+	ck_assert_msg(r.cuts >= 3 && r.most < r.grew / 2, "%d cuts; the WAL "
+		      "file reached %lld bytes of %lld written", r.cuts, r.most,
+		      r.grew);
 }
 END_TEST
 

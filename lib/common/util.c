@@ -35,6 +35,14 @@ int64_t knytt__now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void knytt__deadline(struct timespec *t, int clk, int64_t ms)
+{
+	clock_gettime((clockid_t)clk, t);
+	int64_t ns = t->tv_nsec + ms % 1000 * 1000000;
+	t->tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+	t->tv_nsec = (long)(ns % 1000000000);
+}
+
 int knytt__ts_check(const char *field, int64_t ts_ms, int64_t now_ms,
 		    int64_t tol_ms)
 {

@@ -155,11 +155,11 @@ static inline int knytt__cat_match(const char *cat, const char *prefix,
 /* Search-log rows the write-behind queue writes in one transaction, at
  * most, and how long a row waits for others to share it (feedq.c). */
 #define KNYTT__LOG_GROUP 256
+#define KNYTT__LOG_DELAY_MS 50
 /* Writes of single events that share one transaction, at most: the
  * write-behind writer's (feedq.c) and the group commit's (stgroup.c).
  * The store mutex is held for all of them, some 2 ms at 30 us a write. */
 #define KNYTT__WRITE_GROUP 64
-#define KNYTT__LOG_DELAY_MS 50
 
 typedef struct knytt__fq_ev {
 	char *buf; /* "user\0item\0type\0", or "query\0user\0"; owned */

@@ -221,10 +221,7 @@ static int write_now(const knytt_engine *e)
 static int wait_due(knytt_engine *e, struct timespec *due, int *armed)
 {
 	if (!*armed) {
-		clock_gettime(CLOCK_MONOTONIC, due);
-		due->tv_nsec += LOG_DELAY_MS * 1000000L;
-		due->tv_sec += due->tv_nsec / 1000000000L;
-		due->tv_nsec %= 1000000000L;
+		knytt__deadline(due, CLOCK_MONOTONIC, LOG_DELAY_MS);
 		*armed = 1;
 	}
 	return pthread_cond_timedwait(&e->fq_wake, &e->fq_mu, due) ==

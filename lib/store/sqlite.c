@@ -52,7 +52,7 @@ typedef struct sq_ckpt {
 	int want; /* __atomic_* */
 	pthread_cond_t gate;
 	/* the commit hook's call (wal_nudge): armed while the WAL is under
-	 * the bound, one nudge per crossing; both __atomic_* */
+	 * the bound (__atomic_*), one nudge per crossing (under mu) */
 	int armed, nudged;
 } sq_ckpt;
 
@@ -484,7 +484,7 @@ static int wal_nudge(void *arg, sqlite3 *h, const char *db, int frames)
 	    !__atomic_exchange_n(&c->armed, 0, __ATOMIC_SEQ_CST))
 		return SQLITE_OK;
 	pthread_mutex_lock(&c->mu);
-	__atomic_store_n(&c->nudged, 1, __ATOMIC_SEQ_CST);
+	c->nudged = 1;
 	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 	return SQLITE_OK;
@@ -496,16 +496,11 @@ static void *ckpt_main(void *arg)
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
 		struct timespec t;
-		clock_gettime(CLOCK_REALTIME, &t);
-		long long ns = t.tv_nsec +
-			       (long long)knytt__sqlite_ckpt_tick_ms * 1000000;
-		t.tv_sec += (time_t)(ns / 1000000000);
-		t.tv_nsec = (long)(ns % 1000000000);
-		while (!c->stop &&
-		       !__atomic_load_n(&c->nudged, __ATOMIC_SEQ_CST) &&
+		knytt__deadline(&t, CLOCK_REALTIME, knytt__sqlite_ckpt_tick_ms);
+		while (!c->stop && !c->nudged &&
 		       pthread_cond_timedwait(&c->cv, &c->mu, &t) == 0)
 			;
-		__atomic_store_n(&c->nudged, 0, __ATOMIC_SEQ_CST);
+		c->nudged = 0;
 		if (c->stop)
 			break;
 		pthread_mutex_unlock(&c->mu);
@@ -549,10 +544,7 @@ void knytt__sqlite_ckpt_gate(knytt__db *db)
 	if (!c || !__atomic_load_n(&c->want, __ATOMIC_SEQ_CST))
 		return;
 	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_nsec += CKPT_GATE_MS * 1000000L;
-	t.tv_sec += t.tv_nsec / 1000000000L;
-	t.tv_nsec %= 1000000000L;
+	knytt__deadline(&t, CLOCK_REALTIME, CKPT_GATE_MS);
 	pthread_mutex_lock(&c->mu);
 	while (__atomic_load_n(&c->want, __ATOMIC_SEQ_CST) &&
 	       pthread_cond_timedwait(&c->gate, &c->mu, &t) == 0)
