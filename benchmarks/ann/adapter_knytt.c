@@ -5,6 +5,9 @@
  * --variant int8 / int8only select KNYTT_QUANT_INT8 (walk on int8 codes,
  * re-rank with f32) and KNYTT_QUANT_INT8_ONLY; the quantizer's ranges are
  * learned from the whole base (add_batch's first batch is all of it).
+ * --variant int8only-exact is a flat index (exact scan) over the same
+ * int8 codes and asymmetric distances: the recall the codes allow at
+ * all, the ceiling of the int8only walk at any ef.
  *
  * index_bytes = knytt_index_memory(); vector_bytes =
  * knytt_index_vector_memory().
@@ -18,6 +21,7 @@
 #include <string.h>
 
 static knytt_quant quant = KNYTT_QUANT_NONE;
+static knytt_index_kind kind = KNYTT_INDEX_HNSW;
 
 /* The index calls take the dimension (a mismatch is an error, not an
  * overread); the adapter interface does not carry it, so keep it here. */
@@ -30,6 +34,8 @@ static void *kn_build(const ann_data *d, unsigned m, unsigned efc,
 	knytt_index *ix = NULL;
 	uint64_t *labels = malloc(sizeof *labels * (d->n ? d->n : 1));
 	int rc = labels ? knytt_index_create(&ix) : KNYTT_ENOMEM;
+	if (rc == 0)
+		rc = knytt_index_set_kind(ix, kind);
 	if (rc == 0)
 		rc = knytt_index_set_m(ix, m);
 	if (rc == 0)
@@ -94,6 +100,7 @@ static ann_adapter kn_adapter = {
 
 const ann_adapter *ann_adapter_get(const char *variant)
 {
+	kind = KNYTT_INDEX_HNSW;
 	if (!variant || !*variant) {
 		quant = KNYTT_QUANT_NONE;
 		kn_adapter.library = "knytt";
@@ -103,6 +110,10 @@ const ann_adapter *ann_adapter_get(const char *variant)
 	} else if (strcmp(variant, "int8only") == 0) {
 		quant = KNYTT_QUANT_INT8_ONLY;
 		kn_adapter.library = "knytt-int8only";
+	} else if (strcmp(variant, "int8only-exact") == 0) {
+		quant = KNYTT_QUANT_INT8_ONLY;
+		kind = KNYTT_INDEX_FLAT;
+		kn_adapter.library = "knytt-int8only-exact";
 	} else {
 		return NULL;
 	}
