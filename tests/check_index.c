@@ -883,6 +883,135 @@ START_TEST(format_v1_fixture_still_loads)
 }
 END_TEST
 
+/* Every vector starts a cache line (index_impl.h), in memory and as
+ * mapped from the file, which says format version 2; int8-only keeps
+ * the packed layout. */
+START_TEST(vectors_start_cache_lines)
+{
+	static const struct {
+		knytt_index_kind kind;
+		knytt_quant quant;
+		uint32_t dim;
+	} cases[] = {
+		{KNYTT_INDEX_HNSW, KNYTT_QUANT_NONE, 3},
+		{KNYTT_INDEX_HNSW, KNYTT_QUANT_NONE, 128},
+		{KNYTT_INDEX_HNSW, KNYTT_QUANT_INT8, 20},
+		{KNYTT_INDEX_HNSW, KNYTT_QUANT_INT8_ONLY, 100},
+		{KNYTT_INDEX_FLAT, KNYTT_QUANT_NONE, 7},
+	};
+	char *path = tmp_path("aligned.idx");
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		uint32_t d = cases[c].dim;
+		size_t n = 300;
+		float *v = malloc(n * d * sizeof *v);
+		for (size_t i = 0; i < n * d; i++)
+			v[i] = sinf((float)i * 0.37f);
+		knytt_index *ix;
+		ck_assert_int_eq(knytt_index_create(&ix), 0);
+		ck_assert_int_eq(knytt_index_set_kind(ix, cases[c].kind), 0);
+		ck_assert_int_eq(knytt_index_set_quant(ix, cases[c].quant), 0);
+		ck_assert_int_eq(knytt_index_open(ix, d), 0);
+		for (size_t i = 0; i < n; i++)
+			ck_assert_int_eq(knytt_index_add(ix, i, v + i * d, d), 0);
+		int packed = cases[c].quant == KNYTT_QUANT_INT8_ONLY;
+		if (packed) {
+			ck_assert_uint_eq(ix->off_vec, ix->off_label + 8);
+			ck_assert_uint_eq(ix->block,
+					  (ix->off_vec + d + 15) & ~(size_t)15);
+		} else {
+			ck_assert_uint_eq(ix->block % 64, 0);
+			for (uint32_t s = 0; s < ix->nslots; s++)
+				ck_assert_msg(((uintptr_t)knytt__vecp(ix, s) &
+					       63) == 0,
+					      "case %zu slot %u", c, s);
+		}
+		ck_assert_int_eq(knytt_index_save(ix, path), 0);
+		size_t len;
+		unsigned char *f = slurp(path, &len);
+		ck_assert_uint_eq(knytt__get_u32(f + 8), 2);
+		free(f);
+		knytt_index *b;
+		knytt_index_create(&b);
+		ck_assert_int_eq(knytt_index_load(b, path), 0);
+		ck_assert(b->l0_mapped);
+		ck_assert_uint_eq(b->block, ix->block);
+		for (uint32_t s = 0; s < b->nslots && !packed; s++)
+			ck_assert(((uintptr_t)knytt__vecp(b, s) & 63) == 0);
+		/* the same answers from the loaded copy */
+		for (size_t q = 0; q < 10; q++) {
+			uint64_t la[5], lb[5];
+			int na = knytt_index_search(ix, v + q * 29 * d, d, 5, 300,
+						    la, NULL);
+			int nb = knytt_index_search(b, v + q * 29 * d, d, 5, 300,
+						    lb, NULL);
+			ck_assert_int_eq(na, 5);
+			ck_assert_int_eq(nb, na);
+			ck_assert_mem_eq(la, lb, sizeof la);
+		}
+		knytt_index_close(b);
+		knytt_index_close(ix);
+		free(v);
+	}
+	unlink(path);
+	free(path);
+}
+END_TEST
+
+/* An index read from a version-1 file keeps that file's packed layout:
+ * it grows, answers exactly and saves as version 1 again. */
+START_TEST(format_v1_index_keeps_its_layout)
+{
+	knytt_index *ix;
+	knytt_index_create(&ix);
+	ck_assert_msg(knytt_index_load(ix, "tests/fixtures/index-v1.idx") ==
+			      KNYTT_OK,
+		      "%s", knytt_errmsg());
+	ck_assert(ix->packed);
+	ck_assert_uint_eq(ix->off_vec, 8 + 4 * ix->m0 + 8);
+	float all[500 * 8];
+	for (int i = 0; i < 500; i++)
+		for (int j = 0; j < 8; j++)
+			all[i * 8 + j] = sinf((float)i * (float)(j + 1));
+	/* 200 more rows: the mapped blocks are copied to the heap */
+	for (int i = 300; i < 500; i++)
+		ck_assert_int_eq(knytt_index_add(ix, 5000 + (uint64_t)i,
+						 all + i * 8, 8),
+				 0);
+	ck_assert(!ix->l0_mapped);
+	ck_assert_uint_eq(knytt_index_count(ix), 490);
+	char *path = tmp_path("v1again.idx");
+	ck_assert_int_eq(knytt_index_save(ix, path), 0);
+	size_t len;
+	unsigned char *f = slurp(path, &len);
+	ck_assert_uint_eq(knytt__get_u32(f + 8), 1);
+	free(f);
+	knytt_index *b;
+	knytt_index_create(&b);
+	ck_assert_msg(knytt_index_load(b, path) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	ck_assert(b->packed);
+	ck_assert_uint_eq(knytt_index_count(b), 490);
+	for (int q = 0; q < 20; q++) {
+		const float *qv = all + (q * 23 % 500) * 8;
+		uint64_t gt[15], got[5];
+		float gd[15], dd[5];
+		knytt_exact_knn(KNYTT_METRIC_L2, 8, all, 500, qv, 1, 15, gt,
+				gd);
+		ck_assert_int_eq(knytt_index_search(b, qv, 8, 5, 500, got, dd),
+				 5);
+		for (int i = 0, j = 0; i < 5; i++, j++) {
+			while (gt[j] < 10) /* removed rows */
+				j++;
+			ck_assert_float_eq_tol(dd[i], gd[j], 1e-5);
+		}
+	}
+	knytt_index_close(b);
+	knytt_index_close(ix);
+	unlink(path);
+	free(path);
+}
+END_TEST
+
 /* --------------------------------------------------------------- errors */
 
 START_TEST(bad_arguments)
@@ -1059,6 +1188,8 @@ Suite *index_suite(void)
 	tcase_add_loop_test(tc, empty_index_saves_and_loads, 0, 2);
 	tcase_add_test(tc, corrupt_truncated_foreign_files);
 	tcase_add_test(tc, format_v1_fixture_still_loads);
+	tcase_add_test(tc, vectors_start_cache_lines);
+	tcase_add_test(tc, format_v1_index_keeps_its_layout);
 	tcase_add_test(tc, bad_arguments);
 	tcase_add_test(tc, concurrent_searches_with_a_writer);
 	suite_add_tcase(s, tc);

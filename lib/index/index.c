@@ -160,7 +160,12 @@ int knytt__index_layout(knytt_index *ix)
 			     : ix->dim;
 	ix->off_label = 8 + 4 * (size_t)ix->m0;
 	ix->off_vec = ix->off_label + 8;
-	ix->block = (ix->off_vec + ix->vbytes + 15) & ~(size_t)15;
+	if (ix->packed || ix->quant == KNYTT_QUANT_INT8_ONLY) {
+		ix->block = (ix->off_vec + ix->vbytes + 15) & ~(size_t)15;
+	} else {
+		ix->off_vec = (ix->off_vec + 63) & ~(size_t)63;
+		ix->block = (ix->off_vec + ix->vbytes + 63) & ~(size_t)63;
+	}
 	/* the walk fetches up to 1 KB of a vector, that many vectors
 	 * ahead, about 1 KB in all (hnsw.c, prefetch_vec) */
 	ix->pf_bytes = ix->vbytes < 1024 ? ix->vbytes : 1024;

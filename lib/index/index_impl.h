@@ -16,6 +16,19 @@
  *          off_label    uint64  label
  *          off_vec      vector: dim floats, or dim int8 codes
  *
+ * off_vec and the block size are multiples of 64 (a cache line), so on
+ * the 64-byte aligned array every vector starts a line: it spans
+ * vbytes / 64 lines instead of one more, and no 64-byte load of the
+ * AVX-512 kernels straddles two lines.  That costs up to 63 bytes of
+ * padding per node (+7% of a 128-d node: 704 bytes for 656) and was
+ * worth 6-16% of single-thread QPS on 128-d data and about 3% on 512-d
+ * (the same graph searched both ways in one process, alternating).
+ * KNYTT_QUANT_INT8_ONLY, the mode chosen for memory, keeps the packed
+ * layout (off_vec = off_label + 8, blocks of 16 bytes): on 128-d codes
+ * the padding would be 18% of the index for 4-9% of QPS.  Files of
+ * format version 1 have the packed layout in every mode: an index
+ * loaded from one keeps it ("packed") and saves as version 1 again.
+ *
  * Upper levels (only ~1/m of the nodes have any) live in one uint32
  * pool: uoff[slot] points at the node's level-1 list, each list being
  * [n, links[m]]; pool[uoff - 1] is the number of levels allocated there,
@@ -75,6 +88,7 @@ struct knytt_index {
 	knytt__lmap labels;
 	uint32_t entry;
 	int maxlevel; /* -1 while empty */
+	int packed;   /* the layout of format version 1 (see the top) */
 
 	/* int8 quantization: code = round((x - mid) / step), clipped to
 	 * [-127, 127].  For IP/cosine mid is 0 (so products stay products). */

@@ -1,10 +1,12 @@
 /*
  * io.c -- knytt_index_save / knytt_index_load.
  *
- * File format, version 1.  All integers little-endian.
+ * File format, version 2.  All integers little-endian.
  *
  *   0    8  magic "KNYTTIDX"
- *   8    4  format version (1)
+ *   8    4  format version: 2, or 1 for the packed level-0 layout
+ *           (index_impl.h); both are read, and an index keeps the
+ *           layout, and so the version, of the file it came from
  *   12   4  endian tag 0x01020304
  *   16   4  header size (256)
  *   20  ... settings and counts (see put_header), section offsets
@@ -39,7 +41,7 @@
 #include <unistd.h>
 
 #define HDR 256
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2
 
 static size_t align64(size_t x)
 {
@@ -109,7 +111,7 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 	unsigned char h[HDR];
 	memset(h, 0, sizeof h);
 	memcpy(h, "KNYTTIDX", 8);
-	knytt__put_u32(h + 8, FORMAT_VERSION);
+	knytt__put_u32(h + 8, ix->packed ? 1u : (uint32_t)FORMAT_VERSION);
 	knytt__put_u32(h + 12, 0x01020304u);
 	knytt__put_u32(h + 16, HDR);
 	knytt__put_u32(h + 20, (uint32_t)ix->kind);
@@ -302,6 +304,7 @@ static int load_mapped(knytt_index *ix, const unsigned char *p, size_t len,
 	     !(ix->qstep > 0 && isfinite(ix->qstep) &&
 	       isfinite(1.0f / ix->qstep))))
 		return CORRUPT("%s: settings out of range", path);
+	ix->packed = ver == 1;
 	knytt__index_layout(ix);
 	if (knytt__get_u32(p + 40) != ix->m0 || block != ix->block)
 		return CORRUPT("%s: block layout does not match its settings",
@@ -448,6 +451,7 @@ int knytt_index_load(knytt_index *ix, const char *path)
 		ix->ef_default = efs;
 		ix->seed = seed;
 		ix->dim = 0;
+		ix->packed = 0;
 		return rc;
 	}
 	ix->map = map;
