@@ -837,6 +837,36 @@ START_TEST(corrupt_truncated_foreign_files)
 }
 END_TEST
 
+/* The index of the v1 fixture (tests/fixtures/make_index_v1.c: row i
+ * at label 5000 + i, rows 0..9 removed) over rows all[0..n) answers 20
+ * queries exactly (ef covers the index): the queries are rows q * step
+ * mod n. */
+static void v1_exact_answers(const knytt_index *ix, const float *all,
+			     size_t n, size_t step)
+{
+	for (size_t q = 0; q < 20; q++) {
+		const float *qv = all + (q * step % n) * 8;
+		uint64_t gt[15], got[5];
+		float gd[15], dd[5];
+		knytt_exact_knn(KNYTT_METRIC_L2, 8, all, n, qv, 1, 15, gt, gd);
+		ck_assert_int_eq(knytt_index_search(ix, qv, 8, 5, (unsigned)n,
+						    got, dd),
+				 5);
+		/* compare distances: equal-distance rows may swap places */
+		for (int i = 0, j = 0; i < 5; i++, j++) {
+			while (gt[j] < 10) /* removed rows */
+				j++;
+			ck_assert_uint_ge(got[i], 5010);
+			ck_assert_float_eq_tol(dd[i], gd[j], 1e-5);
+			ck_assert_float_eq_tol(
+				dd[i],
+				knytt_distance(KNYTT_METRIC_L2, qv,
+					       all + (got[i] - 5000) * 8, 8),
+				1e-5);
+		}
+	}
+}
+
 START_TEST(format_v1_fixture_still_loads)
 {
 	/* written by tests/fixtures/make_index_v1.c when version 1 shipped */
@@ -856,32 +886,27 @@ START_TEST(format_v1_fixture_still_loads)
 	float v[8];
 	ck_assert_int_eq(knytt_index_get(ix, 5123, v, 8), KNYTT_OK);
 	ck_assert_mem_eq(v, all + 123 * 8, sizeof v);
-	/* exact answers among the 290 live rows (ef covers the index) */
-	for (int q = 0; q < 20; q++) {
-		const float *qv = all + (q * 13 % 300) * 8;
-		uint64_t gt[15], got[5];
-		float gd[15], dd[5];
-		knytt_exact_knn(KNYTT_METRIC_L2, 8, all, 300, qv, 1, 15, gt,
-				gd);
-		ck_assert_int_eq(knytt_index_search(ix, qv, 8, 5, 300, got,
-						    dd),
-				 5);
-		/* compare distances: equal-distance rows may swap places */
-		for (int i = 0, j = 0; i < 5; i++, j++) {
-			while (gt[j] < 10) /* removed rows */
-				j++;
-			ck_assert_uint_ge(got[i], 5010);
-			ck_assert_float_eq_tol(dd[i], gd[j], 1e-5);
-			ck_assert_float_eq_tol(
-				dd[i],
-				knytt_distance(KNYTT_METRIC_L2, qv,
-					       all + (got[i] - 5000) * 8, 8),
-				1e-5);
-		}
-	}
+	v1_exact_answers(ix, all, 300, 13);
 	knytt_index_close(ix);
 }
 END_TEST
+
+/* Saves @p ix to @p path, checks the file's format version, loads it
+ * into a new handle. */
+static knytt_index *save_reload(knytt_index *ix, const char *path,
+				uint32_t version)
+{
+	ck_assert_int_eq(knytt_index_save(ix, path), 0);
+	size_t len;
+	unsigned char *f = slurp(path, &len);
+	ck_assert_uint_eq(knytt__get_u32(f + 8), version);
+	free(f);
+	knytt_index *b;
+	knytt_index_create(&b);
+	ck_assert_msg(knytt_index_load(b, path) == KNYTT_OK, "%s",
+		      knytt_errmsg());
+	return b;
+}
 
 /* Every vector starts a cache line (index_impl.h), in memory and as
  * mapped from the file, which says format version 2; int8-only keeps
@@ -925,14 +950,7 @@ START_TEST(vectors_start_cache_lines)
 					       63) == 0,
 					      "case %zu slot %u", c, s);
 		}
-		ck_assert_int_eq(knytt_index_save(ix, path), 0);
-		size_t len;
-		unsigned char *f = slurp(path, &len);
-		ck_assert_uint_eq(knytt__get_u32(f + 8), 2);
-		free(f);
-		knytt_index *b;
-		knytt_index_create(&b);
-		ck_assert_int_eq(knytt_index_load(b, path), 0);
+		knytt_index *b = save_reload(ix, path, 2);
 		ck_assert(b->l0_mapped);
 		ck_assert_uint_eq(b->block, ix->block);
 		for (uint32_t s = 0; s < b->nslots && !packed; s++)
@@ -980,31 +998,10 @@ START_TEST(format_v1_index_keeps_its_layout)
 	ck_assert(!ix->l0_mapped);
 	ck_assert_uint_eq(knytt_index_count(ix), 490);
 	char *path = tmp_path("v1again.idx");
-	ck_assert_int_eq(knytt_index_save(ix, path), 0);
-	size_t len;
-	unsigned char *f = slurp(path, &len);
-	ck_assert_uint_eq(knytt__get_u32(f + 8), 1);
-	free(f);
-	knytt_index *b;
-	knytt_index_create(&b);
-	ck_assert_msg(knytt_index_load(b, path) == KNYTT_OK, "%s",
-		      knytt_errmsg());
+	knytt_index *b = save_reload(ix, path, 1);
 	ck_assert(b->packed);
 	ck_assert_uint_eq(knytt_index_count(b), 490);
-	for (int q = 0; q < 20; q++) {
-		const float *qv = all + (q * 23 % 500) * 8;
-		uint64_t gt[15], got[5];
-		float gd[15], dd[5];
-		knytt_exact_knn(KNYTT_METRIC_L2, 8, all, 500, qv, 1, 15, gt,
-				gd);
-		ck_assert_int_eq(knytt_index_search(b, qv, 8, 5, 500, got, dd),
-				 5);
-		for (int i = 0, j = 0; i < 5; i++, j++) {
-			while (gt[j] < 10) /* removed rows */
-				j++;
-			ck_assert_float_eq_tol(dd[i], gd[j], 1e-5);
-		}
-	}
+	v1_exact_answers(b, all, 500, 23);
 	knytt_index_close(b);
 	knytt_index_close(ix);
 	unlink(path);
