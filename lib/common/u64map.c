@@ -75,7 +75,7 @@ int knytt__lmap_reserve(knytt__lmap *m, size_t n)
 	size_t cap = m->cap ? m->cap : 16;
 	while (2 * cap < 3 * (n + 1))
 		cap *= 2;
-	if (cap == m->cap && 3 * m->used < 2 * cap)
+	if (cap == m->cap && 3 * (m->used + 1) <= 2 * cap)
 		return KNYTT_OK;
 	return rehash(m, cap);
 }
