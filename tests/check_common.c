@@ -268,7 +268,8 @@ END_TEST
  * and above (2 MiB-aligned memory, then a copy), growing and shrinking */
 START_TEST(big_realloc_keeps_contents)
 {
-	size_t sizes[] = { 1000, 3u << 20, 5u << 20, 9u << 20, 6u << 20 };
+	size_t sizes[] = { 1000, 3000, 3u << 20, 5u << 20, 9u << 20, 6u << 20,
+			   100 };
 	unsigned char *p = NULL;
 	size_t have = 0;
 	for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
@@ -281,11 +282,45 @@ START_TEST(big_realloc_keeps_contents)
 		ck_assert_uint_eq(bad, 0);
 		if (n >= (4u << 20))
 			ck_assert_uint_eq((uintptr_t)p % (2u << 20), 0);
+		else /* a cache line, as the index's vectors expect */
+			ck_assert_uint_eq((uintptr_t)p % 64, 0);
 		for (size_t i = keep; i < n; i++)
 			p[i] = (unsigned char)(i * 7 + 3);
 		have = n;
 	}
 	free(p);
+}
+END_TEST
+
+/* The label map (u64map.c) finds every key through growth, deletes and
+ * reuse, and stays between a third and two thirds full (tombstones
+ * counted in the upper bound) once past its first 16 slots. */
+START_TEST(lmap_finds_keys_one_to_two_thirds_full)
+{
+	knytt__lmap m = { 0 };
+	const uint64_t N = 20000;
+	for (uint64_t k = 0; k < N; k++) {
+		ck_assert_int_eq(knytt__lmap_put(&m, k * 1000003u, (uint32_t)k),
+				 0);
+		ck_assert_uint_le(3 * m.used, 2 * m.cap);
+		if (m.cap > 16)
+			ck_assert_msg(3 * m.n > m.cap, "%zu keys in %zu slots",
+				      m.n, m.cap);
+	}
+	ck_assert_uint_eq(knytt__lmap_bytes(&m), m.cap * 12);
+	for (uint64_t k = 0; k < N; k += 2) /* half deleted: tombstones */
+		knytt__lmap_del(&m, k * 1000003u);
+	for (uint64_t k = N; k < N + N / 2; k++) {
+		ck_assert_int_eq(knytt__lmap_put(&m, k * 1000003u, (uint32_t)k),
+				 0);
+		ck_assert_uint_le(3 * m.used, 2 * m.cap);
+	}
+	ck_assert_uint_eq(m.n, N);
+	for (uint64_t k = 0; k < N + N / 2; k++)
+		ck_assert_uint_eq(knytt__lmap_get(&m, k * 1000003u),
+				  k < N && k % 2 == 0 ? LMAP_EMPTY : (uint32_t)k);
+	ck_assert_uint_eq(knytt__lmap_get(&m, 7), LMAP_EMPTY);
+	knytt__lmap_free(&m);
 }
 END_TEST
 
@@ -303,6 +338,7 @@ Suite *common_suite(void)
 	tcase_add_test(tc, grow_doubles_and_keeps_contents);
 	tcase_add_test(tc, cap_class_rounds_to_few_sizes);
 	tcase_add_test(tc, big_realloc_keeps_contents);
+	tcase_add_test(tc, lmap_finds_keys_one_to_two_thirds_full);
 	suite_add_tcase(s, tc);
 	return s;
 }
