@@ -984,7 +984,7 @@ START_TEST(format_v1_index_keeps_its_layout)
 	ck_assert_msg(knytt_index_load(ix, "tests/fixtures/index-v1.idx") ==
 			      KNYTT_OK,
 		      "%s", knytt_errmsg());
-	ck_assert(ix->packed);
+	ck_assert(ix->format1);
 	ck_assert_uint_eq(ix->off_vec, 8 + 4 * ix->m0 + 8);
 	float all[500 * 8];
 	for (int i = 0; i < 500; i++)
@@ -999,7 +999,7 @@ START_TEST(format_v1_index_keeps_its_layout)
 	ck_assert_uint_eq(knytt_index_count(ix), 490);
 	char *path = tmp_path("v1again.idx");
 	knytt_index *b = save_reload(ix, path, 1);
-	ck_assert(b->packed);
+	ck_assert(b->format1);
 	ck_assert_uint_eq(knytt_index_count(b), 490);
 	v1_exact_answers(b, all, 500, 23);
 	knytt_index_close(b);

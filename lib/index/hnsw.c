@@ -271,20 +271,40 @@ float knytt__key(const knytt_index *ix, const void *q, const void *v)
  * separate quiet runs had suggested 1.23x -> 1.18x); synth100k (100k x
  * 128) went from 1.12-1.21x to 1.33-1.39x.
  * The upper levels' greedy descent fetched nothing ahead, its few nodes
- * taken to stay cached; on 100k x 512 they do not (perf: 6% of the
- * time in greedy).  It now fetches like the walk, and the walk fetches
- * the links of the next candidate while it measures this one's
- * neighbours: the same graph searched with and without both, in
- * alternating slices in one process, 31-41 rounds, ef 10-48: +1-6% on
- * emb512, 0-6% on bigann10k, the median above 1.0 at 9 efs of 10 (0.999
- * at the tenth; each round's ratio spreads by +-30% on this machine).
+ * taken to stay cached; on 100k x 512 they do not (perf record -g of
+ * build/bench-ann/ann_knytt --dataset emb512 while it searches: 6% of
+ * the time in greedy).  It now fetches like the walk, and the walk
+ * fetches the links of the next candidate while it measures this one's
+ * neighbours.  Measured with a switch for both put into the library for
+ * the purpose (not kept: a branch in the walk), the same graph searched
+ * with and without them in alternating slices in one process, 31-41
+ * rounds, ef 10-48: +1-6% on emb512, 0-6% on bigann10k, the median
+ * above 1.0 at 9 efs of 10 (0.999 at the tenth; each round's ratio
+ * spreads by +-30% on this machine).
  */
-static inline void prefetch_vec(const knytt_index *ix, uint32_t s)
+static inline void prefetch_span(const void *p, size_t n)
 {
-	uintptr_t a = (uintptr_t)knytt__vecp(ix, s);
-	uintptr_t e = a + ix->pf_bytes;
+	uintptr_t a = (uintptr_t)p, e = a + n;
 	for (a &= ~(uintptr_t)63; a < e; a += 64)
 		__builtin_prefetch((const void *)a, 0, 3);
+}
+
+static inline void prefetch_vec(const knytt_index *ix, uint32_t s)
+{
+	prefetch_span(knytt__vecp(ix, s), ix->pf_bytes);
+}
+
+/* the greedy descent's: the node's first line (its level) and vector */
+static inline void prefetch_head_vec(const knytt_index *ix, uint32_t s)
+{
+	__builtin_prefetch(knytt__node(ix, s), 0, 3);
+	prefetch_vec(ix, s);
+}
+
+/* node s's level-0 list: [n, links[m0]] from offset 4 of its block */
+static inline void prefetch_links(const knytt_index *ix, uint32_t s)
+{
+	prefetch_span(knytt__node(ix, s), 8 + 4 * (size_t)ix->m0);
 }
 
 /* Keeps in todo[] the neighbours links[0..n) not visited yet (marking
@@ -362,17 +382,12 @@ static void greedy(const knytt_index *ix, const void *q, int top, int bottom,
 			 * larger than the caches the upper levels' nodes are
 			 * not all cached either */
 			uint32_t A = ix->pf_ahead;
-			for (uint32_t j = 0; j < n && j < A; j++) {
-				__builtin_prefetch(knytt__node(ix, buf[j]), 0, 3);
-				prefetch_vec(ix, buf[j]);
-			}
+			for (uint32_t j = 0; j < n && j < A; j++)
+				prefetch_head_vec(ix, buf[j]);
 			for (uint32_t j = 0; j < n; j++) {
 				uint32_t nb = buf[j];
-				if (j + A < n) {
-					__builtin_prefetch(knytt__node(ix, buf[j + A]),
-							   0, 3);
-					prefetch_vec(ix, buf[j + A]);
-				}
+				if (j + A < n)
+					prefetch_head_vec(ix, buf[j + A]);
 				if (knytt__level(ix, nb) < l)
 					continue;
 				float d = key(ix, q, knytt__vecp(ix, nb));
@@ -414,16 +429,10 @@ walk(const knytt_index *ix, knytt__scratch *sc, const void *q, uint32_t ep,
 		if (c.d > lb && (sc->nr >= ef || !may_skip))
 			break;
 		cpop(sc);
-		if (l == 0 && sc->nc > 0) {
-			/* the next candidate's links (most often the next
-			 * expanded), on their way while this one's
-			 * neighbours are measured */
-			const char *nx =
-				(const char *)knytt__list(ix, sc->cand[0].id, 0);
-			__builtin_prefetch(nx, 0, 3);
-			__builtin_prefetch(nx + 64, 0, 3);
-			__builtin_prefetch(nx + 128, 0, 3);
-		}
+		/* the next candidate's links (most often the next expanded),
+		 * on their way while this one's neighbours are measured */
+		if (l == 0 && sc->nc > 0)
+			prefetch_links(ix, sc->cand[0].id);
 		const uint32_t *links;
 		uint32_t n;
 		if (l == 0 && !locked) {

@@ -160,7 +160,7 @@ int knytt__index_layout(knytt_index *ix)
 			     : ix->dim;
 	ix->off_label = 8 + 4 * (size_t)ix->m0;
 	ix->off_vec = ix->off_label + 8;
-	if (ix->packed || ix->quant == KNYTT_QUANT_INT8_ONLY) {
+	if (ix->format1 || ix->quant == KNYTT_QUANT_INT8_ONLY) {
 		ix->block = (ix->off_vec + ix->vbytes + 15) & ~(size_t)15;
 	} else {
 		ix->off_vec = (ix->off_vec + 63) & ~(size_t)63;

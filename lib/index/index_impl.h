@@ -22,12 +22,16 @@
  * AVX-512 kernels straddles two lines.  That costs up to 63 bytes of
  * padding per node (+7% of a 128-d node: 704 bytes for 656) and was
  * worth 6-16% of single-thread QPS on 128-d data and about 3% on 512-d
- * (the same graph searched both ways in one process, alternating).
+ * (the same graph built in both layouts in one process, through a
+ * switch put into the library for the purpose, the two searched in
+ * alternating slices).  Against hnswlib, benchmarks/ann/run --pair 3
+ * --graphs 4 at the commit before and after: 1.16x -> 1.31x on
+ * bigann10k and 1.16x -> 1.28x on emb512 at recall 0.95.
  * KNYTT_QUANT_INT8_ONLY, the mode chosen for memory, keeps the packed
  * layout (off_vec = off_label + 8, blocks of 16 bytes): on 128-d codes
  * the padding would be 18% of the index for 4-9% of QPS.  Files of
  * format version 1 have the packed layout in every mode: an index
- * loaded from one keeps it ("packed") and saves as version 1 again.
+ * loaded from one keeps it (format1) and saves as version 1 again.
  *
  * Upper levels (only ~1/m of the nodes have any) live in one uint32
  * pool: uoff[slot] points at the node's level-1 list, each list being
@@ -88,7 +92,7 @@ struct knytt_index {
 	knytt__lmap labels;
 	uint32_t entry;
 	int maxlevel; /* -1 while empty */
-	int packed;   /* the layout of format version 1 (see the top) */
+	int format1;  /* read from a version-1 file: its packed layout, kept */
 
 	/* int8 quantization: code = round((x - mid) / step), clipped to
 	 * [-127, 127].  For IP/cosine mid is 0 (so products stay products). */

@@ -111,7 +111,7 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 	unsigned char h[HDR];
 	memset(h, 0, sizeof h);
 	memcpy(h, "KNYTTIDX", 8);
-	knytt__put_u32(h + 8, ix->packed ? 1u : (uint32_t)FORMAT_VERSION);
+	knytt__put_u32(h + 8, ix->format1 ? 1u : (uint32_t)FORMAT_VERSION);
 	knytt__put_u32(h + 12, 0x01020304u);
 	knytt__put_u32(h + 16, HDR);
 	knytt__put_u32(h + 20, (uint32_t)ix->kind);
@@ -304,7 +304,7 @@ static int load_mapped(knytt_index *ix, const unsigned char *p, size_t len,
 	     !(ix->qstep > 0 && isfinite(ix->qstep) &&
 	       isfinite(1.0f / ix->qstep))))
 		return CORRUPT("%s: settings out of range", path);
-	ix->packed = ver == 1;
+	ix->format1 = ver == 1;
 	knytt__index_layout(ix);
 	if (knytt__get_u32(p + 40) != ix->m0 || block != ix->block)
 		return CORRUPT("%s: block layout does not match its settings",
@@ -451,7 +451,7 @@ int knytt_index_load(knytt_index *ix, const char *path)
 		ix->ef_default = efs;
 		ix->seed = seed;
 		ix->dim = 0;
-		ix->packed = 0;
+		ix->format1 = 0;
 		return rc;
 	}
 	ix->map = map;
