@@ -48,6 +48,11 @@ $(ANN_OUT)/ann_prep: $(ANN_OUT)/ann_prep.o $(ANN_OUT)/annbench.o \
 $(ANN_OUT)/exact_bench: $(ANN_OUT)/exact_bench.o build/libknytt.a
 	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# the recall codes of 8 bits per dimension allow (no anchor library)
+$(ANN_OUT)/quant_ceiling: $(ANN_OUT)/quant_ceiling.o $(ANN_OUT)/annbench.o \
+		build/libknytt.a
+	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 # knytt and one anchor in one process, their queries interleaved
 # (ann_pair.c): the same adapter objects, their entry points renamed
 $(ANN_OUT)/pair_knytt.o: $(ANN_OUT)/adapter_knytt.o
@@ -68,6 +73,6 @@ $(ANN_OUT)/ann_pair_faiss: $(ANN_OUT)/ann_pair.o $(ANN_OUT)/annbench.o \
 ann-pair: $(ANN_OUT)/ann_pair_hnswlib $(ANN_OUT)/ann_pair_faiss
 
 ann-anchors: $(ANN_OUT)/ann_prep $(ANN_OUT)/ann_hnswlib $(ANN_OUT)/ann_faiss
-ann-knytt: $(ANN_OUT)/ann_knytt $(ANN_OUT)/exact_bench
+ann-knytt: $(ANN_OUT)/ann_knytt $(ANN_OUT)/exact_bench $(ANN_OUT)/quant_ceiling
 
 .PHONY: ann-anchors ann-knytt ann-pair
