@@ -87,11 +87,11 @@ $(1)/obj/%.o: %.c $$(wildcard include/*.h lib/*.h lib/*/*.h) $(AFTER_DEPS)
 
 $(1)/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c lib/vec/vec.h $(AFTER_DEPS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -c $$< -o $$@
+	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -mf16c -c $$< -o $$@
 
 $(1)/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c lib/vec/vec.h $(AFTER_DEPS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -mavx512f \
+	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -mf16c -mavx512f \
 		-mavx512bw -mavx512vl -c $$< -o $$@
 
 $(1)/libknytt.a: $$(patsubst %.c,$(1)/obj/%.o,$$(LIB_SRCS))

@@ -201,7 +201,15 @@ typedef enum knytt_quant {
 	/* int8 without the f32 vectors: about 4x less vector memory; returned
 	 * distances are the int8 approximations, knytt_index_get returns the
 	 * decoded (approximate) vector. */
-	KNYTT_QUANT_INT8_ONLY = 2
+	KNYTT_QUANT_INT8_ONLY = 2,
+	/* f16 (IEEE half) vectors instead of f32: half the vector memory.
+	 * Each stored value is rounded to 11 significant bits (relative
+	 * error at most 2^-11); queries keep f32, and distances (summed in
+	 * f32) are the query's to the rounded vectors.  Values must stay
+	 * within +-65504 (KNYTT_EINVAL otherwise; cosine stores unit
+	 * vectors, so any finite value).  knytt_index_get returns the
+	 * stored (rounded) vector. */
+	KNYTT_QUANT_F16 = 3
 } knytt_quant;
 
 /** Filter predicate: return non-zero to let @p label into the results.

@@ -5,6 +5,7 @@
  */
 #include "../lib/internal.h"
 #include "../lib/index/hnsw.h"
+#include "../lib/vec/half.h"
 #include <limits.h>
 #include "testutil.h"
 
@@ -572,6 +573,106 @@ START_TEST(int8_cosine_and_ip)
 }
 END_TEST
 
+/*
+ * KNYTT_QUANT_F16: recall against brute force on the f32 vectors, each
+ * stored value the f16 rounding of the input, distances those of the f32
+ * query to the rounded vectors, half the f32 index's vector bytes; values
+ * beyond f16's range refused (cosine excepted: it stores unit vectors).
+ */
+START_TEST(f16_recall_values_and_memory)
+{
+	static const knytt_metric ms[3] = { KNYTT_METRIC_L2, KNYTT_METRIC_IP,
+					    KNYTT_METRIC_COSINE };
+	knytt_metric m = ms[_i % 3];
+	knytt_index_kind kind = _i < 3 ? KNYTT_INDEX_HNSW : KNYTT_INDEX_FLAT;
+	knytt_index *ix = make(kind, m, KNYTT_QUANT_F16);
+	knytt_index *f = make(kind, m, KNYTT_QUANT_NONE);
+	size_t n = kind == KNYTT_INDEX_HNSW ? N : 3000;
+	uint64_t *lab = iota(n, 0);
+	ck_assert_int_eq(knytt_index_add_batch(ix, n, lab, base_v, D, 2), 0);
+	ck_assert_int_eq(knytt_index_add_batch(f, n, lab, base_v, D, 2), 0);
+	double r = recall(ix, m, base_v, n, 0, 100);
+	ck_assert_msg(r >= (kind == KNYTT_INDEX_FLAT ? 0.99 : 0.95),
+		      "metric %d kind %d recall@10 %.4f", m, kind, r);
+	ck_assert_uint_eq(2 * knytt_index_vector_memory(ix),
+			  knytt_index_vector_memory(f));
+	/* stored values are the inputs rounded to f16 */
+	float v[D], w[D];
+	for (uint64_t i = 0; i < n; i += 97) {
+		ck_assert_int_eq(knytt_index_get(ix, i, v, D), 0);
+		ck_assert_int_eq(knytt_index_get(f, i, w, D), 0);
+		for (int j = 0; j < D; j++) {
+			ck_assert_float_eq(v[j],
+					   knytt__f16_to_f32(
+						   knytt__f32_to_f16(w[j])));
+			ck_assert(fabsf(v[j] - w[j]) <=
+				  0x1p-11f * fabsf(w[j]) + 0x1p-24f);
+		}
+	}
+	/* distances: the f32 query against the rounded vector */
+	uint64_t got[K];
+	float dd[K];
+	ck_assert_int_eq(knytt_index_search(ix, query_v, D, K, 100, got, dd),
+			 K);
+	float q[D];
+	memcpy(q, query_v, sizeof q);
+	if (m == KNYTT_METRIC_COSINE)
+		knytt__normalize(q, D);
+	for (int i = 0; i < K; i++) {
+		ck_assert_int_eq(knytt_index_get(ix, got[i], v, D), 0);
+		double want = 0;
+		for (int j = 0; j < D; j++)
+			want += m == KNYTT_METRIC_L2
+					? ((double)q[j] - v[j]) * (q[j] - v[j])
+					: (double)q[j] * v[j];
+		if (m != KNYTT_METRIC_L2)
+			want = (m == KNYTT_METRIC_COSINE) - want;
+		ck_assert_msg(fabs(dd[i] - want) <= 1e-4 * (fabs(want) + 1),
+			      "result %d: %g, want %g", i, dd[i], want);
+		if (i)
+			ck_assert(dd[i] >= dd[i - 1]);
+	}
+	/* out of range: refused, nothing changed; cosine normalizes first */
+	memcpy(v, base_v, sizeof v);
+	v[3] = 70000.0f;
+	size_t before = knytt_index_count(ix);
+	int rc = knytt_index_add(ix, 999999, v, D);
+	if (m == KNYTT_METRIC_COSINE) {
+		ck_assert_int_eq(rc, KNYTT_OK);
+		ck_assert_int_eq(knytt_index_search(ix, v, D, 1, 50, got, NULL),
+				 1);
+		ck_assert_uint_eq(got[0], 999999);
+	} else {
+		ck_assert_int_eq(rc, KNYTT_EINVAL);
+		ck_assert_msg(strstr(knytt_errmsg(), "value 3 is 70000") &&
+				      strstr(knytt_errmsg(), "f16"),
+			      "%s", knytt_errmsg());
+		ck_assert_uint_eq(knytt_index_count(ix), before);
+		ck_assert(!knytt_index_contains(ix, 999999));
+		ck_assert_int_eq(knytt_index_search(ix, v, D, K, 0, got, NULL),
+				 KNYTT_EINVAL);
+		uint64_t two[2] = { 999998, 999999 };
+		float rows[2 * D];
+		memcpy(rows, base_v, sizeof rows);
+		rows[D + 5] = -65600.0f;
+		ck_assert_int_eq(knytt_index_add_batch(ix, 2, two, rows, D, 1),
+				 KNYTT_EINVAL);
+		ck_assert_msg(strstr(knytt_errmsg(), "row 1: value 5"), "%s",
+			      knytt_errmsg());
+		rows[D + 5] = -65504.0f; /* the largest half fits */
+		ck_assert_int_eq(knytt_index_add_batch(ix, 2, two, rows, D, 1),
+				 KNYTT_OK);
+		ck_assert_int_eq(knytt_index_get(ix, 999999, v, D), 0);
+		ck_assert_float_eq(v[5], -65504.0f);
+	}
+	ck_assert_int_eq(knytt_index_train_quant(ix, 1, base_v, D),
+			 KNYTT_ENOTSUP);
+	free(lab);
+	knytt_index_close(ix);
+	knytt_index_close(f);
+}
+END_TEST
+
 START_TEST(flat_is_exact)
 {
 	knytt_index *ix = make(KNYTT_INDEX_FLAT, KNYTT_METRIC_L2,
@@ -672,8 +773,9 @@ START_TEST(save_load_round_trip)
 		knytt_index_kind k;
 		knytt_metric m;
 		knytt_quant q;
-	} cfg[5] = {
+	} cfg[6] = {
 		{ KNYTT_INDEX_HNSW, KNYTT_METRIC_L2, KNYTT_QUANT_NONE },
+		{ KNYTT_INDEX_HNSW, KNYTT_METRIC_IP, KNYTT_QUANT_F16 },
 		{ KNYTT_INDEX_HNSW, KNYTT_METRIC_COSINE, KNYTT_QUANT_INT8 },
 		{ KNYTT_INDEX_HNSW, KNYTT_METRIC_IP, KNYTT_QUANT_INT8_ONLY },
 		{ KNYTT_INDEX_FLAT, KNYTT_METRIC_L2, KNYTT_QUANT_NONE },
@@ -908,9 +1010,42 @@ static knytt_index *save_reload(knytt_index *ix, const char *path,
 	return b;
 }
 
+/* An f16 file says version 3, which version-2 readers refuse; a file
+ * that claims f16 under version 2 is corrupt. */
+START_TEST(f16_file_is_version_3)
+{
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_F16);
+	uint64_t *lab = iota(500, 0);
+	ck_assert_int_eq(knytt_index_add_batch(ix, 500, lab, base_v, D, 1), 0);
+	char *path = tmp_path("f16.idx");
+	knytt_index *b = save_reload(ix, path, 3);
+	uint64_t x[K], y[K];
+	ck_assert_int_eq(knytt_index_search(ix, query_v, D, K, 50, x, NULL), K);
+	ck_assert_int_eq(knytt_index_search(b, query_v, D, K, 50, y, NULL), K);
+	ck_assert_mem_eq(x, y, sizeof x);
+	knytt_index_close(b);
+	size_t len;
+	unsigned char *buf = slurp(path, &len);
+	knytt__put_u32(buf + 8, 2);
+	reseal(buf, len);
+	spit(path, buf, len);
+	ck_assert_int_eq(try_load(path), KNYTT_ECORRUPT);
+	knytt__put_u32(buf + 8, 4);
+	reseal(buf, len);
+	spit(path, buf, len);
+	ck_assert_int_eq(try_load(path), KNYTT_EVERSION);
+	unlink(path);
+	free(path);
+	free(buf);
+	free(lab);
+	knytt_index_close(ix);
+}
+END_TEST
+
 /* Every vector starts a cache line (index_impl.h), in memory and as
- * mapped from the file, which says format version 2; int8-only keeps
- * the packed layout. */
+ * mapped from the file, which says format version 2 (3 for f16);
+ * int8-only keeps the packed layout. */
 START_TEST(vectors_start_cache_lines)
 {
 	static const struct {
@@ -923,6 +1058,8 @@ START_TEST(vectors_start_cache_lines)
 		{KNYTT_INDEX_HNSW, KNYTT_QUANT_INT8, 20},
 		{KNYTT_INDEX_HNSW, KNYTT_QUANT_INT8_ONLY, 100},
 		{KNYTT_INDEX_FLAT, KNYTT_QUANT_NONE, 7},
+		{KNYTT_INDEX_HNSW, KNYTT_QUANT_F16, 24},
+		{KNYTT_INDEX_FLAT, KNYTT_QUANT_F16, 5},
 	};
 	char *path = tmp_path("aligned.idx");
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -950,7 +1087,8 @@ START_TEST(vectors_start_cache_lines)
 					       63) == 0,
 					      "case %zu slot %u", c, s);
 		}
-		knytt_index *b = save_reload(ix, path, 2);
+		knytt_index *b = save_reload(
+			ix, path, cases[c].quant == KNYTT_QUANT_F16 ? 3 : 2);
 		ck_assert(b->l0_mapped);
 		ck_assert_uint_eq(b->block, ix->block);
 		for (uint32_t s = 0; s < b->nslots && !packed; s++)
@@ -1180,12 +1318,14 @@ Suite *index_suite(void)
 	tcase_add_test(tc, int8_step_fits_the_sample);
 	tcase_add_loop_test(tc, int8_cosine_and_ip, 0, 2);
 	tcase_add_test(tc, flat_is_exact);
+	tcase_add_loop_test(tc, f16_recall_values_and_memory, 0, 6);
 	tcase_add_test(tc, batch_search_equals_single);
-	tcase_add_loop_test(tc, save_load_round_trip, 0, 5);
+	tcase_add_loop_test(tc, save_load_round_trip, 0, 6);
 	tcase_add_loop_test(tc, empty_index_saves_and_loads, 0, 2);
 	tcase_add_test(tc, corrupt_truncated_foreign_files);
 	tcase_add_test(tc, format_v1_fixture_still_loads);
 	tcase_add_test(tc, vectors_start_cache_lines);
+	tcase_add_test(tc, f16_file_is_version_3);
 	tcase_add_test(tc, format_v1_index_keeps_its_layout);
 	tcase_add_test(tc, bad_arguments);
 	tcase_add_test(tc, concurrent_searches_with_a_writer);

@@ -3,6 +3,7 @@
  * dimension 1..300 with unaligned pointers; the scan filter of exact
  * search, bit for bit; exact k-NN against a naive double-precision scan.
  */
+#include "../lib/vec/half.h"
 #include "../lib/vec/vec.h"
 #include "testutil.h"
 
@@ -205,6 +206,152 @@ START_TEST(i8_extremes_do_not_overflow)
 }
 END_TEST
 
+/* f16 kernels (f16 on both sides, and an f32 query against f16): every
+ * tier against a double-precision sum of the widened values, unaligned,
+ * with negative values and subnormals. */
+START_TEST(h_kernels_match_reference)
+{
+	int d = _i;
+	const knytt__vec_ops *t[4];
+	int nt = knytt__vec_tiers(t, 4);
+	uint64_t seed = 4242 + (uint64_t)d;
+	uint16_t *a = malloc((MAXD + 8) * sizeof *a);
+	uint16_t *b = malloc((MAXD + 8) * sizeof *b);
+	for (int i = 0; i < MAXD + 8; i++) {
+		float x = (float)((double)(tu_rand(&seed) % 20001) / 100.0 -
+				  100.0);
+		float y = (float)((double)(tu_rand(&seed) % 20001) / 1000.0 -
+				  10.0);
+		a[i] = knytt__f32_to_f16(x);
+		b[i] = knytt__f32_to_f16(y);
+	}
+	b[2] = 0x0003; /* subnormals */
+	a[5] = 0x8201;
+	/* the same values widened, for the f32-against-f16 kernels */
+	float *fa = malloc((MAXD + 8) * sizeof *fa);
+	for (int i = 0; i < MAXD + 8; i++)
+		fa[i] = knytt__f16_to_f32(a[i]);
+	const uint16_t *pa = a + 1, *pb = b + 3;
+	double l2 = 0, dt = 0, mag = 0;
+	for (int i = 0; i < d; i++) {
+		double x = knytt__f16_to_f32(pa[i]), y = knytt__f16_to_f32(pb[i]);
+		l2 += (x - y) * (x - y);
+		dt += x * y;
+		mag += fabs(x * y);
+	}
+	for (int k = 0; k < nt; k++) {
+		double g = t[k]->l2sq_h(pa, pb, (size_t)d);
+		ck_assert_msg(fabs(g - l2) <= 1e-5 * l2 + 1e-3,
+			      "%s l2sq_h d=%d: %g, want %g", t[k]->name, d, g,
+			      l2);
+		g = t[k]->dot_h(pa, pb, (size_t)d);
+		ck_assert_msg(fabs(g - dt) <= 1e-5 * mag + 1e-3,
+			      "%s dot_h d=%d: %g, want %g", t[k]->name, d, g,
+			      dt);
+		g = t[k]->l2sq_fh(fa + 1, pb, (size_t)d);
+		ck_assert_msg(fabs(g - l2) <= 1e-5 * l2 + 1e-3,
+			      "%s l2sq_fh d=%d: %g, want %g", t[k]->name, d, g,
+			      l2);
+		g = t[k]->dot_fh(fa + 1, pb, (size_t)d);
+		ck_assert_msg(fabs(g - dt) <= 1e-5 * mag + 1e-3,
+			      "%s dot_fh d=%d: %g, want %g", t[k]->name, d, g,
+			      dt);
+	}
+	free(a);
+	free(b);
+	free(fa);
+}
+END_TEST
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("f16c"))) static uint16_t hw_to_f16(float f)
+{
+	return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+}
+__attribute__((target("f16c"))) static float hw_from_f16(uint16_t h)
+{
+	return _cvtsh_ss(h);
+}
+#endif
+
+static int same_float(float a, float b)
+{
+	return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b));
+}
+
+/* half.h: values worked by hand, every half decoded and encoded back,
+ * and (with F16C) the hardware's conversions of every half and of a
+ * million floats around the rounding boundaries. */
+START_TEST(half_conversions_round_to_nearest_even)
+{
+	static const struct {
+		float f;
+		uint16_t h;
+	} hand[] = {
+		{ 1.0f, 0x3c00 },	    { -2.0f, 0xc000 },
+		{ 0.0f, 0x0000 },	    { -0.0f, 0x8000 },
+		{ 65504.0f, 0x7bff },	    { 65519.0f, 0x7bff },
+		{ 65520.0f, 0x7c00 },	    { 0.1f, 0x2e66 },
+		{ 0x1p-14f, 0x0400 },	    { 0x1p-24f, 0x0001 },
+		{ 0x1p-25f, 0x0000 },	    /* tie: to even (0) */
+		{ 0x1.8p-24f, 0x0002 },	    /* tie: to even (2) */
+		{ 0x1.002p0f, 0x3c00 },	    /* 1 + 2^-11: tie, to even */
+		{ 0x1.006p0f, 0x3c02 },	    /* 1 + 3 2^-11: tie, up to even */
+		{ 0x1.0021p0f, 0x3c01 },    /* just above the tie */
+		{ 0x1.ffep-15f, 0x0400 },   /* subnormal rounding to normal */
+		{ INFINITY, 0x7c00 },	    { -INFINITY, 0xfc00 },
+		{ 2048.0f, 0x6800 },	    { 2049.0f, 0x6800 },
+		{ 2051.0f, 0x6802 },	    { 218.0f, 0x5ad0 },
+	};
+	for (size_t i = 0; i < sizeof hand / sizeof hand[0]; i++) {
+		ck_assert_msg(knytt__f32_to_f16(hand[i].f) == hand[i].h,
+			      "%a -> %#x, want %#x", (double)hand[i].f,
+			      knytt__f32_to_f16(hand[i].f), hand[i].h);
+	}
+	ck_assert_float_eq(knytt__f16_to_f32(0x7bff), 65504.0f);
+	ck_assert_float_eq(knytt__f16_to_f32(0xc000), -2.0f);
+	ck_assert(same_float(knytt__f16_to_f32(0x8000), -0.0f));
+	ck_assert_float_eq(knytt__f16_to_f32(0x0001), 0x1p-24f);
+	ck_assert_float_eq(knytt__f16_to_f32(0x3555), 0x1.554p-2f);
+	ck_assert(isnan(knytt__f16_to_f32(knytt__f32_to_f16(NAN))));
+	int hw = 0;
+#if defined(__x86_64__)
+	hw = __builtin_cpu_supports("f16c");
+#endif
+	for (uint32_t h = 0; h < 65536; h++) {
+		float f = knytt__f16_to_f32((uint16_t)h);
+		if (!isnan(f))
+			ck_assert_uint_eq(knytt__f32_to_f16(f), h);
+#if defined(__x86_64__)
+		if (hw)
+			ck_assert_msg(same_float(f, hw_from_f16((uint16_t)h)),
+				      "%#x", h);
+#endif
+	}
+#if defined(__x86_64__)
+	if (hw) {
+		uint64_t seed = 77;
+		for (int i = 0; i < 1000000; i++) {
+			/* random bits, narrowed to the half range (and a
+			 * little past it) so that most land on ties and
+			 * near-ties of 13 dropped bits */
+			uint32_t x = (uint32_t)tu_rand(&seed);
+			uint32_t e = 96 + (x >> 24) % 50; /* 2^-31..2^18 */
+			x = (x & 0x807fffffu) | e << 23;
+			if (i & 1)
+				x = (x & ~0x1fffu) | (i & 2 ? 0x1000u : 0xfffu);
+			float f;
+			memcpy(&f, &x, 4);
+			ck_assert_msg(knytt__f32_to_f16(f) == hw_to_f16(f),
+				      "%a: %#x, F16C %#x", (double)f,
+				      knytt__f32_to_f16(f), hw_to_f16(f));
+		}
+	}
+#endif
+}
+END_TEST
+
 START_TEST(dispatch_reports_a_tier)
 {
 	const char *n = knytt_simd_name();
@@ -399,6 +546,8 @@ Suite *vec_suite(void)
 	tcase_add_test(tc, i8_extremes_do_not_overflow);
 	tcase_add_loop_test(tc, f8_kernels_match_reference, 1, MAXD + 1);
 	tcase_add_loop_test(tc, f8_rows_kernels_match_reference, 1, MAXD + 1);
+	tcase_add_loop_test(tc, h_kernels_match_reference, 1, MAXD + 1);
+	tcase_add_test(tc, half_conversions_round_to_nearest_even);
 	tcase_add_test(tc, dispatch_reports_a_tier);
 	suite_add_tcase(s, tc);
 	TCase *te = tcase_create("exact");

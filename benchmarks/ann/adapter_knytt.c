@@ -8,6 +8,7 @@
  * --variant int8only-exact is a flat index (exact scan) over the same
  * int8 codes and asymmetric distances: the recall the codes allow at
  * all, the ceiling of the int8only walk at any ef.
+ * --variant f16 selects KNYTT_QUANT_F16 (vectors stored as IEEE halves).
  *
  * index_bytes = knytt_index_memory(); vector_bytes =
  * knytt_index_vector_memory().
@@ -110,6 +111,9 @@ const ann_adapter *ann_adapter_get(const char *variant)
 	} else if (strcmp(variant, "int8only") == 0) {
 		quant = KNYTT_QUANT_INT8_ONLY;
 		kn_adapter.library = "knytt-int8only";
+	} else if (strcmp(variant, "f16") == 0) {
+		quant = KNYTT_QUANT_F16;
+		kn_adapter.library = "knytt-f16";
 	} else if (strcmp(variant, "int8only-exact") == 0) {
 		quant = KNYTT_QUANT_INT8_ONLY;
 		kind = KNYTT_INDEX_FLAT;

@@ -62,7 +62,7 @@
  * One executable per anchor (ann_pair_hnswlib, ann_pair_faiss), linked
  * by ann.mk from the same adapter objects as the one-library drivers,
  * their entry points renamed (objcopy) to ann_adapter_knytt and
- * ann_adapter_anchor; --variant picks knytt's (int8, int8only).
+ * ann_adapter_anchor; --variant picks knytt's (int8, int8only, f16).
  */
 #include "annbench.h"
 

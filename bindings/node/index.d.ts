@@ -41,7 +41,7 @@ export interface IndexOptions {
   m?: number;
   efConstruction?: number;
   efSearch?: number;
-  quant?: 'none' | 'int8' | 'int8_only';
+  quant?: 'none' | 'int8' | 'int8_only' | 'f16';
   seed?: number | bigint;
 }
 

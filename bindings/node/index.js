@@ -31,7 +31,7 @@ process.once('exit', () => native.shutdown());
 
 const METRICS = { l2: 1, ip: 2, cosine: 3 };
 const KINDS = { hnsw: 1, flat: 2 };
-const QUANTS = { none: 0, int8: 1, int8_only: 2, int8Only: 2 };
+const QUANTS = { none: 0, int8: 1, int8_only: 2, int8Only: 2, f16: 3 };
 const MODELS = { als: 1, twotower: 2, external: 3 };
 const RECORDS = { items: 1, users: 2, interactions: 3 };
 const FORMATS = { csv: 1, jsonl: 2, movielens: 3 };

@@ -14,7 +14,7 @@
  * the value ranges are first learned from the whole base
  * (knytt_index_train_quant).
  *
- * METRIC is l2, ip or cosine; QUANT none, int8 or int8_only.  Like the
+ * METRIC is l2, ip or cosine; QUANT none, int8, int8_only or f16.  Like the
  * bindings, this program uses only include/knytt.h.
  */
 #include <knytt.h>
@@ -86,9 +86,11 @@ int main(int argc, char **argv)
 	static const char *const metrics[] = {"l2", "ip", "cosine", NULL};
 	static const int metric_vals[] = {KNYTT_METRIC_L2, KNYTT_METRIC_IP,
 					  KNYTT_METRIC_COSINE};
-	static const char *const quants[] = {"none", "int8", "int8_only", NULL};
+	static const char *const quants[] = {"none", "int8", "int8_only",
+					     "f16", NULL};
 	static const int quant_vals[] = {KNYTT_QUANT_NONE, KNYTT_QUANT_INT8,
-					 KNYTT_QUANT_INT8_ONLY};
+					 KNYTT_QUANT_INT8_ONLY,
+					 KNYTT_QUANT_F16};
 	knytt_index *ix;
 	uint32_t dim;
 	size_t nb, nq, k;
@@ -117,7 +119,7 @@ int main(int argc, char **argv)
 		die("index", rc);
 	/* int8: ranges from the whole base, as the tests do through the
 	 * bindings (else the first add alone would set them). */
-	if (strcmp(argv[2], "none") &&
+	if (strcmp(argv[2], "none") && strcmp(argv[2], "f16") &&
 	    (rc = knytt_index_train_quant(ix, nb, base, dim)))
 		die("train_quant", rc);
 	for (size_t i = 0; i < nb; i++)

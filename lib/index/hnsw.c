@@ -27,6 +27,7 @@
  *    negated dot product, raw int8 sums).  The affine map to the reported
  *    distance is applied once per result, not once per visited node.
  */
+#include "../vec/half.h"
 #include "hnsw.h"
 
 #include <math.h>
@@ -236,8 +237,31 @@ key(const knytt_index *ix, const void *q, const void *v)
 		return -ix->kf32(q, v, ix->dim);
 	case KID_I8_L2:
 		return (float)ix->ops->l2sq_i8(q, v, ix->dim);
+	case KID_H_L2:
+		return ix->ops->l2sq_fh(q, v, ix->dim);
+	case KID_H_NEGDOT:
+		return -ix->ops->dot_fh(q, v, ix->dim);
 	default:
 		return -(float)ix->ops->dot_i8(q, v, ix->dim);
+	}
+}
+
+/*
+ * key of two stored vectors (the build's neighbour selection).  The same
+ * as key() but for f16, whose walks take an f32 query (a search's own,
+ * or an inserted node's vector widened into the scratch: exact, so both
+ * ways give the same sums) and whose stored side is halves.
+ */
+static inline float key_ss(const knytt_index *ix, const void *a,
+			   const void *b)
+{
+	switch (ix->kid) {
+	case KID_H_L2:
+		return ix->ops->l2sq_h(a, b, ix->dim);
+	case KID_H_NEGDOT:
+		return -ix->ops->dot_h(a, b, ix->dim);
+	default:
+		return key(ix, a, b);
 	}
 }
 
@@ -537,7 +561,8 @@ static size_t select_heuristic(const knytt_index *ix, knytt__cand *cands,
 		const void *cv = knytt__vecp(ix, c.id);
 		int good = 1;
 		for (size_t r = 0; r < kept; r++) {
-			if (key(ix, cv, knytt__vecp(ix, cands[r].id)) < c.d) {
+			if (key_ss(ix, cv, knytt__vecp(ix, cands[r].id)) <
+			    c.d) {
 				good = 0;
 				break;
 			}
@@ -577,11 +602,11 @@ static void add_backlink(knytt_index *ix, knytt__scratch *sc, uint32_t n,
 	knytt__cand *t = sc->tmp;
 	size_t m = 0;
 	t[m].id = s;
-	t[m++].d = key(ix, nv, knytt__vecp(ix, s));
+	t[m++].d = key_ss(ix, nv, knytt__vecp(ix, s));
 	for (uint32_t j = 0; j < cnt; j++) {
 		uint32_t x = lst[1 + j];
 		t[m].id = x;
-		t[m++].d = key(ix, nv, knytt__vecp(ix, x));
+		t[m++].d = key_ss(ix, nv, knytt__vecp(ix, x));
 	}
 	qsort(t, m, sizeof *t, cmp_cand);
 	size_t kept = select_heuristic(ix, t, m, mx);
@@ -598,6 +623,14 @@ int knytt__hnsw_insert(knytt_index *ix, uint32_t s)
 		return knytt__err(KNYTT_ENOMEM, "insert: out of memory");
 	int L = knytt__level(ix, s);
 	const void *q = knytt__vecp(ix, s);
+	if (ix->quant == KNYTT_QUANT_F16) {
+		/* the walks take an f32 query: this node's halves widened
+		 * (qf is free: only a search prepares a query in it) */
+		const uint16_t *h = q;
+		for (uint32_t j = 0; j < ix->dim; j++)
+			sc->qf[j] = knytt__f16_to_f32(h[j]);
+		q = sc->qf;
+	}
 
 	pthread_mutex_lock(&ix->glock);
 	int maxl = ix->maxlevel;
@@ -689,8 +722,8 @@ int knytt__hnsw_unlink(knytt_index *ix, uint32_t s)
 						continue;
 					sc->tags[c] = epoch;
 					t[m].id = c;
-					t[m++].d = key(ix, uv,
-						       knytt__vecp(ix, c));
+					t[m++].d = key_ss(ix, uv,
+							  knytt__vecp(ix, c));
 				}
 			}
 			qsort(t, m, sizeof *t, cmp_cand);

@@ -11,9 +11,11 @@
  * writer-preferring, so a steady stream of searches cannot starve a
  * writer.
  */
+#include "../vec/half.h"
 #include "hnsw.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -138,7 +140,7 @@ int knytt_index_set_quant(knytt_index *ix, knytt_quant quant)
 {
 	SETTER_PROLOGUE("knytt_index_set_quant");
 	if (quant != KNYTT_QUANT_NONE && quant != KNYTT_QUANT_INT8 &&
-	    quant != KNYTT_QUANT_INT8_ONLY)
+	    quant != KNYTT_QUANT_INT8_ONLY && quant != KNYTT_QUANT_F16)
 		return knytt__err(KNYTT_EINVAL, "quant mode %d is unknown",
 				  (int)quant);
 	ix->quant = quant;
@@ -155,9 +157,9 @@ int knytt_index_set_seed(knytt_index *ix, uint64_t seed)
 int knytt__index_layout(knytt_index *ix)
 {
 	ix->m0 = ix->kind == KNYTT_INDEX_FLAT ? 0 : 2 * ix->m;
-	ix->vbytes = ix->quant == KNYTT_QUANT_NONE
-			     ? (size_t)ix->dim * sizeof(float)
-			     : ix->dim;
+	ix->vbytes = ix->quant == KNYTT_QUANT_NONE  ? (size_t)ix->dim * 4
+		     : ix->quant == KNYTT_QUANT_F16 ? (size_t)ix->dim * 2
+						    : ix->dim;
 	ix->off_label = 8 + 4 * (size_t)ix->m0;
 	ix->off_vec = ix->off_label + 8;
 	if (ix->format1 || ix->quant == KNYTT_QUANT_INT8_ONLY) {
@@ -179,6 +181,9 @@ int knytt__index_layout(knytt_index *ix)
 	if (ix->quant == KNYTT_QUANT_NONE) {
 		ix->kid = neg ? KID_F32_NEGDOT : KID_F32_L2;
 		ix->kscale = 1.0f;
+	} else if (ix->quant == KNYTT_QUANT_F16) {
+		ix->kid = neg ? KID_H_NEGDOT : KID_H_L2;
+		ix->kscale = 1.0f;
 	} else {
 		ix->kid = neg ? KID_I8_NEGDOT : KID_I8_L2;
 		ix->kscale = ix->qstep * ix->qstep;
@@ -197,7 +202,7 @@ int knytt_index_open(knytt_index *ix, uint32_t dim)
 				  KNYTT__MAX_DIM);
 	ix->dim = dim;
 	ix->rng = ix->seed;
-	if (ix->quant != KNYTT_QUANT_NONE) {
+	if (knytt__is_i8(ix)) {
 		ix->qmid = calloc(dim, sizeof *ix->qmid);
 		if (!ix->qmid)
 			return knytt__err(KNYTT_ENOMEM, "out of memory");
@@ -335,6 +340,8 @@ static void fill_slot(knytt_index *ix, uint32_t s, uint64_t label, int L,
 	}
 	if (ix->quant == KNYTT_QUANT_NONE) {
 		memcpy(node + ix->off_vec, v, ix->dim * sizeof(float));
+	} else if (ix->quant == KNYTT_QUANT_F16) {
+		knytt__half_encode(v, (uint16_t *)(node + ix->off_vec), ix->dim);
 	} else {
 		knytt__quant_encode(ix, v, (int8_t *)(node + ix->off_vec));
 		if (ix->quant == KNYTT_QUANT_INT8)
@@ -377,6 +384,22 @@ static int check_vec(const knytt_index *ix, const float *v, uint32_t dim,
 					  "%s: value %u is not finite", what,
 					  j);
 		}
+	/* f16 holds up to 65504; cosine stores unit vectors, so any
+	 * finite input fits */
+	if (ix->quant == KNYTT_QUANT_F16 &&
+	    ix->metric != KNYTT_METRIC_COSINE)
+		for (uint32_t j = 0; j < dim; j++)
+			if (fabsf(v[j]) > KNYTT__HALF_MAX) {
+				char at[48] = "";
+				if (row != SIZE_MAX)
+					snprintf(at, sizeof at, " row %zu",
+						 row);
+				return knytt__err(KNYTT_EINVAL,
+						  "%s%s: value %u is %g, "
+						  "outside the f16 index's "
+						  "range (+-65504)",
+						  what, at, j, (double)v[j]);
+			}
 	return KNYTT_OK;
 }
 
@@ -388,9 +411,13 @@ int knytt_index_train_quant(knytt_index *ix, size_t n, const float *v,
 	int rc = check_open(ix, "knytt_index_train_quant");
 	if (rc)
 		return rc;
-	if (ix->quant == KNYTT_QUANT_NONE)
+	if (!knytt__is_i8(ix))
 		return knytt__err(KNYTT_ENOTSUP,
-				  "index is not quantized (set_quant)");
+				  ix->quant == KNYTT_QUANT_F16
+					  ? "an f16 index has no quantizer "
+					    "to train"
+					  : "index is not quantized "
+					    "(set_quant)");
 	if (n == 0)
 		return knytt__err(KNYTT_EINVAL, "n is 0: no sample vectors");
 	for (size_t i = 0; i < n; i++)
@@ -440,7 +467,7 @@ static int insert_many(knytt_index *ix, size_t n, const uint64_t *labels,
 		       const float *v, unsigned nthreads)
 {
 	int rc;
-	if (ix->quant != KNYTT_QUANT_NONE && !ix->qtrained &&
+	if (knytt__is_i8(ix) && !ix->qtrained &&
 	    (rc = knytt__quant_train(ix, n, v)))
 		return rc;
 	/* reserve everything first: after this, filling cannot fail */
@@ -666,6 +693,10 @@ int knytt_index_get(const knytt_index *ix, uint64_t label, float *out,
 		memcpy(out, knytt__vecp(ix, s), dim * sizeof *out);
 	} else if (ix->quant == KNYTT_QUANT_INT8) {
 		memcpy(out, ix->f32 + (size_t)s * dim, dim * sizeof *out);
+	} else if (ix->quant == KNYTT_QUANT_F16) {
+		const uint16_t *h = (const uint16_t *)knytt__vecp(ix, s);
+		for (uint32_t j = 0; j < dim; j++)
+			out[j] = knytt__f16_to_f32(h[j]);
 	} else {
 		knytt__quant_decode(ix, (const int8_t *)knytt__vecp(ix, s), out);
 	}
@@ -735,7 +766,9 @@ size_t knytt_index_memory(const knytt_index *ix)
 
 typedef struct prepared {
 	const float *f;   /* f32 query as stored (normalized for cosine) */
-	const void *key;  /* what the graph compares: f32 or int8 codes */
+	const void *key;  /* what the graph compares: f32 (also for f16
+			     vectors: only the stored side is rounded) or
+			     int8 codes */
 	/* INT8_ONLY: the query for the asymmetric distances (f32 query
 	 * against int8 codes), in code units for L2: (f - mid) / step */
 	const float *a;
@@ -750,7 +783,7 @@ static prepared prepare(const knytt_index *ix, knytt__scratch *sc,
 		knytt__normalize(sc->qf, ix->dim);
 		p.f = p.key = p.a = sc->qf;
 	}
-	if (ix->quant != KNYTT_QUANT_NONE) {
+	if (knytt__is_i8(ix)) {
 		knytt__quant_encode(ix, p.f, sc->qc);
 		p.key = sc->qc;
 	}
@@ -935,7 +968,7 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 		return (int)walked;
 	size_t got = (size_t)walked;
 	knytt__cand *out = sc->tmp; /* no allocation per query */
-	if (ix->quant != KNYTT_QUANT_NONE) {
+	if (knytt__is_i8(ix)) {
 		for (size_t i = 0; i < got; i++)
 			out[i].d = slot_dist(ix, &p, out[i].id);
 		qsort(out, got, sizeof *out, cmp_f);

@@ -14,7 +14,8 @@
  * so that, from offset 4, level 0 has the same [n, links...] shape as
  * the upper-level lists.
  *          off_label    uint64  label
- *          off_vec      vector: dim floats, or dim int8 codes
+ *          off_vec      vector: dim floats, dim f16 halves, or dim int8
+ *                       codes
  *
  * off_vec and the block size are multiples of 64 (a cache line), so on
  * the 64-byte aligned array every vector starts a line: it spans
@@ -58,7 +59,8 @@
 #define KNYTT__MAX_DIM 65536u
 
 /* Which kernel computes the search key (see dist_key in hnsw.c). */
-enum { KID_F32_L2, KID_F32_NEGDOT, KID_I8_L2, KID_I8_NEGDOT };
+enum { KID_F32_L2, KID_F32_NEGDOT, KID_I8_L2, KID_I8_NEGDOT, KID_H_L2,
+       KID_H_NEGDOT };
 
 struct knytt_index {
 	int is_open;
@@ -167,12 +169,21 @@ static inline uint32_t *knytt__list(const knytt_index *ix, uint32_t s,
 	return ix->upool + ix->uoff[s] + (size_t)(l - 1) * (ix->m + 1);
 }
 
+/* the modes with an int8 quantizer (codes, midpoints, a step) */
+static inline int knytt__is_i8(const knytt_index *ix)
+{
+	return ix->quant == KNYTT_QUANT_INT8 ||
+	       ix->quant == KNYTT_QUANT_INT8_ONLY;
+}
+
 /* geometry and kernels from the settings; called by open and load */
 int knytt__index_layout(knytt_index *ix);
 /* grow every per-slot array to hold at least @p need slots */
 int knytt__index_reserve(knytt_index *ix, size_t need);
 /* encode one f32 vector into int8 codes with the trained parameters */
 void knytt__quant_encode(const knytt_index *ix, const float *x, int8_t *c);
+/* encode one f32 vector into f16 halves (KNYTT_QUANT_F16) */
+void knytt__half_encode(const float *x, uint16_t *h, size_t d);
 void knytt__quant_decode(const knytt_index *ix, const int8_t *c, float *x);
 int knytt__quant_train(knytt_index *ix, size_t n, const float *v);
 

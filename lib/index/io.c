@@ -1,12 +1,15 @@
 /*
  * io.c -- knytt_index_save / knytt_index_load.
  *
- * File format, version 2.  All integers little-endian.
+ * File format, version 3.  All integers little-endian.
  *
  *   0    8  magic "KNYTTIDX"
- *   8    4  format version: 2, or 1 for the packed level-0 layout
- *           (index_impl.h); both are read, and an index keeps the
- *           layout, and so the version, of the file it came from
+ *   8    4  format version: 3 for f16 vectors (KNYTT_QUANT_F16), which
+ *           readers of version 2 cannot use; else 2, or 1 for the packed
+ *           level-0 layout (index_impl.h).  All three are read, and an
+ *           index keeps the layout, and so the version, of the file it
+ *           came from; a file is written with the lowest version that
+ *           can hold it, so older readers load what they can
  *   12   4  endian tag 0x01020304
  *   16   4  header size (256)
  *   20  ... settings and counts (see put_header), section offsets
@@ -19,7 +22,7 @@
  * Sections follow at 64-byte aligned offsets: level-0 blocks (nslots x
  * block, byte for byte the in-memory layout), uoff (nslots x u32), the
  * upper-level pool (upool_n x u32), f32 vectors (INT8 mode) and the
- * quantizer's centres (quantized modes).
+ * quantizer's centres (the int8 modes).
  *
  * Load maps the file (MAP_PRIVATE: later writes copy pages, never touch
  * the file), verifies both checksums, then every structural invariant a
@@ -41,7 +44,7 @@
 #include <unistd.h>
 
 #define HDR 256
-#define FORMAT_VERSION 2
+#define FORMAT_VERSION 3
 
 static size_t align64(size_t x)
 {
@@ -63,7 +66,7 @@ static sections layout_sections(const knytt_index *ix, size_t nslots,
 	s.qmid = align64(s.f32 + (ix->quant == KNYTT_QUANT_INT8
 					  ? nslots * ix->dim * 4
 					  : 0));
-	s.end = s.qmid + (ix->quant != KNYTT_QUANT_NONE ? ix->dim * 4 : 0);
+	s.end = s.qmid + (knytt__is_i8(ix) ? ix->dim * 4 : 0);
 	return s;
 }
 
@@ -111,7 +114,9 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 	unsigned char h[HDR];
 	memset(h, 0, sizeof h);
 	memcpy(h, "KNYTTIDX", 8);
-	knytt__put_u32(h + 8, ix->format1 ? 1u : (uint32_t)FORMAT_VERSION);
+	knytt__put_u32(h + 8, ix->format1			? 1u
+			      : ix->quant == KNYTT_QUANT_F16 ? 3u
+							     : 2u);
 	knytt__put_u32(h + 12, 0x01020304u);
 	knytt__put_u32(h + 16, HDR);
 	knytt__put_u32(h + 20, (uint32_t)ix->kind);
@@ -163,7 +168,7 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 		off += ns * ix->dim * 4;
 	}
 	bad = bad || pad_to(fd, &off, s.qmid, &crc);
-	if (ix->quant != KNYTT_QUANT_NONE)
+	if (knytt__is_i8(ix))
 		bad = bad || write_all(fd, ix->qmid, ix->dim * 4, &crc);
 	pthread_rwlock_unlock(&w->rw);
 
@@ -293,14 +298,14 @@ static int load_mapped(knytt_index *ix, const unsigned char *p, size_t len,
 	memcpy(&ix->qstep, &qs, 4);
 	if ((ix->kind != KNYTT_INDEX_HNSW && ix->kind != KNYTT_INDEX_FLAT) ||
 	    ix->metric < KNYTT_METRIC_L2 || ix->metric > KNYTT_METRIC_COSINE ||
-	    (unsigned)ix->quant > KNYTT_QUANT_INT8_ONLY || ix->dim == 0 ||
+	    (unsigned)ix->quant > KNYTT_QUANT_F16 ||
+	    (ix->quant == KNYTT_QUANT_F16 && ver < 3) || ix->dim == 0 ||
 	    ix->dim > KNYTT__MAX_DIM || ix->m < 2 || ix->m > 64 ||
 	    ix->maxlevel < -1 || ix->maxlevel > KNYTT__MAX_LEVEL ||
 	    ns > UINT32_MAX - 16 || ix->count > ns || upn < 1 ||
 	    upn > UINT32_MAX || ix->efc == 0 || ix->ef_default == 0 ||
-	    (ix->quant != KNYTT_QUANT_NONE &&
-	     (!ix->qtrained && ns > 0)) ||
-	    (ix->quant != KNYTT_QUANT_NONE && ix->qtrained &&
+	    (knytt__is_i8(ix) && (!ix->qtrained && ns > 0)) ||
+	    (knytt__is_i8(ix) && ix->qtrained &&
 	     !(ix->qstep > 0 && isfinite(ix->qstep) &&
 	       isfinite(1.0f / ix->qstep))))
 		return CORRUPT("%s: settings out of range", path);
@@ -333,7 +338,7 @@ static int load_mapped(knytt_index *ix, const unsigned char *p, size_t len,
 		ix->f32 = (float *)(p + s.f32);
 		ix->f32_mapped = 1;
 	}
-	if (ix->quant != KNYTT_QUANT_NONE) {
+	if (knytt__is_i8(ix)) {
 		ix->qmid = malloc(ix->dim * 4);
 		if (!ix->qmid)
 			return knytt__err(KNYTT_ENOMEM, "out of memory");

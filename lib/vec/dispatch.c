@@ -2,7 +2,7 @@
  * dispatch.c -- probes the CPU once and chooses the kernel table.
  *
  * x86-64: AVX-512 needs F, BW and VL (BW/VL for the int8 and masked byte
- * loads); AVX2 needs FMA too.  __builtin_cpu_supports also checks that the
+ * loads); AVX2 needs FMA and F16C (the f16 kernels) too.  __builtin_cpu_supports also checks that the
  * OS saves the wide registers (XCR0), so a tier is never chosen on a
  * kernel that would fault on it.  arm64: NEON is always there.
  */
@@ -23,7 +23,8 @@ static void probe(void)
 	tiers[ntiers++] = &knytt__vec_scalar;
 #if defined(__x86_64__)
 	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+	    __builtin_cpu_supports("f16c"))
 		tiers[ntiers++] = &knytt__vec_avx2;
 	if (__builtin_cpu_supports("avx512f") &&
 	    __builtin_cpu_supports("avx512bw") &&

@@ -1,7 +1,7 @@
 /*
  * vec.h -- the kernel table of lib/vec.  Not API.
  *
- * Every tier implements the same nine kernels; vec_scalar.c is the
+ * Every tier implements the same thirteen kernels; vec_scalar.c is the
  * reference that tests compare the others with on every dimension 1..300.
  */
 #ifndef KNYTT_VEC_H
@@ -48,6 +48,16 @@ typedef struct knytt__vec_ops {
 	void (*dot_f8_rows)(const float *a, const int8_t *codes,
 			    const float *scale, const uint32_t *rows,
 			    size_t n, size_t d, float *out);
+	/* f16 vectors (IEEE binary16, half.h; the f16 index,
+	 * KNYTT_QUANT_F16), widened to f32 and summed in f32, so they agree
+	 * with the f32 kernels run on the widened values to rounding:
+	 * sum (a_i - b_i)^2 and sum a_i b_i.  _h: f16 on both sides (stored
+	 * against stored, while building); _fh: an f32 query against f16
+	 * (searches: the query keeps its precision). */
+	float (*l2sq_h)(const uint16_t *a, const uint16_t *b, size_t d);
+	float (*dot_h)(const uint16_t *a, const uint16_t *b, size_t d);
+	float (*l2sq_fh)(const float *a, const uint16_t *b, size_t d);
+	float (*dot_fh)(const float *a, const uint16_t *b, size_t d);
 } knytt__vec_ops;
 
 /* dot_f8_rows one row at a time through @p one (vec_scalar.c): the
@@ -76,6 +86,13 @@ static inline void knytt__rows4(const int8_t *codes, const uint32_t *rows,
 		r[k] = rows ? rows[i + k] : i + k;
 	}
 }
+
+/* The scalar f16 kernels, also the NEON tier's and the SIMD tiers'
+ * tails (vec_scalar.c). */
+float knytt__l2sq_h_scalar(const uint16_t *a, const uint16_t *b, size_t d);
+float knytt__dot_h_scalar(const uint16_t *a, const uint16_t *b, size_t d);
+float knytt__l2sq_fh_scalar(const float *a, const uint16_t *b, size_t d);
+float knytt__dot_fh_scalar(const float *a, const uint16_t *b, size_t d);
 
 /* The scalar filter, also the tail of the SIMD ones and the NEON tier's
  * (vec_scalar.c). */

@@ -8,6 +8,9 @@
  * int8: 16 codes per step are sign-extended to 16-bit (vpmovsxbw), the
  * difference or product pairs summed into 32-bit lanes by vpmaddwd; the
  * tail is scalar.  Loads are unaligned throughout.
+ * f16: 8 halves per load widened by vcvtph2ps (F16C, which every AVX2
+ * CPU has and dispatch.c checks), four accumulators as for f32; the
+ * last < 8 go through the scalar loop.
  * below: 8 values per step with separate multiplies and adds (no FMA, so
  * the values equal the scalar reference's bit for bit), a compare with
  * the threshold and vmovmskps; a step with no candidate costs no branch
@@ -292,7 +295,102 @@ static size_t below(const float *p, const float *m, const float *v,
 	return got + more;
 }
 
+static inline __m256 h_load(const uint16_t *p)
+{
+	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static float l2sq_h(const uint16_t *a, const uint16_t *b, size_t d)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		__m256 t0 = _mm256_sub_ps(h_load(a + i), h_load(b + i));
+		__m256 t1 = _mm256_sub_ps(h_load(a + i + 8), h_load(b + i + 8));
+		__m256 t2 = _mm256_sub_ps(h_load(a + i + 16),
+					  h_load(b + i + 16));
+		__m256 t3 = _mm256_sub_ps(h_load(a + i + 24),
+					  h_load(b + i + 24));
+		s0 = _mm256_fmadd_ps(t0, t0, s0);
+		s1 = _mm256_fmadd_ps(t1, t1, s1);
+		s2 = _mm256_fmadd_ps(t2, t2, s2);
+		s3 = _mm256_fmadd_ps(t3, t3, s3);
+	}
+	for (; i + 8 <= d; i += 8) {
+		__m256 t = _mm256_sub_ps(h_load(a + i), h_load(b + i));
+		s0 = _mm256_fmadd_ps(t, t, s0);
+	}
+	float r = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1),
+				      _mm256_add_ps(s2, s3)));
+	return i < d ? r + knytt__l2sq_h_scalar(a + i, b + i, d - i) : r;
+}
+
+static float dot_h(const uint16_t *a, const uint16_t *b, size_t d)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		s0 = _mm256_fmadd_ps(h_load(a + i), h_load(b + i), s0);
+		s1 = _mm256_fmadd_ps(h_load(a + i + 8), h_load(b + i + 8), s1);
+		s2 = _mm256_fmadd_ps(h_load(a + i + 16), h_load(b + i + 16),
+				     s2);
+		s3 = _mm256_fmadd_ps(h_load(a + i + 24), h_load(b + i + 24),
+				     s3);
+	}
+	for (; i + 8 <= d; i += 8)
+		s0 = _mm256_fmadd_ps(h_load(a + i), h_load(b + i), s0);
+	float r = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1),
+				      _mm256_add_ps(s2, s3)));
+	return i < d ? r + knytt__dot_h_scalar(a + i, b + i, d - i) : r;
+}
+
+static float l2sq_fh(const float *a, const uint16_t *b, size_t d)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		__m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), h_load(b + i));
+		__m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8),
+					  h_load(b + i + 8));
+		__m256 t2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16),
+					  h_load(b + i + 16));
+		__m256 t3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24),
+					  h_load(b + i + 24));
+		s0 = _mm256_fmadd_ps(t0, t0, s0);
+		s1 = _mm256_fmadd_ps(t1, t1, s1);
+		s2 = _mm256_fmadd_ps(t2, t2, s2);
+		s3 = _mm256_fmadd_ps(t3, t3, s3);
+	}
+	for (; i + 8 <= d; i += 8) {
+		__m256 t = _mm256_sub_ps(_mm256_loadu_ps(a + i), h_load(b + i));
+		s0 = _mm256_fmadd_ps(t, t, s0);
+	}
+	float r = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1),
+				      _mm256_add_ps(s2, s3)));
+	return i < d ? r + knytt__l2sq_fh_scalar(a + i, b + i, d - i) : r;
+}
+
+static float dot_fh(const float *a, const uint16_t *b, size_t d)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), h_load(b + i), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
+				     h_load(b + i + 8), s1);
+		s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16),
+				     h_load(b + i + 16), s2);
+		s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24),
+				     h_load(b + i + 24), s3);
+	}
+	for (; i + 8 <= d; i += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), h_load(b + i), s0);
+	float r = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1),
+				      _mm256_add_ps(s2, s3)));
+	return i < d ? r + knytt__dot_fh_scalar(a + i, b + i, d - i) : r;
+}
+
 const knytt__vec_ops knytt__vec_avx2 = {
 	"avx2", l2sq, dot, cosd, l2sq_i8, dot_i8, below, l2sq_f8, dot_f8,
-	dot_f8_rows,
+	dot_f8_rows, l2sq_h, dot_h, l2sq_fh, dot_fh,
 };

@@ -10,6 +10,8 @@
  * below: 16 values per step (separate multiplies and adds, as the scalar
  * reference), compared into a mask; candidates are written with
  * vcompressps / vpcompressd, no per-lane branch.
+ * f16: 16 halves per load widened by vcvtph2ps (AVX-512F), two
+ * accumulators as for f32; the tail is a masked 16-bit load (BW + VL).
  */
 #include "vec.h"
 
@@ -241,7 +243,101 @@ static size_t below(const float *p, const float *m, const float *v,
 	return got;
 }
 
+static inline __m512 h_load(const uint16_t *p)
+{
+	return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+static inline __m512 h_loadm(__mmask16 m, const uint16_t *p)
+{
+	return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+static float l2sq_h(const uint16_t *a, const uint16_t *b, size_t d)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		__m512 t0 = _mm512_sub_ps(h_load(a + i), h_load(b + i));
+		__m512 t1 = _mm512_sub_ps(h_load(a + i + 16),
+					  h_load(b + i + 16));
+		s0 = _mm512_fmadd_ps(t0, t0, s0);
+		s1 = _mm512_fmadd_ps(t1, t1, s1);
+	}
+	for (; i + 16 <= d; i += 16) {
+		__m512 t = _mm512_sub_ps(h_load(a + i), h_load(b + i));
+		s0 = _mm512_fmadd_ps(t, t, s0);
+	}
+	if (i < d) {
+		__mmask16 m = m16(d - i);
+		__m512 t = _mm512_sub_ps(h_loadm(m, a + i), h_loadm(m, b + i));
+		s1 = _mm512_fmadd_ps(t, t, s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static float dot_h(const uint16_t *a, const uint16_t *b, size_t d)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		s0 = _mm512_fmadd_ps(h_load(a + i), h_load(b + i), s0);
+		s1 = _mm512_fmadd_ps(h_load(a + i + 16), h_load(b + i + 16),
+				     s1);
+	}
+	for (; i + 16 <= d; i += 16)
+		s0 = _mm512_fmadd_ps(h_load(a + i), h_load(b + i), s0);
+	if (i < d) {
+		__mmask16 m = m16(d - i);
+		s1 = _mm512_fmadd_ps(h_loadm(m, a + i), h_loadm(m, b + i), s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static float l2sq_fh(const float *a, const uint16_t *b, size_t d)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		__m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), h_load(b + i));
+		__m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16),
+					  h_load(b + i + 16));
+		s0 = _mm512_fmadd_ps(t0, t0, s0);
+		s1 = _mm512_fmadd_ps(t1, t1, s1);
+	}
+	for (; i + 16 <= d; i += 16) {
+		__m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i), h_load(b + i));
+		s0 = _mm512_fmadd_ps(t, t, s0);
+	}
+	if (i < d) {
+		__mmask16 m = m16(d - i);
+		__m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i),
+					 h_loadm(m, b + i));
+		s1 = _mm512_fmadd_ps(t, t, s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static float dot_fh(const float *a, const uint16_t *b, size_t d)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), h_load(b + i), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16),
+				     h_load(b + i + 16), s1);
+	}
+	for (; i + 16 <= d; i += 16)
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), h_load(b + i), s0);
+	if (i < d) {
+		__mmask16 m = m16(d - i);
+		s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i),
+				     h_loadm(m, b + i), s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
 const knytt__vec_ops knytt__vec_avx512 = {
 	"avx512", l2sq, dot, cosd, l2sq_i8, dot_i8, below, l2sq_f8, dot_f8,
-	dot_f8_rows,
+	dot_f8_rows, l2sq_h, dot_h, l2sq_fh, dot_fh,
 };

@@ -169,5 +169,9 @@ static void dot_f8_rows(const float *a, const int8_t *codes,
 const knytt__vec_ops knytt__vec_neon = {
 	"neon", l2sq, dot, cosd, l2sq_i8, dot_i8, knytt__below_scalar,
 	l2sq_f8, dot_f8, dot_f8_rows,
+	/* f16: the scalar loops (this tier is not built or run on the
+	 * x86 machines the project is tested on) */
+	knytt__l2sq_h_scalar, knytt__dot_h_scalar, knytt__l2sq_fh_scalar,
+	knytt__dot_fh_scalar,
 };
 #endif

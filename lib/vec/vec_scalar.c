@@ -3,6 +3,7 @@
  * (int64 for the int8 kernels).  The SIMD tiers must agree with these to
  * within rounding of their different summation order.
  */
+#include "half.h"
 #include "vec.h"
 
 #include <math.h>
@@ -111,7 +112,44 @@ size_t knytt__below_scalar(const float *p, const float *m, const float *v,
 	return got;
 }
 
+float knytt__l2sq_h_scalar(const uint16_t *a, const uint16_t *b, size_t d)
+{
+	float s = 0;
+	for (size_t i = 0; i < d; i++) {
+		float t = knytt__f16_to_f32(a[i]) - knytt__f16_to_f32(b[i]);
+		s += t * t;
+	}
+	return s;
+}
+
+float knytt__dot_h_scalar(const uint16_t *a, const uint16_t *b, size_t d)
+{
+	float s = 0;
+	for (size_t i = 0; i < d; i++)
+		s += knytt__f16_to_f32(a[i]) * knytt__f16_to_f32(b[i]);
+	return s;
+}
+
+float knytt__l2sq_fh_scalar(const float *a, const uint16_t *b, size_t d)
+{
+	float s = 0;
+	for (size_t i = 0; i < d; i++) {
+		float t = a[i] - knytt__f16_to_f32(b[i]);
+		s += t * t;
+	}
+	return s;
+}
+
+float knytt__dot_fh_scalar(const float *a, const uint16_t *b, size_t d)
+{
+	float s = 0;
+	for (size_t i = 0; i < d; i++)
+		s += a[i] * knytt__f16_to_f32(b[i]);
+	return s;
+}
+
 const knytt__vec_ops knytt__vec_scalar = {
 	"scalar", l2sq, dot, cosd, l2sq_i8, dot_i8, knytt__below_scalar,
-	l2sq_f8, dot_f8, dot_f8_rows,
+	l2sq_f8, dot_f8, dot_f8_rows, knytt__l2sq_h_scalar,
+	knytt__dot_h_scalar, knytt__l2sq_fh_scalar, knytt__dot_fh_scalar,
 };

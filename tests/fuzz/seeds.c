@@ -374,7 +374,7 @@ static void seed_index(const char *name, knytt_index_kind kind,
 	for (int i = 0; i < 8; i++)
 		for (int j = 0; j < 4; j++)
 			v[i][j] = (float)((i * 7 + j * 3) % 5) - 2.0f;
-	if (!rc && q != KNYTT_QUANT_NONE)
+	if (!rc && (q == KNYTT_QUANT_INT8 || q == KNYTT_QUANT_INT8_ONLY))
 		rc = knytt_index_train_quant(ix, 8, &v[0][0], 4);
 	for (int i = 0; !rc && i < 8; i++)
 		rc = knytt_index_add(ix, (uint64_t)i + 1, v[i], 4);
@@ -413,5 +413,6 @@ int main(int argc, char **argv)
 	seed_index("hnsw", KNYTT_INDEX_HNSW, KNYTT_QUANT_NONE);
 	seed_index("hnsw-int8", KNYTT_INDEX_HNSW, KNYTT_QUANT_INT8);
 	seed_index("flat", KNYTT_INDEX_FLAT, KNYTT_QUANT_NONE);
+	seed_index("hnsw-f16", KNYTT_INDEX_HNSW, KNYTT_QUANT_F16);
 	return failed;
 }

@@ -9,13 +9,13 @@ const { gaussian, cAnswers, tmpdir } = require('./helpers');
 const DIM = 16;
 
 for (const [metric, quant] of [['l2', 'none'], ['ip', 'none'], ['cosine', 'none'],
-  ['l2', 'int8'], ['cosine', 'int8_only']]) {
+  ['l2', 'int8'], ['cosine', 'int8_only'], ['ip', 'f16']]) {
   test(`same answers as the C API (${metric}, ${quant})`, () => {
     const base = gaussian(600, DIM, 1);
     const queries = gaussian(25, DIM, 2);
     const want = cAnswers(metric, quant, DIM, base, queries, 10, 40);
     const ix = new knytt.Index(DIM, { metric, quant });
-    if (quant !== 'none') ix.trainQuant(base);
+    if (quant !== 'none' && quant !== 'f16') ix.trainQuant(base);
     for (let i = 0; i < 600; i++) ix.add(i, base.subarray(i * DIM, (i + 1) * DIM));
     for (let q = 0; q < 25; q++) {
       const r = ix.search(queries.subarray(q * DIM, (q + 1) * DIM), 10, { ef: 40 });
@@ -118,7 +118,7 @@ test('filters: function, Set and IdSet', () => {
 test('int8 settings and single-vector operations', () => {
   const base = gaussian(300, DIM, 13);
   const mem = {};
-  for (const quant of ['none', 'int8', 'int8_only']) {
+  for (const quant of ['none', 'int8', 'int8_only', 'f16']) {
     const ix = new knytt.Index(DIM, { quant });
     for (let i = 0; i < 300; i++) ix.add(i, base.subarray(i * DIM, (i + 1) * DIM));
     mem[quant] = ix.vectorMemory();
@@ -126,6 +126,7 @@ test('int8 settings and single-vector operations', () => {
     ix.close();
   }
   assert.ok(mem.int8_only * 3 < mem.none && mem.none < mem.int8);
+  assert.equal(mem.f16 * 2, mem.none);
   const ix = new knytt.Index(DIM);
   ix.add(7, base.subarray(0, DIM));
   assert.ok(ix.has(7) && !ix.has(8n));

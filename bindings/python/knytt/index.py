@@ -8,7 +8,7 @@ from .errors import check, error, cpath, EINVAL
 
 METRICS = {"l2": 1, "ip": 2, "cosine": 3}
 KINDS = {"hnsw": 1, "flat": 2}
-QUANTS = {"none": 0, "int8": 1, "int8_only": 2}
+QUANTS = {"none": 0, "int8": 1, "int8_only": 2, "f16": 3}
 NO_LABEL = (1 << 64) - 1
 
 _search = lib.knytt_index_search
@@ -65,7 +65,7 @@ class Index:
     """A vector index over uint64 labels (HNSW, or flat for exact search).
 
     ``Index(dim, metric="l2"|"ip"|"cosine", kind="hnsw"|"flat", m=16,
-    ef_construction=200, ef_search=64, quant="none"|"int8"|"int8_only",
+    ef_construction=200, ef_search=64, quant="none"|"int8"|"int8_only"|"f16",
     seed=42)``; 0 or None keeps the library's default.  ``Index.load(path)``
     reads a saved index.  Searches may run from many threads at once
     (the GIL is released inside the library); close() must not race

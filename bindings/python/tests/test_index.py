@@ -41,13 +41,14 @@ def c_answers(ref_bin, tmp_path, metric, quant, base, queries, k, ef,
 @pytest.mark.parametrize("metric,quant", [("l2", "none"), ("ip", "none"),
                                           ("cosine", "none"),
                                           ("l2", "int8"),
-                                          ("cosine", "int8_only")])
+                                          ("cosine", "int8_only"),
+                                          ("ip", "f16")])
 def test_same_answers_as_c_api(ref_bin, tmp_path, metric, quant):
     base, queries = data(600, 1), data(25, 2)
     want_l, want_d = c_answers(ref_bin, tmp_path, metric, quant, base,
                                queries, 10, 40)
     with knytt.Index(DIM, metric=metric, quant=quant) as ix:
-        if quant != "none":
+        if quant not in ("none", "f16"):
             ix.train_quant(base)
         for i, row in enumerate(base):
             ix.add(i, row)
@@ -139,13 +140,14 @@ def test_hnsw_filter_results_pass():
 def test_int8_settings_and_index_ops():
     base = data(300, 13)
     sizes = {}
-    for quant in ("none", "int8", "int8_only"):
+    for quant in ("none", "int8", "int8_only", "f16"):
         with knytt.Index(DIM, quant=quant) as ix:
             ix.add_batch(np.arange(300, dtype=np.uint64), base)
             sizes[quant] = ix.vector_memory()
             assert ix.memory() >= sizes[quant]
             assert ix.search(base[5], 1)[0][0] == 5
     assert sizes["int8_only"] * 3 < sizes["none"] < sizes["int8"]
+    assert sizes["f16"] * 2 == sizes["none"]
     with knytt.Index(DIM) as ix:
         ix.add(7, base[0])
         assert 7 in ix and 8 not in ix and len(ix) == 1
