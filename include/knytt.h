@@ -205,10 +205,10 @@ typedef enum knytt_quant {
 	/* f16 (IEEE half) vectors instead of f32: half the vector memory.
 	 * Each stored value is rounded to 11 significant bits (relative
 	 * error at most 2^-11); queries keep f32, and distances (summed in
-	 * f32) are the query's to the rounded vectors.  Values must stay
-	 * within +-65504 (KNYTT_EINVAL otherwise; cosine stores unit
-	 * vectors, so any finite value).  knytt_index_get returns the
-	 * stored (rounded) vector. */
+	 * f32) are the query's to the rounded vectors.  Stored values must
+	 * stay within +-65504 (KNYTT_EINVAL otherwise; cosine stores unit
+	 * vectors, so any finite value fits; queries are not limited).
+	 * knytt_index_get returns the stored (rounded) vector. */
 	KNYTT_QUANT_F16 = 3
 } knytt_quant;
 

@@ -384,22 +384,27 @@ static int check_vec(const knytt_index *ix, const float *v, uint32_t dim,
 					  "%s: value %u is not finite", what,
 					  j);
 		}
-	/* f16 holds up to 65504; cosine stores unit vectors, so any
-	 * finite input fits */
-	if (ix->quant == KNYTT_QUANT_F16 &&
-	    ix->metric != KNYTT_METRIC_COSINE)
-		for (uint32_t j = 0; j < dim; j++)
-			if (fabsf(v[j]) > KNYTT__HALF_MAX) {
-				char at[48] = "";
-				if (row != SIZE_MAX)
-					snprintf(at, sizeof at, " row %zu",
-						 row);
-				return knytt__err(KNYTT_EINVAL,
-						  "%s%s: value %u is %g, "
-						  "outside the f16 index's "
-						  "range (+-65504)",
-						  what, at, j, (double)v[j]);
-			}
+	return KNYTT_OK;
+}
+
+/* A vector to store (after check_vec): an f16 index holds values up to
+ * 65504; cosine stores unit vectors, so any finite input fits.  Queries
+ * keep f32 and are not limited. */
+static int check_stored(const knytt_index *ix, const float *v,
+			const char *what, size_t row)
+{
+	if (ix->quant != KNYTT_QUANT_F16 || ix->metric == KNYTT_METRIC_COSINE)
+		return KNYTT_OK;
+	for (uint32_t j = 0; j < ix->dim; j++)
+		if (fabsf(v[j]) > KNYTT__HALF_MAX) {
+			char at[48] = "";
+			if (row != SIZE_MAX)
+				snprintf(at, sizeof at, " row %zu", row);
+			return knytt__err(KNYTT_EINVAL,
+					  "%s%s: value %u is %g, outside the "
+					  "f16 index's range (+-65504)",
+					  what, at, j, (double)v[j]);
+		}
 	return KNYTT_OK;
 }
 
@@ -559,7 +564,8 @@ static int add_one(knytt_index *ix, uint64_t label, const float *v,
 		   uint32_t dim, int replace, const char *fn)
 {
 	int rc = check_open(ix, fn);
-	if (rc || (rc = check_vec(ix, v, dim, "vector", SIZE_MAX)))
+	if (rc || (rc = check_vec(ix, v, dim, "vector", SIZE_MAX)) ||
+	    (rc = check_stored(ix, v, "vector", SIZE_MAX)))
 		return rc;
 	pthread_rwlock_wrlock(&ix->rw);
 	uint32_t old = knytt__lmap_get(&ix->labels, label);
@@ -616,7 +622,8 @@ int knytt_index_add_batch(knytt_index *ix, size_t n, const uint64_t *labels,
 		return knytt__err(KNYTT_EINVAL, "labels is NULL");
 	for (size_t i = 0; i < n; i++)
 		if ((rc = check_vec(ix, v ? v + i * ix->dim : NULL, dim,
-				    "vectors", i)))
+				    "vectors", i)) ||
+		    (rc = check_stored(ix, v + i * ix->dim, "vectors", i)))
 			return rc;
 	uint64_t *sorted = malloc(n * sizeof *sorted);
 	if (!sorted)
