@@ -1011,6 +1011,39 @@ static knytt_index *save_reload(knytt_index *ix, const char *path,
 	return b;
 }
 
+/* Values that f16 holds exactly (integers 0..255, as SIFT's) and whose
+ * sums are exact in f32: the f16 index builds the same graph as the f32
+ * one, one thread and the same seed, and answers the same, bit for bit
+ * -- the f16 kernels compute what the f32 ones do. */
+START_TEST(f16_equals_f32_on_exact_values)
+{
+	knytt_metric m = _i ? KNYTT_METRIC_IP : KNYTT_METRIC_L2;
+	size_t n = 3000;
+	float *v = malloc(n * D * sizeof *v);
+	uint64_t seed = 31;
+	for (size_t i = 0; i < n * D; i++)
+		v[i] = (float)(tu_rand(&seed) % 256);
+	knytt_index *h = make(KNYTT_INDEX_HNSW, m, KNYTT_QUANT_F16);
+	knytt_index *f = make(KNYTT_INDEX_HNSW, m, KNYTT_QUANT_NONE);
+	uint64_t *lab = iota(n, 0);
+	ck_assert_int_eq(knytt_index_add_batch(h, n, lab, v, D, 1), 0);
+	ck_assert_int_eq(knytt_index_add_batch(f, n, lab, v, D, 1), 0);
+	for (size_t q = 0; q < 40; q++) {
+		uint64_t x[K], y[K];
+		float dx[K], dy[K];
+		const float *qv = v + (q * 71 % n) * D;
+		ck_assert_int_eq(knytt_index_search(h, qv, D, K, 30, x, dx), K);
+		ck_assert_int_eq(knytt_index_search(f, qv, D, K, 30, y, dy), K);
+		ck_assert_mem_eq(x, y, sizeof x);
+		ck_assert_mem_eq(dx, dy, sizeof dx);
+	}
+	free(v);
+	free(lab);
+	knytt_index_close(h);
+	knytt_index_close(f);
+}
+END_TEST
+
 /* An f16 file says version 3, which version-2 readers refuse; a file
  * that claims f16 under version 2 is corrupt. */
 START_TEST(f16_file_is_version_3)
@@ -1327,6 +1360,7 @@ Suite *index_suite(void)
 	tcase_add_test(tc, format_v1_fixture_still_loads);
 	tcase_add_test(tc, vectors_start_cache_lines);
 	tcase_add_test(tc, f16_file_is_version_3);
+	tcase_add_loop_test(tc, f16_equals_f32_on_exact_values, 0, 2);
 	tcase_add_test(tc, format_v1_index_keeps_its_layout);
 	tcase_add_test(tc, bad_arguments);
 	tcase_add_test(tc, concurrent_searches_with_a_writer);
