@@ -300,94 +300,91 @@ static inline __m256 h_load(const uint16_t *p)
 	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
 
-static float l2sq_h(const uint16_t *a, const uint16_t *b, size_t d)
+/* 8 values of the left operand from i: halves (ah) or floats */
+static inline __attribute__((always_inline)) __m256
+a_load(const void *a, size_t i, int ah)
+{
+	return ah ? h_load((const uint16_t *)a + i)
+		  : _mm256_loadu_ps((const float *)a + i);
+}
+
+/* The f16 kernels, the left operand halves (ah: _h) or floats (_fh);
+ * the compiler makes one of each. */
+/* one step of l2sq_any: 8 values from i into accumulator s */
+#define L2_STEP(s, i)                                                   \
+	do {                                                            \
+		__m256 t_ = _mm256_sub_ps(a_load(a, (i), ah),           \
+					  h_load(b + (i)));             \
+		s = _mm256_fmadd_ps(t_, t_, s);                         \
+	} while (0)
+
+static inline __attribute__((always_inline)) float
+l2sq_any(const void *a, const uint16_t *b, size_t d, int ah)
 {
 	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
 	size_t i = 0;
 	for (; i + 32 <= d; i += 32) {
-		__m256 t0 = _mm256_sub_ps(h_load(a + i), h_load(b + i));
-		__m256 t1 = _mm256_sub_ps(h_load(a + i + 8), h_load(b + i + 8));
-		__m256 t2 = _mm256_sub_ps(h_load(a + i + 16),
-					  h_load(b + i + 16));
-		__m256 t3 = _mm256_sub_ps(h_load(a + i + 24),
-					  h_load(b + i + 24));
-		s0 = _mm256_fmadd_ps(t0, t0, s0);
-		s1 = _mm256_fmadd_ps(t1, t1, s1);
-		s2 = _mm256_fmadd_ps(t2, t2, s2);
-		s3 = _mm256_fmadd_ps(t3, t3, s3);
+		L2_STEP(s0, i);
+		L2_STEP(s1, i + 8);
+		L2_STEP(s2, i + 16);
+		L2_STEP(s3, i + 24);
 	}
-	for (; i + 8 <= d; i += 8) {
-		__m256 t = _mm256_sub_ps(h_load(a + i), h_load(b + i));
-		s0 = _mm256_fmadd_ps(t, t, s0);
-	}
+	for (; i + 8 <= d; i += 8)
+		L2_STEP(s0, i);
 	float r = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1),
 				      _mm256_add_ps(s2, s3)));
-	return i < d ? r + knytt__l2sq_h_scalar(a + i, b + i, d - i) : r;
+	if (i == d)
+		return r;
+	return r + (ah ? knytt__l2sq_h_scalar((const uint16_t *)a + i, b + i,
+					      d - i)
+		       : knytt__l2sq_fh_scalar((const float *)a + i, b + i,
+					       d - i));
+}
+
+#define DOT_STEP(s, i)                                                  \
+	(s = _mm256_fmadd_ps(a_load(a, (i), ah), h_load(b + (i)), s))
+
+static inline __attribute__((always_inline)) float
+dot_any(const void *a, const uint16_t *b, size_t d, int ah)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		DOT_STEP(s0, i);
+		DOT_STEP(s1, i + 8);
+		DOT_STEP(s2, i + 16);
+		DOT_STEP(s3, i + 24);
+	}
+	for (; i + 8 <= d; i += 8)
+		DOT_STEP(s0, i);
+	float r = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1),
+				      _mm256_add_ps(s2, s3)));
+	if (i == d)
+		return r;
+	return r + (ah ? knytt__dot_h_scalar((const uint16_t *)a + i, b + i,
+					     d - i)
+		       : knytt__dot_fh_scalar((const float *)a + i, b + i,
+					      d - i));
+}
+
+static float l2sq_h(const uint16_t *a, const uint16_t *b, size_t d)
+{
+	return l2sq_any(a, b, d, 1);
 }
 
 static float dot_h(const uint16_t *a, const uint16_t *b, size_t d)
 {
-	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-	size_t i = 0;
-	for (; i + 32 <= d; i += 32) {
-		s0 = _mm256_fmadd_ps(h_load(a + i), h_load(b + i), s0);
-		s1 = _mm256_fmadd_ps(h_load(a + i + 8), h_load(b + i + 8), s1);
-		s2 = _mm256_fmadd_ps(h_load(a + i + 16), h_load(b + i + 16),
-				     s2);
-		s3 = _mm256_fmadd_ps(h_load(a + i + 24), h_load(b + i + 24),
-				     s3);
-	}
-	for (; i + 8 <= d; i += 8)
-		s0 = _mm256_fmadd_ps(h_load(a + i), h_load(b + i), s0);
-	float r = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1),
-				      _mm256_add_ps(s2, s3)));
-	return i < d ? r + knytt__dot_h_scalar(a + i, b + i, d - i) : r;
+	return dot_any(a, b, d, 1);
 }
 
 static float l2sq_fh(const float *a, const uint16_t *b, size_t d)
 {
-	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-	size_t i = 0;
-	for (; i + 32 <= d; i += 32) {
-		__m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), h_load(b + i));
-		__m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8),
-					  h_load(b + i + 8));
-		__m256 t2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16),
-					  h_load(b + i + 16));
-		__m256 t3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24),
-					  h_load(b + i + 24));
-		s0 = _mm256_fmadd_ps(t0, t0, s0);
-		s1 = _mm256_fmadd_ps(t1, t1, s1);
-		s2 = _mm256_fmadd_ps(t2, t2, s2);
-		s3 = _mm256_fmadd_ps(t3, t3, s3);
-	}
-	for (; i + 8 <= d; i += 8) {
-		__m256 t = _mm256_sub_ps(_mm256_loadu_ps(a + i), h_load(b + i));
-		s0 = _mm256_fmadd_ps(t, t, s0);
-	}
-	float r = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1),
-				      _mm256_add_ps(s2, s3)));
-	return i < d ? r + knytt__l2sq_fh_scalar(a + i, b + i, d - i) : r;
+	return l2sq_any(a, b, d, 0);
 }
 
 static float dot_fh(const float *a, const uint16_t *b, size_t d)
 {
-	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-	size_t i = 0;
-	for (; i + 32 <= d; i += 32) {
-		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), h_load(b + i), s0);
-		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
-				     h_load(b + i + 8), s1);
-		s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16),
-				     h_load(b + i + 16), s2);
-		s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24),
-				     h_load(b + i + 24), s3);
-	}
-	for (; i + 8 <= d; i += 8)
-		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), h_load(b + i), s0);
-	float r = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1),
-				      _mm256_add_ps(s2, s3)));
-	return i < d ? r + knytt__dot_fh_scalar(a + i, b + i, d - i) : r;
+	return dot_any(a, b, d, 0);
 }
 
 const knytt__vec_ops knytt__vec_avx2 = {

@@ -253,88 +253,82 @@ static inline __m512 h_loadm(__mmask16 m, const uint16_t *p)
 	return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
 
-static float l2sq_h(const uint16_t *a, const uint16_t *b, size_t d)
+/* 16 values of the left operand from i (the lanes of mask m): halves
+ * (ah) or floats */
+static inline __attribute__((always_inline)) __m512
+a_load(const void *a, size_t i, __mmask16 m, int ah)
+{
+	return ah ? h_loadm(m, (const uint16_t *)a + i)
+		  : _mm512_maskz_loadu_ps(m, (const float *)a + i);
+}
+
+/* The f16 kernels, the left operand halves (ah: _h) or floats (_fh);
+ * the compiler makes one of each. */
+static inline __attribute__((always_inline)) float
+l2sq_any(const void *a, const uint16_t *b, size_t d, int ah)
 {
 	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
 	size_t i = 0;
 	for (; i + 32 <= d; i += 32) {
-		__m512 t0 = _mm512_sub_ps(h_load(a + i), h_load(b + i));
-		__m512 t1 = _mm512_sub_ps(h_load(a + i + 16),
+		__m512 t0 = _mm512_sub_ps(a_load(a, i, 0xffff, ah),
+					  h_load(b + i));
+		__m512 t1 = _mm512_sub_ps(a_load(a, i + 16, 0xffff, ah),
 					  h_load(b + i + 16));
 		s0 = _mm512_fmadd_ps(t0, t0, s0);
 		s1 = _mm512_fmadd_ps(t1, t1, s1);
 	}
 	for (; i + 16 <= d; i += 16) {
-		__m512 t = _mm512_sub_ps(h_load(a + i), h_load(b + i));
+		__m512 t = _mm512_sub_ps(a_load(a, i, 0xffff, ah),
+					 h_load(b + i));
 		s0 = _mm512_fmadd_ps(t, t, s0);
 	}
 	if (i < d) {
 		__mmask16 m = m16(d - i);
-		__m512 t = _mm512_sub_ps(h_loadm(m, a + i), h_loadm(m, b + i));
+		__m512 t = _mm512_sub_ps(a_load(a, i, m, ah), h_loadm(m, b + i));
 		s1 = _mm512_fmadd_ps(t, t, s1);
 	}
 	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static inline __attribute__((always_inline)) float
+dot_any(const void *a, const uint16_t *b, size_t d, int ah)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		s0 = _mm512_fmadd_ps(a_load(a, i, 0xffff, ah), h_load(b + i),
+				     s0);
+		s1 = _mm512_fmadd_ps(a_load(a, i + 16, 0xffff, ah),
+				     h_load(b + i + 16), s1);
+	}
+	for (; i + 16 <= d; i += 16)
+		s0 = _mm512_fmadd_ps(a_load(a, i, 0xffff, ah), h_load(b + i),
+				     s0);
+	if (i < d) {
+		__mmask16 m = m16(d - i);
+		s1 = _mm512_fmadd_ps(a_load(a, i, m, ah), h_loadm(m, b + i), s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static float l2sq_h(const uint16_t *a, const uint16_t *b, size_t d)
+{
+	return l2sq_any(a, b, d, 1);
 }
 
 static float dot_h(const uint16_t *a, const uint16_t *b, size_t d)
 {
-	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
-	size_t i = 0;
-	for (; i + 32 <= d; i += 32) {
-		s0 = _mm512_fmadd_ps(h_load(a + i), h_load(b + i), s0);
-		s1 = _mm512_fmadd_ps(h_load(a + i + 16), h_load(b + i + 16),
-				     s1);
-	}
-	for (; i + 16 <= d; i += 16)
-		s0 = _mm512_fmadd_ps(h_load(a + i), h_load(b + i), s0);
-	if (i < d) {
-		__mmask16 m = m16(d - i);
-		s1 = _mm512_fmadd_ps(h_loadm(m, a + i), h_loadm(m, b + i), s1);
-	}
-	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+	return dot_any(a, b, d, 1);
 }
 
 static float l2sq_fh(const float *a, const uint16_t *b, size_t d)
 {
-	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
-	size_t i = 0;
-	for (; i + 32 <= d; i += 32) {
-		__m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), h_load(b + i));
-		__m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16),
-					  h_load(b + i + 16));
-		s0 = _mm512_fmadd_ps(t0, t0, s0);
-		s1 = _mm512_fmadd_ps(t1, t1, s1);
-	}
-	for (; i + 16 <= d; i += 16) {
-		__m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i), h_load(b + i));
-		s0 = _mm512_fmadd_ps(t, t, s0);
-	}
-	if (i < d) {
-		__mmask16 m = m16(d - i);
-		__m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i),
-					 h_loadm(m, b + i));
-		s1 = _mm512_fmadd_ps(t, t, s1);
-	}
-	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+	return l2sq_any(a, b, d, 0);
 }
 
 static float dot_fh(const float *a, const uint16_t *b, size_t d)
 {
-	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
-	size_t i = 0;
-	for (; i + 32 <= d; i += 32) {
-		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), h_load(b + i), s0);
-		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16),
-				     h_load(b + i + 16), s1);
-	}
-	for (; i + 16 <= d; i += 16)
-		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), h_load(b + i), s0);
-	if (i < d) {
-		__mmask16 m = m16(d - i);
-		s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i),
-				     h_loadm(m, b + i), s1);
-	}
-	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+	return dot_any(a, b, d, 0);
 }
 
 const knytt__vec_ops knytt__vec_avx512 = {
