@@ -26,6 +26,8 @@
  *  - Distances are "keys": the cheapest monotone form (squared L2,
  *    negated dot product, raw int8 sums).  The affine map to the reported
  *    distance is applied once per result, not once per visited node.
+ *    f16 vectors (KNYTT_QUANT_F16) are compared with an f32 query by
+ *    key() and with each other by key_ss() (the build's selection).
  */
 #include "../vec/half.h"
 #include "hnsw.h"
