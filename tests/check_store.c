@@ -2967,7 +2967,9 @@ END_TEST
  * the bound let a burst of feedback take the WAL to 13 MB against its
  * 8 MiB.  How far past the bound it gets here is what the commits write
  * while a checkpoint copies and syncs, which the machine's load sets, so
- * only the cuts and the half are asserted.
+ * only the cuts and three quarters are asserted (without the hook: no
+ * cut, and the WAL holds all that was written; a loaded make test once
+ * saw 13.1 MB of 25.5, so half was too close).
  */
 START_TEST(a_commit_past_the_bound_wakes_the_checkpoint)
 {
@@ -2995,9 +2997,9 @@ START_TEST(a_commit_past_the_bound_wakes_the_checkpoint)
 	/* the bound: 256 frames of 4 KiB */
 	ck_assert_msg(r.grew > 8 * (256 << 12), "only %lld bytes written",
 		      r.grew);
-	ck_assert_msg(r.cuts >= 3 && r.most < r.grew / 2, "%d cuts; the WAL "
-		      "file reached %lld bytes of %lld written", r.cuts, r.most,
-		      r.grew);
+	ck_assert_msg(r.cuts >= 3 && r.most < r.grew / 4 * 3, "%d cuts; the "
+		      "WAL file reached %lld bytes of %lld written", r.cuts,
+		      r.most, r.grew);
 }
 END_TEST
 
