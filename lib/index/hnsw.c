@@ -628,9 +628,7 @@ int knytt__hnsw_insert(knytt_index *ix, uint32_t s)
 	if (ix->quant == KNYTT_QUANT_F16) {
 		/* the walks take an f32 query: this node's halves widened
 		 * (qf is free: only a search prepares a query in it) */
-		const uint16_t *h = q;
-		for (uint32_t j = 0; j < ix->dim; j++)
-			sc->qf[j] = knytt__f16_to_f32(h[j]);
+		knytt__f16_decode(q, sc->qf, ix->dim);
 		q = sc->qf;
 	}
 

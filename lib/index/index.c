@@ -14,6 +14,7 @@
 #include "../vec/half.h"
 #include "hnsw.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,7 +342,7 @@ static void fill_slot(knytt_index *ix, uint32_t s, uint64_t label, int L,
 	if (ix->quant == KNYTT_QUANT_NONE) {
 		memcpy(node + ix->off_vec, v, ix->dim * sizeof(float));
 	} else if (ix->quant == KNYTT_QUANT_F16) {
-		knytt__half_encode(v, (uint16_t *)(node + ix->off_vec), ix->dim);
+		knytt__f16_encode(v, (uint16_t *)(node + ix->off_vec), ix->dim);
 	} else {
 		knytt__quant_encode(ix, v, (int8_t *)(node + ix->off_vec));
 		if (ix->quant == KNYTT_QUANT_INT8)
@@ -364,8 +365,15 @@ static int check_open(const knytt_index *ix, const char *fn)
 	return KNYTT_OK;
 }
 
+/*
+ * A vector passed in: not NULL, the index's dimension, every value
+ * finite; one to be stored (@p stores) in an f16 index also within
+ * +-65504 (cosine stores unit vectors, so any finite input fits there;
+ * queries keep f32 and are not limited).  @p row names the row of a
+ * batch, SIZE_MAX none.
+ */
 static int check_vec(const knytt_index *ix, const float *v, uint32_t dim,
-		     const char *what, size_t row)
+		     const char *what, size_t row, int stores)
 {
 	if (!v)
 		return knytt__err(KNYTT_EINVAL, "%s is NULL", what);
@@ -373,33 +381,20 @@ static int check_vec(const knytt_index *ix, const float *v, uint32_t dim,
 		return knytt__err(KNYTT_EINVAL,
 				  "%s has %u dimensions, index has %u", what,
 				  dim, ix->dim);
+	float lim = stores && ix->quant == KNYTT_QUANT_F16 &&
+				    ix->metric != KNYTT_METRIC_COSINE
+			    ? KNYTT__HALF_MAX
+			    : FLT_MAX;
 	for (uint32_t j = 0; j < dim; j++)
-		if (!isfinite(v[j])) {
-			if (row != SIZE_MAX)
-				return knytt__err(KNYTT_EINVAL,
-						  "%s row %zu: value %u is "
-						  "not finite",
-						  what, row, j);
-			return knytt__err(KNYTT_EINVAL,
-					  "%s: value %u is not finite", what,
-					  j);
-		}
-	return KNYTT_OK;
-}
-
-/* A vector to store (after check_vec): an f16 index holds values up to
- * 65504; cosine stores unit vectors, so any finite input fits.  Queries
- * keep f32 and are not limited. */
-static int check_stored(const knytt_index *ix, const float *v,
-			const char *what, size_t row)
-{
-	if (ix->quant != KNYTT_QUANT_F16 || ix->metric == KNYTT_METRIC_COSINE)
-		return KNYTT_OK;
-	for (uint32_t j = 0; j < ix->dim; j++)
-		if (fabsf(v[j]) > KNYTT__HALF_MAX) {
+		if (!(fabsf(v[j]) <= lim)) { /* NaN fails too */
 			char at[48] = "";
 			if (row != SIZE_MAX)
 				snprintf(at, sizeof at, " row %zu", row);
+			if (!isfinite(v[j]))
+				return knytt__err(KNYTT_EINVAL,
+						  "%s%s: value %u is not "
+						  "finite",
+						  what, at, j);
 			return knytt__err(KNYTT_EINVAL,
 					  "%s%s: value %u is %g, outside the "
 					  "f16 index's range (+-65504)",
@@ -427,7 +422,7 @@ int knytt_index_train_quant(knytt_index *ix, size_t n, const float *v,
 		return knytt__err(KNYTT_EINVAL, "n is 0: no sample vectors");
 	for (size_t i = 0; i < n; i++)
 		if ((rc = check_vec(ix, v ? v + i * ix->dim : NULL, dim,
-				    "vectors", i)))
+				    "vectors", i, 0)))
 			return rc;
 	pthread_rwlock_wrlock(&ix->rw);
 	if (ix->nslots > 0)
@@ -564,8 +559,7 @@ static int add_one(knytt_index *ix, uint64_t label, const float *v,
 		   uint32_t dim, int replace, const char *fn)
 {
 	int rc = check_open(ix, fn);
-	if (rc || (rc = check_vec(ix, v, dim, "vector", SIZE_MAX)) ||
-	    (rc = check_stored(ix, v, "vector", SIZE_MAX)))
+	if (rc || (rc = check_vec(ix, v, dim, "vector", SIZE_MAX, 1)))
 		return rc;
 	pthread_rwlock_wrlock(&ix->rw);
 	uint32_t old = knytt__lmap_get(&ix->labels, label);
@@ -622,8 +616,7 @@ int knytt_index_add_batch(knytt_index *ix, size_t n, const uint64_t *labels,
 		return knytt__err(KNYTT_EINVAL, "labels is NULL");
 	for (size_t i = 0; i < n; i++)
 		if ((rc = check_vec(ix, v ? v + i * ix->dim : NULL, dim,
-				    "vectors", i)) ||
-		    (rc = check_stored(ix, v + i * ix->dim, "vectors", i)))
+				    "vectors", i, 1)))
 			return rc;
 	uint64_t *sorted = malloc(n * sizeof *sorted);
 	if (!sorted)
@@ -701,9 +694,8 @@ int knytt_index_get(const knytt_index *ix, uint64_t label, float *out,
 	} else if (ix->quant == KNYTT_QUANT_INT8) {
 		memcpy(out, ix->f32 + (size_t)s * dim, dim * sizeof *out);
 	} else if (ix->quant == KNYTT_QUANT_F16) {
-		const uint16_t *h = (const uint16_t *)knytt__vecp(ix, s);
-		for (uint32_t j = 0; j < dim; j++)
-			out[j] = knytt__f16_to_f32(h[j]);
+		knytt__f16_decode((const uint16_t *)knytt__vecp(ix, s), out,
+				  dim);
 	} else {
 		knytt__quant_decode(ix, (const int8_t *)knytt__vecp(ix, s), out);
 	}
@@ -1003,7 +995,7 @@ static int search_api(const knytt_index *ix, const float *q, uint32_t dim,
 		      uint64_t *labels, float *dists, const char *fn)
 {
 	int rc = check_open(ix, fn);
-	if (rc || (rc = check_vec(ix, q, dim, "query", SIZE_MAX)))
+	if (rc || (rc = check_vec(ix, q, dim, "query", SIZE_MAX, 0)))
 		return rc;
 	if (!labels)
 		return knytt__err(KNYTT_EINVAL, "%s: labels is NULL", fn);
@@ -1129,7 +1121,7 @@ int knytt_index_search_batch(const knytt_index *ix, size_t nq,
 				  !labels ? "labels is NULL" : "k is invalid");
 	for (size_t i = 0; i < nq; i++)
 		if ((rc = check_vec(ix, queries ? queries + i * ix->dim : NULL,
-				    dim, "queries", i)))
+				    dim, "queries", i, 0)))
 			return rc;
 	sbatch b = { .ix = ix, .q = queries, .nq = nq, .k = k, .ef = ef,
 		     .labels = labels, .dists = dists };

@@ -182,8 +182,6 @@ int knytt__index_layout(knytt_index *ix);
 int knytt__index_reserve(knytt_index *ix, size_t need);
 /* encode one f32 vector into int8 codes with the trained parameters */
 void knytt__quant_encode(const knytt_index *ix, const float *x, int8_t *c);
-/* encode one f32 vector into f16 halves (KNYTT_QUANT_F16) */
-void knytt__half_encode(const float *x, uint16_t *h, size_t d);
 void knytt__quant_decode(const knytt_index *ix, const int8_t *c, float *x);
 int knytt__quant_train(knytt_index *ix, size_t n, const float *v);
 

@@ -27,7 +27,6 @@
  * and int8-only recall@10 at ef 128 rose from 0.9635 to 0.9714
  * (with the asymmetric re-rank of index.c in both).
  */
-#include "../vec/half.h"
 #include "index_impl.h"
 
 #include <math.h>
@@ -167,10 +166,4 @@ void knytt__quant_decode(const knytt_index *ix, const int8_t *c, float *x)
 {
 	for (uint32_t j = 0; j < ix->dim; j++)
 		x[j] = ix->qmid[j] + ix->qstep * (float)c[j];
-}
-
-void knytt__half_encode(const float *x, uint16_t *h, size_t d)
-{
-	for (size_t j = 0; j < d; j++)
-		h[j] = knytt__f32_to_f16(x[j]);
 }

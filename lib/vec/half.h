@@ -61,4 +61,17 @@ static inline float knytt__f16_to_f32(uint16_t h)
 	return f;
 }
 
+/* @p d values each way: a vector stored, a stored vector read back */
+static inline void knytt__f16_encode(const float *x, uint16_t *h, size_t d)
+{
+	for (size_t j = 0; j < d; j++)
+		h[j] = knytt__f32_to_f16(x[j]);
+}
+
+static inline void knytt__f16_decode(const uint16_t *h, float *x, size_t d)
+{
+	for (size_t j = 0; j < d; j++)
+		x[j] = knytt__f16_to_f32(h[j]);
+}
+
 #endif
