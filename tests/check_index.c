@@ -72,6 +72,18 @@ static double recall(const knytt_index *ix, knytt_metric m,
 	return (double)hit / (NQ * K);
 }
 
+/* a and b give query q (dim floats) the same K labels and distances */
+static void same_answer(const knytt_index *a, const knytt_index *b,
+			const float *q, uint32_t dim, unsigned ef)
+{
+	uint64_t x[K], y[K];
+	float dx[K], dy[K];
+	ck_assert_int_eq(knytt_index_search(a, q, dim, K, ef, x, dx), K);
+	ck_assert_int_eq(knytt_index_search(b, q, dim, K, ef, y, dy), K);
+	ck_assert_mem_eq(x, y, sizeof x);
+	ck_assert_mem_eq(dx, dy, sizeof dx);
+}
+
 START_TEST(hnsw_recall_against_brute_force)
 {
 	static const knytt_metric ms[3] = { KNYTT_METRIC_L2, KNYTT_METRIC_IP,
@@ -130,14 +142,8 @@ START_TEST(single_adds_equal_seeded_batch)
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_eq(knytt_index_add(b, i, base_v + i * D, D),
 				 KNYTT_OK);
-	for (size_t i = 0; i < 50; i++) {
-		uint64_t x[K], y[K];
-		float dx[K], dy[K];
-		knytt_index_search(a, query_v + i * D, D, K, 40, x, dx);
-		knytt_index_search(b, query_v + i * D, D, K, 40, y, dy);
-		ck_assert_mem_eq(x, y, sizeof x);
-		ck_assert_mem_eq(dx, dy, sizeof dx);
-	}
+	for (size_t i = 0; i < 50; i++)
+		same_answer(a, b, query_v + i * D, D, 40);
 	free(lab);
 	knytt_index_close(a);
 	knytt_index_close(b);
@@ -796,18 +802,8 @@ START_TEST(save_load_round_trip)
 		      knytt_errmsg());
 	ck_assert_uint_eq(knytt_index_count(b), knytt_index_count(a));
 	ck_assert_uint_eq(knytt_index_dim(b), D);
-	for (size_t q = 0; q < 50; q++) {
-		uint64_t x[K], y[K];
-		float dx[K], dy[K];
-		ck_assert_int_eq(knytt_index_search(a, query_v + q * D, D, K, 40,
-						    x, dx),
-				 K);
-		ck_assert_int_eq(knytt_index_search(b, query_v + q * D, D, K, 40,
-						    y, dy),
-				 K);
-		ck_assert_mem_eq(x, y, sizeof x);
-		ck_assert_mem_eq(dx, dy, sizeof dx);
-	}
+	for (size_t q = 0; q < 50; q++)
+		same_answer(a, b, query_v + q * D, D, 40);
 	/* the loaded index stays writable: same next state as the original */
 	for (uint64_t i = 0; i < 500; i++) {
 		ck_assert_int_eq(knytt_index_add(a, 900000 + i,
@@ -817,10 +813,7 @@ START_TEST(save_load_round_trip)
 						 base_v + (n + i) * D, D),
 				 0);
 	}
-	uint64_t x[K], y[K];
-	knytt_index_search(a, query_v, D, K, 40, x, NULL);
-	knytt_index_search(b, query_v, D, K, 40, y, NULL);
-	ck_assert_mem_eq(x, y, sizeof x);
+	same_answer(a, b, query_v, D, 40);
 	/* saving a loaded (mapped) index over its own file works */
 	ck_assert_int_eq(knytt_index_save(b, path), KNYTT_OK);
 	unlink(path);
@@ -1028,15 +1021,8 @@ START_TEST(f16_equals_f32_on_exact_values)
 	uint64_t *lab = iota(n, 0);
 	ck_assert_int_eq(knytt_index_add_batch(h, n, lab, v, D, 1), 0);
 	ck_assert_int_eq(knytt_index_add_batch(f, n, lab, v, D, 1), 0);
-	for (size_t q = 0; q < 40; q++) {
-		uint64_t x[K], y[K];
-		float dx[K], dy[K];
-		const float *qv = v + (q * 71 % n) * D;
-		ck_assert_int_eq(knytt_index_search(h, qv, D, K, 30, x, dx), K);
-		ck_assert_int_eq(knytt_index_search(f, qv, D, K, 30, y, dy), K);
-		ck_assert_mem_eq(x, y, sizeof x);
-		ck_assert_mem_eq(dx, dy, sizeof dx);
-	}
+	for (size_t q = 0; q < 40; q++)
+		same_answer(h, f, v + (q * 71 % n) * D, D, 30);
 	free(v);
 	free(lab);
 	knytt_index_close(h);
@@ -1054,10 +1040,7 @@ START_TEST(f16_file_is_version_3)
 	ck_assert_int_eq(knytt_index_add_batch(ix, 500, lab, base_v, D, 1), 0);
 	char *path = tmp_path("f16.idx");
 	knytt_index *b = save_reload(ix, path, 3);
-	uint64_t x[K], y[K];
-	ck_assert_int_eq(knytt_index_search(ix, query_v, D, K, 50, x, NULL), K);
-	ck_assert_int_eq(knytt_index_search(b, query_v, D, K, 50, y, NULL), K);
-	ck_assert_mem_eq(x, y, sizeof x);
+	same_answer(ix, b, query_v, D, 50);
 	knytt_index_close(b);
 	size_t len;
 	unsigned char *buf = slurp(path, &len);
@@ -1128,16 +1111,8 @@ START_TEST(vectors_start_cache_lines)
 		for (uint32_t s = 0; s < b->nslots && !packed; s++)
 			ck_assert(((uintptr_t)knytt__vecp(b, s) & 63) == 0);
 		/* the same answers from the loaded copy */
-		for (size_t q = 0; q < 10; q++) {
-			uint64_t la[5], lb[5];
-			int na = knytt_index_search(ix, v + q * 29 * d, d, 5, 300,
-						    la, NULL);
-			int nb = knytt_index_search(b, v + q * 29 * d, d, 5, 300,
-						    lb, NULL);
-			ck_assert_int_eq(na, 5);
-			ck_assert_int_eq(nb, na);
-			ck_assert_mem_eq(la, lb, sizeof la);
-		}
+		for (size_t q = 0; q < 10; q++)
+			same_answer(ix, b, v + q * 29 * d, d, 300);
 		knytt_index_close(b);
 		knytt_index_close(ix);
 		free(v);
