@@ -2,9 +2,9 @@
  * dispatch.c -- probes the CPU once and chooses the kernel table.
  *
  * x86-64: AVX-512 needs F, BW and VL (BW/VL for the int8 and masked byte
- * loads); AVX2 needs FMA and F16C (the f16 kernels) too.  __builtin_cpu_supports also checks that the
- * OS saves the wide registers (XCR0), so a tier is never chosen on a
- * kernel that would fault on it.  arm64: NEON is always there.
+ * loads); AVX2 needs FMA and F16C (the f16 kernels) too.
+ * __builtin_cpu_supports also checks that the OS saves the wide registers
+ * (XCR0), so a tier is never chosen on a kernel that would fault on it.  arm64: NEON is always there.
  */
 #include "vec.h"
 

@@ -309,8 +309,9 @@ a_load(const void *a, size_t i, int ah)
 }
 
 /* The f16 kernels, the left operand halves (ah: _h) or floats (_fh);
- * the compiler makes one of each. */
-/* one step of l2sq_any: 8 values from i into accumulator s */
+ * the compiler makes one of each.  A step: 8 values from i into the
+ * accumulator s (four named ones: an array of them was kept on the stack
+ * at -O2). */
 #define L2_STEP(s, i)                                                   \
 	do {                                                            \
 		__m256 t_ = _mm256_sub_ps(a_load(a, (i), ah),           \
@@ -366,6 +367,8 @@ dot_any(const void *a, const uint16_t *b, size_t d, int ah)
 		       : knytt__dot_fh_scalar((const float *)a + i, b + i,
 					      d - i));
 }
+#undef L2_STEP
+#undef DOT_STEP
 
 static float l2sq_h(const uint16_t *a, const uint16_t *b, size_t d)
 {
