@@ -57,7 +57,10 @@ SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow \
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 # Only ISA files get ISA flags; the rest builds for the baseline CPU.
+# The fuzz build uses the same flags (see FUZZ_CFLAGS).
 ISA_SRCS := lib/vec/vec_avx2.c lib/vec/vec_avx512.c
+AVX2_FLAGS := -mavx2 -mfma -mf16c
+AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl
 LIB_SRCS := $(filter-out $(ISA_SRCS),$(wildcard lib/*/*.c))
 ifeq ($(ARCH),x86_64)
 LIB_SRCS += $(ISA_SRCS)
@@ -87,12 +90,11 @@ $(1)/obj/%.o: %.c $$(wildcard include/*.h lib/*.h lib/*/*.h) $(AFTER_DEPS)
 
 $(1)/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c lib/vec/vec.h $(AFTER_DEPS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -mf16c -c $$< -o $$@
+	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) $$(AVX2_FLAGS) -c $$< -o $$@
 
 $(1)/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c lib/vec/vec.h $(AFTER_DEPS)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) -mavx2 -mfma -mf16c -mavx512f \
-		-mavx512bw -mavx512vl -c $$< -o $$@
+	$$(CC) $$(BASE_CFLAGS) $(2) $$(CFLAGS) $$(AVX512_FLAGS) -c $$< -o $$@
 
 $(1)/libknytt.a: $$(patsubst %.c,$(1)/obj/%.o,$$(LIB_SRCS))
 	@rm -f $$@
@@ -388,11 +390,10 @@ build-fuzz/obj/%.o: %.c $(wildcard include/*.h lib/*.h lib/*/*.h)
 	clang $(FUZZ_CFLAGS) -c $< -o $@
 build-fuzz/obj/lib/vec/vec_avx2.o: lib/vec/vec_avx2.c lib/vec/vec.h
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -mavx2 -mfma -c $< -o $@
+	clang $(FUZZ_CFLAGS) $(AVX2_FLAGS) -c $< -o $@
 build-fuzz/obj/lib/vec/vec_avx512.o: lib/vec/vec_avx512.c lib/vec/vec.h
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl \
-		-c $< -o $@
+	clang $(FUZZ_CFLAGS) $(AVX512_FLAGS) -c $< -o $@
 build-fuzz/libknytt.a: $(FUZZ_OBJS)
 	@rm -f $@
 	ar rcs $@ $^

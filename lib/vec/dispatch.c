@@ -4,10 +4,16 @@
  * x86-64: AVX-512 needs F, BW and VL (BW/VL for the int8 and masked byte
  * loads); AVX2 needs FMA and F16C (the f16 kernels) too.
  * __builtin_cpu_supports also checks that the OS saves the wide registers
- * (XCR0), so a tier is never chosen on a kernel that would fault on it.  arm64: NEON is always there.
+ * (XCR0), so a tier is never chosen on a kernel that would fault on it.
+ * F16C is read from CPUID leaf 1 directly: clang 14's builtin does not
+ * know the name, and the AVX2 test above it already covers XCR0.
+ * arm64: NEON is always there.
  */
 #include "vec.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -18,13 +24,23 @@ static int ntiers;
 static const knytt__vec_ops *chosen;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__)
+static int has_f16c(void)
+{
+	unsigned a, b, c, d;
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return 0;
+	return (c & bit_F16C) != 0;
+}
+#endif
+
 static void probe(void)
 {
 	tiers[ntiers++] = &knytt__vec_scalar;
 #if defined(__x86_64__)
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-	    __builtin_cpu_supports("f16c"))
+	    has_f16c())
 		tiers[ntiers++] = &knytt__vec_avx2;
 	if (__builtin_cpu_supports("avx512f") &&
 	    __builtin_cpu_supports("avx512bw") &&
