@@ -5,9 +5,9 @@
  * re-ranked in double), against the data set's ground truth.
  *
  * Usage: quant_ceiling --dataset NAME [--data-dir DIR] [--cache-dir DIR]
- *                      [--nq N]
+ *                      [--nq N] [--cells K] [--codes shared,perdim,...]
  *
- * Three codes, each with 255 levels per dimension (codes -127..127):
+ * Five codes, each with 255 levels per dimension (codes -127..127):
  *   shared   the library's int8 quantizer rebuilt here (lib/index/quant.c:
  *            per-dimension centre, one step for all dimensions, the one
  *            of least squared error among 1.0, 0.95 .. 0.5 times the
@@ -16,7 +16,11 @@
  *   perdim   a step per dimension, each chosen the same way;
  *   lloyd    per-dimension levels fitted by Lloyd's algorithm (to a
  *            sample of 65,536 rows), started from perdim's grid, so
- *            their squared error is at most perdim's.
+ *            their squared error is at most perdim's;
+ *   resid    the row's residual from the nearest of K k-means centres
+ *            (--cells, default 256; 20 rounds on the sample), coded as
+ *            shared codes it; each row also needs the cell's number;
+ *   resid-perdim  the same residuals coded as perdim codes them.
  * Benchmark code, not part of libknytt.
  */
 #include "annbench.h"
@@ -33,8 +37,11 @@
 #define SAMPLE_ROWS 65536
 #define LLOYD_ITERS 200
 
-enum { CODE_SHARED, CODE_PERDIM, CODE_LLOYD, NCODES };
-static const char *code_name[NCODES] = {"shared", "perdim", "lloyd"};
+enum { CODE_SHARED, CODE_PERDIM, CODE_LLOYD, CODE_RESID, CODE_RESID_PERDIM,
+       NCODES };
+static const char *code_name[NCODES] = {"shared", "perdim", "lloyd",
+					"resid", "resid-perdim"};
+static size_t kcells = 256; /* --cells */
 
 /* the value the uniform code of step s and centre m gives x */
 static float uniform(float x, float m, float s)
@@ -105,10 +112,114 @@ static float nearest(const float *lev, float x)
 	return x - lev[lo] <= lev[hi] - x ? lev[lo] : lev[hi];
 }
 
+static double code_base(const ann_data *d, int code, float *dec);
+
+/* whether the comma-separated @p list names @p name */
+static int listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == n && strncmp(p, name, n) == 0)
+			return 1;
+		p += len + (e != NULL);
+	}
+	return 0;
+}
+
+/* nearest of the k centroids cen for each of the n rows x */
+static int assign(const float *cen, size_t k, const float *x, size_t n,
+		  size_t dim, uint32_t *out)
+{
+	uint64_t *ids = malloc(n * sizeof *ids);
+	float *dist = malloc(n * sizeof *dist);
+	int rc = -1;
+	if (ids && dist &&
+	    knytt_exact_knn(KNYTT_METRIC_L2, dim, cen, k, x, n, 1, ids,
+			    dist) >= 0) {
+		for (size_t i = 0; i < n; i++)
+			out[i] = (uint32_t)ids[i];
+		rc = 0;
+	}
+	free(ids);
+	free(dist);
+	return rc;
+}
+
+/* k-means cells (kcells, 20 rounds on an even sample), then each row's
+ * residual from its cell's centre coded by @p inner (shared or perdim) */
+static double code_resid(const ann_data *d, int inner, float *dec)
+{
+	size_t n = d->n, dim = d->dim, k = kcells;
+	size_t ns = n < SAMPLE_ROWS ? n : SAMPLE_ROWS;
+	float *smp = malloc(ns * dim * sizeof *smp);
+	float *cen = malloc(k * dim * sizeof *cen);
+	double *acc = malloc(k * dim * sizeof *acc);
+	size_t *cnt = malloc(k * sizeof *cnt);
+	uint32_t *a = malloc(n * sizeof *a);
+	float *res = malloc(n * dim * sizeof *res);
+	double mse = -1;
+	if (!smp || !cen || !acc || !cnt || !a || !res)
+		goto out;
+	for (size_t i = 0; i < ns; i++)
+		memcpy(smp + i * dim, d->base + (i * (n / ns)) * dim,
+		       dim * sizeof *smp);
+	for (size_t c = 0; c < k; c++)
+		memcpy(cen + c * dim, smp + (c * (ns / k)) * dim,
+		       dim * sizeof *cen);
+	for (int it = 0; it < 20; it++) {
+		if (assign(cen, k, smp, ns, dim, a) < 0)
+			goto out;
+		memset(acc, 0, k * dim * sizeof *acc);
+		memset(cnt, 0, k * sizeof *cnt);
+		for (size_t i = 0; i < ns; i++) {
+			cnt[a[i]]++;
+			for (size_t j = 0; j < dim; j++)
+				acc[a[i] * dim + j] += smp[i * dim + j];
+		}
+		for (size_t c = 0; c < k; c++)
+			for (size_t j = 0; j < dim && cnt[c]; j++)
+				cen[c * dim + j] =
+					(float)(acc[c * dim + j] / cnt[c]);
+	}
+	if (assign(cen, k, d->base, n, dim, a) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < dim; j++)
+			res[i * dim + j] = d->base[i * dim + j] -
+					   cen[a[i] * dim + j];
+	ann_data r = *d;
+	r.base = res;
+	r.ip = 0; /* residuals are centred per dimension */
+	if (code_base(&r, inner, dec) < 0)
+		goto out;
+	mse = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < dim; j++) {
+			dec[i * dim + j] += cen[a[i] * dim + j];
+			double e = dec[i * dim + j] - d->base[i * dim + j];
+			mse += e * e;
+		}
+	mse /= (double)(n * dim);
+out:
+	free(smp);
+	free(cen);
+	free(acc);
+	free(cnt);
+	free(a);
+	free(res);
+	return mse;
+}
+
 /* Decodes the coded base into dec (n * dim); returns the mean squared
  * error per element, or -1 out of memory. */
 static double code_base(const ann_data *d, int code, float *dec)
 {
+	if (code == CODE_RESID)
+		return code_resid(d, CODE_SHARED, dec);
+	if (code == CODE_RESID_PERDIM)
+		return code_resid(d, CODE_PERDIM, dec);
 	size_t n = d->n, dim = d->dim;
 	size_t stride = n > 8192 ? n / 8192 : 1;
 	float *mid = malloc(dim * sizeof *mid), *step = malloc(dim * sizeof *step);
@@ -250,6 +361,7 @@ int main(int argc, char **argv)
 	const char *name = NULL, *data_dir = getenv("KNYTT_DATA_DIR");
 	const char *cache_dir = "build/bench-data";
 	size_t nq = 1000;
+	const char *codes = NULL; /* --codes a,b: only these */
 	if (!data_dir || !*data_dir)
 		data_dir = "../shared/data";
 	for (int i = 1; i < argc; i++) {
@@ -264,11 +376,15 @@ int main(int argc, char **argv)
 			cache_dir = v;
 		else if (strcmp(argv[i], "--nq") == 0)
 			nq = strtoul(v, NULL, 10);
+		else if (strcmp(argv[i], "--cells") == 0)
+			kcells = strtoul(v, NULL, 10);
+		else if (strcmp(argv[i], "--codes") == 0)
+			codes = v;
 		else
 			goto usage;
 		i++;
 	}
-	if (!name || nq == 0)
+	if (!name || nq == 0 || kcells == 0)
 		goto usage;
 	ann_data d;
 	int rc = ann_data_load(name, data_dir, cache_dir, 1, &d);
@@ -281,9 +397,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "quant_ceiling: out of memory\n");
 		return 1;
 	}
-	printf("%-10s %-8s %12s %9s\n", "dataset", "code", "mse/elem",
+	printf("%-10s %-12s %12s %9s\n", "dataset", "code", "mse/elem",
 	       "recall10");
 	for (int c = 0; c < NCODES; c++) {
+		if (codes && !listed(codes, code_name[c]))
+			continue;
 		double mse = code_base(&d, c, dec);
 		double r = mse < 0 ? -1 : recall_over(&d, dec, nq);
 		if (r < 0) {
@@ -291,7 +409,7 @@ int main(int argc, char **argv)
 				code_name[c]);
 			return 1;
 		}
-		printf("%-10s %-8s %12.4g %9.4f\n", name, code_name[c], mse, r);
+		printf("%-10s %-12s %12.4g %9.4f\n", name, code_name[c], mse, r);
 		fflush(stdout);
 	}
 	printf("(%zu queries, exact search over the decoded rows)\n", nq);
@@ -300,6 +418,6 @@ int main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr, "usage: %s --dataset NAME [--data-dir DIR] "
-		"[--cache-dir DIR] [--nq N]\n", argv[0]);
+		"[--cache-dir DIR] [--nq N] [--cells K] [--codes LIST]\n", argv[0]);
 	return 2;
 }
