@@ -93,7 +93,8 @@ START_TEST(i8_kernels_match_scalar_exactly)
 END_TEST
 
 /* A float query against int8 codes: every tier within float rounding of
- * a double-precision reference (the tiers sum in different orders). */
+ * a double-precision reference (the tiers sum in different orders).
+ * l2sq_f8w with a step per dimension (0.01..2, unaligned too). */
 START_TEST(f8_kernels_match_reference)
 {
 	int d = _i;
@@ -101,23 +102,46 @@ START_TEST(f8_kernels_match_reference)
 	int nt = knytt__vec_tiers(t, 4);
 	uint64_t seed = 991 + (uint64_t)d;
 	float *a = malloc((MAXD + 8) * sizeof *a);
+	float *st = malloc((MAXD + 8) * sizeof *st);
 	int8_t *b = malloc(MAXD + 8);
 	for (int i = 0; i < MAXD + 8; i++) {
 		a[i] = (float)((double)(tu_rand(&seed) % 20001) / 100.0 - 100.0);
 		b[i] = (int8_t)((int)(tu_rand(&seed) % 255) - 127);
+		st[i] = (float)((double)(1 + tu_rand(&seed) % 200) / 100.0);
 	}
 	b[4] = -127;
 	b[7] = 127;
 	/* unaligned on both sides */
-	const float *pa = a + 3;
+	const float *pa = a + 3, *ps = st + 5;
 	const int8_t *pb = b + 7;
-	double l2 = 0, dt = 0, mag = 0;
+	double l2 = 0, dt = 0, mag = 0, w2 = 0;
 	for (int i = 0; i < d; i++) {
 		double x = pa[i] - pb[i];
 		l2 += x * x;
 		dt += (double)pa[i] * pb[i];
 		mag += fabs((double)pa[i] * pb[i]);
+		double y = pa[i] - (double)ps[i] * pb[i];
+		w2 += y * y;
 	}
+	float *o = malloc((MAXD + 8) * sizeof *o), *want = malloc(d * sizeof *want + 1);
+	for (int i = 0; i < d; i++)
+		want[i] = pa[i] - ps[i];
+	for (int k = 0; k < nt; k++) {
+		double g = t[k]->l2sq_f8w(pa, ps, pb, (size_t)d);
+		ck_assert_msg(fabs(g - w2) <= 1e-5 * w2 + 1e-3,
+			      "%s l2sq_f8w d=%d: %g, want %g", t[k]->name, d,
+			      g, w2);
+		/* sub: exact, and nothing written past d */
+		for (int i = 0; i < MAXD + 8; i++)
+			o[i] = -1.5f;
+		t[k]->sub(pa, ps, o + 1, (size_t)d);
+		ck_assert_msg(memcmp(o + 1, want, d * sizeof *o) == 0,
+			      "%s sub d=%d", t[k]->name, d);
+		ck_assert(o[0] == -1.5f && o[d + 1] == -1.5f);
+	}
+	free(o);
+	free(want);
+	free(st);
 	for (int k = 0; k < nt; k++) {
 		double g = t[k]->l2sq_f8(pa, pb, (size_t)d);
 		ck_assert_msg(fabs(g - l2) <= 1e-5 * l2 + 1e-3,

@@ -1,7 +1,7 @@
 /*
  * vec.h -- the kernel table of lib/vec.  Not API.
  *
- * Every tier implements the same thirteen kernels; vec_scalar.c is the
+ * Every tier implements the same fifteen kernels; vec_scalar.c is the
  * reference that tests compare the others with on every dimension 1..300.
  */
 #ifndef KNYTT_VEC_H
@@ -58,6 +58,14 @@ typedef struct knytt__vec_ops {
 	float (*dot_h)(const uint16_t *a, const uint16_t *b, size_t d);
 	float (*l2sq_fh)(const float *a, const uint16_t *b, size_t d);
 	float (*dot_fh)(const float *a, const uint16_t *b, size_t d);
+	/* A float query against int8 codes with a step per dimension:
+	 * sum (a_i - s_i b_i)^2 (the int8-only index's residual codes,
+	 * lib/index/quant.c).  As l2sq_f8, the tiers agree to rounding. */
+	float (*l2sq_f8w)(const float *a, const float *s, const int8_t *b,
+			  size_t d);
+	/* out_i = a_i - b_i: one rounding each, so every tier writes the
+	 * same floats (out may be a or b) */
+	void (*sub)(const float *a, const float *b, float *out, size_t d);
 } knytt__vec_ops;
 
 /* dot_f8_rows one row at a time through @p one (vec_scalar.c): the
@@ -93,6 +101,11 @@ float knytt__l2sq_h_scalar(const uint16_t *a, const uint16_t *b, size_t d);
 float knytt__dot_h_scalar(const uint16_t *a, const uint16_t *b, size_t d);
 float knytt__l2sq_fh_scalar(const float *a, const uint16_t *b, size_t d);
 float knytt__dot_fh_scalar(const float *a, const uint16_t *b, size_t d);
+/* The scalar l2sq_f8w and sub, also the NEON tier's and the SIMD tiers'
+ * tails. */
+float knytt__l2sq_f8w_scalar(const float *a, const float *s, const int8_t *b,
+			     size_t d);
+void knytt__sub_scalar(const float *a, const float *b, float *out, size_t d);
 
 /* The scalar filter, also the tail of the SIMD ones and the NEON tier's
  * (vec_scalar.c). */

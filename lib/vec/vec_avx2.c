@@ -199,6 +199,40 @@ static float l2sq_f8(const float *a, const int8_t *b, size_t d)
 	return r;
 }
 
+static float l2sq_f8w(const float *a, const float *s, const int8_t *b,
+		       size_t d)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 16 <= d; i += 16) {
+		__m256 t0 = _mm256_fnmadd_ps(_mm256_loadu_ps(s + i),
+					     f8_load(b + i),
+					     _mm256_loadu_ps(a + i));
+		__m256 t1 = _mm256_fnmadd_ps(_mm256_loadu_ps(s + i + 8),
+					     f8_load(b + i + 8),
+					     _mm256_loadu_ps(a + i + 8));
+		s0 = _mm256_fmadd_ps(t0, t0, s0);
+		s1 = _mm256_fmadd_ps(t1, t1, s1);
+	}
+	for (; i + 8 <= d; i += 8) {
+		__m256 t = _mm256_fnmadd_ps(_mm256_loadu_ps(s + i),
+					    f8_load(b + i),
+					    _mm256_loadu_ps(a + i));
+		s0 = _mm256_fmadd_ps(t, t, s0);
+	}
+	return hsum8(_mm256_add_ps(s0, s1)) +
+	       knytt__l2sq_f8w_scalar(a + i, s + i, b + i, d - i);
+}
+
+static void vsub(const float *a, const float *b, float *out, size_t d)
+{
+	size_t i = 0;
+	for (; i + 8 <= d; i += 8)
+		_mm256_storeu_ps(out + i, _mm256_sub_ps(_mm256_loadu_ps(a + i),
+							_mm256_loadu_ps(b + i)));
+	knytt__sub_scalar(a + i, b + i, out + i, d - i);
+}
+
 static float dot_f8(const float *a, const int8_t *b, size_t d)
 {
 	__m256 s0 = _mm256_setzero_ps(), s1 = s0;
@@ -392,5 +426,5 @@ static float dot_fh(const float *a, const uint16_t *b, size_t d)
 
 const knytt__vec_ops knytt__vec_avx2 = {
 	"avx2", l2sq, dot, cosd, l2sq_i8, dot_i8, below, l2sq_f8, dot_f8,
-	dot_f8_rows, l2sq_h, dot_h, l2sq_fh, dot_fh,
+	dot_f8_rows, l2sq_h, dot_h, l2sq_fh, dot_fh, l2sq_f8w, vsub,
 };

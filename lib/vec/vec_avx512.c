@@ -148,6 +148,41 @@ static float l2sq_f8(const float *a, const int8_t *b, size_t d)
 	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+static float l2sq_f8w(const float *a, const float *s, const int8_t *b,
+		       size_t d)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	for (; i + 32 <= d; i += 32) {
+		__m512 t0 = _mm512_fnmadd_ps(_mm512_loadu_ps(s + i),
+					     f8_load(b + i, 0xffff),
+					     _mm512_loadu_ps(a + i));
+		__m512 t1 = _mm512_fnmadd_ps(_mm512_loadu_ps(s + i + 16),
+					     f8_load(b + i + 16, 0xffff),
+					     _mm512_loadu_ps(a + i + 16));
+		s0 = _mm512_fmadd_ps(t0, t0, s0);
+		s1 = _mm512_fmadd_ps(t1, t1, s1);
+	}
+	for (; i < d; i += 16) {
+		__mmask16 m = d - i >= 16 ? (__mmask16)0xffff : m16(d - i);
+		__m512 t = _mm512_fnmadd_ps(_mm512_maskz_loadu_ps(m, s + i),
+					    f8_load(b + i, m),
+					    _mm512_maskz_loadu_ps(m, a + i));
+		s0 = _mm512_fmadd_ps(t, t, s0);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static void vsub(const float *a, const float *b, float *out, size_t d)
+{
+	for (size_t i = 0; i < d; i += 16) {
+		__mmask16 m = d - i >= 16 ? (__mmask16)0xffff : m16(d - i);
+		_mm512_mask_storeu_ps(out + i, m,
+				      _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i),
+						    _mm512_maskz_loadu_ps(m, b + i)));
+	}
+}
+
 static float dot_f8(const float *a, const int8_t *b, size_t d)
 {
 	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
@@ -333,5 +368,5 @@ static float dot_fh(const float *a, const uint16_t *b, size_t d)
 
 const knytt__vec_ops knytt__vec_avx512 = {
 	"avx512", l2sq, dot, cosd, l2sq_i8, dot_i8, below, l2sq_f8, dot_f8,
-	dot_f8_rows, l2sq_h, dot_h, l2sq_fh, dot_fh,
+	dot_f8_rows, l2sq_h, dot_h, l2sq_fh, dot_fh, l2sq_f8w, vsub,
 };

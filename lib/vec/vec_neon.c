@@ -172,6 +172,6 @@ const knytt__vec_ops knytt__vec_neon = {
 	/* f16: the scalar loops (this tier is not built or run on the
 	 * x86 machines the project is tested on) */
 	knytt__l2sq_h_scalar, knytt__dot_h_scalar, knytt__l2sq_fh_scalar,
-	knytt__dot_fh_scalar,
+	knytt__dot_fh_scalar, knytt__l2sq_f8w_scalar, knytt__sub_scalar,
 };
 #endif

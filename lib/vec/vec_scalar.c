@@ -148,8 +148,26 @@ float knytt__dot_fh_scalar(const float *a, const uint16_t *b, size_t d)
 	return s;
 }
 
+float knytt__l2sq_f8w_scalar(const float *a, const float *s, const int8_t *b,
+			     size_t d)
+{
+	float r = 0;
+	for (size_t i = 0; i < d; i++) {
+		float t = a[i] - s[i] * (float)b[i];
+		r += t * t;
+	}
+	return r;
+}
+
+void knytt__sub_scalar(const float *a, const float *b, float *out, size_t d)
+{
+	for (size_t i = 0; i < d; i++)
+		out[i] = a[i] - b[i];
+}
+
 const knytt__vec_ops knytt__vec_scalar = {
 	"scalar", l2sq, dot, cosd, l2sq_i8, dot_i8, knytt__below_scalar,
 	l2sq_f8, dot_f8, dot_f8_rows, knytt__l2sq_h_scalar,
 	knytt__dot_h_scalar, knytt__l2sq_fh_scalar, knytt__dot_fh_scalar,
+	knytt__l2sq_f8w_scalar, knytt__sub_scalar,
 };
