@@ -199,8 +199,11 @@ typedef enum knytt_quant {
 	 * best candidates are re-ranked with the f32 vectors, which are kept. */
 	KNYTT_QUANT_INT8 = 1,
 	/* int8 without the f32 vectors: about 4x less vector memory; returned
-	 * distances are the int8 approximations, knytt_index_get returns the
-	 * decoded (approximate) vector. */
+	 * distances are the f32 query's to the decoded vectors, and
+	 * knytt_index_get returns the decoded (approximate) vector.  Trained
+	 * on 4096 vectors or more, clustered data is coded as residuals from
+	 * up to 256 learned cells (one byte more per vector; see
+	 * knytt_index_train_quant). */
 	KNYTT_QUANT_INT8_ONLY = 2,
 	/* f16 (IEEE half) vectors instead of f32: half the vector memory.
 	 * Each stored value is rounded to 11 significant bits (relative
@@ -265,6 +268,11 @@ KNYTT_API void knytt_index_close(knytt_index *idx);
  * learns them from the vectors it is given (values outside the learned
  * range are clipped later), so pass a representative first batch or call
  * this first.  Fails with KNYTT_ESTATE once vectors were added.
+ * KNYTT_QUANT_INT8_ONLY, from 4096 sample vectors or more, also learns
+ * up to 256 cells (k-means, one per 40 sample vectors) and keeps them
+ * when coding each vector's residual from its nearest cell, with a step
+ * per dimension, has less than 0.8 times the squared error over the
+ * sample; such an index saves as file format 4.
  * @return KNYTT_OK, KNYTT_EINVAL, KNYTT_ESTATE, KNYTT_ENOTSUP (index is
  *         not quantized).
  */

@@ -1030,8 +1030,152 @@ START_TEST(f16_equals_f32_on_exact_values)
 }
 END_TEST
 
+/* Mean squared error of knytt_index_get against rows [0, n) of base_v
+ * (normalized for cosine). */
+static double stored_mse(const knytt_index *ix, knytt_metric m, size_t n)
+{
+	double e = 0;
+	for (size_t i = 0; i < n; i++) {
+		float v[D], x[D];
+		memcpy(x, base_v + i * D, sizeof x);
+		if (m == KNYTT_METRIC_COSINE)
+			knytt__normalize(x, D);
+		ck_assert_int_eq(knytt_index_get(ix, i, v, D), KNYTT_OK);
+		for (int j = 0; j < D; j++)
+			e += (double)(v[j] - x[j]) * (v[j] - x[j]);
+	}
+	return e / (double)(n * D);
+}
+
+/* INT8_ONLY on clustered data codes each vector as its residual from the
+ * nearest of up to 256 cells, with a step per dimension (quant.c): less
+ * error than the shared step (kept when the sample is too small to
+ * learn cells from), recall at least as high, distances the query's to
+ * the decoded vectors, and a format-4 file that loads to the same
+ * answers; a file whose cells or steps do not fit is corrupt. */
+START_TEST(int8_only_residual_codes)
+{
+	static const knytt_metric ms[3] = { KNYTT_METRIC_L2, KNYTT_METRIC_IP,
+					    KNYTT_METRIC_COSINE };
+	knytt_metric m = ms[_i];
+	knytt_index *r = make(KNYTT_INDEX_HNSW, m, KNYTT_QUANT_INT8_ONLY);
+	knytt_index *s = make(KNYTT_INDEX_HNSW, m, KNYTT_QUANT_INT8_ONLY);
+	knytt_index *f = make(KNYTT_INDEX_HNSW, m, KNYTT_QUANT_NONE);
+	uint64_t *lab = iota(N, 0);
+	ck_assert_int_eq(knytt_index_add_batch(r, N, lab, base_v, D, 0), 0);
+	ck_assert_int_eq(knytt_index_train_quant(s, 2000, base_v, D), 0);
+	ck_assert_int_eq(knytt_index_add_batch(s, N, lab, base_v, D, 0), 0);
+	ck_assert_int_eq(knytt_index_add_batch(f, N, lab, base_v, D, 0), 0);
+	ck_assert_uint_gt(r->qcells, 1);
+	ck_assert_uint_le(r->qcells, 256);
+	ck_assert_uint_eq(s->qcells, 0);
+	double er = stored_mse(r, m, N), es = stored_mse(s, m, N);
+	ck_assert_msg(er < 0.8 * es, "metric %d: residual error %.3g, shared "
+		      "%.3g", m, er, es);
+	double rr = recall(r, m, base_v, N, 0, 200);
+	double rs = recall(s, m, base_v, N, 0, 200);
+	ck_assert_msg(rr >= 0.95 && rr >= rs,
+		      "metric %d: recall@10 residual %.4f, shared %.4f", m, rr,
+		      rs);
+	/* one byte per vector beyond the codes, and the cells' centres */
+	ck_assert_uint_eq(knytt_index_vector_memory(r),
+			  r->cap * (D + 1) + (2 * (size_t)r->qcells + 2) *
+						     D * sizeof(float));
+	/* each distance is the query's to the decoded vector */
+	for (size_t qi = 0; qi < 20; qi++) {
+		float qn[D];
+		memcpy(qn, query_v + qi * D, sizeof qn);
+		if (m == KNYTT_METRIC_COSINE)
+			knytt__normalize(qn, D);
+		uint64_t got[K];
+		float dd[K];
+		ck_assert_int_eq(knytt_index_search(r, query_v + qi * D, D, K,
+						    100, got, dd), K);
+		for (int i = 0; i < K; i++) {
+			float v[D];
+			ck_assert_int_eq(knytt_index_get(r, got[i], v, D), 0);
+			double want = m == KNYTT_METRIC_COSINE ? 1.0 : 0.0;
+			for (int j = 0; j < D; j++)
+				want += m == KNYTT_METRIC_L2
+						? (double)(qn[j] - v[j]) *
+							  (qn[j] - v[j])
+						: -(double)qn[j] * v[j];
+			ck_assert_msg(fabs(dd[i] - want) <=
+					      1e-5 * (fabs(want) + 1.0),
+				      "metric %d rank %d: %.6f, want %.6f", m,
+				      i, dd[i], want);
+		}
+	}
+	/* an upsert re-codes in its new vector's cell */
+	ck_assert_int_eq(knytt_index_upsert(r, 5, base_v + 9 * D, D), 0);
+	float a[D], b[D];
+	ck_assert_int_eq(knytt_index_get(r, 5, a, D), 0);
+	ck_assert_int_eq(knytt_index_get(r, 9, b, D), 0);
+	ck_assert_mem_eq(a, b, sizeof a);
+
+	char *path = tmp_path("resid.idx");
+	knytt_index *c = save_reload(r, path, 4);
+	ck_assert_uint_eq(c->qcells, r->qcells);
+	for (size_t q = 0; q < 30; q++)
+		same_answer(r, c, query_v + q * D, D, 60);
+	knytt_index_close(c);
+	size_t len;
+	unsigned char *buf = slurp(path, &len);
+	unsigned char *bad = malloc(len);
+	size_t qsec = (size_t)knytt__get_u64(buf + 152);
+	struct { size_t at; uint32_t v; } cases[] = {
+		{ 116, 300 },		 /* more cells than a byte numbers */
+		{ 116, r->qcells - 1 },	 /* sections no longer fit */
+		{ 8, 3 },		 /* residual codes before version 4 */
+		{ qsec + D * 4, 0 },	 /* a step of 0 */
+		{ qsec + 2 * D * 4, 0x7fc00000u }, /* a NaN centre */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		memcpy(bad, buf, len);
+		knytt__put_u32(bad + cases[i].at, cases[i].v);
+		reseal(bad, len);
+		spit(path, bad, len);
+		ck_assert_msg(try_load(path) == KNYTT_ECORRUPT, "case %zu",
+			      i);
+	}
+	unlink(path);
+	free(path);
+	free(buf);
+	free(bad);
+	free(lab);
+	knytt_index_close(r);
+	knytt_index_close(s);
+	knytt_index_close(f);
+}
+END_TEST
+
+/* Uniform data has no clusters for cells to follow: residuals gain
+ * less than RES_GAIN, and the shared code stays (format 2). */
+START_TEST(int8_only_keeps_shared_codes_without_clusters)
+{
+	size_t n = 6000;
+	uint64_t seed = 5;
+	float *v = malloc(n * D * sizeof *v);
+	for (size_t i = 0; i < n * D; i++)
+		v[i] = tu_randf(&seed);
+	knytt_index *ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
+			       KNYTT_QUANT_INT8_ONLY);
+	uint64_t *lab = iota(n, 0);
+	ck_assert_int_eq(knytt_index_add_batch(ix, n, lab, v, D, 0), 0);
+	ck_assert_uint_eq(ix->qcells, 0);
+	char *path = tmp_path("shared.idx");
+	knytt_index_close(save_reload(ix, path, 2));
+	unlink(path);
+	free(path);
+	free(v);
+	free(lab);
+	knytt_index_close(ix);
+}
+END_TEST
+
 /* An f16 file says version 3, which version-2 readers refuse; a file
- * that claims f16 under version 2 is corrupt. */
+ * that claims f16 under version 2 is corrupt, and one of a version after
+ * this library's (5) is refused as newer. */
 START_TEST(f16_file_is_version_3)
 {
 	knytt_index *ix = make(KNYTT_INDEX_HNSW, KNYTT_METRIC_L2,
@@ -1048,7 +1192,7 @@ START_TEST(f16_file_is_version_3)
 	reseal(buf, len);
 	spit(path, buf, len);
 	ck_assert_int_eq(try_load(path), KNYTT_ECORRUPT);
-	knytt__put_u32(buf + 8, 4);
+	knytt__put_u32(buf + 8, 5);
 	reseal(buf, len);
 	spit(path, buf, len);
 	ck_assert_int_eq(try_load(path), KNYTT_EVERSION);
@@ -1335,6 +1479,8 @@ Suite *index_suite(void)
 	tcase_add_test(tc, format_v1_fixture_still_loads);
 	tcase_add_test(tc, vectors_start_cache_lines);
 	tcase_add_test(tc, f16_file_is_version_3);
+	tcase_add_loop_test(tc, int8_only_residual_codes, 0, 3);
+	tcase_add_test(tc, int8_only_keeps_shared_codes_without_clusters);
 	tcase_add_loop_test(tc, f16_equals_f32_on_exact_values, 0, 2);
 	tcase_add_test(tc, format_v1_index_keeps_its_layout);
 	tcase_add_test(tc, bad_arguments);

@@ -58,6 +58,12 @@ static void scratch_free(void *p)
 	free(sc->qf);
 	free(sc->qc);
 	free(sc->tmp);
+	free(sc->rq_a);
+	free(sc->rq_e);
+	free(sc->rq_tag);
+	free(sc->ka);
+	free(sc->kb);
+	free(sc->kd);
 	free(sc);
 }
 
@@ -119,7 +125,13 @@ knytt__scratch *knytt__scratch_get(const knytt_index *ix)
 		int8_t *qc = realloc(sc->qc, qn);
 		if (qc)
 			sc->qc = qc;
-		if (!qf || !qc)
+		float *ka = realloc(sc->ka, qn * sizeof *ka);
+		if (ka)
+			sc->ka = ka;
+		float *kb = realloc(sc->kb, qn * sizeof *kb);
+		if (kb)
+			sc->kb = kb;
+		if (!qf || !qc || !ka || !kb)
 			return NULL;
 		sc->qcap = qn;
 	}
@@ -229,6 +241,70 @@ static int cmp_cand(const void *a, const void *b)
 
 /* ------------------------------------------------------------- distances */
 
+int knytt__rq_prepare(const knytt_index *ix, knytt__scratch *sc,
+		      const float *q)
+{
+	size_t d = ix->dim, K = ix->qcells;
+	size_t an = ix->metric == KNYTT_METRIC_L2 ? K * d : d;
+	if (sc->rq_acap < an) {
+		float *a = realloc(sc->rq_a, an * sizeof *a);
+		if (!a)
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+		sc->rq_a = a;
+		sc->rq_acap = an;
+	}
+	if (sc->rq_kcap < K) {
+		float *e = realloc(sc->rq_e, K * sizeof *e);
+		if (e)
+			sc->rq_e = e;
+		uint32_t *t = realloc(sc->rq_tag, K * sizeof *t);
+		if (t)
+			sc->rq_tag = t;
+		if (!e || !t)
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+		/* epochs start at 1: new cells are not filled */
+		memset(sc->rq_tag + sc->rq_kcap, 0,
+		       (K - sc->rq_kcap) * sizeof *t);
+		sc->rq_kcap = K;
+	}
+	if (++sc->rq_epoch == 0) {
+		memset(sc->rq_tag, 0, sc->rq_kcap * sizeof *sc->rq_tag);
+		sc->rq_epoch = 1;
+	}
+	sc->rq_q = q;
+	if (ix->metric != KNYTT_METRIC_L2)
+		for (size_t j = 0; j < d; j++)
+			sc->rq_a[j] = q[j] * ix->qsv[j];
+	return KNYTT_OK;
+}
+
+/* Fills the prepared query's view of cell @p k (knytt__scratch). */
+static __attribute__((noinline)) void rq_fill(const knytt_index *ix,
+					      knytt__scratch *sc, unsigned k)
+{
+	size_t d = ix->dim;
+	const float *cm = ix->qcm + (size_t)k * d;
+	if (ix->metric == KNYTT_METRIC_L2)
+		ix->ops->sub(sc->rq_q, cm, sc->rq_a + k * d, d);
+	else
+		sc->rq_e[k] = ix->ops->dot(sc->rq_q, cm, d);
+	sc->rq_tag[k] = sc->rq_epoch;
+}
+
+/* residual int8-only: the key of the query prepared in @p sc to the
+ * codes @p v (quant.c) */
+static inline float rq_key(const knytt_index *ix, knytt__scratch *sc,
+			   const int8_t *v)
+{
+	unsigned k = ((const uint8_t *)v)[ix->dim];
+	if (sc->rq_tag[k] != sc->rq_epoch)
+		rq_fill(ix, sc, k);
+	if (ix->kid == KID_R_L2)
+		return ix->ops->l2sq_f8w(sc->rq_a + (size_t)k * ix->dim,
+					 ix->qsv, v, ix->dim);
+	return -(sc->rq_e[k] + ix->ops->dot_f8(sc->rq_a, v, ix->dim));
+}
+
 static inline __attribute__((always_inline)) float
 key(const knytt_index *ix, const void *q, const void *v)
 {
@@ -243,6 +319,9 @@ key(const knytt_index *ix, const void *q, const void *v)
 		return ix->ops->l2sq_fh(q, v, ix->dim);
 	case KID_H_NEGDOT:
 		return -ix->ops->dot_fh(q, v, ix->dim);
+	case KID_R_L2:
+	case KID_R_NEGDOT:
+		return rq_key(ix, (knytt__scratch *)q, v);
 	default:
 		return -(float)ix->ops->dot_i8(q, v, ix->dim);
 	}
@@ -252,16 +331,29 @@ key(const knytt_index *ix, const void *q, const void *v)
  * key of two stored vectors (the build's neighbour selection).  The same
  * as key() but for f16, whose walks take an f32 query (a search's own,
  * or an inserted node's vector widened into the scratch: exact, so both
- * ways give the same sums) and whose stored side is halves.
+ * ways give the same sums) and whose stored side is halves.  Residual
+ * codes of two cells are decoded (into sc's ka and kb) and compared in
+ * f32.
  */
-static inline float key_ss(const knytt_index *ix, const void *a,
-			   const void *b)
+static inline float key_ss(const knytt_index *ix, knytt__scratch *sc,
+			   const void *a, const void *b)
 {
 	switch (ix->kid) {
 	case KID_H_L2:
 		return ix->ops->l2sq_h(a, b, ix->dim);
 	case KID_H_NEGDOT:
 		return -ix->ops->dot_h(a, b, ix->dim);
+	case KID_R_L2:
+	case KID_R_NEGDOT:
+		/* a is the same node over a loop (add_backlink, unlink) */
+		if (sc->ka_src != a) {
+			knytt__resid_decode(ix, a, sc->ka);
+			sc->ka_src = a;
+		}
+		knytt__resid_decode(ix, b, sc->kb);
+		return ix->kid == KID_R_L2 ? ix->ops->l2sq(sc->ka, sc->kb, ix->dim)
+					   : -ix->ops->dot(sc->ka, sc->kb,
+							   ix->dim);
 	default:
 		return key(ix, a, b);
 	}
@@ -501,8 +593,14 @@ static int ensure_heaps(knytt__scratch *sc, const knytt_index *ix,
 	if (grow((void **)&sc->res, &sc->rcap, ef + 2, sizeof *sc->res) ||
 	    grow((void **)&sc->cand, &sc->ccap, cneed, sizeof *sc->cand) ||
 	    grow((void **)&sc->tmp, &sc->tmpcap, ef + 3 * ix->m0 + 8,
-		 sizeof *sc->tmp))
+		 sizeof *sc->tmp) ||
+	    (ix->qcells && grow((void **)&sc->kd, &sc->kdcap,
+				((size_t)ix->m0 + 1) * ix->dim,
+				sizeof *sc->kd)))
 		return knytt__err(KNYTT_ENOMEM, "search scratch: out of memory");
+	/* a decoding kept from an earlier write may be stale: the slot
+	 * can have been reused since */
+	sc->ka_src = NULL;
 	return 0;
 }
 
@@ -554,16 +652,38 @@ size_t knytt__hnsw_scratch_entries(const knytt_index *ix)
  * cands must be sorted; keeps at most @p m; returns the count kept
  * (moved to the front of cands).
  */
-static size_t select_heuristic(const knytt_index *ix, knytt__cand *cands,
-			       size_t n, size_t m)
+static size_t select_heuristic(const knytt_index *ix, knytt__scratch *sc,
+			       knytt__cand *cands, size_t n, size_t m)
 {
+	if (ix->qcells) {
+		/* residual codes: each candidate decoded once, the kept
+		 * ones' decodings kept in kd (m0 + 1 rows, ensure_heaps) */
+		size_t kept = 0, d = ix->dim;
+		for (size_t i = 0; i < n && kept < m; i++) {
+			knytt__cand c = cands[i];
+			float *cv = sc->kd + kept * d;
+			knytt__resid_decode(
+				ix, (const int8_t *)knytt__vecp(ix, c.id), cv);
+			int good = 1;
+			for (size_t r = 0; r < kept && good; r++) {
+				const float *rv = sc->kd + r * d;
+				float k = ix->kid == KID_R_L2
+						  ? ix->ops->l2sq(cv, rv, d)
+						  : -ix->ops->dot(cv, rv, d);
+				good = !(k < c.d);
+			}
+			if (good)
+				cands[kept++] = c;
+		}
+		return kept;
+	}
 	size_t kept = 0;
 	for (size_t i = 0; i < n && kept < m; i++) {
 		knytt__cand c = cands[i];
 		const void *cv = knytt__vecp(ix, c.id);
 		int good = 1;
 		for (size_t r = 0; r < kept; r++) {
-			if (key_ss(ix, cv, knytt__vecp(ix, cands[r].id)) <
+			if (key_ss(ix, sc, cv, knytt__vecp(ix, cands[r].id)) <
 			    c.d) {
 				good = 0;
 				break;
@@ -604,14 +724,14 @@ static void add_backlink(knytt_index *ix, knytt__scratch *sc, uint32_t n,
 	knytt__cand *t = sc->tmp;
 	size_t m = 0;
 	t[m].id = s;
-	t[m++].d = key_ss(ix, nv, knytt__vecp(ix, s));
+	t[m++].d = key_ss(ix, sc, nv, knytt__vecp(ix, s));
 	for (uint32_t j = 0; j < cnt; j++) {
 		uint32_t x = lst[1 + j];
 		t[m].id = x;
-		t[m++].d = key_ss(ix, nv, knytt__vecp(ix, x));
+		t[m++].d = key_ss(ix, sc, nv, knytt__vecp(ix, x));
 	}
 	qsort(t, m, sizeof *t, cmp_cand);
-	size_t kept = select_heuristic(ix, t, m, mx);
+	size_t kept = select_heuristic(ix, sc, t, m, mx);
 	for (size_t j = 0; j < kept; j++)
 		lst[1 + j] = t[j].id;
 	lst[0] = (uint32_t)kept;
@@ -630,6 +750,14 @@ int knytt__hnsw_insert(knytt_index *ix, uint32_t s)
 		 * (qf is free: only a search prepares a query in it) */
 		knytt__f16_decode(q, sc->qf, ix->dim);
 		q = sc->qf;
+	} else if (ix->qcells) {
+		/* residual codes: the walks take this node's decoded vector
+		 * as their f32 query (prepared in sc) */
+		knytt__resid_decode(ix, q, sc->qf);
+		if (knytt__rq_prepare(ix, sc, sc->qf))
+			return knytt__err(KNYTT_ENOMEM,
+					  "insert: out of memory");
+		q = sc;
 	}
 
 	pthread_mutex_lock(&ix->glock);
@@ -661,7 +789,7 @@ int knytt__hnsw_insert(knytt_index *ix, uint32_t s)
 			continue;
 		ep = w[0].id;
 		epd = w[0].d;
-		size_t kept = select_heuristic(ix, w, m, ix->m);
+		size_t kept = select_heuristic(ix, sc, w, m, ix->m);
 		/* w may be reused by add_backlink: copy the kept ids out */
 		uint32_t sel[130];
 		for (size_t i = 0; i < kept; i++)
@@ -722,12 +850,12 @@ int knytt__hnsw_unlink(knytt_index *ix, uint32_t s)
 						continue;
 					sc->tags[c] = epoch;
 					t[m].id = c;
-					t[m++].d = key_ss(ix, uv,
+					t[m++].d = key_ss(ix, sc, uv,
 							  knytt__vecp(ix, c));
 				}
 			}
 			qsort(t, m, sizeof *t, cmp_cand);
-			size_t kept = select_heuristic(ix, t, m,
+			size_t kept = select_heuristic(ix, sc, t, m,
 						       max_links(ix, l));
 			for (size_t x = 0; x < kept; x++)
 				ul[1 + x] = t[x].id;

@@ -33,6 +33,20 @@ typedef struct knytt__scratch {
 	size_t qcap;
 	knytt__cand *tmp; /* selection and repair buffers */
 	size_t tmpcap;
+	/* Residual int8-only (KID_R_*, quant.c): the prepared query rq_q,
+	 * and its view of each cell, filled when a walk first meets the
+	 * cell (rq_tag[k] == rq_epoch): L2, the row rq_a + k dim is
+	 * q - c_k - mid; IP/cosine, rq_e[k] is q.(c_k + mid) and rq_a is
+	 * q times the steps.  ka, kb: two decoded vectors (key_ss), ka
+	 * that of the codes at ka_src (NULL: none); kd: the decoded
+	 * neighbours a selection kept (kdcap floats). */
+	const float *rq_q;
+	float *rq_a, *rq_e, *ka, *kb, *kd;
+	const void *ka_src;
+	size_t kdcap;
+	uint32_t *rq_tag;
+	uint32_t rq_epoch;
+	size_t rq_acap, rq_kcap; /* floats of rq_a; cells of rq_e, rq_tag */
 } knytt__scratch;
 
 /* The calling thread's scratch, sized for @p ix; NULL if out of memory. */
@@ -59,6 +73,11 @@ static inline int knytt__filter_pass(const knytt__filter *f, uint64_t label)
 		       (f->bits[label >> 6] >> (label & 63)) & 1;
 	return f->fn(label, f->ctx) != 0;
 }
+
+/* Prepares @p sc for walks with the f32 query @p q (residual int8-only:
+ * the walk's query is then sc itself).  0 or KNYTT_ENOMEM. */
+int knytt__rq_prepare(const knytt_index *ix, knytt__scratch *sc,
+		      const float *q);
 
 /* Search key between a prepared query (or a stored vector) and the
  * stored vector @p v: smaller is closer; distance = key*kscale + koff. */

@@ -66,6 +66,9 @@ void knytt_index_close(knytt_index *ix)
 	free(ix->freel);
 	free((void *)ix->nlocks);
 	free(ix->qmid);
+	free(ix->qcen);
+	free(ix->qsv);
+	free(ix->qcm);
 	knytt__lmap_free(&ix->labels);
 	pthread_rwlock_destroy(&ix->rw);
 	pthread_mutex_destroy(&ix->glock);
@@ -160,7 +163,7 @@ int knytt__index_layout(knytt_index *ix)
 	ix->m0 = ix->kind == KNYTT_INDEX_FLAT ? 0 : 2 * ix->m;
 	ix->vbytes = ix->quant == KNYTT_QUANT_NONE  ? (size_t)ix->dim * 4
 		     : ix->quant == KNYTT_QUANT_F16 ? (size_t)ix->dim * 2
-						    : ix->dim;
+						    : ix->dim + (ix->qcells > 0);
 	ix->off_label = 8 + 4 * (size_t)ix->m0;
 	ix->off_vec = ix->off_label + 8;
 	if (ix->format1 || ix->quant == KNYTT_QUANT_INT8_ONLY) {
@@ -184,6 +187,9 @@ int knytt__index_layout(knytt_index *ix)
 		ix->kscale = 1.0f;
 	} else if (ix->quant == KNYTT_QUANT_F16) {
 		ix->kid = neg ? KID_H_NEGDOT : KID_H_L2;
+		ix->kscale = 1.0f;
+	} else if (ix->qcells) {
+		ix->kid = neg ? KID_R_NEGDOT : KID_R_L2;
 		ix->kscale = 1.0f;
 	} else {
 		ix->kid = neg ? KID_I8_NEGDOT : KID_I8_L2;
@@ -739,6 +745,8 @@ size_t knytt_index_vector_memory(const knytt_index *ix)
 		b += ix->cap * ix->dim * sizeof(float);
 	if (ix->qmid)
 		b += ix->dim * sizeof(float);
+	if (ix->qcells) /* centres, centres + qmid, steps */
+		b += (2 * (size_t)ix->qcells + 1) * ix->dim * sizeof(float);
 	return b;
 }
 
@@ -757,6 +765,8 @@ size_t knytt_index_memory(const knytt_index *ix)
 		b += ix->cap * ix->dim * sizeof(float);
 	if (ix->qmid)
 		b += ix->dim * sizeof(float);
+	if (ix->qcells) /* centres, centres + qmid, steps */
+		b += (2 * (size_t)ix->qcells + 1) * ix->dim * sizeof(float);
 	pthread_rwlock_unlock(&w->rw);
 	return b;
 }
@@ -782,6 +792,14 @@ static prepared prepare(const knytt_index *ix, knytt__scratch *sc,
 		knytt__normalize(sc->qf, ix->dim);
 		p.f = p.key = p.a = sc->qf;
 	}
+	if (ix->qcells) {
+		/* residual codes: the walk takes the f32 query (hnsw.c);
+		 * out of memory leaves rq_q NULL, checked by the caller */
+		sc->rq_q = NULL;
+		if (knytt__rq_prepare(ix, sc, p.f) == KNYTT_OK)
+			p.key = sc;
+		return p;
+	}
 	if (knytt__is_i8(ix)) {
 		knytt__quant_encode(ix, p.f, sc->qc);
 		p.key = sc->qc;
@@ -806,11 +824,14 @@ static prepared prepare(const knytt_index *ix, knytt__scratch *sc,
  * here, by these distances, as INT8 mode sets it with the f32 vectors.
  *   L2:     |q - (mid + s c)|^2 = s^2 |(q - mid)/s - c|^2
  *   IP/cos: koff - q.(s c)       (mid is 0 for these metrics)
+ * Residual codes: the walk's own key, already the asymmetric distance.
  */
 static inline float a8_dist(const knytt_index *ix, const prepared *p,
 			    uint32_t s)
 {
 	const int8_t *c = (const int8_t *)knytt__vecp(ix, s);
+	if (ix->qcells)
+		return knytt__key(ix, p->key, c) + ix->koff;
 	if (ix->metric == KNYTT_METRIC_L2)
 		return ix->qstep * ix->qstep * ix->ops->l2sq_f8(p->a, c, ix->dim);
 	return ix->koff - ix->qstep * ix->ops->dot_f8(p->a, c, ix->dim);
@@ -935,6 +956,8 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 	if (!sc)
 		return knytt__err(KNYTT_ENOMEM, "search: out of memory");
 	prepared p = prepare(ix, sc, q);
+	if (ix->qcells && p.key != (const void *)sc)
+		return knytt__err(KNYTT_ENOMEM, "search: out of memory");
 	/* The walk's buffers grow with ef: an ef of 1e9 asked for
 	 * gigabytes.  ef is clamped to KNYTT_INDEX_MAX_EF, then raised to k
 	 * as always, and never exceeds the number of items, since the
@@ -967,7 +990,7 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 		return (int)walked;
 	size_t got = (size_t)walked;
 	knytt__cand *out = sc->tmp; /* no allocation per query */
-	if (knytt__is_i8(ix)) {
+	if (knytt__is_i8(ix) && !ix->qcells) {
 		for (size_t i = 0; i < got; i++)
 			out[i].d = slot_dist(ix, &p, out[i].id);
 		qsort(out, got, sizeof *out, cmp_f);

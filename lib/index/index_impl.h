@@ -15,7 +15,8 @@
  * the upper-level lists.
  *          off_label    uint64  label
  *          off_vec      vector: dim floats, dim f16 halves, or dim int8
- *                       codes
+ *                       codes (residual codes: and their cell's number,
+ *                       one byte)
  *
  * off_vec and the block size are multiples of 64 (a cache line), so on
  * the 64-byte aligned array every vector starts a line: it spans
@@ -60,7 +61,7 @@
 
 /* Which kernel computes the search key (see dist_key in hnsw.c). */
 enum { KID_F32_L2, KID_F32_NEGDOT, KID_I8_L2, KID_I8_NEGDOT, KID_H_L2,
-       KID_H_NEGDOT };
+       KID_H_NEGDOT, KID_R_L2, KID_R_NEGDOT };
 
 struct knytt_index {
 	int is_open;
@@ -101,6 +102,14 @@ struct knytt_index {
 	int qtrained;
 	float *qmid; /* dim */
 	float qstep;
+	/* INT8_ONLY's residual codes (quant.c), when training chose them
+	 * (qcells > 0): a node is coded as its residual from the nearest
+	 * of qcells centres, less qmid, in steps of qsv (one per
+	 * dimension); its cell's number is the byte after its codes. */
+	uint32_t qcells;
+	float *qcen; /* qcells x dim */
+	float *qsv;  /* dim */
+	float *qcm;  /* qcells x dim: qcen + qmid (derived, not saved) */
 
 	/* an opaque tag its owner sets and finds again after a load (the
 	 * engine: which store, tenant and model the file was built for);
@@ -184,5 +193,18 @@ int knytt__index_reserve(knytt_index *ix, size_t need);
 void knytt__quant_encode(const knytt_index *ix, const float *x, int8_t *c);
 void knytt__quant_decode(const knytt_index *ix, const int8_t *c, float *x);
 int knytt__quant_train(knytt_index *ix, size_t n, const float *v);
+/* ix->qcm from qcen and qmid (residual codes); 0 or KNYTT_ENOMEM */
+int knytt__quant_cells_ready(knytt_index *ix);
+
+/* The residual codes' decoded vector (residual INT8_ONLY): cell k's
+ * centre plus qmid plus the codes times their steps. */
+static inline void knytt__resid_decode(const knytt_index *ix,
+				       const int8_t *c, float *x)
+{
+	const float *cm = ix->qcm + (size_t)((const uint8_t *)c)[ix->dim] *
+					    ix->dim;
+	for (uint32_t j = 0; j < ix->dim; j++)
+		x[j] = cm[j] + ix->qsv[j] * (float)c[j];
+}
 
 #endif

@@ -1,11 +1,13 @@
 /*
  * io.c -- knytt_index_save / knytt_index_load.
  *
- * File format, version 3.  All integers little-endian.
+ * File format, version 4.  All integers little-endian.
  *
  *   0    8  magic "KNYTTIDX"
- *   8    4  format version: 3 for f16 vectors (KNYTT_QUANT_F16), which
- *           readers of version 2 cannot use; else 2, or 1 for the packed
+ *   8    4  format version: 4 for int8-only residual codes (header byte
+ *           116 and the quantizer section's cells), 3 for f16 vectors
+ *           (KNYTT_QUANT_F16), which readers of version 2 cannot use;
+ *           else 2, or 1 for the packed
  *           level-0 layout (index_impl.h).  All three are read, and an
  *           index keeps the layout, and so the version, of the file it
  *           came from; a file is written with the lowest version that
@@ -22,7 +24,9 @@
  * Sections follow at 64-byte aligned offsets: level-0 blocks (nslots x
  * block, byte for byte the in-memory layout), uoff (nslots x u32), the
  * upper-level pool (upool_n x u32), f32 vectors (INT8 mode) and the
- * quantizer's centres (the int8 modes).
+ * quantizer's centres (the int8 modes: dim floats; residual codes, u32
+ * qcells at header byte 116, then dim steps and qcells x dim cell
+ * centres).
  *
  * Load maps the file (MAP_PRIVATE: later writes copy pages, never touch
  * the file), verifies both checksums, then every structural invariant a
@@ -44,7 +48,7 @@
 #include <unistd.h>
 
 #define HDR 256
-#define FORMAT_VERSION 3
+#define FORMAT_VERSION 4
 
 static size_t align64(size_t x)
 {
@@ -66,7 +70,8 @@ static sections layout_sections(const knytt_index *ix, size_t nslots,
 	s.qmid = align64(s.f32 + (ix->quant == KNYTT_QUANT_INT8
 					  ? nslots * ix->dim * 4
 					  : 0));
-	s.end = s.qmid + (knytt__is_i8(ix) ? ix->dim * 4 : 0);
+	s.end = s.qmid + (knytt__is_i8(ix) ? ix->dim * 4 : 0) +
+		(size_t)(ix->qcells ? ix->qcells + 1 : 0) * ix->dim * 4;
 	return s;
 }
 
@@ -115,6 +120,7 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 	memset(h, 0, sizeof h);
 	memcpy(h, "KNYTTIDX", 8);
 	knytt__put_u32(h + 8, ix->format1			? 1u
+			      : ix->qcells			? 4u
 			      : ix->quant == KNYTT_QUANT_F16 ? 3u
 							     : 2u);
 	knytt__put_u32(h + 12, 0x01020304u);
@@ -139,6 +145,7 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 	uint32_t qs;
 	memcpy(&qs, &ix->qstep, 4);
 	knytt__put_u32(h + 112, qs);
+	knytt__put_u32(h + 116, ix->qcells);
 	knytt__put_u64(h + 120, s.l0);
 	knytt__put_u64(h + 128, s.uoff);
 	knytt__put_u64(h + 136, s.upool);
@@ -170,6 +177,10 @@ int knytt_index_save(const knytt_index *ix, const char *path)
 	bad = bad || pad_to(fd, &off, s.qmid, &crc);
 	if (knytt__is_i8(ix))
 		bad = bad || write_all(fd, ix->qmid, ix->dim * 4, &crc);
+	if (ix->qcells)
+		bad = bad || write_all(fd, ix->qsv, ix->dim * 4, &crc) ||
+		      write_all(fd, ix->qcen,
+				(size_t)ix->qcells * ix->dim * 4, &crc);
 	pthread_rwlock_unlock(&w->rw);
 
 	knytt__put_u32(h + 168, crc);
@@ -296,10 +307,14 @@ static int load_mapped(knytt_index *ix, const unsigned char *p, size_t len,
 	uint64_t upn = knytt__get_u64(p + 104);
 	uint32_t qs = knytt__get_u32(p + 112);
 	memcpy(&ix->qstep, &qs, 4);
+	ix->qcells = knytt__get_u32(p + 116);
 	if ((ix->kind != KNYTT_INDEX_HNSW && ix->kind != KNYTT_INDEX_FLAT) ||
 	    ix->metric < KNYTT_METRIC_L2 || ix->metric > KNYTT_METRIC_COSINE ||
 	    (unsigned)ix->quant > KNYTT_QUANT_F16 ||
-	    (ix->quant == KNYTT_QUANT_F16 && ver < 3) || ix->dim == 0 ||
+	    (ix->quant == KNYTT_QUANT_F16 && ver < 3) ||
+	    (ix->qcells && (ver < 4 || ix->quant != KNYTT_QUANT_INT8_ONLY ||
+			    !ix->qtrained || ix->qcells > 256)) ||
+	    ix->dim == 0 ||
 	    ix->dim > KNYTT__MAX_DIM || ix->m < 2 || ix->m > 64 ||
 	    ix->maxlevel < -1 || ix->maxlevel > KNYTT__MAX_LEVEL ||
 	    ns > UINT32_MAX - 16 || ix->count > ns || upn < 1 ||
@@ -350,6 +365,36 @@ static int load_mapped(knytt_index *ix, const unsigned char *p, size_t len,
 				return CORRUPT("%s: quantizer midpoint %u is "
 					       "not finite", path, j);
 	}
+	if (ix->qcells) {
+		size_t nc = (size_t)ix->qcells * ix->dim;
+		ix->qsv = malloc(ix->dim * 4);
+		ix->qcen = malloc(nc * 4);
+		if (!ix->qsv || !ix->qcen)
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+		memcpy(ix->qsv, p + s.qmid + ix->dim * 4, ix->dim * 4);
+		memcpy(ix->qcen, p + s.qmid + 2 * (size_t)ix->dim * 4, nc * 4);
+		/* steps divide in every encode; centres enter every key */
+		for (uint32_t j = 0; j < ix->dim; j++)
+			if (!(ix->qsv[j] > 0) || !isfinite(ix->qsv[j]) ||
+			    !isfinite(1.0f / ix->qsv[j]))
+				return CORRUPT("%s: quantizer step %u is "
+					       "out of range", path, j);
+		for (size_t j = 0; j < nc; j++)
+			if (!isfinite(ix->qcen[j]))
+				return CORRUPT("%s: quantizer cell centre "
+					       "value %zu is not finite",
+					       path, j);
+		if (knytt__quant_cells_ready(ix))
+			return knytt__err(KNYTT_ENOMEM, "out of memory");
+		/* a node's cell indexes the centres */
+		for (size_t i = 0; i < ns; i++)
+			if (knytt__vecp(ix, (uint32_t)i)[ix->dim] >=
+			    ix->qcells)
+				return CORRUPT("%s: node %zu has cell %u of "
+					       "%u", path, i,
+					       knytt__vecp(ix, (uint32_t)i)[ix->dim],
+					       ix->qcells);
+	}
 	int rc = validate_graph(ix, path);
 	if (rc)
 		return rc;
@@ -384,12 +429,19 @@ static void unload(knytt_index *ix)
 	free(ix->upool);
 	free((void *)ix->nlocks);
 	free(ix->qmid);
+	free(ix->qcen);
+	free(ix->qsv);
+	free(ix->qcm);
 	free(ix->freel);
 	knytt__lmap_free(&ix->labels);
 	ix->uoff = NULL;
 	ix->upool = NULL;
 	ix->nlocks = NULL;
 	ix->qmid = NULL;
+	ix->qcen = NULL;
+	ix->qsv = NULL;
+	ix->qcm = NULL;
+	ix->qcells = 0;
 	ix->freel = NULL;
 	ix->l0 = NULL;
 	ix->f32 = NULL;

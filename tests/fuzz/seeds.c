@@ -374,8 +374,23 @@ static void seed_index(const char *name, knytt_index_kind kind,
 	for (int i = 0; i < 8; i++)
 		for (int j = 0; j < 4; j++)
 			v[i][j] = (float)((i * 7 + j * 3) % 5) - 2.0f;
-	if (!rc && (q == KNYTT_QUANT_INT8 || q == KNYTT_QUANT_INT8_ONLY))
+	if (!rc && q == KNYTT_QUANT_INT8)
 		rc = knytt_index_train_quant(ix, 8, &v[0][0], 4);
+	if (!rc && q == KNYTT_QUANT_INT8_ONLY) {
+		/* residual codes: trained on 4096 rows around 8 points
+		 * (enough to learn cells from), 8 of them added */
+		enum { TR = 4096 };
+		static float t[TR][4];
+		uint32_t x = 12345;
+		for (int i = 0; i < TR; i++)
+			for (int j = 0; j < 4; j++) {
+				x = x * 1664525u + 1013904223u;
+				t[i][j] = v[i % 8][j] * 10.0f +
+					  (float)(x >> 8) / 16777216.0f;
+			}
+		rc = knytt_index_train_quant(ix, TR, &t[0][0], 4);
+		memcpy(v, t, sizeof v);
+	}
 	for (int i = 0; !rc && i < 8; i++)
 		rc = knytt_index_add(ix, (uint64_t)i + 1, v[i], 4);
 	if (!rc)
@@ -414,5 +429,7 @@ int main(int argc, char **argv)
 	seed_index("hnsw-int8", KNYTT_INDEX_HNSW, KNYTT_QUANT_INT8);
 	seed_index("flat", KNYTT_INDEX_FLAT, KNYTT_QUANT_NONE);
 	seed_index("hnsw-f16", KNYTT_INDEX_HNSW, KNYTT_QUANT_F16);
+	seed_index("hnsw-int8only-resid", KNYTT_INDEX_HNSW,
+		   KNYTT_QUANT_INT8_ONLY);
 	return failed;
 }
