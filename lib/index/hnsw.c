@@ -96,6 +96,16 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
+/* *p resized to @p bytes; on failure *p is kept (freed with the rest) */
+static int resize(void **p, size_t bytes)
+{
+	void *q = realloc(*p, bytes);
+	if (!q)
+		return -1;
+	*p = q;
+	return 0;
+}
+
 knytt__scratch *knytt__scratch_get(const knytt_index *ix)
 {
 	pthread_once(&scratch_once, scratch_init);
@@ -119,19 +129,10 @@ knytt__scratch *knytt__scratch_get(const knytt_index *ix)
 	}
 	size_t qn = ix->dim + 16;
 	if (sc->qcap < qn) {
-		float *qf = realloc(sc->qf, qn * sizeof *qf);
-		if (qf)
-			sc->qf = qf;
-		int8_t *qc = realloc(sc->qc, qn);
-		if (qc)
-			sc->qc = qc;
-		float *ka = realloc(sc->ka, qn * sizeof *ka);
-		if (ka)
-			sc->ka = ka;
-		float *kb = realloc(sc->kb, qn * sizeof *kb);
-		if (kb)
-			sc->kb = kb;
-		if (!qf || !qc || !ka || !kb)
+		if (resize((void **)&sc->qf, qn * sizeof(float)) ||
+		    resize((void **)&sc->qc, qn) ||
+		    resize((void **)&sc->ka, qn * sizeof(float)) ||
+		    resize((void **)&sc->kb, qn * sizeof(float)))
 			return NULL;
 		sc->qcap = qn;
 	}
@@ -247,24 +248,17 @@ int knytt__rq_prepare(const knytt_index *ix, knytt__scratch *sc,
 	size_t d = ix->dim, K = ix->qcells;
 	size_t an = ix->metric == KNYTT_METRIC_L2 ? K * d : d;
 	if (sc->rq_acap < an) {
-		float *a = realloc(sc->rq_a, an * sizeof *a);
-		if (!a)
+		if (resize((void **)&sc->rq_a, an * sizeof(float)))
 			return knytt__err(KNYTT_ENOMEM, "out of memory");
-		sc->rq_a = a;
 		sc->rq_acap = an;
 	}
 	if (sc->rq_kcap < K) {
-		float *e = realloc(sc->rq_e, K * sizeof *e);
-		if (e)
-			sc->rq_e = e;
-		uint32_t *t = realloc(sc->rq_tag, K * sizeof *t);
-		if (t)
-			sc->rq_tag = t;
-		if (!e || !t)
+		if (resize((void **)&sc->rq_e, K * sizeof(float)) ||
+		    resize((void **)&sc->rq_tag, K * sizeof(uint32_t)))
 			return knytt__err(KNYTT_ENOMEM, "out of memory");
 		/* epochs start at 1: new cells are not filled */
 		memset(sc->rq_tag + sc->rq_kcap, 0,
-		       (K - sc->rq_kcap) * sizeof *t);
+		       (K - sc->rq_kcap) * sizeof *sc->rq_tag);
 		sc->rq_kcap = K;
 	}
 	if (++sc->rq_epoch == 0) {
