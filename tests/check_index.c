@@ -1079,8 +1079,8 @@ START_TEST(int8_only_residual_codes)
 		      rs);
 	/* one byte per vector beyond the codes, and the cells' centres */
 	ck_assert_uint_eq(knytt_index_vector_memory(r),
-			  r->cap * (D + 1) + (2 * (size_t)r->qcells + 2) *
-						     D * sizeof(float));
+			  r->cap * (D + 1) +
+				  ((size_t)r->qcells + 2) * D * sizeof(float));
 	/* each distance is the query's to the decoded vector */
 	for (size_t qi = 0; qi < 20; qi++) {
 		float qn[D];
@@ -1138,10 +1138,26 @@ START_TEST(int8_only_residual_codes)
 		ck_assert_msg(try_load(path) == KNYTT_ECORRUPT, "case %zu",
 			      i);
 	}
+	free(buf);
+	free(bad);
+	/* fewer cells than a byte numbers: a node's cell past them is
+	 * corrupt (a search would read past the centres) */
+	knytt_index *few = make(KNYTT_INDEX_HNSW, m, KNYTT_QUANT_INT8_ONLY);
+	ck_assert_int_eq(knytt_index_train_quant(few, 6000, base_v, D), 0);
+	ck_assert_int_eq(knytt_index_add_batch(few, 100, lab, base_v, D, 1),
+			 0);
+	ck_assert_uint_gt(few->qcells, 0);
+	ck_assert_uint_lt(few->qcells, 255);
+	knytt_index_close(save_reload(few, path, 4));
+	buf = slurp(path, &len);
+	buf[256 + few->off_vec + D] = 255; /* node 0, the first block */
+	reseal(buf, len);
+	spit(path, buf, len);
+	ck_assert_int_eq(try_load(path), KNYTT_ECORRUPT);
+	knytt_index_close(few);
 	unlink(path);
 	free(path);
 	free(buf);
-	free(bad);
 	free(lab);
 	knytt_index_close(r);
 	knytt_index_close(s);

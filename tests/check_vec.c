@@ -138,6 +138,11 @@ START_TEST(f8_kernels_match_reference)
 		ck_assert_msg(memcmp(o + 1, want, d * sizeof *o) == 0,
 			      "%s sub d=%d", t[k]->name, d);
 		ck_assert(o[0] == -1.5f && o[d + 1] == -1.5f);
+		/* in place, as the residual walk uses it (out == a) */
+		memcpy(o, pa, d * sizeof *o);
+		t[k]->sub(o, ps, o, (size_t)d);
+		ck_assert_msg(memcmp(o, want, d * sizeof *o) == 0,
+			      "%s sub in place d=%d", t[k]->name, d);
 	}
 	free(o);
 	free(want);

@@ -266,9 +266,11 @@ int knytt__rq_prepare(const knytt_index *ix, knytt__scratch *sc,
 		sc->rq_epoch = 1;
 	}
 	sc->rq_q = q;
-	if (ix->metric != KNYTT_METRIC_L2)
+	if (ix->metric != KNYTT_METRIC_L2) {
 		for (size_t j = 0; j < d; j++)
 			sc->rq_a[j] = q[j] * ix->qsv[j];
+		sc->rq_qm = ix->ops->dot(q, ix->qmid, d);
+	}
 	return KNYTT_OK;
 }
 
@@ -277,11 +279,14 @@ static __attribute__((noinline)) void rq_fill(const knytt_index *ix,
 					      knytt__scratch *sc, unsigned k)
 {
 	size_t d = ix->dim;
-	const float *cm = ix->qcm + (size_t)k * d;
-	if (ix->metric == KNYTT_METRIC_L2)
-		ix->ops->sub(sc->rq_q, cm, sc->rq_a + k * d, d);
-	else
-		sc->rq_e[k] = ix->ops->dot(sc->rq_q, cm, d);
+	const float *cen = ix->qcen + (size_t)k * d;
+	if (ix->metric == KNYTT_METRIC_L2) {
+		float *p = sc->rq_a + (size_t)k * d;
+		ix->ops->sub(sc->rq_q, cen, p, d);
+		ix->ops->sub(p, ix->qmid, p, d);
+	} else {
+		sc->rq_e[k] = ix->ops->dot(sc->rq_q, cen, d) + sc->rq_qm;
+	}
 	sc->rq_tag[k] = sc->rq_epoch;
 }
 
@@ -326,8 +331,8 @@ key(const knytt_index *ix, const void *q, const void *v)
  * as key() but for f16, whose walks take an f32 query (a search's own,
  * or an inserted node's vector widened into the scratch: exact, so both
  * ways give the same sums) and whose stored side is halves.  Residual
- * codes of two cells are decoded (into sc's ka and kb) and compared in
- * f32.
+ * codes of two cells are compared decoded, in f32: the caller passes a
+ * as ss_left gave it, b is decoded into sc's kb.
  */
 static inline float key_ss(const knytt_index *ix, knytt__scratch *sc,
 			   const void *a, const void *b)
@@ -339,18 +344,23 @@ static inline float key_ss(const knytt_index *ix, knytt__scratch *sc,
 		return -ix->ops->dot_h(a, b, ix->dim);
 	case KID_R_L2:
 	case KID_R_NEGDOT:
-		/* a is the same node over a loop (add_backlink, unlink) */
-		if (sc->ka_src != a) {
-			knytt__resid_decode(ix, a, sc->ka);
-			sc->ka_src = a;
-		}
 		knytt__resid_decode(ix, b, sc->kb);
-		return ix->kid == KID_R_L2 ? ix->ops->l2sq(sc->ka, sc->kb, ix->dim)
-					   : -ix->ops->dot(sc->ka, sc->kb,
-							   ix->dim);
+		return ix->kid == KID_R_L2 ? ix->ops->l2sq(a, sc->kb, ix->dim)
+					   : -ix->ops->dot(a, sc->kb, ix->dim);
 	default:
 		return key(ix, a, b);
 	}
+}
+
+/* The left side of key_ss for node s's vector, compared with many: as
+ * stored, or for residual codes decoded once (into sc's ka). */
+static inline const void *ss_left(const knytt_index *ix, knytt__scratch *sc,
+				  uint32_t s)
+{
+	if (!ix->qcells)
+		return knytt__vecp(ix, s);
+	knytt__resid_decode(ix, (const int8_t *)knytt__vecp(ix, s), sc->ka);
+	return sc->ka;
 }
 
 float knytt__key(const knytt_index *ix, const void *q, const void *v)
@@ -592,9 +602,6 @@ static int ensure_heaps(knytt__scratch *sc, const knytt_index *ix,
 				((size_t)ix->m0 + 1) * ix->dim,
 				sizeof *sc->kd)))
 		return knytt__err(KNYTT_ENOMEM, "search scratch: out of memory");
-	/* a decoding kept from an earlier write may be stale: the slot
-	 * can have been reused since */
-	sc->ka_src = NULL;
 	return 0;
 }
 
@@ -714,7 +721,7 @@ static void add_backlink(knytt_index *ix, knytt__scratch *sc, uint32_t n,
 		nunlock(ix, n);
 		return;
 	}
-	const void *nv = knytt__vecp(ix, n);
+	const void *nv = ss_left(ix, sc, n);
 	knytt__cand *t = sc->tmp;
 	size_t m = 0;
 	t[m].id = s;
@@ -831,7 +838,7 @@ int knytt__hnsw_unlink(knytt_index *ix, uint32_t s)
 			sc->tags[s] = epoch;
 			knytt__cand *t = sc->tmp;
 			size_t m = 0;
-			const void *uv = knytt__vecp(ix, u);
+			const void *uv = ss_left(ix, sc, u);
 			for (int pass = 0; pass < 2; pass++) {
 				const uint32_t *src = pass ? dl : ul + 1;
 				uint32_t ns = pass ? nd : nu;

@@ -36,13 +36,13 @@ typedef struct knytt__scratch {
 	/* Residual int8-only (KID_R_*, quant.c): the prepared query rq_q,
 	 * and its view of each cell, filled when a walk first meets the
 	 * cell (rq_tag[k] == rq_epoch): L2, the row rq_a + k dim is
-	 * q - c_k - mid; IP/cosine, rq_e[k] is q.(c_k + mid) and rq_a is
-	 * q times the steps.  ka, kb: two decoded vectors (key_ss), ka
-	 * that of the codes at ka_src (NULL: none); kd: the decoded
-	 * neighbours a selection kept (kdcap floats). */
+	 * q - c_k - mid; IP/cosine, rq_e[k] is q.(c_k + mid), rq_qm is
+	 * q.mid, and rq_a is q times the steps.  ka, kb: two decoded
+	 * vectors (key_ss); kd: the decoded neighbours a selection kept
+	 * (kdcap floats). */
 	const float *rq_q;
 	float *rq_a, *rq_e, *ka, *kb, *kd;
-	const void *ka_src;
+	float rq_qm;
 	size_t kdcap;
 	uint32_t *rq_tag;
 	uint32_t rq_epoch;

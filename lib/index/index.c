@@ -68,7 +68,6 @@ void knytt_index_close(knytt_index *ix)
 	free(ix->qmid);
 	free(ix->qcen);
 	free(ix->qsv);
-	free(ix->qcm);
 	knytt__lmap_free(&ix->labels);
 	pthread_rwlock_destroy(&ix->rw);
 	pthread_mutex_destroy(&ix->glock);
@@ -736,18 +735,25 @@ uint32_t knytt_index_dim(const knytt_index *ix)
 	return ix && ix->is_open ? ix->dim : 0;
 }
 
-size_t knytt_index_vector_memory(const knytt_index *ix)
+/* Vector bytes beside the nodes: INT8's f32 copies, the quantizer's
+ * centres, residual codes' cell centres and steps. */
+static size_t side_bytes(const knytt_index *ix)
 {
-	if (!ix)
-		return 0;
-	size_t b = ix->cap * ix->vbytes;
+	size_t b = 0;
 	if (ix->f32)
 		b += ix->cap * ix->dim * sizeof(float);
 	if (ix->qmid)
 		b += ix->dim * sizeof(float);
-	if (ix->qcells) /* centres, centres + qmid, steps */
-		b += (2 * (size_t)ix->qcells + 1) * ix->dim * sizeof(float);
+	if (ix->qcells)
+		b += ((size_t)ix->qcells + 1) * ix->dim * sizeof(float);
 	return b;
+}
+
+size_t knytt_index_vector_memory(const knytt_index *ix)
+{
+	if (!ix)
+		return 0;
+	return ix->cap * ix->vbytes + side_bytes(ix);
 }
 
 size_t knytt_index_memory(const knytt_index *ix)
@@ -760,13 +766,7 @@ size_t knytt_index_memory(const knytt_index *ix)
 		   ix->cap * (sizeof *ix->uoff + 1) +
 		   ix->upool_cap * sizeof *ix->upool +
 		   ix->free_cap * sizeof *ix->freel +
-		   knytt__lmap_bytes(&ix->labels);
-	if (ix->f32)
-		b += ix->cap * ix->dim * sizeof(float);
-	if (ix->qmid)
-		b += ix->dim * sizeof(float);
-	if (ix->qcells) /* centres, centres + qmid, steps */
-		b += (2 * (size_t)ix->qcells + 1) * ix->dim * sizeof(float);
+		   knytt__lmap_bytes(&ix->labels) + side_bytes(ix);
 	pthread_rwlock_unlock(&w->rw);
 	return b;
 }
@@ -783,26 +783,32 @@ typedef struct prepared {
 	const float *a;
 } prepared;
 
-static prepared prepare(const knytt_index *ix, knytt__scratch *sc,
-			const float *q)
+/* the walk compares the query's int8 codes with the nodes', so its ef
+ * best are re-ranked (slot_dist); every other walk's key is the
+ * distance (residual codes: the f32 query against the codes) */
+static inline int walks_on_codes(const knytt_index *ix)
 {
-	prepared p = { q, q, q };
+	return knytt__is_i8(ix) && !ix->qcells;
+}
+
+/* Prepares query @p q in @p sc into *p: 0, or KNYTT_ENOMEM. */
+static int prepare(const knytt_index *ix, knytt__scratch *sc,
+		   const float *q, prepared *p)
+{
+	*p = (prepared){ q, q, q };
 	if (ix->metric == KNYTT_METRIC_COSINE) {
 		memcpy(sc->qf, q, ix->dim * sizeof *q);
 		knytt__normalize(sc->qf, ix->dim);
-		p.f = p.key = p.a = sc->qf;
+		p->f = p->key = p->a = sc->qf;
 	}
 	if (ix->qcells) {
-		/* residual codes: the walk takes the f32 query (hnsw.c);
-		 * out of memory leaves rq_q NULL, checked by the caller */
-		sc->rq_q = NULL;
-		if (knytt__rq_prepare(ix, sc, p.f) == KNYTT_OK)
-			p.key = sc;
-		return p;
+		/* residual codes: the walk takes the f32 query (hnsw.c) */
+		p->key = sc;
+		return knytt__rq_prepare(ix, sc, p->f);
 	}
 	if (knytt__is_i8(ix)) {
-		knytt__quant_encode(ix, p.f, sc->qc);
-		p.key = sc->qc;
+		knytt__quant_encode(ix, p->f, sc->qc);
+		p->key = sc->qc;
 	}
 	if (ix->quant == KNYTT_QUANT_INT8_ONLY &&
 	    ix->metric == KNYTT_METRIC_L2) {
@@ -810,9 +816,9 @@ static prepared prepare(const knytt_index *ix, knytt__scratch *sc,
 		float inv = 1.0f / ix->qstep;
 		for (uint32_t j = 0; j < ix->dim; j++)
 			sc->qf[j] = (q[j] - ix->qmid[j]) * inv;
-		p.a = sc->qf;
+		p->a = sc->qf;
 	}
-	return p;
+	return KNYTT_OK;
 }
 
 /*
@@ -824,14 +830,11 @@ static prepared prepare(const knytt_index *ix, knytt__scratch *sc,
  * here, by these distances, as INT8 mode sets it with the f32 vectors.
  *   L2:     |q - (mid + s c)|^2 = s^2 |(q - mid)/s - c|^2
  *   IP/cos: koff - q.(s c)       (mid is 0 for these metrics)
- * Residual codes: the walk's own key, already the asymmetric distance.
  */
 static inline float a8_dist(const knytt_index *ix, const prepared *p,
 			    uint32_t s)
 {
 	const int8_t *c = (const int8_t *)knytt__vecp(ix, s);
-	if (ix->qcells)
-		return knytt__key(ix, p->key, c) + ix->koff;
 	if (ix->metric == KNYTT_METRIC_L2)
 		return ix->qstep * ix->qstep * ix->ops->l2sq_f8(p->a, c, ix->dim);
 	return ix->koff - ix->qstep * ix->ops->dot_f8(p->a, c, ix->dim);
@@ -852,15 +855,12 @@ static inline float f32_dist(const knytt_index *ix, const float *q,
 static inline float slot_dist(const knytt_index *ix, const prepared *p,
 			      uint32_t s)
 {
-	switch (ix->quant) {
-	case KNYTT_QUANT_INT8:
+	if (ix->quant == KNYTT_QUANT_INT8)
 		return f32_dist(ix, p->f, s);
-	case KNYTT_QUANT_INT8_ONLY:
+	if (walks_on_codes(ix)) /* INT8_ONLY, shared step */
 		return a8_dist(ix, p, s);
-	default:
-		return knytt__key(ix, p->key, knytt__vecp(ix, s)) * ix->kscale +
-		       ix->koff;
-	}
+	return knytt__key(ix, p->key, knytt__vecp(ix, s)) * ix->kscale +
+	       ix->koff;
 }
 
 /* Exact scan over live, passing slots.  Uses f32 vectors when the index
@@ -955,9 +955,10 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 	knytt__scratch *sc = knytt__scratch_get(ix);
 	if (!sc)
 		return knytt__err(KNYTT_ENOMEM, "search: out of memory");
-	prepared p = prepare(ix, sc, q);
-	if (ix->qcells && p.key != (const void *)sc)
-		return knytt__err(KNYTT_ENOMEM, "search: out of memory");
+	prepared p;
+	int rc = prepare(ix, sc, q, &p);
+	if (rc)
+		return rc;
 	/* The walk's buffers grow with ef: an ef of 1e9 asked for
 	 * gigabytes.  ef is clamped to KNYTT_INDEX_MAX_EF, then raised to k
 	 * as always, and never exceeds the number of items, since the
@@ -990,7 +991,7 @@ static int search_locked(const knytt_index *ix, const float *q, size_t k,
 		return (int)walked;
 	size_t got = (size_t)walked;
 	knytt__cand *out = sc->tmp; /* no allocation per query */
-	if (knytt__is_i8(ix) && !ix->qcells) {
+	if (walks_on_codes(ix)) {
 		for (size_t i = 0; i < got; i++)
 			out[i].d = slot_dist(ix, &p, out[i].id);
 		qsort(out, got, sizeof *out, cmp_f);

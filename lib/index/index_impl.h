@@ -109,7 +109,6 @@ struct knytt_index {
 	uint32_t qcells;
 	float *qcen; /* qcells x dim */
 	float *qsv;  /* dim */
-	float *qcm;  /* qcells x dim: qcen + qmid (derived, not saved) */
 
 	/* an opaque tag its owner sets and finds again after a load (the
 	 * engine: which store, tenant and model the file was built for);
@@ -193,18 +192,16 @@ int knytt__index_reserve(knytt_index *ix, size_t need);
 void knytt__quant_encode(const knytt_index *ix, const float *x, int8_t *c);
 void knytt__quant_decode(const knytt_index *ix, const int8_t *c, float *x);
 int knytt__quant_train(knytt_index *ix, size_t n, const float *v);
-/* ix->qcm from qcen and qmid (residual codes); 0 or KNYTT_ENOMEM */
-int knytt__quant_cells_ready(knytt_index *ix);
 
 /* The residual codes' decoded vector (residual INT8_ONLY): cell k's
  * centre plus qmid plus the codes times their steps. */
 static inline void knytt__resid_decode(const knytt_index *ix,
 				       const int8_t *c, float *x)
 {
-	const float *cm = ix->qcm + (size_t)((const uint8_t *)c)[ix->dim] *
-					    ix->dim;
+	const float *cen = ix->qcen + (size_t)((const uint8_t *)c)[ix->dim] *
+					      ix->dim;
 	for (uint32_t j = 0; j < ix->dim; j++)
-		x[j] = cm[j] + ix->qsv[j] * (float)c[j];
+		x[j] = cen[j] + ix->qmid[j] + ix->qsv[j] * (float)c[j];
 }
 
 #endif

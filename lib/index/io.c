@@ -216,6 +216,11 @@ static int validate_graph(const knytt_index *ix, const char *path)
 		if (l0[0] > ix->m0 || lv > KNYTT__MAX_LEVEL ||
 		    (fl & ~NODE_DELETED))
 			return CORRUPT("%s: node %zu has a bad header", path, s);
+		/* residual codes: the cell's number indexes the centres */
+		if (ix->qcells && knytt__vecp(ix, id)[ix->dim] >= ix->qcells)
+			return CORRUPT("%s: node %zu has cell %u of %u", path,
+				       s, knytt__vecp(ix, id)[ix->dim],
+				       ix->qcells);
 		for (uint32_t j = 0; j < l0[0]; j++)
 			if (l0[1 + j] >= ix->nslots)
 				return CORRUPT("%s: node %zu links outside "
@@ -384,16 +389,6 @@ static int load_mapped(knytt_index *ix, const unsigned char *p, size_t len,
 				return CORRUPT("%s: quantizer cell centre "
 					       "value %zu is not finite",
 					       path, j);
-		if (knytt__quant_cells_ready(ix))
-			return knytt__err(KNYTT_ENOMEM, "out of memory");
-		/* a node's cell indexes the centres */
-		for (size_t i = 0; i < ns; i++)
-			if (knytt__vecp(ix, (uint32_t)i)[ix->dim] >=
-			    ix->qcells)
-				return CORRUPT("%s: node %zu has cell %u of "
-					       "%u", path, i,
-					       knytt__vecp(ix, (uint32_t)i)[ix->dim],
-					       ix->qcells);
 	}
 	int rc = validate_graph(ix, path);
 	if (rc)
@@ -431,7 +426,6 @@ static void unload(knytt_index *ix)
 	free(ix->qmid);
 	free(ix->qcen);
 	free(ix->qsv);
-	free(ix->qcm);
 	free(ix->freel);
 	knytt__lmap_free(&ix->labels);
 	ix->uoff = NULL;
@@ -440,7 +434,6 @@ static void unload(knytt_index *ix)
 	ix->qmid = NULL;
 	ix->qcen = NULL;
 	ix->qsv = NULL;
-	ix->qcm = NULL;
 	ix->qcells = 0;
 	ix->freel = NULL;
 	ix->l0 = NULL;

@@ -112,19 +112,6 @@ static float q_best_step(const knytt_index *ix, size_t n, const float *v,
 	return full * (float)(20 - best) / 20.0f;
 }
 
-int knytt__quant_cells_ready(knytt_index *ix)
-{
-	size_t d = ix->dim;
-	float *cm = realloc(ix->qcm, (size_t)ix->qcells * d * sizeof *cm);
-	if (!cm)
-		return knytt__err(KNYTT_ENOMEM, "quantizer: out of memory");
-	for (size_t k = 0; k < ix->qcells; k++)
-		for (size_t j = 0; j < d; j++)
-			cm[k * d + j] = ix->qcen[k * d + j] + ix->qmid[j];
-	ix->qcm = cm;
-	return KNYTT_OK;
-}
-
 /* the nearest of ix's qcells centres to @p x (L2) */
 static unsigned nearest_cell(const knytt_index *ix, const float *x)
 {
@@ -278,20 +265,11 @@ static int resid_train(knytt_index *ix, size_t n, const float *v)
 	}
 	if (!(e_res < RES_GAIN * e_shared))
 		goto out;
-	float *oldmid = ix->qmid;
-	ix->qmid = mid;
+	memcpy(ix->qmid, mid, d * sizeof *mid);
 	ix->qcen = cen;
-	ix->qcells = (uint32_t)K;
-	if ((rc = knytt__quant_cells_ready(ix))) {
-		/* out of memory: the shared code stays, whole */
-		ix->qmid = oldmid;
-		ix->qcen = NULL;
-		ix->qcells = 0;
-		goto out;
-	}
 	ix->qsv = st;
-	free(oldmid);
-	cen = st = mid = NULL;
+	ix->qcells = (uint32_t)K;
+	cen = st = NULL;
 out:
 	free(smp);
 	free(cell);

@@ -64,7 +64,7 @@ typedef struct knytt__vec_ops {
 	float (*l2sq_f8w)(const float *a, const float *s, const int8_t *b,
 			  size_t d);
 	/* out_i = a_i - b_i: one rounding each, so every tier writes the
-	 * same floats (out may be a or b) */
+	 * same floats (out may be a: in place) */
 	void (*sub)(const float *a, const float *b, float *out, size_t d);
 } knytt__vec_ops;
 
