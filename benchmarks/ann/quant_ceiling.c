@@ -114,20 +114,6 @@ static float nearest(const float *lev, float x)
 
 static double code_base(const ann_data *d, int code, float *dec);
 
-/* whether the comma-separated @p list names @p name */
-static int listed(const char *list, const char *name)
-{
-	size_t n = strlen(name);
-	for (const char *p = list; *p;) {
-		const char *e = strchr(p, ',');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		if (len == n && strncmp(p, name, n) == 0)
-			return 1;
-		p += len + (e != NULL);
-	}
-	return 0;
-}
-
 /* nearest of the k centroids cen for each of the n rows x */
 static int assign(const float *cen, size_t k, const float *x, size_t n,
 		  size_t dim, uint32_t *out)
@@ -386,6 +372,25 @@ int main(int argc, char **argv)
 	}
 	if (!name || nq == 0 || kcells == 0)
 		goto usage;
+	/* --codes: the codes named (each must be one), else all */
+	int want[NCODES];
+	for (int k = 0; k < NCODES; k++)
+		want[k] = codes == NULL;
+	for (const char *c = codes; c && *c;) {
+		size_t len = strcspn(c, ",");
+		int known = 0;
+		for (int k = 0; k < NCODES; k++)
+			if (strlen(code_name[k]) == len &&
+			    strncmp(c, code_name[k], len) == 0)
+				known = want[k] = 1;
+		if (!known) {
+			fprintf(stderr, "quant_ceiling: --codes: unknown code "
+				"'%.*s' (shared, perdim, lloyd, resid, "
+				"resid-perdim)\n", (int)len, c);
+			return 2;
+		}
+		c += len + (c[len] == ',');
+	}
 	ann_data d;
 	int rc = ann_data_load(name, data_dir, cache_dir, 1, &d);
 	if (rc != ANN_OK)
@@ -400,7 +405,7 @@ int main(int argc, char **argv)
 	printf("%-10s %-12s %12s %9s\n", "dataset", "code", "mse/elem",
 	       "recall10");
 	for (int c = 0; c < NCODES; c++) {
-		if (codes && !listed(codes, code_name[c]))
+		if (!want[c])
 			continue;
 		double mse = code_base(&d, c, dec);
 		double r = mse < 0 ? -1 : recall_over(&d, dec, nq);
