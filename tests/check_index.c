@@ -858,10 +858,14 @@ static int try_load(const char *path)
 	return rc;
 }
 
-static void reseal(unsigned char *b, size_t len)
+/* An edited file @p b (@p len bytes), its checksums made valid again,
+ * written to @p path and loaded: try_load's answer. */
+static int load_edited(const char *path, unsigned char *b, size_t len)
 {
 	knytt__put_u32(b + 168, knytt__crc32c(0, b + 256, len - 256));
 	knytt__put_u32(b + 252, knytt__crc32c(0, b, 252));
+	spit(path, b, len);
+	return try_load(path);
 }
 
 START_TEST(corrupt_truncated_foreign_files)
@@ -901,24 +905,18 @@ START_TEST(corrupt_truncated_foreign_files)
 	/* newer format version, properly sealed */
 	memcpy(b, orig, len);
 	knytt__put_u32(b + 8, 99);
-	reseal(b, len);
-	spit(bad, b, len);
-	ck_assert_int_eq(try_load(bad), KNYTT_EVERSION);
+	ck_assert_int_eq(load_edited(bad, b, len), KNYTT_EVERSION);
 	/* valid checksums but a link pointing outside the index */
 	memcpy(b, orig, len);
 	knytt__put_u32(b + 256 + 8, 0);          /* node 0: first link ... */
 	knytt__put_u32(b + 256 + 8 + 4, 123456); /* ... second is bad */
 	knytt__put_u32(b + 256 + 4, 2);
-	reseal(b, len);
-	spit(bad, b, len);
-	ck_assert_int_eq(try_load(bad), KNYTT_ECORRUPT);
+	ck_assert_int_eq(load_edited(bad, b, len), KNYTT_ECORRUPT);
 	ck_assert_ptr_nonnull(strstr(knytt_errmsg(), "links outside"));
 	/* sealed, but a count that does not match */
 	memcpy(b, orig, len);
 	knytt__put_u64(b + 88, 999);
-	reseal(b, len);
-	spit(bad, b, len);
-	ck_assert_int_eq(try_load(bad), KNYTT_ECORRUPT);
+	ck_assert_int_eq(load_edited(bad, b, len), KNYTT_ECORRUPT);
 	/* the original still loads; a handle with an index cannot load */
 	ck_assert_int_eq(try_load(path), KNYTT_OK);
 	ck_assert_int_eq(knytt_index_load(a, path), KNYTT_ESTATE);
@@ -1133,10 +1131,8 @@ START_TEST(int8_only_residual_codes)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		memcpy(bad, buf, len);
 		knytt__put_u32(bad + cases[i].at, cases[i].v);
-		reseal(bad, len);
-		spit(path, bad, len);
-		ck_assert_msg(try_load(path) == KNYTT_ECORRUPT, "case %zu",
-			      i);
+		ck_assert_msg(load_edited(path, bad, len) == KNYTT_ECORRUPT,
+			      "case %zu", i);
 	}
 	free(buf);
 	free(bad);
@@ -1151,9 +1147,7 @@ START_TEST(int8_only_residual_codes)
 	knytt_index_close(save_reload(few, path, 4));
 	buf = slurp(path, &len);
 	buf[256 + few->off_vec + D] = 255; /* node 0, the first block */
-	reseal(buf, len);
-	spit(path, buf, len);
-	ck_assert_int_eq(try_load(path), KNYTT_ECORRUPT);
+	ck_assert_int_eq(load_edited(path, buf, len), KNYTT_ECORRUPT);
 	knytt_index_close(few);
 	unlink(path);
 	free(path);
@@ -1205,13 +1199,9 @@ START_TEST(f16_file_is_version_3)
 	size_t len;
 	unsigned char *buf = slurp(path, &len);
 	knytt__put_u32(buf + 8, 2);
-	reseal(buf, len);
-	spit(path, buf, len);
-	ck_assert_int_eq(try_load(path), KNYTT_ECORRUPT);
+	ck_assert_int_eq(load_edited(path, buf, len), KNYTT_ECORRUPT);
 	knytt__put_u32(buf + 8, 5);
-	reseal(buf, len);
-	spit(path, buf, len);
-	ck_assert_int_eq(try_load(path), KNYTT_EVERSION);
+	ck_assert_int_eq(load_edited(path, buf, len), KNYTT_EVERSION);
 	unlink(path);
 	free(path);
 	free(buf);
